@@ -1,0 +1,77 @@
+//! `edgenet config new`: a starting config that passes `check` as written.
+
+use std::io::Write;
+
+use edgenet_core::config::template::{new_config, template_problem, NodeSelection};
+use edgenet_core::config::{DeploymentType, Distribution};
+
+use crate::cli::{Cli, ConfigNewArgs, DeploymentKind, Distro, NodeType};
+use crate::exit::{CliError, Exit};
+
+pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
+    let nodes = match args.node_type {
+        NodeType::Linux => NodeSelection::Linux,
+        NodeType::Windows => NodeSelection::Windows,
+        NodeType::LinuxAndWindows => NodeSelection::LinuxAndWindows,
+    };
+    if let Some(problem) = template_problem(nodes) {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("--node-type windows: {problem}"),
+        ));
+    }
+    let deployment = match args.deployment_type {
+        DeploymentKind::Single => DeploymentType::SingleMachineCluster,
+        DeploymentKind::Scalable => DeploymentType::ScalableCluster,
+    };
+    let distro = match args.distro {
+        Distro::K3s => Distribution::K3s,
+        Distro::K8s => Distribution::K8s,
+    };
+    let mut text =
+        serde_json::to_string_pretty(&new_config(deployment, nodes, distro)).expect("serializes");
+    text.push('\n');
+    match &args.out {
+        None => print!("{text}"),
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true);
+            if args.force {
+                options.create(true).truncate(true);
+            } else {
+                options.create_new(true);
+            }
+            let mut file = options.open(path).map_err(|e| {
+                let err = CliError::new(
+                    Exit::Unreadable,
+                    "cannot-write",
+                    format!("cannot write {}: {e}", path.display()),
+                );
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    err.hint("pass --force to overwrite it")
+                } else {
+                    err
+                }
+            })?;
+            file.write_all(text.as_bytes()).map_err(|e| {
+                CliError::new(
+                    Exit::Host,
+                    "cannot-write",
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+            let next = if deployment == DeploymentType::ScalableCluster {
+                "fill in the <…> placeholders, then run"
+            } else {
+                "check it with"
+            };
+            eprintln!(
+                "wrote {}; {next} `edgenet check -c {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}

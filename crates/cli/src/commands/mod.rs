@@ -1,0 +1,97 @@
+//! One module per command, and what they share: reading the config and the host.
+
+pub mod check;
+pub mod config_new;
+pub mod plan;
+
+use std::path::Path;
+
+use edgenet_core::config::{builtin_default, load, Loaded};
+use edgenet_core::host_facts::HostFacts;
+use edgenet_core::validate::{Code, Context, Finding};
+
+use crate::cli::{CheckArgs, Cli};
+use crate::exit::{CliError, Exit};
+
+/// Where the config came from, for messages.
+pub fn config_source(cli: &Cli) -> String {
+    cli.config.as_deref().map_or_else(
+        || "built-in default".to_string(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
+pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
+    let bytes = match &cli.config {
+        None => builtin_default().to_string().into_bytes(),
+        Some(path) => read_file(path)?,
+    };
+    load(&bytes).map_err(|e| {
+        CliError::new(
+            Exit::Unreadable,
+            "unreadable-config",
+            format!("{}: {e}", config_source(cli)),
+        )
+        .hint("fix the file, or start from `edgenet config new`")
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let limit = edgenet_core::config::MAX_CONFIG_BYTES as u64;
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::new(
+            Exit::Unreadable,
+            "unreadable-config",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit so the loader can say the file is too large, without ever
+    // holding more than that in memory.
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| {
+        CliError::new(
+            Exit::Unreadable,
+            "unreadable-config",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    Ok(bytes)
+}
+
+/// The live host, or why it was not read.
+pub fn host_facts(args: &CheckArgs) -> Result<HostFacts, String> {
+    if args.offline_check {
+        return Err("--offline-check was given".into());
+    }
+    edgenet_host::facts::gather().map_err(|e| format!("the host could not be read ({e})"))
+}
+
+pub fn context<'a>(facts: &'a Result<HostFacts, String>, args: &CheckArgs) -> Context<'a> {
+    let mut ctx = match facts {
+        Ok(f) => Context::live(f),
+        Err(reason) => Context::offline(reason.clone(), local_hostname()),
+    };
+    ctx.machine = args.machine;
+    ctx
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A finding for a `--machine` that the config does not have.
+pub fn machine_out_of_range(args: &CheckArgs, count: usize) -> Option<Finding> {
+    let i = args.machine?;
+    (i >= count).then(|| {
+        Finding::error(
+            Code::MachineCount,
+            "Machines",
+            format!("--machine {i} is out of range: the config lists {count} machine(s)"),
+        )
+        .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))
+    })
+}

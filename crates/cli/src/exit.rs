@@ -1,0 +1,65 @@
+//! Exit codes scripts can trust, and the one error type every command returns.
+
+use std::process::ExitCode;
+
+use crate::cli::Output;
+
+/// 0 success; 1 the config has errors or the operation found problems; 2 the config cannot be
+/// read or parsed (and clap's own usage errors); 3 the host could not be changed as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Findings = 1,
+    Unreadable = 2,
+    Host = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A command that could not do its job. `code` names it for JSON output.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, code: &'static str, message: impl Into<String>) -> Self {
+        CliError {
+            exit,
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> Exit {
+        self.exit
+    }
+
+    /// Text on stderr for people; a JSON object on stdout for scripts.
+    pub fn report(&self, output: Output) {
+        match output {
+            Output::Json => crate::output::print_json(&serde_json::json!({
+                "error": { "code": self.code, "message": self.message, "hint": self.hint, "exit": self.exit as u8 }
+            })),
+            Output::Text => {
+                eprintln!("edgenet: {}", self.message);
+                if let Some(hint) = &self.hint {
+                    eprintln!("  hint: {hint}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! How reports look: plain text for people (coloured on a terminal unless NO_COLOR is set),
+//! JSON for scripts.
+
+use std::io::IsTerminal;
+
+use edgenet_core::validate::{Finding, Severity};
+
+/// ANSI styling, on only for a terminal and never when NO_COLOR is set (https://no-color.org).
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    on: bool,
+}
+
+impl Style {
+    pub fn for_stdout() -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            on: !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    pub fn severity(self, s: Severity) -> String {
+        match s {
+            Severity::Error => self.paint("1;31", "error"),
+            Severity::Warning => self.paint("1;33", "warning"),
+            Severity::Notice => self.paint("1;36", "notice"),
+        }
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialize")
+    );
+}
+
+/// One finding as people read it:
+/// `error[address-duplicate] Machines[0].LinuxNode.Ip4Address: … \n  hint: …`.
+pub fn finding_text(f: &Finding, style: Style) -> String {
+    let mut s = format!("{}[{}]", style.severity(f.severity), f.code);
+    if !f.path.is_empty() {
+        s.push(' ');
+        s.push_str(&style.bold(&f.path));
+        s.push(':');
+    }
+    s.push(' ');
+    s.push_str(&f.message);
+    if let Some(hint) = &f.hint {
+        s.push_str(&format!("\n  {} {hint}", style.dim("hint:")));
+    }
+    s
+}
+
+pub fn summary(findings: &[Finding]) -> String {
+    let count = |sev| findings.iter().filter(|f| f.severity == sev).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}, {}",
+        plural(count(Severity::Error), "error"),
+        plural(count(Severity::Warning), "warning"),
+        plural(count(Severity::Notice), "notice")
+    )
+}
+
+/// A left-aligned table with a header row.
+pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = style.bold(&line(header.iter().map(|h| h.to_string()).collect()));
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}

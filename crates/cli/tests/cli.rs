@@ -1,0 +1,354 @@
+//! The `edgenet` binary as users and scripts run it: exit codes, JSON shapes, messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn edgenet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgenet"))
+        .args(args)
+        .env_remove("EDGENET_CONFIG")
+        .output()
+        .expect("runs edgenet")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.display().to_string()
+}
+
+fn edit(name: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap();
+    f(&mut v);
+    v.to_string().into_bytes()
+}
+
+#[test]
+fn fixtures_pass_check() {
+    for name in [
+        "aksee-single-machine.json",
+        "aksee-scalable-first.json",
+        "aksee-scalable-join.json",
+        "aksee-preview-vswitch.json",
+        "k8s-calico.json",
+    ] {
+        // --offline-check: the scalable fixtures name an adapter this test host may not have.
+        let out = edgenet(&[
+            "check",
+            "--offline-check",
+            "-c",
+            fixture(name).to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        assert_eq!(
+            code(&out),
+            0,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let findings = json(&out);
+        assert!(findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"));
+        assert!(
+            findings
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["code"] == "host-checks-skipped"),
+            "skips are said"
+        );
+    }
+}
+
+#[test]
+fn broken_variants_fail_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "ipv6",
+            edit("aksee-scalable-first.json", |v| {
+                v["Machines"][0]["LinuxNode"]["Ip4Address"] = "fd00::171".into()
+            }),
+            "ipv6-not-supported",
+            "Machines[0].LinuxNode.Ip4Address",
+        ),
+        (
+            "dup",
+            edit("aksee-scalable-first.json", |v| {
+                v["Network"]["ControlPlaneEndpointIp"] = "192.168.1.171".into()
+            }),
+            "address-duplicate",
+            "Machines[0].LinuxNode.Ip4Address",
+        ),
+        (
+            "type",
+            edit("aksee-single-machine.json", |v| {
+                v["Init"]["ServiceIPRangeSize"] = "ten".into()
+            }),
+            "wrong-type",
+            "Init.ServiceIPRangeSize",
+        ),
+        (
+            "plugin",
+            edit("k8s-calico.json", |v| {
+                v["Network"]["NetworkPlugin"] = "flannel".into()
+            }),
+            "plugin-mismatch",
+            "Network.NetworkPlugin",
+        ),
+        (
+            "mac",
+            edit("k8s-calico.json", |v| {
+                v["Machines"][0]["LinuxNode"]["MacAddress"] = "03:00:00:00:00:01".into()
+            }),
+            "mac-not-unicast",
+            "Machines[0].LinuxNode.MacAddress",
+        ),
+        (
+            "join",
+            edit("aksee-scalable-join.json", |v| {
+                v["Init"]["ServiceIPRangeStart"] = "192.168.1.170".into()
+            }),
+            "address-duplicate",
+            "Machines[0].LinuxNode.Ip4Address",
+        ),
+        (
+            "preview",
+            edit("aksee-preview-vswitch.json", |v| {
+                v["Network"]["Ip4PrefixLength"] = "33".into()
+            }),
+            "invalid-cidr",
+            "Network.Ip4PrefixLength",
+        ),
+    ];
+    for (name, bytes, code_name, path) in cases {
+        let file = write_temp(&dir, &format!("{name}.json"), &bytes);
+        let out = edgenet(&["check", "--offline-check", "-c", &file, "--output", "json"]);
+        assert_eq!(code(&out), 1, "{name}");
+        let findings = json(&out);
+        assert!(
+            findings
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["code"] == code_name && f["path"] == path && f["severity"] == "error"),
+            "{name}: no {code_name} at {path} in {findings:#}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_configs_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(fixture("aksee-scalable-first.json")).unwrap();
+    let mut huge = b"{\"Pad\": \"".to_vec();
+    huge.resize(10 * 1024 * 1024, b'x');
+    huge.extend(b"\"}");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "malformed",
+            b"{ \"DeploymentType\": SingleMachineCluster }".to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "truncated",
+            text[..text.len() / 2].to_vec(),
+            "not valid JSON",
+        ),
+        ("huge", huge, "at most"),
+        (
+            "latin1",
+            b"{\"Edgenet\": {\"MachineName\": \"b\xe4ckerei\"}}".to_vec(),
+            "not UTF-8",
+        ),
+        ("array", b"[]".to_vec(), "must be a JSON object"),
+        ("empty", Vec::new(), "not valid JSON"),
+    ];
+    for (name, bytes, needle) in cases {
+        let file = write_temp(&dir, name, &bytes);
+        let out = edgenet(&["check", "-c", &file]);
+        assert_eq!(code(&out), 2, "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle) && stderr.contains(&file),
+            "{name}: {stderr}"
+        );
+        let out = edgenet(&["check", "-c", &file, "--output", "json"]);
+        assert_eq!(code(&out), 2);
+        assert_eq!(json(&out)[0]["severity"], "error", "{name}");
+    }
+    let out = edgenet(&["plan", "-c", "/nonexistent/edgenet.json"]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/edgenet.json"));
+}
+
+#[test]
+fn plan_json_of_the_builtin_default() {
+    let out = edgenet(&["plan", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let p = json(&out);
+    assert_eq!(p["schema"], "edgenet.plan/v1");
+    assert_eq!(p["switch"]["name"], "aksedgesw-int");
+    assert_eq!(p["kubernetes"]["pod_cidr"], "10.42.0.0/16");
+    assert_eq!(p["kubernetes"]["service_cidr"], "10.43.0.0/16");
+    assert_eq!(p["kubernetes"]["cluster_dns"], "10.43.0.10");
+    assert_eq!(p["nodes"][0]["role"], "control-plane");
+    assert!(p["nodes"][0]["name"].as_str().unwrap().ends_with("-ledge"));
+}
+
+#[test]
+fn plan_refuses_a_config_with_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_temp(
+        &dir,
+        "bad.json",
+        &edit("k8s-calico.json", |v| {
+            v["Network"]["Ip4AddressPrefix"] = "10.96.1.0/24".into()
+        }),
+    );
+    let out = edgenet(&["plan", "--offline-check", "-c", &file]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlaps-kubernetes-range"));
+}
+
+#[test]
+fn several_machines_need_machine_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = edit("aksee-scalable-first.json", |v| {
+        v["Machines"][0]["MachineName"] = "m0".into();
+        let mut second = v["Machines"][0].clone();
+        second["MachineName"] = "m1".into();
+        second["LinuxNode"]["Ip4Address"] = "192.168.1.172".into();
+        second["LinuxNode"]["ControlPlane"] = false.into();
+        v["Machines"].as_array_mut().unwrap().push(second);
+    });
+    let file = write_temp(&dir, "two.json", &bytes);
+    let out = edgenet(&["plan", "--offline-check", "-c", &file]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--machine"));
+    let out = edgenet(&[
+        "plan",
+        "--offline-check",
+        "-c",
+        &file,
+        "--machine",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&out)["nodes"][0]["name"], "m1-ledge");
+    let out = edgenet(&[
+        "check",
+        "--offline-check",
+        "-c",
+        &file,
+        "--machine",
+        "7",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn config_new_writes_configs_that_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    for deployment in ["single", "scalable"] {
+        for nodes in ["linux", "linux-and-windows"] {
+            for distro in ["k3s", "k8s"] {
+                let file = dir
+                    .path()
+                    .join(format!("{deployment}-{nodes}-{distro}.json"));
+                let f = file.to_str().unwrap();
+                let out = edgenet(&[
+                    "config",
+                    "new",
+                    "--deployment-type",
+                    deployment,
+                    "--node-type",
+                    nodes,
+                    "--distro",
+                    distro,
+                    "-o",
+                    f,
+                ]);
+                assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+                let out = edgenet(&["check", "--offline-check", "-c", f, "--output", "json"]);
+                let findings = json(&out);
+                let errors: Vec<&Value> = findings
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| f["severity"] == "error")
+                    .collect();
+                if deployment == "single" {
+                    assert_eq!(code(&out), 0, "{findings:#}");
+                } else {
+                    assert_eq!(code(&out), 1);
+                    assert!(
+                        !errors.is_empty() && errors.iter().all(|f| f["code"] == "placeholder"),
+                        "{findings:#}"
+                    );
+                }
+            }
+        }
+    }
+    // An existing file is kept unless --force.
+    let file = dir.path().join("single-linux-k3s.json");
+    let out = edgenet(&["config", "new", "-o", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = edgenet(&["config", "new", "--node-type", "windows"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn text_output_has_no_colour_when_piped_and_json_errors_are_json() {
+    let out = edgenet(&["check"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    let out = edgenet(&["plan", "-c", "/nonexistent.json", "--output", "json"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(json(&out)["error"]["code"], "unreadable-config");
+}
+
+#[test]
+fn help_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["check", "--help"],
+        vec!["plan", "--help"],
+        vec!["config", "new", "--help"],
+    ] {
+        let out = edgenet(&args);
+        assert_eq!(code(&out), 0);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    }
+    assert_eq!(code(&edgenet(&["no-such-command"])), 2);
+}

@@ -1,0 +1,481 @@
+//! JSON text → [`Config`], with the findings of rule group 1.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::legacy;
+use super::reader::{Obj, Reader};
+use super::*;
+use crate::plan::NodeKind;
+use crate::validate::{Code, Finding};
+
+/// Config files larger than this are refused before parsing: a real deployment file is a few
+/// kilobytes, a 10,000-machine one about 1.5 MB.
+pub const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+
+/// The file cannot be used at all (`check` exits 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    TooLarge {
+        size: usize,
+    },
+    Encoding {
+        offset: usize,
+    },
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    NotAnObject {
+        found: &'static str,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::TooLarge { size } => write!(
+                f,
+                "the config is {size} bytes; edgenet reads at most {MAX_CONFIG_BYTES} bytes (is this the right file?)"
+            ),
+            LoadError::Encoding { offset } => write!(
+                f,
+                "the config is not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8"
+            ),
+            LoadError::Syntax { line, column, message } => {
+                write!(f, "the config is not valid JSON: {message} at line {line}, column {column}")
+            }
+            LoadError::NotAnObject { found } => write!(
+                f,
+                "the config must be a JSON object ({{ \"DeploymentType\": … }}), found {found}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A parsed config and what rule group 1 found in it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub findings: Vec<Finding>,
+}
+
+const ROOT_KEYS: &[&str] = &[
+    "SchemaVersion",
+    "Version",
+    "DeploymentType",
+    "Init",
+    "Network",
+    "Machines",
+    "Join",
+    "Edgenet",
+];
+const ROOT_ACCEPTED: &[&str] = &["Arc", "User"];
+const INIT_KEYS: &[&str] = &["ServiceIPRangeStart", "ServiceIPRangeSize"];
+const INIT_ACCEPTED: &[&str] = &["ClusterName", "KmsPlugin", "ServiceIPRangeEnd", "ClusterId"];
+const NETWORK_KEYS: &[&str] = &[
+    "ControlPlaneEndpointIp",
+    "NetworkPlugin",
+    "Ip4GatewayAddress",
+    "Ip4PrefixLength",
+    "Ip4AddressPrefix",
+    "DnsServers",
+    "InternetDisabled",
+    "SkipAddressFreeCheck",
+    "SkipDnsCheck",
+    "Proxy",
+    "VSwitch",
+];
+const NETWORK_LEGACY: &[&str] = &[
+    "ServiceIPRangeStart",
+    "ServiceIPRangeSize",
+    "ServiceIPRangeEnd",
+];
+const PROXY_KEYS: &[&str] = &["Http", "Https", "No"];
+const VSWITCH_KEYS: &[&str] = &["Name", "Type", "AdapterName"];
+const MACHINE_KEYS: &[&str] = &[
+    "MachineName",
+    "NetworkConnection",
+    "LinuxNode",
+    "WindowsNode",
+];
+const CONNECTION_KEYS: &[&str] = &["AdapterName", "Mtu"];
+const NODE_KEYS: &[&str] = &["Ip4Address", "MacAddress", "ControlPlane"];
+const NODE_ACCEPTED: &[&str] = &[
+    "CpuCount",
+    "MemoryInMB",
+    "DataSizeInGB",
+    "LogSizeInGB",
+    "TimeoutSeconds",
+    "TpmPassthrough",
+    "SecondaryNetworks",
+    "GpuPassthrough",
+    "GlobalIpv4Address",
+];
+const EDGENET_KEYS: &[&str] = &[
+    "Distribution",
+    "NodeRuntime",
+    "SwitchName",
+    "MachineName",
+    "PortForwards",
+];
+const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
+
+/// Parses a deployment file. Problems with individual fields become findings (all of them);
+/// only a file that is not a JSON object at all is a [`LoadError`].
+pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(LoadError::TooLarge { size: bytes.len() });
+    }
+    let text = decode(bytes)?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| LoadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: syntax_message(&e),
+    })?;
+    let Value::Object(map) = &value else {
+        return Err(LoadError::NotAnObject {
+            found: match value {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            },
+        });
+    };
+    let root = Obj {
+        path: String::new(),
+        map,
+    };
+    let mut r = Reader::default();
+    let config = read_config(&mut r, &root);
+    Ok(Loaded {
+        config: Config {
+            invalid_paths: r.invalid,
+            ..config
+        },
+        findings: r.findings,
+    })
+}
+
+/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM: Windows PowerShell 5.1's `Out-File`
+/// writes UTF-16LE, and files come from AKS Edge Essentials hosts.
+fn decode(bytes: &[u8]) -> Result<String, LoadError> {
+    let utf16 = |le: bool| -> Result<String, LoadError> {
+        let units = bytes[2..].chunks(2).map(|c| {
+            let pair = [c[0], *c.get(1).unwrap_or(&0)];
+            if le {
+                u16::from_le_bytes(pair)
+            } else {
+                u16::from_be_bytes(pair)
+            }
+        });
+        char::decode_utf16(units)
+            .enumerate()
+            .map(|(i, c)| c.map_err(|_| LoadError::Encoding { offset: 2 + 2 * i }))
+            .collect()
+    };
+    match bytes {
+        [0xff, 0xfe, ..] => utf16(true),
+        [0xfe, 0xff, ..] => utf16(false),
+        _ => {
+            let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
+            std::str::from_utf8(bytes)
+                .map(str::to_string)
+                .map_err(|e| LoadError::Encoding {
+                    offset: e.valid_up_to(),
+                })
+        }
+    }
+}
+
+fn syntax_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    // serde_json appends " at line L column C"; we print the position ourselves.
+    match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    }
+}
+
+fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
+    r.check_keys(root, ROOT_KEYS, ROOT_ACCEPTED);
+    let deployment_type = r
+        .enumeration(
+            root,
+            "DeploymentType",
+            &[
+                ("SingleMachineCluster", DeploymentType::SingleMachineCluster),
+                ("ScalableCluster", DeploymentType::ScalableCluster),
+            ],
+        )
+        .unwrap_or_default();
+    let mut config = Config {
+        deployment_type,
+        ..Config::default()
+    };
+
+    if let Some(init) = r.object(root, "Init") {
+        r.check_keys(&init, INIT_KEYS, INIT_ACCEPTED);
+        config.init.service_ip_range_start = r.ipv4(&init, "ServiceIPRangeStart");
+        config.init.service_ip_range_size = r.uint(&init, "ServiceIPRangeSize");
+    }
+    if let Some(net) = r.object(root, "Network") {
+        read_network(r, &net, &mut config);
+    }
+    match r.array(root, "Machines") {
+        Some(items) if !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("Machines[{i}]");
+                match item {
+                    Value::Object(map) => {
+                        let machine = read_machine(r, &Obj { path, map });
+                        config.machines.push(machine);
+                    }
+                    other => {
+                        r.invalid(
+                            &path,
+                            Finding::error(
+                                Code::WrongType,
+                                &path,
+                                format!(
+                                    "{path} is {}, expected an object",
+                                    super::reader::show(other)
+                                ),
+                            ),
+                        );
+                        config.machines.push(Machine::default());
+                    }
+                }
+            }
+        }
+        _ => {
+            config.machines_implied = true;
+            config.machines.push(Machine {
+                linux_node: Some(Node::default()),
+                linux_node_implied: true,
+                ..Machine::default()
+            });
+        }
+    }
+    match root.map.get("Join") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(_)) => config.join = true,
+        Some(other) => r.invalid(
+            "Join",
+            Finding::error(
+                Code::WrongType,
+                "Join",
+                format!("Join is {}, expected an object", super::reader::show(other)),
+            ),
+        ),
+    }
+    if let Some(ext) = r.object(root, "Edgenet") {
+        read_edgenet(r, &ext, &mut config.edgenet);
+    }
+    legacy::apply(r, &mut config);
+    config
+}
+
+fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
+    r.check_keys(net, NETWORK_KEYS, NETWORK_LEGACY);
+    let n = &mut config.network;
+    n.control_plane_endpoint_ip = r.ipv4(net, "ControlPlaneEndpointIp");
+    n.network_plugin = r.enumeration(
+        net,
+        "NetworkPlugin",
+        &[
+            ("flannel", NetworkPlugin::Flannel),
+            ("calico", NetworkPlugin::Calico),
+        ],
+    );
+    n.ip4_gateway_address = r.ipv4(net, "Ip4GatewayAddress");
+    n.ip4_prefix_length = r.uint(net, "Ip4PrefixLength");
+    n.ip4_address_prefix = r.cidr(net, "Ip4AddressPrefix");
+    n.dns_servers = r.ipv4_list(net, "DnsServers");
+    n.internet_disabled = r.bool(net, "InternetDisabled").unwrap_or(false);
+    n.skip_address_free_check = r.bool(net, "SkipAddressFreeCheck").unwrap_or(false);
+    n.skip_dns_check = r.bool(net, "SkipDnsCheck").unwrap_or(false);
+    if let Some(proxy) = r.object(net, "Proxy") {
+        r.check_keys(&proxy, PROXY_KEYS, &[]);
+        n.proxy.http = r.string(&proxy, "Http");
+        n.proxy.https = r.string(&proxy, "Https");
+        n.proxy.no = r.string(&proxy, "No");
+    }
+    if let Some(vswitch) = r.object(net, "VSwitch") {
+        r.check_keys(&vswitch, VSWITCH_KEYS, &[]);
+        n.legacy_vswitch = Some(LegacyVSwitch {
+            name: r.string(&vswitch, "Name"),
+            kind: r.string(&vswitch, "Type"),
+            adapter_name: r.string(&vswitch, "AdapterName"),
+        });
+    }
+    // Preview files kept the service range under Network.
+    let legacy_start = r.ipv4(net, "ServiceIPRangeStart");
+    let legacy_size = r.uint(net, "ServiceIPRangeSize");
+    for (key, used) in [
+        (
+            "ServiceIPRangeStart",
+            legacy_start.is_some() && config.init.service_ip_range_start.is_none(),
+        ),
+        (
+            "ServiceIPRangeSize",
+            legacy_size.is_some() && config.init.service_ip_range_size.is_none(),
+        ),
+    ] {
+        if used {
+            r.findings.push(
+                Finding::notice(
+                    Code::LegacyField,
+                    net.at(key),
+                    format!("Network.{key} is the preview form; read as Init.{key}"),
+                )
+                .hint(format!("move it to Init.{key}")),
+            );
+        }
+    }
+    if config.init.service_ip_range_start.is_none() {
+        config.init.service_ip_range_start = legacy_start;
+    }
+    if config.init.service_ip_range_size.is_none() {
+        config.init.service_ip_range_size = legacy_size;
+    }
+}
+
+fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
+    r.check_keys(m, MACHINE_KEYS, &[]);
+    let mut machine = Machine {
+        machine_name: r.string(m, "MachineName"),
+        ..Machine::default()
+    };
+    if let Some(conn) = r.object(m, "NetworkConnection") {
+        r.check_keys(&conn, CONNECTION_KEYS, &[]);
+        machine.adapter_name = r.string(&conn, "AdapterName");
+        machine.mtu = r.uint(&conn, "Mtu").filter(|&mtu| mtu != 0);
+    }
+    machine.linux_node = r.object(m, "LinuxNode").map(|n| read_node(r, &n));
+    machine.windows_node = r.object(m, "WindowsNode").map(|n| read_node(r, &n));
+    let wrote_a_node = ["LinuxNode", "WindowsNode"]
+        .iter()
+        .any(|k| m.map.contains_key(*k));
+    if machine.linux_node.is_none() && !wrote_a_node {
+        machine.linux_node = Some(Node::default());
+        machine.linux_node_implied = true;
+    }
+    machine
+}
+
+fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
+    r.check_keys(n, NODE_KEYS, NODE_ACCEPTED);
+    Node {
+        ip4_address: r.ipv4(n, "Ip4Address"),
+        mac_address: r.mac(n, "MacAddress"),
+        control_plane: r.bool(n, "ControlPlane"),
+    }
+}
+
+fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
+    r.check_keys(e, EDGENET_KEYS, &[]);
+    out.distribution = r.enumeration(
+        e,
+        "Distribution",
+        &[("k3s", Distribution::K3s), ("k8s", Distribution::K8s)],
+    );
+    out.node_runtime = r
+        .enumeration(
+            e,
+            "NodeRuntime",
+            &[("netns", NodeRuntime::Netns), ("vm", NodeRuntime::Vm)],
+        )
+        .unwrap_or_default();
+    out.switch_name = r.string(e, "SwitchName");
+    out.machine_name = r.string(e, "MachineName");
+    let Some(items) = r.array(e, "PortForwards") else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{}[{i}]", e.at("PortForwards"));
+        let Value::Object(map) = item else {
+            r.invalid(
+                &path,
+                Finding::error(
+                    Code::WrongType,
+                    &path,
+                    format!(
+                        "{path} is {}, expected an object",
+                        super::reader::show(item)
+                    ),
+                ),
+            );
+            continue;
+        };
+        let f = Obj {
+            path: path.clone(),
+            map,
+        };
+        r.check_keys(&f, FORWARD_KEYS, &[]);
+        let protocol = r.enumeration(
+            &f,
+            "Protocol",
+            &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)],
+        );
+        let node = r.enumeration(
+            &f,
+            "Node",
+            &[("linux", NodeKind::Linux), ("windows", NodeKind::Windows)],
+        );
+        let host_port = port(r, &f, "HostPort");
+        let node_port = port(r, &f, "NodePort");
+        for (key, present) in [
+            ("Protocol", protocol.is_some()),
+            ("HostPort", host_port.is_some()),
+            ("NodePort", node_port.is_some()),
+        ] {
+            if !present && !r.invalid.contains(&f.at(key)) {
+                r.invalid(
+                    &f.at(key),
+                    Finding::error(
+                        Code::RequiredField,
+                        f.at(key),
+                        format!("{} is required", f.at(key)),
+                    )
+                    .hint("a port forward needs Protocol (tcp|udp), HostPort and NodePort"),
+                );
+            }
+        }
+        if let (Some(protocol), Some(host_port), Some(node_port)) = (protocol, host_port, node_port)
+        {
+            out.port_forwards.push(PortForward {
+                protocol,
+                host_port,
+                node: node.unwrap_or(NodeKind::Linux),
+                node_port,
+            });
+        }
+    }
+}
+
+fn port(r: &mut Reader, f: &Obj<'_>, key: &str) -> Option<u16> {
+    let n = r.uint(f, key)?;
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Some(p),
+        _ => {
+            let path = f.at(key);
+            r.invalid(
+                &path,
+                Finding::error(
+                    Code::PortForwardInvalid,
+                    &path,
+                    format!("{path} is {n}, not a port"),
+                )
+                .hint("use a port from 1 to 65535"),
+            );
+            None
+        }
+    }
+}

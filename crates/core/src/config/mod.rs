@@ -1,0 +1,225 @@
+//! The deployment configuration: the AKS Edge Essentials JSON, typed.
+//!
+//! [`load`] turns JSON text into a [`Config`] plus the findings of rule group 1 (syntax, types,
+//! enum values, misspelt keys). Everything else is judged later by [`crate::validate`].
+
+mod legacy;
+mod load;
+mod reader;
+pub mod template;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::mac::MacAddr;
+
+pub use load::{load, LoadError, Loaded, MAX_CONFIG_BYTES};
+
+/// The config every command uses without `-c FILE`: a single-machine cluster with a Linux node
+/// on K3s, exactly what `edgenet config new` writes for those choices.
+pub fn builtin_default() -> serde_json::Value {
+    template::new_config(
+        DeploymentType::SingleMachineCluster,
+        template::NodeSelection::Linux,
+        Distribution::K3s,
+    )
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeploymentType {
+    #[default]
+    SingleMachineCluster,
+    ScalableCluster,
+}
+
+impl DeploymentType {
+    pub const NAMES: &'static [&'static str] = &["SingleMachineCluster", "ScalableCluster"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentType::SingleMachineCluster => "SingleMachineCluster",
+            DeploymentType::ScalableCluster => "ScalableCluster",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    #[default]
+    K3s,
+    K8s,
+}
+
+impl Distribution {
+    pub const NAMES: &'static [&'static str] = &["k3s", "k8s"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribution::K3s => "k3s",
+            Distribution::K8s => "k8s",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkPlugin {
+    Flannel,
+    Calico,
+}
+
+impl NetworkPlugin {
+    pub const NAMES: &'static [&'static str] = &["flannel", "calico"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkPlugin::Flannel => "flannel",
+            NetworkPlugin::Calico => "calico",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRuntime {
+    #[default]
+    Netns,
+    Vm,
+}
+
+impl NodeRuntime {
+    pub const NAMES: &'static [&'static str] = &["netns", "vm"];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub const NAMES: &'static [&'static str] = &["tcp", "udp"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// `Edgenet.PortForwards[]`: DNAT from a host port to a node port (single-machine inbound).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortForward {
+    pub protocol: Protocol,
+    pub host_port: u16,
+    /// `linux` or `windows`: which node of this machine receives the traffic.
+    pub node: crate::plan::NodeKind,
+    pub node_port: u16,
+}
+
+/// The whole deployment file, typed. Fields the file left out (or set to `""`/`null`) are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    pub deployment_type: DeploymentType,
+    pub init: Init,
+    pub network: Network,
+    pub machines: Vec<Machine>,
+    /// The config has a `Join` section: this machine joins a running cluster.
+    pub join: bool,
+    pub edgenet: Edgenet,
+    /// JSON paths whose values were present but unusable (already reported by the loader), so
+    /// that later rules do not report them again as missing.
+    pub invalid_paths: BTreeSet<String>,
+    /// `Machines` was absent: one machine with a Linux node is implied.
+    pub machines_implied: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Init {
+    pub service_ip_range_start: Option<Ipv4Addr>,
+    pub service_ip_range_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    pub control_plane_endpoint_ip: Option<Ipv4Addr>,
+    pub network_plugin: Option<NetworkPlugin>,
+    pub ip4_gateway_address: Option<Ipv4Addr>,
+    pub ip4_prefix_length: Option<u32>,
+    /// As written: host bits are kept so that validation can point at them.
+    pub ip4_address_prefix: Option<Ipv4Net>,
+    pub dns_servers: Option<Vec<Ipv4Addr>>,
+    pub internet_disabled: bool,
+    pub skip_address_free_check: bool,
+    pub skip_dns_check: bool,
+    pub proxy: Proxy,
+    /// The preview form `Network.VSwitch` was used (its values are already mapped).
+    pub legacy_vswitch: Option<LegacyVSwitch>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyVSwitch {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub adapter_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxy {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub no: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Machine {
+    pub machine_name: Option<String>,
+    pub adapter_name: Option<String>,
+    /// 0 or absent: the default.
+    pub mtu: Option<u32>,
+    pub linux_node: Option<Node>,
+    pub windows_node: Option<Node>,
+    /// Neither node was written: a Linux node is implied.
+    pub linux_node_implied: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Node {
+    pub ip4_address: Option<Ipv4Addr>,
+    pub mac_address: Option<MacAddr>,
+    pub control_plane: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edgenet {
+    pub distribution: Option<Distribution>,
+    pub node_runtime: NodeRuntime,
+    pub switch_name: Option<String>,
+    pub machine_name: Option<String>,
+    pub port_forwards: Vec<PortForward>,
+}
+
+impl Config {
+    pub fn is_scalable(&self) -> bool {
+        self.deployment_type == DeploymentType::ScalableCluster
+    }
+
+    pub fn distribution(&self) -> Distribution {
+        self.edgenet.distribution.unwrap_or_default()
+    }
+
+    /// The bridge name: `Edgenet.SwitchName`, else the AKS Edge Essentials default.
+    pub fn switch_name(&self) -> &str {
+        match &self.edgenet.switch_name {
+            Some(name) => name,
+            None if self.is_scalable() => "aksedgesw-ext",
+            None => "aksedgesw-int",
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! A typed walk over the JSON tree that records every problem instead of stopping at the first.
+//!
+//! serde's derive gives up at the first wrong type; `check` must report them all, each with its
+//! JSON path, so the loader reads a `serde_json::Value` field by field through this reader.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use serde_json::{Map, Value};
+
+use super::template::is_placeholder;
+use crate::mac::MacAddr;
+use crate::validate::{Code, Finding};
+
+/// A JSON object and where it sits in the file.
+pub(super) struct Obj<'v> {
+    pub path: String,
+    pub map: &'v Map<String, Value>,
+}
+
+impl<'v> Obj<'v> {
+    pub fn at(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    /// The value of `key`, with `null` and `""` meaning "not set" as AKS Edge Essentials writes.
+    /// A `<…>` placeholder from `config new` also reads as unset; [`Reader::placeholders`]
+    /// reports it.
+    pub fn get(&self, key: &str) -> Option<&'v Value> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() || is_placeholder(s) => None,
+            Some(v) => Some(v),
+        }
+    }
+}
+
+pub(super) fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Short rendering of a value for messages (long strings are cut).
+pub(super) fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(57).collect::<String>())
+    } else {
+        s
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Reader {
+    pub findings: Vec<Finding>,
+    pub invalid: BTreeSet<String>,
+}
+
+impl Reader {
+    fn wrong_type(&mut self, path: &str, v: &Value, expected: &str) {
+        self.invalid.insert(path.to_string());
+        self.findings.push(
+            Finding::error(
+                Code::WrongType,
+                path,
+                format!("{path} is {} ({}), expected {expected}", kind(v), show(v)),
+            )
+            .hint(format!("write {path} as {expected}")),
+        );
+    }
+
+    pub fn invalid(&mut self, path: &str, finding: Finding) {
+        self.invalid.insert(path.to_string());
+        self.findings.push(finding);
+    }
+
+    /// An object-valued key; `null`/absent gives `None`.
+    pub fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
+        let path = parent.at(key);
+        match parent.map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(Obj { path, map }),
+            Some(v) => {
+                self.wrong_type(&path, v, "an object");
+                None
+            }
+        }
+    }
+
+    pub fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v Vec<Value>> {
+        match parent.get(key)? {
+            Value::Array(items) => Some(items),
+            v => {
+                self.wrong_type(&parent.at(key), v, "an array");
+                None
+            }
+        }
+    }
+
+    /// Reports every `<…>` placeholder left in `obj` (not descending into children).
+    pub fn placeholders(&mut self, obj: &Obj<'_>) {
+        for (key, v) in obj.map {
+            if let Value::String(s) = v {
+                if is_placeholder(s) {
+                    let path = obj.at(key);
+                    self.invalid(
+                        &path,
+                        Finding::error(
+                            Code::Placeholder,
+                            &path,
+                            format!("{path} is still the placeholder {s}"),
+                        )
+                        .hint(format!("replace {s} with the real value")),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Warns about keys that look like misspellings of `known` ones. Keys in `accepted` (AKS
+    /// Edge Essentials keys edgenet does not use) and any other unknown key pass silently.
+    pub fn check_keys(&mut self, obj: &Obj<'_>, known: &[&str], accepted: &[&str]) {
+        self.placeholders(obj);
+        for key in obj.map.keys() {
+            if known.contains(&key.as_str()) || accepted.contains(&key.as_str()) {
+                continue;
+            }
+            if let Some(likely) = likely_key(key, known) {
+                self.findings.push(
+                    Finding::warning(
+                        Code::MisspeltKey,
+                        obj.at(key),
+                        format!("unknown key {key:?} is ignored; did you mean {likely:?}?"),
+                    )
+                    .hint(format!("rename it to {likely:?} (keys are case-sensitive)")),
+                );
+            }
+        }
+    }
+
+    pub fn string(&mut self, obj: &Obj<'_>, key: &str) -> Option<String> {
+        match obj.get(key)? {
+            Value::String(s) => Some(s.trim().to_string()),
+            v => {
+                self.wrong_type(&obj.at(key), v, "a string");
+                None
+            }
+        }
+    }
+
+    pub fn bool(&mut self, obj: &Obj<'_>, key: &str) -> Option<bool> {
+        match obj.get(key)? {
+            Value::Bool(b) => Some(*b),
+            // PowerShell-made files sometimes carry "true"/"false" as strings.
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            v => {
+                self.wrong_type(&obj.at(key), v, "true or false");
+                None
+            }
+        }
+    }
+
+    /// A non-negative whole number (numeric strings accepted, as older AKS EE files hold them).
+    pub fn uint(&mut self, obj: &Obj<'_>, key: &str) -> Option<u32> {
+        let v = obj.get(key)?;
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Some(n),
+            None => {
+                self.wrong_type(&obj.at(key), v, "a whole number ≥ 0");
+                None
+            }
+        }
+    }
+
+    pub fn ipv4(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Addr> {
+        let path = obj.at(key);
+        let v = obj.get(key)?;
+        self.ipv4_value(&path, v)
+    }
+
+    pub fn ipv4_value(&mut self, path: &str, v: &Value) -> Option<Ipv4Addr> {
+        let Value::String(s) = v else {
+            self.wrong_type(path, v, "an IPv4 address string such as \"192.168.1.10\"");
+            return None;
+        };
+        let s = s.trim();
+        match s.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => Some(ip),
+            Ok(IpAddr::V6(_)) => {
+                self.invalid(
+                    path,
+                    Finding::error(
+                        Code::Ipv6NotSupported,
+                        path,
+                        format!("{path} is the IPv6 address {s:?}; edgenet is IPv4 only"),
+                    )
+                    .hint("use an IPv4 address"),
+                );
+                None
+            }
+            Err(_) => {
+                self.invalid(
+                    path,
+                    Finding::error(
+                        Code::InvalidIpv4,
+                        path,
+                        format!("{path} is {s:?}, which is not an IPv4 address"),
+                    )
+                    .hint("write four decimal octets without leading zeros, e.g. \"192.168.1.10\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// An IPv4 list; a single string (also comma-separated) is accepted as PowerShell users write it.
+    pub fn ipv4_list(&mut self, obj: &Obj<'_>, key: &str) -> Option<Vec<Ipv4Addr>> {
+        let path = obj.at(key);
+        match obj.map.get(key) {
+            None | Some(Value::Null) => None,
+            // An empty list is how AKS Edge Essentials files say "not set".
+            Some(Value::Array(items)) if items.is_empty() => None,
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(ip) = self.ipv4_value(&format!("{path}[{i}]"), item) {
+                        out.push(ip);
+                    }
+                }
+                Some(out)
+            }
+            Some(Value::String(s)) => {
+                let mut out = Vec::new();
+                for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    if let Some(ip) = self.ipv4_value(&path, &Value::String(part.to_string())) {
+                        out.push(ip);
+                    }
+                }
+                Some(out)
+            }
+            Some(v) => {
+                self.wrong_type(&path, v, "an array of IPv4 address strings");
+                None
+            }
+        }
+    }
+
+    pub fn cidr(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Net> {
+        let path = obj.at(key);
+        let v = obj.get(key)?;
+        let Value::String(s) = v else {
+            self.wrong_type(&path, v, "an IPv4 CIDR string such as \"192.168.0.0/24\"");
+            return None;
+        };
+        let s = s.trim();
+        if let Ok(net) = s.parse::<Ipv4Net>() {
+            return Some(net);
+        }
+        let (code, message, hint) =
+            if s.parse::<ipnet::Ipv6Net>().is_ok() || s.parse::<std::net::Ipv6Addr>().is_ok() {
+                (
+                    Code::Ipv6NotSupported,
+                    format!("{path} is the IPv6 prefix {s:?}; edgenet is IPv4 only"),
+                    "use an IPv4 prefix such as \"192.168.0.0/24\"".to_string(),
+                )
+            } else if let Ok(ip) = s.parse::<Ipv4Addr>() {
+                (
+                    Code::InvalidCidr,
+                    format!("{path} is {s:?}, an address without a prefix length"),
+                    format!("add the prefix length, e.g. \"{ip}/24\""),
+                )
+            } else {
+                (
+                    Code::InvalidCidr,
+                    format!("{path} is {s:?}, which is not an IPv4 CIDR"),
+                    "write it as address/prefix-length, e.g. \"192.168.0.0/24\"".to_string(),
+                )
+            };
+        self.invalid(&path, Finding::error(code, &path, message).hint(hint));
+        None
+    }
+
+    pub fn mac(&mut self, obj: &Obj<'_>, key: &str) -> Option<MacAddr> {
+        let path = obj.at(key);
+        let v = obj.get(key)?;
+        let Value::String(s) = v else {
+            self.wrong_type(
+                &path,
+                v,
+                "a MAC address string such as \"02:00:00:00:00:01\"",
+            );
+            return None;
+        };
+        match s.trim().parse::<MacAddr>() {
+            Ok(mac) => Some(mac),
+            Err(e) => {
+                self.invalid(
+                    &path,
+                    Finding::error(
+                        Code::InvalidMac,
+                        &path,
+                        format!("{path} is {s:?}, not a MAC address"),
+                    )
+                    .hint(e.to_string()),
+                );
+                None
+            }
+        }
+    }
+
+    /// One of `options` (matched case-insensitively, since PowerShell is).
+    pub fn enumeration<T: Copy>(
+        &mut self,
+        obj: &Obj<'_>,
+        key: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let path = obj.at(key);
+        let v = obj.get(key)?;
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let Value::String(s) = v else {
+            self.wrong_type(&path, v, &format!("one of {}", names.join(", ")));
+            return None;
+        };
+        if let Some((_, value)) = options
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s.trim()))
+        {
+            return Some(*value);
+        }
+        let mut finding = Finding::error(
+            Code::UnknownValue,
+            &path,
+            format!("{path} is {s:?}; expected one of {}", names.join(", ")),
+        );
+        finding = match likely_key(s, &names) {
+            Some(likely) => finding.hint(format!("did you mean {likely:?}?")),
+            None => finding.hint(format!("use one of {}", names.join(", "))),
+        };
+        self.invalid(&path, finding);
+        None
+    }
+}
+
+/// The known key `key` most probably misspells: equal ignoring case, or within edit distance 2
+/// (for keys long enough that two edits are not most of the word).
+pub(super) fn likely_key<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(k);
+    }
+    if key.chars().count() < 4 {
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| {
+            (
+                strsim::levenshtein(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}

@@ -1,0 +1,74 @@
+//! What the core needs to know about the live host, as plain data.
+//!
+//! The host layer (`edgenet-host`) fills this in from netlink, sysfs and resolver files; the core
+//! only reads it. Keeping it plain data is what lets every host-dependent rule be unit-tested
+//! without root and without touching the machine.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the host's network, taken once per command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub links: Vec<HostLink>,
+    /// IPv4 addresses with their prefix, and the link that carries them.
+    pub addresses: Vec<HostAddress>,
+    /// IPv4 routes of the main table (the default route included; rules ignore it).
+    pub routes: Vec<HostRoute>,
+    pub dns: HostDns,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLink {
+    pub name: String,
+    pub index: u32,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Carrier present (IFF_LOWER_UP).
+    pub lower_up: bool,
+    /// Lower-case colon form, when the link has an Ethernet address.
+    pub mac: Option<String>,
+    /// rtnetlink link kind (`bridge`, `veth`, `bond`, ...); `None` for physical devices.
+    pub kind: Option<String>,
+    /// Name of the bridge (or bond) this link is a port of.
+    pub master: Option<String>,
+    /// A wireless device (it has `/sys/class/net/<name>/wireless` or `phy80211`).
+    pub wireless: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAddress {
+    pub link: String,
+    pub address: Ipv4Net,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: Ipv4Net,
+    /// Output device, when the route has one.
+    pub link: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// The host's DNS servers as a node should see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostDns {
+    /// Upstream servers usable from a node: never loopback.
+    pub servers: Vec<Ipv4Addr>,
+    /// File the servers were read from (`/etc/resolv.conf`, `/run/systemd/resolve/resolv.conf`).
+    pub source: Option<String>,
+    /// Loopback resolvers found and set aside (e.g. the systemd stub 127.0.0.53).
+    pub loopback_skipped: Vec<Ipv4Addr>,
+    /// Why no servers were found, when none were.
+    pub problem: Option<String>,
+}
+
+impl HostFacts {
+    pub fn link(&self, name: &str) -> Option<&HostLink> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}

@@ -1,0 +1,200 @@
+//! Rule groups 2 and 4: every address is IPv4 unicast, lies inside its subnet, is not the
+//! network, broadcast or gateway address, and is used once across the whole cluster.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::{Code, Finding};
+use crate::addressing::{lan_subnet, range_end};
+use crate::config::Config;
+
+/// Largest LoadBalancer range (SPEC §2).
+pub const MAX_SERVICE_RANGE: u32 = 127;
+
+/// Why `ip` cannot be a host's unicast address, if it cannot.
+pub fn non_unicast_reason(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if o[0] == 0 {
+        Some("in 0.0.0.0/8 (\"this network\")")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_link_local() {
+        Some("a link-local address (169.254.0.0/16)")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if o[0] >= 240 {
+        Some("in the reserved range 240.0.0.0/4")
+    } else {
+        None
+    }
+}
+
+/// An address the config asks for, and where.
+pub(super) struct Claim {
+    pub path: String,
+    pub ip: Ipv4Addr,
+}
+
+/// Node addresses and the control-plane endpoint of a scalable config, in file order.
+pub(super) fn scalable_claims(config: &Config) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    if let Some(ip) = config.network.control_plane_endpoint_ip {
+        claims.push(Claim {
+            path: "Network.ControlPlaneEndpointIp".into(),
+            ip,
+        });
+    }
+    for (i, m) in config.machines.iter().enumerate() {
+        for (key, node) in [
+            ("LinuxNode", &m.linux_node),
+            ("WindowsNode", &m.windows_node),
+        ] {
+            if let Some(ip) = node.as_ref().and_then(|n| n.ip4_address) {
+                claims.push(Claim {
+                    path: format!("Machines[{i}].{key}.Ip4Address"),
+                    ip,
+                });
+            }
+        }
+    }
+    claims
+}
+
+pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
+    let not_unicast = |out: &mut Vec<Finding>, path: &str, ip: Ipv4Addr| -> bool {
+        match non_unicast_reason(ip) {
+            Some(why) => {
+                out.push(
+                    Finding::error(
+                        Code::AddressNotUnicast,
+                        path,
+                        format!("{path} is {ip}, {why}"),
+                    )
+                    .hint("use a unicast address of your LAN"),
+                );
+                true
+            }
+            None => false,
+        }
+    };
+
+    let size = config.init.service_ip_range_size.unwrap_or(0);
+    if size > MAX_SERVICE_RANGE {
+        out.push(
+            Finding::error(
+                Code::ServiceRangeSize,
+                "Init.ServiceIPRangeSize",
+                format!("Init.ServiceIPRangeSize is {size}; at most {MAX_SERVICE_RANGE}"),
+            )
+            .hint("use a size from 0 to 127"),
+        );
+    }
+    if !config.is_scalable() {
+        return;
+    }
+
+    let lan = lan_subnet(config);
+    let gateway = config.network.ip4_gateway_address;
+    if let Some(gw) = gateway {
+        not_unicast(out, "Network.Ip4GatewayAddress", gw);
+    }
+    let placement = |out: &mut Vec<Finding>, path: &str, ip: Ipv4Addr| {
+        let Some(lan) = lan else { return };
+        let problem = if !lan.contains(&ip) {
+            Some((
+                Code::AddressOutsideSubnet,
+                format!("outside the LAN {lan} (Ip4GatewayAddress/Ip4PrefixLength)"),
+            ))
+        } else if ip == lan.network() {
+            Some((
+                Code::AddressReserved,
+                format!("the network address of {lan}"),
+            ))
+        } else if ip == lan.broadcast() {
+            Some((
+                Code::AddressReserved,
+                format!("the broadcast address of {lan}"),
+            ))
+        } else if Some(ip) == gateway {
+            Some((Code::AddressReserved, "the gateway address".to_string()))
+        } else {
+            None
+        };
+        if let Some((code, why)) = problem {
+            out.push(
+                Finding::error(code, path, format!("{path} is {ip}, {why}"))
+                    .hint(format!("choose a free host address inside {lan}")),
+            );
+        }
+    };
+
+    let claims = scalable_claims(config);
+    let mut seen: HashMap<Ipv4Addr, &str> = HashMap::with_capacity(claims.len());
+    for c in &claims {
+        if not_unicast(out, &c.path, c.ip) {
+            continue;
+        }
+        placement(out, &c.path, c.ip);
+        if let Some(first) = seen.insert(c.ip, &c.path) {
+            seen.insert(c.ip, first);
+            out.push(
+                Finding::error(Code::AddressDuplicate, &c.path, format!("{} is {}, already used by {first}", c.path, c.ip))
+                    .hint("every node address, the control-plane endpoint and every service IP must differ"),
+            );
+        }
+    }
+
+    let start_path = "Init.ServiceIPRangeStart";
+    match config.init.service_ip_range_start {
+        None if size > 0 && !config.invalid_paths.contains(start_path) => out.push(
+            Finding::error(Code::RequiredField, start_path, format!("Init.ServiceIPRangeSize is {size} but {start_path} is not set"))
+                .hint("give the first LoadBalancer address, or set the size to 0"),
+        ),
+        Some(start) if size == 0 => out.push(
+            Finding::warning(Code::ServiceRangeSize, "Init.ServiceIPRangeSize", format!("{start_path} is {start} but Init.ServiceIPRangeSize is 0: no service IPs are reserved"))
+                .hint("set Init.ServiceIPRangeSize to the number of LoadBalancer IPs"),
+        ),
+        Some(start) if size <= MAX_SERVICE_RANGE => {
+            if not_unicast(out, start_path, start) {
+                return;
+            }
+            let Some(end) = range_end(start, size) else { return };
+            placement(out, start_path, start);
+            if let Some(lan) = lan {
+                if lan.contains(&start) && (!lan.contains(&end) || end == lan.broadcast()) {
+                    out.push(
+                        Finding::error(
+                            Code::ServiceRangeOutsideSubnet,
+                            "Init.ServiceIPRangeSize",
+                            format!("the service range {start}–{end} ({size} addresses) runs past the last host address of {lan}"),
+                        )
+                        .hint("lower Init.ServiceIPRangeSize or start the range earlier"),
+                    );
+                }
+            }
+            if let Some(gw) = gateway {
+                if start < gw && gw <= end {
+                    out.push(
+                        Finding::error(Code::AddressReserved, start_path, format!("the service range {start}–{end} contains the gateway {gw}"))
+                            .hint("move the range so that it avoids the gateway"),
+                    );
+                }
+            }
+            for c in &claims {
+                if start <= c.ip && c.ip <= end {
+                    out.push(
+                        Finding::error(
+                            Code::AddressDuplicate,
+                            &c.path,
+                            format!("{} is {}, inside the service range {start}–{end}", c.path, c.ip),
+                        )
+                        .hint("node addresses and the control-plane endpoint must lie outside the service range"),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,82 @@
+//! Rule group 10: the network plugin agrees with the distribution; the control plane has an
+//! odd number of members when this config creates the cluster.
+
+use super::{Code, Finding};
+use crate::config::Config;
+
+/// Whether node `(machine, kind)` runs the control plane: its `ControlPlane`, defaulting to
+/// true for the first Linux node of the config and false for every other node.
+pub fn is_control_plane(config: &Config, machine: usize, linux: bool) -> bool {
+    let m = &config.machines[machine];
+    let node = if linux {
+        &m.linux_node
+    } else {
+        &m.windows_node
+    };
+    let Some(node) = node else { return false };
+    if !linux {
+        return false;
+    }
+    node.control_plane.unwrap_or_else(|| {
+        !config.join && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(machine)
+    })
+}
+
+pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
+    let distro = config.distribution();
+    let expected = distro.ranges().network_plugin;
+    if let Some(plugin) = config.network.network_plugin {
+        if plugin != expected {
+            out.push(
+                Finding::error(
+                    Code::PluginMismatch,
+                    "Network.NetworkPlugin",
+                    format!(
+                        "Network.NetworkPlugin is {:?}, but {} uses {}",
+                        plugin.as_str(),
+                        distro.as_str(),
+                        expected.as_str()
+                    ),
+                )
+                .hint(format!(
+                    "set NetworkPlugin to {:?}, or Edgenet.Distribution to {:?}",
+                    expected.as_str(),
+                    if distro == crate::config::Distribution::K3s {
+                        "k8s"
+                    } else {
+                        "k3s"
+                    }
+                )),
+            );
+        }
+    }
+
+    if !config.is_scalable() {
+        if let Some(m) = config.machines.first() {
+            if m.linux_node.as_ref().and_then(|n| n.control_plane) == Some(false) {
+                out.push(
+                    Finding::error(Code::ControlPlaneCount, "Machines[0].LinuxNode.ControlPlane", "Machines[0].LinuxNode.ControlPlane is false, but the Linux node of a SingleMachineCluster is its control plane")
+                        .hint("remove ControlPlane or set it to true"),
+                );
+            }
+        }
+        return;
+    }
+    if config.join {
+        return;
+    }
+    let members = (0..config.machines.len())
+        .filter(|&i| is_control_plane(config, i, true))
+        .count();
+    if members % 2 == 0 {
+        let message = if members == 0 {
+            "no Linux node runs the control plane, and this config creates the cluster".to_string()
+        } else {
+            format!("{members} Linux nodes run the control plane; etcd needs an odd number to keep quorum")
+        };
+        out.push(
+            Finding::error(Code::ControlPlaneCount, "Machines", message)
+                .hint("set ControlPlane on 1, 3 or 5 Linux nodes (a config with a Join section adds to a running cluster)"),
+        );
+    }
+}

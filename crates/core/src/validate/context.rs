@@ -1,0 +1,151 @@
+//! What the rules know beyond the config: the host (or why it was not read), which machine of
+//! the config this host is, and the values derived once for every rule.
+
+use ipnet::Ipv4Net;
+
+use crate::addressing;
+use crate::config::Config;
+use crate::host_facts::HostFacts;
+
+/// The host as the rules see it.
+#[derive(Debug, Clone)]
+pub enum HostView<'a> {
+    Live(&'a HostFacts),
+    /// Host-dependent rules are skipped, with this reason in the notice.
+    Skipped(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub host: HostView<'a>,
+    /// Index into `Machines[]` of the machine this host is (`--machine`); `None` with one entry
+    /// means that entry.
+    pub machine: Option<usize>,
+    /// The host name, for machines without a `MachineName`.
+    pub hostname: String,
+    /// The subnet an earlier deploy chose automatically (kept in the deployment state), so that
+    /// later runs keep it even though the host now has a route for it.
+    pub deployed_subnet: Option<Ipv4Net>,
+}
+
+impl<'a> Context<'a> {
+    pub fn offline(reason: impl Into<String>, hostname: impl Into<String>) -> Self {
+        Context {
+            host: HostView::Skipped(reason.into()),
+            machine: None,
+            hostname: hostname.into(),
+            deployed_subnet: None,
+        }
+    }
+
+    pub fn live(facts: &'a HostFacts) -> Self {
+        Context {
+            host: HostView::Live(facts),
+            machine: None,
+            hostname: facts.hostname.clone(),
+            deployed_subnet: None,
+        }
+    }
+
+    pub fn facts(&self) -> Option<&'a HostFacts> {
+        match self.host {
+            HostView::Live(f) => Some(f),
+            HostView::Skipped(_) => None,
+        }
+    }
+
+    /// The machine this host is: `--machine N`, or the only entry.
+    pub fn this_machine(&self, config: &Config) -> Option<usize> {
+        match self.machine {
+            Some(i) => (i < config.machines.len()).then_some(i),
+            None => (config.machines.len() == 1).then_some(0),
+        }
+    }
+}
+
+/// How the single-machine switch subnet was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvedSubnet {
+    Configured(Ipv4Net),
+    /// Chosen over the host's routes and addresses (or kept from an earlier deploy).
+    Automatic(Ipv4Net),
+    /// Chosen without seeing the host.
+    AutomaticUnchecked(Ipv4Net),
+    /// Every candidate /24 is taken.
+    NoneFree,
+}
+
+impl ResolvedSubnet {
+    pub fn net(self) -> Option<Ipv4Net> {
+        match self {
+            ResolvedSubnet::Configured(n)
+            | ResolvedSubnet::Automatic(n)
+            | ResolvedSubnet::AutomaticUnchecked(n) => Some(n),
+            ResolvedSubnet::NoneFree => None,
+        }
+    }
+}
+
+/// The single-machine switch subnet (SPEC §3.1).
+pub fn resolve_subnet(config: &Config, ctx: &Context<'_>) -> ResolvedSubnet {
+    if let Some(net) = config.network.ip4_address_prefix {
+        return ResolvedSubnet::Configured(net.trunc());
+    }
+    if let Some(net) = ctx.deployed_subnet {
+        return ResolvedSubnet::Automatic(net);
+    }
+    let ranges = config.distribution().ranges();
+    let mut taken: Vec<Ipv4Net> = ranges.reserved().iter().map(|(_, n)| *n).collect();
+    match ctx.facts() {
+        Some(facts) => {
+            taken.extend(
+                addressing::host_taken_networks(facts, config.switch_name())
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+            addressing::choose_automatic_subnet(&taken)
+                .map_or(ResolvedSubnet::NoneFree, ResolvedSubnet::Automatic)
+        }
+        None => addressing::choose_automatic_subnet(&taken)
+            .map_or(ResolvedSubnet::NoneFree, ResolvedSubnet::AutomaticUnchecked),
+    }
+}
+
+/// A Kubernetes-node-name-safe form of a host name (lower case, `[a-z0-9-]`).
+fn sanitize_hostname(hostname: &str) -> String {
+    let mut s: String = hostname
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(super::structure::MAX_MACHINE_NAME)
+        .collect();
+    while s.ends_with('-') {
+        s.pop();
+    }
+    while s.starts_with('-') {
+        s.remove(0);
+    }
+    if s.is_empty() {
+        "edge".to_string()
+    } else {
+        s
+    }
+}
+
+/// A machine's name: `Machines[i].MachineName`, else `Edgenet.MachineName`, else the host name.
+pub fn machine_name(config: &Config, index: usize, hostname: &str) -> String {
+    config
+        .machines
+        .get(index)
+        .and_then(|m| m.machine_name.clone())
+        .or_else(|| config.edgenet.machine_name.clone())
+        .unwrap_or_else(|| sanitize_hostname(hostname))
+}

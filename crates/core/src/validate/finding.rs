@@ -1,0 +1,226 @@
+//! A finding of `edgenet check`: stable code, severity, JSON path, message, hint.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    /// Something the user should know that is not a problem with the file: a rule that was not
+    /// run, a value chosen on their behalf.
+    Notice,
+}
+
+/// Stable finding codes. The string form (`Code::as_str`) is the interface scripts rely on;
+/// never rename one, add new ones instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    // Rule 1: syntax, types, enum values, required and forbidden fields.
+    WrongType,
+    UnknownValue,
+    MisspeltKey,
+    RequiredField,
+    ForbiddenField,
+    IgnoredField,
+    LegacyField,
+    MachineCount,
+    NodeMissing,
+    WindowsControlPlane,
+    InvalidName,
+    Placeholder,
+    // Rule 2: address syntax and class.
+    InvalidIpv4,
+    Ipv6NotSupported,
+    AddressNotUnicast,
+    // Rule 3: subnet sanity.
+    InvalidCidr,
+    PrefixHostBits,
+    SubnetTooSmall,
+    // Rule 4: addresses inside their subnet, distinct.
+    AddressOutsideSubnet,
+    AddressReserved,
+    AddressDuplicate,
+    ServiceRangeOutsideSubnet,
+    ServiceRangeSize,
+    PortForwardInvalid,
+    // Rule 5: overlaps.
+    OverlapsKubernetes,
+    OverlapsHostNetwork,
+    NoFreeSubnet,
+    // Rule 6: MACs.
+    InvalidMac,
+    MacNotUnicast,
+    MacDuplicate,
+    // Rule 7: MTU.
+    MtuRange,
+    MtuAboveAdapter,
+    // Rule 8: DNS.
+    DnsLoopback,
+    DnsNotFound,
+    DnsEmpty,
+    // Rule 9: proxy.
+    ProxyUrl,
+    NoProxyEntry,
+    ProxyWhileOffline,
+    // Rule 10: distribution and control plane.
+    PluginMismatch,
+    ControlPlaneCount,
+    // Rule 11: external switch and adapter.
+    SwitchName,
+    AdapterMissing,
+    AdapterDown,
+    AdapterEnslaved,
+    AdapterWireless,
+    // Rule 12: address-free probe.
+    ProbeNotRun,
+    // Host-dependent rules not run.
+    HostChecksSkipped,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            WrongType => "wrong-type",
+            UnknownValue => "unknown-value",
+            MisspeltKey => "misspelt-key",
+            RequiredField => "required-field",
+            ForbiddenField => "forbidden-field",
+            IgnoredField => "ignored-field",
+            LegacyField => "legacy-field",
+            MachineCount => "machine-count",
+            NodeMissing => "node-missing",
+            WindowsControlPlane => "windows-control-plane",
+            InvalidName => "invalid-name",
+            Placeholder => "placeholder",
+            InvalidIpv4 => "invalid-ipv4",
+            Ipv6NotSupported => "ipv6-not-supported",
+            AddressNotUnicast => "address-not-unicast",
+            InvalidCidr => "invalid-cidr",
+            PrefixHostBits => "prefix-host-bits",
+            SubnetTooSmall => "subnet-too-small",
+            AddressOutsideSubnet => "address-outside-subnet",
+            AddressReserved => "address-reserved",
+            AddressDuplicate => "address-duplicate",
+            ServiceRangeOutsideSubnet => "service-range-outside-subnet",
+            ServiceRangeSize => "service-range-size",
+            PortForwardInvalid => "port-forward-invalid",
+            OverlapsKubernetes => "overlaps-kubernetes-range",
+            OverlapsHostNetwork => "overlaps-host-network",
+            NoFreeSubnet => "no-free-subnet",
+            InvalidMac => "invalid-mac",
+            MacNotUnicast => "mac-not-unicast",
+            MacDuplicate => "mac-duplicate",
+            MtuRange => "mtu-range",
+            MtuAboveAdapter => "mtu-above-adapter",
+            DnsLoopback => "dns-loopback",
+            DnsNotFound => "dns-not-found",
+            DnsEmpty => "dns-empty",
+            ProxyUrl => "proxy-url",
+            NoProxyEntry => "no-proxy-entry",
+            ProxyWhileOffline => "proxy-while-offline",
+            PluginMismatch => "plugin-mismatch",
+            ControlPlaneCount => "control-plane-count",
+            SwitchName => "switch-name",
+            AdapterMissing => "adapter-missing",
+            AdapterDown => "adapter-down",
+            AdapterEnslaved => "adapter-enslaved",
+            AdapterWireless => "adapter-wireless",
+            ProbeNotRun => "probe-not-run",
+            HostChecksSkipped => "host-checks-skipped",
+        }
+    }
+
+    /// The SPEC §4 rule group the code belongs to (0: not a rule, a notice about rules).
+    pub fn rule(self) -> u8 {
+        use Code::*;
+        match self {
+            WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
+            | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
+            | InvalidName | Placeholder => 1,
+            InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
+            InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
+            AddressOutsideSubnet
+            | AddressReserved
+            | AddressDuplicate
+            | ServiceRangeOutsideSubnet
+            | ServiceRangeSize
+            | PortForwardInvalid => 4,
+            OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet => 5,
+            InvalidMac | MacNotUnicast | MacDuplicate => 6,
+            MtuRange | MtuAboveAdapter => 7,
+            DnsLoopback | DnsNotFound | DnsEmpty => 8,
+            ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
+            PluginMismatch | ControlPlaneCount => 10,
+            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless => 11,
+            ProbeNotRun => 12,
+            HostChecksSkipped => 0,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub rule: u8,
+    pub severity: Severity,
+    /// JSON path in the config (`Machines[0].LinuxNode.Ip4Address`); empty for the whole file.
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn new(
+        code: Code,
+        severity: Severity,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            code,
+            rule: code.rule(),
+            severity,
+            path: path.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn error(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Error, path, message)
+    }
+
+    pub fn warning(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Warning, path, message)
+    }
+
+    pub fn notice(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Notice, path, message)
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}

@@ -1,0 +1,62 @@
+//! `edgenet check`: every rule of SPEC §4, all findings at once, no I/O.
+//!
+//! Rule group 1 (syntax and types) runs in [`crate::config::load`]; the groups here run on the
+//! typed [`Config`]. Host-dependent groups (5, 7, 8, 11) read [`HostView::Live`] facts and are
+//! reported as skipped, never passed, when the host could not be read.
+
+mod adapter;
+mod addresses;
+mod cluster;
+mod context;
+mod dns;
+mod finding;
+mod macs;
+mod mtu;
+mod overlap;
+mod probe;
+mod proxy;
+mod structure;
+mod subnet;
+
+pub use adapter::interface_name_problem;
+pub use cluster::is_control_plane;
+pub use context::{machine_name, resolve_subnet, Context, HostView, ResolvedSubnet};
+pub use finding::{Code, Finding, Severity};
+pub use structure::machine_name_problem;
+
+use crate::config::Config;
+
+/// Runs rule groups 2–12 (and the structural part of 1) over a loaded config.
+pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    structure::check(config, ctx, &mut out);
+    addresses::check(config, &mut out);
+    subnet::check(config, &mut out);
+    overlap::check(config, ctx, &mut out);
+    macs::check(config, &mut out);
+    mtu::check(config, ctx, &mut out);
+    dns::check(config, ctx, &mut out);
+    proxy::check(config, &mut out);
+    cluster::check(config, &mut out);
+    adapter::check(config, ctx, &mut out);
+    probe::check(config, &mut out);
+    if let HostView::Skipped(reason) = &ctx.host {
+        out.push(
+            Finding::notice(
+                Code::HostChecksSkipped,
+                "",
+                format!("host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter) were not run: {reason}"),
+            )
+            .hint("run check as root without --offline-check on the machine itself to run them"),
+        );
+    }
+    out
+}
+
+/// Loader findings plus [`validate`], ordered by rule group (stable within a group).
+pub fn check(loaded: &crate::config::Loaded, ctx: &Context<'_>) -> Vec<Finding> {
+    let mut all = loaded.findings.clone();
+    all.extend(validate(&loaded.config, ctx));
+    all.sort_by_key(|f| (f.rule == 0, f.rule));
+    all
+}

@@ -1,0 +1,90 @@
+//! Rule group 5: the switch subnet, service range and control-plane endpoint stay clear of the
+//! distribution's pod and service CIDRs, and an internal subnet clear of the host's networks.
+
+use ipnet::Ipv4Net;
+
+use super::{resolve_subnet, Code, Context, Finding, ResolvedSubnet};
+use crate::addressing::{self, lan_subnet, overlaps, range_end};
+use crate::config::Config;
+
+pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let ranges = config.distribution().ranges();
+    let distro = config.distribution().as_str();
+    let clash = |out: &mut Vec<Finding>, path: &str, what: String, net: Ipv4Net| {
+        for (name, reserved) in ranges.reserved() {
+            if overlaps(net, reserved) {
+                out.push(
+                    Finding::error(
+                        Code::OverlapsKubernetes,
+                        path,
+                        format!("{what} overlaps the {distro} {name} {reserved}"),
+                    )
+                    .hint(format!("choose addresses outside {reserved}")),
+                );
+            }
+        }
+    };
+
+    if config.is_scalable() {
+        if let Some(lan) = lan_subnet(config) {
+            let path = if config.network.ip4_prefix_length.is_some() {
+                "Network.Ip4PrefixLength"
+            } else {
+                "Network.Ip4GatewayAddress"
+            };
+            clash(out, path, format!("the LAN {lan}"), lan);
+        }
+        if let Some(ip) = config.network.control_plane_endpoint_ip {
+            clash(
+                out,
+                "Network.ControlPlaneEndpointIp",
+                format!("Network.ControlPlaneEndpointIp {ip}"),
+                Ipv4Net::from(ip),
+            );
+        }
+        let size = config.init.service_ip_range_size.unwrap_or(0);
+        if let (Some(start), Some(end)) = (
+            config.init.service_ip_range_start,
+            config
+                .init
+                .service_ip_range_start
+                .and_then(|s| range_end(s, size)),
+        ) {
+            for net in ipnet::Ipv4Subnets::new(start, end, 0) {
+                clash(
+                    out,
+                    "Init.ServiceIPRangeStart",
+                    format!("the service range {start}–{end}"),
+                    net,
+                );
+            }
+        }
+        return;
+    }
+
+    let path = "Network.Ip4AddressPrefix";
+    match resolve_subnet(config, ctx) {
+        ResolvedSubnet::Configured(net) => {
+            clash(out, path, format!("{path} {net}"), net);
+            if let Some(facts) = ctx.facts() {
+                for (taken, on) in addressing::host_taken_networks(facts, config.switch_name()) {
+                    if overlaps(net, taken) {
+                        out.push(
+                            Finding::error(Code::OverlapsHostNetwork, path, format!("{path} {net} overlaps {taken} on {on}"))
+                                .hint("choose a subnet this host does not use, or leave Ip4AddressPrefix out to pick a free one"),
+                        );
+                    }
+                }
+            }
+        }
+        ResolvedSubnet::NoneFree => out.push(
+            Finding::error(
+                Code::NoFreeSubnet,
+                path,
+                "no free /24 is left in 192.168.0.0/16, 172.16.0.0/12 or 10.0.0.0/8 on this host",
+            )
+            .hint("set Network.Ip4AddressPrefix to a subnet this host does not route"),
+        ),
+        ResolvedSubnet::Automatic(_) | ResolvedSubnet::AutomaticUnchecked(_) => {}
+    }
+}

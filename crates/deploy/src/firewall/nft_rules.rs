@@ -1,0 +1,676 @@
+//! Where edgenet's nftables rules are built: [`FirewallPlan`] → one table, as nftables JSON.
+//!
+//! Pure: no I/O. The rules are written in exactly the form `nft -j list table` prints them back
+//! (nft 1.0.x), so a live table can be compared with the desired one and a deploy that changes
+//! nothing touches nothing (SPEC §5.4). Should another nft version print a rule differently, the
+//! comparison fails safe: the table is simply replaced on every deploy.
+//!
+//! The ruleset for a NAT switch `aksedgesw-int` on 192.168.0.0/24 with one port forward:
+//!
+//! ```text
+//! table ip edgenet_<id> {
+//!   chain forward {  type filter hook forward priority filter; policy accept;
+//!     iifname "aksedgesw-int" oifname "aksedgesw-int" accept
+//!     oifname "aksedgesw-int" ip daddr 192.168.0.0/24 ct state established,related accept
+//!     oifname "aksedgesw-int" ip daddr 192.168.0.2 tcp dport 80 ct status dnat accept
+//!     oifname "aksedgesw-int" drop
+//!     iifname "aksedgesw-int" ip saddr 192.168.0.0/24 accept
+//!     iifname "aksedgesw-int" drop
+//!   }
+//!   chain postrouting {  type nat hook postrouting priority srcnat; policy accept;
+//!     ip saddr 192.168.0.0/24 ip daddr 224.0.0.0/24 return
+//!     ip saddr 192.168.0.0/24 ip daddr 255.255.255.255 return
+//!     ip saddr 192.168.0.0/24 ip daddr != 192.168.0.0/24 masquerade
+//!   }
+//!   chain prerouting {  type nat hook prerouting priority dstnat; policy accept;
+//!     ip saddr != 192.168.0.0/24 fib daddr type local tcp dport 8080 dnat to 192.168.0.2:80
+//!   }
+//!   chain output {  type nat hook output priority -100; policy accept;
+//!     ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 192.168.0.2:80
+//!   }
+//! }
+//! ```
+//!
+//! Every chain has policy accept and every drop names the switch: traffic that does not enter or
+//! leave edgenet's bridge is never judged here. (Another table may still drop what we accept —
+//! nftables runs every base chain of a hook — which `doctor` should point out.)
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+
+use super::{FirewallMode, FirewallPlan, PortForwardRule};
+
+/// The nftables family of edgenet's table. `ip`, not `inet`: the switch is IPv4-only, and with
+/// `bridge-nf-call-iptables=1` bridged IPv4 frames pass the `ip` hooks as well.
+pub const FAMILY: &str = "ip";
+
+/// Chain priorities as nft lists them (numbers: `filter` = 0, `dstnat` = -100, `srcnat` = 100).
+const PRIO_FILTER: i64 = 0;
+const PRIO_DSTNAT: i64 = -100;
+const PRIO_SRCNAT: i64 = 100;
+
+/// Destinations that are never masqueraded (as libvirt): link-local multicast and broadcast
+/// must keep the node's own source address.
+const NO_MASQUERADE: [&str; 2] = ["224.0.0.0/24", "255.255.255.255/32"];
+
+/// One table's content in the form `nft -j list table` prints it, without handles.
+///
+/// Equality ignores chain order (nft may list chains in any order) but not rule order within a
+/// chain (which is the semantics).
+#[derive(Debug, Clone)]
+pub struct Ruleset {
+    pub table: String,
+    /// `{"family", "table", "name", "type", "hook", "prio", "policy"}` objects.
+    pub chains: Vec<Value>,
+    /// `{"family", "table", "chain", "comment"?, "expr"}` objects, in order.
+    pub rules: Vec<Value>,
+    /// Anything else listed in the table (sets, maps, counters…): edgenet makes none, so a
+    /// live table holding any differs from the plan and is replaced.
+    pub other: Vec<Value>,
+}
+
+impl PartialEq for Ruleset {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table
+            && self.by_chain() == other.by_chain()
+            && self.other == other.other
+    }
+}
+
+impl Ruleset {
+    /// The nft transaction that makes the live table equal to `self`, atomically: `add table`
+    /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
+    /// including rules someone else added), `add table` and everything in it. nft sends it as
+    /// one batch, so no packet ever sees a half-built table.
+    pub fn replace_document(&self) -> Value {
+        let table = json!({"family": FAMILY, "name": self.table});
+        let mut cmds = vec![
+            json!({"add": {"table": table}}),
+            json!({"delete": {"table": table}}),
+            json!({"add": {"table": table}}),
+        ];
+        cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
+        cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
+        json!({ "nftables": cmds })
+    }
+
+    /// Reads the output of `nft -j list table ip NAME` back into a [`Ruleset`]; `None` when the
+    /// listing holds no table.
+    pub fn from_listing(listing: &Value) -> Option<Ruleset> {
+        let items = listing.get("nftables")?.as_array()?;
+        let mut table = None;
+        let mut chains = Vec::new();
+        let mut rules = Vec::new();
+        let mut other = Vec::new();
+        for item in items {
+            let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+                continue;
+            };
+            let mut body = body.clone();
+            if let Some(obj) = body.as_object_mut() {
+                // Handles are assigned by the kernel and change on every replace.
+                obj.remove("handle");
+            }
+            match kind.as_str() {
+                "table" => table = body.get("name").and_then(Value::as_str).map(String::from),
+                "chain" => chains.push(body),
+                "rule" => rules.push(body),
+                "metainfo" => {}
+                _ => other.push(item.clone()),
+            }
+        }
+        Some(Ruleset {
+            table: table?,
+            chains,
+            rules,
+            other,
+        })
+    }
+
+    /// Chains by name, each with its rules in order.
+    fn by_chain(&self) -> BTreeMap<&str, (Option<&Value>, Vec<&Value>)> {
+        let mut map: BTreeMap<&str, (Option<&Value>, Vec<&Value>)> = BTreeMap::new();
+        for chain in &self.chains {
+            let name = chain.get("name").and_then(Value::as_str).unwrap_or("");
+            map.entry(name).or_default().0 = Some(chain);
+        }
+        for rule in &self.rules {
+            let name = rule.get("chain").and_then(Value::as_str).unwrap_or("");
+            map.entry(name).or_default().1.push(rule);
+        }
+        map
+    }
+
+    /// The rules of one chain, in order.
+    pub fn chain_rules<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.rules
+            .iter()
+            .filter(move |r| r.get("chain").and_then(Value::as_str) == Some(chain))
+    }
+
+    /// Human-readable lines in nft syntax (`chain: rule`), for logs, `doctor` and tests.
+    /// Expressions edgenet does not build are shown as JSON.
+    pub fn to_text(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .map(|r| {
+                let chain = r.get("chain").and_then(Value::as_str).unwrap_or("?");
+                let exprs = r.get("expr").and_then(Value::as_array);
+                let text: Vec<String> = exprs.into_iter().flatten().map(expr_text).collect();
+                format!("{chain}: {}", text.join(" "))
+            })
+            .collect()
+    }
+}
+
+/// Builds the table for `fw`.
+pub fn build(fw: &FirewallPlan) -> Ruleset {
+    let b = Builder {
+        table: &fw.table,
+        rules: Vec::new(),
+    };
+    b.build(fw)
+}
+
+struct Builder<'a> {
+    table: &'a str,
+    rules: Vec<Value>,
+}
+
+impl Builder<'_> {
+    fn build(mut self, fw: &FirewallPlan) -> Ruleset {
+        let br = fw.bridge.as_str();
+        let subnet = fw.subnet.trunc();
+        let mut chains = vec![self.chain("forward", "filter", PRIO_FILTER)];
+
+        self.rule(
+            "forward",
+            "edgenet: traffic within the switch",
+            vec![iifname(br), oifname(br), verdict("accept")],
+        );
+        if fw.mode == FirewallMode::Nat {
+            self.rule(
+                "forward",
+                "edgenet: replies to connections the nodes opened",
+                vec![
+                    oifname(br),
+                    ip_addr("daddr", "==", subnet),
+                    ct_in("state", &["established", "related"]),
+                    verdict("accept"),
+                ],
+            );
+        }
+        for pf in &fw.port_forwards {
+            self.rule(
+                "forward",
+                &pf_comment(pf),
+                vec![
+                    oifname(br),
+                    ip_addr("daddr", "==", host_net(pf.node_address)),
+                    l4_port(pf, "dport", pf.node_port),
+                    ct_in("status", &["dnat"]),
+                    verdict("accept"),
+                ],
+            );
+        }
+        if fw.mode == FirewallMode::Offline && !fw.port_forwards.is_empty() {
+            // Nothing leaves an offline switch except the answers of a port-forwarded
+            // connection (NAT mode lets every node-sourced packet out anyway).
+            self.rule(
+                "forward",
+                "edgenet: replies of port-forwarded connections",
+                vec![
+                    iifname(br),
+                    ct_in("status", &["dnat"]),
+                    ct_eq("direction", "reply"),
+                    verdict("accept"),
+                ],
+            );
+        }
+        self.rule(
+            "forward",
+            "edgenet: nothing else enters the switch",
+            vec![oifname(br), verdict("drop")],
+        );
+        if fw.mode == FirewallMode::Nat {
+            self.rule(
+                "forward",
+                "edgenet: nodes reach out (masqueraded)",
+                vec![
+                    iifname(br),
+                    ip_addr("saddr", "==", subnet),
+                    verdict("accept"),
+                ],
+            );
+        }
+        self.rule(
+            "forward",
+            match fw.mode {
+                FirewallMode::Nat => "edgenet: sources outside the switch subnet",
+                FirewallMode::Offline => "edgenet: offline switch, nothing leaves it",
+            },
+            vec![iifname(br), verdict("drop")],
+        );
+
+        if fw.mode == FirewallMode::Nat {
+            chains.push(self.chain("postrouting", "nat", PRIO_SRCNAT));
+            for dst in NO_MASQUERADE {
+                self.rule(
+                    "postrouting",
+                    "edgenet: multicast and broadcast keep their source",
+                    vec![
+                        ip_addr("saddr", "==", subnet),
+                        ip_addr("daddr", "==", dst.parse().expect("constant")),
+                        verdict("return"),
+                    ],
+                );
+            }
+            self.rule(
+                "postrouting",
+                "edgenet: masquerade the switch subnet",
+                vec![
+                    ip_addr("saddr", "==", subnet),
+                    ip_addr("daddr", "!=", subnet),
+                    json!({"masquerade": null}),
+                ],
+            );
+        }
+
+        if !fw.port_forwards.is_empty() {
+            chains.push(self.chain("prerouting", "nat", PRIO_DSTNAT));
+            chains.push(self.chain("output", "nat", PRIO_DSTNAT));
+            for pf in &fw.port_forwards {
+                // Only traffic addressed to the host itself, and not from the nodes (bridged
+                // node-to-node frames pass prerouting too).
+                self.rule(
+                    "prerouting",
+                    &pf_comment(pf),
+                    vec![
+                        ip_addr("saddr", "!=", subnet),
+                        fib_daddr_local(),
+                        l4_port(pf, "dport", pf.host_port),
+                        dnat(pf),
+                    ],
+                );
+                // The host's own connections to one of its addresses: locally generated
+                // packets skip prerouting. Loopback is left alone: DNAT to a node would leave a
+                // 127.0.0.0/8 source on the switch, which the kernel drops as martian.
+                self.rule(
+                    "output",
+                    &pf_comment(pf),
+                    vec![
+                        ip_addr("daddr", "!=", "127.0.0.0/8".parse().expect("constant")),
+                        fib_daddr_local(),
+                        l4_port(pf, "dport", pf.host_port),
+                        dnat(pf),
+                    ],
+                );
+            }
+        }
+
+        Ruleset {
+            table: self.table.to_string(),
+            chains,
+            rules: self.rules,
+            other: Vec::new(),
+        }
+    }
+
+    fn chain(&self, name: &str, kind: &str, prio: i64) -> Value {
+        json!({
+            "family": FAMILY, "table": self.table, "name": name,
+            "type": kind, "hook": name, "prio": prio, "policy": "accept",
+        })
+    }
+
+    fn rule(&mut self, chain: &str, comment: &str, expr: Vec<Value>) {
+        self.rules.push(json!({
+            "family": FAMILY, "table": self.table, "chain": chain,
+            "comment": comment, "expr": expr,
+        }));
+    }
+}
+
+fn pf_comment(pf: &PortForwardRule) -> String {
+    format!(
+        "edgenet: port forward {}/{} to {}:{}",
+        pf.protocol.as_str(),
+        pf.host_port,
+        pf.node_address,
+        pf.node_port
+    )
+}
+
+fn host_net(addr: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::from(addr)
+}
+
+fn matches(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+fn iifname(name: &str) -> Value {
+    matches("==", json!({"meta": {"key": "iifname"}}), json!(name))
+}
+
+fn oifname(name: &str) -> Value {
+    matches("==", json!({"meta": {"key": "oifname"}}), json!(name))
+}
+
+/// `ip saddr|daddr OP net`; a /32 is written as a plain address, as nft lists it.
+fn ip_addr(field: &str, op: &str, net: Ipv4Net) -> Value {
+    let right = if net.prefix_len() == 32 {
+        json!(net.addr().to_string())
+    } else {
+        json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
+    };
+    matches(
+        op,
+        json!({"payload": {"protocol": "ip", "field": field}}),
+        right,
+    )
+}
+
+/// `ct KEY a,b`: nft lists a one-element set as a plain string.
+fn ct_in(key: &str, values: &[&str]) -> Value {
+    let right = match values {
+        [one] => json!(one),
+        many => json!(many),
+    };
+    matches("in", json!({"ct": {"key": key}}), right)
+}
+
+fn ct_eq(key: &str, value: &str) -> Value {
+    matches("==", json!({"ct": {"key": key}}), json!(value))
+}
+
+fn l4_port(pf: &PortForwardRule, field: &str, port: u16) -> Value {
+    matches(
+        "==",
+        json!({"payload": {"protocol": pf.protocol.as_str(), "field": field}}),
+        json!(port),
+    )
+}
+
+fn fib_daddr_local() -> Value {
+    matches(
+        "==",
+        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+        json!("local"),
+    )
+}
+
+fn dnat(pf: &PortForwardRule) -> Value {
+    json!({"dnat": {"addr": pf.node_address.to_string(), "port": pf.node_port}})
+}
+
+fn verdict(v: &str) -> Value {
+    json!({ v: null })
+}
+
+/// nft syntax for the expressions this module builds; anything else as compact JSON.
+fn expr_text(e: &Value) -> String {
+    let fallback = || e.to_string();
+    let Some((kind, body)) = e.as_object().and_then(|o| o.iter().next()) else {
+        return fallback();
+    };
+    match kind.as_str() {
+        "match" => {
+            let left = match &body["left"] {
+                Value::Object(l) => match l.iter().next() {
+                    Some((k, v)) if k == "meta" => v["key"].as_str().unwrap_or("?").to_string(),
+                    Some((k, v)) if k == "payload" => format!(
+                        "{} {}",
+                        v["protocol"].as_str().unwrap_or("?"),
+                        v["field"].as_str().unwrap_or("?")
+                    ),
+                    Some((k, v)) if k == "ct" => format!("ct {}", v["key"].as_str().unwrap_or("?")),
+                    Some((k, _)) if k == "fib" => "fib daddr type".to_string(),
+                    _ => return fallback(),
+                },
+                _ => return fallback(),
+            };
+            let right = match &body["right"] {
+                Value::String(s) if left.ends_with("ifname") => format!("\"{s}\""),
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Value::Object(o) if o.contains_key("prefix") => format!(
+                    "{}/{}",
+                    o["prefix"]["addr"].as_str().unwrap_or("?"),
+                    o["prefix"]["len"]
+                ),
+                _ => return fallback(),
+            };
+            match body["op"].as_str() {
+                Some("==") | Some("in") => format!("{left} {right}"),
+                Some(op) => format!("{left} {op} {right}"),
+                None => fallback(),
+            }
+        }
+        "dnat" => format!(
+            "dnat to {}:{}",
+            body["addr"].as_str().unwrap_or("?"),
+            body["port"]
+        ),
+        "accept" | "drop" | "return" | "masquerade" if body.is_null() => kind.clone(),
+        _ => fallback(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_core::config::Protocol;
+
+    fn plan(mode: FirewallMode, forwards: Vec<PortForwardRule>) -> FirewallPlan {
+        FirewallPlan {
+            table: "edgenet_abc123".into(),
+            bridge: "aksedgesw-int".into(),
+            subnet: "192.168.7.0/24".parse().unwrap(),
+            mode,
+            port_forwards: forwards,
+        }
+    }
+
+    fn forward(
+        protocol: Protocol,
+        host_port: u16,
+        node: [u8; 4],
+        node_port: u16,
+    ) -> PortForwardRule {
+        PortForwardRule {
+            protocol,
+            host_port,
+            node_address: Ipv4Addr::from(node),
+            node_port,
+        }
+    }
+
+    fn text(rs: &Ruleset) -> Vec<String> {
+        rs.to_text()
+    }
+
+    fn chain_names(rs: &Ruleset) -> Vec<&str> {
+        rs.chains
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn nat_masquerades_the_subnet_and_guards_the_switch() {
+        let rs = build(&plan(FirewallMode::Nat, vec![]));
+        assert_eq!(chain_names(&rs), ["forward", "postrouting"]);
+        assert_eq!(
+            text(&rs),
+            [
+                r#"forward: iifname "aksedgesw-int" oifname "aksedgesw-int" accept"#,
+                r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.0/24 ct state established,related accept"#,
+                r#"forward: oifname "aksedgesw-int" drop"#,
+                r#"forward: iifname "aksedgesw-int" ip saddr 192.168.7.0/24 accept"#,
+                r#"forward: iifname "aksedgesw-int" drop"#,
+                "postrouting: ip saddr 192.168.7.0/24 ip daddr 224.0.0.0/24 return",
+                "postrouting: ip saddr 192.168.7.0/24 ip daddr 255.255.255.255 return",
+                "postrouting: ip saddr 192.168.7.0/24 ip daddr != 192.168.7.0/24 masquerade",
+            ]
+        );
+        let post = &rs.chains[1];
+        assert_eq!(post["type"], "nat");
+        assert_eq!(post["hook"], "postrouting");
+        assert_eq!(post["prio"], 100);
+        assert!(rs.chains.iter().all(|c| c["policy"] == "accept"));
+    }
+
+    #[test]
+    fn offline_has_no_nat_and_drops_everything_off_the_switch() {
+        let rs = build(&plan(FirewallMode::Offline, vec![]));
+        assert_eq!(chain_names(&rs), ["forward"]);
+        assert_eq!(
+            text(&rs),
+            [
+                r#"forward: iifname "aksedgesw-int" oifname "aksedgesw-int" accept"#,
+                r#"forward: oifname "aksedgesw-int" drop"#,
+                r#"forward: iifname "aksedgesw-int" drop"#,
+            ]
+        );
+        let doc = rs.replace_document().to_string();
+        assert!(!doc.contains("masquerade") && !doc.contains("established"));
+    }
+
+    #[test]
+    fn port_forwards_dnat_from_outside_and_from_the_host() {
+        let rs = build(&plan(
+            FirewallMode::Nat,
+            vec![
+                forward(Protocol::Tcp, 8080, [192, 168, 7, 2], 80),
+                forward(Protocol::Udp, 5353, [192, 168, 7, 3], 53),
+            ],
+        ));
+        assert_eq!(
+            chain_names(&rs),
+            ["forward", "postrouting", "prerouting", "output"]
+        );
+        let lines = text(&rs);
+        for want in [
+            r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.2 tcp dport 80 ct status dnat accept"#,
+            r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.3 udp dport 53 ct status dnat accept"#,
+            "prerouting: ip saddr != 192.168.7.0/24 fib daddr type local tcp dport 8080 dnat to 192.168.7.2:80",
+            "prerouting: ip saddr != 192.168.7.0/24 fib daddr type local udp dport 5353 dnat to 192.168.7.3:53",
+            "output: ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 192.168.7.2:80",
+            "output: ip daddr != 127.0.0.0/8 fib daddr type local udp dport 5353 dnat to 192.168.7.3:53",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "missing {want}\n{lines:#?}");
+        }
+        // The forward accept must come before the catch-all drop into the switch.
+        let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
+        assert!(pos("tcp dport 80 ct status dnat accept") < pos(r#"oifname "aksedgesw-int" drop"#));
+        let output = rs.chains.iter().find(|c| c["name"] == "output").unwrap();
+        assert_eq!(
+            (output["type"].as_str(), output["prio"].as_i64()),
+            (Some("nat"), Some(-100))
+        );
+    }
+
+    #[test]
+    fn offline_port_forward_lets_only_its_replies_out() {
+        let rs = build(&plan(
+            FirewallMode::Offline,
+            vec![forward(Protocol::Tcp, 8443, [192, 168, 7, 2], 443)],
+        ));
+        let lines = text(&rs);
+        let reply = r#"forward: iifname "aksedgesw-int" ct status dnat ct direction reply accept"#;
+        assert!(lines.iter().any(|l| l == reply), "{lines:#?}");
+        assert!(lines.iter().all(|l| !l.contains("masquerade")));
+        let drop_out = lines
+            .iter()
+            .position(|l| l == r#"forward: iifname "aksedgesw-int" drop"#);
+        let reply_pos = lines.iter().position(|l| l == reply);
+        assert!(reply_pos < drop_out);
+    }
+
+    #[test]
+    fn subnet_with_host_bits_is_normalised() {
+        let mut fw = plan(FirewallMode::Nat, vec![]);
+        fw.subnet = "192.168.7.1/24".parse().unwrap();
+        assert_eq!(build(&fw), build(&plan(FirewallMode::Nat, vec![])));
+    }
+
+    #[test]
+    fn replace_document_recreates_the_table_in_one_batch() {
+        let rs = build(&plan(FirewallMode::Nat, vec![]));
+        let doc = rs.replace_document();
+        let cmds = doc["nftables"].as_array().unwrap();
+        let table = json!({"family": "ip", "name": "edgenet_abc123"});
+        assert_eq!(cmds[0], json!({"add": {"table": table}}));
+        assert_eq!(cmds[1], json!({"delete": {"table": table}}));
+        assert_eq!(cmds[2], json!({"add": {"table": table}}));
+        assert_eq!(cmds.len(), 3 + rs.chains.len() + rs.rules.len());
+        // Everything the batch adds lives in edgenet's table.
+        for cmd in cmds {
+            let (_, obj) = cmd["add"]
+                .as_object()
+                .or(cmd["delete"].as_object())
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
+            let table_name = obj
+                .get("table")
+                .and_then(Value::as_str)
+                .or(obj["name"].as_str());
+            assert_eq!(table_name, Some("edgenet_abc123"), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn listing_round_trips_and_ignores_handles_and_chain_order() {
+        let rs = build(&plan(
+            FirewallMode::Nat,
+            vec![forward(Protocol::Tcp, 8080, [192, 168, 7, 2], 80)],
+        ));
+        // What nft prints: metainfo, table, chains (reversed here), rules, all with handles.
+        let mut items = vec![
+            json!({"metainfo": {"version": "1.0.6", "json_schema_version": 1}}),
+            json!({"table": {"family": "ip", "name": "edgenet_abc123", "handle": 7}}),
+        ];
+        for (i, c) in rs.chains.iter().rev().enumerate() {
+            let mut c = c.clone();
+            c["handle"] = json!(i + 1);
+            items.push(json!({ "chain": c }));
+        }
+        for (i, r) in rs.rules.iter().enumerate() {
+            let mut r = r.clone();
+            r["handle"] = json!(i + 10);
+            items.push(json!({ "rule": r }));
+        }
+        let listed = Ruleset::from_listing(&json!({ "nftables": items.clone() })).unwrap();
+        assert_eq!(listed, rs);
+
+        // A rule added by hand, or reordered rules, is a difference.
+        let mut extra = rs.clone();
+        extra.rules.push(extra.rules[0].clone());
+        assert_ne!(extra, rs);
+        let mut swapped = rs.clone();
+        swapped.rules.swap(0, 1);
+        assert_ne!(swapped, rs);
+        // So is a set someone added to our table.
+        let mut with_set = items.clone();
+        with_set.push(
+            json!({"set": {"family": "ip", "table": "edgenet_abc123", "name": "s", "handle": 99}}),
+        );
+        assert_ne!(
+            Ruleset::from_listing(&json!({ "nftables": with_set })).unwrap(),
+            rs
+        );
+        // An empty listing has no table.
+        assert!(Ruleset::from_listing(&json!({"nftables": []})).is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! [`FirewallDriver`] over the `nft` binary.
+
+use edgenet_host::nft::Nft;
+use tracing::{debug, info, warn};
+
+use super::nft_rules::{self, Ruleset, FAMILY};
+use super::{check_ours, ApplyOutcome, FirewallDriver, FirewallError, FirewallPlan};
+
+/// The nftables backend. Runs `nft` in the calling thread's network namespace.
+#[derive(Debug, Clone, Default)]
+pub struct NftablesDriver {
+    nft: Nft,
+}
+
+impl NftablesDriver {
+    pub fn new(nft: Nft) -> Self {
+        NftablesDriver { nft }
+    }
+}
+
+impl FirewallDriver for NftablesDriver {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn validate(&self) -> Result<(), FirewallError> {
+        let version = self.nft.check()?;
+        debug!(%version, "nft found");
+        Ok(())
+    }
+
+    /// Compares first, so a deploy that changes nothing sends nothing (and table handles, which
+    /// the kernel renumbers on every replace, stay put); otherwise replaces the table in one
+    /// transaction and checks that the kernel now holds exactly the plan.
+    fn apply(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {
+        check_ours(&fw.table)?;
+        let want = nft_rules::build(fw);
+        if self.live(&fw.table)?.as_ref() == Some(&want) {
+            debug!(table = %fw.table, "nftables table already up to date");
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        self.nft.apply(&want.replace_document())?;
+        info!(table = %fw.table, rules = want.rules.len(), "nftables table replaced");
+        // Read back: if nft prints the rules differently from how we write them (another nft
+        // version), every deploy replaces the table. That is still correct, only not a no-op,
+        // so it is a warning rather than an error.
+        if self.live(&fw.table)?.as_ref() != Some(&want) {
+            warn!(
+                table = %fw.table,
+                "nftables lists the table differently from how edgenet wrote it; \
+                 later deploys will replace it even when nothing changed"
+            );
+        }
+        Ok(ApplyOutcome::Replaced)
+    }
+
+    fn remove(&self, table: &str) -> Result<bool, FirewallError> {
+        check_ours(table)?;
+        let existed = self.nft.delete_table(FAMILY, table)?;
+        if existed {
+            info!(%table, "nftables table deleted");
+        }
+        Ok(existed)
+    }
+
+    fn live(&self, table: &str) -> Result<Option<Ruleset>, FirewallError> {
+        check_ours(table)?;
+        Ok(self
+            .nft
+            .list_table(FAMILY, table)?
+            .as_ref()
+            .and_then(Ruleset::from_listing))
+    }
+}

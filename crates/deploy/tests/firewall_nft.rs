@@ -1,0 +1,527 @@
+//! The nftables firewall against the real kernel, only ever inside network namespaces these tests
+//! create (`enf-<name>-<pid>`, deleted on drop, even after a panic). The machine's own ruleset is
+//! never touched and no packet leaves the test namespaces. Needs root; skipped otherwise.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+
+use edgenet_core::config::Protocol;
+use edgenet_deploy::firewall::{
+    nft_rules, ApplyOutcome, FirewallDriver, FirewallError, FirewallMode, FirewallPlan,
+    NftablesDriver, PortForwardRule,
+};
+use serde_json::Value;
+
+const TABLE: &str = "edgenet_0a1b2c";
+const BRIDGE: &str = "aksedgesw-int";
+
+/// A throwaway network namespace.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// `None` (after saying why) when the test cannot run here.
+    fn new(tag: &str) -> Option<Netns> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root to create network namespaces");
+            return None;
+        }
+        for tool in ["ip", "nft"] {
+            if Command::new(tool).arg("-V").output().is_err() {
+                eprintln!("SKIP: `{tool}` is not installed");
+                return None;
+            }
+        }
+        let name = format!("enf-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name} failed");
+        let ns = Netns { name };
+        ns.sh("ip link set lo up");
+        Some(ns)
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs a shell script inside; panics with its stderr on failure.
+    fn sh(&self, script: &str) -> String {
+        let out = self.cmd("sh").args(["-ec", script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "in {}: {script}\n{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `nft -j ARGS` inside, parsed.
+    fn nft_json(&self, args: &str) -> Value {
+        serde_json::from_str(&self.sh(&format!("nft -j {args}"))).unwrap()
+    }
+
+    /// Runs `f` on a fresh thread switched into this namespace, as edgenet's callers do.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = File::open(&path).unwrap();
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn fw_plan(mode: FirewallMode, subnet: &str, forwards: Vec<PortForwardRule>) -> FirewallPlan {
+    FirewallPlan {
+        table: TABLE.into(),
+        bridge: BRIDGE.into(),
+        subnet: subnet.parse().unwrap(),
+        mode,
+        port_forwards: forwards,
+    }
+}
+
+fn tcp_forward(host_port: u16, node: &str, node_port: u16) -> PortForwardRule {
+    PortForwardRule {
+        protocol: Protocol::Tcp,
+        host_port,
+        node_address: node.parse::<Ipv4Addr>().unwrap(),
+        node_port,
+    }
+}
+
+/// All rules of `table`/`chain` in a `nft -j list ruleset` listing.
+fn rules<'a>(ruleset: &'a Value, table: &'a str, chain: &'a str) -> Vec<&'a Value> {
+    ruleset["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item.get("rule"))
+        .filter(|r| r["table"] == table && r["chain"] == chain)
+        .collect()
+}
+
+fn tables(ruleset: &Value) -> Vec<(String, String)> {
+    ruleset["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item.get("table"))
+        .map(|t| {
+            (
+                t["family"].as_str().unwrap().into(),
+                t["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn has_stmt(rule: &Value, stmt: &str) -> bool {
+    rule["expr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.get(stmt).is_some())
+}
+
+/// `ip saddr|daddr == prefix` in a listed rule.
+fn matches_prefix(rule: &Value, field: &str, op: &str, addr: &str, len: u64) -> bool {
+    rule["expr"].as_array().unwrap().iter().any(|e| {
+        let m = &e["match"];
+        m["op"] == op
+            && m["left"]["payload"]["field"] == field
+            && m["right"]["prefix"]["addr"] == addr
+            && m["right"]["prefix"]["len"] == len
+    })
+}
+
+#[test]
+fn nat_table_masquerades_and_guards_the_switch() {
+    let Some(ns) = Netns::new("nat") else { return };
+    let driver = NftablesDriver::default();
+    let plan = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    ns.run(|| driver.validate()).unwrap();
+    assert_eq!(
+        ns.run(|| driver.apply(&plan)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+
+    let ruleset = ns.nft_json("list ruleset");
+    assert_eq!(tables(&ruleset), [("ip".to_string(), TABLE.to_string())]);
+
+    let post = rules(&ruleset, TABLE, "postrouting");
+    let masq: Vec<_> = post.iter().filter(|r| has_stmt(r, "masquerade")).collect();
+    assert_eq!(masq.len(), 1, "{post:#?}");
+    assert!(matches_prefix(masq[0], "saddr", "==", "192.168.77.0", 24));
+    assert!(matches_prefix(masq[0], "daddr", "!=", "192.168.77.0", 24));
+    // The multicast/broadcast returns come before the masquerade.
+    assert!(has_stmt(post[0], "return") && has_stmt(post[1], "return"));
+
+    let fwd = rules(&ruleset, TABLE, "forward");
+    let text = |r: &Value| r.to_string();
+    assert!(fwd
+        .iter()
+        .any(|r| text(r).contains("established") && has_stmt(r, "accept")));
+    assert_eq!(fwd.iter().filter(|r| has_stmt(r, "drop")).count(), 2);
+    assert!(
+        fwd.iter().all(|r| text(r).contains(BRIDGE)),
+        "every forward rule names the switch"
+    );
+    let pre = rules(&ruleset, TABLE, "prerouting");
+    assert!(pre.len() == 1 && has_stmt(pre[0], "dnat"), "{pre:#?}");
+    assert_eq!(rules(&ruleset, TABLE, "output").len(), 1);
+
+    // What the driver reads back is exactly what the builder made.
+    assert_eq!(
+        ns.run(|| driver.live(TABLE)).unwrap(),
+        Some(nft_rules::build(&plan))
+    );
+}
+
+#[test]
+fn offline_table_has_no_nat() {
+    let Some(ns) = Netns::new("off") else { return };
+    let driver = NftablesDriver::default();
+    let plan = fw_plan(FirewallMode::Offline, "192.168.77.0/24", vec![]);
+    ns.run(|| driver.apply(&plan)).unwrap();
+    let ruleset = ns.nft_json("list ruleset");
+    let listing = ruleset.to_string();
+    assert!(
+        !listing.contains("masquerade") && !listing.contains("\"nat\""),
+        "{listing}"
+    );
+    let chains: Vec<_> = ruleset["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("chain"))
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(chains, ["forward"]);
+    let fwd = rules(&ruleset, TABLE, "forward");
+    assert_eq!(fwd.len(), 3);
+    assert!(has_stmt(fwd[0], "accept"), "intra-switch accept first");
+    assert!(has_stmt(fwd[1], "drop") && has_stmt(fwd[2], "drop"));
+}
+
+#[test]
+fn apply_is_idempotent_and_repairs_drift() {
+    let Some(ns) = Netns::new("idem") else { return };
+    let driver = NftablesDriver::default();
+    let nat = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    assert_eq!(
+        ns.run(|| driver.apply(&nat)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+    let first = ns.sh(&format!("nft -j list table ip {TABLE}"));
+    assert_eq!(
+        ns.run(|| driver.apply(&nat)).unwrap(),
+        ApplyOutcome::Unchanged
+    );
+    let second = ns.sh(&format!("nft -j list table ip {TABLE}"));
+    assert_eq!(
+        first, second,
+        "a second apply must not change anything, not even handles"
+    );
+
+    // Someone adds a rule to our table: the next apply puts it back as planned.
+    ns.sh(&format!(
+        "nft add rule ip {TABLE} forward ip saddr 10.9.9.9 accept"
+    ));
+    assert_ne!(
+        ns.run(|| driver.live(TABLE)).unwrap(),
+        Some(nft_rules::build(&nat))
+    );
+    assert_eq!(
+        ns.run(|| driver.apply(&nat)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+    assert_eq!(
+        ns.run(|| driver.live(TABLE)).unwrap(),
+        Some(nft_rules::build(&nat))
+    );
+    assert!(!ns.sh("nft list ruleset").contains("10.9.9.9"));
+
+    // A changed plan (NAT → offline, port forward dropped) replaces the table in place.
+    let offline = fw_plan(FirewallMode::Offline, "192.168.77.0/24", vec![]);
+    assert_eq!(
+        ns.run(|| driver.apply(&offline)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+    let listing = ns.sh("nft list ruleset");
+    assert!(
+        !listing.contains("masquerade") && !listing.contains("dnat"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn remove_leaves_no_table_and_is_idempotent() {
+    let Some(ns) = Netns::new("rm") else { return };
+    let driver = NftablesDriver::default();
+    let plan = fw_plan(FirewallMode::Nat, "192.168.77.0/24", vec![]);
+    ns.run(|| driver.apply(&plan)).unwrap();
+    assert!(ns.run(|| driver.remove(TABLE)).unwrap());
+    assert!(tables(&ns.nft_json("list ruleset")).is_empty());
+    assert!(
+        !ns.run(|| driver.remove(TABLE)).unwrap(),
+        "missing table is fine"
+    );
+    assert_eq!(ns.run(|| driver.live(TABLE)).unwrap(), None);
+}
+
+#[test]
+fn foreign_tables_are_never_touched() {
+    let Some(ns) = Netns::new("foreign") else {
+        return;
+    };
+    // A foreign `ip foreign` table, and a table with our very name in another family.
+    ns.sh("nft add table ip foreign
+         nft add chain ip foreign screen '{ type filter hook forward priority 0; policy accept; }'
+         nft add rule ip foreign screen ip saddr 10.9.9.9 drop
+         nft add table inet edgenet_0a1b2c
+         nft add chain inet edgenet_0a1b2c c
+         nft add rule inet edgenet_0a1b2c c ip daddr 10.8.8.8 accept");
+    let foreign_before = ns.sh("nft -j list table ip foreign");
+    let inet_before = ns.sh("nft -j list table inet edgenet_0a1b2c");
+
+    let driver = NftablesDriver::default();
+    let plan = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    ns.run(|| driver.apply(&plan)).unwrap();
+    ns.run(|| driver.apply(&fw_plan(FirewallMode::Offline, "192.168.77.0/24", vec![])))
+        .unwrap();
+    assert!(ns.run(|| driver.remove(TABLE)).unwrap());
+    // The driver refuses names that are not edgenet's.
+    let refused = ns.run(|| driver.remove("foreign"));
+    assert!(
+        matches!(refused, Err(FirewallError::NotOurs(_))),
+        "{refused:?}"
+    );
+
+    assert_eq!(ns.sh("nft -j list table ip foreign"), foreign_before);
+    assert_eq!(ns.sh("nft -j list table inet edgenet_0a1b2c"), inet_before);
+    let mut left = tables(&ns.nft_json("list ruleset"));
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ("inet".to_string(), "edgenet_0a1b2c".to_string()),
+            ("ip".to_string(), "foreign".to_string())
+        ]
+    );
+}
+
+/// TCP server (python) that answers every connection with the client's address as it sees it.
+const SERVER: &str = "import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind((sys.argv[1],int(sys.argv[2]))); s.listen(16); print('ready',flush=True)
+while True:
+    c,a=s.accept(); c.sendall(a[0].encode()); c.close()";
+
+/// TCP client: prints what the server saw as our address, or fails.
+const CLIENT: &str = "import socket,sys
+try:
+    c=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=float(sys.argv[3]))
+    print(c.recv(64).decode())
+except OSError as e:
+    print(e); sys.exit(1)";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(ns: &Netns, addr: &str, port: u16) -> Server {
+    let mut child = ns
+        .cmd("python3")
+        .args(["-c", SERVER, addr, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "server in {} did not start", ns.name);
+    Server(child)
+}
+
+/// Connects from `ns`; `Ok(source address the server saw)` or `Err(reason)`.
+fn connect(ns: &Netns, addr: &str, port: u16, timeout: f32) -> Result<String, String> {
+    let out = ns
+        .cmd("python3")
+        .args(["-c", CLIENT, addr, &port.to_string(), &timeout.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// Real packets: two nodes on a bridge in a machine namespace, a peer on the machine's "LAN".
+///
+/// ```text
+///  [node1 192.168.77.2]  [node2 192.168.77.3]
+///          \                 /
+///   [machine: aksedgesw-int 192.168.77.1 | lan0 198.18.5.1] —— [peer: lan0 198.18.5.2]
+/// ```
+#[test]
+fn traffic_nat_port_forward_and_offline() {
+    let Some(machine) = Netns::new("tmach") else {
+        return;
+    };
+    if Command::new("python3").arg("-V").output().is_err() {
+        eprintln!("SKIP: python3 is needed for the TCP endpoints");
+        return;
+    }
+    let node1 = Netns::new("tnode1").unwrap();
+    let node2 = Netns::new("tnode2").unwrap();
+    let peer = Netns::new("tpeer").unwrap();
+    machine.sh(&format!(
+        "ip link add {BRIDGE} type bridge
+         ip addr add 192.168.77.1/24 dev {BRIDGE}
+         ip link set {BRIDGE} up
+         ip link add vn1 type veth peer name eth0 netns {node1}
+         ip link add vn2 type veth peer name eth0 netns {node2}
+         ip link set vn1 master {BRIDGE} up
+         ip link set vn2 master {BRIDGE} up
+         ip link add lan0 type veth peer name lan0 netns {peer}
+         ip addr add 198.18.5.1/24 dev lan0
+         ip link set lan0 up
+         sysctl -qw net.ipv4.ip_forward=1",
+        node1 = node1.name,
+        node2 = node2.name,
+        peer = peer.name,
+    ));
+    for (node, ip) in [(&node1, "192.168.77.2"), (&node2, "192.168.77.3")] {
+        node.sh(&format!(
+            "ip addr add {ip}/24 dev eth0; ip link set eth0 up; ip route add default via 192.168.77.1"
+        ));
+    }
+    peer.sh("ip addr add 198.18.5.2/24 dev lan0; ip link set lan0 up");
+
+    let _on_node1 = serve(&node1, "0.0.0.0", 80);
+    let _on_peer = serve(&peer, "0.0.0.0", 9000);
+    let _on_machine = serve(&machine, "192.168.77.1", 9001);
+
+    // Control, before any firewall: node2 reaches node1; node1 cannot reach the peer (the peer
+    // has no route back to the switch subnet).
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    assert!(connect(&node1, "198.18.5.2", 9000, 0.5).is_err());
+
+    let driver = NftablesDriver::default();
+    let nat = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    machine.run(|| driver.apply(&nat)).unwrap();
+
+    // Outbound is masqueraded to the machine's LAN address.
+    assert_eq!(
+        connect(&node1, "198.18.5.2", 9000, 2.0),
+        Ok("198.18.5.1".into())
+    );
+    // Nodes still reach each other (bridged frames cross the forward hook) and the host.
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    assert_eq!(
+        connect(&node1, "192.168.77.1", 9001, 2.0),
+        Ok("192.168.77.2".into())
+    );
+    // Port forward from the LAN: DNAT to node1, the client's address preserved.
+    assert_eq!(
+        connect(&peer, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.2".into())
+    );
+    // Port forward from the machine itself (output chain) to one of its own addresses.
+    assert_eq!(
+        connect(&machine, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.1".into())
+    );
+
+    // Inbound towards the subnet that is neither a reply nor a port forward is dropped:
+    // with a route to the subnet the peer could reach node1 directly without our table.
+    peer.sh("ip route add 192.168.77.0/24 via 198.18.5.1");
+    assert!(connect(&peer, "192.168.77.2", 80, 0.5).is_err());
+    machine.run(|| driver.remove(TABLE)).unwrap();
+    assert_eq!(
+        connect(&peer, "192.168.77.2", 80, 2.0),
+        Ok("198.18.5.2".into()),
+        "control"
+    );
+
+    // Offline: nothing leaves the switch; nodes still reach each other and the host.
+    let offline = fw_plan(FirewallMode::Offline, "192.168.77.0/24", vec![]);
+    machine.run(|| driver.apply(&offline)).unwrap();
+    assert!(connect(&node1, "198.18.5.2", 9000, 0.5).is_err());
+    assert!(connect(&peer, "192.168.77.2", 80, 0.5).is_err());
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    assert_eq!(
+        connect(&node1, "192.168.77.1", 9001, 2.0),
+        Ok("192.168.77.2".into())
+    );
+
+    // Offline with a port forward: that one inbound path works, and still nothing else.
+    let offline_fwd = fw_plan(
+        FirewallMode::Offline,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    machine.run(|| driver.apply(&offline_fwd)).unwrap();
+    assert_eq!(
+        connect(&peer, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.2".into())
+    );
+    assert!(connect(&node1, "198.18.5.2", 9000, 0.5).is_err());
+    assert!(connect(&peer, "192.168.77.2", 80, 0.5).is_err());
+}

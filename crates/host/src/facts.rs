@@ -1,0 +1,153 @@
+//! One snapshot of the live host for the core ([`HostFacts`]): taken once per command, in
+//! the calling thread's network namespace (run it inside [`crate::netns::NetNs::run`] for a
+//! lab machine).
+
+use std::io;
+use std::path::PathBuf;
+
+use edgenet_core::host_facts::{HostAddress, HostFacts, HostLink, HostRoute};
+
+use crate::netlink::{HostError, Netlink, Snapshot};
+use crate::{resolv, sysfs};
+
+/// The host files facts are read from; the lab gives each machine its own resolv.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsPaths {
+    pub resolv_conf: PathBuf,
+    /// systemd-resolved's upstream list, followed when resolv.conf names a local resolver.
+    pub systemd_resolv_conf: PathBuf,
+    /// Root of the network devices in sysfs (wireless detection).
+    pub sysfs_net: PathBuf,
+}
+
+impl Default for FactsPaths {
+    fn default() -> Self {
+        FactsPaths {
+            resolv_conf: resolv::ETC_RESOLV_CONF.into(),
+            systemd_resolv_conf: resolv::SYSTEMD_RESOLV_CONF.into(),
+            sysfs_net: sysfs::SYSFS_NET.into(),
+        }
+    }
+}
+
+/// Facts of the current network namespace, with the standard host files.
+pub fn gather() -> Result<HostFacts, HostError> {
+    gather_with(&FactsPaths::default())
+}
+
+/// Facts of the current network namespace, reading resolver files and sysfs from `paths`.
+/// DNS trouble is reported inside [`HostFacts::dns`], not as an error.
+pub fn gather_with(paths: &FactsPaths) -> Result<HostFacts, HostError> {
+    let hostname = nix::unistd::gethostname()
+        .map_err(|e| HostError::new("read hostname", "", io::Error::from(e)))?
+        .to_string_lossy()
+        .into_owned();
+    let snapshot = Netlink::open()?.snapshot()?;
+    let dns = resolv::read_host_dns(&paths.resolv_conf, &paths.systemd_resolv_conf);
+    Ok(from_snapshot(hostname, snapshot, paths, dns))
+}
+
+fn from_snapshot(
+    hostname: String,
+    snapshot: Snapshot,
+    paths: &FactsPaths,
+    dns: edgenet_core::host_facts::HostDns,
+) -> HostFacts {
+    let links = snapshot
+        .links
+        .into_iter()
+        .map(|l| HostLink {
+            wireless: sysfs::is_wireless(&paths.sysfs_net, &l.name),
+            name: l.name,
+            index: l.index,
+            mtu: l.mtu,
+            up: l.up,
+            lower_up: l.lower_up,
+            mac: l.mac.map(|m| m.to_string()),
+            kind: l.kind,
+            master: l.master,
+        })
+        .collect();
+    let addresses = snapshot
+        .addresses
+        .into_iter()
+        .map(|a| HostAddress {
+            link: a.link,
+            address: a.address,
+        })
+        .collect();
+    let routes = snapshot
+        .routes
+        .into_iter()
+        .map(|r| HostRoute {
+            destination: r.destination,
+            link: r.link,
+            gateway: r.gateway,
+        })
+        .collect();
+    HostFacts {
+        hostname,
+        links,
+        addresses,
+        routes,
+        dns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{Address, Link, Route};
+    use edgenet_core::mac::MacAddr;
+
+    #[test]
+    fn snapshot_maps_onto_host_facts_with_wireless_from_sysfs() {
+        let sysfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sysfs.path().join("wlan0/phy80211")).unwrap();
+        let paths = FactsPaths {
+            sysfs_net: sysfs.path().to_path_buf(),
+            ..FactsPaths::default()
+        };
+        let link = |index, name: &str| Link {
+            index,
+            name: name.into(),
+            mtu: 1500,
+            up: true,
+            lower_up: false,
+            mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
+            kind: None,
+            master_index: None,
+            master: None,
+            alias: None,
+            group: 0,
+        };
+        let mut port = link(3, "veth0");
+        port.kind = Some("veth".into());
+        port.master = Some("br0".into());
+        let snapshot = Snapshot {
+            links: vec![link(2, "wlan0"), port],
+            addresses: vec![Address {
+                link_index: 2,
+                link: "wlan0".into(),
+                address: "198.18.0.5/24".parse().unwrap(),
+            }],
+            routes: vec![Route {
+                destination: "0.0.0.0/0".parse().unwrap(),
+                link_index: Some(2),
+                link: Some("wlan0".into()),
+                gateway: Some("198.18.0.1".parse().unwrap()),
+                metric: Some(600),
+            }],
+        };
+        let facts = from_snapshot("m1".into(), snapshot, &paths, Default::default());
+        let wlan = facts.link("wlan0").unwrap();
+        assert!(wlan.wireless);
+        assert_eq!(wlan.mac.as_deref(), Some("02:00:00:00:00:02"));
+        let port = facts.link("veth0").unwrap();
+        assert!(!port.wireless);
+        assert_eq!(port.master.as_deref(), Some("br0"));
+        assert_eq!(port.kind.as_deref(), Some("veth"));
+        assert_eq!(facts.addresses[0].link, "wlan0");
+        assert_eq!(facts.routes[0].gateway, Some("198.18.0.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,14 @@
+//! edgenet's host layer: the only code that talks to the kernel or reads host files.
+//!
+//! Everything above this crate works on plain data ([`edgenet_core::host_facts::HostFacts`],
+//! plans, nft JSON documents); everything here is a thin, testable wrapper over one kernel or
+//! file interface.
+
+pub mod exec;
+pub mod facts;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod resolv;
+pub mod sysctl;
+pub mod sysfs;

@@ -1,0 +1,313 @@
+//! Named network namespaces exactly as `ip netns` makes them, so `ip netns list`, `ip -n NAME`
+//! and `ip netns exec` see edgenet's nodes.
+//!
+//! A named namespace is a bind mount of a namespace file onto `/run/netns/NAME`, and
+//! `/run/netns` is a shared mount point so that the bind mounts propagate to every mount
+//! namespace (iproute2 does the same). Only the *network* namespace of a thread is ever
+//! switched here: `ip netns exec` would also put the command in a slave mount namespace where
+//! namespaces it creates stay invisible to everybody else (see NOTES.md).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+use crate::netlink::HostError;
+
+/// Where `ip netns` keeps named network namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Serialises the one-time "make /run/netns a shared mount point" step between threads of
+/// this process, so two concurrent creates do not stack two bind mounts.
+static RUN_DIR_SETUP: Mutex<()> = Mutex::new(());
+
+/// An open network namespace: holding the file keeps the namespace alive.
+#[derive(Debug)]
+pub struct NetNs {
+    /// The name (`ip netns` name) or path it was opened by, for messages.
+    label: String,
+    path: PathBuf,
+    file: File,
+}
+
+impl NetNs {
+    /// Opens the named namespace `/run/netns/NAME`.
+    pub fn open(name: &str) -> Result<Self, HostError> {
+        check_name(name, "open netns")?;
+        Self::open_labelled(name.to_string(), Path::new(NETNS_RUN_DIR).join(name))
+    }
+
+    /// Opens a namespace by path, e.g. `/proc/PID/ns/net` (the lab runs a deploy "inside a
+    /// machine" this way) or a bind-mounted namespace file anywhere.
+    pub fn open_path(path: &Path) -> Result<Self, HostError> {
+        Self::open_labelled(path.display().to_string(), path.to_path_buf())
+    }
+
+    /// The calling thread's own network namespace (e.g. to create a veth peer back in it
+    /// from a handle opened elsewhere).
+    pub fn current() -> Result<Self, HostError> {
+        Self::open_path(Path::new("/proc/thread-self/ns/net"))
+    }
+
+    fn open_labelled(label: String, path: PathBuf) -> Result<Self, HostError> {
+        let file = File::open(&path).map_err(|e| HostError::new("open netns", &label, e))?;
+        if !is_netns(&file) {
+            return Err(HostError::new(
+                "open netns",
+                &label,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a network namespace", path.display()),
+                ),
+            ));
+        }
+        Ok(NetNs { label, path, file })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Identity of the namespace (device, inode): equal for two handles on one namespace.
+    pub fn id(&self) -> Result<(u64, u64), HostError> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| HostError::new("stat netns", &self.label, e))?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace, and returns its result.
+    /// Netlink handles and sockets opened by `f` belong to this namespace for their whole
+    /// life; the caller's thread never changes namespace. A panic in `f` is propagated.
+    pub fn run<T, F>(&self, f: F) -> Result<T, HostError>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("edgenet-netns".into())
+                .spawn_scoped(scope, || {
+                    setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| HostError::new("enter netns", &self.label, e.into()))?;
+                    Ok(f())
+                })
+                .map_err(|e| HostError::new("start thread for netns", &self.label, e))?;
+            match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+impl AsFd for NetNs {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Creates the named namespace `/run/netns/NAME` (as `ip netns add NAME`); `EEXIST` when a
+/// namespace of that name exists. A stale placeholder file left by an interrupted create is
+/// replaced, so a second attempt converges.
+pub fn create(name: &str) -> Result<(), HostError> {
+    let op = "create netns";
+    check_name(name, op)?;
+    ensure_run_dir().map_err(|e| HostError::new(op, name, e))?;
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    let placeholder = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&path)
+    };
+    match placeholder() {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if exists(name) {
+                return Err(HostError::new(op, name, e));
+            }
+            std::fs::remove_file(&path).map_err(|e| HostError::new(op, name, e))?;
+            placeholder().map_err(|e| HostError::new(op, name, e))?;
+        }
+        Err(e) => return Err(HostError::new(op, name, e)),
+    }
+    // unshare() moves only the calling thread, so a throwaway thread makes the namespace and
+    // pins it with the bind mount before it exits.
+    let made = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("edgenet-netns-add".into())
+            .spawn_scoped(scope, || -> io::Result<()> {
+                unshare(CloneFlags::CLONE_NEWNET)?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+                Ok(())
+            })
+            .map(|handle| handle.join())
+    });
+    let outcome = match made {
+        Ok(Ok(Ok(()))) => return Ok(()),
+        Ok(Ok(Err(e))) | Err(e) => HostError::new(op, name, e),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+    };
+    let _ = std::fs::remove_file(&path);
+    Err(outcome)
+}
+
+/// Deletes the named namespace (as `ip netns del NAME`). Returns whether anything was there;
+/// a missing namespace is fine. The namespace itself lives on while a process or an open
+/// handle still uses it; its links go away with it.
+pub fn delete(name: &str) -> Result<bool, HostError> {
+    let op = "delete netns";
+    check_name(name, op)?;
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    match umount2(&path, MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (a stale placeholder); ENOENT: nothing there.
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(HostError::new(op, name, e.into())),
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(HostError::new(op, name, e)),
+    }
+}
+
+/// Whether `/run/netns/NAME` is a live network namespace (not a stale placeholder file).
+pub fn exists(name: &str) -> bool {
+    if check_name(name, "").is_err() {
+        return false;
+    }
+    File::open(Path::new(NETNS_RUN_DIR).join(name))
+        .map(|f| is_netns(&f))
+        .unwrap_or(false)
+}
+
+/// Names under `/run/netns`, sorted, as `ip netns list` shows them (stale placeholders
+/// included: check with [`exists`]).
+pub fn list() -> Result<Vec<String>, HostError> {
+    let entries = match std::fs::read_dir(NETNS_RUN_DIR) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(HostError::new("list netns in", NETNS_RUN_DIR, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| HostError::new("list netns in", NETNS_RUN_DIR, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Runs `f` in the named namespace on a fresh thread; see [`NetNs::run`].
+pub fn run_in<T, F>(name: &str, f: F) -> Result<T, HostError>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    NetNs::open(name)?.run(f)
+}
+
+/// iproute2's rule: a plain file name.
+fn check_name(name: &str, op: &str) -> Result<(), HostError> {
+    let bad =
+        name.is_empty() || name == "." || name == ".." || name.contains('/') || name.len() > 255;
+    if bad {
+        return Err(HostError::new(
+            op,
+            name,
+            io::Error::new(io::ErrorKind::InvalidInput, "invalid netns name"),
+        ));
+    }
+    Ok(())
+}
+
+fn is_netns(file: &File) -> bool {
+    fstatfs(file.as_fd())
+        .map(|s| s.filesystem_type() == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Creates `/run/netns` and makes it a shared mount point, bind-mounting it onto itself
+/// first when it is not a mount point yet (iproute2's `netns_add` does the same), so named
+/// namespaces propagate to all mount namespaces that share it.
+fn ensure_run_dir() -> io::Result<()> {
+    let _guard = RUN_DIR_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    match std::fs::create_dir(NETNS_RUN_DIR) {
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(NETNS_RUN_DIR, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let shared = || {
+        mount(
+            None::<&str>,
+            NETNS_RUN_DIR,
+            Some("none"),
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match shared() {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {
+            mount(
+                Some(NETNS_RUN_DIR),
+                NETNS_RUN_DIR,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )?;
+            shared()?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_are_not_plain_file_names_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../etc"] {
+            let e = check_name(bad, "create netns").unwrap_err();
+            assert_eq!(e.io_error().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(!exists(bad));
+        }
+        assert!(check_name("m1-ledge", "create netns").is_ok());
+    }
+
+    #[test]
+    fn a_regular_file_is_not_a_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("placeholder");
+        std::fs::write(&path, b"").unwrap();
+        let e = NetNs::open_path(&path).unwrap_err();
+        assert!(e.to_string().contains("is not a network namespace"), "{e}");
+    }
+}

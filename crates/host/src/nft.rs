@@ -1,0 +1,286 @@
+//! The only place that runs the `nft` binary.
+//!
+//! Every call runs in the network namespace of the *calling thread*: a child process inherits the
+//! namespace of the thread that forks it, so callers that work inside a machine or node namespace
+//! `setns` a dedicated thread first. Nothing here uses `ip netns exec`, whose private mount
+//! namespace would hide namespaces created meanwhile (see NOTES.md).
+//!
+//! Documents are nftables JSON (`libnftables-json(5)`); building them is the caller's business.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
+/// offending part of the document.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error(
+        "the nftables program `{program}` was not found; install the Debian package `nftables` \
+         (apt-get install nftables)"
+    )]
+    NotInstalled { program: String },
+    #[error("could not run `{program} {args}`: {source}")]
+    Spawn {
+        program: String,
+        args: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{program} {args}` failed ({status}): {stderr}")]
+    Failed {
+        program: String,
+        args: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{program} {args}` printed output that is not nftables JSON: {source}")]
+    BadOutput {
+        program: String,
+        args: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A handle on the `nft` program. Cheap to clone; holds only the program path.
+#[derive(Debug, Clone)]
+pub struct Nft {
+    program: PathBuf,
+}
+
+impl Default for Nft {
+    fn default() -> Self {
+        Nft::new()
+    }
+}
+
+impl Nft {
+    /// `nft` looked up in `PATH`.
+    pub fn new() -> Self {
+        Nft {
+            program: PathBuf::from("nft"),
+        }
+    }
+
+    /// A specific binary (tests, or hosts with nft outside `PATH`).
+    pub fn with_program(program: impl Into<PathBuf>) -> Self {
+        Nft {
+            program: program.into(),
+        }
+    }
+
+    /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
+    /// Meant for validation before anything is changed, so a missing package is reported once,
+    /// clearly, instead of as a failure half-way through a deploy.
+    pub fn check(&self) -> Result<String, NftError> {
+        let out = self.run(&["--version"], None)?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// Applies a JSON document (`{"nftables": [...]}`) as one transaction: nft sends the whole
+    /// batch to the kernel at once, so either every command takes effect or none does.
+    pub fn apply(&self, document: &Value) -> Result<(), NftError> {
+        let input = serde_json::to_vec(document).expect("a JSON value always serialises");
+        self.run(&["-j", "-f", "-"], Some(&input))?;
+        Ok(())
+    }
+
+    /// Lists one table as parsed JSON; `Ok(None)` when the table does not exist.
+    pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
+        let args = ["-j", "list", "table", family, name];
+        match self.run(&args, None) {
+            Ok(out) => {
+                serde_json::from_slice(&out)
+                    .map(Some)
+                    .map_err(|source| NftError::BadOutput {
+                        program: self.program_name(),
+                        args: args.join(" "),
+                        source,
+                    })
+            }
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one table with everything in it. Returns whether it existed; a missing table is
+    /// not an error, so teardown stays idempotent.
+    pub fn delete_table(&self, family: &str, name: &str) -> Result<bool, NftError> {
+        match self.run(&["delete", "table", family, name], None) {
+            Ok(_) => Ok(true),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn program_name(&self) -> String {
+        self.program.display().to_string()
+    }
+
+    /// Runs nft with `args`, feeding `stdin` if given; returns stdout on success.
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, NftError> {
+        let program = self.program_name();
+        let spawn_err = |source: io::Error| {
+            if source.kind() == io::ErrorKind::NotFound {
+                NftError::NotInstalled {
+                    program: program.clone(),
+                }
+            } else {
+                NftError::Spawn {
+                    program: program.clone(),
+                    args: args.join(" "),
+                    source,
+                }
+            }
+        };
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            // nft prints strerror() texts; keep them in English so `is_missing` can read them.
+            .env("LC_ALL", OsString::from("C"))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        if let Some(input) = stdin {
+            // nft reads its whole input before printing anything, so writing first cannot
+            // deadlock against a full stdout/stderr pipe.
+            let mut pipe = child.stdin.take().expect("stdin was piped");
+            pipe.write_all(input).map_err(spawn_err)?;
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().map_err(spawn_err)?;
+        if status.success() {
+            Ok(stdout)
+        } else {
+            Err(NftError::Failed {
+                program,
+                args: args.join(" "),
+                status: status.to_string(),
+                stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+            })
+        }
+    }
+}
+
+/// nft reports a missing table as ENOENT ("No such file or directory").
+fn is_missing(e: &NftError) -> bool {
+    matches!(e, NftError::Failed { stderr, .. } if stderr.contains("No such file or directory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in `nft` that runs `script`, so error paths are tested without root and without
+    /// nft. The file is written by a child shell: if this (multi-threaded) test process held
+    /// it open for writing, a concurrent fork could make exec fail with ETXTBSY.
+    fn fake_nft(dir: &tempfile::TempDir, name: &str, script: &str) -> Nft {
+        let path = dir.path().join(name);
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "printf '#!/bin/sh\\n%s\\n' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+                "sh",
+            ])
+            .arg(script)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Nft::with_program(path)
+    }
+
+    #[test]
+    fn missing_binary_names_the_debian_package() {
+        let nft = Nft::with_program("/nonexistent/edgenet-test/nft");
+        let err = nft.check().unwrap_err();
+        assert!(matches!(err, NftError::NotInstalled { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("Debian package `nftables`"),
+            "{err}"
+        );
+        // Every entry point reports the same clear error, not a bare ENOENT.
+        let err = nft.list_table("ip", "t").unwrap_err();
+        assert!(matches!(err, NftError::NotInstalled { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn failures_carry_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            "cat >/dev/null; echo 'Error: syntax error' >&2; exit 1",
+        );
+        let err = nft.apply(&serde_json::json!({"nftables": []})).unwrap_err();
+        match &err {
+            NftError::Failed { stderr, args, .. } => {
+                assert_eq!(stderr, "Error: syntax error");
+                assert_eq!(args, "-j -f -");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("Error: syntax error"), "{err}");
+        // A failure that is not ENOENT is not mistaken for a missing table.
+        assert!(nft.list_table("ip", "t").is_err());
+        assert!(nft.delete_table("ip", "t").is_err());
+    }
+
+    #[test]
+    fn apply_feeds_the_document_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = dir.path().join("seen");
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            &format!("echo \"$@\" > {0}.args; cat > {0}", seen.display()),
+        );
+        let doc =
+            serde_json::json!({"nftables": [{"add": {"table": {"family": "ip", "name": "t"}}}]});
+        nft.apply(&doc).unwrap();
+        let got: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+        assert_eq!(got, doc);
+        let args = std::fs::read_to_string(dir.path().join("seen.args")).unwrap();
+        assert_eq!(args.trim(), "-j -f -");
+    }
+
+    #[test]
+    fn missing_table_is_none_and_delete_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            "echo 'Error: No such file or directory' >&2; exit 1",
+        );
+        assert!(nft.list_table("ip", "t").unwrap().is_none());
+        assert!(!nft.delete_table("ip", "t").unwrap());
+    }
+
+    #[test]
+    fn listing_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            r#"echo '{"nftables": [{"table": {"family": "ip", "name": "t", "handle": 1}}]}'"#,
+        );
+        let listed = nft.list_table("ip", "t").unwrap().unwrap();
+        assert_eq!(listed["nftables"][0]["table"]["name"], "t");
+        let bad = fake_nft(&dir, "bad-nft", "echo 'not json'");
+        assert!(matches!(
+            bad.list_table("ip", "t"),
+            Err(NftError::BadOutput { .. })
+        ));
+    }
+}

@@ -1,0 +1,325 @@
+//! The host's upstream DNS servers, as nodes should get them.
+//!
+//! A node cannot use a resolver on the host's loopback (its 127.0.0.1 is its own), so
+//! loopback servers — above all systemd-resolved's stub 127.0.0.53 — are set aside, and when
+//! the host uses such a local resolver, systemd-resolved's own upstream list is followed
+//! instead (kubeadm does the same). IPv6 servers are ignored: edgenet is IPv4 only.
+//!
+//! [`discover`] is pure (texts in, [`HostDns`] out) so every case is unit-tested;
+//! [`read_host_dns`] only reads the two files.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use edgenet_core::host_facts::HostDns;
+
+/// The resolver configuration the host's own programs use.
+pub const ETC_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// systemd-resolved's list of its upstream servers (the stub's forwarders).
+pub const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
+
+/// [`discover_from`] with the standard file names (used in `source` and messages).
+pub fn discover(resolv_conf_text: &str, systemd_upstream_text: Option<&str>) -> HostDns {
+    discover_from(
+        resolv_conf_text,
+        Path::new(ETC_RESOLV_CONF),
+        systemd_upstream_text,
+        Path::new(SYSTEMD_RESOLV_CONF),
+    )
+}
+
+/// Decides the servers for nodes from the host's resolv.conf text and, when it exists,
+/// systemd-resolved's upstream list. The paths only name the files in `source` and in
+/// `problem`.
+///
+/// Rules: IPv4 `nameserver` lines count, in order, without duplicates. Loopback servers
+/// (127.0.0.0/8) and 0.0.0.0 (glibc reads it as "this host") go to `loopback_skipped`. When
+/// resolv.conf has such a local server and the upstream list has usable servers, those are
+/// the answer (the local resolver forwards to them); otherwise resolv.conf's usable servers
+/// are. With none, `problem` says why.
+pub fn discover_from(
+    resolv_conf_text: &str,
+    resolv_conf_path: &Path,
+    systemd_upstream_text: Option<&str>,
+    systemd_upstream_path: &Path,
+) -> HostDns {
+    let main = Nameservers::parse(resolv_conf_text);
+    let (usable, local) = split_local(&main.ipv4);
+    let mut dns = HostDns {
+        loopback_skipped: local.clone(),
+        ..HostDns::default()
+    };
+
+    let mut upstream_state = None;
+    if !local.is_empty() {
+        if let Some(text) = systemd_upstream_text {
+            let upstream = Nameservers::parse(text);
+            let (up_usable, up_local) = split_local(&upstream.ipv4);
+            for ip in up_local {
+                if !dns.loopback_skipped.contains(&ip) {
+                    dns.loopback_skipped.push(ip);
+                }
+            }
+            if !up_usable.is_empty() {
+                dns.servers = up_usable;
+                dns.source = Some(systemd_upstream_path.display().to_string());
+                return dns;
+            }
+            upstream_state = Some(upstream);
+        }
+    }
+    if !usable.is_empty() {
+        dns.servers = usable;
+        dns.source = Some(resolv_conf_path.display().to_string());
+        return dns;
+    }
+
+    let resolv = resolv_conf_path.display();
+    let upstream = systemd_upstream_path.display();
+    dns.problem = Some(if !local.is_empty() {
+        let locals = list(&local);
+        let why = match upstream_state {
+            None => format!("systemd-resolved's upstream list {upstream} does not exist"),
+            Some(up) if up.ipv6 > 0 && up.ipv4.is_empty() => {
+                format!("{upstream} lists only IPv6 servers (edgenet is IPv4 only)")
+            }
+            Some(_) => format!("{upstream} lists no IPv4 server that nodes can reach"),
+        };
+        format!(
+            "{resolv} names only the local resolver {locals}, which nodes cannot reach, and {why}"
+        )
+    } else if main.ipv6 > 0 {
+        format!("{resolv} lists only IPv6 nameservers (edgenet is IPv4 only)")
+    } else {
+        format!("{resolv} lists no nameserver")
+    });
+    dns
+}
+
+/// Reads `etc_resolv` and, if present, `upstream` and applies [`discover_from`]. An
+/// unreadable resolv.conf is reported in `problem`, not as an error: missing DNS is a
+/// finding for `check`, not a reason to stop gathering facts.
+pub fn read_host_dns(etc_resolv: &Path, upstream: &Path) -> HostDns {
+    let text = match std::fs::read_to_string(etc_resolv) {
+        Ok(t) => t,
+        Err(e) => {
+            return HostDns {
+                problem: Some(format!("cannot read {}: {}", etc_resolv.display(), e)),
+                ..HostDns::default()
+            }
+        }
+    };
+    let upstream_text = match std::fs::read_to_string(upstream) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::debug!("cannot read {}: {e}", upstream.display());
+            None
+        }
+    };
+    discover_from(&text, etc_resolv, upstream_text.as_deref(), upstream)
+}
+
+/// The `nameserver` lines of one file.
+struct Nameservers {
+    ipv4: Vec<Ipv4Addr>,
+    ipv6: usize,
+}
+
+impl Nameservers {
+    fn parse(text: &str) -> Self {
+        let mut out = Nameservers {
+            ipv4: Vec::new(),
+            ipv6: 0,
+        };
+        for line in text.lines() {
+            let line = line.split(['#', ';']).next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            if words.next() != Some("nameserver") {
+                continue;
+            }
+            let Some(addr) = words.next() else {
+                continue;
+            };
+            if let Ok(ip) = addr.parse::<Ipv4Addr>() {
+                if !out.ipv4.contains(&ip) {
+                    out.ipv4.push(ip);
+                }
+            } else if addr
+                .split('%')
+                .next()
+                .is_some_and(|a| a.parse::<Ipv6Addr>().is_ok())
+            {
+                out.ipv6 += 1;
+            }
+        }
+        out
+    }
+}
+
+/// (usable by nodes, local to the host).
+fn split_local(servers: &[Ipv4Addr]) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    servers
+        .iter()
+        .copied()
+        .partition(|ip| !(ip.is_loopback() || ip.is_unspecified()))
+}
+
+fn list(ips: &[Ipv4Addr]) -> String {
+    ips.iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    const STUB: &str =
+        "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n\
+                        nameserver 127.0.0.53\n\
+                        options edns0 trust-ad\n\
+                        search lan\n";
+    const UPSTREAM: &str =
+        "# This is /run/systemd/resolve/resolv.conf managed by man:systemd-resolved(8).\n\
+                            nameserver 198.51.100.53\n\
+                            nameserver 2001:db8::53\n\
+                            nameserver 203.0.113.53\n\
+                            search lan\n";
+
+    #[test]
+    fn plain_resolv_conf_servers_are_used_in_order() {
+        let dns = discover(
+            "search example.org\nnameserver 198.51.100.1\nnameserver 198.51.100.2\n",
+            None,
+        );
+        assert_eq!(dns.servers, vec![ip("198.51.100.1"), ip("198.51.100.2")]);
+        assert_eq!(dns.source.as_deref(), Some(ETC_RESOLV_CONF));
+        assert!(dns.loopback_skipped.is_empty());
+        assert_eq!(dns.problem, None);
+    }
+
+    #[test]
+    fn systemd_stub_is_skipped_and_upstream_list_followed() {
+        let dns = discover(STUB, Some(UPSTREAM));
+        assert_eq!(dns.servers, vec![ip("198.51.100.53"), ip("203.0.113.53")]);
+        assert_eq!(dns.source.as_deref(), Some(SYSTEMD_RESOLV_CONF));
+        assert_eq!(dns.loopback_skipped, vec![ip("127.0.0.53")]);
+        assert_eq!(dns.problem, None);
+    }
+
+    #[test]
+    fn stub_without_upstream_file_is_a_problem_naming_both_files() {
+        let dns = discover(STUB, None);
+        assert!(dns.servers.is_empty());
+        assert_eq!(dns.source, None);
+        assert_eq!(dns.loopback_skipped, vec![ip("127.0.0.53")]);
+        let problem = dns.problem.unwrap();
+        assert!(problem.contains("/etc/resolv.conf"), "{problem}");
+        assert!(problem.contains("127.0.0.53"), "{problem}");
+        assert!(problem.contains(SYSTEMD_RESOLV_CONF), "{problem}");
+        assert!(problem.contains("does not exist"), "{problem}");
+    }
+
+    #[test]
+    fn stub_with_empty_or_loopback_upstream_is_a_problem() {
+        let dns = discover(STUB, Some("# nothing\n"));
+        assert!(dns.servers.is_empty());
+        assert!(dns
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("lists no IPv4 server"));
+
+        let dns = discover(STUB, Some("nameserver 127.0.0.1\n"));
+        assert!(dns.servers.is_empty());
+        assert_eq!(
+            dns.loopback_skipped,
+            vec![ip("127.0.0.53"), ip("127.0.0.1")]
+        );
+        assert!(dns.problem.is_some());
+
+        let dns = discover(STUB, Some("nameserver 2001:db8::1\n"));
+        assert!(dns.problem.as_deref().unwrap().contains("only IPv6"));
+    }
+
+    #[test]
+    fn upstream_is_ignored_when_the_host_does_not_use_a_local_resolver() {
+        let dns = discover("nameserver 198.18.0.53\n", Some(UPSTREAM));
+        assert_eq!(dns.servers, vec![ip("198.18.0.53")]);
+        assert_eq!(dns.source.as_deref(), Some(ETC_RESOLV_CONF));
+    }
+
+    #[test]
+    fn local_resolver_without_upstream_falls_back_to_remaining_servers() {
+        // e.g. a host-local dnsmasq first, then a real server.
+        let dns = discover("nameserver 127.0.1.1\nnameserver 198.18.0.53\n", None);
+        assert_eq!(dns.servers, vec![ip("198.18.0.53")]);
+        assert_eq!(dns.loopback_skipped, vec![ip("127.0.1.1")]);
+        assert_eq!(dns.source.as_deref(), Some(ETC_RESOLV_CONF));
+        assert_eq!(dns.problem, None);
+    }
+
+    #[test]
+    fn ipv6_only_resolv_conf_is_a_problem() {
+        let dns = discover("nameserver 2001:db8::53\nnameserver fe80::1%eth0\n", None);
+        assert!(dns.servers.is_empty());
+        assert!(dns.loopback_skipped.is_empty());
+        assert!(dns.problem.as_deref().unwrap().contains("only IPv6"));
+    }
+
+    #[test]
+    fn empty_resolv_conf_is_a_problem() {
+        let dns = discover("# generated\nsearch lan\n", None);
+        assert_eq!(
+            dns.problem.as_deref(),
+            Some("/etc/resolv.conf lists no nameserver")
+        );
+    }
+
+    #[test]
+    fn comments_duplicates_garbage_and_unspecified_are_handled() {
+        let text = "#nameserver 198.51.100.9\n\
+                    ; nameserver 198.51.100.8\n\
+                    nameserver 198.51.100.1 # office\n\
+                    nameserver\tnot-an-ip\n\
+                    nameserver 198.51.100.1\n\
+                    nameserver 0.0.0.0\n\
+                    nameservers 198.51.100.7\n";
+        let dns = discover(text, None);
+        assert_eq!(dns.servers, vec![ip("198.51.100.1")]);
+        assert_eq!(dns.loopback_skipped, vec![ip("0.0.0.0")]);
+    }
+
+    #[test]
+    fn read_host_dns_reads_files_and_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolv = dir.path().join("resolv.conf");
+        let upstream = dir.path().join("upstream.conf");
+        std::fs::write(&resolv, STUB).unwrap();
+
+        let dns = read_host_dns(&resolv, &upstream);
+        assert!(dns
+            .problem
+            .unwrap()
+            .contains(&upstream.display().to_string()));
+
+        std::fs::write(&upstream, UPSTREAM).unwrap();
+        let dns = read_host_dns(&resolv, &upstream);
+        assert_eq!(dns.servers, vec![ip("198.51.100.53"), ip("203.0.113.53")]);
+        assert_eq!(dns.source, Some(upstream.display().to_string()));
+
+        let missing = dir.path().join("missing.conf");
+        let dns = read_host_dns(&missing, &upstream);
+        assert!(dns.servers.is_empty());
+        let problem = dns.problem.unwrap();
+        assert!(problem.starts_with("cannot read"), "{problem}");
+        assert!(problem.contains("missing.conf"), "{problem}");
+    }
+}

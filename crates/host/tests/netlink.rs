@@ -1,0 +1,372 @@
+//! The netlink handle against the real kernel, inside throwaway namespaces only. What the
+//! kernel did is read back with `ip -j`, not (only) with our own dumps.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use common::{ipv4_of, root_or_skip, TestNs};
+use edgenet_core::mac::MacAddr;
+use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec, VethSpec};
+use edgenet_host::netns::NetNs;
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn bridge_is_created_with_mtu_mac_group_and_alias() {
+    if !root_or_skip("bridge_is_created_with_mtu_mac_group_and_alias") {
+        return;
+    }
+    let ns = TestNs::new("bridge");
+    let ours = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_bridge(&BridgeSpec {
+            name: "enbr0",
+            mtu: Some(9000),
+            mac: Some(mac("02:00:5e:10:00:01")),
+            group: Some(4242),
+        })
+        .unwrap();
+        nl.set_alias("enbr0", "edgenet:test").unwrap();
+        nl.set_up("enbr0", true).unwrap();
+        // A port with a smaller MTU must not pull the configured bridge MTU down.
+        let mut veth = VethSpec::new("enport0", "enport1");
+        veth.mtu = Some(1500);
+        nl.create_veth(&veth).unwrap();
+        nl.set_master("enport0", Some("enbr0")).unwrap();
+        let again = nl
+            .create_bridge(&BridgeSpec::new("enbr0"))
+            .expect_err("second create must fail");
+        (
+            nl.link("enbr0").unwrap().unwrap(),
+            nl.link("enport0").unwrap().unwrap(),
+            again,
+        )
+    });
+
+    let br = ns.link("enbr0").expect("bridge exists");
+    assert_eq!(br["mtu"], 9000);
+    assert_eq!(br["address"], "02:00:5e:10:00:01");
+    assert_eq!(br["group"], "4242");
+    assert_eq!(br["ifalias"], "edgenet:test");
+    assert_eq!(br["linkinfo"]["info_kind"], "bridge");
+    assert!(br["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
+    let port = ns.link("enport0").unwrap();
+    assert_eq!(port["master"], "enbr0");
+
+    let (br_dump, port_dump, again) = ours;
+    assert_eq!(br_dump.mtu, 9000);
+    assert_eq!(br_dump.mac, Some(mac("02:00:5e:10:00:01")));
+    assert_eq!(br_dump.group, 4242);
+    assert_eq!(br_dump.alias.as_deref(), Some("edgenet:test"));
+    assert_eq!(br_dump.kind.as_deref(), Some("bridge"));
+    assert!(br_dump.up);
+    assert_eq!(port_dump.master.as_deref(), Some("enbr0"));
+    assert_eq!(port_dump.kind.as_deref(), Some("veth"));
+
+    assert!(again.is_exists(), "{again}");
+    assert!(
+        again
+            .to_string()
+            .starts_with("create bridge enbr0: File exists"),
+        "{again}"
+    );
+}
+
+#[test]
+fn link_settings_change_what_the_kernel_reports() {
+    if !root_or_skip("link_settings_change_what_the_kernel_reports") {
+        return;
+    }
+    let ns = TestNs::new("linkset");
+    ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_bridge(&BridgeSpec::new("enbr1")).unwrap();
+        nl.create_veth(&VethSpec::new("enva", "envb")).unwrap();
+        nl.set_mtu("enva", 1400).unwrap();
+        nl.set_mac("enva", mac("02:00:5e:10:00:0a")).unwrap();
+        nl.set_group("enva", 99).unwrap();
+        nl.set_master("enva", Some("enbr1")).unwrap();
+        nl.set_up("enva", true).unwrap();
+    });
+    let a = ns.link("enva").unwrap();
+    assert_eq!(a["mtu"], 1400);
+    assert_eq!(a["address"], "02:00:5e:10:00:0a");
+    assert_eq!(a["group"], "99");
+    assert_eq!(a["master"], "enbr1");
+    assert!(a["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
+
+    ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.set_master("enva", None).unwrap();
+        nl.set_up("enva", false).unwrap();
+        nl.set_alias("enva", "edgenet:x").unwrap();
+        nl.set_alias("enva", "").unwrap();
+    });
+    let a = ns.link("enva").unwrap();
+    assert!(a.get("master").is_none(), "{a}");
+    assert!(!a["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
+    assert!(a.get("ifalias").is_none(), "{a}");
+}
+
+#[test]
+fn errors_name_operation_and_object_and_expose_errno() {
+    if !root_or_skip("errors_name_operation_and_object_and_expose_errno") {
+        return;
+    }
+    let ns = TestNs::new("errors");
+    ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        let e = nl.set_mtu("ennothere", 1400).unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert_eq!(e.errno(), Some(libc::ENODEV));
+        assert!(e.to_string().contains("set mtu 1400 on ennothere"), "{e}");
+
+        let e = nl
+            .add_address("ennothere", "198.18.9.1/24".parse().unwrap())
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(e.to_string().contains("ennothere"), "{e}");
+
+        nl.create_bridge(&BridgeSpec::new("enbr2")).unwrap();
+        let e = nl.set_mtu("enbr2", 10).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL), "{e}");
+
+        let e = nl
+            .create_bridge(&BridgeSpec::new("a-name-longer-than-15"))
+            .unwrap_err();
+        assert!(e.to_string().contains("a-name-longer-than-15"), "{e}");
+
+        assert_eq!(nl.link("ennothere").unwrap(), None);
+    });
+}
+
+#[test]
+fn ipv4_addresses_are_added_with_broadcast_and_deleted_idempotently() {
+    if !root_or_skip("ipv4_addresses_are_added_with_broadcast_and_deleted_idempotently") {
+        return;
+    }
+    let ns = TestNs::new("addr");
+    let net = "198.18.1.1/24".parse().unwrap();
+    let (dump, again) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_bridge(&BridgeSpec::new("enbr3")).unwrap();
+        nl.add_address("enbr3", net).unwrap();
+        let again = nl.add_address("enbr3", net).unwrap_err();
+        (nl.addresses().unwrap(), again)
+    });
+    assert_eq!(
+        ipv4_of(&ns, "enbr3"),
+        vec![(
+            "198.18.1.1".to_string(),
+            24,
+            Some("198.18.1.255".to_string())
+        )]
+    );
+    assert!(again.is_exists(), "{again}");
+    let ours: Vec<_> = dump.iter().filter(|a| a.link == "enbr3").collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].address, net);
+
+    let (first, second, dump) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        let first = nl.del_address("enbr3", net).unwrap();
+        let second = nl.del_address("enbr3", net).unwrap();
+        (first, second, nl.addresses().unwrap())
+    });
+    assert!(first);
+    assert!(!second);
+    assert!(ipv4_of(&ns, "enbr3").is_empty());
+    assert!(dump.iter().all(|a| a.link != "enbr3"));
+}
+
+#[test]
+fn veth_peer_is_created_directly_in_another_namespace() {
+    if !root_or_skip("veth_peer_is_created_directly_in_another_namespace") {
+        return;
+    }
+    let host = TestNs::new("vethhost");
+    let node = TestNs::new("vethnode");
+    let node_ns = NetNs::open(&node.name).unwrap();
+    host.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_veth(&VethSpec {
+            name: "enve0",
+            peer_name: "eth0",
+            mtu: Some(1400),
+            mac: Some(mac("02:00:5e:20:00:01")),
+            peer_mac: Some(mac("02:00:5e:20:00:02")),
+            peer_netns: Some(node_ns.as_fd()),
+            group: Some(7),
+        })
+        .unwrap();
+        nl.set_up("enve0", true).unwrap();
+    });
+    // Configure the node end through a handle opened in the node, from this thread.
+    let mut node_nl = Netlink::open_in(&node_ns).unwrap();
+    node_nl.set_up("eth0", true).unwrap();
+    node_nl
+        .add_address("eth0", "198.18.4.2/24".parse().unwrap())
+        .unwrap();
+
+    let h = host.link("enve0").unwrap();
+    assert_eq!(h["mtu"], 1400);
+    assert_eq!(h["address"], "02:00:5e:20:00:01");
+    assert_eq!(h["group"], "7");
+    assert!(
+        host.link("eth0").is_none(),
+        "peer must not be in the host namespace"
+    );
+
+    let n = node.link("eth0").expect("peer in node namespace");
+    assert_eq!(n["mtu"], 1400);
+    assert_eq!(n["address"], "02:00:5e:20:00:02");
+    assert_eq!(n["linkinfo"]["info_kind"], "veth");
+    assert_eq!(ipv4_of(&node, "eth0")[0].0, "198.18.4.2");
+    assert_eq!(
+        node_nl.link("eth0").unwrap().unwrap().mac,
+        Some(mac("02:00:5e:20:00:02"))
+    );
+}
+
+#[test]
+fn routes_are_added_replaced_and_deleted_in_the_main_table() {
+    if !root_or_skip("routes_are_added_replaced_and_deleted_in_the_main_table") {
+        return;
+    }
+    let ns = TestNs::new("route");
+    // A veth pair gives carrier, so the gateway is on a live link.
+    ns.ip(&[
+        "link", "add", "enr0", "type", "veth", "peer", "name", "enr1",
+    ]);
+    ns.ip(&["link", "set", "enr0", "up"]);
+    ns.ip(&["link", "set", "enr1", "up"]);
+    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "enr0"]);
+
+    let specific = RouteSpec {
+        destination: "198.18.50.0/24".parse().unwrap(),
+        gateway: Some("198.18.2.254".parse().unwrap()),
+        link: Some("enr0"),
+    };
+    let default = RouteSpec {
+        destination: "0.0.0.0/0".parse().unwrap(),
+        gateway: Some("198.18.2.254".parse().unwrap()),
+        link: None,
+    };
+    let onlink = RouteSpec {
+        destination: "198.18.51.0/24".parse().unwrap(),
+        gateway: None,
+        link: Some("enr0"),
+    };
+    let (dump, again) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.add_route(&specific).unwrap();
+        nl.add_route(&default).unwrap();
+        nl.add_route(&onlink).unwrap();
+        let again = nl.add_route(&specific).unwrap_err();
+        (nl.routes().unwrap(), again)
+    });
+    assert!(again.is_exists(), "{again}");
+    assert!(again
+        .to_string()
+        .contains("198.18.50.0/24 via 198.18.2.254 dev enr0"));
+
+    let routes = ns.ip_json(&["-4", "route", "show", "table", "main"]);
+    let find = |dst: &str| {
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dst"] == dst)
+            .cloned()
+            .unwrap_or_else(|| panic!("no route {dst} in {routes}"))
+    };
+    let r = find("198.18.50.0/24");
+    assert_eq!(r["gateway"], "198.18.2.254");
+    assert_eq!(r["dev"], "enr0");
+    let r = find("default");
+    assert_eq!(r["gateway"], "198.18.2.254");
+    let r = find("198.18.51.0/24");
+    assert!(r.get("gateway").is_none());
+    assert_eq!(r["scope"], "link");
+
+    let d = dump
+        .iter()
+        .find(|r| r.destination == specific.destination)
+        .expect("our dump has the route");
+    assert_eq!(d.gateway, specific.gateway);
+    assert_eq!(d.link.as_deref(), Some("enr0"));
+    assert!(dump
+        .iter()
+        .any(|r| r.destination.prefix_len() == 0 && r.gateway == default.gateway));
+    // The connected route is in the main table; local/broadcast ones (local table) are not.
+    assert!(dump
+        .iter()
+        .any(|r| r.destination.to_string() == "198.18.2.0/24" && r.gateway.is_none()));
+    assert!(dump
+        .iter()
+        .all(|r| r.destination.to_string() != "198.18.2.1/32"));
+
+    let replaced = RouteSpec {
+        gateway: Some("198.18.2.253".parse().unwrap()),
+        ..specific
+    };
+    let (first, second) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.replace_route(&replaced).unwrap();
+        let first = nl.del_route(&onlink).unwrap();
+        let second = nl.del_route(&onlink).unwrap();
+        (first, second)
+    });
+    assert!(first);
+    assert!(!second);
+    let routes = ns.ip_json(&["-4", "route", "show", "table", "main"]);
+    let all = routes.as_array().unwrap();
+    let r = all.iter().find(|r| r["dst"] == "198.18.50.0/24").unwrap();
+    assert_eq!(r["gateway"], "198.18.2.253");
+    assert!(all.iter().all(|r| r["dst"] != "198.18.51.0/24"));
+}
+
+#[test]
+fn links_are_deleted_by_name_and_by_group() {
+    if !root_or_skip("links_are_deleted_by_name_and_by_group") {
+        return;
+    }
+    let ns = TestNs::new("group");
+    let peer_ns = TestNs::new("grouppeer");
+    let peer = NetNs::open(&peer_ns.name).unwrap();
+    let (by_name, missing, group, group_again, zero) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        for name in ["eng0", "eng1", "eng2"] {
+            let mut spec = BridgeSpec::new(name);
+            spec.group = Some(77);
+            nl.create_bridge(&spec).unwrap();
+        }
+        nl.create_bridge(&BridgeSpec::new("enkeep")).unwrap();
+        nl.create_bridge(&BridgeSpec::new("enone")).unwrap();
+        let mut veth = VethSpec::new("engv", "engvpeer");
+        veth.group = Some(77);
+        veth.peer_netns = Some(peer.as_fd());
+        nl.create_veth(&veth).unwrap();
+
+        let by_name = nl.delete_link("enone").unwrap();
+        let missing = nl.delete_link("enone").unwrap();
+        let group = nl.delete_group(77).unwrap();
+        let group_again = nl.delete_group(77).unwrap();
+        let zero = nl.delete_group(0).unwrap_err();
+        (by_name, missing, group, group_again, zero)
+    });
+    assert!(by_name);
+    assert!(!missing);
+    assert!(group);
+    assert!(!group_again);
+    assert!(zero.to_string().contains("group 0"), "{zero}");
+    assert_eq!(
+        ns.link_names(),
+        vec!["enkeep".to_string(), "lo".to_string()]
+    );
+    // Deleting the group's veth end took its peer in the other namespace with it.
+    assert_eq!(peer_ns.link_names(), vec!["lo".to_string()]);
+}
