@@ -891,16 +891,25 @@ impl Netlink {
 
     /// Reads one whole datagram into `self.buf`, growing it when the datagram is larger.
     fn recv_datagram(&mut self) -> Result<(), Failure> {
-        self.buf.clear();
-        let size = self
-            .socket
-            .recv(&mut self.buf, libc::MSG_PEEK | libc::MSG_TRUNC)?;
-        self.buf.clear();
-        if size > self.buf.capacity() {
-            self.buf.reserve(size);
+        loop {
+            self.buf.clear();
+            let peeked = self
+                .socket
+                .recv(&mut self.buf, libc::MSG_PEEK | libc::MSG_TRUNC)
+                .and_then(|size| {
+                    self.buf.clear();
+                    if size > self.buf.capacity() {
+                        self.buf.reserve(size);
+                    }
+                    self.socket.recv(&mut self.buf, 0)
+                });
+            match peeked {
+                Ok(_) => return Ok(()),
+                // A signal arrived while waiting: the answer is still coming.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        self.socket.recv(&mut self.buf, 0)?;
-        Ok(())
     }
 }
 

@@ -120,7 +120,8 @@ impl AsFd for NetNs {
 
 /// Creates the named namespace `/run/netns/NAME` (as `ip netns add NAME`); `EEXIST` when a
 /// namespace of that name exists. A stale placeholder file left by an interrupted create is
-/// replaced, so a second attempt converges.
+/// replaced, so a second attempt converges (a name belongs to one deployment, which holds
+/// its state lock, so such a file is never another creator's work in progress).
 pub fn create(name: &str) -> Result<(), HostError> {
     let op = "create netns";
     check_name(name, op)?;

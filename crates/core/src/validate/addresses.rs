@@ -91,6 +91,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             .hint("use a size from 0 to 127"),
         );
     }
+    check_port_forwards(config, out);
     if !config.is_scalable() {
         return;
     }
@@ -196,5 +197,41 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             }
         }
         _ => {}
+    }
+}
+
+/// `Edgenet.PortForwards`: single-machine only, one forward per host port, to a node that exists.
+fn check_port_forwards(config: &Config, out: &mut Vec<Finding>) {
+    let forwards = &config.edgenet.port_forwards;
+    if forwards.is_empty() {
+        return;
+    }
+    if config.is_scalable() {
+        out.push(
+            Finding::warning(Code::IgnoredField, "Edgenet.PortForwards", "Edgenet.PortForwards is ignored: nodes of a ScalableCluster are reached on their LAN addresses")
+                .hint("remove Edgenet.PortForwards"),
+        );
+        return;
+    }
+    let has_windows = config.machines.first().is_some_and(|m| m.windows_node.is_some());
+    let mut seen = HashMap::new();
+    for (i, f) in forwards.iter().enumerate() {
+        let path = format!("Edgenet.PortForwards[{i}]");
+        if f.node == crate::plan::NodeKind::Windows && !has_windows {
+            out.push(
+                Finding::error(Code::PortForwardInvalid, format!("{path}.Node"), format!("{path}.Node is \"windows\", but the machine has no Windows node"))
+                    .hint("forward to \"linux\", or add a WindowsNode"),
+            );
+        }
+        if let Some(first) = seen.insert((f.protocol, f.host_port), i) {
+            out.push(
+                Finding::error(
+                    Code::PortForwardInvalid,
+                    format!("{path}.HostPort"),
+                    format!("{path} forwards {} port {} again (Edgenet.PortForwards[{first}] already does)", f.protocol.as_str(), f.host_port),
+                )
+                .hint("forward each host port once"),
+            );
+        }
     }
 }

@@ -144,13 +144,6 @@ impl Ruleset {
         map
     }
 
-    /// The rules of one chain, in order.
-    pub fn chain_rules<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.rules
-            .iter()
-            .filter(move |r| r.get("chain").and_then(Value::as_str) == Some(chain))
-    }
-
     /// Human-readable lines in nft syntax (`chain: rule`), for logs, `doctor` and tests.
     /// Expressions edgenet does not build are shown as JSON.
     pub fn to_text(&self) -> Vec<String> {
