@@ -67,16 +67,25 @@ fn host() -> HostFacts {
             master: None,
             wireless: false,
         }],
-        addresses: vec![HostAddress { link: "eth0".into(), address: "172.20.200.1/16".parse().unwrap() }],
+        addresses: vec![HostAddress {
+            link: "eth0".into(),
+            address: "172.20.200.1/16".parse().unwrap(),
+        }],
         routes: vec![],
-        dns: HostDns { servers: vec!["172.20.0.1".parse().unwrap()], ..HostDns::default() },
+        dns: HostDns {
+            servers: vec!["172.20.0.1".parse().unwrap()],
+            ..HostDns::default()
+        },
     }
 }
 
 fn bench_core() {
     let facts = host();
     println!("check + plan of a generated ScalableCluster config (parse included), release build");
-    println!("{:>9} {:>10} {:>12} {:>12} {:>14}", "machines", "bytes", "median", "min", "per machine");
+    println!(
+        "{:>9} {:>10} {:>12} {:>12} {:>14}",
+        "machines", "bytes", "median", "min", "per machine"
+    );
     for machines in [100usize, 1_000, 10_000] {
         let bytes = scalable_config(machines);
         let runs = if machines >= 10_000 { 15 } else { 51 };
@@ -87,7 +96,10 @@ fn bench_core() {
                 let mut ctx = Context::live(&facts);
                 ctx.machine = Some(0);
                 let findings = check(&loaded, &ctx);
-                assert!(!findings.iter().any(|f| f.severity == Severity::Error), "{findings:#?}");
+                assert!(
+                    !findings.iter().any(|f| f.severity == Severity::Error),
+                    "{findings:#?}"
+                );
                 black_box(plan::build(&loaded.config, &ctx).expect("plans"));
                 start.elapsed()
             })

@@ -30,6 +30,26 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
+    /// Directory of the deployment state (one deployment per directory).
+    #[arg(
+        long,
+        global = true,
+        env = "EDGENET_STATE_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/edgenet"
+    )]
+    pub state_dir: PathBuf,
+
+    /// The host's resolver file, read for the nodes' DNS when Network.DnsServers is not set.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGENET_RESOLV_CONF",
+        value_name = "FILE",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+
     /// More log output on stderr (-v info, -vv debug); EDGENET_LOG takes tracing filters.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -53,6 +73,102 @@ pub enum Command {
     /// Write a starting config (like New-AksEdgeConfig).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Build (or update in place) this machine's switch, nodes, NAT, DNS and proxy settings.
+    Deploy(DeployArgs),
+    /// Delete everything the deployment created and restore what it changed.
+    Remove(LockArgs),
+    /// Show the deployment, the live kernel state and any drift between them.
+    Status,
+    /// Commands that act on one node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// Which entry of Machines[] this host is (needed when the config lists several).
+    #[arg(long, value_name = "N")]
+    pub machine: Option<usize>,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// How long to wait for another edgenet run on the same state directory.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// The node's current IP address and MAC, read from its live interface.
+    Addr(NodeArgs),
+    /// Run a command inside the node with its DNS, hosts file and proxy environment.
+    Exec(NodeExecArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    #[arg(long, value_enum, default_value_t = NodeKindArg::Linux)]
+    pub node_type: NodeKindArg,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NodeExecArgs {
+    #[arg(long, value_enum, default_value_t = NodeKindArg::Linux)]
+    pub node_type: NodeKindArg,
+
+    /// Exit 0 even when the command fails (its status is still printed on stderr).
+    #[arg(long)]
+    pub ignore_error: bool,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeKindArg {
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the sandbox and deploy CONFIG (default: the built-in config) in its machine.
+    Up(LabUpArgs),
+    /// The reachability matrix: node→host, node→node, node→internet, LAN→node.
+    Status(LabArgs),
+    /// Remove the sandbox and everything in it.
+    Down(LabArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabArgs {
+    /// Name of the lab (several can run side by side).
+    #[arg(long, default_value = "lab", env = "EDGENET_LAB")]
+    pub name: String,
+
+    /// Where the lab keeps its state, files and logs.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "EDGENET_LAB_DIR",
+        default_value = "/var/lib/edgenet-lab"
+    )]
+    pub lab_dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabUpArgs {
+    /// Deployment config to deploy in the lab (default: the built-in single-machine config).
+    #[arg(value_name = "CONFIG")]
+    pub lab_config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lab: LabArgs,
 }
 
 #[derive(Debug, Args, Clone)]

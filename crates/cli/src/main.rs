@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand};
+use cli::{Cli, Command, ConfigCommand, NodeCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,6 +19,11 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&cli, args),
         Command::Plan(args) => commands::plan::run(&cli, args),
         Command::Config(ConfigCommand::New(args)) => commands::config_new::run(&cli, args),
+        Command::Deploy(args) => commands::deploy::run_deploy(&cli, args),
+        Command::Remove(args) => commands::deploy::run_remove(&cli, args),
+        Command::Status => commands::status::run_status(&cli),
+        Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
+        Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -460,32 +460,41 @@ impl StateDir {
         };
         fs::create_dir_all(&self.path).map_err(dir_err)?;
         let lock_path = self.lock_file();
-        // No truncate on open: the file may belong to the current holder until we have it.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(dir_err)?;
         let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {
-                    let waited = start.elapsed();
-                    if waited >= timeout {
-                        return Err(StateError::Locked {
-                            path: self.path.clone(),
-                            holder: read_holder(&mut file),
-                            waited,
-                        });
+        // `remove` deletes the lock file at the very end (zero residue), so a waiter may win
+        // the lock on a file that is no longer at `lock_path`: it then starts over on the new
+        // one, and two runs never both believe they hold "the" lock.
+        let mut file = loop {
+            // No truncate on open: the file may belong to the current holder until we have it.
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(dir_err)?;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(TryLockError::WouldBlock) => {
+                        let waited = start.elapsed();
+                        if waited >= timeout {
+                            return Err(StateError::Locked {
+                                path: self.path.clone(),
+                                holder: read_holder(&mut file),
+                                waited,
+                            });
+                        }
+                        std::thread::sleep((timeout - waited).min(Duration::from_millis(50)));
                     }
-                    std::thread::sleep((timeout - waited).min(Duration::from_millis(50)));
+                    Err(TryLockError::Error(source)) => return Err(dir_err(source)),
                 }
-                Err(TryLockError::Error(source)) => return Err(dir_err(source)),
             }
-        }
+            if same_file(&file, &lock_path) {
+                break file;
+            }
+            fs::create_dir_all(&self.path).map_err(dir_err)?;
+        };
         let who = format!("{} {}\n", std::process::id(), purpose);
         // Informational only: failing to write it must not fail the deploy.
         let _ = file
@@ -504,6 +513,15 @@ impl StateDir {
     /// state, never a mix.
     pub fn peek(&self) -> Result<Option<DeploymentState>, StateError> {
         read_state(&self.state_file())
+    }
+}
+
+/// Whether the open lock `file` is still the one at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -566,8 +584,8 @@ impl StateLock {
         Ok(())
     }
 
-    /// Deletes the state file (the end of `remove`). The directory and lock file stay: deleting
-    /// a lock file others may be waiting on would let two runs hold "the" lock at once.
+    /// Deletes the state file (the end of `remove`; [`StateLock::release_and_delete`] then takes
+    /// the lock file and the directory).
     pub fn clear(&self) -> Result<(), StateError> {
         let path = self.dir.state_file();
         match fs::remove_file(&path) {
@@ -581,6 +599,13 @@ impl StateLock {
                 path: self.dir.path().to_path_buf(),
                 source,
             })
+    }
+
+    /// The end of a complete `remove`: deletes the lock file (still held, so nobody can take it
+    /// meanwhile; waiters notice it is gone and start over) and the directory if it is empty.
+    pub fn release_and_delete(&self) {
+        let _ = fs::remove_file(self.dir.lock_file());
+        let _ = fs::remove_dir(self.dir.path());
     }
 
     /// Temp files left by a run that crashed mid-save. Only safe while holding the lock.

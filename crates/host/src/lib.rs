@@ -12,3 +12,5 @@ pub mod nft;
 pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;
+
+pub use netlink::HostError;

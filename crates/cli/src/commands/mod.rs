@@ -2,7 +2,9 @@
 
 pub mod check;
 pub mod config_new;
+pub mod deploy;
 pub mod plan;
+pub mod status;
 
 use std::path::Path;
 
@@ -60,12 +62,21 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
     Ok(bytes)
 }
 
+/// Where the host layer reads the host's resolver files from (`--resolv-conf`).
+pub fn facts_paths(cli: &Cli) -> edgenet_host::facts::FactsPaths {
+    edgenet_host::facts::FactsPaths {
+        resolv_conf: cli.resolv_conf.clone(),
+        ..Default::default()
+    }
+}
+
 /// The live host, or why it was not read.
-pub fn host_facts(args: &CheckArgs) -> Result<HostFacts, String> {
+pub fn host_facts(cli: &Cli, args: &CheckArgs) -> Result<HostFacts, String> {
     if args.offline_check {
         return Err("--offline-check was given".into());
     }
-    edgenet_host::facts::gather().map_err(|e| format!("the host could not be read ({e})"))
+    edgenet_host::facts::gather_with(&facts_paths(cli))
+        .map_err(|e| format!("the host could not be read ({e})"))
 }
 
 pub fn context<'a>(facts: &'a Result<HostFacts, String>, args: &CheckArgs) -> Context<'a> {

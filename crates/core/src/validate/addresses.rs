@@ -213,14 +213,21 @@ fn check_port_forwards(config: &Config, out: &mut Vec<Finding>) {
         );
         return;
     }
-    let has_windows = config.machines.first().is_some_and(|m| m.windows_node.is_some());
+    let has_windows = config
+        .machines
+        .first()
+        .is_some_and(|m| m.windows_node.is_some());
     let mut seen = HashMap::new();
     for (i, f) in forwards.iter().enumerate() {
         let path = format!("Edgenet.PortForwards[{i}]");
         if f.node == crate::plan::NodeKind::Windows && !has_windows {
             out.push(
-                Finding::error(Code::PortForwardInvalid, format!("{path}.Node"), format!("{path}.Node is \"windows\", but the machine has no Windows node"))
-                    .hint("forward to \"linux\", or add a WindowsNode"),
+                Finding::error(
+                    Code::PortForwardInvalid,
+                    format!("{path}.Node"),
+                    format!("{path}.Node is \"windows\", but the machine has no Windows node"),
+                )
+                .hint("forward to \"linux\", or add a WindowsNode"),
             );
         }
         if let Some(first) = seen.insert((f.protocol, f.host_port), i) {

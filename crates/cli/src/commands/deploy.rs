@@ -1,0 +1,187 @@
+//! `edgenet deploy` and `edgenet remove`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use edgenet_core::plan::{self, Plan};
+use edgenet_core::validate::{check, Severity};
+use edgenet_deploy::state::{DeploymentState, StateDir, StateError};
+use edgenet_deploy::DeployError;
+
+use crate::cli::{Cli, DeployArgs, LockArgs, Output};
+use crate::exit::{CliError, Exit};
+use crate::output::{finding_text, print_json, Style};
+
+pub fn host_error(e: DeployError) -> CliError {
+    let exit = Exit::Host;
+    let code = match &e {
+        DeployError::State(StateError::Locked { .. }) => "locked",
+        DeployError::State(_) => "state",
+        DeployError::Foreign { .. } => "foreign-object",
+        DeployError::Unsupported(_) => "unsupported",
+        _ => "host",
+    };
+    let hint = e.hint();
+    let err = CliError::new(exit, code, e.to_string());
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}
+
+/// Checks the config against the live host and builds the plan; refuses (exit 1) with every
+/// error when the config has any, before anything on the host is touched.
+pub fn checked_plan(
+    cli: &Cli,
+    machine: Option<usize>,
+    state: Option<&DeploymentState>,
+) -> Result<Plan, CliError> {
+    let loaded = super::load_config(cli)?;
+    let facts = edgenet_host::facts::gather_with(&super::facts_paths(cli))
+        .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
+    let mut ctx = edgenet_core::validate::Context::live(&facts);
+    ctx.machine = machine;
+    ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
+    let findings = check(&loaded, &ctx);
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    if !errors.is_empty() {
+        let style = Style::for_stdout();
+        let listing: Vec<String> = errors.iter().map(|f| finding_text(f, style)).collect();
+        return Err(CliError::new(
+            Exit::Findings,
+            "config-has-errors",
+            format!(
+                "{} has {} error(s); nothing was changed:\n{}",
+                super::config_source(cli),
+                errors.len(),
+                listing.join("\n")
+            ),
+        )
+        .hint("run `edgenet check` for every finding"));
+    }
+    plan::build(&loaded.config, &ctx)
+        .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
+}
+
+fn lock(
+    cli: &Cli,
+    args: &LockArgs,
+    purpose: &str,
+) -> Result<edgenet_deploy::state::StateLock, CliError> {
+    StateDir::new(&cli.state_dir)
+        .lock(purpose, Duration::from_secs(args.wait))
+        .map_err(|e| host_error(e.into()))
+}
+
+pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
+    // Validate before taking the lock: a config with errors must not even create the state
+    // directory.
+    let peeked = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| host_error(e.into()))?;
+    checked_plan(cli, args.machine, peeked.as_ref())?;
+    let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
+    if terminal {
+        eprintln!("edgenet: deploying ({})…", super::config_source(cli));
+    }
+    let lock = lock(cli, &args.lock, "edgenet deploy")?;
+    let state = lock.load().map_err(|e| host_error(e.into()))?;
+    let plan = checked_plan(cli, args.machine, state.as_ref())?;
+    match edgenet_deploy::deploy(&lock, state, &plan) {
+        Ok(report) => {
+            match cli.output {
+                Output::Json => print_json(&report),
+                Output::Text => {
+                    if report.changes.is_empty() {
+                        println!(
+                            "No changes: the host already matches the plan (deployment {}).",
+                            report.deployment_id
+                        );
+                    } else {
+                        for c in &report.changes {
+                            println!("  {c}");
+                        }
+                        println!(
+                            "Deployed {} node(s) on {} (deployment {}, state in {}).",
+                            report.plan.nodes.len(),
+                            report.plan.switch.name,
+                            report.deployment_id,
+                            report.state_dir.display()
+                        );
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Err(failure) => {
+            let hint = failure.error.hint();
+            if cli.output == Output::Json {
+                print_json(&serde_json::json!({
+                    "error": {"code": "deploy-failed", "message": failure.error.to_string(), "hint": hint, "exit": Exit::Host as u8},
+                    "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
+                }));
+                return Ok(Exit::Host);
+            }
+            eprintln!("edgenet: deploy failed: {}", failure.error);
+            if let Some(h) = hint {
+                eprintln!("  hint: {h}");
+            }
+            for c in &failure.changes {
+                eprintln!("  changed: {c}");
+            }
+            for r in &failure.rolled_back {
+                eprintln!("  rolled back: {r}");
+            }
+            for e in &failure.rollback_errors {
+                eprintln!("  rollback error: {e}");
+            }
+            eprintln!(
+                "  the next `edgenet deploy` converges from here; `edgenet remove` cleans up"
+            );
+            Ok(Exit::Host)
+        }
+    }
+}
+
+pub fn run_remove(cli: &Cli, args: &LockArgs) -> Result<Exit, CliError> {
+    let dir = StateDir::new(&cli.state_dir);
+    if !dir.path().exists() {
+        return report_remove(cli, edgenet_deploy::RemoveReport::default());
+    }
+    let lock = lock(cli, args, "edgenet remove")?;
+    let report = edgenet_deploy::remove(&lock).map_err(host_error)?;
+    report_remove(cli, report)
+}
+
+fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit, CliError> {
+    let failed = !report.errors.is_empty();
+    match cli.output {
+        Output::Json => print_json(&report),
+        Output::Text => {
+            if !report.found {
+                println!(
+                    "Nothing to remove: no deployment in {}.",
+                    cli.state_dir.display()
+                );
+            }
+            for r in &report.removed {
+                println!("  removed {r}");
+            }
+            for e in &report.errors {
+                eprintln!("edgenet: remove: {e}");
+            }
+            if report.found && !failed {
+                println!(
+                    "Removed deployment {}.",
+                    report.deployment_id.as_deref().unwrap_or("?")
+                );
+            } else if failed {
+                eprintln!("  {} problem(s); the state keeps what is left, so `edgenet remove` can be run again", report.errors.len());
+            }
+        }
+    }
+    Ok(if failed { Exit::Host } else { Exit::Ok })
+}

@@ -1,0 +1,243 @@
+//! `edgenet status`, `edgenet node addr`, `edgenet node exec`.
+
+use std::os::unix::process::ExitStatusExt;
+
+use edgenet_core::plan::{NodeKind, NodePlan};
+use edgenet_deploy::names;
+use edgenet_deploy::node::files;
+use edgenet_deploy::state::{DeploymentState, StateDir};
+use edgenet_host::exec::{BindMount, ExecOptions};
+
+use crate::cli::{Cli, NodeArgs, NodeExecArgs, NodeKindArg, Output};
+use crate::commands::deploy::host_error;
+use crate::exit::{CliError, Exit};
+use crate::output::{print_json, table, Style};
+
+pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
+    let report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
+    let drift = !report.drift.is_empty();
+    match cli.output {
+        Output::Json => print_json(&report),
+        Output::Text => {
+            let style = Style::for_stdout();
+            let Some(plan) = &report.plan else {
+                println!(
+                    "Nothing deployed (state directory {}).",
+                    cli.state_dir.display()
+                );
+                return Ok(Exit::Ok);
+            };
+            println!(
+                "{}",
+                style.bold(&format!(
+                    "Deployment {} ({:?}) of machine {} — state in {}",
+                    report.deployment_id.as_deref().unwrap_or("?"),
+                    report.phase.unwrap_or(edgenet_deploy::state::Phase::New),
+                    plan.machine.name,
+                    report.state_dir.display()
+                ))
+            );
+            if let Some(sw) = &report.switch {
+                let outbound = match plan.switch.outbound {
+                    edgenet_core::plan::Outbound::Nat => "NAT",
+                    edgenet_core::plan::Outbound::Offline => "offline",
+                    edgenet_core::plan::Outbound::Direct => "direct",
+                };
+                println!(
+                    "Switch {}: {}, {}, subnet {}, MTU {}, address {}",
+                    sw.name,
+                    if sw.present {
+                        if sw.up {
+                            "up"
+                        } else {
+                            "down"
+                        }
+                    } else {
+                        "missing"
+                    },
+                    outbound,
+                    plan.switch.subnet,
+                    sw.mtu.map_or("-".into(), |m| m.to_string()),
+                    if sw.addresses.is_empty() {
+                        "-".into()
+                    } else {
+                        sw.addresses.join(", ")
+                    }
+                );
+            }
+            println!(
+                "Firewall: nftables table ip {} {}; IPv4 forwarding {}",
+                report.firewall_table.as_deref().unwrap_or("-"),
+                if report.firewall_present {
+                    "present"
+                } else {
+                    "absent"
+                },
+                report.ip_forward.as_deref().unwrap_or("?")
+            );
+            println!(
+                "Control plane {}; service IPs {}",
+                plan.control_plane_endpoint,
+                plan.service_range.map_or("none".into(), |r| format!(
+                    "{} – {} ({})",
+                    r.start, r.end, r.size
+                ))
+            );
+            let rows: Vec<Vec<String>> = report
+                .nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.netns.clone(),
+                        if !n.present {
+                            "missing".into()
+                        } else if n.up {
+                            "up".into()
+                        } else {
+                            "down".into()
+                        },
+                        n.addresses.join(", "),
+                        n.mac.clone().unwrap_or_default(),
+                        n.mtu.map_or(String::new(), |m| m.to_string()),
+                        n.gateway.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table(
+                    &["NODE", "NETNS", "STATE", "ADDRESS", "MAC", "MTU", "GATEWAY"],
+                    &rows,
+                    style
+                )
+            );
+            if drift {
+                println!("Drift:");
+                for d in &report.drift {
+                    println!("  {d}");
+                }
+            } else {
+                println!("No drift: the kernel matches the plan.");
+            }
+        }
+    }
+    Ok(if drift { Exit::Findings } else { Exit::Ok })
+}
+
+/// The deployed plan's node of `kind`, with the deployment state.
+fn deployed_node(cli: &Cli, kind: NodeKindArg) -> Result<(DeploymentState, NodePlan), CliError> {
+    let state = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| host_error(e.into()))?
+        .ok_or_else(|| {
+            CliError::new(
+                Exit::Findings,
+                "not-deployed",
+                format!(
+                    "nothing is deployed (state directory {})",
+                    cli.state_dir.display()
+                ),
+            )
+            .hint("run `edgenet deploy` first")
+        })?;
+    let kind = match kind {
+        NodeKindArg::Linux => NodeKind::Linux,
+        NodeKindArg::Windows => NodeKind::Windows,
+    };
+    let plan = state
+        .applied_plan
+        .clone()
+        .or_else(|| state.pending_plan.clone());
+    let node = plan
+        .and_then(|p| p.nodes.into_iter().find(|n| n.kind == kind))
+        .ok_or_else(|| {
+            CliError::new(
+                Exit::Findings,
+                "no-such-node",
+                format!("the deployment has no {} node", kind.as_str()),
+            )
+        })?;
+    Ok((state, node))
+}
+
+pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
+    let (state, node) = deployed_node(cli, args.node_type)?;
+    let id = &state.deployment_id;
+    let netns = names::node_netns(&node.name, id);
+    let live = edgenet_host::netns::NetNs::open(&netns)
+        .map_err(|e| {
+            CliError::new(
+                Exit::Host,
+                "node-missing",
+                format!("node {} is not running: {e}", node.name),
+            )
+            .hint("run `edgenet deploy` to repair it")
+        })?
+        .run(|| -> Result<_, edgenet_host::HostError> {
+            let mut nl = edgenet_host::netlink::Netlink::open()?;
+            let link = nl.link(names::NODE_IFNAME)?;
+            let addrs: Vec<String> = nl
+                .addresses()?
+                .into_iter()
+                .filter(|a| a.link == names::NODE_IFNAME)
+                .map(|a| a.address.addr().to_string())
+                .collect();
+            Ok((link.and_then(|l| l.mac), addrs))
+        })
+        .and_then(|r| r)
+        .map_err(|e| CliError::new(Exit::Host, "host", e.to_string()))?;
+    let (mac, addrs) = live;
+    let ip = addrs.first().cloned();
+    match cli.output {
+        Output::Json => print_json(&serde_json::json!({
+            "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
+        })),
+        Output::Text => println!(
+            "{} {}",
+            ip.as_deref().unwrap_or("-"),
+            mac.map_or("-".into(), |m| m.to_string())
+        ),
+    }
+    Ok(if ip.is_some() {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
+}
+
+pub fn run_exec(cli: &Cli, args: &NodeExecArgs) -> Result<Exit, CliError> {
+    let (state, node) = deployed_node(cli, args.node_type)?;
+    let netns = names::node_netns(&node.name, &state.deployment_id);
+    let dir = files::node_dir(&cli.state_dir, &node.name);
+    let env_text = std::fs::read_to_string(dir.join(files::PROXY_ENV)).unwrap_or_default();
+    let opts = ExecOptions {
+        binds: vec![
+            BindMount::new(dir.join(files::RESOLV_CONF), "/etc/resolv.conf"),
+            BindMount::new(dir.join(files::HOSTS), "/etc/hosts"),
+        ],
+        env: files::parse_env(&env_text)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+        mount_sysfs: false,
+    };
+    let status = edgenet_host::exec::status_in(&netns, &args.command, &opts).map_err(|e| {
+        CliError::new(
+            Exit::Host,
+            "exec",
+            format!("cannot run the command in node {}: {e}", node.name),
+        )
+    })?;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if code == 0 {
+        return Ok(Exit::Ok);
+    }
+    if args.ignore_error {
+        eprintln!("edgenet: the command exited with status {code} (ignored)");
+        return Ok(Exit::Ok);
+    }
+    std::process::exit(code);
+}

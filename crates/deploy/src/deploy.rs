@@ -1,0 +1,388 @@
+//! `deploy`: a reconcile of the plan against the live kernel, netavark-style — check every
+//! driver first, then apply step by step, recording each object before creating it; on a
+//! failure, undo what this run created and report what happened.
+
+use std::path::{Path, PathBuf};
+
+use edgenet_core::config::NodeRuntime as RuntimeKind;
+use edgenet_core::mac::MacAddr;
+use edgenet_core::plan::{MacAssignment, Outbound, Plan, SwitchKind};
+use edgenet_host::netlink::Netlink;
+use edgenet_host::sysctl;
+
+use crate::error::DeployError;
+use crate::failpoint;
+use crate::firewall::{self, ApplyOutcome, FirewallDriver, FirewallPlan, NftablesDriver};
+use crate::journal::{Journal, Ownership};
+use crate::names;
+use crate::node::{files, NetnsRuntime, NodeRuntime, NodeSpec};
+use crate::remove::remove_object;
+use crate::state::{DeploymentState, ObjectKind, ObjectStatus, StateLock};
+use crate::switch::{InternalSwitch, SwitchDriver};
+
+pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
+
+/// What a deploy did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeployReport {
+    pub deployment_id: String,
+    pub state_dir: PathBuf,
+    /// Every change made to the host, in order; empty when it already matched the plan.
+    pub changes: Vec<String>,
+    pub plan: Plan,
+}
+
+/// A deploy that stopped: the error, what it had changed, and how the rollback went.
+#[derive(Debug)]
+pub struct DeployFailure {
+    pub error: DeployError,
+    pub changes: Vec<String>,
+    pub rolled_back: Vec<String>,
+    pub rollback_errors: Vec<String>,
+}
+
+impl std::fmt::Display for DeployFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+struct Run<'a> {
+    lock: &'a StateLock,
+    state: DeploymentState,
+    changes: Vec<String>,
+    /// Objects first recorded by this run, in creation order: what a rollback undoes.
+    new_objects: Vec<(ObjectKind, String, Option<String>)>,
+    /// Sysctls this run changed first (a rollback puts them back).
+    new_sysctls: Vec<String>,
+}
+
+impl Journal for Run<'_> {
+    fn will_create(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError> {
+        if self.state.object(kind, name, netns).is_none() {
+            self.new_objects
+                .push((kind, name.to_string(), netns.map(String::from)));
+        }
+        self.state.record_object(kind, name, netns);
+        self.lock.save(&self.state)?;
+        Ok(())
+    }
+
+    fn created(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError> {
+        self.state.record_object(kind, name, netns).status = ObjectStatus::Created;
+        self.lock.save(&self.state)?;
+        Ok(())
+    }
+
+    fn changed(&mut self, what: String) {
+        tracing::info!("{what}");
+        self.changes.push(what);
+    }
+
+    fn step(&mut self, name: &str) -> Result<(), DeployError> {
+        Ok(failpoint::hit(name)?)
+    }
+}
+
+/// Reconciles the host with `plan`, under the held state lock. `state` is what the lock's
+/// directory holds (`None` on a first deploy).
+pub fn deploy(
+    lock: &StateLock,
+    state: Option<DeploymentState>,
+    plan: &Plan,
+) -> Result<DeployReport, Box<DeployFailure>> {
+    let fail = |error: DeployError| {
+        Box::new(DeployFailure {
+            error,
+            changes: Vec::new(),
+            rolled_back: Vec::new(),
+            rollback_errors: Vec::new(),
+        })
+    };
+    preflight(plan).map_err(fail)?;
+    let state = match state {
+        Some(s) => s,
+        None => lock.load_or_new().map_err(|e| fail(e.into()))?,
+    };
+    let mut run = Run {
+        lock,
+        state,
+        changes: Vec::new(),
+        new_objects: Vec::new(),
+        new_sysctls: Vec::new(),
+    };
+    match apply(&mut run, plan) {
+        Ok(()) => Ok(DeployReport {
+            deployment_id: run.state.deployment_id.to_string(),
+            state_dir: lock.dir().path().to_path_buf(),
+            changes: run.changes,
+            plan: plan.clone(),
+        }),
+        Err(error) => {
+            let (rolled_back, rollback_errors) = roll_back(&mut run);
+            Err(Box::new(DeployFailure {
+                error,
+                changes: run.changes,
+                rolled_back,
+                rollback_errors,
+            }))
+        }
+    }
+}
+
+/// What must hold before anything is touched.
+fn preflight(plan: &Plan) -> Result<(), DeployError> {
+    if plan.switch.kind == SwitchKind::External {
+        return Err(DeployError::Unsupported(
+            "deploying a ScalableCluster (external switch bound to an adapter) is not available in this edgenet version; `check` and `plan` work for it".into(),
+        ));
+    }
+    if plan.node_runtime == RuntimeKind::Vm {
+        return Err(DeployError::Unsupported(
+            "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
+                .into(),
+        ));
+    }
+    NftablesDriver::default().validate()?;
+    Ok(())
+}
+
+fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    let id = run.state.deployment_id.clone();
+    let own = Ownership {
+        alias: names::alias(&id),
+        group: names::link_group(&id),
+    };
+    run.state.begin_deploy(plan);
+    if plan.switch.subnet_source == edgenet_core::plan::SubnetSource::Automatic {
+        run.state.auto_subnet = Some(plan.switch.subnet);
+    }
+    // MACs first: a generated MAC is stored before any link carries it.
+    let static_macs: Vec<MacAddr> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match n.mac {
+            MacAssignment::Static { address } => Some(address),
+            MacAssignment::GeneratedAtDeploy => None,
+        })
+        .collect();
+    let switch_mac = run
+        .state
+        .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
+    let mut node_macs = Vec::new();
+    for n in &plan.nodes {
+        node_macs.push(match n.mac {
+            MacAssignment::Static { address } => address,
+            MacAssignment::GeneratedAtDeploy => run.state.mac_for_random(&n.name, &static_macs),
+        });
+    }
+    run.lock.save(&run.state)?;
+    run.step("state")?;
+
+    let mut nl = Netlink::open()?;
+    let switch = InternalSwitch;
+    switch.ensure(&mut nl, &plan.switch, switch_mac, &own, run)?;
+
+    ensure_forwarding(run, plan)?;
+    run.step("forwarding")?;
+
+    let driver = NftablesDriver::default();
+    let table = firewall::table_name(&id);
+    let fw = FirewallPlan::from_plan(plan, &id)?;
+    if fw.is_some() {
+        run.will_create(ObjectKind::NftTable, &table, None)?;
+    }
+    if firewall::reconcile(&driver, &table, fw.as_ref())? == ApplyOutcome::Replaced {
+        run.changed(match fw {
+            Some(_) => format!("wrote nftables table ip {table}"),
+            None => format!("deleted nftables table ip {table}"),
+        });
+    }
+    if fw.is_some() {
+        run.created(ObjectKind::NftTable, &table, None)?;
+    } else {
+        run.state.forget_object(ObjectKind::NftTable, &table, None);
+    }
+    run.step("firewall")?;
+
+    let runtime = NetnsRuntime;
+    let mtu = plan
+        .switch
+        .mtu
+        .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
+    let state_dir = run.lock.dir().path().to_path_buf();
+    for (node, mac) in plan.nodes.iter().zip(node_macs) {
+        let spec = NodeSpec {
+            plan: node,
+            netns: names::node_netns(&node.name, &id),
+            host_veth: names::host_veth(node.kind, &id),
+            mac,
+            mtu: node.mtu.unwrap_or(mtu),
+            switch: &plan.switch.name,
+        };
+        runtime.ensure(&mut nl, &spec, &own, run)?;
+        for file in files::write_node_files(&state_dir, plan, node)? {
+            run.changed(format!("wrote {file}"));
+        }
+        run.step("node-files")?;
+    }
+    drop_nodes_not_in(run, plan, &mut nl, &own)?;
+
+    run.state.finish_deploy();
+    run.lock.save(&run.state)?;
+    run.step("finish")?;
+    Ok(())
+}
+
+/// IPv4 forwarding is on while the switch routes (NAT, or port forwards when offline); the
+/// value found before edgenet first changed it is kept for `remove`.
+fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    let needed = plan.switch.outbound == Outbound::Nat || !plan.port_forwards.is_empty();
+    let live = sysctl::read(IP_FORWARD)?;
+    if needed && live.trim() != "1" {
+        if !run
+            .state
+            .sysctls
+            .iter()
+            .any(|c| c.key == IP_FORWARD && c.netns.is_none())
+        {
+            run.new_sysctls.push(IP_FORWARD.to_string());
+        }
+        run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
+        run.lock.save(&run.state)?;
+        sysctl::write(IP_FORWARD, "1")?;
+        run.changed(format!(
+            "enabled IPv4 forwarding ({IP_FORWARD} was {})",
+            live.trim()
+        ));
+    } else if !needed {
+        if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
+            if live.trim() == change.value {
+                sysctl::write(IP_FORWARD, &change.previous)?;
+                run.changed(format!("restored {IP_FORWARD} to {}", change.previous));
+            }
+            run.lock.save(&run.state)?;
+        }
+    }
+    Ok(())
+}
+
+/// Nodes a previous deploy made that the plan no longer has (e.g. the Windows node was taken
+/// out of the config).
+fn drop_nodes_not_in(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    nl: &mut Netlink,
+    own: &Ownership,
+) -> Result<(), DeployError> {
+    let id = run.state.deployment_id.clone();
+    let wanted: Vec<String> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            [
+                names::node_netns(&n.name, &id),
+                names::host_veth(n.kind, &id),
+            ]
+        })
+        .collect();
+    let stale: Vec<_> = run
+        .state
+        .objects
+        .iter()
+        .filter(|o| {
+            matches!(o.kind, ObjectKind::Netns | ObjectKind::Veth) && !wanted.contains(&o.name)
+        })
+        .cloned()
+        .collect();
+    for o in stale {
+        remove_object(nl, &o, own)?;
+        run.state.forget_object(o.kind, &o.name, o.netns.as_deref());
+        run.changed(format!(
+            "removed {} {} (no longer in the plan)",
+            kind_name(o.kind),
+            o.name
+        ));
+    }
+    if let Some(old) = &run.state.applied_plan {
+        for gone in old
+            .nodes
+            .iter()
+            .filter(|n| !plan.nodes.iter().any(|p| p.name == n.name))
+        {
+            let dir = files::node_dir(run.lock.dir().path(), &gone.name);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    run.lock.save(&run.state)?;
+    Ok(())
+}
+
+/// Undoes the objects this run created, newest first; carries on past errors.
+fn roll_back(run: &mut Run<'_>) -> (Vec<String>, Vec<String>) {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    let id = run.state.deployment_id.clone();
+    let own = Ownership {
+        alias: names::alias(&id),
+        group: names::link_group(&id),
+    };
+    let mut nl = match Netlink::open() {
+        Ok(nl) => nl,
+        Err(e) => return (done, vec![e.to_string()]),
+    };
+    for (kind, name, netns) in run.new_objects.clone().into_iter().rev() {
+        let Some(object) = run.state.object(kind, &name, netns.as_deref()).cloned() else {
+            continue;
+        };
+        match remove_object(&mut nl, &object, &own) {
+            Ok(_) => {
+                run.state.forget_object(kind, &name, netns.as_deref());
+                done.push(format!("{} {name}", kind_name(kind)));
+            }
+            Err(e) => errors.push(format!("{} {name}: {e}", kind_name(kind))),
+        }
+    }
+    for key in run.new_sysctls.clone() {
+        if let Some(change) = run.state.forget_sysctl(&key, None) {
+            match sysctl::write(&key, &change.previous) {
+                Ok(()) => done.push(format!("{key} back to {}", change.previous)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    if let Err(e) = run.lock.save(&run.state) {
+        errors.push(e.to_string());
+    }
+    (done, errors)
+}
+
+pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Netns => "network namespace",
+        ObjectKind::Bridge => "bridge",
+        ObjectKind::Veth => "veth",
+        ObjectKind::Tap => "tap",
+        ObjectKind::Vxlan => "vxlan",
+        ObjectKind::Macvlan => "macvlan",
+        ObjectKind::Address => "address",
+        ObjectKind::Route => "route",
+        ObjectKind::NftTable => "nftables table",
+        ObjectKind::File => "file",
+    }
+}
+
+/// The state directory a command uses: `--state-dir`, `EDGENET_STATE_DIR`, else the default.
+pub fn default_state_dir() -> &'static Path {
+    Path::new(crate::state::DEFAULT_STATE_DIR)
+}

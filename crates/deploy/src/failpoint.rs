@@ -1,0 +1,45 @@
+//! Failpoints: tests make a deploy fail (or die) right after a named step, to prove that the
+//! next deploy converges and `remove` cleans up from any point.
+//!
+//! `EDGENET_FAILPOINT=<step>` makes the step return an error (the deploy rolls back what it
+//! created); `EDGENET_FAILPOINT=<step>:crash` aborts the process on the spot, as a kill or a
+//! power cut would, leaving whatever was done.
+
+/// Every step a deploy passes, in order. Steps under `node-*` run once per node.
+pub const STEPS: &[&str] = &[
+    "state",
+    "switch",
+    "switch-address",
+    "forwarding",
+    "firewall",
+    "node-netns",
+    "node-link",
+    "node-address",
+    "node-files",
+    "finish",
+];
+
+pub const ENV: &str = "EDGENET_FAILPOINT";
+
+#[derive(Debug, thiserror::Error)]
+#[error("failpoint {0} was hit ({ENV} is set)")]
+pub struct FailpointHit(pub String);
+
+/// Called after each step.
+pub fn hit(step: &str) -> Result<(), FailpointHit> {
+    let Ok(spec) = std::env::var(ENV) else {
+        return Ok(());
+    };
+    let (name, crash) = match spec.split_once(':') {
+        Some((name, "crash")) => (name, true),
+        _ => (spec.as_str(), false),
+    };
+    if name != step {
+        return Ok(());
+    }
+    if crash {
+        eprintln!("edgenet: failpoint {step}: crashing on purpose");
+        std::process::abort();
+    }
+    Err(FailpointHit(step.to_string()))
+}

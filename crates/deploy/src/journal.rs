@@ -1,0 +1,39 @@
+//! The small interface drivers use to tell the orchestrator what they do: record an object
+//! before creating it (so a crash leaves a trace), confirm it, report a change, pass a step.
+
+use crate::error::DeployError;
+use crate::state::ObjectKind;
+
+pub trait Journal {
+    /// Records (and persists) an object before it is created.
+    fn will_create(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError>;
+    /// The object now exists.
+    fn created(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError>;
+    /// A change made to the host, in words (`set MTU 1400 on aksedgesw-int`).
+    fn changed(&mut self, what: String);
+    /// End of a named step (a failpoint).
+    fn step(&mut self, name: &str) -> Result<(), DeployError>;
+}
+
+/// Who owns a deployment's objects: the marks edgenet puts on every link it creates.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    pub alias: String,
+    pub group: u32,
+}
+
+impl Ownership {
+    pub fn owns(&self, link: &edgenet_host::netlink::Link) -> bool {
+        link.alias.as_deref() == Some(self.alias.as_str()) || link.group == self.group
+    }
+}

@@ -1,0 +1,145 @@
+//! The files a node reads: resolv.conf, hosts and its proxy environment. Rendering is pure;
+//! writing is atomic and only when the content changed (so a second deploy reports nothing).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use edgenet_core::plan::{NodePlan, Plan};
+
+use crate::error::{io_err, DeployError};
+
+pub const RESOLV_CONF: &str = "resolv.conf";
+pub const HOSTS: &str = "hosts";
+pub const PROXY_ENV: &str = "proxy.env";
+
+/// Where a node's files live: `<state dir>/nodes/<node name>/`.
+pub fn node_dir(state_dir: &Path, node_name: &str) -> PathBuf {
+    state_dir.join("nodes").join(node_name)
+}
+
+pub fn resolv_conf(node: &NodePlan) -> String {
+    let mut s = String::from("# Written by edgenet: the node's DNS servers (Network.DnsServers, else the host's upstream ones).\n");
+    for server in &node.dns_servers {
+        s.push_str(&format!("nameserver {server}\n"));
+    }
+    if node.dns_servers.is_empty() {
+        s.push_str("# no DNS server: the cluster is offline and none was configured\n");
+    }
+    s
+}
+
+/// localhost, then every node of the machine and the host itself on the switch.
+pub fn hosts(plan: &Plan, node: &NodePlan) -> String {
+    let mut s = String::from(
+        "# Written by edgenet.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    s.push_str(&format!("{}\t{}\n", node.address.addr(), node.name));
+    for other in plan.nodes.iter().filter(|n| n.name != node.name) {
+        s.push_str(&format!("{}\t{}\n", other.address.addr(), other.name));
+    }
+    if let Some(host) = plan.switch.host_address {
+        s.push_str(&format!("{}\t{}\n", host.addr(), plan.machine.name));
+    }
+    s
+}
+
+/// `NAME=value` lines, lower- and upper-case forms, for `node exec` and for humans.
+pub fn proxy_env(node: &NodePlan) -> String {
+    node.proxy
+        .variables()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
+}
+
+/// Reads back `proxy.env` for `node exec`.
+pub fn parse_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Writes all three files of `node`; returns the names of those that changed.
+pub fn write_node_files(
+    state_dir: &Path,
+    plan: &Plan,
+    node: &NodePlan,
+) -> Result<Vec<String>, DeployError> {
+    let dir = node_dir(state_dir, &node.name);
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let mut changed = Vec::new();
+    for (name, content) in [
+        (RESOLV_CONF, resolv_conf(node)),
+        (HOSTS, hosts(plan, node)),
+        (PROXY_ENV, proxy_env(node)),
+    ] {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(content.as_str()) {
+            continue;
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err("write", &path))?;
+        tmp.write_all(content.as_bytes())
+            .map_err(io_err("write", &path))?;
+        tmp.as_file().sync_all().map_err(io_err("write", &path))?;
+        // Readable by the node's processes (node exec mounts it over /etc/resolv.conf).
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err("write", &path))?;
+        tmp.persist(&path).map_err(|e| DeployError::Io {
+            op: "write",
+            path: path.display().to_string(),
+            source: e.error,
+        })?;
+        changed.push(format!("{}/{name}", node.name));
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_core::plan::{DnsSource, MacAssignment, NodeKind, NodeRole, ProxyEnv};
+
+    fn node(dns: &[&str], http: Option<&str>) -> NodePlan {
+        NodePlan {
+            name: "m-ledge".into(),
+            kind: NodeKind::Linux,
+            role: NodeRole::ControlPlane,
+            address: "192.168.0.2/24".parse().unwrap(),
+            gateway: "192.168.0.1".parse().unwrap(),
+            mac: MacAssignment::GeneratedAtDeploy,
+            mtu: Some(1500),
+            dns_servers: dns.iter().map(|s| s.parse().unwrap()).collect(),
+            dns_source: DnsSource::Configured,
+            proxy: ProxyEnv {
+                http_proxy: http.map(String::from),
+                https_proxy: None,
+                no_proxy: "localhost".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn resolv_conf_lists_exactly_the_servers() {
+        let text = resolv_conf(&node(&["1.1.1.1", "9.9.9.9"], None));
+        let servers: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver "))
+            .collect();
+        assert_eq!(servers, ["1.1.1.1", "9.9.9.9"]);
+    }
+
+    #[test]
+    fn proxy_env_round_trips_and_is_empty_without_proxy() {
+        let n = node(&[], Some("http://p:3128"));
+        let vars = parse_env(&proxy_env(&n));
+        assert!(vars.contains(&("http_proxy".into(), "http://p:3128".into())));
+        assert!(vars.contains(&("HTTP_PROXY".into(), "http://p:3128".into())));
+        assert!(vars.contains(&("no_proxy".into(), "localhost".into())));
+        assert!(proxy_env(&node(&[], None)).is_empty());
+    }
+}

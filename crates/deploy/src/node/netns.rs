@@ -1,0 +1,193 @@
+//! The `netns` runtime: each node is a named network namespace (visible to `ip netns`) with
+//! `eth0`, the peer of a veth whose host end is a port of the switch.
+
+use edgenet_core::plan::NodePlan;
+use edgenet_host::netlink::{Netlink, RouteSpec, VethSpec};
+use edgenet_host::netns::{self, NetNs};
+use ipnet::Ipv4Net;
+
+use super::{NodeLive, NodeRuntime, NodeSpec};
+use crate::error::DeployError;
+use crate::journal::{Journal, Ownership};
+use crate::names::NODE_IFNAME;
+use crate::state::ObjectKind;
+
+pub struct NetnsRuntime;
+
+const DEFAULT_ROUTE: Ipv4Net = match Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 0) {
+    Ok(n) => n,
+    Err(_) => panic!("0.0.0.0/0"),
+};
+
+impl NodeRuntime for NetnsRuntime {
+    fn ensure(
+        &self,
+        nl: &mut Netlink,
+        node: &NodeSpec<'_>,
+        own: &Ownership,
+        j: &mut dyn Journal,
+    ) -> Result<(), DeployError> {
+        let ns_name = node.netns.as_str();
+        if !netns::exists(ns_name) {
+            j.will_create(ObjectKind::Netns, ns_name, None)?;
+            netns::create(ns_name)?;
+            j.created(ObjectKind::Netns, ns_name, None)?;
+            j.changed(format!(
+                "created network namespace {ns_name} for {}",
+                node.plan.name
+            ));
+        }
+        j.step("node-netns")?;
+
+        let ns = NetNs::open(ns_name)?;
+        let veth = node.host_veth.as_str();
+        match nl.link(veth)? {
+            None => {
+                j.will_create(ObjectKind::Veth, veth, None)?;
+                nl.create_veth(&VethSpec {
+                    name: veth,
+                    peer_name: NODE_IFNAME,
+                    mtu: Some(node.mtu),
+                    mac: None,
+                    peer_mac: Some(node.mac),
+                    peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
+                    group: Some(own.group),
+                })?;
+                nl.set_alias(veth, &own.alias)?;
+                j.created(ObjectKind::Veth, veth, None)?;
+                j.changed(format!(
+                    "created veth {veth} ↔ {ns_name}:{NODE_IFNAME} (MAC {}, MTU {})",
+                    node.mac, node.mtu
+                ));
+            }
+            Some(link) => {
+                if link.mtu != node.mtu {
+                    nl.set_mtu(veth, node.mtu)?;
+                    j.changed(format!("set MTU {} on {veth} (was {})", node.mtu, link.mtu));
+                }
+            }
+        }
+        let link = nl.link(veth)?.expect("just ensured");
+        if link.master.as_deref() != Some(node.switch) {
+            nl.set_master(veth, Some(node.switch))?;
+            j.changed(format!("attached {veth} to {}", node.switch));
+        }
+        if !link.up {
+            nl.set_up(veth, true)?;
+        }
+        j.step("node-link")?;
+
+        let plan: &NodePlan = node.plan;
+        let (mac, mtu) = (node.mac, node.mtu);
+        let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
+            let mut changes = Vec::new();
+            let mut nl = Netlink::open()?;
+            if nl.link("lo")?.is_some_and(|l| !l.up) {
+                nl.set_up("lo", true)?;
+            }
+            let eth0 = nl.link(NODE_IFNAME)?.ok_or_else(|| {
+                DeployError::Unsupported(format!("{NODE_IFNAME} vanished from the node namespace"))
+            })?;
+            if eth0.mac != Some(mac) {
+                nl.set_mac(NODE_IFNAME, mac)?;
+                changes.push(format!("set MAC {mac} on {}", plan.name));
+            }
+            if eth0.mtu != mtu {
+                nl.set_mtu(NODE_IFNAME, mtu)?;
+                changes.push(format!("set MTU {mtu} on {}", plan.name));
+            }
+            if !eth0.up {
+                nl.set_up(NODE_IFNAME, true)?;
+            }
+            let present: Vec<Ipv4Net> = nl
+                .addresses()?
+                .into_iter()
+                .filter(|a| a.link == NODE_IFNAME)
+                .map(|a| a.address)
+                .collect();
+            for stale in present.iter().filter(|a| **a != plan.address) {
+                nl.del_address(NODE_IFNAME, *stale)?;
+                changes.push(format!("removed address {stale} from {}", plan.name));
+            }
+            if !present.contains(&plan.address) {
+                nl.add_address(NODE_IFNAME, plan.address)?;
+                changes.push(format!("gave {} the address {}", plan.name, plan.address));
+            }
+            let default = nl
+                .routes()?
+                .into_iter()
+                .find(|r| r.destination == DEFAULT_ROUTE);
+            if default.as_ref().and_then(|r| r.gateway) != Some(plan.gateway) {
+                nl.replace_route(&RouteSpec {
+                    destination: DEFAULT_ROUTE,
+                    gateway: Some(plan.gateway),
+                    link: Some(NODE_IFNAME),
+                })?;
+                changes.push(format!(
+                    "set {}'s default route via {}",
+                    plan.name, plan.gateway
+                ));
+            }
+            Ok(changes)
+        })??;
+        for c in changes {
+            j.changed(c);
+        }
+        j.step("node-address")?;
+        Ok(())
+    }
+
+    fn remove(&self, netns: &str) -> Result<bool, DeployError> {
+        Ok(netns::delete(netns)?)
+    }
+
+    fn live(
+        &self,
+        nl: &mut Netlink,
+        name: &str,
+        netns_name: &str,
+        host_veth: &str,
+        switch: &str,
+    ) -> Result<NodeLive, DeployError> {
+        let mut live = NodeLive {
+            name: name.to_string(),
+            netns: netns_name.to_string(),
+            present: false,
+            up: false,
+            addresses: Vec::new(),
+            mac: None,
+            mtu: None,
+            gateway: None,
+            on_switch: nl
+                .link(host_veth)?
+                .is_some_and(|l| l.master.as_deref() == Some(switch)),
+        };
+        if !netns::exists(netns_name) {
+            return Ok(live);
+        }
+        let ns = NetNs::open(netns_name)?;
+        ns.run(|| -> Result<(), DeployError> {
+            let mut nl = Netlink::open()?;
+            if let Some(eth0) = nl.link(NODE_IFNAME)? {
+                live.present = true;
+                live.up = eth0.up;
+                live.mac = eth0.mac.map(|m| m.to_string());
+                live.mtu = Some(eth0.mtu);
+                live.addresses = nl
+                    .addresses()?
+                    .into_iter()
+                    .filter(|a| a.link == NODE_IFNAME)
+                    .map(|a| a.address.to_string())
+                    .collect();
+                live.gateway = nl
+                    .routes()?
+                    .into_iter()
+                    .find(|r| r.destination == DEFAULT_ROUTE)
+                    .and_then(|r| r.gateway)
+                    .map(|g| g.to_string());
+            }
+            Ok(())
+        })??;
+        Ok(live)
+    }
+}

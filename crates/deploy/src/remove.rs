@@ -1,0 +1,154 @@
+//! `remove`: delete everything the deployment created and put back what it changed, carrying
+//! on past every individual failure and reporting all of them. Works after a partial or
+//! crashed deploy: it acts on the state's records, and every delete accepts "already gone".
+
+use edgenet_host::netlink::Netlink;
+use edgenet_host::{netns, sysctl};
+
+use crate::deploy::kind_name;
+use crate::error::DeployError;
+use crate::firewall::{FirewallDriver, NftablesDriver};
+use crate::journal::Ownership;
+use crate::names;
+use crate::node::{NetnsRuntime, NodeRuntime};
+use crate::state::{KernelObject, ObjectKind, StateLock};
+use crate::switch::{InternalSwitch, SwitchDriver};
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RemoveReport {
+    /// There was a deployment in the state directory.
+    pub found: bool,
+    pub deployment_id: Option<String>,
+    pub removed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Deletes one recorded object if it exists and is ours; `Ok(false)` when it was already gone.
+pub(crate) fn remove_object(
+    nl: &mut Netlink,
+    o: &KernelObject,
+    own: &Ownership,
+) -> Result<bool, DeployError> {
+    match o.kind {
+        ObjectKind::Netns => NetnsRuntime.remove(&o.name),
+        ObjectKind::Bridge => InternalSwitch.remove(nl, &o.name, own),
+        ObjectKind::Veth => match nl.link(&o.name)? {
+            Some(link) if own.owns(&link) => Ok(nl.delete_link(&o.name)?),
+            Some(_) => Err(DeployError::Foreign {
+                what: "interface",
+                name: o.name.clone(),
+                hint: "it no longer carries this deployment's mark, so edgenet leaves it".into(),
+            }),
+            None => Ok(false),
+        },
+        ObjectKind::NftTable => Ok(NftablesDriver::default().remove(&o.name)?),
+        other => Err(DeployError::Unsupported(format!(
+            "edgenet does not create {} objects yet",
+            kind_name(other)
+        ))),
+    }
+}
+
+pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
+    let Some(mut state) = lock.load()? else {
+        cleanup_dir(lock, &mut Vec::new());
+        return Ok(RemoveReport::default());
+    };
+    let id = state.deployment_id.clone();
+    let own = Ownership {
+        alias: names::alias(&id),
+        group: names::link_group(&id),
+    };
+    let mut report = RemoveReport {
+        found: true,
+        deployment_id: Some(id.to_string()),
+        ..RemoveReport::default()
+    };
+    state.begin_remove();
+    lock.save(&state)?;
+
+    let mut nl = Netlink::open()?;
+    // Firewall rules go before the links they name; namespaces next (the kernel reaps their
+    // veths with them); the bridge last.
+    let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
+    order.sort_by_key(|o| match o.kind {
+        ObjectKind::NftTable => 0,
+        ObjectKind::Netns => 1,
+        ObjectKind::Veth => 2,
+        _ => 3,
+    });
+    for o in order {
+        match remove_object(&mut nl, &o, &own) {
+            Ok(existed) => {
+                state.forget_object(o.kind, &o.name, o.netns.as_deref());
+                if existed {
+                    report
+                        .removed
+                        .push(format!("{} {}", kind_name(o.kind), o.name));
+                }
+            }
+            Err(e) => report
+                .errors
+                .push(format!("{} {}: {e}", kind_name(o.kind), o.name)),
+        }
+        if let Err(e) = lock.save(&state) {
+            report.errors.push(e.to_string());
+        }
+    }
+    // A crash between creating a namespace and saving its record cannot happen (records come
+    // first), but a namespace of ours whose record was lost to a damaged state file can: sweep
+    // our id's namespaces by name.
+    if let Ok(all) = netns::list() {
+        for name in all.into_iter().filter(|n| n.ends_with(&format!("-{id}"))) {
+            match netns::delete(&name) {
+                Ok(true) => report.removed.push(format!("network namespace {name}")),
+                Ok(false) => {}
+                Err(e) => report.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    for change in state.sysctls.clone() {
+        match sysctl::read(&change.key) {
+            Ok(live) if live.trim() == change.value => {
+                match sysctl::write(&change.key, &change.previous) {
+                    Ok(()) => {
+                        report
+                            .removed
+                            .push(format!("{} back to {}", change.key, change.previous));
+                        state.forget_sysctl(&change.key, change.netns.as_deref());
+                    }
+                    Err(e) => report.errors.push(e.to_string()),
+                }
+            }
+            // Someone changed it since: theirs now, left as it is.
+            Ok(_) => {
+                state.forget_sysctl(&change.key, change.netns.as_deref());
+            }
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+
+    if report.errors.is_empty() {
+        if let Err(e) = lock.clear() {
+            report.errors.push(e.to_string());
+        }
+        cleanup_dir(lock, &mut report.errors);
+    } else {
+        lock.save(&state)?;
+    }
+    Ok(report)
+}
+
+/// Leaves the state directory as it was before the first deploy: node files, the lock file
+/// and the directory itself go when nothing else is in it.
+fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
+    let dir = lock.dir().path();
+    let nodes = dir.join("nodes");
+    if nodes.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&nodes) {
+            errors.push(format!("{}: {e}", nodes.display()));
+        }
+    }
+    lock.release_and_delete();
+}

@@ -1,0 +1,162 @@
+//! `status` (like Get-AksEdgeDeploymentInfo): the deployment as the state records it, the
+//! kernel as it really is, and the drift between the two.
+
+use std::path::PathBuf;
+
+use edgenet_core::plan::Plan;
+use edgenet_host::netlink::Netlink;
+use edgenet_host::sysctl;
+
+use crate::deploy::IP_FORWARD;
+use crate::error::DeployError;
+use crate::firewall::{self, FirewallDriver, NftablesDriver};
+use crate::journal::Ownership;
+use crate::names;
+use crate::node::{NetnsRuntime, NodeLive, NodeRuntime};
+use crate::state::{DeploymentState, Phase, StateDir};
+use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    pub deployed: bool,
+    pub state_dir: PathBuf,
+    pub deployment_id: Option<String>,
+    pub phase: Option<Phase>,
+    /// The plan of the last complete deploy.
+    pub plan: Option<Plan>,
+    pub switch: Option<SwitchLive>,
+    pub firewall_table: Option<String>,
+    pub firewall_present: bool,
+    pub ip_forward: Option<String>,
+    pub nodes: Vec<NodeLive>,
+    /// Differences between the plan and the kernel; empty when they agree.
+    pub drift: Vec<String>,
+}
+
+/// Reads the state without the lock (writers replace it atomically) and the live kernel of
+/// the calling thread's namespace.
+pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
+    let state = dir.peek()?;
+    let mut report = StatusReport {
+        deployed: false,
+        state_dir: dir.path().to_path_buf(),
+        deployment_id: None,
+        phase: None,
+        plan: None,
+        switch: None,
+        firewall_table: None,
+        firewall_present: false,
+        ip_forward: sysctl::read(IP_FORWARD).ok().map(|v| v.trim().to_string()),
+        nodes: Vec::new(),
+        drift: Vec::new(),
+    };
+    let Some(state) = state else {
+        return Ok(report);
+    };
+    fill(&mut report, &state)?;
+    Ok(report)
+}
+
+fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let own = Ownership {
+        alias: names::alias(id),
+        group: names::link_group(id),
+    };
+    report.deployment_id = Some(id.to_string());
+    report.phase = Some(state.phase);
+    if let Some(phase) = state.interrupted() {
+        report.drift.push(format!(
+            "the last run stopped while {phase:?}: run deploy (or remove) again"
+        ));
+    }
+    let Some(plan) = state
+        .applied_plan
+        .clone()
+        .or_else(|| state.pending_plan.clone())
+    else {
+        return Ok(());
+    };
+    report.deployed = state.phase == Phase::Deployed;
+    let mut nl = Netlink::open()?;
+
+    let sw = InternalSwitch.live(&mut nl, &plan.switch.name, &own)?;
+    let drift = &mut report.drift;
+    if !sw.present {
+        drift.push(format!("bridge {} is missing", plan.switch.name));
+    } else {
+        if !sw.ours {
+            drift.push(format!(
+                "{} exists but does not carry this deployment's mark",
+                plan.switch.name
+            ));
+        }
+        if !sw.up {
+            drift.push(format!("bridge {} is down", plan.switch.name));
+        }
+        if let (Some(want), Some(have)) = (plan.switch.mtu, sw.mtu) {
+            if want != have {
+                drift.push(format!(
+                    "bridge {} has MTU {have}, the plan says {want}",
+                    plan.switch.name
+                ));
+            }
+        }
+        if let Some(host) = plan.switch.host_address {
+            if !sw.addresses.contains(&host.to_string()) {
+                drift.push(format!(
+                    "bridge {} lacks its address {host}",
+                    plan.switch.name
+                ));
+            }
+        }
+    }
+    report.switch = Some(sw);
+
+    let table = firewall::table_name(id);
+    report.firewall_present = NftablesDriver::default().live(&table)?.is_some();
+    let wants_table = plan.switch.outbound != edgenet_core::plan::Outbound::Direct;
+    if wants_table && !report.firewall_present {
+        report
+            .drift
+            .push(format!("nftables table ip {table} is missing"));
+    }
+    report.firewall_table = Some(table);
+
+    for node in &plan.nodes {
+        let netns = names::node_netns(&node.name, id);
+        let live = NetnsRuntime.live(
+            &mut nl,
+            &node.name,
+            &netns,
+            &names::host_veth(node.kind, id),
+            &plan.switch.name,
+        )?;
+        let drift = &mut report.drift;
+        if !live.present {
+            drift.push(format!("node {} ({netns}) is missing", node.name));
+        } else {
+            if !live.addresses.contains(&node.address.to_string()) {
+                drift.push(format!(
+                    "node {} lacks its address {}",
+                    node.name, node.address
+                ));
+            }
+            if !live.on_switch {
+                drift.push(format!(
+                    "node {} is not attached to {}",
+                    node.name, plan.switch.name
+                ));
+            }
+            if live.gateway.as_deref() != Some(node.gateway.to_string().as_str()) {
+                drift.push(format!(
+                    "node {} has no default route via {}",
+                    node.name, node.gateway
+                ));
+            }
+        }
+        report.nodes.push(live);
+    }
+    report.plan = Some(plan);
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! edgenet lab (in progress)

@@ -1,0 +1,321 @@
+//! Processes: the lab's long-running services and its short, bounded probe commands.
+//!
+//! Services are started inside a namespace by the host layer's `command_in` (the child
+//! switches only its network namespace: no `ip netns exec`, whose private mount namespace
+//! would hide namespaces, see NOTES.md), in their own process group so a Ctrl-C at the
+//! terminal of `lab up` does not take them down, with output appended to a log file.
+//! They are stopped by recorded PID only, after checking the PID still is the same process.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use edgenet_host::exec::{command_in, ExecOptions};
+use edgenet_host::netns::NetNs;
+
+use crate::error::LabError;
+use crate::state::ServiceRecord;
+
+/// How long a stopped service gets to exit after SIGTERM before SIGKILL, and after SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(3);
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// Poll interval while waiting for a process to go away (no portable event for a process
+/// that is not our child).
+const EXIT_POLL: Duration = Duration::from_millis(5);
+
+/// Starts `argv` in `netns` as service `name`, stdout and stderr appended to `log`.
+pub(crate) fn spawn_service(
+    name: &str,
+    netns: &str,
+    argv: &[String],
+    log: &Path,
+) -> Result<ServiceRecord, LabError> {
+    let spawn_err = |source| LabError::Spawn {
+        service: name.to_string(),
+        netns: netns.to_string(),
+        source,
+    };
+    let (program, args) = argv
+        .split_first()
+        .expect("service command lines are never empty");
+    let ns = NetNs::open(netns).map_err(|e| LabError::host(netns, e))?;
+    let mut cmd = command_in(&ns, program, &ExecOptions::default())
+        .map_err(|e| LabError::host(netns, e))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| LabError::io("open service log", log, e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| LabError::io("open service log", log, e))?;
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let child = cmd.spawn().map_err(spawn_err)?;
+    let pid = child.id();
+    // The Child handle is dropped without waiting: the process is reaped by pid in
+    // `stop_service` (std's Child neither kills nor waits on drop).
+    drop(child);
+    let start_time = start_time(pid).ok_or_else(|| {
+        spawn_err(std::io::Error::other(format!(
+            "pid {pid} vanished right after start"
+        )))
+    })?;
+    Ok(ServiceRecord {
+        name: name.to_string(),
+        netns: netns.to_string(),
+        pid,
+        start_time,
+        program: program.clone(),
+        log: log.to_path_buf(),
+    })
+}
+
+/// Field 22 of `/proc/PID/stat` (start time), `None` when there is no such process.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid).and_then(|(_, fields)| fields.get(18).and_then(|f| f.parse().ok()))
+}
+
+/// (state, fields after the state) of `/proc/PID/stat`; the command name may contain spaces
+/// and parentheses, so parsing starts after its last `)`.
+fn stat_fields(pid: u32) -> Option<(char, Vec<String>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut parts = rest.split_whitespace();
+    let state = parts.next()?.chars().next()?;
+    Some((state, parts.map(str::to_string).collect()))
+}
+
+/// Whether the recorded process is still running: same PID, same start time, not a zombie.
+/// Reaps it first when it is our own child that has exited.
+pub(crate) fn is_running(record: &ServiceRecord) -> bool {
+    let pid = Pid::from_raw(record.pid as i32);
+    // ECHILD (not our child) is expected for a lab re-opened by another process.
+    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+    match stat_fields(record.pid) {
+        Some((state, fields)) => {
+            state != 'Z'
+                && fields.get(18).and_then(|f| f.parse().ok()) == Some(record.start_time)
+        }
+        None => false,
+    }
+}
+
+/// If our own child `record` has exited, how (for a start-up failure message).
+pub(crate) fn exit_status(record: &ServiceRecord) -> Option<String> {
+    match waitpid(
+        Pid::from_raw(record.pid as i32),
+        Some(WaitPidFlag::WNOHANG),
+    ) {
+        Ok(WaitStatus::Exited(_, code)) => Some(format!("exit code {code}")),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!("killed by {sig}")),
+        Ok(_) => None,
+        Err(_) => (!is_running(record)).then(|| "exited".to_string()),
+    }
+}
+
+/// Stops a recorded service: SIGTERM, then SIGKILL after a grace period, waiting (bounded)
+/// until it is gone. A process whose start time differs is not ours any more and is left
+/// alone; one that is already gone is fine.
+pub(crate) fn stop_service(record: &ServiceRecord) -> Result<(), LabError> {
+    let stop_err = |reason: String| LabError::Stop {
+        service: record.name.clone(),
+        pid: record.pid,
+        reason,
+    };
+    let pid = Pid::from_raw(record.pid as i32);
+    for (signal, grace) in [(Signal::SIGTERM, TERM_GRACE), (Signal::SIGKILL, KILL_GRACE)] {
+        if !is_running(record) {
+            return Ok(());
+        }
+        match kill(pid, signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(stop_err(format!("send {signal}: {e}"))),
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !is_running(record) {
+                return Ok(());
+            }
+            std::thread::sleep(EXIT_POLL);
+        }
+    }
+    if is_running(record) {
+        Err(stop_err(format!(
+            "still running {:?} after SIGKILL",
+            TERM_GRACE + KILL_GRACE
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// PIDs of processes whose network namespace is `ns` (to report what keeps a deleted lab
+/// namespace alive), with their command names.
+pub(crate) fn processes_in(ns: &NetNs) -> Vec<(u32, String)> {
+    let Ok(id) = ns.id() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt;
+        if (meta.dev(), meta.ino()) == id {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            found.push((pid, comm));
+        }
+    }
+    found
+}
+
+/// Runs a short command with a hard time limit; killed when it overruns. Its output is
+/// collected by reader threads, so the wait is event-driven (pipe closed = process done).
+pub(crate) fn run_bounded(
+    mut cmd: Command,
+    label: &str,
+    netns: &str,
+    timeout: Duration,
+) -> Result<Output, LabError> {
+    let cmd_err = |reason: String| LabError::Command {
+        command: label.to_string(),
+        netns: netns.to_string(),
+        reason,
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| cmd_err(e.to_string()))?;
+    let (tx, rx) = mpsc::channel();
+    let readers: Vec<_> = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .enumerate()
+    .map(|(which, mut pipe)| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send((which, buf));
+        })
+    })
+    .collect();
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    let mut outputs = [Vec::new(), Vec::new()];
+    let mut done = 0;
+    while done < readers.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((which, buf)) => {
+                outputs[which] = buf;
+                done += 1;
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(cmd_err(format!("no result within {timeout:?}; killed")));
+            }
+        }
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    // Both pipes closed: the process has exited or is about to.
+    let status = child.wait().map_err(|e| cmd_err(e.to_string()))?;
+    let [stdout, stderr] = outputs;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The last lines of a log, for error messages.
+pub(crate) fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(5);
+    lines[start..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_taken_for_the_recorded_process() {
+        let me = std::process::id();
+        let ours = ServiceRecord {
+            name: "self".into(),
+            netns: "none".into(),
+            pid: me,
+            start_time: start_time(me).unwrap(),
+            program: "test".into(),
+            log: "/dev/null".into(),
+        };
+        assert!(is_running(&ours));
+        let reused = ServiceRecord {
+            start_time: ours.start_time + 1,
+            ..ours.clone()
+        };
+        assert!(!is_running(&reused));
+        // Stopping a record whose start time does not match sends nothing (we are alive).
+        stop_service(&reused).unwrap();
+        assert!(is_running(&ours));
+    }
+
+    #[test]
+    fn a_command_that_overruns_is_killed() {
+        let started = Instant::now();
+        let mut sleep = Command::new("sleep");
+        sleep.arg("5");
+        let e = run_bounded(
+            sleep,
+            "sleep",
+            "test",
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(e.to_string().contains("killed"), "{e}");
+        let mut echo = Command::new("echo");
+        echo.arg("hi");
+        let out = run_bounded(
+            echo,
+            "echo",
+            "test",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+}

@@ -1,0 +1,198 @@
+//! What a lab has created, persisted in `<dir>/lab.json` before and after every step, so that
+//! `down` from another process (or after a crash) removes exactly what exists and nothing else.
+//!
+//! Intent is recorded *before* an object is made (a namespace name, a machine's deploy), so a
+//! crash between the two leaves at most a record of something missing, which `down` accepts.
+//! A service's PID can only be recorded after the spawn; the window is one write.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+use crate::lab::LabMachine;
+
+pub(crate) const STATE_FILE: &str = "lab.json";
+pub(crate) const LOCK_FILE: &str = "lab.lock";
+const STATE_VERSION: u32 = 1;
+
+/// The persisted record of one lab.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LabState {
+    pub version: u32,
+    pub name: String,
+    pub machines_wanted: u8,
+    pub proxy: bool,
+    pub timeout_ms: u64,
+    /// Namespaces in creation order (deleted in reverse).
+    pub namespaces: Vec<String>,
+    pub services: Vec<ServiceRecord>,
+    pub machines: Vec<MachineRecord>,
+}
+
+impl LabState {
+    pub fn new(name: &str, machines: u8, proxy: bool, timeout_ms: u64) -> Self {
+        LabState {
+            version: STATE_VERSION,
+            name: name.to_string(),
+            machines_wanted: machines,
+            proxy,
+            timeout_ms,
+            namespaces: Vec::new(),
+            services: Vec::new(),
+            machines: Vec::new(),
+        }
+    }
+}
+
+/// A process the lab started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// `http`, `dns-upstream`, `dns-lan`, `proxy`.
+    pub name: String,
+    pub netns: String,
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`): a PID that was
+    /// reused by another process after ours died has a different one, and is left alone.
+    pub start_time: u64,
+    pub program: String,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MachineRecord {
+    #[serde(flatten)]
+    pub machine: LabMachine,
+    /// Set before `deploy` is called: `down` then calls `undeploy` for it.
+    pub deploy_started: bool,
+}
+
+/// The lab directory, held under an exclusive `flock` for the life of a [`crate::Lab`].
+#[derive(Debug)]
+pub(crate) struct LabDir {
+    dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl LabDir {
+    /// Creates the directory if needed and takes its lock without waiting: two processes
+    /// working on one lab at once is a mistake to report, not to queue.
+    pub fn lock(dir: &Path) -> Result<Self, LabError> {
+        std::fs::create_dir_all(dir).map_err(|e| LabError::io("create lab dir", dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| LabError::io("open lab lock", &lock_path, e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(LabDir {
+                dir: dir.to_path_buf(),
+                _lock: lock,
+            }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LabError::Locked {
+                dir: dir.to_path_buf(),
+                lock: lock_path,
+            }),
+            Err((_, e)) => Err(LabError::io("lock", lock_path, e.into())),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    pub fn read(&self) -> Result<Option<LabState>, LabError> {
+        let path = self.state_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LabError::io("read", path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| LabError::State { path, source })
+    }
+
+    /// Writes the state atomically: a temporary file in the same directory, fsync, rename,
+    /// fsync of the directory. A reader or a crash sees the old or the new state, never a mix.
+    pub fn write(&self, state: &LabState) -> Result<(), LabError> {
+        let path = self.state_path();
+        let json = serde_json::to_vec_pretty(state)
+            .map_err(|source| LabError::State {
+                path: path.clone(),
+                source,
+            })?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".lab.json.")
+            .tempfile_in(&self.dir)
+            .map_err(|e| LabError::io("create temporary state file in", &self.dir, e))?;
+        tmp.write_all(&json)
+            .and_then(|()| tmp.write_all(b"\n"))
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| LabError::io("write", tmp.path().to_path_buf(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| LabError::io("replace", &path, e.error))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LabError::io("sync", &self.dir, e))?;
+        Ok(())
+    }
+
+    pub fn remove_state(&self) -> Result<(), LabError> {
+        let path = self.state_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LabError::io("remove", path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_second_holder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab_dir = LabDir::lock(dir.path()).unwrap();
+        assert!(lab_dir.read().unwrap().is_none());
+        let mut state = LabState::new("x1", 2, true, 5000);
+        state.namespaces.push("enl-x1-lan".into());
+        lab_dir.write(&state).unwrap();
+        let back = lab_dir.read().unwrap().unwrap();
+        assert_eq!(back.namespaces, state.namespaces);
+        assert_eq!(back.machines_wanted, 2);
+        // No temporary files are left next to the state.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".lab.json.")), "{names:?}");
+
+        match LabDir::lock(dir.path()) {
+            Err(LabError::Locked { .. }) => {}
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(lab_dir);
+        assert!(LabDir::lock(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab_dir = LabDir::lock(dir.path()).unwrap();
+        std::fs::write(lab_dir.state_path(), b"{not json").unwrap();
+        let e = lab_dir.read().unwrap_err();
+        assert!(e.to_string().contains("lab.json"), "{e}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The lab's fixed addressing and naming.
+//!
+//! Addresses come only from 198.18.0.0/15 (benchmarking) and 203.0.113.0/24 (documentation)
+//! so they can never be mistaken for a real network (192.0.2.0/24 is some hosts' own uplink,
+//! see NOTES.md). They are the same in every lab: each lab lives in its own namespaces, so
+//! only namespace names need to be unique, and they all carry the lab's prefix.
+//!
+//! ```text
+//!  [enl-L-inet]  eth0 203.0.113.53 (DNS upstream), 203.0.113.80 (HTTP); default via .1
+//!       | veth
+//!  [enl-L-lan]   wan0 203.0.113.1 | bridge lan0 198.18.0.1 (router, LAN DNS, proxy :3128)
+//!       | ports m1, m2, …, peer
+//!  [enl-L-m1]    eth0 198.18.0.11/24, default via 198.18.0.1   (a "machine")
+//!  [enl-L-m2]    eth0 198.18.0.12/24 …
+//!  [enl-L-peer]  eth0 198.18.0.254/24 (a LAN host that probes inbound reachability)
+//! ```
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// Prefix of every namespace a lab creates: `enl-<lab>-<role>`.
+pub const NETNS_PREFIX: &str = "enl-";
+
+/// The LAN (the "physical network" of the machines).
+pub const LAN_SUBNET: Ipv4Net = net(198, 18, 0, 0, 24);
+/// The LAN router: gateway of the machines, the LAN DNS (a dnsmasq forwarder) and the proxy.
+pub const LAN_ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The LAN host that tries to open connections to nodes (the "LAN→node" row).
+pub const LAN_PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+/// First machine gets `.11`, the N-th `.10 + N`.
+const MACHINE_BASE: u8 = 10;
+/// Most machines one lab may have (keeps machine addresses below the peer's).
+pub const MAX_MACHINES: u8 = 200;
+
+/// The "internet".
+pub const INET_SUBNET: Ipv4Net = net(203, 0, 113, 0, 24);
+/// The LAN router's uplink address (gateway of the internet namespace).
+pub const INET_ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// The upstream DNS server (dnsmasq, authoritative for [`TEST_DOMAIN`]).
+pub const DNS_UPSTREAM: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
+/// The HTTP server.
+pub const HTTP_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 80);
+/// The zone only the upstream DNS serves (`.test` is reserved, RFC 2606).
+pub const TEST_DOMAIN: &str = "edgenet.test";
+/// A name only the upstream DNS resolves, to [`HTTP_SERVER`].
+pub const TEST_NAME: &str = "www.edgenet.test";
+/// The proxy's port on [`LAN_ROUTER`].
+pub const PROXY_PORT: u16 = 3128;
+
+/// Link names inside the lab's namespaces (namespace-local, so fixed and short).
+pub(crate) const LAN_BRIDGE: &str = "lan0";
+pub(crate) const LAN_UPLINK: &str = "wan0";
+pub(crate) const ADAPTER: &str = "eth0";
+pub(crate) const PEER_PORT: &str = "peer";
+
+const fn net(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+    match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), prefix) {
+        Ok(n) => n,
+        Err(_) => panic!("bad prefix"),
+    }
+}
+
+/// The LAN address of machine `index` (1-based).
+pub fn machine_address(index: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, MACHINE_BASE + index)
+}
+
+/// The machine's name inside the lab (`m1`, `m2`, …), also its LAN bridge port name.
+pub fn machine_name(index: u8) -> String {
+    format!("m{index}")
+}
+
+/// `http://203.0.113.80/`
+pub fn http_url_by_address() -> String {
+    format!("http://{HTTP_SERVER}/")
+}
+
+/// `http://www.edgenet.test/`
+pub fn http_url_by_name() -> String {
+    format!("http://{TEST_NAME}/")
+}
+
+/// `http://198.18.0.1:3128`, for a config's proxy section.
+pub fn proxy_url() -> String {
+    format!("http://{LAN_ROUTER}:{PROXY_PORT}")
+}
+
+/// Checks a lab name: it becomes part of namespace names and of the lab prefix, so it is
+/// kept to lower-case letters and digits (no `-`: then `enl-<lab>-` can never be a prefix of
+/// another lab's namespaces) and short.
+pub fn check_name(name: &str) -> Result<(), crate::LabError> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 32 {
+        Some("longer than 32 bytes")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Some("only a-z and 0-9 are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(crate::LabError::InvalidName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `enl-<lab>-` — every namespace of the lab starts with it.
+pub fn prefix(lab: &str) -> String {
+    format!("{NETNS_PREFIX}{lab}-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_collide_or_break_paths_are_refused() {
+        for bad in ["", "a-b", "A", "a/b", "a.b", &"x".repeat(33)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "t1234x", &"x".repeat(32)] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_stay_in_the_test_ranges() {
+        let bench: Ipv4Net = "198.18.0.0/15".parse().unwrap();
+        let doc: Ipv4Net = "203.0.113.0/24".parse().unwrap();
+        for a in [LAN_ROUTER, LAN_PEER, machine_address(1), machine_address(MAX_MACHINES)] {
+            assert!(bench.contains(&a) && LAN_SUBNET.contains(&a), "{a}");
+        }
+        assert!(machine_address(MAX_MACHINES) < LAN_PEER);
+        for a in [INET_ROUTER, DNS_UPSTREAM, HTTP_SERVER] {
+            assert!(doc.contains(&a) && INET_SUBNET.contains(&a), "{a}");
+        }
+    }
+}
