@@ -1,0 +1,320 @@
+//! A throwaway "machine" for deploy tests: a network namespace of the test's own, a state
+//! directory and a resolv.conf in a temp dir, and `edgenet` run inside the namespace with
+//! `nsenter --net` (never `ip netns exec`, whose private mount namespace would hide the node
+//! namespaces edgenet creates). Everything is removed on drop, even when the test panics.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Returns `None` (after saying so) when the test cannot run here.
+pub fn machine(tag: &str) -> Option<Machine> {
+    if !is_root() {
+        eprintln!("skipped: needs root to create network namespaces");
+        return None;
+    }
+    Some(Machine::new(tag))
+}
+
+pub struct Machine {
+    pub ns: String,
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub resolv: PathBuf,
+    /// Deployment ids seen, so that drop can sweep their node namespaces.
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Machine {
+    fn new(tag: &str) -> Machine {
+        let ns = format!("enm-{tag}-{}", std::process::id());
+        // A namespace left by an earlier run of this test that was killed.
+        let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(std::process::Stdio::null()).status();
+        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        let dir = tempfile::tempdir().unwrap();
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 198.51.100.53\n").unwrap();
+        Machine { state: dir.path().join("state"), resolv, dir, ns, ids: Default::default() }
+    }
+
+    /// Runs edgenet in the machine namespace with this machine's state dir and resolv.conf.
+    pub fn edgenet(&self, args: &[&str]) -> Output {
+        self.edgenet_env(args, &[])
+    }
+
+    pub fn edgenet_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .env("EDGENET_STATE_DIR", &self.state)
+            .env("EDGENET_RESOLV_CONF", &self.resolv)
+            .env("NO_COLOR", "1")
+            .env_remove("EDGENET_FAILPOINT")
+            .env_remove("EDGENET_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("runs nsenter");
+        if let Some(id) = self.state_id() {
+            if !self.ids.borrow().contains(&id) {
+                self.ids.borrow_mut().push(id);
+            }
+        }
+        out
+    }
+
+    /// `edgenet ARGS` must exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.edgenet(args);
+        assert!(out.status.success(), "edgenet {args:?} failed ({:?}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn write_config(&self, name: &str, v: &Value) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    }
+
+    pub fn deploy(&self, config: Option<&str>) -> Value {
+        let mut args = vec!["deploy", "--output", "json"];
+        if let Some(c) = config {
+            args.extend(["-c", c]);
+        }
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    pub fn state_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.state.join("state.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v["deployment_id"].as_str().map(String::from)
+    }
+
+    /// `ip -j ARGS` inside the machine namespace, parsed.
+    pub fn ip_json(&self, args: &str) -> Value {
+        json_of(&format!("ip -n {} -j {args}", self.ns))
+    }
+
+    /// `ip -j ARGS` inside another namespace (a node's).
+    pub fn ip_json_in(ns: &str, args: &str) -> Value {
+        json_of(&format!("ip -n {ns} -j {args}"))
+    }
+
+    pub fn nft_json(&self) -> Value {
+        json_of(&format!("ip netns exec {} nft -j list ruleset", self.ns))
+    }
+
+    pub fn sysctl(&self, key: &str) -> String {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        sh_out(&format!("ip netns exec {} cat {path}", self.ns)).trim().to_string()
+    }
+
+    /// Namespaces that belong to this machine's deployments (node namespaces end with the id).
+    pub fn node_namespaces(&self) -> Vec<String> {
+        let ids = self.ids.borrow();
+        let list = sh_out("ip netns list");
+        let mut names: Vec<String> = list
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| ids.iter().any(|id| n.ends_with(&format!("-{id}"))))
+            .map(String::from)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Everything a deployment can leave behind, for before/after comparisons.
+    pub fn dump(&self) -> Value {
+        let files: Vec<String> = walk(&self.state);
+        serde_json::json!({
+            "links": strip_volatile(self.ip_json("-d link show")),
+            "addresses": strip_volatile(self.ip_json("addr show")),
+            "routes": self.ip_json("route show table all"),
+            "nft": strip_metainfo(self.nft_json()),
+            "netns": self.node_namespaces(),
+            "ip_forward": self.sysctl("net.ipv4.ip_forward"),
+            "state_files": files,
+        })
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["remove", "--wait", "5"])
+            .env("EDGENET_STATE_DIR", &self.state)
+            .env_remove("EDGENET_FAILPOINT")
+            .output();
+        for ns in self.node_namespaces() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+pub fn sh(script: &str) {
+    let status = Command::new("sh").arg("-c").arg(script).status().unwrap();
+    assert!(status.success(), "{script}");
+}
+
+pub fn sh_out(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn json_of(script: &str) -> Value {
+    let text = sh_out(script);
+    if text.trim().is_empty() {
+        return Value::Array(vec![]);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{script}: {e}: {text}"))
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            out.push(p.display().to_string());
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+        }
+    }
+    if dir.exists() {
+        out.push(dir.display().to_string());
+    }
+    out.sort();
+    out
+}
+
+/// Link dumps carry counters and timers that move on their own.
+fn strip_volatile(mut v: Value) -> Value {
+    if let Value::Array(items) = &mut v {
+        for item in items {
+            if let Value::Object(m) = item {
+                for key in ["stats", "stats64", "linkinfo_xstats"] {
+                    m.remove(key);
+                }
+                if let Some(Value::Object(info)) = m.get_mut("linkinfo") {
+                    if let Some(Value::Object(data)) = info.get_mut("info_data") {
+                        for key in ["hello_timer", "tcn_timer", "topology_change_timer", "gc_timer", "vlan_stats_per_port"] {
+                            data.remove(key);
+                        }
+                    }
+                    if let Some(Value::Object(port)) = info.get_mut("info_slave_data") {
+                        for key in ["hold_timer", "message_age_timer", "forward_delay_timer"] {
+                            port.remove(key);
+                        }
+                    }
+                }
+                if let Some(Value::Array(addrs)) = m.get_mut("addr_info") {
+                    for a in addrs {
+                        if let Value::Object(a) = a {
+                            // Lifetimes count down; IPv6 duplicate address detection finishes on its own.
+                            for key in ["valid_life_time", "preferred_life_time", "tentative"] {
+                                a.remove(key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn strip_metainfo(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("metainfo");
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+/// The link named `name` in an `ip -j link` dump.
+pub fn link<'a>(links: &'a Value, name: &str) -> Option<&'a Value> {
+    links.as_array()?.iter().find(|l| l["ifname"] == name)
+}
+
+/// IPv4 addresses (`a.b.c.d/len`) of `name` in an `ip -j addr` dump.
+pub fn ipv4_of(addrs: &Value, name: &str) -> Vec<String> {
+    link(addrs, name)
+        .and_then(|l| l["addr_info"].as_array())
+        .map(|a| a.iter().filter(|i| i["family"] == "inet").map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"])).collect())
+        .unwrap_or_default()
+}
+
+impl Machine {
+    /// The kernel state of the deployment with everything random or per-deployment (the
+    /// deployment id, MACs, interface indexes, handles) taken out, so that two deployments can
+    /// be compared: same objects, same addresses, same rules.
+    pub fn shape(&self) -> Value {
+        let id = self.state_id().unwrap_or_else(|| "no-deployment".into());
+        let norm = |s: &str| s.replace(&id, "ID");
+        let links: Vec<Value> = self
+            .ip_json("-d link show")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "name": norm(l["ifname"].as_str().unwrap()),
+                    "kind": l["linkinfo"]["info_kind"],
+                    "mtu": l["mtu"],
+                    "master": l["master"],
+                    "up": l["flags"].as_array().unwrap().contains(&Value::from("UP")),
+                    "alias": l["ifalias"].as_str().map(norm),
+                })
+            })
+            .collect();
+        let addrs: Vec<(String, Vec<String>)> = self
+            .ip_json("addr show")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let name = l["ifname"].as_str().unwrap();
+                (norm(name), ipv4_of(&self.ip_json("addr show"), name))
+            })
+            .collect();
+        let routes: Vec<String> = self.ip_json("route show").as_array().unwrap().iter().map(|r| format!("{} {} {}", r["dst"], r["gateway"], r["dev"])).collect();
+        let nft = norm(&sh_out(&format!("ip netns exec {} nft list ruleset", self.ns)));
+        let nodes: Vec<Value> = self
+            .node_namespaces()
+            .iter()
+            .map(|ns| {
+                let links = Self::ip_json_in(ns, "link show");
+                let eth0 = link(&links, "eth0");
+                serde_json::json!({
+                    "netns": norm(ns),
+                    "eth0_mtu": eth0.map(|e| e["mtu"].clone()),
+                    "eth0_up": eth0.map(|e| e["flags"].as_array().unwrap().contains(&Value::from("UP"))),
+                    "addresses": ipv4_of(&Self::ip_json_in(ns, "addr show"), "eth0"),
+                    "routes": Self::ip_json_in(ns, "route show").as_array().unwrap().iter().map(|r| format!("{} {} {}", r["dst"], r["gateway"], r["dev"])).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({"links": links, "addresses": addrs, "routes": routes, "nft": nft, "nodes": nodes, "ip_forward": self.sysctl("net.ipv4.ip_forward")})
+    }
+}

@@ -1,0 +1,610 @@
+//! [`Lab`]: building the sandbox (`up`), re-opening it from its directory (`open`), and
+//! removing it (`down`, or `Drop` as a safety net).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use edgenet_host::exec::{command_in, BindMount, ExecOptions};
+use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec, VethSpec};
+use edgenet_host::netns::{self, NetNs, NETNS_RUN_DIR};
+use edgenet_host::sysctl;
+
+use crate::error::{CallbackError, DownError, LabError, UpError};
+use crate::process;
+use crate::services::{self, ServiceSpec};
+use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord};
+use crate::topology::*;
+
+/// Default bound for each wait of `up` (a service answering, …).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabSpec {
+    /// Unique among labs on the host (see [`check_name`]); every namespace is `enl-<name>-…`.
+    pub name: String,
+    /// The lab directory: state, machine files, service logs and pid files.
+    pub dir: PathBuf,
+    /// Number of machines, 1 ..= [`MAX_MACHINES`].
+    pub machines: u8,
+    /// Run the HTTP proxy (tinyproxy) on the LAN router.
+    pub proxy: bool,
+    /// Bound of every wait during `up` and `down`'s per-service stop.
+    pub timeout: Duration,
+}
+
+impl LabSpec {
+    /// One machine, with the proxy, [`DEFAULT_TIMEOUT`].
+    pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        LabSpec {
+            name: name.into(),
+            dir: dir.into(),
+            machines: 1,
+            proxy: true,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// One simulated machine: what `deploy` needs to run "on" it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabMachine {
+    /// `m1`, `m2`, …
+    pub name: String,
+    pub index: u8,
+    /// The machine's network namespace (`enl-<lab>-m1`) and its path under `/run/netns`.
+    pub netns: String,
+    pub netns_path: PathBuf,
+    /// The machine's physical adapter (a veth into the LAN bridge), e.g. for an external
+    /// switch config.
+    pub adapter: String,
+    /// Its static LAN address with the LAN prefix.
+    pub address: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// The LAN DNS the machine's resolv.conf names.
+    pub dns: Ipv4Addr,
+    /// `http://198.18.0.1:3128` when the lab runs the proxy.
+    pub proxy: Option<String>,
+    /// The machine's own files.
+    pub dir: PathBuf,
+    /// Its resolv.conf (the "host's /etc/resolv.conf" for a deploy on this machine).
+    pub resolv_conf: PathBuf,
+    /// A state directory for the deployment on this machine.
+    pub state_dir: PathBuf,
+}
+
+impl LabMachine {
+    /// A command that runs in the machine's network namespace only (same mount namespace,
+    /// so named namespaces it creates under `/run/netns` stay visible to everybody: run
+    /// `edgenet deploy` this way, passing [`LabMachine::resolv_conf`] and
+    /// [`LabMachine::state_dir`] explicitly).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
+        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
+        command_in(&ns, program, &ExecOptions::default()).map_err(|e| LabError::host(&self.netns, e))
+    }
+
+    /// A command that runs in the machine's network namespace *and* sees the machine's
+    /// resolv.conf as `/etc/resolv.conf` (a private, slave mount namespace), for tools that
+    /// only read the standard path (curl, getent). Not for anything that creates named
+    /// namespaces: those would stay inside its mount namespace (NOTES.md).
+    pub fn resolving_command(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+    ) -> Result<Command, LabError> {
+        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
+        let opts = ExecOptions {
+            binds: vec![BindMount::new(&self.resolv_conf, "/etc/resolv.conf")],
+            ..ExecOptions::default()
+        };
+        command_in(&ns, program, &opts).map_err(|e| LabError::host(&self.netns, e))
+    }
+}
+
+/// A lab: everything it created is recorded in `<dir>/lab.json`, and the directory is
+/// locked while this value lives.
+///
+/// Dropping a `Lab` that was neither brought [`down`](Lab::down) nor
+/// [`detach`](Lab::detach)ed tears it down (services stopped, namespaces deleted) *without*
+/// undeploy, so a failing test does not leak daemons; what a deploy made in namespaces of its
+/// own is then left, with a warning.
+#[derive(Debug)]
+pub struct Lab {
+    pub(crate) dir: LabDir,
+    pub(crate) state: LabState,
+    /// `down` ran or the lab was detached: `Drop` does nothing.
+    finished: bool,
+}
+
+impl Lab {
+    /// Builds the lab — internet, LAN with router, DNS and proxy, machines — waits until
+    /// every service answers, then calls `deploy` once per machine in order.
+    ///
+    /// On failure the partly built lab is in [`UpError::lab`] (unless nothing was built).
+    pub fn up<E>(
+        spec: &LabSpec,
+        mut deploy: impl FnMut(&LabMachine) -> Result<(), E>,
+    ) -> Result<Lab, UpError>
+    where
+        E: Into<CallbackError>,
+    {
+        let early = |error| UpError { error, lab: None };
+        check_name(&spec.name).map_err(early)?;
+        if spec.machines == 0 || spec.machines > MAX_MACHINES {
+            return Err(early(LabError::InvalidSpec {
+                lab: spec.name.clone(),
+                reason: format!("machines must be 1..={MAX_MACHINES}, not {}", spec.machines),
+            }));
+        }
+        if spec.timeout.is_zero() {
+            return Err(early(LabError::InvalidSpec {
+                lab: spec.name.clone(),
+                reason: "timeout must not be zero".into(),
+            }));
+        }
+        let dir = LabDir::lock(&spec.dir).map_err(early)?;
+        if let Some(existing) = dir.read().map_err(early)? {
+            return Err(early(LabError::Exists {
+                dir: spec.dir.clone(),
+                name: existing.name,
+            }));
+        }
+        let timeout_ms = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
+        let state = LabState::new(&spec.name, spec.machines, spec.proxy, timeout_ms);
+        dir.write(&state).map_err(early)?;
+        let mut lab = Lab {
+            dir,
+            state,
+            finished: false,
+        };
+        match lab.build().and_then(|()| lab.deploy_all(&mut deploy)) {
+            Ok(()) => Ok(lab),
+            Err(error) => Err(UpError {
+                error,
+                lab: Some(Box::new(lab)),
+            }),
+        }
+    }
+
+    /// Re-opens a lab from its directory (another process's `up`, or one that crashed), to
+    /// query or to bring down.
+    pub fn open(dir: &Path) -> Result<Lab, LabError> {
+        let lab_dir = LabDir::lock(dir)?;
+        let state = lab_dir.read()?.ok_or_else(|| LabError::NotFound {
+            dir: dir.to_path_buf(),
+        })?;
+        Ok(Lab {
+            dir: lab_dir,
+            state,
+            finished: false,
+        })
+    }
+
+    /// Calls `undeploy` for every machine whose deploy was started (last machine first),
+    /// stops the services the lab started (by recorded PID only) and deletes every
+    /// namespace it created. Carries on past every failure and reports them all; on failure
+    /// the state file keeps what is left, for another `down`. Logs are kept.
+    pub fn down<E>(
+        mut self,
+        mut undeploy: impl FnMut(&LabMachine) -> Result<(), E>,
+    ) -> Result<(), DownError>
+    where
+        E: Into<CallbackError>,
+    {
+        self.finished = true;
+        let mut errors = Vec::new();
+        for i in (0..self.state.machines.len()).rev() {
+            if !self.state.machines[i].deploy_started {
+                continue;
+            }
+            let machine = self.state.machines[i].machine.clone();
+            match undeploy(&machine) {
+                Ok(()) => {
+                    self.state.machines[i].deploy_started = false;
+                    self.save_into(&mut errors);
+                }
+                Err(e) => errors.push(LabError::Undeploy {
+                    machine: machine.name.clone(),
+                    netns: machine.netns.clone(),
+                    source: e.into(),
+                }),
+            }
+        }
+        self.teardown(&mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DownError { errors })
+        }
+    }
+
+    /// Leaves the lab running (services, namespaces, state) and releases its directory, for
+    /// a later [`Lab::open`]; this is how a `lab up` command ends. Returns the directory.
+    pub fn detach(mut self) -> PathBuf {
+        self.finished = true;
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `enl-<lab>-`: every namespace of this lab starts with it.
+    pub fn prefix(&self) -> String {
+        prefix(&self.state.name)
+    }
+
+    pub fn machines(&self) -> Vec<LabMachine> {
+        self.state
+            .machines
+            .iter()
+            .map(|m| m.machine.clone())
+            .collect()
+    }
+
+    /// Namespaces the lab created and has not deleted yet, in creation order.
+    pub fn namespaces(&self) -> &[String] {
+        &self.state.namespaces
+    }
+
+    /// Services the lab started and has not stopped yet.
+    pub fn services(&self) -> &[ServiceRecord] {
+        &self.state.services
+    }
+
+    /// The "internet" namespace (HTTP server, upstream DNS).
+    pub fn inet_netns(&self) -> String {
+        self.ns_name("inet")
+    }
+
+    /// The LAN namespace (bridge, router, LAN DNS, proxy).
+    pub fn lan_netns(&self) -> String {
+        self.ns_name("lan")
+    }
+
+    /// The LAN host that probes inbound reachability.
+    pub fn peer_netns(&self) -> String {
+        self.ns_name("peer")
+    }
+
+    /// Log of a service: `http` (one line per request, client address first),
+    /// `dns-upstream`, `dns-lan` (every query with its client), `proxy`.
+    pub fn log(&self, service: &str) -> PathBuf {
+        services::log_path(self.dir.path(), service)
+    }
+
+    /// The page the lab's HTTP server serves.
+    pub fn http_page(&self) -> String {
+        services::page(&self.state.name)
+    }
+
+    fn ns_name(&self, role: &str) -> String {
+        format!("{}{role}", prefix(&self.state.name))
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.state.timeout_ms)
+    }
+
+    fn save(&self) -> Result<(), LabError> {
+        self.dir.write(&self.state)
+    }
+
+    fn save_into(&self, errors: &mut Vec<LabError>) {
+        if let Err(e) = self.save() {
+            errors.push(e);
+        }
+    }
+
+    fn host<T>(&self, r: Result<T, edgenet_host::netlink::HostError>) -> Result<T, LabError> {
+        r.map_err(|e| LabError::host(&self.state.name, e))
+    }
+
+    // ---- up ----
+
+    fn build(&mut self) -> Result<(), LabError> {
+        let root = self.dir.path().to_path_buf();
+        for sub in ["logs", "run", "www", "machines"] {
+            let path = root.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| LabError::io("create", path, e))?;
+        }
+        let inet = self.create_netns("inet")?;
+        let lan = self.create_netns("lan")?;
+        let peer = self.create_netns("peer")?;
+        self.wire_lan(&lan, &inet)?;
+        self.wire_inet(&inet)?;
+        self.attach(&lan, &peer, PEER_PORT, LAN_PEER)?;
+
+        let www = root.join("www");
+        let index = www.join("index.html");
+        std::fs::write(&index, services::page(&self.state.name))
+            .map_err(|e| LabError::io("write", index, e))?;
+        let inet_name = inet.label().to_string();
+        let lan_name = lan.label().to_string();
+        self.start(&inet_name, services::dns_upstream(&root))?;
+        self.start(&inet_name, services::http(&root, &www))?;
+        self.wait_ready(&lan, &[services::DNS_UPSTREAM_SVC, services::HTTP])?;
+        self.start(&lan_name, services::dns_lan(&root))?;
+        let mut lan_services = vec![services::DNS_LAN_SVC];
+        if self.state.proxy {
+            let log = services::log_path(&root, services::PROXY);
+            let config = root.join("tinyproxy.conf");
+            std::fs::write(&config, services::proxy_config(&log))
+                .map_err(|e| LabError::io("write", config.clone(), e))?;
+            self.start(&lan_name, services::proxy(&root, &config))?;
+            lan_services.push(services::PROXY);
+        }
+        self.wait_ready(&lan, &lan_services)?;
+
+        for index in 1..=self.state.machines_wanted {
+            self.add_machine(&lan, index)?;
+        }
+        Ok(())
+    }
+
+    /// Records the namespace, then creates it with loopback up.
+    fn create_netns(&mut self, role: &str) -> Result<NetNs, LabError> {
+        let name = self.ns_name(role);
+        self.state.namespaces.push(name.clone());
+        self.save()?;
+        self.host(netns::create(&name))?;
+        let ns = self.host(NetNs::open(&name))?;
+        let mut nl = self.host(Netlink::open_in(&ns))?;
+        self.host(nl.set_up("lo", true))?;
+        Ok(ns)
+    }
+
+    /// The LAN: bridge `lan0` with the router address, uplink `wan0` ↔ the internet's `eth0`,
+    /// forwarding on (the router).
+    fn wire_lan(&self, lan: &NetNs, inet: &NetNs) -> Result<(), LabError> {
+        let mut nl = self.host(Netlink::open_in(lan))?;
+        self.host(nl.create_bridge(&BridgeSpec::new(LAN_BRIDGE)))?;
+        self.host(nl.add_address(LAN_BRIDGE, with_prefix(LAN_ROUTER, LAN_SUBNET)))?;
+        self.host(nl.set_up(LAN_BRIDGE, true))?;
+        let mut veth = VethSpec::new(LAN_UPLINK, ADAPTER);
+        veth.peer_netns = Some(std::os::fd::AsFd::as_fd(inet));
+        self.host(nl.create_veth(&veth))?;
+        self.host(nl.add_address(LAN_UPLINK, with_prefix(INET_ROUTER, INET_SUBNET)))?;
+        self.host(nl.set_up(LAN_UPLINK, true))?;
+        self.host(self.host(lan.run(|| sysctl::write("net.ipv4.ip_forward", "1")))?)?;
+        Ok(())
+    }
+
+    /// The internet: the DNS and HTTP addresses on `eth0`, default route back via the router
+    /// (no NAT at the router, so servers see the machines' LAN addresses).
+    fn wire_inet(&self, inet: &NetNs) -> Result<(), LabError> {
+        let mut nl = self.host(Netlink::open_in(inet))?;
+        for a in [DNS_UPSTREAM, HTTP_SERVER] {
+            self.host(nl.add_address(ADAPTER, with_prefix(a, INET_SUBNET)))?;
+        }
+        self.host(nl.set_up(ADAPTER, true))?;
+        self.host(nl.add_route(&default_via(INET_ROUTER)))?;
+        Ok(())
+    }
+
+    /// Plugs `host` into the LAN bridge: port `port` in the LAN, `eth0` with `address` and a
+    /// default route via the router inside `host`.
+    fn attach(&self, lan: &NetNs, host: &NetNs, port: &str, address: Ipv4Addr) -> Result<(), LabError> {
+        let mut lan_nl = self.host(Netlink::open_in(lan))?;
+        let mut veth = VethSpec::new(port, ADAPTER);
+        veth.peer_netns = Some(std::os::fd::AsFd::as_fd(host));
+        self.host(lan_nl.create_veth(&veth))?;
+        self.host(lan_nl.set_master(port, Some(LAN_BRIDGE)))?;
+        self.host(lan_nl.set_up(port, true))?;
+        let mut nl = self.host(Netlink::open_in(host))?;
+        self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
+        self.host(nl.set_up(ADAPTER, true))?;
+        self.host(nl.add_route(&default_via(LAN_ROUTER)))?;
+        Ok(())
+    }
+
+    fn add_machine(&mut self, lan: &NetNs, index: u8) -> Result<(), LabError> {
+        let name = machine_name(index);
+        let netns_name = self.ns_name(&name);
+        let dir = self.dir.path().join("machines").join(&name);
+        let machine = LabMachine {
+            name: name.clone(),
+            index,
+            netns_path: Path::new(NETNS_RUN_DIR).join(&netns_name),
+            netns: netns_name,
+            adapter: ADAPTER.to_string(),
+            address: with_prefix(machine_address(index), LAN_SUBNET),
+            gateway: LAN_ROUTER,
+            dns: LAN_ROUTER,
+            proxy: self.state.proxy.then(proxy_url),
+            resolv_conf: dir.join("resolv.conf"),
+            state_dir: dir.join("state"),
+            dir,
+        };
+        std::fs::create_dir_all(&machine.state_dir)
+            .map_err(|e| LabError::io("create", machine.state_dir.clone(), e))?;
+        let resolv = format!(
+            "# lab {} machine {name}: the LAN DNS (a forwarder on the LAN router)\nnameserver {LAN_ROUTER}\n",
+            self.state.name
+        );
+        std::fs::write(&machine.resolv_conf, resolv)
+            .map_err(|e| LabError::io("write", machine.resolv_conf.clone(), e))?;
+        self.state.machines.push(MachineRecord {
+            machine: machine.clone(),
+            deploy_started: false,
+        });
+        let ns = self.create_netns(&name)?;
+        self.attach(lan, &ns, &name, machine.address.addr())
+    }
+
+    fn deploy_all<E: Into<CallbackError>>(
+        &mut self,
+        deploy: &mut impl FnMut(&LabMachine) -> Result<(), E>,
+    ) -> Result<(), LabError> {
+        for i in 0..self.state.machines.len() {
+            self.state.machines[i].deploy_started = true;
+            self.save()?;
+            let machine = self.state.machines[i].machine.clone();
+            deploy(&machine).map_err(|e| LabError::Deploy {
+                machine: machine.name.clone(),
+                netns: machine.netns.clone(),
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Starts a service and records it (state and pid file) at once.
+    fn start(&mut self, netns: &str, spec: ServiceSpec) -> Result<(), LabError> {
+        let record = process::spawn_service(spec.name, netns, &spec.argv, &spec.log)?;
+        self.state.services.push(record.clone());
+        self.save()?;
+        let pid_file = self.pid_file(spec.name);
+        std::fs::write(&pid_file, format!("{}\n", record.pid))
+            .map_err(|e| LabError::io("write", pid_file, e))
+    }
+
+    fn pid_file(&self, service: &str) -> PathBuf {
+        self.dir.path().join("run").join(format!("{service}.pid"))
+    }
+
+    /// Waits until each service gives the right answer to a client in `from` (bounded by
+    /// the lab's timeout each); a service that exits meanwhile fails at once with its log.
+    fn wait_ready(&self, from: &NetNs, names: &[&str]) -> Result<(), LabError> {
+        let timeout = self.timeout();
+        for name in names {
+            let record = self
+                .state
+                .services
+                .iter()
+                .find(|s| s.name == *name)
+                .expect("services are waited for after they were started");
+            let lab = &self.state.name;
+            let outcome = self.host(from.run(|| {
+                services::wait_ready(
+                    timeout,
+                    |t| services::check(name, lab, t),
+                    || {
+                        process::exit_status(record).map(|status| LabError::ServiceExited {
+                            service: record.name.clone(),
+                            netns: record.netns.clone(),
+                            pid: record.pid,
+                            status,
+                            log: record.log.clone(),
+                            tail: process::log_tail(&record.log),
+                        })
+                    },
+                )
+            }))?;
+            match outcome {
+                Ok(()) => {}
+                Err((_, Some(exited))) => return Err(exited),
+                Err((last, None)) => {
+                    return Err(LabError::NotReady {
+                        service: record.name.clone(),
+                        netns: record.netns.clone(),
+                        timeout,
+                        last,
+                        log: record.log.clone(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- down ----
+
+    /// Stops services and deletes namespaces (reverse order), dropping each from the state
+    /// as it goes; on full success removes the state, pid files and machine files.
+    fn teardown(&mut self, errors: &mut Vec<LabError>) {
+        let mut still_running = Vec::new();
+        for record in std::mem::take(&mut self.state.services).into_iter().rev() {
+            match process::stop_service(&record) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(self.pid_file(&record.name));
+                }
+                Err(e) => {
+                    errors.push(e);
+                    // Kept recorded for the next `down`.
+                    still_running.push(record);
+                }
+            }
+        }
+        still_running.reverse();
+        self.state.services = still_running;
+        self.save_into(errors);
+        let mut kept = Vec::new();
+        while let Some(name) = self.state.namespaces.pop() {
+            if let Ok(ns) = NetNs::open(&name) {
+                for (pid, command) in process::processes_in(&ns) {
+                    errors.push(LabError::ForeignProcess {
+                        netns: name.clone(),
+                        pid,
+                        command,
+                    });
+                }
+            }
+            if let Err(e) = netns::delete(&name) {
+                errors.push(LabError::host(&self.state.name, e));
+                kept.push(name);
+            }
+        }
+        kept.reverse();
+        self.state.namespaces = kept;
+        if !errors.is_empty() || !self.state.services.is_empty() {
+            self.save_into(errors);
+            return;
+        }
+        let root = self.dir.path().to_path_buf();
+        for sub in ["run", "machines", "www"] {
+            let path = root.join(sub);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(LabError::io("remove", path, e)),
+            }
+        }
+        for file in ["tinyproxy.conf"] {
+            let _ = std::fs::remove_file(root.join(file));
+        }
+        if let Err(e) = self.dir.remove_state() {
+            errors.push(e);
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        for m in self.state.machines.iter().filter(|m| m.deploy_started) {
+            tracing::warn!(
+                lab = %self.state.name,
+                machine = %m.machine.name,
+                "lab dropped without down: undeploy not run; namespaces of that deployment may remain"
+            );
+        }
+        let mut errors = Vec::new();
+        self.teardown(&mut errors);
+        for e in errors {
+            tracing::warn!(lab = %self.state.name, "lab drop: {e}");
+        }
+    }
+}
+
+fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
+    Ipv4Net::new(address, subnet.prefix_len()).expect("lab prefixes are valid")
+}
+
+fn default_via(gateway: Ipv4Addr) -> RouteSpec<'static> {
+    RouteSpec {
+        destination: Ipv4Net::default(),
+        gateway: Some(gateway),
+        link: Some(ADAPTER),
+    }
+}
