@@ -4,6 +4,8 @@
 //! configs of 100, 1,000 and 10,000 machines, parse included, with the host rules running on a
 //! synthetic host.
 
+mod deploy;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,8 @@ fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "core".into());
     match what.as_str() {
         "core" => bench_core(),
-        "--help" | "-h" => println!("usage: edgenet-bench core"),
+        "deploy" => deploy::bench(),
+        "--help" | "-h" => println!("usage: edgenet-bench core|deploy"),
         other => {
             eprintln!("edgenet-bench: unknown benchmark {other:?}; try `core`");
             std::process::exit(2);

@@ -50,6 +50,10 @@ pub struct Cli {
     )]
     pub resolv_conf: PathBuf,
 
+    /// This machine's name (nodes are <name>-ledge, <name>-wedge); overrides the config.
+    #[arg(long, global = true, env = "EDGENET_MACHINE_NAME", value_name = "NAME")]
+    pub machine_name: Option<String>,
+
     /// More log output on stderr (-v info, -vv debug); EDGENET_LOG takes tracing filters.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -82,6 +86,10 @@ pub enum Command {
     /// Commands that act on one node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// A sandbox on this host made only of network namespaces: an "internet", a LAN and a
+    /// machine running the normal deploy. Never changes the host's own network.
+    #[command(subcommand)]
+    Lab(LabCommand),
 }
 
 #[derive(Debug, Args, Clone)]

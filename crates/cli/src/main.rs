@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, NodeCommand};
+use cli::{Cli, Command, ConfigCommand, LabCommand, NodeCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         Command::Status => commands::status::run_status(&cli),
         Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
         Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),
+        Command::Lab(LabCommand::Up(args)) => commands::lab::up(&cli, args),
+        Command::Lab(LabCommand::Status(args)) => commands::lab::status(&cli, args),
+        Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -15,12 +15,23 @@ fn fixture(name: &str) -> Value {
 fn node_ns(m: &Machine, kind: &str) -> String {
     let status: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
     let suffix = if kind == "linux" { "-ledge" } else { "-wedge" };
-    status["nodes"].as_array().unwrap().iter().find(|n| n["name"].as_str().unwrap().ends_with(suffix)).unwrap()["netns"].as_str().unwrap().to_string()
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"].as_str().unwrap().ends_with(suffix))
+        .unwrap()["netns"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Rules of our table as `nft` prints them, one string each.
 fn nft_rules(m: &Machine) -> Vec<String> {
-    sh_out(&format!("ip netns exec {} nft list ruleset", m.ns)).lines().map(|l| l.trim().to_string()).collect()
+    sh_out(&format!("ip netns exec {} nft list ruleset", m.ns))
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 #[test]
@@ -35,20 +46,41 @@ fn default_deploy_builds_what_the_plan_says() {
     assert_eq!(br["mtu"], 1500);
     assert!(br["flags"].as_array().unwrap().contains(&json!("UP")));
     assert!(br["ifalias"].as_str().unwrap().starts_with("edgenet:"));
-    assert_eq!(ipv4_of(&m.ip_json("addr show"), "aksedgesw-int"), vec!["192.168.0.1/24"]);
+    assert_eq!(
+        ipv4_of(&m.ip_json("addr show"), "aksedgesw-int"),
+        vec!["192.168.0.1/24"]
+    );
 
     let ns = node_ns(&m, "linux");
-    assert!(sh_out("ip netns list").lines().any(|l| l.starts_with(&ns)), "{ns} visible to ip netns");
+    assert!(
+        sh_out("ip netns list").lines().any(|l| l.starts_with(&ns)),
+        "{ns} visible to ip netns"
+    );
     let node_links = Machine::ip_json_in(&ns, "link show");
     let eth0 = link(&node_links, "eth0").expect("eth0 in the node");
     let mac = eth0["address"].as_str().unwrap().to_string();
     let first = u8::from_str_radix(&mac[..2], 16).unwrap();
     assert_eq!(first & 0x03, 0x02, "locally administered unicast: {mac}");
-    assert_eq!(ipv4_of(&Machine::ip_json_in(&ns, "addr show"), "eth0"), vec!["192.168.0.2/24"]);
+    assert_eq!(
+        ipv4_of(&Machine::ip_json_in(&ns, "addr show"), "eth0"),
+        vec!["192.168.0.2/24"]
+    );
     let routes = Machine::ip_json_in(&ns, "route show");
-    assert!(routes.as_array().unwrap().iter().any(|r| r["dst"] == "default" && r["gateway"] == "192.168.0.1" && r["dev"] == "eth0"), "{routes}");
+    assert!(
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dst"] == "default" && r["gateway"] == "192.168.0.1" && r["dev"] == "eth0"),
+        "{routes}"
+    );
     // The host end of the veth is a port of the bridge.
-    let veth = links.as_array().unwrap().iter().find(|l| l["master"] == "aksedgesw-int").expect("a port on the bridge");
+    let veth = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["master"] == "aksedgesw-int")
+        .expect("a port on the bridge");
     assert_eq!(veth["linkinfo"]["info_kind"], "veth");
 
     let rules = nft_rules(&m);
@@ -59,11 +91,22 @@ fn default_deploy_builds_what_the_plan_says() {
     let addr = m.ok(&["node", "addr"]);
     assert_eq!(addr.trim(), format!("192.168.0.2 {mac}"));
     // node exec runs with the node's resolv.conf (from the host's upstream servers) and network.
-    let out = m.ok(&["node", "exec", "--", "sh", "-c", "cat /etc/resolv.conf; ip -4 -o addr show dev eth0"]);
+    let out = m.ok(&[
+        "node",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; ip -4 -o addr show dev eth0",
+    ]);
     assert!(out.contains("nameserver 198.51.100.53"), "{out}");
     assert!(out.contains("192.168.0.2/24"), "{out}");
     let ping = m.edgenet(&["node", "exec", "--", "ping", "-c1", "-W2", "192.168.0.1"]);
-    assert!(ping.status.success(), "node reaches the host: {}", String::from_utf8_lossy(&ping.stdout));
+    assert!(
+        ping.status.success(),
+        "node reaches the host: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 }
 
 #[test]
@@ -74,12 +117,23 @@ fn second_deploy_changes_nothing_and_remove_leaves_zero_residue() {
     m.deploy(Some(&cfg));
     let first = m.dump();
     let again = m.deploy(Some(&cfg));
-    assert_eq!(again["changes"], json!([]), "second deploy reports no change");
-    assert_eq!(m.dump(), first, "kernel and state identical after a second deploy");
+    assert_eq!(
+        again["changes"],
+        json!([]),
+        "second deploy reports no change"
+    );
+    assert_eq!(
+        m.dump(),
+        first,
+        "kernel and state identical after a second deploy"
+    );
     let text = m.ok(&["deploy", "-c", &cfg]);
     assert!(text.contains("No changes"), "{text}");
     let wedge = node_ns(&m, "windows");
-    assert_eq!(ipv4_of(&Machine::ip_json_in(&wedge, "addr show"), "eth0"), vec!["192.168.0.3/24"]);
+    assert_eq!(
+        ipv4_of(&Machine::ip_json_in(&wedge, "addr show"), "eth0"),
+        vec!["192.168.0.3/24"]
+    );
     let status = m.edgenet(&["status"]);
     assert!(status.status.success());
     m.ok(&["remove"]);
@@ -96,28 +150,50 @@ fn static_mac_is_honoured_and_generated_mac_survives_a_lost_node() {
     m.deploy(Some(&cfg));
     let ledge = node_ns(&m, "linux");
     let wedge = node_ns(&m, "windows");
-    assert_eq!(link(&Machine::ip_json_in(&ledge, "link show"), "eth0").unwrap()["address"], "02:aa:bb:cc:dd:01");
-    let generated = link(&Machine::ip_json_in(&wedge, "link show"), "eth0").unwrap()["address"].clone();
+    assert_eq!(
+        link(&Machine::ip_json_in(&ledge, "link show"), "eth0").unwrap()["address"],
+        "02:aa:bb:cc:dd:01"
+    );
+    let generated =
+        link(&Machine::ip_json_in(&wedge, "link show"), "eth0").unwrap()["address"].clone();
 
     // A crashed or rebooted host: the node namespace is gone.
     sh(&format!("ip netns del {wedge}"));
-    assert!(!m.edgenet(&["status"]).status.success(), "status reports the drift");
+    assert!(
+        !m.edgenet(&["status"]).status.success(),
+        "status reports the drift"
+    );
     let report = m.deploy(Some(&cfg));
     assert!(!report["changes"].as_array().unwrap().is_empty());
-    assert_eq!(link(&Machine::ip_json_in(&wedge, "link show"), "eth0").unwrap()["address"], generated, "same MAC after redeploy");
+    assert_eq!(
+        link(&Machine::ip_json_in(&wedge, "link show"), "eth0").unwrap()["address"],
+        generated,
+        "same MAC after redeploy"
+    );
 }
 
 #[test]
 fn mtu_reaches_bridge_veth_and_node_and_changes_in_place() {
     let Some(m) = machine("mtu") else { return };
-    let cfg = m.write_config("mtu.json", &json!({"Machines": [{"NetworkConnection": {"Mtu": 1400}, "LinuxNode": {}}]}));
+    let cfg = m.write_config(
+        "mtu.json",
+        &json!({"Machines": [{"NetworkConnection": {"Mtu": 1400}, "LinuxNode": {}}]}),
+    );
     m.deploy(Some(&cfg));
     let links = m.ip_json("link show");
     assert_eq!(link(&links, "aksedgesw-int").unwrap()["mtu"], 1400);
-    let veth = links.as_array().unwrap().iter().find(|l| l["master"] == "aksedgesw-int").unwrap();
+    let veth = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["master"] == "aksedgesw-int")
+        .unwrap();
     assert_eq!(veth["mtu"], 1400);
     let ns = node_ns(&m, "linux");
-    assert_eq!(link(&Machine::ip_json_in(&ns, "link show"), "eth0").unwrap()["mtu"], 1400);
+    assert_eq!(
+        link(&Machine::ip_json_in(&ns, "link show"), "eth0").unwrap()["mtu"],
+        1400
+    );
 
     // Back to the default: everything at 1500, nothing recreated (same ifindex).
     let index = link(&Machine::ip_json_in(&ns, "link show"), "eth0").unwrap()["ifindex"].clone();
@@ -126,12 +202,18 @@ fn mtu_reaches_bridge_veth_and_node_and_changes_in_place() {
     assert_eq!(link(&links, "aksedgesw-int").unwrap()["mtu"], 1500);
     let node = Machine::ip_json_in(&ns, "link show");
     assert_eq!(link(&node, "eth0").unwrap()["mtu"], 1500);
-    assert_eq!(link(&node, "eth0").unwrap()["ifindex"], index, "updated in place, not recreated");
+    assert_eq!(
+        link(&node, "eth0").unwrap()["ifindex"],
+        index,
+        "updated in place, not recreated"
+    );
 }
 
 #[test]
 fn dns_proxy_and_offline_change_in_place() {
-    let Some(m) = machine("reconcile") else { return };
+    let Some(m) = machine("reconcile") else {
+        return;
+    };
     m.deploy(None);
     let ns = node_ns(&m, "linux");
     let links_before = Machine::ip_json_in(&ns, "link show");
@@ -140,19 +222,54 @@ fn dns_proxy_and_offline_change_in_place() {
     }));
     let report = m.deploy(Some(&cfg));
     let changes = report["changes"].to_string();
-    assert!(changes.contains("resolv.conf") && changes.contains("proxy.env"), "{changes}");
-    let out = m.ok(&["node", "exec", "--", "sh", "-c", "grep nameserver /etc/resolv.conf; env | grep -i _proxy | sort"]);
-    let servers: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("nameserver ")).collect();
-    assert_eq!(servers, ["198.51.100.7", "198.51.100.8"], "exactly the configured servers");
-    assert!(out.contains("http_proxy=http://198.51.100.9:3128") && out.contains("HTTPS_PROXY=http://198.51.100.9:3128"), "{out}");
-    assert!(out.contains("no_proxy=corp.example,localhost,127.0.0.0/8,192.168.0.0/24,"), "{out}");
-    assert_eq!(Machine::ip_json_in(&ns, "link show"), links_before, "the node itself was not touched");
+    assert!(
+        changes.contains("resolv.conf") && changes.contains("proxy.env"),
+        "{changes}"
+    );
+    let out = m.ok(&[
+        "node",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "grep nameserver /etc/resolv.conf; env | grep -i _proxy | sort",
+    ]);
+    let servers: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    assert_eq!(
+        servers,
+        ["198.51.100.7", "198.51.100.8"],
+        "exactly the configured servers"
+    );
+    assert!(
+        out.contains("http_proxy=http://198.51.100.9:3128")
+            && out.contains("HTTPS_PROXY=http://198.51.100.9:3128"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no_proxy=corp.example,localhost,127.0.0.0/8,192.168.0.0/24,"),
+        "{out}"
+    );
+    assert_eq!(
+        Machine::ip_json_in(&ns, "link show"),
+        links_before,
+        "the node itself was not touched"
+    );
 
     let offline = m.write_config("off.json", &json!({"Network": {"InternetDisabled": true}}));
     m.deploy(Some(&offline));
     let rules = nft_rules(&m);
-    assert!(!rules.iter().any(|r| r.contains("masquerade")), "{rules:#?}");
-    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0", "forwarding back to what it was");
+    assert!(
+        !rules.iter().any(|r| r.contains("masquerade")),
+        "{rules:#?}"
+    );
+    assert_eq!(
+        m.sysctl("net.ipv4.ip_forward"),
+        "0",
+        "forwarding back to what it was"
+    );
     m.deploy(None);
     assert!(nft_rules(&m).iter().any(|r| r.contains("masquerade")));
 }
@@ -160,30 +277,52 @@ fn dns_proxy_and_offline_change_in_place() {
 #[test]
 fn a_foreign_bridge_with_our_name_is_refused_and_kept() {
     let Some(m) = machine("foreign") else { return };
-    sh(&format!("ip -n {} link add aksedgesw-int type bridge", m.ns));
+    sh(&format!(
+        "ip -n {} link add aksedgesw-int type bridge",
+        m.ns
+    ));
     sh(&format!("ip netns exec {} nft add table ip foreign", m.ns));
     sh(&format!("ip netns exec {} nft add chain ip foreign fw_test '{{ type filter hook forward priority 0; }}'", m.ns));
     let before = m.dump();
     let out = m.edgenet(&["deploy"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("aksedgesw-int") && err.contains("not made by this edgenet"), "{err}");
+    assert!(
+        err.contains("aksedgesw-int") && err.contains("not made by this edgenet"),
+        "{err}"
+    );
     let mut after = m.dump();
     after["state_files"] = before["state_files"].clone();
-    assert_eq!(after["links"], before["links"], "the foreign bridge is untouched");
+    assert_eq!(
+        after["links"], before["links"],
+        "the foreign bridge is untouched"
+    );
     assert_eq!(after["nft"], before["nft"]);
     assert_eq!(after["netns"], before["netns"]);
     m.ok(&["remove"]);
-    assert!(link(&m.ip_json("link show"), "aksedgesw-int").is_some(), "remove never deletes what is not ours");
+    assert!(
+        link(&m.ip_json("link show"), "aksedgesw-int").is_some(),
+        "remove never deletes what is not ours"
+    );
 }
 
 #[test]
 fn a_foreign_nft_table_is_never_modified() {
-    let Some(m) = machine("nftforeign") else { return };
+    let Some(m) = machine("nftforeign") else {
+        return;
+    };
     sh(&format!("ip netns exec {} nft add table ip filter", m.ns));
     sh(&format!("ip netns exec {} nft add chain ip filter fw_test '{{ type filter hook forward priority 0; }}'", m.ns));
-    sh(&format!("ip netns exec {} nft add rule ip filter fw_test counter accept", m.ns));
-    let table = || json_of(&format!("ip netns exec {} nft -j list table ip filter", m.ns));
+    sh(&format!(
+        "ip netns exec {} nft add rule ip filter fw_test counter accept",
+        m.ns
+    ));
+    let table = || {
+        json_of(&format!(
+            "ip netns exec {} nft -j list table ip filter",
+            m.ns
+        ))
+    };
     let before = table();
     m.deploy(None);
     m.ok(&["remove"]);
@@ -208,7 +347,9 @@ fn bad_config_changes_nothing_on_the_host() {
 
 #[test]
 fn two_deploys_at_once_never_corrupt_the_state() {
-    let Some(m) = machine("concurrent") else { return };
+    let Some(m) = machine("concurrent") else {
+        return;
+    };
     let spawn = || {
         std::process::Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", m.ns))
@@ -224,17 +365,35 @@ fn two_deploys_at_once_never_corrupt_the_state() {
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
-    let outputs = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
-    assert_eq!(outputs.matches("No changes").count(), 1, "one deployed, the other waited and found nothing to do: {outputs}");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(m.state.join("state.json")).unwrap()).unwrap();
+    let outputs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    assert_eq!(
+        outputs.matches("No changes").count(),
+        1,
+        "one deployed, the other waited and found nothing to do: {outputs}"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(m.state.join("state.json")).unwrap())
+            .unwrap();
     assert_eq!(state["phase"], "deployed");
 
     // With no time to wait, the second one fails clearly and changes nothing.
-    let holder = std::process::Command::new("flock").arg(m.state.join("lock")).args(["sleep", "3"]).spawn().unwrap();
+    let holder = std::process::Command::new("flock")
+        .arg(m.state.join("lock"))
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = m.edgenet(&["deploy", "--wait", "0"]);
     let mut holder = holder;
     let _ = holder.wait();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("lock"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lock"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,7 +9,18 @@ use serde_json::json;
 use support::*;
 
 /// Steps a deploy passes (`edgenet_deploy::failpoint::STEPS`, kept in sync by the test below).
-const STEPS: &[&str] = &["state", "switch", "switch-address", "forwarding", "firewall", "node-netns", "node-link", "node-address", "node-files", "finish"];
+const STEPS: &[&str] = &[
+    "state",
+    "switch",
+    "switch-address",
+    "forwarding",
+    "firewall",
+    "node-netns",
+    "node-link",
+    "node-address",
+    "node-files",
+    "finish",
+];
 
 const CONFIG: &str = r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}], "Edgenet": {"PortForwards": [{"Protocol": "tcp", "HostPort": 8080, "NodePort": 30080}]}}"#;
 
@@ -27,23 +38,49 @@ fn inject(mode: &str) {
     }
     let reference = clean_shape(mode);
     for step in STEPS {
-        let m = machine(&format!("f{}-{}", &mode[..1], step.replace("node-", "n").replace("switch", "sw"))).unwrap();
+        let m = machine(&format!(
+            "f{}-{}",
+            &mode[..1],
+            step.replace("node-", "n").replace("switch", "sw")
+        ))
+        .unwrap();
         let before = m.dump();
         let cfg = m.write_config("c.json", &serde_json::from_str(CONFIG).unwrap());
-        let spec = if mode == "crash" { format!("{step}:crash") } else { step.to_string() };
+        let spec = if mode == "crash" {
+            format!("{step}:crash")
+        } else {
+            step.to_string()
+        };
         let out = m.edgenet_env(&["deploy", "-c", &cfg], &[("EDGENET_FAILPOINT", &spec)]);
         if mode == "crash" {
-            assert_eq!(out.status.signal(), Some(6), "{step}: the process aborted: {out:?}");
+            assert_eq!(
+                out.status.signal(),
+                Some(6),
+                "{step}: the process aborted: {out:?}"
+            );
         } else {
-            assert_eq!(out.status.code(), Some(3), "{step}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{step}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("failpoint {step}")));
         }
         m.deploy(Some(&cfg));
-        assert_eq!(m.shape(), reference, "after a {mode} at {step}, the next deploy converges to a clean deploy's state");
+        assert_eq!(
+            m.shape(),
+            reference,
+            "after a {mode} at {step}, the next deploy converges to a clean deploy's state"
+        );
         let again = m.deploy(Some(&cfg));
         assert_eq!(again["changes"], json!([]), "{step}: and stays there");
         m.ok(&["remove"]);
-        assert_eq!(m.dump(), before, "after a {mode} at {step}, remove leaves zero residue");
+        assert_eq!(
+            m.dump(),
+            before,
+            "after a {mode} at {step}, remove leaves zero residue"
+        );
     }
 }
 
@@ -60,9 +97,14 @@ fn a_crash_after_any_step_converges_and_removes_cleanly() {
 #[test]
 fn remove_cleans_up_straight_after_a_crash() {
     for step in ["switch", "firewall", "node-link"] {
-        let Some(m) = machine(&format!("fr-{step}")) else { return };
+        let Some(m) = machine(&format!("fr-{step}")) else {
+            return;
+        };
         let before = m.dump();
-        let out = m.edgenet_env(&["deploy"], &[("EDGENET_FAILPOINT", &format!("{step}:crash"))]);
+        let out = m.edgenet_env(
+            &["deploy"],
+            &[("EDGENET_FAILPOINT", &format!("{step}:crash"))],
+        );
         assert_eq!(out.status.signal(), Some(6));
         m.ok(&["remove"]);
         assert_eq!(m.dump(), before, "{step}");

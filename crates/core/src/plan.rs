@@ -270,7 +270,10 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
         None => return Err(PlanError::MachineNotChosen { count }),
     };
     let machine = &config.machines[index];
-    let name = machine_name(config, index, &ctx.hostname);
+    let name = ctx
+        .machine_name
+        .clone()
+        .unwrap_or_else(|| machine_name(config, index, &ctx.hostname));
     let distribution = config.distribution();
     let k8s = distribution.ranges();
     let offline = config.network.internet_disabled;

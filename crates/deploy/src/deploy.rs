@@ -69,10 +69,11 @@ impl Journal for Run<'_> {
                 .push((kind, name.to_string(), netns.map(String::from)));
         }
         self.state.record_object(kind, name, netns);
-        self.lock.save(&self.state)?;
+        self.lock.save_journal(&self.state)?;
         Ok(())
     }
 
+    /// Kept in memory until the next save: a `Pending` record already makes remove look.
     fn created(
         &mut self,
         kind: ObjectKind,
@@ -80,7 +81,6 @@ impl Journal for Run<'_> {
         netns: Option<&str>,
     ) -> Result<(), DeployError> {
         self.state.record_object(kind, name, netns).status = ObjectStatus::Created;
-        self.lock.save(&self.state)?;
         Ok(())
     }
 
@@ -186,7 +186,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             MacAssignment::GeneratedAtDeploy => run.state.mac_for_random(&n.name, &static_macs),
         });
     }
-    run.lock.save(&run.state)?;
+    run.lock.save_journal(&run.state)?;
     run.step("state")?;
 
     let mut nl = Netlink::open()?;
@@ -259,7 +259,7 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
             run.new_sysctls.push(IP_FORWARD.to_string());
         }
         run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
-        run.lock.save(&run.state)?;
+        run.lock.save_journal(&run.state)?;
         sysctl::write(IP_FORWARD, "1")?;
         run.changed(format!(
             "enabled IPv4 forwarding ({IP_FORWARD} was {})",
@@ -271,7 +271,7 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
                 sysctl::write(IP_FORWARD, &change.previous)?;
                 run.changed(format!("restored {IP_FORWARD} to {}", change.previous));
             }
-            run.lock.save(&run.state)?;
+            run.lock.save_journal(&run.state)?;
         }
     }
     Ok(())
@@ -324,7 +324,6 @@ fn drop_nodes_not_in(
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
-    run.lock.save(&run.state)?;
     Ok(())
 }
 

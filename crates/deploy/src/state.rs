@@ -563,6 +563,18 @@ impl StateLock {
     /// Replaces the state file atomically: write a temp file in the same directory, fsync it,
     /// rename it over the old one, fsync the directory so the rename itself is durable.
     pub fn save(&self, state: &DeploymentState) -> Result<(), StateError> {
+        self.write(state, true)
+    }
+
+    /// Atomic but not flushed to disk: for the records a deploy writes before each kernel
+    /// object. They protect against a crashed *process* (the page cache survives it); after a
+    /// power cut the kernel objects they describe are gone as well, and the deploy's final
+    /// [`StateLock::save`] is durable.
+    pub fn save_journal(&self, state: &DeploymentState) -> Result<(), StateError> {
+        self.write(state, false)
+    }
+
+    fn write(&self, state: &DeploymentState, durable: bool) -> Result<(), StateError> {
         let path = self.dir.state_file();
         let write_err = |source| StateError::Write {
             path: path.clone(),
@@ -576,11 +588,15 @@ impl StateLock {
             .tempfile_in(self.dir.path())
             .map_err(write_err)?;
         tmp.write_all(&json).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
+        if durable {
+            tmp.as_file().sync_all().map_err(write_err)?;
+        }
         tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        File::open(self.dir.path())
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
+        if durable {
+            File::open(self.dir.path())
+                .and_then(|d| d.sync_all())
+                .map_err(write_err)?;
+        }
         Ok(())
     }
 

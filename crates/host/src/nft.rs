@@ -76,6 +76,28 @@ impl Nft {
     /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
     /// Meant for validation before anything is changed, so a missing package is reported once,
     /// clearly, instead of as a failure half-way through a deploy.
+    /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
+    /// checks for it before touching anything): an explicit path must exist, a bare name must
+    /// be on `PATH`.
+    pub fn locate(&self) -> Result<PathBuf, NftError> {
+        let not_installed = || NftError::NotInstalled {
+            program: self.program_name(),
+        };
+        if self.program.components().count() > 1 {
+            return self
+                .program
+                .is_file()
+                .then(|| self.program.clone())
+                .ok_or_else(not_installed);
+        }
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(&self.program))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(not_installed)
+    }
+
     pub fn check(&self) -> Result<String, NftError> {
         let out = self.run(&["--version"], None)?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())

@@ -18,10 +18,10 @@ pub enum LabError {
     InvalidSpec { lab: String, reason: String },
 
     /// A kernel operation (namespace, link, address, route, sysctl) failed; the host layer's
-    /// message names the object.
-    #[error("lab {lab}: {source}")]
+    /// message names the object, `context` the lab or namespace it was done for.
+    #[error("{context}: {source}")]
     Host {
-        lab: String,
+        context: String,
         #[source]
         source: HostError,
     },
@@ -119,9 +119,9 @@ pub enum LabError {
 }
 
 impl LabError {
-    pub(crate) fn host(lab: &str, source: HostError) -> Self {
+    pub(crate) fn host(context: &str, source: HostError) -> Self {
         LabError::Host {
-            lab: lab.to_string(),
+            context: context.to_string(),
             source,
         }
     }

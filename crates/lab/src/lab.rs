@@ -17,8 +17,11 @@ use edgenet_host::sysctl;
 use crate::error::{CallbackError, DownError, LabError, UpError};
 use crate::process;
 use crate::services::{self, ServiceSpec};
-use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord};
+use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord, STATE_FILE};
 use crate::topology::*;
+
+/// tinyproxy's config, in the lab directory.
+const PROXY_CONFIG: &str = "tinyproxy.conf";
 
 /// Default bound for each wait of `up` (a service answering, …).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +37,7 @@ pub struct LabSpec {
     pub machines: u8,
     /// Run the HTTP proxy (tinyproxy) on the LAN router.
     pub proxy: bool,
-    /// Bound of every wait during `up` and `down`'s per-service stop.
+    /// Bound of each wait during `up` (a service or a machine's network answering).
     pub timeout: Duration,
 }
 
@@ -85,7 +88,8 @@ impl LabMachine {
     /// [`LabMachine::state_dir`] explicitly).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
         let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
-        command_in(&ns, program, &ExecOptions::default()).map_err(|e| LabError::host(&self.netns, e))
+        command_in(&ns, program, &ExecOptions::default())
+            .map_err(|e| LabError::host(&self.netns, e))
     }
 
     /// A command that runs in the machine's network namespace *and* sees the machine's
@@ -108,16 +112,17 @@ impl LabMachine {
 /// A lab: everything it created is recorded in `<dir>/lab.json`, and the directory is
 /// locked while this value lives.
 ///
-/// Dropping a `Lab` that was neither brought [`down`](Lab::down) nor
-/// [`detach`](Lab::detach)ed tears it down (services stopped, namespaces deleted) *without*
-/// undeploy, so a failing test does not leak daemons; what a deploy made in namespaces of its
-/// own is then left, with a warning.
+/// Dropping a `Lab` that [`up`](Lab::up) built and that was neither brought
+/// [`down`](Lab::down) nor [`detach`](Lab::detach)ed tears it down (services stopped,
+/// namespaces deleted) *without* undeploy, so a failing test does not leak daemons; what a
+/// deploy made in namespaces of its own is then left, with a warning. A lab re-opened with
+/// [`open`](Lab::open) (`lab status` in another process) is left as it is on drop.
 #[derive(Debug)]
 pub struct Lab {
     pub(crate) dir: LabDir,
     pub(crate) state: LabState,
-    /// `down` ran or the lab was detached: `Drop` does nothing.
-    finished: bool,
+    /// Built by this value, not detached, not brought down: `Drop` tears it down.
+    teardown_on_drop: bool,
 }
 
 impl Lab {
@@ -128,11 +133,11 @@ impl Lab {
     pub fn up<E>(
         spec: &LabSpec,
         mut deploy: impl FnMut(&LabMachine) -> Result<(), E>,
-    ) -> Result<Lab, UpError>
+    ) -> Result<Lab, Box<UpError>>
     where
         E: Into<CallbackError>,
     {
-        let early = |error| UpError { error, lab: None };
+        let early = |error| Box::new(UpError { error, lab: None });
         check_name(&spec.name).map_err(early)?;
         if spec.machines == 0 || spec.machines > MAX_MACHINES {
             return Err(early(LabError::InvalidSpec {
@@ -159,20 +164,26 @@ impl Lab {
         let mut lab = Lab {
             dir,
             state,
-            finished: false,
+            teardown_on_drop: true,
         };
         match lab.build().and_then(|()| lab.deploy_all(&mut deploy)) {
             Ok(()) => Ok(lab),
-            Err(error) => Err(UpError {
+            Err(error) => Err(Box::new(UpError {
                 error,
                 lab: Some(Box::new(lab)),
-            }),
+            })),
         }
     }
 
     /// Re-opens a lab from its directory (another process's `up`, or one that crashed), to
     /// query or to bring down.
     pub fn open(dir: &Path) -> Result<Lab, LabError> {
+        // Checked before locking, which would create the directory.
+        if !dir.join(STATE_FILE).exists() {
+            return Err(LabError::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
         let lab_dir = LabDir::lock(dir)?;
         let state = lab_dir.read()?.ok_or_else(|| LabError::NotFound {
             dir: dir.to_path_buf(),
@@ -180,7 +191,7 @@ impl Lab {
         Ok(Lab {
             dir: lab_dir,
             state,
-            finished: false,
+            teardown_on_drop: false,
         })
     }
 
@@ -195,7 +206,7 @@ impl Lab {
     where
         E: Into<CallbackError>,
     {
-        self.finished = true;
+        self.teardown_on_drop = false;
         let mut errors = Vec::new();
         for i in (0..self.state.machines.len()).rev() {
             if !self.state.machines[i].deploy_started {
@@ -225,7 +236,7 @@ impl Lab {
     /// Leaves the lab running (services, namespaces, state) and releases its directory, for
     /// a later [`Lab::open`]; this is how a `lab up` command ends. Returns the directory.
     pub fn detach(mut self) -> PathBuf {
-        self.finished = true;
+        self.teardown_on_drop = false;
         self.dir.path().to_path_buf()
     }
 
@@ -305,7 +316,7 @@ impl Lab {
     }
 
     fn host<T>(&self, r: Result<T, edgenet_host::netlink::HostError>) -> Result<T, LabError> {
-        r.map_err(|e| LabError::host(&self.state.name, e))
+        r.map_err(|e| LabError::host(&format!("lab {}", self.state.name), e))
     }
 
     // ---- up ----
@@ -336,7 +347,7 @@ impl Lab {
         let mut lan_services = vec![services::DNS_LAN_SVC];
         if self.state.proxy {
             let log = services::log_path(&root, services::PROXY);
-            let config = root.join("tinyproxy.conf");
+            let config = root.join(PROXY_CONFIG);
             std::fs::write(&config, services::proxy_config(&log))
                 .map_err(|e| LabError::io("write", config.clone(), e))?;
             self.start(&lan_name, services::proxy(&root, &config))?;
@@ -347,7 +358,33 @@ impl Lab {
         for index in 1..=self.state.machines_wanted {
             self.add_machine(&lan, index)?;
         }
+        for machine in self.machines() {
+            self.wait_machine(&machine)?;
+        }
         Ok(())
+    }
+
+    /// Waits (bounded) until `machine` resolves the test name through the LAN DNS and gets
+    /// the page over the router, so a deploy starts on a machine whose network works.
+    fn wait_machine(&self, machine: &LabMachine) -> Result<(), LabError> {
+        let timeout = self.timeout();
+        let ns = self.host(NetNs::open(&machine.netns))?;
+        let lab = &self.state.name;
+        let outcome =
+            self.host(ns.run(|| {
+                services::wait_ready(timeout, |t| services::check_machine(lab, t), || None)
+            }))?;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(services::NotReady::Exited(e)) => Err(*e),
+            Err(services::NotReady::TimedOut(last)) => Err(LabError::NotReady {
+                service: format!("the network of machine {}", machine.name),
+                netns: machine.netns.clone(),
+                timeout,
+                last,
+                log: self.log(services::DNS_LAN_SVC),
+            }),
+        }
     }
 
     /// Records the namespace, then creates it with loopback up.
@@ -392,7 +429,13 @@ impl Lab {
 
     /// Plugs `host` into the LAN bridge: port `port` in the LAN, `eth0` with `address` and a
     /// default route via the router inside `host`.
-    fn attach(&self, lan: &NetNs, host: &NetNs, port: &str, address: Ipv4Addr) -> Result<(), LabError> {
+    fn attach(
+        &self,
+        lan: &NetNs,
+        host: &NetNs,
+        port: &str,
+        address: Ipv4Addr,
+    ) -> Result<(), LabError> {
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
         let mut veth = VethSpec::new(port, ADAPTER);
         veth.peer_netns = Some(std::os::fd::AsFd::as_fd(host));
@@ -501,8 +544,8 @@ impl Lab {
             }))?;
             match outcome {
                 Ok(()) => {}
-                Err((_, Some(exited))) => return Err(exited),
-                Err((last, None)) => {
+                Err(services::NotReady::Exited(exited)) => return Err(*exited),
+                Err(services::NotReady::TimedOut(last)) => {
                     return Err(LabError::NotReady {
                         service: record.name.clone(),
                         netns: record.netns.clone(),
@@ -568,9 +611,7 @@ impl Lab {
                 Err(e) => errors.push(LabError::io("remove", path, e)),
             }
         }
-        for file in ["tinyproxy.conf"] {
-            let _ = std::fs::remove_file(root.join(file));
-        }
+        let _ = std::fs::remove_file(root.join(PROXY_CONFIG));
         if let Err(e) = self.dir.remove_state() {
             errors.push(e);
         }
@@ -579,7 +620,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if self.finished {
+        if !self.teardown_on_drop {
             return;
         }
         for m in self.state.machines.iter().filter(|m| m.deploy_started) {

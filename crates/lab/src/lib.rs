@@ -20,8 +20,8 @@
 
 mod error;
 mod lab;
-mod process;
 pub mod probe;
+mod process;
 mod services;
 mod state;
 mod status;

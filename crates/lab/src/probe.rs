@@ -113,12 +113,16 @@ fn parse_dns_answer(msg: &[u8], id: u16) -> io::Result<Vec<Ipv4Addr>> {
     let mut found = Vec::new();
     for _ in 0..an {
         pos = skip_name(msg, pos)?;
-        let fixed = msg.get(pos..pos + 10).ok_or_else(|| bad("truncated record"))?;
+        let fixed = msg
+            .get(pos..pos + 10)
+            .ok_or_else(|| bad("truncated record"))?;
         let kind = u16::from_be_bytes([fixed[0], fixed[1]]);
         let class = u16::from_be_bytes([fixed[2], fixed[3]]);
         let len = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
         pos += 10;
-        let data = msg.get(pos..pos + len).ok_or_else(|| bad("truncated data"))?;
+        let data = msg
+            .get(pos..pos + len)
+            .ok_or_else(|| bad("truncated data"))?;
         if kind == 1 && class == 1 && len == 4 {
             found.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
         }
@@ -206,7 +210,10 @@ mod tests {
         let got = parse_dns_answer(&msg, 7).unwrap();
         assert_eq!(
             got,
-            vec![Ipv4Addr::new(203, 0, 113, 80), Ipv4Addr::new(203, 0, 113, 81)]
+            vec![
+                Ipv4Addr::new(203, 0, 113, 80),
+                Ipv4Addr::new(203, 0, 113, 81)
+            ]
         );
         assert!(parse_dns_answer(&msg, 8).is_err());
         msg[3] = 0x83;

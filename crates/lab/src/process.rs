@@ -45,8 +45,8 @@ pub(crate) fn spawn_service(
         .split_first()
         .expect("service command lines are never empty");
     let ns = NetNs::open(netns).map_err(|e| LabError::host(netns, e))?;
-    let mut cmd = command_in(&ns, program, &ExecOptions::default())
-        .map_err(|e| LabError::host(netns, e))?;
+    let mut cmd =
+        command_in(&ns, program, &ExecOptions::default()).map_err(|e| LabError::host(netns, e))?;
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -99,30 +99,29 @@ fn stat_fields(pid: u32) -> Option<(char, Vec<String>)> {
 }
 
 /// Whether the recorded process is still running: same PID, same start time, not a zombie.
-/// Reaps it first when it is our own child that has exited.
 pub(crate) fn is_running(record: &ServiceRecord) -> bool {
-    let pid = Pid::from_raw(record.pid as i32);
-    // ECHILD (not our child) is expected for a lab re-opened by another process.
-    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
-    match stat_fields(record.pid) {
-        Some((state, fields)) => {
-            state != 'Z'
-                && fields.get(18).and_then(|f| f.parse().ok()) == Some(record.start_time)
-        }
-        None => false,
-    }
+    exit_status(record).is_none()
 }
 
-/// If our own child `record` has exited, how (for a start-up failure message).
+/// `None` while the recorded process runs; once it is gone, how it ended (known when it was
+/// our child and is reaped here). Only a zombie with the recorded start time is reaped, so
+/// the exit status of another child of ours that got a reused PID is never taken.
 pub(crate) fn exit_status(record: &ServiceRecord) -> Option<String> {
-    match waitpid(
-        Pid::from_raw(record.pid as i32),
-        Some(WaitPidFlag::WNOHANG),
-    ) {
+    let Some((state, fields)) = stat_fields(record.pid) else {
+        return Some("exited".into());
+    };
+    if fields.get(18).and_then(|f| f.parse().ok()) != Some(record.start_time) {
+        return Some("exited (its pid now belongs to another process)".into());
+    }
+    if state != 'Z' {
+        return None;
+    }
+    // A zombie keeps its PID until reaped, so this is still the recorded process. ECHILD
+    // (the zombie of a lab re-opened by another process) is left to its parent.
+    match waitpid(Pid::from_raw(record.pid as i32), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, code)) => Some(format!("exit code {code}")),
         Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!("killed by {sig}")),
-        Ok(_) => None,
-        Err(_) => (!is_running(record)).then(|| "exited".to_string()),
+        _ => Some("exited".into()),
     }
 }
 
@@ -213,8 +212,14 @@ pub(crate) fn run_bounded(
     let mut child = cmd.spawn().map_err(|e| cmd_err(e.to_string()))?;
     let (tx, rx) = mpsc::channel();
     let readers: Vec<_> = [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -293,29 +298,65 @@ mod tests {
         assert!(is_running(&ours));
     }
 
+    fn record_of(child: &std::process::Child) -> ServiceRecord {
+        ServiceRecord {
+            name: "t".into(),
+            netns: "none".into(),
+            pid: child.id(),
+            start_time: start_time(child.id()).unwrap(),
+            program: "t".into(),
+            log: "/dev/null".into(),
+        }
+    }
+
+    #[test]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaping it by pid is what is tested"
+    )]
+    fn an_exited_child_is_reaped_and_reports_how_it_ended() {
+        let child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let record = record_of(&child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let how = loop {
+            if let Some(how) = exit_status(&record) {
+                break how;
+            }
+            assert!(Instant::now() < deadline, "sh did not exit");
+            std::thread::sleep(EXIT_POLL);
+        };
+        assert_eq!(how, "exit code 3");
+        assert!(!std::path::Path::new(&format!("/proc/{}", record.pid)).exists());
+    }
+
+    #[test]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaping it by pid is what is tested"
+    )]
+    fn a_running_service_is_stopped_and_gone() {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let record = record_of(&child);
+        assert!(is_running(&record));
+        stop_service(&record).unwrap();
+        assert!(!is_running(&record));
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", record.pid)).exists(),
+            "reaped"
+        );
+    }
+
     #[test]
     fn a_command_that_overruns_is_killed() {
         let started = Instant::now();
         let mut sleep = Command::new("sleep");
         sleep.arg("5");
-        let e = run_bounded(
-            sleep,
-            "sleep",
-            "test",
-            Duration::from_millis(200),
-        )
-        .unwrap_err();
+        let e = run_bounded(sleep, "sleep", "test", Duration::from_millis(200)).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(e.to_string().contains("killed"), "{e}");
         let mut echo = Command::new("echo");
         echo.arg("hi");
-        let out = run_bounded(
-            echo,
-            "echo",
-            "test",
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let out = run_bounded(echo, "echo", "test", Duration::from_secs(5)).unwrap();
         assert_eq!(out.stdout, b"hi\n");
     }
 }

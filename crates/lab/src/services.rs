@@ -171,13 +171,39 @@ pub(crate) fn check(service: &str, lab: &str, timeout: Duration) -> Result<(), S
     }
 }
 
+/// A machine's view of the lab, checked before its deploy: the LAN DNS resolves the test
+/// name to the HTTP server, and the server's page comes back over the router.
+pub(crate) fn check_machine(lab: &str, timeout: Duration) -> Result<(), String> {
+    let addrs = probe::dns_a(SocketAddrV4::new(LAN_ROUTER, 53), TEST_NAME, timeout)
+        .map_err(|e| format!("LAN DNS {LAN_ROUTER}: {e}"))?;
+    if addrs != [HTTP_SERVER] {
+        return Err(format!("LAN DNS resolved {TEST_NAME} to {addrs:?}"));
+    }
+    let r = probe::http_get(SocketAddrV4::new(HTTP_SERVER, 80), "/", TEST_NAME, timeout)
+        .map_err(|e| format!("HTTP server {HTTP_SERVER}: {e}"))?;
+    if r.status == 200 && r.body == page(lab) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {} with an unexpected page", r.status))
+    }
+}
+
+/// Why a service never became ready.
+#[derive(Debug)]
+pub(crate) enum NotReady {
+    /// Still failing at the deadline; the last failure.
+    TimedOut(String),
+    /// The process died meanwhile.
+    Exited(Box<LabError>),
+}
+
 /// Retries `attempt` until it succeeds or `timeout` passes; `exited` is asked between
 /// attempts so a service that died is reported at once with its log, not after the timeout.
 pub(crate) fn wait_ready(
     timeout: Duration,
     mut attempt: impl FnMut(Duration) -> Result<(), String>,
     mut exited: impl FnMut() -> Option<LabError>,
-) -> Result<(), (String, Option<LabError>)> {
+) -> Result<(), NotReady> {
     /// Pause between attempts that failed fast (connection refused: not listening yet).
     const RETRY: Duration = Duration::from_millis(20);
     let deadline = Instant::now() + timeout;
@@ -189,10 +215,10 @@ pub(crate) fn wait_ready(
             Err(e) => e,
         };
         if let Some(dead) = exited() {
-            return Err((last, Some(dead)));
+            return Err(NotReady::Exited(Box::new(dead)));
         }
         if Instant::now() + RETRY >= deadline {
-            return Err((last, None));
+            return Err(NotReady::TimedOut(last));
         }
         std::thread::sleep(RETRY);
     }
@@ -205,10 +231,17 @@ mod tests {
     #[test]
     fn dnsmasq_never_reads_host_files_and_binds_only_its_address() {
         let spec = dns_upstream(Path::new("/lab"));
-        for flag in ["--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--bind-interfaces"] {
+        for flag in [
+            "--conf-file=/dev/null",
+            "--no-hosts",
+            "--no-resolv",
+            "--bind-interfaces",
+        ] {
             assert!(spec.argv.iter().any(|a| a == flag), "{flag}");
         }
-        assert!(spec.argv.contains(&format!("--listen-address={DNS_UPSTREAM}")));
+        assert!(spec
+            .argv
+            .contains(&format!("--listen-address={DNS_UPSTREAM}")));
         assert!(spec
             .argv
             .contains(&format!("--host-record={TEST_NAME},{HTTP_SERVER}")));
@@ -231,6 +264,9 @@ mod tests {
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert!(tries > 1);
-        assert_eq!(e.0, format!("try {tries}"));
+        match e {
+            NotReady::TimedOut(last) => assert_eq!(last, format!("try {tries}")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -126,11 +126,10 @@ impl LabDir {
     /// fsync of the directory. A reader or a crash sees the old or the new state, never a mix.
     pub fn write(&self, state: &LabState) -> Result<(), LabError> {
         let path = self.state_path();
-        let json = serde_json::to_vec_pretty(state)
-            .map_err(|source| LabError::State {
-                path: path.clone(),
-                source,
-            })?;
+        let json = serde_json::to_vec_pretty(state).map_err(|source| LabError::State {
+            path: path.clone(),
+            source,
+        })?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".lab.json.")
             .tempfile_in(&self.dir)
@@ -177,7 +176,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().all(|n| !n.starts_with(".lab.json.")), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.starts_with(".lab.json.")),
+            "{names:?}"
+        );
 
         match LabDir::lock(dir.path()) {
             Err(LabError::Locked { .. }) => {}

@@ -27,6 +27,9 @@ use crate::topology::{http_url_by_address, http_url_by_name, ADAPTER, TEST_NAME}
 
 /// Bound of one probe (a ping waits 1 s for its reply, as `ping -c1 -W1`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound of an inbound connect: over veths a SYN is answered in well under a millisecond,
+/// and inbound probes to nodes sharing an address take turns, so this one is kept short.
+const INBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A node to probe, as the deployment reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +157,9 @@ impl Matrix {
 
     /// A fixed-width table, one line per cell, failures marked `FAIL`.
     pub fn render_table(&self) -> String {
-        let header = ["ROW", "FROM", "TO", "CHECK", "EXPECTED", "ACTUAL", "OK", "DETAIL"];
+        let header = [
+            "ROW", "FROM", "TO", "CHECK", "EXPECTED", "ACTUAL", "OK", "DETAIL",
+        ];
         let rows: Vec<[String; 8]> = self
             .cells
             .iter()
@@ -217,10 +222,11 @@ struct Job<'a> {
 }
 
 impl Lab {
-    /// Measures the matrix for `nodes` against `expect`. Outbound probes run in parallel,
-    /// inbound ones one after another (each sets a route in the LAN peer). Errors only for
-    /// bad input (a node on an unknown machine, a namespace that is the host's own); a probe
-    /// that cannot even start counts as unreachable, with the reason in its detail.
+    /// Measures the matrix for `nodes` against `expect`. All probes run in parallel, except
+    /// that inbound ones to nodes sharing an address take turns (each sets a route in the
+    /// LAN peer). Errors only for bad input (a node on an unknown machine, a namespace that
+    /// is the host's own); a probe that cannot even start counts as unreachable, with the
+    /// reason in its detail.
     pub fn status(&self, nodes: &[NodeInfo], expect: &Expectations) -> Result<Matrix, LabError> {
         let machines = self.machines();
         let host_ns = NetNs::open_path(std::path::Path::new("/proc/self/ns/net"))
@@ -261,7 +267,9 @@ impl Lab {
                 to: TEST_NAME.to_string(),
                 what: format!("curl {}", http_url_by_name()),
                 expected: true,
-                measure: Box::new(move || curl(&m.netns, &http_url_by_name(), Some(&m.resolv_conf), page)),
+                measure: Box::new(move || {
+                    curl(&m.netns, &http_url_by_name(), Some(&m.resolv_conf), page)
+                }),
             });
         }
         for node in nodes {
@@ -302,53 +310,63 @@ impl Lab {
                 to: TEST_NAME.to_string(),
                 what: format!("curl {}", http_url_by_name()),
                 expected: expect.node_to_internet,
-                measure: Box::new(move || curl(&node.netns, &http_url_by_name(), Some(resolv), page)),
+                measure: Box::new(move || {
+                    curl(&node.netns, &http_url_by_name(), Some(resolv), page)
+                }),
             });
         }
+        // Inbound probes set a /32 route to the node in the one LAN peer, and nodes on
+        // different machines may share an address: probes run in waves in which every node
+        // address appears at most once (one wave per machine, typically).
         let peer = self.peer_netns();
-        let mut inbound: Vec<Job> = Vec::new();
+        let mut waves: Vec<Vec<(Ipv4Addr, Job)>> = Vec::new();
         for node in nodes {
             let via = machine_of(node)?.clone();
             let peer = peer.clone();
-            inbound.push(Job {
+            let job = Job {
                 row: Row::LanToNode,
                 from: format!("LAN {}", crate::topology::LAN_PEER),
                 to: format!("{} {}", node.name, node.address),
-                what: format!("tcp connect (route via {} {})", via.name, via.address.addr()),
+                what: format!(
+                    "tcp connect (route via {} {})",
+                    via.name,
+                    via.address.addr()
+                ),
                 expected: expect.lan_to_node,
                 measure: Box::new(move || lan_connect(&peer, node, &via)),
-            });
+            };
+            match waves
+                .iter_mut()
+                .find(|w| w.iter().all(|(a, _)| *a != node.address))
+            {
+                Some(wave) => wave.push((node.address, job)),
+                None => waves.push(vec![(node.address, job)]),
+            }
         }
 
         let mut cells = Vec::new();
         std::thread::scope(|scope| {
-            let outbound_handles: Vec<_> = outbound
+            let outbound: Vec<_> = outbound
                 .into_iter()
-                .map(|job| {
-                    let Job { row, from, to, what, expected, measure } = job;
-                    (row, from, to, what, expected, scope.spawn(measure))
-                })
+                .map(|job| spawn_job(scope, job))
                 .collect();
-            let inbound_handle = scope.spawn(move || {
-                inbound
-                    .into_iter()
-                    .map(|job| {
-                        let result = (job.measure)();
-                        (job.row, job.from, job.to, job.what, job.expected, result)
-                    })
-                    .collect::<Vec<_>>()
+            let inbound = scope.spawn(move || {
+                let mut done = Vec::new();
+                for wave in waves {
+                    std::thread::scope(|wave_scope| {
+                        let running: Vec<_> = wave
+                            .into_iter()
+                            .map(|(_, job)| spawn_job(wave_scope, job))
+                            .collect();
+                        done.extend(running.into_iter().map(finish_job));
+                    });
+                }
+                done
             });
-            for (row, from, to, what, expected, handle) in outbound_handles {
-                let result = handle
-                    .join()
-                    .unwrap_or_else(|_| (false, "probe panicked".to_string()));
-                cells.push(cell(row, from, to, what, expected, result));
-            }
-            let inbound_results = inbound_handle
-                .join()
-                .unwrap_or_else(|_| Vec::new());
-            for (row, from, to, what, expected, result) in inbound_results {
-                cells.push(cell(row, from, to, what, expected, result));
+            cells.extend(outbound.into_iter().map(finish_job));
+            match inbound.join() {
+                Ok(done) => cells.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         });
         Ok(Matrix {
@@ -358,15 +376,51 @@ impl Lab {
     }
 }
 
-fn cell(row: Row, from: String, to: String, what: String, expected: bool, (actual, detail): (bool, String)) -> Cell {
-    Cell {
+/// A cell before it is measured.
+struct Head {
+    row: Row,
+    from: String,
+    to: String,
+    what: String,
+    expected: bool,
+}
+
+type Running<'scope> = (Head, std::thread::ScopedJoinHandle<'scope, (bool, String)>);
+
+fn spawn_job<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    job: Job<'env>,
+) -> Running<'scope> {
+    let Job {
         row,
         from,
         to,
         what,
-        expected: Reach::from_bool(expected),
+        expected,
+        measure,
+    } = job;
+    let head = Head {
+        row,
+        from,
+        to,
+        what,
+        expected,
+    };
+    (head, scope.spawn(measure))
+}
+
+fn finish_job((head, handle): Running<'_>) -> Cell {
+    let (actual, detail) = handle
+        .join()
+        .unwrap_or_else(|_| (false, "probe panicked".to_string()));
+    Cell {
+        row: head.row,
+        from: head.from,
+        to: head.to,
+        what: head.what,
+        expected: Reach::from_bool(head.expected),
         actual: Reach::from_bool(actual),
-        ok: expected == actual,
+        ok: head.expected == actual,
         detail,
     }
 }
@@ -404,7 +458,15 @@ fn ping(netns: &str, to: Ipv4Addr) -> (bool, String) {
 fn curl(netns: &str, url: &str, resolv_conf: Option<&PathBuf>, page: &str) -> (bool, String) {
     let secs = PROBE_TIMEOUT.as_secs().max(1).to_string();
     let argv = [
-        "curl", "-sS", "--noproxy", "*", "--connect-timeout", &secs, "--max-time", &secs, url,
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "--connect-timeout",
+        &secs,
+        "--max-time",
+        &secs,
+        url,
     ];
     match probe_command(netns, &argv, resolv_conf) {
         Ok(out) if out.status.success() && out.stdout == page.as_bytes() => {
@@ -462,7 +524,7 @@ fn lan_connect(peer: &str, node: &NodeInfo, via: &LabMachine) -> (bool, String) 
         let mut nl = Netlink::open().map_err(|e| e.to_string())?;
         nl.replace_route(&route).map_err(|e| e.to_string())?;
         let target = SocketAddr::V4(SocketAddrV4::new(node.address, port));
-        let result = TcpStream::connect_timeout(&target, PROBE_TIMEOUT);
+        let result = TcpStream::connect_timeout(&target, INBOUND_TIMEOUT);
         let _ = nl.del_route(&route);
         Ok(result)
     });

@@ -134,7 +134,12 @@ mod tests {
     fn addresses_stay_in_the_test_ranges() {
         let bench: Ipv4Net = "198.18.0.0/15".parse().unwrap();
         let doc: Ipv4Net = "203.0.113.0/24".parse().unwrap();
-        for a in [LAN_ROUTER, LAN_PEER, machine_address(1), machine_address(MAX_MACHINES)] {
+        for a in [
+            LAN_ROUTER,
+            LAN_PEER,
+            machine_address(1),
+            machine_address(MAX_MACHINES),
+        ] {
             assert!(bench.contains(&a) && LAN_SUBNET.contains(&a), "{a}");
         }
         assert!(machine_address(MAX_MACHINES) < LAN_PEER);

@@ -19,7 +19,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         Err(e) => return Err(e),
     };
     let facts = super::host_facts(cli, args);
-    let ctx = super::context(&facts, args);
+    let ctx = super::context(cli, &facts, args);
     let mut findings = check(&loaded, &ctx);
     findings.extend(super::machine_out_of_range(
         args,

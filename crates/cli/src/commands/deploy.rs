@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use edgenet_core::host_facts::HostFacts;
 use edgenet_core::plan::{self, Plan};
 use edgenet_core::validate::{check, Severity};
 use edgenet_deploy::state::{DeploymentState, StateDir, StateError};
@@ -35,12 +36,12 @@ pub fn checked_plan(
     cli: &Cli,
     machine: Option<usize>,
     state: Option<&DeploymentState>,
+    facts: &HostFacts,
 ) -> Result<Plan, CliError> {
     let loaded = super::load_config(cli)?;
-    let facts = edgenet_host::facts::gather_with(&super::facts_paths(cli))
-        .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
-    let mut ctx = edgenet_core::validate::Context::live(&facts);
+    let mut ctx = edgenet_core::validate::Context::live(facts);
     ctx.machine = machine;
+    ctx.machine_name = cli.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     let findings = check(&loaded, &ctx);
     let errors: Vec<_> = findings
@@ -82,14 +83,17 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let peeked = StateDir::new(&cli.state_dir)
         .peek()
         .map_err(|e| host_error(e.into()))?;
-    checked_plan(cli, args.machine, peeked.as_ref())?;
+    let facts = edgenet_host::facts::gather_with(&super::facts_paths(cli))
+        .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
+    checked_plan(cli, args.machine, peeked.as_ref(), &facts)?;
     let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let state = lock.load().map_err(|e| host_error(e.into()))?;
-    let plan = checked_plan(cli, args.machine, state.as_ref())?;
+    // Re-planned under the lock: another run may have deployed meanwhile.
+    let plan = checked_plan(cli, args.machine, state.as_ref(), &facts)?;
     match edgenet_deploy::deploy(&lock, state, &plan) {
         Ok(report) => {
             match cli.output {

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod config_new;
 pub mod deploy;
+pub mod lab;
 pub mod plan;
 pub mod status;
 
@@ -25,6 +26,16 @@ pub fn config_source(cli: &Cli) -> String {
 
 /// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
 pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
+    if let Some(name) = &cli.machine_name {
+        if let Some(problem) = edgenet_core::validate::machine_name_problem(name) {
+            return Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!("--machine-name {name:?}: {problem}"),
+            )
+            .hint("use lower-case letters, digits and '-'"));
+        }
+    }
     let bytes = match &cli.config {
         None => builtin_default().to_string().into_bytes(),
         Some(path) => read_file(path)?,
@@ -79,12 +90,17 @@ pub fn host_facts(cli: &Cli, args: &CheckArgs) -> Result<HostFacts, String> {
         .map_err(|e| format!("the host could not be read ({e})"))
 }
 
-pub fn context<'a>(facts: &'a Result<HostFacts, String>, args: &CheckArgs) -> Context<'a> {
+pub fn context<'a>(
+    cli: &Cli,
+    facts: &'a Result<HostFacts, String>,
+    args: &CheckArgs,
+) -> Context<'a> {
     let mut ctx = match facts {
         Ok(f) => Context::live(f),
         Err(reason) => Context::offline(reason.clone(), local_hostname()),
     };
     ctx.machine = args.machine;
+    ctx.machine_name = cli.machine_name.clone();
     ctx
 }
 

@@ -12,7 +12,7 @@ use crate::output::{finding_text, print_json, table, Style};
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let loaded = super::load_config(cli)?;
     let facts = super::host_facts(cli, args);
-    let ctx = super::context(&facts, args);
+    let ctx = super::context(cli, &facts, args);
     let findings = check(&loaded, &ctx);
     let errors: Vec<_> = findings
         .iter()

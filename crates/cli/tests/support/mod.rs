@@ -12,7 +12,11 @@ use serde_json::Value;
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -38,12 +42,21 @@ impl Machine {
     fn new(tag: &str) -> Machine {
         let ns = format!("enm-{tag}-{}", std::process::id());
         // A namespace left by an earlier run of this test that was killed.
-        let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(std::process::Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
         let dir = tempfile::tempdir().unwrap();
         let resolv = dir.path().join("resolv.conf");
         std::fs::write(&resolv, "nameserver 198.51.100.53\n").unwrap();
-        Machine { state: dir.path().join("state"), resolv, dir, ns, ids: Default::default() }
+        Machine {
+            state: dir.path().join("state"),
+            resolv,
+            dir,
+            ns,
+            ids: Default::default(),
+        }
     }
 
     /// Runs edgenet in the machine namespace with this machine's state dir and resolv.conf.
@@ -76,7 +89,13 @@ impl Machine {
     /// `edgenet ARGS` must exit 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.edgenet(args);
-        assert!(out.status.success(), "edgenet {args:?} failed ({:?}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "edgenet {args:?} failed ({:?}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -116,7 +135,9 @@ impl Machine {
 
     pub fn sysctl(&self, key: &str) -> String {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        sh_out(&format!("ip netns exec {} cat {path}", self.ns)).trim().to_string()
+        sh_out(&format!("ip netns exec {} cat {path}", self.ns))
+            .trim()
+            .to_string()
     }
 
     /// Namespaces that belong to this machine's deployments (node namespaces end with the id).
@@ -171,7 +192,11 @@ pub fn sh(script: &str) {
 
 pub fn sh_out(script: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -211,7 +236,13 @@ fn strip_volatile(mut v: Value) -> Value {
                 }
                 if let Some(Value::Object(info)) = m.get_mut("linkinfo") {
                     if let Some(Value::Object(data)) = info.get_mut("info_data") {
-                        for key in ["hello_timer", "tcn_timer", "topology_change_timer", "gc_timer", "vlan_stats_per_port"] {
+                        for key in [
+                            "hello_timer",
+                            "tcn_timer",
+                            "topology_change_timer",
+                            "gc_timer",
+                            "vlan_stats_per_port",
+                        ] {
                             data.remove(key);
                         }
                     }
@@ -261,7 +292,12 @@ pub fn link<'a>(links: &'a Value, name: &str) -> Option<&'a Value> {
 pub fn ipv4_of(addrs: &Value, name: &str) -> Vec<String> {
     link(addrs, name)
         .and_then(|l| l["addr_info"].as_array())
-        .map(|a| a.iter().filter(|i| i["family"] == "inet").map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"])).collect())
+        .map(|a| {
+            a.iter()
+                .filter(|i| i["family"] == "inet")
+                .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -298,8 +334,17 @@ impl Machine {
                 (norm(name), ipv4_of(&self.ip_json("addr show"), name))
             })
             .collect();
-        let routes: Vec<String> = self.ip_json("route show").as_array().unwrap().iter().map(|r| format!("{} {} {}", r["dst"], r["gateway"], r["dev"])).collect();
-        let nft = norm(&sh_out(&format!("ip netns exec {} nft list ruleset", self.ns)));
+        let routes: Vec<String> = self
+            .ip_json("route show")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r["dst"], r["gateway"], r["dev"]))
+            .collect();
+        let nft = norm(&sh_out(&format!(
+            "ip netns exec {} nft list ruleset",
+            self.ns
+        )));
         let nodes: Vec<Value> = self
             .node_namespaces()
             .iter()

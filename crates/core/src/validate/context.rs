@@ -23,6 +23,8 @@ pub struct Context<'a> {
     pub machine: Option<usize>,
     /// The host name, for machines without a `MachineName`.
     pub hostname: String,
+    /// `--machine-name`: overrides every name the config gives this machine.
+    pub machine_name: Option<String>,
     /// The subnet an earlier deploy chose automatically (kept in the deployment state), so that
     /// later runs keep it even though the host now has a route for it.
     pub deployed_subnet: Option<Ipv4Net>,
@@ -34,6 +36,7 @@ impl<'a> Context<'a> {
             host: HostView::Skipped(reason.into()),
             machine: None,
             hostname: hostname.into(),
+            machine_name: None,
             deployed_subnet: None,
         }
     }
@@ -43,6 +46,7 @@ impl<'a> Context<'a> {
             host: HostView::Live(facts),
             machine: None,
             hostname: facts.hostname.clone(),
+            machine_name: None,
             deployed_subnet: None,
         }
     }

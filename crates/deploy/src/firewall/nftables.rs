@@ -1,7 +1,7 @@
 //! [`FirewallDriver`] over the `nft` binary.
 
 use edgenet_host::nft::Nft;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::nft_rules::{self, Ruleset, FAMILY};
 use super::{check_ours, ApplyOutcome, FirewallDriver, FirewallError, FirewallPlan};
@@ -24,8 +24,8 @@ impl FirewallDriver for NftablesDriver {
     }
 
     fn validate(&self) -> Result<(), FirewallError> {
-        let version = self.nft.check()?;
-        debug!(%version, "nft found");
+        let path = self.nft.locate()?;
+        debug!(path = %path.display(), "nft found");
         Ok(())
     }
 
@@ -35,22 +35,19 @@ impl FirewallDriver for NftablesDriver {
     fn apply(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {
         check_ours(&fw.table)?;
         let want = nft_rules::build(fw);
-        if self.live(&fw.table)?.as_ref() == Some(&want) {
-            debug!(table = %fw.table, "nftables table already up to date");
-            return Ok(ApplyOutcome::Unchanged);
+        match self.live(&fw.table)? {
+            Some(live) if live == want => {
+                debug!(table = %fw.table, "nftables table already up to date");
+                return Ok(ApplyOutcome::Unchanged);
+            }
+            // Replacing deletes the old table in the same transaction, which costs the kernel a
+            // grace period (~20 ms): only pay it when there is a table to replace. If nft lists
+            // rules differently from how we write them (another nft version), every deploy
+            // replaces the table: still correct, only not a no-op; the idempotence tests catch it.
+            Some(_) => self.nft.apply(&want.replace_document())?,
+            None => self.nft.apply(&want.create_document())?,
         }
-        self.nft.apply(&want.replace_document())?;
-        info!(table = %fw.table, rules = want.rules.len(), "nftables table replaced");
-        // Read back: if nft prints the rules differently from how we write them (another nft
-        // version), every deploy replaces the table. That is still correct, only not a no-op,
-        // so it is a warning rather than an error.
-        if self.live(&fw.table)?.as_ref() != Some(&want) {
-            warn!(
-                table = %fw.table,
-                "nftables lists the table differently from how edgenet wrote it; \
-                 later deploys will replace it even when nothing changed"
-            );
-        }
+        info!(table = %fw.table, rules = want.rules.len(), "nftables table written");
         Ok(ApplyOutcome::Replaced)
     }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what edgenet and its tests need that a fresh Debian machine lacks. Idempotent.
+set -euo pipefail
+
+packages=(
+  iproute2        # ip, for tests' own assertions (edgenet itself talks netlink)
+  nftables        # nft: edgenet's firewall table (nft -j -f -)
+  util-linux      # nsenter, unshare, flock
+  dnsmasq-base    # the lab's upstream DNS server
+  tinyproxy       # the lab's HTTP proxy
+  busybox         # the lab's HTTP server (busybox httpd)
+  curl            # HTTP client inside nodes
+  iputils-ping    # ping inside nodes
+  procps          # ps/pkill-free process checks in tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "edgenet: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "edgenet: cargo (Rust ≥ 1.89) is needed: https://rustup.rs" >&2
+  exit 1
+fi

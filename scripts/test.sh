@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property and real-kernel tests.
+# Run as root for the kernel tests (they create and remove their own network namespaces and
+# never touch the host's); without root they say "skipped: needs root".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
