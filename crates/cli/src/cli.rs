@@ -50,6 +50,17 @@ pub struct Cli {
     )]
     pub resolv_conf: PathBuf,
 
+    /// systemd-resolved's list of upstream servers, followed when the resolver file names the
+    /// local stub (127.0.0.53).
+    #[arg(
+        long,
+        global = true,
+        env = "EDGENET_UPSTREAM_RESOLV_CONF",
+        value_name = "FILE",
+        default_value = "/run/systemd/resolve/resolv.conf"
+    )]
+    pub upstream_resolv_conf: PathBuf,
+
     /// This machine's name (nodes are <name>-ledge, <name>-wedge); overrides the config.
     #[arg(long, global = true, env = "EDGENET_MACHINE_NAME", value_name = "NAME")]
     pub machine_name: Option<String>,

@@ -350,7 +350,10 @@ impl Lab {
             let config = root.join(PROXY_CONFIG);
             std::fs::write(&config, services::proxy_config(&log))
                 .map_err(|e| LabError::io("write", config.clone(), e))?;
-            self.start(&lan_name, services::proxy(&root, &config))?;
+            let resolv = root.join("lan-resolv.conf");
+            std::fs::write(&resolv, services::lan_resolv_conf())
+                .map_err(|e| LabError::io("write", resolv.clone(), e))?;
+            self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
             lan_services.push(services::PROXY);
         }
         self.wait_ready(&lan, &lan_services)?;
@@ -502,7 +505,13 @@ impl Lab {
 
     /// Starts a service and records it (state and pid file) at once.
     fn start(&mut self, netns: &str, spec: ServiceSpec) -> Result<(), LabError> {
-        let record = process::spawn_service(spec.name, netns, &spec.argv, &spec.log)?;
+        let record = process::spawn_service(
+            spec.name,
+            netns,
+            &spec.argv,
+            &spec.log,
+            spec.resolv_conf.as_deref(),
+        )?;
         self.state.services.push(record.clone());
         self.save()?;
         let pid_file = self.pid_file(spec.name);

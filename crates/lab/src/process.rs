@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use edgenet_host::exec::{command_in, ExecOptions};
+use edgenet_host::exec::{command_in, BindMount, ExecOptions};
 use edgenet_host::netns::NetNs;
 
 use crate::error::LabError;
@@ -35,6 +35,7 @@ pub(crate) fn spawn_service(
     netns: &str,
     argv: &[String],
     log: &Path,
+    resolv_conf: Option<&Path>,
 ) -> Result<ServiceRecord, LabError> {
     let spawn_err = |source| LabError::Spawn {
         service: name.to_string(),
@@ -45,8 +46,13 @@ pub(crate) fn spawn_service(
         .split_first()
         .expect("service command lines are never empty");
     let ns = NetNs::open(netns).map_err(|e| LabError::host(netns, e))?;
-    let mut cmd =
-        command_in(&ns, program, &ExecOptions::default()).map_err(|e| LabError::host(netns, e))?;
+    let opts = ExecOptions {
+        binds: resolv_conf
+            .map(|r| vec![BindMount::new(r, "/etc/resolv.conf")])
+            .unwrap_or_default(),
+        ..ExecOptions::default()
+    };
+    let mut cmd = command_in(&ns, program, &opts).map_err(|e| LabError::host(netns, e))?;
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

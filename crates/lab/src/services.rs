@@ -25,6 +25,9 @@ pub(crate) struct ServiceSpec {
     pub name: &'static str,
     pub argv: Vec<String>,
     pub log: PathBuf,
+    /// Mounted over `/etc/resolv.conf` for the service alone (the proxy resolves the names it
+    /// is asked for through the LAN DNS, never through the host's resolver).
+    pub resolv_conf: Option<PathBuf>,
 }
 
 pub(crate) const HTTP: &str = "http";
@@ -56,6 +59,7 @@ pub(crate) fn http(dir: &Path, www: &Path) -> ServiceSpec {
             &www.display().to_string(),
         ]),
         log: log_path(dir, HTTP),
+        resolv_conf: None,
     }
 }
 
@@ -88,6 +92,7 @@ pub(crate) fn dns_upstream(dir: &Path) -> ServiceSpec {
             ],
         ),
         log: log_path(dir, DNS_UPSTREAM_SVC),
+        resolv_conf: None,
     }
 }
 
@@ -96,6 +101,7 @@ pub(crate) fn dns_lan(dir: &Path) -> ServiceSpec {
         name: DNS_LAN_SVC,
         argv: dnsmasq(LAN_ROUTER, &[format!("--server={DNS_UPSTREAM}")]),
         log: log_path(dir, DNS_LAN_SVC),
+        resolv_conf: None,
     }
 }
 
@@ -116,12 +122,18 @@ pub(crate) fn proxy_config(log: &Path) -> String {
     )
 }
 
-pub(crate) fn proxy(dir: &Path, config: &Path) -> ServiceSpec {
+pub(crate) fn proxy(dir: &Path, config: &Path, resolv_conf: &Path) -> ServiceSpec {
     ServiceSpec {
         name: PROXY,
         argv: strings(&["tinyproxy", "-d", "-c", &config.display().to_string()]),
         log: log_path(dir, PROXY),
+        resolv_conf: Some(resolv_conf.to_path_buf()),
     }
+}
+
+/// The resolver file of services on the LAN router: the LAN DNS next to them.
+pub(crate) fn lan_resolv_conf() -> String {
+    format!("# written by edgenet lab\nnameserver {LAN_ROUTER}\n")
 }
 
 fn strings(parts: &[&str]) -> Vec<String> {

@@ -130,6 +130,7 @@ fn clone_cli(cli: &Cli) -> Cli {
         output: cli.output,
         state_dir: cli.state_dir.clone(),
         resolv_conf: cli.resolv_conf.clone(),
+        upstream_resolv_conf: cli.upstream_resolv_conf.clone(),
         machine_name: cli.machine_name.clone(),
         verbose: cli.verbose,
         command: crate::cli::Command::Status,

@@ -77,6 +77,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
 pub fn facts_paths(cli: &Cli) -> edgenet_host::facts::FactsPaths {
     edgenet_host::facts::FactsPaths {
         resolv_conf: cli.resolv_conf.clone(),
+        systemd_resolv_conf: cli.upstream_resolv_conf.clone(),
         ..Default::default()
     }
 }

@@ -1,0 +1,394 @@
+//! Real traffic through a deployed machine in the lab: NAT egress seen by the HTTP server,
+//! offline, inbound, DNS through the upstream dnsmasq, the proxy, and the lab command itself.
+//! Everything lives in namespaces the lab and the deploys create; packets only go between them.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use edgenet_lab::{Expectations, Lab, LabMachine, LabSpec, Row};
+use serde_json::{json, Value};
+use support::is_root;
+
+/// A lab with one machine on which `edgenet deploy` ran; brought down (with `edgenet remove`
+/// on the machine) on drop.
+struct TestLab {
+    lab: Option<Lab>,
+    _dir: tempfile::TempDir,
+    config: Option<PathBuf>,
+    machine: LabMachine,
+}
+
+fn edgenet_on(m: &LabMachine, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = m.command(env!("CARGO_BIN_EXE_edgenet")).unwrap();
+    cmd.args([
+        "--state-dir",
+        m.state_dir.to_str().unwrap(),
+        "--resolv-conf",
+        m.resolv_conf.to_str().unwrap(),
+        "--machine-name",
+        &m.name,
+    ])
+    .args(args)
+    .env("NO_COLOR", "1")
+    .env_remove("EDGENET_CONFIG");
+    for (k, v) in extra {
+        cmd.arg(format!("--{k}")).arg(v);
+    }
+    cmd.output().unwrap()
+}
+
+fn lab(tag: &str, config: Option<Value>) -> Option<TestLab> {
+    lab_with(tag, config, |_| {})
+}
+
+/// `prepare` runs on the machine before deploy (e.g. to change its resolv.conf).
+fn lab_with(tag: &str, config: Option<Value>, prepare: impl Fn(&LabMachine)) -> Option<TestLab> {
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = config.map(|c| {
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, c.to_string()).unwrap();
+        p
+    });
+    let name = format!("t{tag}{}", std::process::id());
+    let spec = LabSpec::new(&name, dir.path().join("lab"));
+    let deploy = |m: &LabMachine| -> Result<(), String> {
+        prepare(m);
+        let mut args = vec!["deploy"];
+        let c;
+        if let Some(p) = &config_path {
+            c = p.display().to_string();
+            args.extend(["-c", &c]);
+        }
+        let upstream = m.dir.join("upstream-resolv.conf");
+        let out = edgenet_on(
+            m,
+            &args,
+            &[("upstream-resolv-conf", upstream.to_str().unwrap())],
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("deploy: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let lab = match Lab::up(&spec, deploy) {
+        Ok(lab) => lab,
+        Err(e) => {
+            if let Some(lab) = e.lab {
+                let _ = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) });
+            }
+            panic!("lab up: {}", e.error);
+        }
+    };
+    let machine = lab.machines().remove(0);
+    Some(TestLab {
+        lab: Some(lab),
+        _dir: dir,
+        config: config_path,
+        machine,
+    })
+}
+
+fn remove(m: &LabMachine) -> Result<(), String> {
+    let out = edgenet_on(m, &["remove"], &[]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if let Some(lab) = self.lab.take() {
+            if let Err(e) = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) }) {
+                eprintln!("lab down: {e}");
+            }
+        }
+    }
+}
+
+impl TestLab {
+    fn lab(&self) -> &Lab {
+        self.lab.as_ref().unwrap()
+    }
+
+    /// `edgenet node exec -- ARGS` on the machine.
+    fn node_exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["node", "exec", "--"];
+        all.extend(args);
+        edgenet_on(&self.machine, &all, &[])
+    }
+
+    fn node_resolv_conf(&self) -> Vec<String> {
+        let out = self.node_exec(&["cat", "/etc/resolv.conf"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver "))
+            .map(String::from)
+            .collect()
+    }
+
+    fn log(&self, service: &str) -> String {
+        std::fs::read_to_string(self.lab().log(service)).unwrap_or_default()
+    }
+
+    fn matrix(&self, expect: &Expectations) -> edgenet_lab::Matrix {
+        let status: Value = serde_json::from_slice(
+            &edgenet_on(&self.machine, &["status", "--output", "json"], &[]).stdout,
+        )
+        .unwrap();
+        let nodes: Vec<edgenet_lab::NodeInfo> = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| edgenet_lab::NodeInfo {
+                name: n["name"].as_str().unwrap().into(),
+                machine: self.machine.name.clone(),
+                netns: n["netns"].as_str().unwrap().into(),
+                address: n["addresses"][0]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+                host: status["plan"]["switch"]["gateway"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+                kind: if n["name"].as_str().unwrap().ends_with("-ledge") {
+                    edgenet_core::plan::NodeKind::Linux
+                } else {
+                    edgenet_core::plan::NodeKind::Windows
+                },
+                resolv_conf: Some(
+                    self.machine
+                        .state_dir
+                        .join("nodes")
+                        .join(n["name"].as_str().unwrap())
+                        .join("resolv.conf"),
+                ),
+            })
+            .collect();
+        self.lab().status(&nodes, expect).unwrap()
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn nat_egress_is_seen_from_the_machines_lan_address_and_inbound_is_closed() {
+    let Some(t) = lab("nat", None) else { return };
+    let page = ok(&t.node_exec(&[
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "-m",
+        "5",
+        "http://203.0.113.80/",
+    ]));
+    assert_eq!(page, t.lab().http_page());
+    let log = t.log("http");
+    let machine_ip = t.machine.address.addr().to_string();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&format!("{machine_ip}:"))),
+        "the server saw {machine_ip}: {log}"
+    );
+    assert!(
+        !log.contains("192.168.0.2"),
+        "the node's own address never left the machine"
+    );
+
+    let m = t.matrix(&Expectations::NAT);
+    assert!(m.all_ok(), "{}", m.render_table());
+    let inbound: Vec<_> = m.row(Row::LanToNode).collect();
+    assert!(
+        !inbound.is_empty()
+            && inbound
+                .iter()
+                .all(|c| c.actual == edgenet_lab::Reach::Unreachable)
+    );
+}
+
+#[test]
+fn offline_blocks_the_internet_but_not_the_host() {
+    let Some(t) = lab("off", Some(json!({"Network": {"InternetDisabled": true}}))) else {
+        return;
+    };
+    let out = t.node_exec(&[
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "-m",
+        "3",
+        "http://203.0.113.80/",
+    ]);
+    assert!(!out.status.success(), "fetch must fail offline");
+    ok(&t.node_exec(&["ping", "-c1", "-W2", "192.168.0.1"]));
+    let m = t.matrix(&Expectations::OFFLINE);
+    assert!(m.all_ok(), "{}", m.render_table());
+}
+
+#[test]
+fn nodes_resolve_through_the_hosts_upstream_dns() {
+    let Some(t) = lab("dns", None) else { return };
+    assert_eq!(
+        t.node_resolv_conf(),
+        vec!["198.18.0.1"],
+        "the machine's resolver, the LAN DNS"
+    );
+    let out = ok(&t.node_exec(&["getent", "hosts", "www.edgenet.test"]));
+    assert!(out.starts_with("203.0.113.80"), "{out}");
+    assert!(
+        t.log("dns-upstream").contains("www.edgenet.test"),
+        "the upstream dnsmasq answered"
+    );
+}
+
+#[test]
+fn explicit_dns_servers_are_exactly_what_the_node_gets() {
+    let Some(t) = lab(
+        "dnsx",
+        Some(json!({"Network": {"DnsServers": ["203.0.113.53"]}})),
+    ) else {
+        return;
+    };
+    assert_eq!(t.node_resolv_conf(), vec!["203.0.113.53"]);
+    let out = ok(&t.node_exec(&["getent", "hosts", "www.edgenet.test"]));
+    assert!(out.starts_with("203.0.113.80"), "{out}");
+}
+
+#[test]
+fn a_stub_resolver_on_the_host_yields_its_upstream_servers() {
+    let stub = |m: &LabMachine| {
+        std::fs::write(
+            &m.resolv_conf,
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
+        )
+        .unwrap();
+        std::fs::write(
+            m.dir.join("upstream-resolv.conf"),
+            "nameserver 198.18.0.1\n",
+        )
+        .unwrap();
+    };
+    let Some(t) = lab_with("stub", None, stub) else {
+        return;
+    };
+    assert_eq!(
+        t.node_resolv_conf(),
+        vec!["198.18.0.1"],
+        "never the loopback stub"
+    );
+    let out = ok(&t.node_exec(&["getent", "hosts", "www.edgenet.test"]));
+    assert!(out.starts_with("203.0.113.80"), "{out}");
+}
+
+#[test]
+fn the_proxy_carries_node_traffic_and_no_proxy_goes_direct() {
+    let config = json!({"Network": {"Proxy": {"Http": "http://198.18.0.1:3128", "Https": "http://198.18.0.1:3128", "No": "203.0.113.80"}}});
+    let Some(t) = lab("proxy", Some(config)) else {
+        return;
+    };
+    let page = ok(&t.node_exec(&["curl", "-sS", "-m", "5", "http://www.edgenet.test/"]));
+    assert_eq!(page, t.lab().http_page());
+    let proxy_log = t.log("proxy");
+    assert!(
+        proxy_log.contains("www.edgenet.test"),
+        "tinyproxy logged the request: {proxy_log}"
+    );
+
+    let http_before = t.log("http").lines().count();
+    let proxied_before = proxy_log.lines().count();
+    ok(&t.node_exec(&["curl", "-sS", "-m", "5", "http://203.0.113.80/"]));
+    let http = t.log("http");
+    let last = http
+        .lines()
+        .nth(http_before)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.starts_with(&format!("{}:", t.machine.address.addr())),
+        "direct, from the machine: {last}"
+    );
+    assert_eq!(
+        t.log("proxy").lines().count(),
+        proxied_before,
+        "no_proxy bypassed the proxy"
+    );
+    assert!(t.config.is_some());
+}
+
+#[test]
+fn lab_command_up_status_down_leaves_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tcmd{}", std::process::id());
+    let run = |args: &[&str]| -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .args(["--name", &name, "--lab-dir", dir.path().to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["lab", "down"]);
+        }
+    }
+    let _guard = Down(&run);
+    let up = run(&["lab", "up", "--output", "json"]);
+    let matrix: Value = serde_json::from_slice(&up.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&up.stderr)));
+    assert!(up.status.success(), "{matrix:#}");
+    assert!(matrix["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(&name).join("machines/m1/state/state.json")).unwrap(),
+    )
+    .unwrap();
+    let node_netns = format!("m1-ledge-{}", state["deployment_id"].as_str().unwrap());
+    assert!(support::sh_out("ip netns list").contains(&node_netns));
+    let status = run(&["lab", "status"]);
+    assert!(status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("LAN→node"));
+    let down = run(&["lab", "down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let left = support::sh_out("ip netns list");
+    assert!(!left.contains(&format!("enl-{name}-")), "{left}");
+    assert!(!left.contains(&node_netns), "{node_netns} left: {left}");
+    assert!(!Path::new(&dir.path().join(&name)).exists());
+}
