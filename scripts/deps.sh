@@ -9,9 +9,9 @@ packages=(
   dnsmasq-base    # the lab's upstream DNS server
   tinyproxy       # the lab's HTTP proxy
   busybox         # the lab's HTTP server (busybox httpd)
-  curl            # HTTP client inside nodes
-  iputils-ping    # ping inside nodes
-  procps          # ps/pkill-free process checks in tests
+  curl            # the lab's HTTP probes, and tests inside nodes
+  iputils-ping    # the lab's ping probes
+  libc-bin        # getent, for name lookups inside nodes in tests
 )
 
 missing=()

@@ -199,10 +199,17 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let driver = NftablesDriver::default();
     let table = firewall::table_name(&id);
     let fw = FirewallPlan::from_plan(plan, &id)?;
+    let recorded = run.state.object(ObjectKind::NftTable, &table, None).is_some();
     if fw.is_some() {
         run.will_create(ObjectKind::NftTable, &table, None)?;
     }
-    if firewall::reconcile(&driver, &table, fw.as_ref())? == ApplyOutcome::Replaced {
+    let outcome = match &fw {
+        // Never recorded means never attempted: the table cannot exist (its name carries this
+        // deployment's random id).
+        Some(fw) if !recorded => driver.create(fw)?,
+        _ => firewall::reconcile(&driver, &table, fw.as_ref())?,
+    };
+    if outcome == ApplyOutcome::Replaced {
         run.changed(match fw {
             Some(_) => format!("wrote nftables table ip {table}"),
             None => format!("deleted nftables table ip {table}"),

@@ -161,6 +161,11 @@ pub trait FirewallDriver {
 
     /// Makes the live table equal to `fw`, atomically; a no-op when it already is.
     fn apply(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError>;
+    /// [`FirewallDriver::apply`] for a table that no record says exists (a first deploy): the
+    /// backend may skip reading the live table. It must still be correct if the table exists.
+    fn create(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {
+        self.apply(fw)
+    }
 
     /// Deletes the table; returns whether it existed (a missing table is fine).
     fn remove(&self, table: &str) -> Result<bool, FirewallError>;

@@ -85,10 +85,14 @@ impl Ruleset {
     /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
     /// including rules someone else added), `add table` and everything in it. nft sends it as
     /// one batch, so no packet ever sees a half-built table.
-    /// One transaction that creates the table from nothing (it must not exist).
+    /// One transaction that creates the table, cheaply when it does not exist yet: `flush`
+    /// empties a table that did exist (no grace period for an empty one, unlike `delete`).
     pub fn create_document(&self) -> Value {
         let table = json!({"family": FAMILY, "name": self.table});
-        let mut cmds = vec![json!({"add": {"table": table}})];
+        let mut cmds = vec![
+            json!({"add": {"table": table}}),
+            json!({"flush": {"table": table}}),
+        ];
         cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
         cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
         json!({ "nftables": cmds })

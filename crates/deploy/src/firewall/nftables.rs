@@ -51,6 +51,16 @@ impl FirewallDriver for NftablesDriver {
         Ok(ApplyOutcome::Replaced)
     }
 
+    /// One transaction, no listing first (a spawn of `nft` saved): `add` + `flush` of the table
+    /// makes it empty whether or not it existed, then chains and rules are added.
+    fn create(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {
+        check_ours(&fw.table)?;
+        let want = nft_rules::build(fw);
+        self.nft.apply(&want.create_document())?;
+        info!(table = %fw.table, rules = want.rules.len(), "nftables table written");
+        Ok(ApplyOutcome::Replaced)
+    }
+
     fn remove(&self, table: &str) -> Result<bool, FirewallError> {
         check_ours(table)?;
         let existed = self.nft.delete_table(FAMILY, table)?;
