@@ -199,7 +199,10 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let driver = NftablesDriver::default();
     let table = firewall::table_name(&id);
     let fw = FirewallPlan::from_plan(plan, &id)?;
-    let recorded = run.state.object(ObjectKind::NftTable, &table, None).is_some();
+    let recorded = run
+        .state
+        .object(ObjectKind::NftTable, &table, None)
+        .is_some();
     if fw.is_some() {
         run.will_create(ObjectKind::NftTable, &table, None)?;
     }
