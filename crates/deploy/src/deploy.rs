@@ -18,7 +18,7 @@ use crate::names;
 use crate::node::{files, NetnsRuntime, NodeRuntime, NodeSpec};
 use crate::remove::remove_object;
 use crate::state::{DeploymentState, ObjectKind, ObjectStatus, StateLock};
-use crate::switch::{InternalSwitch, SwitchDriver};
+use crate::switch::{AdapterSnapshot, ExternalSwitch, InternalSwitch, SwitchDriver};
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
@@ -142,9 +142,9 @@ pub fn deploy(
 
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
-    if plan.switch.kind == SwitchKind::External {
+    if plan.switch.kind == SwitchKind::External && plan.switch.outbound == Outbound::Offline {
         return Err(DeployError::Unsupported(
-            "deploying a ScalableCluster (external switch bound to an adapter) is not available in this edgenet version; `check` and `plan` work for it".into(),
+            "Network.InternetDisabled on a ScalableCluster is not enforced by this edgenet version (the nodes sit on the LAN); remove it, or keep the nodes offline with the LAN's own firewall".into(),
         ));
     }
     if plan.node_runtime == RuntimeKind::Vm {
@@ -190,8 +190,28 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("state")?;
 
     let mut nl = Netlink::open()?;
-    let switch = InternalSwitch;
-    switch.ensure(&mut nl, &plan.switch, switch_mac, &own, run)?;
+    let snapshot;
+    let mut mtu = plan
+        .switch
+        .mtu
+        .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
+    match plan.switch.kind {
+        SwitchKind::Internal => {
+            InternalSwitch.ensure(&mut nl, &plan.switch, switch_mac, &own, run)?
+        }
+        SwitchKind::External => {
+            snapshot = adopt_adapter(run, &mut nl, plan, &own)?;
+            if let Some(snap) = &snapshot {
+                mtu = plan.switch.mtu.unwrap_or(snap.mtu);
+            } else if let Some(bridge) = nl.link(&plan.switch.name)? {
+                mtu = plan.switch.mtu.unwrap_or(bridge.mtu);
+            }
+            ExternalSwitch {
+                snapshot: snapshot.as_ref(),
+            }
+            .ensure(&mut nl, &plan.switch, switch_mac, &own, run)?;
+        }
+    }
 
     ensure_forwarding(run, plan)?;
     run.step("forwarding")?;
@@ -210,6 +230,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         // Never recorded means never attempted: the table cannot exist (its name carries this
         // deployment's random id).
         Some(fw) if !recorded => driver.create(fw)?,
+        None if !recorded => ApplyOutcome::Unchanged,
         _ => firewall::reconcile(&driver, &table, fw.as_ref())?,
     };
     if outcome == ApplyOutcome::Replaced {
@@ -226,10 +247,6 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("firewall")?;
 
     let runtime = NetnsRuntime;
-    let mtu = plan
-        .switch
-        .mtu
-        .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
     let state_dir = run.lock.dir().path().to_path_buf();
     for (node, mac) in plan.nodes.iter().zip(node_macs) {
         let spec = NodeSpec {
@@ -237,6 +254,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             netns: names::node_netns(&node.name, &id),
             host_veth: names::host_veth(node.kind, &id),
             mac,
+            // The plan's MTU; on an external switch seen without the host, the adapter's.
             mtu: node.mtu.unwrap_or(mtu),
             switch: &plan.switch.name,
         };
@@ -252,6 +270,85 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.lock.save(&run.state)?;
     run.step("finish")?;
     Ok(())
+}
+
+/// The adapter of an external switch, as it was before the first change: taken and recorded
+/// (so that rollback and remove can put it back) before anything is touched, and kept from
+/// then on. `None` when a bridge the user made already has the adapter as its port: edgenet
+/// then uses it as it is and records it as adopted, never to be deleted.
+fn adopt_adapter(
+    run: &mut Run<'_>,
+    nl: &mut Netlink,
+    plan: &Plan,
+    own: &Ownership,
+) -> Result<Option<AdapterSnapshot>, DeployError> {
+    let adapter = plan
+        .switch
+        .adapter
+        .as_deref()
+        .expect("an external switch has an adapter");
+    let bridge = plan.switch.name.as_str();
+    if let Some(record) = run.state.object(ObjectKind::Adapter, adapter, None) {
+        if let Some(snap) = record
+            .restore
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
+        {
+            return Ok(Some(snap.adapter));
+        }
+    }
+    if run
+        .state
+        .object(ObjectKind::Bridge, bridge, None)
+        .is_some_and(|o| o.status == ObjectStatus::Adopted)
+    {
+        return Ok(None);
+    }
+    let user_bridge = nl.link(bridge)?.filter(|b| !own.owns(b));
+    let adapter_link = nl.link(adapter)?;
+    if user_bridge.is_some()
+        && adapter_link.as_ref().and_then(|a| a.master.as_deref()) == Some(bridge)
+    {
+        run.state
+            .record_object(ObjectKind::Bridge, bridge, None)
+            .status = ObjectStatus::Adopted;
+        run.lock.save_journal(&run.state)?;
+        run.changed(format!(
+            "using the existing bridge {bridge} with {adapter} as its port, as it is"
+        ));
+        return Ok(None);
+    }
+    let snap = AdapterSnapshot::take(nl, adapter)?;
+    let record = AdapterRecord {
+        bridge: bridge.to_string(),
+        adapter: snap.clone(),
+    };
+    run.new_objects
+        .push((ObjectKind::Adapter, adapter.to_string(), None));
+    let object = run.state.record_object(ObjectKind::Adapter, adapter, None);
+    object.status = ObjectStatus::Adopted;
+    object.restore = Some(serde_json::to_value(&record).expect("serialises"));
+    run.lock.save_journal(&run.state)?;
+    Ok(Some(snap))
+}
+
+/// What the state keeps about an adopted adapter.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AdapterRecord {
+    pub bridge: String,
+    pub adapter: AdapterSnapshot,
+}
+
+/// Order in which objects are undone: firewall, nodes, the adapter back to its addresses,
+/// then the bridge (so that the host keeps its addresses while the bridge goes).
+pub(crate) fn removal_rank(kind: ObjectKind) -> u8 {
+    match kind {
+        ObjectKind::NftTable => 0,
+        ObjectKind::Netns => 1,
+        ObjectKind::Veth => 2,
+        ObjectKind::Adapter => 3,
+        _ => 4,
+    }
 }
 
 /// IPv4 forwarding is on while the switch routes (NAT, or port forwards when offline); the
@@ -350,7 +447,10 @@ fn roll_back(run: &mut Run<'_>) -> (Vec<String>, Vec<String>) {
         Ok(nl) => nl,
         Err(e) => return (done, vec![e.to_string()]),
     };
-    for (kind, name, netns) in run.new_objects.clone().into_iter().rev() {
+    let mut undo = run.new_objects.clone();
+    undo.reverse();
+    undo.sort_by_key(|(kind, _, _)| removal_rank(*kind));
+    for (kind, name, netns) in undo {
         let Some(object) = run.state.object(kind, &name, netns.as_deref()).cloned() else {
             continue;
         };
@@ -388,6 +488,7 @@ pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::Route => "route",
         ObjectKind::NftTable => "nftables table",
         ObjectKind::File => "file",
+        ObjectKind::Adapter => "adapter",
     }
 }
 

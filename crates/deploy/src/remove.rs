@@ -5,14 +5,14 @@
 use edgenet_host::netlink::Netlink;
 use edgenet_host::{netns, sysctl};
 
-use crate::deploy::kind_name;
+use crate::deploy::{kind_name, removal_rank, AdapterRecord};
 use crate::error::DeployError;
 use crate::firewall::{FirewallDriver, NftablesDriver};
 use crate::journal::Ownership;
 use crate::names;
 use crate::node::{NetnsRuntime, NodeRuntime};
-use crate::state::{KernelObject, ObjectKind, StateLock};
-use crate::switch::{InternalSwitch, SwitchDriver};
+use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
+use crate::switch::{restore_adapter, InternalSwitch, SwitchDriver};
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RemoveReport {
@@ -31,6 +31,8 @@ pub(crate) fn remove_object(
 ) -> Result<bool, DeployError> {
     match o.kind {
         ObjectKind::Netns => NetnsRuntime.remove(&o.name),
+        // A bridge the user made is used, never deleted.
+        ObjectKind::Bridge if o.status == ObjectStatus::Adopted => Ok(false),
         ObjectKind::Bridge => InternalSwitch.remove(nl, &o.name, own),
         ObjectKind::Veth => match nl.link(&o.name)? {
             Some(link) if own.owns(&link) => Ok(nl.delete_link(&o.name)?),
@@ -42,6 +44,20 @@ pub(crate) fn remove_object(
             None => Ok(false),
         },
         ObjectKind::NftTable => Ok(NftablesDriver::default().remove(&o.name)?),
+        ObjectKind::Adapter => {
+            let record: AdapterRecord = o
+                .restore
+                .as_ref()
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .ok_or_else(|| {
+                    DeployError::Unsupported(format!(
+                        "the state has no snapshot of adapter {}",
+                        o.name
+                    ))
+                })?;
+            restore_adapter(nl, &record.adapter, &record.bridge)?;
+            Ok(true)
+        }
         other => Err(DeployError::Unsupported(format!(
             "edgenet does not create {} objects yet",
             kind_name(other)
@@ -79,11 +95,23 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         .iter()
         .find(|o| o.kind == ObjectKind::NftTable)
         .map(|o| o.name.clone());
+    let adapters: Vec<KernelObject> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Adapter)
+        .cloned()
+        .collect();
     let fast_errors = std::thread::scope(|scope| {
         let firewall = table
             .as_ref()
             .map(|t| scope.spawn(move || NftablesDriver::default().remove(t)));
         let mut errors = Vec::new();
+        // The host's addresses go back to the adapter before the bridge that holds them goes.
+        for a in &adapters {
+            if let Err(e) = remove_object(&mut nl, a, &own) {
+                errors.push(format!("adapter {}: {e}", a.name));
+            }
+        }
         if let Err(e) = nl.delete_group(own.group) {
             errors.push(format!("links of group {}: {e}", own.group));
         }
@@ -102,21 +130,26 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         errors
     });
     let firewall_gone = !fast_errors.iter().any(|e| e.starts_with("nftables"));
+    let fast_errors_adapter: Vec<String> = adapters
+        .iter()
+        .filter(|a| {
+            fast_errors
+                .iter()
+                .any(|e| e.starts_with(&format!("adapter {}:", a.name)))
+        })
+        .map(|a| a.name.clone())
+        .collect();
     for e in fast_errors {
         tracing::debug!("fast path: {e}");
     }
     // One dump tells which links survived the fast path; only those are deleted one by one.
     let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
     let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
-    order.sort_by_key(|o| match o.kind {
-        ObjectKind::NftTable => 0,
-        ObjectKind::Netns => 1,
-        ObjectKind::Veth => 2,
-        _ => 3,
-    });
+    order.sort_by_key(|o| removal_rank(o.kind));
     for o in order {
         let gone = match o.kind {
             ObjectKind::NftTable => firewall_gone,
+            ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth => !links.contains(&o.name),
             _ => false,

@@ -173,6 +173,9 @@ pub enum ObjectKind {
     NftTable,
     /// A file edgenet wrote outside the state directory (e.g. a node's resolv.conf).
     File,
+    /// A physical adapter bound to an external switch (status `Adopted`, with its addresses
+    /// and routes from before in `restore`).
+    Adapter,
 }
 
 /// How edgenet stands to an object it recorded.

@@ -137,6 +137,7 @@ mod tests {
                 link: Some("wlan0".into()),
                 gateway: Some("198.18.0.1".parse().unwrap()),
                 metric: Some(600),
+                protocol: 3,
             }],
         };
         let facts = from_snapshot("m1".into(), snapshot, &paths, Default::default());

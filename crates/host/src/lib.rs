@@ -4,6 +4,7 @@
 //! plans, nft JSON documents); everything here is a thin, testable wrapper over one kernel or
 //! file interface.
 
+pub mod arp;
 pub mod exec;
 pub mod facts;
 pub mod netlink;

@@ -150,6 +150,15 @@ pub struct Route {
     pub gateway: Option<Ipv4Addr>,
     /// Route metric (`metric` in `ip route`), when set.
     pub metric: Option<u32>,
+    /// `proto` in `ip route` (2 = kernel: made by the kernel for an address's subnet).
+    pub protocol: u8,
+}
+
+impl Route {
+    /// The kernel's own route for the subnet of an address: it comes and goes with the address.
+    pub fn is_connected(&self) -> bool {
+        self.protocol == u8::from(RouteProtocol::Kernel) && self.gateway.is_none()
+    }
 }
 
 /// Everything [`crate::facts`] needs, from one link dump shared by the three tables.
@@ -467,6 +476,7 @@ impl Netlink {
                 link: oif.and_then(|i| names.get(&i).cloned()),
                 gateway,
                 metric,
+                protocol: u8::from(r.header.protocol),
             });
         }
         Ok(out)
@@ -714,6 +724,35 @@ impl Netlink {
     /// Adds or replaces the main-table IPv4 route to `spec.destination`.
     pub fn replace_route(&mut self, spec: &RouteSpec<'_>) -> Result<(), HostError> {
         self.new_route(spec, NLM_F_CREATE | NLM_F_REPLACE, "replace route")
+    }
+
+    /// Puts back a route exactly as it was listed: same metric and protocol (used to move a
+    /// host's routes between its adapter and an external switch, and back).
+    pub fn restore_route(
+        &mut self,
+        spec: &RouteSpec<'_>,
+        metric: Option<u32>,
+        protocol: u8,
+    ) -> Result<(), HostError> {
+        let op = "restore route";
+        let object = route_object(spec);
+        let mut msg = self.route_message(spec, op, &object)?;
+        msg.header.protocol = RouteProtocol::from(protocol);
+        msg.header.kind = RouteType::Unicast;
+        msg.header.scope = if spec.gateway.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        };
+        if let Some(m) = metric {
+            msg.attributes.push(RouteAttribute::Priority(m));
+        }
+        self.ack_request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map_err(|f| f.into_host(op, &object))?;
+        Ok(())
     }
 
     fn new_route(&mut self, spec: &RouteSpec<'_>, flags: u16, op: &str) -> Result<(), HostError> {

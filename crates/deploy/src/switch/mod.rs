@@ -1,9 +1,10 @@
 //! Switch kinds behind one small trait. The internal switch (single-machine) is a host-only
-//! bridge; the external switch (scalable) binds the machine's adapter and lands with the
-//! scalable-cluster work.
+//! bridge; the external switch (scalable) is a bridge with the machine's adapter as its port.
 
+mod external;
 mod internal;
 
+pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch, SavedRoute};
 pub use internal::InternalSwitch;
 
 use edgenet_core::mac::MacAddr;
