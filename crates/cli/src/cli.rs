@@ -97,6 +97,9 @@ pub enum Command {
     /// Commands that act on one node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Write the config of a new machine joining this scalable cluster (like
+    /// New-AksEdgeScaleConfig), checked against the whole cluster.
+    ScaleConfig(ScaleConfigArgs),
     /// A sandbox on this host made only of network namespaces: an "internet", a LAN and a
     /// machine running the normal deploy. Never changes the host's own network.
     #[command(subcommand)]
@@ -118,6 +121,33 @@ pub struct LockArgs {
     /// How long to wait for another edgenet run on the same state directory.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleConfigArgs {
+    /// The new machine's Linux node address.
+    #[arg(long, value_name = "IP")]
+    pub linux_node_ip: Option<std::net::Ipv4Addr>,
+
+    /// The new machine's Windows node address.
+    #[arg(long, value_name = "IP")]
+    pub windows_node_ip: Option<std::net::Ipv4Addr>,
+
+    /// The new Linux node joins the control plane.
+    #[arg(long)]
+    pub control_plane: bool,
+
+    /// The new machine's adapter (default: this machine's).
+    #[arg(long, value_name = "NAME")]
+    pub adapter_name: Option<String>,
+
+    /// Write to FILE instead of standard output (an existing file is kept unless --force).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -352,3 +352,77 @@ fn help_everywhere() {
     }
     assert_eq!(code(&edgenet(&["no-such-command"])), 2);
 }
+
+#[test]
+fn scale_config_writes_a_joining_config_that_checks_and_refuses_used_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("join.json");
+    let cluster = fixture("aksee-scalable-first.json");
+    let c = cluster.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let run = edgenet(&[
+        "scale-config",
+        "-c",
+        c,
+        "--linux-node-ip",
+        "192.168.1.172",
+        "--windows-node-ip",
+        "192.168.1.173",
+        "-o",
+        o,
+    ]);
+    assert_eq!(code(&run), 0, "{}", String::from_utf8_lossy(&run.stderr));
+    let scale: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let original: Value = serde_json::from_slice(&std::fs::read(&cluster).unwrap()).unwrap();
+    assert_eq!(
+        scale["Network"], original["Network"],
+        "same network section"
+    );
+    assert_eq!(scale["Join"]["ControlPlaneEndpointIp"], "192.168.1.191");
+    assert_eq!(
+        scale["Machines"][0]["LinuxNode"]["Ip4Address"],
+        "192.168.1.172"
+    );
+    assert_eq!(scale["Machines"][0]["LinuxNode"]["ControlPlane"], false);
+    let checked = edgenet(&["check", "--offline-check", "-c", o, "--output", "json"]);
+    assert_eq!(
+        code(&checked),
+        0,
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    // The cluster config and the scale config together: no address twice.
+    let mut together = original.clone();
+    let mut second = scale["Machines"][0].clone();
+    second["MachineName"] = "second".into();
+    together["Machines"][0]["MachineName"] = "first".into();
+    together["Machines"].as_array_mut().unwrap().push(second);
+    let t = dir.path().join("together.json");
+    std::fs::write(&t, together.to_string()).unwrap();
+    assert_eq!(
+        code(&edgenet(&[
+            "check",
+            "--offline-check",
+            "-c",
+            t.to_str().unwrap()
+        ])),
+        0
+    );
+
+    for used in ["192.168.1.171", "192.168.1.191", "192.168.1.155"] {
+        let refused = edgenet(&["scale-config", "-c", c, "--linux-node-ip", used]);
+        assert_eq!(code(&refused), 1, "{used}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(used));
+    }
+    let outside = edgenet(&["scale-config", "-c", c, "--linux-node-ip", "10.9.9.9"]);
+    assert_eq!(code(&outside), 1);
+    assert!(String::from_utf8_lossy(&outside.stderr).contains("address-outside-subnet"));
+    let single = edgenet(&[
+        "scale-config",
+        "-c",
+        fixture("aksee-single-machine.json").to_str().unwrap(),
+        "--linux-node-ip",
+        "192.168.0.9",
+    ]);
+    assert_eq!(code(&single), 1);
+}

@@ -264,6 +264,10 @@ pub struct DeploymentState {
     pub objects: Vec<KernelObject>,
     #[serde(default)]
     pub sysctls: Vec<SysctlChange>,
+    /// The deployment config of the last deploy, as written (`scale-config` builds the config
+    /// of a new machine from its network section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,
@@ -281,6 +285,7 @@ impl DeploymentState {
             macs: BTreeMap::new(),
             objects: Vec::new(),
             sysctls: Vec::new(),
+            config: None,
             journal: Vec::new(),
         };
         state.note(format!("deployment {} created", state.deployment_id));

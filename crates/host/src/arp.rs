@@ -33,6 +33,11 @@ const HTYPE_ETHERNET: u16 = 1;
 const PTYPE_IPV4: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const BROADCAST: [u8; 6] = [0xff; 6];
+/// `ETH_P_ALL`: the socket is bound to every protocol (and an in-kernel filter keeps only
+/// ARP) because a socket bound to `ETH_P_ARP` sees nothing on a bridge port: the bridge
+/// consumes the port's frames before protocol-specific sockets get them, while "all
+/// protocols" taps see them first.
+const ETH_P_ALL: u16 = 0x0003;
 /// Receive buffer asked for: room for the replies of a whole /24 answering at once
 /// (each small frame costs roughly 1 KiB of buffer accounting). Capped by `rmem_max`.
 const RCVBUF: libc::c_int = 1 << 20;
@@ -185,6 +190,11 @@ impl ArpPacket {
 /// namespace) and returns every (address, MAC) that answered or claimed one of them,
 /// deduplicated and sorted. An empty result means no target is in use on the link.
 ///
+/// The probe reaches what `ifname` reaches: on a bridge, every port (the LAN and any local
+/// node behind the bridge); on a bridge *port* (the adapter once the external switch exists),
+/// only the segment behind that port — replies are still seen there, since the socket taps
+/// the port before the bridge takes its frames.
+///
 /// Errors (each naming the interface or address): the interface does not exist (`ENODEV`),
 /// is down (`ENETDOWN`) or has no carrier, has no Ethernet MAC; a target is not a unicast
 /// address (`EINVAL`); the packet socket cannot be opened (needs `CAP_NET_RAW`) or a target's
@@ -295,7 +305,8 @@ fn usable_link(ifname: &str) -> Result<(u32, MacAddr), HostError> {
     Ok((link.index, mac))
 }
 
-/// An `AF_PACKET`/`SOCK_DGRAM` socket that sees only ARP frames of one interface. With
+/// An `AF_PACKET`/`SOCK_DGRAM` socket that sees only ARP frames of one interface (bound to
+/// all protocols of the interface, with a kernel filter that keeps only ARP). With
 /// `SOCK_DGRAM` the kernel writes the Ethernet header (source = the interface's MAC,
 /// destination = the address given to `sendto`) and strips it on receive.
 struct PacketSocket {
@@ -308,8 +319,8 @@ impl PacketSocket {
     fn open(ifname: &str, index: u32) -> Result<Self, HostError> {
         // SAFETY: plain socket(2) call; the returned descriptor is checked and then owned
         // by exactly one OwnedFd. Protocol 0 means "receive nothing" until bind() below
-        // names ETH_P_ARP and the interface, so no frame of another interface can slip in
-        // between the two calls.
+        // names the protocol and the interface, so no frame of another interface can slip
+        // in before that.
         let raw: RawFd =
             unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -330,8 +341,10 @@ impl PacketSocket {
         // Best effort: a larger receive buffer and no copies of our own frames.
         sock.setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
         sock.setsockopt(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+        // Before bind: from the moment frames flow in, only ARP is queued.
+        sock.attach_arp_filter()?;
 
-        let addr = sock.sockaddr(None);
+        let addr = sock.sockaddr(ETH_P_ALL, None);
         // SAFETY: `addr` is a fully initialised sockaddr_ll that outlives the call, and the
         // length passed is its size.
         let rc = unsafe {
@@ -364,12 +377,71 @@ impl PacketSocket {
         };
     }
 
-    /// A link-layer address on our interface for ARP, with `dest` as the hardware address.
-    fn sockaddr(&self, dest: Option<[u8; 6]>) -> libc::sockaddr_ll {
+    /// Classic BPF program run by the kernel on every frame: keep it if its ethertype is
+    /// ARP, drop it otherwise (`ldh [proto]; jeq #0x806, keep, drop`).
+    fn attach_arp_filter(&self) -> Result<(), HostError> {
+        const BPF_LD_H_ABS: u16 = 0x08 | 0x20; // BPF_LD (0) | BPF_H | BPF_ABS
+        const BPF_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
+        const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+        const SKF_AD_PROTOCOL: u32 = (-0x1000i32) as u32; // SKF_AD_OFF + SKF_AD_PROTOCOL (0)
+        let mut prog = [
+            libc::sock_filter {
+                code: BPF_LD_H_ABS,
+                jt: 0,
+                jf: 0,
+                k: SKF_AD_PROTOCOL,
+            },
+            libc::sock_filter {
+                code: BPF_JEQ_K,
+                jt: 0,
+                jf: 1,
+                k: u32::from(ETH_P_ARP),
+            },
+            libc::sock_filter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: 0xffff,
+            },
+            libc::sock_filter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as libc::c_ushort,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: `fprog` points at `prog`, both live across the call; the kernel copies the
+        // program and only reads them.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(HostError::new(
+                "attach ARP filter to packet socket for",
+                &self.ifname,
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A link-layer address on our interface for `protocol` (host order), with `dest` as
+    /// the hardware address.
+    fn sockaddr(&self, protocol: u16, dest: Option<[u8; 6]>) -> libc::sockaddr_ll {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = ETH_P_ARP.to_be();
+        addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = self.index as libc::c_int;
         if let Some(d) = dest {
             addr.sll_halen = 6;
@@ -380,7 +452,8 @@ impl PacketSocket {
 
     /// Sends one ARP packet to the Ethernet broadcast address.
     fn send_broadcast(&self, packet: &[u8]) -> io::Result<()> {
-        let addr = self.sockaddr(Some(BROADCAST));
+        // With SOCK_DGRAM, sll_protocol becomes the frame's ethertype.
+        let addr = self.sockaddr(ETH_P_ARP, Some(BROADCAST));
         loop {
             // SAFETY: `packet` and `addr` are valid for the lengths passed and outlive the
             // call; the kernel only reads them.
@@ -430,7 +503,9 @@ impl PacketSocket {
                 _ => Err(HostError::new("receive ARP on", &self.ifname, e)),
             };
         }
-        if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        // Our own frames (kernels without PACKET_IGNORE_OUTGOING) and, belt and braces,
+        // anything the filter let through that is not ARP.
+        if from.sll_pkttype == libc::PACKET_OUTGOING || from.sll_protocol != ETH_P_ARP.to_be() {
             return Ok(Some(None));
         }
         Ok(Some(ArpPacket::parse(&buf[..n as usize]).ok()))

@@ -130,6 +130,7 @@ mod tests {
                 link_index: 2,
                 link: "wlan0".into(),
                 address: "198.18.0.5/24".parse().unwrap(),
+                broadcast: None,
             }],
             routes: vec![Route {
                 destination: "0.0.0.0/0".parse().unwrap(),

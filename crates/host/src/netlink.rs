@@ -139,6 +139,8 @@ pub struct Address {
     /// Empty if the link vanished between the two dumps.
     pub link: String,
     pub address: Ipv4Net,
+    /// `brd` in `ip addr`, when the address has one.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 /// An IPv4 route of the main table.
@@ -402,8 +404,10 @@ impl Netlink {
             // point-to-point links, and equals IFA_LOCAL elsewhere.
             let mut local = None;
             let mut address = None;
+            let mut broadcast = None;
             for attr in &a.attributes {
                 match attr {
+                    AddressAttribute::Broadcast(ip) => broadcast = Some(*ip),
                     AddressAttribute::Local(std::net::IpAddr::V4(ip)) => local = Some(*ip),
                     AddressAttribute::Address(std::net::IpAddr::V4(ip)) => address = Some(*ip),
                     _ => {}
@@ -419,6 +423,7 @@ impl Netlink {
                 link_index: a.header.index,
                 link: names.get(&a.header.index).cloned().unwrap_or_default(),
                 address: net,
+                broadcast,
             });
         }
         Ok(out)
@@ -677,14 +682,25 @@ impl Netlink {
     /// Adds an IPv4 address with its subnet broadcast (as `ip addr add A/P brd + dev L`).
     /// Fails with `EEXIST` when the link already has it.
     pub fn add_address(&mut self, link: &str, address: Ipv4Net) -> Result<(), HostError> {
+        let broadcast = (address.prefix_len() < 31).then(|| address.broadcast());
+        self.add_address_with(link, address, broadcast)
+    }
+
+    /// Adds an address with exactly the given broadcast (none: like `ip addr add` without
+    /// `brd`), to put a host's address back as it was listed.
+    pub fn add_address_with(
+        &mut self,
+        link: &str,
+        address: Ipv4Net,
+        broadcast: Option<Ipv4Addr>,
+    ) -> Result<(), HostError> {
         let op = format!("add address {address} to");
         let index = self
             .link_index(link)
             .map_err(|e| HostError::new(&op, link, clone_io(e.io_error())))?;
         let mut msg = address_message(index, address);
-        if address.prefix_len() < 31 {
-            msg.attributes
-                .push(AddressAttribute::Broadcast(address.broadcast()));
+        if let Some(brd) = broadcast {
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
         }
         self.ack_request(
             RouteNetlinkMessage::NewAddress(msg),

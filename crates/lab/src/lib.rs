@@ -22,6 +22,7 @@ mod error;
 mod lab;
 pub mod probe;
 mod process;
+pub mod scalable;
 mod services;
 mod state;
 mod status;
@@ -29,6 +30,7 @@ pub mod topology;
 
 pub use error::{CallbackError, DownError, LabError, UpError};
 pub use lab::{Lab, LabMachine, LabSpec, DEFAULT_TIMEOUT};
+pub use scalable::{scalable_config, ScalableLayout};
 pub use state::ServiceRecord;
 pub use status::{Cell, Expectations, Matrix, NodeInfo, Reach, Row, PROBE_TIMEOUT};
 pub use topology::check_name;

@@ -1,14 +1,17 @@
 //! Small, bounded network probes done in-process: a DNS A query, an HTTP/1.0 GET, a TCP
-//! connect. Sockets belong to the namespace of the thread that opens them, so callers run
-//! these inside [`edgenet_host::netns::NetNs::run`].
+//! connect, ICMP echo to many targets at once. Sockets belong to the namespace of the thread
+//! that opens them, so callers run these inside [`edgenet_host::netns::NetNs::run`].
 //!
-//! Hand-written instead of shelling out to `dig`/`nc` so readiness checks need no extra
-//! packages and can check the *answer* (the right address, the lab's own page), not only
-//! that something replied.
+//! Hand-written instead of shelling out to `dig`/`nc`/`ping` so readiness checks need no
+//! extra packages and can check the *answer* (the right address, the lab's own page), not
+//! only that something replied, and so one namespace pings all its peers with one socket
+//! instead of one process per pair.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
 
 /// Largest HTTP response read (the lab's page is tiny).
 const HTTP_MAX: u64 = 64 * 1024;
@@ -185,9 +188,318 @@ fn parse_http(raw: &[u8]) -> io::Result<HttpResponse> {
     Ok(HttpResponse { status, body })
 }
 
+/// How often [`ping_many`] sends again to a target that has not answered yet (a request
+/// queued behind an unresolved neighbour, or dropped in a burst, gets another chance).
+const PING_RESEND: Duration = Duration::from_millis(200);
+/// Marks the lab's echo requests (payload), so a stray reply is never taken for one.
+const PING_MAGIC: &[u8; 16] = b"edgenet-lab-ping";
+/// ICMP types.
+const ECHO_REPLY: u8 = 0;
+const DEST_UNREACHABLE: u8 = 3;
+const ECHO_REQUEST: u8 = 8;
+/// `setsockopt(SOL_RAW, ICMP_FILTER)`: a mask of ICMP types the socket does *not* receive.
+const SOL_RAW: nix::libc::c_int = 255;
+const ICMP_FILTER: nix::libc::c_int = 1;
+/// Receive buffer asked for (root may exceed `rmem_max`): replies from many targets at once.
+const PING_RCVBUF: nix::libc::c_int = 1 << 20;
+
+/// Identifier of the next [`ping_many`] call (ICMP echo id), unique within the process.
+static PING_ID: AtomicU16 = AtomicU16::new(0);
+
+/// What [`ping_many`] found for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingResult {
+    /// An echo reply from the target, after this round-trip time (from the first request).
+    Reply(Duration),
+    /// No reply before the deadline; the reason when one is known (a send error, an ICMP
+    /// destination-unreachable).
+    NoReply(Option<String>),
+}
+
+/// Sends ICMP echo requests to every target from the calling thread's network namespace
+/// and waits, at most `timeout` in all, for each target's reply; targets that have not
+/// answered get another request every 200 ms. One raw socket serves all targets (needs
+/// `CAP_NET_RAW`), so pinging a hundred peers costs about as much as pinging one. Results
+/// are in the order of `targets`. An error only when the socket cannot be made.
+pub fn ping_many(targets: &[Ipv4Addr], timeout: Duration) -> io::Result<Vec<PingResult>> {
+    if targets.len() > usize::from(u16::MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "at most 65535 targets per call",
+        ));
+    }
+    let socket = raw_icmp_socket()?;
+    let id = PING_ID.fetch_add(1, Ordering::Relaxed) ^ (std::process::id() as u16);
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut results: Vec<Option<Duration>> = vec![None; targets.len()];
+    let mut reasons: Vec<Option<String>> = vec![None; targets.len()];
+    let mut waiting = targets.len();
+    let mut next_send = started;
+    let mut buf = [0u8; 1500];
+    while waiting > 0 {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if now >= next_send {
+            for (seq, target) in targets.iter().enumerate() {
+                if results[seq].is_some() {
+                    continue;
+                }
+                let request = echo_request(id, seq as u16);
+                match socket.send_to(&request, SocketAddrV4::new(*target, 0)) {
+                    Ok(_) => {}
+                    Err(e) => reasons[seq] = Some(format!("send: {e}")),
+                }
+            }
+            next_send = now + PING_RESEND;
+        }
+        let wait = next_send
+            .min(deadline)
+            .saturating_duration_since(Instant::now());
+        socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        match parse_icmp(&buf[..n], id) {
+            Some(Icmp::Reply { seq, from }) => {
+                let seq = usize::from(seq);
+                if seq < targets.len() && targets[seq] == from && results[seq].is_none() {
+                    results[seq] = Some(started.elapsed());
+                    waiting -= 1;
+                }
+            }
+            Some(Icmp::Unreachable { seq, from, code }) => {
+                if let Some(reason) = reasons.get_mut(usize::from(seq)) {
+                    *reason = Some(format!("destination unreachable (code {code}) from {from}"));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(results
+        .into_iter()
+        .zip(reasons)
+        .map(|(r, reason)| match r {
+            Some(rtt) => PingResult::Reply(rtt),
+            None => PingResult::NoReply(reason),
+        })
+        .collect())
+}
+
+/// A raw ICMP socket that receives only echo replies and destination-unreachable messages.
+fn raw_icmp_socket() -> io::Result<UdpSocket> {
+    use nix::libc;
+    // SAFETY: plain system calls on an fd this function owns; `OwnedFd` closes it.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMP,
+        );
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("raw ICMP socket: {e}")));
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let filter: u32 = !((1 << ECHO_REPLY) | (1 << DEST_UNREACHABLE));
+        // Best effort: without the filter, other ICMP is parsed and ignored.
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_RAW,
+            ICMP_FILTER,
+            (&filter as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        );
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&PING_RCVBUF as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        // A datagram socket's methods (send_to, recv, timeouts) are exactly what a raw
+        // socket needs; only its type differs.
+        Ok(UdpSocket::from(fd))
+    }
+}
+
+fn echo_request(id: u16, seq: u16) -> [u8; 8 + PING_MAGIC.len()] {
+    let mut p = [0u8; 8 + PING_MAGIC.len()];
+    p[0] = ECHO_REQUEST;
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..].copy_from_slice(PING_MAGIC);
+    let sum = checksum(&p);
+    p[2..4].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Icmp {
+    Reply { seq: u16, from: Ipv4Addr },
+    Unreachable { seq: u16, from: Ipv4Addr, code: u8 },
+}
+
+/// An IPv4 packet as a raw socket receives it (IP header included): our echo reply, or a
+/// destination-unreachable about one of our requests.
+fn parse_icmp(packet: &[u8], id: u16) -> Option<Icmp> {
+    let (from, icmp) = split_ip(packet)?;
+    match *icmp.first()? {
+        ECHO_REPLY => {
+            if icmp.len() < 8 + PING_MAGIC.len()
+                || icmp[4..6] != id.to_be_bytes()
+                || &icmp[8..8 + PING_MAGIC.len()] != PING_MAGIC
+            {
+                return None;
+            }
+            Some(Icmp::Reply {
+                seq: u16::from_be_bytes([icmp[6], icmp[7]]),
+                from,
+            })
+        }
+        DEST_UNREACHABLE => {
+            let code = *icmp.get(1)?;
+            // The original datagram: its IP header and the first 8 bytes of our request.
+            let (_, original) = split_ip(icmp.get(8..)?)?;
+            if original.len() < 8
+                || original[0] != ECHO_REQUEST
+                || original[4..6] != id.to_be_bytes()
+            {
+                return None;
+            }
+            Some(Icmp::Unreachable {
+                seq: u16::from_be_bytes([original[6], original[7]]),
+                from,
+                code,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// (source address, payload) of an IPv4 packet carrying ICMP.
+fn split_ip(packet: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
+    let first = *packet.first()?;
+    if first >> 4 != 4 || packet.len() < 20 || packet[9] != 1 {
+        return None;
+    }
+    let header = usize::from(first & 0x0f) * 4;
+    let from = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    Some((from, packet.get(header..)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip_packet(from: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0];
+        p.extend_from_slice(&from.octets());
+        p.extend_from_slice(&[198, 18, 0, 101]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn echo_requests_carry_a_valid_checksum_and_replies_are_matched() {
+        let request = echo_request(0x1234, 7);
+        assert_eq!(
+            checksum(&request),
+            0,
+            "a packet with its checksum sums to zero"
+        );
+        let target = Ipv4Addr::new(198, 18, 0, 102);
+        let mut reply = request;
+        reply[0] = ECHO_REPLY;
+        assert_eq!(
+            parse_icmp(&ip_packet(target, &reply), 0x1234),
+            Some(Icmp::Reply {
+                seq: 7,
+                from: target
+            })
+        );
+        assert_eq!(
+            parse_icmp(&ip_packet(target, &reply), 0x4321),
+            None,
+            "other id"
+        );
+        let mut foreign = reply;
+        foreign[8] ^= 1;
+        assert_eq!(parse_icmp(&ip_packet(target, &foreign), 0x1234), None);
+        // A destination unreachable quoting our request.
+        let router = Ipv4Addr::new(198, 18, 0, 1);
+        let mut unreachable = vec![DEST_UNREACHABLE, 1, 0, 0, 0, 0, 0, 0];
+        unreachable.extend(ip_packet(target, &request[..8]));
+        assert_eq!(
+            parse_icmp(&ip_packet(router, &unreachable), 0x1234),
+            Some(Icmp::Unreachable {
+                seq: 7,
+                from: router,
+                code: 1
+            })
+        );
+        assert_eq!(parse_icmp(&[0x45, 0, 0], 0x1234), None, "truncated");
+    }
+
+    #[test]
+    fn ping_many_answers_for_loopback_and_times_out_for_nobody() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: raw ICMP sockets need root");
+            return;
+        }
+        // In a fresh namespace (loopback up) so the host's own network is not touched.
+        let ns_name = format!("enl-probe{}-t", std::process::id());
+        edgenet_host::netns::create(&ns_name).unwrap();
+        let result = edgenet_host::netns::run_in(&ns_name, || {
+            let mut nl = edgenet_host::netlink::Netlink::open().unwrap();
+            nl.set_up("lo", true).unwrap();
+            let started = Instant::now();
+            let got = ping_many(
+                &[
+                    Ipv4Addr::LOCALHOST,
+                    Ipv4Addr::new(198, 18, 9, 9),
+                    Ipv4Addr::new(127, 0, 0, 2),
+                ],
+                Duration::from_millis(300),
+            );
+            (got, started.elapsed())
+        });
+        edgenet_host::netns::delete(&ns_name).unwrap();
+        let (got, took) = result.unwrap();
+        let got = got.unwrap();
+        assert!(matches!(got[0], PingResult::Reply(_)), "{got:?}");
+        assert!(matches!(got[2], PingResult::Reply(_)), "{got:?}");
+        match &got[1] {
+            PingResult::NoReply(Some(reason)) => assert!(reason.contains("send"), "{reason}"),
+            other => panic!("no route there: {other:?}"),
+        }
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
 
     #[test]
     fn a_query_is_well_formed() {

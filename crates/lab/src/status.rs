@@ -6,10 +6,18 @@
 //! inside a lab or node namespace (never the host's own, which is checked) and targets lab
 //! addresses only: the internet server, a node's gateway, another node, or a node from the
 //! LAN peer.
+//!
+//! Probes run in parallel on a bounded pool of [`PROBE_WORKERS`] threads. Pings are made
+//! in-process ([`crate::probe::ping_many`]): each node pings its gateway and all its peers
+//! with one raw socket, so node→node covers *every* pair — all nodes of a machine (single
+//! machine), or all nodes of all machines (scalable) — without sampling: 20 nodes are 380
+//! pairs, 100 nodes 9 900, and still a single round of about a millisecond each. `curl`
+//! (node→internet) runs as a process per cell.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
@@ -22,11 +30,17 @@ use edgenet_host::netns::NetNs;
 
 use crate::error::LabError;
 use crate::lab::{Lab, LabMachine};
+use crate::probe::{ping_many, PingResult};
 use crate::process::run_bounded;
-use crate::topology::{http_url_by_address, http_url_by_name, ADAPTER, TEST_NAME};
+use crate::topology::{
+    http_url_by_address, http_url_by_name, ADAPTER, HTTP_SERVER, LAN_PEER, LAN_SUBNET, TEST_NAME,
+};
 
-/// Bound of one probe (a ping waits 1 s for its reply, as `ping -c1 -W1`).
+/// Bound of one probe: a ping's wait for its reply (with a new request every 200 ms, so one
+/// lost ARP exchange or request does not fail a cell), curl's connect and transfer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Probes (or ping sweeps) running at once.
+pub const PROBE_WORKERS: usize = 64;
 /// Bound of an inbound connect: over veths a SYN is answered in well under a millisecond,
 /// and inbound probes to nodes sharing an address take turns, so this one is kept short.
 const INBOUND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -36,12 +50,15 @@ const INBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct NodeInfo {
     /// e.g. `m1-ledge`.
     pub name: String,
-    /// The lab machine the node runs on (`m1`): LAN traffic to the node is routed via it.
+    /// The lab machine the node runs on (`m1`). LAN traffic to a node whose address is
+    /// outside the LAN (a single machine's internal switch) is routed via that machine; a
+    /// node with an address on the LAN (scalable cluster) is reached directly.
     pub machine: String,
     /// The node's network namespace.
     pub netns: String,
     pub address: Ipv4Addr,
-    /// The node's gateway: the host's switch address (`.1`).
+    /// The node's gateway: the host's switch address (`.1`) on a single machine, the LAN
+    /// router (`Ip4GatewayAddress`) in a scalable cluster. The node→host row pings it.
     pub host: Ipv4Addr,
     pub kind: NodeKind,
     /// The node's resolv.conf, used for the by-name row; `None` = the machine's.
@@ -55,6 +72,12 @@ pub struct Expectations {
     pub node_to_node: bool,
     pub node_to_internet: bool,
     pub lan_to_node: bool,
+    /// Which pairs the node→node row probes: every pair of nodes across all machines (a
+    /// scalable cluster, all nodes on one LAN), or only nodes on the same machine (each
+    /// single machine has its own internal switch, and nodes of different machines may even
+    /// have the same address).
+    #[serde(default)]
+    pub node_to_node_across_machines: bool,
 }
 
 impl Expectations {
@@ -64,6 +87,7 @@ impl Expectations {
         node_to_node: true,
         node_to_internet: true,
         lan_to_node: false,
+        node_to_node_across_machines: false,
     };
     /// Single machine with `InternetDisabled`: the nodes reach the host and each other only.
     pub const OFFLINE: Expectations = Expectations {
@@ -71,6 +95,17 @@ impl Expectations {
         node_to_node: true,
         node_to_internet: false,
         lan_to_node: false,
+        node_to_node_across_machines: false,
+    };
+    /// Scalable cluster: every node is on the LAN with a static address — it reaches its
+    /// gateway (the LAN router), every other node of every machine, and the internet through
+    /// the router; a LAN host reaches it directly.
+    pub const SCALABLE: Expectations = Expectations {
+        node_to_host: true,
+        node_to_node: true,
+        node_to_internet: true,
+        lan_to_node: true,
+        node_to_node_across_machines: true,
     };
 }
 
@@ -211,21 +246,113 @@ impl Matrix {
     }
 }
 
-/// A probe to run: its cell (without the result) and how to measure it.
-struct Job<'a> {
+/// A cell before it is measured.
+struct Head {
     row: Row,
     from: String,
     to: String,
     what: String,
     expected: bool,
-    measure: Box<dyn FnOnce() -> (bool, String) + Send + 'a>,
+}
+
+/// What a probe saw: reachable or not, and a detail for a human.
+type Outcome = (bool, String);
+
+/// A unit of work for the pool: measures one or more cells (by index into the heads).
+type Task<'a> = Box<dyn FnOnce() -> Vec<(usize, Outcome)> + Send + 'a>;
+
+/// The cells of a matrix and the tasks that measure them.
+#[derive(Default)]
+struct Plan<'a> {
+    heads: Vec<Head>,
+    tasks: Vec<Task<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    fn cell(&mut self, row: Row, from: String, to: String, what: String, expected: bool) -> usize {
+        self.heads.push(Head {
+            row,
+            from,
+            to,
+            what,
+            expected,
+        });
+        self.heads.len() - 1
+    }
+
+    /// A cell measured by a task of its own.
+    fn single(
+        &mut self,
+        head: (Row, String, String, String, bool),
+        measure: impl FnOnce() -> Outcome + Send + 'a,
+    ) {
+        let (row, from, to, what, expected) = head;
+        let index = self.cell(row, from, to, what, expected);
+        self.tasks.push(Box::new(move || vec![(index, measure())]));
+    }
+
+    /// Runs every task on at most `workers` threads and returns the cells in the order
+    /// they were planned.
+    fn run(self, workers: usize) -> Vec<Cell> {
+        let Plan { heads, tasks } = self;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; heads.len()];
+        let workers = workers.clamp(1, tasks.len().max(1));
+        let queue = Mutex::new(tasks.into_iter());
+        let done = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let Some(task) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else {
+                        break;
+                    };
+                    // A panicking probe leaves its cells unmeasured (reported below).
+                    if let Ok(results) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))
+                    {
+                        done.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(results);
+                    }
+                });
+            }
+        });
+        for (index, outcome) in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            outcomes[index] = Some(outcome);
+        }
+        heads
+            .into_iter()
+            .zip(outcomes)
+            .map(|(head, outcome)| {
+                let (actual, detail) =
+                    outcome.unwrap_or_else(|| (false, "probe panicked".to_string()));
+                Cell {
+                    row: head.row,
+                    from: head.from,
+                    to: head.to,
+                    what: head.what,
+                    expected: Reach::from_bool(head.expected),
+                    actual: Reach::from_bool(actual),
+                    ok: head.expected == actual,
+                    detail,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Lab {
-    /// Measures the matrix for `nodes` against `expect`. All probes run in parallel, except
-    /// that inbound ones to nodes sharing an address take turns (each sets a route in the
-    /// LAN peer). Errors only for bad input (a node on an unknown machine, a namespace that
-    /// is the host's own); a probe that cannot even start counts as unreachable, with the
+    /// Measures the matrix for `nodes` against `expect`.
+    ///
+    /// Rows: each machine fetches the test page by name (lab sanity); each node pings its
+    /// gateway ([`NodeInfo::host`]) and its peers (the nodes of its machine, or of all
+    /// machines with [`Expectations::node_to_node_across_machines`]), fetches the page by
+    /// address and by name; the LAN peer opens a TCP connection to each node — directly when
+    /// the node's address is on the LAN, else over a /32 route via the node's machine.
+    ///
+    /// All probes run in parallel on at most [`PROBE_WORKERS`] threads, except that routed
+    /// inbound probes to nodes sharing an address take turns (each sets a route in the LAN
+    /// peer). Errors only for bad input (a node on an unknown machine, a namespace that is
+    /// the host's own); a probe that cannot even start counts as unreachable, with the
     /// reason in its detail.
     pub fn status(&self, nodes: &[NodeInfo], expect: &Expectations) -> Result<Matrix, LabError> {
         let machines = self.machines();
@@ -258,170 +385,159 @@ impl Lab {
         };
         let page = self.http_page();
         let page = page.as_str();
+        let mut plan = Plan::default();
 
-        let mut outbound: Vec<Job> = Vec::new();
         for m in &machines {
-            outbound.push(Job {
-                row: Row::MachineToInternet,
-                from: m.name.clone(),
-                to: TEST_NAME.to_string(),
-                what: format!("curl {}", http_url_by_name()),
-                expected: true,
-                measure: Box::new(move || {
-                    curl(&m.netns, &http_url_by_name(), Some(&m.resolv_conf), page)
-                }),
-            });
+            plan.single(
+                (
+                    Row::MachineToInternet,
+                    m.name.clone(),
+                    TEST_NAME.to_string(),
+                    format!("curl {}", http_url_by_name()),
+                    true,
+                ),
+                move || curl(&m.netns, &http_url_by_name(), Some(&m.resolv_conf), page),
+            );
         }
         for node in nodes {
             let machine = machine_of(node)?;
-            outbound.push(Job {
-                row: Row::NodeToHost,
-                from: node.name.clone(),
-                to: node.host.to_string(),
-                what: "ping".into(),
-                expected: expect.node_to_host,
-                measure: Box::new(move || ping(&node.netns, node.host)),
-            });
-            for other in nodes
-                .iter()
-                .filter(|o| o.machine == node.machine && o.name != node.name)
-            {
-                outbound.push(Job {
-                    row: Row::NodeToNode,
-                    from: node.name.clone(),
-                    to: format!("{} {}", other.name, other.address),
-                    what: "ping".into(),
-                    expected: expect.node_to_node,
-                    measure: Box::new(move || ping(&node.netns, other.address)),
-                });
+            // One ping sweep per node: its gateway, then its peers.
+            let mut targets = vec![(
+                plan.cell(
+                    Row::NodeToHost,
+                    node.name.clone(),
+                    node.host.to_string(),
+                    "ping".into(),
+                    expect.node_to_host,
+                ),
+                node.host,
+            )];
+            for other in nodes.iter().filter(|o| {
+                o.name != node.name
+                    && (expect.node_to_node_across_machines || o.machine == node.machine)
+            }) {
+                let index = plan.cell(
+                    Row::NodeToNode,
+                    node.name.clone(),
+                    format!("{} {}", other.name, other.address),
+                    "ping".into(),
+                    expect.node_to_node,
+                );
+                targets.push((index, other.address));
             }
-            outbound.push(Job {
-                row: Row::NodeToInternetByAddress,
-                from: node.name.clone(),
-                to: crate::topology::HTTP_SERVER.to_string(),
-                what: format!("curl {}", http_url_by_address()),
-                expected: expect.node_to_internet,
-                measure: Box::new(move || curl(&node.netns, &http_url_by_address(), None, page)),
-            });
+            plan.tasks
+                .push(Box::new(move || ping_sweep(&node.netns, &targets)));
+            plan.single(
+                (
+                    Row::NodeToInternetByAddress,
+                    node.name.clone(),
+                    HTTP_SERVER.to_string(),
+                    format!("curl {}", http_url_by_address()),
+                    expect.node_to_internet,
+                ),
+                move || curl(&node.netns, &http_url_by_address(), None, page),
+            );
             let resolv = node.resolv_conf.as_ref().unwrap_or(&machine.resolv_conf);
-            outbound.push(Job {
-                row: Row::NodeToInternetByName,
-                from: node.name.clone(),
-                to: TEST_NAME.to_string(),
-                what: format!("curl {}", http_url_by_name()),
-                expected: expect.node_to_internet,
-                measure: Box::new(move || {
-                    curl(&node.netns, &http_url_by_name(), Some(resolv), page)
-                }),
-            });
+            plan.single(
+                (
+                    Row::NodeToInternetByName,
+                    node.name.clone(),
+                    TEST_NAME.to_string(),
+                    format!("curl {}", http_url_by_name()),
+                    expect.node_to_internet,
+                ),
+                move || curl(&node.netns, &http_url_by_name(), Some(resolv), page),
+            );
         }
-        // Inbound probes set a /32 route to the node in the one LAN peer, and nodes on
-        // different machines may share an address: probes run in waves in which every node
-        // address appears at most once (one wave per machine, typically).
+        // LAN→node. A node on the LAN is connected to directly. Any other node gets a /32
+        // route via its machine in the one LAN peer, and nodes on different machines may
+        // share an address: those probes are grouped by address, each group one task that
+        // takes them in turn.
         let peer = self.peer_netns();
-        let mut waves: Vec<Vec<(Ipv4Addr, Job)>> = Vec::new();
+        let mut routed: Vec<(Ipv4Addr, Vec<(usize, &NodeInfo, LabMachine)>)> = Vec::new();
         for node in nodes {
+            let from = format!("LAN {LAN_PEER}");
+            let to = format!("{} {}", node.name, node.address);
+            if LAN_SUBNET.contains(&node.address) {
+                let peer = peer.clone();
+                plan.single(
+                    (
+                        Row::LanToNode,
+                        from,
+                        to,
+                        "tcp connect (direct, on the LAN)".into(),
+                        expect.lan_to_node,
+                    ),
+                    move || lan_connect(&peer, node, None),
+                );
+                continue;
+            }
             let via = machine_of(node)?.clone();
-            let peer = peer.clone();
-            let job = Job {
-                row: Row::LanToNode,
-                from: format!("LAN {}", crate::topology::LAN_PEER),
-                to: format!("{} {}", node.name, node.address),
-                what: format!(
+            let index = plan.cell(
+                Row::LanToNode,
+                from,
+                to,
+                format!(
                     "tcp connect (route via {} {})",
                     via.name,
                     via.address.addr()
                 ),
-                expected: expect.lan_to_node,
-                measure: Box::new(move || lan_connect(&peer, node, &via)),
-            };
-            match waves
-                .iter_mut()
-                .find(|w| w.iter().all(|(a, _)| *a != node.address))
-            {
-                Some(wave) => wave.push((node.address, job)),
-                None => waves.push(vec![(node.address, job)]),
+                expect.lan_to_node,
+            );
+            match routed.iter_mut().find(|(a, _)| *a == node.address) {
+                Some((_, group)) => group.push((index, node, via)),
+                None => routed.push((node.address, vec![(index, node, via)])),
             }
         }
+        for (_, group) in routed {
+            let peer = peer.clone();
+            plan.tasks.push(Box::new(move || {
+                group
+                    .into_iter()
+                    .map(|(index, node, via)| (index, lan_connect(&peer, node, Some(&via))))
+                    .collect()
+            }));
+        }
 
-        let mut cells = Vec::new();
-        std::thread::scope(|scope| {
-            let outbound: Vec<_> = outbound
-                .into_iter()
-                .map(|job| spawn_job(scope, job))
-                .collect();
-            let inbound = scope.spawn(move || {
-                let mut done = Vec::new();
-                for wave in waves {
-                    std::thread::scope(|wave_scope| {
-                        let running: Vec<_> = wave
-                            .into_iter()
-                            .map(|(_, job)| spawn_job(wave_scope, job))
-                            .collect();
-                        done.extend(running.into_iter().map(finish_job));
-                    });
-                }
-                done
-            });
-            cells.extend(outbound.into_iter().map(finish_job));
-            match inbound.join() {
-                Ok(done) => cells.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        });
         Ok(Matrix {
             lab: self.name().to_string(),
-            cells,
+            cells: plan.run(PROBE_WORKERS),
         })
     }
 }
 
-/// A cell before it is measured.
-struct Head {
-    row: Row,
-    from: String,
-    to: String,
-    what: String,
-    expected: bool,
-}
-
-type Running<'scope> = (Head, std::thread::ScopedJoinHandle<'scope, (bool, String)>);
-
-fn spawn_job<'scope, 'env>(
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    job: Job<'env>,
-) -> Running<'scope> {
-    let Job {
-        row,
-        from,
-        to,
-        what,
-        expected,
-        measure,
-    } = job;
-    let head = Head {
-        row,
-        from,
-        to,
-        what,
-        expected,
-    };
-    (head, scope.spawn(measure))
-}
-
-fn finish_job((head, handle): Running<'_>) -> Cell {
-    let (actual, detail) = handle
-        .join()
-        .unwrap_or_else(|_| (false, "probe panicked".to_string()));
-    Cell {
-        row: head.row,
-        from: head.from,
-        to: head.to,
-        what: head.what,
-        expected: Reach::from_bool(head.expected),
-        actual: Reach::from_bool(actual),
-        ok: head.expected == actual,
-        detail,
+/// Pings every target from `netns` with one socket ([`ping_many`]); one outcome per cell.
+fn ping_sweep(netns: &str, targets: &[(usize, Ipv4Addr)]) -> Vec<(usize, Outcome)> {
+    let addresses: Vec<Ipv4Addr> = targets.iter().map(|(_, a)| *a).collect();
+    let results = NetNs::open(netns)
+        .map_err(|e| e.to_string())
+        .and_then(|ns| {
+            ns.run(|| ping_many(&addresses, PROBE_TIMEOUT))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match results {
+        Ok(results) => targets
+            .iter()
+            .zip(results)
+            .map(|((index, _), result)| {
+                let outcome = match result {
+                    PingResult::Reply(rtt) => (true, format!("reply after {rtt:.1?}")),
+                    PingResult::NoReply(reason) => (
+                        false,
+                        format!(
+                            "no reply within {PROBE_TIMEOUT:?}{}",
+                            reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                        ),
+                    ),
+                };
+                (*index, outcome)
+            })
+            .collect(),
+        Err(e) => targets
+            .iter()
+            .map(|(index, _)| (*index, (false, e.clone())))
+            .collect(),
     }
 }
 
@@ -440,17 +556,8 @@ fn probe_command(
     };
     let mut cmd = command_in(&ns, argv[0], &opts).map_err(|e| e.to_string())?;
     cmd.args(&argv[1..]);
-    // The probe's own bound plus start-up: ping and curl stop themselves before this.
+    // The probe's own bound plus start-up: curl stops itself before this.
     run_bounded(cmd, argv[0], netns, PROBE_TIMEOUT * 2).map_err(|e| e.to_string())
-}
-
-fn ping(netns: &str, to: Ipv4Addr) -> (bool, String) {
-    let to = to.to_string();
-    match probe_command(netns, &["ping", "-c1", "-W1", "-n", &to], None) {
-        Ok(out) if out.status.success() => (true, "reply received".into()),
-        Ok(out) => (false, format!("no reply ({})", summary(&out))),
-        Err(e) => (false, e),
-    }
 }
 
 /// `curl` the lab page, direct (never via a proxy from the environment); reachable only when

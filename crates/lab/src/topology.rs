@@ -8,12 +8,18 @@
 //! ```text
 //!  [enl-L-inet]  eth0 203.0.113.53 (DNS upstream), 203.0.113.80 (HTTP); default via .1
 //!       | veth
-//!  [enl-L-lan]   wan0 203.0.113.1 | bridge lan0 198.18.0.1 (router, LAN DNS, proxy :3128)
+//!  [enl-L-lan]   wan0 203.0.113.1 | bridge lan0 198.18.0.1/22 (router, LAN DNS, proxy :3128)
 //!       | ports m1, m2, …, peer
-//!  [enl-L-m1]    eth0 198.18.0.11/24, default via 198.18.0.1   (a "machine")
-//!  [enl-L-m2]    eth0 198.18.0.12/24 …
-//!  [enl-L-peer]  eth0 198.18.0.254/24 (a LAN host that probes inbound reachability)
+//!  [enl-L-m1]    eth0 198.18.0.11/22, default via 198.18.0.1   (a "machine")
+//!  [enl-L-m2]    eth0 198.18.0.12/22 …
+//!  [enl-L-peer]  eth0 198.18.0.254/22 (a LAN host that probes inbound reachability)
 //! ```
+//!
+//! The LAN is a /22 (198.18.0.0 – 198.18.3.255) so that a scalable cluster of many machines
+//! has room for its nodes next to the lab's own addresses, which all stay in 198.18.0.0/24:
+//! the router `.1`, the machines `.11` … `.210`, the peer `.254`. Where a scalable config
+//! puts its nodes is in [`crate::scalable`]. The router routes the LAN to the internet and
+//! back without NAT, so servers see LAN addresses (machines' and nodes') as they are.
 
 use std::net::Ipv4Addr;
 
@@ -22,8 +28,8 @@ use ipnet::Ipv4Net;
 /// Prefix of every namespace a lab creates: `enl-<lab>-<role>`.
 pub const NETNS_PREFIX: &str = "enl-";
 
-/// The LAN (the "physical network" of the machines).
-pub const LAN_SUBNET: Ipv4Net = net(198, 18, 0, 0, 24);
+/// The LAN (the "physical network" of the machines and, in a scalable cluster, of the nodes).
+pub const LAN_SUBNET: Ipv4Net = net(198, 18, 0, 0, 22);
 /// The LAN router: gateway of the machines, the LAN DNS (a dnsmasq forwarder) and the proxy.
 pub const LAN_ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The LAN host that tries to open connections to nodes (the "LAN→node" row).
@@ -143,6 +149,13 @@ mod tests {
             assert!(bench.contains(&a) && LAN_SUBNET.contains(&a), "{a}");
         }
         assert!(machine_address(MAX_MACHINES) < LAN_PEER);
+        // The lab's own addresses stay in the first /24 of the LAN (a scalable config for
+        // few machines uses that /24 as its subnet).
+        let first: Ipv4Net = "198.18.0.0/24".parse().unwrap();
+        for a in [LAN_ROUTER, LAN_PEER, machine_address(MAX_MACHINES)] {
+            assert!(first.contains(&a), "{a}");
+        }
+        assert!(bench.contains(&LAN_SUBNET));
         for a in [INET_ROUTER, DNS_UPSTREAM, HTTP_SERVER] {
             assert!(doc.contains(&a) && INET_SUBNET.contains(&a), "{a}");
         }

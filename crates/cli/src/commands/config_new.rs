@@ -32,46 +32,56 @@ pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
     let mut text =
         serde_json::to_string_pretty(&new_config(deployment, nodes, distro)).expect("serializes");
     text.push('\n');
-    match &args.out {
-        None => print!("{text}"),
-        Some(path) => {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true);
-            if args.force {
-                options.create(true).truncate(true);
-            } else {
-                options.create_new(true);
-            }
-            let mut file = options.open(path).map_err(|e| {
-                let err = CliError::new(
-                    Exit::Unreadable,
-                    "cannot-write",
-                    format!("cannot write {}: {e}", path.display()),
-                );
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    err.hint("pass --force to overwrite it")
-                } else {
-                    err
-                }
-            })?;
-            file.write_all(text.as_bytes()).map_err(|e| {
-                CliError::new(
-                    Exit::Host,
-                    "cannot-write",
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            })?;
-            let next = if deployment == DeploymentType::ScalableCluster {
-                "fill in the <…> placeholders, then run"
-            } else {
-                "check it with"
-            };
-            eprintln!(
-                "wrote {}; {next} `edgenet check -c {}`",
-                path.display(),
-                path.display()
-            );
-        }
-    }
+    let next = if deployment == DeploymentType::ScalableCluster {
+        "fill in the <…> placeholders, then run"
+    } else {
+        "check it with"
+    };
+    write_out(args.out.as_deref(), args.force, &text, next)?;
     Ok(Exit::Ok)
+}
+
+/// Writes `text` to `out` (kept if it exists, unless `force`) or to standard output.
+pub fn write_out(
+    out: Option<&std::path::Path>,
+    force: bool,
+    text: &str,
+    next: &str,
+) -> Result<(), CliError> {
+    let Some(path) = out else {
+        print!("{text}");
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        let err = CliError::new(
+            Exit::Unreadable,
+            "cannot-write",
+            format!("cannot write {}: {e}", path.display()),
+        );
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            err.hint("pass --force to overwrite it")
+        } else {
+            err
+        }
+    })?;
+    file.write_all(text.as_bytes()).map_err(|e| {
+        CliError::new(
+            Exit::Host,
+            "cannot-write",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    eprintln!(
+        "wrote {}; {next} `edgenet check -c {}`",
+        path.display(),
+        path.display()
+    );
+    Ok(())
 }

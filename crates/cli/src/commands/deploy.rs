@@ -91,10 +91,11 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
-    let state = lock.load().map_err(|e| host_error(e.into()))?;
+    let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Re-planned under the lock: another run may have deployed meanwhile.
-    let plan = checked_plan(cli, args.machine, state.as_ref(), &facts)?;
-    match edgenet_deploy::deploy(&lock, state, &plan) {
+    let plan = checked_plan(cli, args.machine, Some(&state), &facts)?;
+    state.config = Some(super::load_config(cli)?.source);
+    match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {
                 Output::Json => print_json(&report),

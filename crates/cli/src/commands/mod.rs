@@ -5,6 +5,7 @@ pub mod config_new;
 pub mod deploy;
 pub mod lab;
 pub mod plan;
+pub mod scale_config;
 pub mod status;
 
 use std::path::Path;

@@ -363,3 +363,106 @@ impl Machine {
         serde_json::json!({"links": links, "addresses": addrs, "routes": routes, "nft": nft, "nodes": nodes, "ip_forward": self.sysctl("net.ipv4.ip_forward")})
     }
 }
+
+/// A physical LAN for scalable-cluster tests: a LAN namespace with bridge `lan0`
+/// (198.18.0.1/24, the gateway), a LAN host (198.18.0.254), and machines whose adapter `eth0`
+/// (198.18.0.(10+N)/24, default via .1) is a veth into the LAN. Each machine deploys with its
+/// own state directory. Everything is deleted on drop.
+pub struct Lan {
+    pub prefix: String,
+    pub machines: Vec<Machine>,
+}
+
+impl Lan {
+    pub fn lan_ns(&self) -> String {
+        format!("{}-lan", self.prefix)
+    }
+
+    pub fn peer_ns(&self) -> String {
+        format!("{}-peer", self.prefix)
+    }
+
+    pub fn machine_address(n: usize) -> String {
+        format!("198.18.0.{}", 11 + n)
+    }
+}
+
+pub fn lan(tag: &str, machines: usize) -> Option<Lan> {
+    if !is_root() {
+        eprintln!("skipped: needs root to create network namespaces");
+        return None;
+    }
+    let prefix = format!("ens-{tag}-{}", std::process::id());
+    let lan = Lan {
+        prefix: prefix.clone(),
+        machines: Vec::new(),
+    };
+    let (l, p) = (lan.lan_ns(), lan.peer_ns());
+    for ns in [&l, &p] {
+        let _ = Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let mut lan = lan;
+    sh(&format!(
+        "ip netns add {l} && ip -n {l} link set lo up && ip -n {l} link add lan0 type bridge && \
+         ip -n {l} addr add 198.18.0.1/24 dev lan0 && ip -n {l} link set lan0 up && \
+         ip netns add {p} && ip -n {l} link add peer type veth peer name eth0 netns {p} && \
+         ip -n {l} link set peer master lan0 up && ip -n {p} addr add 198.18.0.254/24 dev eth0 && \
+         ip -n {p} link set eth0 up && ip -n {p} link set lo up"
+    ));
+    for n in 0..machines {
+        let m = Machine::new(&format!("{tag}{n}"));
+        let ns = &m.ns;
+        sh(&format!(
+            "ip -n {l} link add m{n} type veth peer name eth0 netns {ns} && ip -n {l} link set m{n} master lan0 up && \
+             ip -n {ns} addr add {}/24 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} route add default via 198.18.0.1",
+            Lan::machine_address(n)
+        ));
+        std::fs::write(&m.resolv, "nameserver 198.18.0.1\n").unwrap();
+        lan.machines.push(m);
+    }
+    Some(lan)
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        // Machines first (their own drop runs `edgenet remove`), then the LAN.
+        self.machines.clear();
+        for ns in [self.peer_ns(), self.lan_ns()] {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+/// The adapter as `ip -j` shows it: addresses, routes, MAC, MTU, master.
+pub fn adapter_snapshot(ns: &str, adapter: &str) -> Value {
+    let links = json_of(&format!("ip -n {ns} -j link show"));
+    let l = link(&links, adapter).cloned().unwrap_or(Value::Null);
+    let routes: Vec<Value> = json_of(&format!("ip -n {ns} -j route show"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dev"] == adapter)
+        .cloned()
+        .collect();
+    serde_json::json!({
+        "addresses": ipv4_of(&json_of(&format!("ip -n {ns} -j addr show")), adapter),
+        "routes": routes,
+        "mac": l["address"],
+        "mtu": l["mtu"],
+        "master": l["master"],
+        "up": l["flags"].as_array().map(|f| f.contains(&Value::from("UP"))),
+    })
+}
+
+/// Bridges in a namespace.
+pub fn bridges(ns: &str) -> Vec<String> {
+    json_of(&format!("ip -n {ns} -j -d link show type bridge"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -62,6 +62,8 @@ impl std::error::Error for LoadError {}
 pub struct Loaded {
     pub config: Config,
     pub findings: Vec<Finding>,
+    /// The JSON as written (unknown keys included), for tools that build new configs from it.
+    pub source: Value,
 }
 
 const ROOT_KEYS: &[&str] = &[
@@ -160,6 +162,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
             ..config
         },
         findings: r.findings,
+        source: value.clone(),
     })
 }
 

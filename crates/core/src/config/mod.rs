@@ -6,6 +6,7 @@
 mod legacy;
 mod load;
 mod reader;
+pub mod scale;
 pub mod template;
 
 use std::collections::BTreeSet;

@@ -23,10 +23,16 @@ pub struct AdapterSnapshot {
     pub mac: Option<MacAddr>,
     pub mtu: u32,
     pub up: bool,
-    pub addresses: Vec<Ipv4Net>,
+    pub addresses: Vec<SavedAddress>,
     /// Main-table routes through the adapter, except the kernel's own subnet routes (those
     /// come back with the addresses).
     pub routes: Vec<SavedRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedAddress {
+    pub address: Ipv4Net,
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +52,10 @@ impl AdapterSnapshot {
             .addresses()?
             .into_iter()
             .filter(|a| a.link == adapter)
-            .map(|a| a.address)
+            .map(|a| SavedAddress {
+                address: a.address,
+                broadcast: a.broadcast,
+            })
             .collect();
         let routes = nl
             .routes()?
@@ -89,10 +98,10 @@ fn move_addressing(
             .collect())
     };
     let present = on(nl, to)?;
-    for addr in &snap.addresses {
-        if !present.contains(addr) {
-            nl.add_address(to, *addr)?;
-            changes.push(format!("moved address {addr} from {from} to {to}"));
+    for a in &snap.addresses {
+        if !present.contains(&a.address) {
+            nl.add_address_with(to, a.address, a.broadcast)?;
+            changes.push(format!("moved address {} from {from} to {to}", a.address));
         }
     }
     for r in &snap.routes {
@@ -105,8 +114,8 @@ fn move_addressing(
     }
     if nl.link(from)?.is_some() {
         let left = on(nl, from)?;
-        for addr in snap.addresses.iter().filter(|a| left.contains(a)) {
-            nl.del_address(from, *addr)?;
+        for a in snap.addresses.iter().filter(|a| left.contains(&a.address)) {
+            nl.del_address(from, a.address)?;
         }
     }
     Ok(changes)

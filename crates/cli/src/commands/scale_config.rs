@@ -1,0 +1,92 @@
+//! `edgenet scale-config`: the config of a machine that joins this scalable cluster.
+
+use edgenet_core::config::load;
+use edgenet_core::config::scale::{cluster_with, scale_config, NewMachine};
+use edgenet_core::validate::{check, Context, Severity};
+use edgenet_deploy::state::StateDir;
+use serde_json::Value;
+
+use crate::cli::{Cli, ScaleConfigArgs};
+use crate::commands::config_new::write_out;
+use crate::exit::{CliError, Exit};
+use crate::output::{finding_text, Style};
+
+/// The cluster's config and this machine's index: `-c FILE` (machine `--machine`-less: 0), or
+/// the config of the deployment in the state directory.
+fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
+    if cli.config.is_some() {
+        return Ok((super::load_config(cli)?.source, 0));
+    }
+    let state = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?;
+    let (Some(config), Some(plan)) = (
+        state.as_ref().and_then(|s| s.config.clone()),
+        state.as_ref().and_then(|s| s.applied_plan.clone()),
+    ) else {
+        return Err(CliError::new(
+            Exit::Findings,
+            "not-deployed",
+            format!("no deployment in {}", cli.state_dir.display()),
+        )
+        .hint("run it on a machine of the cluster, or name the cluster's config with -c FILE"));
+    };
+    Ok((config, plan.machine.index))
+}
+
+fn refuse(what: &str, findings: Vec<edgenet_core::validate::Finding>) -> CliError {
+    let style = Style::for_stdout();
+    let listing: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| finding_text(f, style))
+        .collect();
+    CliError::new(
+        Exit::Findings,
+        "scale-config-invalid",
+        format!("{what}:\n{}", listing.join("\n")),
+    )
+    .hint("choose addresses that are free in the cluster and inside its LAN")
+}
+
+pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
+    let (cluster, template) = cluster(cli)?;
+    let new = NewMachine {
+        linux_ip: args.linux_node_ip,
+        windows_ip: args.windows_node_ip,
+        control_plane: args.control_plane,
+        machine_name: cli.machine_name.clone(),
+        adapter: args.adapter_name.clone(),
+    };
+    let scale = scale_config(&cluster, template, &new)
+        .map_err(|e| CliError::new(Exit::Findings, "scale-config-invalid", e))?;
+    // Checked without this host: the config is for another machine.
+    let ctx = Context::offline("the config is for another machine", "new-machine");
+    let errors = |v: &Value| {
+        let loaded = load(v.to_string().as_bytes()).expect("a JSON object loads");
+        check(&loaded, &ctx)
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect::<Vec<_>>()
+    };
+    let whole = errors(&cluster_with(&cluster, &scale));
+    if !whole.is_empty() {
+        return Err(refuse("the new machine does not fit the cluster", whole));
+    }
+    let alone = errors(&scale);
+    if !alone.is_empty() {
+        return Err(refuse(
+            "the new machine's config does not pass check",
+            alone,
+        ));
+    }
+    let mut text = serde_json::to_string_pretty(&scale).expect("serializes");
+    text.push('\n');
+    write_out(
+        args.out.as_deref(),
+        args.force,
+        &text,
+        "check it on the new machine with",
+    )?;
+    Ok(Exit::Ok)
+}

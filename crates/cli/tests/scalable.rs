@@ -1,0 +1,311 @@
+//! Scalable clusters on a simulated LAN: the external switch bound to each machine's adapter,
+//! nodes directly on the LAN, and the adapter given back exactly as it was.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn config(machines: usize) -> Value {
+    let list: Vec<Value> = (0..machines)
+        .map(|i| {
+            json!({
+                "MachineName": format!("m{i}"),
+                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
+                "LinuxNode": {"Ip4Address": format!("198.18.0.{}", 101 + i), "ControlPlane": i == 0},
+                "WindowsNode": {"Ip4Address": format!("198.18.0.{}", 151 + i)},
+            })
+        })
+        .collect();
+    json!({
+        "DeploymentType": "ScalableCluster",
+        "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
+        "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+        "Machines": list,
+    })
+}
+
+fn ping_from(ns: &str, target: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c1", "-W1", target])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn deploy(m: &Machine, cfg: &str, machine: usize) -> Value {
+    serde_json::from_str(&m.ok(&[
+        "deploy",
+        "-c",
+        cfg,
+        "--machine",
+        &machine.to_string(),
+        "--output",
+        "json",
+    ]))
+    .unwrap()
+}
+
+#[test]
+fn three_machines_every_node_reaches_every_node_the_gateway_and_the_lan() {
+    let Some(lan) = lan("three", 3) else { return };
+    let cfg = lan.machines[0].write_config("c.json", &config(3));
+    for (i, m) in lan.machines.iter().enumerate() {
+        deploy(m, &cfg, i);
+    }
+    let mut nodes = Vec::new();
+    for m in &lan.machines {
+        let status: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+        assert_eq!(status["drift"], json!([]), "{status:#}");
+        for n in status["nodes"].as_array().unwrap() {
+            nodes.push((
+                n["netns"].as_str().unwrap().to_string(),
+                n["addresses"][0]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            ));
+        }
+    }
+    assert_eq!(nodes.len(), 6);
+    for (ns, _) in &nodes {
+        assert!(ping_from(ns, "198.18.0.1"), "{ns} → gateway");
+        for (_, other) in &nodes {
+            assert!(ping_from(ns, other), "{ns} → {other}");
+        }
+    }
+    for (_, ip) in &nodes {
+        assert!(ping_from(&lan.peer_ns(), ip), "LAN host → {ip}");
+    }
+    // Each machine itself stays reachable on its own address, now on the bridge.
+    for (i, m) in lan.machines.iter().enumerate() {
+        assert!(ping_from(&lan.peer_ns(), &Lan::machine_address(i)));
+        assert_eq!(
+            ipv4_of(&m.ip_json("addr show"), "aksedgesw-ext"),
+            vec![format!("{}/24", Lan::machine_address(i))]
+        );
+        assert_eq!(
+            link(&m.ip_json("link show"), "eth0").unwrap()["master"],
+            "aksedgesw-ext"
+        );
+    }
+}
+
+/// Pings `target` from `ns` every 50 ms while `during` runs; returns (sent, lost).
+fn ping_during(ns: &str, target: &str, during: impl FnOnce()) -> (usize, usize) {
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-i", "0.05", "-W", "1", "-c", "60", target,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    during();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    (nums[0], nums[0] - nums[1])
+}
+
+#[test]
+fn the_machine_stays_reachable_during_deploy_and_remove_and_gets_its_adapter_back() {
+    let Some(lan) = lan("ping", 1) else { return };
+    let m = &lan.machines[0];
+    let before = adapter_snapshot(&m.ns, "eth0");
+    let cfg = m.write_config("c.json", &config(1));
+    let (sent, lost) = ping_during(&lan.peer_ns(), &Lan::machine_address(0), || {
+        deploy(m, &cfg, 0);
+    });
+    assert!(lost <= 1, "deploy: {lost} of {sent} replies lost");
+    let (sent, lost) = ping_during(&lan.peer_ns(), &Lan::machine_address(0), || {
+        m.ok(&["remove"]);
+    });
+    assert!(lost <= 1, "remove: {lost} of {sent} replies lost");
+    assert_eq!(
+        adapter_snapshot(&m.ns, "eth0"),
+        before,
+        "the adapter is as it was"
+    );
+    assert!(bridges(&m.ns).is_empty(), "no bridge left");
+}
+
+const EXTERNAL_STEPS: &[&str] = &[
+    "switch",
+    "switch-adapter",
+    "switch-address",
+    "node-netns",
+    "node-link",
+    "node-address",
+    "node-files",
+    "finish",
+];
+
+#[test]
+fn a_failure_after_any_external_step_leaves_the_adapter_as_it_was() {
+    let Some(lan) = lan("fault", 1) else { return };
+    let m = &lan.machines[0];
+    let before = adapter_snapshot(&m.ns, "eth0");
+    let dump = m.dump();
+    let cfg = m.write_config("c.json", &config(1));
+    for step in EXTERNAL_STEPS {
+        let out = m.edgenet_env(
+            &["deploy", "-c", &cfg, "--machine", "0"],
+            &[("EDGENET_FAILPOINT", step)],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            adapter_snapshot(&m.ns, "eth0"),
+            before,
+            "after a failure at {step}"
+        );
+        assert!(
+            bridges(&m.ns).is_empty(),
+            "{step}: the half-built bridge is gone"
+        );
+        assert!(
+            ping_from(&lan.peer_ns(), &Lan::machine_address(0)),
+            "{step}: still reachable"
+        );
+        // And after a crash at that step, the next deploy converges and remove restores.
+        let out = m.edgenet_env(
+            &["deploy", "-c", &cfg, "--machine", "0"],
+            &[("EDGENET_FAILPOINT", &format!("{step}:crash"))],
+        );
+        assert!(!out.status.success());
+        deploy(m, &cfg, 0);
+        assert!(
+            ping_from(&lan.peer_ns(), "198.18.0.101"),
+            "{step}: node reachable after converging"
+        );
+        m.ok(&["remove"]);
+        assert_eq!(
+            adapter_snapshot(&m.ns, "eth0"),
+            before,
+            "remove after a crash at {step}"
+        );
+        assert_eq!(m.dump(), dump, "zero residue after a crash at {step}");
+    }
+}
+
+#[test]
+fn a_bridge_the_user_made_is_used_and_never_deleted() {
+    let Some(lan) = lan("userbr", 1) else { return };
+    let m = &lan.machines[0];
+    let ns = &m.ns;
+    sh(&format!(
+        "ip -n {ns} link add aksedgesw-ext type bridge && ip -n {ns} link set aksedgesw-ext up && \
+         ip -n {ns} addr del 198.18.0.11/24 dev eth0 && ip -n {ns} link set eth0 master aksedgesw-ext && \
+         ip -n {ns} addr add 198.18.0.11/24 dev aksedgesw-ext && ip -n {ns} route add default via 198.18.0.1"
+    ));
+    let before = m.dump();
+    let cfg = m.write_config("c.json", &config(1));
+    deploy(m, &cfg, 0);
+    assert!(ping_from(&lan.peer_ns(), "198.18.0.101"));
+    assert_eq!(
+        link(&m.ip_json("link show"), "en".to_string().as_str()),
+        None
+    );
+    m.ok(&["remove"]);
+    assert_eq!(
+        bridges(ns),
+        vec!["aksedgesw-ext"],
+        "the user's bridge stays"
+    );
+    assert_eq!(m.dump(), before, "and nothing else is left");
+}
+
+#[test]
+fn adapter_problems_are_clear_errors_and_change_nothing() {
+    let Some(lan) = lan("adapter", 1) else { return };
+    let m = &lan.machines[0];
+    let ns = &m.ns;
+    let before = m.dump();
+    let run = |v: &Value| {
+        let cfg = m.write_config("bad.json", v);
+        let out = m.edgenet(&["deploy", "-c", &cfg, "--machine", "0"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut missing = config(1);
+    missing["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("enp9s0");
+    let (code, err) = run(&missing);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("adapter-missing") && err.contains("enp9s0"),
+        "{err}"
+    );
+
+    sh(&format!(
+        "ip -n {ns} link add other0 type bridge && ip -n {ns} link set eth0 master other0"
+    ));
+    let (code, err) = run(&config(1));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("adapter-enslaved") && err.contains("other0"),
+        "{err}"
+    );
+    sh(&format!("ip -n {ns} link set eth0 nomaster && ip -n {ns} link del other0 && ip -n {ns} route replace default via 198.18.0.1"));
+
+    sh(&format!("ip -n {ns} link set eth0 down"));
+    let (code, err) = run(&config(1));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("adapter-down"), "{err}");
+    sh(&format!(
+        "ip -n {ns} link set eth0 up && ip -n {ns} route replace default via 198.18.0.1"
+    ));
+
+    let mut mtu = config(1);
+    mtu["Machines"][0]["NetworkConnection"]["Mtu"] = json!(9000);
+    let (code, err) = run(&mtu);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("mtu-above-adapter") && err.contains("1500"),
+        "{err}"
+    );
+    assert_eq!(m.dump(), before, "nothing changed");
+}
+
+#[test]
+fn the_default_mtu_is_the_adapters() {
+    let Some(lan) = lan("mtu", 1) else { return };
+    let m = &lan.machines[0];
+    sh(&format!("ip -n {} link set eth0 mtu 1400", m.ns));
+    let cfg = m.write_config("c.json", &config(1));
+    deploy(m, &cfg, 0);
+    let links = m.ip_json("link show");
+    assert_eq!(link(&links, "aksedgesw-ext").unwrap()["mtu"], 1400);
+    for veth in links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == "aksedgesw-ext")
+    {
+        assert_eq!(veth["mtu"], 1400, "{}", veth["ifname"]);
+    }
+    let status: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+    for n in status["nodes"].as_array().unwrap() {
+        assert_eq!(n["mtu"], 1400);
+    }
+}
