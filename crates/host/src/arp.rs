@@ -122,6 +122,18 @@ impl ArpPacket {
         }
     }
 
+    /// A gratuitous ARP announcing that `mac` now has `ip` (RFC 5227 §2.3): neighbours update
+    /// a stale cache entry at once, e.g. when a node comes back with a new MAC.
+    pub fn announcement(mac: MacAddr, ip: Ipv4Addr) -> Self {
+        ArpPacket {
+            operation: ARP_REQUEST,
+            sender_mac: mac,
+            sender_ip: ip,
+            target_mac: MacAddr([0; 6]),
+            target_ip: ip,
+        }
+    }
+
     /// Wire form (network byte order), 28 bytes.
     pub fn to_bytes(&self) -> [u8; ARP_PACKET_LEN] {
         let mut b = [0u8; ARP_PACKET_LEN];
@@ -270,6 +282,14 @@ pub fn probe(
 }
 
 /// Index and MAC of `ifname`, which must exist, be up, have carrier and an Ethernet MAC.
+/// Announces `ip` on `ifname` (in the calling thread's namespace) with one gratuitous ARP.
+pub fn announce(ifname: &str, ip: Ipv4Addr) -> Result<(), HostError> {
+    let (index, mac) = usable_link(ifname)?;
+    let sock = PacketSocket::open(ifname, index)?;
+    sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_bytes())
+        .map_err(|e| HostError::new("send ARP announcement on", ifname, e))
+}
+
 fn usable_link(ifname: &str) -> Result<(u32, MacAddr), HostError> {
     const OP: &str = "ARP probe on";
     let link = Netlink::open()?

@@ -20,6 +20,7 @@
 
 mod error;
 mod lab;
+mod pool;
 pub mod probe;
 mod process;
 pub mod scalable;

@@ -17,7 +17,6 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
@@ -41,8 +40,9 @@ use crate::topology::{
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probes (or ping sweeps) running at once.
 pub const PROBE_WORKERS: usize = 64;
-/// Bound of an inbound connect: over veths a SYN is answered in well under a millisecond,
-/// and inbound probes to nodes sharing an address take turns, so this one is kept short.
+/// Bound of a routed inbound connect: over veths a SYN is answered in well under a
+/// millisecond, and routed probes to nodes sharing an address take turns, so this one is
+/// kept short.
 const INBOUND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A node to probe, as the deployment reports it.
@@ -296,27 +296,11 @@ impl<'a> Plan<'a> {
     fn run(self, workers: usize) -> Vec<Cell> {
         let Plan { heads, tasks } = self;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; heads.len()];
-        let workers = workers.clamp(1, tasks.len().max(1));
-        let queue = Mutex::new(tasks.into_iter());
-        let done = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let Some(task) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else {
-                        break;
-                    };
-                    // A panicking probe leaves its cells unmeasured (reported below).
-                    if let Ok(results) =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))
-                    {
-                        done.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .extend(results);
-                    }
-                });
-            }
+        let measured = crate::pool::map(tasks, workers, |task| {
+            // A panicking probe leaves its cells unmeasured (reported below).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_default()
         });
-        for (index, outcome) in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        for (index, outcome) in measured.into_iter().flatten() {
             outcomes[index] = Some(outcome);
         }
         heads
@@ -600,10 +584,11 @@ fn summary(out: &std::process::Output) -> String {
     }
 }
 
-/// LAN→node: a listener in the node, a /32 route to the node via its machine in the LAN
-/// peer, then a TCP connect from the peer. Reachable only when the node's own listener
-/// accepted the connection (a reset forged by a firewall does not count).
-fn lan_connect(peer: &str, node: &NodeInfo, via: &LabMachine) -> (bool, String) {
+/// LAN→node: a listener in the node, then a TCP connect from the LAN peer — directly, or
+/// (`via` a machine) over a /32 route to the node via that machine, set for the connect
+/// only. Reachable only when the node's own listener accepted the connection (a reset
+/// forged by a firewall does not count).
+fn lan_connect(peer: &str, node: &NodeInfo, via: Option<&LabMachine>) -> (bool, String) {
     let listener = match NetNs::open(&node.netns)
         .and_then(|ns| ns.run(|| TcpListener::bind((node.address, 0))))
     {
@@ -618,21 +603,25 @@ fn lan_connect(peer: &str, node: &NodeInfo, via: &LabMachine) -> (bool, String) 
     if let Err(e) = listener.set_nonblocking(true) {
         return (false, format!("listener: {e}"));
     }
-    let route = RouteSpec {
+    let route = via.map(|via| RouteSpec {
         destination: Ipv4Net::new(node.address, 32).expect("/32 is valid"),
         gateway: Some(via.address.addr()),
         link: Some(ADAPTER),
-    };
+    });
     let peer_ns = match NetNs::open(peer) {
         Ok(ns) => ns,
         Err(e) => return (false, e.to_string()),
     };
     let connected = peer_ns.run(|| -> Result<Result<TcpStream, std::io::Error>, String> {
-        let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-        nl.replace_route(&route).map_err(|e| e.to_string())?;
         let target = SocketAddr::V4(SocketAddrV4::new(node.address, port));
+        let Some(route) = &route else {
+            // Nothing to take turns for: the full bound, which covers a retransmitted SYN.
+            return Ok(TcpStream::connect_timeout(&target, PROBE_TIMEOUT));
+        };
+        let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+        nl.replace_route(route).map_err(|e| e.to_string())?;
         let result = TcpStream::connect_timeout(&target, INBOUND_TIMEOUT);
-        let _ = nl.del_route(&route);
+        let _ = nl.del_route(route);
         Ok(result)
     });
     let stream = match connected {

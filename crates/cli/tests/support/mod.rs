@@ -46,7 +46,12 @@ impl Machine {
             .args(["netns", "del", &ns])
             .stderr(std::process::Stdio::null())
             .status();
-        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        // No IPv6 duplicate address detection: its timers would make before/after dumps of
+        // the namespace differ by when they were taken, not by what edgenet did.
+        sh(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip netns exec {ns} sh -c 'echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad'"
+        ));
         let dir = tempfile::tempdir().unwrap();
         let resolv = dir.path().join("resolv.conf");
         std::fs::write(&resolv, "nameserver 198.51.100.53\n").unwrap();
