@@ -309,3 +309,52 @@ fn the_default_mtu_is_the_adapters() {
         assert_eq!(n["mtu"], 1400);
     }
 }
+
+#[test]
+fn an_address_someone_on_the_lan_answers_for_is_refused_naming_the_mac() {
+    let Some(lan) = lan("probe", 1) else { return };
+    let m = &lan.machines[0];
+    let peer = lan.peer_ns();
+    let peer_mac = link(&Machine::ip_json_in(&peer, "link show"), "eth0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = m.dump();
+    let cfg = m.write_config("c.json", &config(1));
+    for (taken, path) in [
+        ("198.18.0.101", "Machines[0].LinuxNode.Ip4Address"),
+        ("198.18.0.100", "Network.ControlPlaneEndpointIp"),
+        ("198.18.0.205", "Init.ServiceIPRangeStart"),
+    ] {
+        sh(&format!("ip -n {peer} addr add {taken}/32 dev eth0"));
+        let checked = m.edgenet(&["check", "-c", &cfg, "--machine", "0", "--output", "json"]);
+        assert_eq!(checked.status.code(), Some(1), "{taken}");
+        let findings: Value = serde_json::from_slice(&checked.stdout).unwrap();
+        let hit = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "address-in-use" && f["path"] == path);
+        let hit = hit.unwrap_or_else(|| panic!("{taken}: {findings:#}"));
+        assert!(
+            hit["message"].as_str().unwrap().contains(&peer_mac)
+                && hit["message"].as_str().unwrap().contains(taken)
+        );
+        let out = m.edgenet(&["deploy", "-c", &cfg, "--machine", "0"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("address-in-use"));
+        assert_eq!(m.dump(), before, "nothing changed ({taken})");
+        sh(&format!("ip -n {peer} addr del {taken}/32 dev eth0"));
+    }
+    // With the check skipped, deploy proceeds (the node then shares the address: the user's call).
+    sh(&format!("ip -n {peer} addr add 198.18.0.205/32 dev eth0"));
+    let mut skip = config(1);
+    skip["Network"]["SkipAddressFreeCheck"] = json!(true);
+    let cfg = m.write_config("skip.json", &skip);
+    deploy(m, &cfg, 0);
+    // And a second deploy of the clean config is not refused by the machine's own nodes.
+    sh(&format!("ip -n {peer} addr del 198.18.0.205/32 dev eth0"));
+    let cfg = m.write_config("c.json", &config(1));
+    let again = deploy(m, &cfg, 0);
+    assert!(again["changes"].as_array().is_some());
+}

@@ -1194,3 +1194,82 @@ fn check_bytes(bytes: &[u8]) -> Vec<Finding> {
     let facts = host();
     edgenet_core::validate::check(&loaded, &edgenet_core::validate::Context::live(&facts))
 }
+
+fn run_probe(json: &Value, answers: &[(&str, &str)], own: &[&str]) -> Vec<Finding> {
+    use edgenet_core::validate::{Context, ProbeView};
+    let facts = host();
+    let mut ctx = Context::live(&facts);
+    ctx.machine = Some(0);
+    ctx.probe = ProbeView::Ran {
+        interface: "eth0".into(),
+        answers: answers
+            .iter()
+            .map(|(ip, mac)| (ip.parse().unwrap(), mac.parse().unwrap()))
+            .collect(),
+        own_macs: own.iter().map(|m| m.parse().unwrap()).collect(),
+    };
+    run_with(json, &ctx)
+}
+
+#[test]
+fn r12_an_answered_address_is_in_use_naming_the_mac() {
+    let clean = run_probe(&scalable(), &[], &[]);
+    assert!(find(&clean, "address-in-use", "Machines[0].LinuxNode.Ip4Address").is_none());
+    let f = assert_has(
+        &run_probe(&scalable(), &[("192.168.1.171", "52:54:00:aa:bb:cc")], &[]),
+        "address-in-use",
+        "Machines[0].LinuxNode.Ip4Address",
+        Severity::Error,
+    );
+    message_names(&f, "52:54:00:aa:bb:cc");
+    assert_has(
+        &run_probe(&scalable(), &[("192.168.1.191", "52:54:00:aa:bb:cc")], &[]),
+        "address-in-use",
+        "Network.ControlPlaneEndpointIp",
+        Severity::Error,
+    );
+    assert_has(
+        &run_probe(&scalable(), &[("192.168.1.155", "52:54:00:aa:bb:cc")], &[]),
+        "address-in-use",
+        "Init.ServiceIPRangeStart",
+        Severity::Error,
+    );
+    // This machine's own, already deployed node answering is not a conflict.
+    assert_clean(&run_probe(
+        &scalable(),
+        &[("192.168.1.171", "02:00:00:00:00:07")],
+        &["02:00:00:00:00:07"],
+    ));
+    // A joining machine leaves the endpoint and the service range to the running cluster.
+    let join = fixture("aksee-scalable-join.json");
+    assert_clean(&run_probe(
+        &join,
+        &[
+            ("192.168.1.191", "52:54:00:aa:bb:cc"),
+            ("192.168.1.155", "52:54:00:aa:bb:cc"),
+        ],
+        &[],
+    ));
+    assert_has(
+        &run_probe(&join, &[("192.168.1.173", "52:54:00:aa:bb:cc")], &[]),
+        "address-in-use",
+        "Machines[0].WindowsNode.Ip4Address",
+        Severity::Error,
+    );
+    // Skipped on request, with a notice.
+    let skipped = run_probe(
+        &set(scalable(), "Network/SkipAddressFreeCheck", json!(true)),
+        &[("192.168.1.171", "52:54:00:aa:bb:cc")],
+        &[],
+    );
+    assert_clean(&skipped);
+    message_names(
+        &assert_has(
+            &skipped,
+            "probe-not-run",
+            "Network.SkipAddressFreeCheck",
+            Severity::Notice,
+        ),
+        "skipped",
+    );
+}

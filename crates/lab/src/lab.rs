@@ -26,6 +26,9 @@ const PROXY_CONFIG: &str = "tinyproxy.conf";
 /// Default bound for each wait of `up` (a service answering, …).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Machines set up (namespaces, adapters, readiness checks) at once.
+const MACHINE_WORKERS: usize = 16;
+
 /// What to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSpec {
@@ -340,11 +343,17 @@ impl Lab {
             .map_err(|e| LabError::io("write", index, e))?;
         let inet_name = inet.label().to_string();
         let lan_name = lan.label().to_string();
+        // All services start at once (the LAN DNS and the proxy need their upstream only to
+        // answer, not to start), the machines are built while they come up, and then each
+        // service is waited for, upstream first, from the LAN.
         self.start(&inet_name, services::dns_upstream(&root))?;
         self.start(&inet_name, services::http(&root, &www))?;
-        self.wait_ready(&lan, &[services::DNS_UPSTREAM_SVC, services::HTTP])?;
         self.start(&lan_name, services::dns_lan(&root))?;
-        let mut lan_services = vec![services::DNS_LAN_SVC];
+        let mut ready = vec![
+            services::DNS_UPSTREAM_SVC,
+            services::HTTP,
+            services::DNS_LAN_SVC,
+        ];
         if self.state.proxy {
             let log = services::log_path(&root, services::PROXY);
             let config = root.join(PROXY_CONFIG);
@@ -354,17 +363,29 @@ impl Lab {
             std::fs::write(&resolv, services::lan_resolv_conf())
                 .map_err(|e| LabError::io("write", resolv.clone(), e))?;
             self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
-            lan_services.push(services::PROXY);
+            ready.push(services::PROXY);
         }
-        self.wait_ready(&lan, &lan_services)?;
+        let t = std::time::Instant::now();
+        self.add_machines(&lan)?;
+        eprintln!("TMP add {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        self.wait_ready(&lan, &ready)?;
+        eprintln!("TMP ready {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let r = self.wait_machines();
+        eprintln!("TMP wait {:?}", t.elapsed());
+        r
+    }
 
-        for index in 1..=self.state.machines_wanted {
-            self.add_machine(&lan, index)?;
-        }
-        for machine in self.machines() {
-            self.wait_machine(&machine)?;
-        }
-        Ok(())
+    /// Waits for every machine's network at once (bounded pool), so many machines take
+    /// about as long as one.
+    fn wait_machines(&self) -> Result<(), LabError> {
+        let machines = self.machines();
+        crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
+            self.wait_machine(m)
+        })
+        .into_iter()
+        .collect()
     }
 
     /// Waits (bounded) until `machine` resolves the test name through the LAN DNS and gets
@@ -373,10 +394,20 @@ impl Lab {
         let timeout = self.timeout();
         let ns = self.host(NetNs::open(&machine.netns))?;
         let lab = &self.state.name;
-        let outcome =
-            self.host(ns.run(|| {
-                services::wait_ready(timeout, |t| services::check_machine(lab, t), || None)
-            }))?;
+        let t0 = std::time::Instant::now();
+        let outcome = self.host(ns.run(|| {
+            services::wait_ready(
+                timeout,
+                |t| {
+                    let r = services::check_machine(lab, t);
+                    if r.is_err() {
+                        eprintln!("TMP {} {:?} {:?}", machine.name, t0.elapsed(), r);
+                    }
+                    r
+                },
+                || None,
+            )
+        }))?;
         match outcome {
             Ok(()) => Ok(()),
             Err(services::NotReady::Exited(e)) => Err(*e),
@@ -395,11 +426,7 @@ impl Lab {
         let name = self.ns_name(role);
         self.state.namespaces.push(name.clone());
         self.save()?;
-        self.host(netns::create(&name))?;
-        let ns = self.host(NetNs::open(&name))?;
-        let mut nl = self.host(Netlink::open_in(&ns))?;
-        self.host(nl.set_up("lo", true))?;
-        Ok(ns)
+        self.host(make_netns(&name))
     }
 
     /// The LAN: bridge `lan0` with the router address, uplink `wan0` ↔ the internet's `eth0`,
@@ -440,19 +467,67 @@ impl Lab {
         address: Ipv4Addr,
     ) -> Result<(), LabError> {
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
+        self.plug(&mut lan_nl, host, port)?;
+        self.configure_adapter(host, address)
+    }
+
+    /// The LAN side of a host's adapter: a veth whose end `port` is a port of the LAN
+    /// bridge, up, and whose peer `eth0` is created directly in `host`.
+    fn plug(&self, lan_nl: &mut Netlink, host: &NetNs, port: &str) -> Result<(), LabError> {
         let mut veth = VethSpec::new(port, ADAPTER);
         veth.peer_netns = Some(std::os::fd::AsFd::as_fd(host));
         self.host(lan_nl.create_veth(&veth))?;
         self.host(lan_nl.set_master(port, Some(LAN_BRIDGE)))?;
-        self.host(lan_nl.set_up(port, true))?;
+        self.host(lan_nl.set_up(port, true))
+    }
+
+    /// The host side of its adapter: `eth0` with `address` on the LAN, up, default route via
+    /// the router.
+    fn configure_adapter(&self, host: &NetNs, address: Ipv4Addr) -> Result<(), LabError> {
         let mut nl = self.host(Netlink::open_in(host))?;
         self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
         self.host(nl.set_up(ADAPTER, true))?;
-        self.host(nl.add_route(&default_via(LAN_ROUTER)))?;
-        Ok(())
+        self.host(nl.add_route(&default_via(LAN_ROUTER)))
     }
 
-    fn add_machine(&mut self, lan: &NetNs, index: u8) -> Result<(), LabError> {
+    /// The machines, in O(N) kernel work and without waits: the intent for all of them is
+    /// recorded in one state write, their namespaces are made on a bounded pool, each
+    /// adapter is a veth made from the LAN side (one netlink handle) with its peer created
+    /// directly in the machine's namespace, and each machine's own side (address, default
+    /// route) is configured on the pool again.
+    fn add_machines(&mut self, lan: &NetNs) -> Result<(), LabError> {
+        let machines: Vec<LabMachine> = (1..=self.state.machines_wanted)
+            .map(|index| self.machine_files(index))
+            .collect::<Result<_, _>>()?;
+        for machine in &machines {
+            self.state.namespaces.push(machine.netns.clone());
+            self.state.machines.push(MachineRecord {
+                machine: machine.clone(),
+                deploy_started: false,
+            });
+        }
+        self.save()?;
+        let namespaces: Vec<NetNs> =
+            crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
+                self.host(make_netns(&m.netns))
+            })
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let mut lan_nl = self.host(Netlink::open_in(lan))?;
+        for (machine, ns) in machines.iter().zip(&namespaces) {
+            self.plug(&mut lan_nl, ns, &machine.name)?;
+        }
+        crate::pool::map(
+            machines.iter().zip(&namespaces).collect(),
+            MACHINE_WORKERS,
+            |(machine, ns)| self.configure_adapter(ns, machine.address.addr()),
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// A machine's record and files (directory, state directory, resolv.conf).
+    fn machine_files(&self, index: u8) -> Result<LabMachine, LabError> {
         let name = machine_name(index);
         let netns_name = self.ns_name(&name);
         let dir = self.dir.path().join("machines").join(&name);
@@ -478,12 +553,7 @@ impl Lab {
         );
         std::fs::write(&machine.resolv_conf, resolv)
             .map_err(|e| LabError::io("write", machine.resolv_conf.clone(), e))?;
-        self.state.machines.push(MachineRecord {
-            machine: machine.clone(),
-            deploy_started: false,
-        });
-        let ns = self.create_netns(&name)?;
-        self.attach(lan, &ns, &name, machine.address.addr())
+        Ok(machine)
     }
 
     fn deploy_all<E: Into<CallbackError>>(
@@ -645,6 +715,14 @@ impl Drop for Lab {
             tracing::warn!(lab = %self.state.name, "lab drop: {e}");
         }
     }
+}
+
+/// Creates the named namespace and brings its loopback up.
+fn make_netns(name: &str) -> Result<NetNs, edgenet_host::netlink::HostError> {
+    netns::create(name)?;
+    let ns = NetNs::open(name)?;
+    Netlink::open_in(&ns)?.set_up("lo", true)?;
+    Ok(ns)
 }
 
 fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {

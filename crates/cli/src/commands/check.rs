@@ -19,7 +19,14 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         Err(e) => return Err(e),
     };
     let facts = super::host_facts(cli, args);
-    let ctx = super::context(cli, &facts, args);
+    let mut ctx = super::context(cli, &facts, args);
+    let own_macs = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+        .peek()
+        .ok()
+        .flatten()
+        .map(|s| s.macs.into_values().collect())
+        .unwrap_or_default();
+    ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
     let mut findings = check(&loaded, &ctx);
     findings.extend(super::machine_out_of_range(
         args,

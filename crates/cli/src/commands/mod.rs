@@ -12,7 +12,7 @@ use std::path::Path;
 
 use edgenet_core::config::{builtin_default, load, Loaded};
 use edgenet_core::host_facts::HostFacts;
-use edgenet_core::validate::{Code, Context, Finding};
+use edgenet_core::validate::{Code, Context, Finding, ProbeView};
 
 use crate::cli::{CheckArgs, Cli};
 use crate::exit::{CliError, Exit};
@@ -110,6 +110,51 @@ fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// Runs the address-free probe (rule 12) of a scalable config on this machine's adapter, or
+/// says why it did not run. `own_macs`: MACs of this machine's deployed nodes.
+pub fn probe_view(
+    loaded: &Loaded,
+    ctx: &Context<'_>,
+    own_macs: Vec<edgenet_core::mac::MacAddr>,
+) -> ProbeView {
+    let config = &loaded.config;
+    if !config.is_scalable() || config.network.skip_address_free_check {
+        return ProbeView::NotRun("not needed".into());
+    }
+    if ctx.facts().is_none() {
+        return ProbeView::NotRun("the host was not read".into());
+    }
+    let Some(machine) = ctx.this_machine(config) else {
+        return ProbeView::NotRun("no machine of the config was chosen (--machine N)".into());
+    };
+    let Some(adapter) = config.machines[machine].adapter_name.clone() else {
+        return ProbeView::NotRun("the machine has no adapter".into());
+    };
+    let mut own = own_macs;
+    for node in [
+        &config.machines[machine].linux_node,
+        &config.machines[machine].windows_node,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        own.extend(node.mac_address);
+    }
+    let targets: Vec<_> = edgenet_core::validate::probe_targets(config, machine)
+        .into_iter()
+        .map(|t| t.address)
+        .collect();
+    match edgenet_host::arp::probe(&adapter, &targets, &Default::default()) {
+        Ok(answers) => ProbeView::Ran {
+            interface: adapter,
+            answers: answers.into_iter().map(|a| (a.address, a.mac)).collect(),
+            own_macs: own,
+        },
+        Err(e) if e.errno() == Some(1) => ProbeView::NotRun(format!("{e}: it needs root")),
+        Err(e) => ProbeView::NotRun(e.to_string()),
+    }
 }
 
 /// A finding for a `--machine` that the config does not have.

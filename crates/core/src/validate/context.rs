@@ -7,6 +7,20 @@ use crate::addressing;
 use crate::config::Config;
 use crate::host_facts::HostFacts;
 
+/// What the on-link address-free probe (rule 12) found, or why it did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeView {
+    NotRun(String),
+    Ran {
+        interface: String,
+        /// Every (address, MAC) that answered for a probed address.
+        answers: Vec<(std::net::Ipv4Addr, crate::mac::MacAddr)>,
+        /// MACs of this machine's own nodes: their answers are not conflicts (a second deploy
+        /// must succeed).
+        own_macs: Vec<crate::mac::MacAddr>,
+    },
+}
+
 /// The host as the rules see it.
 #[derive(Debug, Clone)]
 pub enum HostView<'a> {
@@ -25,6 +39,8 @@ pub struct Context<'a> {
     pub hostname: String,
     /// `--machine-name`: overrides every name the config gives this machine.
     pub machine_name: Option<String>,
+    /// The address-free probe's result (scalable clusters).
+    pub probe: ProbeView,
     /// The subnet an earlier deploy chose automatically (kept in the deployment state), so that
     /// later runs keep it even though the host now has a route for it.
     pub deployed_subnet: Option<Ipv4Net>,
@@ -37,6 +53,7 @@ impl<'a> Context<'a> {
             machine: None,
             hostname: hostname.into(),
             machine_name: None,
+            probe: ProbeView::NotRun("the host was not read".into()),
             deployed_subnet: None,
         }
     }
@@ -47,6 +64,7 @@ impl<'a> Context<'a> {
             machine: None,
             hostname: facts.hostname.clone(),
             machine_name: None,
+            probe: ProbeView::NotRun("the probe was not asked for".into()),
             deployed_subnet: None,
         }
     }

@@ -76,6 +76,7 @@ pub enum Code {
     AdapterWireless,
     // Rule 12: address-free probe.
     ProbeNotRun,
+    AddressInUse,
     // Host-dependent rules not run.
     HostChecksSkipped,
 }
@@ -130,6 +131,7 @@ impl Code {
             AdapterEnslaved => "adapter-enslaved",
             AdapterWireless => "adapter-wireless",
             ProbeNotRun => "probe-not-run",
+            AddressInUse => "address-in-use",
             HostChecksSkipped => "host-checks-skipped",
         }
     }
@@ -156,7 +158,7 @@ impl Code {
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless => 11,
-            ProbeNotRun => 12,
+            ProbeNotRun | AddressInUse => 12,
             HostChecksSkipped => 0,
         }
     }

@@ -20,8 +20,9 @@ mod subnet;
 
 pub use adapter::interface_name_problem;
 pub use cluster::is_control_plane;
-pub use context::{machine_name, resolve_subnet, Context, HostView, ResolvedSubnet};
+pub use context::{machine_name, resolve_subnet, Context, HostView, ProbeView, ResolvedSubnet};
 pub use finding::{Code, Finding, Severity};
+pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
 
 use crate::config::Config;
@@ -39,7 +40,7 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     proxy::check(config, &mut out);
     cluster::check(config, &mut out);
     adapter::check(config, ctx, &mut out);
-    probe::check(config, &mut out);
+    probe::check(config, ctx, &mut out);
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
             Finding::notice(

@@ -1,21 +1,112 @@
-//! Rule group 12: the on-link address-free probe. The probe itself belongs to the scalable
-//! deploy work; until it exists, `check` says plainly that it did not run.
+//! Rule group 12: the on-link address-free probe (SPEC §3.2). The core decides what to probe
+//! and judges the answers; the host layer sends the ARP probes.
 
-use super::{Code, Finding};
+use std::net::Ipv4Addr;
+
+use super::{is_control_plane, Code, Context, Finding, ProbeView};
+use crate::addressing::range_end;
 use crate::config::Config;
 
-pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
+/// An address this machine is about to claim, and the config path that asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub address: Ipv4Addr,
+    pub path: String,
+}
+
+/// What `machine` probes: its own node addresses, and — only when it creates the cluster (the
+/// first control-plane machine of a config without `Join`) — the control-plane endpoint and the
+/// service range. A joining machine must not probe those: the running cluster answers for them.
+pub fn probe_targets(config: &Config, machine: usize) -> Vec<ProbeTarget> {
+    let mut out = Vec::new();
+    let Some(m) = config.machines.get(machine) else {
+        return out;
+    };
+    if !config.is_scalable() {
+        return out;
+    }
+    for (key, node) in [
+        ("LinuxNode", &m.linux_node),
+        ("WindowsNode", &m.windows_node),
+    ] {
+        if let Some(ip) = node.as_ref().and_then(|n| n.ip4_address) {
+            out.push(ProbeTarget {
+                address: ip,
+                path: format!("Machines[{machine}].{key}.Ip4Address"),
+            });
+        }
+    }
+    let first_control_plane =
+        (0..config.machines.len()).find(|&i| is_control_plane(config, i, true));
+    if !config.join && first_control_plane == Some(machine) {
+        if let Some(ip) = config.network.control_plane_endpoint_ip {
+            out.push(ProbeTarget {
+                address: ip,
+                path: "Network.ControlPlaneEndpointIp".into(),
+            });
+        }
+        let size = config
+            .init
+            .service_ip_range_size
+            .unwrap_or(0)
+            .min(super::addresses::MAX_SERVICE_RANGE);
+        if let (Some(start), true) = (config.init.service_ip_range_start, size > 0) {
+            if let Some(end) = range_end(start, size) {
+                for ip in u32::from(start)..=u32::from(end) {
+                    out.push(ProbeTarget {
+                        address: Ipv4Addr::from(ip),
+                        path: "Init.ServiceIPRangeStart".into(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if !config.is_scalable() {
         return;
     }
-    let message = if config.network.skip_address_free_check {
-        "the address-free probe (rule 12) was skipped: Network.SkipAddressFreeCheck is true"
-    } else {
-        "the address-free probe (rule 12) did not run: this edgenet version cannot probe the LAN yet, so node addresses, the control-plane endpoint and service IPs were not checked for other users"
+    let path = "Network.SkipAddressFreeCheck";
+    if config.network.skip_address_free_check {
+        out.push(Finding::notice(
+            Code::ProbeNotRun,
+            path,
+            "the address-free probe (rule 12) was skipped: Network.SkipAddressFreeCheck is true",
+        ));
+        return;
+    }
+    let Some(machine) = ctx.this_machine(config) else {
+        out.push(Finding::notice(Code::ProbeNotRun, path, "the address-free probe (rule 12) did not run: no machine of the config was chosen (--machine N)"));
+        return;
     };
-    out.push(Finding::notice(
-        Code::ProbeNotRun,
-        "Network.SkipAddressFreeCheck",
-        message,
-    ));
+    match &ctx.probe {
+        ProbeView::NotRun(reason) => out.push(Finding::notice(
+            Code::ProbeNotRun,
+            path,
+            format!("the address-free probe (rule 12) did not run: {reason}"),
+        )),
+        ProbeView::Ran {
+            interface,
+            answers,
+            own_macs,
+        } => {
+            for target in probe_targets(config, machine) {
+                for (ip, mac) in answers
+                    .iter()
+                    .filter(|(ip, mac)| *ip == target.address && !own_macs.contains(mac))
+                {
+                    out.push(
+                        Finding::error(
+                            Code::AddressInUse,
+                            &target.path,
+                            format!("{} is {ip}, but {mac} already answers for it on {interface}", target.path),
+                        )
+                        .hint("choose an address nothing on the LAN uses (or set Network.SkipAddressFreeCheck if that device is this cluster's)"),
+                    );
+                }
+            }
+        }
+    }
 }
