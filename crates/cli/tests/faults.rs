@@ -110,8 +110,3 @@ fn remove_cleans_up_straight_after_a_crash() {
         assert_eq!(m.dump(), before, "{step}");
     }
 }
-
-#[test]
-fn the_step_list_matches_the_deploy() {
-    assert_eq!(STEPS, edgenet_deploy::failpoint::STEPS);
-}

@@ -1,13 +1,15 @@
 //! `plan` reads the real kernel: inside a namespace whose routes take 192.168.0.0/24, the
 //! automatic subnet moves to the next free /24. Needs root; runs only inside its own namespace.
 
+mod support;
+
 use std::process::Command;
 
 struct Netns(String);
 
 impl Netns {
     fn new(tag: &str) -> Option<Netns> {
-        if !nix_is_root() {
+        if !support::is_root() {
             eprintln!("skipped: needs root to create a network namespace");
             return None;
         }
@@ -35,17 +37,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn plan_in(ns: &Netns) -> serde_json::Value {

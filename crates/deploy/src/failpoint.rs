@@ -5,10 +5,25 @@
 //! created); `EDGENET_FAILPOINT=<step>:crash` aborts the process on the spot, as a kill or a
 //! power cut would, leaving whatever was done.
 
-/// Every step a deploy passes, in order. Steps under `node-*` run once per node.
+/// Every step a single-machine deploy passes, in order. Steps under `node-*` run once per node.
 pub const STEPS: &[&str] = &[
     "state",
     "switch",
+    "switch-address",
+    "forwarding",
+    "firewall",
+    "node-netns",
+    "node-link",
+    "node-address",
+    "node-files",
+    "finish",
+];
+
+/// Every step of a scalable deploy (external switch), in order.
+pub const EXTERNAL_STEPS: &[&str] = &[
+    "state",
+    "switch",
+    "switch-adapter",
     "switch-address",
     "forwarding",
     "firewall",

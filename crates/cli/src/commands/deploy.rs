@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use edgenet_core::host_facts::HostFacts;
 use edgenet_core::plan::{self, Plan};
-use edgenet_core::validate::{check, ProbeView, Severity};
+use edgenet_core::validate::{check, ProbeView};
 use edgenet_deploy::state::{DeploymentState, StateDir, StateError};
 use edgenet_deploy::DeployError;
 
 use crate::cli::{Cli, DeployArgs, LockArgs, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::{finding_text, print_json, Style};
+use crate::output::print_json;
 
 pub fn host_error(e: DeployError) -> CliError {
     let exit = Exit::Host;
@@ -51,26 +51,7 @@ pub fn checked_plan(
     ctx.probe = probe
         .get_or_insert_with(|| super::probe_view(&loaded, &ctx, own_macs))
         .clone();
-    let findings = check(&loaded, &ctx);
-    let errors: Vec<_> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        let style = Style::for_stdout();
-        let listing: Vec<String> = errors.iter().map(|f| finding_text(f, style)).collect();
-        return Err(CliError::new(
-            Exit::Findings,
-            "config-has-errors",
-            format!(
-                "{} has {} error(s); nothing was changed:\n{}",
-                super::config_source(cli),
-                errors.len(),
-                listing.join("\n")
-            ),
-        )
-        .hint("run `edgenet check` for every finding"));
-    }
+    super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was changed")?;
     plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }

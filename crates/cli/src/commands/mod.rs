@@ -169,3 +169,28 @@ pub fn machine_out_of_range(args: &CheckArgs, count: usize) -> Option<Finding> {
         .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))
     })
 }
+
+/// Err (exit 1) listing every error of `findings`, when there is one: commands that act refuse
+/// a config with errors before doing anything (`consequence` says what they did not do).
+pub fn refuse_errors(cli: &Cli, findings: &[Finding], consequence: &str) -> Result<(), CliError> {
+    let style = crate::output::Style::for_stdout();
+    let listing: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == edgenet_core::validate::Severity::Error)
+        .map(|f| crate::output::finding_text(f, style))
+        .collect();
+    if listing.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Findings,
+        "config-has-errors",
+        format!(
+            "{} has {} error(s); {consequence}:\n{}",
+            config_source(cli),
+            listing.len(),
+            listing.join("\n")
+        ),
+    )
+    .hint("run `edgenet check` for every finding"))
+}

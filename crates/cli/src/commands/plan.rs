@@ -3,36 +3,17 @@
 use edgenet_core::plan::{
     self, DnsSource, MacAssignment, Outbound, Plan, SubnetSource, SwitchKind,
 };
-use edgenet_core::validate::{check, Severity};
+use edgenet_core::validate::check;
 
 use crate::cli::{CheckArgs, Cli, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::{finding_text, print_json, table, Style};
+use crate::output::{print_json, table, Style};
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let loaded = super::load_config(cli)?;
     let facts = super::host_facts(cli, args);
     let ctx = super::context(cli, &facts, args);
-    let findings = check(&loaded, &ctx);
-    let errors: Vec<_> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        let style = Style::for_stdout();
-        let listing: Vec<String> = errors.iter().map(|f| finding_text(f, style)).collect();
-        return Err(CliError::new(
-            Exit::Findings,
-            "config-has-errors",
-            format!(
-                "{} has {} error(s); no plan was made:\n{}",
-                super::config_source(cli),
-                errors.len(),
-                listing.join("\n")
-            ),
-        )
-        .hint("run `edgenet check` for every finding"));
-    }
+    super::refuse_errors(cli, &check(&loaded, &ctx), "no plan was made")?;
     let plan = plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     match cli.output {
