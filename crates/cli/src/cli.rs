@@ -212,9 +212,15 @@ pub struct LabArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LabUpArgs {
-    /// Deployment config to deploy in the lab (default: the built-in single-machine config).
-    #[arg(value_name = "CONFIG")]
+    /// Deployment config to deploy in the lab (default: the built-in single-machine config). A
+    /// ScalableCluster config gets one lab machine per Machines[] entry; its LAN must be the
+    /// lab's (198.18.0.1 gateway) and its adapters `eth0`.
+    #[arg(value_name = "CONFIG", conflicts_with = "scalable")]
     pub lab_config: Option<PathBuf>,
+
+    /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN.
+    #[arg(long, value_name = "N")]
+    pub scalable: Option<u8>,
 
     #[command(flatten)]
     pub lab: LabArgs,

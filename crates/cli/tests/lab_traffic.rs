@@ -392,3 +392,98 @@ fn lab_command_up_status_down_leaves_nothing() {
     assert!(!left.contains(&node_netns), "{node_netns} left: {left}");
     assert!(!Path::new(&dir.path().join(&name)).exists());
 }
+
+fn scalable_lab(machines: u8, config: Option<&Path>) {
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tsc{machines}{}", std::process::id());
+    let run = |args: &[&str]| -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .args(["--name", &name, "--lab-dir", dir.path().to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["lab", "down"]);
+        }
+    }
+    let _guard = Down(&run);
+    let count = machines.to_string();
+    let mut up_args = vec!["lab", "up", "--output", "json"];
+    let c;
+    match config {
+        Some(p) => {
+            c = p.display().to_string();
+            up_args.push(&c);
+        }
+        None => up_args.extend(["--scalable", &count]),
+    }
+    let up = run(&up_args);
+    let matrix: Value = serde_json::from_slice(&up.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&up.stderr)));
+    let cells = matrix["cells"].as_array().unwrap();
+    let bad: Vec<&Value> = cells.iter().filter(|c| c["ok"] != true).collect();
+    assert!(up.status.success() && bad.is_empty(), "{bad:#?}");
+    let rows = |row: &str| cells.iter().filter(|c| c["row"] == row).count();
+    let nodes = usize::from(machines);
+    assert!(
+        rows("node-to-node") >= nodes * (nodes - 1).min(1),
+        "node↔node across machines measured"
+    );
+    assert_eq!(rows("lan-to-node"), nodes);
+    assert_eq!(rows("node-to-internet-by-name"), nodes);
+    assert!(cells
+        .iter()
+        .filter(|c| c["row"] == "lan-to-node")
+        .all(|c| c["actual"] == "reachable"));
+    let ids: Vec<String> = (1..=machines)
+        .map(|i| {
+            let state: Value = serde_json::from_slice(
+                &std::fs::read(
+                    dir.path()
+                        .join(&name)
+                        .join(format!("machines/m{i}/state/state.json")),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            state["deployment_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let down = run(&["lab", "down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let left = support::sh_out("ip netns list");
+    assert!(!left.contains(&format!("enl-{name}-")), "{left}");
+    for id in ids {
+        assert!(
+            !left.contains(&format!("-{id}")),
+            "node namespace of {id} left: {left}"
+        );
+    }
+    assert!(
+        !dir.path().exists() || std::fs::read_dir(dir.path()).unwrap().count() == 0,
+        "nothing is left of the lab's files"
+    );
+}
+
+#[test]
+fn a_scalable_lab_of_three_machines_from_the_example() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab-scalable-3.json");
+    scalable_lab(3, Some(&example));
+}
+
+#[test]
+fn a_scalable_lab_of_ten_machines() {
+    scalable_lab(10, None);
+}

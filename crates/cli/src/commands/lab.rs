@@ -16,6 +16,9 @@ use crate::cli::{Cli, LabArgs, LabUpArgs, Output as Format};
 use crate::exit::{CliError, Exit};
 use crate::output::print_json;
 
+/// The adapter of every lab machine.
+const LAB_ADAPTER: &str = "eth0";
+
 fn lab_dir(args: &LabArgs) -> PathBuf {
     args.lab_dir.join(&args.name)
 }
@@ -30,17 +33,23 @@ fn progress(cli: &Cli, message: &str) {
     }
 }
 
-/// Runs this same `edgenet` inside a lab machine.
-fn edgenet_in(m: &LabMachine, args: &[&std::ffi::OsStr]) -> Result<Output, CliError> {
+/// Runs this same `edgenet` inside a lab machine; `name` names the machine when the config
+/// does not (a lab machine shares the host's host name).
+fn edgenet_in(
+    m: &LabMachine,
+    name: Option<&str>,
+    args: &[&std::ffi::OsStr],
+) -> Result<Output, CliError> {
     let exe = std::env::current_exe().map_err(lab_error)?;
     let mut cmd = m.command(exe).map_err(lab_error)?;
     cmd.arg("--state-dir")
         .arg(&m.state_dir)
         .arg("--resolv-conf")
-        .arg(&m.resolv_conf)
-        .arg("--machine-name")
-        .arg(&m.name)
-        .args(args)
+        .arg(&m.resolv_conf);
+    if let Some(name) = name {
+        cmd.arg("--machine-name").arg(name);
+    }
+    cmd.args(args)
         .env_remove("EDGENET_CONFIG")
         .env_remove("EDGENET_STATE_DIR")
         .env_remove("EDGENET_RESOLV_CONF");
@@ -60,30 +69,46 @@ fn failed(what: &str, m: &LabMachine, out: &Output) -> String {
 pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     // The config is checked here first (offline: the lab machine's host facts are its own),
     // so a bad one is refused before any namespace exists.
-    let config: Option<PathBuf> = match &args.lab_config {
-        Some(p) => Some(std::fs::canonicalize(p).map_err(|e| {
+    let dir = lab_dir(&args.lab);
+    let config: Option<PathBuf> = match (&args.lab_config, args.scalable) {
+        (Some(p), _) => Some(std::fs::canonicalize(p).map_err(|e| {
             CliError::new(
                 Exit::Unreadable,
                 "unreadable-config",
                 format!("cannot read {}: {e}", p.display()),
             )
         })?),
-        None => None,
+        (None, Some(n)) => {
+            // Beside the lab directory: the lab refuses a directory it did not make.
+            std::fs::create_dir_all(&args.lab.lab_dir).map_err(lab_error)?;
+            let path = args
+                .lab
+                .lab_dir
+                .join(format!("{}-scalable-{n}.json", args.lab.name));
+            let text = serde_json::to_string_pretty(&edgenet_lab::scalable_config(n, false))
+                .expect("serializes");
+            std::fs::write(&path, text).map_err(lab_error)?;
+            Some(path)
+        }
+        (None, None) => None,
     };
     let probe = Cli {
         config: config.clone(),
         ..clone_cli(cli)
     };
     let loaded = super::load_config(&probe)?;
-    if loaded.config.is_scalable() {
-        return Err(CliError::new(
-            Exit::Findings,
-            "unsupported",
-            "the lab runs SingleMachineCluster configs in this edgenet version (scalable labs come with the external switch)",
-        ));
+    let scalable = loaded.config.is_scalable();
+    let mut spec = LabSpec::new(&args.lab.name, &dir);
+    if scalable {
+        check_lab_lan(&loaded.config)?;
+        spec.machines = u8::try_from(loaded.config.machines.len()).map_err(|_| {
+            CliError::new(
+                Exit::Findings,
+                "lab-too-large",
+                "a lab has at most 255 machines",
+            )
+        })?;
     }
-    let dir = lab_dir(&args.lab);
-    let spec = LabSpec::new(&args.lab.name, &dir);
     progress(
         cli,
         &format!("building lab {} in {} …", args.lab.name, dir.display()),
@@ -93,11 +118,22 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             cli,
             &format!("deploying on lab machine {} ({}) …", m.name, m.address),
         );
-        let mut a: Vec<&std::ffi::OsStr> = vec!["deploy".as_ref()];
+        let mut a: Vec<std::ffi::OsString> = vec!["deploy".into()];
         if let Some(c) = &config {
-            a.extend(["-c".as_ref(), c.as_os_str()]);
+            a.extend(["-c".into(), c.clone().into_os_string()]);
         }
-        let out = edgenet_in(m, &a).map_err(|e| e.message)?;
+        if scalable {
+            a.extend(["--machine".into(), (m.index - 1).to_string().into()]);
+        }
+        let a: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
+        let index = usize::from(m.index - 1);
+        let named = loaded.config.edgenet.machine_name.is_some()
+            || loaded
+                .config
+                .machines
+                .get(index)
+                .is_some_and(|c| c.machine_name.is_some());
+        let out = edgenet_in(m, (!named).then_some(m.name.as_str()), &a).map_err(|e| e.message)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -122,6 +158,34 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             )))
         }
     }
+}
+
+/// A scalable config runs in the lab only on the lab's LAN, with the lab machines' adapter.
+fn check_lab_lan(config: &edgenet_core::config::Config) -> Result<(), CliError> {
+    let lab_lan = edgenet_lab::topology::LAN_SUBNET;
+    let lan = edgenet_core::addressing::lan_subnet(config);
+    if lan.is_some_and(|l| !edgenet_core::addressing::overlaps(l, lab_lan)) {
+        return Err(CliError::new(
+            Exit::Findings,
+            "lab-lan",
+            format!(
+                "the config's LAN is {}, but the lab's LAN is {lab_lan} (gateway {})",
+                lan.unwrap(),
+                edgenet_lab::topology::LAN_ROUTER
+            ),
+        )
+        .hint("start from examples/lab-scalable-3.json, or use `edgenet lab up --scalable N`"));
+    }
+    for (i, m) in config.machines.iter().enumerate() {
+        if let Some(adapter) = m.adapter_name.as_deref().filter(|a| *a != LAB_ADAPTER) {
+            return Err(CliError::new(
+                Exit::Findings,
+                "lab-adapter",
+                format!("Machines[{i}].NetworkConnection.AdapterName is {adapter:?}; lab machines have {LAB_ADAPTER:?}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn clone_cli(cli: &Cli) -> Cli {
@@ -150,6 +214,8 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
         };
         if plan.switch.outbound == Outbound::Offline {
             expect = Expectations::OFFLINE;
+        } else if plan.switch.kind == edgenet_core::plan::SwitchKind::External {
+            expect = Expectations::SCALABLE;
         }
         for n in &plan.nodes {
             nodes.push(NodeInfo {
@@ -203,7 +269,7 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
     let lab = open(&dir, &args.name)?;
     progress(cli, &format!("removing lab {} …", args.name));
     let undeploy = |m: &LabMachine| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let out = edgenet_in(m, &["remove".as_ref()]).map_err(|e| e.message)?;
+        let out = edgenet_in(m, None, &["remove".as_ref()]).map_err(|e| e.message)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -215,6 +281,14 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
             // The lab keeps its logs for a post-mortem of a failed run; a clean down leaves
             // nothing.
             let _ = std::fs::remove_dir_all(&dir);
+            if let Ok(entries) = std::fs::read_dir(&args.lab_dir) {
+                let generated = format!("{}-scalable-", args.name);
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&generated) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
             let _ = std::fs::remove_dir(&args.lab_dir);
             if cli.output == Format::Json {
                 print_json(&serde_json::json!({"lab": args.name, "removed": true}));
