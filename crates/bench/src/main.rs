@@ -5,6 +5,7 @@
 //! synthetic host.
 
 mod deploy;
+mod lab;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ fn main() {
     match what.as_str() {
         "core" => bench_core(),
         "deploy" => deploy::bench(),
-        "--help" | "-h" => println!("usage: edgenet-bench core|deploy"),
+        "lab" => lab::bench(),
+        "--help" | "-h" => println!("usage: edgenet-bench core|deploy|lab"),
         other => {
             eprintln!("edgenet-bench: unknown benchmark {other:?}; try `core`");
             std::process::exit(2);

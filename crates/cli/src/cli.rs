@@ -222,6 +222,10 @@ pub struct LabUpArgs {
     #[arg(long, value_name = "N")]
     pub scalable: Option<u8>,
 
+    /// Do not measure the reachability matrix after building (`lab status` does it later).
+    #[arg(long)]
+    pub no_status: bool,
+
     #[command(flatten)]
     pub lab: LabArgs,
 }

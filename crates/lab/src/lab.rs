@@ -365,16 +365,9 @@ impl Lab {
             self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
             ready.push(services::PROXY);
         }
-        let t = std::time::Instant::now();
         self.add_machines(&lan)?;
-        eprintln!("TMP add {:?}", t.elapsed());
-        let t = std::time::Instant::now();
         self.wait_ready(&lan, &ready)?;
-        eprintln!("TMP ready {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let r = self.wait_machines();
-        eprintln!("TMP wait {:?}", t.elapsed());
-        r
+        self.wait_machines()
     }
 
     /// Waits for every machine's network at once (bounded pool), so many machines take
@@ -394,20 +387,10 @@ impl Lab {
         let timeout = self.timeout();
         let ns = self.host(NetNs::open(&machine.netns))?;
         let lab = &self.state.name;
-        let t0 = std::time::Instant::now();
-        let outcome = self.host(ns.run(|| {
-            services::wait_ready(
-                timeout,
-                |t| {
-                    let r = services::check_machine(lab, t);
-                    if r.is_err() {
-                        eprintln!("TMP {} {:?} {:?}", machine.name, t0.elapsed(), r);
-                    }
-                    r
-                },
-                || None,
-            )
-        }))?;
+        let outcome =
+            self.host(ns.run(|| {
+                services::wait_ready(timeout, |t| services::check_machine(lab, t), || None)
+            }))?;
         match outcome {
             Ok(()) => Ok(()),
             Err(services::NotReady::Exited(e)) => Err(*e),
@@ -640,12 +623,18 @@ impl Lab {
 
     // ---- down ----
 
-    /// Stops services and deletes namespaces (reverse order), dropping each from the state
-    /// as it goes; on full success removes the state, pid files and machine files.
+    /// Stops services (all at once) and deletes namespaces (reverse order), dropping each
+    /// from the state as it goes; on full success removes the state, pid files and machine
+    /// files. Processes still in a lab namespace are found in one pass over `/proc` and
+    /// reported (the kernel keeps such a namespace alive until they exit).
     fn teardown(&mut self, errors: &mut Vec<LabError>) {
+        let records = std::mem::take(&mut self.state.services);
+        let stopped = crate::pool::map(records.iter().collect(), records.len(), |record| {
+            process::stop_service(record)
+        });
         let mut still_running = Vec::new();
-        for record in std::mem::take(&mut self.state.services).into_iter().rev() {
-            match process::stop_service(&record) {
+        for (record, outcome) in records.into_iter().zip(stopped) {
+            match outcome {
                 Ok(()) => {
                     let _ = std::fs::remove_file(self.pid_file(&record.name));
                 }
@@ -656,17 +645,17 @@ impl Lab {
                 }
             }
         }
-        still_running.reverse();
         self.state.services = still_running;
         self.save_into(errors);
+        let mut by_netns = process::processes_by_netns();
         let mut kept = Vec::new();
         while let Some(name) = self.state.namespaces.pop() {
-            if let Ok(ns) = NetNs::open(&name) {
-                for (pid, command) in process::processes_in(&ns) {
+            if let Some(id) = NetNs::open(&name).ok().and_then(|ns| ns.id().ok()) {
+                for pid in by_netns.remove(&id).unwrap_or_default() {
                     errors.push(LabError::ForeignProcess {
                         netns: name.clone(),
                         pid,
-                        command,
+                        command: process::command_name(pid),
                     });
                 }
             }

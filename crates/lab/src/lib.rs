@@ -6,6 +6,12 @@
 //! The host's own network namespace is never changed: every link, address, route and
 //! sysctl is made inside a lab namespace.
 //!
+//! A lab of many machines plays a scalable cluster: [`scalable_config`] writes the
+//! `ScalableCluster` config whose nodes sit directly on the lab's LAN, each machine's deploy
+//! bridges its adapter, and [`Expectations::SCALABLE`] asks the matrix for node↔node across
+//! machines, node→gateway, LAN→node and node→internet. Machines are built and checked in
+//! parallel (50 in well under a second), and the matrix runs its probes on a bounded pool.
+//!
 //! ```no_run
 //! use edgenet_lab::{Expectations, Lab, LabSpec};
 //! let lab = Lab::up(&LabSpec::new("demo", "/tmp/lab-demo"), |m| {
@@ -33,5 +39,7 @@ pub use error::{CallbackError, DownError, LabError, UpError};
 pub use lab::{Lab, LabMachine, LabSpec, DEFAULT_TIMEOUT};
 pub use scalable::{scalable_config, ScalableLayout};
 pub use state::ServiceRecord;
-pub use status::{Cell, Expectations, Matrix, NodeInfo, Reach, Row, PROBE_TIMEOUT};
+pub use status::{
+    Cell, Expectations, Matrix, NodeInfo, Reach, Row, NODE_PAIRS_MAX, PROBE_TIMEOUT, PROBE_WORKERS,
+};
 pub use topology::check_name;

@@ -1,7 +1,43 @@
-//! A bounded pool of scoped threads: many machines or probes handled at once without one
-//! thread (or process) per item at the same time.
+//! A bounded pool of scoped threads — many machines or probes handled at once without one
+//! thread (or process) per item at the same time — and a [`Gate`] that bounds how many
+//! threads use one resource at once.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+
+/// A counting semaphore: at most `N` holders of a [`Slot`] at once, the others wait.
+pub(crate) struct Gate {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A place in a [`Gate`], given back on drop.
+pub(crate) struct Slot<'a>(&'a Gate);
+
+impl Gate {
+    pub const fn new(places: usize) -> Self {
+        Gate {
+            free: Mutex::new(places),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free place.
+    pub fn enter(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
 
 /// Calls `f` on every item using at most `workers` threads and returns the results in the
 /// order of `items`. A panic in `f` is propagated once all threads have stopped.
@@ -57,5 +93,20 @@ mod tests {
         let peak = peak.load(Ordering::SeqCst);
         assert!((2..=4).contains(&peak), "{peak}");
         assert_eq!(map(Vec::<u32>::new(), 4, |i| i), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_gate_admits_at_most_its_places() {
+        let gate = Gate::new(3);
+        let inside = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        map((0..30).collect(), 10, |_: u32| {
+            let _slot = gate.enter();
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            inside.fetch_sub(1, Ordering::SeqCst);
+        });
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
 }

@@ -6,6 +6,7 @@
 //! terminal of `lab up` does not take them down, with output appended to a log file.
 //! They are stopped by recorded PID only, after checking the PID still is the same process.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -167,16 +168,14 @@ pub(crate) fn stop_service(record: &ServiceRecord) -> Result<(), LabError> {
     }
 }
 
-/// PIDs of processes whose network namespace is `ns` (to report what keeps a deleted lab
-/// namespace alive), with their command names.
-pub(crate) fn processes_in(ns: &NetNs) -> Vec<(u32, String)> {
-    let Ok(id) = ns.id() else {
-        return Vec::new();
-    };
+/// Every process's network namespace: namespace identity (device, inode) → the PIDs in it,
+/// from one pass over `/proc` (to report what keeps a deleted lab namespace alive; see
+/// [`command_name`]).
+pub(crate) fn processes_by_netns() -> HashMap<(u64, u64), Vec<u32>> {
+    let mut found: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return found;
     };
-    let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -189,14 +188,16 @@ pub(crate) fn processes_in(ns: &NetNs) -> Vec<(u32, String)> {
             continue;
         };
         use std::os::unix::fs::MetadataExt;
-        if (meta.dev(), meta.ino()) == id {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
-            found.push((pid, comm));
-        }
+        found.entry((meta.dev(), meta.ino())).or_default().push(pid);
     }
     found
+}
+
+/// A process's command name (`/proc/PID/comm`), empty when it is gone.
+pub(crate) fn command_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Runs a short command with a hard time limit; killed when it overruns. Its output is

@@ -35,6 +35,14 @@ pub(crate) const DNS_UPSTREAM_SVC: &str = "dns-upstream";
 pub(crate) const DNS_LAN_SVC: &str = "dns-lan";
 pub(crate) const PROXY: &str = "proxy";
 
+/// Connections this process opens to the lab's HTTP server at once (all labs of the process
+/// together). busybox httpd listens with a backlog of 9 and accepts one connection per fork:
+/// a burst of more clients than that overflows its accept queue, the kernel drops their
+/// SYNs, and each of them then waits a whole second for the retransmission. Readiness
+/// checks and `curl` probes take a place here first.
+pub(crate) static HTTP_CLIENTS: crate::pool::Gate = crate::pool::Gate::new(HTTP_CLIENTS_MAX);
+pub(crate) const HTTP_CLIENTS_MAX: usize = 8;
+
 /// The page the HTTP server serves; probes check for it, so an answer from anything else
 /// (a proxy's error page, another server) does not count.
 pub(crate) fn page(lab: &str) -> String {
@@ -191,8 +199,11 @@ pub(crate) fn check_machine(lab: &str, timeout: Duration) -> Result<(), String> 
     if addrs != [HTTP_SERVER] {
         return Err(format!("LAN DNS resolved {TEST_NAME} to {addrs:?}"));
     }
-    let r = probe::http_get(SocketAddrV4::new(HTTP_SERVER, 80), "/", TEST_NAME, timeout)
-        .map_err(|e| format!("HTTP server {HTTP_SERVER}: {e}"))?;
+    let r = {
+        let _slot = HTTP_CLIENTS.enter();
+        probe::http_get(SocketAddrV4::new(HTTP_SERVER, 80), "/", TEST_NAME, timeout)
+    }
+    .map_err(|e| format!("HTTP server {HTTP_SERVER}: {e}"))?;
     if r.status == 200 && r.body == page(lab) {
         Ok(())
     } else {

@@ -122,8 +122,11 @@ impl LabDir {
             .map_err(|source| LabError::State { path, source })
     }
 
-    /// Writes the state atomically: a temporary file in the same directory, fsync, rename,
-    /// fsync of the directory. A reader or a crash sees the old or the new state, never a mix.
+    /// Writes the state atomically: a temporary file in the same directory, renamed over the
+    /// old one. Another process, or this one after a crash, sees the old or the new state,
+    /// never a mix. Not fsynced: what the state describes (namespaces under `/run/netns`,
+    /// processes) does not survive a reboot either, and a write per machine step must stay
+    /// cheap for labs of many machines.
     pub fn write(&self, state: &LabState) -> Result<(), LabError> {
         let path = self.state_path();
         let json = serde_json::to_vec_pretty(state).map_err(|source| LabError::State {
@@ -136,13 +139,9 @@ impl LabDir {
             .map_err(|e| LabError::io("create temporary state file in", &self.dir, e))?;
         tmp.write_all(&json)
             .and_then(|()| tmp.write_all(b"\n"))
-            .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| LabError::io("write", tmp.path().to_path_buf(), e))?;
         tmp.persist(&path)
             .map_err(|e| LabError::io("replace", &path, e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| LabError::io("sync", &self.dir, e))?;
         Ok(())
     }
 

@@ -9,10 +9,15 @@
 //!
 //! Probes run in parallel on a bounded pool of [`PROBE_WORKERS`] threads. Pings are made
 //! in-process ([`crate::probe::ping_many`]): each node pings its gateway and all its peers
-//! with one raw socket, so node→node covers *every* pair — all nodes of a machine (single
-//! machine), or all nodes of all machines (scalable) — without sampling: 20 nodes are 380
-//! pairs, 100 nodes 9 900, and still a single round of about a millisecond each. `curl`
-//! (node→internet) runs as a process per cell.
+//! with one raw socket. node→node covers *every* pair — all nodes of a machine (single
+//! machine), or all nodes of all machines (scalable) — up to [`NODE_PAIRS_MAX`] pairs (20
+//! nodes are 380 pairs); past that it samples the pairs evenly, because each pinged peer
+//! costs an entry in the kernel's ARP table, which is one for the whole host (the matrix
+//! notes it). `curl` (machine→internet, node→internet) runs as a process per cell, at most
+//! 8 at once: more would overflow the accept queue of the lab's HTTP server (see
+//! `services::HTTP_CLIENTS`), costing a SYN retransmission (1 s) each. Cells that time out
+//! hold their place for the whole bound (2 s), so many unreachable node→internet cells take
+//! 2 s per 8.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -40,6 +45,9 @@ use crate::topology::{
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probes (or ping sweeps) running at once.
 pub const PROBE_WORKERS: usize = 64;
+/// Most node→node pairs one matrix probes before it samples them (see `node_pairs`): all
+/// pairs of up to 20 nodes.
+pub const NODE_PAIRS_MAX: usize = 400;
 /// Bound of a routed inbound connect: over veths a SYN is answered in well under a
 /// millisecond, and routed probes to nodes sharing an address take turns, so this one is
 /// kept short.
@@ -178,6 +186,10 @@ pub struct Cell {
 pub struct Matrix {
     pub lab: String,
     pub cells: Vec<Cell>,
+    /// What a reader should know about how the matrix was measured: node pairs sampled, the
+    /// kernel's ARP table overflowing during the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Matrix {
@@ -242,6 +254,9 @@ impl Matrix {
             self.cells.len(),
             if failed == 0 { "" } else { " — FAILED" }
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         out
     }
 }
@@ -255,6 +270,9 @@ struct Head {
     expected: bool,
 }
 
+/// A routed LAN→node probe: its cell, the node, the machine it is routed via.
+type RoutedProbe<'a> = (usize, &'a NodeInfo, LabMachine);
+
 /// What a probe saw: reachable or not, and a detail for a human.
 type Outcome = (bool, String);
 
@@ -266,6 +284,10 @@ type Task<'a> = Box<dyn FnOnce() -> Vec<(usize, Outcome)> + Send + 'a>;
 struct Plan<'a> {
     heads: Vec<Head>,
     tasks: Vec<Task<'a>>,
+    /// Tasks that fetch from the lab's HTTP server: they run in a lane of their own, as
+    /// many at once as the server takes (`services::HTTP_CLIENTS`), so that they neither
+    /// overflow it nor hold up the other probes.
+    http_tasks: Vec<Task<'a>>,
 }
 
 impl<'a> Plan<'a> {
@@ -288,19 +310,35 @@ impl<'a> Plan<'a> {
     ) {
         let (row, from, to, what, expected) = head;
         let index = self.cell(row, from, to, what, expected);
-        self.tasks.push(Box::new(move || vec![(index, measure())]));
+        let task: Task<'a> = Box::new(move || vec![(index, measure())]);
+        match row {
+            Row::MachineToInternet | Row::NodeToInternetByAddress | Row::NodeToInternetByName => {
+                self.http_tasks.push(task)
+            }
+            Row::NodeToHost | Row::NodeToNode | Row::LanToNode => self.tasks.push(task),
+        }
     }
 
-    /// Runs every task on at most `workers` threads and returns the cells in the order
-    /// they were planned.
+    /// Runs every task — at most `workers` at once, plus the HTTP lane — and returns the
+    /// cells in the order they were planned.
     fn run(self, workers: usize) -> Vec<Cell> {
-        let Plan { heads, tasks } = self;
+        let Plan {
+            heads,
+            tasks,
+            http_tasks,
+        } = self;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; heads.len()];
-        let measured = crate::pool::map(tasks, workers, |task| {
-            // A panicking probe leaves its cells unmeasured (reported below).
+        // A panicking probe leaves its cells unmeasured (reported below).
+        let run = |task: Task<'a>| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_default()
+        };
+        let (measured, measured_http) = std::thread::scope(|scope| {
+            let http = scope
+                .spawn(|| crate::pool::map(http_tasks, crate::services::HTTP_CLIENTS_MAX, run));
+            let measured = crate::pool::map(tasks, workers, run);
+            (measured, http.join().unwrap_or_default())
         });
-        for (index, outcome) in measured.into_iter().flatten() {
+        for (index, outcome) in measured.into_iter().chain(measured_http).flatten() {
             outcomes[index] = Some(outcome);
         }
         heads
@@ -383,7 +421,8 @@ impl Lab {
                 move || curl(&m.netns, &http_url_by_name(), Some(&m.resolv_conf), page),
             );
         }
-        for node in nodes {
+        let (peers, pairs_note) = node_pairs(nodes, expect.node_to_node_across_machines);
+        for (node, peers) in nodes.iter().zip(peers) {
             let machine = machine_of(node)?;
             // One ping sweep per node: its gateway, then its peers.
             let mut targets = vec![(
@@ -396,10 +435,7 @@ impl Lab {
                 ),
                 node.host,
             )];
-            for other in nodes.iter().filter(|o| {
-                o.name != node.name
-                    && (expect.node_to_node_across_machines || o.machine == node.machine)
-            }) {
+            for other in peers.into_iter().map(|i| &nodes[i]) {
                 let index = plan.cell(
                     Row::NodeToNode,
                     node.name.clone(),
@@ -438,7 +474,7 @@ impl Lab {
         // share an address: those probes are grouped by address, each group one task that
         // takes them in turn.
         let peer = self.peer_netns();
-        let mut routed: Vec<(Ipv4Addr, Vec<(usize, &NodeInfo, LabMachine)>)> = Vec::new();
+        let mut routed: Vec<(Ipv4Addr, Vec<RoutedProbe>)> = Vec::new();
         for node in nodes {
             let from = format!("LAN {LAN_PEER}");
             let to = format!("{} {}", node.name, node.address);
@@ -483,11 +519,88 @@ impl Lab {
             }));
         }
 
+        let overflows_before = arp_table_fulls();
+        let cells = plan.run(PROBE_WORKERS);
+        let mut notes: Vec<String> = pairs_note.into_iter().collect();
+        if let (Some(before), Some(after)) = (overflows_before, arp_table_fulls()) {
+            if after > before {
+                notes.push(format!(
+                    "the kernel's ARP (neighbour) table was full {} times during the run: it is \
+                     shared by every namespace on the host (net.ipv4.neigh.default.gc_thresh3), \
+                     so cells may have failed for that alone; probe fewer nodes or raise it",
+                    after - before
+                ));
+            }
+        }
         Ok(Matrix {
             lab: self.name().to_string(),
-            cells: plan.run(PROBE_WORKERS),
+            cells,
+            notes,
         })
     }
+}
+
+/// Which peers each node pings in the node→node row (indexes into `nodes`, in node order):
+/// the other nodes of its machine, or with `across_machines` every other node — all of
+/// them while that makes at most [`NODE_PAIRS_MAX`] pairs, else an even sample (with a note
+/// saying so).
+///
+/// Why a bound: every pinged peer is an entry in the kernel's ARP table, and that table is
+/// one for the whole host, shared by every namespace, full at `gc_thresh3` (1024 by
+/// default), and an entry younger than 5 s cannot be reclaimed. All pairs of 50 nodes
+/// (2 450) would overflow it and fail most cells for no fault of the deployment. The sample
+/// is regular: node `i` pings the nodes at `k` offsets spread evenly around the cluster
+/// (`i + 1`, `i + 1 + (n − 1)/k`, …), so each node pings `k` peers and is pinged by `k`, the
+/// peers span all machines, and `k = NODE_PAIRS_MAX / n` (at least 2).
+fn node_pairs(nodes: &[NodeInfo], across_machines: bool) -> (Vec<Vec<usize>>, Option<String>) {
+    let n = nodes.len();
+    let candidates = |i: usize| -> Vec<usize> {
+        // The other nodes, starting after `i` and wrapping around.
+        (1..n)
+            .map(|d| (i + d) % n)
+            .filter(|&j| {
+                nodes[j].name != nodes[i].name
+                    && (across_machines || nodes[j].machine == nodes[i].machine)
+            })
+            .collect()
+    };
+    let all: Vec<Vec<usize>> = (0..n).map(candidates).collect();
+    let total: usize = all.iter().map(Vec::len).sum();
+    if total <= NODE_PAIRS_MAX {
+        return (all, None);
+    }
+    let k = (NODE_PAIRS_MAX / n.max(1)).max(2);
+    let sampled: Vec<Vec<usize>> = all
+        .into_iter()
+        .map(|c| {
+            let k = k.min(c.len());
+            (0..k).map(|j| c[j * c.len() / k]).collect()
+        })
+        .collect();
+    let picked: usize = sampled.iter().map(Vec::len).sum();
+    let note = format!(
+        "node→node: {picked} of {total} pairs sampled (each node pings {k} peers spread over \
+         the cluster), to stay within the kernel's ARP table, which all namespaces share"
+    );
+    (sampled, Some(note))
+}
+
+/// How often the kernel found its ARP table full (`table_fulls` of
+/// `/proc/net/stat/arp_cache`, summed over CPUs); `None` when unreadable.
+fn arp_table_fulls() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/stat/arp_cache").ok()?;
+    let mut lines = text.lines();
+    let column = lines
+        .next()?
+        .split_whitespace()
+        .position(|h| h == "table_fulls")?;
+    lines
+        .map(|l| {
+            l.split_whitespace()
+                .nth(column)
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+        })
+        .sum()
 }
 
 /// Pings every target from `netns` with one socket ([`ping_many`]); one outcome per cell.
@@ -559,7 +672,11 @@ fn curl(netns: &str, url: &str, resolv_conf: Option<&PathBuf>, page: &str) -> (b
         &secs,
         url,
     ];
-    match probe_command(netns, &argv, resolv_conf) {
+    let outcome = {
+        let _slot = crate::services::HTTP_CLIENTS.enter();
+        probe_command(netns, &argv, resolv_conf)
+    };
+    match outcome {
         Ok(out) if out.status.success() && out.stdout == page.as_bytes() => {
             (true, "got the lab page".into())
         }
@@ -648,5 +765,94 @@ fn lan_connect(peer: &str, node: &NodeInfo, via: Option<&LabMachine>) -> (bool, 
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(machines: usize, per_machine: usize) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        for m in 1..=machines {
+            for k in 0..per_machine {
+                out.push(NodeInfo {
+                    name: format!("m{m}-n{k}"),
+                    machine: format!("m{m}"),
+                    netns: format!("ns-m{m}-n{k}"),
+                    address: Ipv4Addr::new(198, 18, 1, (m * per_machine + k) as u8),
+                    host: crate::topology::LAN_ROUTER,
+                    kind: NodeKind::Linux,
+                    resolv_conf: None,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn all_pairs_while_they_fit() {
+        let n = nodes(10, 2);
+        let (peers, note) = node_pairs(&n, true);
+        assert!(note.is_none());
+        assert_eq!(peers.iter().map(Vec::len).sum::<usize>(), 20 * 19);
+        assert!(peers.iter().enumerate().all(|(i, p)| !p.contains(&i)));
+        // Single machines: only the nodes of the same machine.
+        let (peers, note) = node_pairs(&n, false);
+        assert!(note.is_none());
+        assert_eq!(peers[0], vec![1]);
+        assert_eq!(peers[3], vec![2]);
+    }
+
+    #[test]
+    fn past_the_bound_pairs_are_sampled_evenly_across_machines() {
+        for (machines, per) in [(50, 1), (50, 2), (100, 2), (200, 1)] {
+            let n = nodes(machines, per);
+            let count = n.len();
+            let (peers, note) = node_pairs(&n, true);
+            let note = note.expect("sampled");
+            assert!(note.contains("sampled"), "{note}");
+            let k = (NODE_PAIRS_MAX / count).max(2);
+            let total: usize = peers.iter().map(Vec::len).sum();
+            assert_eq!(total, k * count);
+            assert!(total <= NODE_PAIRS_MAX.max(2 * count));
+            // Every node pings k distinct others and is pinged by k.
+            let mut pinged = vec![0; count];
+            for (i, p) in peers.iter().enumerate() {
+                let mut distinct = p.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), k);
+                assert!(!p.contains(&i));
+                for &j in p {
+                    pinged[j] += 1;
+                }
+                // The peers are not all on one machine: they spread over the cluster.
+                let machines: std::collections::HashSet<_> =
+                    p.iter().map(|&j| &n[j].machine).collect();
+                assert!(machines.len() >= 2, "{:?}", p);
+            }
+            assert!(pinged.iter().all(|&c| c == k), "{pinged:?}");
+        }
+    }
+
+    #[test]
+    fn arp_table_stats_are_read() {
+        // Present on every Linux kernel with IPv4.
+        assert!(arp_table_fulls().is_some());
+    }
+
+    #[test]
+    fn notes_are_rendered_and_omitted_from_json_when_empty() {
+        let mut m = Matrix {
+            lab: "x".into(),
+            cells: Vec::new(),
+            notes: Vec::new(),
+        };
+        assert!(!serde_json::to_string(&m).unwrap().contains("notes"));
+        m.notes.push("node→node: sampled".into());
+        assert!(m.render_table().contains("note: node→node: sampled"));
+        let back: Matrix = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
     }
 }

@@ -143,6 +143,17 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     match Lab::up(&spec, deploy) {
         Ok(lab) => {
             let dir = lab.detach();
+            if args.no_status {
+                if cli.output == Format::Json {
+                    print_json(&serde_json::json!({"lab": args.lab.name, "up": true}));
+                } else {
+                    println!(
+                        "Lab {} is up; `edgenet lab status` measures it.",
+                        args.lab.name
+                    );
+                }
+                return Ok(Exit::Ok);
+            }
             progress(cli, "lab is up; measuring reachability …");
             let lab = Lab::open(&dir).map_err(lab_error)?;
             report_matrix(cli, &lab)

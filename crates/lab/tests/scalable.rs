@@ -1,0 +1,528 @@
+//! Scalable-shaped labs against the real kernel: every machine's adapter becomes a port of a
+//! bridge inside the machine, and the nodes sit directly on the LAN with addresses from
+//! [`scalable_config`]. Needs root; skipped with a message otherwise.
+//!
+//! The deploy used here is a stand-in made of plain `ip` commands (the real one is
+//! `edgenet deploy`): in the machine namespace a bridge `aksedgesw-ext` with the adapter's
+//! MAC and `eth0` as its port, the machine's address and default route moved from `eth0` to
+//! the bridge; per node a namespace `enl-<lab>-<machine>-ledge|wedge` whose `eth0` (a veth on
+//! the bridge) holds the node's LAN address with the LAN router as gateway.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgenet_core::plan::NodeKind;
+use edgenet_host::exec::{output_in, ExecOptions};
+use edgenet_host::netlink::Netlink;
+use edgenet_host::netns::{self, NetNs};
+use edgenet_lab::topology::{self, HTTP_SERVER, LAN_PEER, LAN_ROUTER};
+use edgenet_lab::{
+    scalable_config, Expectations, Lab, LabMachine, LabSpec, NodeInfo, Reach, Row, ServiceRecord,
+};
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const SWITCH: &str = "aksedgesw-ext";
+
+fn is_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("SKIP: edgenet-lab tests need root (they create network namespaces)");
+        false
+    }
+}
+
+/// A lab name unique to this test process and test.
+fn lab_name(test: &str) -> String {
+    format!("s{}{test}", std::process::id())
+}
+
+/// Runs `ip [-n NETNS] -batch -` with `commands`, one per line.
+fn ip_batch(netns: Option<&str>, commands: &[String]) -> Result<(), String> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let mut child = cmd
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("ip: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(commands.join("\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip -batch in {netns:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            commands.join("\n")
+        ))
+    }
+}
+
+/// One node of the config on one machine.
+#[derive(Debug, Clone)]
+struct ConfigNode {
+    kind: NodeKind,
+    address: Ipv4Addr,
+}
+
+/// The nodes `config` gives lab machine `m` (its `Machines[index - 1]` entry); none for a
+/// lab without a config (`Value::Null`).
+fn config_nodes(config: &Value, m: &LabMachine) -> Vec<ConfigNode> {
+    if config.is_null() {
+        return Vec::new();
+    }
+    let entry = &config["Machines"][usize::from(m.index) - 1];
+    assert_eq!(entry["MachineName"], m.name.as_str());
+    [
+        ("LinuxNode", NodeKind::Linux),
+        ("WindowsNode", NodeKind::Windows),
+    ]
+    .into_iter()
+    .filter_map(|(key, kind)| {
+        let address = entry.get(key)?["Ip4Address"].as_str()?.parse().ok()?;
+        Some(ConfigNode { kind, address })
+    })
+    .collect()
+}
+
+fn prefix_len(config: &Value) -> u64 {
+    config["Network"]["Ip4PrefixLength"].as_u64().unwrap()
+}
+
+fn gateway(config: &Value) -> Ipv4Addr {
+    config["Network"]["Ip4GatewayAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn node_netns(lab: &str, m: &LabMachine, kind: NodeKind) -> String {
+    format!("{}{}-{}", topology::prefix(lab), m.name, kind.suffix())
+}
+
+fn node_resolv_conf(m: &LabMachine) -> PathBuf {
+    m.state_dir.join("node-resolv.conf")
+}
+
+/// The stand-in scalable deploy of machine `m`: external switch, then its nodes.
+fn fake_deploy(lab: &str, config: &Value, m: &LabMachine) -> Result<(), String> {
+    let adapter_mac = {
+        let ns = NetNs::open(&m.netns).map_err(|e| e.to_string())?;
+        let mut nl = Netlink::open_in(&ns).map_err(|e| e.to_string())?;
+        nl.link(&m.adapter)
+            .map_err(|e| e.to_string())?
+            .and_then(|l| l.mac)
+            .ok_or("the adapter has no MAC")?
+    };
+    let nodes = config_nodes(config, m);
+    let prefix = prefix_len(config);
+    let gw = gateway(config);
+    let address = m.address.to_string();
+    let adapter = m.adapter.as_str();
+    ip_batch(
+        None,
+        &nodes
+            .iter()
+            .map(|n| format!("netns add {}", node_netns(lab, m, n.kind)))
+            .collect::<Vec<_>>(),
+    )?;
+    let mut machine = vec![
+        format!("link add {SWITCH} address {adapter_mac} type bridge"),
+        format!("link set {SWITCH} up"),
+        format!("link set {adapter} master {SWITCH}"),
+        format!("route del default via {}", m.gateway),
+        format!("addr del {address} dev {adapter}"),
+        format!("addr add {address} dev {SWITCH}"),
+        format!("route add default via {} dev {SWITCH}", m.gateway),
+    ];
+    for n in &nodes {
+        let port = format!("v-{}", n.kind.suffix());
+        machine.push(format!(
+            "link add {port} type veth peer name eth0 netns {}",
+            node_netns(lab, m, n.kind)
+        ));
+        machine.push(format!("link set {port} master {SWITCH} up"));
+    }
+    ip_batch(Some(&m.netns), &machine)?;
+    for n in &nodes {
+        ip_batch(
+            Some(&node_netns(lab, m, n.kind)),
+            &[
+                "link set lo up".to_string(),
+                format!("addr add {}/{prefix} dev eth0", n.address),
+                "link set eth0 up".to_string(),
+                format!("route add default via {gw}"),
+            ],
+        )?;
+    }
+    let dns = config["Network"]["DnsServers"][0].as_str().unwrap();
+    std::fs::write(node_resolv_conf(m), format!("nameserver {dns}\n")).map_err(|e| e.to_string())
+}
+
+fn fake_undeploy(lab: &str, config: &Value, m: &LabMachine) -> Result<(), String> {
+    for n in config_nodes(config, m) {
+        netns::delete(&node_netns(lab, m, n.kind)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The nodes as a deployment would report them to `lab status`.
+fn nodes_of(lab: &str, config: &Value, machines: &[LabMachine]) -> Vec<NodeInfo> {
+    let mut nodes = Vec::new();
+    for m in machines {
+        for n in config_nodes(config, m) {
+            nodes.push(NodeInfo {
+                name: format!("{}-{}", m.name, n.kind.suffix()),
+                machine: m.name.clone(),
+                netns: node_netns(lab, m, n.kind),
+                address: n.address,
+                host: gateway(config),
+                kind: n.kind,
+                resolv_conf: Some(node_resolv_conf(m)),
+            });
+        }
+    }
+    nodes
+}
+
+/// Namespaces on the host whose name starts with the lab's prefix.
+fn leftover_namespaces(lab: &str) -> Vec<String> {
+    let prefix = topology::prefix(lab);
+    netns::list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Identities of the lab's namespaces (the nodes' included), to find processes in them.
+fn namespace_ids(lab: &str) -> HashSet<(u64, u64)> {
+    leftover_namespaces(lab)
+        .iter()
+        .filter_map(|n| NetNs::open(n).ok()?.id().ok())
+        .collect()
+}
+
+/// PIDs of processes in any of `ids` (a namespace stays alive while a process is in it, even
+/// after its name is gone).
+fn processes_in(ids: &HashSet<(u64, u64)>) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .map(|m| ids.contains(&(m.dev(), m.ino())))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Deletes the namespaces the stand-in deploy made when a test fails half-way (the lab's own
+/// `Drop` removes only what the lab made). Assertions about leftovers run before it.
+struct NodeCleanup(String);
+
+impl Drop for NodeCleanup {
+    fn drop(&mut self) {
+        for ns in leftover_namespaces(&self.0) {
+            let _ = netns::delete(&ns);
+        }
+    }
+}
+
+fn still_running(s: &ServiceRecord) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", s.pid)) else {
+        return false;
+    };
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[0] != "Z" && fields[19] == s.start_time.to_string()
+}
+
+/// Brings the lab down with the stand-in undeploy and checks that nothing is left: no
+/// namespace with the lab's prefix, no service, no process in any of its namespaces.
+fn down_and_check(lab: Lab, name: &str, config: &Value) -> Result<Duration, String> {
+    let services = lab.services().to_vec();
+    let ids = namespace_ids(name);
+    assert!(!ids.is_empty());
+    let started = Instant::now();
+    lab.down(|m| fake_undeploy(name, config, m))
+        .map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    assert_eq!(leftover_namespaces(name), Vec::<String>::new());
+    for s in &services {
+        assert!(!still_running(s), "{} (pid {}) still runs", s.name, s.pid);
+    }
+    assert_eq!(processes_in(&ids), Vec::<u32>::new(), "processes left");
+    Ok(took)
+}
+
+#[test]
+fn three_machines_every_node_reaches_every_other_the_gateway_the_lan_and_the_internet() -> TestResult
+{
+    if !is_root() {
+        return Ok(());
+    }
+    let name = lab_name("three");
+    let _cleanup = NodeCleanup(name.clone());
+    let dir = tempfile::tempdir()?;
+    let config = scalable_config(3, true);
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 3;
+    spec.proxy = false;
+    let lab = Lab::up(&spec, |m| fake_deploy(&name, &config, m)).map_err(|e| e.to_string())?;
+    let machines = lab.machines();
+    let nodes = nodes_of(&name, &config, &machines);
+    assert_eq!(nodes.len(), 6);
+    assert_eq!(nodes[0].address, Ipv4Addr::new(198, 18, 0, 101));
+    assert_eq!(nodes[1].address, Ipv4Addr::new(198, 18, 0, 151));
+
+    // The machine kept its connectivity through the bridge.
+    let m2 = &machines[1];
+    let routes = output_in(&m2.netns, &["ip", "route"], &ExecOptions::default())?;
+    let routes = String::from_utf8(routes.stdout)?;
+    assert!(
+        routes.contains(&format!("default via {LAN_ROUTER} dev {SWITCH}")),
+        "{routes}"
+    );
+
+    let started = Instant::now();
+    let matrix = lab.status(&nodes, &Expectations::SCALABLE)?;
+    let took = started.elapsed();
+    let table = matrix.render_table();
+    eprintln!("{table}matrix of 3 machines / 6 nodes in {took:?}");
+    assert!(matrix.all_ok(), "{table}");
+    let count = |row| matrix.row(row).count();
+    assert_eq!(count(Row::MachineToInternet), 3);
+    assert_eq!(count(Row::NodeToHost), 6);
+    assert_eq!(
+        count(Row::NodeToNode),
+        30,
+        "every ordered pair across machines"
+    );
+    assert_eq!(count(Row::NodeToInternetByAddress), 6);
+    assert_eq!(count(Row::NodeToInternetByName), 6);
+    assert_eq!(count(Row::LanToNode), 6);
+    assert!(matrix
+        .row(Row::NodeToHost)
+        .all(|c| c.to == LAN_ROUTER.to_string()));
+    assert!(matrix
+        .row(Row::NodeToNode)
+        .any(|c| c.from == "m1-ledge" && c.to == "m3-wedge 198.18.0.153"));
+    assert!(
+        matrix
+            .row(Row::LanToNode)
+            .all(|c| c.what.contains("direct")),
+        "no route via a machine for nodes on the LAN"
+    );
+
+    // No NAT anywhere: the internet server sees the node's own LAN address.
+    let http_log = lab.log("http");
+    let before = std::fs::read_to_string(&http_log)?.lines().count();
+    let out = output_in(
+        &nodes[2].netns,
+        &[
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "5",
+            &topology::http_url_by_address(),
+        ],
+        &ExecOptions::default(),
+    )?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(&http_log)?;
+    let new: Vec<&str> = log.lines().skip(before).collect();
+    assert!(
+        new.iter()
+            .any(|l| l.starts_with(&format!("{}:", nodes[2].address))),
+        "{HTTP_SERVER} did not see {}: {new:?}",
+        nodes[2].address
+    );
+
+    // Negative control: m2's Linux node loses its link → exactly the cells involving it
+    // fail, in both directions; everything else still works.
+    let victim = nodes
+        .iter()
+        .find(|n| n.name == "m2-ledge")
+        .expect("m2-ledge")
+        .clone();
+    ip_batch(Some(&victim.netns), &["link set eth0 down".to_string()])?;
+    let changed = lab.status(&nodes, &Expectations::SCALABLE)?;
+    let table = changed.render_table();
+    eprintln!("{table}");
+    let involves = |from: &str, to: &str| {
+        from == victim.name || to == format!("{} {}", victim.name, victim.address)
+    };
+    let mut failed = 0;
+    for c in &changed.cells {
+        let want = if involves(&c.from, &c.to) {
+            failed += 1;
+            Reach::Unreachable
+        } else {
+            Reach::Reachable
+        };
+        assert_eq!(c.actual, want, "{c:?}");
+        assert_eq!(c.ok, want == Reach::Reachable, "{c:?}");
+    }
+    // Its gateway, 5 peers each way, two internet rows, LAN→node.
+    assert_eq!(failed, 1 + 5 + 5 + 2 + 1, "{table}");
+    let c = changed
+        .cells
+        .iter()
+        .find(|c| c.row == Row::LanToNode && c.to.starts_with("m2-ledge"))
+        .unwrap();
+    assert_eq!(c.from, format!("LAN {LAN_PEER}"));
+
+    down_and_check(lab, &name, &config)?;
+    Ok(())
+}
+
+#[test]
+fn ten_machines_come_up_measure_and_go_away_without_residue() -> TestResult {
+    if !is_root() {
+        return Ok(());
+    }
+    let name = lab_name("ten");
+    let _cleanup = NodeCleanup(name.clone());
+    let dir = tempfile::tempdir()?;
+    let config = scalable_config(10, true);
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 10;
+    let started = Instant::now();
+    let lab = Lab::up(&spec, |m| fake_deploy(&name, &config, m)).map_err(|e| e.to_string())?;
+    let up = started.elapsed();
+    assert_eq!(lab.machines().len(), 10);
+    let nodes = nodes_of(&name, &config, &lab.machines());
+    assert_eq!(nodes.len(), 20);
+    let started = Instant::now();
+    let matrix = lab.status(&nodes, &Expectations::SCALABLE)?;
+    let status = started.elapsed();
+    let failures: Vec<_> = matrix.cells.iter().filter(|c| !c.ok).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(matrix.row(Row::NodeToNode).count(), 20 * 19);
+    let down = down_and_check(lab, &name, &config)?;
+    eprintln!(
+        "10 machines, 20 nodes: up (with the stand-in deploy) {up:?}, status ({} cells) {status:?}, down {down:?}",
+        matrix.cells.len()
+    );
+    // Generous bounds (shared CI hosts): they catch a per-machine or per-pair wait, not
+    // noise.
+    assert!(up < Duration::from_secs(10), "{up:?}");
+    assert!(status < Duration::from_secs(10), "{status:?}");
+    assert!(down < Duration::from_secs(10), "{down:?}");
+    Ok(())
+}
+
+/// The lab's own cost with a trivial deploy: 10 machines come up and go down well under the
+/// per-machine budget, and nothing is left.
+#[test]
+fn ten_bare_machines_are_fast_and_leave_nothing() -> TestResult {
+    if !is_root() {
+        return Ok(());
+    }
+    let name = lab_name("bare");
+    let _cleanup = NodeCleanup(name.clone());
+    let dir = tempfile::tempdir()?;
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 10;
+    let started = Instant::now();
+    let lab = Lab::up(&spec, |_| Ok::<(), String>(())).map_err(|e| e.to_string())?;
+    let up = started.elapsed();
+    assert_eq!(
+        leftover_namespaces(&name).len(),
+        13,
+        "inet, lan, peer, 10 machines"
+    );
+    let down = down_and_check(lab, &name, &Value::Null)?;
+    eprintln!("10 bare machines: up {up:?}, down {down:?}");
+    assert!(up < Duration::from_secs(5), "{up:?}");
+    assert!(down < Duration::from_secs(5), "{down:?}");
+    Ok(())
+}
+
+/// Timings for the benchmark (run with `--ignored --nocapture`; `EDGENET_LAB_SIZES=1,10,50`
+/// by default): `up`, `status` and `down` with a trivial deploy, then with the stand-in
+/// scalable deploy and the SCALABLE matrix — Linux nodes only, or Linux and Windows nodes
+/// with `EDGENET_LAB_WINDOWS=1` (50 machines: 50 or 100 nodes, node pairs sampled).
+#[test]
+#[ignore = "benchmark: run explicitly"]
+fn timings() -> TestResult {
+    if !is_root() {
+        return Ok(());
+    }
+    let windows = std::env::var_os("EDGENET_LAB_WINDOWS").is_some();
+    let sizes: Vec<u8> = std::env::var("EDGENET_LAB_SIZES")
+        .unwrap_or_else(|_| "1,10,50".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    for machines in sizes {
+        let dir = tempfile::tempdir()?;
+        let name = lab_name(&format!("b{machines}"));
+        let _cleanup = NodeCleanup(name.clone());
+        let mut spec = LabSpec::new(&name, dir.path().join("bare"));
+        spec.machines = machines;
+        let started = Instant::now();
+        let lab = Lab::up(&spec, |_| Ok::<(), String>(())).map_err(|e| e.to_string())?;
+        let up = started.elapsed();
+        let started = Instant::now();
+        let matrix = lab.status(&[], &Expectations::NAT)?;
+        let status = started.elapsed();
+        assert!(matrix.all_ok(), "{}", matrix.render_table());
+        let down = down_and_check(lab, &name, &Value::Null)?;
+        println!(
+            "bare      {machines:>3} machines: up {:>8.1?}  status {:>8.1?}  down {:>8.1?}",
+            up, status, down
+        );
+
+        let name = lab_name(&format!("s{machines}"));
+        let _cleanup = NodeCleanup(name.clone());
+        let config = scalable_config(machines, windows);
+        let mut spec = LabSpec::new(&name, dir.path().join("scalable"));
+        spec.machines = machines;
+        let started = Instant::now();
+        let lab = Lab::up(&spec, |m| fake_deploy(&name, &config, m)).map_err(|e| e.to_string())?;
+        let up = started.elapsed();
+        let nodes = nodes_of(&name, &config, &lab.machines());
+        let started = Instant::now();
+        let matrix = lab.status(&nodes, &Expectations::SCALABLE)?;
+        let status = started.elapsed();
+        let failures: Vec<_> = matrix.cells.iter().filter(|c| !c.ok).collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+        let down = down_and_check(lab, &name, &config)?;
+        println!(
+            "scalable  {machines:>3} machines: up {:>8.1?}  status {:>8.1?} ({} nodes, {} cells)  down {:>8.1?}",
+            up,
+            status,
+            nodes.len(),
+            matrix.cells.len(),
+            down
+        );
+    }
+    Ok(())
+}
