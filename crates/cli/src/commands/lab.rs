@@ -40,6 +40,11 @@ fn edgenet_in(
     name: Option<&str>,
     args: &[&std::ffi::OsStr],
 ) -> Result<Output, CliError> {
+    edgenet_cmd(m, name)?.args(args).output().map_err(lab_error)
+}
+
+/// `edgenet` in the lab machine's network namespace, with its state directory and resolv.conf.
+fn edgenet_cmd(m: &LabMachine, name: Option<&str>) -> Result<std::process::Command, CliError> {
     let exe = std::env::current_exe().map_err(lab_error)?;
     let mut cmd = m.command(exe).map_err(lab_error)?;
     cmd.arg("--state-dir")
@@ -49,11 +54,10 @@ fn edgenet_in(
     if let Some(name) = name {
         cmd.arg("--machine-name").arg(name);
     }
-    cmd.args(args)
-        .env_remove("EDGENET_CONFIG")
+    cmd.env_remove("EDGENET_CONFIG")
         .env_remove("EDGENET_STATE_DIR")
         .env_remove("EDGENET_RESOLV_CONF");
-    cmd.output().map_err(lab_error)
+    Ok(cmd)
 }
 
 fn failed(what: &str, m: &LabMachine, out: &Output) -> String {
@@ -113,6 +117,9 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         cli,
         &format!("building lab {} in {} …", args.lab.name, dir.display()),
     );
+    // Machines deploy side by side (each probes the LAN for ~0.4 s): the lab starts every
+    // machine's `edgenet deploy` and waits for all of them once the lab is built.
+    let mut running: Vec<(String, std::process::Child)> = Vec::new();
     let deploy = |m: &LabMachine| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         progress(
             cli,
@@ -125,7 +132,6 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         if scalable {
             a.extend(["--machine".into(), (m.index - 1).to_string().into()]);
         }
-        let a: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
         let index = usize::from(m.index - 1);
         let named = loaded.config.edgenet.machine_name.is_some()
             || loaded
@@ -133,14 +139,40 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 .machines
                 .get(index)
                 .is_some_and(|c| c.machine_name.is_some());
-        let out = edgenet_in(m, (!named).then_some(m.name.as_str()), &a).map_err(|e| e.message)?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(failed("deploy", m, &out).into())
-        }
+        let mut cmd = edgenet_cmd(m, (!named).then_some(m.name.as_str())).map_err(|e| e.message)?;
+        let child = cmd
+            .args(&a)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        running.push((m.name.clone(), child));
+        Ok(())
     };
-    match Lab::up(&spec, deploy) {
+    let up = Lab::up(&spec, deploy);
+    let mut failures = Vec::new();
+    for (machine, child) in running {
+        match child.wait_with_output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => failures.push(format!(
+                "deploy on lab machine {machine} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => failures.push(format!("deploy on lab machine {machine}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        let dir = match up {
+            Ok(lab) => lab.detach(),
+            Err(e) => e.lab.map(|l| l.detach()).unwrap_or(dir),
+        };
+        return Err(lab_error(failures.join("\n")).hint(format!(
+            "`edgenet lab down --name {}` removes what was built (lab files in {})",
+            args.lab.name,
+            dir.display()
+        )));
+    }
+    match up {
         Ok(lab) => {
             let dir = lab.detach();
             if args.no_status {
@@ -279,7 +311,29 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
     }
     let lab = open(&dir, &args.name)?;
     progress(cli, &format!("removing lab {} …", args.name));
+    // Every machine removes its deployment at once; the lab's own undeploy step then only
+    // repeats (and reports) a remove that did not finish.
+    let removing: Vec<_> = lab
+        .machines()
+        .iter()
+        .filter(|m| m.state_dir.join("state.json").exists())
+        .filter_map(|m| {
+            edgenet_cmd(m, None)
+                .ok()?
+                .arg("remove")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()
+        })
+        .collect();
+    for mut child in removing {
+        let _ = child.wait();
+    }
     let undeploy = |m: &LabMachine| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if !m.state_dir.join("state.json").exists() {
+            return Ok(());
+        }
         let out = edgenet_in(m, None, &["remove".as_ref()]).map_err(|e| e.message)?;
         if out.status.success() {
             Ok(())
