@@ -340,29 +340,50 @@ fn the_proxy_carries_node_traffic_and_no_proxy_goes_direct() {
     assert!(t.config.is_some());
 }
 
+/// `edgenet lab …` as a user runs it, with a lab of the test's own; brought down on drop.
+struct CliLab {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl CliLab {
+    fn new(name: String) -> CliLab {
+        CliLab {
+            dir: tempfile::tempdir().unwrap(),
+            name,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .args([
+                "--name",
+                &self.name,
+                "--lab-dir",
+                self.dir.path().to_str().unwrap(),
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for CliLab {
+    fn drop(&mut self) {
+        let _ = self.run(&["lab", "down"]);
+    }
+}
+
 #[test]
 fn lab_command_up_status_down_leaves_nothing() {
     if !is_root() {
         eprintln!("skipped: needs root to build a lab");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let name = format!("tcmd{}", std::process::id());
-    let run = |args: &[&str]| -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
-            .args(args)
-            .args(["--name", &name, "--lab-dir", dir.path().to_str().unwrap()])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
-    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["lab", "down"]);
-        }
-    }
-    let _guard = Down(&run);
+    let lab = CliLab::new(format!("tcmd{}", std::process::id()));
+    let (dir, name) = (&lab.dir, &lab.name);
+    let run = |args: &[&str]| lab.run(args);
     let up = run(&["lab", "up", "--output", "json"]);
     let matrix: Value = serde_json::from_slice(&up.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&up.stderr)));
@@ -373,7 +394,7 @@ fn lab_command_up_status_down_leaves_nothing() {
         .iter()
         .all(|c| c["ok"] == true));
     let state: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(&name).join("machines/m1/state/state.json")).unwrap(),
+        &std::fs::read(dir.path().join(name).join("machines/m1/state/state.json")).unwrap(),
     )
     .unwrap();
     let node_netns = format!("m1-ledge-{}", state["deployment_id"].as_str().unwrap());
@@ -390,7 +411,7 @@ fn lab_command_up_status_down_leaves_nothing() {
     let left = support::sh_out("ip netns list");
     assert!(!left.contains(&format!("enl-{name}-")), "{left}");
     assert!(!left.contains(&node_netns), "{node_netns} left: {left}");
-    assert!(!Path::new(&dir.path().join(&name)).exists());
+    assert!(!Path::new(&dir.path().join(name)).exists());
 }
 
 fn scalable_lab(machines: u8, config: Option<&Path>) {
@@ -398,23 +419,9 @@ fn scalable_lab(machines: u8, config: Option<&Path>) {
         eprintln!("skipped: needs root to build a lab");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let name = format!("tsc{machines}{}", std::process::id());
-    let run = |args: &[&str]| -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
-            .args(args)
-            .args(["--name", &name, "--lab-dir", dir.path().to_str().unwrap()])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
-    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["lab", "down"]);
-        }
-    }
-    let _guard = Down(&run);
+    let lab = CliLab::new(format!("tsc{machines}{}", std::process::id()));
+    let (dir, name) = (&lab.dir, &lab.name);
+    let run = |args: &[&str]| lab.run(args);
     let count = machines.to_string();
     let mut up_args = vec!["lab", "up", "--output", "json"];
     let c;
