@@ -455,7 +455,7 @@ fn scalable_lab(machines: u8, config: Option<&Path>) {
             let state: Value = serde_json::from_slice(
                 &std::fs::read(
                     dir.path()
-                        .join(&name)
+                        .join(name)
                         .join(format!("machines/m{i}/state/state.json")),
                 )
                 .unwrap(),
