@@ -48,7 +48,7 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
                 "",
                 format!("host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter) were not run: {reason}"),
             )
-            .hint("run check as root without --offline-check on the machine itself to run them"),
+            .hint("run check on the machine itself, without --offline-check, to run them"),
         );
     }
     out

@@ -190,7 +190,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 Finding::error(
                     Code::WindowsControlPlane,
                     format!("Machines[{i}].WindowsNode.ControlPlane"),
-                    "Machines[{i}].WindowsNode.ControlPlane is true; only Linux nodes run the control plane".replace("{i}", &i.to_string()),
+                    format!("Machines[{i}].WindowsNode.ControlPlane is true; only Linux nodes run the control plane"),
                 )
                 .hint("remove ControlPlane from the Windows node"),
             );
