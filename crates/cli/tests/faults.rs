@@ -8,20 +8,6 @@ use std::os::unix::process::ExitStatusExt;
 use serde_json::json;
 use support::*;
 
-/// Steps a deploy passes (`edgenet_deploy::failpoint::STEPS`, kept in sync by the test below).
-const STEPS: &[&str] = &[
-    "state",
-    "switch",
-    "switch-address",
-    "forwarding",
-    "firewall",
-    "node-netns",
-    "node-link",
-    "node-address",
-    "node-files",
-    "finish",
-];
-
 const CONFIG: &str = r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}], "Edgenet": {"PortForwards": [{"Protocol": "tcp", "HostPort": 8080, "NodePort": 30080}]}}"#;
 
 fn clean_shape(mode: &str) -> serde_json::Value {
@@ -37,7 +23,7 @@ fn inject(mode: &str) {
         return;
     }
     let reference = clean_shape(mode);
-    for step in STEPS {
+    for step in edgenet_deploy::failpoint::steps(false) {
         let m = machine(&format!(
             "f{}-{}",
             &mode[..1],

@@ -151,17 +151,6 @@ fn the_machine_stays_reachable_during_deploy_and_remove_and_gets_its_adapter_bac
     assert!(bridges(&m.ns).is_empty(), "no bridge left");
 }
 
-const EXTERNAL_STEPS: &[&str] = &[
-    "switch",
-    "switch-adapter",
-    "switch-address",
-    "node-netns",
-    "node-link",
-    "node-address",
-    "node-files",
-    "finish",
-];
-
 #[test]
 fn a_failure_after_any_external_step_leaves_the_adapter_as_it_was() {
     let Some(lan) = lan("fault", 1) else { return };
@@ -169,7 +158,7 @@ fn a_failure_after_any_external_step_leaves_the_adapter_as_it_was() {
     let before = adapter_snapshot(&m.ns, "eth0");
     let dump = m.dump();
     let cfg = m.write_config("c.json", &config(1));
-    for step in EXTERNAL_STEPS {
+    for step in edgenet_deploy::failpoint::steps(true) {
         let out = m.edgenet_env(
             &["deploy", "-c", &cfg, "--machine", "0"],
             &[("EDGENET_FAILPOINT", step)],

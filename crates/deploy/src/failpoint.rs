@@ -5,22 +5,9 @@
 //! created); `EDGENET_FAILPOINT=<step>:crash` aborts the process on the spot, as a kill or a
 //! power cut would, leaving whatever was done.
 
-/// Every step a single-machine deploy passes, in order. Steps under `node-*` run once per node.
+/// Every step a deploy can pass, in order. Steps under `node-*` run once per node;
+/// `switch-adapter` only on an external switch (see [`steps`]).
 pub const STEPS: &[&str] = &[
-    "state",
-    "switch",
-    "switch-address",
-    "forwarding",
-    "firewall",
-    "node-netns",
-    "node-link",
-    "node-address",
-    "node-files",
-    "finish",
-];
-
-/// Every step of a scalable deploy (external switch), in order.
-pub const EXTERNAL_STEPS: &[&str] = &[
     "state",
     "switch",
     "switch-adapter",
@@ -33,6 +20,15 @@ pub const EXTERNAL_STEPS: &[&str] = &[
     "node-files",
     "finish",
 ];
+
+/// The steps of a deploy on an external (`true`) or internal switch.
+pub fn steps(external: bool) -> Vec<&'static str> {
+    STEPS
+        .iter()
+        .copied()
+        .filter(|s| external || *s != "switch-adapter")
+        .collect()
+}
 
 pub const ENV: &str = "EDGENET_FAILPOINT";
 

@@ -6,54 +6,24 @@
 //! namespaces `enl-<lab>-<machine>-linux|windows` (.2/.3) on it, forwarding, and an nft table
 //! that masquerades the subnet and drops new connections coming in to it.
 
-use std::io::Write;
+mod common;
+
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{
+    assert_gone, curl_in, delete_namespaces, ip_batch, leftover_namespaces, node_info, plug_node,
+    root_test, run, run_with_input, still_running, write_node_resolv_conf, TestResult,
+};
 use edgenet_core::plan::NodeKind;
-use edgenet_host::exec::{output_in, ExecOptions};
 use edgenet_host::{netns, sysctl};
 use edgenet_lab::topology::{self, HTTP_SERVER, INET_ROUTER, LAN_ROUTER, TEST_NAME};
-use edgenet_lab::{
-    Expectations, Lab, LabError, LabMachine, LabSpec, NodeInfo, Reach, Row, ServiceRecord,
-};
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("SKIP: edgenet-lab tests need root (they create network namespaces)");
-        false
-    }
-}
+use edgenet_lab::{Expectations, Lab, LabError, LabMachine, LabSpec, NodeInfo, Reach, Row};
 
 /// A lab name unique to this test process and test.
 fn lab_name(test: &str) -> String {
-    format!("t{}{test}", std::process::id())
-}
-
-fn run(cmd: &mut Command) -> Result<Output, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{cmd:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run(Command::new("ip").args(args)).map(|_| ())
+    common::lab_name("t", test)
 }
 
 const SWITCH: &str = "aksedgesw-int";
@@ -72,12 +42,7 @@ table ip labtest {
 "#;
 
 fn node_netns(lab: &str, machine: &LabMachine, kind: NodeKind) -> String {
-    format!(
-        "{}{}-{}",
-        topology::prefix(lab),
-        machine.name,
-        kind.as_str()
-    )
+    common::node_netns(lab, machine, kind.as_str())
 }
 
 fn node_address(kind: NodeKind) -> Ipv4Addr {
@@ -87,32 +52,28 @@ fn node_address(kind: NodeKind) -> Ipv4Addr {
     }
 }
 
-fn node_resolv_conf(machine: &LabMachine) -> PathBuf {
-    machine.state_dir.join("node-resolv.conf")
-}
-
 /// The stand-in deploy: switch, nodes, forwarding, NAT with inbound drop.
 fn fake_deploy(lab: &str, m: &LabMachine, kinds: &[NodeKind]) -> Result<(), String> {
     let mns = m.netns.as_str();
-    ip(&["-n", mns, "link", "add", SWITCH, "type", "bridge"])?;
-    ip(&["-n", mns, "addr", "add", "192.168.0.1/24", "dev", SWITCH])?;
-    ip(&["-n", mns, "link", "set", SWITCH, "up"])?;
+    ip_batch(
+        Some(mns),
+        &[
+            format!("link add {SWITCH} type bridge"),
+            format!("addr add 192.168.0.1/24 dev {SWITCH}"),
+            format!("link set {SWITCH} up"),
+        ],
+    )?;
     for &kind in kinds {
-        let node = node_netns(lab, m, kind);
-        let port = format!("v-{}", kind.as_str());
-        let address = format!("{}/24", node_address(kind));
-        ip(&["netns", "add", &node])?;
-        ip(&[
-            "-n", mns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &node,
-        ])?;
-        ip(&["-n", mns, "link", "set", &port, "master", SWITCH, "up"])?;
-        ip(&["-n", &node, "link", "set", "lo", "up"])?;
-        ip(&["-n", &node, "addr", "add", &address, "dev", "eth0"])?;
-        ip(&["-n", &node, "link", "set", "eth0", "up"])?;
-        ip(&["-n", &node, "route", "add", "default", "via", "192.168.0.1"])?;
+        plug_node(
+            m,
+            SWITCH,
+            &node_netns(lab, m, kind),
+            &format!("v-{}", kind.as_str()),
+            &format!("{}/24", node_address(kind)),
+            Ipv4Addr::new(192, 168, 0, 1),
+        )?;
     }
-    std::fs::write(node_resolv_conf(m), format!("nameserver {}\n", m.dns))
-        .map_err(|e| e.to_string())?;
+    write_node_resolv_conf(m, m.dns)?;
     netns::run_in(mns, || sysctl::write("net.ipv4.ip_forward", "1"))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -121,103 +82,31 @@ fn fake_deploy(lab: &str, m: &LabMachine, kinds: &[NodeKind]) -> Result<(), Stri
 
 fn nft(m: &LabMachine, rules: &str) -> Result<(), String> {
     let mut cmd = m.command("nft").map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(rules.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft in {}: {}",
-            m.netns,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    run_with_input(cmd.args(["-f", "-"]), rules)
+        .map(|_| ())
+        .map_err(|e| format!("nft in {}: {e}", m.netns))
 }
 
 fn fake_undeploy(lab: &str, m: &LabMachine, kinds: &[NodeKind]) -> Result<(), String> {
-    for &kind in kinds {
-        netns::delete(&node_netns(lab, m, kind)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    delete_namespaces(kinds.iter().map(|&kind| node_netns(lab, m, kind)))
 }
 
 fn nodes_of(lab: &str, m: &LabMachine, kinds: &[NodeKind]) -> Vec<NodeInfo> {
     kinds
         .iter()
-        .map(|&kind| NodeInfo {
-            name: format!("{}-{}", m.name, kind.suffix()),
-            machine: m.name.clone(),
-            netns: node_netns(lab, m, kind),
-            address: node_address(kind),
-            host: Ipv4Addr::new(192, 168, 0, 1),
-            kind,
-            resolv_conf: Some(node_resolv_conf(m)),
+        .map(|&kind| {
+            node_info(
+                m,
+                kind,
+                node_netns(lab, m, kind),
+                node_address(kind),
+                Ipv4Addr::new(192, 168, 0, 1),
+            )
         })
         .collect()
 }
 
-/// Namespaces on the host whose name starts with the lab's prefix.
-fn leftover_namespaces(lab: &str) -> Vec<String> {
-    let prefix = topology::prefix(lab);
-    netns::list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect()
-}
-
-/// Deletes the namespaces the stand-in deploy made when a test fails half-way (the lab's
-/// own `Drop` removes only what the lab made). Assertions about leftovers run before it.
-struct NodeCleanup(String);
-
-impl Drop for NodeCleanup {
-    fn drop(&mut self) {
-        for ns in leftover_namespaces(&self.0) {
-            let _ = netns::delete(&ns);
-        }
-    }
-}
-
-/// A recorded service still runs: the PID exists with the recorded start time and is not
-/// a zombie.
-fn still_running(s: &ServiceRecord) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", s.pid)) else {
-        return false;
-    };
-    let rest = &stat[stat.rfind(')').unwrap() + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[0] != "Z" && fields[19] == s.start_time.to_string()
-}
-
-fn assert_gone(lab: &str, services: &[ServiceRecord]) {
-    assert_eq!(
-        leftover_namespaces(lab),
-        Vec::<String>::new(),
-        "namespaces left"
-    );
-    for s in services {
-        assert!(!still_running(s), "{} (pid {}) still runs", s.name, s.pid);
-    }
-}
-
-fn curl_in(netns: &str, args: &[&str]) -> Output {
-    let mut argv = vec!["curl", "-sS", "--max-time", "5"];
-    argv.extend_from_slice(args);
-    output_in(netns, &argv, &ExecOptions::default()).unwrap()
-}
-
-fn log_lines(path: &Path) -> Vec<String> {
+fn log_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -227,12 +116,9 @@ fn log_lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("a"))? else {
         return Ok(());
-    }
-    let name = lab_name("a");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let kinds = [NodeKind::Linux, NodeKind::Windows];
     let mut spec = LabSpec::new(&name, dir.path().join("lab"));
     spec.machines = 2;
@@ -380,12 +266,9 @@ fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
 
 #[test]
 fn a_failed_up_can_be_detached_reopened_and_brought_down() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("b"))? else {
         return Ok(());
-    }
-    let name = lab_name("b");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let mut spec = LabSpec::new(&name, dir.path().join("lab"));
     spec.machines = 2;
     spec.proxy = false;
@@ -441,12 +324,9 @@ fn a_failed_up_can_be_detached_reopened_and_brought_down() -> TestResult {
 
 #[test]
 fn dropping_a_lab_tears_it_down() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("c"))? else {
         return Ok(());
-    }
-    let name = lab_name("c");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let lab = Lab::up(&LabSpec::new(&name, dir.path()), |_| Ok::<(), String>(()))
         .map_err(|e| e.to_string())?;
     let services = lab.services().to_vec();
@@ -482,12 +362,9 @@ fn crash_helper() {
 
 #[test]
 fn down_after_a_crash_cleans_up() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("d"))? else {
         return Ok(());
-    }
-    let name = lab_name("d");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let lab_dir = dir.path().join("lab");
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--exact", "crash_helper", "--ignored", "--nocapture"])

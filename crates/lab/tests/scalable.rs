@@ -8,71 +8,30 @@
 //! the bridge; per node a namespace `enl-<lab>-<machine>-ledge|wedge` whose `eth0` (a veth on
 //! the bridge) holds the node's LAN address with the LAN router as gateway.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{
+    assert_gone, curl_in, delete_namespaces, ip_batch, is_root, leftover_namespaces, node_info,
+    plug_node, root_test, write_node_resolv_conf, NodeCleanup, TestResult,
+};
 use edgenet_core::plan::NodeKind;
 use edgenet_host::exec::{output_in, ExecOptions};
 use edgenet_host::netlink::Netlink;
-use edgenet_host::netns::{self, NetNs};
+use edgenet_host::netns::NetNs;
 use edgenet_lab::topology::{self, HTTP_SERVER, LAN_PEER, LAN_ROUTER};
-use edgenet_lab::{
-    scalable_config, Expectations, Lab, LabMachine, LabSpec, NodeInfo, Reach, Row, ServiceRecord,
-};
+use edgenet_lab::{scalable_config, Expectations, Lab, LabMachine, LabSpec, NodeInfo, Reach, Row};
 use serde_json::Value;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const SWITCH: &str = "aksedgesw-ext";
 
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("SKIP: edgenet-lab tests need root (they create network namespaces)");
-        false
-    }
-}
-
 /// A lab name unique to this test process and test.
 fn lab_name(test: &str) -> String {
-    format!("s{}{test}", std::process::id())
-}
-
-/// Runs `ip [-n NETNS] -batch -` with `commands`, one per line.
-fn ip_batch(netns: Option<&str>, commands: &[String]) -> Result<(), String> {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = netns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("ip: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(commands.join("\n").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip -batch in {netns:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            commands.join("\n")
-        ))
-    }
+    common::lab_name("s", test)
 }
 
 /// One node of the config on one machine.
@@ -115,11 +74,7 @@ fn gateway(config: &Value) -> Ipv4Addr {
 }
 
 fn node_netns(lab: &str, m: &LabMachine, kind: NodeKind) -> String {
-    format!("{}{}-{}", topology::prefix(lab), m.name, kind.suffix())
-}
-
-fn node_resolv_conf(m: &LabMachine) -> PathBuf {
-    m.state_dir.join("node-resolv.conf")
+    common::node_netns(lab, m, kind.suffix())
 }
 
 /// The stand-in scalable deploy of machine `m`: external switch, then its nodes.
@@ -132,56 +87,41 @@ fn fake_deploy(lab: &str, config: &Value, m: &LabMachine) -> Result<(), String> 
             .and_then(|l| l.mac)
             .ok_or("the adapter has no MAC")?
     };
-    let nodes = config_nodes(config, m);
     let prefix = prefix_len(config);
     let gw = gateway(config);
     let address = m.address.to_string();
     let adapter = m.adapter.as_str();
     ip_batch(
-        None,
-        &nodes
-            .iter()
-            .map(|n| format!("netns add {}", node_netns(lab, m, n.kind)))
-            .collect::<Vec<_>>(),
+        Some(&m.netns),
+        &[
+            format!("link add {SWITCH} address {adapter_mac} type bridge"),
+            format!("link set {SWITCH} up"),
+            format!("link set {adapter} master {SWITCH}"),
+            format!("route del default via {}", m.gateway),
+            format!("addr del {address} dev {adapter}"),
+            format!("addr add {address} dev {SWITCH}"),
+            format!("route add default via {} dev {SWITCH}", m.gateway),
+        ],
     )?;
-    let mut machine = vec![
-        format!("link add {SWITCH} address {adapter_mac} type bridge"),
-        format!("link set {SWITCH} up"),
-        format!("link set {adapter} master {SWITCH}"),
-        format!("route del default via {}", m.gateway),
-        format!("addr del {address} dev {adapter}"),
-        format!("addr add {address} dev {SWITCH}"),
-        format!("route add default via {} dev {SWITCH}", m.gateway),
-    ];
-    for n in &nodes {
-        let port = format!("v-{}", n.kind.suffix());
-        machine.push(format!(
-            "link add {port} type veth peer name eth0 netns {}",
-            node_netns(lab, m, n.kind)
-        ));
-        machine.push(format!("link set {port} master {SWITCH} up"));
-    }
-    ip_batch(Some(&m.netns), &machine)?;
-    for n in &nodes {
-        ip_batch(
-            Some(&node_netns(lab, m, n.kind)),
-            &[
-                "link set lo up".to_string(),
-                format!("addr add {}/{prefix} dev eth0", n.address),
-                "link set eth0 up".to_string(),
-                format!("route add default via {gw}"),
-            ],
+    for n in config_nodes(config, m) {
+        plug_node(
+            m,
+            SWITCH,
+            &node_netns(lab, m, n.kind),
+            &format!("v-{}", n.kind.suffix()),
+            &format!("{}/{prefix}", n.address),
+            gw,
         )?;
     }
-    let dns = config["Network"]["DnsServers"][0].as_str().unwrap();
-    std::fs::write(node_resolv_conf(m), format!("nameserver {dns}\n")).map_err(|e| e.to_string())
+    write_node_resolv_conf(m, config["Network"]["DnsServers"][0].as_str().unwrap())
 }
 
 fn fake_undeploy(lab: &str, config: &Value, m: &LabMachine) -> Result<(), String> {
-    for n in config_nodes(config, m) {
-        netns::delete(&node_netns(lab, m, n.kind)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    delete_namespaces(
+        config_nodes(config, m)
+            .into_iter()
+            .map(|n| node_netns(lab, m, n.kind)),
+    )
 }
 
 /// The nodes as a deployment would report them to `lab status`.
@@ -189,28 +129,16 @@ fn nodes_of(lab: &str, config: &Value, machines: &[LabMachine]) -> Vec<NodeInfo>
     let mut nodes = Vec::new();
     for m in machines {
         for n in config_nodes(config, m) {
-            nodes.push(NodeInfo {
-                name: format!("{}-{}", m.name, n.kind.suffix()),
-                machine: m.name.clone(),
-                netns: node_netns(lab, m, n.kind),
-                address: n.address,
-                host: gateway(config),
-                kind: n.kind,
-                resolv_conf: Some(node_resolv_conf(m)),
-            });
+            nodes.push(node_info(
+                m,
+                n.kind,
+                node_netns(lab, m, n.kind),
+                n.address,
+                gateway(config),
+            ));
         }
     }
     nodes
-}
-
-/// Namespaces on the host whose name starts with the lab's prefix.
-fn leftover_namespaces(lab: &str) -> Vec<String> {
-    let prefix = topology::prefix(lab);
-    netns::list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect()
 }
 
 /// Identities of the lab's namespaces (the nodes' included), to find processes in them.
@@ -236,27 +164,6 @@ fn processes_in(ids: &HashSet<(u64, u64)>) -> Vec<u32> {
         .collect()
 }
 
-/// Deletes the namespaces the stand-in deploy made when a test fails half-way (the lab's own
-/// `Drop` removes only what the lab made). Assertions about leftovers run before it.
-struct NodeCleanup(String);
-
-impl Drop for NodeCleanup {
-    fn drop(&mut self) {
-        for ns in leftover_namespaces(&self.0) {
-            let _ = netns::delete(&ns);
-        }
-    }
-}
-
-fn still_running(s: &ServiceRecord) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", s.pid)) else {
-        return false;
-    };
-    let rest = &stat[stat.rfind(')').unwrap() + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[0] != "Z" && fields[19] == s.start_time.to_string()
-}
-
 /// Brings the lab down with the stand-in undeploy and checks that nothing is left: no
 /// namespace with the lab's prefix, no service, no process in any of its namespaces.
 fn down_and_check(lab: Lab, name: &str, config: &Value) -> Result<Duration, String> {
@@ -267,10 +174,7 @@ fn down_and_check(lab: Lab, name: &str, config: &Value) -> Result<Duration, Stri
     lab.down(|m| fake_undeploy(name, config, m))
         .map_err(|e| e.to_string())?;
     let took = started.elapsed();
-    assert_eq!(leftover_namespaces(name), Vec::<String>::new());
-    for s in &services {
-        assert!(!still_running(s), "{} (pid {}) still runs", s.name, s.pid);
-    }
+    assert_gone(name, &services);
     assert_eq!(processes_in(&ids), Vec::<u32>::new(), "processes left");
     Ok(took)
 }
@@ -278,12 +182,9 @@ fn down_and_check(lab: Lab, name: &str, config: &Value) -> Result<Duration, Stri
 #[test]
 fn three_machines_every_node_reaches_every_other_the_gateway_the_lan_and_the_internet() -> TestResult
 {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("three"))? else {
         return Ok(());
-    }
-    let name = lab_name("three");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let config = scalable_config(3, true);
     let mut spec = LabSpec::new(&name, dir.path().join("lab"));
     spec.machines = 3;
@@ -337,19 +238,10 @@ fn three_machines_every_node_reaches_every_other_the_gateway_the_lan_and_the_int
     // No NAT anywhere: the internet server sees the node's own LAN address.
     let http_log = lab.log("http");
     let before = std::fs::read_to_string(&http_log)?.lines().count();
-    let out = output_in(
+    let out = curl_in(
         &nodes[2].netns,
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "5",
-            &topology::http_url_by_address(),
-        ],
-        &ExecOptions::default(),
-    )?;
+        &["--noproxy", "*", &topology::http_url_by_address()],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -404,12 +296,9 @@ fn three_machines_every_node_reaches_every_other_the_gateway_the_lan_and_the_int
 
 #[test]
 fn ten_machines_come_up_measure_and_go_away_without_residue() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("ten"))? else {
         return Ok(());
-    }
-    let name = lab_name("ten");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let config = scalable_config(10, true);
     let mut spec = LabSpec::new(&name, dir.path().join("lab"));
     spec.machines = 10;
@@ -442,12 +331,9 @@ fn ten_machines_come_up_measure_and_go_away_without_residue() -> TestResult {
 /// per-machine budget, and nothing is left.
 #[test]
 fn ten_bare_machines_are_fast_and_leave_nothing() -> TestResult {
-    if !is_root() {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("bare"))? else {
         return Ok(());
-    }
-    let name = lab_name("bare");
-    let _cleanup = NodeCleanup(name.clone());
-    let dir = tempfile::tempdir()?;
+    };
     let mut spec = LabSpec::new(&name, dir.path().join("lab"));
     spec.machines = 10;
     let started = Instant::now();
