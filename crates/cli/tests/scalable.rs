@@ -189,10 +189,20 @@ fn a_failure_after_any_external_step_leaves_the_adapter_as_it_was() {
         );
         assert!(!out.status.success());
         deploy(m, &cfg, 0);
-        assert!(
-            ping_from(&lan.peer_ns(), "198.18.0.101"),
-            "{step}: node reachable after converging"
-        );
+        // A LAN host that knew 198.18.0.101 from the previous round (another MAC) was told at
+        // once by the node's announcement: its neighbour entry already has the new MAC.
+        let status: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+        let node_mac = status["nodes"][0]["mac"].as_str().unwrap().to_string();
+        let neigh = Machine::ip_json_in(&lan.peer_ns(), "neigh show 198.18.0.101");
+        if let Some(entry) = neigh.as_array().and_then(|a| a.first()) {
+            assert_eq!(
+                entry["lladdr"],
+                node_mac.as_str(),
+                "{step}: the LAN host's cache was updated"
+            );
+        }
+        let reachable = ping_from(&lan.peer_ns(), "198.18.0.101");
+        assert!(reachable, "{step}: node reachable after converging");
         m.ok(&["remove"]);
         assert_eq!(
             adapter_snapshot(&m.ns, "eth0"),

@@ -176,9 +176,6 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             MacAssignment::GeneratedAtDeploy => None,
         })
         .collect();
-    let switch_mac = run
-        .state
-        .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
     let mut node_macs = Vec::new();
     for n in &plan.nodes {
         node_macs.push(match n.mac {
@@ -197,7 +194,12 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
     match plan.switch.kind {
         SwitchKind::Internal => {
-            InternalSwitch.ensure(&mut nl, &plan.switch, switch_mac, &own, run)?
+            // A bridge without ports takes its MAC from the first port added; a fixed one keeps
+            // the host's neighbours' caches valid across redeploys.
+            let mac = run
+                .state
+                .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
+            InternalSwitch.ensure(&mut nl, &plan.switch, mac, &own, run)?
         }
         SwitchKind::External => {
             snapshot = adopt_adapter(run, &mut nl, plan, &own)?;
@@ -206,19 +208,81 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             } else if let Some(bridge) = nl.link(&plan.switch.name)? {
                 mtu = plan.switch.mtu.unwrap_or(bridge.mtu);
             }
+            // The bridge takes the adapter's MAC (from the snapshot), so `mac` is unused.
+            let mac = snapshot
+                .as_ref()
+                .and_then(|s| s.mac)
+                .unwrap_or(MacAddr([0; 6]));
             ExternalSwitch {
                 snapshot: snapshot.as_ref(),
             }
-            .ensure(&mut nl, &plan.switch, switch_mac, &own, run)?;
+            .ensure(&mut nl, &plan.switch, mac, &own, run)?;
         }
     }
 
     ensure_forwarding(run, plan)?;
     run.step("forwarding")?;
 
+    ensure_firewall(run, plan, &id)?;
+    run.step("firewall")?;
+
+    let runtime = NetnsRuntime;
+    let state_dir = run.lock.dir().path().to_path_buf();
+    let node_macs_by_name: Vec<(std::net::Ipv4Addr, MacAddr)> = plan
+        .nodes
+        .iter()
+        .zip(&node_macs)
+        .map(|(n, mac)| (n.address.addr(), *mac))
+        .collect();
+    for (node, mac) in plan.nodes.iter().zip(node_macs) {
+        let spec = NodeSpec {
+            plan: node,
+            netns: names::node_netns(&node.name, &id),
+            host_veth: names::host_veth(node.kind, &id),
+            mac,
+            // The plan's MTU; on an external switch seen without the host, the adapter's.
+            mtu: node.mtu.unwrap_or(mtu),
+            switch: &plan.switch.name,
+        };
+        runtime.ensure(&mut nl, &spec, &own, run)?;
+        for file in files::write_node_files(&state_dir, plan, node)? {
+            run.changed(format!("wrote {file}"));
+        }
+        run.step("node-files")?;
+    }
+    drop_nodes_not_in(run, plan, &mut nl, &own)?;
+    announce_nodes(plan, &node_macs_by_name);
+
+    run.state.finish_deploy();
+    run.lock.save(&run.state)?;
+    run.step("finish")?;
+    Ok(())
+}
+
+/// On an external switch, tells the LAN (one gratuitous ARP per node, sent on the adapter)
+/// which MAC each node address has now: hosts that knew the address with the MAC of an earlier
+/// deployment update their caches at once instead of after seconds. Best effort.
+fn announce_nodes(plan: &Plan, nodes: &[(std::net::Ipv4Addr, MacAddr)]) {
+    let Some(adapter) = plan.switch.adapter.as_deref() else {
+        return;
+    };
+    for (ip, mac) in nodes {
+        if let Err(e) = edgenet_host::arp::announce(adapter, *mac, *ip) {
+            tracing::debug!("ARP announcement of {ip}: {e}");
+        }
+    }
+}
+
+/// The deployment's nftables table: written when the plan has one (NAT, offline, port
+/// forwards), deleted when it no longer has.
+fn ensure_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+) -> Result<(), DeployError> {
     let driver = NftablesDriver::default();
-    let table = firewall::table_name(&id);
-    let fw = FirewallPlan::from_plan(plan, &id)?;
+    let table = firewall::table_name(id);
+    let fw = FirewallPlan::from_plan(plan, id)?;
     let recorded = run
         .state
         .object(ObjectKind::NftTable, &table, None)
@@ -244,31 +308,6 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     } else {
         run.state.forget_object(ObjectKind::NftTable, &table, None);
     }
-    run.step("firewall")?;
-
-    let runtime = NetnsRuntime;
-    let state_dir = run.lock.dir().path().to_path_buf();
-    for (node, mac) in plan.nodes.iter().zip(node_macs) {
-        let spec = NodeSpec {
-            plan: node,
-            netns: names::node_netns(&node.name, &id),
-            host_veth: names::host_veth(node.kind, &id),
-            mac,
-            // The plan's MTU; on an external switch seen without the host, the adapter's.
-            mtu: node.mtu.unwrap_or(mtu),
-            switch: &plan.switch.name,
-        };
-        runtime.ensure(&mut nl, &spec, &own, run)?;
-        for file in files::write_node_files(&state_dir, plan, node)? {
-            run.changed(format!("wrote {file}"));
-        }
-        run.step("node-files")?;
-    }
-    drop_nodes_not_in(run, plan, &mut nl, &own)?;
-
-    run.state.finish_deploy();
-    run.lock.save(&run.state)?;
-    run.step("finish")?;
     Ok(())
 }
 

@@ -282,9 +282,12 @@ pub fn probe(
 }
 
 /// Index and MAC of `ifname`, which must exist, be up, have carrier and an Ethernet MAC.
-/// Announces `ip` on `ifname` (in the calling thread's namespace) with one gratuitous ARP.
-pub fn announce(ifname: &str, ip: Ipv4Addr) -> Result<(), HostError> {
-    let (index, mac) = usable_link(ifname)?;
+/// Announces on `ifname` (in the calling thread's namespace), with one gratuitous ARP, that
+/// `mac` has `ip`. `mac` need not be the interface's own: a machine announces its nodes on its
+/// adapter, where the frame goes straight to the LAN (a node's own link may still be held back
+/// by its bridge port for up to a second after it came up).
+pub fn announce(ifname: &str, mac: MacAddr, ip: Ipv4Addr) -> Result<(), HostError> {
+    let (index, _) = usable_link(ifname)?;
     let sock = PacketSocket::open(ifname, index)?;
     sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_bytes())
         .map_err(|e| HostError::new("send ARP announcement on", ifname, e))

@@ -112,12 +112,6 @@ impl NodeRuntime for NetnsRuntime {
             if !present.contains(&plan.address) {
                 nl.add_address(NODE_IFNAME, plan.address)?;
                 changes.push(format!("gave {} the address {}", plan.name, plan.address));
-                // Neighbours may still hold this address with a MAC the node had before
-                // (a removed and redeployed node gets a new one): tell them at once. Best
-                // effort: a node whose link has no carrier yet is announced on its next deploy.
-                if let Err(e) = edgenet_host::arp::announce(NODE_IFNAME, plan.address.addr()) {
-                    tracing::debug!("ARP announcement for {}: {e}", plan.name);
-                }
             }
             let default = nl
                 .routes()?
