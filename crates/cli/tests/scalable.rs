@@ -90,6 +90,21 @@ fn three_machines_every_node_reaches_every_node_the_gateway_and_the_lan() {
     for (_, ip) in &nodes {
         assert!(ping_from(&lan.peer_ns(), ip), "LAN host → {ip}");
     }
+    // Drift is seen in the kernel: an adapter taken out of the switch by hand.
+    let m0 = &lan.machines[0];
+    sh(&format!("ip -n {} link set eth0 nomaster", m0.ns));
+    let status: Value =
+        serde_json::from_slice(&m0.edgenet(&["status", "--output", "json"]).stdout).unwrap();
+    assert!(
+        status["drift"]
+            .to_string()
+            .contains("adapter eth0 is not a port of aksedgesw-ext"),
+        "{status:#}"
+    );
+    sh(&format!(
+        "ip -n {} link set eth0 master aksedgesw-ext",
+        m0.ns
+    ));
     // Each machine itself stays reachable on its own address, now on the bridge.
     for (i, m) in lan.machines.iter().enumerate() {
         assert!(ping_from(&lan.peer_ns(), &Lan::machine_address(i)));

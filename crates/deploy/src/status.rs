@@ -111,6 +111,16 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             }
         }
     }
+    if let Some(adapter) = plan.switch.adapter.as_deref() {
+        match nl.link(adapter)? {
+            None => report.drift.push(format!("adapter {adapter} is missing")),
+            Some(a) if a.master.as_deref() != Some(plan.switch.name.as_str()) => report.drift.push(
+                format!("adapter {adapter} is not a port of {}", plan.switch.name),
+            ),
+            Some(a) if !a.up => report.drift.push(format!("adapter {adapter} is down")),
+            Some(_) => {}
+        }
+    }
     report.switch = Some(sw);
 
     let table = firewall::table_name(id);
