@@ -96,11 +96,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         }
         (None, None) => None,
     };
-    let probe = Cli {
-        config: config.clone(),
-        ..clone_cli(cli)
-    };
-    let loaded = super::load_config(&probe)?;
+    let loaded = super::load_config_at(config.as_deref())?;
     let scalable = loaded.config.is_scalable();
     let mut spec = LabSpec::new(&args.lab.name, &dir);
     if scalable {
@@ -229,19 +225,6 @@ fn check_lab_lan(config: &edgenet_core::config::Config) -> Result<(), CliError> 
         }
     }
     Ok(())
-}
-
-fn clone_cli(cli: &Cli) -> Cli {
-    Cli {
-        config: cli.config.clone(),
-        output: cli.output,
-        state_dir: cli.state_dir.clone(),
-        resolv_conf: cli.resolv_conf.clone(),
-        upstream_resolv_conf: cli.upstream_resolv_conf.clone(),
-        machine_name: cli.machine_name.clone(),
-        verbose: cli.verbose,
-        command: crate::cli::Command::Status,
-    }
 }
 
 /// The nodes each lab machine's deployment made, read from the machine's state.

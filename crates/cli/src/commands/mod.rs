@@ -37,15 +37,24 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
             .hint("use lower-case letters, digits and '-'"));
         }
     }
-    let bytes = match &cli.config {
+    load_config_at(cli.config.as_deref())
+}
+
+/// The config at `path`, or the built-in default. Unreadable or unparseable: exit 2.
+pub fn load_config_at(path: Option<&Path>) -> Result<Loaded, CliError> {
+    let bytes = match path {
         None => builtin_default().to_string().into_bytes(),
         Some(path) => read_file(path)?,
     };
     load(&bytes).map_err(|e| {
+        let source = path.map_or_else(
+            || "built-in default".to_string(),
+            |p| p.display().to_string(),
+        );
         CliError::new(
             Exit::Unreadable,
             "unreadable-config",
-            format!("{}: {e}", config_source(cli)),
+            format!("{source}: {e}"),
         )
         .hint("fix the file, or start from `edgenet config new`")
     })
