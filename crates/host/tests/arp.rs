@@ -7,15 +7,16 @@ use std::io::Write;
 use std::mem;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use edgenet_core::mac::MacAddr;
 use edgenet_host::arp::{self, ArpPacket, ProbeAnswer, ProbeOptions, ARP_REQUEST};
-use edgenet_host::netns;
-use serde_json::Value;
+
+mod common;
+
+use common::{root_or_skip, TestNs};
 
 const PROBER_IF: &str = "enp0";
 const PEER_IF: &str = "enl0";
@@ -25,90 +26,28 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        say(&format!(
-            "skipped: needs root to create network namespaces ({test})"
-        ));
-        false
+/// A namespace named `enarp-<test>-<pid>` (a [`TestNs`]: deleted on drop, also when the test
+/// panics) with IPv6 off.
+struct Ns(TestNs);
+
+impl std::ops::Deref for Ns {
+    type Target = TestNs;
+
+    fn deref(&self) -> &TestNs {
+        &self.0
     }
-}
-
-fn run_ok(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn ns_id(path: &str) -> (u64, u64) {
-    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("stat {path}: {e}"));
-    (meta.dev(), meta.ino())
-}
-
-/// A namespace named `enarp-<test>-<pid>`, deleted on drop (also when the test panics).
-struct Ns {
-    name: String,
 }
 
 impl Ns {
     fn new(test: &str) -> Self {
-        let name = format!("enarp-{test}-{}", std::process::id());
-        // Left over from an earlier, killed run with the same pid.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run_ok("ip", &["netns", "add", &name]);
-        let ns = Ns { name };
+        let ns = Ns(TestNs::named(format!(
+            "enarp-{test}-{}",
+            std::process::id()
+        )));
         // Nothing but ARP on the wire: no IPv6 DAD, router solicitations or MLD reports.
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
         ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", &self.name];
-        full.extend_from_slice(args);
-        run_ok("ip", &full)
-    }
-
-    fn ip_json(&self, args: &[&str]) -> Value {
-        let mut full = vec!["-j", "-n", &self.name];
-        full.extend_from_slice(args);
-        let out = run_ok("ip", &full);
-        if out.trim().is_empty() {
-            return Value::Array(Vec::new());
-        }
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip {full:?}: {e}: {out}"))
-    }
-
-    fn exec(&self, cmd: &[&str]) -> String {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(cmd);
-        run_ok("ip", &full)
-    }
-
-    /// Runs `f` in the namespace, after checking the thread really is inside it (so the
-    /// code under test can never act on the machine's own namespace).
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let expected = ns_id(&format!("/run/netns/{}", self.name));
-        let caller = ns_id("/proc/thread-self/ns/net");
-        netns::run_in(&self.name, move || {
-            let actual = ns_id("/proc/thread-self/ns/net");
-            assert_eq!(actual, expected, "run_in did not enter the test namespace");
-            assert_ne!(actual, caller, "refusing to run in the caller's namespace");
-            f()
-        })
-        .expect("enter test namespace")
     }
 
     fn mac_of(&self, link: &str) -> MacAddr {
@@ -124,14 +63,6 @@ impl Ns {
             .iter()
             .map(|n| format!("{} {} {}", n["dst"], n["lladdr"], n["state"]))
             .collect()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
     }
 }
 

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use edgenet_core::config::Loaded;
 use edgenet_core::host_facts::HostFacts;
 use edgenet_core::plan::{self, Plan};
 use edgenet_core::validate::{check, ProbeView};
@@ -34,12 +35,12 @@ pub fn host_error(e: DeployError) -> CliError {
 /// error when the config has any, before anything on the host is touched.
 pub fn checked_plan(
     cli: &Cli,
+    loaded: &Loaded,
     machine: Option<usize>,
     state: Option<&DeploymentState>,
     facts: &HostFacts,
     probe: &mut Option<ProbeView>,
 ) -> Result<Plan, CliError> {
-    let loaded = super::load_config(cli)?;
     let mut ctx = edgenet_core::validate::Context::live(facts);
     ctx.machine = machine;
     ctx.machine_name = cli.machine_name.clone();
@@ -49,9 +50,9 @@ pub fn checked_plan(
         .map(|s| s.macs.values().copied().collect())
         .unwrap_or_default();
     ctx.probe = probe
-        .get_or_insert_with(|| super::probe_view(&loaded, &ctx, own_macs))
+        .get_or_insert_with(|| super::probe_view(loaded, &ctx, own_macs))
         .clone();
-    super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was changed")?;
+    super::refuse_errors(cli, &check(loaded, &ctx), "nothing was changed")?;
     plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }
@@ -74,8 +75,16 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         .map_err(|e| host_error(e.into()))?;
     let facts = edgenet_host::facts::gather_with(&super::facts_paths(cli))
         .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
+    let loaded = super::load_config(cli)?;
     let mut probe = None;
-    checked_plan(cli, args.machine, peeked.as_ref(), &facts, &mut probe)?;
+    checked_plan(
+        cli,
+        &loaded,
+        args.machine,
+        peeked.as_ref(),
+        &facts,
+        &mut probe,
+    )?;
     let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
@@ -83,8 +92,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Re-planned under the lock: another run may have deployed meanwhile.
-    let plan = checked_plan(cli, args.machine, Some(&state), &facts, &mut probe)?;
-    state.config = Some(super::load_config(cli)?.source);
+    let plan = checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?;
+    state.config = Some(loaded.source);
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {

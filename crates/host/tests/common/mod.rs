@@ -38,7 +38,11 @@ pub struct TestNs {
 
 impl TestNs {
     pub fn new(test: &str) -> Self {
-        let name = unique_name(test);
+        Self::named(unique_name(test))
+    }
+
+    /// A namespace with exactly this name (unique to the test and process).
+    pub fn named(name: String) -> Self {
         // Left over from an earlier, killed run with the same pid: start clean.
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
@@ -97,10 +101,17 @@ impl TestNs {
     }
 
     /// `ip` command inside the namespace, for setting up what the code under test reads.
-    pub fn ip(&self, args: &[&str]) {
+    pub fn ip(&self, args: &[&str]) -> String {
         let mut full = vec!["-n", &self.name];
         full.extend_from_slice(args);
-        run_ok("ip", &full);
+        run_ok("ip", &full)
+    }
+
+    /// Any command inside the namespace (`ip netns exec`).
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(cmd);
+        run_ok("ip", &full)
     }
 }
 
