@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 15;
 
-struct Ns(String);
+pub(crate) struct Ns(pub(crate) String);
 
 impl Ns {
-    fn new(name: &str) -> Ns {
+    pub(crate) fn new(name: &str) -> Ns {
         let _ = Command::new("ip")
             .args(["netns", "del", name])
             .stderr(Stdio::null())
@@ -34,7 +34,7 @@ fn run(program: &str, args: &[&str]) {
     assert!(status.success(), "{program} {args:?}");
 }
 
-fn edgenet_bin() -> PathBuf {
+pub(crate) fn edgenet_bin() -> PathBuf {
     let me = std::env::current_exe().unwrap();
     let bin = me.with_file_name("edgenet");
     assert!(
@@ -153,7 +153,7 @@ fn pipe(argv: &[&str], input: &str) {
     assert!(child.wait().unwrap().success(), "{argv:?}");
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
@@ -234,6 +234,6 @@ pub fn bench() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }

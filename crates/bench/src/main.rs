@@ -4,8 +4,10 @@
 //! configs of 100, 1,000 and 10,000 machines, parse included, with the host rules running on a
 //! synthetic host.
 
+mod dataplane;
 mod deploy;
 mod lab;
+mod peers;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,12 +24,27 @@ fn main() {
         "core" => bench_core(),
         "deploy" => deploy::bench(),
         "lab" => lab::bench(),
-        "--help" | "-h" => println!("usage: edgenet-bench core|deploy|lab"),
+        "peers" => peers::bench(runs_arg(15)),
+        "dataplane" => dataplane::bench(runs_arg(5)),
+        "--help" | "-h" => println!(
+            "usage: edgenet-bench core|deploy|lab|peers [RUNS]|dataplane [RUNS]\n\
+             peers and dataplane need root and the peers' packages \
+             (scripts/bench-deps.sh installs them)"
+        ),
         other => {
-            eprintln!("edgenet-bench: unknown benchmark {other:?}; try `core`");
+            eprintln!("edgenet-bench: unknown benchmark {other:?}; try `--help`");
             std::process::exit(2);
         }
     }
+}
+
+/// The optional run count after the benchmark's name.
+fn runs_arg(default: usize) -> usize {
+    std::env::args()
+        .nth(2)
+        .map(|n| n.parse().expect("RUNS is a number"))
+        .unwrap_or(default)
+        .max(1)
 }
 
 /// A scalable config with `machines` machines on 172.20.0.0/16, each with one Linux node.

@@ -1,0 +1,555 @@
+//! `edgenet-bench peers`: "one machine" — a bridge with the host address, outbound NAT and K node
+//! namespaces on it — built and torn down by edgenet and by its peers, interleaved in one run so
+//! that the machine's noise hits every row alike:
+//!
+//! - `floor`: one `ip -batch` in the machine (bridge, address, node namespaces, veths), one
+//!   `ip -n NODE -batch` per node, one `nft -f`; removed link by link, then the namespaces.
+//! - `floor_grp`: the same with every link in one link group, removed by one `link del group`.
+//! - `netavark`: Podman's network stack (Debian's 1.4), one `netavark setup` per node.
+//! - `cni-bridge`: the CNI bridge plugin (Debian's containernetworking-plugins) with host-local
+//!   IPAM and `ipMasq`, one `ADD` per node.
+//! - `edgenet`: `edgenet deploy` / `remove` (K = 1: Linux node; K = 2: Linux + Windows).
+//!
+//! The peers need their node namespaces made first (Podman makes them); that `ip netns add` is
+//! counted in their time, since edgenet and the floor make theirs too. Every tool runs in its own
+//! throwaway machine namespace; nothing touches the host's own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::deploy::{edgenet_bin, median, ms, Ns};
+
+const NETAVARK: &str = "/usr/lib/podman/netavark";
+const CNI_DIR: &str = "/usr/lib/cni";
+const SUBNET: &str = "192.168.0.0/24";
+const GATEWAY: &str = "192.168.0.1";
+const BRIDGE: &str = "aksedgesw-int";
+/// Link group of the `floor_grp` row: any number no tool here uses.
+const FLOOR_GROUP: u32 = 4242;
+
+/// One tool that can build "one machine" with `k` nodes inside machine namespace `ns`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Floor,
+    FloorGroup,
+    Netavark,
+    CniBridge,
+    Edgenet,
+}
+
+impl Tool {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tool::Floor => "floor",
+            Tool::FloorGroup => "floor_grp",
+            Tool::Netavark => "netavark 1.4",
+            Tool::CniBridge => "CNI bridge 1.1",
+            Tool::Edgenet => "edgenet",
+        }
+    }
+}
+
+/// Everything a run needs to find its files.
+pub struct Bench {
+    dir: PathBuf,
+    resolv: PathBuf,
+    both: PathBuf,
+}
+
+fn node_ns(machine: &str, i: usize) -> String {
+    format!("{machine}-n{i}")
+}
+
+fn node_ip(i: usize) -> String {
+    format!("192.168.0.{}", i + 2)
+}
+
+pub(crate) fn pipe(argv: &[&str], input: &str) {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{argv:?}");
+}
+
+fn in_machine<'a>(ns: &'a str, argv: &[&'a str]) -> Vec<String> {
+    let mut v = vec!["nsenter".to_string(), format!("--net=/run/netns/{ns}")];
+    v.extend(argv.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_quiet(argv: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> bool {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        eprintln!("{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success()
+}
+
+fn must(argv: &[String], stdin: Option<&str>, env: &[(&str, String)]) {
+    assert!(run_quiet(argv, stdin, env), "{argv:?} failed");
+}
+
+/// `ip netns add` for the peers' node namespaces, in one process.
+fn add_node_namespaces(machine: &str, k: usize) {
+    let batch: String = (0..k)
+        .map(|i| format!("netns add {}\n", node_ns(machine, i)))
+        .collect();
+    pipe(&["ip", "-batch", "-"], &batch);
+}
+
+fn del_node_namespaces(machine: &str, k: usize) {
+    let batch: String = (0..k)
+        .map(|i| format!("netns del {}\n", node_ns(machine, i)))
+        .collect();
+    pipe(&["ip", "-force", "-batch", "-"], &batch);
+}
+
+fn floor_nft() -> String {
+    format!(
+        "table ip floor {{\n chain postrouting {{ type nat hook postrouting priority srcnat; ip saddr {SUBNET} ip daddr != {SUBNET} masquerade; }}\n chain forward {{ type filter hook forward priority filter; iifname \"{BRIDGE}\" oifname \"{BRIDGE}\" accept; oifname \"{BRIDGE}\" ct state established,related accept; oifname \"{BRIDGE}\" drop; iifname \"{BRIDGE}\" accept; }}\n}}\n"
+    )
+}
+
+fn floor_up(machine: &str, k: usize, group: bool) {
+    // `group` must come before `type` in `ip link add`.
+    let grp = |s: &str| {
+        if group {
+            s.replacen(" type ", &format!(" group {FLOOR_GROUP} type "), 1)
+        } else {
+            s.to_string()
+        }
+    };
+    let mut ip = format!(
+        "{}\nlink set {BRIDGE} up\naddr add {GATEWAY}/24 dev {BRIDGE}\n",
+        grp(&format!("link add {BRIDGE} type bridge"))
+    );
+    for i in 0..k {
+        let ns = node_ns(machine, i);
+        ip.push_str(&format!(
+            "netns add {ns}\n{}\nlink set fl{i} master {BRIDGE}\nlink set fl{i} up\n",
+            grp(&format!("link add fl{i} type veth peer name eth0 netns {ns}"))
+        ));
+    }
+    pipe(
+        &[
+            "nsenter",
+            &format!("--net=/run/netns/{machine}"),
+            "ip",
+            "-batch",
+            "-",
+        ],
+        &ip,
+    );
+    for i in 0..k {
+        pipe(
+            &["ip", "-n", &node_ns(machine, i), "-batch", "-"],
+            &format!(
+                "link set lo up\nlink set eth0 up\naddr add {}/24 dev eth0\nroute add default via {GATEWAY}\n",
+                node_ip(i)
+            ),
+        );
+    }
+    pipe(
+        &[
+            "nsenter",
+            &format!("--net=/run/netns/{machine}"),
+            "nft",
+            "-f",
+            "-",
+        ],
+        &floor_nft(),
+    );
+}
+
+fn floor_down(machine: &str, k: usize, group: bool) {
+    let mut ip = String::new();
+    if group {
+        ip.push_str(&format!("link del group {FLOOR_GROUP}\n"));
+    } else {
+        for i in 0..k {
+            ip.push_str(&format!("link del fl{i}\n"));
+        }
+        ip.push_str(&format!("link del {BRIDGE}\n"));
+    }
+    pipe(
+        &[
+            "nsenter",
+            &format!("--net=/run/netns/{machine}"),
+            "ip",
+            "-batch",
+            "-",
+        ],
+        &ip,
+    );
+    pipe(
+        &[
+            "nsenter",
+            &format!("--net=/run/netns/{machine}"),
+            "nft",
+            "delete",
+            "table",
+            "ip",
+            "floor",
+        ],
+        "",
+    );
+    del_node_namespaces(machine, k);
+}
+
+fn netavark_options(i: usize) -> String {
+    serde_json::json!({
+        "container_id": format!("{:0>64}", i),
+        "container_name": format!("n{i}"),
+        "networks": {"edge": {"static_ips": [node_ip(i)], "interface_name": "eth0"}},
+        "network_info": {"edge": {
+            "name": "edge",
+            "id": "e".repeat(64),
+            "driver": "bridge",
+            "network_interface": BRIDGE,
+            "subnets": [{"subnet": SUBNET, "gateway": GATEWAY}],
+            "ipv6_enabled": false,
+            "internal": false,
+            "dns_enabled": false,
+            "ipam_options": {"driver": "host-local"}
+        }}
+    })
+    .to_string()
+}
+
+fn netavark(machine: &str, dir: &Path, k: usize, verb: &str) {
+    let config = dir.join(format!("netavark-{machine}"));
+    for i in 0..k {
+        let argv = in_machine(
+            machine,
+            &[
+                NETAVARK,
+                "--config",
+                config.to_str().unwrap(),
+                verb,
+                &format!("/run/netns/{}", node_ns(machine, i)),
+            ],
+        );
+        must(&argv, Some(&netavark_options(i)), &[]);
+    }
+}
+
+fn cni_config(dir: &Path, machine: &str) -> String {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "edge",
+        "type": "bridge",
+        "bridge": BRIDGE,
+        "isGateway": true,
+        "ipMasq": true,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
+            "dataDir": dir.join(format!("cni-ipam-{machine}")),
+        }
+    })
+    .to_string()
+}
+
+fn cni(machine: &str, dir: &Path, k: usize, command: &str) {
+    let conf = cni_config(dir, machine);
+    for i in 0..k {
+        let argv = in_machine(machine, &[&format!("{CNI_DIR}/bridge")]);
+        let env = [
+            ("CNI_COMMAND", command.to_string()),
+            ("CNI_CONTAINERID", format!("{machine}-{i}")),
+            ("CNI_NETNS", format!("/run/netns/{}", node_ns(machine, i))),
+            ("CNI_IFNAME", "eth0".to_string()),
+            ("CNI_PATH", CNI_DIR.to_string()),
+        ];
+        must(&argv, Some(&conf), &env);
+    }
+}
+
+impl Bench {
+    pub fn new() -> Bench {
+        let dir = std::env::temp_dir().join(format!("edgenet-bench-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 198.51.100.53\n").unwrap();
+        let both = dir.join("linux-windows.json");
+        std::fs::write(
+            &both,
+            r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}"#,
+        )
+        .unwrap();
+        Bench { dir, resolv, both }
+    }
+
+    fn edgenet(&self, machine: &str, args: &[&str]) {
+        let argv = in_machine(machine, &[edgenet_bin().to_str().unwrap()]);
+        let mut argv = argv;
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let env = [
+            (
+                "EDGENET_STATE_DIR",
+                self.dir.join(format!("state-{machine}")).display().to_string(),
+            ),
+            ("EDGENET_RESOLV_CONF", self.resolv.display().to_string()),
+        ];
+        must(&argv, None, &env);
+    }
+
+    fn edgenet_deploy_args(&self, k: usize) -> Vec<String> {
+        match k {
+            1 => vec!["deploy".into()],
+            2 => vec!["deploy".into(), "-c".into(), self.both.display().to_string()],
+            _ => panic!("edgenet runs one Linux and one Windows node per machine"),
+        }
+    }
+
+    /// Builds "one machine" with `k` nodes; returns the wall time.
+    pub fn up(&self, tool: Tool, machine: &str, k: usize) -> Duration {
+        let start = Instant::now();
+        match tool {
+            Tool::Floor => floor_up(machine, k, false),
+            Tool::FloorGroup => floor_up(machine, k, true),
+            Tool::Netavark => {
+                add_node_namespaces(machine, k);
+                netavark(machine, &self.dir, k, "setup");
+            }
+            Tool::CniBridge => {
+                add_node_namespaces(machine, k);
+                cni(machine, &self.dir, k, "ADD");
+            }
+            Tool::Edgenet => {
+                let args = self.edgenet_deploy_args(k);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.edgenet(machine, &args);
+            }
+        }
+        start.elapsed()
+    }
+
+    /// A second `deploy` with nothing to change (edgenet only).
+    pub fn redeploy(&self, machine: &str, k: usize) -> Duration {
+        self.up(Tool::Edgenet, machine, k)
+    }
+
+    /// Tears "one machine" down completely; returns the wall time.
+    pub fn down(&self, tool: Tool, machine: &str, k: usize) -> Duration {
+        let start = Instant::now();
+        match tool {
+            Tool::Floor => floor_down(machine, k, false),
+            Tool::FloorGroup => floor_down(machine, k, true),
+            Tool::Netavark => {
+                // netavark deletes the bridge with its last container.
+                netavark(machine, &self.dir, k, "teardown");
+                del_node_namespaces(machine, k);
+            }
+            Tool::CniBridge => {
+                cni(machine, &self.dir, k, "DEL");
+                del_node_namespaces(machine, k);
+                // The plugin leaves the bridge; Podman's CNI era deleted it by hand.
+                must(
+                    &in_machine(machine, &["ip", "link", "del", BRIDGE]),
+                    None,
+                    &[],
+                );
+            }
+            Tool::Edgenet => self.edgenet(machine, &["remove"]),
+        }
+        start.elapsed()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The peers' binaries, or why this benchmark cannot run.
+pub fn peers_present() -> Result<(), String> {
+    for path in [NETAVARK, &format!("{CNI_DIR}/bridge"), "/usr/sbin/iptables"] {
+        if !Path::new(path).exists() {
+            return Err(format!(
+                "{path} is missing: apt-get install netavark containernetworking-plugins iptables"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn version_of(argv: &[&str]) -> String {
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(if o.stdout.is_empty() {
+                &o.stderr
+            } else {
+                &o.stdout
+            })
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes whatever a failed run left in a machine namespace by deleting the namespace and its
+/// node namespaces.
+struct MachineGuard {
+    ns: Option<Ns>,
+    name: String,
+    k: usize,
+}
+
+impl Drop for MachineGuard {
+    fn drop(&mut self) {
+        for i in 0..self.k {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &node_ns(&self.name, i)])
+                .stderr(Stdio::null())
+                .status();
+        }
+        drop(self.ns.take());
+    }
+}
+
+pub fn bench(runs: usize) {
+    if let Err(why) = peers_present() {
+        eprintln!("edgenet-bench peers: {why}");
+        std::process::exit(2);
+    }
+    let bench = Bench::new();
+    println!(
+        "one machine (bridge + NAT + K node namespaces): build and tear down, {runs} runs each, \
+         interleaved, median (release build)"
+    );
+    println!(
+        "versions: {} | {} | CNI plugins {} | {}",
+        version_of(&[NETAVARK, "--version"]),
+        version_of(&["ip", "-V"]),
+        version_of(&["dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins"]),
+        version_of(&["nft", "--version"]),
+    );
+    let all = [
+        Tool::Floor,
+        Tool::FloorGroup,
+        Tool::Edgenet,
+        Tool::Netavark,
+        Tool::CniBridge,
+    ];
+    let pid = std::process::id();
+    for k in [1usize, 2, 20] {
+        let tools: Vec<Tool> = all
+            .iter()
+            .copied()
+            .filter(|t| k <= 2 || *t != Tool::Edgenet)
+            .collect();
+        let machines: Vec<MachineGuard> = tools
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                let name = format!("enp{i}k{k}-{pid}");
+                MachineGuard {
+                    ns: Some(Ns::new(&name)),
+                    name,
+                    k,
+                }
+            })
+            .collect();
+        let mut ups = vec![Vec::new(); tools.len()];
+        let mut downs = vec![Vec::new(); tools.len()];
+        let mut redeploys = Vec::new();
+        let rounds = if k == 20 { runs.div_ceil(3).max(3) } else { runs };
+        for _ in 0..rounds {
+            for (t, tool) in tools.iter().enumerate() {
+                let m = &machines[t].name;
+                ups[t].push(bench.up(*tool, m, k));
+                if *tool == Tool::Edgenet {
+                    redeploys.push(bench.redeploy(m, k));
+                }
+                downs[t].push(bench.down(*tool, m, k));
+            }
+        }
+        println!();
+        println!("K = {k} node(s), {rounds} rounds");
+        println!(
+            "{:<16} {:>10} {:>10} {:>14} {:>16}",
+            "tool", "deploy", "remove", "deploy/floor", "remove/floor_grp"
+        );
+        let med_up: Vec<Duration> = ups.into_iter().map(median).collect();
+        let med_down: Vec<Duration> = downs.into_iter().map(median).collect();
+        let floor_up = med_up[0];
+        let grp_down = med_down[1];
+        for (t, tool) in tools.iter().enumerate() {
+            println!(
+                "{:<16} {:>8.1}ms {:>8.1}ms {:>13.2}× {:>15.2}×",
+                tool.label(),
+                ms(med_up[t]),
+                ms(med_down[t]),
+                med_up[t].as_secs_f64() / floor_up.as_secs_f64(),
+                med_down[t].as_secs_f64() / grp_down.as_secs_f64(),
+            );
+        }
+        if !redeploys.is_empty() {
+            let r = median(redeploys);
+            println!(
+                "edgenet redeploy with no change: {:.1} ms = {:.2}× floor",
+                ms(r),
+                r.as_secs_f64() / floor_up.as_secs_f64()
+            );
+        }
+        if let Some(e) = tools.iter().position(|t| *t == Tool::Edgenet) {
+            let n = tools.iter().position(|t| *t == Tool::Netavark).unwrap();
+            println!(
+                "netavark / edgenet deploy: {:.1}×",
+                med_up[n].as_secs_f64() / med_up[e].as_secs_f64()
+            );
+        } else {
+            for (t, tool) in tools.iter().enumerate() {
+                println!(
+                    "{:<16} per node: {:.1} ms deploy, {:.1} ms remove",
+                    tool.label(),
+                    ms(med_up[t]) / k as f64,
+                    ms(med_down[t]) / k as f64
+                );
+            }
+        }
+    }
+    let _ = bench.dir();
+}
