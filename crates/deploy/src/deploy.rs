@@ -333,7 +333,28 @@ fn adopt_adapter(
             .as_ref()
             .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
         {
-            return Ok(Some(snap.adapter));
+            // While the adapter is still our bridge's port, the snapshot says how it was
+            // before; once it is not (a reboot deleted the bridge, or someone released it),
+            // the host owns it again and it is taken as it is now.
+            let live = nl.link(adapter)?;
+            if live.as_ref().and_then(|l| l.master.as_deref()) == Some(bridge) {
+                return Ok(Some(snap.adapter));
+            }
+            let now = AdapterSnapshot::take(nl, adapter)?;
+            if now != snap.adapter {
+                run.changed(format!(
+                    "took {adapter} as it is now (it is no longer a port of {bridge})"
+                ));
+            }
+            let record = AdapterRecord {
+                bridge: bridge.to_string(),
+                adapter: now.clone(),
+            };
+            run.state
+                .record_object(ObjectKind::Adapter, adapter, None)
+                .restore = Some(serde_json::to_value(&record).expect("serialises"));
+            run.lock.save_journal(&run.state)?;
+            return Ok(Some(now));
         }
     }
     if run

@@ -55,7 +55,9 @@ pub(crate) fn remove_object(
                         o.name
                     ))
                 })?;
-            restore_adapter(nl, &record.adapter, &record.bridge)?;
+            for done in restore_adapter(nl, &record.adapter, &record.bridge, own)? {
+                tracing::info!("{done}");
+            }
             Ok(true)
         }
         other => Err(DeployError::Unsupported(format!(

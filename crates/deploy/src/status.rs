@@ -120,6 +120,19 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             Some(a) if !a.up => report.drift.push(format!("adapter {adapter} is down")),
             Some(_) => {}
         }
+        // An address on a bridge port is unreachable (the bridge takes every frame), e.g. one
+        // a DHCP client or the boot put back on the adapter.
+        let is_port = nl
+            .link(adapter)?
+            .is_some_and(|a| a.master.as_deref() == Some(plan.switch.name.as_str()));
+        let left = nl.link_config(adapter)?.address_strings();
+        if is_port && !left.is_empty() {
+            report.drift.push(format!(
+                "adapter {adapter} has {} while it is a port of {} (unreachable there): run deploy to move it to the bridge",
+                left.join(", "),
+                plan.switch.name
+            ));
+        }
     }
     report.switch = Some(sw);
 

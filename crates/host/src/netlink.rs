@@ -242,7 +242,7 @@ const NLM_F_ACK_TLVS: u16 = 0x200;
 const DUMP_RETRIES: usize = 5;
 
 /// Why a request failed, before it is given its operation and object.
-struct Failure {
+pub(crate) struct Failure {
     io: io::Error,
     detail: Option<String>,
 }
@@ -254,11 +254,11 @@ impl From<io::Error> for Failure {
 }
 
 impl Failure {
-    fn into_host(self, op: &str, object: &str) -> HostError {
+    pub(crate) fn into_host(self, op: &str, object: &str) -> HostError {
         HostError::new(op, object, self.io).with_detail(self.detail)
     }
 
-    fn errno(&self) -> Option<i32> {
+    pub(crate) fn errno(&self) -> Option<i32> {
         self.io.raw_os_error()
     }
 }
@@ -843,7 +843,7 @@ impl Netlink {
     // ---- protocol ----
 
     /// A request answered by an ACK (or a NACK), possibly preceded by reply messages.
-    fn ack_request(
+    pub(crate) fn ack_request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -853,7 +853,10 @@ impl Netlink {
     }
 
     /// A dump, retried when the kernel says the table changed while it was being dumped.
-    fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+    pub(crate) fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         for _ in 0..DUMP_RETRIES {
             let (replies, interrupted) = self.exchange(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
             if !interrupted {

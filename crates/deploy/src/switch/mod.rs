@@ -4,7 +4,7 @@
 mod external;
 mod internal;
 
-pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch, SavedRoute};
+pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch};
 pub use internal::InternalSwitch;
 
 use edgenet_core::mac::MacAddr;
