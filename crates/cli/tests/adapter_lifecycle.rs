@@ -356,3 +356,21 @@ fn every_adapter_attribute_moves_to_the_bridge_and_back_exactly() {
     assert!(routes.contains("mtu lock 1400"), "{routes}");
     assert!(s.reachable("198.18.0.11"));
 }
+
+/// Defect 5 on the external switch: a new machine name renames the nodes in place; the
+/// machine, its nodes and the LAN keep talking.
+#[test]
+fn a_renamed_machine_keeps_its_deployment() {
+    let Some(s) = Site::new("rename") else { return };
+    s.deploy();
+    s.deploy_args(&["--machine-name", "m9"]);
+    let id = s.m.state_id().unwrap();
+    assert_eq!(
+        s.m.node_namespaces(),
+        vec![format!("m9-ledge-{id}"), format!("m9-wedge-{id}")]
+    );
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    assert!(s.reachable("198.18.0.101"));
+    assert!(s.reachable("198.18.0.11"));
+}

@@ -17,7 +17,7 @@ use crate::journal::{Journal, Ownership};
 use crate::names;
 use crate::node::{files, NetnsRuntime, NodeRuntime, NodeSpec};
 use crate::remove::remove_object;
-use crate::state::{DeploymentState, ObjectKind, ObjectStatus, StateLock};
+use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
 use crate::switch::{AdapterSnapshot, ExternalSwitch, InternalSwitch, SwitchDriver};
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
@@ -55,6 +55,8 @@ struct Run<'a> {
     new_objects: Vec<(ObjectKind, String, Option<String>)>,
     /// Sysctls this run changed first (a rollback puts them back).
     new_sysctls: Vec<String>,
+    /// Set while a failed run puts the previous deployment back: failpoints stay quiet.
+    rolling_back: bool,
 }
 
 impl Journal for Run<'_> {
@@ -90,6 +92,9 @@ impl Journal for Run<'_> {
     }
 
     fn step(&mut self, name: &str) -> Result<(), DeployError> {
+        if self.rolling_back {
+            return Ok(());
+        }
         Ok(failpoint::hit(name)?)
     }
 }
@@ -114,12 +119,17 @@ pub fn deploy(
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
+    // A working deployment a failed run must leave as it was.
+    let previous = (state.phase == Phase::Deployed)
+        .then(|| state.applied_plan.clone())
+        .flatten();
     let mut run = Run {
         lock,
         state,
         changes: Vec::new(),
         new_objects: Vec::new(),
         new_sysctls: Vec::new(),
+        rolling_back: false,
     };
     match apply(&mut run, plan) {
         Ok(()) => Ok(DeployReport {
@@ -129,7 +139,25 @@ pub fn deploy(
             plan: plan.clone(),
         }),
         Err(error) => {
-            let (rolled_back, rollback_errors) = roll_back(&mut run);
+            let (mut rolled_back, mut rollback_errors) = roll_back(&mut run);
+            if let Some(previous) = previous {
+                // What this run changed on objects that were there before (addresses, MTUs,
+                // the firewall, names, ...) goes back by deploying the previous plan again.
+                run.rolling_back = true;
+                run.new_objects.clear();
+                run.new_sysctls.clear();
+                let changed = run.changes.len();
+                match apply(&mut run, &previous) {
+                    Ok(()) => {
+                        rolled_back.extend(run.changes.drain(changed..));
+                        rolled_back.push("the previous deployment, as it was".into());
+                    }
+                    Err(e) => {
+                        rolled_back.extend(run.changes.drain(changed..));
+                        rollback_errors.push(format!("putting the previous deployment back: {e}"));
+                    }
+                }
+            }
             Err(Box::new(DeployFailure {
                 error,
                 changes: run.changes,
@@ -163,7 +191,18 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         alias: names::alias(&id),
         group: names::link_group(&id),
     };
+    // Nodes of the plans before this one, for renames (a new machine name).
+    let earlier: Vec<(edgenet_core::plan::NodeKind, String)> = [
+        run.state.pending_plan.as_ref(),
+        run.state.applied_plan.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|p| p.nodes.iter().map(|n| (n.kind, n.name.clone())))
+    .collect();
     run.state.begin_deploy(plan);
+    run.lock.save_journal(&run.state)?;
+    rename_nodes(run, plan, &earlier)?;
     if plan.switch.subnet_source == edgenet_core::plan::SubnetSource::Automatic {
         run.state.auto_subnet = Some(plan.switch.subnet);
     }
@@ -256,6 +295,56 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.state.finish_deploy();
     run.lock.save(&run.state)?;
     run.step("finish")?;
+    Ok(())
+}
+
+/// Renames, in place, the nodes of an earlier plan that this plan calls differently (the
+/// machine was renamed): the node's namespace keeps everything in it and only gets the new
+/// name, and its generated MAC and files follow it. Runs before anything else changes, so a
+/// rename is done, or the deploy stops with nothing else changed.
+fn rename_nodes(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    earlier: &[(edgenet_core::plan::NodeKind, String)],
+) -> Result<(), DeployError> {
+    let id = run.state.deployment_id.clone();
+    for node in &plan.nodes {
+        let new_ns = names::node_netns(&node.name, &id);
+        if edgenet_host::netns::exists(&new_ns) {
+            continue;
+        }
+        let Some((_, old)) = earlier.iter().find(|(kind, name)| {
+            *kind == node.kind
+                && *name != node.name
+                && !plan.nodes.iter().any(|p| p.name == *name)
+                && edgenet_host::netns::exists(&names::node_netns(name, &id))
+        }) else {
+            continue;
+        };
+        let old_ns = names::node_netns(old, &id);
+        // Recorded under both names while it moves, so remove finds it whatever happens.
+        run.state
+            .record_object(ObjectKind::Netns, &new_ns, None)
+            .status = ObjectStatus::Created;
+        run.lock.save_journal(&run.state)?;
+        edgenet_host::netns::rename(&old_ns, &new_ns)?;
+        run.state.forget_object(ObjectKind::Netns, &old_ns, None);
+        if !run.state.macs.contains_key(&node.name) {
+            if let Some(mac) = run.state.forget_mac(old) {
+                run.state.macs.insert(node.name.clone(), mac);
+            }
+        }
+        let dir = run.lock.dir().path();
+        let (from, to) = (files::node_dir(dir, old), files::node_dir(dir, &node.name));
+        if from.exists() && !to.exists() {
+            let _ = std::fs::rename(&from, &to);
+        }
+        run.lock.save_journal(&run.state)?;
+        run.changed(format!(
+            "renamed node {old} to {} (network namespace {old_ns} is now {new_ns})",
+            node.name
+        ));
+    }
     Ok(())
 }
 
@@ -481,14 +570,14 @@ fn drop_nodes_not_in(
             o.name
         ));
     }
-    if let Some(old) = &run.state.applied_plan {
-        for gone in old
-            .nodes
-            .iter()
-            .filter(|n| !plan.nodes.iter().any(|p| p.name == n.name))
-        {
-            let dir = files::node_dir(run.lock.dir().path(), &gone.name);
-            let _ = std::fs::remove_dir_all(&dir);
+    // Files of nodes no longer planned (also those a failed run wrote for a node it added).
+    let nodes_dir = files::node_dir(run.lock.dir().path(), "");
+    if let Ok(entries) = std::fs::read_dir(&nodes_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !plan.nodes.iter().any(|p| p.name == name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
     Ok(())
