@@ -100,6 +100,9 @@ pub enum Command {
     /// Write the config of a new machine joining this scalable cluster (like
     /// New-AksEdgeScaleConfig), checked against the whole cluster.
     ScaleConfig(ScaleConfigArgs),
+    /// Install the systemd unit that deploys again at every boot (after the adapter is up,
+    /// before K3s/kubelet), with this command's config, machine and state directory.
+    InstallUnit(InstallUnitArgs),
     /// A sandbox on this host made only of network namespaces: an "internet", a LAN and a
     /// machine running the normal deploy. Never changes the host's own network.
     #[command(subcommand)]
@@ -114,6 +117,34 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InstallUnitArgs {
+    /// Which entry of Machines[] this host is (needed when the config lists several).
+    #[arg(long, value_name = "N")]
+    pub machine: Option<usize>,
+
+    /// Where the unit file goes.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+
+    /// The edgenet the unit runs (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+
+    /// Also run `systemctl daemon-reload` and `systemctl enable` (or `disable` with
+    /// --uninstall).
+    #[arg(long)]
+    pub enable: bool,
+
+    /// Print the unit instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+
+    /// Delete the unit file instead.
+    #[arg(long, conflicts_with = "print")]
+    pub uninstall: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
         Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),
         Command::ScaleConfig(args) => commands::scale_config::run(&cli, args),
+        Command::InstallUnit(args) => commands::install_unit::run(&cli, args),
         Command::Lab(LabCommand::Up(args)) => commands::lab::up(&cli, args),
         Command::Lab(LabCommand::Status(args)) => commands::lab::status(&cli, args),
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),

@@ -89,7 +89,8 @@ impl Site {
         sh(&format!(
             "ip -n {ns} link del {BRIDGE} 2>/dev/null; ip netns exec {ns} nft flush ruleset; \
              ip -n {ns} addr flush dev up0 scope global; \
-             ip -n {ns} addr add {address} dev up0 && ip -n {ns} route replace default via 198.18.0.1 dev up0"
+             ip -n {ns} addr add {address} dev up0 && ip -n {ns} route replace default via 198.18.0.1 dev up0 && \
+             ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=0"
         ));
     }
 }
@@ -373,4 +374,166 @@ fn a_renamed_machine_keeps_its_deployment() {
     assert_eq!(status["drift"], json!([]), "{status:#}");
     assert!(s.reachable("198.18.0.101"));
     assert!(s.reachable("198.18.0.11"));
+}
+
+/// What a boot must bring back: the whole deployment (names, MTUs, addresses, routes,
+/// firewall, nodes), the switch's and nodes' MACs, and the host's configuration on the bridge.
+fn boot_view(s: &Site) -> Value {
+    let links = s.m.ip_json("link show");
+    let node_macs: Vec<Value> = s
+        .m
+        .node_namespaces()
+        .iter()
+        .map(|ns| link(&Machine::ip_json_in(ns, "link show"), "eth0").unwrap()["address"].clone())
+        .collect();
+    json!({
+        "shape": s.m.shape(),
+        "bridge_mac": link(&links, BRIDGE).map(|l| l["address"].clone()),
+        "adapter_mac": link(&links, "up0").map(|l| l["address"].clone()),
+        "node_macs": node_macs,
+        "bridge": l3(&s.m.ns, BRIDGE),
+        "adapter": l3(&s.m.ns, "up0"),
+        "id": s.m.state_id(),
+    })
+}
+
+/// `KEY=VALUE` of every `Environment=` line and the words of `ExecStart=` (as systemd splits
+/// them: the unit quotes words with spaces in double quotes).
+fn exec_start(unit: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let words = |line: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let (mut cur, mut quoted, mut esc) = (String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                _ if esc => {
+                    cur.push(c);
+                    esc = false;
+                }
+                '\\' if quoted => esc = true,
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                }
+                _ => cur.push(c),
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out.into_iter()
+            .map(|w| w.replace("%%", "%").replace("$$", "$"))
+            .collect()
+    };
+    let mut env = Vec::new();
+    let mut cmd = Vec::new();
+    for line in unit.lines() {
+        if let Some(v) = line.strip_prefix("Environment=") {
+            for w in words(v) {
+                let (k, v) = w.split_once('=').unwrap();
+                env.push((k.to_string(), v.to_string()));
+            }
+        } else if let Some(v) = line.strip_prefix("ExecStart=") {
+            cmd = words(v);
+        }
+    }
+    (env, cmd)
+}
+
+/// A reboot: everything in the machine namespace goes but the state directory; the boot
+/// puts the adapter back as the host's network config says and runs the unit edgenet
+/// installed; the same deployment comes back.
+#[test]
+fn the_boot_unit_brings_back_the_same_deployment_after_a_reboot() {
+    let Some(s) = Site::new("boot") else { return };
+    s.deploy();
+    let before = boot_view(&s);
+    let units = s.m.dir.path().join("units");
+    s.m.ok(&[
+        "install-unit",
+        "-c",
+        &s.cfg,
+        "--unit-dir",
+        units.to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(units.join("edgenet.service")).unwrap();
+    assert!(
+        unit.contains("\nBefore=k3s.service k3s-agent.service kubelet.service\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("\nAfter=sys-subsystem-net-devices-up0.device\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("\nAfter=network-online.target\n"), "{unit}");
+
+    s.reboot("198.18.0.11/24");
+    assert!(bridges(&s.m.ns).is_empty());
+    assert!(s.m.node_namespaces().is_empty());
+
+    let (env, cmd) = exec_start(&unit);
+    let mut boot = Command::new("nsenter");
+    boot.arg(format!("--net=/run/netns/{}", s.m.ns))
+        .args(&cmd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (k, v) in &env {
+        boot.env(k, v);
+    }
+    let out = boot.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        boot_view(&s),
+        before,
+        "the same deployment after the reboot"
+    );
+    assert!(s.reachable("198.18.0.11"));
+    assert!(s.reachable("198.18.0.101"));
+}
+
+/// The unit passes systemd's own checks.
+#[test]
+fn the_boot_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-analyze is not installed (scripts/deps.sh installs systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, config("m0").to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+        .args(["install-unit", "--unit-dir"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&cfg)
+        .env("EDGENET_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No man page is installed by a test build (the package installs it).
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("edgenet.service"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && (err.contains("Failed to") && err.contains("bus")) {
+        eprintln!("skipped: systemd-analyze cannot run in this container: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    assert!(err.trim().is_empty(), "warnings: {err}");
 }

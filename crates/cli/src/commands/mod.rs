@@ -3,6 +3,7 @@
 pub mod check;
 pub mod config_new;
 pub mod deploy;
+pub mod install_unit;
 pub mod lab;
 pub mod plan;
 pub mod scale_config;
