@@ -115,6 +115,7 @@ pub fn deploy(
         })
     };
     preflight(plan).map_err(fail)?;
+    check_adapter_owner(plan).map_err(fail)?;
     let state = match state {
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
@@ -166,6 +167,18 @@ pub fn deploy(
             }))
         }
     }
+}
+
+/// On an external switch, refuses while a network manager or DHCP client configures the
+/// adapter (see [`crate::switch::adapter_owner`]). Reads the host, changes nothing.
+pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
+    let (SwitchKind::External, Some(adapter)) = (plan.switch.kind, plan.switch.adapter.as_deref())
+    else {
+        return Ok(());
+    };
+    let paths = crate::switch::adapter_owner::paths_from_env();
+    let mut nl = Netlink::open()?;
+    crate::switch::adapter_owner::ensure_sole_owner(&mut nl, adapter, &plan.switch.name, &paths)
 }
 
 /// What must hold before anything is touched.

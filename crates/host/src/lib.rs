@@ -8,6 +8,7 @@ pub mod arp;
 pub mod exec;
 pub mod facts;
 pub mod link_config;
+pub mod net_manager;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

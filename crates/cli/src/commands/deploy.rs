@@ -21,6 +21,7 @@ pub fn host_error(e: DeployError) -> CliError {
         DeployError::State(_) => "state",
         DeployError::Foreign { .. } => "foreign-object",
         DeployError::Unsupported(_) => "unsupported",
+        DeployError::AdapterManaged { .. } => "adapter-managed",
         _ => "host",
     };
     let hint = e.hint();
@@ -77,7 +78,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
     let loaded = super::load_config(cli)?;
     let mut probe = None;
-    checked_plan(
+    let first = checked_plan(
         cli,
         &loaded,
         args.machine,
@@ -85,6 +86,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         &facts,
         &mut probe,
     )?;
+    // Before the lock, which makes the state directory: a refusal changes nothing.
+    edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
     let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));

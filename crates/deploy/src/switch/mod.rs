@@ -1,6 +1,7 @@
 //! Switch kinds behind one small trait. The internal switch (single-machine) is a host-only
 //! bridge; the external switch (scalable) is a bridge with the machine's adapter as its port.
 
+pub mod adapter_owner;
 mod external;
 mod internal;
 
