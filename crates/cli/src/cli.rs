@@ -145,6 +145,10 @@ pub struct InstallUnitArgs {
     /// Delete the unit file instead.
     #[arg(long, conflicts_with = "print")]
     pub uninstall: bool,
+
+    /// The generic unit of the Debian package (used by scripts/build-deb.sh).
+    #[arg(long, hide = true, requires = "print")]
+    pub packaged: bool,
 }
 
 #[derive(Debug, Args, Clone)]

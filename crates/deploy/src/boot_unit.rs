@@ -25,6 +25,32 @@ pub struct BootUnit {
     pub adapter: Option<String>,
     /// Environment the deploy needs (state directory, resolver files), `KEY=VALUE`.
     pub environment: Vec<(String, String)>,
+    /// The unit the Debian package ships: it does nothing until the config file exists, and
+    /// takes extra deploy arguments (`--machine N`) from `EDGENET_ARGS` in this file.
+    pub packaged: bool,
+}
+
+/// Where the packaged unit finds its config and its extra arguments.
+pub const PACKAGED_CONFIG: &str = "/etc/edgenet/config.json";
+pub const PACKAGED_DEFAULTS: &str = "/etc/default/edgenet";
+
+impl BootUnit {
+    /// The unit of the Debian package (`edgenet install-unit` writes a more specific one to
+    /// /etc/systemd/system, which takes precedence).
+    pub fn packaged() -> BootUnit {
+        BootUnit {
+            binary: "/usr/bin/edgenet".into(),
+            config: Some(PACKAGED_CONFIG.into()),
+            machine: None,
+            machine_name: None,
+            adapter: None,
+            environment: vec![(
+                "EDGENET_STATE_DIR".into(),
+                crate::state::DEFAULT_STATE_DIR.into(),
+            )],
+            packaged: true,
+        }
+    }
 }
 
 impl BootUnit {
@@ -60,6 +86,9 @@ impl BootUnit {
             unit.push_str(&format!("Wants={device}\nAfter={device}\n"));
         }
         unit.push_str(&format!("Before={}\n", BEFORE.join(" ")));
+        if self.packaged {
+            unit.push_str(&format!("ConditionPathExists={PACKAGED_CONFIG}\n"));
+        }
         unit.push_str("\n[Service]\n");
         unit.push_str("Type=oneshot\n");
         unit.push_str("RemainAfterExit=yes\n");
@@ -67,7 +96,12 @@ impl BootUnit {
             unit.push_str(&format!("Environment={}\n", quote(&format!("{k}={v}"))));
         }
         unit.push_str("Environment=NO_COLOR=1\n");
-        let command: Vec<String> = self.command().iter().map(|a| quote(a)).collect();
+        let mut command: Vec<String> = self.command().iter().map(|a| quote(a)).collect();
+        if self.packaged {
+            unit.push_str(&format!("EnvironmentFile=-{PACKAGED_DEFAULTS}\n"));
+            // Split into words by systemd: `EDGENET_ARGS="--machine 1"`.
+            command.push("$EDGENET_ARGS".into());
+        }
         unit.push_str(&format!("ExecStart={}\n", command.join(" ")));
         // A DHCP lease that is late, or a lock held a moment: try again rather than leave the
         // nodes without a network.
@@ -132,7 +166,18 @@ mod tests {
             machine_name: None,
             adapter: Some("en-p1".into()),
             environment: vec![("EDGENET_STATE_DIR".into(), "/var/lib/edgenet".into())],
+            packaged: false,
         }
+    }
+
+    #[test]
+    fn the_packaged_unit_waits_for_a_config_and_takes_extra_arguments() {
+        let text = BootUnit::packaged().render();
+        assert!(text.contains("ConditionPathExists=/etc/edgenet/config.json\n"));
+        assert!(text.contains("EnvironmentFile=-/etc/default/edgenet\n"));
+        assert!(text.contains(
+            "ExecStart=/usr/bin/edgenet deploy --config /etc/edgenet/config.json --wait 300 $EDGENET_ARGS\n"
+        ));
     }
 
     #[test]

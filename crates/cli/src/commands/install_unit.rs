@@ -25,7 +25,11 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Ok);
     }
-    let unit = boot_unit(cli, args)?;
+    let unit = if args.packaged {
+        BootUnit::packaged()
+    } else {
+        boot_unit(cli, args)?
+    };
     let text = unit.render();
     if args.print {
         print!("{text}");
@@ -95,6 +99,7 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
         machine_name: cli.machine_name.clone(),
         adapter: plan.switch.adapter.clone(),
         environment,
+        packaged: false,
     })
 }
 
