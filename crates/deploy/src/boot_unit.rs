@@ -107,6 +107,8 @@ impl BootUnit {
         // nodes without a network.
         unit.push_str("Restart=on-failure\n");
         unit.push_str("RestartSec=10s\n");
+        // Exit 1 and 2 are the config's problems: retrying cannot fix them.
+        unit.push_str("RestartPreventExitStatus=1 2\n");
         unit.push_str("TimeoutStartSec=10min\n");
         unit.push_str("\n[Install]\n");
         unit.push_str(&format!(

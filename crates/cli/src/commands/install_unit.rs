@@ -92,6 +92,11 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
             environment.push((key.to_string(), absolute(value).display().to_string()));
         }
     }
+    // A check the operator switched off for the deploy stays off at boot.
+    let ignore = edgenet_deploy::switch::adapter_owner::IGNORE_ENV;
+    if std::env::var(ignore).is_ok_and(|v| v == "1") {
+        environment.push((ignore.to_string(), "1".to_string()));
+    }
     Ok(BootUnit {
         binary,
         config,
