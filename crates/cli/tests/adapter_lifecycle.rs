@@ -238,7 +238,7 @@ fn remove_after_the_bridge_vanished_leaves_the_adapter_its_address() {
 fn a_remove_killed_at_any_moment_then_rerun_restores_the_adapter() {
     let Some(s) = Site::new("kill") else { return };
     let before = l3(&s.m.ns, "up0");
-    for delay_ms in [0u64, 1, 2, 3, 4, 6, 8, 12] {
+    for delay_ms in [0u64, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48] {
         s.deploy();
         let mut child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", s.m.ns))
@@ -257,6 +257,41 @@ fn a_remove_killed_at_any_moment_then_rerun_restores_the_adapter() {
         assert!(
             out.status.success(),
             "rerun after a kill at {delay_ms} ms: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(l3(&s.m.ns, "up0"), before, "after a kill at {delay_ms} ms");
+        assert!(bridges(&s.m.ns).is_empty());
+    }
+}
+
+/// A deploy killed at any moment: the next remove gives the adapter back exactly, and so
+/// does a deploy that finishes the job followed by a remove.
+#[test]
+fn a_deploy_killed_at_any_moment_leaves_an_adapter_remove_restores() {
+    let Some(s) = Site::new("kdep") else { return };
+    let before = l3(&s.m.ns, "up0");
+    for (i, delay_ms) in [0u64, 2, 4, 8, 12, 16, 24, 32, 48].into_iter().enumerate() {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", s.m.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["deploy", "-c", &s.cfg])
+            .env("EDGENET_STATE_DIR", &s.m.state)
+            .env("EDGENET_RESOLV_CONF", &s.m.resolv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if i % 2 == 1 {
+            s.deploy();
+            assert!(s.reachable("198.18.0.11"), "after a kill at {delay_ms} ms");
+        }
+        let out = s.m.edgenet(&["remove"]);
+        assert!(
+            out.status.success(),
+            "remove after a kill at {delay_ms} ms: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(l3(&s.m.ns, "up0"), before, "after a kill at {delay_ms} ms");

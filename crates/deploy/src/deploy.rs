@@ -658,3 +658,24 @@ pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
 pub fn default_state_dir() -> &'static Path {
     Path::new(crate::state::DEFAULT_STATE_DIR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_record_of_an_older_edgenet_still_reads() {
+        // Older states also listed the adapter's addresses and routes; the live ones move now.
+        let old = serde_json::json!({
+            "bridge": "aksedgesw-ext",
+            "adapter": {
+                "name": "eth0", "mac": "02:00:00:00:00:01", "mtu": 1500, "up": true,
+                "addresses": [{"address": "198.18.0.11/24", "broadcast": "198.18.0.255"}],
+                "routes": [{"destination": "0.0.0.0/0", "gateway": "198.18.0.1", "metric": null, "protocol": 3}]
+            }
+        });
+        let record: AdapterRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(record.adapter.name, "eth0");
+        assert_eq!(record.adapter.mtu, 1500);
+    }
+}
