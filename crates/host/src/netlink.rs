@@ -742,35 +742,6 @@ impl Netlink {
         self.new_route(spec, NLM_F_CREATE | NLM_F_REPLACE, "replace route")
     }
 
-    /// Puts back a route exactly as it was listed: same metric and protocol (used to move a
-    /// host's routes between its adapter and an external switch, and back).
-    pub fn restore_route(
-        &mut self,
-        spec: &RouteSpec<'_>,
-        metric: Option<u32>,
-        protocol: u8,
-    ) -> Result<(), HostError> {
-        let op = "restore route";
-        let object = route_object(spec);
-        let mut msg = self.route_message(spec, op, &object)?;
-        msg.header.protocol = RouteProtocol::from(protocol);
-        msg.header.kind = RouteType::Unicast;
-        msg.header.scope = if spec.gateway.is_some() {
-            RouteScope::Universe
-        } else {
-            RouteScope::Link
-        };
-        if let Some(m) = metric {
-            msg.attributes.push(RouteAttribute::Priority(m));
-        }
-        self.ack_request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-        .map_err(|f| f.into_host(op, &object))?;
-        Ok(())
-    }
-
     fn new_route(&mut self, spec: &RouteSpec<'_>, flags: u16, op: &str) -> Result<(), HostError> {
         let object = route_object(spec);
         let mut msg = self.route_message(spec, op, &object)?;
