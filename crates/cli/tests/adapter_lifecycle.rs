@@ -810,6 +810,43 @@ fn a_dhcp_lease_keeps_renewing_on_the_bridge_and_comes_back() {
     assert!(s.reachable("198.18.0.51"));
     let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
     assert_eq!(status["drift"], json!([]), "{status:#}");
+    // A second client started on the port by mistake is two owners: status says so.
+    {
+        let stray = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &s.m.ns,
+                "busybox",
+                "udhcpc",
+                "-f",
+                "-t",
+                "100",
+                "-T",
+                "3",
+                "-i",
+                "up0",
+                "-s",
+                "/bin/true",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stray = Child(stray);
+        let pid = stray.0.id();
+        wait_for("the stray client to start", || {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"busybox"))
+        });
+        let status: Value =
+            serde_json::from_slice(&s.m.edgenet(&["status", "--output", "json"]).stdout).unwrap();
+        assert!(
+            status["drift"]
+                .to_string()
+                .contains(&format!("udhcpc (pid {pid}) configures up0")),
+            "{status:#}"
+        );
+    }
 
     // Remove: the client stops on the bridge, the address goes back to the adapter, and the
     // client carries on there with the same lease.

@@ -125,6 +125,23 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         let is_port = nl
             .link(adapter)?
             .is_some_and(|a| a.master.as_deref() == Some(plan.switch.name.as_str()));
+        if is_port && sw.ours {
+            // A DHCP client still renewing on the adapter fights the switch over it. (A
+            // manager that made the bridge itself manages the port as its port: no fight.)
+            let paths = crate::switch::adapter_owner::paths_from_env();
+            if let Some(index) = nl.link(adapter)?.map(|l| l.index) {
+                for m in edgenet_host::net_manager::managers_of(&paths, adapter, index)
+                    .into_iter()
+                    .filter(|m| matches!(m, edgenet_host::net_manager::Manager::DhcpClient { .. }))
+                {
+                    report.drift.push(format!(
+                        "{} configures {adapter}, a port of {}: it belongs on the bridge (see `edgenet deploy`'s advice)",
+                        crate::switch::adapter_owner::describe(&m),
+                        plan.switch.name
+                    ));
+                }
+            }
+        }
         let left = nl.link_config(adapter)?.address_strings();
         if is_port && !left.is_empty() {
             report.drift.push(format!(

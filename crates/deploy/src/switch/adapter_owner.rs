@@ -82,7 +82,8 @@ pub fn ensure_sole_owner(
     })
 }
 
-fn describe(m: &Manager) -> String {
+/// The manager as messages name it.
+pub fn describe(m: &Manager) -> String {
     match m {
         Manager::NetworkManager => "NetworkManager".into(),
         Manager::Networkd { network_file } => match network_file {
