@@ -71,6 +71,7 @@ fn host() -> HostFacts {
             kind: None,
             master: None,
             wireless: false,
+            alias: None,
         }],
         addresses: vec![HostAddress {
             link: "eth0".into(),

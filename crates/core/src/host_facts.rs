@@ -38,6 +38,9 @@ pub struct HostLink {
     pub master: Option<String>,
     /// A wireless device (it has `/sys/class/net/<name>/wireless` or `phy80211`).
     pub wireless: bool,
+    /// The link's alias (`ip link set X alias …`): edgenet marks its links `edgenet:<id>`.
+    #[serde(default)]
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,4 +10,5 @@ pub mod host_facts;
 pub mod mac;
 pub mod no_proxy;
 pub mod plan;
+pub mod redact;
 pub mod validate;

@@ -66,6 +66,7 @@ fn from_snapshot(
             mac: l.mac.map(|m| m.to_string()),
             kind: l.kind,
             master: l.master,
+            alias: l.alias,
         })
         .collect();
     let addresses = snapshot

@@ -129,7 +129,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 }));
                 return Ok(Exit::Host);
             }
-            eprintln!("edgenet: deploy failed: {}", failure.error);
+            eprintln!(
+                "edgenet: deploy failed: {}",
+                edgenet_core::redact::redact_credentials(&failure.error.to_string())
+            );
             if let Some(h) = hint {
                 eprintln!("  hint: {h}");
             }

@@ -21,7 +21,7 @@ mod subnet;
 pub use adapter::interface_name_problem;
 pub use cluster::is_control_plane;
 pub use context::{machine_name, resolve_subnet, Context, HostView, ProbeView, ResolvedSubnet};
-pub use finding::{Code, Finding, Severity};
+pub use finding::{excerpt, Code, Finding, Severity};
 pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
 

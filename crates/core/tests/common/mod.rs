@@ -26,6 +26,7 @@ fn link(name: &str, index: u32, mac: &str) -> HostLink {
         kind: None,
         master: None,
         wireless: false,
+        alias: None,
     }
 }
 
