@@ -12,6 +12,7 @@ packages=(
   curl            # the lab's HTTP probes, and tests inside nodes
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
+  iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
 )
 
 missing=()

@@ -82,6 +82,7 @@ fn host() -> HostFacts {
             servers: vec!["172.20.0.1".parse().unwrap()],
             ..HostDns::default()
         },
+        firewall: Default::default(),
     }
 }
 

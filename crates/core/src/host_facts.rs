@@ -19,6 +19,9 @@ pub struct HostFacts {
     /// IPv4 routes of the main table (the default route included; rules ignore it).
     pub routes: Vec<HostRoute>,
     pub dns: HostDns,
+    /// The host's nftables ruleset, for firewalls that would drop the switch's traffic.
+    #[serde(default)]
+    pub firewall: crate::host_firewall::HostFirewall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod addressing;
 pub mod config;
 pub mod distro;
 pub mod host_facts;
+pub mod host_firewall;
 pub mod mac;
 pub mod no_proxy;
 pub mod plan;

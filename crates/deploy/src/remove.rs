@@ -44,6 +44,12 @@ pub(crate) fn remove_object(
             None => Ok(false),
         },
         ObjectKind::NftTable => Ok(NftablesDriver::default().remove(&o.name)?),
+        ObjectKind::FirewallRule => {
+            let (chain, rule) = crate::firewall::host_rules::rule_of_record(&o.name)
+                .ok_or_else(|| DeployError::Unsupported(format!("bad rule record {}", o.name)))?;
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            Ok(edgenet_host::iptables::delete_all(&chain, &args)?)
+        }
         ObjectKind::Adapter => {
             let record: AdapterRecord = o
                 .restore

@@ -176,6 +176,9 @@ pub enum ObjectKind {
     /// A physical adapter bound to an external switch (status `Adopted`, with its addresses
     /// and routes from before in `restore`).
     Adapter,
+    /// A rule edgenet added to another tool's chain (Docker's `DOCKER-USER`): name
+    /// `CHAIN RULE-SPEC` as iptables takes it.
+    FirewallRule,
 }
 
 /// How edgenet stands to an object it recorded.

@@ -132,6 +132,14 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             .push(format!("nftables table ip {table} is missing"));
     }
     report.firewall_table = Some(table);
+    // Another firewall that drops the switch's packets cuts the nodes off whatever our own
+    // table says.
+    for drop in crate::firewall::host_rules::live_drops(&plan) {
+        report.drift.push(crate::firewall::host_rules::describe(
+            &drop,
+            &plan.switch.name,
+        ));
+    }
 
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);

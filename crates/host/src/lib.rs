@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod exec;
 pub mod facts;
+pub mod iptables;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

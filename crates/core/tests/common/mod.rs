@@ -62,6 +62,7 @@ pub fn host() -> HostFacts {
             source: Some("/etc/resolv.conf".into()),
             ..HostDns::default()
         },
+        firewall: Default::default(),
     }
 }
 

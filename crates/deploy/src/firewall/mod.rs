@@ -13,6 +13,7 @@
 //! nothing is translated or filtered, and there is nothing to clean up. [`reconcile`] removes
 //! a table a previous plan may have left.
 
+pub mod host_rules;
 pub mod nft_rules;
 mod nftables;
 
