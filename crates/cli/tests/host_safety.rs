@@ -32,7 +32,10 @@ fn text(out: &Output) -> String {
 
 fn assert_redacted(what: &str, out: &Output) {
     let t = text(out);
-    assert!(!t.contains(PASSWORD), "{what} printed the proxy password:\n{t}");
+    assert!(
+        !t.contains(PASSWORD),
+        "{what} printed the proxy password:\n{t}"
+    );
 }
 
 #[test]
@@ -60,13 +63,18 @@ fn no_command_prints_the_proxy_password_in_text_or_json() {
 
     // Messages that echo a bad URL (check, and deploy refusing) and a deploy that fails.
     let mut bad = proxied();
-    bad["Network"]["Proxy"]["Https"] = json!(format!("http://bob:{PASSWORD}@198.51.100.9:notaport"));
+    bad["Network"]["Proxy"]["Https"] =
+        json!(format!("http://bob:{PASSWORD}@198.51.100.9:notaport"));
     let bad = m.write_config("bad.json", &bad);
     for output in ["text", "json"] {
         for cmd in ["check", "deploy"] {
             let out = m.edgenet(&[cmd, "-c", &bad, "--output", output]);
             assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out));
-            assert!(text(&out).contains("bob:***@"), "{cmd} {output}: {}", text(&out));
+            assert!(
+                text(&out).contains("bob:***@"),
+                "{cmd} {output}: {}",
+                text(&out)
+            );
             assert_redacted(&format!("{cmd} {output} of a bad URL"), &out);
         }
     }
@@ -84,7 +92,12 @@ fn proxy_env_is_readable_by_root_only() {
     m.ok(&["deploy", "-c", &cfg]);
     let nodes = m.state.join("nodes");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let node_dir = std::fs::read_dir(&nodes).unwrap().next().unwrap().unwrap().path();
+    let node_dir = std::fs::read_dir(&nodes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let env = node_dir.join("proxy.env");
     assert!(std::fs::read_to_string(&env).unwrap().contains(PASSWORD));
     assert_eq!(mode(&env), 0o600, "proxy.env");
@@ -132,7 +145,11 @@ fn a_node_with_the_hosts_own_address_is_refused_before_anything_changes() {
     let cp = m.write_config("cp.json", &cp);
     let out = m.edgenet(&["deploy", "-c", &cp]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("Network.ControlPlaneEndpointIp"), "{}", text(&out));
+    assert!(
+        text(&out).contains("Network.ControlPlaneEndpointIp"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -146,13 +163,114 @@ fn a_switch_name_taken_by_lo_or_a_foreign_bridge_is_refused_by_check_and_deploy(
         assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out));
         assert!(text(&out).contains("loopback"), "{cmd}: {}", text(&out));
     }
-    sh(&format!("ip -n {} link add aksedgesw-int type bridge", m.ns));
+    sh(&format!(
+        "ip -n {} link add aksedgesw-int type bridge",
+        m.ns
+    ));
     let plain = m.write_config("c.json", &proxied());
     for cmd in ["check", "deploy"] {
         let out = m.edgenet(&[cmd, "-c", &plain]);
         assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out));
-        assert!(text(&out).contains("did not create"), "{cmd}: {}", text(&out));
+        assert!(
+            text(&out).contains("did not create"),
+            "{cmd}: {}",
+            text(&out)
+        );
     }
     assert!(m.node_namespaces().is_empty());
     assert!(!m.state.join("state.json").exists());
+}
+
+fn remove_text(m: &Machine) -> String {
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "remove: {}", text(&out));
+    text(&out)
+}
+
+fn netns_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/run/netns/{name}")).exists()
+}
+
+#[test]
+fn a_namespace_that_merely_carries_the_id_is_neither_adopted_nor_deleted() {
+    let Some(m) = machine("h8bownns") else { return };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    // Someone's namespace whose name ends with the deployment id (remove sweeps by that).
+    let theirs = format!("h8bother-{id}");
+    sh(&format!(
+        "ip netns add {theirs} && ip -n {theirs} link add keep0 type veth peer name keep0p"
+    ));
+    let guard = scopeguard(&theirs);
+    let node = m
+        .node_namespaces()
+        .into_iter()
+        .find(|n| n != &theirs)
+        .unwrap();
+    // The node namespace replaced by a foreign one with the same name.
+    sh(&format!("ip netns del {node} && ip netns add {node} && ip -n {node} link add keep1 type veth peer name keep1p"));
+    let guard2 = scopeguard(&node);
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&node) && text(&out).contains("mark"),
+        "{}",
+        text(&out)
+    );
+    let link_names = |ns: &str| sh_out(&format!("ip -n {ns} -o link show"));
+    assert!(
+        link_names(&node).contains("keep1"),
+        "the foreign namespace was changed"
+    );
+    let t = remove_text(&m);
+    assert!(t.contains(&format!("left network namespace {node}")), "{t}");
+    assert!(
+        t.contains(&format!("left network namespace {theirs}")),
+        "{t}"
+    );
+    assert!(netns_exists(&theirs) && netns_exists(&node));
+    assert!(link_names(&theirs).contains("keep0"));
+    drop((guard, guard2));
+}
+
+#[test]
+fn a_veth_or_table_that_merely_has_our_name_is_neither_adopted_nor_deleted() {
+    let Some(m) = machine("h8bownlk") else { return };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    let veth = format!("en{id}l");
+    let table = format!("edgenet_{id}");
+    sh(&format!(
+        "ip -n {ns} link del {veth} && ip -n {ns} link add {veth} type veth peer name h8bpeer && \
+         ip netns exec {ns} nft delete table ip {table} && ip netns exec {ns} nft add table ip {table} && \
+         ip netns exec {ns} nft add chain ip {table} theirs",
+        ns = m.ns
+    ));
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let t = remove_text(&m);
+    assert!(t.contains(&format!("left veth {veth}")), "{t}");
+    assert!(t.contains(&format!("left nftables table {table}")), "{t}");
+    assert!(
+        link(&m.ip_json("link show"), &veth).is_some(),
+        "their veth was deleted"
+    );
+    sh(&format!(
+        "ip netns exec {} nft list chain ip {table} theirs",
+        m.ns
+    ));
+    // The run before leaves nothing of ours: the bridge and the node went.
+    assert!(m.node_namespaces().is_empty());
+}
+
+struct NsGuard(String);
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+fn scopeguard(ns: &str) -> NsGuard {
+    NsGuard(ns.to_string())
 }

@@ -92,6 +92,10 @@ impl Journal for Run<'_> {
     fn step(&mut self, name: &str) -> Result<(), DeployError> {
         Ok(failpoint::hit(name)?)
     }
+
+    fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
+        self.state.object(kind, name, netns).is_some()
+    }
 }
 
 /// Reconciles the host with `plan`, under the held state lock. `state` is what the lock's

@@ -19,7 +19,12 @@ pub struct RemoveReport {
     /// There was a deployment in the state directory.
     pub found: bool,
     pub deployment_id: Option<String>,
+    /// Objects deleted.
     pub removed: Vec<String>,
+    /// Objects put back as they were before the first deploy (the adapter, Docker's chain).
+    pub restored: Vec<String>,
+    /// Objects left in place because they are not this deployment's, each with why.
+    pub left: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -90,6 +95,41 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     lock.save(&state)?;
 
     let mut nl = Netlink::open()?;
+    // Objects recorded under our names that do not carry our mark (someone made them, or took
+    // the name meanwhile) are left in place, said so, and forgotten.
+    let mut foreign = Vec::new();
+    for o in &state.objects {
+        let why = match o.kind {
+            ObjectKind::Netns if netns::exists(&o.name) => {
+                match crate::node::netns::netns_is_ours(&o.name, &own, true) {
+                    Ok(true) => None,
+                    Ok(false) => Some("it holds links that are not this deployment's".to_string()),
+                    Err(e) => Some(format!("cannot look inside it: {e}")),
+                }
+            }
+            ObjectKind::Veth => match nl.link(&o.name)? {
+                Some(link) if !own.owns(&link) => {
+                    Some(format!("it does not carry the mark {}", own.alias))
+                }
+                _ => None,
+            },
+            ObjectKind::NftTable => match NftablesDriver::default().marked(&o.name) {
+                Ok(Some(false)) => Some("its rules do not carry edgenet's comments".to_string()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            },
+            _ => None,
+        };
+        if let Some(why) = why {
+            foreign.push((o.clone(), why));
+        }
+    }
+    for (o, why) in &foreign {
+        report
+            .left
+            .push(format!("{} {}: {why}", kind_name(o.kind), o.name));
+        state.forget_object(o.kind, &o.name, o.netns.as_deref());
+    }
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
     // each), so remove pays it once per kind, in parallel: the table goes on its own thread
     // (same network namespace: threads inherit the creator's) while one request deletes every
@@ -99,7 +139,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let table = state
         .objects
         .iter()
-        .find(|o| o.kind == ObjectKind::NftTable)
+        .find(|o| o.kind == ObjectKind::NftTable && !o.name.contains(' '))
         .map(|o| o.name.clone());
     let adapters: Vec<KernelObject> = state
         .objects
@@ -154,7 +194,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     order.sort_by_key(|o| removal_rank(o.kind));
     for o in order {
         let gone = match o.kind {
-            ObjectKind::NftTable => firewall_gone,
+            ObjectKind::NftTable => firewall_gone && table.as_ref() == Some(&o.name),
             ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth => !links.contains(&o.name),
@@ -168,9 +208,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         match result {
             Ok(_) => {
                 state.forget_object(o.kind, &o.name, o.netns.as_deref());
-                report
-                    .removed
-                    .push(format!("{} {}", kind_name(o.kind), o.name));
+                let what = format!("{} {}", kind_name(o.kind), o.name);
+                match o.kind {
+                    ObjectKind::Adapter => report
+                        .restored
+                        .push(format!("{what} (its addresses and routes)")),
+                    _ => report.removed.push(what),
+                }
             }
             Err(e) => report
                 .errors
@@ -185,6 +229,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // our id's namespaces by name.
     if let Ok(all) = netns::list() {
         for name in all.into_iter().filter(|n| n.ends_with(&format!("-{id}"))) {
+            // Only with our mark: a namespace that merely carries our id is someone else's.
+            if !crate::node::netns::netns_is_ours(&name, &own, false).unwrap_or(false) {
+                report.left.push(format!(
+                    "network namespace {name}: it has this deployment's id in its name but not its mark"
+                ));
+                continue;
+            }
             match netns::delete(&name) {
                 Ok(true) => report.removed.push(format!("network namespace {name}")),
                 Ok(false) => {}

@@ -177,6 +177,12 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for r in &report.removed {
                 println!("  removed {r}");
             }
+            for r in &report.restored {
+                println!("  restored {r}");
+            }
+            for r in &report.left {
+                println!("  left {r}");
+            }
             for e in &report.errors {
                 eprintln!("edgenet: remove: {e}");
             }

@@ -126,6 +126,12 @@ pub enum FirewallError {
          `{TABLE_PREFIX}<deployment id>`"
     )]
     NotOurs(String),
+    #[error(
+        "nftables table `{0}` has this deployment's name but not edgenet's mark (rules with \
+         edgenet's comments), so edgenet leaves it alone; delete it if it is left over \
+         (`nft delete table ip {0}`)"
+    )]
+    NotMarked(String),
     #[error("port forward {}/{host_port}: this machine has no {} node", protocol.as_str(), node.as_str())]
     NoSuchNode {
         protocol: Protocol,

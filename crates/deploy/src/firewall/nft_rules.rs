@@ -85,14 +85,12 @@ impl Ruleset {
     /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
     /// including rules someone else added), `add table` and everything in it. nft sends it as
     /// one batch, so no packet ever sees a half-built table.
-    /// One transaction that creates the table, cheaply when it does not exist yet: `flush`
-    /// empties a table that did exist (no grace period for an empty one, unlike `delete`).
+    /// One transaction that creates the table when it does not exist yet; it fails (EEXIST)
+    /// when a table with the name exists, which the caller then lists and judges.
     pub fn create_document(&self) -> Value {
         let table = json!({"family": FAMILY, "name": self.table});
-        let mut cmds = vec![
-            json!({"add": {"table": table}}),
-            json!({"flush": {"table": table}}),
-        ];
+        // `create`, not `add`: fails if a table with the name exists (it may not be ours).
+        let mut cmds = vec![json!({"create": {"table": table}})];
         cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
         cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
         json!({ "nftables": cmds })
@@ -141,6 +139,18 @@ impl Ruleset {
             rules,
             other,
         })
+    }
+
+    /// edgenet's mark on a table: it has rules, and every rule carries an `edgenet:` comment
+    /// (nft 1.0's JSON cannot set a table comment). A table that merely has our name is not
+    /// ours.
+    pub fn is_marked(&self) -> bool {
+        !self.rules.is_empty()
+            && self.rules.iter().all(|r| {
+                r.get("comment")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| c.starts_with("edgenet:"))
+            })
     }
 
     /// Chains by name, each with its rules in order.
