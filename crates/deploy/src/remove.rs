@@ -114,7 +114,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 _ => None,
             },
             ObjectKind::NftTable => match NftablesDriver::default().marked(&o.name) {
-                Ok(Some(false)) => Some("its rules do not carry edgenet's comments".to_string()),
+                Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
                 Ok(_) => None,
                 Err(e) => Some(e.to_string()),
             },

@@ -141,16 +141,15 @@ impl Ruleset {
         })
     }
 
-    /// edgenet's mark on a table: it has rules, and every rule carries an `edgenet:` comment
-    /// (nft 1.0's JSON cannot set a table comment). A table that merely has our name is not
-    /// ours.
+    /// edgenet's mark on a table: its rules carry `edgenet:` comments (nft 1.0's JSON cannot
+    /// set a table comment). A table that merely has our name is not ours; one of ours with a
+    /// rule someone added is still ours (and the next apply repairs it).
     pub fn is_marked(&self) -> bool {
-        !self.rules.is_empty()
-            && self.rules.iter().all(|r| {
-                r.get("comment")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| c.starts_with("edgenet:"))
-            })
+        self.rules.iter().any(|r| {
+            r.get("comment")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with("edgenet:"))
+        })
     }
 
     /// Chains by name, each with its rules in order.
