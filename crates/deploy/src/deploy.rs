@@ -146,11 +146,6 @@ pub fn deploy(
 
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
-    if plan.switch.kind == SwitchKind::External && plan.switch.outbound == Outbound::Offline {
-        return Err(DeployError::Unsupported(
-            "Network.InternetDisabled on a ScalableCluster is not enforced by this edgenet version (the nodes sit on the LAN); remove it, or keep the nodes offline with the LAN's own firewall".into(),
-        ));
-    }
     if plan.node_runtime == RuntimeKind::Vm {
         return Err(DeployError::Unsupported(
             "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
@@ -228,6 +223,13 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("forwarding")?;
 
     ensure_firewall(run, plan, &id)?;
+    let ports: Vec<(String, MacAddr)> = plan
+        .nodes
+        .iter()
+        .zip(&node_macs)
+        .map(|(n, mac)| (names::host_veth(n.kind, &id), *mac))
+        .collect();
+    ensure_bridge_firewall(run, plan, &id, &ports)?;
     ensure_host_firewall(run, plan, &id)?;
     run.step("firewall")?;
 
@@ -313,6 +315,28 @@ fn ensure_firewall(
     } else {
         run.state.forget_object(ObjectKind::NftTable, &table, None);
     }
+    Ok(())
+}
+
+/// The switch's bridge-family table: anti-spoofing on every node port, and the offline filter
+/// of every family (see [`firewall::bridge_rules`]).
+fn ensure_bridge_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+    ports: &[(String, MacAddr)],
+) -> Result<(), DeployError> {
+    use firewall::bridge_rules::{self, BridgePlan};
+    let table = firewall::table_name(id);
+    let record = format!("{} {table}", bridge_rules::FAMILY);
+    let want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
+    run.will_create(ObjectKind::NftTable, &record, None)?;
+    if NftablesDriver::default().apply_ruleset(&want)? == ApplyOutcome::Replaced {
+        run.changed(format!(
+            "wrote nftables table {record} (node ports: own MAC and addresses only)"
+        ));
+    }
+    run.created(ObjectKind::NftTable, &record, None)?;
     Ok(())
 }
 

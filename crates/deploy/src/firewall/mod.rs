@@ -13,6 +13,7 @@
 //! nothing is translated or filtered, and there is nothing to clean up. [`reconcile`] removes
 //! a table a previous plan may have left.
 
+pub mod bridge_rules;
 pub mod host_rules;
 pub mod nft_rules;
 mod nftables;
@@ -77,6 +78,17 @@ impl FirewallPlan {
         id: &DeploymentId,
     ) -> Result<Option<FirewallPlan>, FirewallError> {
         let mode = match plan.switch.outbound {
+            // An offline external switch is filtered on its node ports (bridge table): an `ip`
+            // table would also cut the host's own routed traffic through the bridge.
+            Outbound::Offline
+                if plan.switch.kind == edgenet_core::plan::SwitchKind::External
+                    && plan.port_forwards.is_empty() =>
+            {
+                return Ok(None)
+            }
+            Outbound::Offline if plan.switch.kind == edgenet_core::plan::SwitchKind::External => {
+                return Err(FirewallError::ForwardsOnExternalSwitch)
+            }
             Outbound::Nat => FirewallMode::Nat,
             Outbound::Offline => FirewallMode::Offline,
             Outbound::Direct if plan.port_forwards.is_empty() => return Ok(None),
