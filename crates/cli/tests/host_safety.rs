@@ -274,3 +274,47 @@ impl Drop for NsGuard {
 fn scopeguard(ns: &str) -> NsGuard {
     NsGuard(ns.to_string())
 }
+
+#[test]
+fn remove_says_restored_for_what_it_restored_and_left_for_what_it_left() {
+    let Some(m) = machine("h8bwords") else { return };
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+    m.deploy(None);
+    let t = remove_text(&m);
+    assert!(t.contains("restored net.ipv4.ip_forward to 0"), "{t}");
+    assert!(t.contains("removed bridge aksedgesw-int"), "{t}");
+    assert!(!t.contains("removed net.ipv4"), "{t}");
+
+    // Someone else changes the setting edgenet made: theirs now, left and said so.
+    m.deploy(None);
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        m.ns
+    ));
+    let out = m.edgenet(&["remove", "--output", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["restored"], json!([]), "{report:#}");
+    assert!(
+        report["left"]
+            .to_string()
+            .contains("net.ipv4.ip_forward at 0"),
+        "{report:#}"
+    );
+
+    // A bridge the user made for the external switch is left, and said so.
+    let Some(lan) = lan("h8bwordx", 1) else {
+        return;
+    };
+    let m = &lan.machines[0];
+    let ns = &m.ns;
+    sh(&format!(
+        "ip -n {ns} link add aksedgesw-ext type bridge && ip -n {ns} link set aksedgesw-ext up && \
+         ip -n {ns} addr del 198.18.0.11/24 dev eth0 && ip -n {ns} link set eth0 master aksedgesw-ext && \
+         ip -n {ns} addr add 198.18.0.11/24 dev aksedgesw-ext && ip -n {ns} route add default via 198.18.0.1"
+    ));
+    let cfg = m.write_config("c.json", &scalable("198.18.0.101"));
+    m.ok(&["deploy", "-c", &cfg]);
+    let t = remove_text(m);
+    assert!(t.contains("left bridge aksedgesw-ext"), "{t}");
+    assert!(!t.contains("removed bridge"), "{t}");
+}

@@ -213,6 +213,9 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                     ObjectKind::Adapter => report
                         .restored
                         .push(format!("{what} (its addresses and routes)")),
+                    ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
+                        .left
+                        .push(format!("{what}: the user's bridge, used as it was")),
                     _ => report.removed.push(what),
                 }
             }
@@ -250,15 +253,21 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 match sysctl::write(&change.key, &change.previous) {
                     Ok(()) => {
                         report
-                            .removed
-                            .push(format!("{} back to {}", change.key, change.previous));
+                            .restored
+                            .push(format!("{} to {}", change.key, change.previous));
                         state.forget_sysctl(&change.key, change.netns.as_deref());
                     }
                     Err(e) => report.errors.push(e.to_string()),
                 }
             }
             // Someone changed it since: theirs now, left as it is.
-            Ok(_) => {
+            Ok(live) => {
+                report.left.push(format!(
+                    "{} at {} (changed since edgenet set it to {})",
+                    change.key,
+                    live.trim(),
+                    change.value
+                ));
                 state.forget_sysctl(&change.key, change.netns.as_deref());
             }
             Err(e) => report.errors.push(e.to_string()),
