@@ -234,16 +234,11 @@ pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool
         {
             return Ok(Some(false));
         }
-        Ok(
-            match links
-                .iter()
-                .find(|l| l.name == NODE_IFNAME)
-                .and_then(|l| l.alias.clone())
-            {
-                Some(a) => Some(a == alias),
-                None => None,
-            },
-        )
+        Ok(links
+            .iter()
+            .find(|l| l.name == NODE_IFNAME)
+            .and_then(|l| l.alias.clone())
+            .map(|a| a == alias))
     })??;
     Ok(verdict.unwrap_or(recorded))
 }
