@@ -320,3 +320,63 @@ fn ufw_forward_drop_is_refused_with_the_exact_command_until_routes_are_allowed()
     assert!(ping_from(&node, "203.0.113.1"));
     assert!(status(&m).0);
 }
+
+/// firewalld's nftables shape: policy accept, but the forward chain ends in a reject for every
+/// interface in no zone (trimmed to what a forwarded packet walks).
+const FIREWALLD: &str = r#"table inet firewalld {
+  chain filter_FORWARD {
+    type filter hook forward priority filter + 10; policy accept;
+    ct state { established, related } accept
+    ct status dnat accept
+    iifname "lo" accept
+    ct state invalid drop
+    reject with icmpx admin-prohibited
+  }
+}
+"#;
+
+#[test]
+fn firewalld_reject_is_refused_until_the_switch_is_trusted() {
+    let Some(m) = machine("h8bfwd") else { return };
+    let _wan = Wan::new(&m);
+    let path = m.dir.path().join("firewalld.nft");
+    std::fs::write(&path, FIREWALLD).unwrap();
+    sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+    let f = findings(&m, None);
+    let fwd = f
+        .iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(fwd["severity"], "error");
+    assert!(
+        fwd["hint"]
+            .as_str()
+            .unwrap()
+            .contains("firewall-cmd --permanent --zone=trusted --add-interface=aksedgesw-int"),
+        "{fwd:#}"
+    );
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(m.node_namespaces().is_empty());
+    // What putting the switch in the trusted zone amounts to for forwarded packets.
+    sh(&format!(
+        "ip netns exec {0} nft insert rule inet firewalld filter_FORWARD iifname aksedgesw-int accept && \
+         ip netns exec {0} nft insert rule inet firewalld filter_FORWARD oifname aksedgesw-int accept",
+        m.ns
+    ));
+    m.deploy(None);
+    assert!(ping_from(&linux_node_ns(&m), "203.0.113.1"));
+    assert!(status(&m).0);
+    // And without it (firewalld reloaded), the nodes are cut off and status says so.
+    sh(&format!(
+        "ip netns exec {0} nft delete table inet firewalld && ip netns exec {0} nft -f {1}",
+        m.ns,
+        path.display()
+    ));
+    assert!(!ping_from(&linux_node_ns(&m), "203.0.113.1"));
+    let (ok, s) = status(&m);
+    assert!(
+        !ok && s["drift"].to_string().contains("firewall-cmd"),
+        "{s:#}"
+    );
+}

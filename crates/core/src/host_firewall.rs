@@ -310,6 +310,12 @@ impl Walk<'_> {
                 let states: Vec<&str> = match &m["right"] {
                     Value::String(s) => vec![s.as_str()],
                     Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    Value::Object(o) => o
+                        .get("set")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect(),
                     _ => return None,
                 };
                 states.contains(&self.flow.ct_state)
