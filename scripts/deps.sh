@@ -13,6 +13,7 @@ packages=(
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
   systemd         # systemd-analyze, to verify the boot unit in tests
+  iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
 )
 
 missing=()

@@ -55,9 +55,10 @@ impl CliError {
                 "error": { "code": self.code, "message": self.message, "hint": self.hint, "exit": self.exit as u8 }
             })),
             Output::Text => {
-                eprintln!("edgenet: {}", self.message);
+                use edgenet_core::redact::redact_credentials;
+                eprintln!("edgenet: {}", redact_credentials(&self.message));
                 if let Some(hint) = &self.hint {
-                    eprintln!("  hint: {hint}");
+                    eprintln!("  hint: {}", redact_credentials(hint));
                 }
             }
         }

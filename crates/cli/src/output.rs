@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use edgenet_core::redact::redact_credentials;
 use edgenet_core::validate::{Finding, Severity};
 
 /// ANSI styling, on only for a terminal and never when NO_COLOR is set (https://no-color.org).
@@ -44,10 +45,11 @@ impl Style {
     }
 }
 
+/// Every JSON report goes through here: proxy passwords are redacted (`user:***@`).
 pub fn print_json<T: serde::Serialize>(value: &T) {
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("reports serialize")
+        redact_credentials(&serde_json::to_string_pretty(value).expect("reports serialize"))
     );
 }
 
@@ -61,9 +63,13 @@ pub fn finding_text(f: &Finding, style: Style) -> String {
         s.push(':');
     }
     s.push(' ');
-    s.push_str(&f.message);
+    s.push_str(&redact_credentials(&f.message));
     if let Some(hint) = &f.hint {
-        s.push_str(&format!("\n  {} {hint}", style.dim("hint:")));
+        s.push_str(&format!(
+            "\n  {} {}",
+            style.dim("hint:"),
+            redact_credentials(hint)
+        ));
     }
     s
 }

@@ -727,6 +727,7 @@ fn r5_host_networks_named_with_their_interface() {
         kind: None,
         master: None,
         wireless: true,
+        alias: None,
     });
     wlan.addresses.push(edgenet_core::host_facts::HostAddress {
         link: "wlan0".into(),

@@ -97,6 +97,10 @@ impl Journal for Run<'_> {
         }
         Ok(failpoint::hit(name)?)
     }
+
+    fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
+        self.state.object(kind, name, netns).is_some()
+    }
 }
 
 /// Reconciles the host with `plan`, under the held state lock. `state` is what the lock's
@@ -183,11 +187,6 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
 
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
-    if plan.switch.kind == SwitchKind::External && plan.switch.outbound == Outbound::Offline {
-        return Err(DeployError::Unsupported(
-            "Network.InternetDisabled on a ScalableCluster is not enforced by this edgenet version (the nodes sit on the LAN); remove it, or keep the nodes offline with the LAN's own firewall".into(),
-        ));
-    }
     if plan.node_runtime == RuntimeKind::Vm {
         return Err(DeployError::Unsupported(
             "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
@@ -276,6 +275,14 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("forwarding")?;
 
     ensure_firewall(run, plan, &id)?;
+    let ports: Vec<(String, MacAddr)> = plan
+        .nodes
+        .iter()
+        .zip(&node_macs)
+        .map(|(n, mac)| (names::host_veth(n.kind, &id), *mac))
+        .collect();
+    ensure_bridge_firewall(run, plan, &id, &ports)?;
+    ensure_host_firewall(run, plan, &id)?;
     run.step("firewall")?;
 
     let runtime = NetnsRuntime;
@@ -413,6 +420,71 @@ fn ensure_firewall(
     Ok(())
 }
 
+/// The switch's bridge-family table: anti-spoofing on every node port, and the offline filter
+/// of every family (see [`firewall::bridge_rules`]).
+fn ensure_bridge_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+    ports: &[(String, MacAddr)],
+) -> Result<(), DeployError> {
+    use firewall::bridge_rules::{self, BridgePlan};
+    let table = firewall::table_name(id);
+    let record = format!("{} {table}", bridge_rules::FAMILY);
+    let want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
+    run.will_create(ObjectKind::NftTable, &record, None)?;
+    if NftablesDriver::default().apply_ruleset(&want)? == ApplyOutcome::Replaced {
+        run.changed(format!(
+            "wrote nftables table {record} (node ports: own MAC and addresses only)"
+        ));
+    }
+    run.created(ObjectKind::NftTable, &record, None)?;
+    Ok(())
+}
+
+/// Another firewall on the host that drops the switch's forwarded packets: Docker's is opened
+/// for the switch in `DOCKER-USER`; any other makes the deploy fail (and roll back) with the
+/// exact fix, since edgenet does not edit another tool's rules.
+fn ensure_host_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+) -> Result<(), DeployError> {
+    use crate::firewall::host_rules;
+    let fw = edgenet_host::facts::host_firewall();
+    let Some(ruleset) = fw.ruleset else {
+        return Ok(());
+    };
+    // Docker present: our accepts go in whether or not its policy drops right now (Docker sets
+    // the policy when it starts, which may be after this deploy).
+    if host_rules::docker_present(&ruleset) {
+        for rule in host_rules::docker_rules(&plan.switch.name, id) {
+            let name = host_rules::record_name(&rule);
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            run.will_create(ObjectKind::FirewallRule, &name, None)?;
+            if !edgenet_host::iptables::has_rule(host_rules::DOCKER_USER, &args)? {
+                edgenet_host::iptables::insert(host_rules::DOCKER_USER, &args)?;
+                run.changed(format!("added `{name}` (Docker's chain for user rules)"));
+            }
+            run.created(ObjectKind::FirewallRule, &name, None)?;
+        }
+    }
+    let drops = host_rules::live_drops(plan);
+    if let Some(drop) = drops.first() {
+        return Err(DeployError::Foreign {
+            what: "host firewall chain",
+            name: format!("{} {} {}", drop.family, drop.table, drop.chain),
+            hint: format!(
+                "it drops {} of {}: {}; edgenet does not edit another tool's rules",
+                drop.flow,
+                plan.switch.name,
+                drop.fix(&plan.switch.name)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The adapter of an external switch, as it was before the first change: taken and recorded
 /// (so that rollback and remove can put it back) before anything is touched, and kept from
 /// then on. `None` when a bridge the user made already has the adapter as its port: edgenet
@@ -505,7 +577,7 @@ pub(crate) struct AdapterRecord {
 /// then the bridge (so that the host keeps its addresses while the bridge goes).
 pub(crate) fn removal_rank(kind: ObjectKind) -> u8 {
     match kind {
-        ObjectKind::NftTable => 0,
+        ObjectKind::NftTable | ObjectKind::FirewallRule => 0,
         ObjectKind::Netns => 1,
         ObjectKind::Veth => 2,
         ObjectKind::Adapter => 3,
@@ -651,6 +723,7 @@ pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::NftTable => "nftables table",
         ObjectKind::File => "file",
         ObjectKind::Adapter => "adapter",
+        ObjectKind::FirewallRule => "host firewall rule",
     }
 }
 

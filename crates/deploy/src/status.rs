@@ -155,13 +155,27 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
 
     let table = firewall::table_name(id);
     report.firewall_present = NftablesDriver::default().live(&table)?.is_some();
-    let wants_table = plan.switch.outbound != edgenet_core::plan::Outbound::Direct;
+    let wants_table = plan.switch.kind == edgenet_core::plan::SwitchKind::Internal;
     if wants_table && !report.firewall_present {
         report
             .drift
             .push(format!("nftables table ip {table} is missing"));
     }
+    let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
+    if NftablesDriver::default().live(&bridge_table)?.is_none() {
+        report.drift.push(format!(
+            "nftables table {bridge_table} (node port anti-spoofing) is missing"
+        ));
+    }
     report.firewall_table = Some(table);
+    // Another firewall that drops the switch's packets cuts the nodes off whatever our own
+    // table says.
+    for drop in crate::firewall::host_rules::live_drops(&plan) {
+        report.drift.push(crate::firewall::host_rules::describe(
+            &drop,
+            &plan.switch.name,
+        ));
+    }
 
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);

@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod exec;
 pub mod facts;
+pub mod iptables;
 pub mod link_config;
 pub mod net_manager;
 pub mod netlink;

@@ -132,7 +132,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 }));
                 return Ok(Exit::Host);
             }
-            eprintln!("edgenet: deploy failed: {}", failure.error);
+            eprintln!(
+                "edgenet: deploy failed: {}",
+                edgenet_core::redact::redact_credentials(&failure.error.to_string())
+            );
             if let Some(h) = hint {
                 eprintln!("  hint: {h}");
             }
@@ -176,6 +179,12 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             }
             for r in &report.removed {
                 println!("  removed {r}");
+            }
+            for r in &report.restored {
+                println!("  restored {r}");
+            }
+            for r in &report.left {
+                println!("  left {r}");
             }
             for e in &report.errors {
                 eprintln!("edgenet: remove: {e}");

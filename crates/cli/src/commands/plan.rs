@@ -18,7 +18,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     match cli.output {
         Output::Json => print_json(&plan),
-        Output::Text => println!("{}", render(&plan, Style::for_stdout())),
+        Output::Text => println!(
+            "{}",
+            edgenet_core::redact::redact_credentials(&render(&plan, Style::for_stdout()))
+        ),
     }
     Ok(Exit::Ok)
 }

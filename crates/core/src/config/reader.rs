@@ -145,7 +145,10 @@ impl Reader {
                     Finding::warning(
                         Code::MisspeltKey,
                         obj.at(key),
-                        format!("unknown key {key:?} is ignored; did you mean {likely:?}?"),
+                        format!(
+                            "unknown key {} is ignored; did you mean {likely:?}?",
+                            crate::validate::excerpt(key)
+                        ),
                     )
                     .hint(format!("rename it to {likely:?} (keys are case-sensitive)")),
                 );
@@ -213,19 +216,33 @@ impl Reader {
                     Finding::error(
                         Code::Ipv6NotSupported,
                         path,
-                        format!("{path} is the IPv6 address {s:?}; edgenet is IPv4 only"),
+                        format!(
+                            "{path} is the IPv6 address {}; edgenet is IPv4 only",
+                            crate::validate::excerpt(s)
+                        ),
                     )
                     .hint("use an IPv4 address"),
                 );
                 None
             }
             Err(_) => {
+                let leading_zero = s.split('.').count() == 4
+                    && s.split('.').all(|o| {
+                        !o.is_empty()
+                            && o.len() <= 3
+                            && o.bytes().all(|b| b.is_ascii_digit())
+                            && o.parse::<u8>().is_ok()
+                    });
                 self.invalid(
                     path,
                     Finding::error(
                         Code::InvalidIpv4,
                         path,
-                        format!("{path} is {s:?}, which is not an IPv4 address"),
+                        if leading_zero {
+                            format!("{path} is {s:?}, ambiguous: an octet has a leading zero (read as octal by some tools)")
+                        } else {
+                            format!("{path} is {}, which is not an IPv4 address", crate::validate::excerpt(s))
+                        },
                     )
                     .hint("write four decimal octets without leading zeros, e.g. \"192.168.1.10\""),
                 );
@@ -275,25 +292,49 @@ impl Reader {
         };
         let s = s.trim();
         if let Ok(net) = s.parse::<Ipv4Net>() {
-            return Some(net);
+            // ipnet reads `192.168.050.000/24` as 192.168.50.0; other tools read a leading
+            // zero as octal (050 = 40): refuse the ambiguity, as for plain addresses.
+            let addr = s.split('/').next().unwrap_or(s);
+            if addr.parse::<Ipv4Addr>().is_ok() {
+                return Some(net);
+            }
+            self.invalid(
+                &path,
+                Finding::error(
+                    Code::InvalidCidr,
+                    &path,
+                    format!("{path} is {s:?}, ambiguous: an octet has a leading zero (read as octal by some tools)"),
+                )
+                .hint(format!("write the octets without leading zeros: \"{net}\"")),
+            );
+            return None;
         }
         let (code, message, hint) =
             if s.parse::<ipnet::Ipv6Net>().is_ok() || s.parse::<std::net::Ipv6Addr>().is_ok() {
                 (
                     Code::Ipv6NotSupported,
-                    format!("{path} is the IPv6 prefix {s:?}; edgenet is IPv4 only"),
+                    format!(
+                        "{path} is the IPv6 prefix {}; edgenet is IPv4 only",
+                        crate::validate::excerpt(s)
+                    ),
                     "use an IPv4 prefix such as \"192.168.0.0/24\"".to_string(),
                 )
             } else if let Ok(ip) = s.parse::<Ipv4Addr>() {
                 (
                     Code::InvalidCidr,
-                    format!("{path} is {s:?}, an address without a prefix length"),
+                    format!(
+                        "{path} is {}, an address without a prefix length",
+                        crate::validate::excerpt(s)
+                    ),
                     format!("add the prefix length, e.g. \"{ip}/24\""),
                 )
             } else {
                 (
                     Code::InvalidCidr,
-                    format!("{path} is {s:?}, which is not an IPv4 CIDR"),
+                    format!(
+                        "{path} is {}, which is not an IPv4 CIDR",
+                        crate::validate::excerpt(s)
+                    ),
                     "write it as address/prefix-length, e.g. \"192.168.0.0/24\"".to_string(),
                 )
             };
@@ -320,7 +361,10 @@ impl Reader {
                     Finding::error(
                         Code::InvalidMac,
                         &path,
-                        format!("{path} is {s:?}, not a MAC address"),
+                        format!(
+                            "{path} is {}, not a MAC address",
+                            crate::validate::excerpt(s)
+                        ),
                     )
                     .hint(e.to_string()),
                 );
@@ -352,7 +396,11 @@ impl Reader {
         let mut finding = Finding::error(
             Code::UnknownValue,
             &path,
-            format!("{path} is {s:?}; expected one of {}", names.join(", ")),
+            format!(
+                "{path} is {}; expected one of {}",
+                crate::validate::excerpt(s),
+                names.join(", ")
+            ),
         );
         finding = match likely_key(s, &names) {
             Some(likely) => finding.hint(format!("did you mean {likely:?}?")),

@@ -50,6 +50,8 @@ pub enum Code {
     OverlapsKubernetes,
     OverlapsHostNetwork,
     NoFreeSubnet,
+    AddressIsHost,
+    HostFirewallDrops,
     // Rule 6: MACs.
     InvalidMac,
     MacNotUnicast,
@@ -61,6 +63,7 @@ pub enum Code {
     DnsLoopback,
     DnsNotFound,
     DnsEmpty,
+    DnsTooMany,
     // Rule 9: proxy.
     ProxyUrl,
     NoProxyEntry,
@@ -112,6 +115,8 @@ impl Code {
             OverlapsKubernetes => "overlaps-kubernetes-range",
             OverlapsHostNetwork => "overlaps-host-network",
             NoFreeSubnet => "no-free-subnet",
+            AddressIsHost => "address-is-host",
+            HostFirewallDrops => "host-firewall-drops",
             InvalidMac => "invalid-mac",
             MacNotUnicast => "mac-not-unicast",
             MacDuplicate => "mac-duplicate",
@@ -120,6 +125,7 @@ impl Code {
             DnsLoopback => "dns-loopback",
             DnsNotFound => "dns-not-found",
             DnsEmpty => "dns-empty",
+            DnsTooMany => "dns-too-many",
             ProxyUrl => "proxy-url",
             NoProxyEntry => "no-proxy-entry",
             ProxyWhileOffline => "proxy-while-offline",
@@ -151,13 +157,14 @@ impl Code {
             | ServiceRangeOutsideSubnet
             | ServiceRangeSize
             | PortForwardInvalid => 4,
-            OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet => 5,
+            OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet | AddressIsHost => 5,
             InvalidMac | MacNotUnicast | MacDuplicate => 6,
             MtuRange | MtuAboveAdapter => 7,
-            DnsLoopback | DnsNotFound | DnsEmpty => 8,
+            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
-            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless => 11,
+            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
+            | HostFirewallDrops => 11,
             ProbeNotRun | AddressInUse => 12,
             HostChecksSkipped => 0,
         }
@@ -224,5 +231,18 @@ impl Finding {
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+}
+
+/// A value as a message quotes it: `"…"`, cut after 48 characters with the full length said,
+/// so a pasted blob or a runaway value never floods the terminal or a log.
+pub fn excerpt(value: &str) -> String {
+    const KEEP: usize = 48;
+    let n = value.chars().count();
+    if n <= KEEP {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(KEEP).collect();
+        format!("{:?}… ({n} characters)", head)
     }
 }
