@@ -31,6 +31,10 @@ pub enum Code {
     WindowsControlPlane,
     InvalidName,
     Placeholder,
+    KeyCase,
+    DuplicateKey,
+    NotApplied,
+    ConflictingFields,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -97,6 +101,10 @@ impl Code {
             WindowsControlPlane => "windows-control-plane",
             InvalidName => "invalid-name",
             Placeholder => "placeholder",
+            KeyCase => "key-case",
+            DuplicateKey => "duplicate-key",
+            NotApplied => "not-applied",
+            ConflictingFields => "conflicting-fields",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -142,7 +150,8 @@ impl Code {
         match self {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
-            | InvalidName | Placeholder => 1,
+            | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
+            | ConflictingFields => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet
