@@ -85,7 +85,14 @@ impl ServiceRange {
                 )
                 .hint(format!("drop {end_path}, or make it agree with {size_path}")),
             ),
-            Some(_) => {}
+            Some((_, size_path)) => r.findings.push(
+                Finding::notice(
+                    Code::LegacyField,
+                    &end_path,
+                    format!("{end_path} is {end}, which agrees with {size_path} ({start} to {end})"),
+                )
+                .hint(format!("remove {end_path}: the size says it")),
+            ),
             None => {
                 config.init.service_ip_range_size = Some(count);
                 r.alias("Init.ServiceIPRangeSize", end_path.clone());
@@ -112,14 +119,15 @@ fn one<T: Copy + PartialEq + std::fmt::Display>(
     match found {
         [] => None,
         [(a, path)] => {
-            if !a.init {
+            // An end is reported with what it means, in `ServiceRange::apply`.
+            if !a.init && key != "ServiceIPRangeEnd" {
                 r.alias(canon.clone(), path.clone());
                 r.findings.push(
                     Finding::notice(
                         Code::LegacyField,
                         path,
                         format!(
-                            "{path} is the form of schema versions before 1.5; read as {canon}"
+                            "{path} is the older place of the range (preview releases); read as {canon}"
                         ),
                     )
                     .hint(format!("move it to {canon}")),
@@ -145,7 +153,7 @@ fn one<T: Copy + PartialEq + std::fmt::Display>(
                     Finding::notice(
                         Code::LegacyField,
                         net_path,
-                        format!("{net_path} repeats {init_path} (the form before schema 1.5)"),
+                        format!("{net_path} (the range's older place) repeats {init_path}"),
                     )
                     .hint(format!("remove {net_path}")),
                 );
@@ -163,18 +171,6 @@ const DEPLOY_OPTIONS_KEYS: &[&str] = &[
     "JoinCluster",
 ];
 const DEPLOY_OPTIONS_ACCEPTED: &[&str] = &["TimeoutSeconds", "Headless", "ServerTLSBootstrap"];
-const VM_KEYS: &[&str] = &["Ip4Address", "MacAddress", "Mtu"];
-const VM_ACCEPTED: &[&str] = &[
-    "CpuCount",
-    "MemoryInMB",
-    "DataSizeInGB",
-    "LogSizeInGB",
-    "TimeoutSeconds",
-    "TpmPassthrough",
-    "SecondaryNetworks",
-    "GlobalIpv4Address",
-];
-
 /// The 2022 preview form (SchemaVersion ≤ 1.1): `DeployOptions{SingleMachineCluster,
 /// NetworkPlugin, NodeType, ControlPlane, JoinCluster}`, `LinuxVm`, `WindowsVm`. Current fields
 /// written in the same file win; a preview field that contradicts one is an error.
@@ -278,7 +274,6 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
                     canon: format!("Machines[0].{key}"),
                     map: vm.map,
                 };
-                r.check_keys(&obj, VM_KEYS, VM_ACCEPTED);
                 r.alias(format!("Machines[0].{key}"), vm.path.clone());
                 mapped.push(format!("{} → Machines[0].{key}", vm.path));
                 let node = read_node(r, &obj);
@@ -309,7 +304,9 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
         }
     }
     if let Some(opts) = &opts {
-        if let Some(cp) = r.bool(opts, "ControlPlane") {
+        // The preview's ControlPlane was the role of a machine joining a cluster; a machine
+        // that creates the cluster always ran it.
+        if let Some(cp) = r.bool(opts, "ControlPlane").filter(|_| config.join) {
             if let Some(node) = &mut machine.linux_node {
                 node.control_plane = Some(cp);
                 r.alias(
