@@ -188,7 +188,7 @@ pub struct Matrix {
     pub cells: Vec<Cell>,
     /// What a reader should know about how the matrix was measured: node pairs sampled, the
     /// kernel's ARP table overflowing during the run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 

@@ -193,7 +193,7 @@ pub struct Finding {
     /// JSON path in the config (`Machines[0].LinuxNode.Ip4Address`); empty for the whole file.
     pub path: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present in JSON (`null` when there is none).
     pub hint: Option<String>,
 }
 
