@@ -242,7 +242,7 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
         [c, 0, ..] if *c != 0 && c.is_ascii() => {
             let mut with_bom = vec![0xff, 0xfe];
             with_bom.extend_from_slice(bytes);
-            return decode(&with_bom);
+            decode(&with_bom)
         }
         _ => {
             let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
