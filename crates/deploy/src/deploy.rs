@@ -55,6 +55,8 @@ struct Run<'a> {
     new_objects: Vec<(ObjectKind, String, Option<String>)>,
     /// Sysctls this run changed first (a rollback puts them back).
     new_sysctls: Vec<String>,
+    /// When the last step began (`-vvv` logs each step's time).
+    step_started: std::time::Instant,
 }
 
 impl Journal for Run<'_> {
@@ -90,6 +92,12 @@ impl Journal for Run<'_> {
     }
 
     fn step(&mut self, name: &str) -> Result<(), DeployError> {
+        let now = std::time::Instant::now();
+        tracing::trace!(
+            "step {name} reached after {:?} since the previous one",
+            now.duration_since(self.step_started)
+        );
+        self.step_started = now;
         Ok(failpoint::hit(name)?)
     }
 }
@@ -120,6 +128,7 @@ pub fn deploy(
         changes: Vec::new(),
         new_objects: Vec::new(),
         new_sysctls: Vec::new(),
+        step_started: std::time::Instant::now(),
     };
     match apply(&mut run, plan) {
         Ok(()) => Ok(DeployReport {

@@ -89,6 +89,7 @@ pub fn write_node_files(
         // Readable by the node's processes (node exec mounts it over /etc/resolv.conf).
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
             .map_err(io_err("write", &path))?;
+        tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| DeployError::Io {
             op: "write",
             path: path.display().to_string(),
