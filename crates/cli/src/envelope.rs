@@ -137,9 +137,18 @@ pub fn wrap(schema: &Schema, exit: Exit, error: Option<Value>, report: &impl Ser
     Value::Object(out)
 }
 
-/// Prints `report` in its envelope on stdout.
-pub fn print(schema: &Schema, exit: Exit, report: &impl Serialize) {
-    emit(&wrap(schema, exit, None, report));
+/// Prints a successful `report` in its envelope on stdout.
+pub fn print(schema: &Schema, report: &impl Serialize) {
+    emit(&wrap(schema, Exit::Ok, None, report));
+}
+
+/// Prints `report` with the outcome `result`: `Ok(())`, or the error that made it fail (a report
+/// that found problems is a failure too, so `ok: false` always comes with an `error`).
+pub fn print_result(schema: &Schema, result: Result<(), CliError>, report: &impl Serialize) {
+    match result {
+        Ok(()) => print(schema, report),
+        Err(e) => print_error(schema, &e, report),
+    }
 }
 
 /// Prints a failure in the envelope of `schema`, with what the command had (`partial`, an

@@ -24,9 +24,22 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     match cli.output {
         Output::Json => {
             let count = |s| findings.iter().filter(|f| f.severity == s).count();
-            crate::envelope::print(
+            let result = match exit {
+                Exit::Ok => Ok(()),
+                _ => Err(CliError::new(
+                    exit,
+                    "config-has-errors",
+                    format!(
+                        "{} fails: {}",
+                        super::config_source(cli),
+                        summary(&findings)
+                    ),
+                )
+                .hint("fix the findings of severity error")),
+            };
+            crate::envelope::print_result(
                 &crate::envelope::CHECK,
-                exit,
+                result,
                 &serde_json::json!({
                     "source": super::config_source(cli),
                     "findings": findings,

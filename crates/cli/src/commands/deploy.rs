@@ -97,7 +97,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {
-                Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, Exit::Ok, &report),
+                Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, &report),
                 Output::Text => {
                     if report.changes.is_empty() {
                         println!(
@@ -178,7 +178,7 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             .hint("the state keeps what is left, so `edgenet remove` can be run again"),
             &report,
         ),
-        Output::Json => crate::envelope::print(&crate::envelope::REMOVE, Exit::Ok, &report),
+        Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
         Output::Text => {
             if !report.found {
                 println!(

@@ -197,7 +197,6 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 if cli.output == Format::Json {
                     envelope::print(
                         &envelope::LAB_STATUS,
-                        Exit::Ok,
                         &serde_json::json!({"lab": args.lab.name, "up": true}),
                     );
                 } else {
@@ -297,7 +296,19 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
         Format::Json => {
             let mut report = serde_json::to_value(&matrix).expect("serializes");
             report["up"] = serde_json::json!(up);
-            envelope::print(&envelope::LAB_STATUS, exit, &report)
+            let result = match exit {
+                Exit::Ok => Ok(()),
+                _ => Err(CliError::new(
+                    exit,
+                    "unexpected-reachability",
+                    format!(
+                        "{} of {} cells are not as expected",
+                        matrix.cells.iter().filter(|c| !c.ok).count(),
+                        matrix.cells.len()
+                    ),
+                )),
+            };
+            envelope::print_result(&envelope::LAB_STATUS, result, &report)
         }
         Format::Text => print!("{}", matrix.render_table()),
     }
@@ -320,7 +331,6 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
         if cli.output == Format::Json {
             envelope::print(
                 &envelope::LAB_DOWN,
-                Exit::Ok,
                 &serde_json::json!({"lab": args.name, "removed": false}),
             );
         } else {
@@ -378,7 +388,6 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
             if cli.output == Format::Json {
                 envelope::print(
                     &envelope::LAB_DOWN,
-                    Exit::Ok,
                     &serde_json::json!({"lab": args.name, "removed": true}),
                 );
             } else {

@@ -18,7 +18,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let plan = plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     match cli.output {
-        Output::Json => crate::envelope::print(&crate::envelope::PLAN, Exit::Ok, &plan),
+        Output::Json => crate::envelope::print(&crate::envelope::PLAN, &plan),
         Output::Text => println!("{}", render(&plan, Style::for_stdout())),
     }
     Ok(Exit::Ok)

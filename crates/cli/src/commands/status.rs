@@ -17,9 +17,21 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
     let report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
     let drift = !report.drift.is_empty();
     match cli.output {
-        Output::Json => crate::envelope::print(
+        Output::Json => crate::envelope::print_result(
             &crate::envelope::STATUS,
-            if drift { Exit::Findings } else { Exit::Ok },
+            if drift {
+                Err(CliError::new(
+                    Exit::Findings,
+                    "drift",
+                    format!(
+                        "the host differs from the deployment: {}",
+                        report.drift.join("; ")
+                    ),
+                )
+                .hint("`edgenet deploy` puts it back"))
+            } else {
+                Ok(())
+            },
             &report,
         ),
         Output::Text => {
@@ -194,12 +206,16 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
     let (mac, addrs) = live;
     let ip = addrs.first().cloned();
     match cli.output {
-        Output::Json => crate::envelope::print(
+        Output::Json => crate::envelope::print_result(
             &crate::envelope::NODE_ADDR,
-            if ip.is_some() {
-                Exit::Ok
-            } else {
-                Exit::Findings
+            match ip {
+                Some(_) => Ok(()),
+                None => Err(CliError::new(
+                    Exit::Findings,
+                    "no-address",
+                    format!("node {} has no IPv4 address on its interface", node.name),
+                )
+                .hint("`edgenet status` shows the drift; `edgenet deploy` repairs it")),
             },
             &serde_json::json!({
                 "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
