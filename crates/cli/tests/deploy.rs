@@ -397,3 +397,48 @@ fn two_deploys_at_once_never_corrupt_the_state() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `-vv` shows every netlink change and file write, `-vvv` adds step timings; without `-v`
+/// none of it.
+#[test]
+fn verbose_deploy_logs_what_it_does() {
+    let Some(m) = machine("h7log") else { return };
+    let quiet = m.edgenet(&["deploy", "--machine-name", "h7q"]);
+    assert!(
+        quiet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("netlink"));
+    m.ok(&["remove"]);
+
+    let debug = m.edgenet(&["-vv", "deploy", "--machine-name", "h7q"]);
+    assert!(debug.status.success());
+    let log = String::from_utf8_lossy(&debug.stderr);
+    assert!(log.contains("netlink: new link aksedgesw-int"), "{log}");
+    assert!(log.contains("netlink: add address 192.168.0.1/24"), "{log}");
+    assert!(log.contains("/proc/sys/net/ipv4/ip_forward"), "{log}");
+    assert!(
+        log.contains(&format!("write {}", m.state.join("state.json").display())),
+        "{log}"
+    );
+    assert!(log.contains("resolv.conf"), "node files are written: {log}");
+    assert!(
+        !log.contains("step switch reached"),
+        "timings are trace: {log}"
+    );
+    // What the log says was made is what the kernel has.
+    let links = sh_out(&format!("ip -n {} -j link show aksedgesw-int", m.ns));
+    assert!(links.contains("aksedgesw-int"));
+    m.ok(&["remove"]);
+
+    let trace = m.edgenet(&["-vvv", "deploy", "--machine-name", "h7q"]);
+    assert!(trace.status.success());
+    let log = String::from_utf8_lossy(&trace.stderr);
+    for step in ["state", "switch", "firewall", "finish"] {
+        assert!(
+            log.contains(&format!("step {step} reached after")),
+            "{step}: {log}"
+        );
+    }
+}
