@@ -270,6 +270,30 @@ fn cases() -> Vec<Case> {
             })),
         },
         Case {
+            // Schema 1.0 (first preview): KubernetesDistribution, the VMs and their MTU.
+            file: "v1.0-preview-k8s-distribution.json",
+            machine: 0,
+            errors: &[],
+            notes: &[
+                ("legacy-field", "KubernetesDistribution"),
+                ("legacy-field", "LinuxVm.Mtu"),
+            ],
+            plan: Some({
+                let mut p = single(
+                    "192.168.0.0/24",
+                    json!([
+                        {"name": "edge01-ledge", "role": "control-plane", "address": "192.168.0.2/24", "mtu": 1400},
+                        {"name": "edge01-wedge", "role": "worker", "address": "192.168.0.3/24", "mtu": 1400}
+                    ]),
+                    json!({"start": "192.168.0.4", "end": "192.168.0.11", "size": 8}),
+                    "k8s",
+                    "calico",
+                );
+                p["switch"]["mtu"] = json!(1400);
+                p
+            }),
+        },
+        Case {
             file: "older-network-service-range.json",
             machine: 0,
             errors: &[],

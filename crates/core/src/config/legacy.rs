@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::load::{node_mtu, read_node};
 use super::reader::{Obj, Reader};
-use super::{Config, DeploymentType, Machine, NetworkPlugin, Node};
+use super::{Config, DeploymentType, Distribution, Machine, NetworkPlugin, Node};
 use crate::validate::{Code, Finding};
 
 /// One value of the service range and where the file wrote it.
@@ -170,11 +170,50 @@ const DEPLOY_OPTIONS_KEYS: &[&str] = &[
     "ControlPlane",
     "JoinCluster",
 ];
-const DEPLOY_OPTIONS_ACCEPTED: &[&str] = &["TimeoutSeconds", "Headless", "ServerTLSBootstrap"];
+const DEPLOY_OPTIONS_ACCEPTED: &[&str] = &[
+    "TimeoutSeconds",
+    "Headless",
+    "ServerTLSBootstrap",
+    "ClusterJoinToken",
+    "DiscoveryTokenHash",
+    "CertificateKey",
+    "ClusterId",
+];
 /// The 2022 preview form (SchemaVersion ≤ 1.1): `DeployOptions{SingleMachineCluster,
 /// NetworkPlugin, NodeType, ControlPlane, JoinCluster}`, `LinuxVm`, `WindowsVm`. Current fields
 /// written in the same file win; a preview field that contradicts one is an error.
 pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: &mut Config) {
+    // Schema 1.0 named the distribution at the top level; later the installer chose it.
+    let distro = r.enumeration(
+        root,
+        "KubernetesDistribution",
+        &[("k3s", Distribution::K3s), ("k8s", Distribution::K8s)],
+    );
+    if let Some(distro) = distro {
+        let path = root.at("KubernetesDistribution");
+        match config.edgenet.distribution {
+            None => {
+                config.edgenet.distribution = Some(distro);
+                r.alias("Edgenet.Distribution", path.clone());
+                r.findings.push(
+                    Finding::notice(
+                        Code::LegacyField,
+                        &path,
+                        format!(
+                            "{path} (schema 1.0) is read as Edgenet.Distribution {}",
+                            distro.as_str()
+                        ),
+                    )
+                    .hint("current files leave the distribution to Network.NetworkPlugin"),
+                );
+            }
+            Some(d) if d != distro => {
+                let current = r.written("Edgenet.Distribution");
+                conflict(r, &path, distro.as_str(), &current, d.as_str());
+            }
+            Some(_) => {}
+        }
+    }
     let opts = r.object(root, "DeployOptions");
     let linux_vm = r.object(root, "LinuxVm");
     let windows_vm = r.object(root, "WindowsVm");

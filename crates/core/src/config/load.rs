@@ -84,6 +84,8 @@ const ROOT_ACCEPTED: &[&str] = &[
     "EndUser",
     "LinuxVm",
     "WindowsVm",
+    "KubernetesDistribution",
+    "Azure",
 ];
 const INIT_KEYS: &[&str] = &[
     "ServiceIPRangeStart",
