@@ -545,3 +545,29 @@ fn the_corpus_through_the_binary() {
     }
     assert!(n >= 15);
 }
+
+/// A cluster config with keys in another case (as PowerShell accepts it) still makes a
+/// joining machine's config, written in the schema's spelling.
+#[test]
+fn scale_config_from_a_lower_case_cluster_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("join.json");
+    let run = edgenet(&[
+        "scale-config",
+        "-c",
+        &corpus("v1.16-scalable-lowercase-keys.json"),
+        "--linux-node-ip",
+        "192.168.20.232",
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["Network"]["ControlPlaneEndpointIp"], "192.168.20.230");
+    assert_eq!(
+        v["Machines"][0]["LinuxNode"]["Ip4Address"],
+        "192.168.20.232"
+    );
+    let checked = edgenet(&["check", "--offline-check", "-c", out.to_str().unwrap()]);
+    assert_eq!(code(&checked), 0, "{}", stdout(&checked));
+}

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use serde_json::{json, Value};
 use support::*;
 
@@ -441,4 +443,44 @@ fn verbose_deploy_logs_what_it_does() {
             "{step}: {log}"
         );
     }
+}
+
+/// On a terminal, deploy says what it is doing on stderr; `-q` keeps it to the results.
+#[test]
+fn quiet_silences_progress_on_a_terminal() {
+    let Some(m) = machine("h7quiet") else { return };
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: needs util-linux's script for a terminal");
+        return;
+    }
+    let on_tty = |flags: &str| {
+        let line = format!(
+            "nsenter --net=/run/netns/{} {} {flags} deploy --machine-name h7q",
+            m.ns,
+            env!("CARGO_BIN_EXE_edgenet")
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env("TERM", "dumb")
+            .env_remove("EDGENET_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let loud = on_tty("");
+    assert!(loud.contains("edgenet: deploying"), "{loud}");
+    m.ok(&["remove"]);
+    let quiet = on_tty("-q");
+    assert!(!quiet.contains("edgenet: deploying"), "{quiet}");
+    assert!(
+        quiet.contains("created bridge aksedgesw-int"),
+        "results stay: {quiet}"
+    );
 }

@@ -158,6 +158,45 @@ const EDGENET_KEYS: &[&str] = &[
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
+/// `v` with every key that is a schema key in another case spelt as the schema spells it
+/// (`network.dnsServers` → `Network.DnsServers`), for tools that build new configs from a
+/// user's file.
+pub fn with_canonical_keys(v: &Value) -> Value {
+    let lists: &[&[&str]] = &[
+        ROOT_KEYS,
+        ROOT_ACCEPTED,
+        INIT_KEYS,
+        INIT_ACCEPTED,
+        NETWORK_KEYS,
+        NETWORK_LEGACY,
+        PROXY_KEYS,
+        VSWITCH_KEYS,
+        MACHINE_KEYS,
+        MACHINE_ACCEPTED,
+        CONNECTION_KEYS,
+        NODE_KEYS,
+        NODE_ACCEPTED,
+        EDGENET_KEYS,
+        FORWARD_KEYS,
+    ];
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = lists
+                        .iter()
+                        .flat_map(|l| l.iter())
+                        .find(|c| c.eq_ignore_ascii_case(k))
+                        .map_or_else(|| k.clone(), |c| (*c).to_string());
+                    (key, with_canonical_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(with_canonical_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Parses a deployment file. Problems with individual fields become findings (all of them);
 /// only a file that is not a JSON object at all is a [`LoadError`].
 pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
