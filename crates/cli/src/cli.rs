@@ -184,8 +184,9 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Every output format of every reporting command, in one place (a command that cannot
-/// produce a format says so with `unsupported-format`).
+/// Every output format of every reporting command, in one place. A format added here that a
+/// command cannot produce should be refused by that command with the error code
+/// `unsupported-format` (exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// Text for people (tables, findings).
@@ -419,8 +420,9 @@ pub struct LabUpArgs {
     #[arg(value_name = "CONFIG", conflicts_with_all = ["scalable", "config"])]
     pub lab_config: Option<PathBuf>,
 
-    /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN.
-    #[arg(long, value_name = "N")]
+    /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN (an
+    /// EDGENET_CONFIG in the environment is then not used).
+    #[arg(long, value_name = "N", conflicts_with = "config")]
     pub scalable: Option<u8>,
 
     /// Do not measure the reachability matrix after building (`lab status` does it later).

@@ -505,7 +505,28 @@ fn lab_up_refuses_a_config_that_fails_check_from_c_and_edgenet_config() {
             stderr(&out)
         );
     }
-    assert!(!labs.join("h7bad").exists(), "nothing was built");
+    // From standard input too, and nothing is written for it.
+    let mut child = bin()
+        .args(["lab", "up", "-c", "-", "--name", "h7bad", "--lab-dir", l])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&bad).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard input has"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!labs.exists(), "nothing was built or written");
 }
 
 /// Every file of the corpus through the binary: valid ones pass `check` and plan, invalid ones

@@ -259,3 +259,57 @@ fn network_fields_not_applied_are_warned_others_stay_silent() {
         run(&empty)
     );
 }
+
+fn lower_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), lower_keys(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(lower_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Every valid file of the corpus reads the same with all its keys in lower case (and the
+/// canonical spelling of a lower-cased file gives the file back).
+#[test]
+fn the_corpus_reads_the_same_in_any_key_case() {
+    let dir = format!("{}/../../tests/fixtures/corpus", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("invalid-") {
+            continue;
+        }
+        let original = load(&std::fs::read(&path).unwrap()).unwrap();
+        let lowered = lower_keys(&original.source);
+        let loaded = load(lowered.to_string().as_bytes()).unwrap();
+        let strip = |mut c: edgenet_core::config::Config| {
+            c.source_paths.clear();
+            c.invalid_paths.clear();
+            if let Some(v) = &mut c.network.legacy_vswitch {
+                v.path.clear();
+            }
+            c
+        };
+        assert_eq!(
+            strip(loaded.config.clone()),
+            strip(original.config.clone()),
+            "{name}"
+        );
+        let f = check(&loaded, &Context::offline("test", "edge01"));
+        assert!(
+            f.iter().all(|f| f.severity != Severity::Error),
+            "{name}: {f:#?}"
+        );
+        assert!(
+            f.iter().any(|f| f.code.as_str() == "key-case"),
+            "{name}: the spelling is noticed"
+        );
+        let back = edgenet_core::config::with_canonical_keys(&lowered);
+        let reread = load(back.to_string().as_bytes()).unwrap();
+        assert_eq!(strip(reread.config), strip(original.config), "{name}");
+    }
+}

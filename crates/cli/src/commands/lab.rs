@@ -70,17 +70,32 @@ fn failed(what: &str, m: &LabMachine, out: &Output) -> String {
     )
 }
 
+/// A config that fails `check` is refused before any namespace exists (offline: the lab
+/// machine's host is the lab's, not this one).
+fn refuse_failing(loaded: &edgenet_core::config::Loaded, source: &str) -> Result<(), CliError> {
+    let ctx = edgenet_core::validate::Context::offline("a lab machine", "lab");
+    super::refuse_errors_from(
+        source,
+        &edgenet_core::validate::check(loaded, &ctx),
+        "the lab was not built",
+    )
+}
+
 pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     // The config is checked here first (offline: the lab machine's host facts are its own),
     // so a bad one is refused before any namespace exists.
     let dir = lab_dir(&args.lab);
     // CONFIG, else -c / EDGENET_CONFIG (given before or after `lab up`).
-    let given = args.lab_config.as_ref().or(cli.config.as_ref());
+    let given = match args.scalable {
+        Some(_) => None,
+        None => args.lab_config.as_ref().or(cli.config.as_ref()),
+    };
     let config: Option<PathBuf> = match (given, args.scalable) {
         (Some(p), _) if super::is_stdin(p) => {
             // The lab's machines read the config from a file: keep standard input's beside
             // the lab directory, as a generated one.
             let loaded = super::load_config_at(Some(p))?;
+            refuse_failing(&loaded, "standard input")?;
             std::fs::create_dir_all(&args.lab.lab_dir).map_err(lab_error)?;
             let path = args
                 .lab
@@ -111,14 +126,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         (None, None) => None,
     };
     let loaded = super::load_config_at(config.as_deref())?;
-    // A config that fails `check` is refused before any namespace exists (offline: the lab
-    // machine's host is the lab's, not this one).
-    let ctx = edgenet_core::validate::Context::offline("a lab machine", "lab");
-    super::refuse_errors_from(
-        &super::source_name_of(config.as_deref()),
-        &edgenet_core::validate::check(&loaded, &ctx),
-        "the lab was not built",
-    )?;
+    refuse_failing(&loaded, &super::source_name_of(config.as_deref()))?;
     let scalable = loaded.config.is_scalable();
     let mut spec = LabSpec::new(&args.lab.name, &dir);
     if scalable {
