@@ -294,6 +294,27 @@ fn cases() -> Vec<Case> {
             }),
         },
         Case {
+            // AksEdgeDeploy's preview user config: the product names the distribution.
+            file: "v1.1-aksedgedeploy-preview-k8s.json",
+            machine: 0,
+            errors: &[],
+            notes: &[("legacy-field", "AksEdgeProduct")],
+            plan: Some(single(
+                "192.168.0.0/24",
+                json!([{"role": "control-plane", "address": "192.168.0.2/24"}]),
+                Value::Null,
+                "k8s",
+                "calico",
+            )),
+        },
+        Case {
+            file: "invalid-aksedgedeploy-wrapper-file.json",
+            machine: 0,
+            errors: &[("wrong-file", "AksEdgeConfigFile")],
+            notes: &[],
+            plan: None,
+        },
+        Case {
             file: "older-network-service-range.json",
             machine: 0,
             errors: &[],

@@ -4,6 +4,8 @@
 
 use std::net::Ipv4Addr;
 
+use serde_json::Value;
+
 use super::load::{node_mtu, read_node};
 use super::reader::{Obj, Reader};
 use super::{Config, DeploymentType, Distribution, Machine, NetworkPlugin, Node};
@@ -183,14 +185,44 @@ const DEPLOY_OPTIONS_ACCEPTED: &[&str] = &[
 /// NetworkPlugin, NodeType, ControlPlane, JoinCluster}`, `LinuxVm`, `WindowsVm`. Current fields
 /// written in the same file win; a preview field that contradicts one is an error.
 pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: &mut Config) {
-    // Schema 1.0 named the distribution at the top level; later the installer chose it.
-    let distro = r.enumeration(
+    // AksEdgeDeploy's wrapper (aide-userconfig.json) is not the deployment config: it names one.
+    if let Some(Value::String(file)) = root.get("AksEdgeConfigFile") {
+        if root.key("Machines").is_none() && root.key("DeployOptions").is_none() {
+            let path = root.at("AksEdgeConfigFile");
+            r.invalid(
+                &path,
+                Finding::error(
+                    Code::WrongFile,
+                    &path,
+                    format!("this is an AksEdgeDeploy user config (aide-userconfig.json); its deployment config is {file:?}"),
+                )
+                .hint(format!("give edgenet that file: edgenet check -c {file}")),
+            );
+        }
+    }
+    // Schema 1.0 named the distribution at the top level, and AksEdgeDeploy's wrapper names the
+    // product ("AKS Edge Essentials - K8s"); later the installer alone chose it.
+    let mut distro = r.enumeration(
         root,
         "KubernetesDistribution",
         &[("k3s", Distribution::K3s), ("k8s", Distribution::K8s)],
     );
+    let mut key = "KubernetesDistribution";
+    if distro.is_none() {
+        if let Some(Value::String(product)) = root.get("AksEdgeProduct") {
+            let p = product.to_ascii_lowercase();
+            key = "AksEdgeProduct";
+            distro = if p.contains("k8s") {
+                Some(Distribution::K8s)
+            } else if p.contains("k3s") {
+                Some(Distribution::K3s)
+            } else {
+                None
+            };
+        }
+    }
     if let Some(distro) = distro {
-        let path = root.at("KubernetesDistribution");
+        let path = root.at(key);
         match config.edgenet.distribution {
             None => {
                 config.edgenet.distribution = Some(distro);

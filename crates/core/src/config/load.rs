@@ -86,6 +86,12 @@ const ROOT_ACCEPTED: &[&str] = &[
     "WindowsVm",
     "KubernetesDistribution",
     "Azure",
+    // AksEdgeDeploy's wrapper file (aide-userconfig.json).
+    "AksEdgeProduct",
+    "AksEdgeProductUrl",
+    "AksEdgeConfigFile",
+    "InstallOptions",
+    "VSwitch",
 ];
 const INIT_KEYS: &[&str] = &[
     "ServiceIPRangeStart",

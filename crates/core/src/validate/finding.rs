@@ -35,6 +35,7 @@ pub enum Code {
     DuplicateKey,
     NotApplied,
     ConflictingFields,
+    WrongFile,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -105,6 +106,7 @@ impl Code {
             DuplicateKey => "duplicate-key",
             NotApplied => "not-applied",
             ConflictingFields => "conflicting-fields",
+            WrongFile => "wrong-file",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -151,7 +153,7 @@ impl Code {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
             | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields => 1,
+            | ConflictingFields | WrongFile => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet
