@@ -84,6 +84,38 @@ fn cases() -> Vec<Case> {
             )),
         },
         Case {
+            file: "v1.8-single-prefix-dns-skipdnscheck.json",
+            machine: 0,
+            errors: &[],
+            notes: &[],
+            plan: Some(single(
+                "10.200.0.0/24",
+                json!([{"address": "10.200.0.2/24", "dns_servers": ["10.0.0.53"], "dns_source": "configured"}]),
+                json!({"start": "10.200.0.4", "end": "10.200.0.13", "size": 10}),
+                "k3s",
+                "flannel",
+            )),
+        },
+        Case {
+            // A ScalableCluster of one machine with both nodes (to expose services on the LAN).
+            file: "v1.6-scalable-linux-and-windows.json",
+            machine: 0,
+            errors: &[],
+            notes: &[],
+            plan: Some(json!({
+                "deployment_type": "ScalableCluster",
+                "switch": {"adapter": "Ethernet", "subnet": "192.168.1.0/24", "gateway": "192.168.1.1"},
+                "nodes": [
+                    {"kind": "linux", "role": "control-plane", "address": "192.168.1.171/24",
+                     "mac": {"mode": "static", "address": "00:15:5d:01:02:71"}},
+                    {"kind": "windows", "role": "worker", "address": "192.168.1.172/24",
+                     "mac": {"mode": "static", "address": "00:15:5d:01:02:72"}}
+                ],
+                "control_plane_endpoint": "192.168.1.191",
+                "service_range": {"start": "192.168.1.151", "end": "192.168.1.160", "size": 10},
+            })),
+        },
+        Case {
             file: "v1.13-single-offline.json",
             machine: 0,
             errors: &[],
