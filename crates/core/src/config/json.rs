@@ -5,6 +5,7 @@
 //! repeat has no single meaning, so both are collected here with their JSON path.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -100,13 +101,15 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        // Lower-cased key → its first spelling: one lookup per key, however large the object.
+        let mut seen: HashMap<String, String> = HashMap::new();
         while let Some(key) = access.next_key::<String>()? {
             let path = join(&self.path, &key);
             let value = access.next_value_seed(Seed {
                 path: path.clone(),
                 dups: self.dups,
             })?;
-            if let Some(first) = map.keys().find(|k| k.eq_ignore_ascii_case(&key)) {
+            if let Some(first) = seen.get(&key.to_ascii_lowercase()) {
                 let exact = *first == key;
                 self.dups.borrow_mut().push(Duplicate {
                     path,
@@ -116,6 +119,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 // The first occurrence stays: PowerShell would not have read the file at all.
                 continue;
             }
+            seen.insert(key.to_ascii_lowercase(), key.clone());
             map.insert(key, value);
         }
         Ok(Value::Object(map))
@@ -150,6 +154,17 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_huge_object_is_read_in_linear_time() {
+        let keys: Vec<String> = (0..200_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{{}, \"K7\": 0}}", keys.join(","));
+        let started = std::time::Instant::now();
+        let (v, d) = parse(&text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 200_000);
+        assert_eq!(d.len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]
