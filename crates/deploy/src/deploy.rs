@@ -57,6 +57,8 @@ struct Run<'a> {
     new_sysctls: Vec<String>,
     /// Set while a failed run puts the previous deployment back: failpoints stay quiet.
     rolling_back: bool,
+    /// When the last step began (`-vvv` logs each step's time).
+    step_started: std::time::Instant,
 }
 
 impl Journal for Run<'_> {
@@ -95,6 +97,12 @@ impl Journal for Run<'_> {
         if self.rolling_back {
             return Ok(());
         }
+        let now = std::time::Instant::now();
+        tracing::trace!(
+            "step {name} reached after {:?} since the previous one",
+            now.duration_since(self.step_started)
+        );
+        self.step_started = now;
         Ok(failpoint::hit(name)?)
     }
 
@@ -135,6 +143,7 @@ pub fn deploy(
         new_objects: Vec::new(),
         new_sysctls: Vec::new(),
         rolling_back: false,
+        step_started: std::time::Instant::now(),
     };
     match apply(&mut run, plan) {
         Ok(()) => Ok(DeployReport {

@@ -641,6 +641,7 @@ impl StateLock {
         if durable {
             tmp.as_file().sync_all().map_err(write_err)?;
         }
+        tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| write_err(e.error))?;
         if durable {
             File::open(self.dir.path())

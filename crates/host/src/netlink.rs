@@ -819,6 +819,11 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+        // Every change edgenet makes to the kernel passes here: `-vv` shows them all.
+        match describe(&msg) {
+            Some(change) => tracing::debug!("netlink: {change}"),
+            None => tracing::trace!("netlink: {msg:?}"),
+        }
         let (replies, _) = self.exchange(msg, flags)?;
         Ok(replies)
     }
@@ -1055,6 +1060,53 @@ fn link_from(msg: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+/// A one-line account of a change request, for the debug log (`None`: not a change).
+fn describe(msg: &RouteNetlinkMessage) -> Option<String> {
+    let link = |verb: &str, m: &LinkMessage| {
+        let name = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        format!(
+            "{verb} link {}",
+            name.unwrap_or_else(|| format!("index {}", m.header.index))
+        )
+    };
+    let address = |verb: &str, m: &AddressMessage| {
+        let ip = m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        });
+        format!(
+            "{verb} address {}/{} on index {}",
+            ip.map_or("?".to_string(), |ip| ip.to_string()),
+            m.header.prefix_len,
+            m.header.index
+        )
+    };
+    let route = |verb: &str, m: &RouteMessage| {
+        let dst = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+            _ => None,
+        });
+        format!(
+            "{verb} route {}/{}",
+            dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            m.header.destination_prefix_length
+        )
+    };
+    Some(match msg {
+        RouteNetlinkMessage::NewLink(m) => link("new", m),
+        RouteNetlinkMessage::SetLink(m) => link("set", m),
+        RouteNetlinkMessage::DelLink(m) => link("delete", m),
+        RouteNetlinkMessage::NewAddress(m) => address("add", m),
+        RouteNetlinkMessage::DelAddress(m) => address("delete", m),
+        RouteNetlinkMessage::NewRoute(m) => route("add", m),
+        RouteNetlinkMessage::DelRoute(m) => route("delete", m),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

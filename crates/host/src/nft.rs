@@ -171,6 +171,7 @@ impl Nft {
                 }
             }
         };
+        tracing::debug!("run {:?} {}", self.program, args.join(" "));
         let mut cmd = Command::new(&self.program);
         cmd.args(args)
             // nft prints strerror() texts; keep them in English so `is_missing` can read them.

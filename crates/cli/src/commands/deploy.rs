@@ -12,7 +12,6 @@ use edgenet_deploy::DeployError;
 
 use crate::cli::{Cli, DeployArgs, LockArgs, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::print_json;
 
 pub fn host_error(e: DeployError) -> CliError {
     let exit = Exit::Host;
@@ -88,7 +87,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     )?;
     // Before the lock, which makes the state directory: a refusal changes nothing.
     edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
-    let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
+    let terminal =
+        std::io::stderr().is_terminal() && cli.output == Output::Text && !crate::logging::quiet();
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
@@ -100,7 +100,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {
-                Output::Json => print_json(&report),
+                Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, &report),
                 Output::Text => {
                     if report.changes.is_empty() {
                         println!(
@@ -126,10 +126,15 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Err(failure) => {
             let hint = failure.error.hint();
             if cli.output == Output::Json {
-                print_json(&serde_json::json!({
-                    "error": {"code": "deploy-failed", "message": failure.error.to_string(), "hint": hint, "exit": Exit::Host as u8},
-                    "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
-                }));
+                let mut err = CliError::new(Exit::Host, "deploy-failed", failure.error.to_string());
+                err.hint = hint;
+                crate::envelope::print_error(
+                    &crate::envelope::DEPLOY,
+                    &err,
+                    &serde_json::json!({
+                        "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
+                    }),
+                );
                 return Ok(Exit::Host);
             }
             eprintln!(
@@ -169,7 +174,17 @@ pub fn run_remove(cli: &Cli, args: &LockArgs) -> Result<Exit, CliError> {
 fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit, CliError> {
     let failed = !report.errors.is_empty();
     match cli.output {
-        Output::Json => print_json(&report),
+        Output::Json if failed => crate::envelope::print_error(
+            &crate::envelope::REMOVE,
+            &CliError::new(
+                Exit::Host,
+                "remove-incomplete",
+                format!("{} problem(s) while removing", report.errors.len()),
+            )
+            .hint("the state keeps what is left, so `edgenet remove` can be run again"),
+            &report,
+        ),
+        Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
         Output::Text => {
             if !report.found {
                 println!(

@@ -31,6 +31,11 @@ pub enum Code {
     WindowsControlPlane,
     InvalidName,
     Placeholder,
+    KeyCase,
+    DuplicateKey,
+    NotApplied,
+    ConflictingFields,
+    WrongFile,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -100,6 +105,11 @@ impl Code {
             WindowsControlPlane => "windows-control-plane",
             InvalidName => "invalid-name",
             Placeholder => "placeholder",
+            KeyCase => "key-case",
+            DuplicateKey => "duplicate-key",
+            NotApplied => "not-applied",
+            ConflictingFields => "conflicting-fields",
+            WrongFile => "wrong-file",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -148,7 +158,8 @@ impl Code {
         match self {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
-            | InvalidName | Placeholder => 1,
+            | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
+            | ConflictingFields | WrongFile => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet
@@ -191,7 +202,7 @@ pub struct Finding {
     /// JSON path in the config (`Machines[0].LinuxNode.Ip4Address`); empty for the whole file.
     pub path: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present in JSON (`null` when there is none).
     pub hint: Option<String>,
 }
 

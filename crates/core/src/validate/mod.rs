@@ -60,7 +60,16 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
 /// Loader findings plus [`validate`], ordered by rule group (stable within a group).
 pub fn check(loaded: &crate::config::Loaded, ctx: &Context<'_>) -> Vec<Finding> {
     let mut all = loaded.findings.clone();
-    all.extend(validate(&loaded.config, ctx));
+    // The rules name current-schema paths; point them at what the file wrote instead.
+    let aliases = &loaded.config.source_paths;
+    all.extend(validate(&loaded.config, ctx).into_iter().map(|mut f| {
+        if !aliases.is_empty() {
+            f.path = crate::config::written_path(aliases, &f.path);
+            f.message = crate::config::rewrite_paths(aliases, &f.message);
+            f.hint = f.hint.map(|h| crate::config::rewrite_paths(aliases, &h));
+        }
+        f
+    }));
     all.sort_by_key(|f| (f.rule == 0, f.rule));
     all
 }

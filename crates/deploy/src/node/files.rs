@@ -103,6 +103,7 @@ pub fn write_node_files(
         // over /etc); the mode is set before the file appears under its name.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
             .map_err(io_err("write", &path))?;
+        tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| DeployError::Io {
             op: "write",
             path: path.display().to_string(),
