@@ -58,7 +58,7 @@ pub const DEPLOY: Schema = Schema {
 
 pub const REMOVE: Schema = Schema {
     name: "edgenet.remove/v1",
-    keys: &["found", "deployment_id", "removed", "errors"],
+    keys: &["found", "deployment_id", "removed", "restored", "left", "errors"],
 };
 
 pub const STATUS: Schema = Schema {
