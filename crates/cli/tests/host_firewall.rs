@@ -140,8 +140,7 @@ fn findings(m: &Machine, config: Option<&str>) -> Vec<Value> {
         args.extend(["-c", c]);
     }
     let out = m.edgenet(&args);
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["findings"]
         .as_array()
         .unwrap()
         .clone()
