@@ -104,6 +104,11 @@ pub enum Command {
     /// machine running the normal deploy. Never changes the host's own network.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Write the files Kubernetes needs on each node (K3s or kubeadm, kube-vip or MetalLB,
+    /// Calico, proxy, DNS, systemd units), or print one of them.
+    Render(crate::commands::render::RenderArgs),
+    /// Check from inside each node that the network works as planned.
+    Doctor(crate::commands::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args, Clone)]

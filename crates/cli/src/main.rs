@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Up(args)) => commands::lab::up(&cli, args),
         Command::Lab(LabCommand::Status(args)) => commands::lab::status(&cli, args),
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),
+        Command::Render(args) => commands::render::run(&cli, args),
+        Command::Doctor(args) => commands::doctor::run(&cli, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod probes;
 pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;

@@ -32,3 +32,8 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
     serde_saphyr::from_multiple(text).map_err(|e| e.to_string())
 }
+
+/// Parses every document of a multi-document file with one typed model.
+pub fn from_yaml_documents<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
+    serde_saphyr::from_multiple(text).map_err(|e| e.to_string())
+}

@@ -3,8 +3,10 @@
 pub mod check;
 pub mod config_new;
 pub mod deploy;
+pub mod doctor;
 pub mod lab;
 pub mod plan;
+pub mod render;
 pub mod scale_config;
 pub mod status;
 

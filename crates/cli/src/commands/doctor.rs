@@ -1,0 +1,98 @@
+//! `edgenet doctor`: checks from inside each deployed node, and on the host, that the network
+//! works as planned. Exit 1 on any FAIL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use edgenet_core::config::NodeRuntime;
+use edgenet_core::plan::MacAssignment;
+use edgenet_deploy::names;
+use edgenet_deploy::node::files;
+use edgenet_deploy::state::StateDir;
+use edgenet_doctor::{doctor, DoctorOptions, NodeHandle, Report};
+
+use crate::cli::{Cli, Output};
+use crate::exit::{CliError, Exit};
+use crate::output::print_json;
+
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// A name every DNS server of the nodes must resolve (default: any answer to a query for
+    /// the root counts).
+    #[arg(long, value_name = "NAME")]
+    pub probe_name: Option<String>,
+
+    /// A URL the nodes must reach directly (NAT egress), or must not reach when offline.
+    /// Without it the egress check is skipped.
+    #[arg(long, value_name = "URL")]
+    pub probe_url: Option<String>,
+
+    /// Compare the files of `edgenet render --out DIR` with the plan, instead of the node's own.
+    #[arg(long, value_name = "DIR")]
+    pub rendered: Option<PathBuf>,
+
+    /// Seconds to wait for each probe's answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    pub timeout: u64,
+}
+
+/// The doctor's report for the deployment in the state directory.
+pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
+    let state = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?
+        .and_then(|s| s.applied_plan.clone().map(|p| (s, p)));
+    let Some((state, plan)) = state else {
+        return Err(CliError::new(
+            Exit::Findings,
+            "not-deployed",
+            format!("nothing is deployed in {}", cli.state_dir.display()),
+        )
+        .hint("run `edgenet deploy` first"));
+    };
+    if plan.node_runtime == NodeRuntime::Vm {
+        return Err(CliError::new(
+            Exit::Findings,
+            "not-supported",
+            "doctor enters netns nodes; VM nodes need the guest agent's exec channel, which doctor does not use yet",
+        ));
+    }
+    let nodes: Vec<NodeHandle> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let dir = files::node_dir(&cli.state_dir, &n.name);
+            NodeHandle {
+                plan: n.clone(),
+                netns: names::node_netns(&n.name, &state.deployment_id),
+                resolv_conf: dir.join(files::RESOLV_CONF),
+                proxy_env: dir.join(files::PROXY_ENV),
+                mac: match n.mac {
+                    MacAssignment::Static { address } => Some(address),
+                    MacAssignment::GeneratedAtDeploy => state.macs.get(&n.name).copied(),
+                },
+            }
+        })
+        .collect();
+    let opts = DoctorOptions {
+        probe_name: args.probe_name.clone(),
+        probe_url: args.probe_url.clone(),
+        rendered_root: args.rendered.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    Ok(doctor(&plan, &nodes, &opts))
+}
+
+pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
+    let report = report(cli, args)?;
+    match cli.output {
+        Output::Json => print_json(&report),
+        Output::Text => print!("{}", report.text()),
+    }
+    Ok(if report.failed() {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
