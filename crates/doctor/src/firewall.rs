@@ -40,7 +40,12 @@ pub fn forward_blockers(ruleset: &Value, switch: &str) -> Vec<Blocker> {
     let mut out = Vec::new();
     let chains: Vec<&Value> = items(ruleset).filter_map(|i| i.get("chain")).collect();
     let rules: Vec<&Value> = items(ruleset).filter_map(|i| i.get("rule")).collect();
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     for chain in &chains {
         let (family, table, name) = (s(chain, "family"), s(chain, "table"), s(chain, "name"));
         if table.starts_with("edgenet") || s(chain, "hook") != "forward" {
@@ -51,14 +56,24 @@ pub fn forward_blockers(ruleset: &Value, switch: &str) -> Vec<Blocker> {
             .filter(|r| s(r, "family") == family && s(r, "table") == table)
             .collect();
         let drops_all = |r: &&&Value| {
-            let expr = r.get("expr").and_then(Value::as_array).cloned().unwrap_or_default();
-            let verdicts = expr.iter().filter(|e| e.get("drop").is_some() || e.get("reject").is_some()).count();
+            let expr = r
+                .get("expr")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let verdicts = expr
+                .iter()
+                .filter(|e| e.get("drop").is_some() || e.get("reject").is_some())
+                .count();
             let matches = expr.iter().filter(|e| e.get("match").is_some()).count();
             verdicts > 0 && matches == 0
         };
         let how = if s(chain, "policy") == "drop" {
             "policy drop".to_string()
-        } else if in_table.iter().any(|r| s(r, "chain") == name && drops_all(r)) {
+        } else if in_table
+            .iter()
+            .any(|r| s(r, "chain") == name && drops_all(r))
+        {
             "a final rule drops or rejects everything".to_string()
         } else {
             continue;
@@ -71,17 +86,30 @@ pub fn forward_blockers(ruleset: &Value, switch: &str) -> Vec<Blocker> {
         if accepts_switch {
             continue;
         }
-        let chain_names: Vec<String> = chains.iter().filter(|c| s(c, "table") == table && s(c, "family") == family).map(|c| s(c, "name")).collect();
+        let chain_names: Vec<String> = chains
+            .iter()
+            .filter(|c| s(c, "table") == table && s(c, "family") == family)
+            .map(|c| s(c, "name"))
+            .collect();
         let owner = if table == "firewalld" {
             Owner::Firewalld
         } else if chain_names.iter().any(|c| c.starts_with("ufw")) {
             Owner::Ufw
-        } else if chain_names.iter().any(|c| c == "DOCKER-USER" || c == "DOCKER") {
+        } else if chain_names
+            .iter()
+            .any(|c| c == "DOCKER-USER" || c == "DOCKER")
+        {
             Owner::Docker
         } else {
             Owner::Other
         };
-        out.push(Blocker { family, table, chain: name, owner, how });
+        out.push(Blocker {
+            family,
+            table,
+            chain: name,
+            owner,
+            how,
+        });
     }
     out
 }
@@ -108,7 +136,11 @@ pub fn fix(b: &Blocker, switch: &str) -> String {
 pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Check {
     let switch = &plan.switch.name;
     if blockers.is_empty() {
-        return Check::pass("host", "host-firewall", "no other firewall drops the switch's forwarded traffic");
+        return Check::pass(
+            "host",
+            "host-firewall",
+            "no other firewall drops the switch's forwarded traffic",
+        );
     }
     // Routed (NAT) traffic always crosses the forward hook; bridged traffic between nodes only
     // with bridge-nf-call-iptables = 1.
@@ -123,7 +155,10 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
                 Owner::Ufw => "ufw",
                 Owner::Other => "a firewall",
             };
-            format!("{who} ({} {} chain {}: {})", b.family, b.table, b.chain, b.how)
+            format!(
+                "{who} ({} {} chain {}: {})",
+                b.family, b.table, b.chain, b.how
+            )
         })
         .collect();
     let fixes: Vec<String> = blockers.iter().map(|b| fix(b, switch)).collect();
@@ -131,7 +166,14 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
     if routed || bridged {
         Check::fail("host", "host-firewall", detail, fixes.join("; "))
     } else {
-        Check::warn("host", "host-firewall", format!("{detail} (only matters for routed traffic or with bridge-nf-call-iptables = 1)")).fix(fixes.join("; "))
+        Check::warn(
+            "host",
+            "host-firewall",
+            format!(
+                "{detail} (only matters for routed traffic or with bridge-nf-call-iptables = 1)"
+            ),
+        )
+        .fix(fixes.join("; "))
     }
 }
 

@@ -82,7 +82,11 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
     let mut out = Vec::new();
     if plan.switch.outbound == Outbound::Nat {
         out.push(match edgenet_host::sysctl::read("net.ipv4.ip_forward") {
-            Ok(v) if v == "1" => Check::pass("host", "ip-forward", "net.ipv4.ip_forward = 1 (NAT for the nodes)"),
+            Ok(v) if v == "1" => Check::pass(
+                "host",
+                "ip-forward",
+                "net.ipv4.ip_forward = 1 (NAT for the nodes)",
+            ),
             Ok(v) => Check::fail(
                 "host",
                 "ip-forward",
@@ -98,8 +102,16 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
             let blockers = firewall::forward_blockers(&ruleset, &plan.switch.name);
             firewall::check(plan, &blockers, bridge_nf.as_deref())
         }
-        Ok(None) => Check::skip("host", "host-firewall", "nft is not installed: the ruleset was not read"),
-        Err(e) => Check::skip("host", "host-firewall", format!("the ruleset was not read: {e}")),
+        Ok(None) => Check::skip(
+            "host",
+            "host-firewall",
+            "nft is not installed: the ruleset was not read",
+        ),
+        Err(e) => Check::skip(
+            "host",
+            "host-firewall",
+            format!("the ruleset was not read: {e}"),
+        ),
     });
     out
 }
@@ -116,16 +128,26 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
     targets.dedup();
     let answers = match edgenet_host::arp::probe(&plan.switch.name, &targets, &Default::default()) {
         Ok(a) => a,
-        Err(e) => return Check::skip("host", "duplicate-address", format!("ARP probe on {} not run: {e}", plan.switch.name)),
+        Err(e) => {
+            return Check::skip(
+                "host",
+                "duplicate-address",
+                format!("ARP probe on {} not run: {e}", plan.switch.name),
+            )
+        }
     };
     let _ = opts;
-    let own: Vec<(Ipv4Addr, MacAddr)> = nodes.iter().filter_map(|n| Some((n.plan.address.addr(), n.mac?))).collect();
+    let own: Vec<(Ipv4Addr, MacAddr)> = nodes
+        .iter()
+        .filter_map(|n| Some((n.plan.address.addr(), n.mac?)))
+        .collect();
     let own_macs: Vec<MacAddr> = own.iter().map(|(_, m)| *m).collect();
     let mut conflicts = Vec::new();
     for a in answers {
         let is_node_address = plan.nodes.iter().any(|n| n.address.addr() == a.address);
         let legit = if is_node_address {
-            own.iter().any(|(ip, mac)| *ip == a.address && *mac == a.mac)
+            own.iter()
+                .any(|(ip, mac)| *ip == a.address && *mac == a.mac)
         } else {
             // kube-vip on one of this machine's nodes may hold the VIP or a service IP.
             own_macs.contains(&a.mac)
@@ -138,7 +160,11 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
         Check::pass(
             "host",
             "duplicate-address",
-            format!("no other device answers ARP for the {} planned address(es) on {}", targets.len(), plan.switch.name),
+            format!(
+                "no other device answers ARP for the {} planned address(es) on {}",
+                targets.len(),
+                plan.switch.name
+            ),
         )
     } else {
         Check::fail(
@@ -195,7 +221,12 @@ fn observe(netns: &str) -> Result<Option<Observed>, String> {
     result
 }
 
-fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blocked: bool) -> Vec<Check> {
+fn node_checks(
+    plan: &Plan,
+    node: &NodeHandle,
+    opts: &DoctorOptions,
+    forward_blocked: bool,
+) -> Vec<Check> {
     let n = &node.plan;
     let scope = n.name.as_str();
     let repair = "edgenet deploy (repairs drift)";
@@ -203,37 +234,92 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
     let seen = match observe(&node.netns) {
         Ok(Some(seen)) => seen,
         Ok(None) => {
-            out.push(Check::fail(scope, "link", format!("{NODE_IFNAME} is missing in namespace {}", node.netns), repair));
+            out.push(Check::fail(
+                scope,
+                "link",
+                format!("{NODE_IFNAME} is missing in namespace {}", node.netns),
+                repair,
+            ));
             return out;
         }
         Err(e) => {
-            out.push(Check::fail(scope, "link", format!("namespace {} cannot be read: {e}", node.netns), repair));
+            out.push(Check::fail(
+                scope,
+                "link",
+                format!("namespace {} cannot be read: {e}", node.netns),
+                repair,
+            ));
             return out;
         }
     };
     out.push(if seen.up {
         Check::pass(scope, "link", format!("{NODE_IFNAME} is up with carrier"))
     } else {
-        Check::fail(scope, "link", format!("{NODE_IFNAME} is down or has no carrier"), repair)
+        Check::fail(
+            scope,
+            "link",
+            format!("{NODE_IFNAME} is down or has no carrier"),
+            repair,
+        )
     });
     out.push(if seen.addresses.contains(&n.address) {
         Check::pass(scope, "address", format!("{} on {NODE_IFNAME}", n.address))
     } else {
-        Check::fail(scope, "address", format!("{NODE_IFNAME} has {:?}, the plan says {}", seen.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(), n.address), repair)
+        Check::fail(
+            scope,
+            "address",
+            format!(
+                "{NODE_IFNAME} has {:?}, the plan says {}",
+                seen.addresses
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>(),
+                n.address
+            ),
+            repair,
+        )
     });
     out.push(match (node.mac, seen.mac) {
         (Some(want), Some(have)) if want == have => Check::pass(scope, "mac", format!("{have}")),
-        (Some(want), have) => Check::fail(scope, "mac", format!("{NODE_IFNAME} has {}, the plan says {want}", have.map_or("none".into(), |m| m.to_string())), repair),
-        (None, have) => Check::skip(scope, "mac", format!("no planned MAC recorded; {NODE_IFNAME} has {}", have.map_or("none".into(), |m| m.to_string()))),
+        (Some(want), have) => Check::fail(
+            scope,
+            "mac",
+            format!(
+                "{NODE_IFNAME} has {}, the plan says {want}",
+                have.map_or("none".into(), |m| m.to_string())
+            ),
+            repair,
+        ),
+        (None, have) => Check::skip(
+            scope,
+            "mac",
+            format!(
+                "no planned MAC recorded; {NODE_IFNAME} has {}",
+                have.map_or("none".into(), |m| m.to_string())
+            ),
+        ),
     });
     out.push(match n.mtu {
         Some(mtu) if mtu == seen.mtu => Check::pass(scope, "mtu", format!("{mtu}")),
-        Some(mtu) => Check::fail(scope, "mtu", format!("{NODE_IFNAME} has MTU {}, the plan says {mtu}", seen.mtu), repair),
-        None => Check::skip(scope, "mtu", format!("no planned MTU; {NODE_IFNAME} has {}", seen.mtu)),
+        Some(mtu) => Check::fail(
+            scope,
+            "mtu",
+            format!("{NODE_IFNAME} has MTU {}, the plan says {mtu}", seen.mtu),
+            repair,
+        ),
+        None => Check::skip(
+            scope,
+            "mtu",
+            format!("no planned MTU; {NODE_IFNAME} has {}", seen.mtu),
+        ),
     });
     let route_ok = seen.default_gateway == Some(n.gateway);
     out.push(if route_ok {
-        Check::pass(scope, "default-route", format!("default via {} dev {NODE_IFNAME}", n.gateway))
+        Check::pass(
+            scope,
+            "default-route",
+            format!("default via {} dev {NODE_IFNAME}", n.gateway),
+        )
     } else {
         Check::fail(
             scope,
@@ -242,15 +328,26 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
                 Some(gw) => format!("default via {gw}, the plan says {}", n.gateway),
                 None => format!("no default route (the plan says via {})", n.gateway),
             },
-            format!("{repair}, or: ip netns exec {} ip route replace default via {} dev {NODE_IFNAME}", node.netns, n.gateway),
+            format!(
+                "{repair}, or: ip netns exec {} ip route replace default via {} dev {NODE_IFNAME}",
+                node.netns, n.gateway
+            ),
         )
     });
     let timeout_s = opts.timeout.as_secs().max(1) as u32;
-    let gateway_ok = matches!(probes::ping_in(&node.netns, n.gateway, None, timeout_s), Ok(true));
+    let gateway_ok = matches!(
+        probes::ping_in(&node.netns, n.gateway, None, timeout_s),
+        Ok(true)
+    );
     out.push(if gateway_ok {
         Check::pass(scope, "gateway", format!("{} answers ping", n.gateway))
     } else {
-        Check::fail(scope, "gateway", format!("{} does not answer ping", n.gateway), "check the switch and the host's address on it (edgenet status)")
+        Check::fail(
+            scope,
+            "gateway",
+            format!("{} does not answer ping", n.gateway),
+            "check the switch and the host's address on it (edgenet status)",
+        )
     });
     out.push(match (n.mtu, gateway_ok) {
         (Some(mtu), true) => match probes::ping_in(&node.netns, n.gateway, Some(mtu.saturating_sub(28)), timeout_s) {
@@ -275,7 +372,11 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
     } else {
         None
     };
-    let blocked = |ip: Ipv4Addr| (!plan.switch.subnet.contains(&ip)).then_some(off_switch_blocker).flatten();
+    let blocked = |ip: Ipv4Addr| {
+        (!plan.switch.subnet.contains(&ip))
+            .then_some(off_switch_blocker)
+            .flatten()
+    };
     let ns_opts = ExecOptions {
         binds: vec![BindMount::new(&node.resolv_conf, "/etc/resolv.conf")],
         ..Default::default()
@@ -298,7 +399,10 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
         let timeout = opts.timeout;
         let reply = NetNs::open(&node.netns)
             .map_err(|e| e.to_string())
-            .and_then(|ns| ns.run(move || probes::dns_query(server_ip, name, qtype, timeout)).map_err(|e| e.to_string()))
+            .and_then(|ns| {
+                ns.run(move || probes::dns_query(server_ip, name, qtype, timeout))
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|r| r.map_err(|e| e.to_string()));
         out.push(match (reply, &opts.probe_name) {
             (Ok(r), Some(name)) if r.rcode == 0 && r.answers > 0 => Check::pass(scope, &check, format!("resolves {name}")),
@@ -314,17 +418,45 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
     let have: Vec<(String, String)> = have
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
     out.push(if have == want {
-        Check::pass(scope, "proxy-env", if want.is_empty() { "no proxy, as planned".to_string() } else { format!("{} variables as planned", want.len()) })
+        Check::pass(
+            scope,
+            "proxy-env",
+            if want.is_empty() {
+                "no proxy, as planned".to_string()
+            } else {
+                format!("{} variables as planned", want.len())
+            },
+        )
     } else {
-        Check::fail(scope, "proxy-env", format!("{} differs from the plan", node.proxy_env.display()), repair)
+        Check::fail(
+            scope,
+            "proxy-env",
+            format!("{} differs from the plan", node.proxy_env.display()),
+            repair,
+        )
     });
-    let mut proxies: Vec<&String> = n.proxy.http_proxy.iter().chain(n.proxy.https_proxy.iter()).collect();
+    let mut proxies: Vec<&String> = n
+        .proxy
+        .http_proxy
+        .iter()
+        .chain(n.proxy.https_proxy.iter())
+        .collect();
     proxies.dedup();
     for proxy in proxies {
-        out.push(proxy_check(scope, &node.netns, proxy, &ns_opts, opts, &blocked));
+        out.push(proxy_check(
+            scope,
+            &node.netns,
+            proxy,
+            &ns_opts,
+            opts,
+            &blocked,
+        ));
     }
 
     out.push(match &opts.probe_url {
@@ -333,7 +465,10 @@ fn node_checks(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, forward_blo
     });
 
     if n.kind == NodeKind::Linux {
-        let kube = [("net.ipv4.ip_forward", &seen.ip_forward), ("net.bridge.bridge-nf-call-iptables", &seen.bridge_nf)];
+        let kube = [
+            ("net.ipv4.ip_forward", &seen.ip_forward),
+            ("net.bridge.bridge-nf-call-iptables", &seen.bridge_nf),
+        ];
         let wrong: Vec<String> = kube
             .iter()
             .filter(|(_, v)| v.as_deref() != Some("1"))
@@ -366,7 +501,12 @@ fn proxy_check(
 ) -> Check {
     let shown = redact(proxy);
     let Ok(url) = url::Url::parse(proxy) else {
-        return Check::fail(scope, "proxy", format!("{shown} is not a URL"), "fix Network.Proxy");
+        return Check::fail(
+            scope,
+            "proxy",
+            format!("{shown} is not a URL"),
+            "fix Network.Proxy",
+        );
     };
     let port = url.port_or_known_default().unwrap_or(3128);
     let host = url.host_str().unwrap_or_default().to_string();
@@ -375,7 +515,12 @@ fn proxy_check(
         Err(_) => probes::resolve_in(netns, &host, ns_opts).unwrap_or_default(),
     };
     let Some(&ip) = addresses.first() else {
-        return Check::fail(scope, "proxy", format!("the proxy's name {host} does not resolve in the node"), "check the node's DNS, or give the proxy by address");
+        return Check::fail(
+            scope,
+            "proxy",
+            format!("the proxy's name {host} does not resolve in the node"),
+            "check the node's DNS, or give the proxy by address",
+        );
     };
     if let Some(why) = blocked(ip) {
         return Check::skip(scope, "proxy", format!("not run: {why}"));
@@ -383,7 +528,10 @@ fn proxy_check(
     let timeout = opts.timeout;
     let result = NetNs::open(netns)
         .map_err(|e| e.to_string())
-        .and_then(|ns| ns.run(move || probes::tcp_connect(ip, port, timeout)).map_err(|e| e.to_string()))
+        .and_then(|ns| {
+            ns.run(move || probes::tcp_connect(ip, port, timeout))
+                .map_err(|e| e.to_string())
+        })
         .and_then(|r| r.map_err(|e| e.to_string()));
     match result {
         Ok(()) => Check::pass(scope, "proxy", format!("{shown} accepts TCP ({ip}:{port})")),
@@ -414,16 +562,28 @@ fn egress_check(
     let timeout_s = opts.timeout.as_secs().max(1) as u32 * 2;
     let result = probes::http_get_in(&node.netns, url, ns_opts, timeout_s);
     match (result, offline) {
-        (Ok(None), false) => Check::pass(scope, "egress", format!("{url} answers (direct, no proxy)")),
+        (Ok(None), false) => {
+            Check::pass(scope, "egress", format!("{url} answers (direct, no proxy)"))
+        }
         (Ok(None), true) => Check::fail(
             scope,
             "egress",
             format!("offline (InternetDisabled), yet {url} answers"),
             "edgenet deploy (restores the offline rules); check nothing else routes the switch",
         ),
-        (Ok(Some(_)), true) => Check::pass(scope, "egress", format!("offline: {url} is unreachable, as planned")),
-        (Ok(Some(why)), false) if node.plan.proxy.http_proxy.is_some() || node.plan.proxy.https_proxy.is_some() => {
-            Check::warn(scope, "egress", format!("{url} is not reachable directly ({why}); the node goes through its proxy"))
+        (Ok(Some(_)), true) => Check::pass(
+            scope,
+            "egress",
+            format!("offline: {url} is unreachable, as planned"),
+        ),
+        (Ok(Some(why)), false)
+            if node.plan.proxy.http_proxy.is_some() || node.plan.proxy.https_proxy.is_some() =>
+        {
+            Check::warn(
+                scope,
+                "egress",
+                format!("{url} is not reachable directly ({why}); the node goes through its proxy"),
+            )
         }
         (Ok(Some(why)), false) => Check::fail(
             scope,
@@ -431,24 +591,43 @@ fn egress_check(
             format!("{url} is not reachable: {why}"),
             "check NAT (edgenet status), the host's uplink and firewall",
         ),
-        (Err(e), _) => Check::skip(scope, "egress", format!("curl could not run in the node: {e}")),
+        (Err(e), _) => Check::skip(
+            scope,
+            "egress",
+            format!("curl could not run in the node: {e}"),
+        ),
     }
 }
 
 fn endpoint_check(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, so_far: &[Check]) -> Check {
     let scope = node.plan.name.as_str();
     let ep = plan.control_plane_endpoint;
-    if !plan.switch.subnet.contains(&ep) || so_far.iter().any(|c| c.check == "link" && c.status == Status::Fail) {
-        return Check::skip(scope, "endpoint", "the node cannot reach the endpoint's subnet");
+    if !plan.switch.subnet.contains(&ep)
+        || so_far
+            .iter()
+            .any(|c| c.check == "link" && c.status == Status::Fail)
+    {
+        return Check::skip(
+            scope,
+            "endpoint",
+            "the node cannot reach the endpoint's subnet",
+        );
     }
     let timeout = opts.timeout;
     let result = NetNs::open(&node.netns)
         .map_err(|e| e.to_string())
-        .and_then(|ns| ns.run(move || probes::tcp_connect(ep, edgenet_render::API_PORT, timeout)).map_err(|e| e.to_string()))
+        .and_then(|ns| {
+            ns.run(move || probes::tcp_connect(ep, edgenet_render::API_PORT, timeout))
+                .map_err(|e| e.to_string())
+        })
         .and_then(|r| r.map_err(|e| e.to_string()));
     match result {
         Ok(()) => Check::pass(scope, "endpoint", format!("{ep}:6443 answers")),
-        Err(e) => Check::warn(scope, "endpoint", format!("nothing answers on {ep}:6443 yet ({e}): expected until Kubernetes runs")),
+        Err(e) => Check::warn(
+            scope,
+            "endpoint",
+            format!("nothing answers on {ep}:6443 yet ({e}): expected until Kubernetes runs"),
+        ),
     }
 }
 

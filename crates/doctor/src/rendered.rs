@@ -21,11 +21,18 @@ pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<Stri
     let mut diffs = Vec::new();
     let mut any = false;
     let addr = node.address.addr().to_string();
-    let endpoint = format!("{}:{}", plan.control_plane_endpoint, edgenet_render::API_PORT);
+    let endpoint = format!(
+        "{}:{}",
+        plan.control_plane_endpoint,
+        edgenet_render::API_PORT
+    );
     let k = &plan.kubernetes;
     let mut expect = |what: &str, have: Option<String>, want: String| {
         if have.as_deref() != Some(want.as_str()) {
-            diffs.push(format!("{what} is {}, the plan says {want}", have.unwrap_or_else(|| "missing".into())));
+            diffs.push(format!(
+                "{what} is {}, the plan says {want}",
+                have.unwrap_or_else(|| "missing".into())
+            ));
         }
     };
     let resolv_file = match plan.distribution {
@@ -33,7 +40,11 @@ pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<Stri
             if let Some(text) = read(K3S_CONFIG) {
                 any = true;
                 match yaml::from_yaml::<K3sConfig>(&text) {
-                    Err(e) => expect(K3S_CONFIG, Some(format!("unreadable ({e})")), "a K3s config".into()),
+                    Err(e) => expect(
+                        K3S_CONFIG,
+                        Some(format!("unreadable ({e})")),
+                        "a K3s config".into(),
+                    ),
                     Ok(c) => {
                         expect("node-ip", c.node_ip.first().cloned(), addr.clone());
                         expect("node-name", c.node_name.clone(), node.name.clone());
@@ -41,11 +52,27 @@ pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<Stri
                             expect("server", Some(server), format!("https://{endpoint}"));
                         }
                         if node.role == NodeRole::ControlPlane {
-                            expect("cluster-cidr", c.cluster_cidr.clone(), k.pod_cidr.to_string());
-                            expect("service-cidr", c.service_cidr.clone(), k.service_cidr.to_string());
-                            expect("cluster-dns", c.cluster_dns.clone(), k.cluster_dns.to_string());
+                            expect(
+                                "cluster-cidr",
+                                c.cluster_cidr.clone(),
+                                k.pod_cidr.to_string(),
+                            );
+                            expect(
+                                "service-cidr",
+                                c.service_cidr.clone(),
+                                k.service_cidr.to_string(),
+                            );
+                            expect(
+                                "cluster-dns",
+                                c.cluster_dns.clone(),
+                                k.cluster_dns.to_string(),
+                            );
                             let san = plan.control_plane_endpoint.to_string();
-                            expect("tls-san", c.tls_san.iter().find(|s| **s == san).cloned(), san);
+                            expect(
+                                "tls-san",
+                                c.tls_san.iter().find(|s| **s == san).cloned(),
+                                san,
+                            );
                         }
                     }
                 }
@@ -56,25 +83,69 @@ pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<Stri
             if let Some(text) = read(KUBEADM) {
                 any = true;
                 match yaml::from_yaml_documents::<KubeadmDocument>(&text) {
-                    Err(e) => expect(KUBEADM, Some(format!("unreadable ({e})")), "kubeadm v1beta4 documents".into()),
+                    Err(e) => expect(
+                        KUBEADM,
+                        Some(format!("unreadable ({e})")),
+                        "kubeadm v1beta4 documents".into(),
+                    ),
                     Ok(docs) => {
                         for doc in docs {
                             match doc {
                                 KubeadmDocument::Init(i) => {
-                                    expect("advertiseAddress", Some(i.local_api_endpoint.advertise_address), addr.clone());
-                                    expect("node-ip", i.node_registration.kubelet_extra_args.iter().find(|a| a.name == "node-ip").map(|a| a.value.clone()), addr.clone());
+                                    expect(
+                                        "advertiseAddress",
+                                        Some(i.local_api_endpoint.advertise_address),
+                                        addr.clone(),
+                                    );
+                                    expect(
+                                        "node-ip",
+                                        i.node_registration
+                                            .kubelet_extra_args
+                                            .iter()
+                                            .find(|a| a.name == "node-ip")
+                                            .map(|a| a.value.clone()),
+                                        addr.clone(),
+                                    );
                                 }
                                 KubeadmDocument::Cluster(c) => {
-                                    expect("controlPlaneEndpoint", Some(c.control_plane_endpoint), endpoint.clone());
-                                    expect("podSubnet", Some(c.networking.pod_subnet), k.pod_cidr.to_string());
-                                    expect("serviceSubnet", Some(c.networking.service_subnet), k.service_cidr.to_string());
+                                    expect(
+                                        "controlPlaneEndpoint",
+                                        Some(c.control_plane_endpoint),
+                                        endpoint.clone(),
+                                    );
+                                    expect(
+                                        "podSubnet",
+                                        Some(c.networking.pod_subnet),
+                                        k.pod_cidr.to_string(),
+                                    );
+                                    expect(
+                                        "serviceSubnet",
+                                        Some(c.networking.service_subnet),
+                                        k.service_cidr.to_string(),
+                                    );
                                 }
                                 KubeadmDocument::Join(j) => {
-                                    expect("apiServerEndpoint", Some(j.discovery.bootstrap_token.api_server_endpoint), endpoint.clone());
-                                    expect("node-ip", j.node_registration.kubelet_extra_args.iter().find(|a| a.name == "node-ip").map(|a| a.value.clone()), addr.clone());
+                                    expect(
+                                        "apiServerEndpoint",
+                                        Some(j.discovery.bootstrap_token.api_server_endpoint),
+                                        endpoint.clone(),
+                                    );
+                                    expect(
+                                        "node-ip",
+                                        j.node_registration
+                                            .kubelet_extra_args
+                                            .iter()
+                                            .find(|a| a.name == "node-ip")
+                                            .map(|a| a.value.clone()),
+                                        addr.clone(),
+                                    );
                                 }
                                 KubeadmDocument::Kubelet(kc) => {
-                                    expect("clusterDNS", kc.cluster_dns.first().cloned(), k.cluster_dns.to_string());
+                                    expect(
+                                        "clusterDNS",
+                                        kc.cluster_dns.first().cloned(),
+                                        k.cluster_dns.to_string(),
+                                    );
                                 }
                             }
                         }
@@ -98,7 +169,9 @@ pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<Stri
             .map(|s| s.to_string())
             .collect();
         if have != want {
-            diffs.push(format!("{resolv_file} names {have:?}, the plan's DNS servers are {want:?}"));
+            diffs.push(format!(
+                "{resolv_file} names {have:?}, the plan's DNS servers are {want:?}"
+            ));
         }
     }
     any.then_some(diffs)

@@ -54,7 +54,12 @@ impl Check {
         Self::new(scope, check, Status::Pass, detail)
     }
 
-    pub fn fail(scope: &str, check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(
+        scope: &str,
+        check: &str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(scope, check, Status::Fail, detail).fix(fix)
     }
 
@@ -72,7 +77,13 @@ impl Check {
     }
 
     pub fn line(&self) -> String {
-        let mut s = format!("{} {:<14} {:<16} {}", self.status.as_str(), self.scope, self.check, self.detail);
+        let mut s = format!(
+            "{} {:<14} {:<16} {}",
+            self.status.as_str(),
+            self.scope,
+            self.check,
+            self.detail
+        );
         if let Some(fix) = &self.fix {
             s.push_str(&format!("\n     fix: {fix}"));
         }

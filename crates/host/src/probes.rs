@@ -27,7 +27,11 @@ pub fn dns_query_packet(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut p = Vec::with_capacity(32 + name.len());
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; one question
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         let bytes = &label.as_bytes()[..label.len().min(63)];
         p.push(bytes.len() as u8);
         p.extend_from_slice(bytes);
@@ -51,10 +55,16 @@ pub fn parse_dns_reply(id: u16, bytes: &[u8]) -> Option<DnsReply> {
 
 /// Sends one query to `server:53` over UDP (twice, if the first gets no reply in half the
 /// time) and waits up to `timeout` for the reply.
-pub fn dns_query(server: Ipv4Addr, name: &str, qtype: u16, timeout: Duration) -> io::Result<DnsReply> {
+pub fn dns_query(
+    server: Ipv4Addr,
+    name: &str,
+    qtype: u16,
+    timeout: Duration,
+) -> io::Result<DnsReply> {
     let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
     socket.connect(SocketAddrV4::new(server, 53))?;
-    let id = (std::process::id() as u16) ^ (Instant::now().elapsed().subsec_nanos() as u16) ^ 0x5a5a;
+    let id =
+        (std::process::id() as u16) ^ (Instant::now().elapsed().subsec_nanos() as u16) ^ 0x5a5a;
     let packet = dns_query_packet(id, name, qtype);
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 1500];
@@ -77,12 +87,22 @@ pub fn dns_query(server: Ipv4Addr, name: &str, qtype: u16, timeout: Duration) ->
                         return Ok(reply);
                     }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
                 Err(e) => return Err(e),
             }
         }
     }
-    Err(io::Error::new(io::ErrorKind::TimedOut, format!("no reply from {server} within {timeout:?}")))
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no reply from {server} within {timeout:?}"),
+    ))
 }
 
 /// Opens (and closes) a TCP connection.
@@ -92,8 +112,20 @@ pub fn tcp_connect(address: Ipv4Addr, port: u16, timeout: Duration) -> io::Resul
 
 /// `ping -c 1` from inside `netns`; with `size`, an ICMP payload of that many bytes with
 /// "don't fragment" set (a packet of `size + 28` bytes on the wire). Ok(true): a reply came.
-pub fn ping_in(netns: &str, target: Ipv4Addr, size: Option<u32>, timeout_s: u32) -> Result<bool, HostError> {
-    let mut argv: Vec<String> = vec!["ping".into(), "-n".into(), "-c".into(), "1".into(), "-W".into(), timeout_s.to_string()];
+pub fn ping_in(
+    netns: &str,
+    target: Ipv4Addr,
+    size: Option<u32>,
+    timeout_s: u32,
+) -> Result<bool, HostError> {
+    let mut argv: Vec<String> = vec![
+        "ping".into(),
+        "-n".into(),
+        "-c".into(),
+        "1".into(),
+        "-W".into(),
+        timeout_s.to_string(),
+    ];
     if let Some(size) = size {
         argv.extend(["-M".into(), "do".into(), "-s".into(), size.to_string()]);
     }
@@ -104,9 +136,22 @@ pub fn ping_in(netns: &str, target: Ipv4Addr, size: Option<u32>, timeout_s: u32)
 
 /// `curl` of `url` from inside `netns`, with its resolv.conf, straight out (no proxy):
 /// Ok(None) when an HTTP response came, Ok(Some(why)) when none did.
-pub fn http_get_in(netns: &str, url: &str, opts: &ExecOptions, timeout_s: u32) -> Result<Option<String>, HostError> {
+pub fn http_get_in(
+    netns: &str,
+    url: &str,
+    opts: &ExecOptions,
+    timeout_s: u32,
+) -> Result<Option<String>, HostError> {
     let argv = [
-        "curl", "-sS", "-o", "/dev/null", "--noproxy", "*", "--max-time", &timeout_s.to_string(), url,
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--noproxy",
+        "*",
+        "--max-time",
+        &timeout_s.to_string(),
+        url,
     ];
     let out = output_in(netns, &argv, opts)?;
     Ok(if out.status.success() {
@@ -137,9 +182,13 @@ pub fn nft_ruleset() -> io::Result<Option<serde_json::Value>> {
         Err(e) => return Err(e),
     };
     if !out.status.success() {
-        return Err(io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        return Err(io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
-    serde_json::from_slice(&out.stdout).map(Some).map_err(io::Error::other)
+    serde_json::from_slice(&out.stdout)
+        .map(Some)
+        .map_err(io::Error::other)
 }
 
 #[cfg(test)]
@@ -157,7 +206,13 @@ mod tests {
         let mut reply = p.clone();
         reply[2] |= 0x80;
         reply[3] = 0x83; // RA + NXDOMAIN
-        assert_eq!(parse_dns_reply(0x1234, &reply), Some(DnsReply { rcode: 3, answers: 0 }));
+        assert_eq!(
+            parse_dns_reply(0x1234, &reply),
+            Some(DnsReply {
+                rcode: 3,
+                answers: 0
+            })
+        );
         assert_eq!(parse_dns_reply(0x1235, &reply), None);
         assert_eq!(parse_dns_reply(0x1234, &p), None, "a query is not a reply");
     }

@@ -142,9 +142,8 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
         namespaces,
         ..Default::default()
     };
-    let mut rendered = edgenet_render::render(&plan, &opts).map_err(|e| {
-        CliError::new(Exit::Findings, "cannot-render", e.to_string())
-    })?;
+    let mut rendered = edgenet_render::render(&plan, &opts)
+        .map_err(|e| CliError::new(Exit::Findings, "cannot-render", e.to_string()))?;
     notices.append(&mut rendered.notices);
     rendered.notices = notices;
     match (&args.out, &args.target) {
@@ -179,7 +178,11 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
         })),
         Output::Text => {
             for f in &rendered.files {
-                println!("{:<64} {}", dir.join(f.relative_out_path()).display(), f.consumer);
+                println!(
+                    "{:<64} {}",
+                    dir.join(f.relative_out_path()).display(),
+                    f.consumer
+                );
             }
             println!("{:<64} what goes where", readme.display());
             for n in &rendered.notices {
