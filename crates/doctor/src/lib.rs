@@ -377,6 +377,10 @@ fn node_checks(
             .then_some(off_switch_blocker)
             .flatten()
     };
+    let offline = plan.switch.outbound == Outbound::Offline;
+    // Offline, nothing beyond the switch answers by design: a server out there is a warning.
+    let unreachable_offline = |ip: Ipv4Addr| offline && !plan.switch.subnet.contains(&ip);
+    let offline_warning = "offline (InternetDisabled): the nodes reach only the switch and the host, so this is unreachable by design";
     let ns_opts = ExecOptions {
         binds: vec![BindMount::new(&node.resolv_conf, "/etc/resolv.conf")],
         ..Default::default()
@@ -389,6 +393,13 @@ fn node_checks(
         let check = format!("dns {server}");
         if let Some(why) = blocked(*server) {
             out.push(Check::skip(scope, &check, format!("not run: {why}")));
+            continue;
+        }
+        if unreachable_offline(*server) {
+            out.push(
+                Check::warn(scope, &check, offline_warning)
+                    .fix("give the nodes a DNS server on the switch (Network.DnsServers), e.g. one on the host"),
+            );
             continue;
         }
         let (name, qtype) = match &opts.probe_name {
@@ -449,14 +460,15 @@ fn node_checks(
         .collect();
     proxies.dedup();
     for proxy in proxies {
-        out.push(proxy_check(
-            scope,
-            &node.netns,
-            proxy,
-            &ns_opts,
-            opts,
-            &blocked,
-        ));
+        let mut check = proxy_check(scope, &node.netns, proxy, &ns_opts, opts, &blocked);
+        if offline && check.status == Status::Fail {
+            check = Check::warn(
+                scope,
+                "proxy",
+                format!("{}; {offline_warning}", check.detail),
+            );
+        }
+        out.push(check);
     }
 
     out.push(match &opts.probe_url {

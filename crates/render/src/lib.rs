@@ -269,7 +269,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
         }
         files.extend(out);
     }
-    if opts.token.is_none() {
+    if files.iter().any(|f| f.contents.contains(PLACEHOLDER)) {
         notices.push(format!(
             "the join token is a placeholder ({PLACEHOLDER}); give --token-file FILE, or replace it as the README says"
         ));

@@ -96,3 +96,70 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
         Exit::Ok
     })
 }
+
+/// `edgenet doctor` on every deployed lab machine (through `run`, which runs this edgenet
+/// inside the machine), as each one's JSON report; a machine whose doctor could not run gets
+/// `{"fail": 1, "error": …}`.
+pub fn lab_doctor(
+    lab: &edgenet_lab::Lab,
+    run: impl Fn(
+        &edgenet_lab::LabMachine,
+        &[&std::ffi::OsStr],
+    ) -> Result<std::process::Output, CliError>,
+) -> Vec<(String, serde_json::Value)> {
+    let url = edgenet_lab::topology::http_url_by_address();
+    let name = edgenet_lab::topology::TEST_NAME;
+    let words = [
+        "--output",
+        "json",
+        "doctor",
+        "--probe-url",
+        url.as_str(),
+        "--probe-name",
+        name,
+    ];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(|a| a.as_ref()).collect();
+    lab.machines()
+        .iter()
+        .filter(|m| m.state_dir.join("state.json").exists())
+        .map(|m| {
+            let report = match run(m, &args) {
+                Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+                    serde_json::json!({"fail": 1, "error": String::from_utf8_lossy(&out.stderr).trim()})
+                }),
+                Err(e) => serde_json::json!({"fail": 1, "error": e.message}),
+            };
+            (m.name.clone(), report)
+        })
+        .collect()
+}
+
+/// The lab's doctor results for people: every line that is not PASS, and a summary per machine.
+pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
+    let mut out = String::new();
+    for (machine, r) in reports {
+        if let Some(e) = r["error"].as_str() {
+            out.push_str(&format!("doctor on {machine}: could not run: {e}\n"));
+            continue;
+        }
+        for c in r["checks"].as_array().into_iter().flatten() {
+            if matches!(c["status"].as_str(), Some("FAIL") | Some("WARN")) {
+                out.push_str(&format!(
+                    "{} {} {}: {}\n",
+                    c["status"].as_str().unwrap_or("?"),
+                    c["scope"].as_str().unwrap_or("?"),
+                    c["check"].as_str().unwrap_or("?"),
+                    c["detail"].as_str().unwrap_or("")
+                ));
+                if let Some(fix) = c["fix"].as_str() {
+                    out.push_str(&format!("     fix: {fix}\n"));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "doctor on {machine}: {} PASS, {} WARN, {} FAIL\n",
+            r["pass"], r["warn"], r["fail"]
+        ));
+    }
+    out
+}

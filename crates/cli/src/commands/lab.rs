@@ -261,11 +261,25 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
 fn report_matrix(cli: &Cli, lab: &Lab) -> Result<Exit, CliError> {
     let (nodes, expect) = lab_nodes(lab)?;
     let matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
+    let doctor = super::doctor::lab_doctor(lab, |m, args| edgenet_in(m, None, args));
+    let doctor_failed = doctor.iter().any(|(_, r)| r["fail"].as_u64() != Some(0));
     match cli.output {
-        Format::Json => print_json(&matrix),
-        Format::Text => print!("{}", matrix.render_table()),
+        Format::Json => {
+            let mut value = serde_json::to_value(&matrix).expect("serializes");
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert(
+                    "doctor".into(),
+                    serde_json::Value::Object(doctor.into_iter().collect()),
+                );
+            }
+            print_json(&value)
+        }
+        Format::Text => {
+            print!("{}", matrix.render_table());
+            print!("{}", super::doctor::lab_doctor_text(&doctor));
+        }
     }
-    Ok(if matrix.all_ok() {
+    Ok(if matrix.all_ok() && !doctor_failed {
         Exit::Ok
     } else {
         Exit::Findings
