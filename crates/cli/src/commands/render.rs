@@ -57,12 +57,19 @@ pub enum LbArg {
     Metallb,
 }
 
+/// What `render` works from.
+pub struct Source {
+    pub plan: Plan,
+    /// This machine creates the cluster (first machine with a Linux node, no `Join`).
+    pub creates_cluster: bool,
+    /// Deployed netns nodes, for the systemd units.
+    pub namespaces: BTreeMap<String, NodeNamespace>,
+    pub notices: Vec<String>,
+}
+
 /// The plan to render from: the deployed one when this state directory holds a deployment of
 /// the same machine (it has the subnet really chosen), else the config's.
-pub fn plan_and_namespaces(
-    cli: &Cli,
-    machine: Option<usize>,
-) -> Result<(Plan, bool, BTreeMap<String, NodeNamespace>, Vec<String>), CliError> {
+pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
     let args = CheckArgs {
         machine,
         offline_check: false,
@@ -97,7 +104,12 @@ pub fn plan_and_namespaces(
             cli.state_dir.display()
         )),
     }
-    Ok((plan, creates_cluster, namespaces, notices))
+    Ok(Source {
+        plan,
+        creates_cluster,
+        namespaces,
+        notices,
+    })
 }
 
 fn namespaces_of(cli: &Cli, plan: &Plan, id: &DeploymentId) -> BTreeMap<String, NodeNamespace> {
@@ -130,7 +142,12 @@ fn read_token(path: &Path) -> Result<String, CliError> {
 
 pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
-    let (plan, creates_cluster, namespaces, mut notices) = plan_and_namespaces(cli, args.machine)?;
+    let Source {
+        plan,
+        creates_cluster,
+        namespaces,
+        mut notices,
+    } = source(cli, args.machine)?;
     let opts = RenderOptions {
         lb: match args.lb {
             LbArg::KubeVip => LbProvider::KubeVip,
