@@ -378,6 +378,28 @@ fn doctor_finds_each_fault_and_only_it() {
         .as_str()
         .unwrap()
         .contains(&service_ip));
+    // Once the API server answers on the endpoint, an answer for a service IP is the
+    // cluster's own kube-vip, not a conflict (an HTTP server on 6443 in the node plays it).
+    let www = tempfile::tempdir().unwrap();
+    let mut api = Command::new("ip")
+        .args([
+            "netns", "exec", &node_ns, "busybox", "httpd", "-f", "-p", "6443", "-h",
+        ])
+        .arg(www.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = expect_healthy(&t, "cluster holds the service IP");
+    let _ = api.kill();
+    let _ = api.wait();
+    assert!(
+        check(&r, "duplicate-address")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("held by the running cluster"),
+        "{r:#}"
+    );
+    assert_eq!(check(&r, "endpoint")["status"], "PASS");
     sh(&["ip", "netns", "del", &dup_ns]);
     t.extra_netns.clear();
     expect_healthy(&t, "duplicate gone");
@@ -496,4 +518,53 @@ fn doctor_on_an_offline_machine_sees_egress_blocked() {
         .contains("unreachable, as planned"));
     assert!(with_status(&report, "FAIL").is_empty(), "{report:#}");
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn doctor_on_a_scalable_machine_sees_a_duplicate_node_address_on_the_lan() {
+    let config = edgenet_lab::scalable_config(1, false);
+    let Some(mut t) = lab("s", config) else {
+        return;
+    };
+    expect_healthy(&t, "healthy scalable lab");
+    let peer = t.lab.as_ref().unwrap().peer_netns();
+    let node_ip = t.state()["applied_plan"]["nodes"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The LAN peer (another device on the physical network) takes the node's address.
+    sh(&[
+        "ip",
+        "-n",
+        &peer,
+        "addr",
+        "add",
+        &format!("{node_ip}/22"),
+        "dev",
+        "eth0",
+    ]);
+    let r = expect_only_fail(
+        &t,
+        "duplicate node address on the LAN",
+        &["duplicate-address"],
+    );
+    assert!(check(&r, "duplicate-address")["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&node_ip));
+    sh(&[
+        "ip",
+        "-n",
+        &peer,
+        "addr",
+        "del",
+        &format!("{node_ip}/22"),
+        "dev",
+        "eth0",
+    ]);
+    expect_healthy(&t, "address freed");
+    t.extra_netns.clear();
 }

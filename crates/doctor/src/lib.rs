@@ -143,6 +143,18 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
         .collect();
     let own_macs: Vec<MacAddr> = own.iter().map(|(_, m)| *m).collect();
     let mut conflicts = Vec::new();
+    let mut held = Vec::new();
+    // Once Kubernetes runs, kube-vip (or MetalLB) on some cluster node answers for the VIP and
+    // the service IPs: that is the cluster, not a conflict.
+    let cluster_runs = || {
+        probes::tcp_connect(
+            plan.control_plane_endpoint,
+            edgenet_render::API_PORT,
+            opts.timeout,
+        )
+        .is_ok()
+    };
+    let mut runs: Option<bool> = None;
     for a in answers {
         let is_node_address = plan.nodes.iter().any(|n| n.address.addr() == a.address);
         let legit = if is_node_address {
@@ -152,11 +164,26 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
             // kube-vip on one of this machine's nodes may hold the VIP or a service IP.
             own_macs.contains(&a.mac)
         };
-        if !legit {
+        if legit {
+            continue;
+        }
+        if !is_node_address && *runs.get_or_insert_with(cluster_runs) {
+            held.push(format!("{} by {}", a.address, a.mac));
+        } else {
             conflicts.push(format!("{} is answered by {}", a.address, a.mac));
         }
     }
-    if conflicts.is_empty() {
+    if conflicts.is_empty() && !held.is_empty() {
+        Check::pass(
+            "host",
+            "duplicate-address",
+            format!(
+                "held by the running cluster ({}:6443 answers): {}",
+                plan.control_plane_endpoint,
+                held.join(", ")
+            ),
+        )
+    } else if conflicts.is_empty() {
         Check::pass(
             "host",
             "duplicate-address",
