@@ -190,3 +190,56 @@ pub fn check(plan: &Plan, node: &NodePlan, root: &Path) -> Check {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_core::config::load;
+    use edgenet_core::plan;
+    use edgenet_core::validate::Context;
+    use edgenet_render::{render, RenderOptions};
+
+    fn plan_of(distribution: &str) -> Plan {
+        let config = serde_json::json!({
+            "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"Distribution": distribution, "MachineName": "edge01"}
+        });
+        let loaded = load(config.to_string().as_bytes()).unwrap();
+        plan::build(&loaded.config, &Context::offline("test", "edge01")).unwrap()
+    }
+
+    #[test]
+    fn rendered_files_agree_until_one_is_edited() {
+        for distribution in ["k3s", "k8s"] {
+            let plan = plan_of(distribution);
+            let node = &plan.nodes[0];
+            let dir = tempfile::tempdir().unwrap();
+            assert_eq!(
+                differences(&plan, node, dir.path()),
+                None,
+                "no files: not judged"
+            );
+            let r = render(&plan, &RenderOptions::default()).unwrap();
+            for f in r.files.iter().filter(|f| f.node == node.name) {
+                let path = dir.path().join(f.path.trim_start_matches('/'));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &f.contents).unwrap();
+            }
+            assert_eq!(
+                differences(&plan, node, dir.path()),
+                Some(vec![]),
+                "{distribution}"
+            );
+            let resolv = if distribution == "k3s" {
+                K3S_RESOLV
+            } else {
+                KUBELET_RESOLV
+            };
+            std::fs::write(dir.path().join(resolv), "nameserver 8.8.8.8\n").unwrap();
+            let diffs = differences(&plan, node, dir.path()).unwrap();
+            assert_eq!(diffs.len(), 1, "{diffs:?}");
+            assert!(diffs[0].contains("8.8.8.8") && diffs[0].contains("192.0.2.53"));
+        }
+    }
+}

@@ -360,3 +360,62 @@ impl RenderedFile {
         format!("{}/{}", self.node, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(node: &str, path: &str) -> RenderedFile {
+        RenderedFile {
+            node: node.into(),
+            node_kind: "linux".into(),
+            path: path.into(),
+            target: "x".into(),
+            consumer: "x".into(),
+            mode: 0o644,
+            secret: false,
+            contents: String::new(),
+        }
+    }
+
+    #[test]
+    fn out_paths_keep_the_node_and_drop_the_root_or_drive_colon() {
+        assert_eq!(
+            file("a-ledge", "/etc/rancher/k3s/config.yaml").relative_out_path(),
+            "a-ledge/etc/rancher/k3s/config.yaml"
+        );
+        assert_eq!(
+            file("a-wedge", "C:/etc/x.yaml").relative_out_path(),
+            "a-wedge/C/etc/x.yaml"
+        );
+        assert_eq!(
+            file("host", "edgenet-network.ps1").relative_out_path(),
+            "host/edgenet-network.ps1"
+        );
+    }
+
+    #[test]
+    fn tokens_are_checked_per_distribution() {
+        assert!(check_token(Distribution::K3s, "K10abc::server:xyz").is_ok());
+        assert!(check_token(Distribution::K3s, "").is_err());
+        assert!(check_token(Distribution::K3s, "a b").is_err());
+        assert!(check_token(Distribution::K8s, "abcdef.0123456789abcdef").is_ok());
+        assert!(check_token(Distribution::K8s, "ABCDEF.0123456789abcdef").is_err());
+        assert!(check_token(Distribution::K8s, "abcdef.0123").is_err());
+    }
+
+    #[test]
+    fn calico_blocks_leave_room_for_many_nodes() {
+        assert_eq!(
+            kubeadm::calico_block_size(16),
+            26,
+            "Calico's default for a /16"
+        );
+        assert_eq!(
+            kubeadm::calico_block_size(24),
+            28,
+            "16 blocks in the seed's /24"
+        );
+        assert_eq!(kubeadm::calico_block_size(27), 30);
+    }
+}

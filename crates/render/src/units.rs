@@ -27,6 +27,7 @@ fn namespace_lines(ns: &NodeNamespace) -> (String, String) {
 pub fn k3s_unit(node: &NodePlan, ns: &NodeNamespace) -> String {
     let server = node.role == NodeRole::ControlPlane;
     let (unit, service) = namespace_lines(ns);
+    // As K3s's installer writes them: the server notifies systemd when ready, the agent not.
     let (what, env, exec, kind) = if server {
         (
             "server",
@@ -35,12 +36,7 @@ pub fn k3s_unit(node: &NodePlan, ns: &NodeNamespace) -> String {
             "notify",
         )
     } else {
-        (
-            "agent",
-            k3s::AGENT_ENV,
-            "/usr/local/bin/k3s agent",
-            "notify",
-        )
+        ("agent", k3s::AGENT_ENV, "/usr/local/bin/k3s agent", "exec")
     };
     format!(
         "# Written by edgenet render: K3s {what} inside node {name} (network namespace {netns}).\n\
