@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, Container, EnvVar, EnvVarSource, HostAlias,
     HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
@@ -329,11 +329,117 @@ pub fn metallb_documents(range: &str, opts: &RenderOptions) -> Vec<String> {
     vec![to_yaml(&pool), to_yaml(&advertisement)]
 }
 
+/// The kube-vip cloud provider: it reads the `kubevip` ConfigMap and gives LoadBalancer
+/// services their addresses, which kube-vip (`svc_enable`) then announces.
+pub fn kube_vip_cloud_provider_documents(opts: &RenderOptions) -> Vec<String> {
+    let name = "kube-vip-cloud-controller";
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let account = ServiceAccount {
+        metadata: meta(name, Some(NAMESPACE)),
+        ..Default::default()
+    };
+    let role = ClusterRole {
+        metadata: meta("system:kube-vip-cloud-controller-role", None),
+        rules: Some(vec![
+            rule(
+                &["coordination.k8s.io"],
+                &["leases"],
+                &["get", "create", "update", "list"],
+            ),
+            rule(
+                &[""],
+                &["configmaps", "endpoints", "events", "services/status"],
+                &["*"],
+            ),
+            rule(
+                &[""],
+                &["nodes", "services"],
+                &["list", "get", "watch", "update"],
+            ),
+        ]),
+        ..Default::default()
+    };
+    let binding = ClusterRoleBinding {
+        metadata: meta("system:kube-vip-cloud-controller-binding", None),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "ClusterRole".to_string(),
+            name: "system:kube-vip-cloud-controller-role".to_string(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_string(),
+            name: name.to_string(),
+            namespace: Some(NAMESPACE.to_string()),
+            ..Default::default()
+        }]),
+    };
+    let labels = BTreeMap::from([(
+        "app.kubernetes.io/name".to_string(),
+        "kube-vip-cloud-provider".to_string(),
+    )]);
+    let toleration = |key: &str| Toleration {
+        key: Some(key.to_string()),
+        effect: Some("NoSchedule".to_string()),
+        operator: Some("Exists".to_string()),
+        ..Default::default()
+    };
+    let deployment = Deployment {
+        metadata: meta("kube-vip-cloud-provider", Some(NAMESPACE)),
+        spec: DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name.to_string()),
+                    tolerations: Some(vec![
+                        toleration("node-role.kubernetes.io/control-plane"),
+                        toleration("node-role.kubernetes.io/master"),
+                    ]),
+                    containers: vec![Container {
+                        name: "kube-vip-cloud-provider".to_string(),
+                        image: Some(opts.kube_vip_cloud_provider_image.clone()),
+                        command: Some(vec![
+                            "/kube-vip-cloud-provider".to_string(),
+                            format!("--leader-elect-resource-name={name}"),
+                        ]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    vec![
+        to_yaml(&account),
+        to_yaml(&role),
+        to_yaml(&binding),
+        to_yaml(&deployment),
+    ]
+}
+
 /// The LoadBalancer objects for the service range: none when the range is empty.
 pub fn lb_documents(plan: &Plan, opts: &RenderOptions) -> Vec<String> {
     match (service_range_text(plan), opts.lb) {
         (None, _) => Vec::new(),
-        (Some(range), LbProvider::KubeVip) => vec![to_yaml(&kubevip_configmap(&range))],
+        (Some(range), LbProvider::KubeVip) => {
+            let mut docs = vec![to_yaml(&kubevip_configmap(&range))];
+            docs.extend(kube_vip_cloud_provider_documents(opts));
+            docs
+        }
         (Some(range), LbProvider::Metallb) => metallb_documents(&range, opts),
     }
 }

@@ -69,6 +69,7 @@ pub struct RenderOptions {
     /// Deployed namespaces by node name; a node without one gets no systemd units.
     pub namespaces: BTreeMap<String, NodeNamespace>,
     pub kube_vip_image: String,
+    pub kube_vip_cloud_provider_image: String,
 }
 
 impl Default for RenderOptions {
@@ -81,6 +82,8 @@ impl Default for RenderOptions {
             node_interface: "eth0".to_string(),
             namespaces: BTreeMap::new(),
             kube_vip_image: "ghcr.io/kube-vip/kube-vip:v1.0.4".to_string(),
+            kube_vip_cloud_provider_image: "ghcr.io/kube-vip/kube-vip-cloud-provider:v0.0.12"
+                .to_string(),
         }
     }
 }

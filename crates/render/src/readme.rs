@@ -112,7 +112,7 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     match (service_range_text(plan), opts.lb) {
         (None, _) => t.push("  no LoadBalancer range (Init.ServiceIPRangeSize is 0): no LoadBalancer objects rendered.".into()),
         (Some(r), LbProvider::KubeVip) => t.push(format!(
-            "  LoadBalancer range {r}: kubevip ConfigMap (install the kube-vip cloud provider: https://kube-vip.io/docs/usage/cloud-provider/)"
+            "  LoadBalancer range {r}: the kube-vip cloud provider (rendered) hands out addresses from the kubevip ConfigMap; kube-vip announces them by ARP"
         )),
         (Some(r), LbProvider::Metallb) => t.push(format!(
             "  LoadBalancer range {r}: MetalLB IPAddressPool + L2Advertisement (install MetalLB first: https://metallb.io/installation/)"

@@ -452,6 +452,12 @@ fn load_balancer_objects_follow_the_service_range() {
     assert_eq!(objs[0]["kind"], "ConfigMap");
     assert_eq!(objs[0]["metadata"]["name"], "kubevip");
     assert_eq!(objs[0]["data"]["range-global"], "10.20.30.100-10.20.30.226");
+    assert!(
+        objs.iter().any(
+            |o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-vip-cloud-provider"
+        ),
+        "the cloud provider that reads the ConfigMap"
+    );
 
     // MetalLB.
     let opts = RenderOptions {

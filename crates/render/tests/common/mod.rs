@@ -13,7 +13,7 @@ use edgenet_render::model::kubeadm::KubeadmDocument;
 use edgenet_render::model::metallb::{IpAddressPool, L2Advertisement};
 use edgenet_render::yaml::{documents, from_yaml, from_yaml_documents};
 use edgenet_render::RenderedFile;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::{json, Value};
@@ -142,6 +142,7 @@ fn kube_object(doc: &Value) -> Value {
         "ClusterRole" => serde_json::from_str::<ClusterRole>(&text).map(drop),
         "ClusterRoleBinding" => serde_json::from_str::<ClusterRoleBinding>(&text).map(drop),
         "DaemonSet" => serde_json::from_str::<DaemonSet>(&text).map(drop),
+        "Deployment" => serde_json::from_str::<Deployment>(&text).map(drop),
         "Pod" => serde_json::from_str::<Pod>(&text).map(drop),
         "ConfigMap" => serde_json::from_str::<ConfigMap>(&text).map(drop),
         other => panic!("unexpected Kubernetes kind {other}"),
