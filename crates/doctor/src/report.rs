@@ -78,7 +78,7 @@ impl Check {
 
     pub fn line(&self) -> String {
         let mut s = format!(
-            "{} {:<14} {:<16} {}",
+            "{} {:<14} {:<18} {}",
             self.status.as_str(),
             self.scope,
             self.check,

@@ -165,7 +165,14 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     rendered.notices = notices;
     match (&args.out, &args.target) {
         (Some(dir), _) => write_all(cli, dir, &rendered),
-        (None, Some(target)) => print_one(&plan, &rendered, target, args.node, token.as_deref()),
+        (None, Some(target)) => print_one(
+            cli.output,
+            &plan,
+            &rendered,
+            target,
+            args.node,
+            token.as_deref(),
+        ),
         (None, None) => unreachable!("clap requires TARGET or --out"),
     }
 }
@@ -231,6 +238,7 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
 }
 
 fn print_one(
+    output: Output,
     plan: &Plan,
     rendered: &Rendered,
     target: &str,
@@ -288,6 +296,15 @@ fn print_one(
         }
         _ => text,
     };
-    print!("{text}");
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "schema": rendered.schema,
+            "machine": rendered.machine,
+            "node": kind,
+            "target": target,
+            "contents": text,
+        })),
+        Output::Text => print!("{text}"),
+    }
     Ok(Exit::Ok)
 }
