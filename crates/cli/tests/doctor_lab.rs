@@ -400,6 +400,8 @@ fn doctor_finds_each_fault_and_only_it() {
         "{r:#}"
     );
     assert_eq!(check(&r, "endpoint")["status"], "PASS");
+    // Deleting the veth takes the device away at once (a namespace is torn down later).
+    sh(&["ip", "-n", &machine, "link", "del", "h9dup"]);
     sh(&["ip", "netns", "del", &dup_ns]);
     t.extra_netns.clear();
     expect_healthy(&t, "duplicate gone");

@@ -114,6 +114,42 @@ pub fn forward_blockers(ruleset: &Value, switch: &str) -> Vec<Blocker> {
     out
 }
 
+/// The same judgement over `iptables-legacy-save -t filter` output: a `FORWARD` policy DROP
+/// without an accept naming the switch.
+pub fn legacy_blockers(save: &str, switch: &str) -> Vec<Blocker> {
+    let chains: Vec<&str> = save
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let forward_drops = save.lines().any(|l| l.starts_with(":FORWARD DROP"));
+    let accepts_switch = save.lines().any(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        l.starts_with("-A ")
+            && words
+                .windows(2)
+                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == switch)
+            && words.windows(2).any(|w| w[0] == "-j" && w[1] == "ACCEPT")
+    });
+    if !forward_drops || accepts_switch {
+        return Vec::new();
+    }
+    let owner = if chains.iter().any(|c| c.starts_with("ufw")) {
+        Owner::Ufw
+    } else if chains.iter().any(|c| *c == "DOCKER-USER" || *c == "DOCKER") {
+        Owner::Docker
+    } else {
+        Owner::Other
+    };
+    vec![Blocker {
+        family: "iptables-legacy".to_string(),
+        table: "filter".to_string(),
+        chain: "FORWARD".to_string(),
+        owner,
+        how: "policy DROP".to_string(),
+    }]
+}
+
 /// The exact fix for one blocker: each tool's documented way to let a bridge's traffic through.
 pub fn fix(b: &Blocker, switch: &str) -> String {
     match b.owner {
@@ -124,6 +160,9 @@ pub fn fix(b: &Blocker, switch: &str) -> String {
             "firewall-cmd --permanent --zone=trusted --add-interface={switch} && firewall-cmd --reload"
         ),
         Owner::Ufw => format!("ufw route allow in on {switch} && ufw route allow out on {switch}"),
+        Owner::Other if b.family == "iptables-legacy" => format!(
+            "iptables-legacy -I FORWARD -i {switch} -j ACCEPT && iptables-legacy -I FORWARD -o {switch} -j ACCEPT"
+        ),
         Owner::Other => format!(
             "nft insert rule {f} {t} {c} iifname \"{switch}\" accept && nft insert rule {f} {t} {c} oifname \"{switch}\" accept",
             f = b.family,
@@ -208,6 +247,21 @@ mod tests {
             {"accept": null}
         ]});
         assert!(forward_blockers(&ruleset(vec![accept]), "aksedgesw-int").is_empty());
+    }
+
+    #[test]
+    fn legacy_iptables_forward_drop_is_found_unless_the_switch_is_accepted() {
+        let save = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n";
+        let found = legacy_blockers(save, "aksedgesw-int");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].owner, Owner::Docker);
+        let fixed = save.replace(
+            "COMMIT",
+            "-A DOCKER-USER -i aksedgesw-int -j ACCEPT\nCOMMIT",
+        );
+        assert!(legacy_blockers(&fixed, "aksedgesw-int").is_empty());
+        assert!(legacy_blockers(&save.replace(":FORWARD DROP", ":FORWARD ACCEPT"), "x").is_empty());
+        assert!(legacy_blockers("", "x").is_empty());
     }
 
     #[test]

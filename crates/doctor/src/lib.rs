@@ -97,21 +97,28 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
         });
     }
     let bridge_nf = edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok();
-    out.push(match probes::nft_ruleset() {
+    let mut blockers = Vec::new();
+    let mut unread = Vec::new();
+    match probes::nft_ruleset() {
         Ok(Some(ruleset)) => {
-            let blockers = firewall::forward_blockers(&ruleset, &plan.switch.name);
-            firewall::check(plan, &blockers, bridge_nf.as_deref())
+            blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
         }
-        Ok(None) => Check::skip(
+        Ok(None) => unread.push("nft is not installed".to_string()),
+        Err(e) => unread.push(format!("nft: {e}")),
+    }
+    match probes::iptables_legacy_filter() {
+        Ok(Some(save)) => blockers.extend(firewall::legacy_blockers(&save, &plan.switch.name)),
+        Ok(None) => {}
+        Err(e) => unread.push(format!("iptables-legacy-save: {e}")),
+    }
+    out.push(if blockers.is_empty() && !unread.is_empty() {
+        Check::skip(
             "host",
             "host-firewall",
-            "nft is not installed: the ruleset was not read",
-        ),
-        Err(e) => Check::skip(
-            "host",
-            "host-firewall",
-            format!("the ruleset was not read: {e}"),
-        ),
+            format!("the host's firewall was not read ({})", unread.join("; ")),
+        )
+    } else {
+        firewall::check(plan, &blockers, bridge_nf.as_deref())
     });
     out
 }

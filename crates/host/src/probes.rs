@@ -191,6 +191,30 @@ pub fn nft_ruleset() -> io::Result<Option<serde_json::Value>> {
         .map_err(io::Error::other)
 }
 
+/// `iptables-legacy-save -t filter` (rules made by the legacy iptables backend do not show in
+/// the nftables ruleset); `Ok(None)` when there is no legacy filter table or no such tool.
+/// Only read when the legacy filter table already exists in this namespace
+/// (`/proc/net/ip_tables_names`): asking for it otherwise would load `ip_tables` and create it.
+pub fn iptables_legacy_filter() -> io::Result<Option<String>> {
+    let names = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
+    if !names.lines().any(|l| l.trim() == "filter") {
+        return Ok(None);
+    }
+    match Command::new("iptables-legacy-save")
+        .args(["-t", "filter"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+        }
+        Ok(out) => Err(io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
