@@ -97,6 +97,25 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
         });
     }
     let bridge_nf = edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok();
+    out.push(match bridge_nf.as_deref() {
+        Some("1") => Check::pass(
+            "host",
+            "bridge-nf",
+            "bridge-nf-call-iptables = 1, as kube-proxy and the CNI need (bridged traffic also meets the host's iptables: see host-firewall)",
+        ),
+        Some(v) => Check::warn(
+            "host",
+            "bridge-nf",
+            format!("bridge-nf-call-iptables = {v}: kube-proxy's rules miss bridged pod traffic"),
+        )
+        .fix("sysctl -w net.bridge.bridge-nf-call-iptables=1 (and in /etc/sysctl.d/ to keep it)"),
+        None => Check::warn(
+            "host",
+            "bridge-nf",
+            "br_netfilter is not loaded: Kubernetes needs bridge-nf-call-iptables = 1",
+        )
+        .fix("modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/k8s.conf; sysctl -w net.bridge.bridge-nf-call-iptables=1"),
+    });
     let mut blockers = Vec::new();
     let mut unread = Vec::new();
     match probes::nft_ruleset() {
