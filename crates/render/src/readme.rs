@@ -120,6 +120,9 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     }
     t.push(String::new());
     t.push("Ports between nodes:".into());
+    if plan.switch.kind == edgenet_core::plan::SwitchKind::Internal {
+        t.push("  (single machine: edgenet's own nftables table already lets these through on the switch; host/etc/nftables.d/ is only for another firewall that filters between the nodes)".into());
+    }
     t.push(crate::firewall_ports::table(plan.distribution));
     t.join("\n") + "\n"
 }
