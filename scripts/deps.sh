@@ -12,8 +12,9 @@ packages=(
   curl            # the lab's HTTP probes, and tests inside nodes
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
-  systemd         # systemd-analyze, to verify the boot unit in tests
+  systemd         # systemd-analyze verify: the boot unit and the units `edgenet render` writes
   iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
+  python3-pip     # pip, to install kubernetes-validate for the render schema tests
 )
 
 missing=()
@@ -28,6 +29,18 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubernetes-validate: the Kubernetes OpenAPI schemas, which the render tests check every
+# rendered Kubernetes object against. Optional: without it those tests say they skipped.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet kubernetes-validate 2>/dev/null ||
+      python3 -m pip install --quiet --break-system-packages kubernetes-validate 2>/dev/null ||
+      echo "edgenet: could not install kubernetes-validate (pip); the schema tests will skip" >&2
+  else
+    echo "edgenet: python3 with pip is missing; the Kubernetes schema tests will skip" >&2
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -98,6 +98,13 @@ impl Cli {
             Command::Node(NodeCommand::Addr(c)) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Exec(c)) => (None, None, Some(&c.state), None),
             Command::ScaleConfig(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
+            Command::Render(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Doctor(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::InstallUnit(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
             Command::Lab(LabCommand::Up(c)) => (Some(&c.config), Some(&c.output), None, None),
             Command::Lab(LabCommand::Status(c) | LabCommand::Down(c)) => {
@@ -224,6 +231,11 @@ pub enum Command {
     /// machine running the normal deploy. Never changes the host's own network.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Write the files Kubernetes needs on each node (K3s or kubeadm, kube-vip or MetalLB,
+    /// Calico, proxy, DNS, systemd units), or print one of them.
+    Render(crate::commands::render::RenderArgs),
+    /// Check from inside each node that the network works as planned.
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(CompletionsArgs),
     /// Print the manual page edgenet(1) in roff (`edgenet man | man -l -`).

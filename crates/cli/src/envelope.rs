@@ -58,7 +58,14 @@ pub const DEPLOY: Schema = Schema {
 
 pub const REMOVE: Schema = Schema {
     name: "edgenet.remove/v1",
-    keys: &["found", "deployment_id", "removed", "restored", "left", "errors"],
+    keys: &[
+        "found",
+        "deployment_id",
+        "removed",
+        "restored",
+        "left",
+        "errors",
+    ],
 };
 
 pub const STATUS: Schema = Schema {
@@ -85,7 +92,27 @@ pub const NODE_ADDR: Schema = Schema {
 
 pub const LAB_STATUS: Schema = Schema {
     name: "edgenet.lab-status/v1",
-    keys: &["lab", "up", "cells", "notes"],
+    keys: &["lab", "up", "cells", "notes", "doctor"],
+};
+
+pub const RENDER: Schema = Schema {
+    name: edgenet_render::RENDER_SCHEMA,
+    // `--out DIR` fills out/distribution/files/notices; one TARGET fills node/target/contents.
+    keys: &[
+        "machine",
+        "out",
+        "distribution",
+        "files",
+        "notices",
+        "node",
+        "target",
+        "contents",
+    ],
+};
+
+pub const DOCTOR: Schema = Schema {
+    name: edgenet_doctor::DOCTOR_SCHEMA,
+    keys: &["machine", "checks", "pass", "warn", "fail"],
 };
 
 pub const LAB_DOWN: Schema = Schema {

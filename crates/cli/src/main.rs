@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Up(args)) => commands::lab::up(&cli, args),
         Command::Lab(LabCommand::Status(args)) => commands::lab::status(&cli, &args.lab),
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, &args.lab),
+        Command::Render(args) => commands::render::run(&cli, args),
+        Command::Doctor(args) => commands::doctor::run(&cli, args),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -82,6 +84,8 @@ fn report_schema(command: &Command) -> envelope::Schema {
         Command::Node(NodeCommand::Addr(_)) => envelope::NODE_ADDR,
         Command::Lab(LabCommand::Up(_) | LabCommand::Status(_)) => envelope::LAB_STATUS,
         Command::Lab(LabCommand::Down(_)) => envelope::LAB_DOWN,
+        Command::Render(_) => envelope::RENDER,
+        Command::Doctor(_) => envelope::DOCTOR,
         _ => envelope::ERROR,
     }
 }

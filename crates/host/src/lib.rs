@@ -13,6 +13,7 @@ pub mod net_manager;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod probes;
 pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;

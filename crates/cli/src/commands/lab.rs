@@ -295,7 +295,9 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
 fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliError> {
     let (nodes, expect) = lab_nodes(lab)?;
     let matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
-    let exit = if matrix.all_ok() {
+    let doctor = super::doctor::lab_doctor(lab, |m, args| edgenet_in(m, None, args));
+    let doctor_failed = doctor.iter().any(|(_, r)| r["fail"].as_u64() != Some(0));
+    let exit = if matrix.all_ok() && !doctor_failed {
         Exit::Ok
     } else {
         Exit::Findings
@@ -304,9 +306,10 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
         Format::Json => {
             let mut report = serde_json::to_value(&matrix).expect("serializes");
             report["up"] = serde_json::json!(up);
+            report["doctor"] = serde_json::Value::Object(doctor.into_iter().collect());
             let result = match exit {
                 Exit::Ok => Ok(()),
-                _ => Err(CliError::new(
+                _ if !matrix.all_ok() => Err(CliError::new(
                     exit,
                     "unexpected-reachability",
                     format!(
@@ -315,10 +318,18 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
                         matrix.cells.len()
                     ),
                 )),
+                _ => Err(CliError::new(
+                    exit,
+                    "doctor-failed",
+                    "doctor found a FAIL inside a lab machine (see `doctor`)".to_string(),
+                )),
             };
             envelope::print_result(&envelope::LAB_STATUS, result, &report)
         }
-        Format::Text => print!("{}", matrix.render_table()),
+        Format::Text => {
+            print!("{}", matrix.render_table());
+            print!("{}", super::doctor::lab_doctor_text(&doctor));
+        }
     }
     Ok(exit)
 }

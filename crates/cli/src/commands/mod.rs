@@ -3,9 +3,11 @@
 pub mod check;
 pub mod config_new;
 pub mod deploy;
+pub mod doctor;
 pub mod install_unit;
 pub mod lab;
 pub mod plan;
+pub mod render;
 pub mod scale_config;
 pub mod status;
 
