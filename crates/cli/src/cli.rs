@@ -26,7 +26,8 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
-    /// Output format of reports (`json` is stable, for scripts).
+    /// Output format of reports (`json` is stable, for scripts). Pictures: `svg` and `dot` for
+    /// plan and status, `html` (and `svg`, `dot`) for lab status.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
@@ -77,6 +78,12 @@ pub struct Cli {
 pub enum Output {
     Text,
     Json,
+    /// A picture (plan, status, lab status); laid out by Graphviz when installed.
+    Svg,
+    /// The picture as Graphviz DOT text (plan, status, lab status).
+    Dot,
+    /// One self-contained page with the picture and the matrix (lab status).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,7 +54,7 @@ impl CliError {
             Output::Json => crate::output::print_json(&serde_json::json!({
                 "error": { "code": self.code, "message": self.message, "hint": self.hint, "exit": self.exit as u8 }
             })),
-            Output::Text => {
+            _ => {
                 eprintln!("edgenet: {}", self.message);
                 if let Some(hint) = &self.hint {
                     eprintln!("  hint: {hint}");

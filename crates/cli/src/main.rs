@@ -15,6 +15,10 @@ use cli::{Cli, Command, ConfigCommand, LabCommand, NodeCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Err(e) = commands::picture::check_format(&cli) {
+        e.report(cli.output);
+        return e.exit_code().into();
+    }
     let result = match &cli.command {
         Command::Check(args) => commands::check::run(&cli, args),
         Command::Plan(args) => commands::plan::run(&cli, args),

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
 
     match cli.output {
         Output::Json => print_json(&findings),
-        Output::Text => {
+        _ => {
             let style = Style::for_stdout();
             for f in &findings {
                 println!("{}", finding_text(f, style));

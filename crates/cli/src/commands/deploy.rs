@@ -98,7 +98,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Ok(report) => {
             match cli.output {
                 Output::Json => print_json(&report),
-                Output::Text => {
+                _ => {
                     if report.changes.is_empty() {
                         println!(
                             "No changes: the host already matches the plan (deployment {}).",
@@ -164,7 +164,7 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
     let failed = !report.errors.is_empty();
     match cli.output {
         Output::Json => print_json(&report),
-        Output::Text => {
+        _ => {
             if !report.found {
                 println!(
                     "Nothing to remove: no deployment in {}.",

@@ -258,12 +258,39 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
     Ok((nodes, expect))
 }
 
+/// Every lab machine with the plan its deployment applied, for the picture.
+fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
+    lab.machines()
+        .into_iter()
+        .map(|m| {
+            let plan = StateDir::new(&m.state_dir)
+                .peek()
+                .map_err(lab_error)?
+                .and_then(|s| s.applied_plan);
+            Ok(edgenet_viz::LabMachineView {
+                name: m.name.clone(),
+                address: m.address.addr(),
+                plan,
+            })
+        })
+        .collect()
+}
+
 fn report_matrix(cli: &Cli, lab: &Lab) -> Result<Exit, CliError> {
     let (nodes, expect) = lab_nodes(lab)?;
     let matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
     match cli.output {
         Format::Json => print_json(&matrix),
         Format::Text => print!("{}", matrix.render_table()),
+        Format::Svg | Format::Dot | Format::Html => {
+            let topo = edgenet_viz::from_lab(lab.name(), &lab_views(lab)?, &matrix);
+            if cli.output == Format::Html {
+                let svg = super::picture::svg(&topo)?;
+                print!("{}", edgenet_viz::html::lab_page(&topo, &matrix, &svg));
+            } else {
+                super::picture::print(cli, &topo)?;
+            }
+        }
     }
     Ok(if matrix.all_ok() {
         Exit::Ok

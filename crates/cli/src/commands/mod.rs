@@ -4,6 +4,7 @@ pub mod check;
 pub mod config_new;
 pub mod deploy;
 pub mod lab;
+pub mod picture;
 pub mod plan;
 pub mod scale_config;
 pub mod status;

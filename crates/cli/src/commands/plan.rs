@@ -19,6 +19,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     match cli.output {
         Output::Json => print_json(&plan),
         Output::Text => println!("{}", render(&plan, Style::for_stdout())),
+        _ => super::picture::print(cli, &edgenet_viz::from_plan(&plan))?,
     }
     Ok(Exit::Ok)
 }
