@@ -27,14 +27,18 @@ fn flag_rows(flags: &[Flag]) -> String {
     flags
         .iter()
         .flat_map(|f| f.lines.iter())
-        .map(|l| row(&format!("<FONT COLOR=\"{PROBLEM}\"><B>{}</B></FONT>", xml(l))))
+        .map(|l| {
+            row(&format!(
+                "<FONT COLOR=\"{PROBLEM}\"><B>{}</B></FONT>",
+                xml(l)
+            ))
+        })
         .collect()
 }
 
 fn label(title: &str, title_colour: &str, lines: &[String], flags: &[Flag]) -> String {
-    let mut t = String::from(
-        "<<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">",
-    );
+    let mut t =
+        String::from("<<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">");
     t.push_str(&row(&format!(
         "<FONT COLOR=\"{title_colour}\"><B>{}</B></FONT>",
         xml(title)
@@ -119,7 +123,12 @@ pub(crate) fn write_scene(s: &Scene) -> String {
     if let Some(lan) = &s.lan {
         node(&mut out, lan);
         if let Some(inet) = &s.internet {
-            edge(&mut out, &inet.id, &lan.id, &format!("dir=none, color={}, penwidth=2.5", q(LAN)));
+            edge(
+                &mut out,
+                &inet.id,
+                &lan.id,
+                &format!("dir=none, color={}, penwidth=2.5", q(LAN)),
+            );
         }
     }
 
@@ -149,7 +158,12 @@ pub(crate) fn write_scene(s: &Scene) -> String {
             }
             // The next row hangs below this one.
             if r + 1 < rows.len() && s.lan.is_some() {
-                edge(&mut out, last_block(p), &format!("lan-bus-{}", r + 1), INVISIBLE);
+                edge(
+                    &mut out,
+                    last_block(p),
+                    &format!("lan-bus-{}", r + 1),
+                    INVISIBLE,
+                );
             }
         }
         if s.lan.is_none() && r + 1 < rows.len() {
@@ -172,7 +186,10 @@ pub(crate) fn write_scene(s: &Scene) -> String {
         legend.push_str(&row(&format!("<FONT COLOR=\"{colour}\">{}</FONT>", xml(l))));
     }
     legend.push_str("</TABLE>>");
-    let _ = writeln!(out, "  \"legend\" [id=\"legend\", shape=plaintext, label={legend}];");
+    let _ = writeln!(
+        out,
+        "  \"legend\" [id=\"legend\", shape=plaintext, label={legend}];"
+    );
     if let Some(last) = rows.last() {
         for p in last.iter() {
             edge(&mut out, last_block(p), "legend", INVISIBLE);
@@ -199,7 +216,11 @@ fn panel(out: &mut String, p: &scene::Panel) {
         out,
         "  id={}; label={heading}; labeljust=l; style=\"rounded\"; color={}; penwidth={};",
         q(&p.id),
-        q(if p.flags.is_empty() { "#ced4da" } else { PROBLEM }),
+        q(if p.flags.is_empty() {
+            "#ced4da"
+        } else {
+            PROBLEM
+        }),
         if p.flags.is_empty() { 1 } else { 3 }
     );
     node(out, &p.uplink);

@@ -43,10 +43,7 @@ pub fn machine(plan: &Plan) -> Machine {
         (SwitchKind::Internal, _) => Uplink {
             kind: UplinkKind::Nat,
             title: "host uplink".into(),
-            lines: vec![format!(
-                "outbound NAT (masquerade) of {}",
-                s.subnet
-            )],
+            lines: vec![format!("outbound NAT (masquerade) of {}", s.subnet)],
         },
         (SwitchKind::External, _) => Uplink {
             kind: UplinkKind::Adapter,
@@ -193,11 +190,7 @@ pub fn redact_proxy(url: &str) -> String {
     };
     let userinfo = &authority[..at];
     let user = userinfo.split(':').next().unwrap_or("");
-    format!(
-        "{}{user}:***@{}",
-        &url[..start],
-        &rest[at + 1..]
-    )
+    format!("{}{user}:***@{}", &url[..start], &rest[at + 1..])
 }
 
 #[cfg(test)]
@@ -214,7 +207,10 @@ mod tests {
             redact_proxy("http://alice:p@ss@proxy:3128/x"),
             "http://alice:***@proxy:3128/x"
         );
-        assert_eq!(redact_proxy("http://bob@proxy:3128"), "http://bob:***@proxy:3128");
+        assert_eq!(
+            redact_proxy("http://bob@proxy:3128"),
+            "http://bob:***@proxy:3128"
+        );
         assert_eq!(redact_proxy("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(
             redact_proxy("http://proxy:3128/a@b"),

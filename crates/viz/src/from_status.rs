@@ -201,7 +201,10 @@ mod tests {
             Location::Firewall("edge01".into())
         );
         assert_eq!(
-            locate_drift("a foreign firewall drops forwarded traffic (iptables FORWARD policy DROP)", &n),
+            locate_drift(
+                "a foreign firewall drops forwarded traffic (iptables FORWARD policy DROP)",
+                &n
+            ),
             Location::Firewall("edge01".into())
         );
         assert_eq!(

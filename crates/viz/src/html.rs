@@ -30,7 +30,9 @@ td.verdict-fail { color: #d9480f; font-weight: bold; }
 /// declaration and a DOCTYPE, which cannot stand inside a page).
 pub fn embeddable(svg: &str) -> &str {
     let start = svg.find("<svg").unwrap_or(0);
-    let end = svg.rfind("</svg>").map_or(svg.len(), |i| i + "</svg>".len());
+    let end = svg
+        .rfind("</svg>")
+        .map_or(svg.len(), |i| i + "</svg>".len());
     &svg[start..end]
 }
 
@@ -53,7 +55,11 @@ pub fn lab_page(topo: &Topology, matrix: &Matrix, svg: &str) -> String {
     let _ = writeln!(
         s,
         "<p class=\"{}\">{} of {} cells as expected{}</p>",
-        if failed == 0 { "summary-ok" } else { "summary-fail" },
+        if failed == 0 {
+            "summary-ok"
+        } else {
+            "summary-fail"
+        },
         matrix.cells.len() - failed,
         matrix.cells.len(),
         if failed == 0 {

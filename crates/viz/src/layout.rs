@@ -213,9 +213,11 @@ fn panel(p: &scene::Panel) -> Frame {
         });
         placed_nodes.push(n);
     }
+    // Ports further right take lower channels, so no port's drop crosses another's run.
+    let count = ports.len();
     for (k, (port, target)) in ports.iter().enumerate() {
         let node = &placed_nodes[*target].rect;
-        let chan = nodes_y - 10.0 - 8.0 * k as f64;
+        let chan = nodes_y - 10.0 - 8.0 * (count - 1 - k) as f64;
         let into = (node.cx() + 14.0 + 10.0 * k as f64).min(node.right() - 6.0);
         wires.push(Wire {
             kind: WireKind::Forward,
@@ -294,7 +296,11 @@ pub(crate) fn layout_scene(scene: &Scene) -> Drawing {
     let mut y = MARGIN + LINE_H * TITLE_SCALE + scene.subtitle.len() as f64 * LINE_H;
     let flag_lines: usize = scene.flags.iter().map(|f| f.lines.len()).sum();
     y += flag_lines as f64 * LINE_H + 16.0;
-    for line in scene.subtitle.iter().chain(scene.flags.iter().flat_map(|f| f.lines.iter())) {
+    for line in scene
+        .subtitle
+        .iter()
+        .chain(scene.flags.iter().flat_map(|f| f.lines.iter()))
+    {
         width = width.max(MARGIN + text_w(line));
     }
 

@@ -120,7 +120,10 @@ pub enum Location {
     /// The machine's firewall (NAT, forward filter): drawn on the uplink it guards.
     Firewall(String),
     Switch(String),
-    Node { machine: String, node: String },
+    Node {
+        machine: String,
+        node: String,
+    },
 }
 
 impl Location {

@@ -91,9 +91,9 @@ pub(crate) struct Scene {
 pub(crate) fn build(topo: &Topology) -> Scene {
     let (internet, lan) = match &topo.lan {
         Some(l) => (
-            l.internet.as_ref().map(|(title, lines)| {
-                Block::new("internet".into(), Style::Internet, title, lines)
-            }),
+            l.internet
+                .as_ref()
+                .map(|(title, lines)| Block::new("internet".into(), Style::Internet, title, lines)),
             Some(Block::new("lan".into(), Style::Lan, &l.title, &l.lines)),
         ),
         None => (None, None),
@@ -123,7 +123,14 @@ fn panel(m: &model::Machine) -> Panel {
     let nodes: Vec<Block> = m
         .nodes
         .iter()
-        .map(|n| Block::new(model::node_id(&m.name, &n.name), Style::Node, &n.name, &n.lines))
+        .map(|n| {
+            Block::new(
+                model::node_id(&m.name, &n.name),
+                Style::Node,
+                &n.name,
+                &n.lines,
+            )
+        })
         .collect();
     let ports = m
         .forwards

@@ -68,7 +68,13 @@ pub fn draw(d: &Drawing) -> String {
         d.width, d.height
     );
     let mut y = 20.0 + LINE_H;
-    text(&mut s, 20.0, y, &d.title, "font-size=\"16\" font-weight=\"bold\"");
+    text(
+        &mut s,
+        20.0,
+        y,
+        &d.title,
+        "font-size=\"16\" font-weight=\"bold\"",
+    );
     for line in &d.subtitle {
         y += LINE_H;
         text(&mut s, 20.0, y, line, "fill=\"#495057\"");
@@ -91,11 +97,21 @@ pub fn draw(d: &Drawing) -> String {
             f.rect.y,
             f.rect.w,
             f.rect.h,
-            if f.flags.is_empty() { "#ced4da" } else { PROBLEM },
+            if f.flags.is_empty() {
+                "#ced4da"
+            } else {
+                PROBLEM
+            },
             if f.flags.is_empty() { 1 } else { 3 },
         );
         let mut y = f.rect.y + 4.0 + LINE_H;
-        text(&mut s, f.rect.x + 26.0, y, &f.heading, "font-weight=\"bold\"");
+        text(
+            &mut s,
+            f.rect.x + 26.0,
+            y,
+            &f.heading,
+            "font-weight=\"bold\"",
+        );
         for fl in &f.flags {
             flag(&mut s, f.rect.x + 26.0, &mut y, fl);
         }
@@ -108,7 +124,13 @@ pub fn draw(d: &Drawing) -> String {
         s.push_str("</g>");
     }
     let mut y = d.legend_y;
-    text(&mut s, 20.0, y + LINE_H - 3.0, "Legend:", "font-weight=\"bold\" fill=\"#495057\"");
+    text(
+        &mut s,
+        20.0,
+        y + LINE_H - 3.0,
+        "Legend:",
+        "font-weight=\"bold\" fill=\"#495057\"",
+    );
     for l in &d.legend {
         y += LINE_H;
         let colour = if l.starts_with("CLOSED") {
@@ -118,7 +140,12 @@ pub fn draw(d: &Drawing) -> String {
         } else {
             PROBLEM
         };
-        let _ = write!(s, r##"<text x="20" y="{}" fill="{colour}">{}</text>"##, y + LINE_H - 3.0, xml(l));
+        let _ = write!(
+            s,
+            r##"<text x="20" y="{}" fill="{colour}">{}</text>"##,
+            y + LINE_H - 3.0,
+            xml(l)
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -134,7 +161,13 @@ fn flag(s: &mut String, x: f64, y: &mut f64, f: &Flag) {
     }
     for line in &f.lines {
         *y += LINE_H;
-        text(s, x, *y, line, &format!("fill=\"{PROBLEM}\" font-weight=\"bold\" class=\"problem\""));
+        text(
+            s,
+            x,
+            *y,
+            line,
+            &format!("fill=\"{PROBLEM}\" font-weight=\"bold\" class=\"problem\""),
+        );
     }
     if f.anchor.is_some() {
         s.push_str("</a>");
@@ -184,8 +217,18 @@ fn block(s: &mut String, p: &Placed) {
     );
     let x = r.x + 8.0;
     let mut y = r.y + 8.0 + LINE_H - 3.0;
-    let title_colour = if b.style == Style::Closed { CLOSED } else { "#212529" };
-    text(s, x, y, &b.title, &format!("font-weight=\"bold\" fill=\"{title_colour}\""));
+    let title_colour = if b.style == Style::Closed {
+        CLOSED
+    } else {
+        "#212529"
+    };
+    text(
+        s,
+        x,
+        y,
+        &b.title,
+        &format!("font-weight=\"bold\" fill=\"{title_colour}\""),
+    );
     for line in &b.lines {
         y += LINE_H;
         text(s, x, y, line, "fill=\"#212529\"");

@@ -52,7 +52,8 @@ mod tests {
 
     #[test]
     fn wrapping_keeps_every_word_and_the_width() {
-        let text = "node→internet (address) m1-ledge → 203.0.113.80: expected reachable, got unreachable";
+        let text =
+            "node→internet (address) m1-ledge → 203.0.113.80: expected reachable, got unreachable";
         let lines = wrap(text, 30);
         assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:?}");
         assert_eq!(lines.join(" "), text);
@@ -62,6 +63,9 @@ mod tests {
 
     #[test]
     fn markup_is_escaped() {
-        assert_eq!(xml("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            xml("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -1,0 +1,560 @@
+//! The pictures, checked by parsing them: every SVG and page is well-formed XML and holds
+//! every node's name and address in its text; problems sit on the element they are about,
+//! with a text label; the built-in layout keeps boxes apart at 1 and at 50 machines; Graphviz
+//! (when installed) draws the same DOT with the same ids.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use edgenet_core::config::load;
+use edgenet_core::plan::{self, Plan};
+use edgenet_core::validate::Context;
+use edgenet_lab::{Cell, Matrix, Reach, Row};
+use edgenet_viz::layout::{self, CHAR_W};
+use edgenet_viz::model::{node_id, Location, Problem};
+use edgenet_viz::{dot, graphviz, html, svg, Topology};
+use serde_json::json;
+
+fn parse(text: &str) -> Result<roxmltree::Document<'_>, roxmltree::Error> {
+    // Graphviz's SVG has a DOCTYPE; its external DTD is not fetched.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(text, options)
+}
+
+fn plan_of(config: serde_json::Value, machine: Option<usize>, name: &str) -> Plan {
+    let loaded = load(config.to_string().as_bytes()).unwrap();
+    let mut ctx = Context::offline("test", "testhost");
+    ctx.machine = machine;
+    ctx.machine_name = Some(name.to_string());
+    plan::build(&loaded.config, &ctx).unwrap()
+}
+
+fn rich_plan() -> Plan {
+    plan_of(
+        json!({
+            "DeploymentType": "SingleMachineCluster",
+            "Init": {"ServiceIPRangeSize": 5},
+            "Network": {
+                "DnsServers": ["10.0.0.53"],
+                "Proxy": {"Http": "http://alice:s3cret@proxy.corp:3128", "Https": "http://alice:s3cret@proxy.corp:3128"}
+            },
+            "Machines": [{"LinuxNode": {"MacAddress": "02:00:00:00:00:02"}, "WindowsNode": {}}],
+            "Edgenet": {"PortForwards": [{"Protocol": "tcp", "HostPort": 8080, "NodePort": 30080}]}
+        }),
+        None,
+        "edge01",
+    )
+}
+
+/// A scalable cluster of `n` machines with a Linux and a Windows node each.
+fn scalable_plans(n: usize) -> Vec<Plan> {
+    let machines: Vec<_> = (0..n)
+        .map(|i| {
+            json!({
+                "NetworkConnection": {"AdapterName": "eth0"},
+                "LinuxNode": {"Ip4Address": format!("10.1.{}.{}", i / 100, 10 + i % 100)},
+                "WindowsNode": {"Ip4Address": format!("10.1.{}.{}", 2 + i / 100, 10 + i % 100)}
+            })
+        })
+        .collect();
+    let config = json!({
+        "DeploymentType": "ScalableCluster",
+        "Init": {"ServiceIPRangeStart": "10.1.9.1", "ServiceIPRangeSize": 10},
+        "Network": {
+            "ControlPlaneEndpointIp": "10.1.9.200",
+            "Ip4GatewayAddress": "10.1.0.1",
+            "Ip4PrefixLength": 20,
+            "DnsServers": ["10.1.0.1"]
+        },
+        "Machines": machines
+    });
+    (0..n)
+        .map(|i| plan_of(config.clone(), Some(i), &format!("m{}", i + 1)))
+        .collect()
+}
+
+/// Every `<text>` element's whole text, by the id of the nearest enclosing element with one.
+fn texts(doc: &roxmltree::Document) -> Vec<(String, String)> {
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .map(|t| {
+            let owner = t
+                .ancestors()
+                .skip(1)
+                .find_map(|a| a.attribute("id"))
+                .unwrap_or("")
+                .to_string();
+            let text: String = t
+                .descendants()
+                .filter(|d| d.is_text())
+                .filter_map(|d| d.text())
+                .collect();
+            (owner, text.trim().to_string())
+        })
+        .collect()
+}
+
+/// The text lines inside the element with this id.
+fn texts_in(doc: &roxmltree::Document, id: &str) -> Vec<String> {
+    let el = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some(id))
+        .unwrap_or_else(|| panic!("no element with id {id}"));
+    el.descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .map(|t| {
+            t.descendants()
+                .filter(|d| d.is_text())
+                .filter_map(|d| d.text())
+                .collect::<String>()
+        })
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+fn assert_holds_nodes(svg: &str, plans: &[Plan], machine_names: &[String]) {
+    let doc = parse(svg).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let all: Vec<String> = texts(&doc).into_iter().map(|(_, t)| t).collect();
+    for (plan, machine) in plans.iter().zip(machine_names) {
+        for n in &plan.nodes {
+            let inside = texts_in(&doc, &node_id(machine, &n.name));
+            assert!(
+                inside.iter().any(|t| t == &n.name),
+                "{} in {inside:?}",
+                n.name
+            );
+            let address = n.address.to_string();
+            assert!(
+                inside.iter().any(|t| t.contains(&address)),
+                "{address} in {inside:?}"
+            );
+            assert!(all.iter().any(|t| t == &n.name));
+        }
+    }
+}
+
+fn dot_or_skip(dot_text: &str) -> Option<String> {
+    match graphviz::run_dot(dot_text) {
+        Ok(svg) => Some(svg),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipped: Graphviz's dot is not installed (scripts/deps.sh installs it)");
+            None
+        }
+        Err(e) => panic!("dot failed: {e}\n{dot_text}"),
+    }
+}
+
+#[test]
+fn the_plan_picture_holds_every_node_and_setting_with_either_layout() {
+    let plan = rich_plan();
+    let topo = edgenet_viz::from_plan(&plan);
+    let mut svgs = vec![("builtin", svg::builtin_svg(&topo))];
+    svgs.extend(dot_or_skip(&dot::to_dot(&topo)).map(|s| ("graphviz", s)));
+    for (layout, svg) in svgs {
+        assert_holds_nodes(&svg, std::slice::from_ref(&plan), &["edge01".into()]);
+        let doc = parse(&svg).unwrap();
+        let all: Vec<String> = texts(&doc).into_iter().map(|(_, t)| t).collect();
+        let has = |needle: &str| all.iter().any(|t| t.contains(needle));
+        for needle in [
+            "aksedgesw-int",
+            "subnet 192.168.0.0/24",
+            "host .1 192.168.0.1/24",
+            "MAC 02:00:00:00:00:02",
+            "MTU 1500",
+            "linux · control-plane",
+            "windows · worker",
+            "control plane 192.168.0.2",
+            "service IPs 192.168.0.4 – 192.168.0.8 (5)",
+            "DNS 10.0.0.53",
+            "proxy http://alice:***@proxy.corp:3128",
+            "host :8080/tcp",
+            "outbound NAT",
+        ] {
+            assert!(has(needle), "{layout}: {needle:?} in {all:#?}");
+        }
+        assert!(
+            !svg.contains("s3cret"),
+            "{layout}: the proxy password is in the picture"
+        );
+        // The forward is an arrow from the host port's box to the node's.
+        let port = texts_in(&doc, "m-edge01-port-0");
+        assert!(
+            port.iter().any(|t| t.contains("edge01-ledge :30080")),
+            "{port:?}"
+        );
+    }
+}
+
+#[test]
+fn an_offline_plan_is_drawn_with_a_closed_uplink() {
+    let plan = plan_of(
+        json!({"Network": {"InternetDisabled": true}, "Machines": [{"LinuxNode": {}}]}),
+        None,
+        "edge01",
+    );
+    let topo = edgenet_viz::from_plan(&plan);
+    let svg = svg::builtin_svg(&topo);
+    let doc = parse(&svg).unwrap();
+    let uplink = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("m-edge01-uplink"))
+        .unwrap();
+    assert!(uplink.attribute("class").unwrap().contains("closed"));
+    let lines = texts_in(&doc, "m-edge01-uplink");
+    assert!(lines.iter().any(|l| l.contains("CLOSED")), "{lines:?}");
+    let rect = uplink
+        .children()
+        .find(|c| c.tag_name().name() == "rect")
+        .unwrap();
+    assert!(rect.attribute("stroke-dasharray").is_some());
+    if let Some(gv) = dot_or_skip(&dot::to_dot(&topo)) {
+        let doc = parse(&gv).unwrap();
+        assert!(texts_in(&doc, "m-edge01-uplink")
+            .iter()
+            .any(|l| l.contains("CLOSED")));
+    }
+}
+
+fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
+    let live = |n: &edgenet_core::plan::NodePlan, present: bool, mtu: u32| {
+        edgenet_deploy::node::NodeLive {
+            name: n.name.clone(),
+            netns: format!("{}-abc123", n.name),
+            present,
+            up: present,
+            addresses: if present {
+                vec![n.address.to_string()]
+            } else {
+                vec![]
+            },
+            mac: present.then(|| "02:00:00:00:00:02".to_string()),
+            mtu: present.then_some(mtu),
+            gateway: present.then(|| n.gateway.to_string()),
+            on_switch: present,
+        }
+    };
+    let windows = &plan.nodes[1];
+    edgenet_deploy::StatusReport {
+        deployed: true,
+        state_dir: "/var/lib/edgenet".into(),
+        deployment_id: Some("abc123".into()),
+        phase: None,
+        plan: Some(plan.clone()),
+        switch: None,
+        firewall_table: Some("edgenet_abc123".into()),
+        firewall_present: true,
+        ip_forward: Some("1".into()),
+        nodes: vec![live(&plan.nodes[0], true, 1400), live(windows, false, 0)],
+        drift: vec![
+            format!("node {} ({}-abc123) is missing", windows.name, windows.name),
+            "a foreign firewall drops forwarded traffic: table ip filter, chain FORWARD policy drop"
+                .into(),
+        ],
+    }
+}
+
+#[test]
+fn drift_is_drawn_on_the_element_it_is_about_with_a_text_label() {
+    let plan = rich_plan();
+    let topo = edgenet_viz::from_status(&status_report(&plan));
+    for svg in [
+        Some(svg::builtin_svg(&topo)),
+        dot_or_skip(&dot::to_dot(&topo)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let doc = parse(&svg).unwrap();
+        let ledge = texts_in(&doc, "m-edge01-node-edge01-ledge");
+        assert!(
+            ledge
+                .iter()
+                .any(|l| l.starts_with("DRIFT:") && l.contains("MTU 1400")),
+            "changed MTU on the node: {ledge:?}"
+        );
+        let wedge = texts_in(&doc, "m-edge01-node-edge01-wedge").join(" ");
+        assert!(
+            wedge.contains("DRIFT:") && wedge.contains("missing"),
+            "missing node: {wedge}"
+        );
+        let uplink = texts_in(&doc, "m-edge01-uplink").join(" ");
+        assert!(
+            uplink.contains("DRIFT:") && uplink.contains("foreign firewall"),
+            "foreign firewall on the uplink: {uplink}"
+        );
+        let switch = texts_in(&doc, "m-edge01-switch").join(" ");
+        assert!(!switch.contains("DRIFT"), "nothing drifted there: {switch}");
+    }
+    // A drift message of a kind the picture does not know yet still shows, on the machine.
+    let mut report = status_report(&plan);
+    report.drift = vec!["something new happened".into()];
+    report.nodes[1] = report.nodes[0].clone();
+    report.nodes[0].mtu = Some(1500);
+    let topo = edgenet_viz::from_status(&report);
+    assert_eq!(
+        topo.problems
+            .iter()
+            .map(|p| (&p.at, p.text.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            &Location::Machine("edge01".into()),
+            "something new happened"
+        )]
+    );
+}
+
+fn lab_machines(plans: &[Plan]) -> Vec<edgenet_viz::LabMachineView> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| edgenet_viz::LabMachineView {
+            name: format!("m{}", i + 1),
+            address: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
+            plan: Some(p.clone()),
+        })
+        .collect()
+}
+
+fn cell(row: Row, from: &str, to: &str, ok: bool) -> Cell {
+    Cell {
+        row,
+        from: from.into(),
+        to: to.into(),
+        what: "ping".into(),
+        expected: Reach::Reachable,
+        actual: if ok {
+            Reach::Reachable
+        } else {
+            Reach::Unreachable
+        },
+        ok,
+        detail: if ok { "reply received" } else { "no reply" }.into(),
+    }
+}
+
+#[test]
+fn the_lab_page_is_self_contained_and_links_failed_cells_to_the_picture() {
+    let plans = scalable_plans(3);
+    let machines = lab_machines(&plans);
+    let matrix = Matrix {
+        lab: "t".into(),
+        cells: vec![
+            cell(Row::NodeToHost, "m1-ledge", "10.1.0.1", true),
+            cell(Row::NodeToNode, "m2-wedge", "m3-ledge 10.1.0.12", false),
+            cell(
+                Row::LanToNode,
+                "LAN 198.18.0.254",
+                "m3-ledge 10.1.0.12",
+                false,
+            ),
+            cell(Row::MachineToInternet, "m1", "www.edgenet.test", false),
+        ],
+        notes: vec![],
+    };
+    let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+    let names: Vec<String> = machines.iter().map(|m| m.name.clone()).collect();
+    let mut svgs = vec![svg::builtin_svg(&topo)];
+    svgs.extend(dot_or_skip(&dot::to_dot(&topo)));
+    for picture in svgs {
+        let page = html::lab_page(&topo, &matrix, &picture);
+        let doc = parse(&page).expect("the page is well-formed");
+        assert_eq!(doc.root_element().tag_name().name(), "html");
+        // Self-contained: no scripts, stylesheets or images from anywhere, no remote links.
+        for n in doc.descendants().filter(|n| n.is_element()) {
+            assert!(
+                !["script", "link", "img", "iframe", "object"].contains(&n.tag_name().name()),
+                "{:?}",
+                n.tag_name()
+            );
+            for a in n.attributes() {
+                if ["src", "href"].contains(&a.name()) {
+                    assert!(a.value().starts_with('#'), "{}={}", a.name(), a.value());
+                }
+            }
+        }
+        let svg_start = page.find("<svg").unwrap();
+        let svg_end = page.rfind("</svg>").unwrap() + 6;
+        assert_holds_nodes(&page[svg_start..svg_end], &plans, &names);
+        let ids: HashMap<&str, roxmltree::Node> = doc
+            .descendants()
+            .filter_map(|n| Some((n.attribute("id")?, n)))
+            .collect();
+        let rows: Vec<roxmltree::Node> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "tr" && n.attribute("id").is_some())
+            .collect();
+        assert_eq!(rows.len(), matrix.cells.len());
+        let links: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|r| {
+                let a = r.descendants().find(|n| n.tag_name().name() == "a")?;
+                Some((
+                    r.attribute("id").unwrap().to_string(),
+                    a.attribute("href").unwrap()[1..].to_string(),
+                ))
+            })
+            .collect();
+        assert_eq!(
+            links,
+            vec![
+                ("cell-1".into(), node_id("m2", "m2-wedge")),
+                ("cell-2".into(), node_id("m3", "m3-ledge")),
+                ("cell-3".into(), "m-m1".into()),
+            ],
+            "failed cells link to the picture, passed cells do not"
+        );
+        for (_, target) in &links {
+            let el = ids.get(target.as_str()).expect("the link's target exists");
+            let text: String = el
+                .descendants()
+                .filter(|d| d.is_text())
+                .filter_map(|d| d.text())
+                .collect();
+            assert!(text.contains("FAIL:"), "{target} shows the failure: {text}");
+        }
+    }
+}
+
+fn assert_layout_sound(topo: &Topology) {
+    let d = layout::layout(topo);
+    let boxes: Vec<_> = d.all_boxes().collect();
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            assert!(
+                !a.rect.overlaps(&b.rect),
+                "{} {:?} overlaps {} {:?}",
+                a.id(),
+                a.rect,
+                b.id(),
+                b.rect
+            );
+        }
+        for line in a.lines() {
+            assert!(
+                line.chars().count() as f64 * CHAR_W <= a.rect.w,
+                "{line:?} does not fit in {}",
+                a.id()
+            );
+        }
+        assert!(a.rect.right() <= d.width && a.rect.bottom() <= d.height);
+    }
+    for (i, f) in d.frames.iter().enumerate() {
+        for b in &f.boxes {
+            assert!(f.rect.contains(&b.rect), "{} leaves {}", b.id(), f.id);
+        }
+        for g in &d.frames[i + 1..] {
+            assert!(!f.rect.overlaps(&g.rect), "{} overlaps {}", f.id, g.id);
+        }
+        for b in &d.boxes {
+            assert!(!f.rect.overlaps(&b.rect), "{} overlaps {}", b.id(), f.id);
+        }
+    }
+}
+
+#[test]
+fn the_builtin_layout_keeps_boxes_apart_at_1_and_50_machines() {
+    assert_layout_sound(&edgenet_viz::from_plan(&rich_plan()));
+    for n in [1, 11, 50] {
+        let plans = scalable_plans(n);
+        let machines = lab_machines(&plans);
+        let cells = plans
+            .iter()
+            .flat_map(|p| p.nodes.iter())
+            .map(|node| {
+                cell(
+                    Row::NodeToHost,
+                    &node.name,
+                    "10.1.0.1",
+                    node.name != "m7-wedge",
+                )
+            })
+            .collect();
+        let matrix = Matrix {
+            lab: "t".into(),
+            cells,
+            notes: vec![],
+        };
+        let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+        assert_layout_sound(&topo);
+        let svg = svg::builtin_svg(&topo);
+        let names: Vec<String> = machines.iter().map(|m| m.name.clone()).collect();
+        assert_holds_nodes(&svg, &plans, &names);
+        // Readable: the text keeps its size and the grid stays about square, not one row.
+        let d = layout::layout(&topo);
+        let cols = layout::columns(n);
+        assert!(
+            d.frames
+                .iter()
+                .map(|f| f.rect.x as i64)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == cols
+        );
+        let ratio = d.width / d.height;
+        assert!(
+            n < 4 || (0.3..4.0).contains(&ratio),
+            "{n} machines: {} × {}",
+            d.width,
+            d.height
+        );
+    }
+}
+
+#[test]
+fn graphviz_draws_fifty_machines_with_every_node_and_id() {
+    let plans = scalable_plans(50);
+    let machines = lab_machines(&plans);
+    let matrix = Matrix {
+        lab: "t".into(),
+        cells: vec![],
+        notes: vec![],
+    };
+    let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+    let Some(svg) = dot_or_skip(&dot::to_dot(&topo)) else {
+        return;
+    };
+    let names: Vec<String> = machines.iter().map(|m| m.name.clone()).collect();
+    assert_holds_nodes(&svg, &plans, &names);
+    let doc = parse(&svg).unwrap();
+    let width: f64 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .trim_end_matches("pt")
+        .parse()
+        .unwrap();
+    let height: f64 = doc
+        .root_element()
+        .attribute("height")
+        .unwrap()
+        .trim_end_matches("pt")
+        .parse()
+        .unwrap();
+    assert!(
+        (0.2..5.0).contains(&(width / height)),
+        "rows of machines, not one long line: {width} × {height}"
+    );
+}
+
+#[test]
+fn problems_at_unknown_places_are_still_drawn() {
+    let mut topo = edgenet_viz::from_plan(&rich_plan());
+    topo.problems.push(Problem::drift(
+        Location::Node {
+            machine: "elsewhere".into(),
+            node: "x".into(),
+        },
+        "a node of another machine",
+    ));
+    topo.problems
+        .push(Problem::drift(Location::Picture, "the whole picture"));
+    let svg = svg::builtin_svg(&topo);
+    let doc = parse(&svg).unwrap();
+    let all: Vec<String> = texts(&doc).into_iter().map(|(_, t)| t).collect();
+    assert!(all.iter().any(|t| t == "DRIFT: a node of another machine"));
+    assert!(all.iter().any(|t| t == "DRIFT: the whole picture"));
+}
