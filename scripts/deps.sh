@@ -12,6 +12,7 @@ packages=(
   curl            # the lab's HTTP probes, and tests inside nodes
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
+  graphviz        # dot: lays out the pictures of plan/status/lab status (a built-in layout otherwise)
 )
 
 missing=()
@@ -26,6 +27,18 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# chromium is large and only one test needs it (it renders the lab page headless, and says
+# "skipped" without it), so failing to install it is not an error. EDGENET_NO_CHROMIUM=1 skips it.
+if [ -z "${EDGENET_NO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null) ||
+      echo "edgenet: chromium could not be installed; the lab page rendering test will be skipped" >&2
+  else
+    echo "edgenet: chromium is not installed (needs root); the lab page rendering test will be skipped" >&2
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,0 +1,397 @@
+//! `--output svg|dot|html` as a user runs it: the plan's picture, the live kernel's picture
+//! with real drift (a changed MTU, a deleted node), and the lab page of a real lab, parsed
+//! with an XML parser and rendered by a headless Chromium. Node names and addresses are
+//! taken from edgenet's JSON output or state, never from the picture code.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::is_root;
+
+fn edgenet(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("EDGENET_CONFIG")
+        .env_remove("EDGENET_LAYOUT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn parse(text: &str) -> roxmltree::Document<'_> {
+    // Graphviz's SVG carries a DOCTYPE; its external DTD is never fetched.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(text, options)
+        .unwrap_or_else(|e| panic!("not well-formed: {e}\n{}", &text[..text.len().min(2000)]))
+}
+
+/// The text lines (`<text>` elements) inside the element with this id.
+fn texts_in(doc: &roxmltree::Document, id: &str) -> Vec<String> {
+    let el = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some(id))
+        .unwrap_or_else(|| panic!("no element with id {id}"));
+    el.descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .map(|t| {
+            t.descendants()
+                .filter(|d| d.is_text())
+                .filter_map(|d| d.text())
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// (machine, node name, node address with prefix) of a JSON plan.
+fn nodes_of(plan: &Value) -> Vec<(String, String, String)> {
+    plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                plan["machine"]["name"].as_str().unwrap().to_string(),
+                n["name"].as_str().unwrap().to_string(),
+                n["address"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn node_id(machine: &str, node: &str) -> String {
+    format!("m-{machine}-node-{node}")
+}
+
+fn assert_nodes_drawn(doc: &roxmltree::Document, nodes: &[(String, String, String)]) {
+    assert!(!nodes.is_empty());
+    for (machine, name, address) in nodes {
+        let lines = texts_in(doc, &node_id(machine, name));
+        assert!(lines.iter().any(|l| l == name), "{name} in {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains(address.as_str())),
+            "{address} in {lines:?}"
+        );
+    }
+}
+
+fn layouts() -> Vec<&'static str> {
+    let mut l = vec!["builtin"];
+    if Command::new("dot").arg("-V").output().is_ok() {
+        l.push("graphviz");
+    } else {
+        eprintln!("skipped (Graphviz layout): dot is not installed");
+    }
+    l
+}
+
+const PLAN_ARGS: &[&str] = &["plan", "--offline-check", "--machine-name", "edge01"];
+
+#[test]
+fn plan_pictures_hold_every_node_of_the_plan() {
+    let json = edgenet(&[PLAN_ARGS, &["--output", "json"]].concat(), &[]);
+    let plan: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let nodes = nodes_of(&plan);
+    for layout in layouts() {
+        let out = edgenet(
+            &[PLAN_ARGS, &["--output", "svg"]].concat(),
+            &[("EDGENET_LAYOUT", layout)],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let doc = parse(&text);
+        assert_eq!(doc.root_element().tag_name().name(), "svg", "{layout}");
+        assert_nodes_drawn(&doc, &nodes);
+        let switch = texts_in(&doc, "m-edge01-switch").join(" ");
+        assert!(
+            switch.contains(plan["switch"]["subnet"].as_str().unwrap())
+                && switch.contains(plan["switch"]["host_address"].as_str().unwrap()),
+            "{layout}: {switch}"
+        );
+    }
+    let dot = edgenet(&[PLAN_ARGS, &["--output", "dot"]].concat(), &[]);
+    assert!(dot.status.success());
+    assert!(String::from_utf8_lossy(&dot.stdout).starts_with("digraph edgenet {"));
+}
+
+#[test]
+fn a_picture_format_where_there_is_no_picture_is_refused() {
+    for (args, format) in [
+        (&["check"][..], "svg"),
+        (&["plan", "--offline-check"][..], "html"),
+        (&["config", "new"][..], "dot"),
+    ] {
+        let out = edgenet(&[args, &["--output", format]].concat(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {format}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--output {format} is not available")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = edgenet(
+        &[PLAN_ARGS, &["--output", "svg"]].concat(),
+        &[("EDGENET_LAYOUT", "fancy")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EDGENET_LAYOUT is \"fancy\""));
+}
+
+/// The README shows docs/plan-default.svg: the built-in default drawn by the built-in layout.
+/// Regenerate with `EDGENET_LAYOUT=builtin edgenet plan --offline-check --machine-name edge01
+/// --output svg > docs/plan-default.svg`.
+#[test]
+fn the_readme_picture_is_the_current_default_plan() {
+    let out = edgenet(
+        &[PLAN_ARGS, &["--output", "svg"]].concat(),
+        &[("EDGENET_LAYOUT", "builtin")],
+    );
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/plan-default.svg");
+    let committed = std::fs::read_to_string(&docs).unwrap();
+    assert!(
+        committed == String::from_utf8_lossy(&out.stdout),
+        "docs/plan-default.svg is out of date; regenerate it (see this test's comment)"
+    );
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+        .unwrap();
+    assert!(readme.contains("docs/plan-default.svg"));
+}
+
+#[test]
+fn status_picture_draws_real_drift_where_it_is() {
+    let Some(m) = support::machine("pic") else {
+        return;
+    };
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}),
+    );
+    m.deploy(Some(&cfg));
+    let report: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+    let nodes = nodes_of(&report["plan"]);
+    let machine = nodes[0].0.clone();
+    for layout in layouts() {
+        let out = m.edgenet_env(&["status", "--output", "svg"], &[("EDGENET_LAYOUT", layout)]);
+        assert!(out.status.success(), "no drift yet");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let doc = parse(&text);
+        assert_nodes_drawn(&doc, &nodes);
+        let mut ids: Vec<String> = nodes.iter().map(|n| node_id(&machine, &n.1)).collect();
+        ids.extend(["uplink", "switch"].map(|e| format!("m-{machine}-{e}")));
+        for id in ids {
+            let lines = texts_in(&doc, &id);
+            assert!(
+                !lines.iter().any(|l| l.contains("DRIFT")),
+                "{layout}: no drift drawn on {id}: {lines:?}"
+            );
+        }
+    }
+
+    // Break it for real: the Linux node's MTU changes, the Windows node's namespace goes.
+    let netns = |i: usize| report["nodes"][i]["netns"].as_str().unwrap().to_string();
+    support::sh(&format!("ip -n {} link set eth0 mtu 1400", netns(0)));
+    support::sh(&format!("ip netns del {}", netns(1)));
+    for layout in layouts() {
+        let out = m.edgenet_env(&["status", "--output", "svg"], &[("EDGENET_LAYOUT", layout)]);
+        assert_eq!(out.status.code(), Some(1), "drift exits 1 as the text report does");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let doc = parse(&text);
+        let linux = texts_in(&doc, &node_id(&machine, &nodes[0].1));
+        assert!(
+            linux
+                .iter()
+                .any(|l| l.starts_with("DRIFT:") && l.contains("MTU 1400")),
+            "{layout}: {linux:?}"
+        );
+        let windows = texts_in(&doc, &node_id(&machine, &nodes[1].1)).join(" ");
+        assert!(
+            windows.contains("DRIFT:") && windows.contains("missing"),
+            "{layout}: {windows}"
+        );
+        let switch = texts_in(&doc, &format!("m-{machine}-switch")).join(" ");
+        assert!(!switch.contains("DRIFT"), "{layout}: {switch}");
+    }
+}
+
+/// `edgenet lab …` with a lab of the test's own, brought down on drop.
+struct CliLab {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl CliLab {
+    fn up(tag: &str) -> Option<CliLab> {
+        if !is_root() {
+            eprintln!("skipped: needs root to build a lab");
+            return None;
+        }
+        let lab = CliLab {
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("t{tag}{}", std::process::id()),
+        };
+        let up = lab.run(&["lab", "up", "--no-status"]);
+        assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+        Some(lab)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        edgenet(
+            &[
+                args,
+                &["--name", &self.name, "--lab-dir", self.dir.path().to_str().unwrap()],
+            ]
+            .concat(),
+            &[],
+        )
+    }
+
+    /// (machine, node, address) of every lab machine's applied plan, from its state.
+    fn nodes(&self) -> Vec<(String, String, String)> {
+        let machines = self.dir.path().join(&self.name).join("machines");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(machines).unwrap().flatten() {
+            let state: Value =
+                serde_json::from_slice(&std::fs::read(e.path().join("state/state.json")).unwrap())
+                    .unwrap();
+            let machine = e.file_name().to_string_lossy().to_string();
+            for (_, name, address) in nodes_of(&state["applied_plan"]) {
+                out.push((machine.clone(), name, address));
+            }
+        }
+        out
+    }
+
+    fn page(&self) -> (String, PathBuf) {
+        let out = self.run(&["lab", "status", "--output", "html"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let path = self.dir.path().join("page.html");
+        std::fs::write(&path, &text).unwrap();
+        (text, path)
+    }
+}
+
+impl Drop for CliLab {
+    fn drop(&mut self) {
+        let _ = self.run(&["lab", "down"]);
+    }
+}
+
+#[test]
+fn the_lab_page_holds_the_picture_and_the_matrix() {
+    let Some(lab) = CliLab::up("pg") else {
+        return;
+    };
+    let nodes = lab.nodes();
+    let (page, _) = lab.page();
+    let doc = parse(&page);
+    assert_eq!(doc.root_element().tag_name().name(), "html");
+    assert_nodes_drawn(&doc, &nodes);
+    let matrix: Value =
+        serde_json::from_slice(&lab.run(&["lab", "status", "--output", "json"]).stdout).unwrap();
+    let rows = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "tr" && n.attribute("id").is_some())
+        .count();
+    assert_eq!(rows, matrix["cells"].as_array().unwrap().len());
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        for a in n.attributes() {
+            if a.name() == "src" || a.name() == "href" {
+                assert!(a.value().starts_with('#'), "fetches nothing: {}", a.value());
+            }
+        }
+    }
+}
+
+/// Chromium's headless mode, isolated: a fresh profile, no network services of its own.
+fn chromium(args: &[&str], profile: &Path) -> Output {
+    Command::new("timeout")
+        .arg("180")
+        .arg("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+#[test]
+fn chromium_renders_the_lab_page_with_every_node() {
+    if Command::new("chromium").arg("--version").output().is_err() {
+        eprintln!("skipped: chromium is not installed (scripts/deps.sh installs it when it can)");
+        return;
+    }
+    let Some(lab) = CliLab::up("chr") else {
+        return;
+    };
+    let nodes = lab.nodes();
+    let (_, path) = lab.page();
+    let url = format!("file://{}", path.display());
+    let work = tempfile::tempdir().unwrap();
+
+    let dom = chromium(&["--dump-dom", &url], &work.path().join("profile-dom"));
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    let html = scraper::Html::parse_document(&dom);
+    let text: String = html.root_element().text().collect();
+    for (machine, name, address) in &nodes {
+        let selector = scraper::Selector::parse(&format!("svg [id=\"{}\"]", node_id(machine, name))).unwrap();
+        let el = html
+            .select(&selector)
+            .next()
+            .unwrap_or_else(|| panic!("Chromium's DOM has the node {name} in the picture"));
+        let inside: String = el.text().collect();
+        assert!(inside.contains(name.as_str()) && inside.contains(address.as_str()), "{inside}");
+        assert!(text.contains(name.as_str()) && text.contains(address.as_str()));
+    }
+
+    // The screenshot holds a picture: a PNG of the window's size, far larger than the same
+    // window showing an empty page.
+    let shot = |page: &str, name: &str| {
+        let png = work.path().join(format!("{name}.png"));
+        let out = chromium(
+            &[&format!("--screenshot={}", png.display()), page],
+            &work.path().join(format!("profile-{name}")),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(png).unwrap()
+    };
+    let blank_page = work.path().join("blank.html");
+    std::fs::write(&blank_page, "<!DOCTYPE html><html><body></body></html>").unwrap();
+    let blank = shot(&format!("file://{}", blank_page.display()), "blank");
+    let lab_png = shot(&url, "lab");
+    assert_eq!(png_size(&lab_png), (1280, 1600));
+    assert!(
+        lab_png.len() > 4 * blank.len(),
+        "the lab page's screenshot ({} bytes) shows more than an empty page's ({} bytes)",
+        lab_png.len(),
+        blank.len()
+    );
+}
