@@ -106,7 +106,11 @@ fn plan_pictures_hold_every_node_of_the_plan() {
             &[PLAN_ARGS, &["--output", "svg"]].concat(),
             &[("EDGENET_LAYOUT", layout)],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let doc = parse(&text);
         assert_eq!(doc.root_element().tag_name().name(), "svg", "{layout}");
@@ -162,8 +166,9 @@ fn the_readme_picture_is_the_current_default_plan() {
         committed == String::from_utf8_lossy(&out.stdout),
         "docs/plan-default.svg is out of date; regenerate it (see this test's comment)"
     );
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
     assert!(readme.contains("docs/plan-default.svg"));
 }
 
@@ -181,7 +186,10 @@ fn status_picture_draws_real_drift_where_it_is() {
     let nodes = nodes_of(&report["plan"]);
     let machine = nodes[0].0.clone();
     for layout in layouts() {
-        let out = m.edgenet_env(&["status", "--output", "svg"], &[("EDGENET_LAYOUT", layout)]);
+        let out = m.edgenet_env(
+            &["status", "--output", "svg"],
+            &[("EDGENET_LAYOUT", layout)],
+        );
         assert!(out.status.success(), "no drift yet");
         let text = String::from_utf8(out.stdout).unwrap();
         let doc = parse(&text);
@@ -202,8 +210,15 @@ fn status_picture_draws_real_drift_where_it_is() {
     support::sh(&format!("ip -n {} link set eth0 mtu 1400", netns(0)));
     support::sh(&format!("ip netns del {}", netns(1)));
     for layout in layouts() {
-        let out = m.edgenet_env(&["status", "--output", "svg"], &[("EDGENET_LAYOUT", layout)]);
-        assert_eq!(out.status.code(), Some(1), "drift exits 1 as the text report does");
+        let out = m.edgenet_env(
+            &["status", "--output", "svg"],
+            &[("EDGENET_LAYOUT", layout)],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "drift exits 1 as the text report does"
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let doc = parse(&text);
         let linux = texts_in(&doc, &node_id(&machine, &nodes[0].1));
@@ -240,7 +255,11 @@ impl CliLab {
             name: format!("t{tag}{}", std::process::id()),
         };
         let up = lab.run(&["lab", "up", "--no-status"]);
-        assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
         Some(lab)
     }
 
@@ -248,7 +267,12 @@ impl CliLab {
         edgenet(
             &[
                 args,
-                &["--name", &self.name, "--lab-dir", self.dir.path().to_str().unwrap()],
+                &[
+                    "--name",
+                    &self.name,
+                    "--lab-dir",
+                    self.dir.path().to_str().unwrap(),
+                ],
             ]
             .concat(),
             &[],
@@ -273,7 +297,11 @@ impl CliLab {
 
     fn page(&self) -> (String, PathBuf) {
         let out = self.run(&["lab", "status", "--output", "html"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let path = self.dir.path().join("page.html");
         std::fs::write(&path, &text).unwrap();
@@ -357,18 +385,26 @@ fn chromium_renders_the_lab_page_with_every_node() {
     let work = tempfile::tempdir().unwrap();
 
     let dom = chromium(&["--dump-dom", &url], &work.path().join("profile-dom"));
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8(dom.stdout).unwrap();
     let html = scraper::Html::parse_document(&dom);
     let text: String = html.root_element().text().collect();
     for (machine, name, address) in &nodes {
-        let selector = scraper::Selector::parse(&format!("svg [id=\"{}\"]", node_id(machine, name))).unwrap();
+        let selector =
+            scraper::Selector::parse(&format!("svg [id=\"{}\"]", node_id(machine, name))).unwrap();
         let el = html
             .select(&selector)
             .next()
             .unwrap_or_else(|| panic!("Chromium's DOM has the node {name} in the picture"));
         let inside: String = el.text().collect();
-        assert!(inside.contains(name.as_str()) && inside.contains(address.as_str()), "{inside}");
+        assert!(
+            inside.contains(name.as_str()) && inside.contains(address.as_str()),
+            "{inside}"
+        );
         assert!(text.contains(name.as_str()) && text.contains(address.as_str()));
     }
 
@@ -380,7 +416,11 @@ fn chromium_renders_the_lab_page_with_every_node() {
             &[&format!("--screenshot={}", png.display()), page],
             &work.path().join(format!("profile-{name}")),
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::read(png).unwrap()
     };
     let blank_page = work.path().join("blank.html");
