@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::layout::columns;
 use crate::scene::{self, Block, Flag, Scene, Style};
-use crate::svg::{colours, CLOSED, FONT, FORWARD, LAN, PROBLEM};
+use crate::svg::{colours, CLOSED, FORWARD, LAN, PROBLEM};
 use crate::text::xml;
 use crate::Topology;
 
@@ -88,6 +88,10 @@ fn node(out: &mut String, b: &Block) {
 fn edge(out: &mut String, from: &str, to: &str, attrs: &str) {
     let _ = writeln!(out, "  {} -> {} [{attrs}];", q(from), q(to));
 }
+
+/// Graphviz sizes labels by its own metrics for the fonts it knows; Courier's match the
+/// monospace font a browser then draws (0.6 em a character), so labels fit their boxes.
+const FONT: &str = "Courier";
 
 const LINK: &str = "dir=none, color=\"#495057\", penwidth=1.5";
 const INVISIBLE: &str = "style=invis";
