@@ -104,3 +104,51 @@ pub fn run_dot(dot_text: &str) -> io::Result<String> {
     }
     Ok(svg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo() -> Topology {
+        Topology {
+            title: "t".into(),
+            ..Default::default()
+        }
+    }
+
+    fn absent(_: &str) -> io::Result<String> {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "No such file or directory",
+        ))
+    }
+
+    #[test]
+    fn without_dot_auto_falls_back_and_graphviz_says_what_to_install() {
+        let r = render_svg(&topo(), Engine::Auto, &absent).unwrap();
+        assert_eq!(r.layout, "builtin");
+        assert!(r.svg.starts_with("<svg"));
+        assert!(r.fallback.unwrap().contains("No such file"));
+        let e = render_svg(&topo(), Engine::Graphviz, &absent).unwrap_err();
+        assert!(
+            e.contains("graphviz") && e.contains("EDGENET_LAYOUT=builtin"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_runner_gets_the_dot_text_and_builtin_never_runs_it() {
+        let seen = std::cell::RefCell::new(String::new());
+        let runner = |dot: &str| -> io::Result<String> {
+            *seen.borrow_mut() = dot.to_string();
+            Ok("<svg/>".into())
+        };
+        let r = render_svg(&topo(), Engine::Auto, &runner).unwrap();
+        assert_eq!((r.layout, r.svg.as_str()), ("graphviz", "<svg/>"));
+        assert!(seen.borrow().starts_with("digraph edgenet {"));
+        seen.borrow_mut().clear();
+        render_svg(&topo(), Engine::Builtin, &runner).unwrap();
+        assert!(seen.borrow().is_empty());
+        assert!(Engine::parse("fancy").is_err());
+    }
+}
