@@ -69,11 +69,14 @@ fn node(out: &mut String, b: &Block) {
         .iter()
         .find_map(|f| f.anchor.as_ref())
         .map_or(String::new(), |a| format!(", URL={}", q(&format!("#{a}"))));
+    // The tooltip (Graphviz's `<title>`) is the box's text; without it, Graphviz puts the
+    // label's markup there.
     let _ = writeln!(
         out,
-        "  {} [id={}, label={}, fillcolor={}, color={}, penwidth={width}, style={}{link}];",
+        "  {} [id={}, tooltip={}, label={}, fillcolor={}, color={}, penwidth={width}, style={}{link}];",
         q(&b.id),
         q(&b.id),
+        q(&b.all_lines().join("\n")),
         label(&b.title, title_colour, &b.lines, &b.flags),
         q(fill),
         q(stroke),
@@ -124,50 +127,59 @@ pub(crate) fn write_scene(s: &Scene) -> String {
     if let Some(inet) = &s.internet {
         node(&mut out, inet);
     }
+    let lan_attrs = format!("dir=none, color={}, penwidth=2.5", q(LAN));
     if let Some(lan) = &s.lan {
         node(&mut out, lan);
         if let Some(inet) = &s.internet {
-            edge(
-                &mut out,
-                &inet.id,
-                &lan.id,
-                &format!("dir=none, color={}, penwidth=2.5", q(LAN)),
-            );
+            edge(&mut out, &inet.id, &lan.id, &lan_attrs);
+        }
+        if let Some(cluster) = &s.cluster {
+            node(&mut out, cluster);
+            let _ = writeln!(out, "  {{rank=same; {}; {}}}", q(&lan.id), q(&cluster.id));
+            edge(&mut out, &lan.id, &cluster.id, INVISIBLE);
         }
     }
 
+    // Panels in rows. In a lab the LAN runs as a bus over each row, one point above each
+    // machine, the rows' buses joined by a trunk on the left; the LAN box hangs on the first
+    // point, so it sits top left, where a reader starts.
     let cols = columns(s.panels.len());
     let rows: Vec<&[scene::Panel]> = s.panels.chunks(cols.max(1)).collect();
-    let lan_attrs = format!("dir=none, color={}, penwidth=2.5", q(LAN));
+    let bus = |r: usize, c: usize| format!("lan-bus-{r}-{c}");
     for (r, panels) in rows.iter().enumerate() {
-        let bus = format!("lan-bus-{r}");
         if let Some(lan) = &s.lan {
-            let _ = writeln!(
-                out,
-                "  {} [shape=point, width=0.08, color={}, label=\"\"];",
-                q(&bus),
-                q(LAN)
-            );
-            let from = if r == 0 {
-                lan.id.clone()
-            } else {
-                format!("lan-bus-{}", r - 1)
-            };
-            edge(&mut out, &from, &bus, &lan_attrs);
+            let mut same = Vec::new();
+            for c in 0..panels.len() {
+                let _ = writeln!(
+                    out,
+                    "  {} [shape=point, width=0.08, color={}, label=\"\", tooltip=\"LAN\"];",
+                    q(&bus(r, c)),
+                    q(LAN)
+                );
+                same.push(q(&bus(r, c)));
+                if c > 0 {
+                    edge(&mut out, &bus(r, c - 1), &bus(r, c), &lan_attrs);
+                }
+            }
+            let _ = writeln!(out, "  {{rank=same; {}}}", same.join("; "));
+            let from = if r == 0 { lan.id.clone() } else { bus(r - 1, 0) };
+            edge(&mut out, &from, &bus(r, 0), &lan_attrs);
         }
-        for p in panels.iter() {
-            panel(&mut out, p);
+        for (c, p) in panels.iter().enumerate() {
+            panel(&mut out, p, s.lan.is_some());
             if s.lan.is_some() {
-                edge(&mut out, &bus, &p.uplink.id, &lan_attrs);
+                edge(
+                    &mut out,
+                    &bus(r, c),
+                    &p.uplink.id,
+                    &format!("{lan_attrs}, headport=n"),
+                );
             }
             // The next row hangs below this one.
             if r + 1 < rows.len() && s.lan.is_some() {
-                edge(
-                    &mut out,
-                    last_block(p),
-                    &format!("lan-bus-{}", r + 1),
-                    INVISIBLE,
-                );
+                for c2 in 0..rows[r + 1].len().min(1) {
+                    edge(&mut out, last_block(p), &bus(r + 1, c2), INVISIBLE);
+                }
             }
         }
         if s.lan.is_none() && r + 1 < rows.len() {
@@ -206,20 +218,28 @@ pub(crate) fn write_scene(s: &Scene) -> String {
 fn last_block(p: &scene::Panel) -> &str {
     match &p.info {
         Some(info) => &info.id,
-        None => p.nodes.last().map_or(&p.switch.id, |n| &n.id),
+        None => p
+            .ports
+            .last()
+            .map(|(b, _, _)| &b.id)
+            .or_else(|| p.nodes.last().map(|n| &n.id))
+            .unwrap_or(&p.switch.id),
     }
 }
 
-fn panel(out: &mut String, p: &scene::Panel) {
+fn panel(out: &mut String, p: &scene::Panel, lab: bool) {
     let _ = writeln!(out, " subgraph {} {{", q(&format!("cluster_{}", p.id)));
-    let mut heading = String::from("<<TABLE BORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">");
+    let mut heading = String::from("<<TABLE BORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"2\">");
     heading.push_str(&row(&format!("<B>{}</B>", xml(&p.heading))));
     heading.push_str(&flag_rows(&p.flags));
     heading.push_str("</TABLE>>");
+    // In a lab the LAN comes in from above: the heading goes to the bottom, out of its way.
     let _ = writeln!(
         out,
-        "  id={}; label={heading}; labeljust=l; style=\"rounded\"; color={}; penwidth={};",
+        "  id={}; tooltip={}; label={heading}; labeljust=l; labelloc={}; style=\"rounded\"; color={}; penwidth={};",
         q(&p.id),
+        q(&p.heading),
+        if lab { "b" } else { "t" },
         q(if p.flags.is_empty() {
             "#ced4da"
         } else {
@@ -228,31 +248,51 @@ fn panel(out: &mut String, p: &scene::Panel) {
         if p.flags.is_empty() { 1 } else { 3 }
     );
     node(out, &p.uplink);
-    for (b, _) in &p.ports {
-        node(out, b);
-    }
     node(out, &p.switch);
     for n in &p.nodes {
         node(out, n);
     }
+    for (b, _, _) in &p.ports {
+        node(out, b);
+    }
     if let Some(info) = &p.info {
         node(out, info);
     }
-    if !p.ports.is_empty() {
-        let mut same = vec![q(&p.uplink.id)];
-        same.extend(p.ports.iter().map(|(b, _)| q(&b.id)));
-        let _ = writeln!(out, "  {{rank=same; {}}}", same.join("; "));
-    }
-    edge(out, &p.uplink.id, &p.switch.id, LINK);
+    edge(
+        out,
+        &p.uplink.id,
+        &p.switch.id,
+        &format!("{LINK}, tailport=s, headport=n"),
+    );
     for n in &p.nodes {
-        edge(out, &p.switch.id, &n.id, LINK);
-    }
-    for (b, target) in &p.ports {
         edge(
             out,
-            &b.id,
+            &p.switch.id,
+            &n.id,
+            &format!("{LINK}, tailport=s, headport=n"),
+        );
+    }
+    // A node's forwards box sits under it; the arrow goes up into the node's bottom, away
+    // from the switch's links, which come in from the top.
+    for (b, target, arrow) in &p.ports {
+        let style = if b.flagged() {
+            format!(
+                "color={}, style=dashed, penwidth=2, label=<<FONT COLOR={}><B>DRIFT: broken</B></FONT>>",
+                q(PROBLEM),
+                q(PROBLEM)
+            )
+        } else {
+            format!("color={}, penwidth=1.5", q(FORWARD))
+        };
+        edge(
+            out,
             &p.nodes[*target].id,
-            &format!("color={}, penwidth=1.5, constraint=false", q(FORWARD)),
+            &b.id,
+            &format!(
+                "id={}, tooltip={}, dir=back, tailport=s, headport=n, {style}",
+                q(arrow),
+                q(&format!("port forwards into {}", p.nodes[*target].title))
+            ),
         );
     }
     if let Some(info) = &p.info {
@@ -261,6 +301,9 @@ fn panel(out: &mut String, p: &scene::Panel) {
         }
         for n in &p.nodes {
             edge(out, &n.id, &info.id, INVISIBLE);
+        }
+        for (b, _, _) in &p.ports {
+            edge(out, &b.id, &info.id, INVISIBLE);
         }
     }
     out.push_str(" }\n");

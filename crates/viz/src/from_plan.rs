@@ -24,6 +24,7 @@ pub fn from_plan(plan: &Plan) -> Topology {
         )],
         lan: None,
         machines: vec![machine(plan)],
+        cluster_info: Vec::new(),
         problems: Vec::new(),
     }
 }
@@ -80,6 +81,9 @@ pub fn machine(plan: &Plan) -> Machine {
     if let Some(n) = plan.nodes.first() {
         info.push(dns(n));
         info.push(proxy(n));
+        if !n.proxy.no_proxy.is_empty() {
+            info.push(no_proxy(&n.proxy.no_proxy));
+        }
     }
     let forwards = plan
         .port_forwards
@@ -129,13 +133,34 @@ fn node(n: &NodePlan) -> Node {
             format!("address {}", n.address),
             match n.mac {
                 MacAssignment::Static { address } => format!("MAC {address}"),
-                MacAssignment::GeneratedAtDeploy => "MAC generated at deploy".into(),
+                MacAssignment::GeneratedAtDeploy => GENERATED_MAC.into(),
             },
             format!("MTU {}", mtu(n.mtu)),
         ],
         address: n.address.addr().to_string(),
     }
 }
+
+/// The line of a node whose MAC deploy generated, once the MAC is known (from the state).
+pub fn generated_mac_line(mac: &str) -> String {
+    format!("MAC {mac} (generated at deploy)")
+}
+
+/// Puts the MACs deploy generated (the state's) in place of "generated at deploy".
+pub fn set_generated_macs(m: &mut Machine, macs: &dyn Fn(&str) -> Option<String>) {
+    for n in &mut m.nodes {
+        let Some(mac) = macs(&n.name) else {
+            continue;
+        };
+        for line in &mut n.lines {
+            if line == GENERATED_MAC {
+                *line = generated_mac_line(&mac);
+            }
+        }
+    }
+}
+
+const GENERATED_MAC: &str = "MAC generated at deploy";
 
 fn mtu(m: Option<u32>) -> String {
     m.map_or("of the adapter".into(), |m| m.to_string())
@@ -178,19 +203,52 @@ fn proxy(n: &NodePlan) -> String {
     }
 }
 
-/// A proxy URL with its password replaced by `***` (`http://user:***@proxy:3128`): pictures
-/// are shared, credentials must not be.
+/// `no_proxy`, one entry after another (so the line wraps between entries), each redacted
+/// like a proxy URL.
+fn no_proxy(list: &str) -> String {
+    let entries: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(redact_proxy)
+        .collect();
+    format!("no_proxy {}", entries.join(", "))
+}
+
+/// A proxy URL fit to be shown: its credentials replaced by `***` (`http://user:***@proxy`,
+/// or `http://***@proxy` when the user part alone is the secret, a token), and a query
+/// string or fragment replaced by `?***` / `#***`. Pictures are shared, credentials must
+/// not be.
 pub fn redact_proxy(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    format!("{}{user}:***@{}", &url[..start], &rest[at + 1..])
+    let mut out = url[..start].to_string();
+    match authority.rfind('@') {
+        Some(at) => {
+            match authority[..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***@");
+                }
+                None => out.push_str("***@"),
+            }
+            out.push_str(&authority[at + 1..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    out.push_str(&tail[..path_end]);
+    let extra = &tail[path_end..];
+    if extra.starts_with('?') {
+        out.push_str("?***");
+    }
+    if extra.contains('#') {
+        out.push_str("#***");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -207,15 +265,27 @@ mod tests {
             redact_proxy("http://alice:p@ss@proxy:3128/x"),
             "http://alice:***@proxy:3128/x"
         );
-        assert_eq!(
-            redact_proxy("http://bob@proxy:3128"),
-            "http://bob:***@proxy:3128"
-        );
         assert_eq!(redact_proxy("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(
             redact_proxy("http://proxy:3128/a@b"),
             "http://proxy:3128/a@b"
         );
         assert_eq!(redact_proxy("u:p@proxy:80"), "u:***@proxy:80");
+    }
+
+    #[test]
+    fn a_token_alone_and_query_secrets_are_redacted() {
+        let token = "ghp_T0KEN";
+        let r = redact_proxy(&format!("http://{token}@proxy:3128"));
+        assert_eq!(r, "http://***@proxy:3128");
+        assert!(!r.contains(token));
+        assert_eq!(redact_proxy("http://bob@proxy:3128"), "http://***@proxy:3128");
+        let r = redact_proxy("http://proxy:3128/p?x=PASSWD&y=1");
+        assert_eq!(r, "http://proxy:3128/p?***");
+        assert!(!r.contains("PASSWD"));
+        assert_eq!(
+            redact_proxy("http://a:b@proxy:3128?key=PASSWD#frag"),
+            "http://a:***@proxy:3128?***#***"
+        );
     }
 }

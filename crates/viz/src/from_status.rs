@@ -4,7 +4,9 @@
 use edgenet_deploy::StatusReport;
 
 use crate::from_plan;
-use crate::model::{Location, Problem, Topology};
+use edgenet_core::plan::{Outbound, SwitchKind};
+
+use crate::model::{Location, Problem, Topology, Uplink, UplinkKind};
 
 pub fn from_status(report: &StatusReport) -> Topology {
     let Some(plan) = &report.plan else {
@@ -20,7 +22,6 @@ pub fn from_status(report: &StatusReport) -> Topology {
         return topo;
     };
     let mut machine = from_plan::machine(plan);
-    let name = machine.name.clone();
 
     // What the kernel has, in place of what the plan says.
     if let Some(sw) = &report.switch {
@@ -36,7 +37,9 @@ pub fn from_status(report: &StatusReport) -> Topology {
             sw.mtu.map_or(String::new(), |m| format!(", MTU {m}"))
         ));
     }
-    if let Some(table) = &report.firewall_table {
+    // An external switch needs neither a table nor forwarding: nothing to say about them.
+    let wants_table = plan.switch.outbound != Outbound::Direct;
+    if let Some(table) = report.firewall_table.as_ref().filter(|_| wants_table) {
         machine.uplink.lines.push(format!(
             "nftables table ip {table} {}",
             if report.firewall_present {
@@ -46,18 +49,31 @@ pub fn from_status(report: &StatusReport) -> Topology {
             }
         ));
     }
-    if let Some(fwd) = &report.ip_forward {
+    if let Some(fwd) = report
+        .ip_forward
+        .as_ref()
+        .filter(|_| plan.switch.kind == SwitchKind::Internal)
+    {
         machine
             .uplink
             .lines
             .push(format!("net.ipv4.ip_forward = {fwd}"));
     }
-    let mut problems = Vec::new();
+    // Offline is the table's doing: without it, nothing is closed.
+    if machine.uplink.kind == UplinkKind::Closed && !report.firewall_present {
+        machine.uplink = Uplink {
+            kind: UplinkKind::Nat,
+            title: "uplink NOT closed (offline planned)".into(),
+            lines: vec![
+                "the firewall table that closes it is missing:".into(),
+                "nothing stops traffic leaving the switch".into(),
+            ],
+        };
+    }
     for node in &mut machine.nodes {
         let Some(live) = report.nodes.iter().find(|l| l.name == node.name) else {
             continue;
         };
-        let planned = plan.nodes.iter().find(|n| n.name == node.name);
         if !live.present {
             node.lines.push("live: not running".into());
             continue;
@@ -77,28 +93,22 @@ pub fn from_status(report: &StatusReport) -> Topology {
         if let Some(m) = live.mtu {
             node.lines.push(format!("live MTU {m}"));
         }
-        // The status report does not compare a node's MTU; the picture does, so a changed MTU
-        // is drawn on the node.
-        if let (Some(want), Some(have)) = (planned.and_then(|p| p.mtu), live.mtu) {
-            let already = report
-                .drift
-                .iter()
-                .any(|d| d.contains(&node.name) && d.contains("MTU"));
-            if want != have && !already {
-                problems.push(Problem::drift(
-                    Location::Node {
-                        machine: name.clone(),
-                        node: node.name.clone(),
-                    },
-                    format!("node {} has MTU {have}, the plan says {want}", node.name),
-                ));
-            }
-        }
     }
-    for d in &report.drift {
-        problems.push(Problem::drift(locate_drift(d, &machine_names(plan)), d));
-    }
-    problems.sort_by_key(|p| p.text.clone());
+    // The generated MAC is the one the node has (status reports a different one as drift).
+    let live_macs = |name: &str| {
+        report
+            .nodes
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.mac.clone())
+    };
+    from_plan::set_generated_macs(&mut machine, &live_macs);
+    // Status's drift list is the one source: the picture draws each item where it is.
+    let mut problems: Vec<Problem> = report
+        .drift
+        .iter()
+        .map(|d| Problem::drift(locate_drift(d, &machine_names(plan)), d))
+        .collect();
     problems.dedup();
 
     Topology {
@@ -117,6 +127,7 @@ pub fn from_status(report: &StatusReport) -> Topology {
         ],
         lan: None,
         machines: vec![machine],
+        cluster_info: Vec::new(),
         problems,
     }
 }
@@ -147,13 +158,27 @@ pub fn locate_drift(text: &str, names: &Names) -> Location {
     let has = |name: &str| words.contains(&name);
     let lower = text.to_ascii_lowercase();
     let machine = names.machine.clone();
+    // `port forward tcp/8080 → NODE:80 is missing …`: the forwards into NODE.
+    if lower.starts_with("port forward") {
+        if let Some(node) = names
+            .nodes
+            .iter()
+            .find(|n| text.contains(&format!("→ {n}:")))
+        {
+            return Location::Forwards {
+                machine,
+                node: node.clone(),
+            };
+        }
+        return Location::Firewall(machine);
+    }
     if let Some(node) = names.nodes.iter().find(|n| has(n)) {
         return Location::Node {
             machine,
             node: node.clone(),
         };
     }
-    if ["firewall", "nftables", "iptables", "nft "]
+    if ["firewall", "nftables", "iptables", "nft ", "ip_forward"]
         .iter()
         .any(|k| lower.contains(k))
     {
@@ -205,6 +230,24 @@ mod tests {
                 "a foreign firewall drops forwarded traffic (iptables FORWARD policy DROP)",
                 &n
             ),
+            Location::Firewall("edge01".into())
+        );
+        assert_eq!(
+            locate_drift(
+                "port forward tcp/8080 → edge01-wedge:80 is missing from nftables table ip edgenet_a1",
+                &n
+            ),
+            Location::Forwards {
+                machine: "edge01".into(),
+                node: "edge01-wedge".into()
+            }
+        );
+        assert_eq!(
+            locate_drift("node edge01-ledge: its host-side veth vl-a1 has MTU 1400, the plan says 1500", &n),
+            node("edge01-ledge")
+        );
+        assert_eq!(
+            locate_drift("net.ipv4.ip_forward is 0: the NAT switch aksedgesw-int cannot route", &n),
             Location::Firewall("edge01".into())
         );
         assert_eq!(

@@ -77,7 +77,7 @@ pub fn lab_page(topo: &Topology, matrix: &Matrix, svg: &str) -> String {
             let target = topo
                 .problems
                 .iter()
-                .find(|p| p.anchor.as_deref() == Some(anchor.as_str()))
+                .find(|p| p.covers(&anchor))
                 .map_or_else(|| "picture".to_string(), |p| p.at.element_id());
             format!(
                 "<td class=\"verdict-fail\"><a href=\"#{}\">FAIL: see the picture</a></td>",

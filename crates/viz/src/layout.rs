@@ -64,8 +64,10 @@ impl Rect {
 pub enum WireKind {
     /// Uplink–switch–node links.
     Link,
-    /// A port forward: host port → node port (drawn with an arrowhead).
+    /// A node's port forwards: host ports → node ports (drawn with an arrowhead).
     Forward,
+    /// Port forwards the live firewall lacks: dashed, with a DRIFT label.
+    BrokenForward,
     /// The lab's LAN.
     Lan,
 }
@@ -74,13 +76,26 @@ pub enum WireKind {
 pub struct Wire {
     pub kind: WireKind,
     pub points: Vec<(f64, f64)>,
+    /// Element id (port-forward arrows have one).
+    pub id: Option<String>,
+    /// Text drawn beside the wire.
+    pub label: Option<String>,
 }
 
 impl Wire {
+    fn new(kind: WireKind, points: Vec<(f64, f64)>) -> Wire {
+        Wire {
+            kind,
+            points,
+            id: None,
+            label: None,
+        }
+    }
+
     fn shifted(&self, dx: f64, dy: f64) -> Wire {
         Wire {
-            kind: self.kind,
             points: self.points.iter().map(|(x, y)| (x + dx, y + dy)).collect(),
+            ..self.clone()
         }
     }
 }
@@ -159,15 +174,22 @@ fn place(b: &Block, x: f64, y: f64) -> Placed {
 }
 
 /// One panel at the origin.
+///
+/// The nodes sit in columns under the switch; a node's port forwards (one box for all of
+/// them) sit in the same column under the node, their arrow running straight up into it, so
+/// it never crosses a switch–node link (those enter the nodes from above).
 fn panel(p: &scene::Panel) -> Frame {
     let flag_lines: usize = p.flags.iter().map(|f| f.lines.len()).sum();
     let header_h = (1 + flag_lines) as f64 * LINE_H + 14.0;
-    let sizes = |bs: &[&Block]| bs.iter().map(|b| block_size(b)).collect::<Vec<_>>();
-    let nodes: Vec<&Block> = p.nodes.iter().collect();
-    let node_sizes = sizes(&nodes);
-    let nodes_w = node_sizes.iter().map(|s| s.0).sum::<f64>()
-        + GAP * node_sizes.len().saturating_sub(1) as f64;
-    let (up_w, up_h) = block_size(&p.uplink);
+    let node_sizes: Vec<(f64, f64)> = p.nodes.iter().map(block_size).collect();
+    let port_of = |i: usize| p.ports.iter().find(|(_, t, _)| *t == i);
+    let col_w: Vec<f64> = node_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| port_of(i).map_or(s.0, |(b, _, _)| s.0.max(block_size(b).0)))
+        .collect();
+    let nodes_w = col_w.iter().sum::<f64>() + GAP * col_w.len().saturating_sub(1) as f64;
+    let (up_w, _) = block_size(&p.uplink);
     let (sw_w, _) = block_size(&p.switch);
     let info_size = p.info.as_ref().map(block_size);
     let core_w = [up_w, sw_w, nodes_w, info_size.map_or(0.0, |s| s.0)]
@@ -179,68 +201,65 @@ fn panel(p: &scene::Panel) -> Frame {
     let mut wires = Vec::new();
     let top = header_h + 10.0;
     let uplink = place(&p.uplink, cx - up_w / 2.0, top);
-    let mut row_h = up_h;
-    let mut port_x = PANEL_PAD + core_w + GAP;
-    let mut ports = Vec::new();
-    for (b, target) in &p.ports {
-        let placed = place(b, port_x, top);
-        port_x = placed.rect.right() + GAP / 2.0;
-        row_h = row_h.max(placed.rect.h);
-        ports.push((placed, *target));
-    }
-    let switch = place(&p.switch, cx - sw_w / 2.0, top + row_h + 36.0);
-    wires.push(Wire {
-        kind: WireKind::Link,
-        points: vec![(cx, uplink.rect.bottom()), (cx, switch.rect.y)],
-    });
-    // The switch's bus to its nodes runs just under it; each port forward has its own
-    // channel just above the nodes.
+    let switch = place(&p.switch, cx - sw_w / 2.0, uplink.rect.bottom() + 36.0);
+    wires.push(Wire::new(
+        WireKind::Link,
+        vec![(cx, uplink.rect.bottom()), (cx, switch.rect.y)],
+    ));
+    // The switch's bus to its nodes runs just under it.
     let bus_y = switch.rect.bottom() + 16.0;
-    let nodes_y = switch.rect.bottom() + 40.0 + 8.0 * ports.len() as f64;
+    let nodes_y = switch.rect.bottom() + 40.0;
     let mut x = cx - nodes_w / 2.0;
     let mut placed_nodes = Vec::new();
-    for b in &nodes {
-        let n = place(b, x, nodes_y);
-        x = n.rect.right() + GAP;
-        wires.push(Wire {
-            kind: WireKind::Link,
-            points: vec![
+    for (i, b) in p.nodes.iter().enumerate() {
+        let n = place(b, x + (col_w[i] - node_sizes[i].0) / 2.0, nodes_y);
+        x += col_w[i] + GAP;
+        wires.push(Wire::new(
+            WireKind::Link,
+            vec![
                 (cx, switch.rect.bottom()),
                 (cx, bus_y),
                 (n.rect.cx(), bus_y),
                 (n.rect.cx(), n.rect.y),
             ],
-        });
+        ));
         placed_nodes.push(n);
-    }
-    // Ports further right take lower channels, so no port's drop crosses another's run.
-    let count = ports.len();
-    for (k, (port, target)) in ports.iter().enumerate() {
-        let node = &placed_nodes[*target].rect;
-        let chan = nodes_y - 10.0 - 8.0 * (count - 1 - k) as f64;
-        let into = (node.cx() + 14.0 + 10.0 * k as f64).min(node.right() - 6.0);
-        wires.push(Wire {
-            kind: WireKind::Forward,
-            points: vec![
-                (port.rect.cx(), port.rect.bottom()),
-                (port.rect.cx(), chan),
-                (into, chan),
-                (into, node.y),
-            ],
-        });
     }
     let below_nodes = placed_nodes
         .iter()
         .map(|n| n.rect.bottom())
         .fold(switch.rect.bottom(), f64::max);
+    let mut ports = Vec::new();
+    for (b, target, arrow_id) in &p.ports {
+        let node = &placed_nodes[*target].rect;
+        let port = place(b, node.cx() - block_size(b).0 / 2.0, below_nodes + 36.0);
+        let mut w = Wire::new(
+            if b.flagged() {
+                WireKind::BrokenForward
+            } else {
+                WireKind::Forward
+            },
+            vec![(node.cx(), port.rect.y), (node.cx(), node.bottom())],
+        );
+        w.id = Some(arrow_id.clone());
+        if b.flagged() {
+            w.label = Some("DRIFT: broken".into());
+        }
+        wires.push(w);
+        ports.push(port);
+    }
+    let below = ports
+        .iter()
+        .map(|b| b.rect.bottom())
+        .fold(below_nodes, f64::max);
     let info = p
         .info
         .as_ref()
-        .map(|b| place(b, cx - block_size(b).0 / 2.0, below_nodes + GAP));
+        .map(|b| place(b, cx - block_size(b).0 / 2.0, below + GAP));
     boxes.push(uplink);
-    boxes.extend(ports.into_iter().map(|(p, _)| p));
     boxes.push(switch);
     boxes.extend(placed_nodes);
+    boxes.extend(ports);
     boxes.extend(info);
     let heading_w = 30.0 + text_w(&p.heading);
     let flags_w = p
@@ -314,15 +333,22 @@ pub(crate) fn layout_scene(scene: &Scene) -> Drawing {
         if let Some(inet) = &scene.internet {
             let placed = place(inet, grid_x, y);
             y = placed.rect.bottom() + 30.0;
-            wires.push(Wire {
-                kind: WireKind::Lan,
-                points: vec![(grid_x + 40.0, placed.rect.bottom()), (grid_x + 40.0, y)],
-            });
+            wires.push(Wire::new(
+                WireKind::Lan,
+                vec![(grid_x + 40.0, placed.rect.bottom()), (grid_x + 40.0, y)],
+            ));
             boxes.push(placed);
         }
         let placed = place(lan, grid_x, y);
         lan_exit = Some((placed.rect.x, placed.rect.cy()));
-        y = placed.rect.bottom() + 40.0;
+        let mut bottom = placed.rect.bottom();
+        // What every machine shares, once, beside the LAN.
+        if let Some(cluster) = &scene.cluster {
+            let c = place(cluster, placed.rect.right() + GAP, y);
+            bottom = bottom.max(c.rect.bottom());
+            boxes.push(c);
+        }
+        y = bottom + 40.0;
         boxes.push(placed);
     }
 
@@ -340,32 +366,32 @@ pub(crate) fn layout_scene(scene: &Scene) -> Drawing {
             if lab {
                 let uplink = &f.boxes[0].rect;
                 let drop_x = f.rect.x + 12.0;
-                f.wires.push(Wire {
-                    kind: WireKind::Lan,
-                    points: vec![
+                f.wires.push(Wire::new(
+                    WireKind::Lan,
+                    vec![
                         (drop_x, bus_y),
                         (drop_x, uplink.cy()),
                         (uplink.x, uplink.cy()),
                     ],
-                });
+                ));
                 bus_end = drop_x;
             }
             width = width.max(f.rect.right());
         }
         if lab {
-            wires.push(Wire {
-                kind: WireKind::Lan,
-                points: vec![(trunk_x, bus_y), (bus_end, bus_y)],
-            });
+            wires.push(Wire::new(
+                WireKind::Lan,
+                vec![(trunk_x, bus_y), (bus_end, bus_y)],
+            ));
             last_bus = Some(bus_y);
         }
         y += row_h + GAP + if lab { 16.0 } else { 0.0 };
     }
     if let (Some((lx, ly)), Some(bus)) = (lan_exit, last_bus) {
-        wires.push(Wire {
-            kind: WireKind::Lan,
-            points: vec![(lx, ly), (trunk_x, ly), (trunk_x, bus)],
-        });
+        wires.push(Wire::new(
+            WireKind::Lan,
+            vec![(lx, ly), (trunk_x, ly), (trunk_x, bus)],
+        ));
     }
     for b in &boxes {
         width = width.max(b.rect.right());

@@ -10,6 +10,9 @@ pub struct Topology {
     /// machine's own picture.
     pub lan: Option<Lan>,
     pub machines: Vec<Machine>,
+    /// Cluster-level labels every machine shares (a lab's scalable cluster), drawn once
+    /// instead of in every machine.
+    pub cluster_info: Vec<String>,
     /// Drift, failed cells, …: each drawn on the element it is located at.
     pub problems: Vec<Problem>,
 }
@@ -90,6 +93,9 @@ pub struct Problem {
     /// An element of the surrounding page this problem comes from (a matrix cell's id), so
     /// the picture can link back to it.
     pub anchor: Option<String>,
+    /// Further page elements this one problem stands for (failed cells summed up in one
+    /// label), linked to the same place.
+    pub also: Vec<String>,
 }
 
 impl Problem {
@@ -99,7 +105,13 @@ impl Problem {
             tag: "DRIFT".into(),
             text: text.into(),
             anchor: None,
+            also: Vec::new(),
         }
+    }
+
+    /// Whether this problem stands for the page element `anchor`.
+    pub fn covers(&self, anchor: &str) -> bool {
+        self.anchor.as_deref() == Some(anchor) || self.also.iter().any(|a| a == anchor)
     }
 
     /// `TAG: text`, as drawn.
@@ -124,6 +136,11 @@ pub enum Location {
         machine: String,
         node: String,
     },
+    /// The port forwards of a machine into one node (drawn as one box and one arrow).
+    Forwards {
+        machine: String,
+        node: String,
+    },
 }
 
 impl Location {
@@ -136,6 +153,7 @@ impl Location {
             Location::Uplink(m) | Location::Firewall(m) => format!("{}-uplink", machine_id(m)),
             Location::Switch(m) => format!("{}-switch", machine_id(m)),
             Location::Node { machine, node } => node_id(machine, node),
+            Location::Forwards { machine, node } => forwards_id(machine, node),
         }
     }
 }
@@ -166,8 +184,14 @@ pub fn info_id(machine: &str) -> String {
     format!("{}-info", machine_id(machine))
 }
 
-pub fn port_id(machine: &str, index: usize) -> String {
-    format!("{}-port-{index}", machine_id(machine))
+/// The box of a machine's port forwards into `node`.
+pub fn forwards_id(machine: &str, node: &str) -> String {
+    format!("{}-fwd-{}", machine_id(machine), sanitize(node))
+}
+
+/// The arrow from that box to the node.
+pub fn forwards_arrow_id(machine: &str, node: &str) -> String {
+    format!("{}-arrow", forwards_id(machine, node))
 }
 
 /// What a reader needs to read the colours: every colour also has a text label.
@@ -175,5 +199,5 @@ pub const LEGEND: &[&str] = &[
     "DRIFT: … (orange, thick border) the live kernel differs from the plan here",
     "FAIL: … (orange, thick border) a reachability cell from here failed",
     "CLOSED (red, dashed border) offline: no traffic leaves the switch",
-    "blue arrow: port forward, host port → node port",
+    "blue arrow: port forwards, host ports → node ports (DRIFT, dashed: not in the firewall)",
 ];

@@ -8,6 +8,11 @@ use crate::text::wrap;
 const FLAG_WIDTH: usize = 46;
 /// Other lines (a long proxy URL, a long DNS list) wrap at this many.
 const LINE_WIDTH: usize = 52;
+/// Most problem labels drawn on one box; the rest are summed up in one line, so a box stays
+/// small however many cells failed there (the page's matrix lists them all).
+pub(crate) const MAX_FLAGS: usize = 4;
+/// Most port forwards listed in one node's forwards box.
+pub(crate) const MAX_FORWARD_LINES: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Style {
@@ -70,8 +75,9 @@ pub(crate) struct Panel {
     pub heading: String,
     pub flags: Vec<Flag>,
     pub uplink: Block,
-    /// Port-forward blocks and the index (in `nodes`) of the node each one targets.
-    pub ports: Vec<(Block, usize)>,
+    /// One block per node that has port forwards, listing them, and the index (in `nodes`)
+    /// of that node; the id of the arrow from the block to the node is the third field.
+    pub ports: Vec<(Block, usize, String)>,
     pub switch: Block,
     pub nodes: Vec<Block>,
     pub info: Option<Block>,
@@ -84,6 +90,8 @@ pub(crate) struct Scene {
     pub flags: Vec<Flag>,
     pub internet: Option<Block>,
     pub lan: Option<Block>,
+    /// Cluster-wide labels drawn once (beside the LAN).
+    pub cluster: Option<Block>,
     pub panels: Vec<Panel>,
     pub legend: Vec<String>,
 }
@@ -99,19 +107,60 @@ pub(crate) fn build(topo: &Topology) -> Scene {
         None => (None, None),
     };
     let panels = topo.machines.iter().map(panel).collect();
+    let cluster = (!topo.cluster_info.is_empty()).then(|| {
+        Block::new(
+            "cluster".into(),
+            Style::Info,
+            "cluster (every machine)",
+            &topo.cluster_info,
+        )
+    });
     let mut scene = Scene {
         title: topo.title.clone(),
         subtitle: topo.subtitle.clone(),
         flags: Vec::new(),
         internet,
         lan,
+        cluster,
         panels,
         legend: LEGEND.iter().map(|s| s.to_string()).collect(),
     };
     for p in &topo.problems {
         attach(&mut scene, p);
     }
+    cap_flags(&mut scene);
     scene
+}
+
+/// At most [`MAX_FLAGS`] problem labels per box or panel; the rest become one line.
+fn cap_flags(scene: &mut Scene) {
+    fn cap(flags: &mut Vec<Flag>) {
+        if flags.len() <= MAX_FLAGS {
+            return;
+        }
+        let hidden = flags.len() - (MAX_FLAGS - 1);
+        // The summary links where the first hidden one did.
+        let anchor = flags[MAX_FLAGS - 1].anchor.clone();
+        flags.truncate(MAX_FLAGS - 1);
+        flags.push(Flag {
+            lines: vec![format!("… and {hidden} more problems here")],
+            anchor,
+        });
+    }
+    cap(&mut scene.flags);
+    for b in scene.lan.iter_mut().chain(scene.internet.iter_mut()) {
+        cap(&mut b.flags);
+    }
+    for p in &mut scene.panels {
+        cap(&mut p.flags);
+        for b in std::iter::once(&mut p.uplink)
+            .chain(std::iter::once(&mut p.switch))
+            .chain(p.nodes.iter_mut())
+            .chain(p.ports.iter_mut().map(|(b, _, _)| b))
+        {
+            cap(&mut b.flags);
+        }
+    }
 }
 
 fn panel(m: &model::Machine) -> Panel {
@@ -132,19 +181,36 @@ fn panel(m: &model::Machine) -> Panel {
             )
         })
         .collect();
+    // One box per receiving node, however many forwards: the picture's width does not grow
+    // with them.
     let ports = m
-        .forwards
+        .nodes
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| {
-            let target = m.nodes.iter().position(|n| n.name == f.node)?;
+        .filter_map(|(target, n)| {
+            let list: Vec<&model::Forward> =
+                m.forwards.iter().filter(|f| f.node == n.name).collect();
+            if list.is_empty() {
+                return None;
+            }
+            let mut lines: Vec<String> = list
+                .iter()
+                .take(MAX_FORWARD_LINES)
+                .map(|f| format!("host :{}/{} → :{}", f.host_port, f.protocol, f.node_port))
+                .collect();
+            if list.len() > MAX_FORWARD_LINES {
+                lines.push(format!(
+                    "… and {} more (edgenet plan lists all)",
+                    list.len() - MAX_FORWARD_LINES
+                ));
+            }
             let block = Block::new(
-                model::port_id(&m.name, i),
+                model::forwards_id(&m.name, &n.name),
                 Style::Port,
-                &format!("host :{}/{}", f.host_port, f.protocol),
-                &[format!("forwarded → {} :{}", f.node, f.node_port)],
+                &format!("port forwards → {}", n.name),
+                &lines,
             );
-            Some((block, target))
+            Some((block, target, model::forwards_arrow_id(&m.name, &n.name)))
         })
         .collect();
     Panel {
@@ -189,7 +255,8 @@ fn attach(scene: &mut Scene, p: &Problem) {
         | Location::Uplink(m)
         | Location::Firewall(m)
         | Location::Switch(m)
-        | Location::Node { machine: m, .. } => Some(model::machine_id(m)),
+        | Location::Node { machine: m, .. }
+        | Location::Forwards { machine: m, .. } => Some(model::machine_id(m)),
     };
     let Some(panel) = machine.and_then(|mid| scene.panels.iter_mut().find(|p| p.id == mid)) else {
         scene.flags.push(flag);
@@ -198,6 +265,7 @@ fn attach(scene: &mut Scene, p: &Problem) {
     let block = std::iter::once(&mut panel.uplink)
         .chain(std::iter::once(&mut panel.switch))
         .chain(panel.nodes.iter_mut())
+        .chain(panel.ports.iter_mut().map(|(b, _, _)| b))
         .find(|b| b.id == id);
     match block {
         Some(b) => b.flags.push(flag),

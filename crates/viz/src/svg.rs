@@ -60,7 +60,7 @@ pub fn draw(d: &Drawing) -> String {
     let _ = write!(s, "<title>{}</title>", xml(&d.title));
     let _ = write!(
         s,
-        r##"<defs><marker id="edgenet-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{FORWARD}"/></marker></defs>"##
+        r##"<defs><marker id="edgenet-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{FORWARD}"/></marker><marker id="edgenet-arrow-broken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{PROBLEM}"/></marker></defs>"##
     );
     let _ = write!(
         s,
@@ -179,13 +179,35 @@ fn wire(s: &mut String, w: &Wire) {
     let (colour, width, extra) = match w.kind {
         WireKind::Link => ("#495057", 1.5, ""),
         WireKind::Forward => (FORWARD, 1.5, r#" marker-end="url(#edgenet-arrow)""#),
+        WireKind::BrokenForward => (
+            PROBLEM,
+            2.0,
+            r#" stroke-dasharray="5 4" marker-end="url(#edgenet-arrow-broken)""#,
+        ),
         WireKind::Lan => (LAN, 2.5, ""),
     };
+    if let Some(id) = &w.id {
+        let _ = write!(s, r#"<g id="{}" class="arrow">"#, xml(id));
+    }
     let _ = write!(
         s,
         r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width}"{extra}/>"#,
         points.join(" ")
     );
+    if let (Some(label), Some((x, y))) = (&w.label, w.points.first()) {
+        // Beside the arrow, halfway along its first segment.
+        let y2 = w.points.get(1).map_or(*y, |p| p.1);
+        text(
+            s,
+            x + 6.0,
+            (y + y2) / 2.0 + 4.0,
+            label,
+            &format!("fill=\"{PROBLEM}\" font-weight=\"bold\" class=\"problem\""),
+        );
+    }
+    if w.id.is_some() {
+        s.push_str("</g>");
+    }
 }
 
 fn block(s: &mut String, p: &Placed) {

@@ -180,11 +180,16 @@ fn the_plan_picture_holds_every_node_and_setting_with_either_layout() {
             !svg.contains("s3cret"),
             "{layout}: the proxy password is in the picture"
         );
-        // The forward is an arrow from the host port's box to the node's.
-        let port = texts_in(&doc, "m-edge01-port-0");
+        // The node's forwards are one box, with an arrow into the node.
+        let port = texts_in(&doc, "m-edge01-fwd-edge01-ledge");
         assert!(
-            port.iter().any(|t| t.contains("edge01-ledge :30080")),
+            port.iter().any(|t| t.contains("host :8080/tcp → :30080")),
             "{port:?}"
+        );
+        assert!(
+            doc.descendants()
+                .any(|n| n.attribute("id") == Some("m-edge01-fwd-edge01-ledge-arrow")),
+            "{layout}: the arrow"
         );
     }
 }
@@ -250,6 +255,7 @@ fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
         ip_forward: Some("1".into()),
         nodes: vec![live(&plan.nodes[0], true, 1400), live(windows, false, 0)],
         drift: vec![
+            format!("node {} has MTU 1400, the plan says 1500", plan.nodes[0].name),
             format!("node {} ({}-abc123) is missing", windows.name, windows.name),
             "a foreign firewall drops forwarded traffic: table ip filter, chain FORWARD policy drop"
                 .into(),
@@ -315,6 +321,8 @@ fn lab_machines(plans: &[Plan]) -> Vec<edgenet_viz::LabMachineView> {
             name: format!("m{}", i + 1),
             address: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
             plan: Some(p.clone()),
+            macs: Default::default(),
+            missing_nodes: vec![],
         })
         .collect()
 }
