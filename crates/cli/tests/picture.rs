@@ -168,7 +168,8 @@ fn without_graphviz_the_builtin_layout_draws_and_asking_for_graphviz_fails_clear
         &[PLAN_ARGS, &["--output", "svg"]].concat(),
         &[no_dot[0], ("EDGENET_LAYOUT", "graphviz")],
     );
-    assert_eq!(out.status.code(), Some(3));
+    // Nothing was changed: the environment lacks a program, exit 2 (not 3, "host").
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("install Debian's graphviz"), "{err}");
     assert!(out.stdout.is_empty());
@@ -500,4 +501,194 @@ fn chromium_renders_the_lab_page_with_every_node() {
         lab_png.len(),
         blank.len()
     );
+}
+
+/// `status` as text, JSON and SVG (each layout): all exit 1 and all name `needle` in their
+/// drift; the SVG draws it on the element `at`.
+fn assert_drift_everywhere(m: &support::Machine, needle: &str, at: &str) {
+    let text = m.edgenet(&["status"]);
+    assert_eq!(text.status.code(), Some(1), "text exits 1 on {needle}");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let drift_part = text.split("Drift:").nth(1).unwrap_or("");
+    assert!(
+        drift_part.contains(needle),
+        "text names {needle:?}:\n{text}"
+    );
+    let json = m.edgenet(&["status", "--output", "json"]);
+    assert_eq!(json.status.code(), Some(1), "json exits 1 on {needle}");
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let drift: Vec<&str> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        drift.iter().any(|d| d.contains(needle)),
+        "json names {needle:?}: {drift:?}"
+    );
+    for layout in layouts() {
+        let out = m.edgenet_env(
+            &["status", "--output", "svg"],
+            &[("EDGENET_LAYOUT", layout)],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{layout} svg exits 1 on {needle}"
+        );
+        let svg = String::from_utf8(out.stdout).unwrap();
+        let doc = parse(&svg);
+        let lines = texts_in(&doc, at).join(" ");
+        assert!(
+            lines.contains("DRIFT:") && lines.contains(needle),
+            "{layout}: {needle:?} drawn on {at}: {lines}"
+        );
+    }
+}
+
+fn in_machine(m: &support::Machine, cmd: &str) {
+    support::sh(&format!("ip netns exec {} {cmd}", m.ns));
+}
+
+/// The handle of the first rule of `chain` in edgenet's table whose text contains `needle`.
+fn rule_handle(m: &support::Machine, table: &str, chain: &str, needle: &str) -> String {
+    let listing = support::sh_out(&format!(
+        "ip netns exec {} nft -a list chain ip {table} {chain}",
+        m.ns
+    ));
+    listing
+        .lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .unwrap_or_else(|| panic!("no rule with {needle} in {listing}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn status_text_json_and_svg_report_the_same_drift_and_exit_1() {
+    let Some(m) = support::machine("f12dr") else {
+        return;
+    };
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"PortForwards": [{"Protocol": "tcp", "HostPort": 8080, "NodePort": 30080}]}
+        }),
+    );
+    m.deploy(Some(&cfg));
+    let report: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(report["drift"].as_array().unwrap().len(), 0);
+    let machine = report["plan"]["machine"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = report["nodes"][0]["name"].as_str().unwrap().to_string();
+    let netns = report["nodes"][0]["netns"].as_str().unwrap().to_string();
+    let id = report["deployment_id"].as_str().unwrap().to_string();
+    let table = format!("edgenet_{id}");
+    let node_el = node_id(&machine, &node);
+    let live_mac = report["nodes"][0]["mac"].as_str().unwrap().to_string();
+    // The picture shows the MAC deploy generated, not "generated at deploy".
+    let svg = m.ok(&["status", "--output", "svg"]);
+    let lines = texts_in(&parse(&svg), &node_el).join(" ");
+    assert!(
+        lines.contains(&format!("MAC {live_mac}")) && !lines.contains("MAC generated"),
+        "{lines}"
+    );
+
+    support::sh(&format!("ip -n {netns} link set eth0 mtu 1400"));
+    assert_drift_everywhere(&m, "MTU 1400", &node_el);
+
+    support::sh(&format!(
+        "ip -n {netns} link set eth0 address 02:12:34:56:78:9a"
+    ));
+    assert_drift_everywhere(&m, "MAC 02:12:34:56:78:9a", &node_el);
+
+    // The host end of the node's veth: the switch's only port whose name carries the id.
+    let links = m.ip_json("link show");
+    let veth = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["ifname"].as_str())
+        .find(|n| n.starts_with(&format!("en{id}")))
+        .expect("the host-side veth")
+        .to_string();
+    support::sh(&format!("ip -n {} link set {veth} mtu 1300", m.ns));
+    assert_drift_everywhere(&m, "MTU 1300", &node_el);
+
+    let handle = rule_handle(&m, &table, "prerouting", "dport 8080");
+    in_machine(
+        &m,
+        &format!("nft delete rule ip {table} prerouting handle {handle}"),
+    );
+    assert_drift_everywhere(
+        &m,
+        "port forward tcp/8080",
+        &format!("m-{machine}-fwd-{node}"),
+    );
+
+    in_machine(&m, "sysctl -qw net.ipv4.ip_forward=0");
+    assert_drift_everywhere(&m, "ip_forward is 0", &format!("m-{machine}-uplink"));
+}
+
+#[test]
+fn an_offline_switch_without_its_table_is_not_drawn_closed_and_its_forwards_are_broken() {
+    let Some(m) = support::machine("f12of") else {
+        return;
+    };
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({
+            "Network": {"InternetDisabled": true},
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"PortForwards": [{"Protocol": "tcp", "HostPort": 8080, "NodePort": 30080}]}
+        }),
+    );
+    m.deploy(Some(&cfg));
+    let report: Value = serde_json::from_str(&m.ok(&["status", "--output", "json"])).unwrap();
+    let machine = report["plan"]["machine"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = report["nodes"][0]["name"].as_str().unwrap().to_string();
+    let id = report["deployment_id"].as_str().unwrap().to_string();
+    let arrow = format!("m-{machine}-fwd-{node}-arrow");
+    let uplink = format!("m-{machine}-uplink");
+    for layout in layouts() {
+        let svg = m.edgenet_env(
+            &["status", "--output", "svg"],
+            &[("EDGENET_LAYOUT", layout)],
+        );
+        assert!(svg.status.success());
+        let doc = parse(std::str::from_utf8(&svg.stdout).unwrap());
+        assert!(texts_in(&doc, &uplink).join(" ").contains("CLOSED"));
+        assert!(!texts_in(&doc, &arrow).join(" ").contains("DRIFT"));
+    }
+
+    in_machine(&m, &format!("nft delete table ip edgenet_{id}"));
+    assert_drift_everywhere(
+        &m,
+        "port forward tcp/8080",
+        &format!("m-{machine}-fwd-{node}"),
+    );
+    for layout in layouts() {
+        let svg = m.edgenet_env(
+            &["status", "--output", "svg"],
+            &[("EDGENET_LAYOUT", layout)],
+        );
+        assert_eq!(svg.status.code(), Some(1));
+        let doc = parse(std::str::from_utf8(&svg.stdout).unwrap());
+        let up = texts_in(&doc, &uplink).join(" ");
+        assert!(
+            !up.contains("CLOSED") && !up.contains("nothing leaves the switch"),
+            "{layout}: {up}"
+        );
+        assert!(up.contains("DRIFT:"), "{layout}: {up}");
+        let arrow_text = texts_in(&doc, &arrow).join(" ");
+        assert!(arrow_text.contains("DRIFT"), "{layout}: arrow {arrow_text}");
+    }
 }

@@ -162,7 +162,11 @@ pub(crate) fn write_scene(s: &Scene) -> String {
                 }
             }
             let _ = writeln!(out, "  {{rank=same; {}}}", same.join("; "));
-            let from = if r == 0 { lan.id.clone() } else { bus(r - 1, 0) };
+            let from = if r == 0 {
+                lan.id.clone()
+            } else {
+                bus(r - 1, 0)
+            };
             edge(&mut out, &from, &bus(r, 0), &lan_attrs);
         }
         for (c, p) in panels.iter().enumerate() {

@@ -93,8 +93,7 @@ pub fn from_lab(name: &str, machines: &[LabMachineView], matrix: &Matrix) -> Top
 /// taken out of the machines, to be drawn once.
 fn shared_info(views: &mut [Machine]) -> Vec<String> {
     let with: Vec<&Machine> = views.iter().filter(|m| !m.info.is_empty()).collect();
-    if with.len() < 2 || with.len() != views.len() || with.iter().any(|m| m.info != with[0].info)
-    {
+    if with.len() < 2 || with.len() != views.len() || with.iter().any(|m| m.info != with[0].info) {
         return Vec::new();
     }
     let info = with[0].info.clone();
@@ -142,7 +141,10 @@ fn cell_problems(cells: &[Cell], views: &[Machine]) -> Vec<Problem> {
             continue;
         }
         let text = if cell.row == Row::NodeToNode {
-            if into.get(first(&cell.to)).is_some_and(|l| l.len() >= SEVERAL) {
+            if into
+                .get(first(&cell.to))
+                .is_some_and(|l| l.len() >= SEVERAL)
+            {
                 continue;
             }
             format!(
@@ -174,10 +176,13 @@ fn cell_problems(cells: &[Cell], views: &[Machine]) -> Vec<Problem> {
 
 fn node_location(name: &str, machines: &[Machine]) -> Option<Location> {
     machines.iter().find_map(|m| {
-        m.nodes.iter().find(|n| n.name == name).map(|n| Location::Node {
-            machine: m.name.clone(),
-            node: n.name.clone(),
-        })
+        m.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| Location::Node {
+                machine: m.name.clone(),
+                node: n.name.clone(),
+            })
     })
 }
 

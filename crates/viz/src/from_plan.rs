@@ -279,7 +279,10 @@ mod tests {
         let r = redact_proxy(&format!("http://{token}@proxy:3128"));
         assert_eq!(r, "http://***@proxy:3128");
         assert!(!r.contains(token));
-        assert_eq!(redact_proxy("http://bob@proxy:3128"), "http://***@proxy:3128");
+        assert_eq!(
+            redact_proxy("http://bob@proxy:3128"),
+            "http://***@proxy:3128"
+        );
         let r = redact_proxy("http://proxy:3128/p?x=PASSWD&y=1");
         assert_eq!(r, "http://proxy:3128/p?***");
         assert!(!r.contains("PASSWD"));

@@ -243,11 +243,17 @@ mod tests {
             }
         );
         assert_eq!(
-            locate_drift("node edge01-ledge: its host-side veth vl-a1 has MTU 1400, the plan says 1500", &n),
+            locate_drift(
+                "node edge01-ledge: its host-side veth vl-a1 has MTU 1400, the plan says 1500",
+                &n
+            ),
             node("edge01-ledge")
         );
         assert_eq!(
-            locate_drift("net.ipv4.ip_forward is 0: the NAT switch aksedgesw-int cannot route", &n),
+            locate_drift(
+                "net.ipv4.ip_forward is 0: the NAT switch aksedgesw-int cannot route",
+                &n
+            ),
             Location::Firewall("edge01".into())
         );
         assert_eq!(

@@ -45,8 +45,10 @@ fn engine() -> Result<Engine, CliError> {
 
 /// The topology as SVG, by Graphviz when it runs, by the built-in layout otherwise.
 pub fn svg(topo: &Topology) -> Result<String, CliError> {
+    // Graphviz asked for but not runnable is the environment's problem, not the host's:
+    // nothing was changed (exit 2, as for a bad command line).
     let rendered = edgenet_viz::render_svg(topo, engine()?, &graphviz::run_dot)
-        .map_err(|e| CliError::new(Exit::Host, "layout", e))?;
+        .map_err(|e| CliError::new(Exit::Unreadable, "layout", e))?;
     if let Some(why) = &rendered.fallback {
         tracing::info!("{why}");
     }
