@@ -692,3 +692,79 @@ fn an_offline_switch_without_its_table_is_not_drawn_closed_and_its_forwards_are_
         assert!(arrow_text.contains("DRIFT"), "{layout}: arrow {arrow_text}");
     }
 }
+
+#[test]
+fn lab_status_reports_a_node_whose_namespace_is_gone() {
+    let Some(lab) = CliLab::up("f12ns") else {
+        return;
+    };
+    let nodes = lab.nodes();
+    let (machine, node, _) = &nodes[0];
+    support::sh(&format!(
+        "ip netns del {}-{}",
+        node,
+        lab.deployment_id(machine)
+    ));
+    let json = lab.run(&["lab", "status", "--output", "json"]);
+    assert_eq!(
+        json.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let matrix: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let cells = matrix["cells"].as_array().unwrap();
+    let from_node: Vec<&Value> = cells
+        .iter()
+        .filter(|c| c["from"].as_str() == Some(node.as_str()))
+        .collect();
+    assert!(!from_node.is_empty());
+    assert!(from_node.iter().all(|c| c["ok"] == false), "{from_node:?}");
+    let text = lab.run(&["lab", "status"]);
+    assert_eq!(text.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&text.stdout).contains(node.as_str()));
+    for format in ["svg", "html"] {
+        let out = lab.run(&["lab", "status", "--output", format]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page = String::from_utf8(out.stdout).unwrap();
+        let doc = parse(&page);
+        assert_nodes_drawn(&doc, &nodes);
+        let lines = texts_in(&doc, &node_id(machine, node)).join(" ");
+        assert!(
+            lines.contains("DOWN:") && lines.contains("namespace is gone"),
+            "{format}: {lines}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_lab_name_is_refused_before_anything_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("labs");
+    for cmd in ["up", "status", "down"] {
+        let out = edgenet(
+            &[
+                "lab",
+                cmd,
+                "--name",
+                "b12<&>",
+                "--lab-dir",
+                lab_dir.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "lab {cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--name") && err.contains("a-z"), "{err}");
+        assert!(
+            !err.contains("lab down --name b12"),
+            "no hint with the bad name: {err}"
+        );
+        assert!(!lab_dir.exists(), "lab {cmd} made nothing");
+    }
+}
