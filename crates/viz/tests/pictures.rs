@@ -566,3 +566,304 @@ fn problems_at_unknown_places_are_still_drawn() {
     assert!(all.iter().any(|t| t == "DRIFT: a node of another machine"));
     assert!(all.iter().any(|t| t == "DRIFT: the whole picture"));
 }
+
+fn with_forwards(n: u16, both_nodes: bool) -> Plan {
+    use edgenet_core::config::{PortForward, Protocol};
+    use edgenet_core::plan::NodeKind;
+    let mut plan = rich_plan();
+    plan.port_forwards = (0..n)
+        .map(|i| PortForward {
+            protocol: if i % 3 == 2 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
+            host_port: 10000 + i,
+            node: if both_nodes && i % 2 == 1 {
+                NodeKind::Windows
+            } else {
+                NodeKind::Linux
+            },
+            node_port: 30000 + i,
+        })
+        .collect();
+    plan
+}
+
+fn svg_size(svg: &str) -> (f64, f64) {
+    let doc = parse(svg).unwrap();
+    let num = |a: &str| -> f64 {
+        doc.root_element()
+            .attribute(a)
+            .unwrap()
+            .trim_end_matches("pt")
+            .parse()
+            .unwrap()
+    };
+    (num("width"), num("height"))
+}
+
+#[test]
+fn many_port_forwards_keep_the_picture_bounded() {
+    let one = layout::layout(&edgenet_viz::from_plan(&with_forwards(1, false)));
+    for n in [30, 200] {
+        let topo = edgenet_viz::from_plan(&with_forwards(n, true));
+        assert_layout_sound(&topo);
+        let d = layout::layout(&topo);
+        assert!(
+            d.width <= one.width + 200.0 && d.height <= one.height + 300.0,
+            "{n} forwards: {} × {} (one forward: {} × {})",
+            d.width,
+            d.height,
+            one.width,
+            one.height
+        );
+        // One box per receiving node, saying how many more there are.
+        let svg = svg::builtin_svg(&topo);
+        let doc = parse(&svg).unwrap();
+        let ledge = texts_in(&doc, "m-edge01-fwd-edge01-ledge");
+        assert!(ledge.iter().any(|l| l.contains("more")), "{ledge:?}");
+        if let Some(gv) = dot_or_skip(&dot::to_dot(&topo)) {
+            let (w, h) = svg_size(&gv);
+            assert!(
+                w < 1400.0 && h < 1600.0,
+                "graphviz, {n} forwards: {w} × {h}"
+            );
+        }
+    }
+}
+
+/// Whether two axis-parallel or general segments cross (touching ends excluded).
+fn crosses(a: ((f64, f64), (f64, f64)), b: ((f64, f64), (f64, f64))) -> bool {
+    let cross = |o: (f64, f64), p: (f64, f64), q: (f64, f64)| {
+        (p.0 - o.0) * (q.1 - o.1) - (p.1 - o.1) * (q.0 - o.0)
+    };
+    let (d1, d2) = (cross(b.0, b.1, a.0), cross(b.0, b.1, a.1));
+    let (d3, d4) = (cross(a.0, a.1, b.0), cross(a.0, a.1, b.1));
+    let within = |p: (f64, f64), s: ((f64, f64), (f64, f64))| {
+        p.0 >= s.0 .0.min(s.1 .0)
+            && p.0 <= s.0 .0.max(s.1 .0)
+            && p.1 >= s.0 .1.min(s.1 .1)
+            && p.1 <= s.0 .1.max(s.1 .1)
+    };
+    ((d1 > 0.0) != (d2 > 0.0) && (d3 > 0.0) != (d4 > 0.0) && d1 != 0.0 && d2 != 0.0)
+        || (d1 == 0.0 && within(a.0, b))
+        || (d2 == 0.0 && within(a.1, b))
+}
+
+#[test]
+fn forward_arrows_cross_no_link_and_share_no_arrowhead() {
+    for both in [false, true] {
+        let d = layout::layout(&edgenet_viz::from_plan(&with_forwards(3, both)));
+        let wires = &d.frames[0].wires;
+        let segments = |kind: layout::WireKind| -> Vec<((f64, f64), (f64, f64))> {
+            wires
+                .iter()
+                .filter(|w| w.kind == kind)
+                .flat_map(|w| {
+                    w.points
+                        .windows(2)
+                        .map(|p| (p[0], p[1]))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let forwards = segments(layout::WireKind::Forward);
+        assert!(!forwards.is_empty());
+        for f in &forwards {
+            for l in segments(layout::WireKind::Link) {
+                assert!(!crosses(*f, l), "forward {f:?} crosses link {l:?}");
+            }
+        }
+        let heads: Vec<(i64, i64)> = wires
+            .iter()
+            .filter(|w| w.kind == layout::WireKind::Forward)
+            .map(|w| {
+                let p = w.points.last().unwrap();
+                (p.0 as i64, p.1 as i64)
+            })
+            .collect();
+        let unique: std::collections::BTreeSet<_> = heads.iter().collect();
+        assert_eq!(unique.len(), heads.len(), "arrowheads apart: {heads:?}");
+    }
+}
+
+#[test]
+fn a_node_several_sources_cannot_reach_is_the_one_marked() {
+    let plans = scalable_plans(3);
+    let machines = lab_machines(&plans);
+    let matrix = Matrix {
+        lab: "t".into(),
+        cells: vec![
+            cell(Row::NodeToNode, "m1-ledge", "m3-ledge 10.1.0.12", false),
+            cell(Row::NodeToNode, "m2-ledge", "m3-ledge 10.1.0.12", false),
+            cell(Row::NodeToNode, "m2-wedge", "m3-ledge 10.1.0.12", false),
+            cell(Row::NodeToNode, "m1-wedge", "m2-wedge 10.1.2.11", false),
+            cell(Row::NodeToNode, "m1-wedge", "m2-ledge 10.1.0.11", true),
+        ],
+        notes: vec![],
+    };
+    let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+    let svg = svg::builtin_svg(&topo);
+    let page = html::lab_page(&topo, &matrix, &svg);
+    let doc = parse(&page).unwrap();
+    let m3 = texts_in(&doc, &node_id("m3", "m3-ledge")).join(" ");
+    assert!(
+        m3.contains("FAIL:") && m3.contains("unreachable from 3 sources"),
+        "{m3}"
+    );
+    for healthy in [("m1", "m1-ledge"), ("m2", "m2-ledge"), ("m2", "m2-wedge")] {
+        let lines = texts_in(&doc, &node_id(healthy.0, healthy.1)).join(" ");
+        assert!(
+            !lines.contains("FAIL"),
+            "{healthy:?} is not drawn broken: {lines}"
+        );
+    }
+    let m1w = texts_in(&doc, &node_id("m1", "m1-wedge")).join(" ");
+    assert!(m1w.contains("cannot reach m2-wedge"), "{m1w}");
+    // Every failed cell links to where it is drawn.
+    let link = |cell: &str| -> String {
+        let row = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some(cell))
+            .unwrap();
+        row.descendants()
+            .find(|n| n.tag_name().name() == "a")
+            .unwrap()
+            .attribute("href")
+            .unwrap()[1..]
+            .to_string()
+    };
+    for c in ["cell-0", "cell-1", "cell-2"] {
+        assert_eq!(link(c), node_id("m3", "m3-ledge"));
+    }
+    assert_eq!(link("cell-3"), node_id("m1", "m1-wedge"));
+}
+
+#[test]
+fn a_box_shows_a_few_failures_and_sums_up_the_rest() {
+    let plans = scalable_plans(7);
+    let machines = lab_machines(&plans);
+    let others: Vec<String> = plans
+        .iter()
+        .flat_map(|p| p.nodes.iter())
+        .filter(|n| n.name != "m1-ledge")
+        .take(12)
+        .map(|n| format!("{} {}", n.name, n.address.addr()))
+        .collect();
+    let matrix = Matrix {
+        lab: "t".into(),
+        cells: others
+            .iter()
+            .map(|to| cell(Row::NodeToNode, "m1-ledge", to, false))
+            .collect(),
+        notes: vec![],
+    };
+    let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+    for picture in [
+        Some(svg::builtin_svg(&topo)),
+        dot_or_skip(&dot::to_dot(&topo)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let doc = parse(&picture).unwrap();
+        let lines = texts_in(&doc, &node_id("m1", "m1-ledge"));
+        let fails = lines.iter().filter(|l| l.starts_with("FAIL:")).count();
+        assert_eq!(fails, 3, "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("… and 9 more")),
+            "{lines:?}"
+        );
+        assert!(lines.len() < 20, "the box stays small: {lines:?}");
+    }
+}
+
+#[test]
+fn graphviz_tooltips_are_text_and_lab_headings_name_the_machine() {
+    let plans = scalable_plans(2);
+    let mut machines = lab_machines(&plans);
+    for m in &mut machines {
+        m.name = format!("slot{}", &m.name[1..]);
+        m.macs.insert(
+            m.plan.as_ref().unwrap().nodes[1].name.clone(),
+            "02:aa:bb:cc:dd:ee".into(),
+        );
+    }
+    let matrix = Matrix {
+        lab: "t".into(),
+        cells: vec![],
+        notes: vec![],
+    };
+    let topo = edgenet_viz::from_lab("t", &machines, &matrix);
+    let mut svgs = vec![svg::builtin_svg(&topo)];
+    svgs.extend(dot_or_skip(&dot::to_dot(&topo)));
+    for picture in &svgs {
+        let doc = parse(picture).unwrap();
+        let heading = texts_in(&doc, "m-slot1").join(" ");
+        assert!(heading.contains("m1 (lab slot1,"), "{heading}");
+        let wedge = texts_in(&doc, &node_id("slot1", "m1-wedge")).join(" ");
+        assert!(wedge.contains("MAC 02:aa:bb:cc:dd:ee"), "{wedge}");
+        // Shared cluster labels are drawn once.
+        let all: Vec<String> = texts(&doc).into_iter().map(|(_, t)| t).collect();
+        let cp = all
+            .iter()
+            .filter(|t| t.starts_with("control plane 10.1.9.200"))
+            .count();
+        assert_eq!(cp, 1, "{all:?}");
+        for n in doc.descendants() {
+            if n.tag_name().name() == "title" {
+                let t = n.text().unwrap_or("");
+                assert!(!t.contains("<TABLE") && !t.contains("TABLE>"), "{t}");
+            }
+            for a in n.attributes() {
+                assert!(!a.value().contains("<TABLE"), "{}={}", a.name(), a.value());
+            }
+        }
+    }
+}
+
+#[test]
+fn an_external_switch_shows_no_nat_facts_and_no_proxy_is_drawn_redacted() {
+    let plan = scalable_plans(1).remove(0);
+    let mut report = status_report(&plan);
+    report.firewall_present = false;
+    report.ip_forward = Some("0".into());
+    report.drift.clear();
+    report.nodes[1] = report.nodes[0].clone();
+    report.nodes[1].name = plan.nodes[1].name.clone();
+    let svg = svg::builtin_svg(&edgenet_viz::from_status(&report));
+    let doc = parse(&svg).unwrap();
+    let uplink = texts_in(&doc, "m-m1-uplink").join(" ");
+    assert!(
+        !uplink.contains("nftables") && !uplink.contains("ip_forward"),
+        "{uplink}"
+    );
+
+    let plan = plan_of(
+        json!({
+            "Network": {"Proxy": {
+                "Http": "http://TOKEN123@proxy.corp:3128",
+                "Https": "http://proxy.corp:3128/?key=PASSWD",
+                "No": "localhost,127.0.0.1,.corp.example,10.0.0.0/8,registry.internal.corp.example,http://u:SECRETNP@x"
+            }},
+            "Machines": [{"LinuxNode": {}}]
+        }),
+        None,
+        "edge01",
+    );
+    let topo = edgenet_viz::from_plan(&plan);
+    let mut svgs = vec![svg::builtin_svg(&topo)];
+    svgs.extend(dot_or_skip(&dot::to_dot(&topo)));
+    for picture in svgs {
+        for secret in ["TOKEN123", "PASSWD", "SECRETNP"] {
+            assert!(!picture.contains(secret), "{secret} is in the picture");
+        }
+        let doc = parse(&picture).unwrap();
+        let info = texts_in(&doc, "m-edge01-info").join(" ");
+        assert!(info.contains("http://***@proxy.corp:3128"), "{info}");
+        assert!(info.contains("?***"), "{info}");
+        assert!(info.contains("no_proxy localhost,"), "{info}");
+        assert!(info.contains("registry.internal.corp.example"), "{info}");
+    }
+}
