@@ -180,10 +180,15 @@ pub(crate) fn write_scene(s: &Scene) -> String {
                 );
             }
             // The next row hangs below this one.
+            // (each machine over the one in its column, so the rows stay aligned).
             if r + 1 < rows.len() && s.lan.is_some() {
-                for c2 in 0..rows[r + 1].len().min(1) {
-                    edge(&mut out, last_block(p), &bus(r + 1, c2), INVISIBLE);
-                }
+                let below = c.min(rows[r + 1].len() - 1);
+                edge(
+                    &mut out,
+                    last_block(p),
+                    &bus(r + 1, below),
+                    &format!("{INVISIBLE}, weight=10"),
+                );
             }
         }
         if s.lan.is_none() && r + 1 < rows.len() {
@@ -234,7 +239,12 @@ fn last_block(p: &scene::Panel) -> &str {
 fn panel(out: &mut String, p: &scene::Panel, lab: bool) {
     let _ = writeln!(out, " subgraph {} {{", q(&format!("cluster_{}", p.id)));
     let mut heading = String::from("<<TABLE BORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"2\">");
-    heading.push_str(&row(&format!("<B>{}</B>", xml(&p.heading))));
+    // Two short lines (name, then kind) rather than one longer than the machine's boxes.
+    let (name, kind) = p.heading.split_once(" — ").unwrap_or((&p.heading, ""));
+    heading.push_str(&row(&format!("<B>{}</B>", xml(name))));
+    if !kind.is_empty() {
+        heading.push_str(&row(&xml(kind)));
+    }
     heading.push_str(&flag_rows(&p.flags));
     heading.push_str("</TABLE>>");
     // In a lab the LAN comes in from above: the heading goes to the bottom, out of its way.
@@ -253,11 +263,14 @@ fn panel(out: &mut String, p: &scene::Panel, lab: bool) {
     );
     node(out, &p.uplink);
     node(out, &p.switch);
+    // A node and its forwards box share a `group`, which keeps the arrow between them straight.
     for n in &p.nodes {
         node(out, n);
+        let _ = writeln!(out, "  {} [group={}];", q(&n.id), q(&n.id));
     }
-    for (b, _, _) in &p.ports {
+    for (b, target, _) in &p.ports {
         node(out, b);
+        let _ = writeln!(out, "  {} [group={}];", q(&b.id), q(&p.nodes[*target].id));
     }
     if let Some(info) = &p.info {
         node(out, info);

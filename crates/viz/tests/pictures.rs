@@ -546,6 +546,57 @@ fn graphviz_draws_fifty_machines_with_every_node_and_id() {
         (0.2..5.0).contains(&(width / height)),
         "rows of machines, not one long line: {width} × {height}"
     );
+    // Compact: cluster-wide labels once, not once per machine.
+    assert!(
+        width < 3200.0 && height < 4200.0,
+        "50 machines: {width} × {height} pt"
+    );
+    let by_id = |id: &str| {
+        doc.descendants()
+            .find(|n| n.attribute("id") == Some(id))
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    // The numbers of an element's path or polygon: (x, y) pairs.
+    let points = |n: roxmltree::Node| -> Vec<(f64, f64)> {
+        let shape = n
+            .descendants()
+            .find(|d| ["path", "polygon"].contains(&d.tag_name().name()))
+            .unwrap();
+        let raw = shape
+            .attribute("d")
+            .or_else(|| shape.attribute("points"))
+            .unwrap();
+        let nums: Vec<f64> = raw
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        nums.chunks(2).map(|c| (c[0], c[1])).collect()
+    };
+    // The LAN sits top left, in the first screenful of a 1400 px wide window (96 dpi).
+    let lan_left = points(by_id("lan"))
+        .iter()
+        .map(|p| p.0)
+        .fold(f64::MAX, f64::min);
+    assert!(lan_left * 96.0 / 72.0 < 1000.0, "LAN at x = {lan_left} pt");
+    // The LAN comes into each machine from above; the machine's heading is under its boxes,
+    // so no LAN line crosses it.
+    for m in &machines {
+        let cluster = by_id(&format!("m-{}", m.name));
+        let heading_top = cluster
+            .descendants()
+            .filter(|n| n.tag_name().name() == "text")
+            .filter_map(|t| t.attribute("y")?.parse::<f64>().ok())
+            .fold(f64::MAX, f64::min);
+        let uplink_bottom = points(by_id(&format!("m-{}-uplink", m.name)))
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::MIN, f64::max);
+        assert!(
+            heading_top > uplink_bottom,
+            "{}: heading at {heading_top}, uplink down to {uplink_bottom}",
+            m.name
+        );
+    }
 }
 
 #[test]
