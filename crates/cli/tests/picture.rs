@@ -608,6 +608,15 @@ fn status_text_json_and_svg_report_the_same_drift_and_exit_1() {
         "ip -n {netns} link set eth0 address 02:12:34:56:78:9a"
     ));
     assert_drift_everywhere(&m, "MAC 02:12:34:56:78:9a", &node_el);
+    // The plan's line keeps the MAC deploy gave the node (from the state), the live one
+    // shows beside it.
+    let out = m.edgenet(&["status", "--output", "svg"]);
+    let lines = texts_in(&parse(std::str::from_utf8(&out.stdout).unwrap()), &node_el);
+    assert!(
+        lines.contains(&format!("MAC {live_mac} (generated at deploy)"))
+            && lines.contains(&"live MAC 02:12:34:56:78:9a".to_string()),
+        "{lines:?}"
+    );
 
     // The host end of the node's veth: the switch's only port whose name carries the id.
     let links = m.ip_json("link show");

@@ -29,6 +29,8 @@ pub struct StatusReport {
     pub firewall_present: bool,
     pub ip_forward: Option<String>,
     pub nodes: Vec<NodeLive>,
+    /// The MACs deploy generated, by node name (nodes with a static MAC are not listed).
+    pub generated_macs: std::collections::BTreeMap<String, String>,
     /// Differences between the plan and the kernel; empty when they agree.
     pub drift: Vec<String>,
 }
@@ -48,6 +50,7 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         firewall_present: false,
         ip_forward: sysctl::read(IP_FORWARD).ok().map(|v| v.trim().to_string()),
         nodes: Vec::new(),
+        generated_macs: Default::default(),
         drift: Vec::new(),
     };
     let Some(state) = state else {
@@ -65,6 +68,12 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     };
     report.deployment_id = Some(id.to_string());
     report.phase = Some(state.phase);
+    report.generated_macs = state
+        .macs
+        .iter()
+        .filter(|(name, _)| !name.starts_with("switch:"))
+        .map(|(name, mac)| (name.clone(), mac.to_string()))
+        .collect();
     if let Some(phase) = state.interrupted() {
         report.drift.push(format!(
             "the last run stopped while {phase:?}: run deploy (or remove) again"

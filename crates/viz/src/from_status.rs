@@ -94,15 +94,9 @@ pub fn from_status(report: &StatusReport) -> Topology {
             node.lines.push(format!("live MTU {m}"));
         }
     }
-    // The generated MAC is the one the node has (status reports a different one as drift).
-    let live_macs = |name: &str| {
-        report
-            .nodes
-            .iter()
-            .find(|l| l.name == name)
-            .and_then(|l| l.mac.clone())
-    };
-    from_plan::set_generated_macs(&mut machine, &live_macs);
+    // The MAC deploy generated, as the state keeps it (a node showing another is drift).
+    let state_macs = |name: &str| report.generated_macs.get(name).cloned();
+    from_plan::set_generated_macs(&mut machine, &state_macs);
     // Status's drift list is the one source: the picture draws each item where it is.
     let mut problems: Vec<Problem> = report
         .drift

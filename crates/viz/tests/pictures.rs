@@ -254,6 +254,7 @@ fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
         firewall_present: true,
         ip_forward: Some("1".into()),
         nodes: vec![live(&plan.nodes[0], true, 1400), live(windows, false, 0)],
+        generated_macs: Default::default(),
         drift: vec![
             format!("node {} has MTU 1400, the plan says 1500", plan.nodes[0].name),
             format!("node {} ({}-abc123) is missing", windows.name, windows.name),
