@@ -919,3 +919,52 @@ fn an_external_switch_shows_no_nat_facts_and_no_proxy_is_drawn_redacted() {
         assert!(info.contains("registry.internal.corp.example"), "{info}");
     }
 }
+
+/// Graphviz sizes boxes with Courier's metrics (0.6 em a character): every text line of a
+/// node or machine fits inside its shape.
+#[test]
+fn graphviz_text_stays_inside_its_box() {
+    let default = plan_of(json!({"Machines": [{"LinuxNode": {}}]}), None, "edge01");
+    for plan in [default, rich_plan()] {
+        let Some(svg) = dot_or_skip(&dot::to_dot(&edgenet_viz::from_plan(&plan))) else {
+            return;
+        };
+        let doc = parse(&svg).unwrap();
+        for g in doc
+            .descendants()
+            .filter(|n| matches!(n.attribute("class"), Some("node") | Some("cluster")))
+        {
+            let Some(shape) = g
+                .descendants()
+                .find(|d| ["path", "polygon"].contains(&d.tag_name().name()))
+            else {
+                continue;
+            };
+            let raw = shape
+                .attribute("d")
+                .or_else(|| shape.attribute("points"))
+                .unwrap();
+            let xs: Vec<f64> = raw
+                .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                .filter_map(|t| t.parse().ok())
+                .step_by(2)
+                .collect();
+            let right = xs.iter().cloned().fold(f64::MIN, f64::max);
+            for t in g.descendants().filter(|d| d.tag_name().name() == "text") {
+                let x: f64 = t.attribute("x").unwrap().parse().unwrap();
+                let size: f64 = t.attribute("font-size").unwrap_or("14").parse().unwrap();
+                let text: String = t
+                    .descendants()
+                    .filter(|d| d.is_text())
+                    .filter_map(|d| d.text())
+                    .collect();
+                let end = x + text.chars().count() as f64 * 0.6 * size;
+                assert!(
+                    end <= right + 0.5,
+                    "{:?} {text:?} ends at {end}, its box at {right}",
+                    g.attribute("id")
+                );
+            }
+        }
+    }
+}
