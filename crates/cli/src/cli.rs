@@ -24,6 +24,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Output format of reports (`json`: one envelope per report, see docs/json-output.md).
+    /// Pictures: `svg` and `dot` for plan and status, `html` (and `svg`, `dot`) for lab status.
     #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text)]
     pub output: Output,
 
@@ -201,6 +202,12 @@ pub enum Output {
     Text,
     /// One JSON envelope (docs/json-output.md), stable for scripts.
     Json,
+    /// A picture (plan, status, lab status); laid out by Graphviz when installed.
+    Svg,
+    /// The picture as Graphviz DOT text (plan, status, lab status).
+    Dot,
+    /// One self-contained page with the picture and the matrix (lab status).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]

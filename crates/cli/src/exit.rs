@@ -52,7 +52,7 @@ impl CliError {
     pub fn report(&self, output: Output, schema: &crate::envelope::Schema) {
         match output {
             Output::Json => crate::envelope::print_error(schema, self, &serde_json::Value::Null),
-            Output::Text => {
+            _ => {
                 use edgenet_core::redact::redact_credentials;
                 eprintln!("edgenet: {}", redact_credentials(&self.message));
                 if let Some(hint) = &self.hint {

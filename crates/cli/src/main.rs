@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(cli.verbose, cli.quiet) {
         return fail(&cli, &schema, e);
     }
+    if let Err(e) = commands::picture::check_format(&cli) {
+        return fail(&cli, &schema, e);
+    }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
         Command::Plan(c) => commands::plan::run(&cli, &c.args),

@@ -384,7 +384,13 @@ impl Lab {
         for ns in machines
             .iter()
             .map(|m| &m.netns)
-            .chain(nodes.iter().map(|n| &n.netns))
+            // A node whose namespace is gone is measured all the same: its cells fail.
+            .chain(
+                nodes
+                    .iter()
+                    .map(|n| &n.netns)
+                    .filter(|ns| edgenet_host::netns::exists(ns)),
+            )
         {
             let id = NetNs::open(ns)
                 .and_then(|n| n.id())

@@ -51,7 +51,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
                 }),
             );
         }
-        Output::Text => {
+        _ => {
             let style = Style::for_stdout();
             for f in &findings {
                 println!("{}", finding_text(f, style));

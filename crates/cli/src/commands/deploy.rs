@@ -101,7 +101,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Ok(report) => {
             match cli.output {
                 Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, &report),
-                Output::Text => {
+                _ => {
                     if report.changes.is_empty() {
                         println!(
                             "No changes: the host already matches the plan (deployment {}).",
@@ -185,7 +185,7 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             &report,
         ),
         Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
-        Output::Text => {
+        _ => {
             if !report.found {
                 println!(
                     "Nothing to remove: no deployment in {}.",

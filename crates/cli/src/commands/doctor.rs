@@ -103,7 +103,7 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
             };
             crate::envelope::print_result(&crate::envelope::DOCTOR, result, &report)
         }
-        Output::Text => print!("{}", report.text()),
+        _ => print!("{}", report.text()),
     }
     Ok(if report.failed() {
         Exit::Findings

@@ -23,6 +23,19 @@ fn lab_dir(args: &LabArgs) -> PathBuf {
     args.lab_dir.join(&args.name)
 }
 
+/// Refuses a name the lab cannot use before anything runs (it names namespaces and files,
+/// and is echoed in hints).
+fn check_lab_name(args: &LabArgs) -> Result<(), CliError> {
+    edgenet_lab::check_name(&args.name).map_err(|e| {
+        CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("--name: {e}"),
+        )
+        .hint("a lab name is 1 to 32 characters of a-z and 0-9, e.g. --name lab1")
+    })
+}
+
 fn lab_error(e: impl std::fmt::Display) -> CliError {
     CliError::new(Exit::Host, "lab", e.to_string())
 }
@@ -82,6 +95,7 @@ fn refuse_failing(loaded: &edgenet_core::config::Loaded, source: &str) -> Result
 }
 
 pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
+    check_lab_name(&args.lab)?;
     // The config is checked here first (offline: the lab machine's host facts are its own),
     // so a bad one is refused before any namespace exists.
     let dir = lab_dir(&args.lab);
@@ -291,6 +305,44 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
     Ok((nodes, expect))
 }
 
+/// Every lab machine with the plan its deployment applied, for the picture.
+fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
+    lab.machines()
+        .into_iter()
+        .map(|m| {
+            let state = StateDir::new(&m.state_dir).peek().map_err(lab_error)?;
+            let plan = state.as_ref().and_then(|s| s.applied_plan.clone());
+            let (macs, missing_nodes) = match (&state, &plan) {
+                (Some(state), Some(plan)) => (
+                    state
+                        .macs
+                        .iter()
+                        .map(|(n, m)| (n.clone(), m.to_string()))
+                        .collect(),
+                    plan.nodes
+                        .iter()
+                        .filter(|n| {
+                            !edgenet_host::netns::exists(&names::node_netns(
+                                &n.name,
+                                &state.deployment_id,
+                            ))
+                        })
+                        .map(|n| n.name.clone())
+                        .collect(),
+                ),
+                _ => Default::default(),
+            };
+            Ok(edgenet_viz::LabMachineView {
+                name: m.name.clone(),
+                address: m.address.addr(),
+                plan,
+                macs,
+                missing_nodes,
+            })
+        })
+        .collect()
+}
+
 /// `up`: `Some(true)` after `lab up`, `None` for `lab status` (JSON `null`).
 fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliError> {
     let (nodes, expect) = lab_nodes(lab)?;
@@ -330,11 +382,21 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
             print!("{}", matrix.render_table());
             print!("{}", super::doctor::lab_doctor_text(&doctor));
         }
+        Format::Svg | Format::Dot | Format::Html => {
+            let topo = edgenet_viz::from_lab(lab.name(), &lab_views(lab)?, &matrix);
+            if cli.output == Format::Html {
+                let svg = super::picture::svg(&topo)?;
+                print!("{}", edgenet_viz::html::lab_page(&topo, &matrix, &svg));
+            } else {
+                super::picture::print(cli, &topo)?;
+            }
+        }
     }
     Ok(exit)
 }
 
 pub fn status(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
+    check_lab_name(args)?;
     let lab = open(&lab_dir(args), &args.name)?;
     report_matrix(cli, &lab, None)
 }
@@ -345,6 +407,7 @@ fn open(dir: &Path, name: &str) -> Result<Lab, CliError> {
 }
 
 pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
+    check_lab_name(args)?;
     let dir = lab_dir(args);
     if !dir.join("lab.json").exists() {
         if cli.output == Format::Json {

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod install_unit;
 pub mod lab;
+pub mod picture;
 pub mod plan;
 pub mod render;
 pub mod scale_config;

@@ -23,6 +23,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
             "{}",
             edgenet_core::redact::redact_credentials(&render(&plan, Style::for_stdout()))
         ),
+        _ => super::picture::print(cli, &edgenet_viz::from_plan(&plan))?,
     }
     Ok(Exit::Ok)
 }

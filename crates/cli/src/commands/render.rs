@@ -210,7 +210,7 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
                 "notices": rendered.notices,
             }),
         ),
-        Output::Text => {
+        _ => {
             for f in &rendered.files {
                 println!(
                     "{:<64} {}",
@@ -316,7 +316,7 @@ fn print_one(
                 "contents": text,
             }),
         ),
-        Output::Text => print!("{text}"),
+        _ => print!("{text}"),
     }
     Ok(Exit::Ok)
 }

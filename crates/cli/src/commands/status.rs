@@ -34,6 +34,9 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
             },
             &report,
         ),
+        Output::Svg | Output::Dot | Output::Html => {
+            super::picture::print(cli, &edgenet_viz::from_status(&report))?
+        }
         Output::Text => {
             let style = Style::for_stdout();
             let Some(plan) = &report.plan else {
@@ -221,7 +224,7 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
                 "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
             }),
         ),
-        Output::Text => println!(
+        _ => println!(
             "{} {}",
             ip.as_deref().unwrap_or("-"),
             mac.map_or("-".into(), |m| m.to_string())

@@ -360,6 +360,11 @@ impl Builder<'_> {
     }
 }
 
+/// The comment of a port forward's rules, by which `status` finds them in the live table.
+pub fn forward_comment(pf: &PortForwardRule) -> String {
+    pf_comment(pf)
+}
+
 fn pf_comment(pf: &PortForwardRule) -> String {
     format!(
         "edgenet: port forward {}/{} to {}:{}",
