@@ -134,7 +134,8 @@ fn a_picture_format_where_there_is_no_picture_is_refused() {
         (&["plan", "--offline-check"][..], "html"),
         (&["config", "new"][..], "dot"),
     ] {
-        let out = edgenet(&[args, &["--output", format]].concat(), &[]);
+        // Before the command: `config new` takes no --output of its own.
+        let out = edgenet(&[&["--output", format][..], args].concat(), &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?} {format}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
