@@ -12,6 +12,10 @@ packages=(
   curl            # the lab's HTTP probes, and tests inside nodes
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
+  systemd         # systemd-analyze verify: the boot unit and the units `edgenet render` writes
+  iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
+  python3-pip     # pip, to install kubernetes-validate for the render schema tests
+  graphviz        # dot: lays out the pictures of plan/status/lab status (a built-in layout otherwise)
 )
 
 missing=()
@@ -26,6 +30,30 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubernetes-validate: the Kubernetes OpenAPI schemas, which the render tests check every
+# rendered Kubernetes object against. Optional: without it those tests say they skipped.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet kubernetes-validate 2>/dev/null ||
+      python3 -m pip install --quiet --break-system-packages kubernetes-validate 2>/dev/null ||
+      echo "edgenet: could not install kubernetes-validate (pip); the schema tests will skip" >&2
+  else
+    echo "edgenet: python3 with pip is missing; the Kubernetes schema tests will skip" >&2
+  fi
+fi
+
+# chromium is large and only one test needs it (it renders the lab page headless, and says
+# "skipped" without it), so failing to install it is not an error. EDGENET_NO_CHROMIUM=1 skips it.
+if [ -z "${EDGENET_NO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null) ||
+      echo "edgenet: chromium could not be installed; the lab page rendering test will be skipped" >&2
+  else
+    echo "edgenet: chromium is not installed (needs root); the lab page rendering test will be skipped" >&2
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -88,6 +88,7 @@ fn host() -> HostFacts {
             kind: None,
             master: None,
             wireless: false,
+            alias: None,
         }],
         addresses: vec![HostAddress {
             link: "eth0".into(),
@@ -98,6 +99,7 @@ fn host() -> HostFacts {
             servers: vec!["172.20.0.1".parse().unwrap()],
             ..HostDns::default()
         },
+        firewall: Default::default(),
     }
 }
 

@@ -11,29 +11,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Host networking for edge Kubernetes clusters on Linux",
     long_about = "edgenet builds the virtual switch, node guests, addresses, DNS, proxy and NAT of an edge \
 Kubernetes cluster on a Linux host, from the deployment JSON that AKS Edge Essentials users already write.\n\n\
-Without -c FILE every command uses the built-in single-machine default (a Linux node, K3s).",
+Without -c FILE every command uses the built-in single-machine default (a Linux node, K3s).\n\n\
+The options below may also be given before the command (`edgenet -c site.json check`); each \
+command's --help lists the ones it uses.",
     after_help = "Exit status: 0 success; 1 the config has errors (or an operation found problems); \
 2 the config cannot be read or parsed, or the command line is wrong; 3 the host could not be changed as asked."
 )]
 pub struct Cli {
-    /// Deployment config (AKS Edge Essentials JSON). Default: the built-in single-machine config.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "EDGENET_CONFIG",
-        value_name = "FILE"
-    )]
+    /// Deployment config (AKS Edge Essentials JSON; `-` reads standard input). Default: the
+    /// built-in single-machine config.
+    #[arg(short, long, env = "EDGENET_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Output format of reports (`json` is stable, for scripts).
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format of reports (`json`: one envelope per report, see docs/json-output.md).
+    /// Pictures: `svg` and `dot` for plan and status, `html` (and `svg`, `dot`) for lab status.
+    #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text)]
     pub output: Output,
 
     /// Directory of the deployment state (one deployment per directory).
     #[arg(
         long,
-        global = true,
         env = "EDGENET_STATE_DIR",
         value_name = "DIR",
         default_value = "/var/lib/edgenet"
@@ -43,7 +40,6 @@ pub struct Cli {
     /// The host's resolver file, read for the nodes' DNS when Network.DnsServers is not set.
     #[arg(
         long,
-        global = true,
         env = "EDGENET_RESOLV_CONF",
         value_name = "FILE",
         default_value = "/etc/resolv.conf"
@@ -54,7 +50,6 @@ pub struct Cli {
     /// local stub (127.0.0.53).
     #[arg(
         long,
-        global = true,
         env = "EDGENET_UPSTREAM_RESOLV_CONF",
         value_name = "FILE",
         default_value = "/run/systemd/resolve/resolv.conf"
@@ -62,48 +57,247 @@ pub struct Cli {
     pub upstream_resolv_conf: PathBuf,
 
     /// This machine's name (nodes are <name>-ledge, <name>-wedge); overrides the config.
-    #[arg(long, global = true, env = "EDGENET_MACHINE_NAME", value_name = "NAME")]
+    #[arg(long, env = "EDGENET_MACHINE_NAME", value_name = "NAME")]
     pub machine_name: Option<String>,
 
-    /// More log output on stderr (-v info, -vv debug); EDGENET_LOG takes tracing filters.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output on stderr: -v info, -vv debug (every netlink change and file write),
+    /// -vvv trace (step timings). EDGENET_LOG takes a tracing filter instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// No progress messages, only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// When to colour text output (NO_COLOR and TERM=dumb also turn it off under `auto`).
+    #[arg(long, global = true, value_enum, ignore_case = true, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// Options given after the command override those before it (and the environment).
+    pub fn merge_command_options(&mut self) {
+        let (config, output, state, host) = match &self.command {
+            Command::Check(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Plan(c) => (Some(&c.config), Some(&c.output), None, Some(&c.host)),
+            Command::Deploy(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Remove(c) => (None, Some(&c.output), Some(&c.state), None),
+            Command::Status(c) => (None, Some(&c.output), Some(&c.state), None),
+            Command::Node(NodeCommand::Addr(c)) => (None, Some(&c.output), Some(&c.state), None),
+            Command::Node(NodeCommand::Exec(c)) => (None, None, Some(&c.state), None),
+            Command::ScaleConfig(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
+            Command::Render(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Doctor(c) => (None, Some(&c.output), Some(&c.state), None),
+            Command::InstallUnit(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
+            Command::Lab(LabCommand::Up(c)) => (Some(&c.config), Some(&c.output), None, None),
+            Command::Lab(LabCommand::Status(c) | LabCommand::Down(c)) => {
+                (None, Some(&c.output), None, None)
+            }
+            Command::Config(_) | Command::Completions(_) | Command::Man => (None, None, None, None),
+        };
+        let (config, output, state, host) = (
+            config.and_then(|c| c.config.clone()),
+            output.and_then(|o| o.output),
+            state.and_then(|s| s.state_dir.clone()),
+            host.cloned(),
+        );
+        if let Some(c) = config {
+            self.config = Some(c);
+        }
+        if let Some(o) = output {
+            self.output = o;
+        }
+        if let Some(s) = state {
+            self.state_dir = s;
+        }
+        if let Some(h) = host {
+            if let Some(r) = h.resolv_conf {
+                self.resolv_conf = r;
+            }
+            if let Some(u) = h.upstream_resolv_conf {
+                self.upstream_resolv_conf = u;
+            }
+            if let Some(m) = h.machine_name {
+                self.machine_name = Some(m);
+            }
+        }
+    }
+}
+
+/// `-c FILE` after the command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigOpt {
+    /// Deployment config (AKS Edge Essentials JSON; `-` reads standard input; env
+    /// EDGENET_CONFIG). Default: the built-in single-machine config.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `-o FORMAT` after the command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputOpt {
+    /// Output format (`json`: one envelope per report, see docs/json-output.md). Default: text.
+    #[arg(short, long, value_enum, ignore_case = true, value_name = "FORMAT")]
+    pub output: Option<Output>,
+}
+
+/// `--state-dir DIR` after the command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StateOpt {
+    /// Directory of the deployment state (env EDGENET_STATE_DIR; default /var/lib/edgenet).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What commands that read this host take after the command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct HostOpts {
+    /// The host's resolver file (env EDGENET_RESOLV_CONF; default /etc/resolv.conf), read for
+    /// the nodes' DNS when Network.DnsServers is not set.
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
+
+    /// systemd-resolved's upstream list (env EDGENET_UPSTREAM_RESOLV_CONF), followed when the
+    /// resolver file names the local stub 127.0.0.53.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_resolv_conf: Option<PathBuf>,
+
+    /// This machine's name (env EDGENET_MACHINE_NAME); nodes are <name>-ledge, <name>-wedge.
+    #[arg(long, value_name = "NAME")]
+    pub machine_name: Option<String>,
+}
+
+/// `--color`: `auto` colours a terminal unless NO_COLOR is set or TERM is `dumb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Every output format of every reporting command, in one place. A format added here that a
+/// command cannot produce should be refused by that command with the error code
+/// `unsupported-format` (exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Text for people (tables, findings).
     Text,
+    /// One JSON envelope (docs/json-output.md), stable for scripts.
     Json,
+    /// A picture (plan, status, lab status); laid out by Graphviz when installed.
+    Svg,
+    /// The picture as Graphviz DOT text (plan, status, lab status).
+    Dot,
+    /// One self-contained page with the picture and the matrix (lab status).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the config against every rule and this host; change nothing.
-    Check(CheckArgs),
+    Check(CheckCmd),
     /// Print the resolved network plan of this machine.
-    Plan(CheckArgs),
+    Plan(PlanCmd),
     /// Write a starting config (like New-AksEdgeConfig).
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Build (or update in place) this machine's switch, nodes, NAT, DNS and proxy settings.
     Deploy(DeployArgs),
     /// Delete everything the deployment created and restore what it changed.
-    Remove(LockArgs),
+    Remove(RemoveArgs),
     /// Show the deployment, the live kernel state and any drift between them.
-    Status,
+    Status(StatusArgs),
     /// Commands that act on one node.
     #[command(subcommand)]
     Node(NodeCommand),
     /// Write the config of a new machine joining this scalable cluster (like
     /// New-AksEdgeScaleConfig), checked against the whole cluster.
     ScaleConfig(ScaleConfigArgs),
+    /// Install the systemd unit that deploys again at every boot (after the adapter is up,
+    /// before K3s/kubelet), with this command's config, machine and state directory.
+    InstallUnit(InstallUnitArgs),
     /// A sandbox on this host made only of network namespaces: an "internet", a LAN and a
     /// machine running the normal deploy. Never changes the host's own network.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Write the files Kubernetes needs on each node (K3s or kubeadm, kube-vip or MetalLB,
+    /// Calico, proxy, DNS, systemd units), or print one of them.
+    Render(crate::commands::render::RenderArgs),
+    /// Check from inside each node that the network works as planned.
+    Doctor(crate::commands::doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the manual page edgenet(1) in roff (`edgenet man | man -l -`).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for (`edgenet completions bash > /etc/bash_completion.d/edgenet`).
+    #[arg(value_enum, ignore_case = true)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckCmd {
+    #[command(flatten)]
+    pub args: CheckArgs,
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
+    #[command(flatten)]
+    pub host: HostOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanCmd {
+    #[command(flatten)]
+    pub args: CheckArgs,
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub host: HostOpts,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -114,6 +308,53 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
+    #[command(flatten)]
+    pub host: HostOpts,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InstallUnitArgs {
+    /// Which entry of Machines[] this host is (needed when the config lists several).
+    #[arg(long, value_name = "N")]
+    pub machine: Option<usize>,
+
+    /// Where the unit file goes.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+
+    /// The edgenet the unit runs (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+
+    /// Also run `systemctl daemon-reload` and `systemctl enable` (or `disable` with
+    /// --uninstall).
+    #[arg(long)]
+    pub enable: bool,
+
+    /// Print the unit instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+
+    /// Delete the unit file instead.
+    #[arg(long, conflicts_with = "print")]
+    pub uninstall: bool,
+
+    /// The generic unit of the Debian package (used by scripts/build-deb.sh).
+    #[arg(long, hide = true, requires = "print")]
+    pub packaged: bool,
+
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
+    #[command(flatten)]
+    pub host: HostOpts,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -142,12 +383,19 @@ pub struct ScaleConfigArgs {
     pub adapter_name: Option<String>,
 
     /// Write to FILE instead of standard output (an existing file is kept unless --force).
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    #[arg(short = 'f', long = "file", alias = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
+    #[command(flatten)]
+    pub host: HostOpts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,14 +408,22 @@ pub enum NodeCommand {
 
 #[derive(Debug, Args, Clone)]
 pub struct NodeArgs {
-    #[arg(long, value_enum, default_value_t = NodeKindArg::Linux)]
+    /// Which node of this machine (like Get-AksEdgeNodeAddr -NodeType).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = NodeKindArg::Linux)]
     pub node_type: NodeKindArg,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
+    pub state: StateOpt,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct NodeExecArgs {
-    #[arg(long, value_enum, default_value_t = NodeKindArg::Linux)]
+    /// Which node of this machine (like Invoke-AksEdgeNodeCommand -NodeType).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = NodeKindArg::Linux)]
     pub node_type: NodeKindArg,
+    #[command(flatten)]
+    pub state: StateOpt,
 
     /// Exit 0 even when the command fails (its status is still printed on stderr).
     #[arg(long)]
@@ -189,9 +445,17 @@ pub enum LabCommand {
     /// Build the sandbox and deploy CONFIG (default: the built-in config) in its machine.
     Up(LabUpArgs),
     /// The reachability matrix: node→host, node→node, node→internet, LAN→node.
-    Status(LabArgs),
+    Status(LabReportArgs),
     /// Remove the sandbox and everything in it.
-    Down(LabArgs),
+    Down(LabReportArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabReportArgs {
+    #[command(flatten)]
+    pub lab: LabArgs,
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -212,14 +476,15 @@ pub struct LabArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LabUpArgs {
-    /// Deployment config to deploy in the lab (default: the built-in single-machine config). A
-    /// ScalableCluster config gets one lab machine per Machines[] entry; its LAN must be the
-    /// lab's (198.18.0.1 gateway) and its adapters `eth0`.
-    #[arg(value_name = "CONFIG", conflicts_with = "scalable")]
+    /// Deployment config to deploy in the lab (same as -c; default: EDGENET_CONFIG, else the
+    /// built-in single-machine config). A ScalableCluster config gets one lab machine per
+    /// Machines[] entry; its LAN must be the lab's (198.18.0.1 gateway) and its adapters `eth0`.
+    #[arg(value_name = "CONFIG", conflicts_with_all = ["scalable", "config"])]
     pub lab_config: Option<PathBuf>,
 
-    /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN.
-    #[arg(long, value_name = "N")]
+    /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN (an
+    /// EDGENET_CONFIG in the environment is then not used).
+    #[arg(long, value_name = "N", conflicts_with = "config")]
     pub scalable: Option<u8>,
 
     /// Do not measure the reachability matrix after building (`lab status` does it later).
@@ -228,6 +493,10 @@ pub struct LabUpArgs {
 
     #[command(flatten)]
     pub lab: LabArgs,
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -249,17 +518,21 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ConfigNewArgs {
-    #[arg(long, value_enum, default_value_t = DeploymentKind::Single)]
+    /// One machine on an internal NAT switch, or a cluster on the LAN (also the cmdlet's
+    /// SingleMachineCluster / ScalableCluster).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = DeploymentKind::Single)]
     pub deployment_type: DeploymentKind,
 
-    #[arg(long, value_enum, default_value_t = NodeType::Linux)]
+    /// The nodes of the machine (also the cmdlet's Linux / Windows / LinuxAndWindows).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = NodeType::Linux)]
     pub node_type: NodeType,
 
-    #[arg(long, value_enum, default_value_t = Distro::K3s)]
+    /// The Kubernetes distribution (K3s with flannel, K8s with calico).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Distro::K3s)]
     pub distro: Distro,
 
     /// Write to FILE instead of standard output (an existing file is kept unless --force).
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    #[arg(short = 'f', long = "file", alias = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 
     /// Overwrite FILE if it exists.
@@ -269,7 +542,9 @@ pub struct ConfigNewArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeploymentKind {
+    #[value(alias = "singlemachinecluster", alias = "single-machine-cluster")]
     Single,
+    #[value(alias = "scalablecluster", alias = "scalable-cluster")]
     Scalable,
 }
 
@@ -277,6 +552,7 @@ pub enum DeploymentKind {
 pub enum NodeType {
     Linux,
     Windows,
+    #[value(alias = "linuxandwindows")]
     LinuxAndWindows,
 }
 
@@ -284,4 +560,41 @@ pub enum NodeType {
 pub enum Distro {
     K3s,
     K8s,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every option and positional of every command says what it is for.
+    #[test]
+    fn every_option_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "edgenet", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

@@ -48,16 +48,15 @@ impl CliError {
         self.exit
     }
 
-    /// Text on stderr for people; a JSON object on stdout for scripts.
-    pub fn report(&self, output: Output) {
+    /// Text on stderr for people; the envelope of `schema` on stdout for scripts.
+    pub fn report(&self, output: Output, schema: &crate::envelope::Schema) {
         match output {
-            Output::Json => crate::output::print_json(&serde_json::json!({
-                "error": { "code": self.code, "message": self.message, "hint": self.hint, "exit": self.exit as u8 }
-            })),
-            Output::Text => {
-                eprintln!("edgenet: {}", self.message);
+            Output::Json => crate::envelope::print_error(schema, self, &serde_json::Value::Null),
+            _ => {
+                use edgenet_core::redact::redact_credentials;
+                eprintln!("edgenet: {}", redact_credentials(&self.message));
                 if let Some(hint) = &self.hint {
-                    eprintln!("  hint: {hint}");
+                    eprintln!("  hint: {}", redact_credentials(hint));
                 }
             }
         }

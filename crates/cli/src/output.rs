@@ -1,11 +1,36 @@
-//! How reports look: plain text for people (coloured on a terminal unless NO_COLOR is set),
-//! JSON for scripts.
+//! How reports look: plain text for people (coloured per `--color`), JSON for scripts
+//! (see [`crate::envelope`]).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
+use edgenet_core::redact::redact_credentials;
 use edgenet_core::validate::{Finding, Severity};
 
-/// ANSI styling, on only for a terminal and never when NO_COLOR is set (https://no-color.org).
+use crate::cli::ColorChoice;
+
+static COLOR: OnceLock<ColorChoice> = OnceLock::new();
+
+/// The `--color` choice, set once at start.
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+/// Whether to colour what goes to `stream`: `always`, `never`, or (`auto`) a terminal while
+/// NO_COLOR is unset (https://no-color.org) and TERM is not `dumb`.
+pub fn color_for(stream: &impl IsTerminal) -> bool {
+    match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+            !no_color && !dumb && stream.is_terminal()
+        }
+    }
+}
+
+/// ANSI styling of text reports.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     on: bool,
@@ -13,9 +38,14 @@ pub struct Style {
 
 impl Style {
     pub fn for_stdout() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Style {
-            on: !no_color && std::io::stdout().is_terminal(),
+            on: color_for(&std::io::stdout()),
+        }
+    }
+
+    pub fn for_stderr() -> Self {
+        Style {
+            on: color_for(&std::io::stderr()),
         }
     }
 
@@ -44,13 +74,6 @@ impl Style {
     }
 }
 
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialize")
-    );
-}
-
 /// One finding as people read it:
 /// `error[address-duplicate] Machines[0].LinuxNode.Ip4Address: … \n  hint: …`.
 pub fn finding_text(f: &Finding, style: Style) -> String {
@@ -61,9 +84,13 @@ pub fn finding_text(f: &Finding, style: Style) -> String {
         s.push(':');
     }
     s.push(' ');
-    s.push_str(&f.message);
+    s.push_str(&redact_credentials(&f.message));
     if let Some(hint) = &f.hint {
-        s.push_str(&format!("\n  {} {hint}", style.dim("hint:")));
+        s.push_str(&format!(
+            "\n  {} {}",
+            style.dim("hint:"),
+            redact_credentials(hint)
+        ));
     }
     s
 }

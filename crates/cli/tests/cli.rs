@@ -69,7 +69,7 @@ fn fixtures_pass_check() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let findings = json(&out);
+        let findings = json(&out)["findings"].clone();
         assert!(findings
             .as_array()
             .unwrap()
@@ -151,7 +151,7 @@ fn broken_variants_fail_with_their_path() {
         let file = write_temp(&dir, &format!("{name}.json"), &bytes);
         let out = edgenet(&["check", "--offline-check", "-c", &file, "--output", "json"]);
         assert_eq!(code(&out), 1, "{name}");
-        let findings = json(&out);
+        let findings = json(&out)["findings"].clone();
         assert!(
             findings
                 .as_array()
@@ -201,7 +201,10 @@ fn unreadable_configs_exit_2_with_a_clear_message() {
         );
         let out = edgenet(&["check", "-c", &file, "--output", "json"]);
         assert_eq!(code(&out), 2);
-        assert_eq!(json(&out)[0]["severity"], "error", "{name}");
+        let report = json(&out);
+        assert_eq!(report["schema"], "edgenet.check/v1", "{name}");
+        assert_eq!(report["error"]["code"], "unreadable-config", "{name}");
+        assert!(report["findings"].is_null(), "{name}");
     }
     let out = edgenet(&["plan", "-c", "/nonexistent/edgenet.json"]);
     assert_eq!(code(&out), 2);
@@ -274,7 +277,15 @@ fn several_machines_need_machine_flag() {
         "--output",
         "json",
     ]);
-    assert_eq!(code(&out), 1);
+    // Refused like plan refuses it: a wrong command line, before any rule runs.
+    assert_eq!(code(&out), 2);
+    assert_eq!(json(&out)["error"]["code"], "invalid-arguments");
+    assert!(json(&out)["findings"].is_null());
+    for cmd in ["check", "plan"] {
+        let out = edgenet(&[cmd, "--offline-check", "-c", &file, "--machine", "2"]);
+        assert_eq!(code(&out), 2, "{cmd}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--machine 2 is out of range"));
+    }
 }
 
 #[test]
@@ -296,12 +307,12 @@ fn config_new_writes_configs_that_check_accepts() {
                     nodes,
                     "--distro",
                     distro,
-                    "-o",
+                    "-f",
                     f,
                 ]);
                 assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
                 let out = edgenet(&["check", "--offline-check", "-c", f, "--output", "json"]);
-                let findings = json(&out);
+                let findings = json(&out)["findings"].clone();
                 let errors: Vec<&Value> = findings
                     .as_array()
                     .unwrap()
@@ -322,7 +333,7 @@ fn config_new_writes_configs_that_check_accepts() {
     }
     // An existing file is kept unless --force.
     let file = dir.path().join("single-linux-k3s.json");
-    let out = edgenet(&["config", "new", "-o", file.to_str().unwrap()]);
+    let out = edgenet(&["config", "new", "--file", file.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     let out = edgenet(&["config", "new", "--node-type", "windows"]);
@@ -368,7 +379,7 @@ fn scale_config_writes_a_joining_config_that_checks_and_refuses_used_addresses()
         "192.168.1.172",
         "--windows-node-ip",
         "192.168.1.173",
-        "-o",
+        "-f",
         o,
     ]);
     assert_eq!(code(&run), 0, "{}", String::from_utf8_lossy(&run.stderr));

@@ -284,11 +284,12 @@ fn a_foreign_bridge_with_our_name_is_refused_and_kept() {
     sh(&format!("ip netns exec {} nft add table ip foreign", m.ns));
     sh(&format!("ip netns exec {} nft add chain ip foreign fw_test '{{ type filter hook forward priority 0; }}'", m.ns));
     let before = m.dump();
+    // check sees the bridge too (issue 8), so deploy refuses before it touches anything.
     let out = m.edgenet(&["deploy"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("aksedgesw-int") && err.contains("not made by this edgenet"),
+        err.contains("aksedgesw-int") && err.contains("edgenet did not create"),
         "{err}"
     );
     let mut after = m.dump();

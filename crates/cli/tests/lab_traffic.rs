@@ -352,8 +352,12 @@ impl CliLab {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
-            .args(args)
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"));
+        cmd.args(args)
             .args([
                 "--name",
                 &self.name,
@@ -361,8 +365,11 @@ impl CliLab {
                 self.dir.path().to_str().unwrap(),
             ])
             .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+            .env_remove("EDGENET_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     }
 }
 
@@ -483,4 +490,45 @@ fn a_scalable_lab_of_three_machines_from_the_example() {
 #[test]
 fn a_scalable_lab_of_ten_machines() {
     scalable_lab(10, None);
+}
+
+/// `lab up -c FILE` and `EDGENET_CONFIG=FILE lab up` deploy that config, not the built-in one:
+/// the lab machine's node has the address of the config's subnet.
+#[test]
+fn lab_up_deploys_the_config_of_c_and_edgenet_config() {
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("site.json");
+    let mut v: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures/corpus/v1.13-single-offline.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    v["Network"]["InternetDisabled"] = false.into();
+    v["Network"]["Ip4AddressPrefix"] = "172.31.77.0/24".into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    let c = config.to_str().unwrap();
+    for (i, how) in ["-c", "EDGENET_CONFIG"].into_iter().enumerate() {
+        let lab = CliLab::new(format!("h7c{i}{}", std::process::id()));
+        let up = if how == "-c" {
+            lab.run(&["lab", "up", "--no-status", "-c", c])
+        } else {
+            lab.run_env(&["lab", "up", "--no-status"], &[("EDGENET_CONFIG", c)])
+        };
+        assert!(
+            up.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let id = lab.deployment_id(1);
+        let addrs = support::sh_out(&format!("ip -n m1-ledge-{id} -j -4 addr show dev eth0"));
+        assert!(addrs.contains("172.31.77.2"), "{how}: {addrs}");
+        lab.down_leaves_nothing(&[id]);
+    }
 }

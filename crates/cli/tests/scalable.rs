@@ -352,7 +352,8 @@ fn an_address_someone_on_the_lan_answers_for_is_refused_naming_the_mac() {
         sh(&format!("ip -n {peer} addr add {taken}/32 dev eth0"));
         let checked = m.edgenet(&["check", "-c", &cfg, "--machine", "0", "--output", "json"]);
         assert_eq!(checked.status.code(), Some(1), "{taken}");
-        let findings: Value = serde_json::from_slice(&checked.stdout).unwrap();
+        let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+        let findings = &report["findings"];
         let hit = findings
             .as_array()
             .unwrap()

@@ -19,6 +19,9 @@ pub struct HostFacts {
     /// IPv4 routes of the main table (the default route included; rules ignore it).
     pub routes: Vec<HostRoute>,
     pub dns: HostDns,
+    /// The host's nftables ruleset, for firewalls that would drop the switch's traffic.
+    #[serde(default)]
+    pub firewall: crate::host_firewall::HostFirewall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,9 @@ pub struct HostLink {
     pub master: Option<String>,
     /// A wireless device (it has `/sys/class/net/<name>/wireless` or `phy80211`).
     pub wireless: bool,
+    /// The link's alias (`ip link set X alias …`): edgenet marks its links `edgenet:<id>`.
+    #[serde(default)]
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -148,13 +148,14 @@ fn r1_misspelt_key_is_a_warning_naming_the_likely_key() {
         run,
     );
     message_names(&f, "DnsServers");
-    let case_only = set(single(), "Network/internetDisabled", json!(true));
+    // The same key in another case next to the canonical one: PowerShell refuses the file.
+    let both = set(single(), "Network/internetDisabled", json!(true));
     message_names(
         &assert_has(
-            &run(&case_only),
-            "misspelt-key",
+            &run(&both),
+            "duplicate-key",
             "Network.internetDisabled",
-            Severity::Warning,
+            Severity::Error,
         ),
         "InternetDisabled",
     );
@@ -496,12 +497,20 @@ fn r3_host_bits_and_size() {
         "invalid-cidr",
         "Network.Ip4AddressPrefix",
     );
+    // AKS EE accepts 1–31; 31 is in range but has no room for the cluster.
     case(
         &scalable(),
-        &set(scalable(), "Network/Ip4PrefixLength", json!(31)),
+        &set(scalable(), "Network/Ip4PrefixLength", json!(32)),
         "invalid-cidr",
         "Network.Ip4PrefixLength",
     );
+    let f = case(
+        &scalable(),
+        &set(scalable(), "Network/Ip4PrefixLength", json!(31)),
+        "subnet-too-small",
+        "Network.Ip4PrefixLength",
+    );
+    message_names(&f, "/31");
 }
 
 // ---- rule group 4: placement and uniqueness -------------------------------------------------
@@ -727,6 +736,7 @@ fn r5_host_networks_named_with_their_interface() {
         kind: None,
         master: None,
         wireless: true,
+        alias: None,
     });
     wlan.addresses.push(edgenet_core::host_facts::HostAddress {
         link: "wlan0".into(),
@@ -983,9 +993,16 @@ fn r9_proxy() {
 
 #[test]
 fn r10_plugin_matches_distribution() {
+    // Without Edgenet.Distribution the plugin decides: calico is K8s, not a mismatch.
+    assert_clean(&run(&set(
+        single(),
+        "Network/NetworkPlugin",
+        json!("calico"),
+    )));
+    let k3s = set(single(), "Edgenet/Distribution", json!("k3s"));
     let f = case(
-        &single(),
-        &set(single(), "Network/NetworkPlugin", json!("calico")),
+        &k3s,
+        &set(k3s.clone(), "Network/NetworkPlugin", json!("calico")),
         "plugin-mismatch",
         "Network.NetworkPlugin",
     );

@@ -17,7 +17,7 @@ use crate::journal::{Journal, Ownership};
 use crate::names;
 use crate::node::{files, NetnsRuntime, NodeRuntime, NodeSpec};
 use crate::remove::remove_object;
-use crate::state::{DeploymentState, ObjectKind, ObjectStatus, StateLock};
+use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
 use crate::switch::{AdapterSnapshot, ExternalSwitch, InternalSwitch, SwitchDriver};
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
@@ -55,6 +55,10 @@ struct Run<'a> {
     new_objects: Vec<(ObjectKind, String, Option<String>)>,
     /// Sysctls this run changed first (a rollback puts them back).
     new_sysctls: Vec<String>,
+    /// Set while a failed run puts the previous deployment back: failpoints stay quiet.
+    rolling_back: bool,
+    /// When the last step began (`-vvv` logs each step's time).
+    step_started: std::time::Instant,
 }
 
 impl Journal for Run<'_> {
@@ -90,7 +94,20 @@ impl Journal for Run<'_> {
     }
 
     fn step(&mut self, name: &str) -> Result<(), DeployError> {
+        if self.rolling_back {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        tracing::trace!(
+            "step {name} reached after {:?} since the previous one",
+            now.duration_since(self.step_started)
+        );
+        self.step_started = now;
         Ok(failpoint::hit(name)?)
+    }
+
+    fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
+        self.state.object(kind, name, netns).is_some()
     }
 }
 
@@ -110,16 +127,23 @@ pub fn deploy(
         })
     };
     preflight(plan).map_err(fail)?;
+    check_adapter_owner(plan).map_err(fail)?;
     let state = match state {
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
+    // A working deployment a failed run must leave as it was.
+    let previous = (state.phase == Phase::Deployed)
+        .then(|| state.applied_plan.clone())
+        .flatten();
     let mut run = Run {
         lock,
         state,
         changes: Vec::new(),
         new_objects: Vec::new(),
         new_sysctls: Vec::new(),
+        rolling_back: false,
+        step_started: std::time::Instant::now(),
     };
     match apply(&mut run, plan) {
         Ok(()) => Ok(DeployReport {
@@ -129,7 +153,25 @@ pub fn deploy(
             plan: plan.clone(),
         }),
         Err(error) => {
-            let (rolled_back, rollback_errors) = roll_back(&mut run);
+            let (mut rolled_back, mut rollback_errors) = roll_back(&mut run);
+            if let Some(previous) = previous {
+                // What this run changed on objects that were there before (addresses, MTUs,
+                // the firewall, names, ...) goes back by deploying the previous plan again.
+                run.rolling_back = true;
+                run.new_objects.clear();
+                run.new_sysctls.clear();
+                let changed = run.changes.len();
+                match apply(&mut run, &previous) {
+                    Ok(()) => {
+                        rolled_back.extend(run.changes.drain(changed..));
+                        rolled_back.push("the previous deployment, as it was".into());
+                    }
+                    Err(e) => {
+                        rolled_back.extend(run.changes.drain(changed..));
+                        rollback_errors.push(format!("putting the previous deployment back: {e}"));
+                    }
+                }
+            }
             Err(Box::new(DeployFailure {
                 error,
                 changes: run.changes,
@@ -140,13 +182,20 @@ pub fn deploy(
     }
 }
 
+/// On an external switch, refuses while a network manager or DHCP client configures the
+/// adapter (see [`crate::switch::adapter_owner`]). Reads the host, changes nothing.
+pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
+    let (SwitchKind::External, Some(adapter)) = (plan.switch.kind, plan.switch.adapter.as_deref())
+    else {
+        return Ok(());
+    };
+    let paths = crate::switch::adapter_owner::paths_from_env();
+    let mut nl = Netlink::open()?;
+    crate::switch::adapter_owner::ensure_sole_owner(&mut nl, adapter, &plan.switch.name, &paths)
+}
+
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
-    if plan.switch.kind == SwitchKind::External && plan.switch.outbound == Outbound::Offline {
-        return Err(DeployError::Unsupported(
-            "Network.InternetDisabled on a ScalableCluster is not enforced by this edgenet version (the nodes sit on the LAN); remove it, or keep the nodes offline with the LAN's own firewall".into(),
-        ));
-    }
     if plan.node_runtime == RuntimeKind::Vm {
         return Err(DeployError::Unsupported(
             "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
@@ -163,7 +212,18 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         alias: names::alias(&id),
         group: names::link_group(&id),
     };
+    // Nodes of the plans before this one, for renames (a new machine name).
+    let earlier: Vec<(edgenet_core::plan::NodeKind, String)> = [
+        run.state.pending_plan.as_ref(),
+        run.state.applied_plan.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|p| p.nodes.iter().map(|n| (n.kind, n.name.clone())))
+    .collect();
     run.state.begin_deploy(plan);
+    run.lock.save_journal(&run.state)?;
+    rename_nodes(run, plan, &earlier)?;
     if plan.switch.subnet_source == edgenet_core::plan::SubnetSource::Automatic {
         run.state.auto_subnet = Some(plan.switch.subnet);
     }
@@ -224,6 +284,14 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("forwarding")?;
 
     ensure_firewall(run, plan, &id)?;
+    let ports: Vec<(String, MacAddr)> = plan
+        .nodes
+        .iter()
+        .zip(&node_macs)
+        .map(|(n, mac)| (names::host_veth(n.kind, &id), *mac))
+        .collect();
+    ensure_bridge_firewall(run, plan, &id, &ports)?;
+    ensure_host_firewall(run, plan, &id)?;
     run.step("firewall")?;
 
     let runtime = NetnsRuntime;
@@ -256,6 +324,56 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.state.finish_deploy();
     run.lock.save(&run.state)?;
     run.step("finish")?;
+    Ok(())
+}
+
+/// Renames, in place, the nodes of an earlier plan that this plan calls differently (the
+/// machine was renamed): the node's namespace keeps everything in it and only gets the new
+/// name, and its generated MAC and files follow it. Runs before anything else changes, so a
+/// rename is done, or the deploy stops with nothing else changed.
+fn rename_nodes(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    earlier: &[(edgenet_core::plan::NodeKind, String)],
+) -> Result<(), DeployError> {
+    let id = run.state.deployment_id.clone();
+    for node in &plan.nodes {
+        let new_ns = names::node_netns(&node.name, &id);
+        if edgenet_host::netns::exists(&new_ns) {
+            continue;
+        }
+        let Some((_, old)) = earlier.iter().find(|(kind, name)| {
+            *kind == node.kind
+                && *name != node.name
+                && !plan.nodes.iter().any(|p| p.name == *name)
+                && edgenet_host::netns::exists(&names::node_netns(name, &id))
+        }) else {
+            continue;
+        };
+        let old_ns = names::node_netns(old, &id);
+        // Recorded under both names while it moves, so remove finds it whatever happens.
+        run.state
+            .record_object(ObjectKind::Netns, &new_ns, None)
+            .status = ObjectStatus::Created;
+        run.lock.save_journal(&run.state)?;
+        edgenet_host::netns::rename(&old_ns, &new_ns)?;
+        run.state.forget_object(ObjectKind::Netns, &old_ns, None);
+        if !run.state.macs.contains_key(&node.name) {
+            if let Some(mac) = run.state.forget_mac(old) {
+                run.state.macs.insert(node.name.clone(), mac);
+            }
+        }
+        let dir = run.lock.dir().path();
+        let (from, to) = (files::node_dir(dir, old), files::node_dir(dir, &node.name));
+        if from.exists() && !to.exists() {
+            let _ = std::fs::rename(&from, &to);
+        }
+        run.lock.save_journal(&run.state)?;
+        run.changed(format!(
+            "renamed node {old} to {} (network namespace {old_ns} is now {new_ns})",
+            node.name
+        ));
+    }
     Ok(())
 }
 
@@ -311,6 +429,71 @@ fn ensure_firewall(
     Ok(())
 }
 
+/// The switch's bridge-family table: anti-spoofing on every node port, and the offline filter
+/// of every family (see [`firewall::bridge_rules`]).
+fn ensure_bridge_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+    ports: &[(String, MacAddr)],
+) -> Result<(), DeployError> {
+    use firewall::bridge_rules::{self, BridgePlan};
+    let table = firewall::table_name(id);
+    let record = format!("{} {table}", bridge_rules::FAMILY);
+    let want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
+    run.will_create(ObjectKind::NftTable, &record, None)?;
+    if NftablesDriver::default().apply_ruleset(&want)? == ApplyOutcome::Replaced {
+        run.changed(format!(
+            "wrote nftables table {record} (node ports: own MAC and addresses only)"
+        ));
+    }
+    run.created(ObjectKind::NftTable, &record, None)?;
+    Ok(())
+}
+
+/// Another firewall on the host that drops the switch's forwarded packets: Docker's is opened
+/// for the switch in `DOCKER-USER`; any other makes the deploy fail (and roll back) with the
+/// exact fix, since edgenet does not edit another tool's rules.
+fn ensure_host_firewall(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    id: &crate::state::DeploymentId,
+) -> Result<(), DeployError> {
+    use crate::firewall::host_rules;
+    let fw = edgenet_host::facts::host_firewall();
+    let Some(ruleset) = fw.ruleset else {
+        return Ok(());
+    };
+    // Docker present: our accepts go in whether or not its policy drops right now (Docker sets
+    // the policy when it starts, which may be after this deploy).
+    if host_rules::docker_present(&ruleset) {
+        for rule in host_rules::docker_rules(&plan.switch.name, id) {
+            let name = host_rules::record_name(&rule);
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            run.will_create(ObjectKind::FirewallRule, &name, None)?;
+            if !edgenet_host::iptables::has_rule(host_rules::DOCKER_USER, &args)? {
+                edgenet_host::iptables::insert(host_rules::DOCKER_USER, &args)?;
+                run.changed(format!("added `{name}` (Docker's chain for user rules)"));
+            }
+            run.created(ObjectKind::FirewallRule, &name, None)?;
+        }
+    }
+    let drops = host_rules::live_drops(plan);
+    if let Some(drop) = drops.first() {
+        return Err(DeployError::Foreign {
+            what: "host firewall chain",
+            name: format!("{} {} {}", drop.family, drop.table, drop.chain),
+            hint: format!(
+                "it drops {} of {}: {}; edgenet does not edit another tool's rules",
+                drop.flow,
+                plan.switch.name,
+                drop.fix(&plan.switch.name)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The adapter of an external switch, as it was before the first change: taken and recorded
 /// (so that rollback and remove can put it back) before anything is touched, and kept from
 /// then on. `None` when a bridge the user made already has the adapter as its port: edgenet
@@ -333,7 +516,28 @@ fn adopt_adapter(
             .as_ref()
             .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
         {
-            return Ok(Some(snap.adapter));
+            // While the adapter is still our bridge's port, the snapshot says how it was
+            // before; once it is not (a reboot deleted the bridge, or someone released it),
+            // the host owns it again and it is taken as it is now.
+            let live = nl.link(adapter)?;
+            if live.as_ref().and_then(|l| l.master.as_deref()) == Some(bridge) {
+                return Ok(Some(snap.adapter));
+            }
+            let now = AdapterSnapshot::take(nl, adapter)?;
+            if now != snap.adapter {
+                run.changed(format!(
+                    "took {adapter} as it is now (it is no longer a port of {bridge})"
+                ));
+            }
+            let record = AdapterRecord {
+                bridge: bridge.to_string(),
+                adapter: now.clone(),
+            };
+            run.state
+                .record_object(ObjectKind::Adapter, adapter, None)
+                .restore = Some(serde_json::to_value(&record).expect("serialises"));
+            run.lock.save_journal(&run.state)?;
+            return Ok(Some(now));
         }
     }
     if run
@@ -382,7 +586,7 @@ pub(crate) struct AdapterRecord {
 /// then the bridge (so that the host keeps its addresses while the bridge goes).
 pub(crate) fn removal_rank(kind: ObjectKind) -> u8 {
     match kind {
-        ObjectKind::NftTable => 0,
+        ObjectKind::NftTable | ObjectKind::FirewallRule => 0,
         ObjectKind::Netns => 1,
         ObjectKind::Veth => 2,
         ObjectKind::Adapter => 3,
@@ -460,14 +664,14 @@ fn drop_nodes_not_in(
             o.name
         ));
     }
-    if let Some(old) = &run.state.applied_plan {
-        for gone in old
-            .nodes
-            .iter()
-            .filter(|n| !plan.nodes.iter().any(|p| p.name == n.name))
-        {
-            let dir = files::node_dir(run.lock.dir().path(), &gone.name);
-            let _ = std::fs::remove_dir_all(&dir);
+    // Files of nodes no longer planned (also those a failed run wrote for a node it added).
+    let nodes_dir = files::node_dir(run.lock.dir().path(), "");
+    if let Ok(entries) = std::fs::read_dir(&nodes_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !plan.nodes.iter().any(|p| p.name == name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
     Ok(())
@@ -528,10 +732,32 @@ pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::NftTable => "nftables table",
         ObjectKind::File => "file",
         ObjectKind::Adapter => "adapter",
+        ObjectKind::FirewallRule => "host firewall rule",
     }
 }
 
 /// The state directory a command uses: `--state-dir`, `EDGENET_STATE_DIR`, else the default.
 pub fn default_state_dir() -> &'static Path {
     Path::new(crate::state::DEFAULT_STATE_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_record_of_an_older_edgenet_still_reads() {
+        // Older states also listed the adapter's addresses and routes; the live ones move now.
+        let old = serde_json::json!({
+            "bridge": "aksedgesw-ext",
+            "adapter": {
+                "name": "eth0", "mac": "02:00:00:00:00:01", "mtu": 1500, "up": true,
+                "addresses": [{"address": "198.18.0.11/24", "broadcast": "198.18.0.255"}],
+                "routes": [{"destination": "0.0.0.0/0", "gateway": "198.18.0.1", "metric": null, "protocol": 3}]
+            }
+        });
+        let record: AdapterRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(record.adapter.name, "eth0");
+        assert_eq!(record.adapter.mtu, 1500);
+    }
 }

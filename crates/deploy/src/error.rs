@@ -25,6 +25,9 @@ pub enum DeployError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// Something else configures the adapter an external switch would take over.
+    #[error("{message}")]
+    AdapterManaged { message: String, fix: String },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -38,6 +41,7 @@ impl DeployError {
     pub fn hint(&self) -> Option<String> {
         match self {
             DeployError::Foreign { hint, .. } => Some(hint.clone()),
+            DeployError::AdapterManaged { fix, .. } => Some(fix.clone()),
             DeployError::State(StateError::Locked { .. }) => Some(
                 "wait for the other edgenet run to finish, or give this one its own --state-dir"
                     .into(),

@@ -23,6 +23,9 @@ pub trait Journal {
     fn changed(&mut self, what: String);
     /// End of a named step (a failpoint).
     fn step(&mut self, name: &str) -> Result<(), DeployError>;
+    /// Whether the state records the object (an earlier run of this deployment made it or
+    /// was about to). An object that is not recorded is never adopted, whatever its name.
+    fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool;
 }
 
 /// Who owns a deployment's objects: the marks edgenet puts on every link it creates.

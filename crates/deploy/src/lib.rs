@@ -2,6 +2,7 @@
 //! driver traits (switch kinds, firewall, node runtimes), recording every object in a small
 //! JSON state before creating it; roll back on failure; tear down collecting every error.
 
+pub mod boot_unit;
 pub mod deploy;
 pub mod error;
 pub mod failpoint;

@@ -19,7 +19,12 @@ pub struct RemoveReport {
     /// There was a deployment in the state directory.
     pub found: bool,
     pub deployment_id: Option<String>,
+    /// Objects deleted.
     pub removed: Vec<String>,
+    /// Objects put back as they were before the first deploy (the adapter, Docker's chain).
+    pub restored: Vec<String>,
+    /// Objects left in place because they are not this deployment's, each with why.
+    pub left: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -44,6 +49,12 @@ pub(crate) fn remove_object(
             None => Ok(false),
         },
         ObjectKind::NftTable => Ok(NftablesDriver::default().remove(&o.name)?),
+        ObjectKind::FirewallRule => {
+            let (chain, rule) = crate::firewall::host_rules::rule_of_record(&o.name)
+                .ok_or_else(|| DeployError::Unsupported(format!("bad rule record {}", o.name)))?;
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            Ok(edgenet_host::iptables::delete_all(&chain, &args)?)
+        }
         ObjectKind::Adapter => {
             let record: AdapterRecord = o
                 .restore
@@ -55,7 +66,9 @@ pub(crate) fn remove_object(
                         o.name
                     ))
                 })?;
-            restore_adapter(nl, &record.adapter, &record.bridge)?;
+            for done in restore_adapter(nl, &record.adapter, &record.bridge, own)? {
+                tracing::info!("{done}");
+            }
             Ok(true)
         }
         other => Err(DeployError::Unsupported(format!(
@@ -84,6 +97,41 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     lock.save(&state)?;
 
     let mut nl = Netlink::open()?;
+    // Objects recorded under our names that do not carry our mark (someone made them, or took
+    // the name meanwhile) are left in place, said so, and forgotten.
+    let mut foreign = Vec::new();
+    for o in &state.objects {
+        let why = match o.kind {
+            ObjectKind::Netns if netns::exists(&o.name) => {
+                match crate::node::netns::netns_is_ours(&o.name, &own, true) {
+                    Ok(true) => None,
+                    Ok(false) => Some("it holds links that are not this deployment's".to_string()),
+                    Err(e) => Some(format!("cannot look inside it: {e}")),
+                }
+            }
+            ObjectKind::Veth => match nl.link(&o.name)? {
+                Some(link) if !own.owns(&link) => {
+                    Some(format!("it does not carry the mark {}", own.alias))
+                }
+                _ => None,
+            },
+            ObjectKind::NftTable => match NftablesDriver::default().marked(&o.name) {
+                Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            },
+            _ => None,
+        };
+        if let Some(why) = why {
+            foreign.push((o.clone(), why));
+        }
+    }
+    for (o, why) in &foreign {
+        report
+            .left
+            .push(format!("{} {}: {why}", kind_name(o.kind), o.name));
+        state.forget_object(o.kind, &o.name, o.netns.as_deref());
+    }
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
     // each), so remove pays it once per kind, in parallel: the table goes on its own thread
     // (same network namespace: threads inherit the creator's) while one request deletes every
@@ -93,7 +141,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let table = state
         .objects
         .iter()
-        .find(|o| o.kind == ObjectKind::NftTable)
+        .find(|o| o.kind == ObjectKind::NftTable && !o.name.contains(' '))
         .map(|o| o.name.clone());
     let adapters: Vec<KernelObject> = state
         .objects
@@ -148,7 +196,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     order.sort_by_key(|o| removal_rank(o.kind));
     for o in order {
         let gone = match o.kind {
-            ObjectKind::NftTable => firewall_gone,
+            ObjectKind::NftTable => firewall_gone && table.as_ref() == Some(&o.name),
             ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth => !links.contains(&o.name),
@@ -162,9 +210,16 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         match result {
             Ok(_) => {
                 state.forget_object(o.kind, &o.name, o.netns.as_deref());
-                report
-                    .removed
-                    .push(format!("{} {}", kind_name(o.kind), o.name));
+                let what = format!("{} {}", kind_name(o.kind), o.name);
+                match o.kind {
+                    ObjectKind::Adapter => report
+                        .restored
+                        .push(format!("{what} (its addresses and routes)")),
+                    ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
+                        .left
+                        .push(format!("{what}: the user's bridge, used as it was")),
+                    _ => report.removed.push(what),
+                }
             }
             Err(e) => report
                 .errors
@@ -179,6 +234,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // our id's namespaces by name.
     if let Ok(all) = netns::list() {
         for name in all.into_iter().filter(|n| n.ends_with(&format!("-{id}"))) {
+            // Only with our mark: a namespace that merely carries our id is someone else's.
+            if !crate::node::netns::netns_is_ours(&name, &own, false).unwrap_or(false) {
+                report.left.push(format!(
+                    "network namespace {name}: it has this deployment's id in its name but not its mark"
+                ));
+                continue;
+            }
             match netns::delete(&name) {
                 Ok(true) => report.removed.push(format!("network namespace {name}")),
                 Ok(false) => {}
@@ -193,15 +255,21 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 match sysctl::write(&change.key, &change.previous) {
                     Ok(()) => {
                         report
-                            .removed
-                            .push(format!("{} back to {}", change.key, change.previous));
+                            .restored
+                            .push(format!("{} to {}", change.key, change.previous));
                         state.forget_sysctl(&change.key, change.netns.as_deref());
                     }
                     Err(e) => report.errors.push(e.to_string()),
                 }
             }
             // Someone changed it since: theirs now, left as it is.
-            Ok(_) => {
+            Ok(live) => {
+                report.left.push(format!(
+                    "{} at {} (changed since edgenet set it to {})",
+                    change.key,
+                    live.trim(),
+                    change.value
+                ));
                 state.forget_sysctl(&change.key, change.netns.as_deref());
             }
             Err(e) => report.errors.push(e.to_string()),

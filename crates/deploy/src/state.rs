@@ -176,6 +176,9 @@ pub enum ObjectKind {
     /// A physical adapter bound to an external switch (status `Adopted`, with its addresses
     /// and routes from before in `restore`).
     Adapter,
+    /// A rule edgenet added to another tool's chain (Docker's `DOCKER-USER`): name
+    /// `CHAIN RULE-SPEC` as iptables takes it.
+    FirewallRule,
 }
 
 /// How edgenet stands to an object it recorded.
@@ -469,6 +472,41 @@ impl StateDir {
         fs::create_dir_all(&self.path).map_err(dir_err)?;
         let lock_path = self.lock_file();
         let start = Instant::now();
+        // The directory itself is the lock: deleting the lock file (by hand, or a cleanup
+        // script) while a run holds it must not let a second run in. A waiter that wins the
+        // lock on a directory that is no longer at the path (remove deletes an empty one) starts
+        // over on the new one.
+        let dir_lock = loop {
+            let dir = File::open(&self.path).map_err(dir_err)?;
+            loop {
+                match dir.try_lock() {
+                    Ok(()) => break,
+                    Err(TryLockError::WouldBlock) => {
+                        let waited = start.elapsed();
+                        if waited >= timeout {
+                            let holder = OpenOptions::new()
+                                .read(true)
+                                .open(&lock_path)
+                                .map(|mut f| read_holder(&mut f))
+                                .unwrap_or_else(|_| {
+                                    "another process (its lock file was deleted)".to_string()
+                                });
+                            return Err(StateError::Locked {
+                                path: self.path.clone(),
+                                holder,
+                                waited,
+                            });
+                        }
+                        std::thread::sleep((timeout - waited).min(Duration::from_millis(50)));
+                    }
+                    Err(TryLockError::Error(source)) => return Err(dir_err(source)),
+                }
+            }
+            if same_file(&dir, &self.path) {
+                break dir;
+            }
+            fs::create_dir_all(&self.path).map_err(dir_err)?;
+        };
         // `remove` deletes the lock file at the very end (zero residue), so a waiter may win
         // the lock on a file that is no longer at `lock_path`: it then starts over on the new
         // one, and two runs never both believe they hold "the" lock.
@@ -511,6 +549,7 @@ impl StateDir {
         let lock = StateLock {
             dir: self.clone(),
             file,
+            dir_lock,
         };
         lock.remove_stale_temp_files();
         Ok(lock)
@@ -549,6 +588,9 @@ fn read_holder(file: &mut File) -> String {
 pub struct StateLock {
     dir: StateDir,
     file: File,
+    /// The flock on the state directory, the real exclusion (the lock file's flock is kept
+    /// for older edgenet versions and tools that look at it).
+    dir_lock: File,
 }
 
 impl StateLock {
@@ -599,6 +641,7 @@ impl StateLock {
         if durable {
             tmp.as_file().sync_all().map_err(write_err)?;
         }
+        tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| write_err(e.error))?;
         if durable {
             File::open(self.dir.path())
@@ -652,6 +695,7 @@ impl Drop for StateLock {
         // Clear the PID so a stale one is never reported; the lock itself goes with the file.
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
+        let _ = self.dir_lock.unlock();
     }
 }
 
@@ -836,6 +880,23 @@ mod tests {
         let lock = waiter.join().unwrap().unwrap();
         let content = fs::read_to_string(lock.dir().lock_file()).unwrap();
         assert_eq!(content, format!("{pid} edgenet remove\n"));
+    }
+
+    #[test]
+    fn deleting_the_lock_file_while_held_lets_no_second_run_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::new(dir.path());
+        let held = state_dir.lock("edgenet deploy", Duration::ZERO).unwrap();
+        fs::remove_file(state_dir.lock_file()).unwrap();
+        let other = state_dir.clone();
+        let err =
+            std::thread::spawn(move || other.lock("edgenet remove", Duration::from_millis(100)))
+                .join()
+                .unwrap()
+                .unwrap_err();
+        assert!(matches!(err, StateError::Locked { .. }), "{err}");
+        drop(held);
+        state_dir.lock("edgenet remove", Duration::ZERO).unwrap();
     }
 
     #[test]

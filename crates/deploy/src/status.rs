@@ -3,17 +3,17 @@
 
 use std::path::PathBuf;
 
-use edgenet_core::plan::Plan;
+use edgenet_core::plan::{MacAssignment, NodePlan, Outbound, Plan, SwitchKind};
 use edgenet_host::netlink::Netlink;
 use edgenet_host::sysctl;
 
 use crate::deploy::IP_FORWARD;
 use crate::error::DeployError;
-use crate::firewall::{self, FirewallDriver, NftablesDriver};
+use crate::firewall::{self, nft_rules, FirewallDriver, FirewallPlan, NftablesDriver};
 use crate::journal::Ownership;
 use crate::names;
 use crate::node::{NetnsRuntime, NodeLive, NodeRuntime};
-use crate::state::{DeploymentState, Phase, StateDir};
+use crate::state::{DeploymentId, DeploymentState, Phase, StateDir};
 use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,6 +29,8 @@ pub struct StatusReport {
     pub firewall_present: bool,
     pub ip_forward: Option<String>,
     pub nodes: Vec<NodeLive>,
+    /// The MACs deploy generated, by node name (nodes with a static MAC are not listed).
+    pub generated_macs: std::collections::BTreeMap<String, String>,
     /// Differences between the plan and the kernel; empty when they agree.
     pub drift: Vec<String>,
 }
@@ -48,6 +50,7 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         firewall_present: false,
         ip_forward: sysctl::read(IP_FORWARD).ok().map(|v| v.trim().to_string()),
         nodes: Vec::new(),
+        generated_macs: Default::default(),
         drift: Vec::new(),
     };
     let Some(state) = state else {
@@ -65,6 +68,12 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     };
     report.deployment_id = Some(id.to_string());
     report.phase = Some(state.phase);
+    report.generated_macs = state
+        .macs
+        .iter()
+        .filter(|(name, _)| !name.starts_with("switch:"))
+        .map(|(name, mac)| (name.clone(), mac.to_string()))
+        .collect();
     if let Some(phase) = state.interrupted() {
         report.drift.push(format!(
             "the last run stopped while {phase:?}: run deploy (or remove) again"
@@ -120,18 +129,64 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             Some(a) if !a.up => report.drift.push(format!("adapter {adapter} is down")),
             Some(_) => {}
         }
+        // An address on a bridge port is unreachable (the bridge takes every frame), e.g. one
+        // a DHCP client or the boot put back on the adapter.
+        let is_port = nl
+            .link(adapter)?
+            .is_some_and(|a| a.master.as_deref() == Some(plan.switch.name.as_str()));
+        if is_port && sw.ours {
+            // A DHCP client still renewing on the adapter fights the switch over it. (A
+            // manager that made the bridge itself manages the port as its port: no fight.)
+            let paths = crate::switch::adapter_owner::paths_from_env();
+            if let Some(index) = nl.link(adapter)?.map(|l| l.index) {
+                for m in edgenet_host::net_manager::managers_of(&paths, adapter, index)
+                    .into_iter()
+                    .filter(|m| matches!(m, edgenet_host::net_manager::Manager::DhcpClient { .. }))
+                {
+                    report.drift.push(format!(
+                        "{} configures {adapter}, a port of {}: it belongs on the bridge (see `edgenet deploy`'s advice)",
+                        crate::switch::adapter_owner::describe(&m),
+                        plan.switch.name
+                    ));
+                }
+            }
+        }
+        let left = nl.link_config(adapter)?.address_strings();
+        if is_port && !left.is_empty() {
+            report.drift.push(format!(
+                "adapter {adapter} has {} while it is a port of {} (unreachable there): run deploy to move it to the bridge",
+                left.join(", "),
+                plan.switch.name
+            ));
+        }
     }
     report.switch = Some(sw);
 
     let table = firewall::table_name(id);
     report.firewall_present = NftablesDriver::default().live(&table)?.is_some();
-    let wants_table = plan.switch.outbound != edgenet_core::plan::Outbound::Direct;
+    let wants_table = plan.switch.kind == edgenet_core::plan::SwitchKind::Internal;
     if wants_table && !report.firewall_present {
         report
             .drift
             .push(format!("nftables table ip {table} is missing"));
     }
+    let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
+    if NftablesDriver::default().live(&bridge_table)?.is_none() {
+        report.drift.push(format!(
+            "nftables table {bridge_table} (node port anti-spoofing) is missing"
+        ));
+    }
+    firewall_drift(report, &plan, id, &table)?;
+    ip_forward_drift(report, &plan);
     report.firewall_table = Some(table);
+    // Another firewall that drops the switch's packets cuts the nodes off whatever our own
+    // table says.
+    for drop in crate::firewall::host_rules::live_drops(&plan) {
+        report.drift.push(crate::firewall::host_rules::describe(
+            &drop,
+            &plan.switch.name,
+        ));
+    }
 
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);
@@ -164,9 +219,137 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                     node.name, node.gateway
                 ));
             }
+            node_mtu_drift(drift, &plan, node, &live, report.switch.as_ref());
+            node_mac_drift(drift, node, &live, state);
         }
+        host_veth_drift(&mut report.drift, &mut nl, &plan, node, id)?;
         report.nodes.push(live);
     }
     report.plan = Some(plan);
     Ok(())
+}
+
+/// The MTU a node's link must have: the plan's, else the switch's (as deploy sets it).
+fn planned_node_mtu(plan: &Plan, node: &NodePlan, switch: Option<&SwitchLive>) -> Option<u32> {
+    node.mtu
+        .or(plan.switch.mtu)
+        .or_else(|| switch.and_then(|s| s.mtu))
+}
+
+/// The node's `eth0` MTU differs from the plan (e.g. `ip link set eth0 mtu 1400` in the node).
+fn node_mtu_drift(
+    drift: &mut Vec<String>,
+    plan: &Plan,
+    node: &NodePlan,
+    live: &NodeLive,
+    switch: Option<&SwitchLive>,
+) {
+    if let (Some(want), Some(have)) = (planned_node_mtu(plan, node, switch), live.mtu) {
+        if want != have {
+            drift.push(format!(
+                "node {} has MTU {have}, the plan says {want}",
+                node.name
+            ));
+        }
+    }
+}
+
+/// The node's MAC differs from the static one of the plan or the one deploy generated.
+fn node_mac_drift(
+    drift: &mut Vec<String>,
+    node: &NodePlan,
+    live: &NodeLive,
+    state: &DeploymentState,
+) {
+    let want = match node.mac {
+        MacAssignment::Static { address } => Some(address),
+        MacAssignment::GeneratedAtDeploy => state.macs.get(&node.name).copied(),
+    };
+    let (Some(want), Some(have)) = (want, live.mac.as_deref()) else {
+        return;
+    };
+    if !want.to_string().eq_ignore_ascii_case(have) {
+        drift.push(format!(
+            "node {} has MAC {have}, the deployment gave it {want}",
+            node.name
+        ));
+    }
+}
+
+/// The host end of the node's veth has another MTU than the node should have.
+fn host_veth_drift(
+    drift: &mut Vec<String>,
+    nl: &mut Netlink,
+    plan: &Plan,
+    node: &NodePlan,
+    id: &DeploymentId,
+) -> Result<(), DeployError> {
+    let veth = names::host_veth(node.kind, id);
+    let Some(link) = nl.link(&veth)? else {
+        return Ok(());
+    };
+    let switch_mtu = nl.link(&plan.switch.name)?.map(|l| l.mtu);
+    let want = node.mtu.or(plan.switch.mtu).or(switch_mtu);
+    if let Some(want) = want.filter(|w| *w != link.mtu) {
+        drift.push(format!(
+            "node {}: its host-side veth {veth} has MTU {}, the plan says {want}",
+            node.name, link.mtu
+        ));
+    }
+    Ok(())
+}
+
+/// Port forwards whose rules are not in edgenet's live table (compared as deploy compares
+/// the whole table, rule by rule): each forward is named, so it is drawn where it is.
+fn firewall_drift(
+    report: &mut StatusReport,
+    plan: &Plan,
+    id: &DeploymentId,
+    table: &str,
+) -> Result<(), DeployError> {
+    let Ok(Some(fw)) = FirewallPlan::from_plan(plan, id) else {
+        return Ok(());
+    };
+    if fw.port_forwards.is_empty() {
+        return Ok(());
+    }
+    let live = NftablesDriver::default().live(table)?;
+    let want = nft_rules::build(&fw);
+    for (pf, spec) in fw.port_forwards.iter().zip(&plan.port_forwards) {
+        let comment = nft_rules::forward_comment(pf);
+        let rules: Vec<&serde_json::Value> = want
+            .rules
+            .iter()
+            .filter(|r| r.get("comment").and_then(|c| c.as_str()) == Some(comment.as_str()))
+            .collect();
+        let present = live
+            .as_ref()
+            .is_some_and(|l| rules.iter().all(|r| l.rules.contains(r)));
+        if !present {
+            let node = plan
+                .nodes
+                .iter()
+                .find(|n| n.kind == spec.node)
+                .map_or("?", |n| n.name.as_str());
+            report.drift.push(format!(
+                "port forward {}/{} → {node}:{} is missing from nftables table ip {table}",
+                pf.protocol.as_str(),
+                pf.host_port,
+                pf.node_port
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A NAT switch needs the host to route: `net.ipv4.ip_forward` must be 1.
+fn ip_forward_drift(report: &mut StatusReport, plan: &Plan) {
+    let nat = plan.switch.kind == SwitchKind::Internal && plan.switch.outbound == Outbound::Nat;
+    match report.ip_forward.as_deref() {
+        Some(v) if nat && v != "1" => report.drift.push(format!(
+            "net.ipv4.ip_forward is {v}: the NAT switch {} cannot route its nodes' traffic",
+            plan.switch.name
+        )),
+        _ => {}
+    }
 }

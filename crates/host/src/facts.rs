@@ -44,7 +44,9 @@ pub fn gather_with(paths: &FactsPaths) -> Result<HostFacts, HostError> {
         .into_owned();
     let snapshot = Netlink::open()?.snapshot()?;
     let dns = resolv::read_host_dns(&paths.resolv_conf, &paths.systemd_resolv_conf);
-    Ok(from_snapshot(hostname, snapshot, paths, dns))
+    let mut facts = from_snapshot(hostname, snapshot, paths, dns);
+    facts.firewall = host_firewall();
+    Ok(facts)
 }
 
 fn from_snapshot(
@@ -66,6 +68,7 @@ fn from_snapshot(
             mac: l.mac.map(|m| m.to_string()),
             kind: l.kind,
             master: l.master,
+            alias: l.alias,
         })
         .collect();
     let addresses = snapshot
@@ -91,8 +94,33 @@ fn from_snapshot(
         addresses,
         routes,
         dns,
+        firewall: Default::default(),
     }
 }
+
+/// The host's nftables ruleset (iptables-nft rules included) and whether bridged IPv4 frames
+/// pass the IP hooks, in the calling thread's network namespace. Never an error: what could
+/// not be read is said in `problem`, and the firewall rules are then not checked.
+pub fn host_firewall() -> edgenet_core::host_firewall::HostFirewall {
+    let bridge_nf_call_iptables = crate::sysctl::read(BRIDGE_NF_CALL_IPTABLES)
+        .map(|v| v.trim() == "1")
+        .unwrap_or(false);
+    match crate::nft::Nft::new().list_ruleset() {
+        Ok(ruleset) => edgenet_core::host_firewall::HostFirewall {
+            ruleset: Some(ruleset),
+            bridge_nf_call_iptables,
+            problem: None,
+        },
+        Err(e) => edgenet_core::host_firewall::HostFirewall {
+            ruleset: None,
+            bridge_nf_call_iptables,
+            problem: Some(e.to_string()),
+        },
+    }
+}
+
+/// 1 when br_netfilter hands bridged IPv4 frames to the `ip` hooks (Docker loads it).
+pub const BRIDGE_NF_CALL_IPTABLES: &str = "net.bridge.bridge-nf-call-iptables";
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,13 @@
 pub mod arp;
 pub mod exec;
 pub mod facts;
+pub mod iptables;
+pub mod link_config;
+pub mod net_manager;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod probes;
 pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;

@@ -242,7 +242,7 @@ const NLM_F_ACK_TLVS: u16 = 0x200;
 const DUMP_RETRIES: usize = 5;
 
 /// Why a request failed, before it is given its operation and object.
-struct Failure {
+pub(crate) struct Failure {
     io: io::Error,
     detail: Option<String>,
 }
@@ -254,11 +254,11 @@ impl From<io::Error> for Failure {
 }
 
 impl Failure {
-    fn into_host(self, op: &str, object: &str) -> HostError {
+    pub(crate) fn into_host(self, op: &str, object: &str) -> HostError {
         HostError::new(op, object, self.io).with_detail(self.detail)
     }
 
-    fn errno(&self) -> Option<i32> {
+    pub(crate) fn errno(&self) -> Option<i32> {
         self.io.raw_os_error()
     }
 }
@@ -742,35 +742,6 @@ impl Netlink {
         self.new_route(spec, NLM_F_CREATE | NLM_F_REPLACE, "replace route")
     }
 
-    /// Puts back a route exactly as it was listed: same metric and protocol (used to move a
-    /// host's routes between its adapter and an external switch, and back).
-    pub fn restore_route(
-        &mut self,
-        spec: &RouteSpec<'_>,
-        metric: Option<u32>,
-        protocol: u8,
-    ) -> Result<(), HostError> {
-        let op = "restore route";
-        let object = route_object(spec);
-        let mut msg = self.route_message(spec, op, &object)?;
-        msg.header.protocol = RouteProtocol::from(protocol);
-        msg.header.kind = RouteType::Unicast;
-        msg.header.scope = if spec.gateway.is_some() {
-            RouteScope::Universe
-        } else {
-            RouteScope::Link
-        };
-        if let Some(m) = metric {
-            msg.attributes.push(RouteAttribute::Priority(m));
-        }
-        self.ack_request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-        .map_err(|f| f.into_host(op, &object))?;
-        Ok(())
-    }
-
     fn new_route(&mut self, spec: &RouteSpec<'_>, flags: u16, op: &str) -> Result<(), HostError> {
         let object = route_object(spec);
         let mut msg = self.route_message(spec, op, &object)?;
@@ -843,17 +814,25 @@ impl Netlink {
     // ---- protocol ----
 
     /// A request answered by an ACK (or a NACK), possibly preceded by reply messages.
-    fn ack_request(
+    pub(crate) fn ack_request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+        // Every change edgenet makes to the kernel passes here: `-vv` shows them all.
+        match describe(&msg) {
+            Some(change) => tracing::debug!("netlink: {change}"),
+            None => tracing::trace!("netlink: {msg:?}"),
+        }
         let (replies, _) = self.exchange(msg, flags)?;
         Ok(replies)
     }
 
     /// A dump, retried when the kernel says the table changed while it was being dumped.
-    fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+    pub(crate) fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         for _ in 0..DUMP_RETRIES {
             let (replies, interrupted) = self.exchange(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
             if !interrupted {
@@ -1081,6 +1060,53 @@ fn link_from(msg: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+/// A one-line account of a change request, for the debug log (`None`: not a change).
+fn describe(msg: &RouteNetlinkMessage) -> Option<String> {
+    let link = |verb: &str, m: &LinkMessage| {
+        let name = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        format!(
+            "{verb} link {}",
+            name.unwrap_or_else(|| format!("index {}", m.header.index))
+        )
+    };
+    let address = |verb: &str, m: &AddressMessage| {
+        let ip = m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        });
+        format!(
+            "{verb} address {}/{} on index {}",
+            ip.map_or("?".to_string(), |ip| ip.to_string()),
+            m.header.prefix_len,
+            m.header.index
+        )
+    };
+    let route = |verb: &str, m: &RouteMessage| {
+        let dst = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+            _ => None,
+        });
+        format!(
+            "{verb} route {}/{}",
+            dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            m.header.destination_prefix_length
+        )
+    };
+    Some(match msg {
+        RouteNetlinkMessage::NewLink(m) => link("new", m),
+        RouteNetlinkMessage::SetLink(m) => link("set", m),
+        RouteNetlinkMessage::DelLink(m) => link("delete", m),
+        RouteNetlinkMessage::NewAddress(m) => address("add", m),
+        RouteNetlinkMessage::DelAddress(m) => address("delete", m),
+        RouteNetlinkMessage::NewRoute(m) => route("add", m),
+        RouteNetlinkMessage::DelRoute(m) => route("delete", m),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -192,6 +192,54 @@ pub fn delete(name: &str) -> Result<bool, HostError> {
     }
 }
 
+/// Gives the named namespace `from` the name `to`, in place: the namespace, its links and
+/// whatever runs in it stay (a bind mount under the new name, then the old one goes).
+/// `EEXIST` when `to` is a live namespace already.
+pub fn rename(from: &str, to: &str) -> Result<(), HostError> {
+    let op = "rename netns";
+    let object = format!("{from} to {to}");
+    check_name(from, op)?;
+    check_name(to, op)?;
+    if !exists(from) {
+        return Err(HostError::new(
+            op,
+            object,
+            io::Error::from_raw_os_error(libc::ENOENT),
+        ));
+    }
+    if exists(to) {
+        return Err(HostError::new(
+            op,
+            object,
+            io::Error::from_raw_os_error(libc::EEXIST),
+        ));
+    }
+    let (src, dst) = (
+        Path::new(NETNS_RUN_DIR).join(from),
+        Path::new(NETNS_RUN_DIR).join(to),
+    );
+    // A stale placeholder of an interrupted create or rename is replaced.
+    let _ = std::fs::remove_file(&dst);
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&dst)
+        .map_err(|e| HostError::new(op, &object, e))?;
+    if let Err(e) = mount(
+        Some(&src),
+        &dst,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        let _ = std::fs::remove_file(&dst);
+        return Err(HostError::new(op, object, e.into()));
+    }
+    delete(from).map(|_| ())
+}
+
 /// Whether `/run/netns/NAME` is a live network namespace (not a stale placeholder file).
 pub fn exists(name: &str) -> bool {
     if check_name(name, "").is_err() {

@@ -129,6 +129,18 @@ impl Nft {
         }
     }
 
+    /// The whole ruleset of the namespace (every family, iptables-nft tables included), read
+    /// only: for finding other firewalls that drop the switch's traffic.
+    pub fn list_ruleset(&self) -> Result<Value, NftError> {
+        let args = ["-j", "list", "ruleset"];
+        let out = self.run(&args, None)?;
+        serde_json::from_slice(&out).map_err(|source| NftError::BadOutput {
+            program: self.program_name(),
+            args: args.join(" "),
+            source,
+        })
+    }
+
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is
     /// not an error, so teardown stays idempotent.
     pub fn delete_table(&self, family: &str, name: &str) -> Result<bool, NftError> {
@@ -159,6 +171,7 @@ impl Nft {
                 }
             }
         };
+        tracing::debug!("run {:?} {}", self.program, args.join(" "));
         let mut cmd = Command::new(&self.program);
         cmd.args(args)
             // nft prints strerror() texts; keep them in English so `is_missing` can read them.

@@ -43,6 +43,7 @@ pub fn read(name: &str) -> Result<String, HostError> {
 /// Writes a value (`write("net.ipv4.ip_forward", "1")`).
 pub fn write(name: &str, value: &str) -> Result<(), HostError> {
     let path = path_of(name)?;
+    tracing::debug!("write {} = {value:?}", path.display());
     std::fs::write(&path, format!("{value}\n"))
         .map_err(|e| HostError::new(format!("write {value:?} to sysctl"), name, e))
 }

@@ -188,7 +188,7 @@ pub struct Matrix {
     pub cells: Vec<Cell>,
     /// What a reader should know about how the matrix was measured: node pairs sampled, the
     /// kernel's ARP table overflowing during the run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 
@@ -384,7 +384,13 @@ impl Lab {
         for ns in machines
             .iter()
             .map(|m| &m.netns)
-            .chain(nodes.iter().map(|n| &n.netns))
+            // A node whose namespace is gone is measured all the same: its cells fail.
+            .chain(
+                nodes
+                    .iter()
+                    .map(|n| &n.netns)
+                    .filter(|ns| edgenet_host::netns::exists(ns)),
+            )
         {
             let id = NetNs::open(ns)
                 .and_then(|n| n.id())
@@ -843,13 +849,14 @@ mod tests {
     }
 
     #[test]
-    fn notes_are_rendered_and_omitted_from_json_when_empty() {
+    fn notes_are_rendered_and_always_in_json() {
         let mut m = Matrix {
             lab: "x".into(),
             cells: Vec::new(),
             notes: Vec::new(),
         };
-        assert!(!serde_json::to_string(&m).unwrap().contains("notes"));
+        // Reports keep every key (docs/json-output.md): no notes is `[]`.
+        assert!(serde_json::to_string(&m).unwrap().contains("\"notes\":[]"));
         m.notes.push("node→node: sampled".into());
         assert!(m.render_table().contains("note: node→node: sampled"));
         let back: Matrix = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();

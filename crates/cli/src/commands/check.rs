@@ -4,20 +4,11 @@ use edgenet_core::validate::{check, Severity};
 
 use crate::cli::{CheckArgs, Cli, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::{finding_text, print_json, summary, Style};
+use crate::output::{finding_text, summary, Style};
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
-    let loaded = match super::load_config(cli) {
-        Ok(loaded) => loaded,
-        // Scripts always get an array of findings from `check --output json`.
-        Err(e) if cli.output == Output::Json => {
-            print_json(&[serde_json::json!({
-                "code": e.code, "rule": 1, "severity": "error", "path": "", "message": e.message, "hint": e.hint
-            })]);
-            return Ok(Exit::Unreadable);
-        }
-        Err(e) => return Err(e),
-    };
+    let loaded = super::load_config(cli)?;
+    super::machine_in_range(args, loaded.config.machines.len())?;
     let facts = super::host_facts(cli, args);
     let mut ctx = super::context(cli, &facts, args);
     let own_macs = edgenet_deploy::state::StateDir::new(&cli.state_dir)
@@ -27,16 +18,40 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
-    let mut findings = check(&loaded, &ctx);
-    findings.extend(super::machine_out_of_range(
-        args,
-        loaded.config.machines.len(),
-    ));
+    let findings = check(&loaded, &ctx);
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
-
+    let exit = if failed { Exit::Findings } else { Exit::Ok };
     match cli.output {
-        Output::Json => print_json(&findings),
-        Output::Text => {
+        Output::Json => {
+            let count = |s| findings.iter().filter(|f| f.severity == s).count();
+            let result = match exit {
+                Exit::Ok => Ok(()),
+                _ => Err(CliError::new(
+                    exit,
+                    "config-has-errors",
+                    format!(
+                        "{} fails: {}",
+                        super::config_source(cli),
+                        summary(&findings)
+                    ),
+                )
+                .hint("fix the findings of severity error")),
+            };
+            crate::envelope::print_result(
+                &crate::envelope::CHECK,
+                result,
+                &serde_json::json!({
+                    "source": super::config_source(cli),
+                    "findings": findings,
+                    "summary": {
+                        "errors": count(Severity::Error),
+                        "warnings": count(Severity::Warning),
+                        "notices": count(Severity::Notice),
+                    },
+                }),
+            );
+        }
+        _ => {
             let style = Style::for_stdout();
             for f in &findings {
                 println!("{}", finding_text(f, style));
@@ -49,5 +64,5 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
             );
         }
     }
-    Ok(if failed { Exit::Findings } else { Exit::Ok })
+    Ok(exit)
 }

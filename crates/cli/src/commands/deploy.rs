@@ -12,7 +12,6 @@ use edgenet_deploy::DeployError;
 
 use crate::cli::{Cli, DeployArgs, LockArgs, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::print_json;
 
 pub fn host_error(e: DeployError) -> CliError {
     let exit = Exit::Host;
@@ -21,6 +20,7 @@ pub fn host_error(e: DeployError) -> CliError {
         DeployError::State(_) => "state",
         DeployError::Foreign { .. } => "foreign-object",
         DeployError::Unsupported(_) => "unsupported",
+        DeployError::AdapterManaged { .. } => "adapter-managed",
         _ => "host",
     };
     let hint = e.hint();
@@ -77,7 +77,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
     let loaded = super::load_config(cli)?;
     let mut probe = None;
-    checked_plan(
+    let first = checked_plan(
         cli,
         &loaded,
         args.machine,
@@ -85,7 +85,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         &facts,
         &mut probe,
     )?;
-    let terminal = std::io::stderr().is_terminal() && cli.output == Output::Text;
+    // Before the lock, which makes the state directory: a refusal changes nothing.
+    edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
+    let terminal =
+        std::io::stderr().is_terminal() && cli.output == Output::Text && !crate::logging::quiet();
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
@@ -97,8 +100,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {
-                Output::Json => print_json(&report),
-                Output::Text => {
+                Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, &report),
+                _ => {
                     if report.changes.is_empty() {
                         println!(
                             "No changes: the host already matches the plan (deployment {}).",
@@ -123,13 +126,21 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Err(failure) => {
             let hint = failure.error.hint();
             if cli.output == Output::Json {
-                print_json(&serde_json::json!({
-                    "error": {"code": "deploy-failed", "message": failure.error.to_string(), "hint": hint, "exit": Exit::Host as u8},
-                    "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
-                }));
+                let mut err = CliError::new(Exit::Host, "deploy-failed", failure.error.to_string());
+                err.hint = hint;
+                crate::envelope::print_error(
+                    &crate::envelope::DEPLOY,
+                    &err,
+                    &serde_json::json!({
+                        "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
+                    }),
+                );
                 return Ok(Exit::Host);
             }
-            eprintln!("edgenet: deploy failed: {}", failure.error);
+            eprintln!(
+                "edgenet: deploy failed: {}",
+                edgenet_core::redact::redact_credentials(&failure.error.to_string())
+            );
             if let Some(h) = hint {
                 eprintln!("  hint: {h}");
             }
@@ -163,8 +174,18 @@ pub fn run_remove(cli: &Cli, args: &LockArgs) -> Result<Exit, CliError> {
 fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit, CliError> {
     let failed = !report.errors.is_empty();
     match cli.output {
-        Output::Json => print_json(&report),
-        Output::Text => {
+        Output::Json if failed => crate::envelope::print_error(
+            &crate::envelope::REMOVE,
+            &CliError::new(
+                Exit::Host,
+                "remove-incomplete",
+                format!("{} problem(s) while removing", report.errors.len()),
+            )
+            .hint("the state keeps what is left, so `edgenet remove` can be run again"),
+            &report,
+        ),
+        Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
+        _ => {
             if !report.found {
                 println!(
                     "Nothing to remove: no deployment in {}.",
@@ -173,6 +194,12 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             }
             for r in &report.removed {
                 println!("  removed {r}");
+            }
+            for r in &report.restored {
+                println!("  restored {r}");
+            }
+            for r in &report.left {
+                println!("  left {r}");
             }
             for e in &report.errors {
                 eprintln!("edgenet: remove: {e}");

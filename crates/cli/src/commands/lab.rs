@@ -13,8 +13,8 @@ use edgenet_deploy::state::StateDir;
 use edgenet_lab::{Expectations, Lab, LabMachine, LabSpec, NodeInfo};
 
 use crate::cli::{Cli, LabArgs, LabUpArgs, Output as Format};
+use crate::envelope;
 use crate::exit::{CliError, Exit};
-use crate::output::print_json;
 
 /// The adapter of every lab machine.
 const LAB_ADAPTER: &str = "eth0";
@@ -23,12 +23,25 @@ fn lab_dir(args: &LabArgs) -> PathBuf {
     args.lab_dir.join(&args.name)
 }
 
+/// Refuses a name the lab cannot use before anything runs (it names namespaces and files,
+/// and is echoed in hints).
+fn check_lab_name(args: &LabArgs) -> Result<(), CliError> {
+    edgenet_lab::check_name(&args.name).map_err(|e| {
+        CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("--name: {e}"),
+        )
+        .hint("a lab name is 1 to 32 characters of a-z and 0-9, e.g. --name lab1")
+    })
+}
+
 fn lab_error(e: impl std::fmt::Display) -> CliError {
     CliError::new(Exit::Host, "lab", e.to_string())
 }
 
 fn progress(cli: &Cli, message: &str) {
-    if cli.output == Format::Text && std::io::stderr().is_terminal() {
+    if cli.output == Format::Text && std::io::stderr().is_terminal() && !crate::logging::quiet() {
         eprintln!("edgenet: {message}");
     }
 }
@@ -70,11 +83,41 @@ fn failed(what: &str, m: &LabMachine, out: &Output) -> String {
     )
 }
 
+/// A config that fails `check` is refused before any namespace exists (offline: the lab
+/// machine's host is the lab's, not this one).
+fn refuse_failing(loaded: &edgenet_core::config::Loaded, source: &str) -> Result<(), CliError> {
+    let ctx = edgenet_core::validate::Context::offline("a lab machine", "lab");
+    super::refuse_errors_from(
+        source,
+        &edgenet_core::validate::check(loaded, &ctx),
+        "the lab was not built",
+    )
+}
+
 pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
+    check_lab_name(&args.lab)?;
     // The config is checked here first (offline: the lab machine's host facts are its own),
     // so a bad one is refused before any namespace exists.
     let dir = lab_dir(&args.lab);
-    let config: Option<PathBuf> = match (&args.lab_config, args.scalable) {
+    // CONFIG, else -c / EDGENET_CONFIG (given before or after `lab up`).
+    let given = match args.scalable {
+        Some(_) => None,
+        None => args.lab_config.as_ref().or(cli.config.as_ref()),
+    };
+    let config: Option<PathBuf> = match (given, args.scalable) {
+        (Some(p), _) if super::is_stdin(p) => {
+            // The lab's machines read the config from a file: keep standard input's beside
+            // the lab directory, as a generated one.
+            let loaded = super::load_config_at(Some(p))?;
+            refuse_failing(&loaded, "standard input")?;
+            std::fs::create_dir_all(&args.lab.lab_dir).map_err(lab_error)?;
+            let path = args
+                .lab
+                .lab_dir
+                .join(format!("{}-stdin.json", args.lab.name));
+            std::fs::write(&path, loaded.source.to_string()).map_err(lab_error)?;
+            Some(path)
+        }
         (Some(p), _) => Some(std::fs::canonicalize(p).map_err(|e| {
             CliError::new(
                 Exit::Unreadable,
@@ -97,6 +140,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         (None, None) => None,
     };
     let loaded = super::load_config_at(config.as_deref())?;
+    refuse_failing(&loaded, &super::source_name_of(config.as_deref()))?;
     let scalable = loaded.config.is_scalable();
     let mut spec = LabSpec::new(&args.lab.name, &dir);
     if scalable {
@@ -173,7 +217,10 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             let dir = lab.detach();
             if args.no_status {
                 if cli.output == Format::Json {
-                    print_json(&serde_json::json!({"lab": args.lab.name, "up": true}));
+                    envelope::print(
+                        &envelope::LAB_STATUS,
+                        &serde_json::json!({"lab": args.lab.name, "up": true}),
+                    );
                 } else {
                     println!(
                         "Lab {} is up; `edgenet lab status` measures it.",
@@ -184,7 +231,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             }
             progress(cli, "lab is up; measuring reachability …");
             let lab = Lab::open(&dir).map_err(lab_error)?;
-            report_matrix(cli, &lab)
+            report_matrix(cli, &lab, Some(true))
         }
         Err(e) => {
             let message = e.error.to_string();
@@ -258,23 +305,100 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
     Ok((nodes, expect))
 }
 
-fn report_matrix(cli: &Cli, lab: &Lab) -> Result<Exit, CliError> {
+/// Every lab machine with the plan its deployment applied, for the picture.
+fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
+    lab.machines()
+        .into_iter()
+        .map(|m| {
+            let state = StateDir::new(&m.state_dir).peek().map_err(lab_error)?;
+            let plan = state.as_ref().and_then(|s| s.applied_plan.clone());
+            let (macs, missing_nodes) = match (&state, &plan) {
+                (Some(state), Some(plan)) => (
+                    state
+                        .macs
+                        .iter()
+                        .map(|(n, m)| (n.clone(), m.to_string()))
+                        .collect(),
+                    plan.nodes
+                        .iter()
+                        .filter(|n| {
+                            !edgenet_host::netns::exists(&names::node_netns(
+                                &n.name,
+                                &state.deployment_id,
+                            ))
+                        })
+                        .map(|n| n.name.clone())
+                        .collect(),
+                ),
+                _ => Default::default(),
+            };
+            Ok(edgenet_viz::LabMachineView {
+                name: m.name.clone(),
+                address: m.address.addr(),
+                plan,
+                macs,
+                missing_nodes,
+            })
+        })
+        .collect()
+}
+
+/// `up`: `Some(true)` after `lab up`, `None` for `lab status` (JSON `null`).
+fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliError> {
     let (nodes, expect) = lab_nodes(lab)?;
     let matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
-    match cli.output {
-        Format::Json => print_json(&matrix),
-        Format::Text => print!("{}", matrix.render_table()),
-    }
-    Ok(if matrix.all_ok() {
+    let doctor = super::doctor::lab_doctor(lab, |m, args| edgenet_in(m, None, args));
+    let doctor_failed = doctor.iter().any(|(_, r)| r["fail"].as_u64() != Some(0));
+    let exit = if matrix.all_ok() && !doctor_failed {
         Exit::Ok
     } else {
         Exit::Findings
-    })
+    };
+    match cli.output {
+        Format::Json => {
+            let mut report = serde_json::to_value(&matrix).expect("serializes");
+            report["up"] = serde_json::json!(up);
+            report["doctor"] = serde_json::Value::Object(doctor.into_iter().collect());
+            let result = match exit {
+                Exit::Ok => Ok(()),
+                _ if !matrix.all_ok() => Err(CliError::new(
+                    exit,
+                    "unexpected-reachability",
+                    format!(
+                        "{} of {} cells are not as expected",
+                        matrix.cells.iter().filter(|c| !c.ok).count(),
+                        matrix.cells.len()
+                    ),
+                )),
+                _ => Err(CliError::new(
+                    exit,
+                    "doctor-failed",
+                    "doctor found a FAIL inside a lab machine (see `doctor`)".to_string(),
+                )),
+            };
+            envelope::print_result(&envelope::LAB_STATUS, result, &report)
+        }
+        Format::Text => {
+            print!("{}", matrix.render_table());
+            print!("{}", super::doctor::lab_doctor_text(&doctor));
+        }
+        Format::Svg | Format::Dot | Format::Html => {
+            let topo = edgenet_viz::from_lab(lab.name(), &lab_views(lab)?, &matrix);
+            if cli.output == Format::Html {
+                let svg = super::picture::svg(&topo)?;
+                print!("{}", edgenet_viz::html::lab_page(&topo, &matrix, &svg));
+            } else {
+                super::picture::print(cli, &topo)?;
+            }
+        }
+    }
+    Ok(exit)
 }
 
 pub fn status(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
+    check_lab_name(args)?;
     let lab = open(&lab_dir(args), &args.name)?;
-    report_matrix(cli, &lab)
+    report_matrix(cli, &lab, None)
 }
 
 fn open(dir: &Path, name: &str) -> Result<Lab, CliError> {
@@ -283,10 +407,14 @@ fn open(dir: &Path, name: &str) -> Result<Lab, CliError> {
 }
 
 pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
+    check_lab_name(args)?;
     let dir = lab_dir(args);
     if !dir.join("lab.json").exists() {
         if cli.output == Format::Json {
-            print_json(&serde_json::json!({"lab": args.name, "removed": false}));
+            envelope::print(
+                &envelope::LAB_DOWN,
+                &serde_json::json!({"lab": args.name, "removed": false}),
+            );
         } else {
             println!("No lab {} in {}.", args.name, dir.display());
         }
@@ -332,14 +460,18 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
             if let Ok(entries) = std::fs::read_dir(&args.lab_dir) {
                 let generated = format!("{}-scalable-", args.name);
                 for e in entries.flatten() {
-                    if e.file_name().to_string_lossy().starts_with(&generated) {
+                    let file = e.file_name().to_string_lossy().into_owned();
+                    if file.starts_with(&generated) || file == format!("{}-stdin.json", args.name) {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }
             }
             let _ = std::fs::remove_dir(&args.lab_dir);
             if cli.output == Format::Json {
-                print_json(&serde_json::json!({"lab": args.name, "removed": true}));
+                envelope::print(
+                    &envelope::LAB_DOWN,
+                    &serde_json::json!({"lab": args.name, "removed": true}),
+                );
             } else {
                 println!("Lab {} removed.", args.name);
             }

@@ -3,8 +3,12 @@
 pub mod check;
 pub mod config_new;
 pub mod deploy;
+pub mod doctor;
+pub mod install_unit;
 pub mod lab;
+pub mod picture;
 pub mod plan;
+pub mod render;
 pub mod scale_config;
 pub mod status;
 
@@ -12,17 +16,27 @@ use std::path::Path;
 
 use edgenet_core::config::{builtin_default, load, Loaded};
 use edgenet_core::host_facts::HostFacts;
-use edgenet_core::validate::{Code, Context, Finding, ProbeView};
+use edgenet_core::validate::{Context, Finding, ProbeView};
 
 use crate::cli::{CheckArgs, Cli};
 use crate::exit::{CliError, Exit};
 
 /// Where the config came from, for messages.
 pub fn config_source(cli: &Cli) -> String {
-    cli.config.as_deref().map_or_else(
-        || "built-in default".to_string(),
-        |p| p.display().to_string(),
-    )
+    source_name(cli.config.as_deref())
+}
+
+fn source_name(path: Option<&Path>) -> String {
+    match path {
+        None => "built-in default".to_string(),
+        Some(p) if is_stdin(p) => "standard input".to_string(),
+        Some(p) => p.display().to_string(),
+    }
+}
+
+/// `-c -`: the config comes from standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
@@ -44,13 +58,11 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
 pub fn load_config_at(path: Option<&Path>) -> Result<Loaded, CliError> {
     let bytes = match path {
         None => builtin_default().to_string().into_bytes(),
+        Some(path) if is_stdin(path) => read_limited(std::io::stdin().lock(), path)?,
         Some(path) => read_file(path)?,
     };
     load(&bytes).map_err(|e| {
-        let source = path.map_or_else(
-            || "built-in default".to_string(),
-            |p| p.display().to_string(),
-        );
+        let source = source_name(path);
         CliError::new(
             Exit::Unreadable,
             "unreadable-config",
@@ -61,8 +73,6 @@ pub fn load_config_at(path: Option<&Path>) -> Result<Loaded, CliError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
-    use std::io::Read;
-    let limit = edgenet_core::config::MAX_CONFIG_BYTES as u64;
     let file = std::fs::File::open(path).map_err(|e| {
         CliError::new(
             Exit::Unreadable,
@@ -70,16 +80,45 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    let mut bytes = Vec::new();
-    // Read one byte past the limit so the loader can say the file is too large, without ever
-    // holding more than that in memory.
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| {
+    read_limited(file, path)
+}
+
+/// At most [`MAX_CONFIG_BYTES`] of `input`; a larger input is refused with its real size
+/// (counted, not kept in memory).
+///
+/// [`MAX_CONFIG_BYTES`]: edgenet_core::config::MAX_CONFIG_BYTES
+fn read_limited(input: impl std::io::Read, path: &Path) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let limit = edgenet_core::config::MAX_CONFIG_BYTES as u64;
+    let read_err = |e: std::io::Error| {
         CliError::new(
             Exit::Unreadable,
             "unreadable-config",
-            format!("cannot read {}: {e}", path.display()),
+            format!("cannot read {}: {e}", source_name(Some(path))),
         )
-    })?;
+    };
+    let mut input = input;
+    let mut bytes = Vec::new();
+    (&mut input)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        let rest = std::io::copy(&mut input, &mut std::io::sink()).map_err(read_err)?;
+        let size = bytes.len() as u64 + rest;
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "unreadable-config",
+            format!(
+                "{}: {}",
+                source_name(Some(path)),
+                edgenet_core::config::LoadError::TooLarge {
+                    size: usize::try_from(size).unwrap_or(usize::MAX)
+                }
+            ),
+        )
+        .hint("fix the file, or start from `edgenet config new`"));
+    }
     Ok(bytes)
 }
 
@@ -166,23 +205,41 @@ pub fn probe_view(
     }
 }
 
-/// A finding for a `--machine` that the config does not have.
-pub fn machine_out_of_range(args: &CheckArgs, count: usize) -> Option<Finding> {
-    let i = args.machine?;
-    (i >= count).then(|| {
-        Finding::error(
-            Code::MachineCount,
-            "Machines",
-            format!("--machine {i} is out of range: the config lists {count} machine(s)"),
+/// Refuses a `--machine` that the config does not have (a wrong command line: exit 2), before
+/// any rule runs, in `check` as in `plan`.
+pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> {
+    match args.machine {
+        Some(i) if i >= count => Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!(
+                "--machine {i} is out of range: the config lists {count} machine(s) (0 to {})",
+                count.saturating_sub(1)
+            ),
         )
-        .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))
-    })
+        .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))),
+        _ => Ok(()),
+    }
 }
 
 /// Err (exit 1) listing every error of `findings`, when there is one: commands that act refuse
 /// a config with errors before doing anything (`consequence` says what they did not do).
 pub fn refuse_errors(cli: &Cli, findings: &[Finding], consequence: &str) -> Result<(), CliError> {
-    let style = crate::output::Style::for_stdout();
+    refuse_errors_from(&config_source(cli), findings, consequence)
+}
+
+/// [`source_name`] for callers outside this module.
+pub fn source_name_of(path: Option<&Path>) -> String {
+    source_name(path)
+}
+
+/// [`refuse_errors`] for a config named `source`.
+pub fn refuse_errors_from(
+    source: &str,
+    findings: &[Finding],
+    consequence: &str,
+) -> Result<(), CliError> {
+    let style = crate::output::Style::for_stderr();
     let listing: Vec<String> = findings
         .iter()
         .filter(|f| f.severity == edgenet_core::validate::Severity::Error)
@@ -195,8 +252,7 @@ pub fn refuse_errors(cli: &Cli, findings: &[Finding], consequence: &str) -> Resu
         Exit::Findings,
         "config-has-errors",
         format!(
-            "{} has {} error(s); {consequence}:\n{}",
-            config_source(cli),
+            "{source} has {} error(s); {consequence}:\n{}",
             listing.len(),
             listing.join("\n")
         ),

@@ -7,18 +7,23 @@ use edgenet_core::validate::check;
 
 use crate::cli::{CheckArgs, Cli, Output};
 use crate::exit::{CliError, Exit};
-use crate::output::{print_json, table, Style};
+use crate::output::{table, Style};
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let loaded = super::load_config(cli)?;
+    super::machine_in_range(args, loaded.config.machines.len())?;
     let facts = super::host_facts(cli, args);
     let ctx = super::context(cli, &facts, args);
     super::refuse_errors(cli, &check(&loaded, &ctx), "no plan was made")?;
     let plan = plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     match cli.output {
-        Output::Json => print_json(&plan),
-        Output::Text => println!("{}", render(&plan, Style::for_stdout())),
+        Output::Json => crate::envelope::print(&crate::envelope::PLAN, &plan),
+        Output::Text => println!(
+            "{}",
+            edgenet_core::redact::redact_credentials(&render(&plan, Style::for_stdout()))
+        ),
+        _ => super::picture::print(cli, &edgenet_viz::from_plan(&plan))?,
     }
     Ok(Exit::Ok)
 }

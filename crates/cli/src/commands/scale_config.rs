@@ -51,6 +51,8 @@ fn refuse(what: &str, findings: Vec<edgenet_core::validate::Finding>) -> CliErro
 
 pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
     let (cluster, template) = cluster(cli)?;
+    // The new config is written in the schema's spelling whatever case the cluster's used.
+    let cluster = edgenet_core::config::with_canonical_keys(&cluster);
     let new = NewMachine {
         linux_ip: args.linux_node_ip,
         windows_ip: args.windows_node_ip,

@@ -11,13 +11,32 @@ use edgenet_host::exec::{BindMount, ExecOptions};
 use crate::cli::{Cli, NodeArgs, NodeExecArgs, NodeKindArg, Output};
 use crate::commands::deploy::host_error;
 use crate::exit::{CliError, Exit};
-use crate::output::{print_json, table, Style};
+use crate::output::{table, Style};
 
 pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
     let report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
     let drift = !report.drift.is_empty();
     match cli.output {
-        Output::Json => print_json(&report),
+        Output::Json => crate::envelope::print_result(
+            &crate::envelope::STATUS,
+            if drift {
+                Err(CliError::new(
+                    Exit::Findings,
+                    "drift",
+                    format!(
+                        "the host differs from the deployment: {}",
+                        report.drift.join("; ")
+                    ),
+                )
+                .hint("`edgenet deploy` puts it back"))
+            } else {
+                Ok(())
+            },
+            &report,
+        ),
+        Output::Svg | Output::Dot | Output::Html => {
+            super::picture::print(cli, &edgenet_viz::from_status(&report))?
+        }
         Output::Text => {
             let style = Style::for_stdout();
             let Some(plan) = &report.plan else {
@@ -190,10 +209,22 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
     let (mac, addrs) = live;
     let ip = addrs.first().cloned();
     match cli.output {
-        Output::Json => print_json(&serde_json::json!({
-            "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
-        })),
-        Output::Text => println!(
+        Output::Json => crate::envelope::print_result(
+            &crate::envelope::NODE_ADDR,
+            match ip {
+                Some(_) => Ok(()),
+                None => Err(CliError::new(
+                    Exit::Findings,
+                    "no-address",
+                    format!("node {} has no IPv4 address on its interface", node.name),
+                )
+                .hint("`edgenet status` shows the drift; `edgenet deploy` repairs it")),
+            },
+            &serde_json::json!({
+                "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
+            }),
+        ),
+        _ => println!(
             "{} {}",
             ip.as_deref().unwrap_or("-"),
             mac.map_or("-".into(), |m| m.to_string())

@@ -350,6 +350,23 @@ impl Machine {
             "ip netns exec {} nft list ruleset",
             self.ns
         )));
+        // Generated node MACs appear in the anti-spoofing rules.
+        let nft = nft
+            .split(' ')
+            .map(|w| {
+                let hex = w.split(':').collect::<Vec<_>>();
+                if hex.len() == 6
+                    && hex
+                        .iter()
+                        .all(|h| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                {
+                    "MAC"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         let nodes: Vec<Value> = self
             .node_namespaces()
             .iter()

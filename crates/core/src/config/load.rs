@@ -76,9 +76,29 @@ const ROOT_KEYS: &[&str] = &[
     "Join",
     "Edgenet",
 ];
-const ROOT_ACCEPTED: &[&str] = &["Arc", "User"];
-const INIT_KEYS: &[&str] = &["ServiceIPRangeStart", "ServiceIPRangeSize"];
-const INIT_ACCEPTED: &[&str] = &["ClusterName", "KmsPlugin", "ServiceIPRangeEnd", "ClusterId"];
+const ROOT_ACCEPTED: &[&str] = &[
+    "Arc",
+    "User",
+    // The 2022 preview form (SchemaVersion 1.1 and before), mapped by `legacy::preview`.
+    "DeployOptions",
+    "EndUser",
+    "LinuxVm",
+    "WindowsVm",
+    "KubernetesDistribution",
+    "Azure",
+    // AksEdgeDeploy's wrapper file (aide-userconfig.json).
+    "AksEdgeProduct",
+    "AksEdgeProductUrl",
+    "AksEdgeConfigFile",
+    "InstallOptions",
+    "VSwitch",
+];
+const INIT_KEYS: &[&str] = &[
+    "ServiceIPRangeStart",
+    "ServiceIPRangeSize",
+    "ServiceIPRangeEnd",
+];
+const INIT_ACCEPTED: &[&str] = &["ClusterName", "KmsPlugin", "ClusterId"];
 const NETWORK_KEYS: &[&str] = &[
     "ControlPlaneEndpointIp",
     "NetworkPlugin",
@@ -92,6 +112,7 @@ const NETWORK_KEYS: &[&str] = &[
     "Proxy",
     "VSwitch",
 ];
+/// Older places of the service range, mapped by `legacy::ServiceRange`.
 const NETWORK_LEGACY: &[&str] = &[
     "ServiceIPRangeStart",
     "ServiceIPRangeSize",
@@ -105,6 +126,7 @@ const MACHINE_KEYS: &[&str] = &[
     "LinuxNode",
     "WindowsNode",
 ];
+const MACHINE_ACCEPTED: &[&str] = &["ArcHybridComputeMachineId"];
 const CONNECTION_KEYS: &[&str] = &["AdapterName", "Mtu"];
 const NODE_KEYS: &[&str] = &["Ip4Address", "MacAddress", "ControlPlane"];
 const NODE_ACCEPTED: &[&str] = &[
@@ -114,9 +136,24 @@ const NODE_ACCEPTED: &[&str] = &[
     "LogSizeInGB",
     "TimeoutSeconds",
     "TpmPassthrough",
-    "SecondaryNetworks",
     "GpuPassthrough",
+    "MemoryHugePages",
+    // Network fields edgenet reads only to say it does not apply them (`not-applied`).
+    "SecondaryNetworks",
     "GlobalIpv4Address",
+    // Older files kept the MTU on the node; read as NetworkConnection.Mtu.
+    "Mtu",
+];
+/// Node fields that change the network but that edgenet does not apply yet.
+const NODE_NOT_APPLIED: &[(&str, &str)] = &[
+    (
+        "SecondaryNetworks",
+        "extra network interfaces of the node (Multus) are not created",
+    ),
+    (
+        "GlobalIpv4Address",
+        "the node's global address is not configured",
+    ),
 ];
 const EDGENET_KEYS: &[&str] = &[
     "Distribution",
@@ -127,6 +164,45 @@ const EDGENET_KEYS: &[&str] = &[
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
+/// `v` with every key that is a schema key in another case spelt as the schema spells it
+/// (`network.dnsServers` → `Network.DnsServers`), for tools that build new configs from a
+/// user's file.
+pub fn with_canonical_keys(v: &Value) -> Value {
+    let lists: &[&[&str]] = &[
+        ROOT_KEYS,
+        ROOT_ACCEPTED,
+        INIT_KEYS,
+        INIT_ACCEPTED,
+        NETWORK_KEYS,
+        NETWORK_LEGACY,
+        PROXY_KEYS,
+        VSWITCH_KEYS,
+        MACHINE_KEYS,
+        MACHINE_ACCEPTED,
+        CONNECTION_KEYS,
+        NODE_KEYS,
+        NODE_ACCEPTED,
+        EDGENET_KEYS,
+        FORWARD_KEYS,
+    ];
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = lists
+                        .iter()
+                        .flat_map(|l| l.iter())
+                        .find(|c| c.eq_ignore_ascii_case(k))
+                        .map_or_else(|| k.clone(), |c| (*c).to_string());
+                    (key, with_canonical_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(with_canonical_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Parses a deployment file. Problems with individual fields become findings (all of them);
 /// only a file that is not a JSON object at all is a [`LoadError`].
 pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
@@ -134,7 +210,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
     let text = decode(bytes)?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| LoadError::Syntax {
+    let (value, duplicates) = super::json::parse(&text).map_err(|e| LoadError::Syntax {
         line: e.line(),
         column: e.column(),
         message: syntax_message(&e),
@@ -150,15 +226,37 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
             },
         });
     };
-    let root = Obj {
-        path: String::new(),
-        map,
-    };
+    let root = Obj::root(map);
     let mut r = Reader::default();
+    for d in duplicates {
+        let path = &d.path;
+        let finding = if d.exact {
+            Finding::error(
+                Code::DuplicateKey,
+                path,
+                format!(
+                    "{path} is written twice in the same object; which value applies is ambiguous"
+                ),
+            )
+            .hint("keep one of the two")
+        } else {
+            Finding::error(
+                Code::DuplicateKey,
+                path,
+                format!(
+                    "{path} and {:?} differ only in case; PowerShell's ConvertFrom-Json refuses such a file",
+                    d.first
+                ),
+            )
+            .hint("keep one of the two (keys are case-insensitive)")
+        };
+        r.invalid(path, finding);
+    }
     let config = read_config(&mut r, &root);
     Ok(Loaded {
         config: Config {
             invalid_paths: r.invalid,
+            source_paths: r.aliases,
             ..config
         },
         findings: r.findings,
@@ -186,6 +284,13 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
     match bytes {
         [0xff, 0xfe, ..] => utf16(true),
         [0xfe, 0xff, ..] => utf16(false),
+        // UTF-16LE without a BOM (`[IO.File]::WriteAllText(…, [Text.Encoding]::Unicode)` is
+        // with one, but editors sometimes drop it): JSON starts with an ASCII character.
+        [c, 0, ..] if *c != 0 && c.is_ascii() => {
+            let mut with_bom = vec![0xff, 0xfe];
+            with_bom.extend_from_slice(bytes);
+            decode(&with_bom)
+        }
         _ => {
             let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
             std::str::from_utf8(bytes)
@@ -208,36 +313,40 @@ fn syntax_message(e: &serde_json::Error) -> String {
 
 fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
     r.check_keys(root, ROOT_KEYS, ROOT_ACCEPTED);
-    let deployment_type = r
-        .enumeration(
-            root,
-            "DeploymentType",
-            &[
-                ("SingleMachineCluster", DeploymentType::SingleMachineCluster),
-                ("ScalableCluster", DeploymentType::ScalableCluster),
-            ],
-        )
-        .unwrap_or_default();
+    let deployment_type = r.enumeration(
+        root,
+        "DeploymentType",
+        &[
+            ("SingleMachineCluster", DeploymentType::SingleMachineCluster),
+            ("ScalableCluster", DeploymentType::ScalableCluster),
+        ],
+    );
     let mut config = Config {
-        deployment_type,
+        deployment_type: deployment_type.unwrap_or_default(),
         ..Config::default()
     };
-
+    let mut range = legacy::ServiceRange::default();
     if let Some(init) = r.object(root, "Init") {
         r.check_keys(&init, INIT_KEYS, INIT_ACCEPTED);
-        config.init.service_ip_range_start = r.ipv4(&init, "ServiceIPRangeStart");
-        config.init.service_ip_range_size = r.uint(&init, "ServiceIPRangeSize");
+        range.read(r, &init, true);
     }
     if let Some(net) = r.object(root, "Network") {
         read_network(r, &net, &mut config);
+        range.read(r, &net, false);
     }
+    range.apply(r, &mut config);
     match r.array(root, "Machines") {
         Some(items) if !items.is_empty() => {
             for (i, item) in items.iter().enumerate() {
-                let path = format!("Machines[{i}]");
+                let path = format!("{}[{i}]", root.at("Machines"));
                 match item {
                     Value::Object(map) => {
-                        let machine = read_machine(r, &Obj { path, map });
+                        let obj = Obj {
+                            path,
+                            canon: format!("Machines[{i}]"),
+                            map,
+                        };
+                        let machine = read_machine(r, &obj);
                         config.machines.push(machine);
                     }
                     other => {
@@ -266,21 +375,28 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
             });
         }
     }
-    match root.map.get("Join") {
+    match root.raw("Join") {
         None | Some(Value::Null) => {}
         Some(Value::Object(_)) => config.join = true,
-        Some(other) => r.invalid(
-            "Join",
-            Finding::error(
-                Code::WrongType,
-                "Join",
-                format!("Join is {}, expected an object", super::reader::show(other)),
-            ),
-        ),
+        Some(other) => {
+            let path = root.at("Join");
+            r.invalid(
+                &path,
+                Finding::error(
+                    Code::WrongType,
+                    &path,
+                    format!(
+                        "{path} is {}, expected an object",
+                        super::reader::show(other)
+                    ),
+                ),
+            )
+        }
     }
     if let Some(ext) = r.object(root, "Edgenet") {
         read_edgenet(r, &ext, &mut config.edgenet);
     }
+    legacy::preview(r, root, deployment_type.is_some(), &mut config);
     legacy::apply(r, &mut config);
     config
 }
@@ -316,42 +432,13 @@ fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
             name: r.string(&vswitch, "Name"),
             kind: r.string(&vswitch, "Type"),
             adapter_name: r.string(&vswitch, "AdapterName"),
+            path: vswitch.path.clone(),
         });
-    }
-    // Preview files kept the service range under Network.
-    let legacy_start = r.ipv4(net, "ServiceIPRangeStart");
-    let legacy_size = r.uint(net, "ServiceIPRangeSize");
-    for (key, used) in [
-        (
-            "ServiceIPRangeStart",
-            legacy_start.is_some() && config.init.service_ip_range_start.is_none(),
-        ),
-        (
-            "ServiceIPRangeSize",
-            legacy_size.is_some() && config.init.service_ip_range_size.is_none(),
-        ),
-    ] {
-        if used {
-            r.findings.push(
-                Finding::notice(
-                    Code::LegacyField,
-                    net.at(key),
-                    format!("Network.{key} is the preview form; read as Init.{key}"),
-                )
-                .hint(format!("move it to Init.{key}")),
-            );
-        }
-    }
-    if config.init.service_ip_range_start.is_none() {
-        config.init.service_ip_range_start = legacy_start;
-    }
-    if config.init.service_ip_range_size.is_none() {
-        config.init.service_ip_range_size = legacy_size;
     }
 }
 
-fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
-    r.check_keys(m, MACHINE_KEYS, &[]);
+pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
+    r.check_keys(m, MACHINE_KEYS, MACHINE_ACCEPTED);
     let mut machine = Machine {
         machine_name: r.string(m, "MachineName"),
         ..Machine::default()
@@ -361,11 +448,19 @@ fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
         machine.adapter_name = r.string(&conn, "AdapterName");
         machine.mtu = r.uint(&conn, "Mtu").filter(|&mtu| mtu != 0);
     }
-    machine.linux_node = r.object(m, "LinuxNode").map(|n| read_node(r, &n));
-    machine.windows_node = r.object(m, "WindowsNode").map(|n| read_node(r, &n));
+    for (key, linux) in [("LinuxNode", true), ("WindowsNode", false)] {
+        let Some(n) = r.object(m, key) else { continue };
+        let node = read_node(r, &n);
+        node_mtu(r, &n, &m.canon, &mut machine);
+        if linux {
+            machine.linux_node = Some(node);
+        } else {
+            machine.windows_node = Some(node);
+        }
+    }
     let wrote_a_node = ["LinuxNode", "WindowsNode"]
         .iter()
-        .any(|k| m.map.contains_key(*k));
+        .any(|k| m.key(k).is_some());
     if machine.linux_node.is_none() && !wrote_a_node {
         machine.linux_node = Some(Node::default());
         machine.linux_node_implied = true;
@@ -373,8 +468,60 @@ fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
     machine
 }
 
-fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
+/// The node-level `Mtu` of older files, read as the machine's `NetworkConnection.Mtu`.
+pub(super) fn node_mtu(r: &mut Reader, n: &Obj<'_>, machine_canon: &str, machine: &mut Machine) {
+    let Some(mtu) = r.uint(n, "Mtu").filter(|&mtu| mtu != 0) else {
+        return;
+    };
+    let path = n.at("Mtu");
+    let canon = format!("{machine_canon}.NetworkConnection.Mtu");
+    match machine.mtu {
+        Some(current) if current != mtu => r.invalid(
+            &path,
+            Finding::error(
+                Code::ConflictingFields,
+                &path,
+                format!("{path} is {mtu}, but {} is {current}", r.written(&canon)),
+            )
+            .hint("the MTU is one per machine: keep NetworkConnection.Mtu only"),
+        ),
+        Some(_) => {}
+        None => {
+            machine.mtu = Some(mtu);
+            r.alias(canon.clone(), path.clone());
+            r.findings.push(
+                Finding::notice(
+                    Code::LegacyField,
+                    &path,
+                    format!("{path} is the older form; read as {canon}"),
+                )
+                .hint(format!("move it to {canon}")),
+            );
+        }
+    }
+}
+
+pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
     r.check_keys(n, NODE_KEYS, NODE_ACCEPTED);
+    for (key, what) in NODE_NOT_APPLIED {
+        let set = match n.get(key) {
+            None => false,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(Value::Object(map)) => !map.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            let path = n.at(key);
+            r.findings.push(
+                Finding::warning(
+                    Code::NotApplied,
+                    &path,
+                    format!("{path} is not applied by edgenet yet: {what}"),
+                )
+                .hint(format!("remove {path}, or set it up by hand after deploy")),
+            );
+        }
+    }
     Node {
         ip4_address: r.ipv4(n, "Ip4Address"),
         mac_address: r.mac(n, "MacAddress"),
@@ -403,6 +550,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
     };
     for (i, item) in items.iter().enumerate() {
         let path = format!("{}[{i}]", e.at("PortForwards"));
+        let canon = format!("{}[{i}]", e.canon_at("PortForwards"));
         let Value::Object(map) = item else {
             r.invalid(
                 &path,
@@ -419,6 +567,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
         };
         let f = Obj {
             path: path.clone(),
+            canon,
             map,
         };
         r.check_keys(&f, FORWARD_KEYS, &[]);

@@ -3,13 +3,14 @@
 //! [`load`] turns JSON text into a [`Config`] plus the findings of rule group 1 (syntax, types,
 //! enum values, misspelt keys). Everything else is judged later by [`crate::validate`].
 
+mod json;
 mod legacy;
 mod load;
 mod reader;
 pub mod scale;
 pub mod template;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mac::MacAddr;
 
-pub use load::{load, LoadError, Loaded, MAX_CONFIG_BYTES};
+pub use load::{load, with_canonical_keys, LoadError, Loaded, MAX_CONFIG_BYTES};
 
 /// The config every command uses without `-c FILE`: a single-machine cluster with a Linux node
 /// on K3s, exactly what `edgenet config new` writes for those choices.
@@ -139,6 +140,9 @@ pub struct Config {
     pub invalid_paths: BTreeSet<String>,
     /// `Machines` was absent: one machine with a Linux node is implied.
     pub machines_implied: bool,
+    /// Canonical JSON path → where the file wrote it, where the two differ (another key case,
+    /// an older schema's place). Findings name the written path.
+    pub source_paths: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,6 +173,8 @@ pub struct LegacyVSwitch {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub adapter_name: Option<String>,
+    /// Where the file wrote it (`Network.VSwitch`, in the file's spelling).
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -211,8 +217,21 @@ impl Config {
         self.deployment_type == DeploymentType::ScalableCluster
     }
 
+    /// `Edgenet.Distribution`, else what the plugin implies, as the AKS EE installer pairs
+    /// them (calico: K8s, flannel: K3s), else K3s.
     pub fn distribution(&self) -> Distribution {
-        self.edgenet.distribution.unwrap_or_default()
+        self.edgenet
+            .distribution
+            .unwrap_or(match self.network.network_plugin {
+                Some(NetworkPlugin::Calico) => Distribution::K8s,
+                _ => Distribution::K3s,
+            })
+    }
+
+    /// Where the file wrote the canonical JSON path `canon` (`Init.ServiceIPRangeStart` may
+    /// have been written `Network.ServiceIPRangeStart`, `Network` as `network`, …).
+    pub fn written_path(&self, canon: &str) -> String {
+        written_path(&self.source_paths, canon)
     }
 
     /// The bridge name: `Edgenet.SwitchName`, else the AKS Edge Essentials default.
@@ -223,4 +242,52 @@ impl Config {
             None => "aksedgesw-int",
         }
     }
+}
+
+/// `canon` with its longest aliased prefix replaced by where the file wrote it.
+pub(crate) fn written_path(aliases: &BTreeMap<String, String>, canon: &str) -> String {
+    if let Some(p) = aliases.get(canon) {
+        return p.clone();
+    }
+    let mut end = canon.len();
+    while let Some(i) = canon[..end].rfind(['.', '[']) {
+        if let Some(p) = aliases.get(&canon[..i]) {
+            return format!("{p}{}", &canon[i..]);
+        }
+        end = i;
+    }
+    canon.to_string()
+}
+
+/// `text` with every canonical path that the file wrote elsewhere replaced by the written one.
+pub(crate) fn rewrite_paths(aliases: &BTreeMap<String, String>, text: &str) -> String {
+    if aliases.is_empty() {
+        return text.to_string();
+    }
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'outer: while !rest.is_empty() {
+        let at_boundary = out.chars().last().is_none_or(|c| !is_path_char(c));
+        if at_boundary {
+            // The longest path written at this position.
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| !is_path_char(*c))
+                .map_or(rest.len(), |(i, _)| i);
+            let word = rest[..end].trim_end_matches(['.']);
+            if !word.is_empty() {
+                let written = written_path(aliases, word);
+                if written != word {
+                    out.push_str(&written);
+                    rest = &rest[word.len()..];
+                    continue 'outer;
+                }
+            }
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }

@@ -3,7 +3,7 @@
 //! serde's derive gives up at the first wrong type; `check` must report them all, each with its
 //! JSON path, so the loader reads a `serde_json::Value` field by field through this reader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
@@ -13,26 +13,61 @@ use super::template::is_placeholder;
 use crate::mac::MacAddr;
 use crate::validate::{Code, Finding};
 
-/// A JSON object and where it sits in the file.
+/// A JSON object and where it sits in the file. Keys are found in any case, as PowerShell's
+/// `ConvertFrom-Json` objects do.
 pub(super) struct Obj<'v> {
+    /// The path as written in the file (the user's spelling, the schema version they used).
     pub path: String,
+    /// The same place in the current schema, which later rules name.
+    pub canon: String,
     pub map: &'v Map<String, Value>,
 }
 
 impl<'v> Obj<'v> {
-    pub fn at(&self, key: &str) -> String {
-        join(&self.path, key)
+    /// The root object.
+    pub fn root(map: &'v Map<String, Value>) -> Self {
+        Obj {
+            path: String::new(),
+            canon: String::new(),
+            map,
+        }
+    }
+
+    /// The key as the file spells it: exactly `key`, else `key` in another case.
+    pub fn key(&self, key: &str) -> Option<&'v str> {
+        if let Some((k, _)) = self.map.get_key_value(key) {
+            return Some(k.as_str());
+        }
+        self.map
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(key))
+            .map(String::as_str)
+    }
+
+    /// The raw value of `key` in any case (`null` included).
+    pub fn raw(&self, key: &str) -> Option<&'v Value> {
+        self.key(key).and_then(|k| self.map.get(k))
     }
 
     /// The value of `key`, with `null` and `""` meaning "not set" as AKS Edge Essentials writes.
     /// A `<…>` placeholder from `config new` also reads as unset; [`Reader::placeholders`]
     /// reports it.
     pub fn get(&self, key: &str) -> Option<&'v Value> {
-        match self.map.get(key) {
+        match self.raw(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() || is_placeholder(s) => None,
             Some(v) => Some(v),
         }
+    }
+
+    /// The path of `key` as written in the file (canonical spelling when absent).
+    pub fn at(&self, key: &str) -> String {
+        join(&self.path, self.key(key).unwrap_or(key))
+    }
+
+    /// The path of `key` in the current schema.
+    pub fn canon_at(&self, key: &str) -> String {
+        join(&self.canon, key)
     }
 }
 
@@ -69,9 +104,34 @@ pub(super) fn show(v: &Value) -> String {
 pub(super) struct Reader {
     pub findings: Vec<Finding>,
     pub invalid: BTreeSet<String>,
+    /// Canonical path → the path the file wrote it at, where they differ.
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl Reader {
+    /// The written path of `key` in `obj`, remembering where its canonical path points.
+    pub fn at(&mut self, obj: &Obj<'_>, key: &str) -> String {
+        let at = obj.at(key);
+        let canon = obj.canon_at(key);
+        if at != canon {
+            self.aliases.insert(canon, at.clone());
+        }
+        at
+    }
+
+    /// Where the file wrote the canonical path `canon` (itself when not aliased).
+    pub fn written(&self, canon: &str) -> String {
+        super::written_path(&self.aliases, canon)
+    }
+
+    /// Records that the canonical `canon` was written at `at` (a field read from an older form).
+    pub fn alias(&mut self, canon: impl Into<String>, at: impl Into<String>) {
+        let (canon, at) = (canon.into(), at.into());
+        if canon != at {
+            self.aliases.insert(canon, at);
+        }
+    }
+
     fn wrong_type(&mut self, path: &str, v: &Value, expected: &str) {
         self.invalid.insert(path.to_string());
         self.findings.push(
@@ -91,10 +151,14 @@ impl Reader {
 
     /// An object-valued key; `null`/absent gives `None`.
     pub fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
-        let path = parent.at(key);
-        match parent.map.get(key) {
+        let path = self.at(parent, key);
+        match parent.raw(key) {
             None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(Obj { path, map }),
+            Some(Value::Object(map)) => Some(Obj {
+                path,
+                canon: parent.canon_at(key),
+                map,
+            }),
             Some(v) => {
                 self.wrong_type(&path, v, "an object");
                 None
@@ -103,10 +167,11 @@ impl Reader {
     }
 
     pub fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v Vec<Value>> {
+        let path = self.at(parent, key);
         match parent.get(key)? {
             Value::Array(items) => Some(items),
             v => {
-                self.wrong_type(&parent.at(key), v, "an array");
+                self.wrong_type(&path, v, "an array");
                 None
             }
         }
@@ -132,45 +197,70 @@ impl Reader {
         }
     }
 
-    /// Warns about keys that look like misspellings of `known` ones. Keys in `accepted` (AKS
-    /// Edge Essentials keys edgenet does not use) and any other unknown key pass silently.
+    /// Notes keys written in another case than the schema's (read all the same, as PowerShell
+    /// does) and warns about keys that look like misspellings of `known` ones. Keys in
+    /// `accepted` (AKS Edge Essentials keys edgenet does not use) and any other unknown key pass
+    /// silently.
     pub fn check_keys(&mut self, obj: &Obj<'_>, known: &[&str], accepted: &[&str]) {
         self.placeholders(obj);
         for key in obj.map.keys() {
             if known.contains(&key.as_str()) || accepted.contains(&key.as_str()) {
                 continue;
             }
+            let path = obj.at(key);
+            if let Some(canonical) = known
+                .iter()
+                .chain(accepted)
+                .find(|k| k.eq_ignore_ascii_case(key))
+            {
+                self.findings.push(
+                    Finding::notice(
+                        Code::KeyCase,
+                        &path,
+                        format!("{path} is read as {canonical:?} (keys are case-insensitive, as in PowerShell)"),
+                    )
+                    .hint(format!("spell it {canonical:?}, as New-AksEdgeConfig writes it")),
+                );
+                continue;
+            }
             if let Some(likely) = likely_key(key, known) {
                 self.findings.push(
                     Finding::warning(
                         Code::MisspeltKey,
-                        obj.at(key),
-                        format!("unknown key {key:?} is ignored; did you mean {likely:?}?"),
+                        &path,
+                        format!(
+                            "unknown key {} is ignored; did you mean {likely:?}?",
+                            crate::validate::excerpt(key)
+                        ),
                     )
-                    .hint(format!("rename it to {likely:?} (keys are case-sensitive)")),
+                    .hint(format!("rename it to {likely:?}")),
                 );
             }
         }
     }
 
     pub fn string(&mut self, obj: &Obj<'_>, key: &str) -> Option<String> {
+        self.at(obj, key);
         match obj.get(key)? {
             Value::String(s) => Some(s.trim().to_string()),
             v => {
-                self.wrong_type(&obj.at(key), v, "a string");
+                let path = self.at(obj, key);
+                self.wrong_type(&path, v, "a string");
                 None
             }
         }
     }
 
     pub fn bool(&mut self, obj: &Obj<'_>, key: &str) -> Option<bool> {
+        self.at(obj, key);
         match obj.get(key)? {
             Value::Bool(b) => Some(*b),
             // PowerShell-made files sometimes carry "true"/"false" as strings.
             Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             v => {
-                self.wrong_type(&obj.at(key), v, "true or false");
+                let path = self.at(obj, key);
+                self.wrong_type(&path, v, "true or false");
                 None
             }
         }
@@ -178,6 +268,7 @@ impl Reader {
 
     /// A non-negative whole number (numeric strings accepted, as older AKS EE files hold them).
     pub fn uint(&mut self, obj: &Obj<'_>, key: &str) -> Option<u32> {
+        self.at(obj, key);
         let v = obj.get(key)?;
         let n = match v {
             Value::Number(n) => n.as_u64(),
@@ -187,14 +278,15 @@ impl Reader {
         match n.and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Some(n),
             None => {
-                self.wrong_type(&obj.at(key), v, "a whole number ≥ 0");
+                let path = self.at(obj, key);
+                self.wrong_type(&path, v, "a whole number ≥ 0");
                 None
             }
         }
     }
 
     pub fn ipv4(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Addr> {
-        let path = obj.at(key);
+        let path = self.at(obj, key);
         let v = obj.get(key)?;
         self.ipv4_value(&path, v)
     }
@@ -213,19 +305,33 @@ impl Reader {
                     Finding::error(
                         Code::Ipv6NotSupported,
                         path,
-                        format!("{path} is the IPv6 address {s:?}; edgenet is IPv4 only"),
+                        format!(
+                            "{path} is the IPv6 address {}; edgenet is IPv4 only",
+                            crate::validate::excerpt(s)
+                        ),
                     )
                     .hint("use an IPv4 address"),
                 );
                 None
             }
             Err(_) => {
+                let leading_zero = s.split('.').count() == 4
+                    && s.split('.').all(|o| {
+                        !o.is_empty()
+                            && o.len() <= 3
+                            && o.bytes().all(|b| b.is_ascii_digit())
+                            && o.parse::<u8>().is_ok()
+                    });
                 self.invalid(
                     path,
                     Finding::error(
                         Code::InvalidIpv4,
                         path,
-                        format!("{path} is {s:?}, which is not an IPv4 address"),
+                        if leading_zero {
+                            format!("{path} is {s:?}, ambiguous: an octet has a leading zero (read as octal by some tools)")
+                        } else {
+                            format!("{path} is {}, which is not an IPv4 address", crate::validate::excerpt(s))
+                        },
                     )
                     .hint("write four decimal octets without leading zeros, e.g. \"192.168.1.10\""),
                 );
@@ -236,8 +342,8 @@ impl Reader {
 
     /// An IPv4 list; a single string (also comma-separated) is accepted as PowerShell users write it.
     pub fn ipv4_list(&mut self, obj: &Obj<'_>, key: &str) -> Option<Vec<Ipv4Addr>> {
-        let path = obj.at(key);
-        match obj.map.get(key) {
+        let path = self.at(obj, key);
+        match obj.raw(key) {
             None | Some(Value::Null) => None,
             // An empty list is how AKS Edge Essentials files say "not set".
             Some(Value::Array(items)) if items.is_empty() => None,
@@ -267,7 +373,7 @@ impl Reader {
     }
 
     pub fn cidr(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Net> {
-        let path = obj.at(key);
+        let path = self.at(obj, key);
         let v = obj.get(key)?;
         let Value::String(s) = v else {
             self.wrong_type(&path, v, "an IPv4 CIDR string such as \"192.168.0.0/24\"");
@@ -275,25 +381,49 @@ impl Reader {
         };
         let s = s.trim();
         if let Ok(net) = s.parse::<Ipv4Net>() {
-            return Some(net);
+            // ipnet reads `192.168.050.000/24` as 192.168.50.0; other tools read a leading
+            // zero as octal (050 = 40): refuse the ambiguity, as for plain addresses.
+            let addr = s.split('/').next().unwrap_or(s);
+            if addr.parse::<Ipv4Addr>().is_ok() {
+                return Some(net);
+            }
+            self.invalid(
+                &path,
+                Finding::error(
+                    Code::InvalidCidr,
+                    &path,
+                    format!("{path} is {s:?}, ambiguous: an octet has a leading zero (read as octal by some tools)"),
+                )
+                .hint(format!("write the octets without leading zeros: \"{net}\"")),
+            );
+            return None;
         }
         let (code, message, hint) =
             if s.parse::<ipnet::Ipv6Net>().is_ok() || s.parse::<std::net::Ipv6Addr>().is_ok() {
                 (
                     Code::Ipv6NotSupported,
-                    format!("{path} is the IPv6 prefix {s:?}; edgenet is IPv4 only"),
+                    format!(
+                        "{path} is the IPv6 prefix {}; edgenet is IPv4 only",
+                        crate::validate::excerpt(s)
+                    ),
                     "use an IPv4 prefix such as \"192.168.0.0/24\"".to_string(),
                 )
             } else if let Ok(ip) = s.parse::<Ipv4Addr>() {
                 (
                     Code::InvalidCidr,
-                    format!("{path} is {s:?}, an address without a prefix length"),
+                    format!(
+                        "{path} is {}, an address without a prefix length",
+                        crate::validate::excerpt(s)
+                    ),
                     format!("add the prefix length, e.g. \"{ip}/24\""),
                 )
             } else {
                 (
                     Code::InvalidCidr,
-                    format!("{path} is {s:?}, which is not an IPv4 CIDR"),
+                    format!(
+                        "{path} is {}, which is not an IPv4 CIDR",
+                        crate::validate::excerpt(s)
+                    ),
                     "write it as address/prefix-length, e.g. \"192.168.0.0/24\"".to_string(),
                 )
             };
@@ -302,7 +432,7 @@ impl Reader {
     }
 
     pub fn mac(&mut self, obj: &Obj<'_>, key: &str) -> Option<MacAddr> {
-        let path = obj.at(key);
+        let path = self.at(obj, key);
         let v = obj.get(key)?;
         let Value::String(s) = v else {
             self.wrong_type(
@@ -320,7 +450,10 @@ impl Reader {
                     Finding::error(
                         Code::InvalidMac,
                         &path,
-                        format!("{path} is {s:?}, not a MAC address"),
+                        format!(
+                            "{path} is {}, not a MAC address",
+                            crate::validate::excerpt(s)
+                        ),
                     )
                     .hint(e.to_string()),
                 );
@@ -336,7 +469,7 @@ impl Reader {
         key: &str,
         options: &[(&str, T)],
     ) -> Option<T> {
-        let path = obj.at(key);
+        let path = self.at(obj, key);
         let v = obj.get(key)?;
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
         let Value::String(s) = v else {
@@ -352,7 +485,11 @@ impl Reader {
         let mut finding = Finding::error(
             Code::UnknownValue,
             &path,
-            format!("{path} is {s:?}; expected one of {}", names.join(", ")),
+            format!(
+                "{path} is {}; expected one of {}",
+                crate::validate::excerpt(s),
+                names.join(", ")
+            ),
         );
         finding = match likely_key(s, &names) {
             Some(likely) => finding.hint(format!("did you mean {likely:?}?")),

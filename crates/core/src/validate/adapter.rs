@@ -32,12 +32,13 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 Finding::error(
                     Code::SwitchName,
                     "Edgenet.SwitchName",
-                    format!("Edgenet.SwitchName is {name:?}: {problem}"),
+                    format!("Edgenet.SwitchName is {}: {problem}", super::excerpt(name)),
                 )
                 .hint("use at most 15 letters, digits, '-' or '_', e.g. \"aksedgesw-ext\""),
             );
         }
     }
+    switch_name_in_use(config, ctx, out);
     if !config.is_scalable() {
         return;
     }
@@ -61,7 +62,10 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             Finding::error(
                 Code::AdapterMissing,
                 &path,
-                format!("{path} is {adapter:?}, but this host has no such interface"),
+                format!(
+                    "{path} is {}, but this host has no such interface",
+                    super::excerpt(adapter)
+                ),
             )
             .hint(if wired.is_empty() {
                 "name one of this host's wired adapters (see `ip link`)".to_string()
@@ -106,4 +110,63 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             );
         }
     }
+}
+
+/// The switch's name is already taken on this host by something deploy would refuse: an
+/// interface that is not a bridge (`lo`, the adapter itself…), or a bridge edgenet did not make
+/// (except, on an external switch, the user's bridge that already holds the adapter: deploy
+/// uses that one as it is).
+fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(facts) = ctx.facts() else { return };
+    let switch = config.switch_name();
+    let Some(link) = facts.link(switch) else {
+        return;
+    };
+    let path = "Edgenet.SwitchName";
+    let shown = super::excerpt(switch);
+    if link.kind.as_deref() != Some("bridge") {
+        let what = match (link.name.as_str(), link.kind.as_deref()) {
+            ("lo", _) => "the loopback interface".to_string(),
+            (_, Some(kind)) => format!("a {kind} interface"),
+            (_, None) => "a network device".to_string(),
+        };
+        out.push(
+            Finding::error(
+                Code::SwitchName,
+                path,
+                format!("the switch name {shown} is already {what} on this host, not a bridge"),
+            )
+            .hint("set Edgenet.SwitchName to a name no interface has (see `ip link`)"),
+        );
+        return;
+    }
+    if link
+        .alias
+        .as_deref()
+        .is_some_and(|a| a.starts_with("edgenet:"))
+    {
+        return;
+    }
+    if config.is_scalable() {
+        let adapter = ctx
+            .this_machine(config)
+            .and_then(|i| config.machines[i].adapter_name.as_deref());
+        if adapter
+            .and_then(|a| facts.link(a))
+            .and_then(|a| a.master.as_deref())
+            == Some(switch)
+        {
+            return;
+        }
+    }
+    out.push(
+        Finding::error(
+            Code::SwitchName,
+            path,
+            format!("the switch name {shown} is already a bridge on this host that edgenet did not create"),
+        )
+        .hint(format!(
+            "set Edgenet.SwitchName to another name, or delete the bridge if it is left over (`ip link del {switch}`)"
+        )),
+    );
 }

@@ -23,23 +23,26 @@ pub fn is_control_plane(config: &Config, machine: usize, linux: bool) -> bool {
 }
 
 pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
-    let distro = config.distribution();
-    let expected = distro.ranges().network_plugin;
-    if let Some(plugin) = config.network.network_plugin {
+    // Without Edgenet.Distribution the plugin chooses it (as the AKS EE installer pairs them),
+    // so only an explicit distribution can contradict the plugin.
+    if let (Some(distro), Some(plugin)) =
+        (config.edgenet.distribution, config.network.network_plugin)
+    {
+        let expected = distro.ranges().network_plugin;
         if plugin != expected {
             out.push(
                 Finding::error(
                     Code::PluginMismatch,
                     "Network.NetworkPlugin",
                     format!(
-                        "Network.NetworkPlugin is {:?}, but {} uses {}",
+                        "Network.NetworkPlugin is {:?}, but Edgenet.Distribution {} uses {}",
                         plugin.as_str(),
                         distro.as_str(),
                         expected.as_str()
                     ),
                 )
                 .hint(format!(
-                    "set NetworkPlugin to {:?}, or Edgenet.Distribution to {:?}",
+                    "set NetworkPlugin to {:?}, or Edgenet.Distribution to {:?} (or remove it: the plugin then decides)",
                     expected.as_str(),
                     if distro == crate::config::Distribution::K3s {
                         "k8s"

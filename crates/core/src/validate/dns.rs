@@ -7,6 +7,7 @@ use crate::config::Config;
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let path = "Network.DnsServers";
     if let Some(servers) = &config.network.dns_servers {
+        too_many(path, servers.len(), "", out);
         for (i, ip) in servers.iter().enumerate() {
             let at = format!("{path}[{i}]");
             if ip.is_loopback() {
@@ -41,6 +42,16 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             )
             .hint("set Network.DnsServers, e.g. [\"192.168.1.1\"]"),
         );
+    } else if dns.servers.len() > MAXNS {
+        too_many(
+            path,
+            dns.servers.len(),
+            &format!(
+                " (not set: the host's from {})",
+                dns.source.as_deref().unwrap_or("the host")
+            ),
+            out,
+        );
     } else if !dns.loopback_skipped.is_empty() {
         let skipped: Vec<String> = dns
             .loopback_skipped
@@ -58,5 +69,21 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 dns.source.as_deref().unwrap_or("the host")
             ),
         ));
+    }
+}
+
+/// glibc's resolver reads at most this many `nameserver` lines (`MAXNS` in resolv.h).
+pub const MAXNS: usize = 3;
+
+fn too_many(path: &str, count: usize, whose: &str, out: &mut Vec<Finding>) {
+    if count > MAXNS {
+        out.push(
+            Finding::warning(
+                Code::DnsTooMany,
+                path,
+                format!("{path} has {count} servers{whose}; the nodes' resolver (glibc) uses only the first {MAXNS}"),
+            )
+            .hint(format!("keep the {MAXNS} most reliable servers, first the one to try first")),
+        );
     }
 }

@@ -31,6 +31,11 @@ pub enum Code {
     WindowsControlPlane,
     InvalidName,
     Placeholder,
+    KeyCase,
+    DuplicateKey,
+    NotApplied,
+    ConflictingFields,
+    WrongFile,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -50,6 +55,8 @@ pub enum Code {
     OverlapsKubernetes,
     OverlapsHostNetwork,
     NoFreeSubnet,
+    AddressIsHost,
+    HostFirewallDrops,
     // Rule 6: MACs.
     InvalidMac,
     MacNotUnicast,
@@ -61,6 +68,7 @@ pub enum Code {
     DnsLoopback,
     DnsNotFound,
     DnsEmpty,
+    DnsTooMany,
     // Rule 9: proxy.
     ProxyUrl,
     NoProxyEntry,
@@ -97,6 +105,11 @@ impl Code {
             WindowsControlPlane => "windows-control-plane",
             InvalidName => "invalid-name",
             Placeholder => "placeholder",
+            KeyCase => "key-case",
+            DuplicateKey => "duplicate-key",
+            NotApplied => "not-applied",
+            ConflictingFields => "conflicting-fields",
+            WrongFile => "wrong-file",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -112,6 +125,8 @@ impl Code {
             OverlapsKubernetes => "overlaps-kubernetes-range",
             OverlapsHostNetwork => "overlaps-host-network",
             NoFreeSubnet => "no-free-subnet",
+            AddressIsHost => "address-is-host",
+            HostFirewallDrops => "host-firewall-drops",
             InvalidMac => "invalid-mac",
             MacNotUnicast => "mac-not-unicast",
             MacDuplicate => "mac-duplicate",
@@ -120,6 +135,7 @@ impl Code {
             DnsLoopback => "dns-loopback",
             DnsNotFound => "dns-not-found",
             DnsEmpty => "dns-empty",
+            DnsTooMany => "dns-too-many",
             ProxyUrl => "proxy-url",
             NoProxyEntry => "no-proxy-entry",
             ProxyWhileOffline => "proxy-while-offline",
@@ -142,7 +158,8 @@ impl Code {
         match self {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
-            | InvalidName | Placeholder => 1,
+            | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
+            | ConflictingFields | WrongFile => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet
@@ -151,13 +168,14 @@ impl Code {
             | ServiceRangeOutsideSubnet
             | ServiceRangeSize
             | PortForwardInvalid => 4,
-            OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet => 5,
+            OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet | AddressIsHost => 5,
             InvalidMac | MacNotUnicast | MacDuplicate => 6,
             MtuRange | MtuAboveAdapter => 7,
-            DnsLoopback | DnsNotFound | DnsEmpty => 8,
+            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
-            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless => 11,
+            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
+            | HostFirewallDrops => 11,
             ProbeNotRun | AddressInUse => 12,
             HostChecksSkipped => 0,
         }
@@ -184,7 +202,7 @@ pub struct Finding {
     /// JSON path in the config (`Machines[0].LinuxNode.Ip4Address`); empty for the whole file.
     pub path: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present in JSON (`null` when there is none).
     pub hint: Option<String>,
 }
 
@@ -224,5 +242,18 @@ impl Finding {
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+}
+
+/// A value as a message quotes it: `"…"`, cut after 48 characters with the full length said,
+/// so a pasted blob or a runaway value never floods the terminal or a log.
+pub fn excerpt(value: &str) -> String {
+    const KEEP: usize = 48;
+    let n = value.chars().count();
+    if n <= KEEP {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(KEEP).collect();
+        format!("{:?}… ({n} characters)", head)
     }
 }

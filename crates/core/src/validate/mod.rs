@@ -10,6 +10,7 @@ mod cluster;
 mod context;
 mod dns;
 mod finding;
+mod host_firewall;
 mod macs;
 mod mtu;
 mod overlap;
@@ -21,7 +22,8 @@ mod subnet;
 pub use adapter::interface_name_problem;
 pub use cluster::is_control_plane;
 pub use context::{machine_name, resolve_subnet, Context, HostView, ProbeView, ResolvedSubnet};
-pub use finding::{Code, Finding, Severity};
+pub use finding::{excerpt, Code, Finding, Severity};
+pub use host_firewall::OWN_TABLE_PREFIX;
 pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
 
@@ -40,6 +42,7 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     proxy::check(config, &mut out);
     cluster::check(config, &mut out);
     adapter::check(config, ctx, &mut out);
+    host_firewall::check(config, ctx, &mut out);
     probe::check(config, ctx, &mut out);
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
@@ -57,7 +60,16 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
 /// Loader findings plus [`validate`], ordered by rule group (stable within a group).
 pub fn check(loaded: &crate::config::Loaded, ctx: &Context<'_>) -> Vec<Finding> {
     let mut all = loaded.findings.clone();
-    all.extend(validate(&loaded.config, ctx));
+    // The rules name current-schema paths; point them at what the file wrote instead.
+    let aliases = &loaded.config.source_paths;
+    all.extend(validate(&loaded.config, ctx).into_iter().map(|mut f| {
+        if !aliases.is_empty() {
+            f.path = crate::config::written_path(aliases, &f.path);
+            f.message = crate::config::rewrite_paths(aliases, &f.message);
+            f.hint = f.hint.map(|h| crate::config::rewrite_paths(aliases, &h));
+        }
+        f
+    }));
     all.sort_by_key(|f| (f.rule == 0, f.rule));
     all
 }

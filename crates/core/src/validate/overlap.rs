@@ -42,6 +42,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 Ipv4Net::from(ip),
             );
         }
+        host_addresses(config, ctx, out);
         let size = config.init.service_ip_range_size.unwrap_or(0);
         if let (Some(start), Some(end)) = (
             config.init.service_ip_range_start,
@@ -86,5 +87,53 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             .hint("set Network.Ip4AddressPrefix to a subnet this host does not route"),
         ),
         ResolvedSubnet::Automatic(_) | ResolvedSubnet::AutomaticUnchecked(_) => {}
+    }
+}
+
+/// A node address, the control-plane endpoint or a service IP that this host already has: the
+/// deploy's gratuitous ARP (or kube-vip's) would take it away from the host on the LAN.
+fn host_addresses(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(facts) = ctx.facts() else { return };
+    let on_host = |ip: std::net::Ipv4Addr| {
+        facts
+            .addresses
+            .iter()
+            .find(|a| a.address.addr() == ip)
+            .map(|a| a.link.clone())
+    };
+    let mut claims: Vec<(String, std::net::Ipv4Addr)> = super::addresses::scalable_claims(config)
+        .into_iter()
+        .map(|c| (c.path, c.ip))
+        .collect();
+    let size = config.init.service_ip_range_size.unwrap_or(0);
+    if let Some(start) = config.init.service_ip_range_start {
+        if size <= super::addresses::MAX_SERVICE_RANGE {
+            let first = u32::from(start);
+            for i in 0..size {
+                let Some(ip) = first.checked_add(i) else {
+                    break;
+                };
+                claims.push(("Init.ServiceIPRangeStart".into(), ip.into()));
+            }
+        }
+    }
+    for (path, ip) in claims {
+        if let Some(link) = on_host(ip) {
+            let what = if path == "Init.ServiceIPRangeStart" {
+                format!("the service range {path}+{size} contains {ip}")
+            } else {
+                format!("{path} is {ip}")
+            };
+            out.push(
+                Finding::error(
+                    Code::AddressIsHost,
+                    &path,
+                    format!("{what}, an address of this host (on {link})"),
+                )
+                .hint(format!(
+                    "choose a free LAN address: announcing {ip} for a node would take it away from {link}"
+                )),
+            );
+        }
     }
 }

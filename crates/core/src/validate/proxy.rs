@@ -12,8 +12,12 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         let path = format!("Network.Proxy.{key}");
         if let Err(why) = proxy_url_problem(url) {
             out.push(
-                Finding::error(Code::ProxyUrl, &path, format!("{path} is {url:?}: {why}"))
-                    .hint("write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\""),
+                Finding::error(
+                    Code::ProxyUrl,
+                    &path,
+                    format!("{path} is {}: {why}", super::excerpt(url)),
+                )
+                .hint("write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\""),
             );
         }
     }
@@ -24,7 +28,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                     Finding::warning(
                         Code::NoProxyEntry,
                         "Network.Proxy.No",
-                        format!("no_proxy entry {entry:?} is not understood by every tool"),
+                        format!(
+                            "no_proxy entry {} is not understood by every tool",
+                            super::excerpt(entry)
+                        ),
                     )
                     .hint(format!(
                         "write \".{suffix}\" to match the domain and its subdomains"
@@ -35,7 +42,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                     Finding::error(
                         Code::NoProxyEntry,
                         "Network.Proxy.No",
-                        format!("no_proxy entry {entry:?} {why}"),
+                        format!("no_proxy entry {} {why}", super::excerpt(entry)),
                     )
                     .hint(
                         "each comma-separated entry is a host name, .domain, IP address, CIDR or *",

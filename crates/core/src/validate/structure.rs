@@ -204,7 +204,7 @@ fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut check_one = |path: String, name: &str| {
         if let Some(problem) = machine_name_problem(name) {
             out.push(
-                Finding::error(Code::InvalidName, &path, format!("{path} is {name:?}: {problem}"))
+                Finding::error(Code::InvalidName, &path, format!("{path} is {}: {problem}", super::excerpt(name)))
                     .hint("use lower-case letters, digits and '-', e.g. \"edge-01\" (nodes are named <machine>-ledge)"),
             );
         }

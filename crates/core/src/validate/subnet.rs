@@ -7,14 +7,25 @@ use crate::config::Config;
 pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
     if config.is_scalable() {
         if let Some(p) = config.network.ip4_prefix_length {
-            if !(1..=30).contains(&p) {
+            // AKS EE's schema accepts 1–31; a /31 LAN (RFC 3021) has no room for the gateway,
+            // the control-plane endpoint and a node, so it is refused as too small.
+            if !(1..=31).contains(&p) {
                 out.push(
                     Finding::error(
                         Code::InvalidCidr,
                         "Network.Ip4PrefixLength",
-                        format!("Network.Ip4PrefixLength is {p}; expected 1 to 30"),
+                        format!("Network.Ip4PrefixLength is {p}; expected 1 to 31"),
                     )
                     .hint("use the LAN's prefix length, e.g. 24"),
+                );
+            } else if p > 30 {
+                out.push(
+                    Finding::error(
+                        Code::SubnetTooSmall,
+                        "Network.Ip4PrefixLength",
+                        format!("Network.Ip4PrefixLength is {p}: a /{p} LAN holds 2 addresses, too few for the gateway, the control-plane endpoint and a node"),
+                    )
+                    .hint("use the LAN's real prefix length, e.g. 24 (at most 29 for gateway, endpoint, a node and the network and broadcast addresses)"),
                 );
             }
         }

@@ -26,6 +26,7 @@ fn link(name: &str, index: u32, mac: &str) -> HostLink {
         kind: None,
         master: None,
         wireless: false,
+        alias: None,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn host() -> HostFacts {
             source: Some("/etc/resolv.conf".into()),
             ..HostDns::default()
         },
+        firewall: Default::default(),
     }
 }
 

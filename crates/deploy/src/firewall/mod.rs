@@ -13,6 +13,8 @@
 //! nothing is translated or filtered, and there is nothing to clean up. [`reconcile`] removes
 //! a table a previous plan may have left.
 
+pub mod bridge_rules;
+pub mod host_rules;
 pub mod nft_rules;
 mod nftables;
 
@@ -76,6 +78,17 @@ impl FirewallPlan {
         id: &DeploymentId,
     ) -> Result<Option<FirewallPlan>, FirewallError> {
         let mode = match plan.switch.outbound {
+            // An offline external switch is filtered on its node ports (bridge table): an `ip`
+            // table would also cut the host's own routed traffic through the bridge.
+            Outbound::Offline
+                if plan.switch.kind == edgenet_core::plan::SwitchKind::External
+                    && plan.port_forwards.is_empty() =>
+            {
+                return Ok(None)
+            }
+            Outbound::Offline if plan.switch.kind == edgenet_core::plan::SwitchKind::External => {
+                return Err(FirewallError::ForwardsOnExternalSwitch)
+            }
             Outbound::Nat => FirewallMode::Nat,
             Outbound::Offline => FirewallMode::Offline,
             Outbound::Direct if plan.port_forwards.is_empty() => return Ok(None),
@@ -125,6 +138,12 @@ pub enum FirewallError {
          `{TABLE_PREFIX}<deployment id>`"
     )]
     NotOurs(String),
+    #[error(
+        "nftables table `{0}` has this deployment's name but not edgenet's mark (rules with \
+         edgenet's comments), so edgenet leaves it alone; delete it if it is left over \
+         (`nft delete table ip {0}`)"
+    )]
+    NotMarked(String),
     #[error("port forward {}/{host_port}: this machine has no {} node", protocol.as_str(), node.as_str())]
     NoSuchNode {
         protocol: Protocol,

@@ -62,6 +62,8 @@ const NO_MASQUERADE: [&str; 2] = ["224.0.0.0/24", "255.255.255.255/32"];
 /// chain (which is the semantics).
 #[derive(Debug, Clone)]
 pub struct Ruleset {
+    /// `ip` (this module's table) or `bridge` ([`super::bridge_rules`]).
+    pub family: String,
     pub table: String,
     /// `{"family", "table", "name", "type", "hook", "prio", "policy"}` objects.
     pub chains: Vec<Value>,
@@ -74,7 +76,8 @@ pub struct Ruleset {
 
 impl PartialEq for Ruleset {
     fn eq(&self, other: &Self) -> bool {
-        self.table == other.table
+        self.family == other.family
+            && self.table == other.table
             && self.by_chain() == other.by_chain()
             && self.other == other.other
     }
@@ -85,21 +88,19 @@ impl Ruleset {
     /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
     /// including rules someone else added), `add table` and everything in it. nft sends it as
     /// one batch, so no packet ever sees a half-built table.
-    /// One transaction that creates the table, cheaply when it does not exist yet: `flush`
-    /// empties a table that did exist (no grace period for an empty one, unlike `delete`).
+    /// One transaction that creates the table when it does not exist yet; it fails (EEXIST)
+    /// when a table with the name exists, which the caller then lists and judges.
     pub fn create_document(&self) -> Value {
-        let table = json!({"family": FAMILY, "name": self.table});
-        let mut cmds = vec![
-            json!({"add": {"table": table}}),
-            json!({"flush": {"table": table}}),
-        ];
+        let table = json!({"family": self.family, "name": self.table});
+        // `create`, not `add`: fails if a table with the name exists (it may not be ours).
+        let mut cmds = vec![json!({"create": {"table": table}})];
         cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
         cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
         json!({ "nftables": cmds })
     }
 
     pub fn replace_document(&self) -> Value {
-        let table = json!({"family": FAMILY, "name": self.table});
+        let table = json!({"family": self.family, "name": self.table});
         let mut cmds = vec![
             json!({"add": {"table": table}}),
             json!({"delete": {"table": table}}),
@@ -115,6 +116,7 @@ impl Ruleset {
     pub fn from_listing(listing: &Value) -> Option<Ruleset> {
         let items = listing.get("nftables")?.as_array()?;
         let mut table = None;
+        let mut family = String::from(FAMILY);
         let mut chains = Vec::new();
         let mut rules = Vec::new();
         let mut other = Vec::new();
@@ -128,7 +130,12 @@ impl Ruleset {
                 obj.remove("handle");
             }
             match kind.as_str() {
-                "table" => table = body.get("name").and_then(Value::as_str).map(String::from),
+                "table" => {
+                    table = body.get("name").and_then(Value::as_str).map(String::from);
+                    if let Some(f) = body.get("family").and_then(Value::as_str) {
+                        family = f.to_string();
+                    }
+                }
                 "chain" => chains.push(body),
                 "rule" => rules.push(body),
                 "metainfo" => {}
@@ -136,10 +143,22 @@ impl Ruleset {
             }
         }
         Some(Ruleset {
+            family,
             table: table?,
             chains,
             rules,
             other,
+        })
+    }
+
+    /// edgenet's mark on a table: its rules carry `edgenet:` comments (nft 1.0's JSON cannot
+    /// set a table comment). A table that merely has our name is not ours; one of ours with a
+    /// rule someone added is still ours (and the next apply repairs it).
+    pub fn is_marked(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.get("comment")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with("edgenet:"))
         })
     }
 
@@ -318,6 +337,7 @@ impl Builder<'_> {
         }
 
         Ruleset {
+            family: FAMILY.to_string(),
             table: self.table.to_string(),
             chains,
             rules: self.rules,
@@ -338,6 +358,11 @@ impl Builder<'_> {
             "comment": comment, "expr": expr,
         }));
     }
+}
+
+/// The comment of a port forward's rules, by which `status` finds them in the live table.
+pub fn forward_comment(pf: &PortForwardRule) -> String {
+    pf_comment(pf)
 }
 
 fn pf_comment(pf: &PortForwardRule) -> String {
@@ -453,6 +478,28 @@ fn expr_text(e: &Value) -> String {
                     o["prefix"]["addr"].as_str().unwrap_or("?"),
                     o["prefix"]["len"]
                 ),
+                Value::Object(o) if o.contains_key("set") => {
+                    let items: Vec<String> = o["set"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            Value::Object(e) if e.contains_key("range") => format!(
+                                "{}-{}",
+                                e["range"][0].as_str().unwrap_or("?"),
+                                e["range"][1].as_str().unwrap_or("?")
+                            ),
+                            Value::Object(e) if e.contains_key("prefix") => format!(
+                                "{}/{}",
+                                e["prefix"]["addr"].as_str().unwrap_or("?"),
+                                e["prefix"]["len"]
+                            ),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    format!("{{ {} }}", items.join(", "))
+                }
                 _ => return fallback(),
             };
             match body["op"].as_str() {

@@ -16,6 +16,46 @@ impl NftablesDriver {
     pub fn new(nft: Nft) -> Self {
         NftablesDriver { nft }
     }
+
+    /// Makes the live table equal to `want` (any family; used for the bridge table), with the
+    /// same compare-first and ownership rules as [`FirewallDriver::apply`].
+    pub fn apply_ruleset(&self, want: &Ruleset) -> Result<ApplyOutcome, FirewallError> {
+        check_ours(&want.table)?;
+        let live = self
+            .nft
+            .list_table(&want.family, &want.table)?
+            .as_ref()
+            .and_then(Ruleset::from_listing);
+        match live {
+            Some(live) if !live.is_marked() => {
+                return Err(FirewallError::NotMarked(want.table.clone()))
+            }
+            Some(live) if &live == want => return Ok(ApplyOutcome::Unchanged),
+            Some(_) => self.nft.apply(&want.replace_document())?,
+            None => self.nft.apply(&want.create_document())?,
+        }
+        info!(family = %want.family, table = %want.table, rules = want.rules.len(), "nftables table written");
+        Ok(ApplyOutcome::Replaced)
+    }
+
+    /// Whether the table carries edgenet's mark (see [`Ruleset::is_marked`]); `None` when it
+    /// does not exist.
+    pub fn marked(&self, table: &str) -> Result<Option<bool>, FirewallError> {
+        Ok(self.live(table)?.map(|t| t.is_marked()))
+    }
+}
+
+/// A table as the state records it: `edgenet_<id>` (family `ip`) or `bridge edgenet_<id>`.
+pub fn split_family(name: &str) -> (&str, &str) {
+    match name.split_once(' ') {
+        Some((family, table)) => (family, table),
+        None => (FAMILY, name),
+    }
+}
+
+/// nft reports an existing table on `create` as EEXIST.
+fn is_exists(e: &edgenet_host::nft::NftError) -> bool {
+    matches!(e, edgenet_host::nft::NftError::Failed { stderr, .. } if stderr.contains("File exists"))
 }
 
 impl FirewallDriver for NftablesDriver {
@@ -36,6 +76,9 @@ impl FirewallDriver for NftablesDriver {
         check_ours(&fw.table)?;
         let want = nft_rules::build(fw);
         match self.live(&fw.table)? {
+            Some(live) if !live.is_marked() => {
+                return Err(FirewallError::NotMarked(fw.table.clone()))
+            }
             Some(live) if live == want => {
                 debug!(table = %fw.table, "nftables table already up to date");
                 return Ok(ApplyOutcome::Unchanged);
@@ -51,19 +94,28 @@ impl FirewallDriver for NftablesDriver {
         Ok(ApplyOutcome::Replaced)
     }
 
-    /// One transaction, no listing first (a spawn of `nft` saved): `add` + `flush` of the table
-    /// makes it empty whether or not it existed, then chains and rules are added.
+    /// One transaction, no listing first (a spawn of `nft` saved): `create table` fails if a
+    /// table with the name exists, so one that is not ours is never flushed; only then is it
+    /// listed, and replaced if it carries edgenet's mark.
     fn create(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {
         check_ours(&fw.table)?;
         let want = nft_rules::build(fw);
-        self.nft.apply(&want.create_document())?;
+        match self.nft.apply(&want.create_document()) {
+            Ok(()) => {}
+            Err(e) if is_exists(&e) => return self.apply(fw),
+            Err(e) => return Err(e.into()),
+        }
         info!(table = %fw.table, rules = want.rules.len(), "nftables table written");
         Ok(ApplyOutcome::Replaced)
     }
 
-    fn remove(&self, table: &str) -> Result<bool, FirewallError> {
+    fn remove(&self, name: &str) -> Result<bool, FirewallError> {
+        let (family, table) = split_family(name);
         check_ours(table)?;
-        let existed = self.nft.delete_table(FAMILY, table)?;
+        if self.marked(name)? == Some(false) {
+            return Err(FirewallError::NotMarked(table.to_string()));
+        }
+        let existed = self.nft.delete_table(family, table)?;
         if existed {
             info!(%table, "nftables table deleted");
         }
@@ -71,10 +123,11 @@ impl FirewallDriver for NftablesDriver {
     }
 
     fn live(&self, table: &str) -> Result<Option<Ruleset>, FirewallError> {
+        let (family, table) = split_family(table);
         check_ours(table)?;
         Ok(self
             .nft
-            .list_table(FAMILY, table)?
+            .list_table(family, table)?
             .as_ref()
             .and_then(Ruleset::from_listing))
     }

@@ -72,23 +72,38 @@ pub fn write_node_files(
 ) -> Result<Vec<String>, DeployError> {
     let dir = node_dir(state_dir, &node.name);
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    // Only root lists the node directories: proxy.env may hold credentials. The node's
+    // processes still read resolv.conf and hosts, which `node exec` bind-mounts by root.
+    for d in [dir.as_path(), dir.parent().unwrap_or(&dir)] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("protect", d))?;
+    }
     let mut changed = Vec::new();
-    for (name, content) in [
-        (RESOLV_CONF, resolv_conf(node)),
-        (HOSTS, hosts(plan, node)),
-        (PROXY_ENV, proxy_env(node)),
+    for (name, content, mode) in [
+        (RESOLV_CONF, resolv_conf(node), 0o644),
+        (HOSTS, hosts(plan, node), 0o644),
+        // `http://user:password@proxy`: readable by root only, like the state file.
+        (PROXY_ENV, proxy_env(node), 0o600),
     ] {
         let path = dir.join(name);
         if std::fs::read_to_string(&path).ok().as_deref() == Some(content.as_str()) {
+            // Same content, but an older edgenet wrote proxy.env world-readable.
+            let live = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+            if live.ok() != Some(mode) {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(io_err("protect", &path))?;
+            }
             continue;
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err("write", &path))?;
         tmp.write_all(content.as_bytes())
             .map_err(io_err("write", &path))?;
         tmp.as_file().sync_all().map_err(io_err("write", &path))?;
-        // Readable by the node's processes (node exec mounts it over /etc/resolv.conf).
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        // resolv.conf and hosts are readable by the node's processes (node exec mounts them
+        // over /etc); the mode is set before the file appears under its name.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
             .map_err(io_err("write", &path))?;
+        tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| DeployError::Io {
             op: "write",
             path: path.display().to_string(),

@@ -3,7 +3,7 @@
 //! planned and refused with a clear message until it exists.
 
 pub mod files;
-mod netns;
+pub(crate) mod netns;
 
 pub use self::netns::NetnsRuntime;
 

@@ -28,6 +28,19 @@ impl NodeRuntime for NetnsRuntime {
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let ns_name = node.netns.as_str();
+        if netns::exists(ns_name)
+            && !netns_is_ours(ns_name, own, j.recorded(ObjectKind::Netns, ns_name, None))?
+        {
+            return Err(DeployError::Foreign {
+                what: "network namespace",
+                name: ns_name.to_string(),
+                hint: format!(
+                    "it has this deployment's name but not its mark (an {NODE_IFNAME} with alias {}); \
+                     delete it if it is left over (`ip netns del {ns_name}`)",
+                    own.alias
+                ),
+            });
+        }
         if !netns::exists(ns_name) {
             j.will_create(ObjectKind::Netns, ns_name, None)?;
             netns::create(ns_name)?;
@@ -60,6 +73,14 @@ impl NodeRuntime for NetnsRuntime {
                     node.mac, node.mtu
                 ));
             }
+            // A veth with our name but without our mark is someone else's.
+            Some(link) if !own.owns(&link) => {
+                return Err(DeployError::Foreign {
+                    what: "interface",
+                    name: veth.to_string(),
+                    hint: format!("it does not carry this deployment's mark ({}); delete it if it is left over", own.alias),
+                });
+            }
             Some(link) => {
                 if link.mtu != node.mtu {
                     nl.set_mtu(veth, node.mtu)?;
@@ -79,6 +100,7 @@ impl NodeRuntime for NetnsRuntime {
 
         let plan: &NodePlan = node.plan;
         let (mac, mtu) = (node.mac, node.mtu);
+        let alias = own.alias.clone();
         let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
             let mut changes = Vec::new();
             let mut nl = Netlink::open()?;
@@ -98,6 +120,10 @@ impl NodeRuntime for NetnsRuntime {
             }
             if !eth0.up {
                 nl.set_up(NODE_IFNAME, true)?;
+            }
+            // The namespace's mark: remove and the next deploy know it by this alias.
+            if eth0.alias.as_deref() != Some(alias.as_str()) {
+                nl.set_alias(NODE_IFNAME, &alias)?;
             }
             let present: Vec<Ipv4Net> = nl
                 .addresses()?
@@ -190,4 +216,29 @@ impl NodeRuntime for NetnsRuntime {
         })??;
         Ok(live)
     }
+}
+
+/// Whether the network namespace `name` is this deployment's. Its mark is the alias of its
+/// `eth0` (set on every deploy); a namespace with links of its own besides `lo` and `eth0`, or
+/// whose `eth0` carries another alias, is someone else's. Without a mark (`eth0` not yet
+/// aliased, or already gone with its veth during remove) it is ours only if the state records
+/// it (`recorded`): a namespace that merely has our name is never adopted.
+pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool, DeployError> {
+    let ns = NetNs::open(name)?;
+    let alias = own.alias.clone();
+    let verdict = ns.run(move || -> Result<Option<bool>, DeployError> {
+        let links = Netlink::open()?.links()?;
+        if links
+            .iter()
+            .any(|l| l.name != "lo" && l.name != NODE_IFNAME)
+        {
+            return Ok(Some(false));
+        }
+        Ok(links
+            .iter()
+            .find(|l| l.name == NODE_IFNAME)
+            .and_then(|l| l.alias.clone())
+            .map(|a| a == alias))
+    })??;
+    Ok(verdict.unwrap_or(recorded))
 }

@@ -1,14 +1,16 @@
 //! The external switch (scalable clusters): a bridge with the machine's adapter as its port.
-//! The host's addresses and routes move from the adapter to the bridge, which takes the
-//! adapter's MAC, so the machine keeps its connectivity; `restore_adapter` puts everything
-//! back exactly as the snapshot taken before the first change says.
-
-use std::net::Ipv4Addr;
+//! The host's layer-3 configuration (addresses, routes in every table, rules naming the
+//! adapter) moves from the adapter to the bridge, which takes the adapter's MAC, so the
+//! machine keeps its connectivity (and its DHCP lease); `restore_adapter` moves it back.
+//!
+//! Both moves take the links as they are *now* (see [`edgenet_host::link_config`]): after a
+//! reboot, a DHCP renewal or a killed run, what is on the links is what moves, and a move never
+//! deletes anything from the link it moves to. The snapshot keeps only what edgenet itself
+//! changes on the adapter: its bridge port state, and whether it was up.
 
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::SwitchPlan;
-use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec};
-use ipnet::Ipv4Net;
+use edgenet_host::netlink::{BridgeSpec, Netlink};
 use serde::{Deserialize, Serialize};
 
 use super::{SwitchDriver, SwitchLive};
@@ -16,31 +18,14 @@ use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
 use crate::state::ObjectKind;
 
-/// The adapter as it was before edgenet touched it.
+/// The adapter's link settings before edgenet made it a port of the switch. (Older states
+/// also listed addresses and routes here; they are ignored: the live ones move.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdapterSnapshot {
     pub name: String,
     pub mac: Option<MacAddr>,
     pub mtu: u32,
     pub up: bool,
-    pub addresses: Vec<SavedAddress>,
-    /// Main-table routes through the adapter, except the kernel's own subnet routes (those
-    /// come back with the addresses).
-    pub routes: Vec<SavedRoute>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedAddress {
-    pub address: Ipv4Net,
-    pub broadcast: Option<Ipv4Addr>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedRoute {
-    pub destination: Ipv4Net,
-    pub gateway: Option<Ipv4Addr>,
-    pub metric: Option<u32>,
-    pub protocol: u8,
 }
 
 impl AdapterSnapshot {
@@ -48,128 +33,64 @@ impl AdapterSnapshot {
         let link = nl
             .link(adapter)?
             .ok_or_else(|| DeployError::Unsupported(format!("adapter {adapter} does not exist")))?;
-        let addresses = nl
-            .addresses()?
-            .into_iter()
-            .filter(|a| a.link == adapter)
-            .map(|a| SavedAddress {
-                address: a.address,
-                broadcast: a.broadcast,
-            })
-            .collect();
-        let routes = nl
-            .routes()?
-            .into_iter()
-            .filter(|r| r.link.as_deref() == Some(adapter) && !r.is_connected())
-            .map(|r| SavedRoute {
-                destination: r.destination,
-                gateway: r.gateway,
-                metric: r.metric,
-                protocol: r.protocol,
-            })
-            .collect();
         Ok(AdapterSnapshot {
             name: adapter.to_string(),
             mac: link.mac,
             mtu: link.mtu,
             up: link.up,
-            addresses,
-            routes,
         })
     }
 }
 
-/// Moves the snapshot's addresses and routes onto `to` (the bridge, or the adapter on the way
-/// back) and takes the addresses off `from`. Addresses are added before they are removed and
-/// routes are replaced in place, so the host is reachable throughout.
-fn move_addressing(
-    nl: &mut Netlink,
-    snap: &AdapterSnapshot,
-    from: &str,
-    to: &str,
-) -> Result<Vec<String>, DeployError> {
-    let mut changes = Vec::new();
-    let on = |nl: &mut Netlink, link: &str| -> Result<Vec<Ipv4Net>, DeployError> {
-        Ok(nl
-            .addresses()?
-            .into_iter()
-            .filter(|a| a.link == link)
-            .map(|a| a.address)
-            .collect())
-    };
-    let present = on(nl, to)?;
-    for a in &snap.addresses {
-        if !present.contains(&a.address) {
-            nl.add_address_with(to, a.address, a.broadcast)?;
-            changes.push(format!("moved address {} from {from} to {to}", a.address));
-        }
-    }
-    for r in &snap.routes {
-        let spec = RouteSpec {
-            destination: r.destination,
-            gateway: r.gateway,
-            link: Some(to),
-        };
-        nl.restore_route(&spec, r.metric, r.protocol)?;
-    }
-    if nl.link(from)?.is_some() {
-        let left = on(nl, from)?;
-        for a in snap.addresses.iter().filter(|a| left.contains(&a.address)) {
-            nl.del_address(from, a.address)?;
-        }
-    }
-    Ok(changes)
-}
-
-/// Puts the adapter back as the snapshot says: addresses and routes first (while it may still
-/// be a port), then out of the bridge, then MTU and state.
+/// Gives the adapter its configuration back: everything on the bridge moves to it while it is
+/// still a port (when the bridge is already gone, e.g. after a reboot, only rules naming the
+/// bridge remain to move), then it leaves the bridge and gets its MTU and state back. Whatever
+/// the adapter already has is left on it. Returns what was restored.
 pub fn restore_adapter(
     nl: &mut Netlink,
     snap: &AdapterSnapshot,
     bridge: &str,
-) -> Result<(), DeployError> {
+    own: &Ownership,
+) -> Result<Vec<String>, DeployError> {
     let Some(link) = nl.link(&snap.name)? else {
         return Err(DeployError::Unsupported(format!(
             "adapter {} is gone; nothing to restore it to",
             snap.name
         )));
     };
-    let bridge_exists = nl.link(bridge)?.is_some();
-    move_addressing(
-        nl,
-        snap,
-        if bridge_exists { bridge } else { &snap.name },
-        &snap.name,
-    )?;
+    // Only a bridge of this deployment (or the one the adapter is a port of) gives anything
+    // back: a foreign link that took the name keeps what it has.
+    let ours = match nl.link(bridge)? {
+        Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
+        None => true,
+    };
+    let moved = if ours {
+        nl.move_link_config(bridge, &snap.name)?
+    } else {
+        Default::default()
+    };
+    let mut done: Vec<String> = moved
+        .describe()
+        .into_iter()
+        .map(|m| format!("moved {m} from {bridge} back to {}", snap.name))
+        .collect();
     if link.master.as_deref() == Some(bridge) {
         nl.set_master(&snap.name, None)?;
+        done.push(format!("released {} from {bridge}", snap.name));
     }
     let link = nl.link(&snap.name)?.expect("checked above");
     if link.mtu != snap.mtu {
         nl.set_mtu(&snap.name, snap.mtu)?;
+        done.push(format!("set MTU {} on {} back", snap.mtu, snap.name));
     }
     if link.up != snap.up {
         nl.set_up(&snap.name, snap.up)?;
     }
-    // Routes through the adapter vanish while it is released; put back any that did.
-    let live: Vec<_> = nl
-        .routes()?
-        .into_iter()
-        .filter(|r| r.link.as_deref() == Some(snap.name.as_str()))
-        .collect();
-    for r in &snap.routes {
-        if !live.iter().any(|l| {
-            l.destination == r.destination && l.gateway == r.gateway && l.metric == r.metric
-        }) {
-            let spec = RouteSpec {
-                destination: r.destination,
-                gateway: r.gateway,
-                link: Some(&snap.name),
-            };
-            nl.restore_route(&spec, r.metric, r.protocol)?;
-        }
+    // Leaving the bridge can drop routes through the adapter; put back any that went.
+    if !moved.is_empty() {
+        nl.apply_link_config(&moved, &snap.name)?;
     }
-    Ok(())
+    Ok(done)
 }
 
 pub struct ExternalSwitch<'a> {
@@ -238,8 +159,8 @@ impl SwitchDriver for ExternalSwitch<'_> {
         }
         j.step("switch-adapter")?;
 
-        for change in move_addressing(nl, snap, adapter, name)? {
-            j.changed(change);
+        for item in nl.move_link_config(adapter, name)?.describe() {
+            j.changed(format!("moved {item} from {adapter} to {name}"));
         }
         j.step("switch-address")?;
         Ok(())
@@ -247,7 +168,7 @@ impl SwitchDriver for ExternalSwitch<'_> {
 
     fn remove(&self, nl: &mut Netlink, name: &str, own: &Ownership) -> Result<bool, DeployError> {
         if let Some(snap) = self.snapshot {
-            restore_adapter(nl, snap, name)?;
+            restore_adapter(nl, snap, name, own)?;
         }
         super::InternalSwitch.remove(nl, name, own)
     }

@@ -1,10 +1,11 @@
 //! Switch kinds behind one small trait. The internal switch (single-machine) is a host-only
 //! bridge; the external switch (scalable) is a bridge with the machine's adapter as its port.
 
+pub mod adapter_owner;
 mod external;
 mod internal;
 
-pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch, SavedRoute};
+pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch};
 pub use internal::InternalSwitch;
 
 use edgenet_core::mac::MacAddr;

@@ -1,0 +1,184 @@
+//! `edgenet doctor`: checks from inside each deployed node, and on the host, that the network
+//! works as planned. Exit 1 on any FAIL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use edgenet_core::config::NodeRuntime;
+use edgenet_core::plan::MacAssignment;
+use edgenet_deploy::names;
+use edgenet_deploy::node::files;
+use edgenet_deploy::state::StateDir;
+use edgenet_doctor::{doctor, DoctorOptions, NodeHandle, Report};
+
+use crate::cli::{Cli, Output};
+use crate::exit::{CliError, Exit};
+
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// A name every DNS server of the nodes must resolve (default: any answer to a query for
+    /// the root counts).
+    #[arg(long, value_name = "NAME")]
+    pub probe_name: Option<String>,
+
+    /// A URL the nodes must reach directly (NAT egress), or must not reach when offline.
+    /// Without it the egress check is skipped.
+    #[arg(long, value_name = "URL")]
+    pub probe_url: Option<String>,
+
+    /// Compare the files of `edgenet render --out DIR` with the plan, instead of the node's own.
+    #[arg(long, value_name = "DIR")]
+    pub rendered: Option<PathBuf>,
+
+    /// Seconds to wait for each probe's answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub output: crate::cli::OutputOpt,
+    #[command(flatten)]
+    pub state: crate::cli::StateOpt,
+}
+
+/// The doctor's report for the deployment in the state directory.
+pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
+    let state = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?
+        .and_then(|s| s.applied_plan.clone().map(|p| (s, p)));
+    let Some((state, plan)) = state else {
+        return Err(CliError::new(
+            Exit::Findings,
+            "not-deployed",
+            format!("nothing is deployed in {}", cli.state_dir.display()),
+        )
+        .hint("run `edgenet deploy` first"));
+    };
+    if plan.node_runtime == NodeRuntime::Vm {
+        return Err(CliError::new(
+            Exit::Findings,
+            "not-supported",
+            "doctor enters netns nodes; VM nodes need the guest agent's exec channel, which doctor does not use yet",
+        ));
+    }
+    let nodes: Vec<NodeHandle> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let dir = files::node_dir(&cli.state_dir, &n.name);
+            NodeHandle {
+                plan: n.clone(),
+                netns: names::node_netns(&n.name, &state.deployment_id),
+                resolv_conf: dir.join(files::RESOLV_CONF),
+                proxy_env: dir.join(files::PROXY_ENV),
+                mac: match n.mac {
+                    MacAssignment::Static { address } => Some(address),
+                    MacAssignment::GeneratedAtDeploy => state.macs.get(&n.name).copied(),
+                },
+            }
+        })
+        .collect();
+    let opts = DoctorOptions {
+        probe_name: args.probe_name.clone(),
+        probe_url: args.probe_url.clone(),
+        rendered_root: args.rendered.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    Ok(doctor(&plan, &nodes, &opts))
+}
+
+pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
+    let report = report(cli, args)?;
+    match cli.output {
+        Output::Json => {
+            let result = if report.failed() {
+                Err(CliError::new(
+                    Exit::Findings,
+                    "doctor-failed",
+                    format!("{} check(s) failed", report.fail),
+                ))
+            } else {
+                Ok(())
+            };
+            crate::envelope::print_result(&crate::envelope::DOCTOR, result, &report)
+        }
+        _ => print!("{}", report.text()),
+    }
+    Ok(if report.failed() {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
+
+/// `edgenet doctor` on every deployed lab machine (through `run`, which runs this edgenet
+/// inside the machine), as each one's JSON report; a machine whose doctor could not run gets
+/// `{"fail": 1, "error": …}`.
+pub fn lab_doctor(
+    lab: &edgenet_lab::Lab,
+    run: impl Fn(
+        &edgenet_lab::LabMachine,
+        &[&std::ffi::OsStr],
+    ) -> Result<std::process::Output, CliError>,
+) -> Vec<(String, serde_json::Value)> {
+    let url = edgenet_lab::topology::http_url_by_address();
+    let name = edgenet_lab::topology::TEST_NAME;
+    let words = [
+        "--output",
+        "json",
+        "doctor",
+        "--probe-url",
+        url.as_str(),
+        "--probe-name",
+        name,
+    ];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(|a| a.as_ref()).collect();
+    lab.machines()
+        .iter()
+        .filter(|m| m.state_dir.join("state.json").exists())
+        .map(|m| {
+            let report = match run(m, &args) {
+                Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+                    serde_json::json!({"fail": 1, "error": String::from_utf8_lossy(&out.stderr).trim()})
+                }),
+                Err(e) => serde_json::json!({"fail": 1, "error": e.message}),
+            };
+            (m.name.clone(), report)
+        })
+        .collect()
+}
+
+/// The lab's doctor results for people: every line that is not PASS, and a summary per machine.
+pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
+    let mut out = String::new();
+    for (machine, r) in reports {
+        if r["checks"].is_null() {
+            let e = r["error"]
+                .as_str()
+                .or(r["error"]["message"].as_str())
+                .unwrap_or("no report");
+            out.push_str(&format!("doctor on {machine}: could not run: {e}\n"));
+            continue;
+        }
+        for c in r["checks"].as_array().into_iter().flatten() {
+            if matches!(c["status"].as_str(), Some("FAIL") | Some("WARN")) {
+                out.push_str(&format!(
+                    "{} {} {}: {}\n",
+                    c["status"].as_str().unwrap_or("?"),
+                    c["scope"].as_str().unwrap_or("?"),
+                    c["check"].as_str().unwrap_or("?"),
+                    c["detail"].as_str().unwrap_or("")
+                ));
+                if let Some(fix) = c["fix"].as_str() {
+                    out.push_str(&format!("     fix: {fix}\n"));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "doctor on {machine}: {} PASS, {} WARN, {} FAIL\n",
+            r["pass"], r["warn"], r["fail"]
+        ));
+    }
+    out
+}

@@ -1,0 +1,572 @@
+//! `edgenet doctor` in the lab: a healthy machine has no FAIL; then one thing at a time is
+//! broken for real (a DNS server that stops answering, a proxy that refuses connections, a
+//! smaller MTU on the path, the node's default route deleted, another device claiming a
+//! planned address, a Docker-style firewall dropping forwarded traffic) and exactly the
+//! matching check FAILs; repairing it brings the machine back to no FAIL. Everything happens
+//! in the lab's own namespaces.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use edgenet_lab::{Lab, LabMachine, LabSpec};
+use serde_json::{json, Value};
+use support::is_root;
+
+struct TestLab {
+    lab: Option<Lab>,
+    _dir: tempfile::TempDir,
+    machine: LabMachine,
+    extra_netns: Vec<String>,
+}
+
+fn edgenet_on(m: &LabMachine, args: &[&str]) -> Output {
+    let mut cmd = m.command(env!("CARGO_BIN_EXE_edgenet")).unwrap();
+    cmd.args([
+        "--state-dir",
+        m.state_dir.to_str().unwrap(),
+        "--resolv-conf",
+        m.resolv_conf.to_str().unwrap(),
+        "--machine-name",
+        &m.name,
+    ])
+    .args(args)
+    .env("NO_COLOR", "1")
+    .env_remove("EDGENET_CONFIG");
+    cmd.output().unwrap()
+}
+
+fn lab(tag: &str, config: Value) -> Option<TestLab> {
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let name = format!("h9{tag}{}", std::process::id());
+    let spec = LabSpec::new(&name, dir.path().join(&name));
+    let deploy = |m: &LabMachine| -> Result<(), String> {
+        let upstream = m.dir.join("upstream-resolv.conf");
+        let out = edgenet_on(
+            m,
+            &[
+                "deploy",
+                "-c",
+                config_path.to_str().unwrap(),
+                "--upstream-resolv-conf",
+                upstream.to_str().unwrap(),
+            ],
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("deploy: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let lab = match Lab::up(&spec, deploy) {
+        Ok(lab) => lab,
+        Err(e) => {
+            if let Some(lab) = e.lab {
+                let _ = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) });
+            }
+            panic!("lab up: {}", e.error);
+        }
+    };
+    let machine = lab.machines().remove(0);
+    Some(TestLab {
+        lab: Some(lab),
+        _dir: dir,
+        machine,
+        extra_netns: Vec::new(),
+    })
+}
+
+fn remove(m: &LabMachine) -> Result<(), String> {
+    let out = edgenet_on(m, &["remove"]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        for ns in &self.extra_netns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if let Some(lab) = self.lab.take() {
+            if let Err(e) = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) }) {
+                eprintln!("lab down: {e}");
+            }
+        }
+    }
+}
+
+/// Runs a command that must succeed.
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestLab {
+    fn doctor(&self) -> (Value, Option<i32>) {
+        let out = edgenet_on(
+            &self.machine,
+            &[
+                "--output",
+                "json",
+                "doctor",
+                "--probe-url",
+                "http://203.0.113.80/",
+                "--probe-name",
+                "www.edgenet.test",
+                "--timeout",
+                "1",
+            ],
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor JSON: {e}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(report["schema"], "edgenet.doctor/v1");
+        (report, out.status.code())
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.machine.state_dir.join("state.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn id(&self) -> String {
+        self.state()["deployment_id"].as_str().unwrap().to_string()
+    }
+
+    fn node_netns(&self) -> String {
+        let plan = &self.state()["applied_plan"];
+        format!(
+            "{}-{}",
+            plan["nodes"][0]["name"].as_str().unwrap(),
+            self.id()
+        )
+    }
+
+    fn lan(&self) -> String {
+        self.lab.as_ref().unwrap().lan_netns()
+    }
+}
+
+/// Names of the checks with this status.
+fn with_status(report: &Value, status: &str) -> BTreeSet<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == status)
+        .map(|c| c["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+fn expect_only_fail(t: &TestLab, fault: &str, expected: &[&str]) -> Value {
+    let (report, code) = t.doctor();
+    let fails = with_status(&report, "FAIL");
+    let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    assert_eq!(fails, want, "{fault}: {report:#}");
+    assert_eq!(code, Some(1), "{fault}: doctor exits 1 on a FAIL");
+    for name in expected {
+        assert!(
+            check(&report, name)["fix"]
+                .as_str()
+                .is_some_and(|f| !f.is_empty()),
+            "{fault}: {name} has no fix"
+        );
+    }
+    report
+}
+
+fn expect_healthy(t: &TestLab, when: &str) -> Value {
+    let (report, code) = t.doctor();
+    assert!(
+        with_status(&report, "FAIL").is_empty(),
+        "{when}: {report:#}"
+    );
+    assert_eq!(code, Some(0));
+    report
+}
+
+#[test]
+fn doctor_finds_each_fault_and_only_it() {
+    let proxy = "http://198.18.0.1:3128";
+    let config = json!({"Network": {"Proxy": {"Http": proxy, "Https": proxy}}, "Init": {"ServiceIPRangeSize": 4}});
+    let Some(mut t) = lab("d", config) else {
+        return;
+    };
+    let node_ns = t.node_netns();
+    let lan = t.lan();
+    let machine = t.machine.netns.clone();
+
+    // Healthy: every probe PASSes; only Kubernetes not running yet is a notice.
+    let report = expect_healthy(&t, "healthy lab");
+    let pass = with_status(&report, "PASS");
+    for name in [
+        "ip-forward",
+        "host-firewall",
+        "duplicate-address",
+        "link",
+        "address",
+        "mac",
+        "mtu",
+        "default-route",
+        "gateway",
+        "path-mtu",
+        "dns 198.18.0.1",
+        "proxy-env",
+        "proxy",
+        "egress",
+    ] {
+        assert!(pass.contains(name), "{name} is not PASS: {report:#}");
+    }
+    assert_eq!(check(&report, "endpoint")["status"], "WARN");
+
+    // 1. The DNS server stops answering (its port is dropped on the LAN router).
+    sh(&["ip", "netns", "exec", &lan, "nft", "add table inet h9fault"]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "add chain inet h9fault in { type filter hook input priority -10 ; }",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "add rule inet h9fault in udp dport 53 drop",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "add rule inet h9fault in tcp dport 53 drop",
+    ]);
+    expect_only_fail(&t, "DNS server down", &["dns 198.18.0.1"]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "delete table inet h9fault",
+    ]);
+    expect_healthy(&t, "DNS back");
+
+    // 2. The proxy refuses connections.
+    sh(&["ip", "netns", "exec", &lan, "nft", "add table inet h9fault"]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "add chain inet h9fault in { type filter hook input priority -10 ; }",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "add rule inet h9fault in tcp dport 3128 reject with tcp reset",
+    ]);
+    expect_only_fail(&t, "proxy unreachable", &["proxy"]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lan,
+        "nft",
+        "delete table inet h9fault",
+    ]);
+    expect_healthy(&t, "proxy back");
+
+    // 3. A smaller MTU on the path: the switch port (host end of the node's veth) takes 1400.
+    let port = format!("en{}l", t.id());
+    sh(&["ip", "-n", &machine, "link", "set", &port, "mtu", "1400"]);
+    let r = expect_only_fail(&t, "MTU mismatch on the path", &["path-mtu"]);
+    assert_eq!(
+        check(&r, "mtu")["status"],
+        "PASS",
+        "the node's own MTU is still the plan's"
+    );
+    sh(&["ip", "-n", &machine, "link", "set", &port, "mtu", "1500"]);
+    expect_healthy(&t, "MTU back");
+
+    // 4. The node's default route is deleted: off-switch probes are not run (SKIP, naming it).
+    sh(&["ip", "-n", &node_ns, "route", "del", "default"]);
+    let r = expect_only_fail(&t, "default route deleted", &["default-route"]);
+    assert_eq!(check(&r, "egress")["status"], "SKIP");
+    assert!(check(&r, "dns 198.18.0.1")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("default route"));
+    let gateway = t.state()["applied_plan"]["switch"]["gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&[
+        "ip", "-n", &node_ns, "route", "add", "default", "via", &gateway, "dev", "eth0",
+    ]);
+    expect_healthy(&t, "route back");
+
+    // 5. Another device on the switch claims a LoadBalancer service address.
+    let dup_ns = format!("h9dup{}", std::process::id());
+    t.extra_netns.push(dup_ns.clone());
+    let service_ip = t.state()["applied_plan"]["service_range"]["start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let switch = t.state()["applied_plan"]["switch"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&["ip", "netns", "add", &dup_ns]);
+    sh(&[
+        "ip", "-n", &machine, "link", "add", "h9dup", "type", "veth", "peer", "name", "eth0",
+        "netns", &dup_ns,
+    ]);
+    sh(&[
+        "ip", "-n", &machine, "link", "set", "h9dup", "master", &switch, "up",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &dup_ns,
+        "addr",
+        "add",
+        &format!("{service_ip}/24"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", &dup_ns, "link", "set", "eth0", "up"]);
+    let r = expect_only_fail(&t, "duplicate address", &["duplicate-address"]);
+    assert!(check(&r, "duplicate-address")["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&service_ip));
+    // Once the API server answers on the endpoint, an answer for a service IP is the
+    // cluster's own kube-vip, not a conflict (an HTTP server on 6443 in the node plays it).
+    let www = tempfile::tempdir().unwrap();
+    let mut api = Command::new("ip")
+        .args([
+            "netns", "exec", &node_ns, "busybox", "httpd", "-f", "-p", "6443", "-h",
+        ])
+        .arg(www.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = expect_healthy(&t, "cluster holds the service IP");
+    let _ = api.kill();
+    let _ = api.wait();
+    assert!(
+        check(&r, "duplicate-address")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("held by the running cluster"),
+        "{r:#}"
+    );
+    assert_eq!(check(&r, "endpoint")["status"], "PASS");
+    // Deleting the veth takes the device away at once (a namespace is torn down later).
+    sh(&["ip", "-n", &machine, "link", "del", "h9dup"]);
+    sh(&["ip", "netns", "del", &dup_ns]);
+    t.extra_netns.clear();
+    expect_healthy(&t, "duplicate gone");
+
+    // 6. Docker's FORWARD policy DROP on the host (here: the lab machine), without a
+    //    DOCKER-USER accept for the switch.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "add table ip filter",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "add chain ip filter FORWARD { type filter hook forward priority 0 ; policy drop ; }",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "add chain ip filter DOCKER-USER",
+    ]);
+    let r = expect_only_fail(&t, "host firewall", &["host-firewall"]);
+    let fw = check(&r, "host-firewall");
+    assert!(fw["detail"].as_str().unwrap().contains("Docker"), "{fw}");
+    assert!(fw["fix"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("DOCKER-USER -i {switch} -j ACCEPT")));
+    assert_eq!(check(&r, "egress")["status"], "SKIP");
+    // The documented fix really lets the traffic through again.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        &format!("add rule ip filter DOCKER-USER iifname \"{switch}\" accept"),
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        &format!("add rule ip filter DOCKER-USER oifname \"{switch}\" accept"),
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "add rule ip filter FORWARD jump DOCKER-USER",
+    ]);
+    expect_healthy(&t, "DOCKER-USER accepts the switch");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "delete table ip filter",
+    ]);
+
+    // `lab status` carries the doctor's result (the lab's lock is handed to the command).
+    let lab = t.lab.take().unwrap();
+    let name = lab.name().to_string();
+    let dir = lab.detach();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+        .args([
+            "--output",
+            "json",
+            "lab",
+            "status",
+            "--name",
+            &name,
+            "--lab-dir",
+        ])
+        .arg(dir.parent().unwrap())
+        .output()
+        .unwrap();
+    t.lab = Some(Lab::open(&dir).unwrap());
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lab status JSON: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        status["doctor"]["m1"]["schema"], "edgenet.doctor/v1",
+        "{status:#}"
+    );
+    assert_eq!(status["doctor"]["m1"]["fail"], 0);
+}
+
+#[test]
+fn doctor_on_an_offline_machine_sees_egress_blocked() {
+    let Some(t) = lab("o", json!({"Network": {"InternetDisabled": true}})) else {
+        return;
+    };
+    let (report, code) = t.doctor();
+    let egress = check(&report, "egress");
+    assert_eq!(egress["status"], "PASS", "{report:#}");
+    assert!(egress["detail"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable, as planned"));
+    assert!(with_status(&report, "FAIL").is_empty(), "{report:#}");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn doctor_on_a_scalable_machine_sees_a_duplicate_node_address_on_the_lan() {
+    let config = edgenet_lab::scalable_config(1, false);
+    let Some(mut t) = lab("s", config) else {
+        return;
+    };
+    expect_healthy(&t, "healthy scalable lab");
+    let peer = t.lab.as_ref().unwrap().peer_netns();
+    let node_ip = t.state()["applied_plan"]["nodes"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The LAN peer (another device on the physical network) takes the node's address.
+    sh(&[
+        "ip",
+        "-n",
+        &peer,
+        "addr",
+        "add",
+        &format!("{node_ip}/22"),
+        "dev",
+        "eth0",
+    ]);
+    let r = expect_only_fail(
+        &t,
+        "duplicate node address on the LAN",
+        &["duplicate-address"],
+    );
+    assert!(check(&r, "duplicate-address")["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&node_ip));
+    sh(&[
+        "ip",
+        "-n",
+        &peer,
+        "addr",
+        "del",
+        &format!("{node_ip}/22"),
+        "dev",
+        "eth0",
+    ]);
+    expect_healthy(&t, "address freed");
+    t.extra_netns.clear();
+}

@@ -1,0 +1,381 @@
+//! Host firewalls (issue 8): Docker's `FORWARD` policy drop and ufw's default forward drop, as
+//! real iptables-nft rulesets loaded into the test machine's namespace, against real traffic
+//! from a node. `check` names the conflict, `deploy` opens Docker's `DOCKER-USER` for the switch
+//! (and refuses ufw with the exact command), `status` reports a drop as drift, and `remove`
+//! leaves the other tool's rules exactly as they were.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::*;
+
+/// Docker 24's filter and nat tables, as `iptables-save` prints them after `dockerd` starts.
+const DOCKER: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+COMMIT
+";
+
+/// ufw's forward path with `DEFAULT_FORWARD_POLICY="DROP"` (its default), trimmed to the
+/// chains a forwarded packet walks (and without its ICMP accepts, so that ping is the probe).
+const UFW: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:ufw-before-forward - [0:0]
+:ufw-user-forward - [0:0]
+:ufw-after-forward - [0:0]
+:ufw-reject-forward - [0:0]
+-A FORWARD -j ufw-before-forward
+-A FORWARD -j ufw-after-forward
+-A FORWARD -j ufw-reject-forward
+-A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw-before-forward -j ufw-user-forward
+COMMIT
+";
+
+/// The machine plus an "internet" namespace: `up0` 203.0.113.2/24 in the machine, default
+/// route via 203.0.113.1, the far end of the veth.
+struct Wan {
+    ns: String,
+}
+
+impl Wan {
+    fn new(m: &Machine) -> Wan {
+        let ns = format!("h8b-wan-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
+        sh(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip -n {ns} link add wan0 type veth peer name up0 netns {m} && \
+             ip -n {ns} addr add 203.0.113.1/24 dev wan0 && ip -n {ns} link set wan0 up && \
+             ip -n {m} addr add 203.0.113.2/24 dev up0 && ip -n {m} link set up0 up && \
+             ip -n {m} route add default via 203.0.113.1",
+            m = m.ns
+        ));
+        Wan { ns }
+    }
+}
+
+impl Drop for Wan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn ping_from(ns: &str, target: &str) -> bool {
+    let ping = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "ping"])
+            .args(args)
+            .arg(target)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    ping(&["-c1", "-W1"]) || ping(&["-c3", "-i0.2", "-W1"])
+}
+
+fn load_ruleset(m: &Machine, rules: &str) {
+    let path = m.dir.path().join("rules.v4");
+    std::fs::write(&path, rules).unwrap();
+    sh(&format!(
+        "ip netns exec {} iptables-nft-restore < {}",
+        m.ns,
+        path.display()
+    ));
+}
+
+/// `iptables-nft -S` of the filter table, for before/after comparisons.
+fn iptables_s(m: &Machine) -> String {
+    sh_out(&format!("ip netns exec {} iptables-nft -S", m.ns))
+}
+
+fn status(m: &Machine) -> (bool, Value) {
+    let out = m.edgenet(&["status", "--output", "json"]);
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+fn linux_node_ns(m: &Machine) -> String {
+    let (_, s) = status(m);
+    s["nodes"][0]["netns"].as_str().unwrap().to_string()
+}
+
+fn findings(m: &Machine, config: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["check", "--output", "json"];
+    if let Some(c) = config {
+        args.extend(["-c", c]);
+    }
+    let out = m.edgenet(&args);
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["findings"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn has_iptables() -> bool {
+    Command::new("iptables-nft")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn docker_installed_after_deploy_cuts_the_nodes_off_until_deploy_opens_docker_user() {
+    let Some(m) = machine("h8bdock") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    assert!(
+        ping_from(&node, "203.0.113.1"),
+        "no outbound traffic before Docker"
+    );
+    assert!(status(&m).0);
+
+    // Docker starts: its FORWARD policy drop now drops every packet the switch forwards.
+    load_ruleset(&m, DOCKER);
+    let docker_rules = iptables_s(&m);
+    assert!(
+        !ping_from(&node, "203.0.113.1"),
+        "Docker's policy drop did not bite"
+    );
+    let (ok, s) = status(&m);
+    assert!(!ok, "status must fail while the nodes are cut off: {s:#}");
+    let drift = s["drift"].to_string();
+    assert!(
+        drift.contains("Docker") && drift.contains("FORWARD") && drift.contains("policy drop"),
+        "{drift}"
+    );
+    let f = findings(&m, None);
+    let docker = f
+        .iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(docker["severity"], "warning", "{docker:#}");
+    assert!(docker["hint"]
+        .as_str()
+        .unwrap()
+        .contains("DOCKER-USER -i aksedgesw-int"));
+
+    // deploy opens DOCKER-USER for the switch: traffic flows, status is clean.
+    let report = m.deploy(None);
+    assert!(
+        report["changes"].to_string().contains("DOCKER-USER"),
+        "{report:#}"
+    );
+    assert!(
+        ping_from(&node, "203.0.113.1"),
+        "deploy did not let the nodes out"
+    );
+    let (ok, s) = status(&m);
+    assert!(ok, "{s:#}");
+    let id = m.state_id().unwrap();
+    let with_ours = iptables_s(&m);
+    assert!(
+        with_ours.contains(&format!(
+            "-A DOCKER-USER -i aksedgesw-int -m comment --comment \"edgenet:{id}\" -j ACCEPT"
+        )),
+        "{with_ours}"
+    );
+    // A second deploy adds nothing.
+    assert_eq!(m.deploy(None)["changes"], json!([]));
+    assert_eq!(iptables_s(&m), with_ours);
+
+    // remove takes out exactly its two rules; Docker's stay as Docker made them.
+    m.ok(&["remove"]);
+    assert_eq!(iptables_s(&m), docker_rules);
+}
+
+#[test]
+fn docker_drop_of_bridged_frames_on_an_external_switch_is_opened_by_deploy() {
+    let Some(lan) = lan("h8bdx", 1) else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let m = &lan.machines[0];
+    assert_eq!(m.sysctl("net.bridge.bridge-nf-call-iptables"), "1");
+    load_ruleset(m, DOCKER);
+    let cfg = m.write_config(
+        "c.json",
+        &json!({
+            "DeploymentType": "ScalableCluster",
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+        }),
+    );
+    let f = findings(m, Some(&cfg));
+    assert!(
+        f.iter().any(|f| f["code"] == "host-firewall-drops"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("frames within the switch")),
+        "{f:#?}"
+    );
+    m.ok(&["deploy", "-c", &cfg]);
+    let node = linux_node_ns(m);
+    assert!(
+        ping_from(&node, "198.18.0.254"),
+        "node cannot reach the LAN through Docker's drop"
+    );
+    // Without edgenet's DOCKER-USER rules (Docker reinstalled, chain flushed) the node is cut
+    // off, and status says so.
+    sh(&format!("ip netns exec {} iptables-nft -F DOCKER-USER && ip netns exec {} iptables-nft -A DOCKER-USER -j RETURN", m.ns, m.ns));
+    assert!(!ping_from(&node, "198.18.0.254"));
+    let (ok, s) = status(m);
+    assert!(!ok && s["drift"].to_string().contains("Docker"), "{s:#}");
+    m.ok(&["deploy", "-c", &cfg]);
+    assert!(ping_from(&node, "198.18.0.254"));
+    assert!(status(m).0);
+}
+
+#[test]
+fn ufw_forward_drop_is_refused_with_the_exact_command_until_routes_are_allowed() {
+    let Some(m) = machine("h8bufw") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    load_ruleset(&m, UFW);
+    let host = |m: &Machine| {
+        let d = m.dump();
+        let v4 = json_of(&format!("ip -n {} -4 -j route show table all", m.ns));
+        json!([d["nft"], d["netns"], d["ip_forward"], d["state_files"], v4])
+    };
+    let before = host(&m);
+    let f = findings(&m, None);
+    let ufw = f
+        .iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(ufw["severity"], "error");
+    let hint = ufw["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("ufw route allow in on aksedgesw-int"),
+        "{hint}"
+    );
+
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ufw route allow"));
+    assert_eq!(host(&m), before, "a refused deploy changed the host");
+
+    // What `ufw route allow in on aksedgesw-int` and `… out on …` add.
+    sh(&format!(
+        "ip netns exec {0} iptables-nft -A ufw-user-forward -i aksedgesw-int -j ACCEPT && \
+         ip netns exec {0} iptables-nft -A ufw-user-forward -o aksedgesw-int -j ACCEPT",
+        m.ns
+    ));
+    assert!(!findings(&m, None)
+        .iter()
+        .any(|f| f["code"] == "host-firewall-drops"));
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    assert!(ping_from(&node, "203.0.113.1"));
+    assert!(status(&m).0);
+}
+
+/// firewalld's nftables shape: policy accept, but the forward chain ends in a reject for every
+/// interface in no zone (trimmed to what a forwarded packet walks).
+const FIREWALLD: &str = r#"table inet firewalld {
+  chain filter_FORWARD {
+    type filter hook forward priority filter + 10; policy accept;
+    ct state { established, related } accept
+    ct status dnat accept
+    iifname "lo" accept
+    ct state invalid drop
+    reject with icmpx admin-prohibited
+  }
+}
+"#;
+
+#[test]
+fn firewalld_reject_is_refused_until_the_switch_is_trusted() {
+    let Some(m) = machine("h8bfwd") else { return };
+    let _wan = Wan::new(&m);
+    let path = m.dir.path().join("firewalld.nft");
+    std::fs::write(&path, FIREWALLD).unwrap();
+    sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+    let f = findings(&m, None);
+    let fwd = f
+        .iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(fwd["severity"], "error");
+    assert!(
+        fwd["hint"]
+            .as_str()
+            .unwrap()
+            .contains("firewall-cmd --permanent --zone=trusted --add-interface=aksedgesw-int"),
+        "{fwd:#}"
+    );
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(m.node_namespaces().is_empty());
+    // What putting the switch in the trusted zone amounts to for forwarded packets.
+    sh(&format!(
+        "ip netns exec {0} nft insert rule inet firewalld filter_FORWARD iifname aksedgesw-int accept && \
+         ip netns exec {0} nft insert rule inet firewalld filter_FORWARD oifname aksedgesw-int accept",
+        m.ns
+    ));
+    m.deploy(None);
+    assert!(ping_from(&linux_node_ns(&m), "203.0.113.1"));
+    assert!(status(&m).0);
+    // And without it (firewalld reloaded), the nodes are cut off and status says so.
+    sh(&format!(
+        "ip netns exec {0} nft delete table inet firewalld && ip netns exec {0} nft -f {1}",
+        m.ns,
+        path.display()
+    ));
+    assert!(!ping_from(&linux_node_ns(&m), "203.0.113.1"));
+    let (ok, s) = status(&m);
+    assert!(
+        !ok && s["drift"].to_string().contains("firewall-cmd"),
+        "{s:#}"
+    );
+}

@@ -1,0 +1,137 @@
+//! The Debian package (scripts/build-deb.sh): installed with apt, it has the binary, the boot
+//! unit, the man page and the state directory, `edgenet deploy` works with it, and a purge
+//! takes it all away. It changes the machine's installed packages, so it runs only as root
+//! in CI (`CI` set), on a machine where edgenet is not installed already.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "edgenet"]).status();
+    }
+}
+
+fn installed() -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "edgenet"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_debian_package_installs_deploys_and_purges() {
+    if !is_root() {
+        eprintln!("skipped: needs root to install a package");
+        return;
+    }
+    if std::env::var("CI").map_or(true, |v| v.is_empty()) {
+        eprintln!("skipped: installs a package on this machine, so it runs only in CI (set CI=1)");
+        return;
+    }
+    if installed() {
+        eprintln!("skipped: an edgenet package is installed here already; it is left alone");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/build-deb.sh"))
+        .env("EDGENET_DEB_BINARY", env!("CARGO_BIN_EXE_edgenet"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(
+        deb.starts_with(root.join("target/debian"))
+            || deb.to_string_lossy().contains("/target/debian/")
+    );
+    let state_existed = Path::new("/var/lib/edgenet").exists();
+
+    let guard = Installed;
+    let apt = Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(
+        apt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apt.stderr)
+    );
+    assert!(installed());
+    let version = sh_out("/usr/bin/edgenet --version");
+    assert!(version.starts_with("edgenet "), "{version}");
+    for f in [
+        "/lib/systemd/system/edgenet.service",
+        "/usr/share/man/man1/edgenet.1.gz",
+    ] {
+        assert!(Path::new(f).is_file(), "{f}");
+    }
+    let mode = sh_out("stat -c %a /var/lib/edgenet");
+    assert_eq!(mode.trim(), "700");
+    let unit = std::fs::read_to_string("/lib/systemd/system/edgenet.service").unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/edgenet deploy --config /etc/edgenet/config.json"));
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let v = Command::new("systemd-analyze")
+            .args(["verify", "--man=no", "/lib/systemd/system/edgenet.service"])
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    }
+
+    // The installed edgenet deploys and removes, in a namespace of the test's own.
+    let ns = format!("h8a-pkg-{}", std::process::id());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("resolv.conf"), "nameserver 198.51.100.53\n").unwrap();
+    let run = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet {args} --state-dir {d}/state --resolv-conf {d}/resolv.conf",
+                d = dir.path().display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let deployed = run("deploy");
+    let removed = run("remove");
+    sh(&format!("ip netns del {ns}"));
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+
+    drop(guard);
+    assert!(!installed());
+    assert!(!Path::new("/usr/bin/edgenet").exists());
+    assert!(!Path::new("/lib/systemd/system/edgenet.service").exists());
+    if !state_existed {
+        assert!(
+            !Path::new("/var/lib/edgenet").exists(),
+            "purge leaves no state directory"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The systemd unit that deploys again at every boot. Kernel objects (bridge, veths, node
+//! namespaces, nftables) vanish at a reboot while the state directory stays; running the same
+//! `edgenet deploy` early in the boot brings back the same switch, subnet, MACs and nodes.
+//!
+//! Order: after the network is online and the adapter of an external switch exists (its
+//! device unit), so the adapter's boot-time configuration is there to be moved to the switch;
+//! before K3s and the kubelet, which must find the nodes' network in place.
+
+use std::path::PathBuf;
+
+pub const UNIT_NAME: &str = "edgenet.service";
+pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
+/// Units that must start after edgenet (K3s server and agent, kubeadm's kubelet).
+pub const BEFORE: &[&str] = &["k3s.service", "k3s-agent.service", "kubelet.service"];
+
+/// What the unit runs: the same deploy the operator ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootUnit {
+    pub binary: PathBuf,
+    /// `None`: the built-in default config.
+    pub config: Option<PathBuf>,
+    pub machine: Option<usize>,
+    pub machine_name: Option<String>,
+    /// The external switch's adapter, waited for before the deploy.
+    pub adapter: Option<String>,
+    /// Environment the deploy needs (state directory, resolver files), `KEY=VALUE`.
+    pub environment: Vec<(String, String)>,
+    /// The unit the Debian package ships: it does nothing until the config file exists, and
+    /// takes extra deploy arguments (`--machine N`) from `EDGENET_ARGS` in this file.
+    pub packaged: bool,
+}
+
+/// Where the packaged unit finds its config and its extra arguments.
+pub const PACKAGED_CONFIG: &str = "/etc/edgenet/config.json";
+pub const PACKAGED_DEFAULTS: &str = "/etc/default/edgenet";
+
+impl BootUnit {
+    /// The unit of the Debian package (`edgenet install-unit` writes a more specific one to
+    /// /etc/systemd/system, which takes precedence).
+    pub fn packaged() -> BootUnit {
+        BootUnit {
+            binary: "/usr/bin/edgenet".into(),
+            config: Some(PACKAGED_CONFIG.into()),
+            machine: None,
+            machine_name: None,
+            adapter: None,
+            environment: vec![(
+                "EDGENET_STATE_DIR".into(),
+                crate::state::DEFAULT_STATE_DIR.into(),
+            )],
+            packaged: true,
+        }
+    }
+}
+
+impl BootUnit {
+    /// The command line of `ExecStart=`, unquoted.
+    pub fn command(&self) -> Vec<String> {
+        let mut args = vec![self.binary.display().to_string(), "deploy".into()];
+        if let Some(c) = &self.config {
+            args.extend(["--config".into(), c.display().to_string()]);
+        }
+        if let Some(m) = self.machine {
+            args.extend(["--machine".into(), m.to_string()]);
+        }
+        if let Some(n) = &self.machine_name {
+            args.extend(["--machine-name".into(), n.clone()]);
+        }
+        // At boot nothing else should hold the lock for long; a generous wait rather than a
+        // failed boot.
+        args.extend(["--wait".into(), "300".into()]);
+        args
+    }
+
+    pub fn render(&self) -> String {
+        let mut unit = String::new();
+        unit.push_str("# Written by `edgenet install-unit`: deploys the cluster's host networking again at every\n");
+        unit.push_str("# boot (kernel objects do not survive a reboot; the state in the state directory does).\n");
+        unit.push_str("[Unit]\n");
+        unit.push_str("Description=edgenet host networking of the edge Kubernetes cluster\n");
+        unit.push_str("Documentation=man:edgenet(1)\n");
+        unit.push_str("Wants=network-online.target\n");
+        unit.push_str("After=network-online.target\n");
+        if let Some(adapter) = &self.adapter {
+            let device = device_unit(adapter);
+            unit.push_str(&format!("Wants={device}\nAfter={device}\n"));
+        }
+        unit.push_str(&format!("Before={}\n", BEFORE.join(" ")));
+        if self.packaged {
+            unit.push_str(&format!("ConditionPathExists={PACKAGED_CONFIG}\n"));
+        }
+        unit.push_str("\n[Service]\n");
+        unit.push_str("Type=oneshot\n");
+        unit.push_str("RemainAfterExit=yes\n");
+        for (k, v) in &self.environment {
+            unit.push_str(&format!("Environment={}\n", quote(&format!("{k}={v}"))));
+        }
+        unit.push_str("Environment=NO_COLOR=1\n");
+        let mut command: Vec<String> = self.command().iter().map(|a| quote(a)).collect();
+        if self.packaged {
+            unit.push_str(&format!("EnvironmentFile=-{PACKAGED_DEFAULTS}\n"));
+            // Split into words by systemd: `EDGENET_ARGS="--machine 1"`.
+            command.push("$EDGENET_ARGS".into());
+        }
+        unit.push_str(&format!("ExecStart={}\n", command.join(" ")));
+        // A DHCP lease that is late, or a lock held a moment: try again rather than leave the
+        // nodes without a network.
+        unit.push_str("Restart=on-failure\n");
+        unit.push_str("RestartSec=10s\n");
+        // Exit 1 and 2 are the config's problems: retrying cannot fix them.
+        unit.push_str("RestartPreventExitStatus=1 2\n");
+        unit.push_str("TimeoutStartSec=10min\n");
+        unit.push_str("\n[Install]\n");
+        unit.push_str(&format!(
+            "WantedBy=multi-user.target {}\n",
+            BEFORE.join(" ")
+        ));
+        unit
+    }
+}
+
+/// The device unit of a network interface: `sys-subsystem-net-devices-<escaped>.device`.
+pub fn device_unit(ifname: &str) -> String {
+    format!("sys-subsystem-net-devices-{}.device", escape(ifname))
+}
+
+/// `systemd-escape`: ASCII letters, digits, `:`, `_` and `.` (not leading) are kept, `/`
+/// becomes `-`, everything else `\xNN`.
+pub fn escape(s: &str) -> String {
+    let mut out = String::new();
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'/' => out.push('-'),
+            b'.' if i == 0 => out.push_str("\\x2e"),
+            b if b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.') => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// One word of a unit's command line or `Environment=`: `%` and `$` are doubled (systemd
+/// expands them), and a word with spaces, quotes or backslashes is double-quoted.
+fn quote(word: &str) -> String {
+    let escaped = word.replace('%', "%%").replace('$', "$$");
+    if escaped.is_empty()
+        || escaped
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
+    {
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        escaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit() -> BootUnit {
+        BootUnit {
+            binary: "/usr/bin/edgenet".into(),
+            config: Some("/etc/edgenet/my config.json".into()),
+            machine: Some(1),
+            machine_name: None,
+            adapter: Some("en-p1".into()),
+            environment: vec![("EDGENET_STATE_DIR".into(), "/var/lib/edgenet".into())],
+            packaged: false,
+        }
+    }
+
+    #[test]
+    fn the_packaged_unit_waits_for_a_config_and_takes_extra_arguments() {
+        let text = BootUnit::packaged().render();
+        assert!(text.contains("ConditionPathExists=/etc/edgenet/config.json\n"));
+        assert!(text.contains("EnvironmentFile=-/etc/default/edgenet\n"));
+        assert!(text.contains(
+            "ExecStart=/usr/bin/edgenet deploy --config /etc/edgenet/config.json --wait 300 $EDGENET_ARGS\n"
+        ));
+    }
+
+    #[test]
+    fn the_unit_runs_the_deploy_after_the_adapter_and_before_kubernetes() {
+        let text = unit().render();
+        assert!(text.contains("After=sys-subsystem-net-devices-en\\x2dp1.device\n"));
+        assert!(text.contains("Before=k3s.service k3s-agent.service kubelet.service\n"));
+        assert!(text.contains(
+            "ExecStart=/usr/bin/edgenet deploy --config \"/etc/edgenet/my config.json\" --machine 1 --wait 300\n"
+        ));
+        assert!(text.contains("Environment=EDGENET_STATE_DIR=/var/lib/edgenet\n"));
+        assert!(text.contains("Type=oneshot\n"));
+    }
+
+    #[test]
+    fn escaping_follows_systemd_escape() {
+        assert_eq!(escape("eth0"), "eth0");
+        assert_eq!(escape("br-lan"), "br\\x2dlan");
+        assert_eq!(escape(".x"), "\\x2ex");
+        assert_eq!(quote("100%"), "100%%");
+        assert_eq!(quote("a b"), "\"a b\"");
+    }
+}

@@ -1,0 +1,197 @@
+//! One owner per link. An external switch moves the adapter's configuration to its bridge; a
+//! network manager or DHCP client that still owns the adapter would renew its lease on the
+//! adapter (where, as a bridge port, it cannot be used) or put the configuration back, and
+//! the two would fight. So edgenet takes the adapter over only when nothing else configures
+//! it; otherwise it refuses before touching anything, with the manager's own way of making
+//! the bridge (a bridge with the adapter as its port is then used as it is, and the manager
+//! keeps configuring it: DHCP renews on the bridge, which has the adapter's MAC, so the
+//! lease stays the same).
+
+use edgenet_core::mac::MacAddr;
+use edgenet_host::net_manager::{managers_of, Manager, ManagerPaths};
+use edgenet_host::netlink::Netlink;
+
+use crate::error::DeployError;
+
+/// Set to `1` when the adapter's manager has been told to leave it alone in a way edgenet
+/// cannot see (e.g. a `.network` file with `KeepConfiguration=`); edgenet then takes it over.
+pub const IGNORE_ENV: &str = "EDGENET_IGNORE_ADAPTER_MANAGER";
+
+/// The places read, from the environment (for tests and unusual installs) or the defaults.
+pub fn paths_from_env() -> ManagerPaths {
+    let mut p = ManagerPaths::default();
+    let mut given = false;
+    for (var, field) in [
+        ("EDGENET_NM_RUN_DIR", &mut p.network_manager),
+        ("EDGENET_NETWORKD_RUN_DIR", &mut p.networkd),
+        ("EDGENET_IFUPDOWN_INTERFACES", &mut p.ifupdown),
+    ] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            *field = v.into();
+            given = true;
+        }
+    }
+    if let Some(v) = std::env::var_os("EDGENET_PROC_DIR").filter(|v| !v.is_empty()) {
+        p.proc = v.into();
+    }
+    p.system_managers = given || edgenet_host::net_manager::in_host_netns(&p.proc);
+    p
+}
+
+/// Refuses to take `adapter` over for bridge `bridge` while something else configures it.
+/// An adapter that is already a bridge port (ours from an earlier deploy, or a bridge the
+/// manager made) is not taken over again, so it is not asked about.
+pub fn ensure_sole_owner(
+    nl: &mut Netlink,
+    adapter: &str,
+    bridge: &str,
+    paths: &ManagerPaths,
+) -> Result<(), DeployError> {
+    if std::env::var(IGNORE_ENV).is_ok_and(|v| v == "1") {
+        return Ok(());
+    }
+    let Some(link) = nl.link(adapter)? else {
+        return Ok(()); // deploy reports a missing adapter itself
+    };
+    if link.master.is_some() {
+        return Ok(());
+    }
+    let managers = managers_of(paths, adapter, link.index);
+    let Some(first) = managers.first() else {
+        return Ok(());
+    };
+    let addresses = nl.link_config(adapter)?.address_strings();
+    Err(DeployError::AdapterManaged {
+        message: format!(
+            "{} configures {adapter}{}; as the port of {bridge} the adapter cannot keep its configuration, and two owners would fight over it. Nothing was changed",
+            describe(first),
+            if managers.len() > 1 {
+                format!(
+                    " (and {})",
+                    managers[1..]
+                        .iter()
+                        .map(describe)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                String::new()
+            }
+        ),
+        fix: fix(first, adapter, bridge, link.mac, &addresses),
+    })
+}
+
+/// The manager as messages name it.
+pub fn describe(m: &Manager) -> String {
+    match m {
+        Manager::NetworkManager => "NetworkManager".into(),
+        Manager::Networkd { network_file } => match network_file {
+            Some(f) => format!("systemd-networkd ({f})"),
+            None => "systemd-networkd".into(),
+        },
+        Manager::Ifupdown { stanza, file } => {
+            format!("ifupdown (`{stanza}` in {})", file.display())
+        }
+        Manager::DhcpClient { program, pid, .. } => {
+            format!("the DHCP client {program} (pid {pid})")
+        }
+    }
+}
+
+/// The manager's own recipe for the bridge; edgenet then uses that bridge as it is.
+fn fix(
+    m: &Manager,
+    adapter: &str,
+    bridge: &str,
+    mac: Option<MacAddr>,
+    addresses: &[String],
+) -> String {
+    let mac = mac
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| "<MAC of the adapter>".into());
+    let then = "then run `edgenet deploy` again: it uses a bridge that has the adapter as its port as it is";
+    match m {
+        Manager::NetworkManager => format!(
+            "let NetworkManager own the bridge, with {adapter} as its port and {adapter}'s addressing on it:\n  \
+             nmcli connection add type bridge ifname {bridge} con-name {bridge} bridge.stp no bridge.mac-address {mac} ipv4.method auto\n  \
+             nmcli connection add type bridge-slave ifname {adapter} master {bridge}\n  \
+             nmcli connection up {bridge}\n\
+             (for a static address use ipv4.method manual ipv4.addresses ... ipv4.gateway ... instead of auto); {then}"
+        ),
+        Manager::Networkd { network_file } => format!(
+            "let systemd-networkd own the bridge: write /etc/systemd/network/50-{bridge}.netdev:\n  \
+             [NetDev]\n  Name={bridge}\n  Kind=bridge\n  MACAddress={mac}\n\
+             change the [Network] section of {} to only `Bridge={bridge}`, move its addressing (DHCP=, Address=, Gateway=) to /etc/systemd/network/50-{bridge}.network with [Match] Name={bridge}, \
+             run `networkctl reload`; {then}",
+            network_file.as_deref().unwrap_or("the adapter's .network file")
+        ),
+        Manager::Ifupdown { stanza, file } => format!(
+            "let ifupdown own the bridge (package bridge-utils): in {} replace `{stanza}` by\n  \
+             iface {adapter} inet manual\n  \
+             auto {bridge}\n  \
+             iface {bridge} {}\n      bridge_ports {adapter}\n      bridge_stp off\n      hwaddress ether {mac}\n\
+             (with the address lines of {adapter}'s stanza), run `ifdown {adapter}; ifup {bridge}`; {then}",
+            file.display(),
+            stanza
+                .split_whitespace()
+                .skip(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Manager::DhcpClient { pid, command, .. } => format!(
+            "stop the client on {adapter} (`kill {pid}`; its address{} stays until the lease ends), run `edgenet deploy`, then start the client on the bridge instead: `{}`. \
+             The bridge has {adapter}'s MAC, so the DHCP server renews the same lease. Before `edgenet remove`, stop it again and start it on {adapter} afterwards",
+            if addresses.is_empty() { String::new() } else { format!(" {}", addresses.join(", ")) },
+            on_bridge(command, adapter, bridge),
+        ),
+    }
+}
+
+/// The client's command line with the adapter replaced by the bridge.
+fn on_bridge(command: &str, adapter: &str, bridge: &str) -> String {
+    let words: Vec<String> = command
+        .split(' ')
+        .map(|w| {
+            if w == adapter {
+                bridge.to_string()
+            } else if w.strip_prefix("-i") == Some(adapter) {
+                format!("-i{bridge}")
+            } else if w.strip_prefix("--interface=") == Some(adapter) {
+                format!("--interface={bridge}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_fix_names_the_same_command_on_the_bridge() {
+        let m = Manager::DhcpClient {
+            program: "udhcpc".into(),
+            pid: 42,
+            command: "udhcpc -f -i up0 -s /x".into(),
+        };
+        let text = fix(&m, "up0", "br0", None, &["198.18.0.50/24".into()]);
+        assert!(text.contains("kill 42"), "{text}");
+        assert!(text.contains("`udhcpc -f -i br0 -s /x`"), "{text}");
+        assert!(text.contains("198.18.0.50/24"), "{text}");
+    }
+
+    #[test]
+    fn the_ifupdown_fix_keeps_the_method() {
+        let m = Manager::Ifupdown {
+            stanza: "iface up0 inet dhcp".into(),
+            file: "/etc/network/interfaces".into(),
+        };
+        let text = fix(&m, "up0", "br0", None, &[]);
+        assert!(text.contains("iface br0 inet dhcp"), "{text}");
+        assert!(text.contains("bridge_ports up0"), "{text}");
+    }
+}

@@ -1,0 +1,709 @@
+//! `edgenet doctor`: what a person would check by hand, from inside each node and on the host,
+//! one line per check with PASS/WARN/FAIL and the fix. Probes go through edgenet-host; the
+//! judging of what they saw ([`firewall`], [`rendered`]) is pure.
+//!
+//! Checks that need the path off the switch are not run (SKIP, naming the cause) when that
+//! path is already known to be broken — a missing default route or a host firewall dropping
+//! forwarded traffic — so one fault gives one FAIL with its fix.
+
+pub mod firewall;
+pub mod rendered;
+mod report;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgenet_core::mac::MacAddr;
+use edgenet_core::plan::{NodeKind, NodePlan, Outbound, Plan, SwitchKind};
+use edgenet_host::exec::{BindMount, ExecOptions};
+use edgenet_host::netlink::Netlink;
+use edgenet_host::netns::NetNs;
+use edgenet_host::probes;
+
+pub use report::{Check, Report, Status, DOCTOR_SCHEMA};
+
+/// The node's interface inside its namespace.
+pub const NODE_IFNAME: &str = "eth0";
+
+/// A deployed node and where its files are.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    pub plan: NodePlan,
+    pub netns: String,
+    pub resolv_conf: PathBuf,
+    pub proxy_env: PathBuf,
+    /// The MAC it should have (static, or the one generated at deploy).
+    pub mac: Option<MacAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorOptions {
+    /// A name every DNS server must resolve; `None`: any answer counts.
+    pub probe_name: Option<String>,
+    /// A URL for the egress check; `None`: not run.
+    pub probe_url: Option<String>,
+    /// `render --out DIR` to compare with the plan instead of the node's own files (`/`).
+    pub rendered_root: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl Default for DoctorOptions {
+    fn default() -> Self {
+        DoctorOptions {
+            probe_name: None,
+            probe_url: None,
+            rendered_root: None,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs every check of this machine.
+pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report {
+    let mut checks = host_checks(plan);
+    let forward_blocked = checks
+        .iter()
+        .any(|c| c.check == "host-firewall" && c.status == Status::Fail);
+    checks.push(duplicate_addresses(plan, nodes, opts));
+    let mut endpoint_done = false;
+    for node in nodes {
+        let mut node_checks = node_checks(plan, node, opts, forward_blocked);
+        if !endpoint_done && node.plan.kind == NodeKind::Linux {
+            node_checks.push(endpoint_check(plan, node, opts, &node_checks));
+            endpoint_done = true;
+        }
+        checks.extend(node_checks);
+    }
+    Report::new(&plan.machine.name, checks)
+}
+
+fn host_checks(plan: &Plan) -> Vec<Check> {
+    let mut out = Vec::new();
+    if plan.switch.outbound == Outbound::Nat {
+        out.push(match edgenet_host::sysctl::read("net.ipv4.ip_forward") {
+            Ok(v) if v == "1" => Check::pass(
+                "host",
+                "ip-forward",
+                "net.ipv4.ip_forward = 1 (NAT for the nodes)",
+            ),
+            Ok(v) => Check::fail(
+                "host",
+                "ip-forward",
+                format!("net.ipv4.ip_forward = {v}: the host does not route the nodes' traffic"),
+                "edgenet deploy (sets it), or sysctl -w net.ipv4.ip_forward=1",
+            ),
+            Err(e) => Check::fail("host", "ip-forward", e.to_string(), "run doctor as root"),
+        });
+    }
+    let bridge_nf = edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok();
+    out.push(match bridge_nf.as_deref() {
+        Some("1") => Check::pass(
+            "host",
+            "bridge-nf",
+            "bridge-nf-call-iptables = 1, as kube-proxy and the CNI need (bridged traffic also meets the host's iptables: see host-firewall)",
+        ),
+        Some(v) => Check::warn(
+            "host",
+            "bridge-nf",
+            format!("bridge-nf-call-iptables = {v}: kube-proxy's rules miss bridged pod traffic"),
+        )
+        .fix("sysctl -w net.bridge.bridge-nf-call-iptables=1 (and in /etc/sysctl.d/ to keep it)"),
+        None => Check::warn(
+            "host",
+            "bridge-nf",
+            "br_netfilter is not loaded: Kubernetes needs bridge-nf-call-iptables = 1",
+        )
+        .fix("modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/k8s.conf; sysctl -w net.bridge.bridge-nf-call-iptables=1"),
+    });
+    let mut blockers = Vec::new();
+    let mut unread = Vec::new();
+    match probes::nft_ruleset() {
+        Ok(Some(ruleset)) => {
+            blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
+        }
+        Ok(None) => unread.push("nft is not installed".to_string()),
+        Err(e) => unread.push(format!("nft: {e}")),
+    }
+    match probes::iptables_legacy_filter() {
+        Ok(Some(save)) => blockers.extend(firewall::legacy_blockers(&save, &plan.switch.name)),
+        Ok(None) => {}
+        Err(e) => unread.push(format!("iptables-legacy-save: {e}")),
+    }
+    out.push(if blockers.is_empty() && !unread.is_empty() {
+        Check::skip(
+            "host",
+            "host-firewall",
+            format!("the host's firewall was not read ({})", unread.join("; ")),
+        )
+    } else {
+        firewall::check(plan, &blockers, bridge_nf.as_deref())
+    });
+    out
+}
+
+/// ARP on the switch for every node address, the endpoint and the service range: any answer
+/// from a MAC that is not one of this machine's nodes is another device using the address.
+fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Check {
+    let mut targets: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.address.addr()).collect();
+    targets.push(plan.control_plane_endpoint);
+    if let Some(r) = plan.service_range {
+        targets.extend(r.addresses());
+    }
+    targets.sort();
+    targets.dedup();
+    let answers = match edgenet_host::arp::probe(&plan.switch.name, &targets, &Default::default()) {
+        Ok(a) => a,
+        Err(e) => {
+            return Check::skip(
+                "host",
+                "duplicate-address",
+                format!("ARP probe on {} not run: {e}", plan.switch.name),
+            )
+        }
+    };
+    let _ = opts;
+    let own: Vec<(Ipv4Addr, MacAddr)> = nodes
+        .iter()
+        .filter_map(|n| Some((n.plan.address.addr(), n.mac?)))
+        .collect();
+    let own_macs: Vec<MacAddr> = own.iter().map(|(_, m)| *m).collect();
+    let mut conflicts = Vec::new();
+    let mut held = Vec::new();
+    // Once Kubernetes runs, kube-vip (or MetalLB) on some cluster node answers for the VIP and
+    // the service IPs: that is the cluster, not a conflict.
+    let cluster_runs = || {
+        probes::tcp_connect(
+            plan.control_plane_endpoint,
+            edgenet_render::API_PORT,
+            opts.timeout,
+        )
+        .is_ok()
+    };
+    let mut runs: Option<bool> = None;
+    for a in answers {
+        let is_node_address = plan.nodes.iter().any(|n| n.address.addr() == a.address);
+        let legit = if is_node_address {
+            own.iter()
+                .any(|(ip, mac)| *ip == a.address && *mac == a.mac)
+        } else {
+            // kube-vip on one of this machine's nodes may hold the VIP or a service IP.
+            own_macs.contains(&a.mac)
+        };
+        if legit {
+            continue;
+        }
+        if !is_node_address && *runs.get_or_insert_with(cluster_runs) {
+            held.push(format!("{} by {}", a.address, a.mac));
+        } else {
+            conflicts.push(format!("{} is answered by {}", a.address, a.mac));
+        }
+    }
+    if conflicts.is_empty() && !held.is_empty() {
+        Check::pass(
+            "host",
+            "duplicate-address",
+            format!(
+                "held by the running cluster ({}:6443 answers): {}",
+                plan.control_plane_endpoint,
+                held.join(", ")
+            ),
+        )
+    } else if conflicts.is_empty() {
+        Check::pass(
+            "host",
+            "duplicate-address",
+            format!(
+                "no other device answers ARP for the {} planned address(es) on {}",
+                targets.len(),
+                plan.switch.name
+            ),
+        )
+    } else {
+        Check::fail(
+            "host",
+            "duplicate-address",
+            format!("another device uses a planned address: {}", conflicts.join(", ")),
+            "find the device with that MAC and free the address, or choose other addresses in the config (Ip4Address, ControlPlaneEndpointIp, ServiceIPRangeStart)",
+        )
+    }
+}
+
+struct Observed {
+    mac: Option<MacAddr>,
+    mtu: u32,
+    up: bool,
+    addresses: Vec<ipnet::Ipv4Net>,
+    default_gateway: Option<Ipv4Addr>,
+    ip_forward: Option<String>,
+    bridge_nf: Option<String>,
+}
+
+fn observe(netns: &str) -> Result<Option<Observed>, String> {
+    let ns = NetNs::open(netns).map_err(|e| e.to_string())?;
+    let result = ns
+        .run(|| -> Result<Option<Observed>, String> {
+            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+            let Some(link) = nl.link(NODE_IFNAME).map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            let addresses = nl
+                .addresses()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|a| a.link == NODE_IFNAME)
+                .map(|a| a.address)
+                .collect();
+            let default_gateway = nl
+                .routes()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|r| r.destination.prefix_len() == 0 && r.link.as_deref() == Some(NODE_IFNAME))
+                .and_then(|r| r.gateway);
+            Ok(Some(Observed {
+                mac: link.mac,
+                mtu: link.mtu,
+                up: link.up && link.lower_up,
+                addresses,
+                default_gateway,
+                ip_forward: edgenet_host::sysctl::read("net.ipv4.ip_forward").ok(),
+                bridge_nf: edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok(),
+            }))
+        })
+        .map_err(|e| e.to_string())?;
+    result
+}
+
+fn node_checks(
+    plan: &Plan,
+    node: &NodeHandle,
+    opts: &DoctorOptions,
+    forward_blocked: bool,
+) -> Vec<Check> {
+    let n = &node.plan;
+    let scope = n.name.as_str();
+    let repair = "edgenet deploy (repairs drift)";
+    let mut out = Vec::new();
+    let seen = match observe(&node.netns) {
+        Ok(Some(seen)) => seen,
+        Ok(None) => {
+            out.push(Check::fail(
+                scope,
+                "link",
+                format!("{NODE_IFNAME} is missing in namespace {}", node.netns),
+                repair,
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(Check::fail(
+                scope,
+                "link",
+                format!("namespace {} cannot be read: {e}", node.netns),
+                repair,
+            ));
+            return out;
+        }
+    };
+    out.push(if seen.up {
+        Check::pass(scope, "link", format!("{NODE_IFNAME} is up with carrier"))
+    } else {
+        Check::fail(
+            scope,
+            "link",
+            format!("{NODE_IFNAME} is down or has no carrier"),
+            repair,
+        )
+    });
+    out.push(if seen.addresses.contains(&n.address) {
+        Check::pass(scope, "address", format!("{} on {NODE_IFNAME}", n.address))
+    } else {
+        Check::fail(
+            scope,
+            "address",
+            format!(
+                "{NODE_IFNAME} has {:?}, the plan says {}",
+                seen.addresses
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>(),
+                n.address
+            ),
+            repair,
+        )
+    });
+    out.push(match (node.mac, seen.mac) {
+        (Some(want), Some(have)) if want == have => Check::pass(scope, "mac", format!("{have}")),
+        (Some(want), have) => Check::fail(
+            scope,
+            "mac",
+            format!(
+                "{NODE_IFNAME} has {}, the plan says {want}",
+                have.map_or("none".into(), |m| m.to_string())
+            ),
+            repair,
+        ),
+        (None, have) => Check::skip(
+            scope,
+            "mac",
+            format!(
+                "no planned MAC recorded; {NODE_IFNAME} has {}",
+                have.map_or("none".into(), |m| m.to_string())
+            ),
+        ),
+    });
+    out.push(match n.mtu {
+        Some(mtu) if mtu == seen.mtu => Check::pass(scope, "mtu", format!("{mtu}")),
+        Some(mtu) => Check::fail(
+            scope,
+            "mtu",
+            format!("{NODE_IFNAME} has MTU {}, the plan says {mtu}", seen.mtu),
+            repair,
+        ),
+        None => Check::skip(
+            scope,
+            "mtu",
+            format!("no planned MTU; {NODE_IFNAME} has {}", seen.mtu),
+        ),
+    });
+    let route_ok = seen.default_gateway == Some(n.gateway);
+    out.push(if route_ok {
+        Check::pass(
+            scope,
+            "default-route",
+            format!("default via {} dev {NODE_IFNAME}", n.gateway),
+        )
+    } else {
+        Check::fail(
+            scope,
+            "default-route",
+            match seen.default_gateway {
+                Some(gw) => format!("default via {gw}, the plan says {}", n.gateway),
+                None => format!("no default route (the plan says via {})", n.gateway),
+            },
+            format!(
+                "{repair}, or: ip netns exec {} ip route replace default via {} dev {NODE_IFNAME}",
+                node.netns, n.gateway
+            ),
+        )
+    });
+    let timeout_s = opts.timeout.as_secs().max(1) as u32;
+    let gateway_ok = matches!(
+        probes::ping_in(&node.netns, n.gateway, None, timeout_s),
+        Ok(true)
+    );
+    out.push(if gateway_ok {
+        Check::pass(scope, "gateway", format!("{} answers ping", n.gateway))
+    } else {
+        Check::fail(
+            scope,
+            "gateway",
+            format!("{} does not answer ping", n.gateway),
+            "check the switch and the host's address on it (edgenet status)",
+        )
+    });
+    out.push(match (n.mtu, gateway_ok) {
+        (Some(mtu), true) => match probes::ping_in(&node.netns, n.gateway, Some(mtu.saturating_sub(28)), timeout_s) {
+            Ok(true) => Check::pass(scope, "path-mtu", format!("a {mtu}-byte packet with DF set reaches {}", n.gateway)),
+            _ => Check::fail(
+                scope,
+                "path-mtu",
+                format!("a {mtu}-byte packet with DF set does not reach {}: a link on the path has a smaller MTU", n.gateway),
+                "give the switch, the adapter and the nodes one MTU: set Machines[].NetworkConnection.Mtu to the path's (ping -M do -s SIZE finds it) and deploy",
+            ),
+        },
+        (None, _) => Check::skip(scope, "path-mtu", "no planned MTU"),
+        (_, false) => Check::skip(scope, "path-mtu", "the gateway does not answer"),
+    });
+    // Why traffic leaving the switch cannot be judged, if it cannot.
+    let off_switch_blocker = if !route_ok {
+        Some("no default route (see default-route)")
+    } else if !gateway_ok {
+        Some("the gateway does not answer (see gateway)")
+    } else if forward_blocked && plan.switch.kind == SwitchKind::Internal {
+        Some("the host firewall drops forwarded traffic (see host-firewall)")
+    } else {
+        None
+    };
+    let blocked = |ip: Ipv4Addr| {
+        (!plan.switch.subnet.contains(&ip))
+            .then_some(off_switch_blocker)
+            .flatten()
+    };
+    let offline = plan.switch.outbound == Outbound::Offline;
+    // Offline, nothing beyond the switch answers by design: a server out there is a warning.
+    let unreachable_offline = |ip: Ipv4Addr| offline && !plan.switch.subnet.contains(&ip);
+    let offline_warning = "offline (InternetDisabled): the nodes reach only the switch and the host, so this is unreachable by design";
+    let ns_opts = ExecOptions {
+        binds: vec![BindMount::new(&node.resolv_conf, "/etc/resolv.conf")],
+        ..Default::default()
+    };
+
+    if n.dns_servers.is_empty() {
+        out.push(Check::warn(scope, "dns", "the node has no DNS server"));
+    }
+    for server in &n.dns_servers {
+        let check = format!("dns {server}");
+        if let Some(why) = blocked(*server) {
+            out.push(Check::skip(scope, &check, format!("not run: {why}")));
+            continue;
+        }
+        if unreachable_offline(*server) {
+            out.push(
+                Check::warn(scope, &check, offline_warning)
+                    .fix("give the nodes a DNS server on the switch (Network.DnsServers), e.g. one on the host"),
+            );
+            continue;
+        }
+        let (name, qtype) = match &opts.probe_name {
+            Some(name) => (name.as_str(), probes::DNS_TYPE_A),
+            None => (".", probes::DNS_TYPE_NS),
+        };
+        let server_ip = *server;
+        let timeout = opts.timeout;
+        let reply = NetNs::open(&node.netns)
+            .map_err(|e| e.to_string())
+            .and_then(|ns| {
+                ns.run(move || probes::dns_query(server_ip, name, qtype, timeout))
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        out.push(match (reply, &opts.probe_name) {
+            (Ok(r), Some(name)) if r.rcode == 0 && r.answers > 0 => Check::pass(scope, &check, format!("resolves {name}")),
+            (Ok(r), Some(name)) => Check::fail(scope, &check, format!("answers but does not resolve {name} (rcode {}, {} answers)", r.rcode, r.answers), "check the server's upstream, or give a name it knows with --probe-name"),
+            (Ok(r), None) if r.rcode == 0 || r.rcode == 3 => Check::pass(scope, &check, "answers (no --probe-name: any answer counts)"),
+            (Ok(r), None) => Check::warn(scope, &check, format!("answers with rcode {} to a query for the root", r.rcode)).fix("give a name it must resolve with --probe-name"),
+            (Err(e), _) => Check::fail(scope, &check, format!("no answer: {e}"), "start or fix the DNS server, or set Network.DnsServers to servers the nodes reach, and deploy"),
+        });
+    }
+
+    let want: Vec<(String, String)> = n.proxy.variables();
+    let have = std::fs::read_to_string(&node.proxy_env).unwrap_or_default();
+    let have: Vec<(String, String)> = have
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    out.push(if have == want {
+        Check::pass(
+            scope,
+            "proxy-env",
+            if want.is_empty() {
+                "no proxy, as planned".to_string()
+            } else {
+                format!("{} variables as planned", want.len())
+            },
+        )
+    } else {
+        Check::fail(
+            scope,
+            "proxy-env",
+            format!("{} differs from the plan", node.proxy_env.display()),
+            repair,
+        )
+    });
+    let mut proxies: Vec<&String> = n
+        .proxy
+        .http_proxy
+        .iter()
+        .chain(n.proxy.https_proxy.iter())
+        .collect();
+    proxies.dedup();
+    for proxy in proxies {
+        let mut check = proxy_check(scope, &node.netns, proxy, &ns_opts, opts, &blocked);
+        if offline && check.status == Status::Fail {
+            check = Check::warn(
+                scope,
+                "proxy",
+                format!("{}; {offline_warning}", check.detail),
+            );
+        }
+        out.push(check);
+    }
+
+    out.push(match &opts.probe_url {
+        None => Check::skip(scope, "egress", "no --probe-url given"),
+        Some(url) => egress_check(plan, node, url, &ns_opts, opts, off_switch_blocker),
+    });
+
+    if n.kind == NodeKind::Linux {
+        let kube = [
+            ("net.ipv4.ip_forward", &seen.ip_forward),
+            ("net.bridge.bridge-nf-call-iptables", &seen.bridge_nf),
+        ];
+        let wrong: Vec<String> = kube
+            .iter()
+            .filter(|(_, v)| v.as_deref() != Some("1"))
+            .map(|(k, v)| format!("{k} = {}", v.as_deref().unwrap_or("absent")))
+            .collect();
+        out.push(if wrong.is_empty() {
+            Check::pass(scope, "kube-sysctls", "ip_forward and bridge-nf-call-iptables are 1 in the node")
+        } else {
+            Check::warn(scope, "kube-sysctls", format!("Kubernetes needs them at 1 in the node: {}", wrong.join(", "))).fix(format!(
+                "modprobe br_netfilter; ip netns exec {} sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 (K3s sets them itself at start)",
+                node.netns
+            ))
+        });
+        let root = opts
+            .rendered_root
+            .as_ref()
+            .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
+        out.push(rendered::check(plan, n, &root));
+    }
+    out
+}
+
+fn proxy_check(
+    scope: &str,
+    netns: &str,
+    proxy: &str,
+    ns_opts: &ExecOptions,
+    opts: &DoctorOptions,
+    blocked: &dyn Fn(Ipv4Addr) -> Option<&'static str>,
+) -> Check {
+    let shown = redact(proxy);
+    let Ok(url) = url::Url::parse(proxy) else {
+        return Check::fail(
+            scope,
+            "proxy",
+            format!("{shown} is not a URL"),
+            "fix Network.Proxy",
+        );
+    };
+    let port = url.port_or_known_default().unwrap_or(3128);
+    let host = url.host_str().unwrap_or_default().to_string();
+    let addresses = match host.parse::<Ipv4Addr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => probes::resolve_in(netns, &host, ns_opts).unwrap_or_default(),
+    };
+    let Some(&ip) = addresses.first() else {
+        return Check::fail(
+            scope,
+            "proxy",
+            format!("the proxy's name {host} does not resolve in the node"),
+            "check the node's DNS, or give the proxy by address",
+        );
+    };
+    if let Some(why) = blocked(ip) {
+        return Check::skip(scope, "proxy", format!("not run: {why}"));
+    }
+    let timeout = opts.timeout;
+    let result = NetNs::open(netns)
+        .map_err(|e| e.to_string())
+        .and_then(|ns| {
+            ns.run(move || probes::tcp_connect(ip, port, timeout))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => Check::pass(scope, "proxy", format!("{shown} accepts TCP ({ip}:{port})")),
+        Err(e) => Check::fail(
+            scope,
+            "proxy",
+            format!("{shown} does not accept TCP at {ip}:{port}: {e}"),
+            "start the proxy, or correct Network.Proxy.Http/Https and deploy",
+        ),
+    }
+}
+
+fn egress_check(
+    plan: &Plan,
+    node: &NodeHandle,
+    url: &str,
+    ns_opts: &ExecOptions,
+    opts: &DoctorOptions,
+    off_switch_blocker: Option<&'static str>,
+) -> Check {
+    let scope = node.plan.name.as_str();
+    let offline = plan.switch.outbound == Outbound::Offline;
+    if !offline {
+        if let Some(why) = off_switch_blocker {
+            return Check::skip(scope, "egress", format!("not run: {why}"));
+        }
+    }
+    let timeout_s = opts.timeout.as_secs().max(1) as u32 * 2;
+    let result = probes::http_get_in(&node.netns, url, ns_opts, timeout_s);
+    match (result, offline) {
+        (Ok(None), false) => {
+            Check::pass(scope, "egress", format!("{url} answers (direct, no proxy)"))
+        }
+        (Ok(None), true) => Check::fail(
+            scope,
+            "egress",
+            format!("offline (InternetDisabled), yet {url} answers"),
+            "edgenet deploy (restores the offline rules); check nothing else routes the switch",
+        ),
+        (Ok(Some(_)), true) => Check::pass(
+            scope,
+            "egress",
+            format!("offline: {url} is unreachable, as planned"),
+        ),
+        (Ok(Some(why)), false)
+            if node.plan.proxy.http_proxy.is_some() || node.plan.proxy.https_proxy.is_some() =>
+        {
+            Check::warn(
+                scope,
+                "egress",
+                format!("{url} is not reachable directly ({why}); the node goes through its proxy"),
+            )
+        }
+        (Ok(Some(why)), false) => Check::fail(
+            scope,
+            "egress",
+            format!("{url} is not reachable: {why}"),
+            "check NAT (edgenet status), the host's uplink and firewall",
+        ),
+        (Err(e), _) => Check::skip(
+            scope,
+            "egress",
+            format!("curl could not run in the node: {e}"),
+        ),
+    }
+}
+
+fn endpoint_check(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, so_far: &[Check]) -> Check {
+    let scope = node.plan.name.as_str();
+    let ep = plan.control_plane_endpoint;
+    if !plan.switch.subnet.contains(&ep)
+        || so_far
+            .iter()
+            .any(|c| c.check == "link" && c.status == Status::Fail)
+    {
+        return Check::skip(
+            scope,
+            "endpoint",
+            "the node cannot reach the endpoint's subnet",
+        );
+    }
+    let timeout = opts.timeout;
+    let result = NetNs::open(&node.netns)
+        .map_err(|e| e.to_string())
+        .and_then(|ns| {
+            ns.run(move || probes::tcp_connect(ep, edgenet_render::API_PORT, timeout))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => Check::pass(scope, "endpoint", format!("{ep}:6443 answers")),
+        Err(e) => Check::warn(
+            scope,
+            "endpoint",
+            format!("nothing answers on {ep}:6443 yet ({e}): expected until Kubernetes runs"),
+        ),
+    }
+}
+
+/// A proxy URL as it may be shown: credentials become `user:***@`.
+pub fn redact(proxy: &str) -> String {
+    match url::Url::parse(proxy) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => proxy.to_string(),
+        Err(_) => "(not a URL)".to_string(),
+    }
+}

@@ -1,0 +1,479 @@
+//! The layer-3 configuration of one link — its addresses (IPv4 and IPv6, every flag, label
+//! and lifetime), the routes through it (every table, both families, every attribute) and the
+//! policy rules that name it — moved exactly from one link to another.
+//!
+//! The external switch moves the host's configuration from the adapter to the bridge and, on
+//! remove, back. The kernel's own messages are copied with only the link changed, so nothing
+//! the kernel reports is lost on the way (`onlink`, `src`, `mtu lock`, `noprefixroute`,
+//! labels, DHCP lifetimes, ...). A move always takes the links *as they are now*: nothing is
+//! remembered between runs, so a rerun after a crash, a reboot or a DHCP renewal moves what is
+//! there, and a move never deletes anything from the link it moves to.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
+    RouteProtocol, RouteScope,
+};
+use netlink_packet_route::rule::{RuleAttribute, RuleFlags, RuleMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::netlink::{HostError, Netlink};
+
+/// USER_HZ: route lifetimes are dumped in clock ticks and set in seconds.
+const CLOCK_TICKS_PER_SECOND: u32 = 100;
+/// Interface names and address labels are at most 15 bytes.
+const IFNAMSIZ: usize = 16;
+
+/// What is on (or names) one link, as the kernel lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// In the kernel's order (an IPv4 primary before its secondaries).
+    pub addresses: Vec<AddressMessage>,
+    /// Routes through the link, except those the kernel makes and deletes by itself with an
+    /// address (`proto kernel`: subnet, local, broadcast and multicast routes).
+    pub routes: Vec<RouteMessage>,
+    /// Rules with `iif` or `oif` naming the link.
+    pub rules: Vec<RuleMessage>,
+}
+
+impl LinkConfig {
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty() && self.routes.is_empty() && self.rules.is_empty()
+    }
+
+    /// One line per item, like `ip` prints them (for reports and drift).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.addresses.iter().map(describe_address).collect();
+        out.extend(self.routes.iter().map(describe_route));
+        out.extend(self.rules.iter().map(describe_rule));
+        out
+    }
+
+    /// The addresses, as `ADDR/PREFIX`.
+    pub fn address_strings(&self) -> Vec<String> {
+        self.addresses.iter().filter_map(address_string).collect()
+    }
+}
+
+impl Netlink {
+    /// The configuration on link `name` now. A missing link has no addresses or routes, but
+    /// rules can still name it.
+    pub fn link_config(&mut self, name: &str) -> Result<LinkConfig, HostError> {
+        let index = match self.link_index(name) {
+            Ok(i) => Some(i),
+            Err(e) if e.errno() == Some(libc::ENODEV) => None,
+            Err(e) => return Err(e),
+        };
+        let mut config = LinkConfig::default();
+        if let Some(index) = index {
+            let mut msg = AddressMessage::default();
+            msg.header.family = AddressFamily::Unspec;
+            let replies = self
+                .dump(RouteNetlinkMessage::GetAddress(msg))
+                .map_err(|f| f.into_host("dump addresses of", name))?;
+            for reply in replies {
+                let RouteNetlinkMessage::NewAddress(a) = reply else {
+                    continue;
+                };
+                // IPv6 link-local addresses belong to the link (the kernel makes them from its
+                // MAC); every IPv4 address and every wider IPv6 one is the host's.
+                let movable = match a.header.family {
+                    AddressFamily::Inet => true,
+                    AddressFamily::Inet6 => a.header.scope == AddressScope::Universe,
+                    _ => false,
+                };
+                if a.header.index == index && movable {
+                    config.addresses.push(a);
+                }
+            }
+            let mut msg = RouteMessage::default();
+            msg.header.address_family = AddressFamily::Unspec;
+            msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
+            let replies = self
+                .dump(RouteNetlinkMessage::GetRoute(msg))
+                .map_err(|f| f.into_host("dump routes of", name))?;
+            for reply in replies {
+                let RouteNetlinkMessage::NewRoute(r) = reply else {
+                    continue;
+                };
+                if r.header.protocol == RouteProtocol::Kernel
+                    || r.header.flags.contains(RouteFlags::Cloned)
+                    || !matches!(
+                        r.header.address_family,
+                        AddressFamily::Inet | AddressFamily::Inet6
+                    )
+                {
+                    continue;
+                }
+                if route_uses(&r, index) {
+                    config.routes.push(r);
+                }
+            }
+        }
+        let mut msg = RuleMessage::default();
+        msg.header.family = AddressFamily::Unspec;
+        let replies = self
+            .dump(RouteNetlinkMessage::GetRule(msg))
+            .map_err(|f| f.into_host("dump rules naming", name))?;
+        for reply in replies {
+            let RouteNetlinkMessage::NewRule(r) = reply else {
+                continue;
+            };
+            if r.attributes.iter().any(
+                |a| matches!(a, RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == name),
+            ) {
+                config.rules.push(r);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Moves everything on `from` to `to` (see the module documentation) and returns what was
+    /// moved, as it now is on `to`. Each item is put on `to` before it is taken off `from`, and
+    /// routes are replaced in place, so the host stays reachable. Nothing is ever deleted from
+    /// `to`. Rerunning it after an interruption finishes the move.
+    pub fn move_link_config(&mut self, from: &str, to: &str) -> Result<LinkConfig, HostError> {
+        if from == to {
+            return Err(HostError::new(
+                "move addresses and routes",
+                format!("from {from} to itself"),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a link cannot be its own destination",
+                ),
+            ));
+        }
+        let have = self.link_config(from)?;
+        let to_index = self.link_index(to)?;
+        let moved = translate(&have, from, to, to_index);
+        self.apply_link_config(&moved, to)?;
+        // Off `from`: routes (those not already replaced in place), rules, then addresses,
+        // IPv4 secondaries before their primary (deleting a primary takes its secondaries).
+        for r in &have.routes {
+            let mut del = r.clone();
+            strip_route_output(&mut del);
+            match self.ack_request(
+                RouteNetlinkMessage::DelRoute(del),
+                NLM_F_REQUEST | NLM_F_ACK,
+            ) {
+                Ok(_) => {}
+                Err(f) if matches!(f.errno(), Some(libc::ESRCH | libc::ENOENT | libc::ENODEV)) => {}
+                Err(f) => return Err(f.into_host("delete route", &describe_route(r))),
+            }
+        }
+        for r in &have.rules {
+            let mut del = r.clone();
+            strip_rule_output(&mut del);
+            match self.ack_request(RouteNetlinkMessage::DelRule(del), NLM_F_REQUEST | NLM_F_ACK) {
+                Ok(_) => {}
+                Err(f) if matches!(f.errno(), Some(libc::ENOENT | libc::ESRCH)) => {}
+                Err(f) => return Err(f.into_host("delete", &describe_rule(r))),
+            }
+        }
+        for a in have.addresses.iter().rev() {
+            let mut del = a.clone();
+            del.attributes
+                .retain(|x| matches!(x, AddressAttribute::Local(_) | AddressAttribute::Address(_)));
+            match self.ack_request(
+                RouteNetlinkMessage::DelAddress(del),
+                NLM_F_REQUEST | NLM_F_ACK,
+            ) {
+                Ok(_) => {}
+                Err(f) if matches!(f.errno(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => {}
+                Err(f) => {
+                    return Err(f.into_host(&format!("delete {} from", describe_address(a)), from))
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Puts `config` (already naming `link`) on `link`; what is there already is left as it
+    /// is or updated in place. Used by a move, and after a link was released from a bridge to
+    /// put back anything the kernel dropped meanwhile.
+    pub fn apply_link_config(&mut self, config: &LinkConfig, link: &str) -> Result<(), HostError> {
+        // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
+        // address first: adding them in dump order, IPv6 reversed, keeps the order.
+        let v4 = config
+            .addresses
+            .iter()
+            .filter(|a| a.header.family == AddressFamily::Inet);
+        let v6 = config
+            .addresses
+            .iter()
+            .rev()
+            .filter(|a| a.header.family != AddressFamily::Inet);
+        for a in v4.chain(v6) {
+            self.ack_request(
+                RouteNetlinkMessage::NewAddress(a.clone()),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .map_err(|f| f.into_host(&format!("add {} to", describe_address(a)), link))?;
+        }
+        // Routes a gateway depends on (host and link scope) before routes through gateways.
+        let mut routes: Vec<&RouteMessage> = config.routes.iter().collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(u8::from(r.header.scope)));
+        for r in routes {
+            self.ack_request(
+                RouteNetlinkMessage::NewRoute(r.clone()),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .map_err(|f| f.into_host("add route", &describe_route(r)))?;
+        }
+        for r in &config.rules {
+            match self.ack_request(
+                RouteNetlinkMessage::NewRule(r.clone()),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            ) {
+                Ok(_) => {}
+                Err(f) if f.errno() == Some(libc::EEXIST) => {}
+                Err(f) => return Err(f.into_host("add", &describe_rule(r))),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn route_uses(r: &RouteMessage, index: u32) -> bool {
+    r.attributes.iter().any(|a| match a {
+        RouteAttribute::Oif(i) => *i == index,
+        RouteAttribute::MultiPath(hops) => hops.iter().any(|h| h.interface_index == index),
+        _ => false,
+    })
+}
+
+/// `config` of link `from` as it will be on link `to` (index `to_index`): the kernel's
+/// messages with the link, labels and interface names changed, and the fields the kernel only
+/// reports (never accepts) taken out.
+fn translate(config: &LinkConfig, from: &str, to: &str, to_index: u32) -> LinkConfig {
+    let from_index_of = |r: &RouteMessage| {
+        r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        })
+    };
+    let addresses = config
+        .addresses
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            a.header.index = to_index;
+            for attr in &mut a.attributes {
+                // `up0:1` becomes `br0:1`; a label that would not fit (IFNAMSIZ) stays as it
+                // is (the kernel takes any label), and so comes back unchanged.
+                if let AddressAttribute::Label(label) = attr {
+                    if let Some(rest) = label.strip_prefix(from) {
+                        let renamed = format!("{to}{rest}");
+                        if renamed.len() < IFNAMSIZ {
+                            *label = renamed;
+                        }
+                    }
+                }
+            }
+            a
+        })
+        .collect();
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| {
+            let from_index = from_index_of(r);
+            let mut r = r.clone();
+            strip_route_output(&mut r);
+            for attr in &mut r.attributes {
+                match attr {
+                    RouteAttribute::Oif(i) => *i = to_index,
+                    RouteAttribute::MultiPath(hops) => {
+                        for h in hops {
+                            if Some(h.interface_index) == from_index || from_index.is_none() {
+                                h.interface_index = to_index;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            r
+        })
+        .collect();
+    let rules = config
+        .rules
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            strip_rule_output(&mut r);
+            for attr in &mut r.attributes {
+                match attr {
+                    RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == from => {
+                        *n = to.to_string()
+                    }
+                    _ => {}
+                }
+            }
+            r
+        })
+        .collect();
+    LinkConfig {
+        addresses,
+        routes,
+        rules,
+    }
+}
+
+/// Route flags the kernel reports but refuses on input (`linkdown`, `dead`, offload marks),
+/// and the cache info, whose lifetime becomes `expires` (seconds) as the kernel takes it.
+fn strip_route_output(r: &mut RouteMessage) {
+    let keep = RouteFlags::Onlink | RouteFlags::Pervasive;
+    r.header.flags &= keep;
+    let mut expires = None;
+    r.attributes.retain(|a| match a {
+        RouteAttribute::CacheInfo(ci) => {
+            if ci.expires > 0 {
+                expires = Some(ci.expires.div_ceil(CLOCK_TICKS_PER_SECOND));
+            }
+            false
+        }
+        RouteAttribute::Expires(_) => false,
+        _ => true,
+    });
+    if let (Some(secs), AddressFamily::Inet6) = (expires, r.header.address_family) {
+        r.attributes.push(RouteAttribute::Expires(secs));
+    }
+    for a in &mut r.attributes {
+        if let RouteAttribute::MultiPath(hops) = a {
+            for h in hops {
+                h.flags &= RouteNextHopFlags::Onlink | RouteNextHopFlags::Pervasive;
+            }
+        }
+    }
+}
+
+/// Rule flags that only say whether the named interface exists right now.
+fn strip_rule_output(r: &mut RuleMessage) {
+    r.header.flags &= !(RuleFlags::IifDetached | RuleFlags::OifDetached | RuleFlags::Unresolved);
+}
+
+fn address_string(a: &AddressMessage) -> Option<String> {
+    let ip = a
+        .attributes
+        .iter()
+        .find_map(|x| match x {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        })
+        .or_else(|| {
+            a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        })?;
+    Some(format!("{ip}/{}", a.header.prefix_len))
+}
+
+fn describe_address(a: &AddressMessage) -> String {
+    format!(
+        "address {}",
+        address_string(a).unwrap_or_else(|| "?".into())
+    )
+}
+
+fn route_address(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
+fn describe_route(r: &RouteMessage) -> String {
+    let mut dst = None;
+    let mut via = None;
+    let mut table = u32::from(r.header.table);
+    let mut metric = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_address(d),
+            RouteAttribute::Gateway(g) => via = route_address(g),
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            _ => {}
+        }
+    }
+    let mut s = match dst {
+        Some(d) => format!("{d}/{}", r.header.destination_prefix_length),
+        None => "default".into(),
+    };
+    if r.header.address_family == AddressFamily::Inet6 && dst.is_none() {
+        s = "default (IPv6)".into();
+    }
+    if let Some(g) = via {
+        s.push_str(&format!(" via {g}"));
+    }
+    if let Some(m) = metric {
+        s.push_str(&format!(" metric {m}"));
+    }
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        s.push_str(&format!(" table {table}"));
+    }
+    if r.header.scope == RouteScope::Link && via.is_none() {
+        s.push_str(" scope link");
+    }
+    s
+}
+
+fn describe_rule(r: &RuleMessage) -> String {
+    let mut s = "rule".to_string();
+    for a in &r.attributes {
+        match a {
+            RuleAttribute::Priority(p) => s.push_str(&format!(" pref {p}")),
+            RuleAttribute::Iifname(n) => s.push_str(&format!(" iif {n}")),
+            RuleAttribute::Oifname(n) => s.push_str(&format!(" oif {n}")),
+            RuleAttribute::Table(t) => s.push_str(&format!(" lookup {t}")),
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translation_renames_labels_and_interfaces_and_drops_output_only_fields() {
+        let mut a = AddressMessage::default();
+        a.header.index = 7;
+        a.attributes.push(AddressAttribute::Label("up0:1".into()));
+        let mut r = RouteMessage::default();
+        r.header.flags = RouteFlags::Onlink | RouteFlags::Linkdown;
+        r.attributes.push(RouteAttribute::Oif(7));
+        let mut rule = RuleMessage::default();
+        rule.header.flags = RuleFlags::IifDetached;
+        rule.attributes.push(RuleAttribute::Iifname("up0".into()));
+        rule.attributes.push(RuleAttribute::Oifname("other".into()));
+        let config = LinkConfig {
+            addresses: vec![a],
+            routes: vec![r],
+            rules: vec![rule],
+        };
+        let t = translate(&config, "up0", "br0", 9);
+        assert_eq!(t.addresses[0].header.index, 9);
+        assert_eq!(
+            t.addresses[0].attributes,
+            vec![AddressAttribute::Label("br0:1".into())]
+        );
+        assert_eq!(t.routes[0].header.flags, RouteFlags::Onlink);
+        assert_eq!(t.routes[0].attributes, vec![RouteAttribute::Oif(9)]);
+        assert_eq!(t.rules[0].header.flags, RuleFlags::empty());
+        assert_eq!(
+            t.rules[0].attributes,
+            vec![
+                RuleAttribute::Iifname("br0".into()),
+                RuleAttribute::Oifname("other".into())
+            ]
+        );
+    }
+}

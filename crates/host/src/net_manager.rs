@@ -1,0 +1,350 @@
+//! Which network manager configures a link: NetworkManager, systemd-networkd, ifupdown, or a
+//! DHCP client started by hand. An external switch takes the adapter's configuration away to
+//! its bridge; a manager that still owns the adapter would put it back (or renew a lease on
+//! it) and fight edgenet, so deploy has to know.
+//!
+//! Every place read is a path in [`ManagerPaths`], so tests can point them at a directory of
+//! their own.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where each manager keeps what tells that it owns a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerPaths {
+    /// NetworkManager's run directory: `devices/<ifindex>` says `managed=true`.
+    pub network_manager: PathBuf,
+    /// systemd-networkd's run directory: `links/<ifindex>` has `ADMIN_STATE=`.
+    pub networkd: PathBuf,
+    /// ifupdown's configuration (with its `source` and `source-directory` includes).
+    pub ifupdown: PathBuf,
+    /// procfs, for DHCP clients running by themselves.
+    pub proc: PathBuf,
+    /// Whether NetworkManager, networkd and ifupdown are asked at all: they configure the
+    /// host's own network namespace (their files name links by index there), so not in
+    /// another one unless the paths were given on purpose.
+    pub system_managers: bool,
+}
+
+impl Default for ManagerPaths {
+    fn default() -> Self {
+        ManagerPaths {
+            network_manager: "/run/NetworkManager".into(),
+            networkd: "/run/systemd/netif".into(),
+            ifupdown: "/etc/network/interfaces".into(),
+            proc: "/proc".into(),
+            system_managers: true,
+        }
+    }
+}
+
+/// Whether the calling thread is in the host's network namespace (that of PID 1).
+pub fn in_host_netns(proc: &Path) -> bool {
+    match (
+        fs::read_link(proc.join("thread-self/ns/net")),
+        fs::read_link(proc.join("1/ns/net")),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        // Cannot tell (no procfs, no permission): assume the host's, and ask.
+        _ => true,
+    }
+}
+
+/// Who configures a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manager {
+    NetworkManager,
+    /// With the `.network` file that matched the link, when networkd says.
+    Networkd {
+        network_file: Option<String>,
+    },
+    /// With the `iface` line and the file it is in.
+    Ifupdown {
+        stanza: String,
+        file: PathBuf,
+    },
+    /// A DHCP client process bound to the link (`udhcpc`, `dhclient`, `dhcpcd`).
+    DhcpClient {
+        program: String,
+        pid: u32,
+        command: String,
+    },
+}
+
+impl Manager {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Manager::NetworkManager => "NetworkManager",
+            Manager::Networkd { .. } => "systemd-networkd",
+            Manager::Ifupdown { .. } => "ifupdown",
+            Manager::DhcpClient { .. } => "a DHCP client",
+        }
+    }
+}
+
+/// The managers that configure link `ifname` (index `ifindex`), most specific first; empty
+/// when nothing but the kernel and the operator does.
+pub fn managers_of(paths: &ManagerPaths, ifname: &str, ifindex: u32) -> Vec<Manager> {
+    let mut out = Vec::new();
+    if paths.system_managers {
+        if network_manager_manages(&paths.network_manager, ifindex) {
+            out.push(Manager::NetworkManager);
+        }
+        if let Some(m) = networkd_manages(&paths.networkd, ifindex) {
+            out.push(m);
+        }
+        if let Some(m) = ifupdown_manages(&paths.ifupdown, ifname) {
+            out.push(m);
+        }
+    }
+    out.extend(dhcp_clients(&paths.proc, ifname));
+    out
+}
+
+fn network_manager_manages(dir: &Path, ifindex: u32) -> bool {
+    let Ok(text) = fs::read_to_string(dir.join("devices").join(ifindex.to_string())) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        l.trim()
+            .replace(' ', "")
+            .eq_ignore_ascii_case("managed=true")
+    })
+}
+
+fn networkd_manages(dir: &Path, ifindex: u32) -> Option<Manager> {
+    let text = fs::read_to_string(dir.join("links").join(ifindex.to_string())).ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .map(|v| v.trim().to_string())
+    };
+    match value("ADMIN_STATE").as_deref() {
+        None | Some("") | Some("unmanaged") => None,
+        Some(_) => Some(Manager::Networkd {
+            network_file: value("NETWORK_FILE").filter(|f| !f.is_empty()),
+        }),
+    }
+}
+
+/// An `iface IFNAME inet|inet6 METHOD` stanza whose method configures addresses (anything but
+/// `manual`), in the file or its includes.
+fn ifupdown_manages(file: &Path, ifname: &str) -> Option<Manager> {
+    let mut files = vec![file.to_path_buf()];
+    let mut seen = 0;
+    while seen < files.len() && seen < 64 {
+        let path = files[seen].clone();
+        seen += 1;
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let base = path.parent().unwrap_or(Path::new("/"));
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["iface", name, "inet" | "inet6", method, ..]
+                    if *name == ifname && *method != "manual" =>
+                {
+                    return Some(Manager::Ifupdown {
+                        stanza: line.trim().to_string(),
+                        file: path,
+                    });
+                }
+                ["source", pattern] => files.extend(expand(base, pattern)),
+                ["source-directory", dir] => {
+                    let dir = base.join(dir);
+                    let mut names: Vec<PathBuf> = fs::read_dir(&dir)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path())
+                        // ifupdown's run-parts rule: letters, digits, `_` and `-` only.
+                        .filter(|p| {
+                            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                                n.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                            })
+                        })
+                        .collect();
+                    names.sort();
+                    files.extend(names);
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// A `source` pattern: a path, or a directory followed by a `*` wildcard in the last part.
+fn expand(base: &Path, pattern: &str) -> Vec<PathBuf> {
+    let path = base.join(pattern);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    if !name.contains('*') {
+        return vec![path];
+    }
+    let (prefix, suffix) = name.split_once('*').unwrap_or((name, ""));
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
+
+/// DHCP client processes of this network namespace naming `ifname` on their command line.
+fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
+    let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(proc) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).to_string())
+            .collect();
+        let Some(program) = args.iter().take(2).find_map(|a| {
+            let base = a.rsplit('/').next().unwrap_or(a);
+            DHCP_CLIENTS.contains(&base).then(|| base.to_string())
+        }) else {
+            continue;
+        };
+        if !names_interface(&args, ifname) {
+            continue;
+        }
+        // A client in another network namespace configures another link of that name.
+        if own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns {
+            continue;
+        }
+        out.push(Manager::DhcpClient {
+            program,
+            pid,
+            command: args.join(" "),
+        });
+    }
+    out.sort_by_key(|m| match m {
+        Manager::DhcpClient { pid, .. } => *pid,
+        _ => 0,
+    });
+    out
+}
+
+/// `-i IF`, `-iIF`, `--interface IF`, `--interface=IF`, or IF as a word of its own (dhclient,
+/// dhcpcd take the interface as an argument).
+fn names_interface(args: &[String], ifname: &str) -> bool {
+    args.iter().enumerate().skip(1).any(|(i, a)| {
+        a == ifname
+            || a.strip_prefix("-i") == Some(ifname)
+            || a.strip_prefix("--interface=") == Some(ifname)
+            || (matches!(a.as_str(), "-i" | "--interface")
+                && args.get(i + 1).map(String::as_str) == Some(ifname))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path) -> ManagerPaths {
+        ManagerPaths {
+            network_manager: dir.join("nm"),
+            networkd: dir.join("netif"),
+            ifupdown: dir.join("interfaces"),
+            proc: dir.join("proc"),
+            system_managers: true,
+        }
+    }
+
+    #[test]
+    fn each_manager_is_recognised_from_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        assert!(managers_of(&p, "up0", 7).is_empty());
+
+        fs::create_dir_all(p.network_manager.join("devices")).unwrap();
+        fs::write(
+            p.network_manager.join("devices/7"),
+            "[device]\nmanaged=true\n",
+        )
+        .unwrap();
+        fs::write(
+            p.network_manager.join("devices/8"),
+            "[device]\nmanaged=false\n",
+        )
+        .unwrap();
+        assert_eq!(managers_of(&p, "up0", 7), vec![Manager::NetworkManager]);
+        assert!(managers_of(&p, "up1", 8).is_empty());
+
+        fs::create_dir_all(p.networkd.join("links")).unwrap();
+        fs::write(
+            p.networkd.join("links/9"),
+            "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/up2.network\n",
+        )
+        .unwrap();
+        fs::write(p.networkd.join("links/8"), "ADMIN_STATE=unmanaged\n").unwrap();
+        assert_eq!(
+            managers_of(&p, "up2", 9),
+            vec![Manager::Networkd {
+                network_file: Some("/etc/systemd/network/up2.network".into())
+            }]
+        );
+        assert!(managers_of(&p, "up1", 8).is_empty());
+
+        fs::create_dir_all(dir.path().join("interfaces.d")).unwrap();
+        fs::write(
+            &p.ifupdown,
+            "auto lo\niface lo inet loopback\niface up1 inet manual\nsource interfaces.d/*\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("interfaces.d/up3"),
+            "allow-hotplug up3\niface up3 inet dhcp\n",
+        )
+        .unwrap();
+        assert!(
+            managers_of(&p, "up1", 8).is_empty(),
+            "manual configures nothing"
+        );
+        assert_eq!(
+            managers_of(&p, "up3", 10),
+            vec![Manager::Ifupdown {
+                stanza: "iface up3 inet dhcp".into(),
+                file: dir.path().join("interfaces.d/up3"),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_dhcp_client_is_found_by_its_interface_argument() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(names_interface(&args("udhcpc -f -i up0 -s x"), "up0"));
+        assert!(names_interface(&args("udhcpc -iup0"), "up0"));
+        assert!(names_interface(&args("dhclient -4 up0"), "up0"));
+        assert!(names_interface(&args("dhcpcd --interface=up0"), "up0"));
+        assert!(!names_interface(&args("udhcpc -i up01"), "up0"));
+        assert!(
+            !names_interface(&args("up0"), "up0"),
+            "the program is not an argument"
+        );
+    }
+}

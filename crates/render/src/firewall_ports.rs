@@ -1,0 +1,112 @@
+//! The ports the distribution and its CNI use between nodes, as a table and as nftables rules.
+
+use edgenet_core::config::Distribution;
+use edgenet_core::plan::{Plan, SwitchKind};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRule {
+    pub protocol: &'static str,
+    /// `6443` or `2379-2380`.
+    pub ports: &'static str,
+    /// Who connects.
+    pub from: &'static str,
+    pub purpose: &'static str,
+}
+
+const fn rule(
+    protocol: &'static str,
+    ports: &'static str,
+    from: &'static str,
+    purpose: &'static str,
+) -> PortRule {
+    PortRule {
+        protocol,
+        ports,
+        from,
+        purpose,
+    }
+}
+
+/// Inbound ports a node of the distribution must accept from the cluster.
+pub fn ports(distribution: Distribution) -> Vec<PortRule> {
+    let mut rules = vec![
+        rule(
+            "tcp",
+            "6443",
+            "all nodes, clients",
+            "Kubernetes API server (K3s: the supervisor too)",
+        ),
+        rule(
+            "tcp",
+            "2379-2380",
+            "control-plane nodes",
+            "etcd between servers",
+        ),
+        rule("tcp", "10250", "all nodes", "kubelet"),
+        rule("tcp", "30000-32767", "clients", "NodePort services"),
+        rule("udp", "30000-32767", "clients", "NodePort services"),
+    ];
+    match distribution {
+        Distribution::K3s => {
+            rules.push(rule("udp", "8472", "all nodes", "flannel VXLAN"));
+        }
+        Distribution::K8s => {
+            rules.push(rule(
+                "tcp",
+                "10257",
+                "the node itself",
+                "kube-controller-manager",
+            ));
+            rules.push(rule("tcp", "10259", "the node itself", "kube-scheduler"));
+            rules.push(rule("udp", "4789", "all nodes", "Calico VXLAN"));
+            rules.push(rule("tcp", "5473", "all nodes", "Calico Typha"));
+            rules.push(rule(
+                "tcp",
+                "179",
+                "all nodes",
+                "Calico BGP (only if BGP is enabled; edgenet renders VXLAN without BGP)",
+            ));
+        }
+    }
+    rules
+}
+
+/// A regular nftables chain of accept rules from the node subnet, for a host firewall that
+/// filters input: `jump edgenet_kubernetes_ports` from its input chain.
+pub fn nft_snippet(plan: &Plan) -> String {
+    let subnet = plan.switch.subnet.trunc();
+    let mut text =
+        String::from("# Written by edgenet render: ports Kubernetes needs between the nodes.\n");
+    if plan.switch.kind == SwitchKind::Internal {
+        text.push_str("# Single machine: edgenet's own nftables table already lets these through on the switch;\n# this is only needed if another firewall filters traffic between the nodes.\n");
+    } else {
+        text.push_str("# Load with `nft -f FILE`, then `jump edgenet_kubernetes_ports` from your input chain.\n");
+    }
+    text.push_str("table inet edgenet_kubernetes_ports {\n\tchain edgenet_kubernetes_ports {\n");
+    for r in ports(plan.distribution) {
+        text.push_str(&format!(
+            "\t\tip saddr {subnet} {} dport {} accept comment \"{}\"\n",
+            r.protocol,
+            r.ports,
+            r.purpose.split(" (").next().unwrap_or(r.purpose)
+        ));
+    }
+    text.push_str("\t}\n}\n");
+    text
+}
+
+/// The table as text.
+pub fn table(distribution: Distribution) -> String {
+    let mut text = format!(
+        "{:<6} {:<12} {:<22} {}\n",
+        "PROTO", "PORTS", "FROM", "PURPOSE"
+    );
+    for r in ports(distribution) {
+        text.push_str(&format!(
+            "{:<6} {:<12} {:<22} {}\n",
+            r.protocol, r.ports, r.from, r.purpose
+        ));
+    }
+    text
+}

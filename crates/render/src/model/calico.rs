@@ -1,0 +1,57 @@
+//! Calico's operator `Installation` (`operator.tigera.io/v1`), the fields edgenet sets.
+
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "operator.tigera.io/v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Installation {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: InstallationSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstallationSpec {
+    pub calico_network: CalicoNetwork,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalicoNetwork {
+    /// `Enabled` / `Disabled`: VXLAN needs no BGP.
+    pub bgp: String,
+    /// Omitted: Calico detects it from the node's interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub node_address_autodetection_v4: NodeAddressAutodetection,
+    pub ip_pools: Vec<IpPool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeAddressAutodetection {
+    pub interface: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpPool {
+    pub name: String,
+    pub cidr: String,
+    pub block_size: u8,
+    pub encapsulation: String,
+    pub nat_outgoing: String,
+    pub node_selector: String,
+}

@@ -1,0 +1,146 @@
+//! Files shared by distributions: the kubelet's resolv.conf, proxy environments, and what a
+//! Windows node gets.
+
+use edgenet_core::config::Distribution;
+use edgenet_core::plan::{NodePlan, Plan};
+
+use crate::model::k3s::K3sConfig;
+use crate::model::kubeadm::{
+    self, Arg, BootstrapTokenDiscovery, Discovery, JoinConfiguration, NodeRegistration,
+};
+use crate::yaml::to_yaml;
+use crate::{
+    endpoint, node_file, usable_dns, RenderError, RenderOptions, RenderedFile, PLACEHOLDER,
+};
+
+/// resolv.conf with the planned DNS servers (never a loopback stub).
+pub fn resolv_conf(node: &NodePlan) -> Result<String, RenderError> {
+    let mut text = String::from("# Written by edgenet render: the node's planned DNS servers.\n");
+    for server in usable_dns(node)? {
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    Ok(text)
+}
+
+/// `KEY=value` lines for a systemd `EnvironmentFile=`: the proxy for the program and, with
+/// `containerd`, the `CONTAINERD_*` copies K3s hands to its embedded containerd.
+pub fn proxy_env_file(node: &NodePlan, containerd: bool) -> String {
+    let mut text = String::from("# Written by edgenet render: the node's proxy environment.\n");
+    let vars = proxy_pairs(node);
+    if vars.is_empty() {
+        text.push_str("# No proxy is configured (Network.Proxy).\n");
+    }
+    for (name, value) in &vars {
+        text.push_str(&format!("{name}={value}\n"));
+    }
+    if containerd {
+        for (name, value) in &vars {
+            text.push_str(&format!("CONTAINERD_{name}={value}\n"));
+        }
+    }
+    text
+}
+
+/// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` of the plan (only when a proxy is set).
+pub fn proxy_pairs(node: &NodePlan) -> Vec<(&'static str, String)> {
+    let p = &node.proxy;
+    let mut vars = Vec::new();
+    if let Some(http) = &p.http_proxy {
+        vars.push(("HTTP_PROXY", http.clone()));
+    }
+    if let Some(https) = &p.https_proxy {
+        vars.push(("HTTPS_PROXY", https.clone()));
+    }
+    if !vars.is_empty() {
+        vars.push(("NO_PROXY", p.no_proxy.clone()));
+    }
+    vars
+}
+
+/// A systemd drop-in giving a service the proxy environment (containerd under kubeadm).
+pub fn proxy_dropin(node: &NodePlan) -> String {
+    let mut text =
+        String::from("# Written by edgenet render: the node's proxy environment.\n[Service]\n");
+    for (name, value) in proxy_pairs(node) {
+        text.push_str(&format!("Environment=\"{name}={value}\"\n"));
+    }
+    text
+}
+
+/// A Windows node: its join configuration and a script that sets its DNS and proxy.
+pub fn windows_node(
+    plan: &Plan,
+    node: &NodePlan,
+    opts: &RenderOptions,
+) -> Result<Vec<RenderedFile>, RenderError> {
+    let token = opts
+        .token
+        .clone()
+        .unwrap_or_else(|| format!("{PLACEHOLDER}-join-token"));
+    let mut files = Vec::new();
+    match plan.distribution {
+        Distribution::K3s => {
+            let config = K3sConfig {
+                server: Some(format!("https://{}", endpoint(plan))),
+                token_file: Some("C:/etc/rancher/k3s/edgenet-token".to_string()),
+                node_name: Some(node.name.clone()),
+                node_ip: vec![node.address.addr().to_string()],
+                ..Default::default()
+            };
+            files.push(node_file(
+                node,
+                "C:/etc/rancher/k3s/config.yaml",
+                "k3s-config",
+                "K3s agent (Windows, experimental in K3s)",
+                to_yaml(&config),
+            ));
+            files.push(
+                node_file(
+                    node,
+                    "C:/etc/rancher/k3s/edgenet-token",
+                    "k3s-token",
+                    "K3s agent",
+                    format!("{token}\n"),
+                )
+                .secret(),
+            );
+        }
+        Distribution::K8s => {
+            let join = JoinConfiguration {
+                api_version: kubeadm::KUBEADM_API_VERSION.to_string(),
+                kind: "JoinConfiguration".to_string(),
+                discovery: Discovery {
+                    bootstrap_token: BootstrapTokenDiscovery {
+                        api_server_endpoint: endpoint(plan),
+                        token,
+                        ca_cert_hashes: vec![crate::kubeadm::ca_cert_hash(opts)],
+                    },
+                },
+                control_plane: None,
+                node_registration: NodeRegistration {
+                    name: node.name.clone(),
+                    cri_socket: Some("npipe:////./pipe/containerd-containerd".to_string()),
+                    kubelet_extra_args: vec![Arg::new("node-ip", node.address.addr().to_string())],
+                },
+            };
+            files.push(
+                node_file(
+                    node,
+                    "C:/etc/kubernetes/edgenet/kubeadm.yaml",
+                    "kubeadm",
+                    "kubeadm join (Windows)",
+                    to_yaml(&join),
+                )
+                .secret(),
+            );
+        }
+    }
+    files.push(node_file(
+        node,
+        "C:/edgenet/node-network.ps1",
+        "node-network",
+        "PowerShell on the Windows node",
+        crate::powershell::windows_node_script(node),
+    ));
+    Ok(files)
+}

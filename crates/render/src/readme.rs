@@ -1,0 +1,128 @@
+//! `DIR/README`: what goes where, and the commands to run.
+
+use edgenet_core::config::Distribution;
+use edgenet_core::plan::{NodeKind, Plan};
+
+use crate::kubeadm::{calico_block_size, VXLAN_OVERHEAD};
+use crate::{is_first_server, service_range_text, LbProvider, RenderOptions, Rendered};
+
+pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String {
+    let mut t = Vec::new();
+    t.push(format!(
+        "Files rendered by edgenet for machine {} ({}). Each directory is a node; under it, the file's absolute path on that node.",
+        plan.machine.name,
+        plan.distribution.as_str()
+    ));
+    t.push(String::new());
+    for f in &rendered.files {
+        t.push(format!(
+            "  {:<60} {}{}",
+            f.relative_out_path(),
+            f.consumer,
+            if f.secret { " (secret, mode 0600)" } else { "" }
+        ));
+    }
+    t.push(String::new());
+    for n in &rendered.notices {
+        t.push(format!("NOTE: {n}"));
+    }
+    t.push(String::new());
+    t.push("Install: copy each node's tree to / on that node (a netns node shares the host's filesystem):".into());
+    t.push("  sudo cp -r --preserve=mode DIR/<node>/. /".into());
+    t.push(String::new());
+    for node in plan.nodes.iter().filter(|n| n.kind == NodeKind::Linux) {
+        let first = is_first_server(node, opts);
+        match plan.distribution {
+            Distribution::K3s => {
+                let unit = if node.role == edgenet_core::plan::NodeRole::ControlPlane {
+                    "k3s"
+                } else {
+                    "k3s-agent"
+                };
+                t.push(format!(
+                    "Node {} (K3s {}):",
+                    node.name,
+                    if unit == "k3s" { "server" } else { "agent" }
+                ));
+                t.push("  curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -s - \\".into());
+                t.push(format!("      {}   # installs the binary; the installer's unit is replaced by ours below", if unit == "k3s" { "server" } else { "agent" }));
+                t.push(format!(
+                    "  sudo cp -r --preserve=mode DIR/{}/. /",
+                    node.name
+                ));
+                t.push(format!(
+                    "  sudo systemctl daemon-reload && sudo systemctl enable --now {unit}"
+                ));
+                if first && opts.token.is_none() {
+                    t.push("  # the join token for the other nodes: /var/lib/rancher/k3s/server/node-token".into());
+                }
+            }
+            Distribution::K8s => {
+                t.push(format!("Node {} (kubeadm):", node.name));
+                t.push(format!(
+                    "  sudo cp -r --preserve=mode DIR/{}/. /",
+                    node.name
+                ));
+                t.push(
+                    "  sudo systemctl daemon-reload && sudo systemctl restart containerd kubelet"
+                        .into(),
+                );
+                if first {
+                    t.push("  sudo kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml --upload-certs".into());
+                    t.push("  kubectl create -f https://raw.githubusercontent.com/projectcalico/calico/<version>/manifests/tigera-operator.yaml".into());
+                    t.push("  kubectl apply -f /etc/kubernetes/edgenet/addons/".into());
+                    t.push("  # kube-vip used super-admin.conf during init; switch it to admin.conf now:".into());
+                    t.push("  sudo sed -i 's#super-admin.conf#admin.conf#' /etc/kubernetes/manifests/kube-vip.yaml".into());
+                } else {
+                    t.push(
+                        "  sudo kubeadm join --config /etc/kubernetes/edgenet/kubeadm.yaml".into(),
+                    );
+                    t.push("  # token and CA hash: `kubeadm token create --print-join-command` on a control-plane node;".into());
+                    t.push("  # a control-plane join also needs the certificate key (`kubeadm init phase upload-certs --upload-certs`)".into());
+                }
+            }
+        }
+        t.push(String::new());
+    }
+    t.push("Network facts the files encode:".into());
+    t.push(format!(
+        "  control-plane endpoint {}:6443 (tls-san / certSANs from first boot)",
+        plan.control_plane_endpoint
+    ));
+    t.push(format!(
+        "  pod CIDR {}, service CIDR {}, cluster DNS {}",
+        plan.kubernetes.pod_cidr, plan.kubernetes.service_cidr, plan.kubernetes.cluster_dns
+    ));
+    match plan.distribution {
+        Distribution::K3s => t.push(format!(
+            "  flannel VXLAN follows the node interface's MTU ({}): pods get it minus {VXLAN_OVERHEAD}; K3s has no MTU key.",
+            plan.switch.mtu.map_or("the adapter's".into(), |m| m.to_string())
+        )),
+        Distribution::K8s => {
+            let pod = plan.kubernetes.pod_cidr;
+            t.push(format!(
+                "  Calico: pool {pod} (= kubeadm podSubnet, in no_proxy), VXLAN, MTU {}, block size /{}: {} blocks, so every node gets blocks of its own;",
+                plan.switch.mtu.map_or("detected".into(), |m| (m.saturating_sub(VXLAN_OVERHEAD)).to_string()),
+                calico_block_size(pod.prefix_len()),
+                1u32 << (calico_block_size(pod.prefix_len()) - pod.prefix_len()),
+            ));
+            t.push("  the controller manager's per-node CIDR allocation is off (allocate-node-cidrs=false): Calico's IPAM assigns pod addresses, so a /24 pool serves many nodes.".into());
+        }
+    }
+    match (service_range_text(plan), opts.lb) {
+        (None, _) => t.push("  no LoadBalancer range (Init.ServiceIPRangeSize is 0): no LoadBalancer objects rendered.".into()),
+        (Some(r), LbProvider::KubeVip) => t.push(format!(
+            "  LoadBalancer range {r}: the kube-vip cloud provider (rendered) hands out addresses from the kubevip ConfigMap; kube-vip announces them by ARP"
+        )),
+        (Some(r), LbProvider::Metallb) => t.push(format!(
+            "  LoadBalancer range {r}: MetalLB IPAddressPool + L2Advertisement (install MetalLB first: https://metallb.io/installation/)"
+        )),
+    }
+    t.push(String::new());
+    t.push("Ports between nodes:".into());
+    if plan.switch.kind == edgenet_core::plan::SwitchKind::Internal {
+        t.push("  (single machine: edgenet's own nftables table already lets these through on the switch; host/etc/nftables.d/ is only for another firewall that filters between the nodes)".into());
+    }
+    t.push(crate::firewall_ports::table(plan.distribution));
+    t.join("\n") + "\n"
+}
