@@ -62,13 +62,20 @@ fn server(ns: &str) -> Server {
 /// Gbit/s received by the server of one iperf3 run from `ns` to `addr`.
 fn throughput(ns: &str, addr: &str) -> f64 {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "iperf3", "-c", addr, "-t", SECONDS, "-J"])
+        .args([
+            "netns", "exec", ns, "iperf3", "-c", addr, "-t", SECONDS, "-J",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let bps = v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap_or_else(|| panic!("iperf3 from {ns} to {addr}: {}", String::from_utf8_lossy(&out.stdout)));
+        .unwrap_or_else(|| {
+            panic!(
+                "iperf3 from {ns} to {addr}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
     bps / 1e9
 }
 
@@ -78,7 +85,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn node_namespace(prefix: &str) -> String {
-    let out = Command::new("ip").args(["-j", "netns", "list"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-j", "netns", "list"])
+        .output()
+        .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     list.as_array()
         .into_iter()
@@ -139,7 +149,10 @@ pub fn bench(runs: usize) {
     std::fs::create_dir_all(&dir).unwrap();
 
     // veth pair.
-    let (va, vb) = (Ns::new(&format!("endpa-{pid}")), Ns::new(&format!("endpb-{pid}")));
+    let (va, vb) = (
+        Ns::new(&format!("endpa-{pid}")),
+        Ns::new(&format!("endpb-{pid}")),
+    );
     sh(&format!(
         "ip -n {a} link add v0 type veth peer name v0 netns {b}
          ip -n {a} addr add 198.18.9.1/24 dev v0; ip -n {a} link set v0 up
@@ -170,7 +183,10 @@ pub fn bench(runs: usize) {
     ));
 
     // edgenet: a machine with an uplink to a LAN namespace, Linux + Windows nodes.
-    let (machine, lan) = (Ns::new(&format!("endpm-{pid}")), Ns::new(&format!("endpl-{pid}")));
+    let (machine, lan) = (
+        Ns::new(&format!("endpm-{pid}")),
+        Ns::new(&format!("endpl-{pid}")),
+    );
     sh(&format!(
         "ip -n {m} link add up0 type veth peer name eth0 netns {l}
          ip -n {m} addr add 198.18.12.11/24 dev up0; ip -n {m} link set up0 up
@@ -182,7 +198,11 @@ pub fn bench(runs: usize) {
     let resolv = dir.join("resolv.conf");
     std::fs::write(&resolv, "nameserver 198.18.12.1\n").unwrap();
     let config = dir.join("linux-windows.json");
-    std::fs::write(&config, r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}"#,
+    )
+    .unwrap();
     let deployment = Deployment {
         machine: machine.0.clone(),
         state: dir.join("state"),

@@ -157,7 +157,9 @@ fn floor_up(machine: &str, k: usize, group: bool) {
         let ns = node_ns(machine, i);
         ip.push_str(&format!(
             "netns add {ns}\n{}\nlink set fl{i} master {BRIDGE}\nlink set fl{i} up\n",
-            grp(&format!("link add fl{i} type veth peer name eth0 netns {ns}"))
+            grp(&format!(
+                "link add fl{i} type veth peer name eth0 netns {ns}"
+            ))
         ));
     }
     pipe(
@@ -317,7 +319,10 @@ impl Bench {
         let env = [
             (
                 "EDGENET_STATE_DIR",
-                self.dir.join(format!("state-{machine}")).display().to_string(),
+                self.dir
+                    .join(format!("state-{machine}"))
+                    .display()
+                    .to_string(),
             ),
             ("EDGENET_RESOLV_CONF", self.resolv.display().to_string()),
         ];
@@ -327,7 +332,11 @@ impl Bench {
     fn edgenet_deploy_args(&self, k: usize) -> Vec<String> {
         match k {
             1 => vec!["deploy".into()],
-            2 => vec!["deploy".into(), "-c".into(), self.both.display().to_string()],
+            2 => vec![
+                "deploy".into(),
+                "-c".into(),
+                self.both.display().to_string(),
+            ],
             _ => panic!("edgenet runs one Linux and one Windows node per machine"),
         }
     }
@@ -463,7 +472,12 @@ pub fn bench(runs: usize) {
         "versions: {} | {} | CNI plugins {} | {}",
         version_of(&[NETAVARK, "--version"]),
         version_of(&["ip", "-V"]),
-        version_of(&["dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins"]),
+        version_of(&[
+            "dpkg-query",
+            "-W",
+            "-f=${Version}",
+            "containernetworking-plugins"
+        ]),
         version_of(&["nft", "--version"]),
     );
     let all = [
@@ -495,7 +509,11 @@ pub fn bench(runs: usize) {
         let mut ups = vec![Vec::new(); tools.len()];
         let mut downs = vec![Vec::new(); tools.len()];
         let mut redeploys = Vec::new();
-        let rounds = if k == 20 { runs.div_ceil(3).max(3) } else { runs };
+        let rounds = if k == 20 {
+            runs.div_ceil(3).max(3)
+        } else {
+            runs
+        };
         for _ in 0..rounds {
             for (t, tool) in tools.iter().enumerate() {
                 let m = &machines[t].name;
