@@ -580,3 +580,94 @@ fn powershell_builds_the_same_switch() {
         "New-VMSwitch -Name 'aksedgesw-ext' -NetAdapterName 'eth0' -AllowManagementOS $true"
     ));
 }
+
+/// `Kind[.path]` → the field names the upstream Go types accept there.
+fn upstream_fields() -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let path = format!(
+        "{}/tests/data/upstream-json-fields.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (at, fields) = l.split_once(':').expect("`path: fields`");
+            (
+                at.trim().to_string(),
+                fields.split_whitespace().map(str::to_string).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every key of `value` at `at` (arrays transparent), checked against `fields`.
+fn check_keys(
+    value: &serde_json::Value,
+    at: &str,
+    fields: &BTreeMap<String, std::collections::BTreeSet<String>>,
+    bad: &mut Vec<String>,
+) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                check_keys(item, at, fields, bad);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            let Some(allowed) = fields.get(at) else {
+                bad.push(format!("{at}: no upstream field list for this object"));
+                return;
+            };
+            for (key, v) in map {
+                if !allowed.contains(key) {
+                    bad.push(format!("{at}.{key} is not a field of the upstream type"));
+                } else if v.is_object()
+                    || v.as_array()
+                        .is_some_and(|a| a.iter().any(|i| i.is_object()))
+                {
+                    check_keys(v, &format!("{at}.{key}"), fields, bad);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_key_we_emit_is_a_json_field_of_the_real_upstream_types() {
+    let fields = upstream_fields();
+    let mut checked = std::collections::BTreeSet::new();
+    for sc in scenarios() {
+        let (_, r) = rendered(&sc);
+        for f in &r.files {
+            if !matches!(f.target.as_str(), "kubeadm" | "calico" | "lb") {
+                continue;
+            }
+            let docs = edgenet_render::yaml::documents(&f.contents)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.path));
+            for doc in docs {
+                let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+                let api = doc["apiVersion"].as_str().unwrap_or_default();
+                if api == "v1" || api.starts_with("apps/") || api.starts_with("rbac.") {
+                    continue; // built from k8s-openapi's own types
+                }
+                let mut bad = Vec::new();
+                check_keys(&doc, &kind, &fields, &mut bad);
+                assert!(bad.is_empty(), "{}: {}: {bad:#?}", sc.name, f.path);
+                checked.insert(kind);
+            }
+        }
+    }
+    for kind in [
+        "InitConfiguration",
+        "ClusterConfiguration",
+        "JoinConfiguration",
+        "KubeletConfiguration",
+        "Installation",
+        "IPAddressPool",
+        "L2Advertisement",
+    ] {
+        assert!(checked.contains(kind), "no scenario rendered a {kind}");
+    }
+}
