@@ -272,6 +272,13 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
         }
         files.extend(out);
     }
+    // A proxy URL with `user:password@` makes the file a secret like the token.
+    for f in &mut files {
+        if !f.secret && edgenet_core::redact::has_credentials(&f.contents) {
+            f.secret = true;
+            f.mode = 0o600;
+        }
+    }
     if files.iter().any(|f| f.contents.contains(PLACEHOLDER)) {
         notices.push(format!(
             "the join token is a placeholder ({PLACEHOLDER}); give --token-file FILE, or replace it as the README says"

@@ -671,3 +671,88 @@ fn every_key_we_emit_is_a_json_field_of_the_real_upstream_types() {
         assert!(checked.contains(kind), "no scenario rendered a {kind}");
     }
 }
+
+#[test]
+fn every_file_holding_proxy_credentials_is_a_secret() {
+    for distribution in ["k3s", "k8s"] {
+        let mut config = single(distribution, true, 5);
+        config["Network"]["Proxy"] = serde_json::json!({
+            "Http": "http://bob:s3cret@proxy.corp.example:3128",
+            "Https": "http://bob:s3cret@proxy.corp.example:3128",
+            "No": "corp.example"
+        });
+        let plan = plan_of(&config, None);
+        let opts = RenderOptions {
+            namespaces: namespaces(&plan),
+            ..Default::default()
+        };
+        let r = render(&plan, &opts).unwrap();
+        let holding: Vec<_> = r
+            .files
+            .iter()
+            .filter(|f| f.contents.contains("s3cret"))
+            .collect();
+        assert!(
+            holding.iter().any(|f| f.target == "proxy-env")
+                && holding.iter().any(|f| f.target == "node-network"),
+            "{distribution}: the proxy env and the Windows script carry the proxy"
+        );
+        for f in holding {
+            assert!(
+                f.secret && f.mode == 0o600,
+                "{distribution}: {} holds the proxy password but is {:o}, secret {}",
+                f.path,
+                f.mode,
+                f.secret
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_runs_kubernetes_commands_inside_the_node_namespace_and_installs_with_modes() {
+    for (distribution, machine, command) in [
+        (
+            "k8s",
+            0,
+            "kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml",
+        ),
+        (
+            "k8s",
+            1,
+            "kubeadm join --config /etc/kubernetes/edgenet/kubeadm.yaml",
+        ),
+        ("k3s", 0, "k3s kubectl get nodes"),
+    ] {
+        let config = with_proxy(scalable(distribution, 2, 1, false, 0));
+        let plan = plan_of(&config, Some(machine));
+        let ns = namespaces(&plan);
+        let opts = RenderOptions {
+            creates_cluster: machine == 0,
+            namespaces: ns.clone(),
+            ..Default::default()
+        };
+        let r = render(&plan, &opts).unwrap();
+        let node = &plan.nodes[0];
+        let netns = &ns[&node.name].netns;
+        let want = format!("sudo ip netns exec {netns} {command}");
+        assert!(
+            r.readme.contains(&want),
+            "{distribution}: no {want:?} in\n{}",
+            r.readme
+        );
+        assert!(
+            !r.readme.contains("cp -r"),
+            "{distribution}: cp -r loses the modes"
+        );
+        for f in r.files.iter().filter(|f| f.node == node.name) {
+            let line = format!(
+                "sudo install -D -m {:04o} DIR/{} {}",
+                f.mode,
+                f.relative_out_path(),
+                f.path
+            );
+            assert!(r.readme.contains(&line), "{distribution}: no {line:?}");
+        }
+    }
+}

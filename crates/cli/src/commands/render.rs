@@ -28,6 +28,11 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub out: Option<PathBuf>,
 
+    /// Write into a non-empty DIR that no earlier `render --out` wrote (nothing in it is
+    /// deleted except files a render lists in its manifest).
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
     /// Which entry of Machines[] this host is (needed when the config lists several).
     #[arg(long, value_name = "N")]
     pub machine: Option<usize>,
@@ -172,7 +177,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     notices.append(&mut rendered.notices);
     rendered.notices = notices;
     match (&args.out, &args.target) {
-        (Some(dir), _) => write_all(cli, dir, &rendered),
+        (Some(dir), _) => write_all(cli, dir, &rendered, args.force),
         (None, Some(target)) => print_one(
             cli.output,
             &plan,
@@ -185,7 +190,67 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     }
 }
 
-fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliError> {
+/// `DIR/.edgenet-render.json`: the files the last `render --out` wrote, so the next one can
+/// delete those it no longer produces (a stale kube-vip range would still be applied).
+pub const MANIFEST: &str = ".edgenet-render.json";
+
+/// The relative paths the previous render of `dir` wrote; `None` for a new or empty directory.
+/// A non-empty directory without a manifest is refused unless `force`.
+fn previous_render(dir: &Path, force: bool) -> Result<Vec<String>, CliError> {
+    let manifest = dir.join(MANIFEST);
+    match std::fs::read_to_string(&manifest) {
+        Ok(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                CliError::new(
+                    Exit::Unreadable,
+                    "bad-render-manifest",
+                    format!("{}: {e}", manifest.display()),
+                )
+                .hint(format!(
+                    "delete {} or render into another directory",
+                    manifest.display()
+                ))
+            })?;
+            Ok(value["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                // Only plain relative paths inside DIR: a manifest never sends us elsewhere.
+                .filter(|f| {
+                    Path::new(f)
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+                })
+                .map(str::to_string)
+                .collect())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let non_empty = std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if non_empty && !force {
+                return Err(CliError::new(
+                    Exit::Findings,
+                    "out-dir-not-empty",
+                    format!(
+                        "--out {}: the directory is not empty and no earlier `edgenet render --out` wrote it (no {MANIFEST})",
+                        dir.display()
+                    ),
+                )
+                .hint("choose an empty or new directory, or add --force to write into it anyway"));
+            }
+            Ok(Vec::new())
+        }
+        Err(e) => Err(CliError::new(
+            Exit::Unreadable,
+            "unreadable-render-manifest",
+            format!("{}: {e}", manifest.display()),
+        )),
+    }
+}
+
+fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered, force: bool) -> Result<Exit, CliError> {
     let fail = |path: &Path, e: std::io::Error| {
         CliError::new(
             Exit::Host,
@@ -193,12 +258,48 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
             format!("cannot write {}: {e}", path.display()),
         )
     };
+    let previous = previous_render(dir, force)?;
+    let mut written: Vec<String> = Vec::new();
     for f in &rendered.files {
-        let path = dir.join(f.relative_out_path());
+        let rel = f.relative_out_path();
+        let path = dir.join(&rel);
         write_file(&path, &f.contents, f.mode).map_err(|e| fail(&path, e))?;
+        written.push(rel);
     }
     let readme = dir.join("README");
     write_file(&readme, &rendered.readme, 0o644).map_err(|e| fail(&readme, e))?;
+    written.push("README".to_string());
+    let mut removed = Vec::new();
+    for stale in previous.iter().filter(|p| !written.contains(p)) {
+        let path = dir.join(stale);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(stale.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CliError::new(
+                    Exit::Host,
+                    "cannot-remove",
+                    format!("cannot remove stale {}: {e}", path.display()),
+                ))
+            }
+        }
+        // Directories the stale file leaves empty go too (never DIR itself).
+        let mut parent = path.parent();
+        while let Some(p) = parent.filter(|p| *p != dir && p.starts_with(dir)) {
+            if std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
+        }
+    }
+    let manifest = dir.join(MANIFEST);
+    let manifest_text = serde_json::to_string_pretty(&serde_json::json!({
+        "schema": edgenet_render::RENDER_SCHEMA,
+        "machine": rendered.machine,
+        "files": written,
+    }))
+    .expect("json");
+    write_file(&manifest, &(manifest_text + "\n"), 0o644).map_err(|e| fail(&manifest, e))?;
     match cli.output {
         Output::Json => crate::envelope::print(
             &crate::envelope::RENDER,
@@ -207,6 +308,7 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
                 "machine": rendered.machine,
                 "distribution": rendered.distribution,
                 "files": rendered.files,
+                "removed": removed,
                 "notices": rendered.notices,
             }),
         ),
@@ -219,6 +321,9 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
                 );
             }
             println!("{:<64} what goes where", readme.display());
+            for r in &removed {
+                println!("{:<64} removed (no longer rendered)", dir.join(r).display());
+            }
             for n in &rendered.notices {
                 eprintln!("notice: {n}");
             }
@@ -306,6 +411,12 @@ fn print_one(
         }
         _ => text,
     };
+    // Nor a proxy password: `user:***@` on the terminal, the real one only in --out files.
+    let redacted = edgenet_core::redact::redact_credentials(&text);
+    if redacted != text {
+        eprintln!("notice: the proxy password is shown as *** here; --out DIR writes it");
+    }
+    let text = redacted;
     match output {
         Output::Json => crate::envelope::print(
             &crate::envelope::RENDER,
