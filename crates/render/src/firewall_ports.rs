@@ -72,27 +72,36 @@ pub fn ports(distribution: Distribution) -> Vec<PortRule> {
     rules
 }
 
-/// A regular nftables chain of accept rules from the node subnet, for a host firewall that
-/// filters input: `jump edgenet_kubernetes_ports` from its input chain.
+/// The table and chain `nft_snippet` adds its rules to (Debian's `/etc/nftables.conf`).
+pub const INPUT_CHAIN: &str = "inet filter input";
+
+/// Accept rules for the host firewall's own input chain, as an `nft -f` script. A rule in a
+/// table of our own could not help: an accept ends only its own base chain, the user's chain
+/// still drops, and nft cannot jump across tables. `insert` puts the rules before a final drop.
 pub fn nft_snippet(plan: &Plan) -> String {
+    nft_snippet_for(plan, INPUT_CHAIN)
+}
+
+/// The same, for another `family table chain`.
+pub fn nft_snippet_for(plan: &Plan, chain: &str) -> String {
     let subnet = plan.switch.subnet.trunc();
     let mut text =
         String::from("# Written by edgenet render: ports Kubernetes needs between the nodes.\n");
     if plan.switch.kind == SwitchKind::Internal {
         text.push_str("# Single machine: edgenet's own nftables table already lets these through on the switch;\n# this is only needed if another firewall filters traffic between the nodes.\n");
-    } else {
-        text.push_str("# Load with `nft -f FILE`, then `jump edgenet_kubernetes_ports` from your input chain.\n");
     }
-    text.push_str("table inet edgenet_kubernetes_ports {\n\tchain edgenet_kubernetes_ports {\n");
+    text.push_str(&format!(
+        "# Adds accept rules to the input chain `{chain}` (the table Debian's /etc/nftables.conf\n\
+         # defines); for another table or chain replace `{chain}` below, then load with `nft -f FILE`.\n"
+    ));
     for r in ports(plan.distribution) {
         text.push_str(&format!(
-            "\t\tip saddr {subnet} {} dport {} accept comment \"{}\"\n",
+            "insert rule {chain} ip saddr {subnet} {} dport {} accept comment \"edgenet: {}\"\n",
             r.protocol,
             r.ports,
             r.purpose.split(" (").next().unwrap_or(r.purpose)
         ));
     }
-    text.push_str("\t}\n}\n");
     text
 }
 
