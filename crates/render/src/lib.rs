@@ -170,20 +170,29 @@ pub fn endpoint(plan: &Plan) -> String {
 }
 
 /// The node's DNS servers as K3s and the kubelet may use them: no loopback (a stub resolver
-/// inside a node namespace answers nothing).
-pub fn usable_dns(node: &NodePlan) -> Result<Vec<Ipv4Addr>, RenderError> {
+/// inside a node namespace answers nothing). Empty only for an offline plan without DNS
+/// servers: there nothing outside the cluster is resolved anyway, so the files leave the
+/// resolver to K3s/the kubelet (see `has_dns`).
+pub fn usable_dns(plan: &Plan, node: &NodePlan) -> Result<Vec<Ipv4Addr>, RenderError> {
     let servers: Vec<Ipv4Addr> = node
         .dns_servers
         .iter()
         .copied()
         .filter(|s| !s.is_loopback() && !s.is_unspecified())
         .collect();
-    if servers.is_empty() {
+    if servers.is_empty() && plan.switch.outbound != edgenet_core::plan::Outbound::Offline {
         return Err(RenderError::NoDnsServer {
             node: node.name.clone(),
         });
     }
     Ok(servers)
+}
+
+/// The node gets a rendered resolv file (`resolv-conf` / `resolvConf`). Without one (offline,
+/// no DNS servers) K3s falls back to its own resolv.conf and the kubelet to /etc/resolv.conf:
+/// an empty nameserver list would make CoreDNS's `forward` fail to start.
+pub fn has_dns(plan: &Plan, node: &NodePlan) -> bool {
+    usable_dns(plan, node).is_ok_and(|s| !s.is_empty())
 }
 
 /// The cluster has a control-plane VIP of its own (scalable), which kube-vip must hold.
@@ -256,6 +265,10 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
     let mut files = Vec::new();
     let mut notices = Vec::new();
     for node in &plan.nodes {
+        // Refuses a node without a usable DNS server unless the plan is offline.
+        if node.kind == NodeKind::Linux {
+            usable_dns(plan, node)?;
+        }
         let mut out = match (plan.distribution, node.kind) {
             (Distribution::K3s, NodeKind::Linux) => k3s::linux_node(plan, node, opts)?,
             (Distribution::K8s, NodeKind::Linux) => kubeadm::linux_node(plan, node, opts)?,

@@ -14,9 +14,9 @@ use crate::{
 };
 
 /// resolv.conf with the planned DNS servers (never a loopback stub).
-pub fn resolv_conf(node: &NodePlan) -> Result<String, RenderError> {
+pub fn resolv_conf(plan: &Plan, node: &NodePlan) -> Result<String, RenderError> {
     let mut text = String::from("# Written by edgenet render: the node's planned DNS servers.\n");
-    for server in usable_dns(node)? {
+    for server in usable_dns(plan, node)? {
         text.push_str(&format!("nameserver {server}\n"));
     }
     Ok(text)

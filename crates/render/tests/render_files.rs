@@ -342,7 +342,10 @@ fn kubeadm_v1beta4_calico_and_no_proxy_agree_on_the_pod_network() {
             KubeadmDocument::Kubelet(k) => {
                 kinds.push("kubelet");
                 assert_eq!(k.cluster_dns, vec!["10.96.0.10"]);
-                assert_eq!(k.resolv_conf, "/etc/kubernetes/edgenet/resolv.conf");
+                assert_eq!(
+                    k.resolv_conf.as_deref(),
+                    Some("/etc/kubernetes/edgenet/resolv.conf")
+                );
             }
             KubeadmDocument::Join(_) => panic!("the first node inits"),
         }
@@ -754,5 +757,37 @@ fn readme_runs_kubernetes_commands_inside_the_node_namespace_and_installs_with_m
             );
             assert!(r.readme.contains(&line), "{distribution}: no {line:?}");
         }
+    }
+}
+
+#[test]
+fn offline_without_dns_renders_without_a_resolv_file() {
+    for distribution in ["k3s", "k8s"] {
+        let mut plan = plan_of(&offline(single(distribution, false, 0)), None);
+        plan.nodes[0].dns_servers.clear();
+        let r = render(&plan, &RenderOptions::default())
+            .unwrap_or_else(|e| panic!("{distribution}: offline without DNS is refused: {e}"));
+        assert!(
+            file(&r, "edge01-ledge", "resolv").is_none(),
+            "{distribution}"
+        );
+        let cfg = if distribution == "k3s" {
+            "k3s-config"
+        } else {
+            "kubeadm"
+        };
+        let text = &file(&r, "edge01-ledge", cfg).unwrap().contents;
+        assert!(
+            !text.contains("resolv-conf") && !text.contains("resolvConf"),
+            "{distribution}: no resolver file to point at:\n{text}"
+        );
+        parse(file(&r, "edge01-ledge", cfg).unwrap());
+        // Online, the same plan is still refused (K3s would fall back to 8.8.8.8).
+        let mut online = plan_of(&single(distribution, false, 0), None);
+        online.nodes[0].dns_servers.clear();
+        assert!(matches!(
+            render(&online, &RenderOptions::default()),
+            Err(RenderError::NoDnsServer { .. })
+        ));
     }
 }
