@@ -28,6 +28,10 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub out: Option<PathBuf>,
 
+    /// Render the config's plan even when this machine's deployed plan differs from it.
+    #[arg(long)]
+    pub from_config: bool,
+
     /// Write into a non-empty DIR that no earlier `render --out` wrote (nothing in it is
     /// deleted except files a render lists in its manifest).
     #[arg(long, requires = "out")]
@@ -82,14 +86,17 @@ pub struct Source {
 
 /// The plan to render from: the deployed one when this state directory holds a deployment of
 /// the same machine (it has the subnet really chosen), else the config's.
-pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
+pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<Source, CliError> {
     let args = CheckArgs {
         machine,
         offline_check: false,
     };
     let loaded = super::load_config(cli)?;
     let facts = super::host_facts(cli, &args);
-    let ctx = super::context(cli, &facts, &args);
+    let mut ctx = super::context(cli, &facts, &args);
+    let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
+    // The automatic subnet deploy chose (the config's plan would now avoid it as taken).
+    ctx.deployed_subnet = state.as_ref().and_then(|s| s.auto_subnet);
     super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was rendered")?;
     let mut plan = plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
@@ -98,11 +105,26 @@ pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
         && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(plan.machine.index);
     let mut notices = Vec::new();
     let mut namespaces = BTreeMap::new();
-    let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
     match state {
         Some(state) => match &state.applied_plan {
             Some(deployed) if deployed.machine.index == plan.machine.index => {
-                plan = deployed.clone();
+                let differs = plan_differences(&plan, deployed);
+                if from_config {
+                    if !differs.is_empty() {
+                        notices.push(format!(
+                            "rendered from the config (--from-config); the deployed plan differs in {} until `edgenet deploy` runs again",
+                            differs.join(", ")
+                        ));
+                    }
+                } else {
+                    if !differs.is_empty() {
+                        notices.push(format!(
+                            "the config's plan differs from the deployed one in {}; rendered the deployed plan (run `edgenet deploy` first, or give --from-config to render the config's plan)",
+                            differs.join(", ")
+                        ));
+                    }
+                    plan = deployed.clone();
+                }
                 if plan.node_runtime == edgenet_core::config::NodeRuntime::Netns {
                     namespaces = namespaces_of(cli, &plan, &state.deployment_id);
                 }
@@ -123,6 +145,45 @@ pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
         namespaces,
         notices,
     })
+}
+
+/// The parts of two plans that differ: top-level fields, and per node the node's fields.
+pub fn plan_differences(config: &Plan, deployed: &Plan) -> Vec<String> {
+    let a = serde_json::to_value(config).unwrap_or_default();
+    let b = serde_json::to_value(deployed).unwrap_or_default();
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, va) in a {
+        let vb = &b[key];
+        if va == vb {
+            continue;
+        }
+        match (key.as_str(), va.as_array(), vb.as_array()) {
+            ("nodes", Some(na), Some(nb)) if na.len() == nb.len() => {
+                for (x, y) in na.iter().zip(nb) {
+                    let name = x["name"].as_str().unwrap_or("?");
+                    if let (Some(x), Some(y)) = (x.as_object(), y.as_object()) {
+                        for (field, vx) in x {
+                            if vx != &y[field] {
+                                out.push(format!("node {name} {field}"));
+                            }
+                        }
+                    }
+                }
+            }
+            ("switch", _, _) => {
+                for (field, vx) in va.as_object().into_iter().flatten() {
+                    if vx != &vb[field] {
+                        out.push(format!("switch {field}"));
+                    }
+                }
+            }
+            _ => out.push(key.clone()),
+        }
+    }
+    out
 }
 
 fn namespaces_of(cli: &Cli, plan: &Plan, id: &DeploymentId) -> BTreeMap<String, NodeNamespace> {
@@ -160,7 +221,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
         creates_cluster,
         namespaces,
         mut notices,
-    } = source(cli, args.machine)?;
+    } = source(cli, args.machine, args.from_config)?;
     let opts = RenderOptions {
         lb: match args.lb {
             LbArg::KubeVip => LbProvider::KubeVip,
@@ -430,4 +491,32 @@ fn print_one(
         _ => print!("{text}"),
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_core::validate::Context;
+
+    fn plan_of(range: u32, dns: &str) -> Plan {
+        let config = serde_json::json!({
+            "DeploymentType": "SingleMachineCluster",
+            "Init": {"ServiceIPRangeSize": range},
+            "Network": {"DnsServers": [dns], "Ip4AddressPrefix": "192.168.77.0/24"},
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"MachineName": "edge01"}
+        });
+        let loaded = edgenet_core::config::load(config.to_string().as_bytes()).unwrap();
+        plan::build(&loaded.config, &Context::offline("test", "edge01")).unwrap()
+    }
+
+    #[test]
+    fn a_changed_config_is_named_field_by_field() {
+        let deployed = plan_of(4, "192.0.2.53");
+        assert!(plan_differences(&deployed, &deployed).is_empty());
+        let changed = plan_of(0, "192.0.2.54");
+        let d = plan_differences(&changed, &deployed);
+        assert!(d.contains(&"service_range".to_string()), "{d:?}");
+        assert!(d.iter().any(|x| x.starts_with("node edge01-ledge dns")), "{d:?}");
+    }
 }
