@@ -136,7 +136,7 @@ fn one_target_is_printed_and_the_token_is_masked() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("8472"));
 
     let out = edgenet(dir.path(), &["render", "kubeconfig"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no file \"kubeconfig\"") && err.contains("k3s-config"),
@@ -284,4 +284,46 @@ fn printed_proxy_env_masks_the_password_and_the_files_are_0600() {
         .find(|f| f["target"] == "proxy-env")
         .unwrap();
     assert_eq!(entry["secret"], true);
+}
+
+#[test]
+fn command_line_mistakes_exit_2_naming_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgenet(dir.path(), &["render", "k3s-config", "--machine", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--machine 9"), "{err}");
+
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = edgenet(
+        dir.path(),
+        &[
+            "render",
+            "k3s-config",
+            "--token-file",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(empty.to_str().unwrap()) && err.contains("empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_join_token_in_the_config_is_named_as_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config();
+    config["Join"] = json!({"ClusterJoinToken": "K10fromconfig"});
+    let out = edgenet_with(dir.path(), config, &["render", "k3s-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Join.ClusterJoinToken") && err.contains("--token-file"),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("K10fromconfig"));
 }

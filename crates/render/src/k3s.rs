@@ -9,7 +9,7 @@ use crate::node_files::{proxy_env_file, resolv_conf};
 use crate::yaml::{to_yaml, to_yaml_documents};
 use crate::{
     endpoint, is_first_server, node_file, service_range_text, RenderError, RenderOptions,
-    RenderedFile, PLACEHOLDER,
+    RenderedFile,
 };
 
 pub const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
@@ -71,10 +71,7 @@ pub fn linux_node(
         ));
     }
     if c.token_file.is_some() {
-        let token = opts
-            .token
-            .clone()
-            .unwrap_or_else(|| format!("{PLACEHOLDER}-join-token"));
+        let token = opts.token.clone().unwrap_or_else(crate::token_placeholder);
         files.push(node_file(node, TOKEN, "k3s-token", program, format!("{token}\n")).secret());
     }
     files.push(node_file(

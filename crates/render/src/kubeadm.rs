@@ -31,9 +31,7 @@ pub fn ca_cert_hash(opts: &RenderOptions) -> String {
 }
 
 fn token(opts: &RenderOptions) -> String {
-    opts.token
-        .clone()
-        .unwrap_or_else(|| format!("{PLACEHOLDER}-bootstrap-token"))
+    opts.token.clone().unwrap_or_else(crate::token_placeholder)
 }
 
 fn registration(node: &NodePlan) -> NodeRegistration {

@@ -28,6 +28,11 @@ pub const RENDER_SCHEMA: &str = "edgenet.render/v1";
 /// What clearly marks a value the user must fill in (never an invented secret).
 pub const PLACEHOLDER: &str = "EDGENET-PLACEHOLDER";
 
+/// The join token's placeholder, the same in every file (Linux and Windows, K3s and kubeadm).
+pub fn token_placeholder() -> String {
+    format!("{PLACEHOLDER}-join-token")
+}
+
 /// The API server port (K3s's supervisor shares it).
 pub const API_PORT: u16 = 6443;
 
@@ -292,17 +297,36 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
             f.mode = 0o600;
         }
     }
-    if files.iter().any(|f| f.contents.contains(PLACEHOLDER)) {
-        notices.push(format!(
-            "the join token is a placeholder ({PLACEHOLDER}); give --token-file FILE, or replace it as the README says"
-        ));
+    // One notice per kind of placeholder left, naming the option that fills it.
+    for (what, marker, fix) in [
+        (
+            "the join token",
+            token_placeholder(),
+            "give --token-file FILE",
+        ),
+        (
+            "the kubeadm CA certificate hash",
+            format!("{PLACEHOLDER}-ca-cert-hash"),
+            "give --ca-cert-hash sha256:<hex> (`kubeadm token create --print-join-command` prints it)",
+        ),
+        (
+            "the kubeadm certificate key of a joining control plane",
+            format!("{PLACEHOLDER}-certificate-key"),
+            "replace it with the key `kubeadm init phase upload-certs --upload-certs` prints",
+        ),
+    ] {
+        if files.iter().any(|f| f.contents.contains(&marker)) {
+            notices.push(format!(
+                "{what} is a placeholder ({marker}); {fix}, or replace it as the README says"
+            ));
+        }
     }
     files.push(host_file(
         plan,
         "/etc/nftables.d/edgenet-kubernetes-ports.nft",
         "nftables",
         "nft (host firewall, if it filters)",
-        firewall_ports::nft_snippet(plan),
+        firewall_ports::nft_snippet(plan, opts.lb),
     ));
     files.push(host_file(
         plan,

@@ -158,6 +158,6 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     if plan.switch.kind == edgenet_core::plan::SwitchKind::Internal {
         t.push("  (single machine: edgenet's own nftables table already lets these through on the switch; host/etc/nftables.d/ is only for another firewall that filters between the nodes)".into());
     }
-    t.push(crate::firewall_ports::table(plan.distribution));
+    t.push(crate::firewall_ports::table(plan.distribution, opts.lb));
     t.join("\n") + "\n"
 }

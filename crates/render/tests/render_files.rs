@@ -791,3 +791,85 @@ fn offline_without_dns_renders_without_a_resolv_file() {
         ));
     }
 }
+
+#[test]
+fn placeholders_are_one_string_and_each_notice_names_what_is_missing() {
+    // A joining kubeadm machine with a valid token but no CA hash.
+    let plan = plan_of(&scalable("k8s", 2, 1, true, 0), Some(1));
+    let opts = RenderOptions {
+        creates_cluster: false,
+        token: Some("abcdef.0123456789abcdef".into()),
+        ..Default::default()
+    };
+    let r = render(&plan, &opts).unwrap();
+    assert!(
+        !r.notices
+            .iter()
+            .any(|n| n.contains("join token is a placeholder")),
+        "{:?}",
+        r.notices
+    );
+    assert!(
+        r.notices
+            .iter()
+            .any(|n| n.contains("CA certificate hash") && n.contains("--ca-cert-hash")),
+        "{:?}",
+        r.notices
+    );
+    // Without a token, Linux and Windows files carry the same placeholder.
+    let r = render(
+        &plan,
+        &RenderOptions {
+            creates_cluster: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let marker = edgenet_render::token_placeholder();
+    let kinds: std::collections::BTreeSet<_> = r
+        .files
+        .iter()
+        .filter(|f| f.contents.contains(&marker))
+        .map(|f| f.node_kind.clone())
+        .collect();
+    assert!(
+        kinds.contains("linux") && kinds.contains("windows"),
+        "{kinds:?}"
+    );
+    assert!(!r
+        .files
+        .iter()
+        .any(|f| f.contents.contains("PLACEHOLDER-bootstrap-token")));
+}
+
+#[test]
+fn metallb_opens_memberlist_and_the_cloud_provider_stays_on_linux() {
+    let plan = plan_of(&single("k3s", true, 5), None);
+    let r = render(
+        &plan,
+        &RenderOptions {
+            lb: LbProvider::Metallb,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let nft = &file(&r, "host", "nftables").unwrap().contents;
+    assert!(
+        nft.contains("tcp dport 7946") && nft.contains("udp dport 7946"),
+        "{nft}"
+    );
+    let table = edgenet_render::firewall_ports::table(plan.distribution, LbProvider::Metallb);
+    assert!(table.contains("7946"), "{table}");
+
+    let r = render(&plan, &RenderOptions::default()).unwrap();
+    let lb = file(&r, "edge01-ledge", "lb").unwrap();
+    let docs = edgenet_render::yaml::documents(&lb.contents).unwrap();
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the cloud provider");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/os"],
+        "linux"
+    );
+}

@@ -92,6 +92,33 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
         offline_check: false,
     };
     let loaded = super::load_config(cli)?;
+    if let Some(n) = machine {
+        let count = loaded.config.machines.len();
+        if n >= count {
+            return Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!(
+                    "--machine {n}: the config lists {count} machine(s) (Machines[0..{}])",
+                    count.saturating_sub(1)
+                ),
+            )
+            .hint("give the index of this host's entry in Machines[]"));
+        }
+    }
+    let mut secret_notices = Vec::new();
+    for key in ["ClusterJoinToken", "DiscoveryTokenHash", "CertificateKey"] {
+        let join = loaded
+            .source
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Join")))
+            .and_then(|(_, v)| v.as_object());
+        if join.is_some_and(|j| j.keys().any(|k| k.eq_ignore_ascii_case(key))) {
+            secret_notices.push(format!(
+                "Join.{key} in the config is not used: edgenet reads no secrets from the config; give the token with --token-file FILE (and the CA hash with --ca-cert-hash)"
+            ));
+        }
+    }
     let facts = super::host_facts(cli, &args);
     let mut ctx = super::context(cli, &facts, &args);
     let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
@@ -103,7 +130,7 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
     let config = &loaded.config;
     let creates_cluster = !config.join
         && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(plan.machine.index);
-    let mut notices = Vec::new();
+    let mut notices = secret_notices;
     let mut namespaces = BTreeMap::new();
     match state {
         Some(state) => match &state.applied_plan {
@@ -211,7 +238,16 @@ fn read_token(path: &Path) -> Result<String, CliError> {
             format!("--token-file {}: {e}", path.display()),
         )
     })?;
-    Ok(text.trim().to_string())
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "empty-token",
+            format!("--token-file {}: the file is empty", path.display()),
+        )
+        .hint("put the join token in it (K3s: /var/lib/rancher/k3s/server/node-token on the first server; kubeadm: `kubeadm token create`)"));
+    }
+    Ok(token)
 }
 
 pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
@@ -246,6 +282,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
             target,
             args.node,
             token.as_deref(),
+            opts.lb,
         ),
         (None, None) => unreachable!("clap requires TARGET or --out"),
     }
@@ -420,6 +457,7 @@ fn print_one(
     target: &str,
     node: NodeKindArg,
     token: Option<&str>,
+    lb: LbProvider,
 ) -> Result<Exit, CliError> {
     let kind = match node {
         NodeKindArg::Linux => "linux",
@@ -427,7 +465,7 @@ fn print_one(
     };
     let text = match target {
         "readme" => rendered.readme.clone(),
-        "ports" => edgenet_render::firewall_ports::table(plan.distribution),
+        "ports" => edgenet_render::firewall_ports::table(plan.distribution, lb),
         _ => {
             let matching: Vec<_> = rendered
                 .files
@@ -446,7 +484,7 @@ fn print_one(
                     known.sort();
                     known.dedup();
                     return Err(CliError::new(
-                        Exit::Findings,
+                        Exit::Unreadable,
                         "no-such-target",
                         format!(
                             "no file {target:?} for the {kind} node of machine {}",
@@ -472,6 +510,9 @@ fn print_one(
         }
         _ => text,
     };
+    for n in &rendered.notices {
+        eprintln!("notice: {n}");
+    }
     // Nor a proxy password: `user:***@` on the terminal, the real one only in --out files.
     let redacted = edgenet_core::redact::redact_credentials(&text);
     if redacted != text {
@@ -517,6 +558,9 @@ mod tests {
         let changed = plan_of(0, "192.0.2.54");
         let d = plan_differences(&changed, &deployed);
         assert!(d.contains(&"service_range".to_string()), "{d:?}");
-        assert!(d.iter().any(|x| x.starts_with("node edge01-ledge dns")), "{d:?}");
+        assert!(
+            d.iter().any(|x| x.starts_with("node edge01-ledge dns")),
+            "{d:?}"
+        );
     }
 }
