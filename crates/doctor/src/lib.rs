@@ -679,12 +679,18 @@ fn node_checks(
                 }
             ))
         });
-        let root = opts
-            .rendered_root
-            .as_ref()
-            .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
-        out.push(rendered::check(plan, n, &root));
     }
+    // Every node's files, Windows ones too (they lie under --rendered DIR).
+    let root = opts
+        .rendered_root
+        .as_ref()
+        .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
+    let namespace = edgenet_render::NodeNamespace {
+        netns: node.netns.clone(),
+        resolv_conf: node.resolv_conf.display().to_string(),
+        proxy_env: node.proxy_env.display().to_string(),
+    };
+    out.push(rendered::check(plan, n, Some(&namespace), &root));
     out
 }
 
