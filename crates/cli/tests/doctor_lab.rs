@@ -589,6 +589,38 @@ fn doctor_finds_each_fault_and_only_it() {
         "delete table ip filter",
     ]);
 
+    // 7. edgenet's own NAT table is deleted: one FAIL naming it; the probes beyond the switch
+    //    are skipped naming it; a deploy brings it back.
+    let table = format!("edgenet_{}", t.id());
+    sh(&[
+        "ip", "netns", "exec", &machine, "nft", "delete", "table", "ip", &table,
+    ]);
+    let r = expect_only_fail(&t, "edgenet's table deleted", &["edgenet-firewall"]);
+    for name in ["dns 198.18.0.1", "egress"] {
+        let c = check(&r, name);
+        assert_eq!(c["status"], "SKIP", "{name}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().contains("edgenet-firewall"),
+            "{c}"
+        );
+    }
+    let out = edgenet_on(
+        &t.machine,
+        &[
+            "deploy",
+            "-c",
+            t._dir.path().join("config.json").to_str().unwrap(),
+            "--upstream-resolv-conf",
+            t.machine.dir.join("upstream-resolv.conf").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_healthy(&t, "table back");
+
     // `lab status` carries the doctor's result (the lab's lock is handed to the command).
     let lab = t.lab.take().unwrap();
     let name = lab.name().to_string();

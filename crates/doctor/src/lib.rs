@@ -46,6 +46,8 @@ pub struct DoctorOptions {
     /// `render --out DIR` to compare with the plan instead of the node's own files (`/`).
     pub rendered_root: Option<PathBuf>,
     pub timeout: Duration,
+    /// The nftables table deploy made (NAT and the switch's rules); `None`: not checked.
+    pub edgenet_table: Option<String>,
 }
 
 impl Default for DoctorOptions {
@@ -55,13 +57,14 @@ impl Default for DoctorOptions {
             probe_url: None,
             rendered_root: None,
             timeout: Duration::from_secs(2),
+            edgenet_table: None,
         }
     }
 }
 
 /// Runs every check of this machine.
 pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report {
-    let mut checks = host_checks(plan);
+    let mut checks = host_checks(plan, opts);
     let failed = |name: &str| {
         checks
             .iter()
@@ -72,6 +75,8 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     let switch_mtu_wrong = failed("bridge-mtu");
     let host_blocker = if failed("ip-forward") {
         Some("the host does not forward IPv4 (see ip-forward)")
+    } else if failed("edgenet-firewall") {
+        Some("edgenet's nftables table (NAT) is missing (see edgenet-firewall)")
     } else if failed("host-firewall") {
         Some("the host firewall drops forwarded traffic (see host-firewall)")
     } else {
@@ -90,7 +95,7 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     Report::new(&plan.machine.name, checks)
 }
 
-fn host_checks(plan: &Plan) -> Vec<Check> {
+fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     let mut out = Vec::new();
     if plan.switch.outbound == Outbound::Nat {
         out.push(match edgenet_host::sysctl::read("net.ipv4.ip_forward") {
@@ -177,7 +182,35 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
     }
     let mut blockers = Vec::new();
     let mut unread = Vec::new();
-    match probes::nft_ruleset() {
+    let ruleset = probes::nft_ruleset();
+    // NAT and the switch's own rules live in edgenet's table; without it nothing leaves.
+    if let (Some(table), SwitchKind::Internal) = (&opts.edgenet_table, plan.switch.kind) {
+        out.push(match &ruleset {
+            Ok(Some(ruleset)) => {
+                let present = ruleset["nftables"].as_array().into_iter().flatten().any(|o| {
+                    o["table"]["name"].as_str() == Some(table.as_str())
+                        && o["table"]["family"].as_str() != Some("bridge")
+                });
+                if present {
+                    Check::pass(
+                        "host",
+                        "edgenet-firewall",
+                        format!("nftables table {table} (NAT and the switch's rules) is loaded"),
+                    )
+                } else {
+                    Check::fail(
+                        "host",
+                        "edgenet-firewall",
+                        format!("nftables table {table} is missing: the nodes' NAT and the switch's rules are gone"),
+                        "edgenet deploy (loads it again)",
+                    )
+                }
+            }
+            Ok(None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
+            Err(e) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
+        });
+    }
+    match ruleset {
         Ok(Some(ruleset)) => {
             blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
         }

@@ -125,6 +125,7 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         probe_url: args.probe_url.clone(),
         rendered_root: args.rendered.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
+        edgenet_table: Some(edgenet_deploy::firewall::table_name(&state.deployment_id)),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }
