@@ -48,7 +48,7 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
             )),
             Distribution::K8s => t.push(format!("Node {} (kubeadm):", node.name)),
         }
-        if opts.namespaces.get(&node.name).is_none() {
+        if !opts.namespaces.contains_key(&node.name) {
             t.push("  # not deployed as a netns node here: run these on the node itself (no `ip netns exec`)".into());
         }
         if plan.distribution == Distribution::K3s {
