@@ -249,7 +249,7 @@ fn doctor_finds_each_fault_and_only_it() {
         "path-mtu",
         "dns 198.18.0.1",
         "proxy-env",
-        "proxy",
+        "proxy http://198.18.0.1:3128",
         "egress",
     ] {
         assert!(pass.contains(name), "{name} is not PASS: {report:#}");
@@ -311,7 +311,7 @@ fn doctor_finds_each_fault_and_only_it() {
         "nft",
         "add rule inet h9fault in tcp dport 3128 reject with tcp reset",
     ]);
-    expect_only_fail(&t, "proxy unreachable", &["proxy"]);
+    expect_only_fail(&t, "proxy unreachable", &["proxy http://198.18.0.1:3128"]);
     sh(&[
         "ip",
         "netns",
@@ -497,7 +497,7 @@ fn doctor_finds_each_fault_and_only_it() {
         "net.ipv4.ip_forward=0",
     ]);
     let r = expect_only_fail(&t, "ip_forward off", &["ip-forward"]);
-    for name in ["dns 198.18.0.1", "egress", "proxy"] {
+    for name in ["dns 198.18.0.1", "egress", "proxy http://198.18.0.1:3128"] {
         let c = check(&r, name);
         assert_eq!(c["status"], "SKIP", "{name}: {c}");
         assert!(c["detail"].as_str().unwrap().contains("ip-forward"), "{c}");

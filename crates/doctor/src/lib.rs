@@ -682,7 +682,8 @@ fn node_checks(
                 format!("{}; {offline_warning}", check.detail),
             );
         }
-        out.push(check);
+        // Which proxy, as it may be shown (no password).
+        out.push(check.at(redact(proxy)));
     }
 
     out.push(match &opts.probe_url {
