@@ -31,7 +31,8 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     t.push("environment and token files hold secrets: 0600). A netns node shares the host's filesystem, so this runs on the host.".into());
     t.push("Kubernetes runs INSIDE the node's network namespace (kubelet, containerd and kubeadm's checks of".into());
     t.push("127.0.0.1:10248 and the API endpoints only work there): every kubeadm/kubectl command below is run".into());
-    t.push("through `ip netns exec <namespace>`.".into());
+    t.push("through `ip netns exec <namespace>` (the rendered /usr/local/sbin/edgenet-<node> does the same:".into());
+    t.push("`sudo edgenet-<node> kubeadm init --config …`).".into());
     t.push(String::new());
     for node in plan.nodes.iter().filter(|n| n.kind == NodeKind::Linux) {
         let first = is_first_server(node, opts);

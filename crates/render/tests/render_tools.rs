@@ -415,6 +415,73 @@ fn nftables_snippet_opens_the_ports_in_a_default_drop_input_chain() {
     }
 }
 
+#[test]
+fn the_node_exec_wrapper_runs_the_command_inside_the_node_namespace() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let plan = plan_of(&single("k3s", false, 0), None);
+    let node = &plan.nodes[0];
+    let netns = format!("f9w{}", std::process::id());
+    let ns = NodeNamespace {
+        netns: netns.clone(),
+        resolv_conf: "/etc/resolv.conf".into(),
+        proxy_env: "/dev/null".into(),
+    };
+    let opts = RenderOptions {
+        namespaces: [(node.name.clone(), ns)].into(),
+        ..Default::default()
+    };
+    let r = render(&plan, &opts).unwrap();
+    let f = r
+        .files
+        .iter()
+        .find(|f| f.target == "node-exec")
+        .expect("a wrapper");
+    assert_eq!(f.mode, 0o755);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wrapper");
+    write(&script, &f.contents);
+    run("ip", &["netns", "add", &netns]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(netns.clone());
+    run(
+        "ip",
+        &[
+            "-n",
+            &netns,
+            "link",
+            "add",
+            "f9marker",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "f9marker2",
+        ],
+    );
+    let out = Command::new("sh")
+        .arg(&script)
+        .args(["ip", "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let links = String::from_utf8_lossy(&out.stdout);
+    assert!(links.contains("f9marker"), "not inside {netns}: {links}");
+    let out = Command::new("sh").arg(&script).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "no command: usage");
+}
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
