@@ -105,6 +105,7 @@ pub const RENDER: Schema = Schema {
         "distribution",
         "files",
         "notices",
+        "removed",
         "node",
         "target",
         "contents",

@@ -174,8 +174,16 @@ fn with_status(report: &Value, status: &str) -> BTreeSet<String> {
         .unwrap()
         .iter()
         .filter(|c| c["status"] == status)
-        .map(|c| c["check"].as_str().unwrap().to_string())
+        .map(id_of)
         .collect()
+}
+
+/// `name` is a check id, or `id address` for a per-address check (`dns 198.18.0.1`).
+fn id_of(c: &Value) -> String {
+    match c["address"].as_str() {
+        Some(a) => format!("{} {a}", c["check"].as_str().unwrap()),
+        None => c["check"].as_str().unwrap().to_string(),
+    }
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -183,7 +191,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["check"] == name)
+        .find(|c| id_of(c) == name)
         .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
@@ -241,7 +249,7 @@ fn doctor_finds_each_fault_and_only_it() {
         "path-mtu",
         "dns 198.18.0.1",
         "proxy-env",
-        "proxy",
+        "proxy http://198.18.0.1:3128",
         "egress",
     ] {
         assert!(pass.contains(name), "{name} is not PASS: {report:#}");
@@ -303,7 +311,7 @@ fn doctor_finds_each_fault_and_only_it() {
         "nft",
         "add rule inet h9fault in tcp dport 3128 reject with tcp reset",
     ]);
-    expect_only_fail(&t, "proxy unreachable", &["proxy"]);
+    expect_only_fail(&t, "proxy unreachable", &["proxy http://198.18.0.1:3128"]);
     sh(&[
         "ip",
         "netns",
@@ -317,12 +325,20 @@ fn doctor_finds_each_fault_and_only_it() {
     // 3. A smaller MTU on the path: the switch port (host end of the node's veth) takes 1400.
     let port = format!("en{}l", t.id());
     sh(&["ip", "-n", &machine, "link", "set", &port, "mtu", "1400"]);
-    let r = expect_only_fail(&t, "MTU mismatch on the path", &["path-mtu"]);
+    let r = expect_only_fail(&t, "MTU mismatch on the path", &["bridge-mtu"]);
     assert_eq!(
         check(&r, "mtu")["status"],
         "PASS",
         "the node's own MTU is still the plan's"
     );
+    assert!(
+        check(&r, "bridge-mtu")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("port {port} has MTU 1400")),
+        "{r:#}"
+    );
+    assert_eq!(check(&r, "path-mtu")["status"], "SKIP");
     sh(&["ip", "-n", &machine, "link", "set", &port, "mtu", "1500"]);
     expect_healthy(&t, "MTU back");
 
@@ -378,8 +394,8 @@ fn doctor_finds_each_fault_and_only_it() {
         .as_str()
         .unwrap()
         .contains(&service_ip));
-    // Once the API server answers on the endpoint, an answer for a service IP is the
-    // cluster's own kube-vip, not a conflict (an HTTP server on 6443 in the node plays it).
+    // A TCP listener on the endpoint's 6443 (an HTTP server in the node plays the API
+    // server) does not make a foreign MAC the cluster's kube-vip: still a FAIL.
     let www = tempfile::tempdir().unwrap();
     let mut api = Command::new("ip")
         .args([
@@ -389,22 +405,120 @@ fn doctor_finds_each_fault_and_only_it() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let r = expect_healthy(&t, "cluster holds the service IP");
+    let r = expect_only_fail(&t, "foreign device with the API up", &["duplicate-address"]);
+    assert_eq!(check(&r, "endpoint")["status"], "PASS");
+    // Deleting the veth takes the device away at once (a namespace is torn down later).
+    sh(&["ip", "-n", &machine, "link", "del", "h9dup"]);
+    sh(&["ip", "netns", "del", &dup_ns]);
+    t.extra_netns.clear();
+    // The node itself holding the service IP (as kube-vip does) is the cluster.
+    sh(&[
+        "ip",
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        &format!("{service_ip}/32"),
+        "dev",
+        "eth0",
+    ]);
+    let r = expect_healthy(&t, "a node holds the service IP");
     let _ = api.kill();
     let _ = api.wait();
     assert!(
         check(&r, "duplicate-address")["detail"]
             .as_str()
             .unwrap()
-            .contains("held by the running cluster"),
+            .contains("held by this machine's nodes"),
         "{r:#}"
     );
-    assert_eq!(check(&r, "endpoint")["status"], "PASS");
-    // Deleting the veth takes the device away at once (a namespace is torn down later).
-    sh(&["ip", "-n", &machine, "link", "del", "h9dup"]);
-    sh(&["ip", "netns", "del", &dup_ns]);
-    t.extra_netns.clear();
+    sh(&[
+        "ip",
+        "-n",
+        &node_ns,
+        "addr",
+        "del",
+        &format!("{service_ip}/32"),
+        "dev",
+        "eth0",
+    ]);
     expect_healthy(&t, "duplicate gone");
+
+    // 5b. A rogue device holds the gateway (the host's address on the switch).
+    let rogue_ns = format!("f9gw{}", std::process::id());
+    t.extra_netns.push(rogue_ns.clone());
+    sh(&["ip", "netns", "add", &rogue_ns]);
+    sh(&[
+        "ip", "-n", &machine, "link", "add", "f9gw", "type", "veth", "peer", "name", "eth0",
+        "netns", &rogue_ns,
+    ]);
+    sh(&[
+        "ip", "-n", &machine, "link", "set", "f9gw", "master", &switch, "up",
+    ]);
+    let gw = t.state()["applied_plan"]["switch"]["gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&[
+        "ip",
+        "-n",
+        &rogue_ns,
+        "addr",
+        "add",
+        &format!("{gw}/24"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", &rogue_ns, "link", "set", "eth0", "up"]);
+    let (r, _) = t.doctor();
+    let dup = check(&r, "duplicate-address");
+    assert_eq!(dup["status"], "FAIL", "{r:#}");
+    assert!(
+        dup["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("gateway {gw}")),
+        "{dup}"
+    );
+    sh(&["ip", "-n", &machine, "link", "del", "f9gw"]);
+    sh(&["ip", "netns", "del", &rogue_ns]);
+    t.extra_netns.clear();
+    expect_healthy(&t, "rogue gateway gone");
+
+    // 5c. IPv4 forwarding off on the host: one FAIL; DNS beyond the switch, the proxy and
+    //     egress are skipped naming it.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=0",
+    ]);
+    let r = expect_only_fail(&t, "ip_forward off", &["ip-forward"]);
+    for name in ["dns 198.18.0.1", "egress", "proxy http://198.18.0.1:3128"] {
+        let c = check(&r, name);
+        assert_eq!(c["status"], "SKIP", "{name}: {c}");
+        assert!(c["detail"].as_str().unwrap().contains("ip-forward"), "{c}");
+    }
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    expect_healthy(&t, "forwarding back");
+
+    // 5d. The node's own MTU is wrong: FAIL mtu only; path-mtu is skipped naming it.
+    sh(&["ip", "-n", &node_ns, "link", "set", "eth0", "mtu", "1400"]);
+    let r = expect_only_fail(&t, "node MTU 1400", &["mtu"]);
+    assert_eq!(check(&r, "path-mtu")["status"], "SKIP", "{r:#}");
+    sh(&["ip", "-n", &node_ns, "link", "set", "eth0", "mtu", "1500"]);
+    expect_healthy(&t, "node MTU back");
 
     // 6. Docker's FORWARD policy DROP on the host (here: the lab machine), without a
     //    DOCKER-USER accept for the switch.
@@ -474,6 +588,38 @@ fn doctor_finds_each_fault_and_only_it() {
         "nft",
         "delete table ip filter",
     ]);
+
+    // 7. edgenet's own NAT table is deleted: one FAIL naming it; the probes beyond the switch
+    //    are skipped naming it; a deploy brings it back.
+    let table = format!("edgenet_{}", t.id());
+    sh(&[
+        "ip", "netns", "exec", &machine, "nft", "delete", "table", "ip", &table,
+    ]);
+    let r = expect_only_fail(&t, "edgenet's table deleted", &["edgenet-firewall"]);
+    for name in ["dns 198.18.0.1", "egress"] {
+        let c = check(&r, name);
+        assert_eq!(c["status"], "SKIP", "{name}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().contains("edgenet-firewall"),
+            "{c}"
+        );
+    }
+    let out = edgenet_on(
+        &t.machine,
+        &[
+            "deploy",
+            "-c",
+            t._dir.path().join("config.json").to_str().unwrap(),
+            "--upstream-resolv-conf",
+            t.machine.dir.join("upstream-resolv.conf").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_healthy(&t, "table back");
 
     // `lab status` carries the doctor's result (the lab's lock is handed to the command).
     let lab = t.lab.take().unwrap();
@@ -569,4 +715,24 @@ fn doctor_on_a_scalable_machine_sees_a_duplicate_node_address_on_the_lan() {
     ]);
     expect_healthy(&t, "address freed");
     t.extra_netns.clear();
+}
+
+#[test]
+fn doctor_refuses_bad_probe_arguments_as_command_line_errors() {
+    for (args, names) in [
+        (&["--timeout", "0"][..], "--timeout"),
+        (&["--probe-url", "ftp://192.0.2.1/"][..], "scheme"),
+        (&["--probe-url", "http://192.0.2.1:0/"][..], "port 0"),
+        (&["--probe-url", "not a url"][..], "not a URL"),
+        (&["--probe-name", "bad name!"][..], "not a DNS name"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .arg("doctor")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(names), "{args:?}: {err}");
+    }
 }

@@ -7,14 +7,21 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-fn edgenet(dir: &std::path::Path, args: &[&str]) -> Output {
-    let config = json!({
+fn base_config() -> Value {
+    json!({
         "DeploymentType": "SingleMachineCluster",
         "Init": {"ServiceIPRangeSize": 4},
         "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
         "Machines": [{"LinuxNode": {}}],
         "Edgenet": {"MachineName": "edge01"}
-    });
+    })
+}
+
+fn edgenet(dir: &std::path::Path, args: &[&str]) -> Output {
+    edgenet_with(dir, base_config(), args)
+}
+
+fn edgenet_with(dir: &std::path::Path, config: Value, args: &[&str]) -> Output {
     let path = dir.join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
     Command::new(env!("CARGO_BIN_EXE_edgenet"))
@@ -129,7 +136,7 @@ fn one_target_is_printed_and_the_token_is_masked() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("8472"));
 
     let out = edgenet(dir.path(), &["render", "kubeconfig"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no file \"kubeconfig\"") && err.contains("k3s-config"),
@@ -156,4 +163,167 @@ fn a_bad_token_file_is_refused_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
     assert!(!out_dir.exists(), "nothing written");
+}
+
+#[test]
+fn a_second_render_deletes_what_it_no_longer_produces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out_arg = out_dir.to_str().unwrap();
+    let out = edgenet(dir.path(), &["render", "--out", out_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let range = out_dir
+        .join("edge01-ledge/var/lib/rancher/k3s/server/manifests/edgenet-service-range.yaml");
+    assert!(range.exists());
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join(".edgenet-render.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["files"].as_array().unwrap().iter().any(
+        |f| f == "edge01-ledge/var/lib/rancher/k3s/server/manifests/edgenet-service-range.yaml"
+    ));
+
+    // A file of the user's own in DIR is left alone.
+    std::fs::write(out_dir.join("notes.txt"), "mine").unwrap();
+    let mut config = base_config();
+    config["Init"]["ServiceIPRangeSize"] = json!(0);
+    let out = edgenet_with(dir.path(), config, &["render", "--out", out_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!range.exists(), "the stale service range is still there");
+    assert!(out_dir
+        .join("edge01-ledge/etc/rancher/k3s/config.yaml")
+        .exists());
+    assert!(out_dir.join("notes.txt").exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed"));
+}
+
+#[test]
+fn a_non_empty_directory_no_render_wrote_is_refused_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::write(out_dir.join("precious"), "x").unwrap();
+    let out_arg = out_dir.to_str().unwrap();
+    let out = edgenet(dir.path(), &["render", "--out", out_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        1,
+        "nothing written"
+    );
+    let out = edgenet(dir.path(), &["render", "--out", out_arg, "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out_dir.join("precious").exists());
+    assert!(out_dir.join(".edgenet-render.json").exists());
+}
+
+#[test]
+fn printed_proxy_env_masks_the_password_and_the_files_are_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config();
+    config["Network"]["Proxy"] = json!({
+        "Http": "http://bob:s3cret@proxy.corp.example:3128",
+        "Https": "http://bob:s3cret@proxy.corp.example:3128",
+        "No": "corp.example"
+    });
+    let out = edgenet_with(dir.path(), config.clone(), &["render", "proxy-env"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("s3cret") && text.contains("bob:***@proxy"),
+        "{text}"
+    );
+    let out_dir = dir.path().join("out");
+    let out = edgenet_with(
+        dir.path(),
+        config,
+        &[
+            "--output",
+            "json",
+            "render",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = out_dir.join("edge01-ledge/etc/systemd/system/k3s.service.env");
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["target"] == "proxy-env")
+        .unwrap();
+    assert_eq!(entry["secret"], true);
+}
+
+#[test]
+fn command_line_mistakes_exit_2_naming_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgenet(dir.path(), &["render", "k3s-config", "--machine", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--machine 9"), "{err}");
+
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = edgenet(
+        dir.path(),
+        &[
+            "render",
+            "k3s-config",
+            "--token-file",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(empty.to_str().unwrap()) && err.contains("empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_join_token_in_the_config_is_named_as_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config();
+    config["Join"] = json!({"ClusterJoinToken": "K10fromconfig"});
+    let out = edgenet_with(dir.path(), config, &["render", "k3s-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Join.ClusterJoinToken") && err.contains("--token-file"),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("K10fromconfig"));
 }

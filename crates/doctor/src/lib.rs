@@ -46,6 +46,8 @@ pub struct DoctorOptions {
     /// `render --out DIR` to compare with the plan instead of the node's own files (`/`).
     pub rendered_root: Option<PathBuf>,
     pub timeout: Duration,
+    /// The nftables table deploy made (NAT and the switch's rules); `None`: not checked.
+    pub edgenet_table: Option<String>,
 }
 
 impl Default for DoctorOptions {
@@ -55,20 +57,35 @@ impl Default for DoctorOptions {
             probe_url: None,
             rendered_root: None,
             timeout: Duration::from_secs(2),
+            edgenet_table: None,
         }
     }
 }
 
 /// Runs every check of this machine.
 pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report {
-    let mut checks = host_checks(plan);
-    let forward_blocked = checks
-        .iter()
-        .any(|c| c.check == "host-firewall" && c.status == Status::Fail);
+    let mut checks = host_checks(plan, opts);
+    let failed = |name: &str| {
+        checks
+            .iter()
+            .any(|c| c.check == name && c.status == Status::Fail)
+    };
+    // Why the host does not pass the nodes' traffic on, if it does not: the checks that
+    // need it are skipped naming this, so the one fault is one FAIL.
+    let switch_mtu_wrong = failed("bridge-mtu");
+    let host_blocker = if failed("ip-forward") {
+        Some("the host does not forward IPv4 (see ip-forward)")
+    } else if failed("edgenet-firewall") {
+        Some("edgenet's nftables table (NAT) is missing (see edgenet-firewall)")
+    } else if failed("host-firewall") {
+        Some("the host firewall drops forwarded traffic (see host-firewall)")
+    } else {
+        None
+    };
     checks.push(duplicate_addresses(plan, nodes, opts));
     let mut endpoint_done = false;
     for node in nodes {
-        let mut node_checks = node_checks(plan, node, opts, forward_blocked);
+        let mut node_checks = node_checks(plan, node, opts, host_blocker, switch_mtu_wrong);
         if !endpoint_done && node.plan.kind == NodeKind::Linux {
             node_checks.push(endpoint_check(plan, node, opts, &node_checks));
             endpoint_done = true;
@@ -78,7 +95,7 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     Report::new(&plan.machine.name, checks)
 }
 
-fn host_checks(plan: &Plan) -> Vec<Check> {
+fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     let mut out = Vec::new();
     if plan.switch.outbound == Outbound::Nat {
         out.push(match edgenet_host::sysctl::read("net.ipv4.ip_forward") {
@@ -116,9 +133,84 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
         )
         .fix("modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/k8s.conf; sysctl -w net.bridge.bridge-nf-call-iptables=1"),
     });
+    if let Some(mtu) = plan.switch.mtu {
+        let links = Netlink::open()
+            .and_then(|mut nl| nl.links())
+            .map_err(|e| e.to_string());
+        let seen = links.map(|links| {
+            let bridge = links.iter().find(|l| l.name == plan.switch.name).cloned();
+            // A Linux bridge takes the smallest MTU of its ports: name the ports below the plan.
+            let small: Vec<String> = links
+                .iter()
+                .filter(|l| l.master.as_deref() == Some(plan.switch.name.as_str()) && l.mtu < mtu)
+                .map(|l| format!("port {} has MTU {}", l.name, l.mtu))
+                .collect();
+            bridge.map(|b| (b, small))
+        });
+        out.push(match seen {
+            Ok(Some((link, small))) if link.mtu == mtu && small.is_empty() => Check::pass(
+                "host",
+                "bridge-mtu",
+                format!("{} and its ports have MTU {mtu}", plan.switch.name),
+            ),
+            Ok(Some((link, small))) => Check::fail(
+                "host",
+                "bridge-mtu",
+                format!(
+                    "{} has MTU {}, the plan says {mtu}{}",
+                    plan.switch.name,
+                    link.mtu,
+                    if small.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({}; a bridge takes its smallest port's MTU)",
+                            small.join(", ")
+                        )
+                    }
+                ),
+                format!("edgenet deploy (repairs drift), or ip link set <port> mtu {mtu}"),
+            ),
+            Ok(None) => Check::fail(
+                "host",
+                "bridge-mtu",
+                format!("the switch {} does not exist", plan.switch.name),
+                "edgenet deploy",
+            ),
+            Err(e) => Check::skip("host", "bridge-mtu", format!("not read: {e}")),
+        });
+    }
     let mut blockers = Vec::new();
     let mut unread = Vec::new();
-    match probes::nft_ruleset() {
+    let ruleset = probes::nft_ruleset();
+    // NAT and the switch's own rules live in edgenet's table; without it nothing leaves.
+    if let (Some(table), SwitchKind::Internal) = (&opts.edgenet_table, plan.switch.kind) {
+        out.push(match &ruleset {
+            Ok(Some(ruleset)) => {
+                let present = ruleset["nftables"].as_array().into_iter().flatten().any(|o| {
+                    o["table"]["name"].as_str() == Some(table.as_str())
+                        && o["table"]["family"].as_str() != Some("bridge")
+                });
+                if present {
+                    Check::pass(
+                        "host",
+                        "edgenet-firewall",
+                        format!("nftables table {table} (NAT and the switch's rules) is loaded"),
+                    )
+                } else {
+                    Check::fail(
+                        "host",
+                        "edgenet-firewall",
+                        format!("nftables table {table} is missing: the nodes' NAT and the switch's rules are gone"),
+                        "edgenet deploy (loads it again)",
+                    )
+                }
+            }
+            Ok(None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
+            Err(e) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
+        });
+    }
+    match ruleset {
         Ok(Some(ruleset)) => {
             blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
         }
@@ -142,14 +234,19 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
     out
 }
 
-/// ARP on the switch for every node address, the endpoint and the service range: any answer
-/// from a MAC that is not one of this machine's nodes is another device using the address.
+/// ARP on the switch for every node address, the endpoint, the service range and (on an
+/// internal switch, where the host is the gateway) the gateway: any answer from a MAC that is
+/// not one of this machine's nodes is another device using the address.
 fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Check {
     let mut targets: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.address.addr()).collect();
     targets.push(plan.control_plane_endpoint);
     if let Some(r) = plan.service_range {
         targets.extend(r.addresses());
     }
+    // The host holds the internal switch's gateway itself and does not answer its own probe;
+    // on an external switch the LAN's router answers for it by design.
+    let gateway = (plan.switch.kind == SwitchKind::Internal).then_some(plan.switch.gateway);
+    targets.extend(gateway);
     targets.sort();
     targets.dedup();
     let answers = match edgenet_host::arp::probe(&plan.switch.name, &targets, &Default::default()) {
@@ -162,16 +259,16 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
             )
         }
     };
-    let _ = opts;
     let own: Vec<(Ipv4Addr, MacAddr)> = nodes
         .iter()
         .filter_map(|n| Some((n.plan.address.addr(), n.mac?)))
         .collect();
     let own_macs: Vec<MacAddr> = own.iter().map(|(_, m)| *m).collect();
+    // Other machines' nodes (scalable) are not in this plan: their MACs are unknown here.
+    let other_machines = plan.switch.kind == SwitchKind::External;
     let mut conflicts = Vec::new();
+    let mut unknown = Vec::new();
     let mut held = Vec::new();
-    // Once Kubernetes runs, kube-vip (or MetalLB) on some cluster node answers for the VIP and
-    // the service IPs: that is the cluster, not a conflict.
     let cluster_runs = || {
         probes::tcp_connect(
             plan.control_plane_endpoint,
@@ -182,34 +279,61 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
     };
     let mut runs: Option<bool> = None;
     for a in answers {
-        let is_node_address = plan.nodes.iter().any(|n| n.address.addr() == a.address);
-        let legit = if is_node_address {
-            own.iter()
-                .any(|(ip, mac)| *ip == a.address && *mac == a.mac)
-        } else {
-            // kube-vip on one of this machine's nodes may hold the VIP or a service IP.
-            own_macs.contains(&a.mac)
-        };
-        if legit {
+        if Some(a.address) == gateway {
+            conflicts.push(format!(
+                "the gateway {} is answered by {} (the host holds it: a rogue device)",
+                a.address, a.mac
+            ));
             continue;
         }
-        if !is_node_address && *runs.get_or_insert_with(cluster_runs) {
+        let is_node_address = plan.nodes.iter().any(|n| n.address.addr() == a.address);
+        if is_node_address {
+            if !own
+                .iter()
+                .any(|(ip, mac)| *ip == a.address && *mac == a.mac)
+            {
+                conflicts.push(format!("{} is answered by {}", a.address, a.mac));
+            }
+            continue;
+        }
+        // kube-vip (or MetalLB) on one of this machine's nodes holds the VIP or a service IP:
+        // that is the cluster only when the answering MAC is a node's.
+        if own_macs.contains(&a.mac) {
             held.push(format!("{} by {}", a.address, a.mac));
+        } else if other_machines && *runs.get_or_insert_with(cluster_runs) {
+            unknown.push(format!("{} by {}", a.address, a.mac));
         } else {
             conflicts.push(format!("{} is answered by {}", a.address, a.mac));
         }
     }
-    if conflicts.is_empty() && !held.is_empty() {
+    if !conflicts.is_empty() {
+        Check::fail(
+            "host",
+            "duplicate-address",
+            format!("another device uses a planned address: {}", conflicts.join(", ")),
+            "find the device with that MAC and free the address, or choose other addresses in the config (Ip4Address, ControlPlaneEndpointIp, ServiceIPRangeStart)",
+        )
+    } else if !unknown.is_empty() {
+        Check::warn(
+            "host",
+            "duplicate-address",
+            format!(
+                "answered by a MAC that is none of this machine's nodes: {} ({}:6443 answers; if it is another machine's node this is the cluster's kube-vip)",
+                unknown.join(", "),
+                plan.control_plane_endpoint
+            ),
+        )
+        .fix("compare the MAC with the other machines' nodes (edgenet status there); a MAC of none of them is a device using the address")
+    } else if !held.is_empty() {
         Check::pass(
             "host",
             "duplicate-address",
             format!(
-                "held by the running cluster ({}:6443 answers): {}",
-                plan.control_plane_endpoint,
+                "held by this machine's nodes (kube-vip/MetalLB): {}",
                 held.join(", ")
             ),
         )
-    } else if conflicts.is_empty() {
+    } else {
         Check::pass(
             "host",
             "duplicate-address",
@@ -218,13 +342,6 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
                 targets.len(),
                 plan.switch.name
             ),
-        )
-    } else {
-        Check::fail(
-            "host",
-            "duplicate-address",
-            format!("another device uses a planned address: {}", conflicts.join(", ")),
-            "find the device with that MAC and free the address, or choose other addresses in the config (Ip4Address, ControlPlaneEndpointIp, ServiceIPRangeStart)",
         )
     }
 }
@@ -278,7 +395,8 @@ fn node_checks(
     plan: &Plan,
     node: &NodeHandle,
     opts: &DoctorOptions,
-    forward_blocked: bool,
+    host_blocker: Option<&'static str>,
+    switch_mtu_wrong: bool,
 ) -> Vec<Check> {
     let n = &node.plan;
     let scope = n.name.as_str();
@@ -402,7 +520,18 @@ fn node_checks(
             "check the switch and the host's address on it (edgenet status)",
         )
     });
+    let own_mtu_ok = n.mtu.is_none_or(|m| m == seen.mtu);
     out.push(match (n.mtu, gateway_ok) {
+        (Some(_), true) if !own_mtu_ok => Check::skip(
+            scope,
+            "path-mtu",
+            format!("not run: the node's own MTU is {} (see mtu)", seen.mtu),
+        ),
+        (Some(_), true) if switch_mtu_wrong => Check::skip(
+            scope,
+            "path-mtu",
+            "not run: the switch's MTU is not the plan's (see bridge-mtu)",
+        ),
         (Some(mtu), true) => match probes::ping_in(&node.netns, n.gateway, Some(mtu.saturating_sub(28)), timeout_s) {
             Ok(true) => Check::pass(scope, "path-mtu", format!("a {mtu}-byte packet with DF set reaches {}", n.gateway)),
             _ => Check::fail(
@@ -420,8 +549,8 @@ fn node_checks(
         Some("no default route (see default-route)")
     } else if !gateway_ok {
         Some("the gateway does not answer (see gateway)")
-    } else if forward_blocked && plan.switch.kind == SwitchKind::Internal {
-        Some("the host firewall drops forwarded traffic (see host-firewall)")
+    } else if plan.switch.kind == SwitchKind::Internal && host_blocker.is_some() {
+        host_blocker
     } else {
         None
     };
@@ -443,15 +572,16 @@ fn node_checks(
         out.push(Check::warn(scope, "dns", "the node has no DNS server"));
     }
     for server in &n.dns_servers {
-        let check = format!("dns {server}");
+        let check = "dns";
         if let Some(why) = blocked(*server) {
-            out.push(Check::skip(scope, &check, format!("not run: {why}")));
+            out.push(Check::skip(scope, check, format!("not run: {why}")).at(server));
             continue;
         }
         if unreachable_offline(*server) {
             out.push(
-                Check::warn(scope, &check, offline_warning)
-                    .fix("give the nodes a DNS server on the switch (Network.DnsServers), e.g. one on the host"),
+                Check::warn(scope, check, offline_warning)
+                    .fix("give the nodes a DNS server on the switch (Network.DnsServers), e.g. one on the host")
+                    .at(server),
             );
             continue;
         }
@@ -469,12 +599,12 @@ fn node_checks(
             })
             .and_then(|r| r.map_err(|e| e.to_string()));
         out.push(match (reply, &opts.probe_name) {
-            (Ok(r), Some(name)) if r.rcode == 0 && r.answers > 0 => Check::pass(scope, &check, format!("resolves {name}")),
-            (Ok(r), Some(name)) => Check::fail(scope, &check, format!("answers but does not resolve {name} (rcode {}, {} answers)", r.rcode, r.answers), "check the server's upstream, or give a name it knows with --probe-name"),
-            (Ok(r), None) if r.rcode == 0 || r.rcode == 3 => Check::pass(scope, &check, "answers (no --probe-name: any answer counts)"),
-            (Ok(r), None) => Check::warn(scope, &check, format!("answers with rcode {} to a query for the root", r.rcode)).fix("give a name it must resolve with --probe-name"),
-            (Err(e), _) => Check::fail(scope, &check, format!("no answer: {e}"), "start or fix the DNS server, or set Network.DnsServers to servers the nodes reach, and deploy"),
-        });
+            (Ok(r), Some(name)) if r.rcode == 0 && r.answers > 0 => Check::pass(scope, check, format!("resolves {name}")),
+            (Ok(r), Some(name)) => Check::fail(scope, check, format!("answers but does not resolve {name} (rcode {}, {} answers)", r.rcode, r.answers), "check the server's upstream, or give a name it knows with --probe-name"),
+            (Ok(r), None) if r.rcode == 0 || r.rcode == 3 => Check::pass(scope, check, "answers (no --probe-name: any answer counts)"),
+            (Ok(r), None) => Check::warn(scope, check, format!("answers with rcode {} to a query for the root", r.rcode)).fix("give a name it must resolve with --probe-name"),
+            (Err(e), _) => Check::fail(scope, check, format!("no answer: {e}"), "start or fix the DNS server, or set Network.DnsServers to servers the nodes reach, and deploy"),
+        }.at(server));
     }
 
     let want: Vec<(String, String)> = n.proxy.variables();
@@ -498,10 +628,41 @@ fn node_checks(
             },
         )
     } else {
+        let mut names: Vec<&str> = want
+            .iter()
+            .chain(have.iter())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        names.sort();
+        names.dedup();
+        let get = |vars: &[(String, String)], k: &str| {
+            vars.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| edgenet_core::redact::redact_credentials(v))
+        };
+        let differ: Vec<String> = names
+            .into_iter()
+            .filter(|k| want.iter().find(|(n, _)| n == k) != have.iter().find(|(n, _)| n == k))
+            .map(|k| {
+                format!(
+                    "{k} is {}, the plan says {}",
+                    get(&have, k).map_or("unset".into(), |v| format!("{v:?}")),
+                    get(&want, k).map_or("unset".into(), |v| format!("{v:?}"))
+                )
+            })
+            .collect();
         Check::fail(
             scope,
             "proxy-env",
-            format!("{} differs from the plan", node.proxy_env.display()),
+            format!(
+                "{}: {}",
+                node.proxy_env.display(),
+                if differ.is_empty() {
+                    "the variables are in another order than planned".to_string()
+                } else {
+                    differ.join("; ")
+                }
+            ),
             repair,
         )
     });
@@ -521,7 +682,8 @@ fn node_checks(
                 format!("{}; {offline_warning}", check.detail),
             );
         }
-        out.push(check);
+        // Which proxy, as it may be shown (no password).
+        out.push(check.at(redact(proxy)));
     }
 
     out.push(match &opts.probe_url {
@@ -543,16 +705,26 @@ fn node_checks(
             Check::pass(scope, "kube-sysctls", "ip_forward and bridge-nf-call-iptables are 1 in the node")
         } else {
             Check::warn(scope, "kube-sysctls", format!("Kubernetes needs them at 1 in the node: {}", wrong.join(", "))).fix(format!(
-                "modprobe br_netfilter; ip netns exec {} sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 (K3s sets them itself at start)",
-                node.netns
+                "modprobe br_netfilter; ip netns exec {} sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1{}",
+                node.netns,
+                match plan.distribution {
+                    edgenet_core::config::Distribution::K3s => " (K3s sets them itself at start)",
+                    edgenet_core::config::Distribution::K8s => " (kubeadm's preflight requires them: set them before kubeadm init/join, and in /etc/sysctl.d/)",
+                }
             ))
         });
-        let root = opts
-            .rendered_root
-            .as_ref()
-            .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
-        out.push(rendered::check(plan, n, &root));
     }
+    // Every node's files, Windows ones too (they lie under --rendered DIR).
+    let root = opts
+        .rendered_root
+        .as_ref()
+        .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
+    let namespace = edgenet_render::NodeNamespace {
+        netns: node.netns.clone(),
+        resolv_conf: node.resolv_conf.display().to_string(),
+        proxy_env: node.proxy_env.display().to_string(),
+    };
+    out.push(rendered::check(plan, n, Some(&namespace), &root));
     out
 }
 

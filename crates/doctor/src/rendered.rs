@@ -1,185 +1,262 @@
 //! Do the Kubernetes files on the node (or under `render --out DIR/<node>`) agree with the plan?
+//!
+//! Every file `render` produces for the node is rendered again from the plan and compared with
+//! the one on disk by meaning: YAML as data, environment files and units key by key, resolv.conf
+//! by its servers. Secrets (tokens, CA hashes) are not compared; the choices the plan does not
+//! fix (which machine creates the cluster, kube-vip or MetalLB) take the closest rendering.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use edgenet_core::config::Distribution;
-use edgenet_core::plan::{NodePlan, NodeRole, Plan};
-use edgenet_render::model::k3s::K3sConfig;
-use edgenet_render::model::kubeadm::KubeadmDocument;
-use edgenet_render::yaml;
+use edgenet_core::plan::{NodePlan, Plan};
+use edgenet_render::{render, LbProvider, NodeNamespace, RenderOptions, RenderedFile};
+use serde_json::Value;
 
 use crate::report::Check;
 
-const K3S_CONFIG: &str = "etc/rancher/k3s/config.yaml";
-const K3S_RESOLV: &str = "etc/rancher/k3s/resolv.conf";
-const KUBEADM: &str = "etc/kubernetes/edgenet/kubeadm.yaml";
-const KUBELET_RESOLV: &str = "etc/kubernetes/edgenet/resolv.conf";
+/// Keys whose values are secrets or the user's to fill: never compared.
+const NOT_COMPARED: &[&str] = &[
+    "token",
+    "token-file",
+    "bootstrapTokens",
+    "caCertHashes",
+    "certificateKey",
+    "cluster-init",
+    "server",
+];
 
-/// Differences between the files under `root` and the plan; `None` when no file is there.
-pub fn differences(plan: &Plan, node: &NodePlan, root: &Path) -> Option<Vec<String>> {
-    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
-    let mut diffs = Vec::new();
-    let mut any = false;
-    let addr = node.address.addr().to_string();
-    let endpoint = format!(
-        "{}:{}",
-        plan.control_plane_endpoint,
-        edgenet_render::API_PORT
-    );
-    let k = &plan.kubernetes;
-    let mut expect = |what: &str, have: Option<String>, want: String| {
-        if have.as_deref() != Some(want.as_str()) {
-            diffs.push(format!(
-                "{what} is {}, the plan says {want}",
-                have.unwrap_or_else(|| "missing".into())
-            ));
-        }
-    };
-    let resolv_file = match plan.distribution {
-        Distribution::K3s => {
-            if let Some(text) = read(K3S_CONFIG) {
-                any = true;
-                match yaml::from_yaml::<K3sConfig>(&text) {
-                    Err(e) => expect(
-                        K3S_CONFIG,
-                        Some(format!("unreadable ({e})")),
-                        "a K3s config".into(),
-                    ),
-                    Ok(c) => {
-                        expect("node-ip", c.node_ip.first().cloned(), addr.clone());
-                        expect("node-name", c.node_name.clone(), node.name.clone());
-                        if let Some(server) = c.server.clone() {
-                            expect("server", Some(server), format!("https://{endpoint}"));
-                        }
-                        if node.role == NodeRole::ControlPlane {
-                            expect(
-                                "cluster-cidr",
-                                c.cluster_cidr.clone(),
-                                k.pod_cidr.to_string(),
-                            );
-                            expect(
-                                "service-cidr",
-                                c.service_cidr.clone(),
-                                k.service_cidr.to_string(),
-                            );
-                            expect(
-                                "cluster-dns",
-                                c.cluster_dns.clone(),
-                                k.cluster_dns.to_string(),
-                            );
-                            let san = plan.control_plane_endpoint.to_string();
-                            expect(
-                                "tls-san",
-                                c.tls_san.iter().find(|s| **s == san).cloned(),
-                                san,
-                            );
-                        }
-                    }
+/// Where a rendered file lies under `root` (`/etc/x` → `root/etc/x`, `C:/x` → `root/C/x`).
+fn on_disk(root: &Path, f: &RenderedFile) -> PathBuf {
+    let rel = f.relative_out_path();
+    let rel = rel.split_once('/').map_or(rel.as_str(), |(_, r)| r);
+    root.join(rel)
+}
+
+/// One line: no newlines, no long tails of parser internals.
+fn one_line(text: &str) -> String {
+    let mut s: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 120 {
+        s = s.chars().take(117).collect::<String>() + "...";
+    }
+    s
+}
+
+fn json_diffs(at: &str, have: &Value, want: &Value, out: &mut Vec<String>) {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => {
+            let mut keys: Vec<&String> = h.keys().chain(w.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                if NOT_COMPARED.contains(&k.as_str()) {
+                    continue;
+                }
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match (h.get(k), w.get(k)) {
+                    (Some(a), Some(b)) => json_diffs(&path, a, b, out),
+                    (None, Some(b)) => out.push(format!(
+                        "{path} is missing, the plan says {}",
+                        one_line(&b.to_string())
+                    )),
+                    (Some(_), None) => out.push(format!("{path} is set, the plan has no such key")),
+                    (None, None) => {}
                 }
             }
-            K3S_RESOLV
         }
-        Distribution::K8s => {
-            if let Some(text) = read(KUBEADM) {
-                any = true;
-                match yaml::from_yaml_documents::<KubeadmDocument>(&text) {
-                    Err(e) => expect(
-                        KUBEADM,
-                        Some(format!("unreadable ({e})")),
-                        "kubeadm v1beta4 documents".into(),
-                    ),
-                    Ok(docs) => {
-                        for doc in docs {
-                            match doc {
-                                KubeadmDocument::Init(i) => {
-                                    expect(
-                                        "advertiseAddress",
-                                        Some(i.local_api_endpoint.advertise_address),
-                                        addr.clone(),
-                                    );
-                                    expect(
-                                        "node-ip",
-                                        i.node_registration
-                                            .kubelet_extra_args
-                                            .iter()
-                                            .find(|a| a.name == "node-ip")
-                                            .map(|a| a.value.clone()),
-                                        addr.clone(),
-                                    );
-                                }
-                                KubeadmDocument::Cluster(c) => {
-                                    expect(
-                                        "controlPlaneEndpoint",
-                                        Some(c.control_plane_endpoint),
-                                        endpoint.clone(),
-                                    );
-                                    expect(
-                                        "podSubnet",
-                                        Some(c.networking.pod_subnet),
-                                        k.pod_cidr.to_string(),
-                                    );
-                                    expect(
-                                        "serviceSubnet",
-                                        Some(c.networking.service_subnet),
-                                        k.service_cidr.to_string(),
-                                    );
-                                }
-                                KubeadmDocument::Join(j) => {
-                                    expect(
-                                        "apiServerEndpoint",
-                                        Some(j.discovery.bootstrap_token.api_server_endpoint),
-                                        endpoint.clone(),
-                                    );
-                                    expect(
-                                        "node-ip",
-                                        j.node_registration
-                                            .kubelet_extra_args
-                                            .iter()
-                                            .find(|a| a.name == "node-ip")
-                                            .map(|a| a.value.clone()),
-                                        addr.clone(),
-                                    );
-                                }
-                                KubeadmDocument::Kubelet(kc) => {
-                                    expect(
-                                        "clusterDNS",
-                                        kc.cluster_dns.first().cloned(),
-                                        k.cluster_dns.to_string(),
-                                    );
-                                }
-                            }
-                        }
-                    }
+        (Value::Array(h), Value::Array(w)) if h.len() == w.len() => {
+            for (i, (a, b)) in h.iter().zip(w).enumerate() {
+                json_diffs(&format!("{at}[{i}]"), a, b, out);
+            }
+        }
+        _ if have != want => out.push(format!(
+            "{at} is {}, the plan says {}",
+            one_line(&have.to_string()),
+            one_line(&want.to_string())
+        )),
+        _ => {}
+    }
+}
+
+/// `KEY=value` pairs of an environment file or a systemd unit (`[Section] Key` for units;
+/// `Environment="K=V"` split into its variable).
+fn pairs(text: &str, unit: bool) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            out.entry(format!("{section} {line}"))
+                .or_default()
+                .push(String::new());
+            continue;
+        };
+        let (k, v) = match (k.trim(), v.trim()) {
+            ("Environment", v) => {
+                let v = v.trim_matches('"');
+                match v.split_once('=') {
+                    Some((name, value)) => (name.to_string(), value.to_string()),
+                    None => ("Environment".to_string(), v.to_string()),
                 }
             }
-            KUBELET_RESOLV
-        }
-    };
-    if let Some(text) = read(resolv_file) {
-        any = true;
-        let have: Vec<String> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("nameserver "))
-            .map(|s| s.trim().to_string())
-            .collect();
-        let want: Vec<String> = node
-            .dns_servers
-            .iter()
-            .filter(|s| !s.is_loopback())
-            .map(|s| s.to_string())
-            .collect();
-        if have != want {
-            diffs.push(format!(
-                "{resolv_file} names {have:?}, the plan's DNS servers are {want:?}"
+            (k, v) if unit => (format!("{section} {k}"), v.to_string()),
+            (k, v) => (k.to_string(), v.to_string()),
+        };
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
+
+fn pair_diffs(
+    have: &BTreeMap<String, Vec<String>>,
+    want: &BTreeMap<String, Vec<String>>,
+    out: &mut Vec<String>,
+) {
+    let mut keys: Vec<&String> = have.keys().chain(want.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let show = |v: Option<&Vec<String>>| match v {
+            None => "unset".to_string(),
+            Some(v) => format!(
+                "{:?}",
+                edgenet_core::redact::redact_credentials(&v.join(" "))
+            ),
+        };
+        if have.get(k) != want.get(k) {
+            out.push(format!(
+                "{k} is {}, the plan says {}",
+                show(have.get(k)),
+                show(want.get(k))
             ));
         }
     }
-    any.then_some(diffs)
 }
 
-pub fn check(plan: &Plan, node: &NodePlan, root: &Path) -> Check {
+/// The differences of one file; `Err` when it does not parse.
+fn file_diffs(f: &RenderedFile, have: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    match f.target.as_str() {
+        "k3s-token" => {}
+        "k3s-config" | "kubeadm" | "kube-vip" | "lb" | "calico" => {
+            let h = edgenet_render::yaml::documents(have).map_err(|e| one_line(&e))?;
+            let w = edgenet_render::yaml::documents(&f.contents).map_err(|e| one_line(&e))?;
+            json_diffs("", &Value::Array(h), &Value::Array(w), &mut out);
+        }
+        "proxy-env" => pair_diffs(&pairs(have, false), &pairs(&f.contents, false), &mut out),
+        "unit" => {
+            let h = pairs(have, true);
+            pair_diffs(&h, &pairs(&f.contents, true), &mut out);
+            // A unit that points at a namespace that is gone would run nowhere.
+            for (k, v) in &h {
+                if k.ends_with("NetworkNamespacePath") {
+                    for ns in v {
+                        if !Path::new(ns).exists() {
+                            out.push(format!("NetworkNamespacePath {ns} does not exist"));
+                        }
+                    }
+                }
+            }
+        }
+        "resolv" => {
+            let servers = |t: &str| -> Vec<String> {
+                t.lines()
+                    .filter_map(|l| l.trim().strip_prefix("nameserver "))
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            };
+            let (h, w) = (servers(have), servers(&f.contents));
+            if h != w {
+                out.push(format!("names {h:?}, the plan's DNS servers are {w:?}"));
+            }
+        }
+        _ => {
+            // Scripts: line by line, secrets masked.
+            let norm = |t: &str| -> Vec<String> {
+                t.lines()
+                    .map(|l| edgenet_core::redact::redact_credentials(l.trim()))
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            };
+            let (h, w) = (norm(have), norm(&f.contents));
+            if let Some((a, b)) = h.iter().zip(&w).find(|(a, b)| a != b) {
+                out.push(format!(
+                    "has {:?} where the plan renders {:?}",
+                    one_line(a),
+                    one_line(b)
+                ));
+            } else if h.len() != w.len() {
+                out.push(format!(
+                    "has {} lines, the plan renders {}",
+                    h.len(),
+                    w.len()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Differences between the files under `root` and the plan; `None` when no file is there.
+pub fn differences(
+    plan: &Plan,
+    node: &NodePlan,
+    namespace: Option<&NodeNamespace>,
+    root: &Path,
+) -> Option<Vec<String>> {
+    let mut best: Option<Vec<String>> = None;
+    for creates_cluster in [true, false] {
+        for lb in [LbProvider::KubeVip, LbProvider::Metallb] {
+            let opts = RenderOptions {
+                lb,
+                creates_cluster,
+                namespaces: namespace
+                    .map(|ns| [(node.name.clone(), ns.clone())].into())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let Ok(rendered) = render(plan, &opts) else {
+                continue;
+            };
+            let mut any = false;
+            let mut diffs = Vec::new();
+            for f in rendered.files.iter().filter(|f| f.node == node.name) {
+                let path = on_disk(root, f);
+                let Ok(have) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                any = true;
+                let name = f.path.as_str();
+                match file_diffs(f, &have) {
+                    Ok(d) => diffs.extend(d.into_iter().map(|d| format!("{name}: {d}"))),
+                    Err(e) => diffs.push(format!("{name} does not parse: {e}")),
+                }
+            }
+            if any && best.as_ref().is_none_or(|b| diffs.len() < b.len()) {
+                best = Some(diffs);
+            }
+        }
+    }
+    best
+}
+
+pub fn check(
+    plan: &Plan,
+    node: &NodePlan,
+    namespace: Option<&NodeNamespace>,
+    root: &Path,
+) -> Check {
     let scope = node.name.as_str();
-    match differences(plan, node, root) {
+    match differences(plan, node, namespace, root) {
         None => Check::skip(scope, "rendered-files", format!("no rendered Kubernetes files under {}", root.display())),
         Some(d) if d.is_empty() => Check::pass(scope, "rendered-files", format!("the files under {} agree with the plan", root.display())),
         Some(d) => Check::fail(
@@ -197,49 +274,160 @@ mod tests {
     use edgenet_core::config::load;
     use edgenet_core::plan;
     use edgenet_core::validate::Context;
-    use edgenet_render::{render, RenderOptions};
 
-    fn plan_of(distribution: &str) -> Plan {
+    fn plan_of(distribution: &str, windows: bool) -> Plan {
+        let mut machine = serde_json::json!({"LinuxNode": {}});
+        if windows {
+            machine["WindowsNode"] = serde_json::json!({});
+        }
         let config = serde_json::json!({
-            "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
-            "Machines": [{"LinuxNode": {}}],
+            "Init": {"ServiceIPRangeSize": 4},
+            "Network": {
+                "DnsServers": ["192.0.2.53"],
+                "Ip4AddressPrefix": "192.168.77.0/24",
+                "Proxy": {"Http": "http://proxy.example:3128", "No": "corp.example"}
+            },
+            "Machines": [machine],
             "Edgenet": {"Distribution": distribution, "MachineName": "edge01"}
         });
         let loaded = load(config.to_string().as_bytes()).unwrap();
         plan::build(&loaded.config, &Context::offline("test", "edge01")).unwrap()
     }
 
+    fn write_all(plan: &Plan, node: &NodePlan, ns: Option<&NodeNamespace>, root: &Path) {
+        let opts = RenderOptions {
+            namespaces: ns
+                .map(|ns| [(node.name.clone(), ns.clone())].into())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let r = render(plan, &opts).unwrap();
+        for f in r.files.iter().filter(|f| f.node == node.name) {
+            let path = on_disk(root, f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &f.contents).unwrap();
+        }
+    }
+
+    /// Replaces `from` by `to` in the file at `rel` and returns the one-line FAIL detail.
+    fn edited(
+        plan: &Plan,
+        node: &NodePlan,
+        root: &Path,
+        rel: &str,
+        from: &str,
+        to: &str,
+    ) -> String {
+        let path = root.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(text.contains(from), "{rel} has no {from:?}:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let c = check(plan, node, None, root);
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(c.status, crate::Status::Fail, "{rel}: {c:?}");
+        assert!(!c.detail.contains('\n'), "one line: {}", c.detail);
+        c.detail
+    }
+
     #[test]
-    fn rendered_files_agree_until_one_is_edited() {
+    fn every_rendered_file_is_compared_by_meaning() {
         for distribution in ["k3s", "k8s"] {
-            let plan = plan_of(distribution);
+            let plan = plan_of(distribution, true);
             let node = &plan.nodes[0];
             let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
             assert_eq!(
-                differences(&plan, node, dir.path()),
+                differences(&plan, node, None, root),
                 None,
                 "no files: not judged"
             );
-            let r = render(&plan, &RenderOptions::default()).unwrap();
-            for f in r.files.iter().filter(|f| f.node == node.name) {
-                let path = dir.path().join(f.path.trim_start_matches('/'));
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &f.contents).unwrap();
-            }
+            write_all(&plan, node, None, root);
             assert_eq!(
-                differences(&plan, node, dir.path()),
+                differences(&plan, node, None, root),
                 Some(vec![]),
                 "{distribution}"
             );
-            let resolv = if distribution == "k3s" {
-                K3S_RESOLV
+
+            let (resolv, env) = if distribution == "k3s" {
+                (
+                    "etc/rancher/k3s/resolv.conf",
+                    "etc/systemd/system/k3s.service.env",
+                )
             } else {
-                KUBELET_RESOLV
+                (
+                    "etc/kubernetes/edgenet/resolv.conf",
+                    "etc/systemd/system/containerd.service.d/http-proxy.conf",
+                )
             };
-            std::fs::write(dir.path().join(resolv), "nameserver 8.8.8.8\n").unwrap();
-            let diffs = differences(&plan, node, dir.path()).unwrap();
-            assert_eq!(diffs.len(), 1, "{diffs:?}");
-            assert!(diffs[0].contains("8.8.8.8") && diffs[0].contains("192.0.2.53"));
+            let d = edited(&plan, node, root, resolv, "192.0.2.53", "8.8.8.8");
+            assert!(d.contains("8.8.8.8") && d.contains("192.0.2.53"), "{d}");
+            let d = edited(&plan, node, root, env, "corp.example", "other.example");
+            assert!(d.contains("NO_PROXY") && d.contains("other.example"), "{d}");
+            let d = edited(&plan, node, root, env, "HTTP_PROXY=", "HTTP_PROXX=");
+            assert!(d.contains("HTTP_PROXY is unset"), "{d}");
+            if distribution == "k3s" {
+                let d = edited(
+                    &plan,
+                    node,
+                    root,
+                    "var/lib/rancher/k3s/server/manifests/edgenet-service-range.yaml",
+                    "range-global: ",
+                    "range-global: 10.9.9.9-10.9.9.10 #",
+                );
+                assert!(d.contains("range-global"), "{d}");
+            } else {
+                let calico = "etc/kubernetes/edgenet/addons/calico-installation.yaml";
+                let d = edited(&plan, node, root, calico, "mtu: 1450", "mtu: 1400");
+                assert!(d.contains("mtu is 1400") && d.contains("1450"), "{d}");
+                let d = edited(&plan, node, root, calico, "cidr: ", "cidr: 10.99.0.0/16 #");
+                assert!(d.contains("ipPools[0].cidr"), "{d}");
+            }
+            let d = edited(&plan, node, root, resolv, "nameserver", ": : {{{\n");
+            assert!(!d.is_empty());
+
+            // The Windows node's files, unparseable ones too.
+            let win = plan
+                .nodes
+                .iter()
+                .find(|n| n.kind == edgenet_core::plan::NodeKind::Windows)
+                .unwrap();
+            let wdir = tempfile::tempdir().unwrap();
+            write_all(&plan, win, None, wdir.path());
+            assert_eq!(differences(&plan, win, None, wdir.path()), Some(vec![]));
+            let wconfig = if distribution == "k3s" {
+                "C/etc/rancher/k3s/config.yaml"
+            } else {
+                "C/etc/kubernetes/edgenet/kubeadm.yaml"
+            };
+            std::fs::write(wdir.path().join(wconfig), "key: [unclosed\n  - {\n").unwrap();
+            let c = check(&plan, win, None, wdir.path());
+            assert_eq!(c.status, crate::Status::Fail);
+            assert!(
+                c.detail.contains("does not parse") && !c.detail.contains('\n'),
+                "{}",
+                c.detail
+            );
         }
+    }
+
+    #[test]
+    fn a_unit_pointing_at_a_namespace_that_is_gone_fails() {
+        let plan = plan_of("k3s", false);
+        let node = &plan.nodes[0];
+        let ns = NodeNamespace {
+            netns: format!("f9gone{}", std::process::id()),
+            resolv_conf: "/var/lib/edgenet/nodes/x/resolv.conf".into(),
+            proxy_env: "/var/lib/edgenet/nodes/x/proxy.env".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write_all(&plan, node, Some(&ns), dir.path());
+        let c = check(&plan, node, Some(&ns), dir.path());
+        assert_eq!(c.status, crate::Status::Fail, "{c:?}");
+        assert!(
+            c.detail
+                .contains(&format!("/run/netns/{} does not exist", ns.netns)),
+            "{}",
+            c.detail
+        );
     }
 }

@@ -31,8 +31,11 @@ impl Status {
 pub struct Check {
     /// Node name, or `host`.
     pub scope: String,
-    /// Stable identifier (`dns`, `path-mtu`, `host-firewall`, …).
+    /// Stable kebab-case identifier (`dns`, `path-mtu`, `host-firewall`, …).
     pub check: String,
+    /// The address a per-address check is about (`dns`: the server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     pub status: Status,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +47,7 @@ impl Check {
         Check {
             scope: scope.to_string(),
             check: check.to_string(),
+            address: None,
             status,
             detail: detail.into(),
             fix: None,
@@ -71,17 +75,26 @@ impl Check {
         Self::new(scope, check, Status::Skip, detail)
     }
 
+    pub fn at(mut self, address: impl std::fmt::Display) -> Self {
+        self.address = Some(address.to_string());
+        self
+    }
+
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
 
     pub fn line(&self) -> String {
+        let check = match &self.address {
+            Some(a) => format!("{} {a}", self.check),
+            None => self.check.clone(),
+        };
         let mut s = format!(
             "{} {:<14} {:<18} {}",
             self.status.as_str(),
             self.scope,
-            self.check,
+            check,
             self.detail
         );
         if let Some(fix) = &self.fix {

@@ -4,6 +4,8 @@ use edgenet_core::config::Distribution;
 use edgenet_core::plan::{Plan, SwitchKind};
 use serde::Serialize;
 
+use crate::LbProvider;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortRule {
     pub protocol: &'static str,
@@ -29,7 +31,7 @@ const fn rule(
 }
 
 /// Inbound ports a node of the distribution must accept from the cluster.
-pub fn ports(distribution: Distribution) -> Vec<PortRule> {
+pub fn ports(distribution: Distribution, lb: LbProvider) -> Vec<PortRule> {
     let mut rules = vec![
         rule(
             "tcp",
@@ -69,40 +71,63 @@ pub fn ports(distribution: Distribution) -> Vec<PortRule> {
             ));
         }
     }
+    if lb == LbProvider::Metallb {
+        rules.push(rule(
+            "tcp",
+            "7946",
+            "all nodes",
+            "MetalLB memberlist (speakers)",
+        ));
+        rules.push(rule(
+            "udp",
+            "7946",
+            "all nodes",
+            "MetalLB memberlist (speakers)",
+        ));
+    }
     rules
 }
 
-/// A regular nftables chain of accept rules from the node subnet, for a host firewall that
-/// filters input: `jump edgenet_kubernetes_ports` from its input chain.
-pub fn nft_snippet(plan: &Plan) -> String {
+/// The table and chain `nft_snippet` adds its rules to (Debian's `/etc/nftables.conf`).
+pub const INPUT_CHAIN: &str = "inet filter input";
+
+/// Accept rules for the host firewall's own input chain, as an `nft -f` script. A rule in a
+/// table of our own could not help: an accept ends only its own base chain, the user's chain
+/// still drops, and nft cannot jump across tables. `insert` puts the rules before a final drop.
+pub fn nft_snippet(plan: &Plan, lb: LbProvider) -> String {
+    nft_snippet_for(plan, lb, INPUT_CHAIN)
+}
+
+/// The same, for another `family table chain`.
+pub fn nft_snippet_for(plan: &Plan, lb: LbProvider, chain: &str) -> String {
     let subnet = plan.switch.subnet.trunc();
     let mut text =
         String::from("# Written by edgenet render: ports Kubernetes needs between the nodes.\n");
     if plan.switch.kind == SwitchKind::Internal {
         text.push_str("# Single machine: edgenet's own nftables table already lets these through on the switch;\n# this is only needed if another firewall filters traffic between the nodes.\n");
-    } else {
-        text.push_str("# Load with `nft -f FILE`, then `jump edgenet_kubernetes_ports` from your input chain.\n");
     }
-    text.push_str("table inet edgenet_kubernetes_ports {\n\tchain edgenet_kubernetes_ports {\n");
-    for r in ports(plan.distribution) {
+    text.push_str(&format!(
+        "# Adds accept rules to the input chain `{chain}` (the table Debian's /etc/nftables.conf\n\
+         # defines); for another table or chain replace `{chain}` below, then load with `nft -f FILE`.\n"
+    ));
+    for r in ports(plan.distribution, lb) {
         text.push_str(&format!(
-            "\t\tip saddr {subnet} {} dport {} accept comment \"{}\"\n",
+            "insert rule {chain} ip saddr {subnet} {} dport {} accept comment \"edgenet: {}\"\n",
             r.protocol,
             r.ports,
             r.purpose.split(" (").next().unwrap_or(r.purpose)
         ));
     }
-    text.push_str("\t}\n}\n");
     text
 }
 
 /// The table as text.
-pub fn table(distribution: Distribution) -> String {
+pub fn table(distribution: Distribution, lb: LbProvider) -> String {
     let mut text = format!(
         "{:<6} {:<12} {:<22} {}\n",
         "PROTO", "PORTS", "FROM", "PURPOSE"
     );
-    for r in ports(distribution) {
+    for r in ports(distribution, lb) {
         text.push_str(&format!(
             "{:<6} {:<12} {:<22} {}\n",
             r.protocol, r.ports, r.from, r.purpose

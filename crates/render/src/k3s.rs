@@ -9,7 +9,7 @@ use crate::node_files::{proxy_env_file, resolv_conf};
 use crate::yaml::{to_yaml, to_yaml_documents};
 use crate::{
     endpoint, is_first_server, node_file, service_range_text, RenderError, RenderOptions,
-    RenderedFile, PLACEHOLDER,
+    RenderedFile,
 };
 
 pub const CONFIG: &str = "/etc/rancher/k3s/config.yaml";
@@ -28,7 +28,7 @@ pub fn config(plan: &Plan, node: &NodePlan, opts: &RenderOptions) -> K3sConfig {
         node_name: Some(node.name.clone()),
         node_ip: vec![address.clone()],
         flannel_iface: Some(opts.node_interface.clone()),
-        resolv_conf: Some(RESOLV.to_string()),
+        resolv_conf: crate::has_dns(plan, node).then(|| RESOLV.to_string()),
         // The first server generates a token when none is given; everyone else needs it.
         token_file: (!first || opts.token.is_some()).then(|| TOKEN.to_string()),
         server: (!first).then(|| format!("https://{}", endpoint(plan))),
@@ -60,21 +60,18 @@ pub fn linux_node(
     let server = node.role == NodeRole::ControlPlane;
     let program = if server { "K3s server" } else { "K3s agent" };
     let c = config(plan, node, opts);
-    let mut files = vec![
-        node_file(node, CONFIG, "k3s-config", program, to_yaml(&c)),
-        node_file(
+    let mut files = vec![node_file(node, CONFIG, "k3s-config", program, to_yaml(&c))];
+    if c.resolv_conf.is_some() {
+        files.push(node_file(
             node,
             RESOLV,
             "resolv",
             "kubelet (K3s resolv-conf)",
-            resolv_conf(node)?,
-        ),
-    ];
+            resolv_conf(plan, node)?,
+        ));
+    }
     if c.token_file.is_some() {
-        let token = opts
-            .token
-            .clone()
-            .unwrap_or_else(|| format!("{PLACEHOLDER}-join-token"));
+        let token = opts.token.clone().unwrap_or_else(crate::token_placeholder);
         files.push(node_file(node, TOKEN, "k3s-token", program, format!("{token}\n")).secret());
     }
     files.push(node_file(

@@ -31,9 +31,7 @@ pub fn ca_cert_hash(opts: &RenderOptions) -> String {
 }
 
 fn token(opts: &RenderOptions) -> String {
-    opts.token
-        .clone()
-        .unwrap_or_else(|| format!("{PLACEHOLDER}-bootstrap-token"))
+    opts.token.clone().unwrap_or_else(crate::token_placeholder)
 }
 
 fn registration(node: &NodePlan) -> NodeRegistration {
@@ -96,16 +94,16 @@ pub fn init_documents(
             extra_args: vec![Arg::new("allocate-node-cidrs", "false")],
         }),
     };
-    (init, cluster, kubelet(plan))
+    (init, cluster, kubelet(plan, node))
 }
 
-pub fn kubelet(plan: &Plan) -> KubeletConfiguration {
+pub fn kubelet(plan: &Plan, node: &NodePlan) -> KubeletConfiguration {
     KubeletConfiguration {
         api_version: KUBELET_API_VERSION.to_string(),
         kind: "KubeletConfiguration".to_string(),
         cluster_dns: vec![plan.kubernetes.cluster_dns.to_string()],
         cluster_domain: "cluster.local".to_string(),
-        resolv_conf: RESOLV.to_string(),
+        resolv_conf: crate::has_dns(plan, node).then(|| RESOLV.to_string()),
     }
 }
 
@@ -177,23 +175,24 @@ pub fn linux_node(
     } else {
         "kubeadm join --config"
     };
-    let mut files = vec![
-        node_file(node, CONFIG, "kubeadm", consumer, to_yaml_documents(&docs)).secret(),
-        node_file(
+    let mut files =
+        vec![node_file(node, CONFIG, "kubeadm", consumer, to_yaml_documents(&docs)).secret()];
+    if crate::has_dns(plan, node) {
+        files.push(node_file(
             node,
             RESOLV,
             "resolv",
             "kubelet (resolvConf)",
-            resolv_conf(node)?,
-        ),
-        node_file(
-            node,
-            CONTAINERD_PROXY,
-            "proxy-env",
-            "containerd (systemd drop-in)",
-            proxy_dropin(node),
-        ),
-    ];
+            resolv_conf(plan, node)?,
+        ));
+    }
+    files.extend([node_file(
+        node,
+        CONTAINERD_PROXY,
+        "proxy-env",
+        "containerd (systemd drop-in)",
+        proxy_dropin(node),
+    )]);
     if node.role == NodeRole::ControlPlane {
         if let Some(role) = kube_vip_role(plan, opts) {
             files.push(node_file(

@@ -403,6 +403,10 @@ pub fn kube_vip_cloud_provider_documents(opts: &RenderOptions) -> Vec<String> {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(name.to_string()),
+                    // A Linux image: never scheduled on a Windows node.
+                    node_selector: Some(
+                        [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
+                    ),
                     tolerations: Some(vec![
                         toleration("node-role.kubernetes.io/control-plane"),
                         toleration("node-role.kubernetes.io/master"),

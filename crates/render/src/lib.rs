@@ -28,6 +28,11 @@ pub const RENDER_SCHEMA: &str = "edgenet.render/v1";
 /// What clearly marks a value the user must fill in (never an invented secret).
 pub const PLACEHOLDER: &str = "EDGENET-PLACEHOLDER";
 
+/// The join token's placeholder, the same in every file (Linux and Windows, K3s and kubeadm).
+pub fn token_placeholder() -> String {
+    format!("{PLACEHOLDER}-join-token")
+}
+
 /// The API server port (K3s's supervisor shares it).
 pub const API_PORT: u16 = 6443;
 
@@ -170,20 +175,29 @@ pub fn endpoint(plan: &Plan) -> String {
 }
 
 /// The node's DNS servers as K3s and the kubelet may use them: no loopback (a stub resolver
-/// inside a node namespace answers nothing).
-pub fn usable_dns(node: &NodePlan) -> Result<Vec<Ipv4Addr>, RenderError> {
+/// inside a node namespace answers nothing). Empty only for an offline plan without DNS
+/// servers: there nothing outside the cluster is resolved anyway, so the files leave the
+/// resolver to K3s/the kubelet (see `has_dns`).
+pub fn usable_dns(plan: &Plan, node: &NodePlan) -> Result<Vec<Ipv4Addr>, RenderError> {
     let servers: Vec<Ipv4Addr> = node
         .dns_servers
         .iter()
         .copied()
         .filter(|s| !s.is_loopback() && !s.is_unspecified())
         .collect();
-    if servers.is_empty() {
+    if servers.is_empty() && plan.switch.outbound != edgenet_core::plan::Outbound::Offline {
         return Err(RenderError::NoDnsServer {
             node: node.name.clone(),
         });
     }
     Ok(servers)
+}
+
+/// The node gets a rendered resolv file (`resolv-conf` / `resolvConf`). Without one (offline,
+/// no DNS servers) K3s falls back to its own resolv.conf and the kubelet to /etc/resolv.conf:
+/// an empty nameserver list would make CoreDNS's `forward` fail to start.
+pub fn has_dns(plan: &Plan, node: &NodePlan) -> bool {
+    usable_dns(plan, node).is_ok_and(|s| !s.is_empty())
 }
 
 /// The cluster has a control-plane VIP of its own (scalable), which kube-vip must hold.
@@ -256,6 +270,10 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
     let mut files = Vec::new();
     let mut notices = Vec::new();
     for node in &plan.nodes {
+        // Refuses a node without a usable DNS server unless the plan is offline.
+        if node.kind == NodeKind::Linux {
+            usable_dns(plan, node)?;
+        }
         let mut out = match (plan.distribution, node.kind) {
             (Distribution::K3s, NodeKind::Linux) => k3s::linux_node(plan, node, opts)?,
             (Distribution::K8s, NodeKind::Linux) => kubeadm::linux_node(plan, node, opts)?,
@@ -272,17 +290,43 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
         }
         files.extend(out);
     }
-    if files.iter().any(|f| f.contents.contains(PLACEHOLDER)) {
-        notices.push(format!(
-            "the join token is a placeholder ({PLACEHOLDER}); give --token-file FILE, or replace it as the README says"
-        ));
+    // A proxy URL with `user:password@` makes the file a secret like the token.
+    for f in &mut files {
+        if !f.secret && edgenet_core::redact::has_credentials(&f.contents) {
+            f.secret = true;
+            f.mode = 0o600;
+        }
+    }
+    // One notice per kind of placeholder left, naming the option that fills it.
+    for (what, marker, fix) in [
+        (
+            "the join token",
+            token_placeholder(),
+            "give --token-file FILE",
+        ),
+        (
+            "the kubeadm CA certificate hash",
+            format!("{PLACEHOLDER}-ca-cert-hash"),
+            "give --ca-cert-hash sha256:<hex> (`kubeadm token create --print-join-command` prints it)",
+        ),
+        (
+            "the kubeadm certificate key of a joining control plane",
+            format!("{PLACEHOLDER}-certificate-key"),
+            "replace it with the key `kubeadm init phase upload-certs --upload-certs` prints",
+        ),
+    ] {
+        if files.iter().any(|f| f.contents.contains(&marker)) {
+            notices.push(format!(
+                "{what} is a placeholder ({marker}); {fix}, or replace it as the README says"
+            ));
+        }
     }
     files.push(host_file(
         plan,
         "/etc/nftables.d/edgenet-kubernetes-ports.nft",
         "nftables",
         "nft (host firewall, if it filters)",
-        firewall_ports::nft_snippet(plan),
+        firewall_ports::nft_snippet(plan, opts.lb),
     ));
     files.push(host_file(
         plan,

@@ -9,14 +9,12 @@ use crate::model::kubeadm::{
     self, Arg, BootstrapTokenDiscovery, Discovery, JoinConfiguration, NodeRegistration,
 };
 use crate::yaml::to_yaml;
-use crate::{
-    endpoint, node_file, usable_dns, RenderError, RenderOptions, RenderedFile, PLACEHOLDER,
-};
+use crate::{endpoint, node_file, usable_dns, RenderError, RenderOptions, RenderedFile};
 
 /// resolv.conf with the planned DNS servers (never a loopback stub).
-pub fn resolv_conf(node: &NodePlan) -> Result<String, RenderError> {
+pub fn resolv_conf(plan: &Plan, node: &NodePlan) -> Result<String, RenderError> {
     let mut text = String::from("# Written by edgenet render: the node's planned DNS servers.\n");
-    for server in usable_dns(node)? {
+    for server in usable_dns(plan, node)? {
         text.push_str(&format!("nameserver {server}\n"));
     }
     Ok(text)
@@ -73,10 +71,7 @@ pub fn windows_node(
     node: &NodePlan,
     opts: &RenderOptions,
 ) -> Result<Vec<RenderedFile>, RenderError> {
-    let token = opts
-        .token
-        .clone()
-        .unwrap_or_else(|| format!("{PLACEHOLDER}-join-token"));
+    let token = opts.token.clone().unwrap_or_else(crate::token_placeholder);
     let mut files = Vec::new();
     match plan.distribution {
         Distribution::K3s => {

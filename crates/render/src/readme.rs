@@ -27,58 +27,94 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
         t.push(format!("NOTE: {n}"));
     }
     t.push(String::new());
-    t.push("Install: copy each node's tree to / on that node (a netns node shares the host's filesystem):".into());
-    t.push("  sudo cp -r --preserve=mode DIR/<node>/. /".into());
+    t.push("Install each file with its mode (`install -m`; `cp` would keep the mode of the copy in DIR, and the proxy".into());
+    t.push("environment and token files hold secrets: 0600). A netns node shares the host's filesystem, so this runs on the host.".into());
+    t.push("Kubernetes runs INSIDE the node's network namespace (kubelet, containerd and kubeadm's checks of".into());
+    t.push("127.0.0.1:10248 and the API endpoints only work there): every kubeadm/kubectl command below is run".into());
+    t.push("through `ip netns exec <namespace>` (the rendered /usr/local/sbin/edgenet-<node> does the same:".into());
+    t.push("`sudo edgenet-<node> kubeadm init --config …`).".into());
     t.push(String::new());
     for node in plan.nodes.iter().filter(|n| n.kind == NodeKind::Linux) {
         let first = is_first_server(node, opts);
+        let exec = match opts.namespaces.get(&node.name) {
+            Some(ns) => format!("sudo ip netns exec {} ", ns.netns),
+            None => "sudo ".to_string(),
+        };
+        let server = node.role == edgenet_core::plan::NodeRole::ControlPlane;
+        match plan.distribution {
+            Distribution::K3s => t.push(format!(
+                "Node {} (K3s {}):",
+                node.name,
+                if server { "server" } else { "agent" }
+            )),
+            Distribution::K8s => t.push(format!("Node {} (kubeadm):", node.name)),
+        }
+        if !opts.namespaces.contains_key(&node.name) {
+            t.push("  # not deployed as a netns node here: run these on the node itself (no `ip netns exec`)".into());
+        }
+        if plan.distribution == Distribution::K3s {
+            t.push("  curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -s - \\".into());
+            t.push(format!(
+                "      {}   # installs the binary; the installer's unit is replaced by ours below",
+                if server { "server" } else { "agent" }
+            ));
+        }
+        for f in rendered.files.iter().filter(|f| f.node == node.name) {
+            t.push(format!(
+                "  sudo install -D -m {:04o} DIR/{} {}",
+                f.mode,
+                f.relative_out_path(),
+                f.path
+            ));
+        }
         match plan.distribution {
             Distribution::K3s => {
-                let unit = if node.role == edgenet_core::plan::NodeRole::ControlPlane {
-                    "k3s"
-                } else {
-                    "k3s-agent"
-                };
-                t.push(format!(
-                    "Node {} (K3s {}):",
-                    node.name,
-                    if unit == "k3s" { "server" } else { "agent" }
-                ));
-                t.push("  curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -s - \\".into());
-                t.push(format!("      {}   # installs the binary; the installer's unit is replaced by ours below", if unit == "k3s" { "server" } else { "agent" }));
-                t.push(format!(
-                    "  sudo cp -r --preserve=mode DIR/{}/. /",
-                    node.name
-                ));
+                let unit = if server { "k3s" } else { "k3s-agent" };
                 t.push(format!(
                     "  sudo systemctl daemon-reload && sudo systemctl enable --now {unit}"
                 ));
+                if server {
+                    t.push(format!("  {exec}k3s kubectl get nodes -o wide"));
+                }
                 if first && opts.token.is_none() {
-                    t.push("  # the join token for the other nodes: /var/lib/rancher/k3s/server/node-token".into());
+                    t.push("  # the join token for the other nodes: /var/lib/rancher/k3s/server/node-token;".into());
+                    t.push(
+                        "  # give it to `edgenet render --token-file FILE` on the joining machines"
+                            .into(),
+                    );
+                } else if !first && opts.token.is_none() {
+                    t.push("  # the token: copy /var/lib/rancher/k3s/server/node-token from the first server into a file,".into());
+                    t.push("  # then render again with --token-file FILE (or write it into /etc/rancher/k3s/edgenet-token, mode 0600)".into());
                 }
             }
             Distribution::K8s => {
-                t.push(format!("Node {} (kubeadm):", node.name));
-                t.push(format!(
-                    "  sudo cp -r --preserve=mode DIR/{}/. /",
-                    node.name
-                ));
                 t.push(
                     "  sudo systemctl daemon-reload && sudo systemctl restart containerd kubelet"
                         .into(),
                 );
+                let kubectl = format!("{exec}kubectl --kubeconfig /etc/kubernetes/admin.conf");
                 if first {
-                    t.push("  sudo kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml --upload-certs".into());
-                    t.push("  kubectl create -f https://raw.githubusercontent.com/projectcalico/calico/<version>/manifests/tigera-operator.yaml".into());
-                    t.push("  kubectl apply -f /etc/kubernetes/edgenet/addons/".into());
+                    t.push(format!("  {exec}kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml --upload-certs"));
+                    t.push(format!("  {kubectl} create -f https://raw.githubusercontent.com/projectcalico/calico/<version>/manifests/tigera-operator.yaml"));
+                    t.push(format!(
+                        "  {kubectl} apply -f /etc/kubernetes/edgenet/addons/"
+                    ));
                     t.push("  # kube-vip used super-admin.conf during init; switch it to admin.conf now:".into());
                     t.push("  sudo sed -i 's#super-admin.conf#admin.conf#' /etc/kubernetes/manifests/kube-vip.yaml".into());
                 } else {
-                    t.push(
-                        "  sudo kubeadm join --config /etc/kubernetes/edgenet/kubeadm.yaml".into(),
-                    );
-                    t.push("  # token and CA hash: `kubeadm token create --print-join-command` on a control-plane node;".into());
-                    t.push("  # a control-plane join also needs the certificate key (`kubeadm init phase upload-certs --upload-certs`)".into());
+                    if opts.token.is_none() || opts.ca_cert_hash.is_none() {
+                        t.push("  # token and CA hash: `kubeadm token create --print-join-command` on a control-plane node, then".into());
+                        t.push(
+                            "  # render again with --token-file FILE --ca-cert-hash sha256:<hex>"
+                                .into(),
+                        );
+                    }
+                    if server {
+                        t.push("  # a control-plane join also needs the certificate key (`kubeadm init phase upload-certs --upload-certs`)".into());
+                    }
+                    t.push(format!(
+                        "  {exec}kubeadm join --config /etc/kubernetes/edgenet/kubeadm.yaml"
+                    ));
                 }
             }
         }
@@ -123,6 +159,6 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     if plan.switch.kind == edgenet_core::plan::SwitchKind::Internal {
         t.push("  (single machine: edgenet's own nftables table already lets these through on the switch; host/etc/nftables.d/ is only for another firewall that filters between the nodes)".into());
     }
-    t.push(crate::firewall_ports::table(plan.distribution));
+    t.push(crate::firewall_ports::table(plan.distribution, opts.lb));
     t.join("\n") + "\n"
 }

@@ -86,12 +86,40 @@ pub fn dropin(node: &NodePlan, ns: &NodeNamespace, program: &str) -> String {
     )
 }
 
+/// `/usr/local/sbin/edgenet-<node>`: runs a command inside the node's network namespace
+/// (`edgenet-<node> kubeadm init --config …`), where the kubelet and the API server are.
+pub fn exec_wrapper_path(node: &NodePlan) -> String {
+    format!("/usr/local/sbin/edgenet-{}", node.name)
+}
+
+fn exec_wrapper(node: &NodePlan, ns: &NodeNamespace) -> RenderedFile {
+    let mut f = node_file(
+        node,
+        &exec_wrapper_path(node),
+        "node-exec",
+        "you (runs a command inside the node)",
+        format!(
+            "#!/bin/sh\n# Written by edgenet render: runs a command inside node {name} (network namespace {netns}),\n# where the kubelet, containerd and the API server are: kubeadm, kubectl, k3s.\nif [ \"$#\" -eq 0 ]; then echo \"usage: $0 COMMAND [ARG...]\" >&2; exit 2; fi\nexec ip netns exec {netns} \"$@\"\n",
+            name = node.name,
+            netns = ns.netns,
+        ),
+    );
+    f.mode = 0o755;
+    f
+}
+
 pub fn node_units(
     plan: &Plan,
     node: &NodePlan,
     ns: &NodeNamespace,
     _opts: &RenderOptions,
 ) -> Vec<RenderedFile> {
+    let mut files = units_of(plan, node, ns);
+    files.push(exec_wrapper(node, ns));
+    files
+}
+
+fn units_of(plan: &Plan, node: &NodePlan, ns: &NodeNamespace) -> Vec<RenderedFile> {
     match plan.distribution {
         Distribution::K3s => {
             let path = if node.role == NodeRole::ControlPlane {

@@ -342,7 +342,10 @@ fn kubeadm_v1beta4_calico_and_no_proxy_agree_on_the_pod_network() {
             KubeadmDocument::Kubelet(k) => {
                 kinds.push("kubelet");
                 assert_eq!(k.cluster_dns, vec!["10.96.0.10"]);
-                assert_eq!(k.resolv_conf, "/etc/kubernetes/edgenet/resolv.conf");
+                assert_eq!(
+                    k.resolv_conf.as_deref(),
+                    Some("/etc/kubernetes/edgenet/resolv.conf")
+                );
             }
             KubeadmDocument::Join(_) => panic!("the first node inits"),
         }
@@ -579,4 +582,294 @@ fn powershell_builds_the_same_switch() {
     assert!(ext.contains(
         "New-VMSwitch -Name 'aksedgesw-ext' -NetAdapterName 'eth0' -AllowManagementOS $true"
     ));
+}
+
+/// `Kind[.path]` → the field names the upstream Go types accept there.
+fn upstream_fields() -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let path = format!(
+        "{}/tests/data/upstream-json-fields.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (at, fields) = l.split_once(':').expect("`path: fields`");
+            (
+                at.trim().to_string(),
+                fields.split_whitespace().map(str::to_string).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every key of `value` at `at` (arrays transparent), checked against `fields`.
+fn check_keys(
+    value: &serde_json::Value,
+    at: &str,
+    fields: &BTreeMap<String, std::collections::BTreeSet<String>>,
+    bad: &mut Vec<String>,
+) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                check_keys(item, at, fields, bad);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            let Some(allowed) = fields.get(at) else {
+                bad.push(format!("{at}: no upstream field list for this object"));
+                return;
+            };
+            for (key, v) in map {
+                if !allowed.contains(key) {
+                    bad.push(format!("{at}.{key} is not a field of the upstream type"));
+                } else if v.is_object()
+                    || v.as_array()
+                        .is_some_and(|a| a.iter().any(|i| i.is_object()))
+                {
+                    check_keys(v, &format!("{at}.{key}"), fields, bad);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_key_we_emit_is_a_json_field_of_the_real_upstream_types() {
+    let fields = upstream_fields();
+    let mut checked = std::collections::BTreeSet::new();
+    for sc in scenarios() {
+        let (_, r) = rendered(&sc);
+        for f in &r.files {
+            if !matches!(f.target.as_str(), "kubeadm" | "calico" | "lb") {
+                continue;
+            }
+            let docs = edgenet_render::yaml::documents(&f.contents)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.path));
+            for doc in docs {
+                let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+                let api = doc["apiVersion"].as_str().unwrap_or_default();
+                if api == "v1" || api.starts_with("apps/") || api.starts_with("rbac.") {
+                    continue; // built from k8s-openapi's own types
+                }
+                let mut bad = Vec::new();
+                check_keys(&doc, &kind, &fields, &mut bad);
+                assert!(bad.is_empty(), "{}: {}: {bad:#?}", sc.name, f.path);
+                checked.insert(kind);
+            }
+        }
+    }
+    for kind in [
+        "InitConfiguration",
+        "ClusterConfiguration",
+        "JoinConfiguration",
+        "KubeletConfiguration",
+        "Installation",
+        "IPAddressPool",
+        "L2Advertisement",
+    ] {
+        assert!(checked.contains(kind), "no scenario rendered a {kind}");
+    }
+}
+
+#[test]
+fn every_file_holding_proxy_credentials_is_a_secret() {
+    for distribution in ["k3s", "k8s"] {
+        let mut config = single(distribution, true, 5);
+        config["Network"]["Proxy"] = serde_json::json!({
+            "Http": "http://bob:s3cret@proxy.corp.example:3128",
+            "Https": "http://bob:s3cret@proxy.corp.example:3128",
+            "No": "corp.example"
+        });
+        let plan = plan_of(&config, None);
+        let opts = RenderOptions {
+            namespaces: namespaces(&plan),
+            ..Default::default()
+        };
+        let r = render(&plan, &opts).unwrap();
+        let holding: Vec<_> = r
+            .files
+            .iter()
+            .filter(|f| f.contents.contains("s3cret"))
+            .collect();
+        assert!(
+            holding.iter().any(|f| f.target == "proxy-env")
+                && holding.iter().any(|f| f.target == "node-network"),
+            "{distribution}: the proxy env and the Windows script carry the proxy"
+        );
+        for f in holding {
+            assert!(
+                f.secret && f.mode == 0o600,
+                "{distribution}: {} holds the proxy password but is {:o}, secret {}",
+                f.path,
+                f.mode,
+                f.secret
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_runs_kubernetes_commands_inside_the_node_namespace_and_installs_with_modes() {
+    for (distribution, machine, command) in [
+        (
+            "k8s",
+            0,
+            "kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml",
+        ),
+        (
+            "k8s",
+            1,
+            "kubeadm join --config /etc/kubernetes/edgenet/kubeadm.yaml",
+        ),
+        ("k3s", 0, "k3s kubectl get nodes"),
+    ] {
+        let config = with_proxy(scalable(distribution, 2, 1, false, 0));
+        let plan = plan_of(&config, Some(machine));
+        let ns = namespaces(&plan);
+        let opts = RenderOptions {
+            creates_cluster: machine == 0,
+            namespaces: ns.clone(),
+            ..Default::default()
+        };
+        let r = render(&plan, &opts).unwrap();
+        let node = &plan.nodes[0];
+        let netns = &ns[&node.name].netns;
+        let want = format!("sudo ip netns exec {netns} {command}");
+        assert!(
+            r.readme.contains(&want),
+            "{distribution}: no {want:?} in\n{}",
+            r.readme
+        );
+        assert!(
+            !r.readme.contains("cp -r"),
+            "{distribution}: cp -r loses the modes"
+        );
+        for f in r.files.iter().filter(|f| f.node == node.name) {
+            let line = format!(
+                "sudo install -D -m {:04o} DIR/{} {}",
+                f.mode,
+                f.relative_out_path(),
+                f.path
+            );
+            assert!(r.readme.contains(&line), "{distribution}: no {line:?}");
+        }
+    }
+}
+
+#[test]
+fn offline_without_dns_renders_without_a_resolv_file() {
+    for distribution in ["k3s", "k8s"] {
+        let mut plan = plan_of(&offline(single(distribution, false, 0)), None);
+        plan.nodes[0].dns_servers.clear();
+        let r = render(&plan, &RenderOptions::default())
+            .unwrap_or_else(|e| panic!("{distribution}: offline without DNS is refused: {e}"));
+        assert!(
+            file(&r, "edge01-ledge", "resolv").is_none(),
+            "{distribution}"
+        );
+        let cfg = if distribution == "k3s" {
+            "k3s-config"
+        } else {
+            "kubeadm"
+        };
+        let text = &file(&r, "edge01-ledge", cfg).unwrap().contents;
+        assert!(
+            !text.contains("resolv-conf") && !text.contains("resolvConf"),
+            "{distribution}: no resolver file to point at:\n{text}"
+        );
+        parse(file(&r, "edge01-ledge", cfg).unwrap());
+        // Online, the same plan is still refused (K3s would fall back to 8.8.8.8).
+        let mut online = plan_of(&single(distribution, false, 0), None);
+        online.nodes[0].dns_servers.clear();
+        assert!(matches!(
+            render(&online, &RenderOptions::default()),
+            Err(RenderError::NoDnsServer { .. })
+        ));
+    }
+}
+
+#[test]
+fn placeholders_are_one_string_and_each_notice_names_what_is_missing() {
+    // A joining kubeadm machine with a valid token but no CA hash.
+    let plan = plan_of(&scalable("k8s", 2, 1, true, 0), Some(1));
+    let opts = RenderOptions {
+        creates_cluster: false,
+        token: Some("abcdef.0123456789abcdef".into()),
+        ..Default::default()
+    };
+    let r = render(&plan, &opts).unwrap();
+    assert!(
+        !r.notices
+            .iter()
+            .any(|n| n.contains("join token is a placeholder")),
+        "{:?}",
+        r.notices
+    );
+    assert!(
+        r.notices
+            .iter()
+            .any(|n| n.contains("CA certificate hash") && n.contains("--ca-cert-hash")),
+        "{:?}",
+        r.notices
+    );
+    // Without a token, Linux and Windows files carry the same placeholder.
+    let r = render(
+        &plan,
+        &RenderOptions {
+            creates_cluster: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let marker = edgenet_render::token_placeholder();
+    let kinds: std::collections::BTreeSet<_> = r
+        .files
+        .iter()
+        .filter(|f| f.contents.contains(&marker))
+        .map(|f| f.node_kind.clone())
+        .collect();
+    assert!(
+        kinds.contains("linux") && kinds.contains("windows"),
+        "{kinds:?}"
+    );
+    assert!(!r
+        .files
+        .iter()
+        .any(|f| f.contents.contains("PLACEHOLDER-bootstrap-token")));
+}
+
+#[test]
+fn metallb_opens_memberlist_and_the_cloud_provider_stays_on_linux() {
+    let plan = plan_of(&single("k3s", true, 5), None);
+    let r = render(
+        &plan,
+        &RenderOptions {
+            lb: LbProvider::Metallb,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let nft = &file(&r, "host", "nftables").unwrap().contents;
+    assert!(
+        nft.contains("tcp dport 7946") && nft.contains("udp dport 7946"),
+        "{nft}"
+    );
+    let table = edgenet_render::firewall_ports::table(plan.distribution, LbProvider::Metallb);
+    assert!(table.contains("7946"), "{table}");
+
+    let r = render(&plan, &RenderOptions::default()).unwrap();
+    let lb = file(&r, "edge01-ledge", "lb").unwrap();
+    let docs = edgenet_render::yaml::documents(&lb.contents).unwrap();
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the cloud provider");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/os"],
+        "linux"
+    );
 }

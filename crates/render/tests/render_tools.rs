@@ -223,8 +223,12 @@ fn nftables_snippet_is_accepted_by_nft() {
         let f = r.files.iter().find(|f| f.target == "nftables").unwrap();
         let p = dir.path().join("ports.nft");
         write(&p, &f.contents);
+        let base = dir.path().join("base.nft");
+        write(&base, USER_FIREWALL);
+        // The snippet adds to the user's own input chain: load that first, then the snippet.
         let out = Command::new("unshare")
-            .args(["-n", "nft", "-c", "-f"])
+            .args(["-n", "sh", "-c", "nft -f \"$0\" && nft -f \"$1\""])
+            .arg(&base)
             .arg(&p)
             .output()
             .unwrap();
@@ -235,6 +239,247 @@ fn nftables_snippet_is_accepted_by_nft() {
             f.contents
         );
     }
+}
+
+/// A host firewall as Debian's /etc/nftables.conf has it, with a default-drop input chain.
+const USER_FIREWALL: &str = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tiif lo accept\n\t\tct state established,related accept\n\t}\n}\n";
+
+/// Two namespaces on one veth: `f9s<pid>` (the node with the firewall and listeners) and
+/// `f9c<pid>` (a peer in the node subnet). Removed on drop.
+struct Pair {
+    server: String,
+    client: String,
+}
+
+impl Pair {
+    fn new(server_addr: &str, client_addr: &str, prefix: u8) -> Pair {
+        let pid = std::process::id();
+        let pair = Pair {
+            server: format!("f9s{pid}"),
+            client: format!("f9c{pid}"),
+        };
+        for ns in [&pair.server, &pair.client] {
+            run("ip", &["netns", "add", ns]);
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        run(
+            "ip",
+            &[
+                "-n",
+                &pair.server,
+                "link",
+                "add",
+                "f9a",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "f9b",
+                "netns",
+                &pair.client,
+            ],
+        );
+        for (ns, dev, addr) in [
+            (&pair.server, "f9a", server_addr),
+            (&pair.client, "f9b", client_addr),
+        ] {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/{prefix}"),
+                    "dev",
+                    dev,
+                ],
+            );
+            run("ip", &["-n", ns, "link", "set", dev, "up"]);
+        }
+        pair
+    }
+
+    fn nft_file(&self, path: &Path) {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.server,
+                "nft",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// Whether a TCP connection from the client to `addr:port` is established.
+    fn connects(&self, addr: &str, port: u16) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client, "python3", "-c"])
+            .arg(format!(
+                "import socket; socket.create_connection(('{addr}', {port}), timeout=1.5).close()"
+            ))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn nftables_snippet_opens_the_ports_in_a_default_drop_input_chain() {
+    if !have("nft") || !have("python3") {
+        eprintln!("skipped: nft or python3 is not installed (scripts/deps.sh installs nftables)");
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let plan = plan_of(&single("k3s", false, 10), None);
+    let server = plan.nodes[0].address.addr();
+    let prefix = plan.switch.subnet.prefix_len();
+    let client = std::net::Ipv4Addr::from(u32::from(plan.switch.subnet.trunc().addr()) + 200);
+    let r = render(&plan, &RenderOptions::default()).unwrap();
+    let snippet = &r
+        .files
+        .iter()
+        .find(|f| f.target == "nftables")
+        .unwrap()
+        .contents;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, ports) = (dir.path().join("base.nft"), dir.path().join("ports.nft"));
+    write(&base, USER_FIREWALL);
+    write(&ports, snippet);
+
+    let pair = Pair::new(&server.to_string(), &client.to_string(), prefix);
+    // Listeners on 6443 (in the table) and 6444 (not in it).
+    let mut listener = Command::new("ip")
+        .args(["netns", "exec", &pair.server, "python3", "-c"])
+        .arg("import socket,time\nls=[]\nfor p in (6443,6444,10250):\n s=socket.socket(); s.bind(('0.0.0.0',p)); s.listen(8); ls.append(s)\ntime.sleep(60)")
+        .spawn()
+        .unwrap();
+    let server = server.to_string();
+    let mut up = false;
+    for _ in 0..50 {
+        if pair.connects(&server, 6443) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "the listener never came up");
+        pair.nft_file(&base);
+        assert!(
+            !pair.connects(&server, 6443),
+            "the default-drop chain lets 6443 through"
+        );
+        pair.nft_file(&ports);
+        assert!(
+            pair.connects(&server, 6443),
+            "the snippet did not open 6443:\n{snippet}"
+        );
+        assert!(
+            pair.connects(&server, 10250),
+            "the snippet did not open 10250"
+        );
+        assert!(
+            !pair.connects(&server, 6444),
+            "6444 is not in the table but got through"
+        );
+    });
+    let _ = listener.kill();
+    let _ = listener.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn the_node_exec_wrapper_runs_the_command_inside_the_node_namespace() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let plan = plan_of(&single("k3s", false, 0), None);
+    let node = &plan.nodes[0];
+    let netns = format!("f9w{}", std::process::id());
+    let ns = NodeNamespace {
+        netns: netns.clone(),
+        resolv_conf: "/etc/resolv.conf".into(),
+        proxy_env: "/dev/null".into(),
+    };
+    let opts = RenderOptions {
+        namespaces: [(node.name.clone(), ns)].into(),
+        ..Default::default()
+    };
+    let r = render(&plan, &opts).unwrap();
+    let f = r
+        .files
+        .iter()
+        .find(|f| f.target == "node-exec")
+        .expect("a wrapper");
+    assert_eq!(f.mode, 0o755);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wrapper");
+    write(&script, &f.contents);
+    run("ip", &["netns", "add", &netns]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(netns.clone());
+    run(
+        "ip",
+        &[
+            "-n",
+            &netns,
+            "link",
+            "add",
+            "f9marker",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "f9marker2",
+        ],
+    );
+    let out = Command::new("sh")
+        .arg(&script)
+        .args(["ip", "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let links = String::from_utf8_lossy(&out.stdout);
+    assert!(links.contains("f9marker"), "not inside {netns}: {links}");
+    let out = Command::new("sh").arg(&script).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "no command: usage");
 }
 
 fn is_root() -> bool {

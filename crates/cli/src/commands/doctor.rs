@@ -15,16 +15,57 @@ use edgenet_doctor::{doctor, DoctorOptions, NodeHandle, Report};
 use crate::cli::{Cli, Output};
 use crate::exit::{CliError, Exit};
 
+/// A DNS name: dot-separated labels of letters, digits, '-' and '_' (1–63 each, 253 in all).
+fn parse_probe_name(s: &str) -> Result<String, String> {
+    let name = s.strip_suffix('.').unwrap_or(s);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS name (labels of letters, digits and '-', separated by dots), e.g. www.example.com"
+        ))
+    }
+}
+
+/// An http(s) URL with a host and a non-zero port.
+fn parse_probe_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s)
+        .map_err(|e| format!("{s:?} is not a URL ({e}), e.g. http://example.com/"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{s:?}: the scheme must be http or https, not {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} has no host"));
+    }
+    if url.port() == Some(0) {
+        return Err(format!("{s:?}: port 0 is not a port"));
+    }
+    Ok(s.to_string())
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct DoctorArgs {
     /// A name every DNS server of the nodes must resolve (default: any answer to a query for
     /// the root counts).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_probe_name)]
     pub probe_name: Option<String>,
 
     /// A URL the nodes must reach directly (NAT egress), or must not reach when offline.
     /// Without it the egress check is skipped.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_probe_url)]
     pub probe_url: Option<String>,
 
     /// Compare the files of `edgenet render --out DIR` with the plan, instead of the node's own.
@@ -32,7 +73,7 @@ pub struct DoctorArgs {
     pub rendered: Option<PathBuf>,
 
     /// Seconds to wait for each probe's answer.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
 
     #[command(flatten)]
@@ -84,6 +125,7 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         probe_url: args.probe_url.clone(),
         rendered_root: args.rendered.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
+        edgenet_table: Some(edgenet_deploy::firewall::table_name(&state.deployment_id)),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }
@@ -152,7 +194,9 @@ pub fn lab_doctor(
 /// The lab's doctor results for people: every line that is not PASS, and a summary per machine.
 pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
     let mut out = String::new();
-    for (machine, r) in reports {
+    for (lab_machine, r) in reports {
+        // The machine's own name (its config's), not the lab's slot name.
+        let machine = r["machine"].as_str().unwrap_or(lab_machine);
         if r["checks"].is_null() {
             let e = r["error"]
                 .as_str()
@@ -163,11 +207,14 @@ pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
         }
         for c in r["checks"].as_array().into_iter().flatten() {
             if matches!(c["status"].as_str(), Some("FAIL") | Some("WARN")) {
+                let check = match c["address"].as_str() {
+                    Some(a) => format!("{} {a}", c["check"].as_str().unwrap_or("?")),
+                    None => c["check"].as_str().unwrap_or("?").to_string(),
+                };
                 out.push_str(&format!(
-                    "{} {} {}: {}\n",
+                    "{} {} {check}: {}\n",
                     c["status"].as_str().unwrap_or("?"),
                     c["scope"].as_str().unwrap_or("?"),
-                    c["check"].as_str().unwrap_or("?"),
                     c["detail"].as_str().unwrap_or("")
                 ));
                 if let Some(fix) = c["fix"].as_str() {
@@ -181,4 +228,20 @@ pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod lab_text_tests {
+    #[test]
+    fn lab_status_names_the_machine_by_its_own_name() {
+        let report = serde_json::json!({
+            "machine": "s1", "pass": 3, "warn": 0, "fail": 1,
+            "checks": [{"scope": "s1-ledge", "check": "dns", "address": "192.0.2.53",
+                        "status": "FAIL", "detail": "no answer"}]
+        });
+        let text = super::lab_doctor_text(&[("m1".to_string(), report)]);
+        assert!(text.contains("doctor on s1:"), "{text}");
+        assert!(!text.contains("doctor on m1"), "{text}");
+        assert!(text.contains("dns 192.0.2.53: no answer"), "{text}");
+    }
 }

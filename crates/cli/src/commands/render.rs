@@ -28,6 +28,15 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub out: Option<PathBuf>,
 
+    /// Render the config's plan even when this machine's deployed plan differs from it.
+    #[arg(long)]
+    pub from_config: bool,
+
+    /// Write into a non-empty DIR that no earlier `render --out` wrote (nothing in it is
+    /// deleted except files a render lists in its manifest).
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
     /// Which entry of Machines[] this host is (needed when the config lists several).
     #[arg(long, value_name = "N")]
     pub machine: Option<usize>,
@@ -77,27 +86,72 @@ pub struct Source {
 
 /// The plan to render from: the deployed one when this state directory holds a deployment of
 /// the same machine (it has the subnet really chosen), else the config's.
-pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
+pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<Source, CliError> {
     let args = CheckArgs {
         machine,
         offline_check: false,
     };
     let loaded = super::load_config(cli)?;
+    if let Some(n) = machine {
+        let count = loaded.config.machines.len();
+        if n >= count {
+            return Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!(
+                    "--machine {n}: the config lists {count} machine(s) (Machines[0..{}])",
+                    count.saturating_sub(1)
+                ),
+            )
+            .hint("give the index of this host's entry in Machines[]"));
+        }
+    }
+    let mut secret_notices = Vec::new();
+    for key in ["ClusterJoinToken", "DiscoveryTokenHash", "CertificateKey"] {
+        let join = loaded
+            .source
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Join")))
+            .and_then(|(_, v)| v.as_object());
+        if join.is_some_and(|j| j.keys().any(|k| k.eq_ignore_ascii_case(key))) {
+            secret_notices.push(format!(
+                "Join.{key} in the config is not used: edgenet reads no secrets from the config; give the token with --token-file FILE (and the CA hash with --ca-cert-hash)"
+            ));
+        }
+    }
     let facts = super::host_facts(cli, &args);
-    let ctx = super::context(cli, &facts, &args);
+    let mut ctx = super::context(cli, &facts, &args);
+    let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
+    // The automatic subnet deploy chose (the config's plan would now avoid it as taken).
+    ctx.deployed_subnet = state.as_ref().and_then(|s| s.auto_subnet);
     super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was rendered")?;
     let mut plan = plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     let config = &loaded.config;
     let creates_cluster = !config.join
         && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(plan.machine.index);
-    let mut notices = Vec::new();
+    let mut notices = secret_notices;
     let mut namespaces = BTreeMap::new();
-    let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
     match state {
         Some(state) => match &state.applied_plan {
             Some(deployed) if deployed.machine.index == plan.machine.index => {
-                plan = deployed.clone();
+                let differs = plan_differences(&plan, deployed);
+                if from_config {
+                    if !differs.is_empty() {
+                        notices.push(format!(
+                            "rendered from the config (--from-config); the deployed plan differs in {} until `edgenet deploy` runs again",
+                            differs.join(", ")
+                        ));
+                    }
+                } else {
+                    if !differs.is_empty() {
+                        notices.push(format!(
+                            "the config's plan differs from the deployed one in {}; rendered the deployed plan (run `edgenet deploy` first, or give --from-config to render the config's plan)",
+                            differs.join(", ")
+                        ));
+                    }
+                    plan = deployed.clone();
+                }
                 if plan.node_runtime == edgenet_core::config::NodeRuntime::Netns {
                     namespaces = namespaces_of(cli, &plan, &state.deployment_id);
                 }
@@ -118,6 +172,45 @@ pub fn source(cli: &Cli, machine: Option<usize>) -> Result<Source, CliError> {
         namespaces,
         notices,
     })
+}
+
+/// The parts of two plans that differ: top-level fields, and per node the node's fields.
+pub fn plan_differences(config: &Plan, deployed: &Plan) -> Vec<String> {
+    let a = serde_json::to_value(config).unwrap_or_default();
+    let b = serde_json::to_value(deployed).unwrap_or_default();
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, va) in a {
+        let vb = &b[key];
+        if va == vb {
+            continue;
+        }
+        match (key.as_str(), va.as_array(), vb.as_array()) {
+            ("nodes", Some(na), Some(nb)) if na.len() == nb.len() => {
+                for (x, y) in na.iter().zip(nb) {
+                    let name = x["name"].as_str().unwrap_or("?");
+                    if let (Some(x), Some(y)) = (x.as_object(), y.as_object()) {
+                        for (field, vx) in x {
+                            if vx != &y[field] {
+                                out.push(format!("node {name} {field}"));
+                            }
+                        }
+                    }
+                }
+            }
+            ("switch", _, _) => {
+                for (field, vx) in va.as_object().into_iter().flatten() {
+                    if vx != &vb[field] {
+                        out.push(format!("switch {field}"));
+                    }
+                }
+            }
+            _ => out.push(key.clone()),
+        }
+    }
+    out
 }
 
 fn namespaces_of(cli: &Cli, plan: &Plan, id: &DeploymentId) -> BTreeMap<String, NodeNamespace> {
@@ -145,7 +238,16 @@ fn read_token(path: &Path) -> Result<String, CliError> {
             format!("--token-file {}: {e}", path.display()),
         )
     })?;
-    Ok(text.trim().to_string())
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "empty-token",
+            format!("--token-file {}: the file is empty", path.display()),
+        )
+        .hint("put the join token in it (K3s: /var/lib/rancher/k3s/server/node-token on the first server; kubeadm: `kubeadm token create`)"));
+    }
+    Ok(token)
 }
 
 pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
@@ -155,7 +257,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
         creates_cluster,
         namespaces,
         mut notices,
-    } = source(cli, args.machine)?;
+    } = source(cli, args.machine, args.from_config)?;
     let opts = RenderOptions {
         lb: match args.lb {
             LbArg::KubeVip => LbProvider::KubeVip,
@@ -172,7 +274,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     notices.append(&mut rendered.notices);
     rendered.notices = notices;
     match (&args.out, &args.target) {
-        (Some(dir), _) => write_all(cli, dir, &rendered),
+        (Some(dir), _) => write_all(cli, dir, &rendered, args.force),
         (None, Some(target)) => print_one(
             cli.output,
             &plan,
@@ -180,12 +282,73 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
             target,
             args.node,
             token.as_deref(),
+            opts.lb,
         ),
         (None, None) => unreachable!("clap requires TARGET or --out"),
     }
 }
 
-fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliError> {
+/// `DIR/.edgenet-render.json`: the files the last `render --out` wrote, so the next one can
+/// delete those it no longer produces (a stale kube-vip range would still be applied).
+pub const MANIFEST: &str = ".edgenet-render.json";
+
+/// The relative paths the previous render of `dir` wrote; `None` for a new or empty directory.
+/// A non-empty directory without a manifest is refused unless `force`.
+fn previous_render(dir: &Path, force: bool) -> Result<Vec<String>, CliError> {
+    let manifest = dir.join(MANIFEST);
+    match std::fs::read_to_string(&manifest) {
+        Ok(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                CliError::new(
+                    Exit::Unreadable,
+                    "bad-render-manifest",
+                    format!("{}: {e}", manifest.display()),
+                )
+                .hint(format!(
+                    "delete {} or render into another directory",
+                    manifest.display()
+                ))
+            })?;
+            Ok(value["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                // Only plain relative paths inside DIR: a manifest never sends us elsewhere.
+                .filter(|f| {
+                    Path::new(f)
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+                })
+                .map(str::to_string)
+                .collect())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let non_empty = std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if non_empty && !force {
+                return Err(CliError::new(
+                    Exit::Findings,
+                    "out-dir-not-empty",
+                    format!(
+                        "--out {}: the directory is not empty and no earlier `edgenet render --out` wrote it (no {MANIFEST})",
+                        dir.display()
+                    ),
+                )
+                .hint("choose an empty or new directory, or add --force to write into it anyway"));
+            }
+            Ok(Vec::new())
+        }
+        Err(e) => Err(CliError::new(
+            Exit::Unreadable,
+            "unreadable-render-manifest",
+            format!("{}: {e}", manifest.display()),
+        )),
+    }
+}
+
+fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered, force: bool) -> Result<Exit, CliError> {
     let fail = |path: &Path, e: std::io::Error| {
         CliError::new(
             Exit::Host,
@@ -193,12 +356,48 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
             format!("cannot write {}: {e}", path.display()),
         )
     };
+    let previous = previous_render(dir, force)?;
+    let mut written: Vec<String> = Vec::new();
     for f in &rendered.files {
-        let path = dir.join(f.relative_out_path());
+        let rel = f.relative_out_path();
+        let path = dir.join(&rel);
         write_file(&path, &f.contents, f.mode).map_err(|e| fail(&path, e))?;
+        written.push(rel);
     }
     let readme = dir.join("README");
     write_file(&readme, &rendered.readme, 0o644).map_err(|e| fail(&readme, e))?;
+    written.push("README".to_string());
+    let mut removed = Vec::new();
+    for stale in previous.iter().filter(|p| !written.contains(p)) {
+        let path = dir.join(stale);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(stale.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CliError::new(
+                    Exit::Host,
+                    "cannot-remove",
+                    format!("cannot remove stale {}: {e}", path.display()),
+                ))
+            }
+        }
+        // Directories the stale file leaves empty go too (never DIR itself).
+        let mut parent = path.parent();
+        while let Some(p) = parent.filter(|p| *p != dir && p.starts_with(dir)) {
+            if std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
+        }
+    }
+    let manifest = dir.join(MANIFEST);
+    let manifest_text = serde_json::to_string_pretty(&serde_json::json!({
+        "schema": edgenet_render::RENDER_SCHEMA,
+        "machine": rendered.machine,
+        "files": written,
+    }))
+    .expect("json");
+    write_file(&manifest, &(manifest_text + "\n"), 0o644).map_err(|e| fail(&manifest, e))?;
     match cli.output {
         Output::Json => crate::envelope::print(
             &crate::envelope::RENDER,
@@ -207,6 +406,7 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
                 "machine": rendered.machine,
                 "distribution": rendered.distribution,
                 "files": rendered.files,
+                "removed": removed,
                 "notices": rendered.notices,
             }),
         ),
@@ -219,6 +419,9 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered) -> Result<Exit, CliErro
                 );
             }
             println!("{:<64} what goes where", readme.display());
+            for r in &removed {
+                println!("{:<64} removed (no longer rendered)", dir.join(r).display());
+            }
             for n in &rendered.notices {
                 eprintln!("notice: {n}");
             }
@@ -254,6 +457,7 @@ fn print_one(
     target: &str,
     node: NodeKindArg,
     token: Option<&str>,
+    lb: LbProvider,
 ) -> Result<Exit, CliError> {
     let kind = match node {
         NodeKindArg::Linux => "linux",
@@ -261,7 +465,7 @@ fn print_one(
     };
     let text = match target {
         "readme" => rendered.readme.clone(),
-        "ports" => edgenet_render::firewall_ports::table(plan.distribution),
+        "ports" => edgenet_render::firewall_ports::table(plan.distribution, lb),
         _ => {
             let matching: Vec<_> = rendered
                 .files
@@ -280,7 +484,7 @@ fn print_one(
                     known.sort();
                     known.dedup();
                     return Err(CliError::new(
-                        Exit::Findings,
+                        Exit::Unreadable,
                         "no-such-target",
                         format!(
                             "no file {target:?} for the {kind} node of machine {}",
@@ -306,6 +510,15 @@ fn print_one(
         }
         _ => text,
     };
+    for n in &rendered.notices {
+        eprintln!("notice: {n}");
+    }
+    // Nor a proxy password: `user:***@` on the terminal, the real one only in --out files.
+    let redacted = edgenet_core::redact::redact_credentials(&text);
+    if redacted != text {
+        eprintln!("notice: the proxy password is shown as *** here; --out DIR writes it");
+    }
+    let text = redacted;
     match output {
         Output::Json => crate::envelope::print(
             &crate::envelope::RENDER,
@@ -319,4 +532,35 @@ fn print_one(
         _ => print!("{text}"),
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_core::validate::Context;
+
+    fn plan_of(range: u32, dns: &str) -> Plan {
+        let config = serde_json::json!({
+            "DeploymentType": "SingleMachineCluster",
+            "Init": {"ServiceIPRangeSize": range},
+            "Network": {"DnsServers": [dns], "Ip4AddressPrefix": "192.168.77.0/24"},
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"MachineName": "edge01"}
+        });
+        let loaded = edgenet_core::config::load(config.to_string().as_bytes()).unwrap();
+        plan::build(&loaded.config, &Context::offline("test", "edge01")).unwrap()
+    }
+
+    #[test]
+    fn a_changed_config_is_named_field_by_field() {
+        let deployed = plan_of(4, "192.0.2.53");
+        assert!(plan_differences(&deployed, &deployed).is_empty());
+        let changed = plan_of(0, "192.0.2.54");
+        let d = plan_differences(&changed, &deployed);
+        assert!(d.contains(&"service_range".to_string()), "{d:?}");
+        assert!(
+            d.iter().any(|x| x.starts_with("node edge01-ledge dns")),
+            "{d:?}"
+        );
+    }
 }

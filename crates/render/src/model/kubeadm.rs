@@ -58,6 +58,7 @@ pub struct InitConfiguration {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bootstrap_tokens: Vec<BootstrapToken>,
+    #[serde(rename = "localAPIEndpoint")]
     pub local_api_endpoint: ApiEndpoint,
     pub node_registration: NodeRegistration,
 }
@@ -73,7 +74,7 @@ pub struct Networking {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiServer {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "certSANs", default, skip_serializing_if = "Vec::is_empty")]
     pub cert_sans: Vec<String>,
 }
 
@@ -114,6 +115,7 @@ pub struct Discovery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JoinControlPlane {
+    #[serde(rename = "localAPIEndpoint")]
     pub local_api_endpoint: ApiEndpoint,
     pub certificate_key: String,
 }
@@ -137,7 +139,8 @@ pub struct KubeletConfiguration {
     #[serde(rename = "clusterDNS")]
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
-    pub resolv_conf: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
 }
 
 /// Any document of a kubeadm config file, by `kind`.

@@ -205,7 +205,7 @@ pub fn parse(file: &RenderedFile) -> Parsed {
         ),
         "k3s-token" => Parsed::Token(c.trim().to_string()),
         "unit" => Parsed::Unit(c.clone()),
-        "node-network" | "powershell" | "nftables" => Parsed::Other(c.clone()),
+        "node-network" | "powershell" | "nftables" | "node-exec" => Parsed::Other(c.clone()),
         other => panic!("no parser for target {other} ({})", file.path),
     }
 }
