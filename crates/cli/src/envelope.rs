@@ -62,6 +62,7 @@ pub const REMOVE: Schema = Schema {
         "found",
         "deployment_id",
         "removed",
+        "already_gone",
         "restored",
         "left",
         "errors",

@@ -195,6 +195,9 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for r in &report.removed {
                 println!("  removed {r}");
             }
+            for r in &report.already_gone {
+                println!("  already gone: {r}");
+            }
             for r in &report.restored {
                 println!("  restored {r}");
             }
