@@ -115,6 +115,10 @@ fn remove_finishes_when_a_foreign_bridge_holds_the_switch_name() {
         "{t}"
     );
     assert!(!t.contains("removed bridge"), "{t}");
+    sh(&format!(
+        "ip -n {ns} link del f8aother && ip -n {ns} link del aksedgesw-int",
+        ns = m.ns
+    ));
     // What was already gone is said so, not "removed".
     m.deploy(None);
     let id = m.state_id().unwrap();
@@ -133,7 +137,7 @@ fn remove_leaves_forwarding_on_while_another_router_uses_it() {
     assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
     // Another router's forward chain (a table that is not edgenet's).
     sh(&format!(
-        "ip netns exec {} nft -f - <<'X'\ntable inet f8arouter {{ chain fwd {{ type filter hook forward priority 0; policy accept; iifname \"f8a0\" accept; }} }}\nX",
+        "ip netns exec {} nft 'add table inet f8arouter; add chain inet f8arouter routing {{ type filter hook forward priority 0; policy accept; }}; add rule inet f8arouter routing iifname \"f8a0\" accept'",
         m.ns
     ));
     let out = m.edgenet(&["remove"]);

@@ -172,6 +172,18 @@ pub fn deploy(
                     }
                 }
             }
+            // A first deploy that was refused and fully undone leaves no deployment behind
+            // (not one stuck in "Deploying"): the next run starts afresh.
+            if !run.rolling_back
+                && rollback_errors.is_empty()
+                && run.state.applied_plan.is_none()
+                && run.state.objects.is_empty()
+                && run.state.sysctls.is_empty()
+            {
+                if let Err(e) = lock.clear() {
+                    rollback_errors.push(e.to_string());
+                }
+            }
             Err(Box::new(DeployFailure {
                 error,
                 changes: run.changes,
@@ -480,13 +492,12 @@ fn ensure_host_firewall(
     }
     let drops = host_rules::live_drops(plan);
     if let Some(drop) = drops.first() {
-        return Err(DeployError::Foreign {
-            what: "host firewall chain",
-            name: format!("{} {} {}", drop.family, drop.table, drop.chain),
-            hint: format!(
-                "it drops {} of {}: {}; edgenet does not edit another tool's rules",
-                drop.flow,
-                plan.switch.name,
+        return Err(DeployError::HostFirewall {
+            chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
+            flow: drop.flow.clone(),
+            switch: plan.switch.name.clone(),
+            fix: format!(
+                "{}; edgenet does not edit another tool's rules",
                 drop.fix(&plan.switch.name)
             ),
         });
