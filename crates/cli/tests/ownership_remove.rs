@@ -184,6 +184,12 @@ fn check_refuses_a_bridge_left_by_another_deployment_and_deploy_leaves_no_stuck_
     }
     assert!(!m.state.join("state.json").exists());
     assert!(m.node_namespaces().is_empty());
+    // A first deploy that fails midway and is fully undone leaves no deployment "deploying".
+    sh(&format!("ip -n {} link del aksedgesw-int", m.ns));
+    let out = m.edgenet_env(&["deploy"], &[("EDGENET_FAILPOINT", "node-link")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(phase(&m), None, "{}", text(&out));
+    assert!(bridges(&m.ns).is_empty() && m.node_namespaces().is_empty());
     // docker0 as the switch name: never "delete docker0".
     sh(&format!("ip -n {} link add docker0 type bridge", m.ns));
     let cfg = m.write_config(
@@ -196,26 +202,30 @@ fn check_refuses_a_bridge_left_by_another_deployment_and_deploy_leaves_no_stuck_
 }
 
 #[test]
-fn a_deploy_refused_by_a_docker_user_drop_names_the_drop_and_rolls_back_cleanly() {
+fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployment_back() {
     let Some(m) = machine("f8adrop") else { return };
     if !has_iptables() {
         eprintln!("skipped: needs iptables-nft");
         return;
     }
     sh(&format!(
-        "printf '*filter\\n:FORWARD DROP [0:0]\\n:DOCKER-USER - [0:0]\\n-A FORWARD -j DOCKER-USER\\n-A DOCKER-USER -j DROP\\n-A DOCKER-USER -j RETURN\\nCOMMIT\\n' | ip netns exec {} iptables-nft-restore",
+        "printf '*filter\\n:FORWARD DROP [0:0]\\n:DOCKER-USER - [0:0]\\n-A FORWARD -j DOCKER-USER\\n-A DOCKER-USER -j RETURN\\nCOMMIT\\n' | ip netns exec {} iptables-nft-restore",
         m.ns
     ));
+    m.deploy(None);
+    // The user's drop above edgenet's accepts.
+    sh(&format!("ip netns exec {} iptables-nft -I DOCKER-USER -j DROP", m.ns));
     let out = m.edgenet(&["deploy"]);
     let t = text(&out);
-    if out.status.success() {
-        // The other fix may make edgenet's accepts win; then nothing here is to check.
-        return;
-    }
+    assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(!t.contains("already exists and was not made"), "{t}");
+    assert!(t.contains("host firewall chain ip filter FORWARD drops"), "{t}");
     assert!(!t.contains("rollback error"), "{t}");
-    assert_ne!(phase(&m).as_deref(), Some("deploying"), "{t}");
-    assert!(m.node_namespaces().is_empty(), "{t}");
+    assert_eq!(phase(&m).as_deref(), Some("deployed"), "{t}");
+    // status says why the nodes are cut off; remove takes edgenet's accepts out.
+    assert!(drift(&m).join("\n").contains("FORWARD"), "{:?}", drift(&m));
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(!sh_out(&format!("ip netns exec {} iptables-nft -S", m.ns)).contains("edgenet:"));
 }
 

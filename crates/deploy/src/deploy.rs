@@ -490,6 +490,11 @@ fn ensure_host_firewall(
             run.created(ObjectKind::FirewallRule, &name, None)?;
         }
     }
+    // While a failed run puts the previous deployment back, another tool's drop is what made
+    // it fail: it is reported already, and it must not stop the previous one coming back.
+    if run.rolling_back {
+        return Ok(());
+    }
     let drops = host_rules::live_drops(plan);
     if let Some(drop) = drops.first() {
         return Err(DeployError::HostFirewall {
