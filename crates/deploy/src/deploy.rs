@@ -325,8 +325,8 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             switch: &plan.switch.name,
         };
         runtime.ensure(&mut nl, &spec, &own, run)?;
-        for file in files::write_node_files(&state_dir, plan, node)? {
-            run.changed(format!("wrote {file}"));
+        for change in files::write_node_files(&state_dir, plan, node)? {
+            run.changed(change);
         }
         run.step("node-files")?;
     }
