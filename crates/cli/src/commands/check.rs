@@ -15,9 +15,6 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .peek()
         .ok()
         .flatten();
-    ctx.own_mark = state
-        .as_ref()
-        .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     let own_macs = state
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();

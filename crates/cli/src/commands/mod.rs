@@ -151,6 +151,12 @@ pub fn context<'a>(
     };
     ctx.machine = args.machine;
     ctx.machine_name = cli.machine_name.clone();
+    // The switch this state directory's deployment made is not "another deployment's".
+    ctx.own_mark = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+        .peek()
+        .ok()
+        .flatten()
+        .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx
 }
 
