@@ -49,14 +49,29 @@ fn scale_config_refuses_this_machines_address_and_keeps_a_proxy_password_private
     );
     let file = m.dir.path().join("new.json");
     let f = file.display().to_string();
-    let out = m.edgenet(&["scale-config", "-c", &cfg, "--linux-node-ip", "198.18.0.102", "-f", &f]);
+    let out = m.edgenet(&[
+        "scale-config",
+        "-c",
+        &cfg,
+        "--linux-node-ip",
+        "198.18.0.102",
+        "-f",
+        &f,
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(std::fs::read_to_string(&file).unwrap().contains("f8aPw0rd"));
     assert_eq!(mode(&file), 0o600);
     // Overwritten with --force: still private.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = m.edgenet(&[
-        "scale-config", "-c", &cfg, "--linux-node-ip", "198.18.0.102", "-f", &f, "--force",
+        "scale-config",
+        "-c",
+        &cfg,
+        "--linux-node-ip",
+        "198.18.0.102",
+        "-f",
+        &f,
+        "--force",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(mode(&file), 0o600);
@@ -66,11 +81,20 @@ fn scale_config_refuses_this_machines_address_and_keeps_a_proxy_password_private
     let plain = m.write_config("p.json", &plain);
     let file2 = m.dir.path().join("plain.json");
     let out = m.edgenet(&[
-        "scale-config", "-c", &plain, "--linux-node-ip", "198.18.0.102", "-f",
+        "scale-config",
+        "-c",
+        &plain,
+        "--linux-node-ip",
+        "198.18.0.102",
+        "-f",
         &file2.display().to_string(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_ne!(mode(&file2), 0o600, "only a file with a secret is made private");
+    assert_ne!(
+        mode(&file2),
+        0o600,
+        "only a file with a secret is made private"
+    );
 }
 
 #[test]
@@ -85,7 +109,8 @@ fn check_warns_about_a_repeated_dns_server_and_shortens_a_long_adapter_name() {
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(
-        t.contains("warning[dns-duplicate] Network.DnsServers[2]") && t.contains("Network.DnsServers[0]"),
+        t.contains("warning[dns-duplicate] Network.DnsServers[2]")
+            && t.contains("Network.DnsServers[0]"),
         "{t}"
     );
     let long = "x".repeat(5000);
@@ -95,7 +120,11 @@ fn check_warns_about_a_repeated_dns_server_and_shortens_a_long_adapter_name() {
     let cfg = m.write_config("long.json", &c);
     let out = m.edgenet(&["check", "-c", &cfg, "--machine", "0"]);
     let t = text(&out);
-    assert!(!t.contains(&"x".repeat(200)), "a 5000-character name printed in full: {} chars", t.len());
+    assert!(
+        !t.contains(&"x".repeat(200)),
+        "a 5000-character name printed in full: {} chars",
+        t.len()
+    );
 }
 
 #[test]
@@ -107,15 +136,30 @@ fn deploy_reports_the_modes_it_tightens() {
                 "Machines": [{"LinuxNode": {}}]}),
     );
     m.deploy(Some(&cfg));
-    let node_dir = std::fs::read_dir(m.state.join("nodes")).unwrap().next().unwrap().unwrap().path();
+    let node_dir = std::fs::read_dir(m.state.join("nodes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let again = m.deploy(Some(&cfg));
     assert_eq!(again["changes"], json!([]));
-    std::fs::set_permissions(node_dir.join("proxy.env"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        node_dir.join("proxy.env"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     std::fs::set_permissions(&node_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let fixed = m.deploy(Some(&cfg));
     let changes = fixed["changes"].to_string();
-    assert!(changes.contains("set mode 0600") && changes.contains("proxy.env"), "{changes}");
-    assert!(changes.contains("set mode 0700") && changes.contains("(was 0755)"), "{changes}");
+    assert!(
+        changes.contains("set mode 0600") && changes.contains("proxy.env"),
+        "{changes}"
+    );
+    assert!(
+        changes.contains("set mode 0700") && changes.contains("(was 0755)"),
+        "{changes}"
+    );
     assert_eq!(mode(&node_dir.join("proxy.env")), 0o600);
     assert_eq!(mode(&node_dir), 0o700);
 }

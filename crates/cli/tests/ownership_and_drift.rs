@@ -70,7 +70,10 @@ fn remove_leaves_a_node_namespace_whose_eth0_lacks_the_mark() {
     let out = m.edgenet(&["remove"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    assert!(!t.contains(&format!("removed network namespace {node}")), "{t}");
+    assert!(
+        !t.contains(&format!("removed network namespace {node}")),
+        "{t}"
+    );
     assert_eq!(
         t.matches(&format!("left network namespace {node}")).count(),
         1,
@@ -198,7 +201,11 @@ fn check_refuses_a_bridge_left_by_another_deployment_and_deploy_leaves_no_stuck_
     );
     let out = m.edgenet(&["check", "-c", &cfg]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(!text(&out).contains("ip link del docker0"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("ip link del docker0"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -214,12 +221,18 @@ fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployme
     ));
     m.deploy(None);
     // The user's drop above edgenet's accepts.
-    sh(&format!("ip netns exec {} iptables-nft -I DOCKER-USER -j DROP", m.ns));
+    sh(&format!(
+        "ip netns exec {} iptables-nft -I DOCKER-USER -j DROP",
+        m.ns
+    ));
     let out = m.edgenet(&["deploy"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(!t.contains("already exists and was not made"), "{t}");
-    assert!(t.contains("host firewall chain ip filter FORWARD drops"), "{t}");
+    assert!(
+        t.contains("host firewall chain ip filter FORWARD drops"),
+        "{t}"
+    );
     assert!(!t.contains("rollback error"), "{t}");
     assert_eq!(phase(&m).as_deref(), Some("deployed"), "{t}");
     // status says why the nodes are cut off; remove takes edgenet's accepts out.
@@ -241,17 +254,34 @@ fn status_sees_foreign_tables_and_host_addresses_that_are_the_nodes() {
         ns = m.ns
     ));
     let d = drift(&m).join("\n");
-    assert!(d.contains(&format!("ip edgenet_{id}")) && d.contains("not this deployment's"), "{d}");
+    assert!(
+        d.contains(&format!("ip edgenet_{id}")) && d.contains("not this deployment's"),
+        "{d}"
+    );
     assert!(d.contains(&format!("bridge edgenet_{id}")), "{d}");
     let out = m.edgenet(&["status"]);
     assert!(!text(&out).contains("present;"), "{}", text(&out));
     // Deploy names the family of the foreign table it refuses.
-    sh(&format!("ip netns exec {} nft delete table ip edgenet_{id}", m.ns));
+    sh(&format!(
+        "ip netns exec {} nft delete table ip edgenet_{id}",
+        m.ns
+    ));
     let out = m.edgenet(&["deploy"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains(&format!("nft delete table bridge edgenet_{id}")), "{}", text(&out));
-    assert!(!text(&out).contains(&format!("nft delete table ip edgenet_{id}")), "{}", text(&out));
-    sh(&format!("ip netns exec {} nft delete table bridge edgenet_{id}", m.ns));
+    assert!(
+        text(&out).contains(&format!("nft delete table bridge edgenet_{id}")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains(&format!("nft delete table ip edgenet_{id}")),
+        "{}",
+        text(&out)
+    );
+    sh(&format!(
+        "ip netns exec {} nft delete table bridge edgenet_{id}",
+        m.ns
+    ));
     m.deploy(None);
     assert!(drift(&m).is_empty(), "{:?}", drift(&m));
     // The host takes a node's address.
@@ -261,7 +291,9 @@ fn status_sees_foreign_tables_and_host_addresses_that_are_the_nodes() {
     sh(&format!("ip -n {} addr del 192.168.0.2/32 dev lo", m.ns));
     // The node's MAC changed.
     let node = m.node_namespaces().into_iter().next().unwrap();
-    sh(&format!("ip -n {node} link set eth0 address 02:f8:a0:00:00:01"));
+    sh(&format!(
+        "ip -n {node} link set eth0 address 02:f8:a0:00:00:01"
+    ));
     let d = drift(&m).join("\n");
     assert!(d.contains("02:f8:a0:00:00:01"), "{d}");
 }

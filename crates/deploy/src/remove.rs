@@ -243,9 +243,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                     _ => report.removed.push(what),
                 }
             }
-            Err(e) => report
-                .errors
-                .push(format!("{}: {e}", object_words(&o))),
+            Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
         }
     }
     if let Err(e) = lock.save(&state) {
@@ -375,7 +373,11 @@ pub(crate) fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> 
     };
     items.iter().find_map(|i| {
         let c = &i["chain"];
-        let (family, table, name) = (c["family"].as_str()?, c["table"].as_str()?, c["name"].as_str()?);
+        let (family, table, name) = (
+            c["family"].as_str()?,
+            c["table"].as_str()?,
+            c["name"].as_str()?,
+        );
         if table.starts_with(crate::firewall::TABLE_PREFIX) || !matches!(family, "ip" | "inet") {
             return None;
         }

@@ -74,12 +74,18 @@ pub fn write_node_files(
     let dir = node_dir(state_dir, &node.name);
     // Modes of directories an earlier run made (one just made is not a fix to report).
     let mode_of = |d: &Path| std::fs::metadata(d).map(|m| m.permissions().mode() & 0o777);
-    let before = [mode_of(&dir).ok(), mode_of(dir.parent().unwrap_or(&dir)).ok()];
+    let before = [
+        mode_of(&dir).ok(),
+        mode_of(dir.parent().unwrap_or(&dir)).ok(),
+    ];
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     // Only root lists the node directories: proxy.env may hold credentials. The node's
     // processes still read resolv.conf and hosts, which `node exec` bind-mounts by root.
     let mut changed = Vec::new();
-    for (d, was) in [dir.as_path(), dir.parent().unwrap_or(&dir)].into_iter().zip(before) {
+    for (d, was) in [dir.as_path(), dir.parent().unwrap_or(&dir)]
+        .into_iter()
+        .zip(before)
+    {
         if mode_of(d).ok() != Some(0o700) {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
                 .map_err(io_err("protect", d))?;
