@@ -60,11 +60,12 @@ fn remove_leaves_a_node_namespace_whose_eth0_lacks_the_mark() {
     let id = m.state_id().unwrap();
     let node = m.node_namespaces().into_iter().next().unwrap();
     // Same name, an eth0 whose peer merely has our veth's name: not ours.
+    // The veth goes first, synchronously (a deleted namespace frees its links later).
     sh(&format!(
-        "ip netns del {node} && ip netns add {node} && \
+        "ip -n {ns} link del en{id}l && ip netns del {node} && ip netns add {node} && \
          ip -n {node} link add eth0 type veth peer name en{id}l && \
-         ip -n {node} link set en{id}l netns {}",
-        m.ns
+         ip -n {node} link set en{id}l netns {ns}",
+        ns = m.ns
     ));
     let _guard = NsGuard(node.clone());
     let out = m.edgenet(&["remove"]);

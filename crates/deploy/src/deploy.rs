@@ -633,7 +633,15 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         ));
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
-            if live.trim() == change.value {
+            // Left on while another router (Docker, ...) forwards through the host.
+            let other = crate::remove::other_forwarding_user();
+            if let Some(user) = &other {
+                run.changed(format!(
+                    "left {IP_FORWARD} at {} ({user} forwards through this host)",
+                    live.trim()
+                ));
+            }
+            if live.trim() == change.value && other.is_none() {
                 sysctl::write(IP_FORWARD, &change.previous)?;
                 run.changed(format!("restored {IP_FORWARD} to {}", change.previous));
             }

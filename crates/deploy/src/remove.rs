@@ -355,7 +355,7 @@ fn object_words(o: &KernelObject) -> String {
 
 /// Another user of IPv4 forwarding on the host, in words: Docker, or a non-empty forward or
 /// NAT chain of a table that is not edgenet's. `None` when the ruleset cannot be read.
-fn other_forwarding_user() -> Option<String> {
+pub(crate) fn other_forwarding_user() -> Option<String> {
     let ruleset = edgenet_host::facts::host_firewall().ruleset?;
     forwarding_user_of(&ruleset)
 }
@@ -398,4 +398,41 @@ fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
         }
     }
     lock.release_and_delete();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarding_user_of;
+    use serde_json::json;
+
+    fn chain(family: &str, table: &str, name: &str, hook: &str, kind: &str) -> serde_json::Value {
+        json!({"chain": {"family": family, "table": table, "name": name, "hook": hook, "type": kind}})
+    }
+
+    fn rule(family: &str, table: &str, chain: &str) -> serde_json::Value {
+        json!({"rule": {"family": family, "table": table, "chain": chain}})
+    }
+
+    #[test]
+    fn only_another_tables_forward_or_nat_rules_count_as_a_forwarding_user() {
+        let ours = json!({"nftables": [
+            chain("ip", "edgenet_0a1b2c", "forward", "forward", "filter"),
+            rule("ip", "edgenet_0a1b2c", "forward"),
+        ]});
+        assert_eq!(forwarding_user_of(&ours), None);
+        let empty = json!({"nftables": [chain("inet", "fw", "fwd", "forward", "filter")]});
+        assert_eq!(forwarding_user_of(&empty), None);
+        let input_only = json!({"nftables": [
+            chain("inet", "fw", "in", "input", "filter"),
+            rule("inet", "fw", "in"),
+        ]});
+        assert_eq!(forwarding_user_of(&input_only), None);
+        let router = json!({"nftables": [
+            chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
+            rule("ip", "nat", "POSTROUTING"),
+        ]});
+        assert!(forwarding_user_of(&router).unwrap().contains("ip nat"));
+        let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        assert!(forwarding_user_of(&docker).unwrap().contains("Docker"));
+    }
 }
