@@ -250,7 +250,10 @@ fn a_veth_or_table_that_merely_has_our_name_is_neither_adopted_nor_deleted() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = remove_text(&m);
     assert!(t.contains(&format!("left veth {veth}")), "{t}");
-    assert!(t.contains(&format!("left nftables table {table}")), "{t}");
+    assert!(
+        t.contains(&format!("left nftables table ip {table}")),
+        "{t}"
+    );
     assert!(
         link(&m.ip_json("link show"), &veth).is_some(),
         "their veth was deleted"

@@ -185,14 +185,33 @@ fn switch_name_taken_by_another_interface_or_a_foreign_bridge_is_refused() {
         Severity::Error,
     );
     assert!(f.message.contains("did not create"), "{f:?}");
+    // Another tool's bridge is never to be deleted: the fix is another name.
+    assert!(
+        !f.hint.as_deref().unwrap_or("").contains("ip link del"),
+        "{f:?}"
+    );
     // Edgenet's own bridge (a redeploy) is fine.
     let ours = with_link("aksedgesw-int", Some("bridge"), Some("edgenet:0a1b2c"));
+    let mut ctx = edgenet_core::validate::Context::live(&ours);
+    ctx.machine = Some(0);
+    ctx.own_mark = Some("edgenet:0a1b2c".into());
     assert!(find(
-        &run_host(&single(), &ours),
+        &run_with(&single(), &ctx),
         "switch-name",
         "Edgenet.SwitchName"
     )
     .is_none());
+    // Another deployment's bridge (or one whose state directory is gone) is refused, naming it.
+    let f = assert_has(
+        &run_host(&single(), &ours),
+        "switch-name",
+        "Edgenet.SwitchName",
+        Severity::Error,
+    );
+    assert!(
+        f.message.contains("another edgenet deployment") && f.message.contains("edgenet:0a1b2c"),
+        "{f:?}"
+    );
     // On an external switch, the user's bridge that already holds the adapter is used as is.
     let mut adopted = with_link("aksedgesw-ext", Some("bridge"), None);
     adopted

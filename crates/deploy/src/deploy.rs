@@ -172,6 +172,18 @@ pub fn deploy(
                     }
                 }
             }
+            // A first deploy that was refused and fully undone leaves no deployment behind
+            // (not one stuck in "Deploying"): the next run starts afresh.
+            if !run.rolling_back
+                && rollback_errors.is_empty()
+                && run.state.applied_plan.is_none()
+                && run.state.objects.is_empty()
+                && run.state.sysctls.is_empty()
+            {
+                if let Err(e) = lock.clear() {
+                    rollback_errors.push(e.to_string());
+                }
+            }
             Err(Box::new(DeployFailure {
                 error,
                 changes: run.changes,
@@ -313,8 +325,8 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             switch: &plan.switch.name,
         };
         runtime.ensure(&mut nl, &spec, &own, run)?;
-        for file in files::write_node_files(&state_dir, plan, node)? {
-            run.changed(format!("wrote {file}"));
+        for change in files::write_node_files(&state_dir, plan, node)? {
+            run.changed(change);
         }
         run.step("node-files")?;
     }
@@ -478,15 +490,19 @@ fn ensure_host_firewall(
             run.created(ObjectKind::FirewallRule, &name, None)?;
         }
     }
+    // While a failed run puts the previous deployment back, another tool's drop is what made
+    // it fail: it is reported already, and it must not stop the previous one coming back.
+    if run.rolling_back {
+        return Ok(());
+    }
     let drops = host_rules::live_drops(plan);
     if let Some(drop) = drops.first() {
-        return Err(DeployError::Foreign {
-            what: "host firewall chain",
-            name: format!("{} {} {}", drop.family, drop.table, drop.chain),
-            hint: format!(
-                "it drops {} of {}: {}; edgenet does not edit another tool's rules",
-                drop.flow,
-                plan.switch.name,
+        return Err(DeployError::HostFirewall {
+            chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
+            flow: drop.flow.clone(),
+            switch: plan.switch.name.clone(),
+            fix: format!(
+                "{}; edgenet does not edit another tool's rules",
                 drop.fix(&plan.switch.name)
             ),
         });
@@ -617,7 +633,15 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         ));
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
-            if live.trim() == change.value {
+            // Left on while another router (Docker, ...) forwards through the host.
+            let other = crate::remove::other_forwarding_user();
+            if let Some(user) = &other {
+                run.changed(format!(
+                    "left {IP_FORWARD} at {} ({user} forwards through this host)",
+                    live.trim()
+                ));
+            }
+            if live.trim() == change.value && other.is_none() {
                 sysctl::write(IP_FORWARD, &change.previous)?;
                 run.changed(format!("restored {IP_FORWARD} to {}", change.previous));
             }

@@ -23,6 +23,14 @@ pub enum DeployError {
         name: String,
         hint: String,
     },
+    /// Another tool's firewall drops the switch's packets (edgenet does not edit its rules).
+    #[error("host firewall chain {chain} drops {flow} of {switch}")]
+    HostFirewall {
+        chain: String,
+        flow: String,
+        switch: String,
+        fix: String,
+    },
     #[error("{0}")]
     Unsupported(String),
     /// Something else configures the adapter an external switch would take over.
@@ -42,6 +50,7 @@ impl DeployError {
         match self {
             DeployError::Foreign { hint, .. } => Some(hint.clone()),
             DeployError::AdapterManaged { fix, .. } => Some(fix.clone()),
+            DeployError::HostFirewall { fix, .. } => Some(fix.clone()),
             DeployError::State(StateError::Locked { .. }) => Some(
                 "wait for the other edgenet run to finish, or give this one its own --state-dir"
                     .into(),

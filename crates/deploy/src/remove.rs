@@ -21,6 +21,8 @@ pub struct RemoveReport {
     pub deployment_id: Option<String>,
     /// Objects deleted.
     pub removed: Vec<String>,
+    /// Objects the state recorded that were already gone when remove began.
+    pub already_gone: Vec<String>,
     /// Objects put back as they were before the first deploy (the adapter, Docker's chain).
     pub restored: Vec<String>,
     /// Objects left in place because they are not this deployment's, each with why.
@@ -110,9 +112,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 }
             }
             ObjectKind::Veth => match nl.link(&o.name)? {
-                Some(link) if !own.owns(&link) => {
-                    Some(format!("it does not carry the mark {}", own.alias))
-                }
+                Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
+                _ => None,
+            },
+            // A bridge we made that someone replaced (or another deployment's): never ours to
+            // delete, so it is left and remove can finish.
+            ObjectKind::Bridge if o.status != ObjectStatus::Adopted => match nl.link(&o.name)? {
+                Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
                 _ => None,
             },
             ObjectKind::NftTable => match NftablesDriver::default().marked(&o.name) {
@@ -127,9 +133,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
     }
     for (o, why) in &foreign {
-        report
-            .left
-            .push(format!("{} {}: {why}", kind_name(o.kind), o.name));
+        report.left.push(format!("{}: {why}", object_words(o)));
         state.forget_object(o.kind, &o.name, o.netns.as_deref());
     }
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
@@ -149,6 +153,16 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         .filter(|o| o.kind == ObjectKind::Adapter)
         .cloned()
         .collect();
+    // What existed before anything was deleted: a recorded object absent here was already
+    // gone, and is said so rather than "removed".
+    let links_before: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    let netns_before: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    let mut table_existed = false;
     let fast_errors = std::thread::scope(|scope| {
         let firewall = table
             .as_ref()
@@ -170,7 +184,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
         if let Some(handle) = firewall {
             match handle.join() {
-                Ok(Ok(_)) => {}
+                Ok(Ok(existed)) => table_existed = existed,
                 Ok(Err(e)) => errors.push(format!("nftables table: {e}")),
                 Err(_) => errors.push("nftables table: the remover thread panicked".into()),
             }
@@ -195,22 +209,29 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
     order.sort_by_key(|o| removal_rank(o.kind));
     for o in order {
+        let fast_table = table.as_ref() == Some(&o.name);
         let gone = match o.kind {
-            ObjectKind::NftTable => firewall_gone && table.as_ref() == Some(&o.name),
+            ObjectKind::NftTable => firewall_gone && fast_table,
             ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth => !links.contains(&o.name),
             _ => false,
         };
+        let existed_before = match o.kind {
+            ObjectKind::NftTable if fast_table => table_existed,
+            ObjectKind::Netns => netns_before.contains(&o.name),
+            ObjectKind::Bridge | ObjectKind::Veth => links_before.contains(&o.name),
+            _ => true,
+        };
         let result = if gone {
-            Ok(true)
+            Ok(existed_before)
         } else {
             remove_object(&mut nl, &o, &own)
         };
         match result {
-            Ok(_) => {
+            Ok(existed) => {
                 state.forget_object(o.kind, &o.name, o.netns.as_deref());
-                let what = format!("{} {}", kind_name(o.kind), o.name);
+                let what = object_words(&o);
                 match o.kind {
                     ObjectKind::Adapter => report
                         .restored
@@ -218,12 +239,11 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                     ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
                         .left
                         .push(format!("{what}: the user's bridge, used as it was")),
+                    _ if !existed => report.already_gone.push(what),
                     _ => report.removed.push(what),
                 }
             }
-            Err(e) => report
-                .errors
-                .push(format!("{} {}: {e}", kind_name(o.kind), o.name)),
+            Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
         }
     }
     if let Err(e) = lock.save(&state) {
@@ -233,7 +253,15 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // first), but a namespace of ours whose record was lost to a damaged state file can: sweep
     // our id's namespaces by name.
     if let Ok(all) = netns::list() {
-        for name in all.into_iter().filter(|n| n.ends_with(&format!("-{id}"))) {
+        let left_already: Vec<&str> = foreign
+            .iter()
+            .filter(|(o, _)| o.kind == ObjectKind::Netns)
+            .map(|(o, _)| o.name.as_str())
+            .collect();
+        for name in all
+            .into_iter()
+            .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
+        {
             // Only with our mark: a namespace that merely carries our id is someone else's.
             if !crate::node::netns::netns_is_ours(&name, &own, false).unwrap_or(false) {
                 report.left.push(format!(
@@ -250,6 +278,23 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     }
 
     for change in state.sysctls.clone() {
+        // Forwarding stays on while another user of it is on the host (Docker, another
+        // router's firewall): turning it off would cut them off.
+        if change.key == crate::deploy::IP_FORWARD && change.netns.is_none() {
+            let live = sysctl::read(&change.key).unwrap_or_default();
+            if live.trim() == change.value {
+                if let Some(user) = other_forwarding_user() {
+                    report.left.push(format!(
+                        "{} at {} (not restored to {}: {user} forwards through this host)",
+                        change.key,
+                        live.trim(),
+                        change.previous
+                    ));
+                    state.forget_sysctl(&change.key, None);
+                    continue;
+                }
+            }
+        }
         match sysctl::read(&change.key) {
             Ok(live) if live.trim() == change.value => {
                 match sysctl::write(&change.key, &change.previous) {
@@ -287,6 +332,61 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     Ok(report)
 }
 
+/// Why a link with our recorded name is not ours: another deployment's mark, or none.
+fn not_our_mark(link: &edgenet_host::netlink::Link, own: &Ownership) -> String {
+    match link.alias.as_deref() {
+        Some(a) if a.starts_with("edgenet:") && a != own.alias => format!(
+            "it was left by another edgenet deployment (mark {a}); remove it with that deployment's state directory"
+        ),
+        _ => format!("it does not carry the mark {}", own.alias),
+    }
+}
+
+/// An object as messages name it: nftables tables with their family (`ip edgenet_X`).
+fn object_words(o: &KernelObject) -> String {
+    match o.kind {
+        ObjectKind::NftTable => {
+            let (family, table) = o.name.split_once(' ').unwrap_or(("ip", &o.name));
+            format!("nftables table {family} {table}")
+        }
+        kind => format!("{} {}", kind_name(kind), o.name),
+    }
+}
+
+/// Another user of IPv4 forwarding on the host, in words: Docker, or a non-empty forward or
+/// NAT chain of a table that is not edgenet's. `None` when the ruleset cannot be read.
+pub(crate) fn other_forwarding_user() -> Option<String> {
+    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
+    forwarding_user_of(&ruleset)
+}
+
+pub(crate) fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> {
+    if crate::firewall::host_rules::docker_present(ruleset) {
+        return Some("Docker (chain DOCKER-USER in table ip filter)".into());
+    }
+    let items = ruleset["nftables"].as_array()?;
+    let has_rules = |family: &str, table: &str, chain: &str| {
+        items.iter().any(|i| {
+            let r = &i["rule"];
+            r["family"] == family && r["table"] == table && r["chain"] == chain
+        })
+    };
+    items.iter().find_map(|i| {
+        let c = &i["chain"];
+        let (family, table, name) = (
+            c["family"].as_str()?,
+            c["table"].as_str()?,
+            c["name"].as_str()?,
+        );
+        if table.starts_with(crate::firewall::TABLE_PREFIX) || !matches!(family, "ip" | "inet") {
+            return None;
+        }
+        let forwards = c["hook"] == "forward" || (c["type"] == "nat" && c["hook"] == "postrouting");
+        (forwards && has_rules(family, table, name))
+            .then(|| format!("chain {name} of table {family} {table}"))
+    })
+}
+
 /// Leaves the state directory as it was before the first deploy: node files, the lock file
 /// and the directory itself go when nothing else is in it.
 fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
@@ -298,4 +398,41 @@ fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
         }
     }
     lock.release_and_delete();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarding_user_of;
+    use serde_json::json;
+
+    fn chain(family: &str, table: &str, name: &str, hook: &str, kind: &str) -> serde_json::Value {
+        json!({"chain": {"family": family, "table": table, "name": name, "hook": hook, "type": kind}})
+    }
+
+    fn rule(family: &str, table: &str, chain: &str) -> serde_json::Value {
+        json!({"rule": {"family": family, "table": table, "chain": chain}})
+    }
+
+    #[test]
+    fn only_another_tables_forward_or_nat_rules_count_as_a_forwarding_user() {
+        let ours = json!({"nftables": [
+            chain("ip", "edgenet_0a1b2c", "forward", "forward", "filter"),
+            rule("ip", "edgenet_0a1b2c", "forward"),
+        ]});
+        assert_eq!(forwarding_user_of(&ours), None);
+        let empty = json!({"nftables": [chain("inet", "fw", "fwd", "forward", "filter")]});
+        assert_eq!(forwarding_user_of(&empty), None);
+        let input_only = json!({"nftables": [
+            chain("inet", "fw", "in", "input", "filter"),
+            rule("inet", "fw", "in"),
+        ]});
+        assert_eq!(forwarding_user_of(&input_only), None);
+        let router = json!({"nftables": [
+            chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
+            rule("ip", "nat", "POSTROUTING"),
+        ]});
+        assert!(forwarding_user_of(&router).unwrap().contains("ip nat"));
+        let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        assert!(forwarding_user_of(&docker).unwrap().contains("Docker"));
+    }
 }

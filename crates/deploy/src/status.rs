@@ -27,6 +27,14 @@ pub struct StatusReport {
     pub switch: Option<SwitchLive>,
     pub firewall_table: Option<String>,
     pub firewall_present: bool,
+    /// Whether the plan has an `ip` table at all (an external switch has none).
+    pub firewall_wanted: bool,
+    /// A table with the deployment's name exists but is not edgenet's (no mark).
+    pub firewall_foreign: bool,
+    /// The bridge-family table (node port anti-spoofing) and whether it is there and ours.
+    pub bridge_table: Option<String>,
+    pub bridge_table_present: bool,
+    pub bridge_table_foreign: bool,
     pub ip_forward: Option<String>,
     pub nodes: Vec<NodeLive>,
     /// The MACs deploy generated, by node name (nodes with a static MAC are not listed).
@@ -48,6 +56,11 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         switch: None,
         firewall_table: None,
         firewall_present: false,
+        firewall_wanted: false,
+        firewall_foreign: false,
+        bridge_table: None,
+        bridge_table_present: false,
+        bridge_table_foreign: false,
         ip_forward: sysctl::read(IP_FORWARD).ok().map(|v| v.trim().to_string()),
         nodes: Vec::new(),
         generated_macs: Default::default(),
@@ -163,19 +176,36 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     report.switch = Some(sw);
 
     let table = firewall::table_name(id);
-    report.firewall_present = NftablesDriver::default().live(&table)?.is_some();
-    let wants_table = plan.switch.kind == edgenet_core::plan::SwitchKind::Internal;
+    let live = NftablesDriver::default().live(&table)?;
+    report.firewall_present = live.is_some();
+    report.firewall_foreign = live.as_ref().is_some_and(|t| !t.is_marked());
+    let wants_table = FirewallPlan::from_plan(&plan, id).is_ok_and(|f| f.is_some());
+    report.firewall_wanted = wants_table;
     if wants_table && !report.firewall_present {
         report
             .drift
             .push(format!("nftables table ip {table} is missing"));
     }
+    if report.firewall_foreign {
+        report.drift.push(format!(
+            "nftables table ip {table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
+        ));
+    }
     let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
-    if NftablesDriver::default().live(&bridge_table)?.is_none() {
+    let live_bridge = NftablesDriver::default().live(&bridge_table)?;
+    report.bridge_table_present = live_bridge.is_some();
+    report.bridge_table_foreign = live_bridge.as_ref().is_some_and(|t| !t.is_marked());
+    if live_bridge.is_none() {
         report.drift.push(format!(
             "nftables table {bridge_table} (node port anti-spoofing) is missing"
         ));
+    } else if report.bridge_table_foreign {
+        report.drift.push(format!(
+            "nftables table {bridge_table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
+        ));
     }
+    report.bridge_table = Some(bridge_table);
+    host_address_drift(&mut report.drift, &mut nl, &plan)?;
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
     report.firewall_table = Some(table);
@@ -226,6 +256,33 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         report.nodes.push(live);
     }
     report.plan = Some(plan);
+    Ok(())
+}
+
+/// The host itself holds a node's or a service's address (deploy refuses this): packets for
+/// it stay on the host and never reach the node.
+fn host_address_drift(
+    drift: &mut Vec<String>,
+    nl: &mut Netlink,
+    plan: &Plan,
+) -> Result<(), DeployError> {
+    for a in nl.addresses()? {
+        let ip = a.address.addr();
+        if plan.switch.host_address.is_some_and(|h| h.addr() == ip) {
+            continue;
+        }
+        if let Some(node) = plan.nodes.iter().find(|n| n.address.addr() == ip) {
+            drift.push(format!(
+                "this host has {ip} on {}, the address of node {}: its packets stay on the host (remove the address: `ip addr del {} dev {}`)",
+                a.link, node.name, a.address, a.link
+            ));
+        } else if plan.service_range.is_some_and(|r| r.contains(ip)) {
+            drift.push(format!(
+                "this host has {ip} on {}, an address of the service IP range: it shadows the service (remove the address: `ip addr del {} dev {}`)",
+                a.link, a.address, a.link
+            ));
+        }
+    }
     Ok(())
 }
 

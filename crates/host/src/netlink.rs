@@ -533,6 +533,10 @@ impl Netlink {
         if let Some(fd) = spec.peer_netns {
             peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
         }
+        // Both ends in the group: the peer carries the mark from the moment it exists.
+        if let Some(group) = spec.group {
+            peer.attributes.push(LinkAttribute::Group(group));
+        }
         let mut msg = link_by_name(spec.name);
         if let Some(mtu) = spec.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));

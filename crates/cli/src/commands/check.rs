@@ -11,10 +11,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     super::machine_in_range(args, loaded.config.machines.len())?;
     let facts = super::host_facts(cli, args);
     let mut ctx = super::context(cli, &facts, args);
-    let own_macs = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+    let state = edgenet_deploy::state::StateDir::new(&cli.state_dir)
         .peek()
         .ok()
-        .flatten()
+        .flatten();
+    let own_macs = state
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);

@@ -52,8 +52,13 @@ pub fn write_out(
         print!("{text}");
         return Ok(());
     };
+    // A config holding a proxy password is for root's eyes only (like the node's proxy.env).
+    let secret = edgenet_core::redact::has_credentials(text);
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
+    if secret {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
     if force {
         options.create(true).truncate(true);
     } else {
@@ -71,6 +76,17 @@ pub fn write_out(
             err
         }
     })?;
+    if secret {
+        // An existing file overwritten with --force keeps its mode unless set here.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Host,
+                    "cannot-write",
+                    format!("cannot restrict {}: {e}", path.display()),
+                )
+            })?;
+    }
     file.write_all(text.as_bytes()).map_err(|e| {
         CliError::new(
             Exit::Host,

@@ -21,6 +21,7 @@ pub fn host_error(e: DeployError) -> CliError {
         DeployError::Foreign { .. } => "foreign-object",
         DeployError::Unsupported(_) => "unsupported",
         DeployError::AdapterManaged { .. } => "adapter-managed",
+        DeployError::HostFirewall { .. } => "host-firewall",
         _ => "host",
     };
     let hint = e.hint();
@@ -45,6 +46,7 @@ pub fn checked_plan(
     ctx.machine = machine;
     ctx.machine_name = cli.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
+    ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     // Probed once per deploy (it takes ~0.4 s), before anything is touched.
     let own_macs = state
         .map(|s| s.macs.values().copied().collect())
@@ -194,6 +196,9 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             }
             for r in &report.removed {
                 println!("  removed {r}");
+            }
+            for r in &report.already_gone {
+                println!("  already gone: {r}");
             }
             for r in &report.restored {
                 println!("  restored {r}");

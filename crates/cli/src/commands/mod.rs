@@ -151,6 +151,12 @@ pub fn context<'a>(
     };
     ctx.machine = args.machine;
     ctx.machine_name = cli.machine_name.clone();
+    // The switch this state directory's deployment made is not "another deployment's".
+    ctx.own_mark = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+        .peek()
+        .ok()
+        .flatten()
+        .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx
 }
 
@@ -200,8 +206,12 @@ pub fn probe_view(
             answers: answers.into_iter().map(|a| (a.address, a.mac)).collect(),
             own_macs: own,
         },
-        Err(e) if e.errno() == Some(1) => ProbeView::NotRun(format!("{e}: it needs root")),
-        Err(e) => ProbeView::NotRun(e.to_string()),
+        // The adapter's name is the user's text: shortened like every other message does.
+        Err(e) if e.errno() == Some(1) => ProbeView::NotRun(format!(
+            "{}: it needs root",
+            shorten_name(&e.to_string(), &adapter)
+        )),
+        Err(e) => ProbeView::NotRun(shorten_name(&e.to_string(), &adapter)),
     }
 }
 
@@ -258,4 +268,14 @@ pub fn refuse_errors_from(
         ),
     )
     .hint("run `edgenet check` for every finding"))
+}
+
+/// `text` with a long `name` in it cut to an excerpt (see [`edgenet_core::validate::excerpt`]).
+fn shorten_name(text: &str, name: &str) -> String {
+    let short = edgenet_core::validate::excerpt(name);
+    if short.chars().count() >= name.chars().count() {
+        return text.to_string();
+    }
+    text.replace(&format!("{name:?}"), &short)
+        .replace(name, &short)
 }

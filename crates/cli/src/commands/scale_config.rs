@@ -60,6 +60,23 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
         machine_name: cli.machine_name.clone(),
         adapter: args.adapter_name.clone(),
     };
+    // The new machine's nodes cannot have an address of this machine (check's address-is-host).
+    if let Ok(facts) = edgenet_host::facts::gather_with(&super::facts_paths(cli)) {
+        for (flag, ip) in [
+            ("--linux-node-ip", args.linux_node_ip),
+            ("--windows-node-ip", args.windows_node_ip),
+        ] {
+            let Some(ip) = ip else { continue };
+            if let Some(a) = facts.addresses.iter().find(|a| a.address.addr() == ip) {
+                return Err(CliError::new(
+                    Exit::Findings,
+                    "address-is-host",
+                    format!("{flag} is {ip}, an address of this machine (on {})", a.link),
+                )
+                .hint("choose an address that is free in the cluster's LAN"));
+            }
+        }
+    }
     let scale = scale_config(&cluster, template, &new)
         .map_err(|e| CliError::new(Exit::Findings, "scale-config-invalid", e))?;
     // Checked without this host: the config is for another machine.

@@ -84,14 +84,24 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                     }
                 );
             }
+            let presence = |present: bool, foreign: bool| match (present, foreign) {
+                (false, _) => "absent",
+                (true, true) => "present but not this deployment's",
+                (true, false) => "present",
+            };
+            let ip_table = if report.firewall_wanted || report.firewall_present {
+                format!(
+                    "nftables table ip {} {}",
+                    report.firewall_table.as_deref().unwrap_or("-"),
+                    presence(report.firewall_present, report.firewall_foreign)
+                )
+            } else {
+                "no ip table (an external switch routes nothing)".to_string()
+            };
             println!(
-                "Firewall: nftables table ip {} {}; IPv4 forwarding {}",
-                report.firewall_table.as_deref().unwrap_or("-"),
-                if report.firewall_present {
-                    "present"
-                } else {
-                    "absent"
-                },
+                "Firewall: {ip_table}; table {} {}; IPv4 forwarding {}",
+                report.bridge_table.as_deref().unwrap_or("-"),
+                presence(report.bridge_table_present, report.bridge_table_foreign),
                 report.ip_forward.as_deref().unwrap_or("?")
             );
             println!(

@@ -140,11 +140,22 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
         );
         return;
     }
-    if link
-        .alias
-        .as_deref()
-        .is_some_and(|a| a.starts_with("edgenet:"))
-    {
+    if let Some(mark) = link.alias.as_deref().filter(|a| a.starts_with("edgenet:")) {
+        if ctx.own_mark.as_deref() != Some(mark) {
+            out.push(
+                Finding::error(
+                    Code::SwitchName,
+                    path,
+                    format!(
+                        "the switch name {shown} is already a bridge left by another edgenet deployment (mark {})",
+                        super::excerpt(mark)
+                    ),
+                )
+                .hint(format!(
+                    "run `edgenet remove` with that deployment's --state-dir, or delete the bridge if that deployment is gone (`ip link del {switch}`), or set Edgenet.SwitchName to another name"
+                )),
+            );
+        }
         return;
     }
     if config.is_scalable() {
@@ -165,8 +176,7 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
             path,
             format!("the switch name {shown} is already a bridge on this host that edgenet did not create"),
         )
-        .hint(format!(
-            "set Edgenet.SwitchName to another name, or delete the bridge if it is left over (`ip link del {switch}`)"
-        )),
+        // Never "delete it": a bridge edgenet did not make is another tool's (docker0, virbr0).
+        .hint("set Edgenet.SwitchName to a name no interface has (see `ip link`)"),
     );
 }

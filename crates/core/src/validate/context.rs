@@ -44,6 +44,9 @@ pub struct Context<'a> {
     /// The subnet an earlier deploy chose automatically (kept in the deployment state), so that
     /// later runs keep it even though the host now has a route for it.
     pub deployed_subnet: Option<Ipv4Net>,
+    /// The mark (`edgenet:<id>`) of the deployment in the state directory, if there is one:
+    /// a link with another `edgenet:` mark was left by another deployment.
+    pub own_mark: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -55,6 +58,7 @@ impl<'a> Context<'a> {
             machine_name: None,
             probe: ProbeView::NotRun("the host was not read".into()),
             deployed_subnet: None,
+            own_mark: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl<'a> Context<'a> {
             machine_name: None,
             probe: ProbeView::NotRun("the probe was not asked for".into()),
             deployed_subnet: None,
+            own_mark: None,
         }
     }
 

@@ -10,6 +10,17 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         too_many(path, servers.len(), "", out);
         for (i, ip) in servers.iter().enumerate() {
             let at = format!("{path}[{i}]");
+            // Listed twice: the resolver asks it twice and the entry takes one of the 3 slots.
+            if let Some(first) = servers[..i].iter().position(|s| s == ip) {
+                out.push(
+                    Finding::warning(
+                        Code::DnsDuplicate,
+                        &at,
+                        format!("{at} is {ip}, already listed as {path}[{first}]"),
+                    )
+                    .hint(format!("remove {at}")),
+                );
+            }
             if ip.is_loopback() {
                 out.push(
                     Finding::error(Code::DnsLoopback, &at, format!("{at} is {ip}, a loopback resolver the nodes cannot reach"))

@@ -69,6 +69,7 @@ pub enum Code {
     DnsNotFound,
     DnsEmpty,
     DnsTooMany,
+    DnsDuplicate,
     // Rule 9: proxy.
     ProxyUrl,
     NoProxyEntry,
@@ -136,6 +137,7 @@ impl Code {
             DnsNotFound => "dns-not-found",
             DnsEmpty => "dns-empty",
             DnsTooMany => "dns-too-many",
+            DnsDuplicate => "dns-duplicate",
             ProxyUrl => "proxy-url",
             NoProxyEntry => "no-proxy-entry",
             ProxyWhileOffline => "proxy-while-offline",
@@ -171,7 +173,7 @@ impl Code {
             OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet | AddressIsHost => 5,
             InvalidMac | MacNotUnicast | MacDuplicate => 6,
             MtuRange | MtuAboveAdapter => 7,
-            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany => 8,
+            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless

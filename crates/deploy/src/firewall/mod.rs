@@ -139,11 +139,11 @@ pub enum FirewallError {
     )]
     NotOurs(String),
     #[error(
-        "nftables table `{0}` has this deployment's name but not edgenet's mark (rules with \
+        "nftables table `{0} {1}` has this deployment's name but not edgenet's mark (rules with \
          edgenet's comments), so edgenet leaves it alone; delete it if it is left over \
-         (`nft delete table ip {0}`)"
+         (`nft delete table {0} {1}`)"
     )]
-    NotMarked(String),
+    NotMarked(String, String),
     #[error("port forward {}/{host_port}: this machine has no {} node", protocol.as_str(), node.as_str())]
     NoSuchNode {
         protocol: Protocol,

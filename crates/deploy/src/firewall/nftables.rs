@@ -28,7 +28,10 @@ impl NftablesDriver {
             .and_then(Ruleset::from_listing);
         match live {
             Some(live) if !live.is_marked() => {
-                return Err(FirewallError::NotMarked(want.table.clone()))
+                return Err(FirewallError::NotMarked(
+                    want.family.clone(),
+                    want.table.clone(),
+                ))
             }
             Some(live) if &live == want => return Ok(ApplyOutcome::Unchanged),
             Some(_) => self.nft.apply(&want.replace_document())?,
@@ -77,7 +80,10 @@ impl FirewallDriver for NftablesDriver {
         let want = nft_rules::build(fw);
         match self.live(&fw.table)? {
             Some(live) if !live.is_marked() => {
-                return Err(FirewallError::NotMarked(fw.table.clone()))
+                return Err(FirewallError::NotMarked(
+                    FAMILY.to_string(),
+                    fw.table.clone(),
+                ))
             }
             Some(live) if live == want => {
                 debug!(table = %fw.table, "nftables table already up to date");
@@ -113,7 +119,10 @@ impl FirewallDriver for NftablesDriver {
         let (family, table) = split_family(name);
         check_ours(table)?;
         if self.marked(name)? == Some(false) {
-            return Err(FirewallError::NotMarked(table.to_string()));
+            return Err(FirewallError::NotMarked(
+                family.to_string(),
+                table.to_string(),
+            ));
         }
         let existed = self.nft.delete_table(family, table)?;
         if existed {

@@ -64,21 +64,36 @@ pub fn parse_env(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Writes all three files of `node`; returns the names of those that changed.
+/// Writes all three files of `node`; returns what changed, in words (`wrote vm-ledge/hosts`,
+/// `set mode 0700 on …`), so that a deploy that only tightened a mode says so.
 pub fn write_node_files(
     state_dir: &Path,
     plan: &Plan,
     node: &NodePlan,
 ) -> Result<Vec<String>, DeployError> {
     let dir = node_dir(state_dir, &node.name);
+    // Modes of directories an earlier run made (one just made is not a fix to report).
+    let mode_of = |d: &Path| std::fs::metadata(d).map(|m| m.permissions().mode() & 0o777);
+    let before = [
+        mode_of(&dir).ok(),
+        mode_of(dir.parent().unwrap_or(&dir)).ok(),
+    ];
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     // Only root lists the node directories: proxy.env may hold credentials. The node's
     // processes still read resolv.conf and hosts, which `node exec` bind-mounts by root.
-    for d in [dir.as_path(), dir.parent().unwrap_or(&dir)] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err("protect", d))?;
-    }
     let mut changed = Vec::new();
+    for (d, was) in [dir.as_path(), dir.parent().unwrap_or(&dir)]
+        .into_iter()
+        .zip(before)
+    {
+        if mode_of(d).ok() != Some(0o700) {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err("protect", d))?;
+            if let Some(was) = was {
+                changed.push(format!("set mode 0700 on {} (was {was:04o})", d.display()));
+            }
+        }
+    }
     for (name, content, mode) in [
         (RESOLV_CONF, resolv_conf(node), 0o644),
         (HOSTS, hosts(plan, node), 0o644),
@@ -89,9 +104,13 @@ pub fn write_node_files(
         if std::fs::read_to_string(&path).ok().as_deref() == Some(content.as_str()) {
             // Same content, but an older edgenet wrote proxy.env world-readable.
             let live = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
-            if live.ok() != Some(mode) {
+            if let Some(was) = live.ok().filter(|m| *m != mode) {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
                     .map_err(io_err("protect", &path))?;
+                changed.push(format!(
+                    "set mode {mode:04o} on {}/{name} (was {was:04o})",
+                    node.name
+                ));
             }
             continue;
         }
@@ -109,7 +128,7 @@ pub fn write_node_files(
             path: path.display().to_string(),
             source: e.error,
         })?;
-        changed.push(format!("{}/{name}", node.name));
+        changed.push(format!("wrote {}/{name}", node.name));
     }
     Ok(changed)
 }

@@ -218,14 +218,16 @@ impl NodeRuntime for NetnsRuntime {
     }
 }
 
-/// Whether the network namespace `name` is this deployment's. Its mark is the alias of its
-/// `eth0` (set on every deploy); a namespace with links of its own besides `lo` and `eth0`, or
-/// whose `eth0` carries another alias, is someone else's. Without a mark (`eth0` not yet
-/// aliased, or already gone with its veth during remove) it is ours only if the state records
-/// it (`recorded`): a namespace that merely has our name is never adopted.
+/// Whether the network namespace `name` is this deployment's. Its mark is its `eth0`: the
+/// peer of our veth, created in the deployment's link group and then given the deployment's
+/// alias. A namespace with links of its own besides `lo` and `eth0`, or whose `eth0` carries
+/// neither mark, is someone else's (an `eth0` whose peer merely has our veth's name is not
+/// ours). Without an `eth0` (not yet made, or already gone with its veth during remove) it is
+/// ours only if the state records it (`recorded`): a namespace that merely has our name is
+/// never adopted.
 pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool, DeployError> {
     let ns = NetNs::open(name)?;
-    let alias = own.alias.clone();
+    let own = own.clone();
     let verdict = ns.run(move || -> Result<Option<bool>, DeployError> {
         let links = Netlink::open()?.links()?;
         if links
@@ -237,8 +239,7 @@ pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool
         Ok(links
             .iter()
             .find(|l| l.name == NODE_IFNAME)
-            .and_then(|l| l.alias.clone())
-            .map(|a| a == alias))
+            .map(|l| own.owns(l)))
     })??;
     Ok(verdict.unwrap_or(recorded))
 }

@@ -39,12 +39,18 @@ impl SwitchDriver for InternalSwitch {
             Some(link) => {
                 if !own.owns(&link) || link.kind.as_deref() != Some("bridge") {
                     let what = link.kind.clone().unwrap_or_else(|| "device".into());
+                    let hint = match link.alias.as_deref() {
+                        Some(mark) if mark.starts_with("edgenet:") => format!(
+                            "{name} is a {what} left by another edgenet deployment (mark {mark}); run `edgenet remove` with that deployment's --state-dir, or set Edgenet.SwitchName to another name"
+                        ),
+                        _ => format!(
+                            "{name} is a {what} edgenet did not create; set Edgenet.SwitchName to a name no interface has"
+                        ),
+                    };
                     return Err(DeployError::Foreign {
                         what: "interface",
                         name: name.to_string(),
-                        hint: format!(
-                            "{name} is a {what} edgenet did not create; set Edgenet.SwitchName to another name, or remove {name} if it is left over"
-                        ),
+                        hint,
                     });
                 }
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
