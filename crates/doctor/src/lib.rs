@@ -118,12 +118,10 @@ fn host_checks(plan: &Plan) -> Vec<Check> {
     });
     let mut blockers = Vec::new();
     let mut unread = Vec::new();
-    match probes::nft_ruleset() {
-        Ok(Some(ruleset)) => {
-            blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
-        }
-        Ok(None) => unread.push("nft is not installed".to_string()),
-        Err(e) => unread.push(format!("nft: {e}")),
+    let host_fw = edgenet_host::facts::host_firewall();
+    match &host_fw.problem {
+        None => blockers.extend(firewall::forward_blockers(&host_fw, plan)),
+        Some(e) => unread.push(format!("nft: {e}")),
     }
     match probes::iptables_legacy_filter() {
         Ok(Some(save)) => blockers.extend(firewall::legacy_blockers(&save, &plan.switch.name)),
