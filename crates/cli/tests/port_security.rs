@@ -351,7 +351,9 @@ else:
 
 #[test]
 fn tagged_arp_rarp_snap_and_ipv6_router_advertisements_do_not_leave_a_node_port() {
-    let Some(m) = machine("f8bframes") else { return };
+    let Some(m) = machine("f8bframes") else {
+        return;
+    };
     let cfg = m.write_config("c.json", &two_nodes(false));
     m.ok(&["deploy", "-c", &cfg]);
     let (linux, _, windows, windows_mac) = nodes(&m);
@@ -371,9 +373,15 @@ fn tagged_arp_rarp_snap_and_ipv6_router_advertisements_do_not_leave_a_node_port(
     ));
     let out = recv.wait_with_output().unwrap();
     let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(seen.contains("F8B-CTRL"), "the control frame did not arrive: {seen:?}");
+    assert!(
+        seen.contains("F8B-CTRL"),
+        "the control frame did not arrive: {seen:?}"
+    );
     for blocked in ["F8B-VLAN", "F8B-RARP", "F8B-SNAP", "F8B-IPV6"] {
-        assert!(!seen.contains(blocked), "{blocked} left the node port: {seen:?}");
+        assert!(
+            !seen.contains(blocked),
+            "{blocked} left the node port: {seen:?}"
+        );
     }
     // IPv4 between the nodes still flows.
     assert!(ping(&linux, "192.168.0.3"));
