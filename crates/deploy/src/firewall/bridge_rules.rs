@@ -177,24 +177,20 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             format!("edgenet: {n} sends only from its own addresses"),
             vec![iif.clone(), payload_ne("ip", "saddr", set(ips)), drop()],
         );
-        match bp.offline {
-            None => {}
-            Some(scope) => {
-                if let Offline::Lan(lan) = scope {
-                    rule(
-                        format!("edgenet: offline, {n} reaches only the LAN {lan}"),
-                        vec![
-                            iif.clone(),
-                            payload_ne(
-                                "ip",
-                                "daddr",
-                                set(vec![Element::Net(lan), Element::Addr(Ipv4Addr::BROADCAST)]),
-                            ),
-                            drop(),
-                        ],
-                    );
-                }
-            }
+        // Offline on an internal switch: the `ip` table keeps IPv4 on the switch.
+        if let Some(Offline::Lan(lan)) = bp.offline {
+            rule(
+                format!("edgenet: offline, {n} reaches only the LAN {lan}"),
+                vec![
+                    iif.clone(),
+                    payload_ne(
+                        "ip",
+                        "daddr",
+                        set(vec![Element::Net(lan), Element::Addr(Ipv4Addr::BROADCAST)]),
+                    ),
+                    drop(),
+                ],
+            );
         }
     }
     Ruleset {
