@@ -14,6 +14,7 @@ packages=(
   libc-bin        # getent, for name lookups inside nodes in tests
   systemd         # systemd-analyze verify: the boot unit and the units `edgenet render` writes
   iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
+  python3         # AF_PACKET frame crafting in the anti-spoofing tests
   python3-pip     # pip, to install kubernetes-validate for the render schema tests
   graphviz        # dot: lays out the pictures of plan/status/lab status (a built-in layout otherwise)
 )

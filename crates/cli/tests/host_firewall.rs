@@ -69,7 +69,8 @@ struct Wan {
 
 impl Wan {
     fn new(m: &Machine) -> Wan {
-        let ns = format!("h8b-wan-{}", std::process::id());
+        // One per machine: tests run in parallel in one process.
+        let ns = format!("{}-wan", m.ns);
         let _ = Command::new("ip")
             .args(["netns", "del", &ns])
             .stderr(Stdio::null())
@@ -211,7 +212,13 @@ fn docker_installed_after_deploy_cuts_the_nodes_off_until_deploy_opens_docker_us
     let with_ours = iptables_s(&m);
     assert!(
         with_ours.contains(&format!(
-            "-A DOCKER-USER -i aksedgesw-int -m comment --comment \"edgenet:{id}\" -j ACCEPT"
+            "-A DOCKER-USER -s 192.168.0.0/24 -i aksedgesw-int -m comment --comment \"edgenet:{id}\" -j ACCEPT"
+        )),
+        "{with_ours}"
+    );
+    assert!(
+        with_ours.contains(&format!(
+            "-A DOCKER-USER -d 192.168.0.0/24 -o aksedgesw-int -m comment --comment \"edgenet:{id}\" -j ACCEPT"
         )),
         "{with_ours}"
     );
@@ -378,4 +385,264 @@ fn firewalld_reject_is_refused_until_the_switch_is_trusted() {
         !ok && s["drift"].to_string().contains("firewall-cmd"),
         "{s:#}"
     );
+}
+
+fn curl_ok(ns: &str, url: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "2",
+            url,
+        ])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A container on Docker's bridge: `docker0` 172.17.0.1/16 in the machine, a namespace at
+/// 172.17.0.2 serving HTTP on 8080 (a port no one published).
+struct Container {
+    ns: String,
+    server: std::process::Child,
+}
+
+impl Container {
+    fn new(m: &Machine) -> Container {
+        let ns = format!("f8b-ctr-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
+        sh(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip -n {m} link add docker0 type bridge && ip -n {m} addr add 172.17.0.1/16 dev docker0 && \
+             ip -n {m} link set docker0 up && \
+             ip -n {m} link add vethc type veth peer name eth0 netns {ns} && \
+             ip -n {m} link set vethc master docker0 up && \
+             ip -n {ns} addr add 172.17.0.2/16 dev eth0 && ip -n {ns} link set eth0 up && \
+             ip -n {ns} route add default via 172.17.0.1 && \
+             ip netns exec {m} sysctl -qw net.ipv4.ip_forward=1",
+            m = m.ns
+        ));
+        let server = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-m", "http.server", "8080"])
+            .args(["--bind", "172.17.0.2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..150 {
+            if curl_ok(&m.ns, "http://172.17.0.2:8080/") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            curl_ok(&m.ns, "http://172.17.0.2:8080/"),
+            "the container's server did not come up"
+        );
+        Container { ns, server }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// Issue 8 retest: on a scalable cluster edgenet's DOCKER-USER accepts must let the switch's
+/// bridged frames through Docker's policy drop, but not the LAN routed through the host to a
+/// container's unpublished port.
+#[test]
+fn docker_user_rules_let_the_switch_through_but_not_the_lan_to_containers() {
+    let Some(lan) = lan("f8bdl", 1) else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let m = &lan.machines[0];
+    load_ruleset(m, DOCKER);
+    let ctr = Container::new(m);
+    let _ = &ctr;
+    let cfg = m.write_config(
+        "c.json",
+        &json!({
+            "DeploymentType": "ScalableCluster",
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+        }),
+    );
+    m.ok(&["deploy", "-c", &cfg]);
+    let node = linux_node_ns(m);
+    assert!(ping_from(&node, "198.18.0.254"), "the node is cut off");
+    assert!(status(m).0);
+    let peer = lan.peer_ns();
+    sh(&format!(
+        "ip -n {peer} route add 172.17.0.0/16 via {}",
+        Lan::machine_address(0)
+    ));
+    assert!(
+        !curl_ok(&peer, "http://172.17.0.2:8080/"),
+        "a LAN peer reached an unpublished container port through edgenet's DOCKER-USER rules: {}",
+        iptables_s(m)
+    );
+    // The probe can succeed: with the old blanket accept the peer gets in.
+    sh(&format!(
+        "ip netns exec {} iptables-nft -I DOCKER-USER -i aksedgesw-ext -j ACCEPT",
+        m.ns
+    ));
+    assert!(
+        curl_ok(&peer, "http://172.17.0.2:8080/"),
+        "{}\n{}",
+        sh_out(&format!("ip netns exec {} iptables-nft -L -v -n", m.ns)),
+        sh_out(&format!("ip -n {} addr; ip -n {} route; ip netns exec {} sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter", m.ns, m.ns, m.ns))
+    );
+}
+
+/// Issue 8 retest: at boot edgenet deploys before Docker starts (ip filter is empty then).
+/// With Docker installed, deploy prepares DOCKER-USER; Docker, starting later, keeps it, so
+/// the nodes are not cut off.
+#[test]
+fn docker_starting_after_deploy_at_boot_finds_edgenets_accepts() {
+    let Some(m) = machine("f8bboot") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    let dockerd = m.dir.path().join("dockerd");
+    std::fs::write(&dockerd, "").unwrap();
+    let dockerd = dockerd.display().to_string();
+    let out = m.edgenet_env(&["deploy"], &[("EDGENET_DOCKER_PATHS", &dockerd)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = linux_node_ns(&m);
+    assert!(ping_from(&node, "203.0.113.1"));
+    // Docker starts: it creates its chains one by one (keeping DOCKER-USER as it is) and sets
+    // the FORWARD policy to drop.
+    for rule in [
+        "-N DOCKER-USER",
+        "-N DOCKER",
+        "-P FORWARD DROP",
+        "-A FORWARD -j DOCKER-USER",
+        "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A FORWARD -o docker0 -j DOCKER",
+        "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT",
+    ] {
+        // `-N` of a chain that exists fails, as Docker's does; Docker goes on.
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &m.ns, "iptables-nft"])
+            .args(rule.split(' '))
+            .stderr(Stdio::null())
+            .status();
+    }
+    assert!(
+        iptables_s(&m).contains("-P FORWARD DROP"),
+        "{}",
+        iptables_s(&m)
+    );
+    assert!(
+        ping_from(&node, "203.0.113.1"),
+        "Docker starting after edgenet cut the nodes off: {}",
+        iptables_s(&m)
+    );
+    let (ok, s) = status(&m);
+    assert!(ok, "{s:#}");
+    // Without edgenet's accepts status reports it.
+    sh(&format!(
+        "ip netns exec {} iptables-nft -F DOCKER-USER",
+        m.ns
+    ));
+    assert!(!ping_from(&node, "203.0.113.1"));
+    let (ok, s) = status(&m);
+    assert!(!ok && s["drift"].to_string().contains("Docker"), "{s:#}");
+}
+
+/// Issue 8 retest: drops the walker missed. Each ruleset really cuts the node off (ping), and
+/// `check` and `status` say so.
+#[test]
+fn address_uplink_vmap_icmp_and_input_drops_are_reported() {
+    let Some(m) = machine("f8bwalk") else { return };
+    let _wan = Wan::new(&m);
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    assert!(ping_from(&node, "203.0.113.1"));
+    let t = |family: &str, hook: &str, rule: &str| {
+        format!("table {family} f8b {{\n chain c {{\n  type filter hook {hook} priority 0\n  {rule}\n }}\n}}\n")
+    };
+    for (what, table, target) in [
+        (
+            "saddr",
+            t("ip", "forward", "ip saddr 192.168.0.0/16 drop"),
+            "203.0.113.1",
+        ),
+        (
+            "daddr !=",
+            t("ip", "forward", "ip daddr != 192.168.0.0/16 drop"),
+            "203.0.113.1",
+        ),
+        (
+            "uplink",
+            t("ip", "forward", "oifname \"up0\" drop"),
+            "203.0.113.1",
+        ),
+        (
+            "vmap",
+            t("ip", "forward", "iifname vmap { \"aksedgesw-int\" : drop }"),
+            "203.0.113.1",
+        ),
+        (
+            "icmp",
+            t("inet", "forward", "meta l4proto icmp drop"),
+            "203.0.113.1",
+        ),
+        (
+            "input",
+            t("inet", "input", "iifname \"aksedgesw-int\" drop"),
+            "192.168.0.1",
+        ),
+    ] {
+        let path = m.dir.path().join("f8b.nft");
+        std::fs::write(&path, &table).unwrap();
+        sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+        assert!(
+            !ping_from(&node, target),
+            "{what}: the ruleset does not drop"
+        );
+        let f = findings(&m, None);
+        assert!(
+            f.iter()
+                .any(|f| f["code"] == "host-firewall-drops" && f["severity"] == "error"),
+            "{what}: check is silent: {f:#?}"
+        );
+        let (ok, s) = status(&m);
+        assert!(
+            !ok && s["drift"].to_string().contains("f8b"),
+            "{what}: {s:#}"
+        );
+        let family = if table.starts_with("table ip ") {
+            "ip"
+        } else {
+            "inet"
+        };
+        sh(&format!(
+            "ip netns exec {} nft delete table {family} f8b",
+            m.ns
+        ));
+        assert!(ping_from(&node, target), "{what}: not restored");
+    }
+    assert!(status(&m).0);
 }

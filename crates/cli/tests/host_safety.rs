@@ -71,13 +71,48 @@ fn no_command_prints_the_proxy_password_in_text_or_json() {
             let out = m.edgenet(&[cmd, "-c", &bad, "--output", output]);
             assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out));
             assert!(
-                text(&out).contains("bob:***@"),
+                text(&out).contains("***@198.51.100.9"),
                 "{cmd} {output}: {}",
                 text(&out)
             );
             assert_redacted(&format!("{cmd} {output} of a bad URL"), &out);
         }
     }
+    // Issue 8 retest: no scheme, a no_proxy entry with credentials, unencoded `/ # ?` or a
+    // space in the password, a token alone. Each is refused (or redacted) without the secret.
+    for (key, value) in [
+        ("Https", format!("bob:{PASSWORD}@198.51.100.9:3128")),
+        ("No", format!("localhost,u2:{PASSWORD}@x.example")),
+        ("Http", format!("http://bob:a/{PASSWORD}@198.51.100.9:3128")),
+        ("Http", format!("http://bob:a#{PASSWORD}@198.51.100.9:3128")),
+        ("Http", format!("http://bob:a?{PASSWORD}@198.51.100.9:3128")),
+        ("Http", format!("http://bob:a {PASSWORD}@198.51.100.9:3128")),
+        ("Http", format!("http://{PASSWORD}@198.51.100.9:3128/")),
+    ] {
+        let mut c = proxied();
+        c["Network"]["Proxy"][key] = json!(value);
+        let path = m.write_config("retest.json", &c);
+        let token_only = value.starts_with(&format!("http://{PASSWORD}"));
+        for output in ["text", "json"] {
+            for cmd in ["check", "plan", "deploy"] {
+                let out = m.edgenet(&[cmd, "-c", &path, "--output", output]);
+                if !token_only {
+                    assert_eq!(out.status.code(), Some(1), "{value} {cmd}: {}", text(&out));
+                }
+                assert_redacted(&format!("{cmd} {output} of {key}"), &out);
+            }
+        }
+        if value.contains("a/") {
+            let out = text(&m.edgenet(&["check", "-c", &path]));
+            assert!(out.contains("percent-encode"), "{out}");
+        }
+    }
+    let mut long = proxied();
+    long["Network"]["Proxy"]["Http"] = json!(format!("http://{}.example:3128", "a".repeat(5000)));
+    let path = m.write_config("long.json", &long);
+    let out = m.edgenet(&["check", "-c", &path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("253"), "{}", text(&out));
     let out = m.edgenet_env(
         &["deploy", "-c", &cfg, "--output", "json"],
         &[("EDGENET_FAILPOINT", "finish")],

@@ -303,3 +303,86 @@ fn offline_scalable_cluster_reaches_the_lan_only() {
     assert_eq!(s["drift"], json!([]), "{s:#}");
     m.ok(&["remove"]);
 }
+
+/// Sends (`send`) or collects (`recv`) the frames of the anti-spoofing retest with AF_PACKET:
+/// each carries a marker, the receiver prints the markers it saw from the sender's MAC.
+const FRAMES_PY: &str = r#"
+import socket, struct, sys, time
+mode, ifname, mac = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3].replace(":", ""))
+def arp(op, ip, marker):
+    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac + socket.inet_aton(ip) + b"\xff" * 6 + socket.inet_aton(ip) + marker
+bcast = b"\xff" * 6
+frames = [
+    # Control: a plain ARP announcement of the node's own address gets through.
+    bcast + mac + b"\x08\x06" + arp(2, sys.argv[4], b"F8B-CTRL"),
+    # 802.1Q-tagged ARP claiming another node's address.
+    bcast + mac + b"\x81\x00" + struct.pack("!H", 5) + b"\x08\x06" + arp(2, sys.argv[5], b"F8B-VLAN"),
+    # RARP.
+    bcast + mac + b"\x80\x35" + arp(4, sys.argv[5], b"F8B-RARP"),
+]
+snap = b"\xaa\xaa\x03\x00\x00\x00\x08\x06" + arp(2, sys.argv[5], b"F8B-SNAP")
+frames.append(bcast + mac + struct.pack("!H", len(snap)) + snap)
+# An IPv6 router advertisement from fe80::1.
+ra = struct.pack("!BBHI", 134, 0, 0, 0) + b"F8B-IPV6"
+ip6 = struct.pack("!IHBB", 6 << 28, len(ra), 58, 255) + socket.inet_pton(socket.AF_INET6, "fe80::1") + socket.inet_pton(socket.AF_INET6, "ff02::1")
+frames.append(b"\x33\x33\x00\x00\x00\x01" + mac + b"\x86\xdd" + ip6 + ra)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((ifname, 0))
+if mode == "send":
+    for _ in range(3):
+        for f in frames:
+            s.send(f)
+        time.sleep(0.1)
+else:
+    seen = set()
+    s.settimeout(0.2)
+    end = time.time() + float(sys.argv[6])
+    while time.time() < end:
+        try:
+            data = s.recv(4096)
+        except socket.timeout:
+            continue
+        if data[6:12] == mac:
+            for m in (b"F8B-CTRL", b"F8B-VLAN", b"F8B-RARP", b"F8B-SNAP", b"F8B-IPV6"):
+                if m in data:
+                    seen.add(m.decode())
+    print(" ".join(sorted(seen)))
+"#;
+
+#[test]
+fn tagged_arp_rarp_snap_and_ipv6_router_advertisements_do_not_leave_a_node_port() {
+    let Some(m) = machine("f8bframes") else {
+        return;
+    };
+    let cfg = m.write_config("c.json", &two_nodes(false));
+    m.ok(&["deploy", "-c", &cfg]);
+    let (linux, _, windows, windows_mac) = nodes(&m);
+    let script = m.dir.path().join("frames.py");
+    std::fs::write(&script, FRAMES_PY).unwrap();
+    let script = script.display().to_string();
+    // The Linux node's port is the peer: broadcast and multicast frames are flooded to it.
+    let recv = Command::new("ip")
+        .args(["netns", "exec", &linux, "python3", &script, "recv", "eth0"])
+        .args([&windows_mac, "192.168.0.3", "192.168.0.2", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    sh(&format!(
+        "ip netns exec {windows} python3 {script} send eth0 {windows_mac} 192.168.0.3 192.168.0.2"
+    ));
+    let out = recv.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        seen.contains("F8B-CTRL"),
+        "the control frame did not arrive: {seen:?}"
+    );
+    for blocked in ["F8B-VLAN", "F8B-RARP", "F8B-SNAP", "F8B-IPV6"] {
+        assert!(
+            !seen.contains(blocked),
+            "{blocked} left the node port: {seen:?}"
+        );
+    }
+    // IPv4 between the nodes still flows.
+    assert!(ping(&linux, "192.168.0.3"));
+}

@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// What the host layer read of the firewall.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,11 @@ pub struct HostFirewall {
     /// LAN on an external switch) pass the `ip`/`inet` forward hook too (Docker turns it on).
     pub bridge_nf_call_iptables: bool,
     pub problem: Option<String>,
+    /// The interface of the default route and its gateway, where a NAT switch's traffic goes.
+    #[serde(default)]
+    pub uplink: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// Which tool made the table, for the fix.
@@ -52,72 +58,237 @@ impl FirewallTool {
     }
 }
 
-/// A packet the switch must forward: interfaces by name, and its conntrack state.
+/// A packet the switch must see through: interfaces by name, addresses, conntrack state, and
+/// the hook it is judged at (`forward`, or `input` for the host's own services).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
     pub what: &'static str,
+    /// `ip` for the `ip`/`inet` hooks, `bridge` for the bridge family's.
+    pub family: &'static str,
+    /// `forward` or `input` (every flow passes `prerouting` first).
+    pub hook: &'static str,
     pub iif: String,
     pub oif: String,
+    pub saddr: Option<Ipv4Addr>,
+    pub daddr: Option<Ipv4Addr>,
     /// `new` or `established`.
     pub ct_state: &'static str,
 }
 
-/// Stands for "some other interface" (the uplink): matches no name, only `!=`.
+/// Stands for "some other interface" when the uplink is not known: matches no name, only `!=`.
 pub const OTHER_IF: &str = "\u{0}uplink";
+/// Stands for a node's bridge port (its name is only known after deploy).
+pub const NODE_PORT: &str = "\u{0}node port";
 
-/// The packets an edgenet switch must see forwarded through the host's `ip` forward hook.
-/// `nat`: nodes reach out through the host (internal switch); `bridged`: bridge-nf-call-iptables
-/// is on, so frames within the switch are seen too.
-pub fn switch_flows(bridge: &str, nat: bool, bridged: bool) -> Vec<Flow> {
-    let mut flows = Vec::new();
-    if bridged {
-        flows.push(Flow {
-            what: "frames within the switch",
-            iif: bridge.into(),
-            oif: bridge.into(),
-            ct_state: "new",
-        });
+/// What edgenet's switch needs from the host's firewall, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchTraffic {
+    pub bridge: String,
+    /// The nodes reach out through the host (internal switch with outbound NAT).
+    pub nat: bool,
+    /// External switch: the adapter is a port of the bridge, the nodes sit on the LAN.
+    pub external: bool,
+    /// bridge-nf-call-iptables: bridged IPv4 frames pass the `ip` hooks too.
+    pub bridged: bool,
+    /// A node's address (the walk evaluates address matches with it).
+    pub node: Option<Ipv4Addr>,
+    /// The host's address on the switch (DNS, a proxy on the host).
+    pub host: Option<Ipv4Addr>,
+    /// The interface of the host's default route and its gateway (where the nodes' traffic
+    /// goes on a NAT switch); for an external switch the gateway is a LAN address.
+    pub uplink: Option<String>,
+    /// Where the nodes' traffic goes past the switch: the gateway, and for a NAT switch also
+    /// [`INTERNET`] (a reply-drop like Docker's documented `-i eth0 ! -s <gateway> -j DROP`
+    /// spares the gateway only).
+    pub outside: Vec<Ipv4Addr>,
+}
+
+/// Stands for "an address on the internet" in the walk (nothing is ever sent to it).
+pub const INTERNET: Ipv4Addr = Ipv4Addr::new(9, 9, 9, 9);
+
+/// What `plan`'s switch needs, with the uplink and gateway the host layer read.
+pub fn plan_traffic(plan: &crate::plan::Plan, fw: &HostFirewall) -> SwitchTraffic {
+    use crate::plan::{Outbound, SwitchKind};
+    let external = plan.switch.kind == SwitchKind::External;
+    SwitchTraffic {
+        bridge: plan.switch.name.clone(),
+        nat: plan.switch.outbound == Outbound::Nat,
+        external,
+        bridged: fw.bridge_nf_call_iptables,
+        node: plan.nodes.first().map(|n| n.address.addr()),
+        host: plan.switch.host_address.map(|a| a.addr()),
+        uplink: if external {
+            plan.switch.adapter.clone()
+        } else {
+            fw.uplink.clone()
+        },
+        outside: if external {
+            vec![plan.switch.gateway]
+        } else {
+            fw.gateway.into_iter().chain([INTERNET]).collect()
+        },
     }
-    if nat {
-        flows.push(Flow {
-            what: "connections the nodes open to the outside",
-            iif: bridge.into(),
-            oif: OTHER_IF.into(),
-            ct_state: "new",
-        });
-        flows.push(Flow {
-            what: "replies to the nodes",
-            iif: OTHER_IF.into(),
-            oif: bridge.into(),
-            ct_state: "established",
-        });
+}
+
+/// The subnet a fix may open for `plan`: a NAT switch's own; `None` (bridged frames only)
+/// otherwise.
+pub fn fix_subnet(plan: &crate::plan::Plan) -> Option<String> {
+    (plan.switch.outbound == crate::plan::Outbound::Nat)
+        .then(|| plan.switch.subnet.trunc().to_string())
+}
+
+/// The packets an edgenet switch must see through the host's hooks.
+pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
+    let bridge = t.bridge.as_str();
+    let uplink = t.uplink.clone().unwrap_or_else(|| OTHER_IF.into());
+    let flow = |what, family, hook, iif: &str, oif: &str, saddr, daddr, ct_state| Flow {
+        what,
+        family,
+        hook,
+        iif: iif.into(),
+        oif: oif.into(),
+        saddr,
+        daddr,
+        ct_state,
+    };
+    let mut flows = Vec::new();
+    // Where bridged traffic from a node goes: another node, or (external) the LAN.
+    let peers: Vec<Option<Ipv4Addr>> = if t.external && !t.outside.is_empty() {
+        t.outside.iter().copied().map(Some).collect()
+    } else if t.external {
+        vec![None]
+    } else {
+        vec![t.node]
+    };
+    let outside: Vec<Option<Ipv4Addr>> = if t.outside.is_empty() {
+        vec![None]
+    } else {
+        t.outside.iter().copied().map(Some).collect()
+    };
+    for &peer in &peers {
+        if t.bridged {
+            flows.push(flow(
+                "frames within the switch",
+                "ip",
+                "forward",
+                bridge,
+                bridge,
+                t.node,
+                peer,
+                "new",
+            ));
+            flows.push(flow(
+                "replies within the switch",
+                "ip",
+                "forward",
+                bridge,
+                bridge,
+                peer,
+                t.node,
+                "established",
+            ));
+        }
+    }
+    for &far in &outside {
+        if t.nat {
+            flows.push(flow(
+                "connections the nodes open to the outside",
+                "ip",
+                "forward",
+                bridge,
+                &uplink,
+                t.node,
+                far,
+                "new",
+            ));
+            flows.push(flow(
+                "replies to the nodes",
+                "ip",
+                "forward",
+                &uplink,
+                bridge,
+                far,
+                t.node,
+                "established",
+            ));
+        }
+    }
+    if !t.bridge.is_empty() {
+        if let Some(host) = t.host {
+            flows.push(flow(
+                "connections the nodes open to the host (DNS, proxy)",
+                "ip",
+                "input",
+                bridge,
+                "",
+                t.node,
+                Some(host),
+                "new",
+            ));
+        }
+    }
+    // The bridge family's forward hook sees every frame between two ports of the switch.
+    let (other_port, what) = if t.external {
+        (
+            t.uplink.clone().unwrap_or_else(|| OTHER_IF.into()),
+            "frames between the nodes and the LAN",
+        )
+    } else {
+        (NODE_PORT.to_string(), "frames between the nodes")
+    };
+    for &peer in &peers {
+        flows.push(flow(
+            what,
+            "bridge",
+            "forward",
+            NODE_PORT,
+            &other_port,
+            t.node,
+            peer,
+            "new",
+        ));
+        flows.push(flow(
+            what,
+            "bridge",
+            "forward",
+            &other_port,
+            NODE_PORT,
+            peer,
+            t.node,
+            "established",
+        ));
     }
     flows
 }
 
-/// A forward base chain of another table that drops one of the switch's packets.
+/// A base chain of another table that drops (or may drop) one of the switch's packets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForwardDrop {
     pub family: String,
     pub table: String,
-    /// The base chain on the forward hook.
+    /// The base chain (`forward`, `input` or `prerouting` hook).
     pub chain: String,
+    pub hook: String,
     /// Where the packet is dropped: `policy drop`, or the chain and rule that drops it.
     pub reason: String,
     /// Which of the switch's packets.
     pub flow: String,
     pub tool: FirewallTool,
+    /// `false`: a rule edgenet cannot evaluate may drop it (`reason` names the rule).
+    pub certain: bool,
 }
 
 impl fmt::Display for ForwardDrop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.certain { "drops" } else { "may drop" };
         write!(
             f,
-            "{} table {} {} chain {} drops {} ({})",
+            "{} table {} {} chain {} ({} hook) {verb} {} ({})",
             self.tool.as_str(),
             self.family,
             self.table,
             self.chain,
+            self.hook,
             self.flow,
             self.reason
         )
@@ -125,33 +296,66 @@ impl fmt::Display for ForwardDrop {
 }
 
 impl ForwardDrop {
-    /// The exact commands that let the switch's traffic through, the way the tool documents.
-    pub fn fix(&self, bridge: &str) -> String {
-        match self.tool {
-            FirewallTool::Docker => format!(
-                "iptables -I DOCKER-USER -i {bridge} -j ACCEPT && iptables -I DOCKER-USER -o {bridge} -j ACCEPT (edgenet deploy adds exactly these, marked, and remove takes them out)"
+    /// The exact commands that let the switch's traffic through — and nothing more: `subnet`
+    /// is the NAT switch's subnet (its nodes' traffic only); without it (external or offline
+    /// switch) only frames bridged within the switch (in and out on the switch), never the
+    /// LAN routed through the host.
+    pub fn fix(&self, bridge: &str, subnet: Option<&str>) -> String {
+        let (f, t, c) = (&self.family, &self.table, &self.chain);
+        if self.hook == "input" {
+            return match self.tool {
+                FirewallTool::Ufw => format!("ufw allow in on {bridge}"),
+                FirewallTool::Firewalld => format!(
+                    "firewall-cmd --permanent --zone=$(firewall-cmd --get-zone-of-interface={bridge}) --add-service=dns && firewall-cmd --reload"
+                ),
+                _ => format!(
+                    "nft insert rule {f} {t} {c} iifname \"{bridge}\" accept (and the same in the file your firewall loads at boot)"
+                ),
+            };
+        }
+        if f == "bridge" {
+            return format!(
+                "nft insert rule bridge {t} {c} ibrname \"{bridge}\" accept (and the same in the file your firewall loads at boot)"
+            );
+        }
+        match (self.tool, subnet) {
+            (FirewallTool::Docker, Some(s)) => format!(
+                "iptables -I DOCKER-USER -i {bridge} -s {s} -j ACCEPT && iptables -I DOCKER-USER -o {bridge} -d {s} -j ACCEPT (edgenet deploy adds exactly these, marked, and remove takes them out)"
             ),
-            FirewallTool::Ufw => format!(
-                "ufw route allow in on {bridge} && ufw route allow out on {bridge}"
+            (FirewallTool::Docker, None) => format!(
+                "iptables -I DOCKER-USER -i {bridge} -o {bridge} -j ACCEPT (edgenet deploy adds exactly this, marked, and remove takes it out)"
             ),
-            FirewallTool::Firewalld => format!(
+            (FirewallTool::Ufw, Some(s)) => format!(
+                "ufw route allow in on {bridge} from {s} && ufw route allow out on {bridge} to {s}"
+            ),
+            (FirewallTool::Ufw, None) => {
+                format!("ufw route allow in on {bridge} out on {bridge}")
+            }
+            (FirewallTool::Firewalld, Some(_)) => format!(
                 "firewall-cmd --permanent --zone=trusted --add-interface={bridge} && firewall-cmd --reload"
             ),
-            FirewallTool::Other => format!(
-                "nft insert rule {f} {t} {c} iifname \"{bridge}\" accept && nft insert rule {f} {t} {c} oifname \"{bridge}\" accept (and the same in the file your firewall loads at boot)",
-                f = self.family,
-                t = self.table,
-                c = self.chain
+            (FirewallTool::Firewalld, None) => format!(
+                "firewall-cmd --permanent --zone=$(firewall-cmd --get-zone-of-interface={bridge}) --add-forward && firewall-cmd --reload"
+            ),
+            (FirewallTool::Other, Some(s)) => format!(
+                "nft insert rule {f} {t} {c} iifname \"{bridge}\" ip saddr {s} accept && nft insert rule {f} {t} {c} oifname \"{bridge}\" ip daddr {s} ct state established,related accept (and the same in the file your firewall loads at boot)"
+            ),
+            (FirewallTool::Other, None) => format!(
+                "nft insert rule {f} {t} {c} iifname \"{bridge}\" oifname \"{bridge}\" accept (and the same in the file your firewall loads at boot)"
             ),
         }
     }
 }
 
-/// Families whose forward hook sees the switch's IPv4 packets.
+/// Families whose hooks see the switch's IPv4 packets.
 const IPV4_FAMILIES: [&str; 2] = ["ip", "inet"];
 
-/// Every forward base chain outside edgenet's own tables (names starting with `skip_prefix`)
-/// that drops one of `flows`; at most one finding per chain and flow.
+/// Layer-4 protocols each flow is walked with: a rule dropping only one of them (ICMP, say)
+/// still breaks the nodes.
+const PROTOCOLS: [&str; 3] = ["tcp", "udp", "icmp"];
+
+/// Every filter base chain outside edgenet's own tables (names starting with `skip_prefix`)
+/// that drops, or may drop, one of `flows`; at most one finding per chain and flow.
 pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<ForwardDrop> {
     let Some(items) = ruleset.get("nftables").and_then(Value::as_array) else {
         return Vec::new();
@@ -184,11 +388,8 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
     for k in &order {
         let chain = chains[k];
         let (family, table, name) = k;
-        if !IPV4_FAMILIES.contains(&family.as_str())
-            || table.starts_with(skip_prefix)
-            || chain["hook"].as_str() != Some("forward")
-            || chain["type"].as_str() != Some("filter")
-        {
+        let hook = chain["hook"].as_str().unwrap_or("");
+        if table.starts_with(skip_prefix) || chain["type"].as_str() != Some("filter") {
             continue;
         }
         let tool = if table == "firewalld" {
@@ -201,27 +402,71 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
             FirewallTool::Other
         };
         for flow in flows {
-            let walk = Walk {
-                family,
-                table,
-                rules: &rules,
-                flow,
+            let family_fits = match flow.family {
+                "bridge" => family == "bridge",
+                _ => IPV4_FAMILIES.contains(&family.as_str()),
             };
-            let reason = match walk.chain(name, 0) {
-                Verdict::Accept => continue,
-                Verdict::Drop(why) => why,
-                Verdict::Continue => match chain["policy"].as_str() {
-                    Some("drop") => "policy drop".to_string(),
-                    _ => continue,
-                },
+            if !family_fits || !(hook == flow.hook || hook == "prerouting") {
+                continue;
+            }
+            // Before routing the output interface is not known yet.
+            let mut flow = flow.clone();
+            if hook == "prerouting" {
+                flow.oif = String::new();
+            }
+            let mut found: Option<(String, bool)> = None;
+            let mut dropped_protocols = Vec::new();
+            for proto in PROTOCOLS {
+                let walk = Walk {
+                    family,
+                    table,
+                    rules: &rules,
+                    flow: &flow,
+                    proto,
+                };
+                let (reason, certain) = match walk.chain(name, 0) {
+                    Verdict::Accept => continue,
+                    Verdict::Drop(why) => (why, true),
+                    Verdict::Unknown(why) => (
+                        format!("edgenet cannot evaluate rule `{why}`, which may drop it"),
+                        false,
+                    ),
+                    Verdict::Continue(unknown) => match (chain["policy"].as_str(), unknown) {
+                        (Some("drop"), _) => ("policy drop".to_string(), true),
+                        (_, Some(why)) => (
+                            format!("edgenet cannot evaluate rule `{why}`, which may drop it"),
+                            false,
+                        ),
+                        _ => continue,
+                    },
+                };
+                dropped_protocols.push(proto);
+                if found.as_ref().is_none_or(|(_, c)| !c && certain) {
+                    found = Some((reason, certain));
+                }
+            }
+            let Some((reason, certain)) = found else {
+                continue;
             };
+            let what = if dropped_protocols.len() == PROTOCOLS.len() {
+                flow.what.to_string()
+            } else {
+                format!("{} ({} only)", flow.what, dropped_protocols.join(", "))
+            };
+            if out.iter().any(|d: &ForwardDrop| {
+                d.family == *family && d.table == *table && d.chain == *name && d.flow == what
+            }) {
+                continue;
+            }
             out.push(ForwardDrop {
                 family: family.clone(),
                 table: table.clone(),
                 chain: name.clone(),
+                hook: hook.to_string(),
                 reason,
-                flow: flow.what.to_string(),
+                flow: what,
                 tool,
+                certain,
             });
         }
     }
@@ -231,8 +476,11 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
 enum Verdict {
     Accept,
     Drop(String),
-    /// Fell off the end of the chain, or `return`.
-    Continue,
+    /// A rule edgenet cannot evaluate ends the walk with a drop if it matches.
+    Unknown(String),
+    /// Fell off the end of the chain, or `return`; with the first rule passed over that might
+    /// have dropped (could not be evaluated).
+    Continue(Option<String>),
 }
 
 struct Walk<'a> {
@@ -240,103 +488,278 @@ struct Walk<'a> {
     table: &'a str,
     rules: &'a HashMap<(String, String, String), Vec<&'a Value>>,
     flow: &'a Flow,
+    proto: &'a str,
 }
 
 /// Chains nest at most this deep (the kernel's limit is 16 jumps).
 const MAX_DEPTH: usize = 16;
 
+/// What a match evaluates to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    Yes,
+    No,
+    Unknown,
+}
+
 impl Walk<'_> {
     fn chain(&self, name: &str, depth: usize) -> Verdict {
         if depth > MAX_DEPTH {
-            return Verdict::Continue;
+            return Verdict::Continue(None);
         }
         let key = (
             self.family.to_string(),
             self.table.to_string(),
             name.to_string(),
         );
+        // The first rule that might have dropped but could not be evaluated.
+        let mut maybe: Option<String> = None;
         for rule in self.rules.get(&key).into_iter().flatten() {
             let Some(exprs) = rule["expr"].as_array() else {
                 continue;
             };
+            let text = || format!("{} (chain {name})", rule_text(exprs));
+            // Whether an earlier match of this rule could not be evaluated.
+            let mut unsure = false;
+            let mut verdict: Option<Verdict> = None;
             for e in exprs {
                 let Some((kind, body)) = e.as_object().and_then(|o| o.iter().next()) else {
                     break;
                 };
-                match kind.as_str() {
-                    "match" => {
-                        if self.matches(body) != Some(true) {
-                            break;
-                        }
-                    }
+                let hit = match kind.as_str() {
+                    "match" => self.matches(body),
+                    "xt" => self.xt(body, exprs),
                     // Statements that do not decide anything.
-                    "counter" | "log" | "limit" | "comment" => {}
-                    "xt" if body["name"] == "comment" => {}
-                    "accept" => return Verdict::Accept,
-                    "drop" | "reject" => {
-                        return Verdict::Drop(format!(
-                            "rule `{}` in chain {name}",
-                            rule_text(exprs)
-                        ))
-                    }
-                    "return" => return Verdict::Continue,
-                    "jump" | "goto" => {
-                        let target = body["target"].as_str().unwrap_or("");
-                        match self.chain(target, depth + 1) {
-                            Verdict::Continue if kind == "jump" => {}
-                            // goto: a return in the target returns from this chain too.
-                            Verdict::Continue => return Verdict::Continue,
-                            v => return v,
-                        }
+                    "counter" | "log" | "limit" | "comment" | "mangle" | "meta" | "ct" => Hit::Yes,
+                    "accept" | "masquerade" | "snat" | "dnat" => {
+                        verdict = Some(Verdict::Accept);
                         break;
                     }
-                    // Anything else (sets, maps, marks, NAT, unknown xt matches): cannot tell.
-                    _ => break,
+                    "drop" | "reject" => {
+                        verdict = Some(Verdict::Drop(text()));
+                        break;
+                    }
+                    "return" => {
+                        verdict = Some(Verdict::Continue(None));
+                        break;
+                    }
+                    "jump" | "goto" => {
+                        let target = body["target"].as_str().unwrap_or("");
+                        verdict = Some(match self.chain(target, depth + 1) {
+                            Verdict::Continue(m) if kind == "jump" => {
+                                maybe = maybe.or(m);
+                                break;
+                            }
+                            // goto: a return in the target returns from this chain too.
+                            v => v,
+                        });
+                        break;
+                    }
+                    "vmap" => {
+                        verdict = Some(self.vmap(body, depth, &text));
+                        break;
+                    }
+                    // Anything else (queues, sets of verdicts by map name, ...): cannot tell.
+                    _ => Hit::Unknown,
+                };
+                match hit {
+                    Hit::Yes => {}
+                    Hit::No => break,
+                    Hit::Unknown => unsure = true,
                 }
             }
+            let Some(verdict) = verdict else { continue };
+            match verdict {
+                // A rule we could not fully read: its accept is not counted on, its drop may be.
+                Verdict::Accept if unsure => {}
+                Verdict::Drop(_) | Verdict::Unknown(_) if unsure => {
+                    maybe = maybe.or_else(|| Some(text()));
+                }
+                Verdict::Continue(m) if unsure => maybe = maybe.or(m),
+                Verdict::Accept => {
+                    return match maybe {
+                        Some(why) => Verdict::Unknown(why),
+                        None => Verdict::Accept,
+                    }
+                }
+                Verdict::Continue(m) => return Verdict::Continue(maybe.or(m)),
+                v => return v,
+            }
         }
-        Verdict::Continue
+        Verdict::Continue(maybe)
     }
 
-    /// `Some(true|false)` for the matches edgenet can evaluate on [`Flow`]; `None` otherwise.
-    fn matches(&self, m: &Value) -> Option<bool> {
-        let op = m["op"].as_str()?;
-        let left = m["left"].as_object()?;
-        let (lk, lv) = left.iter().next()?;
-        let hit = match (lk.as_str(), lv.get("key").and_then(Value::as_str)) {
-            ("meta", Some("iifname")) => name_in(&self.flow.iif, &m["right"])?,
-            ("meta", Some("oifname")) => name_in(&self.flow.oif, &m["right"])?,
-            ("ct", Some("state")) => {
-                let states: Vec<&str> = match &m["right"] {
-                    Value::String(s) => vec![s.as_str()],
-                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                    Value::Object(o) => o
-                        .get("set")?
-                        .as_array()?
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect(),
-                    _ => return None,
-                };
-                states.contains(&self.flow.ct_state)
-            }
-            _ => return None,
+    /// A verdict map: the key is looked up, a matching element's verdict is taken.
+    fn vmap(&self, body: &Value, depth: usize, text: &dyn Fn() -> String) -> Verdict {
+        let Some(elems) = body["data"].get("set").and_then(Value::as_array) else {
+            return Verdict::Unknown(text());
         };
-        match op {
-            "==" | "in" => Some(hit),
-            "!=" => Some(!hit),
+        for el in elems {
+            let Some([k, v]) = el.as_array().map(Vec::as_slice) else {
+                return Verdict::Unknown(text());
+            };
+            let m = json!({"op": "==", "left": body["key"], "right": k});
+            match self.matches(&m) {
+                Hit::No => continue,
+                Hit::Unknown => return Verdict::Unknown(text()),
+                Hit::Yes => {}
+            }
+            let Some((kind, target)) = v.as_object().and_then(|o| o.iter().next()) else {
+                return Verdict::Unknown(text());
+            };
+            return match kind.as_str() {
+                "accept" => Verdict::Accept,
+                "drop" | "reject" => Verdict::Drop(text()),
+                "return" => Verdict::Continue(None),
+                "jump" | "goto" => {
+                    match self.chain(target["target"].as_str().unwrap_or(""), depth + 1) {
+                        Verdict::Continue(m) if kind == "jump" => Verdict::Continue(m),
+                        v => v,
+                    }
+                }
+                _ => Verdict::Unknown(text()),
+            };
+        }
+        Verdict::Continue(None)
+    }
+
+    /// iptables-nft's matches that `nft -j` shows only by name. `conntrack`/`state`: read as
+    /// the usual `RELATED,ESTABLISHED` accept and `INVALID` drop (the states are not listed);
+    /// `physdev` as `--physdev-is-bridged` on a bridged flow; `comment` decides nothing.
+    fn xt(&self, body: &Value, exprs: &[Value]) -> Hit {
+        let accepts = exprs.iter().any(|e| e.get("accept").is_some());
+        match body["name"].as_str().unwrap_or("") {
+            "comment" => Hit::Yes,
+            _ if body["type"] == "target" => Hit::Unknown,
+            "conntrack" | "state" if accepts => {
+                if self.flow.ct_state == "established" {
+                    Hit::Yes
+                } else {
+                    Hit::No
+                }
+            }
+            "conntrack" | "state" => Hit::No,
+            "physdev" if self.flow.iif == self.flow.oif => Hit::Yes,
+            "physdev" => Hit::No,
+            _ => Hit::Unknown,
+        }
+    }
+
+    /// Whether a match holds for the flow, for what edgenet can evaluate.
+    fn matches(&self, m: &Value) -> Hit {
+        let Some(op) = m["op"].as_str() else {
+            return Hit::Unknown;
+        };
+        let Some((lk, lv)) = m["left"].as_object().and_then(|l| l.iter().next()) else {
+            return Hit::Unknown;
+        };
+        let right = &m["right"];
+        let field = lv
+            .get("key")
+            .or_else(|| lv.get("field"))
+            .and_then(Value::as_str);
+        let protocol = lv.get("protocol").and_then(Value::as_str);
+        let hit = match (lk.as_str(), protocol, field) {
+            ("meta", _, Some("iifname")) => name_in(&self.flow.iif, right),
+            ("meta", _, Some("oifname")) => name_in(&self.flow.oif, right),
+            ("meta", _, Some("nfproto")) => word_in("ipv4", right),
+            ("meta", _, Some("l4proto")) | ("payload", Some("ip"), Some("protocol")) => {
+                word_in(self.proto, right)
+            }
+            ("meta", _, Some("protocol")) | ("payload", Some("ether"), Some("type")) => {
+                word_in("ip", right)
+            }
+            ("payload", Some("ip"), Some("saddr")) => addr_in(self.flow.saddr, right),
+            ("payload", Some("ip"), Some("daddr")) => addr_in(self.flow.daddr, right),
+            // Any IPv6 header match: the switch's packets are IPv4.
+            ("payload", Some("ip6"), _) => Some(false),
+            // A port: the nodes use every port, so a rule for some ports does not cut them
+            // off (and `!=` some ports matches most of their traffic).
+            ("payload", Some("tcp" | "udp" | "th"), Some("dport" | "sport")) => Some(op == "!="),
+            ("payload", Some("tcp" | "udp"), _) => Some(self.proto == protocol.unwrap_or("")),
+            ("payload", Some("icmp"), _) => Some(self.proto == "icmp"),
+            ("ct", _, Some("state")) => word_in(self.flow.ct_state, right),
+            _ => None,
+        };
+        let Some(hit) = hit else { return Hit::Unknown };
+        let yes = match op {
+            "==" | "in" => hit,
+            "!=" => !hit,
+            _ => return Hit::Unknown,
+        };
+        if yes {
+            Hit::Yes
+        } else {
+            Hit::No
+        }
+    }
+}
+
+/// A word (`ipv4`, `tcp`, `established`) against a right-hand side: a word or a set of them.
+fn word_in(word: &str, right: &Value) -> Option<bool> {
+    match right {
+        Value::String(s) => Some(s == word),
+        Value::Array(a) => Some(a.iter().any(|v| v.as_str() == Some(word))),
+        Value::Object(o) => Some(
+            o.get("set")?
+                .as_array()?
+                .iter()
+                .any(|v| v.as_str() == Some(word)),
+        ),
+        _ => None,
+    }
+}
+
+/// An address against an nft right-hand side: an address, a prefix, a range, or a set of them.
+fn addr_in(addr: Option<Ipv4Addr>, right: &Value) -> Option<bool> {
+    let addr = addr?;
+    let one = |v: &Value| -> Option<bool> {
+        match v {
+            Value::String(s) => {
+                if s.starts_with('@') {
+                    return None;
+                }
+                Some(s.parse::<Ipv4Addr>().ok()? == addr)
+            }
+            Value::Object(o) => {
+                if let Some(p) = o.get("prefix") {
+                    let net = ipnet::Ipv4Net::new(
+                        p["addr"].as_str()?.parse().ok()?,
+                        u8::try_from(p["len"].as_u64()?).ok()?,
+                    )
+                    .ok()?;
+                    Some(net.contains(&addr))
+                } else if let Some(r) = o.get("range").and_then(Value::as_array) {
+                    let lo: Ipv4Addr = r.first()?.as_str()?.parse().ok()?;
+                    let hi: Ipv4Addr = r.get(1)?.as_str()?.parse().ok()?;
+                    Some(lo <= addr && addr <= hi)
+                } else {
+                    None
+                }
+            }
             _ => None,
         }
+    };
+    match right {
+        Value::Object(o) if o.contains_key("set") => o
+            .get("set")?
+            .as_array()?
+            .iter()
+            .map(one)
+            .try_fold(false, |acc, x| x.map(|x| acc || x)),
+        v => one(v),
     }
 }
 
 /// An interface name against an nft right-hand side: a name (`br*` wildcards) or a set of them.
 fn name_in(name: &str, right: &Value) -> Option<bool> {
+    let placeholder = name.starts_with('\u{0}');
     let one = |pat: &str| match pat.strip_suffix('*') {
-        Some(prefix) if !pat.ends_with("\\*") => name.starts_with(prefix) && name != OTHER_IF,
+        Some(prefix) if !pat.ends_with("\\*") => name.starts_with(prefix) && !placeholder,
         _ => pat == name,
     };
     match right {
+        Value::String(s) if s.starts_with('@') => None,
         Value::String(s) => Some(one(s)),
         Value::Object(o) => o
             .get("set")?
@@ -441,57 +864,192 @@ mod tests {
         json!({ "nftables": items })
     }
 
+    fn nat(bridge: &str, bridged: bool) -> Vec<Flow> {
+        switch_flows(&SwitchTraffic {
+            bridge: bridge.into(),
+            nat: true,
+            bridged,
+            node: Some("192.168.0.2".parse().unwrap()),
+            uplink: Some("up0".into()),
+            outside: vec!["198.18.0.1".parse().unwrap(), INTERNET],
+            ..Default::default()
+        })
+    }
+
+    fn ip_forward_drops(doc: &Value, flows: &[Flow]) -> Vec<ForwardDrop> {
+        forward_drops(doc, flows, "edgenet_")
+            .into_iter()
+            .filter(|d| d.hook == "forward" && d.family != "bridge")
+            .collect()
+    }
+
+    fn addr(op: &str, field: &str, right: Value) -> Value {
+        json!({"match": {"op": op, "left": {"payload": {"protocol": "ip", "field": field}}, "right": right}})
+    }
+
     #[test]
     fn docker_policy_drop_is_found_and_docker_user_accepts_fix_it() {
-        let flows = switch_flows("aksedgesw-int", true, true);
-        let drops = forward_drops(&docker(vec![]), &flows, "edgenet_");
-        assert_eq!(drops.len(), 3, "{drops:#?}");
+        let flows = nat("aksedgesw-int", true);
+        let drops = ip_forward_drops(&docker(vec![]), &flows);
+        assert_eq!(drops.len(), 4, "{drops:#?}");
         assert!(drops
             .iter()
-            .all(|d| d.tool == FirewallTool::Docker && d.reason == "policy drop"));
+            .all(|d| d.tool == FirewallTool::Docker && d.reason == "policy drop" && d.certain));
         assert!(drops[0]
-            .fix("aksedgesw-int")
-            .contains("DOCKER-USER -i aksedgesw-int"));
+            .fix("aksedgesw-int", Some("192.168.0.0/24"))
+            .contains("DOCKER-USER -i aksedgesw-int -s 192.168.0.0/24"));
 
+        // edgenet's narrow rules: the subnet's traffic in and out.
         let fixed = docker(vec![
             rule(
                 "filter",
                 "DOCKER-USER",
-                json!([iif("aksedgesw-int"), {"xt": {"type": "match", "name": "comment"}}, {"counter": null}, {"accept": null}]),
+                json!([iif("aksedgesw-int"), addr("==", "saddr", json!({"prefix": {"addr": "192.168.0.0", "len": 24}})), {"xt": {"type": "match", "name": "comment"}}, {"counter": null}, {"accept": null}]),
             ),
             rule(
                 "filter",
                 "DOCKER-USER",
-                json!([oif("aksedgesw-int"), {"accept": null}]),
+                json!([oif("aksedgesw-int"), addr("==", "daddr", json!({"prefix": {"addr": "192.168.0.0", "len": 24}})), {"accept": null}]),
             ),
         ]);
-        assert_eq!(forward_drops(&fixed, &flows, "edgenet_"), vec![]);
+        assert_eq!(ip_forward_drops(&fixed, &flows), vec![]);
         // Only the inbound half: replies still die at the policy.
         let half = docker(vec![rule(
             "filter",
             "DOCKER-USER",
             json!([iif("aksedgesw-int"), {"accept": null}]),
         )]);
-        let drops = forward_drops(&half, &flows, "edgenet_");
+        let drops = ip_forward_drops(&half, &flows);
         assert_eq!(drops.len(), 1);
         assert_eq!(drops[0].flow, "replies to the nodes");
     }
 
+    /// The retest's rulesets (issue 8): each drops the nodes' traffic, and the walker says so.
+    #[test]
+    fn address_uplink_vmap_icmp_and_reply_drops_are_found() {
+        let flows = nat("aksedgesw-int", false);
+        let t = |expr: Value| {
+            json!({"nftables": [
+                chain("t", "f", Some("accept")),
+                rule("t", "f", expr),
+            ]})
+        };
+        let cases = [
+            (
+                "saddr prefix",
+                json!([addr("==", "saddr", json!({"prefix": {"addr": "192.168.0.0", "len": 16}})), {"drop": null}]),
+                "connections the nodes open to the outside",
+            ),
+            (
+                "daddr negated",
+                json!([addr("!=", "daddr", json!({"prefix": {"addr": "192.168.0.0", "len": 16}})), {"drop": null}]),
+                "connections the nodes open to the outside",
+            ),
+            (
+                "uplink",
+                json!([oif("up0"), {"drop": null}]),
+                "connections the nodes open to the outside",
+            ),
+            (
+                "vmap",
+                json!([{"vmap": {"key": {"meta": {"key": "iifname"}}, "data": {"set": [["aksedgesw-int", {"drop": null}]]}}}]),
+                "connections the nodes open to the outside",
+            ),
+            (
+                "icmp only",
+                json!([{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "icmp"}}, {"drop": null}]),
+                "connections the nodes open to the outside (icmp only)",
+            ),
+            // Docker's documented "only from the gateway" rule drops the replies from others.
+            (
+                "docker !-s",
+                json!([iif("up0"), addr("!=", "saddr", json!("198.18.0.1")), {"drop": null}]),
+                "replies to the nodes",
+            ),
+        ];
+        for (what, expr, flow) in cases {
+            let drops = ip_forward_drops(&t(expr), &flows);
+            assert!(
+                drops.iter().any(|d| d.flow == flow && d.certain),
+                "{what}: {drops:#?}"
+            );
+        }
+        // A rule for another interface, subnet or protocol is not a drop.
+        for expr in [
+            json!([oif("eth9"), {"drop": null}]),
+            json!([addr("==", "saddr", json!({"prefix": {"addr": "10.0.0.0", "len": 8}})), {"drop": null}]),
+            json!([{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 25}}, {"drop": null}]),
+        ] {
+            assert_eq!(ip_forward_drops(&t(expr.clone()), &flows), vec![], "{expr}");
+        }
+    }
+
+    #[test]
+    fn input_bridge_and_unreadable_drops_are_reported() {
+        let mut traffic = SwitchTraffic {
+            bridge: "aksedgesw-int".into(),
+            nat: true,
+            node: Some("192.168.0.2".parse().unwrap()),
+            host: Some("192.168.0.1".parse().unwrap()),
+            ..Default::default()
+        };
+        let input = json!({"nftables": [
+            {"chain": {"family": "inet", "table": "t", "name": "in", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+        ]});
+        let drops = forward_drops(&input, &switch_flows(&traffic), "edgenet_");
+        assert!(
+            drops
+                .iter()
+                .any(|d| d.hook == "input" && d.flow.contains("host")),
+            "{drops:#?}"
+        );
+
+        traffic.external = true;
+        traffic.nat = false;
+        traffic.uplink = Some("eth0".into());
+        let bridge = json!({"nftables": [
+            {"chain": {"family": "bridge", "table": "t", "name": "f", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+        ]});
+        let drops = forward_drops(&bridge, &switch_flows(&traffic), "edgenet_");
+        assert!(
+            drops
+                .iter()
+                .any(|d| d.family == "bridge" && d.flow.contains("LAN")),
+            "{drops:#?}"
+        );
+
+        // A set lookup cannot be evaluated: a warning naming the rule, not silence.
+        let set = json!({"nftables": [
+            chain("t", "f", Some("accept")),
+            rule("t", "f", json!([addr("==", "saddr", json!("@blocked")), {"drop": null}])),
+        ]});
+        let drops = ip_forward_drops(&set, &nat("aksedgesw-int", false));
+        assert!(
+            !drops.is_empty() && drops.iter().all(|d| !d.certain),
+            "{drops:#?}"
+        );
+        assert!(drops[0].reason.contains("@blocked"), "{}", drops[0].reason);
+    }
+
     #[test]
     fn ufw_conntrack_accepts_replies_and_a_final_drop_rule_counts() {
+        // iptables-nft's conntrack match as `nft -j` shows it: by name only.
         let doc = json!({"nftables": [
             chain("filter", "FORWARD", Some("drop")),
             chain("filter", "ufw-before-forward", None),
             chain("filter", "ufw-user-forward", None),
             rule("filter", "FORWARD", json!([{"jump": {"target": "ufw-before-forward"}}])),
-            rule("filter", "ufw-before-forward", json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}])),
+            rule("filter", "ufw-before-forward", json!([{"xt": {"type": "match", "name": "conntrack"}}, {"counter": null}, {"accept": null}])),
             rule("filter", "ufw-before-forward", json!([{"jump": {"target": "ufw-user-forward"}}])),
         ]});
-        let flows = switch_flows("br9", true, false);
-        let drops = forward_drops(&doc, &flows, "edgenet_");
+        let flows = nat("br9", false);
+        let drops = ip_forward_drops(&doc, &flows);
         assert_eq!(drops.len(), 1, "{drops:#?}");
+        assert_eq!(drops[0].flow, "connections the nodes open to the outside");
         assert_eq!(drops[0].tool, FirewallTool::Ufw);
-        assert!(drops[0].fix("br9").contains("ufw route allow in on br9"));
+        assert!(drops[0]
+            .fix("br9", Some("192.168.0.0/24"))
+            .contains("ufw route allow in on br9 from 192.168.0.0/24"));
 
         // A chain with policy accept that ends in an unconditional reject (firewalld's shape).
         let fw = json!({"nftables": [
@@ -500,34 +1058,33 @@ mod tests {
             {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_FORWARD", "expr": [iif("lo"), {"accept": null}]}},
             {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_FORWARD", "expr": [{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]}},
         ]});
-        let drops = forward_drops(&fw, &flows, "edgenet_");
+        let drops = ip_forward_drops(&fw, &flows);
         assert_eq!(drops.len(), 1);
         assert_eq!(drops[0].tool, FirewallTool::Firewalld);
         assert!(drops[0].reason.contains("reject"), "{}", drops[0].reason);
     }
 
     #[test]
-    fn our_own_tables_other_hooks_and_unreadable_matches_are_not_drops() {
+    fn our_own_tables_and_other_interfaces_are_not_drops() {
         let doc = json!({"nftables": [
             chain("edgenet_abc", "forward", Some("drop")),
-            {"chain": {"family": "ip", "table": "t", "name": "in", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
             chain("t", "fwd", Some("accept")),
-            // A drop we cannot evaluate (a set lookup) is not claimed.
-            rule("t", "fwd", json!([{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@blocked"}}, {"drop": null}])),
             // Wildcards and negation are evaluated.
             rule("t", "fwd", json!([{"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "br*"}}, {"drop": null}])),
         ]});
-        assert_eq!(
-            forward_drops(&doc, &switch_flows("br0", false, true), "edgenet_"),
-            vec![]
-        );
-        let drops = forward_drops(&doc, &switch_flows("xbr0", false, true), "edgenet_");
-        assert_eq!(drops.len(), 1);
+        let bridged = |b: &str| {
+            switch_flows(&SwitchTraffic {
+                bridge: b.into(),
+                bridged: true,
+                ..Default::default()
+            })
+        };
+        assert_eq!(ip_forward_drops(&doc, &bridged("br0")), vec![]);
+        let drops = ip_forward_drops(&doc, &bridged("xbr0"));
+        assert_eq!(drops.len(), 2);
         assert_eq!(drops[0].tool, FirewallTool::Other);
         assert!(drops[0]
-            .fix("xbr0")
-            .starts_with("nft insert rule ip t fwd iifname \"xbr0\" accept"));
-        // No bridged frames and no NAT: nothing to forward, nothing to drop.
-        assert!(switch_flows("br0", false, false).is_empty());
+            .fix("xbr0", None)
+            .starts_with("nft insert rule ip t fwd iifname \"xbr0\" oifname \"xbr0\" accept"));
     }
 }

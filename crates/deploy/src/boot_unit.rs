@@ -81,6 +81,11 @@ impl BootUnit {
         unit.push_str("Documentation=man:edgenet(1)\n");
         unit.push_str("Wants=network-online.target\n");
         unit.push_str("After=network-online.target\n");
+        // Docker sets its FORWARD policy drop when it starts: running after it (if it is
+        // installed; `After=` alone pulls nothing in) lets deploy see Docker's chains and keep
+        // its DOCKER-USER accepts in place. deploy also prepares DOCKER-USER itself, so a Docker
+        // started later keeps them.
+        unit.push_str("After=docker.service containerd.service\n");
         if let Some(adapter) = &self.adapter {
             let device = device_unit(adapter);
             unit.push_str(&format!("Wants={device}\nAfter={device}\n"));
@@ -187,6 +192,9 @@ mod tests {
         let text = unit().render();
         assert!(text.contains("After=sys-subsystem-net-devices-en\\x2dp1.device\n"));
         assert!(text.contains("Before=k3s.service k3s-agent.service kubelet.service\n"));
+        // Ordered after Docker without pulling it in.
+        assert!(text.contains("After=docker.service containerd.service\n"));
+        assert!(!text.contains("Wants=docker"));
         assert!(text.contains(
             "ExecStart=/usr/bin/edgenet deploy --config \"/etc/edgenet/my config.json\" --machine 1 --wait 300\n"
         ));

@@ -476,10 +476,12 @@ fn ensure_host_firewall(
     let Some(ruleset) = fw.ruleset else {
         return Ok(());
     };
-    // Docker present: our accepts go in whether or not its policy drops right now (Docker sets
-    // the policy when it starts, which may be after this deploy).
-    if host_rules::docker_present(&ruleset) {
-        for rule in host_rules::docker_rules(&plan.switch.name, id) {
+    // Docker present, or installed but not started yet (at boot edgenet may run first): our
+    // accepts go in whether or not its policy drops right now (Docker sets the policy when it
+    // starts, and keeps DOCKER-USER's rules).
+    if host_rules::docker_present(&ruleset) || host_rules::docker_installed() {
+        edgenet_host::iptables::ensure_chain(host_rules::DOCKER_USER)?;
+        for rule in host_rules::docker_rules(plan, id) {
             let name = host_rules::record_name(&rule);
             let args: Vec<&str> = rule.iter().map(String::as_str).collect();
             run.will_create(ObjectKind::FirewallRule, &name, None)?;
@@ -503,7 +505,10 @@ fn ensure_host_firewall(
             switch: plan.switch.name.clone(),
             fix: format!(
                 "{}; edgenet does not edit another tool's rules",
-                drop.fix(&plan.switch.name)
+                drop.fix(
+                    &plan.switch.name,
+                    edgenet_core::host_firewall::fix_subnet(plan).as_deref()
+                )
             ),
         });
     }

@@ -212,10 +212,9 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     // Another firewall that drops the switch's packets cuts the nodes off whatever our own
     // table says.
     for drop in crate::firewall::host_rules::live_drops(&plan) {
-        report.drift.push(crate::firewall::host_rules::describe(
-            &drop,
-            &plan.switch.name,
-        ));
+        report
+            .drift
+            .push(crate::firewall::host_rules::describe(&drop, &plan));
     }
 
     for node in &plan.nodes {

@@ -2,8 +2,10 @@
 //! firewalld, ufw, any table with a dropping forward hook), read from `nft -j list ruleset`
 //! (iptables-nft rules are there too). Pure: ruleset JSON in, findings out.
 
+use edgenet_core::host_firewall::{
+    fix_subnet, forward_drops, plan_traffic, switch_flows, FirewallTool, HostFirewall,
+};
 use edgenet_core::plan::{Plan, SwitchKind};
-use serde_json::Value;
 
 use crate::report::Check;
 
@@ -22,96 +24,44 @@ pub struct Blocker {
     pub table: String,
     pub chain: String,
     pub owner: Owner,
-    /// `policy drop`, or a final rule that drops/rejects everything.
+    /// What it drops and where (`policy drop`, or the rule).
     pub how: String,
+    /// The exact fix, when known from the walk.
+    pub fix: Option<String>,
+    /// `false`: a rule edgenet cannot evaluate may drop it.
+    pub certain: bool,
 }
 
-fn items(ruleset: &Value) -> impl Iterator<Item = &Value> {
-    ruleset
-        .get("nftables")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-/// Forward-hook chains outside edgenet's own tables that drop what they do not accept, and do
-/// not accept traffic of `switch` before that.
-pub fn forward_blockers(ruleset: &Value, switch: &str) -> Vec<Blocker> {
-    let mut out = Vec::new();
-    let chains: Vec<&Value> = items(ruleset).filter_map(|i| i.get("chain")).collect();
-    let rules: Vec<&Value> = items(ruleset).filter_map(|i| i.get("rule")).collect();
-    let s = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
+/// The base chains outside edgenet's own tables that drop (or may drop) the switch's traffic:
+/// the same walk as `check`, `deploy` and `status` ([`edgenet_core::host_firewall`]).
+pub fn forward_blockers(fw: &HostFirewall, plan: &Plan) -> Vec<Blocker> {
+    let Some(ruleset) = &fw.ruleset else {
+        return Vec::new();
     };
-    for chain in &chains {
-        let (family, table, name) = (s(chain, "family"), s(chain, "table"), s(chain, "name"));
-        if table.starts_with("edgenet") || s(chain, "hook") != "forward" {
-            continue;
-        }
-        let in_table: Vec<&&Value> = rules
-            .iter()
-            .filter(|r| s(r, "family") == family && s(r, "table") == table)
-            .collect();
-        let drops_all = |r: &&&Value| {
-            let expr = r
-                .get("expr")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let verdicts = expr
-                .iter()
-                .filter(|e| e.get("drop").is_some() || e.get("reject").is_some())
-                .count();
-            let matches = expr.iter().filter(|e| e.get("match").is_some()).count();
-            verdicts > 0 && matches == 0
-        };
-        let how = if s(chain, "policy") == "drop" {
-            "policy drop".to_string()
-        } else if in_table
-            .iter()
-            .any(|r| s(r, "chain") == name && drops_all(r))
-        {
-            "a final rule drops or rejects everything".to_string()
-        } else {
-            continue;
-        };
-        // An accept naming the switch anywhere in the table (e.g. in DOCKER-USER) lets it by.
-        let accepts_switch = in_table.iter().any(|r| {
-            let text = r.get("expr").map(Value::to_string).unwrap_or_default();
-            text.contains("\"accept\"") && text.contains(&format!("\"{switch}\""))
-        });
-        if accepts_switch {
-            continue;
-        }
-        let chain_names: Vec<String> = chains
-            .iter()
-            .filter(|c| s(c, "table") == table && s(c, "family") == family)
-            .map(|c| s(c, "name"))
-            .collect();
-        let owner = if table == "firewalld" {
-            Owner::Firewalld
-        } else if chain_names.iter().any(|c| c.starts_with("ufw")) {
-            Owner::Ufw
-        } else if chain_names
-            .iter()
-            .any(|c| c == "DOCKER-USER" || c == "DOCKER")
-        {
-            Owner::Docker
-        } else {
-            Owner::Other
-        };
-        out.push(Blocker {
-            family,
-            table,
-            chain: name,
-            owner,
-            how,
-        });
-    }
-    out
+    let flows = switch_flows(&plan_traffic(plan, fw));
+    let subnet = fix_subnet(plan);
+    forward_drops(ruleset, &flows, "edgenet_")
+        .into_iter()
+        .map(|d| Blocker {
+            owner: match d.tool {
+                FirewallTool::Docker => Owner::Docker,
+                FirewallTool::Ufw => Owner::Ufw,
+                FirewallTool::Firewalld => Owner::Firewalld,
+                FirewallTool::Other => Owner::Other,
+            },
+            how: format!(
+                "{} {}: {}",
+                if d.certain { "drops" } else { "may drop" },
+                d.flow,
+                d.reason
+            ),
+            fix: Some(d.fix(&plan.switch.name, subnet.as_deref())),
+            certain: d.certain,
+            family: d.family,
+            table: d.table,
+            chain: d.chain,
+        })
+        .collect()
 }
 
 /// The same judgement over `iptables-legacy-save -t filter` output: a `FORWARD` policy DROP
@@ -147,28 +97,41 @@ pub fn legacy_blockers(save: &str, switch: &str) -> Vec<Blocker> {
         chain: "FORWARD".to_string(),
         owner,
         how: "policy DROP".to_string(),
+        fix: None,
+        certain: true,
     }]
 }
 
-/// The exact fix for one blocker: each tool's documented way to let a bridge's traffic through.
-pub fn fix(b: &Blocker, switch: &str) -> String {
+/// The exact fix for one blocker: each tool's documented way to let the switch's traffic
+/// through, and no more (the NAT subnet, or frames bridged within the switch).
+pub fn fix(b: &Blocker, switch: &str, subnet: Option<&str>) -> String {
+    if let Some(fix) = &b.fix {
+        return fix.clone();
+    }
+    let (i, o) = match subnet {
+        Some(s) => (format!("-i {switch} -s {s}"), format!("-o {switch} -d {s}")),
+        None => (format!("-i {switch} -o {switch}"), String::new()),
+    };
+    let both = |cmd: &str| {
+        if o.is_empty() {
+            format!("{cmd} {i} -j ACCEPT")
+        } else {
+            format!("{cmd} {i} -j ACCEPT && {cmd} {o} -j ACCEPT")
+        }
+    };
     match b.owner {
         Owner::Docker => format!(
-            "iptables -I DOCKER-USER -i {switch} -j ACCEPT && iptables -I DOCKER-USER -o {switch} -j ACCEPT (Docker keeps DOCKER-USER for rules of your own)"
+            "{} (Docker keeps DOCKER-USER for rules of your own)",
+            both("iptables -I DOCKER-USER")
         ),
         Owner::Firewalld => format!(
             "firewall-cmd --permanent --zone=trusted --add-interface={switch} && firewall-cmd --reload"
         ),
-        Owner::Ufw => format!("ufw route allow in on {switch} && ufw route allow out on {switch}"),
-        Owner::Other if b.family == "iptables-legacy" => format!(
-            "iptables-legacy -I FORWARD -i {switch} -j ACCEPT && iptables-legacy -I FORWARD -o {switch} -j ACCEPT"
-        ),
-        Owner::Other => format!(
-            "nft insert rule {f} {t} {c} iifname \"{switch}\" accept && nft insert rule {f} {t} {c} oifname \"{switch}\" accept",
-            f = b.family,
-            t = b.table,
-            c = b.chain
-        ),
+        Owner::Ufw => match subnet {
+            Some(s) => format!("ufw route allow in on {switch} from {s} && ufw route allow out on {switch} to {s}"),
+            None => format!("ufw route allow in on {switch} out on {switch}"),
+        },
+        Owner::Other => both("iptables-legacy -I FORWARD"),
     }
 }
 
@@ -200,9 +163,16 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
             )
         })
         .collect();
-    let fixes: Vec<String> = blockers.iter().map(|b| fix(b, switch)).collect();
-    let detail = format!("{} drops forwarded traffic of {switch}", names.join("; "));
-    if routed || bridged {
+    let subnet = fix_subnet(plan);
+    let fixes: Vec<String> = blockers
+        .iter()
+        .map(|b| fix(b, switch, subnet.as_deref()))
+        .collect();
+    let detail = format!("{} on switch {switch}", names.join("; "));
+    let legacy = blockers.iter().all(|b| b.family == "iptables-legacy");
+    if blockers.iter().all(|b| !b.certain) {
+        Check::warn("host", "host-firewall", detail).fix(fixes.join("; "))
+    } else if !legacy || routed || bridged {
         Check::fail("host", "host-firewall", detail, fixes.join("; "))
     } else {
         Check::warn(
@@ -219,34 +189,88 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use edgenet_core::config::load;
+    use edgenet_core::plan;
+    use edgenet_core::validate::Context;
+    use serde_json::{json, Value};
 
-    fn ruleset(extra_rules: Vec<Value>) -> Value {
-        let mut items = vec![
-            json!({"table": {"family": "ip", "name": "filter"}}),
-            json!({"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}),
-            json!({"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER"}}),
-            json!({"chain": {"family": "ip", "table": "edgenet_0a1b2c", "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}),
-        ];
-        items.extend(extra_rules.into_iter().map(|r| json!({"rule": r})));
-        json!({"nftables": items})
+    /// A NAT switch `aksedgesw-int` on 192.168.77.0/24.
+    fn nat_plan() -> Plan {
+        let config = json!({
+            "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"MachineName": "edge01"}
+        });
+        let loaded = load(config.to_string().as_bytes()).unwrap();
+        plan::build(&loaded.config, &Context::offline("test", "edge01")).unwrap()
     }
 
-    #[test]
-    fn docker_forward_drop_is_named_with_its_fix_and_edgenet_tables_are_ignored() {
-        let found = forward_blockers(&ruleset(vec![]), "aksedgesw-int");
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].owner, Owner::Docker);
-        assert!(fix(&found[0], "aksedgesw-int").contains("DOCKER-USER -i aksedgesw-int"));
+    fn fw(items: Vec<Value>) -> HostFirewall {
+        HostFirewall {
+            ruleset: Some(json!({ "nftables": items })),
+            uplink: Some("up0".into()),
+            gateway: Some("198.18.0.1".parse().unwrap()),
+            ..Default::default()
+        }
     }
 
-    #[test]
-    fn an_accept_for_the_switch_lets_it_by() {
-        let accept = json!({"family": "ip", "table": "filter", "chain": "DOCKER-USER", "expr": [
-            {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "aksedgesw-int"}},
+    fn forward(table: &str, policy: &str) -> Value {
+        json!({"chain": {"family": "ip", "table": table, "name": "FORWARD", "type": "filter", "hook": "forward", "prio": 0, "policy": policy}})
+    }
+
+    fn iif_accept(table: &str, chain: &str, name: &str) -> Value {
+        json!({"rule": {"family": "ip", "table": table, "chain": chain, "expr": [
+            {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": name}},
             {"accept": null}
-        ]});
-        assert!(forward_blockers(&ruleset(vec![accept]), "aksedgesw-int").is_empty());
+        ]}})
+    }
+
+    #[test]
+    fn docker_forward_drop_is_named_with_its_narrow_fix_and_edgenet_tables_are_ignored() {
+        let plan = nat_plan();
+        let found = forward_blockers(
+            &fw(vec![
+                forward("filter", "drop"),
+                json!({"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER"}}),
+                forward("edgenet_0a1b2c", "drop"),
+            ]),
+            &plan,
+        );
+        assert!(!found.is_empty(), "{found:?}");
+        assert!(found
+            .iter()
+            .all(|b| b.owner == Owner::Docker && b.table == "filter"));
+        let fix = fix(&found[0], "aksedgesw-int", Some("192.168.77.0/24"));
+        assert!(
+            fix.contains("DOCKER-USER -i aksedgesw-int -s 192.168.77.0/24"),
+            "{fix}"
+        );
+    }
+
+    /// The doctor retest (issue 8): `-P FORWARD DROP` with only `-i aksedgesw-int -j ACCEPT`
+    /// passed, although the replies to the nodes are dropped.
+    #[test]
+    fn an_accept_for_one_direction_still_fails_on_the_replies() {
+        let plan = nat_plan();
+        let half = fw(vec![
+            forward("filter", "drop"),
+            iif_accept("filter", "FORWARD", "aksedgesw-int"),
+        ]);
+        let found = forward_blockers(&half, &plan);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].how.contains("replies to the nodes"), "{found:?}");
+        let c = check(&plan, &found, Some("0"));
+        assert_eq!(c.status, crate::report::Status::Fail, "{c:?}");
+
+        let both = fw(vec![
+            forward("filter", "drop"),
+            iif_accept("filter", "FORWARD", "aksedgesw-int"),
+            json!({"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [
+                {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "aksedgesw-int"}},
+                {"accept": null}
+            ]}}),
+        ]);
+        assert_eq!(forward_blockers(&both, &plan), vec![]);
     }
 
     #[test]
@@ -255,6 +279,7 @@ mod tests {
         let found = legacy_blockers(save, "aksedgesw-int");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].owner, Owner::Docker);
+        assert!(fix(&found[0], "aksedgesw-int", None).contains("-i aksedgesw-int -o aksedgesw-int"));
         let fixed = save.replace(
             "COMMIT",
             "-A DOCKER-USER -i aksedgesw-int -j ACCEPT\nCOMMIT",
@@ -266,12 +291,16 @@ mod tests {
 
     #[test]
     fn firewalld_final_reject_counts() {
-        let rs = json!({"nftables": [
-            {"chain": {"family": "inet", "table": "firewalld", "name": "filter_FORWARD", "hook": "forward", "policy": "accept"}},
-            {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_FORWARD", "expr": [{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]}}
-        ]});
-        let found = forward_blockers(&rs, "br0");
+        let plan = nat_plan();
+        let found = forward_blockers(
+            &fw(vec![
+                json!({"chain": {"family": "inet", "table": "firewalld", "name": "filter_FORWARD", "type": "filter", "hook": "forward", "prio": 10, "policy": "accept"}}),
+                json!({"rule": {"family": "inet", "table": "firewalld", "chain": "filter_FORWARD", "expr": [{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]}}),
+            ]),
+            &plan,
+        );
         assert_eq!(found[0].owner, Owner::Firewalld);
-        assert!(fix(&found[0], "br0").contains("--zone=trusted --add-interface=br0"));
+        assert!(fix(&found[0], "aksedgesw-int", None)
+            .contains("--zone=trusted --add-interface=aksedgesw-int"));
     }
 }

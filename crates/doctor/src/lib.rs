@@ -182,11 +182,11 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     }
     let mut blockers = Vec::new();
     let mut unread = Vec::new();
-    let ruleset = probes::nft_ruleset();
+    let host_fw = edgenet_host::facts::host_firewall();
     // NAT and the switch's own rules live in edgenet's table; without it nothing leaves.
     if let (Some(table), SwitchKind::Internal) = (&opts.edgenet_table, plan.switch.kind) {
-        out.push(match &ruleset {
-            Ok(Some(ruleset)) => {
+        out.push(match (&host_fw.ruleset, &host_fw.problem) {
+            (Some(ruleset), _) => {
                 let present = ruleset["nftables"].as_array().into_iter().flatten().any(|o| {
                     o["table"]["name"].as_str() == Some(table.as_str())
                         && o["table"]["family"].as_str() != Some("bridge")
@@ -206,16 +206,13 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
                     )
                 }
             }
-            Ok(None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
-            Err(e) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
+            (None, Some(e)) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
+            (None, None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
         });
     }
-    match ruleset {
-        Ok(Some(ruleset)) => {
-            blockers.extend(firewall::forward_blockers(&ruleset, &plan.switch.name))
-        }
-        Ok(None) => unread.push("nft is not installed".to_string()),
-        Err(e) => unread.push(format!("nft: {e}")),
+    match &host_fw.problem {
+        None => blockers.extend(firewall::forward_blockers(&host_fw, plan)),
+        Some(e) => unread.push(format!("nft: {e}")),
     }
     match probes::iptables_legacy_filter() {
         Ok(Some(save)) => blockers.extend(firewall::legacy_blockers(&save, &plan.switch.name)),

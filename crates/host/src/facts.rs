@@ -105,18 +105,42 @@ pub fn host_firewall() -> edgenet_core::host_firewall::HostFirewall {
     let bridge_nf_call_iptables = crate::sysctl::read(BRIDGE_NF_CALL_IPTABLES)
         .map(|v| v.trim() == "1")
         .unwrap_or(false);
+    let (uplink, gateway) = std::fs::read_to_string("/proc/thread-self/net/route")
+        .ok()
+        .and_then(|t| default_route(&t))
+        .unzip();
     match crate::nft::Nft::new().list_ruleset() {
         Ok(ruleset) => edgenet_core::host_firewall::HostFirewall {
             ruleset: Some(ruleset),
             bridge_nf_call_iptables,
             problem: None,
+            uplink,
+            gateway: gateway.flatten(),
         },
         Err(e) => edgenet_core::host_firewall::HostFirewall {
             ruleset: None,
             bridge_nf_call_iptables,
             problem: Some(e.to_string()),
+            uplink,
+            gateway: gateway.flatten(),
         },
     }
+}
+
+/// The default route's interface and gateway from `/proc/net/route` (of the calling thread's
+/// namespace): where the nodes' traffic leaves the host.
+fn default_route(table: &str) -> Option<(String, Option<std::net::Ipv4Addr>)> {
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+            return None;
+        }
+        let gw = u32::from_str_radix(f[2], 16)
+            .ok()
+            .filter(|g| *g != 0)
+            .map(|g| std::net::Ipv4Addr::from(g.swap_bytes()));
+        Some((f[0].to_string(), gw))
+    })
 }
 
 /// 1 when br_netfilter hands bridged IPv4 frames to the `ip` hooks (Docker loads it).
@@ -127,6 +151,18 @@ mod tests {
     use super::*;
     use crate::netlink::{Address, Link, Route};
     use edgenet_core::mac::MacAddr;
+
+    #[test]
+    fn default_route_is_read_from_proc() {
+        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                 up0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n\
+                 up0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\n";
+        assert_eq!(
+            default_route(t),
+            Some(("up0".to_string(), Some("198.18.0.1".parse().unwrap())))
+        );
+        assert_eq!(default_route("Iface\n"), None);
+    }
 
     #[test]
     fn snapshot_maps_onto_host_facts_with_wireless_from_sysfs() {

@@ -47,6 +47,25 @@ pub fn has_rule(chain: &str, rule: &[&str]) -> Result<bool, HostError> {
     Ok(out.status.success())
 }
 
+/// Creates `chain` in the `filter` table unless it exists (`-N`); returns whether it did.
+pub fn ensure_chain(chain: &str) -> Result<bool, HostError> {
+    let list = vec!["-t".to_string(), "filter".into(), "-S".into(), chain.into()];
+    if run(&list)?.status.success() {
+        return Ok(false);
+    }
+    let args = vec!["-t".to_string(), "filter".into(), "-N".into(), chain.into()];
+    let out = run(&args)?;
+    if out.status.success() {
+        Ok(true)
+    } else {
+        Err(HostError::new(
+            "create iptables chain",
+            args.join(" "),
+            io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ))
+    }
+}
+
 /// Inserts `rule` at the top of `chain`.
 pub fn insert(chain: &str, rule: &[&str]) -> Result<(), HostError> {
     let args = spec(chain, "-I", rule);

@@ -173,24 +173,6 @@ pub fn resolve_in(netns: &str, name: &str, opts: &ExecOptions) -> Result<Vec<Ipv
     Ok(found)
 }
 
-/// The whole nftables ruleset of the calling process's namespace as `nft -j` JSON;
-/// `Ok(None)` when nft is not installed.
-pub fn nft_ruleset() -> io::Result<Option<serde_json::Value>> {
-    let out = match Command::new("nft").args(["-j", "list", "ruleset"]).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !out.status.success() {
-        return Err(io::Error::other(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map(Some)
-        .map_err(io::Error::other)
-}
-
 /// `iptables-legacy-save -t filter` (rules made by the legacy iptables backend do not show in
 /// the nftables ruleset); `Ok(None)` when there is no legacy filter table or no such tool.
 /// Only read when the legacy filter table already exists in this namespace

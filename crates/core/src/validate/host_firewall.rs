@@ -4,7 +4,7 @@
 
 use super::{Code, Context, Finding};
 use crate::config::Config;
-use crate::host_firewall::{forward_drops, switch_flows, FirewallTool};
+use crate::host_firewall::{fix_subnet, forward_drops, plan_traffic, switch_flows, FirewallTool};
 
 /// edgenet's own tables, never judged here.
 pub const OWN_TABLE_PREFIX: &str = "edgenet_";
@@ -15,8 +15,12 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         return;
     };
     let bridge = config.switch_name();
-    let nat = !config.is_scalable() && !config.network.internet_disabled;
-    let flows = switch_flows(bridge, nat, facts.firewall.bridge_nf_call_iptables);
+    // The walk needs the plan's addresses; a config that does not plan is reported elsewhere.
+    let Ok(plan) = crate::plan::build(config, ctx) else {
+        return;
+    };
+    let subnet = fix_subnet(&plan);
+    let flows = switch_flows(&plan_traffic(&plan, &facts.firewall));
     let mut seen = Vec::new();
     for drop in forward_drops(ruleset, &flows, OWN_TABLE_PREFIX) {
         let chain = (drop.family.clone(), drop.table.clone(), drop.chain.clone());
@@ -25,14 +29,29 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         }
         seen.push(chain);
         let path = "Edgenet.SwitchName";
-        if drop.tool == FirewallTool::Docker {
+        if !drop.certain {
+            out.push(
+                Finding::warning(
+                    Code::HostFirewallDrops,
+                    path,
+                    format!("{drop}: if it does, the nodes on {bridge} are cut off"),
+                )
+                .hint(format!(
+                    "make sure that rule does not match the switch's traffic, or let the switch through first: {}",
+                    drop.fix(bridge, subnet.as_deref())
+                )),
+            );
+        } else if drop.tool == FirewallTool::Docker
+            && drop.hook == "forward"
+            && drop.family != "bridge"
+        {
             out.push(
                 Finding::warning(
                     Code::HostFirewallDrops,
                     path,
                     format!("{drop}: deploy lets the switch {bridge} through in Docker's DOCKER-USER chain"),
                 )
-                .hint(drop.fix(bridge)),
+                .hint(drop.fix(bridge, subnet.as_deref())),
             );
         } else {
             out.push(
@@ -43,7 +62,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 )
                 .hint(format!(
                     "let the switch through first: {}",
-                    drop.fix(bridge)
+                    drop.fix(bridge, subnet.as_deref())
                 )),
             );
         }

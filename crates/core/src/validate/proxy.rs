@@ -11,13 +11,17 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         let Some(url) = value else { continue };
         let path = format!("Network.Proxy.{key}");
         if let Err(why) = proxy_url_problem(url) {
+            let hint = match why {
+                UrlProblem::Userinfo(_) => "percent-encode the user name and password (`/` as %2F, `#` as %23, `?` as %3F, space as %20, `@` as %40), e.g. \"http://user:p%2Fw@proxy.example.com:3128\"",
+                UrlProblem::Other(_) => "write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\"",
+            };
             out.push(
                 Finding::error(
                     Code::ProxyUrl,
                     &path,
-                    format!("{path} is {}: {why}", super::excerpt(url)),
+                    format!("{path} is {}: {why}", super::excerpt(&safe_display(url))),
                 )
-                .hint("write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\""),
+                .hint(hint),
             );
         }
     }
@@ -30,7 +34,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                         "Network.Proxy.No",
                         format!(
                             "no_proxy entry {} is not understood by every tool",
-                            super::excerpt(entry)
+                            super::excerpt(&safe_display(entry))
                         ),
                     )
                     .hint(format!(
@@ -42,7 +46,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                     Finding::error(
                         Code::NoProxyEntry,
                         "Network.Proxy.No",
-                        format!("no_proxy entry {} {why}", super::excerpt(entry)),
+                        format!(
+                            "no_proxy entry {} {why}",
+                            super::excerpt(&safe_display(entry))
+                        ),
                     )
                     .hint(
                         "each comma-separated entry is a host name, .domain, IP address, CIDR or *",
@@ -52,25 +59,121 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         }
     }
     if config.network.internet_disabled && (proxy.http.is_some() || proxy.https.is_some()) {
-        out.push(
-            Finding::warning(Code::ProxyWhileOffline, "Network.Proxy", "a proxy is set but Network.InternetDisabled is true: nodes cannot reach anything past the host")
-                .hint("remove the proxy, or set InternetDisabled to false"),
-        );
+        // Offline means: an internal switch forwards nothing past the host; an external
+        // (scalable) switch keeps the nodes on the LAN, so a proxy on the LAN still works.
+        let (message, hint) = if config.deployment_type
+            == crate::config::DeploymentType::ScalableCluster
+        {
+            (
+                "a proxy is set but Network.InternetDisabled is true: nodes reach only the LAN, so the proxy works only if it is on the LAN and itself reaches the internet",
+                "keep the proxy if it is on the LAN; otherwise remove it, or set InternetDisabled to false",
+            )
+        } else {
+            (
+                "a proxy is set but Network.InternetDisabled is true: nodes cannot reach anything past the host",
+                "remove the proxy, or set InternetDisabled to false",
+            )
+        };
+        out.push(Finding::warning(Code::ProxyWhileOffline, "Network.Proxy", message).hint(hint));
     }
 }
 
+/// Why a proxy URL is refused; `Userinfo` gets the percent-encoding hint.
+#[derive(Debug)]
+enum UrlProblem {
+    Userinfo(String),
+    Other(String),
+}
+
+impl std::fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlProblem::Userinfo(s) | UrlProblem::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<String> for UrlProblem {
+    fn from(s: String) -> Self {
+        UrlProblem::Other(s)
+    }
+}
+
+impl From<&str> for UrlProblem {
+    fn from(s: &str) -> Self {
+        UrlProblem::Other(s.to_string())
+    }
+}
+
+/// The value for messages: everything before the last `@` is shown as `***` (after the scheme,
+/// if any), so no part of a user name or password is echoed whatever it contains.
+fn safe_display(raw: &str) -> String {
+    match raw.rsplit_once('@') {
+        None => raw.to_string(),
+        Some((before, host)) => match before.find("://") {
+            Some(i) => format!("{}://***@{host}", &before[..i]),
+            None => format!("***@{host}"),
+        },
+    }
+}
+
+/// A DNS name as resolvers accept it: at most 253 characters, labels of at most 63.
+fn host_name_problem(host: &str) -> Option<String> {
+    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    if host.len() > 253 {
+        return Some(format!(
+            "the host name is {} characters long; DNS names have at most 253",
+            host.len()
+        ));
+    }
+    host.split('.').find(|l| l.len() > 63).map(|l| {
+        format!(
+            "a label of the host name is {} characters long; DNS labels have at most 63",
+            l.len()
+        )
+    })
+}
+
 /// `http://` or `https://`, a host, and an explicit port (curl's default proxy port is 1080, not
-/// 80, so a missing port is a trap).
-fn proxy_url_problem(raw: &str) -> Result<(), String> {
+/// 80, so a missing port is a trap). A user name or password must be percent-encoded: an
+/// unencoded `/`, `#`, `?` or space splits the URL differently in every tool (and would end up
+/// in the host or path, i.e. in logs).
+fn proxy_url_problem(raw: &str) -> Result<(), UrlProblem> {
+    let Some((_, rest)) = raw.split_once("://") else {
+        return Err("it has no scheme; proxies are http:// or https://".into());
+    };
+    if let Some((userinfo, _)) = rest.rsplit_once('@') {
+        if let Some(c) = userinfo
+            .chars()
+            .find(|c| matches!(c, '/' | '#' | '?' | '@') || c.is_whitespace() || c.is_control())
+        {
+            let what = match c {
+                ' ' => "a space".to_string(),
+                c if c.is_whitespace() || c.is_control() => {
+                    "a whitespace or control character".to_string()
+                }
+                c => format!("an unencoded `{c}`"),
+            };
+            return Err(UrlProblem::Userinfo(format!(
+                "its user name or password contains {what}"
+            )));
+        }
+    }
     let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "the scheme is {:?}; proxies are http:// or https://",
             url.scheme()
-        ));
+        )
+        .into());
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("it has no host".into());
+    }
+    if let Some(why) = url.host_str().and_then(host_name_problem) {
+        return Err(why.into());
     }
     let authority = raw.split_once("://").map_or("", |(_, rest)| rest);
     let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
@@ -90,6 +193,9 @@ fn no_proxy_entry_problem(entry: &str) -> Result<(), String> {
         || entry.parse::<ipnet::IpNet>().is_ok()
     {
         return Ok(());
+    }
+    if entry.contains('@') {
+        return Err("holds a user name or password; no_proxy entries are host names".into());
     }
     if entry.contains('/') {
         return Err("is not a valid CIDR".into());
@@ -130,6 +236,29 @@ mod tests {
         assert!(proxy_url_problem("socks5://proxy:1080").is_err());
         assert!(proxy_url_problem("proxy:3128").is_err());
         assert!(proxy_url_problem("http://:3128").is_err());
+        // Issue 8 retest: no scheme, unencoded separators or a space in the password, a host
+        // longer than DNS allows.
+        for bad in [
+            "user:secretA@198.18.0.1:3128",
+            "http://user:sec/retP@proxy:3128",
+            "http://user:sec#retP@proxy:3128",
+            "http://user:sec?retP@proxy:3128",
+            "http://user:sec retP@proxy:3128",
+        ] {
+            assert!(proxy_url_problem(bad).is_err(), "{bad}");
+            assert!(!safe_display(bad).contains("sec"), "{}", safe_display(bad));
+        }
+        assert!(matches!(
+            proxy_url_problem("http://user:sec/retP@proxy:3128"),
+            Err(UrlProblem::Userinfo(_))
+        ));
+        assert!(proxy_url_problem("http://user:sec%2FretP@proxy:3128").is_ok());
+        let long = format!("http://{}.example:3128", "a".repeat(5000));
+        assert!(proxy_url_problem(&long).is_err());
+        let label = format!("http://{}.example:3128", "a".repeat(64));
+        assert!(proxy_url_problem(&label).is_err());
+        let ok = format!("http://{}.example:3128", "a".repeat(63));
+        assert!(proxy_url_problem(&ok).is_ok());
     }
 
     #[test]

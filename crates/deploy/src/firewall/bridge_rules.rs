@@ -7,12 +7,12 @@
 //! ```text
 //! table bridge edgenet_<id> {
 //!   chain prerouting { type filter hook prerouting priority -200; policy accept;
+//!     iifname "en<id>l" ether type != { ip, arp } drop       # no VLAN tags, RARP, LLC, IPv6
 //!     iifname "en<id>l" ether saddr != 02:…:01 drop          # only its own MAC
 //!     iifname "en<id>l" arp saddr ether != 02:…:01 drop      # ARP only for its own MAC
 //!     iifname "en<id>l" arp saddr ip != { 0.0.0.0, <own> } drop
 //!     iifname "en<id>l" ip saddr != { <own> } drop
 //!     # offline:
-//!     iifname "en<id>l" ether type != { ip, arp } drop       # IPv6 and the rest: nowhere
 //!     iifname "en<id>l" ip daddr != { <LAN>, 255.255.255.255 } drop   # external switch
 //!   }
 //! }
@@ -130,6 +130,19 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
         let iif = matches("==", json!({"meta": {"key": "iifname"}}), json!(p.port));
         let mac = p.mac.to_string();
         let n = &p.node;
+        // First: every frame that is not plain IPv4 or ARP. That is VLAN-tagged frames (an
+        // 802.1Q tag would carry an ARP or IPv4 past the checks below, which read only
+        // untagged headers), RARP, 802.3/LLC/SNAP frames (their type field is a length), and
+        // IPv6: the cluster is IPv4-only, so a node has no use for it and its router
+        // advertisements, redirects and spoofed sources never reach the LAN.
+        rule(
+            format!("edgenet: only IPv4 and ARP leave {n}"),
+            vec![
+                iif.clone(),
+                payload_ne("ether", "type", json!({"set": ["ip", "arp"]})),
+                drop(),
+            ],
+        );
         rule(
             format!("edgenet: {n} sends only with its MAC"),
             vec![
@@ -164,32 +177,20 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             format!("edgenet: {n} sends only from its own addresses"),
             vec![iif.clone(), payload_ne("ip", "saddr", set(ips)), drop()],
         );
-        match bp.offline {
-            None => {}
-            Some(scope) => {
-                rule(
-                    format!("edgenet: offline, only IPv4 and ARP leave {n}"),
-                    vec![
-                        iif.clone(),
-                        payload_ne("ether", "type", json!({"set": ["ip", "arp"]})),
-                        drop(),
-                    ],
-                );
-                if let Offline::Lan(lan) = scope {
-                    rule(
-                        format!("edgenet: offline, {n} reaches only the LAN {lan}"),
-                        vec![
-                            iif.clone(),
-                            payload_ne(
-                                "ip",
-                                "daddr",
-                                set(vec![Element::Net(lan), Element::Addr(Ipv4Addr::BROADCAST)]),
-                            ),
-                            drop(),
-                        ],
-                    );
-                }
-            }
+        // Offline on an internal switch: the `ip` table keeps IPv4 on the switch.
+        if let Some(Offline::Lan(lan)) = bp.offline {
+            rule(
+                format!("edgenet: offline, {n} reaches only the LAN {lan}"),
+                vec![
+                    iif.clone(),
+                    payload_ne(
+                        "ip",
+                        "daddr",
+                        set(vec![Element::Net(lan), Element::Addr(Ipv4Addr::BROADCAST)]),
+                    ),
+                    drop(),
+                ],
+            );
         }
     }
     Ruleset {
@@ -321,10 +322,12 @@ mod tests {
         assert_eq!(
             rs.to_text(),
             [
+                r#"prerouting: iifname "enl" ether type != { ip, arp } drop"#,
                 r#"prerouting: iifname "enl" ether saddr != 02:00:00:00:00:02 drop"#,
                 r#"prerouting: iifname "enl" arp saddr ether != 02:00:00:00:00:02 drop"#,
                 r#"prerouting: iifname "enl" arp saddr ip != { 0.0.0.0, 192.168.0.2, 192.168.0.4-192.168.0.13 } drop"#,
                 r#"prerouting: iifname "enl" ip saddr != { 10.42.0.0/16, 192.168.0.2, 192.168.0.4-192.168.0.13 } drop"#,
+                r#"prerouting: iifname "enw" ether type != { ip, arp } drop"#,
                 r#"prerouting: iifname "enw" ether saddr != 02:00:00:00:00:03 drop"#,
                 r#"prerouting: iifname "enw" arp saddr ether != 02:00:00:00:00:03 drop"#,
                 r#"prerouting: iifname "enw" arp saddr ip != { 0.0.0.0, 192.168.0.3 } drop"#,

@@ -10,8 +10,10 @@
 //!
 //! `status` reports any drop left as drift.
 
-use edgenet_core::host_firewall::{forward_drops, switch_flows, FirewallTool, ForwardDrop};
-use edgenet_core::plan::{Outbound, Plan};
+use edgenet_core::host_firewall::{
+    fix_subnet, forward_drops, plan_traffic, switch_flows, FirewallTool, ForwardDrop, HostFirewall,
+};
+use edgenet_core::plan::Plan;
 use edgenet_core::validate::OWN_TABLE_PREFIX;
 use serde_json::Value;
 
@@ -20,20 +22,44 @@ use crate::state::DeploymentId;
 /// Docker's chain for user rules, evaluated first in its `FORWARD` chain.
 pub const DOCKER_USER: &str = "DOCKER-USER";
 
-/// The forwarded packets of `plan`'s switch that a firewall on this host drops, as the host
-/// is now (reads the ruleset of the calling thread's namespace).
+/// The packets of `plan`'s switch that a firewall on this host certainly drops, as the host
+/// is now (reads the ruleset of the calling thread's namespace). Drops that depend on a rule
+/// edgenet cannot evaluate are `check`'s warnings, not drift.
 pub fn live_drops(plan: &Plan) -> Vec<ForwardDrop> {
     let fw = edgenet_host::facts::host_firewall();
-    let Some(ruleset) = fw.ruleset else {
-        return Vec::new();
-    };
-    drops_in(&ruleset, plan, fw.bridge_nf_call_iptables)
+    drops_in(&fw, plan)
+        .into_iter()
+        .filter(|d| d.certain)
+        .collect()
 }
 
-pub fn drops_in(ruleset: &Value, plan: &Plan, bridged: bool) -> Vec<ForwardDrop> {
-    let nat = plan.switch.outbound == Outbound::Nat;
-    let flows = switch_flows(&plan.switch.name, nat, bridged);
+pub fn drops_in(fw: &HostFirewall, plan: &Plan) -> Vec<ForwardDrop> {
+    let Some(ruleset) = &fw.ruleset else {
+        return Vec::new();
+    };
+    let flows = switch_flows(&plan_traffic(plan, fw));
     forward_drops(ruleset, &flows, OWN_TABLE_PREFIX)
+}
+
+/// Whether Docker is installed (its daemon binary or unit), whether or not it runs: its
+/// `DOCKER-USER` chain is prepared then, so a Docker that starts after edgenet (at boot)
+/// finds edgenet's accepts already in place (Docker keeps the chain's rules).
+/// `EDGENET_DOCKER_PATHS` (colon-separated) replaces the list of places looked at (tests,
+/// unusual installs).
+pub fn docker_installed() -> bool {
+    let custom = std::env::var("EDGENET_DOCKER_PATHS").ok();
+    let paths: Vec<&str> = match &custom {
+        Some(list) => list.split(':').filter(|p| !p.is_empty()).collect(),
+        None => vec![
+            "/usr/bin/dockerd",
+            "/usr/sbin/dockerd",
+            "/usr/local/bin/dockerd",
+            "/lib/systemd/system/docker.service",
+            "/usr/lib/systemd/system/docker.service",
+            "/etc/systemd/system/docker.service",
+        ],
+    };
+    paths.iter().any(|p| std::path::Path::new(p).exists())
 }
 
 /// Whether Docker's `DOCKER-USER` chain exists (table `ip filter`).
@@ -46,27 +72,33 @@ pub fn docker_present(ruleset: &Value) -> bool {
     })
 }
 
-/// The two rules edgenet keeps in `DOCKER-USER`: the switch's packets in either direction are
-/// accepted there, so Docker's policy drop no longer applies to them; edgenet's own table
-/// still filters them as it always did.
-pub fn docker_rules(bridge: &str, id: &DeploymentId) -> Vec<Vec<String>> {
+/// The rules edgenet keeps in `DOCKER-USER`, accepting only what the switch needs so Docker's
+/// policy drop no longer applies to it, and nothing else (a LAN peer routing Docker's subnets
+/// through the host must still meet Docker's filter):
+///
+/// - NAT switch: the switch subnet's own traffic, `-i sw -s <subnet>` and `-o sw -d <subnet>`.
+///   edgenet's own table still lets only replies and port forwards onto the switch.
+/// - External (or offline) switch: frames bridged within the switch, in and out on it
+///   (`-i sw -o sw`); the LAN routed through the host to `docker0` is not matched.
+pub fn docker_rules(plan: &Plan, id: &DeploymentId) -> Vec<Vec<String>> {
     let mark = crate::names::alias(id);
-    ["-i", "-o"]
-        .iter()
-        .map(|dir| {
-            [
-                dir,
-                bridge,
-                "-m",
-                "comment",
-                "--comment",
-                mark.as_str(),
-                "-j",
-                "ACCEPT",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+    let bridge = plan.switch.name.as_str();
+    let matches: Vec<Vec<String>> = match fix_subnet(plan) {
+        Some(subnet) => vec![
+            vec!["-i".into(), bridge.into(), "-s".into(), subnet.clone()],
+            vec!["-o".into(), bridge.into(), "-d".into(), subnet],
+        ],
+        None => vec![vec!["-i".into(), bridge.into(), "-o".into(), bridge.into()]],
+    };
+    matches
+        .into_iter()
+        .map(|mut rule| {
+            rule.extend(
+                ["-m", "comment", "--comment", mark.as_str(), "-j", "ACCEPT"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            rule
         })
         .collect()
 }
@@ -86,11 +118,15 @@ pub fn rule_of_record(name: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// One line for messages: what drops and the fix, or for Docker what deploy does.
-pub fn describe(drop: &ForwardDrop, bridge: &str) -> String {
+pub fn describe(drop: &ForwardDrop, plan: &Plan) -> String {
+    let bridge = &plan.switch.name;
     match drop.tool {
-        FirewallTool::Docker => format!(
+        FirewallTool::Docker if drop.hook == "forward" && drop.family != "bridge" => format!(
             "host firewall: {drop}; run `edgenet deploy`, which accepts {bridge} in {DOCKER_USER}"
         ),
-        _ => format!("host firewall: {drop}; fix: {}", drop.fix(bridge)),
+        _ => format!(
+            "host firewall: {drop}; fix: {}",
+            drop.fix(bridge, fix_subnet(plan).as_deref())
+        ),
     }
 }
