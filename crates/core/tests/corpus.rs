@@ -394,10 +394,136 @@ fn cases() -> Vec<Case> {
             plan: None,
         },
         Case {
-            // The finding names the preview path the user wrote, not Machines[0].LinuxNode.
-            file: "invalid-preview-single-with-node-address.json",
+            // The finding names the preview path the user wrote, not Machines[0].LinuxNode; the
+            // preview upgrade drops a single machine's static address (a warning).
+            file: "v1.1-preview-single-with-node-address.json",
             machine: 0,
-            errors: &[("forbidden-field", "LinuxVm.Ip4Address")],
+            errors: &[],
+            notes: &[("ignored-field", "LinuxVm.Ip4Address")],
+            plan: Some(single(
+                "192.168.0.0/24",
+                json!([{"role": "control-plane", "address": "192.168.0.2/24"}]),
+                json!({"start": "192.168.0.4", "end": "192.168.0.13", "size": 10}),
+                "k3s",
+                "flannel",
+            )),
+        },
+        Case {
+            // Microsoft's schema 1.1 template, single machine with its static LAN fields: they
+            // are ignored (warnings), Size 0 is kept (no service IPs), as UpgradeJsonFormat does.
+            file: "v1.1-preview-single-static-template.json",
+            machine: 0,
+            errors: &[],
+            notes: &[
+                ("ignored-field", "Network.ControlPlaneEndpointIp"),
+                ("ignored-field", "Network.Ip4GatewayAddress"),
+                ("ignored-field", "Network.ServiceIPRangeStart"),
+                ("ignored-field", "Network.ServiceIPRangeEnd"),
+                ("ignored-field", "LinuxVm.Ip4Address"),
+            ],
+            plan: Some(single(
+                "192.168.0.0/24",
+                json!([{"role": "control-plane", "address": "192.168.0.2/24"}]),
+                Value::Null,
+                "k3s",
+                "flannel",
+            )),
+        },
+        Case {
+            // The same template for several machines: Size 0 is "not set", End gives the size
+            // (inclusive: .151 to .160 is 10).
+            file: "v1.1-preview-scalable-size-zero.json",
+            machine: 0,
+            errors: &[],
+            notes: &[("legacy-field", "Network.ServiceIPRangeSize")],
+            plan: Some(json!({
+                "deployment_type": "ScalableCluster",
+                "switch": {"adapter": "Ethernet 2", "subnet": "10.20.0.0/24"},
+                "nodes": [{"address": "10.20.0.171/24"}],
+                "control_plane_endpoint": "10.20.0.191",
+                "service_range": {"start": "10.20.0.151", "end": "10.20.0.160", "size": 10},
+            })),
+        },
+        Case {
+            // Machines without MachineName: only the deployed one takes the host name.
+            file: "v1.9-scalable-unnamed-machines.json",
+            machine: 1,
+            errors: &[],
+            notes: &[],
+            plan: Some(json!({
+                "machine": {"index": 1, "name": "edge01"},
+                "nodes": [{"name": "edge01-ledge", "role": "worker", "address": "192.168.30.102/24"}],
+            })),
+        },
+        Case {
+            file: "invalid-vswitch-contradicts-current-fields.json",
+            machine: 0,
+            errors: &[
+                ("conflicting-fields", "Network.VSwitch.Name"),
+                ("conflicting-fields", "Network.VSwitch.AdapterName"),
+            ],
+            notes: &[],
+            plan: None,
+        },
+        Case {
+            // Unknown keys in the network sections are warned about, near-typos or not.
+            file: "v1.16-single-unknown-network-keys.json",
+            machine: 0,
+            errors: &[],
+            notes: &[
+                ("misspelt-key", "Networking"),
+                ("misspelt-key", "Network.Offline"),
+                ("misspelt-key", "Network.Ip4Gateway"),
+                ("misspelt-key", "Network.ProxySettings"),
+                ("misspelt-key", "Edgenet.Distro"),
+                ("misspelt-key", "Edgenet.Bogus"),
+                ("misspelt-key", "Machines[0].NetworkConnection.Adaptor"),
+                ("misspelt-key", "Machines[0].NetworkConnection.Speed"),
+            ],
+            plan: Some(json!({"deployment_type": "SingleMachineCluster", "distribution": "k3s"})),
+        },
+        Case {
+            file: "invalid-edgenet-vm-runtime.json",
+            machine: 0,
+            errors: &[("not-available", "Edgenet.NodeRuntime")],
+            notes: &[],
+            plan: None,
+        },
+        Case {
+            // AksEdgeDeploy's user config with the deployment config inline: read in place.
+            file: "v1.1-aksedgedeploy-inline-offline-k8s.json",
+            machine: 0,
+            errors: &[],
+            notes: &[
+                ("legacy-field", "AksEdgeConfig"),
+                ("legacy-field", "AksEdgeProduct"),
+            ],
+            plan: Some({
+                let mut p = single(
+                    "192.168.0.0/24",
+                    json!([{"role": "control-plane", "address": "192.168.0.2/24"}]),
+                    json!({"start": "192.168.0.4", "end": "192.168.0.11", "size": 8}),
+                    "k8s",
+                    "calico",
+                );
+                p["switch"]["outbound"] = json!("offline");
+                p
+            }),
+        },
+        Case {
+            file: "invalid-aksedgedeploy-inline-bad-address.json",
+            machine: 0,
+            errors: &[(
+                "invalid-ipv4",
+                "AksEdgeConfig.Machines[0].LinuxNode.Ip4Address",
+            )],
+            notes: &[],
+            plan: None,
+        },
+        Case {
+            file: "invalid-not-a-config-package-json.json",
+            machine: 0,
+            errors: &[("not-a-config", "")],
             notes: &[],
             plan: None,
         },

@@ -92,6 +92,9 @@ const ROOT_ACCEPTED: &[&str] = &[
     "AksEdgeConfigFile",
     "InstallOptions",
     "VSwitch",
+    "AksEdgeConfig",
+    // The Azure IoT Operations sample (aio-aksedge-config.json).
+    "AioDeploy",
 ];
 const INIT_KEYS: &[&str] = &[
     "ServiceIPRangeStart",
@@ -252,10 +255,21 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
         };
         r.invalid(path, finding);
     }
-    let config = read_config(&mut r, &root);
+    let config = read_file(&mut r, &root);
+    // Later rules ask by canonical path whether a field was already found invalid.
+    let mut invalid = r.invalid.clone();
+    for p in &r.invalid {
+        for (canon, written) in &r.aliases {
+            if let Some(rest) = p.strip_prefix(written.as_str()) {
+                if rest.is_empty() || rest.starts_with(['.', '[']) {
+                    invalid.insert(format!("{canon}{rest}"));
+                }
+            }
+        }
+    }
     Ok(Loaded {
         config: Config {
-            invalid_paths: r.invalid,
+            invalid_paths: invalid,
             source_paths: r.aliases,
             ..config
         },
@@ -311,8 +325,96 @@ fn syntax_message(e: &serde_json::Error) -> String {
     }
 }
 
+/// Top-level keys that make a file a deployment config (or AksEdgeDeploy's user config, which
+/// holds or names one). `SchemaVersion`, `Version`, `Arc`, … alone configure nothing.
+const CONFIG_KEYS: &[&str] = &[
+    "DeploymentType",
+    "Init",
+    "Network",
+    "Machines",
+    "Join",
+    "Edgenet",
+    "DeployOptions",
+    "LinuxVm",
+    "WindowsVm",
+    "KubernetesDistribution",
+    "AksEdgeConfig",
+    "AksEdgeConfigFile",
+];
+
+/// The whole file: a deployment config, or AksEdgeDeploy's user config with the deployment
+/// config inline in `AksEdgeConfig`, read in place (findings at `AksEdgeConfig.…`).
+fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
+    if let Some(key) = root.key("AksEdgeConfig") {
+        match &root.map[key] {
+            Value::Object(inner) if !inner.is_empty() => {
+                r.check_keys_warn_unknown(
+                    root,
+                    &["SchemaVersion", "Version", "AksEdgeConfig"],
+                    ROOT_ACCEPTED,
+                );
+                let obj = Obj {
+                    path: key.to_string(),
+                    canon: String::new(),
+                    map: inner,
+                };
+                for k in ROOT_KEYS {
+                    r.alias(*k, obj.at(k));
+                }
+                let mut config = read_config(r, &obj);
+                legacy::product_distribution(r, root, &mut config);
+                r.findings.push(
+                    Finding::notice(
+                        Code::LegacyField,
+                        key,
+                        format!("this is an AksEdgeDeploy user config; its inline deployment config {key} is read"),
+                    )
+                    .hint(format!("edgenet reads {key} as the deployment config; the other top-level keys are AksEdgeDeploy's")),
+                );
+                return config;
+            }
+            Value::Object(_) | Value::Null => {}
+            other => {
+                let path = root.at("AksEdgeConfig");
+                r.invalid(
+                    &path,
+                    Finding::error(
+                        Code::WrongType,
+                        &path,
+                        format!("{path} is {}, expected an object (the deployment config)", super::reader::show(other)),
+                    )
+                    .hint(format!("write the deployment config as the object {path}, or name its file in AksEdgeConfigFile")),
+                );
+            }
+        }
+    }
+    if !root.map.is_empty() && CONFIG_KEYS.iter().all(|k| root.key(k).is_none()) {
+        let found: Vec<String> = root
+            .map
+            .keys()
+            .take(8)
+            .map(|k| crate::validate::excerpt(k))
+            .collect();
+        let more = if root.map.len() > 8 { ", …" } else { "" };
+        r.invalid(
+            "",
+            Finding::error(
+                Code::NotAConfig,
+                "",
+                format!(
+                    "this is not an AKS Edge Essentials deployment config: none of its top-level keys ({}{more}) is DeploymentType, Network, Machines, Init, Join, Edgenet or a preview key",
+                    found.join(", ")
+                ),
+            )
+            .hint("give the file New-AksEdgeConfig wrote (aksedge-config.json), or `edgenet config new` to write one"),
+        );
+        return Config::default();
+    }
+    read_config(r, root)
+}
+
 fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
-    r.check_keys(root, ROOT_KEYS, ROOT_ACCEPTED);
+    r.check_keys_warn_unknown(root, ROOT_KEYS, ROOT_ACCEPTED);
     let deployment_type = r.enumeration(
         root,
         "DeploymentType",
@@ -334,7 +436,6 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
         read_network(r, &net, &mut config);
         range.read(r, &net, false);
     }
-    range.apply(r, &mut config);
     match r.array(root, "Machines") {
         Some(items) if !items.is_empty() => {
             for (i, item) in items.iter().enumerate() {
@@ -396,13 +497,19 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
     if let Some(ext) = r.object(root, "Edgenet") {
         read_edgenet(r, &ext, &mut config.edgenet);
     }
-    legacy::preview(r, root, deployment_type.is_some(), &mut config);
+    let preview = legacy::preview(r, root, deployment_type.is_some(), &mut config);
+    // The range is judged once the deployment type is known (the preview form may give it).
+    let single_preview = preview && !config.is_scalable();
+    range.apply(r, &mut config, single_preview);
+    if single_preview {
+        legacy::drop_single_machine_statics(r, &mut config);
+    }
     legacy::apply(r, &mut config);
     config
 }
 
 fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
-    r.check_keys(net, NETWORK_KEYS, NETWORK_LEGACY);
+    r.check_keys_warn_unknown(net, NETWORK_KEYS, NETWORK_LEGACY);
     let n = &mut config.network;
     n.control_plane_endpoint_ip = r.ipv4(net, "ControlPlaneEndpointIp");
     n.network_plugin = r.enumeration(
@@ -444,7 +551,7 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
         ..Machine::default()
     };
     if let Some(conn) = r.object(m, "NetworkConnection") {
-        r.check_keys(&conn, CONNECTION_KEYS, &[]);
+        r.check_keys_warn_unknown(&conn, CONNECTION_KEYS, &[]);
         machine.adapter_name = r.string(&conn, "AdapterName");
         machine.mtu = r.uint(&conn, "Mtu").filter(|&mtu| mtu != 0);
     }
@@ -530,7 +637,7 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
 }
 
 fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
-    r.check_keys(e, EDGENET_KEYS, &[]);
+    r.check_keys_warn_unknown(e, EDGENET_KEYS, &[]);
     out.distribution = r.enumeration(
         e,
         "Distribution",
@@ -543,6 +650,14 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
             &[("netns", NodeRuntime::Netns), ("vm", NodeRuntime::Vm)],
         )
         .unwrap_or_default();
+    if let Some(problem) = runtime_unavailable(out.node_runtime) {
+        let path = e.at("NodeRuntime");
+        r.invalid(
+            &path,
+            Finding::error(Code::NotAvailable, &path, format!("{path} is {problem}"))
+                .hint("remove it (netns, the default, runs the nodes in network namespaces)"),
+        );
+    }
     out.switch_name = r.string(e, "SwitchName");
     out.machine_name = r.string(e, "MachineName");
     let Some(items) = r.array(e, "PortForwards") else {
@@ -608,6 +723,17 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
                 node: node.unwrap_or(NodeKind::Linux),
                 node_port,
             });
+        }
+    }
+}
+
+/// Why this build cannot deploy nodes of `runtime`, if it cannot. The vm runtime is being
+/// written on another branch: when it lands, return `None` for it here.
+pub fn runtime_unavailable(runtime: NodeRuntime) -> Option<&'static str> {
+    match runtime {
+        NodeRuntime::Netns => None,
+        NodeRuntime::Vm => {
+            Some("\"vm\": virtual-machine nodes are not available yet in this build of edgenet")
         }
     }
 }
