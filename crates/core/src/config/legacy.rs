@@ -353,8 +353,25 @@ pub(super) fn preview(
                 }
                 node
             }
-            None if wanted => Node::default(),
-            None => continue,
+            None if wanted => {
+                // A field of the node the file left out belongs in the preview's VM object.
+                let vm_key = if key == "LinuxNode" {
+                    "LinuxVm"
+                } else {
+                    "WindowsVm"
+                };
+                r.alias(format!("Machines[0].{key}"), root.at(vm_key));
+                Node::default()
+            }
+            None => {
+                // The node type left this node out: findings about it point at the type.
+                if let Some(opts) = &opts {
+                    if opts.key("NodeType").is_some() {
+                        r.alias(format!("Machines[0].{key}"), opts.at("NodeType"));
+                    }
+                }
+                continue;
+            }
         };
         if key == "LinuxNode" {
             machine.linux_node = Some(node);
@@ -581,6 +598,17 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
         }
         if used {
             mapped.push("AdapterName → Machines[].NetworkConnection.AdapterName");
+        }
+    } else {
+        // Machines from the preview form (not written as Machines): their adapter belongs in
+        // VSwitch.AdapterName, where a finding about it points.
+        for i in 0..config.machines.len() {
+            let canon = format!("Machines[{i}].NetworkConnection.AdapterName");
+            if config.machines[i].adapter_name.is_none()
+                && r.written(&format!("Machines[{i}]")) != format!("Machines[{i}]")
+            {
+                r.alias(canon, at("AdapterName"));
+            }
         }
     }
     if let Some(kind) = &vswitch.kind {

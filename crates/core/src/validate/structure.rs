@@ -168,7 +168,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                         format!("Machines[{i}].LinuxNode"),
                         "a SingleMachineCluster must have a Linux node",
                     )
-                    .hint("add \"LinuxNode\": {} to the machine"),
+                    .hint("add \"LinuxNode\": {} to the machine (in the 2022 preview form: DeployOptions.NodeType \"Linux\" or \"LinuxAndWindows\")"),
                 );
             }
         }
