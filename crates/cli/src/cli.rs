@@ -25,7 +25,8 @@ pub struct Cli {
 
     /// Output format of reports (`json`: one envelope per report, see docs/json-output.md).
     /// Pictures: `svg` and `dot` for plan and status, `html` (and `svg`, `dot`) for lab status.
-    #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text)]
+    // Given twice (`-o json check -o text`, `-o json -o text`): the last one wins.
+    #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text, overrides_with = "output")]
     pub output: Output,
 
     /// Directory of the deployment state (one deployment per directory).
@@ -155,7 +156,14 @@ pub struct ConfigOpt {
 #[derive(Debug, Args, Clone, Default)]
 pub struct OutputOpt {
     /// Output format (`json`: one envelope per report, see docs/json-output.md). Default: text.
-    #[arg(short, long, value_enum, ignore_case = true, value_name = "FORMAT")]
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT",
+        overrides_with = "output"
+    )]
     pub output: Option<Output>,
 }
 
@@ -484,7 +492,7 @@ pub struct LabUpArgs {
 
     /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN (an
     /// EDGENET_CONFIG in the environment is then not used).
-    #[arg(long, value_name = "N", conflicts_with = "config")]
+    #[arg(long, value_name = "N", conflicts_with = "config", value_parser = clap::value_parser!(u8).range(1..))]
     pub scalable: Option<u8>,
 
     /// Do not measure the reachability matrix after building (`lab status` does it later).
