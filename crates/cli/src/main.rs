@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
+    // `EDGENET_CONFIG=` (empty) means unset, as for other variables; clap would refuse it.
+    if std::env::var_os("EDGENET_CONFIG").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("EDGENET_CONFIG");
+    }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut cli = match parse(&args) {
         Ok(cli) => cli,

@@ -408,7 +408,6 @@ fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
             )
             .hint("give the file New-AksEdgeConfig wrote (aksedge-config.json), or `edgenet config new` to write one"),
         );
-        return Config::default();
     }
     read_config(r, root)
 }
