@@ -23,6 +23,10 @@ pub enum LoadError {
     Encoding {
         offset: usize,
     },
+    /// UTF-16 (a BOM, or the zero bytes of ASCII) with a unit that is not text.
+    Utf16 {
+        offset: usize,
+    },
     Syntax {
         line: usize,
         column: usize,
@@ -42,7 +46,11 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Encoding { offset } => write!(
                 f,
-                "the config is not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8"
+                "the config is neither UTF-8 nor Windows-1252 text (byte at offset {offset}); save it as UTF-8 (PowerShell: Set-Content -Encoding utf8)"
+            ),
+            LoadError::Utf16 { offset } => write!(
+                f,
+                "the config is not valid UTF-16 text (a lone surrogate at offset {offset}); save it again as UTF-8 (or Unicode)"
             ),
             LoadError::Syntax { line, column, message } => {
                 write!(f, "the config is not valid JSON: {message} at line {line}, column {column}")
@@ -212,7 +220,8 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
-    let text = decode(bytes)?;
+    let (text, ansi) = decode(bytes)?;
+    let (text, relaxed) = relax(&text);
     let (value, duplicates) = super::json::parse(&text).map_err(|e| LoadError::Syntax {
         line: e.line(),
         column: e.column(),
@@ -231,6 +240,26 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     };
     let root = Obj::root(map);
     let mut r = Reader::default();
+    if ansi {
+        r.findings.push(
+            Finding::notice(
+                Code::LegacyField,
+                "",
+                "the file is not UTF-8: read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)",
+            )
+            .hint("save it as UTF-8 (Set-Content -Encoding utf8) so that every tool reads it alike"),
+        );
+    }
+    for what in relaxed {
+        r.findings.push(
+            Finding::notice(
+                Code::LegacyField,
+                "",
+                format!("the file has {what}: read as PowerShell 7's ConvertFrom-Json reads them, though strict JSON (and Windows PowerShell 5.1) refuses them"),
+            )
+            .hint(format!("remove the {what} so that every tool reads the file")),
+        );
+    }
     for d in duplicates {
         let path = &d.path;
         let finding = if d.exact {
@@ -278,9 +307,10 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     })
 }
 
-/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM: Windows PowerShell 5.1's `Out-File`
+/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`true`: Windows
+/// PowerShell 5.1's `Set-Content` writes the ANSI code page): Windows PowerShell 5.1's `Out-File`
 /// writes UTF-16LE, and files come from AKS Edge Essentials hosts.
-fn decode(bytes: &[u8]) -> Result<String, LoadError> {
+fn decode(bytes: &[u8]) -> Result<(String, bool), LoadError> {
     let utf16 = |le: bool| -> Result<String, LoadError> {
         let units = bytes[2..].chunks(2).map(|c| {
             let pair = [c[0], *c.get(1).unwrap_or(&0)];
@@ -292,12 +322,12 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
         });
         char::decode_utf16(units)
             .enumerate()
-            .map(|(i, c)| c.map_err(|_| LoadError::Encoding { offset: 2 + 2 * i }))
+            .map(|(i, c)| c.map_err(|_| LoadError::Utf16 { offset: 2 + 2 * i }))
             .collect()
     };
     match bytes {
-        [0xff, 0xfe, ..] => utf16(true),
-        [0xfe, 0xff, ..] => utf16(false),
+        [0xff, 0xfe, ..] => utf16(true).map(|t| (t, false)),
+        [0xfe, 0xff, ..] => utf16(false).map(|t| (t, false)),
         // UTF-16LE without a BOM (`[IO.File]::WriteAllText(…, [Text.Encoding]::Unicode)` is
         // with one, but editors sometimes drop it): JSON starts with an ASCII character.
         [c, 0, ..] if *c != 0 && c.is_ascii() => {
@@ -307,13 +337,153 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
         }
         _ => {
             let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
-            std::str::from_utf8(bytes)
-                .map(str::to_string)
-                .map_err(|e| LoadError::Encoding {
-                    offset: e.valid_up_to(),
-                })
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Ok((text.to_string(), false)),
+                Err(_) => windows_1252(bytes).map(|t| (t, true)),
+            }
         }
     }
+}
+
+/// Windows-1252 text; the five bytes it leaves undefined are refused.
+fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
+    const HIGH: [Option<char>; 32] = [
+        Some('€'),
+        None,
+        Some('‚'),
+        Some('ƒ'),
+        Some('„'),
+        Some('…'),
+        Some('†'),
+        Some('‡'),
+        Some('ˆ'),
+        Some('‰'),
+        Some('Š'),
+        Some('‹'),
+        Some('Œ'),
+        None,
+        Some('Ž'),
+        None,
+        None,
+        Some('‘'),
+        Some('’'),
+        Some('“'),
+        Some('”'),
+        Some('•'),
+        Some('–'),
+        Some('—'),
+        Some('˜'),
+        Some('™'),
+        Some('š'),
+        Some('›'),
+        Some('œ'),
+        None,
+        Some('ž'),
+        Some('Ÿ'),
+    ];
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| match b {
+            0x80..=0x9f => HIGH[usize::from(b - 0x80)].ok_or(LoadError::Encoding { offset: i }),
+            _ => Ok(char::from(b)),
+        })
+        .collect()
+}
+
+/// `text` with `//` and `/* */` comments and trailing commas (before `}` or `]`) blanked out,
+/// keeping every line and column, and which of the two it had.
+fn relax(text: &str) -> (String, Vec<&'static str>) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let (mut comments, mut commas) = (false, false);
+    let mut in_string = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            match c {
+                '\\' => i += 1,
+                '"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                comments = true;
+                while i < chars.len() && chars[i] != '\n' {
+                    out[i] = ' ';
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                comments = true;
+                let start = i;
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                let end = (i + 2).min(chars.len());
+                for o in &mut out[start..end] {
+                    if *o != '\n' {
+                        *o = ' ';
+                    }
+                }
+                i = end;
+                continue;
+            }
+            ',' => {
+                // A comma followed (past blanks and blanked comments) by a closing bracket.
+                let mut j = i + 1;
+                while j < chars.len() && (out[j].is_whitespace() || chars[j] == '/') {
+                    if chars[j] == '/' {
+                        // Skip a comment (blanked later in this pass).
+                        match chars.get(j + 1) {
+                            Some('/') => {
+                                while j < chars.len() && chars[j] != '\n' {
+                                    j += 1;
+                                }
+                                continue;
+                            }
+                            Some('*') => {
+                                j += 2;
+                                while j < chars.len()
+                                    && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
+                                {
+                                    j += 1;
+                                }
+                                j += 2;
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                    j += 1;
+                }
+                if matches!(chars.get(j), Some('}') | Some(']')) {
+                    out[i] = ' ';
+                    commas = true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut what = Vec::new();
+    if commas {
+        what.push("trailing commas");
+    }
+    if comments {
+        what.push("comments");
+    }
+    if what.is_empty() {
+        return (text.to_string(), what);
+    }
+    (out.into_iter().collect(), what)
 }
 
 fn syntax_message(e: &serde_json::Error) -> String {
