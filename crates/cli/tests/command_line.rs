@@ -513,6 +513,14 @@ fn an_empty_edgenet_config_is_unset_and_a_missing_file_has_a_hint() {
 }
 
 #[test]
+fn config_new_writes_the_current_schema_version() {
+    let out = edgenet(&["config", "new"]);
+    assert_eq!(code(&out), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["SchemaVersion"], "1.16");
+}
+
+#[test]
 fn render_enums_take_any_case() {
     let out = edgenet(&[
         "render",

@@ -37,7 +37,7 @@ pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
     } else {
         "check it with"
     };
-    write_out(args.out.as_deref(), args.force, &text, next)?;
+    write_out(args.out.as_deref(), args.force, &text, next, false)?;
     Ok(Exit::Ok)
 }
 
@@ -47,6 +47,7 @@ pub fn write_out(
     force: bool,
     text: &str,
     next: &str,
+    private: bool,
 ) -> Result<(), CliError> {
     let Some(path) = out else {
         print!("{text}");
@@ -54,6 +55,11 @@ pub fn write_out(
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
+    if private {
+        // Secrets (join tokens, Arc's ClientSecret): readable by the owner only.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
     if force {
         options.create(true).truncate(true);
     } else {
@@ -71,6 +77,18 @@ pub fn write_out(
             err
         }
     })?;
+    if private {
+        // `--force` over an existing file keeps its mode: narrow it too.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Host,
+                    "cannot-write",
+                    format!("cannot restrict {} to its owner: {e}", path.display()),
+                )
+            })?;
+    }
     file.write_all(text.as_bytes()).map_err(|e| {
         CliError::new(
             Exit::Host,

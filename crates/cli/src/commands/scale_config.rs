@@ -89,6 +89,7 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
         args.force,
         &text,
         "check it on the new machine with",
+        true,
     )?;
     Ok(Exit::Ok)
 }

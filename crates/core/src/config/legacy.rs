@@ -405,10 +405,14 @@ pub(super) fn preview(
         Finding::notice(
             Code::LegacyField,
             "",
-            format!(
-                "the file has the 2022 preview form (schema 1.1 and before), read as the current one: {}",
-                mapped.join(", ")
-            ),
+            if mapped.is_empty() {
+                "the file has the 2022 preview form (schema 1.1 and before), read as the current one".to_string()
+            } else {
+                format!(
+                    "the file has the 2022 preview form (schema 1.1 and before), read as the current one: {}",
+                    mapped.join(", ")
+                )
+            },
         )
         .hint("New-AksEdgeConfig of a current release writes the current form"),
     );
