@@ -513,6 +513,19 @@ fn an_empty_edgenet_config_is_unset_and_a_missing_file_has_a_hint() {
 }
 
 #[test]
+fn a_joining_machine_plan_says_why_it_has_no_service_ips() {
+    let out = edgenet(&[
+        "plan",
+        "--offline-check",
+        "-c",
+        &corpus("v1.15-scalable-join-k3s-jumpstart.json"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("joining machine"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("ServiceIPRangeSize is 0"));
+}
+
+#[test]
 fn config_new_writes_the_current_schema_version() {
     let out = edgenet(&["config", "new"]);
     assert_eq!(code(&out), 0);

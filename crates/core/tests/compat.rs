@@ -361,3 +361,22 @@ fn the_corpus_reads_the_same_in_any_key_case() {
         assert_eq!(strip(reread.config), strip(original.config), "{name}");
     }
 }
+
+/// ConvertTo-Json's default -Depth 2 writes deeper objects as "@{…}" text: the hint says so.
+#[test]
+fn a_powershell_object_written_as_text_points_at_convertto_json_depth() {
+    let text = br#"{"DeploymentType": "ScalableCluster", "Network": {"Proxy": "@{Http=http://p:3128; Https=; No=}"}}"#;
+    let loaded = load(text).unwrap();
+    let f = loaded
+        .findings
+        .iter()
+        .find(|f| f.path == "Network.Proxy")
+        .expect("a finding at Network.Proxy");
+    assert!(
+        f.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("ConvertTo-Json -Depth"),
+        "{f:?}"
+    );
+}

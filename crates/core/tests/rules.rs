@@ -1220,8 +1220,12 @@ fn loader_rejects_what_is_not_a_config() {
     for (bytes, needle) in [
         (&b"{\"DeploymentType\": "[..], "not valid JSON"),
         (&b"[1,2]"[..], "must be a JSON object"),
-        (&b"\xff\xfe\x00\xd8"[..], "UTF-8"),
-        (&b"{\"a\": \"\xc3\x28\"}"[..], "UTF-8"),
+        (&b"\xff\xfe\x00\xd8"[..], "UTF-16"),
+        // Not UTF-8 is read as Windows-1252, except for the bytes that leave undefined.
+        (
+            &b"{\"a\": \"\x81\x28\"}"[..],
+            "neither UTF-8 nor Windows-1252",
+        ),
     ] {
         let err = load(bytes).expect_err("must not load");
         assert!(err.to_string().contains(needle), "{err}");

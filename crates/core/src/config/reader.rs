@@ -134,13 +134,21 @@ impl Reader {
 
     fn wrong_type(&mut self, path: &str, v: &Value, expected: &str) {
         self.invalid.insert(path.to_string());
+        // PowerShell's ConvertTo-Json writes objects deeper than -Depth (2 by default) as
+        // their text, "@{Name=…}".
+        let hint = match v {
+            Value::String(s) if s.trim_start().starts_with("@{") => format!(
+                "{path} is a PowerShell object written as text: ConvertTo-Json stopped at its -Depth; write the file with ConvertTo-Json -Depth 8"
+            ),
+            _ => format!("write {path} as {expected}"),
+        };
         self.findings.push(
             Finding::error(
                 Code::WrongType,
                 path,
                 format!("{path} is {} ({}), expected {expected}", kind(v), show(v)),
             )
-            .hint(format!("write {path} as {expected}")),
+            .hint(hint),
         );
     }
 
