@@ -99,7 +99,13 @@ impl Cli {
             Command::Status(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Addr(c)) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Exec(c)) => (None, None, Some(&c.state), None),
-            Command::ScaleConfig(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
+            Command::ScaleConfig(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Config(ConfigCommand::New(c)) => (None, Some(&c.output), None, None),
             Command::Render(c) => (
                 Some(&c.config),
                 Some(&c.output),
@@ -112,7 +118,7 @@ impl Cli {
             Command::Lab(LabCommand::Status(c) | LabCommand::Down(c)) => {
                 (None, Some(&c.output), None, None)
             }
-            Command::Config(_) | Command::Completions(_) | Command::Man => (None, None, None, None),
+            Command::Completions(_) | Command::Man => (None, None, None, None),
         };
         let (config, output, state, host) = (
             config.and_then(|c| c.config.clone()),
@@ -399,6 +405,8 @@ pub struct ScaleConfigArgs {
     pub force: bool,
 
     #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
     pub config: ConfigOpt,
     #[command(flatten)]
     pub state: StateOpt,
@@ -546,6 +554,9 @@ pub struct ConfigNewArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -195,6 +195,7 @@ fn report_schema(command: &Command) -> envelope::Schema {
         Command::Lab(LabCommand::Down(_)) => envelope::LAB_DOWN,
         Command::Render(_) => envelope::RENDER,
         Command::Doctor(_) => envelope::DOCTOR,
+        Command::Config(ConfigCommand::New(_)) | Command::ScaleConfig(_) => envelope::CONFIG,
         _ => envelope::ERROR,
     }
 }

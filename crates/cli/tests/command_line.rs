@@ -314,7 +314,8 @@ fn help_of_each_command_lists_only_its_options() {
         assert!(check.contains(used), "check does not list {used}");
     }
     let new = help(&["config", "new", "--help"]);
-    assert!(new.contains("--file") && !new.contains("--state-dir") && !new.contains("--output"));
+    // config new reports in JSON what it wrote (-o before or after the command).
+    assert!(new.contains("--file") && !new.contains("--state-dir") && new.contains("--output"));
     let addr = help(&["node", "addr", "--help"]);
     assert!(!addr.contains("--config"));
     let lab = help(&["lab", "status", "--help"]);
@@ -523,6 +524,33 @@ fn a_joining_machine_plan_says_why_it_has_no_service_ips() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("joining machine"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("ServiceIPRangeSize is 0"));
+}
+
+#[test]
+fn config_new_and_scale_config_take_o_after_the_command_and_report_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.json");
+    let out = edgenet(&["config", "new", "-f", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v = json(&out);
+    assert_envelope(&v, "edgenet.config/v1", 0, &["file", "config"]);
+    assert_eq!(v["file"], file.to_str().unwrap());
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["config"], written);
+    let scale = dir.path().join("scale.json");
+    let out = edgenet(&[
+        "scale-config",
+        "-c",
+        &corpus("v1.13-scalable-three-machines.json"),
+        "--linux-node-ip",
+        "10.1.0.120",
+        "-f",
+        scale.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_envelope(&json(&out), "edgenet.config/v1", 0, &["file", "config"]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use edgenet_core::config::{DeploymentType, Distribution};
 use crate::cli::{Cli, ConfigNewArgs, DeploymentKind, Distro, NodeType};
 use crate::exit::{CliError, Exit};
 
-pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
+pub fn run(cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
     let nodes = match args.node_type {
         NodeType::Linux => NodeSelection::Linux,
         NodeType::Windows => NodeSelection::Windows,
@@ -29,16 +29,48 @@ pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
         Distro::K3s => Distribution::K3s,
         Distro::K8s => Distribution::K8s,
     };
-    let mut text =
-        serde_json::to_string_pretty(&new_config(deployment, nodes, distro)).expect("serializes");
+    let config = new_config(deployment, nodes, distro);
+    let mut text = serde_json::to_string_pretty(&config).expect("serializes");
     text.push('\n');
     let next = if deployment == DeploymentType::ScalableCluster {
         "fill in the <…> placeholders, then run"
     } else {
         "check it with"
     };
-    write_out(args.out.as_deref(), args.force, &text, next, false)?;
+    report_written(
+        cli,
+        args.out.as_deref(),
+        args.force,
+        &text,
+        next,
+        false,
+        &config,
+    )?;
     Ok(Exit::Ok)
+}
+
+/// Writes the config: with `-o json` to `out` (if given) and reported in the
+/// `edgenet.config/v1` envelope; else as [`write_out`] does.
+pub fn report_written(
+    cli: &Cli,
+    out: Option<&std::path::Path>,
+    force: bool,
+    text: &str,
+    next: &str,
+    private: bool,
+    config: &serde_json::Value,
+) -> Result<(), CliError> {
+    if cli.output != crate::cli::Output::Json {
+        return write_out(out, force, text, next, private);
+    }
+    if out.is_some() {
+        write_out(out, force, text, next, private)?;
+    }
+    crate::envelope::print(
+        &crate::envelope::CONFIG,
+        &serde_json::json!({"file": out.map(|p| p.display().to_string()), "config": config}),
+    );
+    Ok(())
 }
 
 /// Writes `text` to `out` (kept if it exists, unless `force`) or to standard output.
