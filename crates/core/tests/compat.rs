@@ -380,3 +380,27 @@ fn a_powershell_object_written_as_text_points_at_convertto_json_depth() {
         "{f:?}"
     );
 }
+
+/// A single machine's `Network.VSwitch.AdapterName` is ignored once, at the path written, not
+/// mapped to Machines[0].NetworkConnection.AdapterName and then ignored there.
+#[test]
+fn a_single_machine_vswitch_adapter_is_ignored_where_written() {
+    let text = br#"{"DeployOptions": {"SingleMachineCluster": true}, "LinuxVm": {"CpuCount": 2},
+        "Network": {"VSwitch": {"Name": "", "Type": "Internal", "AdapterName": "Ethernet"}}}"#;
+    let loaded = load(text).unwrap();
+    let findings = edgenet_core::validate::check(
+        &loaded,
+        &edgenet_core::validate::Context::offline("test", "edge01"),
+    );
+    let at: Vec<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.path.contains("AdapterName"))
+        .map(|f| (f.code.as_str(), f.path.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [("ignored-field", "Network.VSwitch.AdapterName")],
+        "{findings:#?}"
+    );
+    assert!(loaded.config.machines[0].adapter_name.is_none());
+}

@@ -588,7 +588,21 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
             }
         }
     }
-    if let Some(adapter) = &vswitch.adapter_name {
+    if let (Some(_), false) = (&vswitch.adapter_name, config.is_scalable()) {
+        // A single machine's internal switch has no adapter: say so once, here, rather than
+        // mapping it to a field that is then ignored.
+        r.findings.push(
+            Finding::warning(
+                Code::IgnoredField,
+                at("AdapterName"),
+                format!(
+                    "{} is ignored on a single-machine cluster: its internal switch has no adapter",
+                    at("AdapterName")
+                ),
+            )
+            .hint(format!("remove {}", at("AdapterName"))),
+        );
+    } else if let Some(adapter) = &vswitch.adapter_name {
         let mut used = false;
         for (i, m) in config.machines.iter_mut().enumerate() {
             if m.adapter_name.is_none() {
