@@ -206,6 +206,7 @@ fn unreadable_configs_exit_2_with_a_clear_message() {
         assert_eq!(report["schema"], "edgenet.check/v1", "{name}");
         assert_eq!(report["error"]["code"], "unreadable-config", "{name}");
         assert!(report["findings"].is_null(), "{name}");
+        assert_eq!(report["source"], file.as_str(), "{name}");
     }
     let out = edgenet(&["plan", "-c", "/nonexistent/edgenet.json"]);
     assert_eq!(code(&out), 2);
