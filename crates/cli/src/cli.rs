@@ -25,7 +25,8 @@ pub struct Cli {
 
     /// Output format of reports (`json`: one envelope per report, see docs/json-output.md).
     /// Pictures: `svg` and `dot` for plan and status, `html` (and `svg`, `dot`) for lab status.
-    #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text)]
+    // Given twice (`-o json check -o text`, `-o json -o text`): the last one wins.
+    #[arg(short, long, value_enum, ignore_case = true, default_value_t = Output::Text, overrides_with = "output")]
     pub output: Output,
 
     /// Directory of the deployment state (one deployment per directory).
@@ -98,7 +99,13 @@ impl Cli {
             Command::Status(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Addr(c)) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Exec(c)) => (None, None, Some(&c.state), None),
-            Command::ScaleConfig(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
+            Command::ScaleConfig(c) => (
+                Some(&c.config),
+                Some(&c.output),
+                Some(&c.state),
+                Some(&c.host),
+            ),
+            Command::Config(ConfigCommand::New(c)) => (None, Some(&c.output), None, None),
             Command::Render(c) => (
                 Some(&c.config),
                 Some(&c.output),
@@ -111,7 +118,7 @@ impl Cli {
             Command::Lab(LabCommand::Status(c) | LabCommand::Down(c)) => {
                 (None, Some(&c.output), None, None)
             }
-            Command::Config(_) | Command::Completions(_) | Command::Man => (None, None, None, None),
+            Command::Completions(_) | Command::Man => (None, None, None, None),
         };
         let (config, output, state, host) = (
             config.and_then(|c| c.config.clone()),
@@ -155,7 +162,14 @@ pub struct ConfigOpt {
 #[derive(Debug, Args, Clone, Default)]
 pub struct OutputOpt {
     /// Output format (`json`: one envelope per report, see docs/json-output.md). Default: text.
-    #[arg(short, long, value_enum, ignore_case = true, value_name = "FORMAT")]
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT",
+        overrides_with = "output"
+    )]
     pub output: Option<Output>,
 }
 
@@ -391,6 +405,8 @@ pub struct ScaleConfigArgs {
     pub force: bool,
 
     #[command(flatten)]
+    pub output: OutputOpt,
+    #[command(flatten)]
     pub config: ConfigOpt,
     #[command(flatten)]
     pub state: StateOpt,
@@ -484,7 +500,7 @@ pub struct LabUpArgs {
 
     /// Instead of CONFIG: a generated ScalableCluster of N machines on the lab's LAN (an
     /// EDGENET_CONFIG in the environment is then not used).
-    #[arg(long, value_name = "N", conflicts_with = "config")]
+    #[arg(long, value_name = "N", conflicts_with = "config", value_parser = clap::value_parser!(u8).range(1..))]
     pub scalable: Option<u8>,
 
     /// Do not measure the reachability matrix after building (`lab status` does it later).
@@ -538,6 +554,9 @@ pub struct ConfigNewArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

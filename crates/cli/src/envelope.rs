@@ -130,6 +130,13 @@ pub const LAB_DOWN: Schema = Schema {
 
 /// Commands that report nothing of their own (`config new`, `scale-config`, `node exec`,
 /// completions) still answer a failure with the envelope.
+/// `config new` and `scale-config`: the config written, and the file it went to (`null`: only
+/// in this report).
+pub const CONFIG: Schema = Schema {
+    name: "edgenet.config/v1",
+    keys: &["file", "config"],
+};
+
 pub const ERROR: Schema = Schema {
     name: "edgenet.error/v1",
     keys: &[],

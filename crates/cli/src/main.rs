@@ -10,7 +10,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use cli::{Cli, Command, ConfigCommand, LabCommand, NodeCommand};
 use exit::{CliError, Exit};
@@ -25,8 +25,24 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
-    let mut cli = Cli::parse();
+    // `EDGENET_CONFIG=` (empty) means unset, as for other variables; clap would refuse it.
+    if std::env::var_os("EDGENET_CONFIG").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("EDGENET_CONFIG");
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     cli.merge_command_options();
+    if cli
+        .config
+        .as_ref()
+        .is_some_and(|c| c.as_os_str().is_empty())
+    {
+        // `EDGENET_CONFIG=` (empty) means unset, as for other variables.
+        cli.config = None;
+    }
     output::set_color(cli.color);
     let schema = report_schema(&cli.command);
     if let Err(e) = logging::init(cli.verbose, cli.quiet) {
@@ -51,6 +67,22 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, &args.lab),
         Command::Render(args) => commands::render::run(&cli, args),
         Command::Doctor(args) => commands::doctor::run(&cli, args),
+        Command::Completions(_) | Command::Man if cli.output != cli::Output::Text => {
+            Err(CliError::new(
+                Exit::Unreadable,
+                "unsupported-format",
+                format!(
+                    "{} writes text only; -o {} is not supported",
+                    if matches!(cli.command, Command::Man) {
+                        "man"
+                    } else {
+                        "completions"
+                    },
+                    format!("{:?}", cli.output).to_lowercase()
+                ),
+            )
+            .hint("leave out -o"))
+        }
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -71,6 +103,80 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line with clap's colours following --color, NO_COLOR and TERM (so
+/// `--help` and usage errors honour them too). A usage error is reported as the error envelope
+/// (code `usage`, exit 2) on standard output as well when JSON output is asked for anywhere.
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
+    use clap::FromArgMatches;
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let value_of = |long: &str, short: Option<&str>| -> Option<String> {
+        let mut found = None;
+        for (i, w) in words.iter().enumerate().skip(1) {
+            if w == "--" {
+                break;
+            }
+            if let Some(v) = w.strip_prefix(&format!("{long}=")) {
+                found = Some(v.to_string());
+            } else if w == long || short == Some(w.as_str()) {
+                found = words.get(i + 1).cloned();
+            } else if let Some(v) = short
+                .and_then(|s| w.strip_prefix(s))
+                .filter(|v| !v.is_empty() && !w.starts_with("--"))
+            {
+                found = Some(v.trim_start_matches('=').to_string());
+            }
+        }
+        found
+    };
+    let color = match value_of("--color", None)
+        .map(|c| c.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("never") => clap::ColorChoice::Never,
+        Some("always") => clap::ColorChoice::Always,
+        _ if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb") =>
+        {
+            clap::ColorChoice::Never
+        }
+        _ => clap::ColorChoice::Auto,
+    };
+    let matches = Cli::command().color(color).try_get_matches_from(args);
+    let err = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    use clap::error::ErrorKind;
+    let usage = !matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let json = value_of("--output", Some("-o")).is_some_and(|o| o.eq_ignore_ascii_case("json"));
+    if usage && json {
+        let message = err.render().to_string();
+        let first = message
+            .lines()
+            .next()
+            .unwrap_or("invalid command line")
+            .trim_start_matches("error: ")
+            .to_string();
+        CliError::new(Exit::Unreadable, "usage", first)
+            .hint("see edgenet --help")
+            .report(cli::Output::Json, &envelope::ERROR);
+    }
+    let _ = err.print();
+    Err(if usage {
+        Exit::Unreadable.into()
+    } else {
+        Exit::Ok.into()
+    })
+}
+
 fn fail(cli: &Cli, schema: &envelope::Schema, e: CliError) -> ExitCode {
     e.report(cli.output, schema);
     e.exit_code().into()
@@ -89,6 +195,7 @@ fn report_schema(command: &Command) -> envelope::Schema {
         Command::Lab(LabCommand::Down(_)) => envelope::LAB_DOWN,
         Command::Render(_) => envelope::RENDER,
         Command::Doctor(_) => envelope::DOCTOR,
+        Command::Config(ConfigCommand::New(_)) | Command::ScaleConfig(_) => envelope::CONFIG,
         _ => envelope::ERROR,
     }
 }

@@ -183,9 +183,10 @@ fn unreadable_configs_exit_2_with_a_clear_message() {
         ),
         ("huge", huge, "at most"),
         (
-            "latin1",
-            b"{\"Edgenet\": {\"MachineName\": \"b\xe4ckerei\"}}".to_vec(),
-            "not UTF-8",
+            // Windows-1252 is read (with a notice); a byte it leaves undefined is not text.
+            "not-text",
+            b"{\"Edgenet\": {\"MachineName\": \"b\x81ckerei\"}}".to_vec(),
+            "neither UTF-8 nor Windows-1252",
         ),
         ("array", b"[]".to_vec(), "must be a JSON object"),
         ("empty", Vec::new(), "not valid JSON"),
@@ -205,6 +206,7 @@ fn unreadable_configs_exit_2_with_a_clear_message() {
         assert_eq!(report["schema"], "edgenet.check/v1", "{name}");
         assert_eq!(report["error"]["code"], "unreadable-config", "{name}");
         assert!(report["findings"].is_null(), "{name}");
+        assert_eq!(report["source"], file.as_str(), "{name}");
     }
     let out = edgenet(&["plan", "-c", "/nonexistent/edgenet.json"]);
     assert_eq!(code(&out), 2);
@@ -389,7 +391,17 @@ fn scale_config_writes_a_joining_config_that_checks_and_refuses_used_addresses()
         scale["Network"], original["Network"],
         "same network section"
     );
-    assert_eq!(scale["Join"]["ControlPlaneEndpointIp"], "192.168.1.191");
+    assert!(
+        scale["Join"].get("ControlPlaneEndpointIp").is_none(),
+        "not an AKS EE Join key"
+    );
+    assert!(scale["Join"].get("ClusterJoinToken").is_some());
+    // Join tokens and Arc secrets: readable by the owner only.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(
         scale["Machines"][0]["LinuxNode"]["Ip4Address"],
         "192.168.1.172"

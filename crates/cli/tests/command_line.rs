@@ -314,7 +314,8 @@ fn help_of_each_command_lists_only_its_options() {
         assert!(check.contains(used), "check does not list {used}");
     }
     let new = help(&["config", "new", "--help"]);
-    assert!(new.contains("--file") && !new.contains("--state-dir") && !new.contains("--output"));
+    // config new reports in JSON what it wrote (-o before or after the command).
+    assert!(new.contains("--file") && !new.contains("--state-dir") && new.contains("--output"));
     let addr = help(&["node", "addr", "--help"]);
     assert!(!addr.contains("--config"));
     let lab = help(&["lab", "status", "--help"]);
@@ -361,7 +362,7 @@ fn config_from_standard_input() {
 }
 
 #[test]
-fn too_large_reports_the_real_size() {
+fn too_large_is_refused_after_reading_at_most_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.json");
     let size = 9 * 1024 * 1024 + 12_345;
@@ -370,14 +371,208 @@ fn too_large_reports_the_real_size() {
     f.write_all(&vec![b'x'; size - 11]).unwrap();
     f.write_all(b"\"}").unwrap();
     drop(f);
-    assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, size);
     let out = edgenet(&["check", "-c", path.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("more than 8 MiB"), "{}", stderr(&out));
+    // Endless sources end too: /dev/zero, and `yes | edgenet check -c -`.
+    let timed = |mut child: std::process::Child| -> Output {
+        let start = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("edgenet still reading an endless config after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let zero = bin()
+        .args(["check", "-c", "/dev/zero"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = timed(zero);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("more than 8 MiB"), "{}", stderr(&out));
+    let mut yes = bin()
+        .args(["check", "-c", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = yes.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let line = b"y\n".repeat(4096);
+        while input.write_all(&line).is_ok() {}
+    });
+    let out = timed(yes);
+    writer.join().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("more than 8 MiB"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_answer_in_json_when_json_is_asked_for() {
+    for args in [
+        &["-o", "json", "check", "--bogus"][..],
+        &["check", "--bogus", "--output", "json"],
+        &["--output=json", "plan", "--machine", "x"],
+        &["-ojson", "nosuchcommand"],
+    ] {
+        let out = edgenet(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let v = json(&out);
+        assert_envelope(&v, "edgenet.error/v1", 2, &[]);
+        assert_eq!(v["error"]["code"], "usage", "{v:#}");
+        assert!(!stderr(&out).is_empty());
+    }
+    // Text output: clap's message alone, nothing on stdout.
+    let out = edgenet(&["check", "--bogus"]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn output_given_twice_the_last_one_wins_before_or_after_the_command() {
+    for args in [
+        &["-o", "json", "-o", "text", "check", "--offline-check"][..],
+        &["-o", "json", "check", "--offline-check", "-o", "text"],
+    ] {
+        let out = edgenet(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(
+            serde_json::from_slice::<Value>(&out.stdout).is_err(),
+            "{args:?}"
+        );
+    }
+    let out = edgenet(&["-o", "text", "check", "--offline-check", "-o", "json"]);
+    assert_envelope(&json(&out), "edgenet.check/v1", 0, &[]);
+}
+
+#[test]
+fn completions_and_man_refuse_other_formats() {
+    for args in [
+        &["-o", "json", "completions", "bash"][..],
+        &["-o", "svg", "man"],
+    ] {
+        let out = edgenet(args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert_eq!(json_or_text_code(&out), "unsupported-format", "{args:?}");
+    }
+}
+
+fn json_or_text_code(out: &Output) -> String {
+    match serde_json::from_slice::<Value>(&out.stdout) {
+        Ok(v) => v["error"]["code"].as_str().unwrap_or("").to_string(),
+        Err(_) => {
+            if stderr(out).contains("writes text only")
+                || stderr(out).contains("is not available for this command")
+            {
+                "unsupported-format".into()
+            } else {
+                stderr(out)
+            }
+        }
+    }
+}
+
+#[test]
+fn clap_help_and_errors_follow_color() {
+    let out = edgenet(&["--color", "always", "check", "--bogus"]);
+    assert!(stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    let out = edgenet(&["--color", "never", "check", "--bogus"]);
+    assert!(!stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    let out = edgenet(&["--color=always", "--help"]);
+    assert!(stdout(&out).contains("\x1b["));
+    let out = edgenet_env(&["--color", "auto", "--help"], &[("NO_COLOR", "1")]);
+    assert!(!stdout(&out).contains("\x1b["));
+}
+
+#[test]
+fn lab_up_refuses_zero_machines_before_writing_anything() {
+    let out = edgenet(&["lab", "up", "--name", "f7zero", "--scalable", "0"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--scalable"), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!("is {size} bytes")),
+        stderr(&out).contains("1..=255") || stderr(&out).contains("not in"),
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn an_empty_edgenet_config_is_unset_and_a_missing_file_has_a_hint() {
+    let out = edgenet_env(&["check", "--offline-check"], &[("EDGENET_CONFIG", "")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = edgenet(&["check", "-c", "/nonexistent-f7.json"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_joining_machine_plan_says_why_it_has_no_service_ips() {
+    let out = edgenet(&[
+        "plan",
+        "--offline-check",
+        "-c",
+        &corpus("v1.15-scalable-join-k3s-jumpstart.json"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("joining machine"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("ServiceIPRangeSize is 0"));
+}
+
+#[test]
+fn config_new_and_scale_config_take_o_after_the_command_and_report_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.json");
+    let out = edgenet(&["config", "new", "-f", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v = json(&out);
+    assert_envelope(&v, "edgenet.config/v1", 0, &["file", "config"]);
+    assert_eq!(v["file"], file.to_str().unwrap());
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["config"], written);
+    let scale = dir.path().join("scale.json");
+    let out = edgenet(&[
+        "scale-config",
+        "-c",
+        &corpus("v1.13-scalable-three-machines.json"),
+        "--linux-node-ip",
+        "10.1.0.120",
+        "-f",
+        scale.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_envelope(&json(&out), "edgenet.config/v1", 0, &["file", "config"]);
+}
+
+#[test]
+fn config_new_writes_the_current_schema_version() {
+    let out = edgenet(&["config", "new"]);
+    assert_eq!(code(&out), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["SchemaVersion"], "1.16");
+}
+
+#[test]
+fn render_enums_take_any_case() {
+    let out = edgenet(&[
+        "render",
+        "--lb",
+        "MetalLB",
+        "--node",
+        "Linux",
+        "readme",
+        "--offline-check",
+    ]);
+    assert!(!stderr(&out).contains("invalid value"), "{}", stderr(&out));
 }
 
 #[test]

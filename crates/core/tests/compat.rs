@@ -33,7 +33,55 @@ fn utf16_with_and_without_bom_and_big_endian() {
     }
     // A lone surrogate is not text.
     let bad = [0xff, 0xfe, b'{', 0, 0x00, 0xd8, b'}', 0];
-    assert!(matches!(load(&bad), Err(LoadError::Encoding { .. })));
+    assert!(matches!(load(&bad), Err(LoadError::Utf16 { .. })));
+    assert!(load(&bad).unwrap_err().to_string().contains("UTF-16"));
+}
+
+/// Windows PowerShell 5.1's `Set-Content` writes the ANSI code page: read as Windows-1252,
+/// with a notice; a byte Windows-1252 leaves undefined is refused.
+#[test]
+fn windows_1252_files_are_read_with_a_notice() {
+    let text = b"{\"DeploymentType\": \"SingleMachineCluster\", \"Edgenet\": {\"MachineName\": \"caf\xe9\"}}";
+    let loaded = load(text).unwrap();
+    assert_eq!(
+        loaded.config.edgenet.machine_name.as_deref(),
+        Some("caf\u{e9}")
+    );
+    assert!(loaded
+        .findings
+        .iter()
+        .any(|f| f.message.contains("Windows-1252")));
+    assert!(matches!(
+        load(b"{\"a\": \"\x81\"}"),
+        Err(LoadError::Encoding { offset: 7 })
+    ));
+}
+
+/// PowerShell 7's ConvertFrom-Json accepts comments and trailing commas (a Microsoft docs page
+/// shows one): read, with a notice; positions of later syntax errors stay right.
+#[test]
+fn trailing_commas_and_comments_are_read_with_a_notice() {
+    let text = "{\n  // single machine\n  \"DeploymentType\": \"SingleMachineCluster\", /* x */\n  \"Network\": {\"DnsServers\": [\"1.1.1.1\",],},\n  \"Edgenet\": {\"MachineName\": \"a//b,}\"}\n}";
+    let loaded = load(text.as_bytes()).unwrap();
+    assert_eq!(
+        loaded.config.edgenet.machine_name.as_deref(),
+        Some("a//b,}")
+    );
+    assert_eq!(loaded.config.network.dns_servers.as_ref().unwrap().len(), 1);
+    let notes: Vec<&str> = loaded.findings.iter().map(|f| f.message.as_str()).collect();
+    assert!(
+        notes.iter().any(|m| m.contains("trailing commas")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|m| m.contains("comments")), "{notes:?}");
+    let at = |text: &[u8]| match load(text) {
+        Err(LoadError::Syntax { line, column, .. }) => (line, column),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        at(b"{\n // c\n \"a\": [1,], \"b\": tru\n}"),
+        at(b"{\n     \n \"a\": [1 ], \"b\": tru\n}")
+    );
 }
 
 #[test]
@@ -312,4 +360,47 @@ fn the_corpus_reads_the_same_in_any_key_case() {
         let reread = load(back.to_string().as_bytes()).unwrap();
         assert_eq!(strip(reread.config), strip(original.config), "{name}");
     }
+}
+
+/// ConvertTo-Json's default -Depth 2 writes deeper objects as "@{…}" text: the hint says so.
+#[test]
+fn a_powershell_object_written_as_text_points_at_convertto_json_depth() {
+    let text = br#"{"DeploymentType": "ScalableCluster", "Network": {"Proxy": "@{Http=http://p:3128; Https=; No=}"}}"#;
+    let loaded = load(text).unwrap();
+    let f = loaded
+        .findings
+        .iter()
+        .find(|f| f.path == "Network.Proxy")
+        .expect("a finding at Network.Proxy");
+    assert!(
+        f.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("ConvertTo-Json -Depth"),
+        "{f:?}"
+    );
+}
+
+/// A single machine's `Network.VSwitch.AdapterName` is ignored once, at the path written, not
+/// mapped to Machines[0].NetworkConnection.AdapterName and then ignored there.
+#[test]
+fn a_single_machine_vswitch_adapter_is_ignored_where_written() {
+    let text = br#"{"DeployOptions": {"SingleMachineCluster": true}, "LinuxVm": {"CpuCount": 2},
+        "Network": {"VSwitch": {"Name": "", "Type": "Internal", "AdapterName": "Ethernet"}}}"#;
+    let loaded = load(text).unwrap();
+    let findings = edgenet_core::validate::check(
+        &loaded,
+        &edgenet_core::validate::Context::offline("test", "edge01"),
+    );
+    let at: Vec<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.path.contains("AdapterName"))
+        .map(|f| (f.code.as_str(), f.path.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [("ignored-field", "Network.VSwitch.AdapterName")],
+        "{findings:#?}"
+    );
+    assert!(loaded.config.machines[0].adapter_name.is_none());
 }

@@ -7,7 +7,19 @@ use crate::exit::{CliError, Exit};
 use crate::output::{finding_text, summary, Style};
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
-    let loaded = super::load_config(cli)?;
+    let loaded = match super::load_config(cli) {
+        Ok(loaded) => loaded,
+        // The report still says which config it could not read.
+        Err(e) if cli.output == Output::Json => {
+            crate::envelope::print_error(
+                &crate::envelope::CHECK,
+                &e,
+                &serde_json::json!({ "source": super::config_source(cli) }),
+            );
+            return Ok(e.exit_code());
+        }
+        Err(e) => return Err(e),
+    };
     super::machine_in_range(args, loaded.config.machines.len())?;
     let facts = super::host_facts(cli, args);
     let mut ctx = super::context(cli, &facts, args);

@@ -8,7 +8,7 @@ use edgenet_core::config::{DeploymentType, Distribution};
 use crate::cli::{Cli, ConfigNewArgs, DeploymentKind, Distro, NodeType};
 use crate::exit::{CliError, Exit};
 
-pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
+pub fn run(cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
     let nodes = match args.node_type {
         NodeType::Linux => NodeSelection::Linux,
         NodeType::Windows => NodeSelection::Windows,
@@ -29,16 +29,48 @@ pub fn run(_cli: &Cli, args: &ConfigNewArgs) -> Result<Exit, CliError> {
         Distro::K3s => Distribution::K3s,
         Distro::K8s => Distribution::K8s,
     };
-    let mut text =
-        serde_json::to_string_pretty(&new_config(deployment, nodes, distro)).expect("serializes");
+    let config = new_config(deployment, nodes, distro);
+    let mut text = serde_json::to_string_pretty(&config).expect("serializes");
     text.push('\n');
     let next = if deployment == DeploymentType::ScalableCluster {
         "fill in the <…> placeholders, then run"
     } else {
         "check it with"
     };
-    write_out(args.out.as_deref(), args.force, &text, next)?;
+    report_written(
+        cli,
+        args.out.as_deref(),
+        args.force,
+        &text,
+        next,
+        false,
+        &config,
+    )?;
     Ok(Exit::Ok)
+}
+
+/// Writes the config: with `-o json` to `out` (if given) and reported in the
+/// `edgenet.config/v1` envelope; else as [`write_out`] does.
+pub fn report_written(
+    cli: &Cli,
+    out: Option<&std::path::Path>,
+    force: bool,
+    text: &str,
+    next: &str,
+    private: bool,
+    config: &serde_json::Value,
+) -> Result<(), CliError> {
+    if cli.output != crate::cli::Output::Json {
+        return write_out(out, force, text, next, private);
+    }
+    if out.is_some() {
+        write_out(out, force, text, next, private)?;
+    }
+    crate::envelope::print(
+        &crate::envelope::CONFIG,
+        &serde_json::json!({"file": out.map(|p| p.display().to_string()), "config": config}),
+    );
+    Ok(())
 }
 
 /// Writes `text` to `out` (kept if it exists, unless `force`) or to standard output.
@@ -47,17 +79,21 @@ pub fn write_out(
     force: bool,
     text: &str,
     next: &str,
+    private: bool,
 ) -> Result<(), CliError> {
     let Some(path) = out else {
         print!("{text}");
         return Ok(());
     };
-    // A config holding a proxy password is for root's eyes only (like the node's proxy.env).
-    let secret = edgenet_core::redact::has_credentials(text);
+    // A config holding a proxy password or a join secret is for root's eyes only (like the
+    // node's proxy.env).
+    let private = private || edgenet_core::redact::has_credentials(text);
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
-    if secret {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    if private {
+        // Secrets (join tokens, Arc's ClientSecret): readable by the owner only.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
     if force {
         options.create(true).truncate(true);
@@ -76,14 +112,15 @@ pub fn write_out(
             err
         }
     })?;
-    if secret {
-        // An existing file overwritten with --force keeps its mode unless set here.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+    if private {
+        // `--force` over an existing file keeps its mode: narrow it too.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| {
                 CliError::new(
                     Exit::Host,
                     "cannot-write",
-                    format!("cannot restrict {}: {e}", path.display()),
+                    format!("cannot restrict {} to its owner: {e}", path.display()),
                 )
             })?;
     }

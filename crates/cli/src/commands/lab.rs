@@ -56,6 +56,11 @@ fn edgenet_in(
     edgenet_cmd(m, name)?.args(args).output().map_err(lab_error)
 }
 
+/// `-v` as often as this run was given it, for the child edgenet runs of the lab.
+fn verbosity_args(verbose: u8) -> Vec<std::ffi::OsString> {
+    (0..verbose.min(3)).map(|_| "-v".into()).collect()
+}
+
 /// `edgenet` in the lab machine's network namespace, with its state directory and resolv.conf.
 fn edgenet_cmd(m: &LabMachine, name: Option<&str>) -> Result<std::process::Command, CliError> {
     let exe = std::env::current_exe().map_err(lab_error)?;
@@ -166,6 +171,8 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             &format!("deploying on lab machine {} ({}) …", m.name, m.address),
         );
         let mut a: Vec<std::ffi::OsString> = vec!["deploy".into()];
+        // The deploy's own log lines follow this run's verbosity (EDGENET_LOG is inherited).
+        a.extend(verbosity_args(cli.verbose));
         if let Some(c) = &config {
             a.extend(["-c".into(), c.clone().into_os_string()]);
         }
@@ -192,7 +199,13 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     let mut failures = Vec::new();
     for (machine, child) in running {
         match child.wait_with_output() {
-            Ok(out) if out.status.success() => {}
+            Ok(out) if out.status.success() => {
+                if cli.verbose > 0 || std::env::var_os("EDGENET_LOG").is_some() {
+                    for line in String::from_utf8_lossy(&out.stderr).lines() {
+                        eprintln!("[{machine}] {line}");
+                    }
+                }
+            }
             Ok(out) => failures.push(format!(
                 "deploy on lab machine {machine} failed ({}): {}",
                 out.status,
@@ -479,5 +492,15 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
         }
         Err(e) => Err(lab_error(format!("lab down: {e}"))
             .hint("run `edgenet lab down` again; it carries on from what is left")),
+    }
+}
+
+#[cfg(test)]
+mod verbosity_tests {
+    #[test]
+    fn the_lab_passes_its_verbosity_to_the_deploy() {
+        assert!(super::verbosity_args(0).is_empty());
+        assert_eq!(super::verbosity_args(2), vec!["-v", "-v"]);
+        assert_eq!(super::verbosity_args(9).len(), 3);
     }
 }

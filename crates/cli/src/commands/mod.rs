@@ -79,6 +79,13 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
             "unreadable-config",
             format!("cannot read {}: {e}", path.display()),
         )
+        .hint(match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "check the path given to -c/--config (or EDGENET_CONFIG); `edgenet config new -f FILE` writes a new one"
+            }
+            std::io::ErrorKind::PermissionDenied => "run as a user that can read the file, or fix its permissions",
+            _ => "check the path given to -c/--config (or EDGENET_CONFIG)",
+        })
     })?;
     read_limited(file, path)
 }
@@ -104,20 +111,16 @@ fn read_limited(input: impl std::io::Read, path: &Path) -> Result<Vec<u8>, CliEr
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
     if bytes.len() as u64 > limit {
-        let rest = std::io::copy(&mut input, &mut std::io::sink()).map_err(read_err)?;
-        let size = bytes.len() as u64 + rest;
+        // Not read to the end: /dev/zero or `yes |` would never end.
         return Err(CliError::new(
             Exit::Unreadable,
             "unreadable-config",
             format!(
-                "{}: {}",
+                "{}: the config is more than 8 MiB; edgenet reads at most {limit} bytes (is this the right file?)",
                 source_name(Some(path)),
-                edgenet_core::config::LoadError::TooLarge {
-                    size: usize::try_from(size).unwrap_or(usize::MAX)
-                }
             ),
         )
-        .hint("fix the file, or start from `edgenet config new`"));
+        .hint("a deployment config is a few kilobytes: give the file New-AksEdgeConfig or `edgenet config new` wrote"));
     }
     Ok(bytes)
 }

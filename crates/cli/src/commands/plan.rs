@@ -88,10 +88,17 @@ fn render(p: &Plan, style: Style) -> String {
     ]);
     rows.push(vec![
         "Service IPs".into(),
-        p.service_range
-            .map_or("none (Init.ServiceIPRangeSize is 0)".into(), |r| {
-                format!("{} – {} ({} LoadBalancer IPs)", r.start, r.end, r.size)
-            }),
+        p.service_range.map_or_else(
+            || {
+                if p.joining {
+                    "none here (a joining machine: the cluster's first machine reserves them)"
+                        .into()
+                } else {
+                    "none (Init.ServiceIPRangeSize is 0 or not set)".into()
+                }
+            },
+            |r| format!("{} – {} ({} LoadBalancer IPs)", r.start, r.end, r.size),
+        ),
     ]);
     let k = &p.kubernetes;
     rows.push(vec!["Pod CIDR".into(), k.pod_cidr.to_string()]);

@@ -42,7 +42,7 @@ pub struct RenderArgs {
     pub machine: Option<usize>,
 
     /// The node whose file TARGET prints.
-    #[arg(long, value_enum, default_value_t = NodeKindArg::Linux)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = NodeKindArg::Linux)]
     pub node: NodeKindArg,
 
     /// File holding the join token (K3s token, or kubeadm bootstrap token). Without it the
@@ -55,7 +55,7 @@ pub struct RenderArgs {
     pub ca_cert_hash: Option<String>,
 
     /// Who serves the LoadBalancer service range.
-    #[arg(long, value_enum, default_value_t = LbArg::KubeVip)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LbArg::KubeVip)]
     pub lb: LbArg,
 
     #[command(flatten)]

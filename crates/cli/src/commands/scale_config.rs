@@ -7,7 +7,7 @@ use edgenet_deploy::state::StateDir;
 use serde_json::Value;
 
 use crate::cli::{Cli, ScaleConfigArgs};
-use crate::commands::config_new::write_out;
+use crate::commands::config_new::report_written;
 use crate::exit::{CliError, Exit};
 use crate::output::{finding_text, Style};
 
@@ -101,11 +101,14 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
     }
     let mut text = serde_json::to_string_pretty(&scale).expect("serializes");
     text.push('\n');
-    write_out(
+    report_written(
+        cli,
         args.out.as_deref(),
         args.force,
         &text,
         "check it on the new machine with",
+        true,
+        &scale,
     )?;
     Ok(Exit::Ok)
 }

@@ -44,10 +44,37 @@ impl ServiceRange {
 
     /// Sets `Init.ServiceIPRange{Start,Size}` from wherever the file wrote them; a range given
     /// twice must agree, and an end must agree with the size.
-    pub fn apply(self, r: &mut Reader, config: &mut Config) {
+    ///
+    /// A single-machine preview file keeps its size alone (Start and End are warned about and
+    /// dropped), as AKS Edge Essentials' upgrade of the preview form does; elsewhere a size of
+    /// 0 beside Start and End is the preview template's "not set", and the End gives the size.
+    pub fn apply(mut self, r: &mut Reader, config: &mut Config, single_preview: bool) {
+        if single_preview {
+            for (_, path) in self.start.drain(..).chain(self.end.drain(..)) {
+                r.findings.push(
+                    Finding::warning(
+                        Code::IgnoredField,
+                        &path,
+                        format!("{path} is ignored on a single-machine cluster (its service IPs follow the node subnet; only ServiceIPRangeSize counts)"),
+                    )
+                    .hint(format!("remove {path}")),
+                );
+            }
+        }
         let start = one(r, &self.start, "ServiceIPRangeStart");
-        let size = one(r, &self.size, "ServiceIPRangeSize");
+        let mut size = one(r, &self.size, "ServiceIPRangeSize");
         let end = one(r, &self.end, "ServiceIPRangeEnd");
+        if let (Some((0, size_path)), Some((end_v, end_path)), Some(_)) = (&size, &end, &start) {
+            r.findings.push(
+                Finding::notice(
+                    Code::LegacyField,
+                    size_path,
+                    format!("{size_path} is 0 beside {end_path} ({end_v}): read as not set (the preview template's value), the end gives the size"),
+                )
+                .hint(format!("remove {size_path}")),
+            );
+            size = None;
+        }
         config.init.service_ip_range_start = start.as_ref().map(|(v, _)| *v);
         config.init.service_ip_range_size = size.as_ref().map(|(v, _)| *v);
         let Some((end, end_path)) = end else { return };
@@ -184,7 +211,13 @@ const DEPLOY_OPTIONS_ACCEPTED: &[&str] = &[
 /// The 2022 preview form (SchemaVersion ≤ 1.1): `DeployOptions{SingleMachineCluster,
 /// NetworkPlugin, NodeType, ControlPlane, JoinCluster}`, `LinuxVm`, `WindowsVm`. Current fields
 /// written in the same file win; a preview field that contradicts one is an error.
-pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: &mut Config) {
+/// Returns whether the file has the preview form (and it described the machine).
+pub(super) fn preview(
+    r: &mut Reader,
+    root: &Obj<'_>,
+    wrote_type: bool,
+    config: &mut Config,
+) -> bool {
     // AksEdgeDeploy's wrapper (aide-userconfig.json) is not the deployment config: it names one.
     if let Some(Value::String(file)) = root.get("AksEdgeConfigFile") {
         if root.key("Machines").is_none() && root.key("DeployOptions").is_none() {
@@ -200,57 +233,12 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
             );
         }
     }
-    // Schema 1.0 named the distribution at the top level, and AksEdgeDeploy's wrapper names the
-    // product ("AKS Edge Essentials - K8s"); later the installer alone chose it.
-    let mut distro = r.enumeration(
-        root,
-        "KubernetesDistribution",
-        &[("k3s", Distribution::K3s), ("k8s", Distribution::K8s)],
-    );
-    let mut key = "KubernetesDistribution";
-    if distro.is_none() {
-        if let Some(Value::String(product)) = root.get("AksEdgeProduct") {
-            let p = product.to_ascii_lowercase();
-            key = "AksEdgeProduct";
-            distro = if p.contains("k8s") {
-                Some(Distribution::K8s)
-            } else if p.contains("k3s") {
-                Some(Distribution::K3s)
-            } else {
-                None
-            };
-        }
-    }
-    if let Some(distro) = distro {
-        let path = root.at(key);
-        match config.edgenet.distribution {
-            None => {
-                config.edgenet.distribution = Some(distro);
-                r.alias("Edgenet.Distribution", path.clone());
-                r.findings.push(
-                    Finding::notice(
-                        Code::LegacyField,
-                        &path,
-                        format!(
-                            "{path} (schema 1.0) is read as Edgenet.Distribution {}",
-                            distro.as_str()
-                        ),
-                    )
-                    .hint("current files leave the distribution to Network.NetworkPlugin"),
-                );
-            }
-            Some(d) if d != distro => {
-                let current = r.written("Edgenet.Distribution");
-                conflict(r, &path, distro.as_str(), &current, d.as_str());
-            }
-            Some(_) => {}
-        }
-    }
+    product_distribution(r, root, config);
     let opts = r.object(root, "DeployOptions");
     let linux_vm = r.object(root, "LinuxVm");
     let windows_vm = r.object(root, "WindowsVm");
     if opts.is_none() && linux_vm.is_none() && windows_vm.is_none() {
-        return;
+        return false;
     }
     let mut mapped: Vec<String> = Vec::new();
     let mut node_type = None;
@@ -330,7 +318,7 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
                 .hint(format!("remove {}", vm.path)),
             );
         }
-        return;
+        return false;
     }
     let (linux, windows) = node_type.unwrap_or((true, windows_vm.is_some()));
     let mut machine = Machine::default();
@@ -365,8 +353,25 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
                 }
                 node
             }
-            None if wanted => Node::default(),
-            None => continue,
+            None if wanted => {
+                // A field of the node the file left out belongs in the preview's VM object.
+                let vm_key = if key == "LinuxNode" {
+                    "LinuxVm"
+                } else {
+                    "WindowsVm"
+                };
+                r.alias(format!("Machines[0].{key}"), root.at(vm_key));
+                Node::default()
+            }
+            None => {
+                // The node type left this node out: findings about it point at the type.
+                if let Some(opts) = &opts {
+                    if opts.key("NodeType").is_some() {
+                        r.alias(format!("Machines[0].{key}"), opts.at("NodeType"));
+                    }
+                }
+                continue;
+            }
         };
         if key == "LinuxNode" {
             machine.linux_node = Some(node);
@@ -400,13 +405,116 @@ pub(super) fn preview(r: &mut Reader, root: &Obj<'_>, wrote_type: bool, config: 
         Finding::notice(
             Code::LegacyField,
             "",
-            format!(
-                "the file has the 2022 preview form (schema 1.1 and before), read as the current one: {}",
-                mapped.join(", ")
-            ),
+            if mapped.is_empty() {
+                "the file has the 2022 preview form (schema 1.1 and before), read as the current one".to_string()
+            } else {
+                format!(
+                    "the file has the 2022 preview form (schema 1.1 and before), read as the current one: {}",
+                    mapped.join(", ")
+                )
+            },
         )
         .hint("New-AksEdgeConfig of a current release writes the current form"),
     );
+    true
+}
+
+/// A single-machine cluster in the preview form: AKS Edge Essentials' upgrade of the preview
+/// form (AksEdgeDeploy's `UpgradeJsonFormat`) keeps only the service range size, the plugin,
+/// `InternetDisabled` and the proxy, so the static LAN fields of the preview template are
+/// ignored there (warnings), where a current-form file writing them is refused.
+pub(super) fn drop_single_machine_statics(r: &mut Reader, config: &mut Config) {
+    let ignored = |r: &mut Reader, canon: &str| {
+        let path = r.written(canon);
+        r.findings.push(
+            Finding::warning(
+                Code::IgnoredField,
+                &path,
+                format!("{path} is ignored on a single-machine cluster (the preview template's static field; the node subnet decides it)"),
+            )
+            .hint(format!("remove {path}, or set DeployOptions.SingleMachineCluster to false for a multi-machine cluster")),
+        );
+    };
+    let n = &mut config.network;
+    if n.control_plane_endpoint_ip.take().is_some() {
+        ignored(r, "Network.ControlPlaneEndpointIp");
+    }
+    if n.ip4_gateway_address.take().is_some() {
+        ignored(r, "Network.Ip4GatewayAddress");
+    }
+    if n.ip4_prefix_length.take().is_some() {
+        ignored(r, "Network.Ip4PrefixLength");
+    }
+    if config.init.service_ip_range_start.take().is_some() {
+        ignored(r, "Init.ServiceIPRangeStart");
+    }
+    for (i, m) in config.machines.iter_mut().enumerate() {
+        for (key, node) in [
+            ("LinuxNode", &mut m.linux_node),
+            ("WindowsNode", &mut m.windows_node),
+        ] {
+            if let Some(node) = node {
+                if node.ip4_address.take().is_some() {
+                    ignored(r, &format!("Machines[{i}].{key}.Ip4Address"));
+                }
+            }
+        }
+    }
+}
+
+/// Schema 1.0 named the distribution at the top level (`KubernetesDistribution`), and
+/// AksEdgeDeploy's user config names the product ("AKS Edge Essentials - K8s"); later the
+/// installer alone chose it.
+pub(super) fn product_distribution(r: &mut Reader, root: &Obj<'_>, config: &mut Config) {
+    let mut distro = r.enumeration(
+        root,
+        "KubernetesDistribution",
+        &[("k3s", Distribution::K3s), ("k8s", Distribution::K8s)],
+    );
+    let mut key = "KubernetesDistribution";
+    if distro.is_none() {
+        if let Some(Value::String(product)) = root.get("AksEdgeProduct") {
+            let p = product.to_ascii_lowercase();
+            key = "AksEdgeProduct";
+            distro = if p.contains("k8s") {
+                Some(Distribution::K8s)
+            } else if p.contains("k3s") {
+                Some(Distribution::K3s)
+            } else {
+                None
+            };
+        }
+    }
+    if let Some(distro) = distro {
+        let path = root.at(key);
+        match config.edgenet.distribution {
+            None => {
+                config.edgenet.distribution = Some(distro);
+                r.alias("Edgenet.Distribution", path.clone());
+                r.findings.push(
+                    Finding::notice(
+                        Code::LegacyField,
+                        &path,
+                        format!(
+                            "{path} ({}) is read as Edgenet.Distribution {}",
+                            if key == "AksEdgeProduct" {
+                                "AksEdgeDeploy's product name"
+                            } else {
+                                "schema 1.0"
+                            },
+                            distro.as_str()
+                        ),
+                    )
+                    .hint("current files leave the distribution to Network.NetworkPlugin"),
+                );
+            }
+            Some(d) if d != distro => {
+                let current = r.written("Edgenet.Distribution");
+                conflict(r, &path, distro.as_str(), &current, d.as_str());
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 fn conflict(r: &mut Reader, path: &str, value: &str, other: &str, other_value: &str) {
@@ -421,6 +529,22 @@ fn conflict(r: &mut Reader, path: &str, value: &str, other: &str, other_value: &
     );
 }
 
+/// An older field whose value the current field contradicts: both paths named, nothing read
+/// from the older one.
+fn conflict_both(r: &mut Reader, path: &str, value: &str, current: &str, current_value: &str) {
+    r.invalid(
+        path,
+        Finding::error(
+            Code::ConflictingFields,
+            path,
+            format!("{path} is {value:?}, but {current} is {current_value:?}"),
+        )
+        .hint(format!(
+            "remove {path} (the schema 1.1 form): {current} is the current field"
+        )),
+    );
+}
+
 /// `Network.VSwitch{Name,Type,AdapterName}` (schema 1.1 and before).
 pub(super) fn apply(r: &mut Reader, config: &mut Config) {
     let Some(vswitch) = config.network.legacy_vswitch.clone() else {
@@ -428,6 +552,24 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
     };
     let at = |key: &str| format!("{}.{key}", vswitch.path);
     let mut mapped = Vec::new();
+    if let (Some(name), Some(current)) = (&vswitch.name, &config.edgenet.switch_name) {
+        if name != current {
+            let current_path = r.written("Edgenet.SwitchName");
+            conflict_both(r, &at("Name"), name, &current_path, current);
+        }
+    }
+    if let Some(adapter) = &vswitch.adapter_name {
+        for (i, m) in config.machines.iter().enumerate() {
+            match &m.adapter_name {
+                Some(current) if current != adapter => {
+                    let current_path =
+                        r.written(&format!("Machines[{i}].NetworkConnection.AdapterName"));
+                    conflict_both(r, &at("AdapterName"), adapter, &current_path, current);
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(name) = &vswitch.name {
         if config.edgenet.switch_name.is_none() {
             if crate::validate::interface_name_problem(name).is_none() {
@@ -446,7 +588,21 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
             }
         }
     }
-    if let Some(adapter) = &vswitch.adapter_name {
+    if let (Some(_), false) = (&vswitch.adapter_name, config.is_scalable()) {
+        // A single machine's internal switch has no adapter: say so once, here, rather than
+        // mapping it to a field that is then ignored.
+        r.findings.push(
+            Finding::warning(
+                Code::IgnoredField,
+                at("AdapterName"),
+                format!(
+                    "{} is ignored on a single-machine cluster: its internal switch has no adapter",
+                    at("AdapterName")
+                ),
+            )
+            .hint(format!("remove {}", at("AdapterName"))),
+        );
+    } else if let Some(adapter) = &vswitch.adapter_name {
         let mut used = false;
         for (i, m) in config.machines.iter_mut().enumerate() {
             if m.adapter_name.is_none() {
@@ -460,6 +616,17 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
         }
         if used {
             mapped.push("AdapterName → Machines[].NetworkConnection.AdapterName");
+        }
+    } else {
+        // Machines from the preview form (not written as Machines): their adapter belongs in
+        // VSwitch.AdapterName, where a finding about it points.
+        for i in 0..config.machines.len() {
+            let canon = format!("Machines[{i}].NetworkConnection.AdapterName");
+            if config.machines[i].adapter_name.is_none()
+                && r.written(&format!("Machines[{i}]")) != format!("Machines[{i}]")
+            {
+                r.alias(canon, at("AdapterName"));
+            }
         }
     }
     if let Some(kind) = &vswitch.kind {

@@ -23,6 +23,10 @@ pub enum LoadError {
     Encoding {
         offset: usize,
     },
+    /// UTF-16 (a BOM, or the zero bytes of ASCII) with a unit that is not text.
+    Utf16 {
+        offset: usize,
+    },
     Syntax {
         line: usize,
         column: usize,
@@ -42,7 +46,11 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Encoding { offset } => write!(
                 f,
-                "the config is not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8"
+                "the config is neither UTF-8 nor Windows-1252 text (byte at offset {offset}); save it as UTF-8 (PowerShell: Set-Content -Encoding utf8)"
+            ),
+            LoadError::Utf16 { offset } => write!(
+                f,
+                "the config is not valid UTF-16 text (a lone surrogate at offset {offset}); save it again as UTF-8 (or Unicode)"
             ),
             LoadError::Syntax { line, column, message } => {
                 write!(f, "the config is not valid JSON: {message} at line {line}, column {column}")
@@ -92,6 +100,9 @@ const ROOT_ACCEPTED: &[&str] = &[
     "AksEdgeConfigFile",
     "InstallOptions",
     "VSwitch",
+    "AksEdgeConfig",
+    // The Azure IoT Operations sample (aio-aksedge-config.json).
+    "AioDeploy",
 ];
 const INIT_KEYS: &[&str] = &[
     "ServiceIPRangeStart",
@@ -209,7 +220,8 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
-    let text = decode(bytes)?;
+    let (text, ansi) = decode(bytes)?;
+    let (text, relaxed) = relax(&text);
     let (value, duplicates) = super::json::parse(&text).map_err(|e| LoadError::Syntax {
         line: e.line(),
         column: e.column(),
@@ -228,6 +240,26 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     };
     let root = Obj::root(map);
     let mut r = Reader::default();
+    if ansi {
+        r.findings.push(
+            Finding::notice(
+                Code::LegacyField,
+                "",
+                "the file is not UTF-8: read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)",
+            )
+            .hint("save it as UTF-8 (Set-Content -Encoding utf8) so that every tool reads it alike"),
+        );
+    }
+    for what in relaxed {
+        r.findings.push(
+            Finding::notice(
+                Code::LegacyField,
+                "",
+                format!("the file has {what}: read as PowerShell 7's ConvertFrom-Json reads them, though strict JSON (and Windows PowerShell 5.1) refuses them"),
+            )
+            .hint(format!("remove the {what} so that every tool reads the file")),
+        );
+    }
     for d in duplicates {
         let path = &d.path;
         let finding = if d.exact {
@@ -252,10 +284,21 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
         };
         r.invalid(path, finding);
     }
-    let config = read_config(&mut r, &root);
+    let config = read_file(&mut r, &root);
+    // Later rules ask by canonical path whether a field was already found invalid.
+    let mut invalid = r.invalid.clone();
+    for p in &r.invalid {
+        for (canon, written) in &r.aliases {
+            if let Some(rest) = p.strip_prefix(written.as_str()) {
+                if rest.is_empty() || rest.starts_with(['.', '[']) {
+                    invalid.insert(format!("{canon}{rest}"));
+                }
+            }
+        }
+    }
     Ok(Loaded {
         config: Config {
-            invalid_paths: r.invalid,
+            invalid_paths: invalid,
             source_paths: r.aliases,
             ..config
         },
@@ -264,9 +307,10 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     })
 }
 
-/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM: Windows PowerShell 5.1's `Out-File`
+/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`true`: Windows
+/// PowerShell 5.1's `Set-Content` writes the ANSI code page): Windows PowerShell 5.1's `Out-File`
 /// writes UTF-16LE, and files come from AKS Edge Essentials hosts.
-fn decode(bytes: &[u8]) -> Result<String, LoadError> {
+fn decode(bytes: &[u8]) -> Result<(String, bool), LoadError> {
     let utf16 = |le: bool| -> Result<String, LoadError> {
         let units = bytes[2..].chunks(2).map(|c| {
             let pair = [c[0], *c.get(1).unwrap_or(&0)];
@@ -278,12 +322,12 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
         });
         char::decode_utf16(units)
             .enumerate()
-            .map(|(i, c)| c.map_err(|_| LoadError::Encoding { offset: 2 + 2 * i }))
+            .map(|(i, c)| c.map_err(|_| LoadError::Utf16 { offset: 2 + 2 * i }))
             .collect()
     };
     match bytes {
-        [0xff, 0xfe, ..] => utf16(true),
-        [0xfe, 0xff, ..] => utf16(false),
+        [0xff, 0xfe, ..] => utf16(true).map(|t| (t, false)),
+        [0xfe, 0xff, ..] => utf16(false).map(|t| (t, false)),
         // UTF-16LE without a BOM (`[IO.File]::WriteAllText(…, [Text.Encoding]::Unicode)` is
         // with one, but editors sometimes drop it): JSON starts with an ASCII character.
         [c, 0, ..] if *c != 0 && c.is_ascii() => {
@@ -293,13 +337,153 @@ fn decode(bytes: &[u8]) -> Result<String, LoadError> {
         }
         _ => {
             let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
-            std::str::from_utf8(bytes)
-                .map(str::to_string)
-                .map_err(|e| LoadError::Encoding {
-                    offset: e.valid_up_to(),
-                })
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Ok((text.to_string(), false)),
+                Err(_) => windows_1252(bytes).map(|t| (t, true)),
+            }
         }
     }
+}
+
+/// Windows-1252 text; the five bytes it leaves undefined are refused.
+fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
+    const HIGH: [Option<char>; 32] = [
+        Some('€'),
+        None,
+        Some('‚'),
+        Some('ƒ'),
+        Some('„'),
+        Some('…'),
+        Some('†'),
+        Some('‡'),
+        Some('ˆ'),
+        Some('‰'),
+        Some('Š'),
+        Some('‹'),
+        Some('Œ'),
+        None,
+        Some('Ž'),
+        None,
+        None,
+        Some('‘'),
+        Some('’'),
+        Some('“'),
+        Some('”'),
+        Some('•'),
+        Some('–'),
+        Some('—'),
+        Some('˜'),
+        Some('™'),
+        Some('š'),
+        Some('›'),
+        Some('œ'),
+        None,
+        Some('ž'),
+        Some('Ÿ'),
+    ];
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| match b {
+            0x80..=0x9f => HIGH[usize::from(b - 0x80)].ok_or(LoadError::Encoding { offset: i }),
+            _ => Ok(char::from(b)),
+        })
+        .collect()
+}
+
+/// `text` with `//` and `/* */` comments and trailing commas (before `}` or `]`) blanked out,
+/// keeping every line and column, and which of the two it had.
+fn relax(text: &str) -> (String, Vec<&'static str>) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let (mut comments, mut commas) = (false, false);
+    let mut in_string = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            match c {
+                '\\' => i += 1,
+                '"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                comments = true;
+                while i < chars.len() && chars[i] != '\n' {
+                    out[i] = ' ';
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                comments = true;
+                let start = i;
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                let end = (i + 2).min(chars.len());
+                for o in &mut out[start..end] {
+                    if *o != '\n' {
+                        *o = ' ';
+                    }
+                }
+                i = end;
+                continue;
+            }
+            ',' => {
+                // A comma followed (past blanks and blanked comments) by a closing bracket.
+                let mut j = i + 1;
+                while j < chars.len() && (out[j].is_whitespace() || chars[j] == '/') {
+                    if chars[j] == '/' {
+                        // Skip a comment (blanked later in this pass).
+                        match chars.get(j + 1) {
+                            Some('/') => {
+                                while j < chars.len() && chars[j] != '\n' {
+                                    j += 1;
+                                }
+                                continue;
+                            }
+                            Some('*') => {
+                                j += 2;
+                                while j < chars.len()
+                                    && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
+                                {
+                                    j += 1;
+                                }
+                                j += 2;
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                    j += 1;
+                }
+                if matches!(chars.get(j), Some('}') | Some(']')) {
+                    out[i] = ' ';
+                    commas = true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut what = Vec::new();
+    if commas {
+        what.push("trailing commas");
+    }
+    if comments {
+        what.push("comments");
+    }
+    if what.is_empty() {
+        return (text.to_string(), what);
+    }
+    (out.into_iter().collect(), what)
 }
 
 fn syntax_message(e: &serde_json::Error) -> String {
@@ -311,8 +495,95 @@ fn syntax_message(e: &serde_json::Error) -> String {
     }
 }
 
+/// Top-level keys that make a file a deployment config (or AksEdgeDeploy's user config, which
+/// holds or names one). `SchemaVersion`, `Version`, `Arc`, … alone configure nothing.
+const CONFIG_KEYS: &[&str] = &[
+    "DeploymentType",
+    "Init",
+    "Network",
+    "Machines",
+    "Join",
+    "Edgenet",
+    "DeployOptions",
+    "LinuxVm",
+    "WindowsVm",
+    "KubernetesDistribution",
+    "AksEdgeConfig",
+    "AksEdgeConfigFile",
+];
+
+/// The whole file: a deployment config, or AksEdgeDeploy's user config with the deployment
+/// config inline in `AksEdgeConfig`, read in place (findings at `AksEdgeConfig.…`).
+fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
+    if let Some(key) = root.key("AksEdgeConfig") {
+        match &root.map[key] {
+            Value::Object(inner) if !inner.is_empty() => {
+                r.check_keys_warn_unknown(
+                    root,
+                    &["SchemaVersion", "Version", "AksEdgeConfig"],
+                    ROOT_ACCEPTED,
+                );
+                let obj = Obj {
+                    path: key.to_string(),
+                    canon: String::new(),
+                    map: inner,
+                };
+                for k in ROOT_KEYS {
+                    r.alias(*k, obj.at(k));
+                }
+                let mut config = read_config(r, &obj);
+                legacy::product_distribution(r, root, &mut config);
+                r.findings.push(
+                    Finding::notice(
+                        Code::LegacyField,
+                        key,
+                        format!("this is an AksEdgeDeploy user config; its inline deployment config {key} is read"),
+                    )
+                    .hint(format!("edgenet reads {key} as the deployment config; the other top-level keys are AksEdgeDeploy's")),
+                );
+                return config;
+            }
+            Value::Object(_) | Value::Null => {}
+            other => {
+                let path = root.at("AksEdgeConfig");
+                r.invalid(
+                    &path,
+                    Finding::error(
+                        Code::WrongType,
+                        &path,
+                        format!("{path} is {}, expected an object (the deployment config)", super::reader::show(other)),
+                    )
+                    .hint(format!("write the deployment config as the object {path}, or name its file in AksEdgeConfigFile")),
+                );
+            }
+        }
+    }
+    if !root.map.is_empty() && CONFIG_KEYS.iter().all(|k| root.key(k).is_none()) {
+        let found: Vec<String> = root
+            .map
+            .keys()
+            .take(8)
+            .map(|k| crate::validate::excerpt(k))
+            .collect();
+        let more = if root.map.len() > 8 { ", …" } else { "" };
+        r.invalid(
+            "",
+            Finding::error(
+                Code::NotAConfig,
+                "",
+                format!(
+                    "this is not an AKS Edge Essentials deployment config: none of its top-level keys ({}{more}) is DeploymentType, Network, Machines, Init, Join, Edgenet or a preview key",
+                    found.join(", ")
+                ),
+            )
+            .hint("give the file New-AksEdgeConfig wrote (aksedge-config.json), or `edgenet config new` to write one"),
+        );
+    }
+    read_config(r, root)
+}
+
 fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
-    r.check_keys(root, ROOT_KEYS, ROOT_ACCEPTED);
+    r.check_keys_warn_unknown(root, ROOT_KEYS, ROOT_ACCEPTED);
     let deployment_type = r.enumeration(
         root,
         "DeploymentType",
@@ -334,7 +605,6 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
         read_network(r, &net, &mut config);
         range.read(r, &net, false);
     }
-    range.apply(r, &mut config);
     match r.array(root, "Machines") {
         Some(items) if !items.is_empty() => {
             for (i, item) in items.iter().enumerate() {
@@ -396,13 +666,19 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
     if let Some(ext) = r.object(root, "Edgenet") {
         read_edgenet(r, &ext, &mut config.edgenet);
     }
-    legacy::preview(r, root, deployment_type.is_some(), &mut config);
+    let preview = legacy::preview(r, root, deployment_type.is_some(), &mut config);
+    // The range is judged once the deployment type is known (the preview form may give it).
+    let single_preview = preview && !config.is_scalable();
+    range.apply(r, &mut config, single_preview);
+    if single_preview {
+        legacy::drop_single_machine_statics(r, &mut config);
+    }
     legacy::apply(r, &mut config);
     config
 }
 
 fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
-    r.check_keys(net, NETWORK_KEYS, NETWORK_LEGACY);
+    r.check_keys_warn_unknown(net, NETWORK_KEYS, NETWORK_LEGACY);
     let n = &mut config.network;
     n.control_plane_endpoint_ip = r.ipv4(net, "ControlPlaneEndpointIp");
     n.network_plugin = r.enumeration(
@@ -444,7 +720,7 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
         ..Machine::default()
     };
     if let Some(conn) = r.object(m, "NetworkConnection") {
-        r.check_keys(&conn, CONNECTION_KEYS, &[]);
+        r.check_keys_warn_unknown(&conn, CONNECTION_KEYS, &[]);
         machine.adapter_name = r.string(&conn, "AdapterName");
         machine.mtu = r.uint(&conn, "Mtu").filter(|&mtu| mtu != 0);
     }
@@ -530,7 +806,7 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
 }
 
 fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
-    r.check_keys(e, EDGENET_KEYS, &[]);
+    r.check_keys_warn_unknown(e, EDGENET_KEYS, &[]);
     out.distribution = r.enumeration(
         e,
         "Distribution",
@@ -543,6 +819,14 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
             &[("netns", NodeRuntime::Netns), ("vm", NodeRuntime::Vm)],
         )
         .unwrap_or_default();
+    if let Some(problem) = runtime_unavailable(out.node_runtime) {
+        let path = e.at("NodeRuntime");
+        r.invalid(
+            &path,
+            Finding::error(Code::NotAvailable, &path, format!("{path} is {problem}"))
+                .hint("remove it (netns, the default, runs the nodes in network namespaces)"),
+        );
+    }
     out.switch_name = r.string(e, "SwitchName");
     out.machine_name = r.string(e, "MachineName");
     let Some(items) = r.array(e, "PortForwards") else {
@@ -608,6 +892,17 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
                 node: node.unwrap_or(NodeKind::Linux),
                 node_port,
             });
+        }
+    }
+}
+
+/// Why this build cannot deploy nodes of `runtime`, if it cannot. The vm runtime is being
+/// written on another branch: when it lands, return `None` for it here.
+pub fn runtime_unavailable(runtime: NodeRuntime) -> Option<&'static str> {
+    match runtime {
+        NodeRuntime::Netns => None,
+        NodeRuntime::Vm => {
+            Some("\"vm\": virtual-machine nodes are not available yet in this build of edgenet")
         }
     }
 }

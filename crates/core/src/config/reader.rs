@@ -134,13 +134,21 @@ impl Reader {
 
     fn wrong_type(&mut self, path: &str, v: &Value, expected: &str) {
         self.invalid.insert(path.to_string());
+        // PowerShell's ConvertTo-Json writes objects deeper than -Depth (2 by default) as
+        // their text, "@{Name=…}".
+        let hint = match v {
+            Value::String(s) if s.trim_start().starts_with("@{") => format!(
+                "{path} is a PowerShell object written as text: ConvertTo-Json stopped at its -Depth; write the file with ConvertTo-Json -Depth 8"
+            ),
+            _ => format!("write {path} as {expected}"),
+        };
         self.findings.push(
             Finding::error(
                 Code::WrongType,
                 path,
                 format!("{path} is {} ({}), expected {expected}", kind(v), show(v)),
             )
-            .hint(format!("write {path} as {expected}")),
+            .hint(hint),
         );
     }
 
@@ -202,6 +210,18 @@ impl Reader {
     /// `accepted` (AKS Edge Essentials keys edgenet does not use) and any other unknown key pass
     /// silently.
     pub fn check_keys(&mut self, obj: &Obj<'_>, known: &[&str], accepted: &[&str]) {
+        self.keys(obj, known, accepted, false);
+    }
+
+    /// [`Reader::check_keys`] for the network sections (`Network`, `Edgenet`,
+    /// `NetworkConnection`, the top level): there any other unknown key is a warning too, since
+    /// a network setting that is silently ignored changes what gets deployed. Not an error: AKS
+    /// Edge Essentials itself ignores unknown keys.
+    pub fn check_keys_warn_unknown(&mut self, obj: &Obj<'_>, known: &[&str], accepted: &[&str]) {
+        self.keys(obj, known, accepted, true);
+    }
+
+    fn keys(&mut self, obj: &Obj<'_>, known: &[&str], accepted: &[&str], warn_unknown: bool) {
         self.placeholders(obj);
         for key in obj.map.keys() {
             if known.contains(&key.as_str()) || accepted.contains(&key.as_str()) {
@@ -219,7 +239,11 @@ impl Reader {
                         &path,
                         format!("{path} is read as {canonical:?} (keys are case-insensitive, as in PowerShell)"),
                     )
-                    .hint(format!("spell it {canonical:?}, as New-AksEdgeConfig writes it")),
+                    .hint(if obj.canon.starts_with("Edgenet") {
+                        format!("spell it {canonical:?}, as the Edgenet section defines it")
+                    } else {
+                        format!("spell it {canonical:?}, as New-AksEdgeConfig writes it")
+                    }),
                 );
                 continue;
             }
@@ -234,6 +258,26 @@ impl Reader {
                         ),
                     )
                     .hint(format!("rename it to {likely:?}")),
+                );
+            } else if warn_unknown {
+                let place = if obj.path.is_empty() {
+                    "the top level".to_string()
+                } else {
+                    obj.path.clone()
+                };
+                self.findings.push(
+                    Finding::warning(
+                        Code::MisspeltKey,
+                        &path,
+                        format!(
+                            "unknown key {} is ignored (not a key of {place})",
+                            crate::validate::excerpt(key)
+                        ),
+                    )
+                    .hint(format!(
+                        "remove it; the keys of {place} are {}",
+                        known.join(", ")
+                    )),
                 );
             }
         }

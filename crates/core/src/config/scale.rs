@@ -84,7 +84,14 @@ pub fn scale_config(cluster: &Value, template: usize, new: &NewMachine) -> Resul
             out.insert(key.into(), v.clone());
         }
     }
-    out.insert("Join".into(), json!({ "ControlPlaneEndpointIp": endpoint }));
+    // The keys New-AksEdgeScaleConfig writes; their values come from the running cluster
+    // (`New-AksEdgeScaleConfig` on a machine of it fills them). The endpoint the new machine
+    // joins is the copied Network.ControlPlaneEndpointIp.
+    let _ = endpoint;
+    out.insert(
+        "Join".into(),
+        json!({ "ClusterJoinToken": "", "DiscoveryTokenHash": "", "CertificateKey": "", "ClusterId": "" }),
+    );
     out.insert("Machines".into(), json!([Value::Object(machine)]));
     if let Some(Value::Object(ext)) = cluster.get("Edgenet") {
         let mut ext = ext.clone();
@@ -147,7 +154,18 @@ mod tests {
         };
         let s = scale_config(&cluster(), 0, &new).unwrap();
         assert_eq!(s["Network"], cluster()["Network"]);
-        assert_eq!(s["Join"]["ControlPlaneEndpointIp"], "192.168.1.191");
+        assert_eq!(s["Network"]["ControlPlaneEndpointIp"], "192.168.1.191");
+        let mut join: Vec<&String> = s["Join"].as_object().unwrap().keys().collect();
+        join.sort();
+        assert_eq!(
+            join,
+            [
+                "CertificateKey",
+                "ClusterId",
+                "ClusterJoinToken",
+                "DiscoveryTokenHash"
+            ]
+        );
         assert_eq!(
             s["Machines"][0]["NetworkConnection"]["AdapterName"],
             "enp3s0"

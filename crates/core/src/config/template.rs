@@ -93,7 +93,7 @@ pub fn new_config(
         json!({ "ServiceIPRangeSize": 10 })
     };
     json!({
-        "SchemaVersion": "1.14",
+        "SchemaVersion": "1.16",
         "Version": "1.0",
         "DeploymentType": deployment.as_str(),
         "Init": init,

@@ -150,18 +150,31 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
     let start_path = "Init.ServiceIPRangeStart";
     match config.init.service_ip_range_start {
         None if size > 0 && !config.invalid_paths.contains(start_path) => out.push(
-            Finding::error(Code::RequiredField, start_path, format!("Init.ServiceIPRangeSize is {size} but {start_path} is not set"))
-                .hint("give the first LoadBalancer address, or set the size to 0"),
+            Finding::error(
+                Code::RequiredField,
+                start_path,
+                format!("Init.ServiceIPRangeSize is {size} but {start_path} is not set"),
+            )
+            .hint("give the first LoadBalancer address, or set the size to 0"),
         ),
-        Some(start) if size == 0 => out.push(
-            Finding::warning(Code::ServiceRangeSize, "Init.ServiceIPRangeSize", format!("{start_path} is {start} but Init.ServiceIPRangeSize is 0: no service IPs are reserved"))
-                .hint("set Init.ServiceIPRangeSize to the number of LoadBalancer IPs"),
-        ),
+        Some(start) if size == 0 => {
+            // Point at the size only where the file wrote one.
+            let (path, said) = match config.init.service_ip_range_size {
+                Some(_) => ("Init.ServiceIPRangeSize", "is 0"),
+                None => (start_path, "is not set"),
+            };
+            out.push(
+                Finding::warning(Code::ServiceRangeSize, path, format!("{start_path} is {start} but Init.ServiceIPRangeSize {said}: no service IPs are reserved"))
+                    .hint("set Init.ServiceIPRangeSize to the number of LoadBalancer IPs"),
+            )
+        }
         Some(start) if size <= MAX_SERVICE_RANGE => {
             if not_unicast(out, start_path, start) {
                 return;
             }
-            let Some(end) = range_end(start, size) else { return };
+            let Some(end) = range_end(start, size) else {
+                return;
+            };
             placement(out, start_path, start);
             if let Some(lan) = lan {
                 if lan.contains(&start) && (!lan.contains(&end) || end == lan.broadcast()) {
@@ -178,8 +191,12 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             if let Some(gw) = gateway {
                 if start < gw && gw <= end {
                     out.push(
-                        Finding::error(Code::AddressReserved, start_path, format!("the service range {start}–{end} contains the gateway {gw}"))
-                            .hint("move the range so that it avoids the gateway"),
+                        Finding::error(
+                            Code::AddressReserved,
+                            start_path,
+                            format!("the service range {start}–{end} contains the gateway {gw}"),
+                        )
+                        .hint("move the range so that it avoids the gateway"),
                     );
                 }
             }

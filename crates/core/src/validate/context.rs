@@ -167,6 +167,25 @@ fn sanitize_hostname(hostname: &str) -> String {
     }
 }
 
+/// The name machine `index` is planned under: its `MachineName`; for the machine this host
+/// deploys (the only one, or `--machine`) `Edgenet.MachineName` or the host name; any other
+/// machine without a name is `machine<index>`, since its host name is not known here.
+pub fn planned_machine_name(config: &Config, index: usize, ctx: &Context<'_>) -> String {
+    let this = ctx.machine.or((config.machines.len() == 1).then_some(0));
+    let written = config
+        .machines
+        .get(index)
+        .and_then(|m| m.machine_name.clone());
+    match written {
+        Some(name) => name,
+        None if this == Some(index) => ctx
+            .machine_name
+            .clone()
+            .unwrap_or_else(|| machine_name(config, index, &ctx.hostname)),
+        None => format!("machine{index}"),
+    }
+}
+
 /// A machine's name: `Machines[i].MachineName`, else `Edgenet.MachineName`, else the host name.
 pub fn machine_name(config: &Config, index: usize, hostname: &str) -> String {
     config

@@ -36,6 +36,8 @@ pub enum Code {
     NotApplied,
     ConflictingFields,
     WrongFile,
+    NotAConfig,
+    NotAvailable,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -111,6 +113,8 @@ impl Code {
             NotApplied => "not-applied",
             ConflictingFields => "conflicting-fields",
             WrongFile => "wrong-file",
+            NotAConfig => "not-a-config",
+            NotAvailable => "not-available",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -161,7 +165,7 @@ impl Code {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
             | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields | WrongFile => 1,
+            | ConflictingFields | WrongFile | NotAConfig | NotAvailable => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

@@ -21,7 +21,10 @@ mod subnet;
 
 pub use adapter::interface_name_problem;
 pub use cluster::is_control_plane;
-pub use context::{machine_name, resolve_subnet, Context, HostView, ProbeView, ResolvedSubnet};
+pub use context::{
+    machine_name, planned_machine_name, resolve_subnet, Context, HostView, ProbeView,
+    ResolvedSubnet,
+};
 pub use finding::{excerpt, Code, Finding, Severity};
 pub use host_firewall::OWN_TABLE_PREFIX;
 pub use probe::{probe_targets, ProbeTarget};

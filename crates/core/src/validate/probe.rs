@@ -68,11 +68,12 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     if !config.is_scalable() {
         return;
     }
-    let path = "Network.SkipAddressFreeCheck";
+    // A probe that did not run concerns the network, not a key the file may not have written.
+    let path = "Network";
     if config.network.skip_address_free_check {
         out.push(Finding::notice(
             Code::ProbeNotRun,
-            path,
+            "Network.SkipAddressFreeCheck",
             "the address-free probe (rule 12) was skipped: Network.SkipAddressFreeCheck is true",
         ));
         return;

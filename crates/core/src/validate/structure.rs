@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{machine_name, Code, Context, Finding};
+use super::{planned_machine_name, Code, Context, Finding};
 use crate::config::Config;
 
 /// `<name>-ledge` must stay a valid 63-character DNS label.
@@ -168,7 +168,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                         format!("Machines[{i}].LinuxNode"),
                         "a SingleMachineCluster must have a Linux node",
                     )
-                    .hint("add \"LinuxNode\": {} to the machine"),
+                    .hint("add \"LinuxNode\": {} to the machine (in the 2022 preview form: DeployOptions.NodeType \"Linux\" or \"LinuxAndWindows\")"),
                 );
             }
         }
@@ -220,13 +220,22 @@ fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if config.machines.len() > 1 {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for i in 0..config.machines.len() {
-            let name = machine_name(config, i, &ctx.hostname);
+            let name = planned_machine_name(config, i, ctx);
             if let Some(first) = seen.insert(name.clone(), i) {
                 seen.insert(name.clone(), first);
+                // Point at a name the file wrote (one of the two is, or the host gave both).
+                let named = |j: usize| config.machines[j].machine_name.is_some();
+                let path = if named(i) {
+                    format!("Machines[{i}].MachineName")
+                } else if named(first) {
+                    format!("Machines[{first}].MachineName")
+                } else {
+                    format!("Machines[{i}]")
+                };
                 out.push(
                     Finding::error(
                         Code::InvalidName,
-                        format!("Machines[{i}].MachineName"),
+                        path,
                         format!("Machines[{i}] and Machines[{first}] are both named {name:?}, so their nodes would share names"),
                     )
                     .hint("give every machine its own MachineName"),
