@@ -128,11 +128,16 @@ const MACHINE_KEYS: &[&str] = &[
 ];
 const MACHINE_ACCEPTED: &[&str] = &["ArcHybridComputeMachineId"];
 const CONNECTION_KEYS: &[&str] = &["AdapterName", "Mtu"];
-const NODE_KEYS: &[&str] = &["Ip4Address", "MacAddress", "ControlPlane"];
-const NODE_ACCEPTED: &[&str] = &[
+const NODE_KEYS: &[&str] = &[
+    "Ip4Address",
+    "MacAddress",
+    "ControlPlane",
+    // Sizes of a `vm` node (Edgenet.NodeRuntime); read, and without meaning for `netns`.
     "CpuCount",
     "MemoryInMB",
     "DataSizeInGB",
+];
+const NODE_ACCEPTED: &[&str] = &[
     "LogSizeInGB",
     "TimeoutSeconds",
     "TpmPassthrough",
@@ -161,6 +166,9 @@ const EDGENET_KEYS: &[&str] = &[
     "SwitchName",
     "MachineName",
     "PortForwards",
+    "VmImage",
+    "VmKernel",
+    "VmInitrd",
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
@@ -526,6 +534,9 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
         ip4_address: r.ipv4(n, "Ip4Address"),
         mac_address: r.mac(n, "MacAddress"),
         control_plane: r.bool(n, "ControlPlane"),
+        cpu_count: r.uint(n, "CpuCount"),
+        memory_in_mb: r.uint(n, "MemoryInMB"),
+        data_size_in_gb: r.uint(n, "DataSizeInGB"),
     }
 }
 
@@ -545,6 +556,9 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
         .unwrap_or_default();
     out.switch_name = r.string(e, "SwitchName");
     out.machine_name = r.string(e, "MachineName");
+    out.vm_image = r.string(e, "VmImage").filter(|s| !s.is_empty());
+    out.vm_kernel = r.string(e, "VmKernel").filter(|s| !s.is_empty());
+    out.vm_initrd = r.string(e, "VmInitrd").filter(|s| !s.is_empty());
     let Some(items) = r.array(e, "PortForwards") else {
         return;
     };
