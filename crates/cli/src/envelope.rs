@@ -81,6 +81,7 @@ pub const STATUS: Schema = Schema {
         "firewall_present",
         "ip_forward",
         "nodes",
+        "generated_macs",
         "drift",
     ],
 };
