@@ -11,7 +11,7 @@
 set -euo pipefail
 
 OUT=${1:-${EDGENET_GUEST_DIR:-/var/cache/edgenet/guest}}
-VERSION=2 # bump when the image's contents change: cached images of another version are rebuilt
+VERSION=3 # bump when the image's contents change: cached images of another version are rebuilt
 if [ -f "$OUT/version" ] && [ "$(cat "$OUT/version")" = "$VERSION" ] &&
   [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] && [ -f "$OUT/disk.qcow2" ]; then
   exit 0
@@ -53,14 +53,14 @@ ln -sf ../bin/busybox "$root/sbin/init"
 ln -sf bin/busybox "$root/init"
 ln -sf ../bin/busybox "$root/sbin/poweroff"
 ln -sf ../bin/busybox "$root/sbin/reboot"
-# qemu-ga and the libraries it links (the guest's libc is the build host's Debian one).
+# qemu-ga and the libraries it links (the build host's Debian ones), kept in their own
+# directory: the static busybox must not find a libc to dlopen (its NSS lookups then crash).
 cp pkg/usr/sbin/qemu-ga "$root/usr/bin/qemu-ga"
-ldd pkg/usr/sbin/qemu-ga | awk '/=>/{print $3} /ld-linux/{print $1}' | while read -r lib; do
-  [ -f "$lib" ] || continue
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
+mkdir -p "$root/usr/lib/qga" "$root/lib64"
+ldd pkg/usr/sbin/qemu-ga | awk '/=>/{print $3}' | while read -r lib; do
+  [ -f "$lib" ] && cp -L "$lib" "$root/usr/lib/qga/"
 done
-[ -e "$root/lib64" ] || { mkdir -p "$root/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"; }
+cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 # Modules, with their dependencies, in load order.
 : >"$root/etc/modules"
 for m in virtio_pci virtio_net virtio_blk virtio_console isofs button evdev; do
@@ -88,7 +88,7 @@ cat >"$root/etc/qga" <<'QGA'
 #!/bin/sh
 # The agent's virtio-serial port, found by the name QEMU gives it.
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && exec /usr/bin/qemu-ga -m virtio-serial -p "/dev/$(basename "$p")"
+  [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && LD_LIBRARY_PATH=/usr/lib/qga exec /usr/bin/qemu-ga -m virtio-serial -p "/dev/$(basename "$p")"
 done
 sleep 1
 QGA

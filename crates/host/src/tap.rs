@@ -50,11 +50,3 @@ pub fn create(name: &str) -> Result<(), HostError> {
     }
     Ok(())
 }
-
-/// Whether the link `name` is a tap (or tun) device.
-pub fn is_tap(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net")
-        .join(name)
-        .join("tun_flags")
-        .exists()
-}

@@ -189,7 +189,7 @@ impl VmRuntime {
                     node.plan.name, node.mtu
                 ));
             }
-            Some(link) if !own.owns(&link) || !tap::is_tap(name) => {
+            Some(link) if !own.owns(&link) || link.kind.as_deref() != Some("tun") => {
                 return Err(DeployError::Foreign {
                     what: "interface",
                     name: name.to_string(),
