@@ -6,6 +6,7 @@
 
 mod deploy;
 mod lab;
+mod vm;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ fn main() {
         "core" => bench_core(),
         "deploy" => deploy::bench(),
         "lab" => lab::bench(),
-        "--help" | "-h" => println!("usage: edgenet-bench core|deploy|lab"),
+        "vm" => vm::bench(),
+        "--help" | "-h" => println!("usage: edgenet-bench core|deploy|lab|vm"),
         other => {
             eprintln!("edgenet-bench: unknown benchmark {other:?}; try `core`");
             std::process::exit(2);

@@ -8,6 +8,7 @@ pub mod arp;
 pub mod exec;
 pub mod facts;
 pub mod guest_agent;
+pub mod guest_image;
 pub mod iptables;
 pub mod link_config;
 pub mod net_manager;
