@@ -396,14 +396,10 @@ pub fn stop(dir: &Path) -> Result<bool, DeployError> {
     let files = VmFiles::new(dir);
     let existed = dir.exists();
     if qemu::running_pid(&files).is_some() {
-        let mut stopped = false;
-        if let Ok(mut q) = Qmp::connect(&files.qmp(), Duration::from_secs(2)) {
-            if q.powerdown().is_ok() && qemu::wait_gone(&files, stop_timeout()) {
-                stopped = true;
-            } else if q.quit().is_ok() && qemu::wait_gone(&files, Duration::from_secs(5)) {
-                stopped = true;
-            }
-        }
+        let stopped = Qmp::connect(&files.qmp(), Duration::from_secs(2)).is_ok_and(|mut q| {
+            (q.powerdown().is_ok() && qemu::wait_gone(&files, stop_timeout()))
+                || (q.quit().is_ok() && qemu::wait_gone(&files, Duration::from_secs(5)))
+        });
         if !stopped {
             qemu::kill(&files)?;
         }
