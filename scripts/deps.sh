@@ -17,6 +17,13 @@ packages=(
   python3         # AF_PACKET frame crafting in the anti-spoofing tests
   python3-pip     # pip, to install kubernetes-validate for the render schema tests
   graphviz        # dot: lays out the pictures of plan/status/lab status (a built-in layout otherwise)
+  # The `vm` node runtime and its tests:
+  qemu-system-x86 # QEMU (with qemu-utils below: installed together, at the same version)
+  qemu-utils      # qemu-img: a VM node's disk overlay
+  genisoimage     # the cloud-init NoCloud seed volume (ISO labelled cidata)
+  cloud-init      # `cloud-init schema`: the seed edgenet writes is checked by cloud-init itself
+  kmod            # depmod/modprobe: scripts/build-guest-image.sh picks the guest's modules
+  cpio            # scripts/build-guest-image.sh packs the guest's initramfs
 )
 
 missing=()
@@ -30,7 +37,22 @@ if ((${#missing[@]})); then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # qemu-system-x86 needs qemu-utils of its own version (a newer qemu-utils from backports
+  # breaks it): both at the version apt would install qemu-system-x86 at.
+  pins=()
+  for p in "${missing[@]}"; do
+    case "$p" in
+    qemu-system-x86 | qemu-utils)
+      v=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/{print $2}')
+      pins+=("$p=$v")
+      ;;
+    *) pins+=("$p") ;;
+    esac
+  done
+  if [[ " ${pins[*]} " == *" qemu-system-x86="* && " ${pins[*]} " != *" qemu-utils="* ]]; then
+    pins+=("qemu-utils=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/{print $2}')")
+  fi
+  apt-get install -y -qq --no-install-recommends --allow-downgrades "${pins[@]}" >/dev/null
 fi
 
 # kubernetes-validate: the Kubernetes OpenAPI schemas, which the render tests check every

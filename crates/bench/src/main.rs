@@ -8,6 +8,7 @@ mod dataplane;
 mod deploy;
 mod lab;
 mod peers;
+mod vm;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -26,8 +27,9 @@ fn main() {
         "lab" => lab::bench(),
         "peers" => peers::bench(runs_arg(15)),
         "dataplane" => dataplane::bench(runs_arg(5)),
+        "vm" => vm::bench(),
         "--help" | "-h" => println!(
-            "usage: edgenet-bench core|deploy|lab|peers [RUNS]|dataplane [RUNS]\n\
+            "usage: edgenet-bench core|deploy|lab|vm|peers [RUNS]|dataplane [RUNS]\n\
              peers and dataplane need root and the peers' packages \
              (scripts/bench-deps.sh installs them)"
         ),

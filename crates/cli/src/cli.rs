@@ -427,6 +427,9 @@ pub struct NodeArgs {
     /// Which node of this machine (like Get-AksEdgeNodeAddr -NodeType).
     #[arg(long, value_enum, ignore_case = true, default_value_t = NodeKindArg::Linux)]
     pub node_type: NodeKindArg,
+    /// A `vm` node: wait up to SECONDS (default 120) for its guest agent to answer.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "120")]
+    pub wait: Option<u64>,
     #[command(flatten)]
     pub output: OutputOpt,
     #[command(flatten)]
@@ -444,6 +447,10 @@ pub struct NodeExecArgs {
     /// Exit 0 even when the command fails (its status is still printed on stderr).
     #[arg(long)]
     pub ignore_error: bool,
+
+    /// A `vm` node: wait up to SECONDS (default 120) for its guest agent to answer.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "120")]
+    pub wait: Option<u64>,
 
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]

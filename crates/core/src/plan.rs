@@ -36,6 +36,38 @@ pub struct Plan {
     pub service_range: Option<ServiceRange>,
     pub kubernetes: KubernetesPlan,
     pub port_forwards: Vec<PortForward>,
+    /// The `vm` runtime's guest image (`Edgenet.VmImage`, `VmKernel`, `VmInitrd`).
+    #[serde(default, skip_serializing_if = "VmImage::is_empty")]
+    pub vm_image: VmImage,
+}
+
+/// Where a `vm` node's guest comes from: a base disk (qcow2 or raw) every node's disk is a
+/// copy-on-write overlay of, and optionally a kernel and initrd QEMU boots directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmImage {
+    pub image: Option<String>,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+}
+
+impl VmImage {
+    pub fn is_empty(&self) -> bool {
+        *self == VmImage::default()
+    }
+}
+
+/// A `vm` node's size (`CpuCount`, `MemoryInMB`, `DataSizeInGB`); `None`: edgenet's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSize {
+    pub cpu_count: Option<u32>,
+    pub memory_in_mb: Option<u32>,
+    pub data_size_in_gb: Option<u32>,
+}
+
+impl NodeSize {
+    pub fn is_empty(&self) -> bool {
+        *self == NodeSize::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +195,8 @@ pub struct NodePlan {
     pub dns_servers: Vec<Ipv4Addr>,
     pub dns_source: DnsSource,
     pub proxy: ProxyEnv,
+    #[serde(default, skip_serializing_if = "NodeSize::is_empty")]
+    pub size: NodeSize,
 }
 
 /// The proxy environment handed to a node (`http_proxy`, `https_proxy`, `no_proxy` and the
@@ -418,6 +452,11 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
                 dns_servers: dns_servers.clone(),
                 dns_source,
                 proxy: proxy.clone(),
+                size: node.map_or(NodeSize::default(), |n| NodeSize {
+                    cpu_count: n.cpu_count,
+                    memory_in_mb: n.memory_in_mb,
+                    data_size_in_gb: n.data_size_in_gb,
+                }),
             }
         })
         .collect();
@@ -427,6 +466,11 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
         deployment_type: config.deployment_type,
         distribution,
         node_runtime: config.edgenet.node_runtime,
+        vm_image: VmImage {
+            image: config.edgenet.vm_image.clone(),
+            kernel: config.edgenet.vm_kernel.clone(),
+            initrd: config.edgenet.vm_initrd.clone(),
+        },
         machine: MachineRef { index, name },
         joining: config.join,
         switch,

@@ -193,17 +193,6 @@ fn r1_any_unknown_key_of_a_network_section_is_a_warning() {
 }
 
 #[test]
-fn r1_the_vm_node_runtime_is_not_available_yet() {
-    let f = assert_has(
-        &run(&set(single(), "Edgenet/NodeRuntime", json!("VM"))),
-        "not-available",
-        "Edgenet.NodeRuntime",
-        Severity::Error,
-    );
-    message_names(&f, "not available yet");
-}
-
-#[test]
 fn r1_required_fields_for_scalable() {
     case(
         &scalable(),

@@ -15,7 +15,7 @@ use crate::failpoint;
 use crate::firewall::{self, ApplyOutcome, FirewallDriver, FirewallPlan, NftablesDriver};
 use crate::journal::{Journal, Ownership};
 use crate::names;
-use crate::node::{files, NetnsRuntime, NodeRuntime, NodeSpec};
+use crate::node::{self, files, NodeSpec};
 use crate::remove::remove_object;
 use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
 use crate::switch::{AdapterSnapshot, ExternalSwitch, InternalSwitch, SwitchDriver};
@@ -209,10 +209,8 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
     if plan.node_runtime == RuntimeKind::Vm {
-        return Err(DeployError::Unsupported(
-            "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
-                .into(),
-        ));
+        // The image and QEMU's tools, before anything changes.
+        node::vm::Image::from_plan(plan)?;
     }
     NftablesDriver::default().validate()?;
     Ok(())
@@ -306,8 +304,8 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     ensure_host_firewall(run, plan, &id)?;
     run.step("firewall")?;
 
-    let runtime = NetnsRuntime;
     let state_dir = run.lock.dir().path().to_path_buf();
+    let runtime = node::runtime(plan, &state_dir);
     let node_macs_by_name: Vec<(std::net::Ipv4Addr, MacAddr)> = plan
         .nodes
         .iter()
@@ -317,8 +315,8 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     for (node, mac) in plan.nodes.iter().zip(node_macs) {
         let spec = NodeSpec {
             plan: node,
-            netns: names::node_netns(&node.name, &id),
-            host_veth: names::host_veth(node.kind, &id),
+            guest: names::node_netns(&node.name, &id),
+            host_link: names::host_veth(node.kind, &id),
             mac,
             // The plan's MTU; on an external switch seen without the host, the adapter's.
             mtu: node.mtu.unwrap_or(mtu),
@@ -608,8 +606,8 @@ pub(crate) struct AdapterRecord {
 pub(crate) fn removal_rank(kind: ObjectKind) -> u8 {
     match kind {
         ObjectKind::NftTable | ObjectKind::FirewallRule => 0,
-        ObjectKind::Netns => 1,
-        ObjectKind::Veth => 2,
+        ObjectKind::Netns | ObjectKind::Vm => 1,
+        ObjectKind::Veth | ObjectKind::Tap => 2,
         ObjectKind::Adapter => 3,
         _ => 4,
     }
@@ -665,14 +663,14 @@ fn drop_nodes_not_in(
     own: &Ownership,
 ) -> Result<(), DeployError> {
     let id = run.state.deployment_id.clone();
+    let state_dir = run.lock.dir().path().to_path_buf();
     let wanted: Vec<String> = plan
         .nodes
         .iter()
         .flat_map(|n| {
-            [
-                names::node_netns(&n.name, &id),
-                names::host_veth(n.kind, &id),
-            ]
+            let guest = names::node_netns(&n.name, &id);
+            let vm = node::vm::vm_dir(&state_dir, &guest).display().to_string();
+            [guest, names::host_veth(n.kind, &id), vm]
         })
         .collect();
     let stale: Vec<_> = run
@@ -680,7 +678,10 @@ fn drop_nodes_not_in(
         .objects
         .iter()
         .filter(|o| {
-            matches!(o.kind, ObjectKind::Netns | ObjectKind::Veth) && !wanted.contains(&o.name)
+            matches!(
+                o.kind,
+                ObjectKind::Netns | ObjectKind::Veth | ObjectKind::Tap | ObjectKind::Vm
+            ) && !wanted.contains(&o.name)
         })
         .cloned()
         .collect();
@@ -762,6 +763,7 @@ pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::File => "file",
         ObjectKind::Adapter => "adapter",
         ObjectKind::FirewallRule => "host firewall rule",
+        ObjectKind::Vm => "virtual machine",
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::DeployError;
 use crate::firewall::{FirewallDriver, NftablesDriver};
 use crate::journal::Ownership;
 use crate::names;
-use crate::node::{NetnsRuntime, NodeRuntime};
+use crate::node::{NetnsRuntime, NodeRef, NodeRuntime};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
 use crate::switch::{restore_adapter, InternalSwitch, SwitchDriver};
 
@@ -37,11 +37,17 @@ pub(crate) fn remove_object(
     own: &Ownership,
 ) -> Result<bool, DeployError> {
     match o.kind {
-        ObjectKind::Netns => NetnsRuntime.remove(&o.name),
+        ObjectKind::Netns => NetnsRuntime.remove(&NodeRef {
+            name: &o.name,
+            guest: &o.name,
+            host_link: "",
+            switch: "",
+        }),
+        ObjectKind::Vm => crate::node::vm::stop(std::path::Path::new(&o.name)),
         // A bridge the user made is used, never deleted.
         ObjectKind::Bridge if o.status == ObjectStatus::Adopted => Ok(false),
         ObjectKind::Bridge => InternalSwitch.remove(nl, &o.name, own),
-        ObjectKind::Veth => match nl.link(&o.name)? {
+        ObjectKind::Veth | ObjectKind::Tap => match nl.link(&o.name)? {
             Some(link) if own.owns(&link) => Ok(nl.delete_link(&o.name)?),
             Some(_) => Err(DeployError::Foreign {
                 what: "interface",
@@ -111,7 +117,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                     Err(e) => Some(format!("cannot look inside it: {e}")),
                 }
             }
-            ObjectKind::Veth => match nl.link(&o.name)? {
+            ObjectKind::Veth | ObjectKind::Tap => match nl.link(&o.name)? {
                 Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
                 _ => None,
             },
@@ -178,7 +184,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             errors.push(format!("links of group {}: {e}", own.group));
         }
         for o in state.objects.iter().filter(|o| o.kind == ObjectKind::Netns) {
-            if let Err(e) = NetnsRuntime.remove(&o.name) {
+            let node = NodeRef {
+                name: &o.name,
+                guest: &o.name,
+                host_link: "",
+                switch: "",
+            };
+            if let Err(e) = NetnsRuntime.remove(&node) {
                 errors.push(format!("network namespace {}: {e}", o.name));
             }
         }
@@ -214,13 +226,15 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             ObjectKind::NftTable => firewall_gone && fast_table,
             ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
-            ObjectKind::Bridge | ObjectKind::Veth => !links.contains(&o.name),
+            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => !links.contains(&o.name),
             _ => false,
         };
         let existed_before = match o.kind {
             ObjectKind::NftTable if fast_table => table_existed,
             ObjectKind::Netns => netns_before.contains(&o.name),
-            ObjectKind::Bridge | ObjectKind::Veth => links_before.contains(&o.name),
+            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => {
+                links_before.contains(&o.name)
+            }
             _ => true,
         };
         let result = if gone {
@@ -391,10 +405,13 @@ pub(crate) fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> 
 /// and the directory itself go when nothing else is in it.
 fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
     let dir = lock.dir().path();
-    let nodes = dir.join("nodes");
-    if nodes.exists() {
-        if let Err(e) = std::fs::remove_dir_all(&nodes) {
-            errors.push(format!("{}: {e}", nodes.display()));
+    // `vm`: what is left of the VM directories once every VM is gone (the accelerator probe).
+    for sub in ["nodes", "vm"] {
+        let path = dir.join(sub);
+        if path.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                errors.push(format!("{}: {e}", path.display()));
+            }
         }
     }
     lock.release_and_delete();

@@ -179,6 +179,8 @@ pub enum ObjectKind {
     /// A rule edgenet added to another tool's chain (Docker's `DOCKER-USER`): name
     /// `CHAIN RULE-SPEC` as iptables takes it.
     FirewallRule,
+    /// A `vm` node's QEMU and its files: name = the VM's directory (pidfile, QMP socket).
+    Vm,
 }
 
 /// How edgenet stands to an object it recorded.

@@ -12,7 +12,7 @@ use crate::error::DeployError;
 use crate::firewall::{self, nft_rules, FirewallDriver, FirewallPlan, NftablesDriver};
 use crate::journal::Ownership;
 use crate::names;
-use crate::node::{NetnsRuntime, NodeLive, NodeRuntime};
+use crate::node::{NodeLive, NodeRef};
 use crate::state::{DeploymentId, DeploymentState, Phase, StateDir};
 use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
 
@@ -217,17 +217,31 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             .push(crate::firewall::host_rules::describe(&drop, &plan));
     }
 
+    let runtime = crate::node::runtime(&plan, &report.state_dir);
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);
-        let live = NetnsRuntime.live(
+        let link = names::host_veth(node.kind, id);
+        let live = runtime.live(
             &mut nl,
-            &node.name,
-            &netns,
-            &names::host_veth(node.kind, id),
-            &plan.switch.name,
+            &NodeRef {
+                name: &node.name,
+                guest: &netns,
+                host_link: &link,
+                switch: &plan.switch.name,
+            },
         )?;
         let drift = &mut report.drift;
-        if !live.present {
+        if let Some(vm) = live.vm.as_ref().filter(|_| !live.present) {
+            drift.push(format!(
+                "node {}: its VM is {} (run deploy to start it again)",
+                node.name, vm.run_state
+            ));
+        } else if live.vm.as_ref().is_some_and(|vm| !vm.agent) {
+            drift.push(format!(
+                "node {}: its VM runs but its guest agent does not answer (still booting?), so its network is not read",
+                node.name
+            ));
+        } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
         } else {
             if !live.addresses.contains(&node.address.to_string()) {

@@ -7,6 +7,8 @@
 pub mod arp;
 pub mod exec;
 pub mod facts;
+pub mod guest_agent;
+pub mod guest_image;
 pub mod iptables;
 pub mod link_config;
 pub mod net_manager;
@@ -14,8 +16,11 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod probes;
+pub mod qemu;
+pub mod qmp;
 pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;
+pub mod tap;
 
 pub use netlink::HostError;

@@ -99,6 +99,42 @@ fn refuse_failing(loaded: &edgenet_core::config::Loaded, source: &str) -> Result
     )
 }
 
+/// A config with `vm` nodes that names no image runs edgenet's test guest: built (or found
+/// cached) now, and named in a copy of the config beside the lab directory, which the lab's
+/// machines then deploy. `None`: the config is used as it is.
+fn with_test_guest(
+    cli: &Cli,
+    args: &LabUpArgs,
+    loaded: &edgenet_core::config::Loaded,
+) -> Result<Option<PathBuf>, CliError> {
+    let e = &loaded.config.edgenet;
+    if e.node_runtime != edgenet_core::config::NodeRuntime::Vm || e.vm_image.is_some() {
+        return Ok(None);
+    }
+    let dir = edgenet_host::guest_image::default_dir();
+    progress(
+        cli,
+        &format!(
+            "building the test guest for vm nodes in {} …",
+            dir.display()
+        ),
+    );
+    let image = edgenet_host::guest_image::ensure(&dir).map_err(|e| {
+        CliError::new(Exit::Host, "guest-image", e.to_string())
+            .hint("scripts/deps.sh installs what scripts/build-guest-image.sh needs")
+    })?;
+    let mut v = edgenet_core::config::with_canonical_keys(&loaded.source);
+    let p = |p: &std::path::Path| serde_json::Value::String(p.display().to_string());
+    v["Edgenet"]["VmImage"] = p(&image.disk);
+    v["Edgenet"]["VmKernel"] = p(&image.kernel);
+    v["Edgenet"]["VmInitrd"] = p(&image.initrd);
+    std::fs::create_dir_all(&args.lab.lab_dir).map_err(lab_error)?;
+    let path = args.lab.lab_dir.join(format!("{}-vm.json", args.lab.name));
+    std::fs::write(&path, serde_json::to_string_pretty(&v).expect("serializes"))
+        .map_err(lab_error)?;
+    Ok(Some(path))
+}
+
 pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     check_lab_name(&args.lab)?;
     // The config is checked here first (offline: the lab machine's host facts are its own),
@@ -109,7 +145,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         Some(_) => None,
         None => args.lab_config.as_ref().or(cli.config.as_ref()),
     };
-    let config: Option<PathBuf> = match (given, args.scalable) {
+    let mut config: Option<PathBuf> = match (given, args.scalable) {
         (Some(p), _) if super::is_stdin(p) => {
             // The lab's machines read the config from a file: keep standard input's beside
             // the lab directory, as a generated one.
@@ -144,8 +180,12 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         }
         (None, None) => None,
     };
-    let loaded = super::load_config_at(config.as_deref())?;
+    let mut loaded = super::load_config_at(config.as_deref())?;
     refuse_failing(&loaded, &super::source_name_of(config.as_deref()))?;
+    if let Some(path) = with_test_guest(cli, args, &loaded)? {
+        loaded = super::load_config_at(Some(&path))?;
+        config = Some(path);
+    }
     let scalable = loaded.config.is_scalable();
     let mut spec = LabSpec::new(&args.lab.name, &dir);
     if scalable {

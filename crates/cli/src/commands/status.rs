@@ -190,32 +190,81 @@ fn deployed_node(cli: &Cli, kind: NodeKindArg) -> Result<(DeploymentState, NodeP
     Ok((state, node))
 }
 
+/// A `vm` node's guest agent, waited for as `--wait` says.
+fn vm_agent(
+    cli: &Cli,
+    node: &NodePlan,
+    guest: &str,
+    wait: Option<u64>,
+) -> Result<edgenet_host::guest_agent::GuestAgent, CliError> {
+    edgenet_deploy::node::vm::agent(
+        &cli.state_dir,
+        guest,
+        std::time::Duration::from_secs(wait.unwrap_or(0)),
+    )
+    .map_err(|why| {
+        CliError::new(
+            Exit::Host,
+            "agent-not-up",
+            format!("cannot reach node {}: {why}", node.name),
+        )
+    })
+}
+
+fn is_vm(state: &DeploymentState) -> bool {
+    state
+        .applied_plan
+        .as_ref()
+        .or(state.pending_plan.as_ref())
+        .is_some_and(|p| p.node_runtime == edgenet_core::config::NodeRuntime::Vm)
+}
+
 pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
     let (state, node) = deployed_node(cli, args.node_type)?;
     let id = &state.deployment_id;
     let netns = names::node_netns(&node.name, id);
-    let live = edgenet_host::netns::NetNs::open(&netns)
-        .map_err(|e| {
-            CliError::new(
-                Exit::Host,
-                "node-missing",
-                format!("node {} is not running: {e}", node.name),
-            )
-            .hint("run `edgenet deploy` to repair it")
-        })?
-        .run(|| -> Result<_, edgenet_host::HostError> {
-            let mut nl = edgenet_host::netlink::Netlink::open()?;
-            let link = nl.link(names::NODE_IFNAME)?;
-            let addrs: Vec<String> = nl
-                .addresses()?
-                .into_iter()
-                .filter(|a| a.link == names::NODE_IFNAME)
-                .map(|a| a.address.addr().to_string())
-                .collect();
-            Ok((link.and_then(|l| l.mac), addrs))
-        })
-        .and_then(|r| r)
-        .map_err(|e| CliError::new(Exit::Host, "host", e.to_string()))?;
+    let live = if is_vm(&state) {
+        let mut ga = vm_agent(cli, &node, &netns, args.wait)?;
+        let ifaces = ga
+            .interfaces()
+            .map_err(|e| CliError::new(Exit::Host, "host", e.to_string()))?;
+        let eth0 = ifaces.into_iter().find(|i| i.name == names::NODE_IFNAME);
+        Ok((
+            eth0.as_ref()
+                .and_then(|i| i.mac.as_deref())
+                .and_then(|m| m.parse::<edgenet_core::mac::MacAddr>().ok()),
+            eth0.map(|i| {
+                i.ipv4
+                    .iter()
+                    .map(|a| a.split('/').next().unwrap_or(a).to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ))
+    } else {
+        edgenet_host::netns::NetNs::open(&netns)
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Host,
+                    "node-missing",
+                    format!("node {} is not running: {e}", node.name),
+                )
+                .hint("run `edgenet deploy` to repair it")
+            })?
+            .run(|| -> Result<_, edgenet_host::HostError> {
+                let mut nl = edgenet_host::netlink::Netlink::open()?;
+                let link = nl.link(names::NODE_IFNAME)?;
+                let addrs: Vec<String> = nl
+                    .addresses()?
+                    .into_iter()
+                    .filter(|a| a.link == names::NODE_IFNAME)
+                    .map(|a| a.address.addr().to_string())
+                    .collect();
+                Ok((link.and_then(|l| l.mac), addrs))
+            })
+            .and_then(|r| r)
+    }
+    .map_err(|e| CliError::new(Exit::Host, "host", e.to_string()))?;
     let (mac, addrs) = live;
     let ip = addrs.first().cloned();
     match cli.output {
@@ -247,11 +296,60 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
     })
 }
 
+/// `node exec` in a `vm` node: through the guest agent (guest-exec), with the node's proxy
+/// environment; the guest's own resolv.conf and hosts come from the seed.
+fn exec_in_vm(
+    cli: &Cli,
+    args: &NodeExecArgs,
+    node: &NodePlan,
+    guest: &str,
+    env_text: &str,
+) -> Result<Exit, CliError> {
+    use std::io::Write;
+    let mut ga = vm_agent(cli, node, guest, args.wait)?;
+    let mut words = args.command.iter().map(|a| a.to_string_lossy().to_string());
+    let path = words.next().unwrap_or_default();
+    let rest: Vec<String> = words.collect();
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    env.extend(
+        files::parse_env(env_text)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    let out = ga
+        .exec(&path, &rest, &env, std::time::Duration::from_secs(600))
+        .map_err(|e| {
+            CliError::new(
+                Exit::Host,
+                "exec",
+                format!("cannot run the command in node {}: {e}", node.name),
+            )
+        })?;
+    let _ = std::io::stdout().write_all(&out.stdout);
+    let _ = std::io::stderr().write_all(&out.stderr);
+    let _ = std::io::stdout().flush();
+    if out.code == 0 {
+        return Ok(Exit::Ok);
+    }
+    if args.ignore_error {
+        eprintln!(
+            "edgenet: the command exited with status {} (ignored)",
+            out.code
+        );
+        return Ok(Exit::Ok);
+    }
+    std::process::exit(out.code);
+}
+
 pub fn run_exec(cli: &Cli, args: &NodeExecArgs) -> Result<Exit, CliError> {
     let (state, node) = deployed_node(cli, args.node_type)?;
     let netns = names::node_netns(&node.name, &state.deployment_id);
     let dir = files::node_dir(&cli.state_dir, &node.name);
     let env_text = std::fs::read_to_string(dir.join(files::PROXY_ENV)).unwrap_or_default();
+    if is_vm(&state) {
+        return exec_in_vm(cli, args, &node, &netns, &env_text);
+    }
     let opts = ExecOptions {
         binds: vec![
             BindMount::new(dir.join(files::RESOLV_CONF), "/etc/resolv.conf"),

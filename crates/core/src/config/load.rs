@@ -139,11 +139,16 @@ const MACHINE_KEYS: &[&str] = &[
 ];
 const MACHINE_ACCEPTED: &[&str] = &["ArcHybridComputeMachineId"];
 const CONNECTION_KEYS: &[&str] = &["AdapterName", "Mtu"];
-const NODE_KEYS: &[&str] = &["Ip4Address", "MacAddress", "ControlPlane"];
-const NODE_ACCEPTED: &[&str] = &[
+const NODE_KEYS: &[&str] = &[
+    "Ip4Address",
+    "MacAddress",
+    "ControlPlane",
+    // Sizes of a `vm` node (Edgenet.NodeRuntime); read, and without meaning for `netns`.
     "CpuCount",
     "MemoryInMB",
     "DataSizeInGB",
+];
+const NODE_ACCEPTED: &[&str] = &[
     "LogSizeInGB",
     "TimeoutSeconds",
     "TpmPassthrough",
@@ -172,6 +177,9 @@ const EDGENET_KEYS: &[&str] = &[
     "SwitchName",
     "MachineName",
     "PortForwards",
+    "VmImage",
+    "VmKernel",
+    "VmInitrd",
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
@@ -802,6 +810,9 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
         ip4_address: r.ipv4(n, "Ip4Address"),
         mac_address: r.mac(n, "MacAddress"),
         control_plane: r.bool(n, "ControlPlane"),
+        cpu_count: r.uint(n, "CpuCount"),
+        memory_in_mb: r.uint(n, "MemoryInMB"),
+        data_size_in_gb: r.uint(n, "DataSizeInGB"),
     }
 }
 
@@ -819,16 +830,11 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
             &[("netns", NodeRuntime::Netns), ("vm", NodeRuntime::Vm)],
         )
         .unwrap_or_default();
-    if let Some(problem) = runtime_unavailable(out.node_runtime) {
-        let path = e.at("NodeRuntime");
-        r.invalid(
-            &path,
-            Finding::error(Code::NotAvailable, &path, format!("{path} is {problem}"))
-                .hint("remove it (netns, the default, runs the nodes in network namespaces)"),
-        );
-    }
     out.switch_name = r.string(e, "SwitchName");
     out.machine_name = r.string(e, "MachineName");
+    out.vm_image = r.string(e, "VmImage").filter(|s| !s.is_empty());
+    out.vm_kernel = r.string(e, "VmKernel").filter(|s| !s.is_empty());
+    out.vm_initrd = r.string(e, "VmInitrd").filter(|s| !s.is_empty());
     let Some(items) = r.array(e, "PortForwards") else {
         return;
     };
@@ -892,17 +898,6 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
                 node: node.unwrap_or(NodeKind::Linux),
                 node_port,
             });
-        }
-    }
-}
-
-/// Why this build cannot deploy nodes of `runtime`, if it cannot. The vm runtime is being
-/// written on another branch: when it lands, return `None` for it here.
-pub fn runtime_unavailable(runtime: NodeRuntime) -> Option<&'static str> {
-    match runtime {
-        NodeRuntime::Netns => None,
-        NodeRuntime::Vm => {
-            Some("\"vm\": virtual-machine nodes are not available yet in this build of edgenet")
         }
     }
 }

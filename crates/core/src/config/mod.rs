@@ -201,6 +201,10 @@ pub struct Node {
     pub ip4_address: Option<Ipv4Addr>,
     pub mac_address: Option<MacAddr>,
     pub control_plane: Option<bool>,
+    /// Sizes of a `vm` node: virtual CPUs, memory, disk (AKS EE's fields).
+    pub cpu_count: Option<u32>,
+    pub memory_in_mb: Option<u32>,
+    pub data_size_in_gb: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -210,6 +214,11 @@ pub struct Edgenet {
     pub switch_name: Option<String>,
     pub machine_name: Option<String>,
     pub port_forwards: Vec<PortForward>,
+    /// `vm` runtime: the base disk image (qcow2 or raw) every node's disk overlays.
+    pub vm_image: Option<String>,
+    /// `vm` runtime: a kernel and initrd to boot directly (images without a boot loader).
+    pub vm_kernel: Option<String>,
+    pub vm_initrd: Option<String>,
 }
 
 impl Config {

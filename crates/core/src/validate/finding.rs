@@ -37,7 +37,6 @@ pub enum Code {
     ConflictingFields,
     WrongFile,
     NotAConfig,
-    NotAvailable,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -114,7 +113,6 @@ impl Code {
             ConflictingFields => "conflicting-fields",
             WrongFile => "wrong-file",
             NotAConfig => "not-a-config",
-            NotAvailable => "not-available",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -165,7 +163,7 @@ impl Code {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
             | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields | WrongFile | NotAConfig | NotAvailable => 1,
+            | ConflictingFields | WrongFile | NotAConfig => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

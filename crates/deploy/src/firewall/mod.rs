@@ -244,12 +244,14 @@ pub(crate) mod tests {
                 https_proxy: None,
                 no_proxy: String::new(),
             },
+            size: Default::default(),
         };
         Plan {
             schema: edgenet_core::plan::PLAN_SCHEMA.to_string(),
             deployment_type: DeploymentType::SingleMachineCluster,
             distribution: Distribution::K3s,
             node_runtime: NodeRuntime::Netns,
+            vm_image: Default::default(),
             machine: MachineRef {
                 index: 0,
                 name: "m1".into(),

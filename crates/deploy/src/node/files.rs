@@ -154,6 +154,7 @@ mod tests {
                 https_proxy: None,
                 no_proxy: "localhost".into(),
             },
+            size: Default::default(),
         }
     }
 

@@ -1,14 +1,20 @@
 //! Node runtimes behind one small trait: how a node guest is made and joined to the switch.
-//! `netns` (a named network namespace per node) is built here; `vm` (QEMU with a tap) is
-//! planned and refused with a clear message until it exists.
+//! `netns`: a named network namespace per node, joined by a veth; `vm`: a QEMU virtual
+//! machine per node, joined by a tap. [`runtime`] picks the plan's.
 
 pub mod files;
 pub(crate) mod netns;
+pub mod seed;
+pub mod vm;
 
 pub use self::netns::NetnsRuntime;
+pub use self::vm::VmRuntime;
 
+use std::path::Path;
+
+use edgenet_core::config::NodeRuntime as RuntimeKind;
 use edgenet_core::mac::MacAddr;
-use edgenet_core::plan::NodePlan;
+use edgenet_core::plan::{NodePlan, Plan};
 use edgenet_host::netlink::Netlink;
 
 use crate::error::DeployError;
@@ -18,10 +24,21 @@ use crate::journal::{Journal, Ownership};
 #[derive(Debug, Clone)]
 pub struct NodeSpec<'a> {
     pub plan: &'a NodePlan,
-    pub netns: String,
-    pub host_veth: String,
+    /// The guest's name: the network namespace (`netns`) or the VM (`vm`), `<node>-<id>`.
+    pub guest: String,
+    /// The host end of the node's link, a port of the switch: a veth (`netns`) or a tap (`vm`).
+    pub host_link: String,
     pub mac: MacAddr,
     pub mtu: u32,
+    pub switch: &'a str,
+}
+
+/// A deployed node, by its names: what `remove` and `live` need.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'a> {
+    pub name: &'a str,
+    pub guest: &'a str,
+    pub host_link: &'a str,
     pub switch: &'a str,
 }
 
@@ -29,6 +46,7 @@ pub struct NodeSpec<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeLive {
     pub name: String,
+    /// The guest's name (network namespace or VM).
     pub netns: String,
     pub present: bool,
     pub up: bool,
@@ -38,6 +56,19 @@ pub struct NodeLive {
     pub gateway: Option<String>,
     /// The host end is a port of the switch.
     pub on_switch: bool,
+    /// A `vm` node's QEMU, as QMP and the guest agent report it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<VmLive>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VmLive {
+    /// QEMU's PID (from its pidfile, checked to be that QEMU); `None`: not running.
+    pub pid: Option<u32>,
+    /// QMP's run state (`running`, `paused`, `shutdown`, ...) or `not running`.
+    pub run_state: String,
+    /// The guest agent answered (the interface facts come from it).
+    pub agent: bool,
 }
 
 pub trait NodeRuntime {
@@ -49,13 +80,19 @@ pub trait NodeRuntime {
         j: &mut dyn Journal,
     ) -> Result<(), DeployError>;
     /// Deletes the node's guest (and with it its end of the link).
-    fn remove(&self, netns: &str) -> Result<bool, DeployError>;
-    fn live(
-        &self,
-        nl: &mut Netlink,
-        name: &str,
-        netns: &str,
-        host_veth: &str,
-        switch: &str,
-    ) -> Result<NodeLive, DeployError>;
+    fn remove(&self, node: &NodeRef<'_>) -> Result<bool, DeployError>;
+    fn live(&self, nl: &mut Netlink, node: &NodeRef<'_>) -> Result<NodeLive, DeployError>;
+}
+
+/// The runtime of the plan's `Edgenet.NodeRuntime`. The `vm` runtime's image is checked
+/// when a node is made ([`vm::Image::from_plan`]; deploy checks it before anything changes).
+pub fn runtime(plan: &Plan, state_dir: &Path) -> Box<dyn NodeRuntime> {
+    match plan.node_runtime {
+        RuntimeKind::Netns => Box::new(NetnsRuntime),
+        RuntimeKind::Vm => Box::new(VmRuntime {
+            state_dir: state_dir.to_path_buf(),
+            image: vm::Image::from_plan(plan).ok(),
+            plan: plan.clone(),
+        }),
+    }
 }

@@ -6,7 +6,7 @@ use edgenet_host::netlink::{Netlink, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs};
 use ipnet::Ipv4Net;
 
-use super::{NodeLive, NodeRuntime, NodeSpec};
+use super::{NodeLive, NodeRef, NodeRuntime, NodeSpec};
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
 use crate::names::NODE_IFNAME;
@@ -27,7 +27,7 @@ impl NodeRuntime for NetnsRuntime {
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
-        let ns_name = node.netns.as_str();
+        let ns_name = node.guest.as_str();
         if netns::exists(ns_name)
             && !netns_is_ours(ns_name, own, j.recorded(ObjectKind::Netns, ns_name, None))?
         {
@@ -53,7 +53,7 @@ impl NodeRuntime for NetnsRuntime {
         j.step("node-netns")?;
 
         let ns = NetNs::open(ns_name)?;
-        let veth = node.host_veth.as_str();
+        let veth = node.host_link.as_str();
         match nl.link(veth)? {
             None => {
                 j.will_create(ObjectKind::Veth, veth, None)?;
@@ -163,18 +163,13 @@ impl NodeRuntime for NetnsRuntime {
         Ok(())
     }
 
-    fn remove(&self, netns: &str) -> Result<bool, DeployError> {
-        Ok(netns::delete(netns)?)
+    fn remove(&self, node: &NodeRef<'_>) -> Result<bool, DeployError> {
+        Ok(netns::delete(node.guest)?)
     }
 
-    fn live(
-        &self,
-        nl: &mut Netlink,
-        name: &str,
-        netns_name: &str,
-        host_veth: &str,
-        switch: &str,
-    ) -> Result<NodeLive, DeployError> {
+    fn live(&self, nl: &mut Netlink, node: &NodeRef<'_>) -> Result<NodeLive, DeployError> {
+        let (name, netns_name, host_veth, switch) =
+            (node.name, node.guest, node.host_link, node.switch);
         let mut live = NodeLive {
             name: name.to_string(),
             netns: netns_name.to_string(),
@@ -187,6 +182,7 @@ impl NodeRuntime for NetnsRuntime {
             on_switch: nl
                 .link(host_veth)?
                 .is_some_and(|l| l.master.as_deref() == Some(switch)),
+            vm: None,
         };
         if !netns::exists(netns_name) {
             return Ok(live);

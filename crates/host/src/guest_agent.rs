@@ -1,0 +1,232 @@
+//! A client of the QEMU guest agent (qemu-ga in the guest, reached over a virtio-serial port
+//! that QEMU exposes as a Unix socket on the host): run a command in the guest with its exit
+//! status and output, and read the guest's interfaces.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::netlink::HostError;
+
+pub struct GuestAgent {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    what: String,
+}
+
+/// What a command run in the guest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestOutput {
+    /// The exit code, or 128 + the signal that ended it.
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// One guest interface as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GuestInterface {
+    pub name: String,
+    pub mac: Option<String>,
+    /// `ADDR/PREFIX`, IPv4 only.
+    pub ipv4: Vec<String>,
+}
+
+impl GuestAgent {
+    /// Connects and synchronises (guest-sync with a fresh id): fails within `timeout` while
+    /// no agent answers (the guest is still booting, or has no agent).
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Self, HostError> {
+        let what = path.display().to_string();
+        let err = |e| HostError::new("connect to the guest agent", &what, e);
+        let stream = UnixStream::connect(path).map_err(err)?;
+        stream.set_read_timeout(Some(timeout)).map_err(err)?;
+        let writer = stream.try_clone().map_err(err)?;
+        let mut ga = GuestAgent {
+            reader: BufReader::new(stream),
+            writer,
+            what,
+        };
+        let id = u64::from(std::process::id()) << 20 | u64::from(rand_u16());
+        // A reply of an earlier client may still be queued: read until ours.
+        ga.send("guest-sync", Some(json!({ "id": id })))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reply = ga.read()?;
+            if reply.get("return").and_then(Value::as_u64) == Some(id) {
+                return Ok(ga);
+            }
+            if Instant::now() > deadline {
+                return Err(ga.bad("no reply to guest-sync"));
+            }
+        }
+    }
+
+    fn bad(&self, why: &str) -> HostError {
+        HostError::new(
+            "talk to the guest agent",
+            &self.what,
+            io::Error::new(io::ErrorKind::InvalidData, why.to_string()),
+        )
+    }
+
+    fn send(&mut self, command: &str, arguments: Option<Value>) -> Result<(), HostError> {
+        let mut msg = json!({ "execute": command });
+        if let Some(a) = arguments {
+            msg["arguments"] = a;
+        }
+        let mut text = msg.to_string();
+        text.push('\n');
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(|e| HostError::new("write to the guest agent", &self.what, e))
+    }
+
+    fn read(&mut self) -> Result<Value, HostError> {
+        loop {
+            let mut line = Vec::new();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| HostError::new("read the guest agent", &self.what, e))?;
+            if n == 0 {
+                return Err(HostError::new(
+                    "read the guest agent",
+                    &self.what,
+                    io::Error::from(io::ErrorKind::UnexpectedEof),
+                ));
+            }
+            // 0xff is the delimiter of guest-sync-delimited; blank lines carry nothing.
+            let text: Vec<u8> = line.into_iter().filter(|b| *b != 0xff).collect();
+            let text = String::from_utf8_lossy(&text);
+            if text.trim().is_empty() {
+                continue;
+            }
+            return serde_json::from_str(text.trim()).map_err(|_| self.bad("not JSON"));
+        }
+    }
+
+    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, HostError> {
+        self.send(command, arguments)?;
+        let reply = self.read()?;
+        if let Some(r) = reply.get("return") {
+            return Ok(r.clone());
+        }
+        let desc = reply
+            .pointer("/error/desc")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_string();
+        Err(HostError::new(
+            format!("guest agent {command}"),
+            &self.what,
+            io::Error::other(desc),
+        ))
+    }
+
+    /// Runs `path args…` in the guest with `env` (`NAME=value`), waits at most `timeout`
+    /// for it to end, and returns its status and output.
+    pub fn exec(
+        &mut self,
+        path: &str,
+        args: &[String],
+        env: &[String],
+        timeout: Duration,
+    ) -> Result<GuestOutput, HostError> {
+        let started = self.execute(
+            "guest-exec",
+            Some(json!({ "path": path, "arg": args, "env": env, "capture-output": true })),
+        )?;
+        let pid = started
+            .get("pid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.bad("guest-exec returned no pid"))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let st = self.execute("guest-exec-status", Some(json!({ "pid": pid })))?;
+            if st.get("exited").and_then(Value::as_bool) == Some(true) {
+                let data = |key: &str| {
+                    st.get(key)
+                        .and_then(Value::as_str)
+                        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                        .unwrap_or_default()
+                };
+                let code = match (
+                    st.get("exitcode").and_then(Value::as_i64),
+                    st.get("signal").and_then(Value::as_i64),
+                ) {
+                    (Some(c), _) => c as i32,
+                    (None, Some(s)) => 128 + s as i32,
+                    (None, None) => -1,
+                };
+                return Ok(GuestOutput {
+                    code,
+                    stdout: data("out-data"),
+                    stderr: data("err-data"),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(HostError::new(
+                    "run in the guest",
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("still running after {timeout:?}"),
+                    ),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// The guest's interfaces, with their MACs and IPv4 addresses.
+    pub fn interfaces(&mut self) -> Result<Vec<GuestInterface>, HostError> {
+        let r = self.execute("guest-network-get-interfaces", None)?;
+        let list = r.as_array().cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|i| GuestInterface {
+                name: i
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                mac: i
+                    .get("hardware-address")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                ipv4: i
+                    .get("ip-addresses")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter(|x| {
+                                x.get("ip-address-type").and_then(Value::as_str) == Some("ipv4")
+                            })
+                            .filter_map(|x| {
+                                Some(format!(
+                                    "{}/{}",
+                                    x.get("ip-address")?.as_str()?,
+                                    x.get("prefix")?.as_u64()?
+                                ))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (t ^ (t >> 16)) as u16
+}

@@ -1,0 +1,370 @@
+//! QEMU processes of `vm` nodes: started daemonized with a pidfile, a QMP socket and a guest
+//! agent socket in the node's directory; the node's disk as a copy-on-write overlay; its
+//! cloud-init seed as a `cidata` ISO; and whether KVM really runs a guest here.
+//!
+//! QEMU's only network is the tap it is given (`-netdev tap`): never user-mode networking.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgenet_core::mac::MacAddr;
+
+use crate::netlink::HostError;
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The files of one VM in its directory.
+#[derive(Debug, Clone)]
+pub struct VmFiles {
+    pub dir: PathBuf,
+}
+
+impl VmFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        VmFiles { dir: dir.into() }
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn agent(&self) -> PathBuf {
+        self.dir.join("agent.sock")
+    }
+    pub fn console(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    pub fn disk(&self) -> PathBuf {
+        self.dir.join("disk.qcow2")
+    }
+    pub fn seed(&self) -> PathBuf {
+        self.dir.join("seed.iso")
+    }
+    pub fn seed_dir(&self) -> PathBuf {
+        self.dir.join("seed")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// How to start one VM.
+#[derive(Debug, Clone)]
+pub struct VmSpec<'a> {
+    pub name: &'a str,
+    pub files: &'a VmFiles,
+    pub accel: Accel,
+    pub cpus: u32,
+    pub memory_mb: u32,
+    pub kernel: Option<&'a Path>,
+    pub initrd: Option<&'a Path>,
+    pub tap: &'a str,
+    pub mac: MacAddr,
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), HostError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HostError::new(format!("run {what}"), "", e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(HostError::new(
+        format!("run {what}"),
+        "",
+        io::Error::other(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    ))
+}
+
+/// The arguments QEMU gets (without the program name).
+pub fn args(spec: &VmSpec<'_>) -> Vec<String> {
+    let f = spec.files;
+    let p = |p: PathBuf| p.display().to_string();
+    let mut a: Vec<String> = vec![
+        "-name".into(),
+        spec.name.into(),
+        "-machine".into(),
+        format!("q35,accel={}", spec.accel.as_str()),
+        "-smp".into(),
+        spec.cpus.to_string(),
+        "-m".into(),
+        spec.memory_mb.to_string(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-serial".into(),
+        format!("file:{}", p(f.console())),
+        "-drive".into(),
+        format!("file={},if=virtio,format=qcow2", p(f.disk())),
+        "-drive".into(),
+        format!("file={},if=virtio,format=raw,readonly=on", p(f.seed())),
+        // The tap edgenet made and put on the switch; QEMU never makes a network of its own.
+        "-netdev".into(),
+        format!("tap,id=n0,ifname={},script=no,downscript=no", spec.tap),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
+        "-chardev".into(),
+        format!("socket,id=qga0,path={},server=on,wait=off", p(f.agent())),
+        "-device".into(),
+        "virtio-serial".into(),
+        "-device".into(),
+        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", p(f.qmp())),
+        "-pidfile".into(),
+        p(f.pidfile()),
+        "-daemonize".into(),
+    ];
+    if let Some(k) = spec.kernel {
+        a.extend(["-kernel".into(), k.display().to_string()]);
+        a.extend(["-append".into(), "console=ttyS0 quiet".into()]);
+    }
+    if let Some(i) = spec.initrd {
+        a.extend(["-initrd".into(), i.display().to_string()]);
+    }
+    a
+}
+
+/// Starts the VM; returns once QEMU has daemonized (its sockets exist) with its PID.
+pub fn start(spec: &VmSpec<'_>) -> Result<u32, HostError> {
+    let f = spec.files;
+    for stale in [f.pidfile(), f.qmp(), f.agent()] {
+        let _ = std::fs::remove_file(stale);
+    }
+    run(Command::new(QEMU).args(args(spec)), QEMU)?;
+    running_pid(f).ok_or_else(|| {
+        HostError::new(
+            "start VM",
+            spec.name,
+            io::Error::other(format!(
+                "{QEMU} daemonized but {} names no live QEMU",
+                f.pidfile().display()
+            )),
+        )
+    })
+}
+
+/// The PID in the VM's pidfile, if that process is alive and is the QEMU of this VM (its
+/// command line names this pidfile), so a reused PID is never taken for it.
+pub fn running_pid(files: &VmFiles) -> Option<u32> {
+    let text = std::fs::read_to_string(files.pidfile()).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let pidfile = files.pidfile().display().to_string();
+    let ours = cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg == pidfile.as_bytes());
+    // A zombie (killed, not yet reaped) counts as dead.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = state
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    (ours && !zombie).then_some(pid)
+}
+
+/// Waits until the process `pid` is gone.
+pub fn wait_gone(files: &VmFiles, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if running_pid(files).is_none() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running_pid(files).is_none()
+}
+
+/// Kills the VM's QEMU (the PID of its pidfile, checked to be that QEMU).
+pub fn kill(files: &VmFiles) -> Result<bool, HostError> {
+    let Some(pid) = running_pid(files) else {
+        return Ok(false);
+    };
+    // SAFETY: plain kill(2) of a PID just checked to be this VM's QEMU.
+    if unsafe { libc::kill(pid as i32, libc::SIGKILL) } < 0 {
+        return Err(HostError::new(
+            "kill QEMU",
+            pid.to_string(),
+            io::Error::last_os_error(),
+        ));
+    }
+    wait_gone(files, Duration::from_secs(5));
+    Ok(true)
+}
+
+/// The node's disk: a qcow2 overlay of `base` (qcow2 or raw, detected), `size_gb` large.
+pub fn create_overlay(base: &Path, overlay: &Path, size_gb: u32) -> Result<(), HostError> {
+    let format = image_format(base)?;
+    run(
+        Command::new("qemu-img").args([
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-b".as_ref(),
+            base.as_os_str(),
+            "-F".as_ref(),
+            format.as_ref(),
+            overlay.as_os_str(),
+            format!("{size_gb}G").as_ref(),
+        ]),
+        "qemu-img create",
+    )
+}
+
+/// The virtual size of an image, in bytes.
+pub fn image_size(path: &Path) -> Result<u64, HostError> {
+    let info = image_info(path)?;
+    Ok(info
+        .get("virtual-size")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0))
+}
+
+/// `qcow2` or `raw` (what `qemu-img info` detects).
+pub fn image_format(path: &Path) -> Result<String, HostError> {
+    let info = image_info(path)?;
+    Ok(info
+        .get("format")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("raw")
+        .to_string())
+}
+
+fn image_info(path: &Path) -> Result<serde_json::Value, HostError> {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HostError::new("run qemu-img info", path.display().to_string(), e))?;
+    if !out.status.success() {
+        return Err(HostError::new(
+            "read image",
+            path.display().to_string(),
+            io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        HostError::new(
+            "read image",
+            path.display().to_string(),
+            io::Error::other(e),
+        )
+    })
+}
+
+/// Grows the overlay to `size_gb` (never shrinks: that would cut the guest's filesystem).
+pub fn grow(overlay: &Path, size_gb: u32) -> Result<bool, HostError> {
+    let want = u64::from(size_gb) << 30;
+    if image_size(overlay)? >= want {
+        return Ok(false);
+    }
+    run(
+        Command::new("qemu-img")
+            .args(["resize", "-q"])
+            .arg(overlay)
+            .arg(format!("{size_gb}G")),
+        "qemu-img resize",
+    )?;
+    Ok(true)
+}
+
+/// Writes the NoCloud seed volume: an ISO 9660 image labelled `cidata` with the files of
+/// `dir` (meta-data, user-data, network-config).
+pub fn make_seed_iso(dir: &Path, out: &Path) -> Result<(), HostError> {
+    let tmp = out.with_extension("iso.tmp");
+    run(
+        Command::new("genisoimage")
+            .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
+            .arg(&tmp)
+            .arg(dir),
+        "genisoimage",
+    )?;
+    std::fs::rename(&tmp, out)
+        .map_err(|e| HostError::new("write seed", out.display().to_string(), e))
+}
+
+/// Whether KVM really runs a guest here (an open /dev/kvm is not enough: on some hosts a KVM
+/// guest never runs). Boots a one-sector guest that writes to QEMU's debug-exit port; KVM
+/// works when QEMU exits with that guest's code within `timeout`.
+pub fn kvm_works(scratch: &Path, timeout: Duration) -> bool {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return false;
+    }
+    // mov al,1; out 0xf4,al; hlt — then the boot signature.
+    let mut sector = vec![0u8; 512];
+    sector[..5].copy_from_slice(&[0xb0, 0x01, 0xe6, 0xf4, 0xf4]);
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    let image = scratch.join("kvm-probe.img");
+    if std::fs::write(&image, &sector).is_err() {
+        return false;
+    }
+    let child = Command::new(QEMU)
+        .args([
+            "-machine",
+            "pc,accel=kvm",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+        ])
+        .args([
+            "-net",
+            "none",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive",
+        ])
+        .arg(format!("file={},format=raw,if=floppy", image.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        let _ = std::fs::remove_file(&image);
+        return false;
+    };
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&image);
+    // isa-debug-exit exits with (value << 1) | 1.
+    code == Some(3)
+}
