@@ -345,6 +345,10 @@ pub struct InstallUnitArgs {
     #[arg(long, conflicts_with = "print")]
     pub uninstall: bool,
 
+    /// Overwrite (or with --uninstall delete) an edgenet.service that edgenet did not write.
+    #[arg(long)]
+    pub force: bool,
+
     /// The generic unit of the Debian package (used by scripts/build-deb.sh).
     #[arg(long, hide = true, requires = "print")]
     pub packaged: bool,

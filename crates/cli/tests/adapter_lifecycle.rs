@@ -434,6 +434,33 @@ fn a_renamed_machine_keeps_its_deployment() {
     assert!(s.reachable("198.18.0.11"));
 }
 
+/// Issue 8, defect 1: a rename onto a network namespace that exists and is not this
+/// deployment's is refused before anything changes; the foreign namespace keeps its link as it
+/// was and the real node namespace stays.
+#[test]
+fn a_rename_onto_a_foreign_namespace_is_refused() {
+    let Some(s) = Site::new("renfor") else { return };
+    s.deploy();
+    let id = s.m.state_id().unwrap();
+    let foreign = format!("y-ledge-{id}");
+    sh(&format!(
+        "ip netns add {foreign} && ip netns exec {foreign} ip link add eth0 type veth peer name p1"
+    ));
+    let eth0 = |ns: &str| Machine::ip_json_in(ns, "addr show dev eth0")[0].clone();
+    let before_foreign = eth0(&foreign);
+    let before = s.m.dump();
+    let out =
+        s.m.edgenet(&["deploy", "-c", &s.cfg, "--machine-name", "y"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let (after, after_foreign) = (s.m.dump(), eth0(&foreign));
+    let _ = Command::new("ip").args(["netns", "del", &foreign]).status();
+    assert!(!out.status.success(), "the rename went through: {err}");
+    assert!(err.contains(&foreign), "{err}");
+    assert_eq!(after_foreign, before_foreign, "{err}");
+    assert_eq!(after, before, "{err}");
+    assert!(s.reachable("198.18.0.101"));
+}
+
 /// What a boot must bring back: the whole deployment (names, MTUs, addresses, routes,
 /// firewall, nodes), the switch's and nodes' MACs, and the host's configuration on the bridge.
 fn boot_view(s: &Site) -> Value {
@@ -594,6 +621,56 @@ fn the_boot_unit_passes_systemd_analyze_verify() {
     }
     assert!(out.status.success(), "{err}");
     assert!(err.trim().is_empty(), "warnings: {err}");
+}
+
+/// Issue 8, defect 12: an edgenet.service edgenet did not write is neither overwritten nor
+/// deleted without --force; one it wrote is.
+#[test]
+fn install_unit_leaves_a_unit_it_did_not_write_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, config("m0").to_string()).unwrap();
+    let unit = dir.path().join("edgenet.service");
+    let theirs =
+        "[Unit]\nDescription=the admin's own edgenet unit\n\n[Service]\nExecStart=/bin/true\n";
+    std::fs::write(&unit, theirs).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["install-unit", "--unit-dir"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&cfg)
+            .args(extra)
+            .env("EDGENET_STATE_DIR", dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    for extra in [&[][..], &["--uninstall"][..]] {
+        let out = run(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains("not written by edgenet") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), theirs, "{extra:?}");
+    }
+    let out = run(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(&unit).unwrap();
+    assert!(
+        ours.starts_with("# written by edgenet install-unit\n"),
+        "{ours}"
+    );
+    // Now ours: rewritten and deleted without --force.
+    assert!(run(&[]).status.success());
+    assert!(run(&["--uninstall"]).status.success());
+    assert!(!unit.exists());
 }
 
 /// A child process that is killed (by its pid) when dropped.

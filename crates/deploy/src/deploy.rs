@@ -132,6 +132,7 @@ pub fn deploy(
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
+    refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -196,6 +197,7 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
 
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
+    failpoint::validate().map_err(DeployError::Unsupported)?;
     if plan.node_runtime == RuntimeKind::Vm {
         return Err(DeployError::Unsupported(
             "Edgenet.NodeRuntime \"vm\" is not available in this edgenet version; use \"netns\""
@@ -324,6 +326,44 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.state.finish_deploy();
     run.lock.save(&run.state)?;
     run.step("finish")?;
+    Ok(())
+}
+
+/// A rename (a new machine name) moves a node's namespace to a new name; a namespace that
+/// already has that name and is not this deployment's belongs to someone else and must not be
+/// taken over (its links would get the node's MAC and address, and the real node would go).
+/// Refuses before anything changes.
+fn refuse_foreign_rename_targets(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let earlier: Vec<&edgenet_core::plan::NodePlan> =
+        [state.pending_plan.as_ref(), state.applied_plan.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p.nodes.iter())
+            .collect();
+    for node in &plan.nodes {
+        let new_ns = names::node_netns(&node.name, id);
+        if state.object(ObjectKind::Netns, &new_ns, None).is_some()
+            || !edgenet_host::netns::exists(&new_ns)
+        {
+            continue;
+        }
+        let Some(old) = earlier.iter().find(|o| {
+            o.kind == node.kind
+                && o.name != node.name
+                && !plan.nodes.iter().any(|p| p.name == o.name)
+        }) else {
+            continue;
+        };
+        return Err(DeployError::Foreign {
+            what: "network namespace",
+            name: new_ns.clone(),
+            hint: format!(
+                "renaming node {} to {} needs the network namespace {new_ns}, which exists and was not made by this deployment; nothing was changed. Delete it if it is a leftover (`ip netns del {new_ns}`), or choose another machine name",
+                old.name, node.name
+            ),
+        });
+    }
     Ok(())
 }
 
