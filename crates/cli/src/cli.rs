@@ -284,6 +284,10 @@ pub struct PlanCmd {
 
 #[derive(Debug, Args, Clone)]
 pub struct RemoveArgs {
+    /// Remove even while a DHCP client runs on the bridge of the external switch.
+    #[arg(long)]
+    pub force: bool,
+
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]

@@ -923,7 +923,38 @@ fn a_dhcp_lease_keeps_renewing_on_the_bridge_and_comes_back() {
                 .contains(&format!("udhcpc (pid {pid}) configures up0")),
             "{status:#}"
         );
+        // Issue 8, defect 11: deploy does not say "No changes" over it; it refuses, naming
+        // the client and the fix, and changes nothing.
+        let before = s.m.dump();
+        let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains(&format!("udhcpc (pid {pid}) configures up0")),
+            "{err}"
+        );
+        assert!(err.contains(&format!("kill {pid}")), "{err}");
+        assert_eq!(s.m.dump(), before);
     }
+
+    // Issue 8, defect 3: remove while the client runs on the bridge it would delete: refused
+    // (exit 3), naming the client and the fix, nothing changed.
+    let before = s.m.dump();
+    let out = s.m.edgenet(&["remove"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = on_bridge.0.id();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("udhcpc (pid {pid}) configures {BRIDGE}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("kill {pid}")) && err.contains("-i up0"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(s.m.dump(), before);
+    assert_eq!(v4(BRIDGE), ["198.18.0.51/24"]);
 
     // Remove: the client stops on the bridge, the address goes back to the adapter, and the
     // client carries on there with the same lease.

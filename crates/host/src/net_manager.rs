@@ -205,7 +205,7 @@ fn expand(base: &Path, pattern: &str) -> Vec<PathBuf> {
 const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
 
 /// DHCP client processes of this network namespace naming `ifname` on their command line.
-fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
+pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
     let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(proc) else {
