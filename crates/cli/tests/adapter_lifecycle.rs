@@ -461,6 +461,40 @@ fn a_rename_onto_a_foreign_namespace_is_refused() {
     assert!(s.reachable("198.18.0.101"));
 }
 
+/// Issue 8, defect 8: on a bridge the host's manager made (the README's recommended way, with
+/// the adapter as its port), deploy uses it as it is; status then reports no drift and exits 0.
+#[test]
+fn status_on_a_manager_owned_bridge_reports_no_drift() {
+    let Some(s) = Site::new("mgrbr") else { return };
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ip(&format!("link add {BRIDGE} address {mac} type bridge"));
+    s.ip(&format!("link set up0 master {BRIDGE}"));
+    s.ip("addr flush dev up0 scope global");
+    s.ip(&format!("addr add 198.18.0.11/24 dev {BRIDGE}"));
+    s.ip(&format!("link set {BRIDGE} up"));
+    s.ip(&format!(
+        "route replace default via 198.18.0.1 dev {BRIDGE}"
+    ));
+    s.deploy();
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(s.reachable("198.18.0.101"));
+    // Releasing the adapter from it is drift again.
+    s.ip("link set up0 nomaster");
+    let status: Value =
+        serde_json::from_slice(&s.m.edgenet(&["status", "--output", "json"]).stdout).unwrap();
+    assert!(
+        status["drift"].to_string().contains("not a port"),
+        "{status:#}"
+    );
+    s.ip(&format!("link del {BRIDGE}"));
+}
+
 /// What a boot must bring back: the whole deployment (names, MTUs, addresses, routes,
 /// firewall, nodes), the switch's and nodes' MACs, and the host's configuration on the bridge.
 fn boot_view(s: &Site) -> Value {

@@ -13,7 +13,7 @@ use crate::firewall::{self, nft_rules, FirewallDriver, FirewallPlan, NftablesDri
 use crate::journal::Ownership;
 use crate::names;
 use crate::node::{NetnsRuntime, NodeLive, NodeRuntime};
-use crate::state::{DeploymentId, DeploymentState, Phase, StateDir};
+use crate::state::{DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir};
 use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -94,7 +94,12 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     if !sw.present {
         drift.push(format!("bridge {} is missing", plan.switch.name));
     } else {
-        if !sw.ours {
+        // A bridge the user (or their network manager) made, with the adapter as its port, is
+        // used as it is and recorded as adopted: not carrying our mark is then expected.
+        let adopted = state
+            .object(ObjectKind::Bridge, &plan.switch.name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Adopted);
+        if !sw.ours && !adopted {
             drift.push(format!(
                 "{} exists but does not carry this deployment's mark",
                 plan.switch.name
