@@ -1036,6 +1036,13 @@ fn an_adapter_a_network_manager_owns_is_refused_with_its_recipe() {
         assert!(bridges(&s.m.ns).is_empty());
         assert!(!s.m.state.exists());
         assert_eq!(l3(&s.m.ns, "up0"), before);
+        // Issue 8, defect 7: check reports the same refusal, with the same recipe.
+        let out = s.m.edgenet_env(&["check", "-c", &s.cfg], &env);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "check passed: {text}");
+        for e in expect {
+            assert!(text.contains(e), "check: {e:?} in {text}");
+        }
     };
     std::fs::write(
         &ifaces,
@@ -1085,4 +1092,35 @@ fn an_adapter_a_network_manager_owns_is_refused_with_its_recipe() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 8, defect 7: check fails where deploy refuses: a foreign bridge with the switch's
+/// name that does not have the adapter as its port, and the loopback as the adapter.
+#[test]
+fn check_fails_on_a_foreign_switch_bridge_and_a_loopback_adapter() {
+    let Some(s) = Site::new("chk") else { return };
+    let check = |cfg: &str| {
+        let out = s.m.edgenet(&["check", "-c", cfg]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(check(&s.cfg).0, Some(0), "{}", check(&s.cfg).1);
+    s.ip(&format!("link add {BRIDGE} type bridge"));
+    let (code, text) = check(&s.cfg);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(BRIDGE), "{text}");
+    let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+    assert!(!out.status.success());
+    s.ip(&format!("link del {BRIDGE}"));
+
+    let mut lo = config("m0");
+    lo["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("lo");
+    let lo = s.m.write_config("lo.json", &lo);
+    let (code, text) = check(&lo);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("loopback"), "{text}");
+    assert!(!s.m.edgenet(&["deploy", "-c", &lo]).status.success());
+    assert!(bridges(&s.m.ns).is_empty());
 }
