@@ -1124,3 +1124,106 @@ fn check_fails_on_a_foreign_switch_bridge_and_a_loopback_adapter() {
     assert!(!s.m.edgenet(&["deploy", "-c", &lo]).status.success());
     assert!(bridges(&s.m.ns).is_empty());
 }
+
+/// Issue 8, defect 2: the adapter gets IPv6 by SLAAC from real router advertisements
+/// (dnsmasq `--enable-ra`). After deploy the port does no IPv6 of its own (no kernel prefix
+/// route left on it to win over the bridge's), the bridge takes the RAs, and IPv6 from the host
+/// works; remove gives the adapter its IPv6 back.
+#[test]
+fn slaac_ipv6_moves_to_the_bridge_and_keeps_working() {
+    let Some(s) = Site::new("slaac") else { return };
+    if Command::new("sh")
+        .arg("-c")
+        .arg("command -v dnsmasq")
+        .stdout(Stdio::null())
+        .status()
+        .map(|st| !st.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: dnsmasq is not installed (scripts/deps.sh installs it)");
+        return;
+    }
+    let (lan, peer, ns) = (&s.lan, &s.peer, &s.m.ns);
+    sh(&format!(
+        "ip -n {lan} addr add 2001:db8:7::1/64 dev lan0 nodad && \
+         ip -n {peer} addr add 2001:db8:7::254/64 dev eth0 nodad"
+    ));
+    let dir = s.m.dir.path().join("ra");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ra = Child(
+        Command::new("ip")
+            .args(["netns", "exec", lan, "dnsmasq", "--keep-in-foreground"])
+            .args([
+                "--user=root",
+                "--no-resolv",
+                "--no-hosts",
+                "--port=0",
+                "--interface=lan0",
+                "--bind-interfaces",
+                "--enable-ra",
+                "--dhcp-range=2001:db8:7::,ra-only",
+            ])
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let global6 = |dev: &str| -> Vec<String> {
+        let addrs = json_of(&format!(
+            "ip -n {ns} -6 -j addr show dev {dev} scope global 2>/dev/null || echo []"
+        ));
+        addrs
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(String::from))
+            .collect()
+    };
+    let ping6 = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip netns exec {ns} ping -6 -c1 -W1 2001:db8:7::254"
+            ))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    // A router solicitation now rather than waiting for the next periodic RA.
+    s.ip("link set up0 down");
+    s.ip("link set up0 up");
+    s.ip("route replace default via 198.18.0.1 dev up0");
+    wait_for("a SLAAC address on up0", || !global6("up0").is_empty());
+    wait_for("IPv6 from the host before deploy", ping6);
+    let slaac = global6("up0");
+
+    s.deploy();
+    let prefix_on = |dev: &str| {
+        sh_out(&format!(
+            "ip -n {ns} -6 route show dev {dev} 2>/dev/null || true"
+        ))
+        .contains("2001:db8:7::/64")
+    };
+    assert!(!prefix_on("up0"), "the port keeps a prefix route");
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "1");
+    assert_eq!(
+        s.m.sysctl(&format!("net.ipv6.conf.{BRIDGE}.accept_ra")),
+        s.m.sysctl("net.ipv6.conf.up0.accept_ra")
+    );
+    assert_eq!(global6(BRIDGE), slaac);
+    assert!(prefix_on(BRIDGE));
+    wait_for("IPv6 from the host through the bridge", ping6);
+    // The bridge renews the address from the RAs itself.
+    s.ip(&format!("link set {BRIDGE} down"));
+    s.ip(&format!("link set {BRIDGE} up"));
+    wait_for("SLAAC on the bridge", || global6(BRIDGE) == slaac);
+
+    s.m.ok(&["remove"]);
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "0");
+    wait_for("the SLAAC address back on up0", || global6("up0") == slaac);
+    wait_for("IPv6 from the host after remove", ping6);
+}
