@@ -1227,3 +1227,40 @@ fn slaac_ipv6_moves_to_the_bridge_and_keeps_working() {
     wait_for("the SLAAC address back on up0", || global6("up0") == slaac);
     wait_for("IPv6 from the host after remove", ping6);
 }
+
+/// Issue 8, defect 10: the bridge deleted by hand with nothing put back on the adapter: status
+/// says the host's addresses are on neither link, and the next deploy puts the recorded
+/// configuration back on the new bridge, so the host is reachable again.
+#[test]
+fn a_bridge_deleted_by_hand_gets_the_hosts_configuration_back() {
+    let Some(s) = Site::new("brdel") else { return };
+    s.deploy();
+    let on_bridge = l3(&s.m.ns, BRIDGE);
+    s.ip(&format!("link del {BRIDGE}"));
+    assert!(!s.reachable("198.18.0.11"));
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        status["drift"].to_string().contains(
+            "the host's addresses recorded for the adapter (198.18.0.11/24) are on neither"
+        ),
+        "{status:#}"
+    );
+    s.deploy();
+    assert_eq!(l3(&s.m.ns, BRIDGE), on_bridge);
+    assert!(has_default_via_gateway(&s, BRIDGE));
+    assert!(s.reachable("198.18.0.11"));
+    assert!(s.reachable("198.18.0.101"));
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    // And remove gives it to the adapter.
+    s.m.ok(&["remove"]);
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "up0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "up0"));
+    // IPv6 was still off on the adapter when the bridge went; it comes back as it was.
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "0");
+}

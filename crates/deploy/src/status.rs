@@ -156,6 +156,24 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                 }
             }
         }
+        // The bridge deleted by hand and made again with nothing on it: the host is offline.
+        let recorded = state
+            .object(ObjectKind::Adapter, adapter, None)
+            .and_then(|o| o.restore.as_ref())
+            .and_then(|v| serde_json::from_value::<crate::deploy::AdapterRecord>(v.clone()).ok())
+            .and_then(|r| r.moved)
+            .map(|m| m.load().address_strings())
+            .unwrap_or_default();
+        if !recorded.is_empty()
+            && nl.link_config(&plan.switch.name)?.addresses.is_empty()
+            && nl.link_config(adapter)?.addresses.is_empty()
+        {
+            report.drift.push(format!(
+                "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
+                recorded.join(", "),
+                plan.switch.name
+            ));
+        }
         let left = nl.link_config(adapter)?.address_strings();
         if is_port && !left.is_empty() {
             report.drift.push(format!(

@@ -11,7 +11,9 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST};
+use netlink_packet_core::{
+    Emitable, Parseable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
@@ -37,6 +39,61 @@ pub struct LinkConfig {
     pub routes: Vec<RouteMessage>,
     /// Rules with `iif` or `oif` naming the link.
     pub rules: Vec<RuleMessage>,
+}
+
+/// A [`LinkConfig`] kept in the state: the kernel's messages as they were dumped (hex), so a
+/// configuration that is gone from every link (a bridge deleted by hand) can be put back
+/// exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedLinkConfig {
+    /// The link the messages name (its index then).
+    pub link: String,
+    pub index: u32,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+fn to_hex(m: &impl Emitable) -> String {
+    let mut buf = vec![0u8; m.buffer_len()];
+    m.emit(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+impl SavedLinkConfig {
+    pub fn save(config: &LinkConfig, link: &str, index: u32) -> SavedLinkConfig {
+        SavedLinkConfig {
+            link: link.to_string(),
+            index,
+            addresses: config.addresses.iter().map(to_hex).collect(),
+            routes: config.routes.iter().map(to_hex).collect(),
+            rules: config.rules.iter().map(to_hex).collect(),
+        }
+    }
+
+    /// The messages back; one that does not parse (a state edited by hand) is skipped.
+    pub fn load(&self) -> LinkConfig {
+        fn each<T>(v: &[String], parse: impl Fn(&[u8]) -> Option<T>) -> Vec<T> {
+            v.iter()
+                .filter_map(|h| from_hex(h).and_then(|b| parse(&b)))
+                .collect()
+        }
+        LinkConfig {
+            addresses: each(&self.addresses, |b| AddressMessage::parse(b).ok()),
+            routes: each(&self.routes, |b| RouteMessage::parse(b).ok()),
+            rules: each(&self.rules, |b| RuleMessage::parse(b).ok()),
+        }
+    }
 }
 
 impl LinkConfig {
@@ -189,6 +246,16 @@ impl Netlink {
             }
         }
         Ok(moved)
+    }
+
+    /// Puts a saved configuration back on the link it was saved from (`saved.link`, which may
+    /// have a new index since); returns what was put back.
+    pub fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
+        let index = self.link_index(&saved.link)?;
+        let config = saved.load();
+        let config = translate(&config, &saved.link, &saved.link, index);
+        self.apply_link_config(&config, &saved.link)?;
+        Ok(config)
     }
 
     /// Puts `config` (already naming `link`) on `link`; what is there already is left as it
@@ -441,6 +508,28 @@ fn describe_rule(r: &RuleMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_configuration_loads_back_the_same_messages() {
+        let mut a = AddressMessage::default();
+        a.header.family = AddressFamily::Inet;
+        a.header.index = 7;
+        a.header.prefix_len = 24;
+        a.attributes
+            .push(AddressAttribute::Local("198.18.0.11".parse().unwrap()));
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet;
+        r.attributes.push(RouteAttribute::Oif(7));
+        let config = LinkConfig {
+            addresses: vec![a],
+            routes: vec![r],
+            rules: vec![],
+        };
+        let saved = SavedLinkConfig::save(&config, "br0", 7);
+        let text = serde_json::to_string(&saved).unwrap();
+        let back: SavedLinkConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.load(), config);
+    }
 
     #[test]
     fn translation_renames_labels_and_interfaces_and_drops_output_only_fields() {
