@@ -1264,3 +1264,59 @@ fn a_bridge_deleted_by_hand_gets_the_hosts_configuration_back() {
     // IPv6 was still off on the adapter when the bridge went; it comes back as it was.
     assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "0");
 }
+
+/// Issue 8, defect 4: the adapter renamed while deployed (released, down, new name): remove
+/// finds it by its MAC and gives it the host's configuration back under its new name.
+#[test]
+fn remove_finds_a_renamed_adapter_by_its_mac() {
+    let Some(s) = Site::new("rnad") else { return };
+    s.deploy();
+    s.ip("link set up0 nomaster down name enp3s0");
+    let out = s.m.edgenet(&["remove"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bridges(&s.m.ns).is_empty());
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "enp3s0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "enp3s0"));
+    assert!(s.reachable("198.18.0.11"));
+    assert!(!s.m.state.join("state.json").exists());
+}
+
+/// Issue 8, defect 4: the adapter gone while deployed: remove keeps the bridge that carries
+/// the host's only address (reported as left, with why), removes the rest, and completes.
+#[test]
+fn remove_keeps_the_bridge_when_the_adapter_is_gone() {
+    let Some(s) = Site::new("gonad") else { return };
+    s.deploy();
+    s.ip("link del up0");
+    let out = s.m.edgenet(&["remove", "--output", "json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("adapter up0 is gone") || text.contains("adapter up0: gone"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("bridge {BRIDGE}: it carries the host's addresses")),
+        "{text}"
+    );
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), BRIDGE),
+        ["198.18.0.11/24"]
+    );
+    assert!(s.m.node_namespaces().is_empty());
+    assert!(!s.m.state.join("state.json").exists());
+    let again = s.m.edgenet(&["remove"]);
+    assert!(again.status.success());
+    s.ip(&format!("link del {BRIDGE}"));
+}

@@ -53,6 +53,42 @@ impl AdapterSnapshot {
     }
 }
 
+/// The adapter now: by its name, or, renamed since (`ip link set up0 name enp3s0`), the one
+/// link with its MAC that is not the bridge and not one of this deployment's (a port of the
+/// bridge first). `None` when it is gone.
+pub fn find_adapter(
+    nl: &mut Netlink,
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    own: &Ownership,
+) -> Result<Option<String>, DeployError> {
+    if nl.link(&snap.name)?.is_some() {
+        return Ok(Some(snap.name.clone()));
+    }
+    let Some(mac) = snap.mac else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<_> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| {
+            l.name != bridge
+                && l.mac == Some(mac)
+                && !own.owns(l)
+                && l.kind.as_deref() != Some("bridge")
+        })
+        .collect();
+    candidates.sort_by_key(|l| l.master.as_deref() != Some(bridge));
+    let ports = candidates
+        .iter()
+        .filter(|l| l.master.as_deref() == Some(bridge))
+        .count();
+    Ok(match (ports, candidates.len()) {
+        (1, _) | (0, 1) => candidates.into_iter().next().map(|l| l.name),
+        _ => None,
+    })
+}
+
 /// Gives the adapter its configuration back: everything on the bridge moves to it while it is
 /// still a port (when the bridge is already gone, e.g. after a reboot, only rules naming the
 /// bridge remain to move), then it leaves the bridge and gets its MTU and state back. Whatever
@@ -63,6 +99,23 @@ pub fn restore_adapter(
     bridge: &str,
     own: &Ownership,
 ) -> Result<Vec<String>, DeployError> {
+    let renamed;
+    let snap = match find_adapter(nl, snap, bridge, own)? {
+        Some(name) if name == snap.name => snap,
+        Some(name) => {
+            renamed = AdapterSnapshot {
+                name,
+                ..snap.clone()
+            };
+            &renamed
+        }
+        None => {
+            return Err(DeployError::Unsupported(format!(
+                "adapter {} is gone; nothing to restore it to",
+                snap.name
+            )))
+        }
+    };
     let Some(link) = nl.link(&snap.name)? else {
         return Err(DeployError::Unsupported(format!(
             "adapter {} is gone; nothing to restore it to",
@@ -75,6 +128,11 @@ pub fn restore_adapter(
         Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
         None => true,
     };
+    // Up first when it was up: routes cannot be put on a link that is down (a renamed adapter
+    // may have been taken down on the way).
+    if snap.up && !link.up {
+        nl.set_up(&snap.name, true)?;
+    }
     // IPv6 back on the adapter first: the bridge's IPv6 addresses move to it.
     if let Some(previous) = &snap.disable_ipv6 {
         let key = ipv6_conf(&snap.name, "disable_ipv6");
