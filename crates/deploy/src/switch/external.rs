@@ -260,8 +260,12 @@ impl SwitchDriver for ExternalSwitch<'_> {
         }
         j.step("switch-adapter")?;
 
-        for item in nl.move_link_config(adapter, name)?.describe() {
+        let moved = nl.move_link_config(adapter, name)?;
+        for item in moved.describe() {
             j.changed(format!("moved {item} from {adapter} to {name}"));
+        }
+        for warning in moved.skipped() {
+            j.changed(format!("warning: {warning}"));
         }
         if snap.disable_ipv6.is_some() {
             port_without_ipv6(adapter, name, j)?;
