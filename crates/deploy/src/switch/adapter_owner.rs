@@ -184,7 +184,7 @@ fn fix(
              iface {adapter} inet manual\n  \
              auto {bridge}\n  \
              iface {bridge} {}\n      bridge_ports {adapter}\n      bridge_stp off\n      hwaddress ether {mac}\n\
-             (with the address lines of {adapter}'s stanza), run `ifdown {adapter}; ifup {bridge}`; {then}",
+             (with the address lines of {adapter}'s stanza), then switch over in one go: over SSH `ifdown {adapter}` drops your session before `ifup {bridge}` runs, so run both detached,              `systemd-run --unit=edgenet-ifswitch sh -c 'ifdown {adapter} && ifup {bridge}'` (or `nohup sh -c 'ifdown {adapter} && ifup {bridge}' >/dev/null 2>&1 &`); {then}",
             file.display(),
             stanza
                 .split_whitespace()
@@ -235,6 +235,16 @@ mod tests {
         assert!(text.contains("kill 42"), "{text}");
         assert!(text.contains("`udhcpc -f -i br0 -s /x`"), "{text}");
         assert!(text.contains("198.18.0.50/24"), "{text}");
+        let m = Manager::Ifupdown {
+            stanza: "iface up0 inet static".into(),
+            file: "/etc/network/interfaces".into(),
+        };
+        let text = fix(&m, "up0", "br0", None, &[]);
+        assert!(text.contains("over SSH"), "{text}");
+        assert!(
+            text.contains("systemd-run --unit=edgenet-ifswitch sh -c 'ifdown up0 && ifup br0'"),
+            "{text}"
+        );
     }
 
     #[test]
