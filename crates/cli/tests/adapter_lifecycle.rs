@@ -505,8 +505,19 @@ fn boot_view(s: &Site) -> Value {
         .iter()
         .map(|ns| link(&Machine::ip_json_in(ns, "link show"), "eth0").unwrap()["address"].clone())
         .collect();
+    // The host ends of the nodes' veths (ports of the bridge besides the adapter): the same
+    // MACs after a reboot, so kernel dumps match.
+    let mut veth_macs: Vec<Value> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == BRIDGE && l["ifname"] != "up0")
+        .map(|l| l["address"].clone())
+        .collect();
+    veth_macs.sort_by_key(|v| v.to_string());
     json!({
         "shape": s.m.shape(),
+        "veth_macs": veth_macs,
         "bridge_mac": link(&links, BRIDGE).map(|l| l["address"].clone()),
         "adapter_mac": link(&links, "up0").map(|l| l["address"].clone()),
         "node_macs": node_macs,
