@@ -36,38 +36,20 @@ mkdir -p "$pkg/lib/systemd/system"
 "$bin" install-unit --print --packaged >"$pkg/lib/systemd/system/edgenet.service"
 chmod 0644 "$pkg/lib/systemd/system/edgenet.service"
 
-# Man page: `edgenet man` (clap_mangen) when this edgenet has it, else one made from --help.
+# Man page: `edgenet man` (clap_mangen), from the binary itself.
 mkdir -p "$pkg/usr/share/man/man1"
-if "$bin" man >"$stage/edgenet.1" 2>/dev/null && [ -s "$stage/edgenet.1" ]; then
-  :
-else
-  {
-    echo ".TH EDGENET 1 \"\" \"edgenet $version\" \"User Commands\""
-    echo ".SH NAME"
-    echo "edgenet \\- host networking for edge Kubernetes clusters on Linux"
-    echo ".SH DESCRIPTION"
-    echo ".nf"
-    "$bin" --help | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./'
-    for cmd in check plan deploy remove status install-unit scale-config; do
-      echo
-      echo "edgenet $cmd:"
-      "$bin" "$cmd" --help | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./'
-    done
-    echo ".fi"
-    echo ".SH FILES"
-    echo "/etc/edgenet/config.json, /etc/default/edgenet (EDGENET_ARGS), /var/lib/edgenet"
-  } >"$stage/edgenet.1"
-fi
+"$bin" man >"$stage/edgenet.1"
+[ -s "$stage/edgenet.1" ] || { echo "build-deb: \`edgenet man\` wrote nothing" >&2; exit 1; }
 gzip -9n -c "$stage/edgenet.1" >"$pkg/usr/share/man/man1/edgenet.1.gz"
 
-# Completions, when this edgenet can write them.
-if "$bin" completions bash >"$stage/bash" 2>/dev/null && [ -s "$stage/bash" ]; then
-  install -D -m 0644 "$stage/bash" "$pkg/usr/share/bash-completion/completions/edgenet"
-  "$bin" completions zsh >"$stage/zsh" && install -D -m 0644 "$stage/zsh" "$pkg/usr/share/zsh/vendor-completions/_edgenet"
-  "$bin" completions fish >"$stage/fish" && install -D -m 0644 "$stage/fish" "$pkg/usr/share/fish/vendor_completions.d/edgenet.fish"
-else
-  echo "build-deb: this edgenet has no \`completions\` command; the package has no shell completions" >&2
-fi
+# Shell completions, from the binary itself (`edgenet completions SHELL`).
+for sh_ in bash zsh fish; do
+  "$bin" completions "$sh_" >"$stage/$sh_"
+  [ -s "$stage/$sh_" ] || { echo "build-deb: \`edgenet completions $sh_\` wrote nothing" >&2; exit 1; }
+done
+install -D -m 0644 "$stage/bash" "$pkg/usr/share/bash-completion/completions/edgenet"
+install -D -m 0644 "$stage/zsh" "$pkg/usr/share/zsh/vendor-completions/_edgenet"
+install -D -m 0644 "$stage/fish" "$pkg/usr/share/fish/vendor_completions.d/edgenet.fish"
 
 install -d -m 0700 "$pkg/var/lib/edgenet"
 install -d -m 0755 "$pkg/etc/edgenet"

@@ -298,6 +298,10 @@ pub struct PlanCmd {
 
 #[derive(Debug, Args, Clone)]
 pub struct RemoveArgs {
+    /// Remove even while a DHCP client runs on the bridge of the external switch.
+    #[arg(long)]
+    pub force: bool,
+
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -358,6 +362,10 @@ pub struct InstallUnitArgs {
     /// Delete the unit file instead.
     #[arg(long, conflicts_with = "print")]
     pub uninstall: bool,
+
+    /// Overwrite (or with --uninstall delete) an edgenet.service that edgenet did not write.
+    #[arg(long)]
+    pub force: bool,
 
     /// The generic unit of the Debian package (used by scripts/build-deb.sh).
     #[arg(long, hide = true, requires = "print")]

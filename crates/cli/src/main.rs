@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Command::Plan(c) => commands::plan::run(&cli, &c.args),
         Command::Config(ConfigCommand::New(args)) => commands::config_new::run(&cli, args),
         Command::Deploy(args) => commands::deploy::run_deploy(&cli, args),
-        Command::Remove(args) => commands::deploy::run_remove(&cli, &args.lock),
+        Command::Remove(args) => commands::deploy::run_remove(&cli, &args.lock, args.force),
         Command::Status(_) => commands::status::run_status(&cli),
         Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
         Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),

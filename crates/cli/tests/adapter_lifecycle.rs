@@ -434,6 +434,67 @@ fn a_renamed_machine_keeps_its_deployment() {
     assert!(s.reachable("198.18.0.11"));
 }
 
+/// Issue 8, defect 1: a rename onto a network namespace that exists and is not this
+/// deployment's is refused before anything changes; the foreign namespace keeps its link as it
+/// was and the real node namespace stays.
+#[test]
+fn a_rename_onto_a_foreign_namespace_is_refused() {
+    let Some(s) = Site::new("renfor") else { return };
+    s.deploy();
+    let id = s.m.state_id().unwrap();
+    let foreign = format!("y-ledge-{id}");
+    sh(&format!(
+        "ip netns add {foreign} && ip netns exec {foreign} ip link add eth0 type veth peer name p1"
+    ));
+    let eth0 = |ns: &str| Machine::ip_json_in(ns, "addr show dev eth0")[0].clone();
+    let before_foreign = eth0(&foreign);
+    let before = s.m.dump();
+    let out =
+        s.m.edgenet(&["deploy", "-c", &s.cfg, "--machine-name", "y"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let (after, after_foreign) = (s.m.dump(), eth0(&foreign));
+    let _ = Command::new("ip").args(["netns", "del", &foreign]).status();
+    assert!(!out.status.success(), "the rename went through: {err}");
+    assert!(err.contains(&foreign), "{err}");
+    assert_eq!(after_foreign, before_foreign, "{err}");
+    assert_eq!(after, before, "{err}");
+    assert!(s.reachable("198.18.0.101"));
+}
+
+/// Issue 8, defect 8: on a bridge the host's manager made (the README's recommended way, with
+/// the adapter as its port), deploy uses it as it is; status then reports no drift and exits 0.
+#[test]
+fn status_on_a_manager_owned_bridge_reports_no_drift() {
+    let Some(s) = Site::new("mgrbr") else { return };
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ip(&format!("link add {BRIDGE} address {mac} type bridge"));
+    s.ip(&format!("link set up0 master {BRIDGE}"));
+    s.ip("addr flush dev up0 scope global");
+    s.ip(&format!("addr add 198.18.0.11/24 dev {BRIDGE}"));
+    s.ip(&format!("link set {BRIDGE} up"));
+    s.ip(&format!(
+        "route replace default via 198.18.0.1 dev {BRIDGE}"
+    ));
+    s.deploy();
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(s.reachable("198.18.0.101"));
+    // Releasing the adapter from it is drift again.
+    s.ip("link set up0 nomaster");
+    let status: Value =
+        serde_json::from_slice(&s.m.edgenet(&["status", "--output", "json"]).stdout).unwrap();
+    assert!(
+        status["drift"].to_string().contains("not a port"),
+        "{status:#}"
+    );
+    s.ip(&format!("link del {BRIDGE}"));
+}
+
 /// What a boot must bring back: the whole deployment (names, MTUs, addresses, routes,
 /// firewall, nodes), the switch's and nodes' MACs, and the host's configuration on the bridge.
 fn boot_view(s: &Site) -> Value {
@@ -444,8 +505,19 @@ fn boot_view(s: &Site) -> Value {
         .iter()
         .map(|ns| link(&Machine::ip_json_in(ns, "link show"), "eth0").unwrap()["address"].clone())
         .collect();
+    // The host ends of the nodes' veths (ports of the bridge besides the adapter): the same
+    // MACs after a reboot, so kernel dumps match.
+    let mut veth_macs: Vec<Value> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == BRIDGE && l["ifname"] != "up0")
+        .map(|l| l["address"].clone())
+        .collect();
+    veth_macs.sort_by_key(|v| v.to_string());
     json!({
         "shape": s.m.shape(),
+        "veth_macs": veth_macs,
         "bridge_mac": link(&links, BRIDGE).map(|l| l["address"].clone()),
         "adapter_mac": link(&links, "up0").map(|l| l["address"].clone()),
         "node_macs": node_macs,
@@ -594,6 +666,56 @@ fn the_boot_unit_passes_systemd_analyze_verify() {
     }
     assert!(out.status.success(), "{err}");
     assert!(err.trim().is_empty(), "warnings: {err}");
+}
+
+/// Issue 8, defect 12: an edgenet.service edgenet did not write is neither overwritten nor
+/// deleted without --force; one it wrote is.
+#[test]
+fn install_unit_leaves_a_unit_it_did_not_write_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, config("m0").to_string()).unwrap();
+    let unit = dir.path().join("edgenet.service");
+    let theirs =
+        "[Unit]\nDescription=the admin's own edgenet unit\n\n[Service]\nExecStart=/bin/true\n";
+    std::fs::write(&unit, theirs).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["install-unit", "--unit-dir"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&cfg)
+            .args(extra)
+            .env("EDGENET_STATE_DIR", dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    for extra in [&[][..], &["--uninstall"][..]] {
+        let out = run(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains("not written by edgenet") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), theirs, "{extra:?}");
+    }
+    let out = run(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(&unit).unwrap();
+    assert!(
+        ours.starts_with("# written by edgenet install-unit\n"),
+        "{ours}"
+    );
+    // Now ours: rewritten and deleted without --force.
+    assert!(run(&[]).status.success());
+    assert!(run(&["--uninstall"]).status.success());
+    assert!(!unit.exists());
 }
 
 /// A child process that is killed (by its pid) when dropped.
@@ -846,7 +968,38 @@ fn a_dhcp_lease_keeps_renewing_on_the_bridge_and_comes_back() {
                 .contains(&format!("udhcpc (pid {pid}) configures up0")),
             "{status:#}"
         );
+        // Issue 8, defect 11: deploy does not say "No changes" over it; it refuses, naming
+        // the client and the fix, and changes nothing.
+        let before = s.m.dump();
+        let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains(&format!("udhcpc (pid {pid}) configures up0")),
+            "{err}"
+        );
+        assert!(err.contains(&format!("kill {pid}")), "{err}");
+        assert_eq!(s.m.dump(), before);
     }
+
+    // Issue 8, defect 3: remove while the client runs on the bridge it would delete: refused
+    // (exit 3), naming the client and the fix, nothing changed.
+    let before = s.m.dump();
+    let out = s.m.edgenet(&["remove"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = on_bridge.0.id();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("udhcpc (pid {pid}) configures {BRIDGE}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("kill {pid}")) && err.contains("-i up0"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(s.m.dump(), before);
+    assert_eq!(v4(BRIDGE), ["198.18.0.51/24"]);
 
     // Remove: the client stops on the bridge, the address goes back to the adapter, and the
     // client carries on there with the same lease.
@@ -894,6 +1047,13 @@ fn an_adapter_a_network_manager_owns_is_refused_with_its_recipe() {
         assert!(bridges(&s.m.ns).is_empty());
         assert!(!s.m.state.exists());
         assert_eq!(l3(&s.m.ns, "up0"), before);
+        // Issue 8, defect 7: check reports the same refusal, with the same recipe.
+        let out = s.m.edgenet_env(&["check", "-c", &s.cfg], &env);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "check passed: {text}");
+        for e in expect {
+            assert!(text.contains(e), "check: {e:?} in {text}");
+        }
     };
     std::fs::write(
         &ifaces,
@@ -943,4 +1103,231 @@ fn an_adapter_a_network_manager_owns_is_refused_with_its_recipe() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 8, defect 7: check fails where deploy refuses: a foreign bridge with the switch's
+/// name that does not have the adapter as its port, and the loopback as the adapter.
+#[test]
+fn check_fails_on_a_foreign_switch_bridge_and_a_loopback_adapter() {
+    let Some(s) = Site::new("chk") else { return };
+    let check = |cfg: &str| {
+        let out = s.m.edgenet(&["check", "-c", cfg]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(check(&s.cfg).0, Some(0), "{}", check(&s.cfg).1);
+    s.ip(&format!("link add {BRIDGE} type bridge"));
+    let (code, text) = check(&s.cfg);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(BRIDGE), "{text}");
+    let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+    assert!(!out.status.success());
+    s.ip(&format!("link del {BRIDGE}"));
+
+    let mut lo = config("m0");
+    lo["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("lo");
+    let lo = s.m.write_config("lo.json", &lo);
+    let (code, text) = check(&lo);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("loopback"), "{text}");
+    assert!(!s.m.edgenet(&["deploy", "-c", &lo]).status.success());
+    assert!(bridges(&s.m.ns).is_empty());
+}
+
+/// Issue 8, defect 2: the adapter gets IPv6 by SLAAC from real router advertisements
+/// (dnsmasq `--enable-ra`). After deploy the port does no IPv6 of its own (no kernel prefix
+/// route left on it to win over the bridge's), the bridge takes the RAs, and IPv6 from the host
+/// works; remove gives the adapter its IPv6 back.
+#[test]
+fn slaac_ipv6_moves_to_the_bridge_and_keeps_working() {
+    let Some(s) = Site::new("slaac") else { return };
+    if Command::new("sh")
+        .arg("-c")
+        .arg("command -v dnsmasq")
+        .stdout(Stdio::null())
+        .status()
+        .map(|st| !st.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: dnsmasq is not installed (scripts/deps.sh installs it)");
+        return;
+    }
+    let (lan, peer, ns) = (&s.lan, &s.peer, &s.m.ns);
+    sh(&format!(
+        "ip -n {lan} addr add 2001:db8:7::1/64 dev lan0 nodad && \
+         ip -n {peer} addr add 2001:db8:7::254/64 dev eth0 nodad"
+    ));
+    let dir = s.m.dir.path().join("ra");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ra = Child(
+        Command::new("ip")
+            .args(["netns", "exec", lan, "dnsmasq", "--keep-in-foreground"])
+            .args([
+                "--user=root",
+                "--no-resolv",
+                "--no-hosts",
+                "--port=0",
+                "--interface=lan0",
+                "--bind-interfaces",
+                "--enable-ra",
+                "--dhcp-range=2001:db8:7::,ra-only",
+            ])
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let global6 = |dev: &str| -> Vec<String> {
+        let addrs = json_of(&format!(
+            "ip -n {ns} -6 -j addr show dev {dev} scope global 2>/dev/null || echo []"
+        ));
+        addrs
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(String::from))
+            .collect()
+    };
+    let ping6 = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip netns exec {ns} ping -6 -c1 -W1 2001:db8:7::254"
+            ))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    // A router solicitation now rather than waiting for the next periodic RA.
+    s.ip("link set up0 down");
+    s.ip("link set up0 up");
+    s.ip("route replace default via 198.18.0.1 dev up0");
+    wait_for("a SLAAC address on up0", || !global6("up0").is_empty());
+    wait_for("IPv6 from the host before deploy", ping6);
+    let slaac = global6("up0");
+
+    s.deploy();
+    let prefix_on = |dev: &str| {
+        sh_out(&format!(
+            "ip -n {ns} -6 route show dev {dev} 2>/dev/null || true"
+        ))
+        .contains("2001:db8:7::/64")
+    };
+    assert!(!prefix_on("up0"), "the port keeps a prefix route");
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "1");
+    assert_eq!(
+        s.m.sysctl(&format!("net.ipv6.conf.{BRIDGE}.accept_ra")),
+        s.m.sysctl("net.ipv6.conf.up0.accept_ra")
+    );
+    assert_eq!(global6(BRIDGE), slaac);
+    assert!(prefix_on(BRIDGE));
+    wait_for("IPv6 from the host through the bridge", ping6);
+    // The bridge renews the address from the RAs itself.
+    s.ip(&format!("link set {BRIDGE} down"));
+    s.ip(&format!("link set {BRIDGE} up"));
+    wait_for("SLAAC on the bridge", || global6(BRIDGE) == slaac);
+
+    s.m.ok(&["remove"]);
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "0");
+    wait_for("the SLAAC address back on up0", || global6("up0") == slaac);
+    wait_for("IPv6 from the host after remove", ping6);
+}
+
+/// Issue 8, defect 10: the bridge deleted by hand with nothing put back on the adapter: status
+/// says the host's addresses are on neither link, and the next deploy puts the recorded
+/// configuration back on the new bridge, so the host is reachable again.
+#[test]
+fn a_bridge_deleted_by_hand_gets_the_hosts_configuration_back() {
+    let Some(s) = Site::new("brdel") else { return };
+    s.deploy();
+    let on_bridge = l3(&s.m.ns, BRIDGE);
+    s.ip(&format!("link del {BRIDGE}"));
+    assert!(!s.reachable("198.18.0.11"));
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        status["drift"].to_string().contains(
+            "the host's addresses recorded for the adapter (198.18.0.11/24) are on neither"
+        ),
+        "{status:#}"
+    );
+    s.deploy();
+    assert_eq!(l3(&s.m.ns, BRIDGE), on_bridge);
+    assert!(has_default_via_gateway(&s, BRIDGE));
+    assert!(s.reachable("198.18.0.11"));
+    assert!(s.reachable("198.18.0.101"));
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    // And remove gives it to the adapter.
+    s.m.ok(&["remove"]);
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "up0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "up0"));
+    // IPv6 was still off on the adapter when the bridge went; it comes back as it was.
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "0");
+}
+
+/// Issue 8, defect 4: the adapter renamed while deployed (released, down, new name): remove
+/// finds it by its MAC and gives it the host's configuration back under its new name.
+#[test]
+fn remove_finds_a_renamed_adapter_by_its_mac() {
+    let Some(s) = Site::new("rnad") else { return };
+    s.deploy();
+    s.ip("link set up0 nomaster down name enp3s0");
+    let out = s.m.edgenet(&["remove"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bridges(&s.m.ns).is_empty());
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "enp3s0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "enp3s0"));
+    assert!(s.reachable("198.18.0.11"));
+    assert!(!s.m.state.join("state.json").exists());
+}
+
+/// Issue 8, defect 4: the adapter gone while deployed: remove keeps the bridge that carries
+/// the host's only address (reported as left, with why), removes the rest, and completes.
+#[test]
+fn remove_keeps_the_bridge_when_the_adapter_is_gone() {
+    let Some(s) = Site::new("gonad") else { return };
+    s.deploy();
+    s.ip("link del up0");
+    let out = s.m.edgenet(&["remove", "--output", "json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("adapter up0 is gone") || text.contains("adapter up0: gone"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("bridge {BRIDGE}: it carries the host's addresses")),
+        "{text}"
+    );
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), BRIDGE),
+        ["198.18.0.11/24"]
+    );
+    assert!(s.m.node_namespaces().is_empty());
+    assert!(!s.m.state.join("state.json").exists());
+    let again = s.m.edgenet(&["remove"]);
+    assert!(again.status.success());
+    s.ip(&format!("link del {BRIDGE}"));
 }

@@ -75,9 +75,20 @@ fn the_debian_package_installs_deploys_and_purges() {
     for f in [
         "/lib/systemd/system/edgenet.service",
         "/usr/share/man/man1/edgenet.1.gz",
+        "/usr/share/bash-completion/completions/edgenet",
+        "/usr/share/zsh/vendor-completions/_edgenet",
+        "/usr/share/fish/vendor_completions.d/edgenet.fish",
     ] {
         assert!(Path::new(f).is_file(), "{f}");
+        assert!(std::fs::metadata(f).unwrap().len() > 0, "{f} is empty");
     }
+    let man = sh_out("zcat /usr/share/man/man1/edgenet.1.gz");
+    assert!(man.contains(".TH"), "not a man page: {man}");
+    let bash = std::fs::read_to_string("/usr/share/bash-completion/completions/edgenet").unwrap();
+    assert!(
+        bash.contains("deploy") && bash.contains("edgenet"),
+        "{bash}"
+    );
     let mode = sh_out("stat -c %a /var/lib/edgenet");
     assert_eq!(mode.trim(), "700");
     let unit = std::fs::read_to_string("/lib/systemd/system/edgenet.service").unwrap();
@@ -112,7 +123,44 @@ fn the_debian_package_installs_deploys_and_purges() {
     };
     let deployed = run("deploy");
     let removed = run("remove");
+    // With the package's own state directory: remove empties it but keeps it (dpkg owns it),
+    // still 0700, and `dpkg -V` finds nothing missing.
+    let in_ns = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet {args} --resolv-conf {d}/resolv.conf",
+                d = dir.path().display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let deployed_default = in_ns("deploy");
+    let removed_default = in_ns("remove");
     sh(&format!("ip netns del {ns}"));
+    for out in [&deployed_default, &removed_default] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        Path::new("/var/lib/edgenet").is_dir(),
+        "remove deleted the package's state directory"
+    );
+    assert!(!Path::new("/var/lib/edgenet/state.json").exists());
+    assert_eq!(sh_out("stat -c %a /var/lib/edgenet").trim(), "700");
+    let verify = Command::new("dpkg")
+        .args(["-V", "edgenet"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stdout.is_empty(),
+        "dpkg -V: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     assert!(
         deployed.status.success(),
         "{}",

@@ -9,6 +9,15 @@
 use std::path::PathBuf;
 
 pub const UNIT_NAME: &str = "edgenet.service";
+/// The first line of every unit edgenet writes: `install-unit` only overwrites or deletes a
+/// file that has it (or the header of units of earlier versions).
+pub const MARK: &str = "# written by edgenet install-unit";
+const OLD_MARK: &str = "# Written by `edgenet install-unit`";
+
+/// Whether the unit file text `text` was written by edgenet.
+pub fn is_ours(text: &str) -> bool {
+    text.lines().any(|l| l == MARK || l.starts_with(OLD_MARK))
+}
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Units that must start after edgenet (K3s server and agent, kubeadm's kubelet).
 pub const BEFORE: &[&str] = &["k3s.service", "k3s-agent.service", "kubelet.service"];
@@ -74,6 +83,8 @@ impl BootUnit {
 
     pub fn render(&self) -> String {
         let mut unit = String::new();
+        unit.push_str(MARK);
+        unit.push('\n');
         unit.push_str("# Written by `edgenet install-unit`: deploys the cluster's host networking again at every\n");
         unit.push_str("# boot (kernel objects do not survive a reboot; the state in the state directory does).\n");
         unit.push_str("[Unit]\n");
@@ -94,6 +105,10 @@ impl BootUnit {
         if self.packaged {
             unit.push_str(&format!("ConditionPathExists={PACKAGED_CONFIG}\n"));
         }
+        // A failure that stays (a missing adapter, a broken host) must not restart forever:
+        // after this many tries the unit stays failed and `systemctl status` shows why.
+        unit.push_str("StartLimitIntervalSec=30min\n");
+        unit.push_str("StartLimitBurst=20\n");
         unit.push_str("\n[Service]\n");
         unit.push_str("Type=oneshot\n");
         unit.push_str("RemainAfterExit=yes\n");
@@ -200,6 +215,13 @@ mod tests {
         ));
         assert!(text.contains("Environment=EDGENET_STATE_DIR=/var/lib/edgenet\n"));
         assert!(text.contains("Type=oneshot\n"));
+        assert!(text.starts_with(&format!("{MARK}\n")));
+        assert!(is_ours(&text));
+        assert!(!is_ours("[Unit]\nDescription=someone else's\n"));
+        // Restarts stop when the failure is permanent.
+        let limits = text.split("[Service]").next().unwrap();
+        assert!(limits.contains("StartLimitIntervalSec=30min\n"), "{text}");
+        assert!(limits.contains("StartLimitBurst=20\n"), "{text}");
     }
 
     #[test]

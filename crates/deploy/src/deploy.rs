@@ -132,6 +132,7 @@ pub fn deploy(
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
+    refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -208,6 +209,7 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
 
 /// What must hold before anything is touched.
 fn preflight(plan: &Plan) -> Result<(), DeployError> {
+    failpoint::validate().map_err(DeployError::Unsupported)?;
     if plan.node_runtime == RuntimeKind::Vm {
         // The image and QEMU's tools, before anything changes.
         node::vm::Image::from_plan(plan)?;
@@ -287,6 +289,9 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
                 snapshot: snapshot.as_ref(),
             }
             .ensure(&mut nl, &plan.switch, mac, &own, run)?;
+            if snapshot.is_some() {
+                keep_host_config(run, &mut nl, plan)?;
+            }
         }
     }
 
@@ -334,6 +339,44 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.state.finish_deploy();
     run.lock.save(&run.state)?;
     run.step("finish")?;
+    Ok(())
+}
+
+/// A rename (a new machine name) moves a node's namespace to a new name; a namespace that
+/// already has that name and is not this deployment's belongs to someone else and must not be
+/// taken over (its links would get the node's MAC and address, and the real node would go).
+/// Refuses before anything changes.
+fn refuse_foreign_rename_targets(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let earlier: Vec<&edgenet_core::plan::NodePlan> =
+        [state.pending_plan.as_ref(), state.applied_plan.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p.nodes.iter())
+            .collect();
+    for node in &plan.nodes {
+        let new_ns = names::node_netns(&node.name, id);
+        if state.object(ObjectKind::Netns, &new_ns, None).is_some()
+            || !edgenet_host::netns::exists(&new_ns)
+        {
+            continue;
+        }
+        let Some(old) = earlier.iter().find(|o| {
+            o.kind == node.kind
+                && o.name != node.name
+                && !plan.nodes.iter().any(|p| p.name == o.name)
+        }) else {
+            continue;
+        };
+        return Err(DeployError::Foreign {
+            what: "network namespace",
+            name: new_ns.clone(),
+            hint: format!(
+                "renaming node {} to {} needs the network namespace {new_ns}, which exists and was not made by this deployment; nothing was changed. Delete it if it is a leftover (`ip netns del {new_ns}`), or choose another machine name",
+                old.name, node.name
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -542,7 +585,12 @@ fn adopt_adapter(
             if live.as_ref().and_then(|l| l.master.as_deref()) == Some(bridge) {
                 return Ok(Some(snap.adapter));
             }
-            let now = AdapterSnapshot::take(nl, adapter)?;
+            let mut now = AdapterSnapshot::take(nl, adapter)?;
+            // IPv6 still off on the adapter is edgenet's doing (the bridge went, the sysctl
+            // stayed): what it was before edgenet is still the recorded value.
+            if now.disable_ipv6.as_deref() == Some("1") && snap.adapter.disable_ipv6.is_some() {
+                now.disable_ipv6 = snap.adapter.disable_ipv6.clone();
+            }
             if now != snap.adapter {
                 run.changed(format!(
                     "took {adapter} as it is now (it is no longer a port of {bridge})"
@@ -551,6 +599,7 @@ fn adopt_adapter(
             let record = AdapterRecord {
                 bridge: bridge.to_string(),
                 adapter: now.clone(),
+                moved: snap.moved,
             };
             run.state
                 .record_object(ObjectKind::Adapter, adapter, None)
@@ -584,6 +633,7 @@ fn adopt_adapter(
     let record = AdapterRecord {
         bridge: bridge.to_string(),
         adapter: snap.clone(),
+        moved: None,
     };
     run.new_objects
         .push((ObjectKind::Adapter, adapter.to_string(), None));
@@ -594,11 +644,62 @@ fn adopt_adapter(
     Ok(Some(snap))
 }
 
+/// The host's configuration on the bridge is recorded after each move; when the bridge and
+/// the adapter both have none (the bridge was deleted by hand and nothing put the adapter's
+/// addresses back), the recorded one goes back on the bridge, so the host is not left offline.
+fn keep_host_config(run: &mut Run<'_>, nl: &mut Netlink, plan: &Plan) -> Result<(), DeployError> {
+    let (Some(adapter), bridge) = (plan.switch.adapter.as_deref(), plan.switch.name.as_str())
+    else {
+        return Ok(());
+    };
+    let Some(mut record) = run
+        .state
+        .object(ObjectKind::Adapter, adapter, None)
+        .and_then(|o| o.restore.as_ref())
+        .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
+    else {
+        return Ok(());
+    };
+    let on_bridge = nl.link_config(bridge)?;
+    if on_bridge.addresses.is_empty() && nl.link_config(adapter)?.addresses.is_empty() {
+        let Some(saved) = record.moved.as_ref().filter(|m| !m.addresses.is_empty()) else {
+            return Ok(());
+        };
+        let back = nl.apply_saved(saved)?;
+        for item in back.describe() {
+            run.changed(format!(
+                "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
+            ));
+        }
+        return Ok(());
+    }
+    if on_bridge.addresses.is_empty() {
+        return Ok(());
+    }
+    let saved = edgenet_host::link_config::SavedLinkConfig::save(
+        &on_bridge,
+        bridge,
+        nl.link_index(bridge)?,
+    );
+    if record.moved.as_ref() != Some(&saved) {
+        record.moved = Some(saved);
+        run.state
+            .record_object(ObjectKind::Adapter, adapter, None)
+            .restore = Some(serde_json::to_value(&record).expect("serialises"));
+        run.lock.save_journal(&run.state)?;
+    }
+    Ok(())
+}
+
 /// What the state keeps about an adopted adapter.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct AdapterRecord {
     pub bridge: String,
     pub adapter: AdapterSnapshot,
+    /// The host's configuration on the bridge after the last move: put back when neither the
+    /// bridge nor the adapter has any (the bridge was deleted by hand, nothing restored it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<edgenet_host::link_config::SavedLinkConfig>,
 }
 
 /// Order in which objects are undone: firewall, nodes, the adapter back to its addresses,

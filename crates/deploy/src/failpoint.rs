@@ -36,6 +36,35 @@ pub const ENV: &str = "EDGENET_FAILPOINT";
 #[error("failpoint {0} was hit ({ENV} is set)")]
 pub struct FailpointHit(pub String);
 
+/// An `EDGENET_FAILPOINT` that names no step (a typo) would silently test nothing: it is an
+/// error, naming the steps there are.
+pub fn validate() -> Result<(), String> {
+    let Ok(spec) = std::env::var(ENV) else {
+        return Ok(());
+    };
+    check_spec(&spec)
+}
+
+fn check_spec(spec: &str) -> Result<(), String> {
+    let name = match spec.split_once(':') {
+        Some((name, "crash")) => name,
+        Some((_, how)) => {
+            return Err(format!(
+                "{ENV}={spec:?}: unknown mode {how:?}; use <step> or <step>:crash"
+            ))
+        }
+        None => spec,
+    };
+    if STEPS.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{ENV}={spec:?} names no step; the steps are {}",
+            STEPS.join(", ")
+        ))
+    }
+}
+
 /// Called after each step.
 pub fn hit(step: &str) -> Result<(), FailpointHit> {
     let Ok(spec) = std::env::var(ENV) else {
@@ -53,4 +82,18 @@ pub fn hit(step: &str) -> Result<(), FailpointHit> {
         std::process::abort();
     }
     Err(FailpointHit(step.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_failpoint_is_an_error_naming_the_steps() {
+        assert!(check_spec("switch").is_ok());
+        assert!(check_spec("node-netns:crash").is_ok());
+        let e = check_spec("swtich").unwrap_err();
+        assert!(e.contains("swtich") && e.contains("switch-adapter"), "{e}");
+        assert!(check_spec("switch:boom").is_err());
+    }
 }

@@ -142,6 +142,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         report.left.push(format!("{}: {why}", object_words(o)));
         state.forget_object(o.kind, &o.name, o.netns.as_deref());
     }
+    adapters_gone(&mut nl, &mut state, &own, &mut report)?;
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
     // each), so remove pays it once per kind, in parallel: the table goes on its own thread
     // (same network namespace: threads inherit the creator's) while one request deletes every
@@ -399,6 +400,52 @@ pub(crate) fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> 
         (forwards && has_rules(family, table, name))
             .then(|| format!("chain {name} of table {family} {table}"))
     })
+}
+
+/// An adapter that is gone (no link has its name, nor its MAC under another name) cannot take
+/// the host's configuration back: the bridge that carries it stays (out of the deployment's
+/// link group, which the sweep deletes) and is reported as left with why; the adapter's record
+/// is forgotten, so the rest of the remove, and any rerun, completes.
+fn adapters_gone(
+    nl: &mut Netlink,
+    state: &mut crate::state::DeploymentState,
+    own: &Ownership,
+    report: &mut RemoveReport,
+) -> Result<(), DeployError> {
+    let records: Vec<(String, AdapterRecord)> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Adapter)
+        .filter_map(|o| {
+            let r = serde_json::from_value::<AdapterRecord>(o.restore.clone()?).ok()?;
+            Some((o.name.clone(), r))
+        })
+        .collect();
+    for (name, record) in records {
+        let bridge = record.bridge.as_str();
+        if crate::switch::external::find_adapter(nl, &record.adapter, bridge, own)?.is_some() {
+            continue;
+        }
+        let held = nl.link_config(bridge)?.address_strings();
+        if nl.link(bridge)?.is_some_and(|b| own.owns(&b)) && !held.is_empty() {
+            nl.set_group(bridge, 0)?;
+            state.forget_object(ObjectKind::Bridge, bridge, None);
+            report.left.push(format!(
+                "bridge {bridge}: it carries the host's addresses ({}) and adapter {name} is gone, so nothing can take them back; delete it (`ip link del {bridge}`) once the host has its network on another link",
+                held.join(", ")
+            ));
+        }
+        report.left.push(format!(
+            "adapter {name}: gone (no link has its name or its MAC {}); nothing to restore",
+            record
+                .adapter
+                .mac
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "?".into())
+        ));
+        state.forget_object(ObjectKind::Adapter, &name, None);
+    }
+    Ok(())
 }
 
 /// Leaves the state directory as it was before the first deploy: node files, the lock file

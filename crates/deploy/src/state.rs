@@ -27,6 +27,28 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The state directory holds the deployment's id and generated MACs: only root reads it. Made
+/// 0700 (its parents as usual); an existing directory keeps its mode.
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        r => r,
+    }
+}
+
+/// `remove` empties the state directory and deletes it, except the package's own
+/// /var/lib/edgenet (dpkg installed it, 0700, and checks it is there: `dpkg -V`).
+pub fn keeps_dir(path: &Path) -> bool {
+    path == Path::new(DEFAULT_STATE_DIR)
+}
+
 /// Version of the state file layout. Bump it when a field is renamed, removed or changes
 /// meaning, or when a new field must not be silently dropped by an older edgenet; an edgenet
 /// refuses a state newer than it understands rather than rewriting it without those fields.
@@ -471,7 +493,7 @@ impl StateDir {
             path: self.path.clone(),
             source,
         };
-        fs::create_dir_all(&self.path).map_err(dir_err)?;
+        create_private_dir(&self.path).map_err(dir_err)?;
         let lock_path = self.lock_file();
         let start = Instant::now();
         // The directory itself is the lock: deleting the lock file (by hand, or a cleanup
@@ -507,7 +529,7 @@ impl StateDir {
             if same_file(&dir, &self.path) {
                 break dir;
             }
-            fs::create_dir_all(&self.path).map_err(dir_err)?;
+            create_private_dir(&self.path).map_err(dir_err)?;
         };
         // `remove` deletes the lock file at the very end (zero residue), so a waiter may win
         // the lock on a file that is no longer at `lock_path`: it then starts over on the new
@@ -541,7 +563,7 @@ impl StateDir {
             if same_file(&file, &lock_path) {
                 break file;
             }
-            fs::create_dir_all(&self.path).map_err(dir_err)?;
+            create_private_dir(&self.path).map_err(dir_err)?;
         };
         let who = format!("{} {}\n", std::process::id(), purpose);
         // Informational only: failing to write it must not fail the deploy.
@@ -674,6 +696,9 @@ impl StateLock {
     /// meanwhile; waiters notice it is gone and start over) and the directory if it is empty.
     pub fn release_and_delete(&self) {
         let _ = fs::remove_file(self.dir.lock_file());
+        if keeps_dir(self.dir.path()) {
+            return;
+        }
         let _ = fs::remove_dir(self.dir.path());
     }
 
@@ -899,6 +924,19 @@ mod tests {
         assert!(matches!(err, StateError::Locked { .. }), "{err}");
         drop(held);
         state_dir.lock("edgenet remove", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_new_state_directory_is_private_and_only_the_package_one_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/state");
+        let state_dir = StateDir::new(&path);
+        drop(state_dir.lock("edgenet deploy", Duration::ZERO).unwrap());
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+        assert!(keeps_dir(Path::new("/var/lib/edgenet")));
+        assert!(!keeps_dir(&path));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::firewall::{self, nft_rules, FirewallDriver, FirewallPlan, NftablesDri
 use crate::journal::Ownership;
 use crate::names;
 use crate::node::{NodeLive, NodeRef};
-use crate::state::{DeploymentId, DeploymentState, Phase, StateDir};
+use crate::state::{DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir};
 use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,7 +107,12 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     if !sw.present {
         drift.push(format!("bridge {} is missing", plan.switch.name));
     } else {
-        if !sw.ours {
+        // A bridge the user (or their network manager) made, with the adapter as its port, is
+        // used as it is and recorded as adopted: not carrying our mark is then expected.
+        let adopted = state
+            .object(ObjectKind::Bridge, &plan.switch.name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Adopted);
+        if !sw.ours && !adopted {
             drift.push(format!(
                 "{} exists but does not carry this deployment's mark",
                 plan.switch.name
@@ -163,6 +168,24 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                     ));
                 }
             }
+        }
+        // The bridge deleted by hand and made again with nothing on it: the host is offline.
+        let recorded = state
+            .object(ObjectKind::Adapter, adapter, None)
+            .and_then(|o| o.restore.as_ref())
+            .and_then(|v| serde_json::from_value::<crate::deploy::AdapterRecord>(v.clone()).ok())
+            .and_then(|r| r.moved)
+            .map(|m| m.load().address_strings())
+            .unwrap_or_default();
+        if !recorded.is_empty()
+            && nl.link_config(&plan.switch.name)?.addresses.is_empty()
+            && nl.link_config(adapter)?.addresses.is_empty()
+        {
+            report.drift.push(format!(
+                "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
+                recorded.join(", "),
+                plan.switch.name
+            ));
         }
         let left = nl.link_config(adapter)?.address_strings();
         if is_port && !left.is_empty() {

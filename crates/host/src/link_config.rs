@@ -11,7 +11,9 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST};
+use netlink_packet_core::{
+    Emitable, Parseable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
@@ -37,11 +39,75 @@ pub struct LinkConfig {
     pub routes: Vec<RouteMessage>,
     /// Rules with `iif` or `oif` naming the link.
     pub rules: Vec<RuleMessage>,
+    /// After a move: routes the kernel refused on the destination (a gateway not on-link
+    /// there, a nexthop object, ...), each with why; they stay where they were.
+    pub skipped: Vec<String>,
+}
+
+/// A [`LinkConfig`] kept in the state: the kernel's messages as they were dumped (hex), so a
+/// configuration that is gone from every link (a bridge deleted by hand) can be put back
+/// exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedLinkConfig {
+    /// The link the messages name (its index then).
+    pub link: String,
+    pub index: u32,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+fn to_hex(m: &impl Emitable) -> String {
+    let mut buf = vec![0u8; m.buffer_len()];
+    m.emit(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+impl SavedLinkConfig {
+    pub fn save(config: &LinkConfig, link: &str, index: u32) -> SavedLinkConfig {
+        SavedLinkConfig {
+            link: link.to_string(),
+            index,
+            addresses: config.addresses.iter().map(to_hex).collect(),
+            routes: config.routes.iter().map(to_hex).collect(),
+            rules: config.rules.iter().map(to_hex).collect(),
+        }
+    }
+
+    /// The messages back; one that does not parse (a state edited by hand) is skipped.
+    pub fn load(&self) -> LinkConfig {
+        fn each<T>(v: &[String], parse: impl Fn(&[u8]) -> Option<T>) -> Vec<T> {
+            v.iter()
+                .filter_map(|h| from_hex(h).and_then(|b| parse(&b)))
+                .collect()
+        }
+        LinkConfig {
+            addresses: each(&self.addresses, |b| AddressMessage::parse(b).ok()),
+            routes: each(&self.routes, |b| RouteMessage::parse(b).ok()),
+            rules: each(&self.rules, |b| RuleMessage::parse(b).ok()),
+            skipped: Vec::new(),
+        }
+    }
 }
 
 impl LinkConfig {
     pub fn is_empty(&self) -> bool {
         self.addresses.is_empty() && self.routes.is_empty() && self.rules.is_empty()
+    }
+
+    /// The skipped routes as warnings naming what to do.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// One line per item, like `ip` prints them (for reports and drift).
@@ -148,11 +214,16 @@ impl Netlink {
         }
         let have = self.link_config(from)?;
         let to_index = self.link_index(to)?;
-        let moved = translate(&have, from, to, to_index);
-        self.apply_link_config(&moved, to)?;
+        let from_index = self.link_index(from).ok();
+        let mut moved = translate(&have, from, to, to_index, from_index);
+        let refused = self.apply_link_config(&moved, to)?;
         // Off `from`: routes (those not already replaced in place), rules, then addresses,
         // IPv4 secondaries before their primary (deleting a primary takes its secondaries).
-        for r in &have.routes {
+        // A route the kernel refused on `to` stays on `from`.
+        for (i, r) in have.routes.iter().enumerate() {
+            if refused.iter().any(|(j, _)| *j == i) {
+                continue;
+            }
             let mut del = r.clone();
             strip_route_output(&mut del);
             match self.ack_request(
@@ -188,13 +259,43 @@ impl Netlink {
                 }
             }
         }
+        let mut i = 0;
+        moved.routes.retain(|_| {
+            i += 1;
+            !refused.iter().any(|(j, _)| *j == i - 1)
+        });
+        moved.skipped = refused
+            .into_iter()
+            .map(|(j, why)| {
+                format!(
+                    "route {} left on {from}: {why}",
+                    describe_route(&have.routes[j])
+                )
+            })
+            .collect();
         Ok(moved)
+    }
+
+    /// Puts a saved configuration back on the link it was saved from (`saved.link`, which may
+    /// have a new index since); returns what was put back.
+    pub fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
+        let index = self.link_index(&saved.link)?;
+        let config = saved.load();
+        let config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
+        self.apply_link_config(&config, &saved.link)?;
+        Ok(config)
     }
 
     /// Puts `config` (already naming `link`) on `link`; what is there already is left as it
     /// is or updated in place. Used by a move, and after a link was released from a bridge to
     /// put back anything the kernel dropped meanwhile.
-    pub fn apply_link_config(&mut self, config: &LinkConfig, link: &str) -> Result<(), HostError> {
+    /// Returns the routes the kernel refused as such (by their index in `config.routes`, with
+    /// why): they are skipped rather than failing the whole move.
+    pub fn apply_link_config(
+        &mut self,
+        config: &LinkConfig,
+        link: &str,
+    ) -> Result<Vec<(usize, String)>, HostError> {
         // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
         // address first: adding them in dump order, IPv6 reversed, keeps the order.
         let v4 = config
@@ -214,14 +315,42 @@ impl Netlink {
             .map_err(|f| f.into_host(&format!("add {} to", describe_address(a)), link))?;
         }
         // Routes a gateway depends on (host and link scope) before routes through gateways.
-        let mut routes: Vec<&RouteMessage> = config.routes.iter().collect();
-        routes.sort_by_key(|r| std::cmp::Reverse(u8::from(r.header.scope)));
-        for r in routes {
-            self.ack_request(
+        let mut routes: Vec<(usize, &RouteMessage)> = config.routes.iter().enumerate().collect();
+        routes.sort_by_key(|(_, r)| std::cmp::Reverse(u8::from(r.header.scope)));
+        let mut refused = Vec::new();
+        for (i, r) in routes {
+            match self.ack_request(
                 RouteNetlinkMessage::NewRoute(r.clone()),
                 NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-            )
-            .map_err(|f| f.into_host("add route", &describe_route(r)))?;
+            ) {
+                Ok(_) => {}
+                // The route itself does not fit the link (a gateway not on-link there, a
+                // nexthop object, a hop through another device): skipped, said so.
+                Err(f)
+                    if matches!(
+                        f.errno(),
+                        Some(libc::EINVAL | libc::EHOSTUNREACH | libc::ENETUNREACH)
+                    ) =>
+                {
+                    let e = f.into_host("add route", &describe_route(r));
+                    let why = e.to_string();
+                    let hint = if r
+                        .attributes
+                        .iter()
+                        .any(|a| matches!(a, RouteAttribute::NhId(_)))
+                    {
+                        format!("it uses a nexthop object; make one on {link} (`ip nexthop replace id N via GW dev {link}`) and the route with it")
+                    } else {
+                        format!("add it on {link} by hand if it is still needed")
+                    };
+                    tracing::warn!("{why}; {hint}");
+                    refused.push((
+                        i,
+                        format!("the kernel refuses it on {link} ({why}); {hint}"),
+                    ));
+                }
+                Err(f) => return Err(f.into_host("add route", &describe_route(r))),
+            }
         }
         for r in &config.rules {
             match self.ack_request(
@@ -233,7 +362,7 @@ impl Netlink {
                 Err(f) => return Err(f.into_host("add", &describe_rule(r))),
             }
         }
-        Ok(())
+        Ok(refused)
     }
 }
 
@@ -248,11 +377,21 @@ fn route_uses(r: &RouteMessage, index: u32) -> bool {
 /// `config` of link `from` as it will be on link `to` (index `to_index`): the kernel's
 /// messages with the link, labels and interface names changed, and the fields the kernel only
 /// reports (never accepts) taken out.
-fn translate(config: &LinkConfig, from: &str, to: &str, to_index: u32) -> LinkConfig {
+fn translate(
+    config: &LinkConfig,
+    from: &str,
+    to: &str,
+    to_index: u32,
+    from_link_index: Option<u32>,
+) -> LinkConfig {
+    // Only the hops of a multipath route through `from` move; hops through other devices
+    // stay as they are.
     let from_index_of = |r: &RouteMessage| {
-        r.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Oif(i) => Some(*i),
-            _ => None,
+        from_link_index.or_else(|| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })
         })
     };
     let addresses = config
@@ -320,6 +459,7 @@ fn translate(config: &LinkConfig, from: &str, to: &str, to_index: u32) -> LinkCo
         addresses,
         routes,
         rules,
+        skipped: Vec::new(),
     }
 }
 
@@ -443,6 +583,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_saved_configuration_loads_back_the_same_messages() {
+        let mut a = AddressMessage::default();
+        a.header.family = AddressFamily::Inet;
+        a.header.index = 7;
+        a.header.prefix_len = 24;
+        a.attributes
+            .push(AddressAttribute::Local("198.18.0.11".parse().unwrap()));
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet;
+        r.attributes.push(RouteAttribute::Oif(7));
+        let config = LinkConfig {
+            addresses: vec![a],
+            routes: vec![r],
+            rules: vec![],
+            skipped: vec![],
+        };
+        let saved = SavedLinkConfig::save(&config, "br0", 7);
+        let text = serde_json::to_string(&saved).unwrap();
+        let back: SavedLinkConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.load(), config);
+    }
+
+    #[test]
     fn translation_renames_labels_and_interfaces_and_drops_output_only_fields() {
         let mut a = AddressMessage::default();
         a.header.index = 7;
@@ -458,8 +621,9 @@ mod tests {
             addresses: vec![a],
             routes: vec![r],
             rules: vec![rule],
+            skipped: vec![],
         };
-        let t = translate(&config, "up0", "br0", 9);
+        let t = translate(&config, "up0", "br0", 9, Some(7));
         assert_eq!(t.addresses[0].header.index, 9);
         assert_eq!(
             t.addresses[0].attributes,

@@ -139,14 +139,15 @@ fn ifupdown_manages(file: &Path, ifname: &str) -> Option<Manager> {
             continue;
         };
         let base = path.parent().unwrap_or(Path::new("/"));
-        for line in text.lines() {
+        for line in logical_lines(&text) {
+            let line = line.as_str();
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["iface", name, "inet" | "inet6", method, ..]
                     if *name == ifname && *method != "manual" =>
                 {
                     return Some(Manager::Ifupdown {
-                        stanza: line.trim().to_string(),
+                        stanza: words.join(" "),
                         file: path,
                     });
                 }
@@ -174,6 +175,28 @@ fn ifupdown_manages(file: &Path, ifname: &str) -> Option<Manager> {
         }
     }
     None
+}
+
+/// interfaces(5) lines: a line ending in `\` continues on the next one.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// A `source` pattern: a path, or a directory followed by a `*` wildcard in the last part.
@@ -205,7 +228,7 @@ fn expand(base: &Path, pattern: &str) -> Vec<PathBuf> {
 const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
 
 /// DHCP client processes of this network namespace naming `ifname` on their command line.
-fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
+pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
     let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(proc) else {
@@ -273,6 +296,24 @@ mod tests {
             proc: dir.join("proc"),
             system_managers: true,
         }
+    }
+
+    #[test]
+    fn ifupdown_continuation_lines_are_joined() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        fs::write(
+            &p.ifupdown,
+            "auto up0\niface up0 \\\n  inet static\n  address 10.0.0.2/24\n",
+        )
+        .unwrap();
+        assert_eq!(
+            managers_of(&p, "up0", 7),
+            vec![Manager::Ifupdown {
+                stanza: "iface up0 inet static".into(),
+                file: p.ifupdown.clone(),
+            }]
+        );
     }
 
     #[test]

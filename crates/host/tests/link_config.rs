@@ -131,3 +131,88 @@ fn ns_del_b0() {
     let mut nl = Netlink::open().unwrap();
     nl.delete_link("b0").unwrap();
 }
+
+/// Issue 8, defect 6: routes the kernel accepts on the adapter but not as they are on the
+/// bridge. A multipath route with one hop through another device moves with only the hop
+/// through the moved link rewritten; a route using a nexthop object, and an IPv6 route whose
+/// gateway is not on-link on the destination, are skipped with a warning naming them (and stay
+/// where they were) instead of failing the whole move.
+#[test]
+fn routes_the_destination_refuses_are_skipped_and_multipath_hops_move_alone() {
+    if !root_or_skip("routes_the_destination_refuses_are_skipped_and_multipath_hops_move_alone") {
+        return;
+    }
+    let ns = TestNs::new("linkmp");
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    for cmd in [
+        "link add a0 type veth peer name a1",
+        "link add b0 type veth peer name b1",
+        "link add e0 type veth peer name e1",
+        "link set a1 up",
+        "link set b1 up",
+        "link set e1 up",
+        "link set a0 up",
+        "link set b0 up",
+        "link set e0 up",
+        "addr add 198.18.0.11/24 dev a0",
+        "addr add 10.5.0.2/24 dev e0",
+        "addr add fd00:7::2/64 dev a0",
+        "route add 10.20.0.0/16 nexthop via 198.18.0.1 dev a0 nexthop via 10.5.0.1 dev e0",
+        "nexthop add id 41 via 198.18.0.1 dev a0",
+        "route add 10.30.0.0/16 nhid 41",
+        "-6 route add fd00:9::/48 via fd00:8::1 dev a0 onlink",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        ns.ip(&args);
+    }
+    // The stale one: its gateway was on-link through an address a0 no longer has.
+    ns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "fd00:a::/48",
+        "via",
+        "fd00:7::1",
+        "dev",
+        "a0",
+    ]);
+    ns.ip(&["addr", "del", "fd00:7::2/64", "dev", "a0"]);
+    assert!(!ns.ip(&["-6", "route", "show", "fd00:a::/48"]).is_empty());
+    let moved = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.move_link_config("a0", "b0").unwrap()
+    });
+    let routes = ns.ip(&["route", "show", "10.20.0.0/16"]);
+    assert!(routes.contains("via 198.18.0.1 dev b0"), "{routes}");
+    assert!(routes.contains("via 10.5.0.1 dev e0"), "{routes}");
+    assert!(
+        moved
+            .skipped()
+            .iter()
+            .any(|s| s.contains("10.30.0.0/16") && s.contains("nexthop object")),
+        "{:?}",
+        moved.skipped()
+    );
+    assert!(ns
+        .ip(&["route", "show", "10.30.0.0/16"])
+        .contains("nhid 41"));
+    let v6 = ns.ip(&["-6", "route", "show", "fd00:a::/48"]);
+    assert!(v6.contains("dev a0"), "the refused route was deleted: {v6}");
+    assert!(
+        moved.skipped().iter().any(|s| s.contains("fd00:a::/48")),
+        "{:?}",
+        moved.skipped()
+    );
+    assert!(ns
+        .ip(&["-6", "route", "show", "fd00:9::/48"])
+        .contains("dev b0"));
+    assert!(
+        moved.skipped().iter().all(|s| s.contains("left on a0")),
+        "{:?}",
+        moved.skipped()
+    );
+    assert!(ns
+        .ip(&["-4", "addr", "show", "dev", "b0"])
+        .contains("198.18.0.11/24"));
+}

@@ -6,6 +6,37 @@ use crate::cli::{CheckArgs, Cli, Output};
 use crate::exit::{CliError, Exit};
 use crate::output::{finding_text, summary, Style};
 
+/// Deploy refuses an adapter that a network manager or DHCP client configures (see
+/// `edgenet_deploy::switch::adapter_owner`); check reports the same refusal with the same fix.
+fn adapter_owner_finding(
+    config: &edgenet_core::config::Config,
+    ctx: &edgenet_core::validate::Context<'_>,
+) -> Option<edgenet_core::validate::Finding> {
+    if !config.is_scalable() {
+        return None;
+    }
+    let i = ctx.this_machine(config)?;
+    let adapter = config.machines[i].adapter_name.as_deref()?;
+    let mut nl = edgenet_host::netlink::Netlink::open().ok()?;
+    let paths = edgenet_deploy::switch::adapter_owner::paths_from_env();
+    match edgenet_deploy::switch::adapter_owner::ensure_sole_owner(
+        &mut nl,
+        adapter,
+        config.switch_name(),
+        &paths,
+    ) {
+        Err(edgenet_deploy::DeployError::AdapterManaged { message, fix }) => Some(
+            edgenet_core::validate::Finding::error(
+                edgenet_core::validate::Code::AdapterManaged,
+                format!("Machines[{i}].NetworkConnection.AdapterName"),
+                message,
+            )
+            .hint(fix),
+        ),
+        _ => None,
+    }
+}
+
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let loaded = match super::load_config(cli) {
         Ok(loaded) => loaded,
@@ -31,7 +62,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
-    let findings = check(&loaded, &ctx);
+    let mut findings = check(&loaded, &ctx);
+    if !args.offline_check {
+        findings.extend(adapter_owner_finding(&loaded.config, &ctx));
+    }
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
     let exit = if failed { Exit::Findings } else { Exit::Ok };
     match cli.output {

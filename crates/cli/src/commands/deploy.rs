@@ -163,12 +163,19 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     }
 }
 
-pub fn run_remove(cli: &Cli, args: &LockArgs) -> Result<Exit, CliError> {
+pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliError> {
     let dir = StateDir::new(&cli.state_dir);
     if !dir.path().exists() {
         return report_remove(cli, edgenet_deploy::RemoveReport::default());
     }
     let lock = lock(cli, args, "edgenet remove")?;
+    if !force {
+        if let Some(state) = lock.load().map_err(|e| host_error(e.into()))? {
+            let paths = edgenet_deploy::switch::adapter_owner::paths_from_env();
+            edgenet_deploy::switch::adapter_owner::ensure_no_client_on_bridge(&state, &paths)
+                .map_err(host_error)?;
+        }
+    }
     let report = edgenet_deploy::remove(&lock).map_err(host_error)?;
     report_remove(cli, report)
 }

@@ -2,13 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use edgenet_deploy::boot_unit::{BootUnit, UNIT_NAME};
+use edgenet_deploy::boot_unit::{is_ours, BootUnit, MARK, UNIT_NAME};
 
 use crate::cli::{CheckArgs, Cli, InstallUnitArgs};
 use crate::exit::{CliError, Exit};
 
 pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
     let path = args.unit_dir.join(UNIT_NAME);
+    if !args.print {
+        refuse_foreign_unit(&path, args)?;
+    }
     if args.uninstall {
         if args.enable {
             systemctl(&["disable", UNIT_NAME])?;
@@ -49,6 +52,38 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
         println!("Enable it with: systemctl daemon-reload && systemctl enable {UNIT_NAME}");
     }
     Ok(Exit::Ok)
+}
+
+/// A unit file at `path` that edgenet did not write (no [`MARK`] line) is someone else's: it
+/// is neither overwritten nor deleted without `--force`.
+fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliError> {
+    if args.force {
+        return Ok(());
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("read", path, e)),
+    };
+    if is_ours(&text) {
+        return Ok(());
+    }
+    let what = if args.uninstall {
+        "delete"
+    } else {
+        "overwrite"
+    };
+    Err(CliError::new(
+        Exit::Findings,
+        "foreign-unit",
+        format!(
+            "{} was not written by edgenet (it has no `{MARK}` line); not going to {what} it. Nothing was changed",
+            path.display()
+        ),
+    )
+    .hint(format!(
+        "look at it first (`systemctl cat {UNIT_NAME}`); to {what} it anyway, add --force"
+    )))
 }
 
 /// The unit for this command line: its config (absolute), machine, machine name and state

@@ -75,6 +75,28 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         );
         return;
     };
+    // Only an Ethernet link can be a bridge port that carries the LAN: not the loopback, not a
+    // layer-3 device (tun, WireGuard, ...) without a MAC.
+    let zero_mac = link.mac.as_deref() == Some("00:00:00:00:00:00");
+    if adapter == "lo" || link.mac.is_none() || zero_mac {
+        let what = if adapter == "lo" || zero_mac {
+            "the loopback interface".to_string()
+        } else {
+            match link.kind.as_deref() {
+                Some(kind) => format!("a {kind} interface without an Ethernet address"),
+                None => "an interface without an Ethernet address".to_string(),
+            }
+        };
+        out.push(
+            Finding::error(
+                Code::AdapterNotEthernet,
+                &path,
+                format!("{path} is {}, {what}, which cannot be the port of {switch}", super::excerpt(adapter)),
+            )
+            .hint("name the wired (Ethernet) adapter that connects this host to the LAN (see `ip link`)"),
+        );
+        return;
+    }
     if link.wireless {
         out.push(
             Finding::error(Code::AdapterWireless, &path, format!("{path} is {adapter:?}, a wireless station interface, which Linux cannot bridge"))

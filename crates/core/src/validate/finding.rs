@@ -84,6 +84,8 @@ pub enum Code {
     AdapterDown,
     AdapterEnslaved,
     AdapterWireless,
+    AdapterNotEthernet,
+    AdapterManaged,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
@@ -150,6 +152,8 @@ impl Code {
             AdapterDown => "adapter-down",
             AdapterEnslaved => "adapter-enslaved",
             AdapterWireless => "adapter-wireless",
+            AdapterNotEthernet => "adapter-not-ethernet",
+            AdapterManaged => "adapter-managed",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             HostChecksSkipped => "host-checks-skipped",
@@ -179,7 +183,7 @@ impl Code {
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
-            | HostFirewallDrops => 11,
+            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops => 11,
             ProbeNotRun | AddressInUse => 12,
             HostChecksSkipped => 0,
         }

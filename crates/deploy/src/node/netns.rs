@@ -61,7 +61,7 @@ impl NodeRuntime for NetnsRuntime {
                     name: veth,
                     peer_name: NODE_IFNAME,
                     mtu: Some(node.mtu),
-                    mac: None,
+                    mac: Some(host_veth_mac(veth)),
                     peer_mac: Some(node.mac),
                     peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
                     group: Some(own.group),
@@ -238,4 +238,32 @@ pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool
             .map(|l| own.owns(l)))
     })??;
     Ok(verdict.unwrap_or(recorded))
+}
+
+/// The host end of a node's veth gets a MAC derived from its name (which carries the
+/// deployment id and the node kind), so it is the same after every reboot and kernel dumps
+/// match: locally administered unicast (`0e:` prefix), FNV-1a of the name for the rest.
+pub fn host_veth_mac(veth: &str) -> edgenet_core::mac::MacAddr {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in veth.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    edgenet_core::mac::MacAddr([0x0e, b[3], b[4], b[5], b[6], b[7]])
+}
+
+#[cfg(test)]
+mod host_veth_mac_tests {
+    use super::host_veth_mac;
+
+    #[test]
+    fn the_host_veth_mac_is_stable_unicast_and_local() {
+        let a = host_veth_mac("lv-a0129c");
+        assert_eq!(a, host_veth_mac("lv-a0129c"));
+        assert_ne!(a, host_veth_mac("wv-a0129c"));
+        assert_ne!(a, host_veth_mac("lv-b0129c"));
+        assert_eq!(a.0[0] & 0x01, 0, "unicast");
+        assert_eq!(a.0[0] & 0x02, 0x02, "locally administered");
+    }
 }

@@ -8,7 +8,7 @@
 //! lease stays the same).
 
 use edgenet_core::mac::MacAddr;
-use edgenet_host::net_manager::{managers_of, Manager, ManagerPaths};
+use edgenet_host::net_manager::{dhcp_clients, managers_of, Manager, ManagerPaths};
 use edgenet_host::netlink::Netlink;
 
 use crate::error::DeployError;
@@ -53,8 +53,23 @@ pub fn ensure_sole_owner(
     let Some(link) = nl.link(adapter)? else {
         return Ok(()); // deploy reports a missing adapter itself
     };
-    if link.master.is_some() {
-        return Ok(());
+    if let Some(master) = link.master.as_deref() {
+        // A port is not taken over again; but a DHCP client on it renews a lease nobody can
+        // use (the bridge takes every frame) and fights the switch: the same refusal.
+        let clients = dhcp_clients(&paths.proc, adapter);
+        let Some(Manager::DhcpClient { pid, command, .. }) = clients.first() else {
+            return Ok(());
+        };
+        return Err(DeployError::AdapterManaged {
+            message: format!(
+                "{} configures {adapter}, a port of {master}: its address and lease renewals on the port are unreachable, and it fights the switch. Nothing was changed",
+                describe(&clients[0])
+            ),
+            fix: format!(
+                "stop it (`kill {pid}`) and start it on the bridge instead: `{}` (the bridge has {adapter}'s MAC, so the lease stays the same); then run `edgenet deploy` again",
+                on_bridge(command, adapter, master)
+            ),
+        });
     }
     let managers = managers_of(paths, adapter, link.index);
     let Some(first) = managers.first() else {
@@ -80,6 +95,44 @@ pub fn ensure_sole_owner(
         ),
         fix: fix(first, adapter, bridge, link.mac, &addresses),
     })
+}
+
+/// `remove` deletes the bridge of an external switch it made: a DHCP client started on that
+/// bridge (as deploy's advice says) would lose its link and keep running on nothing, and the
+/// adapter would come back without a client. Refuses, changing nothing, naming the client and
+/// what to do; `remove --force` skips this.
+pub fn ensure_no_client_on_bridge(
+    state: &crate::state::DeploymentState,
+    paths: &ManagerPaths,
+) -> Result<(), DeployError> {
+    for o in &state.objects {
+        if o.kind != crate::state::ObjectKind::Adapter {
+            continue;
+        }
+        let Some(record) = o
+            .restore
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<crate::deploy::AdapterRecord>(v.clone()).ok())
+        else {
+            continue;
+        };
+        let (adapter, bridge) = (record.adapter.name.as_str(), record.bridge.as_str());
+        let clients = dhcp_clients(&paths.proc, bridge);
+        let Some(Manager::DhcpClient { pid, command, .. }) = clients.first() else {
+            continue;
+        };
+        return Err(DeployError::AdapterManaged {
+            message: format!(
+                "{} configures {bridge}, the bridge remove is about to delete (it gives {adapter} its configuration back); the client would keep running on a link that is gone. Nothing was changed",
+                describe(&clients[0])
+            ),
+            fix: format!(
+                "stop it (`kill {pid}`), run `edgenet remove`, then start it on the adapter again: `{}`; or `edgenet remove --force` to remove anyway",
+                on_bridge(command, bridge, adapter)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The manager as messages name it.
@@ -131,7 +184,7 @@ fn fix(
              iface {adapter} inet manual\n  \
              auto {bridge}\n  \
              iface {bridge} {}\n      bridge_ports {adapter}\n      bridge_stp off\n      hwaddress ether {mac}\n\
-             (with the address lines of {adapter}'s stanza), run `ifdown {adapter}; ifup {bridge}`; {then}",
+             (with the address lines of {adapter}'s stanza), then switch over in one go: over SSH `ifdown {adapter}` drops your session before `ifup {bridge}` runs, so run both detached,              `systemd-run --unit=edgenet-ifswitch sh -c 'ifdown {adapter} && ifup {bridge}'` (or `nohup sh -c 'ifdown {adapter} && ifup {bridge}' >/dev/null 2>&1 &`); {then}",
             file.display(),
             stanza
                 .split_whitespace()
@@ -182,6 +235,16 @@ mod tests {
         assert!(text.contains("kill 42"), "{text}");
         assert!(text.contains("`udhcpc -f -i br0 -s /x`"), "{text}");
         assert!(text.contains("198.18.0.50/24"), "{text}");
+        let m = Manager::Ifupdown {
+            stanza: "iface up0 inet static".into(),
+            file: "/etc/network/interfaces".into(),
+        };
+        let text = fix(&m, "up0", "br0", None, &[]);
+        assert!(text.contains("over SSH"), "{text}");
+        assert!(
+            text.contains("systemd-run --unit=edgenet-ifswitch sh -c 'ifdown up0 && ifup br0'"),
+            "{text}"
+        );
     }
 
     #[test]

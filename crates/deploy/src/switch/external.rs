@@ -26,6 +26,16 @@ pub struct AdapterSnapshot {
     pub mac: Option<MacAddr>,
     pub mtu: u32,
     pub up: bool,
+    /// `net.ipv6.conf.<adapter>.disable_ipv6` before: a port does no IPv6 of its own (its
+    /// SLAAC prefix route would win over the bridge's), and gets this back on remove. `None`
+    /// without IPv6, or in states of earlier versions (then left as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_ipv6: Option<String>,
+}
+
+/// `net/ipv6/conf/<link>/<key>`, the slash form (a link name may contain dots).
+pub fn ipv6_conf(link: &str, key: &str) -> String {
+    format!("net/ipv6/conf/{link}/{key}")
 }
 
 impl AdapterSnapshot {
@@ -38,8 +48,45 @@ impl AdapterSnapshot {
             mac: link.mac,
             mtu: link.mtu,
             up: link.up,
+            disable_ipv6: edgenet_host::sysctl::read(&ipv6_conf(adapter, "disable_ipv6")).ok(),
         })
     }
+}
+
+/// The adapter now: by its name, or, renamed since (`ip link set up0 name enp3s0`), the one
+/// link with its MAC that is not the bridge and not one of this deployment's (a port of the
+/// bridge first). `None` when it is gone.
+pub fn find_adapter(
+    nl: &mut Netlink,
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    own: &Ownership,
+) -> Result<Option<String>, DeployError> {
+    if nl.link(&snap.name)?.is_some() {
+        return Ok(Some(snap.name.clone()));
+    }
+    let Some(mac) = snap.mac else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<_> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| {
+            l.name != bridge
+                && l.mac == Some(mac)
+                && !own.owns(l)
+                && l.kind.as_deref() != Some("bridge")
+        })
+        .collect();
+    candidates.sort_by_key(|l| l.master.as_deref() != Some(bridge));
+    let ports = candidates
+        .iter()
+        .filter(|l| l.master.as_deref() == Some(bridge))
+        .count();
+    Ok(match (ports, candidates.len()) {
+        (1, _) | (0, 1) => candidates.into_iter().next().map(|l| l.name),
+        _ => None,
+    })
 }
 
 /// Gives the adapter its configuration back: everything on the bridge moves to it while it is
@@ -52,6 +99,23 @@ pub fn restore_adapter(
     bridge: &str,
     own: &Ownership,
 ) -> Result<Vec<String>, DeployError> {
+    let renamed;
+    let snap = match find_adapter(nl, snap, bridge, own)? {
+        Some(name) if name == snap.name => snap,
+        Some(name) => {
+            renamed = AdapterSnapshot {
+                name,
+                ..snap.clone()
+            };
+            &renamed
+        }
+        None => {
+            return Err(DeployError::Unsupported(format!(
+                "adapter {} is gone; nothing to restore it to",
+                snap.name
+            )))
+        }
+    };
     let Some(link) = nl.link(&snap.name)? else {
         return Err(DeployError::Unsupported(format!(
             "adapter {} is gone; nothing to restore it to",
@@ -64,6 +128,18 @@ pub fn restore_adapter(
         Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
         None => true,
     };
+    // Up first when it was up: routes cannot be put on a link that is down (a renamed adapter
+    // may have been taken down on the way).
+    if snap.up && !link.up {
+        nl.set_up(&snap.name, true)?;
+    }
+    // IPv6 back on the adapter first: the bridge's IPv6 addresses move to it.
+    if let Some(previous) = &snap.disable_ipv6 {
+        let key = ipv6_conf(&snap.name, "disable_ipv6");
+        if edgenet_host::sysctl::read(&key).is_ok_and(|v| v.trim() != previous.trim()) {
+            edgenet_host::sysctl::write(&key, previous)?;
+        }
+    }
     let moved = if ours {
         nl.move_link_config(bridge, &snap.name)?
     } else {
@@ -91,6 +167,31 @@ pub fn restore_adapter(
         nl.apply_link_config(&moved, &snap.name)?;
     }
     Ok(done)
+}
+
+/// The bridge takes router advertisements as the adapter did (its `accept_ra`, `autoconf`),
+/// and the port stops doing IPv6: its SLAAC address and kernel prefix route would otherwise
+/// stay on the port and win over the bridge's, and IPv6 from the host would go nowhere.
+fn port_without_ipv6(adapter: &str, bridge: &str, j: &mut dyn Journal) -> Result<(), DeployError> {
+    use edgenet_host::sysctl;
+    for key in ["accept_ra", "autoconf"] {
+        if let (Ok(want), Ok(have)) = (
+            sysctl::read(&ipv6_conf(adapter, key)),
+            sysctl::read(&ipv6_conf(bridge, key)),
+        ) {
+            if want.trim() != have.trim() {
+                sysctl::write(&ipv6_conf(bridge, key), &want)?;
+            }
+        }
+    }
+    let key = ipv6_conf(adapter, "disable_ipv6");
+    if sysctl::read(&key)?.trim() != "1" {
+        sysctl::write(&key, "1")?;
+        j.changed(format!(
+            "stopped IPv6 on {adapter}, a port of {bridge} (its router advertisements now configure {bridge})"
+        ));
+    }
+    Ok(())
 }
 
 pub struct ExternalSwitch<'a> {
@@ -159,8 +260,15 @@ impl SwitchDriver for ExternalSwitch<'_> {
         }
         j.step("switch-adapter")?;
 
-        for item in nl.move_link_config(adapter, name)?.describe() {
+        let moved = nl.move_link_config(adapter, name)?;
+        for item in moved.describe() {
             j.changed(format!("moved {item} from {adapter} to {name}"));
+        }
+        for warning in moved.skipped() {
+            j.changed(format!("warning: {warning}"));
+        }
+        if snap.disable_ipv6.is_some() {
+            port_without_ipv6(adapter, name, j)?;
         }
         j.step("switch-address")?;
         Ok(())

@@ -2,7 +2,7 @@
 //! bridge; the external switch (scalable) is a bridge with the machine's adapter as its port.
 
 pub mod adapter_owner;
-mod external;
+pub mod external;
 mod internal;
 
 pub use external::{restore_adapter, AdapterSnapshot, ExternalSwitch};
