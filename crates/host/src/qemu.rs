@@ -307,9 +307,11 @@ pub fn make_seed_iso(dir: &Path, out: &Path) -> Result<(), HostError> {
 }
 
 /// Whether KVM really runs a guest here (an open /dev/kvm is not enough: on some hosts a KVM
-/// guest never runs). Boots a one-sector guest that writes to QEMU's debug-exit port; KVM
-/// works when QEMU exits with that guest's code within `timeout`.
-pub fn kvm_works(scratch: &Path, timeout: Duration) -> bool {
+/// guest never runs, or runs real mode but never gets a Linux kernel going). With `kernel`
+/// (the guest's own kernel), boots it under KVM and waits for its first line on the serial
+/// console; without one, boots a one-sector guest that writes to QEMU's debug-exit port. KVM
+/// works when that happens within `timeout`.
+pub fn kvm_works(scratch: &Path, kernel: Option<&Path>, timeout: Duration) -> bool {
     if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -318,6 +320,63 @@ pub fn kvm_works(scratch: &Path, timeout: Duration) -> bool {
     {
         return false;
     }
+    match kernel {
+        Some(kernel) => kvm_boots_kernel(scratch, kernel, timeout),
+        None => kvm_runs_real_mode(scratch, timeout),
+    }
+}
+
+/// Boots `kernel` under KVM (no disk, no network: it panics at once for want of a root) and
+/// watches the serial console for the kernel's banner.
+fn kvm_boots_kernel(scratch: &Path, kernel: &Path, timeout: Duration) -> bool {
+    let console = scratch.join("kvm-probe.console");
+    let _ = std::fs::remove_file(&console);
+    let child = Command::new(QEMU)
+        .args([
+            "-machine",
+            "pc,accel=kvm",
+            "-m",
+            "128",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-net",
+            "none",
+            "-no-reboot",
+            "-serial",
+        ])
+        .arg(format!("file:{}", console.display()))
+        .arg("-kernel")
+        .arg(kernel)
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    let deadline = Instant::now() + timeout;
+    let booted = loop {
+        let seen = std::fs::read(&console)
+            .map(|b| String::from_utf8_lossy(&b).contains("Linux version"))
+            .unwrap_or(false);
+        if seen {
+            break true;
+        }
+        match child.try_wait() {
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&console);
+    booted
+}
+
+fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
     // mov al,1; out 0xf4,al; hlt — then the boot signature.
     let mut sector = vec![0u8; 512];
     sector[..5].copy_from_slice(&[0xb0, 0x01, 0xe6, 0xf4, 0xf4]);

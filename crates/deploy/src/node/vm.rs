@@ -137,7 +137,10 @@ impl VmRuntime {
             Ok("tcg") => return Accel::Tcg,
             _ => {}
         }
-        let accel = if qemu::kvm_works(&self.state_dir.join("vm"), Duration::from_secs(3)) {
+        // The guest's own kernel when it has one: a real-mode probe passes on hosts where a
+        // Linux guest never boots under KVM.
+        let kernel = self.image.as_ref().and_then(|i| i.kernel.as_deref());
+        let accel = if qemu::kvm_works(&self.state_dir.join("vm"), kernel, Duration::from_secs(3)) {
             Accel::Kvm
         } else {
             Accel::Tcg
