@@ -119,8 +119,8 @@ impl Nft {
     /// Lists one table as parsed JSON; `Ok(None)` when the table does not exist.
     /// Inside a [`RulesetSession`], taken from the one ruleset read instead of another `nft`.
     pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
-        if let Some(ruleset) = session_ruleset(&self.program) {
-            return Ok(table_in(&ruleset, family, name));
+        if session_active() {
+            return Ok(table_in(&self.list_ruleset()?, family, name));
         }
         let args = ["-j", "list", "table", family, name];
         match self.run(&args, None) {
@@ -160,12 +160,25 @@ impl Nft {
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is
     /// not an error, so teardown stays idempotent.
     pub fn delete_table(&self, family: &str, name: &str) -> Result<bool, NftError> {
-        forget_ruleset();
-        match self.run(&["delete", "table", family, name], None) {
+        let result = match self.run(&["delete", "table", family, name], None) {
             Ok(_) => Ok(true),
             Err(e) if is_missing(&e) => Ok(false),
             Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => self.note_deleted(family, name),
+            Err(_) => forget_ruleset(),
         }
+        result
+    }
+
+    /// Tells the current session (if any) that table `family name` is gone: a caller that had
+    /// it deleted on another thread, whose session is its own.
+    pub fn note_deleted(&self, family: &str, name: &str) {
+        let delete = serde_json::json!({"nftables": [
+            {"delete": {"table": {"family": family, "name": name}}}
+        ]});
+        session_wrote(&self.program, &delete);
     }
 
     fn program_name(&self) -> String {
@@ -285,6 +298,10 @@ pub fn forget_ruleset() {
             session.rulesets.clear();
         }
     });
+}
+
+fn session_active() -> bool {
+    SESSION.with(|s| s.borrow().is_some())
 }
 
 /// The calling thread's network namespace, as (device, inode).
@@ -500,5 +517,55 @@ mod tests {
             bad.list_table("ip", "t"),
             Err(NftError::BadOutput { .. })
         ));
+    }
+
+    #[test]
+    fn a_session_reads_the_ruleset_once_and_follows_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            &format!(
+                r#"echo "$1 $2" >> {}; cat >/dev/null; echo '{{"nftables": [{{"table": {{"family": "ip", "name": "other", "handle": 1}}}}, {{"chain": {{"family": "ip", "table": "other", "name": "c", "handle": 2}}}}]}}'"#,
+                count.display()
+            ),
+        );
+        let spawns = || {
+            std::fs::read_to_string(&count)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        {
+            let _session = RulesetSession::begin();
+            let first = nft.list_ruleset().unwrap();
+            assert_eq!(nft.list_ruleset().unwrap(), first);
+            let other = nft.list_table("ip", "other").unwrap().unwrap();
+            assert_eq!(other["nftables"].as_array().unwrap().len(), 2);
+            assert_eq!(nft.list_table("ip", "mine").unwrap(), None);
+            assert_eq!(spawns(), 1, "one read serves every reader");
+            // What we write is folded in without another read.
+            let table = serde_json::json!({"family": "bridge", "name": "mine"});
+            let chain = serde_json::json!({"family": "bridge", "table": "mine", "name": "p"});
+            nft.apply(&serde_json::json!({"nftables": [
+                {"create": {"table": table}}, {"add": {"chain": chain}}
+            ]}))
+            .unwrap();
+            let mine = nft.list_table("bridge", "mine").unwrap().unwrap();
+            assert_eq!(mine["nftables"][1]["chain"], chain);
+            assert_eq!(spawns(), 2);
+            nft.delete_table("bridge", "mine").unwrap();
+            assert_eq!(nft.list_table("bridge", "mine").unwrap(), None);
+            assert_eq!(spawns(), 3);
+            // A change the session cannot follow makes the next reader look again.
+            forget_ruleset();
+            nft.list_ruleset().unwrap();
+            assert_eq!(spawns(), 4);
+        }
+        // Outside a session every reader reads.
+        nft.list_ruleset().unwrap();
+        nft.list_ruleset().unwrap();
+        assert_eq!(spawns(), 6);
     }
 }

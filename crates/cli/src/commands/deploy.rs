@@ -99,7 +99,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Another run deployed while this one waited for the lock: what was read is old.
-    if serde_json::to_value(&peeked).ok() != serde_json::to_value(Some(&state)).ok() {
+    let now = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| host_error(e.into()))?;
+    if serde_json::to_value(&peeked).ok() != serde_json::to_value(&now).ok() {
         edgenet_host::nft::forget_ruleset();
     }
     // Re-planned under the lock: another run may have deployed meanwhile.

@@ -69,7 +69,16 @@ impl NftablesDriver {
 
     /// Sends `commands` as one transaction (one `nft` process for every table).
     pub fn apply_commands(&self, commands: Vec<Value>) -> Result<(), FirewallError> {
-        Ok(self.nft.apply(&serde_json::json!({ "nftables": commands }))?)
+        Ok(self
+            .nft
+            .apply(&serde_json::json!({ "nftables": commands }))?)
+    }
+
+    /// Deletes a table whose mark the caller has just checked (no second listing).
+    pub fn delete_checked(&self, name: &str) -> Result<bool, FirewallError> {
+        let (family, table) = split_family(name);
+        check_ours(table)?;
+        Ok(self.nft.delete_table(family, table)?)
     }
 
     /// Whether the table carries edgenet's mark (see [`Ruleset::is_marked`]); `None` when it
