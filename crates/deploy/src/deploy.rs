@@ -127,7 +127,8 @@ pub fn deploy(
         })
     };
     // One read of the ruleset for the whole run (see `RulesetSession`).
-    let _ruleset = edgenet_host::nft::RulesetSession::begin();
+    let _ruleset =
+        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
     preflight(plan).map_err(fail)?;
     check_adapter_owner(plan).map_err(fail)?;
     let state = match state {

@@ -71,7 +71,8 @@ fn lock(
 
 pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // The host facts' ruleset read serves the deploy too (one `nft list ruleset` per run).
-    let _ruleset = edgenet_host::nft::RulesetSession::begin();
+    let _ruleset =
+        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
     // Validate before taking the lock: a config with errors must not even create the state
     // directory.
     let peeked = StateDir::new(&cli.state_dir)
