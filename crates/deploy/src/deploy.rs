@@ -127,8 +127,7 @@ pub fn deploy(
         })
     };
     // One read of the ruleset for the whole run (see `RulesetSession`).
-    let _ruleset =
-        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     preflight(plan).map_err(fail)?;
     check_adapter_owner(plan).map_err(fail)?;
     let state = match state {

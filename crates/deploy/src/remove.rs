@@ -82,8 +82,7 @@ pub(crate) fn remove_object(
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // One read of the ruleset for the ownership checks and the forwarding-user check.
-    let _ruleset =
-        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let Some(mut state) = lock.load()? else {
         cleanup_dir(lock, &mut Vec::new());
         return Ok(RemoveReport::default());

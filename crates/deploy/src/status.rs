@@ -47,8 +47,7 @@ pub struct StatusReport {
 /// the calling thread's namespace.
 pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
     // One read of the ruleset for every table and firewall check below.
-    let _ruleset =
-        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let state = dir.peek()?;
     let mut report = StatusReport {
         deployed: false,

@@ -248,14 +248,10 @@ impl Nft {
 #[must_use = "the session ends when this is dropped"]
 pub struct RulesetSession(());
 
-type Prefetch = std::thread::JoinHandle<Result<Value, NftError>>;
-
 struct Session {
     depth: usize,
     /// (program, namespace (dev, inode)) -> ruleset.
     rulesets: Vec<(PathBuf, (u64, u64), Value)>,
-    /// Reads started by [`RulesetSession::begin_prefetching`], not yet taken.
-    pending: Vec<(PathBuf, (u64, u64), Prefetch)>,
 }
 
 thread_local! {
@@ -272,42 +268,11 @@ impl RulesetSession {
                     *s = Some(Session {
                         depth: 1,
                         rulesets: Vec::new(),
-                        pending: Vec::new(),
                     })
                 }
             }
         });
         RulesetSession(())
-    }
-
-    /// [`Self::begin`], and starts reading the ruleset of the calling thread's namespace on
-    /// another thread (which starts in the same namespace), so the `nft` process runs while
-    /// the caller does its netlink work; the first reader waits for it.
-    pub fn begin_prefetching(nft: &Nft) -> Self {
-        let session = Self::begin();
-        let Some(key) = netns_key() else {
-            return session;
-        };
-        SESSION.with(|s| {
-            let mut s = s.borrow_mut();
-            let Some(session) = s.as_mut() else {
-                return;
-            };
-            let known = |p: &PathBuf, k: &(u64, u64)| *p == nft.program && *k == key;
-            if session.rulesets.iter().any(|(p, k, _)| known(p, k))
-                || session.pending.iter().any(|(p, k, _)| known(p, k))
-            {
-                return;
-            }
-            let reader = nft.clone();
-            if let Ok(handle) = std::thread::Builder::new()
-                .name("nft-ruleset".into())
-                .spawn(move || reader.list_ruleset())
-            {
-                session.pending.push((nft.program.clone(), key, handle));
-            }
-        });
-        session
     }
 }
 
@@ -331,8 +296,6 @@ pub fn forget_ruleset() {
     SESSION.with(|s| {
         if let Some(session) = s.borrow_mut().as_mut() {
             session.rulesets.clear();
-            // A read in flight may predate the change: not waited for, its thread ends alone.
-            session.pending.clear();
         }
     });
 }
@@ -349,24 +312,10 @@ fn netns_key() -> Option<(u64, u64)> {
 }
 
 fn session_ruleset(program: &std::path::Path) -> Option<Value> {
-    let key = netns_key()?;
-    // A prefetched read for this namespace: wait for it (outside the borrow) and keep it.
-    let pending = SESSION.with(|s| {
-        let mut s = s.borrow_mut();
-        let session = s.as_mut()?;
-        let at = session
-            .pending
-            .iter()
-            .position(|(p, k, _)| p == program && *k == key)?;
-        Some(session.pending.swap_remove(at).2)
-    });
-    if let Some(Ok(Ok(ruleset))) = pending.map(|h| h.join()) {
-        session_store(program, &ruleset);
-        return Some(ruleset);
-    }
     SESSION.with(|s| {
         let s = s.borrow();
         let session = s.as_ref()?;
+        let key = netns_key()?;
         session
             .rulesets
             .iter()
@@ -614,17 +563,9 @@ mod tests {
             nft.list_ruleset().unwrap();
             assert_eq!(spawns(), 4);
         }
-        // A prefetched read is the one every reader then uses.
-        {
-            let _session = RulesetSession::begin_prefetching(&nft);
-            let _nested = RulesetSession::begin_prefetching(&nft);
-            assert!(nft.list_table("ip", "other").unwrap().is_some());
-            nft.list_ruleset().unwrap();
-            assert_eq!(spawns(), 5);
-        }
         // Outside a session every reader reads.
         nft.list_ruleset().unwrap();
         nft.list_ruleset().unwrap();
-        assert_eq!(spawns(), 7);
+        assert_eq!(spawns(), 6);
     }
 }

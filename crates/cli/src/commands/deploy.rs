@@ -71,8 +71,7 @@ fn lock(
 
 pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // The host facts' ruleset read serves the deploy too (one `nft list ruleset` per run).
-    let _ruleset =
-        edgenet_host::nft::RulesetSession::begin_prefetching(&edgenet_host::nft::Nft::new());
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
     // directory.
     let peeked = StateDir::new(&cli.state_dir)
