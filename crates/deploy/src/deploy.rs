@@ -12,7 +12,7 @@ use edgenet_host::sysctl;
 
 use crate::error::DeployError;
 use crate::failpoint;
-use crate::firewall::{self, ApplyOutcome, FirewallDriver, FirewallPlan, NftablesDriver};
+use crate::firewall::{self, FirewallDriver, FirewallPlan, NftablesDriver};
 use crate::journal::{Journal, Ownership};
 use crate::names;
 use crate::node::{self, files, NodeSpec};
@@ -126,6 +126,8 @@ pub fn deploy(
             rollback_errors: Vec::new(),
         })
     };
+    // One read of the ruleset for the whole run (see `RulesetSession`).
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     preflight(plan).map_err(fail)?;
     check_adapter_owner(plan).map_err(fail)?;
     let state = match state {
@@ -298,14 +300,13 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     ensure_forwarding(run, plan)?;
     run.step("forwarding")?;
 
-    ensure_firewall(run, plan, &id)?;
     let ports: Vec<(String, MacAddr)> = plan
         .nodes
         .iter()
         .zip(&node_macs)
         .map(|(n, mac)| (names::host_veth(n.kind, &id), *mac))
         .collect();
-    ensure_bridge_firewall(run, plan, &id, &ports)?;
+    ensure_tables(run, plan, &id, &ports)?;
     ensure_host_firewall(run, plan, &id)?;
     run.step("firewall")?;
 
@@ -444,13 +445,18 @@ fn announce_nodes(plan: &Plan, nodes: &[(std::net::Ipv4Addr, MacAddr)]) {
     }
 }
 
-/// The deployment's nftables table: written when the plan has one (NAT, offline, port
-/// forwards), deleted when it no longer has.
-fn ensure_firewall(
+/// The deployment's two nftables tables, written in one `nft` transaction: the `ip` table when
+/// the plan has one (NAT, offline, port forwards; deleted when it no longer has), and the
+/// switch's bridge-family table (anti-spoofing on every node port, and the offline filter of
+/// every family, see [`firewall::bridge_rules`]). Each is compared with the live one first, so
+/// a redeploy that changes nothing sends nothing.
+fn ensure_tables(
     run: &mut Run<'_>,
     plan: &Plan,
     id: &crate::state::DeploymentId,
+    ports: &[(String, MacAddr)],
 ) -> Result<(), DeployError> {
+    use firewall::bridge_rules::{self, BridgePlan};
     let driver = NftablesDriver::default();
     let table = firewall::table_name(id);
     let fw = FirewallPlan::from_plan(plan, id)?;
@@ -458,47 +464,53 @@ fn ensure_firewall(
         .state
         .object(ObjectKind::NftTable, &table, None)
         .is_some();
+    let record = format!("{} {table}", bridge_rules::FAMILY);
+    let bridge_want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
+    let ip_want = fw.as_ref().map(firewall::nft_rules::build);
     if fw.is_some() {
         run.will_create(ObjectKind::NftTable, &table, None)?;
+    } else if recorded && driver.remove(&table)? {
+        run.changed(format!("deleted nftables table ip {table}"));
     }
-    let outcome = match &fw {
-        // Never recorded means never attempted: the table cannot exist (its name carries this
-        // deployment's random id).
-        Some(fw) if !recorded => driver.create(fw)?,
-        None if !recorded => ApplyOutcome::Unchanged,
-        _ => firewall::reconcile(&driver, &table, fw.as_ref())?,
+    run.will_create(ObjectKind::NftTable, &record, None)?;
+    let mut attempts = 0;
+    let changes = loop {
+        let mut commands = Vec::new();
+        let mut changes = Vec::new();
+        if let Some(want) = &ip_want {
+            if let Some(c) = driver.commands_for(want)? {
+                commands.extend(c);
+                changes.push(format!("wrote nftables table ip {table}"));
+            }
+        }
+        if let Some(c) = driver.commands_for(&bridge_want)? {
+            commands.extend(c);
+            changes.push(format!(
+                "wrote nftables table {record} (node ports: own MAC and addresses only)"
+            ));
+        }
+        if commands.is_empty() {
+            break changes;
+        }
+        match driver.apply_commands(commands) {
+            Ok(()) => break changes,
+            // A table made meanwhile (`create` refuses to flush one): look again, once.
+            Err(firewall::FirewallError::Nft(e))
+                if attempts == 0 && crate::firewall::nftables_is_exists(&e) =>
+            {
+                edgenet_host::nft::forget_ruleset();
+                attempts += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
-    if outcome == ApplyOutcome::Replaced {
-        run.changed(match fw {
-            Some(_) => format!("wrote nftables table ip {table}"),
-            None => format!("deleted nftables table ip {table}"),
-        });
+    for change in changes {
+        run.changed(change);
     }
     if fw.is_some() {
         run.created(ObjectKind::NftTable, &table, None)?;
     } else {
         run.state.forget_object(ObjectKind::NftTable, &table, None);
-    }
-    Ok(())
-}
-
-/// The switch's bridge-family table: anti-spoofing on every node port, and the offline filter
-/// of every family (see [`firewall::bridge_rules`]).
-fn ensure_bridge_firewall(
-    run: &mut Run<'_>,
-    plan: &Plan,
-    id: &crate::state::DeploymentId,
-    ports: &[(String, MacAddr)],
-) -> Result<(), DeployError> {
-    use firewall::bridge_rules::{self, BridgePlan};
-    let table = firewall::table_name(id);
-    let record = format!("{} {table}", bridge_rules::FAMILY);
-    let want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
-    run.will_create(ObjectKind::NftTable, &record, None)?;
-    if NftablesDriver::default().apply_ruleset(&want)? == ApplyOutcome::Replaced {
-        run.changed(format!(
-            "wrote nftables table {record} (node ports: own MAC and addresses only)"
-        ));
     }
     run.created(ObjectKind::NftTable, &record, None)?;
     Ok(())

@@ -87,6 +87,8 @@ pub(crate) fn remove_object(
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
+    // One read of the ruleset for the ownership checks and the forwarding-user check.
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let Some(mut state) = lock.load()? else {
         cleanup_dir(lock, &mut Vec::new());
         return Ok(RemoveReport::default());
@@ -173,7 +175,8 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let fast_errors = std::thread::scope(|scope| {
         let firewall = table
             .as_ref()
-            .map(|t| scope.spawn(move || NftablesDriver::default().remove(t)));
+            // Its mark was checked above (a table not ours was forgotten).
+            .map(|t| scope.spawn(move || NftablesDriver::default().delete_checked(t)));
         let mut errors = Vec::new();
         // The host's addresses go back to the adapter before the bridge that holds them goes.
         for a in &adapters {
@@ -197,7 +200,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
         if let Some(handle) = firewall {
             match handle.join() {
-                Ok(Ok(existed)) => table_existed = existed,
+                Ok(Ok(existed)) => {
+                    table_existed = existed;
+                    if let Some(t) = &table {
+                        let (family, name) = crate::firewall::split_family(t);
+                        edgenet_host::nft::Nft::new().note_deleted(family, name);
+                    }
+                }
                 Ok(Err(e)) => errors.push(format!("nftables table: {e}")),
                 Err(_) => errors.push("nftables table: the remover thread panicked".into()),
             }

@@ -46,6 +46,8 @@ pub struct StatusReport {
 /// Reads the state without the lock (writers replace it atomically) and the live kernel of
 /// the calling thread's namespace.
 pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
+    // One read of the ruleset for every table and firewall check below.
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let state = dir.peek()?;
     let mut report = StatusReport {
         deployed: false,

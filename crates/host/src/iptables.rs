@@ -54,6 +54,7 @@ pub fn ensure_chain(chain: &str) -> Result<bool, HostError> {
         return Ok(false);
     }
     let args = vec!["-t".to_string(), "filter".into(), "-N".into(), chain.into()];
+    crate::nft::forget_ruleset();
     let out = run(&args)?;
     if out.status.success() {
         Ok(true)
@@ -69,6 +70,7 @@ pub fn ensure_chain(chain: &str) -> Result<bool, HostError> {
 /// Inserts `rule` at the top of `chain`.
 pub fn insert(chain: &str, rule: &[&str]) -> Result<(), HostError> {
     let args = spec(chain, "-I", rule);
+    crate::nft::forget_ruleset();
     let out = run(&args)?;
     if out.status.success() {
         Ok(())
@@ -91,6 +93,7 @@ pub fn delete_all(chain: &str, rule: &[&str]) -> Result<bool, HostError> {
             return Ok(any);
         }
         let args = spec(chain, "-D", rule);
+        crate::nft::forget_ruleset();
         let out = run(&args)?;
         if !out.status.success() {
             return Err(HostError::new(

@@ -7,6 +7,7 @@
 //!
 //! Documents are nftables JSON (`libnftables-json(5)`); building them is the caller's business.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -107,12 +108,20 @@ impl Nft {
     /// batch to the kernel at once, so either every command takes effect or none does.
     pub fn apply(&self, document: &Value) -> Result<(), NftError> {
         let input = serde_json::to_vec(document).expect("a JSON value always serialises");
-        self.run(&["-j", "-f", "-"], Some(&input))?;
-        Ok(())
+        let result = self.run(&["-j", "-f", "-"], Some(&input));
+        match &result {
+            Ok(_) => session_wrote(&self.program, document),
+            Err(_) => forget_ruleset(),
+        }
+        result.map(|_| ())
     }
 
     /// Lists one table as parsed JSON; `Ok(None)` when the table does not exist.
+    /// Inside a [`RulesetSession`], taken from the one ruleset read instead of another `nft`.
     pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
+        if session_active() {
+            return Ok(table_in(&self.list_ruleset()?, family, name));
+        }
         let args = ["-j", "list", "table", family, name];
         match self.run(&args, None) {
             Ok(out) => {
@@ -131,24 +140,45 @@ impl Nft {
 
     /// The whole ruleset of the namespace (every family, iptables-nft tables included), read
     /// only: for finding other firewalls that drop the switch's traffic.
+    /// Inside a [`RulesetSession`], read once per namespace and kept (see there).
     pub fn list_ruleset(&self) -> Result<Value, NftError> {
+        if let Some(ruleset) = session_ruleset(&self.program) {
+            return Ok(ruleset);
+        }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
-        serde_json::from_slice(&out).map_err(|source| NftError::BadOutput {
-            program: self.program_name(),
-            args: args.join(" "),
-            source,
-        })
+        let ruleset: Value =
+            serde_json::from_slice(&out).map_err(|source| NftError::BadOutput {
+                program: self.program_name(),
+                args: args.join(" "),
+                source,
+            })?;
+        session_store(&self.program, &ruleset);
+        Ok(ruleset)
     }
 
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is
     /// not an error, so teardown stays idempotent.
     pub fn delete_table(&self, family: &str, name: &str) -> Result<bool, NftError> {
-        match self.run(&["delete", "table", family, name], None) {
+        let result = match self.run(&["delete", "table", family, name], None) {
             Ok(_) => Ok(true),
             Err(e) if is_missing(&e) => Ok(false),
             Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => self.note_deleted(family, name),
+            Err(_) => forget_ruleset(),
         }
+        result
+    }
+
+    /// Tells the current session (if any) that table `family name` is gone: a caller that had
+    /// it deleted on another thread, whose session is its own.
+    pub fn note_deleted(&self, family: &str, name: &str) {
+        let delete = serde_json::json!({"nftables": [
+            {"delete": {"table": {"family": family, "name": name}}}
+        ]});
+        session_wrote(&self.program, &delete);
     }
 
     fn program_name(&self) -> String {
@@ -206,6 +236,176 @@ impl Nft {
             })
         }
     }
+}
+
+/// One command's view of the ruleset (a deploy, status or remove): `nft -j list ruleset` is read
+/// once per network namespace and every later reader (host facts, the Docker step, the drop
+/// check, our own tables' listings) gets that read, so a command spawns `nft` once to look
+/// instead of four to six times. The ruleset edgenet writes itself is folded in (the documents
+/// are written in the form nft lists them back); any other change through this module or
+/// [`crate::iptables`] (another tool's table) drops the kept read. Per thread, because the
+/// namespace is per thread; sessions nest, the outermost ends it.
+#[must_use = "the session ends when this is dropped"]
+pub struct RulesetSession(());
+
+struct Session {
+    depth: usize,
+    /// (program, namespace (dev, inode)) -> ruleset.
+    rulesets: Vec<(PathBuf, (u64, u64), Value)>,
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+impl RulesetSession {
+    pub fn begin() -> Self {
+        SESSION.with(|s| {
+            let mut s = s.borrow_mut();
+            match s.as_mut() {
+                Some(session) => session.depth += 1,
+                None => {
+                    *s = Some(Session {
+                        depth: 1,
+                        rulesets: Vec::new(),
+                    })
+                }
+            }
+        });
+        RulesetSession(())
+    }
+}
+
+impl Drop for RulesetSession {
+    fn drop(&mut self) {
+        SESSION.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(session) = s.as_mut() {
+                session.depth -= 1;
+                if session.depth == 0 {
+                    *s = None;
+                }
+            }
+        });
+    }
+}
+
+/// Drops the ruleset kept by the current session (something changed it that the session cannot
+/// follow): the next reader reads it again.
+pub fn forget_ruleset() {
+    SESSION.with(|s| {
+        if let Some(session) = s.borrow_mut().as_mut() {
+            session.rulesets.clear();
+        }
+    });
+}
+
+fn session_active() -> bool {
+    SESSION.with(|s| s.borrow().is_some())
+}
+
+/// The calling thread's network namespace, as (device, inode).
+fn netns_key() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+fn session_ruleset(program: &std::path::Path) -> Option<Value> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let session = s.as_ref()?;
+        let key = netns_key()?;
+        session
+            .rulesets
+            .iter()
+            .find(|(p, k, _)| p == program && *k == key)
+            .map(|(_, _, v)| v.clone())
+    })
+}
+
+fn session_store(program: &std::path::Path, ruleset: &Value) {
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
+            return;
+        };
+        session
+            .rulesets
+            .retain(|(p, k, _)| !(p == program && *k == key));
+        session
+            .rulesets
+            .push((program.to_path_buf(), key, ruleset.clone()));
+    });
+}
+
+/// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
+/// an object in one, `delete` of a table. Anything else forgets the kept read.
+fn session_wrote(program: &std::path::Path, document: &Value) {
+    let Some(mut ruleset) = session_ruleset(program) else {
+        return;
+    };
+    let ok = (|| {
+        let items = ruleset.get_mut("nftables")?.as_array_mut()?;
+        for cmd in document.get("nftables")?.as_array()? {
+            let (verb, object) = cmd.as_object()?.iter().next()?;
+            let (kind, body) = object.as_object()?.iter().next()?;
+            match (verb.as_str(), kind.as_str()) {
+                ("add" | "create", "table") => {
+                    let (family, name) = (body.get("family")?, body.get("name")?);
+                    let exists = items.iter().any(|i| {
+                        i.get("table").is_some_and(|t| {
+                            t.get("family") == Some(family) && t.get("name") == Some(name)
+                        })
+                    });
+                    if !exists {
+                        items.push(serde_json::json!({ "table": body }));
+                    }
+                }
+                ("delete", "table") => {
+                    let (family, name) = (body.get("family")?, body.get("name")?);
+                    items.retain(|i| !in_table(i, family, name));
+                }
+                ("add" | "create", _) if body.get("table").is_some() => {
+                    items.push(serde_json::json!({ kind.clone(): body }));
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    })();
+    match ok {
+        Some(()) => session_store(program, &ruleset),
+        None => forget_ruleset(),
+    }
+}
+
+/// Whether a listed item (`{"table": …}`, `{"chain": …}`, …) belongs to table `family name`.
+fn in_table(item: &Value, family: &Value, name: &Value) -> bool {
+    let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+        return false;
+    };
+    let table = if kind == "table" {
+        body.get("name")
+    } else {
+        body.get("table")
+    };
+    body.get("family") == Some(family) && table == Some(name)
+}
+
+/// One table out of a whole-ruleset listing, in the form `nft -j list table` prints it;
+/// `None` when the ruleset has no such table.
+pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
+    let items = ruleset.get("nftables")?.as_array()?;
+    let (family, name) = (Value::from(family), Value::from(name));
+    let mine: Vec<Value> = items
+        .iter()
+        .filter(|i| in_table(i, &family, &name))
+        .cloned()
+        .collect();
+    mine.iter()
+        .any(|i| i.get("table").is_some())
+        .then(|| serde_json::json!({ "nftables": mine }))
 }
 
 /// nft reports a missing table as ENOENT ("No such file or directory").
@@ -317,5 +517,55 @@ mod tests {
             bad.list_table("ip", "t"),
             Err(NftError::BadOutput { .. })
         ));
+    }
+
+    #[test]
+    fn a_session_reads_the_ruleset_once_and_follows_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let nft = fake_nft(
+            &dir,
+            "nft",
+            &format!(
+                r#"echo "$1 $2" >> {}; cat >/dev/null; echo '{{"nftables": [{{"table": {{"family": "ip", "name": "other", "handle": 1}}}}, {{"chain": {{"family": "ip", "table": "other", "name": "c", "handle": 2}}}}]}}'"#,
+                count.display()
+            ),
+        );
+        let spawns = || {
+            std::fs::read_to_string(&count)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        {
+            let _session = RulesetSession::begin();
+            let first = nft.list_ruleset().unwrap();
+            assert_eq!(nft.list_ruleset().unwrap(), first);
+            let other = nft.list_table("ip", "other").unwrap().unwrap();
+            assert_eq!(other["nftables"].as_array().unwrap().len(), 2);
+            assert_eq!(nft.list_table("ip", "mine").unwrap(), None);
+            assert_eq!(spawns(), 1, "one read serves every reader");
+            // What we write is folded in without another read.
+            let table = serde_json::json!({"family": "bridge", "name": "mine"});
+            let chain = serde_json::json!({"family": "bridge", "table": "mine", "name": "p"});
+            nft.apply(&serde_json::json!({"nftables": [
+                {"create": {"table": table}}, {"add": {"chain": chain}}
+            ]}))
+            .unwrap();
+            let mine = nft.list_table("bridge", "mine").unwrap().unwrap();
+            assert_eq!(mine["nftables"][1]["chain"], chain);
+            assert_eq!(spawns(), 2);
+            nft.delete_table("bridge", "mine").unwrap();
+            assert_eq!(nft.list_table("bridge", "mine").unwrap(), None);
+            assert_eq!(spawns(), 3);
+            // A change the session cannot follow makes the next reader look again.
+            forget_ruleset();
+            nft.list_ruleset().unwrap();
+            assert_eq!(spawns(), 4);
+        }
+        // Outside a session every reader reads.
+        nft.list_ruleset().unwrap();
+        nft.list_ruleset().unwrap();
+        assert_eq!(spawns(), 6);
     }
 }

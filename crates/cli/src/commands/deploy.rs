@@ -70,6 +70,8 @@ fn lock(
 }
 
 pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
+    // The host facts' ruleset read serves the deploy too (one `nft list ruleset` per run).
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
     // directory.
     let peeked = StateDir::new(&cli.state_dir)
@@ -96,6 +98,13 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
+    // Another run deployed while this one waited for the lock: what was read is old.
+    let now = StateDir::new(&cli.state_dir)
+        .peek()
+        .map_err(|e| host_error(e.into()))?;
+    if serde_json::to_value(&peeked).ok() != serde_json::to_value(&now).ok() {
+        edgenet_host::nft::forget_ruleset();
+    }
     // Re-planned under the lock: another run may have deployed meanwhile.
     let plan = checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?;
     state.config = Some(loaded.source);

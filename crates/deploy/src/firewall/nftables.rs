@@ -1,6 +1,7 @@
 //! [`FirewallDriver`] over the `nft` binary.
 
 use edgenet_host::nft::Nft;
+use serde_json::Value;
 use tracing::{debug, info};
 
 use super::nft_rules::{self, Ruleset, FAMILY};
@@ -41,6 +42,45 @@ impl NftablesDriver {
         Ok(ApplyOutcome::Replaced)
     }
 
+    /// The commands that make the live table equal to `want`, to be sent with others in one
+    /// transaction ([`Self::apply_commands`]); `None` when it is equal already. Same ownership
+    /// rules as [`FirewallDriver::apply`]: a table with our name but not our mark is refused.
+    pub fn commands_for(&self, want: &Ruleset) -> Result<Option<Vec<Value>>, FirewallError> {
+        check_ours(&want.table)?;
+        let live = self
+            .nft
+            .list_table(&want.family, &want.table)?
+            .as_ref()
+            .and_then(Ruleset::from_listing);
+        let document = match live {
+            Some(live) if !live.is_marked() => {
+                return Err(FirewallError::NotMarked(
+                    want.family.clone(),
+                    want.table.clone(),
+                ))
+            }
+            Some(live) if &live == want => return Ok(None),
+            // Replacing costs the kernel a grace period: only when there is a table to replace.
+            Some(_) => want.replace_document(),
+            None => want.create_document(),
+        };
+        Ok(document["nftables"].as_array().cloned())
+    }
+
+    /// Sends `commands` as one transaction (one `nft` process for every table).
+    pub fn apply_commands(&self, commands: Vec<Value>) -> Result<(), FirewallError> {
+        Ok(self
+            .nft
+            .apply(&serde_json::json!({ "nftables": commands }))?)
+    }
+
+    /// Deletes a table whose mark the caller has just checked (no second listing).
+    pub fn delete_checked(&self, name: &str) -> Result<bool, FirewallError> {
+        let (family, table) = split_family(name);
+        check_ours(table)?;
+        Ok(self.nft.delete_table(family, table)?)
+    }
+
     /// Whether the table carries edgenet's mark (see [`Ruleset::is_marked`]); `None` when it
     /// does not exist.
     pub fn marked(&self, table: &str) -> Result<Option<bool>, FirewallError> {
@@ -57,7 +97,7 @@ pub fn split_family(name: &str) -> (&str, &str) {
 }
 
 /// nft reports an existing table on `create` as EEXIST.
-fn is_exists(e: &edgenet_host::nft::NftError) -> bool {
+pub(crate) fn is_exists(e: &edgenet_host::nft::NftError) -> bool {
     matches!(e, edgenet_host::nft::NftError::Failed { stderr, .. } if stderr.contains("File exists"))
 }
 
