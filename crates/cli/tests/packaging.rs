@@ -115,7 +115,7 @@ fn the_debian_package_installs_deploys_and_purges() {
         Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet {args} --state-dir {d}/state --resolv-conf {d}/resolv.conf",
+                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet --state-dir {d}/state --resolv-conf {d}/resolv.conf {args}",
                 d = dir.path().display()
             ))
             .output()
@@ -129,7 +129,7 @@ fn the_debian_package_installs_deploys_and_purges() {
         Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet {args} --resolv-conf {d}/resolv.conf",
+                "nsenter --net=/run/netns/{ns} /usr/bin/edgenet --resolv-conf {d}/resolv.conf {args}",
                 d = dir.path().display()
             ))
             .output()
