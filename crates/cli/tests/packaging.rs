@@ -110,6 +110,15 @@ fn the_debian_package_installs_deploys_and_purges() {
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
     let dir = tempfile::tempdir().unwrap();
+    // Whatever a failing assertion leaves (node namespaces are named and live outside the
+    // machine namespace): removed before the package is purged.
+    let _deployments = Deployments {
+        ns: ns.clone(),
+        state_dirs: vec![
+            dir.path().join("state").display().to_string(),
+            "/var/lib/edgenet".into(),
+        ],
+    };
     std::fs::write(dir.path().join("resolv.conf"), "nameserver 198.51.100.53\n").unwrap();
     let run = |args: &str| {
         Command::new("sh")
@@ -181,5 +190,25 @@ fn the_debian_package_installs_deploys_and_purges() {
             !Path::new("/var/lib/edgenet").exists(),
             "purge leaves no state directory"
         );
+    }
+}
+
+/// Runs `edgenet remove` on each state directory inside `ns`, then deletes `ns`.
+struct Deployments {
+    ns: String,
+    state_dirs: Vec<String>,
+}
+
+impl Drop for Deployments {
+    fn drop(&mut self) {
+        for dir in &self.state_dirs {
+            if Path::new(dir).join("state.json").exists() {
+                let _ = Command::new("nsenter")
+                    .arg(format!("--net=/run/netns/{}", self.ns))
+                    .args(["/usr/bin/edgenet", "--state-dir", dir, "remove"])
+                    .output();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
