@@ -103,6 +103,24 @@ fn kube_vip_container(
     }
 }
 
+/// Binds the cluster role `role` to the service account `account` in kube-system.
+fn role_binding(binding: &str, role: &str, account: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(binding, None),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "ClusterRole".to_string(),
+            name: role.to_string(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_string(),
+            name: account.to_string(),
+            namespace: Some(NAMESPACE.to_string()),
+            ..Default::default()
+        }]),
+    }
+}
+
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
@@ -207,20 +225,7 @@ pub fn kube_vip_daemonset_documents(
         ]),
         ..Default::default()
     };
-    let binding = ClusterRoleBinding {
-        metadata: meta("system:kube-vip-binding", None),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".to_string()),
-            kind: "ClusterRole".to_string(),
-            name: "system:kube-vip-role".to_string(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".to_string(),
-            name: NAME.to_string(),
-            namespace: Some(NAMESPACE.to_string()),
-            ..Default::default()
-        }]),
-    };
+    let binding = role_binding("system:kube-vip-binding", "system:kube-vip-role", NAME);
     let labels = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
     let control_plane_term = |key: &str| NodeSelectorTerm {
         match_expressions: Some(vec![NodeSelectorRequirement {
@@ -364,20 +369,11 @@ pub fn kube_vip_cloud_provider_documents(opts: &RenderOptions) -> Vec<String> {
         ]),
         ..Default::default()
     };
-    let binding = ClusterRoleBinding {
-        metadata: meta("system:kube-vip-cloud-controller-binding", None),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".to_string()),
-            kind: "ClusterRole".to_string(),
-            name: "system:kube-vip-cloud-controller-role".to_string(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".to_string(),
-            name: name.to_string(),
-            namespace: Some(NAMESPACE.to_string()),
-            ..Default::default()
-        }]),
-    };
+    let binding = role_binding(
+        "system:kube-vip-cloud-controller-binding",
+        "system:kube-vip-cloud-controller-role",
+        name,
+    );
     let labels = BTreeMap::from([(
         "app.kubernetes.io/name".to_string(),
         "kube-vip-cloud-provider".to_string(),

@@ -96,3 +96,21 @@ pub fn runtime(plan: &Plan, state_dir: &Path) -> Box<dyn NodeRuntime> {
         }),
     }
 }
+
+/// Makes the host end `name` of a node's link a port of `switch`, and up.
+pub(crate) fn join_switch(
+    nl: &mut Netlink,
+    name: &str,
+    switch: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    let link = nl.link(name)?.expect("the caller just ensured it");
+    if link.master.as_deref() != Some(switch) {
+        nl.set_master(name, Some(switch))?;
+        j.changed(format!("attached {name} to {switch}"));
+    }
+    if !link.up {
+        nl.set_up(name, true)?;
+    }
+    Ok(())
+}

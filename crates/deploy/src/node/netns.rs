@@ -88,14 +88,7 @@ impl NodeRuntime for NetnsRuntime {
                 }
             }
         }
-        let link = nl.link(veth)?.expect("just ensured");
-        if link.master.as_deref() != Some(node.switch) {
-            nl.set_master(veth, Some(node.switch))?;
-            j.changed(format!("attached {veth} to {}", node.switch));
-        }
-        if !link.up {
-            nl.set_up(veth, true)?;
-        }
+        super::join_switch(nl, veth, node.switch, j)?;
         j.step("node-link")?;
 
         let plan: &NodePlan = node.plan;

@@ -209,14 +209,7 @@ impl VmRuntime {
                 }
             }
         }
-        let link = nl.link(name)?.expect("just ensured");
-        if link.master.as_deref() != Some(node.switch) {
-            nl.set_master(name, Some(node.switch))?;
-            j.changed(format!("attached {name} to {}", node.switch));
-        }
-        if !link.up {
-            nl.set_up(name, true)?;
-        }
+        super::join_switch(nl, name, node.switch, j)?;
         j.step("node-link")?;
         Ok(())
     }
