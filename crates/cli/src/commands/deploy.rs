@@ -59,6 +59,26 @@ pub fn checked_plan(
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }
 
+/// Waits (up to `timeout`) until no run holds the lock of the state directory `dir`, without
+/// taking it or writing anything; whether one held it. A missing directory: no run.
+fn wait_for_other_run(dir: &std::path::Path, timeout: Duration) -> bool {
+    let Ok(d) = std::fs::File::open(dir) else {
+        return false;
+    };
+    let start = std::time::Instant::now();
+    let mut held = false;
+    loop {
+        match d.try_lock_shared() {
+            Ok(()) => return held,
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                held = true;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return held,
+        }
+    }
+}
+
 fn lock(
     cli: &Cli,
     args: &LockArgs,
@@ -74,21 +94,51 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
     // directory.
-    let peeked = StateDir::new(&cli.state_dir)
-        .peek()
-        .map_err(|e| host_error(e.into()))?;
-    let facts = edgenet_host::facts::gather_with(&super::facts_paths(cli))
-        .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))?;
+    let peek = || {
+        StateDir::new(&cli.state_dir)
+            .peek()
+            .map_err(|e| host_error(e.into()))
+    };
+    let gather = || {
+        edgenet_host::facts::gather_with(&super::facts_paths(cli))
+            .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))
+    };
+    let mut peeked = peek()?;
+    let mut facts = gather()?;
     let loaded = super::load_config(cli)?;
     let mut probe = None;
-    let first = checked_plan(
+    let first = match checked_plan(
         cli,
         &loaded,
         args.machine,
         peeked.as_ref(),
         &facts,
         &mut probe,
-    )?;
+    ) {
+        Ok(plan) => plan,
+        Err(refused) => {
+            // Another run of this state directory may be half-way through its deploy: what it
+            // is building (a bridge not yet marked, or marked with an id this run could not
+            // know yet) looks foreign from outside its lock. Wait for it, then look again.
+            let waited = wait_for_other_run(&cli.state_dir, Duration::from_secs(args.lock.wait));
+            let now = peek()?;
+            if !waited && serde_json::to_value(&peeked).ok() == serde_json::to_value(&now).ok() {
+                return Err(refused);
+            }
+            edgenet_host::nft::forget_ruleset();
+            peeked = now;
+            facts = gather()?;
+            probe = None;
+            checked_plan(
+                cli,
+                &loaded,
+                args.machine,
+                peeked.as_ref(),
+                &facts,
+                &mut probe,
+            )?
+        }
+    };
     // Before the lock, which makes the state directory: a refusal changes nothing.
     edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
     let terminal =
