@@ -926,7 +926,14 @@ fn a_dhcp_lease_keeps_renewing_on_the_bridge_and_comes_back() {
     // The server hands out another address at the next renewal.
     dhcp.reassign(&mac, "198.18.0.51");
     on_bridge.signal("USR1");
+    // udhcpc ignores a renew request while it is between states (the NAK of the old address,
+    // the new discover): ask again every few seconds until the new lease is in place.
+    let mut asked = std::time::Instant::now();
     wait_for("the new address on the bridge", || {
+        if asked.elapsed() > Duration::from_secs(3) {
+            on_bridge.signal("USR1");
+            asked = std::time::Instant::now();
+        }
         v4(BRIDGE) == ["198.18.0.51/24"]
     });
     assert!(s.reachable("198.18.0.51"));
