@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use edgenet_core::mac::MacAddr;
 use serde::Serialize;
 
-use crate::netlink::{HostError, Netlink};
+use crate::error::HostError;
+use crate::netlink::Netlink;
 
 /// Length of an Ethernet/IPv4 ARP packet (without the Ethernet header, without padding).
 pub const ARP_PACKET_LEN: usize = 28;

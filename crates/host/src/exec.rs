@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 use crate::netns::NetNs;
 
 /// Mount `source` over `target` for the command only (e.g. a node's resolv.conf over

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use edgenet_core::host_facts::{HostAddress, HostFacts, HostLink, HostRoute};
 
-use crate::netlink::{HostError, Netlink, Snapshot};
+use crate::error::HostError;
+use crate::netlink::{Netlink, Snapshot};
 use crate::{resolv, sysfs};
 
 /// The host files facts are read from; the lab gives each machine its own resolv.conf.

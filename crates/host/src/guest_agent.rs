@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 pub struct GuestAgent {
     reader: BufReader<UnixStream>,

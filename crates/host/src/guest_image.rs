@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 const SCRIPT: &str = include_str!("../../../scripts/build-guest-image.sh");
 

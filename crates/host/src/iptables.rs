@@ -8,7 +8,7 @@
 use std::io;
 use std::process::{Command, Stdio};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 pub const PROGRAM: &str = "iptables-nft";
 

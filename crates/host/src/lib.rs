@@ -5,6 +5,7 @@
 //! file interface.
 
 pub mod arp;
+pub mod error;
 pub mod exec;
 pub mod facts;
 pub mod guest_agent;
@@ -23,4 +24,4 @@ pub mod sysctl;
 pub mod sysfs;
 pub mod tap;
 
-pub use netlink::HostError;
+pub use error::HostError;

@@ -22,7 +22,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::rule::{RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::netlink::{HostError, Netlink};
+use crate::error::HostError;
+use crate::netlink::Netlink;
 
 /// USER_HZ: route lifetimes are dumped in clock ticks and set in seconds.
 const CLOCK_TICKS_PER_SECOND: u32 = 100;
@@ -135,65 +136,46 @@ impl Netlink {
         };
         let mut config = LinkConfig::default();
         if let Some(index) = index {
-            let mut msg = AddressMessage::default();
-            msg.header.family = AddressFamily::Unspec;
-            let replies = self
-                .dump(RouteNetlinkMessage::GetAddress(msg))
+            let addresses = self
+                .address_messages(AddressFamily::Unspec, Some(index))
                 .map_err(|f| f.into_host("dump addresses of", name))?;
-            for reply in replies {
-                let RouteNetlinkMessage::NewAddress(a) = reply else {
-                    continue;
-                };
-                // IPv6 link-local addresses belong to the link (the kernel makes them from its
-                // MAC); every IPv4 address and every wider IPv6 one is the host's.
-                let movable = match a.header.family {
+            // IPv6 link-local addresses belong to the link (the kernel makes them from its
+            // MAC); every IPv4 address and every wider IPv6 one is the host's.
+            config.addresses = addresses
+                .into_iter()
+                .filter(|a| match a.header.family {
                     AddressFamily::Inet => true,
                     AddressFamily::Inet6 => a.header.scope == AddressScope::Universe,
                     _ => false,
-                };
-                if a.header.index == index && movable {
-                    config.addresses.push(a);
-                }
-            }
-            let mut msg = RouteMessage::default();
-            msg.header.address_family = AddressFamily::Unspec;
-            msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
-            let replies = self
-                .dump(RouteNetlinkMessage::GetRoute(msg))
+                })
+                .collect();
+            let routes = self
+                .route_messages(AddressFamily::Unspec)
                 .map_err(|f| f.into_host("dump routes of", name))?;
-            for reply in replies {
-                let RouteNetlinkMessage::NewRoute(r) = reply else {
-                    continue;
-                };
-                if r.header.protocol == RouteProtocol::Kernel
-                    || r.header.flags.contains(RouteFlags::Cloned)
-                    || !matches!(
-                        r.header.address_family,
-                        AddressFamily::Inet | AddressFamily::Inet6
-                    )
-                {
-                    continue;
-                }
-                if route_uses(&r, index) {
-                    config.routes.push(r);
-                }
-            }
+            config.routes = routes
+                .into_iter()
+                .filter(|r| {
+                    r.header.protocol != RouteProtocol::Kernel
+                        && !r.header.flags.contains(RouteFlags::Cloned)
+                        && matches!(
+                            r.header.address_family,
+                            AddressFamily::Inet | AddressFamily::Inet6
+                        )
+                        && route_uses(r, index)
+                })
+                .collect();
         }
-        let mut msg = RuleMessage::default();
-        msg.header.family = AddressFamily::Unspec;
-        let replies = self
-            .dump(RouteNetlinkMessage::GetRule(msg))
+        let rules = self
+            .rule_messages()
             .map_err(|f| f.into_host("dump rules naming", name))?;
-        for reply in replies {
-            let RouteNetlinkMessage::NewRule(r) = reply else {
-                continue;
-            };
-            if r.attributes.iter().any(
-                |a| matches!(a, RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == name),
-            ) {
-                config.rules.push(r);
-            }
-        }
+        config.rules = rules
+            .into_iter()
+            .filter(|r| {
+                r.attributes.iter().any(
+                    |a| matches!(a, RuleAttribute::Iifname(n) | RuleAttribute::Oifname(n) if n == name),
+                )
+            })
+            .collect();
         Ok(config)
     }
 

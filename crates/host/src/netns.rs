@@ -18,7 +18,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 /// Where `ip netns` keeps named network namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";

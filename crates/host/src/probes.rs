@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::error::HostError;
 use crate::exec::{output_in, ExecOptions};
-use crate::netlink::HostError;
 
 /// How a DNS server answered one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

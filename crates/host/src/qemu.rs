@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use edgenet_core::mac::MacAddr;
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 

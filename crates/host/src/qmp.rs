@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 pub struct Qmp {
     reader: BufReader<UnixStream>,

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::netlink::HostError;
+use crate::error::HostError;
 
 const PROC_SYS: &str = "/proc/sys";
 

@@ -370,3 +370,54 @@ fn links_are_deleted_by_name_and_by_group() {
     // Deleting the group's veth end took its peer in the other namespace with it.
     assert_eq!(peer_ns.link_names(), vec!["lo".to_string()]);
 }
+
+#[test]
+fn addresses_of_one_link_are_its_own_in_kernel_order_and_none_for_a_missing_link() {
+    if !root_or_skip(
+        "addresses_of_one_link_are_its_own_in_kernel_order_and_none_for_a_missing_link",
+    ) {
+        return;
+    }
+    let ns = TestNs::new("addrof");
+    let (mine, other, missing) = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_bridge(&BridgeSpec::new("enbr8")).unwrap();
+        nl.create_bridge(&BridgeSpec::new("enbr9")).unwrap();
+        // A primary, its secondary, and an address on another link that must not show up.
+        nl.add_address("enbr8", "198.18.8.1/24".parse().unwrap())
+            .unwrap();
+        nl.add_address("enbr8", "198.18.8.2/24".parse().unwrap())
+            .unwrap();
+        nl.add_address_with("enbr8", "198.18.80.1/30".parse().unwrap(), None)
+            .unwrap();
+        nl.add_address("enbr9", "198.18.9.1/24".parse().unwrap())
+            .unwrap();
+        (
+            nl.addresses_of("enbr8").unwrap(),
+            nl.addresses_of("enbr9").unwrap(),
+            nl.addresses_of("ennothere").unwrap(),
+        )
+    });
+    let kernel = ipv4_of(&ns, "enbr8");
+    let ours: Vec<(String, u64, Option<String>)> = mine
+        .iter()
+        .map(|a| {
+            assert_eq!(a.link, "enbr8");
+            (
+                a.address.addr().to_string(),
+                u64::from(a.address.prefix_len()),
+                a.broadcast.map(|b| b.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(ours, kernel);
+    assert_eq!(kernel.len(), 3, "{kernel:?}");
+    assert_eq!(
+        other
+            .iter()
+            .map(|a| a.address.to_string())
+            .collect::<Vec<_>>(),
+        ["198.18.9.1/24"]
+    );
+    assert!(missing.is_empty());
+}

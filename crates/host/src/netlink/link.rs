@@ -1,0 +1,462 @@
+//! Links: the [`Link`] value, the parser from the kernel's `RTM_NEWLINK`, and every link
+//! operation (bridges, veths, up/down, MTU, MAC, master, alias, group, namespace, delete).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use edgenet_core::mac::MacAddr;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{HostError, Netlink};
+
+/// The kernel's default bridge MTU.
+const BRIDGE_DEFAULT_MTU: u32 = libc::ETH_DATA_LEN as u32;
+
+/// A link as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Carrier present (IFF_LOWER_UP).
+    pub lower_up: bool,
+    /// Only for Ethernet-like links (not loopback or tunnels without a MAC).
+    pub mac: Option<MacAddr>,
+    /// rtnetlink kind (`bridge`, `veth`, ...); `None` for physical devices and loopback.
+    pub kind: Option<String>,
+    pub master_index: Option<u32>,
+    /// Name of the bridge/bond this link is a port of (resolved within the same dump).
+    pub master: Option<String>,
+    /// `ip link set NAME alias ...`; edgenet marks the links it creates with `edgenet:<id>`.
+    pub alias: Option<String>,
+    /// Link group (0 = default). edgenet puts its links in a group to delete them in one go.
+    pub group: u32,
+}
+
+/// A bridge to create.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeSpec<'a> {
+    pub name: &'a str,
+    /// `None` = kernel default (1500, then the minimum of its ports' MTUs).
+    pub mtu: Option<u32>,
+    pub mac: Option<MacAddr>,
+    /// Set at creation, so the link is marked as ours from its first instant.
+    pub group: Option<u32>,
+}
+
+impl<'a> BridgeSpec<'a> {
+    pub fn new(name: &'a str) -> Self {
+        BridgeSpec {
+            name,
+            mtu: None,
+            mac: None,
+            group: None,
+        }
+    }
+}
+
+/// A veth pair to create; the peer may be created directly inside another namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct VethSpec<'a> {
+    pub name: &'a str,
+    pub peer_name: &'a str,
+    /// Applied to both ends (the kernel would give the peer 1500 otherwise).
+    pub mtu: Option<u32>,
+    pub mac: Option<MacAddr>,
+    pub peer_mac: Option<MacAddr>,
+    /// Namespace for the peer; `None` = the handle's own namespace.
+    pub peer_netns: Option<BorrowedFd<'a>>,
+    /// Group of the local end (deleting it deletes the peer too).
+    pub group: Option<u32>,
+}
+
+impl<'a> VethSpec<'a> {
+    pub fn new(name: &'a str, peer_name: &'a str) -> Self {
+        VethSpec {
+            name,
+            peer_name,
+            mtu: None,
+            mac: None,
+            peer_mac: None,
+            peer_netns: None,
+            group: None,
+        }
+    }
+}
+
+impl Netlink {
+    /// All links of the namespace.
+    pub fn links(&mut self) -> Result<Vec<Link>, HostError> {
+        let mut msg = LinkMessage::default();
+        msg.header.interface_family = AddressFamily::Unspec;
+        let replies = self
+            .dump(RouteNetlinkMessage::GetLink(msg))
+            .map_err(|f| f.into_host("dump links", ""))?;
+        let mut links: Vec<Link> = replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+                _ => None,
+            })
+            .collect();
+        let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
+        for link in &mut links {
+            link.master = link.master_index.and_then(|i| names.get(&i).cloned());
+        }
+        Ok(links)
+    }
+
+    /// One link by name; `None` when there is no such link.
+    pub fn link(&mut self, name: &str) -> Result<Option<Link>, HostError> {
+        let replies = match self.ack_request(
+            RouteNetlinkMessage::GetLink(link_by_name(name)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Ok(r) => r,
+            Err(f) if f.errno() == Some(libc::ENODEV) => return Ok(None),
+            Err(f) => return Err(f.into_host("get link", name)),
+        };
+        let Some(mut link) = replies.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        if let Some(master) = link.master_index {
+            link.master = self.link_name(master)?;
+        }
+        Ok(Some(link))
+    }
+
+    fn link_name(&mut self, index: u32) -> Result<Option<String>, HostError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.ack_request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST | NLM_F_ACK) {
+            Ok(replies) => Ok(replies.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l).name),
+                _ => None,
+            })),
+            Err(f) if f.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(f) => Err(f.into_host("get link", format!("index {index}").as_str())),
+        }
+    }
+
+    /// Creates a bridge. Fails with `EEXIST` when a link of that name exists.
+    ///
+    /// A bridge whose MTU was never *changed* follows the minimum MTU of its ports, so an MTU
+    /// other than the default is set after creation, which pins it (`BROPT_MTU_SET_BY_USER`).
+    pub fn create_bridge(&mut self, spec: &BridgeSpec<'_>) -> Result<(), HostError> {
+        let op = "create bridge";
+        let mut msg = link_by_name(spec.name);
+        if let Some(mac) = spec.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        }
+        if let Some(group) = spec.group {
+            msg.attributes.push(LinkAttribute::Group(group));
+        }
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.ack_request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|f| f.into_host(op, spec.name))?;
+        if let Some(mtu) = spec.mtu.filter(|m| *m != BRIDGE_DEFAULT_MTU) {
+            if let Err(e) = self.set_mtu(spec.name, mtu) {
+                // Do not leave a half-made bridge behind; the MTU error is the one to report.
+                let _ = self.delete_link(spec.name);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a veth pair, the peer optionally directly inside another namespace.
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(), HostError> {
+        let mut peer = link_by_name(spec.peer_name);
+        if let Some(mtu) = spec.mtu {
+            peer.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = spec.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        }
+        if let Some(fd) = spec.peer_netns {
+            peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
+        }
+        // Both ends in the group: the peer carries the mark from the moment it exists.
+        if let Some(group) = spec.group {
+            peer.attributes.push(LinkAttribute::Group(group));
+        }
+        let mut msg = link_by_name(spec.name);
+        if let Some(mtu) = spec.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = spec.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        }
+        if let Some(group) = spec.group {
+            msg.attributes.push(LinkAttribute::Group(group));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        let object = format!("{} (peer {})", spec.name, spec.peer_name);
+        self.ack_request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|f| f.into_host("create veth", &object))?;
+        Ok(())
+    }
+
+    /// Sets a link administratively up or down.
+    pub fn set_up(&mut self, name: &str, up: bool) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.header.change_mask = LinkFlags::Up;
+        if up {
+            msg.header.flags = LinkFlags::Up;
+        }
+        let op = if up { "set up" } else { "set down" };
+        self.set_link(msg, op, name)
+    }
+
+    pub fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        self.set_link(msg, &format!("set mtu {mtu} on"), name)
+    }
+
+    pub fn set_mac(&mut self, name: &str, mac: MacAddr) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        self.set_link(msg, &format!("set mac {mac} on"), name)
+    }
+
+    /// Makes `name` a port of bridge `master`, or of nothing with `None`.
+    pub fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError> {
+        let (index, op) = match master {
+            Some(m) => (self.link_index(m)?, format!("set master {m} on")),
+            None => (0, "set nomaster on".to_string()),
+        };
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::Controller(index));
+        self.set_link(msg, &op, name)
+    }
+
+    /// Sets the link's alias (`ifalias`); an empty alias removes it.
+    pub fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(msg, &format!("set alias {alias:?} on"), name)
+    }
+
+    pub fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::Group(group));
+        self.set_link(msg, &format!("set group {group} on"), name)
+    }
+
+    /// Moves a link into another namespace (it keeps its name there).
+    pub fn move_to_netns(&mut self, name: &str, ns: BorrowedFd<'_>) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        self.set_link(msg, "move to another netns", name)
+    }
+
+    /// Deletes a link by name. Returns whether it existed; a missing link is not an error.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool, HostError> {
+        match self.ack_request(
+            RouteNetlinkMessage::DelLink(link_by_name(name)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Ok(_) => Ok(true),
+            Err(f) if f.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(f) => Err(f.into_host("delete link", name)),
+        }
+    }
+
+    /// Deletes every link of `group` in one request (`ip link del group N`): the kernel then
+    /// waits for RCU once instead of once per link. Returns whether any link was in the group.
+    /// The kernel refuses (EOPNOTSUPP) when the group holds a link that cannot be deleted,
+    /// e.g. a physical adapter, and then deletes nothing.
+    pub fn delete_group(&mut self, group: u32) -> Result<bool, HostError> {
+        let object = format!("group {group}");
+        if group == 0 {
+            return Err(HostError::new(
+                "delete links of",
+                object,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "group 0 is the default group of every link",
+                ),
+            ));
+        }
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        match self.ack_request(RouteNetlinkMessage::DelLink(msg), NLM_F_REQUEST | NLM_F_ACK) {
+            Ok(_) => Ok(true),
+            Err(f) if f.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(f) => Err(f.into_host("delete links of", &object)),
+        }
+    }
+
+    /// The index of link `name`; `ENODEV` error naming it when missing.
+    pub fn link_index(&mut self, name: &str) -> Result<u32, HostError> {
+        let replies = self
+            .ack_request(
+                RouteNetlinkMessage::GetLink(link_by_name(name)),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .map_err(|f| f.into_host("find link", name))?;
+        replies
+            .iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                HostError::new(
+                    "find link",
+                    name,
+                    io::Error::from_raw_os_error(libc::ENODEV),
+                )
+            })
+    }
+
+    fn set_link(&mut self, msg: LinkMessage, op: &str, name: &str) -> Result<(), HostError> {
+        self.ack_request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+            .map_err(|f| f.into_host(op, name))?;
+        Ok(())
+    }
+}
+
+fn link_by_name(name: &str) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    msg
+}
+
+/// The [`Link`] a link message describes (its master by index only).
+pub(super) fn parse_link(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: msg.header.index,
+        name: String::new(),
+        mtu: 0,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        lower_up: msg.header.flags.contains(LinkFlags::LowerUp),
+        mac: None,
+        kind: None,
+        master_index: None,
+        master: None,
+        alias: None,
+        group: 0,
+    };
+    let ether = msg.header.link_layer_type == LinkLayerType::Ether;
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Mtu(m) => link.mtu = *m,
+            LinkAttribute::Address(a) if ether => {
+                if let Ok(octets) = <[u8; 6]>::try_from(a.as_slice()) {
+                    link.mac = Some(MacAddr(octets));
+                }
+            }
+            LinkAttribute::Controller(m) if *m != 0 => link.master_index = Some(*m),
+            LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
+            LinkAttribute::Group(g) => link.group = *g,
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    link
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::socket::off_the_wire;
+    use super::*;
+    use netlink_packet_route::link::LinkHeader;
+
+    fn parsed(msg: LinkMessage) -> Link {
+        match off_the_wire(RouteNetlinkMessage::NewLink(msg)) {
+            RouteNetlinkMessage::NewLink(m) => parse_link(&m),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bridge_port_is_read_with_every_field() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 7;
+        msg.header.link_layer_type = LinkLayerType::Ether;
+        msg.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+        msg.attributes = vec![
+            LinkAttribute::IfName("veth-n1".into()),
+            LinkAttribute::Mtu(1450),
+            LinkAttribute::Address(vec![0x02, 0, 0x5e, 0, 0x53, 1]),
+            LinkAttribute::Controller(3),
+            LinkAttribute::IfAlias("edgenet:abc".into()),
+            LinkAttribute::Group(4242),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ];
+        assert_eq!(
+            parsed(msg),
+            Link {
+                index: 7,
+                name: "veth-n1".into(),
+                mtu: 1450,
+                up: true,
+                lower_up: true,
+                mac: Some("02:00:5e:00:53:01".parse().unwrap()),
+                kind: Some("veth".into()),
+                master_index: Some(3),
+                master: None,
+                alias: Some("edgenet:abc".into()),
+                group: 4242,
+            }
+        );
+    }
+
+    #[test]
+    fn loopback_has_no_mac_kind_master_or_alias() {
+        let mut msg = LinkMessage::default();
+        msg.header = LinkHeader::default();
+        msg.header.index = 1;
+        msg.header.link_layer_type = LinkLayerType::Loopback;
+        msg.attributes = vec![
+            LinkAttribute::IfName("lo".into()),
+            LinkAttribute::Mtu(65536),
+            LinkAttribute::Address(vec![0; 6]),
+            LinkAttribute::Controller(0),
+            LinkAttribute::IfAlias(String::new()),
+        ];
+        let lo = parsed(msg);
+        assert_eq!((lo.name.as_str(), lo.mtu, lo.up), ("lo", 65536, false));
+        assert_eq!(
+            (lo.mac, lo.kind, lo.master_index, lo.alias),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn the_default_bridge_mtu_is_the_ethernet_payload() {
+        assert_eq!(BRIDGE_DEFAULT_MTU, 1500);
+    }
+}
