@@ -21,7 +21,7 @@ pub struct HostFacts {
     pub dns: HostDns,
     /// The host's nftables ruleset, for firewalls that would drop the switch's traffic.
     #[serde(default)]
-    pub firewall: crate::host_firewall::HostFirewall,
+    pub firewall: HostFirewall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,4 +77,20 @@ impl HostFacts {
     pub fn link(&self, name: &str) -> Option<&HostLink> {
         self.links.iter().find(|l| l.name == name)
     }
+}
+
+/// What the host layer read of the firewall.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFirewall {
+    /// `nft -j list ruleset`; `None` when it could not be read (see `problem`).
+    pub ruleset: Option<serde_json::Value>,
+    /// `net.bridge.bridge-nf-call-iptables` is 1: bridged IPv4 frames (node to node, node to
+    /// LAN on an external switch) pass the `ip`/`inet` forward hook too (Docker turns it on).
+    pub bridge_nf_call_iptables: bool,
+    pub problem: Option<String>,
+    /// The interface of the default route and its gateway, where a NAT switch's traffic goes.
+    #[serde(default)]
+    pub uplink: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
 }

@@ -18,24 +18,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-/// What the host layer read of the firewall.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostFirewall {
-    /// `nft -j list ruleset`; `None` when it could not be read (see `problem`).
-    pub ruleset: Option<Value>,
-    /// `net.bridge.bridge-nf-call-iptables` is 1: bridged IPv4 frames (node to node, node to
-    /// LAN on an external switch) pass the `ip`/`inet` forward hook too (Docker turns it on).
-    pub bridge_nf_call_iptables: bool,
-    pub problem: Option<String>,
-    /// The interface of the default route and its gateway, where a NAT switch's traffic goes.
-    #[serde(default)]
-    pub uplink: Option<String>,
-    #[serde(default)]
-    pub gateway: Option<Ipv4Addr>,
-}
+pub use crate::host_facts::HostFirewall;
 
 /// Which tool made the table, for the fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

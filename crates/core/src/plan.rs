@@ -10,12 +10,15 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::addressing::{internal_addresses, lan_subnet, range_end};
+use crate::config::is_control_plane;
 use crate::config::{
     Config, DeploymentType, Distribution, NetworkPlugin, NodeRuntime, PortForward,
 };
+use crate::context::{machine_name, resolve_subnet, Context, ResolvedSubnet};
 use crate::mac::MacAddr;
 use crate::no_proxy::effective_no_proxy;
-use crate::validate::{is_control_plane, machine_name, resolve_subnet, Context, ResolvedSubnet};
+
+pub use crate::config::NodeKind;
 
 /// Schema identifier carried in every JSON plan.
 pub const PLAN_SCHEMA: &str = "edgenet.plan/v1";
@@ -126,30 +129,6 @@ pub struct SwitchPlan {
     /// `None`: the adapter's MTU, read at deploy (external switch seen without the host).
     pub mtu: Option<u32>,
     pub outbound: Outbound,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeKind {
-    Linux,
-    Windows,
-}
-
-impl NodeKind {
-    /// AKS Edge Essentials' node-name suffix.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            NodeKind::Linux => "ledge",
-            NodeKind::Windows => "wedge",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeKind::Linux => "linux",
-            NodeKind::Windows => "windows",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

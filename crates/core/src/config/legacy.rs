@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::load::{node_mtu, read_node};
 use super::reader::{Obj, Reader};
 use super::{Config, DeploymentType, Distribution, Machine, NetworkPlugin, Node};
-use crate::validate::{Code, Finding};
+use crate::finding::{Code, Finding};
 
 /// One value of the service range and where the file wrote it.
 #[derive(Debug, Clone, Copy)]
@@ -572,7 +572,7 @@ pub(super) fn apply(r: &mut Reader, config: &mut Config) {
     }
     if let Some(name) = &vswitch.name {
         if config.edgenet.switch_name.is_none() {
-            if crate::validate::interface_name_problem(name).is_none() {
+            if crate::ifname::interface_name_problem(name).is_none() {
                 config.edgenet.switch_name = Some(name.clone());
                 r.alias("Edgenet.SwitchName", at("Name"));
                 mapped.push("Name → Edgenet.SwitchName");

@@ -7,8 +7,7 @@ use serde_json::Value;
 use super::legacy;
 use super::reader::{Obj, Reader};
 use super::*;
-use crate::plan::NodeKind;
-use crate::validate::{Code, Finding};
+use crate::finding::{Code, Finding};
 
 /// Config files larger than this are refused before parsing: a real deployment file is a few
 /// kilobytes, a 10,000-machine one about 1.5 MB.
@@ -571,7 +570,7 @@ fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
             .map
             .keys()
             .take(8)
-            .map(|k| crate::validate::excerpt(k))
+            .map(|k| crate::finding::excerpt(k))
             .collect();
         let more = if root.map.len() > 8 { ", …" } else { "" };
         r.invalid(

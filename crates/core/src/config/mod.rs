@@ -121,7 +121,7 @@ pub struct PortForward {
     pub protocol: Protocol,
     pub host_port: u16,
     /// `linux` or `windows`: which node of this machine receives the traffic.
-    pub node: crate::plan::NodeKind,
+    pub node: NodeKind,
     pub node_port: u16,
 }
 
@@ -299,4 +299,47 @@ pub(crate) fn rewrite_paths(aliases: &BTreeMap<String, String>, text: &str) -> S
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// The kind of a node (the config's `linux`/`windows`; the plan names nodes by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Linux,
+    Windows,
+}
+
+impl NodeKind {
+    /// AKS Edge Essentials' node-name suffix.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            NodeKind::Linux => "ledge",
+            NodeKind::Windows => "wedge",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Linux => "linux",
+            NodeKind::Windows => "windows",
+        }
+    }
+}
+
+/// Whether node `(machine, kind)` runs the control plane: its `ControlPlane`, defaulting to
+/// true for the first Linux node of the config and false for every other node.
+pub fn is_control_plane(config: &Config, machine: usize, linux: bool) -> bool {
+    let m = &config.machines[machine];
+    let node = if linux {
+        &m.linux_node
+    } else {
+        &m.windows_node
+    };
+    let Some(node) = node else { return false };
+    if !linux {
+        return false;
+    }
+    node.control_plane.unwrap_or_else(|| {
+        !config.join && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(machine)
+    })
 }

@@ -10,8 +10,8 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 
 use super::template::is_placeholder;
+use crate::finding::{Code, Finding};
 use crate::mac::MacAddr;
-use crate::validate::{Code, Finding};
 
 /// A JSON object and where it sits in the file. Keys are found in any case, as PowerShell's
 /// `ConvertFrom-Json` objects do.
@@ -254,7 +254,7 @@ impl Reader {
                         &path,
                         format!(
                             "unknown key {} is ignored; did you mean {likely:?}?",
-                            crate::validate::excerpt(key)
+                            crate::finding::excerpt(key)
                         ),
                     )
                     .hint(format!("rename it to {likely:?}")),
@@ -271,7 +271,7 @@ impl Reader {
                         &path,
                         format!(
                             "unknown key {} is ignored (not a key of {place})",
-                            crate::validate::excerpt(key)
+                            crate::finding::excerpt(key)
                         ),
                     )
                     .hint(format!(
@@ -351,7 +351,7 @@ impl Reader {
                         path,
                         format!(
                             "{path} is the IPv6 address {}; edgenet is IPv4 only",
-                            crate::validate::excerpt(s)
+                            crate::finding::excerpt(s)
                         ),
                     )
                     .hint("use an IPv4 address"),
@@ -374,7 +374,7 @@ impl Reader {
                         if leading_zero {
                             format!("{path} is {s:?}, ambiguous: an octet has a leading zero (read as octal by some tools)")
                         } else {
-                            format!("{path} is {}, which is not an IPv4 address", crate::validate::excerpt(s))
+                            format!("{path} is {}, which is not an IPv4 address", crate::finding::excerpt(s))
                         },
                     )
                     .hint("write four decimal octets without leading zeros, e.g. \"192.168.1.10\""),
@@ -448,7 +448,7 @@ impl Reader {
                     Code::Ipv6NotSupported,
                     format!(
                         "{path} is the IPv6 prefix {}; edgenet is IPv4 only",
-                        crate::validate::excerpt(s)
+                        crate::finding::excerpt(s)
                     ),
                     "use an IPv4 prefix such as \"192.168.0.0/24\"".to_string(),
                 )
@@ -457,7 +457,7 @@ impl Reader {
                     Code::InvalidCidr,
                     format!(
                         "{path} is {}, an address without a prefix length",
-                        crate::validate::excerpt(s)
+                        crate::finding::excerpt(s)
                     ),
                     format!("add the prefix length, e.g. \"{ip}/24\""),
                 )
@@ -466,7 +466,7 @@ impl Reader {
                     Code::InvalidCidr,
                     format!(
                         "{path} is {}, which is not an IPv4 CIDR",
-                        crate::validate::excerpt(s)
+                        crate::finding::excerpt(s)
                     ),
                     "write it as address/prefix-length, e.g. \"192.168.0.0/24\"".to_string(),
                 )
@@ -496,7 +496,7 @@ impl Reader {
                         &path,
                         format!(
                             "{path} is {}, not a MAC address",
-                            crate::validate::excerpt(s)
+                            crate::finding::excerpt(s)
                         ),
                     )
                     .hint(e.to_string()),
@@ -531,7 +531,7 @@ impl Reader {
             &path,
             format!(
                 "{path} is {}; expected one of {}",
-                crate::validate::excerpt(s),
+                crate::finding::excerpt(s),
                 names.join(", ")
             ),
         );

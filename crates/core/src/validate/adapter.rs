@@ -3,27 +3,7 @@
 
 use super::{Code, Context, Finding};
 use crate::config::Config;
-
-/// Linux `IFNAMSIZ - 1`.
-pub const MAX_IFNAME: usize = 15;
-
-/// Why `name` cannot be a Linux interface name, if it cannot.
-pub fn interface_name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        Some("it is empty".into())
-    } else if name.len() > MAX_IFNAME {
-        Some(format!(
-            "it is {} bytes; Linux allows at most {MAX_IFNAME}",
-            name.len()
-        ))
-    } else if name == "." || name == ".." {
-        Some("it is a path component".into())
-    } else {
-        name.chars()
-            .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
-            .map(|c| format!("{c:?} is not allowed"))
-    }
-}
+use crate::ifname::interface_name_problem;
 
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if let Some(name) = &config.edgenet.switch_name {

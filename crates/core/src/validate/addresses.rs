@@ -237,7 +237,7 @@ fn check_port_forwards(config: &Config, out: &mut Vec<Finding>) {
     let mut seen = HashMap::new();
     for (i, f) in forwards.iter().enumerate() {
         let path = format!("Edgenet.PortForwards[{i}]");
-        if f.node == crate::plan::NodeKind::Windows && !has_windows {
+        if f.node == crate::config::NodeKind::Windows && !has_windows {
             out.push(
                 Finding::error(
                     Code::PortForwardInvalid,

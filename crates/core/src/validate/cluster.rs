@@ -2,25 +2,7 @@
 //! odd number of members when this config creates the cluster.
 
 use super::{Code, Finding};
-use crate::config::Config;
-
-/// Whether node `(machine, kind)` runs the control plane: its `ControlPlane`, defaulting to
-/// true for the first Linux node of the config and false for every other node.
-pub fn is_control_plane(config: &Config, machine: usize, linux: bool) -> bool {
-    let m = &config.machines[machine];
-    let node = if linux {
-        &m.linux_node
-    } else {
-        &m.windows_node
-    };
-    let Some(node) = node else { return false };
-    if !linux {
-        return false;
-    }
-    node.control_plane.unwrap_or_else(|| {
-        !config.join && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(machine)
-    })
-}
+use crate::config::{is_control_plane, Config};
 
 pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
     // Without Edgenet.Distribution the plugin chooses it (as the AKS EE installer pairs them),

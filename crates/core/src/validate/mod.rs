@@ -7,9 +7,7 @@
 mod adapter;
 mod addresses;
 mod cluster;
-mod context;
 mod dns;
-mod finding;
 mod host_firewall;
 mod macs;
 mod mtu;
@@ -19,13 +17,13 @@ mod proxy;
 mod structure;
 mod subnet;
 
-pub use adapter::interface_name_problem;
-pub use cluster::is_control_plane;
-pub use context::{
+pub use crate::config::is_control_plane;
+pub use crate::context::{
     machine_name, planned_machine_name, resolve_subnet, Context, HostView, ProbeView,
     ResolvedSubnet,
 };
-pub use finding::{excerpt, Code, Finding, Severity};
+pub use crate::finding::{excerpt, Code, Finding, Severity};
+pub use crate::ifname::interface_name_problem;
 pub use host_firewall::OWN_TABLE_PREFIX;
 pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use super::{planned_machine_name, Code, Context, Finding};
 use crate::config::Config;
-
-/// `<name>-ledge` must stay a valid 63-character DNS label.
-pub const MAX_MACHINE_NAME: usize = 57;
+use crate::context::MAX_MACHINE_NAME;
 
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let required = |out: &mut Vec<Finding>, path: &str, what: &str| {

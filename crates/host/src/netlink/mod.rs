@@ -33,7 +33,8 @@ pub use route::{Route, RouteSpec};
 
 pub(crate) use socket::Failure;
 
-/// Everything [`crate::facts`] needs, from one link dump shared by the three tables.
+/// Links, IPv4 addresses and main-table routes (what the host facts are read from), from one
+/// link dump shared by the three tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub links: Vec<Link>,

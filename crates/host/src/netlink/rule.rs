@@ -1,5 +1,5 @@
-//! Policy rules (`ip rule`): only read here, for [`crate::link_config`], which moves the rules
-//! that name a link together with its addresses and routes.
+//! Policy rules (`ip rule`): only read here; the link-configuration move (`link_config`) takes
+//! the rules that name a link along with its addresses and routes.
 
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};

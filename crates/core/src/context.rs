@@ -1,4 +1,4 @@
-//! What the rules know beyond the config: the host (or why it was not read), which machine of
+//! What the rules and the planner know beyond the config: the host (or why it was not read), which machine of
 //! the config this host is, and the values derived once for every rule.
 
 use ipnet::Ipv4Net;
@@ -6,6 +6,9 @@ use ipnet::Ipv4Net;
 use crate::addressing;
 use crate::config::Config;
 use crate::host_facts::HostFacts;
+
+/// `<name>-ledge` must stay a valid 63-character DNS label.
+pub const MAX_MACHINE_NAME: usize = 57;
 
 /// What the on-link address-free probe (rule 12) found, or why it did not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +155,7 @@ fn sanitize_hostname(hostname: &str) -> String {
                 '-'
             }
         })
-        .take(super::structure::MAX_MACHINE_NAME)
+        .take(MAX_MACHINE_NAME)
         .collect();
     while s.ends_with('-') {
         s.pop();
