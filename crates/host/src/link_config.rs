@@ -25,10 +25,16 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::error::HostError;
 use crate::netlink::Netlink;
 
-/// USER_HZ: route lifetimes are dumped in clock ticks and set in seconds.
-const CLOCK_TICKS_PER_SECOND: u32 = 100;
-/// Interface names and address labels are at most 15 bytes.
-const IFNAMSIZ: usize = 16;
+/// USER_HZ (`sysconf(_SC_CLK_TCK)`): route lifetimes are dumped in clock ticks and set in
+/// seconds.
+fn clock_ticks_per_second() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u32::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
+}
 
 /// What is on (or names) one link, as the kernel lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -388,7 +394,7 @@ fn translate(
                 if let AddressAttribute::Label(label) = attr {
                     if let Some(rest) = label.strip_prefix(from) {
                         let renamed = format!("{to}{rest}");
-                        if renamed.len() < IFNAMSIZ {
+                        if renamed.len() < libc::IFNAMSIZ {
                             *label = renamed;
                         }
                     }
@@ -454,7 +460,7 @@ fn strip_route_output(r: &mut RouteMessage) {
     r.attributes.retain(|a| match a {
         RouteAttribute::CacheInfo(ci) => {
             if ci.expires > 0 {
-                expires = Some(ci.expires.div_ceil(CLOCK_TICKS_PER_SECOND));
+                expires = Some(ci.expires.div_ceil(clock_ticks_per_second()));
             }
             false
         }

@@ -10,11 +10,6 @@ use std::os::fd::AsRawFd;
 
 use crate::error::HostError;
 
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
-const IFF_TAP: libc::c_short = 0x0002;
-const IFF_NO_PI: libc::c_short = 0x1000;
-
 #[repr(C)]
 struct IfReq {
     name: [u8; libc::IFNAMSIZ],
@@ -35,17 +30,18 @@ pub fn create(name: &str) -> Result<(), HostError> {
         .map_err(err)?;
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
-        flags: IFF_TAP | IFF_NO_PI,
+        // `ifr_flags` is a short; both flags fit in it.
+        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
         _pad: [0; 22],
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
     // SAFETY: TUNSETIFF reads and writes a struct ifreq, which IfReq lays out (name, flags,
     // padding to its full size); the fd is open for the call's duration.
-    if unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
+    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(err(io::Error::last_os_error()));
     }
     // SAFETY: TUNSETPERSIST takes an integer argument.
-    if unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
+    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
         return Err(err(io::Error::last_os_error()));
     }
     Ok(())

@@ -421,3 +421,26 @@ fn addresses_of_one_link_are_its_own_in_kernel_order_and_none_for_a_missing_link
     );
     assert!(missing.is_empty());
 }
+
+#[test]
+fn a_persistent_tap_is_made_with_the_kernels_own_ioctl_numbers() {
+    if !root_or_skip("a_persistent_tap_is_made_with_the_kernels_own_ioctl_numbers") {
+        return;
+    }
+    let ns = TestNs::new("tap");
+    let too_long = ns.run(|| {
+        edgenet_host::tap::create("entap0").unwrap();
+        edgenet_host::tap::create("a-name-longer-than-15").unwrap_err()
+    });
+    // It outlived the file descriptor (persistent), and it is a tap without packet info.
+    let tap = ns
+        .ip_json(&["-d", "link", "show", "dev", "entap0"])
+        .as_array()
+        .unwrap()[0]
+        .clone();
+    assert_eq!(tap["linkinfo"]["info_kind"], "tun", "{tap}");
+    assert_eq!(tap["linkinfo"]["info_data"]["type"], "tap", "{tap}");
+    assert_eq!(tap["linkinfo"]["info_data"]["pi"], false, "{tap}");
+    assert_eq!(tap["linkinfo"]["info_data"]["persist"], true, "{tap}");
+    assert_eq!(too_long.errno(), Some(libc::EINVAL), "{too_long}");
+}
