@@ -8,43 +8,38 @@
 //! neighbour entry from the probe, and nothing on the prober changes: no address, no route,
 //! no ARP cache entry is touched. Nothing but these ARP requests is ever sent.
 //!
-//! The frame layout ([`ArpPacket`]) is pure and unit-tested without root.
+//! Frames are laid out and read by `etherparse` ([`ArpPacket`] converts, pure and unit-tested
+//! without root); the socket is `socket2`'s, polled with `nix`.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io;
-use std::mem;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use edgenet_core::mac::MacAddr;
+use etherparse::{
+    ArpEthIpv4Packet, ArpOperation, ArpPacket as WireArp, EtherType, Ethernet2Header,
+    Ethernet2Slice,
+};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
+use socket2::{Domain, SockAddr, SockAddrStorage, SockFilter, Socket, Type};
 
 use crate::error::HostError;
 use crate::netlink::Netlink;
 
 /// Length of an Ethernet/IPv4 ARP packet (without the Ethernet header, without padding).
-pub const ARP_PACKET_LEN: usize = 28;
+pub const ARP_PACKET_LEN: usize = ArpEthIpv4Packet::LEN;
 /// ARP operation "request" (who-has).
-pub const ARP_REQUEST: u16 = 1;
+pub const ARP_REQUEST: u16 = libc::ARPOP_REQUEST;
 /// ARP operation "reply" (is-at).
-pub const ARP_REPLY: u16 = 2;
+pub const ARP_REPLY: u16 = libc::ARPOP_REPLY;
 
-const HTYPE_ETHERNET: u16 = 1;
-const PTYPE_IPV4: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
 const BROADCAST: [u8; 6] = [0xff; 6];
-/// `ETH_P_ALL`: the socket is bound to every protocol (and an in-kernel filter keeps only
-/// ARP) because a socket bound to `ETH_P_ARP` sees nothing on a bridge port: the bridge
-/// consumes the port's frames before protocol-specific sockets get them, while "all
-/// protocols" taps see them first.
-const ETH_P_ALL: u16 = 0x0003;
 /// Receive buffer asked for: room for the replies of a whole /24 answering at once
 /// (each small frame costs roughly 1 KiB of buffer accounting). Capped by `rmem_max`.
-const RCVBUF: libc::c_int = 1 << 20;
-/// `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): do not hand our own transmitted frames back to
-/// us. Older kernels refuse it; outgoing frames are then dropped by their packet type.
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const RCVBUF: usize = 1 << 20;
 
 /// How a probe is paced. The whole probe takes `(count − 1) × interval + wait`, however many
 /// targets there are (all targets go out in the same round).
@@ -137,17 +132,26 @@ impl ArpPacket {
 
     /// Wire form (network byte order), 28 bytes.
     pub fn to_bytes(&self) -> [u8; ARP_PACKET_LEN] {
-        let mut b = [0u8; ARP_PACKET_LEN];
-        b[0..2].copy_from_slice(&HTYPE_ETHERNET.to_be_bytes());
-        b[2..4].copy_from_slice(&PTYPE_IPV4.to_be_bytes());
-        b[4] = 6;
-        b[5] = 4;
-        b[6..8].copy_from_slice(&self.operation.to_be_bytes());
-        b[8..14].copy_from_slice(&self.sender_mac.0);
-        b[14..18].copy_from_slice(&self.sender_ip.octets());
-        b[18..24].copy_from_slice(&self.target_mac.0);
-        b[24..28].copy_from_slice(&self.target_ip.octets());
-        b
+        ArpEthIpv4Packet {
+            operation: ArpOperation(self.operation),
+            sender_mac: self.sender_mac.0,
+            sender_ipv4: self.sender_ip.octets(),
+            target_mac: self.target_mac.0,
+            target_ipv4: self.target_ip.octets(),
+        }
+        .to_bytes()
+    }
+
+    /// The whole Ethernet frame: broadcast from `source` (the interface's own MAC).
+    fn to_frame(self, source: MacAddr) -> Vec<u8> {
+        let ethernet = Ethernet2Header {
+            source: source.0,
+            destination: BROADCAST,
+            ether_type: EtherType::ARP,
+        };
+        let mut frame = ethernet.to_bytes().to_vec();
+        frame.extend_from_slice(&self.to_bytes());
+        frame
     }
 
     /// Parses the ARP payload of a frame. Trailing bytes (Ethernet padding up to the 60-byte
@@ -156,32 +160,43 @@ impl ArpPacket {
         let Some(b) = bytes.get(..ARP_PACKET_LEN) else {
             return Err(ArpParseError::TooShort(bytes.len()));
         };
-        let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-        let mac_at = |i: usize| {
-            let mut m = [0u8; 6];
-            m.copy_from_slice(&b[i..i + 6]);
-            MacAddr(m)
-        };
-        let ip_at = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
-        if u16_at(0) != HTYPE_ETHERNET {
-            return Err(ArpParseError::HardwareType(u16_at(0)));
-        }
-        if u16_at(2) != PTYPE_IPV4 {
-            return Err(ArpParseError::ProtocolType(u16_at(2)));
-        }
-        if b[4] != 6 || b[5] != 4 {
+        // A generic ARP packet first (any hardware and protocol), then the Ethernet/IPv4 one.
+        let Ok(arp) = WireArp::from_slice(b) else {
+            // Long enough for Ethernet/IPv4, so the header's address lengths claim more.
             return Err(ArpParseError::AddressLengths {
                 hardware: b[4],
                 protocol: b[5],
             });
-        }
+        };
+        let p = arp.try_eth_ipv4().map_err(|e| {
+            use etherparse::err::arp::ArpEthIpv4FromError as E;
+            match e {
+                E::NonMatchingHwType(t) => ArpParseError::HardwareType(t.0),
+                E::NonMatchingProtocolType(t) => ArpParseError::ProtocolType(t.0),
+                E::NonMatchingHwAddrSize(_) | E::NonMatchingProtoAddrSize(_) => {
+                    ArpParseError::AddressLengths {
+                        hardware: arp.hw_addr_size(),
+                        protocol: arp.protocol_addr_size(),
+                    }
+                }
+            }
+        })?;
         Ok(ArpPacket {
-            operation: u16_at(6),
-            sender_mac: mac_at(8),
-            sender_ip: ip_at(14),
-            target_mac: mac_at(18),
-            target_ip: ip_at(24),
+            operation: p.operation.0,
+            sender_mac: MacAddr(p.sender_mac),
+            sender_ip: p.sender_ipv4_addr(),
+            target_mac: MacAddr(p.target_mac),
+            target_ip: p.target_ipv4_addr(),
         })
+    }
+
+    /// The ARP packet in a whole Ethernet frame; `None` for any other frame.
+    fn from_frame(frame: &[u8]) -> Option<Self> {
+        let ethernet = Ethernet2Slice::from_slice_without_fcs(frame).ok()?;
+        if ethernet.ether_type() != EtherType::ARP {
+            return None;
+        }
+        ArpPacket::parse(ethernet.payload_slice()).ok()
     }
 
     /// What this packet says about the probed `targets`: a reply from a target, or a request
@@ -245,9 +260,9 @@ pub fn probe(
     let count = opts.count.max(1);
     let start = Instant::now();
     let end = start + opts.interval * (count - 1) + opts.wait;
-    let frames: Vec<[u8; ARP_PACKET_LEN]> = order
+    let frames: Vec<Vec<u8>> = order
         .iter()
-        .map(|t| ArpPacket::probe(mac, *t).to_bytes())
+        .map(|t| ArpPacket::probe(mac, *t).to_frame(mac))
         .collect();
     let mut sent_ok = vec![false; order.len()];
     let mut last_send_error: Option<io::Error> = None;
@@ -282,18 +297,18 @@ pub fn probe(
     Ok(answers.into_iter().collect())
 }
 
-/// Index and MAC of `ifname`, which must exist, be up, have carrier and an Ethernet MAC.
 /// Announces on `ifname` (in the calling thread's namespace), with one gratuitous ARP, that
 /// `mac` has `ip`. `mac` need not be the interface's own: a machine announces its nodes on its
 /// adapter, where the frame goes straight to the LAN (a node's own link may still be held back
 /// by its bridge port for up to a second after it came up).
 pub fn announce(ifname: &str, mac: MacAddr, ip: Ipv4Addr) -> Result<(), HostError> {
-    let (index, _) = usable_link(ifname)?;
+    let (index, own) = usable_link(ifname)?;
     let sock = PacketSocket::open(ifname, index)?;
-    sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_bytes())
+    sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_frame(own))
         .map_err(|e| HostError::new("send ARP announcement on", ifname, e))
 }
 
+/// Index and MAC of `ifname`, which must exist, be up, have carrier and an Ethernet MAC.
 fn usable_link(ifname: &str) -> Result<(u32, MacAddr), HostError> {
     const OP: &str = "ARP probe on";
     let link = Netlink::open()?
@@ -329,210 +344,59 @@ fn usable_link(ifname: &str) -> Result<(u32, MacAddr), HostError> {
     Ok((link.index, mac))
 }
 
-/// An `AF_PACKET`/`SOCK_DGRAM` socket that sees only ARP frames of one interface (bound to
-/// all protocols of the interface, with a kernel filter that keeps only ARP). With
-/// `SOCK_DGRAM` the kernel writes the Ethernet header (source = the interface's MAC,
-/// destination = the address given to `sendto`) and strips it on receive.
+/// An `AF_PACKET`/`SOCK_RAW` socket that sees only the ARP frames arriving on one interface
+/// (bound to all protocols of the interface, with a kernel filter that keeps only incoming
+/// ARP) and sends whole Ethernet frames out of it.
 struct PacketSocket {
-    fd: OwnedFd,
+    sock: Socket,
     ifname: String,
-    index: u32,
 }
 
 impl PacketSocket {
     fn open(ifname: &str, index: u32) -> Result<Self, HostError> {
-        // SAFETY: plain socket(2) call; the returned descriptor is checked and then owned
-        // by exactly one OwnedFd. Protocol 0 means "receive nothing" until bind() below
-        // names the protocol and the interface, so no frame of another interface can slip
-        // in before that.
-        let raw: RawFd =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(HostError::new(
-                "open ARP packet socket for",
-                ifname,
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sock = PacketSocket {
-            fd,
+        let fail = |op: &str, e| HostError::new(op, ifname, e);
+        // No protocol: the socket receives nothing until bind() below names the protocol and
+        // the interface, so no frame of another interface can slip in before that.
+        let sock = Socket::new(Domain::PACKET, Type::RAW, None)
+            .map_err(|e| fail("open ARP packet socket for", e))?;
+        // Best effort: a larger receive buffer.
+        let _ = sock.set_recv_buffer_size(RCVBUF);
+        // Before bind: from the moment frames flow in, only incoming ARP is queued.
+        sock.attach_filter(&arp_filter())
+            .map_err(|e| fail("attach ARP filter to packet socket for", e))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| fail("set ARP packet socket non-blocking for", e))?;
+        // All protocols (the filter keeps ARP): a socket bound to ETH_P_ARP sees nothing on a
+        // bridge port, since the bridge takes the port's frames before protocol-specific
+        // sockets get them, while "all protocols" taps see them first.
+        sock.bind(&link_address(index, libc::ETH_P_ALL as u16))
+            .map_err(|e| fail("bind ARP packet socket to", e))?;
+        Ok(PacketSocket {
+            sock,
             ifname: ifname.to_string(),
-            index,
-        };
-
-        // Best effort: a larger receive buffer and no copies of our own frames.
-        sock.setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
-        sock.setsockopt(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
-        // Before bind: from the moment frames flow in, only ARP is queued.
-        sock.attach_arp_filter()?;
-
-        let addr = sock.sockaddr(ETH_P_ALL, None);
-        // SAFETY: `addr` is a fully initialised sockaddr_ll that outlives the call, and the
-        // length passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                sock.fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(HostError::new(
-                "bind ARP packet socket to",
-                ifname,
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(sock)
+        })
     }
 
-    fn setsockopt(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-        // SAFETY: `value` is a c_int that outlives the call, and its size is passed.
-        let _ = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    }
-
-    /// Classic BPF program run by the kernel on every frame: keep it if its ethertype is
-    /// ARP, drop it otherwise (`ldh [proto]; jeq #0x806, keep, drop`).
-    fn attach_arp_filter(&self) -> Result<(), HostError> {
-        const BPF_LD_H_ABS: u16 = 0x08 | 0x20; // BPF_LD (0) | BPF_H | BPF_ABS
-        const BPF_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
-        const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
-        const SKF_AD_PROTOCOL: u32 = (-0x1000i32) as u32; // SKF_AD_OFF + SKF_AD_PROTOCOL (0)
-        let mut prog = [
-            libc::sock_filter {
-                code: BPF_LD_H_ABS,
-                jt: 0,
-                jf: 0,
-                k: SKF_AD_PROTOCOL,
-            },
-            libc::sock_filter {
-                code: BPF_JEQ_K,
-                jt: 0,
-                jf: 1,
-                k: u32::from(ETH_P_ARP),
-            },
-            libc::sock_filter {
-                code: BPF_RET_K,
-                jt: 0,
-                jf: 0,
-                k: 0xffff,
-            },
-            libc::sock_filter {
-                code: BPF_RET_K,
-                jt: 0,
-                jf: 0,
-                k: 0,
-            },
-        ];
-        let fprog = libc::sock_fprog {
-            len: prog.len() as libc::c_ushort,
-            filter: prog.as_mut_ptr(),
-        };
-        // SAFETY: `fprog` points at `prog`, both live across the call; the kernel copies the
-        // program and only reads them.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const libc::sock_fprog).cast(),
-                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(HostError::new(
-                "attach ARP filter to packet socket for",
-                &self.ifname,
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// A link-layer address on our interface for `protocol` (host order), with `dest` as
-    /// the hardware address.
-    fn sockaddr(&self, protocol: u16, dest: Option<[u8; 6]>) -> libc::sockaddr_ll {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = protocol.to_be();
-        addr.sll_ifindex = self.index as libc::c_int;
-        if let Some(d) = dest {
-            addr.sll_halen = 6;
-            addr.sll_addr[..6].copy_from_slice(&d);
-        }
-        addr
-    }
-
-    /// Sends one ARP packet to the Ethernet broadcast address.
-    fn send_broadcast(&self, packet: &[u8]) -> io::Result<()> {
-        // With SOCK_DGRAM, sll_protocol becomes the frame's ethertype.
-        let addr = self.sockaddr(ETH_P_ARP, Some(BROADCAST));
+    /// Sends one whole Ethernet frame out of the bound interface.
+    fn send_broadcast(&self, frame: &[u8]) -> io::Result<()> {
         loop {
-            // SAFETY: `packet` and `addr` are valid for the lengths passed and outlive the
-            // call; the kernel only reads them.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    0,
-                    (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
-                    mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match self.sock.send(frame) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// One frame without blocking: `Ok(None)` when none is queued; `Ok(Some(None))` for a
-    /// frame that is not for us (our own outgoing copy, not ARP, malformed).
+    /// frame that is not an Ethernet/IPv4 ARP packet.
     fn recv_one(&self, buf: &mut [u8]) -> Result<Option<Option<ArpPacket>>, HostError> {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `buf` is writable for `buf.len()` bytes, `from`/`from_len` describe a
-        // writable sockaddr_ll; all outlive the call.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                (&mut from as *mut libc::sockaddr_ll).cast::<libc::sockaddr>(),
-                &mut from_len,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(None),
-                io::ErrorKind::Interrupted => Ok(Some(None)),
-                _ => Err(HostError::new("receive ARP on", &self.ifname, e)),
-            };
+        match (&self.sock).read(buf) {
+            Ok(n) => Ok(Some(ArpPacket::from_frame(&buf[..n]))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Some(None)),
+            Err(e) => Err(HostError::new("receive ARP on", &self.ifname, e)),
         }
-        // Our own frames (kernels without PACKET_IGNORE_OUTGOING) and, belt and braces,
-        // anything the filter let through that is not ARP.
-        if from.sll_pkttype == libc::PACKET_OUTGOING || from.sll_protocol != ETH_P_ARP.to_be() {
-            return Ok(Some(None));
-        }
-        Ok(Some(ArpPacket::parse(&buf[..n as usize]).ok()))
     }
 
     /// Takes every frame already queued.
@@ -565,22 +429,54 @@ impl PacketSocket {
                 return Ok(());
             }
             // Round up so we never spin on a sub-millisecond remainder.
-            let left = deadline - now;
-            let ms = left.as_millis().max(1).min(libc::c_int::MAX as u128) as libc::c_int;
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(HostError::new("wait for ARP on", &self.ifname, e));
-                }
+            let left = (deadline - now).max(Duration::from_millis(1));
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(HostError::new("wait for ARP on", &self.ifname, e.into())),
             }
         }
+    }
+}
+
+/// Classic BPF program run by the kernel on every frame of the interface: drop our own
+/// outgoing frames, keep ARP, drop everything else. In tcpdump's notation:
+/// `ldh [pkttype]; jeq #outgoing, drop; ldh [proto]; jeq #0x806, keep, drop`.
+fn arp_filter() -> [SockFilter; 6] {
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // Ancillary loads: what the kernel knows of the frame, not its bytes.
+    const PKTTYPE: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32;
+    const PROTOCOL: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_PROTOCOL) as u32;
+    [
+        SockFilter::new(LD_H_ABS, 0, 0, PKTTYPE),
+        // Jumps count from the next instruction: 3 ahead is "drop".
+        SockFilter::new(JEQ_K, 3, 0, libc::PACKET_OUTGOING as u32),
+        SockFilter::new(LD_H_ABS, 0, 0, PROTOCOL),
+        SockFilter::new(JEQ_K, 0, 1, libc::ETH_P_ARP as u32),
+        // Keep: up to 64 KiB of the frame, i.e. all of it.
+        SockFilter::new(RET_K, 0, 0, 0xffff),
+        SockFilter::new(RET_K, 0, 0, 0),
+    ]
+}
+
+/// The link-layer address of interface `index` for `protocol` (host order), for bind().
+fn link_address(index: u32, protocol: u16) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: the storage is large and aligned enough for every socket address, sockaddr_ll
+    // included, and all-zero is a valid sockaddr_ll; the length given is sockaddr_ll's size,
+    // and its family field says AF_PACKET.
+    unsafe {
+        let ll = storage.view_as::<libc::sockaddr_ll>();
+        ll.sll_family = libc::AF_PACKET as libc::sa_family_t;
+        ll.sll_protocol = protocol.to_be();
+        ll.sll_ifindex = index as libc::c_int;
+        SockAddr::new(
+            storage,
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
     }
 }
 
@@ -754,5 +650,40 @@ mod tests {
             assert!(e.to_string().contains(bad), "{e}");
             assert_eq!(e.io_error().kind(), io::ErrorKind::InvalidInput, "{e}");
         }
+    }
+
+    #[test]
+    fn a_frame_is_a_broadcast_from_the_interface_and_reads_back() {
+        let own = mac("02:00:5e:00:53:01");
+        let p = ArpPacket::announcement(mac("02:00:5e:00:53:99"), ip("10.0.0.5"));
+        let frame = p.to_frame(own);
+        assert_eq!(frame.len(), 14 + ARP_PACKET_LEN);
+        assert_eq!(&frame[0..6], &[0xff; 6], "to everybody");
+        assert_eq!(&frame[6..12], &own.0, "from the interface");
+        assert_eq!(&frame[12..14], &[0x08, 0x06], "ethertype ARP");
+        assert_eq!(ArpPacket::from_frame(&frame), Some(p));
+        // Padded to the 60-byte minimum, as it arrives from a real NIC.
+        let mut padded = frame.clone();
+        padded.resize(60, 0);
+        assert_eq!(ArpPacket::from_frame(&padded), Some(p));
+    }
+
+    #[test]
+    fn frames_that_are_not_arp_are_not_packets() {
+        let mut ipv4 = ArpPacket::probe(mac("02:00:00:00:00:01"), ip("10.0.0.1"))
+            .to_frame(mac("02:00:00:00:00:01"));
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(ArpPacket::from_frame(&ipv4), None);
+        assert_eq!(ArpPacket::from_frame(&ipv4[..10]), None);
+    }
+
+    #[test]
+    fn the_filter_drops_outgoing_keeps_arp_and_drops_the_rest() {
+        let f = arp_filter();
+        // Every jump lands inside the program, on a return.
+        let lands = |i: usize, off: u8| i + 1 + usize::from(off);
+        assert_eq!(lands(1, 3), f.len() - 1);
+        assert_eq!(lands(3, 1), f.len() - 1);
+        assert_eq!(lands(3, 0), f.len() - 2);
     }
 }

@@ -477,3 +477,50 @@ fn probing_on_a_bridge_port_sees_the_replies() {
     assert_eq!(on_port.unwrap(), answers(&["10.77.0.10"], peer_mac));
     assert_eq!(on_bridge.unwrap(), answers(&["10.77.0.10"], peer_mac));
 }
+
+#[test]
+fn an_announcement_moves_the_peers_entry_to_the_announced_mac() {
+    let test = "an_announcement_moves_the_peers_entry_to_the_announced_mac";
+    if !root_or_skip(test) {
+        return;
+    }
+    let lan = lan("announce", &["10.77.0.10"]);
+    let (old, new): (MacAddr, MacAddr) = (
+        "02:00:5e:00:53:01".parse().unwrap(),
+        "02:00:5e:00:53:02".parse().unwrap(),
+    );
+    // The peer still has the address at its old MAC (a node that came back with a new one).
+    lan.peer.ip(&[
+        "neigh",
+        "add",
+        "10.77.0.5",
+        "lladdr",
+        &old.to_string(),
+        "dev",
+        PEER_IF,
+        "nud",
+        "stale",
+    ]);
+    lan.prober
+        .run(|| arp::announce(PROBER_IF, new, ip("10.77.0.5")))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let entry = loop {
+        let entry: Vec<String> = lan
+            .peer
+            .neigh()
+            .into_iter()
+            .filter(|n| n.contains("\"10.77.0.5\""))
+            .collect();
+        if entry.iter().any(|n| n.contains(&new.to_string())) || Instant::now() > deadline {
+            break entry;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        entry.len() == 1 && entry[0].contains(&new.to_string()),
+        "{entry:?}"
+    );
+    // Nothing on the prober changed: the announcement names a MAC that is not its own.
+    assert!(lan.prober.neigh().is_empty(), "{:?}", lan.prober.neigh());
+}
