@@ -9,7 +9,7 @@
 //! [`Netlink::open_in`] on another one, without moving the caller.
 //!
 //! Layout (as netavark's `netlink.rs` + `netlink_route.rs` and rtnetlink's `link/`, `addr/`,
-//! `route/`): this file holds the handle; [`socket`](self) the request/ack/dump loop and the
+//! `route/`): this file holds the handle; `socket` the request/ack/dump loop and the
 //! parsing of whole datagrams; `link`, `addr`, `route` and `rule` one object kind each, its
 //! values, its operations and the parser from the kernel's message to the value. Replies are
 //! read with `netlink-packet-route`'s message types and NLA iterators only.
