@@ -186,15 +186,7 @@ pub enum ObjectKind {
     Bridge,
     Veth,
     Tap,
-    Vxlan,
-    Macvlan,
-    /// An address on a link: name `ADDR/PREFIX dev LINK`.
-    Address,
-    /// A route: name as `ip route` prints it.
-    Route,
     NftTable,
-    /// A file edgenet wrote outside the state directory (e.g. a node's resolv.conf).
-    File,
     /// A physical adapter bound to an external switch (status `Adopted`, with its addresses
     /// and routes from before in `restore`).
     Adapter,
