@@ -18,7 +18,7 @@ use crate::kernel::{self, Kernel};
 use crate::names;
 use crate::node::{self, files, NodeSpec};
 use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
-use crate::switch::{self, adapter};
+use crate::switch;
 use crate::teardown::{kind_name, Teardown};
 
 /// What a deploy did.
@@ -221,7 +221,7 @@ fn preflight(plan: &Plan) -> Result<(), DeployError> {
         // The image and QEMU's tools, before anything changes.
         node::vm::Image::from_plan(plan)?;
     }
-    NftablesDriver::default().validate()?;
+    firewall::driver().validate()?;
     Ok(())
 }
 
@@ -267,41 +267,27 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
-    let mut mtu = plan
-        .switch
-        .mtu
-        .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
-    if plan.switch.kind == SwitchKind::Internal {
-        // Generated once and kept: see `InternalSwitch::mac`.
-        run.state
-            .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
-    } else {
-        let adoption = adapter::adopt_adapter(k, &mut run.state, &plan.switch, &own)?;
-        if adoption.new_record {
-            let adapter = plan.switch.adapter.clone().unwrap_or_default();
-            run.new_objects.push((ObjectKind::Adapter, adapter, None));
-        }
-        if adoption.state_changed {
-            run.lock.save_journal(&run.state)?;
-        }
-        for change in adoption.changes {
-            run.changed(change);
-        }
-        if let Some(snap) = &adoption.snapshot {
-            mtu = plan.switch.mtu.unwrap_or(snap.mtu);
-        } else if let Some(bridge) = k.link(&plan.switch.name)? {
-            mtu = plan.switch.mtu.unwrap_or(bridge.mtu);
-        }
+    // What the switch kind settles first (the internal bridge's MAC; the external switch's
+    // adapter, taken and recorded before anything changes), then the switch itself.
+    let prepared = switch::prepare(k, &mut run.state, &plan.switch, &own, &static_macs)?;
+    if let Some(adapter) = prepared.new_adapter_record {
+        run.new_objects.push((ObjectKind::Adapter, adapter, None));
     }
-    switch::driver(&plan.switch, &run.state).ensure(k, &plan.switch, &own, run)?;
-    if plan.switch.kind == SwitchKind::External {
-        let (changes, state_changed) = adapter::keep_host_config(k, &mut run.state, &plan.switch)?;
-        for change in changes {
-            run.changed(change);
-        }
-        if state_changed {
-            run.lock.save_journal(&run.state)?;
-        }
+    if prepared.state_changed {
+        run.lock.save_journal(&run.state)?;
+    }
+    for change in prepared.changes {
+        run.changed(change);
+    }
+    let mtu = prepared.mtu;
+    let driver = switch::driver(&plan.switch, &run.state);
+    driver.ensure(k, &plan.switch, &own, run)?;
+    let (changes, state_changed) = driver.settle(k, &mut run.state, &plan.switch)?;
+    for change in changes {
+        run.changed(change);
+    }
+    if state_changed {
+        run.lock.save_journal(&run.state)?;
     }
 
     ensure_forwarding(run, plan)?;

@@ -20,6 +20,7 @@ pub fn host_error(e: DeployError) -> CliError {
         DeployError::State(_) => "state",
         DeployError::Foreign { .. } => "foreign-object",
         DeployError::Unsupported(_) => "unsupported",
+        DeployError::Missing { .. } => "missing",
         DeployError::AdapterManaged { .. } => "adapter-managed",
         DeployError::HostFirewall { .. } => "host-firewall",
         _ => "host",

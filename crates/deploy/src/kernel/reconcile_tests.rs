@@ -29,11 +29,15 @@ fn external_plan() -> SwitchPlan {
     }
 }
 
-/// The internal switch's driver as deploy builds it (its MAC generated and kept).
-fn internal_driver(j: &mut FakeJournal, plan: &SwitchPlan) -> Box<dyn SwitchDriver> {
-    j.state
-        .macs
-        .insert(crate::names::switch_mac_key(&plan.name), MAC);
+/// The internal switch's driver as deploy builds it (its MAC generated once and kept).
+fn internal_driver(
+    k: &mut FakeKernel,
+    j: &mut FakeJournal,
+    plan: &SwitchPlan,
+) -> Box<dyn SwitchDriver> {
+    let own = j.own();
+    let prepared = switch::prepare(k, &mut j.state, plan, &own, &[]).unwrap();
+    assert_eq!(prepared.mtu, 1500);
     switch::driver(plan, &j.state)
 }
 
@@ -41,7 +45,7 @@ fn internal_driver(j: &mut FakeJournal, plan: &SwitchPlan) -> Box<dyn SwitchDriv
 fn a_second_ensure_of_the_internal_switch_changes_nothing() {
     let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
     let own = j.own();
-    let driver = internal_driver(&mut j, &plan);
+    let driver = internal_driver(&mut k, &mut j, &plan);
     driver.ensure(&mut k, &plan, &own, &mut j).unwrap();
     let first = k.take_log();
     assert_eq!(
@@ -54,9 +58,16 @@ fn a_second_ensure_of_the_internal_switch_changes_nothing() {
         ]
     );
     let bridge = k.link("aksedgesw-int").unwrap().unwrap();
+    let mac = j.state.macs[&crate::names::switch_mac_key("aksedgesw-int")];
     assert_eq!(
         (bridge.mac, bridge.mtu, bridge.group),
-        (Some(MAC), 1500, own.group)
+        (Some(mac), 1500, own.group)
+    );
+    // The MAC is kept: a second prepare does not make another.
+    let driver = internal_driver(&mut k, &mut j, &plan);
+    assert_eq!(
+        j.state.macs[&crate::names::switch_mac_key("aksedgesw-int")],
+        mac
     );
     assert_eq!(
         j.state
@@ -74,7 +85,7 @@ fn a_second_ensure_of_the_internal_switch_changes_nothing() {
 fn ensure_repairs_only_what_drifted() {
     let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
     let own = j.own();
-    let driver = internal_driver(&mut j, &plan);
+    let driver = internal_driver(&mut k, &mut j, &plan);
     driver.ensure(&mut k, &plan, &own, &mut j).unwrap();
     k.take_log();
     k.set_mtu("aksedgesw-int", 1400).unwrap();
@@ -96,7 +107,7 @@ fn a_foreign_bridge_is_refused_and_left_alone() {
     let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
     let own = j.own();
     k.add_link("aksedgesw-int", Some("bridge"), None);
-    let err = internal_driver(&mut j, &plan)
+    let err = internal_driver(&mut k, &mut j, &plan)
         .ensure(&mut k, &plan, &own, &mut j)
         .unwrap_err();
     assert!(
@@ -105,7 +116,7 @@ fn a_foreign_bridge_is_refused_and_left_alone() {
     );
     // Another deployment's bridge is named as such.
     k.links[0].alias = Some("edgenet:ffffff".into());
-    let err = internal_driver(&mut j, &plan)
+    let err = internal_driver(&mut k, &mut j, &plan)
         .ensure(&mut k, &plan, &own, &mut j)
         .unwrap_err();
     assert!(err.to_string().contains("aksedgesw-int"), "{err}");
@@ -202,7 +213,7 @@ fn a_failure_at_a_step_rolls_back_newest_first_in_removal_order() {
     .unwrap();
     k.take_log();
     j.fail_at = Some("switch-address");
-    let driver = internal_driver(&mut j, &plan);
+    let driver = internal_driver(&mut k, &mut j, &plan);
     let err = driver.ensure(&mut k, &plan, &own, &mut j).unwrap_err();
     assert!(err.to_string().contains("switch-address"), "{err}");
     assert!(k.link("aksedgesw-int").unwrap().is_some());
@@ -228,7 +239,7 @@ fn remove_after_a_partial_deploy_takes_what_is_there_and_accepts_what_never_was(
     let own = j.own();
     // The deploy died right after recording the node's namespace, before making it.
     j.fail_at = Some("switch");
-    let _ = internal_driver(&mut j, &plan).ensure(&mut k, &plan, &own, &mut j);
+    let _ = internal_driver(&mut k, &mut j, &plan).ensure(&mut k, &plan, &own, &mut j);
     for (kind, name) in [(ObjectKind::Netns, "n1"), (ObjectKind::Veth, "v1")] {
         crate::journal::Journal::will_create(&mut j, kind, name, None).unwrap();
     }

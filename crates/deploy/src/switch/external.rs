@@ -5,7 +5,9 @@
 use edgenet_core::plan::SwitchPlan;
 use edgenet_host::netlink::BridgeSpec;
 
-use super::adapter::{move_addressing, restore_adapter, AdapterRecord, AdapterSnapshot};
+use super::adapter::{
+    keep_host_config, move_addressing, restore_adapter, AdapterRecord, AdapterSnapshot,
+};
 use super::bridge::{bridge_live, delete_bridge};
 use super::{SwitchDriver, SwitchLive};
 use crate::error::DeployError;
@@ -136,5 +138,17 @@ impl SwitchDriver for ExternalSwitch {
         own: &Ownership,
     ) -> Result<SwitchLive, DeployError> {
         bridge_live(k, name, own)
+    }
+
+    fn settle(
+        &self,
+        k: &mut dyn Kernel,
+        state: &mut DeploymentState,
+        plan: &SwitchPlan,
+    ) -> Result<(Vec<String>, bool), DeployError> {
+        if self.snapshot.is_none() {
+            return Ok((Vec::new(), false));
+        }
+        keep_host_config(k, state, plan)
     }
 }

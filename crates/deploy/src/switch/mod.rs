@@ -54,6 +54,69 @@ pub trait SwitchDriver {
         name: &str,
         own: &Ownership,
     ) -> Result<SwitchLive, DeployError>;
+    /// After [`SwitchDriver::ensure`]: what the state keeps about the live switch (the
+    /// external switch records the host's configuration on its bridge). Returns the changes
+    /// made and whether the state changed.
+    fn settle(
+        &self,
+        _k: &mut dyn Kernel,
+        _state: &mut DeploymentState,
+        _plan: &SwitchPlan,
+    ) -> Result<(Vec<String>, bool), DeployError> {
+        Ok((Vec::new(), false))
+    }
+}
+
+/// What [`prepare`] settled.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The MTU of the switch, the default of its nodes' links: the plan's, else (external)
+    /// the adapter's or the user's bridge's.
+    pub mtu: u32,
+    /// An adapter this run recorded first (a rollback gives it back).
+    pub new_adapter_record: Option<String>,
+    /// The state changed: save it before the kernel is touched.
+    pub state_changed: bool,
+    pub changes: Vec<String>,
+}
+
+/// What a deploy settles in the state before the switch is ensured (the caller saves the
+/// state next): the internal bridge's MAC, generated once (unique among `taken`) and kept; the
+/// external switch's adapter, taken and recorded before anything changes.
+pub fn prepare(
+    k: &mut dyn Kernel,
+    state: &mut DeploymentState,
+    plan: &SwitchPlan,
+    own: &Ownership,
+    taken: &[edgenet_core::mac::MacAddr],
+) -> Result<Prepared, DeployError> {
+    let mut prepared = Prepared {
+        mtu: plan.mtu.unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU),
+        new_adapter_record: None,
+        state_changed: false,
+        changes: Vec::new(),
+    };
+    match plan.kind {
+        SwitchKind::Internal => {
+            let key = names::switch_mac_key(&plan.name);
+            prepared.state_changed = !state.macs.contains_key(&key);
+            state.mac_for_random(&key, taken);
+        }
+        SwitchKind::External => {
+            let adoption = adapter::adopt_adapter(k, state, plan, own)?;
+            if adoption.new_record {
+                prepared.new_adapter_record = plan.adapter.clone();
+            }
+            prepared.changes = adoption.changes;
+            prepared.state_changed = adoption.state_changed;
+            if let Some(snap) = &adoption.snapshot {
+                prepared.mtu = plan.mtu.unwrap_or(snap.mtu);
+            } else if let Some(bridge) = k.link(&plan.name)? {
+                prepared.mtu = plan.mtu.unwrap_or(bridge.mtu);
+            }
+        }
+    }
+    Ok(prepared)
 }
 
 /// The driver of `plan`'s switch, with what the state recorded about it (the internal
