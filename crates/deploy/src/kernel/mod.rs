@@ -2,10 +2,11 @@
 //! the host's layer-3 configuration of a link, and named network namespaces.
 //!
 //! [`edgenet_host::netlink::Netlink`] is the real implementation (talking rtnetlink, named
-//! namespaces under `/run/netns`); the tests' recording fake (`kernel/fake.rs`, test builds only) keeps a small model of
-//! links and namespaces and logs every change, so the reconcile logic of the switch drivers,
-//! rollback and remove is tested without root. What runs *inside* a node's namespace (its
-//! `eth0`, addresses and default route) is not behind this trait: the root tests cover it.
+//! namespaces under `/run/netns`); the tests' recording fake (`kernel/fake.rs`, test builds
+//! only) keeps a small model of links and namespaces and logs every change, so the reconcile
+//! logic of the switch drivers, rollback and remove is tested without root. What runs *inside*
+//! a node's namespace (its `eth0`, addresses and default route) is not behind this trait: the
+//! root tests cover it.
 
 #[cfg(test)]
 pub mod fake;
