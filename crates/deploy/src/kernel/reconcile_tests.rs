@@ -340,3 +340,34 @@ fn a_gone_adapter_is_a_missing_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn remove_gives_the_adapter_back_from_the_bridge_its_record_names() {
+    let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), external_plan());
+    let own = j.own();
+    k.add_link("up0", None, None);
+    switch::prepare(&mut k, &mut j.state, &plan, &own, &[]).unwrap();
+    switch::driver(&plan, &j.state)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    // A later plan (not deployed) names another switch: the records still say br-ext.
+    let mut renamed = crate::firewall::tests::sample_plan();
+    renamed.switch = SwitchPlan {
+        name: "br-new".into(),
+        ..external_plan()
+    };
+    j.state.pending_plan = Some(renamed);
+    k.take_log();
+    let objects = j.state.objects.clone();
+    let outcomes =
+        Teardown::of_state(&j.state, Path::new("/nonexistent")).undo_all(&mut k, objects);
+    assert!(outcomes.iter().all(|(_, r)| r.is_ok()), "{outcomes:?}");
+    assert_eq!(
+        k.take_log(),
+        [
+            "move_link_config br-ext up0",
+            "set_master up0 -",
+            "delete_link br-ext",
+        ]
+    );
+}

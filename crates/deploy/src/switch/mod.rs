@@ -142,14 +142,12 @@ pub fn driver_of_state(state: &DeploymentState) -> Box<dyn SwitchDriver> {
     if !external {
         return Box::new(InternalSwitch { mac: None });
     }
-    let bridge = plan
-        .map(|p| p.switch.name.clone())
-        .or_else(|| {
-            state
-                .objects
-                .iter()
-                .find_map(|o| adapter::AdapterRecord::of(o).map(|r| r.bridge))
-        })
+    // The adapter's record names the bridge it was given to (what remove gives it back from).
+    let bridge = state
+        .objects
+        .iter()
+        .find_map(|o| adapter::AdapterRecord::of(o).map(|r| r.bridge))
+        .or_else(|| plan.map(|p| p.switch.name.clone()))
         .unwrap_or_default();
     Box::new(ExternalSwitch::from_state(&bridge, state))
 }
