@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# `failpoints`: the kernel tests make deploys fail at named steps (EDGENET_FAILPOINT).
+cargo test --workspace --locked --features edgenet/failpoints
+# Release builds have no failpoints: this proves the variable is ignored without the feature.
+cargo test -p edgenet-deploy --locked --lib failpoint

@@ -113,11 +113,13 @@ fn no_command_prints_the_proxy_password_in_text_or_json() {
     let out = m.edgenet(&["check", "-c", &path]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("253"), "{}", text(&out));
-    let out = m.edgenet_env(
-        &["deploy", "-c", &cfg, "--output", "json"],
-        &[("EDGENET_FAILPOINT", "finish")],
-    );
-    assert_redacted("a failing deploy", &out);
+    if failpoints() {
+        let out = m.edgenet_env(
+            &["deploy", "-c", &cfg, "--output", "json"],
+            &[("EDGENET_FAILPOINT", "finish")],
+        );
+        assert_redacted("a failing deploy", &out);
+    }
 }
 
 #[test]

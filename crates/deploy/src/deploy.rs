@@ -7,20 +7,19 @@ use std::path::{Path, PathBuf};
 use edgenet_core::config::NodeRuntime as RuntimeKind;
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::{MacAssignment, Outbound, Plan, SwitchKind};
-use edgenet_host::netlink::Netlink;
 use edgenet_host::sysctl;
 
 use crate::error::DeployError;
 use crate::failpoint;
 use crate::firewall::{self, FirewallDriver, FirewallPlan, NftablesDriver};
+use crate::forwarding::{self, IP_FORWARD};
 use crate::journal::{Journal, Ownership};
+use crate::kernel::{self, Kernel};
 use crate::names;
 use crate::node::{self, files, NodeSpec};
-use crate::remove::remove_object;
 use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
-use crate::switch::{AdapterSnapshot, ExternalSwitch, InternalSwitch, SwitchDriver};
-
-pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
+use crate::switch;
+use crate::teardown::{kind_name, Teardown};
 
 /// What a deploy did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,6 +43,12 @@ pub struct DeployFailure {
 impl std::fmt::Display for DeployFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for DeployFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -205,7 +210,7 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
         return Ok(());
     };
     let paths = crate::switch::adapter_owner::paths_from_env();
-    let mut nl = Netlink::open()?;
+    let mut nl = kernel::open()?;
     crate::switch::adapter_owner::ensure_sole_owner(&mut nl, adapter, &plan.switch.name, &paths)
 }
 
@@ -216,7 +221,7 @@ fn preflight(plan: &Plan) -> Result<(), DeployError> {
         // The image and QEMU's tools, before anything changes.
         node::vm::Image::from_plan(plan)?;
     }
-    NftablesDriver::default().validate()?;
+    firewall::driver().validate()?;
     Ok(())
 }
 
@@ -260,41 +265,29 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.lock.save_journal(&run.state)?;
     run.step("state")?;
 
-    let mut nl = Netlink::open()?;
-    let snapshot;
-    let mut mtu = plan
-        .switch
-        .mtu
-        .unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
-    match plan.switch.kind {
-        SwitchKind::Internal => {
-            // A bridge without ports takes its MAC from the first port added; a fixed one keeps
-            // the host's neighbours' caches valid across redeploys.
-            let mac = run
-                .state
-                .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
-            InternalSwitch.ensure(&mut nl, &plan.switch, mac, &own, run)?
-        }
-        SwitchKind::External => {
-            snapshot = adopt_adapter(run, &mut nl, plan, &own)?;
-            if let Some(snap) = &snapshot {
-                mtu = plan.switch.mtu.unwrap_or(snap.mtu);
-            } else if let Some(bridge) = nl.link(&plan.switch.name)? {
-                mtu = plan.switch.mtu.unwrap_or(bridge.mtu);
-            }
-            // The bridge takes the adapter's MAC (from the snapshot), so `mac` is unused.
-            let mac = snapshot
-                .as_ref()
-                .and_then(|s| s.mac)
-                .unwrap_or(MacAddr([0; 6]));
-            ExternalSwitch {
-                snapshot: snapshot.as_ref(),
-            }
-            .ensure(&mut nl, &plan.switch, mac, &own, run)?;
-            if snapshot.is_some() {
-                keep_host_config(run, &mut nl, plan)?;
-            }
-        }
+    let mut nl = kernel::open()?;
+    let k: &mut dyn Kernel = &mut nl;
+    // What the switch kind settles first (the internal bridge's MAC; the external switch's
+    // adapter, taken and recorded before anything changes), then the switch itself.
+    let prepared = switch::prepare(k, &mut run.state, &plan.switch, &own, &static_macs)?;
+    if let Some(adapter) = prepared.new_adapter_record {
+        run.new_objects.push((ObjectKind::Adapter, adapter, None));
+    }
+    if prepared.state_changed {
+        run.lock.save_journal(&run.state)?;
+    }
+    for change in prepared.changes {
+        run.changed(change);
+    }
+    let mtu = prepared.mtu;
+    let driver = switch::driver(&plan.switch, &run.state);
+    driver.ensure(k, &plan.switch, &own, run)?;
+    let (changes, state_changed) = driver.settle(k, &mut run.state, &plan.switch)?;
+    for change in changes {
+        run.changed(change);
+    }
+    if state_changed {
+        run.lock.save_journal(&run.state)?;
     }
 
     ensure_forwarding(run, plan)?;
@@ -311,7 +304,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.step("firewall")?;
 
     let state_dir = run.lock.dir().path().to_path_buf();
-    let runtime = node::runtime(plan, &state_dir);
+    let runtime = node::runtime(plan.node_runtime, plan, &state_dir);
     let node_macs_by_name: Vec<(std::net::Ipv4Addr, MacAddr)> = plan
         .nodes
         .iter()
@@ -328,13 +321,13 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             mtu: node.mtu.unwrap_or(mtu),
             switch: &plan.switch.name,
         };
-        runtime.ensure(&mut nl, &spec, &own, run)?;
+        runtime.ensure(k, &spec, &own, run)?;
         for change in files::write_node_files(&state_dir, plan, node)? {
             run.changed(change);
         }
         run.step("node-files")?;
     }
-    drop_nodes_not_in(run, plan, &mut nl, &own)?;
+    drop_nodes_not_in(run, plan, k)?;
     announce_nodes(plan, &node_macs_by_name);
 
     run.state.finish_deploy();
@@ -568,164 +561,6 @@ fn ensure_host_firewall(
     Ok(())
 }
 
-/// The adapter of an external switch, as it was before the first change: taken and recorded
-/// (so that rollback and remove can put it back) before anything is touched, and kept from
-/// then on. `None` when a bridge the user made already has the adapter as its port: edgenet
-/// then uses it as it is and records it as adopted, never to be deleted.
-fn adopt_adapter(
-    run: &mut Run<'_>,
-    nl: &mut Netlink,
-    plan: &Plan,
-    own: &Ownership,
-) -> Result<Option<AdapterSnapshot>, DeployError> {
-    let adapter = plan
-        .switch
-        .adapter
-        .as_deref()
-        .expect("an external switch has an adapter");
-    let bridge = plan.switch.name.as_str();
-    if let Some(record) = run.state.object(ObjectKind::Adapter, adapter, None) {
-        if let Some(snap) = record
-            .restore
-            .as_ref()
-            .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
-        {
-            // While the adapter is still our bridge's port, the snapshot says how it was
-            // before; once it is not (a reboot deleted the bridge, or someone released it),
-            // the host owns it again and it is taken as it is now.
-            let live = nl.link(adapter)?;
-            if live.as_ref().and_then(|l| l.master.as_deref()) == Some(bridge) {
-                return Ok(Some(snap.adapter));
-            }
-            let mut now = AdapterSnapshot::take(nl, adapter)?;
-            // IPv6 still off on the adapter is edgenet's doing (the bridge went, the sysctl
-            // stayed): what it was before edgenet is still the recorded value.
-            if now.disable_ipv6.as_deref() == Some("1") && snap.adapter.disable_ipv6.is_some() {
-                now.disable_ipv6 = snap.adapter.disable_ipv6.clone();
-            }
-            if now != snap.adapter {
-                run.changed(format!(
-                    "took {adapter} as it is now (it is no longer a port of {bridge})"
-                ));
-            }
-            let record = AdapterRecord {
-                bridge: bridge.to_string(),
-                adapter: now.clone(),
-                moved: snap.moved,
-            };
-            run.state
-                .record_object(ObjectKind::Adapter, adapter, None)
-                .restore = Some(serde_json::to_value(&record).expect("serialises"));
-            run.lock.save_journal(&run.state)?;
-            return Ok(Some(now));
-        }
-    }
-    if run
-        .state
-        .object(ObjectKind::Bridge, bridge, None)
-        .is_some_and(|o| o.status == ObjectStatus::Adopted)
-    {
-        return Ok(None);
-    }
-    let user_bridge = nl.link(bridge)?.filter(|b| !own.owns(b));
-    let adapter_link = nl.link(adapter)?;
-    if user_bridge.is_some()
-        && adapter_link.as_ref().and_then(|a| a.master.as_deref()) == Some(bridge)
-    {
-        run.state
-            .record_object(ObjectKind::Bridge, bridge, None)
-            .status = ObjectStatus::Adopted;
-        run.lock.save_journal(&run.state)?;
-        run.changed(format!(
-            "using the existing bridge {bridge} with {adapter} as its port, as it is"
-        ));
-        return Ok(None);
-    }
-    let snap = AdapterSnapshot::take(nl, adapter)?;
-    let record = AdapterRecord {
-        bridge: bridge.to_string(),
-        adapter: snap.clone(),
-        moved: None,
-    };
-    run.new_objects
-        .push((ObjectKind::Adapter, adapter.to_string(), None));
-    let object = run.state.record_object(ObjectKind::Adapter, adapter, None);
-    object.status = ObjectStatus::Adopted;
-    object.restore = Some(serde_json::to_value(&record).expect("serialises"));
-    run.lock.save_journal(&run.state)?;
-    Ok(Some(snap))
-}
-
-/// The host's configuration on the bridge is recorded after each move; when the bridge and
-/// the adapter both have none (the bridge was deleted by hand and nothing put the adapter's
-/// addresses back), the recorded one goes back on the bridge, so the host is not left offline.
-fn keep_host_config(run: &mut Run<'_>, nl: &mut Netlink, plan: &Plan) -> Result<(), DeployError> {
-    let (Some(adapter), bridge) = (plan.switch.adapter.as_deref(), plan.switch.name.as_str())
-    else {
-        return Ok(());
-    };
-    let Some(mut record) = run
-        .state
-        .object(ObjectKind::Adapter, adapter, None)
-        .and_then(|o| o.restore.as_ref())
-        .and_then(|v| serde_json::from_value::<AdapterRecord>(v.clone()).ok())
-    else {
-        return Ok(());
-    };
-    let on_bridge = nl.link_config(bridge)?;
-    if on_bridge.addresses.is_empty() && nl.link_config(adapter)?.addresses.is_empty() {
-        let Some(saved) = record.moved.as_ref().filter(|m| !m.addresses.is_empty()) else {
-            return Ok(());
-        };
-        let back = nl.apply_saved(saved)?;
-        for item in back.describe() {
-            run.changed(format!(
-                "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
-            ));
-        }
-        return Ok(());
-    }
-    if on_bridge.addresses.is_empty() {
-        return Ok(());
-    }
-    let saved = edgenet_host::link_config::SavedLinkConfig::save(
-        &on_bridge,
-        bridge,
-        nl.link_index(bridge)?,
-    );
-    if record.moved.as_ref() != Some(&saved) {
-        record.moved = Some(saved);
-        run.state
-            .record_object(ObjectKind::Adapter, adapter, None)
-            .restore = Some(serde_json::to_value(&record).expect("serialises"));
-        run.lock.save_journal(&run.state)?;
-    }
-    Ok(())
-}
-
-/// What the state keeps about an adopted adapter.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct AdapterRecord {
-    pub bridge: String,
-    pub adapter: AdapterSnapshot,
-    /// The host's configuration on the bridge after the last move: put back when neither the
-    /// bridge nor the adapter has any (the bridge was deleted by hand, nothing restored it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moved: Option<edgenet_host::link_config::SavedLinkConfig>,
-}
-
-/// Order in which objects are undone: firewall, nodes, the adapter back to its addresses,
-/// then the bridge (so that the host keeps its addresses while the bridge goes).
-pub(crate) fn removal_rank(kind: ObjectKind) -> u8 {
-    match kind {
-        ObjectKind::NftTable | ObjectKind::FirewallRule => 0,
-        ObjectKind::Netns | ObjectKind::Vm => 1,
-        ObjectKind::Veth | ObjectKind::Tap => 2,
-        ObjectKind::Adapter => 3,
-        _ => 4,
-    }
-}
-
 /// IPv4 forwarding is on while the switch routes (NAT, or port forwards when offline); the
 /// value found before edgenet first changed it is kept for `remove`.
 fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
@@ -750,7 +585,7 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
             // Left on while another router (Docker, ...) forwards through the host.
-            let other = crate::remove::other_forwarding_user();
+            let other = forwarding::other_forwarding_user();
             if let Some(user) = &other {
                 run.changed(format!(
                     "left {IP_FORWARD} at {} ({user} forwards through this host)",
@@ -772,8 +607,7 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
 fn drop_nodes_not_in(
     run: &mut Run<'_>,
     plan: &Plan,
-    nl: &mut Netlink,
-    own: &Ownership,
+    k: &mut dyn Kernel,
 ) -> Result<(), DeployError> {
     let id = run.state.deployment_id.clone();
     let state_dir = run.lock.dir().path().to_path_buf();
@@ -798,8 +632,10 @@ fn drop_nodes_not_in(
         })
         .cloned()
         .collect();
+    let recorded = run.state.clone();
+    let teardown = Teardown::of_state(&recorded, &state_dir);
     for o in stale {
-        remove_object(nl, &o, own)?;
+        teardown.undo(k, &o)?;
         run.state.forget_object(o.kind, &o.name, o.netns.as_deref());
         run.changed(format!(
             "removed {} {} (no longer in the plan)",
@@ -822,30 +658,31 @@ fn drop_nodes_not_in(
 
 /// Undoes the objects this run created, newest first; carries on past errors.
 fn roll_back(run: &mut Run<'_>) -> (Vec<String>, Vec<String>) {
+    let mut nl = match kernel::open() {
+        Ok(nl) => nl,
+        Err(e) => return (Vec::new(), vec![e.to_string()]),
+    };
+    roll_back_with(run, &mut nl)
+}
+
+fn roll_back_with(run: &mut Run<'_>, k: &mut dyn Kernel) -> (Vec<String>, Vec<String>) {
     let mut done = Vec::new();
     let mut errors = Vec::new();
-    let id = run.state.deployment_id.clone();
-    let own = Ownership {
-        alias: names::alias(&id),
-        group: names::link_group(&id),
-    };
-    let mut nl = match Netlink::open() {
-        Ok(nl) => nl,
-        Err(e) => return (done, vec![e.to_string()]),
-    };
-    let mut undo = run.new_objects.clone();
-    undo.reverse();
-    undo.sort_by_key(|(kind, _, _)| removal_rank(*kind));
-    for (kind, name, netns) in undo {
-        let Some(object) = run.state.object(kind, &name, netns.as_deref()).cloned() else {
-            continue;
-        };
-        match remove_object(&mut nl, &object, &own) {
+    let undo: Vec<_> = run
+        .new_objects
+        .iter()
+        .filter_map(|(kind, name, netns)| run.state.object(*kind, name, netns.as_deref()))
+        .cloned()
+        .collect();
+    let state_dir = run.lock.dir().path().to_path_buf();
+    let outcomes = Teardown::of_state(&run.state, &state_dir).undo_all(k, undo);
+    for (o, result) in outcomes {
+        match result {
             Ok(_) => {
-                run.state.forget_object(kind, &name, netns.as_deref());
-                done.push(format!("{} {name}", kind_name(kind)));
+                run.state.forget_object(o.kind, &o.name, o.netns.as_deref());
+                done.push(format!("{} {}", kind_name(o.kind), o.name));
             }
-            Err(e) => errors.push(format!("{} {name}: {e}", kind_name(kind))),
+            Err(e) => errors.push(format!("{} {}: {e}", kind_name(o.kind), o.name)),
         }
     }
     for key in run.new_sysctls.clone() {
@@ -862,46 +699,7 @@ fn roll_back(run: &mut Run<'_>) -> (Vec<String>, Vec<String>) {
     (done, errors)
 }
 
-pub(crate) fn kind_name(kind: ObjectKind) -> &'static str {
-    match kind {
-        ObjectKind::Netns => "network namespace",
-        ObjectKind::Bridge => "bridge",
-        ObjectKind::Veth => "veth",
-        ObjectKind::Tap => "tap",
-        ObjectKind::Vxlan => "vxlan",
-        ObjectKind::Macvlan => "macvlan",
-        ObjectKind::Address => "address",
-        ObjectKind::Route => "route",
-        ObjectKind::NftTable => "nftables table",
-        ObjectKind::File => "file",
-        ObjectKind::Adapter => "adapter",
-        ObjectKind::FirewallRule => "host firewall rule",
-        ObjectKind::Vm => "virtual machine",
-    }
-}
-
 /// The state directory a command uses: `--state-dir`, `EDGENET_STATE_DIR`, else the default.
 pub fn default_state_dir() -> &'static Path {
     Path::new(crate::state::DEFAULT_STATE_DIR)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_adapter_record_of_an_older_edgenet_still_reads() {
-        // Older states also listed the adapter's addresses and routes; the live ones move now.
-        let old = serde_json::json!({
-            "bridge": "aksedgesw-ext",
-            "adapter": {
-                "name": "eth0", "mac": "02:00:00:00:00:01", "mtu": 1500, "up": true,
-                "addresses": [{"address": "198.18.0.11/24", "broadcast": "198.18.0.255"}],
-                "routes": [{"destination": "0.0.0.0/0", "gateway": "198.18.0.1", "metric": null, "protocol": 3}]
-            }
-        });
-        let record: AdapterRecord = serde_json::from_value(old).unwrap();
-        assert_eq!(record.adapter.name, "eth0");
-        assert_eq!(record.adapter.mtu, 1500);
-    }
 }

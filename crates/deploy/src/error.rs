@@ -31,8 +31,16 @@ pub enum DeployError {
         switch: String,
         fix: String,
     },
+    /// Something edgenet does not do (or a record it cannot use).
     #[error("{0}")]
     Unsupported(String),
+    /// Something edgenet needs, or recorded, is not there (`adapter eth1 is gone; ...`).
+    #[error("{what} {name} {why}")]
+    Missing {
+        what: &'static str,
+        name: String,
+        why: String,
+    },
     /// Something else configures the adapter an external switch would take over.
     #[error("{message}")]
     AdapterManaged { message: String, fix: String },
@@ -45,6 +53,14 @@ pub enum DeployError {
 }
 
 impl DeployError {
+    pub fn missing(what: &'static str, name: &str, why: &str) -> DeployError {
+        DeployError::Missing {
+            what,
+            name: name.to_string(),
+            why: why.to_string(),
+        }
+    }
+
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -55,16 +71,12 @@ impl DeployError {
                 "wait for the other edgenet run to finish, or give this one its own --state-dir"
                     .into(),
             ),
-            DeployError::Host(e) if e.errno() == Some(libc_eperm()) => {
+            DeployError::Host(e) if e.io_error().kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("run edgenet as root".into())
             }
             _ => None,
         }
     }
-}
-
-const fn libc_eperm() -> i32 {
-    1
 }
 
 pub(crate) fn io_err<'a>(

@@ -4,6 +4,10 @@
 //! `EDGENET_FAILPOINT=<step>` makes the step return an error (the deploy rolls back what it
 //! created); `EDGENET_FAILPOINT=<step>:crash` aborts the process on the spot, as a kill or a
 //! power cut would, leaving whatever was done.
+//!
+//! Only with the cargo feature `failpoints` (the test suite turns it on): a build without it
+//! (every release build) ignores `EDGENET_FAILPOINT`, so a stray variable in a production
+//! environment can never make a deploy fail or abort.
 
 /// Every step a deploy can pass, in order. Steps under `node-*` run once per node;
 /// `switch-adapter` only on an external switch (see [`steps`]).
@@ -36,12 +40,19 @@ pub const ENV: &str = "EDGENET_FAILPOINT";
 #[error("failpoint {0} was hit ({ENV} is set)")]
 pub struct FailpointHit(pub String);
 
+/// Whether this build has failpoints (the cargo feature `failpoints`).
+pub const ENABLED: bool = cfg!(feature = "failpoints");
+
 /// An `EDGENET_FAILPOINT` that names no step (a typo) would silently test nothing: it is an
-/// error, naming the steps there are.
+/// error, naming the steps there are. Without failpoints it is ignored, said so in the log.
 pub fn validate() -> Result<(), String> {
     let Ok(spec) = std::env::var(ENV) else {
         return Ok(());
     };
+    if !ENABLED {
+        tracing::warn!("{ENV}={spec:?} is ignored: this edgenet is built without failpoints");
+        return Ok(());
+    }
     check_spec(&spec)
 }
 
@@ -67,12 +78,19 @@ fn check_spec(spec: &str) -> Result<(), String> {
 
 /// Called after each step.
 pub fn hit(step: &str) -> Result<(), FailpointHit> {
-    let Ok(spec) = std::env::var(ENV) else {
+    if !ENABLED {
+        return Ok(());
+    }
+    hit_spec(std::env::var(ENV).ok().as_deref(), step)
+}
+
+fn hit_spec(spec: Option<&str>, step: &str) -> Result<(), FailpointHit> {
+    let Some(spec) = spec else {
         return Ok(());
     };
     let (name, crash) = match spec.split_once(':') {
         Some((name, "crash")) => (name, true),
-        _ => (spec.as_str(), false),
+        _ => (spec, false),
     };
     if name != step {
         return Ok(());
@@ -95,5 +113,41 @@ mod tests {
         let e = check_spec("swtich").unwrap_err();
         assert!(e.contains("swtich") && e.contains("switch-adapter"), "{e}");
         assert!(check_spec("switch:boom").is_err());
+    }
+
+    #[test]
+    fn a_named_step_fails_only_there() {
+        assert!(hit_spec(Some("switch"), "switch").is_err());
+        assert!(hit_spec(Some("switch"), "state").is_ok());
+        assert!(hit_spec(None, "switch").is_ok());
+    }
+
+    /// What a release build does: `EDGENET_FAILPOINT` is not even read.
+    #[test]
+    #[cfg(not(feature = "failpoints"))]
+    fn without_the_feature_failpoints_are_compiled_out() {
+        const { assert!(!ENABLED) };
+        // A child process, so the variable is set in no other test's environment.
+        if std::env::var_os("EDGENET_FAILPOINT_CHILD").is_some() {
+            assert!(hit("state").is_ok());
+            assert!(validate().is_ok());
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "failpoint::tests::without_the_feature_failpoints_are_compiled_out",
+                "--nocapture",
+            ])
+            .env("EDGENET_FAILPOINT_CHILD", "1")
+            .env(ENV, "state")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{out:?}"
+        );
     }
 }

@@ -2,17 +2,16 @@
 //! on past every individual failure and reporting all of them. Works after a partial or
 //! crashed deploy: it acts on the state's records, and every delete accepts "already gone".
 
-use edgenet_host::netlink::Netlink;
 use edgenet_host::{netns, sysctl};
 
-use crate::deploy::{kind_name, removal_rank, AdapterRecord};
 use crate::error::DeployError;
-use crate::firewall::{FirewallDriver, NftablesDriver};
+use crate::firewall::NftablesDriver;
+use crate::forwarding::{other_forwarding_user, IP_FORWARD};
 use crate::journal::Ownership;
-use crate::names;
-use crate::node::{NetnsRuntime, NodeRef, NodeRuntime};
+use crate::kernel::{self, Kernel};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
-use crate::switch::{restore_adapter, InternalSwitch, SwitchDriver};
+use crate::switch::AdapterRecord;
+use crate::teardown::{kind_name, removal_rank, Teardown};
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RemoveReport {
@@ -30,62 +29,6 @@ pub struct RemoveReport {
     pub errors: Vec<String>,
 }
 
-/// Deletes one recorded object if it exists and is ours; `Ok(false)` when it was already gone.
-pub(crate) fn remove_object(
-    nl: &mut Netlink,
-    o: &KernelObject,
-    own: &Ownership,
-) -> Result<bool, DeployError> {
-    match o.kind {
-        ObjectKind::Netns => NetnsRuntime.remove(&NodeRef {
-            name: &o.name,
-            guest: &o.name,
-            host_link: "",
-            switch: "",
-        }),
-        ObjectKind::Vm => crate::node::vm::stop(std::path::Path::new(&o.name)),
-        // A bridge the user made is used, never deleted.
-        ObjectKind::Bridge if o.status == ObjectStatus::Adopted => Ok(false),
-        ObjectKind::Bridge => InternalSwitch.remove(nl, &o.name, own),
-        ObjectKind::Veth | ObjectKind::Tap => match nl.link(&o.name)? {
-            Some(link) if own.owns(&link) => Ok(nl.delete_link(&o.name)?),
-            Some(_) => Err(DeployError::Foreign {
-                what: "interface",
-                name: o.name.clone(),
-                hint: "it no longer carries this deployment's mark, so edgenet leaves it".into(),
-            }),
-            None => Ok(false),
-        },
-        ObjectKind::NftTable => Ok(NftablesDriver::default().remove(&o.name)?),
-        ObjectKind::FirewallRule => {
-            let (chain, rule) = crate::firewall::host_rules::rule_of_record(&o.name)
-                .ok_or_else(|| DeployError::Unsupported(format!("bad rule record {}", o.name)))?;
-            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
-            Ok(edgenet_host::iptables::delete_all(&chain, &args)?)
-        }
-        ObjectKind::Adapter => {
-            let record: AdapterRecord = o
-                .restore
-                .as_ref()
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .ok_or_else(|| {
-                    DeployError::Unsupported(format!(
-                        "the state has no snapshot of adapter {}",
-                        o.name
-                    ))
-                })?;
-            for done in restore_adapter(nl, &record.adapter, &record.bridge, own)? {
-                tracing::info!("{done}");
-            }
-            Ok(true)
-        }
-        other => Err(DeployError::Unsupported(format!(
-            "edgenet does not create {} objects yet",
-            kind_name(other)
-        ))),
-    }
-}
-
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // One read of the ruleset for the ownership checks and the forwarding-user check.
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
@@ -94,10 +37,6 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         return Ok(RemoveReport::default());
     };
     let id = state.deployment_id.clone();
-    let own = Ownership {
-        alias: names::alias(&id),
-        group: names::link_group(&id),
-    };
     let mut report = RemoveReport {
         found: true,
         deployment_id: Some(id.to_string()),
@@ -105,8 +44,12 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     };
     state.begin_remove();
     lock.save(&state)?;
+    // The drivers that made the objects, picked from the records as they were at the start.
+    let recorded = state.clone();
+    let teardown = Teardown::of_state(&recorded, lock.dir().path());
+    let own = teardown.own.clone();
 
-    let mut nl = Netlink::open()?;
+    let mut nl = kernel::open()?;
     // Objects recorded under our names that do not carry our mark (someone made them, or took
     // the name meanwhile) are left in place, said so, and forgotten.
     let mut foreign = Vec::new();
@@ -129,7 +72,11 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
                 _ => None,
             },
-            ObjectKind::NftTable => match NftablesDriver::default().marked(&o.name) {
+            ObjectKind::NftTable => match teardown
+                .firewall
+                .live(&o.name)
+                .map(|t| t.map(|t| t.is_marked()))
+            {
                 Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
                 Ok(_) => None,
                 Err(e) => Some(e.to_string()),
@@ -171,59 +118,20 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let mut table_existed = false;
-    let fast_errors = std::thread::scope(|scope| {
-        let firewall = table
-            .as_ref()
-            // Its mark was checked above (a table not ours was forgotten).
-            .map(|t| scope.spawn(move || NftablesDriver::default().delete_checked(t)));
-        let mut errors = Vec::new();
-        // The host's addresses go back to the adapter before the bridge that holds them goes.
-        for a in &adapters {
-            if let Err(e) = remove_object(&mut nl, a, &own) {
-                errors.push(format!("adapter {}: {e}", a.name));
-            }
-        }
-        if let Err(e) = nl.delete_group(own.group) {
-            errors.push(format!("links of group {}: {e}", own.group));
-        }
-        for o in state.objects.iter().filter(|o| o.kind == ObjectKind::Netns) {
-            let node = NodeRef {
-                name: &o.name,
-                guest: &o.name,
-                host_link: "",
-                switch: "",
-            };
-            if let Err(e) = NetnsRuntime.remove(&node) {
-                errors.push(format!("network namespace {}: {e}", o.name));
-            }
-        }
-        if let Some(handle) = firewall {
-            match handle.join() {
-                Ok(Ok(existed)) => {
-                    table_existed = existed;
-                    if let Some(t) = &table {
-                        let (family, name) = crate::firewall::split_family(t);
-                        edgenet_host::nft::Nft::new().note_deleted(family, name);
-                    }
-                }
-                Ok(Err(e)) => errors.push(format!("nftables table: {e}")),
-                Err(_) => errors.push("nftables table: the remover thread panicked".into()),
-            }
-        }
-        errors
-    });
-    let firewall_gone = !fast_errors.iter().any(|e| e.starts_with("nftables"));
-    let fast_errors_adapter: Vec<String> = adapters
-        .iter()
-        .filter(|a| {
-            fast_errors
-                .iter()
-                .any(|e| e.starts_with(&format!("adapter {}:", a.name)))
-        })
-        .map(|a| a.name.clone())
-        .collect();
-    for e in fast_errors {
+    let fast = fast_path(
+        &mut nl,
+        &teardown,
+        &state.objects,
+        &adapters,
+        table.as_deref(),
+    );
+    let table_existed = matches!(fast.table, Some(Ok(true)));
+    let firewall_gone = matches!(fast.table, None | Some(Ok(_)));
+    if let Some(Err(e)) = &fast.table {
+        tracing::debug!("fast path: nftables table: {e}");
+    }
+    let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
+    for e in &fast.errors {
         tracing::debug!("fast path: {e}");
     }
     // One dump tells which links survived the fast path; only those are deleted one by one.
@@ -250,7 +158,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         let result = if gone {
             Ok(existed_before)
         } else {
-            remove_object(&mut nl, &o, &own)
+            teardown.undo(&mut nl, &o)
         };
         match result {
             Ok(existed) => {
@@ -304,7 +212,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     for change in state.sysctls.clone() {
         // Forwarding stays on while another user of it is on the host (Docker, another
         // router's firewall): turning it off would cut them off.
-        if change.key == crate::deploy::IP_FORWARD && change.netns.is_none() {
+        if change.key == IP_FORWARD && change.netns.is_none() {
             let live = sysctl::read(&change.key).unwrap_or_default();
             if live.trim() == change.value {
                 if let Some(user) = other_forwarding_user() {
@@ -356,6 +264,76 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     Ok(report)
 }
 
+/// What remove's fast path did, typed: the nftables table's outcome (`None`: no table), the
+/// adapters that could not be given back, and everything else that failed (the per-object
+/// pass after it retries whatever is still there).
+struct FastPath {
+    table: Option<Result<bool, DeployError>>,
+    adapters_failed: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// Deleting a link or an nftables table makes the kernel wait for a grace period, so the
+/// fast path pays it once per kind, in parallel: the table on its own thread (same network
+/// namespace: threads inherit the creator's) while the adapters get the host's configuration
+/// back, one request deletes every link of the deployment's group, and the node namespaces go.
+fn fast_path(
+    k: &mut dyn Kernel,
+    teardown: &Teardown<'_>,
+    objects: &[KernelObject],
+    adapters: &[KernelObject],
+    table: Option<&str>,
+) -> FastPath {
+    std::thread::scope(|scope| {
+        let firewall = table.map(|t| {
+            // Its mark was checked by the caller (a table not ours was forgotten).
+            scope.spawn(move || {
+                NftablesDriver::default()
+                    .delete_checked(t)
+                    .map_err(DeployError::from)
+            })
+        });
+        let mut fast = FastPath {
+            table: None,
+            adapters_failed: Vec::new(),
+            errors: Vec::new(),
+        };
+        // The host's addresses go back to the adapter before the bridge that holds them goes.
+        for a in adapters {
+            if let Err(e) = teardown.undo(k, a) {
+                fast.errors.push(format!("adapter {}: {e}", a.name));
+                fast.adapters_failed.push(a.name.clone());
+            }
+        }
+        if let Err(e) = k.delete_group(teardown.own.group) {
+            fast.errors
+                .push(format!("links of group {}: {e}", teardown.own.group));
+        }
+        for o in objects.iter().filter(|o| o.kind == ObjectKind::Netns) {
+            if let Some(Err(e)) = crate::node::remove_guest(k, o, teardown.plan, teardown.state_dir)
+            {
+                fast.errors
+                    .push(format!("network namespace {}: {e}", o.name));
+            }
+        }
+        if let Some(handle) = firewall {
+            let result = handle.join().unwrap_or_else(|_| {
+                Err(DeployError::Unsupported(
+                    "the nftables remover thread panicked".into(),
+                ))
+            });
+            if result.is_ok() {
+                if let Some(t) = table {
+                    let (family, name) = crate::firewall::split_family(t);
+                    edgenet_host::nft::Nft::new().note_deleted(family, name);
+                }
+            }
+            fast.table = Some(result);
+        }
+        fast
+    })
+}
+
 /// Why a link with our recorded name is not ours: another deployment's mark, or none.
 fn not_our_mark(link: &edgenet_host::netlink::Link, own: &Ownership) -> String {
     match link.alias.as_deref() {
@@ -377,46 +355,12 @@ fn object_words(o: &KernelObject) -> String {
     }
 }
 
-/// Another user of IPv4 forwarding on the host, in words: Docker, or a non-empty forward or
-/// NAT chain of a table that is not edgenet's. `None` when the ruleset cannot be read.
-pub(crate) fn other_forwarding_user() -> Option<String> {
-    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
-    forwarding_user_of(&ruleset)
-}
-
-pub(crate) fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> {
-    if crate::firewall::host_rules::docker_present(ruleset) {
-        return Some("Docker (chain DOCKER-USER in table ip filter)".into());
-    }
-    let items = ruleset["nftables"].as_array()?;
-    let has_rules = |family: &str, table: &str, chain: &str| {
-        items.iter().any(|i| {
-            let r = &i["rule"];
-            r["family"] == family && r["table"] == table && r["chain"] == chain
-        })
-    };
-    items.iter().find_map(|i| {
-        let c = &i["chain"];
-        let (family, table, name) = (
-            c["family"].as_str()?,
-            c["table"].as_str()?,
-            c["name"].as_str()?,
-        );
-        if table.starts_with(crate::firewall::TABLE_PREFIX) || !matches!(family, "ip" | "inet") {
-            return None;
-        }
-        let forwards = c["hook"] == "forward" || (c["type"] == "nat" && c["hook"] == "postrouting");
-        (forwards && has_rules(family, table, name))
-            .then(|| format!("chain {name} of table {family} {table}"))
-    })
-}
-
 /// An adapter that is gone (no link has its name, nor its MAC under another name) cannot take
 /// the host's configuration back: the bridge that carries it stays (out of the deployment's
 /// link group, which the sweep deletes) and is reported as left with why; the adapter's record
 /// is forgotten, so the rest of the remove, and any rerun, completes.
 fn adapters_gone(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     state: &mut crate::state::DeploymentState,
     own: &Ownership,
     report: &mut RemoveReport,
@@ -424,15 +368,11 @@ fn adapters_gone(
     let records: Vec<(String, AdapterRecord)> = state
         .objects
         .iter()
-        .filter(|o| o.kind == ObjectKind::Adapter)
-        .filter_map(|o| {
-            let r = serde_json::from_value::<AdapterRecord>(o.restore.clone()?).ok()?;
-            Some((o.name.clone(), r))
-        })
+        .filter_map(|o| Some((o.name.clone(), AdapterRecord::of(o)?)))
         .collect();
     for (name, record) in records {
         let bridge = record.bridge.as_str();
-        if crate::switch::external::find_adapter(nl, &record.adapter, bridge, own)?.is_some() {
+        if crate::switch::adapter::find_adapter(nl, &record.adapter, bridge, own)?.is_some() {
             continue;
         }
         let held = nl.link_config(bridge)?.address_strings();
@@ -471,41 +411,4 @@ fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
         }
     }
     lock.release_and_delete();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::forwarding_user_of;
-    use serde_json::json;
-
-    fn chain(family: &str, table: &str, name: &str, hook: &str, kind: &str) -> serde_json::Value {
-        json!({"chain": {"family": family, "table": table, "name": name, "hook": hook, "type": kind}})
-    }
-
-    fn rule(family: &str, table: &str, chain: &str) -> serde_json::Value {
-        json!({"rule": {"family": family, "table": table, "chain": chain}})
-    }
-
-    #[test]
-    fn only_another_tables_forward_or_nat_rules_count_as_a_forwarding_user() {
-        let ours = json!({"nftables": [
-            chain("ip", "edgenet_0a1b2c", "forward", "forward", "filter"),
-            rule("ip", "edgenet_0a1b2c", "forward"),
-        ]});
-        assert_eq!(forwarding_user_of(&ours), None);
-        let empty = json!({"nftables": [chain("inet", "fw", "fwd", "forward", "filter")]});
-        assert_eq!(forwarding_user_of(&empty), None);
-        let input_only = json!({"nftables": [
-            chain("inet", "fw", "in", "input", "filter"),
-            rule("inet", "fw", "in"),
-        ]});
-        assert_eq!(forwarding_user_of(&input_only), None);
-        let router = json!({"nftables": [
-            chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
-            rule("ip", "nat", "POSTROUTING"),
-        ]});
-        assert!(forwarding_user_of(&router).unwrap().contains("ip nat"));
-        let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
-        assert!(forwarding_user_of(&docker).unwrap().contains("Docker"));
-    }
 }

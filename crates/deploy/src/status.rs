@@ -4,17 +4,17 @@
 use std::path::PathBuf;
 
 use edgenet_core::plan::{MacAssignment, NodePlan, Outbound, Plan, SwitchKind};
-use edgenet_host::netlink::Netlink;
 use edgenet_host::sysctl;
 
-use crate::deploy::IP_FORWARD;
 use crate::error::DeployError;
-use crate::firewall::{self, nft_rules, FirewallDriver, FirewallPlan, NftablesDriver};
+use crate::firewall::{self, nft_rules, FirewallPlan};
+use crate::forwarding::IP_FORWARD;
 use crate::journal::Ownership;
+use crate::kernel::{self, Kernel};
 use crate::names;
 use crate::node::{NodeLive, NodeRef};
 use crate::state::{DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir};
-use crate::switch::{InternalSwitch, SwitchDriver, SwitchLive};
+use crate::switch::{self, AdapterRecord, SwitchLive};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StatusReport {
@@ -102,9 +102,10 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         return Ok(());
     };
     report.deployed = state.phase == Phase::Deployed;
-    let mut nl = Netlink::open()?;
+    let mut nl = kernel::open()?;
+    let nl: &mut dyn Kernel = &mut nl;
 
-    let sw = InternalSwitch.live(&mut nl, &plan.switch.name, &own)?;
+    let sw = switch::driver(&plan.switch, state).live(nl, &plan.switch.name, &own)?;
     let drift = &mut report.drift;
     if !sw.present {
         drift.push(format!("bridge {} is missing", plan.switch.name));
@@ -174,8 +175,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         // The bridge deleted by hand and made again with nothing on it: the host is offline.
         let recorded = state
             .object(ObjectKind::Adapter, adapter, None)
-            .and_then(|o| o.restore.as_ref())
-            .and_then(|v| serde_json::from_value::<crate::deploy::AdapterRecord>(v.clone()).ok())
+            .and_then(AdapterRecord::of)
             .and_then(|r| r.moved)
             .map(|m| m.load().address_strings())
             .unwrap_or_default();
@@ -201,7 +201,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     report.switch = Some(sw);
 
     let table = firewall::table_name(id);
-    let live = NftablesDriver::default().live(&table)?;
+    let live = firewall::driver().live(&table)?;
     report.firewall_present = live.is_some();
     report.firewall_foreign = live.as_ref().is_some_and(|t| !t.is_marked());
     let wants_table = FirewallPlan::from_plan(&plan, id).is_ok_and(|f| f.is_some());
@@ -217,7 +217,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         ));
     }
     let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
-    let live_bridge = NftablesDriver::default().live(&bridge_table)?;
+    let live_bridge = firewall::driver().live(&bridge_table)?;
     report.bridge_table_present = live_bridge.is_some();
     report.bridge_table_foreign = live_bridge.as_ref().is_some_and(|t| !t.is_marked());
     if live_bridge.is_none() {
@@ -230,7 +230,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         ));
     }
     report.bridge_table = Some(bridge_table);
-    host_address_drift(&mut report.drift, &mut nl, &plan)?;
+    host_address_drift(&mut report.drift, nl, &plan)?;
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
     report.firewall_table = Some(table);
@@ -242,12 +242,12 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             .push(crate::firewall::host_rules::describe(&drop, &plan));
     }
 
-    let runtime = crate::node::runtime(&plan, &report.state_dir);
+    let runtime = crate::node::runtime(plan.node_runtime, &plan, &report.state_dir);
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);
         let link = names::host_veth(node.kind, id);
         let live = runtime.live(
-            &mut nl,
+            nl,
             &NodeRef {
                 name: &node.name,
                 guest: &netns,
@@ -290,7 +290,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             node_mtu_drift(drift, &plan, node, &live, report.switch.as_ref());
             node_mac_drift(drift, node, &live, state);
         }
-        host_veth_drift(&mut report.drift, &mut nl, &plan, node, id)?;
+        host_veth_drift(&mut report.drift, nl, &plan, node, id)?;
         report.nodes.push(live);
     }
     report.plan = Some(plan);
@@ -301,7 +301,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
 /// it stay on the host and never reach the node.
 fn host_address_drift(
     drift: &mut Vec<String>,
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     plan: &Plan,
 ) -> Result<(), DeployError> {
     for a in nl.addresses()? {
@@ -374,7 +374,7 @@ fn node_mac_drift(
 /// The host end of the node's veth has another MTU than the node should have.
 fn host_veth_drift(
     drift: &mut Vec<String>,
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     plan: &Plan,
     node: &NodePlan,
     id: &DeploymentId,
@@ -408,7 +408,7 @@ fn firewall_drift(
     if fw.port_forwards.is_empty() {
         return Ok(());
     }
-    let live = NftablesDriver::default().live(table)?;
+    let live = firewall::driver().live(table)?;
     let want = nft_rules::build(&fw);
     for (pf, spec) in fw.port_forwards.iter().zip(&plan.port_forwards) {
         let comment = nft_rules::forward_comment(pf);

@@ -9,7 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
@@ -74,7 +73,8 @@ pub(crate) struct MachineRecord {
 #[derive(Debug)]
 pub(crate) struct LabDir {
     dir: PathBuf,
-    _lock: Flock<File>,
+    /// Held (`flock`, [`edgenet_host::lock`]) while this is alive.
+    _lock: File,
 }
 
 impl LabDir {
@@ -89,16 +89,17 @@ impl LabDir {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| LabError::io("open lab lock", &lock_path, e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(LabDir {
+        use edgenet_host::lock::{exclusive, LockError};
+        match exclusive(&file, std::time::Instant::now(), std::time::Duration::ZERO) {
+            Ok(()) => Ok(LabDir {
                 dir: dir.to_path_buf(),
-                _lock: lock,
+                _lock: file,
             }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LabError::Locked {
+            Err(LockError::Busy { .. }) => Err(LabError::Locked {
                 dir: dir.to_path_buf(),
                 lock: lock_path,
             }),
-            Err((_, e)) => Err(LabError::io("lock", lock_path, e.into())),
+            Err(LockError::Io(e)) => Err(LabError::io("lock", lock_path, e)),
         }
     }
 

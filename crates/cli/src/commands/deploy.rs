@@ -20,6 +20,7 @@ pub fn host_error(e: DeployError) -> CliError {
         DeployError::State(_) => "state",
         DeployError::Foreign { .. } => "foreign-object",
         DeployError::Unsupported(_) => "unsupported",
+        DeployError::Missing { .. } => "missing",
         DeployError::AdapterManaged { .. } => "adapter-managed",
         DeployError::HostFirewall { .. } => "host-firewall",
         _ => "host",
@@ -65,18 +66,7 @@ fn wait_for_other_run(dir: &std::path::Path, timeout: Duration) -> bool {
     let Ok(d) = std::fs::File::open(dir) else {
         return false;
     };
-    let start = std::time::Instant::now();
-    let mut held = false;
-    loop {
-        match d.try_lock_shared() {
-            Ok(()) => return held,
-            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                held = true;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(_) => return held,
-        }
-    }
+    edgenet_host::lock::wait_until_free(&d, timeout)
 }
 
 fn lock(

@@ -20,6 +20,16 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this build has failpoints (`EDGENET_FAILPOINT`, the cargo feature `failpoints`
+/// that scripts/test.sh turns on); says so when not.
+#[allow(dead_code)]
+pub fn failpoints() -> bool {
+    if !cfg!(feature = "failpoints") {
+        eprintln!("skipped: needs failpoints (cargo test --features edgenet/failpoints)");
+    }
+    cfg!(feature = "failpoints")
+}
+
 /// Returns `None` (after saying so) when the test cannot run here.
 pub fn machine(tag: &str) -> Option<Machine> {
     if !is_root() {

@@ -194,6 +194,11 @@ pub trait FirewallDriver {
     fn live(&self, table: &str) -> Result<Option<Ruleset>, FirewallError>;
 }
 
+/// The firewall backend deploy, status and remove use.
+pub fn driver() -> Box<dyn FirewallDriver> {
+    Box::new(NftablesDriver::default())
+}
+
 /// Applies `fw`, or removes `table` when the plan needs no firewall (external switch), so a
 /// deploy converges whatever an earlier plan left.
 pub fn reconcile(

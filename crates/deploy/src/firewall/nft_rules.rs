@@ -84,10 +84,6 @@ impl PartialEq for Ruleset {
 }
 
 impl Ruleset {
-    /// The nft transaction that makes the live table equal to `self`, atomically: `add table`
-    /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
-    /// including rules someone else added), `add table` and everything in it. nft sends it as
-    /// one batch, so no packet ever sees a half-built table.
     /// One transaction that creates the table when it does not exist yet; it fails (EEXIST)
     /// when a table with the name exists, which the caller then lists and judges.
     pub fn create_document(&self) -> Value {
@@ -99,6 +95,10 @@ impl Ruleset {
         json!({ "nftables": cmds })
     }
 
+    /// The nft transaction that makes the live table equal to `self`, atomically: `add table`
+    /// (so the delete cannot fail on a first deploy), `delete table` (drops whatever was there,
+    /// including rules someone else added), `add table` and everything in it. nft sends it as
+    /// one batch, so no packet ever sees a half-built table.
     pub fn replace_document(&self) -> Value {
         let table = json!({"family": self.family, "name": self.table});
         let mut cmds = vec![

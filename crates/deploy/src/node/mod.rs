@@ -15,10 +15,11 @@ use std::path::Path;
 use edgenet_core::config::NodeRuntime as RuntimeKind;
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::{NodePlan, Plan};
-use edgenet_host::netlink::Netlink;
 
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
+use crate::kernel::Kernel;
+use crate::state::{KernelObject, ObjectKind};
 
 /// One node as the runtime builds it: the plan plus the names and MAC the deployment fixed.
 #[derive(Debug, Clone)]
@@ -74,20 +75,21 @@ pub struct VmLive {
 pub trait NodeRuntime {
     fn ensure(
         &self,
-        nl: &mut Netlink,
+        nl: &mut dyn Kernel,
         node: &NodeSpec<'_>,
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError>;
     /// Deletes the node's guest (and with it its end of the link).
-    fn remove(&self, node: &NodeRef<'_>) -> Result<bool, DeployError>;
-    fn live(&self, nl: &mut Netlink, node: &NodeRef<'_>) -> Result<NodeLive, DeployError>;
+    fn remove(&self, k: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<bool, DeployError>;
+    fn live(&self, nl: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<NodeLive, DeployError>;
 }
 
-/// The runtime of the plan's `Edgenet.NodeRuntime`. The `vm` runtime's image is checked
+/// The runtime of `kind` (deploy and status: the plan's `Edgenet.NodeRuntime`; remove: the
+/// one that made a recorded guest, see [`remove_guest`]). The `vm` runtime's image is checked
 /// when a node is made ([`vm::Image::from_plan`]; deploy checks it before anything changes).
-pub fn runtime(plan: &Plan, state_dir: &Path) -> Box<dyn NodeRuntime> {
-    match plan.node_runtime {
+pub fn runtime(kind: RuntimeKind, plan: &Plan, state_dir: &Path) -> Box<dyn NodeRuntime> {
+    match kind {
         RuntimeKind::Netns => Box::new(NetnsRuntime),
         RuntimeKind::Vm => Box::new(VmRuntime {
             state_dir: state_dir.to_path_buf(),
@@ -97,9 +99,43 @@ pub fn runtime(plan: &Plan, state_dir: &Path) -> Box<dyn NodeRuntime> {
     }
 }
 
+/// Deletes a recorded guest (a `Netns` or `Vm` record) with the runtime that made it, whatever
+/// the plan says now; `None` for other records. `plan` is the deployment's (a `vm` record
+/// without one is stopped by its directory).
+pub fn remove_guest(
+    k: &mut dyn Kernel,
+    o: &KernelObject,
+    plan: Option<&Plan>,
+    state_dir: &Path,
+) -> Option<Result<bool, DeployError>> {
+    let (kind, guest) = match o.kind {
+        ObjectKind::Netns => (RuntimeKind::Netns, o.name.as_str()),
+        ObjectKind::Vm => {
+            let dir = Path::new(&o.name);
+            let guest = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            match plan {
+                // The record names the VM's directory: `<state dir>/vm/<guest>`.
+                Some(_) if vm::vm_dir(state_dir, guest) == dir => (RuntimeKind::Vm, guest),
+                _ => return Some(vm::stop(dir)),
+            }
+        }
+        _ => return None,
+    };
+    let node = NodeRef {
+        name: guest,
+        guest,
+        host_link: "",
+        switch: "",
+    };
+    Some(match plan {
+        Some(plan) => runtime(kind, plan, state_dir).remove(k, &node),
+        None => NetnsRuntime.remove(k, &node),
+    })
+}
+
 /// Makes the host end `name` of a node's link a port of `switch`, and up.
 pub(crate) fn join_switch(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     name: &str,
     switch: &str,
     j: &mut dyn Journal,

@@ -3,7 +3,9 @@
 
 use edgenet_core::plan::NodePlan;
 use edgenet_host::netlink::{Netlink, RouteSpec, VethSpec};
-use edgenet_host::netns::{self, NetNs};
+
+use crate::kernel::Kernel;
+use edgenet_host::netns::NetNs;
 use ipnet::Ipv4Net;
 
 use super::{NodeLive, NodeRef, NodeRuntime, NodeSpec};
@@ -22,13 +24,13 @@ const DEFAULT_ROUTE: Ipv4Net = match Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIE
 impl NodeRuntime for NetnsRuntime {
     fn ensure(
         &self,
-        nl: &mut Netlink,
+        nl: &mut dyn Kernel,
         node: &NodeSpec<'_>,
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let ns_name = node.guest.as_str();
-        if netns::exists(ns_name)
+        if nl.netns_exists(ns_name)
             && !netns_is_ours(ns_name, own, j.recorded(ObjectKind::Netns, ns_name, None))?
         {
             return Err(DeployError::Foreign {
@@ -41,9 +43,9 @@ impl NodeRuntime for NetnsRuntime {
                 ),
             });
         }
-        if !netns::exists(ns_name) {
+        if !nl.netns_exists(ns_name) {
             j.will_create(ObjectKind::Netns, ns_name, None)?;
-            netns::create(ns_name)?;
+            nl.netns_create(ns_name)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
             j.changed(format!(
                 "created network namespace {ns_name} for {}",
@@ -52,20 +54,22 @@ impl NodeRuntime for NetnsRuntime {
         }
         j.step("node-netns")?;
 
-        let ns = NetNs::open(ns_name)?;
         let veth = node.host_link.as_str();
         match nl.link(veth)? {
             None => {
                 j.will_create(ObjectKind::Veth, veth, None)?;
-                nl.create_veth(&VethSpec {
-                    name: veth,
-                    peer_name: NODE_IFNAME,
-                    mtu: Some(node.mtu),
-                    mac: Some(host_veth_mac(veth)),
-                    peer_mac: Some(node.mac),
-                    peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
-                    group: Some(own.group),
-                })?;
+                nl.create_veth(
+                    &VethSpec {
+                        name: veth,
+                        peer_name: NODE_IFNAME,
+                        mtu: Some(node.mtu),
+                        mac: Some(host_veth_mac(veth)),
+                        peer_mac: Some(node.mac),
+                        peer_netns: None,
+                        group: Some(own.group),
+                    },
+                    Some(ns_name),
+                )?;
                 nl.set_alias(veth, &own.alias)?;
                 j.created(ObjectKind::Veth, veth, None)?;
                 j.changed(format!(
@@ -91,6 +95,8 @@ impl NodeRuntime for NetnsRuntime {
         super::join_switch(nl, veth, node.switch, j)?;
         j.step("node-link")?;
 
+        // Inside the node's namespace: real netlink there (the root tests cover it).
+        let ns = NetNs::open(ns_name)?;
         let plan: &NodePlan = node.plan;
         let (mac, mtu) = (node.mac, node.mtu);
         let alias = own.alias.clone();
@@ -101,7 +107,7 @@ impl NodeRuntime for NetnsRuntime {
                 nl.set_up("lo", true)?;
             }
             let eth0 = nl.link(NODE_IFNAME)?.ok_or_else(|| {
-                DeployError::Unsupported(format!("{NODE_IFNAME} vanished from the node namespace"))
+                DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
             })?;
             if eth0.mac != Some(mac) {
                 nl.set_mac(NODE_IFNAME, mac)?;
@@ -156,11 +162,11 @@ impl NodeRuntime for NetnsRuntime {
         Ok(())
     }
 
-    fn remove(&self, node: &NodeRef<'_>) -> Result<bool, DeployError> {
-        Ok(netns::delete(node.guest)?)
+    fn remove(&self, k: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<bool, DeployError> {
+        Ok(k.netns_delete(node.guest)?)
     }
 
-    fn live(&self, nl: &mut Netlink, node: &NodeRef<'_>) -> Result<NodeLive, DeployError> {
+    fn live(&self, nl: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<NodeLive, DeployError> {
         let (name, netns_name, host_veth, switch) =
             (node.name, node.guest, node.host_link, node.switch);
         let mut live = NodeLive {
@@ -177,7 +183,7 @@ impl NodeRuntime for NetnsRuntime {
                 .is_some_and(|l| l.master.as_deref() == Some(switch)),
             vm: None,
         };
-        if !netns::exists(netns_name) {
+        if !nl.netns_exists(netns_name) {
             return Ok(live);
         }
         let ns = NetNs::open(netns_name)?;

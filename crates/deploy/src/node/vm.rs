@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use edgenet_core::plan::{NodePlan, Plan};
 use edgenet_host::guest_agent::GuestAgent;
-use edgenet_host::netlink::Netlink;
 use edgenet_host::qemu::{self, Accel, VmFiles, VmSpec};
 use edgenet_host::qmp::Qmp;
 use edgenet_host::tap;
@@ -21,6 +20,7 @@ use super::seed::{self, SeedFile};
 use super::{NodeLive, NodeRef, NodeRuntime, NodeSpec, VmLive};
 use crate::error::{io_err, DeployError};
 use crate::journal::{Journal, Ownership};
+use crate::kernel::Kernel;
 use crate::names::NODE_IFNAME;
 use crate::state::ObjectKind;
 
@@ -173,7 +173,7 @@ impl VmRuntime {
 
     fn ensure_tap(
         &self,
-        nl: &mut Netlink,
+        nl: &mut dyn Kernel,
         node: &NodeSpec<'_>,
         own: &Ownership,
         j: &mut dyn Journal,
@@ -218,7 +218,7 @@ impl VmRuntime {
 impl NodeRuntime for VmRuntime {
     fn ensure(
         &self,
-        nl: &mut Netlink,
+        nl: &mut dyn Kernel,
         node: &NodeSpec<'_>,
         own: &Ownership,
         j: &mut dyn Journal,
@@ -308,11 +308,11 @@ impl NodeRuntime for VmRuntime {
         Ok(())
     }
 
-    fn remove(&self, node: &NodeRef<'_>) -> Result<bool, DeployError> {
+    fn remove(&self, _k: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<bool, DeployError> {
         stop(&vm_dir(&self.state_dir, node.guest))
     }
 
-    fn live(&self, nl: &mut Netlink, node: &NodeRef<'_>) -> Result<NodeLive, DeployError> {
+    fn live(&self, nl: &mut dyn Kernel, node: &NodeRef<'_>) -> Result<NodeLive, DeployError> {
         let files = VmFiles::new(vm_dir(&self.state_dir, node.guest));
         let mut live = NodeLive {
             name: node.name.to_string(),

@@ -9,9 +9,9 @@
 
 use edgenet_core::mac::MacAddr;
 use edgenet_host::net_manager::{dhcp_clients, managers_of, Manager, ManagerPaths};
-use edgenet_host::netlink::Netlink;
 
 use crate::error::DeployError;
+use crate::kernel::Kernel;
 
 /// Set to `1` when the adapter's manager has been told to leave it alone in a way edgenet
 /// cannot see (e.g. a `.network` file with `KeepConfiguration=`); edgenet then takes it over.
@@ -42,7 +42,7 @@ pub fn paths_from_env() -> ManagerPaths {
 /// An adapter that is already a bridge port (ours from an earlier deploy, or a bridge the
 /// manager made) is not taken over again, so it is not asked about.
 pub fn ensure_sole_owner(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     adapter: &str,
     bridge: &str,
     paths: &ManagerPaths,
@@ -105,17 +105,7 @@ pub fn ensure_no_client_on_bridge(
     state: &crate::state::DeploymentState,
     paths: &ManagerPaths,
 ) -> Result<(), DeployError> {
-    for o in &state.objects {
-        if o.kind != crate::state::ObjectKind::Adapter {
-            continue;
-        }
-        let Some(record) = o
-            .restore
-            .as_ref()
-            .and_then(|v| serde_json::from_value::<crate::deploy::AdapterRecord>(v.clone()).ok())
-        else {
-            continue;
-        };
+    for record in state.objects.iter().filter_map(super::AdapterRecord::of) {
         let (adapter, bridge) = (record.adapter.name.as_str(), record.bridge.as_str());
         let clients = dhcp_clients(&paths.proc, bridge);
         let Some(Manager::DhcpClient { pid, command, .. }) = clients.first() else {

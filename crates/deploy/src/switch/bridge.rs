@@ -1,38 +1,44 @@
-//! Where the bridge is made: the internal switch `aksedgesw-int` with the host's `.1`.
+//! The bridge: the internal switch `aksedgesw-int` with the host's `.1`, and what both switch
+//! kinds share (deleting a bridge that is ours, reading it for `status`).
 
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::SwitchPlan;
-use edgenet_host::netlink::{BridgeSpec, Netlink};
+use edgenet_host::netlink::BridgeSpec;
 
 use super::{SwitchDriver, SwitchLive};
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
+use crate::kernel::Kernel;
 use crate::state::ObjectKind;
 
-pub struct InternalSwitch;
+pub struct InternalSwitch {
+    /// The bridge's MAC: a bridge without ports takes its MAC from the first port added; a
+    /// fixed one (generated once, kept in the state) keeps the host's neighbours' caches valid
+    /// across redeploys. `None` outside a deploy (remove, status).
+    pub mac: Option<MacAddr>,
+}
 
 impl SwitchDriver for InternalSwitch {
     fn ensure(
         &self,
-        nl: &mut Netlink,
+        k: &mut dyn Kernel,
         plan: &SwitchPlan,
-        mac: MacAddr,
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let name = plan.name.as_str();
         let mtu = plan.mtu.unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
-        match nl.link(name)? {
+        match k.link(name)? {
             None => {
                 j.will_create(ObjectKind::Bridge, name, None)?;
-                nl.create_bridge(&BridgeSpec {
+                k.create_bridge(&BridgeSpec {
                     name,
                     mtu: Some(mtu),
-                    mac: Some(mac),
+                    mac: self.mac,
                     group: Some(own.group),
                 })?;
-                nl.set_alias(name, &own.alias)?;
-                nl.set_up(name, true)?;
+                k.set_alias(name, &own.alias)?;
+                k.set_up(name, true)?;
                 j.created(ObjectKind::Bridge, name, None)?;
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
             }
@@ -54,18 +60,18 @@ impl SwitchDriver for InternalSwitch {
                     });
                 }
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
-                    nl.set_alias(name, &own.alias)?;
+                    k.set_alias(name, &own.alias)?;
                 }
                 if link.mtu != mtu {
-                    nl.set_mtu(name, mtu)?;
+                    k.set_mtu(name, mtu)?;
                     j.changed(format!("set MTU {mtu} on {name} (was {})", link.mtu));
                 }
-                if link.mac != Some(mac) {
-                    nl.set_mac(name, mac)?;
+                if let Some(mac) = self.mac.filter(|m| link.mac != Some(*m)) {
+                    k.set_mac(name, mac)?;
                     j.changed(format!("set MAC {mac} on {name}"));
                 }
                 if !link.up {
-                    nl.set_up(name, true)?;
+                    k.set_up(name, true)?;
                     j.changed(format!("brought {name} up"));
                 }
             }
@@ -75,61 +81,77 @@ impl SwitchDriver for InternalSwitch {
         let wanted = plan
             .host_address
             .expect("an internal switch has a host address");
-        let present: Vec<_> = nl
-            .addresses()?
-            .into_iter()
-            .filter(|a| a.link == name)
-            .map(|a| a.address)
-            .collect();
+        let present = k.addresses_of(name)?;
         for stale in present.iter().filter(|a| **a != wanted) {
-            nl.del_address(name, *stale)?;
+            k.del_address(name, *stale)?;
             j.changed(format!("removed address {stale} from {name}"));
         }
         if !present.contains(&wanted) {
-            nl.add_address(name, wanted)?;
+            k.add_address(name, wanted)?;
             j.changed(format!("added address {wanted} to {name}"));
         }
         j.step("switch-address")?;
         Ok(())
     }
 
-    fn remove(&self, nl: &mut Netlink, name: &str, own: &Ownership) -> Result<bool, DeployError> {
-        match nl.link(name)? {
-            Some(link) if own.owns(&link) => Ok(nl.delete_link(name)?),
-            Some(_) => Err(DeployError::Foreign {
-                what: "interface",
-                name: name.to_string(),
-                hint: "it no longer carries this deployment's mark, so remove leaves it in place"
-                    .into(),
-            }),
-            None => Ok(false),
-        }
+    fn release(&self, _k: &mut dyn Kernel, _own: &Ownership) -> Result<Vec<String>, DeployError> {
+        Ok(Vec::new())
+    }
+
+    fn remove(&self, k: &mut dyn Kernel, name: &str, own: &Ownership) -> Result<bool, DeployError> {
+        delete_bridge(k, name, own)
     }
 
     fn live(
         &self,
-        nl: &mut Netlink,
+        k: &mut dyn Kernel,
         name: &str,
         own: &Ownership,
     ) -> Result<SwitchLive, DeployError> {
-        let link = nl.link(name)?;
-        let addresses = match &link {
-            Some(_) => nl
-                .addresses()?
-                .into_iter()
-                .filter(|a| a.link == name)
-                .map(|a| a.address.to_string())
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok(SwitchLive {
-            name: name.to_string(),
-            present: link.is_some(),
-            ours: link.as_ref().is_some_and(|l| own.owns(l)),
-            up: link.as_ref().is_some_and(|l| l.up),
-            mtu: link.as_ref().map(|l| l.mtu),
-            mac: link.as_ref().and_then(|l| l.mac.map(|m| m.to_string())),
-            addresses,
-        })
+        bridge_live(k, name, own)
     }
+}
+
+/// Deletes the bridge `name` if it carries our mark; `Ok(false)` when it is gone already.
+pub(crate) fn delete_bridge(
+    k: &mut dyn Kernel,
+    name: &str,
+    own: &Ownership,
+) -> Result<bool, DeployError> {
+    match k.link(name)? {
+        Some(link) if own.owns(&link) => Ok(k.delete_link(name)?),
+        Some(_) => Err(DeployError::Foreign {
+            what: "interface",
+            name: name.to_string(),
+            hint: "it no longer carries this deployment's mark, so remove leaves it in place"
+                .into(),
+        }),
+        None => Ok(false),
+    }
+}
+
+/// The bridge as the kernel has it.
+pub(crate) fn bridge_live(
+    k: &mut dyn Kernel,
+    name: &str,
+    own: &Ownership,
+) -> Result<SwitchLive, DeployError> {
+    let link = k.link(name)?;
+    let addresses = match &link {
+        Some(_) => k
+            .addresses_of(name)?
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(SwitchLive {
+        name: name.to_string(),
+        present: link.is_some(),
+        ours: link.as_ref().is_some_and(|l| own.owns(l)),
+        up: link.as_ref().is_some_and(|l| l.up),
+        mtu: link.as_ref().map(|l| l.mtu),
+        mac: link.as_ref().and_then(|l| l.mac.map(|m| m.to_string())),
+        addresses,
+    })
 }

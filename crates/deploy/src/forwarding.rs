@@ -1,0 +1,75 @@
+//! IPv4 forwarding: deploy turns it on for a routing switch, and remove (or a plan that no
+//! longer routes) puts it back, unless another user of it forwards through the host.
+
+pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
+
+/// Another user of IPv4 forwarding on the host, in words: Docker, or a non-empty forward or
+/// NAT chain of a table that is not edgenet's. `None` when the ruleset cannot be read.
+pub fn other_forwarding_user() -> Option<String> {
+    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
+    forwarding_user_of(&ruleset)
+}
+
+pub fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> {
+    if crate::firewall::host_rules::docker_present(ruleset) {
+        return Some("Docker (chain DOCKER-USER in table ip filter)".into());
+    }
+    let items = ruleset["nftables"].as_array()?;
+    let has_rules = |family: &str, table: &str, chain: &str| {
+        items.iter().any(|i| {
+            let r = &i["rule"];
+            r["family"] == family && r["table"] == table && r["chain"] == chain
+        })
+    };
+    items.iter().find_map(|i| {
+        let c = &i["chain"];
+        let (family, table, name) = (
+            c["family"].as_str()?,
+            c["table"].as_str()?,
+            c["name"].as_str()?,
+        );
+        if table.starts_with(crate::firewall::TABLE_PREFIX) || !matches!(family, "ip" | "inet") {
+            return None;
+        }
+        let forwards = c["hook"] == "forward" || (c["type"] == "nat" && c["hook"] == "postrouting");
+        (forwards && has_rules(family, table, name))
+            .then(|| format!("chain {name} of table {family} {table}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarding_user_of;
+    use serde_json::json;
+
+    fn chain(family: &str, table: &str, name: &str, hook: &str, kind: &str) -> serde_json::Value {
+        json!({"chain": {"family": family, "table": table, "name": name, "hook": hook, "type": kind}})
+    }
+
+    fn rule(family: &str, table: &str, chain: &str) -> serde_json::Value {
+        json!({"rule": {"family": family, "table": table, "chain": chain}})
+    }
+
+    #[test]
+    fn only_another_tables_forward_or_nat_rules_count_as_a_forwarding_user() {
+        let ours = json!({"nftables": [
+            chain("ip", "edgenet_0a1b2c", "forward", "forward", "filter"),
+            rule("ip", "edgenet_0a1b2c", "forward"),
+        ]});
+        assert_eq!(forwarding_user_of(&ours), None);
+        let empty = json!({"nftables": [chain("inet", "fw", "fwd", "forward", "filter")]});
+        assert_eq!(forwarding_user_of(&empty), None);
+        let input_only = json!({"nftables": [
+            chain("inet", "fw", "in", "input", "filter"),
+            rule("inet", "fw", "in"),
+        ]});
+        assert_eq!(forwarding_user_of(&input_only), None);
+        let router = json!({"nftables": [
+            chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
+            rule("ip", "nat", "POSTROUTING"),
+        ]});
+        assert!(forwarding_user_of(&router).unwrap().contains("ip nat"));
+        let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        assert!(forwarding_user_of(&docker).unwrap().contains("Docker"));
+    }
+}

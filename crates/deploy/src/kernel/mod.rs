@@ -1,0 +1,175 @@
+//! The kernel operations the drivers use, behind one small trait: links, addresses, routes,
+//! the host's layer-3 configuration of a link, and named network namespaces.
+//!
+//! [`edgenet_host::netlink::Netlink`] is the real implementation (talking rtnetlink, named
+//! namespaces under `/run/netns`); the tests' recording fake (`kernel/fake.rs`, test builds
+//! only) keeps a small model of links and namespaces and logs every change, so the reconcile
+//! logic of the switch drivers, rollback and remove is tested without root. What runs *inside*
+//! a node's namespace (its `eth0`, addresses and default route) is not behind this trait: the
+//! root tests cover it.
+
+#[cfg(test)]
+pub mod fake;
+#[cfg(test)]
+mod reconcile_tests;
+
+use edgenet_core::mac::MacAddr;
+use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
+use edgenet_host::netlink::{Address, BridgeSpec, Link, Netlink, Route, RouteSpec, VethSpec};
+use edgenet_host::netns::{self, NetNs};
+use edgenet_host::HostError;
+use ipnet::Ipv4Net;
+
+/// What the drivers ask of the kernel (the calling thread's network namespace).
+pub trait Kernel {
+    fn links(&mut self) -> Result<Vec<Link>, HostError>;
+    fn link(&mut self, name: &str) -> Result<Option<Link>, HostError>;
+    fn addresses(&mut self) -> Result<Vec<Address>, HostError>;
+    fn routes(&mut self) -> Result<Vec<Route>, HostError>;
+    /// The IPv4 addresses on `link`.
+    fn addresses_of(&mut self, link: &str) -> Result<Vec<Ipv4Net>, HostError> {
+        Ok(self
+            .addresses()?
+            .into_iter()
+            .filter(|a| a.link == link)
+            .map(|a| a.address)
+            .collect())
+    }
+
+    fn create_bridge(&mut self, spec: &BridgeSpec<'_>) -> Result<(), HostError>;
+    /// A veth pair whose peer is created in the named namespace `peer_netns` (`None`: here).
+    fn create_veth(
+        &mut self,
+        spec: &VethSpec<'_>,
+        peer_netns: Option<&str>,
+    ) -> Result<(), HostError>;
+    fn set_up(&mut self, name: &str, up: bool) -> Result<(), HostError>;
+    fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<(), HostError>;
+    fn set_mac(&mut self, name: &str, mac: MacAddr) -> Result<(), HostError>;
+    fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError>;
+    fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError>;
+    fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError>;
+    /// `Ok(false)` when there was no such link.
+    fn delete_link(&mut self, name: &str) -> Result<bool, HostError>;
+    /// Deletes every link of `group`; `Ok(false)` when there was none.
+    fn delete_group(&mut self, group: u32) -> Result<bool, HostError>;
+    fn link_index(&mut self, name: &str) -> Result<u32, HostError>;
+    fn add_address(&mut self, link: &str, address: Ipv4Net) -> Result<(), HostError>;
+    fn del_address(&mut self, link: &str, address: Ipv4Net) -> Result<bool, HostError>;
+    fn replace_route(&mut self, spec: &RouteSpec<'_>) -> Result<(), HostError>;
+
+    /// The host's layer-3 configuration on a link (see [`edgenet_host::link_config`]).
+    fn link_config(&mut self, name: &str) -> Result<LinkConfig, HostError>;
+    fn move_link_config(&mut self, from: &str, to: &str) -> Result<LinkConfig, HostError>;
+    fn apply_link_config(
+        &mut self,
+        config: &LinkConfig,
+        link: &str,
+    ) -> Result<Vec<(usize, String)>, HostError>;
+    fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError>;
+
+    /// Named network namespaces (`ip netns`).
+    fn netns_exists(&mut self, name: &str) -> bool;
+    fn netns_create(&mut self, name: &str) -> Result<(), HostError>;
+    /// `Ok(false)` when there was no such namespace.
+    fn netns_delete(&mut self, name: &str) -> Result<bool, HostError>;
+}
+
+/// Opens the real kernel: rtnetlink in the calling thread's namespace.
+pub fn open() -> Result<Netlink, HostError> {
+    Netlink::open()
+}
+
+impl Kernel for Netlink {
+    fn links(&mut self) -> Result<Vec<Link>, HostError> {
+        Netlink::links(self)
+    }
+    fn link(&mut self, name: &str) -> Result<Option<Link>, HostError> {
+        Netlink::link(self, name)
+    }
+    fn addresses(&mut self) -> Result<Vec<Address>, HostError> {
+        Netlink::addresses(self)
+    }
+    fn routes(&mut self) -> Result<Vec<Route>, HostError> {
+        Netlink::routes(self)
+    }
+    fn create_bridge(&mut self, spec: &BridgeSpec<'_>) -> Result<(), HostError> {
+        Netlink::create_bridge(self, spec)
+    }
+    fn create_veth(
+        &mut self,
+        spec: &VethSpec<'_>,
+        peer_netns: Option<&str>,
+    ) -> Result<(), HostError> {
+        match peer_netns {
+            None => Netlink::create_veth(self, spec),
+            Some(name) => {
+                let ns = NetNs::open(name)?;
+                let mut spec: VethSpec<'_> = *spec;
+                spec.peer_netns = Some(std::os::fd::AsFd::as_fd(&ns));
+                Netlink::create_veth(self, &spec)
+            }
+        }
+    }
+    fn set_up(&mut self, name: &str, up: bool) -> Result<(), HostError> {
+        Netlink::set_up(self, name, up)
+    }
+    fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<(), HostError> {
+        Netlink::set_mtu(self, name, mtu)
+    }
+    fn set_mac(&mut self, name: &str, mac: MacAddr) -> Result<(), HostError> {
+        Netlink::set_mac(self, name, mac)
+    }
+    fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError> {
+        Netlink::set_master(self, name, master)
+    }
+    fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        Netlink::set_alias(self, name, alias)
+    }
+    fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError> {
+        Netlink::set_group(self, name, group)
+    }
+    fn delete_link(&mut self, name: &str) -> Result<bool, HostError> {
+        Netlink::delete_link(self, name)
+    }
+    fn delete_group(&mut self, group: u32) -> Result<bool, HostError> {
+        Netlink::delete_group(self, group)
+    }
+    fn link_index(&mut self, name: &str) -> Result<u32, HostError> {
+        Netlink::link_index(self, name)
+    }
+    fn add_address(&mut self, link: &str, address: Ipv4Net) -> Result<(), HostError> {
+        Netlink::add_address(self, link, address)
+    }
+    fn del_address(&mut self, link: &str, address: Ipv4Net) -> Result<bool, HostError> {
+        Netlink::del_address(self, link, address)
+    }
+    fn replace_route(&mut self, spec: &RouteSpec<'_>) -> Result<(), HostError> {
+        Netlink::replace_route(self, spec)
+    }
+    fn link_config(&mut self, name: &str) -> Result<LinkConfig, HostError> {
+        Netlink::link_config(self, name)
+    }
+    fn move_link_config(&mut self, from: &str, to: &str) -> Result<LinkConfig, HostError> {
+        Netlink::move_link_config(self, from, to)
+    }
+    fn apply_link_config(
+        &mut self,
+        config: &LinkConfig,
+        link: &str,
+    ) -> Result<Vec<(usize, String)>, HostError> {
+        Netlink::apply_link_config(self, config, link)
+    }
+    fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
+        Netlink::apply_saved(self, saved)
+    }
+    fn netns_exists(&mut self, name: &str) -> bool {
+        netns::exists(name)
+    }
+    fn netns_create(&mut self, name: &str) -> Result<(), HostError> {
+        netns::create(name)
+    }
+    fn netns_delete(&mut self, name: &str) -> Result<bool, HostError> {
+        netns::delete(name)
+    }
+}

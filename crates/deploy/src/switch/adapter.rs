@@ -1,0 +1,421 @@
+//! The adapter of an external switch: taken over ([`adopt_adapter`], [`move_addressing`]) and
+//! given back ([`restore_adapter`]). The host's layer-3 configuration (addresses, routes in every table, rules naming the
+//! adapter) moves from the adapter to the bridge, which takes the adapter's MAC, so the
+//! machine keeps its connectivity (and its DHCP lease); `restore_adapter` moves it back.
+//!
+//! Both moves take the links as they are *now* (see [`edgenet_host::link_config`]): after a
+//! reboot, a DHCP renewal or a killed run, what is on the links is what moves, and a move never
+//! deletes anything from the link it moves to. The snapshot keeps only what edgenet itself
+//! changes on the adapter: its bridge port state, and whether it was up.
+
+use edgenet_core::mac::MacAddr;
+use edgenet_core::plan::SwitchPlan;
+use edgenet_host::link_config::SavedLinkConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DeployError;
+use crate::journal::{Journal, Ownership};
+use crate::kernel::Kernel;
+use crate::state::{DeploymentState, KernelObject, ObjectKind, ObjectStatus};
+
+/// The adapter's link settings before edgenet made it a port of the switch. (Older states
+/// also listed addresses and routes here; they are ignored: the live ones move.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterSnapshot {
+    pub name: String,
+    pub mac: Option<MacAddr>,
+    pub mtu: u32,
+    pub up: bool,
+    /// `net.ipv6.conf.<adapter>.disable_ipv6` before: a port does no IPv6 of its own (its
+    /// SLAAC prefix route would win over the bridge's), and gets this back on remove. `None`
+    /// without IPv6, or in states of earlier versions (then left as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_ipv6: Option<String>,
+}
+
+/// `net/ipv6/conf/<link>/<key>`, the slash form (a link name may contain dots).
+pub fn ipv6_conf(link: &str, key: &str) -> String {
+    format!("net/ipv6/conf/{link}/{key}")
+}
+
+impl AdapterSnapshot {
+    pub fn take(k: &mut dyn Kernel, adapter: &str) -> Result<AdapterSnapshot, DeployError> {
+        let link = k
+            .link(adapter)?
+            .ok_or_else(|| DeployError::missing("adapter", adapter, "does not exist"))?;
+        Ok(AdapterSnapshot {
+            name: adapter.to_string(),
+            mac: link.mac,
+            mtu: link.mtu,
+            up: link.up,
+            disable_ipv6: edgenet_host::sysctl::read(&ipv6_conf(adapter, "disable_ipv6")).ok(),
+        })
+    }
+}
+
+/// The adapter now: by its name, or, renamed since (`ip link set up0 name enp3s0`), the one
+/// link with its MAC that is not the bridge and not one of this deployment's (a port of the
+/// bridge first). `None` when it is gone.
+pub fn find_adapter(
+    k: &mut dyn Kernel,
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    own: &Ownership,
+) -> Result<Option<String>, DeployError> {
+    if k.link(&snap.name)?.is_some() {
+        return Ok(Some(snap.name.clone()));
+    }
+    let Some(mac) = snap.mac else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<_> = k
+        .links()?
+        .into_iter()
+        .filter(|l| {
+            l.name != bridge
+                && l.mac == Some(mac)
+                && !own.owns(l)
+                && l.kind.as_deref() != Some("bridge")
+        })
+        .collect();
+    candidates.sort_by_key(|l| l.master.as_deref() != Some(bridge));
+    let ports = candidates
+        .iter()
+        .filter(|l| l.master.as_deref() == Some(bridge))
+        .count();
+    Ok(match (ports, candidates.len()) {
+        (1, _) | (0, 1) => candidates.into_iter().next().map(|l| l.name),
+        _ => None,
+    })
+}
+
+/// Gives the adapter its configuration back: everything on the bridge moves to it while it is
+/// still a port (when the bridge is already gone, e.g. after a reboot, only rules naming the
+/// bridge remain to move), then it leaves the bridge and gets its MTU and state back. Whatever
+/// the adapter already has is left on it. Returns what was restored.
+pub fn restore_adapter(
+    k: &mut dyn Kernel,
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    own: &Ownership,
+) -> Result<Vec<String>, DeployError> {
+    let renamed;
+    let snap = match find_adapter(k, snap, bridge, own)? {
+        Some(name) if name == snap.name => snap,
+        Some(name) => {
+            renamed = AdapterSnapshot {
+                name,
+                ..snap.clone()
+            };
+            &renamed
+        }
+        None => {
+            return Err(DeployError::missing(
+                "adapter",
+                &snap.name,
+                "is gone; nothing to restore it to",
+            ))
+        }
+    };
+    let Some(link) = k.link(&snap.name)? else {
+        return Err(DeployError::missing(
+            "adapter",
+            &snap.name,
+            "is gone; nothing to restore it to",
+        ));
+    };
+    // Only a bridge of this deployment (or the one the adapter is a port of) gives anything
+    // back: a foreign link that took the name keeps what it has.
+    let ours = match k.link(bridge)? {
+        Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
+        None => true,
+    };
+    // Up first when it was up: routes cannot be put on a link that is down (a renamed adapter
+    // may have been taken down on the way).
+    if snap.up && !link.up {
+        k.set_up(&snap.name, true)?;
+    }
+    // IPv6 back on the adapter first: the bridge's IPv6 addresses move to it.
+    if let Some(previous) = &snap.disable_ipv6 {
+        let key = ipv6_conf(&snap.name, "disable_ipv6");
+        if edgenet_host::sysctl::read(&key).is_ok_and(|v| v.trim() != previous.trim()) {
+            edgenet_host::sysctl::write(&key, previous)?;
+        }
+    }
+    let moved = if ours {
+        k.move_link_config(bridge, &snap.name)?
+    } else {
+        Default::default()
+    };
+    let mut done: Vec<String> = moved
+        .describe()
+        .into_iter()
+        .map(|m| format!("moved {m} from {bridge} back to {}", snap.name))
+        .collect();
+    if link.master.as_deref() == Some(bridge) {
+        k.set_master(&snap.name, None)?;
+        done.push(format!("released {} from {bridge}", snap.name));
+    }
+    let link = k.link(&snap.name)?.expect("checked above");
+    if link.mtu != snap.mtu {
+        k.set_mtu(&snap.name, snap.mtu)?;
+        done.push(format!("set MTU {} on {} back", snap.mtu, snap.name));
+    }
+    if link.up != snap.up {
+        k.set_up(&snap.name, snap.up)?;
+    }
+    // Leaving the bridge can drop routes through the adapter; put back any that went.
+    if !moved.is_empty() {
+        k.apply_link_config(&moved, &snap.name)?;
+    }
+    Ok(done)
+}
+
+/// The bridge takes router advertisements as the adapter did (its `accept_ra`, `autoconf`),
+/// and the port stops doing IPv6: its SLAAC address and kernel prefix route would otherwise
+/// stay on the port and win over the bridge's, and IPv6 from the host would go nowhere.
+fn port_without_ipv6(adapter: &str, bridge: &str, j: &mut dyn Journal) -> Result<(), DeployError> {
+    use edgenet_host::sysctl;
+    for key in ["accept_ra", "autoconf"] {
+        if let (Ok(want), Ok(have)) = (
+            sysctl::read(&ipv6_conf(adapter, key)),
+            sysctl::read(&ipv6_conf(bridge, key)),
+        ) {
+            if want.trim() != have.trim() {
+                sysctl::write(&ipv6_conf(bridge, key), &want)?;
+            }
+        }
+    }
+    let key = ipv6_conf(adapter, "disable_ipv6");
+    if sysctl::read(&key)?.trim() != "1" {
+        sysctl::write(&key, "1")?;
+        j.changed(format!(
+            "stopped IPv6 on {adapter}, a port of {bridge} (its router advertisements now configure {bridge})"
+        ));
+    }
+    Ok(())
+}
+
+/// Moves the host's layer-3 configuration from the adapter to the bridge (addresses, routes,
+/// rules; see [`edgenet_host::link_config`]) and, with IPv6, stops the port's own IPv6.
+pub fn move_addressing(
+    k: &mut dyn Kernel,
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    let adapter = snap.name.as_str();
+    let moved = k.move_link_config(adapter, bridge)?;
+    for item in moved.describe() {
+        j.changed(format!("moved {item} from {adapter} to {bridge}"));
+    }
+    for warning in moved.skipped() {
+        j.changed(format!("warning: {warning}"));
+    }
+    if snap.disable_ipv6.is_some() {
+        port_without_ipv6(adapter, bridge, j)?;
+    }
+    Ok(())
+}
+
+/// What the state keeps about an adopted adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterRecord {
+    pub bridge: String,
+    pub adapter: AdapterSnapshot,
+    /// The host's configuration on the bridge after the last move: put back when neither the
+    /// bridge nor the adapter has any (the bridge was deleted by hand, nothing restored it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<SavedLinkConfig>,
+}
+
+impl AdapterRecord {
+    /// The record an `Adapter` object of the state carries.
+    pub fn of(o: &KernelObject) -> Option<AdapterRecord> {
+        if o.kind != ObjectKind::Adapter {
+            return None;
+        }
+        serde_json::from_value(o.restore.clone()?).ok()
+    }
+
+    /// The record of `adapter` in `state`.
+    pub fn in_state(state: &DeploymentState, adapter: &str) -> Option<AdapterRecord> {
+        state
+            .object(ObjectKind::Adapter, adapter, None)
+            .and_then(AdapterRecord::of)
+    }
+
+    fn store(&self, state: &mut DeploymentState) {
+        state
+            .record_object(ObjectKind::Adapter, &self.adapter_key(), None)
+            .restore = Some(serde_json::to_value(self).expect("serialises"));
+    }
+
+    fn adapter_key(&self) -> String {
+        self.adapter.name.clone()
+    }
+}
+
+/// What [`adopt_adapter`] decided.
+#[derive(Debug, Default)]
+pub struct Adoption {
+    /// The adapter as it was before edgenet's first change; `None` when a bridge the user
+    /// made already has the adapter as its port (used as it is, never deleted).
+    pub snapshot: Option<AdapterSnapshot>,
+    /// The state changed: save it before the kernel is touched.
+    pub state_changed: bool,
+    /// The adapter's record is new with this run (a rollback gives the adapter back).
+    pub new_record: bool,
+    pub changes: Vec<String>,
+}
+
+/// The adapter of an external switch, as it was before the first change: taken and recorded
+/// (so that rollback and remove can put it back) before anything is touched, and kept from
+/// then on. No snapshot when a bridge the user made already has the adapter as its port:
+/// edgenet then uses it as it is and records it as adopted, never to be deleted.
+pub fn adopt_adapter(
+    k: &mut dyn Kernel,
+    state: &mut DeploymentState,
+    plan: &SwitchPlan,
+    own: &Ownership,
+) -> Result<Adoption, DeployError> {
+    let adapter = plan
+        .adapter
+        .as_deref()
+        .expect("an external switch has an adapter");
+    let bridge = plan.name.as_str();
+    if let Some(snap) = AdapterRecord::in_state(state, adapter) {
+        // While the adapter is still our bridge's port, the snapshot says how it was
+        // before; once it is not (a reboot deleted the bridge, or someone released it),
+        // the host owns it again and it is taken as it is now.
+        let live = k.link(adapter)?;
+        if live.as_ref().and_then(|l| l.master.as_deref()) == Some(bridge) {
+            return Ok(Adoption {
+                snapshot: Some(snap.adapter),
+                ..Adoption::default()
+            });
+        }
+        let mut now = AdapterSnapshot::take(k, adapter)?;
+        // IPv6 still off on the adapter is edgenet's doing (the bridge went, the sysctl
+        // stayed): what it was before edgenet is still the recorded value.
+        if now.disable_ipv6.as_deref() == Some("1") && snap.adapter.disable_ipv6.is_some() {
+            now.disable_ipv6 = snap.adapter.disable_ipv6.clone();
+        }
+        let mut changes = Vec::new();
+        if now != snap.adapter {
+            changes.push(format!(
+                "took {adapter} as it is now (it is no longer a port of {bridge})"
+            ));
+        }
+        AdapterRecord {
+            bridge: bridge.to_string(),
+            adapter: now.clone(),
+            moved: snap.moved,
+        }
+        .store(state);
+        return Ok(Adoption {
+            snapshot: Some(now),
+            state_changed: true,
+            new_record: false,
+            changes,
+        });
+    }
+    if state
+        .object(ObjectKind::Bridge, bridge, None)
+        .is_some_and(|o| o.status == ObjectStatus::Adopted)
+    {
+        return Ok(Adoption::default());
+    }
+    let user_bridge = k.link(bridge)?.filter(|b| !own.owns(b));
+    let adapter_link = k.link(adapter)?;
+    if user_bridge.is_some()
+        && adapter_link.as_ref().and_then(|a| a.master.as_deref()) == Some(bridge)
+    {
+        state.record_object(ObjectKind::Bridge, bridge, None).status = ObjectStatus::Adopted;
+        return Ok(Adoption {
+            snapshot: None,
+            state_changed: true,
+            new_record: false,
+            changes: vec![format!(
+                "using the existing bridge {bridge} with {adapter} as its port, as it is"
+            )],
+        });
+    }
+    let snap = AdapterSnapshot::take(k, adapter)?;
+    let record = AdapterRecord {
+        bridge: bridge.to_string(),
+        adapter: snap.clone(),
+        moved: None,
+    };
+    record.store(state);
+    state
+        .record_object(ObjectKind::Adapter, adapter, None)
+        .status = ObjectStatus::Adopted;
+    Ok(Adoption {
+        snapshot: Some(snap),
+        state_changed: true,
+        new_record: true,
+        changes: Vec::new(),
+    })
+}
+
+/// The host's configuration on the bridge is recorded after each move; when the bridge and
+/// the adapter both have none (the bridge was deleted by hand and nothing put the adapter's
+/// addresses back), the recorded one goes back on the bridge, so the host is not left offline.
+/// Returns the changes made, and whether the state changed.
+pub fn keep_host_config(
+    k: &mut dyn Kernel,
+    state: &mut DeploymentState,
+    plan: &SwitchPlan,
+) -> Result<(Vec<String>, bool), DeployError> {
+    let (Some(adapter), bridge) = (plan.adapter.as_deref(), plan.name.as_str()) else {
+        return Ok((Vec::new(), false));
+    };
+    let Some(mut record) = AdapterRecord::in_state(state, adapter) else {
+        return Ok((Vec::new(), false));
+    };
+    let on_bridge = k.link_config(bridge)?;
+    if on_bridge.addresses.is_empty() && k.link_config(adapter)?.addresses.is_empty() {
+        let Some(saved) = record.moved.as_ref().filter(|m| !m.addresses.is_empty()) else {
+            return Ok((Vec::new(), false));
+        };
+        let back = k.apply_saved(saved)?;
+        let changes = back
+            .describe()
+            .into_iter()
+            .map(|item| format!(
+                "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
+            ))
+            .collect();
+        return Ok((changes, false));
+    }
+    if on_bridge.addresses.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    let saved = SavedLinkConfig::save(&on_bridge, bridge, k.link_index(bridge)?);
+    if record.moved.as_ref() != Some(&saved) {
+        record.moved = Some(saved);
+        record.store(state);
+        return Ok((Vec::new(), true));
+    }
+    Ok((Vec::new(), false))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_adapter_record_of_an_older_edgenet_still_reads() {
+        // Older states also listed the adapter's addresses and routes; the live ones move now.
+        let old = serde_json::json!({
+            "bridge": "aksedgesw-ext",
+            "adapter": {
+                "name": "eth0", "mac": "02:00:00:00:00:01", "mtu": 1500, "up": true,
+                "addresses": [{"address": "198.18.0.11/24", "broadcast": "198.18.0.255"}],
+                "routes": [{"destination": "0.0.0.0/0", "gateway": "198.18.0.1", "metric": null, "protocol": 3}]
+            }
+        });
+        let record: super::AdapterRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(record.adapter.name, "eth0");
+        assert_eq!(record.adapter.mtu, 1500);
+    }
+}
