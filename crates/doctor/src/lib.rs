@@ -362,10 +362,9 @@ fn observe(netns: &str) -> Result<Option<Observed>, String> {
                 return Ok(None);
             };
             let addresses = nl
-                .addresses()
+                .addresses_of(NODE_IFNAME)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|a| a.link == NODE_IFNAME)
                 .map(|a| a.address)
                 .collect();
             let default_gateway = nl

@@ -255,9 +255,8 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
                 let mut nl = edgenet_host::netlink::Netlink::open()?;
                 let link = nl.link(names::NODE_IFNAME)?;
                 let addrs: Vec<String> = nl
-                    .addresses()?
+                    .addresses_of(names::NODE_IFNAME)?
                     .into_iter()
-                    .filter(|a| a.link == names::NODE_IFNAME)
                     .map(|a| a.address.addr().to_string())
                     .collect();
                 Ok((link.and_then(|l| l.mac), addrs))

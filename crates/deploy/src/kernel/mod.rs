@@ -93,6 +93,12 @@ impl Kernel for Netlink {
     fn routes(&mut self) -> Result<Vec<Route>, HostError> {
         Netlink::routes(self)
     }
+    fn addresses_of(&mut self, link: &str) -> Result<Vec<Ipv4Net>, HostError> {
+        Ok(Netlink::addresses_of(self, link)?
+            .into_iter()
+            .map(|a| a.address)
+            .collect())
+    }
     fn create_bridge(&mut self, spec: &BridgeSpec<'_>) -> Result<(), HostError> {
         Netlink::create_bridge(self, spec)
     }

@@ -125,9 +125,8 @@ impl NodeRuntime for NetnsRuntime {
                 nl.set_alias(NODE_IFNAME, &alias)?;
             }
             let present: Vec<Ipv4Net> = nl
-                .addresses()?
+                .addresses_of(NODE_IFNAME)?
                 .into_iter()
-                .filter(|a| a.link == NODE_IFNAME)
                 .map(|a| a.address)
                 .collect();
             for stale in present.iter().filter(|a| **a != plan.address) {
@@ -195,9 +194,8 @@ impl NodeRuntime for NetnsRuntime {
                 live.mac = eth0.mac.map(|m| m.to_string());
                 live.mtu = Some(eth0.mtu);
                 live.addresses = nl
-                    .addresses()?
+                    .addresses_of(NODE_IFNAME)?
                     .into_iter()
-                    .filter(|a| a.link == NODE_IFNAME)
                     .map(|a| a.address.to_string())
                     .collect();
                 live.gateway = nl
