@@ -29,6 +29,10 @@ pub struct NodeInfo {
     pub kind: NodeKind,
     /// The node's resolv.conf, used for the by-name row; `None` = the machine's.
     pub resolv_conf: Option<PathBuf>,
+    /// A `vm` node: its QEMU guest agent's socket. Its probes run inside the guest through
+    /// the agent (`netns` is then only the guest's name); `None`: a netns node.
+    #[serde(default)]
+    pub guest_agent: Option<PathBuf>,
 }
 
 /// What each row should show, from the deployment type.

@@ -1,14 +1,22 @@
 //! How one cell of the `lab status` matrix is measured: a ping sweep from a node's namespace,
 //! `curl` of the lab page, a TCP connect from the LAN peer to a listener in the node — real
-//! traffic, from inside lab and node namespaces only, to lab addresses only.
+//! traffic, from inside lab and node namespaces only, to lab addresses only. A VM node is
+//! measured from inside its guest, through its guest agent (`ping`, `nc`, `nslookup` run
+//! there: [`edgenet_host::guest_probes`]); a node targeted by a probe is the same for both
+//! runtimes, except that a LAN→node listener in a guest is `nc -l`.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
 use edgenet_host::exec::{command_in, BindMount, ExecOptions};
+use edgenet_host::guest_agent::GuestAgent;
+use edgenet_host::guest_probes;
 use edgenet_host::netlink::{Netlink, RouteSpec};
 use edgenet_host::netns::NetNs;
 
@@ -16,7 +24,7 @@ use crate::lab::LabMachine;
 use crate::matrix::NodeInfo;
 use crate::probe::{ping_many, PingResult};
 use crate::process::run_bounded;
-use crate::topology::ADAPTER;
+use crate::topology::{ADAPTER, HTTP_SERVER, TEST_NAME};
 
 /// Bound of one probe: a ping's wait for its reply (with a new request every 200 ms, so one
 /// lost ARP exchange or request does not fail a cell), curl's connect and transfer.
@@ -214,6 +222,222 @@ pub(crate) fn lan_connect(peer: &str, node: &NodeInfo, via: Option<&LabMachine>)
                 )
             }
         }
+    }
+}
+
+/// How long `lab status` waits for the guest agent of a VM node that does not answer yet
+/// (a TCG guest answers 3–10 s after QEMU starts; `lab status` right after `lab up` finds
+/// it booting).
+pub const GUEST_AGENT_WAIT: Duration = Duration::from_secs(90);
+
+/// A VM node's guest agent, shared by that node's probes, which take it in turn (QEMU
+/// serves one agent client at a time); the error when it never answered.
+pub(crate) type GuestSlot = Mutex<Result<GuestAgent, String>>;
+
+/// The guest agents of the VM nodes, by node name, each connected (waiting up to `wait`
+/// for it, all at once).
+pub(crate) fn connect_guests(nodes: &[NodeInfo], wait: Duration) -> HashMap<String, GuestSlot> {
+    std::thread::scope(|scope| {
+        let pending: Vec<_> = nodes
+            .iter()
+            .filter_map(|n| Some((n, n.guest_agent.as_ref()?)))
+            .map(|(n, socket)| {
+                (
+                    n.name.clone(),
+                    scope.spawn(move || connect_guest(socket, wait)),
+                )
+            })
+            .collect();
+        pending
+            .into_iter()
+            .map(|(name, h)| {
+                let agent = h
+                    .join()
+                    .unwrap_or_else(|_| Err("connecting panicked".into()));
+                (name, Mutex::new(agent))
+            })
+            .collect()
+    })
+}
+
+fn connect_guest(socket: &Path, wait: Duration) -> Result<GuestAgent, String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match GuestAgent::connect(socket, Duration::from_secs(2)) {
+            Ok(ga) => return Ok(ga),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "the guest agent does not answer after {wait:?} ({e}): the guest is still \
+                     booting, or its QEMU is not running (edgenet status on its machine)"
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Runs `probe` with the node's guest agent, or fails with why there is none.
+fn with_guest<T>(
+    guest: &GuestSlot,
+    probe: impl FnOnce(&mut GuestAgent) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut agent = guest.lock().unwrap_or_else(|e| e.into_inner());
+    match agent.as_mut() {
+        Ok(ga) => probe(ga),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The ping sweep of a VM node, from inside its guest (`ping`, all targets at once).
+pub(crate) fn guest_ping_sweep(
+    guest: &GuestSlot,
+    targets: &[(usize, Ipv4Addr)],
+) -> Vec<(usize, Outcome)> {
+    let addresses: Vec<Ipv4Addr> = targets.iter().map(|(_, a)| *a).collect();
+    let replies = with_guest(guest, |ga| {
+        guest_probes::ping_many(ga, &addresses, None, PROBE_TIMEOUT).map_err(|e| e.to_string())
+    });
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, (index, _))| {
+            let outcome = match &replies {
+                Ok(r) if r[i] => (true, "reply (ping in the guest)".to_string()),
+                Ok(_) => (
+                    false,
+                    format!("no reply within {PROBE_TIMEOUT:?} (ping in the guest)"),
+                ),
+                Err(e) => (false, e.clone()),
+            };
+            (*index, outcome)
+        })
+        .collect()
+}
+
+/// The lab page fetched from inside a VM node's guest, direct: by address, or by name
+/// through the guest's own resolver (`nslookup`, then `nc` to the address it gave).
+pub(crate) fn guest_fetch(guest: &GuestSlot, by_name: bool, page: &str) -> Outcome {
+    let _slot = crate::services::HTTP_CLIENTS.enter();
+    let result = with_guest(guest, |ga| {
+        let address = if by_name {
+            *guest_probes::resolve(ga, TEST_NAME, PROBE_TIMEOUT)?
+                .first()
+                .expect("resolve returns at least one")
+        } else {
+            HTTP_SERVER
+        };
+        let host = if by_name {
+            TEST_NAME.to_string()
+        } else {
+            HTTP_SERVER.to_string()
+        };
+        guest_probes::http_get(ga, address, 80, &host, "/", PROBE_TIMEOUT).map(|r| (address, r))
+    });
+    match result {
+        Ok((_, r)) if r.status == 200 && r.body == page => (true, "got the lab page".into()),
+        Ok((a, r)) => (
+            false,
+            format!("{a} answered {}, but not with the lab page", r.status),
+        ),
+        Err(e) => (false, e),
+    }
+}
+
+/// LAN→node for a VM node: a listener in the guest (`nc -l`) that sends a token, then a TCP
+/// connect from the LAN peer as for a netns node. Reachable only when the token came back:
+/// the guest's own listener answered (a reset forged by a firewall does not count).
+pub(crate) fn guest_lan_connect(
+    peer: &str,
+    node: &NodeInfo,
+    via: Option<&LabMachine>,
+    guest: &GuestSlot,
+) -> Outcome {
+    let mut agent = guest.lock().unwrap_or_else(|e| e.into_inner());
+    let ga = match agent.as_mut() {
+        Ok(ga) => ga,
+        Err(e) => return (false, e.clone()),
+    };
+    let port = 20000
+        + (std::process::id() as u16 ^ Instant::now().elapsed().subsec_nanos() as u16) % 20000;
+    let token = format!("edgenet-lab-{}-{port}", node.name);
+    let listener = match guest_probes::Listener::start(ga, port, &token) {
+        Ok(l) => l,
+        Err(e) => return (false, format!("listen in the guest: {e}")),
+    };
+    // The listener starts in the guest a moment after guest-exec returns: a refused
+    // connect is tried again until the bound.
+    let bound = if via.is_some() {
+        INBOUND_TIMEOUT
+    } else {
+        PROBE_TIMEOUT
+    };
+    let deadline = Instant::now() + bound + PROBE_TIMEOUT;
+    let outcome = loop {
+        match peer_connect(peer, node.address, port, via, bound) {
+            Ok(mut stream) => {
+                let _ = stream.set_read_timeout(Some(PROBE_TIMEOUT));
+                let mut got = Vec::new();
+                let mut buf = [0u8; 256];
+                while !got.ends_with(b"\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                break if String::from_utf8_lossy(&got).trim() == token {
+                    (
+                        true,
+                        format!("the guest's listener answered on port {port}"),
+                    )
+                } else {
+                    (
+                        false,
+                        format!("connected, but not to the guest's listener on port {port}"),
+                    )
+                };
+            }
+            Err(e) if e.contains("refused") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => break (false, e),
+        }
+    };
+    listener.stop(ga);
+    outcome
+}
+
+/// A TCP connect from the LAN peer to `address:port`, directly or (`via` a machine) over a
+/// /32 route set for the connect only.
+fn peer_connect(
+    peer: &str,
+    address: Ipv4Addr,
+    port: u16,
+    via: Option<&LabMachine>,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    let route = via.map(|via| RouteSpec {
+        destination: Ipv4Net::new(address, 32).expect("/32 is valid"),
+        gateway: Some(via.address.addr()),
+        link: Some(ADAPTER),
+    });
+    let peer_ns = NetNs::open(peer).map_err(|e| e.to_string())?;
+    let connected = peer_ns
+        .run(|| -> Result<Result<TcpStream, std::io::Error>, String> {
+            let target = SocketAddr::V4(SocketAddrV4::new(address, port));
+            let Some(route) = &route else {
+                return Ok(TcpStream::connect_timeout(&target, timeout));
+            };
+            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+            nl.replace_route(route).map_err(|e| e.to_string())?;
+            let result = TcpStream::connect_timeout(&target, timeout);
+            let _ = nl.del_route(route);
+            Ok(result)
+        })
+        .map_err(|e| e.to_string())?;
+    match connected {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("connect to port {port}: {e}")),
+        Err(e) => Err(format!("route in LAN peer: {e}")),
     }
 }
 

@@ -29,7 +29,10 @@ use edgenet_host::netns::NetNs;
 use crate::error::LabError;
 use crate::lab::{Lab, LabMachine};
 use crate::matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
-use crate::matrix_probes::{arp_table_fulls, curl, lan_connect, ping_sweep, Outcome};
+use crate::matrix_probes::{
+    arp_table_fulls, connect_guests, curl, guest_fetch, guest_lan_connect, guest_ping_sweep,
+    lan_connect, ping_sweep, Outcome, GUEST_AGENT_WAIT,
+};
 use crate::topology::{
     http_url_by_address, http_url_by_name, HTTP_SERVER, LAN_PEER, LAN_SUBNET, TEST_NAME,
 };
@@ -163,6 +166,7 @@ impl Lab {
             .chain(
                 nodes
                     .iter()
+                    .filter(|n| n.guest_agent.is_none())
                     .map(|n| &n.netns)
                     .filter(|ns| edgenet_host::netns::exists(ns)),
             )
@@ -188,6 +192,10 @@ impl Lab {
         };
         let page = self.http_page();
         let page = page.as_str();
+        // VM nodes are measured inside their guests: one agent connection per guest, taken
+        // in turn by its probes (a guest still booting is waited for).
+        let guests = connect_guests(nodes, GUEST_AGENT_WAIT);
+        let guests = &guests;
         let mut plan = Plan::default();
 
         for m in &machines {
@@ -226,8 +234,14 @@ impl Lab {
                 );
                 targets.push((index, other.address));
             }
-            plan.tasks
-                .push(Box::new(move || ping_sweep(&node.netns, &targets)));
+            match guests.get(&node.name) {
+                Some(guest) => plan
+                    .tasks
+                    .push(Box::new(move || guest_ping_sweep(guest, &targets))),
+                None => plan
+                    .tasks
+                    .push(Box::new(move || ping_sweep(&node.netns, &targets))),
+            }
             plan.single(
                 (
                     Row::NodeToInternetByAddress,
@@ -236,7 +250,10 @@ impl Lab {
                     format!("curl {}", http_url_by_address()),
                     expect.node_to_internet,
                 ),
-                move || curl(&node.netns, &http_url_by_address(), None, page),
+                move || match guests.get(&node.name) {
+                    Some(guest) => guest_fetch(guest, false, page),
+                    None => curl(&node.netns, &http_url_by_address(), None, page),
+                },
             );
             let resolv = node.resolv_conf.as_ref().unwrap_or(&machine.resolv_conf);
             plan.single(
@@ -247,7 +264,10 @@ impl Lab {
                     format!("curl {}", http_url_by_name()),
                     expect.node_to_internet,
                 ),
-                move || curl(&node.netns, &http_url_by_name(), Some(resolv), page),
+                move || match guests.get(&node.name) {
+                    Some(guest) => guest_fetch(guest, true, page),
+                    None => curl(&node.netns, &http_url_by_name(), Some(resolv), page),
+                },
             );
         }
         // LAN→node. A node on the LAN is connected to directly. Any other node gets a /32
@@ -269,7 +289,10 @@ impl Lab {
                         "tcp connect (direct, on the LAN)".into(),
                         expect.lan_to_node,
                     ),
-                    move || lan_connect(&peer, node, None),
+                    move || match guests.get(&node.name) {
+                        Some(guest) => guest_lan_connect(&peer, node, None, guest),
+                        None => lan_connect(&peer, node, None),
+                    },
                 );
                 continue;
             }
@@ -295,7 +318,13 @@ impl Lab {
             plan.tasks.push(Box::new(move || {
                 group
                     .into_iter()
-                    .map(|(index, node, via)| (index, lan_connect(&peer, node, Some(&via))))
+                    .map(|(index, node, via)| {
+                        let outcome = match guests.get(&node.name) {
+                            Some(guest) => guest_lan_connect(&peer, node, Some(&via), guest),
+                            None => lan_connect(&peer, node, Some(&via)),
+                        };
+                        (index, outcome)
+                    })
                     .collect()
             }));
         }
@@ -383,6 +412,7 @@ mod tests {
                     host: crate::topology::LAN_ROUTER,
                     kind: NodeKind::Linux,
                     resolv_conf: None,
+                    guest_agent: None,
                 });
             }
         }

@@ -344,14 +344,25 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
             expect = Expectations::SCALABLE;
         }
         for n in &plan.nodes {
+            let guest = names::node_netns(&n.name, &state.deployment_id);
+            // A VM node is probed inside its guest, through its agent.
+            let guest_agent =
+                (plan.node_runtime == edgenet_core::config::NodeRuntime::Vm).then(|| {
+                    edgenet_host::qemu::VmFiles::new(edgenet_deploy::node::vm::vm_dir(
+                        &m.state_dir,
+                        &guest,
+                    ))
+                    .agent()
+                });
             nodes.push(NodeInfo {
                 name: n.name.clone(),
                 machine: m.name.clone(),
-                netns: names::node_netns(&n.name, &state.deployment_id),
+                netns: guest,
                 address: n.address.addr(),
                 host: plan.switch.gateway,
                 kind: n.kind,
                 resolv_conf: Some(files::node_dir(&m.state_dir, &n.name).join(files::RESOLV_CONF)),
+                guest_agent,
             });
         }
     }
