@@ -213,13 +213,24 @@ impl Lab {
         let (peers, pairs_note) = node_pairs(nodes, expect.node_to_node_across_machines);
         for (node, peers) in nodes.iter().zip(peers) {
             let machine = machine_of(node)?;
+            // A VM node's probes run in its guest, with the guest's tools.
+            let in_guest = guests.contains_key(&node.name);
+            let ping = if in_guest {
+                "ping (in the guest)"
+            } else {
+                "ping"
+            };
+            let fetch = |url: String| match in_guest {
+                true => format!("GET {url} (nc in the guest)"),
+                false => format!("curl {url}"),
+            };
             // One ping sweep per node: its gateway, then its peers.
             let mut targets = vec![(
                 plan.cell(
                     Row::NodeToHost,
                     node.name.clone(),
                     node.host.to_string(),
-                    "ping".into(),
+                    ping.into(),
                     expect.node_to_host,
                 ),
                 node.host,
@@ -229,7 +240,7 @@ impl Lab {
                     Row::NodeToNode,
                     node.name.clone(),
                     format!("{} {}", other.name, other.address),
-                    "ping".into(),
+                    ping.into(),
                     expect.node_to_node,
                 );
                 targets.push((index, other.address));
@@ -247,7 +258,7 @@ impl Lab {
                     Row::NodeToInternetByAddress,
                     node.name.clone(),
                     HTTP_SERVER.to_string(),
-                    format!("curl {}", http_url_by_address()),
+                    fetch(http_url_by_address()),
                     expect.node_to_internet,
                 ),
                 move || match guests.get(&node.name) {
@@ -261,7 +272,7 @@ impl Lab {
                     Row::NodeToInternetByName,
                     node.name.clone(),
                     TEST_NAME.to_string(),
-                    format!("curl {}", http_url_by_name()),
+                    fetch(http_url_by_name()),
                     expect.node_to_internet,
                 ),
                 move || match guests.get(&node.name) {

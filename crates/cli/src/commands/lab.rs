@@ -108,7 +108,7 @@ fn with_test_guest(
     loaded: &edgenet_core::config::Loaded,
 ) -> Result<Option<PathBuf>, CliError> {
     let e = &loaded.config.edgenet;
-    if e.node_runtime != edgenet_core::config::NodeRuntime::Vm || e.vm_image.is_some() {
+    if !loaded.config.any_vm() || e.vm_image.is_some() {
         return Ok(None);
     }
     let dir = edgenet_host::guest_image::default_dir();
@@ -525,7 +525,10 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
                 let generated = format!("{}-scalable-", args.name);
                 for e in entries.flatten() {
                     let file = e.file_name().to_string_lossy().into_owned();
-                    if file.starts_with(&generated) || file == format!("{}-stdin.json", args.name) {
+                    if file.starts_with(&generated)
+                        || file == format!("{}-stdin.json", args.name)
+                        || file == format!("{}-vm.json", args.name)
+                    {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }
