@@ -1,9 +1,11 @@
 //! Issue 11: `vm` nodes (QEMU under TCG here, since KVM guests do not run on this machine).
 //! One single-machine cluster with a Linux VM node, checked from inside the guest through the
 //! guest agent (`node exec`): the seed's address, MAC, MTU, DNS and proxy; ping to the host;
-//! NAT egress to an "internet" HTTP server; inbound closed but a port forward open; a QEMU
-//! killed with SIGKILL reported by `status` and repaired by `deploy`; `remove` leaving no
-//! QEMU, tap, file or nftables table. Takes about 30 s (TCG boots the test guest in ~3 s).
+//! NAT egress to an "internet" HTTP server; inbound closed but a port forward open; `doctor`
+//! checking inside the guest through the agent, and one `guest-agent` FAIL while QEMU is
+//! dead; a QEMU killed with SIGKILL reported by `status` and repaired by `deploy`; `remove`
+//! leaving no QEMU, tap, file or nftables table. Takes about 25–30 s (TCG boots the test
+//! guest in ~3 s). The two-machine lab with a VM node and a netns node is `vm_lab.rs`.
 //! The guest is edgenet's test image (scripts/build-guest-image.sh, built on demand and
 //! cached); the seed it applies is checked with cloud-init's own tools in `seed_schema`.
 

@@ -74,7 +74,9 @@ impl<'a> Inside<'a> {
                         agent: RefCell::new(ga),
                     })
                 }
-                Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
+                Err(e) if GuestAgent::qemu_gone(&e) || std::time::Instant::now() >= deadline => {
+                    return Err(e.to_string())
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
             }
         }

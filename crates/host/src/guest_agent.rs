@@ -65,6 +65,15 @@ impl GuestAgent {
         }
     }
 
+    /// Nothing listens on the agent's socket: QEMU is not running (a booting guest's QEMU
+    /// accepts the connection and only the agent is silent). Not worth waiting for.
+    pub fn qemu_gone(e: &HostError) -> bool {
+        matches!(
+            e.io_error().kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+        )
+    }
+
     fn bad(&self, why: &str) -> HostError {
         HostError::new(
             "talk to the guest agent",

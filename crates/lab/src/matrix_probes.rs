@@ -265,6 +265,12 @@ fn connect_guest(socket: &Path, wait: Duration) -> Result<GuestAgent, String> {
     loop {
         match GuestAgent::connect(socket, Duration::from_secs(2)) {
             Ok(ga) => return Ok(ga),
+            Err(e) if GuestAgent::qemu_gone(&e) => {
+                return Err(format!(
+                    "its QEMU is not running ({e}): `edgenet status` on its machine says more, \
+                     `edgenet deploy` starts it again"
+                ))
+            }
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!(
                     "the guest agent does not answer after {wait:?} ({e}): the guest is still \
