@@ -44,6 +44,8 @@ pub(crate) enum Inside<'a> {
     },
     Guest {
         node: &'a str,
+        /// `linux` or `windows`: `node exec --node-type`.
+        kind: &'static str,
         agent: RefCell<GuestAgent>,
     },
 }
@@ -71,6 +73,10 @@ impl<'a> Inside<'a> {
                 Ok(ga) => {
                     return Ok(Inside::Guest {
                         node: &node.plan.name,
+                        kind: match node.plan.kind {
+                            edgenet_core::plan::NodeKind::Linux => "linux",
+                            edgenet_core::plan::NodeKind::Windows => "windows",
+                        },
                         agent: RefCell::new(ga),
                     })
                 }
@@ -86,7 +92,7 @@ impl<'a> Inside<'a> {
     pub fn run_prefix(&self) -> String {
         match self {
             Inside::Netns { netns, .. } => format!("ip netns exec {netns}"),
-            Inside::Guest { node, .. } => format!("edgenet node exec --node {node} --"),
+            Inside::Guest { kind, .. } => format!("edgenet node exec --node-type {kind} --"),
         }
     }
 

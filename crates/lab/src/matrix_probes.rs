@@ -363,8 +363,12 @@ pub(crate) fn guest_lan_connect(
         Ok(ga) => ga,
         Err(e) => return (false, e.clone()),
     };
-    let port = 20000
-        + (std::process::id() as u16 ^ Instant::now().elapsed().subsec_nanos() as u16) % 20000;
+    // A port unlikely to be taken in the guest: random enough between runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let port = 20000 + ((std::process::id() ^ nanos) % 20000) as u16;
     let token = format!("edgenet-lab-{}-{port}", node.name);
     let listener = match guest_probes::Listener::start(ga, port, &token) {
         Ok(l) => l,
