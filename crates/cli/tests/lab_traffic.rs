@@ -175,6 +175,7 @@ impl TestLab {
                         .join(n["name"].as_str().unwrap())
                         .join("resolv.conf"),
                 ),
+                guest_agent: None,
             })
             .collect();
         self.lab().status(&nodes, expect).unwrap()

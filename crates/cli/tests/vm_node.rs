@@ -1,9 +1,11 @@
 //! Issue 11: `vm` nodes (QEMU under TCG here, since KVM guests do not run on this machine).
 //! One single-machine cluster with a Linux VM node, checked from inside the guest through the
 //! guest agent (`node exec`): the seed's address, MAC, MTU, DNS and proxy; ping to the host;
-//! NAT egress to an "internet" HTTP server; inbound closed but a port forward open; a QEMU
-//! killed with SIGKILL reported by `status` and repaired by `deploy`; `remove` leaving no
-//! QEMU, tap, file or nftables table. Takes about 30 s (TCG boots the test guest in ~3 s).
+//! NAT egress to an "internet" HTTP server; inbound closed but a port forward open; `doctor`
+//! checking inside the guest through the agent, and one `guest-agent` FAIL while QEMU is
+//! dead; a QEMU killed with SIGKILL reported by `status` and repaired by `deploy`; `remove`
+//! leaving no QEMU, tap, file or nftables table. Takes about 25–30 s (TCG boots the test
+//! guest in ~3 s). The two-machine lab with a VM node and a netns node is `vm_lab.rs`.
 //! The guest is edgenet's test image (scripts/build-guest-image.sh, built on demand and
 //! cached); the seed it applies is checked with cloud-init's own tools in `seed_schema`.
 
@@ -77,6 +79,28 @@ fn guest(m: &Machine, script: &str) -> (i32, String) {
 fn status(m: &Machine) -> Value {
     let out = m.edgenet(&["status", "--output", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.get("result").cloned().unwrap_or(v)
+}
+
+/// `doctor` (JSON report), waiting up to 60 s for a guest agent; the internet's server is
+/// the egress probe.
+fn doctor(m: &Machine) -> Value {
+    let started = std::time::Instant::now();
+    let out = m.edgenet(&[
+        "--output",
+        "json",
+        "doctor",
+        "--probe-url",
+        "http://203.0.113.2/",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "doctor: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("doctor took {:?}", started.elapsed());
     v.get("result").cloned().unwrap_or(v)
 }
 
@@ -204,6 +228,53 @@ fn a_vm_node_gets_its_network_from_the_seed_and_remove_leaves_nothing() {
     );
     assert_eq!(String::from_utf8_lossy(&fwd.stdout).trim(), "hello-from-vm");
 
+    // doctor inside the guest, through its agent: the seed's facts and the paths that exist
+    // here pass; the DNS server and the proxy of this config exist nowhere, and the doctor,
+    // probing from inside the guest, says so (a full pass is in `vm_lab`).
+    let report = doctor(&m);
+    let check = |name: &str| -> Vec<Value> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == name && c["scope"] == "vm-ledge")
+            .cloned()
+            .collect()
+    };
+    for name in [
+        "guest-agent",
+        "link",
+        "address",
+        "mac",
+        "mtu",
+        "default-route",
+        "gateway",
+        "path-mtu",
+        "proxy-env",
+        "egress",
+    ] {
+        let c = check(name);
+        assert_eq!(c.len(), 1, "{name}: {report:#}");
+        assert_eq!(c[0]["status"], "PASS", "{name}: {report:#}");
+    }
+    assert!(check("address")[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("192.168.0.2/24"));
+    assert_eq!(check("mtu")[0]["detail"], "1400");
+    let dns = &check("dns")[0];
+    assert_eq!(dns["status"], "FAIL", "{report:#}");
+    assert_eq!(dns["address"], "198.51.100.7");
+    let proxy = &check("proxy")[0];
+    assert_eq!(proxy["status"], "FAIL", "{report:#}");
+    assert!(
+        proxy["detail"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.100.9:3128"),
+        "{proxy}"
+    );
+
     // kill -9 of this VM's QEMU (the PID of its pidfile): drift, then repaired by deploy.
     let pidfile = m.state.join(format!("vm/vm-ledge-{id}/qemu.pid"));
     let pidfile = if pidfile.exists() {
@@ -226,6 +297,24 @@ fn a_vm_node_gets_its_network_from_the_seed_and_remove_leaves_nothing() {
     assert!(
         st["drift"].to_string().contains("its VM is not running"),
         "{st:#}"
+    );
+    // doctor: one clear finding for the node whose agent does not answer.
+    let report = doctor(&m);
+    let agent: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "vm-ledge")
+        .collect();
+    assert_eq!(agent.len(), 1, "{report:#}");
+    assert_eq!(agent[0]["check"], "guest-agent");
+    assert_eq!(agent[0]["status"], "FAIL");
+    assert!(
+        agent[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not answer"),
+        "{report:#}"
     );
     let again = m.deploy(Some(&cfg));
     assert!(

@@ -444,7 +444,7 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
         schema: PLAN_SCHEMA.to_string(),
         deployment_type: config.deployment_type,
         distribution,
-        node_runtime: config.edgenet.node_runtime,
+        node_runtime: config.node_runtime(index),
         vm_image: VmImage {
             image: config.edgenet.vm_image.clone(),
             kernel: config.edgenet.vm_kernel.clone(),

@@ -7,6 +7,7 @@
 //! forwarded traffic — so one fault gives one FAIL with its fix.
 
 pub mod firewall;
+mod inside;
 pub mod rendered;
 mod report;
 
@@ -16,10 +17,10 @@ use std::time::Duration;
 
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::{NodeKind, NodePlan, Outbound, Plan, SwitchKind};
-use edgenet_host::exec::{BindMount, ExecOptions};
 use edgenet_host::netlink::Netlink;
-use edgenet_host::netns::NetNs;
 use edgenet_host::probes;
+
+use inside::Inside;
 
 pub use report::{Check, Report, Status, DOCTOR_SCHEMA};
 
@@ -35,6 +36,9 @@ pub struct NodeHandle {
     pub proxy_env: PathBuf,
     /// The MAC it should have (static, or the one generated at deploy).
     pub mac: Option<MacAddr>,
+    /// A `vm` node: its QEMU guest agent's socket, through which every check runs inside
+    /// the guest (`netns` is then the guest's name); `None`: a netns node.
+    pub guest_agent: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct DoctorOptions {
     pub timeout: Duration,
     /// The nftables table deploy made (NAT and the switch's rules); `None`: not checked.
     pub edgenet_table: Option<String>,
+    /// How long to wait for a VM node's guest agent that does not answer yet.
+    pub guest_agent_wait: Duration,
 }
 
 impl Default for DoctorOptions {
@@ -58,6 +64,7 @@ impl Default for DoctorOptions {
             rendered_root: None,
             timeout: Duration::from_secs(2),
             edgenet_table: None,
+            guest_agent_wait: Duration::from_secs(0),
         }
     }
 }
@@ -85,9 +92,17 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     checks.push(duplicate_addresses(plan, nodes, opts));
     let mut endpoint_done = false;
     for node in nodes {
-        let mut node_checks = node_checks(plan, node, opts, host_blocker, switch_mtu_wrong);
-        if !endpoint_done && node.plan.kind == NodeKind::Linux {
-            node_checks.push(endpoint_check(plan, node, opts, &node_checks));
+        let inside = Inside::enter(node, opts.guest_agent_wait);
+        let mut node_checks = node_checks(
+            plan,
+            node,
+            inside.as_ref(),
+            opts,
+            host_blocker,
+            switch_mtu_wrong,
+        );
+        if let (false, NodeKind::Linux, Ok(inside)) = (endpoint_done, node.plan.kind, &inside) {
+            node_checks.push(endpoint_check(plan, node, inside, opts, &node_checks));
             endpoint_done = true;
         }
         checks.extend(node_checks);
@@ -343,53 +358,10 @@ fn duplicate_addresses(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) 
     }
 }
 
-struct Observed {
-    mac: Option<MacAddr>,
-    mtu: u32,
-    up: bool,
-    addresses: Vec<ipnet::Ipv4Net>,
-    default_gateway: Option<Ipv4Addr>,
-    ip_forward: Option<String>,
-    bridge_nf: Option<String>,
-}
-
-fn observe(netns: &str) -> Result<Option<Observed>, String> {
-    let ns = NetNs::open(netns).map_err(|e| e.to_string())?;
-    let result = ns
-        .run(|| -> Result<Option<Observed>, String> {
-            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-            let Some(link) = nl.link(NODE_IFNAME).map_err(|e| e.to_string())? else {
-                return Ok(None);
-            };
-            let addresses = nl
-                .addresses_of(NODE_IFNAME)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|a| a.address)
-                .collect();
-            let default_gateway = nl
-                .routes()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|r| r.destination.prefix_len() == 0 && r.link.as_deref() == Some(NODE_IFNAME))
-                .and_then(|r| r.gateway);
-            Ok(Some(Observed {
-                mac: link.mac,
-                mtu: link.mtu,
-                up: link.up && link.lower_up,
-                addresses,
-                default_gateway,
-                ip_forward: edgenet_host::sysctl::read("net.ipv4.ip_forward").ok(),
-                bridge_nf: edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok(),
-            }))
-        })
-        .map_err(|e| e.to_string())?;
-    result
-}
-
 fn node_checks(
     plan: &Plan,
     node: &NodeHandle,
+    inside: Result<&Inside<'_>, &String>,
     opts: &DoctorOptions,
     host_blocker: Option<&'static str>,
     switch_mtu_wrong: bool,
@@ -398,13 +370,35 @@ fn node_checks(
     let scope = n.name.as_str();
     let repair = "edgenet deploy (repairs drift)";
     let mut out = Vec::new();
-    let seen = match observe(&node.netns) {
+    let inside = match inside {
+        Ok(inside) => inside,
+        Err(e) => {
+            out.push(Check::fail(
+                scope,
+                "guest-agent",
+                format!(
+                    "the guest agent of VM node {} does not answer ({e}): the guest is still booting, its QEMU is not running, or its image has no qemu-guest-agent",
+                    n.name
+                ),
+                "wait for the guest and run doctor again (doctor --wait SECONDS waits for it); edgenet status shows whether its VM runs, and <state dir>/vm/<node>-<id>/console.log its boot",
+            ));
+            return out;
+        }
+    };
+    if node.guest_agent.is_some() {
+        out.push(Check::pass(
+            scope,
+            "guest-agent",
+            "the guest agent answers (checks run inside the guest)",
+        ));
+    }
+    let seen = match inside.observe() {
         Ok(Some(seen)) => seen,
         Ok(None) => {
             out.push(Check::fail(
                 scope,
                 "link",
-                format!("{NODE_IFNAME} is missing in namespace {}", node.netns),
+                format!("{NODE_IFNAME} is missing in {}", inside.what()),
                 repair,
             ));
             return out;
@@ -413,7 +407,7 @@ fn node_checks(
             out.push(Check::fail(
                 scope,
                 "link",
-                format!("namespace {} cannot be read: {e}", node.netns),
+                format!("{} cannot be read: {e}", inside.what()),
                 repair,
             ));
             return out;
@@ -496,16 +490,14 @@ fn node_checks(
                 None => format!("no default route (the plan says via {})", n.gateway),
             },
             format!(
-                "{repair}, or: ip netns exec {} ip route replace default via {} dev {NODE_IFNAME}",
-                node.netns, n.gateway
+                "{repair}, or: {} ip route replace default via {} dev {NODE_IFNAME}",
+                inside.run_prefix(),
+                n.gateway
             ),
         )
     });
     let timeout_s = opts.timeout.as_secs().max(1) as u32;
-    let gateway_ok = matches!(
-        probes::ping_in(&node.netns, n.gateway, None, timeout_s),
-        Ok(true)
-    );
+    let gateway_ok = inside.ping(n.gateway, None, timeout_s);
     out.push(if gateway_ok {
         Check::pass(scope, "gateway", format!("{} answers ping", n.gateway))
     } else {
@@ -528,8 +520,8 @@ fn node_checks(
             "path-mtu",
             "not run: the switch's MTU is not the plan's (see bridge-mtu)",
         ),
-        (Some(mtu), true) => match probes::ping_in(&node.netns, n.gateway, Some(mtu.saturating_sub(28)), timeout_s) {
-            Ok(true) => Check::pass(scope, "path-mtu", format!("a {mtu}-byte packet with DF set reaches {}", n.gateway)),
+        (Some(mtu), true) => match inside.ping(n.gateway, Some(mtu.saturating_sub(28)), timeout_s) {
+            true => Check::pass(scope, "path-mtu", format!("a {mtu}-byte packet with DF set reaches {}", n.gateway)),
             _ => Check::fail(
                 scope,
                 "path-mtu",
@@ -559,10 +551,6 @@ fn node_checks(
     // Offline, nothing beyond the switch answers by design: a server out there is a warning.
     let unreachable_offline = |ip: Ipv4Addr| offline && !plan.switch.subnet.contains(&ip);
     let offline_warning = "offline (InternetDisabled): the nodes reach only the switch and the host, so this is unreachable by design";
-    let ns_opts = ExecOptions {
-        binds: vec![BindMount::new(&node.resolv_conf, "/etc/resolv.conf")],
-        ..Default::default()
-    };
 
     if n.dns_servers.is_empty() {
         out.push(Check::warn(scope, "dns", "the node has no DNS server"));
@@ -581,19 +569,7 @@ fn node_checks(
             );
             continue;
         }
-        let (name, qtype) = match &opts.probe_name {
-            Some(name) => (name.as_str(), probes::DNS_TYPE_A),
-            None => (".", probes::DNS_TYPE_NS),
-        };
-        let server_ip = *server;
-        let timeout = opts.timeout;
-        let reply = NetNs::open(&node.netns)
-            .map_err(|e| e.to_string())
-            .and_then(|ns| {
-                ns.run(move || probes::dns_query(server_ip, name, qtype, timeout))
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let reply = inside.dns(*server, opts.probe_name.as_deref(), opts.timeout);
         out.push(match (reply, &opts.probe_name) {
             (Ok(r), Some(name)) if r.rcode == 0 && r.answers > 0 => Check::pass(scope, check, format!("resolves {name}")),
             (Ok(r), Some(name)) => Check::fail(scope, check, format!("answers but does not resolve {name} (rcode {}, {} answers)", r.rcode, r.answers), "check the server's upstream, or give a name it knows with --probe-name"),
@@ -604,15 +580,7 @@ fn node_checks(
     }
 
     let want: Vec<(String, String)> = n.proxy.variables();
-    let have = std::fs::read_to_string(&node.proxy_env).unwrap_or_default();
-    let have: Vec<(String, String)> = have
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
+    let (proxy_env_at, have) = inside.proxy_env(&node.proxy_env);
     out.push(if have == want {
         Check::pass(
             scope,
@@ -652,7 +620,7 @@ fn node_checks(
             "proxy-env",
             format!(
                 "{}: {}",
-                node.proxy_env.display(),
+                proxy_env_at,
                 if differ.is_empty() {
                     "the variables are in another order than planned".to_string()
                 } else {
@@ -670,7 +638,7 @@ fn node_checks(
         .collect();
     proxies.dedup();
     for proxy in proxies {
-        let mut check = proxy_check(scope, &node.netns, proxy, &ns_opts, opts, &blocked);
+        let mut check = proxy_check(scope, inside, proxy, opts, &blocked);
         if offline && check.status == Status::Fail {
             check = Check::warn(
                 scope,
@@ -684,7 +652,7 @@ fn node_checks(
 
     out.push(match &opts.probe_url {
         None => Check::skip(scope, "egress", "no --probe-url given"),
-        Some(url) => egress_check(plan, node, url, &ns_opts, opts, off_switch_blocker),
+        Some(url) => egress_check(plan, node, inside, url, opts, off_switch_blocker),
     });
 
     if n.kind == NodeKind::Linux {
@@ -701,8 +669,8 @@ fn node_checks(
             Check::pass(scope, "kube-sysctls", "ip_forward and bridge-nf-call-iptables are 1 in the node")
         } else {
             Check::warn(scope, "kube-sysctls", format!("Kubernetes needs them at 1 in the node: {}", wrong.join(", "))).fix(format!(
-                "modprobe br_netfilter; ip netns exec {} sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1{}",
-                node.netns,
+                "modprobe br_netfilter; {} sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1{}",
+                inside.run_prefix(),
                 match plan.distribution {
                     edgenet_core::config::Distribution::K3s => " (K3s sets them itself at start)",
                     edgenet_core::config::Distribution::K8s => " (kubeadm's preflight requires them: set them before kubeadm init/join, and in /etc/sysctl.d/)",
@@ -711,24 +679,88 @@ fn node_checks(
         });
     }
     // Every node's files, Windows ones too (they lie under --rendered DIR).
-    let root = opts
-        .rendered_root
-        .as_ref()
-        .map_or_else(|| PathBuf::from("/"), |d| d.join(&n.name));
-    let namespace = edgenet_render::NodeNamespace {
+    out.push(rendered_check(plan, node, inside, opts));
+    out
+}
+
+/// The rendered-files check on the node's own files (`/` of the host for a netns node, the
+/// guest's files for a VM node), or on `--rendered DIR`.
+fn rendered_check(
+    plan: &Plan,
+    node: &NodeHandle,
+    inside: &Inside<'_>,
+    opts: &DoctorOptions,
+) -> Check {
+    let n = &node.plan;
+    if let Some(dir) = &opts.rendered_root {
+        let namespace = node.guest_agent.is_none().then(|| node_namespace(node));
+        return rendered::check(plan, n, namespace.as_ref(), &dir.join(&n.name));
+    }
+    if node.guest_agent.is_none() {
+        return rendered::check(
+            plan,
+            n,
+            Some(&node_namespace(node)),
+            std::path::Path::new("/"),
+        );
+    }
+    // A VM node's files are in its guest (the seed wrote them): copied out to compare.
+    let paths: Vec<String> =
+        edgenet_render::render(plan, &edgenet_render::RenderOptions::default())
+            .map(|r| {
+                r.files
+                    .into_iter()
+                    .filter(|f| f.node == n.name && f.path.starts_with('/'))
+                    .map(|f| f.path)
+                    .collect()
+            })
+            .unwrap_or_default();
+    let scratch = match tempfile_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return Check::skip(
+                &n.name,
+                "rendered-files",
+                format!("no scratch directory: {e}"),
+            )
+        }
+    };
+    let (root, shown) = inside.files_root(&paths, &scratch);
+    let mut check = rendered::check(plan, n, None, &root);
+    if let Some(shown) = shown {
+        check.detail = check.detail.replace(&root.display().to_string(), &shown);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    check
+}
+
+fn node_namespace(node: &NodeHandle) -> edgenet_render::NodeNamespace {
+    edgenet_render::NodeNamespace {
         netns: node.netns.clone(),
         resolv_conf: node.resolv_conf.display().to_string(),
         proxy_env: node.proxy_env.display().to_string(),
-    };
-    out.push(rendered::check(plan, n, Some(&namespace), &root));
-    out
+    }
+}
+
+/// A private directory for copies of a guest's files (removed by the caller).
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!(
+        "edgenet-doctor-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
 }
 
 fn proxy_check(
     scope: &str,
-    netns: &str,
+    inside: &Inside<'_>,
     proxy: &str,
-    ns_opts: &ExecOptions,
     opts: &DoctorOptions,
     blocked: &dyn Fn(Ipv4Addr) -> Option<&'static str>,
 ) -> Check {
@@ -745,7 +777,7 @@ fn proxy_check(
     let host = url.host_str().unwrap_or_default().to_string();
     let addresses = match host.parse::<Ipv4Addr>() {
         Ok(ip) => vec![ip],
-        Err(_) => probes::resolve_in(netns, &host, ns_opts).unwrap_or_default(),
+        Err(_) => inside.resolve(&host, opts.timeout),
     };
     let Some(&ip) = addresses.first() else {
         return Check::fail(
@@ -758,15 +790,7 @@ fn proxy_check(
     if let Some(why) = blocked(ip) {
         return Check::skip(scope, "proxy", format!("not run: {why}"));
     }
-    let timeout = opts.timeout;
-    let result = NetNs::open(netns)
-        .map_err(|e| e.to_string())
-        .and_then(|ns| {
-            ns.run(move || probes::tcp_connect(ip, port, timeout))
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match result {
+    match inside.tcp_connect(ip, port, opts.timeout) {
         Ok(()) => Check::pass(scope, "proxy", format!("{shown} accepts TCP ({ip}:{port})")),
         Err(e) => Check::fail(
             scope,
@@ -780,8 +804,8 @@ fn proxy_check(
 fn egress_check(
     plan: &Plan,
     node: &NodeHandle,
+    inside: &Inside<'_>,
     url: &str,
-    ns_opts: &ExecOptions,
     opts: &DoctorOptions,
     off_switch_blocker: Option<&'static str>,
 ) -> Check {
@@ -793,7 +817,7 @@ fn egress_check(
         }
     }
     let timeout_s = opts.timeout.as_secs().max(1) as u32 * 2;
-    let result = probes::http_get_in(&node.netns, url, ns_opts, timeout_s);
+    let result = inside.http_get(url, timeout_s);
     match (result, offline) {
         (Ok(None), false) => {
             Check::pass(scope, "egress", format!("{url} answers (direct, no proxy)"))
@@ -832,7 +856,13 @@ fn egress_check(
     }
 }
 
-fn endpoint_check(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, so_far: &[Check]) -> Check {
+fn endpoint_check(
+    plan: &Plan,
+    node: &NodeHandle,
+    inside: &Inside<'_>,
+    opts: &DoctorOptions,
+    so_far: &[Check],
+) -> Check {
     let scope = node.plan.name.as_str();
     let ep = plan.control_plane_endpoint;
     if !plan.switch.subnet.contains(&ep)
@@ -846,15 +876,7 @@ fn endpoint_check(plan: &Plan, node: &NodeHandle, opts: &DoctorOptions, so_far: 
             "the node cannot reach the endpoint's subnet",
         );
     }
-    let timeout = opts.timeout;
-    let result = NetNs::open(&node.netns)
-        .map_err(|e| e.to_string())
-        .and_then(|ns| {
-            ns.run(move || probes::tcp_connect(ep, edgenet_render::API_PORT, timeout))
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match result {
+    match inside.tcp_connect(ep, edgenet_render::API_PORT, opts.timeout) {
         Ok(()) => Check::pass(scope, "endpoint", format!("{ep}:6443 answers")),
         Err(e) => Check::warn(
             scope,

@@ -65,6 +65,15 @@ impl GuestAgent {
         }
     }
 
+    /// Nothing listens on the agent's socket: QEMU is not running (a booting guest's QEMU
+    /// accepts the connection and only the agent is silent). Not worth waiting for.
+    pub fn qemu_gone(e: &HostError) -> bool {
+        matches!(
+            e.io_error().kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+        )
+    }
+
     fn bad(&self, why: &str) -> HostError {
         HostError::new(
             "talk to the guest agent",
@@ -136,38 +145,12 @@ impl GuestAgent {
         env: &[String],
         timeout: Duration,
     ) -> Result<GuestOutput, HostError> {
-        let started = self.execute(
-            "guest-exec",
-            Some(json!({ "path": path, "arg": args, "env": env, "capture-output": true })),
-        )?;
-        let pid = started
-            .get("pid")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| self.bad("guest-exec returned no pid"))?;
+        let pid = self.spawn(path, args, env, None)?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(20);
         loop {
-            let st = self.execute("guest-exec-status", Some(json!({ "pid": pid })))?;
-            if st.get("exited").and_then(Value::as_bool) == Some(true) {
-                let data = |key: &str| {
-                    st.get(key)
-                        .and_then(Value::as_str)
-                        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-                        .unwrap_or_default()
-                };
-                let code = match (
-                    st.get("exitcode").and_then(Value::as_i64),
-                    st.get("signal").and_then(Value::as_i64),
-                ) {
-                    (Some(c), _) => c as i32,
-                    (None, Some(s)) => 128 + s as i32,
-                    (None, None) => -1,
-                };
-                return Ok(GuestOutput {
-                    code,
-                    stdout: data("out-data"),
-                    stderr: data("err-data"),
-                });
+            if let Some(out) = self.exec_status(pid)? {
+                return Ok(out);
             }
             if Instant::now() > deadline {
                 return Err(HostError::new(
@@ -182,6 +165,55 @@ impl GuestAgent {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(200));
         }
+    }
+
+    /// Starts `path args…` in the guest (with `input` on its standard input) and returns
+    /// its guest PID without waiting; [`Self::exec_status`] tells when it has ended.
+    pub fn spawn(
+        &mut self,
+        path: &str,
+        args: &[String],
+        env: &[String],
+        input: Option<&[u8]>,
+    ) -> Result<i64, HostError> {
+        let mut arguments =
+            json!({ "path": path, "arg": args, "env": env, "capture-output": true });
+        if let Some(input) = input {
+            arguments["input-data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(input));
+        }
+        let started = self.execute("guest-exec", Some(arguments))?;
+        started
+            .get("pid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.bad("guest-exec returned no pid"))
+    }
+
+    /// What a command [`Self::spawn`]ed did, once it has ended (`None` while it runs).
+    pub fn exec_status(&mut self, pid: i64) -> Result<Option<GuestOutput>, HostError> {
+        let st = self.execute("guest-exec-status", Some(json!({ "pid": pid })))?;
+        if st.get("exited").and_then(Value::as_bool) != Some(true) {
+            return Ok(None);
+        }
+        let data = |key: &str| {
+            st.get(key)
+                .and_then(Value::as_str)
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .unwrap_or_default()
+        };
+        let code = match (
+            st.get("exitcode").and_then(Value::as_i64),
+            st.get("signal").and_then(Value::as_i64),
+        ) {
+            (Some(c), _) => c as i32,
+            (None, Some(s)) => 128 + s as i32,
+            (None, None) => -1,
+        };
+        Ok(Some(GuestOutput {
+            code,
+            stdout: data("out-data"),
+            stderr: data("err-data"),
+        }))
     }
 
     /// The guest's interfaces, with their MACs and IPv4 addresses.

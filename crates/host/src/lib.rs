@@ -10,6 +10,7 @@ pub mod exec;
 pub mod facts;
 pub mod guest_agent;
 pub mod guest_image;
+pub mod guest_probes;
 pub mod iptables;
 pub mod link_config;
 pub mod lock;

@@ -26,6 +26,8 @@
 
 mod error;
 mod lab;
+mod matrix;
+mod matrix_probes;
 mod pool;
 pub mod probe;
 mod process;
@@ -37,9 +39,9 @@ pub mod topology;
 
 pub use error::{CallbackError, DownError, LabError, UpError};
 pub use lab::{Lab, LabMachine, LabSpec, DEFAULT_TIMEOUT};
+pub use matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
+pub use matrix_probes::PROBE_TIMEOUT;
 pub use scalable::{scalable_config, ScalableLayout};
 pub use state::ServiceRecord;
-pub use status::{
-    Cell, Expectations, Matrix, NodeInfo, Reach, Row, NODE_PAIRS_MAX, PROBE_TIMEOUT, PROBE_WORKERS,
-};
+pub use status::{NODE_PAIRS_MAX, PROBE_WORKERS};
 pub use topology::check_name;

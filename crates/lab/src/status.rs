@@ -18,248 +18,30 @@
 //! `services::HTTP_CLIENTS`), costing a SYN retransmission (1 s) each. Cells that time out
 //! hold their place for the whole bound (2 s), so many unreachable node→internet cells take
 //! 2 s per 8.
+//!
+//! The matrix's types and table are in `matrix.rs`; how one cell is measured, in
+//! `matrix_probes.rs`.
 
-use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
-
-use edgenet_core::plan::NodeKind;
-use edgenet_host::exec::{command_in, BindMount, ExecOptions};
-use edgenet_host::netlink::{Netlink, RouteSpec};
 use edgenet_host::netns::NetNs;
 
 use crate::error::LabError;
 use crate::lab::{Lab, LabMachine};
-use crate::probe::{ping_many, PingResult};
-use crate::process::run_bounded;
+use crate::matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
+use crate::matrix_probes::{
+    arp_table_fulls, connect_guests, curl, guest_fetch, guest_lan_connect, guest_ping_sweep,
+    lan_connect, ping_sweep, Outcome, GUEST_AGENT_WAIT,
+};
 use crate::topology::{
-    http_url_by_address, http_url_by_name, ADAPTER, HTTP_SERVER, LAN_PEER, LAN_SUBNET, TEST_NAME,
+    http_url_by_address, http_url_by_name, HTTP_SERVER, LAN_PEER, LAN_SUBNET, TEST_NAME,
 };
 
-/// Bound of one probe: a ping's wait for its reply (with a new request every 200 ms, so one
-/// lost ARP exchange or request does not fail a cell), curl's connect and transfer.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probes (or ping sweeps) running at once.
 pub const PROBE_WORKERS: usize = 64;
 /// Most node→node pairs one matrix probes before it samples them (see `node_pairs`): all
 /// pairs of up to 20 nodes.
 pub const NODE_PAIRS_MAX: usize = 400;
-/// Bound of a routed inbound connect: over veths a SYN is answered in well under a
-/// millisecond, and routed probes to nodes sharing an address take turns, so this one is
-/// kept short.
-const INBOUND_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A node to probe, as the deployment reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// e.g. `m1-ledge`.
-    pub name: String,
-    /// The lab machine the node runs on (`m1`). LAN traffic to a node whose address is
-    /// outside the LAN (a single machine's internal switch) is routed via that machine; a
-    /// node with an address on the LAN (scalable cluster) is reached directly.
-    pub machine: String,
-    /// The node's network namespace.
-    pub netns: String,
-    pub address: Ipv4Addr,
-    /// The node's gateway: the host's switch address (`.1`) on a single machine, the LAN
-    /// router (`Ip4GatewayAddress`) in a scalable cluster. The node→host row pings it.
-    pub host: Ipv4Addr,
-    pub kind: NodeKind,
-    /// The node's resolv.conf, used for the by-name row; `None` = the machine's.
-    pub resolv_conf: Option<PathBuf>,
-}
-
-/// What each row should show, from the deployment type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expectations {
-    pub node_to_host: bool,
-    pub node_to_node: bool,
-    pub node_to_internet: bool,
-    pub lan_to_node: bool,
-    /// Which pairs the node→node row probes: every pair of nodes across all machines (a
-    /// scalable cluster, all nodes on one LAN), or only nodes on the same machine (each
-    /// single machine has its own internal switch, and nodes of different machines may even
-    /// have the same address).
-    #[serde(default)]
-    pub node_to_node_across_machines: bool,
-}
-
-impl Expectations {
-    /// Single machine with outbound NAT: everything outbound works, nothing comes in.
-    pub const NAT: Expectations = Expectations {
-        node_to_host: true,
-        node_to_node: true,
-        node_to_internet: true,
-        lan_to_node: false,
-        node_to_node_across_machines: false,
-    };
-    /// Single machine with `InternetDisabled`: the nodes reach the host and each other only.
-    pub const OFFLINE: Expectations = Expectations {
-        node_to_host: true,
-        node_to_node: true,
-        node_to_internet: false,
-        lan_to_node: false,
-        node_to_node_across_machines: false,
-    };
-    /// Scalable cluster: every node is on the LAN with a static address — it reaches its
-    /// gateway (the LAN router), every other node of every machine, and the internet through
-    /// the router; a LAN host reaches it directly.
-    pub const SCALABLE: Expectations = Expectations {
-        node_to_host: true,
-        node_to_node: true,
-        node_to_internet: true,
-        lan_to_node: true,
-        node_to_node_across_machines: true,
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reach {
-    Reachable,
-    Unreachable,
-}
-
-impl Reach {
-    fn from_bool(reachable: bool) -> Self {
-        if reachable {
-            Reach::Reachable
-        } else {
-            Reach::Unreachable
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reach::Reachable => "reachable",
-            Reach::Unreachable => "unreachable",
-        }
-    }
-}
-
-/// The kind of row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Row {
-    /// Lab sanity: the machine itself fetches the test page by name (LAN DNS, router).
-    MachineToInternet,
-    NodeToHost,
-    NodeToNode,
-    NodeToInternetByAddress,
-    NodeToInternetByName,
-    LanToNode,
-}
-
-impl Row {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Row::MachineToInternet => "machine→internet",
-            Row::NodeToHost => "node→host",
-            Row::NodeToNode => "node→node",
-            Row::NodeToInternetByAddress => "node→internet (address)",
-            Row::NodeToInternetByName => "node→internet (name)",
-            Row::LanToNode => "LAN→node",
-        }
-    }
-}
-
-/// One measured cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cell {
-    pub row: Row,
-    pub from: String,
-    pub to: String,
-    /// How it was measured (`ping`, `curl http://…`, `tcp connect …`).
-    pub what: String,
-    pub expected: Reach,
-    pub actual: Reach,
-    pub ok: bool,
-    /// What the probe saw (exit code, error), for a human reading a failed cell.
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Matrix {
-    pub lab: String,
-    pub cells: Vec<Cell>,
-    /// What a reader should know about how the matrix was measured: node pairs sampled, the
-    /// kernel's ARP table overflowing during the run.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-impl Matrix {
-    pub fn all_ok(&self) -> bool {
-        self.cells.iter().all(|c| c.ok)
-    }
-
-    /// Cells of one row kind.
-    pub fn row(&self, row: Row) -> impl Iterator<Item = &Cell> {
-        self.cells.iter().filter(move |c| c.row == row)
-    }
-
-    /// A fixed-width table, one line per cell, failures marked `FAIL`.
-    pub fn render_table(&self) -> String {
-        let header = [
-            "ROW", "FROM", "TO", "CHECK", "EXPECTED", "ACTUAL", "OK", "DETAIL",
-        ];
-        let rows: Vec<[String; 8]> = self
-            .cells
-            .iter()
-            .map(|c| {
-                [
-                    c.row.as_str().to_string(),
-                    c.from.clone(),
-                    c.to.clone(),
-                    c.what.clone(),
-                    c.expected.as_str().to_string(),
-                    c.actual.as_str().to_string(),
-                    if c.ok { "ok" } else { "FAIL" }.to_string(),
-                    c.detail.clone(),
-                ]
-            })
-            .collect();
-        let mut widths = header.map(|h| h.chars().count());
-        for r in &rows {
-            for (w, cell) in widths.iter_mut().zip(r) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let mut line = |cells: &[&str]| {
-            let mut text = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    text.push_str(cell);
-                } else {
-                    let _ = write!(text, "{cell:<w$}  ");
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(&header);
-        for r in &rows {
-            line(&r.each_ref().map(String::as_str));
-        }
-        let failed = self.cells.iter().filter(|c| !c.ok).count();
-        let _ = writeln!(
-            out,
-            "{} of {} cells as expected{}",
-            self.cells.len() - failed,
-            self.cells.len(),
-            if failed == 0 { "" } else { " — FAILED" }
-        );
-        for note in &self.notes {
-            let _ = writeln!(out, "note: {note}");
-        }
-        out
-    }
-}
 
 /// A cell before it is measured.
 struct Head {
@@ -272,10 +54,6 @@ struct Head {
 
 /// A routed LAN→node probe: its cell, the node, the machine it is routed via.
 type RoutedProbe<'a> = (usize, &'a NodeInfo, LabMachine);
-
-/// What a probe saw: reachable or not, and a detail for a human.
-type Outcome = (bool, String);
-
 /// A unit of work for the pool: measures one or more cells (by index into the heads).
 type Task<'a> = Box<dyn FnOnce() -> Vec<(usize, Outcome)> + Send + 'a>;
 
@@ -388,6 +166,7 @@ impl Lab {
             .chain(
                 nodes
                     .iter()
+                    .filter(|n| n.guest_agent.is_none())
                     .map(|n| &n.netns)
                     .filter(|ns| edgenet_host::netns::exists(ns)),
             )
@@ -413,6 +192,10 @@ impl Lab {
         };
         let page = self.http_page();
         let page = page.as_str();
+        // VM nodes are measured inside their guests: one agent connection per guest, taken
+        // in turn by its probes (a guest still booting is waited for).
+        let guests = connect_guests(nodes, GUEST_AGENT_WAIT);
+        let guests = &guests;
         let mut plan = Plan::default();
 
         for m in &machines {
@@ -430,13 +213,24 @@ impl Lab {
         let (peers, pairs_note) = node_pairs(nodes, expect.node_to_node_across_machines);
         for (node, peers) in nodes.iter().zip(peers) {
             let machine = machine_of(node)?;
+            // A VM node's probes run in its guest, with the guest's tools.
+            let in_guest = guests.contains_key(&node.name);
+            let ping = if in_guest {
+                "ping (in the guest)"
+            } else {
+                "ping"
+            };
+            let fetch = |url: String| match in_guest {
+                true => format!("GET {url} (nc in the guest)"),
+                false => format!("curl {url}"),
+            };
             // One ping sweep per node: its gateway, then its peers.
             let mut targets = vec![(
                 plan.cell(
                     Row::NodeToHost,
                     node.name.clone(),
                     node.host.to_string(),
-                    "ping".into(),
+                    ping.into(),
                     expect.node_to_host,
                 ),
                 node.host,
@@ -446,22 +240,31 @@ impl Lab {
                     Row::NodeToNode,
                     node.name.clone(),
                     format!("{} {}", other.name, other.address),
-                    "ping".into(),
+                    ping.into(),
                     expect.node_to_node,
                 );
                 targets.push((index, other.address));
             }
-            plan.tasks
-                .push(Box::new(move || ping_sweep(&node.netns, &targets)));
+            match guests.get(&node.name) {
+                Some(guest) => plan
+                    .tasks
+                    .push(Box::new(move || guest_ping_sweep(guest, &targets))),
+                None => plan
+                    .tasks
+                    .push(Box::new(move || ping_sweep(&node.netns, &targets))),
+            }
             plan.single(
                 (
                     Row::NodeToInternetByAddress,
                     node.name.clone(),
                     HTTP_SERVER.to_string(),
-                    format!("curl {}", http_url_by_address()),
+                    fetch(http_url_by_address()),
                     expect.node_to_internet,
                 ),
-                move || curl(&node.netns, &http_url_by_address(), None, page),
+                move || match guests.get(&node.name) {
+                    Some(guest) => guest_fetch(guest, false, page),
+                    None => curl(&node.netns, &http_url_by_address(), None, page),
+                },
             );
             let resolv = node.resolv_conf.as_ref().unwrap_or(&machine.resolv_conf);
             plan.single(
@@ -469,10 +272,13 @@ impl Lab {
                     Row::NodeToInternetByName,
                     node.name.clone(),
                     TEST_NAME.to_string(),
-                    format!("curl {}", http_url_by_name()),
+                    fetch(http_url_by_name()),
                     expect.node_to_internet,
                 ),
-                move || curl(&node.netns, &http_url_by_name(), Some(resolv), page),
+                move || match guests.get(&node.name) {
+                    Some(guest) => guest_fetch(guest, true, page),
+                    None => curl(&node.netns, &http_url_by_name(), Some(resolv), page),
+                },
             );
         }
         // LAN→node. A node on the LAN is connected to directly. Any other node gets a /32
@@ -494,7 +300,10 @@ impl Lab {
                         "tcp connect (direct, on the LAN)".into(),
                         expect.lan_to_node,
                     ),
-                    move || lan_connect(&peer, node, None),
+                    move || match guests.get(&node.name) {
+                        Some(guest) => guest_lan_connect(&peer, node, None, guest),
+                        None => lan_connect(&peer, node, None),
+                    },
                 );
                 continue;
             }
@@ -520,7 +329,13 @@ impl Lab {
             plan.tasks.push(Box::new(move || {
                 group
                     .into_iter()
-                    .map(|(index, node, via)| (index, lan_connect(&peer, node, Some(&via))))
+                    .map(|(index, node, via)| {
+                        let outcome = match guests.get(&node.name) {
+                            Some(guest) => guest_lan_connect(&peer, node, Some(&via), guest),
+                            None => lan_connect(&peer, node, Some(&via)),
+                        };
+                        (index, outcome)
+                    })
                     .collect()
             }));
         }
@@ -591,192 +406,10 @@ fn node_pairs(nodes: &[NodeInfo], across_machines: bool) -> (Vec<Vec<usize>>, Op
     (sampled, Some(note))
 }
 
-/// How often the kernel found its ARP table full (`table_fulls` of
-/// `/proc/net/stat/arp_cache`, summed over CPUs); `None` when unreadable.
-fn arp_table_fulls() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/stat/arp_cache").ok()?;
-    let mut lines = text.lines();
-    let column = lines
-        .next()?
-        .split_whitespace()
-        .position(|h| h == "table_fulls")?;
-    lines
-        .map(|l| {
-            l.split_whitespace()
-                .nth(column)
-                .and_then(|v| u64::from_str_radix(v, 16).ok())
-        })
-        .sum()
-}
-
-/// Pings every target from `netns` with one socket ([`ping_many`]); one outcome per cell.
-fn ping_sweep(netns: &str, targets: &[(usize, Ipv4Addr)]) -> Vec<(usize, Outcome)> {
-    let addresses: Vec<Ipv4Addr> = targets.iter().map(|(_, a)| *a).collect();
-    let results = NetNs::open(netns)
-        .map_err(|e| e.to_string())
-        .and_then(|ns| {
-            ns.run(|| ping_many(&addresses, PROBE_TIMEOUT))
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match results {
-        Ok(results) => targets
-            .iter()
-            .zip(results)
-            .map(|((index, _), result)| {
-                let outcome = match result {
-                    PingResult::Reply(rtt) => (true, format!("reply after {rtt:.1?}")),
-                    PingResult::NoReply(reason) => (
-                        false,
-                        format!(
-                            "no reply within {PROBE_TIMEOUT:?}{}",
-                            reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                        ),
-                    ),
-                };
-                (*index, outcome)
-            })
-            .collect(),
-        Err(e) => targets
-            .iter()
-            .map(|(index, _)| (*index, (false, e.clone())))
-            .collect(),
-    }
-}
-
-/// Runs a probe command in `netns` (optionally with its own resolv.conf), bounded.
-fn probe_command(
-    netns: &str,
-    argv: &[&str],
-    resolv_conf: Option<&PathBuf>,
-) -> Result<std::process::Output, String> {
-    let ns = NetNs::open(netns).map_err(|e| e.to_string())?;
-    let opts = ExecOptions {
-        binds: resolv_conf
-            .map(|r| vec![BindMount::new(r, "/etc/resolv.conf")])
-            .unwrap_or_default(),
-        ..ExecOptions::default()
-    };
-    let mut cmd = command_in(&ns, argv[0], &opts).map_err(|e| e.to_string())?;
-    cmd.args(&argv[1..]);
-    // The probe's own bound plus start-up: curl stops itself before this.
-    run_bounded(cmd, argv[0], netns, PROBE_TIMEOUT * 2).map_err(|e| e.to_string())
-}
-
-/// `curl` the lab page, direct (never via a proxy from the environment); reachable only when
-/// the lab's own page came back.
-fn curl(netns: &str, url: &str, resolv_conf: Option<&PathBuf>, page: &str) -> (bool, String) {
-    let secs = PROBE_TIMEOUT.as_secs().max(1).to_string();
-    let argv = [
-        "curl",
-        "-sS",
-        "--noproxy",
-        "*",
-        "--connect-timeout",
-        &secs,
-        "--max-time",
-        &secs,
-        url,
-    ];
-    let outcome = {
-        let _slot = crate::services::HTTP_CLIENTS.enter();
-        probe_command(netns, &argv, resolv_conf)
-    };
-    match outcome {
-        Ok(out) if out.status.success() && out.stdout == page.as_bytes() => {
-            (true, "got the lab page".into())
-        }
-        Ok(out) if out.status.success() => (false, "answered, but not with the lab page".into()),
-        Ok(out) => (false, summary(&out)),
-        Err(e) => (false, e),
-    }
-}
-
-fn summary(out: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let text = stderr
-        .lines()
-        .chain(stdout.lines())
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    match out.status.code() {
-        Some(code) => format!("exit {code}: {text}"),
-        None => format!("{}: {text}", out.status),
-    }
-}
-
-/// LAN→node: a listener in the node, then a TCP connect from the LAN peer — directly, or
-/// (`via` a machine) over a /32 route to the node via that machine, set for the connect
-/// only. Reachable only when the node's own listener accepted the connection (a reset
-/// forged by a firewall does not count).
-fn lan_connect(peer: &str, node: &NodeInfo, via: Option<&LabMachine>) -> (bool, String) {
-    let listener = match NetNs::open(&node.netns)
-        .and_then(|ns| ns.run(|| TcpListener::bind((node.address, 0))))
-    {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => return (false, format!("listen in node {}: {e}", node.name)),
-        Err(e) => return (false, e.to_string()),
-    };
-    let port = match listener.local_addr() {
-        Ok(a) => a.port(),
-        Err(e) => return (false, format!("listener address: {e}")),
-    };
-    if let Err(e) = listener.set_nonblocking(true) {
-        return (false, format!("listener: {e}"));
-    }
-    let route = via.map(|via| RouteSpec {
-        destination: Ipv4Net::new(node.address, 32).expect("/32 is valid"),
-        gateway: Some(via.address.addr()),
-        link: Some(ADAPTER),
-    });
-    let peer_ns = match NetNs::open(peer) {
-        Ok(ns) => ns,
-        Err(e) => return (false, e.to_string()),
-    };
-    let connected = peer_ns.run(|| -> Result<Result<TcpStream, std::io::Error>, String> {
-        let target = SocketAddr::V4(SocketAddrV4::new(node.address, port));
-        let Some(route) = &route else {
-            // Nothing to take turns for: the full bound, which covers a retransmitted SYN.
-            return Ok(TcpStream::connect_timeout(&target, PROBE_TIMEOUT));
-        };
-        let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-        nl.replace_route(route).map_err(|e| e.to_string())?;
-        let result = TcpStream::connect_timeout(&target, INBOUND_TIMEOUT);
-        let _ = nl.del_route(route);
-        Ok(result)
-    });
-    let stream = match connected {
-        Ok(Ok(Ok(s))) => s,
-        Ok(Ok(Err(e))) => return (false, format!("connect to port {port}: {e}")),
-        Ok(Err(e)) => return (false, format!("route in LAN peer: {e}")),
-        Err(e) => return (false, e.to_string()),
-    };
-    // The handshake completes on the client first; the accept queue may lag a moment.
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok(_) => {
-                drop(stream);
-                return (true, format!("node accepted on port {port}"));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => {
-                return (
-                    false,
-                    format!("connected, but not to the node's listener ({e})"),
-                )
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgenet_core::plan::NodeKind;
 
     fn nodes(machines: usize, per_machine: usize) -> Vec<NodeInfo> {
         let mut out = Vec::new();
@@ -790,6 +423,7 @@ mod tests {
                     host: crate::topology::LAN_ROUTER,
                     kind: NodeKind::Linux,
                     resolv_conf: None,
+                    guest_agent: None,
                 });
             }
         }
@@ -840,26 +474,5 @@ mod tests {
             }
             assert!(pinged.iter().all(|&c| c == k), "{pinged:?}");
         }
-    }
-
-    #[test]
-    fn arp_table_stats_are_read() {
-        // Present on every Linux kernel with IPv4.
-        assert!(arp_table_fulls().is_some());
-    }
-
-    #[test]
-    fn notes_are_rendered_and_always_in_json() {
-        let mut m = Matrix {
-            lab: "x".into(),
-            cells: Vec::new(),
-            notes: Vec::new(),
-        };
-        // Reports keep every key (docs/json-output.md): no notes is `[]`.
-        assert!(serde_json::to_string(&m).unwrap().contains("\"notes\":[]"));
-        m.notes.push("node→node: sampled".into());
-        assert!(m.render_table().contains("note: node→node: sampled"));
-        let back: Matrix = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
-        assert_eq!(back, m);
     }
 }

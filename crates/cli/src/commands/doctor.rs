@@ -76,6 +76,11 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
 
+    /// Seconds to wait for the guest agent of a VM node that does not answer yet (a guest
+    /// still booting); without it such a node is one FAIL (`guest-agent`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub wait: u64,
+
     #[command(flatten)]
     pub output: crate::cli::OutputOpt,
     #[command(flatten)]
@@ -96,21 +101,24 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         )
         .hint("run `edgenet deploy` first"));
     };
-    if plan.node_runtime == NodeRuntime::Vm {
-        return Err(CliError::new(
-            Exit::Findings,
-            "not-supported",
-            "doctor enters netns nodes; VM nodes need the guest agent's exec channel, which doctor does not use yet",
-        ));
-    }
     let nodes: Vec<NodeHandle> = plan
         .nodes
         .iter()
         .map(|n| {
             let dir = files::node_dir(&cli.state_dir, &n.name);
+            let guest = names::node_netns(&n.name, &state.deployment_id);
+            // A VM node is checked inside its guest, through its agent.
+            let guest_agent = (plan.node_runtime == NodeRuntime::Vm).then(|| {
+                edgenet_host::qemu::VmFiles::new(edgenet_deploy::node::vm::vm_dir(
+                    &cli.state_dir,
+                    &guest,
+                ))
+                .agent()
+            });
             NodeHandle {
                 plan: n.clone(),
-                netns: names::node_netns(&n.name, &state.deployment_id),
+                netns: guest,
+                guest_agent,
                 resolv_conf: dir.join(files::RESOLV_CONF),
                 proxy_env: dir.join(files::PROXY_ENV),
                 mac: match n.mac {
@@ -126,6 +134,7 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         rendered_root: args.rendered.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
         edgenet_table: Some(edgenet_deploy::firewall::table_name(&state.deployment_id)),
+        guest_agent_wait: Duration::from_secs(args.wait),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }
@@ -174,6 +183,9 @@ pub fn lab_doctor(
         url.as_str(),
         "--probe-name",
         name,
+        // `lab status` measured VM nodes through their agents just before: they are up.
+        "--wait",
+        "30",
     ];
     let args: Vec<&std::ffi::OsStr> = words.iter().map(|a| a.as_ref()).collect();
     lab.machines()

@@ -108,7 +108,7 @@ fn with_test_guest(
     loaded: &edgenet_core::config::Loaded,
 ) -> Result<Option<PathBuf>, CliError> {
     let e = &loaded.config.edgenet;
-    if e.node_runtime != edgenet_core::config::NodeRuntime::Vm || e.vm_image.is_some() {
+    if !loaded.config.any_vm() || e.vm_image.is_some() {
         return Ok(None);
     }
     let dir = edgenet_host::guest_image::default_dir();
@@ -344,14 +344,25 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
             expect = Expectations::SCALABLE;
         }
         for n in &plan.nodes {
+            let guest = names::node_netns(&n.name, &state.deployment_id);
+            // A VM node is probed inside its guest, through its agent.
+            let guest_agent =
+                (plan.node_runtime == edgenet_core::config::NodeRuntime::Vm).then(|| {
+                    edgenet_host::qemu::VmFiles::new(edgenet_deploy::node::vm::vm_dir(
+                        &m.state_dir,
+                        &guest,
+                    ))
+                    .agent()
+                });
             nodes.push(NodeInfo {
                 name: n.name.clone(),
                 machine: m.name.clone(),
-                netns: names::node_netns(&n.name, &state.deployment_id),
+                netns: guest,
                 address: n.address.addr(),
                 host: plan.switch.gateway,
                 kind: n.kind,
                 resolv_conf: Some(files::node_dir(&m.state_dir, &n.name).join(files::RESOLV_CONF)),
+                guest_agent,
             });
         }
     }
@@ -514,7 +525,10 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
                 let generated = format!("{}-scalable-", args.name);
                 for e in entries.flatten() {
                     let file = e.file_name().to_string_lossy().into_owned();
-                    if file.starts_with(&generated) || file == format!("{}-stdin.json", args.name) {
+                    if file.starts_with(&generated)
+                        || file == format!("{}-stdin.json", args.name)
+                        || file == format!("{}-vm.json", args.name)
+                    {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }

@@ -132,6 +132,8 @@ const PROXY_KEYS: &[&str] = &["Http", "Https", "No"];
 const VSWITCH_KEYS: &[&str] = &["Name", "Type", "AdapterName"];
 const MACHINE_KEYS: &[&str] = &[
     "MachineName",
+    // edgenet's: this machine's node runtime, over Edgenet.NodeRuntime.
+    "NodeRuntime",
     "NetworkConnection",
     "LinuxNode",
     "WindowsNode",
@@ -724,6 +726,11 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
     r.check_keys(m, MACHINE_KEYS, MACHINE_ACCEPTED);
     let mut machine = Machine {
         machine_name: r.string(m, "MachineName"),
+        node_runtime: r.enumeration(
+            m,
+            "NodeRuntime",
+            &[("netns", NodeRuntime::Netns), ("vm", NodeRuntime::Vm)],
+        ),
         ..Machine::default()
     };
     if let Some(conn) = r.object(m, "NetworkConnection") {

@@ -187,6 +187,9 @@ pub struct Proxy {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Machine {
     pub machine_name: Option<String>,
+    /// This machine's node runtime (`Machines[].NodeRuntime`), over `Edgenet.NodeRuntime`:
+    /// a cluster of machines whose nodes are VMs on some and namespaces on others.
+    pub node_runtime: Option<NodeRuntime>,
     pub adapter_name: Option<String>,
     /// 0 or absent: the default.
     pub mtu: Option<u32>,
@@ -222,6 +225,23 @@ pub struct Edgenet {
 }
 
 impl Config {
+    /// The node runtime of machine `index`: its `NodeRuntime`, else `Edgenet.NodeRuntime`.
+    pub fn node_runtime(&self, index: usize) -> NodeRuntime {
+        self.machines
+            .get(index)
+            .and_then(|m| m.node_runtime)
+            .unwrap_or(self.edgenet.node_runtime)
+    }
+
+    /// Some machine's nodes are VMs.
+    pub fn any_vm(&self) -> bool {
+        self.edgenet.node_runtime == NodeRuntime::Vm
+            || self
+                .machines
+                .iter()
+                .any(|m| m.node_runtime == Some(NodeRuntime::Vm))
+    }
+
     pub fn is_scalable(&self) -> bool {
         self.deployment_type == DeploymentType::ScalableCluster
     }

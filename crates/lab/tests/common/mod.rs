@@ -172,6 +172,7 @@ pub fn node_info(
         host,
         kind,
         resolv_conf: Some(node_resolv_conf(m)),
+        guest_agent: None,
     }
 }
 
