@@ -14,7 +14,8 @@ use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs, NETNS_RUN_DIR};
 use edgenet_host::sysctl;
 
-use crate::error::{CallbackError, DownError, LabError, UpError};
+use crate::error::{CallbackError, DownError, LabError};
+pub use crate::machine::LabMachine;
 use crate::process;
 use crate::services::{self, ServiceSpec};
 use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord, STATE_FILE};
@@ -57,59 +58,15 @@ impl LabSpec {
     }
 }
 
-/// One simulated machine: what `deploy` needs to run "on" it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabMachine {
-    /// `m1`, `m2`, …
-    pub name: String,
-    pub index: u8,
-    /// The machine's network namespace (`enl-<lab>-m1`) and its path under `/run/netns`.
-    pub netns: String,
-    pub netns_path: PathBuf,
-    /// The machine's physical adapter (a veth into the LAN bridge), e.g. for an external
-    /// switch config.
-    pub adapter: String,
-    /// Its static LAN address with the LAN prefix.
-    pub address: Ipv4Net,
-    pub gateway: Ipv4Addr,
-    /// The LAN DNS the machine's resolv.conf names.
-    pub dns: Ipv4Addr,
-    /// `http://198.18.0.1:3128` when the lab runs the proxy.
-    pub proxy: Option<String>,
-    /// The machine's own files.
-    pub dir: PathBuf,
-    /// Its resolv.conf (the "host's /etc/resolv.conf" for a deploy on this machine).
-    pub resolv_conf: PathBuf,
-    /// A state directory for the deployment on this machine.
-    pub state_dir: PathBuf,
-}
-
-impl LabMachine {
-    /// A command that runs in the machine's network namespace only (same mount namespace,
-    /// so named namespaces it creates under `/run/netns` stay visible to everybody: run
-    /// `edgenet deploy` this way, passing [`LabMachine::resolv_conf`] and
-    /// [`LabMachine::state_dir`] explicitly).
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
-        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
-        command_in(&ns, program, &ExecOptions::default())
-            .map_err(|e| LabError::host(&self.netns, e))
-    }
-
-    /// A command that runs in the machine's network namespace *and* sees the machine's
-    /// resolv.conf as `/etc/resolv.conf` (a private, slave mount namespace), for tools that
-    /// only read the standard path (curl, getent). Not for anything that creates named
-    /// namespaces: those would stay inside its mount namespace (NOTES.md).
-    pub fn resolving_command(
-        &self,
-        program: impl AsRef<std::ffi::OsStr>,
-    ) -> Result<Command, LabError> {
-        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
-        let opts = ExecOptions {
-            binds: vec![BindMount::new(&self.resolv_conf, "/etc/resolv.conf")],
-            ..ExecOptions::default()
-        };
-        command_in(&ns, program, &opts).map_err(|e| LabError::host(&self.netns, e))
-    }
+/// `up` failed. `lab` is what was built so far (when anything was): drop it to tear it down
+/// without undeploy, call [`Lab::down`] to undeploy too, or
+/// [`Lab::detach`] it to inspect it and `down` it later from its directory.
+#[derive(Debug, thiserror::Error)]
+#[error("lab up failed: {error}")]
+pub struct UpError {
+    #[source]
+    pub error: LabError,
+    pub lab: Option<Box<Lab>>,
 }
 
 /// A lab: everything it created is recorded in `<dir>/lab.json`, and the directory is
@@ -142,7 +99,7 @@ impl Lab {
     {
         let early = |error| Box::new(UpError { error, lab: None });
         check_name(&spec.name).map_err(early)?;
-        if spec.machines == 0 || spec.machines > MAX_MACHINES {
+        if spec.machines == 0 {
             return Err(early(LabError::InvalidSpec {
                 lab: spec.name.clone(),
                 reason: format!("machines must be 1..={MAX_MACHINES}, not {}", spec.machines),

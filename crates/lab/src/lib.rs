@@ -26,6 +26,7 @@
 
 mod error;
 mod lab;
+mod machine;
 mod pool;
 pub mod probe;
 mod process;
@@ -35,8 +36,9 @@ mod state;
 mod status;
 pub mod topology;
 
-pub use error::{CallbackError, DownError, LabError, UpError};
-pub use lab::{Lab, LabMachine, LabSpec, DEFAULT_TIMEOUT};
+pub use error::{CallbackError, DownError, LabError};
+pub use lab::{Lab, LabSpec, UpError, DEFAULT_TIMEOUT};
+pub use machine::LabMachine;
 pub use scalable::{scalable_config, ScalableLayout};
 pub use state::ServiceRecord;
 pub use status::{

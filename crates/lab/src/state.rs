@@ -13,7 +13,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
-use crate::lab::LabMachine;
+use crate::machine::LabMachine;
 
 pub(crate) const STATE_FILE: &str = "lab.json";
 pub(crate) const LOCK_FILE: &str = "lab.lock";
