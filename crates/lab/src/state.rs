@@ -27,8 +27,12 @@ pub(crate) struct LabState {
     pub machines_wanted: u8,
     pub proxy: bool,
     pub timeout_ms: u64,
-    /// Namespaces in creation order (deleted in reverse).
+    /// Namespaces in creation order.
     pub namespaces: Vec<String>,
+    /// `<dir>/machines` is (or is about to be) a tmpfs of the lab's: set before mounting,
+    /// so `down` after a crash unmounts it too.
+    #[serde(default)]
+    pub machines_tmpfs: bool,
     pub services: Vec<ServiceRecord>,
     pub machines: Vec<MachineRecord>,
 }
@@ -42,6 +46,7 @@ impl LabState {
             proxy,
             timeout_ms,
             namespaces: Vec::new(),
+            machines_tmpfs: false,
             services: Vec::new(),
             machines: Vec::new(),
         }
