@@ -135,17 +135,6 @@ impl LabError {
     }
 }
 
-/// `up` failed. `lab` is what was built so far (when anything was): drop it to tear it down
-/// without undeploy, call [`crate::Lab::down`] to undeploy too, or
-/// [`crate::Lab::detach`] it to inspect it and `down` it later from its directory.
-#[derive(Debug, thiserror::Error)]
-#[error("lab up failed: {error}")]
-pub struct UpError {
-    #[source]
-    pub error: LabError,
-    pub lab: Option<Box<crate::Lab>>,
-}
-
 /// `down` carried on past these failures; whatever they name may still exist, and the lab's
 /// state file was kept so that another `down` can retry.
 #[derive(Debug, thiserror::Error)]

@@ -3,18 +3,16 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
 
-use edgenet_host::exec::{command_in, BindMount, ExecOptions};
 use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs, NETNS_RUN_DIR};
 use edgenet_host::sysctl;
 
-use crate::error::{CallbackError, DownError, LabError, UpError};
+use crate::error::{CallbackError, DownError, LabError};
+pub use crate::machine::LabMachine;
 use crate::process;
 use crate::services::{self, ServiceSpec};
 use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord, STATE_FILE};
@@ -42,6 +40,13 @@ pub struct LabSpec {
     pub proxy: bool,
     /// Bound of each wait during `up` (a service or a machine's network answering).
     pub timeout: Duration,
+    /// Keep the machines' files (`<dir>/machines`: resolv.conf, the deployments' state
+    /// directories) on a tmpfs the lab mounts there: what they describe lives in the lab's
+    /// namespaces, which do not outlive a reboot either, and on a disk filesystem the
+    /// deployments' fsyncs and, on `down`, deleting thousands of small files (seconds on a
+    /// filesystem mounted with `discard`) dominate a large lab. Off for deployments whose
+    /// state directory holds large files (VM disk overlays), which would then use memory.
+    pub machine_files_in_memory: bool,
 }
 
 impl LabSpec {
@@ -53,63 +58,20 @@ impl LabSpec {
             machines: 1,
             proxy: true,
             timeout: DEFAULT_TIMEOUT,
+            machine_files_in_memory: true,
         }
     }
 }
 
-/// One simulated machine: what `deploy` needs to run "on" it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabMachine {
-    /// `m1`, `m2`, …
-    pub name: String,
-    pub index: u8,
-    /// The machine's network namespace (`enl-<lab>-m1`) and its path under `/run/netns`.
-    pub netns: String,
-    pub netns_path: PathBuf,
-    /// The machine's physical adapter (a veth into the LAN bridge), e.g. for an external
-    /// switch config.
-    pub adapter: String,
-    /// Its static LAN address with the LAN prefix.
-    pub address: Ipv4Net,
-    pub gateway: Ipv4Addr,
-    /// The LAN DNS the machine's resolv.conf names.
-    pub dns: Ipv4Addr,
-    /// `http://198.18.0.1:3128` when the lab runs the proxy.
-    pub proxy: Option<String>,
-    /// The machine's own files.
-    pub dir: PathBuf,
-    /// Its resolv.conf (the "host's /etc/resolv.conf" for a deploy on this machine).
-    pub resolv_conf: PathBuf,
-    /// A state directory for the deployment on this machine.
-    pub state_dir: PathBuf,
-}
-
-impl LabMachine {
-    /// A command that runs in the machine's network namespace only (same mount namespace,
-    /// so named namespaces it creates under `/run/netns` stay visible to everybody: run
-    /// `edgenet deploy` this way, passing [`LabMachine::resolv_conf`] and
-    /// [`LabMachine::state_dir`] explicitly).
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
-        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
-        command_in(&ns, program, &ExecOptions::default())
-            .map_err(|e| LabError::host(&self.netns, e))
-    }
-
-    /// A command that runs in the machine's network namespace *and* sees the machine's
-    /// resolv.conf as `/etc/resolv.conf` (a private, slave mount namespace), for tools that
-    /// only read the standard path (curl, getent). Not for anything that creates named
-    /// namespaces: those would stay inside its mount namespace (NOTES.md).
-    pub fn resolving_command(
-        &self,
-        program: impl AsRef<std::ffi::OsStr>,
-    ) -> Result<Command, LabError> {
-        let ns = NetNs::open(&self.netns).map_err(|e| LabError::host(&self.netns, e))?;
-        let opts = ExecOptions {
-            binds: vec![BindMount::new(&self.resolv_conf, "/etc/resolv.conf")],
-            ..ExecOptions::default()
-        };
-        command_in(&ns, program, &opts).map_err(|e| LabError::host(&self.netns, e))
-    }
+/// `up` failed. `lab` is what was built so far (when anything was): drop it to tear it down
+/// without undeploy, call [`Lab::down`] to undeploy too, or
+/// [`Lab::detach`] it to inspect it and `down` it later from its directory.
+#[derive(Debug, thiserror::Error)]
+#[error("lab up failed: {error}")]
+pub struct UpError {
+    #[source]
+    pub error: LabError,
+    pub lab: Option<Box<Lab>>,
 }
 
 /// A lab: everything it created is recorded in `<dir>/lab.json`, and the directory is
@@ -142,7 +104,7 @@ impl Lab {
     {
         let early = |error| Box::new(UpError { error, lab: None });
         check_name(&spec.name).map_err(early)?;
-        if spec.machines == 0 || spec.machines > MAX_MACHINES {
+        if spec.machines == 0 {
             return Err(early(LabError::InvalidSpec {
                 lab: spec.name.clone(),
                 reason: format!("machines must be 1..={MAX_MACHINES}, not {}", spec.machines),
@@ -169,7 +131,10 @@ impl Lab {
             state,
             teardown_on_drop: true,
         };
-        match lab.build().and_then(|()| lab.deploy_all(&mut deploy)) {
+        match lab
+            .build(spec.machine_files_in_memory)
+            .and_then(|()| lab.deploy_all(&mut deploy))
+        {
             Ok(()) => Ok(lab),
             Err(error) => Err(Box::new(UpError {
                 error,
@@ -202,6 +167,11 @@ impl Lab {
     /// stops the services the lab started (by recorded PID only) and deletes every
     /// namespace it created. Carries on past every failure and reports them all; on failure
     /// the state file keeps what is left, for another `down`. Logs are kept.
+    ///
+    /// What the undeploys did is recorded in one state write after the last of them: a
+    /// crash before it only makes the next `down` call `undeploy` again for machines whose
+    /// deployment is gone already, which an undeploy must accept anyway (a remove after a
+    /// partial deploy).
     pub fn down<E>(
         mut self,
         mut undeploy: impl FnMut(&LabMachine) -> Result<(), E>,
@@ -217,10 +187,7 @@ impl Lab {
             }
             let machine = self.state.machines[i].machine.clone();
             match undeploy(&machine) {
-                Ok(()) => {
-                    self.state.machines[i].deploy_started = false;
-                    self.save_into(&mut errors);
-                }
+                Ok(()) => self.state.machines[i].deploy_started = false,
                 Err(e) => errors.push(LabError::Undeploy {
                     machine: machine.name.clone(),
                     netns: machine.netns.clone(),
@@ -228,6 +195,7 @@ impl Lab {
                 }),
             }
         }
+        self.save_into(&mut errors);
         self.teardown(&mut errors);
         if errors.is_empty() {
             Ok(())
@@ -324,11 +292,16 @@ impl Lab {
 
     // ---- up ----
 
-    fn build(&mut self) -> Result<(), LabError> {
+    fn build(&mut self, machine_files_in_memory: bool) -> Result<(), LabError> {
         let root = self.dir.path().to_path_buf();
         for sub in ["logs", "run", "www", "machines"] {
             let path = root.join(sub);
             std::fs::create_dir_all(&path).map_err(|e| LabError::io("create", path, e))?;
+        }
+        if machine_files_in_memory {
+            self.state.machines_tmpfs = true;
+            self.save()?;
+            mount_tmpfs(&root.join("machines"))?;
         }
         let inet = self.create_netns("inet")?;
         let lan = self.create_netns("lan")?;
@@ -365,9 +338,14 @@ impl Lab {
             self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
             ready.push(services::PROXY);
         }
+        let started = Instant::now();
         self.add_machines(&lan)?;
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
         self.wait_ready(&lan, &ready)?;
-        self.wait_machines()
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "services ready");
+        self.wait_machines()?;
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines ready");
+        Ok(())
     }
 
     /// Waits for every machine's network at once (bounded pool), so many machines take
@@ -539,19 +517,33 @@ impl Lab {
         Ok(machine)
     }
 
+    /// Calls `deploy` for each machine in order, stopping at the first failure. The intent
+    /// for every machine is recorded in one state write before the first call (one write
+    /// per machine costs O(N²) bytes for a large lab); the machines after a failure are
+    /// unmarked again, so only a crash during the deploys leaves machines marked whose
+    /// deploy never began, and `down` then calls `undeploy` for them too.
     fn deploy_all<E: Into<CallbackError>>(
         &mut self,
         deploy: &mut impl FnMut(&LabMachine) -> Result<(), E>,
     ) -> Result<(), LabError> {
+        for record in &mut self.state.machines {
+            record.deploy_started = true;
+        }
+        self.save()?;
         for i in 0..self.state.machines.len() {
-            self.state.machines[i].deploy_started = true;
-            self.save()?;
             let machine = self.state.machines[i].machine.clone();
-            deploy(&machine).map_err(|e| LabError::Deploy {
-                machine: machine.name.clone(),
-                netns: machine.netns.clone(),
-                source: e.into(),
-            })?;
+            if let Err(e) = deploy(&machine) {
+                for record in &mut self.state.machines[i + 1..] {
+                    record.deploy_started = false;
+                }
+                // Best effort: the error to report is the deploy's.
+                let _ = self.save();
+                return Err(LabError::Deploy {
+                    machine: machine.name.clone(),
+                    netns: machine.netns.clone(),
+                    source: e.into(),
+                });
+            }
         }
         Ok(())
     }
@@ -623,11 +615,13 @@ impl Lab {
 
     // ---- down ----
 
-    /// Stops services (all at once) and deletes namespaces (reverse order), dropping each
-    /// from the state as it goes; on full success removes the state, pid files and machine
-    /// files. Processes still in a lab namespace are found in one pass over `/proc` and
-    /// reported (the kernel keeps such a namespace alive until they exit).
+    /// Stops services (all at once) and deletes namespaces (side by side on the pool),
+    /// keeping in the state those it could not delete; on full success removes the state,
+    /// pid files and machine files (unmounting their tmpfs). Processes still in a lab
+    /// namespace are found in one pass over `/proc` and reported (the kernel keeps such a
+    /// namespace alive until they exit).
     fn teardown(&mut self, errors: &mut Vec<LabError>) {
+        let started = Instant::now();
         let records = std::mem::take(&mut self.state.services);
         let stopped = crate::pool::map(records.iter().collect(), records.len(), |record| {
             process::stop_service(record)
@@ -647,30 +641,49 @@ impl Lab {
         }
         self.state.services = still_running;
         self.save_into(errors);
-        let mut by_netns = process::processes_by_netns();
-        let mut kept = Vec::new();
-        while let Some(name) = self.state.namespaces.pop() {
-            if let Some(id) = NetNs::open(&name).ok().and_then(|ns| ns.id().ok()) {
-                for pid in by_netns.remove(&id).unwrap_or_default() {
-                    errors.push(LabError::ForeignProcess {
-                        netns: name.clone(),
-                        pid,
-                        command: process::command_name(pid),
-                    });
-                }
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "services stopped");
+        // Deleting a namespace only drops its mount (the kernel dismantles it later, in one
+        // batch with the others), so they go side by side, in no particular order.
+        let by_netns = process::processes_by_netns();
+        let namespaces = std::mem::take(&mut self.state.namespaces);
+        let outcomes = crate::pool::map(namespaces.iter().collect(), MACHINE_WORKERS, |name| {
+            let users = NetNs::open(name)
+                .ok()
+                .and_then(|ns| ns.id().ok())
+                .and_then(|id| by_netns.get(&id))
+                .cloned()
+                .unwrap_or_default();
+            (users, netns::delete(name))
+        });
+        for (name, (users, deleted)) in namespaces.into_iter().zip(outcomes) {
+            for pid in users {
+                errors.push(LabError::ForeignProcess {
+                    netns: name.clone(),
+                    pid,
+                    command: process::command_name(pid),
+                });
             }
-            if let Err(e) = netns::delete(&name) {
+            if let Err(e) = deleted {
                 errors.push(LabError::host(&self.state.name, e));
-                kept.push(name);
+                self.state.namespaces.push(name);
             }
         }
-        kept.reverse();
-        self.state.namespaces = kept;
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "namespaces deleted");
         if !errors.is_empty() || !self.state.services.is_empty() {
             self.save_into(errors);
             return;
         }
         let root = self.dir.path().to_path_buf();
+        if self.state.machines_tmpfs {
+            // Every machine file goes at once, without touching a disk.
+            let machines = root.join("machines");
+            if let Err(e) = unmount(&machines) {
+                errors.push(e);
+                self.save_into(errors);
+                return;
+            }
+            self.state.machines_tmpfs = false;
+        }
         for sub in ["run", "machines", "www"] {
             let path = root.join(sub);
             match std::fs::remove_dir_all(&path) {
@@ -683,6 +696,7 @@ impl Lab {
         if let Err(e) = self.dir.remove_state() {
             errors.push(e);
         }
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "lab files removed");
     }
 }
 
@@ -703,6 +717,29 @@ impl Drop for Lab {
         for e in errors {
             tracing::warn!(lab = %self.state.name, "lab drop: {e}");
         }
+    }
+}
+
+/// Mounts a tmpfs of the lab's on `path`.
+fn mount_tmpfs(path: &Path) -> Result<(), LabError> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some("edgenet-lab"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(|e| LabError::io("mount a tmpfs on", path, e.into()))
+}
+
+/// Unmounts the lab's tmpfs from `path`; nothing mounted there (a crash before the mount)
+/// is fine.
+fn unmount(path: &Path) -> Result<(), LabError> {
+    use nix::mount::{umount2, MntFlags};
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(LabError::io("unmount the tmpfs on", path, e.into())),
     }
 }
 

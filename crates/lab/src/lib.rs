@@ -26,6 +26,7 @@
 
 mod error;
 mod lab;
+mod machine;
 mod matrix;
 mod matrix_probes;
 mod pool;
@@ -37,8 +38,9 @@ mod state;
 mod status;
 pub mod topology;
 
-pub use error::{CallbackError, DownError, LabError, UpError};
-pub use lab::{Lab, LabMachine, LabSpec, DEFAULT_TIMEOUT};
+pub use error::{CallbackError, DownError, LabError};
+pub use lab::{Lab, LabSpec, UpError, DEFAULT_TIMEOUT};
+pub use machine::LabMachine;
 pub use matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
 pub use matrix_probes::PROBE_TIMEOUT;
 pub use scalable::{scalable_config, ScalableLayout};

@@ -20,7 +20,7 @@ use edgenet_host::guest_probes;
 use edgenet_host::netlink::{Netlink, RouteSpec};
 use edgenet_host::netns::NetNs;
 
-use crate::lab::LabMachine;
+use crate::machine::LabMachine;
 use crate::matrix::NodeInfo;
 use crate::probe::{ping_many, PingResult};
 use crate::process::run_bounded;

@@ -3,7 +3,8 @@
 //!
 //! Every node of a scalable cluster is directly on the LAN with a static address, the LAN
 //! router as its gateway and the LAN DNS as its DNS server. The addresses never collide with
-//! the lab's own (router `198.18.0.1`, machines `198.18.0.(10 + N)`, peer `198.18.0.254`):
+//! the lab's own (router `198.18.0.1`, machines `198.18.0.(10 + N)` — past 200 machines
+//! `198.18.3.(N - 200)` —, peer `198.18.0.254`):
 //!
 //! | machines | prefix | control plane | Linux node of machine N | Windows node of machine N | services (10) |
 //! |---|---|---|---|---|---|
@@ -239,7 +240,7 @@ mod tests {
             };
             claim(LAN_ROUTER, "router".into());
             claim(LAN_PEER, "peer".into());
-            for i in 1..=machines.min(MAX_MACHINES) {
+            for i in 1..=machines {
                 claim(machine_address(i), format!("machine {i}"));
             }
             let mut cluster = vec![ip(&c["Network"]["ControlPlaneEndpointIp"])];

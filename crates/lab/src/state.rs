@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
-use crate::lab::LabMachine;
+use crate::machine::LabMachine;
 
 pub(crate) const STATE_FILE: &str = "lab.json";
 pub(crate) const LOCK_FILE: &str = "lab.lock";
@@ -26,8 +26,12 @@ pub(crate) struct LabState {
     pub machines_wanted: u8,
     pub proxy: bool,
     pub timeout_ms: u64,
-    /// Namespaces in creation order (deleted in reverse).
+    /// Namespaces in creation order.
     pub namespaces: Vec<String>,
+    /// `<dir>/machines` is (or is about to be) a tmpfs of the lab's: set before mounting,
+    /// so `down` after a crash unmounts it too.
+    #[serde(default)]
+    pub machines_tmpfs: bool,
     pub services: Vec<ServiceRecord>,
     pub machines: Vec<MachineRecord>,
 }
@@ -41,6 +45,7 @@ impl LabState {
             proxy,
             timeout_ms,
             namespaces: Vec::new(),
+            machines_tmpfs: false,
             services: Vec::new(),
             machines: Vec::new(),
         }

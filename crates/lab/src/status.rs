@@ -27,7 +27,8 @@ use std::net::Ipv4Addr;
 use edgenet_host::netns::NetNs;
 
 use crate::error::LabError;
-use crate::lab::{Lab, LabMachine};
+use crate::lab::Lab;
+use crate::machine::LabMachine;
 use crate::matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
 use crate::matrix_probes::{
     arp_table_fulls, connect_guests, curl, guest_fetch, guest_lan_connect, guest_ping_sweep,

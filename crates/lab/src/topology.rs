@@ -16,8 +16,9 @@
 //! ```
 //!
 //! The LAN is a /22 (198.18.0.0 – 198.18.3.255) so that a scalable cluster of many machines
-//! has room for its nodes next to the lab's own addresses, which all stay in 198.18.0.0/24:
-//! the router `.1`, the machines `.11` … `.210`, the peer `.254`. Where a scalable config
+//! has room for its nodes next to the lab's own addresses, which stay in 198.18.0.0/24: the
+//! router `.1`, the machines `.11` … `.210`, the peer `.254` (machines 201 … 255 of the
+//! largest labs take `198.18.3.1` … `.55`). Where a scalable config
 //! puts its nodes is in [`crate::scalable`]. The router routes the LAN to the internet and
 //! back without NAT, so servers see LAN addresses (machines' and nodes') as they are.
 
@@ -34,10 +35,13 @@ pub const LAN_SUBNET: Ipv4Net = net(198, 18, 0, 0, 22);
 pub const LAN_ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The LAN host that tries to open connections to nodes (the "LAN→node" row).
 pub const LAN_PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
-/// First machine gets `.11`, the N-th `.10 + N`.
+/// First machine gets `.11`, the N-th `.10 + N`, up to [`FIRST_LAN_MACHINES`].
 const MACHINE_BASE: u8 = 10;
-/// Most machines one lab may have (keeps machine addresses below the peer's).
-pub const MAX_MACHINES: u8 = 200;
+/// Machines whose address is in the LAN's first /24 (`.11` … `.210`, below the peer's).
+pub const FIRST_LAN_MACHINES: u8 = 200;
+/// Most machines one lab may have: every machine count a `u8` (and a config's `Machines`
+/// of a lab) can hold. Machines past [`FIRST_LAN_MACHINES`] get `198.18.3.1` … `.55`.
+pub const MAX_MACHINES: u8 = u8::MAX;
 
 /// The "internet".
 pub const INET_SUBNET: Ipv4Net = net(203, 0, 113, 0, 24);
@@ -67,9 +71,16 @@ const fn net(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
     }
 }
 
-/// The LAN address of machine `index` (1-based).
+/// The LAN address of machine `index` (1-based): `198.18.0.(10 + index)` for the first
+/// [`FIRST_LAN_MACHINES`], then `198.18.3.(index - 200)`, which the wide scalable layout
+/// (the only one for that many machines) leaves free: its nodes are in `198.18.1.0/24` and
+/// `198.18.2.0/24`, its endpoint and services at `198.18.3.100` and `.200` … `.209`.
 pub fn machine_address(index: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, MACHINE_BASE + index)
+    if index <= FIRST_LAN_MACHINES {
+        Ipv4Addr::new(198, 18, 0, MACHINE_BASE + index)
+    } else {
+        Ipv4Addr::new(198, 18, 3, index - FIRST_LAN_MACHINES)
+    }
 }
 
 /// The machine's name inside the lab (`m1`, `m2`, …), also its LAN bridge port name.
@@ -140,21 +151,24 @@ mod tests {
     fn addresses_stay_in_the_test_ranges() {
         let bench: Ipv4Net = "198.18.0.0/15".parse().unwrap();
         let doc: Ipv4Net = "203.0.113.0/24".parse().unwrap();
-        for a in [
-            LAN_ROUTER,
-            LAN_PEER,
-            machine_address(1),
-            machine_address(MAX_MACHINES),
-        ] {
+        let mut seen = std::collections::HashSet::from([LAN_ROUTER, LAN_PEER]);
+        for i in 1..=MAX_MACHINES {
+            let a = machine_address(i);
             assert!(bench.contains(&a) && LAN_SUBNET.contains(&a), "{a}");
+            assert!(
+                a != LAN_SUBNET.network() && a != LAN_SUBNET.broadcast(),
+                "{a}"
+            );
+            assert!(seen.insert(a), "machine {i}: {a} taken twice");
         }
-        assert!(machine_address(MAX_MACHINES) < LAN_PEER);
+        assert_eq!(machine_address(MAX_MACHINES), Ipv4Addr::new(198, 18, 3, 55));
         // The lab's own addresses stay in the first /24 of the LAN (a scalable config for
         // few machines uses that /24 as its subnet).
         let first: Ipv4Net = "198.18.0.0/24".parse().unwrap();
-        for a in [LAN_ROUTER, LAN_PEER, machine_address(MAX_MACHINES)] {
+        for a in [LAN_ROUTER, LAN_PEER, machine_address(FIRST_LAN_MACHINES)] {
             assert!(first.contains(&a), "{a}");
         }
+        assert!(machine_address(FIRST_LAN_MACHINES) < LAN_PEER);
         assert!(bench.contains(&LAN_SUBNET));
         for a in [INET_ROUTER, DNS_UPSTREAM, HTTP_SERVER] {
             assert!(doc.contains(&a) && INET_SUBNET.contains(&a), "{a}");

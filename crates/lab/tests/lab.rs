@@ -106,6 +106,16 @@ fn nodes_of(lab: &str, m: &LabMachine, kinds: &[NodeKind]) -> Vec<NodeInfo> {
         .collect()
 }
 
+/// The filesystem type mounted at `path`, from the kernel's mount table.
+fn mount_type(path: &std::path::Path) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    table.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let dash = fields.iter().position(|f| *f == "-")?;
+        (std::path::Path::new(fields[4]) == path).then(|| fields[dash + 1].to_string())
+    })
+}
+
 fn log_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -132,6 +142,9 @@ fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
     assert_eq!(m1.address.addr(), topology::machine_address(1));
     assert_eq!(m1.netns, format!("enl-{name}-m1"));
     assert!(m1.netns_path.exists());
+    // The machines' files are on the lab's own tmpfs, which `down` unmounts.
+    let machines_dir = m1.dir.parent().unwrap().to_path_buf();
+    assert_eq!(mount_type(&machines_dir).as_deref(), Some("tmpfs"));
     assert_eq!(
         std::fs::read_to_string(&m1.resolv_conf)?.lines().last(),
         Some(format!("nameserver {LAN_ROUTER}").as_str())
@@ -256,6 +269,8 @@ fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
     .map_err(|e| e.to_string())?;
     assert_eq!(undeployed, ["m2", "m1"]);
     assert_gone(&name, &services);
+    assert_eq!(mount_type(&machines_dir), None, "the tmpfs is unmounted");
+    assert!(!machines_dir.exists());
     assert!(!lab_dir.join("lab.json").exists());
     assert!(
         lab_dir.join("logs").join("http.log").exists(),
@@ -391,6 +406,10 @@ fn down_after_a_crash_cleans_up() -> TestResult {
         "services outlive the crashed process"
     );
     assert_eq!(lab.namespaces().len(), 5);
+    assert_eq!(
+        mount_type(&lab_dir.join("machines")).as_deref(),
+        Some("tmpfs")
+    );
     let mut undeployed = Vec::new();
     lab.down(|m| {
         undeployed.push(m.name.clone());
@@ -399,6 +418,11 @@ fn down_after_a_crash_cleans_up() -> TestResult {
     .map_err(|e| e.to_string())?;
     assert_eq!(undeployed, ["m2", "m1"]);
     assert_gone(&name, &services);
+    assert_eq!(
+        mount_type(&lab_dir.join("machines")),
+        None,
+        "the crashed lab's tmpfs is unmounted"
+    );
     Ok(())
 }
 
