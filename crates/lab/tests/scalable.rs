@@ -319,18 +319,14 @@ fn ten_machines_come_up_measure_and_go_away_without_residue() -> TestResult {
         "10 machines, 20 nodes: up (with the stand-in deploy) {up:?}, status ({} cells) {status:?}, down {down:?}",
         matrix.cells.len()
     );
-    // Generous bounds (shared CI hosts): they catch a per-machine or per-pair wait, not
-    // noise.
-    assert!(up < Duration::from_secs(10), "{up:?}");
-    assert!(status < Duration::from_secs(10), "{status:?}");
-    assert!(down < Duration::from_secs(10), "{down:?}");
+    // Times are printed, never asserted: speed is measured by `edgenet-bench lab`.
     Ok(())
 }
 
-/// The lab's own cost with a trivial deploy: 10 machines come up and go down well under the
-/// per-machine budget, and nothing is left.
+/// The lab's own part with a trivial deploy: 10 machines come up and go down and nothing is
+/// left (the time is printed; `edgenet-bench lab` measures it).
 #[test]
-fn ten_bare_machines_are_fast_and_leave_nothing() -> TestResult {
+fn ten_bare_machines_come_up_and_leave_nothing() -> TestResult {
     let Some((name, dir, _cleanup)) = root_test(lab_name("bare"))? else {
         return Ok(());
     };
@@ -346,8 +342,6 @@ fn ten_bare_machines_are_fast_and_leave_nothing() -> TestResult {
     );
     let down = down_and_check(lab, &name, &Value::Null)?;
     eprintln!("10 bare machines: up {up:?}, down {down:?}");
-    assert!(up < Duration::from_secs(5), "{up:?}");
-    assert!(down < Duration::from_secs(5), "{down:?}");
     Ok(())
 }
 
