@@ -168,10 +168,8 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
 /// `{"fail": 1, "error": …}`.
 pub fn lab_doctor(
     lab: &edgenet_lab::Lab,
-    run: impl Fn(
-        &edgenet_lab::LabMachine,
-        &[&std::ffi::OsStr],
-    ) -> Result<std::process::Output, CliError>,
+    run: impl Fn(&edgenet_lab::LabMachine, &[&std::ffi::OsStr]) -> Result<std::process::Output, CliError>
+        + Sync,
 ) -> Vec<(String, serde_json::Value)> {
     let url = edgenet_lab::topology::http_url_by_address();
     let name = edgenet_lab::topology::TEST_NAME;
@@ -188,20 +186,48 @@ pub fn lab_doctor(
         "30",
     ];
     let args: Vec<&std::ffi::OsStr> = words.iter().map(|a| a.as_ref()).collect();
-    lab.machines()
-        .iter()
+    let machines: Vec<_> = lab
+        .machines()
+        .into_iter()
         .filter(|m| m.state_dir.join("state.json").exists())
-        .map(|m| {
-            let report = match run(m, &args) {
-                Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-                    serde_json::json!({"fail": 1, "error": String::from_utf8_lossy(&out.stderr).trim()})
-                }),
-                Err(e) => serde_json::json!({"fail": 1, "error": e.message}),
-            };
-            (m.name.clone(), report)
-        })
-        .collect()
+        .collect();
+    let doctor = |m: &edgenet_lab::LabMachine| {
+        let report = match run(m, &args) {
+            Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+                serde_json::json!({"fail": 1, "error": String::from_utf8_lossy(&out.stderr).trim()})
+            }),
+            Err(e) => serde_json::json!({"fail": 1, "error": e.message}),
+        };
+        (m.name.clone(), report)
+    };
+    // One doctor per machine, a few at a time (each is a process that mostly waits on probes):
+    // one after another, a 255-machine lab took minutes.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut reports: Vec<(usize, (String, serde_json::Value))> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..LAB_DOCTOR_WORKERS.min(machines.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(m) = machines.get(i) else { break };
+                        done.push((i, doctor(m)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
 }
+
+/// Doctors run side by side by `lab status`.
+const LAB_DOCTOR_WORKERS: usize = 8;
 
 /// The lab's doctor results for people: every line that is not PASS, and a summary per machine.
 pub fn lab_doctor_text(reports: &[(String, serde_json::Value)]) -> String {
