@@ -128,6 +128,7 @@ fn run_quiet(argv: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> bo
 /// Runs `argv` (which must succeed) and returns its peak RSS in KiB. `nsenter` execs the
 /// program in its own process, so this is the program's peak. The child is reaped here with
 /// `wait4` for its own rusage (`RUSAGE_CHILDREN` would mix in every peer's).
+#[allow(clippy::zombie_processes)] // reaped by the wait4 below
 fn run_measured(argv: &[String], env: &[(&str, String)]) -> i64 {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
