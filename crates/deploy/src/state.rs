@@ -687,21 +687,16 @@ impl StateLock {
     }
 
     /// Deletes the state file (the end of `remove`; [`StateLock::release_and_delete`] then takes
-    /// the lock file and the directory).
+    /// the lock file and the directory). Not fsynced: a file brought back by a power cut lists
+    /// kernel objects that are gone, which the next remove finds gone.
     pub fn clear(&self) -> Result<(), StateError> {
         *self.last_write.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let path = self.dir.state_file();
         match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(StateError::Write { path, source }),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write { path, source }),
         }
-        File::open(self.dir.path())
-            .and_then(|d| d.sync_all())
-            .map_err(|source| StateError::Write {
-                path: self.dir.path().to_path_buf(),
-                source,
-            })
     }
 
     /// The end of a complete `remove`: deletes the lock file (still held, so nobody can take it
