@@ -13,6 +13,10 @@
 //! the creating thread, and keeps it. So a context is made for one call on the calling thread
 //! and freed after it; it never outlives the call or crosses a thread.
 //!
+//! Error texts name errno values through `strerror`, in English as with `LC_ALL=C nft`: a Rust
+//! program never calls `setlocale`, so it runs in the C locale (callers read "File exists" and
+//! "No such file or directory").
+//!
 //! libnftables keeps process-wide state (its one-time initialisation, the interface cache it
 //! fills and releases on every command), so calls are serialised by one lock.
 
