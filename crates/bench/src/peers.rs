@@ -8,7 +8,10 @@
 //! - `netavark`: Podman's network stack (Debian's 1.4), one `netavark setup` per node.
 //! - `cni-bridge`: the CNI bridge plugin (Debian's containernetworking-plugins) with host-local
 //!   IPAM and `ipMasq`, one `ADD` per node.
-//! - `edgenet`: `edgenet deploy` / `remove` (K = 1: Linux node; K = 2: Linux + Windows).
+//! - `edgenet`: `edgenet deploy` / `remove` (K = 1: Linux node; K = 2: Linux + Windows), nftables
+//!   in-process through libnftables.
+//! - `edgenet/nft`: the same binary with `EDGENET_NFT=process`, which spawns the `nft` program
+//!   for every nftables command as edgenet did before (the in-process gain, side by side).
 //!
 //! The peers need their node namespaces made first (Podman makes them); that `ip netns add` is
 //! counted in their time, since edgenet and the floor make theirs too. Every tool runs in its own
@@ -37,6 +40,7 @@ pub enum Tool {
     Netavark,
     CniBridge,
     Edgenet,
+    EdgenetNftProgram,
 }
 
 impl Tool {
@@ -47,7 +51,12 @@ impl Tool {
             Tool::Netavark => "netavark 1.4",
             Tool::CniBridge => "CNI bridge 1.1",
             Tool::Edgenet => "edgenet",
+            Tool::EdgenetNftProgram => "edgenet/nft",
         }
+    }
+
+    fn is_edgenet(self) -> bool {
+        matches!(self, Tool::Edgenet | Tool::EdgenetNftProgram)
     }
 }
 
@@ -56,6 +65,7 @@ pub struct Bench {
     dir: PathBuf,
     resolv: PathBuf,
     both: PathBuf,
+    peak_rss_kib: std::cell::Cell<i64>,
 }
 
 fn node_ns(machine: &str, i: usize) -> String {
@@ -113,6 +123,34 @@ fn run_quiet(argv: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> bo
         eprintln!("{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     out.status.success()
+}
+
+/// Runs `argv` (which must succeed) and returns its peak RSS in KiB. `nsenter` execs the
+/// program in its own process, so this is the program's peak. The child is reaped here with
+/// `wait4` for its own rusage (`RUSAGE_CHILDREN` would mix in every peer's).
+#[allow(clippy::zombie_processes)] // reaped by the wait4 below
+fn run_measured(argv: &[String], env: &[(&str, String)]) -> i64 {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `child` is our own unreaped child; status and usage are ours to fill. The
+    // `Child` is not waited for afterwards (dropping it does not wait).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4 {argv:?}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{argv:?} failed (run it by hand to see why)"
+    );
+    usage.ru_maxrss
 }
 
 fn must(argv: &[String], stdin: Option<&str>, env: &[(&str, String)]) {
@@ -309,14 +347,24 @@ impl Bench {
             r#"{"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}"#,
         )
         .unwrap();
-        Bench { dir, resolv, both }
+        Bench {
+            dir,
+            resolv,
+            both,
+            peak_rss_kib: std::cell::Cell::new(0),
+        }
     }
 
-    fn edgenet(&self, machine: &str, args: &[&str]) {
+    fn edgenet(&self, tool: Tool, machine: &str, args: &[&str]) {
         let argv = in_machine(machine, &[edgenet_bin().to_str().unwrap()]);
         let mut argv = argv;
         argv.extend(args.iter().map(|s| s.to_string()));
+        let backend = match tool {
+            Tool::EdgenetNftProgram => "process",
+            _ => "auto",
+        };
         let env = [
+            ("EDGENET_NFT", backend.to_string()),
             (
                 "EDGENET_STATE_DIR",
                 self.dir
@@ -326,7 +374,14 @@ impl Bench {
             ),
             ("EDGENET_RESOLV_CONF", self.resolv.display().to_string()),
         ];
-        must(&argv, None, &env);
+        let rss = run_measured(&argv, &env);
+        let peak = &self.peak_rss_kib;
+        peak.set(peak.get().max(rss));
+    }
+
+    /// The largest peak RSS of any edgenet run so far, in KiB.
+    pub fn edgenet_peak_rss_kib(&self) -> i64 {
+        self.peak_rss_kib.get()
     }
 
     fn edgenet_deploy_args(&self, k: usize) -> Vec<String> {
@@ -355,18 +410,18 @@ impl Bench {
                 add_node_namespaces(machine, k);
                 cni(machine, &self.dir, k, "ADD");
             }
-            Tool::Edgenet => {
+            Tool::Edgenet | Tool::EdgenetNftProgram => {
                 let args = self.edgenet_deploy_args(k);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.edgenet(machine, &args);
+                self.edgenet(tool, machine, &args);
             }
         }
         start.elapsed()
     }
 
     /// A second `deploy` with nothing to change (edgenet only).
-    pub fn redeploy(&self, machine: &str, k: usize) -> Duration {
-        self.up(Tool::Edgenet, machine, k)
+    pub fn redeploy(&self, tool: Tool, machine: &str, k: usize) -> Duration {
+        self.up(tool, machine, k)
     }
 
     /// Tears "one machine" down completely; returns the wall time.
@@ -390,7 +445,7 @@ impl Bench {
                     &[],
                 );
             }
-            Tool::Edgenet => self.edgenet(machine, &["remove"]),
+            Tool::Edgenet | Tool::EdgenetNftProgram => self.edgenet(tool, machine, &["remove"]),
         }
         start.elapsed()
     }
@@ -438,6 +493,16 @@ fn version_of(argv: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// The 1, 5 and 15 minute load averages: the run's noise, printed with its results.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Removes whatever a failed run left in a machine namespace by deleting the namespace and its
 /// node namespaces.
 struct MachineGuard {
@@ -480,10 +545,12 @@ pub fn bench(runs: usize) {
         ]),
         version_of(&["nft", "--version"]),
     );
+    println!("load average at the start: {}", load_average());
     let all = [
         Tool::Floor,
         Tool::FloorGroup,
         Tool::Edgenet,
+        Tool::EdgenetNftProgram,
         Tool::Netavark,
         Tool::CniBridge,
     ];
@@ -492,7 +559,7 @@ pub fn bench(runs: usize) {
         let tools: Vec<Tool> = all
             .iter()
             .copied()
-            .filter(|t| k <= 2 || *t != Tool::Edgenet)
+            .filter(|t| k <= 2 || !t.is_edgenet())
             .collect();
         let machines: Vec<MachineGuard> = tools
             .iter()
@@ -508,7 +575,7 @@ pub fn bench(runs: usize) {
             .collect();
         let mut ups = vec![Vec::new(); tools.len()];
         let mut downs = vec![Vec::new(); tools.len()];
-        let mut redeploys = Vec::new();
+        let mut redeploys = vec![Vec::new(); tools.len()];
         let rounds = if k == 20 {
             runs.div_ceil(3).max(3)
         } else {
@@ -518,8 +585,8 @@ pub fn bench(runs: usize) {
             for (t, tool) in tools.iter().enumerate() {
                 let m = &machines[t].name;
                 ups[t].push(bench.up(*tool, m, k));
-                if *tool == Tool::Edgenet {
-                    redeploys.push(bench.redeploy(m, k));
+                if tool.is_edgenet() {
+                    redeploys[t].push(bench.redeploy(*tool, m, k));
                 }
                 downs[t].push(bench.down(*tool, m, k));
             }
@@ -544,13 +611,16 @@ pub fn bench(runs: usize) {
                 med_down[t].as_secs_f64() / grp_down.as_secs_f64(),
             );
         }
-        if !redeploys.is_empty() {
-            let r = median(redeploys);
-            println!(
-                "edgenet redeploy with no change: {:.1} ms = {:.2}× floor",
-                ms(r),
-                r.as_secs_f64() / floor_up.as_secs_f64()
-            );
+        for (t, tool) in tools.iter().enumerate() {
+            if tool.is_edgenet() {
+                let r = median(std::mem::take(&mut redeploys[t]));
+                println!(
+                    "{} redeploy with no change: {:.1} ms = {:.2}× floor",
+                    tool.label(),
+                    ms(r),
+                    r.as_secs_f64() / floor_up.as_secs_f64()
+                );
+            }
         }
         if let Some(e) = tools.iter().position(|t| *t == Tool::Edgenet) {
             let n = tools.iter().position(|t| *t == Tool::Netavark).unwrap();
@@ -569,5 +639,11 @@ pub fn bench(runs: usize) {
             }
         }
     }
+    println!();
+    println!(
+        "peak RSS of any edgenet run: {:.1} MiB; load average at the end: {}",
+        bench.edgenet_peak_rss_kib() as f64 / 1024.0,
+        load_average()
+    );
     let _ = bench.dir();
 }

@@ -43,7 +43,9 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         ..RemoveReport::default()
     };
     state.begin_remove();
-    lock.save(&state)?;
+    // Records during a remove guard against a crashed process, not a power cut (which takes
+    // the kernel objects too; a stale record is then removed again, idempotently): no fsync.
+    lock.save_journal(&state)?;
     // The drivers that made the objects, picked from the records as they were at the start.
     let recorded = state.clone();
     let teardown = Teardown::of_state(&recorded, lock.dir().path());
@@ -178,7 +180,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
         }
     }
-    if let Err(e) = lock.save(&state) {
+    if let Err(e) = lock.save_journal(&state) {
         report.errors.push(e.to_string());
     }
     // A crash between creating a namespace and saving its record cannot happen (records come

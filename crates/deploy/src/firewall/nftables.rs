@@ -1,4 +1,5 @@
-//! [`FirewallDriver`] over the `nft` binary.
+//! [`FirewallDriver`] over nftables JSON, run through [`edgenet_host::nft`] (libnftables
+//! in-process, or the `nft` program where the library is missing).
 
 use edgenet_host::nft::Nft;
 use serde_json::Value;
@@ -7,7 +8,7 @@ use tracing::{debug, info};
 use super::nft_rules::{self, Ruleset, FAMILY};
 use super::{check_ours, ApplyOutcome, FirewallDriver, FirewallError, FirewallPlan};
 
-/// The nftables backend. Runs `nft` in the calling thread's network namespace.
+/// The nftables backend. Runs its commands in the calling thread's network namespace.
 #[derive(Debug, Clone, Default)]
 pub struct NftablesDriver {
     nft: Nft,
@@ -67,7 +68,7 @@ impl NftablesDriver {
         Ok(document["nftables"].as_array().cloned())
     }
 
-    /// Sends `commands` as one transaction (one `nft` process for every table).
+    /// Sends `commands` as one transaction (one nftables command for every table).
     pub fn apply_commands(&self, commands: Vec<Value>) -> Result<(), FirewallError> {
         Ok(self
             .nft
@@ -140,7 +141,7 @@ impl FirewallDriver for NftablesDriver {
         Ok(ApplyOutcome::Replaced)
     }
 
-    /// One transaction, no listing first (a spawn of `nft` saved): `create table` fails if a
+    /// One transaction, no listing first (a ruleset read saved): `create table` fails if a
     /// table with the name exists, so one that is not ours is never flushed; only then is it
     /// listed, and replaced if it carries edgenet's mark.
     fn create(&self, fw: &FirewallPlan) -> Result<ApplyOutcome, FirewallError> {

@@ -117,7 +117,9 @@ pub fn write_node_files(
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err("write", &path))?;
         tmp.write_all(content.as_bytes())
             .map_err(io_err("write", &path))?;
-        tmp.as_file().sync_all().map_err(io_err("write", &path))?;
+        // Atomic (rename) but not fsynced, like the state journal: after a power cut the node's
+        // namespace is gone too, and the next deploy compares each file and rewrites a lost one.
+        // An fsync per file cost 1–3 ms each on a busy disk.
         // resolv.conf and hosts are readable by the node's processes (node exec mounts them
         // over /etc); the mode is set before the file appears under its name.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))

@@ -1,19 +1,37 @@
-//! The only place that runs the `nft` binary.
+//! The only place that runs nftables commands: in-process through libnftables when the library
+//! loads, otherwise by spawning the `nft` program. Both take and give the same nftables JSON
+//! (`libnftables-json(5)`) and the same error texts, since `nft` is a front end of that library
+//! ([`library`]); `-v` says which path a run took.
 //!
-//! Every call runs in the network namespace of the *calling thread*: a child process inherits the
-//! namespace of the thread that forks it, so callers that work inside a machine or node namespace
-//! `setns` a dedicated thread first. Nothing here uses `ip netns exec`, whose private mount
-//! namespace would hide namespaces created meanwhile (see NOTES.md).
+//! Every call runs in the network namespace of the *calling thread*: a libnftables context opens
+//! its netlink socket there, and a child process inherits the namespace of the thread that forks
+//! it, so callers that work inside a machine or node namespace `setns` a dedicated thread first.
+//! Nothing here uses `ip netns exec`, whose private mount namespace would hide namespaces created
+//! meanwhile (see NOTES.md).
 //!
-//! Documents are nftables JSON (`libnftables-json(5)`); building them is the caller's business.
+//! Documents are nftables JSON; building them is the caller's business.
+//!
+//! Why JSON and not typed nftables messages over netlink: besides writing its own tables,
+//! edgenet reads *foreign* tables (firewalld, ufw, Docker, iptables-nft; the host-firewall walk
+//! in `edgenet_core::host_firewall` and `doctor`) and must understand any expression the kernel
+//! holds. Turning netlink's nf_tables attributes back into matches and statements is what
+//! libnftables does for `nft -j list ruleset`; a typed netlink client would have to re-implement
+//! that decoder for every expression type. The library gives it to us in-process, so the cost
+//! that typed netlink would remove (a process per command) is gone anyway.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::Value;
+
+pub mod library;
+mod session;
+
+pub use session::{forget_ruleset, table_in, RulesetSession};
+use session::{session_active, session_ruleset, session_store, session_wrote};
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
 /// offending part of the document.
@@ -47,7 +65,25 @@ pub enum NftError {
     },
 }
 
-/// A handle on the `nft` program. Cheap to clone; holds only the program path.
+/// The program [`Nft::new`] runs, and the only one that may run in-process instead.
+const DEFAULT_PROGRAM: &str = "nft";
+/// `EDGENET_NFT=process` makes every command spawn `nft` (A/B measurements, a suspected
+/// library problem).
+pub const BACKEND_ENV: &str = "EDGENET_NFT";
+/// The process's choice of [`Backend`] for the default program, made (and logged) once.
+static CHOICE: OnceLock<bool> = OnceLock::new();
+
+/// How an [`Nft`] runs its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// libnftables in this process.
+    Library,
+    /// A spawned `nft` program.
+    Process,
+}
+
+/// A handle on nftables: the `nft` program, or in its stead libnftables in-process (see
+/// [`Nft::backend`]). Cheap to clone; holds only the program path.
 #[derive(Debug, Clone)]
 pub struct Nft {
     program: PathBuf,
@@ -60,10 +96,10 @@ impl Default for Nft {
 }
 
 impl Nft {
-    /// `nft` looked up in `PATH`.
+    /// `nft` looked up in `PATH`, or libnftables in its stead (see [`Nft::backend`]).
     pub fn new() -> Self {
         Nft {
-            program: PathBuf::from("nft"),
+            program: PathBuf::from(DEFAULT_PROGRAM),
         }
     }
 
@@ -74,9 +110,6 @@ impl Nft {
         }
     }
 
-    /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
-    /// Meant for validation before anything is changed, so a missing package is reported once,
-    /// clearly, instead of as a failure half-way through a deploy.
     /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
     /// checks for it before touching anything): an explicit path must exist, a bare name must
     /// be on `PATH`.
@@ -99,6 +132,9 @@ impl Nft {
             .ok_or_else(not_installed)
     }
 
+    /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
+    /// Meant for validation before anything is changed, so a missing package is reported once,
+    /// clearly, instead of as a failure half-way through a deploy.
     pub fn check(&self) -> Result<String, NftError> {
         let out = self.run(&["--version"], None)?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())
@@ -185,8 +221,80 @@ impl Nft {
         self.program.display().to_string()
     }
 
-    /// Runs nft with `args`, feeding `stdin` if given; returns stdout on success.
+    /// Which way commands run: [`Backend::Library`] for the default `nft` when libnftables
+    /// loads, the process is root and `EDGENET_NFT` is not `process`; otherwise
+    /// [`Backend::Process`]. (A non-root run takes the program: libnftables prints its
+    /// permission hint straight to the process's stderr instead of the error buffer.)
+    pub fn backend(&self) -> Backend {
+        if self.program != Path::new(DEFAULT_PROGRAM) {
+            return Backend::Process;
+        }
+        let choice = CHOICE.get_or_init(|| {
+            let why_not = if std::env::var_os(BACKEND_ENV).is_some_and(|v| v == "process") {
+                Some(format!("{BACKEND_ENV}=process"))
+            } else if !nix::unistd::geteuid().is_root() {
+                Some("not root".to_string())
+            } else {
+                library::load().err()
+            };
+            match &why_not {
+                None => tracing::info!("nftables: in-process through {}", library::SONAME),
+                Some(why) => tracing::info!("nftables: through the nft program ({why})"),
+            }
+            why_not.is_none()
+        });
+        if *choice {
+            Backend::Library
+        } else {
+            Backend::Process
+        }
+    }
+
+    /// Runs `nft args`, feeding `stdin` if given; returns stdout on success.
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, NftError> {
+        if args.first() != Some(&"--version") && self.backend() == Backend::Library {
+            match self.run_in_process(args, stdin) {
+                Some(result) => return result,
+                None => tracing::debug!("nftables: falling back to the nft program"),
+            }
+        }
+        self.spawn(args, stdin)
+    }
+
+    /// [`Self::run`] through libnftables; `None` when the library cannot run it at all.
+    fn run_in_process(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Option<Result<Vec<u8>, NftError>> {
+        let (json, rest) = match args.split_first() {
+            Some((&"-j", rest)) => (true, rest),
+            _ => (false, args),
+        };
+        // `-f -` reads the document from stdin: the library takes it as the command buffer.
+        let command = match (rest, stdin) {
+            (["-f", "-"], Some(input)) => String::from_utf8_lossy(input).into_owned(),
+            (_, None) => rest.join(" "),
+            _ => return None,
+        };
+        tracing::debug!("libnftables: nft {}", args.join(" "));
+        match library::run(&command, json) {
+            Ok(outcome) if outcome.ok => Some(Ok(outcome.stdout.into_bytes())),
+            Ok(outcome) => Some(Err(NftError::Failed {
+                program: self.program_name(),
+                args: args.join(" "),
+                status: "in-process libnftables".to_string(),
+                stderr: outcome.stderr.trim().to_string(),
+            })),
+            Err(why) => {
+                tracing::warn!("nftables: libnftables could not run the command: {why}");
+                None
+            }
+        }
+    }
+
+    /// Runs the `nft` program with `args`, feeding `stdin` if given; returns stdout on success.
+    fn spawn(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, NftError> {
         let program = self.program_name();
         let spawn_err = |source: io::Error| {
             if source.kind() == io::ErrorKind::NotFound {
@@ -236,176 +344,6 @@ impl Nft {
             })
         }
     }
-}
-
-/// One command's view of the ruleset (a deploy, status or remove): `nft -j list ruleset` is read
-/// once per network namespace and every later reader (host facts, the Docker step, the drop
-/// check, our own tables' listings) gets that read, so a command spawns `nft` once to look
-/// instead of four to six times. The ruleset edgenet writes itself is folded in (the documents
-/// are written in the form nft lists them back); any other change through this module or
-/// [`crate::iptables`] (another tool's table) drops the kept read. Per thread, because the
-/// namespace is per thread; sessions nest, the outermost ends it.
-#[must_use = "the session ends when this is dropped"]
-pub struct RulesetSession(());
-
-struct Session {
-    depth: usize,
-    /// (program, namespace (dev, inode)) -> ruleset.
-    rulesets: Vec<(PathBuf, (u64, u64), Value)>,
-}
-
-thread_local! {
-    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
-}
-
-impl RulesetSession {
-    pub fn begin() -> Self {
-        SESSION.with(|s| {
-            let mut s = s.borrow_mut();
-            match s.as_mut() {
-                Some(session) => session.depth += 1,
-                None => {
-                    *s = Some(Session {
-                        depth: 1,
-                        rulesets: Vec::new(),
-                    })
-                }
-            }
-        });
-        RulesetSession(())
-    }
-}
-
-impl Drop for RulesetSession {
-    fn drop(&mut self) {
-        SESSION.with(|s| {
-            let mut s = s.borrow_mut();
-            if let Some(session) = s.as_mut() {
-                session.depth -= 1;
-                if session.depth == 0 {
-                    *s = None;
-                }
-            }
-        });
-    }
-}
-
-/// Drops the ruleset kept by the current session (something changed it that the session cannot
-/// follow): the next reader reads it again.
-pub fn forget_ruleset() {
-    SESSION.with(|s| {
-        if let Some(session) = s.borrow_mut().as_mut() {
-            session.rulesets.clear();
-        }
-    });
-}
-
-fn session_active() -> bool {
-    SESSION.with(|s| s.borrow().is_some())
-}
-
-/// The calling thread's network namespace, as (device, inode).
-fn netns_key() -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
-    Some((m.dev(), m.ino()))
-}
-
-fn session_ruleset(program: &std::path::Path) -> Option<Value> {
-    SESSION.with(|s| {
-        let s = s.borrow();
-        let session = s.as_ref()?;
-        let key = netns_key()?;
-        session
-            .rulesets
-            .iter()
-            .find(|(p, k, _)| p == program && *k == key)
-            .map(|(_, _, v)| v.clone())
-    })
-}
-
-fn session_store(program: &std::path::Path, ruleset: &Value) {
-    SESSION.with(|s| {
-        let mut s = s.borrow_mut();
-        let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
-            return;
-        };
-        session
-            .rulesets
-            .retain(|(p, k, _)| !(p == program && *k == key));
-        session
-            .rulesets
-            .push((program.to_path_buf(), key, ruleset.clone()));
-    });
-}
-
-/// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
-/// an object in one, `delete` of a table. Anything else forgets the kept read.
-fn session_wrote(program: &std::path::Path, document: &Value) {
-    let Some(mut ruleset) = session_ruleset(program) else {
-        return;
-    };
-    let ok = (|| {
-        let items = ruleset.get_mut("nftables")?.as_array_mut()?;
-        for cmd in document.get("nftables")?.as_array()? {
-            let (verb, object) = cmd.as_object()?.iter().next()?;
-            let (kind, body) = object.as_object()?.iter().next()?;
-            match (verb.as_str(), kind.as_str()) {
-                ("add" | "create", "table") => {
-                    let (family, name) = (body.get("family")?, body.get("name")?);
-                    let exists = items.iter().any(|i| {
-                        i.get("table").is_some_and(|t| {
-                            t.get("family") == Some(family) && t.get("name") == Some(name)
-                        })
-                    });
-                    if !exists {
-                        items.push(serde_json::json!({ "table": body }));
-                    }
-                }
-                ("delete", "table") => {
-                    let (family, name) = (body.get("family")?, body.get("name")?);
-                    items.retain(|i| !in_table(i, family, name));
-                }
-                ("add" | "create", _) if body.get("table").is_some() => {
-                    items.push(serde_json::json!({ kind.clone(): body }));
-                }
-                _ => return None,
-            }
-        }
-        Some(())
-    })();
-    match ok {
-        Some(()) => session_store(program, &ruleset),
-        None => forget_ruleset(),
-    }
-}
-
-/// Whether a listed item (`{"table": …}`, `{"chain": …}`, …) belongs to table `family name`.
-fn in_table(item: &Value, family: &Value, name: &Value) -> bool {
-    let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
-        return false;
-    };
-    let table = if kind == "table" {
-        body.get("name")
-    } else {
-        body.get("table")
-    };
-    body.get("family") == Some(family) && table == Some(name)
-}
-
-/// One table out of a whole-ruleset listing, in the form `nft -j list table` prints it;
-/// `None` when the ruleset has no such table.
-pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
-    let items = ruleset.get("nftables")?.as_array()?;
-    let (family, name) = (Value::from(family), Value::from(name));
-    let mine: Vec<Value> = items
-        .iter()
-        .filter(|i| in_table(i, &family, &name))
-        .cloned()
-        .collect();
-    mine.iter()
-        .any(|i| i.get("table").is_some())
-        .then(|| serde_json::json!({ "nftables": mine }))
 }
 
 /// nft reports a missing table as ENOENT ("No such file or directory").

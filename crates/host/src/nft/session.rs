@@ -1,0 +1,176 @@
+//! [`RulesetSession`]: one read of the ruleset per command and namespace.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// One command's view of the ruleset (a deploy, status or remove): `nft -j list ruleset` is read
+/// once per network namespace and every later reader (host facts, the Docker step, the drop
+/// check, our own tables' listings) gets that read, so a command spawns `nft` once to look
+/// instead of four to six times. The ruleset edgenet writes itself is folded in (the documents
+/// are written in the form nft lists them back); any other change through this module or
+/// [`crate::iptables`] (another tool's table) drops the kept read. Per thread, because the
+/// namespace is per thread; sessions nest, the outermost ends it.
+#[must_use = "the session ends when this is dropped"]
+pub struct RulesetSession(());
+
+struct Session {
+    depth: usize,
+    /// (program, namespace (dev, inode)) -> ruleset.
+    rulesets: Vec<(PathBuf, (u64, u64), Value)>,
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+impl RulesetSession {
+    pub fn begin() -> Self {
+        SESSION.with(|s| {
+            let mut s = s.borrow_mut();
+            match s.as_mut() {
+                Some(session) => session.depth += 1,
+                None => {
+                    *s = Some(Session {
+                        depth: 1,
+                        rulesets: Vec::new(),
+                    })
+                }
+            }
+        });
+        RulesetSession(())
+    }
+}
+
+impl Drop for RulesetSession {
+    fn drop(&mut self) {
+        SESSION.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(session) = s.as_mut() {
+                session.depth -= 1;
+                if session.depth == 0 {
+                    *s = None;
+                }
+            }
+        });
+    }
+}
+
+/// Drops the ruleset kept by the current session (something changed it that the session cannot
+/// follow): the next reader reads it again.
+pub fn forget_ruleset() {
+    SESSION.with(|s| {
+        if let Some(session) = s.borrow_mut().as_mut() {
+            session.rulesets.clear();
+        }
+    });
+}
+
+pub(super) fn session_active() -> bool {
+    SESSION.with(|s| s.borrow().is_some())
+}
+
+/// The calling thread's network namespace, as (device, inode).
+fn netns_key() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+pub(super) fn session_ruleset(program: &Path) -> Option<Value> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let session = s.as_ref()?;
+        let key = netns_key()?;
+        session
+            .rulesets
+            .iter()
+            .find(|(p, k, _)| p == program && *k == key)
+            .map(|(_, _, v)| v.clone())
+    })
+}
+
+pub(super) fn session_store(program: &Path, ruleset: &Value) {
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
+            return;
+        };
+        session
+            .rulesets
+            .retain(|(p, k, _)| !(p == program && *k == key));
+        session
+            .rulesets
+            .push((program.to_path_buf(), key, ruleset.clone()));
+    });
+}
+
+/// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
+/// an object in one, `delete` of a table. Anything else forgets the kept read.
+pub(super) fn session_wrote(program: &Path, document: &Value) {
+    let Some(mut ruleset) = session_ruleset(program) else {
+        return;
+    };
+    let ok = (|| {
+        let items = ruleset.get_mut("nftables")?.as_array_mut()?;
+        for cmd in document.get("nftables")?.as_array()? {
+            let (verb, object) = cmd.as_object()?.iter().next()?;
+            let (kind, body) = object.as_object()?.iter().next()?;
+            match (verb.as_str(), kind.as_str()) {
+                ("add" | "create", "table") => {
+                    let (family, name) = (body.get("family")?, body.get("name")?);
+                    let exists = items.iter().any(|i| {
+                        i.get("table").is_some_and(|t| {
+                            t.get("family") == Some(family) && t.get("name") == Some(name)
+                        })
+                    });
+                    if !exists {
+                        items.push(serde_json::json!({ "table": body }));
+                    }
+                }
+                ("delete", "table") => {
+                    let (family, name) = (body.get("family")?, body.get("name")?);
+                    items.retain(|i| !in_table(i, family, name));
+                }
+                ("add" | "create", _) if body.get("table").is_some() => {
+                    items.push(serde_json::json!({ kind.clone(): body }));
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    })();
+    match ok {
+        Some(()) => session_store(program, &ruleset),
+        None => forget_ruleset(),
+    }
+}
+
+/// Whether a listed item (`{"table": …}`, `{"chain": …}`, …) belongs to table `family name`.
+fn in_table(item: &Value, family: &Value, name: &Value) -> bool {
+    let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+        return false;
+    };
+    let table = if kind == "table" {
+        body.get("name")
+    } else {
+        body.get("table")
+    };
+    body.get("family") == Some(family) && table == Some(name)
+}
+
+/// One table out of a whole-ruleset listing, in the form `nft -j list table` prints it;
+/// `None` when the ruleset has no such table.
+pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
+    let items = ruleset.get("nftables")?.as_array()?;
+    let (family, name) = (Value::from(family), Value::from(name));
+    let mine: Vec<Value> = items
+        .iter()
+        .filter(|i| in_table(i, &family, &name))
+        .cloned()
+        .collect();
+    mine.iter()
+        .any(|i| i.get("table").is_some())
+        .then(|| serde_json::json!({ "nftables": mine }))
+}
