@@ -18,6 +18,7 @@ mod probe;
 mod proxy;
 mod structure;
 mod subnet;
+mod vm;
 
 pub use adapter::interface_name_problem;
 pub use cluster::is_control_plane;
@@ -29,6 +30,7 @@ pub use finding::{excerpt, Code, Finding, Severity};
 pub use host_firewall::OWN_TABLE_PREFIX;
 pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
+pub use vm::{FileFacts, VmHost};
 
 use crate::config::Config;
 
@@ -47,6 +49,7 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     adapter::check(config, ctx, &mut out);
     host_firewall::check(config, ctx, &mut out);
     probe::check(config, ctx, &mut out);
+    vm::check(config, ctx, &mut out);
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
             Finding::notice(
