@@ -306,9 +306,10 @@ fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
     m.deploy(Some(&cfg));
     // At once: the guest is still booting (a notice), not drift.
     let out = m.edgenet(&["status", "--output", "json"]);
-    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = v.get("result").cloned().unwrap_or(v);
     assert_eq!(out.status.code(), Some(0), "{st:#}");
-    let state = st["result"]["nodes"][0]["vm"]["agent_state"].clone();
+    let state = st["nodes"][0]["vm"]["agent_state"].clone();
     assert!(state == "booting" || state == "up", "{st:#}");
     let text = String::from_utf8_lossy(&m.edgenet(&["status"]).stdout).to_string();
     assert!(text.contains("running, "), "{text}");
