@@ -301,7 +301,10 @@ fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
     let Some(image) = guest_image() else { return };
     let started = std::time::Instant::now();
     let mut cfg = vm_config(&image);
-    cfg["Edgenet"].as_object_mut().unwrap().remove("PortForwards");
+    cfg["Edgenet"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PortForwards");
     let cfg = m.write_config("vm.json", &cfg);
     m.deploy(Some(&cfg));
     // At once: the guest is still booting (a notice), not drift.
@@ -351,12 +354,53 @@ fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert_eq!(
-        (second.status.code(), String::from_utf8_lossy(&second.stdout).to_string()),
+        (
+            second.status.code(),
+            String::from_utf8_lossy(&second.stdout).to_string()
+        ),
         (Some(0), "second\n".to_string()),
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    assert!(t.elapsed() >= std::time::Duration::from_secs(3), "it did not wait: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(3),
+        "it did not wait: {:?}",
+        t.elapsed()
+    );
+
+    // SIGTERM to `node exec`: the command in the guest is stopped too.
+    let child = exec_command(&m, &["sleep", "7777"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    sh(&format!("kill -TERM {}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, ps) = guest(
+        &m,
+        "ps -o pid,args | grep -v grep | grep 'sleep 7777' || echo gone",
+    );
+    assert_eq!(ps.trim(), "gone", "{ps}");
+
+    // Output over the agent's 16 MiB: read whole up to the cut, and the cut said.
+    let t = std::time::Instant::now();
+    let out = exec_command(&m, &["head", "-c", "20000000", "/dev/zero"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.stdout.len(), 16 << 20, "{err}");
+    assert!(err.contains("cut at 16 MiB"), "{err}");
+    eprintln!("20 MB of output took {:?}", t.elapsed());
 
     // A command the guest does not have: 127, with the guest's reason.
     let out = exec_command(&m, &["no-such-command-h11"]).output().unwrap();
@@ -377,7 +421,10 @@ fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
         if st["drift"].to_string().contains("its VM is") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the VM still runs: {st:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the VM still runs: {st:#}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     m.ok(&["remove"]);
@@ -410,14 +457,46 @@ fn bad_vm_sizes_and_image_files_are_refused_by_check_and_deploy() {
     let small = dir.path().join("small.img");
     std::fs::write(&small, vec![0u8; 4096]).unwrap();
     for (edit, path, said) in [
-        (json!({"Machines": [{"LinuxNode": {"CpuCount": 0}}]}), "Machines[0].LinuxNode.CpuCount", "is 0"),
-        (json!({"Machines": [{"LinuxNode": {"MemoryInMB": 64}}]}), "Machines[0].LinuxNode.MemoryInMB", "is 64"),
-        (json!({"Machines": [{"LinuxNode": {"MemoryInMB": 99_999_999u32}}]}), "Machines[0].LinuxNode.MemoryInMB", "99999999"),
-        (json!({"Machines": [{"LinuxNode": {"DataSizeInGB": 0}}]}), "Machines[0].LinuxNode.DataSizeInGB", "is 0"),
-        (json!({"Edgenet": {"VmImage": "/etc/passwd"}}), "Edgenet.VmImage", "\"/etc/passwd\""),
-        (json!({"Edgenet": {"VmImage": "/etc"}}), "Edgenet.VmImage", "a directory"),
-        (json!({"Edgenet": {"VmImage": small.display().to_string()}}), "Edgenet.VmImage", "too small"),
-        (json!({"Edgenet": {"VmKernel": "/nonexistent/vmlinuz"}}), "Edgenet.VmKernel", "does not exist"),
+        (
+            json!({"Machines": [{"LinuxNode": {"CpuCount": 0}}]}),
+            "Machines[0].LinuxNode.CpuCount",
+            "is 0",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"MemoryInMB": 64}}]}),
+            "Machines[0].LinuxNode.MemoryInMB",
+            "is 64",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"MemoryInMB": 99_999_999u32}}]}),
+            "Machines[0].LinuxNode.MemoryInMB",
+            "99999999",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"DataSizeInGB": 0}}]}),
+            "Machines[0].LinuxNode.DataSizeInGB",
+            "is 0",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": "/etc/passwd"}}),
+            "Edgenet.VmImage",
+            "\"/etc/passwd\"",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": "/etc"}}),
+            "Edgenet.VmImage",
+            "a directory",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": small.display().to_string()}}),
+            "Edgenet.VmImage",
+            "too small",
+        ),
+        (
+            json!({"Edgenet": {"VmKernel": "/nonexistent/vmlinuz"}}),
+            "Edgenet.VmKernel",
+            "does not exist",
+        ),
     ] {
         let mut cfg = vm_config(Path::new("/nonexistent"));
         // A real raw image where the case does not look at it.

@@ -263,7 +263,11 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             vm_notes(report, &node.name, vm, live.present);
         }
         let drift = &mut report.drift;
-        if live.vm.as_ref().is_some_and(|vm| !live.present || !vm.agent) {
+        if live
+            .vm
+            .as_ref()
+            .is_some_and(|vm| !live.present || !vm.agent)
+        {
             // Said by vm_notes.
         } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
@@ -299,6 +303,11 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
 /// A `vm` node's QEMU and guest agent: drift when they are down, a notice while the guest is
 /// still booting (within [`crate::node::vm::BOOT_GRACE`] of QEMU's start) or a socket is busy.
 fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, present: bool) {
+    if present && vm.seed_pending {
+        report.notices.push(format!(
+            "node {name}: its cloud-init seed changed after its VM started (DNS, proxy, files): the guest applies it at its next boot"
+        ));
+    }
     if vm.run_state.starts_with("busy") {
         report.notices.push(format!(
             "node {name}: its VM was not asked for its state: {}",

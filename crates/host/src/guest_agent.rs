@@ -62,7 +62,11 @@ impl GuestAgent {
 
     /// [`GuestAgent::connect`], first waiting up to `busy` while another edgenet command uses
     /// the socket; an error of kind `ResourceBusy` when it is still in use then.
-    pub fn connect_waiting(path: &Path, timeout: Duration, busy: Duration) -> Result<Self, HostError> {
+    pub fn connect_waiting(
+        path: &Path,
+        timeout: Duration,
+        busy: Duration,
+    ) -> Result<Self, HostError> {
         let what = path.display().to_string();
         let turn = take_turn(path, busy)
             .map_err(|e| HostError::new("connect to the guest agent", &what, e))?;
@@ -186,18 +190,28 @@ impl GuestAgent {
                     path,
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("stdin is {} bytes; the guest agent takes at most {MAX_INPUT}", data.len()),
+                        format!(
+                            "stdin is {} bytes; the guest agent takes at most {MAX_INPUT}",
+                            data.len()
+                        ),
                     ),
                 )));
             }
-            request["input-data"] = base64::engine::general_purpose::STANDARD.encode(data).into();
+            request["input-data"] = base64::engine::general_purpose::STANDARD
+                .encode(data)
+                .into();
         }
-        let started = self.execute("guest-exec", Some(request)).map_err(not_started)?;
+        let started = self
+            .execute("guest-exec", Some(request))
+            .map_err(not_started)?;
         let pid = started
             .get("pid")
             .and_then(Value::as_i64)
             .ok_or_else(|| not_started(self.bad("guest-exec returned no pid")))?;
-        let lost = |error| ExecFailure { pid: Some(pid), error };
+        let lost = |error| ExecFailure {
+            pid: Some(pid),
+            error,
+        };
         // A status with megabytes of output takes a while to come (base64, under TCG).
         let _ = self.writer.set_read_timeout(Some(Duration::from_secs(120)));
         let deadline = Instant::now() + timeout;

@@ -164,10 +164,7 @@ pub fn context<'a>(
 }
 
 /// The host as the `vm` runtime's rules read it (image files, CPUs, memory, socket paths).
-pub fn vm_host(
-    cli: &Cli,
-    config: &edgenet_core::config::Config,
-) -> edgenet_core::validate::VmHost {
+pub fn vm_host(cli: &Cli, config: &edgenet_core::config::Config) -> edgenet_core::validate::VmHost {
     edgenet_host::vm_host::read(
         config,
         &cli.state_dir,

@@ -345,9 +345,9 @@ fn exec_in_vm(
         None
     } else {
         let mut data = Vec::new();
-        std::io::stdin().read_to_end(&mut data).map_err(|e| {
-            CliError::new(Exit::Host, "exec", format!("cannot read stdin: {e}"))
-        })?;
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| CliError::new(Exit::Host, "exec", format!("cannot read stdin: {e}")))?;
         (!data.is_empty()).then_some(data)
     };
     let mut ga = vm_agent(cli, node, guest, args.wait)?;
@@ -366,7 +366,9 @@ fn exec_in_vm(
         nix::sys::signal::Signal::SIGTERM,
     ] {
         // SAFETY: the handler only stores into atomics.
-        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::Handler(on_stop)) };
+        let _ = unsafe {
+            nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::Handler(on_stop))
+        };
     }
     let run = ga.exec_with(
         &path,
@@ -381,7 +383,12 @@ fn exec_in_vm(
         Err(f) if STOP.load(std::sync::atomic::Ordering::Relaxed) => {
             let sig = STOP_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(pid) = f.pid {
-                let killed = ga.exec("kill", &["-TERM".into(), pid.to_string()], &env, std::time::Duration::from_secs(10));
+                let killed = ga.exec(
+                    "kill",
+                    &["-TERM".into(), pid.to_string()],
+                    &env,
+                    std::time::Duration::from_secs(10),
+                );
                 if !killed.is_ok_and(|o| o.code == 0) {
                     eprintln!("edgenet: could not stop the command (guest PID {pid}) in node {}; it may still run", node.name);
                 }
@@ -406,9 +413,15 @@ fn exec_in_vm(
             let text = f.error.to_string();
             if f.pid.is_none() {
                 // g_spawn's message for a command the guest cannot run: the shell's codes.
-                for (what, code) in [("No such file or directory", 127), ("Permission denied", 126)] {
+                for (what, code) in [
+                    ("No such file or directory", 127),
+                    ("Permission denied", 126),
+                ] {
                     if text.contains(what) {
-                        eprintln!("edgenet: node {}: {path}: {what} (in the guest: {text})", node.name);
+                        eprintln!(
+                            "edgenet: node {}: {path}: {what} (in the guest: {text})",
+                            node.name
+                        );
                         std::process::exit(code);
                     }
                 }

@@ -65,7 +65,11 @@ fn image_fields(config: &Config) -> Vec<(&'static str, &str, ImageKind)> {
         ("Edgenet.VmImage", &e.vm_image, ImageKind::Disk),
         ("Edgenet.VmKernel", &e.vm_kernel, ImageKind::Kernel),
         ("Edgenet.VmInitrd", &e.vm_initrd, ImageKind::Initrd),
-        ("Edgenet.WindowsVmImage", &e.windows_vm_image, ImageKind::Disk),
+        (
+            "Edgenet.WindowsVmImage",
+            &e.windows_vm_image,
+            ImageKind::Disk,
+        ),
     ]
     .into_iter()
     .filter_map(|(p, v, k)| v.as_deref().map(|v| (p, v, k)))
@@ -81,9 +85,12 @@ enum ImageKind {
 
 fn nodes(config: &Config) -> impl Iterator<Item = (usize, &'static str, &Node)> {
     config.machines.iter().enumerate().flat_map(|(i, m)| {
-        [("LinuxNode", &m.linux_node), ("WindowsNode", &m.windows_node)]
-            .into_iter()
-            .filter_map(move |(k, n)| n.as_ref().map(|n| (i, k, n)))
+        [
+            ("LinuxNode", &m.linux_node),
+            ("WindowsNode", &m.windows_node),
+        ]
+        .into_iter()
+        .filter_map(move |(k, n)| n.as_ref().map(|n| (i, k, n)))
     })
 }
 
@@ -138,7 +145,10 @@ fn sizes(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
                     )
                     .hint("set MemoryInMB to at least 128 (edgenet's test guest), 512 or more for a cloud image; leave it out for 4096"),
                 );
-            } else if let Some(total) = host.and_then(|h| h.memory_mb).filter(|t| u64::from(mb) > *t) {
+            } else if let Some(total) = host
+                .and_then(|h| h.memory_mb)
+                .filter(|t| u64::from(mb) > *t)
+            {
                 out.push(
                     Finding::error(
                         Code::VmSize,
@@ -329,7 +339,9 @@ mod tests {
                         "VmKernel": "/img/vmlinuz", "VmInitrd": "/img/initrd.img"}
         });
         merge(&mut v, extra);
-        crate::config::load(v.to_string().as_bytes()).expect("loads").config
+        crate::config::load(v.to_string().as_bytes())
+            .expect("loads")
+            .config
     }
 
     fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
@@ -400,14 +412,19 @@ mod tests {
 
     #[test]
     fn a_good_vm_config_has_no_finding() {
-        assert_eq!(vm_findings(&config(serde_json::json!({})), Some(good_host())), vec![]);
+        assert_eq!(
+            vm_findings(&config(serde_json::json!({})), Some(good_host())),
+            vec![]
+        );
         assert_eq!(vm_findings(&config(serde_json::json!({})), None), vec![]);
     }
 
     #[test]
     fn the_netns_runtime_ignores_the_vm_fields() {
-        let c = config(serde_json::json!({"Edgenet": {"NodeRuntime": "netns", "VmImage": "rel"},
-            "Machines": [{"LinuxNode": {"CpuCount": 0}}]}));
+        let c = config(
+            serde_json::json!({"Edgenet": {"NodeRuntime": "netns", "VmImage": "rel"},
+            "Machines": [{"LinuxNode": {"CpuCount": 0}}]}),
+        );
         assert_eq!(vm_findings(&c, None), vec![]);
     }
 
@@ -432,10 +449,19 @@ mod tests {
             let path = "Machines[0].LinuxNode.MemoryInMB";
             one_error(&vm_findings(&c, None), path, &format!("{path} is {mb};"));
         }
-        let c = config(serde_json::json!({"Machines": [{"LinuxNode": {"MemoryInMB": 99_999_999}}]}));
-        one_error(&vm_findings(&c, None), "Machines[0].LinuxNode.MemoryInMB", "99999999");
+        let c =
+            config(serde_json::json!({"Machines": [{"LinuxNode": {"MemoryInMB": 99_999_999}}]}));
+        one_error(
+            &vm_findings(&c, None),
+            "Machines[0].LinuxNode.MemoryInMB",
+            "99999999",
+        );
         let c = config(serde_json::json!({"Machines": [{"LinuxNode": {"MemoryInMB": 9000}}]}));
-        assert_eq!(vm_findings(&c, None), vec![], "offline: the host's memory is unknown");
+        assert_eq!(
+            vm_findings(&c, None),
+            vec![],
+            "offline: the host's memory is unknown"
+        );
         one_error(
             &vm_findings(&c, Some(good_host())),
             "Machines[0].LinuxNode.MemoryInMB",
@@ -456,12 +482,24 @@ mod tests {
     fn image_paths_are_absolute_required_and_an_initrd_needs_its_kernel() {
         let mut c = config(serde_json::json!({}));
         c.edgenet.vm_image = None;
-        one_error(&vm_findings(&c, None), "Edgenet.VmImage", "Edgenet.VmImage is not set");
+        one_error(
+            &vm_findings(&c, None),
+            "Edgenet.VmImage",
+            "Edgenet.VmImage is not set",
+        );
         let c = config(serde_json::json!({"Edgenet": {"VmImage": "relative/disk.qcow2"}}));
-        one_error(&vm_findings(&c, None), "Edgenet.VmImage", "\"relative/disk.qcow2\"");
+        one_error(
+            &vm_findings(&c, None),
+            "Edgenet.VmImage",
+            "\"relative/disk.qcow2\"",
+        );
         let mut c = config(serde_json::json!({}));
         c.edgenet.vm_kernel = None;
-        one_error(&vm_findings(&c, None), "Edgenet.VmInitrd", "without Edgenet.VmKernel");
+        one_error(
+            &vm_findings(&c, None),
+            "Edgenet.VmInitrd",
+            "without Edgenet.VmKernel",
+        );
     }
 
     #[test]
@@ -469,13 +507,22 @@ mod tests {
         let path = "Edgenet.VmImage";
         for (facts, said) in [
             (FileFacts::Missing, "does not exist"),
-            (FileFacts::NotAFile("a directory".into()), "a directory, not a file"),
             (
-                FileFacts::File { size: 2_000, head: b"root:x:0:0:root:/root:/bin/bash\n".to_vec() },
+                FileFacts::NotAFile("a directory".into()),
+                "a directory, not a file",
+            ),
+            (
+                FileFacts::File {
+                    size: 2_000,
+                    head: b"root:x:0:0:root:/root:/bin/bash\n".to_vec(),
+                },
                 "too small for a raw disk image",
             ),
             (
-                FileFacts::File { size: (2 << 20) + 1, head: vec![0; 64] },
+                FileFacts::File {
+                    size: (2 << 20) + 1,
+                    head: vec![0; 64],
+                },
                 "not a whole number of 512-byte sectors",
             ),
         ] {
@@ -489,18 +536,31 @@ mod tests {
         let mut host = good_host();
         host.files.insert(
             "/img/disk.qcow2".into(),
-            FileFacts::File { size: 2 << 20, head: vec![0; 64] },
+            FileFacts::File {
+                size: 2 << 20,
+                head: vec![0; 64],
+            },
         );
-        assert_eq!(vm_findings(&config(serde_json::json!({})), Some(host)), vec![]);
+        assert_eq!(
+            vm_findings(&config(serde_json::json!({})), Some(host)),
+            vec![]
+        );
         let mut host = good_host();
-        host.files.insert("/img/vmlinuz".into(), FileFacts::File { size: 5, head: b"hello".to_vec() });
+        host.files.insert(
+            "/img/vmlinuz".into(),
+            FileFacts::File {
+                size: 5,
+                head: b"hello".to_vec(),
+            },
+        );
         one_error(
             &vm_findings(&config(serde_json::json!({})), Some(host)),
             "Edgenet.VmKernel",
             "not a Linux kernel",
         );
         let mut host = good_host();
-        host.files.insert("/img/initrd.img".into(), FileFacts::Missing);
+        host.files
+            .insert("/img/initrd.img".into(), FileFacts::Missing);
         one_error(
             &vm_findings(&config(serde_json::json!({})), Some(host)),
             "Edgenet.VmInitrd",
@@ -511,9 +571,15 @@ mod tests {
     #[test]
     fn a_windows_node_needs_its_own_image() {
         let c = config(serde_json::json!({"Machines": [{"WindowsNode": {"CpuCount": 1}}]}));
-        one_error(&vm_findings(&c, None), "Machines[0].WindowsNode", "Edgenet.WindowsVmImage");
-        let c = config(serde_json::json!({"Machines": [{"WindowsNode": {"CpuCount": 1}}],
-            "Edgenet": {"WindowsVmImage": "/img/windows.qcow2"}}));
+        one_error(
+            &vm_findings(&c, None),
+            "Machines[0].WindowsNode",
+            "Edgenet.WindowsVmImage",
+        );
+        let c = config(
+            serde_json::json!({"Machines": [{"WindowsNode": {"CpuCount": 1}}],
+            "Edgenet": {"WindowsVmImage": "/img/windows.qcow2"}}),
+        );
         assert_eq!(vm_findings(&c, None), vec![]);
     }
 
@@ -521,13 +587,20 @@ mod tests {
     fn socket_paths_over_the_limit_name_the_state_dir_and_the_machine_name() {
         let name = "a".repeat(57);
         let c = config(serde_json::json!({"Edgenet": {"MachineName": name}}));
-        assert_eq!(vm_findings(&c, Some(good_host())), vec![], "the default state dir fits");
+        assert_eq!(
+            vm_findings(&c, Some(good_host())),
+            vec![],
+            "the default state dir fits"
+        );
         let mut host = good_host();
         host.state_dir = Some("/tmp/bk11-v-long-state-directory".into());
         let f = vm_findings(&c, Some(host));
         one_error(&f, "Edgenet.MachineName", "at most 107");
         let hint = f[0].hint.as_deref().unwrap();
-        assert!(hint.contains("--state-dir (/tmp/bk11-v-long-state-directory)"), "{hint}");
+        assert!(
+            hint.contains("--state-dir (/tmp/bk11-v-long-state-directory)"),
+            "{hint}"
+        );
         assert!(hint.contains(&name), "{hint}");
     }
 }

@@ -75,6 +75,9 @@ pub struct VmLive {
     /// Seconds since QEMU started (its pidfile was written).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uptime: Option<u64>,
+    /// Its cloud-init seed was rewritten after QEMU started: the guest has not applied it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub seed_pending: bool,
 }
 
 pub trait NodeRuntime {

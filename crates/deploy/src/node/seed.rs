@@ -218,7 +218,11 @@ mod tests {
         let f = env(&n);
         assert!(!f.append, "appending piles up old proxies");
         assert_eq!(f.mode, 0o644);
-        assert!(f.content.contains("http_proxy=http://proxy:3128"), "{}", f.content);
+        assert!(
+            f.content.contains("http_proxy=http://proxy:3128"),
+            "{}",
+            f.content
+        );
         n.proxy.http_proxy = Some("http://bob:s3cret@proxy:3128".into());
         let f = env(&n);
         assert_eq!(f.mode, 0o600, "a password is not world-readable");

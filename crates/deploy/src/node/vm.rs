@@ -359,6 +359,7 @@ impl NodeRuntime for VmRuntime {
                 agent: false,
                 agent_state: "-".into(),
                 uptime: None,
+                seed_pending: false,
             });
             return Ok(live);
         };
@@ -372,16 +373,17 @@ impl NodeRuntime for VmRuntime {
                 _ => format!("unknown ({e})"),
             });
         live.present = run_state == "running";
-        let uptime = std::fs::metadata(files.pidfile())
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
+        let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let started = modified(files.pidfile());
+        let uptime = started.and_then(|t| t.elapsed().ok());
+        let seed_pending = matches!((modified(files.seed()), started), (Some(s), Some(q)) if s > q);
         let mut vm = VmLive {
             pid: Some(pid),
             run_state,
             agent: false,
             agent_state: "not answering".into(),
             uptime: uptime.map(|u| u.as_secs()),
+            seed_pending,
         };
         let connected =
             GuestAgent::connect_waiting(&files.agent(), Duration::from_millis(1500), BUSY_WAIT);
