@@ -69,6 +69,7 @@ impl GuestAgent {
     ) -> Result<Self, HostError> {
         let what = path.display().to_string();
         let turn = take_turn(path, busy)
+            .and_then(|turn| wait_unheld(path, busy).map(|()| turn))
             .map_err(|e| HostError::new("connect to the guest agent", &what, e))?;
         let err = |e| HostError::new("connect to the guest agent", &what, e);
         let stream = UnixStream::connect(path).map_err(err)?;
@@ -339,5 +340,69 @@ pub fn take_turn(path: &Path, wait: Duration) -> io::Result<std::fs::File> {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
+    }
+}
+
+/// Whether a client QEMU has accepted is connected to the Unix socket `path`: in
+/// /proc/net/unix an accepted connection carries the listener's path, state 03 (connected)
+/// and an inode (a queued, not yet accepted one has inode 0). QEMU serves one client at a
+/// time, so while one is there nobody else is answered.
+pub fn socket_held(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8 && f[7] == want && f[5] == "03" && f[6] != "0"
+    })
+}
+
+/// Waits up to `wait` for no client to hold `path` (with edgenet's turn taken, it is a
+/// program other than edgenet, or an edgenet command that just ended).
+fn wait_unheld(path: &Path, wait: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + wait;
+    while socket_held(path) {
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "busy: a program other than edgenet has held the socket for over {wait:?} (QEMU serves one client at a time; `ss -xp` shows it)"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_client_holds_a_socket_and_a_queued_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(!socket_held(&path));
+        let _queued = UnixStream::connect(&path).unwrap();
+        assert!(!socket_held(&path), "queued, not accepted");
+        let (_accepted, _) = listener.accept().unwrap();
+        assert!(socket_held(&path));
+        let e = wait_unheld(&path, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+    }
+
+    #[test]
+    fn edgenet_clients_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let first = take_turn(&path, Duration::from_millis(10)).unwrap();
+        let e = take_turn(&path, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+        assert!(e.to_string().contains("busy"), "{e}");
+        drop(first);
+        take_turn(&path, Duration::from_millis(10)).unwrap();
     }
 }

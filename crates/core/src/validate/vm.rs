@@ -273,7 +273,7 @@ fn disk_problem(size: u64, head: &[u8]) -> Option<String> {
             "which is no qcow2 image and, {size} bytes large, too small for a raw disk image (at least 1 MiB)"
         ));
     }
-    if size % 512 != 0 {
+    if !size.is_multiple_of(512) {
         return Some(format!(
             "which is no qcow2 image and, {size} bytes large, no raw disk image either (not a whole number of 512-byte sectors)"
         ));

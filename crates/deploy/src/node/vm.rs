@@ -363,15 +363,26 @@ impl NodeRuntime for VmRuntime {
             });
             return Ok(live);
         };
-        let run_state = Qmp::connect(&files.qmp(), Duration::from_secs(2))
-            .and_then(|mut q| q.status())
-            .unwrap_or_else(|e| match e.io_error().kind() {
-                // QEMU serves one QMP client at a time: another one holds the socket.
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    format!("busy (another client holds its QMP socket: {e})")
-                }
-                _ => format!("unknown ({e})"),
-            });
+        let run_state = if edgenet_host::guest_agent::socket_held(&files.qmp()) {
+            Err(edgenet_host::HostError::new(
+                "connect to QMP",
+                files.qmp().display().to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another client holds it (QEMU serves one at a time)",
+                ),
+            ))
+        } else {
+            Qmp::connect(&files.qmp(), Duration::from_secs(2))
+        }
+        .and_then(|mut q| q.status())
+        .unwrap_or_else(|e| match e.io_error().kind() {
+            // QEMU serves one QMP client at a time: another one holds the socket.
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("busy (another client holds its QMP socket: {e})")
+            }
+            _ => format!("unknown ({e})"),
+        });
         live.present = run_state == "running";
         let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let started = modified(files.pidfile());
