@@ -119,7 +119,9 @@ fn sizes(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
                         &path,
                         format!("{path} is {n}; a vm node has 1 to {MAX_CPUS} virtual CPUs"),
                     )
-                    .hint("set CpuCount to 1 or more (leave it out for 4)"),
+                    .hint(format!(
+                        "set CpuCount to 1 to {MAX_CPUS} (leave it out for 4)"
+                    )),
                 );
             } else if let Some(cpus) = host.and_then(|h| h.cpus).filter(|c| n > *c) {
                 // QEMU runs it (vCPUs are threads), but the node is no faster than with
@@ -168,7 +170,7 @@ fn sizes(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
                         &path,
                         format!("{path} is {gb}; a vm node's disk is 1 to {MAX_DATA_GB} GB"),
                     )
-                    .hint("set DataSizeInGB to 1 or more (leave it out for 10); the disk is a sparse overlay, it takes only what the guest writes"),
+                    .hint(format!("set DataSizeInGB to 1 to {MAX_DATA_GB} (leave it out for 10); the disk is a sparse overlay, it takes only what the guest writes")),
                 );
             }
         }
