@@ -315,7 +315,11 @@ fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
     let state = st["nodes"][0]["vm"]["agent_state"].clone();
     assert!(state == "booting" || state == "up", "{st:#}");
     let text = String::from_utf8_lossy(&m.edgenet(&["status"]).stdout).to_string();
-    assert!(text.contains("running, "), "{text}");
+    assert!(text.contains("running (QEMU "), "{text}");
+    assert!(
+        !text.contains(&format!("vm-ledge-{}", m.state_id().unwrap())),
+        "a VM has no namespace: {text}"
+    );
 
     // stdin reaches the command.
     let mut child = exec_command(&m, &["sh", "-c", "tr a-z A-Z; echo done"])

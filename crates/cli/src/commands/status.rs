@@ -127,9 +127,17 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                         match &n.vm {
                             // QMP's run state, then the guest's (its agent, its eth0).
                             Some(vm) if !n.present => vm.run_state.clone(),
-                            Some(vm) if !vm.agent => format!("running, agent {}", vm.agent_state),
-                            Some(_) if n.up => "running, up".into(),
-                            Some(_) => "running, down".into(),
+                            Some(vm) => format!(
+                                "running (QEMU {}), {}",
+                                vm.pid.map_or("?".into(), |p| p.to_string()),
+                                if !vm.agent {
+                                    format!("agent {}", vm.agent_state)
+                                } else if n.up {
+                                    "up".into()
+                                } else {
+                                    "down".into()
+                                }
+                            ),
                             None if !n.present => "missing".into(),
                             None if n.up => "up".into(),
                             None => "down".into(),

@@ -34,7 +34,7 @@ pub const DEFAULT_DATA_GB: u32 = 10;
 /// under TCG, a cloud image's first boot under TCG can take a minute or more.
 pub const BOOT_GRACE: Duration = Duration::from_secs(120);
 
-/// How long `node exec`, `node addr` and `status` wait for the guest agent socket while another
+/// How long `node exec` and `node addr` wait for the guest agent socket while another
 /// edgenet command uses it.
 pub const BUSY_WAIT: Duration = Duration::from_secs(30);
 
@@ -396,8 +396,12 @@ impl NodeRuntime for VmRuntime {
             uptime: uptime.map(|u| u.as_secs()),
             seed_pending,
         };
-        let connected =
-            GuestAgent::connect_waiting(&files.agent(), Duration::from_millis(1500), BUSY_WAIT);
+        // status waits less than `node exec` for a busy socket: it only reads.
+        let connected = GuestAgent::connect_waiting(
+            &files.agent(),
+            Duration::from_millis(1500),
+            Duration::from_secs(5),
+        );
         if let Err(e) = &connected {
             if e.io_error().kind() == std::io::ErrorKind::ResourceBusy {
                 vm.agent_state = "busy".into();
