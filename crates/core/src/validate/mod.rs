@@ -55,7 +55,14 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
             Finding::notice(
                 Code::HostChecksSkipped,
                 "",
-                format!("host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter) were not run: {reason}"),
+                format!(
+                    "host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter{}) were not run: {reason}",
+                    if config.edgenet.node_runtime == crate::config::NodeRuntime::Vm {
+                        ", 13: vm image files, host CPUs and memory, socket paths"
+                    } else {
+                        ""
+                    }
+                ),
             )
             .hint("run check on the machine itself, without --offline-check, to run them"),
         );
