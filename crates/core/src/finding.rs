@@ -89,6 +89,10 @@ pub enum Code {
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
+    // Rule 13: vm nodes.
+    VmSize,
+    VmImage,
+    VmSocketPath,
     // Host-dependent rules not run.
     HostChecksSkipped,
 }
@@ -156,6 +160,9 @@ impl Code {
             AdapterManaged => "adapter-managed",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
+            VmSize => "vm-size",
+            VmImage => "vm-image",
+            VmSocketPath => "vm-socket-path",
             HostChecksSkipped => "host-checks-skipped",
         }
     }
@@ -185,6 +192,7 @@ impl Code {
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
             | AdapterNotEthernet | AdapterManaged | HostFirewallDrops => 11,
             ProbeNotRun | AddressInUse => 12,
+            VmSize | VmImage | VmSocketPath => 13,
             HostChecksSkipped => 0,
         }
     }

@@ -41,6 +41,9 @@ pub struct StatusReport {
     pub generated_macs: std::collections::BTreeMap<String, String>,
     /// Differences between the plan and the kernel; empty when they agree.
     pub drift: Vec<String>,
+    /// What is not drift but worth saying (a VM still booting, a busy socket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Reads the state without the lock (writers replace it atomically) and the live kernel of
@@ -67,6 +70,7 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         nodes: Vec::new(),
         generated_macs: Default::default(),
         drift: Vec::new(),
+        notices: Vec::new(),
     };
     let Some(state) = state else {
         return Ok(report);
@@ -255,17 +259,16 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                 switch: &plan.switch.name,
             },
         )?;
+        if let Some(vm) = live.vm.as_ref() {
+            vm_notes(report, &node.name, vm, live.present);
+        }
         let drift = &mut report.drift;
-        if let Some(vm) = live.vm.as_ref().filter(|_| !live.present) {
-            drift.push(format!(
-                "node {}: its VM is {} (run deploy to start it again)",
-                node.name, vm.run_state
-            ));
-        } else if live.vm.as_ref().is_some_and(|vm| !vm.agent) {
-            drift.push(format!(
-                "node {}: its VM runs but its guest agent does not answer (still booting?), so its network is not read",
-                node.name
-            ));
+        if live
+            .vm
+            .as_ref()
+            .is_some_and(|vm| !live.present || !vm.agent)
+        {
+            // Said by vm_notes.
         } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
         } else {
@@ -295,6 +298,42 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     }
     report.plan = Some(plan);
     Ok(())
+}
+
+/// A `vm` node's QEMU and guest agent: drift when they are down, a notice while the guest is
+/// still booting (within [`crate::node::vm::BOOT_GRACE`] of QEMU's start) or a socket is busy.
+fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, present: bool) {
+    if present && vm.seed_pending {
+        report.notices.push(format!(
+            "node {name}: its cloud-init seed changed after its VM started (DNS, proxy, files): the guest applies it at its next boot"
+        ));
+    }
+    if vm.run_state.starts_with("busy") {
+        report.notices.push(format!(
+            "node {name}: its VM was not asked for its state: {}",
+            vm.run_state
+        ));
+    } else if !present {
+        report.drift.push(format!(
+            "node {name}: its VM is {} (run deploy to start it again)",
+            vm.run_state
+        ));
+    } else if vm.agent_state == "booting" {
+        report.notices.push(format!(
+            "node {name}: booting: its VM started {} s ago and its guest agent does not answer yet, so its network is not read (a notice for the first {} s)",
+            vm.uptime.unwrap_or(0),
+            crate::node::vm::BOOT_GRACE.as_secs()
+        ));
+    } else if vm.agent_state == "busy" {
+        report.notices.push(format!(
+            "node {name}: its guest agent socket is busy (another edgenet command uses it), so its network is not read"
+        ));
+    } else if !vm.agent {
+        report.drift.push(format!(
+            "node {name}: its VM runs but its guest agent does not answer {} s after QEMU started (no qemu-guest-agent in the image, or the guest is stuck: see its console.log), so its network is not read",
+            vm.uptime.unwrap_or(0)
+        ));
+    }
 }
 
 /// The host itself holds a node's or a service's address (deploy refuses this): packets for

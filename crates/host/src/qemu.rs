@@ -89,11 +89,15 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), HostError> {
     Err(HostError::new(
         format!("run {what}"),
         "",
-        io::Error::other(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        io::Error::other({
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if stderr.is_empty() {
+                // Killed while it daemonized, say: nothing on stderr to quote.
+                format!("{}, with nothing on stderr (was it killed?)", out.status)
+            } else {
+                format!("{}: {stderr}", out.status)
+            }
+        }),
     ))
 }
 

@@ -62,6 +62,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
+    if !args.offline_check {
+        ctx.vm_host = Some(super::vm_host(cli, &loaded.config));
+    }
     let mut findings = check(&loaded, &ctx);
     if !args.offline_check {
         findings.extend(adapter_owner_finding(&loaded.config, &ctx));

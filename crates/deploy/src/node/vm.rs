@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgenet_core::plan::{NodePlan, Plan};
+use edgenet_core::plan::{NodeKind, NodePlan, Plan};
 use edgenet_host::guest_agent::GuestAgent;
 use edgenet_host::qemu::{self, Accel, VmFiles, VmSpec};
 use edgenet_host::qmp::Qmp;
@@ -29,6 +29,15 @@ pub const DEFAULT_CPUS: u32 = 4;
 pub const DEFAULT_MEMORY_MB: u32 = 4096;
 pub const DEFAULT_DATA_GB: u32 = 10;
 
+/// How long after QEMU's start a guest agent that does not answer is taken for a guest still
+/// booting (a notice) rather than a problem (drift): edgenet's test guest answers within ~10 s
+/// under TCG, a cloud image's first boot under TCG can take a minute or more.
+pub const BOOT_GRACE: Duration = Duration::from_secs(120);
+
+/// How long `node exec` and `node addr` wait for the guest agent socket while another
+/// edgenet command uses it.
+pub const BUSY_WAIT: Duration = Duration::from_secs(30);
+
 /// How long `remove` waits for a guest to power off after the power button before QEMU is
 /// told to quit (`EDGENET_VM_STOP_TIMEOUT`, seconds).
 pub fn stop_timeout() -> Duration {
@@ -45,6 +54,8 @@ pub struct Image {
     pub disk: PathBuf,
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
+    /// A Windows node's disk (`Edgenet.WindowsVmImage`), booted from its own boot loader.
+    pub windows_disk: Option<PathBuf>,
 }
 
 impl Image {
@@ -72,9 +83,12 @@ impl Image {
             }
             Ok(Some(path))
         };
-        let disk = check("VmImage", &v.image, true)?.expect("required");
+        let linux = plan.nodes.iter().any(|n| n.kind == NodeKind::Linux);
+        let disk = check("VmImage", &v.image, linux)?.unwrap_or_default();
         let kernel = check("VmKernel", &v.kernel, false)?;
         let initrd = check("VmInitrd", &v.initrd, false)?;
+        let windows = plan.nodes.iter().any(|n| n.kind == NodeKind::Windows);
+        let windows_disk = check("WindowsVmImage", &v.windows_image, windows)?;
         if initrd.is_some() && kernel.is_none() {
             return Err(DeployError::Unsupported(
                 "Edgenet.VmInitrd is set without Edgenet.VmKernel: an initrd is booted with its kernel; set both or neither".into(),
@@ -102,6 +116,7 @@ impl Image {
             disk,
             kernel,
             initrd,
+            windows_disk,
         })
     }
 }
@@ -223,10 +238,19 @@ impl NodeRuntime for VmRuntime {
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
-        let image = match &self.image {
+        let mut image = match &self.image {
             Some(i) => i.clone(),
             None => Image::from_plan(&self.plan)?,
         };
+        if node.plan.kind == NodeKind::Windows {
+            // Never the Linux image (nor its kernel) for a Windows node.
+            image = Image {
+                disk: image.windows_disk.clone().unwrap_or_default(),
+                kernel: None,
+                initrd: None,
+                windows_disk: None,
+            };
+        }
         self.ensure_tap(nl, node, own, j)?;
 
         let dir = vm_dir(&self.state_dir, &node.guest);
@@ -333,20 +357,61 @@ impl NodeRuntime for VmRuntime {
                 pid: None,
                 run_state: "not running".into(),
                 agent: false,
+                agent_state: "-".into(),
+                uptime: None,
+                seed_pending: false,
             });
             return Ok(live);
         };
-        let run_state = Qmp::connect(&files.qmp(), Duration::from_secs(2))
-            .and_then(|mut q| q.status())
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let run_state = if edgenet_host::guest_agent::socket_held(&files.qmp()) {
+            Err(edgenet_host::HostError::new(
+                "connect to QMP",
+                files.qmp().display().to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another client holds it (QEMU serves one at a time)",
+                ),
+            ))
+        } else {
+            Qmp::connect(&files.qmp(), Duration::from_secs(2))
+        }
+        .and_then(|mut q| q.status())
+        .unwrap_or_else(|e| match e.io_error().kind() {
+            // QEMU serves one QMP client at a time: another one holds the socket.
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("busy (another client holds its QMP socket: {e})")
+            }
+            _ => format!("unknown ({e})"),
+        });
         live.present = run_state == "running";
+        let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let started = modified(files.pidfile());
+        let uptime = started.and_then(|t| t.elapsed().ok());
+        let seed_pending = matches!((modified(files.seed()), started), (Some(s), Some(q)) if s > q);
         let mut vm = VmLive {
             pid: Some(pid),
             run_state,
             agent: false,
+            agent_state: "not answering".into(),
+            uptime: uptime.map(|u| u.as_secs()),
+            seed_pending,
         };
-        if let Ok(mut ga) = GuestAgent::connect(&files.agent(), Duration::from_millis(1500)) {
+        // status waits less than `node exec` for a busy socket: it only reads.
+        let connected = GuestAgent::connect_waiting(
+            &files.agent(),
+            Duration::from_millis(1500),
+            Duration::from_secs(5),
+        );
+        if let Err(e) = &connected {
+            if e.io_error().kind() == std::io::ErrorKind::ResourceBusy {
+                vm.agent_state = "busy".into();
+            } else if uptime.is_some_and(|u| u < BOOT_GRACE) && live.present {
+                vm.agent_state = "booting".into();
+            }
+        }
+        if let Ok(mut ga) = connected {
             vm.agent = true;
+            vm.agent_state = "up".into();
             if let Ok(ifaces) = ga.interfaces() {
                 if let Some(eth0) = ifaces.into_iter().find(|i| i.name == NODE_IFNAME) {
                     live.up = true;
@@ -416,11 +481,16 @@ pub fn agent(state_dir: &Path, guest: &str, wait: Duration) -> Result<GuestAgent
     }
     let deadline = std::time::Instant::now() + wait;
     loop {
-        match GuestAgent::connect(&files.agent(), Duration::from_secs(2)) {
+        match GuestAgent::connect_waiting(&files.agent(), Duration::from_secs(2), BUSY_WAIT) {
             Ok(ga) => return Ok(ga),
+            Err(e) if e.io_error().kind() == std::io::ErrorKind::ResourceBusy => {
+                return Err(format!(
+                    "its guest agent socket is busy ({e}): another edgenet command (e.g. a long `node exec`) is using it; try again when it ends"
+                ))
+            }
             Err(e) if std::time::Instant::now() >= deadline => {
                 return Err(format!(
-                    "its guest agent does not answer ({e}): the guest is still booting, or its image has no qemu-guest-agent; --wait SECONDS waits for it"
+                    "its guest agent does not answer ({e}): the guest is still booting, its image has no qemu-guest-agent, or a program other than edgenet holds the socket; --wait SECONDS waits for it"
                 ))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
