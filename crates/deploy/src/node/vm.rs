@@ -574,10 +574,16 @@ pub fn shutdown(
     let mut forced = true;
     let gone = match Qmp::connect(&files.qmp(), Duration::from_secs(2)) {
         Ok(mut q) => {
-            tracing::info!(
+            let waiting = format!(
                 "waiting up to {} s for VM {name} (QEMU pid {pid}) to power off",
                 timeout.as_secs()
             );
+            // A person at a terminal sees why nothing happens for a while; logs get it at -v.
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("edgenet: {waiting}");
+            } else {
+                tracing::info!("{waiting}");
+            }
             if q.powerdown().is_ok() && qemu::wait_gone(files, timeout) {
                 forced = false;
                 true
