@@ -483,7 +483,10 @@ fn rename_vm_nodes(
                 run.state.macs.insert(node.name.clone(), mac);
             }
         }
-        let (f, t) = (files::node_dir(&dir, old), files::node_dir(&dir, &node.name));
+        let (f, t) = (
+            files::node_dir(&dir, old),
+            files::node_dir(&dir, &node.name),
+        );
         if f.exists() && !t.exists() {
             let _ = std::fs::rename(&f, &t);
         }
