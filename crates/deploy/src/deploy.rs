@@ -338,6 +338,12 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     drop_nodes_not_in(run, plan, &mut nl, &own)?;
     announce_nodes(plan, &node_macs_by_name);
+    // Another deployment's objects nothing will remove any more: said, never touched.
+    if !run.rolling_back {
+        for leftover in crate::leftovers::leftovers(&mut nl, Some(id.as_str())) {
+            run.changed(format!("warning: {leftover}"));
+        }
+    }
 
     run.state.finish_deploy();
     run.lock.save(&run.state)?;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod failpoint;
 pub mod firewall;
 pub mod journal;
+pub mod leftovers;
 pub mod names;
 pub mod node;
 pub mod remove;

@@ -430,9 +430,17 @@ impl NodeRuntime for VmRuntime {
             });
             return Ok(live);
         };
-        let run_state = Qmp::connect(&files.qmp(), Duration::from_secs(2))
+        let mut run_state = Qmp::connect(&files.qmp(), Duration::from_secs(2))
             .and_then(|mut q| q.status())
             .unwrap_or_else(|e| format!("unknown ({e})"));
+        // A tap without carrier under a running QEMU: its NIC is bound to a deleted tap (the
+        // tap was made again), so the guest is cut off; deploy restarts it.
+        if run_state == "running" && !nl.link(node.host_link)?.is_some_and(|l| l.lower_up) {
+            run_state = format!(
+                "running, but its tap {} has no carrier (QEMU's NIC is not bound to it)",
+                node.host_link
+            );
+        }
         live.present = run_state == "running";
         let mut vm = VmLive {
             pid: Some(pid),
