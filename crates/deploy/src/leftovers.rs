@@ -74,11 +74,19 @@ fn orphan_qemus() -> Vec<String> {
         else {
             continue;
         };
-        if state_dir.join("state.json").exists() || netns(&pid.to_string()) != ours {
+        // Its guest directory is `<node>-<id>`: still a deployment's while the state directory
+        // holds that id (a QEMU whose own directory was deleted is then deploy's to repair).
+        let recorded = std::fs::read_to_string(state_dir.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["deployment_id"].as_str().map(String::from));
+        let guest = vm_dir.file_name().unwrap_or_default().to_string_lossy();
+        let still_recorded = recorded.is_some_and(|id| guest.ends_with(&format!("-{id}")));
+        if still_recorded || netns(&pid.to_string()) != ours {
             continue;
         }
         found.push(format!(
-            "QEMU (pid {pid}) runs VM {} of a deployment whose state directory {} is gone, so no edgenet run stops it: stop it (`kill {pid}`), then delete that deployment's tap and nftables tables named here",
+            "QEMU (pid {pid}) runs VM {} of a deployment that state directory {} no longer holds (it was deleted), so no edgenet run stops it: stop it (`kill {pid}`), then delete that deployment's tap and nftables tables named here",
             vm_dir
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())

@@ -350,7 +350,16 @@ impl NodeRuntime for VmRuntime {
             mtu: node.mtu,
             seed: vm_launch::instance_id(&seed.meta_data),
         };
-        let mut running = qemu::running_pid(&files).is_some();
+        let pid = qemu::running_pid(&files);
+        let mut running = pid.is_some();
+        if let Some(pid) = pid {
+            // QEMU writes its pidfile once: one deleted or overwritten since is written again.
+            let recorded = std::fs::read_to_string(files.pidfile()).unwrap_or_default();
+            if recorded.trim() != pid.to_string() && LaunchSpec::load(&dir).is_some() {
+                std::fs::write(files.pidfile(), format!("{pid}\n"))
+                    .map_err(io_err("write", &files.pidfile()))?;
+            }
+        }
         if running {
             let why = restart_reasons(nl, &files, &planned, grow_to, tap_created, name, j)?;
             if !why.is_empty() {
@@ -359,7 +368,7 @@ impl NodeRuntime for VmRuntime {
                     "restarted VM {name}: {}{}",
                     why.join("; "),
                     if forced {
-                        " (the guest did not power off: QEMU was made to quit)"
+                        " (the guest did not power off by itself: QEMU was stopped by force)"
                     } else {
                         ""
                     }
@@ -500,6 +509,10 @@ fn restart_reasons(
 ) -> Result<Vec<String>, DeployError> {
     let mut why = match LaunchSpec::load(&files.dir) {
         Some(old) => old.changes_to(planned),
+        None if !files.pidfile().exists() => vec![format!(
+            "its files in {} were deleted while it ran",
+            files.dir.display()
+        )],
         None => vec!["its launch spec was not recorded (started by an older edgenet)".into()],
     };
     if let Some(gb) = grow_to {
