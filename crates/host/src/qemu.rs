@@ -546,3 +546,72 @@ fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
     // isa-debug-exit exits with (value << 1) | 1.
     code == Some(3)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_in_paths_inside_option_lists_are_doubled() {
+        let files = VmFiles::new("/tmp/a,b/state/vm/n-1");
+        let spec = VmSpec {
+            name: "n",
+            files: &files,
+            accel: Accel::Tcg,
+            cpus: 1,
+            memory_mb: 256,
+            kernel: Some(Path::new("/img/k,1")),
+            initrd: None,
+            tap: "en1l",
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+        };
+        let a = args(&spec);
+        let after = |flag: &str, prefix: &str| {
+            a.windows(2)
+                .filter(|w| w[0] == flag && w[1].starts_with(prefix))
+                .map(|w| w[1].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            after("-drive", "file="),
+            vec![
+                "file=/tmp/a,,b/state/vm/n-1/disk.qcow2,if=virtio,format=qcow2",
+                "file=/tmp/a,,b/state/vm/n-1/seed.iso,if=virtio,format=raw,readonly=on",
+            ]
+        );
+        assert_eq!(
+            after("-chardev", "socket"),
+            vec!["socket,id=qga0,path=/tmp/a,,b/state/vm/n-1/agent.sock,server=on,wait=off"]
+        );
+        assert_eq!(
+            after("-qmp", "unix:"),
+            vec!["unix:/tmp/a,,b/state/vm/n-1/qmp.sock,server=on,wait=off"]
+        );
+        // Verbatim where QEMU takes the whole value as the path.
+        assert_eq!(
+            after("-serial", "file:"),
+            vec!["file:/tmp/a,b/state/vm/n-1/console.log"]
+        );
+        assert_eq!(
+            after("-pidfile", "/"),
+            vec!["/tmp/a,b/state/vm/n-1/qemu.pid"]
+        );
+        assert_eq!(after("-kernel", "/"), vec!["/img/k,1"]);
+    }
+
+    #[test]
+    fn a_process_is_taken_for_a_vm_s_qemu_only_with_its_pidfile() {
+        // This test process is no QEMU, whatever its arguments.
+        let me = std::process::id();
+        assert!(!qemu_with_pidfile(me, "/nonexistent/qemu.pid"));
+        assert_eq!(qemu_pidfile_arg(me), None);
+        assert_eq!(find_qemu_with_pidfile("/nonexistent/f11a/qemu.pid"), None);
+        // A pidfile naming a process that is not this VM's QEMU is ignored.
+        let dir = std::env::temp_dir().join(format!("edgenet-qemu-pid-{me}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = VmFiles::new(&dir);
+        std::fs::write(files.pidfile(), me.to_string()).unwrap();
+        assert_eq!(running_pid(&files), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
