@@ -595,17 +595,17 @@ pub fn shutdown(
     let mut forced = true;
     let gone = match Qmp::connect(&files.qmp(), Duration::from_secs(2)) {
         Ok(mut q) => {
-            let waiting = format!(
-                "waiting up to {} s for VM {name} (QEMU pid {pid}) to power off",
-                timeout.as_secs()
-            );
-            // A person at a terminal sees why nothing happens for a while; logs get it at -v.
-            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                eprintln!("edgenet: {waiting}");
-            } else {
-                tracing::info!("{waiting}");
-            }
-            if q.powerdown().is_ok() && qemu::wait_gone(files, timeout) {
+            // A paused (or crashed) guest cannot handle the power button: no wait for it.
+            let state = q.status().unwrap_or_default();
+            if state != "running" {
+                note(format!(
+                    "VM {name} is {state:?}, so it cannot power off by itself: told QEMU (pid {pid}) to quit"
+                ));
+                q.quit().is_ok() && qemu::wait_gone(files, Duration::from_secs(5))
+            } else if q.powerdown().is_ok() && {
+                waiting(name, pid, timeout);
+                qemu::wait_gone(files, timeout)
+            } {
                 forced = false;
                 true
             } else {
@@ -632,6 +632,20 @@ pub fn shutdown(
         )));
     }
     Ok(Some(forced))
+}
+
+/// Says that a stop waits for the guest: on a terminal a person sees why nothing happens for a
+/// while; logs get it at -v.
+fn waiting(name: &str, pid: u32, timeout: Duration) {
+    let text = format!(
+        "waiting up to {} s for VM {name} (QEMU pid {pid}) to power off",
+        timeout.as_secs()
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("edgenet: {text}");
+    } else {
+        tracing::info!("{text}");
+    }
 }
 
 fn note(text: String) {
