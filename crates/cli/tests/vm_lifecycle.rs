@@ -250,3 +250,99 @@ fn a_vm_restarts_for_a_new_spec_is_repaired_renamed_with_its_disk_and_removed_wi
     assert!(!m.state.exists());
     eprintln!("vm lifecycle test took {:?}", started.elapsed());
 }
+
+/// QEMU processes whose command line names `path` anywhere (`pgrep -f`).
+fn qemus_naming(path: &Path) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("qemu-system.*{}", path.display())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_killed_deploy_leaves_no_kvm_probe_and_leftovers_of_a_lost_state_dir_are_named() {
+    let Some(m) = machine("f11lo") else { return };
+    let Some(image) = guest_image() else { return };
+    let env = [("EDGENET_MACHINE_NAME", "lo")];
+    let cfg = m.write_config(
+        "a.json",
+        &config(&image, "02:11:22:33:44:77", 1, 2, "198.51.100.7"),
+    );
+    // edgenet killed (SIGKILL) while its KVM probe runs: the probe's QEMU dies with it.
+    let probe = m.state.join("vm/kvm-probe.pid");
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["deploy", "-c", &cfg])
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env("EDGENET_MACHINE_NAME", "lo")
+            .env_remove("EDGENET_VM_ACCEL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while qemus_naming(&probe).is_empty() && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if qemus_naming(&probe).is_empty() {
+            eprintln!("(the KVM probe ended before it was seen: its part is not checked)");
+        } else {
+            // nsenter execs edgenet: the child is edgenet itself.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            assert_eq!(
+                qemus_naming(&probe),
+                Vec::<u32>::new(),
+                "the KVM probe outlived edgenet"
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    } else {
+        eprintln!("(no usable /dev/kvm: no KVM probe runs, its part is not checked)");
+    }
+    deploy(&m, &cfg, &env);
+    let id = m.state_id().unwrap();
+    let vm = vm_dir(&m);
+    assert_eq!(qemus_of(&vm.join("qemu.pid")).len(), 1);
+
+    // The state directory gone (moved away here, to clean up after): check names what is
+    // left, with the commands that delete it, and touches nothing.
+    let away = m.dir.path().join("away");
+    std::fs::rename(&m.state, &away).unwrap();
+    let out = m.edgenet_env(&["check", "-c", &cfg], &env);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{text}");
+    assert!(
+        text.contains(&format!("`ip link del en{id}l`")),
+        "the tap: {text}"
+    );
+    assert!(
+        text.contains(&format!("`nft delete table ip edgenet_{id}`")),
+        "the table: {text}"
+    );
+    assert!(
+        text.contains(&format!("runs VM lo-ledge-{id}")),
+        "the QEMU: {text}"
+    );
+    assert_eq!(qemus_naming(&m.state).len(), 1, "nothing was stopped");
+    std::fs::rename(&away, &m.state).unwrap();
+    m.ok(&["remove"]);
+    assert_eq!(qemus_naming(&m.state), Vec::<u32>::new());
+}
