@@ -164,6 +164,9 @@ fn a_vm_restarts_for_a_new_spec_is_repaired_renamed_with_its_disk_and_removed_wi
         "QMP stop"
     );
     assert!(status(&m, &a)["drift"].to_string().contains("paused"));
+    let exec = m.edgenet_env(&["node", "exec", "--", "true"], &a);
+    let err = String::from_utf8_lossy(&exec.stderr);
+    assert!(err.contains("its VM is paused"), "{err}");
     let out = deploy(&m, &cfg, &a);
     assert!(out.contains("resumed VM lca-ledge"), "{out}");
     assert_eq!(qmp(&sock, "query-status")["return"]["status"], "running");

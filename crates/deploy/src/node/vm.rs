@@ -688,6 +688,14 @@ pub fn agent(state_dir: &Path, guest: &str, wait: Duration) -> Result<GuestAgent
     if qemu::running_pid(&files).is_none() {
         return Err("its VM is not running (run `edgenet deploy` to start it again)".into());
     }
+    // A paused VM's agent never answers: say so rather than "still booting".
+    if let Ok(state) =
+        Qmp::connect(&files.qmp(), Duration::from_secs(2)).and_then(|mut q| q.status())
+    {
+        if state == "paused" {
+            return Err("its VM is paused (run `edgenet deploy` to resume it)".into());
+        }
+    }
     let deadline = std::time::Instant::now() + wait;
     loop {
         match GuestAgent::connect(&files.agent(), Duration::from_secs(2)) {
