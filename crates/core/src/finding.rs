@@ -86,6 +86,8 @@ pub enum Code {
     AdapterWireless,
     AdapterNotEthernet,
     AdapterManaged,
+    /// Objects of another edgenet deployment that nothing records any more.
+    LeftoverObjects,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
@@ -158,6 +160,7 @@ impl Code {
             AdapterWireless => "adapter-wireless",
             AdapterNotEthernet => "adapter-not-ethernet",
             AdapterManaged => "adapter-managed",
+            LeftoverObjects => "leftover-objects",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             VmSize => "vm-size",
@@ -190,7 +193,7 @@ impl Code {
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
-            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops => 11,
+            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops | LeftoverObjects => 11,
             ProbeNotRun | AddressInUse => 12,
             VmSize | VmImage | VmSocketPath => 13,
             HostChecksSkipped => 0,

@@ -235,6 +235,9 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     }
     report.bridge_table = Some(bridge_table);
     host_address_drift(&mut report.drift, nl, &plan)?;
+    report
+        .drift
+        .extend(crate::leftovers::leftovers(nl, Some(id.as_str())));
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
     report.firewall_table = Some(table);

@@ -301,6 +301,7 @@ fn socket_paths(config: &Config, ctx: &Context<'_>, host: &VmHost, out: &mut Vec
 mod tests {
     use super::*;
     use crate::validate::{validate, Context};
+    use std::collections::BTreeMap;
 
     fn config(extra: serde_json::Value) -> Config {
         let mut v = serde_json::json!({

@@ -6,6 +6,7 @@ pub mod files;
 pub(crate) mod netns;
 pub mod seed;
 pub mod vm;
+pub mod vm_launch;
 
 pub use self::netns::NetnsRuntime;
 pub use self::vm::VmRuntime;
