@@ -97,11 +97,17 @@ fn failed(what: &str, m: &LabMachine, out: &Output) -> String {
 /// machine's host is the lab's, not this one).
 fn refuse_failing(loaded: &edgenet_core::config::Loaded, source: &str) -> Result<(), CliError> {
     let ctx = edgenet_core::validate::Context::offline("a lab machine", "lab");
-    super::refuse_errors_from(
-        source,
-        &edgenet_core::validate::check(loaded, &ctx),
-        "the lab was not built",
-    )
+    let mut findings = edgenet_core::validate::check(loaded, &ctx);
+    // `vm` nodes without an image run edgenet's test guest, which `with_test_guest` fills in
+    // (and the filled-in config is checked again).
+    if needs_test_guest(loaded) {
+        findings.retain(|f| f.path != "Edgenet.VmImage");
+    }
+    super::refuse_errors_from(source, &findings, "the lab was not built")
+}
+
+fn needs_test_guest(loaded: &edgenet_core::config::Loaded) -> bool {
+    loaded.config.any_vm() && loaded.config.edgenet.vm_image.is_none()
 }
 
 /// A config with `vm` nodes that names no image runs edgenet's test guest: built (or found
@@ -112,8 +118,7 @@ fn with_test_guest(
     args: &LabUpArgs,
     loaded: &edgenet_core::config::Loaded,
 ) -> Result<Option<PathBuf>, CliError> {
-    let e = &loaded.config.edgenet;
-    if !loaded.config.any_vm() || e.vm_image.is_some() {
+    if !needs_test_guest(loaded) {
         return Ok(None);
     }
     let dir = edgenet_host::guest_image::default_dir();
@@ -189,14 +194,14 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
     refuse_failing(&loaded, &super::source_name_of(config.as_deref()))?;
     if let Some(path) = with_test_guest(cli, args, &loaded)? {
         loaded = super::load_config_at(Some(&path))?;
+        refuse_failing(&loaded, &path.display().to_string())?;
         config = Some(path);
     }
     let scalable = loaded.config.is_scalable();
     let mut spec = LabSpec::new(&args.lab.name, &dir);
     // VM nodes keep their disk overlays in the machine's state directory: on disk, not in
     // memory.
-    spec.machine_files_in_memory =
-        loaded.config.edgenet.node_runtime != edgenet_core::config::NodeRuntime::Vm;
+    spec.machine_files_in_memory = !loaded.config.any_vm();
     if scalable {
         check_lab_lan(&loaded.config)?;
         spec.machines = u8::try_from(loaded.config.machines.len()).map_err(|_| {
