@@ -244,6 +244,9 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     // only adds journal lines and needs no fsync (two cost 1–7 ms on a busy disk).
     let durable_already =
         run.state.phase == Phase::Deployed && run.state.applied_plan.as_ref() == Some(plan);
+    // The switches of the plans recorded before this one (a switch of another kind under the
+    // same name is not this plan's switch).
+    let earlier_switches = earlier_switches(&run.state);
     run.state.begin_deploy(plan);
     run.lock.save_journal(&run.state)?;
     rename_nodes(run, plan, &earlier)?;
@@ -271,6 +274,17 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
+    // A switch the records keep that this plan does not use (another name or kind, another
+    // adapter) goes first, through the driver that made it: its adapter gets the host's
+    // configuration back. A renamed adapter the plan names by its new name is followed.
+    let stale = switch::retire::find_stale(k, &run.state, &plan.switch, &earlier_switches, &own)?;
+    if !stale.is_empty() {
+        let changes = switch::retire::retire(k, &mut run.state, &stale, &own);
+        run.lock.save_journal(&run.state)?;
+        for change in changes? {
+            run.changed(change);
+        }
+    }
     // What the switch kind settles first (the internal bridge's MAC; the external switch's
     // adapter, taken and recorded before anything changes), then the switch itself.
     let prepared = switch::prepare(k, &mut run.state, &plan.switch, &own, &static_macs)?;
@@ -342,6 +356,15 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     run.step("finish")?;
     Ok(())
+}
+
+/// The switches of the plans `state` records (applied, and pending from a run that stopped).
+pub(crate) fn earlier_switches(state: &DeploymentState) -> Vec<edgenet_core::plan::SwitchPlan> {
+    [state.applied_plan.as_ref(), state.pending_plan.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.switch.clone())
+        .collect()
 }
 
 /// A rename (a new machine name) moves a node's namespace to a new name; a namespace that

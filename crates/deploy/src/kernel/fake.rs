@@ -249,6 +249,22 @@ impl Kernel for FakeKernel {
         self.act(format!("apply_saved {}", saved.link))?;
         Ok(LinkConfig::default())
     }
+    /// Puts back one line per recorded address (`address N`), as the real one describes them.
+    fn apply_saved_onto(
+        &mut self,
+        saved: &SavedLinkConfig,
+        link: &str,
+        present: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        self.act(format!("apply_saved_onto {} {link}", saved.link))?;
+        Ok((
+            (0..saved.addresses.len())
+                .map(|i| format!("address {i}"))
+                .filter(|a| !present.contains(a))
+                .collect(),
+            Vec::new(),
+        ))
+    }
     fn netns_exists(&mut self, name: &str) -> bool {
         self.netns.contains(name)
     }

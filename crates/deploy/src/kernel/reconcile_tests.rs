@@ -328,7 +328,7 @@ fn a_gone_adapter_is_a_missing_error() {
         up: true,
         disable_ipv6: None,
     };
-    let err = switch::restore_adapter(&mut k, &snap, "br-ext", &j.own()).unwrap_err();
+    let err = switch::restore_adapter(&mut k, &snap, None, "br-ext", &j.own()).unwrap_err();
     assert!(
         matches!(
             err,
