@@ -249,7 +249,8 @@ impl Kernel for FakeKernel {
         self.act(format!("apply_saved {}", saved.link))?;
         Ok(LinkConfig::default())
     }
-    /// Puts back one line per recorded address (`address N`), as the real one describes them.
+    /// Puts back one line per recorded route (`route N`); a route named in `fail`
+    /// (`apply_saved_onto route N`) is refused.
     fn apply_saved_onto(
         &mut self,
         saved: &SavedLinkConfig,
@@ -257,13 +258,18 @@ impl Kernel for FakeKernel {
         present: &[String],
     ) -> Result<(Vec<String>, Vec<String>), HostError> {
         self.act(format!("apply_saved_onto {} {link}", saved.link))?;
-        Ok((
-            (0..saved.addresses.len())
-                .map(|i| format!("address {i}"))
-                .filter(|a| !present.contains(a))
-                .collect(),
-            Vec::new(),
-        ))
+        let (mut back, mut refused) = (Vec::new(), Vec::new());
+        for item in (0..saved.routes.len()).map(|i| format!("route {i}")) {
+            if present.contains(&item) {
+                continue;
+            }
+            if self.fail.contains(&format!("apply_saved_onto {item}")) {
+                refused.push(format!("{item}: refused"));
+            } else {
+                back.push(item);
+            }
+        }
+        Ok((back, refused))
     }
     fn netns_exists(&mut self, name: &str) -> bool {
         self.netns.contains(name)
