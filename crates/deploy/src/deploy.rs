@@ -285,9 +285,25 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             run.changed(change);
         }
     }
+    // The plan names the adapter by a name it no longer has: the switch keeps the one the
+    // records find by its MAC (and says so), rather than losing its uplink.
+    let renamed = switch::retire::renamed_adapter(k, &run.state, &plan.switch, &own)?;
+    let switch_plan = match &renamed {
+        Some(now) => {
+            run.changed(format!(
+                "warning: adapter {} is now called {now} (found by its MAC); the switch keeps it: set AdapterName to {now}",
+                plan.switch.adapter.as_deref().unwrap_or("?")
+            ));
+            edgenet_core::plan::SwitchPlan {
+                adapter: Some(now.clone()),
+                ..plan.switch.clone()
+            }
+        }
+        None => plan.switch.clone(),
+    };
     // What the switch kind settles first (the internal bridge's MAC; the external switch's
     // adapter, taken and recorded before anything changes), then the switch itself.
-    let prepared = switch::prepare(k, &mut run.state, &plan.switch, &own, &static_macs)?;
+    let prepared = switch::prepare(k, &mut run.state, &switch_plan, &own, &static_macs)?;
     if let Some(adapter) = prepared.new_adapter_record {
         run.new_objects.push((ObjectKind::Adapter, adapter, None));
     }
@@ -298,9 +314,9 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         run.changed(change);
     }
     let mtu = prepared.mtu;
-    let driver = switch::driver(&plan.switch, &run.state);
-    driver.ensure(k, &plan.switch, &own, run)?;
-    let (changes, state_changed) = driver.settle(k, &mut run.state, &plan.switch)?;
+    let driver = switch::driver(&switch_plan, &run.state);
+    driver.ensure(k, &switch_plan, &own, run)?;
+    let (changes, state_changed) = driver.settle(k, &mut run.state, &switch_plan)?;
     for change in changes {
         run.changed(change);
     }

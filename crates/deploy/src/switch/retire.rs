@@ -83,8 +83,16 @@ pub fn find_stale(
         let now = find_adapter(k, &record.adapter, &record.bridge, own)?;
         let same_switch = plan.kind == SwitchKind::External && plan.name == record.bridge;
         let planned = plan.adapter.as_deref();
+        let planned_missing = match planned {
+            Some(p) => k.link(p)?.is_none(),
+            None => false,
+        };
         if same_switch {
             match now.as_deref() {
+                // The plan names the adapter by its old name (a rollback to the plan before a
+                // rename, or a config not updated yet): the renamed one is still the switch's
+                // (see [`renamed_adapter`]), never given back.
+                Some(_) if planned_missing => continue,
                 Some(n) if Some(n) == planned && n == record.adapter.name => continue,
                 Some(n) if Some(n) == planned => {
                     stale.renamed.push((o.name.clone(), n.to_string()));
@@ -193,4 +201,29 @@ pub fn retire(
         }
     }
     Ok(changes)
+}
+
+/// The adapter of `plan`'s external switch when the plan names it by a name no link has any
+/// more but the records find it by its MAC under a new one: the switch keeps using it (a
+/// rollback to the plan before a rename must leave the deployment as it was).
+pub fn renamed_adapter(
+    k: &mut dyn Kernel,
+    state: &DeploymentState,
+    plan: &SwitchPlan,
+    own: &Ownership,
+) -> Result<Option<String>, DeployError> {
+    let (SwitchKind::External, Some(planned)) = (plan.kind, plan.adapter.as_deref()) else {
+        return Ok(None);
+    };
+    if k.link(planned)?.is_some() {
+        return Ok(None);
+    }
+    for record in state.objects.iter().filter_map(AdapterRecord::of) {
+        if record.bridge == plan.name {
+            if let Some(now) = find_adapter(k, &record.adapter, &record.bridge, own)? {
+                return Ok(Some(now));
+            }
+        }
+    }
+    Ok(None)
 }
