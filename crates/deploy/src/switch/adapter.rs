@@ -127,6 +127,7 @@ pub fn restore_adapter(
     };
     // Only a bridge of this deployment (or the one the adapter is a port of) gives anything
     // back: a foreign link that took the name keeps what it has.
+    let bridge_gone = k.link(bridge)?.is_none();
     let ours = match k.link(bridge)? {
         Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
         None => true,
@@ -184,10 +185,12 @@ pub fn restore_adapter(
                 .map(|w| format!("could not put back {w}")),
         );
     }
-    // The recorded configuration is the truth when a link lost it (the bridge deleted by
-    // hand): whatever it holds that is on neither link goes on the adapter, and what the
-    // kernel refuses is said so, never claimed restored.
-    if let Some(saved) = recorded.filter(|_| ours) {
+    // The recorded configuration is the truth when the bridge lost it (deleted by hand, or
+    // made again empty): whatever it holds that is on neither link goes on the adapter, and
+    // what the kernel refuses is said so, never claimed restored. (While the bridge still
+    // carried the host's addresses, those are newer than the record: a renewed lease.)
+    let lost = bridge_gone || moved.addresses.is_empty();
+    if let Some(saved) = recorded.filter(|_| ours && lost) {
         let mut present = k.link_config(&snap.name)?.describe();
         if k.link(bridge)?.is_some() {
             present.extend(k.link_config(bridge)?.describe());
