@@ -169,8 +169,12 @@ pub fn restore_adapter(
     // Leaving the bridge can drop routes through the adapter; put back any that went. Routes
     // the adapter refused while it was a port (an IPv6 gateway not reachable through a port)
     // stayed on the bridge: they move now that it is not one.
+    // Only when something did go: the move is not run a second time for nothing.
     if !moved.is_empty() {
-        k.apply_link_config(&moved, &snap.name)?;
+        let now = k.link_config(&snap.name)?.describe();
+        if moved.describe().iter().any(|d| !now.contains(d)) {
+            k.apply_link_config(&moved, &snap.name)?;
+        }
     }
     if ours && !moved.skipped().is_empty() && k.link(bridge)?.is_some() {
         let rest = k.move_link_config(bridge, &snap.name)?;
