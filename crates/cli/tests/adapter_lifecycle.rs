@@ -1557,3 +1557,103 @@ fn a_deploy_naming_a_renamed_adapter_follows_the_rename() {
     s.m.ok(&["remove"]);
     assert_eq!(l3(&s.m.ns, "enp7s0"), before);
 }
+
+fn drift_of(s: &Site) -> (Option<i32>, Value) {
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code(), status["drift"].clone())
+}
+
+/// B10 defect 9e: the bridge's MAC changed by hand is drift, and deploy sets the adapter's
+/// back.
+#[test]
+fn a_bridge_mac_changed_by_hand_is_drift_that_deploy_repairs() {
+    let Some(s) = Site::new("f10amac") else {
+        return;
+    };
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.deploy();
+    s.ip(&format!("link set {BRIDGE} address 02:00:00:00:0f:09"));
+    let (code, drift) = drift_of(&s);
+    assert_eq!(code, Some(1));
+    assert!(
+        drift.to_string().contains("has MAC 02:00:00:00:0f:09"),
+        "{drift:#}"
+    );
+    let report = s.deploy();
+    assert!(changes_of(&report).contains("set MAC"), "{report:#}");
+    assert_eq!(
+        link(&s.m.ip_json("link show"), BRIDGE).unwrap()["address"],
+        json!(mac)
+    );
+    assert_eq!(drift_of(&s), (Some(0), json!([])));
+    s.m.ok(&["remove"]);
+}
+
+/// B10 defect 9b: IPv6 turned back on on the port is drift (deploy stops it again).
+#[test]
+fn ipv6_on_the_port_is_drift_that_deploy_repairs() {
+    let Some(s) = Site::new("f10av6") else { return };
+    s.deploy();
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "1");
+    s.ip("link show up0 >/dev/null");
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv6.conf.up0.disable_ipv6=0",
+        s.m.ns
+    ));
+    let (code, drift) = drift_of(&s);
+    assert_eq!(code, Some(1));
+    assert!(drift.to_string().contains("IPv6 is on on up0"), "{drift:#}");
+    let report = s.deploy();
+    assert!(
+        changes_of(&report).contains("stopped IPv6 on up0"),
+        "{report:#}"
+    );
+    assert_eq!(s.m.sysctl("net.ipv6.conf.up0.disable_ipv6"), "1");
+    assert_eq!(drift_of(&s), (Some(0), json!([])));
+    s.m.ok(&["remove"]);
+}
+
+/// B10 defect 9a: a user's bridge with the adapter as its port but the host's addresses still
+/// on the adapter: status says deploy moves them, and deploy does.
+#[test]
+fn a_users_bridge_with_addresses_left_on_its_port_is_repaired_by_deploy() {
+    let Some(s) = Site::new("f10aubr") else {
+        return;
+    };
+    let before = l3(&s.m.ns, "up0");
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ip(&format!("link add {BRIDGE} address {mac} type bridge"));
+    s.ip(&format!("link set up0 master {BRIDGE}"));
+    s.ip(&format!("link set {BRIDGE} up"));
+    s.deploy();
+    // What deploy did the first time is repeated by hand: the addresses back on the port.
+    let on_bridge = l3(&s.m.ns, BRIDGE);
+    assert_eq!(on_bridge, before, "moved to the bridge");
+    s.ip(&format!("addr del 198.18.0.11/24 dev {BRIDGE}"));
+    s.ip("addr add 198.18.0.11/24 dev up0");
+    let (code, drift) = drift_of(&s);
+    assert_eq!(code, Some(1));
+    assert!(
+        drift.to_string().contains("run deploy to move it"),
+        "{drift:#}"
+    );
+    let report = s.deploy();
+    assert!(
+        changes_of(&report).contains("moved address 198.18.0.11/24"),
+        "{report:#}"
+    );
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), BRIDGE),
+        ["198.18.0.11/24"]
+    );
+    assert!(ipv4_of(&s.m.ip_json("addr show"), "up0").is_empty());
+    s.m.ok(&["remove"]);
+    s.ip(&format!("link del {BRIDGE}"));
+}
