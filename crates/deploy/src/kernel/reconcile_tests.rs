@@ -464,17 +464,21 @@ fn a_renamed_internal_switch_removes_the_old_bridge() {
         name: "sw-x".into(),
         ..internal_plan()
     };
-    let (stale, changes) = retire_for(&mut k, &mut j, &renamed, &[plan.clone()]);
+    let (stale, changes) = retire_for(&mut k, &mut j, &renamed, std::slice::from_ref(&plan));
     assert_eq!(stale.bridges.len(), 1);
     assert_eq!(k.take_log(), ["delete_link aksedgesw-int"]);
     assert_eq!(changes, ["removed switch aksedgesw-int"]);
     // The same switch again: nothing stale.
     let own = j.own();
-    assert!(
-        switch::retire::find_stale(&mut k, &j.state, &renamed, &[renamed.clone()], &own)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(switch::retire::find_stale(
+        &mut k,
+        &j.state,
+        &renamed,
+        std::slice::from_ref(&renamed),
+        &own
+    )
+    .unwrap()
+    .is_empty());
 }
 
 #[test]
