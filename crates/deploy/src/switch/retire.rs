@@ -50,15 +50,17 @@ impl Stale {
             });
         }
         for b in &self.bridges {
-            out.push(format!(
-                "bridge {} is no longer in the plan (switch {}): run deploy to remove it",
-                b.name,
-                if b.status == ObjectStatus::Adopted {
-                    "the user's, only forgotten"
-                } else {
-                    "made by this deployment"
-                }
-            ));
+            out.push(if b.status == ObjectStatus::Adopted {
+                format!(
+                    "bridge {} (the user's) is no longer in the plan: deploy stops using it and leaves it as it is",
+                    b.name
+                )
+            } else {
+                format!(
+                    "bridge {} (made by this deployment) is no longer in the plan: run deploy to remove it",
+                    b.name
+                )
+            });
         }
         out
     }
