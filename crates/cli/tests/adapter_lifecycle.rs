@@ -1657,3 +1657,47 @@ fn a_users_bridge_with_addresses_left_on_its_port_is_repaired_by_deploy() {
     s.m.ok(&["remove"]);
     s.ip(&format!("link del {BRIDGE}"));
 }
+
+/// B10 defects 1, 2: a switch-changing redeploy that fails is rolled back to the old switch,
+/// in both directions.
+#[test]
+fn a_failed_switch_change_brings_the_old_switch_back() {
+    if !failpoints() {
+        eprintln!("skipped: needs the failpoints feature");
+        return;
+    }
+    let Some(s) = Site::new("f10arb") else { return };
+    let before = richer_adapter(&s);
+    // internal -> external, failing late: the internal switch comes back, up0 as it was.
+    s.m.deploy(None);
+    // Made again (a new index), with the same MAC and address.
+    let view = |s: &Site| {
+        let a = s.m.ip_json("addr show aksedgesw-int");
+        (a[0]["address"].clone(), ipv4_of(&a, "aksedgesw-int"))
+    };
+    let internal = view(&s);
+    let out = s.m.edgenet_env(
+        &["deploy", "-c", &s.cfg],
+        &[("EDGENET_FAILPOINT", "firewall")],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(bridges(&s.m.ns), ["aksedgesw-int"]);
+    assert_eq!(view(&s), internal);
+    assert_eq!(master_of(&s, "up0"), None);
+    assert_eq!(l3(&s.m.ns, "up0"), before);
+    assert_eq!(drift_of(&s), (Some(0), json!([])));
+    // external -> internal, failing late: the external switch comes back with up0 its port
+    // and the host's configuration on the bridge.
+    s.deploy();
+    let on_bridge = l3(&s.m.ns, BRIDGE);
+    let out =
+        s.m.edgenet_env(&["deploy"], &[("EDGENET_FAILPOINT", "firewall")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(bridges(&s.m.ns), [BRIDGE]);
+    assert_eq!(master_of(&s, "up0").as_deref(), Some(BRIDGE));
+    assert_eq!(l3(&s.m.ns, BRIDGE), on_bridge);
+    assert!(s.reachable("198.18.0.11"));
+    assert_eq!(drift_of(&s), (Some(0), json!([])));
+    s.m.ok(&["remove"]);
+    assert_eq!(l3(&s.m.ns, "up0"), before);
+}
