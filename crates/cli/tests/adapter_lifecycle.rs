@@ -1701,3 +1701,26 @@ fn a_failed_switch_change_brings_the_old_switch_back() {
     s.m.ok(&["remove"]);
     assert_eq!(l3(&s.m.ns, "up0"), before);
 }
+
+/// B10 defect 3, partial: the bridge deleted by hand and only the primary address put back on
+/// the adapter: remove puts back the rest of the recorded configuration, and says so.
+#[test]
+fn remove_after_a_partial_put_back_restores_the_rest() {
+    let Some(s) = Site::new("f10apart") else {
+        return;
+    };
+    let before = richer_adapter(&s);
+    s.deploy();
+    s.ip(&format!("link del {BRIDGE}"));
+    s.ip("addr add 198.18.0.11/24 dev up0");
+    let out = s.m.ok(&["remove", "--output", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let restored = report["restored"].to_string();
+    assert!(!restored.contains("put back address"), "{report:#}");
+    assert!(
+        restored.contains("put back default via 198.18.0.1 on up0"),
+        "{report:#}"
+    );
+    assert_eq!(report["left"], json!([]), "{report:#}");
+    assert_eq!(l3(&s.m.ns, "up0"), before);
+}
