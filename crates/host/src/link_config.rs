@@ -269,8 +269,18 @@ impl Netlink {
     pub fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
         let index = self.link_index(&saved.link)?;
         let config = saved.load();
-        let config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
-        self.apply_link_config(&config, &saved.link)?;
+        let mut config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
+        let refused = self.apply_link_config(&config, &saved.link)?;
+        // What the kernel refused is not claimed put back: it is listed as skipped.
+        config.skipped = refused
+            .iter()
+            .map(|(j, why)| format!("route {}: {why}", describe_route(&config.routes[*j])))
+            .collect();
+        let mut i = 0;
+        config.routes.retain(|_| {
+            i += 1;
+            !refused.iter().any(|(j, _)| *j == i - 1)
+        });
         Ok(config)
     }
 

@@ -432,13 +432,18 @@ pub fn keep_host_config(
             return Ok((Vec::new(), false));
         };
         let back = k.apply_saved(saved)?;
-        let changes = back
+        let mut changes: Vec<String> = back
             .describe()
             .into_iter()
             .map(|item| format!(
                 "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
             ))
             .collect();
+        changes.extend(
+            back.skipped()
+                .iter()
+                .map(|w| format!("warning: could not put back {w}")),
+        );
         return Ok((changes, false));
     }
     if on_bridge.addresses.is_empty() {
