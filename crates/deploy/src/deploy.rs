@@ -245,6 +245,9 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     // only adds journal lines and needs no fsync (two cost 1–7 ms on a busy disk).
     let durable_already =
         run.state.phase == Phase::Deployed && run.state.applied_plan.as_ref() == Some(plan);
+    // The switches of the plans recorded before this one (a switch of another kind under the
+    // same name is not this plan's switch).
+    let earlier_switches = earlier_switches(&run.state);
     run.state.begin_deploy(plan);
     run.lock.save_journal(&run.state)?;
     rename_nodes(run, plan, &earlier)?;
@@ -273,9 +276,36 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
+    // A switch the records keep that this plan does not use (another name or kind, another
+    // adapter) goes first, through the driver that made it: its adapter gets the host's
+    // configuration back. A renamed adapter the plan names by its new name is followed.
+    let stale = switch::retire::find_stale(k, &run.state, &plan.switch, &earlier_switches, &own)?;
+    if !stale.is_empty() {
+        let changes = switch::retire::retire(k, &mut run.state, &stale, &own);
+        run.lock.save_journal(&run.state)?;
+        for change in changes? {
+            run.changed(change);
+        }
+    }
+    // The plan names the adapter by a name it no longer has: the switch keeps the one the
+    // records find by its MAC (and says so), rather than losing its uplink.
+    let renamed = switch::retire::renamed_adapter(k, &run.state, &plan.switch, &own)?;
+    let switch_plan = match &renamed {
+        Some(now) => {
+            run.changed(format!(
+                "warning: adapter {} is now called {now} (found by its MAC); the switch keeps it: set AdapterName to {now}",
+                plan.switch.adapter.as_deref().unwrap_or("?")
+            ));
+            edgenet_core::plan::SwitchPlan {
+                adapter: Some(now.clone()),
+                ..plan.switch.clone()
+            }
+        }
+        None => plan.switch.clone(),
+    };
     // What the switch kind settles first (the internal bridge's MAC; the external switch's
     // adapter, taken and recorded before anything changes), then the switch itself.
-    let prepared = switch::prepare(k, &mut run.state, &plan.switch, &own, &static_macs)?;
+    let prepared = switch::prepare(k, &mut run.state, &switch_plan, &own, &static_macs)?;
     if let Some(adapter) = prepared.new_adapter_record {
         run.new_objects.push((ObjectKind::Adapter, adapter, None));
     }
@@ -286,9 +316,9 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         run.changed(change);
     }
     let mtu = prepared.mtu;
-    let driver = switch::driver(&plan.switch, &run.state);
-    driver.ensure(k, &plan.switch, &own, run)?;
-    let (changes, state_changed) = driver.settle(k, &mut run.state, &plan.switch)?;
+    let driver = switch::driver(&switch_plan, &run.state);
+    driver.ensure(k, &switch_plan, &own, run)?;
+    let (changes, state_changed) = driver.settle(k, &mut run.state, &switch_plan)?;
     for change in changes {
         run.changed(change);
     }
@@ -365,6 +395,15 @@ fn refuse_runtime_switch(state: &DeploymentState, plan: &Plan) -> Result<(), Dep
     Err(DeployError::Unsupported(format!(
         "Edgenet.NodeRuntime is {planned:?}, but this machine's nodes are deployed with the {deployed:?} runtime: edgenet does not move a deployed node to another runtime; nothing was changed. Run `edgenet remove` first (the nodes and what is in them go), then deploy again, or set NodeRuntime back to {deployed:?}"
     )))
+}
+
+/// The switches of the plans `state` records (applied, and pending from a run that stopped).
+pub(crate) fn earlier_switches(state: &DeploymentState) -> Vec<edgenet_core::plan::SwitchPlan> {
+    [state.applied_plan.as_ref(), state.pending_plan.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.switch.clone())
+        .collect()
 }
 
 /// A rename (a new machine name) moves a node's namespace to a new name; a namespace that

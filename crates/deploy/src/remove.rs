@@ -173,9 +173,25 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 state.forget_object(o.kind, &o.name, o.netns.as_deref());
                 let what = object_words(&o);
                 match o.kind {
-                    ObjectKind::Adapter => report
-                        .restored
-                        .push(format!("{what} (its addresses and routes)")),
+                    ObjectKind::Adapter => {
+                        // Exactly what went back, and what could not (never claimed restored).
+                        let done = fast
+                            .adapters_done
+                            .iter()
+                            .find(|(n, _)| *n == o.name)
+                            .map(|(_, d)| d.clone())
+                            .unwrap_or_default();
+                        let (failed, ok): (Vec<String>, Vec<String>) =
+                            done.into_iter().partition(|l| l.starts_with("could not"));
+                        report.restored.push(if ok.is_empty() {
+                            format!("{what} (released; nothing of the host's to move back)")
+                        } else {
+                            format!("{what}: {}", ok.join("; "))
+                        });
+                        for f in failed {
+                            report.left.push(format!("{what}: {f}; add it by hand"));
+                        }
+                    }
                     ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
                         .left
                         .push(format!("{what}: the user's bridge, used as it was")),
@@ -280,6 +296,8 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
 struct FastPath {
     table: Option<Result<bool, DeployError>>,
     adapters_failed: Vec<String>,
+    /// What giving each adapter back did ("could not ..." lines: what it could not).
+    adapters_done: Vec<(String, Vec<String>)>,
     errors: Vec<String>,
 }
 
@@ -306,13 +324,22 @@ fn fast_path(
         let mut fast = FastPath {
             table: None,
             adapters_failed: Vec::new(),
+            adapters_done: Vec::new(),
             errors: Vec::new(),
         };
         // The host's addresses go back to the adapter before the bridge that holds them goes.
         for a in adapters {
-            if let Err(e) = teardown.undo(k, a) {
-                fast.errors.push(format!("adapter {}: {e}", a.name));
-                fast.adapters_failed.push(a.name.clone());
+            match teardown.release_adapter(k, a) {
+                Ok(done) => {
+                    for line in &done {
+                        tracing::info!("{line}");
+                    }
+                    fast.adapters_done.push((a.name.clone(), done));
+                }
+                Err(e) => {
+                    fast.errors.push(format!("adapter {}: {e}", a.name));
+                    fast.adapters_failed.push(a.name.clone());
+                }
             }
         }
         if let Err(e) = k.delete_group(teardown.own.group) {

@@ -145,7 +145,71 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             }
         }
     }
+    // What deploy would tear down (a switch no longer in the plan, an adapter given back, a
+    // rename followed): the same list, from the same function.
+    let stale = switch::retire::find_stale(
+        nl,
+        state,
+        &plan.switch,
+        &crate::deploy::earlier_switches(state),
+        &own,
+    )?;
+    report.drift.extend(stale.describe());
+    // The bridge's MAC: the adapter's on an external switch, the generated one on an internal.
+    let want_mac = match plan.switch.kind {
+        SwitchKind::External => plan
+            .switch
+            .adapter
+            .as_deref()
+            .and_then(|a| AdapterRecord::in_state(state, a))
+            .and_then(|r| r.adapter.mac),
+        SwitchKind::Internal => state
+            .macs
+            .get(&names::switch_mac_key(&plan.switch.name))
+            .copied(),
+    };
+    if let (Some(want), Some(have), true) = (want_mac, sw.mac.as_deref(), sw.ours) {
+        if !want.to_string().eq_ignore_ascii_case(have) {
+            report.drift.push(format!(
+                "bridge {} has MAC {have}, the deployment gave it {want}: run deploy to set it back",
+                plan.switch.name
+            ));
+        }
+    }
+    // The adapter, renamed since, is found by its recorded MAC.
+    let adapter_now = match plan.switch.adapter.as_deref() {
+        Some(a) if nl.link(a)?.is_none() => match AdapterRecord::in_state(state, a) {
+            Some(r) => switch::adapter::find_adapter(nl, &r.adapter, &r.bridge, &own)?,
+            None => None,
+        }
+        .map(|now| {
+            report.drift.push(format!(
+                "adapter {a} is now called {now} (found by its recorded MAC): set AdapterName to {now} and run deploy"
+            ));
+            now
+        }),
+        other => other.map(String::from),
+    };
     if let Some(adapter) = plan.switch.adapter.as_deref() {
+        let adapter = adapter_now.as_deref().unwrap_or(adapter);
+        // IPv6 on a port: deploy stops it (its SLAAC route would win over the bridge's).
+        let ipv6_managed =
+            AdapterRecord::in_state(state, plan.switch.adapter.as_deref().unwrap_or(adapter))
+                .is_some_and(|r| r.adapter.disable_ipv6.is_some());
+        let port_now = nl
+            .link(adapter)?
+            .is_some_and(|a| a.master.as_deref() == Some(plan.switch.name.as_str()));
+        if ipv6_managed && port_now {
+            let key = switch::adapter::ipv6_conf(adapter, "disable_ipv6");
+            if let Ok(v) = sysctl::read(&key) {
+                if v.trim() != "1" {
+                    report.drift.push(format!(
+                        "IPv6 is on on {adapter}, a port of {} (its own router advertisements would win over the bridge's): run deploy to stop it",
+                        plan.switch.name
+                    ));
+                }
+            }
+        }
         match nl.link(adapter)? {
             None => report.drift.push(format!("adapter {adapter} is missing")),
             Some(a) if a.master.as_deref() != Some(plan.switch.name.as_str()) => report.drift.push(
@@ -178,7 +242,11 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         }
         // The bridge deleted by hand and made again with nothing on it: the host is offline.
         let recorded = state
-            .object(ObjectKind::Adapter, adapter, None)
+            .object(
+                ObjectKind::Adapter,
+                plan.switch.adapter.as_deref().unwrap_or(adapter),
+                None,
+            )
             .and_then(AdapterRecord::of)
             .and_then(|r| r.moved)
             .map(|m| m.load().address_strings())

@@ -68,13 +68,7 @@ impl<'a> Teardown<'a> {
                 Ok(edgenet_host::iptables::delete_all(&chain, &args)?)
             }
             ObjectKind::Adapter => {
-                if AdapterRecord::of(o).is_none() {
-                    return Err(DeployError::Unsupported(format!(
-                        "the state has no snapshot of adapter {}",
-                        o.name
-                    )));
-                }
-                for done in self.switch.release(k, &self.own)? {
+                for done in self.release_adapter(k, o)? {
                     tracing::info!("{done}");
                 }
                 Ok(true)
@@ -84,6 +78,29 @@ impl<'a> Teardown<'a> {
                 kind_name(other)
             ))),
         }
+    }
+
+    /// Gives a recorded adapter back, through the external driver of its own record (its
+    /// bridge, snapshot and the host's configuration as last recorded); returns what it did,
+    /// lines starting with "could not" for what it could not put back.
+    pub fn release_adapter(
+        &self,
+        k: &mut dyn Kernel,
+        o: &KernelObject,
+    ) -> Result<Vec<String>, DeployError> {
+        let Some(record) = AdapterRecord::of(o) else {
+            return Err(DeployError::Unsupported(format!(
+                "the state has no snapshot of adapter {}",
+                o.name
+            )));
+        };
+        switch::ExternalSwitch {
+            bridge: record.bridge.clone(),
+            snapshot: Some(record.adapter.clone()),
+            users_bridge: false,
+            moved: record.moved.clone(),
+        }
+        .release(k, &self.own)
     }
 
     /// Undoes `objects` in [`removal_rank`] order (newest first within a rank), carrying on

@@ -269,9 +269,83 @@ impl Netlink {
     pub fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
         let index = self.link_index(&saved.link)?;
         let config = saved.load();
-        let config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
-        self.apply_link_config(&config, &saved.link)?;
+        let mut config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
+        let refused = self.apply_link_config(&config, &saved.link)?;
+        // What the kernel refused is not claimed put back: it is listed as skipped.
+        config.skipped = refused
+            .iter()
+            .map(|(j, why)| format!("route {}: {why}", describe_route(&config.routes[*j])))
+            .collect();
+        let mut i = 0;
+        config.routes.retain(|_| {
+            i += 1;
+            !refused.iter().any(|(j, _)| *j == i - 1)
+        });
         Ok(config)
+    }
+
+    /// Puts on `link` each item of `saved` (renamed from the link it was saved from) whose
+    /// description (see [`LinkConfig::describe`]) is not in `present`, one at a time: returns
+    /// what went on, and what the kernel refused, each with why.
+    pub fn apply_saved_onto(
+        &mut self,
+        saved: &SavedLinkConfig,
+        link: &str,
+        present: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        let index = self.link_index(link)?;
+        let config = translate(&saved.load(), &saved.link, link, index, Some(saved.index));
+        let mut items: Vec<(String, LinkConfig)> = Vec::new();
+        let v4 = config
+            .addresses
+            .iter()
+            .filter(|a| a.header.family == AddressFamily::Inet);
+        let v6 = config
+            .addresses
+            .iter()
+            .rev()
+            .filter(|a| a.header.family != AddressFamily::Inet);
+        for a in v4.chain(v6) {
+            items.push((
+                describe_address(a),
+                LinkConfig {
+                    addresses: vec![a.clone()],
+                    ..LinkConfig::default()
+                },
+            ));
+        }
+        let mut routes: Vec<&RouteMessage> = config.routes.iter().collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(u8::from(r.header.scope)));
+        for r in routes {
+            items.push((
+                describe_route(r),
+                LinkConfig {
+                    routes: vec![r.clone()],
+                    ..LinkConfig::default()
+                },
+            ));
+        }
+        for r in &config.rules {
+            items.push((
+                describe_rule(r),
+                LinkConfig {
+                    rules: vec![r.clone()],
+                    ..LinkConfig::default()
+                },
+            ));
+        }
+        let (mut done, mut refused) = (Vec::new(), Vec::new());
+        for (what, item) in items {
+            if present.contains(&what) {
+                continue;
+            }
+            match self.apply_link_config(&item, link) {
+                Ok(r) if r.is_empty() => done.push(what),
+                Ok(r) => refused.extend(r.into_iter().map(|(_, why)| format!("{what}: {why}"))),
+                Err(e) => refused.push(format!("{what}: {e}")),
+            }
+        }
+        Ok((done, refused))
     }
 
     /// Puts `config` (already naming `link`) on `link`; what is there already is left as it
@@ -331,7 +405,7 @@ impl Netlink {
                     } else {
                         format!("add it on {link} by hand if it is still needed")
                     };
-                    tracing::warn!("{why}; {hint}");
+                    tracing::debug!("{why}; {hint}");
                     refused.push((
                         i,
                         format!("the kernel refuses it on {link} ({why}); {hint}"),

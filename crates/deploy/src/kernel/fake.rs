@@ -249,6 +249,28 @@ impl Kernel for FakeKernel {
         self.act(format!("apply_saved {}", saved.link))?;
         Ok(LinkConfig::default())
     }
+    /// Puts back one line per recorded route (`route N`); a route named in `fail`
+    /// (`apply_saved_onto route N`) is refused.
+    fn apply_saved_onto(
+        &mut self,
+        saved: &SavedLinkConfig,
+        link: &str,
+        present: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        self.act(format!("apply_saved_onto {} {link}", saved.link))?;
+        let (mut back, mut refused) = (Vec::new(), Vec::new());
+        for item in (0..saved.routes.len()).map(|i| format!("route {i}")) {
+            if present.contains(&item) {
+                continue;
+            }
+            if self.fail.contains(&format!("apply_saved_onto {item}")) {
+                refused.push(format!("{item}: refused"));
+            } else {
+                back.push(item);
+            }
+        }
+        Ok((back, refused))
+    }
     fn netns_exists(&mut self, name: &str) -> bool {
         self.netns.contains(name)
     }

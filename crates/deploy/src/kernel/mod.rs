@@ -67,6 +67,13 @@ pub trait Kernel {
         link: &str,
     ) -> Result<Vec<(usize, String)>, HostError>;
     fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError>;
+    /// What `saved` holds that `present` does not name, put on `link`: (put back, refused).
+    fn apply_saved_onto(
+        &mut self,
+        saved: &SavedLinkConfig,
+        link: &str,
+        present: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), HostError>;
 
     /// Named network namespaces (`ip netns`).
     fn netns_exists(&mut self, name: &str) -> bool;
@@ -168,6 +175,14 @@ impl Kernel for Netlink {
     }
     fn apply_saved(&mut self, saved: &SavedLinkConfig) -> Result<LinkConfig, HostError> {
         Netlink::apply_saved(self, saved)
+    }
+    fn apply_saved_onto(
+        &mut self,
+        saved: &SavedLinkConfig,
+        link: &str,
+        present: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        Netlink::apply_saved_onto(self, saved, link, present)
     }
     fn netns_exists(&mut self, name: &str) -> bool {
         netns::exists(name)

@@ -328,7 +328,7 @@ fn a_gone_adapter_is_a_missing_error() {
         up: true,
         disable_ipv6: None,
     };
-    let err = switch::restore_adapter(&mut k, &snap, "br-ext", &j.own()).unwrap_err();
+    let err = switch::restore_adapter(&mut k, &snap, None, "br-ext", &j.own()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -370,4 +370,222 @@ fn remove_gives_the_adapter_back_from_the_bridge_its_record_names() {
             "delete_link br-ext",
         ]
     );
+}
+
+/// An external switch deployed on `k` for `j` (bridge br-ext, adapter up0).
+fn deployed_external(k: &mut FakeKernel, j: &mut FakeJournal) {
+    let plan = external_plan();
+    let own = j.own();
+    switch::prepare(k, &mut j.state, &plan, &own, &[]).unwrap();
+    switch::driver(&plan, &j.state)
+        .ensure(k, &plan, &own, j)
+        .unwrap();
+    k.take_log();
+}
+
+fn retire_for(
+    k: &mut FakeKernel,
+    j: &mut FakeJournal,
+    plan: &SwitchPlan,
+    earlier: &[SwitchPlan],
+) -> (switch::retire::Stale, Vec<String>) {
+    let own = j.own();
+    let stale = switch::retire::find_stale(k, &j.state, plan, earlier, &own).unwrap();
+    let changes = switch::retire::retire(k, &mut j.state, &stale, &own).unwrap();
+    (stale, changes)
+}
+
+#[test]
+fn a_switch_kind_change_gives_the_adapter_back_and_removes_the_old_bridge() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    k.add_link("up0", None, None);
+    deployed_external(&mut k, &mut j);
+    let (stale, changes) = retire_for(&mut k, &mut j, &internal_plan(), &[external_plan()]);
+    assert_eq!(stale.describe().len(), 2, "{:?}", stale.describe());
+    assert_eq!(
+        k.take_log(),
+        [
+            "move_link_config br-ext up0",
+            "set_master up0 -",
+            "delete_link br-ext",
+        ],
+        "the adapter gets the host's configuration back while a port, then the bridge goes"
+    );
+    assert_eq!(changes, ["removed switch br-ext (gave adapter up0 back)"]);
+    assert!(j.state.objects.is_empty(), "{:?}", j.state.objects);
+    assert!(k.link("up0").unwrap().unwrap().master.is_none());
+    // Nothing left: a second look finds nothing stale.
+    let own = j.own();
+    assert!(
+        switch::retire::find_stale(&mut k, &j.state, &internal_plan(), &[], &own)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn after_a_crash_mid_take_over_the_records_lead_the_next_deploy_to_give_the_adapter_back() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    k.add_link("up0", None, None);
+    let plan = external_plan();
+    let own = j.own();
+    switch::prepare(&mut k, &mut j.state, &plan, &own, &[]).unwrap();
+    j.fail_at = Some("switch-adapter");
+    let driver = switch::driver(&plan, &j.state);
+    assert!(driver.ensure(&mut k, &plan, &own, &mut j).is_err());
+    assert_eq!(
+        k.link("up0").unwrap().unwrap().master.as_deref(),
+        Some("br-ext"),
+        "stopped with the adapter a port"
+    );
+    k.take_log();
+    // The next deploy, of any plan (here: the internal switch, and no earlier plan recorded).
+    let (_, changes) = retire_for(&mut k, &mut j, &internal_plan(), &[]);
+    assert_eq!(
+        k.take_log(),
+        [
+            "move_link_config br-ext up0",
+            "set_master up0 -",
+            "delete_link br-ext"
+        ]
+    );
+    assert_eq!(changes, ["removed switch br-ext (gave adapter up0 back)"]);
+}
+
+#[test]
+fn a_renamed_internal_switch_removes_the_old_bridge() {
+    let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
+    let own = j.own();
+    internal_driver(&mut k, &mut j, &plan)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    k.take_log();
+    let renamed = SwitchPlan {
+        name: "sw-x".into(),
+        ..internal_plan()
+    };
+    let (stale, changes) = retire_for(&mut k, &mut j, &renamed, std::slice::from_ref(&plan));
+    assert_eq!(stale.bridges.len(), 1);
+    assert_eq!(k.take_log(), ["delete_link aksedgesw-int"]);
+    assert_eq!(changes, ["removed switch aksedgesw-int"]);
+    // The same switch again: nothing stale.
+    let own = j.own();
+    assert!(switch::retire::find_stale(
+        &mut k,
+        &j.state,
+        &renamed,
+        std::slice::from_ref(&renamed),
+        &own
+    )
+    .unwrap()
+    .is_empty());
+}
+
+#[test]
+fn another_adapter_gives_the_old_one_back_and_replaces_its_switch() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    k.add_link("up0", None, None);
+    k.add_link("up1", None, None);
+    deployed_external(&mut k, &mut j);
+    let plan = SwitchPlan {
+        adapter: Some("up1".into()),
+        ..external_plan()
+    };
+    let (_, changes) = retire_for(&mut k, &mut j, &plan, &[external_plan()]);
+    assert_eq!(changes, ["removed switch br-ext (gave adapter up0 back)"]);
+    assert!(k.link("br-ext").unwrap().is_none());
+    assert!(k.link("up0").unwrap().unwrap().master.is_none());
+    // The new switch then takes up1 over, with up1's MAC.
+    let own = j.own();
+    switch::prepare(&mut k, &mut j.state, &plan, &own, &[]).unwrap();
+    switch::driver(&plan, &j.state)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    let up1 = k.link("up1").unwrap().unwrap();
+    assert_eq!(up1.master.as_deref(), Some("br-ext"));
+    assert_eq!(k.link("br-ext").unwrap().unwrap().mac, up1.mac);
+}
+
+#[test]
+fn a_renamed_adapter_named_anew_by_the_plan_is_followed_not_released() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    k.add_link("up0", None, None);
+    deployed_external(&mut k, &mut j);
+    k.links.iter_mut().find(|l| l.name == "up0").unwrap().name = "enp7s0".into();
+    let plan = SwitchPlan {
+        adapter: Some("enp7s0".into()),
+        ..external_plan()
+    };
+    let (stale, changes) = retire_for(&mut k, &mut j, &plan, &[external_plan()]);
+    assert_eq!(stale.renamed, [("up0".to_string(), "enp7s0".to_string())]);
+    assert!(stale.bridges.is_empty() && stale.adapters.is_empty());
+    assert_eq!(
+        k.take_log(),
+        Vec::<String>::new(),
+        "nothing changes on the host"
+    );
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let record = AdapterRecord::in_state(&j.state, "enp7s0").expect("the record follows");
+    assert_eq!(record.adapter.name, "enp7s0");
+    assert!(AdapterRecord::in_state(&j.state, "up0").is_none());
+    // The deploy then goes on with the bridge as it is.
+    let own = j.own();
+    switch::prepare(&mut k, &mut j.state, &plan, &own, &[]).unwrap();
+    switch::driver(&plan, &j.state)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    assert_eq!(k.take_log(), ["move_link_config enp7s0 br-ext"]);
+}
+
+#[test]
+fn a_bridge_mac_changed_by_hand_is_set_back_to_the_adapters() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    let mac = k.add_link("up0", None, None).mac;
+    deployed_external(&mut k, &mut j);
+    k.links.iter_mut().find(|l| l.name == "br-ext").unwrap().mac = Some(MAC);
+    let (plan, own) = (external_plan(), j.own());
+    switch::driver(&plan, &j.state)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    assert_eq!(k.link("br-ext").unwrap().unwrap().mac, mac);
+    assert!(
+        j.changes.iter().any(|c| c.starts_with("set MAC")),
+        "{:?}",
+        j.changes
+    );
+}
+
+#[test]
+fn the_recorded_configuration_goes_back_on_the_adapter_and_what_is_refused_is_said_so() {
+    let (mut k, mut j) = (FakeKernel::new(), FakeJournal::new());
+    k.add_link("up0", None, None);
+    deployed_external(&mut k, &mut j);
+    let mut record = AdapterRecord::in_state(&j.state, "up0").unwrap();
+    record.moved = Some(edgenet_host::link_config::SavedLinkConfig {
+        link: "br-ext".into(),
+        index: 9,
+        routes: vec!["00".into(), "01".into()],
+        ..Default::default()
+    });
+    record.store(&mut j.state);
+    // The bridge deleted by hand.
+    k.links.retain(|l| l.name != "br-ext");
+    k.links.iter_mut().find(|l| l.name == "up0").unwrap().master = None;
+    k.fail.push("apply_saved_onto route 1".into());
+    let o = j
+        .state
+        .object(ObjectKind::Adapter, "up0", None)
+        .unwrap()
+        .clone();
+    let done = Teardown::of_state(&j.state, Path::new("/nonexistent"))
+        .release_adapter(&mut k, &o)
+        .unwrap();
+    assert_eq!(
+        done,
+        [
+            "put back route 0 on up0 (as recorded; it was on neither link)",
+            "could not put back route 1: refused on up0",
+        ]
+    );
+    assert!(k.log.contains(&"apply_saved_onto br-ext up0".to_string()));
 }

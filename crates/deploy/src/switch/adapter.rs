@@ -96,6 +96,7 @@ pub fn find_adapter(
 pub fn restore_adapter(
     k: &mut dyn Kernel,
     snap: &AdapterSnapshot,
+    recorded: Option<&SavedLinkConfig>,
     bridge: &str,
     own: &Ownership,
 ) -> Result<Vec<String>, DeployError> {
@@ -126,6 +127,7 @@ pub fn restore_adapter(
     };
     // Only a bridge of this deployment (or the one the adapter is a port of) gives anything
     // back: a foreign link that took the name keeps what it has.
+    let bridge_gone = k.link(bridge)?.is_none();
     let ours = match k.link(bridge)? {
         Some(b) => own.owns(&b) || link.master.as_deref() == Some(bridge),
         None => true,
@@ -164,9 +166,59 @@ pub fn restore_adapter(
     if link.up != snap.up {
         k.set_up(&snap.name, snap.up)?;
     }
-    // Leaving the bridge can drop routes through the adapter; put back any that went.
+    // Leaving the bridge can drop routes through the adapter; put back any that went. Routes
+    // the adapter refused while it was a port (an IPv6 gateway not reachable through a port)
+    // stayed on the bridge: they move now that it is not one.
+    // Only when something did go: the move is not run a second time for nothing.
     if !moved.is_empty() {
-        k.apply_link_config(&moved, &snap.name)?;
+        let now = k.link_config(&snap.name)?.describe();
+        if moved.describe().iter().any(|d| !now.contains(d)) {
+            k.apply_link_config(&moved, &snap.name)?;
+        }
+    }
+    if ours && !moved.skipped().is_empty() && k.link(bridge)?.is_some() {
+        let rest = k.move_link_config(bridge, &snap.name)?;
+        done.extend(
+            rest.describe()
+                .into_iter()
+                .map(|m| format!("moved {m} from {bridge} back to {}", snap.name)),
+        );
+        done.extend(
+            rest.skipped()
+                .iter()
+                .map(|w| format!("could not put back {w}")),
+        );
+    }
+    // The recorded configuration is the truth when the bridge lost it (deleted by hand, or
+    // made again empty): whatever it holds that is on neither link goes on the adapter, and
+    // what the kernel refuses is said so, never claimed restored. (While the bridge still
+    // carried the host's addresses, those are newer than the record: a renewed lease.)
+    let lost = bridge_gone || moved.addresses.is_empty();
+    if let Some(saved) = recorded.filter(|_| ours && lost) {
+        let mut present = k.link_config(&snap.name)?.describe();
+        if k.link(bridge)?.is_some() {
+            present.extend(k.link_config(bridge)?.describe());
+        }
+        let (back, refused) = k.apply_saved_onto(saved, &snap.name, &present)?;
+        let now = k.link_config(&snap.name)?.describe();
+        for item in back {
+            if now.contains(&item) || !item.starts_with("address") {
+                done.push(format!(
+                    "put back {item} on {} (as recorded; it was on neither link)",
+                    snap.name
+                ));
+            } else {
+                done.push(format!(
+                    "could not put back {item} on {}: the kernel took it but it is not there",
+                    snap.name
+                ));
+            }
+        }
+        done.extend(
+            refused
+                .into_iter()
+                .map(|r| format!("could not put back {r} on {}", snap.name)),
+        );
     }
     Ok(done)
 }
@@ -245,7 +297,7 @@ impl AdapterRecord {
             .and_then(AdapterRecord::of)
     }
 
-    fn store(&self, state: &mut DeploymentState) {
+    pub(crate) fn store(&self, state: &mut DeploymentState) {
         state
             .record_object(ObjectKind::Adapter, &self.adapter_key(), None)
             .restore = Some(serde_json::to_value(self).expect("serialises"));
@@ -380,13 +432,18 @@ pub fn keep_host_config(
             return Ok((Vec::new(), false));
         };
         let back = k.apply_saved(saved)?;
-        let changes = back
+        let mut changes: Vec<String> = back
             .describe()
             .into_iter()
             .map(|item| format!(
                 "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
             ))
             .collect();
+        changes.extend(
+            back.skipped()
+                .iter()
+                .map(|w| format!("warning: could not put back {w}")),
+        );
         return Ok((changes, false));
     }
     if on_bridge.addresses.is_empty() {

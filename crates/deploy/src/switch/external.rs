@@ -3,6 +3,7 @@
 //! so the machine keeps its connectivity and its DHCP lease.
 
 use edgenet_core::plan::SwitchPlan;
+use edgenet_host::link_config::SavedLinkConfig;
 use edgenet_host::netlink::BridgeSpec;
 
 use super::adapter::{
@@ -22,23 +23,38 @@ pub struct ExternalSwitch {
     pub snapshot: Option<AdapterSnapshot>,
     /// The bridge is the user's (recorded as adopted): used, never deleted.
     pub users_bridge: bool,
+    /// The host's configuration on the bridge as last recorded: what goes back on the adapter
+    /// when neither link has it (the bridge was deleted by hand).
+    pub moved: Option<SavedLinkConfig>,
 }
 
 impl ExternalSwitch {
     /// The switch `bridge` as the state records it (see [`super::adapter::adopt_adapter`]).
     pub fn from_state(bridge: &str, state: &DeploymentState) -> ExternalSwitch {
-        let snapshot = state
+        let record = state
             .objects
             .iter()
             .filter_map(AdapterRecord::of)
-            .find(|r| r.bridge == bridge)
-            .map(|r| r.adapter);
+            .find(|r| r.bridge == bridge);
         ExternalSwitch {
             bridge: bridge.to_string(),
-            snapshot,
+            snapshot: record.as_ref().map(|r| r.adapter.clone()),
             users_bridge: state
                 .object(ObjectKind::Bridge, bridge, None)
                 .is_some_and(|o| o.status == ObjectStatus::Adopted),
+            moved: record.and_then(|r| r.moved),
+        }
+    }
+
+    /// The switch of one adapter record (the state may record more than one).
+    pub fn from_record(record: &AdapterRecord, state: &DeploymentState) -> ExternalSwitch {
+        ExternalSwitch {
+            bridge: record.bridge.clone(),
+            snapshot: Some(record.adapter.clone()),
+            users_bridge: state
+                .object(ObjectKind::Bridge, &record.bridge, None)
+                .is_some_and(|o| o.status == ObjectStatus::Adopted),
+            moved: record.moved.clone(),
         }
     }
 }
@@ -53,9 +69,22 @@ impl SwitchDriver for ExternalSwitch {
     ) -> Result<(), DeployError> {
         let name = plan.name.as_str();
         let Some(snap) = self.snapshot.as_ref() else {
-            // A bridge the user made, with the adapter as its port: used as it is.
+            // A bridge the user made, with the adapter as its port: used as it is, except for
+            // addresses left on the port, unreachable there (status says so): they move to
+            // the bridge.
             j.step("switch")?;
             j.step("switch-adapter")?;
+            if let Some(adapter) = plan.adapter.as_deref() {
+                let is_port = k
+                    .link(adapter)?
+                    .is_some_and(|a| a.master.as_deref() == Some(name));
+                if is_port && !k.link_config(adapter)?.addresses.is_empty() {
+                    let moved = k.move_link_config(adapter, name)?;
+                    for item in moved.describe() {
+                        j.changed(format!("moved {item} from {adapter} to {name}"));
+                    }
+                }
+            }
             j.step("switch-address")?;
             return Ok(());
         };
@@ -82,6 +111,14 @@ impl SwitchDriver for ExternalSwitch {
                 if link.mtu != mtu {
                     k.set_mtu(name, mtu)?;
                     j.changed(format!("set MTU {mtu} on {name} (was {})", link.mtu));
+                }
+                // The adapter's MAC (changed by hand, or an adapter the plan changed).
+                if let Some(mac) = snap.mac.filter(|m| link.mac != Some(*m)) {
+                    k.set_mac(name, mac)?;
+                    j.changed(format!(
+                        "set MAC {mac} ({adapter}'s) on {name} back (it had {})",
+                        link.mac.map(|m| m.to_string()).unwrap_or_else(|| "none".into())
+                    ));
                 }
                 if !link.up {
                     k.set_up(name, true)?;
@@ -118,7 +155,7 @@ impl SwitchDriver for ExternalSwitch {
     /// The adapter gets the host's configuration back while it is still a port.
     fn release(&self, k: &mut dyn Kernel, own: &Ownership) -> Result<Vec<String>, DeployError> {
         match &self.snapshot {
-            Some(snap) => restore_adapter(k, snap, &self.bridge, own),
+            Some(snap) => restore_adapter(k, snap, self.moved.as_ref(), &self.bridge, own),
             None => Ok(Vec::new()),
         }
     }

@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod adapter_owner;
 pub mod bridge;
 pub mod external;
+pub mod retire;
 
 pub use adapter::{restore_adapter, AdapterRecord, AdapterSnapshot};
 pub use bridge::InternalSwitch;

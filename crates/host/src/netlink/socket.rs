@@ -13,7 +13,7 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{HostError, Netlink};
 
@@ -261,15 +261,18 @@ fn describe(msg: &RouteNetlinkMessage) -> Option<String> {
         )
     };
     let route = |verb: &str, m: &RouteMessage| {
+        // The family's own unspecified address when there is no destination (a default
+        // route): an IPv6 prefix never prints as 0.0.0.0/N.
         let dst = m.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(ip.to_string()),
+            RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(ip.to_string()),
             _ => None,
         });
-        format!(
-            "{verb} route {}/{}",
-            dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            m.header.destination_prefix_length
-        )
+        let dst = dst.unwrap_or_else(|| match m.header.address_family {
+            AddressFamily::Inet6 => std::net::Ipv6Addr::UNSPECIFIED.to_string(),
+            _ => Ipv4Addr::UNSPECIFIED.to_string(),
+        });
+        format!("{verb} route {dst}/{}", m.header.destination_prefix_length)
     };
     Some(match msg {
         RouteNetlinkMessage::NewLink(m) => link("new", m),
@@ -302,6 +305,27 @@ mod tests {
     use super::*;
     use netlink_packet_core::{DefaultNla, DoneMessage, ErrorMessage, NLM_F_MULTIPART};
     use std::num::NonZeroI32;
+
+    #[test]
+    fn an_ipv6_route_is_described_with_its_own_prefix() {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet6;
+        r.header.destination_prefix_length = 48;
+        r.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet6(
+                "2001:db8:18::".parse().unwrap(),
+            )));
+        assert_eq!(
+            describe(&RouteNetlinkMessage::NewRoute(r.clone())).unwrap(),
+            "add route 2001:db8:18::/48"
+        );
+        r.attributes.clear();
+        r.header.destination_prefix_length = 0;
+        assert_eq!(
+            describe(&RouteNetlinkMessage::NewRoute(r)).unwrap(),
+            "add route ::/0"
+        );
+    }
 
     /// One kernel-side message as it comes off the socket.
     fn wire(payload: NetlinkPayload<RouteNetlinkMessage>, seq: u32, flags: u16) -> Vec<u8> {
