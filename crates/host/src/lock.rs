@@ -2,8 +2,9 @@
 //! exclusively with a bounded wait (the deployment state directory, the lab directory), or
 //! waited for without being taken (a reader that must not act while a run holds it).
 
-use std::fs::{File, TryLockError};
-use std::io;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How often a waiter tries again.
@@ -57,6 +58,50 @@ pub fn wait_until_free(file: &File, timeout: Duration) -> bool {
     }
 }
 
+/// Where the per-network-namespace locks are.
+pub const RUN_DIR: &str = "/run/edgenet";
+
+/// The lock file of the calling thread's network namespace, keyed by the namespace's inode (two
+/// names of one namespace, or two state directories deploying into it, share it).
+pub fn network_namespace_lock_path() -> io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/thread-self/ns/net")?;
+    Ok(PathBuf::from(RUN_DIR).join(format!("netns-{}-{}.lock", ns.dev(), ns.ino())))
+}
+
+/// Takes the exclusive lock of the calling thread's network namespace (see
+/// [`network_namespace_lock_path`]), waiting up to `timeout`: what deploys in one namespace
+/// choose from what they see there (the automatic subnet) is chosen one at a time. The PID is
+/// written into it for whoever waits. Released when the file is dropped.
+pub fn network_namespace(timeout: Duration) -> Result<(File, PathBuf), LockError> {
+    let path = network_namespace_lock_path().map_err(LockError::Io)?;
+    std::fs::create_dir_all(RUN_DIR).map_err(LockError::Io)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(LockError::Io)?;
+    exclusive(&file, Instant::now(), timeout)?;
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok((file, path))
+}
+
+/// Whether somebody holds `file` exclusively right now (one try, nothing kept).
+pub fn is_held(file: &File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +119,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(wait_until_free(&second, Duration::from_millis(60)));
+        assert!(is_held(&second));
         first.unlock().unwrap();
+        assert!(!is_held(&second));
         assert!(!wait_until_free(&second, Duration::from_millis(60)));
         exclusive(&second, Instant::now(), Duration::ZERO).unwrap();
     }

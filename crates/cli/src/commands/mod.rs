@@ -221,7 +221,12 @@ pub fn probe_view(
 /// Refuses a `--machine` that the config does not have (a wrong command line: exit 2), before
 /// any rule runs, in `check` as in `plan`.
 pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> {
-    match args.machine {
+    machine_index_in_range(args.machine, count)
+}
+
+/// `--machine N` within the config's machines, or exit 2 (a wrong command line).
+pub fn machine_index_in_range(machine: Option<usize>, count: usize) -> Result<(), CliError> {
+    match machine {
         Some(i) if i >= count => Err(CliError::new(
             Exit::Unreadable,
             "invalid-arguments",
