@@ -104,8 +104,15 @@ fn removing_one_deployment_leaves_forwarding_on_for_the_one_beside_it() {
     let out = b.edgenet(&["status", "--output", "json"]);
     let drift = status_drift(&out);
     assert!(!drift.iter().any(|d| d.contains("ip_forward")), "{drift:?}");
+    // The last one puts back what was there before either.
     let out = b.edgenet(&["remove"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0", "{}", text(&out));
+    assert!(
+        text(&out).contains("restored net.ipv4.ip_forward to 0"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -309,5 +316,65 @@ fn an_empty_foreign_namespace_under_a_nodes_name_is_reported_refused_and_left() 
         Path::new(&format!("/run/netns/{node}")).exists(),
         "remove deleted a namespace it did not make: {}",
         text(&out)
+    );
+}
+
+#[test]
+fn status_while_a_remove_holds_the_lock_says_it_is_running() {
+    let Some(m) = machine("f10block") else { return };
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("skipped: flock(1) (util-linux) not installed");
+        return;
+    }
+    m.deploy(None);
+    // A remove that is half-way: its phase recorded, the state directory locked by it.
+    let file = m.state.join("state.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    v["phase"] = "removing".into();
+    std::fs::write(&file, v.to_string()).unwrap();
+    let lock_file = m.state.join("lock");
+    let mut holder = Command::new("flock")
+        .args(["--no-fork", "--exclusive"])
+        .arg(&m.state)
+        .args([
+            "sh",
+            "-c",
+            "echo \"$$ edgenet remove\" > \"$1\"; exec sleep 30",
+            "sh",
+        ])
+        .arg(&lock_file)
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&lock_file)
+        .unwrap_or_default()
+        .starts_with(&pid.to_string())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let drift = status_drift(&out);
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.starts_with("a remove is running") && d.contains(&format!("pid {pid}"))),
+        "{drift:?}"
+    );
+    assert!(
+        !drift.iter().any(|d| d.contains("the last run stopped")),
+        "{drift:?}"
+    );
+    // Released: the remove stopped half-way, and status says that.
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let drift = status_drift(&out);
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("the last run stopped while Removing")),
+        "{drift:?}"
     );
 }

@@ -620,6 +620,9 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
             let other =
                 forwarding::other_forwarding_user(&firewall::table_name(&run.state.deployment_id));
             if let Some(user) = &other {
+                if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                    forwarding::hand_over(&change.previous);
+                }
                 run.changed(format!(
                     "left {IP_FORWARD} at {} ({user} forwards through this host)",
                     live.trim()
@@ -762,4 +765,33 @@ fn roll_back_with(run: &mut Run<'_>, k: &mut dyn Kernel) -> (Vec<String>, Vec<St
 /// The state directory a command uses: `--state-dir`, `EDGENET_STATE_DIR`, else the default.
 pub fn default_state_dir() -> &'static Path {
     Path::new(crate::state::DEFAULT_STATE_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undone;
+
+    #[test]
+    fn rollback_lines_say_what_was_put_back_and_never_list_a_warning() {
+        let lines = undone(
+            [
+                "set MTU 1400 on aksedgesw-int (was 1500)",
+                "wrote b10a-ledge/hosts",
+                "gave b10a-ledge the address 192.168.0.2/24",
+                "warning: route 10.9.0.0/16 nhid 7 stays on up0",
+                "brought aksedgesw-int up",
+            ]
+            .into_iter()
+            .map(String::from),
+        );
+        assert_eq!(
+            lines,
+            [
+                "put the MTU of aksedgesw-int back to 1400",
+                "put b10a-ledge/hosts back as it was",
+                "gave b10a-ledge its address 192.168.0.2/24 back",
+                "put back: brought aksedgesw-int up",
+            ]
+        );
+    }
 }

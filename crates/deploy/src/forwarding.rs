@@ -3,6 +3,51 @@
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
+/// How [`other_forwarding_user`] names another edgenet deployment.
+pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
+
+/// Where a deployment removed while another one in the same network namespace still routes
+/// leaves the value forwarding had before edgenet (that one's state directory is unknown to
+/// it): in /run, keyed by the namespace (gone at reboot, as the sysctl is).
+fn handover_path() -> Option<std::path::PathBuf> {
+    let key = edgenet_host::lock::network_namespace_key().ok()?;
+    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward")))
+}
+
+/// Leaves `previous` for the last deployment of this namespace (the first hand-over wins:
+/// it holds the value from before any edgenet deployment).
+pub fn hand_over(previous: &str) {
+    let Some(path) = handover_path() else { return };
+    if path.exists() {
+        return;
+    }
+    let written = std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
+        .and_then(|()| std::fs::write(&path, previous));
+    if let Err(e) = written {
+        tracing::debug!("{}: {e}", path.display());
+    }
+}
+
+/// At remove, in a deployment that did not turn forwarding on itself: the value handed over
+/// by one removed before, put back when nobody else forwards any more and forwarding is still
+/// on. What it did, in words.
+pub fn restore_handed_over(own_table: &str) -> Option<String> {
+    let path = handover_path()?;
+    let previous = std::fs::read_to_string(&path).ok()?;
+    let previous = previous.trim();
+    if other_forwarding_user(own_table).is_some() {
+        return None;
+    }
+    let live = edgenet_host::sysctl::read(IP_FORWARD).ok()?;
+    let _ = std::fs::remove_file(&path);
+    if live.trim() != "1" || edgenet_host::sysctl::write(IP_FORWARD, previous).is_err() {
+        return None;
+    }
+    Some(format!(
+        "{IP_FORWARD} to {previous} (its value before the first edgenet deployment in this network namespace)"
+    ))
+}
+
 /// Another user of IPv4 forwarding on the host, in words: Docker, a non-empty forward or NAT
 /// chain of a table that is not edgenet's, or another edgenet deployment's table (one beside
 /// this one in the same namespace; its state directory is unknown here, its table is not).
@@ -39,7 +84,7 @@ pub fn forwarding_user_of(ruleset: &serde_json::Value, own_table: &str) -> Optio
             return None;
         }
         Some(if table.starts_with(crate::firewall::TABLE_PREFIX) {
-            format!("another edgenet deployment (nftables table {family} {table})")
+            format!("{ANOTHER_DEPLOYMENT} (nftables table {family} {table})")
         } else {
             format!("chain {name} of table {family} {table}")
         })

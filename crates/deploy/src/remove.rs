@@ -6,7 +6,7 @@ use edgenet_host::{netns, sysctl};
 
 use crate::error::DeployError;
 use crate::firewall::NftablesDriver;
-use crate::forwarding::{other_forwarding_user, IP_FORWARD};
+use crate::forwarding::{self, other_forwarding_user, IP_FORWARD};
 use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
@@ -216,9 +216,14 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
     }
 
+    let set_forwarding = state
+        .sysctls
+        .iter()
+        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
     for change in state.sysctls.clone() {
         // Forwarding stays on while another user of it is on the host (Docker, another
-        // router's firewall): turning it off would cut them off.
+        // router's firewall, another deployment beside this one): turning it off would cut
+        // them off.
         if change.key == IP_FORWARD && change.netns.is_none() {
             let live = sysctl::read(&change.key).unwrap_or_default();
             if live.trim() == change.value {
@@ -229,6 +234,9 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                         live.trim(),
                         change.previous
                     ));
+                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                        forwarding::hand_over(&change.previous);
+                    }
                     state.forget_sysctl(&change.key, None);
                     continue;
                 }
@@ -260,6 +268,12 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
     }
 
+    // The last deployment of several in this namespace puts back what the first found.
+    if !set_forwarding {
+        if let Some(restored) = forwarding::restore_handed_over(&own_table) {
+            report.restored.push(restored);
+        }
+    }
     // The files go before the state does: one that cannot be deleted keeps the state, so
     // `edgenet remove` run again retries (as the failure's hint says).
     if report.errors.is_empty() {

@@ -2,9 +2,8 @@
 //! exclusively with a bounded wait (the deployment state directory, the lab directory), or
 //! waited for without being taken (a reader that must not act while a run holds it).
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::fs::{File, TryLockError};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// How often a waiter tries again.
@@ -58,36 +57,30 @@ pub fn wait_until_free(file: &File, timeout: Duration) -> bool {
     }
 }
 
-/// Where the per-network-namespace locks are.
+/// Where edgenet keeps what outlives one run but not a reboot (see
+/// [`network_namespace_key`]).
 pub const RUN_DIR: &str = "/run/edgenet";
 
-/// The lock file of the calling thread's network namespace, keyed by the namespace's inode (two
-/// names of one namespace, or two state directories deploying into it, share it).
-pub fn network_namespace_lock_path() -> io::Result<PathBuf> {
+/// The calling thread's network namespace.
+const OWN_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// A name for the calling thread's network namespace, from its inode (`netns-DEV-INO`): files
+/// about the namespace under [`RUN_DIR`] carry it.
+pub fn network_namespace_key() -> io::Result<String> {
     use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/thread-self/ns/net")?;
-    Ok(PathBuf::from(RUN_DIR).join(format!("netns-{}-{}.lock", ns.dev(), ns.ino())))
+    let ns = std::fs::metadata(OWN_NETNS)?;
+    Ok(format!("netns-{}-{}", ns.dev(), ns.ino()))
 }
 
-/// Takes the exclusive lock of the calling thread's network namespace (see
-/// [`network_namespace_lock_path`]), waiting up to `timeout`: what deploys in one namespace
-/// choose from what they see there (the automatic subnet) is chosen one at a time. The PID is
-/// written into it for whoever waits. Released when the file is dropped.
-pub fn network_namespace(timeout: Duration) -> Result<(File, PathBuf), LockError> {
-    let path = network_namespace_lock_path().map_err(LockError::Io)?;
-    std::fs::create_dir_all(RUN_DIR).map_err(LockError::Io)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(LockError::Io)?;
+/// Takes the exclusive lock of the calling thread's network namespace, waiting up to
+/// `timeout`: what deploys in one namespace choose from what they see there (the automatic
+/// subnet) is chosen one at a time. The lock is a `flock` on the namespace's own file
+/// (`/proc/thread-self/ns/net`, the same inode for every process in it), so it needs no file
+/// of its own and leaves nothing behind. Released when the returned file is dropped.
+pub fn network_namespace(timeout: Duration) -> Result<File, LockError> {
+    let file = File::open(OWN_NETNS).map_err(LockError::Io)?;
     exclusive(&file, Instant::now(), timeout)?;
-    let _ = file
-        .set_len(0)
-        .and_then(|()| writeln!(file, "{}", std::process::id()));
-    Ok((file, path))
+    Ok(file)
 }
 
 /// Whether somebody holds `file` exclusively right now (one try, nothing kept).
@@ -105,6 +98,21 @@ pub fn is_held(file: &File) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_network_namespace_lock_excludes_a_second_holder_in_the_same_namespace() {
+        let first = network_namespace(Duration::ZERO).unwrap();
+        // Another open of the namespace's file (another process would do the same).
+        let second = File::open(OWN_NETNS).unwrap();
+        assert!(is_held(&second));
+        assert!(matches!(
+            network_namespace(Duration::from_millis(60)),
+            Err(LockError::Busy { .. })
+        ));
+        drop(first);
+        assert!(!is_held(&second));
+        assert!(network_namespace_key().unwrap().starts_with("netns-"));
+    }
 
     #[test]
     fn a_second_holder_waits_then_gives_up_and_a_waiter_sees_it_held() {

@@ -80,26 +80,19 @@ fn lock(
 }
 
 /// The lock of this network namespace (see [`edgenet_host::lock::network_namespace`]);
-/// `None` when it cannot be made (no `/run`): the run goes on as before there was one.
+/// `None` when it cannot be taken (no /proc): the run goes on as before there was one.
 fn netns_lock(wait: u64) -> Result<Option<std::fs::File>, CliError> {
     use edgenet_host::lock::{network_namespace, LockError};
     match network_namespace(Duration::from_secs(wait)) {
-        Ok((file, _)) => Ok(Some(file)),
-        Err(LockError::Busy { waited }) => {
-            let path = edgenet_host::lock::network_namespace_lock_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            Err(CliError::new(
-                Exit::Host,
-                "locked",
-                format!(
-                    "another edgenet deploy (pid {}) is choosing its subnet in this network namespace ({path}); waited {waited:?}",
-                    pid.trim()
-                ),
-            )
-            .hint("run deploy again when it is done, or wait longer with --wait SECONDS"))
-        }
+        Ok(file) => Ok(Some(file)),
+        Err(LockError::Busy { waited }) => Err(CliError::new(
+            Exit::Host,
+            "locked",
+            format!(
+                "another edgenet deploy is choosing its subnet in this network namespace (waited {waited:?}); nothing was changed"
+            ),
+        )
+        .hint("run deploy again when it is done, or wait longer with --wait SECONDS")),
         Err(LockError::Io(e)) => {
             tracing::debug!("no network namespace lock: {e}");
             Ok(None)
@@ -170,14 +163,12 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
-    let lock = lock(cli, &args.lock, "edgenet deploy")?;
-    let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // The automatic subnet is chosen from what this namespace shows: two deploys choosing at
     // once (different state directories) would both see it free. One at a time, and the host
-    // looked at again once it is this run's turn (held until the bridge has its address).
-    let _netns_lock = if first.switch.subnet_source == plan::SubnetSource::Automatic
-        && state.auto_subnet.is_none()
-    {
+    // looked at again once it is this run's turn; held to the end of the deploy (the bridge
+    // has its address then). Taken before the state lock, always in this order, and before
+    // the state directory is made (a run that gives up here leaves nothing).
+    let _netns_lock = if first.switch.subnet_source == plan::SubnetSource::Automatic {
         let held = netns_lock(args.lock.wait)?;
         edgenet_host::nft::forget_ruleset();
         facts = gather()?;
@@ -185,6 +176,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     } else {
         None
     };
+    let lock = lock(cli, &args.lock, "edgenet deploy")?;
+    let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Another run deployed while this one waited for the lock: what was read is old.
     let now = StateDir::new(&cli.state_dir)
         .peek()
