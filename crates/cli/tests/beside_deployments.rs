@@ -177,6 +177,12 @@ fn two_deploys_at_once_choose_different_automatic_subnets() {
             .any(|d| d.contains("f10bdum") && d.contains("in the subnet")),
         "{drift:?}"
     );
+    let out = m.edgenet(&["check"]);
+    assert!(
+        text(&out).contains("also used by") && text(&out).contains("f10bdum"),
+        "{}",
+        text(&out)
+    );
     sh(&format!("ip -n {} link del f10bdum", m.ns));
 }
 

@@ -154,12 +154,16 @@ pub fn context<'a>(
     };
     ctx.machine = args.machine;
     ctx.machine_name = cli.machine_name.clone();
-    // The switch this state directory's deployment made is not "another deployment's".
-    ctx.own_mark = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+    let state = edgenet_deploy::state::StateDir::new(&cli.state_dir)
         .peek()
         .ok()
-        .flatten()
+        .flatten();
+    // The switch this state directory's deployment made is not "another deployment's".
+    ctx.own_mark = state
+        .as_ref()
         .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
+    // The subnet deploy chose is the one deploy keeps (and checks against the host).
+    ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx
 }
 
