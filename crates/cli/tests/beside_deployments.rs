@@ -384,3 +384,51 @@ fn status_while_a_remove_holds_the_lock_says_it_is_running() {
         "{drift:?}"
     );
 }
+
+#[test]
+fn extra_addresses_on_the_bridge_or_in_a_node_are_drift_that_deploy_removes() {
+    let Some(m) = machine("f10bxa") else { return };
+    m.deploy(None);
+    let node = m.node_namespaces().into_iter().next().unwrap();
+    let out = m.edgenet(&["status", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Tables named with their family, both of them.
+    assert!(
+        v["firewall_table"]
+            .as_str()
+            .unwrap()
+            .starts_with("ip edgenet_"),
+        "{v}"
+    );
+    assert!(
+        v["bridge_table"]
+            .as_str()
+            .unwrap()
+            .starts_with("bridge edgenet_"),
+        "{v}"
+    );
+    sh(&format!(
+        "ip -n {} addr add 172.31.9.1/24 dev aksedgesw-int && ip -n {node} addr add 192.168.0.77/24 dev eth0",
+        m.ns
+    ));
+    let out = m.edgenet(&["status", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let drift = status_drift(&out);
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("aksedgesw-int") && d.contains("172.31.9.1/24")),
+        "{drift:?}"
+    );
+    assert!(
+        drift.iter().any(|d| d.contains("192.168.0.77/24")),
+        "{drift:?}"
+    );
+    m.ok(&["deploy"]);
+    assert_eq!(addresses(&m, "aksedgesw-int").len(), 1);
+    let inside = ipv4_of(&Machine::ip_json_in(&node, "addr show"), "eth0");
+    assert_eq!(inside.len(), 1, "{inside:?}");
+    let out = m.edgenet(&["status", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
