@@ -1,7 +1,7 @@
 //! Breaker report B10 follow-ups: two deployments side by side in one network namespace
 //! (forwarding, the automatic subnet), a first deploy failing at its last step, a remove that
-//! cannot finish, and a foreign namespace under a node's name. Every assertion reads the
-//! kernel or the filesystem.
+//! cannot finish, a foreign namespace under a node's name, status while a run holds the lock,
+//! extra addresses. Every assertion reads the kernel or the filesystem.
 
 mod support;
 
