@@ -89,6 +89,7 @@ pub const STATUS: Schema = Schema {
         "nodes",
         "generated_macs",
         "drift",
+        "notices",
     ],
 };
 

@@ -51,6 +51,16 @@ fn main() -> ExitCode {
     if let Err(e) = commands::picture::check_format(&cli) {
         return fail(&cli, &schema, e);
     }
+    if matches!(
+        cli.command,
+        Command::Deploy(_)
+            | Command::Remove(_)
+            | Command::Lab(LabCommand::Up(_) | LabCommand::Down(_))
+    ) {
+        if let Err(e) = commands::check_vm_env() {
+            return fail(&cli, &schema, e);
+        }
+    }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
         Command::Plan(c) => commands::plan::run(&cli, &c.args),

@@ -91,6 +91,13 @@ fn removing_one_deployment_leaves_forwarding_on_for_the_one_beside_it() {
     let out = b.edgenet(&["-c", &cb, "deploy"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    // Side by side, each is neither drift nor a change for the other.
+    for _ in 0..2 {
+        let out = m.ok(&["deploy"]);
+        assert!(out.contains("No changes"), "{out}");
+    }
+    let out = m.edgenet(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
 
     let out = m.edgenet(&["remove"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -362,3 +362,268 @@ fn a_vm_config_without_an_image_is_refused_with_nothing_changed() {
         "{err}"
     );
 }
+
+/// `edgenet node exec ARGS` in the machine, as a command to spawn (stdin and timing are the
+/// caller's).
+fn exec_command(m: &Machine, args: &[&str]) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .args(["node", "exec", "--wait", "90", "--"])
+        .args(args)
+        .env("EDGENET_STATE_DIR", &m.state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env_remove("EDGENET_CONFIG");
+    cmd
+}
+
+/// Issue 11 (B11 11, 12, 18, 19): right after deploy `status` passes while the guest boots;
+/// `node exec` hands its stdin to the command; a second `node exec` waits while a first one
+/// holds the guest agent socket instead of failing; a command the guest lacks exits 127; and
+/// `poweroff` through `node exec` exits 0 though the agent goes away with the guest. One TCG
+/// guest, about 30 s.
+#[test]
+fn node_exec_takes_stdin_waits_its_turn_and_poweroff_exits_0() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let Some(m) = machine("h11ex") else { return };
+    let Some(image) = guest_image() else { return };
+    let started = std::time::Instant::now();
+    let mut cfg = vm_config(&image);
+    cfg["Edgenet"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PortForwards");
+    let cfg = m.write_config("vm.json", &cfg);
+    m.deploy(Some(&cfg));
+    // At once: the guest is still booting (a notice), not drift.
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = v.get("result").cloned().unwrap_or(v);
+    assert_eq!(out.status.code(), Some(0), "{st:#}");
+    let state = st["nodes"][0]["vm"]["agent_state"].clone();
+    assert!(state == "booting" || state == "up", "{st:#}");
+    let text = String::from_utf8_lossy(&m.edgenet(&["status"]).stdout).to_string();
+    assert!(text.contains("running (QEMU "), "{text}");
+    assert!(
+        !text.contains(&format!("vm-ledge-{}", m.state_id().unwrap())),
+        "a VM has no namespace: {text}"
+    );
+
+    // stdin reaches the command.
+    let mut child = exec_command(&m, &["sh", "-c", "tr a-z A-Z; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO STDIN\ndone\n");
+
+    // A second client waits for the first one's turn at the agent socket.
+    let first = exec_command(&m, &["sh", "-c", "sleep 5; echo first"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let t = std::time::Instant::now();
+    let second = exec_command(&m, &["echo", "second"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "first\n",
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        (
+            second.status.code(),
+            String::from_utf8_lossy(&second.stdout).to_string()
+        ),
+        (Some(0), "second\n".to_string()),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(3),
+        "it did not wait: {:?}",
+        t.elapsed()
+    );
+
+    // SIGTERM to `node exec`: the command in the guest is stopped too.
+    let child = exec_command(&m, &["sleep", "7777"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    sh(&format!("kill -TERM {}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, ps) = guest(
+        &m,
+        "ps -o pid,args | grep -v grep | grep 'sleep 7777' || echo gone",
+    );
+    assert_eq!(ps.trim(), "gone", "{ps}");
+
+    // Output over the agent's 16 MiB: read whole up to the cut, and the cut said.
+    let t = std::time::Instant::now();
+    let out = exec_command(&m, &["head", "-c", "20000000", "/dev/zero"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.stdout.len(), 16 << 20, "{err}");
+    assert!(err.contains("cut at 16 MiB"), "{err}");
+    eprintln!("20 MB of output took {:?}", t.elapsed());
+
+    // A command the guest does not have: 127, with the guest's reason.
+    let out = exec_command(&m, &["no-such-command-h11"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file or directory"));
+
+    // poweroff: done as asked, exit 0; the VM is then down (drift).
+    let out = exec_command(&m, &["poweroff"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = status(&m);
+        if st["drift"].to_string().contains("its VM is") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the VM still runs: {st:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    m.ok(&["remove"]);
+    eprintln!("vm exec test took {:?}", started.elapsed());
+}
+
+/// B11 22: a wrong `EDGENET_VM_ACCEL` or `EDGENET_VM_STOP_TIMEOUT` exits 2 before anything.
+#[test]
+fn wrong_vm_environment_values_exit_2() {
+    let Some(m) = machine("h11env") else { return };
+    let cfg = m.write_config("c.json", &vm_config(Path::new("/nonexistent")));
+    for (k, v) in [
+        ("EDGENET_VM_ACCEL", "bogus"),
+        ("EDGENET_VM_STOP_TIMEOUT", "abc"),
+    ] {
+        let out = m.edgenet_env(&["deploy", "-c", &cfg], &[(k, v)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{k}={v}: {err}");
+        assert!(err.contains(k) && err.contains(v), "{err}");
+        assert!(!m.state.exists());
+    }
+}
+
+/// B11 8: bad sizes and image files are refused by `check` and by `deploy` before anything
+/// changes (exit 1, no state directory, no "converges" line).
+#[test]
+fn bad_vm_sizes_and_image_files_are_refused_by_check_and_deploy() {
+    let Some(m) = machine("h11val") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.img");
+    std::fs::write(&small, vec![0u8; 4096]).unwrap();
+    for (edit, path, said) in [
+        (
+            json!({"Machines": [{"LinuxNode": {"CpuCount": 0}}]}),
+            "Machines[0].LinuxNode.CpuCount",
+            "is 0",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"MemoryInMB": 64}}]}),
+            "Machines[0].LinuxNode.MemoryInMB",
+            "is 64",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"MemoryInMB": 99_999_999u32}}]}),
+            "Machines[0].LinuxNode.MemoryInMB",
+            "99999999",
+        ),
+        (
+            json!({"Machines": [{"LinuxNode": {"DataSizeInGB": 0}}]}),
+            "Machines[0].LinuxNode.DataSizeInGB",
+            "is 0",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": "/etc/passwd"}}),
+            "Edgenet.VmImage",
+            "\"/etc/passwd\"",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": "/etc"}}),
+            "Edgenet.VmImage",
+            "a directory",
+        ),
+        (
+            json!({"Edgenet": {"VmImage": small.display().to_string()}}),
+            "Edgenet.VmImage",
+            "too small",
+        ),
+        (
+            json!({"Edgenet": {"VmKernel": "/nonexistent/vmlinuz"}}),
+            "Edgenet.VmKernel",
+            "does not exist",
+        ),
+    ] {
+        let mut cfg = vm_config(Path::new("/nonexistent"));
+        // A real raw image where the case does not look at it.
+        let good = vec![0u8; 2 << 20];
+        let disk = dir.path().join("disk.raw");
+        std::fs::write(&disk, &good).unwrap();
+        cfg["Edgenet"]["VmImage"] = json!(disk.display().to_string());
+        cfg["Edgenet"].as_object_mut().unwrap().remove("VmKernel");
+        cfg["Edgenet"].as_object_mut().unwrap().remove("VmInitrd");
+        for (section, v) in edit.as_object().unwrap() {
+            match v {
+                Value::Array(a) => {
+                    for (k, x) in a[0]["LinuxNode"].as_object().unwrap() {
+                        cfg["Machines"][0]["LinuxNode"][k] = x.clone();
+                    }
+                }
+                Value::Object(o) => {
+                    for (k, x) in o {
+                        cfg[section][k] = x.clone();
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+        let file = m.write_config("bad.json", &cfg);
+        let out = m.edgenet(&["check", "-c", &file]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{path}: {text}");
+        assert!(text.contains(path) && text.contains(said), "{path}: {text}");
+        let out = m.edgenet(&["deploy", "-c", &file]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{path}: {err}");
+        assert!(err.contains(path), "{err}");
+        assert!(!err.contains("converges"), "{err}");
+        assert!(!m.state.exists(), "{path}: a state directory was left");
+    }
+}

@@ -50,6 +50,9 @@ pub struct Context<'a> {
     /// The mark (`edgenet:<id>`) of the deployment in the state directory, if there is one:
     /// a link with another `edgenet:` mark was left by another deployment.
     pub own_mark: Option<String>,
+    /// The `vm` runtime's host facts (image files, CPUs, memory, state directory); `None`:
+    /// those rules are not run.
+    pub vm_host: Option<crate::host_facts::VmHost>,
 }
 
 impl<'a> Context<'a> {
@@ -62,6 +65,7 @@ impl<'a> Context<'a> {
             probe: ProbeView::NotRun("the host was not read".into()),
             deployed_subnet: None,
             own_mark: None,
+            vm_host: None,
         }
     }
 
@@ -74,6 +78,7 @@ impl<'a> Context<'a> {
             probe: ProbeView::NotRun("the probe was not asked for".into()),
             deployed_subnet: None,
             own_mark: None,
+            vm_host: None,
         }
     }
 

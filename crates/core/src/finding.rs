@@ -86,9 +86,15 @@ pub enum Code {
     AdapterWireless,
     AdapterNotEthernet,
     AdapterManaged,
+    /// Objects of another edgenet deployment that nothing records any more.
+    LeftoverObjects,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
+    // Rule 13: vm nodes.
+    VmSize,
+    VmImage,
+    VmSocketPath,
     // Host-dependent rules not run.
     HostChecksSkipped,
 }
@@ -154,8 +160,12 @@ impl Code {
             AdapterWireless => "adapter-wireless",
             AdapterNotEthernet => "adapter-not-ethernet",
             AdapterManaged => "adapter-managed",
+            LeftoverObjects => "leftover-objects",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
+            VmSize => "vm-size",
+            VmImage => "vm-image",
+            VmSocketPath => "vm-socket-path",
             HostChecksSkipped => "host-checks-skipped",
         }
     }
@@ -183,8 +193,9 @@ impl Code {
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
-            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops => 11,
+            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops | LeftoverObjects => 11,
             ProbeNotRun | AddressInUse => 12,
+            VmSize | VmImage | VmSocketPath => 13,
             HostChecksSkipped => 0,
         }
     }

@@ -4,6 +4,7 @@
 //! only reads it. Keeping it plain data is what lets every host-dependent rule be unit-tested
 //! without root and without touching the machine.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -93,4 +94,33 @@ pub struct HostFirewall {
     pub uplink: Option<String>,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+}
+
+/// What the host layer read for the `vm` rules (validate/vm.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmHost {
+    /// CPUs this process may run on.
+    pub cpus: Option<u32>,
+    /// `MemTotal` of /proc/meminfo, in MB.
+    pub memory_mb: Option<u64>,
+    /// Each image path of the config, as written, and what is there.
+    pub files: BTreeMap<String, FileFacts>,
+    /// The state directory (`--state-dir`), where each VM's sockets live, and the length of a
+    /// deployment id (part of each VM's directory name).
+    pub state_dir: Option<String>,
+    pub id_len: usize,
+}
+
+/// One image path on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFacts {
+    Missing,
+    /// Not a regular file: what it is ("a directory").
+    NotAFile(String),
+    Unreadable(String),
+    /// Its size and first bytes (at least 1 KiB when the file has them).
+    File {
+        size: u64,
+        head: Vec<u8>,
+    },
 }

@@ -51,6 +51,9 @@ pub struct VmImage {
     pub image: Option<String>,
     pub kernel: Option<String>,
     pub initrd: Option<String>,
+    /// A Windows node's disk image (`Edgenet.WindowsVmImage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_image: Option<String>,
 }
 
 impl VmImage {
@@ -449,6 +452,7 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
             image: config.edgenet.vm_image.clone(),
             kernel: config.edgenet.vm_kernel.clone(),
             initrd: config.edgenet.vm_initrd.clone(),
+            windows_image: config.edgenet.windows_vm_image.clone(),
         },
         machine: MachineRef { index, name },
         joining: config.join,

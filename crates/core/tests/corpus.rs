@@ -492,6 +492,38 @@ fn cases() -> Vec<Case> {
             plan: Some(json!({"node_runtime": "vm", "distribution": "k3s"})),
         },
         Case {
+            file: "v1.16-edgenet-vm-node-sizes.json",
+            machine: 0,
+            errors: &[],
+            notes: &[],
+            plan: Some(json!({
+                "node_runtime": "vm",
+                "vm_image": {
+                    "image": "/var/cache/edgenet/guest/disk.qcow2",
+                    "kernel": "/var/cache/edgenet/guest/vmlinuz",
+                    "initrd": "/var/cache/edgenet/guest/initrd.img",
+                    "windows_image": "/var/lib/images/windows-server-2022-cloudbase.qcow2"
+                },
+            })),
+        },
+        Case {
+            file: "invalid-edgenet-vm-sizes-and-images.json",
+            machine: 0,
+            errors: &[
+                ("vm-size", "Machines[0].LinuxNode.CpuCount"),
+                ("vm-size", "Machines[0].LinuxNode.MemoryInMB"),
+                ("vm-size", "Machines[0].LinuxNode.DataSizeInGB"),
+                ("vm-size", "Machines[0].WindowsNode.CpuCount"),
+                ("vm-size", "Machines[0].WindowsNode.MemoryInMB"),
+                ("vm-size", "Machines[0].WindowsNode.DataSizeInGB"),
+                ("vm-image", "Machines[0].WindowsNode"),
+                ("vm-image", "Edgenet.VmImage"),
+                ("vm-image", "Edgenet.VmInitrd"),
+            ],
+            notes: &[],
+            plan: None,
+        },
+        Case {
             // AksEdgeDeploy's user config with the deployment config inline: read in place.
             file: "v1.1-aksedgedeploy-inline-offline-k8s.json",
             machine: 0,

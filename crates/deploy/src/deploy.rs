@@ -153,6 +153,7 @@ pub fn deploy(
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
     refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
+    refuse_runtime_switch(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -271,6 +272,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     run.state.begin_deploy(plan);
     run.lock.save_journal(&run.state)?;
     rename_nodes(run, plan, &earlier)?;
+    rename_vm_nodes(run, plan, &earlier)?;
     if plan.switch.subnet_source == edgenet_core::plan::SubnetSource::Automatic {
         run.state.auto_subnet = Some(plan.switch.subnet);
     }
@@ -357,6 +359,13 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     drop_nodes_not_in(run, plan, k)?;
     announce_nodes(plan, &node_macs_by_name);
+    // Another deployment's objects nothing here records: said (once: a warning is not a
+    // change, and another deployment beside this one may well be alive), never touched.
+    if !run.rolling_back {
+        for leftover in crate::leftovers::leftovers(&mut nl, Some(id.as_str())) {
+            run.warn(leftover);
+        }
+    }
 
     run.state.finish_deploy();
     if durable_already && run.changes.is_empty() {
@@ -366,6 +375,21 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     run.step("finish")?;
     Ok(())
+}
+
+/// Nodes deployed under one `Edgenet.NodeRuntime` are not migrated to the other (a namespace's
+/// veth and a VM's tap share their name): refused before anything changes.
+fn refuse_runtime_switch(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let (deployed, planned, kind) = match plan.node_runtime {
+        RuntimeKind::Vm => ("netns", "vm", ObjectKind::Netns),
+        RuntimeKind::Netns => ("vm", "netns", ObjectKind::Vm),
+    };
+    if !state.objects.iter().any(|o| o.kind == kind) {
+        return Ok(());
+    }
+    Err(DeployError::Unsupported(format!(
+        "Edgenet.NodeRuntime is {planned:?}, but this machine's nodes are deployed with the {deployed:?} runtime: edgenet does not move a deployed node to another runtime; nothing was changed. Run `edgenet remove` first (the nodes and what is in them go), then deploy again, or set NodeRuntime back to {deployed:?}"
+    )))
 }
 
 /// A rename (a new machine name) moves a node's namespace to a new name; a namespace that
@@ -450,6 +474,57 @@ fn rename_nodes(
         run.lock.save_journal(&run.state)?;
         run.changed(format!(
             "renamed node {old} to {} (network namespace {old_ns} is now {new_ns})",
+            node.name
+        ));
+    }
+    Ok(())
+}
+
+/// [`rename_nodes`] for `vm` nodes: the VM's directory (its disk with it) moves to the new
+/// name; its QEMU, whose command line names the old paths, is stopped and started again by
+/// the node's `ensure`.
+fn rename_vm_nodes(
+    run: &mut Run<'_>,
+    plan: &Plan,
+    earlier: &[(edgenet_core::plan::NodeKind, String)],
+) -> Result<(), DeployError> {
+    let id = run.state.deployment_id.clone();
+    let dir = run.lock.dir().path().to_path_buf();
+    for node in &plan.nodes {
+        let new_vm = node::vm::vm_dir(&dir, &names::node_netns(&node.name, &id));
+        if new_vm.exists() {
+            continue;
+        }
+        let Some((_, old)) = earlier.iter().find(|(kind, name)| {
+            *kind == node.kind
+                && *name != node.name
+                && !plan.nodes.iter().any(|p| p.name == *name)
+                && node::vm::vm_dir(&dir, &names::node_netns(name, &id)).exists()
+        }) else {
+            continue;
+        };
+        let old_vm = node::vm::vm_dir(&dir, &names::node_netns(old, &id));
+        let (from, to) = (old_vm.display().to_string(), new_vm.display().to_string());
+        // Recorded under both names while it moves, so remove finds it whatever happens.
+        run.state.record_object(ObjectKind::Vm, &to, None).status = ObjectStatus::Created;
+        run.lock.save_journal(&run.state)?;
+        node::vm::move_vm(&old_vm, &new_vm)?;
+        run.state.forget_object(ObjectKind::Vm, &from, None);
+        if !run.state.macs.contains_key(&node.name) {
+            if let Some(mac) = run.state.forget_mac(old) {
+                run.state.macs.insert(node.name.clone(), mac);
+            }
+        }
+        let (f, t) = (
+            files::node_dir(&dir, old),
+            files::node_dir(&dir, &node.name),
+        );
+        if f.exists() && !t.exists() {
+            let _ = std::fs::rename(&f, &t);
+        }
+        run.lock.save_journal(&run.state)?;
+        run.changed(format!(
+            "renamed node {old} to {} (its VM keeps its disk and starts again under the new name)",
             node.name
         ));
     }

@@ -15,6 +15,7 @@ pub mod firewall;
 pub mod forwarding;
 pub mod journal;
 pub mod kernel;
+pub mod leftovers;
 pub mod names;
 pub mod node;
 pub mod remove;

@@ -27,6 +27,12 @@ pub struct RemoveReport {
     /// Objects left in place because they are not this deployment's, each with why.
     pub left: Vec<String>,
     pub errors: Vec<String>,
+    /// A VM's guest did not power off by itself and QEMU was made to quit (or killed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// How each forced VM stop went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vm_notes: Vec<String>,
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
@@ -185,6 +191,8 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
         }
     }
+    report.vm_notes = crate::node::vm::take_notes();
+    report.forced = !report.vm_notes.is_empty();
     if let Err(e) = lock.save_journal(&state) {
         report.errors.push(e.to_string());
     }

@@ -41,6 +41,9 @@ pub struct StatusReport {
     pub generated_macs: std::collections::BTreeMap<String, String>,
     /// Differences between the plan and the kernel; empty when they agree.
     pub drift: Vec<String>,
+    /// What is not drift but worth saying (a VM still booting, a busy socket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Reads the state without the lock (writers replace it atomically) and the live kernel of
@@ -67,6 +70,7 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         nodes: Vec::new(),
         generated_macs: Default::default(),
         drift: Vec::new(),
+        notices: Vec::new(),
     };
     let Some(state) = state else {
         return Ok(report);
@@ -258,6 +262,11 @@ fn fill(
     }
     report.bridge_table = Some(bridge_table);
     host_address_drift(&mut report.drift, nl, &plan)?;
+    // Not drift: another deployment beside this one in the namespace (its state directory
+    // elsewhere) looks the same as one whose state directory is gone.
+    report
+        .notices
+        .extend(crate::leftovers::leftovers(nl, Some(id.as_str())));
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
     // With its family, as `bridge_table` (and every message) names tables.
@@ -283,6 +292,9 @@ fn fill(
                 switch: &plan.switch.name,
             },
         )?;
+        if let Some(vm) = live.vm.as_ref() {
+            vm_notes(report, &node.name, vm, live.present);
+        }
         let drift = &mut report.drift;
         // A namespace under the node's name that someone else made (the node's was deleted):
         // not the node, whatever it holds; deploy refuses it and remove leaves it.
@@ -299,16 +311,12 @@ fn fill(
                 "node {}: network namespace {netns} exists but does not carry this deployment's mark (delete it if it is left over: `ip netns del {netns}`; deploy then makes the node again)",
                 node.name
             ));
-        } else if let Some(vm) = live.vm.as_ref().filter(|_| !live.present) {
-            drift.push(format!(
-                "node {}: its VM is {} (run deploy to start it again)",
-                node.name, vm.run_state
-            ));
-        } else if live.vm.as_ref().is_some_and(|vm| !vm.agent) {
-            drift.push(format!(
-                "node {}: its VM runs but its guest agent does not answer (still booting?), so its network is not read",
-                node.name
-            ));
+        } else if live
+            .vm
+            .as_ref()
+            .is_some_and(|vm| !live.present || !vm.agent)
+        {
+            // Said by vm_notes.
         } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
         } else {
@@ -354,6 +362,42 @@ fn fill(
 /// The addresses of `live` other than `wanted`.
 fn extra_addresses(live: &[String], wanted: &str) -> Vec<String> {
     live.iter().filter(|a| *a != wanted).cloned().collect()
+}
+
+/// A `vm` node's QEMU and guest agent: drift when they are down, a notice while the guest is
+/// still booting (within [`crate::node::vm::BOOT_GRACE`] of QEMU's start) or a socket is busy.
+fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, present: bool) {
+    if present && vm.seed_pending {
+        report.notices.push(format!(
+            "node {name}: its cloud-init seed changed after its VM started (DNS, proxy, files): the guest applies it at its next boot"
+        ));
+    }
+    if vm.run_state.starts_with("busy") {
+        report.notices.push(format!(
+            "node {name}: its VM was not asked for its state: {}",
+            vm.run_state
+        ));
+    } else if !present {
+        report.drift.push(format!(
+            "node {name}: its VM is {} (run deploy to start it again)",
+            vm.run_state
+        ));
+    } else if vm.agent_state == "booting" {
+        report.notices.push(format!(
+            "node {name}: booting: its VM started {} s ago and its guest agent does not answer yet, so its network is not read (a notice for the first {} s)",
+            vm.uptime.unwrap_or(0),
+            crate::node::vm::BOOT_GRACE.as_secs()
+        ));
+    } else if vm.agent_state == "busy" {
+        report.notices.push(format!(
+            "node {name}: its guest agent socket is busy (another edgenet command uses it), so its network is not read"
+        ));
+    } else if !vm.agent {
+        report.drift.push(format!(
+            "node {name}: its VM runs but its guest agent does not answer {} s after QEMU started (no qemu-guest-agent in the image, or the guest is stuck: see its console.log), so its network is not read",
+            vm.uptime.unwrap_or(0)
+        ));
+    }
 }
 
 /// The host itself holds a node's or a service's address (deploy refuses this): packets for

@@ -16,7 +16,22 @@ pub struct GuestAgent {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     what: String,
+    /// Held while connected: QEMU serves one client of the socket at a time, so edgenet's own
+    /// clients take turns (see [`GuestAgent::connect_waiting`]).
+    _turn: std::fs::File,
 }
+
+/// A `guest-exec` that did not give a status: `pid` is the guest's PID of the command when the
+/// guest had started it (a power-off or reboot then cuts the connection after it was asked).
+#[derive(Debug)]
+pub struct ExecFailure {
+    pub pid: Option<i64>,
+    pub error: HostError,
+}
+
+/// The most stdin `guest-exec` is given (its JSON request, base64, stays under the agent's
+/// 64 MiB message limit).
+pub const MAX_INPUT: usize = 32 << 20;
 
 /// What a command run in the guest did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +40,8 @@ pub struct GuestOutput {
     pub code: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The agent cut the output (qemu-ga keeps at most 16 MiB of each stream).
+    pub truncated: bool,
 }
 
 /// One guest interface as the agent reports it.
@@ -40,7 +57,20 @@ impl GuestAgent {
     /// Connects and synchronises (guest-sync with a fresh id): fails within `timeout` while
     /// no agent answers (the guest is still booting, or has no agent).
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, HostError> {
+        Self::connect_waiting(path, timeout, timeout)
+    }
+
+    /// [`GuestAgent::connect`], first waiting up to `busy` while another edgenet command uses
+    /// the socket; an error of kind `ResourceBusy` when it is still in use then.
+    pub fn connect_waiting(
+        path: &Path,
+        timeout: Duration,
+        busy: Duration,
+    ) -> Result<Self, HostError> {
         let what = path.display().to_string();
+        let turn = take_turn(path, busy)
+            .and_then(|turn| wait_unheld(path, busy).map(|()| turn))
+            .map_err(|e| HostError::new("connect to the guest agent", &what, e))?;
         let err = |e| HostError::new("connect to the guest agent", &what, e);
         let stream = UnixStream::connect(path).map_err(err)?;
         stream.set_read_timeout(Some(timeout)).map_err(err)?;
@@ -49,6 +79,7 @@ impl GuestAgent {
             reader: BufReader::new(stream),
             writer,
             what,
+            _turn: turn,
         };
         let id = u64::from(std::process::id()) << 20 | u64::from(rand_u16());
         // A reply of an earlier client may still be queued: read until ours.
@@ -145,22 +176,66 @@ impl GuestAgent {
         env: &[String],
         timeout: Duration,
     ) -> Result<GuestOutput, HostError> {
-        let pid = self.spawn(path, args, env, None)?;
+        self.exec_with(path, args, env, None, timeout, None)
+            .map_err(|f| f.error)
+    }
+
+    /// [`GuestAgent::exec`] with `input` as the command's stdin, returning early (error kind
+    /// `Interrupted`, with the guest PID) once `stop` is set.
+    pub fn exec_with(
+        &mut self,
+        path: &str,
+        args: &[String],
+        env: &[String],
+        input: Option<&[u8]>,
+        timeout: Duration,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<GuestOutput, ExecFailure> {
+        let not_started = |error| ExecFailure { pid: None, error };
+        if let Some(data) = input {
+            if data.len() > MAX_INPUT {
+                return Err(not_started(HostError::new(
+                    "run in the guest",
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "stdin is {} bytes; the guest agent takes at most {MAX_INPUT}",
+                            data.len()
+                        ),
+                    ),
+                )));
+            }
+        }
+        let pid = self.spawn(path, args, env, input).map_err(not_started)?;
+        let lost = |error| ExecFailure {
+            pid: Some(pid),
+            error,
+        };
+        // A status with megabytes of output takes a while to come (base64, under TCG).
+        let _ = self.writer.set_read_timeout(Some(Duration::from_secs(120)));
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(20);
         loop {
-            if let Some(out) = self.exec_status(pid)? {
+            if let Some(out) = self.exec_status(pid).map_err(lost)? {
                 return Ok(out);
             }
+            if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(lost(HostError::new(
+                    "run in the guest",
+                    path,
+                    io::Error::from(io::ErrorKind::Interrupted),
+                )));
+            }
             if Instant::now() > deadline {
-                return Err(HostError::new(
+                return Err(lost(HostError::new(
                     "run in the guest",
                     path,
                     io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("still running after {timeout:?}"),
                     ),
-                ));
+                )));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(200));
@@ -209,10 +284,12 @@ impl GuestAgent {
             (None, Some(s)) => 128 + s as i32,
             (None, None) => -1,
         };
+        let cut = |key: &str| st.get(key).and_then(Value::as_bool) == Some(true);
         Ok(Some(GuestOutput {
             code,
             stdout: data("out-data"),
             stderr: data("err-data"),
+            truncated: cut("out-truncated") || cut("err-truncated"),
         }))
     }
 
@@ -261,4 +338,98 @@ fn rand_u16() -> u16 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (t ^ (t >> 16)) as u16
+}
+
+/// Takes this process's turn at the agent socket `path`: an exclusive lock on `<path>.lock`
+/// (next to it, in the VM's directory), waiting up to `wait` while another edgenet command
+/// holds it.
+pub fn take_turn(path: &Path, wait: Duration) -> io::Result<std::fs::File> {
+    let lock = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "busy: another edgenet command has used the socket for over {wait:?} (QEMU serves one client at a time)"
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// Whether a client QEMU has accepted is connected to the Unix socket `path`: in
+/// /proc/net/unix an accepted connection carries the listener's path, state 03 (connected)
+/// and an inode (a queued, not yet accepted one has inode 0). QEMU serves one client at a
+/// time, so while one is there nobody else is answered.
+pub fn socket_held(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8 && f[7] == want && f[5] == "03" && f[6] != "0"
+    })
+}
+
+/// Waits up to `wait` for no client to hold `path` (with edgenet's turn taken, it is a
+/// program other than edgenet, or an edgenet command that just ended).
+fn wait_unheld(path: &Path, wait: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + wait;
+    while socket_held(path) {
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "busy: a program other than edgenet has held the socket for over {wait:?} (QEMU serves one client at a time; `ss -xp` shows it)"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_client_holds_a_socket_and_a_queued_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(!socket_held(&path));
+        let _queued = UnixStream::connect(&path).unwrap();
+        assert!(!socket_held(&path), "queued, not accepted");
+        let (_accepted, _) = listener.accept().unwrap();
+        assert!(socket_held(&path));
+        let e = wait_unheld(&path, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+    }
+
+    #[test]
+    fn edgenet_clients_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let first = take_turn(&path, Duration::from_millis(10)).unwrap();
+        let e = take_turn(&path, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+        assert!(e.to_string().contains("busy"), "{e}");
+        drop(first);
+        take_turn(&path, Duration::from_millis(10)).unwrap();
+    }
 }

@@ -25,5 +25,6 @@ pub mod resolv;
 pub mod sysctl;
 pub mod sysfs;
 pub mod tap;
+pub mod vm_host;
 
 pub use error::HostError;

@@ -5,6 +5,7 @@
 //! QEMU's only network is the tap it is given (`-netdev tap`): never user-mode networking.
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,18 +90,30 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), HostError> {
     Err(HostError::new(
         format!("run {what}"),
         "",
-        io::Error::other(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        io::Error::other({
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if stderr.is_empty() {
+                // Killed while it daemonized, say: nothing on stderr to quote.
+                format!("{}, with nothing on stderr (was it killed?)", out.status)
+            } else {
+                format!("{}: {stderr}", out.status)
+            }
+        }),
     ))
+}
+
+/// A value inside a QEMU option list (`-drive file=...,if=...`): a comma is doubled, else
+/// QEMU would read what follows it as further options.
+pub fn opt_escape(value: &str) -> String {
+    value.replace(',', ",,")
 }
 
 /// The arguments QEMU gets (without the program name).
 pub fn args(spec: &VmSpec<'_>) -> Vec<String> {
     let f = spec.files;
     let p = |p: PathBuf| p.display().to_string();
+    // Paths inside option lists; `-serial file:` and `-pidfile` take theirs verbatim.
+    let o = |path: PathBuf| opt_escape(&path.display().to_string());
     let mut a: Vec<String> = vec![
         "-name".into(),
         spec.name.into(),
@@ -117,22 +130,22 @@ pub fn args(spec: &VmSpec<'_>) -> Vec<String> {
         "-serial".into(),
         format!("file:{}", p(f.console())),
         "-drive".into(),
-        format!("file={},if=virtio,format=qcow2", p(f.disk())),
+        format!("file={},if=virtio,format=qcow2", o(f.disk())),
         "-drive".into(),
-        format!("file={},if=virtio,format=raw,readonly=on", p(f.seed())),
+        format!("file={},if=virtio,format=raw,readonly=on", o(f.seed())),
         // The tap edgenet made and put on the switch; QEMU never makes a network of its own.
         "-netdev".into(),
         format!("tap,id=n0,ifname={},script=no,downscript=no", spec.tap),
         "-device".into(),
         format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
         "-chardev".into(),
-        format!("socket,id=qga0,path={},server=on,wait=off", p(f.agent())),
+        format!("socket,id=qga0,path={},server=on,wait=off", o(f.agent())),
         "-device".into(),
         "virtio-serial".into(),
         "-device".into(),
         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0".into(),
         "-qmp".into(),
-        format!("unix:{},server=on,wait=off", p(f.qmp())),
+        format!("unix:{},server=on,wait=off", o(f.qmp())),
         "-pidfile".into(),
         p(f.pidfile()),
         "-daemonize".into(),
@@ -166,22 +179,70 @@ pub fn start(spec: &VmSpec<'_>) -> Result<u32, HostError> {
     })
 }
 
-/// The PID in the VM's pidfile, if that process is alive and is the QEMU of this VM (its
-/// command line names this pidfile), so a reused PID is never taken for it.
+/// The PID of this VM's QEMU: the pidfile's PID if that process is alive and is this VM's
+/// QEMU (its command line names this pidfile), else a QEMU found in /proc whose command line
+/// names this pidfile (the pidfile was deleted, or holds another process's PID). A reused PID
+/// or another QEMU is never taken for it.
 pub fn running_pid(files: &VmFiles) -> Option<u32> {
-    let text = std::fs::read_to_string(files.pidfile()).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let pidfile = files.pidfile().display().to_string();
-    let ours = cmdline
-        .split(|b| *b == 0)
-        .any(|arg| arg == pidfile.as_bytes());
+    std::fs::read_to_string(files.pidfile())
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .filter(|pid| qemu_with_pidfile(*pid, &pidfile))
+        .or_else(|| find_qemu_with_pidfile(&pidfile))
+}
+
+/// Whether `pid` is a live (not zombie) QEMU started with `-pidfile <pidfile>`.
+pub fn qemu_with_pidfile(pid: u32, pidfile: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_qemu = args.first().is_some_and(|a0| {
+        Path::new(std::ffi::OsStr::from_bytes(a0))
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("qemu-system-"))
+    });
+    let ours = args
+        .windows(2)
+        .any(|w| w[0] == b"-pidfile" && w[1] == pidfile.as_bytes());
     // A zombie (killed, not yet reaped) counts as dead.
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let zombie = state
         .rsplit_once(')')
         .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    (ours && !zombie).then_some(pid)
+    is_qemu && ours && !zombie
+}
+
+/// A QEMU in /proc started with `-pidfile <pidfile>`.
+pub fn find_qemu_with_pidfile(pidfile: &str) -> Option<u32> {
+    processes().find(|pid| qemu_with_pidfile(*pid, pidfile))
+}
+
+/// The PIDs in /proc.
+pub fn processes() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// The `-pidfile` argument of a live QEMU process, if it has one.
+pub fn qemu_pidfile_arg(pid: u32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let a0 = String::from_utf8_lossy(args.first()?);
+    if !Path::new(a0.as_ref())
+        .file_name()?
+        .to_string_lossy()
+        .starts_with("qemu-system-")
+    {
+        return None;
+    }
+    args.windows(2)
+        .find(|w| w[0] == b"-pidfile")
+        .map(|w| String::from_utf8_lossy(w[1]).to_string())
 }
 
 /// Waits until the process `pid` is gone.
@@ -240,6 +301,16 @@ pub fn image_size(path: &Path) -> Result<u64, HostError> {
         .get("virtual-size")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0))
+}
+
+/// The backing file of an overlay, as `qemu-img info` names it (`None`: none).
+pub fn backing_file(path: &Path) -> Result<Option<PathBuf>, HostError> {
+    let info = image_info(path)?;
+    Ok(info
+        .get("full-backing-filename")
+        .or_else(|| info.get("backing-filename"))
+        .and_then(serde_json::Value::as_str)
+        .map(PathBuf::from))
 }
 
 /// `qcow2` or `raw` (what `qemu-img info` detects).
@@ -312,6 +383,7 @@ pub fn make_seed_iso(dir: &Path, out: &Path) -> Result<(), HostError> {
 /// console; without one, boots a one-sector guest that writes to QEMU's debug-exit port. KVM
 /// works when that happens within `timeout`.
 pub fn kvm_works(scratch: &Path, kernel: Option<&Path>, timeout: Duration) -> bool {
+    kill_leftover_probe(scratch);
     if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -326,12 +398,64 @@ pub fn kvm_works(scratch: &Path, kernel: Option<&Path>, timeout: Duration) -> bo
     }
 }
 
+/// The probe's QEMU: its pidfile in `scratch` (so a later run finds a probe left by a run that
+/// was killed), and SIGKILL when edgenet dies (so it never outlives the probe).
+fn probe_command(scratch: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(QEMU);
+    cmd.arg("-pidfile").arg(probe_pidfile(scratch));
+    // SAFETY: prctl(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn probe_pidfile(scratch: &Path) -> PathBuf {
+    scratch.join("kvm-probe.pid")
+}
+
+/// Kills a KVM probe an earlier run left in `scratch` (a QEMU proven to be it: its command
+/// line names the probe's pidfile); `true` when there was one.
+pub fn kill_leftover_probe(scratch: &Path) -> bool {
+    let pidfile = probe_pidfile(scratch);
+    let path = pidfile.display().to_string();
+    let mut killed = false;
+    while let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .filter(|pid| qemu_with_pidfile(*pid, &path))
+        .or_else(|| find_qemu_with_pidfile(&path))
+    {
+        // SAFETY: kill(2) of a QEMU whose command line names this probe's pidfile.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        killed = true;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while qemu_with_pidfile(pid, &path) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if qemu_with_pidfile(pid, &path) {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    killed
+}
+
 /// Boots `kernel` under KVM (no disk, no network: it panics at once for want of a root) and
 /// watches the serial console for the kernel's banner.
 fn kvm_boots_kernel(scratch: &Path, kernel: &Path, timeout: Duration) -> bool {
     let console = scratch.join("kvm-probe.console");
     let _ = std::fs::remove_file(&console);
-    let child = Command::new(QEMU)
+    let child = probe_command(scratch)
         .args([
             "-machine",
             "pc,accel=kvm",
@@ -350,9 +474,6 @@ fn kvm_boots_kernel(scratch: &Path, kernel: &Path, timeout: Duration) -> bool {
         .arg("-kernel")
         .arg(kernel)
         .args(["-append", "console=ttyS0 panic=-1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = child else {
         return false;
@@ -373,6 +494,7 @@ fn kvm_boots_kernel(scratch: &Path, kernel: &Path, timeout: Duration) -> bool {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&console);
+    let _ = std::fs::remove_file(probe_pidfile(scratch));
     booted
 }
 
@@ -386,7 +508,7 @@ fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
     if std::fs::write(&image, &sector).is_err() {
         return false;
     }
-    let child = Command::new(QEMU)
+    let child = probe_command(scratch)
         .args([
             "-machine",
             "pc,accel=kvm",
@@ -402,10 +524,10 @@ fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive",
         ])
-        .arg(format!("file={},format=raw,if=floppy", image.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .arg(format!(
+            "file={},format=raw,if=floppy",
+            opt_escape(&image.display().to_string())
+        ))
         .spawn();
     let Ok(mut child) = child else {
         let _ = std::fs::remove_file(&image);
@@ -424,6 +546,76 @@ fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
         }
     };
     let _ = std::fs::remove_file(&image);
+    let _ = std::fs::remove_file(probe_pidfile(scratch));
     // isa-debug-exit exits with (value << 1) | 1.
     code == Some(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_in_paths_inside_option_lists_are_doubled() {
+        let files = VmFiles::new("/tmp/a,b/state/vm/n-1");
+        let spec = VmSpec {
+            name: "n",
+            files: &files,
+            accel: Accel::Tcg,
+            cpus: 1,
+            memory_mb: 256,
+            kernel: Some(Path::new("/img/k,1")),
+            initrd: None,
+            tap: "en1l",
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+        };
+        let a = args(&spec);
+        let after = |flag: &str, prefix: &str| {
+            a.windows(2)
+                .filter(|w| w[0] == flag && w[1].starts_with(prefix))
+                .map(|w| w[1].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            after("-drive", "file="),
+            vec![
+                "file=/tmp/a,,b/state/vm/n-1/disk.qcow2,if=virtio,format=qcow2",
+                "file=/tmp/a,,b/state/vm/n-1/seed.iso,if=virtio,format=raw,readonly=on",
+            ]
+        );
+        assert_eq!(
+            after("-chardev", "socket"),
+            vec!["socket,id=qga0,path=/tmp/a,,b/state/vm/n-1/agent.sock,server=on,wait=off"]
+        );
+        assert_eq!(
+            after("-qmp", "unix:"),
+            vec!["unix:/tmp/a,,b/state/vm/n-1/qmp.sock,server=on,wait=off"]
+        );
+        // Verbatim where QEMU takes the whole value as the path.
+        assert_eq!(
+            after("-serial", "file:"),
+            vec!["file:/tmp/a,b/state/vm/n-1/console.log"]
+        );
+        assert_eq!(
+            after("-pidfile", "/"),
+            vec!["/tmp/a,b/state/vm/n-1/qemu.pid"]
+        );
+        assert_eq!(after("-kernel", "/"), vec!["/img/k,1"]);
+    }
+
+    #[test]
+    fn a_process_is_taken_for_a_vm_s_qemu_only_with_its_pidfile() {
+        // This test process is no QEMU, whatever its arguments.
+        let me = std::process::id();
+        assert!(!qemu_with_pidfile(me, "/nonexistent/qemu.pid"));
+        assert_eq!(qemu_pidfile_arg(me), None);
+        assert_eq!(find_qemu_with_pidfile("/nonexistent/f11a/qemu.pid"), None);
+        // A pidfile naming a process that is not this VM's QEMU is ignored.
+        let dir = std::env::temp_dir().join(format!("edgenet-qemu-pid-{me}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = VmFiles::new(&dir);
+        std::fs::write(files.pidfile(), me.to_string()).unwrap();
+        assert_eq!(running_pid(&files), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -106,6 +106,11 @@ impl Qmp {
             .to_string())
     }
 
+    /// Resumes a paused VM.
+    pub fn cont(&mut self) -> Result<(), HostError> {
+        self.execute("cont", None).map(|_| ())
+    }
+
     /// The ACPI power button: a guest that handles it shuts down and QEMU exits.
     pub fn powerdown(&mut self) -> Result<(), HostError> {
         self.execute("system_powerdown", None).map(|_| ())

@@ -267,6 +267,7 @@ fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
             "a foreign firewall drops forwarded traffic: table ip filter, chain FORWARD policy drop"
                 .into(),
         ],
+        notices: Vec::new(),
     }
 }
 

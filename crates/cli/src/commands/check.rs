@@ -37,6 +37,29 @@ fn adapter_owner_finding(
     }
 }
 
+/// Objects of another deployment in this network namespace that nothing records any more
+/// (the deployment's state directory was deleted): named, with their cleanup, never touched.
+fn leftover_findings(cli: &Cli) -> Vec<edgenet_core::validate::Finding> {
+    let Ok(mut nl) = edgenet_host::netlink::Netlink::open() else {
+        return Vec::new();
+    };
+    let own = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+        .peek()
+        .ok()
+        .flatten()
+        .map(|s| s.deployment_id.to_string());
+    edgenet_deploy::leftovers::leftovers(&mut nl, own.as_deref())
+        .into_iter()
+        .map(|text| {
+            edgenet_core::validate::Finding::warning(
+                edgenet_core::validate::Code::LeftoverObjects,
+                "",
+                text,
+            )
+        })
+        .collect()
+}
+
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let loaded = match super::load_config(cli) {
         Ok(loaded) => loaded,
@@ -62,9 +85,13 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
+    if !args.offline_check {
+        ctx.vm_host = Some(super::vm_host(cli, &loaded.config));
+    }
     let mut findings = check(&loaded, &ctx);
     if !args.offline_check {
         findings.extend(adapter_owner_finding(&loaded.config, &ctx));
+        findings.extend(leftover_findings(cli));
     }
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
     let exit = if failed { Exit::Findings } else { Exit::Ok };

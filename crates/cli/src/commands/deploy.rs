@@ -48,6 +48,7 @@ pub fn checked_plan(
     ctx.machine_name = cli.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
+    ctx.vm_host = Some(super::vm_host(cli, &loaded.config));
     // Probed once per deploy (it takes ~0.4 s), before anything is touched.
     let own_macs = state
         .map(|s| s.macs.values().copied().collect())
@@ -158,6 +159,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     };
     // Before the lock, which makes the state directory: a refusal changes nothing.
     edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
+    if first.node_runtime == edgenet_core::config::NodeRuntime::Vm {
+        // QEMU's tools and the image, before the state directory exists.
+        edgenet_deploy::node::vm::Image::from_plan(&first).map_err(host_error)?;
+    }
     let terminal =
         std::io::stderr().is_terminal() && cli.output == Output::Text && !crate::logging::quiet();
     if terminal {
@@ -246,9 +251,11 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             for e in &failure.rollback_errors {
                 eprintln!("  rollback error: {e}");
             }
-            eprintln!(
-                "  the next `edgenet deploy` converges from here; `edgenet remove` cleans up"
-            );
+            if !failure.changes.is_empty() {
+                eprintln!(
+                    "  the next `edgenet deploy` converges from here; `edgenet remove` cleans up"
+                );
+            }
             Ok(Exit::Host)
         }
     }

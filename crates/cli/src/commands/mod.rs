@@ -167,6 +167,49 @@ pub fn context<'a>(
     ctx
 }
 
+/// The host as the `vm` runtime's rules read it (image files, CPUs, memory, socket paths).
+pub fn vm_host(cli: &Cli, config: &edgenet_core::config::Config) -> edgenet_core::validate::VmHost {
+    edgenet_host::vm_host::read(
+        config,
+        &cli.state_dir,
+        edgenet_deploy::state::DeploymentId::LEN,
+    )
+}
+
+/// `EDGENET_VM_ACCEL` (kvm, tcg, auto) and `EDGENET_VM_STOP_TIMEOUT` (whole seconds), read by
+/// the `vm` runtime: a value it would not understand is refused (exit 2) before anything runs,
+/// instead of being silently replaced by the default.
+pub fn check_vm_env() -> Result<(), CliError> {
+    let bad = |name: &str, value: &str, want: &str| {
+        Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!(
+                "{name} is {}, which is not {want}",
+                edgenet_core::validate::excerpt(value)
+            ),
+        )
+        .hint(format!("set {name} to {want}, or unset it for the default")))
+    };
+    if let Some(v) = std::env::var_os("EDGENET_VM_ACCEL") {
+        let v = v.to_string_lossy();
+        if !v.is_empty() && !matches!(v.as_ref(), "kvm" | "tcg" | "auto") {
+            return bad("EDGENET_VM_ACCEL", &v, "kvm, tcg or auto");
+        }
+    }
+    if let Some(v) = std::env::var_os("EDGENET_VM_STOP_TIMEOUT") {
+        let v = v.to_string_lossy();
+        if !v.is_empty() && v.parse::<u64>().is_err() {
+            return bad(
+                "EDGENET_VM_STOP_TIMEOUT",
+                &v,
+                "a whole number of seconds (default 20)",
+            );
+        }
+    }
+    Ok(())
+}
+
 fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())

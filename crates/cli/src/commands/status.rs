@@ -118,13 +118,29 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                 .map(|n| {
                     vec![
                         n.name.clone(),
-                        n.netns.clone(),
-                        if !n.present {
-                            "missing".into()
-                        } else if n.up {
-                            "up".into()
+                        // A vm node has no namespace on the host.
+                        if n.vm.is_some() {
+                            "-".into()
                         } else {
-                            "down".into()
+                            n.netns.clone()
+                        },
+                        match &n.vm {
+                            // QMP's run state, then the guest's (its agent, its eth0).
+                            Some(vm) if !n.present => vm.run_state.clone(),
+                            Some(vm) => format!(
+                                "running (QEMU {}), {}",
+                                vm.pid.map_or("?".into(), |p| p.to_string()),
+                                if !vm.agent {
+                                    format!("agent {}", vm.agent_state)
+                                } else if n.up {
+                                    "up".into()
+                                } else {
+                                    "down".into()
+                                }
+                            ),
+                            None if !n.present => "missing".into(),
+                            None if n.up => "up".into(),
+                            None => "down".into(),
                         },
                         n.addresses.join(", "),
                         n.mac.clone().unwrap_or_default(),
@@ -141,6 +157,9 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                     style
                 )
             );
+            for n in &report.notices {
+                println!("Notice: {n}");
+            }
             if drift {
                 println!("Drift:");
                 for d in &report.drift {
@@ -203,9 +222,16 @@ fn vm_agent(
         std::time::Duration::from_secs(wait.unwrap_or(0)),
     )
     .map_err(|why| {
+        let code = if why.starts_with("its VM is not running") {
+            "vm-not-running"
+        } else if why.contains("socket is busy") {
+            "agent-busy"
+        } else {
+            "agent-not-up"
+        };
         CliError::new(
             Exit::Host,
-            "agent-not-up",
+            code,
             format!("cannot reach node {}: {why}", node.name),
         )
     })
@@ -295,8 +321,25 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
     })
 }
 
+/// The signal that asked `node exec` to stop (SIGINT, SIGTERM), 0 while none did.
+static STOP_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(sig: nix::libc::c_int) {
+    STOP_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Commands that end the guest's agent connection once they have done their job.
+fn powers_off(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(name, "poweroff" | "reboot" | "halt" | "shutdown")
+}
+
 /// `node exec` in a `vm` node: through the guest agent (guest-exec), with the node's proxy
-/// environment; the guest's own resolv.conf and hosts come from the seed.
+/// environment; the guest's own resolv.conf and hosts come from the seed. Stdin that is not a
+/// terminal is read to its end and given to the command; SIGINT/SIGTERM send the command
+/// SIGTERM in the guest (`kill`, since guest-exec has no way to signal it).
 fn exec_in_vm(
     cli: &Cli,
     args: &NodeExecArgs,
@@ -304,7 +347,16 @@ fn exec_in_vm(
     guest: &str,
     env_text: &str,
 ) -> Result<Exit, CliError> {
-    use std::io::Write;
+    use std::io::{IsTerminal, Read, Write};
+    let input = if std::io::stdin().is_terminal() {
+        None
+    } else {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| CliError::new(Exit::Host, "exec", format!("cannot read stdin: {e}")))?;
+        (!data.is_empty()).then_some(data)
+    };
     let mut ga = vm_agent(cli, node, guest, args.wait)?;
     let mut words = args.command.iter().map(|a| a.to_string_lossy().to_string());
     let path = words.next().unwrap_or_default();
@@ -316,18 +368,84 @@ fn exec_in_vm(
             .into_iter()
             .map(|(k, v)| format!("{k}={v}")),
     );
-    let out = ga
-        .exec(&path, &rest, &env, std::time::Duration::from_secs(600))
-        .map_err(|e| {
-            CliError::new(
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only stores into atomics.
+        let _ = unsafe {
+            nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::Handler(on_stop))
+        };
+    }
+    let run = ga.exec_with(
+        &path,
+        &rest,
+        &env,
+        input.as_deref(),
+        std::time::Duration::from_secs(600),
+        Some(&STOP),
+    );
+    let out = match run {
+        Ok(out) => out,
+        Err(f) if STOP.load(std::sync::atomic::Ordering::Relaxed) => {
+            let sig = STOP_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(pid) = f.pid {
+                let killed = ga.exec(
+                    "kill",
+                    &["-TERM".into(), pid.to_string()],
+                    &env,
+                    std::time::Duration::from_secs(10),
+                );
+                if !killed.is_ok_and(|o| o.code == 0) {
+                    eprintln!("edgenet: could not stop the command (guest PID {pid}) in node {}; it may still run", node.name);
+                }
+            }
+            std::process::exit(128 + sig);
+        }
+        Err(f) => {
+            let kind = f.error.io_error().kind();
+            let cut = matches!(
+                kind,
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+            );
+            if f.pid.is_some() && cut && powers_off(&path) {
+                // The guest took the command and went down before it could report its status.
+                eprintln!("edgenet: node {}: {path} was started; the guest agent went away with the guest", node.name);
+                return Ok(Exit::Ok);
+            }
+            let text = f.error.to_string();
+            if f.pid.is_none() {
+                // g_spawn's message for a command the guest cannot run: the shell's codes.
+                for (what, code) in [
+                    ("No such file or directory", 127),
+                    ("Permission denied", 126),
+                ] {
+                    if text.contains(what) {
+                        eprintln!(
+                            "edgenet: node {}: {path}: {what} (in the guest: {text})",
+                            node.name
+                        );
+                        std::process::exit(code);
+                    }
+                }
+            }
+            return Err(CliError::new(
                 Exit::Host,
                 "exec",
-                format!("cannot run the command in node {}: {e}", node.name),
-            )
-        })?;
+                format!("cannot run the command in node {}: {text}", node.name),
+            ));
+        }
+    };
     let _ = std::io::stdout().write_all(&out.stdout);
     let _ = std::io::stderr().write_all(&out.stderr);
     let _ = std::io::stdout().flush();
+    if out.truncated {
+        eprintln!("edgenet: the output was cut at 16 MiB per stream by the guest agent (qemu-guest-agent keeps no more); redirect it to a file in the guest for more");
+    }
     if out.code == 0 {
         return Ok(Exit::Ok);
     }

@@ -181,6 +181,7 @@ const EDGENET_KEYS: &[&str] = &[
     "VmImage",
     "VmKernel",
     "VmInitrd",
+    "WindowsVmImage",
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
@@ -841,6 +842,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
     out.vm_image = r.string(e, "VmImage").filter(|s| !s.is_empty());
     out.vm_kernel = r.string(e, "VmKernel").filter(|s| !s.is_empty());
     out.vm_initrd = r.string(e, "VmInitrd").filter(|s| !s.is_empty());
+    out.windows_vm_image = r.string(e, "WindowsVmImage").filter(|s| !s.is_empty());
     let Some(items) = r.array(e, "PortForwards") else {
         return;
     };

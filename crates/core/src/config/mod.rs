@@ -222,6 +222,8 @@ pub struct Edgenet {
     /// `vm` runtime: a kernel and initrd to boot directly (images without a boot loader).
     pub vm_kernel: Option<String>,
     pub vm_initrd: Option<String>,
+    /// `vm` runtime: the disk image of a Windows node (never the Linux one).
+    pub windows_vm_image: Option<String>,
 }
 
 impl Config {

@@ -16,6 +16,7 @@ mod probe;
 mod proxy;
 mod structure;
 mod subnet;
+mod vm;
 
 pub use crate::config::is_control_plane;
 pub use crate::context::{
@@ -27,6 +28,7 @@ pub use crate::ifname::interface_name_problem;
 pub use host_firewall::OWN_TABLE_PREFIX;
 pub use probe::{probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
+pub use vm::{FileFacts, VmHost};
 
 use crate::config::Config;
 
@@ -45,12 +47,20 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     adapter::check(config, ctx, &mut out);
     host_firewall::check(config, ctx, &mut out);
     probe::check(config, ctx, &mut out);
+    vm::check(config, ctx, &mut out);
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
             Finding::notice(
                 Code::HostChecksSkipped,
                 "",
-                format!("host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter) were not run: {reason}"),
+                format!(
+                    "host-dependent rules (5: host overlaps, 7: adapter MTU, 8: host DNS, 11: adapter{}) were not run: {reason}",
+                    if config.edgenet.node_runtime == crate::config::NodeRuntime::Vm {
+                        ", 13: vm image files, host CPUs and memory, socket paths"
+                    } else {
+                        ""
+                    }
+                ),
             )
             .hint("run check on the machine itself, without --offline-check, to run them"),
         );

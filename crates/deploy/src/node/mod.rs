@@ -6,6 +6,7 @@ pub mod files;
 pub(crate) mod netns;
 pub mod seed;
 pub mod vm;
+pub mod vm_launch;
 
 pub use self::netns::NetnsRuntime;
 pub use self::vm::VmRuntime;
@@ -88,6 +89,15 @@ pub struct VmLive {
     pub run_state: String,
     /// The guest agent answered (the interface facts come from it).
     pub agent: bool,
+    /// `up`; `booting` (no answer yet, within [`vm::BOOT_GRACE`] of QEMU's start); `busy`
+    /// (another edgenet command holds its socket); `not answering`; `-` (no QEMU).
+    pub agent_state: String,
+    /// Seconds since QEMU started (its pidfile was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<u64>,
+    /// Its cloud-init seed was rewritten after QEMU started: the guest has not applied it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub seed_pending: bool,
 }
 
 pub trait NodeRuntime {

@@ -44,20 +44,30 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// The `PATH` line of the guest's `/etc/environment` (Debian's and Ubuntu's default), which
+/// edgenet writes whole.
+pub const GUEST_PATH: &str =
+    "PATH=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games:/usr/local/games:/snap/bin\"";
+
 /// The files the node's guest gets: its proxy environment, hosts and resolv.conf (as the
 /// `netns` runtime gives them to `node exec`), then `extra` (rendered files).
 pub fn guest_files(plan: &Plan, node: &NodePlan, extra: Vec<SeedFile>) -> Vec<SeedFile> {
     let mut out = Vec::new();
     if node.kind == NodeKind::Linux {
+        // Written whole, never appended: a changed or removed proxy replaces what an earlier
+        // seed wrote. 0600 when a URL carries a password (pam_env reads it as root at login).
         let env = files::proxy_env(node);
-        if !env.is_empty() {
-            out.push(SeedFile {
-                path: "/etc/environment".into(),
-                content: env,
-                mode: 0o644,
-                append: true,
-            });
-        }
+        let mode = if edgenet_core::redact::has_credentials(&env) {
+            0o600
+        } else {
+            0o644
+        };
+        out.push(SeedFile {
+            path: "/etc/environment".into(),
+            content: format!("{GUEST_PATH}\n{env}"),
+            mode,
+            append: false,
+        });
         out.push(SeedFile {
             path: "/etc/hosts".into(),
             content: files::hosts(plan, node),
@@ -193,5 +203,38 @@ mod tests {
         assert!(a.user_data.contains("permissions: '0600'"));
         let b = build(&node(), mac, 1500, &[f]);
         assert_ne!(a.meta_data, b.meta_data);
+    }
+
+    #[test]
+    fn the_proxy_environment_is_written_whole_and_private_when_it_has_a_password() {
+        let plan = crate::firewall::tests::sample_plan();
+        let mut n = node();
+        let env = |n: &NodePlan| {
+            guest_files(&plan, n, Vec::new())
+                .into_iter()
+                .find(|f| f.path == "/etc/environment")
+                .expect("/etc/environment is always written")
+        };
+        let f = env(&n);
+        assert!(!f.append, "appending piles up old proxies");
+        assert_eq!(f.mode, 0o644);
+        assert!(
+            f.content.contains("http_proxy=http://proxy:3128"),
+            "{}",
+            f.content
+        );
+        n.proxy.http_proxy = Some("http://bob:s3cret@proxy:3128".into());
+        let f = env(&n);
+        assert_eq!(f.mode, 0o600, "a password is not world-readable");
+        // A removed proxy: the file still replaces the old one, without proxy lines.
+        n.proxy = ProxyEnv {
+            http_proxy: None,
+            https_proxy: None,
+            no_proxy: String::new(),
+        };
+        let f = env(&n);
+        assert!(!f.append);
+        assert!(!f.content.contains("proxy"), "{}", f.content);
+        assert!(f.content.starts_with("PATH="), "{}", f.content);
     }
 }

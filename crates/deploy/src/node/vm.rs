@@ -10,13 +10,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgenet_core::plan::{NodePlan, Plan};
+use edgenet_core::plan::{NodeKind, NodePlan, Plan};
 use edgenet_host::guest_agent::GuestAgent;
 use edgenet_host::qemu::{self, Accel, VmFiles, VmSpec};
 use edgenet_host::qmp::Qmp;
 use edgenet_host::tap;
 
 use super::seed::{self, SeedFile};
+use super::vm_launch::{self, LaunchSpec};
 use super::{NodeLive, NodeRef, NodeRuntime, NodeSpec, VmLive};
 use crate::error::{io_err, DeployError};
 use crate::journal::{Journal, Ownership};
@@ -28,6 +29,15 @@ use crate::state::ObjectKind;
 pub const DEFAULT_CPUS: u32 = 4;
 pub const DEFAULT_MEMORY_MB: u32 = 4096;
 pub const DEFAULT_DATA_GB: u32 = 10;
+
+/// How long after QEMU's start a guest agent that does not answer is taken for a guest still
+/// booting (a notice) rather than a problem (drift): edgenet's test guest answers within ~10 s
+/// under TCG, a cloud image's first boot under TCG can take a minute or more.
+pub const BOOT_GRACE: Duration = Duration::from_secs(120);
+
+/// How long `node exec` and `node addr` wait for the guest agent socket while another
+/// edgenet command uses it.
+pub const BUSY_WAIT: Duration = Duration::from_secs(30);
 
 /// How long `remove` waits for a guest to power off after the power button before QEMU is
 /// told to quit (`EDGENET_VM_STOP_TIMEOUT`, seconds).
@@ -45,6 +55,8 @@ pub struct Image {
     pub disk: PathBuf,
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
+    /// A Windows node's disk (`Edgenet.WindowsVmImage`), booted from its own boot loader.
+    pub windows_disk: Option<PathBuf>,
 }
 
 impl Image {
@@ -72,9 +84,12 @@ impl Image {
             }
             Ok(Some(path))
         };
-        let disk = check("VmImage", &v.image, true)?.expect("required");
+        let linux = plan.nodes.iter().any(|n| n.kind == NodeKind::Linux);
+        let disk = check("VmImage", &v.image, linux)?.unwrap_or_default();
         let kernel = check("VmKernel", &v.kernel, false)?;
         let initrd = check("VmInitrd", &v.initrd, false)?;
+        let windows = plan.nodes.iter().any(|n| n.kind == NodeKind::Windows);
+        let windows_disk = check("WindowsVmImage", &v.windows_image, windows)?;
         if initrd.is_some() && kernel.is_none() {
             return Err(DeployError::Unsupported(
                 "Edgenet.VmInitrd is set without Edgenet.VmKernel: an initrd is booted with its kernel; set both or neither".into(),
@@ -102,6 +117,7 @@ impl Image {
             disk,
             kernel,
             initrd,
+            windows_disk,
         })
     }
 }
@@ -177,10 +193,12 @@ impl VmRuntime {
         node: &NodeSpec<'_>,
         own: &Ownership,
         j: &mut dyn Journal,
-    ) -> Result<(), DeployError> {
+    ) -> Result<bool, DeployError> {
         let name = node.host_link.as_str();
+        let mut created = false;
         match nl.link(name)? {
             None => {
+                created = true;
                 j.will_create(ObjectKind::Tap, name, None)?;
                 tap::create(name)?;
                 nl.set_group(name, own.group)?;
@@ -211,7 +229,50 @@ impl VmRuntime {
         }
         super::join_switch(nl, name, node.switch, j)?;
         j.step("node-link")?;
-        Ok(())
+        Ok(created)
+    }
+
+    /// Differences between the plan and a running guest's network that deploy cannot repair
+    /// (changed from inside the guest), each with its remedy. Empty when the guest agent does
+    /// not answer (nothing can be read).
+    fn guest_drift(&self, nl: &mut dyn Kernel, node: &NodeSpec<'_>) -> Vec<String> {
+        let Ok(live) = self.live(
+            nl,
+            &NodeRef {
+                name: &node.plan.name,
+                guest: &node.guest,
+                host_link: &node.host_link,
+                switch: node.switch,
+            },
+        ) else {
+            return Vec::new();
+        };
+        if !live.up {
+            return Vec::new();
+        }
+        let mut what = Vec::new();
+        if !live.addresses.contains(&node.plan.address.to_string()) {
+            what.push(format!("lacks its address {}", node.plan.address));
+        }
+        if live.gateway.as_deref() != Some(node.plan.gateway.to_string().as_str()) {
+            what.push(format!("has no default route via {}", node.plan.gateway));
+        }
+        if live.mtu.is_some_and(|m| m != node.mtu) {
+            what.push(format!(
+                "has MTU {} instead of {}",
+                live.mtu.unwrap_or(0),
+                node.mtu
+            ));
+        }
+        what.into_iter()
+            .map(|w| {
+                format!(
+                    "node {}: inside the guest, {NODE_IFNAME} {w} (changed inside the running guest, which deploy does not touch): reboot the node to re-apply its seed (`edgenet node exec --node-type {} -- reboot`)",
+                    node.plan.name,
+                    node.plan.kind.as_str()
+                )
+            })
+            .collect()
     }
 }
 
@@ -223,15 +284,45 @@ impl NodeRuntime for VmRuntime {
         own: &Ownership,
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
-        let image = match &self.image {
+        let mut image = match &self.image {
             Some(i) => i.clone(),
             None => Image::from_plan(&self.plan)?,
         };
-        self.ensure_tap(nl, node, own, j)?;
-
+        if node.plan.kind == NodeKind::Windows {
+            // Never the Linux image (nor its kernel) for a Windows node.
+            image = Image {
+                disk: image.windows_disk.clone().unwrap_or_default(),
+                kernel: None,
+                initrd: None,
+                windows_disk: None,
+            };
+        }
+        let name = node.plan.name.as_str();
         let dir = vm_dir(&self.state_dir, &node.guest);
         let record = dir.display().to_string();
         let files = VmFiles::new(&dir);
+
+        // What would lose the guest's disk is refused before anything changes.
+        let size_gb = node.plan.size.data_size_in_gb.unwrap_or(DEFAULT_DATA_GB);
+        let base_gb = qemu::image_size(&image.disk)?.div_ceil(1 << 30) as u32;
+        let want_gb = size_gb.max(base_gb);
+        let disk_existed = files.disk().exists();
+        let mut grow_to = None;
+        if disk_existed {
+            refuse_new_image(&files, &image, name)?;
+            let now = qemu::image_size(&files.disk())?;
+            if u64::from(want_gb) << 30 < now {
+                return Err(DeployError::Unsupported(format!(
+                    "node {name}: DataSizeInGB is {size_gb}, but its disk already has {} GB: edgenet never shrinks a node's disk (that would cut the guest's filesystem); set DataSizeInGB to {} or more, or run `edgenet remove` and deploy again for a new, empty disk",
+                    now.div_ceil(1 << 30),
+                    now.div_ceil(1 << 30)
+                )));
+            }
+            grow_to = (u64::from(want_gb) << 30 > now).then_some(want_gb);
+        }
+
+        let tap_created = self.ensure_tap(nl, node, own, j)?;
+
         j.will_create(ObjectKind::Vm, &record, None)?;
         std::fs::create_dir_all(files.seed_dir()).map_err(io_err("create", &dir))?;
         {
@@ -242,18 +333,12 @@ impl NodeRuntime for VmRuntime {
                     .map_err(io_err("protect", d))?;
             }
         }
-        let size_gb = node.plan.size.data_size_in_gb.unwrap_or(DEFAULT_DATA_GB);
         if !files.disk().exists() {
-            let base_gb = qemu::image_size(&image.disk)?.div_ceil(1 << 30) as u32;
-            qemu::create_overlay(&image.disk, &files.disk(), size_gb.max(base_gb))?;
+            qemu::create_overlay(&image.disk, &files.disk(), want_gb)?;
             j.changed(format!(
-                "created {}'s disk ({} GB overlay of {})",
-                node.plan.name,
-                size_gb.max(base_gb),
+                "created {name}'s disk ({want_gb} GB overlay of {})",
                 image.disk.display()
             ));
-        } else if qemu::grow(&files.disk(), size_gb)? {
-            j.changed(format!("grew {}'s disk to {size_gb} GB", node.plan.name));
         }
 
         let extra = self.rendered_files(node.plan);
@@ -264,44 +349,86 @@ impl NodeRuntime for VmRuntime {
             &seed::guest_files(&self.plan, node.plan, extra),
         );
         let mut seed_changed = !files.seed().exists();
-        for (name, content) in seed.files() {
-            let path = files.seed_dir().join(name);
+        for (file, content) in seed.files() {
+            let path = files.seed_dir().join(file);
             if std::fs::read_to_string(&path).ok().as_deref() != Some(content) {
                 std::fs::write(&path, content).map_err(io_err("write", &path))?;
                 seed_changed = true;
             }
         }
         if seed_changed {
+            // A new file (renamed over the old one): a running QEMU keeps reading the old
+            // one, so a changed seed restarts the VM below (the launch spec holds its id).
             qemu::make_seed_iso(&files.seed_dir(), &files.seed())?;
         }
         j.step("node-seed")?;
 
-        let running = qemu::running_pid(&files).is_some();
-        if running && seed_changed {
-            j.changed(format!(
-                "wrote {}'s new cloud-init seed: the running guest applies it at its next boot",
-                node.plan.name
-            ));
+        let planned = LaunchSpec {
+            mac: node.mac.to_string(),
+            tap: node.host_link.clone(),
+            cpus: node.plan.size.cpu_count.unwrap_or(DEFAULT_CPUS),
+            memory_mb: node.plan.size.memory_in_mb.unwrap_or(DEFAULT_MEMORY_MB),
+            kernel: image.kernel.as_ref().map(|p| p.display().to_string()),
+            initrd: image.initrd.as_ref().map(|p| p.display().to_string()),
+            disk_gb: want_gb,
+            mtu: node.mtu,
+            seed: vm_launch::instance_id(&seed.meta_data),
+        };
+        let pid = qemu::running_pid(&files);
+        let mut running = pid.is_some();
+        if let Some(pid) = pid {
+            // QEMU writes its pidfile once: one deleted or overwritten since is written again.
+            let recorded = std::fs::read_to_string(files.pidfile()).unwrap_or_default();
+            if recorded.trim() != pid.to_string() && LaunchSpec::load(&dir).is_some() {
+                std::fs::write(files.pidfile(), format!("{pid}\n"))
+                    .map_err(io_err("write", &files.pidfile()))?;
+            }
+        }
+        if running {
+            let why = restart_reasons(nl, &files, &planned, grow_to, tap_created, name, j)?;
+            if !why.is_empty() {
+                let forced = shutdown(&files, name, stop_timeout())?.unwrap_or(false);
+                j.changed(format!(
+                    "restarted VM {name}: {}{}",
+                    why.join("; "),
+                    if forced {
+                        " (the guest did not power off by itself: QEMU was stopped by force)"
+                    } else {
+                        ""
+                    }
+                ));
+                running = false;
+            }
         }
         if !running {
+            if let Some(gb) = grow_to {
+                // Only while QEMU is stopped: it holds the image's write lock.
+                qemu::grow(&files.disk(), gb)?;
+                j.changed(format!("grew {name}'s disk to {gb} GB"));
+            }
             let accel = self.accel();
             let spec = VmSpec {
-                name: &node.plan.name,
+                name,
                 files: &files,
                 accel,
-                cpus: node.plan.size.cpu_count.unwrap_or(DEFAULT_CPUS),
-                memory_mb: node.plan.size.memory_in_mb.unwrap_or(DEFAULT_MEMORY_MB),
+                cpus: planned.cpus,
+                memory_mb: planned.memory_mb,
                 kernel: image.kernel.as_deref(),
                 initrd: image.initrd.as_deref(),
                 tap: &node.host_link,
                 mac: node.mac,
             };
             let pid = qemu::start(&spec)?;
+            planned.save(&dir)?;
             j.changed(format!(
-                "started VM {} (QEMU pid {pid}, {})",
-                node.plan.name,
+                "started VM {name} (QEMU pid {pid}, {})",
                 accel.as_str().to_uppercase()
             ));
+        } else {
+            // What deploy cannot change in a running guest is said, not hidden.
+            for warning in self.guest_drift(nl, node) {
+                j.changed(format!("warning: {warning}"));
+            }
         }
         j.created(ObjectKind::Vm, &record, None)?;
         j.step("node-vm")?;
@@ -333,20 +460,69 @@ impl NodeRuntime for VmRuntime {
                 pid: None,
                 run_state: "not running".into(),
                 agent: false,
+                agent_state: "-".into(),
+                uptime: None,
+                seed_pending: false,
             });
             return Ok(live);
         };
-        let run_state = Qmp::connect(&files.qmp(), Duration::from_secs(2))
-            .and_then(|mut q| q.status())
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let mut run_state = if edgenet_host::guest_agent::socket_held(&files.qmp()) {
+            Err(edgenet_host::HostError::new(
+                "connect to QMP",
+                files.qmp().display().to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another client holds it (QEMU serves one at a time)",
+                ),
+            ))
+        } else {
+            Qmp::connect(&files.qmp(), Duration::from_secs(2))
+        }
+        .and_then(|mut q| q.status())
+        .unwrap_or_else(|e| match e.io_error().kind() {
+            // QEMU serves one QMP client at a time: another one holds the socket.
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("busy (another client holds its QMP socket: {e})")
+            }
+            _ => format!("unknown ({e})"),
+        });
+        // A tap without carrier under a running QEMU: its NIC is bound to a deleted tap (the
+        // tap was made again), so the guest is cut off; deploy restarts it.
+        if run_state == "running" && !nl.link(node.host_link)?.is_some_and(|l| l.lower_up) {
+            run_state = format!(
+                "running, but its tap {} has no carrier (QEMU's NIC is not bound to it)",
+                node.host_link
+            );
+        }
         live.present = run_state == "running";
+        let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let started = modified(files.pidfile());
+        let uptime = started.and_then(|t| t.elapsed().ok());
+        let seed_pending = matches!((modified(files.seed()), started), (Some(s), Some(q)) if s > q);
         let mut vm = VmLive {
             pid: Some(pid),
             run_state,
             agent: false,
+            agent_state: "not answering".into(),
+            uptime: uptime.map(|u| u.as_secs()),
+            seed_pending,
         };
-        if let Ok(mut ga) = GuestAgent::connect(&files.agent(), Duration::from_millis(1500)) {
+        // status waits less than `node exec` for a busy socket: it only reads.
+        let connected = GuestAgent::connect_waiting(
+            &files.agent(),
+            Duration::from_millis(1500),
+            Duration::from_secs(5),
+        );
+        if let Err(e) = &connected {
+            if e.io_error().kind() == std::io::ErrorKind::ResourceBusy {
+                vm.agent_state = "busy".into();
+            } else if uptime.is_some_and(|u| u < BOOT_GRACE) && live.present {
+                vm.agent_state = "booting".into();
+            }
+        }
+        if let Ok(mut ga) = connected {
             vm.agent = true;
+            vm.agent_state = "up".into();
             if let Ok(ifaces) = ga.interfaces() {
                 if let Some(eth0) = ifaces.into_iter().find(|i| i.name == NODE_IFNAME) {
                     live.up = true;
@@ -385,26 +561,189 @@ fn default_gateway(line: &str) -> Option<String> {
     Some(std::net::Ipv4Addr::from(g.to_le_bytes()).to_string())
 }
 
-/// Stops the VM of `dir` and deletes the directory: the power button over QMP, then `quit`
-/// after [`stop_timeout`], then (a QEMU that answers nothing) SIGKILL of the pidfile's QEMU.
-/// `Ok(false)` when there was nothing left.
+/// Why a running VM must restart to match `planned` (empty: it matches). A paused VM whose
+/// spec matches is resumed here.
+fn restart_reasons(
+    nl: &mut dyn Kernel,
+    files: &VmFiles,
+    planned: &LaunchSpec,
+    grow_to: Option<u32>,
+    tap_created: bool,
+    name: &str,
+    j: &mut dyn Journal,
+) -> Result<Vec<String>, DeployError> {
+    let mut why = match LaunchSpec::load(&files.dir) {
+        Some(old) => old.changes_to(planned),
+        None if !files.pidfile().exists() => vec![format!(
+            "its files in {} were deleted while it ran",
+            files.dir.display()
+        )],
+        None => vec!["its launch spec was not recorded (started by an older edgenet)".into()],
+    };
+    if let Some(gb) = grow_to {
+        if !why.iter().any(|w| w.starts_with("disk size")) {
+            why.push(format!("its disk grows to {gb} GB"));
+        }
+    }
+    let tap = planned.tap.as_str();
+    if tap_created {
+        why.push(format!(
+            "its tap {tap} was made again (QEMU's NIC was bound to the deleted one)"
+        ));
+    } else if !nl.link(tap)?.is_some_and(|l| l.lower_up) {
+        why.push(format!(
+            "its tap {tap} has no carrier (QEMU's NIC is not bound to it)"
+        ));
+    }
+    if !why.is_empty() {
+        return Ok(why);
+    }
+    match Qmp::connect(&files.qmp(), Duration::from_secs(2)) {
+        Ok(mut q) => match q.status() {
+            Ok(state) => match state.as_str() {
+                "paused" | "prelaunch" => {
+                    q.cont()?;
+                    j.changed(format!("resumed VM {name} (it was {state})"));
+                }
+                "shutdown" | "internal-error" | "guest-panicked" | "io-error" | "watchdog" => {
+                    why.push(format!("its run state is {state}"));
+                }
+                _ => {}
+            },
+            Err(e) => tracing::warn!("VM {name}: QMP query-status failed: {e}"),
+        },
+        Err(e) => {
+            tracing::warn!("VM {name}: QMP does not answer ({e}); its run state is not checked")
+        }
+    }
+    Ok(why)
+}
+
+/// An existing disk is an overlay of the image it was made from: booting another image would
+/// need a new disk, so a changed `Edgenet.VmImage` is refused instead of discarding this one.
+fn refuse_new_image(files: &VmFiles, image: &Image, name: &str) -> Result<(), DeployError> {
+    let Some(backing) = qemu::backing_file(&files.disk())? else {
+        return Ok(());
+    };
+    let same = backing == image.disk
+        || std::fs::canonicalize(&backing).ok() == std::fs::canonicalize(&image.disk).ok();
+    if same {
+        return Ok(());
+    }
+    Err(DeployError::Unsupported(format!(
+        "Edgenet.VmImage is {}, but node {name}'s disk is an overlay of {}: a new image needs a new disk, and edgenet never discards a node's disk on its own; set VmImage back, or run `edgenet remove` and deploy again to start the node from the new image (its disk is lost)",
+        image.disk.display(),
+        backing.display()
+    )))
+}
+
+/// Notes of `remove` about VMs that had to be forced to stop (drained by [`take_notes`]).
+static NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// What the VM stops so far said (e.g. `forced quit`), for `remove`'s report.
+pub fn take_notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Stops the QEMU of `files` (found by its pidfile or, without one, by its command line):
+/// the power button over QMP and up to `timeout` for the guest to power off, then QMP
+/// `quit`, then SIGKILL. `None`: it was not running; `Some(forced)`: stopped, `forced` when
+/// the guest did not power off by itself. An error when QEMU still runs after all that.
+pub fn shutdown(
+    files: &VmFiles,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<bool>, DeployError> {
+    let Some(pid) = qemu::running_pid(files) else {
+        return Ok(None);
+    };
+    let mut forced = true;
+    let gone = match Qmp::connect(&files.qmp(), Duration::from_secs(2)) {
+        Ok(mut q) => {
+            // A paused (or crashed) guest cannot handle the power button: no wait for it.
+            let state = q.status().unwrap_or_default();
+            if state != "running" {
+                note(format!(
+                    "VM {name} is {state:?}, so it cannot power off by itself: told QEMU (pid {pid}) to quit"
+                ));
+                q.quit().is_ok() && qemu::wait_gone(files, Duration::from_secs(5))
+            } else if q.powerdown().is_ok() && {
+                waiting(name, pid, timeout);
+                qemu::wait_gone(files, timeout)
+            } {
+                forced = false;
+                true
+            } else {
+                note(format!(
+                    "VM {name} did not power off within {} s: forced QEMU (pid {pid}) to quit",
+                    timeout.as_secs()
+                ));
+                q.quit().is_ok() && qemu::wait_gone(files, Duration::from_secs(5))
+            }
+        }
+        Err(e) => {
+            note(format!(
+                "VM {name}: QMP does not answer ({e}): killed its QEMU (pid {pid})"
+            ));
+            false
+        }
+    };
+    if !gone {
+        qemu::kill(files)?;
+    }
+    if let Some(pid) = qemu::running_pid(files) {
+        return Err(DeployError::Unsupported(format!(
+            "VM {name}'s QEMU (pid {pid}) still runs after QMP quit and SIGKILL"
+        )));
+    }
+    Ok(Some(forced))
+}
+
+/// Says that a stop waits for the guest: on a terminal a person sees why nothing happens for a
+/// while; logs get it at -v.
+fn waiting(name: &str, pid: u32, timeout: Duration) {
+    let text = format!(
+        "waiting up to {} s for VM {name} (QEMU pid {pid}) to power off",
+        timeout.as_secs()
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("edgenet: {text}");
+    } else {
+        tracing::info!("{text}");
+    }
+}
+
+fn note(text: String) {
+    tracing::warn!("{text}");
+    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+}
+
+/// Stops the VM of `dir` ([`shutdown`]) and deletes the directory. `Ok(false)` when there was
+/// nothing left (no directory and no QEMU).
 pub fn stop(dir: &Path) -> Result<bool, DeployError> {
     let files = VmFiles::new(dir);
     let existed = dir.exists();
-    if qemu::running_pid(&files).is_some() {
-        let stopped = Qmp::connect(&files.qmp(), Duration::from_secs(2)).is_ok_and(|mut q| {
-            (q.powerdown().is_ok() && qemu::wait_gone(&files, stop_timeout()))
-                || (q.quit().is_ok() && qemu::wait_gone(&files, Duration::from_secs(5)))
-        });
-        if !stopped {
-            qemu::kill(&files)?;
-        }
-    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let stopped = shutdown(&files, &name, stop_timeout())?;
     // Only a directory that is a VM's (edgenet's files in it) is deleted.
     if existed && dir.parent().and_then(Path::file_name) == Some("vm".as_ref()) {
         std::fs::remove_dir_all(dir).map_err(io_err("delete", dir))?;
     }
-    Ok(existed)
+    Ok(existed || stopped.is_some())
+}
+
+/// Moves a VM's directory to its new name (the machine was renamed), its disk with it. Its
+/// QEMU (whose command line names the old paths) is stopped first; deploy starts it again.
+pub fn move_vm(from: &Path, to: &Path) -> Result<(), DeployError> {
+    let name = from
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    shutdown(&VmFiles::new(from), &name, stop_timeout())?;
+    std::fs::rename(from, to).map_err(io_err("rename", from))
 }
 
 /// Connects to a node's guest agent, waiting up to `wait` for it to come up; the error says
@@ -414,13 +753,26 @@ pub fn agent(state_dir: &Path, guest: &str, wait: Duration) -> Result<GuestAgent
     if qemu::running_pid(&files).is_none() {
         return Err("its VM is not running (run `edgenet deploy` to start it again)".into());
     }
+    // A paused VM's agent never answers: say so rather than "still booting".
+    if let Ok(state) =
+        Qmp::connect(&files.qmp(), Duration::from_secs(2)).and_then(|mut q| q.status())
+    {
+        if state == "paused" {
+            return Err("its VM is paused (run `edgenet deploy` to resume it)".into());
+        }
+    }
     let deadline = std::time::Instant::now() + wait;
     loop {
-        match GuestAgent::connect(&files.agent(), Duration::from_secs(2)) {
+        match GuestAgent::connect_waiting(&files.agent(), Duration::from_secs(2), BUSY_WAIT) {
             Ok(ga) => return Ok(ga),
+            Err(e) if e.io_error().kind() == std::io::ErrorKind::ResourceBusy => {
+                return Err(format!(
+                    "its guest agent socket is busy ({e}): another edgenet command (e.g. a long `node exec`) is using it; try again when it ends"
+                ))
+            }
             Err(e) if std::time::Instant::now() >= deadline => {
                 return Err(format!(
-                    "its guest agent does not answer ({e}): the guest is still booting, or its image has no qemu-guest-agent; --wait SECONDS waits for it"
+                    "its guest agent does not answer ({e}): the guest is still booting, its image has no qemu-guest-agent, or a program other than edgenet holds the socket; --wait SECONDS waits for it"
                 ))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),

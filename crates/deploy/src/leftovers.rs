@@ -1,0 +1,98 @@
+//! Leftovers of another edgenet deployment in this network namespace: links marked
+//! `edgenet:<other id>`, nftables tables `edgenet_<other id>`, and QEMU processes of `vm`
+//! nodes whose state directory is gone (deleted while they ran). Nothing records them any
+//! more, so no edgenet run removes them; deploy and status name them with the command that
+//! deletes each. Read only: nothing here is adopted or touched.
+
+use std::path::Path;
+
+use crate::kernel::Kernel;
+use edgenet_host::qemu;
+
+use crate::firewall::TABLE_PREFIX;
+
+/// One sentence per leftover, with its cleanup command. `own`: this deployment's id (its
+/// objects are not leftovers); `None` when this state directory has no deployment.
+pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
+    let mut found = Vec::new();
+    let is_other = |id: &str| own != Some(id);
+    if let Ok(links) = nl.links() {
+        for l in links {
+            let Some(id) = l.alias.as_deref().and_then(|a| a.strip_prefix("edgenet:")) else {
+                continue;
+            };
+            if is_other(id) {
+                found.push(format!(
+                    "interface {} carries the mark of edgenet deployment {id}, which no state directory here records: if that deployment is gone, delete it (`ip link del {}`)",
+                    l.name, l.name
+                ));
+            }
+        }
+    }
+    if let Ok(ruleset) = edgenet_host::nft::Nft::new().list_ruleset() {
+        for item in ruleset["nftables"].as_array().into_iter().flatten() {
+            let t = &item["table"];
+            let (Some(family), Some(name)) = (t["family"].as_str(), t["name"].as_str()) else {
+                continue;
+            };
+            let Some(id) = name.strip_prefix(TABLE_PREFIX) else {
+                continue;
+            };
+            if is_other(id) {
+                found.push(format!(
+                    "nftables table {family} {name} is edgenet deployment {id}'s, which no state directory here records: if that deployment is gone, delete it (`nft delete table {family} {name}`)"
+                ));
+            }
+        }
+    }
+    found.extend(orphan_qemus());
+    found
+}
+
+/// QEMU processes in this network namespace started by edgenet for a `vm` node (pidfile
+/// `<state dir>/vm/<guest>/qemu.pid`) whose state directory no longer holds a deployment.
+fn orphan_qemus() -> Vec<String> {
+    let netns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let ours = netns("self");
+    let mut found = Vec::new();
+    for pid in qemu::processes() {
+        let Some(pidfile) = qemu::qemu_pidfile_arg(pid) else {
+            continue;
+        };
+        let pidfile = Path::new(&pidfile);
+        let Some(vm_dir) = pidfile
+            .file_name()
+            .filter(|n| *n == "qemu.pid")
+            .and(pidfile.parent())
+        else {
+            continue;
+        };
+        let Some(state_dir) = vm_dir
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "vm"))
+            .and_then(Path::parent)
+        else {
+            continue;
+        };
+        // Its guest directory is `<node>-<id>`: still a deployment's while the state directory
+        // holds that id (a QEMU whose own directory was deleted is then deploy's to repair).
+        let recorded = std::fs::read_to_string(state_dir.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["deployment_id"].as_str().map(String::from));
+        let guest = vm_dir.file_name().unwrap_or_default().to_string_lossy();
+        let still_recorded = recorded.is_some_and(|id| guest.ends_with(&format!("-{id}")));
+        if still_recorded || netns(&pid.to_string()) != ours {
+            continue;
+        }
+        found.push(format!(
+            "QEMU (pid {pid}) runs VM {} of a deployment that state directory {} no longer holds (it was deleted), so no edgenet run stops it: stop it (`kill {pid}`), then delete that deployment's tap and nftables tables named here",
+            vm_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            state_dir.display()
+        ));
+    }
+    found
+}
