@@ -783,6 +783,35 @@ fn r5_host_networks_named_with_their_interface() {
 }
 
 #[test]
+fn r5_a_kept_automatic_subnet_another_link_now_uses_is_a_warning() {
+    let mut beside = host();
+    beside
+        .addresses
+        .push(edgenet_core::host_facts::HostAddress {
+            link: "othersw".into(),
+            address: "192.168.7.1/24".parse().unwrap(),
+        });
+    let mut ctx = edgenet_core::validate::Context::live(&beside);
+    ctx.machine = Some(0);
+    ctx.deployed_subnet = Some("192.168.7.0/24".parse().unwrap());
+    let f = assert_has(
+        &run_with(&single(), &ctx),
+        "overlaps-host-network",
+        "Network.Ip4AddressPrefix",
+        Severity::Warning,
+    );
+    message_names(&f, "192.168.7.1/24 on othersw");
+    // Only its own switch there: nothing to say.
+    ctx.deployed_subnet = Some("192.168.8.0/24".parse().unwrap());
+    assert!(find(
+        &run_with(&single(), &ctx),
+        "overlaps-host-network",
+        "Network.Ip4AddressPrefix"
+    )
+    .is_none());
+}
+
+#[test]
 fn r5_own_switch_routes_do_not_count() {
     let mut deployed = host();
     deployed.routes.push(edgenet_core::host_facts::HostRoute {

@@ -19,7 +19,7 @@ use crate::names;
 use crate::node::{self, files, NodeSpec};
 use crate::state::{DeploymentState, ObjectKind, ObjectStatus, Phase, StateLock};
 use crate::switch;
-use crate::teardown::{kind_name, Teardown};
+use crate::teardown::{object_words, Teardown};
 
 /// What a deploy did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,6 +35,8 @@ pub struct DeployReport {
 #[derive(Debug)]
 pub struct DeployFailure {
     pub error: DeployError,
+    /// The deployment's id, once the state was read (also when a first deploy was undone).
+    pub deployment_id: Option<String>,
     pub changes: Vec<String>,
     pub rolled_back: Vec<String>,
     pub rollback_errors: Vec<String>,
@@ -98,6 +100,16 @@ impl Journal for Run<'_> {
         self.changes.push(what);
     }
 
+    /// Said once per deployment: the state's journal remembers it (a redeploy that meets the
+    /// same refused route again changes nothing and says nothing new).
+    fn warn(&mut self, what: String) {
+        if self.state.warn_once(&what) {
+            tracing::warn!("{what}");
+        } else {
+            tracing::debug!("again: {what}");
+        }
+    }
+
     fn step(&mut self, name: &str) -> Result<(), DeployError> {
         if self.rolling_back {
             return Ok(());
@@ -126,6 +138,7 @@ pub fn deploy(
     let fail = |error: DeployError| {
         Box::new(DeployFailure {
             error,
+            deployment_id: None,
             changes: Vec::new(),
             rolled_back: Vec::new(),
             rollback_errors: Vec::new(),
@@ -145,6 +158,7 @@ pub fn deploy(
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
         .flatten();
+    let applied_before = state.applied_plan.clone();
     let mut run = Run {
         lock,
         state,
@@ -162,6 +176,13 @@ pub fn deploy(
             plan: plan.clone(),
         }),
         Err(error) => {
+            if previous.is_none() && run.state.phase == Phase::Deployed {
+                // The last step failed after the run recorded itself deployed: it is not (its
+                // objects are undone now), so it must not look like one to status or remove.
+                run.state.applied_plan = applied_before;
+                run.state.pending_plan = Some(plan.clone());
+                run.state.phase = Phase::Deploying;
+            }
             let (mut rolled_back, mut rollback_errors) = roll_back(&mut run);
             if let Some(previous) = previous {
                 // What this run changed on objects that were there before (addresses, MTUs,
@@ -172,11 +193,11 @@ pub fn deploy(
                 let changed = run.changes.len();
                 match apply(&mut run, &previous) {
                     Ok(()) => {
-                        rolled_back.extend(run.changes.drain(changed..));
+                        rolled_back.extend(undone(run.changes.drain(changed..)));
                         rolled_back.push("the previous deployment, as it was".into());
                     }
                     Err(e) => {
-                        rolled_back.extend(run.changes.drain(changed..));
+                        rolled_back.extend(undone(run.changes.drain(changed..)));
                         rollback_errors.push(format!("putting the previous deployment back: {e}"));
                     }
                 }
@@ -192,9 +213,12 @@ pub fn deploy(
                 if let Err(e) = lock.clear() {
                     rollback_errors.push(e.to_string());
                 }
+                // The node files it wrote go with it.
+                let _ = std::fs::remove_dir_all(files::node_dir(lock.dir().path(), ""));
             }
             Err(Box::new(DeployFailure {
                 error,
+                deployment_id: Some(run.state.deployment_id.to_string()),
                 changes: run.changes,
                 rolled_back,
                 rollback_errors,
@@ -365,10 +389,11 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     drop_nodes_not_in(run, plan, k)?;
     announce_nodes(plan, &node_macs_by_name);
-    // Another deployment's objects nothing will remove any more: said, never touched.
+    // Another deployment's objects nothing here records: said (once: a warning is not a
+    // change, and another deployment beside this one may well be alive), never touched.
     if !run.rolling_back {
         for leftover in crate::leftovers::leftovers(&mut nl, Some(id.as_str())) {
-            run.changed(format!("warning: {leftover}"));
+            run.warn(leftover);
         }
     }
 
@@ -706,8 +731,12 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
             // Left on while another router (Docker, ...) forwards through the host.
-            let other = forwarding::other_forwarding_user();
+            let other =
+                forwarding::other_forwarding_user(&firewall::table_name(&run.state.deployment_id));
             if let Some(user) = &other {
+                if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                    forwarding::hand_over(&change.previous);
+                }
                 run.changed(format!(
                     "left {IP_FORWARD} at {} ({user} forwards through this host)",
                     live.trim()
@@ -759,9 +788,8 @@ fn drop_nodes_not_in(
         teardown.undo(k, &o)?;
         run.state.forget_object(o.kind, &o.name, o.netns.as_deref());
         run.changed(format!(
-            "removed {} {} (no longer in the plan)",
-            kind_name(o.kind),
-            o.name
+            "removed {} (no longer in the plan)",
+            object_words(o.kind, &o.name)
         ));
     }
     // Files of nodes no longer planned (also those a failed run wrote for a node it added).
@@ -775,6 +803,34 @@ fn drop_nodes_not_in(
         }
     }
     Ok(())
+}
+
+/// The changes of putting the previous deployment back, as what they undid ("put the MTU of
+/// br0 back to 1400", not "set MTU 1400"). Warnings are not undoing anything: left out.
+fn undone(changes: impl Iterator<Item = String>) -> Vec<String> {
+    changes
+        .filter(|c| !c.starts_with("warning: "))
+        .map(|c| undone_words(&c))
+        .collect()
+}
+
+fn undone_words(change: &str) -> String {
+    // "set MTU 1400 on br0 (was 1500)"
+    if let Some(rest) = change.strip_prefix("set MTU ") {
+        if let Some((mtu, rest)) = rest.split_once(" on ") {
+            let link = rest.split(" (was ").next().unwrap_or(rest);
+            return format!("put the MTU of {link} back to {mtu}");
+        }
+    }
+    if let Some(what) = change.strip_prefix("wrote ") {
+        return format!("put {what} back as it was");
+    }
+    if let Some(rest) = change.strip_prefix("gave ") {
+        if let Some((node, addr)) = rest.split_once(" the address ") {
+            return format!("gave {node} its address {addr} back");
+        }
+    }
+    format!("put back: {change}")
 }
 
 /// Undoes the objects this run created, newest first; carries on past errors.
@@ -801,15 +857,15 @@ fn roll_back_with(run: &mut Run<'_>, k: &mut dyn Kernel) -> (Vec<String>, Vec<St
         match result {
             Ok(_) => {
                 run.state.forget_object(o.kind, &o.name, o.netns.as_deref());
-                done.push(format!("{} {}", kind_name(o.kind), o.name));
+                done.push(format!("deleted {}", object_words(o.kind, &o.name)));
             }
-            Err(e) => errors.push(format!("{} {}: {e}", kind_name(o.kind), o.name)),
+            Err(e) => errors.push(format!("{}: {e}", object_words(o.kind, &o.name))),
         }
     }
     for key in run.new_sysctls.clone() {
         if let Some(change) = run.state.forget_sysctl(&key, None) {
             match sysctl::write(&key, &change.previous) {
-                Ok(()) => done.push(format!("{key} back to {}", change.previous)),
+                Ok(()) => done.push(format!("put {key} back to {}", change.previous)),
                 Err(e) => errors.push(e.to_string()),
             }
         }
@@ -823,4 +879,33 @@ fn roll_back_with(run: &mut Run<'_>, k: &mut dyn Kernel) -> (Vec<String>, Vec<St
 /// The state directory a command uses: `--state-dir`, `EDGENET_STATE_DIR`, else the default.
 pub fn default_state_dir() -> &'static Path {
     Path::new(crate::state::DEFAULT_STATE_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undone;
+
+    #[test]
+    fn rollback_lines_say_what_was_put_back_and_never_list_a_warning() {
+        let lines = undone(
+            [
+                "set MTU 1400 on aksedgesw-int (was 1500)",
+                "wrote b10a-ledge/hosts",
+                "gave b10a-ledge the address 192.168.0.2/24",
+                "warning: route 10.9.0.0/16 nhid 7 stays on up0",
+                "brought aksedgesw-int up",
+            ]
+            .into_iter()
+            .map(String::from),
+        );
+        assert_eq!(
+            lines,
+            [
+                "put the MTU of aksedgesw-int back to 1400",
+                "put b10a-ledge/hosts back as it was",
+                "gave b10a-ledge its address 192.168.0.2/24 back",
+                "put back: brought aksedgesw-int up",
+            ]
+        );
+    }
 }

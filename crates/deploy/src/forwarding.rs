@@ -3,14 +3,62 @@
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
-/// Another user of IPv4 forwarding on the host, in words: Docker, or a non-empty forward or
-/// NAT chain of a table that is not edgenet's. `None` when the ruleset cannot be read.
-pub fn other_forwarding_user() -> Option<String> {
-    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
-    forwarding_user_of(&ruleset)
+/// How [`other_forwarding_user`] names another edgenet deployment.
+pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
+
+/// Where a deployment removed while another one in the same network namespace still routes
+/// leaves the value forwarding had before edgenet (that one's state directory is unknown to
+/// it): in /run, keyed by the namespace (gone at reboot, as the sysctl is).
+fn handover_path() -> Option<std::path::PathBuf> {
+    let key = edgenet_host::lock::network_namespace_key().ok()?;
+    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward")))
 }
 
-pub fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> {
+/// Leaves `previous` for the last deployment of this namespace (the first hand-over wins:
+/// it holds the value from before any edgenet deployment).
+pub fn hand_over(previous: &str) {
+    let Some(path) = handover_path() else { return };
+    if path.exists() {
+        return;
+    }
+    let written = std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
+        .and_then(|()| std::fs::write(&path, previous));
+    if let Err(e) = written {
+        tracing::debug!("{}: {e}", path.display());
+    }
+}
+
+/// At remove, in a deployment that did not turn forwarding on itself: the value handed over
+/// by one removed before, put back when nobody else forwards any more and forwarding is still
+/// on. What it did, in words.
+pub fn restore_handed_over(own_table: &str) -> Option<String> {
+    let path = handover_path()?;
+    let previous = std::fs::read_to_string(&path).ok()?;
+    let previous = previous.trim();
+    if other_forwarding_user(own_table).is_some() {
+        return None;
+    }
+    let live = edgenet_host::sysctl::read(IP_FORWARD).ok()?;
+    let _ = std::fs::remove_file(&path);
+    if live.trim() != "1" || edgenet_host::sysctl::write(IP_FORWARD, previous).is_err() {
+        return None;
+    }
+    Some(format!(
+        "{IP_FORWARD} to {previous} (its value before the first edgenet deployment in this network namespace)"
+    ))
+}
+
+/// Another user of IPv4 forwarding on the host, in words: Docker, a non-empty forward or NAT
+/// chain of a table that is not edgenet's, or another edgenet deployment's table (one beside
+/// this one in the same namespace; its state directory is unknown here, its table is not).
+/// `own_table` is this deployment's table, never counted. `None` when the ruleset cannot be
+/// read.
+pub fn other_forwarding_user(own_table: &str) -> Option<String> {
+    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
+    forwarding_user_of(&ruleset, own_table)
+}
+
+pub fn forwarding_user_of(ruleset: &serde_json::Value, own_table: &str) -> Option<String> {
     if crate::firewall::host_rules::docker_present(ruleset) {
         return Some("Docker (chain DOCKER-USER in table ip filter)".into());
     }
@@ -28,12 +76,18 @@ pub fn forwarding_user_of(ruleset: &serde_json::Value) -> Option<String> {
             c["table"].as_str()?,
             c["name"].as_str()?,
         );
-        if table.starts_with(crate::firewall::TABLE_PREFIX) || !matches!(family, "ip" | "inet") {
+        if table == own_table || !matches!(family, "ip" | "inet") {
             return None;
         }
         let forwards = c["hook"] == "forward" || (c["type"] == "nat" && c["hook"] == "postrouting");
-        (forwards && has_rules(family, table, name))
-            .then(|| format!("chain {name} of table {family} {table}"))
+        if !(forwards && has_rules(family, table, name)) {
+            return None;
+        }
+        Some(if table.starts_with(crate::firewall::TABLE_PREFIX) {
+            format!("{ANOTHER_DEPLOYMENT} (nftables table {family} {table})")
+        } else {
+            format!("chain {name} of table {family} {table}")
+        })
     })
 }
 
@@ -56,20 +110,29 @@ mod tests {
             chain("ip", "edgenet_0a1b2c", "forward", "forward", "filter"),
             rule("ip", "edgenet_0a1b2c", "forward"),
         ]});
-        assert_eq!(forwarding_user_of(&ours), None);
+        assert_eq!(forwarding_user_of(&ours, "edgenet_0a1b2c"), None);
+        // Another deployment beside this one in the same namespace routes through it too.
+        assert_eq!(
+            forwarding_user_of(&ours, "edgenet_ffffff").as_deref(),
+            Some("another edgenet deployment (nftables table ip edgenet_0a1b2c)")
+        );
         let empty = json!({"nftables": [chain("inet", "fw", "fwd", "forward", "filter")]});
-        assert_eq!(forwarding_user_of(&empty), None);
+        assert_eq!(forwarding_user_of(&empty, "edgenet_0a1b2c"), None);
         let input_only = json!({"nftables": [
             chain("inet", "fw", "in", "input", "filter"),
             rule("inet", "fw", "in"),
         ]});
-        assert_eq!(forwarding_user_of(&input_only), None);
+        assert_eq!(forwarding_user_of(&input_only, "edgenet_0a1b2c"), None);
         let router = json!({"nftables": [
             chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
             rule("ip", "nat", "POSTROUTING"),
         ]});
-        assert!(forwarding_user_of(&router).unwrap().contains("ip nat"));
+        assert!(forwarding_user_of(&router, "edgenet_0a1b2c")
+            .unwrap()
+            .contains("ip nat"));
         let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
-        assert!(forwarding_user_of(&docker).unwrap().contains("Docker"));
+        assert!(forwarding_user_of(&docker, "edgenet_0a1b2c")
+            .unwrap()
+            .contains("Docker"));
     }
 }

@@ -21,6 +21,11 @@ pub trait Journal {
     ) -> Result<(), DeployError>;
     /// A change made to the host, in words (`set MTU 1400 on aksedgesw-int`).
     fn changed(&mut self, what: String);
+    /// Something the run could not do and left as it is, with what to do by hand (a route
+    /// the kernel refused): not a change, and said once, not on every redeploy.
+    fn warn(&mut self, what: String) {
+        tracing::warn!("{what}");
+    }
     /// End of a named step (a failpoint).
     fn step(&mut self, name: &str) -> Result<(), DeployError>;
     /// Whether the state records the object (an earlier run of this deployment made it or

@@ -6,12 +6,12 @@ use edgenet_host::{netns, sysctl};
 
 use crate::error::DeployError;
 use crate::firewall::NftablesDriver;
-use crate::forwarding::{other_forwarding_user, IP_FORWARD};
+use crate::forwarding::{self, other_forwarding_user, IP_FORWARD};
 use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
 use crate::switch::AdapterRecord;
-use crate::teardown::{kind_name, removal_rank, Teardown};
+use crate::teardown::{removal_rank, Teardown};
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RemoveReport {
@@ -43,6 +43,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         return Ok(RemoveReport::default());
     };
     let id = state.deployment_id.clone();
+    let own_table = crate::firewall::table_name(&id);
     let mut report = RemoveReport {
         found: true,
         deployment_id: Some(id.to_string()),
@@ -64,9 +65,13 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     for o in &state.objects {
         let why = match o.kind {
             ObjectKind::Netns if netns::exists(&o.name) => {
-                match crate::node::netns::netns_is_ours(&o.name, &own, true) {
+                match crate::node::netns::netns_is_ours(&o.name, &own) {
                     Ok(true) => None,
-                    Ok(false) => Some("it holds links that are not this deployment's".to_string()),
+                    Ok(false) => Some(format!(
+                        "it does not carry this deployment's mark (an {} or lo with alias {})",
+                        crate::names::NODE_IFNAME,
+                        own.alias
+                    )),
                     Err(e) => Some(format!("cannot look inside it: {e}")),
                 }
             }
@@ -221,7 +226,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
         {
             // Only with our mark: a namespace that merely carries our id is someone else's.
-            if !crate::node::netns::netns_is_ours(&name, &own, false).unwrap_or(false) {
+            if !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false) {
                 report.left.push(format!(
                     "network namespace {name}: it has this deployment's id in its name but not its mark"
                 ));
@@ -235,19 +240,27 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
     }
 
+    let set_forwarding = state
+        .sysctls
+        .iter()
+        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
     for change in state.sysctls.clone() {
         // Forwarding stays on while another user of it is on the host (Docker, another
-        // router's firewall): turning it off would cut them off.
+        // router's firewall, another deployment beside this one): turning it off would cut
+        // them off.
         if change.key == IP_FORWARD && change.netns.is_none() {
             let live = sysctl::read(&change.key).unwrap_or_default();
             if live.trim() == change.value {
-                if let Some(user) = other_forwarding_user() {
+                if let Some(user) = other_forwarding_user(&own_table) {
                     report.left.push(format!(
                         "{} at {} (not restored to {}: {user} forwards through this host)",
                         change.key,
                         live.trim(),
                         change.previous
                     ));
+                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                        forwarding::hand_over(&change.previous);
+                    }
                     state.forget_sysctl(&change.key, None);
                     continue;
                 }
@@ -279,11 +292,22 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         }
     }
 
+    // The last deployment of several in this namespace puts back what the first found.
+    if !set_forwarding {
+        if let Some(restored) = forwarding::restore_handed_over(&own_table) {
+            report.restored.push(restored);
+        }
+    }
+    // The files go before the state does: one that cannot be deleted keeps the state, so
+    // `edgenet remove` run again retries (as the failure's hint says).
+    if report.errors.is_empty() {
+        remove_files(lock, &mut report.errors);
+    }
     if report.errors.is_empty() {
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
-        cleanup_dir(lock, &mut report.errors);
+        lock.release_and_delete();
     } else {
         lock.save(&state)?;
     }
@@ -381,15 +405,9 @@ fn not_our_mark(link: &edgenet_host::netlink::Link, own: &Ownership) -> String {
     }
 }
 
-/// An object as messages name it: nftables tables with their family (`ip edgenet_X`).
+/// An object as messages name it.
 fn object_words(o: &KernelObject) -> String {
-    match o.kind {
-        ObjectKind::NftTable => {
-            let (family, table) = o.name.split_once(' ').unwrap_or(("ip", &o.name));
-            format!("nftables table {family} {table}")
-        }
-        kind => format!("{} {}", kind_name(kind), o.name),
-    }
+    crate::teardown::object_words(o.kind, &o.name)
 }
 
 /// An adapter that is gone (no link has its name, nor its MAC under another name) cannot take
@@ -437,6 +455,12 @@ fn adapters_gone(
 /// Leaves the state directory as it was before the first deploy: node files, the lock file
 /// and the directory itself go when nothing else is in it.
 fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
+    remove_files(lock, errors);
+    lock.release_and_delete();
+}
+
+/// The node files and VM directories under the state directory.
+fn remove_files(lock: &StateLock, errors: &mut Vec<String>) {
     let dir = lock.dir().path();
     // `vm`: what is left of the VM directories once every VM is gone (the accelerator probe).
     for sub in ["nodes", "vm"] {
@@ -447,5 +471,4 @@ fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
             }
         }
     }
-    lock.release_and_delete();
 }

@@ -75,11 +75,24 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
     let Some(state) = state else {
         return Ok(report);
     };
-    fill(&mut report, &state)?;
+    let holder = state.interrupted().and_then(|_| dir.holder());
+    fill(&mut report, &state, holder)?;
     Ok(report)
 }
 
-fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), DeployError> {
+/// "a deploy" or "a remove", from the phase a run is in.
+fn run_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Removing => "a remove",
+        _ => "a deploy",
+    }
+}
+
+fn fill(
+    report: &mut StatusReport,
+    state: &DeploymentState,
+    holder: Option<String>,
+) -> Result<(), DeployError> {
     let id = &state.deployment_id;
     let own = Ownership {
         alias: names::alias(id),
@@ -94,9 +107,14 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
         .map(|(name, mac)| (name.clone(), mac.to_string()))
         .collect();
     if let Some(phase) = state.interrupted() {
-        report.drift.push(format!(
-            "the last run stopped while {phase:?}: run deploy (or remove) again"
-        ));
+        report.drift.push(match &holder {
+            // Not stopped: still running.
+            Some(who) => format!(
+                "{} is running ({who} holds the state lock): look again when it is done",
+                run_name(phase)
+            ),
+            None => format!("the last run stopped while {phase:?}: run deploy (or remove) again"),
+        });
     }
     let Some(plan) = state
         .applied_plan
@@ -141,6 +159,15 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                 drift.push(format!(
                     "bridge {} lacks its address {host}",
                     plan.switch.name
+                ));
+            }
+            // Deploy keeps only the planned address on the internal bridge.
+            let extra = extra_addresses(&sw.addresses, &host.to_string());
+            if plan.switch.kind == SwitchKind::Internal && sw.ours && !extra.is_empty() {
+                drift.push(format!(
+                    "bridge {} has {} besides its address {host}: run deploy to remove it",
+                    plan.switch.name,
+                    extra.join(", ")
                 ));
             }
         }
@@ -303,12 +330,15 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     }
     report.bridge_table = Some(bridge_table);
     host_address_drift(&mut report.drift, nl, &plan)?;
+    // Not drift: another deployment beside this one in the namespace (its state directory
+    // elsewhere) looks the same as one whose state directory is gone.
     report
-        .drift
+        .notices
         .extend(crate::leftovers::leftovers(nl, Some(id.as_str())));
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
-    report.firewall_table = Some(table);
+    // With its family, as `bridge_table` (and every message) names tables.
+    report.firewall_table = Some(format!("ip {table}"));
     // Another firewall that drops the switch's packets cuts the nodes off whatever our own
     // table says.
     for drop in crate::firewall::host_rules::live_drops(&plan) {
@@ -321,7 +351,7 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     for node in &plan.nodes {
         let netns = names::node_netns(&node.name, id);
         let link = names::host_veth(node.kind, id);
-        let live = runtime.live(
+        let mut live = runtime.live(
             nl,
             &NodeRef {
                 name: &node.name,
@@ -334,7 +364,22 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
             vm_notes(report, &node.name, vm, live.present);
         }
         let drift = &mut report.drift;
-        if live
+        // A namespace under the node's name that someone else made (the node's was deleted):
+        // not the node, whatever it holds; deploy refuses it and remove leaves it.
+        let foreign = plan.node_runtime != edgenet_core::config::NodeRuntime::Vm
+            && nl.netns_exists(&netns)
+            && !crate::node::netns::netns_is_ours(&netns, &own).unwrap_or(true);
+        if foreign {
+            // What it holds is not the node's: not shown as the node.
+            live = crate::node::NodeLive {
+                on_switch: live.on_switch,
+                ..crate::node::NodeLive::absent(&node.name, &netns)
+            };
+            drift.push(format!(
+                "node {}: network namespace {netns} exists but does not carry this deployment's mark (delete it if it is left over: `ip netns del {netns}`; deploy then makes the node again)",
+                node.name
+            ));
+        } else if live
             .vm
             .as_ref()
             .is_some_and(|vm| !live.present || !vm.agent)
@@ -347,6 +392,17 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
                 drift.push(format!(
                     "node {} lacks its address {}",
                     node.name, node.address
+                ));
+            }
+            // Deploy keeps only the planned address in a namespace node (a VM's own network
+            // configuration is the guest's).
+            let extra = extra_addresses(&live.addresses, &node.address.to_string());
+            if live.vm.is_none() && !extra.is_empty() {
+                drift.push(format!(
+                    "node {} has {} besides its address {}: run deploy to remove it",
+                    node.name,
+                    extra.join(", "),
+                    node.address
                 ));
             }
             if !live.on_switch {
@@ -369,6 +425,11 @@ fn fill(report: &mut StatusReport, state: &DeploymentState) -> Result<(), Deploy
     }
     report.plan = Some(plan);
     Ok(())
+}
+
+/// The addresses of `live` other than `wanted`.
+fn extra_addresses(live: &[String], wanted: &str) -> Vec<String> {
+    live.iter().filter(|a| *a != wanted).cloned().collect()
 }
 
 /// A `vm` node's QEMU and guest agent: drift when they are down, a notice while the guest is
@@ -428,6 +489,16 @@ fn host_address_drift(
             drift.push(format!(
                 "this host has {ip} on {}, an address of the service IP range: it shadows the service (remove the address: `ip addr del {} dev {}`)",
                 a.link, a.address, a.link
+            ));
+        } else if plan.switch.kind == SwitchKind::Internal
+            && a.link != plan.switch.name
+            && plan.switch.subnet.contains(&ip)
+        {
+            // Another link in the internal switch's subnet (e.g. another deployment's bridge
+            // that chose the same one): two connected routes, and one of them wins.
+            drift.push(format!(
+                "{} holds {}, in the subnet {} of {}: packets for the nodes may go there (give one of them another subnet)",
+                a.link, a.address, plan.switch.subnet, plan.switch.name
             ));
         }
     }

@@ -135,6 +135,18 @@ pub fn removal_rank(kind: ObjectKind) -> u8 {
 }
 
 /// A kind of object as messages name it.
+/// An object as every message names it: nftables tables with their family (`nftables table
+/// ip edgenet_X`; the `ip` table is recorded by its bare name).
+pub fn object_words(kind: ObjectKind, name: &str) -> String {
+    match kind {
+        ObjectKind::NftTable => {
+            let (family, table) = name.split_once(' ').unwrap_or(("ip", name));
+            format!("nftables table {family} {table}")
+        }
+        kind => format!("{} {name}", kind_name(kind)),
+    }
+}
+
 pub fn kind_name(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::Netns => "network namespace",

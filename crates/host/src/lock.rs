@@ -57,9 +57,62 @@ pub fn wait_until_free(file: &File, timeout: Duration) -> bool {
     }
 }
 
+/// Where edgenet keeps what outlives one run but not a reboot (see
+/// [`network_namespace_key`]).
+pub const RUN_DIR: &str = "/run/edgenet";
+
+/// The calling thread's network namespace.
+const OWN_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// A name for the calling thread's network namespace, from its inode (`netns-DEV-INO`): files
+/// about the namespace under [`RUN_DIR`] carry it.
+pub fn network_namespace_key() -> io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata(OWN_NETNS)?;
+    Ok(format!("netns-{}-{}", ns.dev(), ns.ino()))
+}
+
+/// Takes the exclusive lock of the calling thread's network namespace, waiting up to
+/// `timeout`: what deploys in one namespace choose from what they see there (the automatic
+/// subnet) is chosen one at a time. The lock is a `flock` on the namespace's own file
+/// (`/proc/thread-self/ns/net`, the same inode for every process in it), so it needs no file
+/// of its own and leaves nothing behind. Released when the returned file is dropped.
+pub fn network_namespace(timeout: Duration) -> Result<File, LockError> {
+    let file = File::open(OWN_NETNS).map_err(LockError::Io)?;
+    exclusive(&file, Instant::now(), timeout)?;
+    Ok(file)
+}
+
+/// Whether somebody holds `file` exclusively right now (one try, nothing kept).
+pub fn is_held(file: &File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_network_namespace_lock_excludes_a_second_holder_in_the_same_namespace() {
+        let first = network_namespace(Duration::ZERO).unwrap();
+        // Another open of the namespace's file (another process would do the same).
+        let second = File::open(OWN_NETNS).unwrap();
+        assert!(is_held(&second));
+        assert!(matches!(
+            network_namespace(Duration::from_millis(60)),
+            Err(LockError::Busy { .. })
+        ));
+        drop(first);
+        assert!(!is_held(&second));
+        assert!(network_namespace_key().unwrap().starts_with("netns-"));
+    }
 
     #[test]
     fn a_second_holder_waits_then_gives_up_and_a_waiter_sees_it_held() {
@@ -74,7 +127,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(wait_until_free(&second, Duration::from_millis(60)));
+        assert!(is_held(&second));
         first.unlock().unwrap();
+        assert!(!is_held(&second));
         assert!(!wait_until_free(&second, Duration::from_millis(60)));
         exclusive(&second, Instant::now(), Duration::ZERO).unwrap();
     }

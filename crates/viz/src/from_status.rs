@@ -41,7 +41,7 @@ pub fn from_status(report: &StatusReport) -> Topology {
     let wants_table = plan.switch.outbound != Outbound::Direct;
     if let Some(table) = report.firewall_table.as_ref().filter(|_| wants_table) {
         machine.uplink.lines.push(format!(
-            "nftables table ip {table} {}",
+            "nftables table {table} {}",
             if report.firewall_present {
                 "present"
             } else {

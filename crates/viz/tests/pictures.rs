@@ -251,7 +251,7 @@ fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
         phase: None,
         plan: Some(plan.clone()),
         switch: None,
-        firewall_table: Some("edgenet_abc123".into()),
+        firewall_table: Some("ip edgenet_abc123".into()),
         firewall_present: true,
         firewall_wanted: true,
         firewall_foreign: false,

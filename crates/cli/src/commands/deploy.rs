@@ -80,7 +80,33 @@ fn lock(
         .map_err(|e| host_error(e.into()))
 }
 
+/// The lock of this network namespace (see [`edgenet_host::lock::network_namespace`]);
+/// `None` when it cannot be taken (no /proc): the run goes on as before there was one.
+fn netns_lock(wait: u64) -> Result<Option<std::fs::File>, CliError> {
+    use edgenet_host::lock::{network_namespace, LockError};
+    match network_namespace(Duration::from_secs(wait)) {
+        Ok(file) => Ok(Some(file)),
+        Err(LockError::Busy { waited }) => Err(CliError::new(
+            Exit::Host,
+            "locked",
+            format!(
+                "another edgenet deploy is choosing its subnet in this network namespace (waited {waited:?}); nothing was changed"
+            ),
+        )
+        .hint("run deploy again when it is done, or wait longer with --wait SECONDS")),
+        Err(LockError::Io(e)) => {
+            tracing::debug!("no network namespace lock: {e}");
+            Ok(None)
+        }
+    }
+}
+
 pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
+    // A wrong environment is refused before anything (even the state directory) is made.
+    edgenet_deploy::failpoint::validate().map_err(|e| {
+        CliError::new(Exit::Unreadable, "invalid-arguments", e)
+            .hint("unset EDGENET_FAILPOINT, or name one of the steps")
+    })?;
     // The host facts' ruleset read serves the deploy too (one `nft list ruleset` per run).
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
@@ -97,6 +123,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let mut peeked = peek()?;
     let mut facts = gather()?;
     let loaded = super::load_config(cli)?;
+    super::machine_index_in_range(args.machine, loaded.config.machines.len())?;
     let mut probe = None;
     let first = match checked_plan(
         cli,
@@ -141,6 +168,19 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
+    // The automatic subnet is chosen from what this namespace shows: two deploys choosing at
+    // once (different state directories) would both see it free. One at a time, and the host
+    // looked at again once it is this run's turn; held to the end of the deploy (the bridge
+    // has its address then). Taken before the state lock, always in this order, and before
+    // the state directory is made (a run that gives up here leaves nothing).
+    let _netns_lock = if first.switch.subnet_source == plan::SubnetSource::Automatic {
+        let held = netns_lock(args.lock.wait)?;
+        edgenet_host::nft::forget_ruleset();
+        facts = gather()?;
+        held
+    } else {
+        None
+    };
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Another run deployed while this one waited for the lock: what was read is old.
@@ -188,6 +228,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                     &crate::envelope::DEPLOY,
                     &err,
                     &serde_json::json!({
+                        "deployment_id": failure.deployment_id,
+                        "state_dir": lock.dir().path(),
                         "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
                     }),
                 );

@@ -154,12 +154,16 @@ pub fn context<'a>(
     };
     ctx.machine = args.machine;
     ctx.machine_name = cli.machine_name.clone();
-    // The switch this state directory's deployment made is not "another deployment's".
-    ctx.own_mark = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+    let state = edgenet_deploy::state::StateDir::new(&cli.state_dir)
         .peek()
         .ok()
-        .flatten()
+        .flatten();
+    // The switch this state directory's deployment made is not "another deployment's".
+    ctx.own_mark = state
+        .as_ref()
         .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
+    // The subnet deploy chose is the one deploy keeps (and checks against the host).
+    ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx
 }
 
@@ -264,7 +268,12 @@ pub fn probe_view(
 /// Refuses a `--machine` that the config does not have (a wrong command line: exit 2), before
 /// any rule runs, in `check` as in `plan`.
 pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> {
-    match args.machine {
+    machine_index_in_range(args.machine, count)
+}
+
+/// `--machine N` within the config's machines, or exit 2 (a wrong command line).
+pub fn machine_index_in_range(machine: Option<usize>, count: usize) -> Result<(), CliError> {
+    match machine {
         Some(i) if i >= count => Err(CliError::new(
             Exit::Unreadable,
             "invalid-arguments",

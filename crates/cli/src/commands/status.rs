@@ -91,7 +91,7 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
             };
             let ip_table = if report.firewall_wanted || report.firewall_present {
                 format!(
-                    "nftables table ip {} {}",
+                    "nftables table {} {}",
                     report.firewall_table.as_deref().unwrap_or("-"),
                     presence(report.firewall_present, report.firewall_foreign)
                 )
@@ -99,7 +99,7 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                 "no ip table (an external switch routes nothing)".to_string()
             };
             println!(
-                "Firewall: {ip_table}; table {} {}; IPv4 forwarding {}",
+                "Firewall: {ip_table}; nftables table {} {}; IPv4 forwarding {}",
                 report.bridge_table.as_deref().unwrap_or("-"),
                 presence(report.bridge_table_present, report.bridge_table_foreign),
                 report.ip_forward.as_deref().unwrap_or("?")

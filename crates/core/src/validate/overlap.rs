@@ -86,6 +86,28 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             )
             .hint("set Network.Ip4AddressPrefix to a subnet this host does not route"),
         ),
+        // Kept from the first deploy: another link that took an address in it since (another
+        // deployment's bridge that chose it at the same time) makes two connected routes.
+        ResolvedSubnet::Automatic(net) if ctx.deployed_subnet == Some(net) => {
+            let Some(facts) = ctx.facts() else { return };
+            for a in facts
+                .addresses
+                .iter()
+                .filter(|a| a.link != config.switch_name() && net.contains(&a.address.addr()))
+            {
+                out.push(
+                    Finding::warning(
+                        Code::OverlapsHostNetwork,
+                        path,
+                        format!(
+                            "the switch's subnet {net} (chosen at the first deploy) is also used by {} on {}",
+                            a.address, a.link
+                        ),
+                    )
+                    .hint("give one of them another subnet (Network.Ip4AddressPrefix), or remove the other"),
+                );
+            }
+        }
         ResolvedSubnet::Automatic(_) | ResolvedSubnet::AutomaticUnchecked(_) => {}
     }
 }

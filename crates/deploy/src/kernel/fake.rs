@@ -22,6 +22,8 @@ pub struct FakeKernel {
     pub log: Vec<String>,
     /// Log lines of operations that fail (with `EPERM`) instead of happening.
     pub fail: Vec<String>,
+    /// What `move_link_config` reports it could not move (a route the kernel refuses).
+    pub refuse_to_move: Vec<String>,
     next_index: u32,
 }
 
@@ -235,7 +237,10 @@ impl Kernel for FakeKernel {
         for (link, _) in self.addresses.iter_mut().filter(|(l, _)| l == from) {
             *link = to.to_string();
         }
-        Ok(LinkConfig::default())
+        Ok(LinkConfig {
+            skipped: self.refuse_to_move.clone(),
+            ..LinkConfig::default()
+        })
     }
     fn apply_link_config(
         &mut self,
@@ -290,6 +295,7 @@ impl Kernel for FakeKernel {
 pub struct FakeJournal {
     pub state: crate::state::DeploymentState,
     pub changes: Vec<String>,
+    pub warnings: Vec<String>,
     /// Objects recorded by this run, in order (what a rollback undoes).
     pub new_objects: Vec<crate::state::KernelObject>,
     pub fail_at: Option<&'static str>,
@@ -306,6 +312,7 @@ impl FakeJournal {
         FakeJournal {
             state: crate::state::DeploymentState::new("0a1b2c".parse().expect("an id")),
             changes: Vec::new(),
+            warnings: Vec::new(),
             new_objects: Vec::new(),
             fail_at: None,
         }
@@ -345,6 +352,9 @@ impl crate::journal::Journal for FakeJournal {
     }
     fn changed(&mut self, what: String) {
         self.changes.push(what);
+    }
+    fn warn(&mut self, what: String) {
+        self.warnings.push(what);
     }
     fn step(&mut self, name: &str) -> Result<(), crate::error::DeployError> {
         if self.fail_at == Some(name) {

@@ -589,3 +589,26 @@ fn the_recorded_configuration_goes_back_on_the_adapter_and_what_is_refused_is_sa
     );
     assert!(k.log.contains(&"apply_saved_onto br-ext up0".to_string()));
 }
+
+#[test]
+fn a_route_the_kernel_refuses_is_a_warning_not_a_change_and_said_once() {
+    let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), external_plan());
+    let own = j.own();
+    k.add_link("up0", None, None);
+    k.refuse_to_move = vec!["route 10.9.0.0/16 nhid 7: it uses a nexthop object".into()];
+    switch::adapter::adopt_adapter(&mut k, &mut j.state, &plan, &own).unwrap();
+    let driver = switch::driver(&plan, &j.state);
+    driver.ensure(&mut k, &plan, &own, &mut j).unwrap();
+    assert_eq!(j.warnings, k.refuse_to_move);
+    j.changes.clear();
+    driver.ensure(&mut k, &plan, &own, &mut j).unwrap();
+    assert!(
+        j.changes.is_empty(),
+        "a redeploy meeting the same refused route changes nothing: {:?}",
+        j.changes
+    );
+    // What deploy's journal does with it: shown the first time only.
+    let warning = &k.refuse_to_move[0];
+    assert!(j.state.warn_once(warning));
+    assert!(!j.state.warn_once(warning));
+}

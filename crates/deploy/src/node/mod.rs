@@ -63,6 +63,24 @@ pub struct NodeLive {
     pub vm: Option<VmLive>,
 }
 
+impl NodeLive {
+    /// A node whose guest is not there.
+    pub fn absent(name: &str, guest: &str) -> Self {
+        NodeLive {
+            name: name.to_string(),
+            netns: guest.to_string(),
+            present: false,
+            up: false,
+            addresses: Vec::new(),
+            mac: None,
+            mtu: None,
+            gateway: None,
+            on_switch: false,
+            vm: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VmLive {
     /// QEMU's PID (from its pidfile, checked to be that QEMU); `None`: not running.

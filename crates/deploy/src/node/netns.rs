@@ -30,9 +30,7 @@ impl NodeRuntime for NetnsRuntime {
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let ns_name = node.guest.as_str();
-        if nl.netns_exists(ns_name)
-            && !netns_is_ours(ns_name, own, j.recorded(ObjectKind::Netns, ns_name, None))?
-        {
+        if nl.netns_exists(ns_name) && !netns_is_ours(ns_name, own)? {
             return Err(DeployError::Foreign {
                 what: "network namespace",
                 name: ns_name.to_string(),
@@ -46,6 +44,7 @@ impl NodeRuntime for NetnsRuntime {
         if !nl.netns_exists(ns_name) {
             j.will_create(ObjectKind::Netns, ns_name, None)?;
             nl.netns_create(ns_name)?;
+            mark_netns(ns_name, own)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
             j.changed(format!(
                 "created network namespace {ns_name} for {}",
@@ -211,30 +210,39 @@ impl NodeRuntime for NetnsRuntime {
     }
 }
 
-/// Whether the network namespace `name` is this deployment's. Its mark is its `eth0`: the
+/// Whether the network namespace `name` is this deployment's. Its marks: its `eth0`, the
 /// peer of our veth, created in the deployment's link group and then given the deployment's
-/// alias. A namespace with links of its own besides `lo` and `eth0`, or whose `eth0` carries
-/// neither mark, is someone else's (an `eth0` whose peer merely has our veth's name is not
-/// ours). Without an `eth0` (not yet made, or already gone with its veth during remove) it is
-/// ours only if the state records it (`recorded`): a namespace that merely has our name is
-/// never adopted.
-pub fn netns_is_ours(name: &str, own: &Ownership, recorded: bool) -> Result<bool, DeployError> {
+/// alias; and its `lo`, given the alias right after the namespace is made (so a namespace of
+/// ours is known before its `eth0` exists, or after it went with its veth). A namespace with
+/// links of its own besides `lo` and `eth0`, or whose `eth0` carries neither mark, is someone
+/// else's (an `eth0` whose peer merely has our veth's name is not ours), and so is one with
+/// neither an `eth0` nor a marked `lo`: a namespace that merely has our name (even one the
+/// state records: it may have been deleted and made again by someone else) is never adopted.
+pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
     let ns = NetNs::open(name)?;
     let own = own.clone();
-    let verdict = ns.run(move || -> Result<Option<bool>, DeployError> {
+    ns.run(move || -> Result<bool, DeployError> {
         let links = Netlink::open()?.links()?;
         if links
             .iter()
             .any(|l| l.name != "lo" && l.name != NODE_IFNAME)
         {
-            return Ok(Some(false));
+            return Ok(false);
+        }
+        if let Some(eth0) = links.iter().find(|l| l.name == NODE_IFNAME) {
+            return Ok(own.owns(eth0));
         }
         Ok(links
             .iter()
-            .find(|l| l.name == NODE_IFNAME)
-            .map(|l| own.owns(l)))
-    })??;
-    Ok(verdict.unwrap_or(recorded))
+            .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())))
+    })?
+}
+
+/// Marks a namespace just made as this deployment's (its `lo` gets the alias).
+fn mark_netns(name: &str, own: &Ownership) -> Result<(), DeployError> {
+    let alias = own.alias.clone();
+    NetNs::open(name)?
+        .run(move || -> Result<(), DeployError> { Ok(Netlink::open()?.set_alias("lo", &alias)?) })?
 }
 
 /// The host end of a node's veth gets a MAC derived from its name (which carries the

@@ -96,6 +96,24 @@ impl StateDir {
     }
 }
 
+impl StateDir {
+    /// Who holds the lock right now (`edgenet remove (pid 1234)`), without taking it; `None`
+    /// when nobody does (or the directory is not there).
+    pub fn holder(&self) -> Option<String> {
+        let dir = File::open(self.path()).ok()?;
+        if !lock::is_held(&dir) {
+            return None;
+        }
+        Some(
+            OpenOptions::new()
+                .read(true)
+                .open(self.lock_file())
+                .map(|mut f| read_holder(&mut f))
+                .unwrap_or_else(|_| "another process".to_string()),
+        )
+    }
+}
+
 /// Whether the open lock `file` is still the one at `path`.
 fn same_file(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

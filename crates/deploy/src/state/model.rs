@@ -252,6 +252,16 @@ impl DeploymentState {
         self.note("remove started");
     }
 
+    /// Notes the warning `what` in the journal; whether it is new there (to be shown).
+    pub fn warn_once(&mut self, what: &str) -> bool {
+        let event = format!("warning: {what}");
+        if self.journal.iter().any(|e| e.event == event) {
+            return false;
+        }
+        self.note(event);
+        true
+    }
+
     /// Appends to the journal, dropping the oldest entries beyond the limit.
     pub fn note(&mut self, event: impl Into<String>) {
         let at = SystemTime::now()

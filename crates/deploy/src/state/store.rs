@@ -459,6 +459,21 @@ mod tests {
     }
 
     #[test]
+    fn the_holder_is_named_while_a_run_holds_the_lock_and_none_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::new(dir.path().join("s"));
+        assert_eq!(state_dir.holder(), None, "no directory: no run");
+        let held = state_dir.lock("edgenet remove", Duration::ZERO).unwrap();
+        let holder = state_dir.holder().expect("held");
+        assert_eq!(
+            holder,
+            format!("edgenet remove (pid {})", std::process::id())
+        );
+        drop(held);
+        assert_eq!(state_dir.holder(), None);
+    }
+
+    #[test]
     fn lock_held_by_another_process() {
         if Command::new("flock").arg("--version").output().is_err() {
             eprintln!("SKIP: flock(1) (util-linux) not installed");

@@ -262,7 +262,7 @@ pub fn move_addressing(
         j.changed(format!("moved {item} from {adapter} to {bridge}"));
     }
     for warning in moved.skipped() {
-        j.changed(format!("warning: {warning}"));
+        j.warn(warning.clone());
     }
     if snap.disable_ipv6.is_some() {
         port_without_ipv6(adapter, bridge, j)?;
