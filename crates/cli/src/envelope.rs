@@ -66,6 +66,8 @@ pub const REMOVE: Schema = Schema {
         "restored",
         "left",
         "errors",
+        "forced",
+        "vm_notes",
     ],
 };
 

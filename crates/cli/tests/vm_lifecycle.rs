@@ -248,7 +248,17 @@ fn a_vm_restarts_for_a_new_spec_is_repaired_renamed_with_its_disk_and_removed_wi
     std::fs::remove_file(&pidfile).unwrap();
     let st = status(&m, &b);
     assert_eq!(st["nodes"][0]["vm"]["run_state"], "running", "{st:#}");
-    m.edgenet_env(&["remove"], &b);
+    // Paused, the guest cannot power off: remove makes QEMU quit and says so in its JSON.
+    qmp(&vm_dir(&m).join("qmp.sock"), "stop");
+    let removed = m.edgenet_env(&["--output", "json", "remove"], &b);
+    let report: Value = serde_json::from_slice(&removed.stdout).unwrap_or_else(|e| {
+        panic!(
+            "remove -o json: {e}: {}",
+            String::from_utf8_lossy(&removed.stderr)
+        )
+    });
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["forced"], true, "{report:#}");
     assert_eq!(qemus_of(&pidfile), Vec::<u32>::new(), "QEMU left running");
     assert!(!m.state.exists());
     eprintln!("vm lifecycle test took {:?}", started.elapsed());

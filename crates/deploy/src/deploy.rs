@@ -418,7 +418,7 @@ fn refuse_runtime_switch(state: &DeploymentState, plan: &Plan) -> Result<(), Dep
         return Ok(());
     }
     Err(DeployError::Unsupported(format!(
-        "Edgenet.NodeRuntime is {planned:?}, but this machine's nodes are deployed with the {deployed:?} runtime: edgenet does not move a deployed node to another runtime; nothing was changed. Run `edgenet remove` first (the nodes and what is in them go), then deploy again, or set NodeRuntime back to {deployed:?}"
+        "this machine's node runtime (Machines[N].NodeRuntime, else Edgenet.NodeRuntime) is {planned:?}, but this machine's nodes are deployed with the {deployed:?} runtime: edgenet does not move a deployed node to another runtime; nothing was changed. Run `edgenet remove` first (the nodes and what is in them go), then deploy again, or set NodeRuntime back to {deployed:?}"
     )))
 }
 

@@ -437,7 +437,7 @@ fn extra_addresses(live: &[String], wanted: &str) -> Vec<String> {
 fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, present: bool) {
     if present && vm.seed_pending {
         report.notices.push(format!(
-            "node {name}: its cloud-init seed changed after its VM started (DNS, proxy, files): the guest applies it at its next boot"
+            "node {name}: its cloud-init seed changed after its VM started (DNS, proxy, files): its running VM still reads the old one: run `edgenet deploy`, which restarts the VM with it"
         ));
     }
     if vm.run_state.starts_with("busy") {

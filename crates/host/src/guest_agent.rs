@@ -207,13 +207,14 @@ impl GuestAgent {
                 )));
             }
         }
+        // Megabytes of input or output take the agent a while (base64, under TCG): the
+        // answer to guest-exec with its input, and a status with its output.
+        let _ = self.writer.set_read_timeout(Some(Duration::from_secs(120)));
         let pid = self.spawn(path, args, env, input).map_err(not_started)?;
         let lost = |error| ExecFailure {
             pid: Some(pid),
             error,
         };
-        // A status with megabytes of output takes a while to come (base64, under TCG).
-        let _ = self.writer.set_read_timeout(Some(Duration::from_secs(120)));
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(20);
         loop {

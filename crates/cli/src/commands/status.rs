@@ -390,9 +390,13 @@ fn exec_in_vm(
         Err(f) if STOP.load(std::sync::atomic::Ordering::Relaxed) => {
             let sig = STOP_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
             if let Some(pid) = f.pid {
+                // Its children first (a shell's `sleep` would outlive it), then the command.
                 let killed = ga.exec(
-                    "kill",
-                    &["-TERM".into(), pid.to_string()],
+                    "/bin/sh",
+                    &[
+                        "-c".into(),
+                        format!("pkill -TERM -P {pid} 2>/dev/null; kill -TERM {pid}"),
+                    ],
                     &env,
                     std::time::Duration::from_secs(10),
                 );
@@ -412,7 +416,9 @@ fn exec_in_vm(
                     | std::io::ErrorKind::WouldBlock
                     | std::io::ErrorKind::TimedOut
             );
-            if f.pid.is_some() && cut && powers_off(&path) {
+            // After a reboot the guest's new agent answers but no longer knows the PID.
+            let forgotten = f.error.to_string().contains("Invalid parameter 'pid'");
+            if f.pid.is_some() && (cut || forgotten) && powers_off(&path) {
                 // The guest took the command and went down before it could report its status.
                 eprintln!("edgenet: node {}: {path} was started; the guest agent went away with the guest", node.name);
                 return Ok(Exit::Ok);
