@@ -120,10 +120,16 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         edgenet_host::facts::gather_with(&super::facts_paths(cli))
             .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))
     };
-    let mut peeked = peek()?;
-    let mut facts = gather()?;
     let loaded = super::load_config(cli)?;
     super::machine_index_in_range(args.machine, loaded.config.machines.len())?;
+    // One deploy at a time per network namespace, taken before the host is read: two deploys
+    // (different state directories) choosing the automatic subnet at once would both see it
+    // free. Held to the end of the deploy (the bridge has its address then); taken before the
+    // state lock, always in this order, and before the state directory is made (a run that
+    // gives up here leaves nothing). Taking it first spares a second read of the host.
+    let _netns_lock = netns_lock(args.lock.wait)?;
+    let mut peeked = peek()?;
+    let mut facts = gather()?;
     let mut probe = None;
     let first = match checked_plan(
         cli,
@@ -168,19 +174,6 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     if terminal {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
-    // The automatic subnet is chosen from what this namespace shows: two deploys choosing at
-    // once (different state directories) would both see it free. One at a time, and the host
-    // looked at again once it is this run's turn; held to the end of the deploy (the bridge
-    // has its address then). Taken before the state lock, always in this order, and before
-    // the state directory is made (a run that gives up here leaves nothing).
-    let _netns_lock = if first.switch.subnet_source == plan::SubnetSource::Automatic {
-        let held = netns_lock(args.lock.wait)?;
-        edgenet_host::nft::forget_ruleset();
-        facts = gather()?;
-        held
-    } else {
-        None
-    };
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
     // Another run deployed while this one waited for the lock: what was read is old.

@@ -1,7 +1,7 @@
 //! [`RulesetSession`]: one read of the ruleset per command and namespace.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -17,8 +17,10 @@ pub struct RulesetSession(());
 
 struct Session {
     depth: usize,
-    /// (program, namespace (dev, inode)) -> ruleset.
-    rulesets: Vec<(PathBuf, (u64, u64), Value)>,
+    /// namespace (dev, inode) -> ruleset. Not keyed by the program that listed it: the ruleset
+    /// is the kernel's, and the firewall driver (a located `/usr/sbin/nft`) and other readers
+    /// (a bare `nft`) must share one read.
+    rulesets: Vec<((u64, u64), Value)>,
 }
 
 thread_local! {
@@ -78,7 +80,7 @@ fn netns_key() -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-pub(super) fn session_ruleset(program: &Path) -> Option<Value> {
+pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
     SESSION.with(|s| {
         let s = s.borrow();
         let session = s.as_ref()?;
@@ -86,23 +88,19 @@ pub(super) fn session_ruleset(program: &Path) -> Option<Value> {
         session
             .rulesets
             .iter()
-            .find(|(p, k, _)| p == program && *k == key)
-            .map(|(_, _, v)| v.clone())
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
     })
 }
 
-pub(super) fn session_store(program: &Path, ruleset: &Value) {
+pub(super) fn session_store(_program: &Path, ruleset: &Value) {
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
             return;
         };
-        session
-            .rulesets
-            .retain(|(p, k, _)| !(p == program && *k == key));
-        session
-            .rulesets
-            .push((program.to_path_buf(), key, ruleset.clone()));
+        session.rulesets.retain(|(k, _)| *k != key);
+        session.rulesets.push((key, ruleset.clone()));
     });
 }
 
