@@ -167,6 +167,28 @@ fn a_vm_restarts_for_a_new_spec_is_repaired_renamed_with_its_disk_and_removed_wi
     let exec = m.edgenet_env(&["node", "exec", "--", "true"], &a);
     let err = String::from_utf8_lossy(&exec.stderr);
     assert!(err.contains("its VM is paused"), "{err}");
+    // doctor says paused too, without waiting out --wait for an agent that cannot answer.
+    let asked = std::time::Instant::now();
+    let doc = m.edgenet_env(&["--output", "json", "doctor", "--wait", "60"], &a);
+    let report: Value = serde_json::from_slice(&doc.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor -o json: {e}: {}",
+            String::from_utf8_lossy(&doc.stderr)
+        )
+    });
+    let agent = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["check"] == "guest-agent")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(agent["status"], "FAIL", "{report:#}");
+    assert!(agent["detail"].to_string().contains("paused"), "{agent:#}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(50),
+        "doctor waited out --wait"
+    );
     let out = deploy(&m, &cfg, &a);
     assert!(out.contains("resumed VM lca-ledge"), "{out}");
     assert_eq!(qmp(&sock, "query-status")["return"]["status"], "running");

@@ -52,6 +52,10 @@ pub(crate) enum Inside<'a> {
 
 /// Proxy variables: what the proxy-env check compares in a guest's /etc/environment (which
 /// may hold other variables, e.g. `PATH` on Ubuntu).
+/// Why a paused VM's node has no way in (its agent never answers while it is paused).
+pub const PAUSED: &str =
+    "its VM is paused (its guest agent cannot answer): `edgenet deploy` resumes it";
+
 const PROXY_VARIABLES: &[&str] = &["http_proxy", "https_proxy", "no_proxy", "all_proxy"];
 
 impl<'a> Inside<'a> {
@@ -68,6 +72,7 @@ impl<'a> Inside<'a> {
             });
         };
         let deadline = std::time::Instant::now() + wait;
+        let mut asked_qmp = false;
         loop {
             match GuestAgent::connect(socket, Duration::from_secs(2)) {
                 Ok(ga) => {
@@ -82,6 +87,14 @@ impl<'a> Inside<'a> {
                 }
                 Err(e) if GuestAgent::qemu_gone(&e) || std::time::Instant::now() >= deadline => {
                     return Err(e.to_string())
+                }
+                Err(_)
+                    if !asked_qmp && {
+                        asked_qmp = true;
+                        GuestAgent::vm_paused(socket)
+                    } =>
+                {
+                    return Err(PAUSED.into())
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
             }

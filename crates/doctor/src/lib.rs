@@ -372,6 +372,15 @@ fn node_checks(
     let mut out = Vec::new();
     let inside = match inside {
         Ok(inside) => inside,
+        Err(e) if e == inside::PAUSED => {
+            out.push(Check::fail(
+                scope,
+                "guest-agent",
+                format!("VM node {}: {e}", n.name),
+                repair,
+            ));
+            return out;
+        }
         Err(e) => {
             out.push(Check::fail(
                 scope,

@@ -105,6 +105,17 @@ impl GuestAgent {
         )
     }
 
+    /// Whether the VM whose agent listens on `socket` is paused, as its QMP socket (beside it)
+    /// says: a paused guest's agent never answers, which is not "still booting".
+    pub fn vm_paused(socket: &Path) -> bool {
+        let Some(dir) = socket.parent() else {
+            return false;
+        };
+        crate::qmp::Qmp::connect(&dir.join("qmp.sock"), Duration::from_secs(1))
+            .and_then(|mut q| q.status())
+            .is_ok_and(|s| s == "paused")
+    }
+
     fn bad(&self, why: &str) -> HostError {
         HostError::new(
             "talk to the guest agent",

@@ -262,6 +262,7 @@ pub(crate) fn connect_guests(nodes: &[NodeInfo], wait: Duration) -> HashMap<Stri
 
 fn connect_guest(socket: &Path, wait: Duration) -> Result<GuestAgent, String> {
     let deadline = Instant::now() + wait;
+    let mut asked_qmp = false;
     loop {
         match GuestAgent::connect(socket, Duration::from_secs(2)) {
             Ok(ga) => return Ok(ga),
@@ -270,6 +271,17 @@ fn connect_guest(socket: &Path, wait: Duration) -> Result<GuestAgent, String> {
                     "its QEMU is not running ({e}): `edgenet status` on its machine says more, \
                      `edgenet deploy` starts it again"
                 ))
+            }
+            // A paused guest's agent never answers: said at once, not after the whole wait.
+            Err(_)
+                if !asked_qmp && {
+                    asked_qmp = true;
+                    GuestAgent::vm_paused(socket)
+                } =>
+            {
+                return Err(
+                    "its VM is paused: `edgenet deploy` on its machine resumes it".to_string(),
+                )
             }
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!(
