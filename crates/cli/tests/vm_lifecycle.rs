@@ -13,27 +13,6 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::*;
 
-fn guest_image() -> Option<PathBuf> {
-    if !Path::new("/usr/bin/qemu-system-x86_64").exists()
-        || !Path::new("/usr/bin/genisoimage").exists()
-    {
-        eprintln!("skipped: needs qemu-system-x86 and genisoimage (scripts/deps.sh installs them)");
-        return None;
-    }
-    let dir = PathBuf::from(
-        std::env::var("EDGENET_GUEST_DIR").unwrap_or_else(|_| "/var/cache/edgenet/guest".into()),
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-guest-image.sh");
-    let out = Command::new(&script).arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dir)
-}
-
 fn config(image: &Path, mac: &str, cpus: u32, disk_gb: u32, dns: &str) -> Value {
     json!({
         "DeploymentType": "SingleMachineCluster",

@@ -11,34 +11,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
 use support::*;
-
-/// The test guest's files, built once and cached (`EDGENET_GUEST_DIR`, else
-/// /var/cache/edgenet/guest); `None` (said) when QEMU is not installed.
-fn guest_image() -> Option<PathBuf> {
-    if !Path::new("/usr/bin/qemu-system-x86_64").exists()
-        || !Path::new("/usr/bin/genisoimage").exists()
-    {
-        eprintln!("skipped: needs qemu-system-x86 and genisoimage (scripts/deps.sh installs them)");
-        return None;
-    }
-    let dir = PathBuf::from(
-        std::env::var("EDGENET_GUEST_DIR").unwrap_or_else(|_| "/var/cache/edgenet/guest".into()),
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-guest-image.sh");
-    let out = Command::new(&script).arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dir)
-}
 
 fn vm_config(image: &Path) -> Value {
     json!({
