@@ -30,16 +30,7 @@ impl SwitchDriver for InternalSwitch {
         let mtu = plan.mtu.unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
         match k.link(name)? {
             None => {
-                j.will_create(ObjectKind::Bridge, name, None)?;
-                k.create_bridge(&BridgeSpec {
-                    name,
-                    mtu: Some(mtu),
-                    mac: self.mac,
-                    group: Some(own.group),
-                })?;
-                k.set_alias(name, &own.alias)?;
-                k.set_up(name, true)?;
-                j.created(ObjectKind::Bridge, name, None)?;
+                create_marked_bridge(k, name, mtu, self.mac, own, j)?;
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
             }
             Some(link) => {
@@ -113,6 +104,29 @@ impl SwitchDriver for InternalSwitch {
 }
 
 /// Deletes the bridge `name` if it carries our mark; `Ok(false)` when it is gone already.
+/// Creates bridge `name` with this deployment's mark and group, up, recorded before and after:
+/// the part both switch kinds share.
+pub(crate) fn create_marked_bridge(
+    k: &mut dyn Kernel,
+    name: &str,
+    mtu: u32,
+    mac: Option<MacAddr>,
+    own: &Ownership,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    j.will_create(ObjectKind::Bridge, name, None)?;
+    k.create_bridge(&BridgeSpec {
+        name,
+        mtu: Some(mtu),
+        mac,
+        group: Some(own.group),
+    })?;
+    k.set_alias(name, &own.alias)?;
+    k.set_up(name, true)?;
+    j.created(ObjectKind::Bridge, name, None)?;
+    Ok(())
+}
+
 pub(crate) fn delete_bridge(
     k: &mut dyn Kernel,
     name: &str,

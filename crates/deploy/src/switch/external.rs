@@ -4,12 +4,11 @@
 
 use edgenet_core::plan::SwitchPlan;
 use edgenet_host::link_config::SavedLinkConfig;
-use edgenet_host::netlink::BridgeSpec;
 
 use super::adapter::{
     keep_host_config, move_addressing, restore_adapter, AdapterRecord, AdapterSnapshot,
 };
-use super::bridge::{bridge_live, delete_bridge};
+use super::bridge::{bridge_live, create_marked_bridge, delete_bridge};
 use super::{SwitchDriver, SwitchLive};
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
@@ -92,17 +91,8 @@ impl SwitchDriver for ExternalSwitch {
         let mtu = plan.mtu.unwrap_or(snap.mtu);
         match k.link(name)? {
             None => {
-                j.will_create(ObjectKind::Bridge, name, None)?;
                 // The adapter's MAC: the LAN (and its DHCP server) keeps seeing the same host.
-                k.create_bridge(&BridgeSpec {
-                    name,
-                    mtu: Some(mtu),
-                    mac: snap.mac,
-                    group: Some(own.group),
-                })?;
-                k.set_alias(name, &own.alias)?;
-                k.set_up(name, true)?;
-                j.created(ObjectKind::Bridge, name, None)?;
+                create_marked_bridge(k, name, mtu, snap.mac, own, j)?;
                 j.changed(format!(
                     "created bridge {name} with {adapter}'s MAC (MTU {mtu})"
                 ));
