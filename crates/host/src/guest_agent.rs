@@ -2,8 +2,7 @@
 //! that QEMU exposes as a Unix socket on the host): run a command in the guest with its exit
 //! status and output, and read the guest's interfaces.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,11 +10,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::error::HostError;
+use crate::json_lines::JsonLines;
 
 pub struct GuestAgent {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    what: String,
+    wire: JsonLines,
     /// Held while connected: QEMU serves one client of the socket at a time, so edgenet's own
     /// clients take turns (see [`GuestAgent::connect_waiting`]).
     _turn: std::fs::File,
@@ -71,14 +69,8 @@ impl GuestAgent {
         let turn = take_turn(path, busy)
             .and_then(|turn| wait_unheld(path, busy).map(|()| turn))
             .map_err(|e| HostError::new("connect to the guest agent", &what, e))?;
-        let err = |e| HostError::new("connect to the guest agent", &what, e);
-        let stream = UnixStream::connect(path).map_err(err)?;
-        stream.set_read_timeout(Some(timeout)).map_err(err)?;
-        let writer = stream.try_clone().map_err(err)?;
         let mut ga = GuestAgent {
-            reader: BufReader::new(stream),
-            writer,
-            what,
+            wire: JsonLines::connect(path, timeout, "the guest agent")?,
             _turn: turn,
         };
         let id = u64::from(std::process::id()) << 20 | u64::from(rand_u16());
@@ -117,65 +109,23 @@ impl GuestAgent {
     }
 
     fn bad(&self, why: &str) -> HostError {
-        HostError::new(
-            "talk to the guest agent",
-            &self.what,
-            io::Error::new(io::ErrorKind::InvalidData, why.to_string()),
-        )
+        self.wire.bad(why)
     }
 
     fn send(&mut self, command: &str, arguments: Option<Value>) -> Result<(), HostError> {
-        let mut msg = json!({ "execute": command });
-        if let Some(a) = arguments {
-            msg["arguments"] = a;
-        }
-        let mut text = msg.to_string();
-        text.push('\n');
-        self.writer
-            .write_all(text.as_bytes())
-            .map_err(|e| HostError::new("write to the guest agent", &self.what, e))
+        self.wire.send(command, arguments)
     }
 
     fn read(&mut self) -> Result<Value, HostError> {
-        loop {
-            let mut line = Vec::new();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| HostError::new("read the guest agent", &self.what, e))?;
-            if n == 0 {
-                return Err(HostError::new(
-                    "read the guest agent",
-                    &self.what,
-                    io::Error::from(io::ErrorKind::UnexpectedEof),
-                ));
-            }
-            // 0xff is the delimiter of guest-sync-delimited; blank lines carry nothing.
-            let text: Vec<u8> = line.into_iter().filter(|b| *b != 0xff).collect();
-            let text = String::from_utf8_lossy(&text);
-            if text.trim().is_empty() {
-                continue;
-            }
-            return serde_json::from_str(text.trim()).map_err(|_| self.bad("not JSON"));
-        }
+        self.wire.read()
     }
 
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, HostError> {
         self.send(command, arguments)?;
         let reply = self.read()?;
-        if let Some(r) = reply.get("return") {
-            return Ok(r.clone());
-        }
-        let desc = reply
-            .pointer("/error/desc")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .to_string();
-        Err(HostError::new(
-            format!("guest agent {command}"),
-            &self.what,
-            io::Error::other(desc),
-        ))
+        self.wire
+            .returned(command, &reply)
+            .unwrap_or_else(|| Err(self.bad("a reply with neither return nor error")))
     }
 
     /// Runs `path args…` in the guest with `env` (`NAME=value`), waits at most `timeout`
@@ -220,7 +170,7 @@ impl GuestAgent {
         }
         // Megabytes of input or output take the agent a while (base64, under TCG): the
         // answer to guest-exec with its input, and a status with its output.
-        let _ = self.writer.set_read_timeout(Some(Duration::from_secs(120)));
+        self.wire.set_timeout(Duration::from_secs(120));
         let pid = self.spawn(path, args, env, input).map_err(not_started)?;
         let lost = |error| ExecFailure {
             pid: Some(pid),
@@ -418,6 +368,7 @@ fn wait_unheld(path: &Path, wait: Duration) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn an_accepted_client_holds_a_socket_and_a_queued_one_does_not() {

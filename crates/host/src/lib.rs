@@ -12,6 +12,7 @@ pub mod guest_agent;
 pub mod guest_image;
 pub mod guest_probes;
 pub mod iptables;
+pub mod json_lines;
 pub mod link_config;
 pub mod lock;
 pub mod net_manager;

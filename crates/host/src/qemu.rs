@@ -262,13 +262,9 @@ pub fn kill(files: &VmFiles) -> Result<bool, HostError> {
     let Some(pid) = running_pid(files) else {
         return Ok(false);
     };
-    // SAFETY: plain kill(2) of a PID just checked to be this VM's QEMU.
-    if unsafe { libc::kill(pid as i32, libc::SIGKILL) } < 0 {
-        return Err(HostError::new(
-            "kill QEMU",
-            pid.to_string(),
-            io::Error::last_os_error(),
-        ));
+    // A PID just checked to be this VM's QEMU.
+    if let Err(e) = sigkill(pid) {
+        return Err(HostError::new("kill QEMU", pid.to_string(), e.into()));
     }
     wait_gone(files, Duration::from_secs(5));
     Ok(true)
@@ -435,8 +431,8 @@ pub fn kill_leftover_probe(scratch: &Path) -> bool {
         .filter(|pid| qemu_with_pidfile(*pid, &path))
         .or_else(|| find_qemu_with_pidfile(&path))
     {
-        // SAFETY: kill(2) of a QEMU whose command line names this probe's pidfile.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        // A QEMU whose command line names this probe's pidfile.
+        let _ = sigkill(pid);
         killed = true;
         let deadline = Instant::now() + Duration::from_secs(2);
         while qemu_with_pidfile(pid, &path) && Instant::now() < deadline {
@@ -549,6 +545,15 @@ fn kvm_runs_real_mode(scratch: &Path, timeout: Duration) -> bool {
     let _ = std::fs::remove_file(probe_pidfile(scratch));
     // isa-debug-exit exits with (value << 1) | 1.
     code == Some(3)
+}
+
+/// SIGKILL to `pid` (callers check first that it is the QEMU they mean).
+fn sigkill(pid: u32) -> nix::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::ESRCH)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
 }
 
 #[cfg(test)]

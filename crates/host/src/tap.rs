@@ -10,12 +10,9 @@ use std::os::fd::AsRawFd;
 
 use crate::error::HostError;
 
-#[repr(C)]
-struct IfReq {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
+// TUNSETIFF takes a `struct ifreq` (libc's layout); TUNSETPERSIST an integer.
+nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
+nix::ioctl_write_int_bad!(tun_set_persist, libc::TUNSETPERSIST);
 
 /// Creates the persistent tap `name` in the calling thread's network namespace.
 pub fn create(name: &str) -> Result<(), HostError> {
@@ -28,21 +25,17 @@ pub fn create(name: &str) -> Result<(), HostError> {
         .write(true)
         .open("/dev/net/tun")
         .map_err(err)?;
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        // `ifr_flags` is a short; both flags fit in it.
-        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: TUNSETIFF reads and writes a struct ifreq, which IfReq lays out (name, flags,
-    // padding to its full size); the fd is open for the call's duration.
-    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
-        return Err(err(io::Error::last_os_error()));
+    // SAFETY: ifreq is plain old data; all zeroes is a valid (empty) request.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
     }
-    // SAFETY: TUNSETPERSIST takes an integer argument.
-    if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
-        return Err(err(io::Error::last_os_error()));
-    }
+    // `ifr_flags` is a short; both flags fit in it.
+    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: the fd is open for the call; the request is a whole ifreq with a NUL-terminated
+    // name (shorter than IFNAMSIZ, checked above).
+    unsafe { tun_set_iff(tun.as_raw_fd(), &req) }.map_err(|e| err(e.into()))?;
+    // SAFETY: the same fd; TUNSETPERSIST reads only its integer argument.
+    unsafe { tun_set_persist(tun.as_raw_fd(), 1) }.map_err(|e| err(e.into()))?;
     Ok(())
 }
