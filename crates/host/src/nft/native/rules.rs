@@ -1,0 +1,774 @@
+//! Rule expressions: nftables JSON ⇄ kernel expressions, for the subset edgenet writes (see
+//! [`super`]). [`encode`] is what `nft -j -f` would send; [`decode`] reads a rule back into the
+//! JSON `nft -j list` prints, and is only trusted when encoding its result gives back exactly
+//! the kernel's expressions ([`super::ruleset`] checks).
+
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
+use super::expr::*;
+
+type Unsupported = String;
+
+/// How a payload field is read and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ipv4,
+    Mac,
+    EtherType,
+}
+
+/// Which header the network base of a bridge rule means, set by nft's implicit dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L3 {
+    Ip,
+    Arp,
+}
+
+struct Field {
+    protocol: &'static str,
+    field: &'static str,
+    base: u32,
+    offset: u32,
+    len: u32,
+    kind: Kind,
+    l3: Option<L3>,
+    /// nft's payload template (protocol description id, field index), kept in a set's userdata.
+    typeof_: (u32, u32),
+}
+
+const FIELDS: &[Field] = &[
+    Field {
+        protocol: "ip",
+        field: "saddr",
+        base: NFT_PAYLOAD_NETWORK,
+        offset: 12,
+        len: 4,
+        kind: Kind::Ipv4,
+        l3: Some(L3::Ip),
+        typeof_: (12, 11),
+    },
+    Field {
+        protocol: "ip",
+        field: "daddr",
+        base: NFT_PAYLOAD_NETWORK,
+        offset: 16,
+        len: 4,
+        kind: Kind::Ipv4,
+        l3: Some(L3::Ip),
+        typeof_: (12, 12),
+    },
+    Field {
+        protocol: "ether",
+        field: "daddr",
+        base: NFT_PAYLOAD_LL,
+        offset: 0,
+        len: 6,
+        kind: Kind::Mac,
+        l3: None,
+        typeof_: (17, 1),
+    },
+    Field {
+        protocol: "ether",
+        field: "saddr",
+        base: NFT_PAYLOAD_LL,
+        offset: 6,
+        len: 6,
+        kind: Kind::Mac,
+        l3: None,
+        typeof_: (17, 2),
+    },
+    Field {
+        protocol: "ether",
+        field: "type",
+        base: NFT_PAYLOAD_LL,
+        offset: 12,
+        len: 2,
+        kind: Kind::EtherType,
+        l3: None,
+        typeof_: (17, 3),
+    },
+    Field {
+        protocol: "arp",
+        field: "saddr ether",
+        base: NFT_PAYLOAD_NETWORK,
+        offset: 8,
+        len: 6,
+        kind: Kind::Mac,
+        l3: Some(L3::Arp),
+        typeof_: (15, 6),
+    },
+    Field {
+        protocol: "arp",
+        field: "saddr ip",
+        base: NFT_PAYLOAD_NETWORK,
+        offset: 14,
+        len: 4,
+        kind: Kind::Ipv4,
+        l3: Some(L3::Arp),
+        typeof_: (15, 7),
+    },
+    Field {
+        protocol: "arp",
+        field: "daddr ip",
+        base: NFT_PAYLOAD_NETWORK,
+        offset: 24,
+        len: 4,
+        kind: Kind::Ipv4,
+        l3: Some(L3::Arp),
+        typeof_: (15, 9),
+    },
+];
+
+const ETHER_TYPES: &[(&str, u16)] = &[
+    ("ip", 0x0800),
+    ("arp", 0x0806),
+    ("ip6", 0x86dd),
+    ("vlan", 0x8100),
+];
+const CT_STATES: &[(&str, u32)] = &[
+    ("invalid", 1),
+    ("established", 2),
+    ("related", 4),
+    ("new", 8),
+    ("untracked", 64),
+];
+const IFNAMSIZ: usize = 16;
+/// nft's type ids for a set's key (`enum datatypes`).
+const TYPE_IPADDR: u32 = 7;
+const TYPE_ETHERTYPE: u32 = 10;
+/// `EXPR_PAYLOAD` in a set's typeof userdata.
+const EXPR_PAYLOAD: u8 = 7;
+
+/// A rule's expressions and the anonymous sets they look up, in the order nft creates them.
+pub struct Encoded {
+    pub exprs: Vec<KExpr>,
+    pub sets: Vec<AnonSet>,
+}
+
+/// `family`: the table's (`ip` or `bridge`).
+pub fn encode(family: u8, exprs: &[Value]) -> Result<Encoded, Unsupported> {
+    let mut out = Encoded {
+        exprs: Vec::new(),
+        sets: Vec::new(),
+    };
+    let mut deps: Vec<L3> = Vec::new();
+    for e in exprs {
+        let (kind, body) = single(e).ok_or_else(|| format!("expression {e}"))?;
+        match (kind, body) {
+            ("accept", Value::Null) => out.exprs.push(KExpr::Verdict(NF_ACCEPT)),
+            ("drop", Value::Null) => out.exprs.push(KExpr::Verdict(NF_DROP)),
+            ("return", Value::Null) => out.exprs.push(KExpr::Verdict(NFT_RETURN)),
+            ("masquerade", Value::Null) => out.exprs.push(KExpr::Masq),
+            ("match", Value::Object(m)) if m.len() == 3 => {
+                let op = m.get("op").and_then(Value::as_str).unwrap_or("");
+                let (left, right) = (&m["left"], &m["right"]);
+                encode_match(family, op, left, right, &mut deps, &mut out)
+                    .ok_or_else(|| format!("match {e}"))?;
+            }
+            _ => return Err(format!("expression {e}")),
+        }
+    }
+    Ok(out)
+}
+
+fn single(v: &Value) -> Option<(&str, &Value)> {
+    let o = v.as_object()?;
+    (o.len() == 1).then(|| o.iter().next().map(|(k, v)| (k.as_str(), v)))?
+}
+
+fn cmp_op(op: &str) -> Option<u32> {
+    match op {
+        "==" => Some(NFT_CMP_EQ),
+        "!=" => Some(NFT_CMP_NEQ),
+        _ => None,
+    }
+}
+
+fn encode_match(
+    family: u8,
+    op: &str,
+    left: &Value,
+    right: &Value,
+    deps: &mut Vec<L3>,
+    out: &mut Encoded,
+) -> Option<()> {
+    let (lkind, lbody) = single(left)?;
+    let lbody = lbody.as_object()?;
+    match lkind {
+        "meta" if lbody.len() == 1 => {
+            let key = match lbody.get("key")?.as_str()? {
+                "iifname" => NFT_META_IIFNAME,
+                "oifname" => NFT_META_OIFNAME,
+                _ => return None,
+            };
+            let name = right.as_str()?;
+            // Wildcards and escapes are nft syntax this encoder does not speak.
+            if name.is_empty() || name.len() >= IFNAMSIZ || name.contains(['*', '\\']) {
+                return None;
+            }
+            let mut data = name.as_bytes().to_vec();
+            data.resize(IFNAMSIZ, 0);
+            out.exprs.push(KExpr::Meta {
+                key,
+                dreg: NFT_REG_1,
+            });
+            out.exprs.push(KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: cmp_op(op)?,
+                data,
+            });
+        }
+        "ct" if lbody.len() == 1 && lbody.get("key")?.as_str()? == "state" && op == "in" => {
+            let names: Vec<&str> = match right {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) if !a.is_empty() => {
+                    a.iter().map(Value::as_str).collect::<Option<_>>()?
+                }
+                _ => return None,
+            };
+            let mut mask = 0u32;
+            for n in &names {
+                mask |= CT_STATES.iter().find(|(s, _)| s == n)?.1;
+            }
+            // nft lists the states in bit order, one of them as a plain string.
+            if decode_ct_states(mask)? != *right {
+                return None;
+            }
+            out.exprs.push(KExpr::Ct {
+                key: NFT_CT_STATE,
+                dreg: NFT_REG_1,
+            });
+            out.exprs.push(KExpr::Bitwise {
+                sreg: NFT_REG_1,
+                dreg: NFT_REG_1,
+                len: 4,
+                mask: mask.to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+            });
+            out.exprs.push(KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_NEQ,
+                data: vec![0; 4],
+            });
+        }
+        "payload" if lbody.len() == 2 => {
+            let protocol = lbody.get("protocol")?.as_str()?;
+            let name = lbody.get("field")?.as_str()?;
+            let field = FIELDS
+                .iter()
+                .find(|f| f.protocol == protocol && f.field == name)?;
+            match (family, field.l3) {
+                (NFPROTO_IPV4, Some(L3::Ip)) => {}
+                (NFPROTO_BRIDGE, l3) => {
+                    if let Some(l3) = l3 {
+                        if let Some(seen) = deps.first() {
+                            if *seen != l3 {
+                                return None;
+                            }
+                        } else {
+                            deps.push(l3);
+                            out.exprs.extend(dependency(l3));
+                        }
+                    }
+                }
+                _ => return None,
+            }
+            let load = |len: u32| KExpr::Payload {
+                dreg: NFT_REG_1,
+                base: field.base,
+                offset: field.offset,
+                len,
+            };
+            match right {
+                Value::Object(o) if o.contains_key("set") => {
+                    if op != "!=" || o.len() != 1 {
+                        return None;
+                    }
+                    let set = encode_set(field, o["set"].as_array()?)?;
+                    out.exprs.push(load(field.len));
+                    out.exprs.push(KExpr::Lookup {
+                        sreg: NFT_REG_1,
+                        set: SetRef::Index(out.sets.len()),
+                        flags: NFT_LOOKUP_F_INV,
+                    });
+                    out.sets.push(set);
+                }
+                Value::Object(o) if o.contains_key("prefix") && field.kind == Kind::Ipv4 => {
+                    let (net, len) = prefix(right)?;
+                    if len == 0 || len >= 32 || u32::from(net) & !prefix_mask(len) != 0 {
+                        return None;
+                    }
+                    let bytes = len.div_ceil(8);
+                    out.exprs.push(load(bytes));
+                    let net = net.octets()[..bytes as usize].to_vec();
+                    if len % 8 != 0 {
+                        let mask = prefix_mask(len).to_be_bytes()[..bytes as usize].to_vec();
+                        out.exprs.push(KExpr::Bitwise {
+                            sreg: NFT_REG_1,
+                            dreg: NFT_REG_1,
+                            len: bytes,
+                            mask,
+                            xor: vec![0; bytes as usize],
+                        });
+                    }
+                    out.exprs.push(KExpr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: cmp_op(op)?,
+                        data: net,
+                    });
+                }
+                Value::String(s) => {
+                    let data = value_bytes(field.kind, s)?;
+                    out.exprs.push(load(field.len));
+                    out.exprs.push(KExpr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: cmp_op(op)?,
+                        data,
+                    });
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// The implicit match nft puts before a network-header field in a bridge table.
+fn dependency(l3: L3) -> [KExpr; 2] {
+    match l3 {
+        L3::Ip => [
+            KExpr::Meta {
+                key: NFT_META_PROTOCOL,
+                dreg: NFT_REG_1,
+            },
+            KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: 0x0800u16.to_be_bytes().to_vec(),
+            },
+        ],
+        L3::Arp => [
+            KExpr::Payload {
+                dreg: NFT_REG_1,
+                base: NFT_PAYLOAD_LL,
+                offset: 12,
+                len: 2,
+            },
+            KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: 0x0806u16.to_be_bytes().to_vec(),
+            },
+        ],
+    }
+}
+
+fn prefix_mask(len: u32) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len)
+    }
+}
+
+fn prefix(v: &Value) -> Option<(Ipv4Addr, u32)> {
+    let p = v.get("prefix")?.as_object()?;
+    if p.len() != 2 {
+        return None;
+    }
+    let addr: Ipv4Addr = p.get("addr")?.as_str()?.parse().ok()?;
+    let len = u32::try_from(p.get("len")?.as_u64()?).ok()?;
+    Some((addr, len))
+}
+
+fn value_bytes(kind: Kind, s: &str) -> Option<Vec<u8>> {
+    match kind {
+        Kind::Ipv4 => Some(s.parse::<Ipv4Addr>().ok()?.octets().to_vec()),
+        Kind::Mac => {
+            let parts: Vec<u8> = s
+                .split(':')
+                .map(|p| (p.len() == 2).then(|| u8::from_str_radix(p, 16).ok())?)
+                .collect::<Option<_>>()?;
+            // nft prints lower-case hex: only that form round-trips.
+            (parts.len() == 6 && s == s.to_lowercase()).then_some(parts)
+        }
+        Kind::EtherType => {
+            let v = ETHER_TYPES.iter().find(|(n, _)| *n == s)?.1;
+            Some(v.to_be_bytes().to_vec())
+        }
+    }
+}
+
+fn encode_set(field: &Field, elems: &[Value]) -> Option<AnonSet> {
+    if elems.is_empty() {
+        return None;
+    }
+    let mut userdata = vec![0, 4, 2, 0, 0, 0]; // key byte order: big endian
+    let (desc, tmpl) = field.typeof_;
+    let typeof_ = {
+        let mut t = vec![0, 4, EXPR_PAYLOAD, 0, 0, 0, 1, 12, 0, 4];
+        t.extend(desc.to_le_bytes());
+        t.extend([1, 4]);
+        t.extend(tmpl.to_le_bytes());
+        t
+    };
+    match field.kind {
+        Kind::EtherType => {
+            let mut elements = Vec::new();
+            for e in elems {
+                let k = value_bytes(Kind::EtherType, e.as_str()?)?;
+                if elements.iter().any(|(x, _)| *x == k) {
+                    return None;
+                }
+                elements.push((k, 0));
+            }
+            userdata.extend([3, typeof_.len() as u8]);
+            userdata.extend(typeof_);
+            Some(AnonSet {
+                flags: NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                key_type: TYPE_ETHERTYPE,
+                key_len: 2,
+                size: elements.len() as u32,
+                userdata,
+                elements,
+            })
+        }
+        Kind::Ipv4 => {
+            let mut ranges: Vec<(u32, u32)> = Vec::new();
+            let mut interval = false;
+            for e in elems {
+                let r = match e {
+                    Value::String(s) => {
+                        let a = u32::from(s.parse::<Ipv4Addr>().ok()?);
+                        (a, a)
+                    }
+                    Value::Object(o) if o.contains_key("prefix") => {
+                        interval = true;
+                        let (net, len) = prefix(e)?;
+                        let net = u32::from(net);
+                        if len == 0 || len > 32 || net & !prefix_mask(len) != 0 {
+                            return None;
+                        }
+                        (net, net | !prefix_mask(len))
+                    }
+                    Value::Object(o) if o.len() == 1 && o.contains_key("range") => {
+                        interval = true;
+                        let r = o["range"].as_array()?;
+                        let a = u32::from(r.first()?.as_str()?.parse::<Ipv4Addr>().ok()?);
+                        let b = u32::from(r.get(1)?.as_str()?.parse::<Ipv4Addr>().ok()?);
+                        if r.len() != 2 || a >= b {
+                            return None;
+                        }
+                        (a, b)
+                    }
+                    _ => return None,
+                };
+                ranges.push(r);
+            }
+            // nft lists a set sorted and merged: only documents already in that form
+            // round-trip (edgenet's builders write them so).
+            if ranges
+                .windows(2)
+                .any(|w| w[1].0 <= w[0].1.saturating_add(1))
+            {
+                return None;
+            }
+            let mut elements = Vec::new();
+            let flags;
+            if interval {
+                flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL;
+                userdata.extend([2, 4, 1, 0, 0, 0]); // merge adjacent elements
+                if ranges[0].0 != 0 {
+                    elements.push((vec![0; 4], NFT_SET_ELEM_INTERVAL_END));
+                }
+                for (a, b) in &ranges {
+                    elements.push((a.to_be_bytes().to_vec(), 0));
+                    if *b != u32::MAX {
+                        elements.push(((b + 1).to_be_bytes().to_vec(), NFT_SET_ELEM_INTERVAL_END));
+                    }
+                }
+            } else {
+                flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+                elements = ranges
+                    .iter()
+                    .map(|(a, _)| (a.to_be_bytes().to_vec(), 0))
+                    .collect();
+            }
+            userdata.extend([3, typeof_.len() as u8]);
+            userdata.extend(typeof_);
+            Some(AnonSet {
+                flags,
+                key_type: TYPE_IPADDR,
+                key_len: 4,
+                size: elements.len() as u32,
+                userdata,
+                elements,
+            })
+        }
+        Kind::Mac => None,
+    }
+}
+
+fn decode_ct_states(mask: u32) -> Option<Value> {
+    let mut names = Vec::new();
+    let mut rest = mask;
+    for (n, bit) in CT_STATES {
+        if mask & bit != 0 {
+            names.push(json!(n));
+            rest &= !bit;
+        }
+    }
+    if rest != 0 || names.is_empty() {
+        return None;
+    }
+    Some(if names.len() == 1 {
+        names.pop().unwrap()
+    } else {
+        Value::Array(names)
+    })
+}
+
+fn matches(op: u32, left: Value, right: Value) -> Option<Value> {
+    let op = match op {
+        NFT_CMP_EQ => "==",
+        NFT_CMP_NEQ => "!=",
+        _ => return None,
+    };
+    Some(json!({"match": {"op": op, "left": left, "right": right}}))
+}
+
+fn show(kind: Kind, data: &[u8]) -> Option<Value> {
+    Some(match kind {
+        Kind::Ipv4 => json!(Ipv4Addr::from(<[u8; 4]>::try_from(data).ok()?).to_string()),
+        Kind::Mac if data.len() == 6 => json!(data
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")),
+        Kind::EtherType => {
+            let v = u16::from_be_bytes(data.try_into().ok()?);
+            json!(ETHER_TYPES.iter().find(|(_, t)| *t == v)?.0)
+        }
+        _ => return None,
+    })
+}
+
+/// The JSON of a rule's expressions, as `nft -j list` prints them; `None` when they are not
+/// the form [`encode`] makes. `set`: an anonymous set of the table by name.
+pub fn decode(
+    family: u8,
+    exprs: &[KExpr],
+    set: &dyn Fn(&str) -> Option<AnonSet>,
+) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut l3: Option<L3> = (family == NFPROTO_IPV4).then_some(L3::Ip);
+    let reg = NFT_REG_1;
+    while i < exprs.len() {
+        let rest = &exprs[i..];
+        match rest {
+            [KExpr::Verdict(code), ..] => {
+                out.push(match *code {
+                    NF_ACCEPT => json!({"accept": null}),
+                    NF_DROP => json!({"drop": null}),
+                    NFT_RETURN => json!({"return": null}),
+                    _ => return None,
+                });
+                i += 1;
+            }
+            [KExpr::Masq, ..] => {
+                out.push(json!({"masquerade": null}));
+                i += 1;
+            }
+            [KExpr::Meta { key, dreg }, KExpr::Cmp { sreg, op, data }, ..]
+                if dreg == &reg
+                    && sreg == &reg
+                    && (*key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME) =>
+            {
+                if data.len() != IFNAMSIZ {
+                    return None;
+                }
+                let end = data.iter().position(|b| *b == 0)?;
+                let name = std::str::from_utf8(&data[..end]).ok()?;
+                let key = if *key == NFT_META_IIFNAME {
+                    "iifname"
+                } else {
+                    "oifname"
+                };
+                out.push(matches(*op, json!({"meta": {"key": key}}), json!(name))?);
+                i += 2;
+            }
+            [KExpr::Ct { key, dreg }, KExpr::Bitwise {
+                sreg,
+                dreg: d2,
+                len: 4,
+                mask,
+                xor,
+            }, KExpr::Cmp {
+                sreg: s2,
+                op: NFT_CMP_NEQ,
+                data,
+            }, ..]
+                if *key == NFT_CT_STATE
+                    && [dreg, sreg, d2, s2].iter().all(|r| **r == reg)
+                    && xor == &[0; 4]
+                    && data == &[0; 4] =>
+            {
+                let mask = u32::from_ne_bytes(mask.as_slice().try_into().ok()?);
+                let right = decode_ct_states(mask)?;
+                out.push(json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": right}}));
+                i += 3;
+            }
+            // The implicit dependency of a bridge rule's network-header field: shown by nft
+            // only through the field that follows.
+            [first, KExpr::Cmp { .. }, KExpr::Payload { base, .. }, ..]
+                if family == NFPROTO_BRIDGE
+                    && l3.is_none()
+                    && *base == NFT_PAYLOAD_NETWORK
+                    && (rest[..2] == dependency(L3::Ip) || rest[..2] == dependency(L3::Arp)) =>
+            {
+                let _ = first;
+                l3 = Some(if rest[..2] == dependency(L3::Ip) {
+                    L3::Ip
+                } else {
+                    L3::Arp
+                });
+                i += 2;
+            }
+            [KExpr::Payload {
+                dreg,
+                base,
+                offset,
+                len,
+            }, next, ..]
+                if *dreg == reg =>
+            {
+                let field = FIELDS.iter().find(|f| {
+                    f.base == *base
+                        && f.offset == *offset
+                        && (f.base != NFT_PAYLOAD_NETWORK || f.l3 == l3)
+                })?;
+                let left = json!({"payload": {"protocol": field.protocol, "field": field.field}});
+                match (next, exprs.get(i + 2)) {
+                    (
+                        KExpr::Bitwise {
+                            sreg,
+                            dreg: d2,
+                            len: blen,
+                            mask,
+                            xor,
+                        },
+                        Some(KExpr::Cmp {
+                            sreg: s2,
+                            op,
+                            data,
+                        }),
+                    ) if field.kind == Kind::Ipv4
+                        && [sreg, d2, s2].iter().all(|r| **r == reg)
+                        && blen == len
+                        && *len < 4 =>
+                    {
+                        if xor.iter().any(|b| *b != 0) || mask.len() != *len as usize {
+                            return None;
+                        }
+                        let mut m = [0u8; 4];
+                        m[..mask.len()].copy_from_slice(mask);
+                        let m = u32::from_be_bytes(m);
+                        let plen = m.leading_ones();
+                        if m != prefix_mask(plen) {
+                            return None;
+                        }
+                        let mut a = [0u8; 4];
+                        a[..data.len().min(4)].copy_from_slice(&data[..data.len().min(4)]);
+                        let right = json!({"prefix": {"addr": Ipv4Addr::from(a).to_string(), "len": plen}});
+                        out.push(matches(*op, left, right)?);
+                        i += 3;
+                    }
+                    (KExpr::Cmp { sreg, op, data }, _) if *sreg == reg => {
+                        let right = if *len == field.len {
+                            show(field.kind, data)?
+                        } else if field.kind == Kind::Ipv4 && *len < 4 && data.len() == *len as usize
+                        {
+                            let mut a = [0u8; 4];
+                            a[..data.len()].copy_from_slice(data);
+                            json!({"prefix": {"addr": Ipv4Addr::from(a).to_string(), "len": len * 8}})
+                        } else {
+                            return None;
+                        };
+                        out.push(matches(*op, left, right)?);
+                        i += 2;
+                    }
+                    (
+                        KExpr::Lookup {
+                            sreg,
+                            set: SetRef::Name(name),
+                            flags: NFT_LOOKUP_F_INV,
+                        },
+                        _,
+                    ) if *sreg == reg && *len == field.len => {
+                        let s = set(name)?;
+                        let right = decode_set(field, &s)?;
+                        out.push(json!({"match": {"op": "!=", "left": left, "right": {"set": right}}}));
+                        i += 2;
+                    }
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
+    let mut elems = s.elements.clone();
+    elems.sort();
+    match field.kind {
+        Kind::EtherType => elems.iter().map(|(k, _)| show(Kind::EtherType, k)).collect(),
+        Kind::Ipv4 if s.flags & NFT_SET_INTERVAL == 0 => {
+            elems.iter().map(|(k, _)| show(Kind::Ipv4, k)).collect()
+        }
+        Kind::Ipv4 => {
+            let mut out = Vec::new();
+            let mut it = elems.iter().peekable();
+            // nft's leading "everything below the first start is outside" element.
+            if let Some((k, f)) = it.peek() {
+                if *f == NFT_SET_ELEM_INTERVAL_END && k.iter().all(|b| *b == 0) {
+                    it.next();
+                }
+            }
+            while let Some((k, f)) = it.next() {
+                if *f != 0 {
+                    return None;
+                }
+                let a = u32::from_be_bytes(k.as_slice().try_into().ok()?);
+                let b = match it.peek() {
+                    Some((e, NFT_SET_ELEM_INTERVAL_END)) => {
+                        let e = u32::from_be_bytes(e.as_slice().try_into().ok()?);
+                        it.next();
+                        e.checked_sub(1)?
+                    }
+                    Some(_) => return None,
+                    None => u32::MAX,
+                };
+                if b < a {
+                    return None;
+                }
+                let span = u64::from(b) - u64::from(a) + 1;
+                let (ia, ib) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
+                out.push(if a == b {
+                    json!(ia.to_string())
+                } else if span.is_power_of_two() && u64::from(a) % span == 0 {
+                    json!({"prefix": {"addr": ia.to_string(), "len": 32 - span.trailing_zeros()}})
+                } else {
+                    json!({"range": [ia.to_string(), ib.to_string()]})
+                });
+            }
+            Some(out)
+        }
+        Kind::Mac => None,
+    }
+}
