@@ -104,6 +104,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Nft {
     program: PathBuf,
+    /// `false`: never the native path (A/B comparisons, tests).
+    native_allowed: bool,
 }
 
 impl Default for Nft {
@@ -117,6 +119,7 @@ impl Nft {
     pub fn new() -> Self {
         Nft {
             program: PathBuf::from(DEFAULT_PROGRAM),
+            native_allowed: true,
         }
     }
 
@@ -124,7 +127,35 @@ impl Nft {
     pub fn with_program(program: impl Into<PathBuf>) -> Self {
         Nft {
             program: program.into(),
+            native_allowed: true,
         }
+    }
+
+    /// The same handle without the native path: every command through libnftables or the
+    /// program (comparisons of the two paths).
+    pub fn without_native(mut self) -> Self {
+        self.native_allowed = false;
+        self
+    }
+
+    /// Writes `document` over native netlink only: `None` when it is outside the native subset
+    /// (nothing was done). For tests and comparisons; [`Nft::apply`] chooses by itself.
+    pub fn apply_native(&self, document: &Value) -> Option<Result<(), NftError>> {
+        let result = native::apply(document)?
+            .map_err(|e| self.native_failed("-j -f -", e.text(commands(document))));
+        match &result {
+            Ok(_) => session_wrote(&self.program, document),
+            Err(_) => forget_ruleset(),
+        }
+        Some(result)
+    }
+
+    /// The ruleset read over native netlink only (no session): `Ok(None)` when the namespace
+    /// holds a table the native reader does not decode.
+    pub fn list_ruleset_native(&self) -> Result<Option<Value>, NftError> {
+        native::list(None)
+            .map(Option::flatten)
+            .map_err(|e| self.native_failed("-j list ruleset", format!("Error: netlink: {e}")))
     }
 
     /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
@@ -305,7 +336,7 @@ impl Nft {
     /// Whether commands go the native way first: the default program, root, and
     /// `EDGENET_NFT` `auto` (or unset) or `native`.
     fn native(&self) -> bool {
-        if self.program != Path::new(DEFAULT_PROGRAM) {
+        if !self.native_allowed || self.program != Path::new(DEFAULT_PROGRAM) {
             return false;
         }
         *NATIVE.get_or_init(|| {

@@ -33,6 +33,11 @@ pub const NFT_SET_ANONYMOUS: u32 = 0x1;
 pub const NFT_SET_CONSTANT: u32 = 0x2;
 pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
+/// Not a kernel flag: marks the start of an interval that runs to the end of the key space,
+/// which nft tags in the element's userdata (`NFTNL_SET_ELEM_F_INTERVAL_OPEN`).
+pub const ELEM_OPEN: u32 = 0x8000_0000;
+/// That userdata: `NFTNL_UDATA_SET_ELEM_FLAGS` = `NFTNL_SET_ELEM_F_INTERVAL_OPEN`.
+pub const ELEM_OPEN_UDATA: [u8; 6] = [1, 4, 1, 0, 0, 0];
 
 /// One expression of a rule, as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -225,10 +225,13 @@ fn new_elements(family: u8, table: &str, set: &AnonSet, id: u32) -> Msg {
     m.begin(3);
     for (key, flags) in &set.elements {
         m.begin(1);
-        if *flags != 0 {
-            m.u32(3, *flags);
+        if *flags & !expr::ELEM_OPEN != 0 {
+            m.u32(3, *flags & !expr::ELEM_OPEN);
         }
         m.begin(1).bytes(1, key).end();
+        if *flags & expr::ELEM_OPEN != 0 {
+            m.bytes(6, &expr::ELEM_OPEN_UDATA);
+        }
         m.end();
     }
     m.end();
@@ -651,9 +654,15 @@ fn set_elements(
             }
             for elem in a.nested() {
                 let attrs = elem.nested();
-                if attrs.iter().any(|x| x.kind != 1 && x.kind != 3) {
-                    return Ok(None); // data, timeouts, expressions: not ours
+                // Key, flags and the open-interval tag; data, timeouts, expressions are not ours.
+                if attrs.iter().any(|x| ![1, 3, 6].contains(&x.kind)) {
+                    return Ok(None);
                 }
+                let open = match attrs.iter().find(|x| x.kind == 6) {
+                    None => 0,
+                    Some(u) if u.data == expr::ELEM_OPEN_UDATA => expr::ELEM_OPEN,
+                    Some(_) => return Ok(None),
+                };
                 let Some(key) = attrs
                     .iter()
                     .find(|x| x.kind == 1)
@@ -666,7 +675,10 @@ fn set_elements(
                     .find(|x| x.kind == 3)
                     .and_then(|x| x.u32())
                     .unwrap_or(0);
-                out.push((key.data.to_vec(), flags));
+                if flags & expr::ELEM_OPEN != 0 {
+                    return Ok(None);
+                }
+                out.push((key.data.to_vec(), flags | open));
             }
         }
     }

@@ -300,24 +300,30 @@ fn encode_match(
                     if len == 0 || len >= 32 || u32::from(net) & !prefix_mask(len) != 0 {
                         return None;
                     }
-                    let bytes = len.div_ceil(8);
-                    out.exprs.push(load(bytes));
-                    let net = net.octets()[..bytes as usize].to_vec();
-                    if len % 8 != 0 {
-                        let mask = prefix_mask(len).to_be_bytes()[..bytes as usize].to_vec();
+                    // A byte-aligned prefix loads only its bytes; any other is masked.
+                    if len % 8 == 0 {
+                        let bytes = len / 8;
+                        out.exprs.push(load(bytes));
+                        out.exprs.push(KExpr::Cmp {
+                            sreg: NFT_REG_1,
+                            op: cmp_op(op)?,
+                            data: net.octets()[..bytes as usize].to_vec(),
+                        });
+                    } else {
+                        out.exprs.push(load(4));
                         out.exprs.push(KExpr::Bitwise {
                             sreg: NFT_REG_1,
                             dreg: NFT_REG_1,
-                            len: bytes,
-                            mask,
-                            xor: vec![0; bytes as usize],
+                            len: 4,
+                            mask: prefix_mask(len).to_be_bytes().to_vec(),
+                            xor: vec![0; 4],
+                        });
+                        out.exprs.push(KExpr::Cmp {
+                            sreg: NFT_REG_1,
+                            op: cmp_op(op)?,
+                            data: net.octets().to_vec(),
                         });
                     }
-                    out.exprs.push(KExpr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: cmp_op(op)?,
-                        data: net,
-                    });
                 }
                 Value::String(s) => {
                     let data = value_bytes(field.kind, s)?;
@@ -403,7 +409,8 @@ fn value_bytes(kind: Kind, s: &str) -> Option<Vec<u8>> {
 }
 
 fn encode_set(field: &Field, elems: &[Value]) -> Option<AnonSet> {
-    if elems.is_empty() {
+    // nft turns a one-element set into a plain match (and lists it so): not this encoder's.
+    if elems.len() < 2 {
         return None;
     }
     let mut userdata = vec![0, 4, 2, 0, 0, 0]; // key byte order: big endian
@@ -485,7 +492,8 @@ fn encode_set(field: &Field, elems: &[Value]) -> Option<AnonSet> {
                     elements.push((vec![0; 4], NFT_SET_ELEM_INTERVAL_END));
                 }
                 for (a, b) in &ranges {
-                    elements.push((a.to_be_bytes().to_vec(), 0));
+                    let open = if *b == u32::MAX { ELEM_OPEN } else { 0 };
+                    elements.push((a.to_be_bytes().to_vec(), open));
                     if *b != u32::MAX {
                         elements.push(((b + 1).to_be_bytes().to_vec(), NFT_SET_ELEM_INTERVAL_END));
                     }
@@ -669,7 +677,7 @@ pub fn decode(
                     ) if field.kind == Kind::Ipv4
                         && [sreg, d2, s2].iter().all(|r| **r == reg)
                         && blen == len
-                        && *len < 4 =>
+                        && *len == 4 =>
                     {
                         if xor.iter().any(|b| *b != 0) || mask.len() != *len as usize {
                             return None;
@@ -741,7 +749,7 @@ fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
                 }
             }
             while let Some((k, f)) = it.next() {
-                if *f != 0 {
+                if *f & !ELEM_OPEN != 0 {
                     return None;
                 }
                 let a = u32::from_be_bytes(k.as_slice().try_into().ok()?);
@@ -752,7 +760,8 @@ fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
                         e.checked_sub(1)?
                     }
                     Some(_) => return None,
-                    None => u32::MAX,
+                    None if *f == ELEM_OPEN => u32::MAX,
+                    None => return None,
                 };
                 if b < a {
                     return None;
