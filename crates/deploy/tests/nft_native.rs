@@ -14,8 +14,7 @@ use edgenet_core::config::Protocol;
 use edgenet_core::mac::MacAddr;
 use edgenet_deploy::firewall::bridge_rules::{self, BridgePlan, Offline, PortGuard};
 use edgenet_deploy::firewall::{
-    nft_rules, FirewallDriver, FirewallMode, FirewallPlan, NftablesDriver, PortForwardRule,
-    Ruleset,
+    nft_rules, FirewallDriver, FirewallMode, FirewallPlan, NftablesDriver, PortForwardRule, Ruleset,
 };
 use edgenet_host::nft::Nft;
 use serde_json::{json, Value};
@@ -129,7 +128,10 @@ fn without_metainfo(mut v: Value) -> Value {
 
 /// Two listings item by item, naming the first that differs.
 fn same_items(a: &Value, b: &Value, what: &str) {
-    let (ia, ib) = (a["nftables"].as_array().unwrap(), b["nftables"].as_array().unwrap());
+    let (ia, ib) = (
+        a["nftables"].as_array().unwrap(),
+        b["nftables"].as_array().unwrap(),
+    );
     for (x, y) in ia.iter().zip(ib) {
         assert_eq!(x, y, "{what}: first difference");
     }
@@ -183,7 +185,12 @@ fn documents() -> Vec<(&'static str, Ruleset)> {
         )),
         ..linux_cp.clone()
     };
-    let windows = guard("en0a1b2cw", "vm-wedge", "02:00:00:00:00:07", &["192.168.0.5"]);
+    let windows = guard(
+        "en0a1b2cw",
+        "vm-wedge",
+        "02:00:00:00:00:07",
+        &["192.168.0.5"],
+    );
     let windows_low = guard("en0a1b2cx", "vm-w2", "02:00:00:00:00:08", &["0.0.0.2"]);
     let linux2 = PortGuard {
         pod_cidr: Some("10.42.0.0/16".parse().unwrap()),
@@ -196,11 +203,45 @@ fn documents() -> Vec<(&'static str, Ruleset)> {
             offline,
         })
     };
+    let forwards = vec![
+        PortForwardRule {
+            protocol: Protocol::Tcp,
+            host_port: 8080,
+            node_address: Ipv4Addr::new(192, 168, 0, 2),
+            node_port: 80,
+        },
+        PortForwardRule {
+            protocol: Protocol::Udp,
+            host_port: 5353,
+            node_address: Ipv4Addr::new(192, 168, 0, 3),
+            node_port: 53,
+        },
+    ];
     vec![
-        ("nat", nft_rules::build(&fw(FirewallMode::Nat, "192.168.0.0/24", vec![]))),
-        ("nat /20", nft_rules::build(&fw(FirewallMode::Nat, "10.16.0.0/20", vec![]))),
-        ("nat /9", nft_rules::build(&fw(FirewallMode::Nat, "10.128.0.0/9", vec![]))),
-        ("offline", nft_rules::build(&fw(FirewallMode::Offline, "192.168.0.0/24", vec![]))),
+        (
+            "nat",
+            nft_rules::build(&fw(FirewallMode::Nat, "192.168.0.0/24", vec![])),
+        ),
+        (
+            "nat with port forwards",
+            nft_rules::build(&fw(FirewallMode::Nat, "192.168.0.0/24", forwards.clone())),
+        ),
+        (
+            "offline with port forwards",
+            nft_rules::build(&fw(FirewallMode::Offline, "192.168.0.0/24", forwards)),
+        ),
+        (
+            "nat /20",
+            nft_rules::build(&fw(FirewallMode::Nat, "10.16.0.0/20", vec![])),
+        ),
+        (
+            "nat /9",
+            nft_rules::build(&fw(FirewallMode::Nat, "10.128.0.0/9", vec![])),
+        ),
+        (
+            "offline",
+            nft_rules::build(&fw(FirewallMode::Offline, "192.168.0.0/24", vec![])),
+        ),
         ("bridge single node", bridge(vec![linux_cp.clone()], None)),
         (
             "bridge several nodes, internal offline",
@@ -230,8 +271,16 @@ fn write_both(a: &Netns, b: &Netns, doc: &Value, what: &str) {
         .unwrap_or_else(|e| panic!("{what}: native write: {e}"));
     b.run(|| library().apply(doc))
         .unwrap_or_else(|e| panic!("{what}: libnftables write: {e}"));
-    same_items(&a.ruleset(), &b.ruleset(), &format!("{what}: nft -j list ruleset"));
-    assert_eq!(a.netlink(), b.netlink(), "{what}: netlink expressions differ");
+    same_items(
+        &a.ruleset(),
+        &b.ruleset(),
+        &format!("{what}: nft -j list ruleset"),
+    );
+    assert_eq!(
+        a.netlink(),
+        b.netlink(),
+        "{what}: netlink expressions differ"
+    );
 }
 
 /// The native listing of `ns` is present and equal to libnftables' listing (handles included).
@@ -277,7 +326,11 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
             .run(|| library().list_table(&want.family, &want.table))
             .unwrap()
             .unwrap();
-        assert_eq!(without_metainfo(one), without_metainfo(one_lib), "{what}: list table");
+        assert_eq!(
+            without_metainfo(one),
+            without_metainfo(one_lib),
+            "{what}: list table"
+        );
         // Replace it by the next document of the same family (or itself): one transaction.
         let next = docs
             .iter()
@@ -296,7 +349,7 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
     }
     // Both families at once, deleted in one transaction.
     let ip = &docs[0].1;
-    let br = &docs[4].1;
+    let br = &docs[6].1;
     write_both(&a, &b, &ip.create_document(), "ip");
     write_both(&a, &b, &br.create_document(), "bridge");
     native_equals_library(&a, "both tables");
@@ -313,33 +366,39 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
 }
 
 #[test]
-fn port_forwards_and_foreign_documents_go_through_libnftables() {
-    let Some(a) = Netns::new("pf") else {
+fn documents_outside_the_subset_go_through_libnftables() {
+    let Some(a) = Netns::new("subset") else {
         return;
     };
-    let pf = PortForwardRule {
-        protocol: Protocol::Tcp,
-        host_port: 8080,
-        node_address: Ipv4Addr::new(192, 168, 0, 2),
-        node_port: 80,
-    };
-    let want = nft_rules::build(&fw(FirewallMode::Nat, "192.168.0.0/24", vec![pf]));
-    let doc = want.create_document();
-    assert!(
-        a.run(|| Nft::new().apply_native(&doc)).is_none(),
-        "dnat, fib and l4 ports are outside the native subset"
-    );
-    // A one-element set, which nft turns into a plain match, is not written natively either.
+    let want = &documents()[6].1; // a bridge table
+    a.run(|| Nft::new().apply(&want.create_document())).unwrap();
+    // A one-element set, which nft turns into a plain match, is not written natively.
     let one = json!({"nftables": [{"add": {"rule": {"family": "bridge", "table": TABLE,
         "chain": "prerouting", "expr": [{"match": {"op": "!=",
             "left": {"payload": {"protocol": "arp", "field": "saddr ip"}},
-            "right": {"set": [{"prefix": {"addr": "0.0.0.0", "len": 31}}]}}}]}}}]});
+            "right": {"set": [{"prefix": {"addr": "0.0.0.0", "len": 31}}]}}}, {"drop": null}]}}}]});
     assert!(a.run(|| Nft::new().apply_native(&one)).is_none());
-    // `apply` still writes it (through the library), and the listing falls back as well.
-    a.run(|| Nft::new().apply(&doc)).unwrap();
-    assert!(a.run(|| Nft::new().list_ruleset_native()).unwrap().is_none());
-    let listed = a.run(|| Nft::new().list_table("ip", TABLE)).unwrap().unwrap();
-    assert_eq!(Ruleset::from_listing(&listed).as_ref(), Some(&want));
+    // Nor a counter; `apply` still writes both (through the library).
+    let counter = json!({"nftables": [{"add": {"rule": {"family": "bridge", "table": TABLE,
+        "chain": "prerouting", "expr": [{"counter": {"packets": 0, "bytes": 0}}]}}}]});
+    assert!(a.run(|| Nft::new().apply_native(&counter)).is_none());
+    a.run(|| Nft::new().apply(&one)).unwrap();
+    a.run(|| Nft::new().apply(&counter)).unwrap();
+    // The counter rule makes the native reader give way; the listing is libnftables'.
+    assert!(a
+        .run(|| Nft::new().list_ruleset_native())
+        .unwrap()
+        .is_none());
+    let listed = a.run(|| Nft::new().list_ruleset()).unwrap();
+    let lib = a.run(|| library().list_ruleset()).unwrap();
+    assert_eq!(listed, lib);
+    let rules = listed["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("rule").is_some())
+        .count();
+    assert_eq!(rules, want.rules.len() + 2);
 }
 
 #[test]
@@ -351,13 +410,14 @@ fn a_foreign_table_falls_back_and_is_never_touched() {
           nft add chain inet filter input '{ type filter hook input priority 0; policy accept; }'; \
           nft add rule inet filter input tcp dport 22 counter accept");
     let foreign = || {
-        let v: Value =
-            serde_json::from_str(&a.sh("nft -j list table inet filter")).unwrap();
+        let v: Value = serde_json::from_str(&a.sh("nft -j list table inet filter")).unwrap();
         v
     };
     let before = foreign();
     assert!(
-        a.run(|| Nft::new().list_ruleset_native()).unwrap().is_none(),
+        a.run(|| Nft::new().list_ruleset_native())
+            .unwrap()
+            .is_none(),
         "a foreign table must make the native reader give way"
     );
     let want = &documents()[0].1;
@@ -369,8 +429,14 @@ fn a_foreign_table_falls_back_and_is_never_touched() {
     let ours = edgenet_host::nft::table_in(&whole, "ip", TABLE).unwrap();
     assert_eq!(Ruleset::from_listing(&ours).as_ref(), Some(want));
     // Our table alone still reads natively.
-    let table = a.run(|| Nft::new().list_table("ip", TABLE)).unwrap().unwrap();
-    let table_lib = a.run(|| library().list_table("ip", TABLE)).unwrap().unwrap();
+    let table = a
+        .run(|| Nft::new().list_table("ip", TABLE))
+        .unwrap()
+        .unwrap();
+    let table_lib = a
+        .run(|| library().list_table("ip", TABLE))
+        .unwrap()
+        .unwrap();
     assert_eq!(without_metainfo(table), without_metainfo(table_lib));
     assert!(a.run(|| driver.remove(TABLE)).unwrap());
     assert_eq!(foreign(), before, "the foreign table was changed");
@@ -387,10 +453,18 @@ fn an_undecodable_rule_falls_back_and_the_redeploy_repairs_it() {
     a.run(|| driver.create(&plan)).unwrap();
     native_equals_library(&a, "fresh");
     // A rule in a form edgenet never writes (a counter), added by hand to our table.
-    a.sh(&format!("nft add rule ip {TABLE} forward ip protocol icmp counter accept"));
-    assert!(a.run(|| Nft::new().list_ruleset_native()).unwrap().is_none());
+    a.sh(&format!(
+        "nft add rule ip {TABLE} forward ip protocol icmp counter accept"
+    ));
+    assert!(a
+        .run(|| Nft::new().list_ruleset_native())
+        .unwrap()
+        .is_none());
     let live = a.run(|| driver.live(TABLE)).unwrap().unwrap();
-    assert_ne!(live, want, "the hand-made rule is seen (through libnftables)");
+    assert_ne!(
+        live, want,
+        "the hand-made rule is seen (through libnftables)"
+    );
     let outcome = a.run(|| driver.apply(&plan)).unwrap();
     assert_eq!(outcome, edgenet_deploy::firewall::ApplyOutcome::Replaced);
     let repaired = native_equals_library(&a, "repaired");
@@ -408,11 +482,14 @@ fn create_of_an_existing_table_fails_with_file_exists_and_changes_nothing() {
     let Some(a) = Netns::new("exists") else {
         return;
     };
-    let want = &documents()[4].1;
+    let want = &documents()[6].1;
     let doc = want.create_document();
     a.run(|| Nft::new().apply_native(&doc)).unwrap().unwrap();
     let before = a.ruleset();
-    let err = a.run(|| Nft::new().apply_native(&doc)).unwrap().unwrap_err();
+    let err = a
+        .run(|| Nft::new().apply_native(&doc))
+        .unwrap()
+        .unwrap_err();
     let lib_err = a.run(|| library().apply(&doc)).unwrap_err();
     for e in [&err, &lib_err] {
         match e {
@@ -422,14 +499,24 @@ fn create_of_an_existing_table_fails_with_file_exists_and_changes_nothing() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(a.ruleset(), before, "a failed transaction changed the ruleset");
+    assert_eq!(
+        a.ruleset(),
+        before,
+        "a failed transaction changed the ruleset"
+    );
     // A rule naming a chain that does not exist: the whole batch is refused.
     let bad = json!({"nftables": [
         {"add": {"table": {"family": "ip", "name": "edgenet_n12bad"}}},
         {"add": {"rule": {"family": "ip", "table": "edgenet_n12bad", "chain": "nope",
             "expr": [{"accept": null}]}}}
     ]});
-    let err = a.run(|| Nft::new().apply_native(&bad)).unwrap().unwrap_err();
-    assert!(err.to_string().contains("No such file or directory"), "{err}");
+    let err = a
+        .run(|| Nft::new().apply_native(&bad))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "{err}"
+    );
     assert_eq!(a.ruleset(), before, "a refused batch left something behind");
 }

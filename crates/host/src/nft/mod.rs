@@ -141,8 +141,7 @@ impl Nft {
     /// Writes `document` over native netlink only: `None` when it is outside the native subset
     /// (nothing was done). For tests and comparisons; [`Nft::apply`] chooses by itself.
     pub fn apply_native(&self, document: &Value) -> Option<Result<(), NftError>> {
-        let result = native::apply(document)?
-            .map_err(|e| self.native_failed("-j -f -", e.text(commands(document))));
+        let result = native::apply(document)?.map_err(|e| self.native_failed("-j -f -", e.text()));
         match &result {
             Ok(_) => session_wrote(&self.program, document),
             Err(_) => forget_ruleset(),
@@ -199,7 +198,7 @@ impl Nft {
         let result = match native {
             Some(r) => {
                 tracing::debug!("nftables: document written over native netlink");
-                r.map_err(|e| self.native_failed("-j -f -", e.text(commands(document))))
+                r.map_err(|e| self.native_failed("-j -f -", e.text()))
             }
             None => {
                 let input = serde_json::to_vec(document).expect("a JSON value always serialises");
@@ -296,11 +295,7 @@ impl Nft {
                     }
                     Err(e) => {
                         forget_ruleset();
-                        let cmds: Vec<Value> = tables
-                            .iter()
-                            .map(|(f, n)| serde_json::json!({"delete": {"table": {"family": f, "name": n}}}))
-                            .collect();
-                        Err(self.native_failed("delete table", e.text(&cmds)))
+                        Err(self.native_failed("delete table", e.text()))
                     }
                 };
             }
@@ -490,15 +485,6 @@ impl Nft {
             })
         }
     }
-}
-
-/// The commands of a document (for naming the one the kernel refused).
-fn commands(document: &Value) -> &[Value] {
-    document
-        .get("nftables")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
 }
 
 /// nft reports a missing table as ENOENT ("No such file or directory").

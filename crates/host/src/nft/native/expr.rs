@@ -14,14 +14,28 @@ pub const NFT_REG_1: u32 = 1;
 pub const NFT_META_PROTOCOL: u32 = 1;
 pub const NFT_META_IIFNAME: u32 = 6;
 pub const NFT_META_OIFNAME: u32 = 7;
+pub const NFT_META_L4PROTO: u32 = 16;
 
 pub const NFT_CT_STATE: u32 = 0;
+pub const NFT_CT_DIRECTION: u32 = 1;
+pub const NFT_CT_STATUS: u32 = 2;
+
+/// `fib daddr type`: result `NFT_FIB_RESULT_ADDRTYPE`, flag `NFTA_FIB_F_DADDR`.
+pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+pub const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+pub const RTN_LOCAL: u32 = 2;
+
+pub const NFT_NAT_DNAT: u32 = 1;
+pub const NF_NAT_RANGE_MAP_IPS: u32 = 1;
+pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
+pub const NFT_REG_2: u32 = 2;
 
 pub const NFT_CMP_EQ: u32 = 0;
 pub const NFT_CMP_NEQ: u32 = 1;
 
 pub const NFT_PAYLOAD_LL: u32 = 0;
 pub const NFT_PAYLOAD_NETWORK: u32 = 1;
+pub const NFT_PAYLOAD_TRANSPORT: u32 = 2;
 
 pub const NFT_LOOKUP_F_INV: u32 = 1;
 
@@ -77,6 +91,23 @@ pub enum KExpr {
     },
     Verdict(i32),
     Masq,
+    Fib {
+        result: u32,
+        flags: u32,
+        dreg: u32,
+    },
+    /// An immediate value loaded into a data register (a NAT target).
+    Data {
+        dreg: u32,
+        data: Vec<u8>,
+    },
+    Nat {
+        kind: u32,
+        family: u32,
+        reg_addr: u32,
+        reg_proto: u32,
+        flags: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +146,10 @@ impl KExpr {
             KExpr::Bitwise { .. } => "bitwise",
             KExpr::Ct { .. } => "ct",
             KExpr::Lookup { .. } => "lookup",
-            KExpr::Verdict(_) => "immediate",
+            KExpr::Verdict(_) | KExpr::Data { .. } => "immediate",
             KExpr::Masq => "masq",
+            KExpr::Fib { .. } => "fib",
+            KExpr::Nat { .. } => "nat",
         };
         m.str(NFTA_EXPR_NAME, name);
         m.begin(NFTA_EXPR_DATA);
@@ -167,6 +200,30 @@ impl KExpr {
                     .end();
             }
             KExpr::Masq => {}
+            KExpr::Fib {
+                result,
+                flags,
+                dreg,
+            } => {
+                m.u32(1, *dreg).u32(2, *result).u32(3, *flags);
+            }
+            KExpr::Data { dreg, data } => {
+                m.u32(1, *dreg);
+                m.begin(2).bytes(NFTA_DATA_VALUE, data).end();
+            }
+            KExpr::Nat {
+                kind,
+                family,
+                reg_addr,
+                reg_proto,
+                flags,
+            } => {
+                m.u32(1, *kind)
+                    .u32(2, *family)
+                    .u32(3, *reg_addr)
+                    .u32(5, *reg_proto)
+                    .u32(7, *flags);
+            }
         }
         m.end().end();
     }
@@ -184,7 +241,12 @@ impl KExpr {
         let u = |k: u16| get(k).and_then(|a| a.u32());
         let value = |k: u16| {
             let nest = get(k)?.nested();
-            Some(nest.iter().find(|a| a.kind == NFTA_DATA_VALUE)?.data.to_vec())
+            Some(
+                nest.iter()
+                    .find(|a| a.kind == NFTA_DATA_VALUE)?
+                    .data
+                    .to_vec(),
+            )
         };
         let known = |allowed: &[u16]| data.iter().all(|a| allowed.contains(&a.kind));
         Some(match name {
@@ -204,15 +266,13 @@ impl KExpr {
                 len: u(4)?,
             },
             // NFTA_BITWISE_OP (6) is dumped by newer kernels; only the boolean form (0).
-            "bitwise" if known(&[1, 2, 3, 4, 5, 6]) && u(6).unwrap_or(0) == 0 => {
-                KExpr::Bitwise {
-                    sreg: u(1)?,
-                    dreg: u(2)?,
-                    len: u(3)?,
-                    mask: value(4)?,
-                    xor: value(5)?,
-                }
-            }
+            "bitwise" if known(&[1, 2, 3, 4, 5, 6]) && u(6).unwrap_or(0) == 0 => KExpr::Bitwise {
+                sreg: u(1)?,
+                dreg: u(2)?,
+                len: u(3)?,
+                mask: value(4)?,
+                xor: value(5)?,
+            },
             "ct" if known(&[1, 2]) => KExpr::Ct {
                 key: u(2)?,
                 dreg: u(1)?,
@@ -230,7 +290,33 @@ impl KExpr {
                 }
                 KExpr::Verdict(v.first()?.u32()? as i32)
             }
+            "immediate" if known(&[1, 2]) => KExpr::Data {
+                dreg: u(1)?,
+                data: value(2)?,
+            },
             "masq" if data.is_empty() => KExpr::Masq,
+            "fib" if known(&[1, 2, 3]) => KExpr::Fib {
+                result: u(2)?,
+                flags: u(3)?,
+                dreg: u(1)?,
+            },
+            // The kernel dumps the range's max registers too: the min ones again, for a single
+            // address and port.
+            "nat"
+                if known(&[1, 2, 3, 4, 5, 6, 7])
+                    && u(4).is_none_or(|r| Some(r) == u(3))
+                    && u(6).is_none_or(|r| Some(r) == u(5)) =>
+            {
+                KExpr::Nat {
+                    kind: u(1)?,
+                    family: u(2)?,
+                    reg_addr: u(3)?,
+                    reg_proto: u(5)?,
+                    // The kernel adds NF_NAT_RANGE_MAP_IPS itself when an address register is
+                    // given; nft does not send it.
+                    flags: u(7)? & !NF_NAT_RANGE_MAP_IPS,
+                }
+            }
             _ => return None,
         })
     }

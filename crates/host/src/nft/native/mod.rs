@@ -32,29 +32,30 @@ use wire::*;
 /// The tables decoded here: edgenet's.
 const OWN_PREFIX: &str = "edgenet_";
 
-/// What a native call could not do: the kernel's errno for a command of the document, or an
+/// What a native call could not do: the kernel's errors for commands of the document, or an
 /// I/O error on the socket.
 #[derive(Debug)]
 pub enum NativeError {
-    /// `errno` answering command `index` of the document (or the batch as a whole).
-    Kernel { index: usize, errno: i32 },
+    /// `(index, errno)`: errno answering command `index` of the document.
+    Kernel(Vec<(usize, i32)>),
     Io(std::io::Error),
 }
 
 impl NativeError {
-    /// The text libnftables prints for it.
-    pub fn text(&self, commands: &[Value]) -> String {
+    /// The text libnftables prints for it (one error per refused command), so callers that read
+    /// "File exists" or "No such file or directory" see no difference.
+    pub fn text(&self) -> String {
         match self {
-            NativeError::Kernel { index, errno } => {
-                let what = commands
-                    .get(*index)
-                    .map(|c| format!("\n{c}"))
-                    .unwrap_or_default();
-                format!(
-                    "Error: Could not process rule: {}{what}",
-                    nix::errno::Errno::from_raw(*errno).desc()
-                )
-            }
+            NativeError::Kernel(errors) => errors
+                .iter()
+                .map(|(_, errno)| {
+                    format!(
+                        "internal:0:0-0: Error: Could not process rule: {}",
+                        nix::errno::Errno::from_raw(*errno).desc()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n"),
             NativeError::Io(e) => format!("Error: netlink: {e}"),
         }
     }
@@ -103,9 +104,7 @@ fn encode_document(document: &Value) -> Result<Vec<(Msg, usize)>, String> {
         let s = |k: &str| body.get(k).and_then(Value::as_str);
         let keys_are = |keys: &[&str]| body.keys().all(|k| keys.contains(&k.as_str()));
         let unsupported = || format!("command {cmd}");
-        let family = s("family")
-            .and_then(family_id)
-            .ok_or_else(unsupported)?;
+        let family = s("family").and_then(family_id).ok_or_else(unsupported)?;
         match (verb, kind) {
             ("add" | "create" | "delete", "table") if keys_are(&["family", "name"]) => {
                 let name = s("name").ok_or_else(unsupported)?;
@@ -252,13 +251,18 @@ pub fn apply(document: &Value) -> Option<Result<(), NativeError>> {
         let mut sock = Socket::open()?;
         let (msgs, index): (Vec<Msg>, Vec<usize>) = msgs.into_iter().unzip();
         let errors = sock.batch(msgs)?;
-        match errors.first() {
-            None => Ok(()),
-            Some((i, errno)) => Err(NativeError::Kernel {
-                index: index.get(*i).copied().unwrap_or(0),
-                errno: *errno,
-            }),
+        if errors.is_empty() {
+            return Ok(());
         }
+        // One error per command, as libnftables reports them.
+        let mut by_command: Vec<(usize, i32)> = Vec::new();
+        for (i, errno) in errors {
+            let command = index.get(i).copied().unwrap_or(0);
+            if !by_command.iter().any(|(c, _)| *c == command) {
+                by_command.push((command, errno));
+            }
+        }
+        Err(NativeError::Kernel(by_command))
     })())
 }
 
@@ -315,11 +319,9 @@ pub fn delete_tables(tables_: &[(&str, &str)]) -> Option<Result<Vec<bool>, Nativ
             })
             .collect();
         if !msgs.is_empty() {
-            if let Some((i, errno)) = sock.batch(msgs)?.first() {
-                return Err(NativeError::Kernel {
-                    index: *i,
-                    errno: *errno,
-                });
+            let errors = sock.batch(msgs)?;
+            if !errors.is_empty() {
+                return Err(NativeError::Kernel(errors));
             }
         }
         Ok(existed)
@@ -358,10 +360,7 @@ fn generation(sock: &mut Socket) -> std::io::Result<u32> {
     Ok(id.unwrap_or(0))
 }
 
-fn read(
-    sock: &mut Socket,
-    only: Option<(&str, &str)>,
-) -> std::io::Result<Option<Option<Value>>> {
+fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option<Option<Value>>> {
     let mut items = vec![json!({"metainfo": {"json_schema_version": 1}})];
     let mut selected = Vec::new();
     for t in tables(sock)? {
@@ -414,10 +413,10 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
     let get = |k: u16| attrs.iter().find(|a| a.kind == k);
     // Flags (dormant, owner) and a comment are printed; edgenet sets none.
     if get(2).and_then(|a| a.u32()).unwrap_or(0) != 0 || get(6).is_some() || get(7).is_some() {
-        return Ok(Err(format!("line {}", line!())));
+        return Ok(Err("table flags or comment".to_string()));
     }
     let Some(handle) = get(4).and_then(|a| a.u64()) else {
-        return Ok(Err(format!("line {}", line!())));
+        return Ok(Err("table without handle".to_string()));
     };
     let table_use = get(3).and_then(|a| a.u32()).unwrap_or(0);
     let mut items = vec![json!({"table": {"family": fname, "name": name, "handle": handle}})];
@@ -438,7 +437,9 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
         let a = c.attrs();
         let get = |k: u16| a.iter().find(|x| x.kind == k);
         // Only base chains without flags beyond "base", devices or comments.
-        let known = a.iter().all(|x| [1, 2, 3, 4, 5, 6, 7, 8, 10].contains(&x.kind));
+        let known = a
+            .iter()
+            .all(|x| [1, 2, 3, 4, 5, 6, 7, 8, 10].contains(&x.kind));
         let flags_ok = get(10).and_then(|x| x.u32()).unwrap_or(1) == 1;
         let (Some(cname), Some(handle), Some(hook), Some(kind), Some(policy)) = (
             get(3).and_then(|x| x.str()),
@@ -447,19 +448,20 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
             get(7).and_then(|x| x.str()),
             get(5).and_then(|x| x.u32()),
         ) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err("a chain that is not a plain base chain".to_string()));
         };
         let hooknum = hook.iter().find(|x| x.kind == 1).and_then(|x| x.u32());
         let prio = hook.iter().find(|x| x.kind == 2).and_then(|x| x.u32());
         let (Some(hooknum), Some(prio)) = (hooknum, prio) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err("chain hook without number or priority".to_string()));
         };
-        if !known || !flags_ok || hook.iter().any(|x| x.kind > 2) || !CHAIN_TYPES.contains(&kind)
-        {
-            return Ok(Err(format!("line {}", line!())));
+        if !known || !flags_ok || hook.iter().any(|x| x.kind > 2) || !CHAIN_TYPES.contains(&kind) {
+            return Ok(Err(format!(
+                "chain {cname}: flags, device or type not handled"
+            )));
         }
         let Some(hook) = HOOKS.get(hooknum as usize) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!("chain {cname}: hook {hooknum}")));
         };
         let policy = match policy {
             1 => "accept",
@@ -479,7 +481,10 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
         let get = |k: u16| a.iter().find(|x| x.kind == k);
         // table, name, flags, key type, key len, handle, desc, id, userdata, and the backend and
         // element count newer kernels add; nothing else.
-        if !a.iter().all(|x| [1, 2, 3, 4, 5, 9, 10, 13, 16, 19, 20].contains(&x.kind)) {
+        if !a
+            .iter()
+            .all(|x| [1, 2, 3, 4, 5, 9, 10, 13, 16, 19, 20].contains(&x.kind))
+        {
             let kinds: Vec<u16> = a.iter().map(|x| x.kind).collect();
             return Ok(Err(format!("set attributes {kinds:?}")));
         }
@@ -489,14 +494,14 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
             get(4).and_then(|x| x.u32()),
             get(5).and_then(|x| x.u32()),
         ) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err("set without name, flags or key".to_string()));
         };
         if flags & expr::NFT_SET_ANONYMOUS == 0 {
-            return Ok(Err(format!("line {}", line!()))); // named sets are listed items
+            return Ok(Err(format!("named set {sname}"))); // named sets are listed items
         }
         let desc = get(9).map(|x| x.nested()).unwrap_or_default();
         if desc.iter().any(|x| x.kind != 1) {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!("set {sname}: description beyond its size")));
         }
         let size = desc
             .iter()
@@ -528,16 +533,15 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
         let a = r.attrs();
         let get = |k: u16| a.iter().find(|x| x.kind == k);
         if !a.iter().all(|x| [1, 2, 3, 4, 6, 7].contains(&x.kind)) {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err("rule attributes not handled".to_string()));
         }
-        let (Some(chain), Some(handle)) = (
-            get(2).and_then(|x| x.str()),
-            get(3).and_then(|x| x.u64()),
-        ) else {
-            return Ok(Err(format!("line {}", line!())));
+        let (Some(chain), Some(handle)) =
+            (get(2).and_then(|x| x.str()), get(3).and_then(|x| x.u64()))
+        else {
+            return Ok(Err("rule without chain or handle".to_string()));
         };
         let Some(ci) = chain_names.iter().position(|c| c == chain) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!("rule {handle} in unknown chain {chain}")));
         };
         let comment = match get(7) {
             None => None,
@@ -553,17 +557,23 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
             .map(KExpr::parse)
             .collect();
         let Some(kexprs) = kexprs else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!(
+                "rule {handle}: an expression outside the subset"
+            )));
         };
         let Some(json_exprs) = rules::decode(family, &kexprs, &lookup) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!(
+                "rule {handle}: expressions not in the encoder's form"
+            )));
         };
         // Trust the decoding only if it encodes back to exactly what the kernel holds.
         let Ok(again) = rules::encode(family, &json_exprs) else {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!("rule {handle}: decoded form does not encode")));
         };
         if !same_rule(&again, &kexprs, &lookup) {
-            return Ok(Err(format!("line {}", line!())));
+            return Ok(Err(format!(
+                "rule {handle}: decoded form encodes differently"
+            )));
         }
         let mut rule = Map::new();
         rule.insert("family".into(), json!(fname));

@@ -17,6 +17,7 @@ enum Kind {
     Ipv4,
     Mac,
     EtherType,
+    Port,
 }
 
 /// Which header the network base of a bridge rule means, set by nft's implicit dependency.
@@ -34,6 +35,8 @@ struct Field {
     len: u32,
     kind: Kind,
     l3: Option<L3>,
+    /// The layer 4 protocol a transport-header field implies (`meta l4proto`).
+    l4: Option<u8>,
     /// nft's payload template (protocol description id, field index), kept in a set's userdata.
     typeof_: (u32, u32),
 }
@@ -47,6 +50,7 @@ const FIELDS: &[Field] = &[
         len: 4,
         kind: Kind::Ipv4,
         l3: Some(L3::Ip),
+        l4: None,
         typeof_: (12, 11),
     },
     Field {
@@ -57,6 +61,7 @@ const FIELDS: &[Field] = &[
         len: 4,
         kind: Kind::Ipv4,
         l3: Some(L3::Ip),
+        l4: None,
         typeof_: (12, 12),
     },
     Field {
@@ -67,6 +72,7 @@ const FIELDS: &[Field] = &[
         len: 6,
         kind: Kind::Mac,
         l3: None,
+        l4: None,
         typeof_: (17, 1),
     },
     Field {
@@ -77,6 +83,7 @@ const FIELDS: &[Field] = &[
         len: 6,
         kind: Kind::Mac,
         l3: None,
+        l4: None,
         typeof_: (17, 2),
     },
     Field {
@@ -87,6 +94,7 @@ const FIELDS: &[Field] = &[
         len: 2,
         kind: Kind::EtherType,
         l3: None,
+        l4: None,
         typeof_: (17, 3),
     },
     Field {
@@ -97,6 +105,7 @@ const FIELDS: &[Field] = &[
         len: 6,
         kind: Kind::Mac,
         l3: Some(L3::Arp),
+        l4: None,
         typeof_: (15, 6),
     },
     Field {
@@ -107,6 +116,7 @@ const FIELDS: &[Field] = &[
         len: 4,
         kind: Kind::Ipv4,
         l3: Some(L3::Arp),
+        l4: None,
         typeof_: (15, 7),
     },
     Field {
@@ -117,7 +127,52 @@ const FIELDS: &[Field] = &[
         len: 4,
         kind: Kind::Ipv4,
         l3: Some(L3::Arp),
+        l4: None,
         typeof_: (15, 9),
+    },
+    Field {
+        protocol: "tcp",
+        field: "dport",
+        base: NFT_PAYLOAD_TRANSPORT,
+        offset: 2,
+        len: 2,
+        kind: Kind::Port,
+        l3: None,
+        l4: Some(6),
+        typeof_: (0, 0),
+    },
+    Field {
+        protocol: "udp",
+        field: "dport",
+        base: NFT_PAYLOAD_TRANSPORT,
+        offset: 2,
+        len: 2,
+        kind: Kind::Port,
+        l3: None,
+        l4: Some(17),
+        typeof_: (0, 0),
+    },
+    Field {
+        protocol: "tcp",
+        field: "sport",
+        base: NFT_PAYLOAD_TRANSPORT,
+        offset: 0,
+        len: 2,
+        kind: Kind::Port,
+        l3: None,
+        l4: Some(6),
+        typeof_: (0, 0),
+    },
+    Field {
+        protocol: "udp",
+        field: "sport",
+        base: NFT_PAYLOAD_TRANSPORT,
+        offset: 0,
+        len: 2,
+        kind: Kind::Port,
+        l3: None,
+        l4: Some(17),
+        typeof_: (0, 0),
     },
 ];
 
@@ -126,6 +181,15 @@ const ETHER_TYPES: &[(&str, u16)] = &[
     ("arp", 0x0806),
     ("ip6", 0x86dd),
     ("vlan", 0x8100),
+];
+const CT_STATUS: &[(&str, u32)] = &[
+    ("expected", 1),
+    ("seen-reply", 2),
+    ("assured", 4),
+    ("confirmed", 8),
+    ("snat", 0x10),
+    ("dnat", 0x20),
+    ("dying", 0x200),
 ];
 const CT_STATES: &[(&str, u32)] = &[
     ("invalid", 1),
@@ -154,6 +218,7 @@ pub fn encode(family: u8, exprs: &[Value]) -> Result<Encoded, Unsupported> {
         sets: Vec::new(),
     };
     let mut deps: Vec<L3> = Vec::new();
+    let mut l4: Option<u8> = None;
     for e in exprs {
         let (kind, body) = single(e).ok_or_else(|| format!("expression {e}"))?;
         match (kind, body) {
@@ -161,10 +226,23 @@ pub fn encode(family: u8, exprs: &[Value]) -> Result<Encoded, Unsupported> {
             ("drop", Value::Null) => out.exprs.push(KExpr::Verdict(NF_DROP)),
             ("return", Value::Null) => out.exprs.push(KExpr::Verdict(NFT_RETURN)),
             ("masquerade", Value::Null) => out.exprs.push(KExpr::Masq),
+            ("dnat", Value::Object(d)) if family == NFPROTO_IPV4 && d.len() == 2 => {
+                let addr: Ipv4Addr = d
+                    .get("addr")
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("dnat {e}"))?;
+                let port = d
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| format!("dnat {e}"))?;
+                out.exprs.extend(dnat(addr, port));
+            }
             ("match", Value::Object(m)) if m.len() == 3 => {
                 let op = m.get("op").and_then(Value::as_str).unwrap_or("");
                 let (left, right) = (&m["left"], &m["right"]);
-                encode_match(family, op, left, right, &mut deps, &mut out)
+                encode_match(family, op, left, right, &mut deps, &mut l4, &mut out)
                     .ok_or_else(|| format!("match {e}"))?;
             }
             _ => return Err(format!("expression {e}")),
@@ -192,6 +270,7 @@ fn encode_match(
     left: &Value,
     right: &Value,
     deps: &mut Vec<L3>,
+    l4: &mut Option<u8>,
     out: &mut Encoded,
 ) -> Option<()> {
     let (lkind, lbody) = single(left)?;
@@ -220,7 +299,12 @@ fn encode_match(
                 data,
             });
         }
-        "ct" if lbody.len() == 1 && lbody.get("key")?.as_str()? == "state" && op == "in" => {
+        "ct" if lbody.len() == 1 && op == "in" => {
+            let (key, table) = match lbody.get("key")?.as_str()? {
+                "state" => (NFT_CT_STATE, CT_STATES),
+                "status" => (NFT_CT_STATUS, CT_STATUS),
+                _ => return None,
+            };
             let names: Vec<&str> = match right {
                 Value::String(s) => vec![s.as_str()],
                 Value::Array(a) if !a.is_empty() => {
@@ -230,14 +314,14 @@ fn encode_match(
             };
             let mut mask = 0u32;
             for n in &names {
-                mask |= CT_STATES.iter().find(|(s, _)| s == n)?.1;
+                mask |= table.iter().find(|(s, _)| s == n)?.1;
             }
-            // nft lists the states in bit order, one of them as a plain string.
-            if decode_ct_states(mask)? != *right {
+            // nft lists the flags in bit order, one of them as a plain string.
+            if decode_bits(table, mask)? != *right {
                 return None;
             }
             out.exprs.push(KExpr::Ct {
-                key: NFT_CT_STATE,
+                key,
                 dreg: NFT_REG_1,
             });
             out.exprs.push(KExpr::Bitwise {
@@ -253,14 +337,58 @@ fn encode_match(
                 data: vec![0; 4],
             });
         }
+        "ct" if lbody.len() == 1 && lbody.get("key")?.as_str()? == "direction" => {
+            let dir: u8 = match right.as_str()? {
+                "original" => 0,
+                "reply" => 1,
+                _ => return None,
+            };
+            out.exprs.push(KExpr::Ct {
+                key: NFT_CT_DIRECTION,
+                dreg: NFT_REG_1,
+            });
+            out.exprs.push(KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: cmp_op(op)?,
+                data: vec![dir],
+            });
+        }
+        "fib" if family == NFPROTO_IPV4 && lbody.len() == 2 && op == "==" => {
+            if lbody.get("result")? != "type"
+                || lbody.get("flags")? != &json!(["daddr"])
+                || right != "local"
+            {
+                return None;
+            }
+            out.exprs.push(fib_daddr_type());
+            out.exprs.push(KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: RTN_LOCAL.to_ne_bytes().to_vec(),
+            });
+        }
         "payload" if lbody.len() == 2 => {
             let protocol = lbody.get("protocol")?.as_str()?;
             let name = lbody.get("field")?.as_str()?;
             let field = FIELDS
                 .iter()
                 .find(|f| f.protocol == protocol && f.field == name)?;
+            if let Some(proto) = field.l4 {
+                if family != NFPROTO_IPV4 {
+                    return None;
+                }
+                match l4 {
+                    Some(seen) if *seen != proto => return None,
+                    Some(_) => {}
+                    None => {
+                        *l4 = Some(proto);
+                        out.exprs.extend(l4_dependency(proto));
+                    }
+                }
+            }
             match (family, field.l3) {
-                (NFPROTO_IPV4, Some(L3::Ip)) => {}
+                (NFPROTO_IPV4, Some(L3::Ip) | None) if field.l4.is_some() || field.l3.is_some() => {
+                }
                 (NFPROTO_BRIDGE, l3) => {
                     if let Some(l3) = l3 {
                         if let Some(seen) = deps.first() {
@@ -325,6 +453,15 @@ fn encode_match(
                         });
                     }
                 }
+                Value::Number(n) if field.kind == Kind::Port => {
+                    let port = u16::try_from(n.as_u64()?).ok()?;
+                    out.exprs.push(load(field.len));
+                    out.exprs.push(KExpr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: cmp_op(op)?,
+                        data: port.to_be_bytes().to_vec(),
+                    });
+                }
                 Value::String(s) => {
                     let data = value_bytes(field.kind, s)?;
                     out.exprs.push(load(field.len));
@@ -340,6 +477,50 @@ fn encode_match(
         _ => return None,
     }
     Some(())
+}
+
+/// The implicit `meta l4proto` match nft puts before a transport-header field.
+fn l4_dependency(proto: u8) -> [KExpr; 2] {
+    [
+        KExpr::Meta {
+            key: NFT_META_L4PROTO,
+            dreg: NFT_REG_1,
+        },
+        KExpr::Cmp {
+            sreg: NFT_REG_1,
+            op: NFT_CMP_EQ,
+            data: vec![proto],
+        },
+    ]
+}
+
+fn fib_daddr_type() -> KExpr {
+    KExpr::Fib {
+        result: NFT_FIB_RESULT_ADDRTYPE,
+        flags: NFTA_FIB_F_DADDR,
+        dreg: NFT_REG_1,
+    }
+}
+
+/// `dnat to ADDR:PORT` as nft writes it: the address and port in registers 1 and 2.
+fn dnat(addr: Ipv4Addr, port: u16) -> [KExpr; 3] {
+    [
+        KExpr::Data {
+            dreg: NFT_REG_1,
+            data: addr.octets().to_vec(),
+        },
+        KExpr::Data {
+            dreg: NFT_REG_2,
+            data: port.to_be_bytes().to_vec(),
+        },
+        KExpr::Nat {
+            kind: NFT_NAT_DNAT,
+            family: u32::from(NFPROTO_IPV4),
+            reg_addr: NFT_REG_1,
+            reg_proto: NFT_REG_2,
+            flags: NF_NAT_RANGE_PROTO_SPECIFIED,
+        },
+    ]
 }
 
 /// The implicit match nft puts before a network-header field in a bridge table.
@@ -405,6 +586,7 @@ fn value_bytes(kind: Kind, s: &str) -> Option<Vec<u8>> {
             let v = ETHER_TYPES.iter().find(|(n, _)| *n == s)?.1;
             Some(v.to_be_bytes().to_vec())
         }
+        Kind::Port => None,
     }
 }
 
@@ -516,14 +698,14 @@ fn encode_set(field: &Field, elems: &[Value]) -> Option<AnonSet> {
                 elements,
             })
         }
-        Kind::Mac => None,
+        Kind::Mac | Kind::Port => None,
     }
 }
 
-fn decode_ct_states(mask: u32) -> Option<Value> {
+fn decode_bits(table: &[(&str, u32)], mask: u32) -> Option<Value> {
     let mut names = Vec::new();
     let mut rest = mask;
-    for (n, bit) in CT_STATES {
+    for (n, bit) in table {
         if mask & bit != 0 {
             names.push(json!(n));
             rest &= !bit;
@@ -560,6 +742,7 @@ fn show(kind: Kind, data: &[u8]) -> Option<Value> {
             let v = u16::from_be_bytes(data.try_into().ok()?);
             json!(ETHER_TYPES.iter().find(|(_, t)| *t == v)?.0)
         }
+        Kind::Port => json!(u16::from_be_bytes(data.try_into().ok()?)),
         _ => return None,
     })
 }
@@ -574,6 +757,7 @@ pub fn decode(
     let mut out = Vec::new();
     let mut i = 0;
     let mut l3: Option<L3> = (family == NFPROTO_IPV4).then_some(L3::Ip);
+    let mut l4: Option<u8> = None;
     let reg = NFT_REG_1;
     while i < exprs.len() {
         let rest = &exprs[i..];
@@ -620,15 +804,72 @@ pub fn decode(
                 op: NFT_CMP_NEQ,
                 data,
             }, ..]
-                if *key == NFT_CT_STATE
+                if (*key == NFT_CT_STATE || *key == NFT_CT_STATUS)
                     && [dreg, sreg, d2, s2].iter().all(|r| **r == reg)
                     && xor == &[0; 4]
                     && data == &[0; 4] =>
             {
                 let mask = u32::from_ne_bytes(mask.as_slice().try_into().ok()?);
-                let right = decode_ct_states(mask)?;
-                out.push(json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": right}}));
+                let (name, table) = if *key == NFT_CT_STATE {
+                    ("state", CT_STATES)
+                } else {
+                    ("status", CT_STATUS)
+                };
+                let right = decode_bits(table, mask)?;
+                out.push(
+                    json!({"match": {"op": "in", "left": {"ct": {"key": name}}, "right": right}}),
+                );
                 i += 3;
+            }
+            [KExpr::Ct { key, dreg }, KExpr::Cmp { sreg, op, data }, ..]
+                if *key == NFT_CT_DIRECTION && *dreg == reg && *sreg == reg =>
+            {
+                let dir = match data.as_slice() {
+                    [0] => "original",
+                    [1] => "reply",
+                    _ => return None,
+                };
+                out.push(matches(
+                    *op,
+                    json!({"ct": {"key": "direction"}}),
+                    json!(dir),
+                )?);
+                i += 2;
+            }
+            [fib, KExpr::Cmp {
+                sreg,
+                op: NFT_CMP_EQ,
+                data,
+            }, ..]
+                if *fib == fib_daddr_type()
+                    && *sreg == reg
+                    && data.as_slice() == RTN_LOCAL.to_ne_bytes() =>
+            {
+                out.push(json!({"match": {"op": "==",
+                    "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}));
+                i += 2;
+            }
+            [KExpr::Data { data: addr, .. }, KExpr::Data { data: port, .. }, KExpr::Nat { .. }, ..]
+                if family == NFPROTO_IPV4 =>
+            {
+                let addr = Ipv4Addr::from(<[u8; 4]>::try_from(addr.as_slice()).ok()?);
+                let port = u16::from_be_bytes(port.as_slice().try_into().ok()?);
+                if rest[..3] != dnat(addr, port) {
+                    return None;
+                }
+                out.push(json!({"dnat": {"addr": addr.to_string(), "port": port}}));
+                i += 3;
+            }
+            // The implicit `meta l4proto` of a transport-header field.
+            [KExpr::Meta { key, .. }, KExpr::Cmp { data, .. }, KExpr::Payload { base, .. }, ..]
+                if *key == NFT_META_L4PROTO
+                    && *base == NFT_PAYLOAD_TRANSPORT
+                    && l4.is_none()
+                    && data.len() == 1
+                    && rest[..2] == l4_dependency(data[0]) =>
+            {
+                l4 = Some(data[0]);
+                i += 2;
             }
             // The implicit dependency of a bridge rule's network-header field: shown by nft
             // only through the field that follows.
@@ -658,6 +899,7 @@ pub fn decode(
                     f.base == *base
                         && f.offset == *offset
                         && (f.base != NFT_PAYLOAD_NETWORK || f.l3 == l3)
+                        && (f.base != NFT_PAYLOAD_TRANSPORT || f.l4 == l4)
                 })?;
                 let left = json!({"payload": {"protocol": field.protocol, "field": field.field}});
                 match (next, exprs.get(i + 2)) {
@@ -669,11 +911,7 @@ pub fn decode(
                             mask,
                             xor,
                         },
-                        Some(KExpr::Cmp {
-                            sreg: s2,
-                            op,
-                            data,
-                        }),
+                        Some(KExpr::Cmp { sreg: s2, op, data }),
                     ) if field.kind == Kind::Ipv4
                         && [sreg, d2, s2].iter().all(|r| **r == reg)
                         && blen == len
@@ -691,14 +929,17 @@ pub fn decode(
                         }
                         let mut a = [0u8; 4];
                         a[..data.len().min(4)].copy_from_slice(&data[..data.len().min(4)]);
-                        let right = json!({"prefix": {"addr": Ipv4Addr::from(a).to_string(), "len": plen}});
+                        let right =
+                            json!({"prefix": {"addr": Ipv4Addr::from(a).to_string(), "len": plen}});
                         out.push(matches(*op, left, right)?);
                         i += 3;
                     }
                     (KExpr::Cmp { sreg, op, data }, _) if *sreg == reg => {
                         let right = if *len == field.len {
                             show(field.kind, data)?
-                        } else if field.kind == Kind::Ipv4 && *len < 4 && data.len() == *len as usize
+                        } else if field.kind == Kind::Ipv4
+                            && *len < 4
+                            && data.len() == *len as usize
                         {
                             let mut a = [0u8; 4];
                             a[..data.len()].copy_from_slice(data);
@@ -719,7 +960,9 @@ pub fn decode(
                     ) if *sreg == reg && *len == field.len => {
                         let s = set(name)?;
                         let right = decode_set(field, &s)?;
-                        out.push(json!({"match": {"op": "!=", "left": left, "right": {"set": right}}}));
+                        out.push(
+                            json!({"match": {"op": "!=", "left": left, "right": {"set": right}}}),
+                        );
                         i += 2;
                     }
                     _ => return None,
@@ -735,7 +978,10 @@ fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
     let mut elems = s.elements.clone();
     elems.sort();
     match field.kind {
-        Kind::EtherType => elems.iter().map(|(k, _)| show(Kind::EtherType, k)).collect(),
+        Kind::EtherType => elems
+            .iter()
+            .map(|(k, _)| show(Kind::EtherType, k))
+            .collect(),
         Kind::Ipv4 if s.flags & NFT_SET_INTERVAL == 0 => {
             elems.iter().map(|(k, _)| show(Kind::Ipv4, k)).collect()
         }
@@ -778,6 +1024,158 @@ fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
             }
             Some(out)
         }
-        Kind::Mac => None,
+        Kind::Mac | Kind::Port => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes `exprs`, decodes the result (its sets looked up by index) and expects `exprs`.
+    fn round_trip(family: u8, exprs: Value) {
+        let exprs = exprs.as_array().unwrap().clone();
+        let enc = encode(family, &exprs).unwrap_or_else(|e| panic!("encode: {e}"));
+        let sets = enc.sets.clone();
+        let kernel: Vec<KExpr> = enc
+            .exprs
+            .iter()
+            .map(|e| match e {
+                KExpr::Lookup { sreg, set, flags } => KExpr::Lookup {
+                    sreg: *sreg,
+                    set: match set {
+                        SetRef::Index(i) => SetRef::Name(format!("__set{i}")),
+                        other => other.clone(),
+                    },
+                    flags: *flags,
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let lookup = |n: &str| {
+            let i: usize = n.strip_prefix("__set")?.parse().ok()?;
+            sets.get(i).cloned()
+        };
+        let back =
+            decode(family, &kernel, &lookup).unwrap_or_else(|| panic!("no decoding of {kernel:?}"));
+        assert_eq!(Value::Array(back), Value::Array(exprs));
+    }
+
+    fn m(op: &str, left: Value, right: Value) -> Value {
+        json!({"match": {"op": op, "left": left, "right": right}})
+    }
+
+    #[test]
+    fn every_form_the_builders_write_round_trips() {
+        let ip = |f: &str| json!({"payload": {"protocol": "ip", "field": f}});
+        let net = |a: &str, l: u32| json!({"prefix": {"addr": a, "len": l}});
+        round_trip(
+            NFPROTO_IPV4,
+            json!([
+                m("==", json!({"meta": {"key": "oifname"}}), json!("br0")),
+                m("==", ip("daddr"), net("192.168.0.0", 24)),
+                m("!=", ip("saddr"), net("10.16.0.0", 20)),
+                m("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
+                {"accept": null}
+            ]),
+        );
+        round_trip(
+            NFPROTO_IPV4,
+            json!([
+                m("!=", ip("saddr"), net("192.168.0.0", 24)),
+                m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local")),
+                m("==", json!({"payload": {"protocol": "tcp", "field": "dport"}}), json!(8080)),
+                {"dnat": {"addr": "192.168.0.2", "port": 80}}
+            ]),
+        );
+        round_trip(
+            NFPROTO_IPV4,
+            json!([
+                m("==", json!({"meta": {"key": "oifname"}}), json!("br0")),
+                m("==", ip("daddr"), json!("192.168.0.2")),
+                m("==", json!({"payload": {"protocol": "udp", "field": "dport"}}), json!(53)),
+                m("in", json!({"ct": {"key": "status"}}), json!("dnat")),
+                {"accept": null}
+            ]),
+        );
+        round_trip(
+            NFPROTO_IPV4,
+            json!([
+                m("==", json!({"meta": {"key": "iifname"}}), json!("br0")),
+                m("in", json!({"ct": {"key": "status"}}), json!("dnat")),
+                m("==", json!({"ct": {"key": "direction"}}), json!("reply")),
+                {"accept": null}
+            ]),
+        );
+        round_trip(
+            NFPROTO_BRIDGE,
+            json!([
+                m("==", json!({"meta": {"key": "iifname"}}), json!("en1")),
+                m("!=", json!({"payload": {"protocol": "arp", "field": "saddr ip"}}),
+                    json!({"set": ["0.0.0.0", "192.168.0.2", {"range": ["192.168.0.4", "192.168.0.13"]}]})),
+                {"drop": null}
+            ]),
+        );
+        round_trip(
+            NFPROTO_BRIDGE,
+            json!([
+                m("==", json!({"meta": {"key": "iifname"}}), json!("en1")),
+                m("!=", ip("daddr"), json!({"set": [net("192.168.0.0", 24), "255.255.255.255"]})),
+                {"drop": null}
+            ]),
+        );
+        round_trip(
+            NFPROTO_BRIDGE,
+            json!([
+                m("!=", json!({"payload": {"protocol": "ether", "field": "type"}}),
+                    json!({"set": ["ip", "arp"]})),
+                m("!=", json!({"payload": {"protocol": "ether", "field": "saddr"}}),
+                    json!("02:00:00:00:00:01")),
+                {"drop": null}
+            ]),
+        );
+    }
+
+    #[test]
+    fn forms_nft_would_write_otherwise_are_refused() {
+        let ip = json!({"payload": {"protocol": "ip", "field": "saddr"}});
+        for bad in [
+            // One-element set (nft makes it a plain match), unmerged or unsorted elements.
+            json!([m("!=", ip.clone(), json!({"set": ["10.0.0.1"]}))]),
+            json!([m(
+                "!=",
+                ip.clone(),
+                json!({"set": ["10.0.0.2", "10.0.0.1"]})
+            )]),
+            json!([m(
+                "!=",
+                ip.clone(),
+                json!({"set": ["10.0.0.1", "10.0.0.2"]})
+            )]),
+            // Host bits in a prefix, upper-case MAC, a set compared with ==.
+            json!([m(
+                "==",
+                ip.clone(),
+                json!({"prefix": {"addr": "10.0.0.1", "len": 24}})
+            )]),
+            json!([m(
+                "==",
+                ip.clone(),
+                json!({"set": ["10.0.0.1", "10.0.0.3"]})
+            )]),
+            json!([{"counter": null}]),
+            json!([m("==", json!({"meta": {"key": "iifname"}}), json!("br*"))]),
+        ] {
+            assert!(
+                encode(NFPROTO_IPV4, bad.as_array().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        let mac = json!([m(
+            "!=",
+            json!({"payload": {"protocol": "ether", "field": "saddr"}}),
+            json!("02:00:00:00:00:AB")
+        )]);
+        assert!(encode(NFPROTO_BRIDGE, mac.as_array().unwrap()).is_err());
     }
 }

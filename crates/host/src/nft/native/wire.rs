@@ -91,7 +91,8 @@ impl Msg {
     pub fn begin(&mut self, kind: u16) -> &mut Self {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         self
     }
 
@@ -411,4 +412,3 @@ fn error_code(body: &[u8]) -> i32 {
         .map(|b| -i32::from_ne_bytes(b.try_into().unwrap()))
         .unwrap_or(libc::EIO)
 }
-
