@@ -261,6 +261,23 @@ fn documents() -> Vec<(&'static str, Ruleset)> {
             "bridge odd sets",
             bridge(vec![single_service, windows_low, linux2], None),
         ),
+        // Enough rules and sets for a batch beyond the default socket buffer and dumps that
+        // span many datagrams.
+        (
+            "bridge many nodes",
+            bridge(
+                (0..120u8)
+                    .map(|i| PortGuard {
+                        port: format!("en0a1b2c{i}"),
+                        node: format!("vm-{i}"),
+                        mac: format!("02:00:00:00:01:{i:02x}").parse().unwrap(),
+                        addresses: vec![Ipv4Addr::new(10, 0, i, 2)],
+                        ..linux_cp.clone()
+                    })
+                    .collect(),
+                Some(Offline::Lan("10.0.0.0/16".parse().unwrap())),
+            ),
+        ),
     ]
 }
 

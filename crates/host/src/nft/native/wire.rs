@@ -376,6 +376,21 @@ impl Socket {
         let end_seq = self.next_seq();
         let end = Msg::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         data.extend(end.finish(end_seq));
+        // The kernel takes a batch as one message, refused when larger than the send buffer
+        // (as nft does, raise it for a big one).
+        if data.len() > 64 * 1024 {
+            let size = libc::c_int::try_from(data.len() + 64 * 1024).unwrap_or(libc::c_int::MAX);
+            // SAFETY: setsockopt with a valid int; on failure the send reports the problem.
+            unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUFFORCE,
+                    &size as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as u32,
+                );
+            }
+        }
         self.send(&data)?;
         let mut pending: std::collections::BTreeSet<u32> = seqs.iter().copied().collect();
         let mut errors = Vec::new();
