@@ -1,23 +1,30 @@
-//! The only place that runs nftables commands: in-process through libnftables when the library
-//! loads, otherwise by spawning the `nft` program. Both take and give the same nftables JSON
-//! (`libnftables-json(5)`) and the same error texts, since `nft` is a front end of that library
-//! ([`library`]); `-v` says which path a run took.
+//! The only place that runs nftables commands. Three ways, one interface: nftables JSON
+//! (`libnftables-json(5)`) in, the same JSON and the same error texts out:
 //!
-//! Every call runs in the network namespace of the *calling thread*: a libnftables context opens
-//! its netlink socket there, and a child process inherits the namespace of the thread that forks
-//! it, so callers that work inside a machine or node namespace `setns` a dedicated thread first.
-//! Nothing here uses `ip netns exec`, whose private mount namespace would hide namespaces created
-//! meanwhile (see NOTES.md).
+//! - [`native`]: nf_tables messages over our own netlink socket, for the subset of commands and
+//!   tables edgenet writes itself (its firewall tables). No library is loaded: a deploy, a
+//!   redeploy and a remove on a host whose namespace holds only edgenet's tables never touch
+//!   libnftables.
+//! - [`library`]: libnftables in-process, for everything else: a document outside the subset,
+//!   and reading a namespace that holds any foreign table (firewalld, ufw, Docker,
+//!   iptables-nft). The host-firewall walk (`edgenet_core::host_firewall`, `doctor`) must
+//!   understand any expression the kernel holds; turning netlink attributes back into matches
+//!   and statements in general is what libnftables does, and it is not re-implemented here.
+//!   The native decoder only reads back what its own encoder writes, and proves it by encoding
+//!   its result again and comparing with the kernel's expressions.
+//! - the `nft` program, where the library does not load (or the process is not root).
+//!
+//! `EDGENET_NFT` chooses: `auto` (default: native where possible, else library, else program),
+//! `native` (native where possible, else the program: libnftables is never loaded), `library`,
+//! `process`; `-v` says which path a run took.
+//!
+//! Every call runs in the network namespace of the *calling thread*: the native socket and a
+//! libnftables context are opened there, and a child process inherits the namespace of the
+//! thread that forks it, so callers that work inside a machine or node namespace `setns` a
+//! dedicated thread first. Nothing here uses `ip netns exec`, whose private mount namespace
+//! would hide namespaces created meanwhile (see NOTES.md).
 //!
 //! Documents are nftables JSON; building them is the caller's business.
-//!
-//! Why JSON and not typed nftables messages over netlink: besides writing its own tables,
-//! edgenet reads *foreign* tables (firewalld, ufw, Docker, iptables-nft; the host-firewall walk
-//! in `edgenet_core::host_firewall` and `doctor`) and must understand any expression the kernel
-//! holds. Turning netlink's nf_tables attributes back into matches and statements is what
-//! libnftables does for `nft -j list ruleset`; a typed netlink client would have to re-implement
-//! that decoder for every expression type. The library gives it to us in-process, so the cost
-//! that typed netlink would remove (a process per command) is gone anyway.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -28,6 +35,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub mod library;
+mod native;
 mod session;
 
 pub use session::{forget_ruleset, table_in, RulesetSession};
@@ -67,9 +75,18 @@ pub enum NftError {
 
 /// The program [`Nft::new`] runs, and the only one that may run in-process instead.
 const DEFAULT_PROGRAM: &str = "nft";
-/// `EDGENET_NFT=process` makes every command spawn `nft` (A/B measurements, a suspected
-/// library problem).
+/// `EDGENET_NFT`: `auto` (default), `native`, `library` or `process` (A/B measurements, a
+/// suspected problem in one path).
 pub const BACKEND_ENV: &str = "EDGENET_NFT";
+/// The status [`NftError::Failed`] carries for an error of the native path.
+const NATIVE_STATUS: &str = "native nf_tables netlink";
+/// Whether the native path is on for the default program, decided (and logged) once.
+static NATIVE: OnceLock<bool> = OnceLock::new();
+
+/// What `EDGENET_NFT` asks for.
+fn mode() -> String {
+    std::env::var(BACKEND_ENV).unwrap_or_default()
+}
 /// The process's choice of [`Backend`] for the default program, made (and logged) once.
 static CHOICE: OnceLock<bool> = OnceLock::new();
 
@@ -87,6 +104,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Nft {
     program: PathBuf,
+    /// `false`: never the native path (A/B comparisons, tests).
+    native_allowed: bool,
 }
 
 impl Default for Nft {
@@ -100,6 +119,7 @@ impl Nft {
     pub fn new() -> Self {
         Nft {
             program: PathBuf::from(DEFAULT_PROGRAM),
+            native_allowed: true,
         }
     }
 
@@ -107,7 +127,34 @@ impl Nft {
     pub fn with_program(program: impl Into<PathBuf>) -> Self {
         Nft {
             program: program.into(),
+            native_allowed: true,
         }
+    }
+
+    /// The same handle without the native path: every command through libnftables or the
+    /// program (comparisons of the two paths).
+    pub fn without_native(mut self) -> Self {
+        self.native_allowed = false;
+        self
+    }
+
+    /// Writes `document` over native netlink only: `None` when it is outside the native subset
+    /// (nothing was done). For tests and comparisons; [`Nft::apply`] chooses by itself.
+    pub fn apply_native(&self, document: &Value) -> Option<Result<(), NftError>> {
+        let result = native::apply(document)?.map_err(|e| self.native_failed("-j -f -", e.text()));
+        match &result {
+            Ok(_) => session_wrote(&self.program, document),
+            Err(_) => forget_ruleset(),
+        }
+        Some(result)
+    }
+
+    /// The ruleset read over native netlink only (no session): `Ok(None)` when the namespace
+    /// holds a table the native reader does not decode.
+    pub fn list_ruleset_native(&self) -> Result<Option<Value>, NftError> {
+        native::list(None)
+            .map(Option::flatten)
+            .map_err(|e| self.native_failed("-j list ruleset", format!("Error: netlink: {e}")))
     }
 
     /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
@@ -143,13 +190,26 @@ impl Nft {
     /// Applies a JSON document (`{"nftables": [...]}`) as one transaction: nft sends the whole
     /// batch to the kernel at once, so either every command takes effect or none does.
     pub fn apply(&self, document: &Value) -> Result<(), NftError> {
-        let input = serde_json::to_vec(document).expect("a JSON value always serialises");
-        let result = self.run(&["-j", "-f", "-"], Some(&input));
+        let native = if self.native() {
+            native::apply(document)
+        } else {
+            None
+        };
+        let result = match native {
+            Some(r) => {
+                tracing::debug!("nftables: document written over native netlink");
+                r.map_err(|e| self.native_failed("-j -f -", e.text()))
+            }
+            None => {
+                let input = serde_json::to_vec(document).expect("a JSON value always serialises");
+                self.run(&["-j", "-f", "-"], Some(&input)).map(|_| ())
+            }
+        };
         match &result {
             Ok(_) => session_wrote(&self.program, document),
             Err(_) => forget_ruleset(),
         }
-        result.map(|_| ())
+        result
     }
 
     /// Lists one table as parsed JSON; `Ok(None)` when the table does not exist.
@@ -157,6 +217,16 @@ impl Nft {
     pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
         if session_active() {
             return Ok(table_in(&self.list_ruleset()?, family, name));
+        }
+        if self.native() {
+            match native::list(Some((family, name))) {
+                Ok(Some(table)) => {
+                    tracing::debug!("nftables: table {family} {name} read over native netlink");
+                    return Ok(table);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
+            }
         }
         let args = ["-j", "list", "table", family, name];
         match self.run(&args, None) {
@@ -181,6 +251,17 @@ impl Nft {
         if let Some(ruleset) = session_ruleset(&self.program) {
             return Ok(ruleset);
         }
+        if self.native() {
+            match native::list(None) {
+                Ok(Some(Some(ruleset))) => {
+                    tracing::debug!("nftables: ruleset read over native netlink");
+                    session_store(&self.program, &ruleset);
+                    return Ok(ruleset);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
+            }
+        }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
         let ruleset: Value =
@@ -196,6 +277,36 @@ impl Nft {
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is
     /// not an error, so teardown stays idempotent.
     pub fn delete_table(&self, family: &str, name: &str) -> Result<bool, NftError> {
+        Ok(self.delete_tables(&[(family, name)])?[0])
+    }
+
+    /// Deletes the tables that exist among `tables`, in one transaction where the native path
+    /// takes them (otherwise one after the other); whether each existed.
+    pub fn delete_tables(&self, tables: &[(&str, &str)]) -> Result<Vec<bool>, NftError> {
+        if self.native() {
+            if let Some(result) = native::delete_tables(tables) {
+                tracing::debug!("nftables: tables deleted over native netlink");
+                return match result {
+                    Ok(existed) => {
+                        for (family, name) in tables {
+                            self.note_deleted(family, name);
+                        }
+                        Ok(existed)
+                    }
+                    Err(e) => {
+                        forget_ruleset();
+                        Err(self.native_failed("delete table", e.text()))
+                    }
+                };
+            }
+        }
+        tables
+            .iter()
+            .map(|(family, name)| self.delete_table_run(family, name))
+            .collect()
+    }
+
+    fn delete_table_run(&self, family: &str, name: &str) -> Result<bool, NftError> {
         let result = match self.run(&["delete", "table", family, name], None) {
             Ok(_) => Ok(true),
             Err(e) if is_missing(&e) => Ok(false),
@@ -217,6 +328,35 @@ impl Nft {
         session_wrote(&self.program, &delete);
     }
 
+    /// Whether commands go the native way first: the default program, root, and
+    /// `EDGENET_NFT` `auto` (or unset) or `native`.
+    fn native(&self) -> bool {
+        if !self.native_allowed || self.program != Path::new(DEFAULT_PROGRAM) {
+            return false;
+        }
+        *NATIVE.get_or_init(|| {
+            let mode = mode();
+            let on = matches!(mode.as_str(), "" | "auto" | "native")
+                && nix::unistd::geteuid().is_root();
+            if on {
+                tracing::info!(
+                    "nftables: edgenet's own tables over native nf_tables netlink, anything else through {}",
+                    if mode == "native" { "the nft program" } else { "libnftables (or the nft program)" }
+                );
+            }
+            on
+        })
+    }
+
+    fn native_failed(&self, args: &str, stderr: String) -> NftError {
+        NftError::Failed {
+            program: self.program_name(),
+            args: args.to_string(),
+            status: NATIVE_STATUS.to_string(),
+            stderr,
+        }
+    }
+
     fn program_name(&self) -> String {
         self.program.display().to_string()
     }
@@ -230,8 +370,9 @@ impl Nft {
             return Backend::Process;
         }
         let choice = CHOICE.get_or_init(|| {
-            let why_not = if std::env::var_os(BACKEND_ENV).is_some_and(|v| v == "process") {
-                Some(format!("{BACKEND_ENV}=process"))
+            let mode = mode();
+            let why_not = if mode == "process" || mode == "native" {
+                Some(format!("{BACKEND_ENV}={mode}"))
             } else if !nix::unistd::geteuid().is_root() {
                 Some("not root".to_string())
             } else {
