@@ -36,9 +36,18 @@ pub struct RemoveReport {
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
+    let state = lock.load()?;
+    remove_loaded(lock, state)
+}
+
+/// [`remove`] of the state the caller has just loaded under `lock` (read once per run).
+pub fn remove_loaded(
+    lock: &StateLock,
+    state: Option<crate::state::DeploymentState>,
+) -> Result<RemoveReport, DeployError> {
     // One read of the ruleset for the ownership checks and the forwarding-user check.
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
-    let Some(mut state) = lock.load()? else {
+    let Some(mut state) = state else {
         cleanup_dir(lock, &mut Vec::new());
         return Ok(RemoveReport::default());
     };
@@ -62,6 +71,10 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // Objects recorded under our names that do not carry our mark (someone made them, or took
     // the name meanwhile) are left in place, said so, and forgotten.
     let mut foreign = Vec::new();
+    // The nftables tables that are there and ours (deleted together by the fast path), and
+    // those already gone.
+    let mut tables = Vec::new();
+    let mut tables_gone = Vec::new();
     for o in &state.objects {
         let why = match o.kind {
             ObjectKind::Netns if netns::exists(&o.name) => {
@@ -91,7 +104,14 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 .map(|t| t.map(|t| t.is_marked()))
             {
                 Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
-                Ok(_) => None,
+                Ok(Some(true)) => {
+                    tables.push(o.name.clone());
+                    None
+                }
+                Ok(None) => {
+                    tables_gone.push(o.name.clone());
+                    None
+                }
                 Err(e) => Some(e.to_string()),
             },
             _ => None,
@@ -111,11 +131,6 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     // link of the deployment's group; the node namespaces then go, and the kernel reaps what
     // is left in them in the background. Recorded objects are then checked one by one, so
     // whatever the fast path missed is still deleted and reported.
-    let table = state
-        .objects
-        .iter()
-        .find(|o| o.kind == ObjectKind::NftTable && !o.name.contains(' '))
-        .map(|o| o.name.clone());
     let adapters: Vec<KernelObject> = state
         .objects
         .iter()
@@ -131,17 +146,10 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let fast = fast_path(
-        &mut nl,
-        &teardown,
-        &state.objects,
-        &adapters,
-        table.as_deref(),
-    );
-    let table_existed = matches!(fast.table, Some(Ok(true)));
-    let firewall_gone = matches!(fast.table, None | Some(Ok(_)));
-    if let Some(Err(e)) = &fast.table {
-        tracing::debug!("fast path: nftables table: {e}");
+    let fast = fast_path(&mut nl, &teardown, &state.objects, &adapters, &tables);
+    let firewall_gone = matches!(fast.tables, None | Some(Ok(())));
+    if let Some(Err(e)) = &fast.tables {
+        tracing::debug!("fast path: nftables tables: {e}");
     }
     let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
     for e in &fast.errors {
@@ -152,16 +160,16 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
     order.sort_by_key(|o| removal_rank(o.kind));
     for o in order {
-        let fast_table = table.as_ref() == Some(&o.name);
+        let fast_table = tables.contains(&o.name);
         let gone = match o.kind {
-            ObjectKind::NftTable => firewall_gone && fast_table,
+            ObjectKind::NftTable => (firewall_gone && fast_table) || tables_gone.contains(&o.name),
             ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
             ObjectKind::Netns => !netns::exists(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => !links.contains(&o.name),
             _ => false,
         };
         let existed_before = match o.kind {
-            ObjectKind::NftTable if fast_table => table_existed,
+            ObjectKind::NftTable => fast_table,
             ObjectKind::Netns => netns_before.contains(&o.name),
             ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => {
                 links_before.contains(&o.name)
@@ -318,7 +326,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
 /// adapters that could not be given back, and everything else that failed (the per-object
 /// pass after it retries whatever is still there).
 struct FastPath {
-    table: Option<Result<bool, DeployError>>,
+    tables: Option<Result<(), DeployError>>,
     adapters_failed: Vec<String>,
     /// What giving each adapter back did ("could not ..." lines: what it could not).
     adapters_done: Vec<(String, Vec<String>)>,
@@ -334,19 +342,20 @@ fn fast_path(
     teardown: &Teardown<'_>,
     objects: &[KernelObject],
     adapters: &[KernelObject],
-    table: Option<&str>,
+    tables: &[String],
 ) -> FastPath {
     std::thread::scope(|scope| {
-        let firewall = table.map(|t| {
-            // Its mark was checked by the caller (a table not ours was forgotten).
+        // Their marks were checked by the caller (a table not ours was forgotten): every table
+        // in one transaction, one grace period.
+        let firewall = (!tables.is_empty()).then(|| {
             scope.spawn(move || {
                 NftablesDriver::default()
-                    .delete_checked(t)
+                    .delete_checked_together(tables)
                     .map_err(DeployError::from)
             })
         });
         let mut fast = FastPath {
-            table: None,
+            tables: None,
             adapters_failed: Vec::new(),
             adapters_done: Vec::new(),
             errors: Vec::new(),
@@ -384,12 +393,12 @@ fn fast_path(
                 ))
             });
             if result.is_ok() {
-                if let Some(t) = table {
+                for t in tables {
                     let (family, name) = crate::firewall::split_family(t);
                     edgenet_host::nft::Nft::new().note_deleted(family, name);
                 }
             }
-            fast.table = Some(result);
+            fast.tables = Some(result);
         }
         fast
     })
