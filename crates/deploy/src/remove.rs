@@ -66,15 +66,24 @@ pub fn remove_loaded(
     let recorded = state.clone();
     let teardown = Teardown::of_state(&recorded, lock.dir().path());
     let own = teardown.own.clone();
+    // The nftables side starts at once, on its own thread (libnftables' load and ruleset read
+    // overlap the link checks and deletion): it checks the marks of the recorded tables and
+    // deletes ours in one transaction.
+    let recorded_tables: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::NftTable)
+        .map(|o| o.name.clone())
+        .collect();
+    let tables_side = {
+        let own_table = own_table.clone();
+        std::thread::spawn(move || tables_side(recorded_tables, &own_table))
+    };
 
     let mut nl = kernel::open()?;
     // Objects recorded under our names that do not carry our mark (someone made them, or took
     // the name meanwhile) are left in place, said so, and forgotten.
     let mut foreign = Vec::new();
-    // The nftables tables that are there and ours (deleted together by the fast path), and
-    // those already gone.
-    let mut tables = Vec::new();
-    let mut tables_gone = Vec::new();
     for o in &state.objects {
         let why = match o.kind {
             ObjectKind::Netns if netns::exists(&o.name) => {
@@ -98,22 +107,6 @@ pub fn remove_loaded(
                 Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
                 _ => None,
             },
-            ObjectKind::NftTable => match teardown
-                .firewall
-                .live(&o.name)
-                .map(|t| t.map(|t| t.is_marked()))
-            {
-                Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
-                Ok(Some(true)) => {
-                    tables.push(o.name.clone());
-                    None
-                }
-                Ok(None) => {
-                    tables_gone.push(o.name.clone());
-                    None
-                }
-                Err(e) => Some(e.to_string()),
-            },
             _ => None,
         };
         if let Some(why) = why {
@@ -126,11 +119,11 @@ pub fn remove_loaded(
     }
     adapters_gone(&mut nl, &mut state, &own, &mut report)?;
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
-    // each), so remove pays it once per kind, in parallel: the table goes on its own thread
-    // (same network namespace: threads inherit the creator's) while one request deletes every
-    // link of the deployment's group; the node namespaces then go, and the kernel reaps what
-    // is left in them in the background. Recorded objects are then checked one by one, so
-    // whatever the fast path missed is still deleted and reported.
+    // each), so remove pays it once per kind, in parallel: both tables go in one transaction
+    // on their own thread (same network namespace: threads inherit the creator's) while one
+    // request deletes every link of the deployment's group. Recorded objects are then checked
+    // one by one, so whatever the fast path missed is still deleted and reported; the node
+    // namespaces go there, last (the kernel reaps what is left in them in the background).
     let adapters: Vec<KernelObject> = state
         .objects
         .iter()
@@ -146,15 +139,105 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let fast = fast_path(&mut nl, &teardown, &state.objects, &adapters, &tables);
-    let firewall_gone = matches!(fast.tables, None | Some(Ok(())));
-    if let Some(Err(e)) = &fast.tables {
+    let fast = fast_path(&mut nl, &teardown, &adapters, tables_side);
+    let side = &fast.tables;
+    for (name, why) in &side.foreign {
+        if let Some(o) = state
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::NftTable && o.name == *name)
+            .cloned()
+        {
+            report.left.push(format!("{}: {why}", object_words(&o)));
+            state.forget_object(o.kind, &o.name, None);
+        }
+    }
+    let (tables, tables_gone) = (&side.ours, &side.gone);
+    let firewall_gone = matches!(side.deleted, None | Some(Ok(())));
+    if let Some(Err(e)) = &side.deleted {
         tracing::debug!("fast path: nftables tables: {e}");
     }
+    // Read by the nftables thread; asked here only when it could not say.
+    let other_forwarding_user = || match &side.other_forwarding_user {
+        Some(user) => user.clone(),
+        None => other_forwarding_user(&own_table),
+    };
     let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
     for e in &fast.errors {
         tracing::debug!("fast path: {e}");
     }
+    // Before the node namespaces go: their unmount makes the kernel clean them up in the
+    // background under the RTNL lock (~20 ms), which a link dump or a write of ip_forward
+    // (it only try-locks RTNL, and restarts) would otherwise wait for. So they go last (and
+    // the report keeps its order: objects first, then the sysctls).
+    let (restored_at, left_at, errors_at) = (
+        report.restored.len(),
+        report.left.len(),
+        report.errors.len(),
+    );
+    let set_forwarding = state
+        .sysctls
+        .iter()
+        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+    for change in state.sysctls.clone() {
+        // Forwarding stays on while another user of it is on the host (Docker, another
+        // router's firewall, another deployment beside this one): turning it off would cut
+        // them off.
+        if change.key == IP_FORWARD && change.netns.is_none() {
+            let live = sysctl::read(&change.key).unwrap_or_default();
+            if live.trim() == change.value {
+                if let Some(user) = other_forwarding_user() {
+                    report.left.push(format!(
+                        "{} at {} (not restored to {}: {user} forwards through this host)",
+                        change.key,
+                        live.trim(),
+                        change.previous
+                    ));
+                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                        forwarding::hand_over(&change.previous);
+                    }
+                    state.forget_sysctl(&change.key, None);
+                    continue;
+                }
+            }
+        }
+        match sysctl::read(&change.key) {
+            Ok(live) if live.trim() == change.value => {
+                match sysctl::write(&change.key, &change.previous) {
+                    Ok(()) => {
+                        report
+                            .restored
+                            .push(format!("{} to {}", change.key, change.previous));
+                        state.forget_sysctl(&change.key, change.netns.as_deref());
+                    }
+                    Err(e) => report.errors.push(e.to_string()),
+                }
+            }
+            // Someone changed it since: theirs now, left as it is.
+            Ok(live) => {
+                report.left.push(format!(
+                    "{} at {} (changed since edgenet set it to {})",
+                    change.key,
+                    live.trim(),
+                    change.value
+                ));
+                state.forget_sysctl(&change.key, change.netns.as_deref());
+            }
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+
+    // The last deployment of several in this namespace puts back what the first found.
+    if !set_forwarding {
+        if let Some(restored) = forwarding::restore_handed_over(&own_table) {
+            report.restored.push(restored);
+        }
+    }
+    let sysctl_lines = (
+        report.restored.split_off(restored_at),
+        report.left.split_off(left_at),
+        report.errors.split_off(errors_at),
+    );
     // One dump tells which links survived the fast path; only those are deleted one by one.
     let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
     let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
@@ -215,6 +298,9 @@ pub fn remove_loaded(
             Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
         }
     }
+    report.restored.extend(sysctl_lines.0);
+    report.left.extend(sysctl_lines.1);
+    report.errors.extend(sysctl_lines.2);
     report.vm_notes = crate::node::vm::take_notes();
     report.forced = !report.vm_notes.is_empty();
     if let Err(e) = lock.save_journal(&state) {
@@ -248,64 +334,6 @@ pub fn remove_loaded(
         }
     }
 
-    let set_forwarding = state
-        .sysctls
-        .iter()
-        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
-    for change in state.sysctls.clone() {
-        // Forwarding stays on while another user of it is on the host (Docker, another
-        // router's firewall, another deployment beside this one): turning it off would cut
-        // them off.
-        if change.key == IP_FORWARD && change.netns.is_none() {
-            let live = sysctl::read(&change.key).unwrap_or_default();
-            if live.trim() == change.value {
-                if let Some(user) = other_forwarding_user(&own_table) {
-                    report.left.push(format!(
-                        "{} at {} (not restored to {}: {user} forwards through this host)",
-                        change.key,
-                        live.trim(),
-                        change.previous
-                    ));
-                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
-                        forwarding::hand_over(&change.previous);
-                    }
-                    state.forget_sysctl(&change.key, None);
-                    continue;
-                }
-            }
-        }
-        match sysctl::read(&change.key) {
-            Ok(live) if live.trim() == change.value => {
-                match sysctl::write(&change.key, &change.previous) {
-                    Ok(()) => {
-                        report
-                            .restored
-                            .push(format!("{} to {}", change.key, change.previous));
-                        state.forget_sysctl(&change.key, change.netns.as_deref());
-                    }
-                    Err(e) => report.errors.push(e.to_string()),
-                }
-            }
-            // Someone changed it since: theirs now, left as it is.
-            Ok(live) => {
-                report.left.push(format!(
-                    "{} at {} (changed since edgenet set it to {})",
-                    change.key,
-                    live.trim(),
-                    change.value
-                ));
-                state.forget_sysctl(&change.key, change.netns.as_deref());
-            }
-            Err(e) => report.errors.push(e.to_string()),
-        }
-    }
-
-    // The last deployment of several in this namespace puts back what the first found.
-    if !set_forwarding {
-        if let Some(restored) = forwarding::restore_handed_over(&own_table) {
-            report.restored.push(restored);
-        }
-    }
     // The files go before the state does: one that cannot be deleted keeps the state, so
     // `edgenet remove` run again retries (as the failure's hint says).
     if report.errors.is_empty() {
@@ -322,11 +350,11 @@ pub fn remove_loaded(
     Ok(report)
 }
 
-/// What remove's fast path did, typed: the nftables table's outcome (`None`: no table), the
+/// What remove's fast path did, typed: the nftables tables' outcome (`None`: no table), the
 /// adapters that could not be given back, and everything else that failed (the per-object
 /// pass after it retries whatever is still there).
 struct FastPath {
-    tables: Option<Result<(), DeployError>>,
+    tables: TablesSide,
     adapters_failed: Vec<String>,
     /// What giving each adapter back did ("could not ..." lines: what it could not).
     adapters_done: Vec<(String, Vec<String>)>,
@@ -334,28 +362,18 @@ struct FastPath {
 }
 
 /// Deleting a link or an nftables table makes the kernel wait for a grace period, so the
-/// fast path pays it once per kind, in parallel: the table on its own thread (same network
-/// namespace: threads inherit the creator's) while the adapters get the host's configuration
-/// back, one request deletes every link of the deployment's group, and the node namespaces go.
+/// fast path pays it once per kind, in parallel: the tables, in one transaction, on their own
+/// thread (same network namespace: threads inherit the creator's) while the adapters get the
+/// host's configuration back and one request deletes every link of the deployment's group.
 fn fast_path(
     k: &mut dyn Kernel,
     teardown: &Teardown<'_>,
-    objects: &[KernelObject],
     adapters: &[KernelObject],
-    tables: &[String],
+    tables_side: std::thread::JoinHandle<TablesSide>,
 ) -> FastPath {
-    std::thread::scope(|scope| {
-        // Their marks were checked by the caller (a table not ours was forgotten): every table
-        // in one transaction, one grace period.
-        let firewall = (!tables.is_empty()).then(|| {
-            scope.spawn(move || {
-                NftablesDriver::default()
-                    .delete_checked_together(tables)
-                    .map_err(DeployError::from)
-            })
-        });
+    {
         let mut fast = FastPath {
-            tables: None,
+            tables: TablesSide::default(),
             adapters_failed: Vec::new(),
             adapters_done: Vec::new(),
             errors: Vec::new(),
@@ -379,29 +397,62 @@ fn fast_path(
             fast.errors
                 .push(format!("links of group {}: {e}", teardown.own.group));
         }
-        for o in objects.iter().filter(|o| o.kind == ObjectKind::Netns) {
-            if let Some(Err(e)) = crate::node::remove_guest(k, o, teardown.plan, teardown.state_dir)
-            {
-                fast.errors
-                    .push(format!("network namespace {}: {e}", o.name));
+        // A thread that panicked said nothing: the per-object pass checks and deletes the
+        // tables one by one.
+        fast.tables = tables_side.join().unwrap_or_default();
+        if let Some(Ok(())) = fast.tables.deleted {
+            for t in &fast.tables.ours {
+                let (family, name) = crate::firewall::split_family(t);
+                edgenet_host::nft::Nft::new().note_deleted(family, name);
             }
-        }
-        if let Some(handle) = firewall {
-            let result = handle.join().unwrap_or_else(|_| {
-                Err(DeployError::Unsupported(
-                    "the nftables remover thread panicked".into(),
-                ))
-            });
-            if result.is_ok() {
-                for t in tables {
-                    let (family, name) = crate::firewall::split_family(t);
-                    edgenet_host::nft::Nft::new().note_deleted(family, name);
-                }
-            }
-            fast.tables = Some(result);
         }
         fast
-    })
+    }
+}
+
+/// What remove's nftables thread found and did.
+#[derive(Default)]
+struct TablesSide {
+    /// Recorded tables that are there without edgenet's mark (or could not be read), with why:
+    /// left in place.
+    foreign: Vec<(String, String)>,
+    /// Recorded tables that were there with our mark.
+    ours: Vec<String>,
+    /// Recorded tables already gone.
+    gone: Vec<String>,
+    /// Deleting `ours`, in one transaction (`None`: there was none).
+    deleted: Option<Result<(), DeployError>>,
+    /// Another user of IPv4 forwarding, read from the same ruleset (`None`: not read).
+    other_forwarding_user: Option<Option<String>>,
+}
+
+/// Checks the marks of the recorded tables and deletes ours, all in one transaction (the
+/// kernel then waits for one grace period, not one per table).
+fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
+    use crate::firewall::FirewallDriver;
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
+    let driver = NftablesDriver::default();
+    let mut side = TablesSide::default();
+    for name in recorded {
+        match driver.live(&name).map(|t| t.map(|t| t.is_marked())) {
+            Ok(Some(true)) => side.ours.push(name),
+            Ok(Some(false)) => side
+                .foreign
+                .push((name, "none of its rules carries edgenet's comments".into())),
+            Ok(None) => side.gone.push(name),
+            Err(e) => side.foreign.push((name, e.to_string())),
+        }
+    }
+    // Our own tables are never counted: the answer is the same before and after they go.
+    side.other_forwarding_user = Some(other_forwarding_user(own_table));
+    if !side.ours.is_empty() {
+        side.deleted = Some(
+            driver
+                .delete_checked_together(&side.ours)
+                .map_err(DeployError::from),
+        );
+    }
+    side
 }
 
 /// Why a link with our recorded name is not ours: another deployment's mark, or none.
