@@ -102,3 +102,78 @@ fn remove_cleans_up_straight_after_a_crash() {
         assert_eq!(m.dump(), before, "{step}");
     }
 }
+
+/// The state of a run goes to an append-only journal and `state.json` is replaced once, at the
+/// end; the identity (id, generated MACs) is fsynced to `identity.json` before success. A
+/// first deploy killed half-way leaves its records in the journal only: remove and the next
+/// deploy read them (same deployment id, same MACs), and a redeploy that changes nothing
+/// writes no file at all.
+#[test]
+fn a_killed_first_deploy_is_found_in_the_journal_and_an_idle_redeploy_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    if !failpoints() {
+        return;
+    }
+    let Some(m) = machine("fj") else { return };
+    let before = m.dump();
+    let file = |name: &str| m.state.join(name);
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(file(name)).unwrap()).unwrap()
+    };
+    let out = m.edgenet_env(&["deploy"], &[("EDGENET_FAILPOINT", "node-link:crash")]);
+    assert_eq!(out.status.signal(), Some(6));
+    assert!(
+        !file("state.json").exists(),
+        "a killed first deploy never replaced state.json"
+    );
+    let journal = std::fs::read_to_string(file("state.journal")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    let id = last["state"]["deployment_id"].as_str().unwrap().to_string();
+    let macs = last["state"]["macs"].clone();
+    assert!(
+        last["state"]["objects"].as_array().unwrap().len() >= 3,
+        "the bridge, tables and node records are in the journal: {last}"
+    );
+    // What status reads is the journal's state.
+    let status = m.edgenet(&["status", "--output", "json"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("\"deployment_id\": \"{id}\"")),
+        "{status}"
+    );
+
+    let report = m.deploy(None);
+    assert_eq!(report["deployment_id"], id.as_str(), "the same deployment");
+    let state = json("state.json");
+    assert_eq!(state["phase"], "deployed");
+    assert_eq!(state["macs"], macs, "the generated MACs are kept");
+    assert_eq!(
+        std::fs::metadata(file("state.journal"))
+            .map(|f| f.len())
+            .unwrap_or(0),
+        0,
+        "the journal is emptied at the end of a run"
+    );
+    let identity = json("identity.json");
+    assert_eq!(identity["deployment_id"], id.as_str());
+    assert_eq!(identity["macs"], macs);
+
+    let ino = std::fs::metadata(file("state.json")).unwrap().ino();
+    let again = m.deploy(None);
+    assert_eq!(again["changes"], json!([]));
+    assert_eq!(
+        std::fs::metadata(file("state.json")).unwrap().ino(),
+        ino,
+        "an idle redeploy does not replace state.json"
+    );
+    assert_eq!(
+        std::fs::metadata(file("state.journal"))
+            .map(|f| f.len())
+            .unwrap_or(0),
+        0,
+        "nor appends to the journal"
+    );
+    m.ok(&["remove"]);
+    assert!(!m.state.exists(), "remove takes every state file");
+    assert_eq!(m.dump(), before);
+}

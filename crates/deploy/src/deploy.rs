@@ -66,6 +66,27 @@ struct Run<'a> {
     rolling_back: bool,
     /// When the last step began (`-vvv` logs each step's time).
     step_started: std::time::Instant,
+    /// The thread making the deployment's identity durable (see [`StateLock::identity_saver`]).
+    identity_saver: Option<std::thread::JoinHandle<Result<(), crate::state::StateError>>>,
+}
+
+impl Run<'_> {
+    /// Waits for the identity to be durable; an error if it could not be made so.
+    fn join_identity(&mut self) -> Result<(), DeployError> {
+        let Some(saver) = self.identity_saver.take() else {
+            return Ok(());
+        };
+        let result = saver.join().unwrap_or_else(|_| {
+            Err(crate::state::StateError::Write {
+                path: self.lock.dir().identity_file(),
+                source: std::io::Error::other("the thread writing it panicked"),
+            })
+        });
+        if result.is_err() {
+            self.lock.identity_not_durable();
+        }
+        Ok(result?)
+    }
 }
 
 impl Journal for Run<'_> {
@@ -167,8 +188,12 @@ pub fn deploy(
         new_sysctls: Vec::new(),
         rolling_back: false,
         step_started: std::time::Instant::now(),
+        identity_saver: None,
     };
-    match apply(&mut run, plan) {
+    let applied = apply(&mut run, plan);
+    // A failed run still waits for its identity write (a cleared state must not get it back).
+    let identity = run.join_identity();
+    match applied.and(identity) {
         Ok(()) => Ok(DeployReport {
             deployment_id: run.state.deployment_id.to_string(),
             state_dir: lock.dir().path().to_path_buf(),
@@ -265,15 +290,18 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     .flatten()
     .flat_map(|p| p.nodes.iter().map(|n| (n.kind, n.name.clone())))
     .collect();
-    // Deployed with this very plan already: if the run then changes nothing, its final record
-    // only adds journal lines and needs no fsync (two cost 1–7 ms on a busy disk).
-    let durable_already =
+    // Deployed with this very plan already: the run only repairs what drifted, so it is not
+    // marked as a deploy in progress (its records, if it makes an object again, still come
+    // before the object), and when it changes nothing it writes nothing.
+    let same_plan =
         run.state.phase == Phase::Deployed && run.state.applied_plan.as_ref() == Some(plan);
     // The switches of the plans recorded before this one (a switch of another kind under the
     // same name is not this plan's switch).
     let earlier_switches = earlier_switches(&run.state);
-    run.state.begin_deploy(plan);
-    run.lock.save_journal(&run.state)?;
+    if !same_plan {
+        run.state.begin_deploy(plan);
+        run.lock.save_journal(&run.state)?;
+    }
     rename_nodes(run, plan, &earlier)?;
     rename_vm_nodes(run, plan, &earlier)?;
     if plan.switch.subnet_source == edgenet_core::plan::SubnetSource::Automatic {
@@ -296,6 +324,11 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         });
     }
     run.lock.save_journal(&run.state)?;
+    // The identity (id, generated MACs, automatic subnet) is known now: it is made durable on
+    // its own thread while the kernel work goes on, and joined before the run reports success.
+    if !run.rolling_back {
+        run.identity_saver = run.lock.identity_saver(&run.state);
+    }
     run.step("state")?;
 
     let mut nl = kernel::open()?;
@@ -392,17 +425,28 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     // Another deployment's objects nothing here records: said (once: a warning is not a
     // change, and another deployment beside this one may well be alive), never touched.
     if !run.rolling_back {
-        for leftover in crate::leftovers::leftovers(&mut nl, Some(id.as_str())) {
+        let leftovers = if plan.node_runtime == RuntimeKind::Vm {
+            crate::leftovers::leftovers(&mut nl, Some(id.as_str()))
+        } else {
+            crate::leftovers::leftovers_in_kernel(&mut nl, Some(id.as_str()))
+        };
+        for leftover in leftovers {
             run.warn(leftover);
         }
     }
 
-    run.state.finish_deploy();
-    if durable_already && run.changes.is_empty() {
-        run.lock.save_journal(&run.state)?;
-    } else {
-        run.lock.save(&run.state)?;
+    if !(same_plan && run.changes.is_empty()) {
+        run.state.finish_deploy();
     }
+    // Durable before success is reported: the identity (the thread started at the "state"
+    // step, and again if the run changed it since). The rest of the state is not fsynced: a
+    // power cut takes the kernel objects it records with it (see [`crate::state::store`]).
+    if !run.rolling_back {
+        run.join_identity()?;
+        run.identity_saver = run.lock.identity_saver(&run.state);
+        run.join_identity()?;
+    }
+    run.lock.finish(&run.state)?;
     run.step("finish")?;
     Ok(())
 }

@@ -14,6 +14,14 @@ use crate::firewall::TABLE_PREFIX;
 /// One sentence per leftover, with its cleanup command. `own`: this deployment's id (its
 /// objects are not leftovers); `None` when this state directory has no deployment.
 pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
+    let mut found = leftovers_in_kernel(nl, own);
+    found.extend(orphan_qemus());
+    found
+}
+
+/// [`leftovers`] without the look for orphaned QEMUs (a scan of every process): for a deploy
+/// of `netns` nodes, which start no QEMU (`check`, `status` and `doctor` still look).
+pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
     let mut found = Vec::new();
     let is_other = |id: &str| own != Some(id);
     if let Ok(links) = nl.links() {
@@ -45,7 +53,6 @@ pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
             }
         }
     }
-    found.extend(orphan_qemus());
     found
 }
 
@@ -76,10 +83,11 @@ fn orphan_qemus() -> Vec<String> {
         };
         // Its guest directory is `<node>-<id>`: still a deployment's while the state directory
         // holds that id (a QEMU whose own directory was deleted is then deploy's to repair).
-        let recorded = std::fs::read_to_string(state_dir.join("state.json"))
+        let recorded = crate::state::StateDir::new(state_dir)
+            .peek()
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["deployment_id"].as_str().map(String::from));
+            .flatten()
+            .map(|s| s.deployment_id.to_string());
         let guest = vm_dir.file_name().unwrap_or_default().to_string_lossy();
         let still_recorded = recorded.is_some_and(|id| guest.ends_with(&format!("-{id}")));
         if still_recorded || netns(&pid.to_string()) != ours {

@@ -36,9 +36,18 @@ pub struct RemoveReport {
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
+    let state = lock.load()?;
+    remove_loaded(lock, state)
+}
+
+/// [`remove`] of the state the caller has just loaded under `lock` (read once per run).
+pub fn remove_loaded(
+    lock: &StateLock,
+    state: Option<crate::state::DeploymentState>,
+) -> Result<RemoveReport, DeployError> {
     // One read of the ruleset for the ownership checks and the forwarding-user check.
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
-    let Some(mut state) = lock.load()? else {
+    let Some(mut state) = state else {
         cleanup_dir(lock, &mut Vec::new());
         return Ok(RemoveReport::default());
     };
@@ -57,6 +66,19 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     let recorded = state.clone();
     let teardown = Teardown::of_state(&recorded, lock.dir().path());
     let own = teardown.own.clone();
+    // The nftables side starts at once, on its own thread (libnftables' load and ruleset read
+    // overlap the link checks and deletion): it checks the marks of the recorded tables and
+    // deletes ours in one transaction.
+    let recorded_tables: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::NftTable)
+        .map(|o| o.name.clone())
+        .collect();
+    let tables_side = {
+        let own_table = own_table.clone();
+        std::thread::spawn(move || tables_side(recorded_tables, &own_table))
+    };
 
     let mut nl = kernel::open()?;
     // Objects recorded under our names that do not carry our mark (someone made them, or took
@@ -85,15 +107,6 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
                 Some(link) if !own.owns(&link) => Some(not_our_mark(&link, &own)),
                 _ => None,
             },
-            ObjectKind::NftTable => match teardown
-                .firewall
-                .live(&o.name)
-                .map(|t| t.map(|t| t.is_marked()))
-            {
-                Ok(Some(false)) => Some("none of its rules carries edgenet's comments".to_string()),
-                Ok(_) => None,
-                Err(e) => Some(e.to_string()),
-            },
             _ => None,
         };
         if let Some(why) = why {
@@ -106,16 +119,11 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     }
     adapters_gone(&mut nl, &mut state, &own, &mut report)?;
     // Deleting a link or an nftables table makes the kernel wait for a grace period (20-60 ms
-    // each), so remove pays it once per kind, in parallel: the table goes on its own thread
-    // (same network namespace: threads inherit the creator's) while one request deletes every
-    // link of the deployment's group; the node namespaces then go, and the kernel reaps what
-    // is left in them in the background. Recorded objects are then checked one by one, so
-    // whatever the fast path missed is still deleted and reported.
-    let table = state
-        .objects
-        .iter()
-        .find(|o| o.kind == ObjectKind::NftTable && !o.name.contains(' '))
-        .map(|o| o.name.clone());
+    // each), so remove pays it once per kind, in parallel: both tables go in one transaction
+    // on their own thread (same network namespace: threads inherit the creator's) while one
+    // request deletes every link of the deployment's group. Recorded objects are then checked
+    // one by one, so whatever the fast path missed is still deleted and reported; the node
+    // namespaces go there, last (the kernel reaps what is left in them in the background).
     let adapters: Vec<KernelObject> = state
         .objects
         .iter()
@@ -131,115 +139,42 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let fast = fast_path(
-        &mut nl,
-        &teardown,
-        &state.objects,
-        &adapters,
-        table.as_deref(),
-    );
-    let table_existed = matches!(fast.table, Some(Ok(true)));
-    let firewall_gone = matches!(fast.table, None | Some(Ok(_)));
-    if let Some(Err(e)) = &fast.table {
-        tracing::debug!("fast path: nftables table: {e}");
+    let fast = fast_path(&mut nl, &teardown, &adapters, tables_side);
+    let side = &fast.tables;
+    for (name, why) in &side.foreign {
+        if let Some(o) = state
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::NftTable && o.name == *name)
+            .cloned()
+        {
+            report.left.push(format!("{}: {why}", object_words(&o)));
+            state.forget_object(o.kind, &o.name, None);
+        }
     }
+    let (tables, tables_gone) = (&side.ours, &side.gone);
+    let firewall_gone = matches!(side.deleted, None | Some(Ok(())));
+    if let Some(Err(e)) = &side.deleted {
+        tracing::debug!("fast path: nftables tables: {e}");
+    }
+    // Read by the nftables thread; asked here only when it could not say.
+    let other_forwarding_user = || match &side.other_forwarding_user {
+        Some(user) => user.clone(),
+        None => other_forwarding_user(&own_table),
+    };
     let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
     for e in &fast.errors {
         tracing::debug!("fast path: {e}");
     }
-    // One dump tells which links survived the fast path; only those are deleted one by one.
-    let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
-    let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
-    order.sort_by_key(|o| removal_rank(o.kind));
-    for o in order {
-        let fast_table = table.as_ref() == Some(&o.name);
-        let gone = match o.kind {
-            ObjectKind::NftTable => firewall_gone && fast_table,
-            ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
-            ObjectKind::Netns => !netns::exists(&o.name),
-            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => !links.contains(&o.name),
-            _ => false,
-        };
-        let existed_before = match o.kind {
-            ObjectKind::NftTable if fast_table => table_existed,
-            ObjectKind::Netns => netns_before.contains(&o.name),
-            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => {
-                links_before.contains(&o.name)
-            }
-            _ => true,
-        };
-        let result = if gone {
-            Ok(existed_before)
-        } else {
-            teardown.undo(&mut nl, &o)
-        };
-        match result {
-            Ok(existed) => {
-                state.forget_object(o.kind, &o.name, o.netns.as_deref());
-                let what = object_words(&o);
-                match o.kind {
-                    ObjectKind::Adapter => {
-                        // Exactly what went back, and what could not (never claimed restored).
-                        let done = fast
-                            .adapters_done
-                            .iter()
-                            .find(|(n, _)| *n == o.name)
-                            .map(|(_, d)| d.clone())
-                            .unwrap_or_default();
-                        let (failed, ok): (Vec<String>, Vec<String>) =
-                            done.into_iter().partition(|l| l.starts_with("could not"));
-                        report.restored.push(if ok.is_empty() {
-                            format!("{what} (released; nothing of the host's to move back)")
-                        } else {
-                            format!("{what}: {}", ok.join("; "))
-                        });
-                        for f in failed {
-                            report.left.push(format!("{what}: {f}; add it by hand"));
-                        }
-                    }
-                    ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
-                        .left
-                        .push(format!("{what}: the user's bridge, used as it was")),
-                    _ if !existed => report.already_gone.push(what),
-                    _ => report.removed.push(what),
-                }
-            }
-            Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
-        }
-    }
-    report.vm_notes = crate::node::vm::take_notes();
-    report.forced = !report.vm_notes.is_empty();
-    if let Err(e) = lock.save_journal(&state) {
-        report.errors.push(e.to_string());
-    }
-    // A crash between creating a namespace and saving its record cannot happen (records come
-    // first), but a namespace of ours whose record was lost to a damaged state file can: sweep
-    // our id's namespaces by name.
-    if let Ok(all) = netns::list() {
-        let left_already: Vec<&str> = foreign
-            .iter()
-            .filter(|(o, _)| o.kind == ObjectKind::Netns)
-            .map(|(o, _)| o.name.as_str())
-            .collect();
-        for name in all
-            .into_iter()
-            .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
-        {
-            // Only with our mark: a namespace that merely carries our id is someone else's.
-            if !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false) {
-                report.left.push(format!(
-                    "network namespace {name}: it has this deployment's id in its name but not its mark"
-                ));
-                continue;
-            }
-            match netns::delete(&name) {
-                Ok(true) => report.removed.push(format!("network namespace {name}")),
-                Ok(false) => {}
-                Err(e) => report.errors.push(e.to_string()),
-            }
-        }
-    }
-
+    // Before the node namespaces go: their unmount makes the kernel clean them up in the
+    // background under the RTNL lock (~20 ms), which a link dump or a write of ip_forward
+    // (it only try-locks RTNL, and restarts) would otherwise wait for. So they go last (and
+    // the report keeps its order: objects first, then the sysctls).
+    let (restored_at, left_at, errors_at) = (
+        report.restored.len(),
+        report.left.len(),
+        report.errors.len(),
+    );
     let set_forwarding = state
         .sysctls
         .iter()
@@ -251,7 +186,7 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
         if change.key == IP_FORWARD && change.netns.is_none() {
             let live = sysctl::read(&change.key).unwrap_or_default();
             if live.trim() == change.value {
-                if let Some(user) = other_forwarding_user(&own_table) {
+                if let Some(user) = other_forwarding_user() {
                     report.left.push(format!(
                         "{} at {} (not restored to {}: {user} forwards through this host)",
                         change.key,
@@ -298,6 +233,107 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
             report.restored.push(restored);
         }
     }
+    let sysctl_lines = (
+        report.restored.split_off(restored_at),
+        report.left.split_off(left_at),
+        report.errors.split_off(errors_at),
+    );
+    // One dump tells which links survived the fast path; only those are deleted one by one.
+    let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
+    order.sort_by_key(|o| removal_rank(o.kind));
+    for o in order {
+        let fast_table = tables.contains(&o.name);
+        let gone = match o.kind {
+            ObjectKind::NftTable => (firewall_gone && fast_table) || tables_gone.contains(&o.name),
+            ObjectKind::Adapter => !fast_errors_adapter.contains(&o.name),
+            ObjectKind::Netns => !netns::exists(&o.name),
+            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => !links.contains(&o.name),
+            _ => false,
+        };
+        let existed_before = match o.kind {
+            ObjectKind::NftTable => fast_table,
+            ObjectKind::Netns => netns_before.contains(&o.name),
+            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap => {
+                links_before.contains(&o.name)
+            }
+            _ => true,
+        };
+        let result = if gone {
+            Ok(existed_before)
+        } else {
+            teardown.undo(&mut nl, &o)
+        };
+        match result {
+            Ok(existed) => {
+                state.forget_object(o.kind, &o.name, o.netns.as_deref());
+                let what = object_words(&o);
+                match o.kind {
+                    ObjectKind::Adapter => {
+                        // Exactly what went back, and what could not (never claimed restored).
+                        let done = fast
+                            .adapters_done
+                            .iter()
+                            .find(|(n, _)| *n == o.name)
+                            .map(|(_, d)| d.clone())
+                            .unwrap_or_default();
+                        let (failed, ok): (Vec<String>, Vec<String>) =
+                            done.into_iter().partition(|l| l.starts_with("could not"));
+                        report.restored.push(if ok.is_empty() {
+                            format!("{what} (released; nothing of the host's to move back)")
+                        } else {
+                            format!("{what}: {}", ok.join("; "))
+                        });
+                        for f in failed {
+                            report.left.push(format!("{what}: {f}; add it by hand"));
+                        }
+                    }
+                    ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
+                        .left
+                        .push(format!("{what}: the user's bridge, used as it was")),
+                    _ if !existed => report.already_gone.push(what),
+                    _ => report.removed.push(what),
+                }
+            }
+            Err(e) => report.errors.push(format!("{}: {e}", object_words(&o))),
+        }
+    }
+    report.restored.extend(sysctl_lines.0);
+    report.left.extend(sysctl_lines.1);
+    report.errors.extend(sysctl_lines.2);
+    report.vm_notes = crate::node::vm::take_notes();
+    report.forced = !report.vm_notes.is_empty();
+    if let Err(e) = lock.save_journal(&state) {
+        report.errors.push(e.to_string());
+    }
+    // A crash between creating a namespace and saving its record cannot happen (records come
+    // first), but a namespace of ours whose record was lost to a damaged state file can: sweep
+    // our id's namespaces by name.
+    if let Ok(all) = netns::list() {
+        let left_already: Vec<&str> = foreign
+            .iter()
+            .filter(|(o, _)| o.kind == ObjectKind::Netns)
+            .map(|(o, _)| o.name.as_str())
+            .collect();
+        for name in all
+            .into_iter()
+            .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
+        {
+            // Only with our mark: a namespace that merely carries our id is someone else's.
+            if !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false) {
+                report.left.push(format!(
+                    "network namespace {name}: it has this deployment's id in its name but not its mark"
+                ));
+                continue;
+            }
+            match netns::delete(&name) {
+                Ok(true) => report.removed.push(format!("network namespace {name}")),
+                Ok(false) => {}
+                Err(e) => report.errors.push(e.to_string()),
+            }
+        }
+    }
+
     // The files go before the state does: one that cannot be deleted keeps the state, so
     // `edgenet remove` run again retries (as the failure's hint says).
     if report.errors.is_empty() {
@@ -314,11 +350,11 @@ pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
     Ok(report)
 }
 
-/// What remove's fast path did, typed: the nftables table's outcome (`None`: no table), the
+/// What remove's fast path did, typed: the nftables tables' outcome (`None`: no table), the
 /// adapters that could not be given back, and everything else that failed (the per-object
 /// pass after it retries whatever is still there).
 struct FastPath {
-    table: Option<Result<bool, DeployError>>,
+    tables: TablesSide,
     adapters_failed: Vec<String>,
     /// What giving each adapter back did ("could not ..." lines: what it could not).
     adapters_done: Vec<(String, Vec<String>)>,
@@ -326,27 +362,18 @@ struct FastPath {
 }
 
 /// Deleting a link or an nftables table makes the kernel wait for a grace period, so the
-/// fast path pays it once per kind, in parallel: the table on its own thread (same network
-/// namespace: threads inherit the creator's) while the adapters get the host's configuration
-/// back, one request deletes every link of the deployment's group, and the node namespaces go.
+/// fast path pays it once per kind, in parallel: the tables, in one transaction, on their own
+/// thread (same network namespace: threads inherit the creator's) while the adapters get the
+/// host's configuration back and one request deletes every link of the deployment's group.
 fn fast_path(
     k: &mut dyn Kernel,
     teardown: &Teardown<'_>,
-    objects: &[KernelObject],
     adapters: &[KernelObject],
-    table: Option<&str>,
+    tables_side: std::thread::JoinHandle<TablesSide>,
 ) -> FastPath {
-    std::thread::scope(|scope| {
-        let firewall = table.map(|t| {
-            // Its mark was checked by the caller (a table not ours was forgotten).
-            scope.spawn(move || {
-                NftablesDriver::default()
-                    .delete_checked(t)
-                    .map_err(DeployError::from)
-            })
-        });
+    {
         let mut fast = FastPath {
-            table: None,
+            tables: TablesSide::default(),
             adapters_failed: Vec::new(),
             adapters_done: Vec::new(),
             errors: Vec::new(),
@@ -370,29 +397,62 @@ fn fast_path(
             fast.errors
                 .push(format!("links of group {}: {e}", teardown.own.group));
         }
-        for o in objects.iter().filter(|o| o.kind == ObjectKind::Netns) {
-            if let Some(Err(e)) = crate::node::remove_guest(k, o, teardown.plan, teardown.state_dir)
-            {
-                fast.errors
-                    .push(format!("network namespace {}: {e}", o.name));
+        // A thread that panicked said nothing: the per-object pass checks and deletes the
+        // tables one by one.
+        fast.tables = tables_side.join().unwrap_or_default();
+        if let Some(Ok(())) = fast.tables.deleted {
+            for t in &fast.tables.ours {
+                let (family, name) = crate::firewall::split_family(t);
+                edgenet_host::nft::Nft::new().note_deleted(family, name);
             }
-        }
-        if let Some(handle) = firewall {
-            let result = handle.join().unwrap_or_else(|_| {
-                Err(DeployError::Unsupported(
-                    "the nftables remover thread panicked".into(),
-                ))
-            });
-            if result.is_ok() {
-                if let Some(t) = table {
-                    let (family, name) = crate::firewall::split_family(t);
-                    edgenet_host::nft::Nft::new().note_deleted(family, name);
-                }
-            }
-            fast.table = Some(result);
         }
         fast
-    })
+    }
+}
+
+/// What remove's nftables thread found and did.
+#[derive(Default)]
+struct TablesSide {
+    /// Recorded tables that are there without edgenet's mark (or could not be read), with why:
+    /// left in place.
+    foreign: Vec<(String, String)>,
+    /// Recorded tables that were there with our mark.
+    ours: Vec<String>,
+    /// Recorded tables already gone.
+    gone: Vec<String>,
+    /// Deleting `ours`, in one transaction (`None`: there was none).
+    deleted: Option<Result<(), DeployError>>,
+    /// Another user of IPv4 forwarding, read from the same ruleset (`None`: not read).
+    other_forwarding_user: Option<Option<String>>,
+}
+
+/// Checks the marks of the recorded tables and deletes ours, all in one transaction (the
+/// kernel then waits for one grace period, not one per table).
+fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
+    use crate::firewall::FirewallDriver;
+    let _ruleset = edgenet_host::nft::RulesetSession::begin();
+    let driver = NftablesDriver::default();
+    let mut side = TablesSide::default();
+    for name in recorded {
+        match driver.live(&name).map(|t| t.map(|t| t.is_marked())) {
+            Ok(Some(true)) => side.ours.push(name),
+            Ok(Some(false)) => side
+                .foreign
+                .push((name, "none of its rules carries edgenet's comments".into())),
+            Ok(None) => side.gone.push(name),
+            Err(e) => side.foreign.push((name, e.to_string())),
+        }
+    }
+    // Our own tables are never counted: the answer is the same before and after they go.
+    side.other_forwarding_user = Some(other_forwarding_user(own_table));
+    if !side.ours.is_empty() {
+        side.deleted = Some(
+            driver
+                .delete_checked_together(&side.ours)
+                .map_err(DeployError::from),
+        );
+    }
+    side
 }
 
 /// Why a link with our recorded name is not ours: another deployment's mark, or none.

@@ -48,7 +48,11 @@ pub fn checked_plan(
     ctx.machine_name = cli.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
-    ctx.vm_host = Some(super::vm_host(cli, &loaded.config));
+    // The host's CPUs, memory and image files matter to `vm` nodes only.
+    ctx.vm_host = loaded
+        .config
+        .any_vm()
+        .then(|| super::vm_host(cli, &loaded.config));
     // Probed once per deploy (it takes ~0.4 s), before anything is touched.
     let own_macs = state
         .map(|s| s.macs.values().copied().collect())
@@ -175,14 +179,14 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         eprintln!("edgenet: deploying ({})…", super::config_source(cli));
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
-    let mut state = lock.load_or_new().map_err(|e| host_error(e.into()))?;
+    let now = lock.load().map_err(|e| host_error(e.into()))?;
     // Another run deployed while this one waited for the lock: what was read is old.
-    let now = StateDir::new(&cli.state_dir)
-        .peek()
-        .map_err(|e| host_error(e.into()))?;
-    if serde_json::to_value(&peeked).ok() != serde_json::to_value(&now).ok() {
+    if peeked != now {
         edgenet_host::nft::forget_ruleset();
     }
+    let mut state = now.unwrap_or_else(|| {
+        edgenet_deploy::state::DeploymentState::new(edgenet_deploy::state::DeploymentId::random())
+    });
     // Re-planned under the lock: another run may have deployed meanwhile.
     let plan = checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?;
     state.config = Some(loaded.source);
@@ -260,14 +264,15 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
         return report_remove(cli, edgenet_deploy::RemoveReport::default());
     }
     let lock = lock(cli, args, "edgenet remove")?;
+    let state = lock.load().map_err(|e| host_error(e.into()))?;
     if !force {
-        if let Some(state) = lock.load().map_err(|e| host_error(e.into()))? {
+        if let Some(state) = &state {
             let paths = edgenet_deploy::switch::adapter_owner::paths_from_env();
-            edgenet_deploy::switch::adapter_owner::ensure_no_client_on_bridge(&state, &paths)
+            edgenet_deploy::switch::adapter_owner::ensure_no_client_on_bridge(state, &paths)
                 .map_err(host_error)?;
         }
     }
-    let report = edgenet_deploy::remove(&lock).map_err(host_error)?;
+    let report = edgenet_deploy::remove::remove_loaded(&lock, state).map_err(host_error)?;
     report_remove(cli, report)
 }
 

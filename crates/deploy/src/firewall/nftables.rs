@@ -75,11 +75,21 @@ impl NftablesDriver {
             .apply(&serde_json::json!({ "nftables": commands }))?)
     }
 
-    /// Deletes a table whose mark the caller has just checked (no second listing).
-    pub fn delete_checked(&self, name: &str) -> Result<bool, FirewallError> {
-        let (family, table) = split_family(name);
-        check_ours(table)?;
-        Ok(self.nft.delete_table(family, table)?)
+    /// Deletes tables whose marks the caller has just checked, all in one transaction (the
+    /// kernel then waits for one grace period, not one per table). Fails as a whole when one
+    /// of them is gone meanwhile: the caller deletes what is left one by one.
+    pub fn delete_checked_together(&self, names: &[String]) -> Result<(), FirewallError> {
+        let mut commands = Vec::new();
+        for name in names {
+            let (family, table) = split_family(name);
+            check_ours(table)?;
+            commands
+                .push(serde_json::json!({"delete": {"table": {"family": family, "name": table}}}));
+        }
+        self.nft
+            .apply(&serde_json::json!({ "nftables": commands }))?;
+        info!(tables = ?names, "nftables tables deleted");
+        Ok(())
     }
 
     /// Whether the table carries edgenet's mark (see [`Ruleset::is_marked`]); `None` when it

@@ -89,7 +89,7 @@ impl StateDir {
             dir: self.clone(),
             file,
             dir_lock,
-            last_write: Default::default(),
+            files: Default::default(),
         };
         lock.remove_stale_temp_files();
         Ok(lock)
@@ -142,9 +142,8 @@ pub struct StateLock {
     /// The flock on the state directory, the real exclusion (the lock file's flock is kept
     /// for older edgenet versions and tools that look at it).
     dir_lock: File,
-    /// The bytes of this lock's last write and whether it was durable: an equal write is
-    /// skipped (a rename over the file costs ext4 a data flush, 0.5–3 ms on a busy disk).
-    pub(super) last_write: std::sync::Mutex<Option<(Vec<u8>, bool)>>,
+    /// What this lock knows of the files it writes (see [`super::store`]).
+    pub(super) files: std::sync::Mutex<super::store::Files>,
 }
 
 impl Drop for StateLock {
