@@ -497,7 +497,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
         if cli.output == Format::Json {
             envelope::print(
                 &envelope::LAB_DOWN,
-                &serde_json::json!({"lab": args.name, "removed": false}),
+                &serde_json::json!({"lab": args.name, "removed": false, "remove_runs": 0}),
             );
         } else {
             println!("No lab {} in {}.", args.name, dir.display());
@@ -513,6 +513,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
     // have QEMU processes outside the namespaces: their machines (and all with
     // --remove-each) run `edgenet remove`, side by side on the lab's pool.
     let started = std::time::Instant::now();
+    let remove_runs = std::sync::atomic::AtomicUsize::new(0);
     let undeploy = |m: &LabMachine| -> Result<Undeploy, CallbackError> {
         if !m.state_dir.join("state.json").exists() {
             return Ok(Undeploy::Removed);
@@ -523,6 +524,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
             }
         }
         let out = edgenet_in(m, None, &["remove".as_ref()]).map_err(|e| e.message)?;
+        remove_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if out.status.success() {
             Ok(Undeploy::Removed)
         } else {
@@ -552,7 +554,11 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
             if cli.output == Format::Json {
                 envelope::print(
                     &envelope::LAB_DOWN,
-                    &serde_json::json!({"lab": args.name, "removed": true}),
+                    &serde_json::json!({
+                        "lab": args.name,
+                        "removed": true,
+                        "remove_runs": remove_runs.into_inner(),
+                    }),
                 );
             } else {
                 println!("Lab {} removed.", args.name);
