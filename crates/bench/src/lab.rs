@@ -1,12 +1,25 @@
 //! `edgenet-bench lab [N …]`: `edgenet lab up --scalable N` (the lab, then one real deploy per
-//! machine), `lab status` and `lab down` (a real `edgenet remove` per machine, then the
-//! sandbox) for each machine count N (default 1, 10, 50, 100 and 255); targets: 255 machines
-//! up in < 3 s and down in < 3 s, time per machine flat or falling as the lab grows.
+//! machine), `lab status` and `lab down` (each deployment of netns nodes goes with its
+//! machine's namespace; `EDGENET_BENCH_LAB_REMOVE_EACH=1`: a real `edgenet remove` per machine
+//! first, `lab down --remove-each`) for each machine count N (default 1, 10, 50, 100 and 255);
+//! targets: 255 machines up in < 3 s and down in < 3 s, time per machine flat or falling as
+//! the lab grows.
+//!
+//! `down` returns once the namespaces are deleted; the kernel dismantles them afterwards (in
+//! the background, holding the RTNL lock). "kernel" is the time from the start of `down`
+//! until the last machine's adapter is gone from the LAN namespace (which the bench holds
+//! open meanwhile), i.e. until the kernel has dismantled every machine namespace.
+//!
+//! The phases come from the lab's debug log (`EDGENET_LOG=edgenet_lab=debug`): for `up`, the
+//! sandbox (namespaces, adapters, services answering) and the deploys (each machine's network
+//! checked, then its deploy); for `down`, the undeploys and the namespaces deleted.
 //!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a
 //! small host).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,12 +27,35 @@ use std::time::{Duration, Instant};
 /// Machine counts measured when none are given.
 const DEFAULT_COUNTS: [u8; 5] = [1, 10, 50, 100, 255];
 
-fn edgenet(bin: &Path, name: &str, dir: &Path, args: &[&str]) -> Duration {
+/// Lab debug messages timed as phases (each logs `took=` since the start of its step).
+const UP_PHASES: [(&str, &str); 2] = [
+    ("services ready", "sandbox"),
+    ("machines deployed", "deploys"),
+];
+const DOWN_PHASES: [(&str, &str); 2] = [
+    ("machines undeployed", "undeploys"),
+    ("namespaces deleted", "namespaces"),
+];
+
+struct Run {
+    took: Duration,
+    /// `took=` of each phase message found in the debug log, by phase name.
+    phases: Vec<(&'static str, Duration)>,
+}
+
+fn edgenet(
+    bin: &Path,
+    name: &str,
+    dir: &Path,
+    args: &[&str],
+    phases: &[(&str, &'static str)],
+) -> Run {
     let start = Instant::now();
     let out = Command::new(bin)
         .args(args)
         .args(["--name", name, "--lab-dir"])
         .arg(dir)
+        .env("EDGENET_LOG", "edgenet_lab=debug")
         .output()
         .unwrap();
     let took = start.elapsed();
@@ -33,7 +69,59 @@ fn edgenet(bin: &Path, name: &str, dir: &Path, args: &[&str]) -> Duration {
     if findings {
         eprintln!("edgenet-bench: `lab status` found cells that are not as expected");
     }
-    took
+    let log = String::from_utf8_lossy(&out.stderr);
+    let phases = phases
+        .iter()
+        .filter_map(|(message, phase)| {
+            let line = log.lines().find(|l| l.contains(message))?;
+            Some((*phase, parse_took(line)?))
+        })
+        .collect();
+    Run { took, phases }
+}
+
+/// The `took=…` of a tracing line (a `Duration`'s debug form: `1.5s`, `316.3ms`, `25µs`).
+fn parse_took(line: &str) -> Option<Duration> {
+    let value = line.split("took=").nth(1)?.split_whitespace().next()?;
+    let (number, unit) = value.split_at(value.find(|c: char| c.is_alphabetic() || c == 'µ')?);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" | "us" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// Waits until no machine adapter (`m<i>`) is left in the LAN namespace held open by `lan`:
+/// the kernel has then dismantled every machine namespace.
+fn wait_machines_dismantled(lan: &File) {
+    let path = format!("/proc/{}/fd/{}", std::process::id(), lan.as_raw_fd());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={path}"))
+            .args(["ip", "-o", "link", "show"])
+            .output()
+            .expect("nsenter and ip are installed");
+        let left = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                l.split(": ").nth(1).is_some_and(|n| {
+                    n.strip_prefix('m')
+                        .and_then(|r| r.split('@').next())
+                        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                })
+            })
+            .count();
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the kernel did not dismantle the lab's machines within 120 s");
 }
 
 /// Machine counts from the command line (`lab 1 10 255`), else [`DEFAULT_COUNTS`].
@@ -67,6 +155,29 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// `sandbox 0.4s, deploys 5.6s`: the median of each phase over the runs.
+fn phases_line(runs: &[Run]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for run in runs {
+        for (name, _) in &run.phases {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let values: Vec<Duration> = runs
+                .iter()
+                .filter_map(|r| r.phases.iter().find(|(n, _)| n == name).map(|(_, d)| *d))
+                .collect();
+            format!("{name} {:.0}ms", median(values).as_secs_f64() * 1e3)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn bench() {
     let bin = std::env::current_exe().unwrap().with_file_name("edgenet");
     assert!(
@@ -75,42 +186,75 @@ pub fn bench() {
     );
     let runs = env_number("EDGENET_BENCH_LAB_RUNS", 1).max(1);
     let with_status = env_number("EDGENET_BENCH_LAB_STATUS", 1) != 0;
+    let remove_each = env_number("EDGENET_BENCH_LAB_REMOVE_EACH", 0) != 0;
     // Unique per run (namespaces are `enl-<name>-…`), so benches side by side never meet.
     let name = format!("bench{}", std::process::id());
     let dir = std::env::temp_dir().join(format!("edgenet-bench-lab-{}", std::process::id()));
-    println!("edgenet lab with a generated ScalableCluster (release build), median of {runs}");
+    let lab_dir = dir.join(&name);
+    let down_args: &[&str] = if remove_each {
+        &["lab", "down", "--remove-each"]
+    } else {
+        &["lab", "down"]
+    };
     println!(
-        "{:>9} {:>10} {:>14} {:>10} {:>10} {:>14}",
-        "machines", "up", "up/machine", "status", "down", "down/machine"
+        "edgenet lab with a generated ScalableCluster (release build), median of {runs}{}",
+        if remove_each {
+            ", down with --remove-each"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:>9} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10}",
+        "machines", "up", "up/machine", "status", "down", "down/machine", "kernel"
     );
     for n in counts() {
         let count = n.to_string();
-        let (mut ups, mut statuses, mut downs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ups, mut statuses, mut downs, mut kernel) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             ups.push(edgenet(
                 &bin,
                 &name,
                 &dir,
                 &["lab", "up", "--scalable", &count, "--no-status"],
+                &UP_PHASES,
             ));
             if with_status {
-                statuses.push(edgenet(&bin, &name, &dir, &["lab", "status"]));
+                statuses.push(edgenet(&bin, &name, &dir, &["lab", "status"], &[]).took);
             }
-            downs.push(edgenet(&bin, &name, &dir, &["lab", "down"]));
+            // Held open across `down`, so the bench can see the machines' adapters go.
+            let lan = File::open(format!("/run/netns/enl-{name}-lan")).unwrap();
+            let started = Instant::now();
+            downs.push(edgenet(&bin, &name, &dir, down_args, &DOWN_PHASES));
+            wait_machines_dismantled(&lan);
+            kernel.push(started.elapsed());
+            assert!(
+                !lab_dir.join("lab.json").exists(),
+                "lab down left its state"
+            );
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let (up, down) = (median(ups), median(downs));
+        let up = median(ups.iter().map(|r| r.took).collect());
+        let down = median(downs.iter().map(|r| r.took).collect());
         let status = if with_status {
             format!("{:.0}ms", ms(median(statuses)))
         } else {
             "-".into()
         };
         println!(
-            "{n:>9} {:>8.0}ms {:>12.1}ms {status:>10} {:>8.0}ms {:>12.1}ms",
+            "{n:>9} {:>8.0}ms {:>10.1}ms {status:>10} {:>8.0}ms {:>10.1}ms {:>8.0}ms",
             ms(up),
             ms(up) / f64::from(n),
             ms(down),
-            ms(down) / f64::from(n)
+            ms(down) / f64::from(n),
+            ms(median(kernel)),
+        );
+        println!(
+            "{:>9} up: {}; down: {}",
+            "",
+            phases_line(&ups),
+            phases_line(&downs)
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -115,9 +115,8 @@ impl Cli {
             Command::Doctor(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::InstallUnit(c) => (Some(&c.config), None, Some(&c.state), Some(&c.host)),
             Command::Lab(LabCommand::Up(c)) => (Some(&c.config), Some(&c.output), None, None),
-            Command::Lab(LabCommand::Status(c) | LabCommand::Down(c)) => {
-                (None, Some(&c.output), None, None)
-            }
+            Command::Lab(LabCommand::Status(c)) => (None, Some(&c.output), None, None),
+            Command::Lab(LabCommand::Down(c)) => (None, Some(&c.output), None, None),
             Command::Completions(_) | Command::Man => (None, None, None, None),
         };
         let (config, output, state, host) = (
@@ -478,7 +477,20 @@ pub enum LabCommand {
     /// The reachability matrix: node→host, node→node, node→internet, LAN→node.
     Status(LabReportArgs),
     /// Remove the sandbox and everything in it.
-    Down(LabReportArgs),
+    Down(LabDownArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabDownArgs {
+    #[command(flatten)]
+    pub lab: LabArgs,
+    #[command(flatten)]
+    pub output: OutputOpt,
+    /// Run `edgenet remove` on every machine first (one bridge deletion after another in the
+    /// kernel), instead of deleting the deployments of netns nodes with their machines'
+    /// namespaces (machines with vm nodes always run `edgenet remove`).
+    #[arg(long)]
+    pub remove_each: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -128,7 +128,7 @@ pub const DOCTOR: Schema = Schema {
 
 pub const LAB_DOWN: Schema = Schema {
     name: "edgenet.lab-down/v1",
-    keys: &["lab", "removed"],
+    keys: &["lab", "removed", "remove_runs"],
 };
 
 /// Commands that report nothing of their own (`config new`, `scale-config`, `node exec`,

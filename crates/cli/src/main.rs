@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         Command::InstallUnit(args) => commands::install_unit::run(&cli, args),
         Command::Lab(LabCommand::Up(args)) => commands::lab::up(&cli, args),
         Command::Lab(LabCommand::Status(args)) => commands::lab::status(&cli, &args.lab),
-        Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, &args.lab),
+        Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),
         Command::Render(args) => commands::render::run(&cli, args),
         Command::Doctor(args) => commands::doctor::run(&cli, args),
         Command::Completions(_) | Command::Man if cli.output != cli::Output::Text => {

@@ -157,7 +157,7 @@ fn every_reporting_command_answers_in_the_envelope() {
             vec!["lab", "down", "--name", "h7none", "--lab-dir", l],
             "edgenet.lab-down/v1",
             0,
-            vec!["lab", "removed"],
+            vec!["lab", "removed", "remove_runs"],
         ),
     ];
     for (args, schema, exit, keys) in cases {

@@ -387,14 +387,24 @@ impl CliLab {
     }
 
     /// `lab down` succeeds and leaves no namespace of the lab, of these node namespace
-    /// suffixes (`-<deployment id>`), and none of the lab's files.
-    fn down_leaves_nothing(&self, deployment_ids: &[String]) {
-        let down = self.run(&["lab", "down"]);
+    /// suffixes (`-<deployment id>`), and none of the lab's files. `remove_each`: with
+    /// `--remove-each`, a real `edgenet remove` ran on every machine; without, none did (the
+    /// deployments of netns nodes went with their machines' namespaces).
+    fn down_leaves_nothing(&self, deployment_ids: &[String], remove_each: bool) {
+        let mut args = vec!["lab", "down", "--output", "json"];
+        if remove_each {
+            args.push("--remove-each");
+        }
+        let down = self.run(&args);
         assert!(
             down.status.success(),
             "{}",
             String::from_utf8_lossy(&down.stderr)
         );
+        let report: Value = serde_json::from_slice(&down.stdout).unwrap();
+        assert_eq!(report["removed"], true, "{report}");
+        let runs = if remove_each { deployment_ids.len() } else { 0 };
+        assert_eq!(report["remove_runs"], runs, "{report}");
         let left = support::sh_out("ip netns list");
         assert!(!left.contains(&format!("enl-{}-", self.name)), "{left}");
         for id in deployment_ids {
@@ -439,10 +449,11 @@ fn lab_command_up_status_down_leaves_nothing() {
     let status = run(&["lab", "status"]);
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("LAN→node"));
-    lab.down_leaves_nothing(&[id]);
+    lab.down_leaves_nothing(&[id], false);
 }
 
-fn scalable_lab(machines: u8, config: Option<&Path>) {
+/// `remove_each`: `lab down --remove-each` (a real `edgenet remove` on every machine).
+fn scalable_lab(machines: u8, config: Option<&Path>, remove_each: bool) {
     if !is_root() {
         eprintln!("skipped: needs root to build a lab");
         return;
@@ -479,18 +490,18 @@ fn scalable_lab(machines: u8, config: Option<&Path>) {
         .filter(|c| c["row"] == "lan-to-node")
         .all(|c| c["actual"] == "reachable"));
     let ids: Vec<String> = (1..=machines).map(|i| lab.deployment_id(i)).collect();
-    lab.down_leaves_nothing(&ids);
+    lab.down_leaves_nothing(&ids, remove_each);
 }
 
 #[test]
 fn a_scalable_lab_of_three_machines_from_the_example() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab-scalable-3.json");
-    scalable_lab(3, Some(&example));
+    scalable_lab(3, Some(&example), true);
 }
 
 #[test]
 fn a_scalable_lab_of_ten_machines() {
-    scalable_lab(10, None);
+    scalable_lab(10, None, false);
 }
 
 /// `lab up -c FILE` and `EDGENET_CONFIG=FILE lab up` deploy that config, not the built-in one:
@@ -530,6 +541,7 @@ fn lab_up_deploys_the_config_of_c_and_edgenet_config() {
         let id = lab.deployment_id(1);
         let addrs = support::sh_out(&format!("ip -n m1-ledge-{id} -j -4 addr show dev eth0"));
         assert!(addrs.contains("172.31.77.2"), "{how}: {addrs}");
-        lab.down_leaves_nothing(&[id]);
+        // `-c`: every machine runs `edgenet remove`; EDGENET_CONFIG: none does.
+        lab.down_leaves_nothing(&[id], how == "-c");
     }
 }

@@ -247,15 +247,28 @@ fn a_vm_node_and_a_netns_node_on_two_machines_reach_each_other_and_doctor_passes
     }
     assert_eq!(status["ok"], true, "{status:#}");
 
-    // lab down: no QEMU, no namespace (the taps and tables were in them), no file.
+    // lab down: no QEMU, no namespace (the taps and tables were in them), no file. The VM
+    // machine runs `edgenet remove` (QEMU lives outside the namespaces); the netns machine's
+    // deployment goes with its namespaces.
     let t = Instant::now();
-    let down = edgenet(&["lab", "down", "--name", &name, "--lab-dir", &labs_s]);
+    let down = edgenet(&[
+        "lab",
+        "down",
+        "--name",
+        &name,
+        "--lab-dir",
+        &labs_s,
+        "--output",
+        "json",
+    ]);
     assert!(
         down.status.success(),
         "lab down: {}",
         String::from_utf8_lossy(&down.stderr)
     );
     eprintln!("lab down took {:?}", t.elapsed());
+    let report = json_of(&down, "lab down");
+    assert_eq!(report["remove_runs"], 1, "{report:#}");
     assert!(!qemu_alive(pids[0]), "QEMU {} still runs", pids[0]);
     assert_eq!(lab_namespaces(&name), Vec::<String>::new());
     let left: Vec<_> = std::fs::read_dir(&labs)

@@ -27,6 +27,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Machines set up (namespaces, adapters, readiness checks) at once.
 const MACHINE_WORKERS: usize = 16;
 
+/// Undeploy callbacks of [`Lab::down_with`] run at once: enough to overlap an undeploy's
+/// process start and file reads with the others' kernel work, which the RTNL lock
+/// serialises anyway.
+const UNDEPLOY_WORKERS: usize = 32;
+
+/// What became of one machine's deployment, as the callback of [`Lab::down_with`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undeploy {
+    /// Undeployed (by `edgenet remove`), or nothing was deployed.
+    Removed,
+    /// Left to go with the machine: everything the deployment made lives in the machine's
+    /// namespace, in its files, and in these named namespaces of its own, which `down`
+    /// deletes together with the lab's. The kernel then dismantles all of them in one
+    /// batch (cleanup_net), instead of one bridge deletion after another under RTNL.
+    Discarded { namespaces: Vec<String> },
+}
+
 /// What to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSpec {
@@ -102,6 +119,49 @@ impl Lab {
     where
         E: Into<CallbackError>,
     {
+        let mut lab = Lab::prepare(spec)?;
+        match lab
+            .build(spec.machine_files_in_memory)
+            .and_then(|()| lab.wait_machines())
+            .and_then(|()| lab.deploy_all(&mut deploy))
+        {
+            Ok(()) => Ok(lab),
+            Err(error) => Err(Box::new(UpError {
+                error,
+                lab: Some(Box::new(lab)),
+            })),
+        }
+    }
+
+    /// As [`Lab::up`], with the deploys side by side: `deploy` (which returns once the
+    /// machine's deploy has finished) is called on `workers` threads, each machine's as soon
+    /// as that machine's network answers, so the deploys of the first machines overlap the
+    /// readiness checks of the last. Every machine's deploy is tried; the error is the first
+    /// machine's (in machine order) that failed.
+    pub fn up_with<E>(
+        spec: &LabSpec,
+        workers: usize,
+        deploy: impl Fn(&LabMachine) -> Result<(), E> + Sync,
+    ) -> Result<Lab, Box<UpError>>
+    where
+        E: Into<CallbackError>,
+    {
+        let mut lab = Lab::prepare(spec)?;
+        match lab
+            .build(spec.machine_files_in_memory)
+            .and_then(|()| lab.deploy_all_side_by_side(workers, &deploy))
+        {
+            Ok(()) => Ok(lab),
+            Err(error) => Err(Box::new(UpError {
+                error,
+                lab: Some(Box::new(lab)),
+            })),
+        }
+    }
+
+    /// Checks the spec and records the new lab in its directory (locked), before anything
+    /// is built.
+    fn prepare(spec: &LabSpec) -> Result<Lab, Box<UpError>> {
         let early = |error| Box::new(UpError { error, lab: None });
         check_name(&spec.name).map_err(early)?;
         if spec.machines == 0 {
@@ -126,21 +186,11 @@ impl Lab {
         let timeout_ms = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
         let state = LabState::new(&spec.name, spec.machines, spec.proxy, timeout_ms);
         dir.write(&state).map_err(early)?;
-        let mut lab = Lab {
+        Ok(Lab {
             dir,
             state,
             teardown_on_drop: true,
-        };
-        match lab
-            .build(spec.machine_files_in_memory)
-            .and_then(|()| lab.deploy_all(&mut deploy))
-        {
-            Ok(()) => Ok(lab),
-            Err(error) => Err(Box::new(UpError {
-                error,
-                lab: Some(Box::new(lab)),
-            })),
-        }
+        })
     }
 
     /// Re-opens a lab from its directory (another process's `up`, or one that crashed), to
@@ -173,25 +223,70 @@ impl Lab {
     /// deployment is gone already, which an undeploy must accept anyway (a remove after a
     /// partial deploy).
     pub fn down<E>(
-        mut self,
+        self,
         mut undeploy: impl FnMut(&LabMachine) -> Result<(), E>,
     ) -> Result<(), DownError>
     where
         E: Into<CallbackError>,
     {
+        let mut outcomes = Vec::new();
+        for i in (0..self.state.machines.len()).rev() {
+            if self.state.machines[i].deploy_started {
+                let outcome = undeploy(&self.state.machines[i].machine)
+                    .map(|()| Undeploy::Removed)
+                    .map_err(Into::into);
+                outcomes.push((i, outcome));
+            }
+        }
+        self.finish_down(outcomes)
+    }
+
+    /// As [`Lab::down`], with the undeploy callbacks run side by side (at most
+    /// [`UNDEPLOY_WORKERS`] at once, in no particular order), and each may leave its
+    /// machine's deployment to go with the machine ([`Undeploy::Discarded`]): its named
+    /// namespaces are recorded in the state, then deleted with the lab's own.
+    pub fn down_with<E>(
+        self,
+        undeploy: impl Fn(&LabMachine) -> Result<Undeploy, E> + Sync,
+    ) -> Result<(), DownError>
+    where
+        E: Into<CallbackError>,
+    {
+        let started = Instant::now();
+        let deployed: Vec<usize> = (0..self.state.machines.len())
+            .rev()
+            .filter(|&i| self.state.machines[i].deploy_started)
+            .collect();
+        let results = crate::pool::map(deployed.clone(), UNDEPLOY_WORKERS, |i| {
+            undeploy(&self.state.machines[i].machine).map_err(Into::into)
+        });
+        tracing::debug!(lab = %self.state.name, machines = deployed.len(), took = ?started.elapsed(), "machines undeployed");
+        self.finish_down(deployed.into_iter().zip(results).collect())
+    }
+
+    /// Records what the undeploys did (one state write), then tears the lab down.
+    fn finish_down(
+        mut self,
+        outcomes: Vec<(usize, Result<Undeploy, CallbackError>)>,
+    ) -> Result<(), DownError> {
         self.teardown_on_drop = false;
         let mut errors = Vec::new();
-        for i in (0..self.state.machines.len()).rev() {
-            if !self.state.machines[i].deploy_started {
-                continue;
-            }
-            let machine = self.state.machines[i].machine.clone();
-            match undeploy(&machine) {
-                Ok(()) => self.state.machines[i].deploy_started = false,
-                Err(e) => errors.push(LabError::Undeploy {
-                    machine: machine.name.clone(),
-                    netns: machine.netns.clone(),
-                    source: e.into(),
+        for (i, outcome) in outcomes {
+            let record = &mut self.state.machines[i];
+            match outcome {
+                Ok(Undeploy::Removed) => record.deploy_started = false,
+                Ok(Undeploy::Discarded { namespaces }) => {
+                    record.deploy_started = false;
+                    for name in namespaces {
+                        if !self.state.namespaces.contains(&name) {
+                            self.state.namespaces.push(name);
+                        }
+                    }
+                }
+                Err(source) => errors.push(LabError::Undeploy {
+                    machine: record.machine.name.clone(),
+                    netns: record.machine.netns.clone(),
+                    source,
                 }),
             }
         }
@@ -343,20 +438,21 @@ impl Lab {
         tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
         self.wait_ready(&lan, &ready)?;
         tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "services ready");
-        self.wait_machines()?;
-        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines ready");
         Ok(())
     }
 
     /// Waits for every machine's network at once (bounded pool), so many machines take
     /// about as long as one.
     fn wait_machines(&self) -> Result<(), LabError> {
+        let started = Instant::now();
         let machines = self.machines();
-        crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
+        let ready = crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
             self.wait_machine(m)
         })
         .into_iter()
-        .collect()
+        .collect();
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines ready");
+        ready
     }
 
     /// Waits (bounded) until `machine` resolves the test name through the LAN DNS and gets
@@ -546,6 +642,52 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Waits for each machine's network and then deploys on it, `workers` machines at once;
+    /// every machine is tried. The intent for every machine is recorded in one state write
+    /// before the first deploy; machines whose deploy never began (their network did not
+    /// answer) are unmarked again.
+    fn deploy_all_side_by_side<E: Into<CallbackError>>(
+        &mut self,
+        workers: usize,
+        deploy: &(impl Fn(&LabMachine) -> Result<(), E> + Sync),
+    ) -> Result<(), LabError> {
+        for record in &mut self.state.machines {
+            record.deploy_started = true;
+        }
+        self.save()?;
+        let started = Instant::now();
+        let machines = self.machines();
+        let outcomes = crate::pool::map(machines.iter().collect(), workers, |m| {
+            self.wait_machine(m)?;
+            deploy(m).map_err(|e| LabError::Deploy {
+                machine: m.name.clone(),
+                netns: m.netns.clone(),
+                source: e.into(),
+            })
+        });
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines deployed");
+        let mut first = None;
+        for (record, outcome) in self.state.machines.iter_mut().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(e) => {
+                    if !matches!(e, LabError::Deploy { .. }) {
+                        record.deploy_started = false;
+                    }
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(e) => {
+                // Best effort: the error to report is the first machine's.
+                let _ = self.save();
+                Err(e)
+            }
+        }
     }
 
     /// Starts a service and records it (state and pid file) at once.

@@ -39,7 +39,7 @@ mod status;
 pub mod topology;
 
 pub use error::{CallbackError, DownError, LabError};
-pub use lab::{Lab, LabSpec, UpError, DEFAULT_TIMEOUT};
+pub use lab::{Lab, LabSpec, Undeploy, UpError, DEFAULT_TIMEOUT};
 pub use machine::LabMachine;
 pub use matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
 pub use matrix_probes::PROBE_TIMEOUT;

@@ -10,6 +10,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -19,7 +20,9 @@ use common::{
 use edgenet_core::plan::NodeKind;
 use edgenet_host::{netns, sysctl};
 use edgenet_lab::topology::{self, HTTP_SERVER, INET_ROUTER, LAN_ROUTER, TEST_NAME};
-use edgenet_lab::{Expectations, Lab, LabError, LabMachine, LabSpec, NodeInfo, Reach, Row};
+use edgenet_lab::{
+    Expectations, Lab, LabError, LabMachine, LabSpec, NodeInfo, Reach, Row, Undeploy,
+};
 
 /// A lab name unique to this test process and test.
 fn lab_name(test: &str) -> String {
@@ -334,6 +337,67 @@ fn a_failed_up_can_be_detached_reopened_and_brought_down() -> TestResult {
         Lab::open(&lab_dir),
         Err(LabError::NotFound { .. })
     ));
+    Ok(())
+}
+
+/// `up_with`: deploys side by side, every machine tried past a failure, the first failing
+/// machine reported; `down_with`: undeploys side by side, and deployments left to go with
+/// their machines take their node namespaces along (the bridges, nft tables and sysctls in
+/// the machine namespaces go with those).
+#[test]
+fn side_by_side_deploys_and_a_down_that_discards_them() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("p"))? else {
+        return Ok(());
+    };
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 3;
+    spec.proxy = false;
+    let kinds = [NodeKind::Linux];
+    let deployed = Mutex::new(Vec::new());
+    let err = match Lab::up_with(&spec, 2, |m| {
+        fake_deploy(&name, m, &kinds)?;
+        deployed.lock().unwrap().push(m.index);
+        if m.index == 2 {
+            return Err(format!("injected failure on {}", m.name));
+        }
+        Ok(())
+    }) {
+        Ok(_) => panic!("up must fail when a deploy fails"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err.error, LabError::Deploy { machine, .. } if machine == "m2"),
+        "{err}"
+    );
+    let mut deployed = deployed.into_inner().unwrap();
+    deployed.sort_unstable();
+    assert_eq!(deployed, [1, 2, 3], "one failure does not stop the others");
+    let lab = err.lab.expect("the partial lab is handed back");
+    let services = lab.services().to_vec();
+    assert_eq!(
+        leftover_namespaces(&name).len(),
+        9,
+        "inet, lan, peer, three machines and their nodes"
+    );
+    let links = run(Command::new("ip").args(["-n", &lab.machines()[0].netns, "-o", "link"]))?;
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        links.contains(SWITCH),
+        "the deploy made its switch: {links}"
+    );
+
+    let undeployed = Mutex::new(Vec::new());
+    lab.down_with(|m| {
+        undeployed.lock().unwrap().push(m.index);
+        Ok::<_, String>(Undeploy::Discarded {
+            namespaces: vec![node_netns(&name, m, NodeKind::Linux)],
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    let mut undeployed = undeployed.into_inner().unwrap();
+    undeployed.sort_unstable();
+    assert_eq!(undeployed, [1, 2, 3], "every started deploy is undeployed");
+    assert_gone(&name, &services);
     Ok(())
 }
 

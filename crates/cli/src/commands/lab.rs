@@ -10,19 +10,20 @@ use edgenet_core::plan::Outbound;
 use edgenet_deploy::names;
 use edgenet_deploy::node::files;
 use edgenet_deploy::state::StateDir;
-use edgenet_lab::{Expectations, Lab, LabMachine, LabSpec, NodeInfo};
+use edgenet_lab::{CallbackError, Expectations, Lab, LabMachine, LabSpec, NodeInfo, Undeploy};
 
-use crate::cli::{Cli, LabArgs, LabUpArgs, Output as Format};
+use crate::cli::{Cli, LabArgs, LabDownArgs, LabUpArgs, Output as Format};
 use crate::envelope;
 use crate::exit::{CliError, Exit};
 
 /// The adapter of every lab machine.
 const LAB_ADAPTER: &str = "eth0";
 
-/// `edgenet remove` runs at once during `lab down`: enough to overlap each one's process
-/// start, `nft` runs and file syncs with the others' kernel work, which the RTNL lock
-/// serializes anyway (measured: 16 and 64 at once take the same time).
-const REMOVE_WORKERS: usize = 32;
+/// `edgenet deploy` runs at once during `lab up`. A deploy spends most of its ~0.45 s
+/// waiting (its ARP probe, the RTNL lock), so many must overlap to keep the two cores busy;
+/// past 32–64 more only queue on RTNL (measured at 255 machines: 4 at once 34 s, 8 15 s,
+/// 16 8.9 s, 32 6.6 s, 64 6.0 s, 128 6.2 s, all 255 6.3 s).
+const DEPLOY_WORKERS: usize = 64;
 
 fn lab_dir(args: &LabArgs) -> PathBuf {
     args.lab_dir.join(&args.name)
@@ -216,10 +217,11 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         cli,
         &format!("building lab {} in {} …", args.lab.name, dir.display()),
     );
-    // Machines deploy side by side (each probes the LAN for ~0.4 s): the lab starts every
-    // machine's `edgenet deploy` and waits for all of them once the lab is built.
-    let mut running: Vec<(String, std::process::Child)> = Vec::new();
-    let deploy = |m: &LabMachine| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Machines deploy side by side, each as soon as its network answers; the lab's pool
+    // bounds how many deploys run at once (DEPLOY_WORKERS: more only queue on the RTNL lock
+    // and the two cores while costing memory and scheduling).
+    let failures = std::sync::Mutex::new(Vec::new());
+    let deploy = |m: &LabMachine| -> Result<(), CallbackError> {
         progress(
             cli,
             &format!("deploying on lab machine {} ({}) …", m.name, m.address),
@@ -241,41 +243,41 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 .get(index)
                 .is_some_and(|c| c.machine_name.is_some());
         let mut cmd = edgenet_cmd(m, (!named).then_some(m.name.as_str())).map_err(|e| e.message)?;
-        let child = cmd
-            .args(&a)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        running.push((m.name.clone(), child));
-        Ok(())
-    };
-    let started = std::time::Instant::now();
-    let up = Lab::up(&spec, deploy);
-    tracing::debug!(took = ?started.elapsed(), "lab built, deploys started");
-    let mut failures = Vec::new();
-    for (machine, child) in running {
-        match child.wait_with_output() {
+        let out = cmd.args(&a).output();
+        let failure = match out {
             Ok(out) if out.status.success() => {
                 if cli.verbose > 0 || std::env::var_os("EDGENET_LOG").is_some() {
                     for line in String::from_utf8_lossy(&out.stderr).lines() {
-                        eprintln!("[{machine}] {line}");
+                        eprintln!("[{}] {line}", m.name);
                     }
                 }
+                return Ok(());
             }
-            Ok(out) => failures.push(format!(
-                "deploy on lab machine {machine} failed ({}): {}",
+            Ok(out) => format!(
+                "deploy on lab machine {} failed ({}): {}",
+                m.name,
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => failures.push(format!("deploy on lab machine {machine}: {e}")),
-        }
-    }
+            ),
+            Err(e) => format!("deploy on lab machine {}: {e}", m.name),
+        };
+        failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((m.index, failure.clone()));
+        Err(failure.into())
+    };
+    let started = std::time::Instant::now();
+    let up = Lab::up_with(&spec, DEPLOY_WORKERS, deploy);
     tracing::debug!(took = ?started.elapsed(), "deploys finished");
+    let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    failures.sort();
     if !failures.is_empty() {
         let dir = match up {
             Ok(lab) => lab.detach(),
             Err(e) => e.lab.map(|l| l.detach()).unwrap_or(dir),
         };
+        let failures: Vec<String> = failures.into_iter().map(|(_, f)| f).collect();
         return Err(lab_error(failures.join("\n")).hint(format!(
             "`edgenet lab down --name {}` removes what was built (lab files in {})",
             args.lab.name,
@@ -487,14 +489,15 @@ fn open(dir: &Path, name: &str) -> Result<Lab, CliError> {
         .map_err(|e| lab_error(e).hint(format!("`edgenet lab up --name {name}` builds it")))
 }
 
-pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
+pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
+    let args = &down_args.lab;
     check_lab_name(args)?;
     let dir = lab_dir(args);
     if !dir.join("lab.json").exists() {
         if cli.output == Format::Json {
             envelope::print(
                 &envelope::LAB_DOWN,
-                &serde_json::json!({"lab": args.name, "removed": false}),
+                &serde_json::json!({"lab": args.name, "removed": false, "remove_runs": 0}),
             );
         } else {
             println!("No lab {} in {}.", args.name, dir.display());
@@ -503,44 +506,32 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
     }
     let lab = open(&dir, &args.name)?;
     progress(cli, &format!("removing lab {} …", args.name));
-    // The machines remove their deployments side by side, at most REMOVE_WORKERS at once
-    // (more only queue on the kernel's RTNL lock and cost memory); the lab's own undeploy
-    // step then only repeats (and reports) a remove that did not finish.
+    // A deployment of netns nodes lives in its machine's namespace, its node namespaces and
+    // its state directory, all of which the lab deletes anyway: it goes with them, and the
+    // kernel dismantles every namespace in one batch, where `edgenet remove` on each machine
+    // deletes one bridge after another under RTNL (each waits for an rcu_barrier). VM nodes
+    // have QEMU processes outside the namespaces: their machines (and all with
+    // --remove-each) run `edgenet remove`, side by side on the lab's pool.
     let started = std::time::Instant::now();
-    let deployed: Vec<LabMachine> = lab
-        .machines()
-        .into_iter()
-        .filter(|m| m.state_dir.join("state.json").exists())
-        .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..REMOVE_WORKERS.min(deployed.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(m) = deployed.get(i) else { break };
-                if let Ok(mut cmd) = edgenet_cmd(m, None) {
-                    let _ = cmd
-                        .arg("remove")
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status();
-                }
-            });
-        }
-    });
-    tracing::debug!(machines = deployed.len(), took = ?started.elapsed(), "lab machines removed their deployments");
-    let undeploy = |m: &LabMachine| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let remove_runs = std::sync::atomic::AtomicUsize::new(0);
+    let undeploy = |m: &LabMachine| -> Result<Undeploy, CallbackError> {
         if !m.state_dir.join("state.json").exists() {
-            return Ok(());
+            return Ok(Undeploy::Removed);
+        }
+        if !down_args.remove_each {
+            if let Some(namespaces) = discardable(m) {
+                return Ok(Undeploy::Discarded { namespaces });
+            }
         }
         let out = edgenet_in(m, None, &["remove".as_ref()]).map_err(|e| e.message)?;
+        remove_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if out.status.success() {
-            Ok(())
+            Ok(Undeploy::Removed)
         } else {
             Err(failed("remove", m, &out).into())
         }
     };
-    let down = lab.down(undeploy);
+    let down = lab.down_with(undeploy);
     tracing::debug!(took = ?started.elapsed(), "lab down");
     match down {
         Ok(()) => {
@@ -563,7 +554,11 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
             if cli.output == Format::Json {
                 envelope::print(
                     &envelope::LAB_DOWN,
-                    &serde_json::json!({"lab": args.name, "removed": true}),
+                    &serde_json::json!({
+                        "lab": args.name,
+                        "removed": true,
+                        "remove_runs": remove_runs.into_inner(),
+                    }),
                 );
             } else {
                 println!("Lab {} removed.", args.name);
@@ -572,6 +567,70 @@ pub fn down(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
         }
         Err(e) => Err(lab_error(format!("lab down: {e}"))
             .hint("run `edgenet lab down` again; it carries on from what is left")),
+    }
+}
+
+/// The named namespaces of the deployment on lab machine `m` when it can go with the
+/// machine's namespace: everything it recorded is in that namespace or in namespaces it made
+/// (which still carry its marks), and none of its nodes is a VM. `None`: `edgenet remove`
+/// must run (VM nodes, an unreadable state, a namespace that is not the deployment's).
+fn discardable(m: &LabMachine) -> Option<Vec<String>> {
+    use edgenet_deploy::state::ObjectKind;
+    let state = StateDir::new(&m.state_dir).peek().ok()??;
+    let vm = edgenet_core::config::NodeRuntime::Vm;
+    let plans = [&state.applied_plan, &state.pending_plan];
+    if plans
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.node_runtime == vm))
+        || state.objects.iter().any(|o| o.kind == ObjectKind::Vm)
+    {
+        return None;
+    }
+    let namespaces: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Netns)
+        .map(|o| o.name.clone())
+        .collect();
+    if state
+        .objects
+        .iter()
+        .any(|o| o.netns.as_ref().is_some_and(|n| !namespaces.contains(n)))
+    {
+        return None;
+    }
+    let own = edgenet_deploy::journal::Ownership {
+        alias: names::alias(&state.deployment_id),
+        group: names::link_group(&state.deployment_id),
+    };
+    let present: Vec<String> = namespaces
+        .into_iter()
+        .filter(|n| edgenet_host::netns::exists(n))
+        .collect();
+    present
+        .iter()
+        .all(|n| netns_is_deployments(n, &own))
+        .then_some(present)
+}
+
+/// Whether the node namespace `name` carries the deployment's marks as `edgenet remove`
+/// checks them: no links but `lo` and `eth0`, and `eth0` (or, before it exists, `lo`) marked.
+fn netns_is_deployments(name: &str, own: &edgenet_deploy::journal::Ownership) -> bool {
+    let links = edgenet_host::netns::NetNs::open(name)
+        .and_then(|ns| edgenet_host::netlink::Netlink::open_in(&ns))
+        .and_then(|mut nl| nl.links());
+    let Ok(links) = links else { return false };
+    if links
+        .iter()
+        .any(|l| l.name != "lo" && l.name != names::NODE_IFNAME)
+    {
+        return false;
+    }
+    match links.iter().find(|l| l.name == names::NODE_IFNAME) {
+        Some(eth0) => own.owns(eth0),
+        None => links
+            .iter()
+            .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())),
     }
 }
 
