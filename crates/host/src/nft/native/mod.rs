@@ -645,12 +645,15 @@ fn same_set(a: &AnonSet, b: &AnonSet) -> bool {
         && sorted(a) == sorted(b)
 }
 
+/// A set's elements: key and flags.
+type Elements = Vec<(Vec<u8>, u32)>;
+
 fn set_elements(
     sock: &mut Socket,
     family: u8,
     table: &str,
     set: &str,
-) -> std::io::Result<Option<Vec<(Vec<u8>, u32)>>> {
+) -> std::io::Result<Option<Elements>> {
     let replies = retry(|| {
         let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
         m.str(1, table).str(2, set);

@@ -104,7 +104,7 @@ impl Msg {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -173,6 +173,9 @@ impl Reply {
         attrs(&self.payload)
     }
 }
+
+/// A received netlink message: type, flags, sequence number, body after the netlink header.
+type Raw = (u16, u16, u32, Vec<u8>);
 
 /// A NETLINK_NETFILTER socket, opened in the calling thread's network namespace.
 pub struct Socket {
@@ -259,8 +262,8 @@ impl Socket {
         Ok(())
     }
 
-    /// One datagram's messages: (type, flags, seq, body after the netlink header).
-    fn recv(&mut self) -> io::Result<Vec<(u16, u16, u32, Vec<u8>)>> {
+    /// One datagram's messages.
+    fn recv(&mut self) -> io::Result<Vec<Raw>> {
         let n = loop {
             // SAFETY: recv into our own buffer of the given length.
             let n = unsafe {
