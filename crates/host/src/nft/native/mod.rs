@@ -4,10 +4,13 @@
 //! The subset (everything edgenet's firewall builders make): `add`/`create`/`delete table` in
 //! the `ip` and `bridge` families; `add chain` of a base chain (type, hook, numeric priority,
 //! policy); `add rule` with a comment and the expressions of [`rules`] (meta iifname/oifname,
-//! ip/ether/arp payload matches with `==`/`!=` on a value or prefix, `!=` on an anonymous set of
-//! addresses, prefixes and ranges or of ether types, `ct state in …`, accept/drop/return,
-//! masquerade). A document with anything else is not written here ([`apply`] returns `None`)
-//! and the caller hands it to libnftables.
+//! ip/ether/arp/tcp/udp payload matches with `==`/`!=` on a value or prefix, `!=` on an
+//! anonymous set of addresses, prefixes and ranges or of ether types, `ct state`/`ct status in
+//! …`, `ct direction`, `fib daddr type local`, accept/drop/return, masquerade, `dnat to
+//! addr:port`), each encoded exactly as nft 1.0 encodes it (implicit dependencies, anonymous
+//! set flags, key types, userdata and interval elements included), so `nft list` prints a
+//! natively written table as it prints one nft wrote. A document with anything else is not
+//! written here ([`apply`] returns `None`) and the caller hands it to libnftables.
 //!
 //! Reading: a ruleset (or one table) is decoded only when every table read is an `edgenet_`
 //! table of `ip` or `bridge` family holding base chains, anonymous sets and rules the decoder
@@ -247,8 +250,15 @@ pub fn apply(document: &Value) -> Option<Result<(), NativeError>> {
             return None;
         }
     };
+    // Without a netfilter netlink socket at all (no nfnetlink), libnftables reports best.
+    let mut sock = match Socket::open() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("nftables: no native netlink socket ({e}); libnftables will write");
+            return None;
+        }
+    };
     Some((|| {
-        let mut sock = Socket::open()?;
         let (msgs, index): (Vec<Msg>, Vec<usize>) = msgs.into_iter().unzip();
         let errors = sock.batch(msgs)?;
         if errors.is_empty() {
