@@ -399,11 +399,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             }
         }
     }
-    if only.is_some() {
-        items.remove(0);
-        // `nft -j list table` prints metainfo too.
-        items.insert(0, json!({"metainfo": {"json_schema_version": 1}}));
-    }
+    // `nft -j list table` prints the metainfo item too.
     Ok(Some(Some(json!({ "nftables": items }))))
 }
 
