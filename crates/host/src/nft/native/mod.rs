@@ -17,7 +17,8 @@
 //! turns back into JSON that encodes to exactly the kernel's expressions and sets; anything
 //! else (a foreign table, a rule added by hand in a form we do not write, a named set, an
 //! object) makes the read return `None`, and libnftables reads it instead. A table list is one
-//! `NFT_MSG_GETTABLE` dump.
+//! `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
+//! nft's version and release name are the library's to say, and no caller reads them.
 //!
 //! Writes are one nfnetlink batch (one transaction); a kernel error is reported as
 //! libnftables words it (`Error: Could not process rule: File exists`), so callers that match
