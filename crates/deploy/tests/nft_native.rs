@@ -379,6 +379,15 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
         .run(|| Nft::new().delete_tables(&[("ip", TABLE), ("bridge", TABLE)]))
         .unwrap();
     assert_eq!(again, vec![false, false], "a missing table is no error");
+    // The other order: tables are listed in the kernel's order, as libnftables lists them.
+    for doc in [&br.create_document(), &ip.create_document()] {
+        a.run(|| Nft::new().apply_native(doc)).unwrap().unwrap();
+    }
+    let listed = native_equals_library(&a, "bridge before ip");
+    let first = listed["nftables"][1]["table"]["family"].clone();
+    assert_eq!(first, "bridge");
+    a.run(|| Nft::new().delete_tables(&[("ip", TABLE), ("bridge", TABLE)]))
+        .unwrap();
     assert!(!a.run(|| Nft::new().delete_table("ip", TABLE)).unwrap());
 }
 

@@ -90,7 +90,7 @@ fn mode() -> String {
 /// The process's choice of [`Backend`] for the default program, made (and logged) once.
 static CHOICE: OnceLock<bool> = OnceLock::new();
 
-/// How an [`Nft`] runs its commands.
+/// How an [`Nft`] runs the commands the native path does not take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// libnftables in this process.
@@ -99,8 +99,8 @@ pub enum Backend {
     Process,
 }
 
-/// A handle on nftables: the `nft` program, or in its stead libnftables in-process (see
-/// [`Nft::backend`]). Cheap to clone; holds only the program path.
+/// A handle on nftables: native netlink for edgenet's own tables, else the `nft` program or in
+/// its stead libnftables in-process (see [`Nft::backend`]). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Nft {
     program: PathBuf,
@@ -361,9 +361,9 @@ impl Nft {
         self.program.display().to_string()
     }
 
-    /// Which way commands run: [`Backend::Library`] for the default `nft` when libnftables
-    /// loads, the process is root and `EDGENET_NFT` is not `process`; otherwise
-    /// [`Backend::Process`]. (A non-root run takes the program: libnftables prints its
+    /// Which way commands the native path does not take run: [`Backend::Library`] for the
+    /// default `nft` when libnftables loads, the process is root and `EDGENET_NFT` is neither
+    /// `process` nor `native`; otherwise [`Backend::Process`]. (A non-root run takes the program: libnftables prints its
     /// permission hint straight to the process's stderr instead of the error buffer.)
     pub fn backend(&self) -> Backend {
         if self.program != Path::new(DEFAULT_PROGRAM) {

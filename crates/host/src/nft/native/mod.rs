@@ -4,17 +4,21 @@
 //! The subset (everything edgenet's firewall builders make): `add`/`create`/`delete table` in
 //! the `ip` and `bridge` families; `add chain` of a base chain (type, hook, numeric priority,
 //! policy); `add rule` with a comment and the expressions of [`rules`] (meta iifname/oifname,
-//! ip/ether/arp payload matches with `==`/`!=` on a value or prefix, `!=` on an anonymous set of
-//! addresses, prefixes and ranges or of ether types, `ct state in …`, accept/drop/return,
-//! masquerade). A document with anything else is not written here ([`apply`] returns `None`)
-//! and the caller hands it to libnftables.
+//! ip/ether/arp/tcp/udp payload matches with `==`/`!=` on a value or prefix, `!=` on an
+//! anonymous set of addresses, prefixes and ranges or of ether types, `ct state`/`ct status in
+//! …`, `ct direction`, `fib daddr type local`, accept/drop/return, masquerade, `dnat to
+//! addr:port`), each encoded exactly as nft 1.0 encodes it (implicit dependencies, anonymous
+//! set flags, key types, userdata and interval elements included), so `nft list` prints a
+//! natively written table as it prints one nft wrote. A document with anything else is not
+//! written here ([`apply`] returns `None`) and the caller hands it to libnftables.
 //!
 //! Reading: a ruleset (or one table) is decoded only when every table read is an `edgenet_`
 //! table of `ip` or `bridge` family holding base chains, anonymous sets and rules the decoder
 //! turns back into JSON that encodes to exactly the kernel's expressions and sets; anything
 //! else (a foreign table, a rule added by hand in a form we do not write, a named set, an
 //! object) makes the read return `None`, and libnftables reads it instead. A table list is one
-//! `NFT_MSG_GETTABLE` dump.
+//! `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
+//! nft's version and release name are the library's to say, and no caller reads them.
 //!
 //! Writes are one nfnetlink batch (one transaction); a kernel error is reported as
 //! libnftables words it (`Error: Could not process rule: File exists`), so callers that match
@@ -247,8 +251,15 @@ pub fn apply(document: &Value) -> Option<Result<(), NativeError>> {
             return None;
         }
     };
+    // Without a netfilter netlink socket at all (no nfnetlink), libnftables reports best.
+    let mut sock = match Socket::open() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("nftables: no native netlink socket ({e}); libnftables will write");
+            return None;
+        }
+    };
     Some((|| {
-        let mut sock = Socket::open()?;
         let (msgs, index): (Vec<Msg>, Vec<usize>) = msgs.into_iter().unzip();
         let errors = sock.batch(msgs)?;
         if errors.is_empty() {
@@ -389,11 +400,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             }
         }
     }
-    if only.is_some() {
-        items.remove(0);
-        // `nft -j list table` prints metainfo too.
-        items.insert(0, json!({"metainfo": {"json_schema_version": 1}}));
-    }
+    // `nft -j list table` prints the metainfo item too.
     Ok(Some(Some(json!({ "nftables": items }))))
 }
 
@@ -645,12 +652,15 @@ fn same_set(a: &AnonSet, b: &AnonSet) -> bool {
         && sorted(a) == sorted(b)
 }
 
+/// A set's elements: key and flags.
+type Elements = Vec<(Vec<u8>, u32)>;
+
 fn set_elements(
     sock: &mut Socket,
     family: u8,
     table: &str,
     set: &str,
-) -> std::io::Result<Option<Vec<(Vec<u8>, u32)>>> {
+) -> std::io::Result<Option<Elements>> {
     let replies = retry(|| {
         let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
         m.str(1, table).str(2, set);

@@ -104,7 +104,7 @@ impl Msg {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -173,6 +173,9 @@ impl Reply {
         attrs(&self.payload)
     }
 }
+
+/// A received netlink message: type, flags, sequence number, body after the netlink header.
+type Raw = (u16, u16, u32, Vec<u8>);
 
 /// A NETLINK_NETFILTER socket, opened in the calling thread's network namespace.
 pub struct Socket {
@@ -259,8 +262,8 @@ impl Socket {
         Ok(())
     }
 
-    /// One datagram's messages: (type, flags, seq, body after the netlink header).
-    fn recv(&mut self) -> io::Result<Vec<(u16, u16, u32, Vec<u8>)>> {
+    /// One datagram's messages.
+    fn recv(&mut self) -> io::Result<Vec<Raw>> {
         let n = loop {
             // SAFETY: recv into our own buffer of the given length.
             let n = unsafe {
@@ -426,4 +429,45 @@ fn error_code(body: &[u8]) -> i32 {
     body.get(..4)
         .map(|b| -i32::from_ne_bytes(b.try_into().unwrap()))
         .unwrap_or(libc::EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_padded_nested_and_read_back() {
+        let mut m = Msg::nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, 7);
+        m.str(1, "edgenet_x").u32(2, 5);
+        m.begin(4).bytes(1, &[1, 2, 3]).u32(2, 0xfffffff6).end();
+        let buf = m.finish(9);
+        assert_eq!(buf.len() % 4, 0);
+        assert_eq!(
+            u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize,
+            buf.len()
+        );
+        assert_eq!(
+            u16::from_ne_bytes([buf[4], buf[5]]),
+            (10 << 8) | NFT_MSG_NEWTABLE
+        );
+        assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 9);
+        assert_eq!(buf[16], 7, "nfgenmsg family");
+        let a = attrs(&buf[20..]);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0].str(), Some("edgenet_x"));
+        assert_eq!(a[1].u32(), Some(5));
+        let nest = a[2].nested();
+        assert_eq!(a[2].kind, 4, "the nested flag is not part of the type");
+        assert_eq!(nest[0].data, &[1, 2, 3]);
+        assert_eq!(nest[1].u32().map(|v| v as i32), Some(-10));
+    }
+
+    #[test]
+    fn truncated_attributes_end_the_list() {
+        // A length beyond the buffer: nothing is read past it.
+        let data = [8u8, 0, 1, 0, 1, 2, 3, 4, 200, 0, 2, 0];
+        let a = attrs(&data);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].u32(), Some(0x01020304));
+    }
 }
