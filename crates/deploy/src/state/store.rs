@@ -203,6 +203,12 @@ impl StateLock {
         if files.last.as_ref() == Some(state) {
             return Ok(());
         }
+        if files.on_disk.is_none() && files.journal_len == 0 {
+            // The first record of a new deployment makes `state.json` (a rename onto no file
+            // costs no flush): whoever looks for a deployment by that file finds it.
+            drop(files);
+            return self.replace_state_file(state, false);
+        }
         let path = self.dir.journal_file();
         let write_err = |source| StateError::Write {
             path: path.clone(),
@@ -694,6 +700,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = lock_in(dir.path());
         let mut old = DeploymentState::new(id("0a1b2c"));
+        lock.save_journal(&old).unwrap();
+        assert!(
+            dir.path().join(STATE_FILE).exists() && journal_len(dir.path()) == 0,
+            "the first record makes state.json"
+        );
         old.begin_deploy(&sample_plan());
         lock.save_journal(&old).unwrap();
         let stale = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
