@@ -17,7 +17,9 @@
 //! filesystem without those heuristics may show a replaced `state.json` empty and journal lines
 //! as zeros: invalid journal lines are skipped, and an empty `state.json` falls back to
 //! `identity.json`, which every deploy makes durable (on a thread beside the kernel work) before
-//! it reports success.
+//! it reports success: the next deploy (the boot unit's) builds the same switch, subnet and MACs
+//! again. Only an empty (or all-NUL) `state.json` is taken for a power cut's; anything else that
+//! does not parse stays an error, as before.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
