@@ -323,6 +323,12 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             MacAssignment::GeneratedAtDeploy => run.state.mac_for_random(&n.name, &static_macs),
         });
     }
+    if plan.switch.kind == SwitchKind::Internal {
+        // The internal bridge's MAC as well (`switch::prepare` finds it stored): the whole
+        // identity is known before the first kernel change.
+        run.state
+            .mac_for_random(&names::switch_mac_key(&plan.switch.name), &static_macs);
+    }
     run.lock.save_journal(&run.state)?;
     // The identity (id, generated MACs, automatic subnet) is known now: it is made durable on
     // its own thread while the kernel work goes on, and joined before the run reports success.

@@ -17,7 +17,9 @@
 //! filesystem without those heuristics may show a replaced `state.json` empty and journal lines
 //! as zeros: invalid journal lines are skipped, and an empty `state.json` falls back to
 //! `identity.json`, which every deploy makes durable (on a thread beside the kernel work) before
-//! it reports success.
+//! it reports success: the next deploy (the boot unit's) builds the same switch, subnet and MACs
+//! again. Only an empty (or all-NUL) `state.json` is taken for a power cut's; anything else that
+//! does not parse stays an error, as before.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -56,8 +58,6 @@ pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
 pub const JOURNAL_FILE: &str = "state.journal";
 pub const IDENTITY_FILE: &str = "identity.json";
-/// A journal longer than this is folded into a durable `state.json` at the end of a run.
-const JOURNAL_COMPACT_LEN: u64 = 64 * 1024;
 /// How long a second deploy waits for the first before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -203,6 +203,12 @@ impl StateLock {
         if files.last.as_ref() == Some(state) {
             return Ok(());
         }
+        if files.on_disk.is_none() && files.journal_len == 0 {
+            // The first record of a new deployment makes `state.json` (a rename onto no file
+            // costs no flush): whoever looks for a deployment by that file finds it.
+            drop(files);
+            return self.replace_state_file(state, false);
+        }
         let path = self.dir.journal_file();
         let write_err = |source| StateError::Write {
             path: path.clone(),
@@ -237,17 +243,11 @@ impl StateLock {
 
     /// The end of a run: `state.json` becomes `state` (replaced atomically, not fsynced: what
     /// must survive a power cut is in `identity.json`, see [`Self::identity_saver`]) and the
-    /// journal is emptied; nothing is written when `state.json` holds `state` already and the
-    /// journal is empty. A long journal is folded in durably instead.
+    /// journal is emptied (it never outlives a run); nothing is written when `state.json`
+    /// holds `state` already and the journal is empty.
     pub fn finish(&self, state: &DeploymentState) -> Result<(), StateError> {
         self.ensure_loaded()?;
-        let (same, journal_len) = {
-            let files = self.files();
-            (files.on_disk.as_ref() == Some(state), files.journal_len)
-        };
-        if journal_len > JOURNAL_COMPACT_LEN {
-            return self.save(state);
-        }
+        let same = self.files().on_disk.as_ref() == Some(state);
         if same {
             return self.truncate_journal();
         }
@@ -694,6 +694,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = lock_in(dir.path());
         let mut old = DeploymentState::new(id("0a1b2c"));
+        lock.save_journal(&old).unwrap();
+        assert!(
+            dir.path().join(STATE_FILE).exists() && journal_len(dir.path()) == 0,
+            "the first record makes state.json"
+        );
         old.begin_deploy(&sample_plan());
         lock.save_journal(&old).unwrap();
         let stale = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
@@ -755,22 +760,23 @@ mod tests {
         ));
     }
 
-    /// A long journal is folded into a durable state file at the end of a run; `clear` takes
-    /// every file.
+    /// A durable save writes the identity and empties the journal; `clear` takes every file.
     #[test]
-    fn a_long_journal_is_compacted_and_clear_takes_every_file() {
+    fn a_durable_save_empties_the_journal_and_clear_takes_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let lock = lock_in(dir.path());
         let mut state = DeploymentState::new(id("0a1b2c"));
-        let mut i = 0;
-        while journal_len(dir.path()) <= JOURNAL_COMPACT_LEN {
+        for i in 0..3 {
             state.note(format!("event {i}"));
             lock.save_journal(&state).unwrap();
-            i += 1;
         }
-        lock.finish(&state).unwrap();
+        assert!(journal_len(dir.path()) > 0);
+        lock.save(&state).unwrap();
         assert_eq!(journal_len(dir.path()), 0);
-        assert!(dir.path().join(IDENTITY_FILE).exists(), "a durable save");
+        assert!(
+            dir.path().join(IDENTITY_FILE).exists(),
+            "the identity with it"
+        );
         assert_eq!(StateDir::new(dir.path()).peek().unwrap().unwrap(), state);
         lock.save_journal(&DeploymentState::new(id("0a1b2d")))
             .unwrap();
