@@ -388,6 +388,7 @@ impl Lab {
     // ---- up ----
 
     fn build(&mut self, machine_files_in_memory: bool) -> Result<(), LabError> {
+        let started = Instant::now();
         let root = self.dir.path().to_path_buf();
         for sub in ["logs", "run", "www", "machines"] {
             let path = root.join(sub);
@@ -433,7 +434,6 @@ impl Lab {
             self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
             ready.push(services::PROXY);
         }
-        let started = Instant::now();
         self.add_machines(&lan)?;
         tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
         self.wait_ready(&lan, &ready)?;
