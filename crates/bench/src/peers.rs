@@ -40,6 +40,9 @@ pub enum Tool {
     Netavark,
     CniBridge,
     Edgenet,
+    /// edgenet with `EDGENET_NFT=library`: libnftables in-process instead of native netlink.
+    EdgenetLibrary,
+    /// edgenet with `EDGENET_NFT=process`: the `nft` program for every nftables command.
     EdgenetNftProgram,
 }
 
@@ -51,12 +54,16 @@ impl Tool {
             Tool::Netavark => "netavark 1.4",
             Tool::CniBridge => "CNI bridge 1.1",
             Tool::Edgenet => "edgenet",
+            Tool::EdgenetLibrary => "edgenet/libnft",
             Tool::EdgenetNftProgram => "edgenet/nft",
         }
     }
 
     fn is_edgenet(self) -> bool {
-        matches!(self, Tool::Edgenet | Tool::EdgenetNftProgram)
+        matches!(
+            self,
+            Tool::Edgenet | Tool::EdgenetLibrary | Tool::EdgenetNftProgram
+        )
     }
 }
 
@@ -361,6 +368,7 @@ impl Bench {
         argv.extend(args.iter().map(|s| s.to_string()));
         let backend = match tool {
             Tool::EdgenetNftProgram => "process",
+            Tool::EdgenetLibrary => "library",
             _ => "auto",
         };
         let env = [
@@ -410,7 +418,7 @@ impl Bench {
                 add_node_namespaces(machine, k);
                 cni(machine, &self.dir, k, "ADD");
             }
-            Tool::Edgenet | Tool::EdgenetNftProgram => {
+            Tool::Edgenet | Tool::EdgenetLibrary | Tool::EdgenetNftProgram => {
                 let args = self.edgenet_deploy_args(k);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 self.edgenet(tool, machine, &args);
@@ -445,7 +453,9 @@ impl Bench {
                     &[],
                 );
             }
-            Tool::Edgenet | Tool::EdgenetNftProgram => self.edgenet(tool, machine, &["remove"]),
+            Tool::Edgenet | Tool::EdgenetLibrary | Tool::EdgenetNftProgram => {
+                self.edgenet(tool, machine, &["remove"])
+            }
         }
         start.elapsed()
     }
@@ -523,6 +533,16 @@ impl Drop for MachineGuard {
     }
 }
 
+/// Lets the kernel finish what the previous operation deferred (namespace dismantling, RCU
+/// callbacks) before the next one is timed.
+fn settle() {
+    std::thread::sleep(SETTLE);
+}
+
+/// Long enough for the kernel to dismantle the namespaces of one teardown on this machine
+/// (tens of milliseconds each when idle).
+const SETTLE: Duration = Duration::from_millis(250);
+
 pub fn bench(runs: usize) {
     if let Err(why) = peers_present() {
         eprintln!("edgenet-bench peers: {why}");
@@ -550,6 +570,7 @@ pub fn bench(runs: usize) {
         Tool::Floor,
         Tool::FloorGroup,
         Tool::Edgenet,
+        Tool::EdgenetLibrary,
         Tool::EdgenetNftProgram,
         Tool::Netavark,
         Tool::CniBridge,
@@ -581,13 +602,22 @@ pub fn bench(runs: usize) {
         } else {
             runs
         };
-        for _ in 0..rounds {
-            for (t, tool) in tools.iter().enumerate() {
+        for round in 0..rounds {
+            // Each round starts with another tool, and every operation starts on a settled
+            // kernel: a teardown leaves work behind (a deleted namespace is dismantled by a
+            // kernel worker that takes RTNL), which would otherwise be billed to whichever
+            // tool runs next.
+            for i in 0..tools.len() {
+                let t = (round + i) % tools.len();
+                let tool = &tools[t];
                 let m = &machines[t].name;
+                settle();
                 ups[t].push(bench.up(*tool, m, k));
                 if tool.is_edgenet() {
+                    settle();
                     redeploys[t].push(bench.redeploy(*tool, m, k));
                 }
+                settle();
                 downs[t].push(bench.down(*tool, m, k));
             }
         }

@@ -715,13 +715,14 @@ fn ensure_host_firewall(
 ) -> Result<(), DeployError> {
     use crate::firewall::host_rules;
     let fw = edgenet_host::facts::host_firewall();
-    let Some(ruleset) = fw.ruleset else {
+    let Some(ruleset) = fw.ruleset.as_ref() else {
         return Ok(());
     };
+    let docker = host_rules::docker_present(ruleset) || host_rules::docker_installed();
     // Docker present, or installed but not started yet (at boot edgenet may run first): our
     // accepts go in whether or not its policy drops right now (Docker sets the policy when it
     // starts, and keeps DOCKER-USER's rules).
-    if host_rules::docker_present(&ruleset) || host_rules::docker_installed() {
+    if docker {
         edgenet_host::iptables::ensure_chain(host_rules::DOCKER_USER)?;
         for rule in host_rules::docker_rules(plan, id) {
             let name = host_rules::record_name(&rule);
@@ -739,7 +740,17 @@ fn ensure_host_firewall(
     if run.rolling_back {
         return Ok(());
     }
-    let drops = host_rules::live_drops(plan);
+    // Read again only when Docker's chain may have changed (the session forgets its ruleset on
+    // every iptables change); our own tables were folded into the session's read when written.
+    let fw = if docker {
+        edgenet_host::facts::host_firewall()
+    } else {
+        fw
+    };
+    let drops: Vec<_> = host_rules::drops_in(&fw, plan)
+        .into_iter()
+        .filter(|d| d.certain)
+        .collect();
     if let Some(drop) = drops.first() {
         return Err(DeployError::HostFirewall {
             chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
