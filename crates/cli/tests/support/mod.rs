@@ -169,8 +169,13 @@ impl Machine {
         names
     }
 
-    /// Everything a deployment can leave behind, for before/after comparisons.
+    /// Everything a deployment can leave behind, for before/after comparisons, once the kernel
+    /// has settled (see [`settled`]).
     pub fn dump(&self) -> Value {
+        settled(|| self.dump_once())
+    }
+
+    fn dump_once(&self) -> Value {
         let files: Vec<String> = walk(&self.state);
         serde_json::json!({
             "links": strip_volatile(self.ip_json("-d link show")),
@@ -468,8 +473,29 @@ impl Drop for Lan {
     }
 }
 
-/// The adapter as `ip -j` shows it: addresses, routes, MAC, MTU, master.
+/// `snapshot()` once two readings 50 ms apart agree (at most ~3 s, then the last reading):
+/// the kernel finishes some changes after the command that made them returned (a bridge's
+/// carrier and operstate, IPv6 duplicate address detection and the link-local routes that
+/// follow it), and a before/after comparison must not catch one of them half-way.
+pub fn settled(snapshot: impl Fn() -> Value) -> Value {
+    let mut last = snapshot();
+    for _ in 0..60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = snapshot();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The adapter as `ip -j` shows it: addresses, routes, MAC, MTU, master (settled).
 pub fn adapter_snapshot(ns: &str, adapter: &str) -> Value {
+    settled(|| adapter_snapshot_once(ns, adapter))
+}
+
+fn adapter_snapshot_once(ns: &str, adapter: &str) -> Value {
     let links = json_of(&format!("ip -n {ns} -j link show"));
     let l = link(&links, adapter).cloned().unwrap_or(Value::Null);
     let routes: Vec<Value> = json_of(&format!("ip -n {ns} -j route show"))
