@@ -2,6 +2,7 @@
 //! removing it (`down`, or `Drop` as a safety net).
 
 use std::net::Ipv4Addr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -602,8 +603,18 @@ impl Lab {
             state_dir: dir.join("state"),
             dir,
         };
-        std::fs::create_dir_all(&machine.state_dir)
-            .map_err(|e| LabError::io("create", machine.state_dir.clone(), e))?;
+        // The deployment's state directory holds its id and generated MACs: 0700, as
+        // `edgenet deploy` makes it (it keeps the mode of a directory that exists).
+        std::fs::create_dir_all(&machine.dir)
+            .map_err(|e| LabError::io("create", machine.dir.clone(), e))?;
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&machine.state_dir)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            r => r,
+        }
+        .map_err(|e| LabError::io("create", machine.state_dir.clone(), e))?;
         let resolv = format!(
             "# lab {} machine {name}: the LAN DNS (a forwarder on the LAN router)\nnameserver {LAN_ROUTER}\n",
             self.state.name

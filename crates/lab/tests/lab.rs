@@ -148,6 +148,12 @@ fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
     // The machines' files are on the lab's own tmpfs, which `down` unmounts.
     let machines_dir = m1.dir.parent().unwrap().to_path_buf();
     assert_eq!(mount_type(&machines_dir).as_deref(), Some("tmpfs"));
+    // A deployment's state directory (its id, generated MACs) is root's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&m1.state_dir)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", m1.state_dir.display());
+    }
     assert_eq!(
         std::fs::read_to_string(&m1.resolv_conf)?.lines().last(),
         Some(format!("nameserver {LAN_ROUTER}").as_str())
