@@ -420,6 +420,17 @@ impl Nft {
         };
         tracing::debug!("libnftables: nft {}", args.join(" "));
         match library::run(&command, json) {
+            // libnftables 1.0.6 frees a dormant table's flags before printing them (the `nft`
+            // program survives it, printing a wrong but present `flags`): JSON it cannot
+            // print whole is asked of the program instead.
+            Ok(outcome)
+                if outcome.ok
+                    && json
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&outcome.stdout).is_err() =>
+            {
+                tracing::debug!("libnftables printed broken JSON; asking the nft program");
+                None
+            }
             Ok(outcome) if outcome.ok => Some(Ok(outcome.stdout.into_bytes())),
             Ok(outcome) => Some(Err(NftError::Failed {
                 program: self.program_name(),
