@@ -58,6 +58,23 @@ fn handle(m: &Machine, table: &str, chain: &str, comment: &str) -> u64 {
         .unwrap_or_else(|| panic!("no rule {comment:?} in {table} {chain}: {v}"))
 }
 
+/// `edgenet doctor`'s `edgenet-firewall` check: its status and detail.
+fn doctor_firewall(m: &Machine) -> (String, String) {
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", text(&out)));
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "edgenet-firewall")
+        .unwrap_or_else(|| panic!("no edgenet-firewall check: {v}"));
+    (
+        check["status"].as_str().unwrap().to_string(),
+        check["detail"].as_str().unwrap().to_string(),
+    )
+}
+
 /// Status reports the change as drift naming the table and the fix, exits 1, and a deploy
 /// brings the table back to exactly the plan's.
 fn drift_then_repair(m: &Machine, table: &str, what: &str, backend: &str) {
@@ -89,10 +106,17 @@ fn status_reports_and_deploy_repairs_changes_inside_edgenets_tables() {
     assert!(drift(&m).is_empty(), "{:?}", drift(&m));
     let pristine = listing(&m, &ip);
 
+    assert_eq!(doctor_firewall(&m).0, "PASS", "{:?}", doctor_firewall(&m));
+
     // A dormant table filters nothing; every backend must see it and clear it.
     for backend in ["native", "library", "process"] {
         nft(&m, &format!("add table {ip} '{{ flags dormant; }}'"));
         assert!(listing(&m, &ip).contains("dormant"));
+        let (status, detail) = doctor_firewall(&m);
+        assert!(
+            status == "FAIL" && detail.contains("dormant"),
+            "{status}: {detail}"
+        );
         drift_then_repair(&m, &ip, "dormant", backend);
         let now = listing(&m, &ip);
         assert!(!now.contains("dormant"), "{backend}: still dormant:\n{now}");
@@ -106,6 +130,11 @@ fn status_reports_and_deploy_repairs_changes_inside_edgenets_tables() {
         "edgenet: nothing else enters the switch",
     );
     nft(&m, &format!("delete rule {ip} forward handle {h}"));
+    let (status, detail) = doctor_firewall(&m);
+    assert!(
+        status == "FAIL" && detail.contains("differs from the plan"),
+        "{status}: {detail}"
+    );
     drift_then_repair(&m, &ip, "deleted drop rule", "auto");
 
     nft(&m, &format!("chain {ip} forward '{{ policy drop; }}'"));

@@ -336,16 +336,7 @@ fn fill(
             "nftables table {bridge_table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
         ));
     }
-    if let (Some(live), false) = (&live, report.firewall_foreign) {
-        if let Ok(Some(fw)) = FirewallPlan::from_plan(&plan, id) {
-            table_drift(&mut report.drift, live, &nft_rules::build(&fw));
-        }
-    }
-    if let (Some(live), false) = (&live_bridge, report.bridge_table_foreign) {
-        if let Some(want) = planned_bridge_table(&plan, state, &table) {
-            table_drift(&mut report.drift, live, &want);
-        }
-    }
+    report.drift.extend(table_differences(state, &plan)?);
     report.bridge_table = Some(bridge_table);
     host_address_drift(&mut report.drift, nl, &plan)?;
     // Not drift: another deployment beside this one in the namespace (its state directory
@@ -636,18 +627,40 @@ fn firewall_drift(
     Ok(())
 }
 
-/// The live table differs from what deploy would write (the comparison deploy makes): a rule
-/// deleted or changed by hand, a policy, a chain added, a dormant table.
-fn table_drift(drift: &mut Vec<String>, live: &nft_rules::Ruleset, want: &nft_rules::Ruleset) {
-    let diffs = live.differences(want);
-    if !diffs.is_empty() {
-        drift.push(format!(
-            "nftables table {} {} differs from the plan ({}): run edgenet deploy to write it again",
-            want.family,
-            want.table,
-            diffs.join("; ")
-        ));
+/// edgenet's tables (in the calling thread's namespace) that exist and are its own but differ
+/// from what deploy would write for `plan` (the comparison deploy makes): a rule deleted or
+/// changed by hand, a policy, a chain or object added, a dormant table. One line per table,
+/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself).
+pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<String>, DeployError> {
+    let id = &state.deployment_id;
+    let table = firewall::table_name(id);
+    let mut wanted = Vec::new();
+    if let Ok(Some(fw)) = FirewallPlan::from_plan(plan, id) {
+        wanted.push((table.clone(), nft_rules::build(&fw)));
     }
+    if let Some(want) = planned_bridge_table(plan, state, &table) {
+        let name = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
+        wanted.push((name, want));
+    }
+    let mut out = Vec::new();
+    for (name, want) in wanted {
+        let made = state
+            .object(ObjectKind::NftTable, &name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Created);
+        let Some(live) = firewall::driver().live(&name)? else {
+            continue;
+        };
+        let diffs = live.differences(&want);
+        if live.is_ours(made) && !diffs.is_empty() {
+            out.push(format!(
+                "nftables table {} {} differs from the plan ({}): run edgenet deploy to write it again",
+                want.family,
+                want.table,
+                diffs.join("; ")
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The bridge table deploy writes: each node's host-side veth with its MAC (static, or the one
