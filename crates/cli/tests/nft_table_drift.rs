@@ -219,3 +219,28 @@ fn a_flushed_table_the_deployment_made_is_repaired_and_removed() {
     assert!(listing(&m, &ip).contains("counter"));
     nft(&m, &format!("delete table {ip}"));
 }
+
+#[test]
+fn an_unknown_edgenet_nft_value_exits_2_naming_it() {
+    let Some(m) = machine("f12benv") else { return };
+    for cmd in [&["deploy"][..], &["status"], &["remove"]] {
+        let out = m.edgenet_env(cmd, &[("EDGENET_NFT", "bogus")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(
+            err.contains("EDGENET_NFT")
+                && err.contains("bogus")
+                && err.contains("auto, native, library, process"),
+            "{cmd:?}: {err}"
+        );
+        assert!(!m.state.exists(), "{cmd:?} ran");
+    }
+    let out = m.edgenet_env(&["--output", "json", "status"], &[("EDGENET_NFT", "bogus")]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["exit"], 2, "{v}");
+    // The documented values (and empty, the default) are taken.
+    for ok in ["", "auto", "native", "library", "process"] {
+        let out = m.edgenet_env(&["status"], &[("EDGENET_NFT", ok)]);
+        assert!(out.status.success(), "{ok:?}: {}", text(&out));
+    }
+}

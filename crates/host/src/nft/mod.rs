@@ -78,6 +78,8 @@ const DEFAULT_PROGRAM: &str = "nft";
 /// `EDGENET_NFT`: `auto` (default), `native`, `library` or `process` (A/B measurements, a
 /// suspected problem in one path).
 pub const BACKEND_ENV: &str = "EDGENET_NFT";
+/// The values [`BACKEND_ENV`] takes (empty or unset means `auto`).
+pub const BACKEND_VALUES: [&str; 4] = ["auto", "native", "library", "process"];
 /// The status [`NftError::Failed`] carries for an error of the native path.
 const NATIVE_STATUS: &str = "native nf_tables netlink";
 /// Whether the native path is on for the default program, decided (and logged) once.
