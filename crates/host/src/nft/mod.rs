@@ -423,11 +423,13 @@ impl Nft {
         tracing::debug!("libnftables: nft {}", args.join(" "));
         match library::run(&command, json) {
             // libnftables 1.0.6 frees a dormant table's flags before printing them (the `nft`
-            // program survives it, printing a wrong but present `flags`): JSON it cannot
-            // print whole is asked of the program instead.
+            // program survives it, printing a wrong but present `flags`): a listing it cannot
+            // print whole is asked of the program instead. (Only a listing: a write prints
+            // nothing, and must not be sent twice.)
             Ok(outcome)
                 if outcome.ok
                     && json
+                    && rest.first() == Some(&"list")
                     && serde_json::from_str::<serde::de::IgnoredAny>(&outcome.stdout).is_err() =>
             {
                 tracing::debug!("libnftables printed broken JSON; asking the nft program");
