@@ -244,3 +244,55 @@ fn an_unknown_edgenet_nft_value_exits_2_naming_it() {
         assert!(out.status.success(), "{ok:?}: {}", text(&out));
     }
 }
+
+/// A network namespace of this test, deleted on drop.
+struct NsGuard(String);
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn a_dormant_table_lets_outside_packets_reach_the_nodes_until_deploy() {
+    let Some(m) = machine("f12btr") else { return };
+    let plan = m.deploy(None)["plan"].clone();
+    let node = plan["nodes"][0]["address"].as_str().unwrap();
+    let node = node.split('/').next().unwrap().to_string();
+    let subnet = plan["switch"]["subnet"].as_str().unwrap().to_string();
+    let id = m.state_id().unwrap();
+    // A peer outside the switch, routed to it through the machine.
+    let peer = format!("f12bpeer{}", std::process::id());
+    sh(&format!("ip netns add {peer}"));
+    let _peer = NsGuard(peer.clone());
+    sh(&format!(
+        "ip -n {ns} link add f12bo type veth peer name f12bi netns {peer} && \
+         ip -n {ns} addr add 203.0.113.1/24 dev f12bo && ip -n {ns} link set f12bo up && \
+         ip -n {peer} addr add 203.0.113.2/24 dev f12bi && ip -n {peer} link set f12bi up && \
+         ip -n {peer} link set lo up && ip -n {peer} route add {subnet} via 203.0.113.1",
+        ns = m.ns
+    ));
+    let reaches = || {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &peer, "ping", "-c1", "-W1", &node])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!reaches(), "the switch let an outside packet in");
+    nft(
+        &m,
+        &format!("add table ip edgenet_{id} '{{ flags dormant; }}'"),
+    );
+    assert!(
+        reaches(),
+        "the dormant table still filters (the test proves nothing)"
+    );
+    assert!(!drift(&m).is_empty());
+    m.ok(&["deploy"]);
+    assert!(!reaches(), "deploy left the table dormant");
+    assert!(drift(&m).is_empty(), "{:?}", drift(&m));
+}
