@@ -159,6 +159,12 @@ fn status_reports_and_deploy_repairs_changes_inside_edgenets_tables() {
     );
     drift_then_repair(&m, &ip, "extra hooked chain", "auto");
 
+    // The NAT chain made again as a filter chain (same name, hook and priority).
+    nft(&m, &format!(
+        "'flush chain {ip} postrouting; delete chain {ip} postrouting; add chain {ip} postrouting {{ type filter hook postrouting priority 100; policy accept; }}'"
+    ));
+    drift_then_repair(&m, &ip, "chain type swapped", "auto");
+
     nft(&m, &format!("add counter {ip} f12bcount"));
     drift_then_repair(&m, &ip, "counter", "auto");
 
