@@ -787,4 +787,42 @@ mod tests {
         // An empty listing has no table.
         assert!(Ruleset::from_listing(&json!({"nftables": []})).is_none());
     }
+
+    #[test]
+    fn table_flags_are_a_difference_and_a_rule_less_recorded_table_is_ours() {
+        let rs = build(&plan(FirewallMode::Nat, vec![]));
+        let mut items = vec![json!({"table": {"family": "ip", "name": "edgenet_abc123",
+            "handle": 7, "flags": "dormant"}})];
+        items.extend(rs.chains.iter().map(|c| json!({ "chain": c })));
+        items.extend(rs.rules.iter().map(|r| json!({ "rule": r })));
+        let dormant = Ruleset::from_listing(&json!({ "nftables": items })).unwrap();
+        assert_ne!(dormant, rs);
+        assert_eq!(
+            dormant.differences(&rs),
+            ["it has table flags (dormant: it filters and translates nothing)"]
+        );
+        assert!(rs.differences(&rs).is_empty());
+        let mut policy = rs.clone();
+        policy.chains[0]["policy"] = json!("drop");
+        policy.rules.remove(2);
+        assert_eq!(
+            policy.differences(&rs),
+            [
+                "chain forward has another type, hook, priority or policy",
+                "the rules of chain forward differ"
+            ]
+        );
+        // Flushed: no rules, no mark; ours only when the state records it.
+        let mut flushed = rs.clone();
+        flushed.rules.clear();
+        assert!(!flushed.is_ours(false) && flushed.is_ours(true));
+        // A rule that is not ours: foreign, recorded or not.
+        let mut foreign = flushed.clone();
+        foreign
+            .rules
+            .push(json!({"family": "ip", "table": "edgenet_abc123",
+            "chain": "forward", "expr": [{"accept": null}]}));
+        assert!(!foreign.is_ours(true));
+        assert!(rs.is_ours(false));
+    }
 }
