@@ -51,6 +51,9 @@ fn main() -> ExitCode {
     if let Err(e) = commands::picture::check_format(&cli) {
         return fail(&cli, &schema, e);
     }
+    if let Err(e) = commands::check_nft_env() {
+        return fail(&cli, &schema, e);
+    }
     if matches!(
         cli.command,
         Command::Deploy(_)

@@ -280,7 +280,8 @@ fn a_veth_or_table_that_merely_has_our_name_is_neither_adopted_nor_deleted() {
     sh(&format!(
         "ip -n {ns} link del {veth} && ip -n {ns} link add {veth} type veth peer name h8bpeer && \
          ip netns exec {ns} nft delete table ip {table} && ip netns exec {ns} nft add table ip {table} && \
-         ip netns exec {ns} nft add chain ip {table} theirs",
+         ip netns exec {ns} nft add chain ip {table} theirs && \
+         ip netns exec {ns} nft add rule ip {table} theirs counter",
         ns = m.ns
     ));
     let out = m.edgenet(&["deploy"]);

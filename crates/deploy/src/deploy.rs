@@ -654,6 +654,13 @@ fn ensure_tables(
         .object(ObjectKind::NftTable, &table, None)
         .is_some();
     let record = format!("{} {table}", bridge_rules::FAMILY);
+    // Made by this deployment (not merely meant to be): a flushed one is still ours.
+    let made = |name: &str| {
+        run.state
+            .object(ObjectKind::NftTable, name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Created)
+    };
+    let (ip_made, bridge_made) = (made(&table), made(&record));
     let bridge_want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
     let ip_want = fw.as_ref().map(firewall::nft_rules::build);
     if fw.is_some() {
@@ -667,12 +674,12 @@ fn ensure_tables(
         let mut commands = Vec::new();
         let mut changes = Vec::new();
         if let Some(want) = &ip_want {
-            if let Some(c) = driver.commands_for(want)? {
+            if let Some(c) = driver.commands_for(want, ip_made)? {
                 commands.extend(c);
                 changes.push(format!("wrote nftables table ip {table}"));
             }
         }
-        if let Some(c) = driver.commands_for(&bridge_want)? {
+        if let Some(c) = driver.commands_for(&bridge_want, bridge_made)? {
             commands.extend(c);
             changes.push(format!(
                 "wrote nftables table {record} (node ports: own MAC and addresses only)"

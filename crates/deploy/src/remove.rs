@@ -434,7 +434,7 @@ fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
     let driver = NftablesDriver::default();
     let mut side = TablesSide::default();
     for name in recorded {
-        match driver.live(&name).map(|t| t.map(|t| t.is_marked())) {
+        match driver.live(&name).map(|t| t.map(|t| t.is_ours(true))) {
             Ok(Some(true)) => side.ours.push(name),
             Ok(Some(false)) => side
                 .foreign

@@ -302,7 +302,13 @@ fn fill(
     let table = firewall::table_name(id);
     let live = firewall::driver().live(&table)?;
     report.firewall_present = live.is_some();
-    report.firewall_foreign = live.as_ref().is_some_and(|t| !t.is_marked());
+    // As deploy judges it: a flushed table this deployment made is still its own.
+    let made = |name: &str| {
+        state
+            .object(ObjectKind::NftTable, name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Created)
+    };
+    report.firewall_foreign = live.as_ref().is_some_and(|t| !t.is_ours(made(&table)));
     let wants_table = FirewallPlan::from_plan(&plan, id).is_ok_and(|f| f.is_some());
     report.firewall_wanted = wants_table;
     if wants_table && !report.firewall_present {
@@ -318,7 +324,9 @@ fn fill(
     let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
     let live_bridge = firewall::driver().live(&bridge_table)?;
     report.bridge_table_present = live_bridge.is_some();
-    report.bridge_table_foreign = live_bridge.as_ref().is_some_and(|t| !t.is_marked());
+    report.bridge_table_foreign = live_bridge
+        .as_ref()
+        .is_some_and(|t| !t.is_ours(made(&bridge_table)));
     if live_bridge.is_none() {
         report.drift.push(format!(
             "nftables table {bridge_table} (node port anti-spoofing) is missing"
@@ -328,6 +336,7 @@ fn fill(
             "nftables table {bridge_table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
         ));
     }
+    report.drift.extend(table_differences(state, &plan)?);
     report.bridge_table = Some(bridge_table);
     host_address_drift(&mut report.drift, nl, &plan)?;
     // Not drift: another deployment beside this one in the namespace (its state directory
@@ -616,6 +625,66 @@ fn firewall_drift(
         }
     }
     Ok(())
+}
+
+/// edgenet's tables (in the calling thread's namespace) that exist and are its own but differ
+/// from what deploy would write for `plan` (the comparison deploy makes): a rule deleted or
+/// changed by hand, a policy, a chain or object added, a dormant table. One line per table,
+/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself).
+pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<String>, DeployError> {
+    let id = &state.deployment_id;
+    let table = firewall::table_name(id);
+    let mut wanted = Vec::new();
+    if let Ok(Some(fw)) = FirewallPlan::from_plan(plan, id) {
+        wanted.push((table.clone(), nft_rules::build(&fw)));
+    }
+    if let Some(want) = planned_bridge_table(plan, state, &table) {
+        let name = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
+        wanted.push((name, want));
+    }
+    let mut out = Vec::new();
+    for (name, want) in wanted {
+        let made = state
+            .object(ObjectKind::NftTable, &name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Created);
+        let Some(live) = firewall::driver().live(&name)? else {
+            continue;
+        };
+        let diffs = live.differences(&want);
+        if live.is_ours(made) && !diffs.is_empty() {
+            out.push(format!(
+                "nftables table {} {} differs from the plan ({}): run edgenet deploy to write it again",
+                want.family,
+                want.table,
+                diffs.join("; ")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The bridge table deploy writes: each node's host-side veth with its MAC (static, or the one
+/// generated at deploy); `None` when a generated MAC is not in the state.
+fn planned_bridge_table(
+    plan: &Plan,
+    state: &DeploymentState,
+    table: &str,
+) -> Option<nft_rules::Ruleset> {
+    use crate::firewall::bridge_rules::{self, BridgePlan};
+    let ports = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let mac = match n.mac {
+                MacAssignment::Static { address } => Some(address),
+                MacAssignment::GeneratedAtDeploy => state.macs.get(&n.name).copied(),
+            }?;
+            Some((names::host_veth(n.kind, &state.deployment_id), mac))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(bridge_rules::build(&BridgePlan::from_plan(
+        plan, table, &ports,
+    )))
 }
 
 /// A NAT switch needs the host to route: `net.ipv4.ip_forward` must be 1.

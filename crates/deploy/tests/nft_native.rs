@@ -546,3 +546,58 @@ fn create_of_an_existing_table_fails_with_file_exists_and_changes_nothing() {
     );
     assert_eq!(a.ruleset(), before, "a refused batch left something behind");
 }
+
+#[test]
+fn a_dormant_or_flushed_table_is_seen_and_written_again_awake() {
+    use edgenet_deploy::firewall::{ApplyOutcome, FirewallError};
+    let Some(a) = Netns::new("dorm") else {
+        return;
+    };
+    let plan = fw(FirewallMode::Nat, "192.168.0.0/24", vec![]);
+    let want = nft_rules::build(&plan);
+    let driver = NftablesDriver::new(Nft::new());
+    a.run(|| driver.create(&plan)).unwrap();
+    a.sh(&format!("nft add table ip {TABLE} '{{ flags dormant; }}'"));
+    // Natively (which gives way to the library) and through libnftables (whose JSON of a
+    // dormant table is broken in 1.0.6, so the program reads it): a difference either way.
+    for (how, nft) in [("native", Nft::new()), ("library", library())] {
+        let listing = a.run(|| nft.list_table("ip", TABLE)).unwrap().unwrap();
+        let live = Ruleset::from_listing(&listing).unwrap();
+        assert_ne!(live, want, "{how}: {listing}");
+        assert!(
+            live.differences(&want).join(" ").contains("dormant"),
+            "{how}: {:?}",
+            live.differences(&want)
+        );
+    }
+    assert_eq!(
+        a.run(|| driver.apply(&plan)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+    let text = a.sh(&format!("nft list table ip {TABLE}"));
+    assert!(!text.contains("dormant"), "{text}");
+    assert_eq!(
+        a.run(|| driver.apply(&plan)).unwrap(),
+        ApplyOutcome::Unchanged
+    );
+
+    // Flushed: no rules, so no mark; ours only when the state records it.
+    a.sh(&format!("nft flush table ip {TABLE}"));
+    assert!(matches!(
+        a.run(|| driver.commands_for(&want, false)),
+        Err(FirewallError::NotMarked(..))
+    ));
+    let commands = a.run(|| driver.commands_for(&want, true)).unwrap().unwrap();
+    a.run(|| driver.apply_commands(commands)).unwrap();
+    assert_eq!(a.run(|| driver.live(TABLE)).unwrap(), Some(want.clone()));
+    // With a rule that is not ours, it is someone else's even when recorded.
+    a.sh(&format!(
+        "nft flush table ip {TABLE}; nft add rule ip {TABLE} forward counter"
+    ));
+    assert!(matches!(
+        a.run(|| driver.commands_for(&want, true)),
+        Err(FirewallError::NotMarked(..))
+    ));
+    assert!(a.run(|| driver.remove(TABLE)).is_err());
+    a.sh(&format!("nft delete table ip {TABLE}"));
+}

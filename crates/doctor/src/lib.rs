@@ -54,6 +54,9 @@ pub struct DoctorOptions {
     pub edgenet_table: Option<String>,
     /// How long to wait for a VM node's guest agent that does not answer yet.
     pub guest_agent_wait: Duration,
+    /// How edgenet's tables differ from the plan (one line per table, as `status` says it):
+    /// a table that is loaded but different fails `edgenet-firewall` too.
+    pub edgenet_table_drift: Vec<String>,
 }
 
 impl Default for DoctorOptions {
@@ -65,6 +68,7 @@ impl Default for DoctorOptions {
             timeout: Duration::from_secs(2),
             edgenet_table: None,
             guest_agent_wait: Duration::from_secs(0),
+            edgenet_table_drift: Vec::new(),
         }
     }
 }
@@ -201,26 +205,7 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     // NAT and the switch's own rules live in edgenet's table; without it nothing leaves.
     if let (Some(table), SwitchKind::Internal) = (&opts.edgenet_table, plan.switch.kind) {
         out.push(match (&host_fw.ruleset, &host_fw.problem) {
-            (Some(ruleset), _) => {
-                let present = ruleset["nftables"].as_array().into_iter().flatten().any(|o| {
-                    o["table"]["name"].as_str() == Some(table.as_str())
-                        && o["table"]["family"].as_str() != Some("bridge")
-                });
-                if present {
-                    Check::pass(
-                        "host",
-                        "edgenet-firewall",
-                        format!("nftables table {table} (NAT and the switch's rules) is loaded"),
-                    )
-                } else {
-                    Check::fail(
-                        "host",
-                        "edgenet-firewall",
-                        format!("nftables table {table} is missing: the nodes' NAT and the switch's rules are gone"),
-                        "edgenet deploy (loads it again)",
-                    )
-                }
-            }
+            (Some(ruleset), _) => edgenet_table_check(ruleset, table, &opts.edgenet_table_drift),
             (None, Some(e)) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
             (None, None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
         });
@@ -244,6 +229,59 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
         firewall::check(plan, &blockers, bridge_nf.as_deref())
     });
     out
+}
+
+/// `edgenet-firewall`: edgenet's tables are loaded, awake (a dormant table filters and
+/// translates nothing) and as the plan has them (`drift`, worked out by the caller).
+fn edgenet_table_check(ruleset: &serde_json::Value, table: &str, drift: &[String]) -> Check {
+    let tables: Vec<&serde_json::Value> = ruleset["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["table"]["name"].as_str() == Some(table))
+        .collect();
+    let present = tables
+        .iter()
+        .any(|o| o["table"]["family"].as_str() != Some("bridge"));
+    // Any flags at all: edgenet sets none (nft 1.0.6 prints a dormant table's wrongly).
+    let dormant: Vec<String> = tables
+        .iter()
+        .filter(|o| o["table"].get("flags").is_some())
+        .map(|o| format!("{} {table}", o["table"]["family"].as_str().unwrap_or("?")))
+        .collect();
+    if !present {
+        Check::fail(
+            "host",
+            "edgenet-firewall",
+            format!(
+                "nftables table {table} is missing: the nodes' NAT and the switch's rules are gone"
+            ),
+            "edgenet deploy (loads it again)",
+        )
+    } else if !dormant.is_empty() {
+        Check::fail(
+            "host",
+            "edgenet-firewall",
+            format!(
+                "nftables table {} has table flags (dormant): it filters and translates nothing",
+                dormant.join(", ")
+            ),
+            "edgenet deploy (writes it again, awake)",
+        )
+    } else if !drift.is_empty() {
+        Check::fail(
+            "host",
+            "edgenet-firewall",
+            drift.join("; "),
+            "edgenet deploy (writes it again)",
+        )
+    } else {
+        Check::pass(
+            "host",
+            "edgenet-firewall",
+            format!("nftables table {table} (NAT and the switch's rules) is loaded"),
+        )
+    }
 }
 
 /// ARP on the switch for every node address, the endpoint, the service range and (on an
@@ -904,5 +942,45 @@ pub fn redact(proxy: &str) -> String {
         }
         Ok(_) => proxy.to_string(),
         Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ruleset(flags: Option<&str>) -> serde_json::Value {
+        let mut table = json!({"family": "ip", "name": "edgenet_abc123", "handle": 1});
+        if let Some(f) = flags {
+            table["flags"] = json!(f);
+        }
+        json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"table": table},
+            {"table": {"family": "bridge", "name": "edgenet_abc123", "handle": 2}},
+        ]})
+    }
+
+    #[test]
+    fn edgenet_firewall_fails_on_a_dormant_or_different_table() {
+        let ok = edgenet_table_check(&ruleset(None), "edgenet_abc123", &[]);
+        assert_eq!(ok.status, Status::Pass, "{}", ok.detail);
+        // nft 1.0.6 prints a dormant table's flags as garbage; 1.1 as "dormant".
+        for flags in ["dormant", "edgenet_abc123"] {
+            let c = edgenet_table_check(&ruleset(Some(flags)), "edgenet_abc123", &[]);
+            assert_eq!(c.status, Status::Fail);
+            assert!(
+                c.detail.contains("ip edgenet_abc123") && c.detail.contains("dormant"),
+                "{}",
+                c.detail
+            );
+        }
+        let drift = ["nftables table ip edgenet_abc123 differs from the plan (x)".to_string()];
+        let c = edgenet_table_check(&ruleset(None), "edgenet_abc123", &drift);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("differs from the plan"), "{}", c.detail);
+        let c = edgenet_table_check(&ruleset(None), "edgenet_000000", &[]);
+        assert!(c.status == Status::Fail && c.detail.contains("missing"));
     }
 }

@@ -135,6 +135,8 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         edgenet_table: Some(edgenet_deploy::firewall::table_name(&state.deployment_id)),
         guest_agent_wait: Duration::from_secs(args.wait),
+        edgenet_table_drift: edgenet_deploy::status::table_differences(&state, &plan)
+            .unwrap_or_default(),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }

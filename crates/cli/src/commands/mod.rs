@@ -210,6 +210,31 @@ pub fn check_vm_env() -> Result<(), CliError> {
     Ok(())
 }
 
+/// `EDGENET_NFT` (how nftables is driven, read by every command that touches it): a value
+/// it would not understand is refused (exit 2) rather than silently taken as `auto`.
+pub fn check_nft_env() -> Result<(), CliError> {
+    use edgenet_host::nft::{BACKEND_ENV, BACKEND_VALUES};
+    let Some(v) = std::env::var_os(BACKEND_ENV) else {
+        return Ok(());
+    };
+    let v = v.to_string_lossy();
+    if v.is_empty() || BACKEND_VALUES.contains(&v.as_ref()) {
+        return Ok(());
+    }
+    let want = BACKEND_VALUES.join(", ");
+    Err(CliError::new(
+        Exit::Unreadable,
+        "invalid-arguments",
+        format!(
+            "{BACKEND_ENV} is {}, which is not one of {want}",
+            edgenet_core::validate::excerpt(&v)
+        ),
+    )
+    .hint(format!(
+        "set {BACKEND_ENV} to one of {want}, or unset it for the default (auto)"
+    )))
+}
+
 fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())

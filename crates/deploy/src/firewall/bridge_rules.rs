@@ -199,6 +199,7 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
         chains: vec![chain],
         rules,
         other: Vec::new(),
+        table_attrs: Default::default(),
     }
 }
 

@@ -72,6 +72,9 @@ pub struct Ruleset {
     /// Anything else listed in the table (sets, maps, counters…): edgenet makes none, so a
     /// live table holding any differs from the plan and is replaced.
     pub other: Vec<Value>,
+    /// The table's own attributes besides its name (`flags` such as `dormant`, a comment):
+    /// edgenet sets none, and a dormant table filters nothing, so any is a difference.
+    pub table_attrs: BTreeMap<String, Value>,
 }
 
 impl PartialEq for Ruleset {
@@ -80,6 +83,7 @@ impl PartialEq for Ruleset {
             && self.table == other.table
             && self.by_chain() == other.by_chain()
             && self.other == other.other
+            && self.table_attrs == other.table_attrs
     }
 }
 
@@ -120,6 +124,7 @@ impl Ruleset {
         let mut chains = Vec::new();
         let mut rules = Vec::new();
         let mut other = Vec::new();
+        let mut table_attrs = BTreeMap::new();
         for item in items {
             let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
                 continue;
@@ -135,6 +140,13 @@ impl Ruleset {
                     if let Some(f) = body.get("family").and_then(Value::as_str) {
                         family = f.to_string();
                     }
+                    if let Some(obj) = body.as_object() {
+                        table_attrs = obj
+                            .iter()
+                            .filter(|(k, _)| !matches!(k.as_str(), "family" | "name"))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                    }
                 }
                 "chain" => chains.push(body),
                 "rule" => rules.push(body),
@@ -148,6 +160,7 @@ impl Ruleset {
             chains,
             rules,
             other,
+            table_attrs,
         })
     }
 
@@ -160,6 +173,53 @@ impl Ruleset {
                 .and_then(Value::as_str)
                 .is_some_and(|c| c.starts_with("edgenet:"))
         })
+    }
+
+    /// Whether edgenet may replace or delete this table: it carries the mark, or the state
+    /// records that the deployment made it (`recorded`) and it holds no rules at all (flushed:
+    /// a table with rules none of which is ours stays someone else's).
+    pub fn is_ours(&self, recorded: bool) -> bool {
+        self.is_marked() || (recorded && self.rules.is_empty())
+    }
+
+    /// How the live table `self` differs from `want`, in words (empty when equal), for
+    /// `status` and `doctor`.
+    pub fn differences(&self, want: &Ruleset) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.table_attrs != want.table_attrs {
+            let flags = self.table_attrs.get("flags").map(|f| match f {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            out.push(match flags {
+                // nft 1.0.6 prints a dormant table's flags wrongly, but it prints them.
+                Some(_) => "it has table flags (dormant: it filters and translates nothing)".into(),
+                None => "its table attributes differ".into(),
+            });
+        }
+        let (live, planned) = (self.by_chain(), want.by_chain());
+        for (name, (chain, rules)) in &planned {
+            match live.get(name) {
+                None => out.push(format!("chain {name} is missing")),
+                Some((live_chain, live_rules)) => {
+                    if live_chain != chain {
+                        out.push(format!(
+                            "chain {name} has another type, hook, priority or policy"
+                        ));
+                    }
+                    if live_rules != rules {
+                        out.push(format!("the rules of chain {name} differ"));
+                    }
+                }
+            }
+        }
+        for name in live.keys().filter(|n| !planned.contains_key(*n)) {
+            out.push(format!("it has an extra chain {name}"));
+        }
+        if self.other != want.other {
+            out.push("it holds sets, maps or other objects edgenet does not make".into());
+        }
+        out
     }
 
     /// Chains by name, each with its rules in order.
@@ -342,6 +402,7 @@ impl Builder<'_> {
             chains,
             rules: self.rules,
             other: Vec::new(),
+            table_attrs: BTreeMap::new(),
         }
     }
 
@@ -725,5 +786,43 @@ mod tests {
         );
         // An empty listing has no table.
         assert!(Ruleset::from_listing(&json!({"nftables": []})).is_none());
+    }
+
+    #[test]
+    fn table_flags_are_a_difference_and_a_rule_less_recorded_table_is_ours() {
+        let rs = build(&plan(FirewallMode::Nat, vec![]));
+        let mut items = vec![json!({"table": {"family": "ip", "name": "edgenet_abc123",
+            "handle": 7, "flags": "dormant"}})];
+        items.extend(rs.chains.iter().map(|c| json!({ "chain": c })));
+        items.extend(rs.rules.iter().map(|r| json!({ "rule": r })));
+        let dormant = Ruleset::from_listing(&json!({ "nftables": items })).unwrap();
+        assert_ne!(dormant, rs);
+        assert_eq!(
+            dormant.differences(&rs),
+            ["it has table flags (dormant: it filters and translates nothing)"]
+        );
+        assert!(rs.differences(&rs).is_empty());
+        let mut policy = rs.clone();
+        policy.chains[0]["policy"] = json!("drop");
+        policy.rules.remove(2);
+        assert_eq!(
+            policy.differences(&rs),
+            [
+                "chain forward has another type, hook, priority or policy",
+                "the rules of chain forward differ"
+            ]
+        );
+        // Flushed: no rules, no mark; ours only when the state records it.
+        let mut flushed = rs.clone();
+        flushed.rules.clear();
+        assert!(!flushed.is_ours(false) && flushed.is_ours(true));
+        // A rule that is not ours: foreign, recorded or not.
+        let mut foreign = flushed.clone();
+        foreign
+            .rules
+            .push(json!({"family": "ip", "table": "edgenet_abc123",
+            "chain": "forward", "expr": [{"accept": null}]}));
+        assert!(!foreign.is_ours(true));
+        assert!(rs.is_ours(false));
     }
 }

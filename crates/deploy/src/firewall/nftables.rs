@@ -21,7 +21,12 @@ impl NftablesDriver {
 
     /// Makes the live table equal to `want` (any family; used for the bridge table), with the
     /// same compare-first and ownership rules as [`FirewallDriver::apply`].
-    pub fn apply_ruleset(&self, want: &Ruleset) -> Result<ApplyOutcome, FirewallError> {
+    /// `recorded`: the deployment's state records the table (see [`Ruleset::is_ours`]).
+    pub fn apply_ruleset(
+        &self,
+        want: &Ruleset,
+        recorded: bool,
+    ) -> Result<ApplyOutcome, FirewallError> {
         check_ours(&want.table)?;
         let live = self
             .nft
@@ -29,7 +34,7 @@ impl NftablesDriver {
             .as_ref()
             .and_then(Ruleset::from_listing);
         match live {
-            Some(live) if !live.is_marked() => {
+            Some(live) if !live.is_ours(recorded) => {
                 return Err(FirewallError::NotMarked(
                     want.family.clone(),
                     want.table.clone(),
@@ -45,8 +50,13 @@ impl NftablesDriver {
 
     /// The commands that make the live table equal to `want`, to be sent with others in one
     /// transaction ([`Self::apply_commands`]); `None` when it is equal already. Same ownership
-    /// rules as [`FirewallDriver::apply`]: a table with our name but not our mark is refused.
-    pub fn commands_for(&self, want: &Ruleset) -> Result<Option<Vec<Value>>, FirewallError> {
+    /// rules as [`FirewallDriver::apply`]: a table with our name but not our mark is refused,
+    /// unless the state records it (`recorded`) and it holds no rules ([`Ruleset::is_ours`]).
+    pub fn commands_for(
+        &self,
+        want: &Ruleset,
+        recorded: bool,
+    ) -> Result<Option<Vec<Value>>, FirewallError> {
         check_ours(&want.table)?;
         let live = self
             .nft
@@ -54,7 +64,7 @@ impl NftablesDriver {
             .as_ref()
             .and_then(Ruleset::from_listing);
         let document = match live {
-            Some(live) if !live.is_marked() => {
+            Some(live) if !live.is_ours(recorded) => {
                 return Err(FirewallError::NotMarked(
                     want.family.clone(),
                     want.table.clone(),
@@ -92,10 +102,10 @@ impl NftablesDriver {
         Ok(())
     }
 
-    /// Whether the table carries edgenet's mark (see [`Ruleset::is_marked`]); `None` when it
-    /// does not exist.
-    pub fn marked(&self, table: &str) -> Result<Option<bool>, FirewallError> {
-        Ok(self.live(table)?.map(|t| t.is_marked()))
+    /// Whether the table is edgenet's: it carries the mark, or it is `recorded` and holds no
+    /// rules (see [`Ruleset::is_ours`]); `None` when it does not exist.
+    pub fn marked(&self, table: &str, recorded: bool) -> Result<Option<bool>, FirewallError> {
+        Ok(self.live(table)?.map(|t| t.is_ours(recorded)))
     }
 }
 
@@ -166,10 +176,13 @@ impl FirewallDriver for NftablesDriver {
         Ok(ApplyOutcome::Replaced)
     }
 
+    /// Strict: only a marked table. (A rollback removes tables the run only meant to create,
+    /// so a rule-less one may not be ours; `remove` deletes a flushed table the state records
+    /// as made by the deployment on its own path.)
     fn remove(&self, name: &str) -> Result<bool, FirewallError> {
         let (family, table) = split_family(name);
         check_ours(table)?;
-        if self.marked(name)? == Some(false) {
+        if self.marked(name, false)? == Some(false) {
             return Err(FirewallError::NotMarked(
                 family.to_string(),
                 table.to_string(),

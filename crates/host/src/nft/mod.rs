@@ -78,6 +78,8 @@ const DEFAULT_PROGRAM: &str = "nft";
 /// `EDGENET_NFT`: `auto` (default), `native`, `library` or `process` (A/B measurements, a
 /// suspected problem in one path).
 pub const BACKEND_ENV: &str = "EDGENET_NFT";
+/// The values [`BACKEND_ENV`] takes (empty or unset means `auto`).
+pub const BACKEND_VALUES: [&str; 4] = ["auto", "native", "library", "process"];
 /// The status [`NftError::Failed`] carries for an error of the native path.
 const NATIVE_STATUS: &str = "native nf_tables netlink";
 /// Whether the native path is on for the default program, decided (and logged) once.
@@ -420,6 +422,19 @@ impl Nft {
         };
         tracing::debug!("libnftables: nft {}", args.join(" "));
         match library::run(&command, json) {
+            // libnftables 1.0.6 frees a dormant table's flags before printing them (the `nft`
+            // program survives it, printing a wrong but present `flags`): a listing it cannot
+            // print whole is asked of the program instead. (Only a listing: a write prints
+            // nothing, and must not be sent twice.)
+            Ok(outcome)
+                if outcome.ok
+                    && json
+                    && rest.first() == Some(&"list")
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&outcome.stdout).is_err() =>
+            {
+                tracing::debug!("libnftables printed broken JSON; asking the nft program");
+                None
+            }
             Ok(outcome) if outcome.ok => Some(Ok(outcome.stdout.into_bytes())),
             Ok(outcome) => Some(Err(NftError::Failed {
                 program: self.program_name(),
