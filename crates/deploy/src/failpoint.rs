@@ -13,12 +13,15 @@
 /// `switch-adapter` only on an external switch (see [`steps`]).
 pub const STEPS: &[&str] = &[
     "state",
+    "switch-made",
     "switch",
     "switch-adapter",
     "switch-address",
     "forwarding",
     "firewall",
+    "node-netns-made",
     "node-netns",
+    "node-link-made",
     "node-link",
     "node-address",
     "node-files",
