@@ -235,6 +235,16 @@ pub fn remove_loaded(
     if !set_forwarding {
         if let Some(restored) = forwarding::restore_handed_over(&own_table) {
             report.restored.push(restored);
+        } else if state.records_rebuilt && sysctl::read(IP_FORWARD).is_ok_and(|v| v.trim() == "1") {
+            // Its record went with the lost state.json: what it was before edgenet is unknown.
+            report.left.push(match other_forwarding_user() {
+                Some(user) => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown; {user} forwards through this host)"
+                ),
+                None => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown: if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`)"
+                ),
+            });
         }
     }
     let sysctl_lines = (

@@ -533,6 +533,8 @@ fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
             let mut s = DeploymentState::new(i.deployment_id.clone());
             s.macs = i.macs.clone();
             s.auto_subnet = i.auto_subnet;
+            // The records went with `state.json`; the objects keep their marks.
+            super::recover::rebuild(&mut s);
             s
         }),
     };
