@@ -88,8 +88,12 @@ impl NodeRuntime for NetnsRuntime {
                     node.mac, node.mtu
                 ));
             }
-            // A veth with our name but without our mark is someone else's.
-            Some(link) if !own.owns(&link) => {
+            // A veth with our name but without our mark is someone else's; in our group but
+            // without the alias, it is ours only with our record (a run stopped before marking it).
+            Some(link)
+                if link.alias.as_deref() != Some(own.alias.as_str())
+                    && !(link.group == own.group && j.recorded(ObjectKind::Veth, veth, None)) =>
+            {
                 return Err(DeployError::Foreign {
                     what: "interface",
                     name: veth.to_string(),

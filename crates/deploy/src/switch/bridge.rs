@@ -34,7 +34,11 @@ impl SwitchDriver for InternalSwitch {
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
             }
             Some(link) => {
-                if !own.owns(&link) || link.kind.as_deref() != Some("bridge") {
+                // The group alone (no alias yet) is ours only with our record: a run stopped
+                // between creating the bridge and marking it.
+                let ours = link.alias.as_deref() == Some(own.alias.as_str())
+                    || (link.group == own.group && j.recorded(ObjectKind::Bridge, name, None));
+                if !ours || link.kind.as_deref() != Some("bridge") {
                     let what = link.kind.clone().unwrap_or_else(|| "device".into());
                     let hint = match link.alias.as_deref() {
                         Some(mark) if mark.starts_with("edgenet:") => format!(
