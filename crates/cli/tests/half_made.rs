@@ -156,3 +156,25 @@ fn a_stale_identity_temp_file_is_cleaned() {
     assert!(!m.state.exists(), "remove took every file");
     assert_eq!(m.dump(), before);
 }
+
+/// Killed between creating the namespace's file under /run/netns and bind-mounting the
+/// namespace on it: remove deletes the recorded placeholder (`ip netns list` shows it).
+#[test]
+fn remove_deletes_the_placeholder_of_a_namespace_killed_before_its_mount() {
+    if !failpoints() {
+        return;
+    }
+    let Some(m) = machine("f12a-nsp") else { return };
+    let before = m.dump();
+    crash(&m, "node-netns-made");
+    let ns = node_netns(&m);
+    sh(&format!("umount /run/netns/{ns}"));
+    let out = m.ok(&["remove", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["left"], json!([]), "{report}");
+    assert!(
+        !std::path::Path::new(&format!("/run/netns/{ns}")).exists(),
+        "the placeholder is gone"
+    );
+    assert_eq!(m.dump(), before);
+}

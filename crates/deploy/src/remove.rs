@@ -333,6 +333,14 @@ pub fn remove_loaded(
             .into_iter()
             .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
         {
+            // The placeholder file of a recorded namespace whose create was killed before its
+            // bind mount: not a namespace at all, but `ip netns list` shows it.
+            if !netns::exists(&name) && recorded.object(ObjectKind::Netns, &name, None).is_some() {
+                if let Err(e) = netns::delete(&name) {
+                    report.errors.push(e.to_string());
+                }
+                continue;
+            }
             // Only with our mark: a namespace that merely carries our id is someone else's.
             if !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false) {
                 report.left.push(format!(
