@@ -87,11 +87,12 @@ pub fn remove_loaded(
     for o in &state.objects {
         let why = match o.kind {
             ObjectKind::Netns if netns::exists(&o.name) => {
-                // A recorded namespace still as `ip netns add` left it is the one a killed run
-                // made before it could mark it.
-                match crate::node::netns::netns_is_ours(&o.name, &own)
-                    .and_then(|ours| Ok(ours || crate::node::netns::netns_is_half_made(&o.name)?))
-                {
+                // A namespace recorded as pending and still as `ip netns add` left it is the one
+                // a killed run made before it could mark it.
+                let pending = o.status == ObjectStatus::Pending;
+                match crate::node::netns::netns_is_ours(&o.name, &own).and_then(|ours| {
+                    Ok(ours || (pending && crate::node::netns::netns_is_half_made(&o.name)?))
+                }) {
                     Ok(true) => None,
                     Ok(false) => Some(format!(
                         "it does not carry this deployment's mark (an {} or lo with alias {})",

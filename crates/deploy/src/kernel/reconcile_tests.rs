@@ -113,9 +113,18 @@ fn an_unmarked_bridge_in_our_group_is_ours_only_with_our_record() {
         .unwrap_err();
     assert!(matches!(&err, DeployError::Foreign { .. }), "{err:?}");
     assert_eq!(k.take_log(), Vec::<String>::new(), "nothing was touched");
-    // Recorded (a run killed between creating it and setting its alias): finished.
+    // Recorded as made by a complete run (then replaced by someone): still not ours.
     j.state
-        .record_object(crate::state::ObjectKind::Bridge, "aksedgesw-int", None);
+        .record_object(crate::state::ObjectKind::Bridge, "aksedgesw-int", None)
+        .status = crate::state::ObjectStatus::Created;
+    let err = internal_driver(&mut k, &mut j, &plan)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap_err();
+    assert!(matches!(&err, DeployError::Foreign { .. }), "{err:?}");
+    // Pending (a run killed between creating it and setting its alias): finished.
+    j.state
+        .record_object(crate::state::ObjectKind::Bridge, "aksedgesw-int", None)
+        .status = crate::state::ObjectStatus::Pending;
     internal_driver(&mut k, &mut j, &plan)
         .ensure(&mut k, &plan, &own, &mut j)
         .unwrap();

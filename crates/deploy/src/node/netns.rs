@@ -32,8 +32,8 @@ impl NodeRuntime for NetnsRuntime {
         let ns_name = node.guest.as_str();
         let exists = nl.netns_exists(ns_name);
         if exists && !netns_is_ours(ns_name, own)? {
-            // Made by a run killed before it could mark it: recorded, and still empty.
-            if !(j.recorded(ObjectKind::Netns, ns_name, None) && netns_is_half_made(ns_name)?) {
+            // Made by a run killed before it could mark it: recorded as pending, still empty.
+            if !(j.pending(ObjectKind::Netns, ns_name, None) && netns_is_half_made(ns_name)?) {
                 return Err(DeployError::Foreign {
                     what: "network namespace",
                     name: ns_name.to_string(),
@@ -92,7 +92,7 @@ impl NodeRuntime for NetnsRuntime {
             // without the alias, it is ours only with our record (a run stopped before marking it).
             Some(link)
                 if link.alias.as_deref() != Some(own.alias.as_str())
-                    && !(link.group == own.group && j.recorded(ObjectKind::Veth, veth, None)) =>
+                    && !(link.group == own.group && j.pending(ObjectKind::Veth, veth, None)) =>
             {
                 return Err(DeployError::Foreign {
                     what: "interface",
@@ -104,6 +104,7 @@ impl NodeRuntime for NetnsRuntime {
                 // In our group but unmarked: a run was stopped between creating it and marking it.
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
                     nl.set_alias(veth, &own.alias)?;
+                    j.created(ObjectKind::Veth, veth, None)?;
                 }
                 if link.mtu != node.mtu {
                     nl.set_mtu(veth, node.mtu)?;

@@ -37,7 +37,7 @@ impl SwitchDriver for InternalSwitch {
                 // The group alone (no alias yet) is ours only with our record: a run stopped
                 // between creating the bridge and marking it.
                 let ours = link.alias.as_deref() == Some(own.alias.as_str())
-                    || (link.group == own.group && j.recorded(ObjectKind::Bridge, name, None));
+                    || (link.group == own.group && j.pending(ObjectKind::Bridge, name, None));
                 if !ours || link.kind.as_deref() != Some("bridge") {
                     let what = link.kind.clone().unwrap_or_else(|| "device".into());
                     let hint = match link.alias.as_deref() {
@@ -56,6 +56,7 @@ impl SwitchDriver for InternalSwitch {
                 }
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
                     k.set_alias(name, &own.alias)?;
+                    j.created(ObjectKind::Bridge, name, None)?;
                 }
                 if link.mtu != mtu {
                     k.set_mtu(name, mtu)?;
