@@ -26,7 +26,11 @@ fn inject(mode: &str) {
         return;
     }
     let reference = clean_shape(mode);
-    for step in edgenet_deploy::failpoint::steps(false) {
+    // A first deploy also passes the points between creating an object and marking it.
+    let steps = edgenet_deploy::failpoint::steps(false)
+        .into_iter()
+        .chain(edgenet_deploy::failpoint::MID_STEPS.iter().copied());
+    for step in steps {
         let m = machine(&format!(
             "f{}-{}",
             &mode[..1],
@@ -88,7 +92,14 @@ fn remove_cleans_up_straight_after_a_crash() {
     if !failpoints() {
         return;
     }
-    for step in ["switch", "firewall", "node-link"] {
+    for step in [
+        "switch",
+        "firewall",
+        "node-link",
+        "switch-made",
+        "node-netns-made",
+        "node-link-made",
+    ] {
         let Some(m) = machine(&format!("fr-{step}")) else {
             return;
         };

@@ -50,6 +50,9 @@ pub struct Context<'a> {
     /// The mark (`edgenet:<id>`) of the deployment in the state directory, if there is one:
     /// a link with another `edgenet:` mark was left by another deployment.
     pub own_mark: Option<String>,
+    /// A bridge this deployment made that a stopped run did not get to mark (its state records
+    /// it as pending and it is in the deployment's link group): not another tool's.
+    pub own_unmarked_switch: Option<String>,
     /// The `vm` runtime's host facts (image files, CPUs, memory, state directory); `None`:
     /// those rules are not run.
     pub vm_host: Option<crate::host_facts::VmHost>,
@@ -65,6 +68,7 @@ impl<'a> Context<'a> {
             probe: ProbeView::NotRun("the host was not read".into()),
             deployed_subnet: None,
             own_mark: None,
+            own_unmarked_switch: None,
             vm_host: None,
         }
     }
@@ -78,6 +82,7 @@ impl<'a> Context<'a> {
             probe: ProbeView::NotRun("the probe was not asked for".into()),
             deployed_subnet: None,
             own_mark: None,
+            own_unmarked_switch: None,
             vm_host: None,
         }
     }

@@ -201,6 +201,17 @@ fn switch_name_taken_by_another_interface_or_a_foreign_bridge_is_refused() {
         "Edgenet.SwitchName"
     )
     .is_none());
+    // The bridge a killed deploy made but did not mark yet (recorded, in its group) is its own.
+    let mut ctx = edgenet_core::validate::Context::live(&foreign);
+    ctx.machine = Some(0);
+    ctx.own_mark = Some("edgenet:0a1b2c".into());
+    ctx.own_unmarked_switch = Some("aksedgesw-int".into());
+    assert!(find(
+        &run_with(&single(), &ctx),
+        "switch-name",
+        "Edgenet.SwitchName"
+    )
+    .is_none());
     // Another deployment's bridge (or one whose state directory is gone) is refused, naming it.
     let f = assert_has(
         &run_host(&single(), &ours),

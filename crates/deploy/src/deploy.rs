@@ -147,6 +147,12 @@ impl Journal for Run<'_> {
     fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
         self.state.object(kind, name, netns).is_some()
     }
+
+    fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
+        self.state
+            .object(kind, name, netns)
+            .is_some_and(|o| o.status == ObjectStatus::Pending)
+    }
 }
 
 /// Reconciles the host with `plan`, under the held state lock. `state` is what the lock's

@@ -31,6 +31,10 @@ pub trait Journal {
     /// Whether the state records the object (an earlier run of this deployment made it or
     /// was about to). An object that is not recorded is never adopted, whatever its name.
     fn recorded(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool;
+    /// Whether the record is still pending: a run recorded the object, then stopped before it
+    /// finished making it (made but not marked, as a kill leaves it). An object deleted and
+    /// made again by someone else after a complete run has a record that is not pending.
+    fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool;
 }
 
 /// Who owns a deployment's objects: the marks edgenet puts on every link it creates.

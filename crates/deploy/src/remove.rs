@@ -87,7 +87,12 @@ pub fn remove_loaded(
     for o in &state.objects {
         let why = match o.kind {
             ObjectKind::Netns if netns::exists(&o.name) => {
-                match crate::node::netns::netns_is_ours(&o.name, &own) {
+                // A namespace recorded as pending and still as `ip netns add` left it is the one
+                // a killed run made before it could mark it.
+                let pending = o.status == ObjectStatus::Pending;
+                match crate::node::netns::netns_is_ours(&o.name, &own).and_then(|ours| {
+                    Ok(ours || (pending && crate::node::netns::netns_is_half_made(&o.name)?))
+                }) {
                     Ok(true) => None,
                     Ok(false) => Some(format!(
                         "it does not carry this deployment's mark (an {} or lo with alias {})",
@@ -231,6 +236,16 @@ pub fn remove_loaded(
     if !set_forwarding {
         if let Some(restored) = forwarding::restore_handed_over(&own_table) {
             report.restored.push(restored);
+        } else if state.records_rebuilt && sysctl::read(IP_FORWARD).is_ok_and(|v| v.trim() == "1") {
+            // Its record went with the lost state.json: what it was before edgenet is unknown.
+            report.left.push(match other_forwarding_user() {
+                Some(user) => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown; {user} forwards through this host)"
+                ),
+                None => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown: if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`)"
+                ),
+            });
         }
     }
     let sysctl_lines = (
@@ -319,6 +334,14 @@ pub fn remove_loaded(
             .into_iter()
             .filter(|n| n.ends_with(&format!("-{id}")) && !left_already.contains(&n.as_str()))
         {
+            // The placeholder file of a recorded namespace whose create was killed before its
+            // bind mount: not a namespace at all, but `ip netns list` shows it.
+            if !netns::exists(&name) && recorded.object(ObjectKind::Netns, &name, None).is_some() {
+                if let Err(e) = netns::delete(&name) {
+                    report.errors.push(e.to_string());
+                }
+                continue;
+            }
             // Only with our mark: a namespace that merely carries our id is someone else's.
             if !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false) {
                 report.left.push(format!(

@@ -73,6 +73,12 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         notices: Vec::new(),
     };
     let Some(state) = state else {
+        // Objects of a deployment whose state directory is gone: nothing else names them.
+        if let Ok(mut nl) = kernel::open() {
+            report
+                .notices
+                .extend(crate::leftovers::leftovers(&mut nl, None));
+        }
         return Ok(report);
     };
     let holder = state.interrupted().and_then(|_| dir.holder());
@@ -116,11 +122,28 @@ fn fill(
             None => format!("the last run stopped while {phase:?}: run deploy (or remove) again"),
         });
     }
+    if state.records_rebuilt {
+        let found: Vec<String> = state
+            .objects
+            .iter()
+            .map(|o| crate::teardown::object_words(o.kind, &o.name))
+            .collect();
+        report.notices.push(format!(
+            "the records of this deployment were lost (state.json empty or missing) and rebuilt from the marks of its objects in the kernel: {}",
+            found.join(", ")
+        ));
+    }
     let Some(plan) = state
         .applied_plan
         .clone()
         .or_else(|| state.pending_plan.clone())
     else {
+        if state.records_rebuilt {
+            report.drift.push(
+                "its plan was lost with state.json: run deploy (with its config) to record it again, or remove to delete what is listed"
+                    .to_string(),
+            );
+        }
         return Ok(());
     };
     report.deployed = state.phase == Phase::Deployed;

@@ -48,6 +48,7 @@ pub fn checked_plan(
     ctx.machine_name = cli.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
+    ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     // The host's CPUs, memory and image files matter to `vm` nodes only.
     ctx.vm_host = loaded
         .config

@@ -162,6 +162,9 @@ pub fn context<'a>(
     ctx.own_mark = state
         .as_ref()
         .map(|s| edgenet_deploy::names::alias(&s.deployment_id));
+    ctx.own_unmarked_switch = state
+        .as_ref()
+        .and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     // The subnet deploy chose is the one deploy keeps (and checks against the host).
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx

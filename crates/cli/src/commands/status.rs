@@ -40,11 +40,33 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
         Output::Text => {
             let style = Style::for_stdout();
             let Some(plan) = &report.plan else {
-                println!(
-                    "Nothing deployed (state directory {}).",
-                    cli.state_dir.display()
-                );
-                return Ok(Exit::Ok);
+                match &report.deployment_id {
+                    // Records rebuilt without a plan, or a run stopped before it had one.
+                    Some(id) if !report.drift.is_empty() || !report.notices.is_empty() => {
+                        println!(
+                            "{}",
+                            style.bold(&format!(
+                                "Deployment {id} ({:?}), no plan recorded — state in {}",
+                                report.phase.unwrap_or(edgenet_deploy::state::Phase::New),
+                                report.state_dir.display()
+                            ))
+                        );
+                    }
+                    _ => println!(
+                        "Nothing deployed (state directory {}).",
+                        cli.state_dir.display()
+                    ),
+                }
+                for n in &report.notices {
+                    println!("Notice: {n}");
+                }
+                if drift {
+                    println!("Drift:");
+                    for d in &report.drift {
+                        println!("  {d}");
+                    }
+                }
+                return Ok(if drift { Exit::Findings } else { Exit::Ok });
             };
             println!(
                 "{}",

@@ -160,6 +160,9 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
         }
         return;
     }
+    if ctx.own_unmarked_switch.as_deref() == Some(switch) {
+        return;
+    }
     if config.is_scalable() {
         let adapter = ctx
             .this_machine(config)

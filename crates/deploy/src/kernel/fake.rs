@@ -367,4 +367,9 @@ impl crate::journal::Journal for FakeJournal {
     fn recorded(&self, kind: crate::state::ObjectKind, name: &str, netns: Option<&str>) -> bool {
         self.state.object(kind, name, netns).is_some()
     }
+    fn pending(&self, kind: crate::state::ObjectKind, name: &str, netns: Option<&str>) -> bool {
+        self.state
+            .object(kind, name, netns)
+            .is_some_and(|o| o.status == crate::state::ObjectStatus::Pending)
+    }
 }

@@ -103,6 +103,35 @@ fn ensure_repairs_only_what_drifted() {
 }
 
 #[test]
+fn an_unmarked_bridge_in_our_group_is_ours_only_with_our_record() {
+    let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
+    let own = j.own();
+    k.add_link("aksedgesw-int", Some("bridge"), None);
+    k.links[0].group = own.group;
+    let err = internal_driver(&mut k, &mut j, &plan)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap_err();
+    assert!(matches!(&err, DeployError::Foreign { .. }), "{err:?}");
+    assert_eq!(k.take_log(), Vec::<String>::new(), "nothing was touched");
+    // Recorded as made by a complete run (then replaced by someone): still not ours.
+    j.state
+        .record_object(crate::state::ObjectKind::Bridge, "aksedgesw-int", None)
+        .status = crate::state::ObjectStatus::Created;
+    let err = internal_driver(&mut k, &mut j, &plan)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap_err();
+    assert!(matches!(&err, DeployError::Foreign { .. }), "{err:?}");
+    // Pending (a run killed between creating it and setting its alias): finished.
+    j.state
+        .record_object(crate::state::ObjectKind::Bridge, "aksedgesw-int", None)
+        .status = crate::state::ObjectStatus::Pending;
+    internal_driver(&mut k, &mut j, &plan)
+        .ensure(&mut k, &plan, &own, &mut j)
+        .unwrap();
+    assert_eq!(k.links[0].alias.as_deref(), Some(own.alias.as_str()));
+}
+
+#[test]
 fn a_foreign_bridge_is_refused_and_left_alone() {
     let (mut k, mut j, plan) = (FakeKernel::new(), FakeJournal::new(), internal_plan());
     let own = j.own();

@@ -30,20 +30,31 @@ impl NodeRuntime for NetnsRuntime {
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let ns_name = node.guest.as_str();
-        if nl.netns_exists(ns_name) && !netns_is_ours(ns_name, own)? {
-            return Err(DeployError::Foreign {
-                what: "network namespace",
-                name: ns_name.to_string(),
-                hint: format!(
-                    "it has this deployment's name but not its mark (an {NODE_IFNAME} with alias {}); \
-                     delete it if it is left over (`ip netns del {ns_name}`)",
-                    own.alias
-                ),
-            });
+        let exists = nl.netns_exists(ns_name);
+        if exists && !netns_is_ours(ns_name, own)? {
+            // Made by a run killed before it could mark it: recorded as pending, still empty.
+            if !(j.pending(ObjectKind::Netns, ns_name, None) && netns_is_half_made(ns_name)?) {
+                return Err(DeployError::Foreign {
+                    what: "network namespace",
+                    name: ns_name.to_string(),
+                    hint: format!(
+                        "it has this deployment's name but not its mark (an {NODE_IFNAME} with alias {}); \
+                         delete it if it is left over (`ip netns del {ns_name}`)",
+                        own.alias
+                    ),
+                });
+            }
+            mark_netns(ns_name, own)?;
+            j.created(ObjectKind::Netns, ns_name, None)?;
+            j.changed(format!(
+                "marked network namespace {ns_name} for {} (a stopped run had made it)",
+                node.plan.name
+            ));
         }
-        if !nl.netns_exists(ns_name) {
+        if !exists {
             j.will_create(ObjectKind::Netns, ns_name, None)?;
             nl.netns_create(ns_name)?;
+            j.step("node-netns-made")?;
             mark_netns(ns_name, own)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
             j.changed(format!(
@@ -69,6 +80,7 @@ impl NodeRuntime for NetnsRuntime {
                     },
                     Some(ns_name),
                 )?;
+                j.step("node-link-made")?;
                 nl.set_alias(veth, &own.alias)?;
                 j.created(ObjectKind::Veth, veth, None)?;
                 j.changed(format!(
@@ -76,8 +88,12 @@ impl NodeRuntime for NetnsRuntime {
                     node.mac, node.mtu
                 ));
             }
-            // A veth with our name but without our mark is someone else's.
-            Some(link) if !own.owns(&link) => {
+            // A veth with our name but without our mark is someone else's; in our group but
+            // without the alias, it is ours only with our record (a run stopped before marking it).
+            Some(link)
+                if link.alias.as_deref() != Some(own.alias.as_str())
+                    && !(link.group == own.group && j.pending(ObjectKind::Veth, veth, None)) =>
+            {
                 return Err(DeployError::Foreign {
                     what: "interface",
                     name: veth.to_string(),
@@ -85,6 +101,11 @@ impl NodeRuntime for NetnsRuntime {
                 });
             }
             Some(link) => {
+                // In our group but unmarked: a run was stopped between creating it and marking it.
+                if link.alias.as_deref() != Some(own.alias.as_str()) {
+                    nl.set_alias(veth, &own.alias)?;
+                    j.created(ObjectKind::Veth, veth, None)?;
+                }
                 if link.mtu != node.mtu {
                     nl.set_mtu(veth, node.mtu)?;
                     j.changed(format!("set MTU {} on {veth} (was {})", node.mtu, link.mtu));
@@ -235,6 +256,17 @@ pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
         Ok(links
             .iter()
             .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())))
+    })?
+}
+
+/// Whether the namespace `name` is as `ip netns add` leaves it: only a `lo` that is down and
+/// carries no alias. One the state records and finds so is the one a killed run made before it
+/// could mark it (anyone else's would have been used); any other content keeps it foreign.
+pub fn netns_is_half_made(name: &str) -> Result<bool, DeployError> {
+    let ns = NetNs::open(name)?;
+    ns.run(move || -> Result<bool, DeployError> {
+        let links = Netlink::open()?.links()?;
+        Ok(matches!(links.as_slice(), [lo] if lo.name == "lo" && !lo.up && lo.alias.is_none()))
     })?
 }
 

@@ -21,6 +21,7 @@
 
 pub mod lock;
 pub mod model;
+pub mod recover;
 pub mod store;
 
 pub use lock::StateLock;

@@ -200,6 +200,11 @@ pub struct DeploymentState {
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,
+    /// The records were lost (an empty or missing `state.json` beside a good `identity.json`)
+    /// and rebuilt from the marks of the objects in the kernel: the values sysctls had before
+    /// edgenet changed them are unknown. Kept until remove.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub records_rebuilt: bool,
 }
 
 impl DeploymentState {
@@ -216,6 +221,7 @@ impl DeploymentState {
             sysctls: Vec::new(),
             config: None,
             journal: Vec::new(),
+            records_rebuilt: false,
         };
         state.note(format!("deployment {} created", state.deployment_id));
         state

@@ -19,7 +19,8 @@
 //! `identity.json`, which every deploy makes durable (on a thread beside the kernel work) before
 //! it reports success: the next deploy (the boot unit's) builds the same switch, subnet and MACs
 //! again. Only an empty (or all-NUL) `state.json` is taken for a power cut's; anything else that
-//! does not parse stays an error, as before.
+//! does not parse stays an error, as before. When the kernel objects did survive (the file was
+//! emptied or deleted by hand), their records are rebuilt from their marks ([`super::recover`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -533,6 +534,8 @@ fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
             let mut s = DeploymentState::new(i.deployment_id.clone());
             s.macs = i.macs.clone();
             s.auto_subnet = i.auto_subnet;
+            // The records went with `state.json`; the objects keep their marks.
+            super::recover::rebuild(&mut s);
             s
         }),
     };

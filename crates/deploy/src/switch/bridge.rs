@@ -9,7 +9,7 @@ use super::{SwitchDriver, SwitchLive};
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
 use crate::kernel::Kernel;
-use crate::state::ObjectKind;
+use crate::state::{DeploymentState, ObjectKind, ObjectStatus};
 
 pub struct InternalSwitch {
     /// The bridge's MAC: a bridge without ports takes its MAC from the first port added; a
@@ -34,7 +34,11 @@ impl SwitchDriver for InternalSwitch {
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
             }
             Some(link) => {
-                if !own.owns(&link) || link.kind.as_deref() != Some("bridge") {
+                // The group alone (no alias yet) is ours only with our record: a run stopped
+                // between creating the bridge and marking it.
+                let ours = link.alias.as_deref() == Some(own.alias.as_str())
+                    || (link.group == own.group && j.pending(ObjectKind::Bridge, name, None));
+                if !ours || link.kind.as_deref() != Some("bridge") {
                     let what = link.kind.clone().unwrap_or_else(|| "device".into());
                     let hint = match link.alias.as_deref() {
                         Some(mark) if mark.starts_with("edgenet:") => format!(
@@ -52,6 +56,7 @@ impl SwitchDriver for InternalSwitch {
                 }
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
                     k.set_alias(name, &own.alias)?;
+                    j.created(ObjectKind::Bridge, name, None)?;
                 }
                 if link.mtu != mtu {
                     k.set_mtu(name, mtu)?;
@@ -121,6 +126,9 @@ pub(crate) fn create_marked_bridge(
         mac,
         group: Some(own.group),
     })?;
+    // The kernel ignores an alias at creation: a kill here leaves the bridge with only the
+    // group and a pending record, which the next deploy and remove know as ours.
+    j.step("switch-made")?;
     k.set_alias(name, &own.alias)?;
     k.set_up(name, true)?;
     j.created(ObjectKind::Bridge, name, None)?;
@@ -142,6 +150,24 @@ pub(crate) fn delete_bridge(
         }),
         None => Ok(false),
     }
+}
+
+/// The bridge a run of this deployment made and was stopped before marking (killed between
+/// creating it and setting its alias, which the kernel ignores at creation): recorded as
+/// pending, a bridge in the deployment's link group, without an alias. Deploy finishes it.
+pub fn unmarked_own_bridge(state: &DeploymentState) -> Option<String> {
+    let group = crate::names::link_group(&state.deployment_id);
+    let mut k = crate::kernel::open().ok()?;
+    state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Bridge && o.status == ObjectStatus::Pending)
+        .find(|o| {
+            k.link(&o.name).ok().flatten().is_some_and(|l| {
+                l.kind.as_deref() == Some("bridge") && l.alias.is_none() && l.group == group
+            })
+        })
+        .map(|o| o.name.clone())
 }
 
 /// The bridge as the kernel has it.

@@ -1,0 +1,150 @@
+//! A deployment whose records are lost while its objects are still in the kernel: `state.json`
+//! emptied, deleted or zeroed beside a good `identity.json` (the records are rebuilt from the
+//! objects' marks: status shows them, remove deletes them, a deploy records them again), or the
+//! whole state directory gone (status names the objects as leftovers with their delete command).
+
+mod support;
+
+use support::*;
+
+fn lose_state_json(m: &Machine, how: &str) {
+    let path = m.state.join("state.json");
+    match how {
+        "empty" => std::fs::write(&path, b"").unwrap(),
+        "nul" => std::fs::write(&path, vec![0u8; 512]).unwrap(),
+        "missing" => std::fs::remove_file(&path).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+fn our_links(m: &Machine, id: &str) -> Vec<String> {
+    m.ip_json("-d link show")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ifalias"].as_str() == Some(&format!("edgenet:{id}")))
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn tables(m: &Machine) -> Vec<String> {
+    m.nft_json()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("table"))
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["family"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Remove after the loss deletes every object and says ip_forward is left (its value before
+/// edgenet went with the records); nothing else differs from before the deploy.
+fn remove_deletes_everything(m: &Machine, id: &str, before: &serde_json::Value, how: &str) {
+    let out = m.ok(&["remove", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["left"]
+            .to_string()
+            .contains("net.ipv4.ip_forward at 1"),
+        "{how}: remove says forwarding is left: {report}"
+    );
+    assert_eq!(our_links(m, id), Vec::<String>::new(), "{how}");
+    assert!(
+        !tables(m)
+            .iter()
+            .any(|t| t.contains(&format!("edgenet_{id}"))),
+        "{how}: {:?}",
+        tables(m)
+    );
+    assert_eq!(m.node_namespaces(), Vec::<String>::new(), "{how}");
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1", "{how}: left as it is");
+    sh(&format!(
+        "ip netns exec {} sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'",
+        m.ns
+    ));
+    assert_eq!(&m.dump(), before, "{how}");
+}
+
+#[test]
+fn lost_records_are_rebuilt_for_status_and_remove() {
+    for how in ["empty", "nul", "missing"] {
+        let Some(m) = machine(&format!("f12a-l{}", &how[..2])) else {
+            return;
+        };
+        let before = m.dump();
+        let id = m.deploy(None)["deployment_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+        lose_state_json(&m, how);
+
+        let out = m.edgenet(&["status"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Nothing deployed"), "{how}: {text}");
+        assert!(text.contains(&format!("Deployment {id}")), "{how}: {text}");
+        assert!(text.contains("rebuilt"), "{how}: {text}");
+        assert!(text.contains("bridge aksedgesw-int"), "{how}: {text}");
+        assert!(text.contains(&format!("edgenet_{id}")), "{how}: {text}");
+
+        remove_deletes_everything(&m, &id, &before, how);
+    }
+}
+
+#[test]
+fn a_deploy_over_lost_records_records_what_it_finds() {
+    let Some(m) = machine("f12a-ld") else { return };
+    let before = m.dump();
+    let id = m.deploy(None)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lose_state_json(&m, "empty");
+    let again = m.deploy(None);
+    assert_eq!(again["deployment_id"], id.as_str());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m.state.join("state.json")).unwrap())
+            .unwrap();
+    let recorded = state["objects"].to_string();
+    for name in [
+        "aksedgesw-int".to_string(),
+        format!("edgenet_{id}"),
+        format!("bridge edgenet_{id}"),
+    ] {
+        assert!(
+            recorded.contains(&format!("\"{name}\"")),
+            "{name}: {recorded}"
+        );
+    }
+    for ns in m.node_namespaces() {
+        assert!(recorded.contains(&format!("\"{ns}\"")), "{ns}: {recorded}");
+    }
+    remove_deletes_everything(&m, &id, &before, "deploy first");
+}
+
+/// The state directory deleted as a whole: status names what is left, with the commands.
+#[test]
+fn status_without_a_state_directory_lists_the_leftovers() {
+    let Some(m) = machine("f12a-lg") else { return };
+    let id = m.deploy(None)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_dir_all(&m.state).unwrap();
+    let out = m.edgenet(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("Nothing deployed"), "{text}");
+    assert!(text.contains("ip link del aksedgesw-int"), "{text}");
+    assert!(
+        text.contains(&format!("nft delete table ip edgenet_{id}")),
+        "{text}"
+    );
+    // The machine's namespace goes with the test, the node namespaces by their id.
+}
