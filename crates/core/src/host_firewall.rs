@@ -57,7 +57,8 @@ pub struct Flow {
     pub oif: String,
     pub saddr: Option<Ipv4Addr>,
     pub daddr: Option<Ipv4Addr>,
-    /// `new` or `established`.
+    /// `new`, `established`, or `untracked` (node↔node on an internal switch: edgenet's
+    /// table keeps those frames out of conntrack).
     pub ct_state: &'static str,
 }
 
@@ -151,6 +152,12 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
     } else {
         t.outside.iter().copied().map(Some).collect()
     };
+    // An internal switch's own table notracks the frames between its nodes.
+    let (there, back) = if t.external {
+        ("new", "established")
+    } else {
+        ("untracked", "untracked")
+    };
     for &peer in &peers {
         if t.bridged {
             flows.push(flow(
@@ -161,7 +168,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 bridge,
                 t.node,
                 peer,
-                "new",
+                there,
             ));
             flows.push(flow(
                 "replies within the switch",
@@ -171,7 +178,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 bridge,
                 peer,
                 t.node,
-                "established",
+                back,
             ));
         }
     }
@@ -871,6 +878,39 @@ mod tests {
 
     fn addr(op: &str, field: &str, right: Value) -> Value {
         json!({"match": {"op": op, "left": {"payload": {"protocol": "ip", "field": field}}, "right": right}})
+    }
+
+    #[test]
+    fn frames_between_the_nodes_of_an_internal_switch_are_untracked() {
+        // edgenet's table notracks them: a forward filter that accepts by conntrack state
+        // alone (new from the switch, then established) drops them.
+        let doc = json!({"nftables": [
+            chain("filter", "FORWARD", Some("drop")),
+            rule("filter", "FORWARD", json!([{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}])),
+            rule("filter", "FORWARD", json!([iif("br9"), {"match": {"op": "==", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"accept": null}])),
+        ]});
+        let flows = nat("br9", true);
+        let within: Vec<_> = flows
+            .iter()
+            .filter(|f| f.what.contains("within the switch"))
+            .collect();
+        assert_eq!(within.len(), 2);
+        assert!(within.iter().all(|f| f.ct_state == "untracked"));
+        let drops = ip_forward_drops(&doc, &flows);
+        let what: Vec<_> = drops.iter().map(|d| d.flow.as_str()).collect();
+        assert_eq!(
+            what,
+            ["frames within the switch", "replies within the switch"],
+            "{drops:#?}"
+        );
+        // An accept by interface, as edgenet's own rules and fixes are, lets them through.
+        let mut fixed = doc.clone();
+        fixed["nftables"].as_array_mut().unwrap().push(rule(
+            "filter",
+            "FORWARD",
+            json!([iif("br9"), {"accept": null}]),
+        ));
+        assert!(ip_forward_drops(&fixed, &flows).is_empty());
     }
 
     #[test]

@@ -327,6 +327,17 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
     let docs = documents();
     for (what, want) in &docs {
         write_both(&a, &b, &want.create_document(), what);
+        if want.family == "ip" {
+            // The intra-switch chain is written natively too: notrack (no attributes) after
+            // `fib daddr type unicast`, as libnftables sends them.
+            let kernel = a.netlink();
+            assert!(
+                kernel.contains(
+                    "[ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000001 ]\n  [ notrack ]"
+                ),
+                "{what}: {kernel}"
+            );
+        }
         let listed = native_equals_library(&a, what);
         // What a redeploy compares: the native listing reads back as exactly the plan.
         let table = edgenet_host::nft::table_in(&listed, &want.family, &want.table).unwrap();

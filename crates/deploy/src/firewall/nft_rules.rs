@@ -9,6 +9,9 @@
 //!
 //! ```text
 //! table ip edgenet_<id> {
+//!   chain intra_switch {  type filter hook prerouting priority raw; policy accept;
+//!     iifname "aksedgesw-int" ip saddr 192.168.0.0/24 ip daddr 192.168.0.0/24 fib daddr type unicast notrack
+//!   }
 //!   chain forward {  type filter hook forward priority filter; policy accept;
 //!     iifname "aksedgesw-int" oifname "aksedgesw-int" accept
 //!     oifname "aksedgesw-int" ip daddr 192.168.0.0/24 ct state established,related accept
@@ -32,7 +35,13 @@
 //! ```
 //!
 //! Every chain has policy accept and every drop names the switch: traffic that does not enter or
-//! leave edgenet's bridge is never judged here. (Another table may still drop what we accept —
+//! leave edgenet's bridge is never judged here.
+//!
+//! `intra_switch` keeps frames bridged from node to node out of conntrack when the host has
+//! `bridge-nf-call-iptables=1` (Docker and Kubernetes hosts do; edgenet never changes it):
+//! nothing in this table needs their state, and tracking them costs ~10% of node↔node
+//! throughput. Nothing that leaves the switch or reaches the host is untracked, so masquerade,
+//! port forwards and the `ct` rules above see every packet they judge. (Another table may still drop what we accept —
 //! nftables runs every base chain of a hook — which `doctor` should point out.)
 
 use std::collections::BTreeMap;
@@ -48,9 +57,13 @@ use super::{FirewallMode, FirewallPlan, PortForwardRule};
 pub const FAMILY: &str = "ip";
 
 /// Chain priorities as nft lists them (numbers: `filter` = 0, `dstnat` = -100, `srcnat` = 100).
+const PRIO_RAW: i64 = -300;
 const PRIO_FILTER: i64 = 0;
 const PRIO_DSTNAT: i64 = -100;
 const PRIO_SRCNAT: i64 = 100;
+
+/// The chain that keeps frames bridged between two nodes out of conntrack.
+pub const INTRA_SWITCH_CHAIN: &str = "intra_switch";
 
 /// Destinations that are never masqueraded (as libvirt): link-local multicast and broadcast
 /// must keep the node's own source address.
@@ -269,8 +282,33 @@ impl Builder<'_> {
     fn build(mut self, fw: &FirewallPlan) -> Ruleset {
         let br = fw.bridge.as_str();
         let subnet = fw.subnet.trunc();
-        let mut chains = vec![self.chain("forward", "filter", PRIO_FILTER)];
+        let mut chains =
+            vec![self.base_chain(INTRA_SWITCH_CHAIN, "prerouting", "filter", PRIO_RAW)];
+        // With `bridge-nf-call-iptables=1` every frame bridged between two nodes passes the
+        // `ip` hooks with the bridge as iif and oif, and conntrack would track it: a hash
+        // lookup, an entry per flow and a state machine per packet, for traffic no rule here
+        // needs conntrack for (the forward chain accepts it by interface alone, first). Only
+        // unicast from a switch address to another one that is not the host's (`fib daddr
+        // type unicast`: the host's own addresses are `local`, the subnet broadcast is
+        // `broadcast`): what reaches the host (DNS, the proxy, the replies of the host's
+        // connections and of its port-forwarded ones, which must be un-NATed) stays tracked,
+        // and so does anything leaving the switch. A no-op with the sysctl at 0: bridged frames
+        // then skip the `ip` hooks.
+        self.rule(
+            INTRA_SWITCH_CHAIN,
+            "edgenet: frames between nodes skip conntrack",
+            vec![
+                iifname(br),
+                ip_addr("saddr", "==", subnet),
+                ip_addr("daddr", "==", subnet),
+                fib_daddr_type("unicast"),
+                json!({"notrack": null}),
+            ],
+        );
+        chains.push(self.chain("forward", "filter", PRIO_FILTER));
 
+        // First, and by interface alone: frames between nodes are untracked (see above), so
+        // no `ct` match would ever accept them.
         self.rule(
             "forward",
             "edgenet: traffic within the switch",
@@ -407,9 +445,13 @@ impl Builder<'_> {
     }
 
     fn chain(&self, name: &str, kind: &str, prio: i64) -> Value {
+        self.base_chain(name, name, kind, prio)
+    }
+
+    fn base_chain(&self, name: &str, hook: &str, kind: &str, prio: i64) -> Value {
         json!({
             "family": FAMILY, "table": self.table, "name": name,
-            "type": kind, "hook": name, "prio": prio, "policy": "accept",
+            "type": kind, "hook": hook, "prio": prio, "policy": "accept",
         })
     }
 
@@ -488,10 +530,14 @@ fn l4_port(pf: &PortForwardRule, field: &str, port: u16) -> Value {
 }
 
 fn fib_daddr_local() -> Value {
+    fib_daddr_type("local")
+}
+
+fn fib_daddr_type(kind: &str) -> Value {
     matches(
         "==",
         json!({"fib": {"result": "type", "flags": ["daddr"]}}),
-        json!("local"),
+        json!(kind),
     )
 }
 
@@ -574,7 +620,7 @@ fn expr_text(e: &Value) -> String {
             body["addr"].as_str().unwrap_or("?"),
             body["port"]
         ),
-        "accept" | "drop" | "return" | "masquerade" if body.is_null() => kind.clone(),
+        "accept" | "drop" | "return" | "masquerade" | "notrack" if body.is_null() => kind.clone(),
         _ => fallback(),
     }
 }
@@ -608,6 +654,41 @@ mod tests {
         }
     }
 
+    const INTRA_SWITCH: &str = r#"intra_switch: iifname "aksedgesw-int" ip saddr 192.168.7.0/24 ip daddr 192.168.7.0/24 fib daddr type unicast notrack"#;
+
+    #[test]
+    fn frames_between_nodes_are_untracked_before_conntrack() {
+        for mode in [FirewallMode::Nat, FirewallMode::Offline] {
+            let rs = build(&plan(mode, vec![]));
+            let raw = &rs.chains[0];
+            assert_eq!(
+                (
+                    raw["name"].as_str(),
+                    raw["type"].as_str(),
+                    raw["hook"].as_str()
+                ),
+                (Some("intra_switch"), Some("filter"), Some("prerouting"))
+            );
+            // Before conntrack (-200): raw, -300.
+            assert_eq!(raw["prio"], -300);
+            assert_eq!(raw["policy"], "accept");
+            let untracked: Vec<_> = text(&rs)
+                .into_iter()
+                .filter(|l| l.contains("notrack"))
+                .collect();
+            assert_eq!(untracked, [INTRA_SWITCH]);
+            // The forward chain's first rule accepts them without any `ct` match.
+            let first_forward = text(&rs)
+                .into_iter()
+                .find(|l| l.starts_with("forward:"))
+                .unwrap();
+            assert_eq!(
+                first_forward,
+                r#"forward: iifname "aksedgesw-int" oifname "aksedgesw-int" accept"#
+            );
+        }
+    }
+
     fn text(rs: &Ruleset) -> Vec<String> {
         rs.to_text()
     }
@@ -622,10 +703,11 @@ mod tests {
     #[test]
     fn nat_masquerades_the_subnet_and_guards_the_switch() {
         let rs = build(&plan(FirewallMode::Nat, vec![]));
-        assert_eq!(chain_names(&rs), ["forward", "postrouting"]);
+        assert_eq!(chain_names(&rs), ["intra_switch", "forward", "postrouting"]);
         assert_eq!(
             text(&rs),
             [
+                INTRA_SWITCH,
                 r#"forward: iifname "aksedgesw-int" oifname "aksedgesw-int" accept"#,
                 r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.0/24 ct state established,related accept"#,
                 r#"forward: oifname "aksedgesw-int" drop"#,
@@ -636,7 +718,7 @@ mod tests {
                 "postrouting: ip saddr 192.168.7.0/24 ip daddr != 192.168.7.0/24 masquerade",
             ]
         );
-        let post = &rs.chains[1];
+        let post = &rs.chains[2];
         assert_eq!(post["type"], "nat");
         assert_eq!(post["hook"], "postrouting");
         assert_eq!(post["prio"], 100);
@@ -646,10 +728,11 @@ mod tests {
     #[test]
     fn offline_has_no_nat_and_drops_everything_off_the_switch() {
         let rs = build(&plan(FirewallMode::Offline, vec![]));
-        assert_eq!(chain_names(&rs), ["forward"]);
+        assert_eq!(chain_names(&rs), ["intra_switch", "forward"]);
         assert_eq!(
             text(&rs),
             [
+                INTRA_SWITCH,
                 r#"forward: iifname "aksedgesw-int" oifname "aksedgesw-int" accept"#,
                 r#"forward: oifname "aksedgesw-int" drop"#,
                 r#"forward: iifname "aksedgesw-int" drop"#,
@@ -670,7 +753,13 @@ mod tests {
         ));
         assert_eq!(
             chain_names(&rs),
-            ["forward", "postrouting", "prerouting", "output"]
+            [
+                "intra_switch",
+                "forward",
+                "postrouting",
+                "prerouting",
+                "output"
+            ]
         );
         let lines = text(&rs);
         for want in [
@@ -773,7 +862,7 @@ mod tests {
         extra.rules.push(extra.rules[0].clone());
         assert_ne!(extra, rs);
         let mut swapped = rs.clone();
-        swapped.rules.swap(0, 1);
+        swapped.rules.swap(1, 2); // two rules of chain forward
         assert_ne!(swapped, rs);
         // So is a set someone added to our table.
         let mut with_set = items.clone();
@@ -803,8 +892,8 @@ mod tests {
         );
         assert!(rs.differences(&rs).is_empty());
         let mut policy = rs.clone();
-        policy.chains[0]["policy"] = json!("drop");
-        policy.rules.remove(2);
+        policy.chains[1]["policy"] = json!("drop");
+        policy.rules.remove(3);
         assert_eq!(
             policy.differences(&rs),
             [

@@ -23,6 +23,7 @@ pub const NFT_CT_STATUS: u32 = 2;
 /// `fib daddr type`: result `NFT_FIB_RESULT_ADDRTYPE`, flag `NFTA_FIB_F_DADDR`.
 pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 pub const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+pub const RTN_UNICAST: u32 = 1;
 pub const RTN_LOCAL: u32 = 2;
 
 pub const NFT_NAT_DNAT: u32 = 1;
@@ -91,6 +92,9 @@ pub enum KExpr {
     },
     Verdict(i32),
     Masq,
+    /// `notrack`: the packet skips conntrack (no attributes; only in a chain before
+    /// conntrack's priority).
+    Notrack,
     Fib {
         result: u32,
         flags: u32,
@@ -148,10 +152,16 @@ impl KExpr {
             KExpr::Lookup { .. } => "lookup",
             KExpr::Verdict(_) | KExpr::Data { .. } => "immediate",
             KExpr::Masq => "masq",
+            KExpr::Notrack => "notrack",
             KExpr::Fib { .. } => "fib",
             KExpr::Nat { .. } => "nat",
         };
         m.str(NFTA_EXPR_NAME, name);
+        if *self == KExpr::Notrack {
+            // No data at all, as nft sends it (and the kernel dumps it).
+            m.end();
+            return;
+        }
         m.begin(NFTA_EXPR_DATA);
         match self {
             KExpr::Meta { key, dreg } => {
@@ -199,7 +209,7 @@ impl KExpr {
                     .end()
                     .end();
             }
-            KExpr::Masq => {}
+            KExpr::Masq | KExpr::Notrack => {}
             KExpr::Fib {
                 result,
                 flags,
@@ -295,6 +305,7 @@ impl KExpr {
                 data: value(2)?,
             },
             "masq" if data.is_empty() => KExpr::Masq,
+            "notrack" if data.is_empty() => KExpr::Notrack,
             "fib" if known(&[1, 2, 3]) => KExpr::Fib {
                 result: u(2)?,
                 flags: u(3)?,

@@ -226,6 +226,7 @@ pub fn encode(family: u8, exprs: &[Value]) -> Result<Encoded, Unsupported> {
             ("drop", Value::Null) => out.exprs.push(KExpr::Verdict(NF_DROP)),
             ("return", Value::Null) => out.exprs.push(KExpr::Verdict(NFT_RETURN)),
             ("masquerade", Value::Null) => out.exprs.push(KExpr::Masq),
+            ("notrack", Value::Null) if family == NFPROTO_IPV4 => out.exprs.push(KExpr::Notrack),
             ("dnat", Value::Object(d)) if family == NFPROTO_IPV4 && d.len() == 2 => {
                 let addr: Ipv4Addr = d
                     .get("addr")
@@ -354,17 +355,15 @@ fn encode_match(
             });
         }
         "fib" if family == NFPROTO_IPV4 && lbody.len() == 2 && op == "==" => {
-            if lbody.get("result")? != "type"
-                || lbody.get("flags")? != &json!(["daddr"])
-                || right != "local"
-            {
+            if lbody.get("result")? != "type" || lbody.get("flags")? != &json!(["daddr"]) {
                 return None;
             }
+            let kind = FIB_TYPES.iter().find(|(n, _)| right == *n)?.1;
             out.exprs.push(fib_daddr_type());
             out.exprs.push(KExpr::Cmp {
                 sreg: NFT_REG_1,
                 op: NFT_CMP_EQ,
-                data: RTN_LOCAL.to_ne_bytes().to_vec(),
+                data: kind.to_ne_bytes().to_vec(),
             });
         }
         "payload" if lbody.len() == 2 => {
@@ -493,6 +492,9 @@ fn l4_dependency(proto: u8) -> [KExpr; 2] {
         },
     ]
 }
+
+/// The address types `fib daddr type` is compared with (`RTN_*`), by nft's names.
+const FIB_TYPES: &[(&str, u32)] = &[("unicast", RTN_UNICAST), ("local", RTN_LOCAL)];
 
 fn fib_daddr_type() -> KExpr {
     KExpr::Fib {
@@ -841,13 +843,19 @@ pub fn decode(
                 op: NFT_CMP_EQ,
                 data,
             }, ..]
-                if *fib == fib_daddr_type()
-                    && *sreg == reg
-                    && data.as_slice() == RTN_LOCAL.to_ne_bytes() =>
+                if *fib == fib_daddr_type() && *sreg == reg =>
             {
+                let name = FIB_TYPES
+                    .iter()
+                    .find(|(_, t)| data.as_slice() == t.to_ne_bytes())?
+                    .0;
                 out.push(json!({"match": {"op": "==",
-                    "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}));
+                    "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": name}}));
                 i += 2;
+            }
+            [KExpr::Notrack, ..] if family == NFPROTO_IPV4 => {
+                out.push(json!({"notrack": null}));
+                i += 1;
             }
             [KExpr::Data { data: addr, .. }, KExpr::Data { data: port, .. }, KExpr::Nat { .. }, ..]
                 if family == NFPROTO_IPV4 =>
@@ -1108,6 +1116,16 @@ mod tests {
             ]),
         );
         round_trip(
+            NFPROTO_IPV4,
+            json!([
+                m("==", json!({"meta": {"key": "iifname"}}), json!("br0")),
+                m("==", ip("saddr"), net("192.168.0.0", 24)),
+                m("==", ip("daddr"), net("192.168.0.0", 24)),
+                m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("unicast")),
+                {"notrack": null}
+            ]),
+        );
+        round_trip(
             NFPROTO_BRIDGE,
             json!([
                 m("==", json!({"meta": {"key": "iifname"}}), json!("en1")),
@@ -1165,6 +1183,12 @@ mod tests {
             )]),
             json!([{"counter": null}]),
             json!([m("==", json!({"meta": {"key": "iifname"}}), json!("br*"))]),
+            // An address type the subset does not name.
+            json!([m(
+                "==",
+                json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("broadcast")
+            )]),
         ] {
             assert!(
                 encode(NFPROTO_IPV4, bad.as_array().unwrap()).is_err(),
@@ -1177,5 +1201,7 @@ mod tests {
             json!("02:00:00:00:00:AB")
         )]);
         assert!(encode(NFPROTO_BRIDGE, mac.as_array().unwrap()).is_err());
+        // notrack is edgenet's only in its `ip` table.
+        assert!(encode(NFPROTO_BRIDGE, &[json!({"notrack": null})]).is_err());
     }
 }
