@@ -13,6 +13,7 @@ packages=(
   iputils-ping    # the lab's ping probes
   libc-bin        # getent, for name lookups inside nodes in tests
   systemd         # systemd-analyze verify: the boot unit and the units `edgenet render` writes
+  conntrack       # conntrack -L: what the kernel tracks, where /proc/net/nf_conntrack is missing
   iptables        # iptables-nft: Docker-shaped and ufw-shaped host firewalls in tests; DOCKER-USER rules
   python3         # AF_PACKET frame crafting in the anti-spoofing tests
   python3-pip     # pip, to install kubernetes-validate for the render schema tests

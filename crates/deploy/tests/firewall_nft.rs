@@ -195,6 +195,29 @@ fn nat_table_masquerades_and_guards_the_switch() {
     );
     let pre = rules(&ruleset, TABLE, "prerouting");
     assert!(pre.len() == 1 && has_stmt(pre[0], "dnat"), "{pre:#?}");
+    // Frames between nodes skip conntrack: unicast between two switch addresses, not the
+    // host's (fib), before conntrack's priority.
+    let raw = rules(&ruleset, TABLE, "intra_switch");
+    assert_eq!(raw.len(), 1, "{raw:#?}");
+    assert!(has_stmt(raw[0], "notrack"));
+    assert!(matches_prefix(raw[0], "saddr", "==", "192.168.77.0", 24));
+    assert!(matches_prefix(raw[0], "daddr", "==", "192.168.77.0", 24));
+    assert!(
+        text(raw[0]).contains(r#""right":"unicast""#),
+        "{}",
+        text(raw[0])
+    );
+    let chain = ruleset["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("chain"))
+        .find(|c| c["name"] == "intra_switch")
+        .unwrap();
+    assert_eq!(
+        (chain["hook"].as_str(), chain["prio"].as_i64()),
+        (Some("prerouting"), Some(-300))
+    );
     assert_eq!(rules(&ruleset, TABLE, "output").len(), 1);
 
     // What the driver reads back is exactly what the builder made.
@@ -223,7 +246,9 @@ fn offline_table_has_no_nat() {
         .filter_map(|i| i.get("chain"))
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(chains, ["forward"]);
+    assert_eq!(chains, ["intra_switch", "forward"]);
+    let raw = rules(&ruleset, TABLE, "intra_switch");
+    assert!(raw.len() == 1 && has_stmt(raw[0], "notrack"), "{raw:#?}");
     let fwd = rules(&ruleset, TABLE, "forward");
     assert_eq!(fwd.len(), 3);
     assert!(has_stmt(fwd[0], "accept"), "intra-switch accept first");
@@ -524,4 +549,304 @@ fn traffic_nat_port_forward_and_offline() {
     );
     assert!(connect(&node1, "198.18.5.2", 9000, 0.5).is_err());
     assert!(connect(&peer, "192.168.77.2", 80, 0.5).is_err());
+}
+
+/// UDP receiver: prints the sender's address of the first datagram, or fails on timeout.
+const UDP_RECV: &str = "import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('0.0.0.0',int(sys.argv[1]))); s.settimeout(float(sys.argv[2])); print('ready',flush=True)
+try:
+    d,a=s.recvfrom(100); print(a[0])
+except OSError as e:
+    print(e); sys.exit(1)";
+
+const UDP_SEND: &str = "import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)
+s.sendto(b'hi',(sys.argv[1],int(sys.argv[2])))";
+
+/// Sends one datagram from `from` to `addr`:9999; the source `to` saw, or `Err`.
+fn datagram(from: &Netns, to: &Netns, addr: &str) -> Result<String, String> {
+    let mut rx = to
+        .cmd("python3")
+        .args(["-c", UDP_RECV, "9999", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(rx.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    from.sh(&format!("python3 -c \"{UDP_SEND}\" {addr} 9999"));
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let ok = rx.wait().unwrap().success();
+    if ok {
+        Ok(line.trim().to_string())
+    } else {
+        Err(line.trim().to_string())
+    }
+}
+
+/// The machine's conntrack table, one entry a line (`/proc/net/nf_conntrack`, else the
+/// `conntrack` tool).
+fn conntrack(machine: &Netns) -> String {
+    let proc = machine
+        .cmd("cat")
+        .arg("/proc/net/nf_conntrack")
+        .output()
+        .unwrap();
+    if proc.status.success() {
+        return String::from_utf8(proc.stdout).unwrap();
+    }
+    machine.sh("conntrack -L 2>/dev/null")
+}
+
+/// Whether a connection `src` → `dst` (its original direction, to `dport` if given) is tracked.
+fn tracked(machine: &Netns, src: &str, dst: &str, dport: Option<u16>) -> bool {
+    let head = format!("src={src} dst={dst} ");
+    conntrack(machine).lines().any(|l| {
+        // The original tuple: from the first `src=` up to the reply's.
+        let Some(start) = l.find("src=") else {
+            return false;
+        };
+        let original = &l[start..];
+        let original = original[4..]
+            .find("src=")
+            .map_or(original, |end| &original[..end + 4]);
+        original.starts_with(&head)
+            && dport.is_none_or(|p| original.contains(&format!("dport={p} ")))
+    })
+}
+
+/// `bridge-nf-call-iptables=1` in the machine (as on Docker and Kubernetes hosts): frames bridged
+/// between two nodes skip conntrack (edgenet's `intra_switch` chain), and nothing else does —
+/// masquerade and its replies, port forwards from the LAN and from the host (whose replies
+/// must be un-NATed), node↔host both ways through a host input filter that accepts by
+/// conntrack state, broadcast and multicast, the offline switch, and a Docker-shaped FORWARD
+/// policy drop with edgenet's DOCKER-USER accepts (which match by interface, not state).
+#[test]
+fn intra_switch_frames_skip_conntrack_and_nothing_else_does() {
+    let Some(machine) = Netns::new("umach") else {
+        return;
+    };
+    for tool in ["python3", "iptables"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("SKIP: `{tool}` is needed (scripts/deps.sh)");
+            return;
+        }
+    }
+    if machine
+        .cmd("sysctl")
+        .args(["-qw", "net.bridge.bridge-nf-call-iptables=1"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        eprintln!("SKIP: no net.bridge.bridge-nf-call-iptables here (br_netfilter)");
+        return;
+    }
+    let node1 = Netns::new("unode1").unwrap();
+    let node2 = Netns::new("unode2").unwrap();
+    let peer = Netns::new("upeer").unwrap();
+    machine.sh(&format!(
+        "ip link add {BRIDGE} type bridge
+         ip addr add 192.168.77.1/24 dev {BRIDGE}
+         ip link set {BRIDGE} up
+         ip link add vn1 type veth peer name eth0 netns {node1}
+         ip link add vn2 type veth peer name eth0 netns {node2}
+         ip link set vn1 master {BRIDGE} up
+         ip link set vn2 master {BRIDGE} up
+         ip link add lan0 type veth peer name lan0 netns {peer}
+         ip addr add 198.18.5.1/24 dev lan0
+         ip link set lan0 up
+         sysctl -qw net.ipv4.ip_forward=1
+         sysctl -qw net.bridge.bridge-nf-call-iptables=1",
+        node1 = node1.name,
+        node2 = node2.name,
+        peer = peer.name,
+    ));
+    for (node, ip) in [(&node1, "192.168.77.2"), (&node2, "192.168.77.3")] {
+        node.sh(&format!(
+            "ip addr add {ip}/24 dev eth0; ip link set eth0 up; ip route add default via 192.168.77.1"
+        ));
+    }
+    peer.sh("ip addr add 198.18.5.2/24 dev lan0; ip link set lan0 up");
+    // A stateful host: input accepts new connections to its services only, and the replies
+    // of its own connections by conntrack state. Docker's FORWARD: policy drop, DOCKER-USER
+    // first with edgenet's accepts (host_rules::docker_rules for a NAT switch), then Docker's
+    // own state accept.
+    machine.sh(&format!(
+        "nft add table inet hostfw
+         nft add chain inet hostfw input '{{ type filter hook input priority 0; policy drop; }}'
+         nft add rule inet hostfw input ct state established,related accept
+         nft add rule inet hostfw input iifname lo accept
+         nft add rule inet hostfw input tcp dport 9001 accept
+         nft add rule inet hostfw input udp dport 9999 accept
+         iptables -P FORWARD DROP
+         iptables -N DOCKER-USER
+         iptables -A FORWARD -j DOCKER-USER
+         iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+         iptables -A DOCKER-USER -i {BRIDGE} -s 192.168.77.0/24 -j ACCEPT
+         iptables -A DOCKER-USER -o {BRIDGE} -d 192.168.77.0/24 -j ACCEPT
+         iptables -A DOCKER-USER -j RETURN"
+    ));
+
+    let _on_node1 = serve(&node1, "0.0.0.0", 80);
+    let _on_peer = serve(&peer, "0.0.0.0", 9000);
+    let _on_machine = serve(&machine, "192.168.77.1", 9001);
+
+    let driver = NftablesDriver::default();
+    let nat = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    let want = nft_rules::build(&nat);
+
+    // Control: without the intra_switch chain, node↔node is tracked.
+    machine.run(|| driver.apply(&nat)).unwrap();
+    machine.sh(&format!(
+        "nft flush chain ip {TABLE} intra_switch; nft delete chain ip {TABLE} intra_switch"
+    ));
+    let live = machine.run(|| driver.live(TABLE)).unwrap().unwrap();
+    assert_eq!(
+        live.differences(&want),
+        ["chain intra_switch is missing"],
+        "status/doctor see the missing chain as drift"
+    );
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    assert!(
+        tracked(&machine, "192.168.77.3", "192.168.77.2", Some(80)),
+        "control: bridged frames pass conntrack\n{}",
+        conntrack(&machine)
+    );
+    assert_eq!(
+        machine.run(|| driver.apply(&nat)).unwrap(),
+        ApplyOutcome::Replaced
+    );
+    assert_eq!(machine.run(|| driver.live(TABLE)).unwrap(), Some(want));
+
+    // Node → node, both ways, through Docker's policy drop: untracked (other ports than the
+    // control's, whose entry lingers).
+    let _on_node2 = serve(&node2, "0.0.0.0", 81);
+    let _on_node1_too = serve(&node1, "0.0.0.0", 82);
+    assert_eq!(
+        connect(&node1, "192.168.77.3", 81, 2.0),
+        Ok("192.168.77.2".into())
+    );
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 82, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    for (src, dst, port) in [
+        ("192.168.77.2", "192.168.77.3", 81),
+        ("192.168.77.3", "192.168.77.2", 82),
+    ] {
+        assert!(
+            !tracked(&machine, src, dst, Some(port)),
+            "{src} → {dst}:{port} was tracked\n{}",
+            conntrack(&machine)
+        );
+    }
+
+    // Node → host and host → node: tracked, through the stateful input filter.
+    assert_eq!(
+        connect(&node1, "192.168.77.1", 9001, 2.0),
+        Ok("192.168.77.2".into())
+    );
+    assert!(tracked(
+        &machine,
+        "192.168.77.2",
+        "192.168.77.1",
+        Some(9001)
+    ));
+    assert_eq!(
+        connect(&machine, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.1".into()),
+        "the node's answers to the host must be seen as established"
+    );
+    assert!(tracked(&machine, "192.168.77.1", "192.168.77.2", Some(80)));
+
+    // Node → LAN, masqueraded, and its replies.
+    assert_eq!(
+        connect(&node1, "198.18.5.2", 9000, 2.0),
+        Ok("198.18.5.1".into())
+    );
+    assert!(tracked(&machine, "192.168.77.2", "198.18.5.2", Some(9000)));
+
+    // Port forwards: from the LAN, and from the host to its switch address (DNAT in output:
+    // node1's reply to 192.168.77.1 is a unicast between two switch addresses, and must be
+    // tracked to be un-NATed).
+    assert_eq!(
+        connect(&peer, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.2".into())
+    );
+    assert_eq!(
+        connect(&machine, "192.168.77.1", 8080, 2.0),
+        Ok("192.168.77.1".into())
+    );
+    assert_eq!(
+        connect(&machine, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.1".into())
+    );
+
+    // Broadcast and multicast still reach the other node (and the host), tracked as before
+    // (edgenet's masquerade leaves their source alone).
+    assert_eq!(
+        datagram(&node1, &node2, "192.168.77.255"),
+        Ok("192.168.77.2".into())
+    );
+    assert!(tracked(
+        &machine,
+        "192.168.77.2",
+        "192.168.77.255",
+        Some(9999)
+    ));
+    assert_eq!(
+        datagram(&node1, &node2, "224.0.0.1"),
+        Ok("192.168.77.2".into())
+    );
+    assert_eq!(
+        datagram(&node1, &machine, "255.255.255.255"),
+        Ok("192.168.77.2".into())
+    );
+    // Unicast datagrams between the nodes: untracked.
+    assert_eq!(
+        datagram(&node1, &node2, "192.168.77.3"),
+        Ok("192.168.77.2".into())
+    );
+    assert!(!tracked(
+        &machine,
+        "192.168.77.2",
+        "192.168.77.3",
+        Some(9999)
+    ));
+
+    // Offline: nothing leaves, nothing enters, the nodes still talk (untracked) and reach
+    // the host.
+    let offline = fw_plan(FirewallMode::Offline, "192.168.77.0/24", vec![]);
+    machine.run(|| driver.apply(&offline)).unwrap();
+    // Docker's accepts for an offline switch: frames in and out on it.
+    machine.sh(&format!(
+        "iptables -F DOCKER-USER
+         iptables -A DOCKER-USER -i {BRIDGE} -o {BRIDGE} -j ACCEPT
+         iptables -A DOCKER-USER -j RETURN"
+    ));
+    assert!(connect(&node1, "198.18.5.2", 9000, 0.5).is_err());
+    assert_eq!(
+        connect(&node2, "192.168.77.2", 82, 2.0),
+        Ok("192.168.77.3".into())
+    );
+    assert!(!tracked(&machine, "192.168.77.3", "192.168.77.2", Some(82)));
+    assert_eq!(
+        connect(&node1, "192.168.77.1", 9001, 2.0),
+        Ok("192.168.77.2".into())
+    );
+    assert_eq!(
+        connect(&machine, "192.168.77.2", 80, 2.0),
+        Ok("192.168.77.1".into())
+    );
+    machine.run(|| driver.remove(TABLE)).unwrap();
 }
