@@ -114,7 +114,10 @@ fn ip_table(machine: &str) -> String {
         .flatten()
         .filter_map(|i| i.get("table"))
         .find(|t| {
-            t["family"] == "ip" && t["name"].as_str().is_some_and(|n| n.starts_with("edgenet_"))
+            t["family"] == "ip"
+                && t["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("edgenet_"))
         })
         .and_then(|t| t["name"].as_str())
         .unwrap_or_else(|| panic!("no ip edgenet_* table in {machine}"))
