@@ -147,6 +147,10 @@ fn fw(mode: FirewallMode, subnet: &str, forwards: Vec<PortForwardRule>) -> Firew
         table: TABLE.to_string(),
         bridge: "aksedgesw-int".to_string(),
         subnet: subnet.parse().unwrap(),
+        host: {
+            let net: ipnet::Ipv4Net = subnet.parse().unwrap();
+            Ipv4Addr::from(u32::from(net.network()) + 1)
+        },
         mode,
         port_forwards: forwards,
     }
@@ -329,14 +333,18 @@ fn every_document_is_written_and_read_back_as_libnftables_does() {
         write_both(&a, &b, &want.create_document(), what);
         if want.family == "ip" {
             // The intra-switch chain is written natively too: notrack (no attributes) after
-            // `fib daddr type unicast`, as libnftables sends them.
+            // `meta pkttype host`, as libnftables sends them.
             let kernel = a.netlink();
             assert!(
                 kernel.contains(
-                    "[ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000001 ]\n  [ notrack ]"
+                    "[ meta load pkttype => reg 1 ]\n  [ cmp eq reg 1 0x00000000 ]\n  [ notrack ]"
                 ),
                 "{what}: {kernel}"
             );
+            // What libnftables wrote reads natively as libnftables reads it (every
+            // expression length included: the native reader trusts a rule only when it
+            // encodes back to exactly the kernel's).
+            native_equals_library(&b, what);
         }
         let listed = native_equals_library(&a, what);
         // What a redeploy compares: the native listing reads back as exactly the plan.

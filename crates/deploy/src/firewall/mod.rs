@@ -68,6 +68,8 @@ pub struct FirewallPlan {
     /// The switch (bridge) name; rules match it by name so they hold across bridge re-creation.
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The host's address on the switch: frames to it are not bridged between nodes.
+    pub host: Ipv4Addr,
     pub mode: FirewallMode,
     pub port_forwards: Vec<PortForwardRule>,
 }
@@ -124,6 +126,10 @@ impl FirewallPlan {
             table: table_name(id),
             bridge: plan.switch.name.clone(),
             subnet: plan.switch.subnet.trunc(),
+            host: plan
+                .switch
+                .host_address
+                .map_or(plan.switch.gateway, |a| a.addr()),
             mode,
             port_forwards,
         }))

@@ -10,7 +10,7 @@
 //! ```text
 //! table ip edgenet_<id> {
 //!   chain intra_switch {  type filter hook prerouting priority raw; policy accept;
-//!     iifname "aksedgesw-int" ip saddr 192.168.0.0/24 ip daddr 192.168.0.0/24 fib daddr type unicast notrack
+//!     iifname "aksedgesw-int" ip daddr 192.168.0.0/24 ip daddr != 192.168.0.1 ip saddr 192.168.0.0/24 meta pkttype host notrack
 //!   }
 //!   chain forward {  type filter hook forward priority filter; policy accept;
 //!     iifname "aksedgesw-int" oifname "aksedgesw-int" accept
@@ -39,8 +39,8 @@
 //!
 //! `intra_switch` keeps frames bridged from node to node out of conntrack when the host has
 //! `bridge-nf-call-iptables=1` (Docker and Kubernetes hosts do; edgenet never changes it):
-//! nothing in this table needs their state, and tracking them costs ~10% of node↔node
-//! throughput. Nothing that leaves the switch or reaches the host is untracked, so masquerade,
+//! nothing in this table needs their state, and tracking them is work on every packet (a
+//! hash lookup, TCP's state machine, the NAT hooks, the confirm at postrouting). Nothing that leaves the switch or reaches the host is untracked, so masquerade,
 //! port forwards and the `ct` rules above see every packet they judge. (Another table may still drop what we accept —
 //! nftables runs every base chain of a hook — which `doctor` should point out.)
 
@@ -286,22 +286,23 @@ impl Builder<'_> {
             vec![self.base_chain(INTRA_SWITCH_CHAIN, "prerouting", "filter", PRIO_RAW)];
         // With `bridge-nf-call-iptables=1` every frame bridged between two nodes passes the
         // `ip` hooks with the bridge as iif and oif, and conntrack would track it: a hash
-        // lookup, an entry per flow and a state machine per packet, for traffic no rule here
-        // needs conntrack for (the forward chain accepts it by interface alone, first). Only
-        // unicast from a switch address to another one that is not the host's (`fib daddr
-        // type unicast`: the host's own addresses are `local`, the subnet broadcast is
-        // `broadcast`): what reaches the host (DNS, the proxy, the replies of the host's
+        // lookup and a state machine per packet, for traffic no rule here needs conntrack for
+        // (the forward chain accepts it by interface alone, first). Only unicast (`pkttype
+        // host`; broadcast and multicast stay tracked) between two switch addresses, to any
+        // but the host's: what reaches the host (DNS, the proxy, the replies of the host's own
         // connections and of its port-forwarded ones, which must be un-NATed) stays tracked,
-        // and so does anything leaving the switch. A no-op with the sysctl at 0: bridged frames
-        // then skip the `ip` hooks.
+        // and so does anything leaving the switch. Cheap matches only (no fib lookup): this
+        // runs for every packet of the host. A no-op with the sysctl at 0: bridged frames then
+        // skip the `ip` hooks.
         self.rule(
             INTRA_SWITCH_CHAIN,
             "edgenet: frames between nodes skip conntrack",
             vec![
                 iifname(br),
-                ip_addr("saddr", "==", subnet),
                 ip_addr("daddr", "==", subnet),
-                fib_daddr_type("unicast"),
+                ip_addr("daddr", "!=", host_net(fw.host)),
+                ip_addr("saddr", "==", subnet),
+                matches("==", json!({"meta": {"key": "pkttype"}}), json!("host")),
                 json!({"notrack": null}),
             ],
         );
@@ -530,14 +531,10 @@ fn l4_port(pf: &PortForwardRule, field: &str, port: u16) -> Value {
 }
 
 fn fib_daddr_local() -> Value {
-    fib_daddr_type("local")
-}
-
-fn fib_daddr_type(kind: &str) -> Value {
     matches(
         "==",
         json!({"fib": {"result": "type", "flags": ["daddr"]}}),
-        json!(kind),
+        json!("local"),
     )
 }
 
@@ -559,6 +556,9 @@ fn expr_text(e: &Value) -> String {
         "match" => {
             let left = match &body["left"] {
                 Value::Object(l) => match l.iter().next() {
+                    Some((k, v)) if k == "meta" && v["key"] == "pkttype" => {
+                        "meta pkttype".to_string()
+                    }
                     Some((k, v)) if k == "meta" => v["key"].as_str().unwrap_or("?").to_string(),
                     Some((k, v)) if k == "payload" => format!(
                         "{} {}",
@@ -635,6 +635,7 @@ mod tests {
             table: "edgenet_abc123".into(),
             bridge: "aksedgesw-int".into(),
             subnet: "192.168.7.0/24".parse().unwrap(),
+            host: Ipv4Addr::new(192, 168, 7, 1),
             mode,
             port_forwards: forwards,
         }
@@ -654,7 +655,7 @@ mod tests {
         }
     }
 
-    const INTRA_SWITCH: &str = r#"intra_switch: iifname "aksedgesw-int" ip saddr 192.168.7.0/24 ip daddr 192.168.7.0/24 fib daddr type unicast notrack"#;
+    const INTRA_SWITCH: &str = r#"intra_switch: iifname "aksedgesw-int" ip daddr 192.168.7.0/24 ip daddr != 192.168.7.1 ip saddr 192.168.7.0/24 meta pkttype host notrack"#;
 
     #[test]
     fn frames_between_nodes_are_untracked_before_conntrack() {

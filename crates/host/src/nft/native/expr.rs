@@ -14,6 +14,10 @@ pub const NFT_REG_1: u32 = 1;
 pub const NFT_META_PROTOCOL: u32 = 1;
 pub const NFT_META_IIFNAME: u32 = 6;
 pub const NFT_META_OIFNAME: u32 = 7;
+pub const NFT_META_PKTTYPE: u32 = 19;
+/// `PACKET_HOST` (linux/if_packet.h): unicast to this host, which for a frame the bridge
+/// forwards is what `br_netfilter` shows the `ip` hooks too.
+pub const PACKET_HOST: u8 = 0;
 pub const NFT_META_L4PROTO: u32 = 16;
 
 pub const NFT_CT_STATE: u32 = 0;
@@ -23,7 +27,6 @@ pub const NFT_CT_STATUS: u32 = 2;
 /// `fib daddr type`: result `NFT_FIB_RESULT_ADDRTYPE`, flag `NFTA_FIB_F_DADDR`.
 pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 pub const NFTA_FIB_F_DADDR: u32 = 1 << 1;
-pub const RTN_UNICAST: u32 = 1;
 pub const RTN_LOCAL: u32 = 2;
 
 pub const NFT_NAT_DNAT: u32 = 1;

@@ -6,8 +6,8 @@
 //! policy); `add rule` with a comment and the expressions of [`rules`] (meta iifname/oifname,
 //! ip/ether/arp/tcp/udp payload matches with `==`/`!=` on a value or prefix, `!=` on an
 //! anonymous set of addresses, prefixes and ranges or of ether types, `ct state`/`ct status in
-//! …`, `ct direction`, `fib daddr type local|unicast`, accept/drop/return, masquerade, notrack,
-//! `dnat to addr:port`), each encoded exactly as nft 1.0 encodes it (implicit dependencies, anonymous
+//! …`, `ct direction`, `fib daddr type local`, `meta pkttype host`, accept/drop/return,
+//! masquerade, notrack, `dnat to addr:port`), each encoded exactly as nft 1.0 encodes it (implicit dependencies, anonymous
 //! set flags, key types, userdata and interval elements included), so `nft list` prints a
 //! natively written table as it prints one nft wrote. A document with anything else is not
 //! written here ([`apply`] returns `None`) and the caller hands it to libnftables.

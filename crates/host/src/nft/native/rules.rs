@@ -277,6 +277,21 @@ fn encode_match(
     let (lkind, lbody) = single(left)?;
     let lbody = lbody.as_object()?;
     match lkind {
+        "meta" if lbody.len() == 1 && lbody.get("key")? == "pkttype" => {
+            // Only `== host` (unicast to a host address, or bridged between two ports).
+            if op != "==" || right != "host" {
+                return None;
+            }
+            out.exprs.push(KExpr::Meta {
+                key: NFT_META_PKTTYPE,
+                dreg: NFT_REG_1,
+            });
+            out.exprs.push(KExpr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: vec![PACKET_HOST],
+            });
+        }
         "meta" if lbody.len() == 1 => {
             let key = match lbody.get("key")?.as_str()? {
                 "iifname" => NFT_META_IIFNAME,
@@ -355,15 +370,17 @@ fn encode_match(
             });
         }
         "fib" if family == NFPROTO_IPV4 && lbody.len() == 2 && op == "==" => {
-            if lbody.get("result")? != "type" || lbody.get("flags")? != &json!(["daddr"]) {
+            if lbody.get("result")? != "type"
+                || lbody.get("flags")? != &json!(["daddr"])
+                || right != "local"
+            {
                 return None;
             }
-            let kind = FIB_TYPES.iter().find(|(n, _)| right == *n)?.1;
             out.exprs.push(fib_daddr_type());
             out.exprs.push(KExpr::Cmp {
                 sreg: NFT_REG_1,
                 op: NFT_CMP_EQ,
-                data: kind.to_ne_bytes().to_vec(),
+                data: RTN_LOCAL.to_ne_bytes().to_vec(),
             });
         }
         "payload" if lbody.len() == 2 => {
@@ -492,9 +509,6 @@ fn l4_dependency(proto: u8) -> [KExpr; 2] {
         },
     ]
 }
-
-/// The address types `fib daddr type` is compared with (`RTN_*`), by nft's names.
-const FIB_TYPES: &[(&str, u32)] = &[("unicast", RTN_UNICAST), ("local", RTN_LOCAL)];
 
 fn fib_daddr_type() -> KExpr {
     KExpr::Fib {
@@ -843,14 +857,26 @@ pub fn decode(
                 op: NFT_CMP_EQ,
                 data,
             }, ..]
-                if *fib == fib_daddr_type() && *sreg == reg =>
+                if *fib == fib_daddr_type()
+                    && *sreg == reg
+                    && data.as_slice() == RTN_LOCAL.to_ne_bytes() =>
             {
-                let name = FIB_TYPES
-                    .iter()
-                    .find(|(_, t)| data.as_slice() == t.to_ne_bytes())?
-                    .0;
                 out.push(json!({"match": {"op": "==",
-                    "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": name}}));
+                    "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}));
+                i += 2;
+            }
+            [KExpr::Meta { key, dreg }, KExpr::Cmp {
+                sreg,
+                op: NFT_CMP_EQ,
+                data,
+            }, ..]
+                if *key == NFT_META_PKTTYPE
+                    && *dreg == reg
+                    && *sreg == reg
+                    && data.as_slice() == [PACKET_HOST] =>
+            {
+                out.push(json!({"match": {"op": "==",
+                    "left": {"meta": {"key": "pkttype"}}, "right": "host"}}));
                 i += 2;
             }
             [KExpr::Notrack, ..] if family == NFPROTO_IPV4 => {
@@ -1119,9 +1145,10 @@ mod tests {
             NFPROTO_IPV4,
             json!([
                 m("==", json!({"meta": {"key": "iifname"}}), json!("br0")),
-                m("==", ip("saddr"), net("192.168.0.0", 24)),
                 m("==", ip("daddr"), net("192.168.0.0", 24)),
-                m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("unicast")),
+                m("!=", ip("daddr"), json!("192.168.0.1")),
+                m("==", ip("saddr"), net("192.168.0.0", 24)),
+                m("==", json!({"meta": {"key": "pkttype"}}), json!("host")),
                 {"notrack": null}
             ]),
         );
@@ -1183,12 +1210,18 @@ mod tests {
             )]),
             json!([{"counter": null}]),
             json!([m("==", json!({"meta": {"key": "iifname"}}), json!("br*"))]),
-            // An address type the subset does not name.
+            // An address type or packet type the subset does not name.
             json!([m(
                 "==",
                 json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("unicast")
+            )]),
+            json!([m(
+                "==",
+                json!({"meta": {"key": "pkttype"}}),
                 json!("broadcast")
             )]),
+            json!([m("!=", json!({"meta": {"key": "pkttype"}}), json!("host"))]),
         ] {
             assert!(
                 encode(NFPROTO_IPV4, bad.as_array().unwrap()).is_err(),
