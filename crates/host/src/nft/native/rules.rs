@@ -278,8 +278,9 @@ fn encode_match(
     let lbody = lbody.as_object()?;
     match lkind {
         "meta" if lbody.len() == 1 && lbody.get("key")? == "pkttype" => {
-            // Only `== host` (unicast to a host address, or bridged between two ports).
-            if op != "==" || right != "host" {
+            // Only `== host` (unicast to a host address, or bridged between two ports), in
+            // the `ip` table (the form checked against nft).
+            if family != NFPROTO_IPV4 || op != "==" || right != "host" {
                 return None;
             }
             out.exprs.push(KExpr::Meta {
@@ -870,7 +871,8 @@ pub fn decode(
                 op: NFT_CMP_EQ,
                 data,
             }, ..]
-                if *key == NFT_META_PKTTYPE
+                if family == NFPROTO_IPV4
+                    && *key == NFT_META_PKTTYPE
                     && *dreg == reg
                     && *sreg == reg
                     && data.as_slice() == [PACKET_HOST] =>
@@ -1234,7 +1236,9 @@ mod tests {
             json!("02:00:00:00:00:AB")
         )]);
         assert!(encode(NFPROTO_BRIDGE, mac.as_array().unwrap()).is_err());
-        // notrack is edgenet's only in its `ip` table.
+        // notrack and pkttype are edgenet's only in its `ip` table.
         assert!(encode(NFPROTO_BRIDGE, &[json!({"notrack": null})]).is_err());
+        let pkttype = m("==", json!({"meta": {"key": "pkttype"}}), json!("host"));
+        assert!(encode(NFPROTO_BRIDGE, &[pkttype]).is_err());
     }
 }
