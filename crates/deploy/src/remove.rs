@@ -75,9 +75,12 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::NftTable)
         .map(|o| o.name.clone())
         .collect();
+    // The thread also says, from the ruleset it reads anyway, whether another user of IPv4
+    // forwarding is on the host, as soon as it knows (before it deletes our tables).
+    let (forwarding_user_tx, forwarding_user_rx) = std::sync::mpsc::channel();
     let tables_side = {
         let own_table = own_table.clone();
-        std::thread::spawn(move || tables_side(recorded_tables, &own_table))
+        std::thread::spawn(move || tables_side(recorded_tables, &own_table, forwarding_user_tx))
     };
 
     let mut nl = kernel::open()?;
@@ -144,37 +147,21 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let fast = fast_path(&mut nl, &teardown, &adapters, tables_side);
-    let side = &fast.tables;
-    for (name, why) in &side.foreign {
-        if let Some(o) = state
-            .objects
-            .iter()
-            .find(|o| o.kind == ObjectKind::NftTable && o.name == *name)
-            .cloned()
-        {
-            report.left.push(format!("{}: {why}", object_words(&o)));
-            state.forget_object(o.kind, &o.name, None);
-        }
-    }
-    let (tables, tables_gone) = (&side.ours, &side.gone);
-    let firewall_gone = matches!(side.deleted, None | Some(Ok(())));
-    if let Some(Err(e)) = &side.deleted {
-        tracing::debug!("fast path: nftables tables: {e}");
-    }
     // Read by the nftables thread; asked here only when it could not say.
-    let other_forwarding_user = || match &side.other_forwarding_user {
-        Some(user) => user.clone(),
-        None => other_forwarding_user(&own_table),
+    let forwarding_user = std::cell::OnceCell::new();
+    let other_forwarding_user = || {
+        forwarding_user
+            .get_or_init(|| {
+                forwarding_user_rx
+                    .recv()
+                    .unwrap_or_else(|_| other_forwarding_user(&own_table))
+            })
+            .clone()
     };
-    let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
-    for e in &fast.errors {
-        tracing::debug!("fast path: {e}");
-    }
-    // Before the node namespaces go: their unmount makes the kernel clean them up in the
-    // background under the RTNL lock (~20 ms), which a link dump or a write of ip_forward
-    // (it only try-locks RTNL, and restarts) would otherwise wait for. So they go last (and
-    // the report keeps its order: objects first, then the sysctls).
+    // Before any link or namespace goes: a write of ip_forward only try-locks RTNL and
+    // restarts the syscall until it gets it, so while the kernel deletes our links (or cleans
+    // up a node namespace in the background) it spins on a CPU for tens of milliseconds. The
+    // report keeps its order: objects first, then the sysctls.
     let (restored_at, left_at, errors_at) = (
         report.restored.len(),
         report.left.len(),
@@ -247,6 +234,39 @@ pub fn remove_loaded(
                 ),
             });
         }
+    }
+    // The node files go on a thread while the kernel deletes the links (on a disk mounted
+    // with `discard`, each file freed waits for the device); whatever is left is deleted, and
+    // any failure reported, with the other files at the end. Not with VMs, whose directories
+    // are theirs until QEMU is gone.
+    let early_files = !state.objects.iter().any(|o| o.kind == ObjectKind::Vm);
+    let fast = std::thread::scope(|scope| {
+        if early_files {
+            let nodes = lock.dir().path().join("nodes");
+            scope.spawn(move || std::fs::remove_dir_all(nodes));
+        }
+        fast_path(&mut nl, &teardown, &adapters, tables_side)
+    });
+    let side = &fast.tables;
+    for (name, why) in &side.foreign {
+        if let Some(o) = state
+            .objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::NftTable && o.name == *name)
+            .cloned()
+        {
+            report.left.push(format!("{}: {why}", object_words(&o)));
+            state.forget_object(o.kind, &o.name, None);
+        }
+    }
+    let (tables, tables_gone) = (&side.ours, &side.gone);
+    let firewall_gone = matches!(side.deleted, None | Some(Ok(())));
+    if let Some(Err(e)) = &side.deleted {
+        tracing::debug!("fast path: nftables tables: {e}");
+    }
+    let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
+    for e in &fast.errors {
+        tracing::debug!("fast path: {e}");
     }
     let sysctl_lines = (
         report.restored.split_off(restored_at),
@@ -451,7 +471,11 @@ struct TablesSide {
 
 /// Checks the marks of the recorded tables and deletes ours, all in one transaction (the
 /// kernel then waits for one grace period, not one per table).
-fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
+fn tables_side(
+    recorded: Vec<String>,
+    own_table: &str,
+    forwarding_user: std::sync::mpsc::Sender<Option<String>>,
+) -> TablesSide {
     use crate::firewall::FirewallDriver;
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let driver = NftablesDriver::default();
@@ -467,7 +491,9 @@ fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
         }
     }
     // Our own tables are never counted: the answer is the same before and after they go.
-    side.other_forwarding_user = Some(other_forwarding_user(own_table));
+    let user = other_forwarding_user(own_table);
+    let _ = forwarding_user.send(user.clone());
+    side.other_forwarding_user = Some(user);
     if !side.ours.is_empty() {
         side.deleted = Some(
             driver
