@@ -197,7 +197,14 @@ impl Netlink {
         if let Some(group) = spec.group {
             peer.attributes.push(LinkAttribute::Group(group));
         }
+        // One queue each, as the kernel leaves a veth anyway: asked for at creation, so it
+        // does not cut the per-CPU default down after registering each end, each cut waiting
+        // for an (expedited) RCU grace period while holding the RTNL lock.
+        peer.attributes
+            .extend([LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]);
         let mut msg = link_by_name(spec.name);
+        msg.attributes
+            .extend([LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]);
         if let Some(mtu) = spec.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
