@@ -75,9 +75,12 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::NftTable)
         .map(|o| o.name.clone())
         .collect();
+    // The thread also says, from the ruleset it reads anyway, whether another user of IPv4
+    // forwarding is on the host, as soon as it knows (before it deletes our tables).
+    let (forwarding_user_tx, forwarding_user_rx) = std::sync::mpsc::channel();
     let tables_side = {
         let own_table = own_table.clone();
-        std::thread::spawn(move || tables_side(recorded_tables, &own_table))
+        std::thread::spawn(move || tables_side(recorded_tables, &own_table, forwarding_user_tx))
     };
 
     let mut nl = kernel::open()?;
@@ -144,7 +147,46 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
-    let fast = fast_path(&mut nl, &teardown, &adapters, tables_side);
+    // Read by the nftables thread; asked here only when it could not say.
+    let forwarding_user = std::cell::OnceCell::new();
+    let other_forwarding_user = || {
+        forwarding_user
+            .get_or_init(|| {
+                forwarding_user_rx
+                    .recv()
+                    .unwrap_or_else(|_| other_forwarding_user(&own_table))
+            })
+            .clone()
+    };
+    // Before any link or namespace goes when the nftables thread has already said whether
+    // another user of forwarding is on the host (else after the links, rather than wait for
+    // it): a write of ip_forward only try-locks RTNL and restarts the syscall until it gets
+    // it, so while the kernel deletes our links (or cleans up a node namespace in the
+    // background) it spins on a CPU, for tens of milliseconds. The report keeps its order:
+    // objects first, then the sysctls.
+    if let Ok(answer) = forwarding_user_rx.try_recv() {
+        let _ = forwarding_user.set(answer);
+    }
+    let forwarding_recorded = state
+        .sysctls
+        .iter()
+        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+    let sysctls_first = forwarding_user.get().is_some() || !forwarding_recorded;
+    tracing::debug!(sysctls_first, "sysctls restored before the links go");
+    let sysctl_lines =
+        sysctls_first.then(|| restore_sysctls(&mut state, &own_table, &other_forwarding_user));
+    // The node files go on a thread while the kernel deletes the links (on a disk mounted
+    // with `discard`, each file freed waits for the device); whatever is left is deleted, and
+    // any failure reported, with the other files at the end. Not with VMs, whose directories
+    // are theirs until QEMU is gone.
+    let early_files = !state.objects.iter().any(|o| o.kind == ObjectKind::Vm);
+    let fast = std::thread::scope(|scope| {
+        if early_files {
+            let nodes = lock.dir().path().join("nodes");
+            scope.spawn(move || std::fs::remove_dir_all(nodes));
+        }
+        fast_path(&mut nl, &teardown, &adapters, tables_side)
+    });
     let side = &fast.tables;
     for (name, why) in &side.foreign {
         if let Some(o) = state
@@ -162,97 +204,12 @@ pub fn remove_loaded(
     if let Some(Err(e)) = &side.deleted {
         tracing::debug!("fast path: nftables tables: {e}");
     }
-    // Read by the nftables thread; asked here only when it could not say.
-    let other_forwarding_user = || match &side.other_forwarding_user {
-        Some(user) => user.clone(),
-        None => other_forwarding_user(&own_table),
-    };
     let fast_errors_adapter: Vec<String> = fast.adapters_failed.clone();
     for e in &fast.errors {
         tracing::debug!("fast path: {e}");
     }
-    // Before the node namespaces go: their unmount makes the kernel clean them up in the
-    // background under the RTNL lock (~20 ms), which a link dump or a write of ip_forward
-    // (it only try-locks RTNL, and restarts) would otherwise wait for. So they go last (and
-    // the report keeps its order: objects first, then the sysctls).
-    let (restored_at, left_at, errors_at) = (
-        report.restored.len(),
-        report.left.len(),
-        report.errors.len(),
-    );
-    let set_forwarding = state
-        .sysctls
-        .iter()
-        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
-    for change in state.sysctls.clone() {
-        // Forwarding stays on while another user of it is on the host (Docker, another
-        // router's firewall, another deployment beside this one): turning it off would cut
-        // them off.
-        if change.key == IP_FORWARD && change.netns.is_none() {
-            let live = sysctl::read(&change.key).unwrap_or_default();
-            if live.trim() == change.value {
-                if let Some(user) = other_forwarding_user() {
-                    report.left.push(format!(
-                        "{} at {} (not restored to {}: {user} forwards through this host)",
-                        change.key,
-                        live.trim(),
-                        change.previous
-                    ));
-                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
-                        forwarding::hand_over(&change.previous);
-                    }
-                    state.forget_sysctl(&change.key, None);
-                    continue;
-                }
-            }
-        }
-        match sysctl::read(&change.key) {
-            Ok(live) if live.trim() == change.value => {
-                match sysctl::write(&change.key, &change.previous) {
-                    Ok(()) => {
-                        report
-                            .restored
-                            .push(format!("{} to {}", change.key, change.previous));
-                        state.forget_sysctl(&change.key, change.netns.as_deref());
-                    }
-                    Err(e) => report.errors.push(e.to_string()),
-                }
-            }
-            // Someone changed it since: theirs now, left as it is.
-            Ok(live) => {
-                report.left.push(format!(
-                    "{} at {} (changed since edgenet set it to {})",
-                    change.key,
-                    live.trim(),
-                    change.value
-                ));
-                state.forget_sysctl(&change.key, change.netns.as_deref());
-            }
-            Err(e) => report.errors.push(e.to_string()),
-        }
-    }
-
-    // The last deployment of several in this namespace puts back what the first found.
-    if !set_forwarding {
-        if let Some(restored) = forwarding::restore_handed_over(&own_table) {
-            report.restored.push(restored);
-        } else if state.records_rebuilt && sysctl::read(IP_FORWARD).is_ok_and(|v| v.trim() == "1") {
-            // Its record went with the lost state.json: what it was before edgenet is unknown.
-            report.left.push(match other_forwarding_user() {
-                Some(user) => format!(
-                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown; {user} forwards through this host)"
-                ),
-                None => format!(
-                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown: if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`)"
-                ),
-            });
-        }
-    }
-    let sysctl_lines = (
-        report.restored.split_off(restored_at),
-        report.left.split_off(left_at),
-        report.errors.split_off(errors_at),
-    );
+    let sysctl_lines = sysctl_lines
+        .unwrap_or_else(|| restore_sysctls(&mut state, &own_table, &other_forwarding_user));
     // One dump tells which links survived the fast path; only those are deleted one by one.
     let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
     let mut order: Vec<KernelObject> = state.objects_for_removal().cloned().collect();
@@ -373,6 +330,88 @@ pub fn remove_loaded(
     Ok(report)
 }
 
+/// The sysctl lines of the report: restored, left, errors.
+type SysctlLines = (Vec<String>, Vec<String>, Vec<String>);
+
+/// Puts back the sysctls the deployment changed; forwarding stays on while another user of
+/// it is on the host (Docker, another router's firewall, another deployment beside this one).
+fn restore_sysctls(
+    state: &mut crate::state::DeploymentState,
+    own_table: &str,
+    other_forwarding_user: &dyn Fn() -> Option<String>,
+) -> SysctlLines {
+    let mut lines = RemoveReport::default();
+    let set_forwarding = state
+        .sysctls
+        .iter()
+        .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+    for change in state.sysctls.clone() {
+        // Forwarding stays on while another user of it is on the host (Docker, another
+        // router's firewall, another deployment beside this one): turning it off would cut
+        // them off.
+        if change.key == IP_FORWARD && change.netns.is_none() {
+            let live = sysctl::read(&change.key).unwrap_or_default();
+            if live.trim() == change.value {
+                if let Some(user) = other_forwarding_user() {
+                    lines.left.push(format!(
+                        "{} at {} (not restored to {}: {user} forwards through this host)",
+                        change.key,
+                        live.trim(),
+                        change.previous
+                    ));
+                    if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
+                        forwarding::hand_over(&change.previous);
+                    }
+                    state.forget_sysctl(&change.key, None);
+                    continue;
+                }
+            }
+        }
+        match sysctl::read(&change.key) {
+            Ok(live) if live.trim() == change.value => {
+                match sysctl::write(&change.key, &change.previous) {
+                    Ok(()) => {
+                        lines
+                            .restored
+                            .push(format!("{} to {}", change.key, change.previous));
+                        state.forget_sysctl(&change.key, change.netns.as_deref());
+                    }
+                    Err(e) => lines.errors.push(e.to_string()),
+                }
+            }
+            // Someone changed it since: theirs now, left as it is.
+            Ok(live) => {
+                lines.left.push(format!(
+                    "{} at {} (changed since edgenet set it to {})",
+                    change.key,
+                    live.trim(),
+                    change.value
+                ));
+                state.forget_sysctl(&change.key, change.netns.as_deref());
+            }
+            Err(e) => lines.errors.push(e.to_string()),
+        }
+    }
+
+    // The last deployment of several in this namespace puts back what the first found.
+    if !set_forwarding {
+        if let Some(restored) = forwarding::restore_handed_over(own_table) {
+            lines.restored.push(restored);
+        } else if state.records_rebuilt && sysctl::read(IP_FORWARD).is_ok_and(|v| v.trim() == "1") {
+            // Its record went with the lost state.json: what it was before edgenet is unknown.
+            lines.left.push(match other_forwarding_user() {
+                Some(user) => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown; {user} forwards through this host)"
+                ),
+                None => format!(
+                    "{IP_FORWARD} at 1 (this deployment's records were rebuilt after state.json was lost, so its value from before edgenet is unknown: if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`)"
+                ),
+            });
+        }
+    }
+    (lines.restored, lines.left, lines.errors)
+}
+
 /// What remove's fast path did, typed: the nftables tables' outcome (`None`: no table), the
 /// adapters that could not be given back, and everything else that failed (the per-object
 /// pass after it retries whatever is still there).
@@ -451,7 +490,11 @@ struct TablesSide {
 
 /// Checks the marks of the recorded tables and deletes ours, all in one transaction (the
 /// kernel then waits for one grace period, not one per table).
-fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
+fn tables_side(
+    recorded: Vec<String>,
+    own_table: &str,
+    forwarding_user: std::sync::mpsc::Sender<Option<String>>,
+) -> TablesSide {
     use crate::firewall::FirewallDriver;
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let driver = NftablesDriver::default();
@@ -467,7 +510,9 @@ fn tables_side(recorded: Vec<String>, own_table: &str) -> TablesSide {
         }
     }
     // Our own tables are never counted: the answer is the same before and after they go.
-    side.other_forwarding_user = Some(other_forwarding_user(own_table));
+    let user = other_forwarding_user(own_table);
+    let _ = forwarding_user.send(user.clone());
+    side.other_forwarding_user = Some(user);
     if !side.ours.is_empty() {
         side.deleted = Some(
             driver

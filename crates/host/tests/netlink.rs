@@ -222,6 +222,11 @@ fn veth_peer_is_created_directly_in_another_namespace() {
 
     let n = node.link("eth0").expect("peer in node namespace");
     assert_eq!(n["mtu"], 1400);
+    // One queue per end, asked for at creation (no cut after registering).
+    for end in [&h, &n] {
+        assert_eq!(end["num_tx_queues"], 1, "{end}");
+        assert_eq!(end["num_rx_queues"], 1, "{end}");
+    }
     assert_eq!(n["address"], "02:00:5e:20:00:02");
     assert_eq!(n["linkinfo"]["info_kind"], "veth");
     assert_eq!(ipv4_of(&node, "eth0")[0].0, "198.18.4.2");

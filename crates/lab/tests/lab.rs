@@ -407,6 +407,77 @@ fn side_by_side_deploys_and_a_down_that_discards_them() -> TestResult {
     Ok(())
 }
 
+/// Packets a link in `netns` has received (the kernel's counter).
+fn rx_packets(netns: &str, link: &str) -> Result<u64, String> {
+    let out = run(Command::new("ip").args(["-n", netns, "-s", "-j", "link", "show", link]))?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    json[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .ok_or_else(|| format!("no rx counter for {link} in {netns}: {json}"))
+}
+
+/// The LAN floods broadcast to every machine but no multicast nobody asked for: the kernel
+/// says the ports do not flood multicast, and a machine's multicast pings never reach another
+/// machine while its broadcast pings do.
+#[test]
+fn the_lan_floods_broadcast_but_not_unrequested_multicast() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("f"))? else {
+        return Ok(());
+    };
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 2;
+    spec.proxy = false;
+    let lab = Lab::up(&spec, |_| Ok::<(), String>(())).map_err(|e| e.to_string())?;
+    let lan = lab.lan_netns();
+    let machines = lab.machines();
+    let out =
+        run(Command::new("ip").args(["-n", &lan, "-d", "-j", "link", "show", "master", "lan0"]))?;
+    let ports: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ports = ports.as_array().ok_or("no port list")?;
+    assert_eq!(ports.len(), 3, "two machines and the peer: {ports:?}");
+    for port in ports {
+        assert_eq!(
+            port["linkinfo"]["info_slave_data"]["mcast_flood"],
+            serde_json::Value::Bool(false),
+            "{port}"
+        );
+    }
+    let (m1, m2) = (&machines[0], &machines[1]);
+    let ping = |target: &str, broadcast: bool| -> Result<(), String> {
+        let mut cmd = m1.command("ping").map_err(|e| e.to_string())?;
+        if broadcast {
+            cmd.arg("-b");
+        }
+        // No replies expected (machines ignore echo to broadcast and multicast): only sent.
+        let _ = cmd
+            .args([
+                "-n", "-q", "-c", "10", "-i", "0.01", "-W", "1", "-I", "eth0", target,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        Ok(())
+    };
+    let before = rx_packets(&m2.netns, "eth0")?;
+    ping("239.255.7.7", false)?;
+    let multicast = rx_packets(&m2.netns, "eth0")? - before;
+    ping(&topology::LAN_SUBNET.broadcast().to_string(), true)?;
+    let broadcast = rx_packets(&m2.netns, "eth0")? - before - multicast;
+    assert!(
+        multicast < 10,
+        "{multicast} frames reached {} from a multicast ping",
+        m2.name
+    );
+    assert!(
+        broadcast >= 10,
+        "only {broadcast} of 10 broadcast pings reached {}",
+        m2.name
+    );
+    lab.down(|_| Ok::<(), String>(()))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[test]
 fn dropping_a_lab_tears_it_down() -> TestResult {
     let Some((name, dir, _cleanup)) = root_test(lab_name("c"))? else {

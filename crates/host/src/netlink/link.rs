@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use edgenet_core::mac::MacAddr;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -196,7 +197,14 @@ impl Netlink {
         if let Some(group) = spec.group {
             peer.attributes.push(LinkAttribute::Group(group));
         }
+        // One queue each, as the kernel leaves a veth anyway: asked for at creation, so it
+        // does not cut the per-CPU default down after registering each end, each cut waiting
+        // for an (expedited) RCU grace period while holding the RTNL lock.
+        peer.attributes
+            .extend([LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]);
         let mut msg = link_by_name(spec.name);
+        msg.attributes
+            .extend([LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]);
         if let Some(mtu) = spec.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
@@ -251,6 +259,21 @@ impl Netlink {
         let mut msg = link_by_name(name);
         msg.attributes.push(LinkAttribute::Controller(index));
         self.set_link(msg, &op, name)
+    }
+
+    /// Whether a bridge port gets multicast that no port asked for (`bridge_slave mcast_flood`).
+    pub fn set_port_mcast_flood(&mut self, port: &str, flood: bool) -> Result<(), HostError> {
+        let mut msg = link_by_name(port);
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![
+                InfoBridgePort::MulticastFlood(flood),
+            ])),
+        ]));
+        // Port options go through RTM_NEWLINK on the existing link (RTM_SETLINK ignores them).
+        self.ack_request(RouteNetlinkMessage::NewLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+            .map_err(|f| f.into_host(&format!("set mcast_flood {flood} on"), port))?;
+        Ok(())
     }
 
     /// Sets the link's alias (`ifalias`); an empty alias removes it.
