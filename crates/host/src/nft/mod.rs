@@ -39,7 +39,10 @@ mod native;
 mod session;
 
 pub use session::{forget_ruleset, table_in, RulesetSession};
-use session::{session_active, session_ruleset, session_store, session_wrote};
+use session::{
+    session_active, session_has_ruleset, session_ruleset, session_store, session_wrote,
+    with_session_ruleset,
+};
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
 /// offending part of the document.
@@ -181,6 +184,14 @@ impl Nft {
             .ok_or_else(not_installed)
     }
 
+    /// Whether a command of this run may still need the `nft` program: not when the native
+    /// path is on and the calling thread's session already holds the namespace's ruleset (the
+    /// reads are served from it; edgenet's own tables are written natively). A command that
+    /// falls back after all reports a missing program then ([`NftError::NotInstalled`]).
+    pub fn program_may_be_needed(&self) -> bool {
+        !(self.native() && session_has_ruleset())
+    }
+
     /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
     /// Meant for validation before anything is changed, so a missing package is reported once,
     /// clearly, instead of as a failure half-way through a deploy.
@@ -218,6 +229,11 @@ impl Nft {
     /// Inside a [`RulesetSession`], taken from the one ruleset read instead of another `nft`.
     pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
         if session_active() {
+            // Cut out of the kept read in place: copying the whole ruleset first cost more
+            // than the rest of a no-change redeploy's firewall step.
+            if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
+                return Ok(table);
+            }
             return Ok(table_in(&self.list_ruleset()?, family, name));
         }
         if self.native() {

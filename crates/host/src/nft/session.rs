@@ -81,6 +81,12 @@ fn netns_key() -> Option<(u64, u64)> {
 }
 
 pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
+    with_session_ruleset(Value::clone)
+}
+
+/// `f` applied to the ruleset kept for the calling thread's namespace, without copying it
+/// (a whole ruleset is hundreds of JSON maps).
+pub(super) fn with_session_ruleset<T>(f: impl FnOnce(&Value) -> T) -> Option<T> {
     SESSION.with(|s| {
         let s = s.borrow();
         let session = s.as_ref()?;
@@ -89,25 +95,47 @@ pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
             .rulesets
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| f(v))
     })
 }
 
+/// Whether the session holds a ruleset read of the calling thread's namespace.
+pub(super) fn session_has_ruleset() -> bool {
+    with_session_ruleset(|_| ()).is_some()
+}
+
 pub(super) fn session_store(_program: &Path, ruleset: &Value) {
+    session_keep(ruleset.clone());
+}
+
+/// Keeps `ruleset` (moved, not copied) as the calling thread's namespace's read.
+fn session_keep(ruleset: Value) {
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
             return;
         };
         session.rulesets.retain(|(k, _)| *k != key);
-        session.rulesets.push((key, ruleset.clone()));
+        session.rulesets.push((key, ruleset));
     });
+}
+
+/// Takes the kept ruleset of the calling thread's namespace out of the session.
+fn session_take() -> Option<Value> {
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        let session = s.as_mut()?;
+        let key = netns_key()?;
+        let at = session.rulesets.iter().position(|(k, _)| *k == key)?;
+        Some(session.rulesets.swap_remove(at).1)
+    })
 }
 
 /// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
 /// an object in one, `delete` of a table. Anything else forgets the kept read.
-pub(super) fn session_wrote(program: &Path, document: &Value) {
-    let Some(mut ruleset) = session_ruleset(program) else {
+pub(super) fn session_wrote(_program: &Path, document: &Value) {
+    // Taken out and put back changed (or dropped): no copy of the whole ruleset.
+    let Some(mut ruleset) = session_take() else {
         return;
     };
     let ok = (|| {
@@ -140,7 +168,7 @@ pub(super) fn session_wrote(program: &Path, document: &Value) {
         Some(())
     })();
     match ok {
-        Some(()) => session_store(program, &ruleset),
+        Some(()) => session_keep(ruleset),
         None => forget_ruleset(),
     }
 }
@@ -168,7 +196,10 @@ pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
         .filter(|i| in_table(i, &family, &name))
         .cloned()
         .collect();
-    mine.iter()
-        .any(|i| i.get("table").is_some())
-        .then(|| serde_json::json!({ "nftables": mine }))
+    // Built directly: `json!` would serialise the items into new values once more.
+    mine.iter().any(|i| i.get("table").is_some()).then(|| {
+        let mut document = serde_json::Map::new();
+        document.insert("nftables".to_string(), Value::Array(mine));
+        Value::Object(document)
+    })
 }
