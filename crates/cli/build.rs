@@ -9,5 +9,6 @@ fn main() {
         // Relative relocations packed (DT_RELR, glibc >= 2.36): the dynamic loader reads a few
         // KiB of bitmap instead of ~9,400 24-byte RELA entries at every start.
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+        println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }
