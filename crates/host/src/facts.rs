@@ -60,11 +60,7 @@ fn from_snapshot(
         .links
         .into_iter()
         .map(|l| HostLink {
-            // Devices with a link kind (bridge, veth, vlan…) and the loopback are never
-            // wireless: two stats saved per such link.
-            wireless: l.kind.is_none()
-                && l.name != "lo"
-                && sysfs::is_wireless(&paths.sysfs_net, &l.name),
+            wireless: sysfs::is_wireless(&paths.sysfs_net, &l.name),
             name: l.name,
             index: l.index,
             mtu: l.mtu,
