@@ -30,7 +30,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -40,7 +40,7 @@ mod session;
 
 pub use session::{forget_ruleset, table_in, RulesetSession};
 use session::{
-    session_active, session_has_ruleset, session_ruleset, session_store, session_wrote,
+    session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
     with_session_ruleset,
 };
 
@@ -266,14 +266,21 @@ impl Nft {
     /// only: for finding other firewalls that drop the switch's traffic.
     /// Inside a [`RulesetSession`], read once per namespace and kept (see there).
     pub fn list_ruleset(&self) -> Result<Value, NftError> {
-        if let Some(ruleset) = session_ruleset(&self.program) {
+        self.list_ruleset_shared().map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Nft::list_ruleset`], shared with the session instead of copied (a whole ruleset is
+    /// hundreds of JSON maps; the host facts keep it for the whole command).
+    pub fn list_ruleset_shared(&self) -> Result<Arc<Value>, NftError> {
+        if let Some(ruleset) = session_shared() {
             return Ok(ruleset);
         }
         if self.native() {
             match native::list(None) {
                 Ok(Some(Some(ruleset))) => {
                     tracing::debug!("nftables: ruleset read over native netlink");
-                    session_store(&self.program, &ruleset);
+                    let ruleset = Arc::new(ruleset);
+                    session_keep(Arc::clone(&ruleset));
                     return Ok(ruleset);
                 }
                 Ok(_) => {}
@@ -288,7 +295,8 @@ impl Nft {
                 args: args.join(" "),
                 source,
             })?;
-        session_store(&self.program, &ruleset);
+        let ruleset = Arc::new(ruleset);
+        session_keep(Arc::clone(&ruleset));
         Ok(ruleset)
     }
 

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -20,7 +21,8 @@ struct Session {
     /// namespace (dev, inode) -> ruleset. Not keyed by the program that listed it: the ruleset
     /// is the kernel's, and the firewall driver (a located `/usr/sbin/nft`) and other readers
     /// (a bare `nft`) must share one read.
-    rulesets: Vec<((u64, u64), Value)>,
+    /// Shared, not copied, with the readers (host facts keep it for the whole command).
+    rulesets: Vec<((u64, u64), Arc<Value>)>,
 }
 
 thread_local! {
@@ -80,8 +82,17 @@ fn netns_key() -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
-    with_session_ruleset(Value::clone)
+/// The ruleset kept for the calling thread's namespace, shared (no copy).
+pub(super) fn session_shared() -> Option<Arc<Value>> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let key = netns_key()?;
+        s.as_ref()?
+            .rulesets
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Arc::clone(v))
+    })
 }
 
 /// `f` applied to the ruleset kept for the calling thread's namespace, without copying it
@@ -95,7 +106,7 @@ pub(super) fn with_session_ruleset<T>(f: impl FnOnce(&Value) -> T) -> Option<T> 
             .rulesets
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| f(v))
+            .map(|(_, v)| f(v.as_ref()))
     })
 }
 
@@ -104,12 +115,8 @@ pub(super) fn session_has_ruleset() -> bool {
     with_session_ruleset(|_| ()).is_some()
 }
 
-pub(super) fn session_store(_program: &Path, ruleset: &Value) {
-    session_keep(ruleset.clone());
-}
-
-/// Keeps `ruleset` (moved, not copied) as the calling thread's namespace's read.
-fn session_keep(ruleset: Value) {
+/// Keeps `ruleset` as the calling thread's namespace's read.
+pub(super) fn session_keep(ruleset: Arc<Value>) {
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
@@ -121,7 +128,7 @@ fn session_keep(ruleset: Value) {
 }
 
 /// Takes the kept ruleset of the calling thread's namespace out of the session.
-fn session_take() -> Option<Value> {
+fn session_take() -> Option<Arc<Value>> {
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let session = s.as_mut()?;
@@ -134,10 +141,12 @@ fn session_take() -> Option<Value> {
 /// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
 /// an object in one, `delete` of a table. Anything else forgets the kept read.
 pub(super) fn session_wrote(_program: &Path, document: &Value) {
-    // Taken out and put back changed (or dropped): no copy of the whole ruleset.
-    let Some(mut ruleset) = session_take() else {
+    // Taken out and put back changed (or dropped): copied only while a reader (the host
+    // facts) still holds the read.
+    let Some(ruleset) = session_take() else {
         return;
     };
+    let mut ruleset = Arc::unwrap_or_clone(ruleset);
     let ok = (|| {
         let items = ruleset.get_mut("nftables")?.as_array_mut()?;
         for cmd in document.get("nftables")?.as_array()? {
@@ -168,7 +177,7 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
         Some(())
     })();
     match ok {
-        Some(()) => session_keep(ruleset),
+        Some(()) => session_keep(Arc::new(ruleset)),
         None => forget_ruleset(),
     }
 }
