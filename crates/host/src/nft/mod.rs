@@ -638,6 +638,21 @@ mod tests {
     }
 
     #[test]
+    fn the_program_is_looked_up_only_when_a_fallback_may_run() {
+        let nft = Nft::new();
+        assert!(nft.program_may_be_needed(), "outside a session: as before");
+        let _session = RulesetSession::begin();
+        assert!(nft.program_may_be_needed(), "nothing read yet");
+        session::session_keep(Arc::new(serde_json::json!({ "nftables": [] })));
+        // Native (root, EDGENET_NFT unset) with the read kept: no lookup; otherwise as before.
+        assert_eq!(nft.program_may_be_needed(), !nft.native());
+        assert!(Nft::with_program("/usr/sbin/nft").program_may_be_needed());
+        assert!(nft.clone().without_native().program_may_be_needed());
+        forget_ruleset();
+        assert!(nft.program_may_be_needed(), "the read was dropped");
+    }
+
+    #[test]
     fn a_session_reads_the_ruleset_once_and_follows_its_own_writes() {
         let dir = tempfile::tempdir().unwrap();
         let count = dir.path().join("count");
