@@ -83,8 +83,9 @@ impl HostFacts {
 /// What the host layer read of the firewall.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFirewall {
-    /// `nft -j list ruleset`; `None` when it could not be read (see `problem`).
-    pub ruleset: Option<serde_json::Value>,
+    /// `nft -j list ruleset`; `None` when it could not be read (see `problem`). Shared with
+    /// the host layer's one read per command, not copied.
+    pub ruleset: Option<std::sync::Arc<serde_json::Value>>,
     /// `net.bridge.bridge-nf-call-iptables` is 1: bridged IPv4 frames (node to node, node to
     /// LAN on an external switch) pass the `ip`/`inet` forward hook too (Docker turns it on).
     pub bridge_nf_call_iptables: bool,

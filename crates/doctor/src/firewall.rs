@@ -207,7 +207,7 @@ mod tests {
 
     fn fw(items: Vec<Value>) -> HostFirewall {
         HostFirewall {
-            ruleset: Some(json!({ "nftables": items })),
+            ruleset: Some(json!({ "nftables": items }).into()),
             uplink: Some("up0".into()),
             gateway: Some("198.18.0.1".parse().unwrap()),
             ..Default::default()

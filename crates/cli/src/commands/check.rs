@@ -85,7 +85,8 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map(|s| s.macs.into_values().collect())
         .unwrap_or_default();
     ctx.probe = super::probe_view(&loaded, &ctx, own_macs);
-    if !args.offline_check {
+    // The host's CPUs, memory and image files matter to `vm` nodes only (as in deploy).
+    if !args.offline_check && loaded.config.any_vm() {
         ctx.vm_host = Some(super::vm_host(cli, &loaded.config));
     }
     let mut findings = check(&loaded, &ctx);

@@ -66,6 +66,21 @@ pub fn checked_plan(
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }
 
+/// The plan made before the lock, when the lock loaded the very state that plan was made
+/// from: the same config, host facts, probe and state give the same findings and the same plan,
+/// so checking and planning again would only repeat the work. (A state the deploy is about to
+/// make for the first time differs from "none" only in its fresh mark, which no bridge on the
+/// host can carry: the switch check that passed without it passes with it.) Not for `vm`
+/// nodes, whose checks read the host again (QEMU processes, the state directory's sockets).
+fn reusable_plan(
+    first: Plan,
+    loaded: &Loaded,
+    peeked: &Option<DeploymentState>,
+    now: &Option<DeploymentState>,
+) -> Option<Plan> {
+    (peeked == now && !loaded.config.any_vm()).then_some(first)
+}
+
 /// Waits (up to `timeout`) until no run holds the lock of the state directory `dir`, without
 /// taking it or writing anything; whether one held it. A missing directory: no run.
 fn wait_for_other_run(dir: &std::path::Path, timeout: Duration) -> bool {
@@ -185,11 +200,14 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     if peeked != now {
         edgenet_host::nft::forget_ruleset();
     }
-    let mut state = now.unwrap_or_else(|| {
+    let mut state = now.clone().unwrap_or_else(|| {
         edgenet_deploy::state::DeploymentState::new(edgenet_deploy::state::DeploymentId::random())
     });
-    // Re-planned under the lock: another run may have deployed meanwhile.
-    let plan = checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?;
+    // Re-planned under the lock when another run may have deployed meanwhile.
+    let plan = match reusable_plan(first, &loaded, &peeked, &now) {
+        Some(plan) => plan,
+        None => checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?,
+    };
     state.config = Some(loaded.source);
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
@@ -324,4 +342,51 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
         }
     }
     Ok(if failed { Exit::Host } else { Exit::Ok })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgenet_deploy::state::DeploymentId;
+
+    fn plan_of(text: &str) -> (Loaded, Plan) {
+        let loaded = edgenet_core::config::load(text.as_bytes()).unwrap();
+        let facts = HostFacts::default();
+        let ctx = edgenet_core::validate::Context::live(&facts);
+        let plan = plan::build(&loaded.config, &ctx).unwrap();
+        (loaded, plan)
+    }
+
+    #[test]
+    fn the_plan_before_the_lock_serves_when_the_state_did_not_change() {
+        let (loaded, plan) = plan_of(&edgenet_core::config::builtin_default().to_string());
+        let state = Some(DeploymentState::new(DeploymentId::random()));
+        assert_eq!(
+            reusable_plan(plan.clone(), &loaded, &state, &state.clone()),
+            Some(plan.clone())
+        );
+        assert_eq!(
+            reusable_plan(plan.clone(), &loaded, &None, &None),
+            Some(plan.clone())
+        );
+    }
+
+    #[test]
+    fn another_runs_deploy_in_between_means_planning_again() {
+        let (loaded, plan) = plan_of(&edgenet_core::config::builtin_default().to_string());
+        let before = Some(DeploymentState::new(DeploymentId::random()));
+        let mut after = before.clone();
+        after.as_mut().unwrap().auto_subnet = Some("192.168.7.0/24".parse().unwrap());
+        assert_eq!(reusable_plan(plan.clone(), &loaded, &before, &after), None);
+        assert_eq!(reusable_plan(plan.clone(), &loaded, &None, &before), None);
+        assert_eq!(reusable_plan(plan, &loaded, &before, &None), None);
+    }
+
+    #[test]
+    fn vm_nodes_are_always_planned_again() {
+        let (loaded, plan) =
+            plan_of(r#"{"Edgenet": {"NodeRuntime": "vm"}, "Machines": [{"LinuxNode": {}}]}"#);
+        assert!(loaded.config.any_vm());
+        assert_eq!(reusable_plan(plan, &loaded, &None, &None), None);
+    }
 }

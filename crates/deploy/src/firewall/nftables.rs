@@ -128,6 +128,13 @@ impl FirewallDriver for NftablesDriver {
     }
 
     fn validate(&self) -> Result<(), FirewallError> {
+        // Looking the program up costs a stat per PATH entry: only when a fallback may run.
+        if !self.nft.program_may_be_needed() {
+            debug!(
+                "nft not looked up: native nf_tables netlink and the session's read serve this run"
+            );
+            return Ok(());
+        }
         let path = self.nft.locate()?;
         debug!(path = %path.display(), "nft found");
         Ok(())

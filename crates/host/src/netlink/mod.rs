@@ -64,7 +64,7 @@ impl Netlink {
         Ok(Netlink {
             socket,
             seq: 0,
-            buf: Vec::with_capacity(32 * 1024),
+            buf: Vec::with_capacity(socket::RECV_BUFFER),
         })
     }
 

@@ -111,21 +111,24 @@ impl Netlink {
         }
     }
 
-    /// Reads one whole datagram into `self.buf`, growing it when the datagram is larger.
+    /// Reads one whole datagram into `self.buf`: one `recv` into a buffer larger than any
+    /// answer the kernel sends to these requests (dumps come in datagrams of at most 32 KiB,
+    /// the kernel's cap; a single answer is a few KiB), instead of a peek for its size and a
+    /// second read (one syscall and one copy less per datagram). A datagram that still did not
+    /// fit is an error, never a silently cut answer.
     fn recv_datagram(&mut self) -> Result<(), Failure> {
         loop {
             self.buf.clear();
-            let peeked = self
-                .socket
-                .recv(&mut self.buf, libc::MSG_PEEK | libc::MSG_TRUNC)
-                .and_then(|size| {
-                    self.buf.clear();
-                    if size > self.buf.capacity() {
-                        self.buf.reserve(size);
-                    }
-                    self.socket.recv(&mut self.buf, 0)
-                });
-            match peeked {
+            if self.buf.capacity() < RECV_BUFFER {
+                self.buf.reserve(RECV_BUFFER);
+            }
+            match self.socket.recv(&mut self.buf, libc::MSG_TRUNC) {
+                Ok(size) if size > self.buf.len() => {
+                    return Err(invalid_data(&format!(
+                        "a netlink answer of {size} bytes did not fit the {} byte buffer",
+                        self.buf.len()
+                    )))
+                }
                 Ok(_) => return Ok(()),
                 // A signal arrived while waiting: the answer is still coming.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -134,6 +137,9 @@ impl Netlink {
         }
     }
 }
+
+/// The receive buffer of a [`Netlink`] handle: twice the kernel's largest dump datagram.
+pub(super) const RECV_BUFFER: usize = 64 * 1024;
 
 /// The wire form of request `msg` with `flags` and sequence number `seq`.
 pub(super) fn request_bytes(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {

@@ -30,7 +30,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -39,7 +39,10 @@ mod native;
 mod session;
 
 pub use session::{forget_ruleset, table_in, RulesetSession};
-use session::{session_active, session_ruleset, session_store, session_wrote};
+use session::{
+    session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
+    with_session_ruleset,
+};
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
 /// offending part of the document.
@@ -181,6 +184,14 @@ impl Nft {
             .ok_or_else(not_installed)
     }
 
+    /// Whether a command of this run may still need the `nft` program: not when the native
+    /// path is on and the calling thread's session already holds the namespace's ruleset (the
+    /// reads are served from it; edgenet's own tables are written natively). A command that
+    /// falls back after all reports a missing program then ([`NftError::NotInstalled`]).
+    pub fn program_may_be_needed(&self) -> bool {
+        !(self.native() && session_has_ruleset())
+    }
+
     /// Checks that the binary runs; returns its version line (e.g. `nftables v1.0.6 (…)`).
     /// Meant for validation before anything is changed, so a missing package is reported once,
     /// clearly, instead of as a failure half-way through a deploy.
@@ -218,6 +229,11 @@ impl Nft {
     /// Inside a [`RulesetSession`], taken from the one ruleset read instead of another `nft`.
     pub fn list_table(&self, family: &str, name: &str) -> Result<Option<Value>, NftError> {
         if session_active() {
+            // Cut out of the kept read in place: copying the whole ruleset first cost more
+            // than the rest of a no-change redeploy's firewall step.
+            if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
+                return Ok(table);
+            }
             return Ok(table_in(&self.list_ruleset()?, family, name));
         }
         if self.native() {
@@ -250,14 +266,21 @@ impl Nft {
     /// only: for finding other firewalls that drop the switch's traffic.
     /// Inside a [`RulesetSession`], read once per namespace and kept (see there).
     pub fn list_ruleset(&self) -> Result<Value, NftError> {
-        if let Some(ruleset) = session_ruleset(&self.program) {
+        self.list_ruleset_shared().map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Nft::list_ruleset`], shared with the session instead of copied (a whole ruleset is
+    /// hundreds of JSON maps; the host facts keep it for the whole command).
+    pub fn list_ruleset_shared(&self) -> Result<Arc<Value>, NftError> {
+        if let Some(ruleset) = session_shared() {
             return Ok(ruleset);
         }
         if self.native() {
             match native::list(None) {
                 Ok(Some(Some(ruleset))) => {
                     tracing::debug!("nftables: ruleset read over native netlink");
-                    session_store(&self.program, &ruleset);
+                    let ruleset = Arc::new(ruleset);
+                    session_keep(Arc::clone(&ruleset));
                     return Ok(ruleset);
                 }
                 Ok(_) => {}
@@ -272,7 +295,8 @@ impl Nft {
                 args: args.join(" "),
                 source,
             })?;
-        session_store(&self.program, &ruleset);
+        let ruleset = Arc::new(ruleset);
+        session_keep(Arc::clone(&ruleset));
         Ok(ruleset)
     }
 
@@ -611,6 +635,21 @@ mod tests {
             bad.list_table("ip", "t"),
             Err(NftError::BadOutput { .. })
         ));
+    }
+
+    #[test]
+    fn the_program_is_looked_up_only_when_a_fallback_may_run() {
+        let nft = Nft::new();
+        assert!(nft.program_may_be_needed(), "outside a session: as before");
+        let _session = RulesetSession::begin();
+        assert!(nft.program_may_be_needed(), "nothing read yet");
+        session::session_keep(Arc::new(serde_json::json!({ "nftables": [] })));
+        // Native (root, EDGENET_NFT unset) with the read kept: no lookup; otherwise as before.
+        assert_eq!(nft.program_may_be_needed(), !nft.native());
+        assert!(Nft::with_program("/usr/sbin/nft").program_may_be_needed());
+        assert!(nft.clone().without_native().program_may_be_needed());
+        forget_ruleset();
+        assert!(nft.program_may_be_needed(), "the read was dropped");
     }
 
     #[test]

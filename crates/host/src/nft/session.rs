@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -20,7 +21,8 @@ struct Session {
     /// namespace (dev, inode) -> ruleset. Not keyed by the program that listed it: the ruleset
     /// is the kernel's, and the firewall driver (a located `/usr/sbin/nft`) and other readers
     /// (a bare `nft`) must share one read.
-    rulesets: Vec<((u64, u64), Value)>,
+    /// Shared, not copied, with the readers (host facts keep it for the whole command).
+    rulesets: Vec<((u64, u64), Arc<Value>)>,
 }
 
 thread_local! {
@@ -80,7 +82,22 @@ fn netns_key() -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
+/// The ruleset kept for the calling thread's namespace, shared (no copy).
+pub(super) fn session_shared() -> Option<Arc<Value>> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let key = netns_key()?;
+        s.as_ref()?
+            .rulesets
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Arc::clone(v))
+    })
+}
+
+/// `f` applied to the ruleset kept for the calling thread's namespace, without copying it
+/// (a whole ruleset is hundreds of JSON maps).
+pub(super) fn with_session_ruleset<T>(f: impl FnOnce(&Value) -> T) -> Option<T> {
     SESSION.with(|s| {
         let s = s.borrow();
         let session = s.as_ref()?;
@@ -89,27 +106,47 @@ pub(super) fn session_ruleset(_program: &Path) -> Option<Value> {
             .rulesets
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| f(v.as_ref()))
     })
 }
 
-pub(super) fn session_store(_program: &Path, ruleset: &Value) {
+/// Whether the session holds a ruleset read of the calling thread's namespace.
+pub(super) fn session_has_ruleset() -> bool {
+    with_session_ruleset(|_| ()).is_some()
+}
+
+/// Keeps `ruleset` as the calling thread's namespace's read.
+pub(super) fn session_keep(ruleset: Arc<Value>) {
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
             return;
         };
         session.rulesets.retain(|(k, _)| *k != key);
-        session.rulesets.push((key, ruleset.clone()));
+        session.rulesets.push((key, ruleset));
     });
+}
+
+/// Takes the kept ruleset of the calling thread's namespace out of the session.
+fn session_take() -> Option<Arc<Value>> {
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        let session = s.as_mut()?;
+        let key = netns_key()?;
+        let at = session.rulesets.iter().position(|(k, _)| *k == key)?;
+        Some(session.rulesets.swap_remove(at).1)
+    })
 }
 
 /// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
 /// an object in one, `delete` of a table. Anything else forgets the kept read.
-pub(super) fn session_wrote(program: &Path, document: &Value) {
-    let Some(mut ruleset) = session_ruleset(program) else {
+pub(super) fn session_wrote(_program: &Path, document: &Value) {
+    // Taken out and put back changed (or dropped): copied only while a reader (the host
+    // facts) still holds the read.
+    let Some(ruleset) = session_take() else {
         return;
     };
+    let mut ruleset = Arc::unwrap_or_clone(ruleset);
     let ok = (|| {
         let items = ruleset.get_mut("nftables")?.as_array_mut()?;
         for cmd in document.get("nftables")?.as_array()? {
@@ -140,7 +177,7 @@ pub(super) fn session_wrote(program: &Path, document: &Value) {
         Some(())
     })();
     match ok {
-        Some(()) => session_store(program, &ruleset),
+        Some(()) => session_keep(Arc::new(ruleset)),
         None => forget_ruleset(),
     }
 }
@@ -168,7 +205,10 @@ pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
         .filter(|i| in_table(i, &family, &name))
         .cloned()
         .collect();
-    mine.iter()
-        .any(|i| i.get("table").is_some())
-        .then(|| serde_json::json!({ "nftables": mine }))
+    // Built directly: `json!` would serialise the items into new values once more.
+    mine.iter().any(|i| i.get("table").is_some()).then(|| {
+        let mut document = serde_json::Map::new();
+        document.insert("nftables".to_string(), Value::Array(mine));
+        Value::Object(document)
+    })
 }

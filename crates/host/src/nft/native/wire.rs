@@ -360,19 +360,29 @@ impl Socket {
         }
     }
 
-    /// Sends `msgs` as one nfnetlink batch (one nf_tables transaction), every message asking
-    /// for an acknowledgement. Returns the kernel's errors with the index of the message each
-    /// answers (empty: the transaction was committed).
+    /// Sends `msgs` as one nfnetlink batch (one nf_tables transaction). Returns the kernel's
+    /// errors with the index of the message each answers (empty: the transaction was
+    /// committed).
+    ///
+    /// Only the last message asks for an acknowledgement: nfnetlink goes on through the whole
+    /// batch after an error and reports every failing message whether it asked or not, in
+    /// batch order, after the commit or abort (`nfnetlink_rcv_batch`: `NLM_F_ACK || err`). So
+    /// the last message's answer marks the end of the errors, and a committed batch costs one
+    /// read instead of one per message. Refusals of the batch as a whole (no permission, no
+    /// memory, a failed commit) answer the batch header, as before.
     pub fn batch(&mut self, msgs: Vec<Msg>) -> io::Result<Vec<(usize, i32)>> {
         let mut data = Vec::new();
         let begin_seq = self.next_seq();
         let begin = Msg::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         data.extend(begin.finish(begin_seq));
         let mut seqs = Vec::with_capacity(msgs.len());
-        for mut m in msgs {
+        let last = msgs.len().checked_sub(1);
+        for (i, mut m) in msgs.into_iter().enumerate() {
             let seq = self.next_seq();
-            let flags = u16::from_ne_bytes([m.buf[6], m.buf[7]]) | NLM_F_ACK;
-            m.buf[6..8].copy_from_slice(&flags.to_ne_bytes());
+            if Some(i) == last {
+                let flags = u16::from_ne_bytes([m.buf[6], m.buf[7]]) | NLM_F_ACK;
+                m.buf[6..8].copy_from_slice(&flags.to_ne_bytes());
+            }
             data.extend(m.finish(seq));
             seqs.push(seq);
         }
@@ -395,9 +405,10 @@ impl Socket {
             }
         }
         self.send(&data)?;
-        let mut pending: std::collections::BTreeSet<u32> = seqs.iter().copied().collect();
+        // Answered once the last message's acknowledgement (or error) has come.
+        let mut pending: Option<u32> = seqs.last().copied();
         let mut errors = Vec::new();
-        while !pending.is_empty() {
+        while pending.is_some() {
             let got = self.recv()?;
             for (kind, _, seq, body) in got {
                 if kind != NLMSG_ERROR {
@@ -412,7 +423,9 @@ impl Socket {
                     }
                     continue;
                 }
-                pending.remove(&seq);
+                if pending == Some(seq) {
+                    pending = None;
+                }
                 if errno != 0 {
                     if let Some(i) = seqs.iter().position(|s| *s == seq) {
                         errors.push((i, errno));
