@@ -68,6 +68,12 @@ struct Run<'a> {
     step_started: std::time::Instant,
     /// The thread making the deployment's identity durable (see [`StateLock::identity_saver`]).
     identity_saver: Option<std::thread::JoinHandle<Result<(), crate::state::StateError>>>,
+    /// The nftables write under way on its own thread (see [`ensure_tables`]).
+    tables_lane: Option<TablesLane>,
+    /// Node namespaces being made ahead on their own thread (see [`make_namespaces_ahead`]).
+    netns_lane: Option<NetnsLane>,
+    /// What that thread did, per namespace, until the node's driver asks for it.
+    netns_ahead: Vec<(String, Result<(), edgenet_host::HostError>)>,
 }
 
 impl Run<'_> {
@@ -148,6 +154,21 @@ impl Journal for Run<'_> {
         self.state.object(kind, name, netns).is_some()
     }
 
+    /// The firewall is in place before a node's link carries anything.
+    fn before_traffic(&mut self) -> Result<(), DeployError> {
+        self.join_tables()
+    }
+
+    fn made_ahead(&mut self, netns: &str) -> Result<bool, DeployError> {
+        self.join_namespaces();
+        let Some(i) = self.netns_ahead.iter().position(|(n, _)| n == netns) else {
+            return Ok(false);
+        };
+        let (_, made) = self.netns_ahead.swap_remove(i);
+        made?;
+        Ok(true)
+    }
+
     fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
         self.state
             .object(kind, name, netns)
@@ -195,6 +216,9 @@ pub fn deploy(
         rolling_back: false,
         step_started: std::time::Instant::now(),
         identity_saver: None,
+        tables_lane: None,
+        netns_lane: None,
+        netns_ahead: Vec::new(),
     };
     let applied = apply(&mut run, plan);
     // A failed run still waits for its identity write (a cleared state must not get it back).
@@ -282,6 +306,24 @@ fn preflight(plan: &Plan) -> Result<(), DeployError> {
 }
 
 fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    let result = apply_steps(run, plan);
+    // A step failed while the nftables thread still ran: its write is over (and its records
+    // final) before anything is undone.
+    let lane = run.join_tables();
+    // Namespaces made ahead and not asked for (the run stopped first): recorded, so the
+    // rollback deletes them once they exist.
+    run.join_namespaces();
+    run.netns_ahead.clear();
+    match (result, lane) {
+        (Err(e), Err(lane)) => {
+            tracing::warn!("the nftables write failed as well: {lane}");
+            Err(e)
+        }
+        (result, lane) => result.and(lane),
+    }
+}
+
+fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let id = run.state.deployment_id.clone();
     let own = Ownership {
         alias: names::alias(&id),
@@ -342,6 +384,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         run.identity_saver = run.lock.identity_saver(&run.state);
     }
     run.step("state")?;
+    make_namespaces_ahead(run, plan)?;
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
@@ -416,6 +459,10 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         .zip(&node_macs)
         .map(|(n, mac)| (n.address.addr(), *mac))
         .collect();
+    if plan.node_runtime == RuntimeKind::Vm {
+        // A VM's tap carries its traffic once QEMU runs: the firewall first.
+        run.join_tables()?;
+    }
     for (node, mac) in plan.nodes.iter().zip(node_macs) {
         let spec = NodeSpec {
             plan: node,
@@ -432,6 +479,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         }
         run.step("node-files")?;
     }
+    run.join_tables()?;
     drop_nodes_not_in(run, plan, k)?;
     announce_nodes(plan, &node_macs_by_name);
     // Another deployment's objects nothing here records: said (once: a warning is not a
@@ -645,6 +693,11 @@ fn announce_nodes(plan: &Plan, nodes: &[(std::net::Ipv4Addr, MacAddr)]) {
 /// switch's bridge-family table (anti-spoofing on every node port, and the offline filter of
 /// every family, see [`firewall::bridge_rules`]). Each is compared with the live one first, so
 /// a redeploy that changes nothing sends nothing.
+///
+/// What to write is decided (and recorded) here; the kernel write itself goes on its own thread
+/// (a [`TablesLane`]) while the main thread makes the nodes, which it does not depend on. The
+/// run joins it before any node's link is brought up ([`Journal::before_traffic`]), before
+/// Docker's chain is touched, and before anything is rolled back.
 fn ensure_tables(
     run: &mut Run<'_>,
     plan: &Plan,
@@ -666,58 +719,274 @@ fn ensure_tables(
             .object(ObjectKind::NftTable, name, None)
             .is_some_and(|o| o.status == ObjectStatus::Created)
     };
-    let (ip_made, bridge_made) = (made(&table), made(&record));
-    let bridge_want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
-    let ip_want = fw.as_ref().map(firewall::nft_rules::build);
-    if fw.is_some() {
-        run.will_create(ObjectKind::NftTable, &table, None)?;
-    } else if recorded && driver.remove(&table)? {
-        run.changed(format!("deleted nftables table ip {table}"));
-    }
-    run.will_create(ObjectKind::NftTable, &record, None)?;
-    let mut attempts = 0;
-    let changes = loop {
-        let mut commands = Vec::new();
-        let mut changes = Vec::new();
-        if let Some(want) = &ip_want {
-            if let Some(c) = driver.commands_for(want, ip_made)? {
-                commands.extend(c);
-                changes.push(format!("wrote nftables table ip {table}"));
-            }
-        }
-        if let Some(c) = driver.commands_for(&bridge_want, bridge_made)? {
-            commands.extend(c);
-            changes.push(format!(
-                "wrote nftables table {record} (node ports: own MAC and addresses only)"
-            ));
-        }
-        if commands.is_empty() {
-            break changes;
-        }
-        match driver.apply_commands(commands) {
-            Ok(()) => break changes,
-            // A table made meanwhile (`create` refuses to flush one): look again, once.
-            Err(firewall::FirewallError::Nft(e))
-                if attempts == 0 && crate::firewall::nftables_is_exists(&e) =>
-            {
-                edgenet_host::nft::forget_ruleset();
-                attempts += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let tables = Tables {
+        ip_made: made(&table),
+        bridge_made: made(&record),
+        bridge_want: bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports)),
+        ip_want: fw.as_ref().map(firewall::nft_rules::build),
+        table,
+        record,
     };
-    for change in changes {
-        run.changed(change);
+    if tables.ip_want.is_some() {
+        run.will_create(ObjectKind::NftTable, &tables.table, None)?;
+    } else if recorded && driver.remove(&tables.table)? {
+        run.changed(format!("deleted nftables table ip {}", tables.table));
     }
-    if fw.is_some() {
-        run.created(ObjectKind::NftTable, &table, None)?;
-    } else {
-        run.state.forget_object(ObjectKind::NftTable, &table, None);
+    run.will_create(ObjectKind::NftTable, &tables.record, None)?;
+    let (commands, changes) = tables.commands(&driver)?;
+    if commands.is_empty() {
+        return tables.done(run, changes);
     }
-    run.created(ObjectKind::NftTable, &record, None)?;
+    let document = serde_json::json!({ "nftables": commands });
+    // Putting a previous deployment back after a failure is written in line (no failpoint).
+    if !run.rolling_back {
+        let lane_driver = driver.clone();
+        let lane = std::thread::Builder::new()
+            .name("edgenet-nft".into())
+            // Spawned from the main thread, which never leaves the machine's namespace: the
+            // lane's nfnetlink socket is opened there.
+            .spawn(move || {
+                let result = lane_driver
+                    .apply_document(&document)
+                    .map_err(LaneFailure::Write)
+                    .and_then(|()| {
+                        failpoint::hit("firewall-written").map_err(LaneFailure::Failpoint)
+                    });
+                (document, result)
+            });
+        match lane {
+            Ok(handle) => {
+                run.tables_lane = Some(TablesLane {
+                    handle,
+                    at: run.changes.len(),
+                    changes,
+                    tables,
+                });
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::debug!("no thread for the nftables write ({e}); written in line");
+                return tables.write_in_line(run, &driver, 0);
+            }
+        }
+    }
+    tables.write_in_line(run, &driver, 0)
+}
+
+/// Creating a network namespace (`unshare`, ~1 ms of kernel work) needs nothing of the switch
+/// or the firewall: a first deploy's node namespaces are made on their own thread, beside the
+/// switch, each recorded (pending) before. The node's driver takes each one over
+/// ([`Journal::made_ahead`]) where it would have made it, and marks it as usual; a namespace
+/// that exists already goes the usual way (adopted only if ours).
+fn make_namespaces_ahead(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    if run.rolling_back || plan.node_runtime != RuntimeKind::Netns {
+        return Ok(());
+    }
+    let id = run.state.deployment_id.clone();
+    let mut names = Vec::new();
+    for node in &plan.nodes {
+        let name = names::node_netns(&node.name, &id);
+        if !edgenet_host::netns::exists(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    for name in &names {
+        run.will_create(ObjectKind::Netns, name, None)?;
+    }
+    let lane = std::thread::Builder::new()
+        .name("edgenet-nodes".into())
+        .spawn(move || {
+            names
+                .into_iter()
+                .map(|name| {
+                    let made = edgenet_host::netns::create(&name);
+                    (name, made)
+                })
+                .collect()
+        });
+    match lane {
+        Ok(handle) => run.netns_lane = Some(NetnsLane { handle }),
+        // The node drivers make them in line (their records are there already).
+        Err(e) => tracing::debug!("no thread for the node namespaces ({e}); made in line"),
+    }
     Ok(())
 }
 
+/// Node namespaces under way on their own thread (see [`make_namespaces_ahead`]).
+struct NetnsLane {
+    handle: std::thread::JoinHandle<Vec<(String, Result<(), edgenet_host::HostError>)>>,
+}
+
+impl Run<'_> {
+    /// Waits for the namespace thread, if one runs; what it did goes to `netns_ahead`.
+    fn join_namespaces(&mut self) {
+        if let Some(lane) = self.netns_lane.take() {
+            match lane.handle.join() {
+                Ok(made) => self.netns_ahead = made,
+                // Made or not, their records are pending: the node drivers look again.
+                Err(_) => tracing::warn!("the thread making the node namespaces panicked"),
+            }
+        }
+    }
+}
+
+/// What [`ensure_tables`] decided, kept until the write is confirmed.
+struct Tables {
+    table: String,
+    /// The bridge table's record (`bridge edgenet_<id>`).
+    record: String,
+    ip_want: Option<firewall::Ruleset>,
+    bridge_want: firewall::Ruleset,
+    ip_made: bool,
+    bridge_made: bool,
+}
+
+impl Tables {
+    /// The commands that make the live tables equal to the plan, and the changes they make.
+    fn commands(
+        &self,
+        driver: &NftablesDriver,
+    ) -> Result<(Vec<serde_json::Value>, Vec<String>), DeployError> {
+        let mut commands = Vec::new();
+        let mut changes = Vec::new();
+        if let Some(want) = &self.ip_want {
+            if let Some(c) = driver.commands_for(want, self.ip_made)? {
+                commands.extend(c);
+                changes.push(format!("wrote nftables table ip {}", self.table));
+            }
+        }
+        if let Some(c) = driver.commands_for(&self.bridge_want, self.bridge_made)? {
+            commands.extend(c);
+            changes.push(format!(
+                "wrote nftables table {} (node ports: own MAC and addresses only)",
+                self.record
+            ));
+        }
+        Ok((commands, changes))
+    }
+
+    /// Writes on the calling thread; `attempts`: how often the write found a table made
+    /// meanwhile already.
+    fn write_in_line(
+        self,
+        run: &mut Run<'_>,
+        driver: &NftablesDriver,
+        mut attempts: usize,
+    ) -> Result<(), DeployError> {
+        let changes = loop {
+            let (commands, changes) = self.commands(driver)?;
+            if commands.is_empty() {
+                break changes;
+            }
+            match driver.apply_commands(commands) {
+                Ok(()) => break changes,
+                // A table made meanwhile (`create` refuses to flush one): look again, once.
+                Err(firewall::FirewallError::Nft(e))
+                    if attempts == 0 && crate::firewall::nftables_is_exists(&e) =>
+                {
+                    edgenet_host::nft::forget_ruleset();
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.done(run, changes)
+    }
+
+    /// The tables are as planned: said, and recorded as made.
+    fn done(self, run: &mut Run<'_>, changes: Vec<String>) -> Result<(), DeployError> {
+        for change in changes {
+            run.changed(change);
+        }
+        self.recorded_made(run)
+    }
+
+    fn recorded_made(self, run: &mut Run<'_>) -> Result<(), DeployError> {
+        if self.ip_want.is_some() {
+            run.created(ObjectKind::NftTable, &self.table, None)?;
+        } else {
+            run.state
+                .forget_object(ObjectKind::NftTable, &self.table, None);
+        }
+        run.created(ObjectKind::NftTable, &self.record, None)?;
+        Ok(())
+    }
+}
+
+/// Why the nftables thread stopped.
+enum LaneFailure {
+    Write(firewall::FirewallError),
+    Failpoint(failpoint::FailpointHit),
+}
+
+/// The nftables write of a run, under way on its own thread (see [`ensure_tables`]).
+struct TablesLane {
+    handle: std::thread::JoinHandle<(serde_json::Value, Result<(), LaneFailure>)>,
+    /// Where its changes go in the run's list: where they were decided, as when written in line.
+    at: usize,
+    changes: Vec<String>,
+    tables: Tables,
+}
+
+impl Run<'_> {
+    /// Waits for the nftables thread, if one runs; its changes and records as if written in
+    /// line. A failed write leaves the tables' records pending: the rollback looks for them.
+    fn join_tables(&mut self) -> Result<(), DeployError> {
+        let Some(lane) = self.tables_lane.take() else {
+            return Ok(());
+        };
+        let driver = NftablesDriver::default();
+        let (document, result) = lane.handle.join().unwrap_or_else(|_| {
+            (
+                serde_json::Value::Null,
+                Err(LaneFailure::Write(firewall::FirewallError::Nft(
+                    edgenet_host::nft::NftError::Spawn {
+                        program: "nftables".into(),
+                        args: "(its thread)".into(),
+                        source: std::io::Error::other("the thread writing the tables panicked"),
+                    },
+                ))),
+            )
+        });
+        match result {
+            Ok(()) => {
+                driver.note_applied(&document);
+                let at = lane.at.min(self.changes.len());
+                let changes = lane.changes;
+                for change in &changes {
+                    tracing::info!("{change}");
+                }
+                self.changes.splice(at..at, changes);
+                lane.tables.recorded_made(self)
+            }
+            Err(LaneFailure::Failpoint(hit)) => {
+                // The tables are written: said, the session follows, the rollback finds them.
+                driver.note_applied(&document);
+                let at = lane.at.min(self.changes.len());
+                self.changes.splice(at..at, lane.changes);
+                Err(hit.into())
+            }
+            Err(LaneFailure::Write(firewall::FirewallError::Nft(e)))
+                if crate::firewall::nftables_is_exists(&e) =>
+            {
+                edgenet_host::nft::forget_ruleset();
+                // Said where they belong if this write goes through.
+                let at = lane.at.min(self.changes.len());
+                let tail = self.changes.split_off(at);
+                let r = lane.tables.write_in_line(self, &driver, 1);
+                self.changes.extend(tail);
+                r
+            }
+            Err(LaneFailure::Write(e)) => {
+                edgenet_host::nft::forget_ruleset();
+                Err(e.into())
+            }
+        }
+    }
+}
 /// Another firewall on the host that drops the switch's forwarded packets: Docker's is opened
 /// for the switch in `DOCKER-USER`; any other makes the deploy fail (and roll back) with the
 /// exact fix, since edgenet does not edit another tool's rules.
@@ -736,6 +1005,8 @@ fn ensure_host_firewall(
     // accepts go in whether or not its policy drops right now (Docker sets the policy when it
     // starts, and keeps DOCKER-USER's rules).
     if docker {
+        // Not beside our own nftables transaction.
+        run.join_tables()?;
         edgenet_host::iptables::ensure_chain(host_rules::DOCKER_USER)?;
         for rule in host_rules::docker_rules(plan, id) {
             let name = host_rules::record_name(&rule);
