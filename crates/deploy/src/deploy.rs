@@ -70,10 +70,11 @@ struct Run<'a> {
     identity_saver: Option<std::thread::JoinHandle<Result<(), crate::state::StateError>>>,
     /// The nftables write under way on its own thread (see [`ensure_tables`]).
     tables_lane: Option<TablesLane>,
-    /// Node namespaces being made ahead on their own thread (see [`make_namespaces_ahead`]).
-    netns_lane: Option<NetnsLane>,
-    /// What that thread did, per namespace, until the node's driver asks for it.
-    netns_ahead: Vec<(String, Result<(), edgenet_host::HostError>)>,
+    /// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
+    ahead: Option<AheadLane>,
+    /// What that thread did, per namespace and per node, until the node steps take it.
+    netns_ahead: NamespacesMade,
+    files_ahead: FilesWritten,
 }
 
 impl Run<'_> {
@@ -217,8 +218,9 @@ pub fn deploy(
         step_started: std::time::Instant::now(),
         identity_saver: None,
         tables_lane: None,
-        netns_lane: None,
+        ahead: None,
         netns_ahead: Vec::new(),
+        files_ahead: Vec::new(),
     };
     let applied = apply(&mut run, plan);
     // A failed run still waits for its identity write (a cleared state must not get it back).
@@ -312,8 +314,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let lane = run.join_tables();
     // Namespaces made ahead and not asked for (the run stopped first): recorded, so the
     // rollback deletes them once they exist.
-    run.join_namespaces();
-    run.netns_ahead.clear();
+    run.join_ahead();
     match (result, lane) {
         (Err(e), Err(lane)) => {
             tracing::warn!("the nftables write failed as well: {lane}");
@@ -384,7 +385,7 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         run.identity_saver = run.lock.identity_saver(&run.state);
     }
     run.step("state")?;
-    make_namespaces_ahead(run, plan)?;
+    start_ahead_lane(run, plan)?;
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
@@ -474,7 +475,7 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             switch: &plan.switch.name,
         };
         runtime.ensure(k, &spec, &own, run)?;
-        for change in files::write_node_files(&state_dir, plan, node)? {
+        for change in run.node_files(&state_dir, plan, node)? {
             run.changed(change);
         }
         run.step("node-files")?;
@@ -773,63 +774,116 @@ fn ensure_tables(
     tables.write_in_line(run, &driver, 0)
 }
 
-/// Creating a network namespace (`unshare`, ~1 ms of kernel work) needs nothing of the switch
-/// or the firewall: a first deploy's node namespaces are made on their own thread, beside the
-/// switch, each recorded (pending) before. The node's driver takes each one over
-/// ([`Journal::made_ahead`]) where it would have made it, and marks it as usual; a namespace
+/// Work of the node steps that needs neither the switch nor the firewall goes on its own thread
+/// from the start, beside the switch: creating a first deploy's node namespaces (`unshare`,
+/// ~1 ms of kernel work each; each recorded, pending, before), then writing every node's files.
+/// The node steps take each result over where they would have done the work
+/// ([`Journal::made_ahead`], [`Run::node_files`]): a namespace is marked there as usual, and one
 /// that exists already goes the usual way (adopted only if ours).
-fn make_namespaces_ahead(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
-    if run.rolling_back || plan.node_runtime != RuntimeKind::Netns {
+fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    if run.rolling_back || plan.nodes.is_empty() {
         return Ok(());
     }
     let id = run.state.deployment_id.clone();
     let mut names = Vec::new();
-    for node in &plan.nodes {
-        let name = names::node_netns(&node.name, &id);
-        if !edgenet_host::netns::exists(&name) {
-            names.push(name);
+    if plan.node_runtime == RuntimeKind::Netns {
+        for node in &plan.nodes {
+            let name = names::node_netns(&node.name, &id);
+            if !edgenet_host::netns::exists(&name) {
+                names.push(name);
+            }
         }
-    }
-    if names.is_empty() {
-        return Ok(());
     }
     for name in &names {
         run.will_create(ObjectKind::Netns, name, None)?;
     }
+    let (plan, state_dir) = (plan.clone(), run.lock.dir().path().to_path_buf());
+    let (made_tx, made_rx) = std::sync::mpsc::channel();
     let lane = std::thread::Builder::new()
         .name("edgenet-nodes".into())
         .spawn(move || {
-            names
+            let made: Vec<_> = names
                 .into_iter()
                 .map(|name| {
                     let made = edgenet_host::netns::create(&name);
                     (name, made)
                 })
+                .collect();
+            let _ = made_tx.send(made);
+            plan.nodes
+                .iter()
+                .map(|node| {
+                    let written = files::write_node_files(&state_dir, &plan, node);
+                    (node.name.clone(), written)
+                })
                 .collect()
         });
     match lane {
-        Ok(handle) => run.netns_lane = Some(NetnsLane { handle }),
-        // The node drivers make them in line (their records are there already).
-        Err(e) => tracing::debug!("no thread for the node namespaces ({e}); made in line"),
+        Ok(files) => {
+            run.ahead = Some(AheadLane {
+                namespaces: Some(made_rx),
+                files: Some(files),
+            })
+        }
+        // The node steps do it all in line (the namespaces' records are there already).
+        Err(e) => tracing::debug!("no thread for the node steps' work ahead ({e}); in line"),
     }
     Ok(())
 }
 
-/// Node namespaces under way on their own thread (see [`make_namespaces_ahead`]).
-struct NetnsLane {
-    handle: std::thread::JoinHandle<Vec<(String, Result<(), edgenet_host::HostError>)>>,
+type NamespacesMade = Vec<(String, Result<(), edgenet_host::HostError>)>;
+type FilesWritten = Vec<(String, Result<Vec<String>, DeployError>)>;
+
+/// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
+struct AheadLane {
+    namespaces: Option<std::sync::mpsc::Receiver<NamespacesMade>>,
+    files: Option<std::thread::JoinHandle<FilesWritten>>,
 }
 
 impl Run<'_> {
-    /// Waits for the namespace thread, if one runs; what it did goes to `netns_ahead`.
+    /// Waits for the namespaces made ahead, if any are under way; they go to `netns_ahead`.
     fn join_namespaces(&mut self) {
-        if let Some(lane) = self.netns_lane.take() {
-            match lane.handle.join() {
+        if let Some(rx) = self.ahead.as_mut().and_then(|a| a.namespaces.take()) {
+            match rx.recv() {
                 Ok(made) => self.netns_ahead = made,
-                // Made or not, their records are pending: the node drivers look again.
-                Err(_) => tracing::warn!("the thread making the node namespaces panicked"),
+                // Made or not, their records are pending: the node steps look again.
+                Err(_) => tracing::warn!("the thread making the node namespaces stopped"),
             }
         }
+    }
+
+    /// Waits for the node files written ahead, if any are under way; they go to `files_ahead`.
+    fn join_files(&mut self) {
+        if let Some(files) = self.ahead.as_mut().and_then(|a| a.files.take()) {
+            match files.join() {
+                Ok(written) => self.files_ahead = written,
+                Err(_) => tracing::warn!("the thread writing the node files panicked"),
+            }
+        }
+    }
+
+    /// Writes `node`'s files (or takes what the lane ahead wrote); what changed.
+    fn node_files(
+        &mut self,
+        state_dir: &Path,
+        plan: &Plan,
+        node: &edgenet_core::plan::NodePlan,
+    ) -> Result<Vec<String>, DeployError> {
+        self.join_files();
+        match self.files_ahead.iter().position(|(n, _)| *n == node.name) {
+            Some(i) => self.files_ahead.swap_remove(i).1,
+            None => files::write_node_files(state_dir, plan, node),
+        }
+    }
+
+    /// Waits for everything under way beside the main thread, forgetting its results (the
+    /// run stopped: the records of what it made are what the rollback goes by).
+    fn join_ahead(&mut self) {
+        self.join_namespaces();
+        self.join_files();
+        self.ahead = None;
+        self.netns_ahead.clear();
+        self.files_ahead.clear();
     }
 }
 
