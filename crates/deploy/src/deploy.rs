@@ -775,8 +775,9 @@ fn ensure_tables(
 }
 
 /// Work of the node steps that needs neither the switch nor the firewall goes on its own thread
-/// from the start, beside the switch: creating a first deploy's node namespaces (`unshare`,
-/// ~1 ms of kernel work each; each recorded, pending, before), then writing every node's files.
+/// from the start, beside the switch, when there are node namespaces to make (a first deploy):
+/// creating them (`unshare`, ~1 ms of kernel work each; each recorded, pending, before), then
+/// writing every node's files.
 /// The node steps take each result over where they would have done the work
 /// ([`Journal::made_ahead`], [`Run::node_files`]): a namespace is marked there as usual, and one
 /// that exists already goes the usual way (adopted only if ours).
@@ -793,6 +794,10 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
                 names.push(name);
             }
         }
+    }
+    if names.is_empty() {
+        // Nothing to make (a redeploy): the files alone are not worth a thread.
+        return Ok(());
     }
     for name in &names {
         run.will_create(ObjectKind::Netns, name, None)?;
