@@ -78,6 +78,19 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// [`Journal::will_create`] for several objects (of the machine's namespace) at once: one
+    /// journal write for all of them, before any is made.
+    fn will_create_all(&mut self, kind: ObjectKind, names: &[&str]) -> Result<(), DeployError> {
+        for name in names {
+            if self.state.object(kind, name, None).is_none() {
+                self.new_objects.push((kind, name.to_string(), None));
+            }
+            self.state.record_object(kind, name, None);
+        }
+        self.lock.save_journal(&self.state)?;
+        Ok(())
+    }
+
     /// Waits for the identity to be durable; an error if it could not be made so.
     fn join_identity(&mut self) -> Result<(), DeployError> {
         let Some(saver) = self.identity_saver.take() else {
@@ -729,11 +742,13 @@ fn ensure_tables(
         record,
     };
     if tables.ip_want.is_some() {
-        run.will_create(ObjectKind::NftTable, &tables.table, None)?;
-    } else if recorded && driver.remove(&tables.table)? {
-        run.changed(format!("deleted nftables table ip {}", tables.table));
+        run.will_create_all(ObjectKind::NftTable, &[&tables.table, &tables.record])?;
+    } else {
+        if recorded && driver.remove(&tables.table)? {
+            run.changed(format!("deleted nftables table ip {}", tables.table));
+        }
+        run.will_create(ObjectKind::NftTable, &tables.record, None)?;
     }
-    run.will_create(ObjectKind::NftTable, &tables.record, None)?;
     let (commands, changes) = tables.commands(&driver)?;
     if commands.is_empty() {
         return tables.done(run, changes);
@@ -799,9 +814,8 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         // Nothing to make (a redeploy): the files alone are not worth a thread.
         return Ok(());
     }
-    for name in &names {
-        run.will_create(ObjectKind::Netns, name, None)?;
-    }
+    let records: Vec<&str> = names.iter().map(String::as_str).collect();
+    run.will_create_all(ObjectKind::Netns, &records)?;
     let (plan, state_dir) = (plan.clone(), run.lock.dir().path().to_path_buf());
     let (made_tx, made_rx) = std::sync::mpsc::channel();
     let lane = std::thread::Builder::new()
