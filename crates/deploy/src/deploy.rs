@@ -68,9 +68,29 @@ struct Run<'a> {
     step_started: std::time::Instant,
     /// The thread making the deployment's identity durable (see [`StateLock::identity_saver`]).
     identity_saver: Option<std::thread::JoinHandle<Result<(), crate::state::StateError>>>,
+    /// The nftables write under way on its own thread (see [`ensure_tables`]).
+    tables_lane: Option<TablesLane>,
+    /// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
+    ahead: Option<AheadLane>,
+    /// What that thread did, per namespace and per node, until the node steps take it.
+    netns_ahead: NamespacesMade,
+    files_ahead: FilesWritten,
 }
 
 impl Run<'_> {
+    /// [`Journal::will_create`] for several objects (of the machine's namespace) at once: one
+    /// journal write for all of them, before any is made.
+    fn will_create_all(&mut self, kind: ObjectKind, names: &[&str]) -> Result<(), DeployError> {
+        for name in names {
+            if self.state.object(kind, name, None).is_none() {
+                self.new_objects.push((kind, name.to_string(), None));
+            }
+            self.state.record_object(kind, name, None);
+        }
+        self.lock.save_journal(&self.state)?;
+        Ok(())
+    }
+
     /// Waits for the identity to be durable; an error if it could not be made so.
     fn join_identity(&mut self) -> Result<(), DeployError> {
         let Some(saver) = self.identity_saver.take() else {
@@ -148,6 +168,21 @@ impl Journal for Run<'_> {
         self.state.object(kind, name, netns).is_some()
     }
 
+    /// The firewall is in place before a node's link carries anything.
+    fn before_traffic(&mut self) -> Result<(), DeployError> {
+        self.join_tables()
+    }
+
+    fn made_ahead(&mut self, netns: &str) -> Result<bool, DeployError> {
+        self.join_namespaces();
+        let Some(i) = self.netns_ahead.iter().position(|(n, _)| n == netns) else {
+            return Ok(false);
+        };
+        let (_, made) = self.netns_ahead.swap_remove(i);
+        made?;
+        Ok(true)
+    }
+
     fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
         self.state
             .object(kind, name, netns)
@@ -195,6 +230,10 @@ pub fn deploy(
         rolling_back: false,
         step_started: std::time::Instant::now(),
         identity_saver: None,
+        tables_lane: None,
+        ahead: None,
+        netns_ahead: Vec::new(),
+        files_ahead: Vec::new(),
     };
     let applied = apply(&mut run, plan);
     // A failed run still waits for its identity write (a cleared state must not get it back).
@@ -282,6 +321,23 @@ fn preflight(plan: &Plan) -> Result<(), DeployError> {
 }
 
 fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    let result = apply_steps(run, plan);
+    // A step failed while the nftables thread still ran: its write is over (and its records
+    // final) before anything is undone.
+    let lane = run.join_tables();
+    // Namespaces made ahead and not asked for (the run stopped first): recorded, so the
+    // rollback deletes them once they exist.
+    run.join_ahead();
+    match (result, lane) {
+        (Err(e), Err(lane)) => {
+            tracing::warn!("the nftables write failed as well: {lane}");
+            Err(e)
+        }
+        (result, lane) => result.and(lane),
+    }
+}
+
+fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let id = run.state.deployment_id.clone();
     let own = Ownership {
         alias: names::alias(&id),
@@ -342,6 +398,7 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         run.identity_saver = run.lock.identity_saver(&run.state);
     }
     run.step("state")?;
+    start_ahead_lane(run, plan)?;
 
     let mut nl = kernel::open()?;
     let k: &mut dyn Kernel = &mut nl;
@@ -416,6 +473,10 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         .zip(&node_macs)
         .map(|(n, mac)| (n.address.addr(), *mac))
         .collect();
+    if plan.node_runtime == RuntimeKind::Vm {
+        // A VM's tap carries its traffic once QEMU runs: the firewall first.
+        run.join_tables()?;
+    }
     for (node, mac) in plan.nodes.iter().zip(node_macs) {
         let spec = NodeSpec {
             plan: node,
@@ -427,11 +488,12 @@ fn apply(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             switch: &plan.switch.name,
         };
         runtime.ensure(k, &spec, &own, run)?;
-        for change in files::write_node_files(&state_dir, plan, node)? {
+        for change in run.node_files(&state_dir, plan, node)? {
             run.changed(change);
         }
         run.step("node-files")?;
     }
+    run.join_tables()?;
     drop_nodes_not_in(run, plan, k)?;
     announce_nodes(plan, &node_macs_by_name);
     // Another deployment's objects nothing here records: said (once: a warning is not a
@@ -645,6 +707,11 @@ fn announce_nodes(plan: &Plan, nodes: &[(std::net::Ipv4Addr, MacAddr)]) {
 /// switch's bridge-family table (anti-spoofing on every node port, and the offline filter of
 /// every family, see [`firewall::bridge_rules`]). Each is compared with the live one first, so
 /// a redeploy that changes nothing sends nothing.
+///
+/// What to write is decided (and recorded) here; the kernel write itself goes on its own thread
+/// (a [`TablesLane`]) while the main thread makes the nodes, which it does not depend on. The
+/// run joins it before any node's link is brought up ([`Journal::before_traffic`]), before
+/// Docker's chain is touched, and before anything is rolled back.
 fn ensure_tables(
     run: &mut Run<'_>,
     plan: &Plan,
@@ -666,58 +733,333 @@ fn ensure_tables(
             .object(ObjectKind::NftTable, name, None)
             .is_some_and(|o| o.status == ObjectStatus::Created)
     };
-    let (ip_made, bridge_made) = (made(&table), made(&record));
-    let bridge_want = bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports));
-    let ip_want = fw.as_ref().map(firewall::nft_rules::build);
-    if fw.is_some() {
-        run.will_create(ObjectKind::NftTable, &table, None)?;
-    } else if recorded && driver.remove(&table)? {
-        run.changed(format!("deleted nftables table ip {table}"));
-    }
-    run.will_create(ObjectKind::NftTable, &record, None)?;
-    let mut attempts = 0;
-    let changes = loop {
-        let mut commands = Vec::new();
-        let mut changes = Vec::new();
-        if let Some(want) = &ip_want {
-            if let Some(c) = driver.commands_for(want, ip_made)? {
-                commands.extend(c);
-                changes.push(format!("wrote nftables table ip {table}"));
-            }
-        }
-        if let Some(c) = driver.commands_for(&bridge_want, bridge_made)? {
-            commands.extend(c);
-            changes.push(format!(
-                "wrote nftables table {record} (node ports: own MAC and addresses only)"
-            ));
-        }
-        if commands.is_empty() {
-            break changes;
-        }
-        match driver.apply_commands(commands) {
-            Ok(()) => break changes,
-            // A table made meanwhile (`create` refuses to flush one): look again, once.
-            Err(firewall::FirewallError::Nft(e))
-                if attempts == 0 && crate::firewall::nftables_is_exists(&e) =>
-            {
-                edgenet_host::nft::forget_ruleset();
-                attempts += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let tables = Tables {
+        ip_made: made(&table),
+        bridge_made: made(&record),
+        bridge_want: bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports)),
+        ip_want: fw.as_ref().map(firewall::nft_rules::build),
+        table,
+        record,
     };
-    for change in changes {
-        run.changed(change);
-    }
-    if fw.is_some() {
-        run.created(ObjectKind::NftTable, &table, None)?;
+    if tables.ip_want.is_some() {
+        run.will_create_all(ObjectKind::NftTable, &[&tables.table, &tables.record])?;
     } else {
-        run.state.forget_object(ObjectKind::NftTable, &table, None);
+        if recorded && driver.remove(&tables.table)? {
+            run.changed(format!("deleted nftables table ip {}", tables.table));
+        }
+        run.will_create(ObjectKind::NftTable, &tables.record, None)?;
     }
-    run.created(ObjectKind::NftTable, &record, None)?;
+    let (commands, changes) = tables.commands(&driver)?;
+    if commands.is_empty() {
+        return tables.done(run, changes);
+    }
+    let document = serde_json::json!({ "nftables": commands });
+    // Putting a previous deployment back after a failure is written in line (no failpoint).
+    if !run.rolling_back {
+        let lane_driver = driver.clone();
+        let lane = std::thread::Builder::new()
+            .name("edgenet-nft".into())
+            // Spawned from the main thread, which never leaves the machine's namespace: the
+            // lane's nfnetlink socket is opened there.
+            .spawn(move || {
+                let result = lane_driver
+                    .apply_document(&document)
+                    .map_err(LaneFailure::Write)
+                    .and_then(|()| {
+                        failpoint::hit("firewall-written").map_err(LaneFailure::Failpoint)
+                    });
+                (document, result)
+            });
+        match lane {
+            Ok(handle) => {
+                run.tables_lane = Some(TablesLane {
+                    handle,
+                    at: run.changes.len(),
+                    changes,
+                    tables,
+                });
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::debug!("no thread for the nftables write ({e}); written in line");
+                return tables.write_in_line(run, &driver, 0);
+            }
+        }
+    }
+    tables.write_in_line(run, &driver, 0)
+}
+
+/// Work of the node steps that needs neither the switch nor the firewall goes on its own thread
+/// from the start, beside the switch, when there are node namespaces to make (a first deploy):
+/// creating them (`unshare`, ~1 ms of kernel work each; each recorded, pending, before), then
+/// writing every node's files.
+/// The node steps take each result over where they would have done the work
+/// ([`Journal::made_ahead`], [`Run::node_files`]): a namespace is marked there as usual, and one
+/// that exists already goes the usual way (adopted only if ours).
+fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
+    if run.rolling_back || plan.nodes.is_empty() {
+        return Ok(());
+    }
+    let id = run.state.deployment_id.clone();
+    let mut names = Vec::new();
+    if plan.node_runtime == RuntimeKind::Netns {
+        for node in &plan.nodes {
+            let name = names::node_netns(&node.name, &id);
+            if !edgenet_host::netns::exists(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if names.is_empty() {
+        // Nothing to make (a redeploy): the files alone are not worth a thread.
+        return Ok(());
+    }
+    let records: Vec<&str> = names.iter().map(String::as_str).collect();
+    run.will_create_all(ObjectKind::Netns, &records)?;
+    let (plan, state_dir) = (plan.clone(), run.lock.dir().path().to_path_buf());
+    let (made_tx, made_rx) = std::sync::mpsc::channel();
+    let lane = std::thread::Builder::new()
+        .name("edgenet-nodes".into())
+        .spawn(move || {
+            let made: Vec<_> = names
+                .into_iter()
+                .map(|name| {
+                    let made = edgenet_host::netns::create(&name);
+                    (name, made)
+                })
+                .collect();
+            let _ = made_tx.send(made);
+            plan.nodes
+                .iter()
+                .map(|node| {
+                    let written = files::write_node_files(&state_dir, &plan, node);
+                    (node.name.clone(), written)
+                })
+                .collect()
+        });
+    match lane {
+        Ok(files) => {
+            run.ahead = Some(AheadLane {
+                namespaces: Some(made_rx),
+                files: Some(files),
+            })
+        }
+        // The node steps do it all in line (the namespaces' records are there already).
+        Err(e) => tracing::debug!("no thread for the node steps' work ahead ({e}); in line"),
+    }
     Ok(())
 }
 
+type NamespacesMade = Vec<(String, Result<(), edgenet_host::HostError>)>;
+type FilesWritten = Vec<(String, Result<Vec<String>, DeployError>)>;
+
+/// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
+struct AheadLane {
+    namespaces: Option<std::sync::mpsc::Receiver<NamespacesMade>>,
+    files: Option<std::thread::JoinHandle<FilesWritten>>,
+}
+
+impl Run<'_> {
+    /// Waits for the namespaces made ahead, if any are under way; they go to `netns_ahead`.
+    fn join_namespaces(&mut self) {
+        if let Some(rx) = self.ahead.as_mut().and_then(|a| a.namespaces.take()) {
+            match rx.recv() {
+                Ok(made) => self.netns_ahead = made,
+                // Made or not, their records are pending: the node steps look again.
+                Err(_) => tracing::warn!("the thread making the node namespaces stopped"),
+            }
+        }
+    }
+
+    /// Waits for the node files written ahead, if any are under way; they go to `files_ahead`.
+    fn join_files(&mut self) {
+        if let Some(files) = self.ahead.as_mut().and_then(|a| a.files.take()) {
+            match files.join() {
+                Ok(written) => self.files_ahead = written,
+                Err(_) => tracing::warn!("the thread writing the node files panicked"),
+            }
+        }
+    }
+
+    /// Writes `node`'s files (or takes what the lane ahead wrote); what changed.
+    fn node_files(
+        &mut self,
+        state_dir: &Path,
+        plan: &Plan,
+        node: &edgenet_core::plan::NodePlan,
+    ) -> Result<Vec<String>, DeployError> {
+        self.join_files();
+        match self.files_ahead.iter().position(|(n, _)| *n == node.name) {
+            Some(i) => self.files_ahead.swap_remove(i).1,
+            None => files::write_node_files(state_dir, plan, node),
+        }
+    }
+
+    /// Waits for everything under way beside the main thread, forgetting its results (the
+    /// run stopped: the records of what it made are what the rollback goes by).
+    fn join_ahead(&mut self) {
+        self.join_namespaces();
+        self.join_files();
+        self.ahead = None;
+        self.netns_ahead.clear();
+        self.files_ahead.clear();
+    }
+}
+
+/// What [`ensure_tables`] decided, kept until the write is confirmed.
+struct Tables {
+    table: String,
+    /// The bridge table's record (`bridge edgenet_<id>`).
+    record: String,
+    ip_want: Option<firewall::Ruleset>,
+    bridge_want: firewall::Ruleset,
+    ip_made: bool,
+    bridge_made: bool,
+}
+
+impl Tables {
+    /// The commands that make the live tables equal to the plan, and the changes they make.
+    fn commands(
+        &self,
+        driver: &NftablesDriver,
+    ) -> Result<(Vec<serde_json::Value>, Vec<String>), DeployError> {
+        let mut commands = Vec::new();
+        let mut changes = Vec::new();
+        if let Some(want) = &self.ip_want {
+            if let Some(c) = driver.commands_for(want, self.ip_made)? {
+                commands.extend(c);
+                changes.push(format!("wrote nftables table ip {}", self.table));
+            }
+        }
+        if let Some(c) = driver.commands_for(&self.bridge_want, self.bridge_made)? {
+            commands.extend(c);
+            changes.push(format!(
+                "wrote nftables table {} (node ports: own MAC and addresses only)",
+                self.record
+            ));
+        }
+        Ok((commands, changes))
+    }
+
+    /// Writes on the calling thread; `attempts`: how often the write found a table made
+    /// meanwhile already.
+    fn write_in_line(
+        self,
+        run: &mut Run<'_>,
+        driver: &NftablesDriver,
+        mut attempts: usize,
+    ) -> Result<(), DeployError> {
+        let changes = loop {
+            let (commands, changes) = self.commands(driver)?;
+            if commands.is_empty() {
+                break changes;
+            }
+            match driver.apply_commands(commands) {
+                Ok(()) => break changes,
+                // A table made meanwhile (`create` refuses to flush one): look again, once.
+                Err(firewall::FirewallError::Nft(e))
+                    if attempts == 0 && crate::firewall::nftables_is_exists(&e) =>
+                {
+                    edgenet_host::nft::forget_ruleset();
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.done(run, changes)
+    }
+
+    /// The tables are as planned: said, and recorded as made.
+    fn done(self, run: &mut Run<'_>, changes: Vec<String>) -> Result<(), DeployError> {
+        for change in changes {
+            run.changed(change);
+        }
+        self.recorded_made(run)
+    }
+
+    fn recorded_made(self, run: &mut Run<'_>) -> Result<(), DeployError> {
+        if self.ip_want.is_some() {
+            run.created(ObjectKind::NftTable, &self.table, None)?;
+        } else {
+            run.state
+                .forget_object(ObjectKind::NftTable, &self.table, None);
+        }
+        run.created(ObjectKind::NftTable, &self.record, None)?;
+        Ok(())
+    }
+}
+
+/// Why the nftables thread stopped.
+enum LaneFailure {
+    Write(firewall::FirewallError),
+    Failpoint(failpoint::FailpointHit),
+}
+
+/// The nftables write of a run, under way on its own thread (see [`ensure_tables`]).
+struct TablesLane {
+    handle: std::thread::JoinHandle<(serde_json::Value, Result<(), LaneFailure>)>,
+    /// Where its changes go in the run's list: where they were decided, as when written in line.
+    at: usize,
+    changes: Vec<String>,
+    tables: Tables,
+}
+
+impl Run<'_> {
+    /// Waits for the nftables thread, if one runs; its changes and records as if written in
+    /// line. A failed write leaves the tables' records pending: the rollback looks for them.
+    fn join_tables(&mut self) -> Result<(), DeployError> {
+        let Some(lane) = self.tables_lane.take() else {
+            return Ok(());
+        };
+        let driver = NftablesDriver::default();
+        let (document, result) = lane.handle.join().unwrap_or_else(|_| {
+            (
+                serde_json::Value::Null,
+                Err(LaneFailure::Write(firewall::FirewallError::Nft(
+                    edgenet_host::nft::NftError::Spawn {
+                        program: "nftables".into(),
+                        args: "(its thread)".into(),
+                        source: std::io::Error::other("the thread writing the tables panicked"),
+                    },
+                ))),
+            )
+        });
+        match result {
+            Ok(()) => {
+                driver.note_applied(&document);
+                let at = lane.at.min(self.changes.len());
+                let changes = lane.changes;
+                for change in &changes {
+                    tracing::info!("{change}");
+                }
+                self.changes.splice(at..at, changes);
+                lane.tables.recorded_made(self)
+            }
+            Err(LaneFailure::Failpoint(hit)) => {
+                // The tables are written: said, the session follows, the rollback finds them.
+                driver.note_applied(&document);
+                let at = lane.at.min(self.changes.len());
+                self.changes.splice(at..at, lane.changes);
+                Err(hit.into())
+            }
+            Err(LaneFailure::Write(firewall::FirewallError::Nft(e)))
+                if crate::firewall::nftables_is_exists(&e) =>
+            {
+                edgenet_host::nft::forget_ruleset();
+                // Said where they belong if this write goes through.
+                let at = lane.at.min(self.changes.len());
+                let tail = self.changes.split_off(at);
+                let r = lane.tables.write_in_line(self, &driver, 1);
+                self.changes.extend(tail);
+                r
+            }
+            Err(LaneFailure::Write(e)) => {
+                edgenet_host::nft::forget_ruleset();
+                Err(e.into())
+            }
+        }
+    }
+}
 /// Another firewall on the host that drops the switch's forwarded packets: Docker's is opened
 /// for the switch in `DOCKER-USER`; any other makes the deploy fail (and roll back) with the
 /// exact fix, since edgenet does not edit another tool's rules.
@@ -736,6 +1078,8 @@ fn ensure_host_firewall(
     // accepts go in whether or not its policy drops right now (Docker sets the policy when it
     // starts, and keeps DOCKER-USER's rules).
     if docker {
+        // Not beside our own nftables transaction.
+        run.join_tables()?;
         edgenet_host::iptables::ensure_chain(host_rules::DOCKER_USER)?;
         for rule in host_rules::docker_rules(plan, id) {
             let name = host_rules::record_name(&rule);

@@ -26,9 +26,16 @@ pub const STEPS: &[&str] = &[
 ];
 
 /// Points inside a step, between creating a kernel object and marking it (the kernel takes no
-/// alias at creation; a namespace is marked once it exists): passed only by a run that creates
-/// that object, so not in [`STEPS`], which every deploy passes.
-pub const MID_STEPS: &[&str] = &["switch-made", "node-netns-made", "node-link-made"];
+/// alias at creation; a namespace is marked once it exists), and `firewall-written`, on the
+/// thread that writes the nftables tables while the nodes are made, right after the write:
+/// passed only by a run that creates (writes) that object, so not in [`STEPS`], which every
+/// deploy passes.
+pub const MID_STEPS: &[&str] = &[
+    "switch-made",
+    "node-netns-made",
+    "node-link-made",
+    "firewall-written",
+];
 
 /// The steps of a deploy on an external (`true`) or internal switch.
 pub fn steps(external: bool) -> Vec<&'static str> {

@@ -26,6 +26,16 @@ pub trait Journal {
     fn warn(&mut self, what: String) {
         tracing::warn!("{what}");
     }
+    /// Called before a node's link is brought up: what must be in place before the node can
+    /// send anything (the firewall, written on its own thread) is.
+    fn before_traffic(&mut self) -> Result<(), DeployError> {
+        Ok(())
+    }
+    /// Whether this run made network namespace `netns` ahead (recorded before, not marked
+    /// yet), for the node's driver to take over; its error if making it failed.
+    fn made_ahead(&mut self, _netns: &str) -> Result<bool, DeployError> {
+        Ok(false)
+    }
     /// End of a named step (a failpoint).
     fn step(&mut self, name: &str) -> Result<(), DeployError>;
     /// Whether the state records the object (an earlier run of this deployment made it or

@@ -85,6 +85,17 @@ impl NftablesDriver {
             .apply(&serde_json::json!({ "nftables": commands }))?)
     }
 
+    /// Sends `document` (`{"nftables": [...]}`) as one transaction; may run on another thread
+    /// than the reads (the socket is opened in the calling thread's namespace).
+    pub fn apply_document(&self, document: &Value) -> Result<(), FirewallError> {
+        Ok(self.nft.apply(document)?)
+    }
+
+    /// Tells this thread's ruleset session that another thread applied `document`.
+    pub fn note_applied(&self, document: &Value) {
+        self.nft.note_applied(document);
+    }
+
     /// Deletes tables whose marks the caller has just checked, all in one transaction (the
     /// kernel then waits for one grace period, not one per table). Fails as a whole when one
     /// of them is gone meanwhile: the caller deletes what is left one by one.

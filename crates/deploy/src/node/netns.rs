@@ -30,7 +30,9 @@ impl NodeRuntime for NetnsRuntime {
         j: &mut dyn Journal,
     ) -> Result<(), DeployError> {
         let ns_name = node.guest.as_str();
-        let exists = nl.netns_exists(ns_name);
+        // Made by this run on its own thread (recorded before): as if made just now.
+        let ahead = j.made_ahead(ns_name)?;
+        let exists = !ahead && nl.netns_exists(ns_name);
         if exists && !netns_is_ours(ns_name, own)? {
             // Made by a run killed before it could mark it: recorded as pending, still empty.
             if !(j.pending(ObjectKind::Netns, ns_name, None) && netns_is_half_made(ns_name)?) {
@@ -52,8 +54,10 @@ impl NodeRuntime for NetnsRuntime {
             ));
         }
         if !exists {
-            j.will_create(ObjectKind::Netns, ns_name, None)?;
-            nl.netns_create(ns_name)?;
+            if !ahead {
+                j.will_create(ObjectKind::Netns, ns_name, None)?;
+                nl.netns_create(ns_name)?;
+            }
             j.step("node-netns-made")?;
             mark_netns(ns_name, own)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
@@ -115,6 +119,8 @@ impl NodeRuntime for NetnsRuntime {
         super::join_switch(nl, veth, node.switch, j)?;
         j.step("node-link")?;
 
+        // `eth0` comes up below: not before the firewall is in place.
+        j.before_traffic()?;
         // Inside the node's namespace: real netlink there (the root tests cover it).
         let ns = NetNs::open(ns_name)?;
         let plan: &NodePlan = node.plan;

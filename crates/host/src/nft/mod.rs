@@ -345,6 +345,12 @@ impl Nft {
         result
     }
 
+    /// Tells the current session (if any) that `document` was applied: a caller that had it
+    /// written on another thread, whose session is its own.
+    pub fn note_applied(&self, document: &Value) {
+        session_wrote(&self.program, document);
+    }
+
     /// Tells the current session (if any) that table `family name` is gone: a caller that had
     /// it deleted on another thread, whose session is its own.
     pub fn note_deleted(&self, family: &str, name: &str) {
