@@ -102,7 +102,7 @@ fn lock(
 
 /// The lock of this network namespace (see [`edgenet_host::lock::network_namespace`]);
 /// `None` when it cannot be taken (no /proc): the run goes on as before there was one.
-fn netns_lock(wait: u64) -> Result<Option<std::fs::File>, CliError> {
+fn netns_lock(wait: u64, command: &str) -> Result<Option<std::fs::File>, CliError> {
     use edgenet_host::lock::{network_namespace, LockError};
     match network_namespace(Duration::from_secs(wait)) {
         Ok(file) => Ok(Some(file)),
@@ -110,10 +110,10 @@ fn netns_lock(wait: u64) -> Result<Option<std::fs::File>, CliError> {
             Exit::Host,
             "locked",
             format!(
-                "another edgenet deploy is choosing its subnet in this network namespace (waited {waited:?}); nothing was changed"
+                "another edgenet deploy or remove is running in this network namespace (waited {waited:?}); nothing was changed"
             ),
         )
-        .hint("run deploy again when it is done, or wait longer with --wait SECONDS")),
+        .hint(format!("run {command} again when it is done, or wait longer with --wait SECONDS"))),
         Err(LockError::Io(e)) => {
             tracing::debug!("no network namespace lock: {e}");
             Ok(None)
@@ -147,7 +147,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // free. Held to the end of the deploy (the bridge has its address then); taken before the
     // state lock, always in this order, and before the state directory is made (a run that
     // gives up here leaves nothing). Taking it first spares a second read of the host.
-    let _netns_lock = netns_lock(args.lock.wait)?;
+    let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     let mut facts = gather()?;
     let mut probe = None;
@@ -164,9 +164,15 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             // Another run of this state directory may be half-way through its deploy: what it
             // is building (a bridge not yet marked, or marked with an id this run could not
             // know yet) looks foreign from outside its lock. Wait for it, then look again.
+            // A `remove` of this state directory may just have deleted its state (and then the
+            // directory) while the objects it records were still there to be read: the refusal
+            // is looked at again once, on what the host and the state say now.
             let waited = wait_for_other_run(&cli.state_dir, Duration::from_secs(args.lock.wait));
             let now = peek()?;
-            if !waited && serde_json::to_value(&peeked).ok() == serde_json::to_value(&now).ok() {
+            if !waited
+                && peeked.is_some()
+                && serde_json::to_value(&peeked).ok() == serde_json::to_value(&now).ok()
+            {
                 return Err(refused);
             }
             edgenet_host::nft::forget_ruleset();
@@ -282,6 +288,10 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
     if !dir.path().exists() {
         return report_remove(cli, edgenet_deploy::RemoveReport::default());
     }
+    // One run at a time per network namespace, as for deploy (and in the same order: this
+    // lock, then the state directory's): whether another deployment still needs forwarding
+    // is decided on a namespace no deploy is half-way through.
+    let _netns_lock = netns_lock(args.wait, "remove")?;
     let lock = lock(cli, args, "edgenet remove")?;
     let state = lock.load().map_err(|e| host_error(e.into()))?;
     if !force {

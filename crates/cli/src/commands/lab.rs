@@ -81,6 +81,22 @@ fn edgenet_cmd(m: &LabMachine, name: Option<&str>) -> Result<std::process::Comma
     cmd.env_remove("EDGENET_CONFIG")
         .env_remove("EDGENET_STATE_DIR")
         .env_remove("EDGENET_RESOLV_CONF");
+    // A lab run killed half-way takes its edgenet runs with it: left running, they would go on
+    // making objects while the next `lab down` takes the machines apart (a killed deploy is
+    // one the next remove cleans). The thread that starts a run waits for it, so the signal
+    // comes only when the lab process itself is gone.
+    let lab = nix::unistd::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe; the closure allocates nothing.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != lab {
+                return Err(std::io::Error::other("the lab run that started it is gone"));
+            }
+            Ok(())
+        });
+    }
     Ok(cmd)
 }
 
