@@ -20,9 +20,7 @@
 //! router `.1`, the machines `.11` … `.210`, the peer `.254` (machines 201 … 255 of the
 //! largest labs take `198.18.3.1` … `.55`). Where a scalable config
 //! puts its nodes is in [`crate::scalable`]. The router routes the LAN to the internet and
-//! back without NAT, so servers see LAN addresses (machines' and nodes') as they are. The LAN
-//! is IPv4: like a switch that snoops multicast, `lan0` floods broadcast (ARP) and unknown
-//! unicast to every port but no multicast that no port asked for (`mcast_flood off`).
+//! back without NAT, so servers see LAN addresses (machines' and nodes') as they are.
 
 use std::net::Ipv4Addr;
 
