@@ -531,19 +531,11 @@ impl Lab {
 
     /// The LAN side of a host's adapter: a veth whose end `port` is a port of the LAN
     /// bridge, up, and whose peer `eth0` is created directly in `host`.
-    ///
-    /// The port gets no multicast it did not ask for (`mcast_flood off`, as on a switch that
-    /// snoops): every interface that comes up on a machine (its adapter, the deployment's
-    /// bridge and node links) sends MLD and IGMP reports, router and neighbour solicitations,
-    /// and flooded to every machine these made three quarters of the LAN's frames while a
-    /// large lab came up, each handled by every other machine and its nodes (O(N²) work).
-    /// The lab's LAN is IPv4: broadcast (ARP) and unicast are flooded and forwarded as before.
     fn plug(&self, lan_nl: &mut Netlink, host: &NetNs, port: &str) -> Result<(), LabError> {
         let mut veth = VethSpec::new(port, ADAPTER);
         veth.peer_netns = Some(std::os::fd::AsFd::as_fd(host));
         self.host(lan_nl.create_veth(&veth))?;
         self.host(lan_nl.set_master(port, Some(LAN_BRIDGE)))?;
-        self.host(lan_nl.set_port_mcast_flood(port, false))?;
         self.host(lan_nl.set_up(port, true))
     }
 

@@ -8,8 +8,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use edgenet_core::mac::MacAddr;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -259,21 +258,6 @@ impl Netlink {
         let mut msg = link_by_name(name);
         msg.attributes.push(LinkAttribute::Controller(index));
         self.set_link(msg, &op, name)
-    }
-
-    /// Whether a bridge port gets multicast that no port asked for (`bridge_slave mcast_flood`).
-    pub fn set_port_mcast_flood(&mut self, port: &str, flood: bool) -> Result<(), HostError> {
-        let mut msg = link_by_name(port);
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![
-                InfoBridgePort::MulticastFlood(flood),
-            ])),
-        ]));
-        // Port options go through RTM_NEWLINK on the existing link (RTM_SETLINK ignores them).
-        self.ack_request(RouteNetlinkMessage::NewLink(msg), NLM_F_REQUEST | NLM_F_ACK)
-            .map_err(|f| f.into_host(&format!("set mcast_flood {flood} on"), port))?;
-        Ok(())
     }
 
     /// Sets the link's alias (`ifalias`); an empty alias removes it.
