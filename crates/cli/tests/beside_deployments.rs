@@ -439,3 +439,89 @@ fn extra_addresses_on_the_bridge_or_in_a_node_are_drift_that_deploy_removes() {
     let out = m.edgenet(&["status", "--output", "json"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// `edgenet ARGS` in the machine's namespace as a child process, not waited for (two runs at
+/// once).
+fn start(m: &Machine, state: &Path, args: &[&str]) -> std::process::Child {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .args(args)
+        .env("EDGENET_STATE_DIR", state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env("NO_COLOR", "1")
+        .env_remove("EDGENET_FAILPOINT")
+        .env_remove("EDGENET_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs nsenter")
+}
+
+/// Operator test of round 13: a remove that decided "nobody else forwards" while a deploy
+/// beside it was half-way (it had seen forwarding on and so recorded nothing) turned forwarding
+/// off under the new deployment, which reported success. The namespace's lock now serialises
+/// them, so whichever order they run in, forwarding ends on for the deployment left.
+#[test]
+fn a_remove_racing_a_deploy_beside_it_never_turns_forwarding_off_under_it() {
+    let Some(m) = machine("f13race") else { return };
+    let b = Beside::new(&m);
+    let cb = config_b(&m);
+    for round in 0..6 {
+        m.deploy(None);
+        let remove_a = start(&m, &m.state, &["remove"]);
+        if round % 2 == 1 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        let deploy_b = start(&m, &b.state, &["-c", &cb, "deploy"]);
+        let (ra, db) = (
+            remove_a.wait_with_output().unwrap(),
+            deploy_b.wait_with_output().unwrap(),
+        );
+        assert!(ra.status.success(), "round {round}: {}", text(&ra));
+        assert!(db.status.success(), "round {round}: {}", text(&db));
+        assert_eq!(
+            m.sysctl("net.ipv4.ip_forward"),
+            "1",
+            "round {round}: B's NAT needs forwarding\nremove A: {}\ndeploy B: {}",
+            text(&ra),
+            text(&db)
+        );
+        let out = b.edgenet(&["status", "--output", "json"]);
+        assert!(out.status.success(), "round {round}: {}", text(&out));
+        let out = b.edgenet(&["remove"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0", "{}", text(&out));
+    }
+}
+
+/// Operator test of round 13: a deploy started while a remove of the same state directory was
+/// finishing read the host (the bridge still there, the state already gone) and refused its
+/// own bridge as another deployment's, exit 1 ("the config has errors"). It now waits for the
+/// remove (the namespace's lock) or looks again, and deploys.
+#[test]
+fn a_deploy_right_behind_a_remove_of_its_state_directory_deploys() {
+    let Some(m) = machine("f13again") else { return };
+    for round in 0..8 {
+        m.deploy(None);
+        let remove = start(&m, &m.state, &["remove"]);
+        std::thread::sleep(std::time::Duration::from_millis(round % 4));
+        let out = m.edgenet(&["deploy"]);
+        let removed = remove.wait_with_output().unwrap();
+        assert!(removed.status.success(), "{}", text(&removed));
+        assert!(
+            out.status.success(),
+            "round {round}: {}\nremove: {}",
+            text(&out),
+            text(&removed)
+        );
+        let out = m.edgenet(&["status"]);
+        assert!(out.status.success(), "round {round}: {}", text(&out));
+        let out = m.edgenet(&["remove"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !m.state.exists(),
+            "round {round}: the state directory stays"
+        );
+    }
+}
