@@ -589,9 +589,37 @@ fn doctor_finds_each_fault_and_only_it() {
         "delete table ip filter",
     ]);
 
+    // 7a. Only a chain of edgenet's table differs from the plan (the intra-switch notrack chain
+    //     deleted): one FAIL naming it, and the probes beyond the switch still run — the NAT is
+    //     there (operator test of round 13: they were skipped blaming a missing table).
+    let table = format!("edgenet_{}", t.id());
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &machine,
+        "nft",
+        "delete",
+        "chain",
+        "ip",
+        &table,
+        "intra_switch",
+    ]);
+    let r = expect_only_fail(&t, "intra_switch deleted", &["edgenet-firewall"]);
+    assert!(
+        check(&r, "edgenet-firewall")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("intra_switch"),
+        "{r:#}"
+    );
+    for name in ["dns 198.18.0.1", "egress"] {
+        let c = check(&r, name);
+        assert_eq!(c["status"], "PASS", "{name}: {c}");
+    }
+
     // 7. edgenet's own NAT table is deleted: one FAIL naming it; the probes beyond the switch
     //    are skipped naming it; a deploy brings it back.
-    let table = format!("edgenet_{}", t.id());
     sh(&[
         "ip", "netns", "exec", &machine, "nft", "delete", "table", "ip", &table,
     ]);

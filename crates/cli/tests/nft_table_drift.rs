@@ -93,6 +93,12 @@ fn drift_then_repair(m: &Machine, table: &str, what: &str, backend: &str) {
         "{what} ({backend}): {}",
         text(&out)
     );
+    // What the rewrite threw away is said, as status said it.
+    assert!(
+        text(&out).contains("; replaced what differed: "),
+        "{what} ({backend}): {}",
+        text(&out)
+    );
     assert!(drift(m).is_empty(), "{what}: {:?}", drift(m));
 }
 

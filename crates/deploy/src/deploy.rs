@@ -925,17 +925,32 @@ impl Tables {
     ) -> Result<(Vec<serde_json::Value>, Vec<String>), DeployError> {
         let mut commands = Vec::new();
         let mut changes = Vec::new();
+        // What a rewrite threw away (a chain or rule added by hand, a changed policy) is said.
+        let replacing = |replaced: Vec<String>| {
+            if replaced.is_empty() {
+                String::new()
+            } else {
+                format!("; replaced what differed: {}", replaced.join("; "))
+            }
+        };
         if let Some(want) = &self.ip_want {
-            if let Some(c) = driver.commands_for(want, self.ip_made)? {
+            if let Some((c, replaced)) = driver.commands_replacing(want, self.ip_made)? {
                 commands.extend(c);
-                changes.push(format!("wrote nftables table ip {}", self.table));
+                changes.push(format!(
+                    "wrote nftables table ip {}{}",
+                    self.table,
+                    replacing(replaced)
+                ));
             }
         }
-        if let Some(c) = driver.commands_for(&self.bridge_want, self.bridge_made)? {
+        if let Some((c, replaced)) =
+            driver.commands_replacing(&self.bridge_want, self.bridge_made)?
+        {
             commands.extend(c);
             changes.push(format!(
-                "wrote nftables table {} (node ports: own MAC and addresses only)",
-                self.record
+                "wrote nftables table {} (node ports: own MAC and addresses only){}",
+                self.record,
+                replacing(replaced)
             ));
         }
         Ok((commands, changes))

@@ -86,8 +86,12 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     let switch_mtu_wrong = failed("bridge-mtu");
     let host_blocker = if failed("ip-forward") {
         Some("the host does not forward IPv4 (see ip-forward)")
-    } else if failed("edgenet-firewall") {
-        Some("edgenet's nftables table (NAT) is missing (see edgenet-firewall)")
+    } else if checks.iter().any(|c| {
+        c.check == "edgenet-firewall"
+            && c.status == Status::Fail
+            && c.fix.as_deref() != Some(DRIFT_FIX)
+    }) {
+        Some("edgenet's nftables table (NAT) is missing or dormant (see edgenet-firewall)")
     } else if failed("host-firewall") {
         Some("the host firewall drops forwarded traffic (see host-firewall)")
     } else {
@@ -231,6 +235,10 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     out
 }
 
+/// The fix of an `edgenet-firewall` failure that is drift only: the table is there and awake,
+/// so the nodes' traffic is not blocked by it (their checks run).
+const DRIFT_FIX: &str = "edgenet deploy (writes it again)";
+
 /// `edgenet-firewall`: edgenet's tables are loaded, awake (a dormant table filters and
 /// translates nothing) and as the plan has them (`drift`, worked out by the caller).
 fn edgenet_table_check(ruleset: &serde_json::Value, table: &str, drift: &[String]) -> Check {
@@ -269,12 +277,7 @@ fn edgenet_table_check(ruleset: &serde_json::Value, table: &str, drift: &[String
             "edgenet deploy (writes it again, awake)",
         )
     } else if !drift.is_empty() {
-        Check::fail(
-            "host",
-            "edgenet-firewall",
-            drift.join("; "),
-            "edgenet deploy (writes it again)",
-        )
+        Check::fail("host", "edgenet-firewall", drift.join("; "), DRIFT_FIX)
     } else {
         Check::pass(
             "host",

@@ -205,6 +205,9 @@ impl Ruleset {
                 other => other.to_string(),
             });
             out.push(match flags {
+                Some(f) if f.contains("owner") => format!(
+                    "it has table flags {f} (another process owns it: only that process may change or delete it)"
+                ),
                 // nft 1.0.6 prints a dormant table's flags wrongly, but it prints them.
                 Some(_) => "it has table flags (dormant: it filters and translates nothing)".into(),
                 None => "its table attributes differ".into(),

@@ -14,6 +14,10 @@ pub struct NftablesDriver {
     nft: Nft,
 }
 
+/// The commands that write a table, and what they replace in the live one (in `status`'s
+/// words; empty for a new table).
+pub type Replacement = (Vec<Value>, Vec<String>);
+
 impl NftablesDriver {
     pub fn new(nft: Nft) -> Self {
         NftablesDriver { nft }
@@ -57,6 +61,18 @@ impl NftablesDriver {
         want: &Ruleset,
         recorded: bool,
     ) -> Result<Option<Vec<Value>>, FirewallError> {
+        Ok(self
+            .commands_replacing(want, recorded)?
+            .map(|(commands, _)| commands))
+    }
+
+    /// As [`Self::commands_for`], with what the write replaces in the live table, in
+    /// `status`'s words (empty when the table is new): a deploy says what it threw away.
+    pub fn commands_replacing(
+        &self,
+        want: &Ruleset,
+        recorded: bool,
+    ) -> Result<Option<Replacement>, FirewallError> {
         check_ours(&want.table)?;
         let live = self
             .nft
@@ -72,10 +88,14 @@ impl NftablesDriver {
             }
             Some(live) if &live == want => return Ok(None),
             // Replacing costs the kernel a grace period: only when there is a table to replace.
-            Some(_) => want.replace_document(),
-            None => want.create_document(),
+            Some(live) => (want.replace_document(), live.differences(want)),
+            None => (want.create_document(), Vec::new()),
         };
-        Ok(document["nftables"].as_array().cloned())
+        let (document, replaced) = document;
+        Ok(document["nftables"]
+            .as_array()
+            .cloned()
+            .map(|commands| (commands, replaced)))
     }
 
     /// Sends `commands` as one transaction (one nftables command for every table).
