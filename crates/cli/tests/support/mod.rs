@@ -129,9 +129,25 @@ impl Machine {
     }
 
     pub fn state_id(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.state.join("state.json")).ok()?;
-        let v: Value = serde_json::from_str(&text).ok()?;
-        v["deployment_id"].as_str().map(String::from)
+        // A first deploy writes state.json only at its end: a killed one has its id in
+        // identity.json or in the journal's lines (each a whole state) — the guard must know
+        // it to delete that deployment's node namespaces.
+        let id_in = |text: &str| {
+            serde_json::from_str::<Value>(text).ok().and_then(|v| {
+                // A journal line is `{"base": …, "state": {…}}`.
+                let state = if v.get("state").is_some() {
+                    &v["state"]
+                } else {
+                    &v
+                };
+                state["deployment_id"].as_str().map(String::from)
+            })
+        };
+        let read = |name: &str| std::fs::read_to_string(self.state.join(name)).ok();
+        read("state.json")
+            .and_then(|t| id_in(&t))
+            .or_else(|| read("identity.json").and_then(|t| id_in(&t)))
+            .or_else(|| read("state.journal").and_then(|t| t.lines().rev().find_map(id_in)))
     }
 
     /// `ip -j ARGS` inside the machine namespace, parsed.
