@@ -311,3 +311,47 @@ fn a_dormant_table_lets_outside_packets_reach_the_nodes_until_deploy() {
     assert!(!reaches(), "deploy left the table dormant");
     assert!(drift(&m).is_empty(), "{:?}", drift(&m));
 }
+
+/// Operator test of round 13: a first deploy whose id names a table someone else made (no
+/// edgenet mark) built the switch and the node, found the table at the firewall step, rolled
+/// everything back, and then reported a rollback error and "the next deploy converges" (it did
+/// not). It is refused before anything changes now, the table left as it is.
+#[test]
+fn a_foreign_table_under_the_deployments_name_is_refused_before_anything_changes() {
+    let Some(m) = machine("f13fortab") else {
+        return;
+    };
+    std::fs::create_dir_all(&m.state).unwrap();
+    std::fs::write(
+        m.state.join("identity.json"),
+        r#"{"deployment_id":"c0ffee","macs":{},"auto_subnet":null}"#,
+    )
+    .unwrap();
+    for family in ["ip", "bridge"] {
+        nft(&m, &format!("add table {family} edgenet_c0ffee"));
+        nft(&m, &format!("add chain {family} edgenet_c0ffee mine"));
+        let before = listing(&m, &format!("{family} edgenet_c0ffee"));
+        let out = m.edgenet(&["deploy"]);
+        assert_eq!(out.status.code(), Some(3), "{family}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("edgenet_c0ffee"), "{family}: {t}");
+        assert!(
+            !t.contains("rolled back"),
+            "{family}: nothing to roll back: {t}"
+        );
+        assert!(!t.contains("converges"), "{family}: {t}");
+        // Nothing was made: no bridge, no node namespace; the foreign table as it was.
+        let links = m.ip_json("link show");
+        assert!(link(&links, "aksedgesw-int").is_none(), "{family}: {links}");
+        assert!(
+            !sh_out("ip netns list").contains("-c0ffee"),
+            "{family}: a node namespace was made"
+        );
+        assert_eq!(listing(&m, &format!("{family} edgenet_c0ffee")), before);
+        nft(&m, &format!("delete table {family} edgenet_c0ffee"));
+    }
+    // Without it, the same deploy goes through.
+    let out = m.edgenet(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!listing(&m, "ip edgenet_c0ffee").is_empty());
+}

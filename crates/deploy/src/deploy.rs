@@ -216,6 +216,7 @@ pub fn deploy(
     };
     refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     refuse_runtime_switch(&state, plan).map_err(fail)?;
+    refuse_foreign_tables(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -522,6 +523,26 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     run.lock.finish(&run.state)?;
     run.step("finish")?;
+    Ok(())
+}
+
+/// A table under this deployment's names that is not its own is refused before anything
+/// changes: found at the firewall step, it cost a first deploy its switch and nodes, made and
+/// rolled back (operator test of round 13).
+fn refuse_foreign_tables(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let table = firewall::table_name(id);
+    let made = |record: &str| {
+        state
+            .object(ObjectKind::NftTable, record, None)
+            .is_some_and(|o| o.status == ObjectStatus::Created)
+    };
+    let driver = NftablesDriver::default();
+    if FirewallPlan::from_plan(plan, id)?.is_some() {
+        driver.refuse_foreign("ip", &table, made(&table))?;
+    }
+    let family = firewall::bridge_rules::FAMILY;
+    driver.refuse_foreign(family, &table, made(&format!("{family} {table}")))?;
     Ok(())
 }
 

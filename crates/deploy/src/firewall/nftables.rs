@@ -66,6 +66,29 @@ impl NftablesDriver {
             .map(|(commands, _)| commands))
     }
 
+    /// Refuses a live table `family name` that is not this deployment's (no edgenet mark, and
+    /// not one it made and recorded): read from the command's ruleset, changes nothing.
+    pub fn refuse_foreign(
+        &self,
+        family: &str,
+        name: &str,
+        made: bool,
+    ) -> Result<(), FirewallError> {
+        check_ours(name)?;
+        let live = self
+            .nft
+            .list_table(family, name)?
+            .as_ref()
+            .and_then(Ruleset::from_listing);
+        match live {
+            Some(live) if !live.is_ours(made) => Err(FirewallError::NotMarked(
+                family.to_string(),
+                name.to_string(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// As [`Self::commands_for`], with what the write replaces in the live table, in
     /// `status`'s words (empty when the table is new): a deploy says what it threw away.
     pub fn commands_replacing(
