@@ -532,18 +532,22 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
 fn refuse_foreign_tables(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
     let id = &state.deployment_id;
     let table = firewall::table_name(id);
-    let made = |record: &str| {
-        state
-            .object(ObjectKind::NftTable, record, None)
-            .is_some_and(|o| o.status == ObjectStatus::Created)
-    };
     let driver = NftablesDriver::default();
     if FirewallPlan::from_plan(plan, id)?.is_some() {
-        driver.refuse_foreign("ip", &table, made(&table))?;
+        driver.refuse_foreign("ip", &table, table_made(state, &table))?;
     }
     let family = firewall::bridge_rules::FAMILY;
-    driver.refuse_foreign(family, &table, made(&format!("{family} {table}")))?;
+    let record = format!("{family} {table}");
+    driver.refuse_foreign(family, &table, table_made(state, &record))?;
     Ok(())
+}
+
+/// Whether this deployment made the table it records as `record` (not merely meant to): a
+/// flushed one is still its own.
+fn table_made(state: &DeploymentState, record: &str) -> bool {
+    state
+        .object(ObjectKind::NftTable, record, None)
+        .is_some_and(|o| o.status == ObjectStatus::Created)
 }
 
 /// Nodes deployed under one `Edgenet.NodeRuntime` are not migrated to the other (a namespace's
@@ -748,15 +752,9 @@ fn ensure_tables(
         .object(ObjectKind::NftTable, &table, None)
         .is_some();
     let record = format!("{} {table}", bridge_rules::FAMILY);
-    // Made by this deployment (not merely meant to be): a flushed one is still ours.
-    let made = |name: &str| {
-        run.state
-            .object(ObjectKind::NftTable, name, None)
-            .is_some_and(|o| o.status == ObjectStatus::Created)
-    };
     let tables = Tables {
-        ip_made: made(&table),
-        bridge_made: made(&record),
+        ip_made: table_made(&run.state, &table),
+        bridge_made: table_made(&run.state, &record),
         bridge_want: bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports)),
         ip_want: fw.as_ref().map(firewall::nft_rules::build),
         table,
