@@ -442,18 +442,12 @@ fn connect(ns: &Netns, addr: &str, port: u16, timeout: f32) -> Result<String, St
 ///          \                 /
 ///   [machine: aksedgesw-int 192.168.77.1 | lan0 198.18.5.1] —— [peer: lan0 198.18.5.2]
 /// ```
-#[test]
-fn traffic_nat_port_forward_and_offline() {
-    let Some(machine) = Netns::new("tmach") else {
-        return;
-    };
-    if Command::new("python3").arg("-V").output().is_err() {
-        eprintln!("SKIP: python3 is needed for the TCP endpoints");
-        return;
-    }
-    let node1 = Netns::new("tnode1").unwrap();
-    let node2 = Netns::new("tnode2").unwrap();
-    let peer = Netns::new("tpeer").unwrap();
+/// In `machine`: the switch (192.168.77.1/24) with two node namespaces on it (.2 and .3,
+/// default route via the switch) and a LAN peer (198.18.5.2) on `lan0`, forwarding on.
+fn switch_with_two_nodes_and_a_peer(machine: &Netns, tag: &str) -> (Netns, Netns, Netns) {
+    let node1 = Netns::new(&format!("{tag}node1")).unwrap();
+    let node2 = Netns::new(&format!("{tag}node2")).unwrap();
+    let peer = Netns::new(&format!("{tag}peer")).unwrap();
     machine.sh(&format!(
         "ip link add {BRIDGE} type bridge
          ip addr add 192.168.77.1/24 dev {BRIDGE}
@@ -476,6 +470,19 @@ fn traffic_nat_port_forward_and_offline() {
         ));
     }
     peer.sh("ip addr add 198.18.5.2/24 dev lan0; ip link set lan0 up");
+    (node1, node2, peer)
+}
+
+#[test]
+fn traffic_nat_port_forward_and_offline() {
+    let Some(machine) = Netns::new("tmach") else {
+        return;
+    };
+    if Command::new("python3").arg("-V").output().is_err() {
+        eprintln!("SKIP: python3 is needed for the TCP endpoints");
+        return;
+    }
+    let (node1, node2, peer) = switch_with_two_nodes_and_a_peer(&machine, "t");
 
     let _on_node1 = serve(&node1, "0.0.0.0", 80);
     let _on_peer = serve(&peer, "0.0.0.0", 9000);
@@ -655,32 +662,7 @@ fn intra_switch_frames_skip_conntrack_and_nothing_else_does() {
         eprintln!("SKIP: no net.bridge.bridge-nf-call-iptables here (br_netfilter)");
         return;
     }
-    let node1 = Netns::new("unode1").unwrap();
-    let node2 = Netns::new("unode2").unwrap();
-    let peer = Netns::new("upeer").unwrap();
-    machine.sh(&format!(
-        "ip link add {BRIDGE} type bridge
-         ip addr add 192.168.77.1/24 dev {BRIDGE}
-         ip link set {BRIDGE} up
-         ip link add vn1 type veth peer name eth0 netns {node1}
-         ip link add vn2 type veth peer name eth0 netns {node2}
-         ip link set vn1 master {BRIDGE} up
-         ip link set vn2 master {BRIDGE} up
-         ip link add lan0 type veth peer name lan0 netns {peer}
-         ip addr add 198.18.5.1/24 dev lan0
-         ip link set lan0 up
-         sysctl -qw net.ipv4.ip_forward=1
-         sysctl -qw net.bridge.bridge-nf-call-iptables=1",
-        node1 = node1.name,
-        node2 = node2.name,
-        peer = peer.name,
-    ));
-    for (node, ip) in [(&node1, "192.168.77.2"), (&node2, "192.168.77.3")] {
-        node.sh(&format!(
-            "ip addr add {ip}/24 dev eth0; ip link set eth0 up; ip route add default via 192.168.77.1"
-        ));
-    }
-    peer.sh("ip addr add 198.18.5.2/24 dev lan0; ip link set lan0 up");
+    let (node1, node2, peer) = switch_with_two_nodes_and_a_peer(&machine, "u");
     // A stateful host: input accepts new connections to its services only, and the replies
     // of its own connections by conntrack state. Docker's FORWARD: policy drop, DOCKER-USER
     // first with edgenet's accepts (host_rules::docker_rules for a NAT switch), then Docker's
