@@ -398,3 +398,67 @@ fn two_deploys_at_once_never_corrupt_the_state() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A deploy that had to wait for the state directory's lock reads the host again once it has
+/// it: the resolv.conf changed while it waited is the one its node gets.
+#[test]
+fn a_deploy_that_waited_for_the_lock_reads_the_host_again() {
+    let Some(m) = machine("waited") else { return };
+    m.deploy(None);
+    let node_file = || {
+        let nodes = std::fs::read_dir(m.state.join("nodes")).unwrap();
+        let node = nodes.map(|e| e.unwrap().path()).next().expect("a node");
+        std::fs::read_to_string(node.join("resolv.conf")).unwrap()
+    };
+    assert!(node_file().contains("198.51.100.53"), "{}", node_file());
+
+    // Hold the state directory's lock (a directory flock, as edgenet's own).
+    let held = std::fs::File::open(&m.state).unwrap();
+    held.lock().unwrap();
+    let child = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .args(["deploy", "--wait", "30"])
+        .env("EDGENET_STATE_DIR", &m.state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env_remove("EDGENET_FAILPOINT")
+        .env_remove("EDGENET_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The deploy has read the host and waits once it holds the directory open (it opens it
+    // only to take the lock); nsenter execs edgenet in the same process.
+    let fds = format!("/proc/{}/fd", child.id());
+    let waiting = || {
+        std::fs::read_dir(&fds).into_iter().flatten().any(|e| {
+            e.ok()
+                .and_then(|e| std::fs::read_link(e.path()).ok())
+                .is_some_and(|target| target == m.state)
+        })
+    };
+    let start = std::time::Instant::now();
+    while !waiting() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the deploy never came to wait for the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::write(&m.resolv, "nameserver 198.51.100.99\n").unwrap();
+    held.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        node_file().contains("nameserver 198.51.100.99"),
+        "{}",
+        node_file()
+    );
+    assert!(!node_file().contains("198.51.100.53"), "{}", node_file());
+    let inside = m.ok(&["node", "exec", "--", "cat", "/etc/resolv.conf"]);
+    assert!(inside.contains("nameserver 198.51.100.99"), "{inside}");
+}

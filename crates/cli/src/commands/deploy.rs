@@ -66,9 +66,11 @@ pub fn checked_plan(
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }
 
-/// The plan made before the lock, when the lock loaded the very state that plan was made
-/// from: the same config, host facts, probe and state give the same findings and the same plan,
-/// so checking and planning again would only repeat the work. (A state the deploy is about to
+/// The plan made before the lock, when the lock was taken without waiting and loaded the very
+/// state that plan was made from: the same config, host facts, probe and state give the same
+/// findings and the same plan, so checking and planning again would only repeat the work. A
+/// run that waited for the lock plans again from a fresh read of the host: the other run (or
+/// the operator meanwhile) may have changed what it read (resolv.conf, links, tables). (A state the deploy is about to
 /// make for the first time differs from "none" only in its fresh mark, which no bridge on the
 /// host can carry: the switch check that passed without it passes with it.) Not for `vm`
 /// nodes, whose checks read the host again (QEMU processes, the state directory's sockets).
@@ -77,8 +79,9 @@ fn reusable_plan(
     loaded: &Loaded,
     peeked: &Option<DeploymentState>,
     now: &Option<DeploymentState>,
+    waited: bool,
 ) -> Option<Plan> {
-    (peeked == now && !loaded.config.any_vm()).then_some(first)
+    (!waited && peeked == now && !loaded.config.any_vm()).then_some(first)
 }
 
 /// Waits (up to `timeout`) until no run holds the lock of the state directory `dir`, without
@@ -202,17 +205,19 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let now = lock.load().map_err(|e| host_error(e.into()))?;
-    // Another run deployed while this one waited for the lock: what was read is old.
-    if peeked != now {
-        edgenet_host::nft::forget_ruleset();
-    }
     let mut state = now.clone().unwrap_or_else(|| {
         edgenet_deploy::state::DeploymentState::new(edgenet_deploy::state::DeploymentId::random())
     });
-    // Re-planned under the lock when another run may have deployed meanwhile.
-    let plan = match reusable_plan(first, &loaded, &peeked, &now) {
+    // Read again and re-planned under the lock when this run waited for it or another run
+    // deployed meanwhile: the host (its resolv.conf, links, ruleset) read before is old.
+    let plan = match reusable_plan(first, &loaded, &peeked, &now, lock.waited()) {
         Some(plan) => plan,
-        None => checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?,
+        None => {
+            edgenet_host::nft::forget_ruleset();
+            facts = gather()?;
+            probe = None;
+            checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?
+        }
     };
     state.config = Some(loaded.source);
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
@@ -372,11 +377,11 @@ mod tests {
         let (loaded, plan) = plan_of(&edgenet_core::config::builtin_default().to_string());
         let state = Some(DeploymentState::new(DeploymentId::random()));
         assert_eq!(
-            reusable_plan(plan.clone(), &loaded, &state, &state.clone()),
+            reusable_plan(plan.clone(), &loaded, &state, &state.clone(), false),
             Some(plan.clone())
         );
         assert_eq!(
-            reusable_plan(plan.clone(), &loaded, &None, &None),
+            reusable_plan(plan.clone(), &loaded, &None, &None, false),
             Some(plan.clone())
         );
     }
@@ -387,9 +392,26 @@ mod tests {
         let before = Some(DeploymentState::new(DeploymentId::random()));
         let mut after = before.clone();
         after.as_mut().unwrap().auto_subnet = Some("192.168.7.0/24".parse().unwrap());
-        assert_eq!(reusable_plan(plan.clone(), &loaded, &before, &after), None);
-        assert_eq!(reusable_plan(plan.clone(), &loaded, &None, &before), None);
-        assert_eq!(reusable_plan(plan, &loaded, &before, &None), None);
+        assert_eq!(
+            reusable_plan(plan.clone(), &loaded, &before, &after, false),
+            None
+        );
+        assert_eq!(
+            reusable_plan(plan.clone(), &loaded, &None, &before, false),
+            None
+        );
+        assert_eq!(reusable_plan(plan, &loaded, &before, &None, false), None);
+    }
+
+    #[test]
+    fn a_run_that_waited_for_the_lock_plans_again() {
+        let (loaded, plan) = plan_of(&edgenet_core::config::builtin_default().to_string());
+        let state = Some(DeploymentState::new(DeploymentId::random()));
+        assert_eq!(
+            reusable_plan(plan.clone(), &loaded, &state, &state.clone(), true),
+            None
+        );
+        assert_eq!(reusable_plan(plan, &loaded, &None, &None, true), None);
     }
 
     #[test]
@@ -397,6 +419,6 @@ mod tests {
         let (loaded, plan) =
             plan_of(r#"{"Edgenet": {"NodeRuntime": "vm"}, "Machines": [{"LinuxNode": {}}]}"#);
         assert!(loaded.config.any_vm());
-        assert_eq!(reusable_plan(plan, &loaded, &None, &None), None);
+        assert_eq!(reusable_plan(plan, &loaded, &None, &None, false), None);
     }
 }

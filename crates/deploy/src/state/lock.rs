@@ -23,13 +23,22 @@ impl StateDir {
         create_private_dir(self.path()).map_err(dir_err)?;
         let lock_path = self.lock_file();
         let start = Instant::now();
+        // Whether another holder made this run wait: what it read of the host before is old.
+        let mut waited = false;
+        let mut take = |f: &File| match lock::exclusive(f, start, Duration::ZERO) {
+            Err(LockError::Busy { .. }) => {
+                waited = true;
+                lock::exclusive(f, start, timeout)
+            }
+            taken => taken,
+        };
         // The directory itself is the lock: deleting the lock file (by hand, or a cleanup
         // script) while a run holds it must not let a second run in. A waiter that wins the
         // lock on a directory that is no longer at the path (remove deletes an empty one) starts
         // over on the new one.
         let dir_lock = loop {
             let dir = File::open(self.path()).map_err(dir_err)?;
-            match lock::exclusive(&dir, start, timeout) {
+            match take(&dir) {
                 Ok(()) => {}
                 Err(LockError::Busy { waited }) => {
                     let holder = OpenOptions::new()
@@ -64,7 +73,7 @@ impl StateDir {
                 .truncate(false)
                 .open(&lock_path)
                 .map_err(dir_err)?;
-            match lock::exclusive(&file, start, timeout) {
+            match take(&file) {
                 Ok(()) => {}
                 Err(LockError::Busy { waited }) => {
                     return Err(StateError::Locked {
@@ -89,6 +98,7 @@ impl StateDir {
             dir: self.clone(),
             file,
             dir_lock,
+            waited,
             files: Default::default(),
         };
         lock.remove_stale_temp_files();
@@ -142,8 +152,18 @@ pub struct StateLock {
     /// The flock on the state directory, the real exclusion (the lock file's flock is kept
     /// for older edgenet versions and tools that look at it).
     dir_lock: File,
+    /// Whether taking it had to wait for another holder.
+    waited: bool,
     /// What this lock knows of the files it writes (see [`super::store`]).
     pub(super) files: std::sync::Mutex<super::store::Files>,
+}
+
+impl StateLock {
+    /// Whether another run held the lock when this one asked for it: everything read before
+    /// (host facts, the plan) may be out of date and must be read again.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
 }
 
 impl Drop for StateLock {
