@@ -60,7 +60,11 @@ fn from_snapshot(
         .links
         .into_iter()
         .map(|l| HostLink {
-            wireless: sysfs::is_wireless(&paths.sysfs_net, &l.name),
+            // Only a device without a kind (a NIC) can be a radio: veths, bridges and the
+            // like are not looked up in sysfs (two `stat`s each, on a host with many nodes).
+            wireless: l.kind.is_none()
+                && l.name != "lo"
+                && sysfs::is_wireless(&paths.sysfs_net, &l.name),
             name: l.name,
             index: l.index,
             mtu: l.mtu,

@@ -169,6 +169,18 @@ pub(crate) fn join_switch(
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
     let link = nl.link(name)?.expect("the caller just ensured it");
+    join_switch_found(nl, &link, switch, j)
+}
+
+/// [`join_switch`] with the link as the caller just read it (its master and state unchanged
+/// since): not asked for again.
+pub(crate) fn join_switch_found(
+    nl: &mut dyn Kernel,
+    link: &edgenet_host::netlink::Link,
+    switch: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    let name = link.name.as_str();
     if link.master.as_deref() != Some(switch) {
         nl.set_master(name, Some(switch))?;
         j.changed(format!("attached {name} to {switch}"));

@@ -2,7 +2,8 @@
 //! `eth0`, the peer of a veth whose host end is a port of the switch.
 
 use edgenet_core::plan::NodePlan;
-use edgenet_host::netlink::{Netlink, RouteSpec, VethSpec};
+use edgenet_core::mac::MacAddr;
+use edgenet_host::netlink::{Link, Netlink, RouteSpec, Snapshot, VethSpec};
 
 use crate::kernel::Kernel;
 use edgenet_host::netns::NetNs;
@@ -33,7 +34,14 @@ impl NodeRuntime for NetnsRuntime {
         // Made by this run on its own thread (recorded before): as if made just now.
         let ahead = j.made_ahead(ns_name)?;
         let exists = !ahead && nl.netns_exists(ns_name);
-        if exists && !netns_is_ours(ns_name, own)? {
+        // One visit of a namespace that exists: whether it is ours, and what is inside (so a
+        // redeploy that finds everything in place enters it only this once).
+        let inside = if exists {
+            Some(look_inside(ns_name, own)?)
+        } else {
+            None
+        };
+        if inside.as_ref().is_some_and(|i| !i.ours) {
             // Made by a run killed before it could mark it: recorded as pending, still empty.
             if !(j.pending(ObjectKind::Netns, ns_name, None) && netns_is_half_made(ns_name)?) {
                 return Err(DeployError::Foreign {
@@ -69,6 +77,9 @@ impl NodeRuntime for NetnsRuntime {
         j.step("node-netns")?;
 
         let veth = node.host_link.as_str();
+        // The veth as found, when this run did not make it (its master and state are then
+        // still those read here).
+        let mut found = None;
         match nl.link(veth)? {
             None => {
                 j.will_create(ObjectKind::Veth, veth, None)?;
@@ -114,13 +125,27 @@ impl NodeRuntime for NetnsRuntime {
                     nl.set_mtu(veth, node.mtu)?;
                     j.changed(format!("set MTU {} on {veth} (was {})", node.mtu, link.mtu));
                 }
+                found = Some(link);
             }
         }
-        super::join_switch(nl, veth, node.switch, j)?;
+        match &found {
+            Some(link) => super::join_switch_found(nl, link, node.switch, j)?,
+            None => super::join_switch(nl, veth, node.switch, j)?,
+        }
         j.step("node-link")?;
 
         // `eth0` comes up below: not before the firewall is in place.
         j.before_traffic()?;
+        // Seen in place at the one visit above, with the veth neither made nor replaced since:
+        // nothing inside changes, so the namespace is not entered again.
+        if found.is_some()
+            && inside
+                .as_ref()
+                .is_some_and(|i| i.settled(node.plan, node.mac, node.mtu, &own.alias))
+        {
+            j.step("node-address")?;
+            return Ok(());
+        }
         // Inside the node's namespace: real netlink there (the root tests cover it).
         let ns = NetNs::open(ns_name)?;
         let plan: &NodePlan = node.plan;
@@ -249,20 +274,74 @@ pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
     let ns = NetNs::open(name)?;
     let own = own.clone();
     ns.run(move || -> Result<bool, DeployError> {
-        let links = Netlink::open()?.links()?;
-        if links
-            .iter()
-            .any(|l| l.name != "lo" && l.name != NODE_IFNAME)
-        {
-            return Ok(false);
-        }
-        if let Some(eth0) = links.iter().find(|l| l.name == NODE_IFNAME) {
-            return Ok(own.owns(eth0));
-        }
-        Ok(links
-            .iter()
-            .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())))
+        Ok(links_are_ours(&Netlink::open()?.links()?, &own))
     })?
+}
+
+/// [`netns_is_ours`] on the links of the namespace.
+fn links_are_ours(links: &[Link], own: &Ownership) -> bool {
+    if links
+        .iter()
+        .any(|l| l.name != "lo" && l.name != NODE_IFNAME)
+    {
+        return false;
+    }
+    if let Some(eth0) = links.iter().find(|l| l.name == NODE_IFNAME) {
+        return own.owns(eth0);
+    }
+    links
+        .iter()
+        .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str()))
+}
+
+/// An existing node namespace as one visit saw it.
+struct Inside {
+    /// As [`netns_is_ours`] says.
+    ours: bool,
+    /// Its links, IPv4 addresses and main-table routes (one link, address and route dump).
+    seen: Snapshot,
+}
+
+/// Enters the namespace `name` once: whether it is ours, and what is inside.
+fn look_inside(name: &str, own: &Ownership) -> Result<Inside, DeployError> {
+    let ns = NetNs::open(name)?;
+    let own = own.clone();
+    ns.run(move || -> Result<Inside, DeployError> {
+        let seen = Netlink::open()?.snapshot()?;
+        Ok(Inside {
+            ours: links_are_ours(&seen.links, &own),
+            seen,
+        })
+    })?
+}
+
+impl Inside {
+    /// Whether the node's side is as [`NetnsRuntime::ensure`] would leave it, so that it
+    /// would change nothing inside: `lo` up, `eth0` with the node's MAC, MTU, the mark, up,
+    /// exactly the node's address, and the default route via the node's gateway.
+    fn settled(&self, plan: &NodePlan, mac: MacAddr, mtu: u32, alias: &str) -> bool {
+        let link = |name: &str| self.seen.links.iter().find(|l| l.name == name);
+        let lo_ok = !link("lo").is_some_and(|l| !l.up);
+        let eth0_ok = link(NODE_IFNAME).is_some_and(|e| {
+            e.mac == Some(mac) && e.mtu == mtu && e.up && e.alias.as_deref() == Some(alias)
+        });
+        let mut addresses = self
+            .seen
+            .addresses
+            .iter()
+            .filter(|a| a.link == NODE_IFNAME)
+            .map(|a| a.address);
+        let address_ok =
+            addresses.next() == Some(plan.address) && addresses.next().is_none();
+        let route_ok = self
+            .seen
+            .routes
+            .iter()
+            .find(|r| r.destination == DEFAULT_ROUTE)
+            .and_then(|r| r.gateway)
+            == Some(plan.gateway);
+        lo_ok && eth0_ok && address_ok && route_ok
+    }
 }
 
 /// Whether the namespace `name` is as `ip netns add` leaves it: only a `lo` that is down and
