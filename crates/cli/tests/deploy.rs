@@ -462,3 +462,80 @@ fn a_deploy_that_waited_for_the_lock_reads_the_host_again() {
     let inside = m.ok(&["node", "exec", "--", "cat", "/etc/resolv.conf"]);
     assert!(inside.contains("nameserver 198.51.100.99"), "{inside}");
 }
+
+/// A redeploy enters a node's namespace once when all is in place; every drift inside it (and
+/// of its veth on the host side) is still seen and repaired, one at a time and all at once.
+#[test]
+fn a_redeploy_repairs_every_drift_inside_a_node_namespace() {
+    let Some(m) = machine("inside") else { return };
+    m.deploy(None);
+    let node = node_ns(&m, "linux");
+    let veth = {
+        let links = m.ip_json("link show");
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["master"] == "aksedgesw-int")
+            .unwrap()["ifname"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let inside = || {
+        let links = Machine::ip_json_in(&node, "link show");
+        let eth0 = link(&links, "eth0").unwrap().clone();
+        let lo = link(&links, "lo").unwrap().clone();
+        let routes = Machine::ip_json_in(&node, "-4 route show default");
+        (
+            eth0["address"].clone(),
+            eth0["mtu"].clone(),
+            eth0["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+            lo["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+            ipv4_of(&Machine::ip_json_in(&node, "addr show"), "eth0"),
+            routes[0]["gateway"].clone(),
+            eth0["ifalias"].clone(),
+        )
+    };
+    let good = inside();
+    assert_eq!(good.4, vec!["192.168.0.2/24"]);
+    assert_eq!(good.5, "192.168.0.1");
+    let drifts = [
+        format!("ip -n {node} link set eth0 down"),
+        format!("ip -n {node} link set lo down"),
+        format!("ip -n {node} link set eth0 mtu 1400"),
+        format!("ip -n {node} link set eth0 address 02:f8:a0:00:00:01"),
+        format!("ip -n {node} addr add 192.168.0.77/24 dev eth0"),
+        format!("ip -n {node} addr del 192.168.0.2/24 dev eth0"),
+        format!("ip -n {node} route del default"),
+        format!("ip -n {node} link set eth0 alias other"),
+        format!("ip netns exec {} ip link set {veth} nomaster", m.ns),
+        format!("ip netns exec {} ip link set {veth} down", m.ns),
+    ];
+    for drift in &drifts {
+        sh(drift);
+        m.deploy(None);
+        assert_eq!(inside(), good, "{drift}: repaired inside the node");
+        let port = m.ip_json(&format!("link show {veth}"));
+        assert_eq!(port[0]["master"], "aksedgesw-int", "{drift}");
+        assert!(
+            port[0]["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "UP"),
+            "{drift}"
+        );
+        assert_eq!(
+            m.deploy(None)["changes"],
+            json!([]),
+            "{drift}: then nothing"
+        );
+    }
+    for drift in &drifts {
+        // (Deleting the primary address takes the default route with it.)
+        sh(&format!("{drift} || true"));
+    }
+    m.deploy(None);
+    assert_eq!(inside(), good, "every drift at once repaired");
+}

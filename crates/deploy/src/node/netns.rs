@@ -1,8 +1,8 @@
 //! The `netns` runtime: each node is a named network namespace (visible to `ip netns`) with
 //! `eth0`, the peer of a veth whose host end is a port of the switch.
 
-use edgenet_core::plan::NodePlan;
 use edgenet_core::mac::MacAddr;
+use edgenet_core::plan::NodePlan;
 use edgenet_host::netlink::{Link, Netlink, RouteSpec, Snapshot, VethSpec};
 
 use crate::kernel::Kernel;
@@ -331,8 +331,7 @@ impl Inside {
             .iter()
             .filter(|a| a.link == NODE_IFNAME)
             .map(|a| a.address);
-        let address_ok =
-            addresses.next() == Some(plan.address) && addresses.next().is_none();
+        let address_ok = addresses.next() == Some(plan.address) && addresses.next().is_none();
         let route_ok = self
             .seen
             .routes
