@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use edgenet_core::mac::MacAddr;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -97,7 +98,7 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.header.interface_family = AddressFamily::Unspec;
         let replies = self
-            .dump(RouteNetlinkMessage::GetLink(msg))
+            .dump(get_link(msg))
             .map_err(|f| f.into_host("dump links", ""))?;
         let mut links: Vec<Link> = replies
             .iter()
@@ -115,14 +116,12 @@ impl Netlink {
 
     /// One link by name; `None` when there is no such link.
     pub fn link(&mut self, name: &str) -> Result<Option<Link>, HostError> {
-        let replies = match self.ack_request(
-            RouteNetlinkMessage::GetLink(link_by_name(name)),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ) {
-            Ok(r) => r,
-            Err(f) if f.errno() == Some(libc::ENODEV) => return Ok(None),
-            Err(f) => return Err(f.into_host("get link", name)),
-        };
+        let replies =
+            match self.ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK) {
+                Ok(r) => r,
+                Err(f) if f.errno() == Some(libc::ENODEV) => return Ok(None),
+                Err(f) => return Err(f.into_host("get link", name)),
+            };
         let Some(mut link) = replies.iter().find_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
             _ => None,
@@ -138,7 +137,7 @@ impl Netlink {
     fn link_name(&mut self, index: u32) -> Result<Option<String>, HostError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        match self.ack_request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST | NLM_F_ACK) {
+        match self.ack_request(get_link(msg), NLM_F_REQUEST | NLM_F_ACK) {
             Ok(replies) => Ok(replies.iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(parse_link(l).name),
                 _ => None,
@@ -321,10 +320,7 @@ impl Netlink {
     /// The index of link `name`; `ENODEV` error naming it when missing.
     pub fn link_index(&mut self, name: &str) -> Result<u32, HostError> {
         let replies = self
-            .ack_request(
-                RouteNetlinkMessage::GetLink(link_by_name(name)),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
+            .ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK)
             .map_err(|f| f.into_host("find link", name))?;
         replies
             .iter()
@@ -346,6 +342,15 @@ impl Netlink {
             .map_err(|f| f.into_host(op, name))?;
         Ok(())
     }
+}
+
+/// A request for links without their counters (`RTEXT_FILTER_SKIP_STATS`, as `ip link` asks
+/// without `-s`): nothing here reads them, and filling them (the link's and IPv6's statistics)
+/// is most of the kernel's work per link and most of the reply's bytes.
+fn get_link(mut msg: LinkMessage) -> RouteNetlinkMessage {
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(msg)
 }
 
 fn link_by_name(name: &str) -> LinkMessage {
