@@ -390,8 +390,18 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
     if selected.is_empty() {
         return Ok(Some(only.is_none().then(|| json!({ "nftables": items }))));
     }
+    // The whole ruleset is ours: its chains, sets and rules come in one dump each (not three
+    // per table); one table of a ruleset that may hold others is asked for by name.
+    let everything = match only {
+        None => Some(Dumps {
+            chains: dump_all(sock, NFT_MSG_GETCHAIN)?,
+            sets: dump_all(sock, NFT_MSG_GETSET)?,
+            rules: dump_all(sock, NFT_MSG_GETRULE)?,
+        }),
+        Some(_) => None,
+    };
     for t in &selected {
-        match read_table(sock, t)? {
+        match read_table(sock, t, everything.as_ref())? {
             Ok(mut table_items) => items.append(&mut table_items),
             Err(why) => {
                 let (family, name) = table_key(t);
@@ -413,11 +423,48 @@ fn dump_in(sock: &mut Socket, msg: u16, family: u8, table: &str) -> std::io::Res
     })
 }
 
+/// A dump of every `msg` object of every table (family `NFPROTO_UNSPEC`, no table named).
+fn dump_all(sock: &mut Socket, msg: u16) -> std::io::Result<Vec<Reply>> {
+    retry(|| sock.dump(Msg::nft(msg, NLM_F_DUMP, 0)))
+}
+
+/// Chains, sets and rules of every table, from [`dump_all`].
+struct Dumps {
+    chains: Vec<Reply>,
+    sets: Vec<Reply>,
+    rules: Vec<Reply>,
+}
+
+/// The objects of table `t` among `all` (in their dump order), or dumped for it alone.
+fn objects_of<'a>(
+    sock: &mut Socket,
+    all: Option<&'a [Reply]>,
+    msg: u16,
+    key: &(u8, String),
+) -> std::io::Result<Vec<std::borrow::Cow<'a, Reply>>> {
+    Ok(match all {
+        Some(all) => all
+            .iter()
+            .filter(|r| table_key(r) == *key)
+            .map(std::borrow::Cow::Borrowed)
+            .collect(),
+        None => dump_in(sock, msg, key.0, &key.1)?
+            .into_iter()
+            .map(std::borrow::Cow::Owned)
+            .collect(),
+    })
+}
+
 /// `NFT_TABLE_F_DORMANT` (linux/netfilter/nf_tables.h): the table's chains are unhooked.
 const NFT_TABLE_F_DORMANT: u32 = 1;
 
-fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>, String>> {
-    let (family, name) = table_key(t);
+fn read_table(
+    sock: &mut Socket,
+    t: &Reply,
+    everything: Option<&Dumps>,
+) -> std::io::Result<Result<Vec<Value>, String>> {
+    let key = table_key(t);
+    let (family, name) = key.clone();
     let fname = family_name(family).expect("checked");
     let attrs = t.attrs();
     let get = |k: u16| attrs.iter().find(|a| a.kind == k);
@@ -439,8 +486,13 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
     }
     let mut items = vec![json!({ "table": table })];
 
-    let chains = dump_in(sock, NFT_MSG_GETCHAIN, family, &name)?;
-    let sets = dump_in(sock, NFT_MSG_GETSET, family, &name)?;
+    let chains = objects_of(
+        sock,
+        everything.map(|e| &e.chains[..]),
+        NFT_MSG_GETCHAIN,
+        &key,
+    )?;
+    let sets = objects_of(sock, everything.map(|e| &e.sets[..]), NFT_MSG_GETSET, &key)?;
     // The table's use count covers chains, named sets, objects and flowtables (not anonymous
     // sets): equal to the chains seen, there is nothing else (which would be listed) in it.
     if table_use as usize != chains.len() {
@@ -544,7 +596,12 @@ fn read_table(sock: &mut Socket, t: &Reply) -> std::io::Result<Result<Vec<Value>
     }
     let lookup = |n: &str| anon.iter().find(|(s, _)| s == n).map(|(_, s)| s.clone());
 
-    let rules = dump_in(sock, NFT_MSG_GETRULE, family, &name)?;
+    let rules = objects_of(
+        sock,
+        everything.map(|e| &e.rules[..]),
+        NFT_MSG_GETRULE,
+        &key,
+    )?;
     // nft prints rules chain by chain, in chain order.
     let mut by_chain: Vec<Vec<Value>> = vec![Vec::new(); chain_names.len()];
     for r in &rules {
