@@ -37,7 +37,7 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
             }
         }
     }
-    if let Ok(ruleset) = edgenet_host::nft::Nft::new().list_ruleset() {
+    if let Ok(ruleset) = edgenet_host::nft::Nft::new().list_ruleset_shared() {
         for item in ruleset["nftables"].as_array().into_iter().flatten() {
             let t = &item["table"];
             let (Some(family), Some(name)) = (t["family"].as_str(), t["name"].as_str()) else {
