@@ -234,7 +234,8 @@ impl Nft {
             if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
                 return Ok(table);
             }
-            return Ok(table_in(&self.list_ruleset_shared()?, family, name));
+            let ruleset = self.list_ruleset_shared()?;
+            return Ok(table_in(&ruleset, family, name));
         }
         if self.native() {
             match native::list(Some((family, name))) {
