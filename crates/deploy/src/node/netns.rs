@@ -321,7 +321,7 @@ impl Inside {
     /// exactly the node's address, and the default route via the node's gateway.
     fn settled(&self, plan: &NodePlan, mac: MacAddr, mtu: u32, alias: &str) -> bool {
         let link = |name: &str| self.seen.links.iter().find(|l| l.name == name);
-        let lo_ok = !link("lo").is_some_and(|l| !l.up);
+        let lo_ok = link("lo").is_none_or(|l| l.up);
         let eth0_ok = link(NODE_IFNAME).is_some_and(|e| {
             e.mac == Some(mac) && e.mtu == mtu && e.up && e.alias.as_deref() == Some(alias)
         });
