@@ -69,8 +69,10 @@ impl NodeRuntime for NetnsRuntime {
         j.step("node-netns")?;
 
         let veth = node.host_link.as_str();
+        let mut fresh = false;
         match nl.link(veth)? {
             None => {
+                fresh = true;
                 j.will_create(ObjectKind::Veth, veth, None)?;
                 nl.create_veth(
                     &VethSpec {
@@ -116,7 +118,7 @@ impl NodeRuntime for NetnsRuntime {
                 }
             }
         }
-        super::join_switch(nl, veth, node.switch, j)?;
+        super::join_switch(nl, veth, node.switch, j, fresh)?;
         j.step("node-link")?;
 
         // `eth0` comes up below: not before the firewall is in place.
@@ -129,12 +131,18 @@ impl NodeRuntime for NetnsRuntime {
         let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
             let mut changes = Vec::new();
             let mut nl = Netlink::open()?;
-            if nl.link("lo")?.is_some_and(|l| !l.up) {
+            // One dump for both: a dump does not run pending link events (a GetLink of the
+            // new eth0 would, see `join_switch`).
+            let links = nl.links()?;
+            if links.iter().any(|l| l.name == "lo" && !l.up) {
                 nl.set_up("lo", true)?;
             }
-            let eth0 = nl.link(NODE_IFNAME)?.ok_or_else(|| {
-                DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
-            })?;
+            let eth0 = links
+                .into_iter()
+                .find(|l| l.name == NODE_IFNAME)
+                .ok_or_else(|| {
+                    DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
+                })?;
             if eth0.mac != Some(mac) {
                 nl.set_mac(NODE_IFNAME, mac)?;
                 changes.push(format!("set MAC {mac} on {}", plan.name));
