@@ -180,10 +180,29 @@ pub fn remove_loaded(
     // any failure reported, with the other files at the end. Not with VMs, whose directories
     // are theirs until QEMU is gone.
     let early_files = !state.objects.iter().any(|o| o.kind == ObjectKind::Vm);
+    // The node namespaces (checked ours above) go on a thread too: unmounting one waits for
+    // an expedited grace period (`namespace_unlock`), as long as the links' deletion waits
+    // for its own; side by side, the two waits overlap. Their eth0 and its peer go with them
+    // in the kernel's background cleanup. A namespace that fails here is still there for
+    // the per-object pass, which deletes it or reports why not. Not with VMs (QEMU first).
+    let early_netns: Vec<String> = if early_files {
+        netns_before.clone()
+    } else {
+        Vec::new()
+    };
     let fast = std::thread::scope(|scope| {
         if early_files {
             let nodes = lock.dir().path().join("nodes");
             scope.spawn(move || std::fs::remove_dir_all(nodes));
+        }
+        if !early_netns.is_empty() {
+            scope.spawn(|| {
+                for name in &early_netns {
+                    if let Err(e) = netns::delete(name) {
+                        tracing::debug!("fast path: {e}");
+                    }
+                }
+            });
         }
         fast_path(&mut nl, &teardown, &adapters, tables_side)
     });

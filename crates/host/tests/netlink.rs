@@ -449,3 +449,39 @@ fn a_persistent_tap_is_made_with_the_kernels_own_ioctl_numbers() {
     assert_eq!(tap["linkinfo"]["info_data"]["persist"], true, "{tap}");
     assert_eq!(too_long.errno(), Some(libc::EINVAL), "{too_long}");
 }
+
+#[test]
+fn a_link_index_is_looked_up_in_the_sockets_namespace_not_the_callers() {
+    if !root_or_skip("a_link_index_is_looked_up_in_the_sockets_namespace_not_the_callers") {
+        return;
+    }
+    let here = TestNs::new("idxa");
+    let there = TestNs::new("idxb");
+    there.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        nl.create_bridge(&BridgeSpec::new("enidx0")).unwrap();
+    });
+    let kernel_says = there.link("enidx0").expect("bridge made")["ifindex"]
+        .as_u64()
+        .unwrap();
+    // From a thread in `here` (which has no enidx0): a socket opened in `there` finds it, one
+    // opened in `here` does not.
+    let (found, missing) = here.run(|| {
+        let other = NetNs::open(&there.name).unwrap();
+        let mut theirs = Netlink::open_in(&other).unwrap();
+        let mut ours = Netlink::open().unwrap();
+        (
+            theirs.link_index("enidx0").unwrap(),
+            ours.link_index("enidx0").expect_err("no such link here"),
+        )
+    });
+    assert_eq!(u64::from(found), kernel_says);
+    assert_eq!(missing.errno(), Some(libc::ENODEV), "{missing}");
+    assert!(
+        missing.to_string().starts_with("find link enidx0"),
+        "{missing}"
+    );
+    // Names the kernel could never have are refused the same way, without a request.
+    let long = here.run(|| Netlink::open().unwrap().link_index("a-name-longer-than-15"));
+    assert_eq!(long.unwrap_err().errno(), Some(libc::ENODEV));
+}

@@ -161,13 +161,24 @@ pub fn remove_guest(
     })
 }
 
-/// Makes the host end `name` of a node's link a port of `switch`, and up.
+/// Makes the host end `name` of a node's link a port of `switch`, and up. `fresh`: the caller
+/// has just created it (no master, down), so it is not asked for: a GetLink of a link whose
+/// carrier-off event is still pending runs that event under RTNL, and taking a link down waits
+/// for a grace period (`dev_deactivate`); once it is up with a carrier, the kernel's own
+/// link watch finds nothing to take down.
 pub(crate) fn join_switch(
     nl: &mut dyn Kernel,
     name: &str,
     switch: &str,
     j: &mut dyn Journal,
+    fresh: bool,
 ) -> Result<(), DeployError> {
+    if fresh {
+        nl.set_master(name, Some(switch))?;
+        j.changed(format!("attached {name} to {switch}"));
+        nl.set_up(name, true)?;
+        return Ok(());
+    }
     let link = nl.link(name)?.expect("the caller just ensured it");
     join_switch_found(nl, &link, switch, j)
 }

@@ -130,7 +130,7 @@ impl NodeRuntime for NetnsRuntime {
         }
         match &found {
             Some(link) => super::join_switch_found(nl, link, node.switch, j)?,
-            None => super::join_switch(nl, veth, node.switch, j)?,
+            None => super::join_switch(nl, veth, node.switch, j, true)?,
         }
         j.step("node-link")?;
 
@@ -154,12 +154,18 @@ impl NodeRuntime for NetnsRuntime {
         let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
             let mut changes = Vec::new();
             let mut nl = Netlink::open()?;
-            if nl.link("lo")?.is_some_and(|l| !l.up) {
+            // One dump for both: a dump does not run pending link events (a GetLink of the
+            // new eth0 would, see `join_switch`).
+            let links = nl.links()?;
+            if links.iter().any(|l| l.name == "lo" && !l.up) {
                 nl.set_up("lo", true)?;
             }
-            let eth0 = nl.link(NODE_IFNAME)?.ok_or_else(|| {
-                DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
-            })?;
+            let eth0 = links
+                .into_iter()
+                .find(|l| l.name == NODE_IFNAME)
+                .ok_or_else(|| {
+                    DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
+                })?;
             if eth0.mac != Some(mac) {
                 nl.set_mac(NODE_IFNAME, mac)?;
                 changes.push(format!("set MAC {mac} on {}", plan.name));

@@ -317,24 +317,29 @@ impl Netlink {
         }
     }
 
-    /// The index of link `name`; `ENODEV` error naming it when missing.
+    /// The index of link `name` in the socket's namespace, asked with `SIOCGIFINDEX` on this
+    /// socket: a name lookup under RCU. A GetLink would do too, but it also runs the link's
+    /// pending carrier event under RTNL, and taking down a link that was never up (a bridge
+    /// or a veth just made) waits for a grace period (`dev_deactivate`).
     pub fn link_index(&mut self, name: &str) -> Result<u32, HostError> {
-        let replies = self
-            .ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK)
-            .map_err(|f| f.into_host("find link", name))?;
-        replies
-            .iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                HostError::new(
-                    "find link",
-                    name,
-                    io::Error::from_raw_os_error(libc::ENODEV),
-                )
-            })
+        nix::ioctl_readwrite_bad!(siocgifindex, libc::SIOCGIFINDEX, libc::ifreq);
+        let fail = |e: io::Error| HostError::new("find link", name, e);
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+            return Err(fail(io::Error::from_raw_os_error(libc::ENODEV)));
+        }
+        // SAFETY: ifreq is plain old data; all zeroes is a valid (empty) request.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: the fd is this socket's, open for the call; `req` is a valid, NUL-terminated
+        // request the kernel fills in.
+        unsafe { siocgifindex(self.socket.as_raw_fd(), &mut req) }
+            .map_err(|e| fail(io::Error::from(e)))?;
+        // SAFETY: SIOCGIFINDEX answered, so the union holds the index.
+        let index = unsafe { req.ifr_ifru.ifru_ifindex };
+        u32::try_from(index).map_err(|_| fail(io::Error::from_raw_os_error(libc::ENODEV)))
     }
 
     fn set_link(&mut self, msg: LinkMessage, op: &str, name: &str) -> Result<(), HostError> {
