@@ -160,17 +160,18 @@ impl Lab {
         let host_ns = NetNs::open_path(std::path::Path::new("/proc/self/ns/net"))
             .and_then(|ns| ns.id())
             .map_err(|e| LabError::host(self.name(), e))?;
+        // A machine or node whose namespace is gone (a lab up killed midway, a namespace
+        // deleted by hand) is measured all the same: its cells fail, and the report says so.
         for ns in machines
             .iter()
             .map(|m| &m.netns)
-            // A node whose namespace is gone is measured all the same: its cells fail.
             .chain(
                 nodes
                     .iter()
                     .filter(|n| n.guest_agent.is_none())
-                    .map(|n| &n.netns)
-                    .filter(|ns| edgenet_host::netns::exists(ns)),
+                    .map(|n| &n.netns),
             )
+            .filter(|ns| edgenet_host::netns::exists(ns))
         {
             let id = NetNs::open(ns)
                 .and_then(|n| n.id())

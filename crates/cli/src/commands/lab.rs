@@ -363,14 +363,17 @@ fn check_lab_lan(config: &edgenet_core::config::Config) -> Result<(), CliError> 
 }
 
 /// The nodes each lab machine's deployment made, read from the machine's state.
-fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
+/// Also the lab machines that have no finished deployment (a `lab up` killed or failed
+/// before their deploy finished): their nodes cannot be measured, which the report must say.
+fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations, Vec<String>), CliError> {
     let mut nodes = Vec::new();
     let mut expect = Expectations::NAT;
+    let mut undeployed = Vec::new();
     for m in lab.machines() {
-        let Some(state) = StateDir::new(&m.state_dir).peek().map_err(lab_error)? else {
-            continue;
-        };
-        let Some(plan) = state.applied_plan.clone() else {
+        let state = StateDir::new(&m.state_dir).peek().map_err(lab_error)?;
+        let Some((state, plan)) = state.and_then(|s| s.applied_plan.clone().map(|plan| (s, plan)))
+        else {
+            undeployed.push(m.name.clone());
             continue;
         };
         if plan.switch.outbound == Outbound::Offline {
@@ -401,7 +404,7 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations), CliError> {
             });
         }
     }
-    Ok((nodes, expect))
+    Ok((nodes, expect, undeployed))
 }
 
 /// Every lab machine with the plan its deployment applied, for the picture.
@@ -444,11 +447,20 @@ fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
 
 /// `up`: `Some(true)` after `lab up`, `None` for `lab status` (JSON `null`).
 fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliError> {
-    let (nodes, expect) = lab_nodes(lab)?;
-    let matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
+    let (nodes, expect, undeployed) = lab_nodes(lab)?;
+    let mut matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
+    if !undeployed.is_empty() {
+        matrix.notes.push(format!(
+            "DOWN: nothing deployed on {} of {} machines ({}); their nodes are not measured — \
+             `edgenet lab down` and `lab up` again",
+            undeployed.len(),
+            lab.machines().len(),
+            undeployed.join(", ")
+        ));
+    }
     let doctor = super::doctor::lab_doctor(lab, |m, args| edgenet_in(m, None, args));
     let doctor_failed = doctor.iter().any(|(_, r)| r["fail"].as_u64() != Some(0));
-    let exit = if matrix.all_ok() && !doctor_failed {
+    let exit = if matrix.all_ok() && undeployed.is_empty() && !doctor_failed {
         Exit::Ok
     } else {
         Exit::Findings
@@ -460,6 +472,16 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
             report["doctor"] = serde_json::Value::Object(doctor.into_iter().collect());
             let result = match exit {
                 Exit::Ok => Ok(()),
+                _ if !undeployed.is_empty() => Err(CliError::new(
+                    exit,
+                    "not-deployed",
+                    format!(
+                        "nothing deployed on {} of {} lab machines: {}",
+                        undeployed.len(),
+                        lab.machines().len(),
+                        undeployed.join(", ")
+                    ),
+                )),
                 _ if !matrix.all_ok() => Err(CliError::new(
                     exit,
                     "unexpected-reachability",

@@ -172,6 +172,13 @@ fn the_external_bridge_takes_the_adapters_mac_and_gives_the_adapter_back() {
     driver.ensure(&mut k, &plan, &own, &mut j).unwrap();
     let bridge = k.link("br-ext").unwrap().unwrap();
     assert_eq!(bridge.mac, adapter_mac, "not an all-zero MAC");
+    // A new bridge comes up only with its port: up without one, it has no carrier, and the
+    // GetLink that finds it for the port runs that link-state event under RTNL (an RCU grace
+    // period every other deploy on the host waits for).
+    let made = k.log.iter().position(|c| c == "set_master up0 br-ext");
+    let up = k.log.iter().position(|c| c == "set_up br-ext true");
+    assert!(made.is_some() && up.is_some() && made < up, "{:?}", k.log);
+    assert!(bridge.up, "{:?}", k.log);
     assert_eq!(
         k.link("up0").unwrap().unwrap().master.as_deref(),
         Some("br-ext")

@@ -30,7 +30,7 @@ impl SwitchDriver for InternalSwitch {
         let mtu = plan.mtu.unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
         match k.link(name)? {
             None => {
-                create_marked_bridge(k, name, mtu, self.mac, own, j)?;
+                create_marked_bridge(k, name, mtu, self.mac, own, j, true)?;
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
             }
             Some(link) => {
@@ -109,8 +109,9 @@ impl SwitchDriver for InternalSwitch {
 }
 
 /// Deletes the bridge `name` if it carries our mark; `Ok(false)` when it is gone already.
-/// Creates bridge `name` with this deployment's mark and group, up, recorded before and after:
-/// the part both switch kinds share.
+/// Creates bridge `name` with this deployment's mark and group, recorded before and after:
+/// the part both switch kinds share. Up at once when `up`; else the caller brings it up (a
+/// deploy that stops before finds it down and brings it up).
 pub(crate) fn create_marked_bridge(
     k: &mut dyn Kernel,
     name: &str,
@@ -118,6 +119,7 @@ pub(crate) fn create_marked_bridge(
     mac: Option<MacAddr>,
     own: &Ownership,
     j: &mut dyn Journal,
+    up: bool,
 ) -> Result<(), DeployError> {
     j.will_create(ObjectKind::Bridge, name, None)?;
     k.create_bridge(&BridgeSpec {
@@ -130,7 +132,9 @@ pub(crate) fn create_marked_bridge(
     // group and a pending record, which the next deploy and remove know as ours.
     j.step("switch-made")?;
     k.set_alias(name, &own.alias)?;
-    k.set_up(name, true)?;
+    if up {
+        k.set_up(name, true)?;
+    }
     j.created(ObjectKind::Bridge, name, None)?;
     Ok(())
 }

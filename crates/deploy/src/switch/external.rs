@@ -89,10 +89,16 @@ impl SwitchDriver for ExternalSwitch {
         };
         let adapter = snap.name.as_str();
         let mtu = plan.mtu.unwrap_or(snap.mtu);
+        // A new bridge comes up only once the adapter is its port: up without a port it has
+        // no carrier, and the GetLink that finds it for the port would run that link-state
+        // event under RTNL (linkwatch: an RCU grace period every other deploy on the host
+        // waits for); up with its port it has carrier from the start.
+        let mut bring_up = false;
         match k.link(name)? {
             None => {
                 // The adapter's MAC: the LAN (and its DHCP server) keeps seeing the same host.
-                create_marked_bridge(k, name, mtu, snap.mac, own, j)?;
+                create_marked_bridge(k, name, mtu, snap.mac, own, j, false)?;
+                bring_up = true;
                 j.changed(format!(
                     "created bridge {name} with {adapter}'s MAC (MTU {mtu})"
                 ));
@@ -134,6 +140,9 @@ impl SwitchDriver for ExternalSwitch {
         }
         if !link.up {
             k.set_up(adapter, true)?;
+        }
+        if bring_up {
+            k.set_up(name, true)?;
         }
         j.step("switch-adapter")?;
 
