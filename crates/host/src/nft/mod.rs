@@ -36,8 +36,10 @@ use serde_json::Value;
 
 pub mod library;
 mod native;
+mod owner;
 mod session;
 
+pub use owner::TableOwner;
 pub use session::{forget_ruleset, table_in, RulesetSession};
 use session::{
     session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
@@ -74,6 +76,9 @@ pub enum NftError {
         #[source]
         source: serde_json::Error,
     },
+    /// A table another process owns (`flags owner`): refused before anything is sent.
+    #[error("{0}")]
+    Owned(TableOwner),
 }
 
 /// The program [`Nft::new`] runs, and the only one that may run in-process instead.
@@ -234,7 +239,12 @@ impl Nft {
             if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
                 return Ok(table);
             }
-            return Ok(table_in(&self.list_ruleset()?, family, name));
+            match self.list_ruleset() {
+                Ok(ruleset) => return Ok(table_in(&ruleset, family, name)),
+                // Another table is owned (unlistable as a whole ruleset): read this one alone.
+                Err(NftError::Owned(o)) if (o.family.as_str(), o.table.as_str()) != (family, name) => {}
+                Err(e) => return Err(e),
+            }
         }
         if self.native() {
             match native::list(Some((family, name))) {
@@ -245,6 +255,10 @@ impl Nft {
                 Ok(None) => {}
                 Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
             }
+        }
+        // libnftables cannot list an owned table: say whose it is instead.
+        if let Ok(Some(owner)) = owner::owned_table(Some((family, name))) {
+            return Err(NftError::Owned(owner));
         }
         let args = ["-j", "list", "table", family, name];
         match self.run(&args, None) {
@@ -260,6 +274,12 @@ impl Nft {
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Who owns table `family name` when another process holds it with the `owner` flag
+    /// (`None`: not owned, or not there). Over netlink: libnftables cannot list such a table.
+    pub fn owner_of(&self, family: &str, name: &str) -> io::Result<Option<TableOwner>> {
+        owner::owned_table(Some((family, name)))
     }
 
     /// The whole ruleset of the namespace (every family, iptables-nft tables included), read
@@ -286,6 +306,9 @@ impl Nft {
                 Ok(_) => {}
                 Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
             }
+        }
+        if let Ok(Some(owner)) = owner::owned_table(None) {
+            return Err(NftError::Owned(owner));
         }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
