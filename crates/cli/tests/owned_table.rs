@@ -89,12 +89,18 @@ fn assert_refused(t: &str, family: &str, table: &str, pid: u32, what: &str) {
         t.contains(&format!("port id {pid}")) && t.contains(&format!("pid {pid}")),
         "{what}: the owner is not named: {t}"
     );
-    assert!(t.contains("nft"), "{what}: the owner's program is not named: {t}");
+    assert!(
+        t.contains("nft"),
+        "{what}: the owner's program is not named: {t}"
+    );
     assert!(
         !t.contains("Operation not permitted") && !t.contains("-j -f -"),
         "{what}: the write was tried: {t}"
     );
-    assert!(!t.contains("rolled back"), "{what}: nothing to roll back: {t}");
+    assert!(
+        !t.contains("rolled back"),
+        "{what}: nothing to roll back: {t}"
+    );
 }
 
 #[test]
@@ -149,10 +155,7 @@ fn a_deployed_table_taken_over_by_an_owner_is_refused_and_status_says_why() {
     assert_refused(&text(&out), "ip", &table, holder.pid(), "redeploy");
     assert_eq!(m.ip_json("link show"), links_before);
     assert!(owned(&m.ns, "ip", &table));
-    let rules = sh_out(&format!(
-        "ip netns exec {} nft list table ip {table}",
-        m.ns
-    ));
+    let rules = sh_out(&format!("ip netns exec {} nft list table ip {table}", m.ns));
     assert!(!rules.contains("edgenet:"), "{rules}");
     // status names the owner flag as drift.
     let out = m.edgenet(&["status", "--output", "json"]);

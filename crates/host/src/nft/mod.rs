@@ -38,6 +38,7 @@ pub mod library;
 mod native;
 mod owner;
 mod session;
+mod write_failure;
 
 pub use owner::TableOwner;
 pub use session::{forget_ruleset, table_in, RulesetSession};
@@ -62,7 +63,7 @@ pub enum NftError {
         #[source]
         source: io::Error,
     },
-    #[error("`{program} {args}` failed ({status}): {stderr}")]
+    #[error("{}", failed_text(.program, .args, .status, .stderr))]
     Failed {
         program: String,
         args: String,
@@ -79,6 +80,15 @@ pub enum NftError {
     /// A table another process owns (`flags owner`): refused before anything is sent.
     #[error("{0}")]
     Owned(TableOwner),
+}
+
+/// [`NftError::Failed`] in words: a native netlink failure is not labelled as an `nft` command.
+fn failed_text(program: &str, args: &str, status: &str, stderr: &str) -> String {
+    if status == NATIVE_STATUS {
+        format!("the {NATIVE_STATUS} {args} (in-process, not `{program}`) failed: {stderr}")
+    } else {
+        format!("`{program} {args}` failed ({status}): {stderr}")
+    }
 }
 
 /// The program [`Nft::new`] runs, and the only one that may run in-process instead.
@@ -151,7 +161,7 @@ impl Nft {
     /// Writes `document` over native netlink only: `None` when it is outside the native subset
     /// (nothing was done). For tests and comparisons; [`Nft::apply`] chooses by itself.
     pub fn apply_native(&self, document: &Value) -> Option<Result<(), NftError>> {
-        let result = native::apply(document)?.map_err(|e| self.native_failed("-j -f -", e.text()));
+        let result = native::apply(document)?.map_err(|e| self.native_write_failed(document, &e));
         match &result {
             Ok(_) => session_wrote(&self.program, document),
             Err(_) => forget_ruleset(),
@@ -164,7 +174,7 @@ impl Nft {
     pub fn list_ruleset_native(&self) -> Result<Option<Value>, NftError> {
         native::list(None)
             .map(Option::flatten)
-            .map_err(|e| self.native_failed("-j list ruleset", format!("Error: netlink: {e}")))
+            .map_err(|e| self.native_failed("ruleset read", format!("Error: netlink: {e}")))
     }
 
     /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
@@ -216,7 +226,7 @@ impl Nft {
         let result = match native {
             Some(r) => {
                 tracing::debug!("nftables: document written over native netlink");
-                r.map_err(|e| self.native_failed("-j -f -", e.text()))
+                r.map_err(|e| self.native_write_failed(document, &e))
             }
             None => {
                 let input = serde_json::to_vec(document).expect("a JSON value always serialises");
@@ -242,7 +252,8 @@ impl Nft {
             match self.list_ruleset() {
                 Ok(ruleset) => return Ok(table_in(&ruleset, family, name)),
                 // Another table is owned (unlistable as a whole ruleset): read this one alone.
-                Err(NftError::Owned(o)) if (o.family.as_str(), o.table.as_str()) != (family, name) => {}
+                Err(NftError::Owned(o))
+                    if (o.family.as_str(), o.table.as_str()) != (family, name) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -344,7 +355,7 @@ impl Nft {
                     }
                     Err(e) => {
                         forget_ruleset();
-                        Err(self.native_failed("delete table", e.text()))
+                        Err(self.native_failed("table delete", e.text()))
                     }
                 };
             }
@@ -410,6 +421,12 @@ impl Nft {
             status: NATIVE_STATUS.to_string(),
             stderr,
         }
+    }
+
+    /// A refused native write: labelled as the netlink write it was, repeated errnos in one
+    /// line, the first failing command named.
+    fn native_write_failed(&self, document: &Value, e: &native::NativeError) -> NftError {
+        self.native_failed("write", write_failure::describe(document, e))
     }
 
     fn program_name(&self) -> String {

@@ -64,11 +64,13 @@ fn family_name(id: u8) -> String {
 
 /// The first owned table of the calling thread's namespace (`only`: that table, if owned).
 pub fn owned_table(only: Option<(&str, &str)>) -> std::io::Result<Option<TableOwner>> {
-    let found = native::owned_tables()?.into_iter().find_map(|(f, name, port)| {
-        let family = family_name(f);
-        let wanted = only.is_none_or(|(wf, wn)| wf == family && wn == name);
-        wanted.then_some((family, name, port))
-    });
+    let found = native::owned_tables()?
+        .into_iter()
+        .find_map(|(f, name, port)| {
+            let family = family_name(f);
+            let wanted = only.is_none_or(|(wf, wn)| wf == family && wn == name);
+            wanted.then_some((family, name, port))
+        });
     Ok(found.map(|(family, table, port_id)| TableOwner {
         family,
         table,
@@ -89,7 +91,11 @@ fn process_of_port(port: u32) -> Option<(u32, String)> {
     })?;
     let target = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
