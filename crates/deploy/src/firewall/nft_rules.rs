@@ -807,7 +807,13 @@ mod tests {
         let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
         assert!(pos("tcp dport 80 ct status dnat accept") < pos(r#"oifname "aksedgesw-int" drop"#));
         // Hairpin: one masquerade for every forward, before the one for outbound traffic.
-        assert_eq!(lines.iter().filter(|l| l.contains("ct status dnat masquerade")).count(), 1);
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains("ct status dnat masquerade"))
+                .count(),
+            1
+        );
         assert!(pos("ct status dnat masquerade") < pos("ip daddr != 192.168.7.0/24 masquerade"));
         let output = rs.chains.iter().find(|c| c["name"] == "output").unwrap();
         assert_eq!(

@@ -169,9 +169,19 @@ pub(crate) fn join_switch(
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
     let link = nl.link(name)?.expect("the caller just ensured it");
-    if link.master.as_deref() != Some(switch) {
+    let attached = link.master.as_deref() == Some(switch);
+    if !attached {
         nl.set_master(name, Some(switch))?;
         j.changed(format!("attached {name} to {switch}"));
+    }
+    // Hairpin (as Docker and CNI's `hairpinMode` do): a node's connection to a port forward
+    // that leads back to itself leaves by the port it came in on when the host bridges its
+    // DNAT (`bridge-nf-call-iptables=1`). Part of attaching; a change only on a port that was.
+    if !attached || !link.hairpin {
+        nl.set_hairpin(name, true)?;
+        if attached {
+            j.changed(format!("set hairpin on {name}"));
+        }
     }
     if !link.up {
         nl.set_up(name, true)?;
