@@ -160,8 +160,36 @@ fn a_deployed_table_taken_over_by_an_owner_is_refused_and_status_says_why() {
     // status names the owner flag as drift.
     let out = m.edgenet(&["status", "--output", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let drift = v["drift"].to_string();
-    assert!(drift.contains("owner"), "{v}");
+    let drift = v["drift"].as_array().unwrap();
+    let owned: Vec<_> = drift
+        .iter()
+        .filter(|d| d.to_string().contains("owned by another process"))
+        .collect();
+    assert_eq!(owned.len(), 1, "said once: {v}");
+    assert!(
+        owned[0]
+            .to_string()
+            .contains(&format!("pid {}", holder.pid())),
+        "{v}"
+    );
+    // doctor's edgenet-firewall check says it too.
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", text(&out)));
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "edgenet-firewall")
+        .unwrap_or_else(|| panic!("no edgenet-firewall check: {v}"))
+        .clone();
+    assert_eq!(check["status"], "FAIL", "{check}");
+    assert!(
+        check["detail"]
+            .to_string()
+            .contains("owned by another process"),
+        "{check}"
+    );
     drop(holder);
     let out = m.edgenet(&["deploy"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -343,9 +343,8 @@ fn fill(
             .drift
             .push(format!("nftables table ip {table} is missing"));
     }
-    if let Some(owned) = ip_owned {
-        report.drift.push(owned);
-    } else if report.firewall_foreign {
+    // An owned table is said by `table_differences` below (doctor says it too).
+    if ip_owned.is_none() && report.firewall_foreign {
         report.drift.push(format!(
             "nftables table ip {table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
         ));
@@ -360,8 +359,8 @@ fn fill(
         || live_bridge
             .as_ref()
             .is_some_and(|t| !t.is_ours(made(&bridge_table)));
-    if let Some(owned) = bridge_owned {
-        report.drift.push(owned);
+    if bridge_owned.is_some() {
+        // Said by `table_differences` below.
     } else if live_bridge.is_none() {
         report.drift.push(format!(
             "nftables table {bridge_table} (node port anti-spoofing) is missing"
@@ -668,7 +667,8 @@ fn firewall_drift(
 /// edgenet's tables (in the calling thread's namespace) that exist and are its own but differ
 /// from what deploy would write for `plan` (the comparison deploy makes): a rule deleted or
 /// changed by hand, a policy, a chain or object added, a dormant table. One line per table,
-/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself).
+/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself),
+/// one another process owns is.
 pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<String>, DeployError> {
     let id = &state.deployment_id;
     let table = firewall::table_name(id);
@@ -685,8 +685,13 @@ pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<Str
         let made = state
             .object(ObjectKind::NftTable, &name, None)
             .is_some_and(|o| o.status == ObjectStatus::Created);
-        let Ok(Some(live)) = live_or_owned(&name)? else {
-            continue;
+        let live = match live_or_owned(&name)? {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(owned) => {
+                out.push(owned);
+                continue;
+            }
         };
         let diffs = live.differences(&want);
         if live.is_ours(made) && !diffs.is_empty() {
