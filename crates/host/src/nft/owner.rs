@@ -34,7 +34,18 @@ impl TableOwner {
 
 impl fmt::Display for TableOwner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = self.who();
+        let (family, table, who) = (&self.family, &self.table, self.who());
+        if !table.starts_with("edgenet_") {
+            // Not one of edgenet's names: a host firewall's (firewalld may own its table).
+            return write!(
+                f,
+                "nftables table `{family} {table}` is owned by another process (nf_tables table \
+                 flag `owner`; {who}), and the nftables library here (1.0.6) cannot list a \
+                 ruleset holding such a table, so edgenet cannot read the host's firewall and \
+                 changed nothing; run edgenet again once that table is gone or with an nftables \
+                 that lists it"
+            );
+        }
         write!(
             f,
             "nftables table `{family} {table}` is owned by another process (nf_tables table flag \
@@ -42,9 +53,7 @@ impl fmt::Display for TableOwner {
              even list it, so edgenet changed nothing. Stop that process or have it delete the \
              table (the kernel deletes an owned table when its owner closes the socket; \
              `nft delete table {family} {table}` from anywhere else is refused), then run edgenet \
-             again",
-            family = self.family,
-            table = self.table,
+             again"
         )
     }
 }
@@ -141,5 +150,15 @@ mod tests {
             ..o
         };
         assert!(unknown.to_string().contains("does not say"));
+        let foreign = TableOwner {
+            family: "inet".into(),
+            table: "firewalld".into(),
+            ..unknown
+        };
+        let t = foreign.to_string();
+        assert!(
+            t.contains("`inet firewalld`") && !t.contains("Stop that process"),
+            "{t}"
+        );
     }
 }
