@@ -99,7 +99,7 @@ fn a_node_reaches_a_port_forward_at_the_hosts_address_to_another_node_and_to_its
         .map(|a| a.split('/').next().unwrap().to_string())
         .unwrap_or_else(|| plan["switch"]["gateway"].as_str().unwrap().to_string());
 
-    // Every node port is in hairpin mode.
+    // With a port forward on a NAT switch, every node port is in hairpin mode.
     let ports: Vec<String> = m
         .ip_json("link show")
         .as_array()
@@ -181,4 +181,18 @@ fn a_node_reaches_a_port_forward_at_the_hosts_address_to_another_node_and_to_its
     assert!(hairpin(&m, &ports[0]));
     let again = m.ok(&["deploy", "-c", &config]);
     assert!(!again.contains("hairpin"), "{again}");
+
+    // Without port forwards the ports are left as the kernel makes them (a hairpin port gets
+    // its own floods back): a deploy that drops the forwards switches hairpin off.
+    let mut without: Value = serde_json::from_str(CONFIG).unwrap();
+    without["Edgenet"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PortForwards");
+    let config = m.write_config("plain.json", &without);
+    let out = m.ok(&["deploy", "-c", &config]);
+    assert!(out.contains("hairpin off"), "{out}");
+    for p in &ports {
+        assert!(!hairpin(&m, p), "{p} is still in hairpin mode");
+    }
 }

@@ -275,6 +275,18 @@ impl Ruleset {
     }
 }
 
+/// Whether the nodes' switch ports are put in hairpin mode: where port forwards are
+/// hairpinned (a NAT switch with forwards). A node reaching itself through a forward needs it
+/// when the host bridges the DNAT (`bridge-nf-call-iptables=1`): the frame leaves by the port
+/// it came in on. Elsewhere the ports stay as the kernel makes them (a hairpin port also gets
+/// its own floods back).
+pub fn hairpin_ports(plan: &edgenet_core::plan::Plan) -> bool {
+    use edgenet_core::plan::{Outbound, SwitchKind};
+    plan.switch.kind == SwitchKind::Internal
+        && plan.switch.outbound == Outbound::Nat
+        && !plan.port_forwards.is_empty()
+}
+
 /// Builds the table for `fw`.
 pub fn build(fw: &FirewallPlan) -> Ruleset {
     let b = Builder {

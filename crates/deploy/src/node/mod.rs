@@ -33,6 +33,8 @@ pub struct NodeSpec<'a> {
     pub mac: MacAddr,
     pub mtu: u32,
     pub switch: &'a str,
+    /// The switch port in hairpin mode: on a NAT switch with port forwards (see [`join_switch`]).
+    pub hairpin: bool,
 }
 
 /// A deployed node, by its names: what `remove` and `live` need.
@@ -166,6 +168,7 @@ pub(crate) fn join_switch(
     nl: &mut dyn Kernel,
     name: &str,
     switch: &str,
+    hairpin: bool,
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
     let link = nl.link(name)?.expect("the caller just ensured it");
@@ -174,13 +177,16 @@ pub(crate) fn join_switch(
         nl.set_master(name, Some(switch))?;
         j.changed(format!("attached {name} to {switch}"));
     }
-    // Hairpin (as Docker and CNI's `hairpinMode` do): a node's connection to a port forward
-    // that leads back to itself leaves by the port it came in on when the host bridges its
-    // DNAT (`bridge-nf-call-iptables=1`). Part of attaching; a change only on a port that was.
-    if !attached || !link.hairpin {
-        nl.set_hairpin(name, true)?;
+    // Hairpin (as Docker and CNI's `hairpinMode` do), only where port forwards are hairpinned:
+    // a node's connection to a forward that leads back to itself leaves by the port it came in
+    // on when the host bridges its DNAT (`bridge-nf-call-iptables=1`). Part of attaching; a
+    // change only on a port that was.
+    let live = attached && link.hairpin;
+    if live != hairpin && (attached || hairpin) {
+        nl.set_hairpin(name, hairpin)?;
         if attached {
-            j.changed(format!("set hairpin on {name}"));
+            let state = if hairpin { "on" } else { "off" };
+            j.changed(format!("set hairpin {state} on {name}"));
         }
     }
     if !link.up {

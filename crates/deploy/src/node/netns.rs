@@ -116,7 +116,7 @@ impl NodeRuntime for NetnsRuntime {
                 }
             }
         }
-        super::join_switch(nl, veth, node.switch, j)?;
+        super::join_switch(nl, veth, node.switch, node.hairpin, j)?;
         j.step("node-link")?;
 
         // `eth0` comes up below: not before the firewall is in place.

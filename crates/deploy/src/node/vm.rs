@@ -227,7 +227,7 @@ impl VmRuntime {
                 }
             }
         }
-        super::join_switch(nl, name, node.switch, j)?;
+        super::join_switch(nl, name, node.switch, node.hairpin, j)?;
         j.step("node-link")?;
         Ok(created)
     }
