@@ -176,11 +176,22 @@ fn a_node_reaches_a_port_forward_at_the_hosts_address_to_another_node_and_to_its
         m.ns, ports[0]
     ));
     assert!(!hairpin(&m, &ports[0]));
+    let status = m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        v["drift"]
+            .to_string()
+            .contains(&format!("{} is not in hairpin mode", ports[0])),
+        "{v}"
+    );
     let out = m.ok(&["deploy", "-c", &config]);
     assert!(out.contains("hairpin"), "{out}");
     assert!(hairpin(&m, &ports[0]));
     let again = m.ok(&["deploy", "-c", &config]);
     assert!(!again.contains("hairpin"), "{again}");
+    let status = m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(!v["drift"].to_string().contains("hairpin"), "{v}");
 
     // Without port forwards the ports are left as the kernel makes them (a hairpin port gets
     // its own floods back): a deploy that drops the forwards switches hairpin off.

@@ -615,6 +615,15 @@ fn host_veth_drift(
             node.name, link.mtu
         ));
     }
+    // Only a port of the switch has a hairpin mode (one that is not is said above).
+    let hairpin = crate::firewall::nft_rules::hairpin_ports(plan);
+    if link.master.as_deref() == Some(plan.switch.name.as_str()) && link.hairpin != hairpin {
+        drift.push(if hairpin {
+            format!("node {}: its switch port {veth} is not in hairpin mode, so the node cannot reach itself through a port forward: run edgenet deploy", node.name)
+        } else {
+            format!("node {}: its switch port {veth} is in hairpin mode without port forwards to need it: run edgenet deploy", node.name)
+        });
+    }
     Ok(())
 }
 
