@@ -487,6 +487,7 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             // The plan's MTU; on an external switch seen without the host, the adapter's.
             mtu: node.mtu.unwrap_or(mtu),
             switch: &plan.switch.name,
+            hairpin: firewall::nft_rules::hairpin_ports(plan),
         };
         runtime.ensure(k, &spec, &own, run)?;
         for change in run.node_files(&state_dir, plan, node)? {

@@ -323,15 +323,19 @@ fn fill(
     report.switch = Some(sw);
 
     let table = firewall::table_name(id);
-    let live = firewall::driver().live(&table)?;
-    report.firewall_present = live.is_some();
+    let (live, ip_owned) = match live_or_owned(&table)? {
+        Ok(live) => (live, None),
+        Err(owned) => (None, Some(owned)),
+    };
+    report.firewall_present = live.is_some() || ip_owned.is_some();
     // As deploy judges it: a flushed table this deployment made is still its own.
     let made = |name: &str| {
         state
             .object(ObjectKind::NftTable, name, None)
             .is_some_and(|o| o.status == ObjectStatus::Created)
     };
-    report.firewall_foreign = live.as_ref().is_some_and(|t| !t.is_ours(made(&table)));
+    report.firewall_foreign =
+        ip_owned.is_some() || live.as_ref().is_some_and(|t| !t.is_ours(made(&table)));
     let wants_table = FirewallPlan::from_plan(&plan, id).is_ok_and(|f| f.is_some());
     report.firewall_wanted = wants_table;
     if wants_table && !report.firewall_present {
@@ -339,18 +343,25 @@ fn fill(
             .drift
             .push(format!("nftables table ip {table} is missing"));
     }
-    if report.firewall_foreign {
+    // An owned table is said by `table_differences` below (doctor says it too).
+    if ip_owned.is_none() && report.firewall_foreign {
         report.drift.push(format!(
             "nftables table ip {table} exists but is not this deployment's (none of its rules carries edgenet's comments)"
         ));
     }
     let bridge_table = format!("{} {table}", crate::firewall::bridge_rules::FAMILY);
-    let live_bridge = firewall::driver().live(&bridge_table)?;
-    report.bridge_table_present = live_bridge.is_some();
-    report.bridge_table_foreign = live_bridge
-        .as_ref()
-        .is_some_and(|t| !t.is_ours(made(&bridge_table)));
-    if live_bridge.is_none() {
+    let (live_bridge, bridge_owned) = match live_or_owned(&bridge_table)? {
+        Ok(live) => (live, None),
+        Err(owned) => (None, Some(owned)),
+    };
+    report.bridge_table_present = live_bridge.is_some() || bridge_owned.is_some();
+    report.bridge_table_foreign = bridge_owned.is_some()
+        || live_bridge
+            .as_ref()
+            .is_some_and(|t| !t.is_ours(made(&bridge_table)));
+    if bridge_owned.is_some() {
+        // Said by `table_differences` below.
+    } else if live_bridge.is_none() {
         report.drift.push(format!(
             "nftables table {bridge_table} (node port anti-spoofing) is missing"
         ));
@@ -604,6 +615,15 @@ fn host_veth_drift(
             node.name, link.mtu
         ));
     }
+    // Only a port of the switch has a hairpin mode (one that is not is said above).
+    let hairpin = crate::firewall::nft_rules::hairpin_ports(plan);
+    if link.master.as_deref() == Some(plan.switch.name.as_str()) && link.hairpin != hairpin {
+        drift.push(if hairpin {
+            format!("node {}: its switch port {veth} is not in hairpin mode, so the node cannot reach itself through a port forward: run edgenet deploy", node.name)
+        } else {
+            format!("node {}: its switch port {veth} is in hairpin mode without port forwards to need it: run edgenet deploy", node.name)
+        });
+    }
     Ok(())
 }
 
@@ -621,7 +641,10 @@ fn firewall_drift(
     if fw.port_forwards.is_empty() {
         return Ok(());
     }
-    let live = firewall::driver().live(table)?;
+    // An owned table is drift of its own (said above); its forwards cannot be read.
+    let Ok(live) = live_or_owned(table)? else {
+        return Ok(());
+    };
     let want = nft_rules::build(&fw);
     for (pf, spec) in fw.port_forwards.iter().zip(&plan.port_forwards) {
         let comment = nft_rules::forward_comment(pf);
@@ -653,7 +676,8 @@ fn firewall_drift(
 /// edgenet's tables (in the calling thread's namespace) that exist and are its own but differ
 /// from what deploy would write for `plan` (the comparison deploy makes): a rule deleted or
 /// changed by hand, a policy, a chain or object added, a dormant table. One line per table,
-/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself).
+/// naming it and the fix; a missing or foreign table is not listed (`status` says so itself),
+/// one another process owns is.
 pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<String>, DeployError> {
     let id = &state.deployment_id;
     let table = firewall::table_name(id);
@@ -670,8 +694,13 @@ pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<Str
         let made = state
             .object(ObjectKind::NftTable, &name, None)
             .is_some_and(|o| o.status == ObjectStatus::Created);
-        let Some(live) = firewall::driver().live(&name)? else {
-            continue;
+        let live = match live_or_owned(&name)? {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(owned) => {
+                out.push(owned);
+                continue;
+            }
         };
         let diffs = live.differences(&want);
         if live.is_ours(made) && !diffs.is_empty() {
@@ -684,6 +713,21 @@ pub fn table_differences(state: &DeploymentState, plan: &Plan) -> Result<Vec<Str
         }
     }
     Ok(out)
+}
+
+/// Table `name` (as the state records it) as status reads it; `Err(words)` when another
+/// process holds it with the nf_tables `owner` flag (nft cannot list it; deploy refuses it).
+fn live_or_owned(name: &str) -> Result<Result<Option<nft_rules::Ruleset>, String>, DeployError> {
+    use edgenet_host::nft::NftError;
+    match firewall::driver().live(name) {
+        Err(firewall::FirewallError::Nft(NftError::Owned(o))) => Ok(Err(format!(
+            "nftables table {} {} is owned by another process (table flag owner; {}): only that process may change it, so deploy refuses it until that process ends or deletes the table",
+            o.family,
+            o.table,
+            o.who()
+        ))),
+        other => Ok(Ok(other?)),
+    }
 }
 
 /// The bridge table deploy writes: each node's host-side veth with its MAC (static, or the one

@@ -183,15 +183,19 @@ fn nat_table_masquerades_and_guards_the_switch() {
     assert_eq!(tables(&ruleset), [("ip".to_string(), TABLE.to_string())]);
 
     let post = rules(&ruleset, TABLE, "postrouting");
+    let text = |r: &Value| r.to_string();
     let masq: Vec<_> = post.iter().filter(|r| has_stmt(r, "masquerade")).collect();
-    assert_eq!(masq.len(), 1, "{post:#?}");
+    // The hairpin masquerade (node-to-node DNATed flows, with a port forward), then outbound.
+    assert_eq!(masq.len(), 2, "{post:#?}");
     assert!(matches_prefix(masq[0], "saddr", "==", "192.168.77.0", 24));
-    assert!(matches_prefix(masq[0], "daddr", "!=", "192.168.77.0", 24));
+    assert!(matches_prefix(masq[0], "daddr", "==", "192.168.77.0", 24));
+    assert!(text(masq[0]).contains("dnat"), "{}", text(masq[0]));
+    assert!(matches_prefix(masq[1], "saddr", "==", "192.168.77.0", 24));
+    assert!(matches_prefix(masq[1], "daddr", "!=", "192.168.77.0", 24));
     // The multicast/broadcast returns come before the masquerade.
     assert!(has_stmt(post[0], "return") && has_stmt(post[1], "return"));
 
     let fwd = rules(&ruleset, TABLE, "forward");
-    let text = |r: &Value| r.to_string();
     assert!(fwd
         .iter()
         .any(|r| text(r).contains("established") && has_stmt(r, "accept")));
@@ -844,4 +848,160 @@ fn intra_switch_frames_skip_conntrack_and_nothing_else_does() {
         Ok("192.168.77.1".into())
     );
     machine.run(|| driver.remove(TABLE)).unwrap();
+}
+
+/// HTTP server (python's http.server): answers `GET /` with the client's address as it sees it.
+const HTTP_SERVER: &str = "import http.server,sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b=self.client_address[0].encode(); self.send_response(200)
+        self.send_header('Content-Length',str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self,*a): pass
+s=http.server.ThreadingHTTPServer((sys.argv[1],int(sys.argv[2])),H); print('ready',flush=True)
+s.serve_forever()";
+
+/// HTTP client: prints the body of `GET http://ADDR:PORT/`, or fails.
+const HTTP_GET: &str = "import urllib.request,sys
+try:
+    print(urllib.request.urlopen('http://%s:%s/' % (sys.argv[1],sys.argv[2]),timeout=float(sys.argv[3])).read().decode())
+except Exception as e:
+    print(e); sys.exit(1)";
+
+fn serve_http(ns: &Netns, port: u16) -> Server {
+    let mut child = ns
+        .cmd("python3")
+        .args(["-c", HTTP_SERVER, "0.0.0.0", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "HTTP server in {} did not start",
+        ns.name
+    );
+    Server(child)
+}
+
+/// `GET http://addr:port/` from `ns`: `Ok(the client address the server saw)`.
+fn http_get(ns: &Netns, addr: &str, port: u16, timeout: f32) -> Result<String, String> {
+    let out = ns
+        .cmd("python3")
+        .args([
+            "-c",
+            HTTP_GET,
+            addr,
+            &port.to_string(),
+            &timeout.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// Hairpin: a node reaches a port forward at the host's addresses (the switch gateway and the
+/// LAN address), to another node and to itself, with `bridge-nf-call-iptables` at 1 (Docker and
+/// Kubernetes hosts) and at 0; the server sees the host's switch address (masqueraded, so its
+/// answers go back through the host). The LAN and the host still reach the forward with their
+/// own addresses, node↔node stays direct and untracked, an offline switch keeps its nodes out.
+#[test]
+fn port_forwards_hairpin_from_the_nodes() {
+    let Some(machine) = Netns::new("hmach") else {
+        return;
+    };
+    if Command::new("python3").arg("-V").output().is_err() {
+        eprintln!("SKIP: python3 is needed for the HTTP endpoints");
+        return;
+    }
+    let (node1, node2, peer) = switch_with_two_nodes_and_a_peer(&machine, "h");
+    // As edgenet attaches node ports (node::join_switch; crates/cli/tests/hairpin.rs): a node
+    // reaching itself through a forward leaves by its own port when the DNAT is bridged.
+    machine.sh("bridge link set dev vn1 hairpin on; bridge link set dev vn2 hairpin on");
+    let _web = serve_http(&node1, 80);
+    let driver = NftablesDriver::default();
+    let nat = fw_plan(
+        FirewallMode::Nat,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    machine.run(|| driver.apply(&nat)).unwrap();
+    let br_nf = machine
+        .cmd("sysctl")
+        .args(["-qw", "net.bridge.bridge-nf-call-iptables=1"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !br_nf {
+        eprintln!("note: no bridge-nf-call-iptables here (br_netfilter): only the routed path");
+    }
+    for sysctl in if br_nf { vec![0, 1] } else { vec![0] } {
+        if br_nf {
+            machine.sh(&format!(
+                "sysctl -qw net.bridge.bridge-nf-call-iptables={sysctl}"
+            ));
+        }
+        let how = format!("bridge-nf-call-iptables={sysctl}");
+        for host in ["192.168.77.1", "198.18.5.1"] {
+            assert_eq!(
+                http_get(&node2, host, 8080, 2.0),
+                Ok("192.168.77.1".into()),
+                "{how}: node2 → {host}:8080 → node1"
+            );
+            assert_eq!(
+                http_get(&node1, host, 8080, 2.0),
+                Ok("192.168.77.1".into()),
+                "{how}: node1 → {host}:8080 → node1 itself"
+            );
+        }
+        // The LAN keeps its own address; the host reaches it too.
+        assert_eq!(
+            http_get(&peer, "198.18.5.1", 8080, 2.0),
+            Ok("198.18.5.2".into()),
+            "{how}"
+        );
+        assert_eq!(
+            http_get(&machine, "198.18.5.1", 8080, 2.0),
+            Ok("198.18.5.1".into()),
+            "{how}"
+        );
+        // Node to node directly: the node's own address, not translated, not tracked.
+        assert_eq!(
+            http_get(&node2, "192.168.77.2", 80, 2.0),
+            Ok("192.168.77.3".into()),
+            "{how}"
+        );
+        if sysctl == 1 {
+            assert!(
+                !tracked(&machine, "192.168.77.3", "192.168.77.2", Some(80)),
+                "{how}: direct node↔node was tracked\n{}",
+                conntrack(&machine)
+            );
+            assert!(
+                tracked(&machine, "192.168.77.3", "192.168.77.1", Some(8080)),
+                "{how}: the hairpinned connection was not tracked\n{}",
+                conntrack(&machine)
+            );
+        }
+    }
+
+    // Offline: unchanged, the nodes do not reach the forward (only the LAN does).
+    let offline = fw_plan(
+        FirewallMode::Offline,
+        "192.168.77.0/24",
+        vec![tcp_forward(8080, "192.168.77.2", 80)],
+    );
+    machine.run(|| driver.apply(&offline)).unwrap();
+    assert!(http_get(&node2, "192.168.77.1", 8080, 0.5).is_err());
+    assert_eq!(
+        http_get(&peer, "198.18.5.1", 8080, 2.0),
+        Ok("198.18.5.2".into())
+    );
 }

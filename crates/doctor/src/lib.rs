@@ -208,8 +208,19 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
     let host_fw = edgenet_host::facts::host_firewall();
     // NAT and the switch's own rules live in edgenet's table; without it nothing leaves.
     if let (Some(table), SwitchKind::Internal) = (&opts.edgenet_table, plan.switch.kind) {
+        let owned = opts
+            .edgenet_table_drift
+            .iter()
+            .find(|d| d.contains("owned by another process"));
         out.push(match (&host_fw.ruleset, &host_fw.problem) {
             (Some(ruleset), _) => edgenet_table_check(ruleset, table, &opts.edgenet_table_drift),
+            // Unreadable because another process owns one of edgenet's tables: say whose.
+            (None, Some(_)) if owned.is_some() => Check::fail(
+                "host",
+                "edgenet-firewall",
+                owned.cloned().unwrap_or_default(),
+                "stop the process that owns the table, then edgenet deploy",
+            ),
             (None, Some(e)) => Check::skip("host", "edgenet-firewall", format!("nft: {e}")),
             (None, None) => Check::skip("host", "edgenet-firewall", "nft is not installed"),
         });

@@ -189,6 +189,7 @@ mod tests {
             master: None,
             alias: None,
             group: 0,
+            hairpin: false,
         };
         let mut port = link(3, "veth0");
         port.kind = Some("veth".into());

@@ -23,16 +23,24 @@
 //!   chain postrouting {  type nat hook postrouting priority srcnat; policy accept;
 //!     ip saddr 192.168.0.0/24 ip daddr 224.0.0.0/24 return
 //!     ip saddr 192.168.0.0/24 ip daddr 255.255.255.255 return
+//!     ip saddr 192.168.0.0/24 ip daddr 192.168.0.0/24 ct status dnat masquerade
 //!     ip saddr 192.168.0.0/24 ip daddr != 192.168.0.0/24 masquerade
 //!   }
 //!   chain prerouting {  type nat hook prerouting priority dstnat; policy accept;
-//!     ip saddr != 192.168.0.0/24 fib daddr type local tcp dport 8080 dnat to 192.168.0.2:80
+//!     fib daddr type local tcp dport 8080 dnat to 192.168.0.2:80
 //!   }
 //!   chain output {  type nat hook output priority -100; policy accept;
 //!     ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 192.168.0.2:80
 //!   }
 //! }
 //! ```
+//!
+//! Port forwards are hairpinned: a node connecting to one of the host's addresses and a
+//! forwarded port reaches the forward's node too (DNAT whatever the source), and such a
+//! connection within the subnet is masqueraded to the host's switch address, so the answers
+//! come back through the host (which undoes both translations) instead of straight from node
+//! to node. `intra_switch` leaves these tracked: they are addressed to the host. An offline
+//! switch (no NAT) keeps the nodes out of its forwards (`ip saddr != <subnet>`).
 //!
 //! Every chain has policy accept and every drop names the switch: traffic that does not enter or
 //! leave edgenet's bridge is never judged here.
@@ -267,6 +275,18 @@ impl Ruleset {
     }
 }
 
+/// Whether the nodes' switch ports are put in hairpin mode: where port forwards are
+/// hairpinned (a NAT switch with forwards). A node reaching itself through a forward needs it
+/// when the host bridges the DNAT (`bridge-nf-call-iptables=1`): the frame leaves by the port
+/// it came in on. Elsewhere the ports stay as the kernel makes them (a hairpin port also gets
+/// its own floods back).
+pub fn hairpin_ports(plan: &edgenet_core::plan::Plan) -> bool {
+    use edgenet_core::plan::{Outbound, SwitchKind};
+    plan.switch.kind == SwitchKind::Internal
+        && plan.switch.outbound == Outbound::Nat
+        && !plan.port_forwards.is_empty()
+}
+
 /// Builds the table for `fw`.
 pub fn build(fw: &FirewallPlan) -> Ruleset {
     let b = Builder {
@@ -395,6 +415,22 @@ impl Builder<'_> {
                     ],
                 );
             }
+            if !fw.port_forwards.is_empty() {
+                // Hairpin: a node's connection to a host address and forwarded port is sent
+                // back onto the switch to a node. Without a host source the answer would go
+                // straight from node to node (and be refused, it does not answer the address
+                // the client called): like Docker's and a home router's hairpin NAT.
+                self.rule(
+                    "postrouting",
+                    "edgenet: hairpin, nodes reaching port forwards",
+                    vec![
+                        ip_addr("saddr", "==", subnet),
+                        ip_addr("daddr", "==", subnet),
+                        ct_in("status", &["dnat"]),
+                        json!({"masquerade": null}),
+                    ],
+                );
+            }
             self.rule(
                 "postrouting",
                 "edgenet: masquerade the switch subnet",
@@ -410,18 +446,20 @@ impl Builder<'_> {
             chains.push(self.chain("prerouting", "nat", PRIO_DSTNAT));
             chains.push(self.chain("output", "nat", PRIO_DSTNAT));
             for pf in &fw.port_forwards {
-                // Only traffic addressed to the host itself, and not from the nodes (bridged
-                // node-to-node frames pass prerouting too).
-                self.rule(
-                    "prerouting",
-                    &pf_comment(pf),
-                    vec![
-                        ip_addr("saddr", "!=", subnet),
-                        fib_daddr_local(),
-                        l4_port(pf, "dport", pf.host_port),
-                        dnat(pf),
-                    ],
-                );
+                // Only traffic addressed to the host itself (bridged node-to-node frames pass
+                // prerouting too, to node addresses). On a NAT switch the nodes' own connections
+                // too (hairpin, masqueraded in postrouting so the answers come back through the
+                // host); an offline switch has no NAT for them, so not theirs.
+                let mut matches = Vec::new();
+                if fw.mode == FirewallMode::Offline {
+                    matches.push(ip_addr("saddr", "!=", subnet));
+                }
+                matches.extend([
+                    fib_daddr_local(),
+                    l4_port(pf, "dport", pf.host_port),
+                    dnat(pf),
+                ]);
+                self.rule("prerouting", &pf_comment(pf), matches);
                 // The host's own connections to one of its addresses: locally generated
                 // packets skip prerouting. Loopback is left alone: DNAT to a node would leave a
                 // 127.0.0.0/8 source on the switch, which the kernel drops as martian.
@@ -769,8 +807,9 @@ mod tests {
         for want in [
             r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.2 tcp dport 80 ct status dnat accept"#,
             r#"forward: oifname "aksedgesw-int" ip daddr 192.168.7.3 udp dport 53 ct status dnat accept"#,
-            "prerouting: ip saddr != 192.168.7.0/24 fib daddr type local tcp dport 8080 dnat to 192.168.7.2:80",
-            "prerouting: ip saddr != 192.168.7.0/24 fib daddr type local udp dport 5353 dnat to 192.168.7.3:53",
+            "prerouting: fib daddr type local tcp dport 8080 dnat to 192.168.7.2:80",
+            "prerouting: fib daddr type local udp dport 5353 dnat to 192.168.7.3:53",
+            "postrouting: ip saddr 192.168.7.0/24 ip daddr 192.168.7.0/24 ct status dnat masquerade",
             "output: ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 192.168.7.2:80",
             "output: ip daddr != 127.0.0.0/8 fib daddr type local udp dport 5353 dnat to 192.168.7.3:53",
         ] {
@@ -779,6 +818,15 @@ mod tests {
         // The forward accept must come before the catch-all drop into the switch.
         let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
         assert!(pos("tcp dport 80 ct status dnat accept") < pos(r#"oifname "aksedgesw-int" drop"#));
+        // Hairpin: one masquerade for every forward, before the one for outbound traffic.
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains("ct status dnat masquerade"))
+                .count(),
+            1
+        );
+        assert!(pos("ct status dnat masquerade") < pos("ip daddr != 192.168.7.0/24 masquerade"));
         let output = rs.chains.iter().find(|c| c["name"] == "output").unwrap();
         assert_eq!(
             (output["type"].as_str(), output["prio"].as_i64()),
@@ -796,6 +844,10 @@ mod tests {
         let reply = r#"forward: iifname "aksedgesw-int" ct status dnat ct direction reply accept"#;
         assert!(lines.iter().any(|l| l == reply), "{lines:#?}");
         assert!(lines.iter().all(|l| !l.contains("masquerade")));
+        // No hairpin on an offline switch (no NAT for the nodes): its forwards stay the LAN's
+        // and the host's.
+        let dnat = "prerouting: ip saddr != 192.168.7.0/24 fib daddr type local tcp dport 8443 dnat to 192.168.7.2:443";
+        assert!(lines.iter().any(|l| l == dnat), "{lines:#?}");
         let drop_out = lines
             .iter()
             .position(|l| l == r#"forward: iifname "aksedgesw-int" drop"#);

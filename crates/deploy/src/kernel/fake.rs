@@ -54,6 +54,7 @@ impl FakeKernel {
             master: None,
             alias: alias.map(String::from),
             group: 0,
+            hairpin: false,
         });
         self.links.last_mut().expect("just pushed")
     }
@@ -172,6 +173,12 @@ impl Kernel for FakeKernel {
         self.get("set master", name)?;
         self.act(format!("set_master {name} {}", master.unwrap_or("-")))?;
         self.get("set master", name)?.master = master.map(String::from);
+        Ok(())
+    }
+    fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), HostError> {
+        self.get("set hairpin", name)?;
+        self.act(format!("set_hairpin {name} {on}"))?;
+        self.get("set hairpin", name)?.hairpin = on;
         Ok(())
     }
     fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {

@@ -47,6 +47,7 @@ pub trait Kernel {
     fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<(), HostError>;
     fn set_mac(&mut self, name: &str, mac: MacAddr) -> Result<(), HostError>;
     fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError>;
+    fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), HostError>;
     fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError>;
     fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError>;
     /// `Ok(false)` when there was no such link.
@@ -135,6 +136,9 @@ impl Kernel for Netlink {
     }
     fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError> {
         Netlink::set_master(self, name, master)
+    }
+    fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), HostError> {
+        Netlink::set_hairpin(self, name, on)
     }
     fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
         Netlink::set_alias(self, name, alias)

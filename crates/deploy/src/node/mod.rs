@@ -33,6 +33,8 @@ pub struct NodeSpec<'a> {
     pub mac: MacAddr,
     pub mtu: u32,
     pub switch: &'a str,
+    /// The switch port in hairpin mode: on a NAT switch with port forwards (see [`join_switch`]).
+    pub hairpin: bool,
 }
 
 /// A deployed node, by its names: what `remove` and `live` need.
@@ -170,17 +172,21 @@ pub(crate) fn join_switch(
     nl: &mut dyn Kernel,
     name: &str,
     switch: &str,
+    hairpin: bool,
     j: &mut dyn Journal,
     fresh: bool,
 ) -> Result<(), DeployError> {
     if fresh {
         nl.set_master(name, Some(switch))?;
         j.changed(format!("attached {name} to {switch}"));
+        if hairpin {
+            nl.set_hairpin(name, true)?;
+        }
         nl.set_up(name, true)?;
         return Ok(());
     }
     let link = nl.link(name)?.expect("the caller just ensured it");
-    join_switch_found(nl, &link, switch, j)
+    join_switch_found(nl, &link, switch, hairpin, j)
 }
 
 /// [`join_switch`] with the link as the caller just read it (its master and state unchanged
@@ -189,12 +195,26 @@ pub(crate) fn join_switch_found(
     nl: &mut dyn Kernel,
     link: &edgenet_host::netlink::Link,
     switch: &str,
+    hairpin: bool,
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
     let name = link.name.as_str();
-    if link.master.as_deref() != Some(switch) {
+    let attached = link.master.as_deref() == Some(switch);
+    if !attached {
         nl.set_master(name, Some(switch))?;
         j.changed(format!("attached {name} to {switch}"));
+    }
+    // Hairpin (as Docker and CNI's `hairpinMode` do), only where port forwards are hairpinned:
+    // a node's connection to a forward that leads back to itself leaves by the port it came in
+    // on when the host bridges its DNAT (`bridge-nf-call-iptables=1`). Part of attaching; a
+    // change only on a port that was.
+    let live = attached && link.hairpin;
+    if live != hairpin && (attached || hairpin) {
+        nl.set_hairpin(name, hairpin)?;
+        if attached {
+            let state = if hairpin { "on" } else { "off" };
+            j.changed(format!("set hairpin {state} on {name}"));
+        }
     }
     if !link.up {
         nl.set_up(name, true)?;

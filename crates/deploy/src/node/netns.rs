@@ -129,8 +129,8 @@ impl NodeRuntime for NetnsRuntime {
             }
         }
         match &found {
-            Some(link) => super::join_switch_found(nl, link, node.switch, j)?,
-            None => super::join_switch(nl, veth, node.switch, j, true)?,
+            Some(link) => super::join_switch_found(nl, link, node.switch, node.hairpin, j)?,
+            None => super::join_switch(nl, veth, node.switch, node.hairpin, j, true)?,
         }
         j.step("node-link")?;
 

@@ -227,7 +227,7 @@ impl VmRuntime {
                 }
             }
         }
-        super::join_switch(nl, name, node.switch, j, false)?;
+        super::join_switch(nl, name, node.switch, node.hairpin, j, false)?;
         j.step("node-link")?;
         Ok(created)
     }

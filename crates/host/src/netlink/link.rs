@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use edgenet_core::mac::MacAddr;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
-    LinkLayerType, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -39,6 +39,8 @@ pub struct Link {
     pub alias: Option<String>,
     /// Link group (0 = default). edgenet puts its links in a group to delete them in one go.
     pub group: u32,
+    /// A bridge port in hairpin mode: frames may leave by the port they came in on.
+    pub hairpin: bool,
 }
 
 /// A bridge to create.
@@ -259,6 +261,22 @@ impl Netlink {
         self.set_link(msg, &op, name)
     }
 
+    /// Hairpin mode of bridge port `name` (`bridge link set dev NAME hairpin on`). Port
+    /// attributes go in RTM_NEWLINK's slave data: RTM_SETLINK ignores them.
+    pub fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )])),
+        ]));
+        let op = format!("set hairpin {} on", if on { "on" } else { "off" });
+        self.ack_request(RouteNetlinkMessage::NewLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+            .map_err(|f| f.into_host(&op, name))?;
+        Ok(())
+    }
+
     /// Sets the link's alias (`ifalias`); an empty alias removes it.
     pub fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
         let mut msg = link_by_name(name);
@@ -378,6 +396,7 @@ pub(super) fn parse_link(msg: &LinkMessage) -> Link {
         master: None,
         alias: None,
         group: 0,
+        hairpin: false,
     };
     let ether = msg.header.link_layer_type == LinkLayerType::Ether;
     for attr in &msg.attributes {
@@ -394,8 +413,12 @@ pub(super) fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::Group(g) => link.group = *g,
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = Some(kind.to_string());
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                        LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                            link.hairpin = port.contains(&InfoBridgePort::HairpinMode(true));
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -447,6 +470,7 @@ mod tests {
                 master: None,
                 alias: Some("edgenet:abc".into()),
                 group: 4242,
+                hairpin: false,
             }
         );
     }

@@ -36,8 +36,11 @@ use serde_json::Value;
 
 pub mod library;
 mod native;
+mod owner;
 mod session;
+mod write_failure;
 
+pub use owner::TableOwner;
 pub use session::{forget_ruleset, table_in, RulesetSession};
 use session::{
     session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
@@ -60,7 +63,7 @@ pub enum NftError {
         #[source]
         source: io::Error,
     },
-    #[error("`{program} {args}` failed ({status}): {stderr}")]
+    #[error("{}", failed_text(.program, .args, .status, .stderr))]
     Failed {
         program: String,
         args: String,
@@ -74,6 +77,18 @@ pub enum NftError {
         #[source]
         source: serde_json::Error,
     },
+    /// A table another process owns (`flags owner`): refused before anything is sent.
+    #[error("{0}")]
+    Owned(TableOwner),
+}
+
+/// [`NftError::Failed`] in words: a native netlink failure is not labelled as an `nft` command.
+fn failed_text(program: &str, args: &str, status: &str, stderr: &str) -> String {
+    if status == NATIVE_STATUS {
+        format!("the {NATIVE_STATUS} {args} (in-process, not `{program}`) failed: {stderr}")
+    } else {
+        format!("`{program} {args}` failed ({status}): {stderr}")
+    }
 }
 
 /// The program [`Nft::new`] runs, and the only one that may run in-process instead.
@@ -146,7 +161,7 @@ impl Nft {
     /// Writes `document` over native netlink only: `None` when it is outside the native subset
     /// (nothing was done). For tests and comparisons; [`Nft::apply`] chooses by itself.
     pub fn apply_native(&self, document: &Value) -> Option<Result<(), NftError>> {
-        let result = native::apply(document)?.map_err(|e| self.native_failed("-j -f -", e.text()));
+        let result = native::apply(document)?.map_err(|e| self.native_write_failed(document, &e));
         match &result {
             Ok(_) => session_wrote(&self.program, document),
             Err(_) => forget_ruleset(),
@@ -159,7 +174,7 @@ impl Nft {
     pub fn list_ruleset_native(&self) -> Result<Option<Value>, NftError> {
         native::list(None)
             .map(Option::flatten)
-            .map_err(|e| self.native_failed("-j list ruleset", format!("Error: netlink: {e}")))
+            .map_err(|e| self.native_failed("ruleset read", format!("Error: netlink: {e}")))
     }
 
     /// Finds the program without running it (a spawn of `nft` costs milliseconds; a deploy
@@ -211,7 +226,7 @@ impl Nft {
         let result = match native {
             Some(r) => {
                 tracing::debug!("nftables: document written over native netlink");
-                r.map_err(|e| self.native_failed("-j -f -", e.text()))
+                r.map_err(|e| self.native_write_failed(document, &e))
             }
             None => {
                 let input = serde_json::to_vec(document).expect("a JSON value always serialises");
@@ -234,8 +249,13 @@ impl Nft {
             if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
                 return Ok(table);
             }
-            let ruleset = self.list_ruleset_shared()?;
-            return Ok(table_in(&ruleset, family, name));
+            match self.list_ruleset_shared() {
+                Ok(ruleset) => return Ok(table_in(&ruleset, family, name)),
+                // Another table is owned (unlistable as a whole ruleset): read this one alone.
+                Err(NftError::Owned(o))
+                    if (o.family.as_str(), o.table.as_str()) != (family, name) => {}
+                Err(e) => return Err(e),
+            }
         }
         if self.native() {
             match native::list(Some((family, name))) {
@@ -246,6 +266,10 @@ impl Nft {
                 Ok(None) => {}
                 Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
             }
+        }
+        // libnftables cannot list an owned table: say whose it is instead.
+        if let Ok(Some(owner)) = owner::owned_table(Some((family, name))) {
+            return Err(NftError::Owned(owner));
         }
         let args = ["-j", "list", "table", family, name];
         match self.run(&args, None) {
@@ -261,6 +285,12 @@ impl Nft {
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Who owns table `family name` when another process holds it with the `owner` flag
+    /// (`None`: not owned, or not there). Over netlink: libnftables cannot list such a table.
+    pub fn owner_of(&self, family: &str, name: &str) -> io::Result<Option<TableOwner>> {
+        owner::owned_table(Some((family, name)))
     }
 
     /// The whole ruleset of the namespace (every family, iptables-nft tables included), read
@@ -287,6 +317,9 @@ impl Nft {
                 Ok(_) => {}
                 Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
             }
+        }
+        if let Ok(Some(owner)) = owner::owned_table(None) {
+            return Err(NftError::Owned(owner));
         }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
@@ -322,7 +355,7 @@ impl Nft {
                     }
                     Err(e) => {
                         forget_ruleset();
-                        Err(self.native_failed("delete table", e.text()))
+                        Err(self.native_failed("table delete", e.text()))
                     }
                 };
             }
@@ -388,6 +421,12 @@ impl Nft {
             status: NATIVE_STATUS.to_string(),
             stderr,
         }
+    }
+
+    /// A refused native write: labelled as the netlink write it was, repeated errnos in one
+    /// line, the first failing command named.
+    fn native_write_failed(&self, document: &Value, e: &native::NativeError) -> NftError {
+        self.native_failed("write", write_failure::describe(document, e))
     }
 
     fn program_name(&self) -> String {

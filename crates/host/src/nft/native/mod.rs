@@ -28,6 +28,8 @@ mod expr;
 mod rules;
 mod wire;
 
+pub(super) use wire::owned_tables;
+
 use serde_json::{json, Map, Value};
 
 use expr::{AnonSet, KExpr, SetRef, NFPROTO_BRIDGE, NFPROTO_IPV4};
