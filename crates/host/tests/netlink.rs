@@ -451,8 +451,8 @@ fn a_persistent_tap_is_made_with_the_kernels_own_ioctl_numbers() {
 }
 
 #[test]
-fn a_link_index_is_looked_up_in_the_sockets_namespace_not_the_callers() {
-    if !root_or_skip("a_link_index_is_looked_up_in_the_sockets_namespace_not_the_callers") {
+fn link_index_and_master_names_are_looked_up_in_the_sockets_namespace() {
+    if !root_or_skip("link_index_and_master_names_are_looked_up_in_the_sockets_namespace") {
         return;
     }
     let here = TestNs::new("idxa");
@@ -460,22 +460,29 @@ fn a_link_index_is_looked_up_in_the_sockets_namespace_not_the_callers() {
     there.run(|| {
         let mut nl = Netlink::open().unwrap();
         nl.create_bridge(&BridgeSpec::new("enidx0")).unwrap();
+        nl.create_veth(&VethSpec::new("enidxp0", "enidxp1"))
+            .unwrap();
+        nl.set_master("enidxp0", Some("enidx0")).unwrap();
     });
     let kernel_says = there.link("enidx0").expect("bridge made")["ifindex"]
         .as_u64()
         .unwrap();
     // From a thread in `here` (which has no enidx0): a socket opened in `there` finds it, one
     // opened in `here` does not.
-    let (found, missing) = here.run(|| {
+    let (found, missing, port) = here.run(|| {
         let other = NetNs::open(&there.name).unwrap();
         let mut theirs = Netlink::open_in(&other).unwrap();
         let mut ours = Netlink::open().unwrap();
         (
             theirs.link_index("enidx0").unwrap(),
             ours.link_index("enidx0").expect_err("no such link here"),
+            theirs.link("enidxp0").unwrap().expect("port there"),
         )
     });
     assert_eq!(u64::from(found), kernel_says);
+    // The port's master, named from its index in the same namespace.
+    assert_eq!(there.link("enidxp0").unwrap()["master"], "enidx0");
+    assert_eq!(port.master.as_deref(), Some("enidx0"));
     assert_eq!(missing.errno(), Some(libc::ENODEV), "{missing}");
     assert!(
         missing.to_string().starts_with("find link enidx0"),

@@ -136,17 +136,31 @@ impl Netlink {
         Ok(Some(link))
     }
 
+    /// The name of link `index` in the socket's namespace (`SIOCGIFNAME`, as [`Self::link_index`]
+    /// asks for an index: no GetLink, so no link-watch event run under RTNL).
     fn link_name(&mut self, index: u32) -> Result<Option<String>, HostError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        match self.ack_request(get_link(msg), NLM_F_REQUEST | NLM_F_ACK) {
-            Ok(replies) => Ok(replies.iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l).name),
-                _ => None,
-            })),
-            Err(f) if f.errno() == Some(libc::ENODEV) => Ok(None),
-            Err(f) => Err(f.into_host("get link", format!("index {index}").as_str())),
+        nix::ioctl_readwrite_bad!(siocgifname, libc::SIOCGIFNAME, libc::ifreq);
+        let fail = |e: io::Error| HostError::new("get link", format!("index {index}").as_str(), e);
+        let Ok(ifindex) = libc::c_int::try_from(index) else {
+            return Ok(None);
+        };
+        // SAFETY: ifreq is plain old data; all zeroes is a valid (empty) request.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_ifru.ifru_ifindex = ifindex;
+        // SAFETY: the fd is this socket's, open for the call; the kernel writes a NUL-terminated
+        // name of at most IFNAMSIZ bytes into `req`.
+        match unsafe { siocgifname(self.socket.as_raw_fd(), &mut req) } {
+            Ok(_) => {}
+            Err(nix::errno::Errno::ENODEV) => return Ok(None),
+            Err(e) => return Err(fail(io::Error::from(e))),
         }
+        let name: Vec<u8> = req
+            .ifr_name
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        Ok(Some(String::from_utf8_lossy(&name).into_owned()))
     }
 
     /// Creates a bridge. Fails with `EEXIST` when a link of that name exists.
