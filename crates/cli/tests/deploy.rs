@@ -331,6 +331,49 @@ fn a_foreign_nft_table_is_never_modified() {
 }
 
 #[test]
+fn a_table_made_under_the_deployments_name_without_rules_is_not_taken_over() {
+    let Some(m) = machine("nftruleless") else {
+        return;
+    };
+    m.deploy(None);
+    let id = m.state_id().expect("deployed");
+    // Ours deleted, theirs made under the name: a chain and a set edgenet never makes, no rule.
+    let table = format!("edgenet_{id}");
+    sh(&format!(
+        "ip netns exec {} nft delete table ip {table}",
+        m.ns
+    ));
+    sh(&format!("ip netns exec {} nft add table ip {table}", m.ns));
+    sh(&format!(
+        "ip netns exec {} nft add chain ip {table} myfilter '{{ type filter hook input priority 0; policy accept; }}'",
+        m.ns
+    ));
+    sh(&format!(
+        "ip netns exec {} nft add set ip {table} blocked '{{ type ipv4_addr; }}'",
+        m.ns
+    ));
+    let theirs = || {
+        json_of(&format!(
+            "ip netns exec {} nft -j list table ip {table}",
+            m.ns
+        ))
+    };
+    let before = theirs();
+    let out = m.edgenet(&["deploy"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "deploy took the table over: {err}");
+    assert!(err.contains(&table), "{err}");
+    assert_eq!(theirs(), before, "the table was changed");
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(theirs(), before, "remove deleted or changed their table");
+    sh(&format!(
+        "ip netns exec {} nft delete table ip {table}",
+        m.ns
+    ));
+}
+
+#[test]
 fn bad_config_changes_nothing_on_the_host() {
     let Some(m) = machine("bad") else { return };
     let before = m.dump();

@@ -73,6 +73,15 @@ const PRIO_SRCNAT: i64 = 100;
 /// The chain that keeps frames bridged between two nodes out of conntrack.
 pub const INTRA_SWITCH_CHAIN: &str = "intra_switch";
 
+/// Every chain name edgenet's tables have (this module's and [`super::bridge_rules`]'s).
+const OWN_CHAINS: &[&str] = &[
+    INTRA_SWITCH_CHAIN,
+    "forward",
+    "postrouting",
+    "prerouting",
+    "output",
+];
+
 /// Destinations that are never masqueraded (as libvirt): link-local multicast and broadcast
 /// must keep the node's own source address.
 const NO_MASQUERADE: [&str; 2] = ["224.0.0.0/24", "255.255.255.255/32"];
@@ -197,10 +206,20 @@ impl Ruleset {
     }
 
     /// Whether edgenet may replace or delete this table: it carries the mark, or the state
-    /// records that the deployment made it (`recorded`) and it holds no rules at all (flushed:
-    /// a table with rules none of which is ours stays someone else's).
+    /// records that the deployment made it (`recorded`) and it is one of ours flushed: no rules,
+    /// no sets or other objects, only chains under the names edgenet gives. A table with rules
+    /// none of which is ours, or with a chain or set edgenet never makes (someone deleted ours
+    /// and made theirs under the name), stays someone else's.
     pub fn is_ours(&self, recorded: bool) -> bool {
-        self.is_marked() || (recorded && self.rules.is_empty())
+        self.is_marked()
+            || (recorded
+                && self.rules.is_empty()
+                && self.other.is_empty()
+                && self.chains.iter().all(|c| {
+                    c["name"]
+                        .as_str()
+                        .is_some_and(|name| OWN_CHAINS.contains(&name))
+                }))
     }
 
     /// How the live table `self` differs from `want`, in words (empty when equal), for
@@ -969,5 +988,19 @@ mod tests {
             "chain": "forward", "expr": [{"accept": null}]}));
         assert!(!foreign.is_ours(true));
         assert!(rs.is_ours(false));
+        // No rules, but a chain or a set edgenet never makes: someone else's table under the
+        // name (ours deleted, theirs made), recorded or not.
+        let mut their_chain = flushed.clone();
+        their_chain
+            .chains
+            .push(json!({"family": "ip", "table": "edgenet_abc123",
+            "name": "myfilter", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}));
+        assert!(!their_chain.is_ours(true));
+        let mut their_set = flushed.clone();
+        their_set
+            .other
+            .push(json!({"set": {"family": "ip", "table": "edgenet_abc123",
+            "name": "blocked", "type": "ipv4_addr"}}));
+        assert!(!their_set.is_ours(true));
     }
 }
