@@ -104,6 +104,15 @@ pub fn host_taken_networks(
             taken.push((r.destination.trunc(), on));
         }
     }
+    // An address's network and its connected route are one network on one link: said once.
+    let mut seen = Vec::with_capacity(taken.len());
+    taken.retain(|t| {
+        let first = !seen.contains(t);
+        if first {
+            seen.push(t.clone());
+        }
+        first
+    });
     taken
 }
 
@@ -179,6 +188,37 @@ mod tests {
 
     fn n(s: &str) -> Ipv4Net {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_and_its_connected_route_are_one_taken_network() {
+        use crate::host_facts::{HostAddress, HostFacts, HostRoute};
+        let facts = HostFacts {
+            addresses: vec![HostAddress {
+                link: "up0".into(),
+                address: n("10.77.0.5/24"),
+            }],
+            routes: vec![
+                HostRoute {
+                    destination: n("10.77.0.0/24"),
+                    link: Some("up0".into()),
+                    gateway: None,
+                },
+                HostRoute {
+                    destination: n("10.78.0.0/16"),
+                    link: Some("up0".into()),
+                    gateway: Some("10.77.0.1".parse().unwrap()),
+                },
+            ],
+            ..HostFacts::default()
+        };
+        assert_eq!(
+            host_taken_networks(&facts, "aksedgesw-int"),
+            [
+                (n("10.77.0.0/24"), "up0".to_string()),
+                (n("10.78.0.0/16"), "up0".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -41,16 +41,16 @@ impl fmt::Display for TableOwner {
                 f,
                 "nftables table `{family} {table}` is owned by another process (nf_tables table \
                  flag `owner`; {who}), and the nftables library here (1.0.6) cannot list a \
-                 ruleset holding such a table, so edgenet cannot read the host's firewall and \
-                 changed nothing; run edgenet again once that table is gone or with an nftables \
-                 that lists it"
+                 ruleset holding such a table as JSON, so edgenet cannot read the host's \
+                 firewall and stopped there; run edgenet again once that table is gone or with \
+                 an nftables that lists it"
             );
         }
         write!(
             f,
             "nftables table `{family} {table}` is owned by another process (nf_tables table flag \
-             `owner`; {who}): only that process may change or delete it, and nft 1.0.6 cannot \
-             even list it, so edgenet changed nothing. Stop that process or have it delete the \
+             `owner`; {who}): only that process may change or delete it (and nft 1.0.6 cannot list \
+             it as JSON), so edgenet does not touch it. Stop that process or have it delete the \
              table (the kernel deletes an owned table when its owner closes the socket; \
              `nft delete table {family} {table}` from anywhere else is refused), then run edgenet \
              again"
@@ -139,7 +139,7 @@ mod tests {
             "owned by another process",
             "port id 1466",
             "pid 1466 `nft`",
-            "edgenet changed nothing",
+            "edgenet does not touch it",
             "Stop that process",
         ] {
             assert!(t.contains(want), "{want}: {t}");
