@@ -678,6 +678,21 @@ fn r4_port_forwards() {
         "required-field",
         "Edgenet.PortForwards[0].Protocol",
     );
+    // A key a forward does not have (a listen address, say) changes what the operator gets:
+    // the forward answers at every host address. Said, not silently dropped.
+    let f = case_with(
+        &good,
+        &set(
+            good.clone(),
+            "Edgenet/PortForwards/0/ListenAddress",
+            json!("10.99.0.2"),
+        ),
+        "misspelt-key",
+        "Edgenet.PortForwards[0].ListenAddress",
+        Severity::Warning,
+        run,
+    );
+    message_names(&f, "not a key of Edgenet.PortForwards[0]");
 }
 
 // ---- rule group 5: overlaps -----------------------------------------------------------------

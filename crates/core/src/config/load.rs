@@ -868,7 +868,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
             canon,
             map,
         };
-        r.check_keys(&f, FORWARD_KEYS, &[]);
+        r.check_keys_warn_unknown(&f, FORWARD_KEYS, &[]);
         let protocol = r.enumeration(
             &f,
             "Protocol",
