@@ -178,3 +178,46 @@ fn remove_deletes_the_placeholder_of_a_namespace_killed_before_its_mount() {
     );
     assert_eq!(m.dump(), before);
 }
+
+/// A rename (a new machine name) killed right after the node's namespace took its new name:
+/// the next deploy with that name finishes it and the node keeps its MAC, and renaming back
+/// and forth afterwards keeps it too.
+#[test]
+fn a_rename_killed_half_way_keeps_the_nodes_mac() {
+    if !failpoints() {
+        return;
+    }
+    let Some(m) = machine("f14-ren") else { return };
+    let before = m.dump();
+    m.deploy(None);
+    let mac = |m: &Machine| {
+        let ns = node_netns(m);
+        Machine::ip_json_in(&ns, "link show eth0")[0]["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = mac(&m);
+    let out = m.edgenet_env(
+        &["deploy", "--machine-name", "rn2"],
+        &[("EDGENET_FAILPOINT", "node-renamed:crash")],
+    );
+    assert_eq!(out.status.signal(), Some(6), "{out:?}");
+    m.ok(&["deploy", "--machine-name", "rn2"]);
+    assert_eq!(mac(&m), first, "the renamed node keeps its MAC");
+    m.ok(&["deploy", "--machine-name", "rn3"]);
+    m.ok(&["deploy", "--machine-name", "rn2"]);
+    assert_eq!(mac(&m), first, "and keeps it through later renames");
+    let identity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m.state.join("identity.json")).unwrap())
+            .unwrap();
+    let linux_macs = identity["macs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("-ledge"))
+        .count();
+    assert_eq!(linux_macs, 1, "one MAC for the one Linux node: {identity}");
+    m.ok(&["remove"]);
+    assert_eq!(m.dump(), before);
+}

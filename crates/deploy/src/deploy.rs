@@ -623,6 +623,32 @@ fn rename_nodes(
     earlier: &[(edgenet_core::plan::NodeKind, String)],
 ) -> Result<(), DeployError> {
     let id = run.state.deployment_id.clone();
+    let renamed_from = |node: &edgenet_core::plan::NodePlan| {
+        earlier
+            .iter()
+            .find(|(kind, name)| {
+                *kind == node.kind
+                    && *name != node.name
+                    && !plan.nodes.iter().any(|p| p.name == *name)
+            })
+            .map(|(_, old)| old.clone())
+    };
+    // The generated MAC moves to the new name first, recorded before the namespace moves: a
+    // run stopped anywhere in the rename (both names on the namespace, or only the new one)
+    // finds the MAC under the new name, so the node keeps it.
+    let mut moved_mac = false;
+    for node in &plan.nodes {
+        if run.state.macs.contains_key(&node.name) {
+            continue;
+        }
+        if let Some(mac) = renamed_from(node).and_then(|old| run.state.forget_mac(&old)) {
+            run.state.macs.insert(node.name.clone(), mac);
+            moved_mac = true;
+        }
+    }
+    if moved_mac {
+        run.lock.save_journal(&run.state)?;
+    }
     for node in &plan.nodes {
         let new_ns = names::node_netns(&node.name, &id);
         if edgenet_host::netns::exists(&new_ns) {
@@ -643,12 +669,8 @@ fn rename_nodes(
             .status = ObjectStatus::Created;
         run.lock.save_journal(&run.state)?;
         edgenet_host::netns::rename(&old_ns, &new_ns)?;
+        run.step("node-renamed")?;
         run.state.forget_object(ObjectKind::Netns, &old_ns, None);
-        if !run.state.macs.contains_key(&node.name) {
-            if let Some(mac) = run.state.forget_mac(old) {
-                run.state.macs.insert(node.name.clone(), mac);
-            }
-        }
         let dir = run.lock.dir().path();
         let (from, to) = (files::node_dir(dir, old), files::node_dir(dir, &node.name));
         if from.exists() && !to.exists() {
