@@ -198,3 +198,27 @@ fn a_namespace_under_the_node_name_with_pods_but_an_unmarked_eth0_stays_foreign(
     assert_eq!(link_names(&node), before);
     sh(&format!("ip -n {} link del en{id}l", m.ns));
 }
+
+/// With `state.json` lost, the records are rebuilt from the marks: the node running pods is
+/// among them, and remove deletes it.
+#[test]
+fn a_node_running_pods_is_found_again_when_the_records_are_lost() {
+    let Some(m) = machine("f1-podl") else { return };
+    m.deploy(None);
+    let node = m.node_namespaces().into_iter().next().unwrap();
+    let pod = PodNs(format!("f1-podl-{}", std::process::id()));
+    run_pods(&node, &pod.0);
+    std::fs::remove_file(m.state.join("state.json")).unwrap();
+    let out = m.edgenet(&["remove", "--output", "json"]);
+    assert!(out.status.success(), "remove: {}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["removed"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .contains(&format!("network namespace {node}"))),
+        "{report}"
+    );
+    assert!(!report["left"].to_string().contains(&node), "{report}");
+    assert!(!netns_listed(&node), "{node} deleted");
+}
