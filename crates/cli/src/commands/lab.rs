@@ -652,24 +652,14 @@ fn discardable(m: &LabMachine) -> Option<Vec<String>> {
 }
 
 /// Whether the node namespace `name` carries the deployment's marks as `edgenet remove`
-/// checks them: no links but `lo` and `eth0`, and `eth0` (or, before it exists, `lo`) marked.
+/// checks them (`edgenet_deploy::node::netns_links_are_ours`): an `eth0` with the alias,
+/// whatever else the node made inside; else only `lo` beside an `eth0` in the link group, or
+/// a marked `lo` alone.
 fn netns_is_deployments(name: &str, own: &edgenet_deploy::journal::Ownership) -> bool {
-    let links = edgenet_host::netns::NetNs::open(name)
+    edgenet_host::netns::NetNs::open(name)
         .and_then(|ns| edgenet_host::netlink::Netlink::open_in(&ns))
-        .and_then(|mut nl| nl.links());
-    let Ok(links) = links else { return false };
-    if links
-        .iter()
-        .any(|l| l.name != "lo" && l.name != names::NODE_IFNAME)
-    {
-        return false;
-    }
-    match links.iter().find(|l| l.name == names::NODE_IFNAME) {
-        Some(eth0) => own.owns(eth0),
-        None => links
-            .iter()
-            .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())),
-    }
+        .and_then(|mut nl| nl.links())
+        .is_ok_and(|links| edgenet_deploy::node::netns_links_are_ours(&links, own))
 }
 
 #[cfg(test)]

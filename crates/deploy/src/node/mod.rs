@@ -8,7 +8,7 @@ pub mod seed;
 pub mod vm;
 pub mod vm_launch;
 
-pub use self::netns::NetnsRuntime;
+pub use self::netns::{links_are_ours as netns_links_are_ours, NetnsRuntime};
 pub use self::vm::VmRuntime;
 
 use std::path::Path;

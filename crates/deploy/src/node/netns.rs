@@ -271,11 +271,9 @@ impl NodeRuntime for NetnsRuntime {
 /// Whether the network namespace `name` is this deployment's. Its marks: its `eth0`, the
 /// peer of our veth, created in the deployment's link group and then given the deployment's
 /// alias; and its `lo`, given the alias right after the namespace is made (so a namespace of
-/// ours is known before its `eth0` exists, or after it went with its veth). A namespace with
-/// links of its own besides `lo` and `eth0`, or whose `eth0` carries neither mark, is someone
-/// else's (an `eth0` whose peer merely has our veth's name is not ours), and so is one with
-/// neither an `eth0` nor a marked `lo`: a namespace that merely has our name (even one the
-/// state records: it may have been deleted and made again by someone else) is never adopted.
+/// ours is known before its `eth0` exists, or after it went with its veth). See
+/// [`links_are_ours`] for the rule. A namespace that merely has our name (even one the state
+/// records: it may have been deleted and made again by someone else) is never adopted.
 pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
     let ns = NetNs::open(name)?;
     let own = own.clone();
@@ -284,20 +282,29 @@ pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
     })?
 }
 
-/// [`netns_is_ours`] on the links of the namespace.
-fn links_are_ours(links: &[Link], own: &Ownership) -> bool {
-    if links
+/// [`netns_is_ours`] on the links of the namespace, the one rule every command applies:
+/// - an `eth0` with the deployment's alias: the node, whatever else is inside (what runs in
+///   the node makes links of its own: Kubernetes' `cni0`, `flannel.1`, `tunl0`,
+///   `kube-ipvs0`, the pods' veths);
+/// - an `eth0` without the alias: the deployment's only in its link group and alone with
+///   `lo` (a run stopped between making the veth and marking `eth0`, before anything could
+///   run inside); an `eth0` whose peer merely has our veth's name is someone else's;
+/// - no `eth0`: the deployment's only with a marked `lo` and nothing else (made, or left
+///   after its veth went, with nothing of anyone else's inside).
+pub fn links_are_ours(links: &[Link], own: &Ownership) -> bool {
+    let only_ours = links
         .iter()
-        .any(|l| l.name != "lo" && l.name != NODE_IFNAME)
-    {
-        return false;
+        .all(|l| l.name == "lo" || l.name == NODE_IFNAME);
+    match links.iter().find(|l| l.name == NODE_IFNAME) {
+        Some(eth0) if eth0.alias.as_deref() == Some(own.alias.as_str()) => true,
+        Some(eth0) => only_ours && eth0.group == own.group,
+        None => {
+            only_ours
+                && links
+                    .iter()
+                    .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str()))
+        }
     }
-    if let Some(eth0) = links.iter().find(|l| l.name == NODE_IFNAME) {
-        return own.owns(eth0);
-    }
-    links
-        .iter()
-        .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str()))
 }
 
 /// An existing node namespace as one visit saw it.
@@ -392,5 +399,88 @@ mod host_veth_mac_tests {
         assert_ne!(a, host_veth_mac("lv-b0129c"));
         assert_eq!(a.0[0] & 0x01, 0, "unicast");
         assert_eq!(a.0[0] & 0x02, 0x02, "locally administered");
+    }
+}
+
+#[cfg(test)]
+mod ownership_rule_tests {
+    use super::links_are_ours;
+    use crate::journal::Ownership;
+    use edgenet_host::netlink::Link;
+
+    fn own() -> Ownership {
+        Ownership {
+            alias: "edgenet:abc123".into(),
+            group: 7,
+        }
+    }
+
+    fn link(name: &str, alias: Option<&str>, group: u32) -> Link {
+        Link {
+            index: 1,
+            name: name.into(),
+            mtu: 1500,
+            up: true,
+            lower_up: true,
+            mac: None,
+            kind: None,
+            master_index: None,
+            master: None,
+            alias: alias.map(String::from),
+            group,
+            hairpin: false,
+        }
+    }
+
+    fn pods() -> Vec<Link> {
+        ["cni0", "flannel.1", "vethc0ffee", "kube-ipvs0", "tunl0"]
+            .into_iter()
+            .map(|n| link(n, None, 0))
+            .collect()
+    }
+
+    #[test]
+    fn a_marked_eth0_keeps_the_namespace_ours_whatever_the_node_made_inside() {
+        let own = own();
+        let mut links = vec![
+            link("lo", Some(&own.alias), 0),
+            link("eth0", Some(&own.alias), 7),
+        ];
+        assert!(links_are_ours(&links, &own));
+        links.extend(pods());
+        assert!(links_are_ours(&links, &own));
+    }
+
+    #[test]
+    fn an_eth0_in_the_group_without_the_alias_is_ours_only_alone_with_lo() {
+        let own = own();
+        let mut links = vec![link("lo", Some(&own.alias), 0), link("eth0", None, 7)];
+        assert!(links_are_ours(&links, &own));
+        links.extend(pods());
+        assert!(!links_are_ours(&links, &own));
+    }
+
+    #[test]
+    fn an_eth0_without_the_mark_is_someone_elses_even_with_a_marked_lo() {
+        let own = own();
+        for eth0 in [
+            link("eth0", None, 0),
+            link("eth0", Some("edgenet:other"), 0),
+        ] {
+            let mut links = vec![link("lo", Some(&own.alias), 0), eth0];
+            assert!(!links_are_ours(&links, &own));
+            links.extend(pods());
+            assert!(!links_are_ours(&links, &own));
+        }
+    }
+
+    #[test]
+    fn without_eth0_only_a_marked_lo_alone_is_ours() {
+        let own = own();
+        assert!(links_are_ours(&[link("lo", Some(&own.alias), 0)], &own));
+        assert!(!links_are_ours(&[link("lo", None, 0)], &own));
+        let mut links = vec![link("lo", Some(&own.alias), 0)];
+        links.extend(pods());
+        assert!(!links_are_ours(&links, &own));
     }
 }
