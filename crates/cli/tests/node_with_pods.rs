@@ -222,3 +222,50 @@ fn a_node_running_pods_is_found_again_when_the_records_are_lost() {
     assert!(!report["left"].to_string().contains(&node), "{report}");
     assert!(!netns_listed(&node), "{node} deleted");
 }
+
+/// Someone deletes the host end of a node's veth while pods run inside: `eth0` goes with it,
+/// leaving the node's marked `lo` beside the pods' links. Still the deployment's node: status
+/// says what is missing, deploy gives it a new veth, remove deletes it.
+#[test]
+fn a_node_running_pods_whose_veth_was_deleted_gets_a_new_one() {
+    let Some(m) = machine("f14-podveth") else {
+        return;
+    };
+    m.deploy(None);
+    let node = m.node_namespaces().into_iter().next().unwrap();
+    let pod = PodNs(format!("f14-pod-{}", std::process::id()));
+    run_pods(&node, &pod.0);
+    let links = m.ip_json("link show");
+    let veth = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["master"] == "aksedgesw-int")
+        .expect("the node's veth on the switch")["ifname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&format!("ip -n {} link del {veth}", m.ns));
+    assert!(!link_names(&node).contains(&"eth0".to_string()));
+
+    let (code, drift) = status(&m);
+    assert_eq!(code, Some(1), "{drift:?}");
+    assert!(!drift.iter().any(|d| d.contains("mark")), "{drift:?}");
+    let out = m.edgenet(&["deploy"]);
+    assert!(out.status.success(), "deploy: {}", text(&out));
+    let eth0 = Machine::ip_json_in(&node, "-d link show eth0");
+    assert!(
+        eth0[0]["ifalias"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("edgenet:")),
+        "a new, marked eth0: {eth0}"
+    );
+    assert!(link_names(&node).contains(&"cni0".to_string()));
+    assert_eq!(status(&m), (Some(0), Vec::new()));
+
+    let out = m.edgenet(&["remove", "--output", "json"]);
+    assert!(out.status.success(), "remove: {}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["left"], serde_json::json!([]), "{report}");
+    assert!(!netns_listed(&node), "{node} deleted");
+}

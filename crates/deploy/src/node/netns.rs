@@ -289,8 +289,9 @@ pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
 /// - an `eth0` without the alias: the deployment's only in its link group and alone with
 ///   `lo` (a run stopped between making the veth and marking `eth0`, before anything could
 ///   run inside); an `eth0` whose peer merely has our veth's name is someone else's;
-/// - no `eth0`: the deployment's only with a marked `lo` and nothing else (made, or left
-///   after its veth went, with nothing of anyone else's inside).
+/// - no `eth0`: the deployment's when its `lo` carries the alias (only edgenet marks a `lo`):
+///   just made, or a node whose veth went (someone deleted the host end), pods' links and
+///   all, which deploy gives a new veth and remove deletes.
 pub fn links_are_ours(links: &[Link], own: &Ownership) -> bool {
     let only_ours = links
         .iter()
@@ -298,12 +299,9 @@ pub fn links_are_ours(links: &[Link], own: &Ownership) -> bool {
     match links.iter().find(|l| l.name == NODE_IFNAME) {
         Some(eth0) if eth0.alias.as_deref() == Some(own.alias.as_str()) => true,
         Some(eth0) => only_ours && eth0.group == own.group,
-        None => {
-            only_ours
-                && links
-                    .iter()
-                    .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str()))
-        }
+        None => links
+            .iter()
+            .any(|l| l.name == "lo" && l.alias.as_deref() == Some(own.alias.as_str())),
     }
 }
 
@@ -475,12 +473,20 @@ mod ownership_rule_tests {
     }
 
     #[test]
-    fn without_eth0_only_a_marked_lo_alone_is_ours() {
+    fn without_eth0_a_marked_lo_is_ours_pods_or_not() {
         let own = own();
         assert!(links_are_ours(&[link("lo", Some(&own.alias), 0)], &own));
         assert!(!links_are_ours(&[link("lo", None, 0)], &own));
+        assert!(!links_are_ours(
+            &[link("lo", Some("edgenet:other1"), 0)],
+            &own
+        ));
+        // A node running pods whose veth was deleted: its eth0 went with it.
         let mut links = vec![link("lo", Some(&own.alias), 0)];
         links.extend(pods());
-        assert!(!links_are_ours(&links, &own));
+        assert!(links_are_ours(&links, &own));
+        let mut theirs = vec![link("lo", None, 0)];
+        theirs.extend(pods());
+        assert!(!links_are_ours(&theirs, &own));
     }
 }
