@@ -131,6 +131,55 @@ impl LinkConfig {
     }
 }
 
+/// The descriptions (see [`LinkConfig::describe`]) of the items of `recorded` that `live` has
+/// something newer in place of, so they are not put back over it: an address when `live` has
+/// another of the same family and scope (a renewed lease), a route when `live` has one to the
+/// same destination, table and metric (a new gateway). Rules are never superseded.
+pub fn superseded(recorded: &LinkConfig, live: &LinkConfig) -> Vec<String> {
+    let have = live.describe();
+    let address_kind = |a: &AddressMessage| (a.header.family, u8::from(a.header.scope));
+    let mut out: Vec<String> = recorded
+        .addresses
+        .iter()
+        .filter(|a| {
+            live.addresses
+                .iter()
+                .any(|l| address_kind(l) == address_kind(a))
+        })
+        .map(describe_address)
+        .filter(|d| !have.contains(d))
+        .collect();
+    out.extend(
+        recorded
+            .routes
+            .iter()
+            .filter(|r| live.routes.iter().any(|l| route_key(l) == route_key(r)))
+            .map(describe_route)
+            .filter(|d| !have.contains(d)),
+    );
+    out
+}
+
+/// A route's family, destination, table and metric: what makes two routes the same slot.
+fn route_key(r: &RouteMessage) -> (AddressFamily, Option<IpAddr>, u8, u32, Option<u32>) {
+    let mut key = (
+        r.header.address_family,
+        None,
+        r.header.destination_prefix_length,
+        u32::from(r.header.table),
+        None,
+    );
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => key.1 = route_address(d),
+            RouteAttribute::Table(t) => key.3 = *t,
+            RouteAttribute::Priority(p) => key.4 = Some(*p),
+            _ => {}
+        }
+    }
+    key
+}
+
 impl Netlink {
     /// The configuration on link `name` now. A missing link has no addresses or routes, but
     /// rules can still name it.
