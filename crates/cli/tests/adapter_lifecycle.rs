@@ -1752,6 +1752,16 @@ fn a_bridge_set_down_by_hand_gets_its_routes_back() {
         drift.contains("10.9.0.0/24 via 198.18.0.1 table 100"),
         "{drift}"
     );
+    let (code, uplink) = doctor_uplink(&s);
+    assert_ne!(code, Some(0), "{uplink}");
+    assert_eq!(uplink["status"], "FAIL", "{uplink}");
+    assert!(
+        uplink["detail"]
+            .as_str()
+            .unwrap()
+            .contains("default via 198.18.0.1"),
+        "{uplink}"
+    );
 
     let report = s.deploy();
     let changes = changes_of(&report);
@@ -1783,4 +1793,20 @@ fn a_bridge_set_down_by_hand_gets_its_routes_back() {
     assert!(text.contains("No changes"), "{text}");
     let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
     assert_eq!(status["drift"], json!([]), "{status:#}");
+    assert_eq!(doctor_uplink(&s).1["status"], "PASS");
+}
+
+/// `edgenet doctor`'s `uplink` check, and doctor's exit code.
+fn doctor_uplink(s: &Site) -> (Option<i32>, Value) {
+    let out =
+        s.m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "uplink")
+        .unwrap_or_else(|| panic!("no uplink check: {v}"))
+        .clone();
+    (out.status.code(), check)
 }

@@ -9,7 +9,10 @@ use support::*;
 
 fn status(m: &Machine) -> (Option<i32>, Value) {
     let out = m.edgenet(&["status", "--output", "json"]);
-    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap())
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
 }
 
 fn is_up(links: &Value, name: &str) -> bool {

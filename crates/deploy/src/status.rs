@@ -496,6 +496,27 @@ fn fill(
     Ok(())
 }
 
+/// For doctor: on an external switch whose adapter's configuration edgenet moved, what of it
+/// the host lacks now, on the bridge (or on the adapter, the bridge gone); `None` otherwise.
+pub fn host_config_missing(
+    state: &DeploymentState,
+    plan: &Plan,
+) -> Result<Option<Vec<String>>, DeployError> {
+    let Some(adapter) = plan.switch.adapter.as_deref() else {
+        return Ok(None);
+    };
+    let Some(saved) = AdapterRecord::in_state(state, adapter).and_then(|r| r.moved) else {
+        return Ok(None);
+    };
+    let mut nl = kernel::open()?;
+    let nl: &mut dyn Kernel = &mut nl;
+    let on = match nl.link(&plan.switch.name)? {
+        Some(_) => plan.switch.name.as_str(),
+        None => adapter,
+    };
+    Ok(Some(switch::adapter::missing_on_bridge(nl, &saved, on)?.0))
+}
+
 /// The addresses of `live` other than `wanted`.
 fn extra_addresses(live: &[String], wanted: &str) -> Vec<String> {
     live.iter().filter(|a| *a != wanted).cloned().collect()
