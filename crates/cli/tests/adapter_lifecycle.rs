@@ -1733,8 +1733,14 @@ fn remove_after_a_partial_put_back_restores_the_rest() {
 fn a_bridge_set_down_by_hand_gets_its_routes_back() {
     let Some(s) = Site::new("f2bd") else { return };
     richer_adapter(&s);
+    // An IPv6 address goes with the bridge set down (`keep_addr_on_down` is off).
+    s.ip("-6 addr add 2001:db8:f2::11/64 dev up0");
     s.deploy();
     let on_bridge = l3(&s.m.ns, BRIDGE);
+    assert!(
+        on_bridge.to_string().contains("2001:db8:f2::11"),
+        "{on_bridge}"
+    );
     assert!(has_default_via_gateway(&s, BRIDGE));
     s.ip(&format!("link set {BRIDGE} down"));
     // The kernel's doing, not ours: the default route is gone.
@@ -1748,6 +1754,7 @@ fn a_bridge_set_down_by_hand_gets_its_routes_back() {
         "{drift}"
     );
     assert!(drift.contains("default via 198.18.0.1"), "{drift}");
+    assert!(drift.contains("address 2001:db8:f2::11/64"), "{drift}");
     assert!(
         drift.contains("10.9.0.0/24 via 198.18.0.1 table 100"),
         "{drift}"

@@ -751,4 +751,59 @@ mod tests {
             ]
         );
     }
+
+    fn v4_address(ip: &str, scope: AddressScope) -> AddressMessage {
+        let mut a = AddressMessage::default();
+        a.header.family = AddressFamily::Inet;
+        a.header.prefix_len = 24;
+        a.header.scope = scope;
+        a.attributes
+            .push(AddressAttribute::Local(ip.parse().unwrap()));
+        a
+    }
+
+    fn default_via(gateway: &str, table: u32) -> RouteMessage {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet;
+        r.header.table = RouteHeader::RT_TABLE_MAIN;
+        r.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(
+                gateway.parse().unwrap(),
+            )));
+        r.attributes.push(RouteAttribute::Table(table));
+        r
+    }
+
+    #[test]
+    fn only_what_the_link_has_newer_in_place_of_is_superseded() {
+        let recorded = LinkConfig {
+            addresses: vec![v4_address("198.18.0.11", AddressScope::Universe)],
+            routes: vec![
+                default_via("198.18.0.1", 254),
+                default_via("198.18.0.1", 100),
+            ],
+            ..LinkConfig::default()
+        };
+        // Everything gone (a bridge set down flushes its routes): nothing is superseded.
+        assert!(superseded(&recorded, &LinkConfig::default()).is_empty());
+        // A renewed lease with a new address and gateway: the recorded ones are superseded;
+        // the route in table 100 is not (nothing took its place).
+        let live = LinkConfig {
+            addresses: vec![v4_address("198.18.0.12", AddressScope::Universe)],
+            routes: vec![default_via("198.18.0.2", 254)],
+            ..LinkConfig::default()
+        };
+        assert_eq!(
+            superseded(&recorded, &live),
+            ["address 198.18.0.11/24", "default via 198.18.0.1"]
+        );
+        // An address of another scope takes no global address's place.
+        let live = LinkConfig {
+            addresses: vec![v4_address("127.0.0.9", AddressScope::Host)],
+            ..LinkConfig::default()
+        };
+        assert!(superseded(&recorded, &live).is_empty());
+        // What is there as recorded is present, not superseded.
+        assert!(superseded(&recorded, &recorded).is_empty());
+    }
 }
