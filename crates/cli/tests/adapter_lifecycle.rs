@@ -1724,3 +1724,96 @@ fn remove_after_a_partial_put_back_restores_the_rest() {
     assert_eq!(report["left"], json!([]), "{report:#}");
     assert_eq!(l3(&s.m.ns, "up0"), before);
 }
+
+/// The bridge set down by hand: the kernel flushes every route through it (the default route,
+/// a route in another table) and bringing it up gives none back. Status names what is missing
+/// as drift; deploy brings the bridge up and puts back everything recorded, saying so; then
+/// there is nothing left to do.
+#[test]
+fn a_bridge_set_down_by_hand_gets_its_routes_back() {
+    let Some(s) = Site::new("f2bd") else { return };
+    richer_adapter(&s);
+    // An IPv6 address goes with the bridge set down (`keep_addr_on_down` is off).
+    s.ip("-6 addr add 2001:db8:f2::11/64 dev up0");
+    s.deploy();
+    let on_bridge = l3(&s.m.ns, BRIDGE);
+    assert!(
+        on_bridge.to_string().contains("2001:db8:f2::11"),
+        "{on_bridge}"
+    );
+    assert!(has_default_via_gateway(&s, BRIDGE));
+    s.ip(&format!("link set {BRIDGE} down"));
+    // The kernel's doing, not ours: the default route is gone.
+    assert!(!has_default_via_gateway(&s, BRIDGE));
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{status:#}");
+    let drift = status["drift"].to_string();
+    assert!(
+        drift.contains(&format!("bridge {BRIDGE} is down")),
+        "{drift}"
+    );
+    assert!(drift.contains("default via 198.18.0.1"), "{drift}");
+    assert!(drift.contains("address 2001:db8:f2::11/64"), "{drift}");
+    assert!(
+        drift.contains("10.9.0.0/24 via 198.18.0.1 table 100"),
+        "{drift}"
+    );
+    let (code, uplink) = doctor_uplink(&s);
+    assert_ne!(code, Some(0), "{uplink}");
+    assert_eq!(uplink["status"], "FAIL", "{uplink}");
+    assert!(
+        uplink["detail"]
+            .as_str()
+            .unwrap()
+            .contains("default via 198.18.0.1"),
+        "{uplink}"
+    );
+
+    let report = s.deploy();
+    let changes = changes_of(&report);
+    assert!(
+        changes.contains(&format!("brought {BRIDGE} up")),
+        "{changes}"
+    );
+    assert!(
+        changes.contains(&format!("put back default via 198.18.0.1 on {BRIDGE}")),
+        "{changes}"
+    );
+    assert!(
+        changes.contains("10.9.0.0/24 via 198.18.0.1 table 100"),
+        "{changes}"
+    );
+    let routes = s.m.ip_json("route show default");
+    assert!(
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["gateway"] == "198.18.0.1" && r["dev"] == BRIDGE),
+        "{routes:#}"
+    );
+    assert_eq!(l3(&s.m.ns, BRIDGE), on_bridge);
+    assert!(s.reachable("198.18.0.11"));
+    assert_eq!(s.deploy()["changes"], json!([]), "then nothing");
+    let text = s.m.ok(&["deploy", "-c", &s.cfg]);
+    assert!(text.contains("No changes"), "{text}");
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    assert_eq!(doctor_uplink(&s).1["status"], "PASS");
+}
+
+/// `edgenet doctor`'s `uplink` check, and doctor's exit code.
+fn doctor_uplink(s: &Site) -> (Option<i32>, Value) {
+    let out =
+        s.m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "uplink")
+        .unwrap_or_else(|| panic!("no uplink check: {v}"))
+        .clone();
+    (out.status.code(), check)
+}

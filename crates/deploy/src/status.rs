@@ -11,7 +11,7 @@ use crate::firewall::{self, nft_rules, FirewallPlan};
 use crate::forwarding::IP_FORWARD;
 use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
-use crate::names;
+use crate::names::{self, NODE_IFNAME};
 use crate::node::{NodeLive, NodeRef};
 use crate::state::{DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir};
 use crate::switch::{self, AdapterRecord, SwitchLive};
@@ -291,14 +291,16 @@ fn fill(
             }
         }
         // The bridge deleted by hand and made again with nothing on it: the host is offline.
-        let recorded = state
+        let saved = state
             .object(
                 ObjectKind::Adapter,
                 plan.switch.adapter.as_deref().unwrap_or(adapter),
                 None,
             )
             .and_then(AdapterRecord::of)
-            .and_then(|r| r.moved)
+            .and_then(|r| r.moved);
+        let recorded = saved
+            .as_ref()
             .map(|m| m.load().address_strings())
             .unwrap_or_default();
         if !recorded.is_empty()
@@ -310,6 +312,17 @@ fn fill(
                 recorded.join(", "),
                 plan.switch.name
             ));
+        } else if let Some(saved) = saved.as_ref().filter(|_| sw.present && sw.ours && is_port) {
+            // Part of it gone (the bridge set down by hand: the kernel flushed its routes, the
+            // default route with them): the host may have lost its uplink.
+            let (missing, _) = switch::adapter::missing_on_bridge(nl, saved, &plan.switch.name)?;
+            if !missing.is_empty() {
+                report.drift.push(format!(
+                    "the bridge {} lacks the host's {} recorded when {adapter}'s configuration moved there: run deploy to put it back",
+                    plan.switch.name,
+                    missing.join(", ")
+                ));
+            }
         }
         let left = nl.link_config(adapter)?.address_strings();
         if is_port && !left.is_empty() {
@@ -454,6 +467,19 @@ fn fill(
                     node.name, plan.switch.name
                 ));
             }
+            // A VM's own interface is the guest's; a namespace node's deploy brings up.
+            if live.vm.is_none() && !live.up {
+                drift.push(format!(
+                    "node {}: {NODE_IFNAME} in {netns} is down: run deploy to bring it up",
+                    node.name
+                ));
+            }
+            if live.lo_down {
+                drift.push(format!(
+                    "node {}: lo in {netns} is down: run deploy to bring it up",
+                    node.name
+                ));
+            }
             if live.gateway.as_deref() != Some(node.gateway.to_string().as_str()) {
                 drift.push(format!(
                     "node {} has no default route via {}",
@@ -468,6 +494,27 @@ fn fill(
     }
     report.plan = Some(plan);
     Ok(())
+}
+
+/// For doctor: on an external switch whose adapter's configuration edgenet moved, what of it
+/// the host lacks now, on the bridge (or on the adapter, the bridge gone); `None` otherwise.
+pub fn host_config_missing(
+    state: &DeploymentState,
+    plan: &Plan,
+) -> Result<Option<Vec<String>>, DeployError> {
+    let Some(adapter) = plan.switch.adapter.as_deref() else {
+        return Ok(None);
+    };
+    let Some(saved) = AdapterRecord::in_state(state, adapter).and_then(|r| r.moved) else {
+        return Ok(None);
+    };
+    let mut nl = kernel::open()?;
+    let nl: &mut dyn Kernel = &mut nl;
+    let on = match nl.link(&plan.switch.name)? {
+        Some(_) => plan.switch.name.as_str(),
+        None => adapter,
+    };
+    Ok(Some(switch::adapter::missing_on_bridge(nl, &saved, on)?.0))
 }
 
 /// The addresses of `live` other than `wanted`.
@@ -607,6 +654,13 @@ fn host_veth_drift(
     let Some(link) = nl.link(&veth)? else {
         return Ok(());
     };
+    // (A VM's tap follows its QEMU, which is said by itself.)
+    if !link.up && plan.node_runtime != edgenet_core::config::NodeRuntime::Vm {
+        drift.push(format!(
+            "node {}: its host-side veth {veth} is down: run deploy to bring it up",
+            node.name
+        ));
+    }
     let switch_mtu = nl.link(&plan.switch.name)?.map(|l| l.mtu);
     let want = node.mtu.or(plan.switch.mtu).or(switch_mtu);
     if let Some(want) = want.filter(|w| *w != link.mtu) {

@@ -57,6 +57,9 @@ pub struct DoctorOptions {
     /// How edgenet's tables differ from the plan (one line per table, as `status` says it):
     /// a table that is loaded but different fails `edgenet-firewall` too.
     pub edgenet_table_drift: Vec<String>,
+    /// On an external switch, what of the host's configuration recorded for the adapter (its
+    /// addresses, its default and other routes) the host lacks now; `None`: not checked.
+    pub host_config_missing: Option<Vec<String>>,
 }
 
 impl Default for DoctorOptions {
@@ -69,6 +72,7 @@ impl Default for DoctorOptions {
             edgenet_table: None,
             guest_agent_wait: Duration::from_secs(0),
             edgenet_table_drift: Vec::new(),
+            host_config_missing: None,
         }
     }
 }
@@ -134,6 +138,28 @@ fn host_checks(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
                 "edgenet deploy (sets it), or sysctl -w net.ipv4.ip_forward=1",
             ),
             Err(e) => Check::fail("host", "ip-forward", e.to_string(), "run doctor as root"),
+        });
+    }
+    // The host's own uplink rides the external switch: a bridge set down by hand takes the
+    // default route with it, and nothing else here would notice.
+    if let (Some(missing), Some(adapter)) = (&opts.host_config_missing, &plan.switch.adapter) {
+        let bridge = &plan.switch.name;
+        out.push(if missing.is_empty() {
+            Check::pass(
+                "host",
+                "uplink",
+                format!("the host's addresses and routes recorded for {adapter} are in place"),
+            )
+        } else {
+            Check::fail(
+                "host",
+                "uplink",
+                format!(
+                    "the host lacks {} (recorded when {adapter}'s configuration moved to {bridge}; a bridge set down loses its routes): it may have lost its uplink",
+                    missing.join(", ")
+                ),
+                "edgenet deploy (puts them back on the bridge)",
+            )
         });
     }
     let bridge_nf = edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok();

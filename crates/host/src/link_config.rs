@@ -131,6 +131,55 @@ impl LinkConfig {
     }
 }
 
+/// The descriptions (see [`LinkConfig::describe`]) of the items of `recorded` that `live` has
+/// something newer in place of, so they are not put back over it: an address when `live` has
+/// another of the same family and scope (a renewed lease), a route when `live` has one to the
+/// same destination, table and metric (a new gateway). Rules are never superseded.
+pub fn superseded(recorded: &LinkConfig, live: &LinkConfig) -> Vec<String> {
+    let have = live.describe();
+    let address_kind = |a: &AddressMessage| (a.header.family, u8::from(a.header.scope));
+    let mut out: Vec<String> = recorded
+        .addresses
+        .iter()
+        .filter(|a| {
+            live.addresses
+                .iter()
+                .any(|l| address_kind(l) == address_kind(a))
+        })
+        .map(describe_address)
+        .filter(|d| !have.contains(d))
+        .collect();
+    out.extend(
+        recorded
+            .routes
+            .iter()
+            .filter(|r| live.routes.iter().any(|l| route_key(l) == route_key(r)))
+            .map(describe_route)
+            .filter(|d| !have.contains(d)),
+    );
+    out
+}
+
+/// A route's family, destination, table and metric: what makes two routes the same slot.
+fn route_key(r: &RouteMessage) -> (AddressFamily, Option<IpAddr>, u8, u32, Option<u32>) {
+    let mut key = (
+        r.header.address_family,
+        None,
+        r.header.destination_prefix_length,
+        u32::from(r.header.table),
+        None,
+    );
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => key.1 = route_address(d),
+            RouteAttribute::Table(t) => key.3 = *t,
+            RouteAttribute::Priority(p) => key.4 = Some(*p),
+            _ => {}
+        }
+    }
+    key
+}
+
 impl Netlink {
     /// The configuration on link `name` now. A missing link has no addresses or routes, but
     /// rules can still name it.
@@ -701,5 +750,60 @@ mod tests {
                 RuleAttribute::Oifname("other".into())
             ]
         );
+    }
+
+    fn v4_address(ip: &str, scope: AddressScope) -> AddressMessage {
+        let mut a = AddressMessage::default();
+        a.header.family = AddressFamily::Inet;
+        a.header.prefix_len = 24;
+        a.header.scope = scope;
+        a.attributes
+            .push(AddressAttribute::Local(ip.parse().unwrap()));
+        a
+    }
+
+    fn default_via(gateway: &str, table: u32) -> RouteMessage {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet;
+        r.header.table = RouteHeader::RT_TABLE_MAIN;
+        r.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(
+                gateway.parse().unwrap(),
+            )));
+        r.attributes.push(RouteAttribute::Table(table));
+        r
+    }
+
+    #[test]
+    fn only_what_the_link_has_newer_in_place_of_is_superseded() {
+        let recorded = LinkConfig {
+            addresses: vec![v4_address("198.18.0.11", AddressScope::Universe)],
+            routes: vec![
+                default_via("198.18.0.1", 254),
+                default_via("198.18.0.1", 100),
+            ],
+            ..LinkConfig::default()
+        };
+        // Everything gone (a bridge set down flushes its routes): nothing is superseded.
+        assert!(superseded(&recorded, &LinkConfig::default()).is_empty());
+        // A renewed lease with a new address and gateway: the recorded ones are superseded;
+        // the route in table 100 is not (nothing took its place).
+        let live = LinkConfig {
+            addresses: vec![v4_address("198.18.0.12", AddressScope::Universe)],
+            routes: vec![default_via("198.18.0.2", 254)],
+            ..LinkConfig::default()
+        };
+        assert_eq!(
+            superseded(&recorded, &live),
+            ["address 198.18.0.11/24", "default via 198.18.0.1"]
+        );
+        // An address of another scope takes no global address's place.
+        let live = LinkConfig {
+            addresses: vec![v4_address("127.0.0.9", AddressScope::Host)],
+            ..LinkConfig::default()
+        };
+        assert!(superseded(&recorded, &live).is_empty());
+        // What is there as recorded is present, not superseded.
+        assert!(superseded(&recorded, &recorded).is_empty());
     }
 }

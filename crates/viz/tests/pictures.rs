@@ -240,6 +240,7 @@ fn status_report(plan: &Plan) -> edgenet_deploy::StatusReport {
             mtu: present.then_some(mtu),
             gateway: present.then(|| n.gateway.to_string()),
             on_switch: present,
+            lo_down: false,
             vm: None,
         }
     };

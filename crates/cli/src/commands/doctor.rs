@@ -137,6 +137,8 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
         guest_agent_wait: Duration::from_secs(args.wait),
         edgenet_table_drift: edgenet_deploy::status::table_differences(&state, &plan)
             .unwrap_or_default(),
+        host_config_missing: edgenet_deploy::status::host_config_missing(&state, &plan)
+            .unwrap_or_default(),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }

@@ -60,6 +60,9 @@ pub struct NodeLive {
     pub gateway: Option<String>,
     /// The host end is a port of the switch.
     pub on_switch: bool,
+    /// A `netns` node's `lo` is down (its own services are unreachable to itself).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lo_down: bool,
     /// A `vm` node's QEMU, as QMP and the guest agent report it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vm: Option<VmLive>,
@@ -78,6 +81,7 @@ impl NodeLive {
             mtu: None,
             gateway: None,
             on_switch: false,
+            lo_down: false,
             vm: None,
         }
     }
@@ -218,6 +222,7 @@ pub(crate) fn join_switch_found(
     }
     if !link.up {
         nl.set_up(name, true)?;
+        j.changed(format!("brought {name} up"));
     }
     Ok(())
 }

@@ -151,6 +151,7 @@ impl NodeRuntime for NetnsRuntime {
         let plan: &NodePlan = node.plan;
         let (mac, mtu) = (node.mac, node.mtu);
         let alias = own.alias.clone();
+        let guest = ns_name.to_string();
         let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
             let mut changes = Vec::new();
             let mut nl = Netlink::open()?;
@@ -159,6 +160,7 @@ impl NodeRuntime for NetnsRuntime {
             let links = nl.links()?;
             if links.iter().any(|l| l.name == "lo" && !l.up) {
                 nl.set_up("lo", true)?;
+                changes.push(format!("brought {guest}:lo up"));
             }
             let eth0 = links
                 .into_iter()
@@ -176,6 +178,7 @@ impl NodeRuntime for NetnsRuntime {
             }
             if !eth0.up {
                 nl.set_up(NODE_IFNAME, true)?;
+                changes.push(format!("brought {guest}:{NODE_IFNAME} up"));
             }
             // The namespace's mark: remove and the next deploy know it by this alias.
             if eth0.alias.as_deref() != Some(alias.as_str()) {
@@ -237,6 +240,7 @@ impl NodeRuntime for NetnsRuntime {
             on_switch: nl
                 .link(host_veth)?
                 .is_some_and(|l| l.master.as_deref() == Some(switch)),
+            lo_down: false,
             vm: None,
         };
         if !nl.netns_exists(netns_name) {
@@ -245,6 +249,7 @@ impl NodeRuntime for NetnsRuntime {
         let ns = NetNs::open(netns_name)?;
         ns.run(|| -> Result<(), DeployError> {
             let mut nl = Netlink::open()?;
+            live.lo_down = nl.link("lo")?.is_some_and(|lo| !lo.up);
             if let Some(eth0) = nl.link(NODE_IFNAME)? {
                 live.present = true;
                 live.up = eth0.up;

@@ -453,6 +453,7 @@ impl NodeRuntime for VmRuntime {
             on_switch: nl
                 .link(node.host_link)?
                 .is_some_and(|l| l.master.as_deref() == Some(node.switch)),
+            lo_down: false,
             vm: None,
         };
         let Some(pid) = qemu::running_pid(&files) else {

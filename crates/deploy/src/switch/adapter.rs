@@ -270,6 +270,52 @@ pub fn move_addressing(
     Ok(())
 }
 
+/// What the record of the host's configuration on the bridge holds that the bridge lacks now
+/// (a route the kernel flushed when the bridge was set down, an address deleted by hand),
+/// leaving out what the bridge has something newer in place of (see
+/// [`edgenet_host::link_config::superseded`]). Returns (missing, what counts as present).
+pub fn missing_on_bridge(
+    k: &mut dyn Kernel,
+    recorded: &SavedLinkConfig,
+    bridge: &str,
+) -> Result<(Vec<String>, Vec<String>), DeployError> {
+    let live = k.link_config(bridge)?;
+    let saved = recorded.load();
+    let mut present = live.describe();
+    present.extend(edgenet_host::link_config::superseded(&saved, &live));
+    let missing = saved
+        .describe()
+        .into_iter()
+        .filter(|d| !present.contains(d))
+        .collect();
+    Ok((missing, present))
+}
+
+/// Puts back on the bridge what [`missing_on_bridge`] finds missing, each with a change line;
+/// what the kernel refuses is a warning, never claimed put back.
+pub fn restore_on_bridge(
+    k: &mut dyn Kernel,
+    recorded: &SavedLinkConfig,
+    bridge: &str,
+    adapter: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    let (missing, present) = missing_on_bridge(k, recorded, bridge)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (back, refused) = k.apply_saved_onto(recorded, bridge, &present)?;
+    for item in back {
+        j.changed(format!(
+            "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there"
+        ));
+    }
+    for r in refused {
+        j.warn(format!("could not put back {r} on {bridge}"));
+    }
+    Ok(())
+}
+
 /// What the state keeps about an adopted adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterRecord {

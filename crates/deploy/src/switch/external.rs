@@ -6,7 +6,8 @@ use edgenet_core::plan::SwitchPlan;
 use edgenet_host::link_config::SavedLinkConfig;
 
 use super::adapter::{
-    keep_host_config, move_addressing, restore_adapter, AdapterRecord, AdapterSnapshot,
+    keep_host_config, move_addressing, restore_adapter, restore_on_bridge, AdapterRecord,
+    AdapterSnapshot,
 };
 use super::bridge::{bridge_live, create_marked_bridge, delete_bridge};
 use super::{SwitchDriver, SwitchLive};
@@ -94,6 +95,7 @@ impl SwitchDriver for ExternalSwitch {
         // event under RTNL (linkwatch: an RCU grace period every other deploy on the host
         // waits for); up with its port it has carrier from the start.
         let mut bring_up = false;
+        let mut found = false;
         match k.link(name)? {
             None => {
                 // The adapter's MAC: the LAN (and its DHCP server) keeps seeing the same host.
@@ -104,6 +106,7 @@ impl SwitchDriver for ExternalSwitch {
                 ));
             }
             Some(link) if own.owns(&link) && link.kind.as_deref() == Some("bridge") => {
+                found = true;
                 if link.mtu != mtu {
                     k.set_mtu(name, mtu)?;
                     j.changed(format!("set MTU {mtu} on {name} (was {})", link.mtu));
@@ -147,6 +150,12 @@ impl SwitchDriver for ExternalSwitch {
         j.step("switch-adapter")?;
 
         move_addressing(k, snap, name, j)?;
+        // A bridge set down by hand lost its routes (the kernel flushes them) and its IPv6
+        // addresses; bringing it up gives back neither: the record does. (A bridge made now
+        // gets the record back when neither link has any address, see `keep_host_config`.)
+        if let Some(recorded) = self.moved.as_ref().filter(|_| found) {
+            restore_on_bridge(k, recorded, name, adapter, j)?;
+        }
         j.step("switch-address")?;
         Ok(())
     }
