@@ -1817,3 +1817,38 @@ fn doctor_uplink(s: &Site) -> (Option<i32>, Value) {
         .clone();
     (out.status.code(), check)
 }
+
+/// What an administrator adds on the bridge after the take-over is theirs: a deploy that
+/// changes nothing does not record it (state.json untouched), and once they delete it again
+/// neither status calls that drift nor a deploy puts it back. What moved off the adapter is
+/// still put back (see `a_bridge_set_down_by_hand_gets_its_routes_back`).
+#[test]
+fn a_route_the_administrator_adds_and_deletes_on_the_bridge_stays_deleted() {
+    let Some(s) = Site::new("f14rt") else { return };
+    s.deploy();
+    s.ip(&format!(
+        "route add 10.77.0.0/16 via 198.18.0.1 dev {BRIDGE}"
+    ));
+    let state = || std::fs::read(s.m.state.join("state.json")).unwrap();
+    let before = state();
+    let report = s.deploy();
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        state(),
+        before,
+        "a deploy that changed nothing rewrote state.json"
+    );
+    s.ip(&format!(
+        "route del 10.77.0.0/16 via 198.18.0.1 dev {BRIDGE}"
+    ));
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !status["drift"].to_string().contains("10.77.0.0/16"),
+        "{status:#}"
+    );
+    let report = s.deploy();
+    assert!(!changes_of(&report).contains("10.77.0.0/16"), "{report}");
+    let routes = s.m.ip_json("route show 10.77.0.0/16");
+    assert_eq!(routes, serde_json::json!([]), "put back: {routes}");
+}

@@ -94,13 +94,7 @@ impl<'a> Teardown<'a> {
                 o.name
             )));
         };
-        switch::ExternalSwitch {
-            bridge: record.bridge.clone(),
-            snapshot: Some(record.adapter.clone()),
-            users_bridge: false,
-            moved: record.moved.clone(),
-        }
-        .release(k, &self.own)
+        switch::ExternalSwitch::to_release(&record).release(k, &self.own)
     }
 
     /// Undoes `objects` in [`removal_rank`] order (newest first within a rank), carrying on

@@ -250,14 +250,16 @@ fn port_without_ipv6(adapter: &str, bridge: &str, j: &mut dyn Journal) -> Result
 
 /// Moves the host's layer-3 configuration from the adapter to the bridge (addresses, routes,
 /// rules; see [`edgenet_host::link_config`]) and, with IPv6, stops the port's own IPv6.
+/// Returns whether anything moved.
 pub fn move_addressing(
     k: &mut dyn Kernel,
     snap: &AdapterSnapshot,
     bridge: &str,
     j: &mut dyn Journal,
-) -> Result<(), DeployError> {
+) -> Result<bool, DeployError> {
     let adapter = snap.name.as_str();
     let moved = k.move_link_config(adapter, bridge)?;
+    let any = !moved.describe().is_empty();
     for item in moved.describe() {
         j.changed(format!("moved {item} from {adapter} to {bridge}"));
     }
@@ -267,7 +269,7 @@ pub fn move_addressing(
     if snap.disable_ipv6.is_some() {
         port_without_ipv6(adapter, bridge, j)?;
     }
-    Ok(())
+    Ok(any)
 }
 
 /// What the record of the host's configuration on the bridge holds that the bridge lacks now
@@ -457,14 +459,18 @@ pub fn adopt_adapter(
     })
 }
 
-/// The host's configuration on the bridge is recorded after each move; when the bridge and
-/// the adapter both have none (the bridge was deleted by hand and nothing put the adapter's
-/// addresses back), the recorded one goes back on the bridge, so the host is not left offline.
-/// Returns the changes made, and whether the state changed.
+/// The host's configuration on the bridge is recorded after a move (`moved_now`: this run made
+/// the bridge or moved the adapter's configuration to it; or nothing is recorded yet), and
+/// only then: what an administrator adds on the bridge later is not recorded, so deleting it
+/// again is theirs to do, never undone by a deploy putting "recorded" items back. When the
+/// bridge and the adapter both have none (the bridge was deleted by hand and nothing put the
+/// adapter's addresses back), the recorded one goes back on the bridge, so the host is not
+/// left offline. Returns the changes made, and whether the state changed.
 pub fn keep_host_config(
     k: &mut dyn Kernel,
     state: &mut DeploymentState,
     plan: &SwitchPlan,
+    moved_now: bool,
 ) -> Result<(Vec<String>, bool), DeployError> {
     let (Some(adapter), bridge) = (plan.adapter.as_deref(), plan.name.as_str()) else {
         return Ok((Vec::new(), false));
@@ -492,7 +498,7 @@ pub fn keep_host_config(
         );
         return Ok((changes, false));
     }
-    if on_bridge.addresses.is_empty() {
+    if on_bridge.addresses.is_empty() || (record.moved.is_some() && !moved_now) {
         return Ok((Vec::new(), false));
     }
     let saved = SavedLinkConfig::save(&on_bridge, bridge, k.link_index(bridge)?);

@@ -26,6 +26,9 @@ pub struct ExternalSwitch {
     /// The host's configuration on the bridge as last recorded: what goes back on the adapter
     /// when neither link has it (the bridge was deleted by hand).
     pub moved: Option<SavedLinkConfig>,
+    /// Set by `ensure` when it made the bridge or moved the adapter's configuration to it:
+    /// the record of the host's configuration is taken again (see [`keep_host_config`]).
+    moved_now: std::cell::Cell<bool>,
 }
 
 impl ExternalSwitch {
@@ -43,6 +46,19 @@ impl ExternalSwitch {
                 .object(ObjectKind::Bridge, bridge, None)
                 .is_some_and(|o| o.status == ObjectStatus::Adopted),
             moved: record.and_then(|r| r.moved),
+            moved_now: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The switch of `record` to give its adapter back (`remove`): the bridge is never the
+    /// user's there.
+    pub fn to_release(record: &AdapterRecord) -> ExternalSwitch {
+        ExternalSwitch {
+            bridge: record.bridge.clone(),
+            snapshot: Some(record.adapter.clone()),
+            users_bridge: false,
+            moved: record.moved.clone(),
+            moved_now: std::cell::Cell::new(false),
         }
     }
 
@@ -55,6 +71,7 @@ impl ExternalSwitch {
                 .object(ObjectKind::Bridge, &record.bridge, None)
                 .is_some_and(|o| o.status == ObjectStatus::Adopted),
             moved: record.moved.clone(),
+            moved_now: std::cell::Cell::new(false),
         }
     }
 }
@@ -149,7 +166,9 @@ impl SwitchDriver for ExternalSwitch {
         }
         j.step("switch-adapter")?;
 
-        move_addressing(k, snap, name, j)?;
+        if move_addressing(k, snap, name, j)? || !found {
+            self.moved_now.set(true);
+        }
         // A bridge set down by hand lost its routes (the kernel flushes them) and its IPv6
         // addresses; bringing it up gives back neither: the record does. (A bridge made now
         // gets the record back when neither link has any address, see `keep_host_config`.)
@@ -194,6 +213,6 @@ impl SwitchDriver for ExternalSwitch {
         if self.snapshot.is_none() {
             return Ok((Vec::new(), false));
         }
-        keep_host_config(k, state, plan)
+        keep_host_config(k, state, plan, self.moved_now.get())
     }
 }
