@@ -1762,6 +1762,27 @@ fn a_bridge_set_down_by_hand_gets_its_routes_back() {
     let (code, uplink) = doctor_uplink(&s);
     assert_ne!(code, Some(0), "{uplink}");
     assert_eq!(uplink["status"], "FAIL", "{uplink}");
+    // One fault, one FAIL: the nodes' gateway and DNS behind the same bridge are not judged.
+    let out =
+        s.m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&Value> = all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "FAIL")
+        .collect();
+    assert_eq!(failed.len(), 1, "only uplink fails: {failed:#?}");
+    let gateway = all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "gateway")
+        .expect("a node gateway check");
+    assert!(
+        gateway["detail"].as_str().unwrap().contains("see uplink"),
+        "{gateway}"
+    );
     assert!(
         uplink["detail"]
             .as_str()

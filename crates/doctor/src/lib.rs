@@ -101,6 +101,10 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
     } else {
         None
     };
+    // The switch's bridge lost the host's configuration (set down by hand): every node's path
+    // through it is the same fault, said once by `uplink`.
+    let switch_blocker = failed("uplink")
+        .then_some("the switch's bridge lost the host's configuration (see uplink)");
     checks.push(duplicate_addresses(plan, nodes, opts));
     let mut endpoint_done = false;
     for node in nodes {
@@ -111,6 +115,7 @@ pub fn doctor(plan: &Plan, nodes: &[NodeHandle], opts: &DoctorOptions) -> Report
             inside.as_ref(),
             opts,
             host_blocker,
+            switch_blocker,
             switch_mtu_wrong,
         );
         if let (false, NodeKind::Linux, Ok(inside)) = (endpoint_done, node.plan.kind, &inside) {
@@ -442,6 +447,7 @@ fn node_checks(
     inside: Result<&Inside<'_>, &String>,
     opts: &DoctorOptions,
     host_blocker: Option<&'static str>,
+    switch_blocker: Option<&'static str>,
     switch_mtu_wrong: bool,
 ) -> Vec<Check> {
     let n = &node.plan;
@@ -587,6 +593,12 @@ fn node_checks(
     let gateway_ok = inside.ping(n.gateway, None, timeout_s);
     out.push(if gateway_ok {
         Check::pass(scope, "gateway", format!("{} answers ping", n.gateway))
+    } else if let Some(why) = switch_blocker {
+        Check::skip(
+            scope,
+            "gateway",
+            format!("{} does not answer ping, as expected: {why}", n.gateway),
+        )
     } else {
         Check::fail(
             scope,
@@ -622,6 +634,8 @@ fn node_checks(
     // Why traffic leaving the switch cannot be judged, if it cannot.
     let off_switch_blocker = if !route_ok {
         Some("no default route (see default-route)")
+    } else if let (false, Some(why)) = (gateway_ok, switch_blocker) {
+        Some(why)
     } else if !gateway_ok {
         Some("the gateway does not answer (see gateway)")
     } else if plan.switch.kind == SwitchKind::Internal && host_blocker.is_some() {
@@ -630,7 +644,10 @@ fn node_checks(
         None
     };
     let blocked = |ip: Ipv4Addr| {
-        (!plan.switch.subnet.contains(&ip))
+        // A bridge that lost the host's configuration does not reach the switch's own subnet
+        // either.
+        let whole_switch = !gateway_ok && switch_blocker.is_some();
+        (whole_switch || !plan.switch.subnet.contains(&ip))
             .then_some(off_switch_blocker)
             .flatten()
     };
