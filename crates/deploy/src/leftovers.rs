@@ -62,7 +62,7 @@ fn orphan_qemus() -> Vec<String> {
     let netns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
     let ours = netns("self");
     let mut found = Vec::new();
-    for pid in qemu::processes() {
+    for pid in edgenet_host::procfs::pids() {
         let Some(pidfile) = qemu::qemu_pidfile_arg(pid) else {
             continue;
         };

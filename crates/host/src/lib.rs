@@ -20,6 +20,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod probes;
+pub mod procfs;
 pub mod qemu;
 pub mod qmp;
 pub mod resolv;

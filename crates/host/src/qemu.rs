@@ -216,16 +216,7 @@ pub fn qemu_with_pidfile(pid: u32, pidfile: &str) -> bool {
 
 /// A QEMU in /proc started with `-pidfile <pidfile>`.
 pub fn find_qemu_with_pidfile(pidfile: &str) -> Option<u32> {
-    processes().find(|pid| qemu_with_pidfile(*pid, pidfile))
-}
-
-/// The PIDs in /proc.
-pub fn processes() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+    crate::procfs::pids().find(|pid| qemu_with_pidfile(*pid, pidfile))
 }
 
 /// The `-pidfile` argument of a live QEMU process, if it has one.

@@ -173,17 +173,7 @@ pub(crate) fn stop_service(record: &ServiceRecord) -> Result<(), LabError> {
 /// [`command_name`]).
 pub(crate) fn processes_by_netns() -> HashMap<(u64, u64), Vec<u32>> {
     let mut found: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in edgenet_host::procfs::pids() {
         let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
             continue;
         };
