@@ -19,6 +19,9 @@ use crate::services::{self, ServiceSpec};
 use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord, STATE_FILE};
 use crate::topology::*;
 
+/// The LAN router's MAC (locally administered; each lab's LAN is a namespace of its own).
+const LAN_ROUTER_MAC: &str = "02:ed:9e:1a:00:01";
+
 /// tinyproxy's config, in the lab directory.
 const PROXY_CONFIG: &str = "tinyproxy.conf";
 
@@ -491,7 +494,12 @@ impl Lab {
     /// forwarding on (the router).
     fn wire_lan(&self, lan: &NetNs, inet: &NetNs) -> Result<(), LabError> {
         let mut nl = self.host(Netlink::open_in(lan))?;
-        self.host(nl.create_bridge(&BridgeSpec::new(LAN_BRIDGE)))?;
+        // A MAC of its own, set at creation (the kernel then keeps it): a bridge without one
+        // takes its lowest port's, so a machine leaving the LAN changed the router's MAC under
+        // every other machine's ARP cache, cutting their way out for up to a minute.
+        let mut bridge = BridgeSpec::new(LAN_BRIDGE);
+        bridge.mac = Some(LAN_ROUTER_MAC.parse().expect("a valid MAC"));
+        self.host(nl.create_bridge(&bridge))?;
         self.host(nl.add_address(LAN_BRIDGE, with_prefix(LAN_ROUTER, LAN_SUBNET)))?;
         self.host(nl.set_up(LAN_BRIDGE, true))?;
         let mut veth = VethSpec::new(LAN_UPLINK, ADAPTER);
