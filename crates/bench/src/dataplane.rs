@@ -40,17 +40,139 @@ fn sh(script: &str) {
     );
 }
 
-fn server(ns: &str) -> Server {
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, "iperf3", "-s"])
+/// Where iperf3 runs: on a machine with two CPUs or more the client is pinned to CPU 0 and the
+/// server to CPU 1, for every path alike. Unpinned, the scheduler placed the two ends
+/// differently from run to run (same CPU, or split, or moved mid-run), which alone moved a
+/// single stream by ±20 %.
+struct Placement {
+    pinned: bool,
+}
+
+impl Placement {
+    fn detect() -> Placement {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        Placement {
+            pinned: cpus >= 2 && taskset,
+        }
+    }
+
+    /// `ip netns exec NS [taskset -c CPU] iperf3 ARGS`.
+    fn iperf3(&self, ns: &str, cpu: u32, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]);
+        if self.pinned {
+            cmd.args(["taskset", "-c", &cpu.to_string()]);
+        }
+        cmd.arg("iperf3").args(args);
+        cmd
+    }
+}
+
+/// CPU time spent moving the bytes: iperf3's client and server (a veth hands its frames to the
+/// receive softirq, which runs in the sender's context on `local_bh_enable`, or else in
+/// ksoftirqd) plus both CPUs' ksoftirqd threads. Unlike Gbit/s it barely moves when other work
+/// takes CPU time from the run, so it is the figure to trust on a busy machine. Measured with a
+/// cgroup of our own (v1 `cpuacct` or v2 `cpu.stat`); `None` where neither can be made.
+struct CpuMeter {
+    dir: PathBuf,
+    v2: bool,
+    ksoftirqd: Vec<u32>,
+}
+
+impl CpuMeter {
+    fn new(name: &str) -> Option<CpuMeter> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        let mount_of = |fstype: &str, option: Option<&str>| {
+            mounts.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let ok = f.len() > 3
+                    && f[2] == fstype
+                    && option.is_none_or(|o| f[3].split(',').any(|x| x == o));
+                ok.then(|| PathBuf::from(f[1]))
+            })
+        };
+        let (parent, v2) = match mount_of("cgroup", Some("cpuacct")) {
+            Some(p) => (p, false),
+            None => (mount_of("cgroup2", None)?, true),
+        };
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir).ok()?;
+        let ksoftirqd = pids_named("ksoftirqd/");
+        let meter = CpuMeter { dir, v2, ksoftirqd };
+        meter.usage_ns().map(|_| meter)
+    }
+
+    fn add(&self, pid: u32) {
+        let _ = std::fs::write(self.dir.join("cgroup.procs"), pid.to_string());
+    }
+
+    fn usage_ns(&self) -> Option<u64> {
+        let own = if self.v2 {
+            let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+            stat.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))?
+                .trim()
+                .parse::<u64>()
+                .ok()?
+                * 1000
+        } else {
+            std::fs::read_to_string(self.dir.join("cpuacct.usage"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?
+        };
+        let softirq: u64 = self
+            .ksoftirqd
+            .iter()
+            .filter_map(|p| {
+                let s = std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok()?;
+                s.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum();
+        Some(own + softirq)
+    }
+}
+
+impl Drop for CpuMeter {
+    fn drop(&mut self) {
+        // Empty once its processes are gone (the servers are reaped before the meter drops).
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Processes whose `comm` starts with `prefix`.
+fn pids_named(prefix: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .collect()
+}
+
+fn server(place: &Placement, meter: Option<&CpuMeter>, ns: &str, port: u16) -> Server {
+    let child = place
+        .iperf3(ns, 1, &["-s", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("iperf3");
+    if let Some(m) = meter {
+        m.add(child.id());
+    }
     // Wait until it listens.
     for _ in 0..100 {
         let out = Command::new("ip")
-            .args(["netns", "exec", ns, "ss", "-Hltn", "sport = :5201"])
+            .args(["netns", "exec", ns, "ss", "-Hltn"])
+            .arg(format!("sport = :{port}"))
             .output()
             .unwrap();
         if !out.stdout.is_empty() {
@@ -61,24 +183,57 @@ fn server(ns: &str) -> Server {
     Server(child)
 }
 
-/// Gbit/s received by the server of one iperf3 run from `ns` to `addr`.
-fn throughput(ns: &str, addr: &str) -> f64 {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "iperf3", "-c", addr, "-t", SECONDS, "-J",
-        ])
-        .output()
+/// One iperf3 run.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Gbit/s received by the server.
+    gbps: f64,
+    /// CPU ns per KiB received (see [`CpuMeter`]).
+    cost: Option<f64>,
+    retransmits: f64,
+}
+
+fn throughput(
+    place: &Placement,
+    meter: Option<&CpuMeter>,
+    ns: &str,
+    addr: &str,
+    port: u16,
+) -> Sample {
+    let before = meter.and_then(CpuMeter::usage_ns);
+    let child = place
+        .iperf3(
+            ns,
+            0,
+            &["-c", addr, "-p", &port.to_string(), "-t", SECONDS, "-J"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    if let Some(m) = meter {
+        m.add(child.id());
+    }
+    let out = child.wait_with_output().unwrap();
+    let after = meter.and_then(CpuMeter::usage_ns);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let bps = v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or_else(|| {
-            panic!(
-                "iperf3 from {ns} to {addr}: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-    bps / 1e9
+    let received = &v["end"]["sum_received"];
+    let bps = received["bits_per_second"].as_f64().unwrap_or_else(|| {
+        panic!(
+            "iperf3 from {ns} to {addr}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let bytes = received["bytes"].as_f64().unwrap_or(0.0);
+    let cost = match (before, after) {
+        (Some(b), Some(a)) if bytes > 0.0 => Some((a - b) as f64 / (bytes / 1024.0)),
+        _ => None,
+    };
+    Sample {
+        gbps: bps / 1e9,
+        cost,
+        retransmits: v["end"]["sum_sent"]["retransmits"].as_f64().unwrap_or(0.0),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -126,6 +281,8 @@ fn ip_table(machine: &str) -> String {
 
 struct Deployment {
     machine: String,
+    /// `EDGENET_MACHINE_NAME`, unique to this run: the node namespaces are named after it.
+    name: String,
     state: PathBuf,
     resolv: PathBuf,
 }
@@ -138,7 +295,7 @@ impl Deployment {
             .args(args)
             .env("EDGENET_STATE_DIR", &self.state)
             .env("EDGENET_RESOLV_CONF", &self.resolv)
-            .env("EDGENET_MACHINE_NAME", "dp")
+            .env("EDGENET_MACHINE_NAME", &self.name)
             .output()
             .unwrap();
         assert!(
@@ -164,6 +321,19 @@ impl Drop for Deployment {
     }
 }
 
+/// One line of the table: a path, the state it is measured in, and its ceiling's row.
+struct Row<'a> {
+    label: &'a str,
+    client: String,
+    addr: &'a str,
+    port: u16,
+    ceiling: usize,
+    /// Puts the machine in this row's state before the run, and back after it.
+    enter: Box<dyn Fn() + 'a>,
+    leave: Box<dyn Fn() + 'a>,
+    samples: Vec<Sample>,
+}
+
 pub fn bench(runs: usize) {
     if Command::new("iperf3").arg("-v").output().is_err() {
         eprintln!("edgenet-bench dataplane: iperf3 is missing: apt-get install iperf3");
@@ -172,6 +342,10 @@ pub fn bench(runs: usize) {
     let pid = std::process::id();
     let dir = std::env::temp_dir().join(format!("edgenet-bench-dp-{pid}"));
     std::fs::create_dir_all(&dir).unwrap();
+    // Every veth here has one queue per end, as edgenet makes its nodes' veths (`ip link add
+    // type veth` alone gives one per CPU); offloads are the kernel's defaults on both sides.
+    let veth = "numtxqueues 1 numrxqueues 1 type veth peer";
+    let one_queue = "numtxqueues 1 numrxqueues 1";
 
     // veth pair.
     let (va, vb) = (
@@ -179,7 +353,7 @@ pub fn bench(runs: usize) {
         Ns::new(&format!("endpb-{pid}")),
     );
     sh(&format!(
-        "ip -n {a} link add v0 type veth peer name v0 netns {b}
+        "ip -n {a} link add v0 {veth} name v0 {one_queue} netns {b}
          ip -n {a} addr add 198.18.9.1/24 dev v0; ip -n {a} link set v0 up
          ip -n {b} addr add 198.18.9.2/24 dev v0; ip -n {b} link set v0 up",
         a = va.0,
@@ -193,8 +367,8 @@ pub fn bench(runs: usize) {
         Ns::new(&format!("endprl-{pid}")),
     );
     sh(&format!(
-        "ip -n {c} link add eth0 type veth peer name down0 netns {r}
-         ip -n {r} link add up0 type veth peer name eth0 netns {l}
+        "ip -n {c} link add eth0 {veth} name down0 {one_queue} netns {r}
+         ip -n {r} link add up0 {veth} name eth0 {one_queue} netns {l}
          ip -n {c} addr add 198.18.10.2/24 dev eth0; ip -n {c} link set eth0 up
          ip -n {c} route add default via 198.18.10.1
          ip -n {r} addr add 198.18.10.1/24 dev down0; ip -n {r} link set down0 up
@@ -213,7 +387,7 @@ pub fn bench(runs: usize) {
         Ns::new(&format!("endpl-{pid}")),
     );
     sh(&format!(
-        "ip -n {m} link add up0 type veth peer name eth0 netns {l}
+        "ip -n {m} link add up0 {veth} name eth0 {one_queue} netns {l}
          ip -n {m} addr add 198.18.12.11/24 dev up0; ip -n {m} link set up0 up
          ip -n {m} route add default via 198.18.12.1
          ip -n {l} addr add 198.18.12.1/24 dev eth0; ip -n {l} link set eth0 up",
@@ -230,100 +404,217 @@ pub fn bench(runs: usize) {
     .unwrap();
     let deployment = Deployment {
         machine: machine.0.clone(),
+        name: format!("dp{pid}"),
         state: dir.join("state"),
         resolv,
     };
-    deployment.edgenet(&["deploy", "-c", config.to_str().unwrap()]);
-    let linux = node_namespace("dp-ledge-");
-    let windows = node_namespace("dp-wedge-");
+    let config = config.to_str().unwrap().to_string();
+    deployment.edgenet(&["deploy", "-c", &config]);
+    let linux = node_namespace(&format!("{}-ledge-", deployment.name));
+    let windows = node_namespace(&format!("{}-wedge-", deployment.name));
     let table = ip_table(&machine.0);
-    // Before: the table without its intra_switch chain. After: `edgenet deploy` repairs it.
-    let without_notrack = |gone: bool| {
-        if gone {
-            sh(&format!(
-                "ip netns exec {m} nft flush chain ip {table} intra_switch
-                 ip netns exec {m} nft delete chain ip {table} intra_switch",
-                m = machine.0
-            ));
-        } else {
-            deployment.edgenet(&["deploy", "-c", config.to_str().unwrap()]);
-            sh(&format!(
-                "ip netns exec {m} nft list chain ip {table} intra_switch >/dev/null",
-                m = machine.0
-            ));
-        }
+    let m = machine.0.as_str();
+    // What a row takes away, `edgenet deploy` puts back (and the check says it did).
+    let repair = || {
+        deployment.edgenet(&["deploy", "-c", &config]);
+        sh(&format!(
+            "ip netns exec {m} nft list chain ip {table} intra_switch >/dev/null
+             ip netns exec {m} nft list table bridge {table} >/dev/null"
+        ));
     };
     let bnf = |on: bool| {
         sh(&format!(
-            "ip netns exec {} sysctl -qw net.bridge.bridge-nf-call-iptables={}",
-            machine.0,
+            "ip netns exec {m} sysctl -qw net.bridge.bridge-nf-call-iptables={}",
             u8::from(on)
         ))
     };
+    let nothing = || Box::new(|| {}) as Box<dyn Fn()>;
 
-    let servers = [
-        server(&vb.0),
-        server(&rl.0),
-        server(&windows),
-        server(&lan.0),
-    ];
+    let place = Placement::detect();
+    let meter = CpuMeter::new(&format!("edgenet-bench-dp-{pid}"));
     let windows_ip = "192.168.0.3"; // the built-in subnet in an empty machine namespace
-    let mut rows: Vec<(&str, Vec<f64>)> = vec![
-        ("veth pair", vec![]),
-        ("switch node↔node (bridge-nf 1)", vec![]),
-        ("  without intra_switch notrack", vec![]),
-        ("switch node↔node (bridge-nf 0)", vec![]),
-        ("routed", vec![]),
-        ("switch node→LAN (NAT)", vec![]),
+    let mut rows = vec![
+        Row {
+            label: "veth pair",
+            client: va.0.clone(),
+            addr: "198.18.9.2",
+            port: 5201,
+            ceiling: 0,
+            enter: nothing(),
+            leave: nothing(),
+            samples: vec![],
+        },
+        Row {
+            label: "switch node↔node (bridge-nf 1)",
+            client: linux.clone(),
+            addr: windows_ip,
+            port: 5202,
+            ceiling: 0,
+            enter: nothing(),
+            leave: nothing(),
+            samples: vec![],
+        },
+        Row {
+            label: "  without intra_switch notrack",
+            client: linux.clone(),
+            addr: windows_ip,
+            port: 5202,
+            ceiling: 0,
+            enter: Box::new(|| {
+                sh(&format!(
+                    "ip netns exec {m} nft flush chain ip {table} intra_switch
+                     ip netns exec {m} nft delete chain ip {table} intra_switch"
+                ))
+            }),
+            leave: Box::new(repair),
+            samples: vec![],
+        },
+        Row {
+            label: "switch node↔node (bridge-nf 0)",
+            client: linux.clone(),
+            addr: windows_ip,
+            port: 5202,
+            ceiling: 0,
+            enter: Box::new(|| bnf(false)),
+            leave: Box::new(|| bnf(true)),
+            samples: vec![],
+        },
+        Row {
+            label: "  and no bridge table (no nft)",
+            client: linux.clone(),
+            addr: windows_ip,
+            port: 5202,
+            ceiling: 0,
+            enter: Box::new(|| {
+                bnf(false);
+                sh(&format!(
+                    "ip netns exec {m} nft delete table bridge {table}"
+                ));
+            }),
+            leave: Box::new(|| {
+                bnf(true);
+                repair();
+            }),
+            samples: vec![],
+        },
+        Row {
+            label: "routed",
+            client: rc.0.clone(),
+            addr: "198.18.11.1",
+            port: 5203,
+            ceiling: 5,
+            enter: nothing(),
+            leave: nothing(),
+            samples: vec![],
+        },
+        Row {
+            label: "switch node→LAN (NAT)",
+            client: linux.clone(),
+            addr: "198.18.12.1",
+            port: 5204,
+            ceiling: 5,
+            enter: nothing(),
+            leave: nothing(),
+            samples: vec![],
+        },
+    ];
+    let servers = [
+        server(&place, meter.as_ref(), &vb.0, 5201),
+        server(&place, meter.as_ref(), &windows, 5202),
+        server(&place, meter.as_ref(), &rl.0, 5203),
+        server(&place, meter.as_ref(), &lan.0, 5204),
     ];
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load_before = load();
-    // Per round, the node↔node runs with and without the chain back to back (which goes
-    // first alternates): their ratio, round by round, is the A/B a noisy machine still shows.
-    let mut after_over_before = Vec::new();
+    bnf(true);
+    // Every round runs every row; odd rounds in the reverse order, so no row always follows
+    // the same one.
     for round in 0..runs {
-        rows[0].1.push(throughput(&va.0, "198.18.9.2"));
-        bnf(true);
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        let mut pair = [0.0; 2];
-        for gone in order {
-            without_notrack(gone);
-            let t = throughput(&linux, windows_ip);
-            rows[if gone { 2 } else { 1 }].1.push(t);
-            pair[usize::from(gone)] = t;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
         }
-        after_over_before.push(pair[0] / pair[1]);
-        without_notrack(false);
-        bnf(false);
-        rows[3].1.push(throughput(&linux, windows_ip));
-        bnf(true);
-        rows[4].1.push(throughput(&rc.0, "198.18.11.1"));
-        rows[5].1.push(throughput(&linux, "198.18.12.1"));
+        for i in order {
+            let r = &mut rows[i];
+            (r.enter)();
+            let s = throughput(&place, meter.as_ref(), &r.client, r.addr, r.port);
+            (r.leave)();
+            r.samples.push(s);
+        }
     }
-    let med: Vec<f64> = rows.iter().map(|(_, v)| median(v.clone())).collect();
-    println!("TCP throughput, iperf3 -t {SECONDS}, {runs} runs each, interleaved, median");
-    println!("{:<32} {:>10} {:>12}", "path", "Gbit/s", "of ceiling");
-    let ceiling = [med[0], med[0], med[0], med[0], med[4], med[4]];
-    for (i, (label, _)) in rows.iter().enumerate() {
+    let load_after = load();
+    drop(servers);
+    drop(meter);
+
+    println!(
+        "TCP throughput, iperf3 -t {SECONDS}, {runs} rounds, every path once per round \
+         (order reversed every other round); medians.\n\
+         iperf3 {}; every veth one queue per end, kernel-default offloads.",
+        if place.pinned {
+            "client on CPU 0, server on CPU 1 for every path"
+        } else {
+            "unpinned (fewer than 2 CPUs or no taskset)"
+        }
+    );
+    println!(
+        "{:<32} {:>7} {:>10} {:>8} {:>10} {:>10} {:>6}",
+        "path", "Gbit/s", "of ceiling", "(paired)", "CPU ns/KiB", "(ceiling's", "retr"
+    );
+    println!(
+        "{:<32} {:>7} {:>10} {:>8} {:>10} {:>10}",
+        "", "", "", "", "", "in %)"
+    );
+    for r in &rows {
+        let ceiling = &rows[r.ceiling].samples;
+        let gbps = median(r.samples.iter().map(|s| s.gbps).collect());
+        let of_ceiling = gbps / median(ceiling.iter().map(|s| s.gbps).collect());
+        // The same ratio round by round: what stays when the machine's speed moves between
+        // rounds.
+        let paired = median(
+            r.samples
+                .iter()
+                .zip(ceiling)
+                .map(|(s, c)| s.gbps / c.gbps)
+                .collect(),
+        );
+        let costs: Vec<f64> = r.samples.iter().filter_map(|s| s.cost).collect();
+        let ceiling_costs: Vec<f64> = ceiling.iter().filter_map(|s| s.cost).collect();
+        let (cost, cost_ratio) = if costs.len() == r.samples.len() && !costs.is_empty() {
+            let c = median(costs);
+            (
+                format!("{c:.0}"),
+                format!("{:.0}%", 100.0 * median(ceiling_costs) / c),
+            )
+        } else {
+            ("-".into(), "-".into())
+        };
         println!(
-            "{label:<32} {:>10.2} {:>11.0}%",
-            med[i],
-            100.0 * med[i] / ceiling[i]
+            "{:<32} {gbps:>7.2} {:>9.0}% {:>7.0}% {cost:>10} {cost_ratio:>10} {:>6.0}",
+            r.label,
+            100.0 * of_ceiling,
+            100.0 * paired,
+            median(r.samples.iter().map(|s| s.retransmits).collect()),
         );
     }
-    let wins = after_over_before.iter().filter(|r| **r > 1.0).count();
+    let with = &rows[1].samples;
+    let without = &rows[2].samples;
+    let ratios: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(a, b)| a.gbps / b.gbps)
+        .collect();
+    let wins = ratios.iter().filter(|r| **r > 1.0).count();
     println!(
-        "intra_switch notrack, bridge-nf 1: {:+.1}% (median of the {runs} back-to-back pairs), \
+        "\"of ceiling\": median over median; \"(paired)\": median of the per-round ratios; \
+         \"(ceiling's in %)\": the ceiling's CPU per KiB over this path's, the throughput a path \
+         would reach on CPUs of its own.\n\
+         intra_switch notrack, bridge-nf 1: {:+.1}% (median of the {runs} per-round ratios), \
          faster in {wins} of {runs}\nload average before: {}load average after:  {}",
-        100.0 * (median(after_over_before) - 1.0),
+        100.0 * (median(ratios) - 1.0),
         load_before,
-        load()
+        load_after
     );
-    drop(servers);
+    drop(rows);
     drop(deployment);
     let _ = std::fs::remove_dir_all(&dir);
 }
