@@ -7,11 +7,23 @@
 //!   bridge, with `bridge-nf-call-iptables` at 1 (as on Docker and Kubernetes hosts: bridged
 //!   packets pass the `ip` hooks), as edgenet leaves it (its `intra_switch` chain keeps them out
 //!   of conntrack); again without that chain (deleted by hand, as edgenet's table was before
-//!   it had one; the next `edgenet deploy` puts it back); and with the sysctl at 0.
+//!   it had one; the next `edgenet deploy` puts it back); with the sysctl at 0; with the sysctl
+//!   at 0 and edgenet's bridge table (anti-spoofing) deleted too, i.e. the bridge with no
+//!   netfilter at all (the next deploy puts it back); and, where the kernel has `clsact`, `u32`
+//!   and `mirred`, with an experimental tc bypass of the bridge (see [`bypass`]; not something
+//!   edgenet does).
 //! - `routed`: a namespace routed by a plain router namespace to a "LAN" namespace, no bridge and
 //!   no firewall — the ceiling of node→LAN.
 //! - `switch node→LAN (NAT)`: the Linux node through the bridge, edgenet's forward filter and
 //!   masquerade to a LAN namespace.
+//!
+//! Method, the same for every path: every veth has one queue per end (as edgenet makes them;
+//! `ip link add type veth` alone makes one per CPU) and the kernel's default offloads; iperf3's
+//! client is pinned to CPU 0 and its server to CPU 1; every round runs every path once, odd
+//! rounds in the reverse order. Besides Gbit/s (median over median, and the median of the
+//! per-round ratios) it prints the CPU time per KiB (see [`CpuMeter`]), which a busy machine
+//! moves far less than throughput, and TCP retransmits (on a veth split over two CPUs they come
+//! from reordering between the two CPUs' backlogs, not from loss).
 //!
 //! Every address is in 198.18.0.0/15 or the switch subnet, inside namespaces made here.
 
@@ -321,6 +333,60 @@ impl Drop for Deployment {
     }
 }
 
+/// The MAC of `eth0` in `ns`.
+fn eth0_mac(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no eth0 in {ns}"))
+        .to_string()
+}
+
+/// The switch port (host end of the node's veth) whose name ends in `suffix` (`l` for the
+/// Linux node, `w` for the Windows node: `en<id>l`, `en<id>w`).
+fn port(machine: &str, suffix: char) -> String {
+    let out = Command::new("ip")
+        .args(["-n", machine, "-j", "link", "show", "type", "veth"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l.get("master").is_some())
+        .filter_map(|l| l["ifname"].as_str())
+        .find(|n| n.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no switch port *{suffix} in {machine}"))
+        .to_string()
+}
+
+/// An experiment, not what edgenet does: node↔node frames taken at one port's tc ingress and
+/// put straight on the other port's egress (`u32` + `mirred`; flower is not built into every
+/// kernel), matched on source MAC and address and destination MAC, so that only frames the
+/// bridge table would let through skip it. The upper bound of an intra-switch bypass that still
+/// crosses both veths.
+fn bypass(machine: &str, on: bool, linux: (&str, &str, &str), windows: (&str, &str, &str)) {
+    let m = machine;
+    if !on {
+        sh(&format!(
+            "tc -n {m} qdisc del dev {} clsact; tc -n {m} qdisc del dev {} clsact",
+            linux.0, windows.0
+        ));
+        return;
+    }
+    for ((from, from_mac, from_ip), (to, to_mac, _)) in [(linux, windows), (windows, linux)] {
+        sh(&format!(
+            "tc -n {m} qdisc add dev {from} clsact
+             tc -n {m} filter add dev {from} ingress protocol ip u32 match ether src {from_mac} \
+               match ether dst {to_mac} match ip src {from_ip}/32 action mirred egress redirect dev {to}"
+        ));
+    }
+}
+
 /// One line of the table: a path, the state it is measured in, and its ceiling's row.
 struct Row<'a> {
     label: &'a str,
@@ -430,6 +496,29 @@ pub fn bench(runs: usize) {
     };
     let nothing = || Box::new(|| {}) as Box<dyn Fn()>;
 
+    let (lport, wport) = (port(m, 'l'), port(m, 'w'));
+    let (lmac, wmac) = (eth0_mac(&linux), eth0_mac(&windows));
+    let lnode = (lport.as_str(), lmac.as_str(), "192.168.0.2");
+    let wnode = (wport.as_str(), wmac.as_str(), "192.168.0.3");
+    // Only where the kernel has clsact, u32 and mirred.
+    let can_bypass = Command::new("sh")
+        .args([
+            "-ec",
+            &format!(
+                "tc -n {m} qdisc add dev {lport} clsact
+             tc -n {m} filter add dev {lport} ingress protocol ip u32 match ip src 192.168.0.2/32 \
+               action mirred egress redirect dev {wport}
+             tc -n {m} qdisc del dev {lport} clsact"
+            ),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = Command::new("tc")
+        .args(["-n", m, "qdisc", "del", "dev", &lport, "clsact"])
+        .stderr(Stdio::null())
+        .status();
+
     let place = Placement::detect();
     let meter = CpuMeter::new(&format!("edgenet-bench-dp-{pid}"));
     let windows_ip = "192.168.0.3"; // the built-in subnet in an empty machine namespace
@@ -498,11 +587,21 @@ pub fn bench(runs: usize) {
             samples: vec![],
         },
         Row {
+            label: "  tc bypass port→port (not edgenet)",
+            client: linux.clone(),
+            addr: windows_ip,
+            port: 5202,
+            ceiling: 0,
+            enter: Box::new(move || bypass(m, true, lnode, wnode)),
+            leave: Box::new(move || bypass(m, false, lnode, wnode)),
+            samples: vec![],
+        },
+        Row {
             label: "routed",
             client: rc.0.clone(),
             addr: "198.18.11.1",
             port: 5203,
-            ceiling: 5,
+            ceiling: 6,
             enter: nothing(),
             leave: nothing(),
             samples: vec![],
@@ -512,12 +611,18 @@ pub fn bench(runs: usize) {
             client: linux.clone(),
             addr: "198.18.12.1",
             port: 5204,
-            ceiling: 5,
+            ceiling: 6,
             enter: nothing(),
             leave: nothing(),
             samples: vec![],
         },
     ];
+    if !can_bypass {
+        rows.retain(|r| !r.label.contains("tc bypass"));
+        for r in &mut rows {
+            r.ceiling = r.ceiling.min(5);
+        }
+    }
     let servers = [
         server(&place, meter.as_ref(), &vb.0, 5201),
         server(&place, meter.as_ref(), &windows, 5202),
@@ -557,7 +662,7 @@ pub fn bench(runs: usize) {
         }
     );
     println!(
-        "{:<32} {:>7} {:>10} {:>8} {:>10} {:>10} {:>6}",
+        "{:<36} {:>7} {:>10} {:>8} {:>10} {:>10} {:>6}",
         "path", "Gbit/s", "of ceiling", "(paired)", "CPU ns/KiB", "(ceiling's", "retr"
     );
     println!(
@@ -589,7 +694,7 @@ pub fn bench(runs: usize) {
             ("-".into(), "-".into())
         };
         println!(
-            "{:<32} {gbps:>7.2} {:>9.0}% {:>7.0}% {cost:>10} {cost_ratio:>10} {:>6.0}",
+            "{:<36} {gbps:>7.2} {:>9.0}% {:>7.0}% {cost:>10} {cost_ratio:>10} {:>6.0}",
             r.label,
             100.0 * of_ceiling,
             100.0 * paired,
