@@ -194,8 +194,11 @@ pub struct DeploymentState {
     #[serde(default)]
     pub sysctls: Vec<SysctlChange>,
     /// The deployment config of the last deploy, as written (`scale-config` builds the config
-    /// of a new machine from its network section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// of a new machine from its network section). Kept in `config.json` beside the state, not
+    /// in `state.json` nor in the journal's lines: a scalable cluster's config lists every
+    /// machine, and each record carrying it made a cluster's deploys cost N² bytes. Read from
+    /// `state.json` when an earlier edgenet wrote it there.
+    #[serde(default, skip_serializing)]
     pub config: Option<Value>,
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
