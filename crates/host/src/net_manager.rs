@@ -238,6 +238,12 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
+        // A client in another network namespace configures another link of that name. Asked
+        // before the command line: a link is cheaper to read than another process's memory,
+        // and on a host of many namespaces (a lab) most processes are elsewhere.
+        if own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns {
+            continue;
+        }
         let Ok(raw) = fs::read(e.path().join("cmdline")) else {
             continue;
         };
@@ -253,10 +259,6 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
             continue;
         };
         if !names_interface(&args, ifname) {
-            continue;
-        }
-        // A client in another network namespace configures another link of that name.
-        if own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns {
             continue;
         }
         out.push(Manager::DhcpClient {
