@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgenet_core::mac::MacAddr;
@@ -198,8 +199,9 @@ pub struct DeploymentState {
     /// in `state.json` nor in the journal's lines: a scalable cluster's config lists every
     /// machine, and each record carrying it made a cluster's deploys cost N² bytes. Read from
     /// `state.json` when an earlier edgenet wrote it there.
-    #[serde(default, skip_serializing)]
-    pub config: Option<Value>,
+    /// Shared, not copied: the records are cloned and compared at every journal line.
+    #[serde(default, skip_serializing, deserialize_with = "config_of_earlier_state")]
+    pub config: Option<Arc<Value>>,
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,
@@ -208,6 +210,13 @@ pub struct DeploymentState {
     /// edgenet changed them are unknown. Kept until remove.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records_rebuilt: bool,
+}
+
+/// The `config` an earlier edgenet kept in `state.json`.
+fn config_of_earlier_state<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Arc<Value>>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.map(Arc::new))
 }
 
 impl DeploymentState {

@@ -30,6 +30,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -374,10 +375,16 @@ impl StateLock {
         let Some(config) = &state.config else {
             return Ok(());
         };
-        let mut json = serde_json::to_vec(config).expect("a JSON value always serialises");
+        if let Some(seen) = &self.files().config_seen {
+            if Arc::ptr_eq(seen, config) {
+                return Ok(());
+            }
+        }
+        let mut json = serde_json::to_vec(&**config).expect("a JSON value always serialises");
         json.push(b'\n');
         let hash = content_hash(Some(&json));
         if self.files().config_hash == hash {
+            self.files().config_seen = Some(config.clone());
             return Ok(());
         }
         let path = self.dir.path().join(CONFIG_FILE);
@@ -396,7 +403,9 @@ impl StateLock {
         }
         tracing::debug!("write {}", path.display());
         tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        self.files().config_hash = hash;
+        let mut files = self.files();
+        files.config_hash = hash;
+        files.config_seen = Some(config.clone());
         Ok(())
     }
 
@@ -475,6 +484,8 @@ pub(crate) struct Files {
     durable_identity: Option<Identity>,
     /// The hash of `config.json`'s bytes (0: none, or not read).
     config_hash: u64,
+    /// The config last found equal to `config.json`'s (compared by address, no serialising).
+    config_seen: Option<Arc<Value>>,
 }
 
 /// What must survive a power cut: who the deployment is, and the values it chose that the
@@ -594,7 +605,7 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
             // Only `scale-config` reads it: a damaged one must not stop a deploy or a remove
             // (the next deploy writes it again).
             match serde_json::from_slice::<Value>(&bytes) {
-                Ok(value) => config = Some(value),
+                Ok(value) => config = Some(Arc::new(value)),
                 Err(e) => tracing::warn!("ignoring {}: {e}", dir.join(CONFIG_FILE).display()),
             }
         }
@@ -885,7 +896,7 @@ mod tests {
         let config = serde_json::json!({ "DeploymentType": "ScalableCluster", "Note": marker });
         let lock = lock_in(dir.path());
         let mut state = lock.load_or_new().unwrap();
-        state.config = Some(config.clone());
+        state.config = Some(Arc::new(config.clone()));
         state.begin_deploy(&sample_plan());
         lock.save_journal(&state).unwrap();
         let config_file = dir.path().join(CONFIG_FILE);
@@ -916,7 +927,7 @@ mod tests {
             "an unchanged config is not rewritten"
         );
         // Another config (the cluster grew): written again.
-        state.config = Some(serde_json::json!({ "Note": "grown" }));
+        state.config = Some(Arc::new(serde_json::json!({ "Note": "grown" })));
         lock.finish(&state).unwrap();
         assert_ne!(ino(&config_file), Some(first));
         drop(lock);
@@ -945,7 +956,7 @@ mod tests {
             serde_json::to_vec_pretty(&old).unwrap(),
         )
         .unwrap();
-        state.config = Some(config.clone());
+        state.config = Some(Arc::new(config.clone()));
         assert_eq!(StateDir::new(dir.path()).peek().unwrap().unwrap(), state);
         let lock = lock_in(dir.path());
         let loaded = lock.load().unwrap().unwrap();
@@ -962,7 +973,7 @@ mod tests {
         assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), next);
         assert_eq!(
             lock_in(dir.path()).load().unwrap().unwrap().config,
-            Some(config)
+            Some(Arc::new(config))
         );
     }
 
