@@ -230,6 +230,14 @@ const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
 /// DHCP client processes of this network namespace naming `ifname` on their command line.
 pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
     let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
+    // Outside the namespace of PID 1 (a lab machine, a container) most processes are in
+    // other namespaces, and a link is cheaper to read than another process's memory: the
+    // namespace is asked first there. In the host's, most processes share it: the command
+    // line first. The same processes are found either way.
+    let other_ns = |e: &fs::DirEntry| {
+        own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns
+    };
+    let ns_first = own_ns.is_some() && fs::read_link(proc.join("1/ns/net")).ok() != own_ns;
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(proc) else {
         return out;
@@ -238,15 +246,26 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        // A client in another network namespace configures another link of that name. Asked
-        // before the command line: a link is cheaper to read than another process's memory,
-        // and on a host of many namespaces (a lab) most processes are elsewhere.
-        if own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns {
+        // A client in another network namespace configures another link of that name.
+        if ns_first && other_ns(&e) {
             continue;
         }
         let Ok(raw) = fs::read(e.path().join("cmdline")) else {
             continue;
         };
+        // Words only for a DHCP client's: the other processes cost no allocation.
+        let client = |word: &&[u8]| {
+            let base = word.rsplit(|b| *b == b'/').next().unwrap_or(word);
+            DHCP_CLIENTS.iter().any(|c| c.as_bytes() == base)
+        };
+        if !raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .take(2)
+            .any(|a| client(&a))
+        {
+            continue;
+        }
         let args: Vec<String> = raw
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
@@ -258,7 +277,7 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         }) else {
             continue;
         };
-        if !names_interface(&args, ifname) {
+        if !names_interface(&args, ifname) || (!ns_first && other_ns(&e)) {
             continue;
         }
         out.push(Manager::DhcpClient {
