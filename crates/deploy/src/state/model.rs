@@ -200,7 +200,11 @@ pub struct DeploymentState {
     /// machine, and each record carrying it made a cluster's deploys cost N² bytes. Read from
     /// `state.json` when an earlier edgenet wrote it there.
     /// Shared, not copied: the records are cloned and compared at every journal line.
-    #[serde(default, skip_serializing, deserialize_with = "config_of_earlier_state")]
+    #[serde(
+        default,
+        skip_serializing,
+        deserialize_with = "config_of_earlier_state"
+    )]
     pub config: Option<Arc<Value>>,
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
