@@ -396,6 +396,62 @@ mod tests {
         );
     }
 
+    /// A /proc of processes: pid → (command line words, network namespace link).
+    fn fake_proc(dir: &Path, own: &str, init: &str, procs: &[(u32, &str, &str)]) {
+        use std::os::unix::fs::symlink;
+        for (name, ns) in [("self", own), ("1", init)] {
+            fs::create_dir_all(dir.join(name).join("ns")).unwrap();
+            symlink(ns, dir.join(name).join("ns/net")).unwrap();
+        }
+        for (pid, cmdline, ns) in procs {
+            let p = dir.join(pid.to_string());
+            fs::create_dir_all(p.join("ns")).unwrap();
+            fs::write(p.join("cmdline"), cmdline.replace(' ', "\0")).unwrap();
+            symlink(ns, p.join("ns/net")).unwrap();
+        }
+    }
+
+    /// The same clients are found whichever is asked first (the namespace outside PID 1's,
+    /// the command line inside it): only those of this namespace naming the link.
+    #[test]
+    fn dhcp_clients_of_this_namespace_are_found_inside_and_outside_pid_1s() {
+        let procs = [
+            (10, "udhcpc -f -i up0", "net:[7]"),
+            (11, "sh /sbin/udhcpc -i up0", "net:[7]"),
+            (12, "udhcpc -i up0", "net:[9]"),
+            (13, "dhclient up1", "net:[7]"),
+            (14, "sleep 100", "net:[7]"),
+            (15, "busybox udhcpc -i up0", "net:[1]"),
+        ];
+        let pids = |dir: &Path| -> Vec<u32> {
+            dhcp_clients(dir, "up0")
+                .into_iter()
+                .map(|m| match m {
+                    Manager::DhcpClient { pid, .. } => pid,
+                    _ => 0,
+                })
+                .collect()
+        };
+        // A namespace of its own (a lab machine).
+        let outside = tempfile::tempdir().unwrap();
+        fake_proc(outside.path(), "net:[7]", "net:[1]", &procs);
+        assert_eq!(pids(outside.path()), vec![10, 11]);
+        // PID 1's namespace.
+        let inside = tempfile::tempdir().unwrap();
+        fake_proc(inside.path(), "net:[7]", "net:[7]", &procs);
+        assert_eq!(pids(inside.path()), vec![10, 11]);
+        let Manager::DhcpClient {
+            program, command, ..
+        } = &dhcp_clients(inside.path(), "up0")[1]
+        else {
+            panic!("a DHCP client");
+        };
+        assert_eq!(
+            (program.as_str(), command.as_str()),
+            ("udhcpc", "sh /sbin/udhcpc -i up0")
+        );
+    }
+
     #[test]
     fn a_dhcp_client_is_found_by_its_interface_argument() {
         let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
