@@ -230,6 +230,14 @@ const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
 /// DHCP client processes of this network namespace naming `ifname` on their command line.
 pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
     let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
+    // Outside the namespace of PID 1 (a lab machine, a container) most processes are in
+    // other namespaces, and a link is cheaper to read than another process's memory: the
+    // namespace is asked first there. In the host's, most processes share it: the command
+    // line first. The same processes are found either way.
+    let other_ns = |e: &fs::DirEntry| {
+        own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns
+    };
+    let ns_first = own_ns.is_some() && fs::read_link(proc.join("1/ns/net")).ok() != own_ns;
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(proc) else {
         return out;
@@ -238,9 +246,26 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
+        // A client in another network namespace configures another link of that name.
+        if ns_first && other_ns(&e) {
+            continue;
+        }
         let Ok(raw) = fs::read(e.path().join("cmdline")) else {
             continue;
         };
+        // Words only for a DHCP client's: the other processes cost no allocation.
+        let client = |word: &&[u8]| {
+            let base = word.rsplit(|b| *b == b'/').next().unwrap_or(word);
+            DHCP_CLIENTS.iter().any(|c| c.as_bytes() == base)
+        };
+        if !raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .take(2)
+            .any(|a| client(&a))
+        {
+            continue;
+        }
         let args: Vec<String> = raw
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
@@ -252,11 +277,7 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         }) else {
             continue;
         };
-        if !names_interface(&args, ifname) {
-            continue;
-        }
-        // A client in another network namespace configures another link of that name.
-        if own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns {
+        if !names_interface(&args, ifname) || (!ns_first && other_ns(&e)) {
             continue;
         }
         out.push(Manager::DhcpClient {
@@ -372,6 +393,62 @@ mod tests {
                 stanza: "iface up3 inet dhcp".into(),
                 file: dir.path().join("interfaces.d/up3"),
             }]
+        );
+    }
+
+    /// A /proc of processes: pid → (command line words, network namespace link).
+    fn fake_proc(dir: &Path, own: &str, init: &str, procs: &[(u32, &str, &str)]) {
+        use std::os::unix::fs::symlink;
+        for (name, ns) in [("self", own), ("1", init)] {
+            fs::create_dir_all(dir.join(name).join("ns")).unwrap();
+            symlink(ns, dir.join(name).join("ns/net")).unwrap();
+        }
+        for (pid, cmdline, ns) in procs {
+            let p = dir.join(pid.to_string());
+            fs::create_dir_all(p.join("ns")).unwrap();
+            fs::write(p.join("cmdline"), cmdline.replace(' ', "\0")).unwrap();
+            symlink(ns, p.join("ns/net")).unwrap();
+        }
+    }
+
+    /// The same clients are found whichever is asked first (the namespace outside PID 1's,
+    /// the command line inside it): only those of this namespace naming the link.
+    #[test]
+    fn dhcp_clients_of_this_namespace_are_found_inside_and_outside_pid_1s() {
+        let procs = [
+            (10, "udhcpc -f -i up0", "net:[7]"),
+            (11, "sh /sbin/udhcpc -i up0", "net:[7]"),
+            (12, "udhcpc -i up0", "net:[9]"),
+            (13, "dhclient up1", "net:[7]"),
+            (14, "sleep 100", "net:[7]"),
+            (15, "busybox udhcpc -i up0", "net:[1]"),
+        ];
+        let pids = |dir: &Path| -> Vec<u32> {
+            dhcp_clients(dir, "up0")
+                .into_iter()
+                .map(|m| match m {
+                    Manager::DhcpClient { pid, .. } => pid,
+                    _ => 0,
+                })
+                .collect()
+        };
+        // A namespace of its own (a lab machine).
+        let outside = tempfile::tempdir().unwrap();
+        fake_proc(outside.path(), "net:[7]", "net:[1]", &procs);
+        assert_eq!(pids(outside.path()), vec![10, 11]);
+        // PID 1's namespace.
+        let inside = tempfile::tempdir().unwrap();
+        fake_proc(inside.path(), "net:[7]", "net:[7]", &procs);
+        assert_eq!(pids(inside.path()), vec![10, 11]);
+        let Manager::DhcpClient {
+            program, command, ..
+        } = &dhcp_clients(inside.path(), "up0")[1]
+        else {
+            panic!("a DHCP client");
+        };
+        assert_eq!(
+            (program.as_str(), command.as_str()),
+            ("udhcpc", "sh /sbin/udhcpc -i up0")
         );
     }
 

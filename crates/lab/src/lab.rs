@@ -508,6 +508,7 @@ impl Lab {
         self.host(nl.add_address(LAN_UPLINK, with_prefix(INET_ROUTER, INET_SUBNET)))?;
         self.host(nl.set_up(LAN_UPLINK, true))?;
         self.host(self.host(lan.run(|| sysctl::write("net.ipv4.ip_forward", "1")))?)?;
+        self.host(self.host(lan.run(plain_switch))?)?;
         Ok(())
     }
 
@@ -902,6 +903,22 @@ fn unmount(path: &Path) -> Result<(), LabError> {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(e) => Err(LabError::io("unmount the tmpfs on", path, e.into())),
     }
+}
+
+/// The LAN is a plain switch, as a site's is: the frames it bridges do not go through the
+/// LAN namespace's IP firewall (it has none). With `br_netfilter` loaded every new namespace
+/// starts with these on, and then each broadcast and multicast frame of a machine (ARP, IPv6
+/// neighbour discovery, MLD reports) passed the netfilter hooks once for every port it was
+/// flooded to. Machines keep theirs: they are the hosts, whose settings the product meets.
+/// Without `br_netfilter` there is nothing to turn off.
+fn plain_switch() -> Result<(), edgenet_host::netlink::HostError> {
+    for family in ["iptables", "ip6tables", "arptables"] {
+        match sysctl::write(&format!("net.bridge.bridge-nf-call-{family}"), "0") {
+            Err(e) if e.is_not_found() => {}
+            r => r?,
+        }
+    }
+    Ok(())
 }
 
 /// Creates the named namespace and brings its loopback up.

@@ -219,7 +219,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?
         }
     };
-    state.config = Some(loaded.source);
+    state.config = Some(std::sync::Arc::new(loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {

@@ -370,7 +370,9 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations, Vec<String>), Cl
     let mut expect = Expectations::NAT;
     let mut undeployed = Vec::new();
     for m in lab.machines() {
-        let state = StateDir::new(&m.state_dir).peek().map_err(lab_error)?;
+        let state = StateDir::new(&m.state_dir)
+            .peek_records()
+            .map_err(lab_error)?;
         let Some((state, plan)) = state.and_then(|s| s.applied_plan.clone().map(|plan| (s, plan)))
         else {
             undeployed.push(m.name.clone());
@@ -412,7 +414,9 @@ fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
     lab.machines()
         .into_iter()
         .map(|m| {
-            let state = StateDir::new(&m.state_dir).peek().map_err(lab_error)?;
+            let state = StateDir::new(&m.state_dir)
+                .peek_records()
+                .map_err(lab_error)?;
             let plan = state.as_ref().and_then(|s| s.applied_plan.clone());
             let (macs, missing_nodes) = match (&state, &plan) {
                 (Some(state), Some(plan)) => (
@@ -614,7 +618,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
 /// must run (VM nodes, an unreadable state, a namespace that is not the deployment's).
 fn discardable(m: &LabMachine) -> Option<Vec<String>> {
     use edgenet_deploy::state::ObjectKind;
-    let state = StateDir::new(&m.state_dir).peek().ok()??;
+    let state = StateDir::new(&m.state_dir).peek_records().ok()??;
     let vm = edgenet_core::config::NodeRuntime::Vm;
     let plans = [&state.applied_plan, &state.pending_plan];
     if plans

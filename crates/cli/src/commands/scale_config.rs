@@ -21,7 +21,7 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
         .peek()
         .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?;
     let (Some(config), Some(plan)) = (
-        state.as_ref().and_then(|s| s.config.clone()),
+        state.as_ref().and_then(|s| s.config.as_deref().cloned()),
         state.as_ref().and_then(|s| s.applied_plan.clone()),
     ) else {
         return Err(CliError::new(

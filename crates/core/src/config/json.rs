@@ -28,7 +28,7 @@ pub(super) fn parse(text: &str) -> Result<(Value, Vec<Duplicate>), serde_json::E
     let dups = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_str(text);
     let value = Seed {
-        path: String::new(),
+        path: &At::Root,
         dups: &dups,
     }
     .deserialize(&mut de)?;
@@ -36,8 +36,31 @@ pub(super) fn parse(text: &str) -> Result<(Value, Vec<Duplicate>), serde_json::E
     Ok((value, dups.into_inner()))
 }
 
+/// Where a value sits, as a chain up to the root: written out only for a duplicate (a file
+/// of a 255-machine cluster has thousands of values, and a path string for each was most of
+/// the cost of reading it).
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root => String::new(),
+            At::Key(parent, key) => join(&parent.render(), key),
+            At::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+/// Past this many keys an object's keys are looked up by hash; below, a scan is cheaper than
+/// the lower-cased copies a hash lookup needs.
+const SCAN_KEYS: usize = 16;
+
 struct Seed<'a> {
-    path: String,
+    path: &'a At<'a>,
     dups: &'a RefCell<Vec<Duplicate>>,
 }
 
@@ -90,10 +113,15 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Seed {
-            path: format!("{}[{}]", self.path, items.len()),
-            dups: self.dups,
-        })? {
+        loop {
+            let at = At::Index(self.path, items.len());
+            let Some(item) = seq.next_element_seed(Seed {
+                path: &at,
+                dups: self.dups,
+            })?
+            else {
+                break;
+            };
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -101,25 +129,38 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
-        // Lower-cased key → its first spelling: one lookup per key, however large the object.
+        // Lower-cased key → its first spelling, once the object is large: one lookup per key,
+        // however large the object.
         let mut seen: HashMap<String, String> = HashMap::new();
         while let Some(key) = access.next_key::<String>()? {
-            let path = join(&self.path, &key);
+            let at = At::Key(self.path, &key);
             let value = access.next_value_seed(Seed {
-                path: path.clone(),
+                path: &at,
                 dups: self.dups,
             })?;
-            if let Some(first) = seen.get(&key.to_ascii_lowercase()) {
-                let exact = *first == key;
+            let first = if map.len() < SCAN_KEYS {
+                map.keys().find(|k| k.eq_ignore_ascii_case(&key)).cloned()
+            } else {
+                if seen.is_empty() {
+                    for k in map.keys() {
+                        seen.insert(k.to_ascii_lowercase(), k.clone());
+                    }
+                }
+                seen.get(&key.to_ascii_lowercase()).cloned()
+            };
+            if let Some(first) = first {
+                let exact = first == key;
                 self.dups.borrow_mut().push(Duplicate {
-                    path,
-                    first: first.clone(),
+                    path: at.render(),
+                    first,
                     exact,
                 });
                 // The first occurrence stays: PowerShell would not have read the file at all.
                 continue;
             }
-            seen.insert(key.to_ascii_lowercase(), key.clone());
+            if !seen.is_empty() {
+                seen.insert(key.to_ascii_lowercase(), key.clone());
+            }
             map.insert(key, value);
         }
         Ok(Value::Object(map))

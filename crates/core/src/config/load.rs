@@ -313,7 +313,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
             ..config
         },
         findings: r.findings,
-        source: value.clone(),
+        source: value,
     })
 }
 

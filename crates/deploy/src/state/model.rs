@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgenet_core::mac::MacAddr;
@@ -194,9 +195,17 @@ pub struct DeploymentState {
     #[serde(default)]
     pub sysctls: Vec<SysctlChange>,
     /// The deployment config of the last deploy, as written (`scale-config` builds the config
-    /// of a new machine from its network section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
+    /// of a new machine from its network section). Kept in `config.json` beside the state, not
+    /// in `state.json` nor in the journal's lines: a scalable cluster's config lists every
+    /// machine, and each record carrying it made a cluster's deploys cost N² bytes. Read from
+    /// `state.json` when an earlier edgenet wrote it there.
+    /// Shared, not copied: the records are cloned and compared at every journal line.
+    #[serde(
+        default,
+        skip_serializing,
+        deserialize_with = "config_of_earlier_state"
+    )]
+    pub config: Option<Arc<Value>>,
     /// Recent events, newest last, for `doctor` and for finding out what an interrupted run did.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,
@@ -205,6 +214,13 @@ pub struct DeploymentState {
     /// edgenet changed them are unknown. Kept until remove.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records_rebuilt: bool,
+}
+
+/// The `config` an earlier edgenet kept in `state.json`.
+fn config_of_earlier_state<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Arc<Value>>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.map(Arc::new))
 }
 
 impl DeploymentState {

@@ -10,6 +10,11 @@
 //! - `identity.json`: the deployment id, generated MACs and automatic subnet, fsynced (temp file,
 //!   fsync, rename, fsync of the directory). What must survive a power cut is only this: the
 //!   kernel objects the other records describe are gone after one anyway.
+//! - `config.json`: the deployment config of the last deploy (for `scale-config`), replaced
+//!   with `state.json` and only when it changed. It is kept out of the other two because a
+//!   scalable cluster's config lists every machine: in every record it made each machine's
+//!   deploy write the whole cluster many times over. A `state.json` of an earlier edgenet that
+//!   still holds the config is read as before; its next replacement moves the config out.
 //!
 //! Durability: a crashed *process* loses nothing (the page cache keeps every `write`, and each
 //! kernel object is recorded in the journal before it is made). After a power cut, ext4
@@ -25,6 +30,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -59,11 +65,13 @@ pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "lock";
 pub const JOURNAL_FILE: &str = "state.journal";
 pub const IDENTITY_FILE: &str = "identity.json";
+pub const CONFIG_FILE: &str = "config.json";
 /// How long a second deploy waits for the first before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 const TEMP_PREFIX: &str = ".state.json.";
 const IDENTITY_TEMP_PREFIX: &str = ".identity.json.";
+const CONFIG_TEMP_PREFIX: &str = ".config.json.";
 const TEMP_SUFFIX: &str = ".tmp";
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +147,14 @@ impl StateDir {
     /// Safe because writers replace the file atomically: a reader sees the old or the new
     /// state, never a mix.
     pub fn peek(&self) -> Result<Option<DeploymentState>, StateError> {
-        Ok(read_dir_state(&self.path)?.state)
+        Ok(read_dir_state(&self.path, true)?.state)
+    }
+
+    /// [`Self::peek`] without the deployment config (`config` is `None` unless an earlier
+    /// edgenet kept it in `state.json`): for readers that need only the records (a lab reads
+    /// every machine's).
+    pub fn peek_records(&self) -> Result<Option<DeploymentState>, StateError> {
+        Ok(read_dir_state(&self.path, false)?.state)
     }
 
     pub fn journal_file(&self) -> PathBuf {
@@ -159,9 +174,10 @@ impl StateLock {
     /// The stored state (with the journal of an interrupted run replayed); `None` when none
     /// was saved yet (or it was cleared by remove).
     pub fn load(&self) -> Result<Option<DeploymentState>, StateError> {
-        let read = read_dir_state(&self.dir.path)?;
+        let read = read_dir_state(&self.dir.path, true)?;
         let mut files = self.files();
         files.base = read.base;
+        files.config_hash = read.config_hash;
         files.on_disk = read.on_disk;
         files.last = read.state.clone();
         files.journal_len = read.journal_len;
@@ -317,14 +333,17 @@ impl StateLock {
             path: path.clone(),
             source,
         };
-        let mut json = serde_json::to_vec_pretty(state).expect("state always serialises");
-        json.push(b'\n');
         {
             let files = self.files();
             if files.on_disk.as_ref() == Some(state) && files.journal_len == 0 && !durable {
                 return Ok(());
             }
         }
+        // The config before the state that names it: a crash between the two leaves the new
+        // config beside the old records, which only `scale-config` reads.
+        self.write_config(state, durable)?;
+        let mut json = serde_json::to_vec_pretty(state).expect("state always serialises");
+        json.push(b'\n');
         let mut tmp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
@@ -350,6 +369,46 @@ impl StateLock {
         self.truncate_journal()
     }
 
+    /// `config.json` becomes the state's config when it differs (nothing without one: a state
+    /// rebuilt from the kernel's marks keeps the file it has).
+    fn write_config(&self, state: &DeploymentState, durable: bool) -> Result<(), StateError> {
+        let Some(config) = &state.config else {
+            return Ok(());
+        };
+        if let Some(seen) = &self.files().config_seen {
+            if Arc::ptr_eq(seen, config) {
+                return Ok(());
+            }
+        }
+        let mut json = serde_json::to_vec(&**config).expect("a JSON value always serialises");
+        json.push(b'\n');
+        let hash = content_hash(Some(&json));
+        if self.files().config_hash == hash {
+            self.files().config_seen = Some(config.clone());
+            return Ok(());
+        }
+        let path = self.dir.path().join(CONFIG_FILE);
+        let write_err = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(CONFIG_TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(self.dir.path())
+            .map_err(write_err)?;
+        tmp.write_all(&json).map_err(write_err)?;
+        if durable {
+            tmp.as_file().sync_all().map_err(write_err)?;
+        }
+        tracing::debug!("write {}", path.display());
+        tmp.persist(&path).map_err(|e| write_err(e.error))?;
+        let mut files = self.files();
+        files.config_hash = hash;
+        files.config_seen = Some(config.clone());
+        Ok(())
+    }
+
     /// Deletes the state file (the end of `remove`; [`StateLock::release_and_delete`] then takes
     /// the lock file and the directory). Not fsynced: a file brought back by a power cut lists
     /// kernel objects that are gone, which the next remove finds gone.
@@ -365,6 +424,7 @@ impl StateLock {
         for path in [
             self.dir.identity_file(),
             self.dir.journal_file(),
+            self.dir.path().join(CONFIG_FILE),
             self.dir.state_file(),
         ] {
             match fs::remove_file(&path) {
@@ -394,7 +454,9 @@ impl StateLock {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if (name.starts_with(TEMP_PREFIX) || name.starts_with(IDENTITY_TEMP_PREFIX))
+            if (name.starts_with(TEMP_PREFIX)
+                || name.starts_with(IDENTITY_TEMP_PREFIX)
+                || name.starts_with(CONFIG_TEMP_PREFIX))
                 && name.ends_with(TEMP_SUFFIX)
             {
                 let _ = fs::remove_file(entry.path());
@@ -420,6 +482,10 @@ pub(crate) struct Files {
     needs_newline: bool,
     /// What `identity.json` holds.
     durable_identity: Option<Identity>,
+    /// The hash of `config.json`'s bytes (0: none, or not read).
+    config_hash: u64,
+    /// The config last found equal to `config.json`'s (compared by address, no serialising).
+    config_seen: Option<Arc<Value>>,
 }
 
 /// What must survive a power cut: who the deployment is, and the values it chose that the
@@ -489,6 +555,7 @@ struct ReadState {
     journal_len: u64,
     needs_newline: bool,
     identity: Option<Identity>,
+    config_hash: u64,
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
@@ -502,7 +569,9 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
-fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
+/// `with_config`: the deployment config too (from `config.json`, when the records do not hold
+/// it as an earlier edgenet wrote them).
+fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError> {
     let state_path = dir.join(STATE_FILE);
     let bytes = read_optional(&state_path)?;
     let identity = read_optional(&dir.join(IDENTITY_FILE))?
@@ -527,6 +596,28 @@ fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
     let journal = read_optional(&dir.join(JOURNAL_FILE))?.unwrap_or_default();
     let needs_newline = journal.last().is_some_and(|c| *c != b'\n');
     let replayed = replay(&journal, base);
+    let mut on_disk = on_disk;
+    let mut config_hash = 0;
+    let mut config = None;
+    if with_config {
+        if let Some(bytes) = read_optional(&dir.join(CONFIG_FILE))? {
+            config_hash = content_hash(Some(&bytes));
+            // Only `scale-config` reads it: a damaged one must not stop a deploy or a remove
+            // (the next deploy writes it again).
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(value) => config = Some(Arc::new(value)),
+                Err(e) => tracing::warn!("ignoring {}: {e}", dir.join(CONFIG_FILE).display()),
+            }
+        }
+    }
+    let fill = |s: &mut DeploymentState| {
+        if s.config.is_none() {
+            s.config.clone_from(&config);
+        }
+    };
+    if let Some(s) = on_disk.as_mut() {
+        fill(s);
+    }
     let state = match (replayed, &on_disk) {
         (Some(s), _) => Some(s),
         (None, Some(s)) => Some(s.clone()),
@@ -539,6 +630,10 @@ fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
             s
         }),
     };
+    let state = state.map(|mut s| {
+        fill(&mut s);
+        s
+    });
     Ok(ReadState {
         state,
         on_disk,
@@ -546,6 +641,7 @@ fn read_dir_state(dir: &Path) -> Result<ReadState, StateError> {
         journal_len: journal.len() as u64,
         needs_newline,
         identity,
+        config_hash,
     })
 }
 
@@ -784,10 +880,101 @@ mod tests {
         lock.save_journal(&DeploymentState::new(id("0a1b2d")))
             .unwrap();
         lock.clear().unwrap();
-        for f in [STATE_FILE, JOURNAL_FILE, IDENTITY_FILE] {
+        for f in [STATE_FILE, JOURNAL_FILE, IDENTITY_FILE, CONFIG_FILE] {
             assert!(!dir.path().join(f).exists(), "{f}");
         }
         assert!(lock.load().unwrap().is_none());
+    }
+
+    /// The deployment config lives in `config.json`, written once and again only when it
+    /// changes: never in `state.json` nor in a journal line (a cluster's config lists every
+    /// machine). Readers get it back; `peek_records` skips it; `clear` takes it.
+    #[test]
+    fn the_config_is_kept_beside_the_records_and_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = "only-in-the-config-7f3a";
+        let config = serde_json::json!({ "DeploymentType": "ScalableCluster", "Note": marker });
+        let lock = lock_in(dir.path());
+        let mut state = lock.load_or_new().unwrap();
+        state.config = Some(Arc::new(config.clone()));
+        state.begin_deploy(&sample_plan());
+        lock.save_journal(&state).unwrap();
+        let config_file = dir.path().join(CONFIG_FILE);
+        let first = ino(&config_file).expect("the first record writes config.json");
+        let mode = fs::metadata(&config_file).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
+        for name in ["en1", "en2"] {
+            state.record_object(ObjectKind::Veth, name, None);
+            lock.save_journal(&state).unwrap();
+        }
+        let journal = fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
+        assert_eq!(journal.lines().count(), 2);
+        assert!(!journal.contains(marker), "{journal}");
+        drop(lock); // killed here: the journal is replayed, the config read beside it
+        assert_eq!(StateDir::new(dir.path()).peek().unwrap().unwrap(), state);
+        let records = StateDir::new(dir.path()).peek_records().unwrap().unwrap();
+        assert_eq!(records.config, None);
+        assert_eq!(records.objects, state.objects);
+        let lock = lock_in(dir.path());
+        assert_eq!(lock.load().unwrap().unwrap(), state);
+        state.finish_deploy();
+        lock.finish(&state).unwrap();
+        let text = fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert!(!text.contains(marker), "{text}");
+        assert_eq!(
+            ino(&config_file),
+            Some(first),
+            "an unchanged config is not rewritten"
+        );
+        // Another config (the cluster grew): written again.
+        state.config = Some(Arc::new(serde_json::json!({ "Note": "grown" })));
+        lock.finish(&state).unwrap();
+        assert_ne!(ino(&config_file), Some(first));
+        drop(lock);
+        assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), state);
+        // A damaged config.json costs only the config, never the deployment.
+        fs::write(&config_file, b"{").unwrap();
+        let lock = lock_in(dir.path());
+        assert_eq!(lock.load().unwrap().unwrap().config, None);
+        lock.clear().unwrap();
+        assert!(!config_file.exists());
+    }
+
+    /// A `state.json` written by an earlier edgenet, with the config inside: read as it is,
+    /// and its next replacement moves the config to `config.json`.
+    #[test]
+    fn a_state_with_the_config_inside_is_read_and_then_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = DeploymentState::new(id("0a1b2c"));
+        state.begin_deploy(&sample_plan());
+        state.finish_deploy();
+        let config = serde_json::json!({ "DeploymentType": "ScalableCluster", "Machines": [{}] });
+        let mut old = serde_json::to_value(&state).unwrap();
+        old["config"] = config.clone();
+        fs::write(
+            dir.path().join(STATE_FILE),
+            serde_json::to_vec_pretty(&old).unwrap(),
+        )
+        .unwrap();
+        state.config = Some(Arc::new(config.clone()));
+        assert_eq!(StateDir::new(dir.path()).peek().unwrap().unwrap(), state);
+        let lock = lock_in(dir.path());
+        let loaded = lock.load().unwrap().unwrap();
+        assert_eq!(loaded, state);
+        // Nothing changed: nothing is rewritten.
+        lock.finish(&loaded).unwrap();
+        assert!(!dir.path().join(CONFIG_FILE).exists());
+        let mut next = loaded.clone();
+        next.note("redeployed");
+        lock.finish(&next).unwrap();
+        let text = fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert!(!text.contains("ScalableCluster"), "{text}");
+        drop(lock);
+        assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), next);
+        assert_eq!(
+            lock_in(dir.path()).load().unwrap().unwrap().config,
+            Some(Arc::new(config))
+        );
     }
 
     #[test]
