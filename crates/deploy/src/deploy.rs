@@ -269,7 +269,12 @@ pub fn deploy(
                     }
                     Err(e) => {
                         rolled_back.extend(undone(run.changes.drain(changed..)));
-                        rollback_errors.push(format!("putting the previous deployment back: {e}"));
+                        // The same foreign object refused again (the previous deployment had
+                        // it too): said once, by the run's own error.
+                        if !same_refusal(&e, &error) {
+                            rollback_errors
+                                .push(format!("putting the previous deployment back: {e}"));
+                        }
                     }
                 }
             }
@@ -296,6 +301,14 @@ pub fn deploy(
             }))
         }
     }
+}
+
+/// Both errors refuse the same object as not this deployment's.
+fn same_refusal(a: &DeployError, b: &DeployError) -> bool {
+    matches!((a, b), (
+        DeployError::Foreign { what: w1, name: n1, .. },
+        DeployError::Foreign { what: w2, name: n2, .. },
+    ) if w1 == w2 && n1 == n2)
 }
 
 /// On an external switch, refuses while a network manager or DHCP client configures the

@@ -441,6 +441,16 @@ fn fill(
             .is_some_and(|vm| !live.present || !vm.agent)
         {
             // Said by vm_notes.
+        } else if !live.present
+            && plan.node_runtime != edgenet_core::config::NodeRuntime::Vm
+            && nl.netns_exists(&netns)
+        {
+            // The namespace (and what runs in it) is there; its eth0 went with the host end
+            // of the veth (deleting either end of a veth deletes both).
+            drift.push(format!(
+                "node {}: its link to the switch is gone (the veth {link} ↔ {netns}:{NODE_IFNAME} was deleted): the node is cut off; run deploy to make it again",
+                node.name
+            ));
         } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
         } else {
