@@ -67,3 +67,88 @@ fn a_deleted_host_veth_is_the_nodes_link_gone_and_deploy_makes_it_again() {
     let (code, st) = status(&m);
     assert_eq!(code, Some(0), "{st:#}");
 }
+
+/// The kernel's route for the host's address on the external bridge
+/// (`198.18.0.0/24 dev aksedgesw-ext proto kernel scope link src 198.18.0.11`), deleted by
+/// hand: the kernel never makes it again while the address stays, and the host has lost its
+/// LAN. Status and doctor say so; deploy adds it back as the kernel makes it.
+#[test]
+fn a_deleted_connected_route_of_the_external_bridge_is_drift_and_deploy_adds_it_back() {
+    let Some(lan) = lan("x15cr", 1) else { return };
+    let m = &lan.machines[0];
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({
+            "DeploymentType": "ScalableCluster",
+            "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{
+                "MachineName": "m0",
+                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
+                "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
+            }],
+        }),
+    );
+    m.deploy(Some(&cfg));
+    let bridge = "aksedgesw-ext";
+    let connected = || {
+        m.ip_json(&format!("route show dev {bridge}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dst"] == "198.18.0.0/24")
+            .cloned()
+    };
+    let was = connected().expect("the kernel's route after deploy");
+    assert_eq!(was["protocol"], "kernel", "{was}");
+    assert_eq!(was["prefsrc"], Lan::machine_address(0), "{was}");
+    sh(&format!(
+        "ip -n {} route del 198.18.0.0/24 dev {bridge}",
+        m.ns
+    ));
+    assert!(connected().is_none());
+
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    let drift = st["drift"].to_string();
+    assert!(
+        drift.contains(&format!(
+            "bridge {bridge} lacks the kernel's route to 198.18.0.0/24 for its address {}",
+            Lan::machine_address(0)
+        )),
+        "{drift}"
+    );
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uplink = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "uplink")
+        .cloned()
+        .unwrap_or_else(|| panic!("no uplink check: {doctor:#}"));
+    assert_eq!(uplink["status"], "FAIL", "{uplink}");
+    assert!(uplink.to_string().contains("198.18.0.0/24"), "{uplink}");
+
+    let changes = m.deploy(Some(&cfg))["changes"].to_string();
+    assert!(
+        changes.contains(&format!("added back the route 198.18.0.0/24")),
+        "{changes}"
+    );
+    let now = connected().expect("the route back");
+    assert_eq!(now, was, "as the kernel made it");
+    // The LAN answers again.
+    sh(&format!(
+        "ip netns exec {} ping -c1 -W2 198.18.0.254 >/dev/null",
+        m.ns
+    ));
+    assert_eq!(m.deploy(Some(&cfg))["changes"], serde_json::json!([]));
+    let out = m.edgenet(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

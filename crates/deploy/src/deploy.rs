@@ -458,6 +458,13 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let mtu = prepared.mtu;
     let driver = switch::driver(&switch_plan, &run.state);
     driver.ensure(k, &switch_plan, &own, run)?;
+    if !run
+        .state
+        .object(ObjectKind::Bridge, &switch_plan.name, None)
+        .is_some_and(|o| o.status == ObjectStatus::Adopted)
+    {
+        switch::connected_route::restore(k, &switch_plan.name, run)?;
+    }
     let (changes, state_changed) = driver.settle(k, &mut run.state, &switch_plan)?;
     for change in changes {
         run.changed(change);

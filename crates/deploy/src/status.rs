@@ -169,6 +169,11 @@ fn fill(
         if !sw.up {
             drift.push(format!("bridge {} is down", plan.switch.name));
         }
+        if sw.up && sw.ours {
+            for route in nl.missing_connected_routes(&plan.switch.name)? {
+                drift.push(switch::connected_route::describe(&plan.switch.name, &route));
+            }
+        }
         if let (Some(want), Some(have)) = (plan.switch.mtu, sw.mtu) {
             if want != have {
                 drift.push(format!(
@@ -520,11 +525,22 @@ pub fn host_config_missing(
     };
     let mut nl = kernel::open()?;
     let nl: &mut dyn Kernel = &mut nl;
-    let on = match nl.link(&plan.switch.name)? {
+    let bridge = nl.link(&plan.switch.name)?;
+    let on = match &bridge {
         Some(_) => plan.switch.name.as_str(),
         None => adapter,
     };
-    Ok(Some(switch::adapter::missing_on_bridge(nl, &saved, on)?.0))
+    let mut missing = switch::adapter::missing_on_bridge(nl, &saved, on)?.0;
+    // The kernel's own route of an address there, deleted by hand: the LAN is cut off too.
+    if bridge.is_some_and(|b| b.up) {
+        missing.extend(nl.missing_connected_routes(on)?.into_iter().map(|r| {
+            format!(
+                "the kernel's route to {} for its address {} (deleted by hand)",
+                r.network, r.source
+            )
+        }));
+    }
+    Ok(Some(missing))
 }
 
 /// The addresses of `live` other than `wanted`.
