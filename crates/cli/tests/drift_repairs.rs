@@ -152,3 +152,72 @@ fn a_deleted_connected_route_of_the_external_bridge_is_drift_and_deploy_adds_it_
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A node's file edited (resolv.conf) or deleted (hosts) by hand, and a route added by hand
+/// through the node's eth0: status names each (the file, the route), deploy writes the files
+/// again and deletes the route, and then there is nothing to do. A route a routing agent made
+/// (`proto bird`) is the node's own business and stays.
+#[test]
+fn hand_edited_node_files_and_stray_node_routes_are_drift_that_deploy_repairs() {
+    let Some(m) = machine("x15nf") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let dir = std::fs::read_dir(m.state.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.display().to_string().ends_with("-ledge"))
+        .expect("the Linux node's files");
+    let (resolv, hosts) = (dir.join("resolv.conf"), dir.join("hosts"));
+    let (resolv_was, hosts_was) = (
+        std::fs::read_to_string(&resolv).unwrap(),
+        std::fs::read_to_string(&hosts).unwrap(),
+    );
+    let routes = || Machine::ip_json_in(&netns, "route show");
+    let has = |dst: &str| routes().as_array().unwrap().iter().any(|r| r["dst"] == dst);
+    std::fs::write(&resolv, format!("{resolv_was}nameserver 203.0.113.9\n")).unwrap();
+    std::fs::remove_file(&hosts).unwrap();
+    sh(&format!(
+        "ip -n {netns} route add 10.9.0.0/16 via 192.168.0.1 dev eth0 && \
+         ip -n {netns} route add 10.42.0.0/16 via 192.168.0.1 dev eth0 proto bird"
+    ));
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let drift: Vec<String> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let said = |words: &[&str]| drift.iter().any(|d| words.iter().all(|w| d.contains(w)));
+    assert!(
+        said(&[&resolv.display().to_string(), "differs"]),
+        "{drift:#?}"
+    );
+    assert!(
+        said(&[&hosts.display().to_string(), "missing"]),
+        "{drift:#?}"
+    );
+    assert!(
+        said(&["route 10.9.0.0/16 via 192.168.0.1 dev eth0", &netns]),
+        "{drift:#?}"
+    );
+    assert!(!said(&["10.42.0.0/16"]), "{drift:#?}");
+    assert_eq!(drift.len(), 3, "{drift:#?}");
+
+    let changes = m.deploy(None)["changes"].to_string();
+    assert!(changes.contains("resolv.conf"), "{changes}");
+    assert!(changes.contains("hosts"), "{changes}");
+    assert!(
+        changes.contains("removed route 10.9.0.0/16 via 192.168.0.1 dev eth0"),
+        "{changes}"
+    );
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), resolv_was);
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), hosts_was);
+    assert!(!has("10.9.0.0/16"), "{:#}", routes());
+    assert!(has("10.42.0.0/16"), "{:#}", routes());
+    assert!(has("default"), "{:#}", routes());
+    assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}
