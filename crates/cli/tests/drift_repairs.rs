@@ -133,7 +133,7 @@ fn a_deleted_connected_route_of_the_external_bridge_is_drift_and_deploy_adds_it_
 
     let changes = m.deploy(Some(&cfg))["changes"].to_string();
     assert!(
-        changes.contains(&format!("added back the route 198.18.0.0/24")),
+        changes.contains("added back the route 198.18.0.0/24"),
         "{changes}"
     );
     let now = connected().expect("the route back");
