@@ -205,6 +205,7 @@ pub fn print_error(schema: &Schema, err: &CliError, partial: &impl Serialize) {
 
 /// Every JSON report goes through here: proxy passwords are redacted (`user:***@`).
 fn emit(value: &Value) {
+    crate::interrupt::reporting();
     println!(
         "{}",
         edgenet_core::redact::redact_credentials(

@@ -6,6 +6,8 @@ use crate::cli::Output;
 
 /// 0 success; 1 the config has errors or the operation found problems; 2 the config cannot be
 /// read or parsed (and clap's own usage errors); 3 the host could not be changed as asked.
+/// A `deploy` or `remove` interrupted by SIGINT/SIGTERM ends by that signal (128 + N in a
+/// shell: 130, 143; see `interrupt`), not by one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,

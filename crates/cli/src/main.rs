@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod envelope;
 mod exit;
+mod interrupt;
 mod logging;
 mod output;
 
@@ -63,6 +64,15 @@ fn main() -> ExitCode {
         if let Err(e) = commands::check_vm_env() {
             return fail(&cli, &schema, e);
         }
+    }
+    // Ctrl-C during a run that changes the host: said, not silent (see `interrupt`).
+    let run = match cli.command {
+        Command::Deploy(_) => Some("deploy"),
+        Command::Remove(_) => Some("remove"),
+        _ => None,
+    };
+    if let Some(command) = run {
+        interrupt::install(command, &schema, cli.output == cli::Output::Json);
     }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),

@@ -269,7 +269,12 @@ pub fn deploy(
                     }
                     Err(e) => {
                         rolled_back.extend(undone(run.changes.drain(changed..)));
-                        rollback_errors.push(format!("putting the previous deployment back: {e}"));
+                        // The same foreign object refused again (the previous deployment had
+                        // it too): said once, by the run's own error.
+                        if !same_refusal(&e, &error) {
+                            rollback_errors
+                                .push(format!("putting the previous deployment back: {e}"));
+                        }
                     }
                 }
             }
@@ -296,6 +301,14 @@ pub fn deploy(
             }))
         }
     }
+}
+
+/// Both errors refuse the same object as not this deployment's.
+fn same_refusal(a: &DeployError, b: &DeployError) -> bool {
+    matches!((a, b), (
+        DeployError::Foreign { what: w1, name: n1, .. },
+        DeployError::Foreign { what: w2, name: n2, .. },
+    ) if w1 == w2 && n1 == n2)
 }
 
 /// On an external switch, refuses while a network manager or DHCP client configures the
@@ -445,6 +458,13 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let mtu = prepared.mtu;
     let driver = switch::driver(&switch_plan, &run.state);
     driver.ensure(k, &switch_plan, &own, run)?;
+    if !run
+        .state
+        .object(ObjectKind::Bridge, &switch_plan.name, None)
+        .is_some_and(|o| o.status == ObjectStatus::Adopted)
+    {
+        switch::connected_route::restore(k, &switch_plan.name, run)?;
+    }
     let (changes, state_changed) = driver.settle(k, &mut run.state, &switch_plan)?;
     for change in changes {
         run.changed(change);

@@ -169,6 +169,11 @@ fn fill(
         if !sw.up {
             drift.push(format!("bridge {} is down", plan.switch.name));
         }
+        if sw.up && sw.ours {
+            for route in nl.missing_connected_routes(&plan.switch.name)? {
+                drift.push(switch::connected_route::describe(&plan.switch.name, &route));
+            }
+        }
         if let (Some(want), Some(have)) = (plan.switch.mtu, sw.mtu) {
             if want != have {
                 drift.push(format!(
@@ -441,6 +446,16 @@ fn fill(
             .is_some_and(|vm| !live.present || !vm.agent)
         {
             // Said by vm_notes.
+        } else if !live.present
+            && plan.node_runtime != edgenet_core::config::NodeRuntime::Vm
+            && nl.netns_exists(&netns)
+        {
+            // The namespace (and what runs in it) is there; its eth0 went with the host end
+            // of the veth (deleting either end of a veth deletes both).
+            drift.push(format!(
+                "node {}: its link to the switch is gone (the veth {link} ↔ {netns}:{NODE_IFNAME} was deleted): the node is cut off; run deploy to make it again",
+                node.name
+            ));
         } else if !live.present {
             drift.push(format!("node {} ({netns}) is missing", node.name));
         } else {
@@ -488,12 +503,75 @@ fn fill(
             }
             node_mtu_drift(drift, &plan, node, &live, report.switch.as_ref());
             node_mac_drift(drift, node, &live, state);
+            if plan.node_runtime == edgenet_core::config::NodeRuntime::Netns {
+                for route in stray_node_routes(&netns)? {
+                    drift.push(format!(
+                        "node {}: route {route} in {netns} was not made by deploy (added by hand?): run deploy to delete it",
+                        node.name
+                    ));
+                }
+            }
         }
+        node_files_drift(&mut report.drift, &report.state_dir, &plan, node);
         host_veth_drift(&mut report.drift, nl, &plan, node, id)?;
         report.nodes.push(live);
     }
     report.plan = Some(plan);
     Ok(())
+}
+
+/// The routes through `eth0` in the node namespace `netns` that deploy deletes (see
+/// [`crate::node::stray_routes`]), as `ip route` shows them.
+fn stray_node_routes(netns: &str) -> Result<Vec<String>, DeployError> {
+    edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<Vec<String>, DeployError> {
+        let routes = edgenet_host::netlink::Netlink::open()?.routes()?;
+        Ok(crate::node::stray_routes::stray(&routes)
+            .into_iter()
+            .map(crate::node::stray_routes::describe)
+            .collect())
+    })?
+}
+
+/// A node's files (resolv.conf, hosts, proxy.env) that differ from what deploy writes for
+/// `plan` (edited by hand, deleted, or proxy.env readable by others): deploy writes them again.
+fn node_files_drift(
+    drift: &mut Vec<String>,
+    state_dir: &std::path::Path,
+    plan: &Plan,
+    node: &NodePlan,
+) {
+    use crate::node::files;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = files::node_dir(state_dir, &node.name);
+    for (name, want) in [
+        (files::RESOLV_CONF, files::resolv_conf(node)),
+        (files::HOSTS, files::hosts(plan, node)),
+        (files::PROXY_ENV, files::proxy_env(node)),
+    ] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Err(_) => drift.push(format!(
+                "node {}: its file {} is missing: run deploy to write it again",
+                node.name,
+                path.display()
+            )),
+            Ok(have) if have != want => drift.push(format!(
+                "node {}: its file {} differs from what deploy writes (edited by hand?): run deploy to write it again (edit the config instead)",
+                node.name,
+                path.display()
+            )),
+            Ok(_) => {
+                let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+                if name == files::PROXY_ENV && mode.is_ok_and(|m| m != 0o600) {
+                    drift.push(format!(
+                        "node {}: its file {} is readable by others (it may hold proxy credentials): run deploy to make it 0600",
+                        node.name,
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// For doctor: on an external switch whose adapter's configuration edgenet moved, what of it
@@ -510,11 +588,22 @@ pub fn host_config_missing(
     };
     let mut nl = kernel::open()?;
     let nl: &mut dyn Kernel = &mut nl;
-    let on = match nl.link(&plan.switch.name)? {
+    let bridge = nl.link(&plan.switch.name)?;
+    let on = match &bridge {
         Some(_) => plan.switch.name.as_str(),
         None => adapter,
     };
-    Ok(Some(switch::adapter::missing_on_bridge(nl, &saved, on)?.0))
+    let mut missing = switch::adapter::missing_on_bridge(nl, &saved, on)?.0;
+    // The kernel's own route of an address there, deleted by hand: the LAN is cut off too.
+    if bridge.is_some_and(|b| b.up) {
+        missing.extend(nl.missing_connected_routes(on)?.into_iter().map(|r| {
+            format!(
+                "the kernel's route to {} for its address {} (deleted by hand)",
+                r.network, r.source
+            )
+        }));
+    }
+    Ok(Some(missing))
 }
 
 /// The addresses of `live` other than `wanted`.

@@ -5,6 +5,7 @@
 //! file interface.
 
 pub mod arp;
+pub mod connected_route;
 pub mod error;
 pub mod exec;
 pub mod facts;

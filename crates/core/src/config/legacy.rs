@@ -401,6 +401,7 @@ pub(super) fn preview(
     }
     config.machines = vec![machine];
     config.machines_implied = false;
+    config.machines_empty = false;
     r.findings.push(
         Finding::notice(
             Code::LegacyField,

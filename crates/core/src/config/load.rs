@@ -646,7 +646,8 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
                 }
             }
         }
-        _ => {
+        other => {
+            config.machines_empty = other.is_some_and(|items| items.is_empty());
             config.machines_implied = true;
             config.machines.push(Machine {
                 linux_node: Some(Node::default()),

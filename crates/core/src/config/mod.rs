@@ -140,6 +140,9 @@ pub struct Config {
     pub invalid_paths: BTreeSet<String>,
     /// `Machines` was absent: one machine with a Linux node is implied.
     pub machines_implied: bool,
+    /// `Machines` was written as an empty list (`[]`): validation refuses it (a cluster needs
+    /// the machine it is deployed on); `machines_implied` is set too, for the rules after it.
+    pub machines_empty: bool,
     /// Canonical JSON path → where the file wrote it, where the two differ (another key case,
     /// an older schema's place). Findings name the written path.
     pub source_paths: BTreeMap<String, String>,

@@ -63,7 +63,18 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 "a ScalableCluster's subnet is Ip4GatewayAddress/Ip4PrefixLength",
             );
         }
-        if config.machines_implied {
+        if config.machines_empty {
+            // AKS Edge Essentials reads this machine's adapter and node addresses from
+            // Machines[]: a scalable deployment without a machine has nothing to deploy.
+            out.push(
+                Finding::error(
+                    Code::MachineCount,
+                    "Machines",
+                    "Machines is [] (no machine), but a ScalableCluster needs at least one: the machine this config deploys, with its adapter and node addresses",
+                )
+                .hint("list the machines, e.g. [{\"NetworkConnection\": {\"AdapterName\": \"eth0\"}, \"LinuxNode\": {\"Ip4Address\": \"192.168.1.171\"}}]"),
+            );
+        } else if config.machines_implied {
             required(out, "Machines", "list the machines, each with NetworkConnection.AdapterName and a node with Ip4Address");
         }
         for (i, m) in config.machines.iter().enumerate() {
@@ -90,6 +101,16 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             }
         }
     } else {
+        if config.machines_empty {
+            out.push(
+                Finding::error(
+                    Code::MachineCount,
+                    "Machines",
+                    "Machines is [] (no machine), but a SingleMachineCluster has exactly one",
+                )
+                .hint("remove Machines (one machine with a Linux node is the default) or list the one machine, e.g. [{\"LinuxNode\": {}}]"),
+            );
+        }
         if config.machines.len() > 1 {
             out.push(
                 Finding::error(

@@ -14,6 +14,7 @@ pub mod fake;
 mod reconcile_tests;
 
 use edgenet_core::mac::MacAddr;
+use edgenet_host::connected_route::ConnectedRoute;
 use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
 use edgenet_host::netlink::{Address, BridgeSpec, Link, Netlink, Route, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs};
@@ -75,6 +76,15 @@ pub trait Kernel {
         link: &str,
         present: &[String],
     ) -> Result<(Vec<String>, Vec<String>), HostError>;
+
+    /// The kernel's connected routes of `link`'s addresses that are gone (deleted by hand;
+    /// see [`edgenet_host::connected_route`]), and adding one back. (The fake has none.)
+    fn missing_connected_routes(&mut self, _link: &str) -> Result<Vec<ConnectedRoute>, HostError> {
+        Ok(Vec::new())
+    }
+    fn add_connected_route(&mut self, _link: &str, _r: &ConnectedRoute) -> Result<(), HostError> {
+        Ok(())
+    }
 
     /// Named network namespaces (`ip netns`).
     fn netns_exists(&mut self, name: &str) -> bool;
@@ -187,6 +197,12 @@ impl Kernel for Netlink {
         present: &[String],
     ) -> Result<(Vec<String>, Vec<String>), HostError> {
         Netlink::apply_saved_onto(self, saved, link, present)
+    }
+    fn missing_connected_routes(&mut self, link: &str) -> Result<Vec<ConnectedRoute>, HostError> {
+        Netlink::missing_connected_routes(self, link)
+    }
+    fn add_connected_route(&mut self, link: &str, r: &ConnectedRoute) -> Result<(), HostError> {
+        Netlink::add_connected_route(self, link, r)
     }
     fn netns_exists(&mut self, name: &str) -> bool {
         netns::exists(name)

@@ -5,6 +5,7 @@
 pub mod files;
 pub(crate) mod netns;
 pub mod seed;
+pub mod stray_routes;
 pub mod vm;
 pub mod vm_launch;
 

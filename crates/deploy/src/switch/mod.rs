@@ -7,6 +7,7 @@
 pub mod adapter;
 pub mod adapter_owner;
 pub mod bridge;
+pub mod connected_route;
 pub mod external;
 pub mod retire;
 

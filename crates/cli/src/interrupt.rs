@@ -1,0 +1,144 @@
+//! Ctrl-C (SIGINT) or SIGTERM during a `deploy` or `remove`: the run stops where it is, as a
+//! kill would (every step is journaled first, so the next deploy converges and `remove`
+//! cleans), but not silently. The handler says on stderr that the run was interrupted and what
+//! to do, prints the failure envelope on stdout with `-o json` (unless the report was already
+//! printed), then ends the process by the same signal (exit status 128 + N in a shell: 130,
+//! 143), as the convention for interrupted programs asks, so a calling shell stops too.
+//!
+//! Everything the handler writes is rendered before the handler is installed: it only calls
+//! `write(2)` and `raise(3)`, which are async-signal-safe.
+
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+use crate::envelope::{self, Schema};
+use crate::exit::Exit;
+
+/// The signals handled, with what is written for each.
+const SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+
+struct Words {
+    /// Per signal of [`SIGNALS`]: the stderr text, and the JSON envelope (`-o json`).
+    text: [String; 2],
+    json: [Option<String>; 2],
+}
+
+static WORDS: OnceLock<Words> = OnceLock::new();
+/// The command's report went to stdout: a second JSON document would break it.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Called just before the report is printed (see `envelope::emit`).
+pub fn reporting() {
+    REPORTED.store(true, Ordering::SeqCst);
+}
+
+/// What an interrupted `command` (`deploy`, `remove`) tells the operator.
+pub fn message(command: &str, signal: Signal) -> (String, String) {
+    let message = format!(
+        "{command} interrupted by {} part-way: what it did so far stays on the host",
+        signal.as_str()
+    );
+    let hint = match command {
+        "remove" => "run `edgenet remove` again to finish removing".to_string(),
+        _ => "run `edgenet deploy` again: it picks up where this run stopped and converges; or `edgenet remove` to take everything away".to_string(),
+    };
+    (message, hint)
+}
+
+/// The failure envelope of an interrupted run: exit 128 + the signal, code `interrupted`.
+pub fn envelope(schema: &Schema, command: &str, signal: Signal) -> serde_json::Value {
+    let (message, hint) = message(command, signal);
+    let status = 128 + signal as i32;
+    let mut error = envelope::error_object("interrupted", &message, Some(&hint), Exit::Host);
+    error["exit"] = status.into();
+    let mut v = envelope::wrap(schema, Exit::Host, Some(error), &serde_json::Value::Null);
+    v["exit"] = status.into();
+    v
+}
+
+/// Installs the handler for `command`'s run (`json`: `-o json`).
+pub fn install(command: &'static str, schema: &Schema, json: bool) {
+    let text = SIGNALS.map(|s| {
+        let (message, hint) = message(command, s);
+        format!("\nedgenet: {message}\n  hint: {hint}\n")
+    });
+    let json = SIGNALS.map(|s| {
+        json.then(|| {
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&envelope(schema, command, s)).expect("serializes")
+            )
+        })
+    });
+    if WORDS.set(Words { text, json }).is_err() {
+        return;
+    }
+    // SA_RESETHAND: the handler runs once; the signal it raises again then ends the process.
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for s in SIGNALS {
+        // SAFETY: the handler only reads data set before it was installed, and calls
+        // write(2) and raise(3) (async-signal-safe).
+        let _ = unsafe { signal::sigaction(s, &action) };
+    }
+}
+
+extern "C" fn on_signal(raw: nix::libc::c_int) {
+    let Some(i) = SIGNALS.iter().position(|s| *s as i32 == raw) else {
+        return;
+    };
+    if let Some(words) = WORDS.get() {
+        // SAFETY: 1 and 2 are open for the whole process (stdout, stderr).
+        let (out, err) = unsafe { (BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)) };
+        if let Some(json) = &words.json[i] {
+            if !REPORTED.load(Ordering::SeqCst) {
+                write_all(out, json.as_bytes());
+            }
+        }
+        write_all(err, words.text[i].as_bytes());
+    }
+    // The disposition is the default again (SA_RESETHAND): delivered when the handler returns.
+    let _ = signal::raise(SIGNALS[i]);
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_is_the_commands_schema_with_exit_128_plus_the_signal() {
+        let v = envelope(&envelope::DEPLOY, "deploy", Signal::SIGINT);
+        assert_eq!(v["schema"], "edgenet.deploy/v1");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["exit"], 130);
+        assert_eq!(v["error"]["code"], "interrupted");
+        assert_eq!(v["error"]["exit"], 130);
+        assert!(v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("edgenet deploy"));
+        for key in envelope::DEPLOY.keys {
+            assert!(v[key].is_null(), "{key}");
+        }
+        let v = envelope(&envelope::REMOVE, "remove", Signal::SIGTERM);
+        assert_eq!(v["exit"], 143);
+        assert!(v["error"]["message"].as_str().unwrap().contains("SIGTERM"));
+    }
+}

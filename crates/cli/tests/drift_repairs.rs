@@ -1,0 +1,223 @@
+//! Drift an operator makes by hand that `status` must name as what it is and `deploy` must
+//! repair: the host end of a node's veth deleted (the node's link to the switch, not the node,
+//! is gone).
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn status(m: &Machine) -> (Option<i32>, Value) {
+    let out = m.edgenet(&["status", "--output", "json"]);
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+/// The Linux node's namespace and the host end of its veth.
+fn linux_node(m: &Machine) -> (String, String) {
+    let id = m.state_id().unwrap();
+    let netns = m
+        .node_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&format!("-ledge-{id}")))
+        .expect("the Linux node's namespace");
+    (netns, format!("en{id}l"))
+}
+
+#[test]
+fn a_deleted_host_veth_is_the_nodes_link_gone_and_deploy_makes_it_again() {
+    let Some(m) = machine("x15hv") else { return };
+    m.deploy(None);
+    let (netns, veth) = linux_node(&m);
+    assert!(link(&m.ip_json("link show"), &veth).is_some());
+    sh(&format!("ip -n {} link del {veth}", m.ns));
+    // The kernel took the node's eth0 with it; the namespace stays.
+    assert!(link(&Machine::ip_json_in(&netns, "link show"), "eth0").is_none());
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let drift: Vec<&str> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("link to the switch is gone") && d.contains(&veth)),
+        "{drift:#?}"
+    );
+    assert!(
+        !drift.iter().any(|d| d.contains("is missing")),
+        "{drift:#?}"
+    );
+
+    let changes = m.deploy(None)["changes"].to_string();
+    assert!(
+        changes.contains(&format!("created veth {veth}")),
+        "{changes}"
+    );
+    let host = link(&m.ip_json("link show"), &veth).cloned().unwrap();
+    assert_eq!(host["master"], "aksedgesw-int");
+    let addrs = Machine::ip_json_in(&netns, "addr show");
+    assert!(!ipv4_of(&addrs, "eth0").is_empty(), "{addrs:#}");
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}
+
+/// The kernel's route for the host's address on the external bridge
+/// (`198.18.0.0/24 dev aksedgesw-ext proto kernel scope link src 198.18.0.11`), deleted by
+/// hand: the kernel never makes it again while the address stays, and the host has lost its
+/// LAN. Status and doctor say so; deploy adds it back as the kernel makes it.
+#[test]
+fn a_deleted_connected_route_of_the_external_bridge_is_drift_and_deploy_adds_it_back() {
+    let Some(lan) = lan("x15cr", 1) else { return };
+    let m = &lan.machines[0];
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({
+            "DeploymentType": "ScalableCluster",
+            "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{
+                "MachineName": "m0",
+                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
+                "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
+            }],
+        }),
+    );
+    m.deploy(Some(&cfg));
+    let bridge = "aksedgesw-ext";
+    let connected = || {
+        m.ip_json(&format!("route show dev {bridge}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dst"] == "198.18.0.0/24")
+            .cloned()
+    };
+    let was = connected().expect("the kernel's route after deploy");
+    assert_eq!(was["protocol"], "kernel", "{was}");
+    assert_eq!(was["prefsrc"], Lan::machine_address(0), "{was}");
+    sh(&format!(
+        "ip -n {} route del 198.18.0.0/24 dev {bridge}",
+        m.ns
+    ));
+    assert!(connected().is_none());
+
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    let drift = st["drift"].to_string();
+    assert!(
+        drift.contains(&format!(
+            "bridge {bridge} lacks the kernel's route to 198.18.0.0/24 for its address {}",
+            Lan::machine_address(0)
+        )),
+        "{drift}"
+    );
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uplink = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "uplink")
+        .cloned()
+        .unwrap_or_else(|| panic!("no uplink check: {doctor:#}"));
+    assert_eq!(uplink["status"], "FAIL", "{uplink}");
+    assert!(uplink.to_string().contains("198.18.0.0/24"), "{uplink}");
+
+    let changes = m.deploy(Some(&cfg))["changes"].to_string();
+    assert!(
+        changes.contains("added back the route 198.18.0.0/24"),
+        "{changes}"
+    );
+    let now = connected().expect("the route back");
+    assert_eq!(now, was, "as the kernel made it");
+    // The LAN answers again.
+    sh(&format!(
+        "ip netns exec {} ping -c1 -W2 198.18.0.254 >/dev/null",
+        m.ns
+    ));
+    assert_eq!(m.deploy(Some(&cfg))["changes"], serde_json::json!([]));
+    let out = m.edgenet(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A node's file edited (resolv.conf) or deleted (hosts) by hand, and a route added by hand
+/// through the node's eth0: status names each (the file, the route), deploy writes the files
+/// again and deletes the route, and then there is nothing to do. A route a routing agent made
+/// (`proto bird`) is the node's own business and stays.
+#[test]
+fn hand_edited_node_files_and_stray_node_routes_are_drift_that_deploy_repairs() {
+    let Some(m) = machine("x15nf") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let dir = std::fs::read_dir(m.state.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.display().to_string().ends_with("-ledge"))
+        .expect("the Linux node's files");
+    let (resolv, hosts) = (dir.join("resolv.conf"), dir.join("hosts"));
+    let (resolv_was, hosts_was) = (
+        std::fs::read_to_string(&resolv).unwrap(),
+        std::fs::read_to_string(&hosts).unwrap(),
+    );
+    let routes = || Machine::ip_json_in(&netns, "route show");
+    let has = |dst: &str| routes().as_array().unwrap().iter().any(|r| r["dst"] == dst);
+    std::fs::write(&resolv, format!("{resolv_was}nameserver 203.0.113.9\n")).unwrap();
+    std::fs::remove_file(&hosts).unwrap();
+    sh(&format!(
+        "ip -n {netns} route add 10.9.0.0/16 via 192.168.0.1 dev eth0 && \
+         ip -n {netns} route add 10.42.0.0/16 via 192.168.0.1 dev eth0 proto bird"
+    ));
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let drift: Vec<String> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let said = |words: &[&str]| drift.iter().any(|d| words.iter().all(|w| d.contains(w)));
+    assert!(
+        said(&[&resolv.display().to_string(), "differs"]),
+        "{drift:#?}"
+    );
+    assert!(
+        said(&[&hosts.display().to_string(), "missing"]),
+        "{drift:#?}"
+    );
+    assert!(
+        said(&["route 10.9.0.0/16 via 192.168.0.1 dev eth0", &netns]),
+        "{drift:#?}"
+    );
+    assert!(!said(&["10.42.0.0/16"]), "{drift:#?}");
+    assert_eq!(drift.len(), 3, "{drift:#?}");
+
+    let changes = m.deploy(None)["changes"].to_string();
+    assert!(changes.contains("resolv.conf"), "{changes}");
+    assert!(changes.contains("hosts"), "{changes}");
+    assert!(
+        changes.contains("removed route 10.9.0.0/16 via 192.168.0.1 dev eth0"),
+        "{changes}"
+    );
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), resolv_was);
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), hosts_was);
+    assert!(!has("10.9.0.0/16"), "{:#}", routes());
+    assert!(has("10.42.0.0/16"), "{:#}", routes());
+    assert!(has("default"), "{:#}", routes());
+    assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}

@@ -1,0 +1,59 @@
+//! A namespace under a node's name that edgenet did not make (the node's was deleted and
+//! someone made one of the same name): deploy refuses it with one error naming the namespace
+//! and the fix, and no rollback error besides (the previous deployment, put back, met the
+//! same namespace); the host is as before.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+#[test]
+fn a_refused_deploy_over_a_foreign_node_namespace_says_it_once_and_changes_nothing() {
+    let Some(m) = machine("x15fn") else { return };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    let node = m
+        .node_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&format!("-ledge-{id}")))
+        .expect("the Linux node's namespace");
+    sh(&format!("ip netns del {node} && ip netns add {node}"));
+    let before = m.dump();
+
+    let out = m.edgenet(&["deploy", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&node), "{v:#}");
+    let hint = v["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains(&format!("ip netns del {node}")), "{v:#}");
+    assert_eq!(v["rollback_errors"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["changes"], serde_json::json!([]), "{v:#}");
+
+    // The text form: the error and its hint, nothing about a rollback.
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&node), "{stderr}");
+    assert!(!stderr.contains("rollback"), "{stderr}");
+    assert_eq!(
+        stderr.matches("already exists").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert_eq!(m.dump(), before, "the host changed");
+    // The foreign namespace is untouched: still only its own lo, no mark.
+    let links = Machine::ip_json_in(&node, "link show");
+    assert_eq!(links.as_array().unwrap().len(), 1, "{links:#}");
+    assert!(
+        link(&links, "lo").unwrap().get("ifalias").is_none(),
+        "{links:#}"
+    );
+
+    // Once it is deleted, deploy makes the node again.
+    sh(&format!("ip netns del {node}"));
+    m.deploy(None);
+    assert!(link(&Machine::ip_json_in(&node, "link show"), "eth0").is_some());
+    assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
+}
