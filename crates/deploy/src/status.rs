@@ -505,8 +505,8 @@ fn fill(
             node_mac_drift(drift, node, &live, state);
             if plan.node_runtime == edgenet_core::config::NodeRuntime::Netns {
                 for route in stray_node_routes(&netns)? {
-                    drift.push(format!(
-                        "node {}: route {route} in {netns} was not made by deploy (added by hand?): run deploy to delete it",
+                    report.notices.push(format!(
+                        "node {}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`",
                         node.name
                     ));
                 }
@@ -520,7 +520,7 @@ fn fill(
     Ok(())
 }
 
-/// The routes through `eth0` in the node namespace `netns` that deploy deletes (see
+/// The routes through `eth0` in the node namespace `netns` that deploy did not make (see
 /// [`crate::node::stray_routes`]), as `ip route` shows them.
 fn stray_node_routes(netns: &str) -> Result<Vec<String>, DeployError> {
     edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<Vec<String>, DeployError> {

@@ -1,18 +1,20 @@
-//! Routes in a node's namespace that deploy did not make and nothing running in the node
-//! would have made: main-table IPv4 routes through the node's `eth0` other than the default
-//! route and the kernel's own, added the way `ip route add` adds them (`proto boot` or
-//! `static`). Deploy keeps the node's routing as it keeps its addresses (only the plan's), so
-//! such a route is drift that `status` names and deploy deletes.
+//! Routes in a node's namespace that deploy did not make: main-table IPv4 routes through the
+//! node's `eth0` other than the default route and the kernel's own, with `proto boot` or
+//! `static`. `status` names them as a notice; deploy leaves them.
 //!
-//! Not stray: routes through other links (Kubernetes' `cni0`, `flannel.1`, the pods' veths),
-//! and routes through `eth0` that a routing agent made with its own protocol number (BIRD's
-//! `proto bird`, Calico's `proto 80`) or none (flannel's host-gw routes are `proto unspec`).
+//! Why not drift that deploy deletes: `proto boot` is also what the Go netlink library most
+//! Kubernetes network agents use puts on a route unless told otherwise (flannel's `host-gw`
+//! backend routes every other node's pod subnet through `eth0` that way), and an operator may
+//! have added one on purpose. A route deploy cannot tell apart from the CNI's is not deploy's
+//! to delete. Routes through other links (`cni0`, `flannel.1`, pods' veths) and routes with a
+//! routing agent's own protocol (BIRD's `proto bird`, Calico's `proto 80`) are not named at all.
 
 use edgenet_host::netlink::Route;
 
 use crate::names::NODE_IFNAME;
 
-/// `proto boot` (what `ip route add` and edgenet's own default route use) and `proto static`.
+/// `proto boot` (what `ip route add`, the Go netlink library and edgenet's own default route
+/// use) and `proto static`.
 const BY_HAND: [u8; 2] = [3, 4];
 
 /// The stray routes of `routes` (a node namespace's main-table IPv4 routes, links named).
