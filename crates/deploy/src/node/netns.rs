@@ -146,6 +146,8 @@ impl NodeRuntime for NetnsRuntime {
             j.step("node-address")?;
             return Ok(());
         }
+        // Namespace and veth both made by this run: inside is what their creation left.
+        let made = (ahead || !exists) && found.is_none();
         // Inside the node's namespace: real netlink there (the root tests cover it).
         let ns = NetNs::open(ns_name)?;
         let plan: &NodePlan = node.plan;
@@ -153,8 +155,11 @@ impl NodeRuntime for NetnsRuntime {
         let alias = own.alias.clone();
         let guest = ns_name.to_string();
         let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
-            let mut changes = Vec::new();
             let mut nl = Netlink::open()?;
+            if made {
+                return configure_made(&mut nl, &guest, plan, &alias);
+            }
+            let mut changes = Vec::new();
             // One dump for both: a dump does not run pending link events (a GetLink of the
             // new eth0 would, see `join_switch`).
             let links = nl.links()?;
@@ -357,6 +362,32 @@ impl Inside {
             == Some(plan.gateway);
         lo_ok && eth0_ok && address_ok && route_ok
     }
+}
+
+/// Configures the inside of a namespace this run has just made, around the `eth0` of a veth
+/// it has just made: `lo` is down (marked only), `eth0` down with the node's MAC and MTU (set
+/// at creation), no address, no route. Nothing to read back, so no dumps; the mark and `up`
+/// of `eth0` go in one request. The same changes, in the same words, as the general path.
+fn configure_made(
+    nl: &mut Netlink,
+    guest: &str,
+    plan: &NodePlan,
+    alias: &str,
+) -> Result<Vec<String>, DeployError> {
+    nl.set_up("lo", true)?;
+    nl.set_up_with_alias(NODE_IFNAME, alias)?;
+    nl.add_address(NODE_IFNAME, plan.address)?;
+    nl.replace_route(&RouteSpec {
+        destination: DEFAULT_ROUTE,
+        gateway: Some(plan.gateway),
+        link: Some(NODE_IFNAME),
+    })?;
+    Ok(vec![
+        format!("brought {guest}:lo up"),
+        format!("brought {guest}:{NODE_IFNAME} up"),
+        format!("gave {} the address {}", plan.name, plan.address),
+        format!("set {}'s default route via {}", plan.name, plan.gateway),
+    ])
 }
 
 /// Whether the namespace `name` is as `ip netns add` leaves it: only a `lo` that is down and
