@@ -74,6 +74,8 @@ struct Run<'a> {
     ahead: Option<AheadLane>,
     /// What that thread did, per namespace and per node, until the node steps take it.
     netns_ahead: NamespacesMade,
+    /// Sockets inside the namespaces made ahead, until the node steps take them.
+    sockets_ahead: Vec<(String, edgenet_host::netlink::Netlink)>,
     files_ahead: FilesWritten,
 }
 
@@ -178,9 +180,16 @@ impl Journal for Run<'_> {
         let Some(i) = self.netns_ahead.iter().position(|(n, _)| n == netns) else {
             return Ok(false);
         };
-        let (_, made) = self.netns_ahead.swap_remove(i);
-        made?;
+        let (name, made) = self.netns_ahead.swap_remove(i);
+        if let Some(socket) = made? {
+            self.sockets_ahead.push((name, socket));
+        }
         Ok(true)
+    }
+
+    fn socket_inside(&mut self, netns: &str) -> Option<edgenet_host::netlink::Netlink> {
+        let i = self.sockets_ahead.iter().position(|(n, _)| n == netns)?;
+        Some(self.sockets_ahead.swap_remove(i).1)
     }
 
     fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
@@ -234,6 +243,7 @@ pub fn deploy(
         tables_lane: None,
         ahead: None,
         netns_ahead: Vec::new(),
+        sockets_ahead: Vec::new(),
         files_ahead: Vec::new(),
     };
     let applied = apply(&mut run, plan);
@@ -866,7 +876,13 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             let made: Vec<_> = names
                 .into_iter()
                 .map(|name| {
-                    let made = edgenet_host::netns::create(&name);
+                    // With a netlink socket inside, opened here (a thread enters the namespace
+                    // to open it): the node steps work through it without entering again.
+                    let made = edgenet_host::netns::create(&name).map(|()| {
+                        edgenet_host::netns::NetNs::open(&name)
+                            .and_then(|ns| edgenet_host::netlink::Netlink::open_in(&ns))
+                            .ok()
+                    });
                     (name, made)
                 })
                 .collect();
@@ -892,7 +908,11 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     Ok(())
 }
 
-type NamespacesMade = Vec<(String, Result<(), edgenet_host::HostError>)>;
+/// Per namespace made ahead: made or not, and a socket inside it when one could be opened.
+type NamespacesMade = Vec<(
+    String,
+    Result<Option<edgenet_host::netlink::Netlink>, edgenet_host::HostError>,
+)>;
 type FilesWritten = Vec<(String, Result<Vec<String>, DeployError>)>;
 
 /// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
@@ -944,6 +964,7 @@ impl Run<'_> {
         self.join_files();
         self.ahead = None;
         self.netns_ahead.clear();
+        self.sockets_ahead.clear();
         self.files_ahead.clear();
     }
 }
