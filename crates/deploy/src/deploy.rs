@@ -876,11 +876,11 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             let made: Vec<_> = names
                 .into_iter()
                 .map(|name| {
-                    // With a netlink socket inside, opened here (a thread enters the namespace
-                    // to open it): the node steps work through it without entering again.
+                    // With a netlink socket inside for the node steps, which then never enter
+                    // it: this thread moves in to open it (it only writes files after).
                     let made = edgenet_host::netns::create(&name).map(|()| {
                         edgenet_host::netns::NetNs::open(&name)
-                            .and_then(|ns| edgenet_host::netlink::Netlink::open_in(&ns))
+                            .and_then(|ns| edgenet_host::netlink::Netlink::open_moving_into(&ns))
                             .ok()
                     });
                     (name, made)
