@@ -524,15 +524,17 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     if !(same_plan && run.changes.is_empty()) {
         run.state.finish_deploy();
     }
+    // The final state, while the identity's fsyncs may still run: it is not fsynced (a power
+    // cut takes the kernel objects it records with it, see [`crate::state::store`]), and a
+    // failure below still rolls the run back, whose records then win over it.
+    run.lock.finish(&run.state)?;
     // Durable before success is reported: the identity (the thread started at the "state"
-    // step, and again if the run changed it since). The rest of the state is not fsynced: a
-    // power cut takes the kernel objects it records with it (see [`crate::state::store`]).
+    // step, and again if the run changed it since).
     if !run.rolling_back {
         run.join_identity()?;
         run.identity_saver = run.lock.identity_saver(&run.state);
         run.join_identity()?;
     }
-    run.lock.finish(&run.state)?;
     run.step("finish")?;
     Ok(())
 }
