@@ -74,6 +74,8 @@ struct Run<'a> {
     ahead: Option<AheadLane>,
     /// What that thread did, per namespace and per node, until the node steps take it.
     netns_ahead: NamespacesMade,
+    /// Sockets inside the namespaces made ahead, until the node steps take them.
+    sockets_ahead: Vec<(String, edgenet_host::netlink::Netlink)>,
     files_ahead: FilesWritten,
 }
 
@@ -178,9 +180,16 @@ impl Journal for Run<'_> {
         let Some(i) = self.netns_ahead.iter().position(|(n, _)| n == netns) else {
             return Ok(false);
         };
-        let (_, made) = self.netns_ahead.swap_remove(i);
-        made?;
+        let (name, made) = self.netns_ahead.swap_remove(i);
+        if let Some(socket) = made? {
+            self.sockets_ahead.push((name, socket));
+        }
         Ok(true)
+    }
+
+    fn socket_inside(&mut self, netns: &str) -> Option<edgenet_host::netlink::Netlink> {
+        let i = self.sockets_ahead.iter().position(|(n, _)| n == netns)?;
+        Some(self.sockets_ahead.swap_remove(i).1)
     }
 
     fn pending(&self, kind: ObjectKind, name: &str, netns: Option<&str>) -> bool {
@@ -234,6 +243,7 @@ pub fn deploy(
         tables_lane: None,
         ahead: None,
         netns_ahead: Vec::new(),
+        sockets_ahead: Vec::new(),
         files_ahead: Vec::new(),
     };
     let applied = apply(&mut run, plan);
@@ -534,15 +544,17 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     if !(same_plan && run.changes.is_empty()) {
         run.state.finish_deploy();
     }
+    // The final state, while the identity's fsyncs may still run: it is not fsynced (a power
+    // cut takes the kernel objects it records with it, see [`crate::state::store`]), and a
+    // failure below still rolls the run back, whose records then win over it.
+    run.lock.finish(&run.state)?;
     // Durable before success is reported: the identity (the thread started at the "state"
-    // step, and again if the run changed it since). The rest of the state is not fsynced: a
-    // power cut takes the kernel objects it records with it (see [`crate::state::store`]).
+    // step, and again if the run changed it since).
     if !run.rolling_back {
         run.join_identity()?;
         run.identity_saver = run.lock.identity_saver(&run.state);
         run.join_identity()?;
     }
-    run.lock.finish(&run.state)?;
     run.step("finish")?;
     Ok(())
 }
@@ -886,7 +898,13 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             let made: Vec<_> = names
                 .into_iter()
                 .map(|name| {
-                    let made = edgenet_host::netns::create(&name);
+                    // With a netlink socket inside for the node steps, which then never enter
+                    // it: this thread moves in to open it (it only writes files after).
+                    let made = edgenet_host::netns::create(&name).map(|()| {
+                        edgenet_host::netns::NetNs::open(&name)
+                            .and_then(|ns| edgenet_host::netlink::Netlink::open_moving_into(&ns))
+                            .ok()
+                    });
                     (name, made)
                 })
                 .collect();
@@ -912,7 +930,11 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     Ok(())
 }
 
-type NamespacesMade = Vec<(String, Result<(), edgenet_host::HostError>)>;
+/// Per namespace made ahead: made or not, and a socket inside it when one could be opened.
+type NamespacesMade = Vec<(
+    String,
+    Result<Option<edgenet_host::netlink::Netlink>, edgenet_host::HostError>,
+)>;
 type FilesWritten = Vec<(String, Result<Vec<String>, DeployError>)>;
 
 /// The node steps' work under way on its own thread (see [`start_ahead_lane`]).
@@ -964,6 +986,7 @@ impl Run<'_> {
         self.join_files();
         self.ahead = None;
         self.netns_ahead.clear();
+        self.sockets_ahead.clear();
         self.files_ahead.clear();
     }
 }

@@ -36,6 +36,11 @@ pub trait Journal {
     fn made_ahead(&mut self, _netns: &str) -> Result<bool, DeployError> {
         Ok(false)
     }
+    /// A netlink socket inside network namespace `netns` that was opened beside making it
+    /// ahead, if one was: the node's driver works through it instead of entering again.
+    fn socket_inside(&mut self, _netns: &str) -> Option<edgenet_host::netlink::Netlink> {
+        None
+    }
     /// End of a named step (a failpoint).
     fn step(&mut self, name: &str) -> Result<(), DeployError>;
     /// Whether the state records the object (an earlier run of this deployment made it or

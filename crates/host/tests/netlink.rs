@@ -492,3 +492,32 @@ fn link_index_and_master_names_are_looked_up_in_the_sockets_namespace() {
     let long = here.run(|| Netlink::open().unwrap().link_index("a-name-longer-than-15"));
     assert_eq!(long.unwrap_err().errno(), Some(libc::ENODEV));
 }
+
+/// A handle opened by moving the calling thread works on that namespace, from that thread and
+/// from any other, and an alias and `up` sent together both land.
+#[test]
+fn a_handle_opened_by_moving_into_a_namespace_works_there_from_any_thread() {
+    if !root_or_skip("a_handle_opened_by_moving_into_a_namespace_works_there_from_any_thread") {
+        return;
+    }
+    let ns = TestNs::new("mvin");
+    let name = ns.name.clone();
+    // A thread of its own moves in (as the deploy lane does) and hands the socket back.
+    let mut nl = std::thread::spawn(move || {
+        Netlink::open_moving_into(&NetNs::open(&name).unwrap()).unwrap()
+    })
+    .join()
+    .unwrap();
+    nl.create_veth(&VethSpec::new("enmv0", "enmv1")).unwrap();
+    nl.set_up_with_alias("enmv0", "edgenet:moved").unwrap();
+    let link = ns.link("enmv0").expect("made in the namespace, not here");
+    assert_eq!(link["ifalias"], "edgenet:moved");
+    assert!(
+        link["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "{link}"
+    );
+    assert!(
+        Netlink::open().unwrap().link("enmv0").unwrap().is_none(),
+        "nothing in the test's own namespace"
+    );
+}

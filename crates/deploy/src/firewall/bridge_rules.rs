@@ -34,7 +34,7 @@ use edgenet_core::plan::{NodeKind, NodeRole, Plan, SwitchKind};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
-use super::nft_rules::Ruleset;
+use super::nft_rules::{object, Ruleset};
 
 pub const FAMILY: &str = "bridge";
 /// The bridge family's `filter` priority, before anything else on the bridge.
@@ -121,10 +121,13 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
     });
     let mut rules = Vec::new();
     let mut rule = |comment: String, expr: Vec<Value>| {
-        rules.push(json!({
-            "family": FAMILY, "table": bp.table, "chain": "prerouting",
-            "comment": comment, "expr": expr,
-        }));
+        rules.push(object([
+            ("family", FAMILY.into()),
+            ("table", bp.table.as_str().into()),
+            ("chain", "prerouting".into()),
+            ("comment", comment.into()),
+            ("expr", Value::Array(expr)),
+        ]));
     };
     for p in &bp.ports {
         let iif = matches("==", json!({"meta": {"key": "iifname"}}), json!(p.port));
@@ -279,7 +282,10 @@ fn set(mut elems: Vec<Element>) -> Value {
 }
 
 fn matches(op: &str, left: Value, right: Value) -> Value {
-    json!({"match": {"op": op, "left": left, "right": right}})
+    object([(
+        "match",
+        object([("op", op.into()), ("left", left), ("right", right)]),
+    )])
 }
 
 fn payload_ne(protocol: &str, field: &str, right: Value) -> Value {

@@ -124,9 +124,8 @@ impl Ruleset {
         let table = json!({"family": self.family, "name": self.table});
         // `create`, not `add`: fails if a table with the name exists (it may not be ours).
         let mut cmds = vec![json!({"create": {"table": table}})];
-        cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
-        cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
-        json!({ "nftables": cmds })
+        self.add_contents(&mut cmds);
+        object([("nftables", Value::Array(cmds))])
     }
 
     /// The nft transaction that makes the live table equal to `self`, atomically: `add table`
@@ -140,9 +139,16 @@ impl Ruleset {
             json!({"delete": {"table": table}}),
             json!({"add": {"table": table}}),
         ];
-        cmds.extend(self.chains.iter().map(|c| json!({"add": {"chain": c}})));
-        cmds.extend(self.rules.iter().map(|r| json!({"add": {"rule": r}})));
-        json!({ "nftables": cmds })
+        self.add_contents(&mut cmds);
+        object([("nftables", Value::Array(cmds))])
+    }
+
+    /// `add` commands for every chain and rule, the values cloned into place (`json!` would
+    /// serialise each one over again).
+    fn add_contents(&self, cmds: &mut Vec<Value>) {
+        let add = |kind: &str, item: &Value| object([("add", object([(kind, item.clone())]))]);
+        cmds.extend(self.chains.iter().map(|c| add("chain", c)));
+        cmds.extend(self.rules.iter().map(|r| add("rule", r)));
     }
 
     /// Reads the output of `nft -j list table ip NAME` back into a [`Ruleset`]; `None` when the
@@ -517,10 +523,13 @@ impl Builder<'_> {
     }
 
     fn rule(&mut self, chain: &str, comment: &str, expr: Vec<Value>) {
-        self.rules.push(json!({
-            "family": FAMILY, "table": self.table, "chain": chain,
-            "comment": comment, "expr": expr,
-        }));
+        self.rules.push(object([
+            ("family", FAMILY.into()),
+            ("table", self.table.into()),
+            ("chain", chain.into()),
+            ("comment", comment.into()),
+            ("expr", Value::Array(expr)),
+        ]));
     }
 }
 
@@ -544,7 +553,20 @@ fn host_net(addr: Ipv4Addr) -> Ipv4Net {
 }
 
 fn matches(op: &str, left: Value, right: Value) -> Value {
-    json!({"match": {"op": op, "left": left, "right": right}})
+    object([(
+        "match",
+        object([("op", op.into()), ("left", left), ("right", right)]),
+    )])
+}
+
+/// A JSON object of `entries`, moved in (`json!` serialises a `Value` it is given again).
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 fn iifname(name: &str) -> Value {

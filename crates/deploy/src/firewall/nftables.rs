@@ -114,11 +114,16 @@ impl NftablesDriver {
             Some(live) => (want.replace_document(), live.differences(want)),
             None => (want.create_document(), Vec::new()),
         };
+        // The commands taken out of the document, not copied.
         let (document, replaced) = document;
-        Ok(document["nftables"]
-            .as_array()
-            .cloned()
-            .map(|commands| (commands, replaced)))
+        let commands = match document {
+            Value::Object(mut document) => document.remove("nftables"),
+            _ => None,
+        };
+        Ok(match commands {
+            Some(Value::Array(commands)) => Some((commands, replaced)),
+            _ => None,
+        })
     }
 
     /// Sends `commands` as one transaction (one nftables command for every table).

@@ -34,6 +34,13 @@ impl NodeRuntime for NetnsRuntime {
         // Made by this run on its own thread (recorded before): as if made just now.
         let ahead = j.made_ahead(ns_name)?;
         let exists = !ahead && nl.netns_exists(ns_name);
+        // One netlink socket inside the namespace serves every step here (the lane that made
+        // it ahead opened one); otherwise it is opened the first time it is needed.
+        let mut inside_nl = if ahead {
+            j.socket_inside(ns_name)
+        } else {
+            None
+        };
         // One visit of a namespace that exists: whether it is ours, and what is inside (so a
         // redeploy that finds everything in place enters it only this once).
         let inside = if exists {
@@ -54,7 +61,7 @@ impl NodeRuntime for NetnsRuntime {
                     ),
                 });
             }
-            mark_netns(ns_name, own)?;
+            mark_netns(socket_inside(&mut inside_nl, ns_name)?, own)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
             j.changed(format!(
                 "marked network namespace {ns_name} for {} (a stopped run had made it)",
@@ -67,7 +74,7 @@ impl NodeRuntime for NetnsRuntime {
                 nl.netns_create(ns_name)?;
             }
             j.step("node-netns-made")?;
-            mark_netns(ns_name, own)?;
+            mark_netns(socket_inside(&mut inside_nl, ns_name)?, own)?;
             j.created(ObjectKind::Netns, ns_name, None)?;
             j.changed(format!(
                 "created network namespace {ns_name} for {}",
@@ -147,73 +154,13 @@ impl NodeRuntime for NetnsRuntime {
             return Ok(());
         }
         // Inside the node's namespace: real netlink there (the root tests cover it).
-        let ns = NetNs::open(ns_name)?;
-        let plan: &NodePlan = node.plan;
-        let (mac, mtu) = (node.mac, node.mtu);
-        let alias = own.alias.clone();
-        let guest = ns_name.to_string();
-        let changes = ns.run(move || -> Result<Vec<String>, DeployError> {
-            let mut changes = Vec::new();
-            let mut nl = Netlink::open()?;
-            // One dump for both: a dump does not run pending link events (a GetLink of the
-            // new eth0 would, see `join_switch`).
-            let links = nl.links()?;
-            if links.iter().any(|l| l.name == "lo" && !l.up) {
-                nl.set_up("lo", true)?;
-                changes.push(format!("brought {guest}:lo up"));
-            }
-            let eth0 = links
-                .into_iter()
-                .find(|l| l.name == NODE_IFNAME)
-                .ok_or_else(|| {
-                    DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace")
-                })?;
-            if eth0.mac != Some(mac) {
-                nl.set_mac(NODE_IFNAME, mac)?;
-                changes.push(format!("set MAC {mac} on {}", plan.name));
-            }
-            if eth0.mtu != mtu {
-                nl.set_mtu(NODE_IFNAME, mtu)?;
-                changes.push(format!("set MTU {mtu} on {}", plan.name));
-            }
-            if !eth0.up {
-                nl.set_up(NODE_IFNAME, true)?;
-                changes.push(format!("brought {guest}:{NODE_IFNAME} up"));
-            }
-            // The namespace's mark: remove and the next deploy know it by this alias.
-            if eth0.alias.as_deref() != Some(alias.as_str()) {
-                nl.set_alias(NODE_IFNAME, &alias)?;
-            }
-            let present: Vec<Ipv4Net> = nl
-                .addresses_of(NODE_IFNAME)?
-                .into_iter()
-                .map(|a| a.address)
-                .collect();
-            for stale in present.iter().filter(|a| **a != plan.address) {
-                nl.del_address(NODE_IFNAME, *stale)?;
-                changes.push(format!("removed address {stale} from {}", plan.name));
-            }
-            if !present.contains(&plan.address) {
-                nl.add_address(NODE_IFNAME, plan.address)?;
-                changes.push(format!("gave {} the address {}", plan.name, plan.address));
-            }
-            let default = nl
-                .routes()?
-                .into_iter()
-                .find(|r| r.destination == DEFAULT_ROUTE);
-            if default.as_ref().and_then(|r| r.gateway) != Some(plan.gateway) {
-                nl.replace_route(&RouteSpec {
-                    destination: DEFAULT_ROUTE,
-                    gateway: Some(plan.gateway),
-                    link: Some(NODE_IFNAME),
-                })?;
-                changes.push(format!(
-                    "set {}'s default route via {}",
-                    plan.name, plan.gateway
-                ));
-            }
-            Ok(changes)
-        })??;
+        let inside_nl = socket_inside(&mut inside_nl, ns_name)?;
+        // Namespace and veth both made by this run: inside is what their creation left.
+        let changes = if (ahead || !exists) && found.is_none() {
+            configure_made(inside_nl, ns_name, node.plan, &own.alias)?
+        } else {
+            configure(inside_nl, ns_name, node, &own.alias)?
+        };
         for c in changes {
             j.changed(c);
         }
@@ -359,6 +306,100 @@ impl Inside {
     }
 }
 
+/// Makes the inside of an existing namespace as the plan wants, changing only what differs:
+/// `lo` up, `eth0` with the node's MAC, MTU, mark and address, up, and the default route.
+fn configure(
+    nl: &mut Netlink,
+    guest: &str,
+    node: &NodeSpec<'_>,
+    alias: &str,
+) -> Result<Vec<String>, DeployError> {
+    let (plan, mac, mtu) = (node.plan, node.mac, node.mtu);
+    let mut changes = Vec::new();
+    // One dump for both: a dump does not run pending link events (a GetLink of the
+    // new eth0 would, see `join_switch`).
+    let links = nl.links()?;
+    if links.iter().any(|l| l.name == "lo" && !l.up) {
+        nl.set_up("lo", true)?;
+        changes.push(format!("brought {guest}:lo up"));
+    }
+    let eth0 = links
+        .into_iter()
+        .find(|l| l.name == NODE_IFNAME)
+        .ok_or_else(|| DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace"))?;
+    if eth0.mac != Some(mac) {
+        nl.set_mac(NODE_IFNAME, mac)?;
+        changes.push(format!("set MAC {mac} on {}", plan.name));
+    }
+    if eth0.mtu != mtu {
+        nl.set_mtu(NODE_IFNAME, mtu)?;
+        changes.push(format!("set MTU {mtu} on {}", plan.name));
+    }
+    if !eth0.up {
+        nl.set_up(NODE_IFNAME, true)?;
+        changes.push(format!("brought {guest}:{NODE_IFNAME} up"));
+    }
+    // The namespace's mark: remove and the next deploy know it by this alias.
+    if eth0.alias.as_deref() != Some(alias) {
+        nl.set_alias(NODE_IFNAME, alias)?;
+    }
+    let present: Vec<Ipv4Net> = nl
+        .addresses_of(NODE_IFNAME)?
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    for stale in present.iter().filter(|a| **a != plan.address) {
+        nl.del_address(NODE_IFNAME, *stale)?;
+        changes.push(format!("removed address {stale} from {}", plan.name));
+    }
+    if !present.contains(&plan.address) {
+        nl.add_address(NODE_IFNAME, plan.address)?;
+        changes.push(format!("gave {} the address {}", plan.name, plan.address));
+    }
+    let default = nl
+        .routes()?
+        .into_iter()
+        .find(|r| r.destination == DEFAULT_ROUTE);
+    if default.as_ref().and_then(|r| r.gateway) != Some(plan.gateway) {
+        nl.replace_route(&RouteSpec {
+            destination: DEFAULT_ROUTE,
+            gateway: Some(plan.gateway),
+            link: Some(NODE_IFNAME),
+        })?;
+        changes.push(format!(
+            "set {}'s default route via {}",
+            plan.name, plan.gateway
+        ));
+    }
+    Ok(changes)
+}
+
+/// Configures the inside of a namespace this run has just made, around the `eth0` of a veth
+/// it has just made: `lo` is down (marked only), `eth0` down with the node's MAC and MTU (set
+/// at creation), no address, no route. Nothing to read back, so no dumps; the mark and `up`
+/// of `eth0` go in one request. The same changes, in the same words, as the general path.
+fn configure_made(
+    nl: &mut Netlink,
+    guest: &str,
+    plan: &NodePlan,
+    alias: &str,
+) -> Result<Vec<String>, DeployError> {
+    nl.set_up("lo", true)?;
+    nl.set_up_with_alias(NODE_IFNAME, alias)?;
+    nl.add_address(NODE_IFNAME, plan.address)?;
+    nl.replace_route(&RouteSpec {
+        destination: DEFAULT_ROUTE,
+        gateway: Some(plan.gateway),
+        link: Some(NODE_IFNAME),
+    })?;
+    Ok(vec![
+        format!("brought {guest}:lo up"),
+        format!("brought {guest}:{NODE_IFNAME} up"),
+        format!("gave {} the address {}", plan.name, plan.address),
+        format!("set {}'s default route via {}", plan.name, plan.gateway),
+    ])
+}
+
 /// Whether the namespace `name` is as `ip netns add` leaves it: only a `lo` that is down and
 /// carries no alias. One the state records and finds so is the one a killed run made before it
 /// could mark it (anyone else's would have been used); any other content keeps it foreign.
@@ -370,11 +411,21 @@ pub fn netns_is_half_made(name: &str) -> Result<bool, DeployError> {
     })?
 }
 
-/// Marks a namespace just made as this deployment's (its `lo` gets the alias).
-fn mark_netns(name: &str, own: &Ownership) -> Result<(), DeployError> {
-    let alias = own.alias.clone();
-    NetNs::open(name)?
-        .run(move || -> Result<(), DeployError> { Ok(Netlink::open()?.set_alias("lo", &alias)?) })?
+/// Marks a namespace just made as this deployment's (its `lo` gets the alias), through a
+/// socket inside it.
+fn mark_netns(inside: &mut Netlink, own: &Ownership) -> Result<(), DeployError> {
+    Ok(inside.set_alias("lo", &own.alias)?)
+}
+
+/// The socket inside namespace `name` in `slot`, opened there first if there is none yet.
+fn socket_inside<'a>(
+    slot: &'a mut Option<Netlink>,
+    name: &str,
+) -> Result<&'a mut Netlink, DeployError> {
+    if slot.is_none() {
+        *slot = Some(Netlink::open_in(&NetNs::open(name)?)?);
+    }
+    Ok(slot.as_mut().expect("opened above"))
 }
 
 /// The host end of a node's veth gets a MAC derived from its name (which carries the

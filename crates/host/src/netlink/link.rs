@@ -299,6 +299,17 @@ impl Netlink {
         self.set_link(msg, &format!("set alias {alias:?} on"), name)
     }
 
+    /// Gives the link `alias` and brings it up, in one request (the kernel sets the alias
+    /// first, then the flags).
+    pub fn set_up_with_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.header.change_mask = LinkFlags::Up;
+        msg.header.flags = LinkFlags::Up;
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(msg, &format!("set alias {alias:?} and up on"), name)
+    }
+
     pub fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError> {
         let mut msg = link_by_name(name);
         msg.attributes.push(LinkAttribute::Group(group));

@@ -6,7 +6,8 @@
 //!
 //! A netlink socket belongs to the network namespace of the thread that opened it, for its
 //! whole life. [`Netlink::open`] therefore works on the *calling thread's* namespace and
-//! [`Netlink::open_in`] on another one, without moving the caller.
+//! [`Netlink::open_in`] on another one, without moving the caller ([`Netlink::open_moving_into`]
+//! moves it, for a thread that may stay there).
 //!
 //! Layout (as netavark's `netlink.rs` + `netlink_route.rs` and rtnetlink's `link/`, `addr/`,
 //! `route/`): this file holds the handle; `socket` the request/ack/dump loop and the
@@ -72,6 +73,15 @@ impl Netlink {
     /// created by a short-lived thread inside `ns` and stays bound to `ns`.
     pub fn open_in(ns: &NetNs) -> Result<Self, HostError> {
         ns.run(Netlink::open)?
+    }
+
+    /// Opens a handle on namespace `ns` by moving the calling thread into it for good, with no
+    /// thread started for it: only for a thread of one's own that does nothing in a network
+    /// namespace afterwards (its file I/O is the same in any).
+    pub fn open_moving_into(ns: &NetNs) -> Result<Self, HostError> {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| HostError::new("enter netns", "", e.into()))?;
+        Netlink::open()
     }
 
     /// Links, IPv4 addresses and main-table IPv4 routes, sharing one link dump.
