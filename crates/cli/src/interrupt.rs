@@ -27,6 +27,9 @@ struct Words {
 }
 
 static WORDS: OnceLock<Words> = OnceLock::new();
+/// A handler started: the first says it and ends the process; any later one (the same signal
+/// sent to the process group reaches another thread) waits for that.
+static FIRED: AtomicBool = AtomicBool::new(false);
 /// The command's report went to stdout: a second JSON document would break it.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -76,10 +79,12 @@ pub fn install(command: &'static str, schema: &Schema, json: bool) {
     if WORDS.set(Words { text, json }).is_err() {
         return;
     }
-    // SA_RESETHAND: the handler runs once; the signal it raises again then ends the process.
+    // Not SA_RESETHAND: `timeout` and a terminal send the signal to the process and to its
+    // group, so it often comes twice; reset on the first, the second reached another thread with
+    // the default disposition and ended the run before a word was written.
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
-        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SaFlags::SA_RESTART,
         SigSet::empty(),
     );
     for s in SIGNALS {
@@ -93,6 +98,12 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
     let Some(i) = SIGNALS.iter().position(|s| *s as i32 == raw) else {
         return;
     };
+    if FIRED.swap(true, Ordering::SeqCst) {
+        // Another thread is saying it and then ends the process.
+        loop {
+            nix::unistd::pause();
+        }
+    }
     if let Some(words) = WORDS.get() {
         // SAFETY: 1 and 2 are open for the whole process (stdout, stderr).
         let (out, err) = unsafe { (BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)) };
@@ -103,7 +114,11 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
         }
         write_all(err, words.text[i].as_bytes());
     }
-    // The disposition is the default again (SA_RESETHAND): delivered when the handler returns.
+    // The default disposition, then the signal again: delivered when this handler returns, it
+    // ends the process as the signal would have.
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: sigaction(2) is async-signal-safe; SIG_DFL installs no code.
+    let _ = unsafe { signal::sigaction(SIGNALS[i], &default) };
     let _ = signal::raise(SIGNALS[i]);
 }
 
