@@ -159,7 +159,10 @@ fn a_signal_sent_twice_at_once_is_still_said() {
                 "round {round}: ended by SIGINT after changing the host, silently: {stderr:?}"
             );
             let _: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-                panic!("round {round}: {e}: {}", String::from_utf8_lossy(&out.stdout))
+                panic!(
+                    "round {round}: {e}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
             });
             said += 1;
         }

@@ -148,3 +148,37 @@ fn status_without_a_state_directory_lists_the_leftovers() {
     );
     // The machine's namespace goes with the test, the node namespaces by their id.
 }
+
+/// What a deploy killed before its first record leaves (`config.json` and the lock, no
+/// records), or what an earlier edgenet's remove leaves after a deploy by this one
+/// (`config.json`): `remove` takes it and the directory, as after any complete remove (it said
+/// "Nothing to remove" and kept the file, which holds the whole cluster config).
+#[test]
+fn remove_takes_a_config_file_left_without_records() {
+    let Some(m) = machine("l15cj") else { return };
+    m.deploy(None);
+    let config = std::fs::read(m.state.join("config.json")).expect("deploy keeps config.json");
+    m.ok(&["remove"]);
+    assert!(!m.state.exists());
+    std::fs::create_dir_all(&m.state).unwrap();
+    std::fs::write(m.state.join("config.json"), &config).unwrap();
+    std::fs::write(m.state.join("lock"), b"").unwrap();
+    let (code, st) = {
+        let out = m.edgenet(&["status", "-o", "json"]);
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    assert_eq!(code, Some(0), "{st:#}");
+    assert_eq!(st["deployed"], false, "{st:#}");
+    let said = m.ok(&["remove"]);
+    assert!(said.contains("Nothing to remove"), "{said}");
+    assert!(
+        !m.state.exists(),
+        "left: {:?}",
+        std::fs::read_dir(&m.state)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    );
+}

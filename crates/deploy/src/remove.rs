@@ -48,8 +48,14 @@ pub fn remove_loaded(
     // One read of the ruleset for the ownership checks and the forwarding-user check.
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let Some(mut state) = state else {
-        cleanup_dir(lock, &mut Vec::new());
-        return Ok(RemoveReport::default());
+        // No records, but what a run killed before its first record left (`config.json`, the
+        // lock) or an earlier edgenet's remove did not know of (`config.json`) goes all the same.
+        let mut report = RemoveReport::default();
+        if let Err(e) = lock.clear() {
+            report.errors.push(e.to_string());
+        }
+        cleanup_dir(lock, &mut report.errors);
+        return Ok(report);
     };
     let id = state.deployment_id.clone();
     let own_table = crate::firewall::table_name(&id);

@@ -20,10 +20,23 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
     let state = StateDir::new(&cli.state_dir)
         .peek()
         .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?;
-    let (Some(config), Some(plan)) = (
+    let (config, plan) = (
         state.as_ref().and_then(|s| s.config.as_deref().cloned()),
         state.as_ref().and_then(|s| s.applied_plan.clone()),
-    ) else {
+    );
+    if let (None, Some(_)) = (&config, &plan) {
+        return Err(CliError::new(
+            Exit::Findings,
+            "no-config",
+            format!(
+                "the deployment in {} has no readable config ({} is missing or damaged)",
+                cli.state_dir.display(),
+                cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE).display()
+            ),
+        )
+        .hint("name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back"));
+    }
+    let (Some(config), Some(plan)) = (config, plan) else {
         return Err(CliError::new(
             Exit::Findings,
             "not-deployed",

@@ -610,6 +610,12 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
             }
         }
     }
+    // No (readable) `config.json`: the config an earlier edgenet kept in `state.json`. A
+    // journal's lines never hold it, so a run killed before its first `config.json` over such a
+    // state would otherwise lose it.
+    if config.is_none() {
+        config = on_disk.as_ref().and_then(|s| s.config.clone());
+    }
     let fill = |s: &mut DeploymentState| {
         if s.config.is_none() {
             s.config.clone_from(&config);
@@ -938,6 +944,35 @@ mod tests {
         assert_eq!(lock.load().unwrap().unwrap().config, None);
         lock.clear().unwrap();
         assert!(!config_file.exists());
+    }
+
+    /// A run killed after its first journal record but before its first `config.json`, over a
+    /// `state.json` of an earlier edgenet that holds the config: the journal's lines never
+    /// carry it, so the config comes from `state.json` (it was lost, and `scale-config` said
+    /// "no deployment").
+    #[test]
+    fn a_journal_over_an_earlier_state_keeps_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = DeploymentState::new(id("0a1b2e"));
+        state.begin_deploy(&sample_plan());
+        state.finish_deploy();
+        let config = serde_json::json!({ "DeploymentType": "ScalableCluster", "Machines": [{}] });
+        let mut old = serde_json::to_value(&state).unwrap();
+        old["config"] = config.clone();
+        let bytes = serde_json::to_vec_pretty(&old).unwrap();
+        fs::write(dir.path().join(STATE_FILE), &bytes).unwrap();
+        let mut next = state.clone();
+        next.begin_deploy(&sample_plan());
+        let base = format!("{:016x}", content_hash(Some(&bytes)));
+        let mut line =
+            serde_json::to_vec(&serde_json::json!({ "base": base, "state": next })).unwrap();
+        line.push(b'\n');
+        fs::write(dir.path().join(JOURNAL_FILE), line).unwrap();
+        let loaded = lock_in(dir.path()).load().unwrap().unwrap();
+        assert_eq!(loaded.phase, next.phase);
+        assert_eq!(loaded.config, Some(Arc::new(config.clone())));
+        let peeked = StateDir::new(dir.path()).peek().unwrap().unwrap();
+        assert_eq!(peeked.config, Some(Arc::new(config)));
     }
 
     /// A `state.json` written by an earlier edgenet, with the config inside: read as it is,
