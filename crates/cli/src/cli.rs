@@ -501,6 +501,9 @@ pub struct LabReportArgs {
     pub output: OutputOpt,
 }
 
+/// Where a lab keeps its state when `--lab-dir` is not given.
+pub const DEFAULT_LAB_DIR: &str = "/var/lib/edgenet-lab";
+
 #[derive(Debug, Args, Clone)]
 pub struct LabArgs {
     /// Name of the lab (several can run side by side).
@@ -512,9 +515,21 @@ pub struct LabArgs {
         long,
         value_name = "DIR",
         env = "EDGENET_LAB_DIR",
-        default_value = "/var/lib/edgenet-lab"
+        default_value = DEFAULT_LAB_DIR
     )]
     pub lab_dir: PathBuf,
+}
+
+impl LabArgs {
+    /// The `lab down` that reaches this lab, for hints (`--lab-dir` too when it is not the
+    /// default: followed literally, a hint without it looks in the wrong place).
+    pub fn down_command(&self) -> String {
+        let mut command = format!("edgenet lab down --name {}", self.name);
+        if self.lab_dir != std::path::Path::new(DEFAULT_LAB_DIR) {
+            command.push_str(&format!(" --lab-dir {}", self.lab_dir.display()));
+        }
+        command
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -295,8 +295,8 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         };
         let failures: Vec<String> = failures.into_iter().map(|(_, f)| f).collect();
         return Err(lab_error(failures.join("\n")).hint(format!(
-            "`edgenet lab down --name {}` removes what was built (lab files in {})",
-            args.lab.name,
+            "`{}` removes what was built (lab files in {})",
+            args.lab.down_command(),
             dir.display()
         )));
     }
@@ -327,8 +327,8 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 lab.detach();
             }
             Err(lab_error(format!("lab up failed: {message}")).hint(format!(
-                "`edgenet lab down --name {}` removes what was built",
-                args.lab.name
+                "`{}` removes what was built",
+                args.lab.down_command()
             )))
         }
     }
