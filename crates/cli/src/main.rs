@@ -65,6 +65,14 @@ fn main() -> ExitCode {
             return fail(&cli, &schema, e);
         }
     }
+    if matches!(
+        cli.command,
+        Command::Deploy(_) | Command::Lab(LabCommand::Up(_))
+    ) {
+        if let Err(e) = commands::check_netns_mounts() {
+            return fail(&cli, &schema, e);
+        }
+    }
     // Ctrl-C during a run that changes the host: said, not silent (see `interrupt`).
     let run = match cli.command {
         Command::Deploy(_) => Some("deploy"),

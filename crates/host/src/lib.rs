@@ -19,6 +19,7 @@ pub mod lock;
 pub mod net_manager;
 pub mod netlink;
 pub mod netns;
+pub mod netns_mounts;
 pub mod nft;
 pub mod probes;
 pub mod procfs;

@@ -179,6 +179,17 @@ pub fn vm_host(cli: &Cli, config: &edgenet_core::config::Config) -> edgenet_core
     )
 }
 
+/// A deploy or `lab up` in a mount namespace whose mounts stay its own (`ip netns exec`):
+/// the namespaces it makes would vanish when it exits, so it is refused before anything runs.
+pub fn check_netns_mounts() -> Result<(), CliError> {
+    match edgenet_host::netns_mounts::mounts_stay_private() {
+        None => Ok(()),
+        Some(why) => Err(CliError::new(Exit::Unreadable, "mount-namespace", why).hint(
+            "run edgenet in the host's mount namespace: `nsenter --net=/run/netns/NAME edgenet …` enters only a network namespace (`ip netns exec` also makes a mount namespace)",
+        )),
+    }
+}
+
 /// `EDGENET_VM_ACCEL` (kvm, tcg, auto) and `EDGENET_VM_STOP_TIMEOUT` (whole seconds), read by
 /// the `vm` runtime: a value it would not understand is refused (exit 2) before anything runs,
 /// instead of being silently replaced by the default.

@@ -1,0 +1,124 @@
+//! Whether the network namespaces this process mounts under `/run/netns` outlive it.
+//!
+//! A namespace stays alive after its last process only through its bind mount. Made in the
+//! host's mount namespace (or one whose `/run/netns` is a shared peer of the host's), the mount
+//! is the host's. Made in a mount namespace of its own whose mounts do not propagate back (what
+//! `ip netns exec` sets up: `unshare(CLONE_NEWNS)` and `/` made a recursive slave), the mount
+//! dies with that namespace when the process exits: a deploy would report nodes that are gone a
+//! moment later.
+
+use std::path::Path;
+
+use crate::netns::NETNS_RUN_DIR;
+
+/// `Some(why)` when mounts made under `/run/netns` here would not reach the host's mount
+/// namespace; `None` when they do, or when that cannot be told.
+pub fn mounts_stay_private() -> Option<String> {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let read = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok();
+    let dir = Path::new(NETNS_RUN_DIR);
+    let ours = ns("self")?;
+    let here = covering_mount(&read("self")?, dir)?;
+    let private = match (ns("1"), read("1")) {
+        (Some(init), _) if init == ours => false,
+        // Another mount namespace than PID 1's: only a peer of PID 1's mount shares mounts.
+        (Some(_), Some(init_info)) => {
+            let there = covering_mount(&init_info, dir);
+            here.shared.is_none() || here.shared != there.and_then(|m| m.shared)
+        }
+        // PID 1's namespace cannot be read (a sandbox, another PID namespace): a mount that
+        // only receives from a master (`ip netns exec` makes every mount one) gives nothing back.
+        _ => here.shared.is_none() && here.master.is_some(),
+    };
+    private.then(|| format!(
+        "this process runs in a mount namespace of its own ({}) whose mounts under {NETNS_RUN_DIR} do not reach the host's, as under `ip netns exec`: the node namespaces it made would vanish when it exits",
+        ours.display()
+    ))
+}
+
+#[derive(Debug, PartialEq)]
+struct Mount {
+    point: String,
+    /// The peer group (`shared:N`): mounts in one group propagate to each other.
+    shared: Option<u64>,
+    /// The peer group it receives from (`master:N`) without giving back.
+    master: Option<u64>,
+}
+
+/// The mount that holds `path` in a `/proc/PID/mountinfo` text: the last of those with the
+/// longest mount point that is `path` or one of its parents (a later mount hides an earlier one
+/// on the same point).
+fn covering_mount(mountinfo: &str, path: &Path) -> Option<Mount> {
+    let mut best: Option<Mount> = None;
+    for line in mountinfo.lines() {
+        let mut fields = line.split(' ');
+        let Some(point) = fields.nth(4) else { continue };
+        let point = point.replace("\\040", " ");
+        if !path.starts_with(&point) {
+            continue;
+        }
+        // After the mount options: optional fields up to "-".
+        let optional: Vec<&str> = fields.skip(1).take_while(|f| *f != "-").collect();
+        let group = |tag: &str| {
+            optional
+                .iter()
+                .find_map(|f| f.strip_prefix(tag)?.parse().ok())
+        };
+        if best.as_ref().is_none_or(|b| point.len() >= b.point.len()) {
+            best = Some(Mount {
+                shared: group("shared:"),
+                master: group("master:"),
+                point,
+            });
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+25 22 0:23 / /run rw,nosuid,nodev shared:12 - tmpfs tmpfs rw
+300 25 0:23 /netns /run/netns rw,nosuid,nodev shared:140 - tmpfs tmpfs rw
+301 300 0:4 net:[4026532400] /run/netns/a rw shared:141 - nsfs nsfs rw
+";
+    /// The same mounts as `ip netns exec` leaves them in its namespace: slaves of the host's.
+    const SLAVE: &str = "\
+522 521 254:1 / / rw,relatime master:1 - ext4 /dev/vda rw
+525 522 0:23 / /run rw,nosuid,nodev master:12 - tmpfs tmpfs rw
+600 525 0:23 /netns /run/netns rw,nosuid,nodev master:140 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn the_mount_holding_run_netns_is_found_with_its_peer_group() {
+        let dir = Path::new(NETNS_RUN_DIR);
+        let host = covering_mount(HOST, dir).unwrap();
+        assert_eq!(host.point, "/run/netns");
+        assert_eq!(host.shared, Some(140));
+        let slave = covering_mount(SLAVE, dir).unwrap();
+        assert_eq!(slave.point, "/run/netns");
+        assert_eq!(slave.shared, None, "a slave only receives");
+        assert_eq!(slave.master, Some(140));
+        // No mount of its own: the one of /run holds it.
+        let without: String = HOST.lines().take(2).map(|l| format!("{l}\n")).collect();
+        assert_eq!(covering_mount(&without, dir).unwrap().point, "/run");
+        // A later mount on the same point hides the earlier one.
+        let over = format!("{HOST}302 25 0:99 / /run/netns rw master:7 - tmpfs tmpfs rw\n");
+        assert_eq!(covering_mount(&over, dir).unwrap().shared, None);
+    }
+
+    #[test]
+    fn in_the_hosts_own_mount_namespace_nothing_is_said() {
+        // The tests run in the machine's mount namespace (or cannot read PID 1's).
+        let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+        let init = std::fs::read_link("/proc/1/ns/mnt").ok();
+        if ours.is_some() && ours == init {
+            assert_eq!(mounts_stay_private(), None);
+        } else {
+            eprintln!("skipped: not in PID 1's mount namespace (or cannot read it)");
+        }
+    }
+}
