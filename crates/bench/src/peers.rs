@@ -610,7 +610,11 @@ pub fn bench(runs: usize) {
             for i in 0..tools.len() {
                 // Every other round in the opposite order: each tool follows a different one,
                 // so whatever a tool's teardown leaves behind is not billed to one neighbour.
-                let i = if round % 2 == 1 { tools.len() - 1 - i } else { i };
+                let i = if round % 2 == 1 {
+                    tools.len() - 1 - i
+                } else {
+                    i
+                };
                 let t = (round + i) % tools.len();
                 let tool = &tools[t];
                 let m = &machines[t].name;
