@@ -344,20 +344,8 @@ impl StateLock {
         self.write_config(state, durable)?;
         let mut json = serde_json::to_vec_pretty(state).expect("state always serialises");
         json.push(b'\n');
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(self.dir.path())
-            .map_err(write_err)?;
-        tmp.write_all(&json).map_err(write_err)?;
-        if durable {
-            tmp.as_file().sync_all().map_err(write_err)?;
-        }
-        tracing::debug!("write {}", path.display());
-        tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        if durable {
-            sync_dir(self.dir.path()).map_err(write_err)?;
-        }
+        let sync = if durable { Fsync::All } else { Fsync::None };
+        replace_file(&path, TEMP_PREFIX, &json, sync).map_err(write_err)?;
         {
             let mut files = self.files();
             // Journal lines written before name the old file: they are stale from here on,
@@ -392,17 +380,9 @@ impl StateLock {
             path: path.clone(),
             source,
         };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(CONFIG_TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(self.dir.path())
-            .map_err(write_err)?;
-        tmp.write_all(&json).map_err(write_err)?;
-        if durable {
-            tmp.as_file().sync_all().map_err(write_err)?;
-        }
-        tracing::debug!("write {}", path.display());
-        tmp.persist(&path).map_err(|e| write_err(e.error))?;
+        // The directory is fsynced by the state's replacement that follows.
+        let sync = if durable { Fsync::File } else { Fsync::None };
+        replace_file(&path, CONFIG_TEMP_PREFIX, &json, sync).map_err(write_err)?;
         let mut files = self.files();
         files.config_hash = hash;
         files.config_seen = Some(config.clone());
@@ -513,25 +493,46 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Temp file, fsync, rename, fsync of the directory: after a power cut the file is the old one
-/// or the new one, on any filesystem.
+/// What [`replace_file`] fsyncs.
+#[derive(Clone, Copy, PartialEq)]
+enum Fsync {
+    None,
+    /// The new file's content, not yet its name (a later fsync of the directory makes it).
+    File,
+    /// The new file and then the directory: after a power cut too the file is the old one or
+    /// the new one, on any filesystem.
+    All,
+}
+
+/// `path` replaced by `bytes` through a temp file (`prefix…`) in its directory and a rename: a
+/// reader sees the old file or the new one.
+fn replace_file(path: &Path, prefix: &str, bytes: &[u8], sync: Fsync) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .expect("state files live in the state directory");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    if sync != Fsync::None {
+        tmp.as_file().sync_all()?;
+    }
+    tracing::debug!("write {}", path.display());
+    tmp.persist(path).map_err(|e| e.error)?;
+    if sync == Fsync::All {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Always durable: see the module doc.
 fn write_identity(dir: &Path, identity: &Identity) -> Result<(), StateError> {
     let path = dir.join(IDENTITY_FILE);
-    let write_err = |source| StateError::Write {
-        path: path.clone(),
-        source,
-    };
     let mut json = serde_json::to_vec(identity).expect("identity always serialises");
     json.push(b'\n');
-    let mut tmp = tempfile::Builder::new()
-        .prefix(IDENTITY_TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    tmp.write_all(&json).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(&path).map_err(|e| write_err(e.error))?;
-    sync_dir(dir).map_err(write_err)
+    replace_file(&path, IDENTITY_TEMP_PREFIX, &json, Fsync::All)
+        .map_err(|source| StateError::Write { path, source })
 }
 
 /// FNV-1a of a file's bytes (`None`: no file); stable across builds, unlike `DefaultHasher`.
