@@ -18,12 +18,7 @@ fn status(m: &Machine) -> (Option<i32>, Value) {
 /// The Linux node's namespace and the host end of its veth.
 fn linux_node(m: &Machine) -> (String, String) {
     let id = m.state_id().unwrap();
-    let netns = m
-        .node_namespaces()
-        .into_iter()
-        .find(|n| n.ends_with(&format!("-ledge-{id}")))
-        .expect("the Linux node's namespace");
-    (netns, format!("en{id}l"))
+    (m.linux_node_namespace(), format!("en{id}l"))
 }
 
 #[test]

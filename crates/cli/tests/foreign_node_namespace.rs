@@ -12,12 +12,7 @@ use support::*;
 fn a_refused_deploy_over_a_foreign_node_namespace_says_it_once_and_changes_nothing() {
     let Some(m) = machine("x15fn") else { return };
     m.deploy(None);
-    let id = m.state_id().unwrap();
-    let node = m
-        .node_namespaces()
-        .into_iter()
-        .find(|n| n.ends_with(&format!("-ledge-{id}")))
-        .expect("the Linux node's namespace");
+    let node = m.linux_node_namespace();
     sh(&format!("ip netns del {node} && ip netns add {node}"));
     let before = m.dump();
 

@@ -185,6 +185,15 @@ impl Machine {
         names
     }
 
+    /// The namespace of the current deployment's Linux node.
+    pub fn linux_node_namespace(&self) -> String {
+        let id = self.state_id().expect("a deployment");
+        self.node_namespaces()
+            .into_iter()
+            .find(|n| n.ends_with(&format!("-ledge-{id}")))
+            .expect("the Linux node's namespace")
+    }
+
     /// Everything a deployment can leave behind, for before/after comparisons, once the kernel
     /// has settled (see [`settled`]).
     pub fn dump(&self) -> Value {
