@@ -19,21 +19,40 @@ pub fn mounts_stay_private() -> Option<String> {
     let dir = Path::new(NETNS_RUN_DIR);
     let ours = ns("self")?;
     let here = covering_mount(&read("self")?, dir)?;
-    let private = match (ns("1"), read("1")) {
-        (Some(init), _) if init == ours => false,
-        // Another mount namespace than PID 1's: only a peer of PID 1's mount shares mounts.
-        (Some(_), Some(init_info)) => {
-            let there = covering_mount(&init_info, dir);
-            here.shared.is_none() || here.shared != there.and_then(|m| m.shared)
-        }
-        // PID 1's namespace cannot be read (a sandbox, another PID namespace): a mount that
-        // only receives from a master (`ip netns exec` makes every mount one) gives nothing back.
-        _ => here.shared.is_none() && here.master.is_some(),
+    let init = match ns("1") {
+        Some(init) if init == ours => return None,
+        Some(_) => Init::Elsewhere(read("1").and_then(|info| covering_mount(&info, dir))),
+        None => Init::Unknown,
     };
-    private.then(|| format!(
-        "this process runs in a mount namespace of its own ({}) whose mounts under {NETNS_RUN_DIR} do not reach the host's, as under `ip netns exec`: the node namespaces it made would vanish when it exits",
+    stays_private(&here, &init).then(|| format!(
+        "this process runs in a mount namespace of its own ({}) whose mounts under {NETNS_RUN_DIR} do not reach the host's, as under `ip netns exec` or `unshare -m`: the node namespaces it made would vanish when it exits",
         ours.display()
     ))
+}
+
+/// What is known of PID 1's mount namespace, when it is not this process's.
+enum Init {
+    /// Another one, with its mount holding `/run/netns` (if its mounts could be read).
+    Elsewhere(Option<Mount>),
+    /// It cannot be read (a sandbox, another PID namespace).
+    Unknown,
+}
+
+fn stays_private(here: &Mount, init: &Init) -> bool {
+    match init {
+        // Only a peer of PID 1's mount shares what is mounted on it.
+        Init::Elsewhere(there) => {
+            here.shared.is_none() || here.shared != there.as_ref().and_then(|m| m.shared)
+        }
+        // A mount that only receives from a master gives nothing back (`ip netns exec` makes
+        // every mount one); `/run/netns` is made a shared mount point of its own by `ip netns`
+        // and edgenet alike, so a copy of it that is not shared is another namespace's
+        // (`unshare -m` makes every mount private).
+        Init::Unknown => {
+            here.shared.is_none()
+                && (here.master.is_some() || Path::new(&here.point) == Path::new(NETNS_RUN_DIR))
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -108,6 +127,30 @@ mod tests {
         // A later mount on the same point hides the earlier one.
         let over = format!("{HOST}302 25 0:99 / /run/netns rw master:7 - tmpfs tmpfs rw\n");
         assert_eq!(covering_mount(&over, dir).unwrap().shared, None);
+    }
+
+    #[test]
+    fn a_copy_that_does_not_share_with_the_host_is_refused() {
+        let dir = Path::new(NETNS_RUN_DIR);
+        let host = covering_mount(HOST, dir).unwrap();
+        let slave = covering_mount(SLAVE, dir).unwrap();
+        let private = covering_mount(
+            "522 521 254:1 / / rw - ext4 /dev/vda rw\n600 522 0:23 /netns /run/netns rw - tmpfs tmpfs rw\n",
+            dir,
+        )
+        .unwrap();
+        // PID 1's namespace readable: only a peer of its mount shares.
+        let init = Init::Elsewhere(Some(covering_mount(HOST, dir).unwrap()));
+        assert!(!stays_private(&host, &init), "a peer (shared:140)");
+        assert!(stays_private(&slave, &init));
+        assert!(stays_private(&private, &init));
+        // Unreadable: slaves and a private /run/netns mount point are refused.
+        assert!(!stays_private(&host, &Init::Unknown));
+        assert!(stays_private(&slave, &Init::Unknown));
+        assert!(stays_private(&private, &Init::Unknown));
+        // No /run/netns mount point yet and / private (a fresh host): cannot be told.
+        let fresh = covering_mount("22 1 254:1 / / rw - ext4 /dev/vda rw\n", dir).unwrap();
+        assert!(!stays_private(&fresh, &Init::Unknown));
     }
 
     #[test]
