@@ -524,7 +524,12 @@ impl LabArgs {
     /// The `lab down` that reaches this lab, for hints (`--lab-dir` too when it is not the
     /// default: followed literally, a hint without it looks in the wrong place).
     pub fn down_command(&self) -> String {
-        let mut command = format!("edgenet lab down --name {}", self.name);
+        self.command("down")
+    }
+
+    /// `edgenet lab SUB` for this lab (see [`Self::down_command`]).
+    pub fn command(&self, sub: &str) -> String {
+        let mut command = format!("edgenet lab {sub} --name {}", self.name);
         if self.lab_dir != std::path::Path::new(DEFAULT_LAB_DIR) {
             command.push_str(&format!(" --lab-dir {}", self.lab_dir.display()));
         }

@@ -1,9 +1,11 @@
-//! Ctrl-C (SIGINT) or SIGTERM during a `deploy` or `remove`: the run stops where it is, as a
-//! kill would (every step is journaled first, so the next deploy converges and `remove`
+//! Ctrl-C (SIGINT), SIGTERM or SIGHUP during a `deploy` or `remove`: the run stops where it is,
+//! as a kill would (every step is journaled first, so the next deploy converges and `remove`
 //! cleans), but not silently. The handler says on stderr that the run was interrupted and what
-//! to do, prints the failure envelope on stdout with `-o json` (unless the report was already
-//! printed), then ends the process by the same signal (exit status 128 + N in a shell: 130,
-//! 143), as the convention for interrupted programs asks, so a calling shell stops too.
+//! to do, prints the failure envelope on stdout with `-o json`, then ends the process by the
+//! same signal (exit status 128 + N in a shell: 130, 143, 129), as the convention for
+//! interrupted programs asks, so a calling shell stops too. Once the run is over (its report
+//! printed, or the command returned) a signal is ignored: the process ends with the report's
+//! status instead of contradicting it.
 //!
 //! Everything the handler writes is rendered before the handler is installed: it only calls
 //! `write(2)` and `raise(3)`, which are async-signal-safe.
@@ -18,12 +20,14 @@ use crate::envelope::{self, Schema};
 use crate::exit::Exit;
 
 /// The signals handled, with what is written for each.
-const SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+/// SIGHUP: the terminal or SSH session went away (its words may have nowhere to go; the exit
+/// status, 129, still says it).
+const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 struct Words {
     /// Per signal of [`SIGNALS`]: the stderr text, and the JSON envelope (`-o json`).
-    text: [String; 2],
-    json: [Option<String>; 2],
+    text: [String; 3],
+    json: [Option<String>; 3],
 }
 
 static WORDS: OnceLock<Words> = OnceLock::new();
@@ -33,7 +37,8 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 /// The command's report went to stdout: a second JSON document would break it.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
-/// Called just before the report is printed (see `envelope::emit`).
+/// Called just before the report is printed (see `envelope::emit`) and when the command
+/// returned: from here on a signal is ignored.
 pub fn reporting() {
     REPORTED.store(true, Ordering::SeqCst);
 }
@@ -98,6 +103,11 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
     let Some(i) = SIGNALS.iter().position(|s| *s as i32 == raw) else {
         return;
     };
+    if REPORTED.load(Ordering::SeqCst) {
+        // The run is over and its report printed; the process is ending with the report's
+        // status. Ended by the signal now, it would say "interrupted" beside a success.
+        return;
+    }
     if FIRED.swap(true, Ordering::SeqCst) {
         // Another thread is saying it and then ends the process.
         loop {
@@ -108,9 +118,7 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
         // SAFETY: 1 and 2 are open for the whole process (stdout, stderr).
         let (out, err) = unsafe { (BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)) };
         if let Some(json) = &words.json[i] {
-            if !REPORTED.load(Ordering::SeqCst) {
-                write_all(out, json.as_bytes());
-            }
+            write_all(out, json.as_bytes());
         }
         write_all(err, words.text[i].as_bytes());
     }

@@ -128,6 +128,9 @@ fn main() -> ExitCode {
             .map(|()| Exit::Ok)
             .map_err(|e| CliError::new(Exit::Host, "write", e.to_string())),
     };
+    // The run is over (what it changed is said or about to be): a signal from here on is not
+    // an interruption.
+    interrupt::reporting();
     match result {
         Ok(code) => code.into(),
         Err(e) => fail(&cli, &schema, e),

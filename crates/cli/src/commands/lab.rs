@@ -311,8 +311,9 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                     );
                 } else {
                     println!(
-                        "Lab {} is up; `edgenet lab status` measures it.",
-                        args.lab.name
+                        "Lab {} is up; `{}` measures it.",
+                        args.lab.name,
+                        args.lab.command("status")
                     );
                 }
                 return Ok(Exit::Ok);
@@ -522,13 +523,12 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
 
 pub fn status(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
     check_lab_name(args)?;
-    let lab = open(&lab_dir(args), &args.name)?;
+    let lab = open(&lab_dir(args), args)?;
     report_matrix(cli, &lab, None)
 }
 
-fn open(dir: &Path, name: &str) -> Result<Lab, CliError> {
-    Lab::open(dir)
-        .map_err(|e| lab_error(e).hint(format!("`edgenet lab up --name {name}` builds it")))
+fn open(dir: &Path, args: &LabArgs) -> Result<Lab, CliError> {
+    Lab::open(dir).map_err(|e| lab_error(e).hint(format!("`{}` builds it", args.command("up"))))
 }
 
 pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
@@ -546,7 +546,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Ok);
     }
-    let lab = open(&dir, &args.name)?;
+    let lab = open(&dir, args)?;
     progress(cli, &format!("removing lab {} …", args.name));
     // A deployment of netns nodes lives in its machine's namespace, its node namespaces and
     // its state directory, all of which the lab deletes anyway: it goes with them, and the
