@@ -171,3 +171,34 @@ fn a_signal_sent_twice_at_once_is_still_said() {
     assert!(said > 0, "no round interrupted a deploy part-way");
     eprintln!("{said} rounds interrupted part-way, each said so");
 }
+
+/// SIGHUP (the terminal or SSH session went away) is said like SIGINT and ends the run by it.
+#[test]
+fn a_hangup_is_said_too() {
+    let Some(m) = machine("l15hu") else { return };
+    m.deploy(None);
+    let held = std::fs::File::open(&m.state).unwrap();
+    held.lock().unwrap();
+    let child = spawn(&m, &["deploy", "--wait", "30", "-o", "json"]);
+    wait_for_lock(&m, &child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::sys::signal::Signal::SIGHUP as i32),
+        "{:?}",
+        out.status
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["exit"], 129, "{v:#}");
+    assert_eq!(v["error"]["code"], "interrupted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("deploy interrupted by SIGHUP"), "{stderr}");
+    held.unlock().unwrap();
+    assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
+}
