@@ -18,12 +18,14 @@ pub fn mounts_stay_private() -> Option<String> {
     let read = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok();
     let dir = Path::new(NETNS_RUN_DIR);
     let ours = ns("self")?;
-    let here = covering_mount(&read("self")?, dir)?;
+    // PID 1's namespace (the usual case) is settled without reading any mount table: a
+    // Kubernetes host has hundreds of mounts, and this runs on every deploy.
     let init = match ns("1") {
         Some(init) if init == ours => return None,
         Some(_) => Init::Elsewhere(read("1").and_then(|info| covering_mount(&info, dir))),
         None => Init::Unknown,
     };
+    let here = covering_mount(&read("self")?, dir)?;
     stays_private(&here, &init).then(|| format!(
         "this process runs in a mount namespace of its own ({}) whose mounts under {NETNS_RUN_DIR} do not reach the host's, as under `ip netns exec` or `unshare -m`: the node namespaces it made would vanish when it exits",
         ours.display()
