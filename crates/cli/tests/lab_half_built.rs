@@ -73,7 +73,12 @@ fn status_of_a_half_built_lab_reports_the_missing_parts_with_exit_1() {
             .as_str()
             .unwrap()
             .starts_with("DOWN:")
-            && n.as_str().unwrap().contains("m2")),
+            && n.as_str().unwrap().contains("m2")
+            // The command it names reaches this lab (followed literally).
+            && n.as_str().unwrap().contains(&format!(
+                "edgenet lab down --name {name} --lab-dir {}",
+                dir.path().display()
+            ))),
         "{report:#}"
     );
 

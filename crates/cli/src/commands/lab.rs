@@ -320,7 +320,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             }
             progress(cli, "lab is up; measuring reachability …");
             let lab = Lab::open(&dir).map_err(lab_error)?;
-            report_matrix(cli, &lab, Some(true))
+            report_matrix(cli, &lab, &args.lab, Some(true))
         }
         Err(e) => {
             let message = e.error.to_string();
@@ -451,16 +451,17 @@ fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
 }
 
 /// `up`: `Some(true)` after `lab up`, `None` for `lab status` (JSON `null`).
-fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliError> {
+fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Result<Exit, CliError> {
     let (nodes, expect, undeployed) = lab_nodes(lab)?;
     let mut matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
     if !undeployed.is_empty() {
         matrix.notes.push(format!(
             "DOWN: nothing deployed on {} of {} machines ({}); their nodes are not measured — \
-             `edgenet lab down` and `lab up` again",
+             `{}` and `lab up` again",
             undeployed.len(),
             lab.machines().len(),
-            undeployed.join(", ")
+            undeployed.join(", "),
+            args.down_command()
         ));
     }
     let doctor = super::doctor::lab_doctor(lab, |m, args| edgenet_in(m, None, args));
@@ -524,7 +525,7 @@ fn report_matrix(cli: &Cli, lab: &Lab, up: Option<bool>) -> Result<Exit, CliErro
 pub fn status(cli: &Cli, args: &LabArgs) -> Result<Exit, CliError> {
     check_lab_name(args)?;
     let lab = open(&lab_dir(args), args)?;
-    report_matrix(cli, &lab, None)
+    report_matrix(cli, &lab, args, None)
 }
 
 fn open(dir: &Path, args: &LabArgs) -> Result<Lab, CliError> {
