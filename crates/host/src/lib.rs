@@ -5,7 +5,6 @@
 //! file interface.
 
 pub mod arp;
-pub mod connected_route;
 pub mod error;
 pub mod exec;
 pub mod facts;

@@ -14,8 +14,8 @@ pub mod fake;
 mod reconcile_tests;
 
 use edgenet_core::mac::MacAddr;
-use edgenet_host::connected_route::ConnectedRoute;
 use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
+use edgenet_host::netlink::connected_route::ConnectedRoute;
 use edgenet_host::netlink::{Address, BridgeSpec, Link, Netlink, Route, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs};
 use edgenet_host::HostError;
@@ -78,7 +78,7 @@ pub trait Kernel {
     ) -> Result<(Vec<String>, Vec<String>), HostError>;
 
     /// The kernel's connected routes of `link`'s addresses that are gone (deleted by hand;
-    /// see [`edgenet_host::connected_route`]), and adding one back. (The fake has none.)
+    /// see [`edgenet_host::netlink::connected_route`]), and adding one back. (The fake has none.)
     fn missing_connected_routes(&mut self, _link: &str) -> Result<Vec<ConnectedRoute>, HostError> {
         Ok(Vec::new())
     }

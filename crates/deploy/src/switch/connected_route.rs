@@ -1,11 +1,11 @@
 //! The kernel's connected route of each IPv4 address on the bridge (see
-//! [`edgenet_host::connected_route`]): deleted by hand, the kernel never makes it again while
+//! [`edgenet_host::netlink::connected_route`]): deleted by hand, the kernel never makes it again while
 //! the address stays, and the host cannot reach that network any more (the LAN behind an
 //! external switch, the nodes behind an internal one). `status` names one that is gone; deploy
 //! adds it back as the kernel makes it. Only on a bridge this deployment made: the routes of
 //! an adopted bridge (the administrator's own) are theirs.
 
-use edgenet_host::connected_route::ConnectedRoute;
+use edgenet_host::netlink::connected_route::ConnectedRoute;
 
 use crate::error::DeployError;
 use crate::journal::Journal;

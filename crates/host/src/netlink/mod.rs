@@ -22,6 +22,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use crate::netns::NetNs;
 
 mod addr;
+pub mod connected_route;
 mod link;
 mod route;
 mod rule;

@@ -15,6 +15,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::route::{parse_route, Route};
 use crate::error::HostError;
 use crate::netlink::Netlink;
 
@@ -70,27 +71,10 @@ pub fn wanted(addresses: &[AddressMessage]) -> Vec<ConnectedRoute> {
     out
 }
 
-/// Whether `r` is a main-table route to `network` through link `index` without a gateway (of
-/// any protocol and metric: one the administrator made in its place serves as well).
-fn routes_to(r: &RouteMessage, network: Ipv4Net, index: u32) -> bool {
-    let mut table = u32::from(r.header.table);
-    let mut dst = Ipv4Addr::UNSPECIFIED;
-    let (mut oif, mut gateway) = (None, false);
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = *ip,
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => gateway = true,
-            _ => {}
-        }
-    }
-    r.header.address_family == AddressFamily::Inet
-        && table == u32::from(RouteHeader::RT_TABLE_MAIN)
-        && r.header.destination_prefix_length == network.prefix_len()
-        && dst == network.network()
-        && oif == Some(index)
-        && !gateway
+/// Whether `r` (a main-table route) goes to `network` through link `index` without a gateway
+/// (of any protocol and metric: one the administrator made in its place serves as well).
+fn serves(r: &Route, network: Ipv4Net, index: u32) -> bool {
+    r.destination == network && r.link_index == Some(index) && r.gateway.is_none()
 }
 
 impl Netlink {
@@ -115,9 +99,10 @@ impl Netlink {
         let routes = self
             .route_messages(AddressFamily::Inet)
             .map_err(|f| f.into_host("dump IPv4 routes", ""))?;
+        let routes: Vec<Route> = routes.iter().filter_map(parse_route).collect();
         Ok(want
             .into_iter()
-            .filter(|w| !routes.iter().any(|r| routes_to(r, w.network, index)))
+            .filter(|w| !routes.iter().any(|r| serves(r, w.network, index)))
             .collect())
     }
 
@@ -216,9 +201,10 @@ mod tests {
             }
             r
         };
-        assert!(routes_to(&route(254, false, 7), net, 7));
-        assert!(!routes_to(&route(254, true, 7), net, 7));
-        assert!(!routes_to(&route(100, false, 7), net, 7));
-        assert!(!routes_to(&route(254, false, 8), net, 7));
+        let serving = |m: RouteMessage| parse_route(&m).is_some_and(|r| serves(&r, net, 7));
+        assert!(serving(route(254, false, 7)));
+        assert!(!serving(route(254, true, 7)));
+        assert!(!serving(route(100, false, 7)));
+        assert!(!serving(route(254, false, 8)));
     }
 }
