@@ -233,7 +233,9 @@ impl Socket {
         Ok(Socket {
             fd,
             seq,
-            buf: vec![0; 1 << 16],
+            // Filled by `recv` only as far as the kernel writes: a zeroed buffer would touch
+            // (fault in) all of its pages on every open, which costs more than the answers.
+            buf: Vec::with_capacity(1 << 16),
         })
     }
 
@@ -264,13 +266,14 @@ impl Socket {
 
     /// One datagram's messages.
     fn recv(&mut self) -> io::Result<Vec<Raw>> {
+        self.buf.clear();
         let n = loop {
-            // SAFETY: recv into our own buffer of the given length.
+            // SAFETY: recv into our own buffer's spare capacity, at most its length.
             let n = unsafe {
                 libc::recv(
                     self.fd.as_raw_fd(),
                     self.buf.as_mut_ptr() as *mut libc::c_void,
-                    self.buf.len(),
+                    self.buf.capacity(),
                     0,
                 )
             };
@@ -283,8 +286,10 @@ impl Socket {
             }
             break n as usize;
         };
+        // SAFETY: the kernel wrote the first `n` bytes (n <= capacity).
+        unsafe { self.buf.set_len(n) };
         let mut out = Vec::new();
-        let mut data = &self.buf[..n];
+        let mut data = &self.buf[..];
         while data.len() >= 16 {
             let len = u32::from_ne_bytes(data[0..4].try_into().unwrap()) as usize;
             if len < 16 || len > data.len() {
