@@ -467,11 +467,14 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     }
     let mtu = prepared.mtu;
     let driver = switch::driver(&switch_plan, &run.state);
-    driver.ensure(k, &switch_plan, &own, run)?;
-    if !run
-        .state
-        .object(ObjectKind::Bridge, &switch_plan.name, None)
-        .is_some_and(|o| o.status == ObjectStatus::Adopted)
+    let made_now = driver.ensure(k, &switch_plan, &own, run)?;
+    // A bridge made just now has the routes the kernel made for its addresses; an adopted
+    // one's routes are its administrator's.
+    if !made_now
+        && !run
+            .state
+            .object(ObjectKind::Bridge, &switch_plan.name, None)
+            .is_some_and(|o| o.status == ObjectStatus::Adopted)
     {
         switch::connected_route::restore(k, &switch_plan.name, run)?;
     }

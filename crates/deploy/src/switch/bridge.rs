@@ -25,13 +25,15 @@ impl SwitchDriver for InternalSwitch {
         plan: &SwitchPlan,
         own: &Ownership,
         j: &mut dyn Journal,
-    ) -> Result<(), DeployError> {
+    ) -> Result<bool, DeployError> {
         let name = plan.name.as_str();
         let mtu = plan.mtu.unwrap_or(edgenet_core::plan::DEFAULT_INTERNAL_MTU);
+        let mut made = false;
         match k.link(name)? {
             None => {
                 create_marked_bridge(k, name, mtu, self.mac, own, j, true)?;
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
+                made = true;
             }
             Some(link) => {
                 // The group alone (no alias yet) is ours only with our record: a run stopped
@@ -87,7 +89,7 @@ impl SwitchDriver for InternalSwitch {
             j.changed(format!("added address {wanted} to {name}"));
         }
         j.step("switch-address")?;
-        Ok(())
+        Ok(made)
     }
 
     fn release(&self, _k: &mut dyn Kernel, _own: &Ownership) -> Result<Vec<String>, DeployError> {

@@ -83,7 +83,7 @@ impl SwitchDriver for ExternalSwitch {
         plan: &SwitchPlan,
         own: &Ownership,
         j: &mut dyn Journal,
-    ) -> Result<(), DeployError> {
+    ) -> Result<bool, DeployError> {
         let name = plan.name.as_str();
         let Some(snap) = self.snapshot.as_ref() else {
             // A bridge the user made, with the adapter as its port: used as it is, except for
@@ -103,7 +103,7 @@ impl SwitchDriver for ExternalSwitch {
                 }
             }
             j.step("switch-address")?;
-            return Ok(());
+            return Ok(false);
         };
         let adapter = snap.name.as_str();
         let mtu = plan.mtu.unwrap_or(snap.mtu);
@@ -176,7 +176,7 @@ impl SwitchDriver for ExternalSwitch {
             restore_on_bridge(k, recorded, name, adapter, j)?;
         }
         j.step("switch-address")?;
-        Ok(())
+        Ok(!found)
     }
 
     /// The adapter gets the host's configuration back while it is still a port.

@@ -37,14 +37,15 @@ pub struct SwitchLive {
 }
 
 pub trait SwitchDriver {
-    /// Makes the live switch match `plan` (creating it if needed).
+    /// Makes the live switch match `plan` (creating it if needed). `true` when this call made
+    /// the bridge: everything on it (its connected routes included) is the kernel's own making.
     fn ensure(
         &self,
         k: &mut dyn Kernel,
         plan: &SwitchPlan,
         own: &Ownership,
         j: &mut dyn Journal,
-    ) -> Result<(), DeployError>;
+    ) -> Result<bool, DeployError>;
     /// Gives the host back what the switch took over (an external switch's adapter and the
     /// host's configuration on the bridge), before the bridge goes. Returns what it did.
     fn release(&self, k: &mut dyn Kernel, own: &Ownership) -> Result<Vec<String>, DeployError>;
