@@ -24,6 +24,56 @@ use std::time::{Duration, Instant};
 
 use crate::deploy::{edgenet_bin, median, ms, Ns};
 
+/// What one build or teardown cost in work rather than time, summed over every process the tool
+/// ran (the kernel adds a reaped child's usage, its own reaped children's included, to its
+/// parent's): CPU time, minor page faults and voluntary context switches. Counts, not clock
+/// readings between two events, so they move far less with the machine's phase than wall time
+/// does (a page fault here costs ~1 µs when the machine is warm and ~9 µs after a quarter
+/// second idle, which wall time and CPU time both pay, but the count of faults does not).
+#[derive(Clone, Copy, Default)]
+struct Work {
+    cpu: Duration,
+    minor_faults: i64,
+    voluntary_switches: i64,
+}
+
+impl Work {
+    /// The usage of every child reaped so far.
+    fn children() -> Work {
+        // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct we own.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        Work {
+            cpu: tv(u.ru_utime) + tv(u.ru_stime),
+            minor_faults: u.ru_minflt,
+            voluntary_switches: u.ru_nvcsw,
+        }
+    }
+
+    fn since(self, before: Work) -> Work {
+        Work {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            minor_faults: self.minor_faults - before.minor_faults,
+            voluntary_switches: self.voluntary_switches - before.voluntary_switches,
+        }
+    }
+
+    /// Each field's median over the rounds.
+    fn median(v: &[Work]) -> Work {
+        let mid = |mut x: Vec<i64>| {
+            x.sort_unstable();
+            x[x.len() / 2]
+        };
+        Work {
+            cpu: median(v.iter().map(|w| w.cpu).collect()),
+            minor_faults: mid(v.iter().map(|w| w.minor_faults).collect()),
+            voluntary_switches: mid(v.iter().map(|w| w.voluntary_switches).collect()),
+        }
+    }
+}
+
 const NETAVARK: &str = "/usr/lib/podman/netavark";
 const CNI_DIR: &str = "/usr/lib/cni";
 const SUBNET: &str = "192.168.0.0/24";
@@ -576,6 +626,8 @@ pub fn bench(runs: usize) {
         Tool::CniBridge,
     ];
     let pid = std::process::id();
+    // Every operation's time on stderr as it is measured, for a look behind the medians.
+    let raw = std::env::var_os("EDGENET_BENCH_RAW").is_some();
     for k in [1usize, 2, 20] {
         let tools: Vec<Tool> = all
             .iter()
@@ -597,6 +649,8 @@ pub fn bench(runs: usize) {
         let mut ups = vec![Vec::new(); tools.len()];
         let mut downs = vec![Vec::new(); tools.len()];
         let mut redeploys = vec![Vec::new(); tools.len()];
+        let mut up_work = vec![Vec::new(); tools.len()];
+        let mut down_work = vec![Vec::new(); tools.len()];
         let rounds = if k == 20 {
             runs.div_ceil(3).max(3)
         } else {
@@ -619,13 +673,27 @@ pub fn bench(runs: usize) {
                 let tool = &tools[t];
                 let m = &machines[t].name;
                 settle();
+                let before = Work::children();
                 ups[t].push(bench.up(*tool, m, k));
+                up_work[t].push(Work::children().since(before));
                 if tool.is_edgenet() {
                     settle();
                     redeploys[t].push(bench.redeploy(*tool, m, k));
                 }
                 settle();
+                let before = Work::children();
                 downs[t].push(bench.down(*tool, m, k));
+                down_work[t].push(Work::children().since(before));
+                if raw {
+                    let last = |v: &Vec<Duration>| v.last().map(|d| ms(*d)).unwrap_or(0.0);
+                    eprintln!(
+                        "raw K={k} round {round} {:<16} deploy {:.1} ms redeploy {:.1} ms remove {:.1} ms",
+                        tool.label(),
+                        last(&ups[t]),
+                        if tool.is_edgenet() { last(&redeploys[t]) } else { 0.0 },
+                        last(&downs[t]),
+                    );
+                }
             }
         }
         println!();
@@ -646,6 +714,26 @@ pub fn bench(runs: usize) {
                 ms(med_down[t]),
                 med_up[t].as_secs_f64() / floor_up.as_secs_f64(),
                 med_down[t].as_secs_f64() / grp_down.as_secs_f64(),
+            );
+        }
+        println!(
+            "work, summed over the tool's processes (median): CPU time, minor page faults, voluntary waits"
+        );
+        println!(
+            "{:<16} {:>10} {:>7} {:>6} {:>10} {:>7} {:>6}",
+            "tool", "deploy CPU", "faults", "waits", "remove CPU", "faults", "waits"
+        );
+        for (t, tool) in tools.iter().enumerate() {
+            let (u, d) = (Work::median(&up_work[t]), Work::median(&down_work[t]));
+            println!(
+                "{:<16} {:>8.1}ms {:>7} {:>6} {:>8.1}ms {:>7} {:>6}",
+                tool.label(),
+                ms(u.cpu),
+                u.minor_faults,
+                u.voluntary_switches,
+                ms(d.cpu),
+                d.minor_faults,
+                d.voluntary_switches,
             );
         }
         for (t, tool) in tools.iter().enumerate() {
