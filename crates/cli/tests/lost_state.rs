@@ -152,7 +152,8 @@ fn status_without_a_state_directory_lists_the_leftovers() {
 /// What a deploy killed before its first record leaves (`config.json` and the lock, no
 /// records), or what an earlier edgenet's remove leaves after a deploy by this one
 /// (`config.json`): `remove` takes it and the directory, as after any complete remove (it said
-/// "Nothing to remove" and kept the file, which holds the whole cluster config).
+/// "Nothing to remove" and kept the file, which holds the whole cluster config), and says so
+/// (`-o json`: `leftover_files`); with nothing left, "Nothing to remove" as before.
 #[test]
 fn remove_takes_a_config_file_left_without_records() {
     let Some(m) = machine("l15cj") else { return };
@@ -173,7 +174,15 @@ fn remove_takes_a_config_file_left_without_records() {
     assert_eq!(code, Some(0), "{st:#}");
     assert_eq!(st["deployed"], false, "{st:#}");
     let said = m.ok(&["remove"]);
-    assert!(said.contains("Nothing to remove"), "{said}");
+    // Said as what it did (it said "Nothing to remove" while it deleted them), on one line.
+    assert!(!said.contains("Nothing to remove"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("Removed the state files an interrupted deploy left")
+            && said.contains(&m.state.display().to_string())
+            && said.contains("config.json"),
+        "{said}"
+    );
     assert!(
         !m.state.exists(),
         "left: {:?}",
@@ -181,4 +190,19 @@ fn remove_takes_a_config_file_left_without_records() {
             .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
             .unwrap_or_default()
     );
+    // The same in JSON, exit 0; then nothing left: "Nothing to remove".
+    std::fs::create_dir_all(&m.state).unwrap();
+    std::fs::write(m.state.join("config.json"), &config).unwrap();
+    let out = m.edgenet(&["-o", "json", "remove"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["found"], false, "{report:#}");
+    assert_eq!(
+        report["leftover_files"],
+        serde_json::json!([m.state.join("config.json").display().to_string()]),
+        "{report:#}"
+    );
+    assert!(!m.state.exists());
+    let said = m.ok(&["remove"]);
+    assert!(said.contains("Nothing to remove"), "{said}");
 }
