@@ -305,12 +305,13 @@ impl Inside {
             .and_then(|r| r.gateway)
             == Some(plan.gateway);
         // The kernel's route for the address (deleted by hand, it never comes back by itself).
-        let connected_ok = link(NODE_IFNAME).is_some_and(|e| {
-            self.seen
-                .routes
-                .iter()
-                .any(|r| serves(r, plan.address.trunc(), e.index))
-        });
+        let connected_ok = plan.address.prefix_len() >= 32
+            || link(NODE_IFNAME).is_some_and(|e| {
+                self.seen
+                    .routes
+                    .iter()
+                    .any(|r| serves(r, plan.address.trunc(), e.index))
+            });
         lo_ok && eth0_ok && address_ok && route_ok && connected_ok
     }
 }
