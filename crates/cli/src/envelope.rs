@@ -68,6 +68,7 @@ pub const REMOVE: Schema = Schema {
         "errors",
         "forced",
         "vm_notes",
+        "leftover_files",
     ],
 };
 

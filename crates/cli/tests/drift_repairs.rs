@@ -214,3 +214,134 @@ fn hand_edited_node_files_are_drift_and_stray_node_routes_a_notice() {
     assert_eq!(code, Some(0), "{st:#}");
     assert!(notices(&st).contains(stray), "{st:#}");
 }
+
+/// The node's name and namespace as status shows them (the Linux node: the first).
+fn linux_node_name(st: &Value, netns: &str) -> String {
+    st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["netns"] == netns)
+        .and_then(|n| n["name"].as_str())
+        .unwrap_or_else(|| panic!("no node in {netns}: {st:#}"))
+        .to_string()
+}
+
+/// The kernel's route for the node's address inside its namespace (`192.168.0.0/24 dev eth0
+/// proto kernel scope link src 192.168.0.x`), deleted by hand: the kernel never makes it again
+/// while the address stays, and the node reaches neither its gateway nor the other nodes
+/// (its default route still shows). Status names the node and the route; deploy adds it back
+/// as the kernel makes it, and the gateway answers again.
+#[test]
+fn a_deleted_connected_route_of_a_node_is_drift_and_deploy_adds_it_back() {
+    let Some(m) = machine("x16nc") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let connected = || {
+        Machine::ip_json_in(&netns, "route show dev eth0")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["protocol"] == "kernel")
+            .cloned()
+    };
+    let was = connected().expect("the kernel's route after deploy");
+    assert_eq!(was["scope"], "link", "{was}");
+    let (dst, src) = (
+        was["dst"].as_str().unwrap().to_string(),
+        was["prefsrc"].as_str().unwrap().to_string(),
+    );
+    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&format!("ip -n {netns} route del {dst} dev eth0"));
+    assert!(connected().is_none());
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let name = linux_node_name(&st, &netns);
+    let drift: Vec<&str> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let route = format!("{dst} dev eth0 proto kernel scope link src {src}");
+    assert!(
+        drift.iter().any(|d| d.starts_with(&format!("node {name}:"))
+            && d.contains(&route)
+            && d.contains("run edgenet deploy")),
+        "{drift:#?}"
+    );
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+
+    let changes = m.deploy(None)["changes"].to_string();
+    assert!(
+        changes.contains(&format!("added back {name}'s route {route}")),
+        "{changes}"
+    );
+    assert_eq!(
+        connected().expect("the route back"),
+        was,
+        "as the kernel made it"
+    );
+    sh(&format!(
+        "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
+    ));
+    assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}
+
+/// A second default route in a node (another metric) and a route of another routing table
+/// (`table 100`, used by an `ip rule`) change where the node's packets go without deploy
+/// knowing: status names each as a notice (exit 0); deploy leaves them.
+#[test]
+fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves() {
+    let Some(m) = machine("x16nt") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&format!(
+        "ip -n {netns} route add default via {gateway} dev eth0 metric 100 && \
+         ip -n {netns} route add default via {gateway} dev eth0 table 100 && \
+         ip -n {netns} route add 10.7.0.0/16 via {gateway} dev eth0 table 100 proto bird"
+    ));
+    let second = format!("default via {gateway} dev eth0 metric 100");
+    let tabled = format!("default via {gateway} dev eth0 table 100");
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+    let name = linux_node_name(&st, &netns);
+    let notices: Vec<String> = st["notices"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    let said = |route: &str| {
+        notices.iter().any(|n| {
+            n.starts_with(&format!("node {name}:"))
+                && n.contains(route)
+                && n.contains(&format!("ip -n {netns} route del {route}"))
+        })
+    };
+    assert!(said(&second), "{notices:#?}");
+    assert!(said(&tabled), "{notices:#?}");
+    // A routing agent's (proto bird) is theirs: not named; deploy's own default neither.
+    assert!(
+        !notices.iter().any(|n| n.contains("10.7.0.0/16")),
+        "{notices:#?}"
+    );
+    assert_eq!(notices.len(), 2, "{notices:#?}");
+
+    assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
+    let defaults = Machine::ip_json_in(&netns, "route show default");
+    assert_eq!(defaults.as_array().unwrap().len(), 2, "{defaults:#}");
+    let table = Machine::ip_json_in(&netns, "route show table 100");
+    assert_eq!(table.as_array().unwrap().len(), 2, "{table:#}");
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}

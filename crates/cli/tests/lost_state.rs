@@ -152,7 +152,8 @@ fn status_without_a_state_directory_lists_the_leftovers() {
 /// What a deploy killed before its first record leaves (`config.json` and the lock, no
 /// records), or what an earlier edgenet's remove leaves after a deploy by this one
 /// (`config.json`): `remove` takes it and the directory, as after any complete remove (it said
-/// "Nothing to remove" and kept the file, which holds the whole cluster config).
+/// "Nothing to remove" and kept the file, which holds the whole cluster config), and says so
+/// (`-o json`: `leftover_files`); with nothing left, "Nothing to remove" as before.
 #[test]
 fn remove_takes_a_config_file_left_without_records() {
     let Some(m) = machine("l15cj") else { return };
@@ -173,7 +174,15 @@ fn remove_takes_a_config_file_left_without_records() {
     assert_eq!(code, Some(0), "{st:#}");
     assert_eq!(st["deployed"], false, "{st:#}");
     let said = m.ok(&["remove"]);
-    assert!(said.contains("Nothing to remove"), "{said}");
+    // Said as what it did (it said "Nothing to remove" while it deleted them), on one line.
+    assert!(!said.contains("Nothing to remove"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("Removed the state files an interrupted deploy left")
+            && said.contains(&m.state.display().to_string())
+            && said.contains("config.json"),
+        "{said}"
+    );
     assert!(
         !m.state.exists(),
         "left: {:?}",
@@ -181,4 +190,82 @@ fn remove_takes_a_config_file_left_without_records() {
             .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
             .unwrap_or_default()
     );
+    // The same in JSON, exit 0; then nothing left: "Nothing to remove".
+    std::fs::create_dir_all(&m.state).unwrap();
+    std::fs::write(m.state.join("config.json"), &config).unwrap();
+    let out = m.edgenet(&["-o", "json", "remove"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["found"], false, "{report:#}");
+    assert_eq!(
+        report["leftover_files"],
+        serde_json::json!([m.state.join("config.json").display().to_string()]),
+        "{report:#}"
+    );
+    assert!(!m.state.exists());
+    let said = m.ok(&["remove"]);
+    assert!(said.contains("Nothing to remove"), "{said}");
+}
+
+/// A `config.json` in the state directory that is valid JSON but not the deployment's config
+/// (another file copied over it, an empty object, another deployment type): `scale-config`
+/// says what a missing or damaged one gets — `no-config`, naming the file and the fix — not
+/// what the cluster would lack ("not a ScalableCluster").
+#[test]
+fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
+    let Some(lan) = lan("x16sc", 1) else { return };
+    let m = &lan.machines[0];
+    let cfg = m.write_config(
+        "c.json",
+        &serde_json::json!({
+            "DeploymentType": "ScalableCluster",
+            "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{
+                "MachineName": "m0",
+                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
+                "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
+            }],
+        }),
+    );
+    m.deploy(Some(&cfg));
+    let file = m.state.join("config.json");
+    let scale = || {
+        let out = m.edgenet(&[
+            "scale-config",
+            "--linux-node-ip",
+            "198.18.0.102",
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let (code, v) = scale();
+    assert_eq!(code, Some(0), "the deployment's own config serves: {v:#}");
+    let own = std::fs::read(&file).unwrap();
+    for other in [
+        r#"{"hello": "world"}"#,
+        r#"[1, 2]"#,
+        r#""text""#,
+        r#"{}"#,
+        r#"{"DeploymentType": "SingleMachineCluster"}"#,
+    ] {
+        std::fs::write(&file, other).unwrap();
+        let (code, v) = scale();
+        assert_eq!(code, Some(1), "{other}: {v:#}");
+        assert_eq!(v["error"]["code"], "no-config", "{other}: {v:#}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&file.display().to_string()),
+            "{other}: {message}"
+        );
+        assert!(!message.contains("ScalableCluster:"), "{other}: {message}");
+        assert!(
+            v["error"]["hint"].as_str().unwrap().contains("-c FILE"),
+            "{other}: {v:#}"
+        );
+    }
+    std::fs::write(&file, own).unwrap();
+    assert_eq!(scale().0, Some(0));
 }

@@ -33,6 +33,10 @@ pub struct RemoveReport {
     /// How each forced VM stop went.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vm_notes: Vec<String>,
+    /// With no deployment recorded: the files a deploy stopped before its first record left
+    /// in the state directory (`config.json`, node files), deleted.
+    #[serde(default)]
+    pub leftover_files: Vec<String>,
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
@@ -51,10 +55,28 @@ pub fn remove_loaded(
         // No records, but what a run killed before its first record left (`config.json`, the
         // lock) or an earlier edgenet's remove did not know of (`config.json`) goes all the same.
         let mut report = RemoveReport::default();
+        let dir = lock.dir();
+        // The lock is not listed: this run holds it (made it, maybe).
+        let found: Vec<std::path::PathBuf> = [
+            dir.path().join(crate::state::CONFIG_FILE),
+            dir.state_file(),
+            dir.journal_file(),
+            dir.identity_file(),
+            dir.path().join("nodes"),
+            dir.path().join("vm"),
+        ]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
         cleanup_dir(lock, &mut report.errors);
+        report.leftover_files = found
+            .into_iter()
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
         return Ok(report);
     };
     let id = state.deployment_id.clone();

@@ -504,12 +504,7 @@ fn fill(
             node_mtu_drift(drift, &plan, node, &live, report.switch.as_ref());
             node_mac_drift(drift, node, &live, state);
             if plan.node_runtime == edgenet_core::config::NodeRuntime::Netns {
-                for route in stray_node_routes(&netns)? {
-                    report.notices.push(format!(
-                        "node {}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`",
-                        node.name
-                    ));
-                }
+                node_routes(report, &netns, node)?;
             }
         }
         node_files_drift(&mut report.drift, &report.state_dir, &plan, node);
@@ -520,16 +515,53 @@ fn fill(
     Ok(())
 }
 
-/// The routes through `eth0` in the node namespace `netns` that deploy did not make (see
+/// The routes of the node namespace `netns` (one visit): the kernel's route for the node's
+/// address gone (drift, see [`crate::node::connected_route`]); routes deploy did not make
+/// through `eth0`, a second default route, routes of another table (notices, see
 /// [`crate::node::stray_routes`]), as `ip route` shows them.
-fn stray_node_routes(netns: &str) -> Result<Vec<String>, DeployError> {
-    edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<Vec<String>, DeployError> {
-        let routes = edgenet_host::netlink::Netlink::open()?.routes()?;
-        Ok(crate::node::stray_routes::stray(&routes)
-            .into_iter()
-            .map(crate::node::stray_routes::describe)
-            .collect())
-    })?
+fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Result<(), DeployError> {
+    use crate::node::stray_routes::{
+        describe, describe_in, extra_defaults, other_tables, stray, MAIN,
+    };
+    let name = &node.name;
+    let (missing, every_table) =
+        edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<_, DeployError> {
+            let mut nl = edgenet_host::netlink::Netlink::open()?;
+            let missing = crate::node::connected_route::missing(&mut nl)?;
+            Ok((missing, nl.routes_of_every_table()?))
+        })??;
+    for route in &missing {
+        report
+            .drift
+            .push(crate::node::connected_route::describe(name, netns, route));
+    }
+    let main: Vec<_> = every_table
+        .iter()
+        .filter(|(table, _)| *table == MAIN)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let notices = &mut report.notices;
+    for route in stray(&main).into_iter().map(describe) {
+        notices.push(format!(
+            "node {name}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
+        ));
+    }
+    for route in extra_defaults(&main, node.gateway)
+        .into_iter()
+        .map(describe)
+    {
+        notices.push(format!(
+            "node {name}: a second default route {route} in {netns}, beside deploy's (default via {} dev {NODE_IFNAME}): it may take the node's traffic elsewhere; deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`",
+            node.gateway
+        ));
+    }
+    for (table, route) in other_tables(&every_table) {
+        let route = describe_in(table, route);
+        notices.push(format!(
+            "node {name}: route {route} in {netns} is in a routing table other than main (by hand, or by a network agent; used where an `ip rule` sends packets to it): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
+        ));
+    }
+    Ok(())
 }
 
 /// A node's files (resolv.conf, hosts, proxy.env) that differ from what deploy writes for

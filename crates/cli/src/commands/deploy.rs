@@ -325,7 +325,21 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
         ),
         Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
         _ => {
-            if !report.found {
+            if !report.found && !report.leftover_files.is_empty() {
+                println!(
+                    "Removed the state files an interrupted deploy left in {} ({}): no deployment was recorded there.",
+                    cli.state_dir.display(),
+                    report
+                        .leftover_files
+                        .iter()
+                        .map(|f| {
+                            let f = std::path::Path::new(f);
+                            f.file_name().unwrap_or(f.as_os_str()).to_string_lossy()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            } else if !report.found {
                 println!(
                     "Nothing to remove: no deployment in {}.",
                     cli.state_dir.display()

@@ -2,6 +2,7 @@
 //! `netns`: a named network namespace per node, joined by a veth; `vm`: a QEMU virtual
 //! machine per node, joined by a tap. [`runtime`] picks the plan's.
 
+pub mod connected_route;
 pub mod files;
 pub(crate) mod netns;
 pub mod seed;

@@ -3,6 +3,7 @@
 
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::NodePlan;
+use edgenet_host::netlink::connected_route::serves;
 use edgenet_host::netlink::{Link, Netlink, RouteSpec, Snapshot, VethSpec};
 
 use crate::kernel::Kernel;
@@ -281,7 +282,8 @@ fn look_inside(name: &str, own: &Ownership) -> Result<Inside, DeployError> {
 impl Inside {
     /// Whether the node's side is as [`NetnsRuntime::ensure`] would leave it, so that it
     /// would change nothing inside: `lo` up, `eth0` with the node's MAC, MTU, the mark, up,
-    /// exactly the node's address, and the default route via the node's gateway.
+    /// exactly the node's address with the kernel's route for it, and the default route via the
+    /// node's gateway.
     fn settled(&self, plan: &NodePlan, mac: MacAddr, mtu: u32, alias: &str) -> bool {
         let link = |name: &str| self.seen.links.iter().find(|l| l.name == name);
         let lo_ok = link("lo").is_none_or(|l| l.up);
@@ -302,7 +304,15 @@ impl Inside {
             .find(|r| r.destination == DEFAULT_ROUTE)
             .and_then(|r| r.gateway)
             == Some(plan.gateway);
-        lo_ok && eth0_ok && address_ok && route_ok
+        // The kernel's route for the address (deleted by hand, it never comes back by itself).
+        let connected_ok = plan.address.prefix_len() >= 32
+            || link(NODE_IFNAME).is_some_and(|e| {
+                self.seen
+                    .routes
+                    .iter()
+                    .any(|r| serves(r, plan.address.trunc(), e.index))
+            });
+        lo_ok && eth0_ok && address_ok && route_ok && connected_ok
     }
 }
 
@@ -356,6 +366,8 @@ fn configure(
         nl.add_address(NODE_IFNAME, plan.address)?;
         changes.push(format!("gave {} the address {}", plan.name, plan.address));
     }
+    // Before the default route: its gateway is reachable only through this one.
+    changes.extend(super::connected_route::restore(nl, &plan.name)?);
     let default = nl
         .routes()?
         .into_iter()

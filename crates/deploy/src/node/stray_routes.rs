@@ -1,13 +1,17 @@
 //! Routes in a node's namespace that deploy did not make: main-table IPv4 routes through the
 //! node's `eth0` other than the default route and the kernel's own, with `proto boot` or
-//! `static`. `status` names them as a notice; deploy leaves them.
+//! `static`; a second default route beside deploy's; and routes of another routing table
+//! (`ip route add … table 100`, used by an `ip rule`). `status` names them as a notice; deploy
+//! leaves them.
 //!
 //! Why not drift that deploy deletes: `proto boot` is also what the Go netlink library most
 //! Kubernetes network agents use puts on a route unless told otherwise (flannel's `host-gw`
 //! backend routes every other node's pod subnet through `eth0` that way), and an operator may
 //! have added one on purpose. A route deploy cannot tell apart from the CNI's is not deploy's
 //! to delete. Routes through other links (`cni0`, `flannel.1`, pods' veths) and routes with a
-//! routing agent's own protocol (BIRD's `proto bird`, Calico's `proto 80`) are not named at all.
+//! routing agent's own protocol (BIRD's `proto bird`, Calico's `proto 80`) are not named at all
+//! (in another table, any link: a table is chosen by a rule, not by a link).
+use std::net::Ipv4Addr;
 
 use edgenet_host::netlink::Route;
 
@@ -29,17 +33,60 @@ pub fn stray(routes: &[Route]) -> Vec<&Route> {
         .collect()
 }
 
-/// A route as `ip route` shows it: `10.9.0.0/16 via 192.168.0.1 dev eth0`.
+/// `main`: the table of every route deploy makes.
+pub const MAIN: u32 = 254;
+
+/// The default routes of the main table other than deploy's own (the first one via the node's
+/// `gateway` through `eth0` without a metric, the one deploy replaces): one added with another
+/// metric, through another gateway, or appended beside it.
+pub fn extra_defaults(routes: &[Route], gateway: Ipv4Addr) -> Vec<&Route> {
+    let deploys = routes.iter().position(|r| {
+        r.destination.prefix_len() == 0
+            && r.gateway == Some(gateway)
+            && r.link.as_deref() == Some(NODE_IFNAME)
+            && r.metric.unwrap_or(0) == 0
+    });
+    routes
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.destination.prefix_len() == 0 && Some(*i) != deploys)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The routes of `routes` (a node namespace's IPv4 routes of every table but `local`, each
+/// with its table) in a table other than `main`, made by hand or by a Go netlink agent.
+pub fn other_tables(routes: &[(u32, Route)]) -> Vec<(u32, &Route)> {
+    routes
+        .iter()
+        .filter(|(table, r)| *table != MAIN && BY_HAND.contains(&r.protocol))
+        .map(|(table, r)| (*table, r))
+        .collect()
+}
+
+/// A route as `ip route` shows it: `10.9.0.0/16 via 192.168.0.1 dev eth0`, `default via
+/// 192.168.0.1 dev eth0 metric 100`.
 pub fn describe(r: &Route) -> String {
-    let mut s = r.destination.to_string();
+    let mut s = if r.destination.prefix_len() == 0 {
+        "default".to_string()
+    } else {
+        r.destination.to_string()
+    };
     if let Some(gw) = r.gateway {
         s.push_str(&format!(" via {gw}"));
     }
-    s.push_str(&format!(" dev {NODE_IFNAME}"));
+    if let Some(link) = r.link.as_deref() {
+        s.push_str(&format!(" dev {link}"));
+    }
     if let Some(m) = r.metric {
         s.push_str(&format!(" metric {m}"));
     }
     s
+}
+
+/// [`describe`] with the route's table, as `ip route del` takes it.
+pub fn describe_in(table: u32, r: &Route) -> String {
+    format!("{} table {table}", describe(r))
 }
 
 #[cfg(test)]
@@ -55,6 +102,59 @@ mod tests {
             metric: None,
             protocol,
         }
+    }
+
+    fn metric(mut r: Route, m: u32) -> Route {
+        r.metric = Some(m);
+        r
+    }
+
+    #[test]
+    fn every_default_route_but_deploys_own_is_named() {
+        let gw: Ipv4Addr = "192.168.0.1".parse().unwrap();
+        let deploys = route("0.0.0.0/0", Some("192.168.0.1"), "eth0", 3);
+        let routes = [
+            metric(route("0.0.0.0/0", Some("192.168.0.1"), "eth0", 3), 100),
+            deploys.clone(),
+            route("0.0.0.0/0", Some("192.168.0.254"), "eth0", 3),
+            route("192.168.0.0/24", None, "eth0", 2),
+        ];
+        let extra: Vec<String> = extra_defaults(&routes, gw)
+            .into_iter()
+            .map(describe)
+            .collect();
+        assert_eq!(
+            extra,
+            [
+                "default via 192.168.0.1 dev eth0 metric 100",
+                "default via 192.168.0.254 dev eth0"
+            ]
+        );
+        assert!(extra_defaults(&[deploys], gw).is_empty());
+        // Deploy's own gone (drift of its own): every other default is named.
+        let other = [route("0.0.0.0/0", Some("192.168.0.254"), "eth0", 3)];
+        assert_eq!(extra_defaults(&other, gw).len(), 1);
+    }
+
+    #[test]
+    fn hand_made_routes_of_another_table_are_named_with_it() {
+        let routes = [
+            (254, route("10.9.0.0/16", Some("192.168.0.1"), "eth0", 3)),
+            (100, route("0.0.0.0/0", Some("192.168.0.254"), "eth0", 3)),
+            (253, route("10.7.0.0/16", None, "cni0", 4)),
+            (2004, route("10.42.0.0/16", None, "eth0", 12)),
+        ];
+        let named: Vec<String> = other_tables(&routes)
+            .into_iter()
+            .map(|(t, r)| describe_in(t, r))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "default via 192.168.0.254 dev eth0 table 100",
+                "10.7.0.0/16 dev cni0 table 253"
+            ]
+        );
     }
 
     #[test]

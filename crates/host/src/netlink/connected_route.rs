@@ -73,7 +73,7 @@ pub fn wanted(addresses: &[AddressMessage]) -> Vec<ConnectedRoute> {
 
 /// Whether `r` (a main-table route) goes to `network` through link `index` without a gateway
 /// (of any protocol and metric: one the administrator made in its place serves as well).
-fn serves(r: &Route, network: Ipv4Net, index: u32) -> bool {
+pub fn serves(r: &Route, network: Ipv4Net, index: u32) -> bool {
     r.destination == network && r.link_index == Some(index) && r.gateway.is_none()
 }
 

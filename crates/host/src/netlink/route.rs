@@ -67,6 +67,24 @@ impl Netlink {
             .collect())
     }
 
+    /// IPv4 routes of every table but `local` (the kernel's routes to the host's own
+    /// addresses), each with its table (`main` is 254), links named.
+    pub fn routes_of_every_table(&mut self) -> Result<Vec<(u32, Route)>, HostError> {
+        let names = self.link_names()?;
+        let messages = self
+            .route_messages(AddressFamily::Inet)
+            .map_err(|f| f.into_host("dump IPv4 routes", ""))?;
+        Ok(messages
+            .iter()
+            .filter_map(parse_route_in_table)
+            .filter(|(table, _)| *table != u32::from(libc::RT_TABLE_LOCAL))
+            .map(|(table, mut r)| {
+                r.link = r.link_index.and_then(|i| names.get(&i).cloned());
+                (table, r)
+            })
+            .collect())
+    }
+
     /// The kernel's route messages of `family` (`Unspec`: every family), of every table.
     pub(crate) fn route_messages(
         &mut self,
@@ -181,6 +199,13 @@ fn route_object(spec: &RouteSpec<'_>) -> String {
 /// The [`Route`] a route message describes, when it is an IPv4 route of the main table (its
 /// device by index only).
 pub(super) fn parse_route(msg: &RouteMessage) -> Option<Route> {
+    parse_route_in_table(msg)
+        .filter(|(table, _)| *table == u32::from(RouteHeader::RT_TABLE_MAIN))
+        .map(|(_, r)| r)
+}
+
+/// The table and [`Route`] of an IPv4 route message, whatever its table.
+fn parse_route_in_table(msg: &RouteMessage) -> Option<(u32, Route)> {
     if msg.header.address_family != AddressFamily::Inet {
         return None;
     }
@@ -210,17 +235,15 @@ pub(super) fn parse_route(msg: &RouteMessage) -> Option<Route> {
             _ => {}
         }
     }
-    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
-        return None;
-    }
-    Some(Route {
+    let route = Route {
         destination: Ipv4Net::new(dst, msg.header.destination_prefix_length).ok()?,
         link_index: oif,
         link: None,
         gateway,
         metric,
         protocol: u8::from(msg.header.protocol),
-    })
+    };
+    Some((table, route))
 }
 
 #[cfg(test)]
@@ -287,6 +310,15 @@ mod tests {
             .push(RouteAttribute::Table(u32::from(RouteHeader::RT_TABLE_MAIN)));
         assert!(parsed(main).is_some());
         assert_eq!(parsed(v4(libc::RT_TABLE_LOCAL, 32)), None);
+        // Every table's route, with its table, for those who ask for them.
+        let mut other = v4(252, 0);
+        other.attributes.push(RouteAttribute::Table(1000));
+        let wire = match off_the_wire(RouteNetlinkMessage::NewRoute(other)) {
+            RouteNetlinkMessage::NewRoute(m) => m,
+            m => panic!("{m:?}"),
+        };
+        let (table, r) = parse_route_in_table(&wire).unwrap();
+        assert_eq!((table, r.destination.prefix_len()), (1000, 0));
     }
 
     #[test]
