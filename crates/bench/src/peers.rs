@@ -583,6 +583,33 @@ impl Drop for MachineGuard {
     }
 }
 
+/// The order of the tools in each round: a small xorshift generator, seeded with K so that
+/// a run can be repeated.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn new(seed: u64) -> Shuffle {
+        Shuffle(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `0..n` in a random order (Fisher-Yates).
+    fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+        v
+    }
+}
+
 /// Lets the kernel finish what the previous operation deferred (namespace dismantling, RCU
 /// callbacks) before the next one is timed.
 fn settle() {
@@ -656,20 +683,14 @@ pub fn bench(runs: usize) {
         } else {
             runs
         };
+        let mut order = Shuffle::new(k as u64);
         for round in 0..rounds {
-            // Each round starts with another tool, and every operation starts on a settled
-            // kernel: a teardown leaves work behind (a deleted namespace is dismantled by a
-            // kernel worker that takes RTNL), which would otherwise be billed to whichever
-            // tool runs next.
-            for i in 0..tools.len() {
-                // Every other round in the opposite order: each tool follows a different one,
-                // so whatever a tool's teardown leaves behind is not billed to one neighbour.
-                let i = if round % 2 == 1 {
-                    tools.len() - 1 - i
-                } else {
-                    i
-                };
-                let t = (round + i) % tools.len();
+            // Every operation starts on a settled kernel (a teardown leaves work behind: a
+            // deleted namespace is dismantled later by a kernel worker), and the tools run in
+            // a new random order every round: with a fixed rotation (even reversed every other
+            // round) a tool has the same two neighbours all along, and whatever one neighbour's
+            // teardown leaves to the kernel is billed to it in half the rounds.
+            for t in order.permutation(tools.len()) {
                 let tool = &tools[t];
                 let m = &machines[t].name;
                 settle();
