@@ -52,3 +52,55 @@ fn a_refused_deploy_over_a_foreign_node_namespace_says_it_once_and_changes_nothi
     assert!(link(&Machine::ip_json_in(&node, "link show"), "eth0").is_some());
     assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
 }
+
+/// A deploy that makes a deployment's nodes again (after a reboot, or namespaces deleted by
+/// hand) and stops half-way (here: refused by a foreign namespace under the Linux node's
+/// name, after it made the Windows node's namespace) leaves that namespace as its own
+/// half-made one: once the foreign one is gone, the next deploy finishes it and remove
+/// deletes everything.
+#[test]
+fn a_node_made_again_by_a_stopped_deploy_is_finished_by_the_next() {
+    let Some(m) = machine("x16re") else { return };
+    let both = m.write_config(
+        "both.json",
+        &serde_json::json!({"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}),
+    );
+    let before = m.dump();
+    m.deploy(Some(&both));
+    let nodes = m.node_namespaces();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    let linux = m.linux_node_namespace();
+    let windows = nodes.iter().find(|n| **n != linux).unwrap().clone();
+    // A reboot takes both; someone makes one under the Linux node's name.
+    sh(&format!(
+        "ip netns del {linux} && ip netns del {windows} && ip netns add {linux}"
+    ));
+    let out = m.edgenet(&["deploy", "-c", &both]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&linux),
+        "{out:?}"
+    );
+
+    sh(&format!("ip netns del {linux}"));
+    let out = m.edgenet(&["deploy", "-c", &both]);
+    assert!(
+        out.status.success(),
+        "the next deploy must finish what the stopped one made: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for ns in [&linux, &windows] {
+        let links = Machine::ip_json_in(ns, "link show");
+        assert!(link(&links, "eth0").is_some(), "{ns}: {links:#}");
+    }
+    let status = m.edgenet(&["status"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    m.ok(&["remove"]);
+    assert!(m.node_namespaces().is_empty(), "{:?}", m.node_namespaces());
+    assert_eq!(m.dump(), before, "remove left something");
+}

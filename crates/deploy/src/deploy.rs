@@ -93,6 +93,24 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// [`Journal::will_make`] for several objects of one namespace at once: one journal write.
+    fn will_make_all_in(
+        &mut self,
+        kind: ObjectKind,
+        names: &[&str],
+        netns: Option<&str>,
+    ) -> Result<(), DeployError> {
+        for name in names {
+            if self.state.object(kind, name, netns).is_none() {
+                self.new_objects
+                    .push((kind, name.to_string(), netns.map(String::from)));
+            }
+            self.state.record_object(kind, name, netns).status = ObjectStatus::Pending;
+        }
+        self.lock.save_journal(&self.state)?;
+        Ok(())
+    }
+
     /// Waits for the identity to be durable; an error if it could not be made so.
     fn join_identity(&mut self) -> Result<(), DeployError> {
         let Some(saver) = self.identity_saver.take() else {
@@ -125,6 +143,15 @@ impl Journal for Run<'_> {
         self.state.record_object(kind, name, netns);
         self.lock.save_journal(&self.state)?;
         Ok(())
+    }
+
+    fn will_make(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError> {
+        self.will_make_all_in(kind, &[name], netns)
     }
 
     /// Kept in memory until the next save: a `Pending` record already makes remove look.
@@ -892,7 +919,7 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         return Ok(());
     }
     let records: Vec<&str> = names.iter().map(String::as_str).collect();
-    run.will_create_all(ObjectKind::Netns, &records)?;
+    run.will_make_all_in(ObjectKind::Netns, &records, None)?;
     let (plan, state_dir) = (plan.clone(), run.lock.dir().path().to_path_buf());
     let (made_tx, made_rx) = std::sync::mpsc::channel();
     let lane = std::thread::Builder::new()

@@ -12,6 +12,16 @@ pub trait Journal {
         name: &str,
         netns: Option<&str>,
     ) -> Result<(), DeployError>;
+    /// [`Journal::will_create`] for an object about to be made now, also when an earlier run
+    /// made it and it has gone since (a reboot, deleted by hand): pending again until it carries
+    /// the mark, so that a run stopped in between leaves it to the next deploy and to remove as
+    /// the deployment's half-made object, not as a stranger's.
+    fn will_make(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), DeployError>;
     /// The object now exists.
     fn created(
         &mut self,

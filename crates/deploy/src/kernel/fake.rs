@@ -348,6 +348,16 @@ impl crate::journal::Journal for FakeJournal {
         self.state.record_object(kind, name, netns);
         Ok(())
     }
+    fn will_make(
+        &mut self,
+        kind: crate::state::ObjectKind,
+        name: &str,
+        netns: Option<&str>,
+    ) -> Result<(), crate::error::DeployError> {
+        self.will_create(kind, name, netns)?;
+        self.state.record_object(kind, name, netns).status = crate::state::ObjectStatus::Pending;
+        Ok(())
+    }
     fn created(
         &mut self,
         kind: crate::state::ObjectKind,

@@ -71,7 +71,7 @@ impl NodeRuntime for NetnsRuntime {
         }
         if !exists {
             if !ahead {
-                j.will_create(ObjectKind::Netns, ns_name, None)?;
+                j.will_make(ObjectKind::Netns, ns_name, None)?;
                 nl.netns_create(ns_name)?;
             }
             j.step("node-netns-made")?;
@@ -90,7 +90,7 @@ impl NodeRuntime for NetnsRuntime {
         let mut found = None;
         match nl.link(veth)? {
             None => {
-                j.will_create(ObjectKind::Veth, veth, None)?;
+                j.will_make(ObjectKind::Veth, veth, None)?;
                 nl.create_veth(
                     &VethSpec {
                         name: veth,

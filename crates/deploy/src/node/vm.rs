@@ -199,7 +199,7 @@ impl VmRuntime {
         match nl.link(name)? {
             None => {
                 created = true;
-                j.will_create(ObjectKind::Tap, name, None)?;
+                j.will_make(ObjectKind::Tap, name, None)?;
                 tap::create(name)?;
                 nl.set_group(name, own.group)?;
                 nl.set_alias(name, &own.alias)?;

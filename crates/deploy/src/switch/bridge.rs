@@ -123,7 +123,7 @@ pub(crate) fn create_marked_bridge(
     j: &mut dyn Journal,
     up: bool,
 ) -> Result<(), DeployError> {
-    j.will_create(ObjectKind::Bridge, name, None)?;
+    j.will_make(ObjectKind::Bridge, name, None)?;
     k.create_bridge(&BridgeSpec {
         name,
         mtu: Some(mtu),
