@@ -559,15 +559,43 @@ struct ReadState {
     config_hash: u64,
 }
 
+/// The largest state file read: a 255-machine cluster's state is ~60 kB; anything near this
+/// is not one (a link to `/dev/zero` would otherwise be read until memory runs out).
+const MAX_STATE_FILE: u64 = 64 << 20;
+
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |source: io::Error| StateError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Non-blocking: a FIFO in its place must not hang every command.
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    };
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(fail(io::Error::other(
+            "not a regular file (edgenet writes only regular files here): move it away",
+        )));
     }
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_STATE_FILE {
+        return Err(fail(io::Error::other(format!(
+            "larger than {} MiB, which no state file is: move it away",
+            MAX_STATE_FILE >> 20
+        ))));
+    }
+    Ok(Some(bytes))
 }
 
 /// `with_config`: the deployment config too (from `config.json`, when the records do not hold
@@ -721,6 +749,30 @@ mod tests {
     fn ino(path: &Path) -> Option<u64> {
         use std::os::unix::fs::MetadataExt;
         fs::metadata(path).map(|m| m.ino()).ok()
+    }
+
+    /// A state file replaced by a FIFO or by a link to an endless device is an error naming
+    /// the file, at once: not a hang, not memory without end.
+    #[test]
+    fn a_fifo_or_an_endless_file_in_the_state_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join(CONFIG_FILE),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let err = StateDir::new(dir.path()).peek().unwrap_err().to_string();
+        assert!(
+            err.contains(CONFIG_FILE) && err.contains("regular file"),
+            "{err}"
+        );
+        fs::remove_file(dir.path().join(CONFIG_FILE)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(STATE_FILE)).unwrap();
+        let err = StateDir::new(dir.path()).peek().unwrap_err().to_string();
+        assert!(
+            err.contains(STATE_FILE) && err.contains("regular file"),
+            "{err}"
+        );
     }
 
     fn journal_len(dir: &Path) -> u64 {
