@@ -525,3 +525,59 @@ fn a_deploy_right_behind_a_remove_of_its_state_directory_deploys() {
         );
     }
 }
+
+/// A state directory used from another network namespace than its deployment's (a mistyped
+/// `nsenter`, a shell in the wrong namespace): remove, status and deploy refuse with the
+/// namespace it lives in and change nothing, instead of taking its objects for gone (remove
+/// would delete its node namespaces, which are the host's, and forget the rest).
+#[test]
+fn a_deployment_used_from_another_network_namespace_is_refused() {
+    let Some(home) = machine("x16home") else {
+        return;
+    };
+    let Some(other) = machine("x16away") else {
+        return;
+    };
+    home.deploy(None);
+    let node = home.linux_node_namespace();
+    let before = home.dump();
+    let away = |args: &[&str]| {
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", other.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .env("EDGENET_STATE_DIR", &home.state)
+            .env("EDGENET_RESOLV_CONF", &home.resolv)
+            .env("NO_COLOR", "1")
+            .env_remove("EDGENET_CONFIG")
+            .output()
+            .unwrap()
+    };
+    for command in ["remove", "status", "deploy"] {
+        let out = away(&[command, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(3), "{command}: {out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], "other-namespace", "{command}: {v:#}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&home.ns), "{command}: {message}");
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("nsenter --net="),
+            "{command}: {v:#}"
+        );
+    }
+    assert_eq!(home.dump(), before, "the deployment changed");
+    assert!(Machine::ip_json_in(&node, "link show")
+        .as_array()
+        .is_some_and(|l| l.len() == 2));
+    assert!(
+        bridges(&other.ns).is_empty(),
+        "deploy made a switch in the other namespace"
+    );
+    assert_eq!(other.sysctl("net.ipv4.ip_forward"), "0");
+    // At home everything still works.
+    assert_eq!(home.edgenet(&["status"]).status.code(), Some(0));
+    home.ok(&["remove"]);
+}

@@ -250,6 +250,33 @@ pub fn exists(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The identity (device, inode) of the calling thread's network namespace.
+pub fn current_id() -> Result<(u64, u64), HostError> {
+    NetNs::current()?.id()
+}
+
+/// Where the network namespace with identity `id` can be entered, if it is still alive and
+/// reachable: a name under `/run/netns`, or PID 1's (the host's own). `None` when neither holds
+/// it (gone with a reboot, or held only by a process).
+pub fn find_by_id(id: (u64, u64)) -> Option<PathBuf> {
+    let same = |path: &Path| {
+        File::open(path)
+            .ok()
+            .filter(is_netns)
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| (m.dev(), m.ino()) == id)
+    };
+    let host = Path::new("/proc/1/ns/net");
+    if same(host) {
+        return Some(host.to_path_buf());
+    }
+    list()
+        .ok()?
+        .into_iter()
+        .map(|name| Path::new(NETNS_RUN_DIR).join(name))
+        .find(|path| same(path))
+}
+
 /// Names under `/run/netns`, sorted, as `ip netns list` shows them (stale placeholders
 /// included: check with [`exists`]).
 pub fn list() -> Result<Vec<String>, HostError> {

@@ -152,6 +152,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // gives up here leaves nothing). Taking it first spares a second read of the host.
     let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
+    super::refuse_other_netns(peeked.as_ref(), "deploy")?;
     let mut facts = gather()?;
     let mut probe = None;
     let first = match checked_plan(
@@ -205,9 +206,13 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let now = lock.load().map_err(|e| host_error(e.into()))?;
+    super::refuse_other_netns(now.as_ref(), "deploy")?;
     let mut state = now.clone().unwrap_or_else(|| {
         edgenet_deploy::state::DeploymentState::new(edgenet_deploy::state::DeploymentId::random())
     });
+    // Where the deployment lives, for remove and status run elsewhere (see
+    // `refuse_other_netns`); a namespace made again after a reboot is taken as the new home.
+    state.netns = edgenet_host::netns::current_id().ok();
     // Read again and re-planned under the lock when this run waited for it or another run
     // deployed meanwhile: the host (its resolv.conf, links, ruleset) read before is old.
     let plan = match reusable_plan(first, &loaded, &peeked, &now, lock.waited()) {
@@ -299,6 +304,7 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
     let _netns_lock = netns_lock(args.wait, "remove")?;
     let lock = lock(cli, args, "edgenet remove")?;
     let state = lock.load().map_err(|e| host_error(e.into()))?;
+    super::refuse_other_netns(state.as_ref(), "remove")?;
     if !force {
         if let Some(state) = &state {
             let paths = edgenet_deploy::switch::adapter_owner::paths_from_env();

@@ -179,6 +179,37 @@ pub fn vm_host(cli: &Cli, config: &edgenet_core::config::Config) -> edgenet_core
     )
 }
 
+/// A deployment recorded in another network namespace that is still there is refused (exit 3,
+/// code `other-namespace`) before anything is read or changed: from here its bridge, tables
+/// and links look gone, and a remove would delete its node namespaces (they are the host's)
+/// and forget the rest. A recorded namespace that is gone (a reboot) is no objection.
+pub fn refuse_other_netns(
+    state: Option<&edgenet_deploy::state::DeploymentState>,
+    command: &str,
+) -> Result<(), CliError> {
+    let Some(recorded) = state.and_then(|s| s.netns) else {
+        return Ok(());
+    };
+    if edgenet_host::netns::current_id().is_ok_and(|here| here == recorded) {
+        return Ok(());
+    }
+    let Some(there) = edgenet_host::netns::find_by_id(recorded) else {
+        return Ok(());
+    };
+    Err(CliError::new(
+        Exit::Host,
+        "other-namespace",
+        format!(
+            "this deployment lives in the network namespace {}, not in the one edgenet {command} runs in; nothing was changed",
+            there.display()
+        ),
+    )
+    .hint(format!(
+        "run it there: nsenter --net={} edgenet {command} …",
+        there.display()
+    )))
+}
+
 /// A deploy or `lab up` in a mount namespace whose mounts stay its own (`ip netns exec`):
 /// the namespaces it makes would vanish when it exits, so it is refused before anything runs.
 pub fn check_netns_mounts() -> Result<(), CliError> {

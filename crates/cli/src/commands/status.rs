@@ -14,6 +14,8 @@ use crate::exit::{CliError, Exit};
 use crate::output::{table, Style};
 
 pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
+    let dir = StateDir::new(&cli.state_dir);
+    super::refuse_other_netns(dir.peek().ok().flatten().as_ref(), "status")?;
     let report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
     let drift = !report.drift.is_empty();
     match cli.output {

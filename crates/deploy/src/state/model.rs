@@ -214,6 +214,11 @@ pub struct DeploymentState {
     /// edgenet changed them are unknown. Kept until remove.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records_rebuilt: bool,
+    /// The network namespace the deployment lives in (device and inode of its nsfs file) as
+    /// the last deploy saw it: deploy, remove and status run from another namespace while that
+    /// one is still there are refused, instead of taking its objects for gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<(u64, u64)>,
 }
 
 /// The `config` an earlier edgenet kept in `state.json`.
@@ -238,6 +243,7 @@ impl DeploymentState {
             config: None,
             journal: Vec::new(),
             records_rebuilt: false,
+            netns: None,
         };
         state.note(format!("deployment {} created", state.deployment_id));
         state

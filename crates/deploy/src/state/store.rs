@@ -565,26 +565,26 @@ const MAX_STATE_FILE: u64 = 64 << 20;
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let fail = |source: io::Error| StateError::Read {
         path: path.to_path_buf(),
         source,
     };
-    // Non-blocking: a FIFO in its place must not hang every command.
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-    {
+    // Looked at before it is opened: opening a FIFO would hang every command.
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(fail(io::Error::other(
+                "not a regular file (edgenet writes only regular files here): move it away",
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    }
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(fail(e)),
     };
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(fail(io::Error::other(
-            "not a regular file (edgenet writes only regular files here): move it away",
-        )));
-    }
     let mut bytes = Vec::new();
     file.take(MAX_STATE_FILE + 1)
         .read_to_end(&mut bytes)
