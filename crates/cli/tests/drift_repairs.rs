@@ -294,6 +294,56 @@ fn a_deleted_connected_route_of_a_node_is_drift_and_deploy_adds_it_back() {
     assert_eq!(code, Some(0), "{st:#}");
 }
 
+/// The node's address put back by hand with `noprefixroute` (the kernel then makes no route
+/// for it): the node reaches nothing on its network all the same, so it is the same drift,
+/// and deploy adds the route (it used to fail on every run: "Nexthop has invalid gateway").
+#[test]
+fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs_it() {
+    let Some(m) = machine("x16np") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let address = ipv4_of(&Machine::ip_json_in(&netns, "addr show dev eth0"), "eth0")
+        .pop()
+        .expect("the node's address");
+    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sh(&format!(
+        "ip -n {netns} addr del {address} dev eth0 && \
+         ip -n {netns} addr add {address} dev eth0 noprefixroute && \
+         ip -n {netns} route replace default via {gateway} dev eth0 onlink"
+    ));
+    let kernel_routes = || {
+        Machine::ip_json_in(&netns, "route show dev eth0")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["dst"] != "default")
+            .count()
+    };
+    assert_eq!(kernel_routes(), 0, "no route for the address");
+
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    assert!(
+        st["drift"].to_string().contains("proto kernel scope link"),
+        "{st:#}"
+    );
+    let out = m.edgenet(&["deploy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(kernel_routes(), 1, "the route for the address is back");
+    sh(&format!(
+        "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
+    ));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+}
+
 /// A second default route in a node (another metric) and a route of another routing table
 /// (`table 100`, used by an `ip rule`) change where the node's packets go without deploy
 /// knowing: status names each as a notice (exit 0); deploy leaves them.

@@ -527,7 +527,7 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
     let (missing, every_table) =
         edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<_, DeployError> {
             let mut nl = edgenet_host::netlink::Netlink::open()?;
-            let missing = crate::node::connected_route::missing(&mut nl)?;
+            let missing = crate::node::connected_route::missing(&mut nl, node.address)?;
             Ok((missing, nl.routes_of_every_table()?))
         })??;
     for route in &missing {

@@ -5,8 +5,9 @@
 //! `status` names it as drift; deploy adds it back as the kernel makes it, before the default
 //! route (whose gateway is reachable only through it).
 
-use edgenet_host::netlink::connected_route::ConnectedRoute;
+use edgenet_host::netlink::connected_route::{serves, ConnectedRoute};
 use edgenet_host::netlink::Netlink;
+use ipnet::Ipv4Net;
 
 use crate::error::DeployError;
 use crate::names::NODE_IFNAME;
@@ -28,20 +29,40 @@ pub fn describe(node: &str, netns: &str, route: &ConnectedRoute) -> String {
     )
 }
 
-/// The connected routes `eth0` lacks, read inside the node's namespace (nothing while `eth0`
-/// is down: the kernel adds them when it comes up).
-pub fn missing(nl: &mut Netlink) -> Result<Vec<ConnectedRoute>, DeployError> {
-    if !nl.link(NODE_IFNAME)?.is_some_and(|l| l.up) {
+/// The kernel's route for the node's `address` when `eth0` lacks it (nothing while `eth0` is
+/// down, when the kernel adds it as it comes up, or while the address is missing, which is
+/// drift of its own). Judged from the plan, not from the address's flags: `eth0` is the
+/// deployment's, and an address added again by hand with `noprefixroute` leaves the node
+/// without the route all the same.
+pub fn missing(nl: &mut Netlink, address: Ipv4Net) -> Result<Vec<ConnectedRoute>, DeployError> {
+    if address.prefix_len() >= 32 {
         return Ok(Vec::new());
     }
-    Ok(nl.missing_connected_routes(NODE_IFNAME)?)
+    let Some(eth0) = nl.link(NODE_IFNAME)?.filter(|l| l.up) else {
+        return Ok(Vec::new());
+    };
+    if !nl
+        .addresses_of(NODE_IFNAME)?
+        .iter()
+        .any(|a| a.address == address)
+    {
+        return Ok(Vec::new());
+    }
+    let network = address.trunc();
+    if nl.routes()?.iter().any(|r| serves(r, network, eth0.index)) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![ConnectedRoute {
+        network,
+        source: address.addr(),
+    }])
 }
 
-/// Adds back, inside the node's namespace, every connected route `eth0` lacks; the change
-/// lines name `node`.
-pub fn restore(nl: &mut Netlink, node: &str) -> Result<Vec<String>, DeployError> {
+/// Adds back, inside the node's namespace, the route for `address` that `eth0` lacks; the
+/// change lines name `node`.
+pub fn restore(nl: &mut Netlink, node: &str, address: Ipv4Net) -> Result<Vec<String>, DeployError> {
     let mut changes = Vec::new();
-    for route in missing(nl)? {
+    for route in missing(nl, address)? {
         nl.add_connected_route(NODE_IFNAME, &route)?;
         changes.push(format!(
             "added back {node}'s route {} (the kernel's own for its address, deleted since)",

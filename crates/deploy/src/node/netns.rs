@@ -367,7 +367,11 @@ fn configure(
         changes.push(format!("gave {} the address {}", plan.name, plan.address));
     }
     // Before the default route: its gateway is reachable only through this one.
-    changes.extend(super::connected_route::restore(nl, &plan.name)?);
+    changes.extend(super::connected_route::restore(
+        nl,
+        &plan.name,
+        plan.address,
+    )?);
     let default = nl
         .routes()?
         .into_iter()
