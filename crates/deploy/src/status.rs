@@ -521,7 +521,7 @@ fn fill(
 /// [`crate::node::stray_routes`]), as `ip route` shows them.
 fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Result<(), DeployError> {
     use crate::node::stray_routes::{
-        describe, describe_in, extra_defaults, other_tables, stray, MAIN,
+        deploys_default, describe, describe_in, extra_defaults, other_tables, stray, MAIN,
     };
     let name = &node.name;
     let (missing, every_table) =
@@ -546,13 +546,23 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
             "node {name}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
         ));
     }
+    let beside = if deploys_default(&main, node.gateway).is_some() {
+        format!(
+            "beside deploy's (default via {} dev {NODE_IFNAME})",
+            node.gateway
+        )
+    } else {
+        format!(
+            "while deploy's (default via {} dev {NODE_IFNAME}) is gone (drift: deploy adds it back)",
+            node.gateway
+        )
+    };
     for route in extra_defaults(&main, node.gateway)
         .into_iter()
         .map(describe)
     {
         notices.push(format!(
-            "node {name}: a second default route {route} in {netns}, beside deploy's (default via {} dev {NODE_IFNAME}): it may take the node's traffic elsewhere; deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`",
-            node.gateway
+            "node {name}: a second default route {route} in {netns}, {beside}: it may take the node's traffic elsewhere; deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
         ));
     }
     for (table, route) in other_tables(&every_table) {

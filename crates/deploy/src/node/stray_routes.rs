@@ -39,19 +39,27 @@ pub const MAIN: u32 = 254;
 /// The default routes of the main table other than deploy's own (the first one via the node's
 /// `gateway` through `eth0` without a metric, the one deploy replaces): one added with another
 /// metric, through another gateway, or appended beside it.
+/// A routing agent's own (`proto bird`, `proto dhcp`, …) is its business, as for [`stray`].
 pub fn extra_defaults(routes: &[Route], gateway: Ipv4Addr) -> Vec<&Route> {
-    let deploys = routes.iter().position(|r| {
+    let deploys = deploys_default(routes, gateway);
+    routes
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            r.destination.prefix_len() == 0 && Some(*i) != deploys && BY_HAND.contains(&r.protocol)
+        })
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Where deploy's own default route is in `routes` (main table), if it is there.
+pub fn deploys_default(routes: &[Route], gateway: Ipv4Addr) -> Option<usize> {
+    routes.iter().position(|r| {
         r.destination.prefix_len() == 0
             && r.gateway == Some(gateway)
             && r.link.as_deref() == Some(NODE_IFNAME)
             && r.metric.unwrap_or(0) == 0
-    });
-    routes
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| r.destination.prefix_len() == 0 && Some(*i) != deploys)
-        .map(|(_, r)| r)
-        .collect()
+    })
 }
 
 /// The routes of `routes` (a node namespace's IPv4 routes of every table but `local`, each
@@ -130,10 +138,18 @@ mod tests {
                 "default via 192.168.0.254 dev eth0"
             ]
         );
-        assert!(extra_defaults(&[deploys], gw).is_empty());
+        assert!(extra_defaults(std::slice::from_ref(&deploys), gw).is_empty());
         // Deploy's own gone (drift of its own): every other default is named.
         let other = [route("0.0.0.0/0", Some("192.168.0.254"), "eth0", 3)];
         assert_eq!(extra_defaults(&other, gw).len(), 1);
+        assert_eq!(deploys_default(&other, gw), None);
+        assert_eq!(deploys_default(&routes, gw), Some(1));
+        // A routing agent's default (proto bird = 12) is its own business.
+        let agent = [
+            deploys.clone(),
+            route("0.0.0.0/0", Some("192.168.0.9"), "eth0", 12),
+        ];
+        assert!(extra_defaults(&agent, gw).is_empty());
     }
 
     #[test]
