@@ -684,7 +684,13 @@ pub fn bench(runs: usize) {
             runs
         };
         let mut order = Shuffle::new(k as u64);
+        let mut cold_starts = Vec::new();
         for round in 0..rounds {
+            // What any tool's first process pays after the settle, for reading the rows.
+            settle();
+            let start = Instant::now();
+            must(&in_machine(&machines[0].name, &["true"]), None, &[]);
+            cold_starts.push(start.elapsed());
             // Every operation starts on a settled kernel (a teardown leaves work behind: a
             // deleted namespace is dismantled later by a kernel worker), and the tools run in
             // a new random order every round: with a fixed rotation (even reversed every other
@@ -719,6 +725,10 @@ pub fn bench(runs: usize) {
         }
         println!();
         println!("K = {k} node(s), {rounds} rounds");
+        println!(
+            "(one process started after the same settle, `nsenter … true`: {:.1} ms)",
+            ms(median(cold_starts))
+        );
         println!(
             "{:<16} {:>10} {:>10} {:>14} {:>16}",
             "tool", "deploy", "remove", "deploy/floor", "remove/floor_grp"
