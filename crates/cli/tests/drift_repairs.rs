@@ -395,3 +395,60 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     let (code, st) = status(&m);
     assert_eq!(code, Some(0), "{st:#}");
 }
+
+/// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used
+/// to read it for ever (or hang); now it is drift naming the file, and deploy writes the file
+/// again in its place (the link's target is not written through).
+#[test]
+fn a_node_file_that_is_a_fifo_or_a_link_to_a_device_is_drift_and_deploy_replaces_it() {
+    let Some(m) = machine("x16nff") else { return };
+    m.deploy(None);
+    let dir = std::fs::read_dir(m.state.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.display().to_string().ends_with("-ledge"))
+        .expect("the Linux node's files");
+    let (resolv, hosts) = (dir.join("resolv.conf"), dir.join("hosts"));
+    let (resolv_was, hosts_was) = (
+        std::fs::read_to_string(&resolv).unwrap(),
+        std::fs::read_to_string(&hosts).unwrap(),
+    );
+    std::fs::remove_file(&resolv).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &resolv).unwrap();
+    std::fs::remove_file(&hosts).unwrap();
+    sh(&format!("mkfifo {}", hosts.display()));
+    // Bounded: the defect was a read that never ends.
+    let bounded = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .arg("60")
+            .arg("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(args)
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env_remove("EDGENET_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = bounded(&["status", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for file in [&resolv, &hosts] {
+        assert!(
+            st["drift"].as_array().unwrap().iter().any(|d| {
+                let d = d.as_str().unwrap();
+                d.contains(&file.display().to_string()) && d.contains("not a file deploy wrote")
+            }),
+            "{st:#}"
+        );
+    }
+    let out = bounded(&["deploy"]);
+    assert!(out.status.success(), "{out:?}");
+    for (file, was) in [(&resolv, &resolv_was), (&hosts, &hosts_was)] {
+        let meta = std::fs::symlink_metadata(file).unwrap();
+        assert!(meta.file_type().is_file(), "{}", file.display());
+        assert_eq!(&std::fs::read_to_string(file).unwrap(), was);
+    }
+    assert_eq!(bounded(&["status"]).status.code(), Some(0));
+}

@@ -591,7 +591,12 @@ fn node_files_drift(
         (files::PROXY_ENV, files::proxy_env(node)),
     ] {
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
+        match files::read_back(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => drift.push(format!(
+                "node {}: its file {} is not a file deploy wrote (a link, a FIFO, a directory, or too large): run deploy to write it again",
+                node.name,
+                path.display()
+            )),
             Err(_) => drift.push(format!(
                 "node {}: its file {} is missing: run deploy to write it again",
                 node.name,

@@ -64,6 +64,26 @@ pub fn parse_env(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The largest node file read back: what deploy writes is a few hundred bytes.
+const MAX_NODE_FILE: u64 = 1 << 20;
+
+/// The text of a file edgenet wrote (a node's file, a VM's seed file), read back to compare:
+/// `Err` when it is missing, not a regular file (a FIFO would hang the read, a link to a
+/// device never end it), larger than anything edgenet writes, or unreadable — each "not what
+/// deploy wrote", which deploy replaces.
+pub fn read_back(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > MAX_NODE_FILE {
+        return Err(std::io::Error::other("not a file edgenet wrote"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_NODE_FILE)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Writes all three files of `node`; returns what changed, in words (`wrote vm-ledge/hosts`,
 /// `set mode 0700 on …`), so that a deploy that only tightened a mode says so.
 pub fn write_node_files(
@@ -101,7 +121,7 @@ pub fn write_node_files(
         (PROXY_ENV, proxy_env(node), 0o600),
     ] {
         let path = dir.join(name);
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(content.as_str()) {
+        if read_back(&path).ok().as_deref() == Some(content.as_str()) {
             // Same content, but an older edgenet wrote proxy.env world-readable.
             let live = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
             if let Some(was) = live.ok().filter(|m| *m != mode) {

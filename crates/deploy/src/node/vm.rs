@@ -351,7 +351,11 @@ impl NodeRuntime for VmRuntime {
         let mut seed_changed = !files.seed().exists();
         for (file, content) in seed.files() {
             let path = files.seed_dir().join(file);
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(content) {
+            if super::files::read_back(&path).ok().as_deref() != Some(content) {
+                // Not written through a link or into a FIFO left in its place.
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_file()) {
+                    std::fs::remove_file(&path).map_err(io_err("replace", &path))?;
+                }
                 std::fs::write(&path, content).map_err(io_err("write", &path))?;
                 seed_changed = true;
             }
