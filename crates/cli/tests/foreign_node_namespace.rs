@@ -104,3 +104,44 @@ fn a_node_made_again_by_a_stopped_deploy_is_finished_by_the_next() {
     assert!(m.node_namespaces().is_empty(), "{:?}", m.node_namespaces());
     assert_eq!(m.dump(), before, "remove left something");
 }
+
+/// Node namespaces deleted by hand and a deploy right after: the kernel dismantles a deleted
+/// namespace a moment later, so the host ends of the old veths are still there when deploy
+/// makes the namespaces again. Those veths are made again too (their node ends are not in the
+/// new namespaces), instead of the deploy failing on an eth0 that is not there.
+#[test]
+fn a_deploy_right_after_the_node_namespaces_were_deleted_makes_them_again() {
+    let Some(m) = machine("x16rd") else { return };
+    let both = m.write_config(
+        "both.json",
+        &serde_json::json!({"Machines": [{"LinuxNode": {}, "WindowsNode": {}}]}),
+    );
+    m.deploy(Some(&both));
+    for round in 0..3 {
+        let nodes = m.node_namespaces();
+        assert_eq!(nodes.len(), 2, "{nodes:?}");
+        sh(&format!(
+            "ip netns del {} && ip netns del {}",
+            nodes[0], nodes[1]
+        ));
+        let out = m.edgenet(&["deploy", "-c", &both]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for ns in &nodes {
+            let links = Machine::ip_json_in(ns, "link show");
+            assert!(link(&links, "eth0").is_some(), "{ns}: {links:#}");
+        }
+        let status = m.edgenet(&["status"]);
+        assert_eq!(
+            status.status.code(),
+            Some(0),
+            "round {round}: {}",
+            String::from_utf8_lossy(&status.stdout)
+        );
+    }
+    m.ok(&["remove"]);
+    assert!(m.node_namespaces().is_empty());
+}

@@ -85,10 +85,29 @@ impl NodeRuntime for NetnsRuntime {
         j.step("node-netns")?;
 
         let veth = node.host_link.as_str();
+        // The namespace holds no eth0 (made now, or a stopped run's empty one): a veth of ours
+        // under the node's name has its node end elsewhere — in the namespace deleted before,
+        // which the kernel dismantles a moment later, taking this end with it. Made again.
+        let empty_inside = !exists || inside.as_ref().is_some_and(|i| !i.ours);
+        let existing = match nl.link(veth)? {
+            Some(link)
+                if empty_inside
+                    && (link.alias.as_deref() == Some(own.alias.as_str())
+                        || (link.group == own.group
+                            && j.pending(ObjectKind::Veth, veth, None))) =>
+            {
+                nl.delete_link(veth)?;
+                j.changed(format!(
+                    "deleted veth {veth}: its node end was not in {ns_name} (it went with the namespace deleted before)"
+                ));
+                None
+            }
+            other => other,
+        };
         // The veth as found, when this run did not make it (its master and state are then
         // still those read here).
         let mut found = None;
-        match nl.link(veth)? {
+        match existing {
             None => {
                 j.will_make(ObjectKind::Veth, veth, None)?;
                 nl.create_veth(
@@ -336,7 +355,13 @@ fn configure(
     let eth0 = links
         .into_iter()
         .find(|l| l.name == NODE_IFNAME)
-        .ok_or_else(|| DeployError::missing(NODE_IFNAME, "", "vanished from the node namespace"))?;
+        .ok_or_else(|| {
+            DeployError::missing(
+                "interface",
+                NODE_IFNAME,
+                &format!("vanished from the node namespace {guest}"),
+            )
+        })?;
     if eth0.mac != Some(mac) {
         nl.set_mac(NODE_IFNAME, mac)?;
         changes.push(format!("set MAC {mac} on {}", plan.name));
