@@ -452,3 +452,45 @@ fn a_node_file_that_is_a_fifo_or_a_link_to_a_device_is_drift_and_deploy_replaces
     }
     assert_eq!(bounded(&["status"]).status.code(), Some(0));
 }
+
+/// The internal switch's address put back by hand with `noprefixroute`: the host has no route
+/// to its nodes, as if the route had been deleted; that is drift, and deploy adds the route.
+#[test]
+fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs_it() {
+    let Some(m) = machine("x16bnp") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let bridge = "aksedgesw-int";
+    let address = ipv4_of(&m.ip_json(&format!("addr show dev {bridge}")), bridge)
+        .pop()
+        .expect("the switch's address");
+    sh(&format!(
+        "ip -n {ns} addr del {address} dev {bridge} && ip -n {ns} addr add {address} dev {bridge} noprefixroute",
+        ns = m.ns
+    ));
+    let routes_on_bridge = || {
+        m.ip_json(&format!("route show dev {bridge}"))
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(routes_on_bridge(), 0);
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    assert!(
+        st["drift"].to_string().contains("lacks the kernel's route"),
+        "{st:#}"
+    );
+    let out = m.edgenet(&["deploy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(routes_on_bridge(), 1, "the route is back");
+    let gateway = address.split('/').next().unwrap().to_string();
+    sh(&format!(
+        "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
+    ));
+    assert_eq!(status(&m).0, Some(0));
+}

@@ -503,7 +503,8 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             .object(ObjectKind::Bridge, &switch_plan.name, None)
             .is_some_and(|o| o.status == ObjectStatus::Adopted)
     {
-        switch::connected_route::restore(k, &switch_plan.name, run)?;
+        let own: Vec<_> = switch_plan.host_address.into_iter().collect();
+        switch::connected_route::restore(k, &switch_plan.name, &own, run)?;
     }
     let (changes, state_changed) = driver.settle(k, &mut run.state, &switch_plan)?;
     for change in changes {

@@ -170,7 +170,8 @@ fn fill(
             drift.push(format!("bridge {} is down", plan.switch.name));
         }
         if sw.up && sw.ours {
-            for route in nl.missing_connected_routes(&plan.switch.name)? {
+            let own: Vec<_> = plan.switch.host_address.into_iter().collect();
+            for route in nl.missing_connected_routes(&plan.switch.name, &own)? {
                 drift.push(switch::connected_route::describe(&plan.switch.name, &route));
             }
         }
@@ -643,7 +644,7 @@ pub fn host_config_missing(
     let mut missing = switch::adapter::missing_on_bridge(nl, &saved, on)?.0;
     // The kernel's own route of an address there, deleted by hand: the LAN is cut off too.
     if bridge.is_some_and(|b| b.up) {
-        missing.extend(nl.missing_connected_routes(on)?.into_iter().map(|r| {
+        missing.extend(nl.missing_connected_routes(on, &[])?.into_iter().map(|r| {
             format!(
                 "the kernel's route to {} for its address {} (deleted by hand)",
                 r.network, r.source

@@ -79,7 +79,11 @@ pub trait Kernel {
 
     /// The kernel's connected routes of `link`'s addresses that are gone (deleted by hand;
     /// see [`edgenet_host::netlink::connected_route`]), and adding one back. (The fake has none.)
-    fn missing_connected_routes(&mut self, _link: &str) -> Result<Vec<ConnectedRoute>, HostError> {
+    fn missing_connected_routes(
+        &mut self,
+        _link: &str,
+        _own: &[Ipv4Net],
+    ) -> Result<Vec<ConnectedRoute>, HostError> {
         Ok(Vec::new())
     }
     fn add_connected_route(&mut self, _link: &str, _r: &ConnectedRoute) -> Result<(), HostError> {
@@ -198,8 +202,12 @@ impl Kernel for Netlink {
     ) -> Result<(Vec<String>, Vec<String>), HostError> {
         Netlink::apply_saved_onto(self, saved, link, present)
     }
-    fn missing_connected_routes(&mut self, link: &str) -> Result<Vec<ConnectedRoute>, HostError> {
-        Netlink::missing_connected_routes(self, link)
+    fn missing_connected_routes(
+        &mut self,
+        link: &str,
+        own: &[Ipv4Net],
+    ) -> Result<Vec<ConnectedRoute>, HostError> {
+        Netlink::missing_connected_routes(self, link, own)
     }
     fn add_connected_route(&mut self, link: &str, r: &ConnectedRoute) -> Result<(), HostError> {
         Netlink::add_connected_route(self, link, r)

@@ -20,9 +20,16 @@ pub fn describe(bridge: &str, route: &ConnectedRoute) -> String {
 }
 
 /// Adds back on `bridge` (up, made by this deployment) every connected route that is gone,
-/// each with a change line; one the kernel refuses is a warning.
-pub fn restore(k: &mut dyn Kernel, bridge: &str, j: &mut dyn Journal) -> Result<(), DeployError> {
-    for route in k.missing_connected_routes(bridge)? {
+/// each with a change line; one the kernel refuses is a warning. `own`: the addresses the
+/// deployment itself gives the bridge (the internal switch's), routed even if put back by hand
+/// with `noprefixroute`.
+pub fn restore(
+    k: &mut dyn Kernel,
+    bridge: &str,
+    own: &[ipnet::Ipv4Net],
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    for route in k.missing_connected_routes(bridge, own)? {
         match k.add_connected_route(bridge, &route) {
             Ok(()) => j.changed(format!(
                 "added back the route {route} dev {bridge} (the kernel's own for the address, deleted since)"

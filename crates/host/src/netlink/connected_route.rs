@@ -38,8 +38,9 @@ impl std::fmt::Display for ConnectedRoute {
 
 /// The connected routes a link's IPv4 addresses give it: one per network, from the first
 /// (primary) address in it; none for a /32 or an address added with `noprefixroute` (whose
-/// owner routes its network itself, or not at all).
-pub fn wanted(addresses: &[AddressMessage]) -> Vec<ConnectedRoute> {
+/// owner routes its network itself, or not at all) — unless it is one of `own`, addresses the
+/// caller put there and wants routed whatever flag a hand gave them since.
+pub fn wanted(addresses: &[AddressMessage], own: &[Ipv4Net]) -> Vec<ConnectedRoute> {
     let mut out: Vec<ConnectedRoute> = Vec::new();
     for a in addresses
         .iter()
@@ -55,7 +56,8 @@ pub fn wanted(addresses: &[AddressMessage]) -> Vec<ConnectedRoute> {
         });
         let Some(local) = local else { continue };
         let prefix = a.header.prefix_len;
-        if no_route || prefix >= 32 {
+        let ours = Ipv4Net::new(local, prefix).is_ok_and(|n| own.contains(&n));
+        if (no_route && !ours) || prefix >= 32 {
             continue;
         }
         let Ok(network) = Ipv4Net::new(local, prefix).map(|n| n.trunc()) else {
@@ -80,9 +82,11 @@ pub fn serves(r: &Route, network: Ipv4Net, index: u32) -> bool {
 impl Netlink {
     /// The connected routes of `link`'s IPv4 addresses that the main table lacks (nothing
     /// for a link that does not exist or is down: the kernel adds them when it comes up).
+    /// `own`: see [`wanted`].
     pub fn missing_connected_routes(
         &mut self,
         link: &str,
+        own: &[Ipv4Net],
     ) -> Result<Vec<ConnectedRoute>, HostError> {
         let index = match self.link_index(link) {
             Ok(i) => i,
@@ -92,7 +96,7 @@ impl Netlink {
         let addresses = self
             .address_messages(AddressFamily::Inet, Some(index))
             .map_err(|f| f.into_host("dump IPv4 addresses of", link))?;
-        let want = wanted(&addresses);
+        let want = wanted(&addresses, own);
         if want.is_empty() {
             return Ok(want);
         }
@@ -155,13 +159,16 @@ mod tests {
 
     #[test]
     fn one_route_per_network_from_its_primary_and_none_for_host_or_noprefixroute_addresses() {
-        let want = wanted(&[
-            address("198.18.0.11", 24, AddressFlags::Permanent),
-            address("198.18.0.12", 24, AddressFlags::Secondary),
-            address("10.1.2.3", 16, AddressFlags::Permanent),
-            address("10.9.9.9", 32, AddressFlags::Permanent),
-            address("172.16.0.5", 24, AddressFlags::Noprefixroute),
-        ]);
+        let want = wanted(
+            &[
+                address("198.18.0.11", 24, AddressFlags::Permanent),
+                address("198.18.0.12", 24, AddressFlags::Secondary),
+                address("10.1.2.3", 16, AddressFlags::Permanent),
+                address("10.9.9.9", 32, AddressFlags::Permanent),
+                address("172.16.0.5", 24, AddressFlags::Noprefixroute),
+            ],
+            &[],
+        );
         assert_eq!(
             want,
             vec![
@@ -178,6 +185,22 @@ mod tests {
         assert_eq!(
             want[0].to_string(),
             "198.18.0.0/24 proto kernel scope link src 198.18.0.11"
+        );
+    }
+
+    #[test]
+    fn an_own_address_wants_its_route_even_with_noprefixroute() {
+        let own: Ipv4Net = "172.16.0.5/24".parse().unwrap();
+        let want = wanted(
+            &[address("172.16.0.5", 24, AddressFlags::Noprefixroute)],
+            &[own],
+        );
+        assert_eq!(
+            want,
+            vec![ConnectedRoute {
+                network: "172.16.0.0/24".parse().unwrap(),
+                source: "172.16.0.5".parse().unwrap(),
+            }]
         );
     }
 
