@@ -330,12 +330,7 @@ fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs
         st["drift"].to_string().contains("proto kernel scope link"),
         "{st:#}"
     );
-    let out = m.edgenet(&["deploy"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    m.ok(&["deploy"]);
     assert_eq!(kernel_routes(), 1, "the route for the address is back");
     sh(&format!(
         "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
@@ -481,12 +476,7 @@ fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_rep
         st["drift"].to_string().contains("lacks the kernel's route"),
         "{st:#}"
     );
-    let out = m.edgenet(&["deploy"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    m.ok(&["deploy"]);
     assert_eq!(routes_on_bridge(), 1, "the route is back");
     let gateway = address.split('/').next().unwrap().to_string();
     sh(&format!(
