@@ -80,32 +80,26 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// [`Journal::will_create`] for several objects (of the machine's namespace) at once: one
-    /// journal write for all of them, before any is made.
-    fn will_create_all(&mut self, kind: ObjectKind, names: &[&str]) -> Result<(), DeployError> {
-        for name in names {
-            if self.state.object(kind, name, None).is_none() {
-                self.new_objects.push((kind, name.to_string(), None));
-            }
-            self.state.record_object(kind, name, None);
-        }
-        self.lock.save_journal(&self.state)?;
-        Ok(())
-    }
-
-    /// [`Journal::will_make`] for several objects of one namespace at once: one journal write.
-    fn will_make_all_in(
+    /// Records `names` (objects of `kind` in `netns`, `None`: the machine's namespace) before
+    /// they are made, in one journal write. `again`: each is about to be made now even if
+    /// recorded, so its record goes back to pending ([`Journal::will_make`]); otherwise a
+    /// record keeps its status ([`Journal::will_create`]).
+    fn record_before(
         &mut self,
         kind: ObjectKind,
         names: &[&str],
         netns: Option<&str>,
+        again: bool,
     ) -> Result<(), DeployError> {
         for name in names {
             if self.state.object(kind, name, netns).is_none() {
                 self.new_objects
                     .push((kind, name.to_string(), netns.map(String::from)));
             }
-            self.state.record_object(kind, name, netns).status = ObjectStatus::Pending;
+            let record = self.state.record_object(kind, name, netns);
+            if again {
+                record.status = ObjectStatus::Pending;
+            }
         }
         self.lock.save_journal(&self.state)?;
         Ok(())
@@ -136,13 +130,7 @@ impl Journal for Run<'_> {
         name: &str,
         netns: Option<&str>,
     ) -> Result<(), DeployError> {
-        if self.state.object(kind, name, netns).is_none() {
-            self.new_objects
-                .push((kind, name.to_string(), netns.map(String::from)));
-        }
-        self.state.record_object(kind, name, netns);
-        self.lock.save_journal(&self.state)?;
-        Ok(())
+        self.record_before(kind, &[name], netns, false)
     }
 
     fn will_make(
@@ -151,7 +139,7 @@ impl Journal for Run<'_> {
         name: &str,
         netns: Option<&str>,
     ) -> Result<(), DeployError> {
-        self.will_make_all_in(kind, &[name], netns)
+        self.record_before(kind, &[name], netns, true)
     }
 
     /// Kept in memory until the next save: a `Pending` record already makes remove look.
@@ -847,7 +835,12 @@ fn ensure_tables(
         record,
     };
     if tables.ip_want.is_some() {
-        run.will_create_all(ObjectKind::NftTable, &[&tables.table, &tables.record])?;
+        run.record_before(
+            ObjectKind::NftTable,
+            &[&tables.table, &tables.record],
+            None,
+            false,
+        )?;
     } else {
         if recorded && driver.remove(&tables.table)? {
             run.changed(format!("deleted nftables table ip {}", tables.table));
@@ -920,7 +913,7 @@ fn start_ahead_lane(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
         return Ok(());
     }
     let records: Vec<&str> = names.iter().map(String::as_str).collect();
-    run.will_make_all_in(ObjectKind::Netns, &records, None)?;
+    run.record_before(ObjectKind::Netns, &records, None, true)?;
     let (plan, state_dir) = (plan.clone(), run.lock.dir().path().to_path_buf());
     let (made_tx, made_rx) = std::sync::mpsc::channel();
     let lane = std::thread::Builder::new()
