@@ -72,16 +72,9 @@ const MAX_NODE_FILE: u64 = 1 << 20;
 /// device never end it), larger than anything edgenet writes, or unreadable — each "not what
 /// deploy wrote", which deploy replaces.
 pub fn read_back(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() || meta.len() > MAX_NODE_FILE {
-        return Err(std::io::Error::other("not a file edgenet wrote"));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_NODE_FILE)
-        .read_to_string(&mut text)?;
-    Ok(text)
+    let bytes = crate::own_files::read(path, MAX_NODE_FILE)?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Writes all three files of `node`; returns what changed, in words (`wrote vm-ledge/hosts`,

@@ -564,38 +564,16 @@ struct ReadState {
 const MAX_STATE_FILE: u64 = 64 << 20;
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    use std::io::Read;
-    let fail = |source: io::Error| StateError::Read {
+    crate::own_files::read(path, MAX_STATE_FILE).map_err(|e| StateError::Read {
         path: path.to_path_buf(),
-        source,
-    };
-    // Looked at before it is opened: opening a FIFO would hang every command.
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => {
-            return Err(fail(io::Error::other(
-                "not a regular file (edgenet writes only regular files here): move it away",
-            )))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(fail(e)),
-    }
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(fail(e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_STATE_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(fail)?;
-    if bytes.len() as u64 > MAX_STATE_FILE {
-        return Err(fail(io::Error::other(format!(
-            "larger than {} MiB, which no state file is: move it away",
-            MAX_STATE_FILE >> 20
-        ))));
-    }
-    Ok(Some(bytes))
+        source: if e.kind() == io::ErrorKind::Other {
+            io::Error::other(format!(
+                "{e} (edgenet writes only its own regular files here): move it away"
+            ))
+        } else {
+            e
+        },
+    })
 }
 
 /// `with_config`: the deployment config too (from `config.json`, when the records do not hold
