@@ -15,6 +15,14 @@ fn status(m: &Machine) -> (Option<i32>, Value) {
     )
 }
 
+/// The gateway of the node's default route, as the kernel has it.
+fn node_gateway(netns: &str) -> String {
+    Machine::ip_json_in(netns, "route show default")[0]["gateway"]
+        .as_str()
+        .expect("a default route via a gateway")
+        .to_string()
+}
+
 /// The Linux node's namespace and the host end of its veth.
 fn linux_node(m: &Machine) -> (String, String) {
     let id = m.state_id().unwrap();
@@ -251,10 +259,7 @@ fn a_deleted_connected_route_of_a_node_is_drift_and_deploy_adds_it_back() {
         was["dst"].as_str().unwrap().to_string(),
         was["prefsrc"].as_str().unwrap().to_string(),
     );
-    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let gateway = node_gateway(&netns);
     sh(&format!("ip -n {netns} route del {dst} dev eth0"));
     assert!(connected().is_none());
 
@@ -305,10 +310,7 @@ fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs
     let address = ipv4_of(&Machine::ip_json_in(&netns, "addr show dev eth0"), "eth0")
         .pop()
         .expect("the node's address");
-    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let gateway = node_gateway(&netns);
     sh(&format!(
         "ip -n {netns} addr del {address} dev eth0 && \
          ip -n {netns} addr add {address} dev eth0 noprefixroute && \
@@ -347,10 +349,7 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     let Some(m) = machine("x16nt") else { return };
     m.deploy(None);
     let (netns, _) = linux_node(&m);
-    let gateway = Machine::ip_json_in(&netns, "route show default")[0]["gateway"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let gateway = node_gateway(&netns);
     sh(&format!(
         "ip -n {netns} route add default via {gateway} dev eth0 metric 100 && \
          ip -n {netns} route add default via {gateway} dev eth0 table 100 && \

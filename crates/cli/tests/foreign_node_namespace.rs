@@ -85,16 +85,10 @@ fn a_node_made_again_by_a_stopped_deploy_is_finished_by_the_next() {
     sh(&format!("ip netns del {linux}"));
     // The next deploy finishes what the stopped one made.
     m.ok(&["deploy", "-c", &both]);
-    for ns in [&linux, &windows] {
-        let links = Machine::ip_json_in(ns, "link show");
-        assert!(link(&links, "eth0").is_some(), "{ns}: {links:#}");
-    }
-    let status = m.edgenet(&["status"]);
-    assert_eq!(
-        status.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&status.stdout)
+    assert_nodes_in_place(
+        &m,
+        &[linux.clone(), windows.clone()],
+        "after the stopped deploy",
     );
     m.ok(&["remove"]);
     assert!(m.node_namespaces().is_empty(), "{:?}", m.node_namespaces());
@@ -121,18 +115,23 @@ fn a_deploy_right_after_the_node_namespaces_were_deleted_makes_them_again() {
             nodes[0], nodes[1]
         ));
         m.ok(&["deploy", "-c", &both]);
-        for ns in &nodes {
-            let links = Machine::ip_json_in(ns, "link show");
-            assert!(link(&links, "eth0").is_some(), "{ns}: {links:#}");
-        }
-        let status = m.edgenet(&["status"]);
-        assert_eq!(
-            status.status.code(),
-            Some(0),
-            "round {round}: {}",
-            String::from_utf8_lossy(&status.stdout)
-        );
+        assert_nodes_in_place(&m, &nodes, &format!("round {round}"));
     }
     m.ok(&["remove"]);
     assert!(m.node_namespaces().is_empty());
+}
+
+/// Every namespace of `nodes` holds the node's eth0 again, and status finds no drift.
+fn assert_nodes_in_place(m: &Machine, nodes: &[String], when: &str) {
+    for ns in nodes {
+        let links = Machine::ip_json_in(ns, "link show");
+        assert!(link(&links, "eth0").is_some(), "{when}: {ns}: {links:#}");
+    }
+    let status = m.edgenet(&["status"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{when}: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 }
