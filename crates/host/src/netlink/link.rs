@@ -6,13 +6,17 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use edgenet_core::mac::MacAddr;
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_core::{
+    DecodeError, Emitable, NlasIterator, ParseableParametrized, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_EXCL, NLM_F_REQUEST,
+};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    LinkExtentMask, LinkFlags, LinkHeader, LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::socket::invalid_data;
 use super::{HostError, Netlink};
 
 /// The kernel's default bridge MTU.
@@ -99,16 +103,16 @@ impl Netlink {
     pub fn links(&mut self) -> Result<Vec<Link>, HostError> {
         let mut msg = LinkMessage::default();
         msg.header.interface_family = AddressFamily::Unspec;
-        let replies = self
-            .dump(get_link(msg))
-            .map_err(|f| f.into_host("dump links", ""))?;
-        let mut links: Vec<Link> = replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
-                _ => None,
+        let mut links = self
+            .dump_payloads(get_link(msg), |kind, payload| {
+                if kind != libc::RTM_NEWLINK {
+                    return Ok(None);
+                }
+                link_from_payload(payload)
+                    .map(Some)
+                    .map_err(|e| invalid_data(&format!("cannot parse a link: {e}")))
             })
-            .collect();
+            .map_err(|f| f.into_host("dump links", ""))?;
         let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
         for link in &mut links {
             link.master = link.master_index.and_then(|i| names.get(&i).cloned());
@@ -407,6 +411,35 @@ fn link_by_name(name: &str) -> LinkMessage {
     msg
 }
 
+/// The attributes [`parse_link`] reads. The others — statistics, every address family's
+/// settings — are most of a link message's bytes and are stepped over undecoded.
+const LINK_ATTRIBUTES_READ: [u16; 7] = [
+    libc::IFLA_ADDRESS,
+    libc::IFLA_IFNAME,
+    libc::IFLA_MTU,
+    libc::IFLA_MASTER,
+    libc::IFLA_LINKINFO,
+    libc::IFLA_IFALIAS,
+    libc::IFLA_GROUP,
+];
+
+/// The [`Link`] an `RTM_NEWLINK` payload describes, decoding only the attributes it needs.
+pub(super) fn link_from_payload(payload: &[u8]) -> Result<Link, DecodeError> {
+    let header = LinkHeader::parse(payload)?;
+    let mut msg = LinkMessage::default();
+    for nla in NlasIterator::new(payload.get(header.buffer_len()..).unwrap_or(&[])) {
+        let nla = nla?;
+        if LINK_ATTRIBUTES_READ.contains(&nla.kind()) {
+            msg.attributes.push(LinkAttribute::parse_with_param(
+                &nla,
+                header.interface_family,
+            )?);
+        }
+    }
+    msg.header = header;
+    Ok(parse_link(&msg))
+}
+
 /// The [`Link`] a link message describes (its master by index only).
 pub(super) fn parse_link(msg: &LinkMessage) -> Link {
     let mut link = Link {
@@ -459,10 +492,61 @@ mod tests {
     use super::*;
     use netlink_packet_route::link::LinkHeader;
 
+    /// The link a message describes, read both ways: decoded whole, as single gets are, and
+    /// with only the attributes read decoded, as dumps are. They must agree.
     fn parsed(msg: LinkMessage) -> Link {
-        match off_the_wire(RouteNetlinkMessage::NewLink(msg)) {
+        let mut payload = vec![0; msg.buffer_len()];
+        msg.emit(&mut payload);
+        let whole = match off_the_wire(RouteNetlinkMessage::NewLink(msg)) {
             RouteNetlinkMessage::NewLink(m) => parse_link(&m),
             other => panic!("{other:?}"),
+        };
+        assert_eq!(link_from_payload(&payload).expect("decodes"), whole);
+        whole
+    }
+
+    #[test]
+    fn the_attributes_a_dump_steps_over_change_nothing_read() {
+        use netlink_packet_route::link::{LinkXdp, State, Stats, XdpAttached};
+        let mut msg = LinkMessage::default();
+        msg.header.index = 9;
+        msg.header.link_layer_type = LinkLayerType::Ether;
+        msg.header.flags = LinkFlags::Up;
+        // Attributes nobody reads before, between and after the ones read.
+        msg.attributes = vec![
+            LinkAttribute::TxQueueLen(1000),
+            LinkAttribute::OperState(State::Up),
+            LinkAttribute::Stats(Stats::default()),
+            LinkAttribute::IfName("br-x".into()),
+            LinkAttribute::Xdp(vec![LinkXdp::Attached(XdpAttached::None)]),
+            LinkAttribute::Mtu(9000),
+            LinkAttribute::NumTxQueues(1),
+            LinkAttribute::Address(vec![0x02, 0, 0, 0, 0, 9]),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]),
+            LinkAttribute::Group(7),
+            LinkAttribute::Carrier(1),
+        ];
+        let link = parsed(msg);
+        assert_eq!(
+            (
+                link.name.as_str(),
+                link.mtu,
+                link.kind.as_deref(),
+                link.group
+            ),
+            ("br-x", 9000, Some("bridge"), 7)
+        );
+        assert_eq!(link.mac, Some("02:00:00:00:00:09".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_truncated_link_payload_is_an_error_not_a_panic() {
+        let mut msg = LinkMessage::default();
+        msg.attributes = vec![LinkAttribute::IfName("eth0".into())];
+        let mut payload = vec![0; msg.buffer_len()];
+        msg.emit(&mut payload);
+        for cut in [0, 10, payload.len() - 6] {
+            assert!(link_from_payload(&payload[..cut]).is_err(), "cut at {cut}");
         }
     }
 

@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
     Emitable, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator,
-    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    ParseableParametrized, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK_TLVS,
+    NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
@@ -97,16 +98,65 @@ impl Netlink {
         .into())
     }
 
+    /// A dump whose replies go to `each` as their message type and payload bytes, not decoded
+    /// into [`RouteNetlinkMessage`]s: for dumps of which edgenet reads a few attributes (a
+    /// host's links, whose statistics and per-family settings are most of each message and
+    /// whose decoding cost ~10 µs a link). Retried like [`Self::dump`].
+    pub(crate) fn dump_payloads<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        mut each: impl FnMut(u16, &[u8]) -> Result<Option<T>, Failure>,
+    ) -> Result<Vec<T>, Failure> {
+        for _ in 0..DUMP_RETRIES {
+            let mut found = Vec::new();
+            let interrupted = self.exchange_with(
+                msg.clone(),
+                NLM_F_REQUEST | NLM_F_DUMP,
+                &mut |kind, payload| {
+                    found.extend(each(kind, payload)?);
+                    Ok(())
+                },
+            )?;
+            if !interrupted {
+                return Ok(found);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the table kept changing while it was dumped",
+        )
+        .into())
+    }
+
     /// Sends one request and reads until its ACK/NACK or end of dump.
     fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<Replies, Failure> {
+        let mut messages = Vec::new();
+        let interrupted = self.exchange_with(msg, flags, &mut |kind, payload| {
+            messages.push(decode(kind, payload)?);
+            Ok(())
+        })?;
+        Ok(Replies {
+            messages,
+            interrupted,
+        })
+    }
+
+    /// [`Self::exchange`] with every reply message (not the ACK or end of dump) handed to
+    /// `reply` undecoded; returns whether the kernel flagged the dump as interrupted.
+    fn exchange_with(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        reply: &mut dyn FnMut(u16, &[u8]) -> Result<(), Failure>,
+    ) -> Result<bool, Failure> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         self.socket.send(&request_bytes(msg, flags, seq), 0)?;
-        let mut replies = Replies::default();
+        let mut interrupted = false;
         loop {
             self.recv_datagram()?;
-            if read_datagram(&self.buf, seq, &mut replies)? {
-                return Ok(replies);
+            if read_datagram_with(&self.buf, seq, &mut interrupted, reply)? {
+                return Ok(interrupted);
             }
         }
     }
@@ -156,30 +206,55 @@ pub(super) fn request_bytes(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> V
 /// whether the answer is complete (ACK or end of dump); a NACK or a failed dump is the error
 /// the kernel gave, with its extended-ack reason. Messages of other requests (late answers)
 /// are skipped.
+#[cfg(test)]
 pub(super) fn read_datagram(
     datagram: &[u8],
     seq: u32,
     replies: &mut Replies,
 ) -> Result<bool, Failure> {
+    let Replies {
+        messages,
+        interrupted,
+    } = replies;
+    read_datagram_with(datagram, seq, interrupted, &mut |kind, payload| {
+        messages.push(decode(kind, payload)?);
+        Ok(())
+    })
+}
+
+/// [`read_datagram`] with each reply message handed to `reply` as its type and payload bytes;
+/// `interrupted` is set when the kernel flags a message of the dump as inconsistent.
+fn read_datagram_with(
+    datagram: &[u8],
+    seq: u32,
+    interrupted: &mut bool,
+    reply: &mut dyn FnMut(u16, &[u8]) -> Result<(), Failure>,
+) -> Result<bool, Failure> {
     let mut rest = datagram;
     while !rest.is_empty() {
-        let header = NetlinkBuffer::new_checked(rest)
-            .map_err(|e| invalid_data(&format!("truncated netlink message: {e}")))?;
-        let len = header.length() as usize;
-        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
-            .map_err(|e| invalid_data(&format!("cannot parse netlink reply: {e}")))?;
+        let len = NetlinkBuffer::new_checked(rest)
+            .map_err(|e| invalid_data(&format!("truncated netlink message: {e}")))?
+            .length() as usize;
+        let bytes = &rest[..len];
         rest = rest
             .get(len.next_multiple_of(NLMSG_ALIGNTO)..)
             .unwrap_or(&[]);
-        if message.header.sequence_number != seq {
+        let header = NetlinkBuffer::new(bytes);
+        if header.sequence_number() != seq {
             continue; // a late answer to an earlier request
         }
-        let flags = message.header.flags;
+        let flags = header.flags();
         if flags & NLM_F_DUMP_INTR != 0 {
-            replies.interrupted = true;
+            *interrupted = true;
         }
+        let kind = header.message_type();
+        if !matches!(kind, NLMSG_ERROR | NLMSG_DONE | NLMSG_OVERRUN | NLMSG_NOOP) {
+            reply(kind, header.payload())?;
+            continue;
+        }
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+            .map_err(|e| invalid_data(&format!("cannot parse netlink reply: {e}")))?;
         match message.payload {
-            NetlinkPayload::InnerMessage(m) => replies.messages.push(m),
             NetlinkPayload::Error(e) => {
                 return match e.code {
                     None => Ok(true),
@@ -202,6 +277,12 @@ pub(super) fn read_datagram(
         }
     }
     Ok(false)
+}
+
+/// One reply message decoded whole.
+fn decode(kind: u16, payload: &[u8]) -> Result<RouteNetlinkMessage, Failure> {
+    RouteNetlinkMessage::parse_with_param(payload, kind)
+        .map_err(|e| invalid_data(&format!("cannot parse netlink reply: {e}")))
 }
 
 pub(super) fn invalid_data(msg: &str) -> Failure {
