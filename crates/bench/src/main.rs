@@ -4,6 +4,7 @@
 //! configs of 100, 1,000 and 10,000 machines, parse included, with the host rules running on a
 //! synthetic host.
 
+mod busy_host;
 mod dataplane;
 mod deploy;
 mod lab;
@@ -24,12 +25,13 @@ fn main() {
     match what.as_str() {
         "core" => bench_core(),
         "deploy" => deploy::bench(),
+        "busy-host" => busy_host::bench(runs_arg(7)),
         "lab" => lab::bench(),
         "peers" => peers::bench(runs_arg(15)),
         "dataplane" => dataplane::bench(runs_arg(5)),
         "vm" => vm::bench(),
         "--help" | "-h" => println!(
-            "usage: edgenet-bench core|deploy|lab|vm|peers [RUNS]|dataplane [RUNS]\n\
+            "usage: edgenet-bench core|deploy|busy-host [RUNS]|lab|vm|peers [RUNS]|dataplane [RUNS]\n\
              peers and dataplane need root and the peers' packages \
              (scripts/bench-deps.sh installs them)"
         ),
