@@ -57,6 +57,9 @@ impl Failure {
     }
 }
 
+/// Takes one reply message undecoded: its type and payload.
+type OnReply<'a> = dyn FnMut(u16, &[u8]) -> Result<(), Failure> + 'a;
+
 /// The answer to one request, gathered over one or more datagrams.
 #[derive(Debug, Default)]
 pub(super) struct Replies {
@@ -147,7 +150,7 @@ impl Netlink {
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
-        reply: &mut dyn FnMut(u16, &[u8]) -> Result<(), Failure>,
+        reply: &mut OnReply<'_>,
     ) -> Result<bool, Failure> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
@@ -228,7 +231,7 @@ fn read_datagram_with(
     datagram: &[u8],
     seq: u32,
     interrupted: &mut bool,
-    reply: &mut dyn FnMut(u16, &[u8]) -> Result<(), Failure>,
+    reply: &mut OnReply<'_>,
 ) -> Result<bool, Failure> {
     let mut rest = datagram;
     while !rest.is_empty() {
