@@ -531,8 +531,33 @@ fn write_identity(dir: &Path, identity: &Identity) -> Result<(), StateError> {
     let path = dir.join(IDENTITY_FILE);
     let mut json = serde_json::to_vec(identity).expect("identity always serialises");
     json.push(b'\n');
-    replace_file(&path, IDENTITY_TEMP_PREFIX, &json, Fsync::All)
-        .map_err(|source| StateError::Write { path, source })
+    match create_durably(&path, &json) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            replace_file(&path, IDENTITY_TEMP_PREFIX, &json, Fsync::All)
+        }
+        done => done,
+    }
+    .map_err(|source| StateError::Write { path, source })
+}
+
+/// A new file `path` holding `bytes`, fsynced, then its directory: durable like a replacement
+/// through a temp file, with one journal commit less (the rename's) — a first deploy waits for
+/// it. `AlreadyExists` when there is a file there to replace. A power cut or a kill before the
+/// fsync can leave the file empty or cut: a reader takes such an identity for none, as if the
+/// file were not there, and the next deploy replaces it.
+fn create_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    sync_dir(
+        path.parent()
+            .expect("state files live in the state directory"),
+    )
 }
 
 /// FNV-1a of a file's bytes (`None`: no file); stable across builds, unlike `DefaultHasher`.
@@ -894,6 +919,56 @@ mod tests {
             lock_in(dir.path()).load(),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    /// A first identity is created in place (no temp file left behind); a changed one replaces
+    /// it; one left empty by a write cut short is read as none and replaced by the next save.
+    #[test]
+    fn the_identity_is_created_in_place_then_replaced_and_an_empty_one_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_in(dir.path());
+        let mut state = lock.load_or_new().unwrap();
+        state.mac_for_random("m1-ledge", &[]);
+        lock.identity_saver(&state)
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        let names = |d: &Path| {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(names(dir.path()).contains(&IDENTITY_FILE.to_string()));
+        assert!(
+            !names(dir.path()).iter().any(|n| n.ends_with(TEMP_SUFFIX)),
+            "{:?}",
+            names(dir.path())
+        );
+        let on_disk = |d: &Path| -> Identity {
+            serde_json::from_slice(&fs::read(d.join(IDENTITY_FILE)).unwrap()).unwrap()
+        };
+        assert_eq!(on_disk(dir.path()), Identity::of(&state));
+        state.mac_for_random("m2-ledge", &[]);
+        lock.identity_saver(&state)
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_disk(dir.path()), Identity::of(&state));
+        drop(lock);
+        // Killed between the file's creation and its write.
+        fs::write(dir.path().join(IDENTITY_FILE), b"").unwrap();
+        let lock = lock_in(dir.path());
+        lock.load().unwrap();
+        let saver = lock
+            .identity_saver(&state)
+            .expect("an empty identity is none");
+        saver.join().unwrap().unwrap();
+        assert_eq!(on_disk(dir.path()), Identity::of(&state));
     }
 
     /// A durable save writes the identity and empties the journal; `clear` takes every file.
