@@ -6,7 +6,7 @@
 //!
 //! Every key of a schema is always present (`null` when there is nothing to say, e.g. when the
 //! command failed before it had a report), and `error` has the same shape everywhere:
-//! `{"code", "message", "hint", "exit"}`. A command adds a schema here and calls [`print`] with
+//! `{"code", "message", "hint", "exit"}`. A command adds a schema here and calls [`print()`] with
 //! its report, or [`print_error`] when it failed.
 
 use serde::Serialize;

@@ -17,7 +17,7 @@ pub fn set_color(choice: ColorChoice) {
 }
 
 /// Whether to colour what goes to `stream`: `always`, `never`, or (`auto`) a terminal while
-/// NO_COLOR is unset (https://no-color.org) and TERM is not `dumb`.
+/// NO_COLOR is unset (<https://no-color.org>) and TERM is not `dumb`.
 pub fn color_for(stream: &impl IsTerminal) -> bool {
     match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
         ColorChoice::Always => true,
