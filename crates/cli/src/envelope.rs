@@ -47,6 +47,7 @@ pub const PLAN: Schema = Schema {
 pub const DEPLOY: Schema = Schema {
     name: "edgenet.deploy/v1",
     keys: &[
+        "source",
         "deployment_id",
         "state_dir",
         "changes",

@@ -1,9 +1,7 @@
 //! `edgenet scale-config`: the config of a machine that joins this scalable cluster.
 
-use edgenet_core::addressing::lan_subnet;
+use edgenet_core::config::load;
 use edgenet_core::config::scale::{cluster_with, scale_config, NewMachine};
-use edgenet_core::config::{load, Config, NodeKind};
-use edgenet_core::plan::Plan;
 use edgenet_core::validate::{check, Context, Severity};
 use edgenet_deploy::state::StateDir;
 use serde_json::Value;
@@ -22,143 +20,24 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
     let state = StateDir::new(&cli.state_dir)
         .peek()
         .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?;
-    let (config, plan) = (
-        state.as_ref().and_then(|s| s.config.as_deref().cloned()),
-        state.as_ref().and_then(|s| s.applied_plan.clone()),
-    );
-    if let Some(plan) = &plan {
-        let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
-        let why = match &config {
-            None => Some("is missing or damaged".to_string()),
-            Some(c) => not_its_config(c, plan).map(|why| format!("is not its config: {why}")),
-        };
-        if let Some(why) = why {
-            return Err(CliError::new(
-                Exit::Findings,
-                "no-config",
-                format!(
-                    "the deployment in {} has no usable config: {} {why}",
-                    cli.state_dir.display(),
-                    file.display()
-                ),
-            )
-            .hint("name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back"));
-        }
-    }
-    let (Some(config), Some(plan)) = (config, plan) else {
-        return Err(CliError::new(
-            Exit::Findings,
-            "not-deployed",
-            format!("no deployment in {}", cli.state_dir.display()),
-        )
-        .hint("run it on a machine of the cluster, or name the cluster's config with -c FILE"));
+    let Some(plan) = state.as_ref().and_then(|s| s.applied_plan.as_ref()) else {
+        return Err(not_deployed(cli));
     };
-    Ok((config, plan.machine.index))
+    let hint = "name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back";
+    let Some(loaded) = super::recorded_config::recorded(cli, state.as_ref(), Some(plan), hint)?
+    else {
+        return Err(not_deployed(cli));
+    };
+    Ok((loaded.source, plan.machine.index))
 }
 
-/// Why `config` (valid JSON in the state directory) cannot be the config `plan` was deployed
-/// from: it does not load as a deployment config, or it is another deployment's (see
-/// [`identity_differences`]). `None` when it can.
-fn not_its_config(config: &Value, plan: &Plan) -> Option<String> {
-    let loaded = match load(config.to_string().as_bytes()) {
-        Ok(loaded) => loaded,
-        Err(e) => return Some(e.to_string()),
-    };
-    // What loading finds wrong in it (not a config, wrong types); the checks against a host
-    // are for the machines, not for this question.
-    if let Some(f) = loaded
-        .findings
-        .iter()
-        .find(|f| f.severity == Severity::Error)
-    {
-        return Some(f.message.clone());
-    }
-    let differences = identity_differences(&loaded.config, plan);
-    (!differences.is_empty()).then(|| differences.join("; "))
-}
-
-/// What in `config` differs from what identifies the deployment `plan` was made from, each
-/// naming the config's field and the deployment's value; empty when `config` can be its config.
-/// A deployment is its deployment type and, in a scalable cluster (every value written in its
-/// config), the cluster — its control-plane endpoint and LAN — and this machine in it: the
-/// entry at the plan's machine index, with the plan's node addresses. (A single machine's
-/// switch subnet and node addresses may be chosen by deploy: only its type is compared.)
-fn identity_differences(config: &Config, plan: &Plan) -> Vec<String> {
-    let (have, want) = (config.deployment_type, plan.deployment_type);
-    if have != want {
-        return vec![format!(
-            "it is a {have:?} config, the deployment a {want:?}"
-        )];
-    }
-    if !config.is_scalable() {
-        return Vec::new();
-    }
-    let mut differences = Vec::new();
-    let endpoint = plan.control_plane_endpoint;
-    match config.network.control_plane_endpoint_ip {
-        Some(ip) if ip == endpoint => {}
-        Some(ip) => differences.push(format!(
-            "Network.ControlPlaneEndpointIp is {ip}, the deployment's control-plane endpoint {endpoint} (another cluster's config?)"
-        )),
-        None => differences.push(format!(
-            "Network.ControlPlaneEndpointIp is missing, the deployment's control-plane endpoint is {endpoint}"
-        )),
-    }
-    let lan = (plan.switch.gateway, plan.switch.subnet);
-    match (config.network.ip4_gateway_address, lan_subnet(config)) {
-        (Some(gw), Some(subnet)) if (gw, subnet) == lan => {}
-        (Some(gw), subnet) => differences.push(format!(
-            "Network.Ip4GatewayAddress and Ip4PrefixLength give the LAN {} via {gw}, the deployment's is {} via {}",
-            subnet.map_or("(none)".to_string(), |s| s.to_string()),
-            lan.1,
-            lan.0
-        )),
-        (None, _) => differences.push(format!(
-            "Network.Ip4GatewayAddress is missing, the deployment's LAN is {} via {}",
-            lan.1, lan.0
-        )),
-    }
-    let index = plan.machine.index;
-    let Some(machine) = config.machines.get(index) else {
-        differences.push(format!(
-            "it has {} machine(s) in Machines, the deployment is Machines[{index}]",
-            config.machines.len()
-        ));
-        return differences;
-    };
-    for (kind, node, field) in [
-        (NodeKind::Linux, &machine.linux_node, "LinuxNode"),
-        (NodeKind::Windows, &machine.windows_node, "WindowsNode"),
-    ] {
-        let deployed = plan
-            .nodes
-            .iter()
-            .find(|n| n.kind == kind)
-            .map(|n| n.address.addr());
-        let configured = node.as_ref().map(|n| n.ip4_address);
-        let path = format!("Machines[{index}].{field}");
-        match (configured, deployed) {
-            (Some(Some(ip)), Some(want)) if ip == want => {}
-            (None, None) => {}
-            (Some(Some(ip)), Some(want)) => differences.push(format!(
-                "{path}.Ip4Address is {ip}, the deployment's {} node {want}",
-                kind_word(kind)
-            )),
-            (Some(None), Some(want)) => differences.push(format!(
-                "{path}.Ip4Address is missing, the deployment's {} node is {want}",
-                kind_word(kind)
-            )),
-            (None, Some(want)) => differences.push(format!(
-                "{path} is missing, the deployment has a {} node at {want}",
-                kind_word(kind)
-            )),
-            (Some(_), None) => differences.push(format!(
-                "{path} is there, the deployment has no {} node",
-                kind_word(kind)
-            )),
-        }
-    }
-    differences
+fn not_deployed(cli: &Cli) -> CliError {
+    CliError::new(
+        Exit::Findings,
+        "not-deployed",
+        format!("no deployment in {}", cli.state_dir.display()),
+    )
+    .hint("run it on a machine of the cluster, or name the cluster's config with -c FILE")
 }
 
 fn refuse(what: &str, findings: Vec<edgenet_core::validate::Finding>) -> CliError {
@@ -238,100 +117,4 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
         &scale,
     )?;
     Ok(Exit::Ok)
-}
-
-fn kind_word(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Linux => "Linux",
-        NodeKind::Windows => "Windows",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn cluster() -> Value {
-        json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24},
-            "Machines": [
-                {"NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}},
-                {"NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.102"}, "WindowsNode": {"Ip4Address": "198.18.0.112"}},
-            ],
-        })
-    }
-
-    /// The plan of machine `index` of `config`, as deploy records it.
-    fn plan_of(config: &Value, index: usize) -> Plan {
-        let loaded = load(config.to_string().as_bytes()).unwrap();
-        let mut ctx = Context::offline("test", "m");
-        ctx.machine = Some(index);
-        edgenet_core::plan::build(&loaded.config, &ctx).unwrap()
-    }
-
-    fn differences(config: &Value, plan: &Plan) -> Vec<String> {
-        identity_differences(&load(config.to_string().as_bytes()).unwrap().config, plan)
-    }
-
-    #[test]
-    fn the_clusters_own_config_is_its_config_on_every_machine_even_grown() {
-        let own = cluster();
-        for index in [0, 1] {
-            assert_eq!(
-                differences(&own, &plan_of(&own, index)),
-                Vec::<String>::new()
-            );
-        }
-        let mut grown = own.clone();
-        grown["Machines"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"LinuxNode": {"Ip4Address": "198.18.0.103"}}));
-        grown["Init"] = json!({"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 5});
-        assert!(differences(&grown, &plan_of(&own, 1)).is_empty());
-    }
-
-    #[test]
-    fn another_clusters_config_of_the_same_type_says_what_differs() {
-        let plan = plan_of(&cluster(), 1);
-        let mut other = cluster();
-        other["Network"]["ControlPlaneEndpointIp"] = "10.1.0.100".into();
-        other["Network"]["Ip4GatewayAddress"] = "10.1.0.1".into();
-        other["Machines"][1]["LinuxNode"]["Ip4Address"] = "10.1.0.102".into();
-        other["Machines"][1]
-            .as_object_mut()
-            .unwrap()
-            .remove("WindowsNode");
-        assert_eq!(
-            differences(&other, &plan),
-            [
-                "Network.ControlPlaneEndpointIp is 10.1.0.100, the deployment's control-plane endpoint 198.18.0.100 (another cluster's config?)",
-                "Network.Ip4GatewayAddress and Ip4PrefixLength give the LAN 10.1.0.0/24 via 10.1.0.1, the deployment's is 198.18.0.0/24 via 198.18.0.1",
-                "Machines[1].LinuxNode.Ip4Address is 10.1.0.102, the deployment's Linux node 198.18.0.102",
-                "Machines[1].WindowsNode is missing, the deployment has a Windows node at 198.18.0.112",
-            ]
-        );
-        // A config of one machine only: this one (index 1) is not in it.
-        let mut short = cluster();
-        short["Machines"].as_array_mut().unwrap().truncate(1);
-        assert_eq!(
-            differences(&short, &plan),
-            ["it has 1 machine(s) in Machines, the deployment is Machines[1]"]
-        );
-    }
-
-    #[test]
-    fn a_bare_deployment_type_is_not_the_clusters_config() {
-        let plan = plan_of(&cluster(), 0);
-        let bare = json!({"DeploymentType": "ScalableCluster"});
-        let said = differences(&bare, &plan);
-        assert!(
-            said[0].starts_with("Network.ControlPlaneEndpointIp is missing"),
-            "{said:?}"
-        );
-        assert!(not_its_config(&bare, &plan).is_some());
-        assert!(not_its_config(&cluster(), &plan).is_none());
-    }
 }
