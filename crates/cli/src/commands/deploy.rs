@@ -65,6 +65,16 @@ impl Chosen {
             self.source.clone()
         }
     }
+
+    /// What the result line adds: the config deploy chose when none was named (`-c` names
+    /// its own).
+    fn said_if_chosen(&self, cli: &Cli) -> String {
+        if cli.config.is_some() {
+            String::new()
+        } else {
+            format!(", config: {}", self.said(cli))
+        }
+    }
 }
 
 /// [`Chosen`] without `-c`, from the state `peeked` (see [`crate::commands::recorded_config`]).
@@ -73,9 +83,11 @@ fn chosen_without_c(
     args: &DeployArgs,
     peeked: Option<&DeploymentState>,
 ) -> Result<Chosen, CliError> {
-    // The plan the recorded config belongs to: the last run's (an interrupted one's pending
-    // plan, else the applied one).
-    let plan = peeked.and_then(|s| s.pending_plan.as_ref().or(s.applied_plan.as_ref()));
+    // The plan the recorded config belongs to: `config.json` is written with `state.json`, at
+    // the end of a run (and at a first run's first record), never by a journal line: it is
+    // the last completed deploy's (applied plan), or an interrupted first deploy's (pending).
+    // A redeploy stopped part-way leaves the deployment before it recorded: applied again.
+    let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
     super::check_machine_name(cli)?;
     let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
     match recorded(cli, peeked, plan, hint)? {
@@ -300,7 +312,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             checked_plan(cli, &chosen, Some(&state), &facts, &mut probe)?
         }
     };
-    let said = chosen.said(cli);
+    let said = chosen.said_if_chosen(cli);
     let source = chosen.source;
     state.config = Some(std::sync::Arc::new(chosen.loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
@@ -314,7 +326,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 _ => {
                     if report.changes.is_empty() {
                         println!(
-                            "No changes: the host already matches the plan (deployment {}, config: {said}).",
+                            "No changes: the host already matches the plan (deployment {}{said}).",
                             report.deployment_id
                         );
                     } else {
@@ -322,7 +334,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                             println!("  {c}");
                         }
                         println!(
-                            "Deployed {} node(s) on {} (deployment {}, config: {said}, state in {}).",
+                            "Deployed {} node(s) on {} (deployment {}{said}, state in {}).",
                             report.plan.nodes.len(),
                             report.plan.switch.name,
                             report.deployment_id,
