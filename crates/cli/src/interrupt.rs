@@ -51,7 +51,7 @@ pub fn message(command: &str, signal: Signal) -> (String, String) {
     );
     let hint = match command {
         "remove" => "run `edgenet remove` again to finish removing".to_string(),
-        _ => "run the same `edgenet deploy` again (with its -c): it picks up where this run stopped and converges; or `edgenet remove` to take everything away".to_string(),
+        _ => "run the same `edgenet deploy` again (the same -c, if it had one): it picks up where this run stopped and converges; or `edgenet remove` to take everything away".to_string(),
     };
     (message, hint)
 }
