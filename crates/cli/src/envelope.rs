@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::exit::{CliError, Exit};
+use crate::output::outln;
 
 /// A report's name and version, and the keys it always has besides the envelope's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +209,7 @@ pub fn print_error(schema: &Schema, err: &CliError, partial: &impl Serialize) {
 /// Every JSON report goes through here: proxy passwords are redacted (`user:***@`).
 fn emit(value: &Value) {
     crate::interrupt::reporting();
-    println!(
+    outln!(
         "{}",
         edgenet_core::redact::redact_credentials(
             &serde_json::to_string_pretty(value).expect("reports serialize")

@@ -9,6 +9,26 @@ use edgenet_core::validate::{Finding, Severity};
 
 use crate::cli::ColorChoice;
 
+/// `println!` for what `deploy` and `remove` print: with SIGPIPE ignored (see `main`), a
+/// reader that went away makes the write fail, which must not panic (exit 101) once the host
+/// is changed; the text is lost and the exit status stays the run's.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
+/// [`outln!`] for standard error.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
 static COLOR: OnceLock<ColorChoice> = OnceLock::new();
 
 /// The `--color` choice, set once at start.

@@ -13,6 +13,7 @@ use edgenet_deploy::DeployError;
 use crate::cli::{Cli, DeployArgs, LockArgs, Output};
 use crate::commands::recorded_config::{recorded, RECORDED};
 use crate::exit::{CliError, Exit};
+use crate::output::{errln, outln};
 
 pub fn host_error(e: DeployError) -> CliError {
     let exit = Exit::Host;
@@ -290,7 +291,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let terminal =
         std::io::stderr().is_terminal() && cli.output == Output::Text && !crate::logging::quiet();
     if terminal {
-        eprintln!("edgenet: deploying ({})…", chosen.said(cli));
+        errln!("edgenet: deploying ({})…", chosen.said(cli));
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let now = lock.load().map_err(|e| host_error(e.into()))?;
@@ -325,15 +326,15 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 }
                 _ => {
                     if report.changes.is_empty() {
-                        println!(
+                        outln!(
                             "No changes: the host already matches the plan (deployment {}{said}).",
                             report.deployment_id
                         );
                     } else {
                         for c in &report.changes {
-                            println!("  {c}");
+                            outln!("  {c}");
                         }
-                        println!(
+                        outln!(
                             "Deployed {} node(s) on {} (deployment {}{said}, state in {}).",
                             report.plan.nodes.len(),
                             report.plan.switch.name,
@@ -362,24 +363,24 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 );
                 return Ok(Exit::Host);
             }
-            eprintln!(
+            errln!(
                 "edgenet: deploy failed: {}",
                 edgenet_core::redact::redact_credentials(&failure.error.to_string())
             );
             if let Some(h) = hint {
-                eprintln!("  hint: {h}");
+                errln!("  hint: {h}");
             }
             for c in &failure.changes {
-                eprintln!("  changed: {c}");
+                errln!("  changed: {c}");
             }
             for r in &failure.rolled_back {
-                eprintln!("  rolled back: {r}");
+                errln!("  rolled back: {r}");
             }
             for e in &failure.rollback_errors {
-                eprintln!("  rollback error: {e}");
+                errln!("  rollback error: {e}");
             }
             if !failure.changes.is_empty() {
-                eprintln!(
+                errln!(
                     "  the next `edgenet deploy` converges from here; `edgenet remove` cleans up"
                 );
             }
@@ -427,7 +428,7 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
         Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
         _ => {
             if !report.found && !report.leftover_files.is_empty() {
-                println!(
+                outln!(
                     "Removed the state files an interrupted deploy left in {} ({}): no deployment was recorded there.",
                     cli.state_dir.display(),
                     report
@@ -441,33 +442,33 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
                         .join(", ")
                 );
             } else if !report.found {
-                println!(
+                outln!(
                     "Nothing to remove: no deployment in {}.",
                     cli.state_dir.display()
                 );
             }
             for r in &report.removed {
-                println!("  removed {r}");
+                outln!("  removed {r}");
             }
             for r in &report.already_gone {
-                println!("  already gone: {r}");
+                outln!("  already gone: {r}");
             }
             for r in &report.restored {
-                println!("  restored {r}");
+                outln!("  restored {r}");
             }
             for r in &report.left {
-                println!("  left {r}");
+                outln!("  left {r}");
             }
             for e in &report.errors {
-                eprintln!("edgenet: remove: {e}");
+                errln!("edgenet: remove: {e}");
             }
             if report.found && !failed {
-                println!(
+                outln!(
                     "Removed deployment {}.",
                     report.deployment_id.as_deref().unwrap_or("?")
                 );
             } else if failed {
-                eprintln!("  {} problem(s); the state keeps what is left, so `edgenet remove` can be run again", report.errors.len());
+                errln!("  {} problem(s); the state keeps what is left, so `edgenet remove` can be run again", report.errors.len());
             }
         }
     }
