@@ -44,13 +44,15 @@ struct Chosen {
     /// For messages and the report's `source`: the file, `standard input`, `built-in default`
     /// or [`RECORDED`].
     source: String,
+    /// The recorded deployment's config (not a `-c` file that happens to be named `recorded`).
+    recorded: bool,
     machine: Option<usize>,
     machine_name: Option<String>,
 }
 
 impl Chosen {
     fn recorded(&self) -> bool {
-        self.source == RECORDED
+        self.recorded
     }
 
     /// How text output names the config.
@@ -95,6 +97,7 @@ fn chosen_without_c(
         Some(loaded) => Ok(Chosen {
             loaded,
             source: RECORDED.to_string(),
+            recorded: true,
             machine: args.machine.or(plan.map(|p| p.machine.index)),
             machine_name: cli
                 .machine_name
@@ -104,6 +107,7 @@ fn chosen_without_c(
         None => Ok(Chosen {
             loaded: super::load_config(cli)?,
             source: super::config_source(cli),
+            recorded: false,
             machine: args.machine,
             machine_name: cli.machine_name.clone(),
         }),
@@ -233,6 +237,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             Some(Chosen {
                 loaded,
                 source: super::config_source(cli),
+                recorded: false,
                 machine: args.machine,
                 machine_name: cli.machine_name.clone(),
             })
