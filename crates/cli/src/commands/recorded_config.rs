@@ -28,18 +28,15 @@ pub fn recorded(
     hint: &str,
 ) -> Result<Option<Loaded>, CliError> {
     let config = state.and_then(|s| s.config.as_deref());
-    let why = match (config, plan) {
+    let why = match (config.map(loaded_config), plan) {
         (None, None) => return Ok(None),
         (None, Some(_)) => "is missing or damaged".to_string(),
-        (Some(c), Some(plan)) => match not_its_config(c, plan) {
-            None => return Ok(load(c.to_string().as_bytes()).ok()),
-            Some(why) => format!("is not its config: {why}"),
+        (Some(Ok(loaded)), Some(plan)) => match identity_differences(&loaded.config, plan) {
+            differences if differences.is_empty() => return Ok(Some(loaded)),
+            differences => format!("is not its config: {}", differences.join("; ")),
         },
-        (Some(c), None) => {
-            return Ok(load(c.to_string().as_bytes())
-                .ok()
-                .filter(|l| !l.findings.iter().any(|f| f.severity == Severity::Error)))
-        }
+        (Some(Err(why)), Some(_)) => format!("is not its config: {why}"),
+        (Some(loaded), None) => return Ok(loaded.ok()),
     };
     let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
     Err(CliError::new(
@@ -54,25 +51,32 @@ pub fn recorded(
     .hint(hint))
 }
 
-/// Why `config` (valid JSON in the state directory) cannot be the config `plan` was deployed
-/// from: it does not load as a deployment config, or it is another deployment's (see
-/// [`identity_differences`]). `None` when it can.
-pub fn not_its_config(config: &Value, plan: &Plan) -> Option<String> {
-    let loaded = match load(config.to_string().as_bytes()) {
-        Ok(loaded) => loaded,
-        Err(e) => return Some(e.to_string()),
-    };
-    // What loading finds wrong in it (not a config, wrong types); the checks against a host
-    // are for the machines, not for this question.
-    if let Some(f) = loaded
+/// `config` (valid JSON in the state directory) as a deployment config, or why it is none:
+/// what loading finds wrong in it (not a config, wrong types). The checks against a host are
+/// for the machines, not for this question.
+fn loaded_config(config: &Value) -> Result<Loaded, String> {
+    let loaded = load(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    match loaded
         .findings
         .iter()
         .find(|f| f.severity == Severity::Error)
     {
-        return Some(f.message.clone());
+        Some(f) => Err(f.message.clone()),
+        None => Ok(loaded),
     }
-    let differences = identity_differences(&loaded.config, plan);
-    (!differences.is_empty()).then(|| differences.join("; "))
+}
+
+/// Why `config` cannot be the config `plan` was deployed from: it is no deployment config, or
+/// another deployment's (see [`identity_differences`]). `None` when it can.
+#[cfg(test)]
+fn not_its_config(config: &Value, plan: &Plan) -> Option<String> {
+    match loaded_config(config) {
+        Err(why) => Some(why),
+        Ok(loaded) => {
+            let differences = identity_differences(&loaded.config, plan);
+            (!differences.is_empty()).then(|| differences.join("; "))
+        }
+    }
 }
 
 /// What in `config` differs from what identifies the deployment `plan` was made from, each
