@@ -57,6 +57,8 @@ pub struct Cli {
     )]
     pub upstream_resolv_conf: PathBuf,
 
+    // The doc comment is the --help text, where <name> is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     /// This machine's name (nodes are <name>-ledge, <name>-wedge); overrides the config.
     #[arg(long, env = "EDGENET_MACHINE_NAME", value_name = "NAME")]
     pub machine_name: Option<String>,
@@ -193,6 +195,8 @@ pub struct HostOpts {
     #[arg(long, value_name = "FILE")]
     pub upstream_resolv_conf: Option<PathBuf>,
 
+    // The doc comment is the --help text, where <name> is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     /// This machine's name (env EDGENET_MACHINE_NAME); nodes are <name>-ledge, <name>-wedge.
     #[arg(long, value_name = "NAME")]
     pub machine_name: Option<String>,

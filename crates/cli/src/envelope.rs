@@ -6,13 +6,14 @@
 //!
 //! Every key of a schema is always present (`null` when there is nothing to say, e.g. when the
 //! command failed before it had a report), and `error` has the same shape everywhere:
-//! `{"code", "message", "hint", "exit"}`. A command adds a schema here and calls [`print`] with
+//! `{"code", "message", "hint", "exit"}`. A command adds a schema here and calls [`print()`] with
 //! its report, or [`print_error`] when it failed.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::exit::{CliError, Exit};
+use crate::output::outln;
 
 /// A report's name and version, and the keys it always has besides the envelope's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,7 @@ pub const PLAN: Schema = Schema {
 pub const DEPLOY: Schema = Schema {
     name: "edgenet.deploy/v1",
     keys: &[
+        "source",
         "deployment_id",
         "state_dir",
         "changes",
@@ -207,7 +209,7 @@ pub fn print_error(schema: &Schema, err: &CliError, partial: &impl Serialize) {
 /// Every JSON report goes through here: proxy passwords are redacted (`user:***@`).
 fn emit(value: &Value) {
     crate::interrupt::reporting();
-    println!(
+    outln!(
         "{}",
         edgenet_core::redact::redact_credentials(
             &serde_json::to_string_pretty(value).expect("reports serialize")

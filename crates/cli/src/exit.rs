@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cli::Output;
+use crate::output::errln;
 
 /// 0 success; 1 the config has errors or the operation found problems; 2 the config cannot be
 /// read or parsed (and clap's own usage errors); 3 the host could not be changed as asked.
@@ -56,9 +57,9 @@ impl CliError {
             Output::Json => crate::envelope::print_error(schema, self, &serde_json::Value::Null),
             _ => {
                 use edgenet_core::redact::redact_credentials;
-                eprintln!("edgenet: {}", redact_credentials(&self.message));
+                errln!("edgenet: {}", redact_credentials(&self.message));
                 if let Some(hint) = &self.hint {
-                    eprintln!("  hint: {}", redact_credentials(hint));
+                    errln!("  hint: {}", redact_credentials(hint));
                 }
             }
         }

@@ -9,6 +9,15 @@
 //!
 //! Everything the handler writes is rendered before the handler is installed: it only calls
 //! `write(2)` and `raise(3)`, which are async-signal-safe.
+//!
+//! From the process's first instruction of its own (a constructor run before `main`) until the
+//! command line is parsed, the three signals are blocked ([`hold_early`]): one that arrives
+//! then waits, and is delivered when [`release`] unblocks them — to the handler, for a
+//! `deploy` or `remove`, which then says it was interrupted; to the default action (the
+//! process ends by it, as before) for any other command. So even a signal sent right after
+//! the process started gets its envelope. Only one that arrives while the kernel and the
+//! dynamic loader are still starting the program (before any of edgenet's code runs) ends it
+//! silently.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +46,37 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 /// The command's report went to stdout: a second JSON document would break it.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// Blocks the handled signals for the whole process: run by the loader before `main` (see
+/// [`HOLD_EARLY`]), when no thread but this one exists.
+#[cfg_attr(test, allow(dead_code))]
+extern "C" fn hold_early() {
+    let _ = signal::sigprocmask(signal::SigmaskHow::SIG_BLOCK, Some(&handled()), None);
+}
+
+/// [`hold_early`] in the program's constructors (`.init_array`), which run before `main`
+/// (and before the Rust runtime's own start): as early as code of edgenet's can run. Not in
+/// the unit tests' binary, whose Ctrl-C must stay the default.
+#[cfg(all(not(test), target_os = "linux"))]
+#[used]
+#[link_section = ".init_array"]
+static HOLD_EARLY: extern "C" fn() = hold_early;
+
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in SIGNALS {
+        set.add(s);
+    }
+    set
+}
+
+/// Unblocks the handled signals: one that arrived since the start is delivered now, to the
+/// handler when [`install`] ran first, else to its default action. Called once the command
+/// line is parsed, before any thread or child process is started (they would inherit the
+/// mask).
+pub fn release() {
+    let _ = signal::sigprocmask(signal::SigmaskHow::SIG_UNBLOCK, Some(&handled()), None);
+}
+
 /// Called just before the report is printed (see `envelope::emit`) and when the command
 /// returned: from here on a signal is ignored.
 pub fn reporting() {
@@ -51,7 +91,7 @@ pub fn message(command: &str, signal: Signal) -> (String, String) {
     );
     let hint = match command {
         "remove" => "run `edgenet remove` again to finish removing".to_string(),
-        _ => "run `edgenet deploy` again: it picks up where this run stopped and converges; or `edgenet remove` to take everything away".to_string(),
+        _ => "run the same `edgenet deploy` again (the same -c, if it had one): it picks up where this run stopped and converges; or `edgenet remove` to take everything away".to_string(),
     };
     (message, hint)
 }

@@ -45,6 +45,8 @@ pub fn init(verbose: u8, quiet: bool) -> Result<(), CliError> {
         .with_writer(std::io::stderr)
         .with_ansi(crate::output::color_for(&std::io::stderr()))
         .without_time()
+        // A closed stderr loses the line; reporting that on stderr again would panic.
+        .log_internal_errors(false)
         .init();
     Ok(())
 }

@@ -18,7 +18,8 @@ use exit::{CliError, Exit};
 
 fn main() -> ExitCode {
     // A reader that goes away (`edgenet check | head -1`) ends edgenet quietly, as it ends
-    // `ls`, instead of a panic in println!. Children get SIGPIPE's default anyway.
+    // `ls`, instead of a panic in println! (deploy and remove: see below). Children get
+    // SIGPIPE's default anyway.
     // SAFETY: called before any thread exists; SIG_DFL has no handler to race with.
     unsafe {
         let _ = nix::sys::signal::signal(
@@ -31,11 +32,39 @@ fn main() -> ExitCode {
         std::env::remove_var("EDGENET_CONFIG");
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let mut cli = match parse(&args) {
+    let parsed = parse(&args).map(|mut cli| {
+        cli.merge_command_options();
+        cli
+    });
+    // SIGINT/SIGTERM/SIGHUP have been held since the process started (see `interrupt`): a run
+    // that changes the host gets its handler before they are let through, so one sent at
+    // once is said too. Ctrl-C during it: said, not silent.
+    if let Ok(cli) = &parsed {
+        let run = match cli.command {
+            Command::Deploy(_) => Some("deploy"),
+            Command::Remove(_) => Some("remove"),
+            _ => None,
+        };
+        if let Some(command) = run {
+            let schema = report_schema(&cli.command);
+            interrupt::install(command, &schema, cli.output == cli::Output::Json);
+            // Its report may go to a reader that stops early (`| head`, `| :`): the host is
+            // changed by then, so a closed pipe must not turn the run into a death by SIGPIPE
+            // (exit 141); the report's write fails quietly and the exit status stays the run's.
+            // SAFETY: no other thread exists yet; SIG_IGN installs no code.
+            unsafe {
+                let _ = nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGPIPE,
+                    nix::sys::signal::SigHandler::SigIgn,
+                );
+            }
+        }
+    }
+    interrupt::release();
+    let mut cli = match parsed {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    cli.merge_command_options();
     if cli
         .config
         .as_ref()
@@ -72,15 +101,6 @@ fn main() -> ExitCode {
         if let Err(e) = commands::check_netns_mounts() {
             return fail(&cli, &schema, e);
         }
-    }
-    // Ctrl-C during a run that changes the host: said, not silent (see `interrupt`).
-    let run = match cli.command {
-        Command::Deploy(_) => Some("deploy"),
-        Command::Remove(_) => Some("remove"),
-        _ => None,
-    };
-    if let Some(command) = run {
-        interrupt::install(command, &schema, cli.output == cli::Output::Json);
     }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),

@@ -9,6 +9,26 @@ use edgenet_core::validate::{Finding, Severity};
 
 use crate::cli::ColorChoice;
 
+/// `println!` for what `deploy` and `remove` print: with SIGPIPE ignored (see `main`), a
+/// reader that went away makes the write fail, which must not panic (exit 101) once the host
+/// is changed; the text is lost and the exit status stays the run's.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
+/// [`outln!`] for standard error.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
 static COLOR: OnceLock<ColorChoice> = OnceLock::new();
 
 /// The `--color` choice, set once at start.
@@ -17,7 +37,7 @@ pub fn set_color(choice: ColorChoice) {
 }
 
 /// Whether to colour what goes to `stream`: `always`, `never`, or (`auto`) a terminal while
-/// NO_COLOR is unset (https://no-color.org) and TERM is not `dumb`.
+/// NO_COLOR is unset (<https://no-color.org>) and TERM is not `dumb`.
 pub fn color_for(stream: &impl IsTerminal) -> bool {
     match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
         ColorChoice::Always => true,

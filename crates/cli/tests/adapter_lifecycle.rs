@@ -1369,7 +1369,8 @@ fn a_switch_kind_change_gives_the_adapter_back_and_removes_the_old_bridge() {
     s.deploy();
     assert_eq!(bridges(&s.m.ns), [BRIDGE], "internal -> external");
     assert_eq!(master_of(&s, "up0").as_deref(), Some(BRIDGE));
-    let back = s.m.deploy(None);
+    // Back to the default by naming it (without -c, deploy applies the recorded one again).
+    let back = s.m.deploy(Some(&s.m.default_config()));
     assert!(
         changes_of(&back).contains(&format!("removed switch {BRIDGE} (gave adapter up0 back)")),
         "{back:#}"

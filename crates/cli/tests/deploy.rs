@@ -195,9 +195,10 @@ fn mtu_reaches_bridge_veth_and_node_and_changes_in_place() {
         1400
     );
 
-    // Back to the default: everything at 1500, nothing recreated (same ifindex).
+    // Back to the default (named: without -c the recorded config is applied again):
+    // everything at 1500, nothing recreated (same ifindex).
     let index = link(&Machine::ip_json_in(&ns, "link show"), "eth0").unwrap()["ifindex"].clone();
-    m.deploy(None);
+    m.deploy(Some(&m.default_config()));
     let links = m.ip_json("link show");
     assert_eq!(link(&links, "aksedgesw-int").unwrap()["mtu"], 1500);
     let node = Machine::ip_json_in(&ns, "link show");
@@ -270,7 +271,7 @@ fn dns_proxy_and_offline_change_in_place() {
         "0",
         "forwarding back to what it was"
     );
-    m.deploy(None);
+    m.deploy(Some(&m.default_config()));
     assert!(nft_rules(&m).iter().any(|r| r.contains("masquerade")));
 }
 

@@ -343,7 +343,9 @@ fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs
 
 /// A second default route in a node (another metric) and a route of another routing table
 /// (`table 100`, used by an `ip rule`) change where the node's packets go without deploy
-/// knowing: status names each as a notice (exit 0); deploy leaves them.
+/// knowing: status names each as a notice (exit 0), with its type when it is not an ordinary
+/// route (`blackhole default`, `prohibit …`) and the `ip route del` that deletes it; deploy
+/// leaves them.
 #[test]
 fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves() {
     let Some(m) = machine("x16nt") else { return };
@@ -353,10 +355,14 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     sh(&format!(
         "ip -n {netns} route add default via {gateway} dev eth0 metric 100 && \
          ip -n {netns} route add default via {gateway} dev eth0 table 100 && \
-         ip -n {netns} route add 10.7.0.0/16 via {gateway} dev eth0 table 100 proto bird"
+         ip -n {netns} route add 10.7.0.0/16 via {gateway} dev eth0 table 100 proto bird && \
+         ip -n {netns} route add blackhole default metric 200 && \
+         ip -n {netns} route add prohibit 10.6.0.0/16 table 100"
     ));
     let second = format!("default via {gateway} dev eth0 metric 100");
     let tabled = format!("default via {gateway} dev eth0 table 100");
+    let blackhole = "blackhole default metric 200".to_string();
+    let prohibit = "prohibit 10.6.0.0/16 table 100".to_string();
 
     let (code, st) = status(&m);
     assert_eq!(code, Some(0), "{st:#}");
@@ -374,20 +380,33 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     };
     assert!(said(&second), "{notices:#?}");
     assert!(said(&tabled), "{notices:#?}");
+    assert!(said(&blackhole), "{notices:#?}");
+    assert!(said(&prohibit), "{notices:#?}");
     // A routing agent's (proto bird) is theirs: not named; deploy's own default neither.
     assert!(
         !notices.iter().any(|n| n.contains("10.7.0.0/16")),
         "{notices:#?}"
     );
-    assert_eq!(notices.len(), 2, "{notices:#?}");
+    assert_eq!(notices.len(), 4, "{notices:#?}");
 
     assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
     let defaults = Machine::ip_json_in(&netns, "route show default");
-    assert_eq!(defaults.as_array().unwrap().len(), 2, "{defaults:#}");
+    assert_eq!(defaults.as_array().unwrap().len(), 3, "{defaults:#}");
     let table = Machine::ip_json_in(&netns, "route show table 100");
-    assert_eq!(table.as_array().unwrap().len(), 2, "{table:#}");
+    assert_eq!(table.as_array().unwrap().len(), 3, "{table:#}");
     let (code, st) = status(&m);
     assert_eq!(code, Some(0), "{st:#}");
+
+    // The typed routes' commands delete exactly them.
+    for route in [&blackhole, &prohibit] {
+        sh(&format!("ip -n {netns} route del {route}"));
+    }
+    let defaults = Machine::ip_json_in(&netns, "route show default");
+    assert_eq!(defaults.as_array().unwrap().len(), 2, "{defaults:#}");
+    assert!(!defaults.to_string().contains("blackhole"), "{defaults:#}");
+    let table = Machine::ip_json_in(&netns, "route show table 100");
+    assert_eq!(table.as_array().unwrap().len(), 2, "{table:#}");
+    assert!(!table.to_string().contains("prohibit"), "{table:#}");
 }
 
 /// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used

@@ -208,9 +208,12 @@ fn remove_takes_a_config_file_left_without_records() {
 }
 
 /// A `config.json` in the state directory that is valid JSON but not the deployment's config
-/// (another file copied over it, an empty object, another deployment type): `scale-config`
-/// says what a missing or damaged one gets — `no-config`, naming the file and the fix — not
-/// what the cluster would lack ("not a ScalableCluster").
+/// (another file copied over it, an empty object, another deployment type, a bare
+/// `{"DeploymentType": "ScalableCluster"}`, another cluster's config of the same type, this
+/// cluster's with another address for this machine's node): `scale-config` says what a missing
+/// or damaged one gets — `no-config`, naming the file, what differs and the fix — not what the
+/// cluster would lack ("not a ScalableCluster") nor a config made from another cluster. The
+/// cluster's config with a machine added since still serves.
 #[test]
 fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     let Some(lan) = lan("x16sc", 1) else { return };
@@ -244,12 +247,37 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     let (code, v) = scale();
     assert_eq!(code, Some(0), "the deployment's own config serves: {v:#}");
     let own = std::fs::read(&file).unwrap();
-    for other in [
-        r#"{"hello": "world"}"#,
-        r#"[1, 2]"#,
-        r#""text""#,
-        r#"{}"#,
-        r#"{"DeploymentType": "SingleMachineCluster"}"#,
+    let own_json: serde_json::Value = serde_json::from_slice(&own).unwrap();
+    // Another cluster on the same LAN: its own endpoint and machines.
+    let mut another = own_json.clone();
+    another["Network"]["ControlPlaneEndpointIp"] = "198.18.0.150".into();
+    another["Machines"][0]["LinuxNode"]["Ip4Address"] = "198.18.0.151".into();
+    let another = another.to_string();
+    // This cluster's config, but this machine's node elsewhere.
+    let mut moved = own_json.clone();
+    moved["Machines"][0]["LinuxNode"]["Ip4Address"] = "198.18.0.111".into();
+    let moved = moved.to_string();
+    for (other, says) in [
+        (r#"{"hello": "world"}"#, ""),
+        (r#"[1, 2]"#, ""),
+        (r#""text""#, ""),
+        (r#"{}"#, ""),
+        (
+            r#"{"DeploymentType": "SingleMachineCluster"}"#,
+            "SingleMachineCluster config",
+        ),
+        (
+            r#"{"DeploymentType": "ScalableCluster"}"#,
+            "Network.ControlPlaneEndpointIp is missing, the deployment's control-plane endpoint is 198.18.0.100",
+        ),
+        (
+            another.as_str(),
+            "Network.ControlPlaneEndpointIp is 198.18.0.150, the deployment's control-plane endpoint 198.18.0.100",
+        ),
+        (
+            moved.as_str(),
+            "Machines[0].LinuxNode.Ip4Address is 198.18.0.111, the deployment's Linux node 198.18.0.101",
+        ),
     ] {
         std::fs::write(&file, other).unwrap();
         let (code, v) = scale();
@@ -260,12 +288,27 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
             message.contains(&file.display().to_string()),
             "{other}: {message}"
         );
+        assert!(message.contains(says), "{other}: {message}");
         assert!(!message.contains("ScalableCluster:"), "{other}: {message}");
         assert!(
             v["error"]["hint"].as_str().unwrap().contains("-c FILE"),
             "{other}: {v:#}"
         );
     }
+    // The cluster's config with a machine added since (written by hand after a scale-config):
+    // still this deployment's.
+    let mut grown = own_json.clone();
+    grown["Machines"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "MachineName": "m1",
+            "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
+            "LinuxNode": {"Ip4Address": "198.18.0.103", "ControlPlane": false},
+        }));
+    std::fs::write(&file, grown.to_string()).unwrap();
+    let (code, v) = scale();
+    assert_eq!(code, Some(0), "{v:#}");
     std::fs::write(&file, own).unwrap();
     assert_eq!(scale().0, Some(0));
 }

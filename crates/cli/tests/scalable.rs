@@ -389,3 +389,99 @@ fn an_address_someone_on_the_lan_answers_for_is_refused_naming_the_mac() {
         "the node already matched: nothing to change"
     );
 }
+
+/// `deploy` without `-c` on a machine whose deployment is recorded applies that deployment
+/// again (its config from the state directory, its machine index and name), as an operator
+/// re-running `edgenet deploy` after a reboot expects — not the built-in single-machine
+/// default, which took the adapter back from the external switch and made an internal one.
+/// It says so (`source` "recorded" in JSON, the file in text); `-c` always wins, and becomes
+/// the recorded config; with the config gone it refuses (`no-config`) and changes nothing;
+/// after `remove` (nothing recorded) the built-in default is deployed.
+#[test]
+fn deploy_without_c_applies_the_recorded_deployment_again() {
+    let Some(lan) = lan("x17rc", 1) else { return };
+    let m = &lan.machines[0];
+    let adapter_before = adapter_snapshot(&m.ns, "eth0");
+    let cfg = m.write_config("c.json", &config(2));
+    let first = deploy(m, &cfg, 1);
+    assert_eq!(first["source"], cfg.as_str(), "{first:#}");
+    let switch = first["plan"]["switch"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let on_switch =
+        |m: &Machine| link(&m.ip_json("link show"), "eth0").unwrap()["master"] == switch.as_str();
+    assert!(on_switch(m));
+
+    // Again, without -c: the same plan (machine 1 of 2, the external switch), nothing to do.
+    let again = m.deploy(None);
+    assert_eq!(again["source"], "recorded", "{again:#}");
+    assert_eq!(again["plan"], first["plan"], "{again:#}");
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+    assert!(on_switch(m));
+    let text = m.ok(&["deploy"]);
+    let file = m.state.join("config.json");
+    assert!(
+        text.contains(&format!(
+            "config: the deployment's, recorded in {}",
+            file.display()
+        )),
+        "{text}"
+    );
+
+    // As after a reboot: the node namespaces gone. Made again from the recorded deployment.
+    for ns in m.node_namespaces() {
+        sh(&format!("ip netns del {ns}"));
+    }
+    let rebuilt = m.deploy(None);
+    assert_eq!(rebuilt["plan"], first["plan"], "{rebuilt:#}");
+    assert_ne!(rebuilt["changes"], json!([]), "{rebuilt:#}");
+    assert!(on_switch(m));
+    assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
+    assert!(ping_from(&lan.peer_ns(), "198.18.0.102"));
+
+    // -c wins (machine 1 without its Windows node), and is what is recorded from then on.
+    let mut changed = config(2);
+    changed["Machines"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("WindowsNode");
+    let changed_cfg = m.write_config("changed.json", &changed);
+    let v = deploy(m, &changed_cfg, 1);
+    assert_eq!(v["source"], changed_cfg.as_str());
+    assert_eq!(v["plan"]["nodes"].as_array().unwrap().len(), 1, "{v:#}");
+    let v = m.deploy(None);
+    assert_eq!(v["source"], "recorded");
+    assert_eq!(v["changes"], json!([]), "{v:#}");
+    assert_eq!(v["plan"]["nodes"].as_array().unwrap().len(), 1, "{v:#}");
+
+    // The recorded config gone: refused, naming the file and the fix; nothing changed.
+    let kept = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let dump = m.dump();
+    let out = m.edgenet(&["deploy", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v["error"]["code"], "no-config", "{v:#}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&file.display().to_string()),
+        "{v:#}"
+    );
+    assert!(
+        v["error"]["hint"].as_str().unwrap().contains("-c FILE"),
+        "{v:#}"
+    );
+    assert_eq!(m.dump(), dump, "a refused deploy changes nothing");
+    std::fs::write(&file, kept).unwrap();
+
+    // Nothing recorded: the built-in default.
+    m.ok(&["remove"]);
+    assert_eq!(adapter_snapshot(&m.ns, "eth0"), adapter_before);
+    let v = m.deploy(None);
+    assert_eq!(v["source"], "built-in default", "{v:#}");
+    assert_eq!(v["plan"]["switch"]["kind"], "internal", "{v:#}");
+    m.ok(&["remove"]);
+}

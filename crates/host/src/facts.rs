@@ -209,6 +209,7 @@ mod tests {
                 gateway: Some("198.18.0.1".parse().unwrap()),
                 metric: Some(600),
                 protocol: 3,
+                kind: 1,
             }],
         };
         let facts = from_snapshot("m1".into(), snapshot, &paths, Default::default());

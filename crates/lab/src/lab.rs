@@ -246,7 +246,7 @@ impl Lab {
     }
 
     /// As [`Lab::down`], with the undeploy callbacks run side by side (at most
-    /// [`UNDEPLOY_WORKERS`] at once, in no particular order), and each may leave its
+    /// `UNDEPLOY_WORKERS` at once, in no particular order), and each may leave its
     /// machine's deployment to go with the machine ([`Undeploy::Discarded`]): its named
     /// namespaces are recorded in the state, then deleted with the lab's own.
     pub fn down_with<E>(

@@ -1,8 +1,8 @@
 //! edgenet's pictures of the network.
 //!
 //! A [`Topology`] (machines, each with its uplink, switch, nodes, port forwards and cluster
-//! labels, plus a list of located [`Problem`]s) is built from a plan ([`from_plan`]), from a
-//! status report ([`from_status`]) or from a lab and its reachability matrix ([`from_lab`]).
+//! labels, plus a list of located [`Problem`]s) is built from a plan ([`from_plan()`]), from a
+//! status report ([`from_status()`]) or from a lab and its reachability matrix ([`from_lab()`]).
 //! It is drawn as DOT text ([`dot::to_dot`]), as SVG by the built-in layout
 //! ([`svg::builtin_svg`]) or by Graphviz ([`render_svg`] with a runner), and as one
 //! self-contained HTML page ([`html::lab_page`]).

@@ -11,7 +11,9 @@ use edgenet_deploy::state::{DeploymentState, StateDir, StateError};
 use edgenet_deploy::DeployError;
 
 use crate::cli::{Cli, DeployArgs, LockArgs, Output};
+use crate::commands::recorded_config::{recorded, RECORDED};
 use crate::exit::{CliError, Exit};
+use crate::output::{errln, outln};
 
 pub fn host_error(e: DeployError) -> CliError {
     let exit = Exit::Host;
@@ -33,19 +35,98 @@ pub fn host_error(e: DeployError) -> CliError {
     }
 }
 
+/// The config a deploy applies: `-c FILE` (or standard input); without `-c`, the config of the
+/// deployment recorded in the state directory, applied again as it was (its machine index and
+/// name unless `--machine`/`--machine-name` say otherwise); the built-in default only when no
+/// deployment is recorded.
+struct Chosen {
+    loaded: Loaded,
+    /// For messages and the report's `source`: the file, `standard input`, `built-in default`
+    /// or [`RECORDED`].
+    source: String,
+    /// The recorded deployment's config (not a `-c` file that happens to be named `recorded`).
+    recorded: bool,
+    machine: Option<usize>,
+    machine_name: Option<String>,
+}
+
+impl Chosen {
+    fn recorded(&self) -> bool {
+        self.recorded
+    }
+
+    /// How text output names the config.
+    fn said(&self, cli: &Cli) -> String {
+        if self.recorded() {
+            format!(
+                "the deployment's, recorded in {}",
+                cli.state_dir
+                    .join(edgenet_deploy::state::CONFIG_FILE)
+                    .display()
+            )
+        } else {
+            self.source.clone()
+        }
+    }
+
+    /// What the result line adds: the config deploy chose when none was named (`-c` names
+    /// its own).
+    fn said_if_chosen(&self, cli: &Cli) -> String {
+        if cli.config.is_some() {
+            String::new()
+        } else {
+            format!(", config: {}", self.said(cli))
+        }
+    }
+}
+
+/// [`Chosen`] without `-c`, from the state `peeked` (see [`crate::commands::recorded_config`]).
+fn chosen_without_c(
+    cli: &Cli,
+    args: &DeployArgs,
+    peeked: Option<&DeploymentState>,
+) -> Result<Chosen, CliError> {
+    // The plan the recorded config belongs to: `config.json` is written with `state.json`, at
+    // the end of a run (and at a first run's first record), never by a journal line: it is
+    // the last completed deploy's (applied plan), or an interrupted first deploy's (pending).
+    // A redeploy stopped part-way leaves the deployment before it recorded: applied again.
+    let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
+    super::check_machine_name(cli)?;
+    let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
+    match recorded(cli, peeked, plan, hint)? {
+        Some(loaded) => Ok(Chosen {
+            loaded,
+            source: RECORDED.to_string(),
+            recorded: true,
+            machine: args.machine.or(plan.map(|p| p.machine.index)),
+            machine_name: cli
+                .machine_name
+                .clone()
+                .or(plan.map(|p| p.machine.name.clone())),
+        }),
+        None => Ok(Chosen {
+            loaded: super::load_config(cli)?,
+            source: super::config_source(cli),
+            recorded: false,
+            machine: args.machine,
+            machine_name: cli.machine_name.clone(),
+        }),
+    }
+}
+
 /// Checks the config against the live host and builds the plan; refuses (exit 1) with every
 /// error when the config has any, before anything on the host is touched.
-pub fn checked_plan(
+fn checked_plan(
     cli: &Cli,
-    loaded: &Loaded,
-    machine: Option<usize>,
+    chosen: &Chosen,
     state: Option<&DeploymentState>,
     facts: &HostFacts,
     probe: &mut Option<ProbeView>,
 ) -> Result<Plan, CliError> {
+    let loaded = &chosen.loaded;
     let mut ctx = edgenet_core::validate::Context::live(facts);
-    ctx.machine = machine;
-    ctx.machine_name = cli.machine_name.clone();
+    ctx.machine = chosen.machine;
+    ctx.machine_name = chosen.machine_name.clone();
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
@@ -61,7 +142,12 @@ pub fn checked_plan(
     ctx.probe = probe
         .get_or_insert_with(|| super::probe_view(loaded, &ctx, own_macs))
         .clone();
-    super::refuse_errors(cli, &check(loaded, &ctx), "nothing was changed")?;
+    let source = if chosen.recorded() {
+        "the recorded config"
+    } else {
+        &chosen.source
+    };
+    super::refuse_errors_from(source, &check(loaded, &ctx), "nothing was changed")?;
     plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }
@@ -143,8 +229,21 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         edgenet_host::facts::gather_with(&super::facts_paths(cli))
             .map_err(|e| CliError::new(Exit::Host, "host", format!("cannot read the host: {e}")))
     };
-    let loaded = super::load_config(cli)?;
-    super::machine_index_in_range(args.machine, loaded.config.machines.len())?;
+    // `-c` is read (and refused) before anything; without it the state says what to deploy.
+    let given = match cli.config {
+        Some(_) => {
+            let loaded = super::load_config(cli)?;
+            super::machine_index_in_range(args.machine, loaded.config.machines.len())?;
+            Some(Chosen {
+                loaded,
+                source: super::config_source(cli),
+                recorded: false,
+                machine: args.machine,
+                machine_name: cli.machine_name.clone(),
+            })
+        }
+        None => None,
+    };
     // One deploy at a time per network namespace, taken before the host is read: two deploys
     // (different state directories) choosing the automatic subnet at once would both see it
     // free. Held to the end of the deploy (the bridge has its address then); taken before the
@@ -153,16 +252,18 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
+    // Read under the namespace lock: no other deploy or remove changes the record meanwhile.
+    let chosen = match given {
+        Some(chosen) => chosen,
+        None => {
+            let chosen = chosen_without_c(cli, args, peeked.as_ref())?;
+            super::machine_index_in_range(chosen.machine, chosen.loaded.config.machines.len())?;
+            chosen
+        }
+    };
     let mut facts = gather()?;
     let mut probe = None;
-    let first = match checked_plan(
-        cli,
-        &loaded,
-        args.machine,
-        peeked.as_ref(),
-        &facts,
-        &mut probe,
-    ) {
+    let first = match checked_plan(cli, &chosen, peeked.as_ref(), &facts, &mut probe) {
         Ok(plan) => plan,
         Err(refused) => {
             // Another run of this state directory may be half-way through its deploy: what it
@@ -183,14 +284,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             peeked = now;
             facts = gather()?;
             probe = None;
-            checked_plan(
-                cli,
-                &loaded,
-                args.machine,
-                peeked.as_ref(),
-                &facts,
-                &mut probe,
-            )?
+            checked_plan(cli, &chosen, peeked.as_ref(), &facts, &mut probe)?
         }
     };
     // Before the lock, which makes the state directory: a refusal changes nothing.
@@ -202,7 +296,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let terminal =
         std::io::stderr().is_terminal() && cli.output == Output::Text && !crate::logging::quiet();
     if terminal {
-        eprintln!("edgenet: deploying ({})…", super::config_source(cli));
+        errln!("edgenet: deploying ({})…", chosen.said(cli));
     }
     let lock = lock(cli, &args.lock, "edgenet deploy")?;
     let now = lock.load().map_err(|e| host_error(e.into()))?;
@@ -215,32 +309,38 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     state.netns = edgenet_host::netns::current_id().ok();
     // Read again and re-planned under the lock when this run waited for it or another run
     // deployed meanwhile: the host (its resolv.conf, links, ruleset) read before is old.
-    let plan = match reusable_plan(first, &loaded, &peeked, &now, lock.waited()) {
+    let plan = match reusable_plan(first, &chosen.loaded, &peeked, &now, lock.waited()) {
         Some(plan) => plan,
         None => {
             edgenet_host::nft::forget_ruleset();
             facts = gather()?;
             probe = None;
-            checked_plan(cli, &loaded, args.machine, Some(&state), &facts, &mut probe)?
+            checked_plan(cli, &chosen, Some(&state), &facts, &mut probe)?
         }
     };
-    state.config = Some(std::sync::Arc::new(loaded.source));
+    let said = chosen.said_if_chosen(cli);
+    let source = chosen.source;
+    state.config = Some(std::sync::Arc::new(chosen.loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan) {
         Ok(report) => {
             match cli.output {
-                Output::Json => crate::envelope::print(&crate::envelope::DEPLOY, &report),
+                Output::Json => {
+                    let mut v = serde_json::to_value(&report).expect("reports serialize");
+                    v["source"] = source.into();
+                    crate::envelope::print(&crate::envelope::DEPLOY, &v)
+                }
                 _ => {
                     if report.changes.is_empty() {
-                        println!(
-                            "No changes: the host already matches the plan (deployment {}).",
+                        outln!(
+                            "No changes: the host already matches the plan (deployment {}{said}).",
                             report.deployment_id
                         );
                     } else {
                         for c in &report.changes {
-                            println!("  {c}");
+                            outln!("  {c}");
                         }
-                        println!(
-                            "Deployed {} node(s) on {} (deployment {}, state in {}).",
+                        outln!(
+                            "Deployed {} node(s) on {} (deployment {}{said}, state in {}).",
                             report.plan.nodes.len(),
                             report.plan.switch.name,
                             report.deployment_id,
@@ -260,6 +360,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                     &crate::envelope::DEPLOY,
                     &err,
                     &serde_json::json!({
+                        "source": source,
                         "deployment_id": failure.deployment_id,
                         "state_dir": lock.dir().path(),
                         "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
@@ -267,24 +368,24 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 );
                 return Ok(Exit::Host);
             }
-            eprintln!(
+            errln!(
                 "edgenet: deploy failed: {}",
                 edgenet_core::redact::redact_credentials(&failure.error.to_string())
             );
             if let Some(h) = hint {
-                eprintln!("  hint: {h}");
+                errln!("  hint: {h}");
             }
             for c in &failure.changes {
-                eprintln!("  changed: {c}");
+                errln!("  changed: {c}");
             }
             for r in &failure.rolled_back {
-                eprintln!("  rolled back: {r}");
+                errln!("  rolled back: {r}");
             }
             for e in &failure.rollback_errors {
-                eprintln!("  rollback error: {e}");
+                errln!("  rollback error: {e}");
             }
             if !failure.changes.is_empty() {
-                eprintln!(
+                errln!(
                     "  the next `edgenet deploy` converges from here; `edgenet remove` cleans up"
                 );
             }
@@ -332,7 +433,7 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
         Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
         _ => {
             if !report.found && !report.leftover_files.is_empty() {
-                println!(
+                outln!(
                     "Removed the state files an interrupted deploy left in {} ({}): no deployment was recorded there.",
                     cli.state_dir.display(),
                     report
@@ -346,33 +447,33 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
                         .join(", ")
                 );
             } else if !report.found {
-                println!(
+                outln!(
                     "Nothing to remove: no deployment in {}.",
                     cli.state_dir.display()
                 );
             }
             for r in &report.removed {
-                println!("  removed {r}");
+                outln!("  removed {r}");
             }
             for r in &report.already_gone {
-                println!("  already gone: {r}");
+                outln!("  already gone: {r}");
             }
             for r in &report.restored {
-                println!("  restored {r}");
+                outln!("  restored {r}");
             }
             for r in &report.left {
-                println!("  left {r}");
+                outln!("  left {r}");
             }
             for e in &report.errors {
-                eprintln!("edgenet: remove: {e}");
+                errln!("edgenet: remove: {e}");
             }
             if report.found && !failed {
-                println!(
+                outln!(
                     "Removed deployment {}.",
                     report.deployment_id.as_deref().unwrap_or("?")
                 );
             } else if failed {
-                eprintln!("  {} problem(s); the state keeps what is left, so `edgenet remove` can be run again", report.errors.len());
+                errln!("  {} problem(s); the state keeps what is left, so `edgenet remove` can be run again", report.errors.len());
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod install_unit;
 pub mod lab;
 pub mod picture;
 pub mod plan;
+pub mod recorded_config;
 pub mod render;
 pub mod scale_config;
 pub mod status;
@@ -41,6 +42,12 @@ pub fn is_stdin(path: &Path) -> bool {
 
 /// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
 pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
+    check_machine_name(cli)?;
+    load_config_at(cli.config.as_deref())
+}
+
+/// A `--machine-name` that cannot name nodes is refused (exit 2).
+pub fn check_machine_name(cli: &Cli) -> Result<(), CliError> {
     if let Some(name) = &cli.machine_name {
         if let Some(problem) = edgenet_core::validate::machine_name_problem(name) {
             return Err(CliError::new(
@@ -51,7 +58,7 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
             .hint("use lower-case letters, digits and '-'"));
         }
     }
-    load_config_at(cli.config.as_deref())
+    Ok(())
 }
 
 /// The config at `path`, or the built-in default. Unreadable or unparseable: exit 2.

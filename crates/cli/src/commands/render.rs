@@ -16,6 +16,8 @@ use edgenet_render::{LbProvider, NodeNamespace, RenderOptions, Rendered};
 use crate::cli::{CheckArgs, Cli, NodeKindArg, Output};
 use crate::exit::{CliError, Exit};
 
+// The doc comments are --help texts, where <node name> and <hex> are placeholders, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args, Clone)]
 pub struct RenderArgs {
     /// Print this one file to standard output instead of writing them all: k3s-config,

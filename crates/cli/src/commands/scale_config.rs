@@ -20,59 +20,24 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
     let state = StateDir::new(&cli.state_dir)
         .peek()
         .map_err(|e| CliError::new(Exit::Host, "state", e.to_string()))?;
-    let (config, plan) = (
-        state.as_ref().and_then(|s| s.config.as_deref().cloned()),
-        state.as_ref().and_then(|s| s.applied_plan.clone()),
-    );
-    if let Some(plan) = &plan {
-        let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
-        let why = match &config {
-            None => Some("is missing or damaged".to_string()),
-            Some(c) => not_its_config(c, plan).map(|why| format!("is not its config: {why}")),
-        };
-        if let Some(why) = why {
-            return Err(CliError::new(
-                Exit::Findings,
-                "no-config",
-                format!(
-                    "the deployment in {} has no readable config ({} {why})",
-                    cli.state_dir.display(),
-                    file.display()
-                ),
-            )
-            .hint("name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back"));
-        }
-    }
-    let (Some(config), Some(plan)) = (config, plan) else {
-        return Err(CliError::new(
-            Exit::Findings,
-            "not-deployed",
-            format!("no deployment in {}", cli.state_dir.display()),
-        )
-        .hint("run it on a machine of the cluster, or name the cluster's config with -c FILE"));
+    let Some(plan) = state.as_ref().and_then(|s| s.applied_plan.as_ref()) else {
+        return Err(not_deployed(cli));
     };
-    Ok((config, plan.machine.index))
+    let hint = "name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back";
+    let Some(loaded) = super::recorded_config::recorded(cli, state.as_ref(), Some(plan), hint)?
+    else {
+        return Err(not_deployed(cli));
+    };
+    Ok((loaded.source, plan.machine.index))
 }
 
-/// Why `config` (valid JSON in the state directory) cannot be the config `plan` was deployed
-/// from: it does not load as a deployment config, or names another deployment type.
-/// `None` when it can.
-fn not_its_config(config: &Value, plan: &edgenet_core::plan::Plan) -> Option<String> {
-    let loaded = match load(config.to_string().as_bytes()) {
-        Ok(loaded) => loaded,
-        Err(e) => return Some(e.to_string()),
-    };
-    // What loading finds wrong in it (not a config, wrong types); the checks against a host
-    // are for the machines, not for this question.
-    if let Some(f) = loaded
-        .findings
-        .iter()
-        .find(|f| f.severity == Severity::Error)
-    {
-        return Some(f.message.clone());
-    }
-    let (have, want) = (loaded.config.deployment_type, plan.deployment_type);
-    (have != want).then(|| format!("it is a {have:?} config, the deployment a {want:?}"))
+fn not_deployed(cli: &Cli) -> CliError {
+    CliError::new(
+        Exit::Findings,
+        "not-deployed",
+        format!("no deployment in {}", cli.state_dir.display()),
+    )
+    .hint("run it on a machine of the cluster, or name the cluster's config with -c FILE")
 }
 
 fn refuse(what: &str, findings: Vec<edgenet_core::validate::Finding>) -> CliError {

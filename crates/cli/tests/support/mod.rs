@@ -120,6 +120,20 @@ impl Machine {
         p.display().to_string()
     }
 
+    /// The built-in default config in a file (`edgenet config new` writes it): what a test
+    /// deploys with `-c` to go back to the default over another recorded deployment (`deploy`
+    /// without `-c` applies the recorded one again).
+    pub fn default_config(&self) -> String {
+        let p = self.dir.path().join("default.json");
+        let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["config", "new", "--force", "-f"])
+            .arg(&p)
+            .output()
+            .expect("runs edgenet config new");
+        assert!(out.status.success(), "{out:?}");
+        p.display().to_string()
+    }
+
     pub fn deploy(&self, config: Option<&str>) -> Value {
         let mut args = vec!["deploy", "--output", "json"];
         if let Some(c) = config {

@@ -35,7 +35,7 @@ pub struct NodeSpec<'a> {
     pub mac: MacAddr,
     pub mtu: u32,
     pub switch: &'a str,
-    /// The switch port in hairpin mode: on a NAT switch with port forwards (see [`join_switch`]).
+    /// The switch port in hairpin mode: on a NAT switch with port forwards (see `join_switch`).
     pub hairpin: bool,
 }
 

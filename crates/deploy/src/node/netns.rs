@@ -254,7 +254,7 @@ pub fn netns_is_ours(name: &str, own: &Ownership) -> Result<bool, DeployError> {
     })?
 }
 
-/// [`netns_is_ours`] on the links of the namespace, the one rule every command applies:
+/// `netns_is_ours` on the links of the namespace, the one rule every command applies:
 /// - an `eth0` with the deployment's alias: the node, whatever else is inside (what runs in
 ///   the node makes links of its own: Kubernetes' `cni0`, `flannel.1`, `tunl0`,
 ///   `kube-ipvs0`, the pods' veths);

@@ -72,14 +72,15 @@ pub fn other_tables(routes: &[(u32, Route)]) -> Vec<(u32, &Route)> {
         .collect()
 }
 
-/// A route as `ip route` shows it: `10.9.0.0/16 via 192.168.0.1 dev eth0`, `default via
-/// 192.168.0.1 dev eth0 metric 100`.
+/// A route as `ip route` shows it (and `ip route del` takes it): `10.9.0.0/16 via 192.168.0.1
+/// dev eth0`, `default via 192.168.0.1 dev eth0 metric 100`, `blackhole default`.
 pub fn describe(r: &Route) -> String {
-    let mut s = if r.destination.prefix_len() == 0 {
-        "default".to_string()
+    let mut s = r.type_word().map(|t| format!("{t} ")).unwrap_or_default();
+    if r.destination.prefix_len() == 0 {
+        s.push_str("default");
     } else {
-        r.destination.to_string()
-    };
+        s.push_str(&r.destination.to_string());
+    }
     if let Some(gw) = r.gateway {
         s.push_str(&format!(" via {gw}"));
     }
@@ -109,7 +110,36 @@ mod tests {
             gateway: gw.map(|g| g.parse().unwrap()),
             metric: None,
             protocol,
+            kind: 1,
         }
+    }
+
+    fn typed(mut r: Route, kind: u8) -> Route {
+        r.kind = kind;
+        r.link = None;
+        r.link_index = None;
+        r
+    }
+
+    #[test]
+    fn a_blackhole_or_unreachable_route_says_its_type_as_ip_route_does() {
+        // rtm_type 6 = blackhole, 7 = unreachable (linux/rtnetlink.h).
+        let gw: Ipv4Addr = "192.168.0.1".parse().unwrap();
+        let routes = [
+            route("0.0.0.0/0", Some("192.168.0.1"), "eth0", 3),
+            metric(typed(route("0.0.0.0/0", None, "eth0", 3), 6), 200),
+        ];
+        let extra: Vec<String> = extra_defaults(&routes, gw)
+            .into_iter()
+            .map(describe)
+            .collect();
+        assert_eq!(extra, ["blackhole default metric 200"]);
+        let tabled = [(100, typed(route("10.6.0.0/16", None, "eth0", 3), 7))];
+        let named: Vec<String> = other_tables(&tabled)
+            .into_iter()
+            .map(|(t, r)| describe_in(t, r))
+            .collect();
+        assert_eq!(named, ["unreachable 10.6.0.0/16 table 100"]);
     }
 
     fn metric(mut r: Route, m: u32) -> Route {

@@ -7,7 +7,7 @@
 //!                            (mode 0600: the plan may carry proxy credentials)
 //!   state.journal            the records of a run in progress (one full state per line)
 //!   identity.json            id, generated MACs, automatic subnet: fsynced
-//!   config.json              the deployment config of the last deploy (for scale-config)
+//!   config.json              the deployment config of the last deploy (deploy without -c, scale-config)
 //! ```
 //!
 //! The lock is what makes a second concurrent `deploy`/`remove` wait or fail clearly instead of

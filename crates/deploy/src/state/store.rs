@@ -10,8 +10,8 @@
 //! - `identity.json`: the deployment id, generated MACs and automatic subnet, fsynced (temp file,
 //!   fsync, rename, fsync of the directory). What must survive a power cut is only this: the
 //!   kernel objects the other records describe are gone after one anyway.
-//! - `config.json`: the deployment config of the last deploy (for `scale-config`), replaced
-//!   with `state.json` and only when it changed. It is kept out of the other two because a
+//! - `config.json`: the deployment config of the last deploy (read by `deploy` and
+//!   `scale-config` without `-c`), replaced with `state.json` and only when it changed. It is kept out of the other two because a
 //!   scalable cluster's config lists every machine: in every record it made each machine's
 //!   deploy write the whole cluster many times over. A `state.json` of an earlier edgenet that
 //!   still holds the config is read as before; its next replacement moves the config out.

@@ -25,12 +25,33 @@ pub struct Route {
     pub metric: Option<u32>,
     /// `proto` in `ip route` (2 = kernel: made by the kernel for an address's subnet).
     pub protocol: u8,
+    /// The route's type (`rtm_type`: 1 unicast; `blackhole`, `unreachable`, `prohibit`, `throw`
+    /// are what `ip route` writes before the destination).
+    pub kind: u8,
 }
 
 impl Route {
     /// The kernel's own route for the subnet of an address: it comes and goes with the address.
     pub fn is_connected(&self) -> bool {
         self.protocol == u8::from(RouteProtocol::Kernel) && self.gateway.is_none()
+    }
+
+    /// The word `ip route` writes before the destination of a route of this type (`blackhole`,
+    /// `unreachable`, …); none for an ordinary (unicast) route.
+    pub fn type_word(&self) -> Option<&'static str> {
+        Some(match RouteType::from(self.kind) {
+            RouteType::Unicast | RouteType::Unspec => return None,
+            RouteType::Local => "local",
+            RouteType::Broadcast => "broadcast",
+            RouteType::Anycast => "anycast",
+            RouteType::Multicast => "multicast",
+            RouteType::BlackHole => "blackhole",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+            RouteType::Throw => "throw",
+            RouteType::Nat => "nat",
+            _ => return None,
+        })
     }
 }
 
@@ -242,6 +263,7 @@ fn parse_route_in_table(msg: &RouteMessage) -> Option<(u32, Route)> {
         gateway,
         metric,
         protocol: u8::from(msg.header.protocol),
+        kind: u8::from(msg.header.kind),
     };
     Some((table, route))
 }

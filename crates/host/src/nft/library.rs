@@ -7,7 +7,7 @@
 //! The library is opened with `dlopen` (`libnftables.so.1`, from Debian's `libnftables1`, which
 //! the `nftables` package depends on) rather than linked, so building edgenet needs no `-dev`
 //! package and a host without it still works through the program. Everything unsafe in the
-//! module is in [`Api`] and [`Context`].
+//! module is in `Api` and `Context`.
 //!
 //! Namespaces: a context opens its netlink socket when it is created, in the network namespace of
 //! the creating thread, and keeps it. So a context is made for one call on the calling thread

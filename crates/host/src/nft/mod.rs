@@ -1,7 +1,7 @@
 //! The only place that runs nftables commands. Three ways, one interface: nftables JSON
 //! (`libnftables-json(5)`) in, the same JSON and the same error texts out:
 //!
-//! - [`native`]: nf_tables messages over our own netlink socket, for the subset of commands and
+//! - `native`: nf_tables messages over our own netlink socket, for the subset of commands and
 //!   tables edgenet writes itself (its firewall tables). No library is loaded: a deploy, a
 //!   redeploy and a remove on a host whose namespace holds only edgenet's tables never touch
 //!   libnftables.
