@@ -85,6 +85,8 @@ fn a_failed_redeploy_leaves_the_previous_deployment_exactly_as_it_was() {
     );
     m.deploy(Some(&first));
     let before = everything(&m);
+    let recorded = || std::fs::read(m.state.join("config.json")).expect("config.json");
+    let first_recorded = recorded();
     for step in edgenet_deploy::failpoint::steps(false) {
         let out = m.edgenet_env(&["deploy", "-c", &second], &[("EDGENET_FAILPOINT", step)]);
         assert_eq!(
@@ -99,7 +101,17 @@ fn a_failed_redeploy_leaves_the_previous_deployment_exactly_as_it_was() {
             &format!("after a failure at {step}"),
         );
         assert_eq!(drift(&m), json!([]), "after a failure at {step}");
+        // The config recorded is the deployment's that was put back, not the failed run's.
+        assert_eq!(
+            String::from_utf8_lossy(&recorded()),
+            String::from_utf8_lossy(&first_recorded),
+            "config.json after a failure at {step}"
+        );
     }
+    // So `deploy` without `-c` (the recorded deployment again) has nothing to change.
+    let again = m.deploy(None);
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+    assert_same(&everything(&m), &before, "deployed again from the record");
     // The failed runs left nothing that gets in the way of the change itself.
     m.deploy(Some(&second));
     assert_eq!(drift(&m), json!([]));

@@ -215,11 +215,14 @@ impl Journal for Run<'_> {
 }
 
 /// Reconciles the host with `plan`, under the held state lock. `state` is what the lock's
-/// directory holds (`None` on a first deploy).
+/// directory holds (`None` on a first deploy); `config` is the deployment config `plan` was
+/// made from, recorded with it (`config.json`) — unless the run fails and puts the previous
+/// deployment back, which keeps the previous config with it.
 pub fn deploy(
     lock: &StateLock,
     state: Option<DeploymentState>,
     plan: &Plan,
+    config: Option<std::sync::Arc<serde_json::Value>>,
 ) -> Result<DeployReport, Box<DeployFailure>> {
     let fail = |error: DeployError| {
         Box::new(DeployFailure {
@@ -238,6 +241,11 @@ pub fn deploy(
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
     };
+    let mut state = state;
+    let previous_config = state.config.clone();
+    if config.is_some() {
+        state.config = config;
+    }
     refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     refuse_runtime_switch(&state, plan).map_err(fail)?;
     refuse_foreign_tables(&state, plan).map_err(fail)?;
@@ -286,6 +294,9 @@ pub fn deploy(
                 run.rolling_back = true;
                 run.new_objects.clear();
                 run.new_sysctls.clear();
+                // The config it was made from goes back with it (what `deploy` without `-c`
+                // and `scale-config` build on).
+                run.state.config = previous_config;
                 let changed = run.changes.len();
                 match apply(&mut run, &previous) {
                     Ok(()) => {

@@ -320,8 +320,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     };
     let said = chosen.said_if_chosen(cli);
     let source = chosen.source;
-    state.config = Some(std::sync::Arc::new(chosen.loaded.source));
-    match edgenet_deploy::deploy(&lock, Some(state), &plan) {
+    let config = Some(std::sync::Arc::new(chosen.loaded.source));
+    match edgenet_deploy::deploy(&lock, Some(state), &plan, config) {
         Ok(report) => {
             match cli.output {
                 Output::Json => {
