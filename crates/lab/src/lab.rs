@@ -556,7 +556,6 @@ impl Lab {
     /// The host side of its adapter: `eth0` with `address` on the LAN, up, default route via
     /// the router.
     fn configure_adapter(&self, host: &NetNs, address: Ipv4Addr) -> Result<(), LabError> {
-        self.host(self.host(host.run(settled_adapter))?)?;
         let mut nl = self.host(Netlink::open_in(host))?;
         self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
         self.host(nl.set_up(ADAPTER, true))?;
@@ -925,17 +924,6 @@ fn plain_switch() -> Result<(), edgenet_host::netlink::HostError> {
         }
     }
     Ok(())
-}
-
-/// A simulated host's adapter comes up as one that has been up since the host booted: its
-/// IPv6 link-local address valid at once (no duplicate address detection) and no router
-/// solicitations (the lab's LAN has no IPv6 router). A real host's adapter did both long before
-/// anything deploys; in the lab they would otherwise run during the deploys, each solicitation
-/// flooded to every machine. Everything else of its IPv6 (the address, MLD, neighbour
-/// discovery) is as on a host, and the switch edgenet makes on it is left to its defaults.
-fn settled_adapter() -> Result<(), edgenet_host::netlink::HostError> {
-    sysctl::write(&format!("net/ipv6/conf/{ADAPTER}/accept_dad"), "0")?;
-    sysctl::write(&format!("net/ipv6/conf/{ADAPTER}/router_solicitations"), "0")
 }
 
 /// Creates the named namespace and brings its loopback up.

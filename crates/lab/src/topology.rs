@@ -22,9 +22,7 @@
 //! puts its nodes is in [`crate::scalable`]. The router routes the LAN to the internet and
 //! back without NAT, so servers see LAN addresses (machines' and nodes') as they are. The
 //! LAN namespace (router and switch) does no IPv6 of its own; the machines' IPv6 link-local
-//! traffic crosses the switch as on any LAN. A simulated host's adapter comes up as one that
-//! has long been up: link-local address without duplicate address detection, no router
-//! solicitations (the LAN has no IPv6 router).
+//! traffic crosses the switch as on any LAN.
 
 use std::net::Ipv4Addr;
 
