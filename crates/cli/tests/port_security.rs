@@ -392,7 +392,9 @@ fn tagged_arp_rarp_snap_and_ipv6_router_advertisements_do_not_leave_a_node_port(
 /// still talks IPv6 on the LAN.
 #[test]
 fn only_ipv4_and_arp_from_the_lan_reach_a_node_port() {
-    let Some(lan) = lan("f8binward", 1) else { return };
+    let Some(lan) = lan("f8binward", 1) else {
+        return;
+    };
     let m = &lan.machines[0];
     let cfg = m.write_config(
         "c.json",

@@ -162,7 +162,10 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             ("family", FAMILY.into()),
             ("table", bp.table.as_str().into()),
             ("chain", "forward".into()),
-            ("comment", format!("edgenet: only IPv4 and ARP reach {n}").into()),
+            (
+                "comment",
+                format!("edgenet: only IPv4 and ARP reach {n}").into(),
+            ),
             (
                 "expr",
                 Value::Array(vec![
