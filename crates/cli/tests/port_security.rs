@@ -386,3 +386,69 @@ fn tagged_arp_rarp_snap_and_ipv6_router_advertisements_do_not_leave_a_node_port(
     // IPv4 between the nodes still flows.
     assert!(ping(&linux, "192.168.0.3"));
 }
+
+/// The same port rules towards a node: what a LAN host floods reaches a node of an external
+/// switch only as IPv4 and ARP (the node could answer nothing else), while the host itself
+/// still talks IPv6 on the LAN.
+#[test]
+fn only_ipv4_and_arp_from_the_lan_reach_a_node_port() {
+    let Some(lan) = lan("f8binward", 1) else {
+        return;
+    };
+    let m = &lan.machines[0];
+    let cfg = m.write_config(
+        "c.json",
+        &json!({
+            "DeploymentType": "ScalableCluster",
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+        }),
+    );
+    m.ok(&["deploy", "-c", &cfg]);
+    let node = nodes(m).0;
+    let peer = lan.peer_ns();
+    let peer_mac = json_of(&format!("ip -n {peer} -j link show dev eth0"))[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = m.dir.path().join("frames.py");
+    std::fs::write(&script, FRAMES_PY).unwrap();
+    let script = script.display().to_string();
+    let recv = Command::new("ip")
+        .args(["netns", "exec", &node, "python3", &script, "recv", "eth0"])
+        .args([&peer_mac, "198.18.0.254", "198.18.0.101", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    sh(&format!(
+        "ip netns exec {peer} python3 {script} send eth0 {peer_mac} 198.18.0.254 198.18.0.101"
+    ));
+    let out = recv.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        seen.contains("F8B-CTRL"),
+        "the control frame did not arrive: {seen:?}"
+    );
+    for blocked in ["F8B-VLAN", "F8B-RARP", "F8B-SNAP", "F8B-IPV6"] {
+        assert!(
+            !seen.contains(blocked),
+            "{blocked} reached the node port: {seen:?}"
+        );
+    }
+    // The host (the switch's own interface) still has IPv6 on the LAN, and the node IPv4.
+    let peer_ll = json_of(&format!("ip -n {peer} -6 -j addr show dev eth0 scope link"))[0]
+        ["addr_info"][0]["local"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // (The switch's link-local address may still be in duplicate address detection.)
+    assert!(in_ns(
+        &m.ns,
+        &format!(
+            "for i in $(seq 25); do ping -6 -c1 -W1 {peer_ll}%aksedgesw-ext && exit 0; sleep 0.2; done; exit 1"
+        )
+    ));
+    assert!(ping(&node, "198.18.0.254"));
+    m.ok(&["remove"]);
+}

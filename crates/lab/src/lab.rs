@@ -493,6 +493,11 @@ impl Lab {
     /// The LAN: bridge `lan0` with the router address, uplink `wan0` ↔ the internet's `eth0`,
     /// forwarding on (the router).
     fn wire_lan(&self, lan: &NetNs, inet: &NetNs) -> Result<(), LabError> {
+        // The LAN is an IPv4 switch and router: its bridge and ports do no IPv6 of their own
+        // (no link-local address, DAD, MLD or router solicitation on each of up to 256 ports,
+        // each DAD completion under RTNL while the machines deploy). The machines' own IPv6
+        // crosses it as on any switch.
+        self.host(self.host(lan.run(|| sysctl::write("net.ipv6.conf.all.disable_ipv6", "1")))?)?;
         let mut nl = self.host(Netlink::open_in(lan))?;
         // A MAC of its own, set at creation (the kernel then keeps it): a bridge without one
         // takes its lowest port's, so a machine leaving the LAN changed the router's MAC under

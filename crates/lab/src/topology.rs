@@ -20,7 +20,9 @@
 //! router `.1`, the machines `.11` … `.210`, the peer `.254` (machines 201 … 255 of the
 //! largest labs take `198.18.3.1` … `.55`). Where a scalable config
 //! puts its nodes is in [`crate::scalable`]. The router routes the LAN to the internet and
-//! back without NAT, so servers see LAN addresses (machines' and nodes') as they are.
+//! back without NAT, so servers see LAN addresses (machines' and nodes') as they are. The
+//! LAN namespace (router and switch) does no IPv6 of its own; the machines' IPv6 link-local
+//! traffic crosses the switch as on any LAN.
 
 use std::net::Ipv4Addr;
 

@@ -158,6 +158,38 @@ fn up_serves_measures_and_down_leaves_nothing() -> TestResult {
         std::fs::read_to_string(&m1.resolv_conf)?.lines().last(),
         Some(format!("nameserver {LAN_ROUTER}").as_str())
     );
+    // The LAN (router and switch) does no IPv6 of its own; the machines do, and their
+    // link-local traffic crosses the switch.
+    let lan_v6 =
+        run(Command::new("ip").args(["-n", &lab.lan_netns(), "-6", "-o", "addr", "show"]))?;
+    assert_eq!(
+        String::from_utf8(lan_v6.stdout)?.trim(),
+        "",
+        "IPv6 on the LAN"
+    );
+    let m2_v6 = run(Command::new("ip").args([
+        "-n",
+        &machines[1].netns,
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+        "scope",
+        "link",
+    ]))?;
+    let m2_link_local = String::from_utf8(m2_v6.stdout)?
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .ok_or("machine m2 has no IPv6 link-local address")?;
+    // (m2's address may still be in duplicate address detection.)
+    let ping6 = format!(
+        "for i in $(seq 25); do ping -6 -c1 -W1 {m2_link_local}%eth0 && exit 0; sleep 0.2; done; exit 1"
+    );
+    run(Command::new("ip").args(["netns", "exec", &m1.netns, "sh", "-c", &ping6]))?;
     let mut names: Vec<&str> = lab.services().iter().map(|s| s.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["dns-lan", "dns-upstream", "http", "proxy"]);

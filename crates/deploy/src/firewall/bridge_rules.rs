@@ -15,6 +15,9 @@
 //!     # offline:
 //!     iifname "en<id>l" ip daddr != { <LAN>, 255.255.255.255 } drop   # external switch
 //!   }
+//!   chain forward { type filter hook forward priority -200; policy accept;
+//!     oifname "en<id>l" ether type != { ip, arp } drop       # nothing a node could not answer
+//!   }
 //! }
 //! ```
 //!
@@ -119,7 +122,12 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
         "family": FAMILY, "table": bp.table, "name": "prerouting",
         "type": "filter", "hook": "prerouting", "prio": PRIO, "policy": "accept",
     });
+    let forward_chain = json!({
+        "family": FAMILY, "table": bp.table, "name": "forward",
+        "type": "filter", "hook": "forward", "prio": PRIO, "policy": "accept",
+    });
     let mut rules = Vec::new();
+    let mut forward = Vec::new();
     let mut rule = |comment: String, expr: Vec<Value>| {
         rules.push(object([
             ("family", FAMILY.into()),
@@ -146,6 +154,27 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
                 drop(),
             ],
         );
+        // The same towards the node, dropped before it is copied onto the node's link: a node
+        // that may send neither IPv6 nor tagged frames cannot answer any (a neighbour
+        // solicitation, an MLD query), and on a busy LAN most of what is flooded to every
+        // port is IPv6 start-up traffic (MLD reports, DAD, router solicitations).
+        forward.push(object([
+            ("family", FAMILY.into()),
+            ("table", bp.table.as_str().into()),
+            ("chain", "forward".into()),
+            (
+                "comment",
+                format!("edgenet: only IPv4 and ARP reach {n}").into(),
+            ),
+            (
+                "expr",
+                Value::Array(vec![
+                    matches("==", json!({"meta": {"key": "oifname"}}), json!(p.port)),
+                    payload_ne("ether", "type", json!({"set": ["ip", "arp"]})),
+                    drop(),
+                ]),
+            ),
+        ]));
         rule(
             format!("edgenet: {n} sends only with its MAC"),
             vec![
@@ -196,10 +225,11 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             );
         }
     }
+    rules.extend(forward);
     Ruleset {
         family: FAMILY.to_string(),
         table: bp.table.clone(),
-        chains: vec![chain],
+        chains: vec![chain, forward_chain],
         rules,
         other: Vec::new(),
         table_attrs: Default::default(),
@@ -339,6 +369,8 @@ mod tests {
                 r#"prerouting: iifname "enw" arp saddr ether != 02:00:00:00:00:03 drop"#,
                 r#"prerouting: iifname "enw" arp saddr ip != { 0.0.0.0, 192.168.0.3 } drop"#,
                 r#"prerouting: iifname "enw" ip saddr != 192.168.0.3 drop"#,
+                r#"forward: oifname "enl" ether type != { ip, arp } drop"#,
+                r#"forward: oifname "enw" ether type != { ip, arp } drop"#,
             ]
         );
         assert!(rs.is_marked());
