@@ -25,6 +25,7 @@
 //! on those texts see no difference.
 
 mod expr;
+mod foreign;
 mod rules;
 mod wire;
 
@@ -383,7 +384,9 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
                 continue;
             }
         }
-        if family_name(family).is_none() || !name.starts_with(OWN_PREFIX) {
+        let own = family_name(family).is_some() && name.starts_with(OWN_PREFIX);
+        // Another tool's table: decoded by [`foreign`] in a whole-ruleset read.
+        if !own && (only.is_some() || foreign::family_name(family).is_none()) {
             tracing::debug!("nftables: table {family}/{name} is not one the native reader decodes");
             return Ok(None);
         }
@@ -403,6 +406,28 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
         Some(_) => None,
     };
     for t in &selected {
+        let key = table_key(t);
+        if !(family_name(key.0).is_some() && key.1.starts_with(OWN_PREFIX)) {
+            let all = everything
+                .as_ref()
+                .expect("foreign tables only in a whole-ruleset read");
+            fn of<'a>(v: &'a [Reply], key: &(u8, String)) -> Vec<&'a Reply> {
+                v.iter().filter(|r| table_key(r) == *key).collect()
+            }
+            let sets = all.sets.iter().filter(|r| table_key(r) == key).count();
+            match foreign::read_table(t, &of(&all.chains, &key), sets, &of(&all.rules, &key)) {
+                Ok(mut table_items) => items.append(&mut table_items),
+                Err(why) => {
+                    tracing::debug!(
+                        "nftables: table {}/{} holds what the native reader does not decode ({why})",
+                        key.0,
+                        key.1
+                    );
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
         match read_table(sock, t, everything.as_ref())? {
             Ok(mut table_items) => items.append(&mut table_items),
             Err(why) => {

@@ -1,0 +1,605 @@
+//! Other tools' tables (Docker's and ufw's iptables-nft tables, Debian's `inet filter`, a
+//! hand-written one), read into the JSON `nft -j list ruleset` (libnftables 1.0.6) prints for
+//! them, so the host-firewall walk does not need libnftables loaded on every real host.
+//!
+//! Strict by design: every expression form is decoded only in the exact shape nft (or
+//! iptables-nft) writes and libnftables prints, registers, lengths and attributes included.
+//! Anything else — a named set or map, an object, a flowtable, a table or chain with flags,
+//! device or comment, an expression or an operator not listed here — makes the table (and so
+//! the whole listing) undecodable: `Err(why)`, and libnftables lists the ruleset as before.
+//! Nothing is ever dropped or approximated; `tests/nft_foreign.rs` compares the two listings
+//! of real rulesets byte for byte.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Map, Value};
+
+use super::expr::{NFPROTO_BRIDGE, NFPROTO_IPV4};
+use super::wire::{Attr, Reply};
+
+pub const NFPROTO_INET: u8 = 1;
+pub const NFPROTO_IPV6: u8 = 10;
+
+/// The families whose foreign tables are decoded here.
+pub fn family_name(id: u8) -> Option<&'static str> {
+    match id {
+        NFPROTO_IPV4 => Some("ip"),
+        NFPROTO_IPV6 => Some("ip6"),
+        NFPROTO_INET => Some("inet"),
+        NFPROTO_BRIDGE => Some("bridge"),
+        _ => None,
+    }
+}
+
+type Why = String;
+
+fn get<'a>(a: &[Attr<'a>], k: u16) -> Option<Attr<'a>> {
+    a.iter().find(|x| x.kind == k).copied()
+}
+
+/// One foreign table: its item, its chains', its rules' (chains in dump order, rules chain by
+/// chain), as libnftables orders them.
+pub fn read_table(
+    t: &Reply,
+    chains: &[&Reply],
+    sets: usize,
+    rules: &[&Reply],
+) -> Result<Vec<Value>, Why> {
+    let fname = family_name(t.family).ok_or("family")?;
+    let attrs = t.attrs();
+    // name, flags, use, handle; no userdata (comment) or owner.
+    if !attrs.iter().all(|a| [1, 2, 3, 4].contains(&a.kind)) {
+        return Err("table attributes".into());
+    }
+    let name = get(&attrs, 1).and_then(|a| a.str()).ok_or("table name")?;
+    if get(&attrs, 2).and_then(|a| a.u32()).unwrap_or(0) != 0 {
+        return Err("table flags".into());
+    }
+    let handle = get(&attrs, 4).and_then(|a| a.u64()).ok_or("table handle")?;
+    let table_use = get(&attrs, 3).and_then(|a| a.u32()).unwrap_or(0);
+    // The use count covers chains, named sets, objects and flowtables: equal to the chains,
+    // there is nothing else that would be listed. Sets (even anonymous ones) are not decoded.
+    if table_use as usize != chains.len() || sets != 0 {
+        return Err(format!("sets or objects (use {table_use})"));
+    }
+    let mut items = vec![json!({"table": {"family": fname, "name": name, "handle": handle}})];
+    let mut names = Vec::with_capacity(chains.len());
+    for c in chains {
+        let a = c.attrs();
+        // table, handle, name, hook, policy, use, type, counters, flags, id.
+        if !a
+            .iter()
+            .all(|x| [1, 2, 3, 4, 5, 6, 7, 8, 10, 11].contains(&x.kind))
+        {
+            return Err("chain attributes".into());
+        }
+        let cname = get(&a, 3).and_then(|x| x.str()).ok_or("chain name")?;
+        let chandle = get(&a, 2).and_then(|x| x.u64()).ok_or("chain handle")?;
+        let flags = get(&a, 10).and_then(|x| x.u32()).unwrap_or(0);
+        let mut chain = Map::new();
+        chain.insert("family".into(), json!(fname));
+        chain.insert("table".into(), json!(name));
+        chain.insert("name".into(), json!(cname));
+        chain.insert("handle".into(), json!(chandle));
+        match get(&a, 4) {
+            None if flags == 0 => {}
+            Some(hook) if flags == 1 => {
+                let hook = hook.nested();
+                if hook.iter().any(|x| x.kind > 2) {
+                    return Err(format!("chain {cname}: device"));
+                }
+                let num = get(&hook, 1).and_then(|x| x.u32()).ok_or("hook")?;
+                let prio = get(&hook, 2).and_then(|x| x.u32()).ok_or("prio")?;
+                let hook = ["prerouting", "input", "forward", "output", "postrouting"]
+                    .get(num as usize)
+                    .ok_or_else(|| format!("chain {cname}: hook {num}"))?;
+                let kind = get(&a, 7)
+                    .and_then(|x| x.str())
+                    .filter(|k| ["filter", "nat", "route"].contains(k))
+                    .ok_or_else(|| format!("chain {cname}: type"))?;
+                let policy = match get(&a, 5).and_then(|x| x.u32()) {
+                    Some(1) => "accept",
+                    Some(0) => "drop",
+                    _ => return Err(format!("chain {cname}: policy")),
+                };
+                chain.insert("type".into(), json!(kind));
+                chain.insert("hook".into(), json!(hook));
+                chain.insert("prio".into(), json!(prio as i32));
+                chain.insert("policy".into(), json!(policy));
+            }
+            _ => return Err(format!("chain {cname}: flags {flags}")),
+        }
+        names.push(cname);
+        items.push(json!({ "chain": chain }));
+    }
+    let mut by_chain: Vec<Vec<Value>> = vec![Vec::new(); names.len()];
+    for r in rules {
+        let a = r.attrs();
+        // table, chain, handle, expressions, position, userdata (a comment), id.
+        if !a.iter().all(|x| [1, 2, 3, 4, 6, 7, 8].contains(&x.kind)) {
+            return Err("rule attributes".into());
+        }
+        let chain = get(&a, 2).and_then(|x| x.str()).ok_or("rule chain")?;
+        let handle = get(&a, 3).and_then(|x| x.u64()).ok_or("rule handle")?;
+        let ci = names
+            .iter()
+            .position(|c| *c == chain)
+            .ok_or_else(|| format!("rule {handle} in unknown chain {chain}"))?;
+        let comment = match get(&a, 7) {
+            None => None,
+            Some(u) => Some(
+                super::parse_comment(u.data)
+                    .ok_or_else(|| format!("rule {handle}: userdata other than a comment"))?,
+            ),
+        };
+        let exprs = get(&a, 4).map(|x| x.nested()).unwrap_or_default();
+        let exprs = decode(t.family, &exprs).map_err(|why| format!("rule {handle}: {why}"))?;
+        let mut rule = Map::new();
+        rule.insert("family".into(), json!(fname));
+        rule.insert("table".into(), json!(name));
+        rule.insert("chain".into(), json!(chain));
+        rule.insert("handle".into(), json!(handle));
+        if let Some(c) = comment {
+            rule.insert("comment".into(), json!(c));
+        }
+        rule.insert("expr".into(), Value::Array(exprs));
+        by_chain[ci].push(json!({ "rule": rule }));
+    }
+    items.extend(by_chain.into_iter().flatten());
+    Ok(items)
+}
+
+/// One expression of a dump: its name and its data attributes.
+struct E<'a> {
+    name: &'a str,
+    data: Vec<Attr<'a>>,
+}
+
+impl<'a> E<'a> {
+    fn parse(elem: &Attr<'a>) -> Option<E<'a>> {
+        let a = elem.nested();
+        if a.iter().any(|x| x.kind > 2) {
+            return None;
+        }
+        Some(E {
+            name: get(&a, 1)?.str()?,
+            data: get(&a, 2).map(|d| d.nested()).unwrap_or_default(),
+        })
+    }
+    fn u(&self, k: u16) -> Option<u32> {
+        get(&self.data, k).and_then(|a| a.u32())
+    }
+    fn u64(&self, k: u16) -> Option<u64> {
+        get(&self.data, k).and_then(|a| a.u64())
+    }
+    fn known(&self, allowed: &[u16]) -> bool {
+        self.data.iter().all(|a| allowed.contains(&a.kind))
+    }
+    /// An `NFTA_DATA_VALUE` nested in attribute `k`.
+    fn value(&self, k: u16) -> Option<&'a [u8]> {
+        let nest = get(&self.data, k)?.nested();
+        if nest.len() != 1 {
+            return None;
+        }
+        let v = get(&nest, 1)?;
+        Some(v.data)
+    }
+    /// `meta load KEY => reg 1`: the key.
+    fn meta_load(&self) -> Option<u32> {
+        (self.name == "meta" && self.known(&[1, 2]) && self.u(1)? == 1).then_some(())?;
+        self.u(2)
+    }
+    /// `cmp OP reg 1 DATA` with `==` or `!=`.
+    fn cmp(&self) -> Option<(&'static str, &'a [u8])> {
+        if self.name != "cmp" || !self.known(&[1, 2, 3]) || self.u(1)? != 1 {
+            return None;
+        }
+        let op = match self.u(2)? {
+            0 => "==",
+            1 => "!=",
+            _ => return None,
+        };
+        Some((op, self.value(3)?))
+    }
+    /// `payload load LEN @ BASE + OFFSET => reg 1`.
+    fn payload(&self) -> Option<(u32, u32, u32)> {
+        (self.name == "payload" && self.known(&[1, 2, 3, 4]) && self.u(1)? == 1).then_some(())?;
+        Some((self.u(2)?, self.u(3)?, self.u(4)?))
+    }
+    /// `bitwise reg 1 = (reg 1 & MASK) ^ XOR` over LEN bytes: (len, mask, xor).
+    fn bitwise(&self) -> Option<(u32, &'a [u8], &'a [u8])> {
+        if self.name != "bitwise"
+            || !self.known(&[1, 2, 3, 4, 5, 6])
+            || self.u(1)? != 1
+            || self.u(2)? != 1
+            || self.u(6).unwrap_or(0) != 0
+        {
+            return None;
+        }
+        Some((self.u(3)?, self.value(4)?, self.value(5)?))
+    }
+}
+
+const IFNAMSIZ: usize = 16;
+const META_IIFNAME: u32 = 6;
+const META_OIFNAME: u32 = 7;
+const META_NFPROTO: u32 = 15;
+const META_L4PROTO: u32 = 16;
+const BASE_NETWORK: u32 = 1;
+const BASE_TRANSPORT: u32 = 2;
+
+/// Protocol names nft prints for `meta l4proto` (the ones with a fixed name in every
+/// `/etc/protocols`); another number falls back.
+fn l4_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        58 => "ipv6-icmp",
+        _ => return None,
+    })
+}
+
+fn matches(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+/// An interface name as a cmp holds it: NUL-terminated (exact) or not (a `*` wildcard).
+fn ifname(data: &[u8]) -> Option<String> {
+    if data.is_empty() || data.len() > IFNAMSIZ {
+        return None;
+    }
+    let (name, wildcard) = match data.iter().position(|b| *b == 0) {
+        Some(end) => {
+            // Only NULs after the name.
+            if data[end..].iter().any(|b| *b != 0) {
+                return None;
+            }
+            (&data[..end], false)
+        }
+        None => (data, true),
+    };
+    let name = std::str::from_utf8(name).ok()?;
+    // Characters nft escapes or quotes differently, and an empty name: not decoded.
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@:+".contains(&b))
+    {
+        return None;
+    }
+    Some(if wildcard {
+        format!("{name}*")
+    } else {
+        name.to_string()
+    })
+}
+
+fn prefix_of_mask(mask: &[u8]) -> Option<u32> {
+    let bits: u32 = mask.iter().map(|b| b.count_ones()).sum();
+    let want: Vec<u8> = (0..mask.len())
+        .map(|i| {
+            let left = bits.saturating_sub(8 * i as u32).min(8);
+            if left == 0 {
+                0
+            } else {
+                0xffu8 << (8 - left)
+            }
+        })
+        .collect();
+    (want == mask).then_some(bits)
+}
+
+fn ct_bits(table: &[(&str, u32)], mask: u32) -> Option<Value> {
+    let mut names = Vec::new();
+    let mut rest = mask;
+    for (n, bit) in table {
+        if mask & bit != 0 {
+            names.push(json!(n));
+            rest &= !bit;
+        }
+    }
+    if rest != 0 || names.is_empty() {
+        return None;
+    }
+    Some(if names.len() == 1 {
+        names.pop().expect("one")
+    } else {
+        Value::Array(names)
+    })
+}
+
+const CT_STATES: &[(&str, u32)] = &[
+    ("invalid", 1),
+    ("established", 2),
+    ("related", 4),
+    ("new", 8),
+    ("untracked", 64),
+];
+const CT_STATUS: &[(&str, u32)] = &[
+    ("expected", 1),
+    ("seen-reply", 2),
+    ("assured", 4),
+    ("confirmed", 8),
+    ("snat", 0x10),
+    ("dnat", 0x20),
+    ("dying", 0x200),
+];
+
+fn time_unit(seconds: u64) -> Option<&'static str> {
+    Some(match seconds {
+        1 => "second",
+        60 => "minute",
+        3600 => "hour",
+        86400 => "day",
+        604800 => "week",
+        _ => return None,
+    })
+}
+
+/// Whether a transport-header load follows among the rule's matches: nft then hides the
+/// `meta l4proto` before it as that field's dependency.
+fn transport_read_later(rest: &[E]) -> bool {
+    for e in rest {
+        match e.name {
+            "payload" => {
+                if e.payload().is_some_and(|(base, ..)| base == BASE_TRANSPORT) {
+                    return true;
+                }
+            }
+            "cmp" | "bitwise" | "meta" | "ct" => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A rule's expressions as libnftables prints them.
+pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
+    let exprs: Vec<E> = raw
+        .iter()
+        .map(|a| E::parse(a).ok_or_else(|| "expression attributes".to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(exprs.len());
+    // The network header a payload reads: IPv4 in an `ip` table, or after `meta nfproto ipv4`
+    // in an `inet` one. The transport protocol set by a `meta l4proto` dependency.
+    let mut l3_ipv4 = family == NFPROTO_IPV4;
+    let mut l4: Option<u8> = None;
+    let mut i = 0;
+    let unknown = |e: &E| format!("expression {} not decoded", e.name);
+    while i < exprs.len() {
+        let e = &exprs[i];
+        let next = exprs.get(i + 1);
+        let after = exprs.get(i + 2);
+        match e.name {
+            "counter" if e.known(&[1, 2]) => {
+                out.push(json!({"counter": {
+                    "packets": e.u64(2).ok_or("counter")?,
+                    "bytes": e.u64(1).ok_or("counter")?,
+                }}));
+                i += 1;
+            }
+            "immediate" if e.known(&[1, 2]) && e.u(1) == Some(0) => {
+                let d = get(&e.data, 2).ok_or("immediate")?.nested();
+                let v = get(&d, 2).ok_or("immediate data")?.nested();
+                if d.len() != 1 || v.iter().any(|a| a.kind > 2) {
+                    return Err("verdict attributes".into());
+                }
+                let code = get(&v, 1).and_then(|a| a.u32()).ok_or("verdict")? as i32;
+                let chain = get(&v, 2).and_then(|a| a.str());
+                out.push(match (code, chain) {
+                    (1, None) => json!({"accept": null}),
+                    (0, None) => json!({"drop": null}),
+                    (-5, None) => json!({"return": null}),
+                    (-3, Some(c)) => json!({"jump": {"target": c}}),
+                    (-4, Some(c)) => json!({"goto": {"target": c}}),
+                    _ => return Err(format!("verdict {code}")),
+                });
+                i += 1;
+            }
+            // iptables-nft's xtables matches and targets: libnftables prints the name only.
+            "match" | "target" if e.known(&[1, 2, 3]) => {
+                let name = get(&e.data, 1).and_then(|a| a.str()).ok_or("xt name")?;
+                out.push(json!({"xt": {"type": e.name, "name": name}}));
+                i += 1;
+            }
+            "limit" if e.known(&[1, 2, 3, 4, 5]) => {
+                // Packets per unit, not inverted.
+                if e.u(4).unwrap_or(0) != 0 || e.u(5).unwrap_or(0) != 0 {
+                    return Err("limit type or flags".into());
+                }
+                let per = time_unit(e.u64(2).ok_or("limit unit")?).ok_or("limit unit")?;
+                out.push(json!({"limit": {
+                    "rate": e.u64(1).ok_or("limit rate")?,
+                    "burst": e.u(3).ok_or("limit burst")?,
+                    "per": per,
+                }}));
+                i += 1;
+            }
+            // `log` with at most a prefix: the default level (warn) and no flags, which
+            // libnftables leaves out.
+            "log" if e.known(&[2, 5, 6]) => {
+                if e.u(5).unwrap_or(4) != 4 || e.u(6).unwrap_or(0) != 0 {
+                    return Err("log level or flags".into());
+                }
+                out.push(match get(&e.data, 2) {
+                    Some(p) => json!({"log": {"prefix": p.str().ok_or("log prefix")?}}),
+                    None => json!({"log": null}),
+                });
+                i += 1;
+            }
+            "masq" if e.data.is_empty() => {
+                out.push(json!({"masquerade": null}));
+                i += 1;
+            }
+            "notrack" if e.data.is_empty() => {
+                out.push(json!({"notrack": null}));
+                i += 1;
+            }
+            "meta" => {
+                let key = e.meta_load().ok_or_else(|| unknown(e))?;
+                let (op, data) = next.and_then(E::cmp).ok_or("meta without cmp")?;
+                let left = |k: &str| json!({"meta": {"key": k}});
+                match key {
+                    META_IIFNAME | META_OIFNAME => {
+                        let k = if key == META_IIFNAME {
+                            "iifname"
+                        } else {
+                            "oifname"
+                        };
+                        let name = ifname(data).ok_or("interface name")?;
+                        out.push(matches(op, left(k), json!(name)));
+                    }
+                    META_L4PROTO => {
+                        let [p] = data else {
+                            return Err("l4proto length".into());
+                        };
+                        let dependency = op == "=="
+                            && family != NFPROTO_BRIDGE
+                            && l4.is_none()
+                            && (*p == 6 || *p == 17)
+                            && transport_read_later(&exprs[i + 2..]);
+                        if dependency {
+                            l4 = Some(*p);
+                        } else {
+                            let name = l4_name(*p).ok_or("l4proto number")?;
+                            out.push(matches(op, left("l4proto"), json!(name)));
+                        }
+                    }
+                    META_NFPROTO if family == super::foreign::NFPROTO_INET => {
+                        let name = match data {
+                            [2] => "ipv4",
+                            [10] => "ipv6",
+                            _ => return Err("nfproto".into()),
+                        };
+                        let dependency = op == "=="
+                            && name == "ipv4"
+                            && !l3_ipv4
+                            && after
+                                .and_then(E::payload)
+                                .is_some_and(|(base, ..)| base == BASE_NETWORK);
+                        if dependency {
+                            l3_ipv4 = true;
+                        } else {
+                            out.push(matches(op, left("nfproto"), json!(name)));
+                        }
+                    }
+                    _ => return Err(format!("meta key {key}")),
+                }
+                i += 2;
+            }
+            "payload" => {
+                let (base, offset, len) = e.payload().ok_or_else(|| unknown(e))?;
+                match (base, offset) {
+                    (BASE_NETWORK, 12 | 16) if l3_ipv4 && (1..=4).contains(&len) => {
+                        let field = if offset == 12 { "saddr" } else { "daddr" };
+                        let left = json!({"payload": {"protocol": "ip", "field": field}});
+                        let mut addr = [0u8; 4];
+                        if let Some((blen, mask, xor)) = next.and_then(E::bitwise) {
+                            let (op, data) = after.and_then(E::cmp).ok_or("bitwise without cmp")?;
+                            let plen = prefix_of_mask(mask).ok_or("mask")?;
+                            if blen != len
+                                || mask.len() != len as usize
+                                || xor.iter().any(|b| *b != 0)
+                                || xor.len() != len as usize
+                                || data.len() != len as usize
+                                || plen == 0
+                                || plen >= len * 8
+                                || data.iter().zip(mask).any(|(d, m)| d & !m != 0)
+                            {
+                                return Err("masked address".into());
+                            }
+                            addr[..data.len()].copy_from_slice(data);
+                            let right = json!({"prefix": {
+                                "addr": Ipv4Addr::from(addr).to_string(), "len": plen}});
+                            out.push(matches(op, left, right));
+                            i += 3;
+                        } else {
+                            let (op, data) = next.and_then(E::cmp).ok_or("payload without cmp")?;
+                            if data.len() != len as usize {
+                                return Err("address length".into());
+                            }
+                            addr[..data.len()].copy_from_slice(data);
+                            let a = Ipv4Addr::from(addr).to_string();
+                            let right = if len == 4 {
+                                json!(a)
+                            } else {
+                                json!({"prefix": {"addr": a, "len": len * 8}})
+                            };
+                            out.push(matches(op, left, right));
+                            i += 2;
+                        }
+                    }
+                    // iptables-nft reads `--sport A --dport B` as one 4-byte load: nft
+                    // prints the two ports.
+                    (BASE_TRANSPORT, 0) if len == 4 && l4.is_some() => {
+                        let proto = if l4 == Some(6) { "tcp" } else { "udp" };
+                        let (op, data) = next.and_then(E::cmp).ok_or("payload without cmp")?;
+                        let [a, b, c, d] = data else {
+                            return Err("ports length".into());
+                        };
+                        if op != "==" {
+                            return Err("ports compared with !=".into());
+                        }
+                        for (field, port) in [("sport", [*a, *b]), ("dport", [*c, *d])] {
+                            let left = json!({"payload": {"protocol": proto, "field": field}});
+                            out.push(matches(op, left, json!(u16::from_be_bytes(port))));
+                        }
+                        i += 2;
+                    }
+                    (BASE_TRANSPORT, 0 | 2) if len == 2 && l4.is_some() => {
+                        let proto = if l4 == Some(6) { "tcp" } else { "udp" };
+                        let field = if offset == 0 { "sport" } else { "dport" };
+                        let (op, data) = next.and_then(E::cmp).ok_or("payload without cmp")?;
+                        let [a, b] = data else {
+                            return Err("port length".into());
+                        };
+                        let left = json!({"payload": {"protocol": proto, "field": field}});
+                        out.push(matches(op, left, json!(u16::from_be_bytes([*a, *b]))));
+                        i += 2;
+                    }
+                    _ => return Err(format!("payload {base}/{offset}/{len}")),
+                }
+            }
+            "ct" if e.known(&[1, 2]) && e.u(1) == Some(1) => {
+                let key = e.u(2).ok_or("ct key")?;
+                match key {
+                    0 | 2 => {
+                        let (blen, mask, xor) = next.and_then(E::bitwise).ok_or("ct bitwise")?;
+                        let (op, data) = after.and_then(E::cmp).ok_or("ct cmp")?;
+                        if blen != 4
+                            || xor != [0; 4]
+                            || data != [0; 4]
+                            || op != "!="
+                            || mask.len() != 4
+                        {
+                            return Err("ct flags".into());
+                        }
+                        let mask = u32::from_ne_bytes(mask.try_into().map_err(|_| "mask")?);
+                        let (name, table) = if key == 0 {
+                            ("state", CT_STATES)
+                        } else {
+                            ("status", CT_STATUS)
+                        };
+                        let right = ct_bits(table, mask).ok_or("ct bits")?;
+                        out.push(matches("in", json!({"ct": {"key": name}}), right));
+                        i += 3;
+                    }
+                    1 => {
+                        let (op, data) = next.and_then(E::cmp).ok_or("ct cmp")?;
+                        let dir = match data {
+                            [0] => "original",
+                            [1] => "reply",
+                            _ => return Err("ct direction".into()),
+                        };
+                        out.push(matches(op, json!({"ct": {"key": "direction"}}), json!(dir)));
+                        i += 2;
+                    }
+                    _ => return Err(format!("ct key {key}")),
+                }
+            }
+            _ => return Err(unknown(e)),
+        }
+    }
+    Ok(out)
+}
