@@ -12,12 +12,14 @@
 //! natively written table as it prints one nft wrote. A document with anything else is not
 //! written here ([`apply`] returns `None`) and the caller hands it to libnftables.
 //!
-//! Reading: a ruleset (or one table) is decoded only when every table read is an `edgenet_`
-//! table of `ip` or `bridge` family holding base chains, anonymous sets and rules the decoder
-//! turns back into JSON that encodes to exactly the kernel's expressions and sets; anything
-//! else (a foreign table, a rule added by hand in a form we do not write, a named set, an
-//! object) makes the read return `None`, and libnftables reads it instead. A table list is one
-//! `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
+//! Reading: a ruleset (or one table) is decoded only when every `edgenet_` table of `ip` or
+//! `bridge` family read holds base chains, anonymous sets and rules the decoder turns back
+//! into JSON that encodes to exactly the kernel's expressions and sets. Other tools' tables
+//! (`ip`, `ip6`, `inet`, `bridge`) are decoded by [`foreign`] in a whole-ruleset read, in the
+//! forms iptables-nft and plain nft rulesets use (Docker, ufw, Debian's `inet filter`). Anything
+//! else (a rule added by hand in a form we do not write, a named set, an object, an expression
+//! [`foreign`] does not know) makes the read return `None`, and libnftables reads it instead.
+//! A table list is one `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
 //! nft's version and release name are the library's to say, and no caller reads them.
 //!
 //! Writes are one nfnetlink batch (one transaction); a kernel error is reported as
