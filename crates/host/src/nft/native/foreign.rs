@@ -603,3 +603,222 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::expr::KExpr;
+    use super::super::wire::{attrs, Msg};
+    use super::*;
+
+    /// One piece of a rule as the kernel dumps it.
+    enum P {
+        K(KExpr),
+        Counter(u64, u64),
+        Xt(&'static str, &'static str),
+        Jump(&'static str),
+        Lookup,
+    }
+
+    fn meta(key: u32) -> P {
+        P::K(KExpr::Meta { key, dreg: 1 })
+    }
+    fn cmp(op: u32, data: &[u8]) -> P {
+        P::K(KExpr::Cmp {
+            sreg: 1,
+            op,
+            data: data.to_vec(),
+        })
+    }
+    fn payload(base: u32, offset: u32, len: u32) -> P {
+        P::K(KExpr::Payload {
+            dreg: 1,
+            base,
+            offset,
+            len,
+        })
+    }
+
+    fn decode_parts(family: u8, parts: Vec<P>) -> Result<Vec<Value>, Why> {
+        let mut m = Msg::nft(0, 0, family);
+        m.begin(4);
+        let names = |_: &super::super::expr::SetRef| ("s".to_string(), None);
+        for p in parts {
+            match p {
+                P::K(k) => k.put(&mut m, &names),
+                P::Counter(bytes, packets) => {
+                    m.begin(1).str(1, "counter").begin(2);
+                    m.bytes(1, &bytes.to_be_bytes())
+                        .bytes(2, &packets.to_be_bytes());
+                    m.end().end();
+                }
+                P::Xt(kind, name) => {
+                    m.begin(1).str(1, kind).begin(2);
+                    m.str(1, name).u32(2, 0).bytes(3, &[0; 8]);
+                    m.end().end();
+                }
+                P::Jump(chain) => {
+                    m.begin(1).str(1, "immediate").begin(2).u32(1, 0);
+                    m.begin(2).begin(2).u32(1, (-3i32) as u32).str(2, chain);
+                    m.end().end().end().end();
+                }
+                P::Lookup => {
+                    m.begin(1).str(1, "lookup").begin(2);
+                    m.str(1, "blocklist").u32(2, 1);
+                    m.end().end();
+                }
+            }
+        }
+        m.end();
+        let bytes = m.attr_bytes();
+        let top = attrs(&bytes);
+        decode(family, &top[0].nested())
+    }
+
+    fn m(op: &str, left: Value, right: Value) -> Value {
+        matches(op, left, right)
+    }
+
+    #[test]
+    fn iptables_nft_rules_decode_as_libnftables_prints_them() {
+        // -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+        let got = decode_parts(
+            NFPROTO_IPV4,
+            vec![
+                meta(META_OIFNAME),
+                cmp(0, b"docker0\0"),
+                P::Xt("match", "conntrack"),
+                P::Counter(10, 2),
+                P::K(KExpr::Verdict(1)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Array(got),
+            json!([
+                m("==", json!({"meta": {"key": "oifname"}}), json!("docker0")),
+                {"xt": {"type": "match", "name": "conntrack"}},
+                {"counter": {"packets": 2, "bytes": 10}},
+                {"accept": null}
+            ])
+        );
+        // -d 172.17.0.2/32 ! -i br+ -p tcp -m tcp --dport 80 -j DOCKER: the l4proto
+        // dependency sits before the address, and is hidden by the port after it.
+        let got = decode_parts(
+            NFPROTO_IPV4,
+            vec![
+                meta(META_IIFNAME),
+                cmp(1, b"br"),
+                meta(META_L4PROTO),
+                cmp(0, &[6]),
+                payload(BASE_NETWORK, 16, 4),
+                cmp(0, &[172, 17, 0, 2]),
+                payload(BASE_TRANSPORT, 2, 2),
+                cmp(0, &80u16.to_be_bytes()),
+                P::Jump("DOCKER"),
+            ],
+        )
+        .unwrap();
+        let ip = json!({"payload": {"protocol": "ip", "field": "daddr"}});
+        assert_eq!(
+            Value::Array(got),
+            json!([
+                m("!=", json!({"meta": {"key": "iifname"}}), json!("br*")),
+                m("==", ip, json!("172.17.0.2")),
+                m("==", json!({"payload": {"protocol": "tcp", "field": "dport"}}), json!(80)),
+                {"jump": {"target": "DOCKER"}}
+            ])
+        );
+        // -s 10.16.0.0/12 -p udp --sport 67 --dport 68: a masked prefix, one 4-byte port load.
+        let got = decode_parts(
+            NFPROTO_IPV4,
+            vec![
+                meta(META_L4PROTO),
+                cmp(0, &[17]),
+                payload(BASE_NETWORK, 12, 2),
+                P::K(KExpr::Bitwise {
+                    sreg: 1,
+                    dreg: 1,
+                    len: 2,
+                    mask: vec![0xff, 0xf0],
+                    xor: vec![0, 0],
+                }),
+                cmp(0, &[10, 16]),
+                payload(BASE_TRANSPORT, 0, 4),
+                cmp(0, &[0, 67, 0, 68]),
+            ],
+        )
+        .unwrap();
+        let udp = |f: &str| json!({"payload": {"protocol": "udp", "field": f}});
+        assert_eq!(
+            Value::Array(got),
+            json!([
+                m(
+                    "==",
+                    json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+                    json!({"prefix": {"addr": "10.16.0.0", "len": 12}})
+                ),
+                m("==", udp("sport"), json!(67)),
+                m("==", udp("dport"), json!(68)),
+            ])
+        );
+        // -p icmp -m icmp: the protocol is shown (nothing reads the transport header).
+        let got = decode_parts(
+            NFPROTO_IPV4,
+            vec![meta(META_L4PROTO), cmp(0, &[1]), P::Xt("match", "icmp")],
+        )
+        .unwrap();
+        assert_eq!(
+            got[0],
+            m("==", json!({"meta": {"key": "l4proto"}}), json!("icmp"))
+        );
+    }
+
+    #[test]
+    fn forms_not_decoded_exactly_are_refused() {
+        let v4 = NFPROTO_IPV4;
+        for (family, parts) in [
+            // A named set: libnftables prints `@name`, which is not read here.
+            (
+                v4,
+                vec![
+                    payload(BASE_NETWORK, 12, 4),
+                    P::Lookup,
+                    P::K(KExpr::Verdict(0)),
+                ],
+            ),
+            // `<` is not an operator decoded here.
+            (
+                v4,
+                vec![payload(BASE_NETWORK, 12, 4), cmp(2, &[10, 0, 0, 1])],
+            ),
+            // meta mark, an unnamed protocol number, a port without its protocol.
+            (v4, vec![meta(3), cmp(0, &[1, 0, 0, 0])]),
+            (v4, vec![meta(META_L4PROTO), cmp(0, &[132])]),
+            (v4, vec![payload(BASE_TRANSPORT, 2, 2), cmp(0, &[0, 80])]),
+            // A mask that is not a prefix.
+            (
+                v4,
+                vec![
+                    payload(BASE_NETWORK, 12, 4),
+                    P::K(KExpr::Bitwise {
+                        sreg: 1,
+                        dreg: 1,
+                        len: 4,
+                        mask: vec![0xff, 0, 0xff, 0],
+                        xor: vec![0; 4],
+                    }),
+                    cmp(0, &[10, 0, 1, 0]),
+                ],
+            ),
+            // An interface name with a character nft would escape.
+            (v4, vec![meta(META_IIFNAME), cmp(0, b"a*b\0")]),
+            // A network header read in an `inet` table without the IPv4 dependency.
+            (
+                NFPROTO_INET,
+                vec![payload(BASE_NETWORK, 12, 4), cmp(0, &[10, 0, 0, 1])],
+            ),
+        ] {
+            assert!(decode_parts(family, parts).is_err());
+        }
+    }
+}
