@@ -1,5 +1,5 @@
 //! The native reader on other tools' tables (issue 10): real-world rulesets (Docker's and ufw's
-//! iptables-nft rules, Debian's default `nftables.conf`, a firewalld-like `inet firewalld`
+//! iptables-nft rules (ufw's IPv6 ones too), Debian's default `nftables.conf`, a firewalld-like `inet firewalld`
 //! table, a router's hand-written tables, 5,000 rules) loaded with their own tools into a
 //! throwaway namespace, listed natively and through libnftables. Where the native reader
 //! decodes a ruleset, its listing must be libnftables' item for item; where it does not, it
@@ -50,6 +50,8 @@ fn load_fixture(ns: &TestNs, name: &str) {
     let text = std::fs::read(fixture(name)).unwrap();
     if name.ends_with(".iptables") {
         load(ns, "iptables-nft-restore", &[], &text);
+    } else if name.ends_with(".ip6tables") {
+        load(ns, "ip6tables-nft-restore", &[], &text);
     } else {
         load(ns, "nft", &["-f", "-"], &text);
     }
@@ -135,7 +137,7 @@ fn docker_ufw_debian_and_router_rulesets_are_listed_natively_as_libnftables_list
     // (what, files, decoded natively, the walk finds drops)
     for (what, files, expect_native, drops) in [
         ("docker", &["docker.iptables"][..], true, true),
-        ("ufw", &["ufw.iptables"][..], true, true),
+        ("ufw", &["ufw.iptables", "ufw6.ip6tables"][..], true, true),
         ("debian", &["debian.nft"][..], true, false),
         ("router", &["dnat_masq.nft"][..], true, true),
         (
@@ -208,6 +210,7 @@ fn fixtures_are_present() {
     for f in [
         "docker.iptables",
         "ufw.iptables",
+        "ufw6.ip6tables",
         "debian.nft",
         "firewalld.nft",
         "dnat_masq.nft",

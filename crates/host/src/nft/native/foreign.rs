@@ -228,16 +228,31 @@ const META_L4PROTO: u32 = 16;
 const BASE_NETWORK: u32 = 1;
 const BASE_TRANSPORT: u32 = 2;
 
-/// Protocol names nft prints for `meta l4proto` (the ones with a fixed name in every
-/// `/etc/protocols`); another number falls back.
-fn l4_name(p: u8) -> Option<&'static str> {
-    Some(match p {
-        1 => "icmp",
-        6 => "tcp",
-        17 => "udp",
-        58 => "ipv6-icmp",
-        _ => return None,
-    })
+/// The name nft prints for protocol `p` in `meta l4proto`: the one `getprotobynumber`
+/// gives (`/etc/protocols`), as nft looks it up. Unnamed: not decoded (nft prints a number).
+/// Looked up once per number (the lookup reads the file) and under a lock (it is not
+/// reentrant).
+fn l4_name(p: u8) -> Option<String> {
+    static NAMES: std::sync::Mutex<Vec<(u8, Option<String>)>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, n)) = names.iter().find(|(q, _)| *q == p) {
+        return n.clone();
+    }
+    // SAFETY: the entry returned points into libc's static storage, read (copied) at once
+    // while the lock is held.
+    let name = unsafe {
+        let entry = libc::getprotobynumber(i32::from(p));
+        if entry.is_null() || (*entry).p_name.is_null() {
+            None
+        } else {
+            std::ffi::CStr::from_ptr((*entry).p_name)
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        }
+    };
+    names.push((p, name.clone()));
+    name
 }
 
 fn matches(op: &str, left: Value, right: Value) -> Value {
@@ -337,6 +352,47 @@ fn time_unit(seconds: u64) -> Option<&'static str> {
     })
 }
 
+/// The network header a payload load reads, as nft knows it at that point of the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L3 {
+    V4,
+    V6,
+    Unknown,
+}
+
+impl L3 {
+    /// The address field a load of `len` bytes at `offset` reads (the whole address, or the
+    /// bytes of a prefix): (protocol, field, address width).
+    fn field(self, offset: u32, len: u32) -> Option<(&'static str, &'static str, usize)> {
+        let (protocol, width, saddr, daddr) = match self {
+            L3::V4 => ("ip", 4, 12, 16),
+            L3::V6 => ("ip6", 16, 8, 24),
+            L3::Unknown => return None,
+        };
+        if len == 0 || len as usize > width {
+            return None;
+        }
+        let field = match offset {
+            o if o == saddr => "saddr",
+            o if o == daddr => "daddr",
+            _ => return None,
+        };
+        Some((protocol, field, width))
+    }
+}
+
+/// An address as nft prints it (`inet_ntop`). IPv6 addresses whose first 80 bits are zero
+/// (IPv4-compatible and -mapped forms, which glibc and Rust write differently) are not shown.
+fn show_addr(a: &[u8]) -> Option<String> {
+    match a.len() {
+        4 => Some(Ipv4Addr::from(<[u8; 4]>::try_from(a).ok()?).to_string()),
+        16 if a[..10].iter().any(|b| *b != 0) => {
+            Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(a).ok()?).to_string())
+        }
+        _ => None,
+    }
+}
+
 /// Whether a transport-header load follows among the rule's matches: nft then hides the
 /// `meta l4proto` before it as that field's dependency.
 fn transport_read_later(rest: &[E]) -> bool {
@@ -363,7 +419,11 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
     let mut out = Vec::with_capacity(exprs.len());
     // The network header a payload reads: IPv4 in an `ip` table, or after `meta nfproto ipv4`
     // in an `inet` one. The transport protocol set by a `meta l4proto` dependency.
-    let mut l3_ipv4 = family == NFPROTO_IPV4;
+    let mut l3 = match family {
+        NFPROTO_IPV4 => L3::V4,
+        NFPROTO_IPV6 => L3::V6,
+        _ => L3::Unknown,
+    };
     let mut l4: Option<u8> = None;
     let mut i = 0;
     let unknown = |e: &E| format!("expression {} not decoded", e.name);
@@ -467,19 +527,18 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
                         }
                     }
                     META_NFPROTO if family == super::foreign::NFPROTO_INET => {
-                        let name = match data {
-                            [2] => "ipv4",
-                            [10] => "ipv6",
+                        let (name, version) = match data {
+                            [2] => ("ipv4", L3::V4),
+                            [10] => ("ipv6", L3::V6),
                             _ => return Err("nfproto".into()),
                         };
                         let dependency = op == "=="
-                            && name == "ipv4"
-                            && !l3_ipv4
+                            && l3 == L3::Unknown
                             && after
                                 .and_then(E::payload)
                                 .is_some_and(|(base, ..)| base == BASE_NETWORK);
                         if dependency {
-                            l3_ipv4 = true;
+                            l3 = version;
                         } else {
                             out.push(matches(op, left("nfproto"), json!(name)));
                         }
@@ -491,44 +550,47 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
             "payload" => {
                 let (base, offset, len) = e.payload().ok_or_else(|| unknown(e))?;
                 match (base, offset) {
-                    (BASE_NETWORK, 12 | 16) if l3_ipv4 && (1..=4).contains(&len) => {
-                        let field = if offset == 12 { "saddr" } else { "daddr" };
-                        let left = json!({"payload": {"protocol": "ip", "field": field}});
-                        let mut addr = [0u8; 4];
-                        if let Some((blen, mask, xor)) = next.and_then(E::bitwise) {
-                            let (op, data) = after.and_then(E::cmp).ok_or("bitwise without cmp")?;
-                            let plen = prefix_of_mask(mask).ok_or("mask")?;
-                            if blen != len
-                                || mask.len() != len as usize
-                                || xor.iter().any(|b| *b != 0)
-                                || xor.len() != len as usize
-                                || data.len() != len as usize
-                                || plen == 0
-                                || plen >= len * 8
-                                || data.iter().zip(mask).any(|(d, m)| d & !m != 0)
-                            {
-                                return Err("masked address".into());
+                    (BASE_NETWORK, _) if l3.field(offset, len).is_some() => {
+                        let (protocol, field, width) = l3.field(offset, len).expect("checked");
+                        let left = json!({"payload": {"protocol": protocol, "field": field}});
+                        let mut addr = vec![0u8; width];
+                        let (op, plen, used) = match next.and_then(E::bitwise) {
+                            Some((blen, mask, xor)) => {
+                                let (op, data) =
+                                    after.and_then(E::cmp).ok_or("bitwise without cmp")?;
+                                let plen = prefix_of_mask(mask).ok_or("mask")?;
+                                if blen != len
+                                    || mask.len() != len as usize
+                                    || xor.iter().any(|b| *b != 0)
+                                    || xor.len() != len as usize
+                                    || data.len() != len as usize
+                                    || plen == 0
+                                    || plen >= len * 8
+                                    || data.iter().zip(mask).any(|(d, m)| d & !m != 0)
+                                {
+                                    return Err("masked address".into());
+                                }
+                                addr[..data.len()].copy_from_slice(data);
+                                (op, plen, 3)
                             }
-                            addr[..data.len()].copy_from_slice(data);
-                            let right = json!({"prefix": {
-                                "addr": Ipv4Addr::from(addr).to_string(), "len": plen}});
-                            out.push(matches(op, left, right));
-                            i += 3;
+                            None => {
+                                let (op, data) =
+                                    next.and_then(E::cmp).ok_or("payload without cmp")?;
+                                if data.len() != len as usize {
+                                    return Err("address length".into());
+                                }
+                                addr[..data.len()].copy_from_slice(data);
+                                (op, len * 8, 2)
+                            }
+                        };
+                        let a = show_addr(&addr).ok_or("address form")?;
+                        let right = if plen as usize == width * 8 {
+                            json!(a)
                         } else {
-                            let (op, data) = next.and_then(E::cmp).ok_or("payload without cmp")?;
-                            if data.len() != len as usize {
-                                return Err("address length".into());
-                            }
-                            addr[..data.len()].copy_from_slice(data);
-                            let a = Ipv4Addr::from(addr).to_string();
-                            let right = if len == 4 {
-                                json!(a)
-                            } else {
-                                json!({"prefix": {"addr": a, "len": len * 8}})
-                            };
-                            out.push(matches(op, left, right));
-                            i += 2;
-                        }
+                            json!({"prefix": {"addr": a, "len": plen}})
+                        };
+                        out.push(matches(op, left, right));
+                        i += used;
                     }
                     // iptables-nft reads `--sport A --dport B` as one 4-byte load: nft
                     // prints the two ports.
