@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Map, Value};
 
-use super::expr::{NFPROTO_BRIDGE, NFPROTO_IPV4};
+use super::expr::{AnonSet, ELEM_OPEN, ELEM_OPEN_UDATA, NFPROTO_BRIDGE, NFPROTO_IPV4};
 use super::wire::{Attr, Reply};
 
 pub const NFPROTO_INET: u8 = 1;
@@ -42,7 +42,7 @@ fn get<'a>(a: &[Attr<'a>], k: u16) -> Option<Attr<'a>> {
 pub fn read_table(
     t: &Reply,
     chains: &[&Reply],
-    sets: usize,
+    sets: &[Set],
     rules: &[&Reply],
 ) -> Result<Vec<Value>, Why> {
     let fname = family_name(t.family).ok_or("family")?;
@@ -57,9 +57,9 @@ pub fn read_table(
     }
     let handle = get(&attrs, 4).and_then(|a| a.u64()).ok_or("table handle")?;
     let table_use = get(&attrs, 3).and_then(|a| a.u32()).unwrap_or(0);
-    // The use count covers chains, named sets, objects and flowtables: equal to the chains,
-    // there is nothing else that would be listed. Sets (even anonymous ones) are not decoded.
-    if table_use as usize != chains.len() || sets != 0 {
+    // The use count covers chains, named sets, objects and flowtables (not anonymous sets):
+    // equal to the chains, there is nothing else that would be listed.
+    if table_use as usize != chains.len() {
         return Err(format!("sets or objects (use {table_use})"));
     }
     let mut items = vec![json!({"table": {"family": fname, "name": name, "handle": handle}})];
@@ -133,7 +133,8 @@ pub fn read_table(
             ),
         };
         let exprs = get(&a, 4).map(|x| x.nested()).unwrap_or_default();
-        let exprs = decode(t.family, &exprs).map_err(|why| format!("rule {handle}: {why}"))?;
+        let exprs =
+            decode(t.family, &exprs, sets).map_err(|why| format!("rule {handle}: {why}"))?;
         let mut rule = Map::new();
         rule.insert("family".into(), json!(fname));
         rule.insert("table".into(), json!(name));
@@ -147,6 +148,222 @@ pub fn read_table(
     }
     items.extend(by_chain.into_iter().flatten());
     Ok(items)
+}
+
+const SET_ANONYMOUS: u32 = 0x1;
+const SET_CONSTANT: u32 = 0x2;
+const SET_INTERVAL: u32 = 0x4;
+const SET_MAP: u32 = 0x8;
+/// `NFT_DATA_VERDICT`: a map's data type for verdicts.
+const DATA_VERDICT: u32 = 0xffff_ff00;
+
+/// An anonymous set (or verdict map) of a foreign table, as a rule's `{ … }` makes it.
+#[derive(Debug, Clone)]
+pub struct Set {
+    pub name: String,
+    flags: u32,
+    key_len: u32,
+    /// (key, flags with [`ELEM_OPEN`], verdict of a map element).
+    elements: Vec<(Vec<u8>, u32, Option<Value>)>,
+}
+
+impl Set {
+    /// The set's head; a named set, timeouts, element expressions and other data are `Err`.
+    pub fn parse(r: &Reply) -> Result<Set, Why> {
+        let a = r.attrs();
+        // table, name, flags, key type, key len, data type, data len, desc, id, userdata,
+        // handle, and the backend and element count newer kernels add.
+        if !a
+            .iter()
+            .all(|x| [1, 2, 3, 4, 5, 6, 7, 9, 10, 13, 16, 19, 20].contains(&x.kind))
+        {
+            return Err("set attributes".into());
+        }
+        let name = get(&a, 2).and_then(|x| x.str()).ok_or("set name")?;
+        let flags = get(&a, 3).and_then(|x| x.u32()).ok_or("set flags")?;
+        if flags & SET_ANONYMOUS == 0 {
+            return Err(format!("named set {name}"));
+        }
+        if flags & !(SET_ANONYMOUS | SET_CONSTANT | SET_INTERVAL | SET_MAP) != 0 {
+            return Err(format!("set {name}: flags {flags:#x}"));
+        }
+        let data_type = get(&a, 6).and_then(|x| x.u32());
+        if (flags & SET_MAP != 0) != (data_type == Some(DATA_VERDICT)) {
+            return Err(format!("set {name}: a map of data other than verdicts"));
+        }
+        if get(&a, 9).is_some_and(|d| d.nested().iter().any(|x| x.kind != 1)) {
+            return Err(format!("set {name}: description beyond its size"));
+        }
+        Ok(Set {
+            name: name.to_string(),
+            flags,
+            key_len: get(&a, 5).and_then(|x| x.u32()).ok_or("set key length")?,
+            elements: Vec::new(),
+        })
+    }
+
+    /// The elements from a `NFT_MSG_GETSETELEM` dump: a key, flags, the open-interval tag
+    /// and a map's verdict; anything else (timeouts, expressions, comments) is `Err`.
+    pub fn add_elements(&mut self, replies: &[Reply]) -> Result<(), Why> {
+        for r in replies {
+            for a in r.attrs() {
+                if a.kind != 3 {
+                    continue;
+                }
+                for elem in a.nested() {
+                    let attrs = elem.nested();
+                    if attrs.iter().any(|x| ![1, 2, 3, 6].contains(&x.kind)) {
+                        return Err(format!("set {}: element attributes", self.name));
+                    }
+                    let open = match get(&attrs, 6) {
+                        None => 0,
+                        Some(u) if u.data == ELEM_OPEN_UDATA => ELEM_OPEN,
+                        Some(_) => return Err("element userdata".into()),
+                    };
+                    let key = get(&attrs, 1)
+                        .map(|k| k.nested())
+                        .filter(|k| k.len() == 1 && k[0].kind == 1)
+                        .map(|k| k[0].data.to_vec())
+                        .ok_or("element key")?;
+                    if key.len() != self.key_len as usize {
+                        return Err("element key length".into());
+                    }
+                    let flags = get(&attrs, 3).and_then(|x| x.u32()).unwrap_or(0);
+                    if flags & !1 != 0 {
+                        return Err("element flags".into());
+                    }
+                    let verdict = match get(&attrs, 2) {
+                        None => None,
+                        Some(d) => {
+                            let d = d.nested();
+                            let v = get(&d, 2).ok_or("element data")?.nested();
+                            if d.len() != 1 {
+                                return Err("element data".into());
+                            }
+                            Some(verdict(&v)?)
+                        }
+                    };
+                    if verdict.is_some() != (self.flags & SET_MAP != 0 && flags & 1 == 0) {
+                        return Err("element verdict".into());
+                    }
+                    self.elements.push((key, flags | open, verdict));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A verdict (`NFTA_DATA_VERDICT`'s attributes) as libnftables prints it.
+fn verdict(v: &[Attr<'_>]) -> Result<Value, Why> {
+    if v.iter().any(|a| a.kind > 2) {
+        return Err("verdict attributes".into());
+    }
+    let code = get(v, 1).and_then(|a| a.u32()).ok_or("verdict")? as i32;
+    let chain = get(v, 2).and_then(|a| a.str());
+    Ok(match (code, chain) {
+        (1, None) => json!({"accept": null}),
+        (0, None) => json!({"drop": null}),
+        (-5, None) => json!({"return": null}),
+        (-3, Some(c)) => json!({"jump": {"target": c}}),
+        (-4, Some(c)) => json!({"goto": {"target": c}}),
+        _ => return Err(format!("verdict {code}")),
+    })
+}
+
+/// What a set's keys are, for printing them: the left side of the lookup says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    IfName,
+    L4Proto,
+    CtState,
+    Ipv4,
+    Port,
+}
+
+/// A lookup of `set` in a rule: `{"set": [...]}` for a match, or the map's elements for a
+/// `vmap`, printed and ordered as nft does (sorted by value, host-order types by their value
+/// on this little- or big-endian machine).
+fn set_elements(key: Key, set: &Set, map: bool) -> Result<Vec<Value>, Why> {
+    if (set.flags & SET_MAP != 0) != map {
+        return Err("set or map where the other was expected".into());
+    }
+    if key == Key::Ipv4 {
+        if map {
+            return Err("a map of addresses".into());
+        }
+        let anon = AnonSet {
+            flags: set.flags,
+            key_type: 0,
+            key_len: set.key_len,
+            size: 0,
+            userdata: Vec::new(),
+            elements: set
+                .elements
+                .iter()
+                .map(|(k, f, _)| (k.clone(), *f))
+                .collect(),
+        };
+        return super::rules::decode_ipv4_set(&anon).ok_or_else(|| "address set".into());
+    }
+    if set.flags & SET_INTERVAL != 0 || set.elements.len() < 2 {
+        return Err("interval or single-element set".into());
+    }
+    let host_order = matches!(key, Key::IfName | Key::CtState);
+    let mut elems: Vec<&(Vec<u8>, u32, Option<Value>)> = set.elements.iter().collect();
+    elems.sort_by_key(|(k, ..)| {
+        let mut k = k.clone();
+        if host_order && cfg!(target_endian = "little") {
+            k.reverse();
+        }
+        k
+    });
+    elems
+        .into_iter()
+        .map(|(k, _, v)| {
+            let shown = match key {
+                Key::IfName if k.last() == Some(&0) => json!(ifname(k).ok_or("name")?),
+                Key::L4Proto if k.len() == 1 => json!(l4_name(k[0]).ok_or("protocol")?),
+                Key::CtState if k.len() == 4 => {
+                    let v = u32::from_ne_bytes(k[..].try_into().map_err(|_| "state")?);
+                    let name = CT_STATES.iter().find(|(_, b)| *b == v).ok_or("state")?;
+                    json!(name.0)
+                }
+                Key::Port if k.len() == 2 => json!(u16::from_be_bytes([k[0], k[1]])),
+                _ => return Err("element".into()),
+            };
+            Ok(match v {
+                Some(v) => json!([shown, v]),
+                None => shown,
+            })
+        })
+        .collect()
+}
+
+/// A match or verdict map on `left` by the lookup `e` (the expression after the load).
+fn lookup(left: Value, key: Key, e: &E, sets: &[Set]) -> Result<Value, Why> {
+    let name = get(&e.data, 1).and_then(|a| a.str()).ok_or("lookup set")?;
+    let set = sets
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("lookup of set {name}, which is not an anonymous one"))?;
+    let flags = e.u(5).unwrap_or(0);
+    match e.u(3) {
+        None => {
+            let op = match flags {
+                0 => "==",
+                1 => "!=",
+                _ => return Err("lookup flags".into()),
+            };
+            let elems = set_elements(key, set, false)?;
+            Ok(matches(op, left, json!({"set": elems})))
+        }
+        Some(0) if flags == 0 => {
+            let elems = set_elements(key, set, true)?;
+            Ok(json!({"vmap": {"key": left, "data": {"set": elems}}}))
+        }
+        Some(_) => Err("lookup into a data register".into()),
+    }
 }
 
 /// One expression of a dump: its name and its data attributes.
@@ -200,6 +417,10 @@ impl<'a> E<'a> {
             _ => return None,
         };
         Some((op, self.value(3)?))
+    }
+    /// `lookup reg 1 set NAME [dreg 0]`.
+    fn is_lookup(&self) -> bool {
+        self.name == "lookup" && self.known(&[1, 2, 3, 5]) && self.u(2) == Some(1)
     }
     /// `payload load LEN @ BASE + OFFSET => reg 1`.
     fn payload(&self) -> Option<(u32, u32, u32)> {
@@ -403,7 +624,7 @@ fn transport_read_later(rest: &[E]) -> bool {
                     return true;
                 }
             }
-            "cmp" | "bitwise" | "meta" | "ct" => {}
+            "cmp" | "bitwise" | "meta" | "ct" | "lookup" => {}
             _ => return false,
         }
     }
@@ -411,7 +632,7 @@ fn transport_read_later(rest: &[E]) -> bool {
 }
 
 /// A rule's expressions as libnftables prints them.
-pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
+pub fn decode(family: u8, raw: &[Attr<'_>], sets: &[Set]) -> Result<Vec<Value>, Why> {
     let exprs: Vec<E> = raw
         .iter()
         .map(|a| E::parse(a).ok_or_else(|| "expression attributes".to_string()))
@@ -442,19 +663,10 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
             "immediate" if e.known(&[1, 2]) && e.u(1) == Some(0) => {
                 let d = get(&e.data, 2).ok_or("immediate")?.nested();
                 let v = get(&d, 2).ok_or("immediate data")?.nested();
-                if d.len() != 1 || v.iter().any(|a| a.kind > 2) {
+                if d.len() != 1 {
                     return Err("verdict attributes".into());
                 }
-                let code = get(&v, 1).and_then(|a| a.u32()).ok_or("verdict")? as i32;
-                let chain = get(&v, 2).and_then(|a| a.str());
-                out.push(match (code, chain) {
-                    (1, None) => json!({"accept": null}),
-                    (0, None) => json!({"drop": null}),
-                    (-5, None) => json!({"return": null}),
-                    (-3, Some(c)) => json!({"jump": {"target": c}}),
-                    (-4, Some(c)) => json!({"goto": {"target": c}}),
-                    _ => return Err(format!("verdict {code}")),
-                });
+                out.push(verdict(&v)?);
                 i += 1;
             }
             // iptables-nft's xtables matches and targets: libnftables prints the name only.
@@ -498,8 +710,19 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
             }
             "meta" => {
                 let key = e.meta_load().ok_or_else(|| unknown(e))?;
-                let (op, data) = next.and_then(E::cmp).ok_or("meta without cmp")?;
                 let left = |k: &str| json!({"meta": {"key": k}});
+                if let Some(l) = next.filter(|n| n.is_lookup()) {
+                    let (k, kind) = match key {
+                        META_IIFNAME => ("iifname", Key::IfName),
+                        META_OIFNAME => ("oifname", Key::IfName),
+                        META_L4PROTO => ("l4proto", Key::L4Proto),
+                        _ => return Err(format!("lookup of meta key {key}")),
+                    };
+                    out.push(lookup(left(k), kind, l, sets)?);
+                    i += 2;
+                    continue;
+                }
+                let (op, data) = next.and_then(E::cmp).ok_or("meta without cmp")?;
                 match key {
                     META_IIFNAME | META_OIFNAME => {
                         let k = if key == META_IIFNAME {
@@ -553,6 +776,14 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
                     (BASE_NETWORK, _) if l3.field(offset, len).is_some() => {
                         let (protocol, field, width) = l3.field(offset, len).expect("checked");
                         let left = json!({"payload": {"protocol": protocol, "field": field}});
+                        if let Some(l) = next.filter(|n| n.is_lookup()) {
+                            if protocol != "ip" || len != 4 {
+                                return Err("lookup of a partial or IPv6 address".into());
+                            }
+                            out.push(lookup(left, Key::Ipv4, l, sets)?);
+                            i += 2;
+                            continue;
+                        }
                         let mut addr = vec![0u8; width];
                         let (op, plen, used) = match next.and_then(E::bitwise) {
                             Some((blen, mask, xor)) => {
@@ -612,6 +843,12 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
                     (BASE_TRANSPORT, 0 | 2) if len == 2 && l4.is_some() => {
                         let proto = if l4 == Some(6) { "tcp" } else { "udp" };
                         let field = if offset == 0 { "sport" } else { "dport" };
+                        if let Some(l) = next.filter(|n| n.is_lookup()) {
+                            let left = json!({"payload": {"protocol": proto, "field": field}});
+                            out.push(lookup(left, Key::Port, l, sets)?);
+                            i += 2;
+                            continue;
+                        }
                         let (op, data) = next.and_then(E::cmp).ok_or("payload without cmp")?;
                         let [a, b] = data else {
                             return Err("port length".into());
@@ -625,6 +862,19 @@ pub fn decode(family: u8, raw: &[Attr<'_>]) -> Result<Vec<Value>, Why> {
             }
             "ct" if e.known(&[1, 2]) && e.u(1) == Some(1) => {
                 let key = e.u(2).ok_or("ct key")?;
+                if let Some(l) = next.filter(|n| n.is_lookup()) {
+                    if key != 0 {
+                        return Err(format!("lookup of ct key {key}"));
+                    }
+                    out.push(lookup(
+                        json!({"ct": {"key": "state"}}),
+                        Key::CtState,
+                        l,
+                        sets,
+                    )?);
+                    i += 2;
+                    continue;
+                }
                 match key {
                     0 | 2 => {
                         let (blen, mask, xor) = next.and_then(E::bitwise).ok_or("ct bitwise")?;
@@ -733,7 +983,7 @@ mod tests {
         m.end();
         let bytes = m.attr_bytes();
         let top = attrs(&bytes);
-        decode(family, &top[0].nested())
+        decode(family, &top[0].nested(), &[])
     }
 
     fn m(op: &str, left: Value, right: Value) -> Value {

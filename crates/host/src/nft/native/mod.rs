@@ -416,8 +416,18 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             fn of<'a>(v: &'a [Reply], key: &(u8, String)) -> Vec<&'a Reply> {
                 v.iter().filter(|r| table_key(r) == *key).collect()
             }
-            let sets = all.sets.iter().filter(|r| table_key(r) == key).count();
-            match foreign::read_table(t, &of(&all.chains, &key), sets, &of(&all.rules, &key)) {
+            let sets = match foreign_sets(sock, &of(&all.sets, &key))? {
+                Ok(sets) => sets,
+                Err(why) => {
+                    tracing::debug!(
+                        "nftables: table {}/{} holds a set the native reader does not decode ({why})",
+                        key.0,
+                        key.1
+                    );
+                    return Ok(None);
+                }
+            };
+            match foreign::read_table(t, &of(&all.chains, &key), &sets, &of(&all.rules, &key)) {
                 Ok(mut table_items) => items.append(&mut table_items),
                 Err(why) => {
                     tracing::debug!(
@@ -441,6 +451,32 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
     }
     // `nft -j list table` prints the metainfo item too.
     Ok(Some(Some(json!({ "nftables": items }))))
+}
+
+/// The anonymous sets of a foreign table with their elements (one dump each); a named set
+/// (listed as an item of its own, not decoded here) is `Err`.
+fn foreign_sets(
+    sock: &mut Socket,
+    sets: &[&Reply],
+) -> std::io::Result<Result<Vec<foreign::Set>, String>> {
+    let mut out = Vec::with_capacity(sets.len());
+    for r in sets {
+        let mut set = match foreign::Set::parse(r) {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
+        };
+        let (family, table) = table_key(r);
+        let replies = retry(|| {
+            let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
+            m.str(1, &table).str(2, &set.name);
+            sock.dump(m)
+        })?;
+        if let Err(why) = set.add_elements(&replies) {
+            return Ok(Err(why));
+        }
+        out.push(set);
+    }
+    Ok(Ok(out))
 }
 
 /// A dump of `msg` objects of one table.
