@@ -1103,9 +1103,9 @@ mod tests {
                 v4,
                 vec![payload(BASE_NETWORK, 12, 4), cmp(2, &[10, 0, 0, 1])],
             ),
-            // meta mark, an unnamed protocol number, a port without its protocol.
+            // meta mark, a protocol number /etc/protocols does not name, a port without its protocol.
             (v4, vec![meta(3), cmp(0, &[1, 0, 0, 0])]),
-            (v4, vec![meta(META_L4PROTO), cmp(0, &[132])]),
+            (v4, vec![meta(META_L4PROTO), cmp(0, &[255])]),
             (v4, vec![payload(BASE_TRANSPORT, 2, 2), cmp(0, &[0, 80])]),
             // A mask that is not a prefix.
             (
@@ -1132,5 +1132,83 @@ mod tests {
         ] {
             assert!(decode_parts(family, parts).is_err());
         }
+    }
+
+    #[test]
+    fn set_elements_are_ordered_as_nft_orders_them() {
+        let name = |n: &str| {
+            let mut k = n.as_bytes().to_vec();
+            k.resize(IFNAMSIZ, 0);
+            k
+        };
+        let set = |key_len: u32, keys: Vec<Vec<u8>>, map: bool| Set {
+            name: "__set0".into(),
+            flags: SET_ANONYMOUS | SET_CONSTANT | if map { SET_MAP } else { 0 },
+            key_len,
+            elements: keys
+                .into_iter()
+                .map(|k| (k, 0, map.then(|| json!({"accept": null}))))
+                .collect(),
+        };
+        // Interface names are host-order strings: on a little-endian machine the longer
+        // name sorts after the shorter one whatever the first letters (nft prints "eth0"
+        // before "docker0").
+        let s = set(16, vec![name("docker0"), name("eth0")], true);
+        let got = set_elements(Key::IfName, &s, true).unwrap();
+        if cfg!(target_endian = "little") {
+            assert_eq!(got[0][0], "eth0");
+        }
+        // A set where a map is expected (and the reverse) is refused.
+        assert!(set_elements(Key::IfName, &s, false).is_err());
+        let states = set(
+            4,
+            vec![4u32.to_ne_bytes().to_vec(), 2u32.to_ne_bytes().to_vec()],
+            false,
+        );
+        assert_eq!(
+            Value::Array(set_elements(Key::CtState, &states, false).unwrap()),
+            json!(["established", "related"])
+        );
+        let ports = set(2, vec![vec![1, 0], vec![0, 80], vec![0, 22]], false);
+        assert_eq!(
+            Value::Array(set_elements(Key::Port, &ports, false).unwrap()),
+            json!([22, 80, 256])
+        );
+    }
+
+    #[test]
+    fn ipv6_prefixes_decode_and_ipv4_compatible_forms_are_refused() {
+        let got = decode_parts(
+            NFPROTO_IPV6,
+            vec![
+                payload(BASE_NETWORK, 8, 2),
+                P::K(KExpr::Bitwise {
+                    sreg: 1,
+                    dreg: 1,
+                    len: 2,
+                    mask: vec![0xff, 0xc0],
+                    xor: vec![0, 0],
+                }),
+                cmp(0, &[0xfe, 0x80]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            got[0],
+            m(
+                "==",
+                json!({"payload": {"protocol": "ip6", "field": "saddr"}}),
+                json!({"prefix": {"addr": "fe80::", "len": 10}})
+            )
+        );
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12] = 10;
+        assert!(decode_parts(
+            NFPROTO_IPV6,
+            vec![payload(BASE_NETWORK, 24, 16), cmp(0, &mapped)]
+        )
+        .is_err());
     }
 }
