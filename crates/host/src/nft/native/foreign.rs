@@ -493,7 +493,9 @@ fn ifname(data: &[u8]) -> Option<String> {
             }
             (&data[..end], false)
         }
-        None => (data, true),
+        // A wildcard's prefix is shorter than a full name.
+        None if data.len() < IFNAMSIZ => (data, true),
+        None => return None,
     };
     let name = std::str::from_utf8(name).ok()?;
     // Characters nft escapes or quotes differently, and an empty name: not decoded.
@@ -676,8 +678,8 @@ pub fn decode(family: u8, raw: &[Attr<'_>], sets: &[Set]) -> Result<Vec<Value>, 
                 i += 1;
             }
             "limit" if e.known(&[1, 2, 3, 4, 5]) => {
-                // Packets per unit, not inverted.
-                if e.u(4).unwrap_or(0) != 0 || e.u(5).unwrap_or(0) != 0 {
+                // Packets per unit, not inverted, with a burst (libnftables 1.0.6 prints it).
+                if e.u(4).unwrap_or(0) != 0 || e.u(5).unwrap_or(0) != 0 || e.u(3) == Some(0) {
                     return Err("limit type or flags".into());
                 }
                 let per = time_unit(e.u64(2).ok_or("limit unit")?).ok_or("limit unit")?;
