@@ -2,13 +2,22 @@
 //! hand-written one), read into the JSON `nft -j list ruleset` (libnftables 1.0.6) prints for
 //! them, so the host-firewall walk does not need libnftables loaded on every real host.
 //!
+//! Decoded: tables of the `ip`, `ip6`, `inet` and `bridge` families without flags or comment;
+//! base and regular chains; rules with a comment and these expressions: `meta
+//! iifname/oifname/l4proto/nfproto`, IPv4 and IPv6 addresses and prefixes, TCP/UDP ports (with
+//! the implicit `meta l4proto`, and iptables-nft's 4-byte `--sport --dport` load), `ct
+//! state/status` flags, `ct direction`, anonymous sets of interfaces, protocols, states, IPv4
+//! addresses or intervals and ports, anonymous verdict maps, verdicts (jump and goto too),
+//! `counter`, `limit` (packets), `log` (a prefix), `masquerade`, `notrack` and iptables-nft's
+//! xtables matches and targets (printed by name, as libnftables prints them).
+//!
 //! Strict by design: every expression form is decoded only in the exact shape nft (or
 //! iptables-nft) writes and libnftables prints, registers, lengths and attributes included.
 //! Anything else — a named set or map, an object, a flowtable, a table or chain with flags,
-//! device or comment, an expression or an operator not listed here — makes the table (and so
-//! the whole listing) undecodable: `Err(why)`, and libnftables lists the ruleset as before.
-//! Nothing is ever dropped or approximated; `tests/nft_foreign.rs` compares the two listings
-//! of real rulesets byte for byte.
+//! device or comment, `fib`, `reject`, an ICMP header field, an expression or an operator not
+//! listed above — makes the table (and so the whole listing) undecodable: `Err(why)`, and
+//! libnftables lists the ruleset as before. Nothing is ever dropped or approximated;
+//! `tests/nft_foreign.rs` compares the two listings of real rulesets item for item.
 
 use std::net::Ipv4Addr;
 
