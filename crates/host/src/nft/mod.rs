@@ -2,16 +2,19 @@
 //! (`libnftables-json(5)`) in, the same JSON and the same error texts out:
 //!
 //! - `native`: nf_tables messages over our own netlink socket, for the subset of commands and
-//!   tables edgenet writes itself (its firewall tables). No library is loaded: a deploy, a
-//!   redeploy and a remove on a host whose namespace holds only edgenet's tables never touch
-//!   libnftables.
+//!   tables edgenet writes itself (its firewall tables), and for reading the whole ruleset when
+//!   the other tools' tables in it hold only the forms the native reader knows (Docker's and
+//!   ufw's iptables-nft tables, Debian's `inet filter`, plain nft rules; see
+//!   `native/foreign.rs`). No library is loaded then: a deploy, a redeploy and a remove on such
+//!   a host never touch libnftables.
 //! - [`library`]: libnftables in-process, for everything else: a document outside the subset,
-//!   and reading a namespace that holds any foreign table (firewalld, ufw, Docker,
-//!   iptables-nft). The host-firewall walk (`edgenet_core::host_firewall`, `doctor`) must
-//!   understand any expression the kernel holds; turning netlink attributes back into matches
-//!   and statements in general is what libnftables does, and it is not re-implemented here.
-//!   The native decoder only reads back what its own encoder writes, and proves it by encoding
-//!   its result again and comparing with the kernel's expressions.
+//!   and reading a namespace that holds a table the native reader does not decode (named sets
+//!   and maps as firewalld uses, objects, IPv6 header matches, `fib`, `reject`, …). The
+//!   host-firewall walk (`edgenet_core::host_firewall`, `doctor`) must see what the kernel
+//!   holds; the native reader prints only what it decodes exactly as libnftables 1.0.6 does
+//!   (`tests/nft_foreign.rs` compares the two on real rulesets) and otherwise leaves the
+//!   whole listing to libnftables. Its own tables' decoding is proven by encoding the result
+//!   again and comparing with the kernel's expressions.
 //! - the `nft` program, where the library does not load (or the process is not root).
 //!
 //! `EDGENET_NFT` chooses: `auto` (default: native where possible, else library, else program),

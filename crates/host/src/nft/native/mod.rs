@@ -12,12 +12,14 @@
 //! natively written table as it prints one nft wrote. A document with anything else is not
 //! written here ([`apply`] returns `None`) and the caller hands it to libnftables.
 //!
-//! Reading: a ruleset (or one table) is decoded only when every table read is an `edgenet_`
-//! table of `ip` or `bridge` family holding base chains, anonymous sets and rules the decoder
-//! turns back into JSON that encodes to exactly the kernel's expressions and sets; anything
-//! else (a foreign table, a rule added by hand in a form we do not write, a named set, an
-//! object) makes the read return `None`, and libnftables reads it instead. A table list is one
-//! `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
+//! Reading: a ruleset (or one table) is decoded only when every `edgenet_` table of `ip` or
+//! `bridge` family read holds base chains, anonymous sets and rules the decoder turns back
+//! into JSON that encodes to exactly the kernel's expressions and sets. Other tools' tables
+//! (`ip`, `ip6`, `inet`, `bridge`) are decoded by [`foreign`] in a whole-ruleset read, in the
+//! forms iptables-nft and plain nft rulesets use (Docker, ufw, Debian's `inet filter`). Anything
+//! else (a rule added by hand in a form we do not write, a named set, an object, an expression
+//! [`foreign`] does not know) makes the read return `None`, and libnftables reads it instead.
+//! A table list is one `NFT_MSG_GETTABLE` dump. The listing's `metainfo` item carries only `json_schema_version`:
 //! nft's version and release name are the library's to say, and no caller reads them.
 //!
 //! Writes are one nfnetlink batch (one transaction); a kernel error is reported as
@@ -25,6 +27,7 @@
 //! on those texts see no difference.
 
 mod expr;
+mod foreign;
 mod rules;
 mod wire;
 
@@ -383,7 +386,9 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
                 continue;
             }
         }
-        if family_name(family).is_none() || !name.starts_with(OWN_PREFIX) {
+        let own = family_name(family).is_some() && name.starts_with(OWN_PREFIX);
+        // Another tool's table: decoded by [`foreign`] in a whole-ruleset read.
+        if !own && (only.is_some() || foreign::family_name(family).is_none()) {
             tracing::debug!("nftables: table {family}/{name} is not one the native reader decodes");
             return Ok(None);
         }
@@ -403,6 +408,38 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
         Some(_) => None,
     };
     for t in &selected {
+        let key = table_key(t);
+        if !(family_name(key.0).is_some() && key.1.starts_with(OWN_PREFIX)) {
+            let all = everything
+                .as_ref()
+                .expect("foreign tables only in a whole-ruleset read");
+            fn of<'a>(v: &'a [Reply], key: &(u8, String)) -> Vec<&'a Reply> {
+                v.iter().filter(|r| table_key(r) == *key).collect()
+            }
+            let sets = match foreign_sets(sock, &of(&all.sets, &key))? {
+                Ok(sets) => sets,
+                Err(why) => {
+                    tracing::debug!(
+                        "nftables: table {}/{} holds a set the native reader does not decode ({why})",
+                        key.0,
+                        key.1
+                    );
+                    return Ok(None);
+                }
+            };
+            match foreign::read_table(t, &of(&all.chains, &key), &sets, &of(&all.rules, &key)) {
+                Ok(mut table_items) => items.append(&mut table_items),
+                Err(why) => {
+                    tracing::debug!(
+                        "nftables: table {}/{} holds what the native reader does not decode ({why})",
+                        key.0,
+                        key.1
+                    );
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
         match read_table(sock, t, everything.as_ref())? {
             Ok(mut table_items) => items.append(&mut table_items),
             Err(why) => {
@@ -414,6 +451,32 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
     }
     // `nft -j list table` prints the metainfo item too.
     Ok(Some(Some(json!({ "nftables": items }))))
+}
+
+/// The anonymous sets of a foreign table with their elements (one dump each); a named set
+/// (listed as an item of its own, not decoded here) is `Err`.
+fn foreign_sets(
+    sock: &mut Socket,
+    sets: &[&Reply],
+) -> std::io::Result<Result<Vec<foreign::Set>, String>> {
+    let mut out = Vec::with_capacity(sets.len());
+    for r in sets {
+        let mut set = match foreign::Set::parse(r) {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
+        };
+        let (family, table) = table_key(r);
+        let replies = retry(|| {
+            let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
+            m.str(1, &table).str(2, &set.name);
+            sock.dump(m)
+        })?;
+        if let Err(why) = set.add_elements(&replies) {
+            return Ok(Err(why));
+        }
+        out.push(set);
+    }
+    Ok(Ok(out))
 }
 
 /// A dump of `msg` objects of one table.

@@ -1010,6 +1010,13 @@ pub fn decode(
     Some(out)
 }
 
+/// The elements of an anonymous set of IPv4 addresses (plain, or intervals as prefixes and
+/// ranges) as nft prints them; the same reading as edgenet's own tables' sets.
+pub fn decode_ipv4_set(s: &AnonSet) -> Option<Vec<Value>> {
+    let field = FIELDS.iter().find(|f| f.kind == Kind::Ipv4)?;
+    decode_set(field, s)
+}
+
 fn decode_set(field: &Field, s: &AnonSet) -> Option<Vec<Value>> {
     let mut elems = s.elements.clone();
     elems.sort();

@@ -109,6 +109,12 @@ impl Msg {
         }
     }
 
+    /// The attributes' bytes (after the netlink header and nfgenmsg), for decoder tests.
+    #[cfg(test)]
+    pub fn attr_bytes(self) -> Vec<u8> {
+        self.finish(0)[20..].to_vec()
+    }
+
     fn finish(mut self, seq: u32) -> Vec<u8> {
         debug_assert!(self.nests.is_empty());
         let len = self.buf.len() as u32;
