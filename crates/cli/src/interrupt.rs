@@ -127,15 +127,23 @@ pub fn install(command: &'static str, schema: &Schema, json: bool) {
     // Not SA_RESETHAND: `timeout` and a terminal send the signal to the process and to its
     // group, so it often comes twice; reset on the first, the second reached another thread with
     // the default disposition and ended the run before a word was written.
+    // The other handled signals are held while one is handled on a thread: nested in the same
+    // thread, the second would wait for the first, which waits for it to return.
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
-        SigSet::empty(),
+        handled(),
     );
     for s in SIGNALS {
         // SAFETY: the handler only reads data set before it was installed, and calls
-        // write(2) and raise(3) (async-signal-safe).
-        let _ = unsafe { signal::sigaction(s, &action) };
+        // write(2), sigaction(2) and raise(3) (async-signal-safe).
+        if let Ok(before) = unsafe { signal::sigaction(s, &action) } {
+            // Ignored by whoever started us (`nohup`, `trap '' INT`): it stays ignored.
+            if before.handler() == SigHandler::SigIgn {
+                // SAFETY: SIG_IGN installs no code.
+                let _ = unsafe { signal::sigaction(s, &before) };
+            }
+        }
     }
 }
 
@@ -162,11 +170,16 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
         }
         write_all(err, words.text[i].as_bytes());
     }
-    // The default disposition, then the signal again: delivered when this handler returns, it
-    // ends the process as the signal would have.
+    // The other handled signals ignored (one already pending is discarded: the run is said to
+    // end by this one), this one's default disposition, then this signal again: delivered when
+    // this handler returns, it ends the process as the signal would have.
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: sigaction(2) is async-signal-safe; SIG_DFL installs no code.
-    let _ = unsafe { signal::sigaction(SIGNALS[i], &default) };
+    for (j, s) in SIGNALS.iter().enumerate() {
+        let how = if j == i { &default } else { &ignore };
+        // SAFETY: sigaction(2) is async-signal-safe; SIG_DFL and SIG_IGN install no code.
+        let _ = unsafe { signal::sigaction(*s, how) };
+    }
     let _ = signal::raise(SIGNALS[i]);
 }
 

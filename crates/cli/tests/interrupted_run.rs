@@ -429,3 +429,142 @@ fn a_reader_that_goes_away_does_not_turn_a_done_deploy_into_a_signal_death() {
         out.status
     );
 }
+
+/// B17a defect 1: a second signal arriving while the first is being said (Ctrl-C, then the SSH
+/// session closing) ran a second handler on top of the first, which waited for the first
+/// forever: the process had said it was interrupted and then hung with both signals blocked.
+/// Made certain here by holding the first handler in its write: stderr is a pipe kept full
+/// until the second signal is in.
+#[test]
+fn a_second_signal_while_the_first_is_said_does_not_hang_the_run() {
+    use nix::sys::signal::{kill, Signal};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let Some(m) = machine("b17sig2") else { return };
+    m.deploy(None);
+    let held = std::fs::File::open(&m.state).unwrap();
+    held.lock().unwrap();
+    for (round, pair) in [
+        [Signal::SIGINT, Signal::SIGHUP],
+        [Signal::SIGHUP, Signal::SIGINT],
+        [Signal::SIGTERM, Signal::SIGINT],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (mut err_read, mut err_write) = std::io::pipe().unwrap();
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["deploy", "--wait", "30", "-o", "json"])
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env_remove("EDGENET_FAILPOINT")
+            .env_remove("EDGENET_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(err_write.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_lock(&m, &child);
+        // Fill stderr's pipe: the handler's words then wait in write(2).
+        // SAFETY: F_GETPIPE_SZ only reads the pipe's size.
+        let size = unsafe { nix::libc::fcntl(err_write.as_raw_fd(), nix::libc::F_GETPIPE_SZ) };
+        assert!(size > 0);
+        let mut drained = Vec::new();
+        // Whatever the run wrote so far is read first, so that the pipe is exactly full.
+        let mut pending = 0;
+        // SAFETY: FIONREAD writes the count of unread bytes into `pending`.
+        unsafe { nix::libc::ioctl(err_read.as_raw_fd(), nix::libc::FIONREAD, &mut pending) };
+        let mut early = vec![0; pending as usize];
+        err_read.read_exact(&mut early).unwrap();
+        drained.extend(early);
+        err_write.write_all(&vec![b'.'; size as usize]).unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        kill(pid, pair[0]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        kill(pid, pair[1]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(err_write);
+        let reader = std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = err_read.read_to_end(&mut rest);
+            rest
+        });
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("round {round}: {pair:?}: still running 10 s after the signals");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().unwrap();
+        drained.extend(reader.join().unwrap());
+        assert_eq!(
+            out.status.signal(),
+            Some(pair[0] as i32),
+            "round {round}: {pair:?}: ended by the first signal, as said"
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "round {round}: one envelope: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert_eq!(v["exit"], 128 + pair[0] as i32, "round {round}: {v:#}");
+        let said = String::from_utf8_lossy(&drained);
+        assert!(
+            said.contains("deploy interrupted by"),
+            "round {round}: {said}"
+        );
+    }
+    held.unlock().unwrap();
+}
+
+/// B17a defect 2: a signal ignored by whoever started edgenet (`nohup`, `trap '' INT`) stays
+/// ignored: the take-over of an adapter may drop the SSH session the deploy runs in.
+#[test]
+fn a_signal_ignored_by_the_parent_stays_ignored() {
+    use nix::sys::signal::{kill, signal, SigHandler, Signal};
+    use std::os::unix::process::CommandExt;
+    let Some(m) = machine("b17nohup") else { return };
+    m.deploy(None);
+    let held = std::fs::File::open(&m.state).unwrap();
+    held.lock().unwrap();
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .args(["deploy", "--wait", "30", "-o", "json"])
+        .env("EDGENET_STATE_DIR", &m.state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env_remove("EDGENET_FAILPOINT")
+        .env_remove("EDGENET_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only signal(2) between fork and exec, as `nohup` does.
+    unsafe {
+        cmd.pre_exec(|| {
+            signal(Signal::SIGHUP, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    wait_for_lock(&m, &child);
+    kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    held.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v:#}");
+}
