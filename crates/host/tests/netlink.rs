@@ -521,3 +521,64 @@ fn a_handle_opened_by_moving_into_a_namespace_works_there_from_any_thread() {
         "nothing in the test's own namespace"
     );
 }
+
+/// B17a defect 3: a host whose links change many times a second (containers coming and
+/// going) made link dumps fail ("the table kept changing") after five interrupted tries. A
+/// dump is retried until it is whole; every one of many dumps beside a churning neighbour
+/// succeeds and lists the links that stay.
+#[test]
+fn link_dumps_succeed_while_links_churn() {
+    if !root_or_skip("link_dumps_succeed_while_links_churn") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let ns = TestNs::new("churn");
+    // Enough links that a dump spans several datagrams.
+    let batch: String = (0..300)
+        .map(|i| format!("link add st{i} type veth peer name sp{i}\n"))
+        .collect();
+    let mut child = std::process::Command::new("ip")
+        .args(["-n", &ns.name, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), batch.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, name) = (stop.clone(), ns.name.clone());
+        std::thread::spawn(move || {
+            // One `ip` process fed without end: thousands of changes a second.
+            let script = format!(
+                "while :; do echo 'link add ch0 type veth peer name ch1'; echo 'link del ch0'; done | ip -n {name} -force -batch - 2>/dev/null"
+            );
+            let mut sh = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // The shell and its pipeline, by the process group this test made.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(sh.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = sh.wait();
+        })
+    };
+    let counts = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        (0..200)
+            .map(|_| {
+                let links = nl.links().expect("a dump beside churning links");
+                links.iter().filter(|l| l.name.starts_with("st")).count()
+            })
+            .collect::<Vec<_>>()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    assert!(counts.iter().all(|c| *c == 300), "{counts:?}");
+}

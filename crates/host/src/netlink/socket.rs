@@ -23,9 +23,11 @@ use super::{HostError, Netlink};
 pub(super) const NLMSGERR_ATTR_MSG: u16 = 1;
 /// `NLMSG_ALIGNTO` (linux/netlink.h): messages in a datagram start on 4-byte boundaries.
 const NLMSG_ALIGNTO: usize = 4;
-/// How often a dump that the kernel flagged as interrupted (the table changed meanwhile) is
-/// retried before giving up.
-const DUMP_RETRIES: usize = 5;
+/// How long a dump that the kernel flagged as interrupted (the table changed meanwhile) is
+/// retried before giving up: a host whose containers come and go changes its links many times
+/// a second, and a dump of hundreds of links takes milliseconds (five tries were not enough
+/// beside ~150 link deletions a second: B17a).
+const DUMP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a request failed, before it is given its operation and object.
 #[derive(Debug)]
@@ -88,7 +90,8 @@ impl Netlink {
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
-        for _ in 0..DUMP_RETRIES {
+        let start = std::time::Instant::now();
+        while start.elapsed() < DUMP_PATIENCE {
             let replies = self.exchange(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
             if !replies.interrupted {
                 return Ok(replies.messages);
@@ -110,7 +113,8 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         mut each: impl FnMut(u16, &[u8]) -> Result<Option<T>, Failure>,
     ) -> Result<Vec<T>, Failure> {
-        for _ in 0..DUMP_RETRIES {
+        let start = std::time::Instant::now();
+        while start.elapsed() < DUMP_PATIENCE {
             let mut found = Vec::new();
             let interrupted = self.exchange_with(
                 msg.clone(),
