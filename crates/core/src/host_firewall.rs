@@ -521,6 +521,23 @@ impl Walk<'_> {
                 };
                 let hit = match kind.as_str() {
                     "match" => self.matches(body),
+                    // iptables-nft's targets: REJECT ends the packet like `reject`; the NAT
+                    // targets let it through as nft's own `masquerade`/`dnat` do.
+                    "xt" if body["type"] == "target" => match body["name"].as_str().unwrap_or("") {
+                        "REJECT" => {
+                            verdict = Some(Verdict::Drop(text()));
+                            break;
+                        }
+                        "MASQUERADE" | "SNAT" | "DNAT" | "REDIRECT" => {
+                            verdict = Some(Verdict::Accept);
+                            break;
+                        }
+                        // Targets that only mark, log or count go on to the next rule.
+                        "LOG" | "NFLOG" | "MARK" | "CONNMARK" | "TCPMSS" | "CT" | "CHECKSUM" => {
+                            Hit::Yes
+                        }
+                        _ => Hit::Unknown,
+                    },
                     "xt" => self.xt(body, exprs),
                     // Statements that do not decide anything.
                     "counter" | "log" | "limit" | "comment" | "mangle" | "meta" | "ct" => Hit::Yes,
@@ -1088,6 +1105,29 @@ mod tests {
         assert_eq!(drops.len(), 1);
         assert_eq!(drops[0].tool, FirewallTool::Firewalld);
         assert!(drops[0].reason.contains("reject"), "{}", drops[0].reason);
+    }
+
+    /// B17b D1: iptables' `-j REJECT` is an xt target in the listing; it drops like `reject`
+    /// (it was read as a rule that decides nothing). A LOG target goes on to the next rule.
+    #[test]
+    fn an_iptables_reject_target_is_a_drop_and_a_log_target_is_not() {
+        let xt_target = |name: &str| json!({"xt": {"type": "target", "name": name}});
+        let doc = json!({"nftables": [
+            chain("filter", "FORWARD", Some("accept")),
+            rule("filter", "FORWARD", json!([iif("br9"), {"counter": null}, xt_target("LOG")])),
+            rule("filter", "FORWARD", json!([iif("br9"), {"counter": null}, xt_target("REJECT")])),
+        ]});
+        let flows = nat("br9", false);
+        let drops = ip_forward_drops(&doc, &flows);
+        assert!(!drops.is_empty(), "{drops:#?}");
+        assert!(drops.iter().all(|d| d.certain), "{drops:#?}");
+        assert!(drops[0].reason.contains("xt REJECT"), "{}", drops[0].reason);
+        // Without the REJECT rule the LOG rule alone drops nothing.
+        let log_only = json!({"nftables": [
+            chain("filter", "FORWARD", Some("accept")),
+            rule("filter", "FORWARD", json!([iif("br9"), {"counter": null}, xt_target("LOG")])),
+        ]});
+        assert!(ip_forward_drops(&log_only, &flows).is_empty());
     }
 
     #[test]
