@@ -416,8 +416,10 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
                     rules: &rules,
                     flow: &flow,
                     proto,
+                    passed_accept: Default::default(),
                 };
-                let (reason, certain) = match walk.chain(name, 0) {
+                let verdict = walk.chain(name, 0);
+                let (reason, certain) = match verdict {
                     Verdict::Accept => continue,
                     Verdict::Drop(why) => (why, true),
                     Verdict::Unknown(why) => (
@@ -432,6 +434,14 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
                         ),
                         _ => continue,
                     },
+                };
+                // A drop after an accept that could not be evaluated is only a possible one.
+                let (reason, certain) = match walk.passed_accept.borrow().as_deref() {
+                    Some(why) if certain => (
+                        format!("{reason}, unless rule `{why}` (which edgenet cannot evaluate) accepts it first"),
+                        false,
+                    ),
+                    _ => (reason, certain),
                 };
                 dropped_protocols.push(proto);
                 if found.as_ref().is_none_or(|(_, c)| !c && certain) {
@@ -482,6 +492,9 @@ struct Walk<'a> {
     rules: &'a HashMap<(String, String, String), Vec<&'a Value>>,
     flow: &'a Flow,
     proto: &'a str,
+    /// An accept the walk passed over because a match of its rule could not be evaluated: a
+    /// drop reached after it is then only a possible one (the packet may have been accepted).
+    passed_accept: std::cell::RefCell<Option<String>>,
 }
 
 /// Chains nest at most this deep (the kernel's limit is 16 jumps).
@@ -581,7 +594,9 @@ impl Walk<'_> {
             let Some(verdict) = verdict else { continue };
             match verdict {
                 // A rule we could not fully read: its accept is not counted on, its drop may be.
-                Verdict::Accept if unsure => {}
+                Verdict::Accept if unsure => {
+                    self.passed_accept.borrow_mut().get_or_insert_with(text);
+                }
                 Verdict::Drop(_) | Verdict::Unknown(_) if unsure => {
                     maybe = maybe.or_else(|| Some(text()));
                 }
@@ -1128,6 +1143,39 @@ mod tests {
             rule("filter", "FORWARD", json!([iif("br9"), {"counter": null}, xt_target("LOG")])),
         ]});
         assert!(ip_forward_drops(&log_only, &flows).is_empty());
+    }
+
+    /// B17b D2: an accept whose match edgenet cannot evaluate (a named set, `meta pkttype`, an
+    /// iprange) before a policy drop: the drop is only a possible one (a warning), not a
+    /// certain one that refuses the deploy.
+    #[test]
+    fn a_drop_after_an_accept_edgenet_cannot_evaluate_is_only_possible() {
+        let named_set = json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "@switches"}});
+        let pkttype = json!({"match": {"op": "==", "left": {"meta": {"key": "pkttype"}}, "right": "unicast"}});
+        for unknown in [named_set, pkttype] {
+            let doc = json!({"nftables": [
+                chain("filter", "FORWARD", Some("drop")),
+                rule("filter", "FORWARD", json!([unknown.clone(), {"accept": null}])),
+            ]});
+            let drops = ip_forward_drops(&doc, &nat("br9", false));
+            assert!(!drops.is_empty(), "{unknown}");
+            assert!(drops.iter().all(|d| !d.certain), "{drops:#?}");
+            assert!(
+                drops[0].reason.contains("unless rule"),
+                "{}",
+                drops[0].reason
+            );
+        }
+        // A drop the walk reads fully stays certain.
+        let doc = json!({"nftables": [
+            chain("filter", "FORWARD", Some("drop")),
+            rule("filter", "FORWARD", json!([iif("other0"), {"accept": null}])),
+        ]});
+        let drops = ip_forward_drops(&doc, &nat("br9", false));
+        assert!(
+            !drops.is_empty() && drops.iter().all(|d| d.certain),
+            "{drops:#?}"
+        );
     }
 
     #[test]
