@@ -704,6 +704,9 @@ impl Walk<'_> {
             ("payload", Some("tcp" | "udp"), _) => Some(self.proto == protocol.unwrap_or("")),
             ("payload", Some("icmp"), _) => Some(self.proto == "icmp"),
             ("ct", _, Some("state")) => word_in(self.flow.ct_state, right),
+            // The switch's flows are never destination-NATed by the host (firewalld accepts
+            // `ct status dnat` before its reject).
+            ("ct", _, Some("status")) if right == "dnat" => Some(false),
             _ => None,
         };
         let Some(hit) = hit else { return Hit::Unknown };
