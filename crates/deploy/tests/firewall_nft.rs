@@ -576,7 +576,9 @@ fn traffic_nat_port_forward_and_offline() {
 /// UDP receiver: prints the sender's address of the first datagram, or fails on timeout.
 const UDP_RECV: &str = "import socket,sys
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
-s.bind(('0.0.0.0',int(sys.argv[1]))); s.settimeout(float(sys.argv[2])); print('ready',flush=True)
+s.bind(('0.0.0.0',int(sys.argv[1]))); s.settimeout(float(sys.argv[2]))
+if len(sys.argv)>3: s.setsockopt(socket.IPPROTO_IP,socket.IP_ADD_MEMBERSHIP,socket.inet_aton(sys.argv[3])+socket.inet_aton('0.0.0.0'))
+print('ready',flush=True)
 try:
     d,a=s.recvfrom(100); print(a[0])
 except OSError as e:
@@ -588,9 +590,14 @@ s.sendto(b'hi',(sys.argv[1],int(sys.argv[2])))";
 
 /// Sends one datagram from `from` to `addr`:9999; the source `to` saw, or `Err`.
 fn datagram(from: &Netns, to: &Netns, addr: &str) -> Result<String, String> {
+    let group = addr
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|a| a.is_multicast())
+        .then_some(addr);
     let mut rx = to
         .cmd("python3")
         .args(["-c", UDP_RECV, "9999", "2"])
+        .args(group)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -805,6 +812,11 @@ fn intra_switch_frames_skip_conntrack_and_nothing_else_does() {
     ));
     assert_eq!(
         datagram(&node1, &node2, "224.0.0.1"),
+        Ok("192.168.77.2".into())
+    );
+    // Beyond link-local too (SSDP, B17b D4: its source became the host's).
+    assert_eq!(
+        datagram(&node1, &node2, "239.255.255.250"),
         Ok("192.168.77.2".into())
     );
     assert_eq!(

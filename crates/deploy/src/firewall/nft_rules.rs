@@ -21,7 +21,7 @@
 //!     iifname "aksedgesw-int" drop
 //!   }
 //!   chain postrouting {  type nat hook postrouting priority srcnat; policy accept;
-//!     ip saddr 192.168.0.0/24 ip daddr 224.0.0.0/24 return
+//!     ip saddr 192.168.0.0/24 ip daddr 224.0.0.0/4 return
 //!     ip saddr 192.168.0.0/24 ip daddr 255.255.255.255 return
 //!     ip saddr 192.168.0.0/24 ip daddr 192.168.0.0/24 ct status dnat masquerade
 //!     ip saddr 192.168.0.0/24 ip daddr != 192.168.0.0/24 masquerade
@@ -82,9 +82,12 @@ const OWN_CHAINS: &[&str] = &[
     "output",
 ];
 
-/// Destinations that are never masqueraded (as libvirt): link-local multicast and broadcast
-/// must keep the node's own source address.
-const NO_MASQUERADE: [&str; 2] = ["224.0.0.0/24", "255.255.255.255/32"];
+/// Destinations that are never masqueraded: multicast and broadcast keep the node's own source
+/// address. libvirt exempts only link-local multicast (224.0.0.0/24); with
+/// `bridge-nf-call-iptables` at 1 the datagrams one node multicasts to another across the
+/// switch (SSDP's 239.255.255.250, any group) pass the postrouting hook too, and arrived
+/// from the host's address. The host routes no multicast, so nothing else is exempted.
+const NO_MASQUERADE: [&str; 2] = ["224.0.0.0/4", "255.255.255.255/32"];
 
 /// One table's content in the form `nft -j list table` prints it, without handles.
 ///
@@ -796,7 +799,7 @@ mod tests {
                 r#"forward: oifname "aksedgesw-int" drop"#,
                 r#"forward: iifname "aksedgesw-int" ip saddr 192.168.7.0/24 accept"#,
                 r#"forward: iifname "aksedgesw-int" drop"#,
-                "postrouting: ip saddr 192.168.7.0/24 ip daddr 224.0.0.0/24 return",
+                "postrouting: ip saddr 192.168.7.0/24 ip daddr 224.0.0.0/4 return",
                 "postrouting: ip saddr 192.168.7.0/24 ip daddr 255.255.255.255 return",
                 "postrouting: ip saddr 192.168.7.0/24 ip daddr != 192.168.7.0/24 masquerade",
             ]
