@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::*;
 
-fn spawn(m: &Machine, args: &[&str]) -> Child {
-    Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", m.ns))
+/// `edgenet ARGS` in `m`'s namespace with its state, stdout and stderr piped.
+fn command(m: &Machine, args: &[&str]) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", m.ns))
         .arg(env!("CARGO_BIN_EXE_edgenet"))
         .args(args)
         .env("EDGENET_STATE_DIR", &m.state)
@@ -23,9 +24,12 @@ fn spawn(m: &Machine, args: &[&str]) -> Child {
         .env_remove("EDGENET_FAILPOINT")
         .env_remove("EDGENET_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn spawn(m: &Machine, args: &[&str]) -> Child {
+    command(m, args).spawn().unwrap()
 }
 
 fn sigint(child: &Child) {
@@ -453,15 +457,7 @@ fn a_second_signal_while_the_first_is_said_does_not_hang_the_run() {
     .enumerate()
     {
         let (mut err_read, mut err_write) = std::io::pipe().unwrap();
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", m.ns))
-            .arg(env!("CARGO_BIN_EXE_edgenet"))
-            .args(["deploy", "--wait", "30", "-o", "json"])
-            .env("EDGENET_STATE_DIR", &m.state)
-            .env("EDGENET_RESOLV_CONF", &m.resolv)
-            .env_remove("EDGENET_FAILPOINT")
-            .env_remove("EDGENET_CONFIG")
-            .stdout(Stdio::piped())
+        let mut child = command(&m, &["deploy", "--wait", "30", "-o", "json"])
             .stderr(err_write.try_clone().unwrap())
             .spawn()
             .unwrap();
@@ -531,16 +527,7 @@ fn a_signal_ignored_by_the_parent_stays_ignored() {
     m.deploy(None);
     let held = std::fs::File::open(&m.state).unwrap();
     held.lock().unwrap();
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net=/run/netns/{}", m.ns))
-        .arg(env!("CARGO_BIN_EXE_edgenet"))
-        .args(["deploy", "--wait", "30", "-o", "json"])
-        .env("EDGENET_STATE_DIR", &m.state)
-        .env("EDGENET_RESOLV_CONF", &m.resolv)
-        .env_remove("EDGENET_FAILPOINT")
-        .env_remove("EDGENET_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = command(&m, &["deploy", "--wait", "30", "-o", "json"]);
     // SAFETY: only signal(2) between fork and exec, as `nohup` does.
     unsafe {
         cmd.pre_exec(|| {

@@ -24,6 +24,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Map, Value};
 
 use super::expr::{AnonSet, ELEM_OPEN, ELEM_OPEN_UDATA, NFPROTO_BRIDGE, NFPROTO_IPV4};
+use super::rules::decode_bits;
 use super::wire::{Attr, Reply};
 
 pub const NFPROTO_INET: u8 = 1;
@@ -144,16 +145,7 @@ pub fn read_table(
         let exprs = get(&a, 4).map(|x| x.nested()).unwrap_or_default();
         let exprs =
             decode(t.family, &exprs, sets).map_err(|why| format!("rule {handle}: {why}"))?;
-        let mut rule = Map::new();
-        rule.insert("family".into(), json!(fname));
-        rule.insert("table".into(), json!(name));
-        rule.insert("chain".into(), json!(chain));
-        rule.insert("handle".into(), json!(handle));
-        if let Some(c) = comment {
-            rule.insert("comment".into(), json!(c));
-        }
-        rule.insert("expr".into(), Value::Array(exprs));
-        by_chain[ci].push(json!({ "rule": rule }));
+        by_chain[ci].push(super::rule_item(fname, name, chain, handle, comment, exprs));
     }
     items.extend(by_chain.into_iter().flatten());
     Ok(items)
@@ -537,25 +529,6 @@ fn prefix_of_mask(mask: &[u8]) -> Option<u32> {
     (want == mask).then_some(bits)
 }
 
-fn ct_bits(table: &[(&str, u32)], mask: u32) -> Option<Value> {
-    let mut names = Vec::new();
-    let mut rest = mask;
-    for (n, bit) in table {
-        if mask & bit != 0 {
-            names.push(json!(n));
-            rest &= !bit;
-        }
-    }
-    if rest != 0 || names.is_empty() {
-        return None;
-    }
-    Some(if names.len() == 1 {
-        names.pop().expect("one")
-    } else {
-        Value::Array(names)
-    })
-}
-
 const CT_STATES: &[(&str, u32)] = &[
     ("invalid", 1),
     ("established", 2),
@@ -904,7 +877,7 @@ pub fn decode(family: u8, raw: &[Attr<'_>], sets: &[Set]) -> Result<Vec<Value>, 
                         } else {
                             ("status", CT_STATUS)
                         };
-                        let right = ct_bits(table, mask).ok_or("ct bits")?;
+                        let right = decode_bits(table, mask).ok_or("ct bits")?;
                         out.push(matches("in", json!({"ct": {"key": name}}), right));
                         i += 3;
                     }

@@ -33,7 +33,7 @@ mod wire;
 
 pub(super) use wire::owned_tables;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use expr::{AnonSet, KExpr, SetRef, NFPROTO_BRIDGE, NFPROTO_IPV4};
 use wire::*;
@@ -715,16 +715,7 @@ fn read_table(
                 "rule {handle}: decoded form encodes differently"
             )));
         }
-        let mut rule = Map::new();
-        rule.insert("family".into(), json!(fname));
-        rule.insert("table".into(), json!(name));
-        rule.insert("chain".into(), json!(chain));
-        rule.insert("handle".into(), json!(handle));
-        if let Some(c) = comment {
-            rule.insert("comment".into(), json!(c));
-        }
-        rule.insert("expr".into(), Value::Array(json_exprs));
-        by_chain[ci].push(json!({ "rule": rule }));
+        by_chain[ci].push(rule_item(fname, &name, chain, handle, comment, json_exprs));
     }
     items.extend(by_chain.into_iter().flatten());
     Ok(Ok(items))
@@ -836,4 +827,25 @@ fn set_elements(
         }
     }
     Ok(Some(out))
+}
+
+/// A rule as `nft -j list` prints it (its keys in that order).
+pub(super) fn rule_item(
+    family: &str,
+    table: &str,
+    chain: &str,
+    handle: impl serde::Serialize,
+    comment: Option<String>,
+    exprs: Vec<Value>,
+) -> Value {
+    let mut rule = serde_json::Map::new();
+    rule.insert("family".into(), json!(family));
+    rule.insert("table".into(), json!(table));
+    rule.insert("chain".into(), json!(chain));
+    rule.insert("handle".into(), json!(handle));
+    if let Some(c) = comment {
+        rule.insert("comment".into(), json!(c));
+    }
+    rule.insert("expr".into(), Value::Array(exprs));
+    json!({ "rule": rule })
 }

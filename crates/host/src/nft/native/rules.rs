@@ -719,7 +719,9 @@ fn encode_set(field: &Field, elems: &[Value]) -> Option<AnonSet> {
     }
 }
 
-fn decode_bits(table: &[(&str, u32)], mask: u32) -> Option<Value> {
+/// The names of the bits set in `mask` (one name, or a list as `nft -j` prints flags); `None`
+/// when a bit has no name.
+pub(super) fn decode_bits(table: &[(&str, u32)], mask: u32) -> Option<Value> {
     let mut names = Vec::new();
     let mut rest = mask;
     for (n, bit) in table {
