@@ -80,8 +80,8 @@ fn a_stale_placeholder_file_is_replaced_on_create() {
 }
 
 #[test]
-fn run_in_runs_on_a_thread_inside_the_namespace_and_returns_its_result() {
-    if !root_or_skip("run_in_runs_on_a_thread_inside_the_namespace_and_returns_its_result") {
+fn run_in_runs_inside_the_namespace_and_brings_the_thread_back() {
+    if !root_or_skip("run_in_runs_inside_the_namespace_and_brings_the_thread_back") {
         return;
     }
     let ns = TestNs::new("runin");
@@ -90,8 +90,17 @@ fn run_in_runs_on_a_thread_inside_the_namespace_and_returns_its_result() {
     assert_eq!(inside, ns_id(&format!("/run/netns/{}", ns.name)));
     assert_eq!(NetNs::open(&ns.name).unwrap().id().unwrap(), inside);
     assert_ne!(inside, outside);
-    // The caller's thread never moved.
+    // The calling thread is back in its own namespace.
     assert_eq!(ns_id("/proc/thread-self/ns/net"), outside);
+    // Nested visits come back one level at a time.
+    let other = TestNs::new("runin2");
+    let (deeper, back) = netns::run_in(&ns.name, || {
+        let deeper = netns::run_in(&other.name, || ns_id("/proc/thread-self/ns/net")).unwrap();
+        (deeper, ns_id("/proc/thread-self/ns/net"))
+    })
+    .unwrap();
+    assert_eq!(deeper, ns_id(&format!("/run/netns/{}", other.name)));
+    assert_eq!(back, inside);
 
     let borrowed = String::from("borrowed value");
     let len = netns::run_in(&ns.name, || borrowed.len()).unwrap();
@@ -101,6 +110,8 @@ fn run_in_runs_on_a_thread_inside_the_namespace_and_returns_its_result() {
         netns::run_in(&ns.name, || panic!("inside")).unwrap();
     });
     assert!(panicked.is_err());
+    // A panic inside still brings the thread back.
+    assert_eq!(ns_id("/proc/thread-self/ns/net"), outside);
 
     let e = netns::run_in("enh-does-not-exist", || ()).unwrap_err();
     assert!(e.is_not_found(), "{e}");

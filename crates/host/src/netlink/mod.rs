@@ -70,8 +70,8 @@ impl Netlink {
         })
     }
 
-    /// Opens a handle on another namespace without moving the calling thread: the socket is
-    /// created by a short-lived thread inside `ns` and stays bound to `ns`.
+    /// Opens a handle on another namespace: the socket is created with the calling thread
+    /// visiting `ns` (see [`NetNs::run`]) and stays bound to `ns`.
     pub fn open_in(ns: &NetNs) -> Result<Self, HostError> {
         ns.run(Netlink::open)?
     }
