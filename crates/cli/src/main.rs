@@ -17,6 +17,15 @@ use cli::{Cli, Command, ConfigCommand, LabCommand, NodeCommand};
 use exit::{CliError, Exit};
 
 fn main() -> ExitCode {
+    // One malloc arena for the whole process. edgenet's threads are few and short-lived (the
+    // firewall's side of a deploy or remove, the node steps, the identity's fsync); glibc gives
+    // each its own arena, which costs a 64 MiB reservation and then grows one page per
+    // `mprotect`, each taking the address-space lock the other threads' page faults need.
+    // SAFETY: mallopt is called before any thread exists and changes only a tunable.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     // A reader that goes away (`edgenet check | head -1`) ends edgenet quietly, as it ends
     // `ls`, instead of a panic in println! (deploy and remove: see below). Children get
     // SIGPIPE's default anyway.
