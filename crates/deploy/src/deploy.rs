@@ -868,8 +868,9 @@ fn ensure_tables(
         let lane_driver = driver.clone();
         let lane = std::thread::Builder::new()
             .name("edgenet-nft".into())
-            // Spawned from the main thread, which never leaves the machine's namespace: the
-            // lane's nfnetlink socket is opened there.
+            // Spawned from the main thread, which is in the machine's namespace outside its
+            // visits to node namespaces (none is under way here): the lane's nfnetlink socket
+            // is opened there.
             .spawn(move || {
                 let result = lane_driver
                     .apply_document(&document)
