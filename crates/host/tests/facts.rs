@@ -51,6 +51,16 @@ fn gather_reports_the_links_addresses_routes_and_dns_that_were_set_up() {
     std::fs::write(&paths.systemd_resolv_conf, "nameserver 198.51.100.53\n").unwrap();
     std::fs::create_dir_all(paths.sysfs_net.join("enfb/wireless")).unwrap();
 
+    // A bridge gets its carrier from its up port asynchronously (the kernel's link watch):
+    // wait for it as the kernel reports it, so the gather below sees a settled namespace.
+    let settled = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !ns.ip_json(&["link", "show", "enf0"])[0]["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == "LOWER_UP"))
+    {
+        assert!(std::time::Instant::now() < settled, "enf0 never got carrier");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let facts = ns.run(|| facts::gather_with(&paths)).unwrap();
 
     assert!(!facts.hostname.is_empty());
