@@ -1874,3 +1874,57 @@ fn a_route_the_administrator_adds_and_deletes_on_the_bridge_stays_deleted() {
     let routes = s.m.ip_json("route show 10.77.0.0/16");
     assert_eq!(routes, serde_json::json!([]), "put back: {routes}");
 }
+
+/// B18a D1: the adapter renamed while deployed, and again at a reboot (the NIC named anew, the
+/// switch, nodes and tables gone), with the recorded config still naming the old name: deploy
+/// follows the adapter by its MAC with an `adapter-renamed` warning instead of refusing it as
+/// missing (which left a rebooted site without its nodes), and remove gives it back.
+#[test]
+fn a_deploy_still_naming_the_old_adapter_name_follows_the_rename() {
+    let Some(s) = Site::new("f18old") else { return };
+    let before = l3(&s.m.ns, "up0");
+    s.deploy();
+    let deploy_again = |now: &str| {
+        let out = s.m.edgenet(&["deploy", "--output", "json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "{stderr}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains("adapter-renamed") && stderr.contains(&format!("\"{now}\"")),
+            "{stderr}"
+        );
+        assert_eq!(master_of(&s, now).as_deref(), Some(BRIDGE));
+        assert_eq!(
+            ipv4_of(&s.m.ip_json("addr show"), BRIDGE),
+            ["198.18.0.11/24"]
+        );
+        assert!(s.reachable("198.18.0.11"));
+        assert!(s.reachable("198.18.0.101"));
+    };
+    // Renamed while deployed.
+    s.ip("link set up0 down");
+    s.ip("link set up0 name enp7s0");
+    s.ip("link set enp7s0 up");
+    deploy_again("enp7s0");
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    assert_eq!(status["drift"], json!([]), "{status:#}");
+    // A reboot that names the NIC anew: nothing of the deployment is left in the kernel.
+    for ns in s.m.node_namespaces() {
+        sh(&format!("ip netns del {ns}"));
+    }
+    let ns = &s.m.ns;
+    sh(&format!(
+        "ip -n {ns} link del {BRIDGE}; ip netns exec {ns} nft flush ruleset; \
+         ip -n {ns} link set enp7s0 down; ip -n {ns} link set enp7s0 name enp9s0; \
+         ip -n {ns} link set enp9s0 up; ip -n {ns} addr flush dev enp9s0 scope global; \
+         ip -n {ns} addr add 198.18.0.11/24 dev enp9s0; \
+         ip -n {ns} route replace default via 198.18.0.1 dev enp9s0; \
+         ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=0"
+    ));
+    deploy_again("enp9s0");
+    s.m.ok(&["remove"]);
+    assert_eq!(l3(&s.m.ns, "enp9s0"), before);
+}

@@ -53,6 +53,10 @@ pub struct Context<'a> {
     /// A bridge this deployment made that a stopped run did not get to mark (its state records
     /// it as pending and it is in the deployment's link group): not another tool's.
     pub own_unmarked_switch: Option<String>,
+    /// The adapters this deployment took, as the host has them now (found by name, or by the
+    /// MAC recorded when they were taken: a NIC renamed since, or named anew at boot):
+    /// (recorded name, name now). See [`Context::adapter_now`].
+    pub deployed_adapters: Vec<(String, String)>,
     /// The `vm` runtime's host facts (image files, CPUs, memory, state directory); `None`:
     /// those rules are not run.
     pub vm_host: Option<crate::host_facts::VmHost>,
@@ -69,6 +73,7 @@ impl<'a> Context<'a> {
             deployed_subnet: None,
             own_mark: None,
             own_unmarked_switch: None,
+            deployed_adapters: Vec::new(),
             vm_host: None,
         }
     }
@@ -83,6 +88,7 @@ impl<'a> Context<'a> {
             deployed_subnet: None,
             own_mark: None,
             own_unmarked_switch: None,
+            deployed_adapters: Vec::new(),
             vm_host: None,
         }
     }
@@ -91,6 +97,21 @@ impl<'a> Context<'a> {
         match self.host {
             HostView::Live(f) => Some(f),
             HostView::Skipped(_) => None,
+        }
+    }
+
+    /// The adapter a config naming `named` means on this host: `named` when the host has it;
+    /// else the deployment's adapter, renamed since (recorded as `named`, or the deployment's
+    /// only adapter, which a config still naming a name the host lost means), as deploy follows
+    /// it; else `named` (missing: refused).
+    pub fn adapter_now<'n>(&'n self, named: &'n str) -> &'n str {
+        if self.facts().is_none_or(|f| f.link(named).is_some()) {
+            return named;
+        }
+        let recorded = self.deployed_adapters.iter().find(|(was, _)| was == named);
+        match (recorded, self.deployed_adapters.as_slice()) {
+            (Some((_, now)), _) | (None, [(_, now)]) => now,
+            _ => named,
         }
     }
 

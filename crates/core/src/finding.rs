@@ -81,6 +81,8 @@ pub enum Code {
     // Rule 11: external switch and adapter.
     SwitchName,
     AdapterMissing,
+    /// The adapter the config names was renamed since this deployment took it.
+    AdapterRenamed,
     AdapterDown,
     AdapterEnslaved,
     AdapterWireless,
@@ -155,6 +157,7 @@ impl Code {
             ControlPlaneCount => "control-plane-count",
             SwitchName => "switch-name",
             AdapterMissing => "adapter-missing",
+            AdapterRenamed => "adapter-renamed",
             AdapterDown => "adapter-down",
             AdapterEnslaved => "adapter-enslaved",
             AdapterWireless => "adapter-wireless",
@@ -192,8 +195,9 @@ impl Code {
             DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
-            SwitchName | AdapterMissing | AdapterDown | AdapterEnslaved | AdapterWireless
-            | AdapterNotEthernet | AdapterManaged | HostFirewallDrops | LeftoverObjects => 11,
+            SwitchName | AdapterMissing | AdapterRenamed | AdapterDown | AdapterEnslaved
+            | AdapterWireless | AdapterNotEthernet | AdapterManaged | HostFirewallDrops
+            | LeftoverObjects => 11,
             ProbeNotRun | AddressInUse => 12,
             VmSize | VmImage | VmSocketPath => 13,
             HostChecksSkipped => 0,

@@ -306,9 +306,12 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
             .network
             .control_plane_endpoint_ip
             .ok_or_else(|| invalid("Network.ControlPlaneEndpointIp is missing"))?;
+        // The adapter as this host calls it now (renamed since the deployment took it: see
+        // `Context::adapter_now`).
         let adapter = machine
             .adapter_name
-            .clone()
+            .as_deref()
+            .map(|named| ctx.adapter_now(named).to_string())
             .ok_or_else(|| invalid("the machine has no AdapterName"))?;
         let adapter_mtu = ctx.facts().and_then(|f| f.link(&adapter)).map(|l| l.mtu);
         let mut ips = Vec::new();

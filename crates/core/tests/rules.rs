@@ -1135,6 +1135,61 @@ fn adapter_host(edit: impl FnOnce(&mut HostLink)) -> Vec<Finding> {
     run_host(&scalable(), &h)
 }
 
+/// B18a D1: a config still naming the adapter by a name the host lost (renamed while
+/// deployed, or named anew at boot) means the deployment's adapter, found by its MAC: a
+/// warning with the new name, the checks and the plan on the adapter as it is now.
+#[test]
+fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
+    let path = "Machines[0].NetworkConnection.AdapterName";
+    let old_name = set(
+        scalable(),
+        "Machines/0/NetworkConnection/AdapterName",
+        json!("Ethernet"),
+    );
+    let mut facts = host();
+    facts
+        .links
+        .iter_mut()
+        .find(|l| l.name == "eth0")
+        .unwrap()
+        .mtu = 1400;
+    let mut ctx = edgenet_core::validate::Context::live(&facts);
+    ctx.machine = Some(0);
+    // Without the deployment's records the name is simply missing.
+    assert_has(
+        &run_with(&old_name, &ctx),
+        "adapter-missing",
+        path,
+        Severity::Error,
+    );
+    for recorded in ["Ethernet", "enp3s0"] {
+        ctx.deployed_adapters = vec![(recorded.to_string(), "eth0".to_string())];
+        let findings = run_with(&old_name, &ctx);
+        assert_clean(&findings);
+        let f = assert_has(&findings, "adapter-renamed", path, Severity::Warning);
+        message_names(&f, "\"eth0\"");
+        assert!(f.hint.as_deref().unwrap().contains("\"eth0\""), "{f:?}");
+        // The plan takes the adapter as the host calls it, with its MTU.
+        let loaded = load(old_name.to_string().as_bytes()).unwrap();
+        let plan = edgenet_core::plan::build(&loaded.config, &ctx).unwrap();
+        assert_eq!(plan.switch.adapter.as_deref(), Some("eth0"));
+        assert_eq!(plan.nodes[0].mtu, Some(1400));
+    }
+    // A config naming an adapter the host has is never redirected.
+    assert!(find(&run_with(&scalable(), &ctx), "adapter-renamed", path).is_none());
+    // Two recorded adapters, neither recorded under the config's name: no guess.
+    ctx.deployed_adapters = vec![
+        ("enp3s0".to_string(), "eth0".to_string()),
+        ("enp4s0".to_string(), "eth1".to_string()),
+    ];
+    assert_has(
+        &run_with(&old_name, &ctx),
+        "adapter-missing",
+        path,
+        Severity::Error,
+    );
+}
+
 #[test]
 fn r11_adapter() {
     let path = "Machines[0].NetworkConnection.AdapterName";

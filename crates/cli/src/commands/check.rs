@@ -16,7 +16,7 @@ fn adapter_owner_finding(
         return None;
     }
     let i = ctx.this_machine(config)?;
-    let adapter = config.machines[i].adapter_name.as_deref()?;
+    let adapter = ctx.adapter_now(config.machines[i].adapter_name.as_deref()?);
     let mut nl = edgenet_host::netlink::Netlink::open().ok()?;
     let paths = edgenet_deploy::switch::adapter_owner::paths_from_env();
     match edgenet_deploy::switch::adapter_owner::ensure_sole_owner(

@@ -130,6 +130,9 @@ fn checked_plan(
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
+    ctx.deployed_adapters = state
+        .map(|s| edgenet_deploy::switch::adapter::deployed_in_facts(s, facts))
+        .unwrap_or_default();
     // The host's CPUs, memory and image files matter to `vm` nodes only.
     ctx.vm_host = loaded
         .config
@@ -147,7 +150,18 @@ fn checked_plan(
     } else {
         &chosen.source
     };
-    super::refuse_errors_from(source, &check(loaded, &ctx), "nothing was changed")?;
+    let findings = check(loaded, &ctx);
+    super::refuse_errors_from(source, &findings, "nothing was changed")?;
+    // What `check` warns about is said by deploy too (a renamed adapter kept, a subnet another
+    // link now uses, a misspelt key): on stderr, every run, as long as it holds. Another
+    // deployment's leftovers are said by the deploy itself (once).
+    let style = crate::output::Style::for_stderr();
+    for f in findings.iter().filter(|f| {
+        f.severity == edgenet_core::validate::Severity::Warning
+            && f.code != edgenet_core::validate::Code::LeftoverObjects
+    }) {
+        errln!("{}", crate::output::finding_text(f, style));
+    }
     plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
 }

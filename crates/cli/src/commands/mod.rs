@@ -172,6 +172,9 @@ pub fn context<'a>(
     ctx.own_unmarked_switch = state
         .as_ref()
         .and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
+    if let (Some(state), Some(facts)) = (&state, ctx.facts()) {
+        ctx.deployed_adapters = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
+    }
     // The subnet deploy chose is the one deploy keeps (and checks against the host).
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx
@@ -310,9 +313,10 @@ pub fn probe_view(
     let Some(machine) = ctx.this_machine(config) else {
         return ProbeView::NotRun("no machine of the config was chosen (--machine N)".into());
     };
-    let Some(adapter) = config.machines[machine].adapter_name.clone() else {
+    let Some(adapter) = config.machines[machine].adapter_name.as_deref() else {
         return ProbeView::NotRun("the machine has no adapter".into());
     };
+    let adapter = ctx.adapter_now(adapter).to_string();
     let mut own = own_macs;
     for node in [
         &config.machines[machine].linux_node,

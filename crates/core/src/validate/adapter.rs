@@ -31,6 +31,21 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     };
     let path = format!("Machines[{i}].NetworkConnection.AdapterName");
     let switch = config.switch_name();
+    let named = adapter;
+    let adapter = ctx.adapter_now(named);
+    if adapter != named {
+        out.push(
+            Finding::warning(
+                Code::AdapterRenamed,
+                &path,
+                format!(
+                    "{path} is {}, which this host does not have; this deployment's adapter is called {adapter:?} now (found by the MAC it had when the deployment took it): deploy keeps it",
+                    super::excerpt(named)
+                ),
+            )
+            .hint(format!("set {path} to {adapter:?}")),
+        );
+    }
     let Some(link) = facts.link(adapter) else {
         let wired: Vec<&str> = facts
             .links
@@ -168,7 +183,7 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
             .this_machine(config)
             .and_then(|i| config.machines[i].adapter_name.as_deref());
         if adapter
-            .and_then(|a| facts.link(a))
+            .and_then(|a| facts.link(ctx.adapter_now(a)))
             .and_then(|a| a.master.as_deref())
             == Some(switch)
         {

@@ -27,6 +27,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         let (Some(facts), Some(adapter)) = (ctx.facts(), m.adapter_name.as_deref()) else {
             continue;
         };
+        let adapter = ctx.adapter_now(adapter);
         if let Some(link) = facts.link(adapter) {
             if mtu > link.mtu {
                 out.push(

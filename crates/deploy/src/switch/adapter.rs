@@ -89,6 +89,52 @@ pub fn find_adapter(
     })
 }
 
+/// The adapters `state` records, as `facts` has them now: under their recorded name, or
+/// renamed since and found by their recorded MAC as [`find_adapter`] finds them in the kernel:
+/// (recorded, name now). For the checks and the plan before a deploy, so a config still naming
+/// the old name means the adapter (a NIC renamed while deployed, or named anew at boot), as
+/// the deploy itself follows it.
+pub fn deployed_in_facts(
+    state: &DeploymentState,
+    facts: &edgenet_core::host_facts::HostFacts,
+) -> Vec<(String, String)> {
+    let own = crate::names::alias(&state.deployment_id);
+    let mut found = Vec::new();
+    for record in state.objects.iter().filter_map(AdapterRecord::of) {
+        let (snap, bridge) = (&record.adapter, record.bridge.as_str());
+        if facts.link(&snap.name).is_some() {
+            found.push((snap.name.clone(), snap.name.clone()));
+            continue;
+        }
+        let Some(mac) = snap.mac.map(|m| m.to_string()) else {
+            continue;
+        };
+        let candidates: Vec<_> = facts
+            .links
+            .iter()
+            .filter(|l| {
+                l.name != bridge
+                    && l.mac.as_deref() == Some(mac.as_str())
+                    && l.alias.as_deref() != Some(own.as_str())
+                    && l.kind.as_deref() != Some("bridge")
+            })
+            .collect();
+        let ports: Vec<_> = candidates
+            .iter()
+            .filter(|l| l.master.as_deref() == Some(bridge))
+            .collect();
+        let now = match (ports.as_slice(), candidates.as_slice()) {
+            ([port], _) => Some(port.name.clone()),
+            ([], [only]) => Some(only.name.clone()),
+            _ => None,
+        };
+        if let Some(now) = now {
+            found.push((snap.name.clone(), now));
+        }
+    }
+    found
+}
+
 /// Gives the adapter its configuration back: everything on the bridge moves to it while it is
 /// still a port (when the bridge is already gone, e.g. after a reboot, only rules naming the
 /// bridge remain to move), then it leaves the bridge and gets its MTU and state back. Whatever
