@@ -190,6 +190,17 @@ fn two_deploys_at_once_choose_different_automatic_subnets() {
         "{}",
         text(&out)
     );
+    // Deploy refuses it, changing nothing (B18a D2: it said "No changes" while the host
+    // reached the nodes through f10bdum).
+    let before = m.dump();
+    let out = m.edgenet(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("overlaps-host-network") && text(&out).contains("f10bdum"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(m.dump(), before);
     sh(&format!("ip -n {} link del f10bdum", m.ns));
 }
 

@@ -798,7 +798,7 @@ fn r5_host_networks_named_with_their_interface() {
 }
 
 #[test]
-fn r5_a_kept_automatic_subnet_another_link_now_uses_is_a_warning() {
+fn r5_a_kept_automatic_subnet_another_link_now_uses_is_refused() {
     let mut beside = host();
     beside
         .addresses
@@ -813,7 +813,7 @@ fn r5_a_kept_automatic_subnet_another_link_now_uses_is_a_warning() {
         &run_with(&single(), &ctx),
         "overlaps-host-network",
         "Network.Ip4AddressPrefix",
-        Severity::Warning,
+        Severity::Error,
     );
     message_names(&f, "192.168.7.1/24 on othersw");
     // Only its own switch there: nothing to say.

@@ -86,8 +86,11 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             )
             .hint("set Network.Ip4AddressPrefix to a subnet this host does not route"),
         ),
-        // Kept from the first deploy: another link that took an address in it since (another
-        // deployment's bridge that chose it at the same time) makes two connected routes.
+        // Kept from the first deploy: another link that took an address in it since (a new
+        // network after a reboot, another deployment's bridge that chose it at the same time)
+        // makes two connected routes, and the host's packets to the nodes (the NAT's replies
+        // too) take whichever came first: refused, as a configured subnet would be, rather
+        // than a deploy that says it is done while the nodes are cut off.
         ResolvedSubnet::Automatic(net) if ctx.deployed_subnet == Some(net) => {
             let Some(facts) = ctx.facts() else { return };
             for a in facts
@@ -96,15 +99,15 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 .filter(|a| a.link != config.switch_name() && net.contains(&a.address.addr()))
             {
                 out.push(
-                    Finding::warning(
+                    Finding::error(
                         Code::OverlapsHostNetwork,
                         path,
                         format!(
-                            "the switch's subnet {net} (chosen at the first deploy) is also used by {} on {}",
-                            a.address, a.link
+                            "the switch's subnet {net} (chosen at the first deploy) is also used by {} on {}: the host would reach the nodes through {} instead",
+                            a.address, a.link, a.link
                         ),
                     )
-                    .hint("give one of them another subnet (Network.Ip4AddressPrefix), or remove the other"),
+                    .hint(format!("move {} to another subnet, or move the nodes: `edgenet remove`, then deploy again to pick a free subnet (or set Network.Ip4AddressPrefix)", a.link)),
                 );
             }
         }
