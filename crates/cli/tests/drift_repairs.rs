@@ -409,6 +409,104 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     assert!(!table.to_string().contains("prohibit"), "{table:#}");
 }
 
+/// The `check` entry of a doctor run for the Linux node's default route.
+fn doctor_default_route(m: &Machine) -> Value {
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "default-route")
+        .cloned()
+        .expect("a default-route check")
+}
+
+/// Dropping routes made by hand in a node's main table (B17a 4): one the kernel picks for
+/// the gateway (`prohibit GW/32`) or a pair of halves (`blackhole 0.0.0.0/1` + `unreachable
+/// 128.0.0.0/1`) cut the node off: drift naming each with its type and the `ip route del`
+/// that deletes it, a doctor FAIL, and deploy deletes them. Narrower ones (a range blocked on
+/// purpose) are notices deploy leaves.
+#[test]
+fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_a_notice() {
+    let Some(m) = machine("o18cut") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let gateway = node_gateway(&netns);
+    sh(&format!(
+        "ip -n {netns} route add prohibit {gateway}/32 && \
+         ip -n {netns} route add blackhole 0.0.0.0/1 && \
+         ip -n {netns} route add unreachable 128.0.0.0/1 && \
+         ip -n {netns} route add prohibit 10.9.0.0/16 && \
+         ip -n {netns} route add blackhole 10.8.0.0/16 proto static"
+    ));
+    let cutting = [
+        format!("prohibit {gateway}/32"),
+        "blackhole 0.0.0.0/1".to_string(),
+        "unreachable 128.0.0.0/1".to_string(),
+    ];
+    let narrow = ["prohibit 10.9.0.0/16", "blackhole 10.8.0.0/16"];
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let name = linux_node_name(&st, &netns);
+    let list = |key: &str| -> Vec<String> {
+        st[key]
+            .as_array()
+            .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let (drift, notices) = (list("drift"), list("notices"));
+    let names = |l: &[String], route: &str| {
+        l.iter().any(|n| {
+            n.starts_with(&format!("node {name}: route {route} "))
+                && n.contains(&format!("`ip -n {netns} route del {route}`"))
+        })
+    };
+    for route in &cutting {
+        assert!(names(&drift, route), "{route}: {drift:#?}");
+    }
+    assert_eq!(drift.len(), 3, "{drift:#?}");
+    for route in narrow {
+        assert!(names(&notices, route), "{route}: {notices:#?}");
+    }
+    assert_eq!(notices.len(), 2, "{notices:#?}");
+    let check = doctor_default_route(&m);
+    assert_eq!(check["status"], "FAIL", "{check:#}");
+    assert!(
+        check["detail"]
+            .to_string()
+            .contains(&format!("prohibit {gateway}/32")),
+        "{check:#}"
+    );
+
+    let report = m.deploy(None);
+    let changes = report["changes"].to_string();
+    for route in &cutting {
+        assert!(changes.contains(route.as_str()), "{changes}");
+    }
+    // What the kernel has: the cutting routes gone, the narrow ones kept.
+    let typed = |kind: &str| -> Vec<String> {
+        Machine::ip_json_in(&netns, &format!("route show type {kind}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["dst"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(typed("prohibit"), ["10.9.0.0/16"]);
+    assert_eq!(typed("blackhole"), ["10.8.0.0/16"]);
+    assert!(typed("unreachable").is_empty());
+    let picked = Machine::ip_json_in(&netns, "route get 203.0.113.80");
+    assert_eq!(
+        picked[0]["gateway"].as_str(),
+        Some(gateway.as_str()),
+        "{picked:#}"
+    );
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+    assert_eq!(doctor_default_route(&m)["status"], "PASS");
+}
+
 /// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used
 /// to read it for ever (or hang); now it is drift naming the file, and deploy writes the file
 /// again in its place (the link's target is not written through).

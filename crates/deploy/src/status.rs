@@ -524,6 +524,7 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
     use crate::node::stray_routes::{
         deploys_default, describe, describe_in, extra_defaults, other_tables, stray, MAIN,
     };
+    use edgenet_host::netlink::dropping_route::{cutting_off, dropping_by_hand};
     let name = &node.name;
     let (missing, every_table) =
         edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<_, DeployError> {
@@ -541,7 +542,30 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
         .filter(|(table, _)| *table == MAIN)
         .map(|(_, r)| r.clone())
         .collect();
+    // Dropping routes made by hand: those that cut the node off are drift deploy deletes
+    // (see edgenet_host::netlink::dropping_route); the others block a range on purpose.
+    let cutting = cutting_off(&main, node.gateway);
+    for r in &cutting {
+        let what = if r.destination.prefix_len() <= 1 {
+            "drops half of the addresses its default route carries".to_string()
+        } else {
+            format!("drops what the node sends to its gateway {}", node.gateway)
+        };
+        let route = describe(r);
+        report.drift.push(format!(
+            "node {name}: route {route} in {netns} {what}: the node is cut off; run deploy to delete it (or `ip -n {netns} route del {route}`)"
+        ));
+    }
     let notices = &mut report.notices;
+    for route in main
+        .iter()
+        .filter(|r| dropping_by_hand(r) && !cutting.iter().any(|c| std::ptr::eq(*c, *r)))
+        .map(describe)
+    {
+        notices.push(format!(
+            "node {name}: route {route} in {netns} drops what it matches and was not made by deploy (by hand?): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
+        ));
+    }
     for route in stray(&main).into_iter().map(describe) {
         notices.push(format!(
             "node {name}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
