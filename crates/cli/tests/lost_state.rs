@@ -281,7 +281,7 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     ] {
         std::fs::write(&file, other).unwrap();
         let (code, v) = scale();
-        assert_eq!(code, Some(1), "{other}: {v:#}");
+        assert_eq!(code, Some(2), "{other}: {v:#}");
         assert_eq!(v["error"]["code"], "no-config", "{other}: {v:#}");
         let message = v["error"]["message"].as_str().unwrap();
         assert!(
@@ -311,4 +311,101 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     assert_eq!(code, Some(0), "{v:#}");
     std::fs::write(&file, own).unwrap();
     assert_eq!(scale().0, Some(0));
+}
+
+/// Something that is not a regular file in the place of `config.json` or `identity.json` (a
+/// directory, a FIFO, a link to an endless device; B17a 5): status still reports (a notice
+/// naming it), plain deploy refuses before any change (`no-config`, exit 2, for the config;
+/// `state`, exit 3, for the identity), and remove works from `state.json`: every object gone,
+/// the FIFO or link deleted itself (its target untouched), a directory left and said.
+#[test]
+fn an_odd_config_or_identity_file_does_not_stop_status_or_remove() {
+    for (i, (name, how)) in [
+        ("config.json", "dir"),
+        ("config.json", "fifo"),
+        ("config.json", "link"),
+        ("identity.json", "dir"),
+        ("identity.json", "link"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(m) = machine(&format!("o18odd{i}")) else {
+            return;
+        };
+        let case = format!("{name} as {how}");
+        m.deploy(None);
+        let id = m.state_id().unwrap();
+        let path = m.state.join(name);
+        std::fs::remove_file(&path).unwrap();
+        match how {
+            "dir" => {
+                std::fs::create_dir(&path).unwrap();
+                std::fs::write(path.join("keep"), "x").unwrap();
+            }
+            "fifo" => sh(&format!("mkfifo {}", path.display())),
+            _ => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+        }
+        let out = m.edgenet(&["status", "-o", "json"]);
+        let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{case}: {st:#}");
+        assert!(
+            st["notices"]
+                .to_string()
+                .contains(&path.display().to_string()),
+            "{case}: {st:#}"
+        );
+        let before = m.dump();
+        let out = m.edgenet(&["deploy", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (exit, code) = if name == "config.json" {
+            (2, "no-config")
+        } else {
+            (3, "state")
+        };
+        assert_eq!(out.status.code(), Some(exit), "{case}: {v:#}");
+        assert_eq!(v["error"]["code"], code, "{case}: {v:#}");
+        assert!(
+            v["error"]["message"]
+                .to_string()
+                .contains(&path.display().to_string()),
+            "{case}: {v:#}"
+        );
+        assert_eq!(m.dump(), before, "{case}: nothing changed");
+
+        let out = m.edgenet(&["remove", "-o", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(our_links(&m, &id), Vec::<String>::new(), "{case}");
+        assert!(
+            !tables(&m)
+                .iter()
+                .any(|t| t.contains(&format!("edgenet_{id}"))),
+            "{case}: {:?}",
+            tables(&m)
+        );
+        assert_eq!(m.node_namespaces(), Vec::<String>::new(), "{case}");
+        if how == "dir" {
+            // Not edgenet's: left with what it holds, and said.
+            assert!(path.join("keep").is_file(), "{case}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(&format!("left {}", path.display())),
+                "{case}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            assert!(!m.state.exists(), "{case}: the state directory is gone");
+        }
+        assert!(
+            std::fs::metadata("/dev/zero").is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device()
+            }),
+            "{case}"
+        );
+    }
 }

@@ -72,6 +72,13 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         drift: Vec::new(),
         notices: Vec::new(),
     };
+    // Read as missing (the records are state.json's); a deploy refuses until it is moved.
+    for (path, what) in dir.odd_files() {
+        report.notices.push(format!(
+            "{} is {what}, not a file edgenet wrote: deploy refuses until it is moved away; remove works without it",
+            path.display()
+        ));
+    }
     let Some(state) = state else {
         // Objects of a deployment whose state directory is gone: nothing else names them.
         if let Ok(mut nl) = kernel::open() {

@@ -114,6 +114,30 @@ fn chosen_without_c(
     }
 }
 
+/// Refuses, before any change, a state directory where something that is not a regular file
+/// (a directory, a FIFO, a link) is in the place of `identity.json` or `config.json`: the deploy
+/// could not record its identity or config there. Without `-c`, an odd `config.json` is the
+/// recorded config's problem (`no-config`, see [`recorded`]).
+fn refuse_odd_files(cli: &Cli) -> Result<(), CliError> {
+    let dir = StateDir::new(&cli.state_dir);
+    let config = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    let odd: Vec<String> = dir
+        .odd_files()
+        .into_iter()
+        .filter(|(path, _)| cli.config.is_some() || *path != config)
+        .map(|(path, what)| format!("{} is {what}, not a file edgenet wrote", path.display()))
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Host,
+        "state",
+        format!("cannot record the deployment: {}", odd.join("; ")),
+    )
+    .hint("move it away (edgenet writes only its own regular files there); nothing was changed"))
+}
+
 /// Checks the config against the live host and builds the plan; refuses (exit 1) with every
 /// error when the config has any, before anything on the host is touched.
 fn checked_plan(
@@ -252,6 +276,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
+    refuse_odd_files(cli)?;
     // Read under the namespace lock: no other deploy or remove changes the record meanwhile.
     let chosen = match given {
         Some(chosen) => chosen,

@@ -28,19 +28,23 @@ pub fn recorded(
     hint: &str,
 ) -> Result<Option<Loaded>, CliError> {
     let config = state.and_then(|s| s.config.as_deref());
-    let why = match (config.map(loaded_config), plan) {
-        (None, None) => return Ok(None),
-        (None, Some(_)) => "is missing or damaged".to_string(),
-        (Some(Ok(loaded)), Some(plan)) => match identity_differences(&loaded.config, plan) {
+    let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    let odd = edgenet_deploy::own_files::odd(&file);
+    let why = match (odd, config.map(loaded_config), plan) {
+        // Something else in its place (read as missing): no deploy could record a config there.
+        (Some(what), _, _) => format!("is {what}, not a file edgenet wrote: move it away"),
+        (None, None, None) => return Ok(None),
+        (None, None, Some(_)) => "is missing or damaged".to_string(),
+        (None, Some(Ok(loaded)), Some(plan)) => match identity_differences(&loaded.config, plan) {
             differences if differences.is_empty() => return Ok(Some(loaded)),
             differences => format!("is not its config: {}", differences.join("; ")),
         },
-        (Some(Err(why)), Some(_)) => format!("is not its config: {why}"),
-        (Some(loaded), None) => return Ok(loaded.ok()),
+        (None, Some(Err(why)), Some(_)) => format!("is not its config: {why}"),
+        (None, Some(loaded), None) => return Ok(loaded.ok()),
     };
-    let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    // The config cannot be read as the deployment's: README's exit 2 (nothing was changed).
     Err(CliError::new(
-        Exit::Findings,
+        Exit::Unreadable,
         "no-config",
         format!(
             "the deployment in {} has no usable config: {} {why}",
