@@ -409,3 +409,35 @@ fn an_odd_config_or_identity_file_does_not_stop_status_or_remove() {
         );
     }
 }
+
+/// The recorded `config.json` edited in a Windows editor (a UTF-8 BOM and a `//` comment, or
+/// saved as UTF-16 with a BOM; B17a 7) is read as `-c` reads a file: a plain deploy applies it
+/// again (`source: recorded`), not `no-config`.
+#[test]
+fn a_recorded_config_with_a_bom_comments_or_utf16_is_applied_again() {
+    let Some(m) = machine("o18bom") else { return };
+    m.deploy(None);
+    let file = m.state.join("config.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bom_comment = format!(
+        "\u{feff}// edited on Windows\r\n{}",
+        text.replace('\n', "\r\n")
+    );
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+    for (case, bytes) in [
+        ("BOM + comment", bom_comment.into_bytes()),
+        ("UTF-16", utf16),
+    ] {
+        std::fs::write(&file, bytes).unwrap();
+        let out = m.edgenet(&["deploy", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{case}: {v:#}");
+        assert_eq!(v["source"], "recorded", "{case}: {v:#}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("WARN"),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
