@@ -441,3 +441,41 @@ fn a_recorded_config_with_a_bom_comments_or_utf16_is_applied_again() {
         );
     }
 }
+
+/// A first deploy that never completed leaves `config.json` (written before anything else)
+/// and maybe `identity.json` (B17a 8): a plain deploy then applies that config (`source:
+/// recorded`), as README says, whether `identity.json` is missing, empty or valid — not the
+/// built-in default in some of the cases.
+#[test]
+fn a_plain_deploy_after_an_interrupted_first_deploy_applies_its_config() {
+    let Some(m) = machine("o18first") else { return };
+    let mut c1: serde_json::Value =
+        serde_json::from_str(&m.ok(&["config", "new"])).expect("config new prints JSON");
+    c1["Network"]["Ip4AddressPrefix"] = "192.168.77.0/24".into();
+    let c1_path = m.dir.path().join("c1.json");
+    std::fs::write(&c1_path, c1.to_string()).unwrap();
+    m.deploy(Some(c1_path.to_str().unwrap()));
+    let config = std::fs::read(m.state.join("config.json")).unwrap();
+    let identity = std::fs::read(m.state.join("identity.json")).unwrap();
+    m.ok(&["remove"]);
+    for (case, identity) in [
+        ("lock only", None),
+        ("empty identity.json", Some(&b""[..])),
+        ("valid identity.json", Some(&identity[..])),
+    ] {
+        std::fs::create_dir_all(&m.state).unwrap();
+        std::fs::write(m.state.join("config.json"), &config).unwrap();
+        std::fs::write(m.state.join("lock"), b"").unwrap();
+        if let Some(bytes) = identity {
+            std::fs::write(m.state.join("identity.json"), bytes).unwrap();
+        }
+        let v = m.deploy(None);
+        assert_eq!(v["source"], "recorded", "{case}: {v:#}");
+        let bridge = m.ip_json("addr show");
+        assert!(
+            bridge.to_string().contains("\"192.168.77.1\""),
+            "{case}: the switch has c1's subnet: {bridge:#}"
+        );
+        m.ok(&["remove"]);
+    }
+}

@@ -93,7 +93,15 @@ fn chosen_without_c(
     let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
     super::check_machine_name(cli)?;
     let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
-    match recorded(cli, peeked, plan, hint)? {
+    // Nothing recorded but `config.json`: a first deploy interrupted before its first record
+    // (the file is written first; `remove` deletes it): its config, as README says, whether
+    // or not its `identity.json` made it to the disk.
+    let alone = match peeked {
+        Some(_) => None,
+        None => StateDir::new(&cli.state_dir).config_alone(),
+    };
+    let config = peeked.and_then(|s| s.config.as_deref()).or(alone.as_ref());
+    match recorded(cli, config, plan, hint)? {
         Some(loaded) => Ok(Chosen {
             loaded,
             source: RECORDED.to_string(),

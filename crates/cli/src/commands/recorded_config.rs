@@ -8,7 +8,6 @@ use edgenet_core::addressing::lan_subnet;
 use edgenet_core::config::{load, Config, Loaded, NodeKind};
 use edgenet_core::plan::Plan;
 use edgenet_core::validate::Severity;
-use edgenet_deploy::state::DeploymentState;
 use serde_json::Value;
 
 use crate::cli::Cli;
@@ -17,17 +16,16 @@ use crate::exit::{CliError, Exit};
 /// `deploy`'s source name for the recorded config (`source` in its JSON report).
 pub const RECORDED: &str = "recorded";
 
-/// The recorded config of `state` (none when nothing is recorded), checked against `plan`,
+/// The recorded config `config` (of the state; none when nothing is recorded), checked against `plan`,
 /// the plan it must be the config of (none: records rebuilt without a plan, so nothing to
 /// check it against; then a config that does not load is as good as none). `hint`: the fix a
 /// `no-config` refusal names.
 pub fn recorded(
     cli: &Cli,
-    state: Option<&DeploymentState>,
+    config: Option<&Value>,
     plan: Option<&Plan>,
     hint: &str,
 ) -> Result<Option<Loaded>, CliError> {
-    let config = state.and_then(|s| s.config.as_deref());
     let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
     let odd = edgenet_deploy::own_files::odd(&file);
     let why = match (odd, config.map(loaded_config), plan) {

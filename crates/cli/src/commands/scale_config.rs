@@ -24,7 +24,12 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
         return Err(not_deployed(cli));
     };
     let hint = "name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back";
-    let Some(loaded) = super::recorded_config::recorded(cli, state.as_ref(), Some(plan), hint)?
+    let Some(loaded) = super::recorded_config::recorded(
+        cli,
+        state.as_ref().and_then(|s| s.config.as_deref()),
+        Some(plan),
+        hint,
+    )?
     else {
         return Err(not_deployed(cli));
     };

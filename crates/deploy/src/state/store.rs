@@ -157,6 +157,13 @@ impl StateDir {
         Ok(read_dir_state(&self.path, false)?.state)
     }
 
+    /// `config.json` on its own (read as `-c` reads a file; `None` when missing or damaged):
+    /// the config of a first deploy interrupted before it recorded anything else.
+    pub fn config_alone(&self) -> Option<Value> {
+        read_aid(&self.path.join(CONFIG_FILE))
+            .and_then(|b| edgenet_core::config::parse_text(&b).ok())
+    }
+
     /// `identity.json` and `config.json` when something that is not a regular file is in their
     /// place (a directory, a FIFO, a link), with what it is: a deploy could not replace them.
     pub fn odd_files(&self) -> Vec<(PathBuf, &'static str)> {
