@@ -507,6 +507,41 @@ fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_
     assert_eq!(doctor_default_route(&m)["status"], "PASS");
 }
 
+/// Deploy's default route replaced by a `blackhole default` (same destination and metric;
+/// B17a 9): status says deploy replaces it (drift: the default route is gone), not that deploy
+/// leaves it; deploy does replace it.
+#[test]
+fn a_blackhole_default_in_place_of_deploys_is_said_to_be_replaced_and_is() {
+    let Some(m) = machine("o18bhd") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let gateway = node_gateway(&netns);
+    sh(&format!(
+        "ip -n {netns} route del default && ip -n {netns} route add blackhole default"
+    ));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let notices: Vec<String> = st["notices"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    let about: Vec<&String> = notices
+        .iter()
+        .filter(|n| n.contains("blackhole default"))
+        .collect();
+    assert_eq!(about.len(), 1, "{notices:#?}");
+    assert!(about[0].contains("deploy replaces it"), "{}", about[0]);
+    assert!(!about[0].contains("deploy leaves it"), "{}", about[0]);
+    m.deploy(None);
+    let defaults = Machine::ip_json_in(&netns, "route show default");
+    assert_eq!(defaults.as_array().unwrap().len(), 1, "{defaults:#}");
+    assert_eq!(
+        defaults[0]["gateway"].as_str(),
+        Some(gateway.as_str()),
+        "{defaults:#}"
+    );
+}
+
 /// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used
 /// to read it for ever (or hang); now it is drift naming the file, and deploy writes the file
 /// again in its place (the link's target is not written through).

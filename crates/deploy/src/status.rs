@@ -589,10 +589,18 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
             node.gateway
         )
     };
-    for route in extra_defaults(&main, node.gateway)
-        .into_iter()
-        .map(describe)
-    {
+    let deploys_gone = deploys_default(&main, node.gateway).is_none();
+    for r in extra_defaults(&main, node.gateway) {
+        let route = describe(r);
+        // Without a metric it has the key of deploy's own (destination, metric): deploy's
+        // `ip route replace` puts its own in its place.
+        if deploys_gone && r.metric.unwrap_or(0) == 0 {
+            notices.push(format!(
+                "node {name}: default route {route} in {netns} is in the place of deploy's (default via {} dev {NODE_IFNAME}, gone: drift): deploy replaces it with its own",
+                node.gateway
+            ));
+            continue;
+        }
         notices.push(format!(
             "node {name}: a second default route {route} in {netns}, {beside}: it may take the node's traffic elsewhere; deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
         ));
