@@ -542,6 +542,50 @@ fn a_blackhole_default_in_place_of_deploys_is_said_to_be_replaced_and_is() {
     );
 }
 
+/// A bridge under the switch's name made by someone else (as after a reboot; B17a 9): status
+/// says it is not this deployment's bridge, as deploy and remove treat it, not that "our"
+/// bridge is down or lacks its address.
+#[test]
+fn a_foreign_bridge_under_the_switchs_name_is_said_foreign_not_our_bridge_down() {
+    let Some(m) = machine("o18fbr") else { return };
+    m.deploy(None);
+    let (_, st) = status(&m);
+    let bridge = st["plan"]["switch"]["name"].as_str().unwrap().to_string();
+    sh(&format!(
+        "ip -n {0} link del {bridge} && ip -n {0} link add {bridge} type bridge",
+        m.ns
+    ));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let drift: Vec<String> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .filter(|d| d.contains(&bridge))
+        .collect();
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("not this deployment's bridge")
+                && d.contains(&format!("`ip link del {bridge}`"))),
+        "{drift:#?}"
+    );
+    assert!(
+        !drift
+            .iter()
+            .any(|d| d.contains("is down") || d.contains("lacks its address")),
+        "{drift:#?}"
+    );
+    // As deploy and remove treat it: left (remove's `left`), never deleted.
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.to_string().contains(&bridge), "{v:#}");
+    let links = m.ip_json("link show");
+    assert!(link(&links, &bridge).is_some(), "the foreign bridge stays");
+    sh(&format!("ip -n {} link del {bridge}", m.ns));
+}
+
 /// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used
 /// to read it for ever (or hang); now it is drift naming the file, and deploy writes the file
 /// again in its place (the link's target is not written through).

@@ -167,13 +167,15 @@ fn fill(
         let adopted = state
             .object(ObjectKind::Bridge, &plan.switch.name, None)
             .is_some_and(|o| o.status == ObjectStatus::Adopted);
-        if !sw.ours && !adopted {
+        let foreign = !sw.ours && !adopted;
+        if foreign {
+            // Not ours (made again by someone else, e.g. after a reboot): its state is its
+            // maker's business, so nothing below (down, addresses, MTU) is said about it.
             drift.push(format!(
-                "{} exists but does not carry this deployment's mark",
+                "{0} exists but does not carry this deployment's mark: it is not this deployment's bridge (made by someone else, e.g. again after a reboot); deploy refuses while it is there and remove leaves it; if nothing needs it: `ip link del {0}`, then deploy",
                 plan.switch.name
             ));
-        }
-        if !sw.up {
+        } else if !sw.up {
             drift.push(format!("bridge {} is down", plan.switch.name));
         }
         if sw.up && sw.ours {
@@ -182,7 +184,7 @@ fn fill(
                 drift.push(switch::connected_route::describe(&plan.switch.name, &route));
             }
         }
-        if let (Some(want), Some(have)) = (plan.switch.mtu, sw.mtu) {
+        if let (Some(want), Some(have), false) = (plan.switch.mtu, sw.mtu, foreign) {
             if want != have {
                 drift.push(format!(
                     "bridge {} has MTU {have}, the plan says {want}",
@@ -190,7 +192,7 @@ fn fill(
                 ));
             }
         }
-        if let Some(host) = plan.switch.host_address {
+        if let Some(host) = plan.switch.host_address.filter(|_| !foreign) {
             if !sw.addresses.contains(&host.to_string()) {
                 drift.push(format!(
                     "bridge {} lacks its address {host}",
