@@ -472,6 +472,16 @@ fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_
     assert_eq!(notices.len(), 2, "{notices:#?}");
     let check = doctor_default_route(&m);
     assert_eq!(check["status"], "FAIL", "{check:#}");
+    // One cause, one FAIL: the gateway's silence is that route's.
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ping = all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "gateway")
+        .unwrap();
+    assert_eq!(ping["status"], "SKIP", "{ping:#}");
     assert!(
         check["detail"]
             .to_string()

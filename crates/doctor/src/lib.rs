@@ -617,6 +617,15 @@ fn node_checks(
             "gateway",
             format!("{} does not answer ping, as expected: {why}", n.gateway),
         )
+    } else if !seen.cutting_off.is_empty() {
+        Check::skip(
+            scope,
+            "gateway",
+            format!(
+                "{} does not answer ping, as expected: a route drops it (see default-route)",
+                n.gateway
+            ),
+        )
     } else {
         Check::fail(
             scope,
