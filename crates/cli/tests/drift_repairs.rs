@@ -689,3 +689,30 @@ fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_rep
     ));
     assert_eq!(status(&m).0, Some(0));
 }
+
+/// `ip_forward` already back at the value edgenet found (a rollback that put it back but could
+/// not record it on a full disk, or by hand; B17a 9): remove says it is restored (it already
+/// was), not "left at 0 (changed since edgenet set it to 1)" as if someone else's.
+#[test]
+fn forwarding_already_back_to_its_old_value_is_said_restored_not_left() {
+    let Some(m) = machine("o18fwd") else { return };
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+    m.deploy(None);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    sh(&format!(
+        "ip netns exec {} sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'",
+        m.ns
+    ));
+    let report: Value = serde_json::from_str(&m.ok(&["remove", "-o", "json"])).unwrap();
+    assert!(
+        !report["left"].to_string().contains("ip_forward"),
+        "{report:#}"
+    );
+    assert!(
+        report["restored"]
+            .to_string()
+            .contains("net.ipv4.ip_forward to 0"),
+        "{report:#}"
+    );
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+}

@@ -426,6 +426,15 @@ fn restore_sysctls(
                     Err(e) => lines.errors.push(e.to_string()),
                 }
             }
+            // Already back to what it was before edgenet (a rollback whose record was lost,
+            // or by hand): nothing to put back, nothing of someone else's left.
+            Ok(live) if live.trim() == change.previous.trim() => {
+                lines.restored.push(format!(
+                    "{} to {} (it already was)",
+                    change.key, change.previous
+                ));
+                state.forget_sysctl(&change.key, change.netns.as_deref());
+            }
             // Someone changed it since: theirs now, left as it is.
             Ok(live) => {
                 lines.left.push(format!(
