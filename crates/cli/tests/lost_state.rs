@@ -372,6 +372,13 @@ fn an_odd_config_or_identity_file_does_not_stop_status_or_remove() {
             "{case}: {v:#}"
         );
         assert_eq!(m.dump(), before, "{case}: nothing changed");
+        // With -c the config is the operator's, but it cannot be recorded: `state`, exit 3.
+        let c = m.write_config("c.json", &serde_json::json!({}));
+        let out = m.edgenet(&["deploy", "-o", "json", "-c", &c]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{case}: {v:#}");
+        assert_eq!(v["error"]["code"], "state", "{case}: {v:#}");
+        assert_eq!(m.dump(), before, "{case}: nothing changed");
 
         let out = m.edgenet(&["remove", "-o", "json"]);
         assert_eq!(
