@@ -407,6 +407,12 @@ pub struct ScaleConfigArgs {
     #[arg(long, value_name = "NAME")]
     pub adapter_name: Option<String>,
 
+    /// The new machine's name (its `MachineName`; default: none, so that it is named by its
+    /// host name when it deploys). `--machine-name` and EDGENET_MACHINE_NAME name this
+    /// machine, not the new one.
+    #[arg(long, value_name = "NAME")]
+    pub new_machine_name: Option<String>,
+
     /// Write to FILE instead of standard output (an existing file is kept unless --force).
     #[arg(short = 'f', long = "file", alias = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,

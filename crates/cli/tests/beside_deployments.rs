@@ -98,6 +98,24 @@ fn removing_one_deployment_leaves_forwarding_on_for_the_one_beside_it() {
     }
     let out = m.edgenet(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
+    // B's switch, seen from A: said to be possibly a live neighbour's, whose own remove
+    // deletes it, not only a leftover to delete (B17a 9).
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let about_b: Vec<&str> = v["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|n| n.contains("f10bsw-b"))
+        .collect();
+    assert!(!about_b.is_empty(), "{v:#}");
+    for n in about_b {
+        assert!(
+            n.contains("beside this one") && n.contains("its own `edgenet remove`"),
+            "{n}"
+        );
+    }
 
     let out = m.edgenet(&["remove"]);
     assert!(out.status.success(), "{}", text(&out));

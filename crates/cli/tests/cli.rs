@@ -449,3 +449,64 @@ fn scale_config_writes_a_joining_config_that_checks_and_refuses_used_addresses()
     ]);
     assert_eq!(code(&single), 1);
 }
+
+/// `EDGENET_MACHINE_NAME` names this machine (B17a 6): scale-config, run in deploy's
+/// environment, does not give it to the new machine (which would collide with this one's
+/// entry); the new machine's name is `--new-machine-name`.
+#[test]
+fn scale_config_names_the_new_machine_with_new_machine_name_not_this_machines_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster: Value =
+        serde_json::from_slice(&std::fs::read(fixture("aksee-scalable-first.json")).unwrap())
+            .unwrap();
+    cluster["Machines"][0]["MachineName"] = "m1".into();
+    let c = write_temp(&dir, "cluster.json", cluster.to_string().as_bytes());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["scale-config", "-c", &c, "--linux-node-ip", "192.168.1.172"];
+        args.extend(extra);
+        Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(&args)
+            .env_remove("EDGENET_CONFIG")
+            .env("EDGENET_MACHINE_NAME", "m1")
+            .output()
+            .expect("runs edgenet")
+    };
+    let plain = run(&[]);
+    assert_eq!(
+        code(&plain),
+        0,
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let scale: Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert!(
+        scale["Machines"][0].get("MachineName").is_none(),
+        "{scale:#}"
+    );
+
+    let named = run(&["--new-machine-name", "m2"]);
+    assert_eq!(
+        code(&named),
+        0,
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    let scale: Value = serde_json::from_slice(&named.stdout).unwrap();
+    assert_eq!(scale["Machines"][0]["MachineName"], "m2", "{scale:#}");
+
+    // On the command line, --machine-name is this machine's too: said, not used.
+    let flag = run(&["--machine-name", "m9"]);
+    assert_eq!(code(&flag), 0, "{}", String::from_utf8_lossy(&flag.stderr));
+    let scale: Value = serde_json::from_slice(&flag.stdout).unwrap();
+    assert!(
+        scale["Machines"][0].get("MachineName").is_none(),
+        "{scale:#}"
+    );
+    assert!(
+        String::from_utf8_lossy(&flag.stderr).contains("--new-machine-name"),
+        "{}",
+        String::from_utf8_lossy(&flag.stderr)
+    );
+    let bad = run(&["--new-machine-name", "no/slash"]);
+    assert_eq!(code(&bad), 2, "{}", String::from_utf8_lossy(&bad.stderr));
+}

@@ -409,6 +409,193 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     assert!(!table.to_string().contains("prohibit"), "{table:#}");
 }
 
+/// The `check` entry of a doctor run for the Linux node's default route.
+fn doctor_default_route(m: &Machine) -> Value {
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "default-route")
+        .cloned()
+        .expect("a default-route check")
+}
+
+/// Dropping routes made by hand in a node's main table (B17a 4): one the kernel picks for
+/// the gateway (`prohibit GW/32`) or a pair of halves (`blackhole 0.0.0.0/1` + `unreachable
+/// 128.0.0.0/1`) cut the node off: drift naming each with its type and the `ip route del`
+/// that deletes it, a doctor FAIL, and deploy deletes them. Narrower ones (a range blocked on
+/// purpose) are notices deploy leaves.
+#[test]
+fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_a_notice() {
+    let Some(m) = machine("o18cut") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let gateway = node_gateway(&netns);
+    sh(&format!(
+        "ip -n {netns} route add prohibit {gateway}/32 && \
+         ip -n {netns} route add blackhole 0.0.0.0/1 && \
+         ip -n {netns} route add unreachable 128.0.0.0/1 && \
+         ip -n {netns} route add prohibit 10.9.0.0/16 && \
+         ip -n {netns} route add blackhole 10.8.0.0/16 proto static"
+    ));
+    let cutting = [
+        format!("prohibit {gateway}/32"),
+        "blackhole 0.0.0.0/1".to_string(),
+        "unreachable 128.0.0.0/1".to_string(),
+    ];
+    let narrow = ["prohibit 10.9.0.0/16", "blackhole 10.8.0.0/16"];
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let name = linux_node_name(&st, &netns);
+    let list = |key: &str| -> Vec<String> {
+        st[key]
+            .as_array()
+            .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let (drift, notices) = (list("drift"), list("notices"));
+    let names = |l: &[String], route: &str| {
+        l.iter().any(|n| {
+            n.starts_with(&format!("node {name}: route {route} "))
+                && n.contains(&format!("`ip -n {netns} route del {route}`"))
+        })
+    };
+    for route in &cutting {
+        assert!(names(&drift, route), "{route}: {drift:#?}");
+    }
+    assert_eq!(drift.len(), 3, "{drift:#?}");
+    for route in narrow {
+        assert!(names(&notices, route), "{route}: {notices:#?}");
+    }
+    assert_eq!(notices.len(), 2, "{notices:#?}");
+    let check = doctor_default_route(&m);
+    assert_eq!(check["status"], "FAIL", "{check:#}");
+    // One cause, one FAIL: the gateway's silence is that route's.
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ping = all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "gateway")
+        .unwrap();
+    assert_eq!(ping["status"], "SKIP", "{ping:#}");
+    assert!(
+        check["detail"]
+            .to_string()
+            .contains(&format!("prohibit {gateway}/32")),
+        "{check:#}"
+    );
+
+    let report = m.deploy(None);
+    let changes = report["changes"].to_string();
+    for route in &cutting {
+        assert!(changes.contains(route.as_str()), "{changes}");
+    }
+    // What the kernel has: the cutting routes gone, the narrow ones kept.
+    let typed = |kind: &str| -> Vec<String> {
+        Machine::ip_json_in(&netns, &format!("route show type {kind}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["dst"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(typed("prohibit"), ["10.9.0.0/16"]);
+    assert_eq!(typed("blackhole"), ["10.8.0.0/16"]);
+    assert!(typed("unreachable").is_empty());
+    let picked = Machine::ip_json_in(&netns, "route get 203.0.113.80");
+    assert_eq!(
+        picked[0]["gateway"].as_str(),
+        Some(gateway.as_str()),
+        "{picked:#}"
+    );
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(0), "{st:#}");
+    assert_eq!(doctor_default_route(&m)["status"], "PASS");
+}
+
+/// Deploy's default route replaced by a `blackhole default` (same destination and metric;
+/// B17a 9): status says deploy replaces it (drift: the default route is gone), not that deploy
+/// leaves it; deploy does replace it.
+#[test]
+fn a_blackhole_default_in_place_of_deploys_is_said_to_be_replaced_and_is() {
+    let Some(m) = machine("o18bhd") else { return };
+    m.deploy(None);
+    let (netns, _) = linux_node(&m);
+    let gateway = node_gateway(&netns);
+    sh(&format!(
+        "ip -n {netns} route del default && ip -n {netns} route add blackhole default"
+    ));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let notices: Vec<String> = st["notices"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    let about: Vec<&String> = notices
+        .iter()
+        .filter(|n| n.contains("blackhole default"))
+        .collect();
+    assert_eq!(about.len(), 1, "{notices:#?}");
+    assert!(about[0].contains("deploy replaces it"), "{}", about[0]);
+    assert!(!about[0].contains("deploy leaves it"), "{}", about[0]);
+    m.deploy(None);
+    let defaults = Machine::ip_json_in(&netns, "route show default");
+    assert_eq!(defaults.as_array().unwrap().len(), 1, "{defaults:#}");
+    assert_eq!(
+        defaults[0]["gateway"].as_str(),
+        Some(gateway.as_str()),
+        "{defaults:#}"
+    );
+}
+
+/// A bridge under the switch's name made by someone else (as after a reboot; B17a 9): status
+/// says it is not this deployment's bridge, as deploy and remove treat it, not that "our"
+/// bridge is down or lacks its address.
+#[test]
+fn a_foreign_bridge_under_the_switchs_name_is_said_foreign_not_our_bridge_down() {
+    let Some(m) = machine("o18fbr") else { return };
+    m.deploy(None);
+    let (_, st) = status(&m);
+    let bridge = st["plan"]["switch"]["name"].as_str().unwrap().to_string();
+    sh(&format!(
+        "ip -n {0} link del {bridge} && ip -n {0} link add {bridge} type bridge",
+        m.ns
+    ));
+    let (code, st) = status(&m);
+    assert_eq!(code, Some(1), "{st:#}");
+    let drift: Vec<String> = st["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .filter(|d| d.contains(&bridge))
+        .collect();
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("not this deployment's bridge")
+                && d.contains(&format!("`ip link del {bridge}`"))),
+        "{drift:#?}"
+    );
+    assert!(
+        !drift
+            .iter()
+            .any(|d| d.contains("is down") || d.contains("lacks its address")),
+        "{drift:#?}"
+    );
+    // As deploy and remove treat it: left (remove's `left`), never deleted.
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.to_string().contains(&bridge), "{v:#}");
+    let links = m.ip_json("link show");
+    assert!(link(&links, &bridge).is_some(), "the foreign bridge stays");
+    sh(&format!("ip -n {} link del {bridge}", m.ns));
+}
+
 /// A node's file replaced by a link to an endless device or by a FIFO: status and deploy used
 /// to read it for ever (or hang); now it is drift naming the file, and deploy writes the file
 /// again in its place (the link's target is not written through).
@@ -501,4 +688,27 @@ fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_rep
         "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
     ));
     assert_eq!(status(&m).0, Some(0));
+}
+
+/// `ip_forward` already back at the value edgenet found (a rollback that put it back but could
+/// not record it on a full disk, or by hand; B17a 9): remove says so, not "changed since
+/// edgenet set it to 1" as if someone else had changed it.
+#[test]
+fn forwarding_already_back_to_its_old_value_is_said_so_not_blamed_on_someone() {
+    let Some(m) = machine("o18fwd") else { return };
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+    m.deploy(None);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    sh(&format!(
+        "ip netns exec {} sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'",
+        m.ns
+    ));
+    let report: Value = serde_json::from_str(&m.ok(&["remove", "-o", "json"])).unwrap();
+    let left = report["left"].to_string();
+    assert!(
+        left.contains("net.ipv4.ip_forward at 0: already back to the value edgenet found"),
+        "{report:#}"
+    );
+    assert!(!left.contains("changed since"), "{report:#}");
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
 }

@@ -281,7 +281,7 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     ] {
         std::fs::write(&file, other).unwrap();
         let (code, v) = scale();
-        assert_eq!(code, Some(1), "{other}: {v:#}");
+        assert_eq!(code, Some(2), "{other}: {v:#}");
         assert_eq!(v["error"]["code"], "no-config", "{other}: {v:#}");
         let message = v["error"]["message"].as_str().unwrap();
         assert!(
@@ -311,4 +311,208 @@ fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     assert_eq!(code, Some(0), "{v:#}");
     std::fs::write(&file, own).unwrap();
     assert_eq!(scale().0, Some(0));
+}
+
+/// What a deploy could change, without IPv6's link-local addresses and routes (the kernel adds
+/// them on its own for a while after links come up): links, IPv4 addresses and routes,
+/// nftables, node namespaces, forwarding, the state directory's files.
+fn ipv4_dump(m: &Machine) -> serde_json::Value {
+    let links: Vec<serde_json::Value> = m
+        .ip_json("-d link show")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            serde_json::json!([
+                l["ifname"],
+                l["flags"],
+                l["ifalias"],
+                l["address"],
+                l["mtu"]
+            ])
+        })
+        .collect();
+    serde_json::json!({
+        "links": links,
+        "addresses": m.ip_json("-4 addr show"),
+        "routes": m.ip_json("-4 route show table all"),
+        "nft": tables(m),
+        "netns": m.node_namespaces(),
+        "ip_forward": m.sysctl("net.ipv4.ip_forward"),
+        "state_files": sh_out(&format!("ls -la --time-style=+ {}", m.state.display())),
+    })
+}
+
+/// Something that is not a regular file in the place of `config.json` or `identity.json` (a
+/// directory, a FIFO, a link to an endless device; B17a 5): status still reports (a notice
+/// naming it), plain deploy refuses before any change (`no-config`, exit 2, for the config;
+/// `state`, exit 3, for the identity), and remove works from `state.json`: every object gone,
+/// the FIFO or link deleted itself (its target untouched), a directory left and said.
+#[test]
+fn an_odd_config_or_identity_file_does_not_stop_status_or_remove() {
+    for (i, (name, how)) in [
+        ("config.json", "dir"),
+        ("config.json", "fifo"),
+        ("config.json", "link"),
+        ("identity.json", "dir"),
+        ("identity.json", "link"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(m) = machine(&format!("o18odd{i}")) else {
+            return;
+        };
+        let case = format!("{name} as {how}");
+        m.deploy(None);
+        let id = m.state_id().unwrap();
+        let path = m.state.join(name);
+        std::fs::remove_file(&path).unwrap();
+        match how {
+            "dir" => {
+                std::fs::create_dir(&path).unwrap();
+                std::fs::write(path.join("keep"), "x").unwrap();
+            }
+            "fifo" => sh(&format!("mkfifo {}", path.display())),
+            _ => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+        }
+        let out = m.edgenet(&["status", "-o", "json"]);
+        let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{case}: {st:#}");
+        assert!(
+            st["notices"]
+                .to_string()
+                .contains(&path.display().to_string()),
+            "{case}: {st:#}"
+        );
+        let before = ipv4_dump(&m);
+        let out = m.edgenet(&["deploy", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (exit, code) = if name == "config.json" {
+            (2, "no-config")
+        } else {
+            (3, "state")
+        };
+        assert_eq!(out.status.code(), Some(exit), "{case}: {v:#}");
+        assert_eq!(v["error"]["code"], code, "{case}: {v:#}");
+        assert!(
+            v["error"]["message"]
+                .to_string()
+                .contains(&path.display().to_string()),
+            "{case}: {v:#}"
+        );
+        assert_eq!(ipv4_dump(&m), before, "{case}: nothing changed");
+        // With -c the config is the operator's, but it cannot be recorded: `state`, exit 3.
+        let c = m.write_config("c.json", &serde_json::json!({}));
+        let out = m.edgenet(&["deploy", "-o", "json", "-c", &c]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{case}: {v:#}");
+        assert_eq!(v["error"]["code"], "state", "{case}: {v:#}");
+        assert_eq!(ipv4_dump(&m), before, "{case}: nothing changed");
+
+        let out = m.edgenet(&["remove", "-o", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(our_links(&m, &id), Vec::<String>::new(), "{case}");
+        assert!(
+            !tables(&m)
+                .iter()
+                .any(|t| t.contains(&format!("edgenet_{id}"))),
+            "{case}: {:?}",
+            tables(&m)
+        );
+        assert_eq!(m.node_namespaces(), Vec::<String>::new(), "{case}");
+        if how == "dir" {
+            // Not edgenet's: left with what it holds, and said.
+            assert!(path.join("keep").is_file(), "{case}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(&format!("left {}", path.display())),
+                "{case}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            assert!(!m.state.exists(), "{case}: the state directory is gone");
+        }
+        assert!(
+            std::fs::metadata("/dev/zero").is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device()
+            }),
+            "{case}"
+        );
+    }
+}
+
+/// The recorded `config.json` edited in a Windows editor (a UTF-8 BOM and a `//` comment, or
+/// saved as UTF-16 with a BOM; B17a 7) is read as `-c` reads a file: a plain deploy applies it
+/// again (`source: recorded`), not `no-config`.
+#[test]
+fn a_recorded_config_with_a_bom_comments_or_utf16_is_applied_again() {
+    let Some(m) = machine("o18bom") else { return };
+    m.deploy(None);
+    let file = m.state.join("config.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bom_comment = format!(
+        "\u{feff}// edited on Windows\r\n{}",
+        text.replace('\n', "\r\n")
+    );
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+    for (case, bytes) in [
+        ("BOM + comment", bom_comment.into_bytes()),
+        ("UTF-16", utf16),
+    ] {
+        std::fs::write(&file, bytes).unwrap();
+        let out = m.edgenet(&["deploy", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{case}: {v:#}");
+        assert_eq!(v["source"], "recorded", "{case}: {v:#}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("WARN"),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A first deploy that never completed leaves `config.json` (written before anything else)
+/// and maybe `identity.json` (B17a 8): a plain deploy then applies that config (`source:
+/// recorded`), as README says, whether `identity.json` is missing, empty or valid — not the
+/// built-in default in some of the cases.
+#[test]
+fn a_plain_deploy_after_an_interrupted_first_deploy_applies_its_config() {
+    let Some(m) = machine("o18first") else { return };
+    let mut c1: serde_json::Value =
+        serde_json::from_str(&m.ok(&["config", "new"])).expect("config new prints JSON");
+    c1["Network"]["Ip4AddressPrefix"] = "192.168.77.0/24".into();
+    let c1_path = m.dir.path().join("c1.json");
+    std::fs::write(&c1_path, c1.to_string()).unwrap();
+    m.deploy(Some(c1_path.to_str().unwrap()));
+    let config = std::fs::read(m.state.join("config.json")).unwrap();
+    let identity = std::fs::read(m.state.join("identity.json")).unwrap();
+    m.ok(&["remove"]);
+    for (case, identity) in [
+        ("lock only", None),
+        ("empty identity.json", Some(&b""[..])),
+        ("valid identity.json", Some(&identity[..])),
+    ] {
+        std::fs::create_dir_all(&m.state).unwrap();
+        std::fs::write(m.state.join("config.json"), &config).unwrap();
+        std::fs::write(m.state.join("lock"), b"").unwrap();
+        if let Some(bytes) = identity {
+            std::fs::write(m.state.join("identity.json"), bytes).unwrap();
+        }
+        let v = m.deploy(None);
+        assert_eq!(v["source"], "recorded", "{case}: {v:#}");
+        let bridge = m.ip_json("addr show");
+        assert!(
+            bridge.to_string().contains("\"192.168.77.1\""),
+            "{case}: the switch has c1's subnet: {bridge:#}"
+        );
+        m.ok(&["remove"]);
+    }
 }

@@ -461,7 +461,7 @@ fn deploy_without_c_applies_the_recorded_deployment_again() {
     let dump = m.dump();
     let out = m.edgenet(&["deploy", "-o", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(out.status.code(), Some(2), "{v:#}");
     assert_eq!(v["error"]["code"], "no-config", "{v:#}");
     assert!(
         v["error"]["message"]

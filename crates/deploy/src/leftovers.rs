@@ -31,7 +31,7 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
             };
             if is_other(id) {
                 found.push(format!(
-                    "interface {} carries the mark of edgenet deployment {id}, which no state directory here records: if that deployment is gone, delete it (`ip link del {}`)",
+                    "interface {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`ip link del {}`), else its own `edgenet remove` does",
                     l.name, l.name
                 ));
             }
@@ -48,7 +48,7 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
             };
             if is_other(id) {
                 found.push(format!(
-                    "nftables table {family} {name} is edgenet deployment {id}'s, which no state directory here records: if that deployment is gone, delete it (`nft delete table {family} {name}`)"
+                    "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`nft delete table {family} {name}`), else its own `edgenet remove` does"
                 ));
             }
         }

@@ -426,6 +426,16 @@ fn restore_sysctls(
                     Err(e) => lines.errors.push(e.to_string()),
                 }
             }
+            // Already back to what it was before edgenet (by a rollback that could not record
+            // it, or by hand): left as it is, without blaming someone else's change.
+            Ok(live) if live.trim() == change.previous.trim() => {
+                lines.left.push(format!(
+                    "{} at {}: already back to the value edgenet found (by a rollback, or by hand)",
+                    change.key,
+                    live.trim()
+                ));
+                state.forget_sysctl(&change.key, change.netns.as_deref());
+            }
             // Someone changed it since: theirs now, left as it is.
             Ok(live) => {
                 lines.left.push(format!(

@@ -72,6 +72,13 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         drift: Vec::new(),
         notices: Vec::new(),
     };
+    // Read as missing (the records are state.json's); a deploy refuses until it is moved.
+    for (path, what) in dir.odd_files() {
+        report.notices.push(format!(
+            "{} is {what}, not a file edgenet wrote: deploy refuses until it is moved away; remove works without it",
+            path.display()
+        ));
+    }
     let Some(state) = state else {
         // Objects of a deployment whose state directory is gone: nothing else names them.
         if let Ok(mut nl) = kernel::open() {
@@ -160,13 +167,15 @@ fn fill(
         let adopted = state
             .object(ObjectKind::Bridge, &plan.switch.name, None)
             .is_some_and(|o| o.status == ObjectStatus::Adopted);
-        if !sw.ours && !adopted {
+        let foreign = !sw.ours && !adopted;
+        if foreign {
+            // Not ours (made again by someone else, e.g. after a reboot): its state is its
+            // maker's business, so nothing below (down, addresses, MTU) is said about it.
             drift.push(format!(
-                "{} exists but does not carry this deployment's mark",
+                "{0} exists but does not carry this deployment's mark: it is not this deployment's bridge (made by someone else, e.g. again after a reboot); deploy refuses while it is there and remove leaves it; if nothing needs it: `ip link del {0}`, then deploy",
                 plan.switch.name
             ));
-        }
-        if !sw.up {
+        } else if !sw.up {
             drift.push(format!("bridge {} is down", plan.switch.name));
         }
         if sw.up && sw.ours {
@@ -175,7 +184,7 @@ fn fill(
                 drift.push(switch::connected_route::describe(&plan.switch.name, &route));
             }
         }
-        if let (Some(want), Some(have)) = (plan.switch.mtu, sw.mtu) {
+        if let (Some(want), Some(have), false) = (plan.switch.mtu, sw.mtu, foreign) {
             if want != have {
                 drift.push(format!(
                     "bridge {} has MTU {have}, the plan says {want}",
@@ -183,7 +192,7 @@ fn fill(
                 ));
             }
         }
-        if let Some(host) = plan.switch.host_address {
+        if let Some(host) = plan.switch.host_address.filter(|_| !foreign) {
             if !sw.addresses.contains(&host.to_string()) {
                 drift.push(format!(
                     "bridge {} lacks its address {host}",
@@ -524,6 +533,7 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
     use crate::node::stray_routes::{
         deploys_default, describe, describe_in, extra_defaults, other_tables, stray, MAIN,
     };
+    use edgenet_host::netlink::dropping_route::{cutting_off, dropping_by_hand};
     let name = &node.name;
     let (missing, every_table) =
         edgenet_host::netns::NetNs::open(netns)?.run(|| -> Result<_, DeployError> {
@@ -541,7 +551,30 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
         .filter(|(table, _)| *table == MAIN)
         .map(|(_, r)| r.clone())
         .collect();
+    // Dropping routes made by hand: those that cut the node off are drift deploy deletes
+    // (see edgenet_host::netlink::dropping_route); the others block a range on purpose.
+    let cutting = cutting_off(&main, node.gateway);
+    for r in &cutting {
+        let what = if r.destination.prefix_len() <= 1 {
+            "drops half of the addresses its default route carries".to_string()
+        } else {
+            format!("drops what the node sends to its gateway {}", node.gateway)
+        };
+        let route = describe(r);
+        report.drift.push(format!(
+            "node {name}: route {route} in {netns} {what}: the node is cut off; run deploy to delete it (or `ip -n {netns} route del {route}`)"
+        ));
+    }
     let notices = &mut report.notices;
+    for route in main
+        .iter()
+        .filter(|r| dropping_by_hand(r) && !cutting.iter().any(|c| std::ptr::eq(*c, *r)))
+        .map(describe)
+    {
+        notices.push(format!(
+            "node {name}: route {route} in {netns} drops what it matches and was not made by deploy (by hand?): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
+        ));
+    }
     for route in stray(&main).into_iter().map(describe) {
         notices.push(format!(
             "node {name}: route {route} in {netns} was not made by deploy (by hand, or by a CNI such as flannel's host-gw backend): deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
@@ -558,10 +591,18 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
             node.gateway
         )
     };
-    for route in extra_defaults(&main, node.gateway)
-        .into_iter()
-        .map(describe)
-    {
+    let deploys_gone = deploys_default(&main, node.gateway).is_none();
+    for r in extra_defaults(&main, node.gateway) {
+        let route = describe(r);
+        // Without a metric it has the key of deploy's own (destination, metric): deploy's
+        // `ip route replace` puts its own in its place.
+        if deploys_gone && r.metric.unwrap_or(0) == 0 {
+            notices.push(format!(
+                "node {name}: default route {route} in {netns} is in the place of deploy's (default via {} dev {NODE_IFNAME}, gone: drift): deploy replaces it with its own",
+                node.gateway
+            ));
+            continue;
+        }
         notices.push(format!(
             "node {name}: a second default route {route} in {netns}, {beside}: it may take the node's traffic elsewhere; deploy leaves it; if nothing in the node needs it: `ip -n {netns} route del {route}`"
         ));

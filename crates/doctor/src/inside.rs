@@ -13,7 +13,7 @@ use edgenet_core::mac::MacAddr;
 use edgenet_host::exec::{BindMount, ExecOptions};
 use edgenet_host::guest_agent::GuestAgent;
 use edgenet_host::guest_probes;
-use edgenet_host::netlink::Netlink;
+use edgenet_host::netlink::{dropping_route, Netlink};
 use edgenet_host::netns::NetNs;
 use edgenet_host::probes;
 
@@ -26,6 +26,9 @@ pub(crate) struct Observed {
     pub up: bool,
     pub addresses: Vec<ipnet::Ipv4Net>,
     pub default_gateway: Option<Ipv4Addr>,
+    /// Dropping routes made by hand that cut the node off (`prohibit 192.168.0.1/32`), as
+    /// `ip route del` takes them (see edgenet_host::netlink::dropping_route).
+    pub cutting_off: Vec<String>,
     pub ip_forward: Option<String>,
     pub bridge_nf: Option<String>,
 }
@@ -142,6 +145,7 @@ impl<'a> Inside<'a> {
                     up: l.up,
                     addresses: l.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
                     default_gateway: l.default_gateway,
+                    cutting_off: Vec::new(),
                     ip_forward: l.ip_forward,
                     bridge_nf: l.bridge_nf,
                 }))
@@ -329,18 +333,27 @@ fn observe_netns(netns: &str) -> Result<Option<Observed>, String> {
                 .into_iter()
                 .map(|a| a.address)
                 .collect();
-            let default_gateway = nl
-                .routes()
-                .map_err(|e| e.to_string())?
-                .into_iter()
+            let routes = nl.routes().map_err(|e| e.to_string())?;
+            let default_gateway = routes
+                .iter()
                 .find(|r| r.destination.prefix_len() == 0 && r.link.as_deref() == Some(NODE_IFNAME))
                 .and_then(|r| r.gateway);
+            let cutting_off = default_gateway
+                .map(|gw| dropping_route::cutting_off(&routes, gw))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    let kind = r.type_word().unwrap_or("unicast");
+                    format!("{kind} {}", r.destination)
+                })
+                .collect();
             Ok(Some(Observed {
                 mac: link.mac,
                 mtu: link.mtu,
                 up: link.up && link.lower_up,
                 addresses,
                 default_gateway,
+                cutting_off,
                 ip_forward: edgenet_host::sysctl::read("net.ipv4.ip_forward").ok(),
                 bridge_nf: edgenet_host::sysctl::read("net.bridge.bridge-nf-call-iptables").ok(),
             }))

@@ -568,7 +568,25 @@ fn node_checks(
         ),
     });
     let route_ok = seen.default_gateway == Some(n.gateway);
-    out.push(if route_ok {
+    out.push(if route_ok && !seen.cutting_off.is_empty() {
+        Check::fail(
+            scope,
+            "default-route",
+            format!(
+                "default via {} dev {NODE_IFNAME}, but {} drop(s) what the node sends to its gateway or through it: the node is cut off",
+                n.gateway,
+                seen.cutting_off.join(", ")
+            ),
+            format!(
+                "{repair}, or: {}",
+                seen.cutting_off
+                    .iter()
+                    .map(|r| format!("{} ip route del {r}", inside.run_prefix()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    } else if route_ok {
         Check::pass(
             scope,
             "default-route",
@@ -598,6 +616,15 @@ fn node_checks(
             scope,
             "gateway",
             format!("{} does not answer ping, as expected: {why}", n.gateway),
+        )
+    } else if !seen.cutting_off.is_empty() {
+        Check::skip(
+            scope,
+            "gateway",
+            format!(
+                "{} does not answer ping, as expected: a route drops it (see default-route)",
+                n.gateway
+            ),
         )
     } else {
         Check::fail(

@@ -93,7 +93,15 @@ fn chosen_without_c(
     let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
     super::check_machine_name(cli)?;
     let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
-    match recorded(cli, peeked, plan, hint)? {
+    // Nothing recorded but `config.json`: a first deploy interrupted before its first record
+    // (the file is written first; `remove` deletes it): its config, as README says, whether
+    // or not its `identity.json` made it to the disk.
+    let alone = match peeked {
+        Some(_) => None,
+        None => StateDir::new(&cli.state_dir).config_alone(),
+    };
+    let config = peeked.and_then(|s| s.config.as_deref()).or(alone.as_ref());
+    match recorded(cli, config, plan, hint)? {
         Some(loaded) => Ok(Chosen {
             loaded,
             source: RECORDED.to_string(),
@@ -112,6 +120,30 @@ fn chosen_without_c(
             machine_name: cli.machine_name.clone(),
         }),
     }
+}
+
+/// Refuses, before any change, a state directory where something that is not a regular file
+/// (a directory, a FIFO, a link) is in the place of `identity.json` or `config.json`: the deploy
+/// could not record its identity or config there. Without `-c`, an odd `config.json` is the
+/// recorded config's problem (`no-config`, see [`recorded`]).
+fn refuse_odd_files(cli: &Cli) -> Result<(), CliError> {
+    let dir = StateDir::new(&cli.state_dir);
+    let config = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    let odd: Vec<String> = dir
+        .odd_files()
+        .into_iter()
+        .filter(|(path, _)| cli.config.is_some() || *path != config)
+        .map(|(path, what)| format!("{} is {what}, not a file edgenet wrote", path.display()))
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Host,
+        "state",
+        format!("cannot record the deployment: {}", odd.join("; ")),
+    )
+    .hint("move it away (edgenet writes only its own regular files there); nothing was changed"))
 }
 
 /// Checks the config against the live host and builds the plan; refuses (exit 1) with every
@@ -266,6 +298,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
+    refuse_odd_files(cli)?;
     // Read under the namespace lock: no other deploy or remove changes the record meanwhile.
     let chosen = match given {
         Some(chosen) => chosen,

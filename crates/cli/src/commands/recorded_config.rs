@@ -8,7 +8,6 @@ use edgenet_core::addressing::lan_subnet;
 use edgenet_core::config::{load, Config, Loaded, NodeKind};
 use edgenet_core::plan::Plan;
 use edgenet_core::validate::Severity;
-use edgenet_deploy::state::DeploymentState;
 use serde_json::Value;
 
 use crate::cli::Cli;
@@ -17,30 +16,33 @@ use crate::exit::{CliError, Exit};
 /// `deploy`'s source name for the recorded config (`source` in its JSON report).
 pub const RECORDED: &str = "recorded";
 
-/// The recorded config of `state` (none when nothing is recorded), checked against `plan`,
+/// The recorded config `config` (of the state; none when nothing is recorded), checked against `plan`,
 /// the plan it must be the config of (none: records rebuilt without a plan, so nothing to
 /// check it against; then a config that does not load is as good as none). `hint`: the fix a
 /// `no-config` refusal names.
 pub fn recorded(
     cli: &Cli,
-    state: Option<&DeploymentState>,
+    config: Option<&Value>,
     plan: Option<&Plan>,
     hint: &str,
 ) -> Result<Option<Loaded>, CliError> {
-    let config = state.and_then(|s| s.config.as_deref());
-    let why = match (config.map(loaded_config), plan) {
-        (None, None) => return Ok(None),
-        (None, Some(_)) => "is missing or damaged".to_string(),
-        (Some(Ok(loaded)), Some(plan)) => match identity_differences(&loaded.config, plan) {
+    let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    let odd = edgenet_deploy::own_files::odd(&file);
+    let why = match (odd, config.map(loaded_config), plan) {
+        // Something else in its place (read as missing): no deploy could record a config there.
+        (Some(what), _, _) => format!("is {what}, not a file edgenet wrote: move it away"),
+        (None, None, None) => return Ok(None),
+        (None, None, Some(_)) => "is missing or damaged".to_string(),
+        (None, Some(Ok(loaded)), Some(plan)) => match identity_differences(&loaded.config, plan) {
             differences if differences.is_empty() => return Ok(Some(loaded)),
             differences => format!("is not its config: {}", differences.join("; ")),
         },
-        (Some(Err(why)), Some(_)) => format!("is not its config: {why}"),
-        (Some(loaded), None) => return Ok(loaded.ok()),
+        (None, Some(Err(why)), Some(_)) => format!("is not its config: {why}"),
+        (None, Some(loaded), None) => return Ok(loaded.ok()),
     };
-    let file = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+    // The config cannot be read as the deployment's: README's exit 2 (nothing was changed).
     Err(CliError::new(
-        Exit::Findings,
+        Exit::Unreadable,
         "no-config",
         format!(
             "the deployment in {} has no usable config: {} {why}",

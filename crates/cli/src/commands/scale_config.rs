@@ -24,7 +24,12 @@ fn cluster(cli: &Cli) -> Result<(Value, usize), CliError> {
         return Err(not_deployed(cli));
     };
     let hint = "name the cluster's config with -c FILE, or run `edgenet deploy -c FILE` on this machine again, which writes it back";
-    let Some(loaded) = super::recorded_config::recorded(cli, state.as_ref(), Some(plan), hint)?
+    let Some(loaded) = super::recorded_config::recorded(
+        cli,
+        state.as_ref().and_then(|s| s.config.as_deref()),
+        Some(plan),
+        hint,
+    )?
     else {
         return Err(not_deployed(cli));
     };
@@ -56,6 +61,23 @@ fn refuse(what: &str, findings: Vec<edgenet_core::validate::Finding>) -> CliErro
 }
 
 pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
+    if let Some(name) = &args.new_machine_name {
+        if let Some(problem) = edgenet_core::validate::machine_name_problem(name) {
+            return Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!("--new-machine-name {name:?}: {problem}"),
+            ));
+        }
+    }
+    // `--machine-name` (EDGENET_MACHINE_NAME) is this machine's: one given on the command line
+    // was most likely meant for the new machine, as an earlier edgenet took it.
+    let from_env = std::env::var("EDGENET_MACHINE_NAME").ok();
+    if cli.machine_name.is_some() && cli.machine_name != from_env {
+        tracing::warn!(
+            "--machine-name names this machine and is not used by scale-config; the new machine's name is --new-machine-name NAME"
+        );
+    }
     let (cluster, template) = cluster(cli)?;
     // The new config is written in the schema's spelling whatever case the cluster's used.
     let cluster = edgenet_core::config::with_canonical_keys(&cluster);
@@ -63,7 +85,7 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
         linux_ip: args.linux_node_ip,
         windows_ip: args.windows_node_ip,
         control_plane: args.control_plane,
-        machine_name: cli.machine_name.clone(),
+        machine_name: args.new_machine_name.clone(),
         adapter: args.adapter_name.clone(),
     };
     // The new machine's nodes cannot have an address of this machine (check's address-is-host).

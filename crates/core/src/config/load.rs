@@ -224,6 +224,24 @@ pub fn with_canonical_keys(v: &Value) -> Value {
     }
 }
 
+/// The JSON value of a config file's bytes, read as [`load`] reads them (a BOM, UTF-16,
+/// Windows-1252, comments and trailing commas accepted), whatever the value is: for a file
+/// edgenet recorded that an operator may have edited in a Windows editor.
+pub fn parse_text(bytes: &[u8]) -> Result<Value, LoadError> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(LoadError::TooLarge { size: bytes.len() });
+    }
+    let (text, _) = decode(bytes)?;
+    let (text, _) = relax(&text);
+    super::json::parse(&text)
+        .map(|(value, _)| value)
+        .map_err(|e| LoadError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: syntax_message(&e),
+        })
+}
+
 /// Parses a deployment file. Problems with individual fields become findings (all of them);
 /// only a file that is not a JSON object at all is a [`LoadError`].
 pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {

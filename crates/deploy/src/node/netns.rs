@@ -4,6 +4,7 @@
 use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::NodePlan;
 use edgenet_host::netlink::connected_route::serves;
+use edgenet_host::netlink::dropping_route::cutting_off;
 use edgenet_host::netlink::{Link, Netlink, RouteSpec, Snapshot, VethSpec};
 
 use crate::kernel::Kernel;
@@ -331,7 +332,10 @@ impl Inside {
                     .iter()
                     .any(|r| serves(r, plan.address.trunc(), e.index))
             });
-        lo_ok && eth0_ok && address_ok && route_ok && connected_ok
+        // A blackhole/prohibit route made by hand that hides the gateway or half the
+        // addresses (see edgenet_host::netlink::dropping_route).
+        let open = cutting_off(&self.seen.routes, plan.gateway).is_empty();
+        lo_ok && eth0_ok && address_ok && route_ok && connected_ok && open
     }
 }
 
@@ -397,10 +401,19 @@ fn configure(
         &plan.name,
         plan.address,
     )?);
-    let default = nl
-        .routes()?
-        .into_iter()
-        .find(|r| r.destination == DEFAULT_ROUTE);
+    let routes = nl.routes()?;
+    // A dropping route made by hand that cuts the node off (drift, see
+    // edgenet_host::netlink::dropping_route); ones that block a narrower range stay.
+    for r in cutting_off(&routes, plan.gateway) {
+        if nl.del_dropping_route(r)? {
+            changes.push(format!(
+                "deleted {}'s route {} (it cut the node off)",
+                plan.name,
+                super::stray_routes::describe(r)
+            ));
+        }
+    }
+    let default = routes.into_iter().find(|r| r.destination == DEFAULT_ROUTE);
     if default.as_ref().and_then(|r| r.gateway) != Some(plan.gateway) {
         nl.replace_route(&RouteSpec {
             destination: DEFAULT_ROUTE,

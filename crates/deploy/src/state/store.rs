@@ -157,6 +157,23 @@ impl StateDir {
         Ok(read_dir_state(&self.path, false)?.state)
     }
 
+    /// `config.json` on its own (read as `-c` reads a file; `None` when missing or damaged):
+    /// the config of a first deploy interrupted before it recorded anything else.
+    pub fn config_alone(&self) -> Option<Value> {
+        read_aid(&self.path.join(CONFIG_FILE))
+            .and_then(|b| edgenet_core::config::parse_text(&b).ok())
+    }
+
+    /// `identity.json` and `config.json` when something that is not a regular file is in their
+    /// place (a directory, a FIFO, a link), with what it is: a deploy could not replace them.
+    pub fn odd_files(&self) -> Vec<(PathBuf, &'static str)> {
+        [IDENTITY_FILE, CONFIG_FILE]
+            .into_iter()
+            .map(|name| self.path.join(name))
+            .filter_map(|path| crate::own_files::odd(&path).map(|what| (path, what)))
+            .collect()
+    }
+
     pub fn journal_file(&self) -> PathBuf {
         self.path.join(JOURNAL_FILE)
     }
@@ -410,6 +427,14 @@ impl StateLock {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // A directory in the place of `identity.json` or `config.json` is not edgenet's
+                // (unlink took a FIFO or a link itself, never what it points to): left, said.
+                Err(_) if path.is_dir() && !path.is_symlink() && path != self.dir.state_file() => {
+                    tracing::warn!(
+                        "left {}: a directory, not a file edgenet wrote (delete it or move it away; the state directory stays until then)",
+                        path.display()
+                    );
+                }
                 Err(source) => return Err(StateError::Write { path, source }),
             }
         }
@@ -601,12 +626,23 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     })
 }
 
+/// `identity.json` or `config.json`: aids beside the records (`state.json`), so something else
+/// in their place (a directory, a FIFO, a link: never followed or opened) or a file that cannot
+/// be read is said and read as missing: `remove` and `status` work from the records, and
+/// `deploy` refuses before any change ([`StateDir::odd_files`]).
+fn read_aid(path: &Path) -> Option<Vec<u8>> {
+    read_optional(path).unwrap_or_else(|e| {
+        tracing::warn!("{e}; read as missing");
+        None
+    })
+}
+
 /// `with_config`: the deployment config too (from `config.json`, when the records do not hold
 /// it as an earlier edgenet wrote them).
 fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError> {
     let state_path = dir.join(STATE_FILE);
     let bytes = read_optional(&state_path)?;
-    let identity = read_optional(&dir.join(IDENTITY_FILE))?
+    let identity = read_aid(&dir.join(IDENTITY_FILE))
         .and_then(|b| serde_json::from_slice::<Identity>(&b).ok());
     let base = content_hash(bytes.as_deref());
     // What a power cut leaves of a replaced file on a filesystem without ext4's heuristics.
@@ -632,13 +668,17 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
     let mut config_hash = 0;
     let mut config = None;
     if with_config {
-        if let Some(bytes) = read_optional(&dir.join(CONFIG_FILE))? {
+        if let Some(bytes) = read_aid(&dir.join(CONFIG_FILE)) {
             config_hash = content_hash(Some(&bytes));
-            // Only `scale-config` reads it: a damaged one must not stop a deploy or a remove
-            // (the next deploy writes it again).
-            match serde_json::from_slice::<Value>(&bytes) {
+            // Read as `-c` reads a file (a BOM, comments, UTF-16: an operator may have edited
+            // it in a Windows editor). A damaged one must not stop a remove or status; deploy
+            // and scale-config without `-c` refuse it (`no-config`), `-c` writes it again.
+            match edgenet_core::config::parse_text(&bytes) {
                 Ok(value) => config = Some(Arc::new(value)),
-                Err(e) => tracing::warn!("ignoring {}: {e}", dir.join(CONFIG_FILE).display()),
+                Err(e) => tracing::warn!(
+                    "{} is damaged ({e}): deploy without -c refuses it (no-config); deploy -c FILE records a config again",
+                    dir.join(CONFIG_FILE).display()
+                ),
             }
         }
     }
@@ -755,7 +795,8 @@ mod tests {
     }
 
     /// A state file replaced by a FIFO or by a link to an endless device is an error naming
-    /// the file, at once: not a hang, not memory without end.
+    /// the file, at once: not a hang, not memory without end. `config.json` or `identity.json`
+    /// so (aids beside the records) is read as missing, and named by `odd_files`.
     #[test]
     fn a_fifo_or_an_endless_file_in_the_state_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -764,10 +805,14 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o600),
         )
         .unwrap();
-        let err = StateDir::new(dir.path()).peek().unwrap_err().to_string();
-        assert!(
-            err.contains(CONFIG_FILE) && err.contains("regular file"),
-            "{err}"
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(IDENTITY_FILE)).unwrap();
+        assert!(StateDir::new(dir.path()).peek().unwrap().is_none());
+        assert_eq!(
+            StateDir::new(dir.path()).odd_files(),
+            [
+                (dir.path().join(IDENTITY_FILE), "a symbolic link"),
+                (dir.path().join(CONFIG_FILE), "a FIFO")
+            ]
         );
         fs::remove_file(dir.path().join(CONFIG_FILE)).unwrap();
         std::os::unix::fs::symlink("/dev/zero", dir.path().join(STATE_FILE)).unwrap();

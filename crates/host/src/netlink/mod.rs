@@ -23,6 +23,7 @@ use crate::netns::NetNs;
 
 mod addr;
 pub mod connected_route;
+pub mod dropping_route;
 mod link;
 mod route;
 mod rule;
