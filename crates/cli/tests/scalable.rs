@@ -429,6 +429,25 @@ fn deploy_without_c_applies_the_recorded_deployment_again() {
         "{text}"
     );
 
+    // `render` without -c renders the recorded deployment, machine 1 included, with no notice
+    // that "the config" (once the built-in default) differs or that --from-config would help
+    // (B18a D8); --from-config renders the same.
+    for extra in [&[][..], &["--from-config"][..]] {
+        let mut args = vec!["render", "k3s-config", "--node", "linux"];
+        args.extend(extra);
+        let out = m.edgenet(&args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("198.18.0.102"), "{extra:?}: {stdout}");
+        assert!(
+            !stderr.contains("differs") && !stderr.contains("from-config"),
+            "{extra:?}: {stderr}"
+        );
+    }
+
     // As after a reboot: the node namespaces gone. Made again from the recorded deployment.
     for ns in m.node_namespaces() {
         sh(&format!("ip netns del {ns}"));

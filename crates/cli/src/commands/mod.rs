@@ -46,6 +46,22 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
     load_config_at(cli.config.as_deref())
 }
 
+/// The config recorded with this state directory's deployment (what `deploy` without `-c`
+/// applies again), with the deployment's machine index, when there is one and it loads as
+/// the deployment's; `None` otherwise.
+pub fn recorded_config(cli: &Cli) -> Option<(Loaded, usize)> {
+    let dir = edgenet_deploy::state::StateDir::new(&cli.state_dir);
+    let state = dir.peek().ok().flatten()?;
+    let plan = state
+        .applied_plan
+        .as_ref()
+        .or(state.pending_plan.as_ref())?;
+    let loaded = recorded_config::recorded(cli, state.config.as_deref(), Some(plan), "")
+        .ok()
+        .flatten()?;
+    Some((loaded, plan.machine.index))
+}
+
 /// A `--machine-name` that cannot name nodes is refused (exit 2).
 pub fn check_machine_name(cli: &Cli) -> Result<(), CliError> {
     if let Some(name) = &cli.machine_name {

@@ -89,11 +89,17 @@ pub struct Source {
 /// The plan to render from: the deployed one when this state directory holds a deployment of
 /// the same machine (it has the subnet really chosen), else the config's.
 pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<Source, CliError> {
+    // Without `-c`, the deployment's recorded config (what `deploy` without `-c` applies
+    // again) as its machine: the files are the deployment's, and the built-in default would
+    // only differ from it. The built-in default when nothing is recorded.
+    let (loaded, machine) = match (&cli.config, super::recorded_config(cli)) {
+        (None, Some((loaded, index))) => (loaded, machine.or(Some(index))),
+        _ => (super::load_config(cli)?, machine),
+    };
     let args = CheckArgs {
         machine,
         offline_check: false,
     };
-    let loaded = super::load_config(cli)?;
     if let Some(n) = machine {
         let count = loaded.config.machines.len();
         if n >= count {
