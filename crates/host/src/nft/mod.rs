@@ -137,6 +137,39 @@ impl Default for Nft {
     }
 }
 
+/// libnftables 1.0.6 lists a netdev base chain without its device: adds `"dev"` (a name or a
+/// list, as later versions print it) from the kernel, so the walk knows what the chain sees.
+fn add_netdev_devices(ruleset: &mut Value) {
+    let Some(items) = ruleset.get_mut("nftables").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let lacking = |c: &Value| c["family"] == "netdev" && c.get("hook").is_some() && c.get("dev").is_none();
+    if !items.iter().any(|i| i.get("chain").is_some_and(lacking)) {
+        return;
+    }
+    let devices = match native::netdev_chain_devices() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!("nftables: netdev chains' devices not read ({e})");
+            return;
+        }
+    };
+    for item in items.iter_mut() {
+        let Some(c) = item.get_mut("chain").filter(|c| lacking(c)) else {
+            continue;
+        };
+        let found = devices
+            .iter()
+            .find(|(t, n, _)| c["table"] == t.as_str() && c["name"] == n.as_str());
+        if let Some((_, _, devs)) = found {
+            c["dev"] = match devs.as_slice() {
+                [one] => Value::from(one.as_str()),
+                many => Value::from(many.to_vec()),
+            };
+        }
+    }
+}
+
 impl Nft {
     /// `nft` looked up in `PATH`, or libnftables in its stead (see [`Nft::backend`]).
     pub fn new() -> Self {
@@ -326,12 +359,13 @@ impl Nft {
         }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
-        let ruleset: Value =
+        let mut ruleset: Value =
             serde_json::from_slice(&out).map_err(|source| NftError::BadOutput {
                 program: self.program_name(),
                 args: args.join(" "),
                 source,
             })?;
+        add_netdev_devices(&mut ruleset);
         let ruleset = Arc::new(ruleset);
         session_keep(Arc::clone(&ruleset));
         Ok(ruleset)

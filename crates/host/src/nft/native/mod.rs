@@ -453,6 +453,44 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
     Ok(Some(Some(json!({ "nftables": items }))))
 }
 
+/// `NFPROTO_NETDEV` (linux/netfilter.h).
+const NFPROTO_NETDEV: u8 = 5;
+
+/// The devices of every netdev base chain: `(table, chain, devices)`. libnftables 1.0.6's JSON
+/// leaves a netdev chain's device out, and the host-firewall walk needs it (which packets the
+/// chain sees).
+pub fn netdev_chain_devices() -> std::io::Result<Vec<(String, String, Vec<String>)>> {
+    let mut sock = Socket::open()?;
+    let chains = retry(|| sock.dump(Msg::nft(NFT_MSG_GETCHAIN, NLM_F_DUMP, NFPROTO_NETDEV)))?;
+    let mut out = Vec::new();
+    for c in chains.iter().filter(|c| c.family == NFPROTO_NETDEV) {
+        let a = c.attrs();
+        let text = |k: u16| a.iter().find(|x| x.kind == k).and_then(|x| x.str());
+        let (Some(table), Some(name)) = (text(1), text(3)) else {
+            continue;
+        };
+        // NFTA_CHAIN_HOOK: NFTA_HOOK_DEV (3), or NFTA_HOOK_DEVS (4) of NFTA_DEVICE_NAME (1).
+        let Some(hook) = a.iter().find(|x| x.kind == 4) else {
+            continue;
+        };
+        let mut devices = Vec::new();
+        for h in hook.nested() {
+            match h.kind {
+                3 => devices.extend(h.str().map(String::from)),
+                4 => devices.extend(
+                    h.nested()
+                        .iter()
+                        .filter(|d| d.kind == 1)
+                        .filter_map(|d| d.str().map(String::from)),
+                ),
+                _ => {}
+            }
+        }
+        out.push((table.to_string(), name.to_string(), devices));
+    }
+    Ok(out)
+}
+
 /// The anonymous sets of a foreign table with their elements (one dump each); a named set
 /// (listed as an item of its own, not decoded here) is `Err`.
 fn foreign_sets(
