@@ -664,7 +664,9 @@ fn iptables_chain(m: &Machine, chain: &str) -> Result<String, String> {
 /// How many of `count` quick pings from `ns` to `target` are answered.
 fn pings_answered(ns: &str, target: &str, count: u32) -> u32 {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c"])
+        .args([
+            "netns", "exec", ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c",
+        ])
         .arg(count.to_string())
         .arg(target)
         .output()
@@ -686,7 +688,15 @@ fn negated_port_output_nat_and_netdev_drops_are_reported_and_a_rate_limit_is_a_w
     let Some(m) = machine("f18walk") else { return };
     let wan = Wan::new(&m);
     let mut server = Command::new("ip")
-        .args(["netns", "exec", &wan.ns, "python3", "-m", "http.server", "8080"])
+        .args([
+            "netns",
+            "exec",
+            &wan.ns,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+        ])
         .args(["--bind", "203.0.113.1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -768,9 +778,15 @@ fn negated_port_output_nat_and_netdev_drops_are_reported_and_a_rate_limit_is_a_w
             "{what}: {message}"
         );
         let (ok, s) = status(&m);
-        assert!(!ok && s["drift"].to_string().contains("f18"), "{what}: {s:#}");
+        assert!(
+            !ok && s["drift"].to_string().contains("f18"),
+            "{what}: {s:#}"
+        );
         let family = rules.split_whitespace().nth(1).unwrap();
-        sh(&format!("ip netns exec {} nft delete table {family} f18", m.ns));
+        sh(&format!(
+            "ip netns exec {} nft delete table {family} f18",
+            m.ns
+        ));
         assert!(probe(&node), "{what}: not restored");
     }
 

@@ -1,16 +1,18 @@
-//! Host firewalls that drop edgenet's traffic (issue 8): Docker, ufw, firewalld or any table with
-//! a base chain on the forward hook that drops.
+//! Host firewalls that drop edgenet's traffic (issue 8): Docker, ufw, firewalld, a plain
+//! iptables-nft firewall or any table with a base chain that drops.
 //!
 //! nftables runs every base chain of a hook, and a drop in any of them is final: an accept in
 //! edgenet's own table cannot override Docker's `FORWARD` policy drop. So edgenet reads the
 //! whole ruleset (`nft -j list ruleset`, which shows iptables-nft rules too) and walks each
-//! forward base chain of the other tables for the packets the switch needs to forward, the way
-//! the kernel would: following jumps, gotos and returns, down to a verdict or the policy.
+//! filter, route and nat base chain of the other tables on the hooks the switch's packets pass
+//! (prerouting, forward, input, output, postrouting; netdev ingress/egress on the uplink or the
+//! bridge) for those packets, the way the kernel would: following jumps, gotos and returns,
+//! down to a verdict or the policy.
 //!
-//! The walk is conservative in one direction only: a rule whose match edgenet cannot evaluate
-//! (an address set, a mark, an unknown xt match) is taken as not matching, whether it accepts or
-//! drops. So a reported drop is one that the listed rules really reach for such a packet unless
-//! a rule edgenet cannot read says otherwise; the report names the chain and the fix.
+//! A match the walk cannot evaluate (an address set, a mark, a rate limit, an unknown xt match)
+//! makes the verdict unknown: a drop it guards is a possible one, an accept it guards is not
+//! counted on. A certain drop is one the listed rules really reach for such a packet; the
+//! report names the chain, the rule (as `nft list` prints it) and the fix.
 //!
 //! Pure: the listing comes in as JSON, the findings go out as data.
 
@@ -280,7 +282,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
 pub struct ForwardDrop {
     pub family: String,
     pub table: String,
-    /// The base chain (`forward`, `input` or `prerouting` hook).
+    /// The base chain (its hook in `hook`).
     pub chain: String,
     pub hook: String,
     /// Where the packet is dropped: `policy drop`, or the chain and rule that drops it.

@@ -143,7 +143,8 @@ fn add_netdev_devices(ruleset: &mut Value) {
     let Some(items) = ruleset.get_mut("nftables").and_then(Value::as_array_mut) else {
         return;
     };
-    let lacking = |c: &Value| c["family"] == "netdev" && c.get("hook").is_some() && c.get("dev").is_none();
+    let lacking =
+        |c: &Value| c["family"] == "netdev" && c.get("hook").is_some() && c.get("dev").is_none();
     if !items.iter().any(|i| i.get("chain").is_some_and(lacking)) {
         return;
     }
