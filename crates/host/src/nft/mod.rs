@@ -46,8 +46,8 @@ mod write_failure;
 pub use owner::TableOwner;
 pub use session::{forget_ruleset, table_in, RulesetSession};
 use session::{
-    session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
-    with_session_ruleset,
+    session_active, session_has_ruleset, session_keep, session_shared, session_shared_any,
+    session_wrote, with_session_ruleset,
 };
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
@@ -370,6 +370,59 @@ impl Nft {
         let ruleset = Arc::new(ruleset);
         session_keep(Arc::clone(&ruleset));
         Ok(ruleset)
+    }
+
+    /// The namespace's tables as (family, name), without their contents: the kept ruleset's
+    /// inside a session, else one native table dump, else from the whole listing.
+    pub fn list_tables(&self) -> Result<Vec<(String, String)>, NftError> {
+        let of = |ruleset: &Value| -> Vec<(String, String)> {
+            ruleset["nftables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    let t = i.get("table")?;
+                    Some((
+                        t["family"].as_str()?.to_string(),
+                        t["name"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        };
+        if let Some(ruleset) = session_shared() {
+            return Ok(of(&ruleset));
+        }
+        if self.native() {
+            match native::table_names() {
+                Ok(tables) => return Ok(tables),
+                Err(e) => tracing::debug!("nftables: native table dump failed ({e}); falling back"),
+            }
+        }
+        Ok(of(self.list_ruleset_shared()?.as_ref()))
+    }
+
+    /// The ruleset for the host-firewall walk: [`Nft::list_ruleset_shared`], except that over
+    /// native netlink the elements of other tools' plain port sets are not read (the walk never
+    /// needs them; reading thousands costs seconds). Such a listing is kept in the session for
+    /// the walk and edgenet's own tables (complete in it); a reader of the whole ruleset reads
+    /// again.
+    pub fn list_ruleset_for_walk(&self) -> Result<Arc<Value>, NftError> {
+        if let Some(ruleset) = session_shared_any() {
+            return Ok(ruleset);
+        }
+        if self.native() {
+            match native::list_for_walk() {
+                Ok(Some(Some(ruleset))) => {
+                    tracing::debug!("nftables: ruleset read over native netlink for the walk");
+                    let ruleset = Arc::new(ruleset);
+                    session_keep(Arc::clone(&ruleset));
+                    return Ok(ruleset);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
+            }
+        }
+        self.list_ruleset_shared()
     }
 
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is

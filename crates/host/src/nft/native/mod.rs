@@ -350,6 +350,20 @@ pub fn delete_tables(tables_: &[(&str, &str)]) -> Option<Result<Vec<bool>, Nativ
 /// it. `Ok(None)`: a table the decoder does not take; libnftables must read.
 /// For `only`, `Ok(Some(None))` means the table does not exist.
 pub fn list(only: Option<(&str, &str)>) -> Result<Option<Option<Value>>, std::io::Error> {
+    list_scoped(only, false)
+}
+
+/// [`list`] of the whole ruleset for the host-firewall walk: the elements of other tools'
+/// plain port sets are not read ([`foreign::Set::elidable`]); a listing where some were left
+/// out says so in its `metainfo` (`"edgenet_scope": "walk"`).
+pub fn list_for_walk() -> Result<Option<Option<Value>>, std::io::Error> {
+    list_scoped(None, true)
+}
+
+fn list_scoped(
+    only: Option<(&str, &str)>,
+    walk: bool,
+) -> Result<Option<Option<Value>>, std::io::Error> {
     if let Some((f, _)) = only {
         if family_id(f).is_none() {
             return Ok(None);
@@ -358,7 +372,7 @@ pub fn list(only: Option<(&str, &str)>) -> Result<Option<Option<Value>>, std::io
     let mut sock = Socket::open()?;
     for _ in 0..5 {
         let gen = generation(&mut sock)?;
-        let read = read(&mut sock, only)?;
+        let read = read(&mut sock, only, walk)?;
         if generation(&mut sock)? == gen {
             return Ok(read);
         }
@@ -376,8 +390,13 @@ fn generation(sock: &mut Socket) -> std::io::Result<u32> {
     Ok(id.unwrap_or(0))
 }
 
-fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option<Option<Value>>> {
+fn read(
+    sock: &mut Socket,
+    only: Option<(&str, &str)>,
+    walk: bool,
+) -> std::io::Result<Option<Option<Value>>> {
     let mut items = vec![json!({"metainfo": {"json_schema_version": 1}})];
+    let mut elided = false;
     let mut selected = Vec::new();
     for t in tables(sock)? {
         let (family, name) = table_key(&t);
@@ -416,7 +435,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             fn of<'a>(v: &'a [Reply], key: &(u8, String)) -> Vec<&'a Reply> {
                 v.iter().filter(|r| table_key(r) == *key).collect()
             }
-            let sets = match foreign_sets(sock, &of(&all.sets, &key))? {
+            let sets = match foreign_sets(sock, &of(&all.sets, &key), walk)? {
                 Ok(sets) => sets,
                 Err(why) => {
                     tracing::debug!(
@@ -427,6 +446,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
                     return Ok(None);
                 }
             };
+            elided |= sets.iter().any(|s| s.elided);
             match foreign::read_table(t, &of(&all.chains, &key), &sets, &of(&all.rules, &key)) {
                 Ok(mut table_items) => items.append(&mut table_items),
                 Err(why) => {
@@ -449,9 +469,36 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             }
         }
     }
+    if elided {
+        items[0]["metainfo"][WALK_SCOPE] = json!("walk");
+    }
     // `nft -j list table` prints the metainfo item too.
     Ok(Some(Some(json!({ "nftables": items }))))
 }
+
+/// Every table of the namespace as (family, name): one `NFT_MSG_GETTABLE` dump, nothing of
+/// their contents.
+pub fn table_names() -> std::io::Result<Vec<(String, String)>> {
+    let mut sock = Socket::open()?;
+    Ok(tables(&mut sock)?
+        .iter()
+        .filter_map(|t| {
+            let family = match t.family {
+                foreign::NFPROTO_INET => "inet",
+                NFPROTO_IPV4 => "ip",
+                3 => "arp",
+                NFPROTO_NETDEV => "netdev",
+                NFPROTO_BRIDGE => "bridge",
+                foreign::NFPROTO_IPV6 => "ip6",
+                _ => return None,
+            };
+            Some((family.to_string(), table_key(t).1))
+        })
+        .collect())
+}
+
+/// The `metainfo` key of a listing made for the walk ([`list_for_walk`]).
+pub const WALK_SCOPE: &str = "edgenet_scope";
 
 /// `NFPROTO_NETDEV` (linux/netfilter.h).
 const NFPROTO_NETDEV: u8 = 5;
@@ -496,6 +543,7 @@ pub fn netdev_chain_devices() -> std::io::Result<Vec<(String, String, Vec<String
 fn foreign_sets(
     sock: &mut Socket,
     sets: &[&Reply],
+    walk: bool,
 ) -> std::io::Result<Result<Vec<foreign::Set>, String>> {
     let mut out = Vec::with_capacity(sets.len());
     for r in sets {
@@ -503,6 +551,11 @@ fn foreign_sets(
             Ok(s) => s,
             Err(why) => return Ok(Err(why)),
         };
+        if walk && set.elidable() {
+            set.elided = true;
+            out.push(set);
+            continue;
+        }
         let (family, table) = table_key(r);
         let replies = retry(|| {
             let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
