@@ -1155,10 +1155,12 @@ mod tests {
             name: "__set0".into(),
             flags: SET_ANONYMOUS | SET_CONSTANT | if map { SET_MAP } else { 0 },
             key_len,
+            key_type: 0,
             elements: keys
                 .into_iter()
                 .map(|k| (k, 0, map.then(|| json!({"accept": null}))))
                 .collect(),
+            elided: false,
         };
         // Interface names are host-order strings: on a little-endian machine the longer
         // name sorts after the shorter one whatever the first letters (nft prints "eth0"
