@@ -286,7 +286,8 @@ impl Nft {
             if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
                 return Ok(table);
             }
-            match self.list_ruleset_shared() {
+            // The walk's read: our tables whole, and kept for the host facts' walk after.
+            match self.list_ruleset_for_walk() {
                 Ok(ruleset) => return Ok(table_in(&ruleset, family, name)),
                 // Another table is owned (unlistable as a whole ruleset): read this one alone.
                 Err(NftError::Owned(o))
@@ -389,7 +390,7 @@ impl Nft {
                 })
                 .collect()
         };
-        if let Some(ruleset) = session_shared() {
+        if let Some(ruleset) = session_shared_any() {
             return Ok(of(&ruleset));
         }
         if self.native() {
@@ -398,7 +399,7 @@ impl Nft {
                 Err(e) => tracing::debug!("nftables: native table dump failed ({e}); falling back"),
             }
         }
-        Ok(of(self.list_ruleset_shared()?.as_ref()))
+        Ok(of(self.list_ruleset_for_walk()?.as_ref()))
     }
 
     /// The ruleset for the host-firewall walk: [`Nft::list_ruleset_shared`], except that over
