@@ -414,7 +414,7 @@ fn read(
         selected.push(t);
     }
     if selected.is_empty() {
-        return Ok(Some(only.is_none().then(|| json!({ "nftables": items }))));
+        return Ok(Some(only.is_none().then(|| listing(items))));
     }
     // The whole ruleset is ours: its chains, sets and rules come in one dump each (not three
     // per table); one table of a ruleset that may hold others is asked for by name.
@@ -473,7 +473,7 @@ fn read(
         items[0]["metainfo"][WALK_SCOPE] = json!("walk");
     }
     // `nft -j list table` prints the metainfo item too.
-    Ok(Some(Some(json!({ "nftables": items }))))
+    Ok(Some(Some(listing(items))))
 }
 
 /// Every table of the namespace as (family, name): one `NFT_MSG_GETTABLE` dump, nothing of
@@ -536,6 +536,14 @@ pub fn netdev_chain_devices() -> std::io::Result<Vec<(String, String, Vec<String
         out.push((table.to_string(), name.to_string(), devices));
     }
     Ok(out)
+}
+
+/// `{"nftables": items}` without `json!`, which would copy every item (twice the ruleset in
+/// memory at once).
+fn listing(items: Vec<Value>) -> Value {
+    let mut root = serde_json::Map::new();
+    root.insert("nftables".into(), Value::Array(items));
+    Value::Object(root)
 }
 
 /// The anonymous sets of a foreign table with their elements (one dump each); a named set
