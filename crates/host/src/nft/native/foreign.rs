@@ -151,6 +151,85 @@ pub fn read_table(
     Ok(items)
 }
 
+/// The rules of the chains a walk from the table's base chains can reach (by jump, goto or a
+/// verdict map), in their order; whether any rule was left out. The host-firewall walk never
+/// visits the others, and decoding them is most of a big ruleset's memory.
+pub fn reachable_rules<'r>(
+    chains: &[&Reply],
+    rules: &[&'r Reply],
+    sets: &[Set],
+) -> (Vec<&'r Reply>, bool) {
+    let chain_of = |r: &Reply| get(&r.attrs(), 2).and_then(|a| a.str()).map(String::from);
+    let mut by_chain: std::collections::HashMap<String, Vec<&Reply>> = Default::default();
+    for r in rules {
+        if let Some(c) = chain_of(r) {
+            by_chain.entry(c).or_default().push(r);
+        }
+    }
+    let mut reached: Vec<String> = chains
+        .iter()
+        .filter(|c| get(&c.attrs(), 4).is_some())
+        .filter_map(|c| get(&c.attrs(), 3).and_then(|a| a.str()).map(String::from))
+        .collect();
+    let mut i = 0;
+    while i < reached.len() {
+        let chain = reached[i].clone();
+        i += 1;
+        for r in by_chain.get(&chain).into_iter().flatten() {
+            for target in jump_targets(r, sets) {
+                if !reached.contains(&target) {
+                    reached.push(target);
+                }
+            }
+        }
+    }
+    let kept: Vec<&Reply> = rules
+        .iter()
+        .copied()
+        .filter(|r| chain_of(r).is_some_and(|c| reached.contains(&c)))
+        .collect();
+    let omitted = kept.len() != rules.len();
+    (kept, omitted)
+}
+
+/// The chains a rule jumps or goes to: immediate verdicts, and the verdicts of an anonymous
+/// verdict map it looks up.
+fn jump_targets(r: &Reply, sets: &[Set]) -> Vec<String> {
+    let a = r.attrs();
+    let mut out = Vec::new();
+    let Some(exprs) = get(&a, 4) else {
+        return out;
+    };
+    for elem in exprs.nested() {
+        let Some(e) = E::parse(&elem) else {
+            continue;
+        };
+        match e.name {
+            "immediate" => {
+                let chain = get(&e.data, 2)
+                    .map(|d| d.nested())
+                    .and_then(|d| get(&d, 2).map(|v| v.nested()))
+                    .and_then(|v| get(&v, 2).and_then(|c| c.str()).map(String::from));
+                out.extend(chain);
+            }
+            "lookup" => {
+                let name = get(&e.data, 1).and_then(|a| a.str());
+                let set = sets.iter().find(|s| Some(s.name.as_str()) == name);
+                for (_, _, v) in set.map(|s| &s.elements[..]).unwrap_or_default() {
+                    let target = v
+                        .as_ref()
+                        .and_then(|v| v.as_object())
+                        .and_then(|o| o.values().next())
+                        .and_then(|b| b["target"].as_str());
+                    out.extend(target.map(String::from));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 const SET_ANONYMOUS: u32 = 0x1;
 const SET_CONSTANT: u32 = 0x2;
 const SET_INTERVAL: u32 = 0x4;

@@ -354,8 +354,9 @@ pub fn list(only: Option<(&str, &str)>) -> Result<Option<Option<Value>>, std::io
 }
 
 /// [`list`] of the whole ruleset for the host-firewall walk: the elements of other tools'
-/// plain port sets are not read ([`foreign::Set::elidable`]); a listing where some were left
-/// out says so in its `metainfo` (`"edgenet_scope": "walk"`).
+/// plain port sets are not read ([`foreign::Set::elidable`]), nor the rules of their chains
+/// that no base chain reaches ([`foreign::reachable_rules`]); a listing where something was
+/// left out says so in its `metainfo` (`"edgenet_scope": "walk"`).
 pub fn list_for_walk() -> Result<Option<Option<Value>>, std::io::Error> {
     list_scoped(None, true)
 }
@@ -447,7 +448,14 @@ fn read(
                 }
             };
             elided |= sets.iter().any(|s| s.elided);
-            match foreign::read_table(t, &of(&all.chains, &key), &sets, &of(&all.rules, &key)) {
+            let chains = of(&all.chains, &key);
+            let mut rules = of(&all.rules, &key);
+            if walk {
+                let (reachable, omitted) = foreign::reachable_rules(&chains, &rules, &sets);
+                rules = reachable;
+                elided |= omitted;
+            }
+            match foreign::read_table(t, &chains, &sets, &rules) {
                 Ok(mut table_items) => items.append(&mut table_items),
                 Err(why) => {
                     tracing::debug!(
