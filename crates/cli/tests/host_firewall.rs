@@ -646,3 +646,225 @@ fn address_uplink_vmap_icmp_and_input_drops_are_reported() {
     }
     assert!(status(&m).0);
 }
+
+/// `iptables-nft -S` of one chain in the machine: `Err` with iptables' message when it cannot
+/// read the chain (an nft rule in it).
+fn iptables_chain(m: &Machine, chain: &str) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &m.ns, "iptables-nft", "-S", chain])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// How many of `count` quick pings from `ns` to `target` are answered.
+fn pings_answered(ns: &str, target: &str, count: u32) -> u32 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c",
+        ])
+        .arg(count.to_string())
+        .arg(target)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(',')
+        .find_map(|p| p.trim().strip_suffix(" received"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// B17b D3 and D8: rulesets that really cut the node off and that edgenet did not report (a
+/// negated port, the output hook, a nat chain's drop, a netdev ingress chain on the uplink):
+/// each one drops real packets, and `check` (an error naming the rule in nft's syntax) and
+/// `status` (drift) say so. A rate limit on the accept is a warning, not a pass: it loses
+/// real packets, and edgenet cannot know how many.
+#[test]
+fn negated_port_output_nat_and_netdev_drops_are_reported_and_a_rate_limit_is_a_warning() {
+    let Some(m) = machine("f18walk") else { return };
+    let wan = Wan::new(&m);
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &wan.ns,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+        ])
+        .args(["--bind", "203.0.113.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(&mut server);
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    let web = "http://203.0.113.1:8080/";
+    let mut up = false;
+    for _ in 0..100 {
+        up = curl_ok(&node, web);
+        if up {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "the node does not reach the server on the wan side");
+    assert!(ping_from(&node, "192.168.0.1"));
+    let table = |family: &str, chain: &str| {
+        format!("table {family} f18 {{\n chain c {{\n  {chain}\n }}\n}}\n")
+    };
+    let tcp_to_wan = |node: &str| curl_ok(node, web);
+    let ping_wan = |node: &str| ping_from(node, "203.0.113.1");
+    let ping_host = |node: &str| ping_from(node, "192.168.0.1");
+    type Probe<'a> = &'a dyn Fn(&str) -> bool;
+    let cases: [(&str, String, Probe, &str); 4] = [
+        (
+            "tcp dport != 22",
+            table("ip", "type filter hook forward priority 0\n  tcp dport != 22 drop"),
+            &tcp_to_wan,
+            "tcp dport != 22 drop",
+        ),
+        (
+            "output policy drop",
+            table("inet", "type filter hook output priority 0; policy drop\n  oif \"lo\" accept"),
+            &ping_host,
+            "policy drop",
+        ),
+        (
+            "nat prerouting drop",
+            table(
+                "ip",
+                "type nat hook prerouting priority -100\n  iifname \"aksedgesw-int\" ip daddr != 192.168.0.0/16 drop",
+            ),
+            &ping_wan,
+            "iifname \"aksedgesw-int\" ip daddr != 192.168.0.0/16 drop",
+        ),
+        (
+            "netdev ingress on the uplink",
+            table(
+                "netdev",
+                "type filter hook ingress device \"up0\" priority 0; policy drop",
+            ),
+            &ping_wan,
+            "policy drop",
+        ),
+    ];
+    let path = m.dir.path().join("f18.nft");
+    for (what, rules, probe, shown) in cases {
+        std::fs::write(&path, &rules).unwrap();
+        sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+        assert!(!probe(&node), "{what}: the ruleset does not drop");
+        let f = findings(&m, None);
+        let found = f
+            .iter()
+            .find(|f| f["code"] == "host-firewall-drops" && f["severity"] == "error")
+            .unwrap_or_else(|| panic!("{what}: check is silent: {f:#?}"));
+        let message = found["message"].as_str().unwrap();
+        assert!(
+            message.contains(shown) && message.contains("f18"),
+            "{what}: {message}"
+        );
+        let (ok, s) = status(&m);
+        assert!(
+            !ok && s["drift"].to_string().contains("f18"),
+            "{what}: {s:#}"
+        );
+        let family = rules.split_whitespace().nth(1).unwrap();
+        sh(&format!(
+            "ip netns exec {} nft delete table {family} f18",
+            m.ns
+        ));
+        assert!(probe(&node), "{what}: not restored");
+    }
+
+    // A rate limit on the accept: real packets are lost; check warns (deploy and status go
+    // on), naming the limit.
+    std::fs::write(
+        &path,
+        table(
+            "ip",
+            "type filter hook forward priority 0; policy drop\n  iifname \"aksedgesw-int\" limit rate 1/second accept\n  oifname \"aksedgesw-int\" accept",
+        ),
+    )
+    .unwrap();
+    sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+    let answered = pings_answered(&node, "203.0.113.1", 30);
+    assert!(answered < 30, "the limit lost no packet ({answered} of 30)");
+    let f = findings(&m, None);
+    let ours: Vec<_> = f
+        .iter()
+        .filter(|f| f["code"] == "host-firewall-drops")
+        .collect();
+    assert!(!ours.is_empty(), "check is silent on a limit: {f:#?}");
+    assert!(ours.iter().all(|f| f["severity"] == "warning"), "{ours:#?}");
+    assert!(
+        ours[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit rate 1/second accept"),
+        "{ours:#?}"
+    );
+    assert!(status(&m).0, "a possible drop is not drift");
+    sh(&format!("ip netns exec {} nft delete table ip f18", m.ns));
+}
+
+/// B17b D6: a plain iptables-nft firewall (not Docker's, not ufw's) gets its fix in iptables'
+/// syntax: run as printed, it lets the switch through and iptables can still read the chain
+/// (the nft fix made it "incompatible, use 'nft' tool").
+#[test]
+fn a_plain_iptables_nft_firewall_gets_a_fix_iptables_can_still_read() {
+    let Some(m) = machine("f18ipt") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    load_ruleset(
+        &m,
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -i up0 -o up0 -j ACCEPT\nCOMMIT\n",
+    );
+    let f = findings(&m, None);
+    let found = f
+        .iter()
+        .find(|f| f["code"] == "host-firewall-drops" && f["severity"] == "error")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    let hint = found["hint"].as_str().unwrap();
+    let commands = hint
+        .split_once(": ")
+        .map(|(_, c)| c)
+        .and_then(|c| c.split(" (").next())
+        .unwrap();
+    assert!(
+        commands.starts_with("iptables -I FORWARD -i aksedgesw-int -s 192.168.0.0/24 -j ACCEPT"),
+        "{hint}"
+    );
+    assert!(!hint.contains("nft insert"), "{hint}");
+    for cmd in commands.split(" && ") {
+        sh(&format!("ip netns exec {} {cmd}", m.ns));
+    }
+    let chain = iptables_chain(&m, "FORWARD");
+    assert!(
+        chain.as_ref().is_ok_and(|c| c.contains("aksedgesw-int")),
+        "iptables cannot read FORWARD after the fix: {chain:?}"
+    );
+    assert!(!findings(&m, None)
+        .iter()
+        .any(|f| f["code"] == "host-firewall-drops"));
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    assert!(ping_from(&node, "203.0.113.1"));
+    assert!(status(&m).0);
+}

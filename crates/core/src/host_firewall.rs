@@ -1,16 +1,18 @@
-//! Host firewalls that drop edgenet's traffic (issue 8): Docker, ufw, firewalld or any table with
-//! a base chain on the forward hook that drops.
+//! Host firewalls that drop edgenet's traffic (issue 8): Docker, ufw, firewalld, a plain
+//! iptables-nft firewall or any table with a base chain that drops.
 //!
 //! nftables runs every base chain of a hook, and a drop in any of them is final: an accept in
 //! edgenet's own table cannot override Docker's `FORWARD` policy drop. So edgenet reads the
 //! whole ruleset (`nft -j list ruleset`, which shows iptables-nft rules too) and walks each
-//! forward base chain of the other tables for the packets the switch needs to forward, the way
-//! the kernel would: following jumps, gotos and returns, down to a verdict or the policy.
+//! filter, route and nat base chain of the other tables on the hooks the switch's packets pass
+//! (prerouting, forward, input, output, postrouting; netdev ingress/egress on the uplink or the
+//! bridge) for those packets, the way the kernel would: following jumps, gotos and returns,
+//! down to a verdict or the policy.
 //!
-//! The walk is conservative in one direction only: a rule whose match edgenet cannot evaluate
-//! (an address set, a mark, an unknown xt match) is taken as not matching, whether it accepts or
-//! drops. So a reported drop is one that the listed rules really reach for such a packet unless
-//! a rule edgenet cannot read says otherwise; the report names the chain and the fix.
+//! A match the walk cannot evaluate (an address set, a mark, a rate limit, an unknown xt match)
+//! makes the verdict unknown: a drop it guards is a possible one, an accept it guards is not
+//! counted on. A certain drop is one the listed rules really reach for such a packet; the
+//! report names the chain, the rule (as `nft list` prints it) and the fix.
 //!
 //! Pure: the listing comes in as JSON, the findings go out as data.
 
@@ -30,6 +32,8 @@ pub enum FirewallTool {
     Docker,
     Ufw,
     Firewalld,
+    /// A table iptables-nft manages (`ip filter` with `FORWARD`, ...), not Docker's or ufw's.
+    Iptables,
     Other,
 }
 
@@ -39,6 +43,7 @@ impl FirewallTool {
             FirewallTool::Docker => "Docker",
             FirewallTool::Ufw => "ufw",
             FirewallTool::Firewalld => "firewalld",
+            FirewallTool::Iptables => "iptables",
             FirewallTool::Other => "another firewall",
         }
     }
@@ -60,6 +65,8 @@ pub struct Flow {
     /// `new`, `established`, or `untracked` (node↔node on an internal switch: edgenet's
     /// table keeps those frames out of conntrack).
     pub ct_state: &'static str,
+    /// Masqueraded on the uplink: its addresses on that side are the host's, unknown here.
+    pub natted: bool,
 }
 
 /// Stands for "some other interface" when the uplink is not known: matches no name, only `!=`.
@@ -137,6 +144,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
         saddr,
         daddr,
         ct_state,
+        natted: false,
     };
     let mut flows = Vec::new();
     // Where bridged traffic from a node goes: another node, or (external) the LAN.
@@ -184,6 +192,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
     }
     for &far in &outside {
         if t.nat {
+            let start = flows.len();
             flows.push(flow(
                 "connections the nodes open to the outside",
                 "ip",
@@ -204,6 +213,9 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 t.node,
                 "established",
             ));
+            for f in &mut flows[start..] {
+                f.natted = true;
+            }
         }
     }
     if !t.bridge.is_empty() {
@@ -217,6 +229,17 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 t.node,
                 Some(host),
                 "new",
+            ));
+            // The host's answers (DNS, proxy) leave through its output hook.
+            flows.push(flow(
+                "the host's replies to the nodes (DNS, proxy)",
+                "ip",
+                "output",
+                "",
+                bridge,
+                Some(host),
+                t.node,
+                "established",
             ));
         }
     }
@@ -259,7 +282,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
 pub struct ForwardDrop {
     pub family: String,
     pub table: String,
-    /// The base chain (`forward`, `input` or `prerouting` hook).
+    /// The base chain (its hook in `hook`).
     pub chain: String,
     pub hook: String,
     /// Where the packet is dropped: `policy drop`, or the chain and rule that drops it.
@@ -295,6 +318,44 @@ impl ForwardDrop {
     /// LAN routed through the host.
     pub fn fix(&self, bridge: &str, subnet: Option<&str>) -> String {
         let (f, t, c) = (&self.family, &self.table, &self.chain);
+        if self.tool == FirewallTool::Iptables {
+            return iptables_fix(t, c, &self.hook, bridge, subnet);
+        }
+        let nft = |rules: &[String]| {
+            let cmds: Vec<String> = rules
+                .iter()
+                .map(|r| format!("nft insert rule {f} {t} {c} {r}"))
+                .collect();
+            format!(
+                "{} (and the same in the file your firewall loads at boot)",
+                cmds.join(" && ")
+            )
+        };
+        if f == "netdev" {
+            return format!(
+                "edit chain netdev {t} {c} ({} hook of its device) so that it lets through the switch {bridge}'s traffic: the nodes' connections (masqueraded to this host's address on the uplink) and their replies (and the same in the file your firewall loads at boot)",
+                self.hook
+            );
+        }
+        match (self.hook.as_str(), subnet) {
+            ("output", _) => return nft(&[format!("oifname \"{bridge}\" accept")]),
+            ("prerouting", Some(s)) if f != "bridge" => {
+                return nft(&[
+                    format!("iifname \"{bridge}\" ip saddr {s} accept"),
+                    format!("ip daddr {s} accept"),
+                ])
+            }
+            ("prerouting", None) if f != "bridge" => {
+                return nft(&[format!("iifname \"{bridge}\" accept")])
+            }
+            ("postrouting", Some(s)) if f != "bridge" => {
+                return nft(&[
+                    format!("iifname \"{bridge}\" ip saddr {s} accept"),
+                    format!("oifname \"{bridge}\" ip daddr {s} accept"),
+                ])
+            }
+            _ => {}
+        }
         if self.hook == "input" {
             return match self.tool {
                 FirewallTool::Ufw => format!("ufw allow in on {bridge}"),
@@ -330,14 +391,49 @@ impl ForwardDrop {
             (FirewallTool::Firewalld, None) => format!(
                 "firewall-cmd --permanent --zone=$(firewall-cmd --get-zone-of-interface={bridge}) --add-forward && firewall-cmd --reload"
             ),
-            (FirewallTool::Other, Some(s)) => format!(
+            (FirewallTool::Other | FirewallTool::Iptables, Some(s)) => format!(
                 "nft insert rule {f} {t} {c} iifname \"{bridge}\" ip saddr {s} accept && nft insert rule {f} {t} {c} oifname \"{bridge}\" ip daddr {s} ct state established,related accept (and the same in the file your firewall loads at boot)"
             ),
-            (FirewallTool::Other, None) => format!(
+            (FirewallTool::Other | FirewallTool::Iptables, None) => format!(
                 "nft insert rule {f} {t} {c} iifname \"{bridge}\" oifname \"{bridge}\" accept (and the same in the file your firewall loads at boot)"
             ),
         }
     }
+}
+
+/// The fix in iptables' own syntax for a chain iptables-nft manages (an `nft` rule there makes
+/// `iptables -S`, `iptables-save` and netfilter-persistent fail on the chain).
+fn iptables_fix(
+    table: &str,
+    chain: &str,
+    hook: &str,
+    bridge: &str,
+    subnet: Option<&str>,
+) -> String {
+    let ipt = if table == "filter" {
+        format!("iptables -I {chain}")
+    } else {
+        format!("iptables -t {table} -I {chain}")
+    };
+    let rules: Vec<String> = match (hook, subnet) {
+        ("input", _) => vec![format!("-i {bridge} -j ACCEPT")],
+        ("output", _) => vec![format!("-o {bridge} -j ACCEPT")],
+        ("prerouting", Some(s)) => vec![
+            format!("-i {bridge} -s {s} -j ACCEPT"),
+            format!("-d {s} -j ACCEPT"),
+        ],
+        ("prerouting", None) => vec![format!("-i {bridge} -j ACCEPT")],
+        (_, Some(s)) => vec![
+            format!("-i {bridge} -s {s} -j ACCEPT"),
+            format!("-o {bridge} -d {s} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        ],
+        (_, None) => vec![format!("-i {bridge} -o {bridge} -j ACCEPT")],
+    };
+    let cmds: Vec<String> = rules.iter().map(|r| format!("{ipt} {r}")).collect();
+    format!(
+        "{} (iptables-nft manages this chain: do not add nft rules to it; save with iptables-save where your firewall restores it at boot)",
+        cmds.join(" && ")
+    )
 }
 
 /// Families whose hooks see the switch's IPv4 packets.
@@ -346,6 +442,77 @@ const IPV4_FAMILIES: [&str; 2] = ["ip", "inet"];
 /// Layer-4 protocols each flow is walked with: a rule dropping only one of them (ICMP, say)
 /// still breaks the nodes.
 const PROTOCOLS: [&str; 3] = ["tcp", "udp", "icmp"];
+
+/// The hooks a flow passes, in order (besides netdev's, which depend on the device).
+fn hooks_of(flow_hook: &str) -> &'static [&'static str] {
+    match flow_hook {
+        "forward" => &["prerouting", "forward", "postrouting"],
+        "input" => &["prerouting", "input"],
+        "output" => &["output", "postrouting"],
+        _ => &[],
+    }
+}
+
+/// The devices of a netdev chain (`"dev"`: one name or a list).
+fn chain_devices(chain: &Value) -> Vec<&str> {
+    match &chain["dev"] {
+        Value::String(d) => vec![d.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `flow` as a base chain of `family` on `hook` sees it, or `None` if the chain never sees it.
+fn flow_at_hook(flow: &Flow, family: &str, hook: &str, chain: &Value) -> Option<Flow> {
+    let mut f = flow.clone();
+    if family == "netdev" {
+        // Frames bridged within the switch never pass the bridge device's own hooks.
+        if flow.iif == flow.oif {
+            return None;
+        }
+        let devices = chain_devices(chain);
+        match hook {
+            "ingress" if devices.contains(&flow.iif.as_str()) => {
+                // Before routing and conntrack; a NATed reply is still addressed to the host.
+                f.oif = String::new();
+                f.ct_state = "invalid";
+                if f.natted && flow.ct_state == "established" {
+                    f.daddr = None;
+                }
+            }
+            "egress" if devices.contains(&flow.oif.as_str()) => {
+                f.iif = String::new();
+                if f.natted && flow.ct_state == "new" {
+                    f.saddr = None;
+                }
+            }
+            _ => return None,
+        }
+        return Some(f);
+    }
+    let family_fits = match flow.family {
+        "bridge" => family == "bridge",
+        _ => IPV4_FAMILIES.contains(&family),
+    };
+    if !family_fits || !hooks_of(flow.hook).contains(&hook) {
+        return None;
+    }
+    // Before routing the output interface is not known yet.
+    if hook == "prerouting" {
+        f.oif = String::new();
+    }
+    Some(f)
+}
+
+/// A base chain iptables-nft made: a table of iptables' (`filter`, `nat`, ...) whose base chain
+/// is named after its hook (`FORWARD` on forward). `iptables` must keep managing it: an `nft`
+/// rule in it makes the chain unreadable to iptables.
+fn is_iptables_chain(family: &str, table: &str, chain: &str, hook: &str) -> bool {
+    matches!(family, "ip" | "ip6")
+        && matches!(table, "filter" | "nat" | "mangle" | "raw" | "security")
+        && !hook.is_empty()
+        && chain == hook.to_ascii_uppercase()
+}
 
 /// Every filter base chain outside edgenet's own tables (names starting with `skip_prefix`)
 /// that drops, or may drop, one of `flows`; at most one finding per chain and flow.
@@ -382,7 +549,9 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
         let chain = chains[k];
         let (family, table, name) = k;
         let hook = chain["hook"].as_str().unwrap_or("");
-        if table.starts_with(skip_prefix) || chain["type"].as_str() != Some("filter") {
+        let kind = chain["type"].as_str().unwrap_or("");
+        // `route` chains are output filters; a `nat` chain's drop is as final as a filter's.
+        if table.starts_with(skip_prefix) || !matches!(kind, "filter" | "route" | "nat") {
             continue;
         }
         let tool = if table == "firewalld" {
@@ -391,21 +560,18 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
             FirewallTool::Docker
         } else if tables_with(family, table, &|c| c.starts_with("ufw-")) {
             FirewallTool::Ufw
+        } else if is_iptables_chain(family, table, name, hook) {
+            FirewallTool::Iptables
         } else {
             FirewallTool::Other
         };
         for flow in flows {
-            let family_fits = match flow.family {
-                "bridge" => family == "bridge",
-                _ => IPV4_FAMILIES.contains(&family.as_str()),
-            };
-            if !family_fits || !(hook == flow.hook || hook == "prerouting") {
+            let Some(flow) = flow_at_hook(flow, family, hook, chain) else {
                 continue;
-            }
-            // Before routing the output interface is not known yet.
-            let mut flow = flow.clone();
-            if hook == "prerouting" {
-                flow.oif = String::new();
+            };
+            // NAT chains see only the first packet of a connection (never an untracked one).
+            if kind == "nat" && flow.ct_state != "new" {
+                continue;
             }
             let mut found: Option<(String, bool)> = None;
             let mut dropped_protocols = Vec::new();
@@ -552,8 +718,10 @@ impl Walk<'_> {
                         _ => Hit::Unknown,
                     },
                     "xt" => self.xt(body, exprs),
-                    // Statements that do not decide anything.
-                    "counter" | "log" | "limit" | "comment" | "mangle" | "meta" | "ct" => Hit::Yes,
+                    // Statements that do not decide anything. Rate and quota matches (`limit`,
+                    // `quota`, `ct count`, xt `limit`/`hashlimit`/`recent`) depend on the
+                    // traffic so far: they fall to the unknown case below.
+                    "counter" | "log" | "comment" | "mangle" | "meta" | "ct" => Hit::Yes,
                     "accept" | "masquerade" | "snat" | "dnat" => {
                         verdict = Some(Verdict::Accept);
                         break;
@@ -685,6 +853,12 @@ impl Walk<'_> {
             .and_then(Value::as_str);
         let protocol = lv.get("protocol").and_then(Value::as_str);
         let hit = match (lk.as_str(), protocol, field) {
+            // By index: nft prints the interface's name. No interface (the output hook's
+            // input one): the load fails and the rule does not match, `!=` or not.
+            ("meta", _, Some("iif")) if self.flow.iif.is_empty() => return Hit::No,
+            ("meta", _, Some("oif")) if self.flow.oif.is_empty() => return Hit::No,
+            ("meta", _, Some("iif")) => exact_name_in(&self.flow.iif, right),
+            ("meta", _, Some("oif")) => exact_name_in(&self.flow.oif, right),
             ("meta", _, Some("iifname")) => name_in(&self.flow.iif, right),
             ("meta", _, Some("oifname")) => name_in(&self.flow.oif, right),
             ("meta", _, Some("nfproto")) => word_in("ipv4", right),
@@ -699,8 +873,21 @@ impl Walk<'_> {
             // Any IPv6 header match: the switch's packets are IPv4.
             ("payload", Some("ip6"), _) => Some(false),
             // A port: the nodes use every port, so a rule for some ports does not cut them
-            // off (and `!=` some ports matches most of their traffic).
-            ("payload", Some("tcp" | "udp" | "th"), Some("dport" | "sport")) => Some(op == "!="),
+            // off, but `!=` some ports matches most of their traffic (only packets of that
+            // protocol have the field).
+            ("payload", Some(p @ ("tcp" | "udp" | "th")), Some("dport" | "sport")) => {
+                let carries = if p == "th" {
+                    self.proto != "icmp"
+                } else {
+                    self.proto == p
+                };
+                return match op {
+                    _ if !carries => Hit::No,
+                    "!=" => Hit::Yes,
+                    "==" | "in" => Hit::No,
+                    _ => Hit::Unknown,
+                };
+            }
             ("payload", Some("tcp" | "udp"), _) => Some(self.proto == protocol.unwrap_or("")),
             ("payload", Some("icmp"), _) => Some(self.proto == "icmp"),
             ("ct", _, Some("state")) => word_in(self.flow.ct_state, right),
@@ -799,7 +986,22 @@ fn name_in(name: &str, right: &Value) -> Option<bool> {
     }
 }
 
-/// A rule in short nft-like form, for messages.
+/// An interface index (printed as its name) against a name or a set of names: no wildcards.
+fn exact_name_in(name: &str, right: &Value) -> Option<bool> {
+    match right {
+        Value::String(s) if s.starts_with('@') || s.ends_with('*') => None,
+        Value::String(s) => Some(s == name),
+        Value::Object(o) => o
+            .get("set")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().filter(|s| !s.ends_with('*')).map(|s| s == name))
+            .try_fold(false, |acc, x| x.map(|x| acc || x)),
+        _ => None,
+    }
+}
+
+/// A rule as `nft list` prints it (for what the walk reads; anything else by its keyword).
 fn rule_text(exprs: &[Value]) -> String {
     exprs
         .iter()
@@ -807,32 +1009,128 @@ fn rule_text(exprs: &[Value]) -> String {
             let (kind, body) = e.as_object()?.iter().next()?;
             Some(match kind.as_str() {
                 "match" => {
-                    let left = body["left"]
-                        .as_object()
-                        .and_then(|l| l.iter().next())
-                        .map(|(k, v)| match v.get("key").and_then(Value::as_str) {
-                            Some(key) => key.to_string(),
-                            None => k.clone(),
-                        })
-                        .unwrap_or_default();
+                    let (left, quoted) = left_text(&body["left"]);
                     let op = match body["op"].as_str() {
                         Some("==") | Some("in") | None => String::new(),
                         Some(op) => format!("{op} "),
                     };
-                    let right = match &body["right"] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    format!("{left} {op}{right}")
+                    format!("{left} {op}{}", value_text(&body["right"], quoted))
                 }
                 "counter" => return None,
-                "xt" => format!("xt {}", body["name"].as_str().unwrap_or("?")),
+                "xt" => format!(
+                    "xt {} \"{}\"",
+                    body["type"].as_str().unwrap_or("match"),
+                    body["name"].as_str().unwrap_or("?")
+                ),
                 "jump" | "goto" => format!("{kind} {}", body["target"].as_str().unwrap_or("?")),
+                "reject" => match (body["type"].as_str(), body["expr"].as_str()) {
+                    (Some(t), Some(x)) => format!("reject with {t} {x}"),
+                    (Some("tcp reset"), None) => "reject with tcp reset".to_string(),
+                    _ => "reject".to_string(),
+                },
+                "limit" => format!(
+                    "limit rate {}{}/{}",
+                    if body["inv"] == true { "over " } else { "" },
+                    body["rate"],
+                    body["per"].as_str().unwrap_or("second")
+                ),
+                "log" => match body["prefix"].as_str() {
+                    Some(p) => format!("log prefix \"{p}\""),
+                    None => "log".to_string(),
+                },
+                "vmap" => {
+                    let (key, quoted) = left_text(&body["key"]);
+                    let elems: Vec<String> = body["data"]["set"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|el| {
+                                    let [k, v] = el.as_array()?.as_slice() else {
+                                        return None;
+                                    };
+                                    let (verdict, target) = v.as_object()?.iter().next()?;
+                                    let target = target["target"]
+                                        .as_str()
+                                        .map(|t| format!(" {t}"))
+                                        .unwrap_or_default();
+                                    Some(format!("{} : {verdict}{target}", value_text(k, quoted)))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!("{key} vmap {{ {} }}", elems.join(", "))
+                }
                 _ => kind.clone(),
             })
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The left side of a match as nft prints it, and whether its values are quoted names.
+fn left_text(left: &Value) -> (String, bool) {
+    let Some((kind, body)) = left.as_object().and_then(|l| l.iter().next()) else {
+        return (left.to_string(), false);
+    };
+    let key = body.get("key").and_then(Value::as_str).unwrap_or("");
+    match kind.as_str() {
+        "meta" => {
+            let names = matches!(key, "iifname" | "oifname" | "ibrname" | "obrname");
+            let bare = names || matches!(key, "iif" | "oif" | "iifgroup" | "oifgroup");
+            let text = if bare {
+                key.to_string()
+            } else {
+                format!("meta {key}")
+            };
+            (text, names)
+        }
+        "payload" => match (body["protocol"].as_str(), body["field"].as_str()) {
+            (Some(p), Some(f)) => (format!("{p} {f}"), false),
+            _ => (
+                format!(
+                    "@{},{},{}",
+                    body["base"].as_str().unwrap_or("?"),
+                    body["offset"],
+                    body["len"]
+                ),
+                false,
+            ),
+        },
+        "ct" => match body["dir"].as_str() {
+            Some(dir) => (format!("ct {dir} {key}"), false),
+            None => (format!("ct {key}"), false),
+        },
+        other => (other.to_string(), false),
+    }
+}
+
+/// A right-hand value as nft prints it: a name quoted, a prefix `a/n`, a range `a-b`, a set
+/// `{ a, b }`, flags `a,b`.
+fn value_text(v: &Value, quoted: bool) -> String {
+    match v {
+        Value::String(s) if quoted && !s.starts_with('@') => format!("\"{s}\""),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| value_text(x, quoted))
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(o) => {
+            if let Some(p) = o.get("prefix") {
+                format!("{}/{}", p["addr"].as_str().unwrap_or("?"), p["len"])
+            } else if let Some([lo, hi]) =
+                o.get("range").and_then(Value::as_array).map(Vec::as_slice)
+            {
+                format!("{}-{}", value_text(lo, quoted), value_text(hi, quoted))
+            } else if let Some(set) = o.get("set").and_then(Value::as_array) {
+                let items: Vec<String> = set.iter().map(|x| value_text(x, quoted)).collect();
+                format!("{{ {} }}", items.join(", "))
+            } else {
+                v.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -1139,7 +1437,11 @@ mod tests {
         let drops = ip_forward_drops(&doc, &flows);
         assert!(!drops.is_empty(), "{drops:#?}");
         assert!(drops.iter().all(|d| d.certain), "{drops:#?}");
-        assert!(drops[0].reason.contains("xt REJECT"), "{}", drops[0].reason);
+        assert!(
+            drops[0].reason.contains("xt target \"REJECT\""),
+            "{}",
+            drops[0].reason
+        );
         // Without the REJECT rule the LOG rule alone drops nothing.
         let log_only = json!({"nftables": [
             chain("filter", "FORWARD", Some("accept")),
@@ -1203,5 +1505,206 @@ mod tests {
         assert!(drops[0]
             .fix("xbr0", None)
             .starts_with("nft insert rule ip t fwd iifname \"xbr0\" oifname \"xbr0\" accept"));
+    }
+
+    fn base(family: &str, table: &str, name: &str, kind: &str, hook: &str, policy: &str) -> Value {
+        json!({"chain": {"family": family, "table": table, "name": name, "type": kind, "hook": hook, "prio": 0, "policy": policy}})
+    }
+
+    fn rule_in(family: &str, table: &str, chain: &str, expr: Value) -> Value {
+        json!({"rule": {"family": family, "table": table, "chain": chain, "expr": expr}})
+    }
+
+    /// B17b D3: `tcp dport != 22 drop` drops all TCP but port 22 (it was read as a rule for
+    /// some ports only); `tcp dport 22 drop` is one, and a UDP packet has no TCP port.
+    #[test]
+    fn a_negated_port_match_drops_nearly_all_of_that_protocol() {
+        let port = |op: &str, proto: &str, port: u64| json!({"match": {"op": op, "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}});
+        let doc = |expr: Value| json!({"nftables": [chain("t", "f", Some("accept")), rule("t", "f", expr)]});
+        let flows = nat("aksedgesw-int", false);
+        let drops = ip_forward_drops(&doc(json!([port("!=", "tcp", 22), {"drop": null}])), &flows);
+        assert!(!drops.is_empty(), "tcp dport != 22 drop is not reported");
+        assert!(
+            drops
+                .iter()
+                .all(|d| d.certain && d.flow.ends_with("(tcp only)")),
+            "{drops:#?}"
+        );
+        assert!(
+            drops[0].reason.starts_with("tcp dport != 22 drop"),
+            "{}",
+            drops[0].reason
+        );
+        let drops = ip_forward_drops(&doc(json!([port("!=", "udp", 53), {"drop": null}])), &flows);
+        assert!(
+            !drops.is_empty() && drops.iter().all(|d| d.flow.ends_with("(udp only)")),
+            "{drops:#?}"
+        );
+        assert_eq!(
+            ip_forward_drops(&doc(json!([port("==", "tcp", 22), {"drop": null}])), &flows),
+            vec![]
+        );
+    }
+
+    /// B17b D3: a rate or quota match decides by the traffic so far: the verdict is unknown (a
+    /// warning), never "always matches" (`limit … accept` before a policy drop was a pass).
+    #[test]
+    fn rate_and_quota_matches_make_the_verdict_unknown() {
+        let limit = json!({"limit": {"rate": 1, "burst": 5, "per": "second"}});
+        let xt = |name: &str| json!({"xt": {"type": "match", "name": name}});
+        for stateful in [
+            limit.clone(),
+            json!({"quota": {"val": 100, "val_unit": "mbytes"}}),
+            json!({"ct count": {"val": 10}}),
+            xt("limit"),
+            xt("hashlimit"),
+            xt("recent"),
+        ] {
+            let doc = json!({"nftables": [
+                chain("t", "f", Some("drop")),
+                rule("t", "f", json!([iif("aksedgesw-int"), stateful.clone(), {"accept": null}])),
+                rule("t", "f", json!([oif("aksedgesw-int"), {"accept": null}])),
+            ]});
+            let drops = ip_forward_drops(&doc, &nat("aksedgesw-int", false));
+            assert!(!drops.is_empty(), "{stateful}: silence");
+            assert!(drops.iter().all(|d| !d.certain), "{stateful}: {drops:#?}");
+        }
+        // A limited drop: may drop.
+        let doc = json!({"nftables": [
+            chain("t", "f", Some("accept")),
+            rule("t", "f", json!([iif("aksedgesw-int"), {"limit": {"rate": 10, "burst": 5, "per": "second", "inv": true}}, {"drop": null}])),
+        ]});
+        let drops = ip_forward_drops(&doc, &nat("aksedgesw-int", false));
+        assert!(
+            !drops.is_empty() && drops.iter().all(|d| !d.certain),
+            "{drops:#?}"
+        );
+        assert!(
+            drops[0].reason.contains("limit rate over 10/second drop"),
+            "{}",
+            drops[0].reason
+        );
+    }
+
+    fn nat_with_host() -> Vec<Flow> {
+        switch_flows(&SwitchTraffic {
+            bridge: "aksedgesw-int".into(),
+            nat: true,
+            node: Some("192.168.0.2".parse().unwrap()),
+            host: Some("192.168.0.1".parse().unwrap()),
+            uplink: Some("up0".into()),
+            outside: vec!["198.18.0.1".parse().unwrap(), INTERNET],
+            ..Default::default()
+        })
+    }
+
+    /// B17b D8: an output policy drop (the host's replies to the nodes), a nat prerouting drop
+    /// and a netdev ingress drop on the uplink were never walked.
+    #[test]
+    fn output_nat_and_netdev_ingress_drops_are_found() {
+        let flows = nat_with_host();
+        let output = json!({"nftables": [
+            base("inet", "o", "out", "filter", "output", "drop"),
+            rule_in("inet", "o", "out", json!([{"match": {"op": "==", "left": {"meta": {"key": "oif"}}, "right": "lo"}}, {"accept": null}])),
+        ]});
+        let drops = forward_drops(&output, &flows, "edgenet_");
+        assert!(
+            drops
+                .iter()
+                .any(|d| d.hook == "output" && d.certain && d.flow.contains("host's replies")),
+            "{drops:#?}"
+        );
+        assert!(drops[0]
+            .fix("aksedgesw-int", Some("192.168.0.0/24"))
+            .starts_with("nft insert rule inet o out oifname \"aksedgesw-int\" accept"));
+
+        let nat_drop = json!({"nftables": [
+            base("ip", "n", "pre", "nat", "prerouting", "accept"),
+            rule_in("ip", "n", "pre", json!([iif("aksedgesw-int"), addr("!=", "daddr", json!({"prefix": {"addr": "192.168.0.0", "len": 24}})), {"drop": null}])),
+        ]});
+        let drops = forward_drops(&nat_drop, &flows, "edgenet_");
+        assert!(
+            drops.iter().any(|d| d.hook == "prerouting"
+                && d.certain
+                && d.flow == "connections the nodes open to the outside"),
+            "{drops:#?}"
+        );
+        // A NAT chain never sees replies.
+        assert!(
+            drops.iter().all(|d| !d.flow.contains("replies")),
+            "{drops:#?}"
+        );
+        assert_eq!(
+            drops[0].reason,
+            "iifname \"aksedgesw-int\" ip daddr != 192.168.0.0/24 drop (chain pre)"
+        );
+
+        let netdev = |dev: &str| {
+            json!({"nftables": [
+                {"chain": {"family": "netdev", "table": "d", "name": "in", "type": "filter", "hook": "ingress", "prio": 0, "dev": dev, "policy": "drop"}},
+                rule_in("netdev", "d", "in", json!([{"match": {"op": "==", "left": {"ct": {"key": "state"}}, "right": "established"}}, {"accept": null}])),
+            ]})
+        };
+        let drops = forward_drops(&netdev("up0"), &flows, "edgenet_");
+        assert!(
+            drops.iter().any(|d| d.family == "netdev"
+                && d.hook == "ingress"
+                && d.certain
+                && d.flow == "replies to the nodes"),
+            "{drops:#?}"
+        );
+        assert_eq!(forward_drops(&netdev("eth9"), &flows, "edgenet_"), vec![]);
+    }
+
+    /// B17b D8: findings name the rule in nft's syntax, not JSON.
+    #[test]
+    fn rules_are_shown_as_nft_prints_them() {
+        let exprs = json!([
+            iif("aksedgesw-int"),
+            addr("!=", "daddr", json!({"prefix": {"addr": "10.0.0.0", "len": 8}})),
+            addr("==", "saddr", json!({"set": ["10.1.0.1", {"range": ["10.2.0.1", "10.2.0.9"]}]})),
+            {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}},
+            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+            {"counter": {"packets": 0, "bytes": 0}},
+            {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}
+        ]);
+        assert_eq!(
+            rule_text(exprs.as_array().unwrap()),
+            "iifname \"aksedgesw-int\" ip daddr != 10.0.0.0/8 ip saddr { 10.1.0.1, 10.2.0.1-10.2.0.9 } ct state established,related meta l4proto tcp reject with icmpx admin-prohibited"
+        );
+        let vmap = json!([{"vmap": {"key": {"meta": {"key": "iifname"}}, "data": {"set": [["br0", {"drop": null}], ["br1", {"jump": {"target": "x"}}]]}}}]);
+        assert_eq!(
+            rule_text(vmap.as_array().unwrap()),
+            "iifname vmap { \"br0\" : drop, \"br1\" : jump x }"
+        );
+    }
+
+    /// B17b D6: iptables-nft's own chain gets the fix in iptables syntax (an nft rule there
+    /// makes the chain unreadable to iptables); a hand-made nft table keeps the nft fix.
+    #[test]
+    fn an_iptables_nft_chain_gets_an_iptables_fix() {
+        let doc = json!({"nftables": [
+            chain("filter", "FORWARD", Some("drop")),
+            chain("filter", "INPUT", None),
+        ]});
+        let drops = ip_forward_drops(&doc, &nat("aksedgesw-int", false));
+        assert!(!drops.is_empty());
+        assert!(
+            drops.iter().all(|d| d.tool == FirewallTool::Iptables),
+            "{drops:#?}"
+        );
+        let fix = drops[0].fix("aksedgesw-int", Some("192.168.0.0/24"));
+        assert!(
+            fix.starts_with("iptables -I FORWARD -i aksedgesw-int -s 192.168.0.0/24 -j ACCEPT && iptables -I FORWARD -o aksedgesw-int -d 192.168.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            "{fix}"
+        );
+        assert!(!fix.contains("nft insert"), "{fix}");
+        // A table named otherwise, or a chain not named after its hook, is nft's.
+        let doc = json!({"nftables": [chain("t", "FORWARD", Some("drop"))]});
+        let drops = ip_forward_drops(&doc, &nat("aksedgesw-int", false));
+        assert_eq!(drops[0].tool, FirewallTool::Other);
+        assert!(drops[0]
+            .fix("aksedgesw-int", Some("192.168.0.0/24"))
+            .starts_with("nft insert rule ip t FORWARD"));
     }
 }

@@ -15,6 +15,8 @@ pub enum Owner {
     Docker,
     Firewalld,
     Ufw,
+    /// A chain iptables-nft manages (not Docker's or ufw's).
+    Iptables,
     Other,
 }
 
@@ -47,6 +49,7 @@ pub fn forward_blockers(fw: &HostFirewall, plan: &Plan) -> Vec<Blocker> {
                 FirewallTool::Docker => Owner::Docker,
                 FirewallTool::Ufw => Owner::Ufw,
                 FirewallTool::Firewalld => Owner::Firewalld,
+                FirewallTool::Iptables => Owner::Iptables,
                 FirewallTool::Other => Owner::Other,
             },
             how: format!(
@@ -120,9 +123,11 @@ pub fn fix(b: &Blocker, switch: &str, subnet: Option<&str>) -> String {
         }
     };
     match b.owner {
+        // Only legacy blockers come without a fix: their rules are iptables-legacy's, which
+        // `iptables` (nf_tables on Debian since 10) does not touch.
         Owner::Docker => format!(
             "{} (Docker keeps DOCKER-USER for rules of your own)",
-            both("iptables -I DOCKER-USER")
+            both("iptables-legacy -I DOCKER-USER")
         ),
         Owner::Firewalld => format!(
             "firewall-cmd --permanent --zone=trusted --add-interface={switch} && firewall-cmd --reload"
@@ -131,7 +136,7 @@ pub fn fix(b: &Blocker, switch: &str, subnet: Option<&str>) -> String {
             Some(s) => format!("ufw route allow in on {switch} from {s} && ufw route allow out on {switch} to {s}"),
             None => format!("ufw route allow in on {switch} out on {switch}"),
         },
-        Owner::Other => both("iptables-legacy -I FORWARD"),
+        Owner::Iptables | Owner::Other => both("iptables-legacy -I FORWARD"),
     }
 }
 
@@ -155,6 +160,7 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
                 Owner::Docker => "Docker",
                 Owner::Firewalld => "firewalld",
                 Owner::Ufw => "ufw",
+                Owner::Iptables => "iptables",
                 Owner::Other => "a firewall",
             };
             format!(
@@ -164,10 +170,14 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
         })
         .collect();
     let subnet = fix_subnet(plan);
-    let fixes: Vec<String> = blockers
-        .iter()
-        .map(|b| fix(b, switch, subnet.as_deref()))
-        .collect();
+    // One chain dropping several flows has one fix: say it once.
+    let mut fixes: Vec<String> = Vec::new();
+    for b in blockers {
+        let f = fix(b, switch, subnet.as_deref());
+        if !fixes.contains(&f) {
+            fixes.push(f);
+        }
+    }
     let detail = format!("{} on switch {switch}", names.join("; "));
     let legacy = blockers.iter().all(|b| b.family == "iptables-legacy");
     if blockers.iter().all(|b| !b.certain) {
@@ -279,7 +289,13 @@ mod tests {
         let found = legacy_blockers(save, "aksedgesw-int");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].owner, Owner::Docker);
-        assert!(fix(&found[0], "aksedgesw-int", None).contains("-i aksedgesw-int -o aksedgesw-int"));
+        let legacy_fix = fix(&found[0], "aksedgesw-int", None);
+        assert!(legacy_fix.contains("-i aksedgesw-int -o aksedgesw-int"));
+        // B17b D7: `iptables` is nf_tables on Debian; the fix must go to the legacy rules.
+        assert!(
+            legacy_fix.starts_with("iptables-legacy -I DOCKER-USER "),
+            "{legacy_fix}"
+        );
         let fixed = save.replace(
             "COMMIT",
             "-A DOCKER-USER -i aksedgesw-int -j ACCEPT\nCOMMIT",
@@ -302,5 +318,20 @@ mod tests {
         assert_eq!(found[0].owner, Owner::Firewalld);
         assert!(fix(&found[0], "aksedgesw-int", None)
             .contains("--zone=trusted --add-interface=aksedgesw-int"));
+    }
+
+    /// B17b D8: one chain dropping four flows printed the same fix four times in one line.
+    #[test]
+    fn the_same_fix_is_printed_once() {
+        let plan = nat_plan();
+        let found = forward_blockers(&fw(vec![forward("t", "drop")]), &plan);
+        assert!(found.len() > 1, "{found:?}");
+        let c = check(&plan, &found, Some("1"));
+        let fix = c.fix.clone().unwrap_or_default();
+        assert_eq!(
+            fix.matches("nft insert rule ip t FORWARD iifname").count(),
+            1,
+            "{fix}"
+        );
     }
 }

@@ -114,7 +114,7 @@ pub fn host_firewall() -> edgenet_core::host_firewall::HostFirewall {
         .ok()
         .and_then(|t| default_route(&t))
         .unzip();
-    match crate::nft::Nft::new().list_ruleset_shared() {
+    match crate::nft::Nft::new().list_ruleset_for_walk() {
         Ok(ruleset) => edgenet_core::host_firewall::HostFirewall {
             ruleset: Some(ruleset),
             bridge_nf_call_iptables,

@@ -218,3 +218,151 @@ fn fixtures_are_present() {
         assert!(fixture(f).is_file(), "{f}");
     }
 }
+
+/// B17b D5: the walk's read leaves out the elements of other tools' plain port sets (reading
+/// each costs the kernel a lookup among all the table's sets: seconds for thousands of
+/// `tcp dport { … }` rules). It says so in its metainfo, the walk finds on it what it finds on
+/// libnftables' whole listing, and a whole-ruleset reader in the same session reads again.
+#[test]
+fn the_walks_read_leaves_out_port_set_elements_and_finds_the_same_drops() {
+    if !root_or_skip("the_walks_read_leaves_out_port_set_elements") {
+        return;
+    }
+    let n = ns("ports");
+    let mut text = String::from(
+        "table inet portsets {\n chain forward { type filter hook forward priority 0; policy accept;\n  jump svc\n  tcp dport != { 22, 443 } drop\n }\n chain svc {\n",
+    );
+    for i in 0..300 {
+        text += &format!(
+            "  iifname \"eth{}\" tcp dport {{ {}, {} }} accept\n",
+            i % 4,
+            1000 + i,
+            20000 + i
+        );
+    }
+    text += "  udp dport { 53, 67 } iifname { \"eth0\", \"eth1\" } accept\n }\n}\n";
+    load(&n, "nft", &["-f", "-"], text.as_bytes());
+    library::load().expect("libnftables.so.1 loads where nftables is installed");
+    let (walk, lib, whole_after) = n.run(|| {
+        let _session = edgenet_host::nft::RulesetSession::begin();
+        let walk = Nft::new().list_ruleset_for_walk().unwrap();
+        let lib = Nft::new().without_native().list_ruleset().unwrap();
+        let whole = Nft::new().list_ruleset_shared().unwrap();
+        (walk, lib, whole)
+    });
+    assert_eq!(
+        walk["nftables"][0]["metainfo"]["edgenet_scope"], "walk",
+        "the walk's read is not marked"
+    );
+    let shown = walk.to_string();
+    assert_eq!(shown.matches('…').count(), 302, "port sets left out");
+    // Interface sets are read.
+    assert!(
+        shown.contains("\"eth1\"]"),
+        "{}",
+        &shown[shown.len() - 600..]
+    );
+    // The session's whole-ruleset reader does not get the walk's listing.
+    assert_eq!(
+        without_metainfo((*whole_after).clone()),
+        without_metainfo(lib.clone())
+    );
+    let key = |d: &edgenet_core::host_firewall::ForwardDrop| {
+        (
+            d.family.clone(),
+            d.table.clone(),
+            d.chain.clone(),
+            d.flow.clone(),
+            d.certain,
+        )
+    };
+    let flows = flows();
+    let on_walk: Vec<_> = forward_drops(&walk, &flows, "edgenet_")
+        .iter()
+        .map(key)
+        .collect();
+    let on_lib: Vec<_> = forward_drops(&lib, &flows, "edgenet_")
+        .iter()
+        .map(key)
+        .collect();
+    assert!(
+        on_lib.iter().any(|d| d.3.contains("tcp only") && d.4),
+        "{on_lib:#?}"
+    );
+    assert_eq!(on_walk, on_lib);
+}
+
+/// B17b D5: the walk's read decodes only the rules of chains a base chain reaches (a jump, a
+/// goto, a verdict map): an unreferenced chain's rules are left out (the chain is listed), and
+/// the walk finds what it finds on libnftables' whole listing.
+#[test]
+fn the_walks_read_leaves_out_rules_no_base_chain_reaches() {
+    if !root_or_skip("the_walks_read_leaves_out_rules_no_base_chain_reaches") {
+        return;
+    }
+    let n = ns("reach");
+    let mut ipt = String::from(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:reached - [0:0]\n:deeper - [0:0]\n:unused - [0:0]\n-A FORWARD -j reached\n-A reached -i aksedgesw-int -g deeper\n-A deeper -o eth0 -j ACCEPT\n",
+    );
+    for i in 0..200 {
+        ipt += &format!("-A unused -s 10.9.{i}.0/24 -j DROP\n");
+    }
+    ipt += "COMMIT\n";
+    load(&n, "iptables-nft-restore", &[], ipt.as_bytes());
+    load(
+        &n,
+        "nft",
+        &["-f", "-"],
+        b"table inet vm {\n chain vmfwd { type filter hook forward priority 10; policy accept;\n  iifname vmap { \"eth7\" : jump a, \"eth8\" : jump b }\n }\n chain a {\n  ip saddr 192.168.0.0/16 drop\n }\n chain b {\n  drop\n }\n chain lonely {\n  drop\n }\n}\n",
+    );
+    library::load().expect("libnftables.so.1 loads where nftables is installed");
+    let (walk, lib) = n.run(|| {
+        (
+            Nft::new().list_ruleset_for_walk().unwrap(),
+            Nft::new().without_native().list_ruleset().unwrap(),
+        )
+    });
+    assert_eq!(walk["nftables"][0]["metainfo"]["edgenet_scope"], "walk");
+    let rules_in = |v: &Value, table: &str, chain: &str| {
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["rule"]["table"] == table && i["rule"]["chain"] == chain)
+            .count()
+    };
+    let chain_listed = |v: &Value, table: &str, chain: &str| {
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["chain"]["table"] == table && i["chain"]["name"] == chain)
+    };
+    assert_eq!(rules_in(&lib, "filter", "unused"), 200);
+    assert_eq!(
+        rules_in(&walk, "filter", "unused"),
+        0,
+        "unreached rules decoded"
+    );
+    assert!(chain_listed(&walk, "filter", "unused"));
+    assert_eq!(rules_in(&walk, "vm", "lonely"), 0);
+    for (table, chain) in [
+        ("filter", "FORWARD"),
+        ("filter", "reached"),
+        ("filter", "deeper"),
+        ("vm", "vmfwd"),
+        ("vm", "a"),
+        ("vm", "b"),
+    ] {
+        assert_eq!(
+            rules_in(&walk, table, chain),
+            rules_in(&lib, table, chain),
+            "{table} {chain}"
+        );
+    }
+    let flows = flows();
+    let on_walk = forward_drops(&walk, &flows, "edgenet_");
+    let on_lib = forward_drops(&lib, &flows, "edgenet_");
+    assert!(!on_lib.is_empty());
+    assert_eq!(on_walk, on_lib);
+}

@@ -46,8 +46,8 @@ mod write_failure;
 pub use owner::TableOwner;
 pub use session::{forget_ruleset, table_in, RulesetSession};
 use session::{
-    session_active, session_has_ruleset, session_keep, session_shared, session_wrote,
-    with_session_ruleset,
+    session_active, session_has_ruleset, session_keep, session_shared, session_shared_any,
+    session_wrote, with_session_ruleset,
 };
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
@@ -134,6 +134,40 @@ pub struct Nft {
 impl Default for Nft {
     fn default() -> Self {
         Nft::new()
+    }
+}
+
+/// libnftables 1.0.6 lists a netdev base chain without its device: adds `"dev"` (a name or a
+/// list, as later versions print it) from the kernel, so the walk knows what the chain sees.
+fn add_netdev_devices(ruleset: &mut Value) {
+    let Some(items) = ruleset.get_mut("nftables").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let lacking =
+        |c: &Value| c["family"] == "netdev" && c.get("hook").is_some() && c.get("dev").is_none();
+    if !items.iter().any(|i| i.get("chain").is_some_and(lacking)) {
+        return;
+    }
+    let devices = match native::netdev_chain_devices() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!("nftables: netdev chains' devices not read ({e})");
+            return;
+        }
+    };
+    for item in items.iter_mut() {
+        let Some(c) = item.get_mut("chain").filter(|c| lacking(c)) else {
+            continue;
+        };
+        let found = devices
+            .iter()
+            .find(|(t, n, _)| c["table"] == t.as_str() && c["name"] == n.as_str());
+        if let Some((_, _, devs)) = found {
+            c["dev"] = match devs.as_slice() {
+                [one] => Value::from(one.as_str()),
+                many => Value::from(many.to_vec()),
+            };
+        }
     }
 }
 
@@ -252,7 +286,8 @@ impl Nft {
             if let Some(table) = with_session_ruleset(|r| table_in(r, family, name)) {
                 return Ok(table);
             }
-            match self.list_ruleset_shared() {
+            // The walk's read: our tables whole, and kept for the host facts' walk after.
+            match self.list_ruleset_for_walk() {
                 Ok(ruleset) => return Ok(table_in(&ruleset, family, name)),
                 // Another table is owned (unlistable as a whole ruleset): read this one alone.
                 Err(NftError::Owned(o))
@@ -326,15 +361,69 @@ impl Nft {
         }
         let args = ["-j", "list", "ruleset"];
         let out = self.run(&args, None)?;
-        let ruleset: Value =
+        let mut ruleset: Value =
             serde_json::from_slice(&out).map_err(|source| NftError::BadOutput {
                 program: self.program_name(),
                 args: args.join(" "),
                 source,
             })?;
+        add_netdev_devices(&mut ruleset);
         let ruleset = Arc::new(ruleset);
         session_keep(Arc::clone(&ruleset));
         Ok(ruleset)
+    }
+
+    /// The namespace's tables as (family, name), without their contents: the kept ruleset's
+    /// inside a session, else one native table dump, else from the whole listing.
+    pub fn list_tables(&self) -> Result<Vec<(String, String)>, NftError> {
+        let of = |ruleset: &Value| -> Vec<(String, String)> {
+            ruleset["nftables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    let t = i.get("table")?;
+                    Some((
+                        t["family"].as_str()?.to_string(),
+                        t["name"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        };
+        if let Some(ruleset) = session_shared_any() {
+            return Ok(of(&ruleset));
+        }
+        if self.native() {
+            match native::table_names() {
+                Ok(tables) => return Ok(tables),
+                Err(e) => tracing::debug!("nftables: native table dump failed ({e}); falling back"),
+            }
+        }
+        Ok(of(self.list_ruleset_for_walk()?.as_ref()))
+    }
+
+    /// The ruleset for the host-firewall walk: [`Nft::list_ruleset_shared`], except that over
+    /// native netlink the elements of other tools' plain port sets are not read (the walk never
+    /// needs them; reading thousands costs seconds). Such a listing is kept in the session for
+    /// the walk and edgenet's own tables (complete in it); a reader of the whole ruleset reads
+    /// again.
+    pub fn list_ruleset_for_walk(&self) -> Result<Arc<Value>, NftError> {
+        if let Some(ruleset) = session_shared_any() {
+            return Ok(ruleset);
+        }
+        if self.native() {
+            match native::list_for_walk() {
+                Ok(Some(Some(ruleset))) => {
+                    tracing::debug!("nftables: ruleset read over native netlink for the walk");
+                    let ruleset = Arc::new(ruleset);
+                    session_keep(Arc::clone(&ruleset));
+                    return Ok(ruleset);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("nftables: native read failed ({e}); falling back"),
+            }
+        }
+        self.list_ruleset_shared()
     }
 
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is

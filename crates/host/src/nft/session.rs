@@ -84,6 +84,11 @@ fn netns_key() -> Option<(u64, u64)> {
 
 /// The ruleset kept for the calling thread's namespace, shared (no copy).
 pub(super) fn session_shared() -> Option<Arc<Value>> {
+    session_shared_any().filter(|r| !walk_scoped(r))
+}
+
+/// The kept read, the walk's ([`walk_scoped`]) included.
+pub(super) fn session_shared_any() -> Option<Arc<Value>> {
     SESSION.with(|s| {
         let s = s.borrow();
         let key = netns_key()?;
@@ -93,6 +98,14 @@ pub(super) fn session_shared() -> Option<Arc<Value>> {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| Arc::clone(v))
     })
+}
+
+/// Whether a listing is the host-firewall walk's (other tools' port sets without their
+/// elements): a reader of the whole ruleset reads it again.
+pub(super) fn walk_scoped(ruleset: &Value) -> bool {
+    ruleset["nftables"][0]["metainfo"]
+        .get(super::native::WALK_SCOPE)
+        .is_some()
 }
 
 /// `f` applied to the ruleset kept for the calling thread's namespace, without copying it

@@ -151,6 +151,85 @@ pub fn read_table(
     Ok(items)
 }
 
+/// The rules of the chains a walk from the table's base chains can reach (by jump, goto or a
+/// verdict map), in their order; whether any rule was left out. The host-firewall walk never
+/// visits the others, and decoding them is most of a big ruleset's memory.
+pub fn reachable_rules<'r>(
+    chains: &[&Reply],
+    rules: &[&'r Reply],
+    sets: &[Set],
+) -> (Vec<&'r Reply>, bool) {
+    let chain_of = |r: &Reply| get(&r.attrs(), 2).and_then(|a| a.str()).map(String::from);
+    let mut by_chain: std::collections::HashMap<String, Vec<&Reply>> = Default::default();
+    for r in rules {
+        if let Some(c) = chain_of(r) {
+            by_chain.entry(c).or_default().push(r);
+        }
+    }
+    let mut reached: Vec<String> = chains
+        .iter()
+        .filter(|c| get(&c.attrs(), 4).is_some())
+        .filter_map(|c| get(&c.attrs(), 3).and_then(|a| a.str()).map(String::from))
+        .collect();
+    let mut i = 0;
+    while i < reached.len() {
+        let chain = reached[i].clone();
+        i += 1;
+        for r in by_chain.get(&chain).into_iter().flatten() {
+            for target in jump_targets(r, sets) {
+                if !reached.contains(&target) {
+                    reached.push(target);
+                }
+            }
+        }
+    }
+    let kept: Vec<&Reply> = rules
+        .iter()
+        .copied()
+        .filter(|r| chain_of(r).is_some_and(|c| reached.contains(&c)))
+        .collect();
+    let omitted = kept.len() != rules.len();
+    (kept, omitted)
+}
+
+/// The chains a rule jumps or goes to: immediate verdicts, and the verdicts of an anonymous
+/// verdict map it looks up.
+fn jump_targets(r: &Reply, sets: &[Set]) -> Vec<String> {
+    let a = r.attrs();
+    let mut out = Vec::new();
+    let Some(exprs) = get(&a, 4) else {
+        return out;
+    };
+    for elem in exprs.nested() {
+        let Some(e) = E::parse(&elem) else {
+            continue;
+        };
+        match e.name {
+            "immediate" => {
+                let chain = get(&e.data, 2)
+                    .map(|d| d.nested())
+                    .and_then(|d| get(&d, 2).map(|v| v.nested()))
+                    .and_then(|v| get(&v, 2).and_then(|c| c.str()).map(String::from));
+                out.extend(chain);
+            }
+            "lookup" => {
+                let name = get(&e.data, 1).and_then(|a| a.str());
+                let set = sets.iter().find(|s| Some(s.name.as_str()) == name);
+                for (_, _, v) in set.map(|s| &s.elements[..]).unwrap_or_default() {
+                    let target = v
+                        .as_ref()
+                        .and_then(|v| v.as_object())
+                        .and_then(|o| o.values().next())
+                        .and_then(|b| b["target"].as_str());
+                    out.extend(target.map(String::from));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 const SET_ANONYMOUS: u32 = 0x1;
 const SET_CONSTANT: u32 = 0x2;
 const SET_INTERVAL: u32 = 0x4;
@@ -164,9 +243,19 @@ pub struct Set {
     pub name: String,
     flags: u32,
     key_len: u32,
+    /// `NFTA_SET_KEY_TYPE` (nft's datatype: 13 for ports).
+    key_type: u32,
     /// (key, flags with [`ELEM_OPEN`], verdict of a map element).
     elements: Vec<(Vec<u8>, u32, Option<Value>)>,
+    /// Elements not read (see [`Set::elidable`]): listed as [`ELIDED`].
+    pub elided: bool,
 }
+
+/// What a port set whose elements were not read lists as its one element.
+pub const ELIDED: &str = "…";
+
+/// nft's `inet_service` datatype (a port).
+const TYPE_INET_SERVICE: u32 = 13;
 
 impl Set {
     /// The set's head; a named set, timeouts, element expressions and other data are `Err`.
@@ -199,8 +288,18 @@ impl Set {
             name: name.to_string(),
             flags,
             key_len: get(&a, 5).and_then(|x| x.u32()).ok_or("set key length")?,
+            key_type: get(&a, 4).and_then(|x| x.u32()).unwrap_or(0),
             elements: Vec::new(),
+            elided: false,
         })
+    }
+
+    /// A plain set of ports (not a verdict map): the host-firewall walk never needs its
+    /// elements (a rule for some ports does not cut the nodes off, `!=` some ports does,
+    /// whichever they are), and reading them costs the kernel a lookup by name among all the
+    /// table's sets per set: seconds for thousands of `tcp dport { … }` rules.
+    pub fn elidable(&self) -> bool {
+        self.flags & SET_MAP == 0 && self.key_type == TYPE_INET_SERVICE
     }
 
     /// The elements from a `NFT_MSG_GETSETELEM` dump: a key, flags, the open-interval tag
@@ -288,6 +387,12 @@ enum Key {
 fn set_elements(key: Key, set: &Set, map: bool) -> Result<Vec<Value>, Why> {
     if (set.flags & SET_MAP != 0) != map {
         return Err("set or map where the other was expected".into());
+    }
+    if set.elided {
+        return match key {
+            Key::Port => Ok(vec![json!(ELIDED)]),
+            _ => Err("elements not read".into()),
+        };
     }
     if key == Key::Ipv4 {
         if map {
@@ -1129,10 +1234,12 @@ mod tests {
             name: "__set0".into(),
             flags: SET_ANONYMOUS | SET_CONSTANT | if map { SET_MAP } else { 0 },
             key_len,
+            key_type: 0,
             elements: keys
                 .into_iter()
                 .map(|k| (k, 0, map.then(|| json!({"accept": null}))))
                 .collect(),
+            elided: false,
         };
         // Interface names are host-order strings: on a little-endian machine the longer
         // name sorts after the shorter one whatever the first letters (nft prints "eth0"

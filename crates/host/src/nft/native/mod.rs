@@ -350,6 +350,21 @@ pub fn delete_tables(tables_: &[(&str, &str)]) -> Option<Result<Vec<bool>, Nativ
 /// it. `Ok(None)`: a table the decoder does not take; libnftables must read.
 /// For `only`, `Ok(Some(None))` means the table does not exist.
 pub fn list(only: Option<(&str, &str)>) -> Result<Option<Option<Value>>, std::io::Error> {
+    list_scoped(only, false)
+}
+
+/// [`list`] of the whole ruleset for the host-firewall walk: the elements of other tools'
+/// plain port sets are not read ([`foreign::Set::elidable`]), nor the rules of their chains
+/// that no base chain reaches ([`foreign::reachable_rules`]); a listing where something was
+/// left out says so in its `metainfo` (`"edgenet_scope": "walk"`).
+pub fn list_for_walk() -> Result<Option<Option<Value>>, std::io::Error> {
+    list_scoped(None, true)
+}
+
+fn list_scoped(
+    only: Option<(&str, &str)>,
+    walk: bool,
+) -> Result<Option<Option<Value>>, std::io::Error> {
     if let Some((f, _)) = only {
         if family_id(f).is_none() {
             return Ok(None);
@@ -358,7 +373,7 @@ pub fn list(only: Option<(&str, &str)>) -> Result<Option<Option<Value>>, std::io
     let mut sock = Socket::open()?;
     for _ in 0..5 {
         let gen = generation(&mut sock)?;
-        let read = read(&mut sock, only)?;
+        let read = read(&mut sock, only, walk)?;
         if generation(&mut sock)? == gen {
             return Ok(read);
         }
@@ -376,8 +391,13 @@ fn generation(sock: &mut Socket) -> std::io::Result<u32> {
     Ok(id.unwrap_or(0))
 }
 
-fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option<Option<Value>>> {
+fn read(
+    sock: &mut Socket,
+    only: Option<(&str, &str)>,
+    walk: bool,
+) -> std::io::Result<Option<Option<Value>>> {
     let mut items = vec![json!({"metainfo": {"json_schema_version": 1}})];
+    let mut elided = false;
     let mut selected = Vec::new();
     for t in tables(sock)? {
         let (family, name) = table_key(&t);
@@ -395,7 +415,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
         selected.push(t);
     }
     if selected.is_empty() {
-        return Ok(Some(only.is_none().then(|| json!({ "nftables": items }))));
+        return Ok(Some(only.is_none().then(|| listing(items))));
     }
     // The whole ruleset is ours: its chains, sets and rules come in one dump each (not three
     // per table); one table of a ruleset that may hold others is asked for by name.
@@ -416,7 +436,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             fn of<'a>(v: &'a [Reply], key: &(u8, String)) -> Vec<&'a Reply> {
                 v.iter().filter(|r| table_key(r) == *key).collect()
             }
-            let sets = match foreign_sets(sock, &of(&all.sets, &key))? {
+            let sets = match foreign_sets(sock, &of(&all.sets, &key), walk)? {
                 Ok(sets) => sets,
                 Err(why) => {
                     tracing::debug!(
@@ -427,7 +447,15 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
                     return Ok(None);
                 }
             };
-            match foreign::read_table(t, &of(&all.chains, &key), &sets, &of(&all.rules, &key)) {
+            elided |= sets.iter().any(|s| s.elided);
+            let chains = of(&all.chains, &key);
+            let mut rules = of(&all.rules, &key);
+            if walk {
+                let (reachable, omitted) = foreign::reachable_rules(&chains, &rules, &sets);
+                rules = reachable;
+                elided |= omitted;
+            }
+            match foreign::read_table(t, &chains, &sets, &rules) {
                 Ok(mut table_items) => items.append(&mut table_items),
                 Err(why) => {
                     tracing::debug!(
@@ -449,8 +477,81 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
             }
         }
     }
+    if elided {
+        items[0]["metainfo"][WALK_SCOPE] = json!("walk");
+    }
     // `nft -j list table` prints the metainfo item too.
-    Ok(Some(Some(json!({ "nftables": items }))))
+    Ok(Some(Some(listing(items))))
+}
+
+/// Every table of the namespace as (family, name): one `NFT_MSG_GETTABLE` dump, nothing of
+/// their contents.
+pub fn table_names() -> std::io::Result<Vec<(String, String)>> {
+    let mut sock = Socket::open()?;
+    Ok(tables(&mut sock)?
+        .iter()
+        .filter_map(|t| {
+            let family = match t.family {
+                foreign::NFPROTO_INET => "inet",
+                NFPROTO_IPV4 => "ip",
+                3 => "arp",
+                NFPROTO_NETDEV => "netdev",
+                NFPROTO_BRIDGE => "bridge",
+                foreign::NFPROTO_IPV6 => "ip6",
+                _ => return None,
+            };
+            Some((family.to_string(), table_key(t).1))
+        })
+        .collect())
+}
+
+/// The `metainfo` key of a listing made for the walk ([`list_for_walk`]).
+pub const WALK_SCOPE: &str = "edgenet_scope";
+
+/// `NFPROTO_NETDEV` (linux/netfilter.h).
+const NFPROTO_NETDEV: u8 = 5;
+
+/// The devices of every netdev base chain: `(table, chain, devices)`. libnftables 1.0.6's JSON
+/// leaves a netdev chain's device out, and the host-firewall walk needs it (which packets the
+/// chain sees).
+pub fn netdev_chain_devices() -> std::io::Result<Vec<(String, String, Vec<String>)>> {
+    let mut sock = Socket::open()?;
+    let chains = retry(|| sock.dump(Msg::nft(NFT_MSG_GETCHAIN, NLM_F_DUMP, NFPROTO_NETDEV)))?;
+    let mut out = Vec::new();
+    for c in chains.iter().filter(|c| c.family == NFPROTO_NETDEV) {
+        let a = c.attrs();
+        let text = |k: u16| a.iter().find(|x| x.kind == k).and_then(|x| x.str());
+        let (Some(table), Some(name)) = (text(1), text(3)) else {
+            continue;
+        };
+        // NFTA_CHAIN_HOOK: NFTA_HOOK_DEV (3), or NFTA_HOOK_DEVS (4) of NFTA_DEVICE_NAME (1).
+        let Some(hook) = a.iter().find(|x| x.kind == 4) else {
+            continue;
+        };
+        let mut devices = Vec::new();
+        for h in hook.nested() {
+            match h.kind {
+                3 => devices.extend(h.str().map(String::from)),
+                4 => devices.extend(
+                    h.nested()
+                        .iter()
+                        .filter(|d| d.kind == 1)
+                        .filter_map(|d| d.str().map(String::from)),
+                ),
+                _ => {}
+            }
+        }
+        out.push((table.to_string(), name.to_string(), devices));
+    }
+    Ok(out)
+}
+
+/// `{"nftables": items}` without `json!`, which would copy every item (twice the ruleset in
+/// memory at once).
+fn listing(items: Vec<Value>) -> Value {
+    let mut root = serde_json::Map::new();
+    root.insert("nftables".into(), Value::Array(items));
+    Value::Object(root)
 }
 
 /// The anonymous sets of a foreign table with their elements (one dump each); a named set
@@ -458,6 +559,7 @@ fn read(sock: &mut Socket, only: Option<(&str, &str)>) -> std::io::Result<Option
 fn foreign_sets(
     sock: &mut Socket,
     sets: &[&Reply],
+    walk: bool,
 ) -> std::io::Result<Result<Vec<foreign::Set>, String>> {
     let mut out = Vec::with_capacity(sets.len());
     for r in sets {
@@ -465,6 +567,11 @@ fn foreign_sets(
             Ok(s) => s,
             Err(why) => return Ok(Err(why)),
         };
+        if walk && set.elidable() {
+            set.elided = true;
+            out.push(set);
+            continue;
+        }
         let (family, table) = table_key(r);
         let replies = retry(|| {
             let mut m = Msg::nft(NFT_MSG_GETSETELEM, NLM_F_DUMP, family);
