@@ -816,6 +816,31 @@ fn r5_a_kept_automatic_subnet_another_link_now_uses_is_refused() {
         Severity::Error,
     );
     message_names(&f, "192.168.7.1/24 on othersw");
+    // The deployment's own bridge under another name (the switch renamed: deploy retires it
+    // first) is not another link.
+    let mut renamed = beside.clone();
+    renamed.links.push(HostLink {
+        name: "othersw".into(),
+        index: 9,
+        mtu: 1500,
+        up: true,
+        lower_up: true,
+        mac: Some("02:00:00:00:00:09".into()),
+        kind: Some("bridge".into()),
+        master: None,
+        wireless: false,
+        alias: Some("edgenet:abc123".into()),
+    });
+    let mut own_ctx = edgenet_core::validate::Context::live(&renamed);
+    own_ctx.machine = Some(0);
+    own_ctx.deployed_subnet = ctx.deployed_subnet;
+    own_ctx.own_mark = Some("edgenet:abc123".into());
+    assert!(find(
+        &run_with(&single(), &own_ctx),
+        "overlaps-host-network",
+        "Network.Ip4AddressPrefix"
+    )
+    .is_none());
     // Only its own switch there: nothing to say.
     ctx.deployed_subnet = Some("192.168.8.0/24".parse().unwrap());
     assert!(find(

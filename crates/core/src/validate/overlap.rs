@@ -93,10 +93,19 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         // than a deploy that says it is done while the nodes are cut off.
         ResolvedSubnet::Automatic(net) if ctx.deployed_subnet == Some(net) => {
             let Some(facts) = ctx.facts() else { return };
+            // This deployment's own bridges (the switch under another name, which the deploy
+            // retires first) are not another link.
+            let own = |link: &str| {
+                link == config.switch_name()
+                    || ctx.own_unmarked_switch.as_deref() == Some(link)
+                    || facts.link(link).is_some_and(|l| {
+                        l.alias.is_some() && l.alias.as_deref() == ctx.own_mark.as_deref()
+                    })
+            };
             for a in facts
                 .addresses
                 .iter()
-                .filter(|a| a.link != config.switch_name() && net.contains(&a.address.addr()))
+                .filter(|a| !own(&a.link) && net.contains(&a.address.addr()))
             {
                 out.push(
                     Finding::error(
