@@ -7,6 +7,7 @@
 //! ```text
 //! table bridge edgenet_<id> {
 //!   chain prerouting { type filter hook prerouting priority -200; policy accept;
+//!     iifname != "en<id>l" iifname != "en<id>w" accept       # not from a node: not checked
 //!     iifname "en<id>l" ether type != { ip, arp } drop       # no VLAN tags, RARP, LLC, IPv6
 //!     iifname "en<id>l" ether saddr != 02:…:01 drop          # only its own MAC
 //!     iifname "en<id>l" arp saddr ether != 02:…:01 drop      # ARP only for its own MAC
@@ -137,6 +138,18 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             ("expr", Value::Array(expr)),
         ]));
     };
+    if !bp.ports.is_empty() {
+        // Frames from the LAN or the host (flooded to every machine's switch on a big LAN)
+        // leave the chain at once: one rule, instead of the iifname test of each port rule.
+        // Accept ends only this chain, as falling off its end would.
+        let mut expr: Vec<Value> = bp
+            .ports
+            .iter()
+            .map(|p| matches("!=", json!({"meta": {"key": "iifname"}}), json!(p.port)))
+            .collect();
+        expr.push(json!({"accept": null}));
+        rule("edgenet: only node ports are checked".to_string(), expr);
+    }
     for p in &bp.ports {
         let iif = matches("==", json!({"meta": {"key": "iifname"}}), json!(p.port));
         let mac = p.mac.to_string();
@@ -359,6 +372,7 @@ mod tests {
         assert_eq!(
             rs.to_text(),
             [
+                r#"prerouting: iifname != "enl" iifname != "enw" accept"#,
                 r#"prerouting: iifname "enl" ether type != { ip, arp } drop"#,
                 r#"prerouting: iifname "enl" ether saddr != 02:00:00:00:00:02 drop"#,
                 r#"prerouting: iifname "enl" arp saddr ether != 02:00:00:00:00:02 drop"#,
