@@ -65,7 +65,19 @@ fn status_of_a_half_built_lab_reports_the_missing_parts_with_exit_1() {
     let aside = state.with_file_name("state.json.aside");
     std::fs::rename(&state, &aside).unwrap();
     let (code, report) = status_json(&name, dir.path());
+    // The text report's headline does not read as a success (B17b D10).
+    let out = lab(&name, dir.path(), &["status"]);
     std::fs::rename(&aside, &state).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let headline = text
+        .lines()
+        .find(|l| l.contains("cells as expected"))
+        .unwrap_or_else(|| panic!("no headline: {text}"));
+    assert!(
+        headline.contains("INCOMPLETE: nothing deployed on 1 of 2 machines"),
+        "{text}"
+    );
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(report["error"]["code"], "not-deployed", "{report:#}");
     assert!(

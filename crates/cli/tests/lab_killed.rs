@@ -136,3 +136,51 @@ fn a_killed_lab_up_takes_its_deploys_with_it_and_down_cleans_everything() {
     }
     assert!(caught, "never caught a lab up with deploys running");
 }
+
+/// B17b D9: a `lab up` killed while a machine's deploy was making a node namespace (the file
+/// under `/run/netns` made, the namespace not yet mounted on it) left that empty file, which
+/// `lab down` passed over. The end state of such a kill is made here directly: the recorded
+/// node namespace replaced by an empty placeholder.
+#[test]
+fn lab_down_deletes_a_node_namespace_placeholder_a_killed_deploy_left() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("d9{}", std::process::id() % 100_000);
+    let _down = Down(&name, dir.path());
+    let status = lab(&name, dir.path(), &["up", "--scalable", "2", "--no-status"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "lab up failed");
+    let identity = dir
+        .path()
+        .join(&name)
+        .join("machines/m1/state/identity.json");
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&identity).unwrap()).unwrap();
+    let id = identity["deployment_id"].as_str().unwrap().to_string();
+    let node = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(&format!("-{id}")))
+        .unwrap_or_else(|| panic!("no node namespace of deployment {id}"));
+    sh(&format!("ip netns del {node}"));
+    let placeholder = Path::new("/run/netns").join(&node);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&placeholder)
+            .unwrap();
+    }
+    let status = lab(&name, dir.path(), &["down"]).status().unwrap();
+    assert!(status.success(), "lab down failed");
+    let left = placeholder.exists();
+    let _ = std::fs::remove_file(&placeholder);
+    assert!(!left, "{} left after lab down", placeholder.display());
+}

@@ -452,3 +452,53 @@ fn only_ipv4_and_arp_from_the_lan_reach_a_node_port() {
     assert!(ping(&node, "198.18.0.254"));
     m.ok(&["remove"]);
 }
+
+/// A frame that enters the switch from the LAN (on a big LAN, every machine's broadcasts and
+/// multicast, flooded to every switch) leaves the port checks at their first rule, as the
+/// kernel lists it; a redeploy finds that table as it wants it (nothing to change), and the
+/// port checks still hold (the tests above).
+#[test]
+fn frames_not_from_a_node_port_leave_the_port_checks_at_the_first_rule() {
+    let Some(lan) = lan("l18pre", 1) else {
+        return;
+    };
+    let m = &lan.machines[0];
+    let cfg = m.write_config(
+        "c.json",
+        &json!({
+            "DeploymentType": "ScalableCluster",
+            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+        }),
+    );
+    m.ok(&["deploy", "-c", &cfg]);
+    let ruleset = m.nft_json();
+    let rules: Vec<&Value> = ruleset["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r["family"] == "bridge" && r["chain"] == "prerouting")
+        .collect();
+    let port = rules
+        .iter()
+        .find_map(|r| {
+            r["expr"][0]["match"]
+                .as_object()
+                .filter(|m| m["op"] == "==")
+                .and_then(|m| m["right"].as_str())
+        })
+        .unwrap_or_else(|| panic!("no port rule: {rules:#?}"));
+    assert_eq!(
+        rules[0]["expr"],
+        json!([
+            {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": port}},
+            {"accept": null}
+        ]),
+        "{rules:#?}"
+    );
+    let again: Value =
+        serde_json::from_slice(&m.edgenet(&["deploy", "-c", &cfg, "-o", "json"]).stdout).unwrap();
+    assert_eq!(again["changes"], json!([]), "{again:#}");
+    m.ok(&["remove"]);
+}

@@ -267,6 +267,17 @@ pub fn exists(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `/run/netns/NAME` is a stale placeholder: a plain file with no namespace mounted
+/// on it, as a create interrupted between making the file and mounting the namespace leaves.
+/// [`delete`] removes it.
+pub fn is_placeholder(name: &str) -> bool {
+    if check_name(name, "").is_err() {
+        return false;
+    }
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) && !exists(name)
+}
+
 /// The identity (device, inode) of the calling thread's network namespace.
 pub fn current_id() -> Result<(u64, u64), HostError> {
     NetNs::current()?.id()

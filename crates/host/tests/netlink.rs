@@ -27,6 +27,7 @@ fn bridge_is_created_with_mtu_mac_group_and_alias() {
             mtu: Some(9000),
             mac: Some(mac("02:00:5e:10:00:01")),
             group: Some(4242),
+            multicast_snooping: None,
         })
         .unwrap();
         nl.set_alias("enbr0", "edgenet:test").unwrap();

@@ -166,6 +166,13 @@ impl Matrix {
 
     /// A fixed-width table, one line per cell, failures marked `FAIL`.
     pub fn render_table(&self) -> String {
+        self.render_report(0, 0)
+    }
+
+    /// [`Matrix::render_table`] of a lab where `undeployed` of its `machines` have no
+    /// finished deployment: their nodes have no cells, so the headline says the lab is
+    /// incomplete rather than only "N of N cells as expected" (B17b D10).
+    pub fn render_report(&self, undeployed: usize, machines: usize) -> String {
         let header = [
             "ROW", "FROM", "TO", "CHECK", "EXPECTED", "ACTUAL", "OK", "DETAIL",
         ];
@@ -209,13 +216,21 @@ impl Matrix {
             line(&r.each_ref().map(String::as_str));
         }
         let failed = self.cells.iter().filter(|c| !c.ok).count();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{} of {} cells as expected{}",
             self.cells.len() - failed,
             self.cells.len(),
             if failed == 0 { "" } else { " — FAILED" }
         );
+        if undeployed > 0 {
+            let _ = write!(
+                out,
+                " — INCOMPLETE: nothing deployed on {undeployed} of {machines} machines, \
+                 their nodes not measured"
+            );
+        }
+        out.push('\n');
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -238,6 +253,23 @@ mod tests {
         assert!(serde_json::to_string(&m).unwrap().contains("\"notes\":[]"));
         m.notes.push("node→node: sampled".into());
         assert!(m.render_table().contains("note: node→node: sampled"));
+    }
+
+    #[test]
+    fn the_headline_of_a_lab_with_undeployed_machines_is_not_a_success() {
+        let m = Matrix {
+            lab: "x".into(),
+            cells: Vec::new(),
+            notes: Vec::new(),
+        };
+        assert!(m.render_table().ends_with("0 of 0 cells as expected\n"));
+        let text = m.render_report(50, 50);
+        let headline = text.lines().last().unwrap();
+        assert!(
+            headline.contains("INCOMPLETE: nothing deployed on 50 of 50 machines"),
+            "{text}"
+        );
+        assert!(!headline.ends_with("as expected"), "{text}");
         let back: Matrix = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
     }

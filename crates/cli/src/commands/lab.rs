@@ -506,7 +506,10 @@ fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Resu
             envelope::print_result(&envelope::LAB_STATUS, result, &report)
         }
         Format::Text => {
-            print!("{}", matrix.render_table());
+            print!(
+                "{}",
+                matrix.render_report(undeployed.len(), lab.machines().len())
+            );
             print!("{}", super::doctor::lab_doctor_text(&doctor));
         }
         Format::Svg | Format::Dot | Format::Html => {
@@ -646,14 +649,16 @@ fn discardable(m: &LabMachine) -> Option<Vec<String>> {
         alias: names::alias(&state.deployment_id),
         group: names::link_group(&state.deployment_id),
     };
-    let present: Vec<String> = namespaces
+    // A deploy killed while it made a namespace (after the file under /run/netns, before the
+    // mount) leaves an empty placeholder under a name it recorded: deleted with the rest, as
+    // `edgenet remove` would (B17b D9); it holds nothing to check.
+    let (live, placeholders): (Vec<String>, Vec<String>) = namespaces
         .into_iter()
-        .filter(|n| edgenet_host::netns::exists(n))
-        .collect();
-    present
-        .iter()
+        .filter(|n| edgenet_host::netns::exists(n) || edgenet_host::netns::is_placeholder(n))
+        .partition(|n| edgenet_host::netns::exists(n));
+    live.iter()
         .all(|n| netns_is_deployments(n, &own))
-        .then_some(present)
+        .then(|| live.into_iter().chain(placeholders).collect())
 }
 
 /// Whether the node namespace `name` carries the deployment's marks as `edgenet remove`

@@ -7,6 +7,7 @@
 //! ```text
 //! table bridge edgenet_<id> {
 //!   chain prerouting { type filter hook prerouting priority -200; policy accept;
+//!     iifname != "en<id>l" iifname != "en<id>w" accept       # not from a node: not checked
 //!     iifname "en<id>l" ether type != { ip, arp } drop       # no VLAN tags, RARP, LLC, IPv6
 //!     iifname "en<id>l" ether saddr != 02:…:01 drop          # only its own MAC
 //!     iifname "en<id>l" arp saddr ether != 02:…:01 drop      # ARP only for its own MAC
@@ -42,6 +43,11 @@ use super::nft_rules::{object, Ruleset};
 pub const FAMILY: &str = "bridge";
 /// The bridge family's `filter` priority, before anything else on the bridge.
 const PRIO: i64 = -200;
+/// Ports the leading guard rule names, two expressions each: the kernel takes at most 128
+/// expressions in a rule. A switch with more ports (none a config makes today) goes without
+/// the guard, which only saves time.
+const GUARDED_PORTS: usize = 32;
+const _: () = assert!(2 * GUARDED_PORTS < 128);
 
 /// One node's switch port and what it may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +143,18 @@ pub fn build(bp: &BridgePlan) -> Ruleset {
             ("expr", Value::Array(expr)),
         ]));
     };
+    if !bp.ports.is_empty() && bp.ports.len() <= GUARDED_PORTS {
+        // Frames from the LAN or the host (flooded to every machine's switch on a big LAN)
+        // leave the chain at once: one rule, instead of the iifname test of each port rule.
+        // Accept ends only this chain, as falling off its end would.
+        let mut expr: Vec<Value> = bp
+            .ports
+            .iter()
+            .map(|p| matches("!=", json!({"meta": {"key": "iifname"}}), json!(p.port)))
+            .collect();
+        expr.push(json!({"accept": null}));
+        rule("edgenet: only node ports are checked".to_string(), expr);
+    }
     for p in &bp.ports {
         let iif = matches("==", json!({"meta": {"key": "iifname"}}), json!(p.port));
         let mac = p.mac.to_string();
@@ -359,6 +377,7 @@ mod tests {
         assert_eq!(
             rs.to_text(),
             [
+                r#"prerouting: iifname != "enl" iifname != "enw" accept"#,
                 r#"prerouting: iifname "enl" ether type != { ip, arp } drop"#,
                 r#"prerouting: iifname "enl" ether saddr != 02:00:00:00:00:02 drop"#,
                 r#"prerouting: iifname "enl" arp saddr ether != 02:00:00:00:00:02 drop"#,
@@ -397,6 +416,20 @@ mod tests {
             ),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn the_guard_rule_stays_within_the_kernels_expressions_per_rule() {
+        let ports = |n: u8| BridgePlan {
+            table: "edgenet_abc".into(),
+            ports: (0..n)
+                .map(|i| guard(&format!("en{i}"), [10, 0, 0, i]))
+                .collect(),
+            offline: None,
+        };
+        let guarded = |n| build(&ports(n)).to_text()[0].ends_with("accept");
+        assert!(guarded(GUARDED_PORTS as u8));
+        assert!(!guarded(GUARDED_PORTS as u8 + 1));
     }
 
     #[test]

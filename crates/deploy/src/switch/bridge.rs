@@ -129,6 +129,10 @@ pub(crate) fn create_marked_bridge(
         mtu: Some(mtu),
         mac,
         group: Some(own.group),
+        // A switch of a few node ports gains nothing from snooping, and with it on every
+        // machine joins the all-snoopers groups on its LAN and a node gets a group only if
+        // the switch saw its report (README, "The switch and multicast").
+        multicast_snooping: Some(false),
     })?;
     // The kernel ignores an alias at creation: a kill here leaves the bridge with only the
     // group and a pending record, which the next deploy and remove know as ours.

@@ -11,8 +11,8 @@ use netlink_packet_core::{
     NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkHeader, LinkInfo, LinkLayerType, LinkMessage,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -56,6 +56,8 @@ pub struct BridgeSpec<'a> {
     pub mac: Option<MacAddr>,
     /// Set at creation, so the link is marked as ours from its first instant.
     pub group: Option<u32>,
+    /// IGMP/MLD snooping (`mcast_snooping`); `None` = the kernel's default (on).
+    pub multicast_snooping: Option<bool>,
 }
 
 impl<'a> BridgeSpec<'a> {
@@ -65,6 +67,7 @@ impl<'a> BridgeSpec<'a> {
             mtu: None,
             mac: None,
             group: None,
+            multicast_snooping: None,
         }
     }
 }
@@ -180,10 +183,15 @@ impl Netlink {
         if let Some(group) = spec.group {
             msg.attributes.push(LinkAttribute::Group(group));
         }
-        msg.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Bridge,
-            )]));
+        let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
+        if let Some(on) = spec.multicast_snooping {
+            // At creation: a bridge made with snooping off never joins the all-snoopers
+            // groups, so it sends no IGMP/MLD report for them.
+            info.push(LinkInfo::Data(InfoData::Bridge(vec![
+                InfoBridge::MulticastSnooping(on),
+            ])));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(info));
         self.ack_request(
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
