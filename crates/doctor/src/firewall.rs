@@ -164,13 +164,10 @@ pub fn check(plan: &Plan, blockers: &[Blocker], bridge_nf: Option<&str>) -> Chec
         })
         .collect();
     let subnet = fix_subnet(plan);
-    let mut fixes: Vec<String> = blockers
+    let fixes: Vec<String> = blockers
         .iter()
         .map(|b| fix(b, switch, subnet.as_deref()))
         .collect();
-    // Several blockers (one chain, several flows) can share one fix: print it once.
-    let mut seen = std::collections::HashSet::new();
-    fixes.retain(|f| seen.insert(f.clone()));
     let detail = format!("{} on switch {switch}", names.join("; "));
     let legacy = blockers.iter().all(|b| b.family == "iptables-legacy");
     if blockers.iter().all(|b| !b.certain) {
@@ -248,28 +245,6 @@ mod tests {
             fix.contains("DOCKER-USER -i aksedgesw-int -s 192.168.77.0/24"),
             "{fix}"
         );
-    }
-
-    #[test]
-    fn a_fix_shared_by_two_blockers_is_printed_once() {
-        let plan = nat_plan();
-        let rule = "nft insert rule inet filter forward iifname \"aksedgesw-int\" oifname \"aksedgesw-int\" accept";
-        let blocker = |how: &str| Blocker {
-            family: "inet".into(),
-            table: "filter".into(),
-            chain: "forward".into(),
-            owner: Owner::Other,
-            how: how.into(),
-            fix: Some(rule.into()),
-            certain: true,
-        };
-        let c = check(
-            &plan,
-            &[blocker("policy drop"), blocker("policy drop (replies)")],
-            None,
-        );
-        let fix = c.fix.clone().unwrap_or_default();
-        assert_eq!(fix.matches(rule).count(), 1, "{c:?}");
     }
 
     /// The doctor retest (issue 8): `-P FORWARD DROP` with only `-i aksedgesw-int -j ACCEPT`
