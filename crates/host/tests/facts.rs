@@ -58,7 +58,10 @@ fn gather_reports_the_links_addresses_routes_and_dns_that_were_set_up() {
         .as_array()
         .is_some_and(|f| f.iter().any(|f| f == "LOWER_UP"))
     {
-        assert!(std::time::Instant::now() < settled, "enf0 never got carrier");
+        assert!(
+            std::time::Instant::now() < settled,
+            "enf0 never got carrier"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let facts = ns.run(|| facts::gather_with(&paths)).unwrap();
