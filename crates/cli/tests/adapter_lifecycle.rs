@@ -552,20 +552,28 @@ fn exec_start(unit: &str) -> (Vec<(String, String)>, Vec<String>) {
         if !cur.is_empty() {
             out.push(cur);
         }
-        out.into_iter()
-            .map(|w| w.replace("%%", "%").replace("$$", "$"))
-            .collect()
+        out
+    };
+    // systemd expands `%` in both, `$` only on the command line (systemd.exec(5)).
+    let unescape = |w: String, dollar: bool| {
+        let w = w.replace("%%", "%");
+        if dollar {
+            w.replace("$$", "$")
+        } else {
+            w
+        }
     };
     let mut env = Vec::new();
     let mut cmd = Vec::new();
     for line in unit.lines() {
         if let Some(v) = line.strip_prefix("Environment=") {
             for w in words(v) {
+                let w = unescape(w, false);
                 let (k, v) = w.split_once('=').unwrap();
                 env.push((k.to_string(), v.to_string()));
             }
         } else if let Some(v) = line.strip_prefix("ExecStart=") {
-            cmd = words(v);
+            cmd = words(v).into_iter().map(|w| unescape(w, true)).collect();
         }
     }
     (env, cmd)

@@ -692,6 +692,10 @@ fn doctor_on_an_offline_machine_sees_egress_blocked() {
         .as_str()
         .unwrap()
         .contains("unreachable, as planned"));
+    // No DnsServers offline: the nodes get none, not the host's unreachable upstream ones.
+    let dns = check(&report, "dns");
+    assert_eq!(dns["status"], "PASS", "{report:#}");
+    assert!(dns["detail"].as_str().unwrap().contains("as planned"));
     assert!(with_status(&report, "FAIL").is_empty(), "{report:#}");
     assert_eq!(code, Some(0));
 }

@@ -160,6 +160,9 @@ pub enum DnsSource {
     Host,
     /// The host was not read (offline check): found at deploy.
     HostAtDeploy,
+    /// `InternetDisabled` without `Network.DnsServers`: none. The host's upstream servers lie
+    /// beyond the switch, which an offline node cannot reach.
+    Offline,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,6 +395,7 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
 
     let (dns_servers, dns_source) = match (&config.network.dns_servers, ctx.facts()) {
         (Some(servers), _) => (servers.clone(), DnsSource::Configured),
+        (None, _) if offline => (Vec::new(), DnsSource::Offline),
         (None, Some(facts)) => (facts.dns.servers.clone(), DnsSource::Host),
         (None, None) => (Vec::new(), DnsSource::HostAtDeploy),
     };

@@ -98,6 +98,25 @@ fn offline_plan_says_what_it_could_not_see() {
 }
 
 #[test]
+fn offline_without_dns_servers_gives_the_nodes_none_of_the_hosts() {
+    let mut config = builtin_default();
+    config["Network"]["InternetDisabled"] = json!(true);
+    let p = plan_on(&config, &host(), None).unwrap();
+    // The host has 192.168.1.1 upstream, beyond the switch an offline node cannot cross.
+    assert_eq!(p.nodes[0].dns_source, DnsSource::Offline);
+    assert!(
+        p.nodes[0].dns_servers.is_empty(),
+        "{:?}",
+        p.nodes[0].dns_servers
+    );
+    // Given ones are kept.
+    config["Network"]["DnsServers"] = json!(["192.168.0.1"]);
+    let p = plan_on(&config, &host(), None).unwrap();
+    assert_eq!(p.nodes[0].dns_source, DnsSource::Configured);
+    assert_eq!(s(p.nodes[0].dns_servers[0]), "192.168.0.1");
+}
+
+#[test]
 fn single_machine_product_sample() {
     let p = plan_on(&fixture("aksee-single-machine.json"), &host(), None).unwrap();
     assert_eq!(p.service_range.unwrap().size, 10);

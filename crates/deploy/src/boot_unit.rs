@@ -113,7 +113,7 @@ impl BootUnit {
         unit.push_str("Type=oneshot\n");
         unit.push_str("RemainAfterExit=yes\n");
         for (k, v) in &self.environment {
-            unit.push_str(&format!("Environment={}\n", quote(&format!("{k}={v}"))));
+            unit.push_str(&format!("Environment={}\n", quote_env(&format!("{k}={v}"))));
         }
         unit.push_str("Environment=NO_COLOR=1\n");
         let mut command: Vec<String> = self.command().iter().map(|a| quote(a)).collect();
@@ -161,10 +161,19 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// One word of a unit's command line or `Environment=`: `%` and `$` are doubled (systemd
-/// expands them), and a word with spaces, quotes or backslashes is double-quoted.
+/// One word of a unit's command line: `%` and `$` are doubled (systemd expands both in
+/// `ExecStart=`), and a word with spaces, quotes or backslashes is double-quoted.
 fn quote(word: &str) -> String {
-    let escaped = word.replace('%', "%%").replace('$', "$$");
+    quote_escaped(word.replace('%', "%%").replace('$', "$$"))
+}
+
+/// One `Environment=` assignment: only `%` is doubled. systemd expands specifiers there but
+/// not variables, so a `$` stays as it is (systemd.exec(5)); `$$` would reach the program.
+fn quote_env(word: &str) -> String {
+    quote_escaped(word.replace('%', "%%"))
+}
+
+fn quote_escaped(escaped: String) -> String {
     if escaped.is_empty()
         || escaped
             .chars()
@@ -231,5 +240,19 @@ mod tests {
         assert_eq!(escape(".x"), "\\x2ex");
         assert_eq!(quote("100%"), "100%%");
         assert_eq!(quote("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn environment_keeps_dollar_and_doubles_percent() {
+        let mut u = unit();
+        u.environment = vec![("EDGENET_STATE_DIR".into(), "/tmp/u 3/st$x%y".into())];
+        let text = u.render();
+        // systemd expands specifiers (`%`) in Environment= but not variables (`$`).
+        assert!(
+            text.contains("Environment=\"EDGENET_STATE_DIR=/tmp/u 3/st$x%%y\"\n"),
+            "{text}"
+        );
+        // The command line still doubles both.
+        assert_eq!(quote("st$x%y"), "st$$x%%y");
     }
 }

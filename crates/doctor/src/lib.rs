@@ -683,7 +683,13 @@ fn node_checks(
     let unreachable_offline = |ip: Ipv4Addr| offline && !plan.switch.subnet.contains(&ip);
     let offline_warning = "offline (InternetDisabled): the nodes reach only the switch and the host, so this is unreachable by design";
 
-    if n.dns_servers.is_empty() {
+    if n.dns_servers.is_empty() && n.dns_source == edgenet_core::plan::DnsSource::Offline {
+        out.push(Check::pass(
+            scope,
+            "dns",
+            "no DNS server, as planned (offline without Network.DnsServers: names outside the cluster do not resolve)",
+        ));
+    } else if n.dns_servers.is_empty() {
         out.push(Check::warn(scope, "dns", "the node has no DNS server"));
     }
     for server in &n.dns_servers {

@@ -3,7 +3,8 @@
 //! Every file `render` produces for the node is rendered again from the plan and compared with
 //! the one on disk by meaning: YAML as data, environment files and units key by key, resolv.conf
 //! by its servers. Secrets (tokens, CA hashes) are not compared; the choices the plan does not
-//! fix (which machine creates the cluster, kube-vip or MetalLB) take the closest rendering.
+//! fix (which machine creates the cluster, kube-vip or MetalLB) take the rendering closest on
+//! the files that encode the choice, and every difference of that rendering is named.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -213,7 +214,9 @@ pub fn differences(
     namespace: Option<&NodeNamespace>,
     root: &Path,
 ) -> Option<Vec<String>> {
-    let mut best: Option<Vec<String>> = None;
+    // Per rendering: each on-disk file's rendered contents and differences.
+    type Compared = BTreeMap<String, (String, Vec<String>)>;
+    let mut variants: Vec<Compared> = Vec::new();
     for creates_cluster in [true, false] {
         for lb in [LbProvider::KubeVip, LbProvider::Metallb] {
             let opts = RenderOptions {
@@ -227,26 +230,48 @@ pub fn differences(
             let Ok(rendered) = render(plan, &opts) else {
                 continue;
             };
-            let mut any = false;
-            let mut diffs = Vec::new();
+            let mut compared = Compared::new();
             for f in rendered.files.iter().filter(|f| f.node == node.name) {
                 let path = on_disk(root, f);
                 let Ok(have) = std::fs::read_to_string(&path) else {
                     continue;
                 };
-                any = true;
                 let name = f.path.as_str();
-                match file_diffs(f, &have) {
-                    Ok(d) => diffs.extend(d.into_iter().map(|d| format!("{name}: {d}"))),
-                    Err(e) => diffs.push(format!("{name} does not parse: {e}")),
-                }
+                let diffs = match file_diffs(f, &have) {
+                    Ok(d) => d.into_iter().map(|d| format!("{name}: {d}")).collect(),
+                    Err(e) => vec![format!("{name} does not parse: {e}")],
+                };
+                compared.insert(f.path.clone(), (f.contents.clone(), diffs));
             }
-            if any && best.as_ref().is_none_or(|b| diffs.len() < b.len()) {
-                best = Some(diffs);
+            if !compared.is_empty() {
+                variants.push(compared);
             }
         }
     }
-    best
+    // The choice is read from the files that encode it: those every rendering has but with
+    // different contents (kubeadm Init or Join, K3s's config). Counting all differences
+    // instead would let edits to files only one rendering has (the init node's add-ons) tip
+    // the choice and hide them behind an invented Init-vs-Join difference.
+    let contested = |path: &String| {
+        let contents: Vec<&String> = variants
+            .iter()
+            .filter_map(|v| v.get(path).map(|(c, _)| c))
+            .collect();
+        contents.len() == variants.len() && contents.iter().any(|c| *c != contents[0])
+    };
+    let score = |v: &Compared| {
+        let on_choice: usize = v
+            .iter()
+            .filter(|(p, _)| contested(p))
+            .map(|(_, (_, d))| d.len())
+            .sum();
+        let all: usize = v.values().map(|(_, d)| d.len()).sum();
+        (on_choice, all)
+    };
+    variants
+        .iter()
+        .min_by_key(|v| score(v))
+        .map(|v| v.values().flat_map(|(_, d)| d.clone()).collect())
 }
 
 pub fn check(
@@ -408,6 +433,37 @@ mod tests {
                 c.detail
             );
         }
+    }
+
+    #[test]
+    fn two_edited_files_on_an_init_node_are_both_named() {
+        let plan = plan_of("k8s", true);
+        let node = &plan.nodes[0];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_all(&plan, node, None, root);
+        for (rel, from, to) in [
+            (
+                "etc/kubernetes/edgenet/addons/calico-installation.yaml",
+                "mtu: 1450",
+                "mtu: 9000",
+            ),
+            (
+                "etc/kubernetes/edgenet/addons/service-range.yaml",
+                "range-global: ",
+                "range-global: 10.0.0.1-10.0.0.9 #",
+            ),
+        ] {
+            let path = root.join(rel);
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert!(text.contains(from), "{rel} has no {from:?}:\n{text}");
+            std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        }
+        let c = check(&plan, node, None, root);
+        assert_eq!(c.status, crate::Status::Fail, "{c:?}");
+        assert!(c.detail.contains("mtu is 9000"), "{}", c.detail);
+        assert!(c.detail.contains("range-global"), "{}", c.detail);
+        assert!(!c.detail.contains("kubeadm.yaml"), "{}", c.detail);
     }
 
     #[test]

@@ -89,30 +89,40 @@ pub fn ports(distribution: Distribution, lb: LbProvider) -> Vec<PortRule> {
 }
 
 /// The table and chain `nft_snippet` adds its rules to (Debian's `/etc/nftables.conf`).
-pub const INPUT_CHAIN: &str = "inet filter input";
+/// Forward, not input: the nodes are namespaces or VMs behind the switch, so traffic to them
+/// is routed or bridged through the host and never reaches its input hook.
+pub const FORWARD_CHAIN: &str = "inet filter forward";
 
-/// Accept rules for the host firewall's own input chain, as an `nft -f` script. A rule in a
+/// Accept rules for the host firewall's own forward chain, as an `nft -f` script. A rule in a
 /// table of our own could not help: an accept ends only its own base chain, the user's chain
 /// still drops, and nft cannot jump across tables. `insert` puts the rules before a final drop.
 pub fn nft_snippet(plan: &Plan, lb: LbProvider) -> String {
-    nft_snippet_for(plan, lb, INPUT_CHAIN)
+    nft_snippet_for(plan, lb, FORWARD_CHAIN)
 }
 
-/// The same, for another `family table chain`.
+/// The same, for another `family table chain` with a forward hook.
 pub fn nft_snippet_for(plan: &Plan, lb: LbProvider, chain: &str) -> String {
     let subnet = plan.switch.subnet.trunc();
+    let switch = &plan.switch.name;
     let mut text =
         String::from("# Written by edgenet render: ports Kubernetes needs between the nodes.\n");
     if plan.switch.kind == SwitchKind::Internal {
         text.push_str("# Single machine: edgenet's own nftables table already lets these through on the switch;\n# this is only needed if another firewall filters traffic between the nodes.\n");
     }
     text.push_str(&format!(
-        "# Adds accept rules to the input chain `{chain}` (the table Debian's /etc/nftables.conf\n\
-         # defines); for another table or chain replace `{chain}` below, then load with `nft -f FILE`.\n"
+        "# Adds accept rules to the forward chain `{chain}` (the table Debian's /etc/nftables.conf\n\
+         # defines): the nodes sit behind the switch {switch}, so their traffic is forwarded (or\n\
+         # bridged, with bridge-nf-call-iptables = 1) and never reaches the host's input chain.\n\
+         # For another table or chain replace `{chain}` below, then load with `nft -f FILE`.\n"
+    ));
+    // The nodes' replies leave through the switch; without this a forward policy drop ends
+    // every connection the rules below let in.
+    text.push_str(&format!(
+        "insert rule {chain} iifname \"{switch}\" ip saddr {subnet} ct state established,related accept comment \"edgenet: replies from the nodes\"\n"
     ));
     for r in ports(plan.distribution, lb) {
         text.push_str(&format!(
-            "insert rule {chain} ip saddr {subnet} {} dport {} accept comment \"edgenet: {}\"\n",
+            "insert rule {chain} oifname \"{switch}\" ip daddr {subnet} {} dport {} accept comment \"edgenet: {}\"\n",
             r.protocol,
             r.ports,
             r.purpose.split(" (").next().unwrap_or(r.purpose)

@@ -131,6 +131,11 @@ pub fn join_document(plan: &Plan, node: &NodePlan, opts: &RenderOptions) -> Join
 
 pub fn calico_installation(plan: &Plan, opts: &RenderOptions) -> Installation {
     let pod = plan.kubernetes.pod_cidr;
+    // Calico's operator install for Windows: the HNS dataplane and the service range.
+    let windows = plan
+        .nodes
+        .iter()
+        .any(|n| n.kind == edgenet_core::plan::NodeKind::Windows);
     Installation {
         api_version: calico::API_VERSION.to_string(),
         kind: "Installation".to_string(),
@@ -153,7 +158,9 @@ pub fn calico_installation(plan: &Plan, opts: &RenderOptions) -> Installation {
                     nat_outgoing: "Enabled".to_string(),
                     node_selector: "all()".to_string(),
                 }],
+                windows_dataplane: windows.then(|| "HNS".to_string()),
             },
+            service_cidrs: windows.then(|| vec![plan.kubernetes.service_cidr.to_string()]),
         },
     }
 }

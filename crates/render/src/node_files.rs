@@ -60,6 +60,12 @@ pub fn proxy_dropin(node: &NodePlan) -> String {
     let mut text =
         String::from("# Written by edgenet render: the node's proxy environment.\n[Service]\n");
     for (name, value) in proxy_pairs(node) {
+        // systemd expands `%` specifiers in Environment= (a percent-encoded password would
+        // break the unit) and unescapes `\` and `"` inside the quotes; `$` stays literal.
+        let value = value
+            .replace('%', "%%")
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
         text.push_str(&format!("Environment=\"{name}={value}\"\n"));
     }
     text
@@ -138,4 +144,36 @@ pub fn windows_node(
         crate::powershell::windows_node_script(node),
     ));
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_dropin_escapes_percent_for_systemd() {
+        let plan_json = serde_json::json!({
+            "Network": {
+                "DnsServers": ["192.0.2.53"],
+                "Proxy": {"Http": "http://user:p%40ss@proxy.corp:3128"}
+            },
+            "Machines": [{"LinuxNode": {}}],
+            "Edgenet": {"Distribution": "k8s", "MachineName": "edge01"}
+        });
+        let loaded = edgenet_core::config::load(plan_json.to_string().as_bytes()).unwrap();
+        let plan = edgenet_core::plan::build(
+            &loaded.config,
+            &edgenet_core::validate::Context::offline("test", "edge01"),
+        )
+        .unwrap();
+        let mut node = plan.nodes[0].clone();
+        let text = proxy_dropin(&node);
+        assert!(
+            text.contains("Environment=\"HTTP_PROXY=http://user:p%%40ss@proxy.corp:3128\"\n"),
+            "{text}"
+        );
+        node.proxy.http_proxy = Some("http://a\"b\\c".into());
+        let text = proxy_dropin(&node);
+        assert!(text.contains(r#"HTTP_PROXY=http://a\"b\\c""#), "{text}");
+    }
 }

@@ -873,3 +873,32 @@ fn metallb_opens_memberlist_and_the_cloud_provider_stays_on_linux() {
         "linux"
     );
 }
+
+#[test]
+fn calico_installation_enables_windows_only_with_a_windows_node() {
+    for windows in [false, true] {
+        let plan = plan_of(&single("k8s", windows, 4), None);
+        let r = render(&plan, &RenderOptions::default()).unwrap();
+        let linux = &plan.nodes[0].name;
+        let calico = file(&r, linux, "calico").unwrap();
+        let Parsed::Calico(inst) = parse(calico) else {
+            unreachable!()
+        };
+        // The raw keys too: the operator reads `serviceCIDRs`, not serde's camelCase guess.
+        let doc = &edgenet_render::yaml::documents(&calico.contents).unwrap()[0];
+        if windows {
+            assert_eq!(
+                inst.spec.calico_network.windows_dataplane.as_deref(),
+                Some("HNS")
+            );
+            let service = plan.kubernetes.service_cidr.to_string();
+            assert_eq!(inst.spec.service_cidrs, Some(vec![service.clone()]));
+            assert_eq!(doc["spec"]["serviceCIDRs"][0], service.as_str());
+            assert_eq!(doc["spec"]["calicoNetwork"]["windowsDataplane"], "HNS");
+        } else {
+            assert_eq!(inst.spec.calico_network.windows_dataplane, None);
+            assert_eq!(inst.spec.service_cidrs, None);
+            assert!(doc["spec"].get("serviceCIDRs").is_none(), "{doc}");
+        }
+    }
+}

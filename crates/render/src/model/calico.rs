@@ -25,6 +25,14 @@ pub struct Metadata {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstallationSpec {
     pub calico_network: CalicoNetwork,
+    /// The cluster's service range: required by Calico for Windows (the operator gives it to
+    /// the Windows nodes' kube-proxy/HNS setup). Set only when the plan has a Windows node.
+    #[serde(
+        default,
+        rename = "serviceCIDRs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_cidrs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +45,9 @@ pub struct CalicoNetwork {
     pub mtu: Option<u32>,
     pub node_address_autodetection_v4: NodeAddressAutodetection,
     pub ip_pools: Vec<IpPool>,
+    /// `HNS`: the operator also installs Calico on Windows nodes. Set only with a Windows node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_dataplane: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,155 @@
+//! The rendered host firewall file (`host/etc/nftables.d/edgenet-kubernetes-ports.nft`) really
+//! opens the Kubernetes ports for traffic to the nodes: loaded with the real `nft -f` into a
+//! host whose forward chain drops everything else, a TCP connection from a client through the
+//! host to a node behind the switch's bridge gets through. Everything runs in namespaces of the
+//! test's own: a "host" with the bridge, a "node" on it and a "client" routed through the host.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use serde_json::json;
+use support::{is_root, sh, sh_out};
+
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn render_nftables(dir: &std::path::Path) -> String {
+    let config = json!({
+        "DeploymentType": "SingleMachineCluster",
+        "Init": {"ServiceIPRangeSize": 4},
+        "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
+        "Machines": [{"LinuxNode": {}}],
+        "Edgenet": {"MachineName": "edge01"}
+    });
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+        .arg("-c")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["render", "--from-config", "nftables"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether `client` reaches `addr:port` with a real TCP connection (busybox nc, 3 s).
+fn connects(client: &str, addr: &str, port: u16) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", client, "busybox", "timeout", "3"])
+        .args(["busybox", "nc", addr, &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("hello"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn rendered_ports_file_lets_a_tcp_connection_through_a_dropping_forward_chain() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = render_nftables(dir.path());
+    assert!(file.contains("oifname \"aksedgesw-int\""), "{file}");
+    let path = dir.path().join("edgenet-kubernetes-ports.nft");
+    std::fs::write(&path, &file).unwrap();
+
+    let pid = std::process::id();
+    let (host, node, client) = (
+        format!("r18-{pid}-fwh"),
+        format!("r18-{pid}-fwn"),
+        format!("r18-{pid}-fwc"),
+    );
+    let _guard = Namespaces(vec![host.clone(), node.clone(), client.clone()]);
+    for ns in [&host, &node, &client] {
+        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+    }
+    // host: the switch's bridge with the node's veth on it, and a routed link to the client.
+    sh(&format!(
+        "ip -n {host} link add aksedgesw-int type bridge && ip -n {host} addr add 192.168.77.1/24 dev aksedgesw-int && ip -n {host} link set aksedgesw-int up \
+         && ip -n {host} link add veth-n type veth peer name eth0 netns {node} && ip -n {host} link set veth-n master aksedgesw-int up \
+         && ip -n {node} addr add 192.168.77.2/24 dev eth0 && ip -n {node} link set eth0 up && ip -n {node} route add default via 192.168.77.1 \
+         && ip -n {host} link add veth-c type veth peer name eth0 netns {client} && ip -n {host} addr add 198.51.100.1/24 dev veth-c && ip -n {host} link set veth-c up \
+         && ip -n {client} addr add 198.51.100.2/24 dev eth0 && ip -n {client} link set eth0 up && ip -n {client} route add default via 198.51.100.1 \
+         && ip netns exec {host} sysctl -qw net.ipv4.ip_forward=1"
+    ));
+    // Debian's /etc/nftables.conf table, with a forward chain that drops everything else.
+    sh(&format!(
+        "ip netns exec {host} nft -f - <<'X'\n\
+         table inet filter {{\n\
+           chain input {{ type filter hook input priority 0; policy accept; }}\n\
+           chain forward {{ type filter hook forward priority 0; policy drop; }}\n\
+           chain output {{ type filter hook output priority 0; policy accept; }}\n\
+         }}\nX"
+    ));
+    // A listener on the node for the API port (6443) and one on a port the file does not open.
+    let mut listeners = Vec::new();
+    for port in [6443u16, 6444] {
+        listeners.push(
+            Command::new("ip")
+                .args(["netns", "exec", &node, "busybox", "sh", "-c"])
+                .arg(format!(
+                    "while true; do echo hello | busybox nc -l -p {port}; done"
+                ))
+                .process_group(0)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let _kill = KillOnDrop(listeners);
+    // Before the file: the drop policy stops it (the setup really drops).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !connects(&client, "192.168.77.2", 6443),
+        "forward drop did not drop"
+    );
+
+    sh_out(&format!("ip netns exec {host} nft -f {}", path.display()));
+    let mut ok = false;
+    for _ in 0..10 {
+        if connects(&client, "192.168.77.2", 6443) {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        ok,
+        "no TCP connection to the node's 6443 after loading:\n{file}\n{}",
+        sh_out(&format!("ip netns exec {host} nft list ruleset"))
+    );
+    // Only the listed ports: another one still drops.
+    assert!(!connects(&client, "192.168.77.2", 6444), "6444 passed too");
+}
+
+struct KillOnDrop(Vec<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // The whole group: the loop's shell and its `nc` (our own children only).
+        for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", c.id())])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
