@@ -494,6 +494,20 @@ fn deploy_without_c_applies_the_recorded_deployment_again() {
         "{v:#}"
     );
     assert_eq!(m.dump(), dump, "a refused deploy changes nothing");
+    // render refuses too, rather than render the built-in default (a single machine creating
+    // a cluster) for this scalable machine (B18b 2).
+    let out = m.edgenet(&["render", "k3s-config", "--node", "linux", "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no-config"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::fs::write(&file, kept).unwrap();
 
     // Nothing recorded: the built-in default.

@@ -47,19 +47,30 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
 }
 
 /// The config recorded with this state directory's deployment (what `deploy` without `-c`
-/// applies again), with the deployment's machine index, when there is one and it loads as
-/// the deployment's; `None` otherwise.
-pub fn recorded_config(cli: &Cli) -> Option<(Loaded, usize)> {
+/// applies again), with the deployment's machine index; `None` when nothing is deployed here.
+/// A deployment whose `config.json` is missing, damaged or not its own is refused
+/// (`no-config`) as `deploy` refuses it: the built-in default instead would describe another
+/// network (on a joining machine, a second cluster).
+pub fn recorded_config(cli: &Cli, hint: &str) -> Result<Option<(Loaded, usize)>, CliError> {
     let dir = edgenet_deploy::state::StateDir::new(&cli.state_dir);
-    let state = dir.peek().ok().flatten()?;
-    let plan = state
-        .applied_plan
-        .as_ref()
-        .or(state.pending_plan.as_ref())?;
-    let loaded = recorded_config::recorded(cli, state.config.as_deref(), Some(plan), "")
-        .ok()
-        .flatten()?;
-    Some((loaded, plan.machine.index))
+    let Some(state) = dir.peek().ok().flatten() else {
+        return Ok(None);
+    };
+    let Some(plan) = state.applied_plan.as_ref().or(state.pending_plan.as_ref()) else {
+        return Ok(None);
+    };
+    match recorded_config::recorded(cli, state.config.as_deref(), Some(plan), hint)? {
+        Some(loaded) => Ok(Some((loaded, plan.machine.index))),
+        None => Err(CliError::new(
+            Exit::Unreadable,
+            "no-config",
+            format!(
+                "the deployment in {} has no usable config",
+                cli.state_dir.display()
+            ),
+        )
+        .hint(hint)),
+    }
 }
 
 /// A `--machine-name` that cannot name nodes is refused (exit 2).

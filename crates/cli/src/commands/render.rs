@@ -92,9 +92,16 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
     // Without `-c`, the deployment's recorded config (what `deploy` without `-c` applies
     // again) as its machine: the files are the deployment's, and the built-in default would
     // only differ from it. The built-in default when nothing is recorded.
-    let (loaded, machine) = match (&cli.config, super::recorded_config(cli)) {
-        (None, Some((loaded, index))) => (loaded, machine.or(Some(index))),
-        _ => (super::load_config(cli)?, machine),
+    let recorded = match cli.config {
+        None => super::recorded_config(
+            cli,
+            "name the config to render with -c FILE, or deploy again with -c FILE to record it",
+        )?,
+        Some(_) => None,
+    };
+    let (loaded, machine) = match recorded {
+        Some((loaded, index)) => (loaded, machine.or(Some(index))),
+        None => (super::load_config(cli)?, machine),
     };
     let args = CheckArgs {
         machine,
