@@ -841,6 +841,42 @@ fn r5_a_kept_automatic_subnet_another_link_now_uses_is_refused() {
         "Network.Ip4AddressPrefix"
     )
     .is_none());
+    // A lone /32 (on lo) or an address on a link that is down makes no second route for the
+    // subnet: nothing to refuse (B18b 5).
+    for (link, address, up) in [
+        ("lo", "192.168.7.9/32", true),
+        ("down0", "192.168.7.20/24", false),
+    ] {
+        let mut quiet = host();
+        quiet.links.push(HostLink {
+            name: link.into(),
+            index: 11,
+            mtu: 1500,
+            up,
+            lower_up: up,
+            mac: None,
+            kind: None,
+            master: None,
+            wireless: false,
+            alias: None,
+        });
+        quiet.addresses.push(edgenet_core::host_facts::HostAddress {
+            link: link.into(),
+            address: address.parse().unwrap(),
+        });
+        let mut quiet_ctx = edgenet_core::validate::Context::live(&quiet);
+        quiet_ctx.machine = Some(0);
+        quiet_ctx.deployed_subnet = ctx.deployed_subnet;
+        assert!(
+            find(
+                &run_with(&single(), &quiet_ctx),
+                "overlaps-host-network",
+                "Network.Ip4AddressPrefix"
+            )
+            .is_none(),
+            "{address} on {link}"
+        );
+    }
     // Only its own switch there: nothing to say.
     ctx.deployed_subnet = Some("192.168.8.0/24".parse().unwrap());
     assert!(find(

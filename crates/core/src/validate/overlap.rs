@@ -102,10 +102,19 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                         l.alias.is_some() && l.alias.as_deref() == ctx.own_mark.as_deref()
                     })
             };
+            // What makes a second connected route for the subnet: an address with a prefix
+            // (not a lone /32, e.g. on `lo`) on a link that is up (a down link's routes are
+            // gone; it is checked again when the next deploy runs).
+            let routes_into = |a: &&crate::host_facts::HostAddress| {
+                a.address.prefix_len() < 32
+                    && net.contains(&a.address.addr())
+                    && facts.link(&a.link).is_none_or(|l| l.up)
+            };
             for a in facts
                 .addresses
                 .iter()
-                .filter(|a| !own(&a.link) && net.contains(&a.address.addr()))
+                .filter(|a| !own(&a.link))
+                .filter(routes_into)
             {
                 out.push(
                     Finding::error(
