@@ -4,9 +4,9 @@
 //! A node's own traffic has two ways out: its gateway (through the kernel's route for the
 //! node's subnet) and the default route via that gateway. A dropping route cuts the node off
 //! when the kernel picks it for the gateway (the longest prefix covering it: `prohibit
-//! 192.168.0.1/32` beats the subnet's `/24`), or when it covers half of the IPv4 space or more
-//! (`blackhole 0.0.0.0/1` + `unreachable 128.0.0.0/1`: the pair that overrides a default route
-//! without replacing it, as VPN clients do). Narrower ones (`blackhole 10.8.0.0/16`) block a
+//! 192.168.0.1/32` beats the subnet's `/24`), or when the wide ones (a /8 or wider) together
+//! cover half of the IPv4 space or more (`blackhole 0.0.0.0/1` + `unreachable 128.0.0.0/1`: the
+//! pair that overrides a default route without replacing it, as VPN clients do; or four `/2`s). Narrower ones (`blackhole 10.8.0.0/16`) block a
 //! range someone chose to block: named, left. Default routes (`/0`) are judged with the other
 //! default routes. Only routes made by hand (`proto boot`/`static`, what `ip route add` makes)
 //! count: a routing agent's own (Calico's `blackhole … proto bird` for its blocks) is its
@@ -50,17 +50,45 @@ pub fn picked(routes: &[Route], to: Ipv4Addr) -> Option<&Route> {
 }
 
 /// The dropping routes made by hand in `routes` (a node's main table) that cut the node off:
-/// the one the kernel picks for `gateway`, and those covering half of the IPv4 space or more.
+/// the one the kernel picks for `gateway`, and the wide ones (a /8 or wider) when together they
+/// cover half of the IPv4 space or more (`0.0.0.0/1` + `128.0.0.0/1`, or four `/2`s).
 pub fn cutting_off(routes: &[Route], gateway: Ipv4Addr) -> Vec<&Route> {
     let hides_gateway = picked(routes, gateway).filter(|r| dropping_by_hand(r));
+    let wide = |r: &Route| dropping_by_hand(r) && r.destination.prefix_len() <= WIDE;
+    let wide_cut = covered(routes.iter().filter(|r| wide(r))) >= 1u64 << 31;
     routes
         .iter()
         .filter(|r| {
             dropping_by_hand(r)
-                && (r.destination.prefix_len() <= 1
-                    || hides_gateway.is_some_and(|g| std::ptr::eq(*r, g)))
+                && ((wide_cut && wide(r)) || hides_gateway.is_some_and(|g| std::ptr::eq(*r, g)))
         })
         .collect()
+}
+
+/// A dropping route this wide or wider counts toward cutting a node off (see [`cutting_off`]).
+const WIDE: u8 = 8;
+
+/// How many IPv4 addresses `routes` cover together (overlaps counted once).
+fn covered<'a>(routes: impl Iterator<Item = &'a Route>) -> u64 {
+    let mut ranges: Vec<(u64, u64)> = routes
+        .map(|r| {
+            let start = u64::from(u32::from(r.destination.network()));
+            (
+                start,
+                start + (1u64 << (32 - u32::from(r.destination.prefix_len()))),
+            )
+        })
+        .collect();
+    ranges.sort_unstable();
+    let (mut total, mut end) = (0u64, 0u64);
+    for (s, e) in ranges {
+        let s = s.max(end);
+        if e > s {
+            total += e - s;
+            end = e;
+        }
+    }
+    total
 }
 
 impl Netlink {
@@ -159,6 +187,18 @@ mod tests {
             route("10.9.0.0/16", 8, 3),
         ]);
         assert_eq!(named(&routes), ["0.0.0.0/1", "128.0.0.0/1"]);
+        // Four quarters together, too (B18b 4); overlaps count once.
+        let quarters = ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"];
+        let routes: Vec<Route> = quarters.iter().map(|q| route(q, 6, 3)).collect();
+        assert_eq!(named(&node(&routes)), quarters);
+        let overlapping: Vec<Route> = ["0.0.0.0/2", "0.0.0.0/3", "64.0.0.0/3"]
+            .iter()
+            .map(|q| route(q, 6, 3))
+            .collect();
+        assert!(
+            named(&node(&overlapping)).is_empty(),
+            "a quarter and an eighth"
+        );
         // A typed default route is judged with the default routes.
         assert!(named(&node(&[route("0.0.0.0/0", 6, 3)])).is_empty());
     }
