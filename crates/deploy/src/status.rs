@@ -554,11 +554,12 @@ fn node_routes(report: &mut StatusReport, netns: &str, node: &NodePlan) -> Resul
     // Dropping routes made by hand: those that cut the node off are drift deploy deletes
     // (see edgenet_host::netlink::dropping_route); the others block a range on purpose.
     let cutting = cutting_off(&main, node.gateway);
+    let hides_gateway = edgenet_host::netlink::dropping_route::picked(&main, node.gateway);
     for r in &cutting {
-        let what = if r.destination.prefix_len() <= 1 {
-            "drops half of the addresses its default route carries".to_string()
-        } else {
+        let what = if hides_gateway.is_some_and(|g| std::ptr::eq(g, *r)) {
             format!("drops what the node sends to its gateway {}", node.gateway)
+        } else {
+            "drops, with the node's other wide dropping routes, half or more of the addresses its default route carries".to_string()
         };
         let route = describe(r);
         report.drift.push(format!(
