@@ -633,6 +633,15 @@ fn address_uplink_vmap_icmp_and_input_drops_are_reported() {
             !ok && s["drift"].to_string().contains("f8b"),
             "{what}: {s:#}"
         );
+        // One chain, one fix: said once however many kinds of traffic it drops (B18b 8).
+        let fixes: Vec<&str> = s["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.as_str()?.split_once("; fix: ").map(|(_, fix)| fix))
+            .filter(|fix| *fix != "the same as above")
+            .collect();
+        assert_eq!(fixes.len(), 1, "{what}: {s:#}");
         let family = if table.starts_with("table ip ") {
             "ip"
         } else {

@@ -412,10 +412,19 @@ fn fill(
     report.firewall_table = Some(format!("ip {table}"));
     // Another firewall that drops the switch's packets cuts the nodes off whatever our own
     // table says.
+    // One chain often drops several kinds of the switch's traffic: its fix is said once.
+    let subnet = edgenet_core::host_firewall::fix_subnet(&plan);
+    let mut fixes_said: Vec<String> = Vec::new();
     for drop in crate::firewall::host_rules::live_drops(&plan) {
-        report
-            .drift
-            .push(crate::firewall::host_rules::describe(&drop, &plan));
+        let line = crate::firewall::host_rules::describe(&drop, &plan);
+        let fix = drop.fix(&plan.switch.name, subnet.as_deref());
+        let line = if fixes_said.contains(&fix) {
+            line.replace(&fix, "the same as above")
+        } else {
+            fixes_said.push(fix);
+            line
+        };
+        report.drift.push(line);
     }
 
     let runtime = crate::node::runtime(plan.node_runtime, &plan, &report.state_dir);
