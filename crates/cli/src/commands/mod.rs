@@ -51,7 +51,10 @@ pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
 /// A deployment whose `config.json` is missing, damaged or not its own is refused
 /// (`no-config`) as `deploy` refuses it: the built-in default instead would describe another
 /// network (on a joining machine, a second cluster).
-pub fn recorded_config(cli: &Cli, hint: &str) -> Result<Option<(Loaded, usize)>, CliError> {
+pub fn recorded_deployment_config(
+    cli: &Cli,
+    hint: &str,
+) -> Result<Option<(Loaded, usize)>, CliError> {
     let dir = edgenet_deploy::state::StateDir::new(&cli.state_dir);
     let Some(state) = dir.peek().ok().flatten() else {
         return Ok(None);

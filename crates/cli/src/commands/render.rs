@@ -93,7 +93,7 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
     // again) as its machine: the files are the deployment's, and the built-in default would
     // only differ from it. The built-in default when nothing is recorded.
     let recorded = match cli.config {
-        None => super::recorded_config(
+        None => super::recorded_deployment_config(
             cli,
             "name the config to render with -c FILE, or deploy again with -c FILE to record it",
         )?,
