@@ -1936,3 +1936,51 @@ fn a_deploy_still_naming_the_old_adapter_name_follows_the_rename() {
     s.m.ok(&["remove"]);
     assert_eq!(l3(&s.m.ns, "enp9s0"), before);
 }
+
+/// B18b 3: the adapter's name taken by another NIC while the adapter has a new name (names
+/// swapped, as udev can do at boot): deploy refuses, naming both, instead of moving the switch
+/// to the other NIC; remove gives the host's configuration back to the deployment's NIC (found
+/// by its MAC), not to the NIC that has its old name.
+#[test]
+fn swapped_adapter_names_are_refused_and_remove_follows_the_mac() {
+    let Some(s) = Site::new("f18swap") else {
+        return;
+    };
+    sh(&format!(
+        "ip -n {lan} link add m1 type veth peer name up1 netns {ns} && ip -n {lan} link set m1 master lan0 up && ip -n {ns} link set up1 up",
+        lan = s.lan,
+        ns = s.m.ns
+    ));
+    let mac_of = |dev: &str| {
+        link(&s.m.ip_json("link show"), dev).unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let adapter_mac = mac_of("up0");
+    s.deploy();
+    s.ip("link set up0 down");
+    s.ip("link set up1 down");
+    s.ip("link set up0 name tmpx");
+    s.ip("link set up1 name up0");
+    s.ip("link set tmpx name up1");
+    s.ip("link set up0 up");
+    s.ip("link set up1 up");
+    assert_eq!(mac_of("up1"), adapter_mac);
+    let before = s.m.dump();
+    let out = s.m.edgenet(&["deploy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("adapter-renamed") && stderr.contains("\"up1\""),
+        "{stderr}"
+    );
+    assert_eq!(s.m.dump(), before, "a refused deploy changes nothing");
+    s.m.ok(&["remove"]);
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "up1"),
+        ["198.18.0.11/24"],
+        "the address goes back to the deployment's NIC"
+    );
+    assert!(ipv4_of(&s.m.ip_json("addr show"), "up0").is_empty());
+}

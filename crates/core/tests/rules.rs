@@ -1238,6 +1238,16 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
     }
     // A config naming an adapter the host has is never redirected.
     assert!(find(&run_with(&scalable(), &ctx), "adapter-renamed", path).is_none());
+    // The name now another NIC's while the deployment's adapter has a new name (names swapped
+    // at boot): refused, naming both (B18b 3).
+    ctx.deployed_adapters = vec![("eth0".to_string(), "eth1".to_string())];
+    let f = assert_has(
+        &run_with(&scalable(), &ctx),
+        "adapter-renamed",
+        path,
+        Severity::Error,
+    );
+    message_names(&f, "\"eth1\"");
     // Two recorded adapters, neither recorded under the config's name: no guess.
     ctx.deployed_adapters = vec![
         ("enp3s0".to_string(), "eth0".to_string()),

@@ -32,6 +32,32 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     let path = format!("Machines[{i}].NetworkConnection.AdapterName");
     let switch = config.switch_name();
     let named = adapter;
+    // The name now belongs to another NIC while the deployment's adapter (found by its MAC)
+    // has another name (names swapped at boot): deploying would move the switch to the other
+    // NIC, maybe another LAN. Refused, naming both.
+    if let Some((_, now)) = ctx
+        .deployed_adapters
+        .iter()
+        .find(|(was, now)| was == named && now != named)
+    {
+        if facts.link(named).is_some() {
+            out.push(
+                Finding::error(
+                    Code::AdapterRenamed,
+                    &path,
+                    format!(
+                        "{path} is {}: this deployment's adapter, taken under that name, is called {now:?} now (found by its MAC), and {} is another interface",
+                        super::excerpt(named),
+                        super::excerpt(named)
+                    ),
+                )
+                .hint(format!(
+                    "set {path} to {now:?} to keep the deployment's adapter, or run `edgenet remove` first to move the switch to {named:?}"
+                )),
+            );
+            return;
+        }
+    }
     let adapter = ctx.adapter_now(named);
     if adapter != named {
         out.push(

@@ -53,21 +53,23 @@ impl AdapterSnapshot {
     }
 }
 
-/// The adapter now: by its name, or, renamed since (`ip link set up0 name enp3s0`), the one
-/// link with its MAC that is not the bridge and not one of this deployment's (a port of the
-/// bridge first). `None` when it is gone.
+/// The adapter now: by its name (with its MAC), or, renamed since (`ip link set up0 name
+/// enp3s0`, or names swapped at boot), the one link with its MAC that is not the bridge and not
+/// one of this deployment's (a port of the bridge first); the link under its name when no link
+/// has its MAC (the NIC was replaced). `None` when it is gone.
 pub fn find_adapter(
     k: &mut dyn Kernel,
     snap: &AdapterSnapshot,
     bridge: &str,
     own: &Ownership,
 ) -> Result<Option<String>, DeployError> {
-    if k.link(&snap.name)?.is_some() {
+    let by_name = k.link(&snap.name)?;
+    let Some(mac) = snap.mac else {
+        return Ok(by_name.map(|_| snap.name.clone()));
+    };
+    if by_name.as_ref().is_some_and(|l| l.mac == Some(mac)) {
         return Ok(Some(snap.name.clone()));
     }
-    let Some(mac) = snap.mac else {
-        return Ok(None);
-    };
     let mut candidates: Vec<_> = k
         .links()?
         .into_iter()
@@ -85,6 +87,7 @@ pub fn find_adapter(
         .count();
     Ok(match (ports, candidates.len()) {
         (1, _) | (0, 1) => candidates.into_iter().next().map(|l| l.name),
+        (0, 0) => by_name.map(|_| snap.name.clone()),
         _ => None,
     })
 }
@@ -102,11 +105,18 @@ pub fn deployed_in_facts(
     let mut found = Vec::new();
     for record in state.objects.iter().filter_map(AdapterRecord::of) {
         let (snap, bridge) = (&record.adapter, record.bridge.as_str());
-        if facts.link(&snap.name).is_some() {
-            found.push((snap.name.clone(), snap.name.clone()));
-            continue;
+        let mac = snap.mac.map(|m| m.to_string());
+        // Under its name with its MAC (or no MAC recorded to tell): the same adapter. Under
+        // its name with another MAC: another NIC took the name (names swapped at boot), and
+        // the adapter is looked for by its MAC below.
+        match facts.link(&snap.name) {
+            Some(l) if mac.is_none() || l.mac == mac => {
+                found.push((snap.name.clone(), snap.name.clone()));
+                continue;
+            }
+            _ => {}
         }
-        let Some(mac) = snap.mac.map(|m| m.to_string()) else {
+        let Some(mac) = mac else {
             continue;
         };
         let candidates: Vec<_> = facts
