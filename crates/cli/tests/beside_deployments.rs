@@ -191,7 +191,7 @@ fn two_deploys_at_once_choose_different_automatic_subnets() {
     let (ip, _) = sa[0].split_once('/').unwrap();
     let clash = format!("{}.200/24", ip.rsplit_once('.').unwrap().0);
     sh(&format!(
-        "ip -n {ns} link add f10bdum type bridge && ip -n {ns} addr add {clash} dev f10bdum",
+        "ip -n {ns} link add f10bdum type bridge && ip -n {ns} addr add {clash} dev f10bdum && ip -n {ns} link set f10bdum up",
         ns = m.ns
     ));
     let out = m.edgenet(&["status", "--output", "json"]);
