@@ -1043,10 +1043,25 @@ fn rule_text(exprs: &[Value]) -> String {
                     format!("{left} {op}{}", value_text(&body["right"], quoted))
                 }
                 "counter" => return None,
+                // iptables-nft's REJECT is what `nft list` prints as `reject`.
+                "xt" if body["type"] == "target" && body["name"] == "REJECT" => {
+                    "reject".to_string()
+                }
                 "xt" => format!(
                     "xt {} \"{}\"",
                     body["type"].as_str().unwrap_or("match"),
                     body["name"].as_str().unwrap_or("?")
+                ),
+                "quota" => format!(
+                    "quota {}{} {}",
+                    if body["inv"] == true { "over " } else { "" },
+                    body["val"],
+                    body["val_unit"].as_str().unwrap_or("bytes")
+                ),
+                "ct count" => format!(
+                    "ct count {}{}",
+                    if body["inv"] == true { "over " } else { "" },
+                    body["val"]
                 ),
                 "jump" | "goto" => format!("{kind} {}", body["target"].as_str().unwrap_or("?")),
                 "reject" => match (body["type"].as_str(), body["expr"].as_str()) {
@@ -1463,8 +1478,9 @@ mod tests {
         let drops = ip_forward_drops(&doc, &flows);
         assert!(!drops.is_empty(), "{drops:#?}");
         assert!(drops.iter().all(|d| d.certain), "{drops:#?}");
+        // As `nft list` prints iptables-nft's REJECT (B18b 7).
         assert!(
-            drops[0].reason.contains("xt target \"REJECT\""),
+            drops[0].reason.contains("iifname \"br9\" reject"),
             "{}",
             drops[0].reason
         );
@@ -1476,9 +1492,6 @@ mod tests {
         assert!(ip_forward_drops(&log_only, &flows).is_empty());
     }
 
-    /// B17b D2: an accept whose match edgenet cannot evaluate (a named set, `meta pkttype`, an
-    /// iprange) before a policy drop: the drop is only a possible one (a warning), not a
-    /// certain one that refuses the deploy.
     /// B18b 1: chains that each jump several ways into the next cost fan-out^depth walks
     /// (check, deploy and status ran for minutes at depth 13); each chain is walked once per
     /// packet now, and the verdict is the same.
@@ -1513,6 +1526,9 @@ mod tests {
         assert_eq!(walks(9), 10 * one);
     }
 
+    /// B17b D2: an accept whose match edgenet cannot evaluate (a named set, `meta pkttype`, an
+    /// iprange) before a policy drop: the drop is only a possible one (a warning), not a
+    /// certain one that refuses the deploy.
     #[test]
     fn a_drop_after_an_accept_edgenet_cannot_evaluate_is_only_possible() {
         let named_set = json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "@switches"}});
@@ -1644,6 +1660,27 @@ mod tests {
             "{}",
             drops[0].reason
         );
+        // Quoted with their values, as `nft list` prints them (B18b 7).
+        for (stateful, text) in [
+            (
+                json!({"quota": {"val": 100, "val_unit": "mbytes", "inv": true}}),
+                "quota over 100 mbytes drop",
+            ),
+            (
+                json!({"ct count": {"val": 100, "inv": true}}),
+                "ct count over 100 drop",
+            ),
+        ] {
+            let doc = json!({"nftables": [
+                chain("t", "f", Some("accept")),
+                rule("t", "f", json!([iif("aksedgesw-int"), stateful, {"drop": null}])),
+            ]});
+            let drops = ip_forward_drops(&doc, &nat("aksedgesw-int", false));
+            assert!(
+                drops.first().is_some_and(|d| d.reason.contains(text)),
+                "{text}: {drops:#?}"
+            );
+        }
     }
 
     fn nat_with_host() -> Vec<Flow> {
