@@ -632,9 +632,20 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
 /// `deploy` refuses before any change ([`StateDir::odd_files`]).
 fn read_aid(path: &Path) -> Option<Vec<u8>> {
     read_optional(path).unwrap_or_else(|e| {
-        tracing::warn!("{e}; read as missing");
+        warn_once(format!("{e}; read as missing"));
         None
     })
+}
+
+/// A warning said once per process: a command reads the state directory several times, and the
+/// same odd file is one thing to say.
+fn warn_once(message: String) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if !said.contains(&message) {
+        tracing::warn!("{message}");
+        said.push(message);
+    }
 }
 
 /// `with_config`: the deployment config too (from `config.json`, when the records do not hold
@@ -675,10 +686,10 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
             // and scale-config without `-c` refuse it (`no-config`), `-c` writes it again.
             match edgenet_core::config::parse_text(&bytes) {
                 Ok(value) => config = Some(Arc::new(value)),
-                Err(e) => tracing::warn!(
+                Err(e) => warn_once(format!(
                     "{} is damaged ({e}): deploy without -c refuses it (no-config); deploy -c FILE records a config again",
                     dir.join(CONFIG_FILE).display()
-                ),
+                )),
             }
         }
     }
