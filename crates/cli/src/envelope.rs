@@ -55,6 +55,7 @@ pub const DEPLOY: Schema = Schema {
         "plan",
         "rolled_back",
         "rollback_errors",
+        "warnings",
     ],
 };
 

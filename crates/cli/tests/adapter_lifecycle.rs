@@ -1904,6 +1904,9 @@ fn a_deploy_still_naming_the_old_adapter_name_follows_the_rename() {
             stderr.contains("adapter-renamed") && stderr.contains(&format!("\"{now}\"")),
             "{stderr}"
         );
+        // And in the JSON report, for scripts.
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["warnings"][0]["code"], "adapter-renamed", "{report:#}");
         assert_eq!(master_of(&s, now).as_deref(), Some(BRIDGE));
         assert_eq!(
             ipv4_of(&s.m.ip_json("addr show"), BRIDGE),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use edgenet_core::config::Loaded;
 use edgenet_core::host_facts::HostFacts;
 use edgenet_core::plan::{self, Plan};
-use edgenet_core::validate::{check, ProbeView};
+use edgenet_core::validate::{check, Finding, ProbeView};
 use edgenet_deploy::state::{DeploymentState, StateDir, StateError};
 use edgenet_deploy::DeployError;
 
@@ -154,6 +154,7 @@ fn checked_plan(
     state: Option<&DeploymentState>,
     facts: &HostFacts,
     probe: &mut Option<ProbeView>,
+    warnings: &mut Vec<Finding>,
 ) -> Result<Plan, CliError> {
     let loaded = &chosen.loaded;
     let mut ctx = edgenet_core::validate::Context::live(facts);
@@ -188,10 +189,14 @@ fn checked_plan(
     // link now uses, a misspelt key): on stderr, every run, as long as it holds. Another
     // deployment's leftovers are said by the deploy itself (once).
     let style = crate::output::Style::for_stderr();
-    for f in findings.iter().filter(|f| {
-        f.severity == edgenet_core::validate::Severity::Warning
-            && f.code != edgenet_core::validate::Code::LeftoverObjects
-    }) {
+    *warnings = findings
+        .into_iter()
+        .filter(|f| {
+            f.severity == edgenet_core::validate::Severity::Warning
+                && f.code != edgenet_core::validate::Code::LeftoverObjects
+        })
+        .collect();
+    for f in warnings.iter() {
         errln!("{}", crate::output::finding_text(f, style));
     }
     plan::build(&loaded.config, &ctx)
@@ -310,7 +315,16 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     };
     let mut facts = gather()?;
     let mut probe = None;
-    let first = match checked_plan(cli, &chosen, peeked.as_ref(), &facts, &mut probe) {
+    // `check`'s warnings of the plan deployed (on stderr, and in `-o json`'s `warnings`).
+    let mut warnings = Vec::new();
+    let first = match checked_plan(
+        cli,
+        &chosen,
+        peeked.as_ref(),
+        &facts,
+        &mut probe,
+        &mut warnings,
+    ) {
         Ok(plan) => plan,
         Err(refused) => {
             // Another run of this state directory may be half-way through its deploy: what it
@@ -331,7 +345,14 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             peeked = now;
             facts = gather()?;
             probe = None;
-            checked_plan(cli, &chosen, peeked.as_ref(), &facts, &mut probe)?
+            checked_plan(
+                cli,
+                &chosen,
+                peeked.as_ref(),
+                &facts,
+                &mut probe,
+                &mut warnings,
+            )?
         }
     };
     // Before the lock, which makes the state directory: a refusal changes nothing.
@@ -362,7 +383,14 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             edgenet_host::nft::forget_ruleset();
             facts = gather()?;
             probe = None;
-            checked_plan(cli, &chosen, Some(&state), &facts, &mut probe)?
+            checked_plan(
+                cli,
+                &chosen,
+                Some(&state),
+                &facts,
+                &mut probe,
+                &mut warnings,
+            )?
         }
     };
     let said = chosen.said_if_chosen(cli);
@@ -374,6 +402,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 Output::Json => {
                     let mut v = serde_json::to_value(&report).expect("reports serialize");
                     v["source"] = source.into();
+                    v["warnings"] = serde_json::to_value(&warnings).expect("findings serialize");
                     crate::envelope::print(&crate::envelope::DEPLOY, &v)
                 }
                 _ => {
@@ -411,6 +440,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                         "deployment_id": failure.deployment_id,
                         "state_dir": lock.dir().path(),
                         "changes": failure.changes, "rolled_back": failure.rolled_back, "rollback_errors": failure.rollback_errors,
+                        "warnings": warnings,
                     }),
                 );
                 return Ok(Exit::Host);
