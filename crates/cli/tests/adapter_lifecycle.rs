@@ -1906,7 +1906,10 @@ fn a_deploy_still_naming_the_old_adapter_name_follows_the_rename() {
         );
         // And in the JSON report, for scripts.
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(report["warnings"][0]["code"], "adapter-renamed", "{report:#}");
+        assert_eq!(
+            report["warnings"][0]["code"], "adapter-renamed",
+            "{report:#}"
+        );
         assert_eq!(master_of(&s, now).as_deref(), Some(BRIDGE));
         assert_eq!(
             ipv4_of(&s.m.ip_json("addr show"), BRIDGE),

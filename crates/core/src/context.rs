@@ -57,6 +57,9 @@ pub struct Context<'a> {
     /// MAC recorded when they were taken: a NIC renamed since, or named anew at boot):
     /// (recorded name, name now). See [`Context::adapter_now`].
     pub deployed_adapters: Vec<(String, String)>,
+    /// The adapters this deployment took that several interfaces now carry the recorded MAC of
+    /// (recorded name, their names): no guess, but named in the refusal.
+    pub ambiguous_adapters: Vec<(String, Vec<String>)>,
     /// The `vm` runtime's host facts (image files, CPUs, memory, state directory); `None`:
     /// those rules are not run.
     pub vm_host: Option<crate::host_facts::VmHost>,
@@ -74,6 +77,7 @@ impl<'a> Context<'a> {
             own_mark: None,
             own_unmarked_switch: None,
             deployed_adapters: Vec::new(),
+            ambiguous_adapters: Vec::new(),
             vm_host: None,
         }
     }
@@ -89,6 +93,7 @@ impl<'a> Context<'a> {
             own_mark: None,
             own_unmarked_switch: None,
             deployed_adapters: Vec::new(),
+            ambiguous_adapters: Vec::new(),
             vm_host: None,
         }
     }

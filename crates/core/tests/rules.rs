@@ -1248,6 +1248,20 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
         Severity::Error,
     );
     message_names(&f, "\"eth1\"");
+    // The recorded MAC on two interfaces now: no guess, but both named (B18b 6).
+    ctx.deployed_adapters = Vec::new();
+    ctx.ambiguous_adapters = vec![(
+        "Ethernet".to_string(),
+        vec!["enp3s0".to_string(), "eth9".to_string()],
+    )];
+    let f = assert_has(
+        &run_with(&old_name, &ctx),
+        "adapter-missing",
+        path,
+        Severity::Error,
+    );
+    message_names(&f, "enp3s0, eth9");
+    ctx.ambiguous_adapters = Vec::new();
     // Two recorded adapters, neither recorded under the config's name: no guess.
     ctx.deployed_adapters = vec![
         ("enp3s0".to_string(), "eth0".to_string()),

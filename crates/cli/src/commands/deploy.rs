@@ -166,6 +166,9 @@ fn checked_plan(
     ctx.deployed_adapters = state
         .map(|s| edgenet_deploy::switch::adapter::deployed_in_facts(s, facts))
         .unwrap_or_default();
+    ctx.ambiguous_adapters = state
+        .map(|s| edgenet_deploy::switch::adapter::ambiguous_in_facts(s, facts))
+        .unwrap_or_default();
     // The host's CPUs, memory and image files matter to `vm` nodes only.
     ctx.vm_host = loaded
         .config

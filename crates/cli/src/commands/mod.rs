@@ -204,6 +204,7 @@ pub fn context<'a>(
         .and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     if let (Some(state), Some(facts)) = (&state, ctx.facts()) {
         ctx.deployed_adapters = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
+        ctx.ambiguous_adapters = edgenet_deploy::switch::adapter::ambiguous_in_facts(state, facts);
     }
     // The subnet deploy chose is the one deploy keeps (and checks against the host).
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);

@@ -73,6 +73,22 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         );
     }
     let Some(link) = facts.link(adapter) else {
+        if let Some((_, names)) = ctx.ambiguous_adapters.iter().find(|(was, _)| was == named) {
+            out.push(
+                Finding::error(
+                    Code::AdapterMissing,
+                    &path,
+                    format!(
+                        "{path} is {}, which this host does not have, and the MAC this deployment's adapter had is on {} interfaces now: {}",
+                        super::excerpt(named),
+                        names.len(),
+                        names.join(", ")
+                    ),
+                )
+                .hint("set it to the one that connects this host to the LAN"),
+            );
+            return;
+        }
         let wired: Vec<&str> = facts
             .links
             .iter()

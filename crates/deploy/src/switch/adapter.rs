@@ -92,6 +92,38 @@ pub fn find_adapter(
     })
 }
 
+/// The adapters `state` records that `facts` holds under several names by their recorded MAC
+/// (none under its name, no port of the bridge to tell): (recorded, candidates), for a message
+/// that names them instead of calling the adapter missing.
+pub fn ambiguous_in_facts(
+    state: &DeploymentState,
+    facts: &edgenet_core::host_facts::HostFacts,
+) -> Vec<(String, Vec<String>)> {
+    let own = crate::names::alias(&state.deployment_id);
+    let found = deployed_in_facts(state, facts);
+    state
+        .objects
+        .iter()
+        .filter_map(AdapterRecord::of)
+        .filter(|r| !found.iter().any(|(was, _)| *was == r.adapter.name))
+        .filter_map(|r| {
+            let mac = r.adapter.mac?.to_string();
+            let names: Vec<String> = facts
+                .links
+                .iter()
+                .filter(|l| {
+                    l.name != r.bridge
+                        && l.mac.as_deref() == Some(mac.as_str())
+                        && l.alias.as_deref() != Some(own.as_str())
+                        && l.kind.as_deref() != Some("bridge")
+                })
+                .map(|l| l.name.clone())
+                .collect();
+            (names.len() > 1).then(|| (r.adapter.name.clone(), names))
+        })
+        .collect()
+}
+
 /// The adapters `state` records, as `facts` has them now: under their recorded name, or
 /// renamed since and found by their recorded MAC as [`find_adapter`] finds them in the kernel:
 /// (recorded, name now). For the checks and the plan before a deploy, so a config still naming
@@ -568,6 +600,76 @@ pub fn keep_host_config(
 
 #[cfg(test)]
 mod tests {
+    use edgenet_core::host_facts::{HostFacts, HostLink};
+
+    fn nic(name: &str, mac: &str) -> HostLink {
+        HostLink {
+            name: name.into(),
+            index: 2,
+            mtu: 1500,
+            up: true,
+            lower_up: true,
+            mac: Some(mac.into()),
+            kind: None,
+            master: None,
+            wireless: false,
+            alias: None,
+        }
+    }
+
+    /// The adapters of the records as the host facts have them: by name with the MAC, renamed
+    /// (by MAC), swapped (the name now another MAC's: found by MAC), or on two links (named).
+    #[test]
+    fn the_deployments_adapters_are_found_in_the_facts_by_name_and_mac() {
+        let mut state = crate::state::DeploymentState::new("abc123".parse().unwrap());
+        super::AdapterRecord {
+            bridge: "aksedgesw-ext".into(),
+            adapter: super::AdapterSnapshot {
+                name: "Ethernet".into(),
+                mac: Some("02:00:00:00:00:01".parse().unwrap()),
+                mtu: 1500,
+                up: true,
+                disable_ipv6: None,
+            },
+            moved: None,
+        }
+        .store(&mut state);
+        let facts = |links: Vec<HostLink>| HostFacts {
+            links,
+            ..Default::default()
+        };
+        let same = facts(vec![nic("Ethernet", "02:00:00:00:00:01")]);
+        assert_eq!(
+            super::deployed_in_facts(&state, &same),
+            [("Ethernet".to_string(), "Ethernet".to_string())]
+        );
+        let renamed = facts(vec![nic("enp3s0", "02:00:00:00:00:01")]);
+        assert_eq!(
+            super::deployed_in_facts(&state, &renamed),
+            [("Ethernet".to_string(), "enp3s0".to_string())]
+        );
+        let swapped = facts(vec![
+            nic("Ethernet", "02:00:00:00:00:02"),
+            nic("enp3s0", "02:00:00:00:00:01"),
+        ]);
+        assert_eq!(
+            super::deployed_in_facts(&state, &swapped),
+            [("Ethernet".to_string(), "enp3s0".to_string())]
+        );
+        let twice = facts(vec![
+            nic("enp3s0", "02:00:00:00:00:01"),
+            nic("eth9", "02:00:00:00:00:01"),
+        ]);
+        assert!(super::deployed_in_facts(&state, &twice).is_empty());
+        assert_eq!(
+            super::ambiguous_in_facts(&state, &twice),
+            [(
+                "Ethernet".to_string(),
+                vec!["enp3s0".to_string(), "eth9".to_string()]
+            )]
+        );
+    }
+
     #[test]
     fn an_adapter_record_of_an_older_edgenet_still_reads() {
         // Older states also listed the adapter's addresses and routes; the live ones move now.
