@@ -333,7 +333,7 @@ impl ForwardDrop {
         };
         if f == "netdev" {
             return format!(
-                "edit chain netdev {t} {c} ({} hook of its device) so that it lets through the switch {bridge}'s traffic: the nodes' connections (masqueraded to this host's address on the uplink) and their replies (and the same in the file your firewall loads at boot)",
+                "edit chain netdev {t} {c} ({} hook of its device) so that it lets through the switch {bridge}'s traffic: the nodes' connections and their replies (on the switch's bridge with the nodes' own addresses, on the uplink masqueraded to this host's) (and the same in the file your firewall loads at boot)",
                 self.hook
             );
         }
