@@ -26,6 +26,14 @@ pub enum LabError {
         source: HostError,
     },
 
+    /// The LAN switch's nftables table could not be written.
+    #[error("{context}: {source}")]
+    Firewall {
+        context: String,
+        #[source]
+        source: edgenet_host::nft::NftError,
+    },
+
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

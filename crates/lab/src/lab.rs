@@ -514,6 +514,11 @@ impl Lab {
         self.host(nl.set_up(LAN_UPLINK, true))?;
         self.host(self.host(lan.run(|| sysctl::write("net.ipv4.ip_forward", "1")))?)?;
         self.host(self.host(lan.run(plain_switch))?)?;
+        self.host(lan.run(mld_snooping_switch))?
+            .map_err(|source| LabError::Firewall {
+                context: format!("lab {}: the LAN switch's table", self.state.name),
+                source,
+            })?;
         Ok(())
     }
 
@@ -924,6 +929,33 @@ fn plain_switch() -> Result<(), edgenet_host::netlink::HostError> {
         }
     }
     Ok(())
+}
+
+/// The LAN stands for a site's managed switch, which snoops MLD: with no multicast router
+/// on the LAN, a listener report goes to no port. A bridge without a querier floods every
+/// report to every port instead, and each of the machines' interfaces (bridge, node, port)
+/// reports its groups as it comes up: at 255 machines ~1,700 reports, each delivered ~255
+/// times and handled again in every machine's switch and node — about a third of the
+/// flooded frames' softirq time of a `lab up` (~0.6 s of CPU). Queries and everything else
+/// cross as before.
+fn mld_snooping_switch() -> Result<(), edgenet_host::nft::NftError> {
+    let reports = [
+        "mld-listener-report",
+        "mld2-listener-report",
+        "mld-listener-done",
+    ];
+    let document = serde_json::json!({"nftables": [
+        {"table": {"family": "bridge", "name": LAN_MLD_TABLE}},
+        {"chain": {"family": "bridge", "table": LAN_MLD_TABLE, "name": "prerouting",
+            "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"}},
+        {"rule": {"family": "bridge", "table": LAN_MLD_TABLE, "chain": "prerouting", "expr": [
+            {"match": {"op": "==",
+                "left": {"payload": {"protocol": "icmpv6", "field": "type"}},
+                "right": {"set": reports}}},
+            {"drop": null}
+        ]}}
+    ]});
+    edgenet_host::nft::Nft::new().apply(&document)
 }
 
 /// Creates the named namespace and brings its loopback up.

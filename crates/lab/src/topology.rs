@@ -62,6 +62,8 @@ pub const PROXY_PORT: u16 = 3128;
 
 /// Link names inside the lab's namespaces (namespace-local, so fixed and short).
 pub(crate) const LAN_BRIDGE: &str = "lan0";
+/// The LAN switch's own nftables table (bridge family): its MLD snooping stand-in.
+pub(crate) const LAN_MLD_TABLE: &str = "lan_switch";
 pub(crate) const LAN_UPLINK: &str = "wan0";
 pub(crate) const ADAPTER: &str = "eth0";
 pub(crate) const PEER_PORT: &str = "peer";

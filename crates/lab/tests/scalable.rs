@@ -406,3 +406,94 @@ fn timings() -> TestResult {
     }
     Ok(())
 }
+
+/// `send <ifname>`: from this machine's adapter, an MLDv2 listener report (to 33:33::16) and
+/// an ICMPv6 echo request to all nodes (33:33::1), five times each, 50 ms apart.
+/// `recv <ifname> <src mac> <seconds>`: prints which of the two arrived from `src mac` (REPORT,
+/// ECHO; the machine's own neighbour discovery is not counted).
+const LAN_MULTICAST_PY: &str = r#"
+import socket, sys, time
+mode, ifname = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+s.bind((ifname, 0))
+def frame(dst, icmp_type, dst_ip):
+    mac = s.getsockname()[4]
+    body = bytes([icmp_type, 0, 0, 0]) + bytes(4)
+    ip6 = (b"\x60\x00\x00\x00" + len(body).to_bytes(2, "big") + b"\x3a\x01"
+           + b"\xfe\x80" + bytes(13) + b"\x01" + dst_ip)
+    return dst + mac + b"\x86\xdd" + ip6 + body
+if mode == "send":
+    all_mld = b"\xff\x02" + bytes(13) + b"\x16"
+    all_nodes = b"\xff\x02" + bytes(13) + b"\x01"
+    for _ in range(5):
+        s.send(frame(b"\x33\x33\x00\x00\x00\x16", 143, all_mld))
+        s.send(frame(b"\x33\x33\x00\x00\x00\x01", 128, all_nodes))
+        time.sleep(0.05)
+else:
+    src = bytes.fromhex(sys.argv[3].replace(":", ""))
+    s.settimeout(0.1)
+    seen, end = set(), time.time() + float(sys.argv[4])
+    while time.time() < end:
+        try:
+            f = s.recv(2048)
+        except socket.timeout:
+            continue
+        if f[6:12] == src and len(f) > 54:
+            kind = {143: "REPORT", 128: "ECHO"}.get(f[54])
+            if kind:
+                seen.add(kind)
+    print(" ".join(sorted(seen)))
+"#;
+
+/// The LAN stands for a managed switch that snoops MLD: a machine's listener report reaches
+/// no other machine (each machine's interfaces report as they come up: flooded, that is ~255
+/// deliveries per report at 255 machines), while other multicast still crosses. Real frames.
+#[test]
+fn the_lan_keeps_listener_reports_from_other_machines_and_floods_other_multicast() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("mld"))? else {
+        return Ok(());
+    };
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 2;
+    let lab = Lab::up(&spec, |_| Ok::<(), String>(())).map_err(|e| e.to_string())?;
+    let machines = lab.machines();
+    let (m1, m2) = (&machines[0], &machines[1]);
+    let mac = {
+        let mut nl = Netlink::open_in(&NetNs::open(&m1.netns)?)?;
+        nl.link(&m1.adapter)?
+            .and_then(|l| l.mac)
+            .ok_or("m1 has no adapter with a MAC")?
+    };
+    let opts = ExecOptions::default();
+    let recv = std::thread::scope(|s| {
+        let listener = s.spawn(|| {
+            let argv = [
+                "python3",
+                "-c",
+                LAN_MULTICAST_PY,
+                "recv",
+                &m2.adapter,
+                &mac.to_string(),
+                "1.5",
+            ];
+            output_in(&m2.netns, &argv, &opts)
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        let sent = output_in(
+            &m1.netns,
+            &["python3", "-c", LAN_MULTICAST_PY, "send", &m1.adapter],
+            &opts,
+        );
+        let recv = listener.join().expect("listener thread");
+        sent.map(|_| ()).and(recv)
+    })?;
+    let seen = String::from_utf8_lossy(&recv.stdout).trim().to_string();
+    down_and_check(lab, &name, &Value::Null)?;
+    assert_eq!(
+        seen,
+        "ECHO",
+        "from m1: the echo to all nodes crosses the LAN, the listener report does not (stderr: {})",
+        String::from_utf8_lossy(&recv.stderr)
+    );
+    Ok(())
+}
