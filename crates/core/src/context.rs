@@ -21,6 +21,9 @@ pub enum ProbeView {
         /// MACs of this machine's own nodes: their answers are not conflicts (a second deploy
         /// must succeed).
         own_macs: Vec<crate::mac::MacAddr>,
+        /// The LAN's gateway, asked for in the same round (see [`crate::validate::gateway_probe_target`]);
+        /// `None` when it was not. Its answers are among `answers`.
+        gateway: Option<std::net::Ipv4Addr>,
     },
 }
 

@@ -88,17 +88,23 @@ pub enum Code {
     AdapterWireless,
     AdapterNotEthernet,
     AdapterManaged,
+    /// The adapter holds addresses, none of them on the config's LAN.
+    LanMismatch,
     /// Objects of another edgenet deployment that nothing records any more.
     LeftoverObjects,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
+    /// Nothing answered the ARP probe for the LAN's gateway.
+    GatewaySilent,
     // Rule 13: vm nodes.
     VmSize,
     VmImage,
     VmSocketPath,
     // Host-dependent rules not run.
     HostChecksSkipped,
+    /// Rules not run because a value they all depend on (DeploymentType) is not valid.
+    RulesSkipped,
 }
 
 impl Code {
@@ -163,13 +169,16 @@ impl Code {
             AdapterWireless => "adapter-wireless",
             AdapterNotEthernet => "adapter-not-ethernet",
             AdapterManaged => "adapter-managed",
+            LanMismatch => "lan-mismatch",
             LeftoverObjects => "leftover-objects",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
+            GatewaySilent => "gateway-silent",
             VmSize => "vm-size",
             VmImage => "vm-image",
             VmSocketPath => "vm-socket-path",
             HostChecksSkipped => "host-checks-skipped",
+            RulesSkipped => "rules-skipped",
         }
     }
 
@@ -196,11 +205,11 @@ impl Code {
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterRenamed | AdapterDown | AdapterEnslaved
-            | AdapterWireless | AdapterNotEthernet | AdapterManaged | HostFirewallDrops
-            | LeftoverObjects => 11,
-            ProbeNotRun | AddressInUse => 12,
+            | AdapterWireless | AdapterNotEthernet | AdapterManaged | LanMismatch
+            | HostFirewallDrops | LeftoverObjects => 11,
+            ProbeNotRun | AddressInUse | GatewaySilent => 12,
             VmSize | VmImage | VmSocketPath => 13,
-            HostChecksSkipped => 0,
+            HostChecksSkipped | RulesSkipped => 0,
         }
     }
 }

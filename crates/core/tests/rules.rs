@@ -1436,6 +1436,7 @@ fn run_probe(json: &Value, answers: &[(&str, &str)], own: &[&str]) -> Vec<Findin
             .map(|(ip, mac)| (ip.parse().unwrap(), mac.parse().unwrap()))
             .collect(),
         own_macs: own.iter().map(|m| m.parse().unwrap()).collect(),
+        gateway: None,
     };
     run_with(json, &ctx)
 }

@@ -475,6 +475,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
 }
 
 pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliError> {
+    refuse_config_option(cli)?;
     let dir = StateDir::new(&cli.state_dir);
     if !dir.path().exists() {
         return report_remove(cli, edgenet_deploy::RemoveReport::default());
@@ -495,6 +496,29 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
     }
     let report = edgenet_deploy::remove::remove_loaded(&lock, state).map_err(host_error)?;
     report_remove(cli, report)
+}
+
+/// `edgenet -c FILE remove` is refused as `remove -c FILE` is (exit 2): remove takes the
+/// deployment recorded in the state directory, whatever a config says, and a `-c` it ignored
+/// would let the operator believe it removes what FILE describes. `EDGENET_CONFIG` alone (set
+/// for every command in a profile or unit) is not a word of this command line: not refused.
+fn refuse_config_option(cli: &Cli) -> Result<(), CliError> {
+    let Some(given) = &cli.config else {
+        return Ok(());
+    };
+    if std::env::var_os("EDGENET_CONFIG").is_some_and(|env| std::path::Path::new(&env) == given) {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Unreadable,
+        "invalid-arguments",
+        format!(
+            "remove takes no config (-c {}): it removes the deployment recorded in {}, whatever a config says",
+            super::source_name_of(Some(given)),
+            cli.state_dir.display()
+        ),
+    )
+    .hint("leave out -c (`edgenet status` shows what is deployed); nothing was changed"))
 }
 
 fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit, CliError> {

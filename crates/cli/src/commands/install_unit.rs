@@ -8,6 +8,18 @@ use crate::cli::{CheckArgs, Cli, InstallUnitArgs};
 use crate::exit::{CliError, Exit};
 
 pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
+    // As `install-unit -o json` (a usage error) and `completions`/`man`: text only, said.
+    if cli.output != crate::cli::Output::Text {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "unsupported-format",
+            format!(
+                "install-unit writes text only (the unit file); -o {} is not supported",
+                format!("{:?}", cli.output).to_lowercase()
+            ),
+        )
+        .hint("leave out -o"));
+    }
     let path = args.unit_dir.join(UNIT_NAME);
     if !args.print {
         refuse_foreign_unit(&path, args)?;

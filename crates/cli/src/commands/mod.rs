@@ -347,6 +347,12 @@ pub fn probe_view(
     let Some(adapter) = config.machines[machine].adapter_name.as_deref() else {
         return ProbeView::NotRun("the machine has no adapter".into());
     };
+    // The kernel's words for such a name ("Numerical result out of range") would say nothing.
+    if edgenet_core::validate::adapter_name_problem(adapter).is_some() {
+        return ProbeView::NotRun(format!(
+            "Machines[{machine}].NetworkConnection.AdapterName is not a Linux interface name (see its error)"
+        ));
+    }
     let adapter = ctx.adapter_now(adapter).to_string();
     let mut own = own_macs;
     for node in [
@@ -358,15 +364,21 @@ pub fn probe_view(
     {
         own.extend(node.mac_address);
     }
-    let targets: Vec<_> = edgenet_core::validate::probe_targets(config, machine)
+    let mut targets: Vec<_> = edgenet_core::validate::probe_targets(config, machine)
         .into_iter()
         .map(|t| t.address)
         .collect();
+    // The gateway in the same round: whether it answers tells if the adapter is on the LAN.
+    let gateway = ctx
+        .facts()
+        .and_then(|f| edgenet_core::validate::gateway_probe_target(config, f));
+    targets.extend(gateway);
     match edgenet_host::arp::probe(&adapter, &targets, &Default::default()) {
         Ok(answers) => ProbeView::Ran {
             interface: adapter,
             answers: answers.into_iter().map(|a| (a.address, a.mac)).collect(),
             own_macs: own,
+            gateway,
         },
         // The adapter's name is the user's text: shortened like every other message does.
         Err(e) if e.errno() == Some(1) => ProbeView::NotRun(format!(

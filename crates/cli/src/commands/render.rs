@@ -23,7 +23,9 @@ pub struct RenderArgs {
     /// Print this one file to standard output instead of writing them all: k3s-config,
     /// k3s-token, resolv, proxy-env, kube-vip, lb, kubeadm, calico, unit, node-network,
     /// nftables, powershell, ports, readme.
-    #[arg(value_name = "TARGET", required_unless_present = "out")]
+    // Not `required_unless_present`: clap's message for it names the argument on a second
+    // line, which the JSON usage error leaves out; `run` says what is missing instead.
+    #[arg(value_name = "TARGET")]
     pub target: Option<String>,
 
     /// Write every file under DIR/<node name>/<absolute path on the node>, plus DIR/README.
@@ -265,7 +267,18 @@ fn read_token(path: &Path) -> Result<String, CliError> {
     Ok(token)
 }
 
+/// The targets `render TARGET` knows (with the node's files, more than a config may produce).
+const TARGETS: &str = "k3s-config, k3s-token, resolv, proxy-env, kube-vip, lb, kubeadm, calico, unit, node-network, nftables, powershell, ports, readme";
+
 pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
+    if args.target.is_none() && args.out.is_none() {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("render needs a TARGET (the one file to print: {TARGETS}) or --out DIR (every file)"),
+        )
+        .hint("e.g. `edgenet render k3s-config`, or `edgenet render --out ./rendered`"));
+    }
     let token = args.token_file.as_deref().map(read_token).transpose()?;
     let Source {
         plan,
@@ -299,7 +312,7 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
             token.as_deref(),
             opts.lb,
         ),
-        (None, None) => unreachable!("clap requires TARGET or --out"),
+        (None, None) => unreachable!("refused at the start of run"),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::output::{table, Style};
 pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
     let dir = StateDir::new(&cli.state_dir);
     super::refuse_other_netns(dir.peek().ok().flatten().as_ref(), "status")?;
-    let report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
+    let mut report = edgenet_deploy::status(&StateDir::new(&cli.state_dir)).map_err(host_error)?;
+    report.notices.extend(lan_notice(&report));
     let drift = !report.drift.is_empty();
     match cli.output {
         Output::Json => crate::envelope::print_result(
@@ -195,6 +196,33 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
         }
     }
     Ok(if drift { Exit::Findings } else { Exit::Ok })
+}
+
+/// An external switch whose adapter (or the switch, its addresses moved there) holds addresses
+/// none of which is on the deployment's LAN: a site renumbered by DHCP, or a config copied from
+/// another site. Not drift: deploy cannot repair it, the config must change.
+fn lan_notice(report: &edgenet_deploy::StatusReport) -> Option<String> {
+    let plan = report.plan.as_ref()?;
+    if plan.switch.kind != edgenet_core::plan::SwitchKind::External {
+        return None;
+    }
+    let adapter = plan.switch.adapter.as_deref()?;
+    let switch = plan.switch.name.as_str();
+    let mut nl = edgenet_host::netlink::Netlink::open().ok()?;
+    let link = nl.link(adapter).ok()??;
+    let mut held = Vec::new();
+    let mut on = vec![adapter];
+    if link.master.as_deref() == Some(switch) {
+        on.push(switch);
+    }
+    for name in on {
+        held.extend(nl.addresses_of(name).ok()?.into_iter().map(|a| a.address));
+    }
+    let what = edgenet_core::validate::lan_mismatch(adapter, &held, plan.switch.subnet)?;
+    Some(format!(
+        "{what}, but the deployment's LAN is {} (gateway {}): the nodes are on a LAN this host is no longer on (a site renumbered by DHCP?); put the new LAN's addresses in the config and run `edgenet deploy -c FILE`",
+        plan.switch.subnet, plan.switch.gateway
+    ))
 }
 
 /// The deployed plan's node of `kind`, with the deployment state.

@@ -811,16 +811,22 @@ pub(super) fn node_mtu(r: &mut Reader, n: &Obj<'_>, machine_canon: &str, machine
     }
 }
 
+/// `null`, `""`, `[]`, `{}`, or made only of those: New-AksEdgeConfig's template
+/// `SecondaryNetworks: [{"VMSwitchName": null, …}]` sets nothing.
+fn is_unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(items) => items.iter().all(is_unset),
+        Value::Object(map) => map.values().all(is_unset),
+        _ => false,
+    }
+}
+
 pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
     r.check_keys(n, NODE_KEYS, NODE_ACCEPTED);
     for (key, what) in NODE_NOT_APPLIED {
-        let set = match n.get(key) {
-            None => false,
-            Some(Value::Array(items)) => !items.is_empty(),
-            Some(Value::Object(map)) => !map.is_empty(),
-            Some(_) => true,
-        };
-        if set {
+        if n.get(key).is_some_and(|v| !is_unset(v)) {
             let path = n.at(key);
             r.findings.push(
                 Finding::warning(

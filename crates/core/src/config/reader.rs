@@ -55,7 +55,11 @@ impl<'v> Obj<'v> {
     pub fn get(&self, key: &str) -> Option<&'v Value> {
         match self.raw(key) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() || is_placeholder(s) => None,
+            Some(Value::String(s))
+                if s.trim().is_empty() || (is_placeholder(s) && !windows_bypass(key, s)) =>
+            {
+                None
+            }
             Some(v) => Some(v),
         }
     }
@@ -189,7 +193,7 @@ impl Reader {
     pub fn placeholders(&mut self, obj: &Obj<'_>) {
         for (key, v) in obj.map {
             if let Value::String(s) = v {
-                if is_placeholder(s) {
+                if is_placeholder(s) && !windows_bypass(key, s) {
                     let path = obj.at(key);
                     self.invalid(
                         &path,
@@ -564,4 +568,10 @@ pub(super) fn likely_key<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// `Proxy.No` holding `<local>`: Windows' proxy-bypass token (host names without a dot), not a
+/// placeholder of `config new`; the proxy rule (9) says what to write instead.
+fn windows_bypass(key: &str, value: &str) -> bool {
+    key.eq_ignore_ascii_case("No") && value.trim().eq_ignore_ascii_case("<local>")
 }

@@ -1,6 +1,8 @@
 //! Rule group 11: the switch name is a Linux interface name, and an external switch's adapter
 //! can be bridged.
 
+use ipnet::Ipv4Net;
+
 use super::{Code, Context, Finding};
 use crate::config::Config;
 use crate::ifname::interface_name_problem;
@@ -30,6 +32,25 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         return;
     };
     let path = format!("Machines[{i}].NetworkConnection.AdapterName");
+    // Said in place of "no such interface" (and of the kernel's words for such a name). A
+    // host-dependent rule like the rest of 11: offline, a file written on Windows is not
+    // refused for a name that the Linux host it is meant for will tell.
+    if let Some(problem) = adapter_name_problem(adapter) {
+        out.push(
+            Finding::error(
+                Code::InvalidName,
+                &path,
+                format!(
+                    "{path} is {}, which is not a valid Linux interface name ({problem})",
+                    super::excerpt(adapter)
+                ),
+            )
+            .hint(
+                "a Windows adapter name such as \"Ethernet 2\" or \"vEthernet (Ethernet)\" must become the Linux name of the wired adapter: list them with `ip -br link` (e.g. eth0, enp3s0)",
+            ),
+        );
+        return;
+    }
     let switch = config.switch_name();
     let named = adapter;
     // The name now belongs to another NIC while the deployment's adapter (found by its MAC)
@@ -169,6 +190,67 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             );
         }
     }
+    if let Some(lan) = crate::addressing::lan_subnet(config) {
+        // Deployed, the adapter's addresses are on the switch it is a port of.
+        let on_switch = link.master.as_deref() == Some(switch);
+        let held: Vec<Ipv4Net> = facts
+            .addresses
+            .iter()
+            .filter(|a| a.link == adapter || (on_switch && a.link == switch))
+            .map(|a| a.address)
+            .collect();
+        if let Some(what) = lan_mismatch(adapter, &held, lan) {
+            // A warning, not an error: two IP subnets on one wire is a legal (if rare) set-up
+            // edgenet cannot see, and a boot deploy after a DHCP renumbering must still bring
+            // the switch up rather than retry forever; deploy and status say it every run.
+            let gw_path = "Network.Ip4GatewayAddress";
+            out.push(
+                Finding::warning(
+                    Code::LanMismatch,
+                    gw_path,
+                    format!(
+                        "{what}, but the config's LAN is {lan} ({gw_path} {}, Network.Ip4PrefixLength {}): the nodes would get addresses their gateway may not answer on",
+                        config.network.ip4_gateway_address.map_or(String::new(), |g| g.to_string()),
+                        lan.prefix_len()
+                    ),
+                )
+                .hint(format!(
+                    "put the adapter's LAN in the config ({gw_path}, Ip4PrefixLength, ControlPlaneEndpointIp, Init.ServiceIPRangeStart and the nodes' Ip4Address in {}), or name the adapter that is on {lan} in {path}; a site renumbered by DHCP needs the new addresses too; ignore this only if {lan} shares this wire on purpose",
+                    held[0].trunc()
+                )),
+            );
+        }
+    }
+}
+
+/// Why `name` cannot be a Linux interface name (at most 15 bytes; no space, `/` or `:`).
+pub fn adapter_name_problem(name: &str) -> Option<String> {
+    interface_name_problem(name).map(|p| {
+        if name.len() > crate::ifname::MAX_IFNAME && name.contains(' ') {
+            format!("{p}, and it contains spaces")
+        } else {
+            p
+        }
+    })
+}
+
+/// Says how `adapter` is off the LAN `lan` when this host holds addresses on it (`held`: on the
+/// adapter, or on the switch it is a port of) and none of them is in `lan`; `None` when one is,
+/// or when it holds none (DHCP not done yet, or a host without an address there: nothing to
+/// compare).
+pub fn lan_mismatch(adapter: &str, held: &[Ipv4Net], lan: Ipv4Net) -> Option<String> {
+    let overlaps = |a: &Ipv4Net| a.trunc().contains(&lan.network()) || lan.contains(&a.addr());
+    if held.is_empty() || held.iter().any(overlaps) {
+        return None;
+    }
+    let list: Vec<String> = held
+        .iter()
+        .map(|a| format!("{a} (on {})", a.trunc()))
+        .collect();
+    Some(format!(
+        "the adapter {adapter:?} is on another subnet: this host's address there is {}",
+        list.join(", ")
+    ))
 }
 
 /// The switch's name is already taken on this host by something deploy would refuse: an

@@ -99,7 +99,9 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
     let lan = lan_subnet(config);
     let gateway = config.network.ip4_gateway_address;
     if let Some(gw) = gateway {
-        not_unicast(out, "Network.Ip4GatewayAddress", gw);
+        if !not_unicast(out, "Network.Ip4GatewayAddress", gw) {
+            gateway_placement(out, gw, lan);
+        }
     }
     let placement = |out: &mut Vec<Finding>, path: &str, ip: Ipv4Addr| {
         let Some(lan) = lan else { return };
@@ -215,6 +217,35 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         }
         _ => {}
     }
+}
+
+/// The gateway is a host of its own LAN: not the network or broadcast address of
+/// Ip4GatewayAddress/Ip4PrefixLength (a /31 is refused as too small by rule 3).
+fn gateway_placement(out: &mut Vec<Finding>, gw: Ipv4Addr, lan: Option<ipnet::Ipv4Net>) {
+    let Some(lan) = lan.filter(|l| l.prefix_len() <= 30) else {
+        return;
+    };
+    let what = if gw == lan.network() {
+        "network"
+    } else if gw == lan.broadcast() {
+        "broadcast"
+    } else {
+        return;
+    };
+    let path = "Network.Ip4GatewayAddress";
+    out.push(
+        Finding::error(
+            Code::AddressReserved,
+            path,
+            format!(
+                "{path} is {gw}, the {what} address of {lan} (Ip4GatewayAddress/Ip4PrefixLength), which no router can have"
+            ),
+        )
+        .hint(format!(
+            "set {path} to the LAN's router address (the default gateway of the machines on it, often {}), or check Network.Ip4PrefixLength",
+            std::net::Ipv4Addr::from(u32::from(lan.network()) + 1)
+        )),
+    );
 }
 
 /// `Edgenet.PortForwards`: single-machine only, one forward per host port, to a node that exists.

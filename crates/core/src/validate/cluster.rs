@@ -47,7 +47,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         }
         return;
     }
-    if config.join {
+    // A Linux node the loader refused cannot be counted: the count would be a guess.
+    let uncounted = (0..config.machines.len())
+        .any(|i| super::refused(config, &format!("Machines[{i}].LinuxNode")));
+    if config.join || uncounted {
         return;
     }
     let members = (0..config.machines.len())

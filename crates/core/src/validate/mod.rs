@@ -25,16 +25,41 @@ pub use crate::context::{
 };
 pub use crate::finding::{excerpt, Code, Finding, Severity};
 pub use crate::ifname::interface_name_problem;
+pub use adapter::{adapter_name_problem, lan_mismatch};
 pub use host_firewall::OWN_TABLE_PREFIX;
-pub use probe::{probe_targets, ProbeTarget};
+pub use probe::{gateway_probe_target, probe_targets, ProbeTarget};
 pub use structure::machine_name_problem;
 pub use vm::{FileFacts, VmHost};
 
 use crate::config::Config;
 
+/// The loader refused `path` or a field that holds it (`Machines[0].LinuxNode` written as
+/// text holds its `Ip4Address`): rules say nothing more about it, since whatever they said
+/// would be about a value the file does not have.
+pub(crate) fn refused(config: &Config, path: &str) -> bool {
+    config.invalid_paths.iter().any(|p| {
+        path.strip_prefix(p.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
+}
+
 /// Runs rule groups 2–12 (and the structural part of 1) over a loaded config.
 pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
+    if refused(config, "DeploymentType") {
+        // Every rule after this one depends on the type, and the loader read the file as the
+        // default type: a scalable config with a typo in it would be told to delete its
+        // gateway, endpoint and node addresses.
+        out.push(
+            Finding::notice(
+                Code::RulesSkipped,
+                "DeploymentType",
+                "the other rules (2 to 13, and the required and forbidden fields) were not run: they depend on DeploymentType, which is not valid",
+            )
+            .hint("fix DeploymentType (the error above), then run check again"),
+        );
+        return out;
+    }
     structure::check(config, ctx, &mut out);
     addresses::check(config, &mut out);
     subnet::check(config, &mut out);

@@ -64,6 +64,31 @@ pub fn probe_targets(config: &Config, machine: usize) -> Vec<ProbeTarget> {
     out
 }
 
+/// The gateway the probe asks for too (who-has, in the same round, at no extra time): on the
+/// config's LAN, a gateway that does not answer means the adapter is not on that LAN (or the
+/// gateway is down). `None` when this host holds the address itself (it cannot answer its own
+/// probe on the wire) or the config has no gateway.
+pub fn gateway_probe_target(
+    config: &Config,
+    facts: &crate::host_facts::HostFacts,
+) -> Option<Ipv4Addr> {
+    if !config.is_scalable() {
+        return None;
+    }
+    let gw = config.network.ip4_gateway_address?;
+    // Not a host of its LAN (refused by rule 4): nothing could answer.
+    let reserved = crate::addressing::lan_subnet(config).is_some_and(|lan| {
+        lan.prefix_len() <= 30 && (gw == lan.network() || gw == lan.broadcast())
+    });
+    if reserved
+        || super::addresses::non_unicast_reason(gw).is_some()
+        || facts.addresses.iter().any(|a| a.address.addr() == gw)
+    {
+        return None;
+    }
+    Some(gw)
+}
+
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if !config.is_scalable() {
         return;
@@ -92,7 +117,21 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             interface,
             answers,
             own_macs,
+            gateway,
         } => {
+            if let Some(gw) = gateway.filter(|gw| !answers.iter().any(|(ip, _)| ip == gw)) {
+                let path = "Network.Ip4GatewayAddress";
+                out.push(
+                    Finding::warning(
+                        Code::GatewaySilent,
+                        path,
+                        format!("{path} is {gw}, but nothing answered ARP for it on {interface}: the nodes would have no gateway"),
+                    )
+                    .hint(format!(
+                        "check that {interface} is on the LAN of {gw} (cable, VLAN, a site renumbered by DHCP) and that {path} is its router's address"
+                    )),
+                );
+            }
             for target in probe_targets(config, machine) {
                 for (ip, mac) in answers
                     .iter()

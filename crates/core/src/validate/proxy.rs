@@ -26,8 +26,49 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         }
     }
     if let Some(list) = &proxy.no {
-        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if let Some(suffix) = entry.strip_prefix("*.") {
+        if list.contains(';') {
+            // Windows writes bypass lists with `;`; every Linux tool splits no_proxy on commas
+            // only (AKS EE hands the value to its Linux node as it is), so one `;` list would
+            // be a single entry that matches nothing.
+            let rewritten: Vec<String> = list
+                .split([',', ';'])
+                .map(str::trim)
+                .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("<local>"))
+                .map(|e| match e.strip_prefix("*.") {
+                    Some(domain) => format!(".{domain}"),
+                    None => e.to_string(),
+                })
+                .collect();
+            out.push(
+                Finding::error(
+                    Code::NoProxyEntry,
+                    "Network.Proxy.No",
+                    format!(
+                        "Network.Proxy.No is {}, separated by ';' as Windows writes bypass lists; no_proxy entries are separated by commas",
+                        super::excerpt(&safe_display(list))
+                    ),
+                )
+                .hint(format!(
+                    "separate the entries with commas: {}",
+                    super::excerpt(&safe_display(&rewritten.join(",")))
+                )),
+            );
+        }
+        for entry in list
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            if entry.eq_ignore_ascii_case("<local>") {
+                out.push(
+                    Finding::error(
+                        Code::NoProxyEntry,
+                        "Network.Proxy.No",
+                        format!("no_proxy entry {entry} is the Windows (WinINet) bypass token for host names without a dot; no_proxy has no such token"),
+                    )
+                    .hint("remove <local> and list those host names (e.g. \"fileserver,printer\") or their .domain (e.g. \".corp.example\")"),
+                );
+            } else if let Some(suffix) = entry.strip_prefix("*.") {
                 out.push(
                     Finding::warning(
                         Code::NoProxyEntry,

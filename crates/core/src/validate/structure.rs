@@ -9,7 +9,7 @@ use crate::context::MAX_MACHINE_NAME;
 
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let required = |out: &mut Vec<Finding>, path: &str, what: &str| {
-        if !config.invalid_paths.contains(path) {
+        if !super::refused(config, path) {
             out.push(
                 Finding::error(
                     Code::RequiredField,
@@ -177,9 +177,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 }
             }
             if m.linux_node.is_none()
-                && !config
-                    .invalid_paths
-                    .contains(&format!("Machines[{i}].LinuxNode"))
+                && !super::refused(config, &format!("Machines[{i}].LinuxNode"))
             {
                 out.push(
                     Finding::error(
@@ -194,7 +192,15 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     }
 
     for (i, m) in config.machines.iter().enumerate() {
-        if m.linux_node.is_none() && m.windows_node.is_none() && config.is_scalable() {
+        // A node the loader refused (written as text by ConvertTo-Json, say) is not missing.
+        let node_refused = ["LinuxNode", "WindowsNode"]
+            .iter()
+            .any(|key| super::refused(config, &format!("Machines[{i}].{key}")));
+        if m.linux_node.is_none()
+            && m.windows_node.is_none()
+            && config.is_scalable()
+            && !node_refused
+        {
             out.push(
                 Finding::error(
                     Code::NodeMissing,

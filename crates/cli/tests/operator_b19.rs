@@ -1,0 +1,167 @@
+//! What an operator tester met (B19) through the binary: a site renumbered under a deployment
+//! (check, deploy and status say so; the gateway's silence on ARP too), and the command-line
+//! contract around `-o json` and `-c` (render without TARGET, install-unit, remove).
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
+    cmd.env_remove("EDGENET_CONFIG")
+        .env_remove("EDGENET_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn json_of_output(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn render_without_a_target_names_what_is_missing_in_json_too() {
+    let out = bin().args(["render", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let v = json_of_output(&out);
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("TARGET") && message.contains("--out") && message.contains("k3s-config"),
+        "{message}"
+    );
+    assert_eq!(v["schema"], "edgenet.render/v1");
+}
+
+#[test]
+fn install_unit_refuses_json_wherever_o_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = bin()
+        .args(["-o", "json", "install-unit", "--print", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(before.status.code(), Some(2), "{before:?}");
+    let v = json_of_output(&before);
+    assert_eq!(v["error"]["code"], "unsupported-format", "{v:#}");
+    // As after the command (clap's usage error): exit 2 both ways.
+    let after = bin()
+        .args(["install-unit", "--print", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(2), "{after:?}");
+    // Text still prints the unit.
+    let text = bin()
+        .args(["install-unit", "--print", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{text:?}");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ExecStart="));
+}
+
+#[test]
+fn remove_refuses_a_config_given_before_it_as_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("site.json");
+    std::fs::write(&config, "{}").unwrap();
+    let out = bin()
+        .arg("-c")
+        .arg(&config)
+        .args(["-o", "json", "remove", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let v = json_of_output(&out);
+    assert_eq!(v["error"]["code"], "invalid-arguments", "{v:#}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("recorded"));
+    let after = bin().arg("remove").arg("-c").arg(&config).output().unwrap();
+    assert_eq!(after.status.code(), Some(2), "{after:?}");
+    // EDGENET_CONFIG set for every command (a profile, a unit) is not a word of this command
+    // line: remove goes on.
+    let env = bin()
+        .env("EDGENET_CONFIG", &config)
+        .args(["remove", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(env.status.success(), "{env:?}");
+}
+
+fn site(gateway_octets: &str) -> Value {
+    json!({
+        "DeploymentType": "ScalableCluster",
+        "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 4},
+        "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": format!("{gateway_octets}.1"),
+                    "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+        "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"},
+                      "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+    })
+}
+
+fn codes(check: &Value) -> Vec<String> {
+    check["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_site_renumbered_under_the_deployment_is_said_by_check_deploy_and_status() {
+    let Some(lan) = lan("v19lan", 1) else { return };
+    let m = &lan.machines[0];
+    let cfg = m.write_config("site.json", &site("198.18.0"));
+    let check = |cfg: &str| -> Value {
+        serde_json::from_slice(&m.edgenet(&["check", "-c", cfg, "-o", "json"]).stdout).unwrap()
+    };
+    let clean = check(&cfg);
+    assert!(
+        !codes(&clean)
+            .iter()
+            .any(|c| c == "lan-mismatch" || c == "gateway-silent"),
+        "{clean:#}"
+    );
+    m.ok(&["deploy", "-c", &cfg]);
+    let status: Value = serde_json::from_str(&m.ok(&["status", "-o", "json"])).unwrap();
+    assert!(status["notices"].is_null(), "{status:#}");
+
+    // The site is renumbered by DHCP: the host's address (on the switch now) and the router
+    // move to 10.20.0.0/24; the deployment still says 198.18.0.0/24.
+    sh(&format!(
+        "ip -n {ns} addr flush dev aksedgesw-ext && ip -n {ns} addr add 10.20.0.5/24 dev aksedgesw-ext && \
+         ip -n {ns} route replace default via 10.20.0.1 dev aksedgesw-ext && \
+         ip -n {l} addr flush dev lan0 && ip -n {l} addr add 10.20.0.1/24 dev lan0",
+        ns = m.ns,
+        l = lan.lan_ns()
+    ));
+    // (Whether status also calls the route it recorded drift is not this test's matter.)
+    let status: Value =
+        serde_json::from_slice(&m.edgenet(&["status", "-o", "json"]).stdout).unwrap();
+    let notices = status["notices"].to_string();
+    assert!(
+        notices.contains("10.20.0.0/24") && notices.contains("198.18.0.0/24"),
+        "{status:#}"
+    );
+    let found = codes(&check(&cfg));
+    assert!(found.iter().any(|c| c == "lan-mismatch"), "{found:?}");
+    assert!(found.iter().any(|c| c == "gateway-silent"), "{found:?}");
+    // Deploy goes on (a boot must not be stuck) and carries both warnings.
+    let deploy: Value = serde_json::from_str(&m.ok(&["deploy", "-c", &cfg, "-o", "json"])).unwrap();
+    let warned = deploy["warnings"].to_string();
+    assert!(
+        warned.contains("lan-mismatch") && warned.contains("gateway-silent"),
+        "{deploy:#}"
+    );
+    m.ok(&["remove"]);
+}
