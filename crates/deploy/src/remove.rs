@@ -496,6 +496,11 @@ struct FastPath {
 /// fast path pays it once per kind, in parallel: the tables, in one transaction, on their own
 /// thread (same network namespace: threads inherit the creator's) while the adapters get the
 /// host's configuration back and one request deletes every link of the deployment's group.
+/// That request is sent by a short-lived child process: remove goes on once the kernel has
+/// announced every link of the group deleted (names free, gone from dumps), while the child
+/// waits out the kernel's final freeing of them (its `rcu_barrier`, 15-25 ms) on its own
+/// (`Netlink::delete_group_detached`). The tables' grace period is paid when the nftables
+/// thread closes its netfilter socket, beside the links.
 fn fast_path(
     k: &mut dyn Kernel,
     teardown: &Teardown<'_>,
