@@ -186,19 +186,27 @@ pub fn remove_loaded(
             })
             .clone()
     };
-    // Before any link or namespace goes when the nftables thread has already said whether
-    // another user of forwarding is on the host (else after the links, rather than wait for
-    // it): a write of ip_forward only try-locks RTNL and restarts the syscall until it gets
-    // it, so while the kernel deletes our links (or cleans up a node namespace in the
-    // background) it spins on a CPU, for tens of milliseconds. The report keeps its order:
-    // objects first, then the sysctls.
-    if let Ok(answer) = forwarding_user_rx.try_recv() {
-        let _ = forwarding_user.set(answer);
-    }
+    // Before any link or namespace goes, once the nftables thread has said whether another
+    // user of forwarding is on the host (it answers from its ruleset read, a few milliseconds
+    // in; waited for briefly, else after the links): a write of ip_forward only try-locks RTNL
+    // and restarts the syscall until it gets it, so while the kernel deletes our links (the
+    // deleting child holds RTNL past the last link's notification) or cleans up a node
+    // namespace in the background, it spins on a CPU, for tens of milliseconds. The report
+    // keeps its order: objects first, then the sysctls.
     let forwarding_recorded = state
         .sysctls
         .iter()
         .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+    let answer = if forwarding_recorded {
+        forwarding_user_rx
+            .recv_timeout(FORWARDING_ANSWER_PATIENCE)
+            .ok()
+    } else {
+        forwarding_user_rx.try_recv().ok()
+    };
+    if let Some(answer) = answer {
+        let _ = forwarding_user.set(answer);
+    }
     let sysctls_first = forwarding_user.get().is_some() || !forwarding_recorded;
     tracing::debug!(sysctls_first, "sysctls restored before the links go");
     let sysctl_lines =
@@ -377,6 +385,10 @@ pub fn remove_loaded(
     Ok(report)
 }
 
+/// How long remove waits for the nftables thread to say whether another user of forwarding is
+/// on the host, so that ip_forward is written before the links go (see its use).
+const FORWARDING_ANSWER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// The sysctl lines of the report: restored, left, errors.
 type SysctlLines = (Vec<String>, Vec<String>, Vec<String>);
 
@@ -484,6 +496,11 @@ struct FastPath {
 /// fast path pays it once per kind, in parallel: the tables, in one transaction, on their own
 /// thread (same network namespace: threads inherit the creator's) while the adapters get the
 /// host's configuration back and one request deletes every link of the deployment's group.
+/// That request is sent by a short-lived child process: remove goes on once the kernel has
+/// announced every link of the group deleted (names free, gone from dumps), while the child
+/// waits out the kernel's final freeing of them (its `rcu_barrier`, 15-25 ms) on its own
+/// (`Netlink::delete_group_detached`). The tables' grace period is paid when the nftables
+/// thread closes its netfilter socket, beside the links.
 fn fast_path(
     k: &mut dyn Kernel,
     teardown: &Teardown<'_>,
@@ -512,7 +529,7 @@ fn fast_path(
                 }
             }
         }
-        if let Err(e) = k.delete_group(teardown.own.group) {
+        if let Err(e) = k.delete_group_detached(teardown.own.group) {
             fast.errors
                 .push(format!("links of group {}: {e}", teardown.own.group));
         }

@@ -55,6 +55,11 @@ pub trait Kernel {
     fn delete_link(&mut self, name: &str) -> Result<bool, HostError>;
     /// Deletes every link of `group`; `Ok(false)` when there was none.
     fn delete_group(&mut self, group: u32) -> Result<bool, HostError>;
+    /// [`Kernel::delete_group`] that returns once every link of the group is out of the
+    /// kernel's view, not once the kernel has freed them (remove's fast path).
+    fn delete_group_detached(&mut self, group: u32) -> Result<bool, HostError> {
+        self.delete_group(group)
+    }
     fn link_index(&mut self, name: &str) -> Result<u32, HostError>;
     fn add_address(&mut self, link: &str, address: Ipv4Net) -> Result<(), HostError>;
     fn del_address(&mut self, link: &str, address: Ipv4Net) -> Result<bool, HostError>;
@@ -165,6 +170,9 @@ impl Kernel for Netlink {
     }
     fn delete_group(&mut self, group: u32) -> Result<bool, HostError> {
         Netlink::delete_group(self, group)
+    }
+    fn delete_group_detached(&mut self, group: u32) -> Result<bool, HostError> {
+        Netlink::delete_group_detached(self, group)
     }
     fn link_index(&mut self, name: &str) -> Result<u32, HostError> {
         Netlink::link_index(self, name)

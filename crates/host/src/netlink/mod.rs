@@ -23,6 +23,7 @@ use crate::netns::NetNs;
 
 mod addr;
 pub mod connected_route;
+mod detached;
 pub mod dropping_route;
 mod link;
 mod route;
@@ -31,6 +32,7 @@ mod socket;
 
 pub use crate::error::HostError;
 pub use addr::Address;
+pub use detached::deletions_finishing;
 pub use link::{BridgeSpec, Link, VethSpec};
 pub use route::{Route, RouteSpec};
 

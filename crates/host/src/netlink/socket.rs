@@ -229,6 +229,17 @@ pub(super) fn read_datagram(
     })
 }
 
+/// The kernel's answer to request `seq`, read from one datagram: its ACK, or its NACK as the
+/// error, with the kernel's reason.
+pub(super) fn read_ack(datagram: &[u8], seq: u32) -> Result<(), Failure> {
+    let mut interrupted = false;
+    if read_datagram_with(datagram, seq, &mut interrupted, &mut |_, _| Ok(()))? {
+        Ok(())
+    } else {
+        Err(invalid_data("the answer held no acknowledgement"))
+    }
+}
+
 /// [`read_datagram`] with each reply message handed to `reply` as its type and payload bytes;
 /// `interrupted` is set when the kernel flags a message of the dump as inconsistent.
 fn read_datagram_with(
