@@ -1990,3 +1990,70 @@ fn swapped_adapter_names_are_refused_and_remove_follows_the_mac() {
     );
     assert!(ipv4_of(&s.m.ip_json("addr show"), "up0").is_empty());
 }
+
+/// N1: a reboot that swapped the NICs' names (the deployment's adapter, by its MAC, is `up1`
+/// now; `up0` is the other NIC) and the boot gave `up0` the host's address and default route:
+/// remove gives the deployment's NIC back its state, but never the host's address a second
+/// time: it is left on `up0`, said so, naming `up0`.
+#[test]
+fn remove_after_a_reboot_that_swapped_names_makes_no_duplicate_address() {
+    swapped_at_boot("o19swap", "");
+}
+
+/// N1, the boot's default route with another metric than the recorded one (a DHCP client's):
+/// the recorded route goes through the address `up0` has now, so it is left too.
+#[test]
+fn remove_after_a_swap_leaves_a_route_through_the_address_held_elsewhere() {
+    swapped_at_boot("o19swapm", " metric 100");
+}
+
+fn swapped_at_boot(tag: &str, metric: &str) {
+    let Some(s) = Site::new(tag) else {
+        return;
+    };
+    sh(&format!(
+        "ip -n {lan} link add m1 type veth peer name up1 netns {ns} && ip -n {lan} link set m1 master lan0 up && ip -n {ns} link set up1 up",
+        lan = s.lan,
+        ns = s.m.ns
+    ));
+    let mac_of = |dev: &str| {
+        link(&s.m.ip_json("link show"), dev).unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let adapter_mac = mac_of("up0");
+    s.deploy();
+    // The reboot: the bridge goes, the names swap, the boot configures `up0` by its name.
+    s.ip(&format!("link del {BRIDGE}"));
+    s.ip("link set up0 down");
+    s.ip("link set up1 down");
+    s.ip("link set up0 name tmpx");
+    s.ip("link set up1 name up0");
+    s.ip("link set tmpx name up1");
+    s.ip("link set up0 up");
+    s.ip("link set up1 up");
+    s.ip("addr add 198.18.0.11/24 dev up0");
+    s.ip(&format!("route add default via 198.18.0.1 dev up0{metric}"));
+    assert_eq!(mac_of("up1"), adapter_mac);
+    let out = s.m.ok(&["remove", "--output", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ipv4_of(&s.m.ip_json("addr show"), "up1").is_empty(),
+        "the same address on two NICs: {report:#}"
+    );
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "up0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "up0"), "{report:#}");
+    assert!(!has_default_via_gateway(&s, "up1"), "{report:#}");
+    let left = report["left"].to_string();
+    assert!(
+        left.contains("198.18.0.11/24") && left.contains("up0"),
+        "the address is said left, naming where it is: {report:#}"
+    );
+    assert!(!report.to_string().contains("neither link"), "{report:#}");
+    assert!(left.contains("route default via 198.18.0.1"), "{report:#}");
+    assert!(s.reachable("198.18.0.11"));
+}
