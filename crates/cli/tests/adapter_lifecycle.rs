@@ -1982,6 +1982,14 @@ fn swapped_adapter_names_are_refused_and_remove_follows_the_mac() {
         "{stderr}"
     );
     assert_eq!(s.m.dump(), before, "a refused deploy changes nothing");
+    // N2: status names the NIC that has the recorded MAC now, not only "not a port".
+    let (_, drift) = drift_of(&s);
+    let drift = drift.to_string();
+    assert!(
+        drift.contains("called up1") && drift.contains(&adapter_mac),
+        "{drift}"
+    );
+    assert!(!drift.contains("not a port"), "{drift}");
     s.m.ok(&["remove"]);
     assert_eq!(
         ipv4_of(&s.m.ip_json("addr show"), "up1"),
