@@ -601,8 +601,8 @@ fn the_boot_unit_brings_back_the_same_deployment_after_a_reboot() {
         "{unit}"
     );
     assert!(
-        unit.contains("\nAfter=sys-subsystem-net-devices-up0.device\n"),
-        "{unit}"
+        unit.contains(" edgenet-adapter-wait up0 "),
+        "waits for the adapter: {unit}"
     );
     assert!(unit.contains("\nAfter=network-online.target\n"), "{unit}");
 
@@ -632,6 +632,57 @@ fn the_boot_unit_brings_back_the_same_deployment_after_a_reboot() {
     );
     assert!(s.reachable("198.18.0.11"));
     assert!(s.reachable("198.18.0.101"));
+}
+
+/// Item 7: the adapter renamed at boot (the name gone, or another NIC's): the unit's wait for
+/// the adapter finds it by its MAC at once, instead of holding the boot for the device unit
+/// of the old name (Wants=/After= on it waited the 90 s device timeout).
+#[test]
+fn the_boot_units_adapter_wait_follows_a_renamed_adapter_at_once() {
+    let Some(s) = Site::new("o19bootw") else {
+        return;
+    };
+    s.deploy();
+    let units = s.m.dir.path().join("units");
+    s.m.ok(&[
+        "install-unit",
+        "-c",
+        &s.cfg,
+        "--unit-dir",
+        units.to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(units.join("edgenet.service")).unwrap();
+    assert!(!unit.contains("sys-subsystem-net-devices"), "{unit}");
+    let line = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStartPre=-"))
+        .unwrap_or_else(|| panic!("no wait for the adapter: {unit}"));
+    let (_, wait) = exec_start(&line.replacen("ExecStartPre=-", "ExecStart=", 1));
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(wait.last(), Some(&mac), "{wait:?}");
+    // `ip netns exec` mounts the namespace's /sys, where the script looks.
+    let run = || {
+        let started = std::time::Instant::now();
+        let status = Command::new("ip")
+            .args(["netns", "exec", &s.m.ns])
+            .args(&wait)
+            .status()
+            .unwrap();
+        (status.success(), started.elapsed())
+    };
+    let (found, took) = run();
+    assert!(found && took < Duration::from_secs(3), "{took:?}");
+    s.reboot("198.18.0.11/24");
+    s.ip("link set up0 down");
+    s.ip("link set up0 name enp7s0");
+    let (found, took) = run();
+    assert!(
+        found && took < Duration::from_secs(3),
+        "the renamed adapter, by its MAC: {took:?}"
+    );
 }
 
 /// The unit passes systemd's own checks.
