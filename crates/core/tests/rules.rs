@@ -1375,6 +1375,46 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
     );
 }
 
+/// N3: two deployments' adapters swapped: the adapter is a port of the other deployment's
+/// switch. The refusal says whose it is and which deployment this state directory holds, and
+/// never advises taking the other deployment's bridge as this one's switch.
+#[test]
+fn r11_an_adapter_in_another_deployments_switch_is_named_as_theirs() {
+    let path = "Machines[0].NetworkConnection.AdapterName";
+    let mut h = host();
+    h.links.push(HostLink {
+        name: "o19sw-b".into(),
+        index: 9,
+        mtu: 1500,
+        up: true,
+        lower_up: true,
+        mac: Some("02:00:00:00:00:09".into()),
+        kind: Some("bridge".into()),
+        master: None,
+        wireless: false,
+        alias: Some("edgenet:bbb222".into()),
+    });
+    h.links
+        .iter_mut()
+        .find(|l| l.name == "eth0")
+        .unwrap()
+        .master = Some("o19sw-b".into());
+    let mut ctx = edgenet_core::validate::Context::live(&h);
+    ctx.machine = Some(0);
+    ctx.own_mark = Some("edgenet:aaa111".into());
+    let f = assert_has(
+        &run_with(&scalable(), &ctx),
+        "adapter-enslaved",
+        path,
+        Severity::Error,
+    );
+    message_names(&f, "another edgenet deployment (bbb222)");
+    message_names(&f, "holds deployment aaa111");
+    let hint = f.hint.unwrap_or_default();
+    assert!(!hint.contains("set Edgenet.SwitchName"), "{hint}");
+    assert!(hint.contains("--state-dir"), "{hint}");
+}
+
 #[test]
 fn r11_adapter() {
     let path = "Machines[0].NetworkConnection.AdapterName";
