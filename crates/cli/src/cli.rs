@@ -83,6 +83,11 @@ pub struct Cli {
 impl Cli {
     /// Options given after the command override those before it (and the environment).
     pub fn merge_command_options(&mut self) {
+        if let Command::Completions(c) = &self.command {
+            if let Some(o) = c.output {
+                self.output = o;
+            }
+        }
         let (config, output, state, host) = match &self.command {
             Command::Check(c) => (
                 Some(&c.config),
@@ -271,6 +276,17 @@ pub struct CompletionsArgs {
     /// The shell to complete for (`edgenet completions bash > /etc/bash_completion.d/edgenet`).
     #[arg(value_enum, ignore_case = true)]
     pub shell: clap_complete::Shell,
+    /// Text only (a completion script has no JSON form): taken here as before the command, so
+    /// that `-o json` is refused saying so, not as an unknown option.
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT",
+        overrides_with = "output"
+    )]
+    pub output: Option<Output>,
 }
 
 #[derive(Debug, Args)]

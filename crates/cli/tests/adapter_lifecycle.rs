@@ -601,8 +601,8 @@ fn the_boot_unit_brings_back_the_same_deployment_after_a_reboot() {
         "{unit}"
     );
     assert!(
-        unit.contains("\nAfter=sys-subsystem-net-devices-up0.device\n"),
-        "{unit}"
+        unit.contains(" edgenet-adapter-wait up0 "),
+        "waits for the adapter: {unit}"
     );
     assert!(unit.contains("\nAfter=network-online.target\n"), "{unit}");
 
@@ -632,6 +632,57 @@ fn the_boot_unit_brings_back_the_same_deployment_after_a_reboot() {
     );
     assert!(s.reachable("198.18.0.11"));
     assert!(s.reachable("198.18.0.101"));
+}
+
+/// Item 7: the adapter renamed at boot (the name gone, or another NIC's): the unit's wait for
+/// the adapter finds it by its MAC at once, instead of holding the boot for the device unit
+/// of the old name (Wants=/After= on it waited the 90 s device timeout).
+#[test]
+fn the_boot_units_adapter_wait_follows_a_renamed_adapter_at_once() {
+    let Some(s) = Site::new("o19bootw") else {
+        return;
+    };
+    s.deploy();
+    let units = s.m.dir.path().join("units");
+    s.m.ok(&[
+        "install-unit",
+        "-c",
+        &s.cfg,
+        "--unit-dir",
+        units.to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(units.join("edgenet.service")).unwrap();
+    assert!(!unit.contains("sys-subsystem-net-devices"), "{unit}");
+    let line = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStartPre=-"))
+        .unwrap_or_else(|| panic!("no wait for the adapter: {unit}"));
+    let (_, wait) = exec_start(&line.replacen("ExecStartPre=-", "ExecStart=", 1));
+    let mac = link(&s.m.ip_json("link show"), "up0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(wait.last(), Some(&mac), "{wait:?}");
+    // `ip netns exec` mounts the namespace's /sys, where the script looks.
+    let run = || {
+        let started = std::time::Instant::now();
+        let status = Command::new("ip")
+            .args(["netns", "exec", &s.m.ns])
+            .args(&wait)
+            .status()
+            .unwrap();
+        (status.success(), started.elapsed())
+    };
+    let (found, took) = run();
+    assert!(found && took < Duration::from_secs(3), "{took:?}");
+    s.reboot("198.18.0.11/24");
+    s.ip("link set up0 down");
+    s.ip("link set up0 name enp7s0");
+    let (found, took) = run();
+    assert!(
+        found && took < Duration::from_secs(3),
+        "the renamed adapter, by its MAC: {took:?}"
+    );
 }
 
 /// The unit passes systemd's own checks.
@@ -1982,6 +2033,14 @@ fn swapped_adapter_names_are_refused_and_remove_follows_the_mac() {
         "{stderr}"
     );
     assert_eq!(s.m.dump(), before, "a refused deploy changes nothing");
+    // N2: status names the NIC that has the recorded MAC now, not only "not a port".
+    let (_, drift) = drift_of(&s);
+    let drift = drift.to_string();
+    assert!(
+        drift.contains("called up1") && drift.contains(&adapter_mac),
+        "{drift}"
+    );
+    assert!(!drift.contains("not a port"), "{drift}");
     s.m.ok(&["remove"]);
     assert_eq!(
         ipv4_of(&s.m.ip_json("addr show"), "up1"),
@@ -1989,4 +2048,71 @@ fn swapped_adapter_names_are_refused_and_remove_follows_the_mac() {
         "the address goes back to the deployment's NIC"
     );
     assert!(ipv4_of(&s.m.ip_json("addr show"), "up0").is_empty());
+}
+
+/// N1: a reboot that swapped the NICs' names (the deployment's adapter, by its MAC, is `up1`
+/// now; `up0` is the other NIC) and the boot gave `up0` the host's address and default route:
+/// remove gives the deployment's NIC back its state, but never the host's address a second
+/// time: it is left on `up0`, said so, naming `up0`.
+#[test]
+fn remove_after_a_reboot_that_swapped_names_makes_no_duplicate_address() {
+    swapped_at_boot("o19swap", "");
+}
+
+/// N1, the boot's default route with another metric than the recorded one (a DHCP client's):
+/// the recorded route goes through the address `up0` has now, so it is left too.
+#[test]
+fn remove_after_a_swap_leaves_a_route_through_the_address_held_elsewhere() {
+    swapped_at_boot("o19swapm", " metric 100");
+}
+
+fn swapped_at_boot(tag: &str, metric: &str) {
+    let Some(s) = Site::new(tag) else {
+        return;
+    };
+    sh(&format!(
+        "ip -n {lan} link add m1 type veth peer name up1 netns {ns} && ip -n {lan} link set m1 master lan0 up && ip -n {ns} link set up1 up",
+        lan = s.lan,
+        ns = s.m.ns
+    ));
+    let mac_of = |dev: &str| {
+        link(&s.m.ip_json("link show"), dev).unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let adapter_mac = mac_of("up0");
+    s.deploy();
+    // The reboot: the bridge goes, the names swap, the boot configures `up0` by its name.
+    s.ip(&format!("link del {BRIDGE}"));
+    s.ip("link set up0 down");
+    s.ip("link set up1 down");
+    s.ip("link set up0 name tmpx");
+    s.ip("link set up1 name up0");
+    s.ip("link set tmpx name up1");
+    s.ip("link set up0 up");
+    s.ip("link set up1 up");
+    s.ip("addr add 198.18.0.11/24 dev up0");
+    s.ip(&format!("route add default via 198.18.0.1 dev up0{metric}"));
+    assert_eq!(mac_of("up1"), adapter_mac);
+    let out = s.m.ok(&["remove", "--output", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ipv4_of(&s.m.ip_json("addr show"), "up1").is_empty(),
+        "the same address on two NICs: {report:#}"
+    );
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), "up0"),
+        ["198.18.0.11/24"]
+    );
+    assert!(has_default_via_gateway(&s, "up0"), "{report:#}");
+    assert!(!has_default_via_gateway(&s, "up1"), "{report:#}");
+    let left = report["left"].to_string();
+    assert!(
+        left.contains("198.18.0.11/24") && left.contains("up0"),
+        "the address is said left, naming where it is: {report:#}"
+    );
+    assert!(!report.to_string().contains("neither link"), "{report:#}");
+    assert!(left.contains("route default via 198.18.0.1"), "{report:#}");
+    assert!(s.reachable("198.18.0.11"));
 }

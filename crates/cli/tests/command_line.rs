@@ -457,12 +457,17 @@ fn output_given_twice_the_last_one_wins_before_or_after_the_command() {
 fn completions_and_man_refuse_other_formats() {
     for args in [
         &["-o", "json", "completions", "bash"][..],
+        &["completions", "bash", "-o", "json"],
         &["-o", "svg", "man"],
     ] {
         let out = edgenet(args);
         assert_eq!(code(&out), 2, "{args:?}");
         assert_eq!(json_or_text_code(&out), "unsupported-format", "{args:?}");
     }
+    // D12: `-o text` after the command is harmless, as before it.
+    let out = edgenet(&["completions", "bash", "-o", "text"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("complete -F"));
 }
 
 fn json_or_text_code(out: &Output) -> String {

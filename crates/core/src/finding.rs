@@ -37,6 +37,11 @@ pub enum Code {
     ConflictingFields,
     WrongFile,
     NotAConfig,
+    /// A value in a shape PowerShell writes (a boolean as text, a one-element array as its
+    /// element), read as meant and said.
+    PowershellShape,
+    /// A `SchemaVersion` no AKS Edge Essentials release edgenet knows wrote.
+    UnknownSchemaVersion,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -129,6 +134,8 @@ impl Code {
             ConflictingFields => "conflicting-fields",
             WrongFile => "wrong-file",
             NotAConfig => "not-a-config",
+            PowershellShape => "powershell-shape",
+            UnknownSchemaVersion => "unknown-schema-version",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -189,7 +196,8 @@ impl Code {
             WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
             | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
             | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields | WrongFile | NotAConfig => 1,
+            | ConflictingFields | WrongFile | NotAConfig | PowershellShape
+            | UnknownSchemaVersion => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

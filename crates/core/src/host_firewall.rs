@@ -860,6 +860,9 @@ impl Walk<'_> {
             "conntrack" | "state" => Hit::No,
             "physdev" if self.flow.iif == self.flow.oif => Hit::Yes,
             "physdev" => Hit::No,
+            // `-m tcp`/`-m udp`/`-m icmp` (`! --dport 22`, ...) never match another protocol's
+            // packet; for their own protocol the ports are not shown, so: unknown.
+            name @ ("tcp" | "udp" | "icmp") if name != self.proto => Hit::No,
             _ => Hit::Unknown,
         }
     }
@@ -1620,6 +1623,29 @@ mod tests {
             ip_forward_drops(&doc(json!([port("==", "tcp", 22), {"drop": null}])), &flows),
             vec![]
         );
+    }
+
+    /// D7: iptables-nft's `-p tcp -m tcp ! --dport 22 -j REJECT` as older iptables writes it
+    /// (an `xt` match `tcp`, its protocol match not shown): only TCP is dropped, said so, as
+    /// for the native `tcp dport != 22`.
+    #[test]
+    fn an_xt_protocol_match_drops_only_its_protocol() {
+        let doc = |expr: Value| json!({"nftables": [chain("t", "f", Some("accept")), rule("t", "f", expr)]});
+        let flows = nat("aksedgesw-int", false);
+        let reject = json!({"xt": {"type": "target", "name": "REJECT"}});
+        for name in ["tcp", "udp"] {
+            let drops = ip_forward_drops(
+                &doc(json!([{"xt": {"type": "match", "name": name}}, reject])),
+                &flows,
+            );
+            assert!(!drops.is_empty(), "{name}");
+            assert!(
+                drops
+                    .iter()
+                    .all(|d| d.flow.ends_with(&format!("({name} only)"))),
+                "{drops:#?}"
+            );
+        }
     }
 
     /// B17b D3: a rate or quota match decides by the traffic so far: the verdict is unknown (a

@@ -64,7 +64,7 @@ fn r1_wrong_type_names_path_and_value() {
     );
     case(
         &single(),
-        &set(single(), "Machines", json!({"LinuxNode": {}})),
+        &set(single(), "Machines", json!("node")),
         "wrong-type",
         "Machines",
     );
@@ -74,6 +74,106 @@ fn r1_wrong_type_names_path_and_value() {
         "wrong-type",
         "Machines[0]",
     );
+}
+
+/// D9: "false" as a string is read as written, with a warning naming the field, the value and
+/// what edgenet took (PowerShell takes any non-empty string as true).
+#[test]
+fn r1_a_boolean_written_as_a_string_is_read_as_written_and_warned() {
+    let f = case_with(
+        &scalable(),
+        &set(scalable(), "Network/InternetDisabled", json!("false")),
+        "powershell-shape",
+        "Network.InternetDisabled",
+        Severity::Warning,
+        run,
+    );
+    message_names(&f, "\"false\"");
+    message_names(&f, "takes it as false");
+    message_names(&f, "PowerShell");
+    let loaded = load(
+        serde_json::to_string(&set(scalable(), "Network/InternetDisabled", json!("false")))
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(!loaded.config.network.internet_disabled);
+    let loaded = load(
+        serde_json::to_string(&set(scalable(), "Network/InternetDisabled", json!("TRUE")))
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(loaded.config.network.internet_disabled);
+}
+
+/// D9: a whole number written `10.0`, a fraction, a negative number: each said precisely.
+#[test]
+fn r1_a_number_that_is_not_a_whole_number_is_said_precisely() {
+    let bad = |v: Value| {
+        case(
+            &scalable(),
+            &set(scalable(), "Init/ServiceIPRangeSize", v),
+            "wrong-type",
+            "Init.ServiceIPRangeSize",
+        )
+    };
+    let f = bad(json!(10.0));
+    message_names(&f, "10.0");
+    message_names(&f, "decimal point");
+    assert!(f.hint.as_deref().unwrap_or("").contains("10"), "{f:#?}");
+    message_names(&bad(json!(10.5)), "not a whole number");
+    message_names(&bad(json!(-1)), "negative");
+    message_names(&bad(json!("10.0")), "decimal point");
+}
+
+/// D9: `Machines` as one object (Windows PowerShell 5.1's ConvertTo-Json of a one-element
+/// array) is that one machine, with a notice; its fields are found at the written paths.
+#[test]
+fn r1_one_machine_written_as_an_object_is_read_with_a_notice() {
+    let mut one = scalable();
+    let machine = one["Machines"][0].clone();
+    one["Machines"] = machine;
+    let f = case_with(
+        &scalable(),
+        &one,
+        "powershell-shape",
+        "Machines",
+        Severity::Notice,
+        run,
+    );
+    message_names(&f, "array");
+    let findings = run(&one);
+    assert!(errors(&findings).is_empty(), "{findings:#?}");
+    let loaded = load(serde_json::to_string(&one).unwrap().as_bytes()).unwrap();
+    assert_eq!(loaded.config.machines.len(), 1);
+    let mut moved = one;
+    moved["Machines"]["LinuxNode"]["Ip4Address"] = json!("10.0.0.300");
+    assert_has(
+        &run(&moved),
+        "invalid-ipv4",
+        "Machines.LinuxNode.Ip4Address",
+        Severity::Error,
+    );
+}
+
+/// D9: a SchemaVersion no release wrote is read, with a warning naming it and the known ones.
+#[test]
+fn r1_an_unknown_schema_version_is_warned() {
+    let f = case_with(
+        &scalable(),
+        &set(scalable(), "SchemaVersion", json!("2.0")),
+        "unknown-schema-version",
+        "SchemaVersion",
+        Severity::Warning,
+        run,
+    );
+    message_names(&f, "\"2.0\"");
+    message_names(&f, "1.16");
+    for known in ["1.1", "1.9", "1.16"] {
+        let findings = run(&set(scalable(), "SchemaVersion", json!(known)));
+        assert!(find(&findings, "unknown-schema-version", "SchemaVersion").is_none());
+    }
 }
 
 #[test]
@@ -1273,6 +1373,46 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
         path,
         Severity::Error,
     );
+}
+
+/// N3: two deployments' adapters swapped: the adapter is a port of the other deployment's
+/// switch. The refusal says whose it is and which deployment this state directory holds, and
+/// never advises taking the other deployment's bridge as this one's switch.
+#[test]
+fn r11_an_adapter_in_another_deployments_switch_is_named_as_theirs() {
+    let path = "Machines[0].NetworkConnection.AdapterName";
+    let mut h = host();
+    h.links.push(HostLink {
+        name: "o19sw-b".into(),
+        index: 9,
+        mtu: 1500,
+        up: true,
+        lower_up: true,
+        mac: Some("02:00:00:00:00:09".into()),
+        kind: Some("bridge".into()),
+        master: None,
+        wireless: false,
+        alias: Some("edgenet:bbb222".into()),
+    });
+    h.links
+        .iter_mut()
+        .find(|l| l.name == "eth0")
+        .unwrap()
+        .master = Some("o19sw-b".into());
+    let mut ctx = edgenet_core::validate::Context::live(&h);
+    ctx.machine = Some(0);
+    ctx.own_mark = Some("edgenet:aaa111".into());
+    let f = assert_has(
+        &run_with(&scalable(), &ctx),
+        "adapter-enslaved",
+        path,
+        Severity::Error,
+    );
+    message_names(&f, "another edgenet deployment (bbb222)");
+    message_names(&f, "holds deployment aaa111");
+    let hint = f.hint.unwrap_or_default();
+    assert!(!hint.contains("set Edgenet.SwitchName"), "{hint}");
+    assert!(hint.contains("--state-dir"), "{hint}");
 }
 
 #[test]

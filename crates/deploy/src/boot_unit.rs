@@ -2,9 +2,12 @@
 //! namespaces, nftables) vanish at a reboot while the state directory stays; running the same
 //! `edgenet deploy` early in the boot brings back the same switch, subnet, MACs and nodes.
 //!
-//! Order: after the network is online and the adapter of an external switch exists (its
-//! device unit), so the adapter's boot-time configuration is there to be moved to the switch;
-//! before K3s and the kubelet, which must find the nodes' network in place.
+//! Order: after the network is online and the adapter of an external switch exists, so the
+//! adapter's boot-time configuration is there to be moved to the switch; before K3s and the
+//! kubelet, which must find the nodes' network in place. The adapter is waited for by a short
+//! loop before the deploy (`ExecStartPre=`), by its name or its MAC, not through its device
+//! unit: a NIC renamed at boot (names swapped, a new naming scheme) has no device unit under
+//! the old name, and `Wants=` on it held the boot for the device timeout (90 s) for nothing.
 
 use std::path::PathBuf;
 
@@ -32,6 +35,9 @@ pub struct BootUnit {
     pub machine_name: Option<String>,
     /// The external switch's adapter, waited for before the deploy.
     pub adapter: Option<String>,
+    /// Its MAC (as the deployment recorded it, else as the adapter has it now): the adapter
+    /// under another name counts as there.
+    pub adapter_mac: Option<String>,
     /// Environment the deploy needs (state directory, resolver files), `KEY=VALUE`.
     pub environment: Vec<(String, String)>,
     /// The unit the Debian package ships: it does nothing until the config file exists, and
@@ -53,6 +59,7 @@ impl BootUnit {
             machine: None,
             machine_name: None,
             adapter: None,
+            adapter_mac: None,
             environment: vec![(
                 "EDGENET_STATE_DIR".into(),
                 crate::state::DEFAULT_STATE_DIR.into(),
@@ -97,10 +104,6 @@ impl BootUnit {
         // its DOCKER-USER accepts in place. deploy also prepares DOCKER-USER itself, so a Docker
         // started later keeps them.
         unit.push_str("After=docker.service containerd.service\n");
-        if let Some(adapter) = &self.adapter {
-            let device = device_unit(adapter);
-            unit.push_str(&format!("Wants={device}\nAfter={device}\n"));
-        }
         unit.push_str(&format!("Before={}\n", BEFORE.join(" ")));
         if self.packaged {
             unit.push_str(&format!("ConditionPathExists={PACKAGED_CONFIG}\n"));
@@ -122,6 +125,15 @@ impl BootUnit {
             // Split into words by systemd: `EDGENET_ARGS="--machine 1"`.
             command.push("$EDGENET_ARGS".into());
         }
+        if let Some(adapter) = &self.adapter {
+            let wait: Vec<String> = self
+                .adapter_wait(adapter)
+                .iter()
+                .map(|a| quote(a))
+                .collect();
+            // `-`: a NIC that never comes is the deploy's to report, not this loop's.
+            unit.push_str(&format!("ExecStartPre=-{}\n", wait.join(" ")));
+        }
         unit.push_str(&format!("ExecStart={}\n", command.join(" ")));
         // A DHCP lease that is late, or a lock held a moment: try again rather than leave the
         // nodes without a network.
@@ -136,6 +148,29 @@ impl BootUnit {
             BEFORE.join(" ")
         ));
         unit
+    }
+}
+
+/// How long the unit waits for the adapter before deploying anyway (the deploy then says
+/// what is missing): systemd's own device timeout.
+pub const ADAPTER_WAIT_SECS: u32 = 90;
+
+impl BootUnit {
+    /// The command of `ExecStartPre=`, unquoted: up to [`ADAPTER_WAIT_SECS`] seconds until
+    /// `adapter` exists or a link has the adapter's MAC (renamed at boot: the deploy follows
+    /// the MAC), at once when either is there. Name and MAC are arguments, never shell text.
+    pub fn adapter_wait(&self, adapter: &str) -> Vec<String> {
+        let script = format!(
+            "i=0; while [ $i -lt {ADAPTER_WAIT_SECS} ]; do [ -e \"/sys/class/net/$1\" ] && exit 0; [ -n \"$2\" ] && grep -qixF -e \"$2\" /sys/class/net/*/address 2>/dev/null && exit 0; i=$((i+1)); sleep 1; done; exit 1"
+        );
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            script,
+            "edgenet-adapter-wait".into(),
+            adapter.to_string(),
+            self.adapter_mac.clone().unwrap_or_default(),
+        ]
     }
 }
 
@@ -196,6 +231,7 @@ mod tests {
             machine: Some(1),
             machine_name: None,
             adapter: Some("en-p1".into()),
+            adapter_mac: Some("02:00:00:00:00:01".into()),
             environment: vec![("EDGENET_STATE_DIR".into(), "/var/lib/edgenet".into())],
             packaged: false,
         }
@@ -214,7 +250,17 @@ mod tests {
     #[test]
     fn the_unit_runs_the_deploy_after_the_adapter_and_before_kubernetes() {
         let text = unit().render();
-        assert!(text.contains("After=sys-subsystem-net-devices-en\\x2dp1.device\n"));
+        // The adapter is waited for by name or MAC, never through the device unit of a name
+        // a boot may have given to another NIC (or to none).
+        assert!(!text.contains("sys-subsystem-net-devices"), "{text}");
+        assert!(
+            text.contains("ExecStartPre=-/bin/sh -c \"i=0; while [ $$i -lt 90 ]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgenet-adapter-wait en-p1 02:00:00:00:00:01\n"),
+            "{text}"
+        );
         assert!(text.contains("Before=k3s.service k3s-agent.service kubelet.service\n"));
         // Ordered after Docker without pulling it in.
         assert!(text.contains("After=docker.service containerd.service\n"));

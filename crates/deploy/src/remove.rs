@@ -304,16 +304,13 @@ pub fn remove_loaded(
                             .find(|(n, _)| *n == o.name)
                             .map(|(_, d)| d.clone())
                             .unwrap_or_default();
-                        let (failed, ok): (Vec<String>, Vec<String>) =
-                            done.into_iter().partition(|l| l.starts_with("could not"));
+                        let (ok, left) = crate::switch::report_lines(&what, done);
                         report.restored.push(if ok.is_empty() {
                             format!("{what} (released; nothing of the host's to move back)")
                         } else {
                             format!("{what}: {}", ok.join("; "))
                         });
-                        for f in failed {
-                            report.left.push(format!("{what}: {f}; add it by hand"));
-                        }
+                        report.left.extend(left);
                     }
                     ObjectKind::Bridge if o.status == ObjectStatus::Adopted => report
                         .left

@@ -242,18 +242,41 @@ fn fill(
         }
     }
     // The adapter, renamed since, is found by its recorded MAC.
+    // Under its name with another MAC, the name went to another NIC (names swapped at boot,
+    // or by hand): the adapter is the one with the recorded MAC, and the drift names it.
+    let recorded_mac = plan
+        .switch
+        .adapter
+        .as_deref()
+        .and_then(|a| AdapterRecord::in_state(state, a))
+        .and_then(|r| r.adapter.mac);
+    let mut name_taken = None;
     let adapter_now = match plan.switch.adapter.as_deref() {
-        Some(a) if nl.link(a)?.is_none() => match AdapterRecord::in_state(state, a) {
-            Some(r) => switch::adapter::find_adapter(nl, &r.adapter, &r.bridge, &own)?,
-            None => None,
-        }
-        .map(|now| {
-            report.drift.push(format!(
-                "adapter {a} is now called {now} (found by its recorded MAC): set AdapterName to {now} and run deploy"
-            ));
-            now
-        }),
-        other => other.map(String::from),
+        Some(a) => match nl.link(a)? {
+            Some(l) if recorded_mac.is_none_or(|m| l.mac == Some(m)) => Some(a.to_string()),
+            by_name => {
+                let found = match AdapterRecord::in_state(state, a) {
+                    Some(r) => switch::adapter::find_adapter(nl, &r.adapter, &r.bridge, &own)?,
+                    None => None,
+                };
+                if let Some(l) = by_name {
+                    name_taken = Some(l.mac);
+                }
+                found.filter(|now| now != a).map(|now| {
+                    report.drift.push(match (name_taken, recorded_mac) {
+                        (Some(other), Some(mac)) => format!(
+                            "adapter {a} is now called {now} (found by its recorded MAC {mac}); {a} is another NIC now (MAC {}): set AdapterName to {now} and run deploy to keep the deployment's adapter, or run remove first to move the switch to {a}",
+                            other.map_or("none".to_string(), |m| m.to_string())
+                        ),
+                        _ => format!(
+                            "adapter {a} is now called {now} (found by its recorded MAC): set AdapterName to {now} and run deploy"
+                        ),
+                    });
+                    now
+                })
+            }
+        },
+        None => None,
     };
     if let Some(adapter) = plan.switch.adapter.as_deref() {
         let adapter = adapter_now.as_deref().unwrap_or(adapter);
@@ -277,9 +300,31 @@ fn fill(
         }
         match nl.link(adapter)? {
             None => report.drift.push(format!("adapter {adapter} is missing")),
-            Some(a) if a.master.as_deref() != Some(plan.switch.name.as_str()) => report.drift.push(
-                format!("adapter {adapter} is not a port of {}", plan.switch.name),
-            ),
+            Some(a) if a.master.as_deref() != Some(plan.switch.name.as_str()) => {
+                let mut line = format!("adapter {adapter} is not a port of {}", plan.switch.name);
+                // The name another NIC's now and the recorded MAC not found as one adapter:
+                // say where that MAC is.
+                if let (Some(_), Some(mac)) = (name_taken, recorded_mac) {
+                    if adapter_now.as_deref().is_none_or(|now| now == adapter) {
+                        let on: Vec<String> = nl
+                            .links()?
+                            .into_iter()
+                            .filter(|l| l.mac == Some(mac) && l.name != plan.switch.name)
+                            .map(|l| l.name)
+                            .collect();
+                        line.push_str(&format!(
+                            " ({adapter} has MAC {}, not the recorded {mac}, which {})",
+                            a.mac.map_or("none".to_string(), |m| m.to_string()),
+                            if on.is_empty() {
+                                "no interface has now".to_string()
+                            } else {
+                                format!("is on {}", on.join(", "))
+                            }
+                        ));
+                    }
+                }
+                report.drift.push(line)
+            }
             Some(a) if !a.up => report.drift.push(format!("adapter {adapter} is down")),
             Some(_) => {}
         }

@@ -144,12 +144,37 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
     if std::env::var(ignore).is_ok_and(|v| v == "1") {
         environment.push((ignore.to_string(), "1".to_string()));
     }
+    // The adapter's MAC, so the unit finds it renamed at boot: as the deployment recorded it,
+    // else as the adapter has it now.
+    let recorded = edgenet_deploy::state::StateDir::new(&cli.state_dir)
+        .peek()
+        .ok()
+        .flatten()
+        .and_then(|state| {
+            state
+                .objects
+                .iter()
+                .filter_map(edgenet_deploy::switch::AdapterRecord::of)
+                .find(|r| r.bridge == plan.switch.name)
+                .and_then(|r| r.adapter.mac)
+        })
+        .map(|m| m.to_string());
+    let adapter_mac = plan.switch.adapter.as_deref().and_then(|a| {
+        recorded.or_else(|| {
+            facts
+                .as_ref()
+                .ok()
+                .and_then(|f| f.link(a))
+                .and_then(|l| l.mac.clone())
+        })
+    });
     Ok(BootUnit {
         binary,
         config,
         machine: args.machine,
         machine_name: cli.machine_name.clone(),
         adapter: plan.switch.adapter.clone(),
+        adapter_mac,
         environment,
         packaged: false,
     })

@@ -610,8 +610,48 @@ fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
     read_config(r, root)
 }
 
+/// The `SchemaVersion`s AKS Edge Essentials releases wrote (research notes, aks-ee.md §1.1:
+/// the repo sample's history, preview 1.1 to 1.16; 1.0, the first preview's).
+pub const KNOWN_SCHEMA_VERSIONS: &[&str] = &[
+    "1.0", "1.1", "1.5", "1.6", "1.8", "1.9", "1.13", "1.14", "1.15", "1.16",
+];
+
+/// Any other `SchemaVersion` is read as the current schema, with a warning: a newer release
+/// may have moved a network field edgenet would then not see.
+fn schema_version(r: &mut Reader, root: &Obj<'_>) {
+    let Some(v) = root.get("SchemaVersion") else {
+        return;
+    };
+    let path = r.at(root, "SchemaVersion");
+    let written = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => super::reader::show(other),
+    };
+    if KNOWN_SCHEMA_VERSIONS.contains(&written.as_str()) {
+        return;
+    }
+    r.findings.push(
+        Finding::warning(
+            Code::UnknownSchemaVersion,
+            &path,
+            format!(
+                "{path} is {}, not a version edgenet knows ({}): read as the current schema ({}); a field this version moved or added would go unseen",
+                super::reader::show(v),
+                KNOWN_SCHEMA_VERSIONS.join(", "),
+                KNOWN_SCHEMA_VERSIONS[KNOWN_SCHEMA_VERSIONS.len() - 1]
+            ),
+        )
+        .hint(format!(
+            "check the file's network fields against `edgenet config new`, or write {path} as one of the known versions, e.g. \"{}\"",
+            KNOWN_SCHEMA_VERSIONS[KNOWN_SCHEMA_VERSIONS.len() - 1]
+        )),
+    );
+}
+
 fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
     r.check_keys_warn_unknown(root, ROOT_KEYS, ROOT_ACCEPTED);
+    schema_version(r, root);
     let deployment_type = r.enumeration(
         root,
         "DeploymentType",
@@ -633,10 +673,36 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
         read_network(r, &net, &mut config);
         range.read(r, &net, false);
     }
-    match r.array(root, "Machines") {
+    // One machine written as the object itself, not in an array: what Windows PowerShell
+    // 5.1's `ConvertFrom-Json | ConvertTo-Json` makes of a one-element array (PowerShell
+    // issues #2448, #2635). Read as that one machine, said.
+    let unwrapped;
+    let machines = match root.raw("Machines") {
+        Some(one @ Value::Object(_)) => {
+            let path = r.at(root, "Machines");
+            r.findings.push(
+                Finding::notice(
+                    Code::PowershellShape,
+                    &path,
+                    format!("{path} is one machine written as an object, not an array: read as [that machine], as PowerShell's ConvertTo-Json writes a one-element array"),
+                )
+                .hint(format!("write {path} as an array ([{{…}}]); in PowerShell, ConvertTo-Json -InputObject @($machines) or @() around the value keeps it one")),
+            );
+            unwrapped = vec![one.clone()];
+            Some(&unwrapped)
+        }
+        _ => r.array(root, "Machines"),
+    };
+    let one_object = matches!(root.raw("Machines"), Some(Value::Object(_)));
+    match machines {
         Some(items) if !items.is_empty() => {
             for (i, item) in items.iter().enumerate() {
-                let path = format!("{}[{i}]", root.at("Machines"));
+                // As written: `Machines` itself when it was the one machine.
+                let path = if one_object {
+                    root.at("Machines").to_string()
+                } else {
+                    format!("{}[{i}]", root.at("Machines"))
+                };
                 match item {
                     Value::Object(map) => {
                         let obj = Obj {

@@ -303,9 +303,27 @@ impl Reader {
         self.at(obj, key);
         match obj.get(key)? {
             Value::Bool(b) => Some(*b),
-            // PowerShell-made files sometimes carry "true"/"false" as strings.
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            // PowerShell-made files sometimes carry "true"/"false" as strings: read as the
+            // word says, but said, since PowerShell itself (`if ($cfg.Network.InternetDisabled)`)
+            // takes any non-empty string as true, "false" included.
+            Value::String(s)
+                if s.trim().eq_ignore_ascii_case("true")
+                    || s.trim().eq_ignore_ascii_case("false") =>
+            {
+                let took = s.trim().eq_ignore_ascii_case("true");
+                let path = self.at(obj, key);
+                self.findings.push(
+                    Finding::warning(
+                        Code::PowershellShape,
+                        &path,
+                        format!(
+                            "{path} is the string {s:?}, not a boolean: edgenet takes it as {took}, but PowerShell takes any non-empty string as true, so AKS Edge Essentials' scripts may read it as true"
+                        ),
+                    )
+                    .hint(format!("write {path} as the JSON boolean {took}, without quotes")),
+                );
+                Some(took)
+            }
             v => {
                 let path = self.at(obj, key);
                 self.wrong_type(&path, v, "true or false");
@@ -315,6 +333,7 @@ impl Reader {
     }
 
     /// A non-negative whole number (numeric strings accepted, as older AKS EE files hold them).
+    /// A number that is not one (`10.0`, `10.5`, `-1`, too large) is refused saying which.
     pub fn uint(&mut self, obj: &Obj<'_>, key: &str) -> Option<u32> {
         self.at(obj, key);
         let v = obj.get(key)?;
@@ -323,14 +342,58 @@ impl Reader {
             Value::String(s) => s.trim().parse::<u64>().ok(),
             _ => None,
         };
-        match n.and_then(|n| u32::try_from(n).ok()) {
-            Some(n) => Some(n),
-            None => {
-                let path = self.at(obj, key);
-                self.wrong_type(&path, v, "a whole number ≥ 0");
-                None
-            }
+        if let Some(n) = n.and_then(|n| u32::try_from(n).ok()) {
+            return Some(n);
         }
+        let path = self.at(obj, key);
+        let written = match v {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.trim().to_string()),
+            _ => None,
+        };
+        let Some((written, x)) = written.and_then(|w| {
+            w.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(|x| (w, x))
+        }) else {
+            self.wrong_type(&path, v, "a whole number ≥ 0");
+            return None;
+        };
+        let (why, hint) = if x < 0.0 {
+            (
+                "a negative number".to_string(),
+                "write a whole number ≥ 0".to_string(),
+            )
+        } else if x > f64::from(u32::MAX) {
+            (
+                format!(
+                    "above the largest whole number edgenet reads ({})",
+                    u32::MAX
+                ),
+                "write a smaller whole number".to_string(),
+            )
+        } else if x.fract() == 0.0 {
+            (
+                "a whole number written with a decimal point or exponent".to_string(),
+                format!("write it as {x:.0}, without the decimal point"),
+            )
+        } else {
+            (
+                "not a whole number".to_string(),
+                format!("write a whole number, e.g. {}", x.round()),
+            )
+        };
+        self.invalid(
+            &path,
+            Finding::error(
+                Code::WrongType,
+                &path,
+                format!("{path} is {written}, {why}; expected a whole number ≥ 0"),
+            )
+            .hint(hint),
+        );
+        None
     }
 
     pub fn ipv4(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Addr> {

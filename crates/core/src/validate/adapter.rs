@@ -184,10 +184,29 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     }
     if let Some(master) = &link.master {
         if master != switch {
-            out.push(
-                Finding::error(Code::AdapterEnslaved, &path, format!("{path} is {adapter:?}, already a port of {master:?}"))
+            // The switch of another edgenet deployment (two deployments' adapters swapped):
+            // its name is no way out (that deploy would refuse the bridge); its remove is.
+            let mark = facts
+                .link(master)
+                .and_then(|b| b.alias.as_deref())
+                .filter(|a| a.starts_with("edgenet:") && ctx.own_mark.as_deref() != Some(*a));
+            let finding = match mark {
+                Some(mark) => Finding::error(
+                    Code::AdapterEnslaved,
+                    &path,
+                    format!(
+                        "{path} is {adapter:?}, already a port of {master:?}, the switch of another edgenet deployment ({}){}",
+                        mark.trim_start_matches("edgenet:"),
+                        own_words(ctx)
+                    ),
+                )
+                .hint(format!(
+                    "name this deployment's own adapter, or free {adapter:?} first: `edgenet remove` with that deployment's --state-dir"
+                )),
+                None => Finding::error(Code::AdapterEnslaved, &path, format!("{path} is {adapter:?}, already a port of {master:?}"))
                     .hint(format!("set Edgenet.SwitchName to {master:?} to use that bridge, or release the adapter from it")),
-            );
+            };
+            out.push(finding);
         }
     }
     if let Some(lan) = crate::addressing::lan_subnet(config) {
@@ -288,8 +307,9 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
                     Code::SwitchName,
                     path,
                     format!(
-                        "the switch name {shown} is already a bridge left by another edgenet deployment (mark {})",
-                        super::excerpt(mark)
+                        "the switch name {shown} is already the bridge of another edgenet deployment (mark {}: one beside this one with its own state directory, or one whose state directory is gone){}",
+                        super::excerpt(mark),
+                        own_words(ctx)
                     ),
                 )
                 .hint(format!(
@@ -323,4 +343,17 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
         // Never "delete it": a bridge edgenet did not make is another tool's (docker0, virbr0).
         .hint("set Edgenet.SwitchName to a name no interface has (see `ip link`)"),
     );
+}
+
+/// Which deployment the state directory holds, for a refusal naming another deployment's
+/// object: with two deployments' state directories or configs swapped, the ids tell which.
+fn own_words(ctx: &Context<'_>) -> String {
+    match ctx
+        .own_mark
+        .as_deref()
+        .and_then(|m| m.strip_prefix("edgenet:"))
+    {
+        Some(id) => format!("; this state directory holds deployment {id}"),
+        None => "; this state directory holds no deployment".to_string(),
+    }
 }

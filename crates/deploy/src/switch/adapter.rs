@@ -189,6 +189,7 @@ pub fn restore_adapter(
     own: &Ownership,
 ) -> Result<Vec<String>, DeployError> {
     let renamed;
+    let was = snap.name.clone();
     let snap = match find_adapter(k, snap, bridge, own)? {
         Some(name) if name == snap.name => snap,
         Some(name) => {
@@ -287,6 +288,11 @@ pub fn restore_adapter(
         if k.link(bridge)?.is_some() {
             present.extend(k.link_config(bridge)?.describe());
         }
+        let elsewhere = held_elsewhere(k, saved, &snap.name, &was, bridge)?;
+        for (item, line) in elsewhere {
+            present.push(item);
+            done.push(line);
+        }
         let (back, refused) = k.apply_saved_onto(saved, &snap.name, &present)?;
         let now = k.link_config(&snap.name)?.describe();
         for item in back {
@@ -309,6 +315,153 @@ pub fn restore_adapter(
         );
     }
     Ok(done)
+}
+
+/// What of the recorded configuration another up link of the host has now, so it is not put
+/// on the adapter too: after a reboot that swapped the NICs' names, the boot configures the
+/// NIC that has the adapter's old name, and the recorded address on the adapter as well
+/// would be the same address on two NICs. An address is held elsewhere when another up link
+/// has its IP (whatever its prefix); a route when that link has it too, or when it goes
+/// through that address's subnet (its gateway or destination there: without the address, the
+/// adapter cannot reach it). Returns (description, what to report: a line starting "left ")
+/// for each. `was`: the adapter's recorded name (the holder may have it now).
+fn held_elsewhere(
+    k: &mut dyn Kernel,
+    saved: &SavedLinkConfig,
+    adapter: &str,
+    was: &str,
+    bridge: &str,
+) -> Result<Vec<(String, String)>, DeployError> {
+    use ipnet::IpNet;
+    use std::net::IpAddr;
+    let recorded = saved.load();
+    let wanted: Vec<IpNet> = recorded
+        .address_strings()
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let up: Vec<String> = k
+        .links()?
+        .into_iter()
+        .filter(|l| l.up && l.name != adapter && l.name != bridge)
+        .map(|l| l.name)
+        .collect();
+    // (recorded address, the link that has its IP now)
+    let mut held: Vec<(IpNet, String)> = Vec::new();
+    for a in k.addresses()? {
+        let ip = IpAddr::V4(a.address.addr());
+        if let Some(w) = wanted.iter().find(|w| w.addr() == ip) {
+            if up.contains(&a.link) && !held.iter().any(|(h, _)| h == w) {
+                held.push((*w, a.link));
+            }
+        }
+    }
+    // IPv6 is listed per link: only for a global address (a link-local one is per link by
+    // design, and a SLAAC one follows its NIC's MAC), so rarely.
+    let global_v6 =
+        |w: &IpNet| matches!(w.addr(), IpAddr::V6(a) if (a.segments()[0] & 0xffc0) != 0xfe80);
+    if wanted.iter().any(global_v6) {
+        for name in &up {
+            // A link gone since the list is no holder.
+            let Ok(config) = k.link_config(name) else {
+                continue;
+            };
+            for a in config.address_strings() {
+                let Ok(a) = a.parse::<IpNet>() else { continue };
+                if let Some(w) = wanted.iter().find(|w| global_v6(w) && w.addr() == a.addr()) {
+                    if !held.iter().any(|(h, _)| h == w) {
+                        held.push((*w, name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let named = |on: &str| {
+        if on == was && adapter != was {
+            format!("{on} (another NIC has that name now; the adapter, by its MAC, is {adapter})")
+        } else {
+            on.to_string()
+        }
+    };
+    let mut out: Vec<(String, String)> = held
+        .iter()
+        .map(|(w, on)| {
+            (
+                format!("address {w}"),
+                format!(
+                    "left address {w} on {}, which has it now: not put on {adapter} too (the host would have the same address on two NICs)",
+                    named(on)
+                ),
+            )
+        })
+        .collect();
+    let mut theirs: Vec<(String, Vec<String>)> = Vec::new();
+    for (_, on) in &held {
+        if !theirs.iter().any(|(n, _)| n == on) {
+            let have = k.link_config(on).map(|c| c.describe()).unwrap_or_default();
+            theirs.push((on.clone(), have));
+        }
+    }
+    let routes = edgenet_host::link_config::LinkConfig {
+        routes: recorded.routes.clone(),
+        ..Default::default()
+    }
+    .describe();
+    for route in routes {
+        if let Some((on, _)) = theirs.iter().find(|(_, have)| have.contains(&route)) {
+            out.push((
+                route.clone(),
+                format!("left route {route} on {on}, which has it now"),
+            ));
+            continue;
+        }
+        // `DEST [via GATEWAY] ...`, as `describe` writes it.
+        let mut words = route.split(' ');
+        let dest: Option<IpNet> = words.next().and_then(|d| d.parse().ok());
+        let gateway: Option<IpAddr> = route
+            .split(" via ")
+            .nth(1)
+            .and_then(|g| g.split(' ').next())
+            .and_then(|g| g.parse().ok());
+        let through = held.iter().find(|(w, _)| {
+            let net = w.trunc();
+            gateway.is_some_and(|g| net.contains(&g)) || dest.is_some_and(|d| net.contains(&d))
+        });
+        if let Some((w, on)) = through {
+            out.push((
+                route.clone(),
+                format!(
+                    "left route {route} off {adapter}: it goes through {}, which {on} has now (with {w})",
+                    w.trunc()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The lines of [`restore_adapter`] for a report on `what` (the adapter as messages name it):
+/// (what went back, what is left, each naming `what`). What the kernel refused ("could not
+/// ...") is left for the administrator to add by hand; what another NIC has now ("left ...")
+/// stays where it is.
+pub fn report_lines(what: &str, done: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let (mut ok, mut left) = (Vec::new(), Vec::new());
+    for line in done {
+        if line.starts_with("could not") {
+            left.push(format!("{what}: {line}; add it by hand"));
+        } else if let Some(rest) = line.strip_prefix("left ") {
+            left.push(format!("{what}: {rest}"));
+        } else {
+            ok.push(line);
+        }
+    }
+    (ok, left)
 }
 
 /// The bridge takes router advertisements as the adapter did (its `accept_ra`, `autoconf`),
@@ -667,6 +820,27 @@ mod tests {
                 "Ethernet".to_string(),
                 vec!["enp3s0".to_string(), "eth9".to_string()]
             )]
+        );
+    }
+
+    /// What another NIC has now is left where it is, not for the administrator to add.
+    #[test]
+    fn report_lines_tell_left_from_refused() {
+        let (ok, left) = super::report_lines(
+            "adapter eth0",
+            vec![
+                "moved address 10.0.0.2/24 from br back to eth0".into(),
+                "could not put back route 0 on eth0".into(),
+                "left address 10.0.0.3/24 on eth1, which has it now".into(),
+            ],
+        );
+        assert_eq!(ok, ["moved address 10.0.0.2/24 from br back to eth0"]);
+        assert_eq!(
+            left,
+            [
+                "adapter eth0: could not put back route 0 on eth0; add it by hand",
+                "adapter eth0: address 10.0.0.3/24 on eth1, which has it now",
+            ]
         );
     }
 

@@ -44,7 +44,8 @@ impl SwitchDriver for InternalSwitch {
                     let what = link.kind.clone().unwrap_or_else(|| "device".into());
                     let hint = match link.alias.as_deref() {
                         Some(mark) if mark.starts_with("edgenet:") => format!(
-                            "{name} is a {what} left by another edgenet deployment (mark {mark}); run `edgenet remove` with that deployment's --state-dir, or set Edgenet.SwitchName to another name"
+                            "{name} is a {what} of another edgenet deployment (mark {mark}: one beside this one with its own state directory, or one whose state directory is gone; this state directory's is {}); run `edgenet remove` with that deployment's --state-dir, or set Edgenet.SwitchName to another name",
+                            own.alias
                         ),
                         _ => format!(
                             "{name} is a {what} edgenet did not create; set Edgenet.SwitchName to a name no interface has"

@@ -11,7 +11,7 @@ pub mod connected_route;
 pub mod external;
 pub mod retire;
 
-pub use adapter::{restore_adapter, AdapterRecord, AdapterSnapshot};
+pub use adapter::{report_lines, restore_adapter, AdapterRecord, AdapterSnapshot};
 pub use bridge::InternalSwitch;
 pub use external::ExternalSwitch;
 

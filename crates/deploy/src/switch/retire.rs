@@ -176,7 +176,11 @@ pub fn retire(
             record.bridge.clone(),
             now.clone().unwrap_or_else(|| key.clone()),
         ));
-        changes.extend(done.into_iter().filter(|l| l.starts_with("could not")));
+        // What could not go back, and what another NIC has now (left there), are said.
+        changes.extend(
+            done.into_iter()
+                .filter(|l| l.starts_with("could not") || l.starts_with("left ")),
+        );
     }
     for b in &stale.bridges {
         let adapter = gave_back
