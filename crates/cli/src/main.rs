@@ -111,6 +111,15 @@ fn main() -> ExitCode {
             return fail(&cli, &schema, e);
         }
     }
+    // A deploy keeps the ruleset it ends with in the state directory, proven current by the
+    // kernel's nf_tables generation when the next one reads it; a remove takes it away (with
+    // the tables, and here already: the directory must end up empty).
+    if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
+        edgenet_host::nft::use_ruleset_cache(cli.state_dir.join(edgenet_host::nft::CACHE_FILE));
+        if matches!(cli.command, Command::Remove(_)) {
+            edgenet_host::nft::forget_ruleset_cache();
+        }
+    }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
         Command::Plan(c) => commands::plan::run(&cli, &c.args),
