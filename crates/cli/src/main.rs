@@ -169,10 +169,26 @@ fn main() -> ExitCode {
     // The run is over (what it changed is said or about to be): a signal from here on is not
     // an interruption.
     interrupt::reporting();
-    match result {
-        Ok(code) => code.into(),
-        Err(e) => fail(&cli, &schema, e),
+    let exit = match result {
+        Ok(code) => code,
+        Err(e) => {
+            e.report(cli.output, &schema);
+            e.exit_code()
+        }
+    };
+    // A deploy, redeploy or remove is over once its report is out: what is still allocated (the
+    // ruleset and the tables parsed from it, the host facts, the plan) is handed back with the
+    // process instead of being freed piece by piece first (~6 % of a no-change redeploy's
+    // instructions went to those destructors).
+    if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; the report is flushed above, every lock is a
+        // file descriptor the kernel releases, and every thread of the run has been joined.
+        unsafe { libc::_exit(exit as i32) }
     }
+    exit.into()
 }
 
 /// Parses the command line with clap's colours following --color, NO_COLOR and TERM (so
