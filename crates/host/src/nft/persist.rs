@@ -208,14 +208,16 @@ mod tests {
             forget_ruleset();
             let cached = load_from(&path, false).expect("our write was followed");
             assert!(crate::nft::table_in(&cached, "ip", "edgenet_c19c19").is_some());
-            // Another tool's change, which the session does not see: no cache any more.
+            // A read from the kernel, then another tool's change, which the session does not
+            // see: no cache any more, and the stale read is not stored over it.
+            forget_ruleset();
+            nft.list_ruleset_for_walk().unwrap();
             crate::nft::native::apply(&json!({"nftables": [
                 {"delete": {"table": {"family": "ip", "name": "c19other"}}}
             ]}))
             .unwrap()
             .unwrap();
             assert!(load_from(&path, false).is_none(), "the generation moved");
-            // Nor is a stale read stored over it: the file goes.
             store_to(&path);
             assert!(!path.exists());
         })
