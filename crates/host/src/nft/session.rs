@@ -25,6 +25,9 @@ struct Session {
     rulesets: Vec<Kept>,
 }
 
+/// A kept read's nf_tables generation: read at, our transactions folded in since.
+pub(super) type Generation = (u32, u32);
+
 /// One namespace's ruleset as the session holds it.
 struct Kept {
     key: (u64, u64),
@@ -33,7 +36,7 @@ struct Kept {
     /// since (each commit moves the generation by one); `None` when not known (read through
     /// libnftables or the program). What proves the kept read is still the kernel's at the
     /// end of a run ([`super::persist`]).
-    gen: Option<(u32, u32)>,
+    gen: Option<Generation>,
     /// Taken from the ruleset cache file, not read from the kernel.
     cached: bool,
 }
@@ -168,7 +171,7 @@ pub(super) fn session_keep(ruleset: Arc<Value>) {
 
 /// Keeps `ruleset` as the calling thread's namespace's read, with the generation it is of
 /// (`gen`: read at, our transactions since) and whether it came from the cache file.
-pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<(u32, u32)>, cached: bool) {
+pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<Generation>, cached: bool) {
     bump_epoch();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
@@ -187,7 +190,7 @@ pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<(u32, u32)>, cach
 
 /// The kept read of the calling thread's namespace with its generation and whether it came
 /// from the cache file (see [`Kept`]).
-pub(super) fn session_kept_with_gen() -> Option<(Arc<Value>, Option<(u32, u32)>, bool)> {
+pub(super) fn session_kept_with_gen() -> Option<(Arc<Value>, Option<Generation>, bool)> {
     SESSION.with(|s| {
         let s = s.borrow();
         let key = netns_key()?;
@@ -197,7 +200,7 @@ pub(super) fn session_kept_with_gen() -> Option<(Arc<Value>, Option<(u32, u32)>,
 }
 
 /// Takes the kept ruleset of the calling thread's namespace out of the session.
-fn session_take() -> Option<(Arc<Value>, Option<(u32, u32)>)> {
+fn session_take() -> Option<(Arc<Value>, Option<Generation>)> {
     bump_epoch();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
