@@ -111,16 +111,17 @@ fn store_to(path: &Path) {
         let _ = std::fs::remove_file(path);
         return;
     };
-    let document = json!({
-        "version": VERSION,
-        "boot": boot,
-        "netns": cookie,
-        "gen": gen,
-        "ruleset": ruleset.as_ref(),
-    });
-    let Ok(text) = serde_json::to_vec(&document) else {
+    // Written around the ruleset, not through `json!`, which would copy the whole tree first
+    // (that copy cost a first deploy as much as the rest of the write).
+    let mut text = json!({"version": VERSION, "boot": boot, "netns": cookie, "gen": gen})
+        .to_string()
+        .into_bytes();
+    text.pop();
+    text.extend_from_slice(b",\"ruleset\":");
+    if serde_json::to_writer(&mut text, ruleset.as_ref()).is_err() {
         return;
-    };
+    }
+    text.push(b'}');
     // A whole file or none: written beside it, then renamed over it (no fsync: a cache lost in
     // a power cut is read again, and the boot id differs then anyway).
     let mut tmp = path.as_os_str().to_owned();
