@@ -19,12 +19,14 @@ pub struct NftablesDriver {
 
 /// A live table parsed from the session's ruleset read, by (family, name).
 type Parsed = ((String, String), Option<Rc<Ruleset>>);
+/// The parses of one ruleset content (see [`edgenet_host::nft::session_epoch`]).
+type ParsedOf = (Option<(u64, usize)>, Vec<Parsed>);
 
 thread_local! {
     /// Live tables parsed from the ruleset content [`edgenet_host::nft::session_epoch`] names:
     /// a deploy checks its tables' marks, then compares them, from one read (parsing a listing
     /// twice cost as much as the read).
-    static PARSED: RefCell<(Option<(u64, usize)>, Vec<Parsed>)> = const { RefCell::new((None, Vec::new())) };
+    static PARSED: RefCell<ParsedOf> = const { RefCell::new((None, Vec::new())) };
 }
 
 /// The commands that write a table, and what they replace in the live one (in `status`'s
