@@ -116,9 +116,6 @@ fn main() -> ExitCode {
     // the tables, and here already: the directory must end up empty).
     if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
         edgenet_host::nft::use_ruleset_cache(cli.state_dir.join(edgenet_host::nft::CACHE_FILE));
-        if matches!(cli.command, Command::Remove(_)) {
-            edgenet_host::nft::forget_ruleset_cache();
-        }
     }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
@@ -169,6 +166,14 @@ fn main() -> ExitCode {
     // The run is over (what it changed is said or about to be): a signal from here on is not
     // an interruption.
     interrupt::reporting();
+    // A complete remove whose tables were gone already left the cache (deleting the tables
+    // takes it): it goes now, and the directory with it when nothing else is left there.
+    if matches!((&cli.command, &result), (Command::Remove(_), Ok(Exit::Ok)))
+        && edgenet_host::nft::forget_ruleset_cache()
+        && !edgenet_deploy::state::keeps_dir(&cli.state_dir)
+    {
+        let _ = std::fs::remove_dir(&cli.state_dir);
+    }
     let exit = match result {
         Ok(code) => code,
         Err(e) => {

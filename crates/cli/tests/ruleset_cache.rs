@@ -136,6 +136,20 @@ fn a_damaged_or_stale_cache_file_is_ignored() {
             "{what}: the cache was not written again:\n{log}"
         );
     }
+    // A remove refused (run from another namespace) leaves the cache; a complete remove whose
+    // tables were deleted by hand already still takes it, and the directory with it.
+    let out = std::process::Command::new("nsenter")
+        .arg("--net=/proc/1/ns/net")
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .arg("remove")
+        .env("EDGENET_STATE_DIR", &m.state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(cache.is_file(), "a refused remove took the cache");
+    let id = m.state_id().unwrap();
+    nft(&m, &format!("delete table ip edgenet_{id}"));
+    nft(&m, &format!("delete table bridge edgenet_{id}"));
     m.ok(&["remove"]);
     assert!(!m.state.exists(), "remove leaves no state directory");
 }

@@ -133,11 +133,11 @@ fn store_to(path: &Path) {
     }
 }
 
-/// Removes the cache file (edgenet's tables were deleted: the deployment is going).
-pub fn forget_ruleset_cache() {
-    if let Some(path) = PATH.get() {
-        let _ = std::fs::remove_file(path);
-    }
+/// Removes the cache file (edgenet's tables were deleted: the deployment is going); whether
+/// there was one.
+pub fn forget_ruleset_cache() -> bool {
+    PATH.get()
+        .is_some_and(|path| std::fs::remove_file(path).is_ok())
 }
 
 #[cfg(test)]
