@@ -138,8 +138,11 @@ fn a_damaged_or_stale_cache_file_is_ignored() {
     }
     // A remove refused (run from another namespace) leaves the cache; a complete remove whose
     // tables were deleted by hand already still takes it, and the directory with it.
+    let Some(other) = machine("c19rx") else {
+        return;
+    };
     let out = std::process::Command::new("nsenter")
-        .arg("--net=/proc/1/ns/net")
+        .arg(format!("--net=/run/netns/{}", other.ns))
         .arg(env!("CARGO_BIN_EXE_edgenet"))
         .arg("remove")
         .env("EDGENET_STATE_DIR", &m.state)
