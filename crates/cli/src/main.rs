@@ -111,6 +111,12 @@ fn main() -> ExitCode {
             return fail(&cli, &schema, e);
         }
     }
+    // A deploy keeps the ruleset it ends with in the state directory, proven current by the
+    // kernel's nf_tables generation when the next one reads it; a remove takes it away (with
+    // the tables, and here already: the directory must end up empty).
+    if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
+        edgenet_host::nft::use_ruleset_cache(cli.state_dir.join(edgenet_host::nft::CACHE_FILE));
+    }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
         Command::Plan(c) => commands::plan::run(&cli, &c.args),
@@ -160,10 +166,34 @@ fn main() -> ExitCode {
     // The run is over (what it changed is said or about to be): a signal from here on is not
     // an interruption.
     interrupt::reporting();
-    match result {
-        Ok(code) => code.into(),
-        Err(e) => fail(&cli, &schema, e),
+    // A complete remove whose tables were gone already left the cache (deleting the tables
+    // takes it): it goes now, and the directory with it when nothing else is left there.
+    if matches!((&cli.command, &result), (Command::Remove(_), Ok(Exit::Ok)))
+        && edgenet_host::nft::forget_ruleset_cache()
+        && !edgenet_deploy::state::keeps_dir(&cli.state_dir)
+    {
+        let _ = std::fs::remove_dir(&cli.state_dir);
     }
+    let exit = match result {
+        Ok(code) => code,
+        Err(e) => {
+            e.report(cli.output, &schema);
+            e.exit_code()
+        }
+    };
+    // A deploy, redeploy or remove is over once its report is out: what is still allocated (the
+    // ruleset and the tables parsed from it, the host facts, the plan) is handed back with the
+    // process instead of being freed piece by piece first (~6 % of a no-change redeploy's
+    // instructions went to those destructors).
+    if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; the report is flushed above, every lock is a
+        // file descriptor the kernel releases, and every thread of the run has been joined.
+        unsafe { libc::_exit(exit as i32) }
+    }
+    exit.into()
 }
 
 /// Parses the command line with clap's colours following --color, NO_COLOR and TERM (so

@@ -574,6 +574,11 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     if !(same_plan && run.changes.is_empty()) {
         run.state.finish_deploy();
     }
+    // The ruleset as this run leaves it, for the next run to take instead of reading it
+    // (only where the CLI enabled the cache, and only if provably the kernel's).
+    if !run.rolling_back {
+        edgenet_host::nft::store_ruleset_cache();
+    }
     // The final state, while the identity's fsyncs may still run: it is not fsynced (a power
     // cut takes the kernel objects it records with it, see [`crate::state::store`]), and a
     // failure below still rolls the run back, whose records then win over it.

@@ -157,7 +157,16 @@ impl Ruleset {
     /// Reads the output of `nft -j list table ip NAME` back into a [`Ruleset`]; `None` when the
     /// listing holds no table.
     pub fn from_listing(listing: &Value) -> Option<Ruleset> {
-        let items = listing.get("nftables")?.as_array()?;
+        Ruleset::from_listing_owned(listing.clone())
+    }
+
+    /// [`Ruleset::from_listing`] of a listing the caller gives away: its items are moved, not
+    /// copied.
+    pub fn from_listing_owned(mut listing: Value) -> Option<Ruleset> {
+        let items = match listing.get_mut("nftables")?.take() {
+            Value::Array(items) => items,
+            _ => return None,
+        };
         let mut table = None;
         let mut family = String::from(FAMILY);
         let mut chains = Vec::new();
@@ -165,10 +174,19 @@ impl Ruleset {
         let mut other = Vec::new();
         let mut table_attrs = BTreeMap::new();
         for item in items {
-            let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+            let Value::Object(mut item) = item else {
                 continue;
             };
-            let mut body = body.clone();
+            let Some(kind) = item.keys().next().cloned() else {
+                continue;
+            };
+            if !matches!(kind.as_str(), "table" | "chain" | "rule" | "metainfo") {
+                other.push(Value::Object(item));
+                continue;
+            }
+            let Some(mut body) = item.remove(&kind) else {
+                continue;
+            };
             if let Some(obj) = body.as_object_mut() {
                 // Handles are assigned by the kernel and change on every replace.
                 obj.remove("handle");
@@ -189,8 +207,7 @@ impl Ruleset {
                 }
                 "chain" => chains.push(body),
                 "rule" => rules.push(body),
-                "metainfo" => {}
-                _ => other.push(item.clone()),
+                _ => {}
             }
         }
         Some(Ruleset {

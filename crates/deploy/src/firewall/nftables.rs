@@ -1,6 +1,9 @@
 //! [`FirewallDriver`] over nftables JSON, run through [`edgenet_host::nft`] (libnftables
 //! in-process, or the `nft` program where the library is missing).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use edgenet_host::nft::Nft;
 use serde_json::Value;
 use tracing::{debug, info};
@@ -14,6 +17,18 @@ pub struct NftablesDriver {
     nft: Nft,
 }
 
+/// A live table parsed from the session's ruleset read, by (family, name).
+type Parsed = ((String, String), Option<Rc<Ruleset>>);
+/// The parses of one ruleset content (see [`edgenet_host::nft::session_epoch`]).
+type ParsedOf = (Option<(u64, usize)>, Vec<Parsed>);
+
+thread_local! {
+    /// Live tables parsed from the ruleset content [`edgenet_host::nft::session_epoch`] names:
+    /// a deploy checks its tables' marks, then compares them, from one read (parsing a listing
+    /// twice cost as much as the read).
+    static PARSED: RefCell<ParsedOf> = const { RefCell::new((None, Vec::new())) };
+}
+
 /// The commands that write a table, and what they replace in the live one (in `status`'s
 /// words; empty for a new table).
 pub type Replacement = (Vec<Value>, Vec<String>);
@@ -21,6 +36,40 @@ pub type Replacement = (Vec<Value>, Vec<String>);
 impl NftablesDriver {
     pub fn new(nft: Nft) -> Self {
         NftablesDriver { nft }
+    }
+
+    /// The live table `family name`, parsed; from this thread's parse of the same session read
+    /// when there is one.
+    fn live_table(&self, family: &str, name: &str) -> Result<Option<Rc<Ruleset>>, FirewallError> {
+        let key = (family.to_string(), name.to_string());
+        let epoch = edgenet_host::nft::session_epoch();
+        if epoch.is_some() {
+            let hit = PARSED.with(|p| {
+                let p = p.borrow();
+                (p.0 == epoch)
+                    .then(|| p.1.iter().find(|(k, _)| *k == key).map(|(_, t)| t.clone()))
+                    .flatten()
+            });
+            if let Some(table) = hit {
+                return Ok(table);
+            }
+        }
+        let table = self
+            .nft
+            .list_table(family, name)?
+            .and_then(Ruleset::from_listing_owned)
+            .map(Rc::new);
+        // The read this parse is of (list_table may just have made it).
+        if let Some(epoch) = edgenet_host::nft::session_epoch() {
+            PARSED.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.0 != Some(epoch) {
+                    *p = (Some(epoch), Vec::new());
+                }
+                p.1.push((key, table.clone()));
+            });
+        }
+        Ok(table)
     }
 
     /// Makes the live table equal to `want` (any family; used for the bridge table), with the
@@ -32,19 +81,15 @@ impl NftablesDriver {
         recorded: bool,
     ) -> Result<ApplyOutcome, FirewallError> {
         check_ours(&want.table)?;
-        let live = self
-            .nft
-            .list_table(&want.family, &want.table)?
-            .as_ref()
-            .and_then(Ruleset::from_listing);
-        match live {
+        let live = self.live_table(&want.family, &want.table)?;
+        match live.as_deref() {
             Some(live) if !live.is_ours(recorded) => {
                 return Err(FirewallError::NotMarked(
                     want.family.clone(),
                     want.table.clone(),
                 ))
             }
-            Some(live) if &live == want => return Ok(ApplyOutcome::Unchanged),
+            Some(live) if live == want => return Ok(ApplyOutcome::Unchanged),
             Some(_) => self.nft.apply(&want.replace_document())?,
             None => self.nft.apply(&want.create_document())?,
         }
@@ -75,12 +120,8 @@ impl NftablesDriver {
         made: bool,
     ) -> Result<(), FirewallError> {
         check_ours(name)?;
-        let live = self
-            .nft
-            .list_table(family, name)?
-            .as_ref()
-            .and_then(Ruleset::from_listing);
-        match live {
+        let live = self.live_table(family, name)?;
+        match live.as_deref() {
             Some(live) if !live.is_ours(made) => Err(FirewallError::NotMarked(
                 family.to_string(),
                 name.to_string(),
@@ -97,19 +138,15 @@ impl NftablesDriver {
         recorded: bool,
     ) -> Result<Option<Replacement>, FirewallError> {
         check_ours(&want.table)?;
-        let live = self
-            .nft
-            .list_table(&want.family, &want.table)?
-            .as_ref()
-            .and_then(Ruleset::from_listing);
-        let document = match live {
+        let live = self.live_table(&want.family, &want.table)?;
+        let document = match live.as_deref() {
             Some(live) if !live.is_ours(recorded) => {
                 return Err(FirewallError::NotMarked(
                     want.family.clone(),
                     want.table.clone(),
                 ))
             }
-            Some(live) if &live == want => return Ok(None),
+            Some(live) if live == want => return Ok(None),
             // Replacing costs the kernel a grace period: only when there is a table to replace.
             Some(live) => (want.replace_document(), live.differences(want)),
             None => (want.create_document(), Vec::new()),
@@ -157,6 +194,8 @@ impl NftablesDriver {
         }
         self.nft
             .apply(&serde_json::json!({ "nftables": commands }))?;
+        // The deployment is going: its ruleset cache with it (the state directory is emptied).
+        edgenet_host::nft::forget_ruleset_cache();
         info!(tables = ?names, "nftables tables deleted");
         Ok(())
     }
@@ -164,7 +203,9 @@ impl NftablesDriver {
     /// Whether the table is edgenet's: it carries the mark, or it is `recorded` and holds no
     /// rules (see [`Ruleset::is_ours`]); `None` when it does not exist.
     pub fn marked(&self, table: &str, recorded: bool) -> Result<Option<bool>, FirewallError> {
-        Ok(self.live(table)?.map(|t| t.is_ours(recorded)))
+        let (family, name) = split_family(table);
+        check_ours(name)?;
+        Ok(self.live_table(family, name)?.map(|t| t.is_ours(recorded)))
     }
 }
 
@@ -264,10 +305,6 @@ impl FirewallDriver for NftablesDriver {
     fn live(&self, table: &str) -> Result<Option<Ruleset>, FirewallError> {
         let (family, table) = split_family(table);
         check_ours(table)?;
-        Ok(self
-            .nft
-            .list_table(family, table)?
-            .as_ref()
-            .and_then(Ruleset::from_listing))
+        Ok(self.live_table(family, table)?.map(Rc::unwrap_or_clone))
     }
 }

@@ -40,14 +40,18 @@ use serde_json::Value;
 pub mod library;
 mod native;
 mod owner;
+mod persist;
 mod session;
 mod write_failure;
 
 pub use owner::TableOwner;
-pub use session::{forget_ruleset, table_in, RulesetSession};
+pub use persist::{
+    forget_ruleset_cache, ruleset_cache_file, store_ruleset_cache, use_ruleset_cache, CACHE_FILE,
+};
+pub use session::{forget_ruleset, session_epoch, table_in, RulesetSession};
 use session::{
-    session_active, session_has_ruleset, session_keep, session_shared, session_shared_any,
-    session_wrote, with_session_ruleset,
+    session_active, session_has_ruleset, session_keep, session_keep_at, session_shared,
+    session_shared_any, session_wrote, with_session_ruleset,
 };
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
@@ -345,11 +349,14 @@ impl Nft {
             return Ok(ruleset);
         }
         if self.native() {
+            if let Some(ruleset) = self.cached(true) {
+                return Ok(ruleset);
+            }
             match native::list(None) {
                 Ok(Some(Some(ruleset))) => {
                     tracing::debug!("nftables: ruleset read over native netlink");
                     let ruleset = Arc::new(ruleset);
-                    session_keep(Arc::clone(&ruleset));
+                    session_keep_at(Arc::clone(&ruleset), native_gen(), false);
                     return Ok(ruleset);
                 }
                 Ok(_) => {}
@@ -412,11 +419,14 @@ impl Nft {
             return Ok(ruleset);
         }
         if self.native() {
+            if let Some(ruleset) = self.cached(false) {
+                return Ok(ruleset);
+            }
             match native::list_for_walk() {
                 Ok(Some(Some(ruleset))) => {
                     tracing::debug!("nftables: ruleset read over native netlink for the walk");
                     let ruleset = Arc::new(ruleset);
-                    session_keep(Arc::clone(&ruleset));
+                    session_keep_at(Arc::clone(&ruleset), native_gen(), false);
                     return Ok(ruleset);
                 }
                 Ok(_) => {}
@@ -424,6 +434,15 @@ impl Nft {
             }
         }
         self.list_ruleset_shared()
+    }
+
+    /// The ruleset cache's listing ([`persist`]) when this command uses one, a session is on and
+    /// the cache is provably the kernel's ruleset now; kept in the session.
+    fn cached(&self, whole: bool) -> Option<Arc<Value>> {
+        if !session_active() || ruleset_cache_file().is_none() {
+            return None;
+        }
+        persist::load(whole)
     }
 
     /// Deletes one table with everything in it. Returns whether it existed; a missing table is
@@ -435,6 +454,8 @@ impl Nft {
     /// Deletes the tables that exist among `tables`, in one transaction where the native path
     /// takes them (otherwise one after the other); whether each existed.
     pub fn delete_tables(&self, tables: &[(&str, &str)]) -> Result<Vec<bool>, NftError> {
+        // The deployment is going: its cache with it (the state directory is emptied).
+        forget_ruleset_cache();
         if self.native() {
             if let Some(result) = native::delete_tables(tables) {
                 tracing::debug!("nftables: tables deleted over native netlink");
@@ -662,6 +683,11 @@ impl Nft {
             })
         }
     }
+}
+
+/// The generation of the calling thread's native read just made, as the session keeps it.
+fn native_gen() -> Option<(u32, u32)> {
+    native::take_last_gen().map(|g| (g, 0))
 }
 
 /// nft reports a missing table as ENOENT ("No such file or directory").

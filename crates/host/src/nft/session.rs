@@ -22,11 +22,34 @@ struct Session {
     /// is the kernel's, and the firewall driver (a located `/usr/sbin/nft`) and other readers
     /// (a bare `nft`) must share one read.
     /// Shared, not copied, with the readers (host facts keep it for the whole command).
-    rulesets: Vec<((u64, u64), Arc<Value>)>,
+    rulesets: Vec<Kept>,
+}
+
+/// A kept read's nf_tables generation: read at, our transactions folded in since.
+pub(super) type Generation = (u32, u32);
+
+/// One namespace's ruleset as the session holds it.
+struct Kept {
+    key: (u64, u64),
+    ruleset: Arc<Value>,
+    /// The nf_tables generation it was read at and how many of our transactions were folded in
+    /// since (each commit moves the generation by one); `None` when not known (read through
+    /// libnftables or the program). What proves the kept read is still the kernel's at the
+    /// end of a run ([`super::persist`]).
+    gen: Option<Generation>,
+    /// Taken from the ruleset cache file, not read from the kernel.
+    cached: bool,
 }
 
 thread_local! {
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+    /// Moves on every change to any kept read: with the kept ruleset's address it names one
+    /// content ([`session_epoch`]).
+    static EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn bump_epoch() {
+    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
 }
 
 impl RulesetSession {
@@ -64,11 +87,24 @@ impl Drop for RulesetSession {
 /// Drops the ruleset kept by the current session (something changed it that the session cannot
 /// follow): the next reader reads it again.
 pub fn forget_ruleset() {
+    bump_epoch();
     SESSION.with(|s| {
         if let Some(session) = s.borrow_mut().as_mut() {
             session.rulesets.clear();
         }
     });
+}
+
+/// Names the content of the ruleset the session keeps for the calling thread's namespace
+/// (`None`: none kept): equal only while that content is unchanged, so a reader may keep what
+/// it derived from it (the firewall driver's parsed tables).
+pub fn session_epoch() -> Option<(u64, usize)> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let key = netns_key()?;
+        let kept = s.as_ref()?.rulesets.iter().find(|k| k.key == key)?;
+        Some((EPOCH.with(|e| e.get()), Arc::as_ptr(&kept.ruleset) as usize))
+    })
 }
 
 pub(super) fn session_active() -> bool {
@@ -95,8 +131,8 @@ pub(super) fn session_shared_any() -> Option<Arc<Value>> {
         s.as_ref()?
             .rulesets
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| Arc::clone(v))
+            .find(|k| k.key == key)
+            .map(|k| Arc::clone(&k.ruleset))
     })
 }
 
@@ -118,8 +154,8 @@ pub(super) fn with_session_ruleset<T>(f: impl FnOnce(&Value) -> T) -> Option<T> 
         session
             .rulesets
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| f(v.as_ref()))
+            .find(|k| k.key == key)
+            .map(|k| f(k.ruleset.as_ref()))
     })
 }
 
@@ -128,26 +164,51 @@ pub(super) fn session_has_ruleset() -> bool {
     with_session_ruleset(|_| ()).is_some()
 }
 
-/// Keeps `ruleset` as the calling thread's namespace's read.
+/// Keeps `ruleset` as the calling thread's namespace's read (generation not known).
 pub(super) fn session_keep(ruleset: Arc<Value>) {
+    session_keep_at(ruleset, None, false)
+}
+
+/// Keeps `ruleset` as the calling thread's namespace's read, with the generation it is of
+/// (`gen`: read at, our transactions since) and whether it came from the cache file.
+pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<Generation>, cached: bool) {
+    bump_epoch();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
             return;
         };
-        session.rulesets.retain(|(k, _)| *k != key);
-        session.rulesets.push((key, ruleset));
+        session.rulesets.retain(|k| k.key != key);
+        session.rulesets.push(Kept {
+            key,
+            ruleset,
+            gen,
+            cached,
+        });
     });
 }
 
+/// The kept read of the calling thread's namespace with its generation and whether it came
+/// from the cache file (see [`Kept`]).
+pub(super) fn session_kept_with_gen() -> Option<(Arc<Value>, Option<Generation>, bool)> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let key = netns_key()?;
+        let kept = s.as_ref()?.rulesets.iter().find(|k| k.key == key)?;
+        Some((Arc::clone(&kept.ruleset), kept.gen, kept.cached))
+    })
+}
+
 /// Takes the kept ruleset of the calling thread's namespace out of the session.
-fn session_take() -> Option<Arc<Value>> {
+fn session_take() -> Option<(Arc<Value>, Option<Generation>)> {
+    bump_epoch();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         let session = s.as_mut()?;
         let key = netns_key()?;
-        let at = session.rulesets.iter().position(|(k, _)| *k == key)?;
-        Some(session.rulesets.swap_remove(at).1)
+        let at = session.rulesets.iter().position(|k| k.key == key)?;
+        let kept = session.rulesets.swap_remove(at);
+        Some((kept.ruleset, kept.gen))
     })
 }
 
@@ -156,7 +217,7 @@ fn session_take() -> Option<Arc<Value>> {
 pub(super) fn session_wrote(_program: &Path, document: &Value) {
     // Taken out and put back changed (or dropped): copied only while a reader (the host
     // facts) still holds the read.
-    let Some(ruleset) = session_take() else {
+    let Some((ruleset, gen)) = session_take() else {
         return;
     };
     let mut ruleset = Arc::unwrap_or_clone(ruleset);
@@ -190,7 +251,12 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
         Some(())
     })();
     match ok {
-        Some(()) => session_keep(Arc::new(ruleset)),
+        // One more transaction of ours on top of the generation read.
+        Some(()) => session_keep_at(
+            Arc::new(ruleset),
+            gen.map(|(at, ours)| (at, ours.wrapping_add(1))),
+            false,
+        ),
         None => forget_ruleset(),
     }
 }

@@ -375,10 +375,70 @@ fn list_scoped(
         let gen = generation(&mut sock)?;
         let read = read(&mut sock, only, walk)?;
         if generation(&mut sock)? == gen {
+            LAST_GEN.with(|g| g.set(Some(gen)));
             return Ok(read);
         }
     }
     Err(std::io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
+thread_local! {
+    /// The generation of this thread's last consistent read ([`take_last_gen`]).
+    static LAST_GEN: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// The nf_tables generation the calling thread's last [`list`] or [`list_for_walk`] read was
+/// consistent at (taken: asked once per read).
+pub fn take_last_gen() -> Option<u32> {
+    LAST_GEN.with(|g| g.take())
+}
+
+/// `SO_NETNS_COOKIE` (asm-generic/socket.h; Linux 5.14): the network namespace's id, never
+/// reused while the machine runs (an inode number is).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The calling thread's namespace's nf_tables generation now (one `NFT_MSG_GETGEN`), and the
+/// namespace's cookie (`None` where the kernel or architecture has none).
+pub fn generation_now() -> std::io::Result<(u32, Option<u64>)> {
+    let mut sock = Socket::open()?;
+    let gen = generation(&mut sock)?;
+    Ok((gen, netns_cookie(&sock)))
+}
+
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
+fn netns_cookie(sock: &Socket) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt on our own socket into a u64 of the length given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            &mut cookie as *mut u64 as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+fn netns_cookie(_sock: &Socket) -> Option<u64> {
+    None
 }
 
 fn generation(sock: &mut Socket) -> std::io::Result<u32> {

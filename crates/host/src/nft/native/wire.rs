@@ -190,6 +190,12 @@ pub struct Socket {
     buf: Vec<u8>,
 }
 
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Socket {
     pub fn open() -> io::Result<Socket> {
         // SAFETY: plain socket(2); the fd is owned right away.
