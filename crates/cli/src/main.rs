@@ -237,6 +237,16 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
         }
         _ => clap::ColorChoice::Auto,
     };
+    // clap's `help` takes only command names: `help --help` (or `-h`) asks for the help of
+    // `help` itself, as `help help` does, not for a usage error.
+    let help_of_help: Vec<std::ffi::OsString>;
+    let args = match words.get(1..).unwrap_or_default() {
+        [help, flag] if help == "help" && (flag == "--help" || flag == "-h") => {
+            help_of_help = vec![args[0].clone(), "help".into(), "help".into()];
+            &help_of_help[..]
+        }
+        _ => args,
+    };
     let matches = Cli::command().color(color).try_get_matches_from(args);
     let err = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => return Ok(cli),
@@ -252,10 +262,16 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
     let json = value_of("--output", Some("-o")).is_some_and(|o| o.eq_ignore_ascii_case("json"));
     if usage && json {
         let message = err.render().to_string();
+        // The first paragraph, joined: clap puts what is missing on the lines after "the
+        // following required arguments were not provided:".
         let first = message
-            .lines()
+            .split("\n\n")
             .next()
             .unwrap_or("invalid command line")
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
             .trim_start_matches("error: ")
             .to_string();
         CliError::new(Exit::Unreadable, "usage", first)

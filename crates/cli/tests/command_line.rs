@@ -800,3 +800,28 @@ fn scale_config_from_a_lower_case_cluster_config() {
     let checked = edgenet(&["check", "--offline-check", "-c", out.to_str().unwrap()]);
     assert_eq!(code(&checked), 0, "{}", stdout(&checked));
 }
+
+#[test]
+fn help_of_help_is_help_not_a_usage_error() {
+    for flag in ["--help", "-h"] {
+        let out = edgenet(&["help", flag]);
+        assert_eq!(code(&out), 0, "help {flag}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("Usage: edgenet help"),
+            "help {flag} prints the help of `help`: {}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn a_json_usage_error_names_what_is_missing() {
+    let out = edgenet(&["-o", "json", "node", "exec"]);
+    assert_eq!(code(&out), 2);
+    let v = json(&out);
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("were not provided") && message.contains("<CMD>"),
+        "the message names the missing argument: {message}"
+    );
+}
