@@ -1240,10 +1240,32 @@ fn ensure_host_firewall(
     } else {
         fw
     };
-    let drops: Vec<_> = host_rules::drops_in(&fw, plan)
+    let mut drops: Vec<_> = host_rules::drops_in(&fw, plan)
         .into_iter()
         .filter(|d| d.certain)
         .collect();
+    // A rule inserted above our accepts after a deploy (Docker's docs: `-I DOCKER-USER -i ext
+    // ! -s net -j DROP`): ours go back to the top, where a first deploy puts them whatever the
+    // order rules arrived in. They accept only the switch's own subnet (or frames bridged
+    // within it), which such a rule does not mean to close; our own table still lets only
+    // replies and the configured port forwards onto the switch. The user's rule stays.
+    if docker && !drops.is_empty() {
+        let mark = crate::names::alias(id);
+        if let Some((pos, rule)) =
+            host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name)
+        {
+            host_rules::move_own_to_top(&host_rules::docker_rules(plan, id))?;
+            run.changed(format!(
+                "moved edgenet's accepts in {} back above `{rule}` (rule {pos}, which drops the \
+                 switch's traffic and stays where it is)",
+                host_rules::DOCKER_USER
+            ));
+            drops = host_rules::drops_in(&edgenet_host::facts::host_firewall(), plan)
+                .into_iter()
+                .filter(|d| d.certain)
+                .collect();
+        }
+    }
     if let Some(drop) = drops.first() {
         return Err(DeployError::HostFirewall {
             chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
