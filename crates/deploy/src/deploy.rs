@@ -249,6 +249,7 @@ pub fn deploy(
     refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     refuse_runtime_switch(&state, plan).map_err(fail)?;
     refuse_foreign_tables(&state, plan).map_err(fail)?;
+    refuse_foreign_node_links(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -602,6 +603,33 @@ fn refuse_foreign_tables(state: &DeploymentState, plan: &Plan) -> Result<(), Dep
     let family = firewall::bridge_rules::FAMILY;
     let record = format!("{family} {table}");
     driver.refuse_foreign(family, &table, table_made(state, &record))?;
+    Ok(())
+}
+
+/// A link with a node link's name (`en<id>l`) that is not this deployment's is refused before
+/// anything changes, as a foreign bridge, table or namespace is (the id, hence the name, is
+/// kept across reboots, so another tool can take it while the node is gone).
+fn refuse_foreign_node_links(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let own = Ownership {
+        alias: names::alias(id),
+        group: names::link_group(id),
+    };
+    let mut nl = kernel::open()?;
+    for node in &plan.nodes {
+        let name = names::host_veth(node.kind, id);
+        if let Some(link) = node::foreign_host_link(&mut nl, &name, &own)? {
+            return Err(DeployError::Foreign {
+                what: "interface",
+                name,
+                hint: format!(
+                    "{}; it is node {}'s link to the switch; nothing was changed",
+                    node::foreign_host_link_hint(&link, &own),
+                    node.name
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
