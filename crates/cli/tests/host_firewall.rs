@@ -942,3 +942,43 @@ fn user_drop_inserted_above_edgenets_docker_user_rules_is_passed_by_deploy() {
     m.ok(&["remove"]);
     assert!(iptables_s(&m).contains(user_rule));
 }
+
+fn ip_forward(m: &Machine) -> String {
+    sh_out(&format!(
+        "ip netns exec {} sysctl -n net.ipv4.ip_forward",
+        m.ns
+    ))
+    .trim()
+    .to_string()
+}
+
+/// B19 D11: Docker started with forwarding off was not forwarding (it turns forwarding on
+/// itself when it needs it): remove puts back 0. A Docker that starts after the deploy found
+/// forwarding on, and remove leaves it on for Docker.
+#[test]
+fn remove_restores_forwarding_off_that_a_started_docker_had_but_not_for_a_later_docker() {
+    let Some(m) = machine("q19fwd") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    load_ruleset(&m, DOCKER);
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        m.ns
+    ));
+    m.deploy(None);
+    assert_eq!(ip_forward(&m), "1");
+    let out = m.ok(&["remove"]);
+    assert_eq!(ip_forward(&m), "0", "{out}");
+
+    // Docker starts after the deploy: forwarding stays on for it.
+    sh(&format!("ip netns exec {} nft flush ruleset", m.ns));
+    m.deploy(None);
+    assert_eq!(ip_forward(&m), "1");
+    load_ruleset(&m, DOCKER);
+    let out = m.ok(&["remove"]);
+    assert_eq!(ip_forward(&m), "1", "{out}");
+    assert!(out.contains("Docker"), "{out}");
+}

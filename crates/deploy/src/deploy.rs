@@ -1327,6 +1327,9 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         }
         run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
         run.lock.save_journal(&run.state)?;
+        if live.trim() == "0" {
+            forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
+        }
         sysctl::write(IP_FORWARD, "1")?;
         run.changed(format!(
             "enabled IPv4 forwarding ({IP_FORWARD} was {})",
