@@ -318,6 +318,19 @@ fn fill(
             .as_ref()
             .map(|m| m.load().address_strings())
             .unwrap_or_default();
+        let lapsed = crate::switch::adapter_lease::lapsed_in_state(
+            state,
+            plan.switch.adapter.as_deref().unwrap_or(adapter),
+        );
+        if !lapsed.is_empty() && nl.link_config(&plan.switch.name)?.addresses.is_empty() {
+            report
+                .notices
+                .push(crate::switch::adapter_lease::lapsed_line(
+                    &lapsed,
+                    adapter,
+                    &plan.switch.name,
+                ));
+        }
         if !recorded.is_empty()
             && nl.link_config(&plan.switch.name)?.addresses.is_empty()
             && nl.link_config(adapter)?.addresses.is_empty()
