@@ -58,7 +58,7 @@ pub fn other_forwarding_user(own_table: &str) -> Option<String> {
     // Asked when forwarding is about to be put back (remove, or a plan that no longer
     // routes): the note is used up (a later deploy that turns forwarding on notes again).
     let docker_counts =
-        !docker_idle_path(own_table).is_some_and(|p| std::fs::remove_file(p).is_ok());
+        docker_idle_path(own_table).is_none_or(|p| std::fs::remove_file(p).is_err());
     forwarding_user_in(&ruleset, own_table, docker_counts)
 }
 
