@@ -1277,10 +1277,14 @@ fn ensure_host_firewall(
     // order rules arrived in. They accept only the switch's own subnet (or frames bridged
     // within it), which such a rule does not mean to close; our own table still lets only
     // replies and the configured port forwards onto the switch. The user's rule stays.
+    // A rule that names no interface, a negated one or the switch applies to the switch's
+    // traffic too: a decision about it that edgenet does not override (refused below).
+    let mut below: Option<(usize, String)> = None;
     if docker && !drops.is_empty() {
         let mark = crate::names::alias(id);
+        let above = host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name);
         if let Some((pos, rule)) =
-            host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name)
+            above.filter(|(_, rule)| !host_rules::aimed_at_switch(rule, &plan.switch.name))
         {
             host_rules::move_own_to_top(&host_rules::docker_rules(plan, id))?;
             run.changed(format!(
@@ -1292,6 +1296,8 @@ fn ensure_host_firewall(
                 .into_iter()
                 .filter(|d| d.certain)
                 .collect();
+        } else {
+            below = host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name);
         }
     }
     if let Some(drop) = drops.first() {
@@ -1299,13 +1305,21 @@ fn ensure_host_firewall(
             chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
             flow: drop.flow.clone(),
             switch: plan.switch.name.clone(),
-            fix: format!(
-                "{}; edgenet does not edit another tool's rules",
-                drop.fix(
-                    &plan.switch.name,
-                    edgenet_core::host_firewall::fix_subnet(plan).as_deref()
-                )
-            ),
+            fix: match &below {
+                // Our accepts are there: adding them again would not help.
+                Some((pos, rule)) if drop.reason.ends_with(&format!("(chain {})", host_rules::DOCKER_USER)) => format!(
+                    "edgenet's ACCEPT rules for {} are present in {} but below `{rule}` (rule {pos}), which applies to the switch's traffic too, so edgenet leaves it above them: if the nodes should get through, delete it or insert it again below edgenet's rules",
+                    plan.switch.name,
+                    host_rules::DOCKER_USER
+                ),
+                _ => format!(
+                    "{}; edgenet does not edit another tool's rules",
+                    drop.fix(
+                        &plan.switch.name,
+                        edgenet_core::host_firewall::fix_subnet(plan).as_deref()
+                    )
+                ),
+            },
         });
     }
     Ok(())

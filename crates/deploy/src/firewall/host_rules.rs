@@ -150,6 +150,36 @@ pub fn foreign_above_own(
         .map(|(i, l)| (i + 1, l.clone()))
 }
 
+/// Whether an `iptables -S` rule applies to the switch's traffic by its interfaces: it names
+/// no interface (all traffic), a negated one (`! -i up0`), or the switch (`-i`/`-o` it, or a
+/// `+` wildcard covering it). Such a rule is aimed at the switch too, and deploy does not put
+/// its accepts above it; one naming only other interfaces (Docker's documented `-i <ext> ! -s
+/// <net> -j DROP`) is about other traffic.
+pub fn aimed_at_switch(line: &str, bridge: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut named_other = false;
+    for (i, w) in words.iter().enumerate() {
+        if *w != "-i" && *w != "-o" {
+            continue;
+        }
+        if i > 0 && words[i - 1] == "!" {
+            return true;
+        }
+        let Some(dev) = words.get(i + 1) else {
+            return true;
+        };
+        let covers = match dev.strip_suffix('+') {
+            Some(prefix) => bridge.starts_with(prefix),
+            None => *dev == bridge,
+        };
+        if covers {
+            return true;
+        }
+        named_other = true;
+    }
+    !named_other
+}
+
 /// As [`foreign_above_own`], on the live `DOCKER-USER` chain; `None` also when it cannot be
 /// read (the message then stays the general one).
 pub fn live_foreign_above_own(mark: Option<&str>, bridge: &str) -> Option<(usize, String)> {
@@ -179,6 +209,14 @@ pub fn describe(drop: &ForwardDrop, plan: &Plan) -> String {
         drop.tool == FirewallTool::Docker && drop.hook == "forward" && drop.family != "bridge";
     if docker_forward && drop.reason.ends_with(&format!("(chain {DOCKER_USER})")) {
         if let Some((pos, rule)) = live_foreign_above_own(None, bridge) {
+            if aimed_at_switch(&rule, bridge) {
+                return format!(
+                    "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
+                     {DOCKER_USER} but below `{rule}` (rule {pos} of the chain), which applies \
+                     to {bridge}'s traffic too, so edgenet leaves it above them: if the nodes \
+                     should get through, delete it or insert it again below edgenet's rules"
+                );
+            }
             return format!(
                 "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
                  {DOCKER_USER} but below `{rule}` (rule {pos} of the chain); run `edgenet \
@@ -223,6 +261,20 @@ mod order_tests {
             foreign_above_own(&l, None, "sw"),
             Some((1, USER.to_string()))
         );
+    }
+
+    #[test]
+    fn a_rule_naming_only_other_interfaces_is_not_aimed_at_the_switch() {
+        use super::aimed_at_switch;
+        assert!(!aimed_at_switch(USER, "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER ! -i up0 -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -o sw -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -i s+ -j DROP", "sw"));
+        assert!(!aimed_at_switch(
+            "-A DOCKER-USER -i up0 -o docker0 -j DROP",
+            "sw"
+        ));
     }
 
     #[test]
