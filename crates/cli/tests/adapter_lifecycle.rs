@@ -2116,3 +2116,42 @@ fn swapped_at_boot(tag: &str, metric: &str) {
     assert!(left.contains("route default via 198.18.0.1"), "{report:#}");
     assert!(s.reachable("198.18.0.11"));
 }
+
+/// B19 D1: a DHCP lease moved to the bridge that then runs out (the kernel deletes it) is the
+/// DHCP client's to renew: status says so (not drift that deploy repairs), and deploy does not
+/// put the address back with the lifetime it had when recorded.
+#[test]
+fn an_expired_dhcp_lease_is_not_put_back_on_the_bridge() {
+    let Some(s) = Site::new("q19ls") else { return };
+    s.ip("addr flush dev up0 scope global");
+    s.ip("addr add 198.18.0.11/24 dev up0 valid_lft 6 preferred_lft 6");
+    s.ip("route replace default via 198.18.0.1 dev up0 proto dhcp");
+    s.deploy();
+    assert_eq!(
+        ipv4_of(&s.m.ip_json("addr show"), BRIDGE),
+        ["198.18.0.11/24"]
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(ipv4_of(&s.m.ip_json("addr show"), BRIDGE).is_empty());
+
+    let status: Value = serde_json::from_str(&s.m.ok(&["status", "--output", "json"])).unwrap();
+    let drift = status["drift"].to_string();
+    assert!(!drift.contains("on neither"), "{status:#}");
+    assert!(
+        status["notices"]
+            .to_string()
+            .contains("is the DHCP client running on aksedgesw-ext"),
+        "{status:#}"
+    );
+    let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        ipv4_of(&s.m.ip_json("addr show"), BRIDGE).is_empty(),
+        "an expired lease was put back: {text}"
+    );
+    assert!(text.contains("its DHCP lease expired"), "{text}");
+}

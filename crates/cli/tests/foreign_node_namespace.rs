@@ -135,3 +135,55 @@ fn assert_nodes_in_place(m: &Machine, nodes: &[String], when: &str) {
         String::from_utf8_lossy(&status.stdout)
     );
 }
+
+/// B19 D5: a link another tool made under the node link's name (`en<id>l`, fixed by the id,
+/// which a reboot keeps) is refused before anything changes, as a foreign namespace is, and
+/// `status` names it as foreign rather than sending the operator to a deploy that fails.
+#[test]
+fn a_foreign_link_under_the_node_links_name_is_refused_before_anything_changes() {
+    let Some(m) = machine("q19fl") else { return };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    let node = m.linux_node_namespace();
+    let veth = format!("en{id}l");
+    // The node goes (its veth with it); another tool takes the name.
+    sh(&format!(
+        "ip -n {ns} link del {veth} && ip netns del {node} && \
+         ip -n {ns} link add {veth} type veth peer name q19fpeer",
+        ns = m.ns
+    ));
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = s["drift"].to_string();
+    assert!(
+        drift.contains(&format!(
+            "interface {veth} (a veth) exists but does not carry this deployment's mark"
+        )),
+        "{drift}"
+    );
+    assert!(
+        !drift.contains("was deleted")
+            && !drift.contains("is missing")
+            && !drift.contains("is down"),
+        "{drift}"
+    );
+    let before = m.dump();
+    let out = m.edgenet(&["deploy", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&veth),
+        "{v:#}"
+    );
+    let hint = v["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&format!("ip link del {veth}")) && hint.contains("nothing was changed"),
+        "{v:#}"
+    );
+    assert_eq!(v["changes"], serde_json::json!([]), "{v:#}");
+    assert_eq!(m.dump(), before, "the host changed");
+
+    sh(&format!("ip -n {} link del {veth}", m.ns));
+    m.deploy(None);
+    assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
+}

@@ -877,3 +877,108 @@ fn a_plain_iptables_nft_firewall_gets_a_fix_iptables_can_still_read() {
     assert!(ping_from(&node, "203.0.113.1"));
     assert!(status(&m).0);
 }
+
+/// B19 D3: Docker's documented `iptables -I DOCKER-USER -i ext ! -s net -j DROP`, inserted
+/// after a deploy, sits above edgenet's accepts and drops the replies to the nodes. `status`
+/// names that rule and says edgenet's rules are below it; `deploy` moves its own rules back
+/// above it (the user's rule stays, below them) and the nodes reach the far host again.
+#[test]
+fn user_drop_inserted_above_edgenets_docker_user_rules_is_passed_by_deploy() {
+    let Some(m) = machine("q19dusr") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let wan = Wan::new(&m);
+    // A host beyond the uplink's subnet, which the user's rule is about.
+    sh(&format!("ip -n {} addr add 198.51.100.1/32 dev lo", wan.ns));
+    load_ruleset(&m, DOCKER);
+    m.deploy(None);
+    let node = linux_node_ns(&m);
+    assert!(ping_from(&node, "198.51.100.1"), "no traffic after deploy");
+
+    let user_rule = "-A DOCKER-USER ! -s 203.0.113.0/24 -i up0 -j DROP";
+    sh(&format!(
+        "ip netns exec {} iptables-nft -I DOCKER-USER -i up0 ! -s 203.0.113.0/24 -j DROP",
+        m.ns
+    ));
+    assert!(
+        !ping_from(&node, "198.51.100.1"),
+        "the user's drop did not bite"
+    );
+    let (ok, s) = status(&m);
+    assert!(!ok, "{s:#}");
+    let drift = s["drift"].to_string();
+    assert!(
+        drift.contains("are present in DOCKER-USER but below")
+            && drift.contains(user_rule)
+            && drift.contains("rule 1 of the chain"),
+        "{drift}"
+    );
+
+    let report = m.deploy(None);
+    assert!(
+        report["changes"].to_string().contains("back above"),
+        "{report:#}"
+    );
+    assert!(
+        ping_from(&node, "198.51.100.1"),
+        "deploy did not let the replies through"
+    );
+    let chain = sh_out(&format!(
+        "ip netns exec {} iptables-nft -S DOCKER-USER",
+        m.ns
+    ));
+    let lines: Vec<&str> = chain.lines().collect();
+    let id = m.state_id().unwrap();
+    let mark = format!("\"edgenet:{id}\"");
+    assert!(
+        lines[1].contains(&mark) && lines[2].contains(&mark) && lines[3] == user_rule,
+        "{chain}"
+    );
+    assert!(status(&m).0);
+    // Nothing to move any more.
+    assert_eq!(m.deploy(None)["changes"], json!([]));
+    m.ok(&["remove"]);
+    assert!(iptables_s(&m).contains(user_rule));
+}
+
+fn ip_forward(m: &Machine) -> String {
+    sh_out(&format!(
+        "ip netns exec {} sysctl -n net.ipv4.ip_forward",
+        m.ns
+    ))
+    .trim()
+    .to_string()
+}
+
+/// B19 D11: Docker started with forwarding off was not forwarding (it turns forwarding on
+/// itself when it needs it): remove puts back 0. A Docker that starts after the deploy found
+/// forwarding on, and remove leaves it on for Docker.
+#[test]
+fn remove_restores_forwarding_off_that_a_started_docker_had_but_not_for_a_later_docker() {
+    let Some(m) = machine("q19fwd") else { return };
+    if !has_iptables() {
+        eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
+        return;
+    }
+    let _wan = Wan::new(&m);
+    load_ruleset(&m, DOCKER);
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        m.ns
+    ));
+    m.deploy(None);
+    assert_eq!(ip_forward(&m), "1");
+    let out = m.ok(&["remove"]);
+    assert_eq!(ip_forward(&m), "0", "{out}");
+
+    // Docker starts after the deploy: forwarding stays on for it.
+    sh(&format!("ip netns exec {} nft flush ruleset", m.ns));
+    m.deploy(None);
+    assert_eq!(ip_forward(&m), "1");
+    load_ruleset(&m, DOCKER);
+    let out = m.ok(&["remove"]);
+    assert_eq!(ip_forward(&m), "1", "{out}");
+    assert!(out.contains("Docker"), "{out}");
+}

@@ -136,6 +136,7 @@ fn status_without_a_state_directory_lists_the_leftovers() {
         .as_str()
         .unwrap()
         .to_string();
+    let node = m.linux_node_namespace();
     std::fs::remove_dir_all(&m.state).unwrap();
     let out = m.edgenet(&["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -146,6 +147,9 @@ fn status_without_a_state_directory_lists_the_leftovers() {
         text.contains(&format!("nft delete table ip edgenet_{id}")),
         "{text}"
     );
+    // B19 D4: its node namespace and the forwarding it turned on are named too.
+    assert!(text.contains(&format!("ip netns del {node}")), "{text}");
+    assert!(text.contains("sysctl -w net.ipv4.ip_forward=0"), "{text}");
     // The machine's namespace goes with the test, the node namespaces by their id.
 }
 

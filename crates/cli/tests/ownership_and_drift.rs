@@ -237,6 +237,14 @@ fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployme
         "{t}"
     );
     assert!(!t.contains("rollback error"), "{t}");
+    // B19 D3: a rule aimed at every packet stays above edgenet's (the user's decision), and
+    // the fix does not ask for the accepts that are already there.
+    assert!(
+        t.contains(
+            "hint: edgenet's ACCEPT rules for aksedgesw-int are present in DOCKER-USER but below `-A DOCKER-USER -j DROP` (rule 1)"
+        ),
+        "{t}"
+    );
     assert_eq!(phase(&m).as_deref(), Some("deployed"), "{t}");
     // status says why the nodes are cut off; remove takes edgenet's accepts out.
     assert!(drift(&m).join("\n").contains("FORWARD"), "{:?}", drift(&m));

@@ -249,6 +249,7 @@ pub fn deploy(
     refuse_foreign_rename_targets(&state, plan).map_err(fail)?;
     refuse_runtime_switch(&state, plan).map_err(fail)?;
     refuse_foreign_tables(&state, plan).map_err(fail)?;
+    refuse_foreign_node_links(&state, plan).map_err(fail)?;
     // A working deployment a failed run must leave as it was.
     let previous = (state.phase == Phase::Deployed)
         .then(|| state.applied_plan.clone())
@@ -607,6 +608,33 @@ fn refuse_foreign_tables(state: &DeploymentState, plan: &Plan) -> Result<(), Dep
     let family = firewall::bridge_rules::FAMILY;
     let record = format!("{family} {table}");
     driver.refuse_foreign(family, &table, table_made(state, &record))?;
+    Ok(())
+}
+
+/// A link with a node link's name (`en<id>l`) that is not this deployment's is refused before
+/// anything changes, as a foreign bridge, table or namespace is (the id, hence the name, is
+/// kept across reboots, so another tool can take it while the node is gone).
+fn refuse_foreign_node_links(state: &DeploymentState, plan: &Plan) -> Result<(), DeployError> {
+    let id = &state.deployment_id;
+    let own = Ownership {
+        alias: names::alias(id),
+        group: names::link_group(id),
+    };
+    let mut nl = kernel::open()?;
+    for node in &plan.nodes {
+        let name = names::host_veth(node.kind, id);
+        if let Some(link) = node::foreign_host_link(&mut nl, &name, &own)? {
+            return Err(DeployError::Foreign {
+                what: "interface",
+                name,
+                hint: format!(
+                    "{}; it is node {}'s link to the switch; nothing was changed",
+                    node::foreign_host_link_hint(&link, &own),
+                    node.name
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -1245,22 +1273,58 @@ fn ensure_host_firewall(
     } else {
         fw
     };
-    let drops: Vec<_> = host_rules::drops_in(&fw, plan)
+    let mut drops: Vec<_> = host_rules::drops_in(&fw, plan)
         .into_iter()
         .filter(|d| d.certain)
         .collect();
+    // A rule inserted above our accepts after a deploy (Docker's docs: `-I DOCKER-USER -i ext
+    // ! -s net -j DROP`): ours go back to the top, where a first deploy puts them whatever the
+    // order rules arrived in. They accept only the switch's own subnet (or frames bridged
+    // within it), which such a rule does not mean to close; our own table still lets only
+    // replies and the configured port forwards onto the switch. The user's rule stays.
+    // A rule that names no interface, a negated one or the switch applies to the switch's
+    // traffic too: a decision about it that edgenet does not override (refused below).
+    let mut below: Option<(usize, String)> = None;
+    if docker && !drops.is_empty() {
+        let mark = crate::names::alias(id);
+        let above = host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name);
+        if let Some((pos, rule)) =
+            above.filter(|(_, rule)| !host_rules::aimed_at_switch(rule, &plan.switch.name))
+        {
+            host_rules::move_own_to_top(&host_rules::docker_rules(plan, id))?;
+            run.changed(format!(
+                "moved edgenet's accepts in {} back above `{rule}` (rule {pos}, which drops the \
+                 switch's traffic and stays where it is)",
+                host_rules::DOCKER_USER
+            ));
+            drops = host_rules::drops_in(&edgenet_host::facts::host_firewall(), plan)
+                .into_iter()
+                .filter(|d| d.certain)
+                .collect();
+        } else {
+            below = host_rules::live_foreign_above_own(Some(&mark), &plan.switch.name);
+        }
+    }
     if let Some(drop) = drops.first() {
         return Err(DeployError::HostFirewall {
             chain: format!("{} {} {}", drop.family, drop.table, drop.chain),
             flow: drop.flow.clone(),
             switch: plan.switch.name.clone(),
-            fix: format!(
-                "{}; edgenet does not edit another tool's rules",
-                drop.fix(
-                    &plan.switch.name,
-                    edgenet_core::host_firewall::fix_subnet(plan).as_deref()
-                )
-            ),
+            fix: match &below {
+                // Our accepts are there: adding them again would not help.
+                Some((pos, rule)) if drop.reason.ends_with(&format!("(chain {})", host_rules::DOCKER_USER)) => format!(
+                    "edgenet's ACCEPT rules for {} are present in {} but below `{rule}` (rule {pos}), which applies to the switch's traffic too, so edgenet leaves it above them: if the nodes should get through, delete it or insert it again below edgenet's rules",
+                    plan.switch.name,
+                    host_rules::DOCKER_USER
+                ),
+                _ => format!(
+                    "{}; edgenet does not edit another tool's rules",
+                    drop.fix(
+                        &plan.switch.name,
+                        edgenet_core::host_firewall::fix_subnet(plan).as_deref()
+                    )
+                ),
+            },
         });
     }
     Ok(())
@@ -1282,6 +1346,9 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         }
         run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
         run.lock.save_journal(&run.state)?;
+        if live.trim() == "0" {
+            forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
+        }
         sysctl::write(IP_FORWARD, "1")?;
         run.changed(format!(
             "enabled IPv4 forwarding ({IP_FORWARD} was {})",

@@ -55,11 +55,78 @@ pub fn restore_handed_over(own_table: &str) -> Option<String> {
 /// read.
 pub fn other_forwarding_user(own_table: &str) -> Option<String> {
     let ruleset = edgenet_host::facts::host_firewall().ruleset?;
-    forwarding_user_of(&ruleset, own_table)
+    // Asked when forwarding is about to be put back (remove, or a plan that no longer
+    // routes): the note is used up (a later deploy that turns forwarding on notes again).
+    let docker_counts =
+        docker_idle_path(own_table).is_none_or(|p| std::fs::remove_file(p).is_err());
+    forwarding_user_in(&ruleset, own_table, docker_counts)
+}
+
+/// Where deploy notes that Docker's chains were there while forwarding was off when it turned
+/// forwarding on: in /run, keyed by the namespace and the deployment (gone at reboot, as the
+/// sysctl is).
+fn docker_idle_path(own_table: &str) -> Option<std::path::PathBuf> {
+    let key = edgenet_host::lock::network_namespace_key().ok()?;
+    Some(
+        std::path::Path::new(edgenet_host::lock::RUN_DIR)
+            .join(format!("{key}.{own_table}.docker-not-forwarding")),
+    )
+}
+
+/// Docker's own chains (not `DOCKER-USER`, which edgenet prepares itself when Docker is only
+/// installed): Docker has started in this namespace.
+pub fn docker_started(ruleset: &serde_json::Value) -> bool {
+    ruleset["nftables"].as_array().is_some_and(|items| {
+        items.iter().any(|i| {
+            let c = &i["chain"];
+            c["family"] == "ip"
+                && c["table"] == "filter"
+                && matches!(
+                    c["name"].as_str(),
+                    Some("DOCKER" | "DOCKER-FORWARD" | "DOCKER-ISOLATION-STAGE-1")
+                )
+        })
+    })
+}
+
+/// Called when deploy turns forwarding on (it was off). Docker turns forwarding on itself
+/// when it starts and needs it, so a Docker already started while it was off was not
+/// forwarding (B19 D11): `remove` then puts back the value from before, Docker or not. A
+/// Docker that starts after this deploy (at boot it often does) is not noted, and remove
+/// leaves forwarding on for it.
+pub fn note_docker_at_enable(own_table: &str) {
+    let Some(path) = docker_idle_path(own_table) else {
+        return;
+    };
+    let started = edgenet_host::facts::host_firewall()
+        .ruleset
+        .is_some_and(|r| docker_started(&r));
+    let result = if started {
+        std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
+            .and_then(|()| std::fs::write(&path, "0\n"))
+    } else {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("{}: {e}", path.display());
+    }
 }
 
 pub fn forwarding_user_of(ruleset: &serde_json::Value, own_table: &str) -> Option<String> {
-    if crate::firewall::host_rules::docker_present(ruleset) {
+    forwarding_user_in(ruleset, own_table, true)
+}
+
+/// `docker_counts`: `false` when Docker was not forwarding when this deployment turned
+/// forwarding on (see [`note_docker_at_enable`]).
+fn forwarding_user_in(
+    ruleset: &serde_json::Value,
+    own_table: &str,
+    docker_counts: bool,
+) -> Option<String> {
+    if docker_counts && crate::firewall::host_rules::docker_present(ruleset) {
         return Some("Docker (chain DOCKER-USER in table ip filter)".into());
     }
     let items = ruleset["nftables"].as_array()?;
@@ -77,6 +144,11 @@ pub fn forwarding_user_of(ruleset: &serde_json::Value, own_table: &str) -> Optio
             c["name"].as_str()?,
         );
         if table == own_table || !matches!(family, "ip" | "inet") {
+            return None;
+        }
+        // Docker's own tables (iptables-nft's `ip filter` and `ip nat`) were there, started,
+        // while forwarding was off: they were not forwarding either.
+        if !docker_counts && family == "ip" && matches!(table, "filter" | "nat") {
             return None;
         }
         let forwards = c["hook"] == "forward" || (c["type"] == "nat" && c["hook"] == "postrouting");
@@ -134,5 +206,26 @@ mod tests {
         assert!(forwarding_user_of(&docker, "edgenet_0a1b2c")
             .unwrap()
             .contains("Docker"));
+    }
+
+    #[test]
+    fn a_docker_that_was_not_forwarding_at_deploy_does_not_keep_forwarding_on() {
+        let docker = json!({"nftables": [
+            chain("ip", "filter", "DOCKER", "", ""),
+            chain("ip", "filter", "DOCKER-USER", "", ""),
+            chain("ip", "filter", "FORWARD", "forward", "filter"),
+            rule("ip", "filter", "FORWARD"),
+            chain("ip", "nat", "POSTROUTING", "postrouting", "nat"),
+            rule("ip", "nat", "POSTROUTING"),
+        ]});
+        assert!(super::docker_started(&docker));
+        assert_eq!(
+            super::forwarding_user_in(&docker, "edgenet_0a1b2c", false),
+            None
+        );
+        assert!(super::forwarding_user_in(&docker, "edgenet_0a1b2c", true).is_some());
+        // Only DOCKER-USER (edgenet prepares it for an installed Docker): not started.
+        let prepared = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        assert!(!super::docker_started(&prepared));
     }
 }

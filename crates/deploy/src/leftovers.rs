@@ -23,7 +23,16 @@ pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
 /// of `netns` nodes, which start no QEMU (`check`, `status` and `doctor` still look).
 pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
     let mut found = Vec::new();
-    let is_other = |id: &str| own != Some(id);
+    // The other deployments met here, for what they left outside this namespace's links and
+    // tables.
+    let mut others: Vec<String> = Vec::new();
+    let mut is_other = |id: &str| {
+        let other = own != Some(id);
+        if other && !others.iter().any(|o| o == id) {
+            others.push(id.to_string());
+        }
+        other
+    };
     if let Ok(links) = nl.links() {
         for l in links {
             let Some(id) = l.alias.as_deref().and_then(|a| a.strip_prefix("edgenet:")) else {
@@ -49,6 +58,43 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
                 ));
             }
         }
+    }
+    found.extend(others.iter().flat_map(|id| node_namespaces_of(id)));
+    found
+}
+
+/// The node namespaces (`<node>-<id>`, marked `edgenet:<id>` on their `eth0`) of a deployment
+/// met here as a leftover (B19 D4: after its state directory was lost, they were named
+/// nowhere), and the forwarding it may have turned on. Only for ids already found by their
+/// links or tables in this namespace: named namespaces are shared by every network
+/// namespace of the host, so an id alone says which are this one's.
+fn node_namespaces_of(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(deployment) = id.parse::<crate::state::DeploymentId>() else {
+        return found;
+    };
+    let own = crate::journal::Ownership {
+        alias: crate::names::alias(&deployment),
+        group: crate::names::link_group(&deployment),
+    };
+    let suffix = format!("-{id}");
+    for name in edgenet_host::netns::list().unwrap_or_default() {
+        if !name.ends_with(&suffix)
+            || !crate::node::netns::netns_is_ours(&name, &own).unwrap_or(false)
+        {
+            continue;
+        }
+        found.push(format!(
+            "network namespace {name} is a node of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`ip netns del {name}`), else its own `edgenet remove` does"
+        ));
+    }
+    let forwarding = edgenet_host::sysctl::read(crate::forwarding::IP_FORWARD).unwrap_or_default();
+    if forwarding.trim() == "1" {
+        found.push(format!(
+            "{} is 1: edgenet deployment {id} may have turned it on, and the value from before it is recorded only in its state directory; if that deployment is gone and nothing else routes through this host, set it back (`sysctl -w {}=0`)",
+            crate::forwarding::IP_FORWARD,
+            crate::forwarding::IP_FORWARD
+        ));
     }
     found
 }

@@ -363,6 +363,19 @@ fn fill(
             .as_ref()
             .map(|m| m.load().address_strings())
             .unwrap_or_default();
+        let lapsed = crate::switch::adapter_lease::lapsed_in_state(
+            state,
+            plan.switch.adapter.as_deref().unwrap_or(adapter),
+        );
+        if !lapsed.is_empty() && nl.link_config(&plan.switch.name)?.addresses.is_empty() {
+            report
+                .notices
+                .push(crate::switch::adapter_lease::lapsed_line(
+                    &lapsed,
+                    adapter,
+                    &plan.switch.name,
+                ));
+        }
         if !recorded.is_empty()
             && nl.link_config(&plan.switch.name)?.addresses.is_empty()
             && nl.link_config(adapter)?.addresses.is_empty()
@@ -494,7 +507,17 @@ fn fill(
         let foreign = plan.node_runtime != edgenet_core::config::NodeRuntime::Vm
             && nl.netns_exists(&netns)
             && !crate::node::netns::netns_is_ours(&netns, &own).unwrap_or(true);
-        if foreign {
+        let foreign_link = crate::node::foreign_host_link(nl, &link, &own)?;
+        if let Some(l) = foreign_link.as_ref() {
+            drift.push(format!(
+                "node {}: {}; deploy refuses it while it is there",
+                node.name,
+                crate::node::foreign_host_link_hint(l, &own)
+            ));
+        }
+        if foreign_link.is_some() && !live.present {
+            // Said above: not also a deleted link or a missing node to deploy again.
+        } else if foreign {
             // What it holds is not the node's: not shown as the node.
             live = crate::node::NodeLive {
                 on_switch: live.on_switch,
@@ -887,6 +910,12 @@ fn host_veth_drift(
     let Some(link) = nl.link(&veth)? else {
         return Ok(());
     };
+    // Someone else's link under that name: said as foreign, its state is not the node's.
+    if !names::alias(id).eq(link.alias.as_deref().unwrap_or(""))
+        && link.group != names::link_group(id)
+    {
+        return Ok(());
+    }
     // (A VM's tap follows its QEMU, which is said by itself.)
     if !link.up && plan.node_runtime != edgenet_core::config::NodeRuntime::Vm {
         drift.push(format!(

@@ -106,3 +106,20 @@ pub fn delete_all(chain: &str, rule: &[&str]) -> Result<bool, HostError> {
     }
     Ok(any)
 }
+
+/// The rules of `chain` in the `filter` table as `iptables -S` prints them (`-A CHAIN …`, in
+/// order), or `None` when the chain does not exist. Reads only.
+pub fn list_rules(chain: &str) -> Result<Option<Vec<String>>, HostError> {
+    let args = vec!["-t".to_string(), "filter".into(), "-S".into(), chain.into()];
+    let out = run(&args)?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    Ok(Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("-A "))
+            .map(String::from)
+            .collect(),
+    ))
+}

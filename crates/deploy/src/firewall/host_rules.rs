@@ -117,16 +117,179 @@ pub fn rule_of_record(name: &str) -> Option<(String, Vec<String>)> {
     ))
 }
 
+/// Whether the `iptables -S` line `line` is one of edgenet's own rules: `mark` is one
+/// deployment's (`edgenet:<id>`), or `None` for any deployment's rule that names `bridge`.
+fn is_own(line: &str, mark: Option<&str>, bridge: &str) -> bool {
+    let words: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('"'))
+        .collect();
+    let marked = words
+        .windows(2)
+        .any(|w| w[0] == "--comment" && mark.map_or(w[1].starts_with("edgenet:"), |m| w[1] == m));
+    marked
+        && (mark.is_some()
+            || words
+                .windows(2)
+                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge))
+}
+
+/// The first rule of another tool or user that comes before one of edgenet's own in
+/// `DOCKER-USER` (`lines` as `iptables -S` prints them), with its position (1-based), or
+/// `None` when edgenet's rules are at the top (or absent).
+pub fn foreign_above_own(
+    lines: &[String],
+    mark: Option<&str>,
+    bridge: &str,
+) -> Option<(usize, String)> {
+    let last_own = lines.iter().rposition(|l| is_own(l, mark, bridge))?;
+    lines[..last_own]
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !is_own(l, mark, bridge))
+        .map(|(i, l)| (i + 1, l.clone()))
+}
+
+/// Whether an `iptables -S` rule applies to the switch's traffic by its interfaces: it names
+/// no interface (all traffic), a negated one (`! -i up0`), or the switch (`-i`/`-o` it, or a
+/// `+` wildcard covering it). Such a rule is aimed at the switch too, and deploy does not put
+/// its accepts above it; one naming only other interfaces (Docker's documented `-i <ext> ! -s
+/// <net> -j DROP`) is about other traffic.
+pub fn aimed_at_switch(line: &str, bridge: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut named_other = false;
+    for (i, w) in words.iter().enumerate() {
+        if *w != "-i" && *w != "-o" {
+            continue;
+        }
+        if i > 0 && words[i - 1] == "!" {
+            return true;
+        }
+        let Some(dev) = words.get(i + 1) else {
+            return true;
+        };
+        let covers = match dev.strip_suffix('+') {
+            Some(prefix) => bridge.starts_with(prefix),
+            None => *dev == bridge,
+        };
+        if covers {
+            return true;
+        }
+        named_other = true;
+    }
+    !named_other
+}
+
+/// As [`foreign_above_own`], on the live `DOCKER-USER` chain; `None` also when it cannot be
+/// read (the message then stays the general one).
+pub fn live_foreign_above_own(mark: Option<&str>, bridge: &str) -> Option<(usize, String)> {
+    let lines = edgenet_host::iptables::list_rules(DOCKER_USER).ok()??;
+    foreign_above_own(&lines, mark, bridge)
+}
+
+/// Puts edgenet's own `rules` back at the top of `DOCKER-USER`, above a rule inserted after
+/// them (they are deleted and inserted again, in deploy's order); the other rules are left
+/// as they are.
+pub fn move_own_to_top(rules: &[Vec<String>]) -> Result<(), edgenet_host::HostError> {
+    for rule in rules {
+        let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+        edgenet_host::iptables::delete_all(DOCKER_USER, &args)?;
+    }
+    for rule in rules {
+        let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+        edgenet_host::iptables::insert(DOCKER_USER, &args)?;
+    }
+    Ok(())
+}
+
 /// One line for messages: what drops and the fix, or for Docker what deploy does.
 pub fn describe(drop: &ForwardDrop, plan: &Plan) -> String {
     let bridge = &plan.switch.name;
+    let docker_forward =
+        drop.tool == FirewallTool::Docker && drop.hook == "forward" && drop.family != "bridge";
+    if docker_forward && drop.reason.ends_with(&format!("(chain {DOCKER_USER})")) {
+        if let Some((pos, rule)) = live_foreign_above_own(None, bridge) {
+            if aimed_at_switch(&rule, bridge) {
+                return format!(
+                    "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
+                     {DOCKER_USER} but below `{rule}` (rule {pos} of the chain), which applies \
+                     to {bridge}'s traffic too, so edgenet leaves it above them: if the nodes \
+                     should get through, delete it or insert it again below edgenet's rules"
+                );
+            }
+            return format!(
+                "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
+                 {DOCKER_USER} but below `{rule}` (rule {pos} of the chain); run `edgenet \
+                 deploy`, which moves its own rules back above it (that rule stays)"
+            );
+        }
+    }
     match drop.tool {
-        FirewallTool::Docker if drop.hook == "forward" && drop.family != "bridge" => format!(
+        FirewallTool::Docker if docker_forward => format!(
             "host firewall: {drop}; run `edgenet deploy`, which accepts {bridge} in {DOCKER_USER}"
         ),
         _ => format!(
             "host firewall: {drop}; fix: {}",
             drop.fix(bridge, fix_subnet(plan).as_deref())
         ),
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::foreign_above_own;
+
+    fn lines(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    const OURS: &str =
+        "-A DOCKER-USER -s 192.168.0.0/24 -i sw -m comment --comment \"edgenet:abc\" -j ACCEPT";
+    const OTHER: &str =
+        "-A DOCKER-USER -s 10.1.0.0/24 -i br9 -m comment --comment \"edgenet:def\" -j ACCEPT";
+    const USER: &str = "-A DOCKER-USER ! -s 203.0.113.0/24 -i up0 -j DROP";
+
+    #[test]
+    fn a_rule_above_ours_is_found_with_its_position() {
+        let l = lines(&[USER, OURS, "-A DOCKER-USER -j RETURN"]);
+        assert_eq!(
+            foreign_above_own(&l, Some("edgenet:abc"), "sw"),
+            Some((1, USER.to_string()))
+        );
+        // Without the id: any edgenet rule naming the switch.
+        assert_eq!(
+            foreign_above_own(&l, None, "sw"),
+            Some((1, USER.to_string()))
+        );
+    }
+
+    #[test]
+    fn a_rule_naming_only_other_interfaces_is_not_aimed_at_the_switch() {
+        use super::aimed_at_switch;
+        assert!(!aimed_at_switch(USER, "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER ! -i up0 -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -o sw -j DROP", "sw"));
+        assert!(aimed_at_switch("-A DOCKER-USER -i s+ -j DROP", "sw"));
+        assert!(!aimed_at_switch(
+            "-A DOCKER-USER -i up0 -o docker0 -j DROP",
+            "sw"
+        ));
+    }
+
+    #[test]
+    fn ours_at_the_top_or_absent_is_none_and_another_deployment_is_foreign() {
+        let l = lines(&[OURS, USER, "-A DOCKER-USER -j RETURN"]);
+        assert_eq!(foreign_above_own(&l, Some("edgenet:abc"), "sw"), None);
+        assert_eq!(
+            foreign_above_own(&lines(&[USER]), Some("edgenet:abc"), "sw"),
+            None
+        );
+        let l = lines(&[OTHER, OURS]);
+        assert_eq!(
+            foreign_above_own(&l, Some("edgenet:abc"), "sw"),
+            Some((1, OTHER.to_string()))
+        );
+        assert_eq!(foreign_above_own(&l, None, "br9"), None);
     }
 }

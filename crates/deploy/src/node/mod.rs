@@ -228,3 +228,31 @@ pub(crate) fn join_switch_found(
     }
     Ok(())
 }
+
+/// The host end of a node's link (`en<id>l`, a veth or a VM's tap) under this deployment's
+/// name but not its own: neither its mark nor its link group (in its group without the mark
+/// is a run stopped before marking it, which deploy finishes). Found before anything changes
+/// (B19 D5: met halfway through deploy, it left the adapter taken over).
+pub fn foreign_host_link(
+    k: &mut dyn Kernel,
+    name: &str,
+    own: &Ownership,
+) -> Result<Option<edgenet_host::netlink::Link>, edgenet_host::HostError> {
+    Ok(k.link(name)?.filter(|l| !own.owns(l)))
+}
+
+/// What to do about a [`foreign_host_link`]: the words `status` and `deploy` both use.
+pub fn foreign_host_link_hint(link: &edgenet_host::netlink::Link, own: &Ownership) -> String {
+    let what = link.kind.as_deref().unwrap_or("device");
+    let name = &link.name;
+    match link.alias.as_deref() {
+        Some(mark) if mark.starts_with("edgenet:") => format!(
+            "interface {name} (a {what}) exists but carries another edgenet deployment's mark ({mark}), not this one's ({}): run `edgenet remove` with that deployment's --state-dir, or delete it if it is left over (`ip link del {name}`)",
+            own.alias
+        ),
+        _ => format!(
+            "interface {name} (a {what}) exists but does not carry this deployment's mark ({}): another tool made it under the name of this deployment's node link; delete it if it is left over (`ip link del {name}`)",
+            own.alias
+        ),
+    }
+}

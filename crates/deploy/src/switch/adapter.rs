@@ -576,7 +576,13 @@ impl AdapterRecord {
         if o.kind != ObjectKind::Adapter {
             return None;
         }
-        serde_json::from_value(o.restore.clone()?).ok()
+        let restore = o.restore.as_ref()?;
+        let mut record: AdapterRecord = serde_json::from_value(restore.clone()).ok()?;
+        // A lapsed DHCP lease is never put back, a running one with what is left of it.
+        if let Some(moved) = record.moved.as_ref() {
+            record.moved = Some(super::adapter_lease::current_in(restore, moved).config);
+        }
+        Some(record)
     }
 
     /// The record of `adapter` in `state`.
@@ -590,6 +596,14 @@ impl AdapterRecord {
         state
             .record_object(ObjectKind::Adapter, &self.adapter_key(), None)
             .restore = Some(serde_json::to_value(self).expect("serialises"));
+        // The lifetimes in `moved` are as of now.
+        if let Some(restore) = state
+            .record_object(ObjectKind::Adapter, &self.adapter_key(), None)
+            .restore
+            .as_mut()
+        {
+            super::adapter_lease::stamp(restore);
+        }
     }
 
     fn adapter_key(&self) -> String {
@@ -721,8 +735,18 @@ pub fn keep_host_config(
     };
     let on_bridge = k.link_config(bridge)?;
     if on_bridge.addresses.is_empty() && k.link_config(adapter)?.addresses.is_empty() {
+        let lapsed = super::adapter_lease::lapsed_in_state(state, adapter);
+        let lapsed: Vec<String> = (!lapsed.is_empty())
+            .then(|| {
+                format!(
+                    "warning: {}",
+                    super::adapter_lease::lapsed_line(&lapsed, adapter, bridge)
+                )
+            })
+            .into_iter()
+            .collect();
         let Some(saved) = record.moved.as_ref().filter(|m| !m.addresses.is_empty()) else {
-            return Ok((Vec::new(), false));
+            return Ok((lapsed, false));
         };
         let back = k.apply_saved(saved)?;
         let mut changes: Vec<String> = back
@@ -737,6 +761,7 @@ pub fn keep_host_config(
                 .iter()
                 .map(|w| format!("warning: could not put back {w}")),
         );
+        changes.extend(lapsed);
         return Ok((changes, false));
     }
     if on_bridge.addresses.is_empty() || (record.moved.is_some() && !moved_now) {

@@ -5,6 +5,7 @@
 //! and gives it back ([`adapter`]).
 
 pub mod adapter;
+pub mod adapter_lease;
 pub mod adapter_owner;
 pub mod bridge;
 pub mod connected_route;
