@@ -1994,6 +1994,38 @@ fn a_deploy_still_naming_the_old_adapter_name_follows_the_rename() {
     assert_eq!(l3(&s.m.ns, "enp9s0"), before);
 }
 
+/// B20 D1: the adapter renamed while deployed (deploy followed it, so its record has the new
+/// name), then another NIC takes the old name, which the recorded config still gives: the
+/// boot's deploy refuses, naming both, instead of moving the switch (and that NIC's address)
+/// to the other NIC; nothing changes.
+#[test]
+fn a_new_nic_under_the_adapters_old_name_is_refused_after_a_followed_rename() {
+    let Some(s) = Site::new("b20new") else { return };
+    s.deploy();
+    s.ip("link set up0 down");
+    s.ip("link set up0 name enp7s0");
+    s.ip("link set enp7s0 up");
+    s.m.ok(&["deploy"]);
+    assert_eq!(master_of(&s, "enp7s0").as_deref(), Some(BRIDGE));
+    s.ip("link add up0 type veth peer name b20peer");
+    s.ip("addr add 172.31.5.2/24 dev up0");
+    s.ip("link set up0 up");
+    let before = s.m.ip_json("addr show");
+    let out = s.m.edgenet(&["deploy", "--output", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "deploy went through: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report.to_string().contains("adapter-renamed") && report.to_string().contains("enp7s0"),
+        "{report:#}"
+    );
+    assert_eq!(master_of(&s, "up0"), None);
+    assert_eq!(master_of(&s, "enp7s0").as_deref(), Some(BRIDGE));
+    assert_eq!(s.m.ip_json("addr show"), before, "nothing changed");
+    s.ip("link del up0");
+    s.m.ok(&["remove"]);
+}
+
 /// B18b 3: the adapter's name taken by another NIC while the adapter has a new name (names
 /// swapped, as udev can do at boot): deploy refuses, naming both, instead of moving the switch
 /// to the other NIC; remove gives the host's configuration back to the deployment's NIC (found

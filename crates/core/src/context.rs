@@ -58,7 +58,8 @@ pub struct Context<'a> {
     pub own_unmarked_switch: Option<String>,
     /// The adapters this deployment took, as the host has them now (found by name, or by the
     /// MAC recorded when they were taken: a NIC renamed since, or named anew at boot):
-    /// (recorded name, name now). See [`Context::adapter_now`].
+    /// (recorded name, name now); also (the name the deployment's recorded config gives it,
+    /// name now) when that differs. See [`Context::adapter_now`].
     pub deployed_adapters: Vec<(String, String)>,
     /// The adapters this deployment took that several interfaces now carry the recorded MAC of
     /// (recorded name, their names): no guess, but named in the refusal.
@@ -109,17 +110,16 @@ impl<'a> Context<'a> {
     }
 
     /// The adapter a config naming `named` means on this host: `named` when the host has it;
-    /// else the deployment's adapter, renamed since (recorded as `named`, or the deployment's
-    /// only adapter, which a config still naming a name the host lost means), as deploy follows
-    /// it; else `named` (missing: refused).
+    /// else the deployment's adapter, renamed since, when it was recorded as `named` (by its
+    /// record, or by the deployment's recorded config), as deploy follows it; else `named`
+    /// (missing: refused — a name the deployment never knew its adapter by is not a rename).
     pub fn adapter_now<'n>(&'n self, named: &'n str) -> &'n str {
         if self.facts().is_none_or(|f| f.link(named).is_some()) {
             return named;
         }
-        let recorded = self.deployed_adapters.iter().find(|(was, _)| was == named);
-        match (recorded, self.deployed_adapters.as_slice()) {
-            (Some((_, now)), _) | (None, [(_, now)]) => now,
-            _ => named,
+        match self.deployed_adapters.iter().find(|(was, _)| was == named) {
+            Some((_, now)) => now,
+            None => named,
         }
     }
 

@@ -1323,8 +1323,12 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
         path,
         Severity::Error,
     );
-    for recorded in ["Ethernet", "enp3s0"] {
-        ctx.deployed_adapters = vec![(recorded.to_string(), "eth0".to_string())];
+    // Recorded under the config's name (the record's, or the recorded config's).
+    for recorded in [vec!["Ethernet"], vec!["enp3s0", "Ethernet"]] {
+        ctx.deployed_adapters = recorded
+            .iter()
+            .map(|was| (was.to_string(), "eth0".to_string()))
+            .collect();
         let findings = run_with(&old_name, &ctx);
         assert_clean(&findings);
         let f = assert_has(&findings, "adapter-renamed", path, Severity::Warning);
@@ -1338,6 +1342,16 @@ fn r11_a_renamed_adapter_the_deployment_took_is_followed_with_a_warning() {
     }
     // A config naming an adapter the host has is never redirected.
     assert!(find(&run_with(&scalable(), &ctx), "adapter-renamed", path).is_none());
+    // A name the deployment never knew its adapter by is missing, not the deployment's adapter
+    // renamed (B20 D8).
+    ctx.deployed_adapters = vec![("enp3s0".to_string(), "eth0".to_string())];
+    assert!(find(&run_with(&old_name, &ctx), "adapter-renamed", path).is_none());
+    assert_has(
+        &run_with(&old_name, &ctx),
+        "adapter-missing",
+        path,
+        Severity::Error,
+    );
     // The name now another NIC's while the deployment's adapter has a new name (names swapped
     // at boot): refused, naming both (B18b 3).
     ctx.deployed_adapters = vec![("eth0".to_string(), "eth1".to_string())];

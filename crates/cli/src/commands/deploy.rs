@@ -164,7 +164,7 @@ fn checked_plan(
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     ctx.deployed_adapters = state
-        .map(|s| edgenet_deploy::switch::adapter::deployed_in_facts(s, facts))
+        .map(|s| super::deployed_adapters(s, facts))
         .unwrap_or_default();
     ctx.ambiguous_adapters = state
         .map(|s| edgenet_deploy::switch::adapter::ambiguous_in_facts(s, facts))

@@ -171,6 +171,39 @@ pub fn facts_paths(cli: &Cli) -> edgenet_host::facts::FactsPaths {
     }
 }
 
+/// The deployment's adapters as the host has them now (`deployed_in_facts`: name at take-over
+/// or as last deployed, name now), plus the name the deployment's recorded config gives its
+/// adapter when that is neither: the adapter was renamed and deployed under its new name
+/// since, and a config still naming the old name is the same config — not an order to move
+/// the switch to another NIC that took that name (refused then, as for a swap at boot).
+pub fn deployed_adapters(
+    state: &edgenet_deploy::state::DeploymentState,
+    facts: &HostFacts,
+) -> Vec<(String, String)> {
+    let mut found = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
+    if let [(was, now)] = found.as_slice() {
+        let recorded = state
+            .applied_plan
+            .as_ref()
+            .or(state.pending_plan.as_ref())
+            .zip(state.config.as_deref())
+            .and_then(|(plan, config)| {
+                let loaded = recorded_config::loaded_config(config).ok()?;
+                loaded
+                    .config
+                    .machines
+                    .get(plan.machine.index)?
+                    .adapter_name
+                    .clone()
+            });
+        if let Some(name) = recorded.filter(|n| n != was && n != now) {
+            let now = now.clone();
+            found.push((name, now));
+        }
+    }
+    found
+}
+
 /// The live host, or why it was not read.
 pub fn host_facts(cli: &Cli, args: &CheckArgs) -> Result<HostFacts, String> {
     if args.offline_check {
@@ -203,7 +236,7 @@ pub fn context<'a>(
         .as_ref()
         .and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     if let (Some(state), Some(facts)) = (&state, ctx.facts()) {
-        ctx.deployed_adapters = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
+        ctx.deployed_adapters = deployed_adapters(state, facts);
         ctx.ambiguous_adapters = edgenet_deploy::switch::adapter::ambiguous_in_facts(state, facts);
     }
     // The subnet deploy chose is the one deploy keeps (and checks against the host).

@@ -56,7 +56,7 @@ pub fn recorded(
 /// `config` (valid JSON in the state directory) as a deployment config, or why it is none:
 /// what loading finds wrong in it (not a config, wrong types). The checks against a host are
 /// for the machines, not for this question.
-fn loaded_config(config: &Value) -> Result<Loaded, String> {
+pub(crate) fn loaded_config(config: &Value) -> Result<Loaded, String> {
     let loaded = load(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
     match loaded
         .findings
