@@ -260,6 +260,25 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
     let json = value_of("--output", Some("-o")).is_some_and(|o| o.eq_ignore_ascii_case("json"));
+    // `edgenet node` without a subcommand shows its help (exit 0), but a script that asked for
+    // JSON gets a usage error it can read, as for `edgenet -o json` alone.
+    if json && err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let command: Vec<&str> = words
+            .iter()
+            .skip(1)
+            .filter(|w| !w.starts_with('-') && !w.eq_ignore_ascii_case("json"))
+            .map(String::as_str)
+            .collect();
+        let command = format!("edgenet {}", command.join(" "));
+        CliError::new(
+            Exit::Unreadable,
+            "usage",
+            format!("`{}` needs a subcommand", command.trim_end()),
+        )
+        .hint(format!("see {} --help", command.trim_end()))
+        .report(cli::Output::Json, &envelope::ERROR);
+        return Err(Exit::Unreadable.into());
+    }
     if usage && json {
         let message = err.render().to_string();
         // The first paragraph, joined: clap puts what is missing on the lines after "the

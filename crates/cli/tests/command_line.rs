@@ -825,3 +825,23 @@ fn a_json_usage_error_names_what_is_missing() {
         "the message names the missing argument: {message}"
     );
 }
+
+#[test]
+fn a_command_group_without_its_subcommand_answers_json_when_asked() {
+    for group in ["node", "config", "lab"] {
+        let out = edgenet(&["-o", "json", group]);
+        assert_eq!(code(&out), 2, "{group}: {}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(v["schema"], "edgenet.error/v1", "{group}: {v:#}");
+        assert!(
+            v["error"]["message"].as_str().is_some_and(
+                |m| m.contains(&format!("edgenet {group}")) && m.contains("subcommand")
+            ),
+            "{group}: {v:#}"
+        );
+        // Without JSON asked for, the group's help, as before.
+        let out = edgenet(&[group]);
+        assert_eq!(code(&out), 0, "{group}");
+        assert!(stderr(&out).contains("Usage:"), "{group}");
+    }
+}

@@ -105,6 +105,17 @@ fn r1_a_boolean_written_as_a_string_is_read_as_written_and_warned() {
     )
     .unwrap();
     assert!(loaded.config.network.internet_disabled);
+    // "true" is read as PowerShell reads it: no "but" (B20 D7).
+    let f = case_with(
+        &scalable(),
+        &set(scalable(), "Network/InternetDisabled", json!("true")),
+        "powershell-shape",
+        "Network.InternetDisabled",
+        Severity::Warning,
+        run,
+    );
+    message_names(&f, "as PowerShell does");
+    assert!(!f.message.contains(" but "), "{f:#?}");
 }
 
 /// D9: a whole number written `10.0`, a fraction, a negative number: each said precisely.
@@ -125,6 +136,15 @@ fn r1_a_number_that_is_not_a_whole_number_is_said_precisely() {
     message_names(&bad(json!(10.5)), "not a whole number");
     message_names(&bad(json!(-1)), "negative");
     message_names(&bad(json!("10.0")), "decimal point");
+    // The refused value is the one finding at its path: not also "not set" (B20 D6).
+    for v in [json!(10.0), json!("ten"), json!(-1)] {
+        let findings = run(&set(scalable(), "Init/ServiceIPRangeSize", v.clone()));
+        let about: Vec<_> = findings
+            .iter()
+            .filter(|f| f.path.starts_with("Init.ServiceIP"))
+            .collect();
+        assert_eq!(about.len(), 1, "{v}: {about:#?}");
+    }
 }
 
 /// D9: `Machines` as one object (Windows PowerShell 5.1's ConvertTo-Json of a one-element

@@ -316,9 +316,15 @@ impl Reader {
                     Finding::warning(
                         Code::PowershellShape,
                         &path,
-                        format!(
-                            "{path} is the string {s:?}, not a boolean: edgenet takes it as {took}, but PowerShell takes any non-empty string as true, so AKS Edge Essentials' scripts may read it as true"
-                        ),
+                        if took {
+                            format!(
+                                "{path} is the string {s:?}, not a boolean: edgenet takes it as true, as PowerShell does (any non-empty string is true there)"
+                            )
+                        } else {
+                            format!(
+                                "{path} is the string {s:?}, not a boolean: edgenet takes it as false, but PowerShell takes any non-empty string as true, so AKS Edge Essentials' scripts may read it as true"
+                            )
+                        },
                     )
                     .hint(format!("write {path} as the JSON boolean {took}, without quotes")),
                 );

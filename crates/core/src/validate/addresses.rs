@@ -159,6 +159,8 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             )
             .hint("give the first LoadBalancer address, or set the size to 0"),
         ),
+        // A size the file wrote but that was refused is said once, there (not also "not set").
+        Some(_) if size == 0 && config.invalid_paths.contains("Init.ServiceIPRangeSize") => {}
         Some(start) if size == 0 => {
             // Point at the size only where the file wrote one.
             let (path, said) = match config.init.service_ip_range_size {
