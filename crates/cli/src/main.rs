@@ -174,6 +174,11 @@ fn main() -> ExitCode {
     {
         let _ = std::fs::remove_dir(&cli.state_dir);
     }
+    // A deploy that failed or was refused may have decided on the cache: the next run reads
+    // the kernel (a wrong file with a matching stamp made every deploy fail alike, B20 D2).
+    if matches!(cli.command, Command::Deploy(_)) && !matches!(result, Ok(Exit::Ok)) {
+        edgenet_host::nft::forget_ruleset_cache();
+    }
     let exit = match result {
         Ok(code) => code,
         Err(e) => {

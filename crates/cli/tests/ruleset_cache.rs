@@ -2,10 +2,14 @@
 //! changed takes the ruleset from it instead of reading it, yet whatever changed the ruleset
 //! since (another tool's drop, a rule added inside edgenet's own table) moves the kernel's
 //! nf_tables generation and is found as before; a damaged file is no cache; remove takes it.
+//! Only a regular file of root's under the size cap is read, and it is written 0600; a wrong
+//! file with a matching stamp costs at most the run that found it.
 
 mod support;
 
-use std::process::Output;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -25,6 +29,47 @@ fn deploy_vv(m: &Machine) -> (Option<i32>, String) {
     (out.status.code(), text(&out))
 }
 
+/// `deploy -vv` that must end within a minute (a FIFO in the cache's place hung it forever):
+/// killed and failed otherwise.
+fn deploy_vv_timed(m: &Machine, what: &str) -> (Option<i32>, String) {
+    let log = m.dir.path().join("k20-deploy.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .args(["-vv", "deploy"])
+        .env("EDGENET_STATE_DIR", &m.state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env("NO_COLOR", "1")
+        .env_remove("EDGENET_FAILPOINT")
+        .env_remove("EDGENET_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: deploy still running after 60 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), std::fs::read_to_string(&log).unwrap())
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
 fn from_cache(log: &str) -> bool {
     log.contains("ruleset taken from")
 }
@@ -39,6 +84,10 @@ fn a_redeploy_takes_the_cached_ruleset_and_still_finds_what_changed() {
     m.deploy(None);
     let cache = m.state.join(CACHE);
     assert!(cache.is_file(), "a deploy leaves the ruleset cache");
+    // It holds other tools' rules too: private like the rest of the state, even in a state
+    // directory others may read.
+    std::fs::set_permissions(&m.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(mode(&cache), 0o600, "written 0600");
 
     let (code, log) = deploy_vv(&m);
     assert_eq!(code, Some(0), "{log}");
@@ -67,6 +116,7 @@ fn a_redeploy_takes_the_cached_ruleset_and_still_finds_what_changed() {
     assert_eq!(code, Some(0), "{log}");
     assert!(from_cache(&log), "{log}");
     assert!(log.contains("No changes"), "{log}");
+    assert_eq!(mode(&cache), 0o600, "written again 0600");
 
     // Another tool's drop of the switch's forwarded traffic, added between two deploys.
     nft(&m, "add table inet c19fw");
@@ -155,4 +205,140 @@ fn a_damaged_or_stale_cache_file_is_ignored() {
     nft(&m, &format!("delete table bridge edgenet_{id}"));
     m.ok(&["remove"]);
     assert!(!m.state.exists(), "remove leaves no state directory");
+}
+
+/// A FIFO, a link (to `/dev/zero`), a file beyond the cap, another user's file, a directory in
+/// the cache's place: no cache, the deploy reads the kernel and ends (a FIFO hung it holding
+/// its lock, `/dev/zero` grew it to gigabytes), and writes a real cache in its place.
+#[test]
+fn only_a_regular_file_of_roots_under_the_cap_is_read() {
+    let Some(m) = machine("k20ro") else { return };
+    m.deploy(None);
+    let cache = m.state.join(CACHE);
+    let good = std::fs::read(&cache).unwrap();
+    let fresh = |what: &str| {
+        let (code, log) = deploy_vv(&m);
+        assert_eq!(code, Some(0), "{what}: {log}");
+        assert!(from_cache(&log), "{what}: not taken from the file:\n{log}");
+    };
+    fresh("the real file");
+    type Make = Box<dyn Fn(&std::path::Path)>;
+    let cases: Vec<(&str, Make, bool)> = vec![
+        (
+            "a FIFO",
+            Box::new(|p| sh(&format!("mkfifo {}", p.display()))),
+            true,
+        ),
+        (
+            "a link to /dev/zero",
+            Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+            true,
+        ),
+        (
+            "a link to the real file",
+            Box::new({
+                let good = good.clone();
+                let dir = m.dir.path().to_path_buf();
+                move |p| {
+                    let target = dir.join("k20-real.json");
+                    std::fs::write(&target, &good).unwrap();
+                    std::os::unix::fs::symlink(&target, p).unwrap();
+                }
+            }),
+            true,
+        ),
+        (
+            "a file beyond the cap (the real one, padded)",
+            Box::new({
+                let good = good.clone();
+                move |p| {
+                    let mut big = good.clone();
+                    big.resize(17 << 20, b' ');
+                    std::fs::write(p, big).unwrap();
+                }
+            }),
+            true,
+        ),
+        (
+            "another user's file",
+            Box::new({
+                let good = good.clone();
+                move |p| {
+                    std::fs::write(p, &good).unwrap();
+                    std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+                }
+            }),
+            true,
+        ),
+        (
+            "a directory",
+            Box::new(|p| std::fs::create_dir(p).unwrap()),
+            false,
+        ),
+    ];
+    for (what, make, replaced) in cases {
+        std::fs::remove_file(&cache).unwrap();
+        make(&cache);
+        let (code, log) = deploy_vv_timed(&m, what);
+        assert_eq!(code, Some(0), "{what}: {log}");
+        assert!(!from_cache(&log), "{what}: taken as the cache:\n{log}");
+        assert!(log.contains("No changes"), "{what}: {log}");
+        if replaced {
+            let meta = std::fs::symlink_metadata(&cache).unwrap();
+            assert!(meta.file_type().is_file(), "{what}: not replaced");
+            assert_eq!((meta.uid(), mode(&cache)), (0, 0o600), "{what}");
+            fresh(what);
+        } else {
+            std::fs::remove_dir(&cache).unwrap();
+            m.ok(&["deploy"]);
+        }
+    }
+    assert_eq!(
+        std::fs::read(m.dir.path().join("k20-real.json")).unwrap(),
+        good,
+        "a link's target is never written"
+    );
+}
+
+/// A cache with the kernel's stamp but another ruleset (B20 D2: forged from another
+/// deployment's): the deploy that trusts it fails at most once, and the next reads the kernel.
+#[test]
+fn a_wrong_cache_with_the_right_stamp_costs_at_most_one_run() {
+    let Some(m) = machine("k20rw") else { return };
+    m.deploy(None);
+    let cache = m.state.join(CACHE);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let forge = |items: serde_json::Value| {
+        let mut forged = good.clone();
+        forged["ruleset"] = serde_json::json!({ "nftables": items });
+        std::fs::write(&cache, forged.to_string()).unwrap();
+        let (code, log) = deploy_vv(&m);
+        assert!(from_cache(&log), "the forged file was not taken:\n{log}");
+        (code, log)
+    };
+    // None of edgenet's tables in it: its `create` finds them (EEXIST), and the one retry
+    // reads the kernel, not the file again.
+    let (code, log) = forge(serde_json::json!([]));
+    assert_eq!(code, Some(0), "the retry read the file again:\n{log}");
+    assert!(log.contains("No changes"), "{log}");
+    let (code, log) = deploy_vv(&m);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("No changes"), "{log}");
+
+    // Another firewall's drop that is not in the kernel: refused once, then the file is gone.
+    let mut items = good["ruleset"]["nftables"].as_array().unwrap().clone();
+    items.push(serde_json::json!({"table": {"family": "inet", "name": "k20fw", "handle": 900}}));
+    items.push(
+        serde_json::json!({"chain": {"family": "inet", "table": "k20fw", "name": "k20c",
+        "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}),
+    );
+    let (code, log) = forge(serde_json::Value::Array(items));
+    assert_ne!(code, Some(0), "the forged drop was not seen:\n{log}");
+    assert!(
+        !cache.exists(),
+        "a failed deploy left the cache it decided on"
+    );
+    let (code, log) = deploy_vv(&m);
+    assert_eq!(code, Some(0), "the same file failed the next run:\n{log}");
+    assert!(!from_cache(&log), "{log}");
 }

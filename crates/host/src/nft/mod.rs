@@ -175,6 +175,13 @@ fn add_netdev_devices(ruleset: &mut Value) {
     }
 }
 
+/// A write failed: the session's ruleset is no longer known, and the ruleset cache, which it may
+/// have been decided on, goes too (a retry and the next run read the kernel).
+fn write_failed() {
+    forget_ruleset();
+    persist::distrust_ruleset_cache();
+}
+
 impl Nft {
     /// `nft` looked up in `PATH`, or libnftables in its stead (see [`Nft::backend`]).
     pub fn new() -> Self {
@@ -205,7 +212,7 @@ impl Nft {
         let result = native::apply(document)?.map_err(|e| self.native_write_failed(document, &e));
         match &result {
             Ok(_) => session_wrote(&self.program, document),
-            Err(_) => forget_ruleset(),
+            Err(_) => write_failed(),
         }
         Some(result)
     }
@@ -276,7 +283,7 @@ impl Nft {
         };
         match &result {
             Ok(_) => session_wrote(&self.program, document),
-            Err(_) => forget_ruleset(),
+            Err(_) => write_failed(),
         }
         result
     }
@@ -467,7 +474,7 @@ impl Nft {
                         Ok(existed)
                     }
                     Err(e) => {
-                        forget_ruleset();
+                        write_failed();
                         Err(self.native_failed("table delete", e.text()))
                     }
                 };
@@ -487,7 +494,7 @@ impl Nft {
         };
         match result {
             Ok(_) => self.note_deleted(family, name),
-            Err(_) => forget_ruleset(),
+            Err(_) => write_failed(),
         }
         result
     }

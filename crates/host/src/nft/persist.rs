@@ -10,8 +10,17 @@
 //! The file is only written when the generation at the end of the run is the one the session's
 //! ruleset is of (read at G, N transactions of ours folded in since, now G + N); a damaged, odd
 //! or stale file is no cache.
+//!
+//! Only a regular file of this user's, at most [`MAX_BYTES`] long, is read (a FIFO in its place
+//! hung a deploy that held its lock; a link to `/dev/zero` grew it to gigabytes), and it is
+//! written 0600 like the rest of the state: it holds other tools' rules too. A failed nf_tables
+//! write takes it away for the rest of the run and the next one (a forged or otherwise wrong
+//! file with a matching stamp made every deploy fail the same way, B20 D2).
 
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
@@ -24,7 +33,14 @@ pub const CACHE_FILE: &str = "ruleset-cache.json";
 /// The form of the file; another number is no cache.
 const VERSION: u64 = 1;
 
+/// The largest file read or written. A deploy's own file is ~7 KB; 20 000 rules of another
+/// tool's with a counter and a comment each (a big kube-proxy's) made a 7.5 MB file; beyond
+/// twice that the ruleset is read from the kernel every time instead.
+const MAX_BYTES: u64 = 16 << 20;
+
 static PATH: OnceLock<PathBuf> = OnceLock::new();
+/// A write of this process failed: the file (if it could not be removed) is never read again.
+static DISTRUSTED: AtomicBool = AtomicBool::new(false);
 
 /// Reads and writes of this process use the cache file `path` (the CLI's `deploy`: one
 /// deployment's state directory). Without it nothing is cached.
@@ -46,11 +62,35 @@ fn boot_id() -> Option<String> {
 /// The cached ruleset when it is provably the kernel's now; kept in the session (at its
 /// generation, marked as cached). `whole`: the reader needs a complete listing (not the walk's).
 pub(super) fn load(whole: bool) -> Option<Arc<Value>> {
+    if DISTRUSTED.load(Ordering::Relaxed) {
+        return None;
+    }
     load_from(PATH.get()?, whole)
 }
 
+/// The file's bytes when it is a regular file of this user's of at most [`MAX_BYTES`]; opened
+/// without following a link and without waiting (a FIFO opens at once and is refused then).
+fn read_capped(path: &Path) -> Option<Vec<u8>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file()
+        || meta.uid() != nix::unistd::geteuid().as_raw()
+        || meta.len() > MAX_BYTES
+    {
+        return None;
+    }
+    // At most the cap even if it grows meanwhile.
+    let mut text = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_BYTES + 1).read_to_end(&mut text).ok()?;
+    (text.len() as u64 <= MAX_BYTES).then_some(text)
+}
+
 fn load_from(path: &Path, whole: bool) -> Option<Arc<Value>> {
-    let text = std::fs::read(path).ok()?;
+    let text = read_capped(path)?;
     let mut file: Value = serde_json::from_slice(&text).ok()?;
     let gen = u32::try_from(file.get("gen")?.as_u64()?).ok()?;
     let cookie = file.get("netns")?.as_u64()?;
@@ -122,14 +162,39 @@ fn store_to(path: &Path) {
         return;
     }
     text.push(b'}');
+    // One the next run would not read: none.
+    if text.len() as u64 > MAX_BYTES {
+        let _ = std::fs::remove_file(path);
+        return;
+    }
     // A whole file or none: written beside it, then renamed over it (no fsync: a cache lost in
-    // a power cut is read again, and the boot id differs then anyway).
+    // a power cut is read again, and the boot id differs then anyway). Made 0600 (a chmod
+    // after would leave a moment open), and new (a file left there by a crash keeps its mode).
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, path).is_err() {
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &text));
+    if written.is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// An nf_tables write failed: whatever it was decided on may have been wrong, so the file goes
+/// and is not read again by this process (a retry reads the kernel). Any thread.
+pub(super) fn distrust_ruleset_cache() {
+    DISTRUSTED.store(true, Ordering::Relaxed);
+    if let Some(path) = PATH.get() {
+        if std::fs::remove_file(path).is_ok() {
+            tracing::debug!("nftables: ruleset cache {} removed", path.display());
+        }
     }
 }
 
@@ -173,6 +238,30 @@ mod tests {
             assert!(load_from(&path, false).is_none(), "{text}");
         }
         assert!(crate::nft::session::session_kept_with_gen().is_none());
+    }
+
+    /// Only a regular file of this user's under the cap is read; a FIFO does not block.
+    #[test]
+    fn only_a_regular_file_under_the_cap_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE);
+        std::fs::write(&path, b"{}").unwrap();
+        assert_eq!(read_capped(&path).as_deref(), Some(&b"{}"[..]));
+        std::fs::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_capped(&path).is_none(), "a FIFO");
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(read_capped(&path).is_none(), "a link");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_BYTES + 1)
+            .unwrap();
+        assert!(read_capped(&path).is_none(), "beyond the cap");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(read_capped(&path).is_none(), "a directory");
     }
 
     /// In a namespace of its own (this thread's): the cache is taken while the generation
