@@ -117,6 +117,11 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
         edgenet_host::nft::use_ruleset_cache(cli.state_dir.join(edgenet_host::nft::CACHE_FILE));
     }
+    // What a remove deletes is decided on the kernel's listing: a file that says the tables
+    // are gone must not leave them behind.
+    if matches!(cli.command, Command::Remove(_)) {
+        edgenet_host::nft::never_read_ruleset_cache();
+    }
     let result = match &cli.command {
         Command::Check(c) => commands::check::run(&cli, &c.args),
         Command::Plan(c) => commands::plan::run(&cli, &c.args),

@@ -342,3 +342,30 @@ fn a_wrong_cache_with_the_right_stamp_costs_at_most_one_run() {
     assert_eq!(code, Some(0), "the same file failed the next run:\n{log}");
     assert!(!from_cache(&log), "{log}");
 }
+
+/// A cache with the kernel's stamp that leaves out edgenet's tables: remove decides on the
+/// kernel's listing, so the tables still go (K20's note on B20 D2).
+#[test]
+fn remove_deletes_the_tables_whatever_the_cache_says() {
+    let Some(m) = machine("k20rm") else { return };
+    m.deploy(None);
+    let cache = m.state.join(CACHE);
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    forged["ruleset"] = serde_json::json!({ "nftables": [] });
+    std::fs::write(&cache, forged.to_string()).unwrap();
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["netns", "exec", &m.ns, "nft", "list", "tables"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        !listing.contains("edgenet_"),
+        "tables left behind: {listing}"
+    );
+}

@@ -46,7 +46,8 @@ mod write_failure;
 
 pub use owner::TableOwner;
 pub use persist::{
-    forget_ruleset_cache, ruleset_cache_file, store_ruleset_cache, use_ruleset_cache, CACHE_FILE,
+    forget_ruleset_cache, never_read_ruleset_cache, ruleset_cache_file, store_ruleset_cache,
+    use_ruleset_cache, CACHE_FILE,
 };
 pub use session::{forget_ruleset, session_epoch, table_in, RulesetSession};
 use session::{

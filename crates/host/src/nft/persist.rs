@@ -48,6 +48,12 @@ pub fn use_ruleset_cache(path: PathBuf) {
     let _ = PATH.set(path);
 }
 
+/// The file is never read by this process, only removed with the tables (the CLI's
+/// `remove`: what it deletes is decided on the kernel's own listing, never on a file).
+pub fn never_read_ruleset_cache() {
+    DISTRUSTED.store(true, Ordering::Relaxed);
+}
+
 /// The file in use, if any.
 pub fn ruleset_cache_file() -> Option<&'static PathBuf> {
     PATH.get()
