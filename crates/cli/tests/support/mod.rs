@@ -215,7 +215,12 @@ impl Machine {
     }
 
     fn dump_once(&self) -> Value {
-        let files: Vec<String> = walk(&self.state);
+        // The ruleset cache is a copy of the kernel's ruleset that a failed or refused run
+        // drops (the next run reads the kernel): not part of what a refusal must leave as is.
+        let files: Vec<String> = walk(&self.state)
+            .into_iter()
+            .filter(|f| !f.ends_with("/ruleset-cache.json"))
+            .collect();
         serde_json::json!({
             "links": strip_volatile(self.ip_json("-d link show")),
             "addresses": strip_volatile(self.ip_json("addr show")),
