@@ -174,28 +174,6 @@ impl BootUnit {
     }
 }
 
-/// The device unit of a network interface: `sys-subsystem-net-devices-<escaped>.device`.
-pub fn device_unit(ifname: &str) -> String {
-    format!("sys-subsystem-net-devices-{}.device", escape(ifname))
-}
-
-/// `systemd-escape`: ASCII letters, digits, `:`, `_` and `.` (not leading) are kept, `/`
-/// becomes `-`, everything else `\xNN`.
-pub fn escape(s: &str) -> String {
-    let mut out = String::new();
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            b'/' => out.push('-'),
-            b'.' if i == 0 => out.push_str("\\x2e"),
-            b if b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.') => {
-                out.push(b as char)
-            }
-            b => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out
-}
-
 /// One word of a unit's command line: `%` and `$` are doubled (systemd expands both in
 /// `ExecStart=`), and a word with spaces, quotes or backslashes is double-quoted.
 fn quote(word: &str) -> String {
@@ -277,15 +255,6 @@ mod tests {
         let limits = text.split("[Service]").next().unwrap();
         assert!(limits.contains("StartLimitIntervalSec=30min\n"), "{text}");
         assert!(limits.contains("StartLimitBurst=20\n"), "{text}");
-    }
-
-    #[test]
-    fn escaping_follows_systemd_escape() {
-        assert_eq!(escape("eth0"), "eth0");
-        assert_eq!(escape("br-lan"), "br\\x2dlan");
-        assert_eq!(escape(".x"), "\\x2ex");
-        assert_eq!(quote("100%"), "100%%");
-        assert_eq!(quote("a b"), "\"a b\"");
     }
 
     #[test]
