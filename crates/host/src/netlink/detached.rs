@@ -22,9 +22,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use netlink_packet_core::{NetlinkBuffer, NLM_F_ACK, NLM_F_REQUEST};
-use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
-use netlink_packet_route::AddressFamily;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::socket::{read_ack, request_bytes};
@@ -166,14 +165,16 @@ fn reap_finished() {
 /// A bridge port's removal is an RTM_DELLINK too, of family AF_BRIDGE: the link lives on.
 fn deleted_links(datagram: &[u8], members: &mut Vec<i32>) {
     let mut rest = datagram;
-    while let Ok(message) = NetlinkBuffer::new_checked(rest) {
-        let len = message.length() as usize;
-        if message.message_type() == libc::RTM_DELLINK {
-            if let Ok(link) = LinkHeader::parse(message.payload()) {
-                if link.interface_family == AddressFamily::Unspec {
-                    members.retain(|&m| m != link.index as i32);
-                }
-            }
+    while rest.len() >= 16 {
+        let len = u32::from_ne_bytes(rest[0..4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(rest[4..6].try_into().unwrap());
+        if len < 16 || len > rest.len() {
+            break;
+        }
+        // ifinfomsg: family (u8), pad, type (u16), index (i32), ...
+        if kind == libc::RTM_DELLINK && len >= 16 + 8 && rest[16] == libc::AF_UNSPEC as u8 {
+            let index = i32::from_ne_bytes(rest[20..24].try_into().unwrap());
+            members.retain(|&m| m != index);
         }
         rest = rest.get(len.next_multiple_of(4)..).unwrap_or(&[]);
     }
