@@ -398,8 +398,10 @@ impl CliLab {
         let down = self.run(&args);
         assert!(
             down.status.success(),
-            "{}",
-            String::from_utf8_lossy(&down.stderr)
+            "status {:?} stderr {} stdout {}",
+            down.status,
+            String::from_utf8_lossy(&down.stderr),
+            String::from_utf8_lossy(&down.stdout)
         );
         let report: Value = serde_json::from_slice(&down.stdout).unwrap();
         assert_eq!(report["removed"], true, "{report}");

@@ -8,7 +8,9 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use common::{root_or_skip, TestNs};
-use edgenet_host::netlink::{deletions_finishing, BridgeSpec, Netlink, VethSpec};
+use edgenet_host::netlink::{
+    deletions_finishing, BridgeSpec, Netlink, VethSpec, DELETING_PROCESS_NAME,
+};
 use edgenet_host::netns::NetNs;
 
 /// Waits (at most a few seconds) for every deleting child to exit; returns whether they did.
@@ -23,6 +25,20 @@ fn children_exit() -> bool {
     true
 }
 
+/// The command names of this process's children (of every thread), from the kernel.
+fn child_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                names.push(comm.trim().to_string());
+            }
+        }
+    }
+    names
+}
+
 #[test]
 fn the_group_is_gone_and_its_names_free_before_the_kernel_has_finished_freeing_it() {
     if !root_or_skip(
@@ -33,7 +49,7 @@ fn the_group_is_gone_and_its_names_free_before_the_kernel_has_finished_freeing_i
     let ns = TestNs::new("m19det");
     let peer_ns = TestNs::new("m19detp");
     let peer = NetNs::open(&peer_ns.name).unwrap();
-    let (deleted, finishing, remade, again) = ns.run(|| {
+    let (deleted, finishing, children, remade, again) = ns.run(|| {
         let mut nl = Netlink::open().unwrap();
         let mut spec = BridgeSpec::new("m19br");
         spec.group = Some(78);
@@ -53,15 +69,21 @@ fn the_group_is_gone_and_its_names_free_before_the_kernel_has_finished_freeing_i
         // The kernel's rcu_barrier and wait for the last references (tens of milliseconds)
         // are still running in the child when the call returns.
         let finishing = deletions_finishing();
+        let children = child_names();
         // The names are free at once: a deploy right after makes them again.
         let remade = nl.create_bridge(&spec);
         let again = nl.delete_group_detached(78).unwrap();
-        (deleted, finishing, remade, again)
+        (deleted, finishing, children, remade, again)
     });
     assert!(deleted);
     assert!(
         finishing >= 1,
         "the call waited for the kernel's final freeing (no deleting child left running)"
+    );
+    // Named, so that `ps` says what it is and the lab's teardown knows to wait for it.
+    assert!(
+        children.iter().any(|c| c == DELETING_PROCESS_NAME),
+        "no child named {DELETING_PROCESS_NAME}: {children:?}"
     );
     remade.expect("a link of a deleted one's name can be made right away");
     assert!(again, "the remade bridge was in the group and went too");

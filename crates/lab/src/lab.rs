@@ -36,6 +36,10 @@ const MACHINE_WORKERS: usize = 16;
 /// serialises anyway.
 const UNDEPLOY_WORKERS: usize = 32;
 
+/// How long `down` waits for a child of `edgenet remove` that finishes a link deletion (the
+/// kernel's final wait, tens of milliseconds; seconds only on a machine under heavy load).
+const DELETING_CHILD_GRACE: Duration = Duration::from_secs(5);
+
 /// What became of one machine's deployment, as the callback of [`Lab::down_with`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Undeploy {
@@ -819,12 +823,18 @@ impl Lab {
         let by_netns = process::processes_by_netns();
         let namespaces = std::mem::take(&mut self.state.namespaces);
         let outcomes = crate::pool::map(namespaces.iter().collect(), MACHINE_WORKERS, |name| {
-            let users = NetNs::open(name)
+            let users: Vec<u32> = NetNs::open(name)
                 .ok()
                 .and_then(|ns| ns.id().ok())
                 .and_then(|id| by_netns.get(&id))
                 .cloned()
                 .unwrap_or_default();
+            // An `edgenet remove` of `--remove-each` returns before the child that finishes its
+            // link deletion has exited: that one is waited for, not reported.
+            let users = users
+                .into_iter()
+                .filter(|&pid| !process::wait_for_deleting_child(pid, DELETING_CHILD_GRACE))
+                .collect::<Vec<_>>();
             (users, netns::delete(name))
         });
         for (name, (users, deleted)) in namespaces.into_iter().zip(outcomes) {

@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use edgenet_host::exec::{command_in, BindMount, ExecOptions};
+use edgenet_host::netlink::DELETING_PROCESS_NAME;
 use edgenet_host::netns::NetNs;
 
 use crate::error::LabError;
@@ -181,6 +182,23 @@ pub(crate) fn processes_by_netns() -> HashMap<(u64, u64), Vec<u32>> {
         found.entry((meta.dev(), meta.ino())).or_default().push(pid);
     }
     found
+}
+
+/// Whether `pid` is a child of `edgenet remove` finishing a link deletion
+/// ([`DELETING_PROCESS_NAME`]) that exits within `grace`. Any other process: `false` at once.
+pub(crate) fn wait_for_deleting_child(pid: u32, grace: Duration) -> bool {
+    if command_name(pid) != DELETING_PROCESS_NAME {
+        return false;
+    }
+    let start = Instant::now();
+    // Not our child: its /proc entry going (or turning into a zombie's) is its exit.
+    while Path::new(&format!("/proc/{pid}/ns/net")).exists() {
+        if start.elapsed() > grace {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
 }
 
 /// A process's command name (`/proc/PID/comm`), empty when it is gone.

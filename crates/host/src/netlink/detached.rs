@@ -29,6 +29,27 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::socket::{read_ack, request_bytes};
 use super::{HostError, Netlink};
 
+/// The command name (`comm`) of a child finishing a deletion: what `ps` shows and what a tool
+/// that waits for a namespace's processes (the lab's teardown) knows to wait for, since it
+/// exits on its own within tens of milliseconds.
+pub const DELETING_PROCESS_NAME: &str = "edgenet-unlink";
+
+/// [`DELETING_PROCESS_NAME`] NUL-terminated, as PR_SET_NAME takes it (at most 16 bytes).
+const CHILD_NAME: [u8; 16] = {
+    let name = DELETING_PROCESS_NAME.as_bytes();
+    assert!(
+        name.len() < 16,
+        "the kernel keeps 15 bytes of a command name"
+    );
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < name.len() {
+        out[i] = name[i];
+        i += 1;
+    }
+    out
+};
+
 /// Children still finishing a deletion, reaped once they have exited.
 static FINISHING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
@@ -279,6 +300,13 @@ fn spawn_sender(sender: &OwnedFd, ack: &OwnedFd, request: &[u8]) -> Option<libc:
 /// # Safety
 /// Only in the child of a `fork`, with `sock` and `pipe` open.
 unsafe fn sender_child(sock: RawFd, pipe: RawFd, request: &[u8]) -> ! {
+    libc::prctl(
+        libc::PR_SET_NAME,
+        CHILD_NAME.as_ptr() as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
     // Out of the caller's session: a terminal's ^C or hangup is not for it.
     libc::setsid();
     // Every other file closed: the caller's lock, its stdout and stderr (a caller reading them

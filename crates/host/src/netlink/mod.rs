@@ -32,7 +32,7 @@ mod socket;
 
 pub use crate::error::HostError;
 pub use addr::Address;
-pub use detached::deletions_finishing;
+pub use detached::{deletions_finishing, DELETING_PROCESS_NAME};
 pub use link::{BridgeSpec, Link, VethSpec};
 pub use route::{Route, RouteSpec};
 
