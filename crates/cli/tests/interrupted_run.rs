@@ -344,9 +344,10 @@ fn a_signal_sent_at_once_after_spawn_ends_the_run_with_its_envelope() {
             });
         }
         let child = cmd.spawn().unwrap();
-        // At once, or up to 1.9 ms later: on a quiet machine every signal sent at once lands
-        // before the handler is installed, so some rounds wait into the start-up.
-        std::thread::sleep(std::time::Duration::from_micros((round % 20) * 100));
+        // At once, or up to 4.9 ms later: on a quiet machine every signal sent at once lands
+        // before the handler is installed, so some rounds wait into (or past) the start-up
+        // (24 of 200 said so with a 1.9 ms spread here: too few to rely on on a faster one).
+        std::thread::sleep(std::time::Duration::from_micros((round % 50) * 100));
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
