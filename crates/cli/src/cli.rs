@@ -321,6 +321,13 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Remove what carries the mark of deployment ID in this network namespace (its links,
+    /// nftables tables, DOCKER-USER rules and node namespaces; forwarding back when nothing
+    /// else needs it) when its state directory is gone: the id `status` names in its leftover
+    /// notices. Refused while a state directory edgenet can see holds that id.
+    #[arg(long, value_name = "ID")]
+    pub orphan: Option<String>,
+
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]

@@ -127,7 +127,10 @@ fn main() -> ExitCode {
         Command::Plan(c) => commands::plan::run(&cli, &c.args),
         Command::Config(ConfigCommand::New(args)) => commands::config_new::run(&cli, args),
         Command::Deploy(args) => commands::deploy::run_deploy(&cli, args),
-        Command::Remove(args) => commands::deploy::run_remove(&cli, &args.lock, args.force),
+        Command::Remove(args) => match &args.orphan {
+            Some(id) => commands::deploy::run_remove_orphan(&cli, &args.lock, id),
+            None => commands::deploy::run_remove(&cli, &args.lock, args.force),
+        },
         Command::Status(_) => commands::status::run_status(&cli),
         Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
         Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),

@@ -37,6 +37,9 @@ pub struct RemoveReport {
     /// in the state directory (`config.json`, node files), deleted.
     #[serde(default)]
     pub leftover_files: Vec<String>,
+    /// `remove --orphan ID`: a deployment no state directory holds, found by its mark.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphan: bool,
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {

@@ -313,7 +313,8 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
                     ),
                 )
                 .hint(format!(
-                    "run `edgenet remove` with that deployment's --state-dir, or delete the bridge if that deployment is gone (`ip link del {switch}`), or set Edgenet.SwitchName to another name"
+                    "run `edgenet remove` with that deployment's --state-dir, or if that deployment is gone `edgenet remove --orphan {}` (everything carrying its mark here: the bridge, its veths, tables and node namespaces), or set Edgenet.SwitchName to another name",
+                    super::excerpt(mark.trim_start_matches("edgenet:"))
                 )),
             );
         }
