@@ -915,6 +915,34 @@ fn user_drop_inserted_above_edgenets_docker_user_rules_is_passed_by_deploy() {
             && drift.contains("rule 1 of the chain"),
         "{drift}"
     );
+    // check and doctor agree with status: edgenet's accepts are there, below the user's rule
+    // (they hinted adding them again).
+    let hint = findings(&m, None)
+        .into_iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .map(|f| f.to_string())
+        .unwrap_or_default();
+    assert!(
+        hint.contains("are present in DOCKER-USER but below")
+            && hint.contains("moves its own rules back above it")
+            && !hint.contains("iptables -I DOCKER-USER"),
+        "check: {hint}"
+    );
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fw = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "host-firewall")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        fw.contains("are present in DOCKER-USER but below")
+            && fw.contains(user_rule)
+            && !fw.contains("iptables -I DOCKER-USER"),
+        "doctor: {fw}"
+    );
 
     let report = m.deploy(None);
     assert!(
