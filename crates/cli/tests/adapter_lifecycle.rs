@@ -2187,3 +2187,50 @@ fn an_expired_dhcp_lease_is_not_put_back_on_the_bridge() {
     );
     assert!(text.contains("its DHCP lease expired"), "{text}");
 }
+
+/// B19 D7: the adapter without carrier (the LAN's end of the wire down): status says so in
+/// text and JSON (`switch.adapter_carrier`), as a notice (deploy cannot repair a cable), and
+/// doctor's failing gateway check points at it instead of at the switch.
+#[test]
+fn an_adapter_without_carrier_is_named_by_status_and_doctor() {
+    let Some(s) = Site::new("nocar") else { return };
+    s.deploy();
+    let status = |s: &Site| {
+        let out = s.m.edgenet(&["status", "--output", "json"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = status(&s);
+    assert_eq!(v["switch"]["adapter"], "up0", "{v:#}");
+    assert_eq!(v["switch"]["adapter_carrier"], true, "{v:#}");
+
+    sh(&format!("ip -n {} link set m0 down", s.lan));
+    let v = status(&s);
+    assert_eq!(v["switch"]["adapter_carrier"], false, "{v:#}");
+    assert_eq!(v["drift"], json!([]), "{v:#}");
+    assert!(
+        v["notices"]
+            .to_string()
+            .contains("adapter up0 (the port of aksedgesw-ext to the LAN) has no carrier"),
+        "{v:#}"
+    );
+    let text = s.m.ok(&["status"]);
+    assert!(text.contains("adapter up0: NO CARRIER"), "{text}");
+    let out =
+        s.m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gateway: Vec<&Value> = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "gateway" && c["status"] == "FAIL")
+        .collect();
+    assert!(!gateway.is_empty(), "{d:#}");
+    for g in gateway {
+        assert!(
+            g["fix"].as_str().unwrap().contains("reconnect up0"),
+            "{g:#}"
+        );
+    }
+    sh(&format!("ip -n {} link set m0 up", s.lan));
+}
