@@ -876,6 +876,30 @@ fn a_plain_iptables_nft_firewall_gets_a_fix_iptables_can_still_read() {
     let node = linux_node_ns(&m);
     assert!(ping_from(&node, "203.0.113.1"));
     assert!(status(&m).0);
+
+    // B20 D9: one of the two rules deleted by hand: the hint gives that one only (the other
+    // is still there, and following the hint must not add it twice).
+    let cmds: Vec<&str> = commands.split(" && ").collect();
+    sh(&format!(
+        "ip netns exec {} {}",
+        m.ns,
+        cmds[1].replacen("-I FORWARD", "-D FORWARD", 1)
+    ));
+    let (ok, s) = status(&m);
+    assert!(!ok, "{s:#}");
+    let drift = s["drift"].to_string();
+    assert!(drift.contains(cmds[1]), "{drift}");
+    assert!(!drift.contains(cmds[0]), "{drift}");
+    sh(&format!("ip netns exec {} {}", m.ns, cmds[1]));
+    assert!(status(&m).0);
+    let chain = iptables_chain(&m, "FORWARD").unwrap();
+    for dev in ["-i aksedgesw-int", "-o aksedgesw-int"] {
+        assert_eq!(
+            chain.lines().filter(|l| l.contains(dev)).count(),
+            1,
+            "{chain}"
+        );
+    }
 }
 
 /// B19 D3: Docker's documented `iptables -I DOCKER-USER -i ext ! -s net -j DROP`, inserted

@@ -69,6 +69,9 @@ pub struct Flow {
     pub natted: bool,
 }
 
+/// The flow of the replies to the nodes' own connections, from outside through the uplink.
+pub const REPLIES_TO_NODES: &str = "replies to the nodes";
+
 /// Stands for "some other interface" when the uplink is not known: matches no name, only `!=`.
 pub const OTHER_IF: &str = "\u{0}uplink";
 /// Stands for a node's bridge port (its name is only known after deploy).
@@ -204,7 +207,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 "new",
             ));
             flows.push(flow(
-                "replies to the nodes",
+                REPLIES_TO_NODES,
                 "ip",
                 "forward",
                 &uplink,
@@ -292,6 +295,10 @@ pub struct ForwardDrop {
     pub tool: FirewallTool,
     /// `false`: a rule edgenet cannot evaluate may drop it (`reason` names the rule).
     pub certain: bool,
+    /// Every flow this chain drops (this one's included): an iptables fix names the rules
+    /// those need and no rule that is still there (B20 D9).
+    #[serde(skip)]
+    pub chain_flows: Vec<String>,
 }
 
 impl fmt::Display for ForwardDrop {
@@ -319,7 +326,7 @@ impl ForwardDrop {
     pub fn fix(&self, bridge: &str, subnet: Option<&str>) -> String {
         let (f, t, c) = (&self.family, &self.table, &self.chain);
         if self.tool == FirewallTool::Iptables {
-            return iptables_fix(t, c, &self.hook, bridge, subnet);
+            return iptables_fix(t, c, &self.hook, bridge, subnet, &self.chain_flows);
         }
         let nft = |rules: &[String]| {
             let cmds: Vec<String> = rules
@@ -536,6 +543,7 @@ fn iptables_fix(
     hook: &str,
     bridge: &str,
     subnet: Option<&str>,
+    chain_flows: &[String],
 ) -> String {
     let ipt = if table == "filter" {
         format!("iptables -I {chain}")
@@ -550,10 +558,24 @@ fn iptables_fix(
             format!("-d {s} -j ACCEPT"),
         ],
         ("prerouting", None) => vec![format!("-i {bridge} -j ACCEPT")],
-        (_, Some(s)) => vec![
-            format!("-i {bridge} -s {s} -j ACCEPT"),
-            format!("-o {bridge} -d {s} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
-        ],
+        (_, Some(s)) => {
+            // The replies come in on the uplink (the second rule); every other flow leaves a
+            // node through the switch (the first). Only what is dropped: a rule still there
+            // is not given again. Unknown flows (none listed): both.
+            let replies = |f: &String| f.starts_with(REPLIES_TO_NODES);
+            let need_in = chain_flows.is_empty() || chain_flows.iter().any(|f| !replies(f));
+            let need_out = chain_flows.is_empty() || chain_flows.iter().any(replies);
+            let mut rules = Vec::new();
+            if need_in {
+                rules.push(format!("-i {bridge} -s {s} -j ACCEPT"));
+            }
+            if need_out {
+                rules.push(format!(
+                    "-o {bridge} -d {s} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+                ));
+            }
+            rules
+        }
         (_, None) => vec![format!("-i {bridge} -o {bridge} -j ACCEPT")],
     };
     let cmds: Vec<String> = rules.iter().map(|r| format!("{ipt} {r}")).collect();
@@ -764,8 +786,20 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
                 flow: what,
                 tool,
                 certain,
+                chain_flows: Vec::new(),
             });
         }
+    }
+    let same_chain = |a: &ForwardDrop, b: &ForwardDrop| {
+        a.family == b.family && a.table == b.table && a.chain == b.chain
+    };
+    let all = out.clone();
+    for d in &mut out {
+        d.chain_flows = all
+            .iter()
+            .filter(|o| same_chain(o, d))
+            .map(|o| o.flow.clone())
+            .collect();
     }
     out
 }

@@ -442,7 +442,7 @@ fn restore_sysctls(
             // it, or by hand): left as it is, without blaming someone else's change.
             Ok(live) if live.trim() == change.previous.trim() => {
                 lines.left.push(format!(
-                    "{} at {}: already back to the value edgenet found (by a rollback, or by hand)",
+                    "{} at {}: already back to the value edgenet found (by an earlier, interrupted remove, a rollback, or by hand)",
                     change.key,
                     live.trim()
                 ));
