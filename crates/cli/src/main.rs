@@ -141,13 +141,13 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),
         Command::Render(args) => commands::render::run(&cli, args),
         Command::Doctor(args) => commands::doctor::run(&cli, args),
-        Command::Completions(_) | Command::Man if cli.output != cli::Output::Text => {
+        Command::Completions(_) | Command::Man(_) if cli.output != cli::Output::Text => {
             Err(CliError::new(
                 Exit::Unreadable,
                 "unsupported-format",
                 format!(
                     "{} writes text only; -o {} is not supported",
-                    if matches!(cli.command, Command::Man) {
+                    if matches!(cli.command, Command::Man(_)) {
                         "man"
                     } else {
                         "completions"
@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             );
             Ok(Exit::Ok)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
+        Command::Man(_) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map(|()| Exit::Ok)
             .map_err(|e| CliError::new(Exit::Host, "write", e.to_string())),
