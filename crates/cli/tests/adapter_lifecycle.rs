@@ -2234,3 +2234,42 @@ fn an_adapter_without_carrier_is_named_by_status_and_doctor() {
     }
     sh(&format!("ip -n {} link set m0 up", s.lan));
 }
+
+/// B19 D4 on an external switch: `remove --orphan` deletes the lost deployment's nodes and
+/// tables but leaves the bridge that holds the host's adapter and addresses (how to give them
+/// back went with the state directory), and says so, as status's notice does: the host stays
+/// reachable.
+#[test]
+fn an_orphans_external_switch_keeps_the_hosts_network() {
+    let Some(s) = Site::new("orph") else { return };
+    let id = s.deploy()["deployment_id"].as_str().unwrap().to_string();
+    let node = s.m.linux_node_namespace();
+    std::fs::remove_dir_all(&s.m.state).unwrap();
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["notices"].to_string().contains(&format!(
+            "bridge {BRIDGE} carries the mark of edgenet deployment {id}"
+        )),
+        "{v:#}"
+    );
+    let out =
+        s.m.edgenet(&["remove", "--orphan", &id, "--output", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["left"]
+            .to_string()
+            .contains(&format!("bridge {BRIDGE}: it holds up0")),
+        "{report:#}"
+    );
+    assert!(
+        report["removed"]
+            .to_string()
+            .contains(&format!("network namespace {node}")),
+        "{report:#}"
+    );
+    assert!(!sh_out("ip netns list").contains(&node));
+    assert_eq!(bridges(&s.m.ns), vec![BRIDGE.to_string()]);
+    assert!(s.reachable("198.18.0.11"));
+}
