@@ -42,6 +42,14 @@ fn an_orphan_is_removed_by_its_id() {
         "{notices}"
     );
 
+    // The deploy it blocks (the switch name is taken) points at it too.
+    let out = m.edgenet(&["check"]);
+    assert!(
+        text(&out).contains(&format!("`edgenet remove --orphan {id}`")),
+        "{}",
+        text(&out)
+    );
+
     let out = m.edgenet(&["remove", "--orphan", &id, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let report = json(&out);
