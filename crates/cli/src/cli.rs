@@ -88,6 +88,11 @@ impl Cli {
                 self.output = o;
             }
         }
+        if let Command::Man(m) = &self.command {
+            if let Some(o) = m.output {
+                self.output = o;
+            }
+        }
         let (config, output, state, host) = match &self.command {
             Command::Check(c) => (
                 Some(&c.config),
@@ -124,7 +129,7 @@ impl Cli {
             Command::Lab(LabCommand::Up(c)) => (Some(&c.config), Some(&c.output), None, None),
             Command::Lab(LabCommand::Status(c)) => (None, Some(&c.output), None, None),
             Command::Lab(LabCommand::Down(c)) => (None, Some(&c.output), None, None),
-            Command::Completions(_) | Command::Man => (None, None, None, None),
+            Command::Completions(_) | Command::Man(_) => (None, None, None, None),
         };
         let (config, output, state, host) = (
             config.and_then(|c| c.config.clone()),
@@ -268,7 +273,22 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(CompletionsArgs),
     /// Print the manual page edgenet(1) in roff (`edgenet man | man -l -`).
-    Man,
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Text only (a manual page has no JSON form): taken here as before the command, so that
+    /// `man -o json` is refused as `-o json man` is, not as an unknown option.
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT",
+        overrides_with = "output"
+    )]
+    pub output: Option<Output>,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +340,13 @@ pub struct RemoveArgs {
     /// Remove even while a DHCP client runs on the bridge of the external switch.
     #[arg(long)]
     pub force: bool,
+
+    /// Remove what carries the mark of deployment ID in this network namespace (its links,
+    /// nftables tables, DOCKER-USER rules and node namespaces; forwarding back when nothing
+    /// else needs it) when its state directory is gone: the id `status` names in its leftover
+    /// notices. Refused while a state directory edgenet can see holds that id.
+    #[arg(long, value_name = "ID")]
+    pub orphan: Option<String>,
 
     #[command(flatten)]
     pub lock: LockArgs,

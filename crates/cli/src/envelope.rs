@@ -72,6 +72,7 @@ pub const REMOVE: Schema = Schema {
         "forced",
         "vm_notes",
         "leftover_files",
+        "orphan",
     ],
 };
 

@@ -127,7 +127,10 @@ fn main() -> ExitCode {
         Command::Plan(c) => commands::plan::run(&cli, &c.args),
         Command::Config(ConfigCommand::New(args)) => commands::config_new::run(&cli, args),
         Command::Deploy(args) => commands::deploy::run_deploy(&cli, args),
-        Command::Remove(args) => commands::deploy::run_remove(&cli, &args.lock, args.force),
+        Command::Remove(args) => match &args.orphan {
+            Some(id) => commands::deploy::run_remove_orphan(&cli, &args.lock, id),
+            None => commands::deploy::run_remove(&cli, &args.lock, args.force),
+        },
         Command::Status(_) => commands::status::run_status(&cli),
         Command::Node(NodeCommand::Addr(args)) => commands::status::run_addr(&cli, args),
         Command::Node(NodeCommand::Exec(args)) => commands::status::run_exec(&cli, args),
@@ -138,13 +141,13 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Down(args)) => commands::lab::down(&cli, args),
         Command::Render(args) => commands::render::run(&cli, args),
         Command::Doctor(args) => commands::doctor::run(&cli, args),
-        Command::Completions(_) | Command::Man if cli.output != cli::Output::Text => {
+        Command::Completions(_) | Command::Man(_) if cli.output != cli::Output::Text => {
             Err(CliError::new(
                 Exit::Unreadable,
                 "unsupported-format",
                 format!(
                     "{} writes text only; -o {} is not supported",
-                    if matches!(cli.command, Command::Man) {
+                    if matches!(cli.command, Command::Man(_)) {
                         "man"
                     } else {
                         "completions"
@@ -163,7 +166,7 @@ fn main() -> ExitCode {
             );
             Ok(Exit::Ok)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
+        Command::Man(_) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map(|()| Exit::Ok)
             .map_err(|e| CliError::new(Exit::Host, "write", e.to_string())),

@@ -2187,3 +2187,89 @@ fn an_expired_dhcp_lease_is_not_put_back_on_the_bridge() {
     );
     assert!(text.contains("its DHCP lease expired"), "{text}");
 }
+
+/// B19 D7: the adapter without carrier (the LAN's end of the wire down): status says so in
+/// text and JSON (`switch.adapter_carrier`), as a notice (deploy cannot repair a cable), and
+/// doctor's failing gateway check points at it instead of at the switch.
+#[test]
+fn an_adapter_without_carrier_is_named_by_status_and_doctor() {
+    let Some(s) = Site::new("nocar") else { return };
+    s.deploy();
+    let status = |s: &Site| {
+        let out = s.m.edgenet(&["status", "--output", "json"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = status(&s);
+    assert_eq!(v["switch"]["adapter"], "up0", "{v:#}");
+    assert_eq!(v["switch"]["adapter_carrier"], true, "{v:#}");
+
+    sh(&format!("ip -n {} link set m0 down", s.lan));
+    let v = status(&s);
+    assert_eq!(v["switch"]["adapter_carrier"], false, "{v:#}");
+    assert_eq!(v["drift"], json!([]), "{v:#}");
+    assert!(
+        v["notices"]
+            .to_string()
+            .contains("adapter up0 (the port of aksedgesw-ext to the LAN) has no carrier"),
+        "{v:#}"
+    );
+    let text = s.m.ok(&["status"]);
+    assert!(text.contains("adapter up0: NO CARRIER"), "{text}");
+    let out =
+        s.m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gateway: Vec<&Value> = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "gateway" && c["status"] == "FAIL")
+        .collect();
+    assert!(!gateway.is_empty(), "{d:#}");
+    for g in gateway {
+        assert!(
+            g["fix"].as_str().unwrap().contains("reconnect up0"),
+            "{g:#}"
+        );
+    }
+    sh(&format!("ip -n {} link set m0 up", s.lan));
+}
+
+/// B19 D4 on an external switch: `remove --orphan` deletes the lost deployment's nodes and
+/// tables but leaves the bridge that holds the host's adapter and addresses (how to give them
+/// back went with the state directory), and says so, as status's notice does: the host stays
+/// reachable.
+#[test]
+fn an_orphans_external_switch_keeps_the_hosts_network() {
+    let Some(s) = Site::new("orph") else { return };
+    let id = s.deploy()["deployment_id"].as_str().unwrap().to_string();
+    let node = s.m.linux_node_namespace();
+    std::fs::remove_dir_all(&s.m.state).unwrap();
+    let out = s.m.edgenet(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["notices"].to_string().contains(&format!(
+            "bridge {BRIDGE} carries the mark of edgenet deployment {id}"
+        )),
+        "{v:#}"
+    );
+    let out =
+        s.m.edgenet(&["remove", "--orphan", &id, "--output", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["left"]
+            .to_string()
+            .contains(&format!("bridge {BRIDGE}: it holds up0")),
+        "{report:#}"
+    );
+    assert!(
+        report["removed"]
+            .to_string()
+            .contains(&format!("network namespace {node}")),
+        "{report:#}"
+    );
+    assert!(!sh_out("ip netns list").contains(&node));
+    assert_eq!(bridges(&s.m.ns), vec![BRIDGE.to_string()]);
+    assert!(s.reachable("198.18.0.11"));
+}

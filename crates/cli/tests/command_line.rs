@@ -459,6 +459,10 @@ fn completions_and_man_refuse_other_formats() {
         &["-o", "json", "completions", "bash"][..],
         &["completions", "bash", "-o", "json"],
         &["-o", "svg", "man"],
+        // `-o` after `man` is the same as before it (it was an unknown option there).
+        &["-o", "json", "man"],
+        &["man", "-o", "json"],
+        &["man", "--output", "svg"],
     ] {
         let out = edgenet(args);
         assert_eq!(code(&out), 2, "{args:?}");
@@ -468,6 +472,13 @@ fn completions_and_man_refuse_other_formats() {
     let out = edgenet(&["completions", "bash", "-o", "text"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("complete -F"));
+    let out = edgenet(&["man", "-o", "text"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(".TH edgenet"), "{}", stdout(&out));
+    // Same envelope in both places.
+    let before = edgenet(&["-o", "json", "man"]);
+    let after = edgenet(&["man", "-o", "json"]);
+    assert_eq!(stdout(&before), stdout(&after));
 }
 
 fn json_or_text_code(out: &Output) -> String {

@@ -876,6 +876,30 @@ fn a_plain_iptables_nft_firewall_gets_a_fix_iptables_can_still_read() {
     let node = linux_node_ns(&m);
     assert!(ping_from(&node, "203.0.113.1"));
     assert!(status(&m).0);
+
+    // B20 D9: one of the two rules deleted by hand: the hint gives that one only (the other
+    // is still there, and following the hint must not add it twice).
+    let cmds: Vec<&str> = commands.split(" && ").collect();
+    sh(&format!(
+        "ip netns exec {} {}",
+        m.ns,
+        cmds[1].replacen("-I FORWARD", "-D FORWARD", 1)
+    ));
+    let (ok, s) = status(&m);
+    assert!(!ok, "{s:#}");
+    let drift = s["drift"].to_string();
+    assert!(drift.contains(cmds[1]), "{drift}");
+    assert!(!drift.contains(cmds[0]), "{drift}");
+    sh(&format!("ip netns exec {} {}", m.ns, cmds[1]));
+    assert!(status(&m).0);
+    let chain = iptables_chain(&m, "FORWARD").unwrap();
+    for dev in ["-i aksedgesw-int", "-o aksedgesw-int"] {
+        assert_eq!(
+            chain.lines().filter(|l| l.contains(dev)).count(),
+            1,
+            "{chain}"
+        );
+    }
 }
 
 /// B19 D3: Docker's documented `iptables -I DOCKER-USER -i ext ! -s net -j DROP`, inserted
@@ -914,6 +938,34 @@ fn user_drop_inserted_above_edgenets_docker_user_rules_is_passed_by_deploy() {
             && drift.contains(user_rule)
             && drift.contains("rule 1 of the chain"),
         "{drift}"
+    );
+    // check and doctor agree with status: edgenet's accepts are there, below the user's rule
+    // (they hinted adding them again).
+    let hint = findings(&m, None)
+        .into_iter()
+        .find(|f| f["code"] == "host-firewall-drops")
+        .map(|f| f.to_string())
+        .unwrap_or_default();
+    assert!(
+        hint.contains("are present in DOCKER-USER but below")
+            && hint.contains("moves its own rules back above it")
+            && !hint.contains("iptables -I DOCKER-USER"),
+        "check: {hint}"
+    );
+    let out = m.edgenet(&["--output", "json", "doctor", "--timeout", "1"]);
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fw = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "host-firewall")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        fw.contains("are present in DOCKER-USER but below")
+            && fw.contains(user_rule)
+            && !fw.contains("iptables -I DOCKER-USER"),
+        "doctor: {fw}"
     );
 
     let report = m.deploy(None);

@@ -246,6 +246,14 @@ fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployme
         "{t}"
     );
     assert_eq!(phase(&m).as_deref(), Some("deployed"), "{t}");
+    // check says the same (it hinted adding the accepts that are there).
+    let out = m.edgenet(&["check"]);
+    let c = text(&out);
+    assert!(
+        c.contains("are present in DOCKER-USER but below `-A DOCKER-USER -j DROP`")
+            && !c.contains("iptables -I DOCKER-USER"),
+        "{c}"
+    );
     // status says why the nodes are cut off; remove takes edgenet's accepts out.
     assert!(drift(&m).join("\n").contains("FORWARD"), "{:?}", drift(&m));
     let out = m.edgenet(&["remove"]);

@@ -72,3 +72,26 @@ fn everything_is_gone_when_remove_returns_and_a_deploy_right_after_succeeds() {
     m.ok(&["remove"]);
     assert_eq!(kernel_view(&m), before);
 }
+
+/// B20 D9: forwarding already back to the value from before the deploy when remove runs (a
+/// remove killed after restoring it, as a SIGKILL at the right moment leaves it, or by hand):
+/// `left` names the interrupted remove among the causes.
+#[test]
+fn forwarding_already_restored_names_an_interrupted_remove() {
+    let Some(m) = machine("o21fwd") else { return };
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+    m.deploy(None);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        m.ns
+    ));
+    let report: Value = serde_json::from_str(&m.ok(&["remove", "--output", "json"])).unwrap();
+    let left = report["left"].to_string();
+    assert!(
+        left.contains(
+            "net.ipv4.ip_forward at 0: already back to the value edgenet found (by an earlier, interrupted remove, a rollback, or by hand)"
+        ),
+        "{report:#}"
+    );
+}

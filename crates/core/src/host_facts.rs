@@ -95,6 +95,11 @@ pub struct HostFirewall {
     pub uplink: Option<String>,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// Docker's `DOCKER-USER` as `iptables -S` prints it, read only when the ruleset shows
+    /// another rule above an accept there ([`crate::host_firewall::docker_user_out_of_order`]):
+    /// whether edgenet's accepts are present but below a user's rule, for every command's fix.
+    #[serde(default)]
+    pub docker_user: Option<Vec<String>>,
 }
 
 /// What the host layer read for the `vm` rules (validate/vm.rs).

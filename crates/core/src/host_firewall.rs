@@ -69,6 +69,9 @@ pub struct Flow {
     pub natted: bool,
 }
 
+/// The flow of the replies to the nodes' own connections, from outside through the uplink.
+pub const REPLIES_TO_NODES: &str = "replies to the nodes";
+
 /// Stands for "some other interface" when the uplink is not known: matches no name, only `!=`.
 pub const OTHER_IF: &str = "\u{0}uplink";
 /// Stands for a node's bridge port (its name is only known after deploy).
@@ -204,7 +207,7 @@ pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
                 "new",
             ));
             flows.push(flow(
-                "replies to the nodes",
+                REPLIES_TO_NODES,
                 "ip",
                 "forward",
                 &uplink,
@@ -292,6 +295,10 @@ pub struct ForwardDrop {
     pub tool: FirewallTool,
     /// `false`: a rule edgenet cannot evaluate may drop it (`reason` names the rule).
     pub certain: bool,
+    /// Every flow this chain drops (this one's included): an iptables fix names the rules
+    /// those need and no rule that is still there (B20 D9).
+    #[serde(skip)]
+    pub chain_flows: Vec<String>,
 }
 
 impl fmt::Display for ForwardDrop {
@@ -319,7 +326,7 @@ impl ForwardDrop {
     pub fn fix(&self, bridge: &str, subnet: Option<&str>) -> String {
         let (f, t, c) = (&self.family, &self.table, &self.chain);
         if self.tool == FirewallTool::Iptables {
-            return iptables_fix(t, c, &self.hook, bridge, subnet);
+            return iptables_fix(t, c, &self.hook, bridge, subnet, &self.chain_flows);
         }
         let nft = |rules: &[String]| {
             let cmds: Vec<String> = rules
@@ -401,6 +408,133 @@ impl ForwardDrop {
     }
 }
 
+/// Docker's chain for rules of one's own, evaluated first in its `FORWARD` chain.
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+/// Whether the `iptables -S` line `line` is one of edgenet's own rules: `mark` is one
+/// deployment's (`edgenet:<id>`), or `None` for any deployment's rule that names `bridge`.
+fn is_own(line: &str, mark: Option<&str>, bridge: &str) -> bool {
+    let words: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('"'))
+        .collect();
+    let marked = words
+        .windows(2)
+        .any(|w| w[0] == "--comment" && mark.map_or(w[1].starts_with("edgenet:"), |m| w[1] == m));
+    marked
+        && (mark.is_some()
+            || words
+                .windows(2)
+                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge))
+}
+
+/// The first rule of another tool or user that comes before one of edgenet's own in
+/// `DOCKER-USER` (`lines` as `iptables -S` prints them), with its position (1-based), or
+/// `None` when edgenet's rules are at the top (or absent).
+pub fn foreign_above_own(
+    lines: &[String],
+    mark: Option<&str>,
+    bridge: &str,
+) -> Option<(usize, String)> {
+    let last_own = lines.iter().rposition(|l| is_own(l, mark, bridge))?;
+    lines[..last_own]
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !is_own(l, mark, bridge))
+        .map(|(i, l)| (i + 1, l.clone()))
+}
+
+/// Whether an `iptables -S` rule applies to the switch's traffic by its interfaces: it names
+/// no interface (all traffic), a negated one (`! -i up0`), or the switch (`-i`/`-o` it, or a
+/// `+` wildcard covering it). Such a rule is aimed at the switch too, and deploy does not put
+/// its accepts above it; one naming only other interfaces (Docker's documented `-i <ext> ! -s
+/// <net> -j DROP`) is about other traffic.
+pub fn aimed_at_switch(line: &str, bridge: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut named_other = false;
+    for (i, w) in words.iter().enumerate() {
+        if *w != "-i" && *w != "-o" {
+            continue;
+        }
+        if i > 0 && words[i - 1] == "!" {
+            return true;
+        }
+        let Some(dev) = words.get(i + 1) else {
+            return true;
+        };
+        let covers = match dev.strip_suffix('+') {
+            Some(prefix) => bridge.starts_with(prefix),
+            None => *dev == bridge,
+        };
+        if covers {
+            return true;
+        }
+        named_other = true;
+    }
+    !named_other
+}
+
+/// Whether `ruleset` has, in `ip filter DOCKER-USER`, a rule that neither accepts nor returns
+/// above an accepting one: only then is the chain worth reading with `iptables -S` (edgenet's
+/// accepts may be present but below a user's rule). Pure and cheap: most Docker hosts have
+/// only `RETURN` there, or edgenet's accepts first.
+pub fn docker_user_out_of_order(ruleset: &Value) -> bool {
+    let Some(items) = ruleset["nftables"].as_array() else {
+        return false;
+    };
+    let mut other_before = false;
+    for item in items {
+        let r = &item["rule"];
+        if r["family"] != "ip" || r["table"] != "filter" || r["chain"] != DOCKER_USER {
+            continue;
+        }
+        let verdict = r["expr"]
+            .as_array()
+            .and_then(|e| e.last())
+            .and_then(Value::as_object)
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_default();
+        match verdict.as_str() {
+            "accept" if other_before => return true,
+            "accept" | "return" | "counter" => {}
+            _ => other_before = true,
+        }
+    }
+    false
+}
+
+/// For a Docker drop in `DOCKER-USER` while edgenet's accepts for `bridge` are there but
+/// below another rule: what the operator should know and do, in the words `status`,
+/// `deploy`, `check` and `doctor` all use (adding the accepts again would not help). `None`
+/// when the chain was not read or edgenet's rules are on top.
+pub fn docker_user_below(fw: &HostFirewall, drop: &ForwardDrop, bridge: &str) -> Option<String> {
+    let docker_forward =
+        drop.tool == FirewallTool::Docker && drop.hook == "forward" && drop.family != "bridge";
+    if !docker_forward || !drop.reason.ends_with(&format!("(chain {DOCKER_USER})")) {
+        return None;
+    }
+    let (pos, rule) = foreign_above_own(fw.docker_user.as_deref()?, None, bridge)?;
+    Some(docker_user_below_words(pos, &rule, bridge))
+}
+
+/// The words of [`docker_user_below`] for the rule `rule` at position `pos`.
+pub fn docker_user_below_words(pos: usize, rule: &str, bridge: &str) -> String {
+    if aimed_at_switch(rule, bridge) {
+        format!(
+            "edgenet's ACCEPT rules for {bridge} are present in {DOCKER_USER} but below `{rule}` \
+             (rule {pos} of the chain), which applies to {bridge}'s traffic too, so edgenet \
+             leaves it above them: if the nodes should get through, delete it or insert it \
+             again below edgenet's rules"
+        )
+    } else {
+        format!(
+            "edgenet's ACCEPT rules for {bridge} are present in {DOCKER_USER} but below `{rule}` \
+             (rule {pos} of the chain); run `edgenet deploy`, which moves its own rules back \
+             above it (that rule stays)"
+        )
+    }
+}
+
 /// The fix in iptables' own syntax for a chain iptables-nft manages (an `nft` rule there makes
 /// `iptables -S`, `iptables-save` and netfilter-persistent fail on the chain).
 fn iptables_fix(
@@ -409,6 +543,7 @@ fn iptables_fix(
     hook: &str,
     bridge: &str,
     subnet: Option<&str>,
+    chain_flows: &[String],
 ) -> String {
     let ipt = if table == "filter" {
         format!("iptables -I {chain}")
@@ -423,10 +558,24 @@ fn iptables_fix(
             format!("-d {s} -j ACCEPT"),
         ],
         ("prerouting", None) => vec![format!("-i {bridge} -j ACCEPT")],
-        (_, Some(s)) => vec![
-            format!("-i {bridge} -s {s} -j ACCEPT"),
-            format!("-o {bridge} -d {s} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
-        ],
+        (_, Some(s)) => {
+            // The replies come in on the uplink (the second rule); every other flow leaves a
+            // node through the switch (the first). Only what is dropped: a rule still there
+            // is not given again. Unknown flows (none listed): both.
+            let replies = |f: &String| f.starts_with(REPLIES_TO_NODES);
+            let need_in = chain_flows.is_empty() || chain_flows.iter().any(|f| !replies(f));
+            let need_out = chain_flows.is_empty() || chain_flows.iter().any(replies);
+            let mut rules = Vec::new();
+            if need_in {
+                rules.push(format!("-i {bridge} -s {s} -j ACCEPT"));
+            }
+            if need_out {
+                rules.push(format!(
+                    "-o {bridge} -d {s} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+                ));
+            }
+            rules
+        }
         (_, None) => vec![format!("-i {bridge} -o {bridge} -j ACCEPT")],
     };
     let cmds: Vec<String> = rules.iter().map(|r| format!("{ipt} {r}")).collect();
@@ -637,8 +786,20 @@ pub fn forward_drops(ruleset: &Value, flows: &[Flow], skip_prefix: &str) -> Vec<
                 flow: what,
                 tool,
                 certain,
+                chain_flows: Vec::new(),
             });
         }
+    }
+    let same_chain = |a: &ForwardDrop, b: &ForwardDrop| {
+        a.family == b.family && a.table == b.table && a.chain == b.chain
+    };
+    let all = out.clone();
+    for d in &mut out {
+        d.chain_flows = all
+            .iter()
+            .filter(|o| same_chain(o, d))
+            .map(|o| o.flow.clone())
+            .collect();
     }
     out
 }
@@ -1829,5 +1990,32 @@ mod tests {
         assert!(drops[0]
             .fix("aksedgesw-int", Some("192.168.0.0/24"))
             .starts_with("nft insert rule ip t FORWARD"));
+    }
+}
+
+#[cfg(test)]
+mod docker_user_order_tests {
+    use super::docker_user_out_of_order;
+    use serde_json::json;
+
+    fn rule(verdict: &str) -> serde_json::Value {
+        json!({"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER",
+            "expr": [{"counter": {"packets": 0, "bytes": 0}}, {verdict: null}]}})
+    }
+
+    #[test]
+    fn only_a_non_accept_above_an_accept_is_out_of_order() {
+        let set = |items: Vec<serde_json::Value>| json!({ "nftables": items });
+        assert!(docker_user_out_of_order(&set(vec![
+            rule("drop"),
+            rule("accept"),
+            rule("return")
+        ])));
+        assert!(!docker_user_out_of_order(&set(vec![
+            rule("accept"),
+            rule("accept"),
+            rule("drop")
+        ])));
+        assert!(!docker_user_out_of_order(&set(vec![rule("return")])));
     }
 }

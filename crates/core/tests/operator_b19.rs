@@ -314,3 +314,49 @@ fn a_windows_adapter_name_is_not_a_linux_interface_name() {
     // Offline, a file written on Windows is not refused for it (rule 11 needs the host).
     assert!(!codes(&run_offline(&short)).contains(&"invalid-name"));
 }
+
+/// B20 D9: a numeric field of the wrong type says the field's real range, not "≥ 0".
+#[test]
+fn a_wrong_type_number_says_the_fields_real_range() {
+    for (path, value, words) in [
+        (
+            "Network/Ip4PrefixLength",
+            json!(24.5),
+            "a whole number from 1 to 31",
+        ),
+        (
+            "Network/Ip4PrefixLength",
+            json!(24.0),
+            "a whole number from 1 to 31",
+        ),
+        (
+            "Network/Ip4PrefixLength",
+            json!("/24"),
+            "a whole number from 1 to 31",
+        ),
+        (
+            "Network/Ip4PrefixLength",
+            json!(-1),
+            "a whole number from 1 to 31",
+        ),
+        (
+            "Init/ServiceIPRangeSize",
+            json!(10.5),
+            "a whole number from 0 to 127",
+        ),
+        (
+            "Machines/0/NetworkConnection/Mtu",
+            json!(1500.5),
+            "0 (the default) or a whole number from 1280 to 9216",
+        ),
+    ] {
+        let found = run_offline(&set(scalable(), path, value.clone()));
+        let f = found
+            .iter()
+            .find(|f| f.code.as_str() == "wrong-type")
+            .unwrap_or_else(|| panic!("{path} = {value}: {found:#?}"));
+        let said = format!("{} {}", f.message, f.hint.as_deref().unwrap_or(""));
+        assert!(said.contains(words), "{path} = {value}: {said}");
+        assert!(!said.contains("≥ 0"), "{path} = {value}: {said}");
+    }
+}

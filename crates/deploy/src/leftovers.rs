@@ -34,13 +34,32 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
         other
     };
     if let Ok(links) = nl.links() {
-        for l in links {
+        for l in &links {
             let Some(id) = l.alias.as_deref().and_then(|a| a.strip_prefix("edgenet:")) else {
                 continue;
             };
-            if is_other(id) {
+            // An external switch's bridge holds the host's adapter, and the host's addresses
+            // moved to it: `remove --orphan` leaves it (what to give back was in the lost
+            // state), so the notice says what to do by hand.
+            let foreign_ports: Vec<&str> = links
+                .iter()
+                .filter(|p| {
+                    p.master.as_deref() == Some(l.name.as_str())
+                        && p.alias.as_deref() != l.alias.as_deref()
+                })
+                .map(|p| p.name.as_str())
+                .collect();
+            if is_other(id) && !foreign_ports.is_empty() {
                 found.push(format!(
-                    "interface {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`ip link del {}`), else its own `edgenet remove` does",
+                    "bridge {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone), and holds {} (an external switch: the host's addresses and routes are on the bridge): edgenet leaves it; if that deployment is gone, move the addresses and routes back to {}, then `ip link del {}` (`edgenet remove --orphan {id}` deletes the rest of it, not this bridge), else its own `edgenet remove` does",
+                    l.name,
+                    foreign_ports.join(", "),
+                    foreign_ports.join(", "),
+                    l.name
+                ));
+            } else if is_other(id) {
+                found.push(format!(
+                    "interface {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `ip link del {}`), else its own `edgenet remove` does",
                     l.name, l.name
                 ));
             }
@@ -54,7 +73,7 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String
             };
             if is_other(id) {
                 found.push(format!(
-                    "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`nft delete table {family} {name}`), else its own `edgenet remove` does"
+                    "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `nft delete table {family} {name}`), else its own `edgenet remove` does"
                 ));
             }
         }
@@ -85,13 +104,13 @@ fn node_namespaces_of(id: &str) -> Vec<String> {
             continue;
         }
         found.push(format!(
-            "network namespace {name} is a node of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, delete it (`ip netns del {name}`), else its own `edgenet remove` does"
+            "network namespace {name} is a node of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `ip netns del {name}`), else its own `edgenet remove` does"
         ));
     }
     let forwarding = edgenet_host::sysctl::read(crate::forwarding::IP_FORWARD).unwrap_or_default();
     if forwarding.trim() == "1" {
         found.push(format!(
-            "{} is 1: edgenet deployment {id} may have turned it on, and the value from before it is recorded only in its state directory; if that deployment is gone and nothing else routes through this host, set it back (`sysctl -w {}=0`)",
+            "{} is 1: edgenet deployment {id} may have turned it on, and the value from before it is recorded only in its state directory; if that deployment is gone, `edgenet remove --orphan {id}` sets it back once nothing else routes through this host (by hand: `sysctl -w {}=0`)",
             crate::forwarding::IP_FORWARD,
             crate::forwarding::IP_FORWARD
         ));

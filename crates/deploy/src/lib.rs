@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod leftovers;
 pub mod names;
 pub mod node;
+pub mod orphan;
 pub mod own_files;
 pub mod remove;
 pub mod state;

@@ -37,6 +37,9 @@ pub struct RemoveReport {
     /// in the state directory (`config.json`, node files), deleted.
     #[serde(default)]
     pub leftover_files: Vec<String>,
+    /// `remove --orphan ID`: a deployment no state directory holds, found by its mark.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphan: bool,
 }
 
 pub fn remove(lock: &StateLock) -> Result<RemoveReport, DeployError> {
@@ -439,7 +442,7 @@ fn restore_sysctls(
             // it, or by hand): left as it is, without blaming someone else's change.
             Ok(live) if live.trim() == change.previous.trim() => {
                 lines.left.push(format!(
-                    "{} at {}: already back to the value edgenet found (by a rollback, or by hand)",
+                    "{} at {}: already back to the value edgenet found (by an earlier, interrupted remove, a rollback, or by hand)",
                     change.key,
                     live.trim()
                 ));

@@ -278,6 +278,7 @@ fn fill(
         },
         None => None,
     };
+    let mut adapter_live: Option<(String, bool)> = None;
     if let Some(adapter) = plan.switch.adapter.as_deref() {
         let adapter = adapter_now.as_deref().unwrap_or(adapter);
         // IPv6 on a port: deploy stops it (its SLAAC route would win over the bridge's).
@@ -326,7 +327,16 @@ fn fill(
                 report.drift.push(line)
             }
             Some(a) if !a.up => report.drift.push(format!("adapter {adapter} is down")),
-            Some(_) => {}
+            Some(a) => {
+                // B19 D7: up, but nothing on the wire (cable pulled, the far end off): no
+                // drift (deploy cannot fix it), but the LAN is cut off while it lasts.
+                if !a.lower_up {
+                    report
+                        .notices
+                        .push(no_carrier_words(adapter, &plan.switch.name));
+                }
+                adapter_live = Some((adapter.to_string(), a.lower_up));
+            }
         }
         // An address on a bridge port is unreachable (the bridge takes every frame), e.g. one
         // a DHCP client or the boot put back on the adapter.
@@ -406,7 +416,11 @@ fn fill(
             ));
         }
     }
-    report.switch = Some(sw);
+    report.switch = Some(switch::SwitchLive {
+        adapter: adapter_live.as_ref().map(|(a, _)| a.clone()),
+        adapter_carrier: adapter_live.map(|(_, c)| c),
+        ..sw
+    });
 
     let table = firewall::table_name(id);
     let (live, ip_owned) = match live_or_owned(&table)? {
@@ -743,6 +757,50 @@ fn node_files_drift(
 
 /// For doctor: on an external switch whose adapter's configuration edgenet moved, what of it
 /// the host lacks now, on the bridge (or on the adapter, the bridge gone); `None` otherwise.
+/// What status says of an external switch's adapter without carrier, and doctor's fix of
+/// the gateway it cannot reach then.
+pub fn no_carrier_words(adapter: &str, switch: &str) -> String {
+    format!(
+        "adapter {adapter} (the port of {switch} to the LAN) has no carrier: link down on the wire (cable unplugged, or the switch port or device at the other end is off); the nodes and the host reach nothing on the LAN until it is back, and nothing for edgenet to repair"
+    )
+}
+
+/// The adapter of `plan`'s external switch when it is up but has no carrier (see
+/// [`no_carrier_words`]), by its name or, renamed since, by its recorded MAC.
+pub fn adapter_without_carrier(
+    state: &DeploymentState,
+    plan: &Plan,
+) -> Result<Option<String>, DeployError> {
+    let Some(adapter) = plan.switch.adapter.as_deref() else {
+        return Ok(None);
+    };
+    let own = Ownership {
+        alias: names::alias(&state.deployment_id),
+        group: names::link_group(&state.deployment_id),
+    };
+    let mut nl = kernel::open()?;
+    let nl: &mut dyn Kernel = &mut nl;
+    let record = AdapterRecord::in_state(state, adapter);
+    let link = match nl.link(adapter)? {
+        Some(l)
+            if record
+                .as_ref()
+                .and_then(|r| r.adapter.mac)
+                .is_none_or(|m| l.mac == Some(m)) =>
+        {
+            Some(l)
+        }
+        _ => match record {
+            Some(r) => match switch::adapter::find_adapter(nl, &r.adapter, &r.bridge, &own)? {
+                Some(now) => nl.link(&now)?,
+                None => None,
+            },
+            None => None,
+        },
+    };
+    Ok(link.filter(|l| l.up && !l.lower_up).map(|l| l.name))
+}
+
 pub fn host_config_missing(
     state: &DeploymentState,
     plan: &Plan,

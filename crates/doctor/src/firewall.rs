@@ -58,7 +58,11 @@ pub fn forward_blockers(fw: &HostFirewall, plan: &Plan) -> Vec<Blocker> {
                 d.flow,
                 d.reason
             ),
-            fix: Some(d.fix(&plan.switch.name, subnet.as_deref())),
+            // edgenet's accepts present but below a user's rule: the words status uses.
+            fix: Some(
+                edgenet_core::host_firewall::docker_user_below(fw, &d, &plan.switch.name)
+                    .unwrap_or_else(|| d.fix(&plan.switch.name, subnet.as_deref())),
+            ),
             certain: d.certain,
             family: d.family,
             table: d.table,

@@ -60,6 +60,9 @@ pub struct DoctorOptions {
     /// On an external switch, what of the host's configuration recorded for the adapter (its
     /// addresses, its default and other routes) the host lacks now; `None`: not checked.
     pub host_config_missing: Option<Vec<String>>,
+    /// On an external switch, its adapter when it is up without carrier (nothing on the
+    /// wire): what a gateway that does not answer points at.
+    pub adapter_without_carrier: Option<String>,
 }
 
 impl Default for DoctorOptions {
@@ -73,6 +76,7 @@ impl Default for DoctorOptions {
             guest_agent_wait: Duration::from_secs(0),
             edgenet_table_drift: Vec::new(),
             host_config_missing: None,
+            adapter_without_carrier: None,
         }
     }
 }
@@ -624,6 +628,19 @@ fn node_checks(
             format!(
                 "{} does not answer ping, as expected: a route drops it (see default-route)",
                 n.gateway
+            ),
+        )
+    } else if let Some(adapter) = &opts.adapter_without_carrier {
+        // B19 D7: the wire, not the switch: point at what status says.
+        Check::fail(
+            scope,
+            "gateway",
+            format!(
+                "{} does not answer ping: adapter {adapter}, the switch's port to the LAN, has no carrier",
+                n.gateway
+            ),
+            format!(
+                "reconnect {adapter} (cable unplugged, or the switch port or device at the other end is off; `ip link show {adapter}` says NO-CARRIER, `edgenet status` names it)"
             ),
         )
     } else {

@@ -116,6 +116,14 @@ pub fn host_firewall() -> edgenet_core::host_firewall::HostFirewall {
         .unzip();
     match crate::nft::Nft::new().list_ruleset_for_walk() {
         Ok(ruleset) => edgenet_core::host_firewall::HostFirewall {
+            // Read only in the rare case it matters (one process more otherwise).
+            docker_user: edgenet_core::host_firewall::docker_user_out_of_order(&ruleset)
+                .then(|| {
+                    crate::iptables::list_rules(edgenet_core::host_firewall::DOCKER_USER)
+                        .ok()
+                        .flatten()
+                })
+                .flatten(),
             ruleset: Some(ruleset),
             bridge_nf_call_iptables,
             problem: None,
@@ -128,6 +136,7 @@ pub fn host_firewall() -> edgenet_core::host_firewall::HostFirewall {
             problem: Some(e.to_string()),
             uplink,
             gateway: gateway.flatten(),
+            docker_user: None,
         },
     }
 }

@@ -498,6 +498,34 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
     report_remove(cli, report)
 }
 
+/// `remove --orphan ID`: what carries deployment ID's mark in this network namespace, whose
+/// state directory is gone (see `edgenet_deploy::orphan`).
+pub fn run_remove_orphan(cli: &Cli, args: &LockArgs, id: &str) -> Result<Exit, CliError> {
+    refuse_config_option(cli)?;
+    let id: edgenet_deploy::state::DeploymentId = id.parse().map_err(|e: String| {
+        CliError::new(Exit::Unreadable, "invalid-arguments", format!("--orphan: {e}")).hint(
+            "give the id `edgenet status` names in its leftover notices (`edgenet:<id>`, `edgenet_<id>`)",
+        )
+    })?;
+    // Deploys and removes in this namespace take turns, as for remove.
+    let _netns_lock = netns_lock(args.wait, "remove")?;
+    match edgenet_deploy::orphan::remove_orphan(&id, &cli.state_dir) {
+        Ok(report) => report_remove(cli, report),
+        Err(edgenet_deploy::orphan::Refused::Owned(dir)) => Err(CliError::new(
+            Exit::Host,
+            "not-orphan",
+            format!(
+                "deployment {id} is recorded in state directory {}: it is not an orphan; nothing was changed",
+                dir.display()
+            ),
+        )
+        .hint(format!(
+            "edgenet remove --state-dir {} (that deployment's own remove restores what it changed)",
+            dir.display()
+        ))),
+    }
+}
+
 /// `edgenet -c FILE remove` is refused as `remove -c FILE` is (exit 2): remove takes the
 /// deployment recorded in the state directory, whatever a config says, and a `-c` it ignored
 /// would let the operator believe it removes what FILE describes. `EDGENET_CONFIG` alone (set
@@ -531,7 +559,11 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
                 "remove-incomplete",
                 format!("{} problem(s) while removing", report.errors.len()),
             )
-            .hint("the state keeps what is left, so `edgenet remove` can be run again"),
+            .hint(if report.orphan {
+                "what is left still carries the mark, so `edgenet remove --orphan ID` can be run again"
+            } else {
+                "the state keeps what is left, so `edgenet remove` can be run again"
+            }),
             &report,
         ),
         Output::Json => crate::envelope::print(&crate::envelope::REMOVE, &report),
@@ -549,6 +581,11 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
                         })
                         .collect::<Vec<_>>()
                         .join(", ")
+                );
+            } else if !report.found && report.orphan {
+                outln!(
+                    "Nothing to remove: nothing in this network namespace carries the mark of deployment {}.",
+                    report.deployment_id.as_deref().unwrap_or("?")
                 );
             } else if !report.found {
                 outln!(
@@ -571,9 +608,20 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for e in &report.errors {
                 errln!("edgenet: remove: {e}");
             }
-            if report.found && !failed {
+            if report.found && !failed && report.orphan {
+                outln!(
+                    "Removed what deployment {} left in this network namespace.",
+                    report.deployment_id.as_deref().unwrap_or("?")
+                );
+            } else if report.found && !failed {
                 outln!(
                     "Removed deployment {}.",
+                    report.deployment_id.as_deref().unwrap_or("?")
+                );
+            } else if failed && report.orphan {
+                errln!(
+                    "  {} problem(s); run `edgenet remove --orphan {}` again once they are fixed",
+                    report.errors.len(),
                     report.deployment_id.as_deref().unwrap_or("?")
                 );
             } else if failed {

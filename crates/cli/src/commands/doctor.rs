@@ -139,6 +139,8 @@ pub fn report(cli: &Cli, args: &DoctorArgs) -> Result<Report, CliError> {
             .unwrap_or_default(),
         host_config_missing: edgenet_deploy::status::host_config_missing(&state, &plan)
             .unwrap_or_default(),
+        adapter_without_carrier: edgenet_deploy::status::adapter_without_carrier(&state, &plan)
+            .unwrap_or_default(),
     };
     Ok(doctor(&plan, &nodes, &opts))
 }

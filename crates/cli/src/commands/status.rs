@@ -87,8 +87,15 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                     edgenet_core::plan::Outbound::Offline => "offline",
                     edgenet_core::plan::Outbound::Direct => "direct",
                 };
+                let carrier = match (&sw.adapter, sw.adapter_carrier) {
+                    (Some(a), Some(false)) => {
+                        format!(", adapter {a}: NO CARRIER (link down on the wire)")
+                    }
+                    (Some(a), Some(true)) => format!(", adapter {a}: carrier"),
+                    _ => String::new(),
+                };
                 println!(
-                    "Switch {}: {}, {}, subnet {}, MTU {}, address {}",
+                    "Switch {}: {}, {}, subnet {}, MTU {}, address {}{carrier}",
                     sw.name,
                     if sw.present {
                         if sw.up {

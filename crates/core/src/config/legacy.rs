@@ -32,7 +32,11 @@ impl ServiceRange {
             self.start
                 .push((At { value: v, init }, obj.at("ServiceIPRangeStart")));
         }
-        if let Some(v) = r.uint(obj, "ServiceIPRangeSize") {
+        let size_words = format!(
+            "a whole number from 0 to {}",
+            crate::validate::addresses::MAX_SERVICE_RANGE
+        );
+        if let Some(v) = r.uint_in(obj, "ServiceIPRangeSize", &size_words) {
             self.size
                 .push((At { value: v, init }, obj.at("ServiceIPRangeSize")));
         }

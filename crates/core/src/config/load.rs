@@ -785,7 +785,7 @@ fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
         ],
     );
     n.ip4_gateway_address = r.ipv4(net, "Ip4GatewayAddress");
-    n.ip4_prefix_length = r.uint(net, "Ip4PrefixLength");
+    n.ip4_prefix_length = r.uint_in(net, "Ip4PrefixLength", "a whole number from 1 to 31");
     n.ip4_address_prefix = r.cidr(net, "Ip4AddressPrefix");
     n.dns_servers = r.ipv4_list(net, "DnsServers");
     n.internet_disabled = r.bool(net, "InternetDisabled").unwrap_or(false);
@@ -822,7 +822,9 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
     if let Some(conn) = r.object(m, "NetworkConnection") {
         r.check_keys_warn_unknown(&conn, CONNECTION_KEYS, &[]);
         machine.adapter_name = r.string(&conn, "AdapterName");
-        machine.mtu = r.uint(&conn, "Mtu").filter(|&mtu| mtu != 0);
+        machine.mtu = r
+            .uint_in(&conn, "Mtu", &mtu_words())
+            .filter(|&mtu| mtu != 0);
     }
     for (key, linux) in [("LinuxNode", true), ("WindowsNode", false)] {
         let Some(n) = r.object(m, key) else { continue };
@@ -846,7 +848,7 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
 
 /// The node-level `Mtu` of older files, read as the machine's `NetworkConnection.Mtu`.
 pub(super) fn node_mtu(r: &mut Reader, n: &Obj<'_>, machine_canon: &str, machine: &mut Machine) {
-    let Some(mtu) = r.uint(n, "Mtu").filter(|&mtu| mtu != 0) else {
+    let Some(mtu) = r.uint_in(n, "Mtu", &mtu_words()).filter(|&mtu| mtu != 0) else {
         return;
     };
     let path = n.at("Mtu");
@@ -908,9 +910,28 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
         ip4_address: r.ipv4(n, "Ip4Address"),
         mac_address: r.mac(n, "MacAddress"),
         control_plane: r.bool(n, "ControlPlane"),
-        cpu_count: r.uint(n, "CpuCount"),
-        memory_in_mb: r.uint(n, "MemoryInMB"),
-        data_size_in_gb: r.uint(n, "DataSizeInGB"),
+        cpu_count: r.uint_in(
+            n,
+            "CpuCount",
+            &format!("a whole number from 1 to {}", crate::validate::vm::MAX_CPUS),
+        ),
+        memory_in_mb: r.uint_in(
+            n,
+            "MemoryInMB",
+            &format!(
+                "a whole number from {} to {} (MB)",
+                crate::validate::vm::MIN_MEMORY_MB,
+                crate::validate::vm::MAX_MEMORY_MB
+            ),
+        ),
+        data_size_in_gb: r.uint_in(
+            n,
+            "DataSizeInGB",
+            &format!(
+                "a whole number from 1 to {} (GB)",
+                crate::validate::vm::MAX_DATA_GB
+            ),
+        ),
     }
 }
 
@@ -1001,8 +1022,14 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
     }
 }
 
+/// How an MTU field's valid values are said.
+fn mtu_words() -> String {
+    use crate::validate::mtu::{MAX_MTU, MIN_MTU};
+    format!("0 (the default) or a whole number from {MIN_MTU} to {MAX_MTU}")
+}
+
 fn port(r: &mut Reader, f: &Obj<'_>, key: &str) -> Option<u16> {
-    let n = r.uint(f, key)?;
+    let n = r.uint_in(f, key, "a whole number from 1 to 65535")?;
     match u16::try_from(n) {
         Ok(p) if p > 0 => Some(p),
         _ => {

@@ -338,9 +338,12 @@ impl Reader {
         }
     }
 
-    /// A non-negative whole number (numeric strings accepted, as older AKS EE files hold them).
-    /// A number that is not one (`10.0`, `10.5`, `-1`, too large) is refused saying which.
-    pub fn uint(&mut self, obj: &Obj<'_>, key: &str) -> Option<u32> {
+    /// A non-negative whole number (numeric strings accepted, as older AKS EE files hold them)
+    /// of a field whose valid values are `expected` (`"a whole number from 1 to 31"`). A
+    /// number that is not one (`10.0`, `10.5`, `-1`, too large) is refused saying which and
+    /// the field's real range, not merely "≥ 0" (B20 D9; the range itself is the field's
+    /// rule's to check).
+    pub fn uint_in(&mut self, obj: &Obj<'_>, key: &str, expected: &str) -> Option<u32> {
         self.at(obj, key);
         let v = obj.get(key)?;
         let n = match v {
@@ -363,14 +366,11 @@ impl Reader {
                 .filter(|x| x.is_finite())
                 .map(|x| (w, x))
         }) else {
-            self.wrong_type(&path, v, "a whole number ≥ 0");
+            self.wrong_type(&path, v, expected);
             return None;
         };
         let (why, hint) = if x < 0.0 {
-            (
-                "a negative number".to_string(),
-                "write a whole number ≥ 0".to_string(),
-            )
+            ("a negative number".to_string(), format!("write {expected}"))
         } else if x > f64::from(u32::MAX) {
             (
                 format!(
@@ -395,7 +395,7 @@ impl Reader {
             Finding::error(
                 Code::WrongType,
                 &path,
-                format!("{path} is {written}, {why}; expected a whole number ≥ 0"),
+                format!("{path} is {written}, {why}; expected {expected}"),
             )
             .hint(hint),
         );

@@ -312,9 +312,16 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
                         own_words(ctx)
                     ),
                 )
-                .hint(format!(
-                    "run `edgenet remove` with that deployment's --state-dir, or delete the bridge if that deployment is gone (`ip link del {switch}`), or set Edgenet.SwitchName to another name"
-                )),
+                .hint(match mark.strip_prefix("edgenet:").filter(|id| {
+                    id.len() == 6 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                }) {
+                    Some(id) => format!(
+                        "run `edgenet remove` with that deployment's --state-dir, or if that deployment is gone `edgenet remove --orphan {id}` (everything carrying its mark here: the bridge, its veths, tables and node namespaces), or set Edgenet.SwitchName to another name"
+                    ),
+                    None => format!(
+                        "run `edgenet remove` with that deployment's --state-dir, or delete the bridge if that deployment is gone (`ip link del {switch}`), or set Edgenet.SwitchName to another name"
+                    ),
+                }),
             );
         }
         return;

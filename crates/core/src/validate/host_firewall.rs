@@ -41,6 +41,15 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                     drop.fix(bridge, subnet.as_deref())
                 )),
             );
+        } else if let Some(below) =
+            crate::host_firewall::docker_user_below(&facts.firewall, &drop, bridge)
+        {
+            // edgenet's accepts are there already: adding them again (the plain fix) would
+            // not help; the same words as status and deploy.
+            out.push(
+                Finding::warning(Code::HostFirewallDrops, path, format!("{drop}: {below}"))
+                    .hint(below),
+            );
         } else if drop.tool == FirewallTool::Docker
             && drop.hook == "forward"
             && drop.family != "bridge"

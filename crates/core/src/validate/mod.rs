@@ -5,18 +5,18 @@
 //! reported as skipped, never passed, when the host could not be read.
 
 mod adapter;
-mod addresses;
+pub(crate) mod addresses;
 mod cluster;
 mod dns;
 mod host_firewall;
 mod macs;
-mod mtu;
+pub(crate) mod mtu;
 mod overlap;
 mod probe;
 mod proxy;
 mod structure;
 mod subnet;
-mod vm;
+pub(crate) mod vm;
 
 pub use crate::config::is_control_plane;
 pub use crate::context::{

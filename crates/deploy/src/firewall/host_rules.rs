@@ -19,8 +19,7 @@ use serde_json::Value;
 
 use crate::state::DeploymentId;
 
-/// Docker's chain for user rules, evaluated first in its `FORWARD` chain.
-pub const DOCKER_USER: &str = "DOCKER-USER";
+pub use edgenet_core::host_firewall::{aimed_at_switch, foreign_above_own, DOCKER_USER};
 
 /// The packets of `plan`'s switch that a firewall on this host certainly drops, as the host
 /// is now (reads the ruleset of the calling thread's namespace). Drops that depend on a rule
@@ -117,69 +116,6 @@ pub fn rule_of_record(name: &str) -> Option<(String, Vec<String>)> {
     ))
 }
 
-/// Whether the `iptables -S` line `line` is one of edgenet's own rules: `mark` is one
-/// deployment's (`edgenet:<id>`), or `None` for any deployment's rule that names `bridge`.
-fn is_own(line: &str, mark: Option<&str>, bridge: &str) -> bool {
-    let words: Vec<&str> = line
-        .split_whitespace()
-        .map(|w| w.trim_matches('"'))
-        .collect();
-    let marked = words
-        .windows(2)
-        .any(|w| w[0] == "--comment" && mark.map_or(w[1].starts_with("edgenet:"), |m| w[1] == m));
-    marked
-        && (mark.is_some()
-            || words
-                .windows(2)
-                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge))
-}
-
-/// The first rule of another tool or user that comes before one of edgenet's own in
-/// `DOCKER-USER` (`lines` as `iptables -S` prints them), with its position (1-based), or
-/// `None` when edgenet's rules are at the top (or absent).
-pub fn foreign_above_own(
-    lines: &[String],
-    mark: Option<&str>,
-    bridge: &str,
-) -> Option<(usize, String)> {
-    let last_own = lines.iter().rposition(|l| is_own(l, mark, bridge))?;
-    lines[..last_own]
-        .iter()
-        .enumerate()
-        .find(|(_, l)| !is_own(l, mark, bridge))
-        .map(|(i, l)| (i + 1, l.clone()))
-}
-
-/// Whether an `iptables -S` rule applies to the switch's traffic by its interfaces: it names
-/// no interface (all traffic), a negated one (`! -i up0`), or the switch (`-i`/`-o` it, or a
-/// `+` wildcard covering it). Such a rule is aimed at the switch too, and deploy does not put
-/// its accepts above it; one naming only other interfaces (Docker's documented `-i <ext> ! -s
-/// <net> -j DROP`) is about other traffic.
-pub fn aimed_at_switch(line: &str, bridge: &str) -> bool {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let mut named_other = false;
-    for (i, w) in words.iter().enumerate() {
-        if *w != "-i" && *w != "-o" {
-            continue;
-        }
-        if i > 0 && words[i - 1] == "!" {
-            return true;
-        }
-        let Some(dev) = words.get(i + 1) else {
-            return true;
-        };
-        let covers = match dev.strip_suffix('+') {
-            Some(prefix) => bridge.starts_with(prefix),
-            None => *dev == bridge,
-        };
-        if covers {
-            return true;
-        }
-        named_other = true;
-    }
-    !named_other
-}
-
 /// As [`foreign_above_own`], on the live `DOCKER-USER` chain; `None` also when it cannot be
 /// read (the message then stays the general one).
 pub fn live_foreign_above_own(mark: Option<&str>, bridge: &str) -> Option<(usize, String)> {
@@ -209,18 +145,9 @@ pub fn describe(drop: &ForwardDrop, plan: &Plan) -> String {
         drop.tool == FirewallTool::Docker && drop.hook == "forward" && drop.family != "bridge";
     if docker_forward && drop.reason.ends_with(&format!("(chain {DOCKER_USER})")) {
         if let Some((pos, rule)) = live_foreign_above_own(None, bridge) {
-            if aimed_at_switch(&rule, bridge) {
-                return format!(
-                    "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
-                     {DOCKER_USER} but below `{rule}` (rule {pos} of the chain), which applies \
-                     to {bridge}'s traffic too, so edgenet leaves it above them: if the nodes \
-                     should get through, delete it or insert it again below edgenet's rules"
-                );
-            }
             return format!(
-                "host firewall: {drop}; edgenet's ACCEPT rules for {bridge} are present in \
-                 {DOCKER_USER} but below `{rule}` (rule {pos} of the chain); run `edgenet \
-                 deploy`, which moves its own rules back above it (that rule stays)"
+                "host firewall: {drop}; {}",
+                edgenet_core::host_firewall::docker_user_below_words(pos, &rule, bridge)
             );
         }
     }

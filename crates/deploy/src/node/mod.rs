@@ -247,8 +247,9 @@ pub fn foreign_host_link_hint(link: &edgenet_host::netlink::Link, own: &Ownershi
     let name = &link.name;
     match link.alias.as_deref() {
         Some(mark) if mark.starts_with("edgenet:") => format!(
-            "interface {name} (a {what}) exists but carries another edgenet deployment's mark ({mark}), not this one's ({}): run `edgenet remove` with that deployment's --state-dir, or delete it if it is left over (`ip link del {name}`)",
-            own.alias
+            "interface {name} (a {what}) exists but carries another edgenet deployment's mark ({mark}), not this one's ({}): run `edgenet remove` with that deployment's --state-dir, or if that deployment is gone `edgenet remove --orphan {}` (everything carrying its mark; this one alone: `ip link del {name}`)",
+            own.alias,
+            mark.trim_start_matches("edgenet:")
         ),
         _ => format!(
             "interface {name} (a {what}) exists but does not carry this deployment's mark ({}): another tool made it under the name of this deployment's node link; delete it if it is left over (`ip link del {name}`)",

@@ -204,5 +204,7 @@ pub(crate) fn bridge_live(
         mtu: link.as_ref().map(|l| l.mtu),
         mac: link.as_ref().and_then(|l| l.mac.map(|m| m.to_string())),
         addresses,
+        adapter: None,
+        adapter_carrier: None,
     })
 }

@@ -35,6 +35,11 @@ pub struct SwitchLive {
     pub mtu: Option<u32>,
     pub mac: Option<String>,
     pub addresses: Vec<String>,
+    /// An external switch's adapter (by its name now) and whether it has carrier
+    /// (`IFF_LOWER_UP`: something on the wire); `None` without an adapter, or when it is
+    /// missing or administratively down (said as drift).
+    pub adapter: Option<String>,
+    pub adapter_carrier: Option<bool>,
 }
 
 pub trait SwitchDriver {
