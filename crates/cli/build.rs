@@ -1,7 +1,7 @@
 //! Links the unwinder into the binary (libgcc_eh) instead of loading libgcc_s.so.1.
 //!
 //! libgcc_s's constructor (`__cpu_indicator_init`) runs ~10 `cpuid` instructions at every
-//! start, and each one is a trap to the hypervisor in a VM: ~0.2–0.3 ms of the ~5 ms CPU a
+//! start, and each one is a trap to the hypervisor in a VM: 0.3–0.4 ms of the 4–5 ms of CPU a
 //! no-change redeploy costs there (BENCHMARKS.md, issue 10's eleventh step). Only Rust's own
 //! panics use the unwinder, and the static one finds the binary's frames the same way (through
 //! `PT_GNU_EH_FRAME`); a library loaded later (libnftables) that needs libgcc_s still gets it.
