@@ -46,6 +46,8 @@ struct Chosen {
     source: String,
     /// The recorded deployment's config (not a `-c` file that happens to be named `recorded`).
     recorded: bool,
+    /// The state's config it was loaded from, when [`Self::recorded`].
+    recorded_from: Option<std::sync::Arc<serde_json::Value>>,
     machine: Option<usize>,
     machine_name: Option<String>,
 }
@@ -53,6 +55,12 @@ struct Chosen {
 impl Chosen {
     fn recorded(&self) -> bool {
         self.recorded
+    }
+
+    /// The loaded config, when it is the one `state` records (loaded from the same value).
+    fn recorded_in(&self, state: &DeploymentState) -> Option<&Loaded> {
+        let (from, now) = (self.recorded_from.as_ref()?, state.config.as_ref()?);
+        (std::sync::Arc::ptr_eq(from, now) || from == now).then_some(&self.loaded)
     }
 
     /// How text output names the config.
@@ -106,6 +114,7 @@ fn chosen_without_c(
             loaded,
             source: RECORDED.to_string(),
             recorded: true,
+            recorded_from: peeked.and_then(|s| s.config.clone()),
             machine: args.machine.or(plan.map(|p| p.machine.index)),
             machine_name: cli
                 .machine_name
@@ -116,6 +125,7 @@ fn chosen_without_c(
             loaded: super::load_config(cli)?,
             source: super::config_source(cli),
             recorded: false,
+            recorded_from: None,
             machine: args.machine,
             machine_name: cli.machine_name.clone(),
         }),
@@ -164,7 +174,7 @@ fn checked_plan(
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     ctx.deployed_adapters = state
-        .map(|s| super::deployed_adapters(s, facts))
+        .map(|s| super::deployed_adapters(s, facts, chosen.recorded_in(s)))
         .unwrap_or_default();
     ctx.ambiguous_adapters = state
         .map(|s| edgenet_deploy::switch::adapter::ambiguous_in_facts(s, facts))
@@ -292,6 +302,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 loaded,
                 source: super::config_source(cli),
                 recorded: false,
+                recorded_from: None,
                 machine: args.machine,
                 machine_name: cli.machine_name.clone(),
             })
@@ -685,6 +696,38 @@ mod tests {
             None
         );
         assert_eq!(reusable_plan(plan, &loaded, &None, &None, true), None);
+    }
+
+    /// The recorded config the deploy loaded serves the adapter-name question only for the
+    /// state it was loaded from (a run that waited for the lock may find another recorded).
+    #[test]
+    fn the_loaded_recorded_config_serves_only_its_own_state() {
+        let text = edgenet_core::config::builtin_default().to_string();
+        let value = std::sync::Arc::new(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        let chosen = |recorded_from| Chosen {
+            loaded: edgenet_core::config::load(text.as_bytes()).unwrap(),
+            source: RECORDED.to_string(),
+            recorded: true,
+            recorded_from,
+            machine: None,
+            machine_name: None,
+        };
+        let mut state = DeploymentState::new(DeploymentId::random());
+        let recorded = chosen(Some(value.clone()));
+        assert!(recorded.recorded_in(&state).is_none(), "nothing recorded");
+        state.config = Some(value.clone());
+        assert!(recorded.recorded_in(&state).is_some());
+        state.config = Some(std::sync::Arc::new((*value).clone()));
+        assert!(
+            recorded.recorded_in(&state).is_some(),
+            "read again, the same"
+        );
+        state.config = Some(std::sync::Arc::new(serde_json::json!({"Machines": []})));
+        assert!(
+            recorded.recorded_in(&state).is_none(),
+            "another config recorded since"
+        );
+        assert!(chosen(None).recorded_in(&state).is_none(), "-c FILE");
     }
 
     #[test]

@@ -176,27 +176,35 @@ pub fn facts_paths(cli: &Cli) -> edgenet_host::facts::FactsPaths {
 /// adapter when that is neither: the adapter was renamed and deployed under its new name
 /// since, and a config still naming the old name is the same config — not an order to move
 /// the switch to another NIC that took that name (refused then, as for a swap at boot).
+/// `recorded`: that config already loaded from this very `state` (a deploy without `-c` applies
+/// it), which spares loading it again; otherwise it is loaded from the state when needed.
 pub fn deployed_adapters(
     state: &edgenet_deploy::state::DeploymentState,
     facts: &HostFacts,
+    recorded: Option<&Loaded>,
 ) -> Vec<(String, String)> {
     let mut found = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
     if let [(was, now)] = found.as_slice() {
-        let recorded = state
+        let named = state
             .applied_plan
             .as_ref()
             .or(state.pending_plan.as_ref())
-            .zip(state.config.as_deref())
-            .and_then(|(plan, config)| {
-                let loaded = recorded_config::loaded_config(config).ok()?;
-                loaded
-                    .config
+            .and_then(|plan| {
+                let loaded;
+                let config = match recorded {
+                    Some(config) => &config.config,
+                    None => {
+                        loaded = recorded_config::loaded_config(state.config.as_deref()?).ok()?;
+                        &loaded.config
+                    }
+                };
+                config
                     .machines
                     .get(plan.machine.index)?
                     .adapter_name
                     .clone()
             });
-        if let Some(name) = recorded.filter(|n| n != was && n != now) {
+        if let Some(name) = named.filter(|n| n != was && n != now) {
             let now = now.clone();
             found.push((name, now));
         }
@@ -236,7 +244,7 @@ pub fn context<'a>(
         .as_ref()
         .and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
     if let (Some(state), Some(facts)) = (&state, ctx.facts()) {
-        ctx.deployed_adapters = deployed_adapters(state, facts);
+        ctx.deployed_adapters = deployed_adapters(state, facts, None);
         ctx.ambiguous_adapters = edgenet_deploy::switch::adapter::ambiguous_in_facts(state, facts);
     }
     // The subnet deploy chose is the one deploy keeps (and checks against the host).
@@ -490,4 +498,73 @@ fn shorten_name(text: &str, name: &str) -> String {
     }
     text.replace(&format!("{name:?}"), &short)
         .replace(name, &short)
+}
+
+#[cfg(test)]
+mod tests {
+    use edgenet_core::host_facts::{HostFacts, HostLink};
+    use edgenet_deploy::state::{DeploymentState, ObjectKind};
+    use edgenet_deploy::switch::{AdapterRecord, AdapterSnapshot};
+
+    fn with_adapter(name: &str) -> serde_json::Value {
+        serde_json::json!({"Machines": [{"NetworkConnection": {"AdapterName": name}, "LinuxNode": {}}]})
+    }
+
+    /// A renamed adapter (recorded and now `enp7s0`) still answers to the name its recorded
+    /// config gives it: taken from the config the deploy already loaded when there is one,
+    /// else loaded from the state.
+    #[test]
+    fn the_recorded_configs_adapter_name_is_taken_from_the_loaded_config_when_given() {
+        let mut state = DeploymentState::new("abc123".parse().unwrap());
+        let record = AdapterRecord {
+            bridge: "aksedgesw-ext".into(),
+            adapter: AdapterSnapshot {
+                name: "enp7s0".into(),
+                mac: Some("02:00:00:00:00:01".parse().unwrap()),
+                mtu: 1500,
+                up: true,
+                disable_ipv6: None,
+            },
+            moved: None,
+        };
+        state
+            .record_object(ObjectKind::Adapter, "enp7s0", None)
+            .restore = Some(serde_json::to_value(record).unwrap());
+        let default = edgenet_core::config::builtin_default().to_string();
+        let loaded = edgenet_core::config::load(default.as_bytes()).unwrap();
+        let none = HostFacts::default();
+        let ctx = edgenet_core::validate::Context::live(&none);
+        state.applied_plan = Some(edgenet_core::plan::build(&loaded.config, &ctx).unwrap());
+        let facts = HostFacts {
+            links: vec![HostLink {
+                name: "enp7s0".into(),
+                index: 2,
+                mtu: 1500,
+                up: true,
+                lower_up: true,
+                mac: Some("02:00:00:00:00:01".into()),
+                kind: None,
+                master: None,
+                wireless: false,
+                alias: None,
+            }],
+            ..Default::default()
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            super::deployed_adapters(&state, &facts, None),
+            [pair("enp7s0", "enp7s0")]
+        );
+        state.config = Some(std::sync::Arc::new(with_adapter("eth0")));
+        assert_eq!(
+            super::deployed_adapters(&state, &facts, None),
+            [pair("enp7s0", "enp7s0"), pair("eth0", "enp7s0")]
+        );
+        // Given loaded, the state's value is not loaded again (another name here, to tell).
+        let given = super::recorded_config::loaded_config(&with_adapter("eth1")).unwrap();
+        assert_eq!(
+            super::deployed_adapters(&state, &facts, Some(&given)),
+            [pair("enp7s0", "enp7s0"), pair("eth1", "enp7s0")]
+        );
+    }
 }

@@ -97,21 +97,12 @@ fn read_capped(path: &Path) -> Option<Vec<u8>> {
 
 fn load_from(path: &Path, whole: bool) -> Option<Arc<Value>> {
     let text = read_capped(path)?;
-    let mut file: Value = serde_json::from_slice(&text).ok()?;
-    let gen = u32::try_from(file.get("gen")?.as_u64()?).ok()?;
-    let cookie = file.get("netns")?.as_u64()?;
-    if file.get("version")?.as_u64()? != VERSION
-        || file.get("boot")?.as_str()? != boot_id()?.as_str()
-    {
-        return None;
-    }
-    let ruleset = file.get_mut("ruleset")?.take();
+    let (ruleset, gen) = match read_stamped(&text, current_gen) {
+        Cached::Current { ruleset, gen } => (ruleset, gen),
+        Cached::Stale | Cached::Damaged => return None,
+    };
     ruleset.get("nftables")?.as_array()?;
     if whole && walk_scoped(&ruleset) {
-        return None;
-    }
-    let (now, now_cookie) = native::generation_now().ok()?;
-    if now != gen || now_cookie? != cookie {
         return None;
     }
     tracing::debug!(
@@ -121,6 +112,105 @@ fn load_from(path: &Path, whole: bool) -> Option<Arc<Value>> {
     let ruleset = Arc::new(ruleset);
     session_keep_at(Arc::clone(&ruleset), Some((gen, 0)), true);
     Some(ruleset)
+}
+
+/// What the head of the file says the ruleset is of.
+#[derive(Debug, Default, PartialEq)]
+struct Stamp {
+    version: Option<u64>,
+    boot: Option<String>,
+    netns: Option<u64>,
+    gen: Option<u64>,
+}
+
+/// The generation `stamp` proves the file's ruleset to be the kernel's now, if it does: this
+/// form, this boot, and the namespace's generation and cookie (one `NFT_MSG_GETGEN`).
+fn current_gen(stamp: &Stamp) -> Option<u32> {
+    let gen = u32::try_from(stamp.gen?).ok()?;
+    if stamp.version? != VERSION || stamp.boot.as_deref()? != boot_id()?.as_str() {
+        return None;
+    }
+    let (now, cookie) = native::generation_now().ok()?;
+    (now == gen && cookie? == stamp.netns?).then_some(gen)
+}
+
+#[derive(Debug, PartialEq)]
+enum Cached {
+    Current {
+        ruleset: Value,
+        gen: u32,
+    },
+    /// The stamp proves nothing: the ruleset after it was not parsed.
+    Stale,
+    /// Not a file this module wrote.
+    Damaged,
+}
+
+/// The file's ruleset when `proof` accepts its stamp. The stamp is written before the ruleset
+/// and checked as soon as the ruleset's key is met, so a stale file (another tool changed the
+/// ruleset: on a Kubernetes host kube-proxy does, often) costs a few bytes of parsing, not the
+/// whole listing's (7.5 MB for a big kube-proxy's). A ruleset before its stamp is no cache.
+fn read_stamped(text: &[u8], proof: impl FnOnce(&Stamp) -> Option<u32>) -> Cached {
+    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
+
+    /// `stale`: set when the stamp was refused (the parse is then given up, as an error).
+    struct File<'s, P> {
+        proof: P,
+        stale: &'s std::cell::Cell<bool>,
+    }
+    impl<'de, P: FnOnce(&Stamp) -> Option<u32>> DeserializeSeed<'de> for File<'_, P> {
+        type Value = (Value, u32);
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(Value, u32), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, P: FnOnce(&Stamp) -> Option<u32>> Visitor<'de> for File<'_, P> {
+        type Value = (Value, u32);
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a ruleset cache")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Value, u32), A::Error> {
+            let mut stamp = Stamp::default();
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "version" => stamp.version = Some(map.next_value()?),
+                    "boot" => stamp.boot = Some(map.next_value()?),
+                    "netns" => stamp.netns = Some(map.next_value()?),
+                    "gen" => stamp.gen = Some(map.next_value()?),
+                    "ruleset" => {
+                        let Some(gen) = (self.proof)(&stamp) else {
+                            self.stale.set(true);
+                            return Err(A::Error::custom("stale"));
+                        };
+                        let ruleset: Value = map.next_value()?;
+                        // Nothing may follow that a reader of the whole file would see.
+                        return match map.next_key::<IgnoredAny>()? {
+                            None => Ok((ruleset, gen)),
+                            Some(_) => Err(A::Error::custom("a key after the ruleset")),
+                        };
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Err(A::Error::custom("no ruleset"))
+        }
+    }
+
+    let stale = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let read = File {
+        proof,
+        stale: &stale,
+    }
+    .deserialize(&mut de);
+    match read {
+        // Whatever follows a stale stamp is not looked at.
+        _ if stale.get() => Cached::Stale,
+        Ok((ruleset, gen)) if de.end().is_ok() => Cached::Current { ruleset, gen },
+        _ => Cached::Damaged,
+    }
 }
 
 /// Writes the session's ruleset of the calling thread's namespace to the cache file when it is
@@ -244,6 +334,46 @@ mod tests {
             assert!(load_from(&path, false).is_none(), "{text}");
         }
         assert!(crate::nft::session::session_kept_with_gen().is_none());
+    }
+
+    /// The stamp is judged before the ruleset is parsed: a stale one ends the read there (a
+    /// file cut short after it is stale, not damaged), an accepted one reads the ruleset whole.
+    #[test]
+    fn a_stale_stamp_is_refused_before_the_ruleset_is_read() {
+        let stamp = r#"{"version":1,"boot":"b","netns":7,"gen":3,"ruleset":"#;
+        let cut = format!("{stamp}{{\"nftables\": [{{\"table\": ");
+        let mut seen = None;
+        let read = read_stamped(cut.as_bytes(), |s| {
+            seen = Some((s.version, s.boot.clone(), s.netns, s.gen));
+            None
+        });
+        assert_eq!(read, Cached::Stale);
+        assert_eq!(
+            seen,
+            Some((Some(1), Some("b".to_string()), Some(7), Some(3)))
+        );
+        assert_eq!(read_stamped(cut.as_bytes(), |_| Some(3)), Cached::Damaged);
+        let whole = format!("{stamp}{{\"nftables\": []}}}}\n");
+        assert_eq!(
+            read_stamped(whole.as_bytes(), |_| Some(3)),
+            Cached::Current {
+                ruleset: json!({"nftables": []}),
+                gen: 3
+            }
+        );
+        // Nothing may follow the ruleset, inside the object or after it.
+        for tail in [",\"gen\":4}", "} {}"] {
+            let more = format!("{stamp}{{\"nftables\": []}}{tail}");
+            assert_eq!(
+                read_stamped(more.as_bytes(), |_| Some(3)),
+                Cached::Damaged,
+                "{more}"
+            );
+        }
+        // A ruleset before its stamp: the stamp is not complete when the ruleset comes.
+        let first = r#"{"ruleset":{"nftables":[]},"version":1,"boot":"b","netns":7,"gen":3}"#;
+        let read = read_stamped(first.as_bytes(), |s| s.gen.map(|g| g as u32));
+        assert_eq!(read, Cached::Stale);
     }
 
     /// Only a regular file of this user's under the cap is read; a FIFO does not block.
