@@ -273,6 +273,12 @@ pub fn probe(
         let due = start + opts.interval * round;
         sock.receive_until(due, &mut buf, &wanted, &mut answers)?;
         for (i, frame) in frames.iter().enumerate() {
+            // A target that answered is known to be in use (or, the gateway, to be there):
+            // asking again adds no finding, only a broadcast every host on the LAN handles
+            // (on a large LAN that is most of the probe's cost, see BENCHMARKS.md).
+            if sent_ok[i] && answers.iter().any(|a| a.address == order[i]) {
+                continue;
+            }
             match sock.send_broadcast(frame) {
                 Ok(()) => sent_ok[i] = true,
                 // A full device queue (ENOBUFS) or similar: later rounds retry this target;
