@@ -16,7 +16,7 @@
 //!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a
-//! small host).
+//! small host); `EDGENET_BENCH_LAB_NAME` names the lab (`<it><pid>`, default `bench<pid>`).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -187,8 +187,13 @@ pub fn bench() {
     let runs = env_number("EDGENET_BENCH_LAB_RUNS", 1).max(1);
     let with_status = env_number("EDGENET_BENCH_LAB_STATUS", 1) != 0;
     let remove_each = env_number("EDGENET_BENCH_LAB_REMOVE_EACH", 0) != 0;
-    // Unique per run (namespaces are `enl-<name>-…`), so benches side by side never meet.
-    let name = format!("bench{}", std::process::id());
+    // Unique per run (namespaces are `enl-<name>-…`), so benches side by side never meet;
+    // `EDGENET_BENCH_LAB_NAME` puts a prefix of the caller's first (e.g. a helper's own).
+    let name = format!(
+        "{}{}",
+        std::env::var("EDGENET_BENCH_LAB_NAME").unwrap_or_else(|_| "bench".into()),
+        std::process::id()
+    );
     let dir = std::env::temp_dir().join(format!("edgenet-bench-lab-{}", std::process::id()));
     let lab_dir = dir.join(&name);
     let down_args: &[&str] = if remove_each {

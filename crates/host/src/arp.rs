@@ -255,7 +255,7 @@ pub fn probe(
     let wanted: HashSet<Ipv4Addr> = order.iter().copied().collect();
 
     let (index, mac) = usable_link(ifname)?;
-    let sock = PacketSocket::open(ifname, index)?;
+    let sock = PacketSocket::open(ifname, index, &order)?;
 
     let count = opts.count.max(1);
     let start = Instant::now();
@@ -273,6 +273,12 @@ pub fn probe(
         let due = start + opts.interval * round;
         sock.receive_until(due, &mut buf, &wanted, &mut answers)?;
         for (i, frame) in frames.iter().enumerate() {
+            // A target that answered is known to be in use (or, the gateway, to be there):
+            // asking again adds no finding, only a broadcast every host on the LAN handles
+            // (on a large LAN that is most of the probe's cost, see BENCHMARKS.md).
+            if sent_ok[i] && answers.iter().any(|a| a.address == order[i]) {
+                continue;
+            }
             match sock.send_broadcast(frame) {
                 Ok(()) => sent_ok[i] = true,
                 // A full device queue (ENOBUFS) or similar: later rounds retry this target;
@@ -303,7 +309,7 @@ pub fn probe(
 /// by its bridge port for up to a second after it came up).
 pub fn announce(ifname: &str, mac: MacAddr, ip: Ipv4Addr) -> Result<(), HostError> {
     let (index, own) = usable_link(ifname)?;
-    let sock = PacketSocket::open(ifname, index)?;
+    let sock = PacketSocket::open(ifname, index, &[])?;
     sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_frame(own))
         .map_err(|e| HostError::new("send ARP announcement on", ifname, e))
 }
@@ -353,7 +359,9 @@ struct PacketSocket {
 }
 
 impl PacketSocket {
-    fn open(ifname: &str, index: u32) -> Result<Self, HostError> {
+    /// `targets`: the addresses whose ARP the socket takes in (see [`arp_filter`]); none for a
+    /// socket that only sends.
+    fn open(ifname: &str, index: u32, targets: &[Ipv4Addr]) -> Result<Self, HostError> {
         let fail = |op: &str, e| HostError::new(op, ifname, e);
         // No protocol: the socket receives nothing until bind() below names the protocol and
         // the interface, so no frame of another interface can slip in before that.
@@ -362,7 +370,11 @@ impl PacketSocket {
         // Best effort: a larger receive buffer.
         let _ = sock.set_recv_buffer_size(RCVBUF);
         // Before bind: from the moment frames flow in, only incoming ARP is queued.
-        sock.attach_filter(&arp_filter())
+        let filter: Vec<SockFilter> = arp_filter(targets)
+            .into_iter()
+            .map(|(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
+            .collect();
+        sock.attach_filter(&filter)
             .map_err(|e| fail("attach ARP filter to packet socket for", e))?;
         sock.set_nonblocking(true)
             .map_err(|e| fail("set ARP packet socket non-blocking for", e))?;
@@ -440,26 +452,65 @@ impl PacketSocket {
     }
 }
 
+/// Most targets [`arp_filter`] checks one by one (each check's jump to "keep" must fit the
+/// 8-bit offset of a classic BPF jump); a probe of more keeps every incoming ARP frame.
+const FILTERED_TARGETS: usize = 250;
+
 /// Classic BPF program run by the kernel on every frame of the interface: drop our own
-/// outgoing frames, keep ARP, drop everything else. In tcpdump's notation:
-/// `ldh [pkttype]; jeq #outgoing, drop; ldh [proto]; jeq #0x806, keep, drop`.
-fn arp_filter() -> [SockFilter; 6] {
+/// outgoing frames, keep ARP whose sender address is one of `targets` (the only frames
+/// [`ArpPacket::answer_for`] can take), drop everything else. In tcpdump's notation:
+/// `ldh [pkttype]; jeq #outgoing, drop; ldh [proto]; jeq #0x806, next, drop; ld [28];
+/// jeq #target1, keep; …; drop: ret #0; keep: ret #0xffff`. With more than
+/// [`FILTERED_TARGETS`] targets every ARP frame is kept (no `ld [28]`, no target checks).
+///
+/// A frame the filter drops never wakes the prober: on a large LAN, where every host's ARP
+/// requests reach every port, most of the ARP a probe's socket saw was other hosts' and was
+/// read only to be thrown away.
+fn arp_filter(targets: &[Ipv4Addr]) -> Vec<(u16, u8, u8, u32)> {
     const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     // Ancillary loads: what the kernel knows of the frame, not its bytes.
     const PKTTYPE: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32;
     const PROTOCOL: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_PROTOCOL) as u32;
-    [
-        SockFilter::new(LD_H_ABS, 0, 0, PKTTYPE),
-        // Jumps count from the next instruction: 3 ahead is "drop".
-        SockFilter::new(JEQ_K, 3, 0, libc::PACKET_OUTGOING as u32),
-        SockFilter::new(LD_H_ABS, 0, 0, PROTOCOL),
-        SockFilter::new(JEQ_K, 0, 1, libc::ETH_P_ARP as u32),
-        // Keep: up to 64 KiB of the frame, i.e. all of it.
-        SockFilter::new(RET_K, 0, 0, 0xffff),
-        SockFilter::new(RET_K, 0, 0, 0),
-    ]
+    // The ARP sender protocol address: Ethernet header (14) + 8 bytes of ARP header + the
+    // sender's 6-byte MAC.
+    const SENDER_IP: u32 = 28;
+    let checked: &[Ipv4Addr] = if targets.len() > FILTERED_TARGETS {
+        &[]
+    } else {
+        targets
+    };
+    // Layout: 0 pkttype, 1 outgoing?, 2 proto, 3 ARP?, [4 sender, 5… one check per target],
+    // then drop, then keep. A jump's offset counts from the next instruction.
+    let filtered = !checked.is_empty() || targets.is_empty();
+    let first_check = 5;
+    let drop = if filtered {
+        first_check + checked.len()
+    } else {
+        4
+    };
+    let keep = drop + 1;
+    let jump = |from: usize, to: usize| u8::try_from(to - from - 1).expect("short program");
+    let mut program = vec![
+        (LD_H_ABS, 0, 0, PKTTYPE),
+        (JEQ_K, jump(1, drop), 0, libc::PACKET_OUTGOING as u32),
+        (LD_H_ABS, 0, 0, PROTOCOL),
+    ];
+    if filtered {
+        program.push((JEQ_K, 0, jump(3, drop), libc::ETH_P_ARP as u32));
+        program.push((LD_W_ABS, 0, 0, SENDER_IP));
+        for (i, t) in checked.iter().enumerate() {
+            program.push((JEQ_K, jump(first_check + i, keep), 0, u32::from(*t)));
+        }
+    } else {
+        program.push((JEQ_K, jump(3, keep), jump(3, drop), libc::ETH_P_ARP as u32));
+    }
+    program.push((RET_K, 0, 0, 0));
+    // Keep: up to 64 KiB of the frame, i.e. all of it.
+    program.push((RET_K, 0, 0, 0xffff));
+    program
 }
 
 /// The link-layer address of interface `index` for `protocol` (host order), for bind().
@@ -677,13 +728,82 @@ mod tests {
         assert_eq!(ArpPacket::from_frame(&ipv4[..10]), None);
     }
 
+    /// Runs a program of [`arp_filter`] the way the kernel does, for the instructions it
+    /// uses: how many bytes of `frame` it keeps (0: dropped).
+    fn run_filter(program: &[(u16, u8, u8, u32)], frame: &[u8], pkttype: u32, proto: u32) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0;
+        loop {
+            let (code, jt, jf, k) = program[pc];
+            pc += 1;
+            match u32::from(code) {
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => {
+                    a = match k {
+                        k if k == (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32 => pkttype,
+                        k if k == (libc::SKF_AD_OFF + libc::SKF_AD_PROTOCOL) as u32 => proto,
+                        k => panic!("unexpected half-word load {k:#x}"),
+                    }
+                }
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    let at = k as usize;
+                    let Some(b) = frame.get(at..at + 4) else {
+                        return 0;
+                    };
+                    a = u32::from_be_bytes(b.try_into().unwrap());
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == k { jt } else { jf });
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return k,
+                c => panic!("unexpected instruction {c:#x}"),
+            }
+        }
+    }
+
     #[test]
-    fn the_filter_drops_outgoing_keeps_arp_and_drops_the_rest() {
-        let f = arp_filter();
-        // Every jump lands inside the program, on a return.
-        let lands = |i: usize, off: u8| i + 1 + usize::from(off);
-        assert_eq!(lands(1, 3), f.len() - 1);
-        assert_eq!(lands(3, 1), f.len() - 1);
-        assert_eq!(lands(3, 0), f.len() - 2);
+    fn the_filter_keeps_only_incoming_arp_from_a_target() {
+        let target = ip("10.77.0.10");
+        let other = ip("10.77.0.99");
+        let from = |sender: Ipv4Addr| {
+            ArpPacket {
+                operation: ARP_REPLY,
+                sender_mac: mac("02:00:00:00:00:02"),
+                sender_ip: sender,
+                target_mac: mac("02:00:00:00:00:01"),
+                target_ip: ip("10.77.0.1"),
+            }
+            .to_frame(mac("02:00:00:00:00:02"))
+        };
+        let arp = libc::ETH_P_ARP as u32;
+        let incoming = libc::PACKET_BROADCAST as u32;
+        let outgoing = libc::PACKET_OUTGOING as u32;
+        let f = arp_filter(&[ip("10.77.0.5"), target, ip("10.77.0.20")]);
+        assert_eq!(run_filter(&f, &from(target), incoming, arp), 0xffff);
+        // Another host's ARP (on a large LAN, most of what reaches the port) never wakes
+        // the prober.
+        assert_eq!(run_filter(&f, &from(other), incoming, arp), 0);
+        assert_eq!(run_filter(&f, &from(target), outgoing, arp), 0);
+        assert_eq!(run_filter(&f, &from(target), incoming, 0x0800), 0);
+        assert_eq!(run_filter(&f, &from(target)[..20], incoming, arp), 0);
+        // A socket that only sends takes in no ARP at all.
+        let none = arp_filter(&[]);
+        assert_eq!(run_filter(&none, &from(target), incoming, arp), 0);
+        // Too many targets to check one by one: every incoming ARP frame is kept.
+        let many: Vec<Ipv4Addr> = (0..=FILTERED_TARGETS as u32)
+            .map(|i| Ipv4Addr::from(0x0a4d_0100 + i))
+            .collect();
+        let all = arp_filter(&many);
+        assert_eq!(run_filter(&all, &from(other), incoming, arp), 0xffff);
+        assert_eq!(run_filter(&all, &from(other), outgoing, arp), 0);
+        assert_eq!(run_filter(&all, &from(other), incoming, 0x0800), 0);
+        // The most targets checked one by one still fit the jumps, and the last is kept.
+        let most = &many[..FILTERED_TARGETS];
+        let f = arp_filter(most);
+        assert_eq!(
+            run_filter(&f, &from(most[FILTERED_TARGETS - 1]), incoming, arp),
+            0xffff
+        );
+        assert_eq!(run_filter(&f, &from(most[0]), incoming, arp), 0xffff);
+        assert_eq!(run_filter(&f, &from(other), incoming, arp), 0);
     }
 }

@@ -946,13 +946,17 @@ fn plain_switch() -> Result<(), edgenet_host::netlink::HostError> {
 /// report to every port instead, and each of the machines' interfaces (bridge, node, port)
 /// reports its groups as it comes up: at 255 machines ~1,700 reports, each delivered ~255
 /// times and handled again in every machine's switch and node — about a third of the
-/// flooded frames' softirq time of a `lab up` (~0.6 s of CPU). Queries and everything else
-/// cross as before.
+/// flooded frames' softirq time of a `lab up` (~0.6 s of CPU). Such a switch also delivers
+/// a router solicitation (to all-routers, ff02::2) only where a router listens: the LAN has
+/// no IPv6 router, so the ~270 solicitations the machines' adapters and switches send as they
+/// come up reach no machine either. Queries, neighbour discovery and everything else cross
+/// as before.
 fn mld_snooping_switch() -> Result<(), edgenet_host::nft::NftError> {
     let reports = [
         "mld-listener-report",
         "mld2-listener-report",
         "mld-listener-done",
+        "nd-router-solicit",
     ];
     let document = serde_json::json!({"nftables": [
         {"table": {"family": "bridge", "name": LAN_MLD_TABLE}},

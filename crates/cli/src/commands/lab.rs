@@ -22,7 +22,10 @@ const LAB_ADAPTER: &str = "eth0";
 /// `edgenet deploy` runs at once during `lab up`. A deploy spends most of its ~0.45 s
 /// waiting (its ARP probe, the RTNL lock), so many must overlap to keep the two cores busy;
 /// past 32–64 more only queue on RTNL (measured at 255 machines: 4 at once 34 s, 8 15 s,
-/// 16 8.9 s, 32 6.6 s, 64 6.0 s, 128 6.2 s, all 255 6.3 s).
+/// 16 8.9 s, 32 6.6 s, 64 6.0 s, 128 6.2 s, all 255 6.3 s). Measured again once a probe's
+/// socket took in only its own targets' ARP (2026-12-01): 128 was faster in 8 of 14
+/// interleaved pairs but had the worse tail under other load (up to 5.6 s against 3.9 s);
+/// 96, 192 and 255 were no better.
 const DEPLOY_WORKERS: usize = 64;
 
 fn lab_dir(args: &LabArgs) -> PathBuf {
