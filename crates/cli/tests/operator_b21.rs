@@ -167,3 +167,110 @@ fn a_default_route_of_another_metric_on_the_bridge_is_not_drift_nor_put_back() {
     assert_eq!(routes[0]["gateway"], "198.18.0.1", "{routes:?}");
     s.m.ok(&["remove"]);
 }
+
+/// N5: a whole second deployment in the namespace (its own state directory) is named once as
+/// beside this one, with no delete command, by check, deploy and status; once part of it is
+/// gone, its parts are leftovers pointing at `remove --orphan`.
+#[test]
+fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
+    let Some(m) = machine_prefixed("p21", "n5") else {
+        return;
+    };
+    m.deploy(None);
+    let state_b = m.dir.path().join("state-b");
+    let b_env = [("EDGENET_STATE_DIR", state_b.to_str().unwrap())];
+    let cb = m.write_config("b.json", &json!({"Edgenet": {"SwitchName": "p21sw-b"}}));
+    struct RemoveB<'a>(&'a Machine, [(&'a str, &'a str); 1]);
+    impl Drop for RemoveB<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.edgenet_env(&["remove", "--wait", "5"], &self.1);
+        }
+    }
+    let out = m.edgenet_env(&["deploy", "-c", &cb], &b_env);
+    assert!(out.status.success(), "{}", text(&out));
+    let _b = RemoveB(&m, b_env);
+    let destructive = [
+        "ip link del",
+        "ip netns del",
+        "nft delete",
+        "sysctl -w",
+        "--orphan",
+    ];
+
+    let out = m.edgenet(&["check", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings: Vec<&Value> = v["findings"].as_array().unwrap().iter().collect();
+    assert!(
+        !findings.iter().any(|f| f["code"] == "leftover-objects"),
+        "{v:#}"
+    );
+    let beside: Vec<&&Value> = findings
+        .iter()
+        .filter(|f| f["code"] == "another-deployment")
+        .collect();
+    assert_eq!(beside.len(), 1, "{v:#}");
+    assert_eq!(beside[0]["severity"], "notice", "{v:#}");
+    let said = beside[0]["message"].as_str().unwrap();
+    assert!(
+        said.contains("beside this one") && said.contains("p21sw-b"),
+        "{said}"
+    );
+    assert!(!destructive.iter().any(|d| said.contains(d)), "{said}");
+
+    let out = m.edgenet(&["deploy", "-c", &m.default_config()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!destructive.iter().any(|d| err.contains(d)), "{err}");
+
+    let status = |m: &Machine| -> Vec<String> {
+        let out = m.edgenet(&["status", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["notices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
+    };
+    let notices = status(&m);
+    let about_b: Vec<&String> = notices.iter().filter(|n| n.contains("p21sw-b")).collect();
+    assert_eq!(about_b.len(), 1, "{notices:#?}");
+    assert!(
+        about_b[0].contains("beside this one") && about_b[0].contains("its own `edgenet remove`"),
+        "{about_b:?}"
+    );
+    assert!(
+        !notices
+            .iter()
+            .any(|n| destructive.iter().any(|d| n.contains(d))),
+        "{notices:#?}"
+    );
+
+    // Its tables gone: what is left of it is leftovers, pointing at `remove --orphan`.
+    let id_b: Value =
+        serde_json::from_str(&std::fs::read_to_string(state_b.join("state.json")).unwrap())
+            .unwrap();
+    let id_b = id_b["deployment_id"].as_str().unwrap().to_string();
+    for line in sh_out(&format!("ip netns exec {} nft list tables", m.ns)).lines() {
+        if line.ends_with(&format!("edgenet_{id_b}")) {
+            sh(&format!(
+                "ip netns exec {} nft delete {}",
+                m.ns,
+                line.trim()
+            ));
+        }
+    }
+    let notices = status(&m);
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("p21sw-b") && n.contains(&format!("remove --orphan {id_b}"))),
+        "{notices:#?}"
+    );
+    assert!(
+        !notices.iter().any(|n| n.contains("beside this one:")),
+        "{notices:#?}"
+    );
+}
