@@ -274,3 +274,86 @@ fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
         "{notices:#?}"
     );
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs edgenet (no root needed) with a state directory of its own.
+fn run(args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("EDGENET_STATE_DIR", dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .env_remove("EDGENET_CONFIG")
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+/// N7: command-line mistakes exit 2 (README's table), with the envelope under -o json.
+#[test]
+fn scale_config_without_a_node_ip_is_a_usage_error() {
+    let cluster = fixture("aksee-scalable-first.json");
+    for json in [false, true] {
+        let mut args = vec!["-c", cluster.as_str(), "scale-config"];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        let (out, _dir) = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        if json {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["error"]["code"], "invalid-arguments", "{v:#}");
+            assert_eq!(v["exit"], 2, "{v:#}");
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("--linux-node-ip"), "{err}");
+        }
+    }
+    let (out, _dir) = run(&[
+        "-c",
+        &cluster,
+        "scale-config",
+        "--windows-node-ip",
+        "192.168.1.180",
+        "--control-plane",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn render_with_a_malformed_token_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("tok");
+    // A K3s-style token where kubeadm needs `[a-z0-9]{6}.[a-z0-9]{16}`.
+    std::fs::write(&token, "K10abcdef::server:0123456789abcdef\n").unwrap();
+    let cfg = fixture("k8s-calico.json");
+    let token = token.to_str().unwrap();
+    for json in [false, true] {
+        let mut args = vec![
+            "-c",
+            cfg.as_str(),
+            "render",
+            "--from-config",
+            "--token-file",
+            token,
+            "kubeadm",
+        ];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        let (out, _dir) = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        if json {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["error"]["code"], "invalid-token", "{v:#}");
+            assert_eq!(v["exit"], 2, "{v:#}");
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("kubeadm bootstrap token"), "{err}");
+        }
+    }
+}
