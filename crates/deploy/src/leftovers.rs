@@ -87,8 +87,9 @@ impl Other {
 /// of `netns` nodes, which start no QEMU (`check`, `status` and `doctor` still look).
 ///
 /// A whole deployment of another id (see `Other::whole`) is one sentence, "beside this one",
-/// when this state directory holds a deployment; when it holds none, the whole one may be the
-/// deployment whose state directory this was (deleted), so its parts are listed as leftovers.
+/// when this state directory holds a deployment (or /var/lib/edgenet holds that one); when
+/// neither, the whole one may be the deployment whose state directory this was (deleted), so
+/// its parts are listed as leftovers.
 pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found> {
     let mut others: Vec<Other> = Vec::new();
     let mut other = |id: &str| -> Option<usize> {
@@ -134,9 +135,16 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found>
     for (i, family, name) in &tables {
         others[*i].tables.push((family.clone(), name.clone()));
     }
+    // A whole deployment /var/lib/edgenet holds is alive, whichever state directory this is.
+    let in_default_dir = |id: &str| {
+        id.parse::<crate::state::DeploymentId>()
+            .ok()
+            .and_then(|id| crate::orphan::owner_of(&id, Path::new(crate::state::DEFAULT_STATE_DIR)))
+            .is_some()
+    };
     let beside: Vec<bool> = others
         .iter()
-        .map(|o| own.is_some() && o.whole().is_some())
+        .map(|o| o.whole().is_some() && (own.is_some() || in_default_dir(&o.id)))
         .collect();
 
     let mut found = Vec::new();
