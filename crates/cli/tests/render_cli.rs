@@ -160,7 +160,8 @@ fn a_bad_token_file_is_refused_before_anything_is_written() {
             token.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    // An input file the command line named is unusable: exit 2 (B21 N7).
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
     assert!(!out_dir.exists(), "nothing written");
 }

@@ -97,6 +97,8 @@ pub enum Code {
     LanMismatch,
     /// Objects of another edgenet deployment that nothing records any more.
     LeftoverObjects,
+    /// A whole other edgenet deployment in this network namespace (a notice).
+    AnotherDeployment,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
@@ -178,6 +180,7 @@ impl Code {
             AdapterManaged => "adapter-managed",
             LanMismatch => "lan-mismatch",
             LeftoverObjects => "leftover-objects",
+            AnotherDeployment => "another-deployment",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -214,7 +217,7 @@ impl Code {
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterRenamed | AdapterDown | AdapterEnslaved
             | AdapterWireless | AdapterNotEthernet | AdapterManaged | LanMismatch
-            | HostFirewallDrops | LeftoverObjects => 11,
+            | HostFirewallDrops | LeftoverObjects | AnotherDeployment => 11,
             ProbeNotRun | AddressInUse | GatewaySilent => 12,
             VmSize | VmImage | VmSocketPath => 13,
             HostChecksSkipped | RulesSkipped => 0,

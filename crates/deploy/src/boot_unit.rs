@@ -139,7 +139,8 @@ impl BootUnit {
         // nodes without a network.
         unit.push_str("Restart=on-failure\n");
         unit.push_str("RestartSec=10s\n");
-        // Exit 1 and 2 are the config's problems: retrying cannot fix them.
+        // Exit 1 and 2 are the config's problems: retrying cannot fix them. An adapter the
+        // deployment was made on that is not there yet is exit 3 (`adapter-not-there`): retried.
         unit.push_str("RestartPreventExitStatus=1 2\n");
         unit.push_str("TimeoutStartSec=10min\n");
         unit.push_str("\n[Install]\n");

@@ -568,7 +568,7 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             crate::leftovers::leftovers_in_kernel(&mut nl, Some(id.as_str()))
         };
         for leftover in leftovers {
-            run.warn(leftover);
+            run.warn(leftover.text);
         }
     }
 

@@ -11,74 +11,204 @@ use edgenet_host::qemu;
 
 use crate::firewall::TABLE_PREFIX;
 
-/// One sentence per leftover, with its cleanup command. `own`: this deployment's id (its
-/// objects are not leftovers); `None` when this state directory has no deployment.
-pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
+/// One sentence per leftover, with its cleanup command, and one per whole deployment beside
+/// this one (see [`Found`]). `own`: this deployment's id (its objects are not leftovers);
+/// `None` when this state directory has no deployment.
+pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found> {
     let mut found = leftovers_in_kernel(nl, own);
-    found.extend(orphan_qemus());
+    found.extend(orphan_qemus().into_iter().map(Found::leftover));
     found
+}
+
+/// What [`leftovers`] found: a leftover (with the command that deletes it) or, `beside`, a
+/// whole other deployment (no delete command: it is likely alive, with its own state
+/// directory and its own `edgenet remove`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub text: String,
+    pub beside: bool,
+}
+
+impl Found {
+    fn leftover(text: String) -> Found {
+        Found {
+            text,
+            beside: false,
+        }
+    }
+}
+
+/// The texts of `found`, for reports that list both kinds alike (status's notices).
+pub fn texts(found: Vec<Found>) -> impl Iterator<Item = String> {
+    found.into_iter().map(|f| f.text)
+}
+
+/// What carries the mark of one other deployment in this namespace.
+#[derive(Default)]
+struct Other {
+    id: String,
+    /// Its marked links: (name, kind, master, up).
+    links: Vec<(String, Option<String>, Option<String>, bool)>,
+    /// Its tables: (family, name).
+    tables: Vec<(String, String)>,
+}
+
+impl Other {
+    /// Its bridge when the deployment is whole (the rule edgenet decides "beside" by, with no
+    /// registry of state directories): one marked bridge, up, with at least one node's link
+    /// (veth or tap) on it, every other link of its mark a port of that bridge, and at least
+    /// one nftables table of its id. Parts of one (a bridge alone, tables alone, a node link
+    /// off its bridge) are leftovers.
+    fn whole(&self) -> Option<&str> {
+        let bridges: Vec<&(String, Option<String>, Option<String>, bool)> = self
+            .links
+            .iter()
+            .filter(|l| l.1.as_deref() == Some("bridge"))
+            .collect();
+        let [(bridge, _, _, up)] = bridges.as_slice() else {
+            return None;
+        };
+        let ports = self
+            .links
+            .iter()
+            .filter(|l| l.1.as_deref() != Some("bridge"));
+        let mut any = false;
+        for port in ports {
+            if port.2.as_deref() != Some(bridge.as_str()) {
+                return None;
+            }
+            any = true;
+        }
+        (*up && any && !self.tables.is_empty()).then_some(bridge.as_str())
+    }
 }
 
 /// [`leftovers`] without the look for orphaned QEMUs (a scan of every process): for a deploy
 /// of `netns` nodes, which start no QEMU (`check`, `status` and `doctor` still look).
-pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<String> {
-    let mut found = Vec::new();
-    // The other deployments met here, for what they left outside this namespace's links and
-    // tables.
-    let mut others: Vec<String> = Vec::new();
-    let mut is_other = |id: &str| {
-        let other = own != Some(id);
-        if other && !others.iter().any(|o| o == id) {
-            others.push(id.to_string());
+///
+/// A whole deployment of another id (see `Other::whole`) is one sentence, "beside this one",
+/// when this state directory holds a deployment (or /var/lib/edgenet holds that one); when
+/// neither, the whole one may be the deployment whose state directory this was (deleted), so
+/// its parts are listed as leftovers.
+pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found> {
+    let mut others: Vec<Other> = Vec::new();
+    let mut other = |id: &str| -> Option<usize> {
+        if own == Some(id) {
+            return None;
         }
-        other
-    };
-    if let Ok(links) = nl.links() {
-        for l in &links {
-            let Some(id) = l.alias.as_deref().and_then(|a| a.strip_prefix("edgenet:")) else {
-                continue;
-            };
-            // An external switch's bridge holds the host's adapter, and the host's addresses
-            // moved to it: `remove --orphan` leaves it (what to give back was in the lost
-            // state), so the notice says what to do by hand.
-            let foreign_ports: Vec<&str> = links
-                .iter()
-                .filter(|p| {
-                    p.master.as_deref() == Some(l.name.as_str())
-                        && p.alias.as_deref() != l.alias.as_deref()
-                })
-                .map(|p| p.name.as_str())
-                .collect();
-            if is_other(id) && !foreign_ports.is_empty() {
-                found.push(format!(
-                    "bridge {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone), and holds {} (an external switch: the host's addresses and routes are on the bridge): edgenet leaves it; if that deployment is gone, move the addresses and routes back to {}, then `ip link del {}` (`edgenet remove --orphan {id}` deletes the rest of it, not this bridge), else its own `edgenet remove` does",
-                    l.name,
-                    foreign_ports.join(", "),
-                    foreign_ports.join(", "),
-                    l.name
-                ));
-            } else if is_other(id) {
-                found.push(format!(
-                    "interface {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `ip link del {}`), else its own `edgenet remove` does",
-                    l.name, l.name
-                ));
+        Some(match others.iter().position(|o| o.id == id) {
+            Some(i) => i,
+            None => {
+                others.push(Other {
+                    id: id.to_string(),
+                    ..Other::default()
+                });
+                others.len() - 1
             }
+        })
+    };
+    let links = nl.links().unwrap_or_default();
+    let mut order: Vec<(usize, &edgenet_host::netlink::Link)> = Vec::new();
+    for l in &links {
+        let Some(id) = l.alias.as_deref().and_then(|a| a.strip_prefix("edgenet:")) else {
+            continue;
+        };
+        if let Some(i) = other(id) {
+            order.push((i, l));
         }
     }
     // Table names only: a whole listing of a big host ruleset costs seconds and megabytes.
-    if let Ok(tables) = edgenet_host::nft::Nft::new().list_tables() {
-        for (family, name) in tables {
-            let Some(id) = name.strip_prefix(TABLE_PREFIX) else {
-                continue;
-            };
-            if is_other(id) {
-                found.push(format!(
-                    "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `nft delete table {family} {name}`), else its own `edgenet remove` does"
-                ));
-            }
+    let tables: Vec<(usize, String, String)> = edgenet_host::nft::Nft::new()
+        .list_tables()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(family, name)| {
+            let id = name.strip_prefix(TABLE_PREFIX)?.to_string();
+            other(&id).map(|i| (i, family, name))
+        })
+        .collect();
+    for (i, l) in &order {
+        others[*i]
+            .links
+            .push((l.name.clone(), l.kind.clone(), l.master.clone(), l.up));
+    }
+    for (i, family, name) in &tables {
+        others[*i].tables.push((family.clone(), name.clone()));
+    }
+    // A whole deployment /var/lib/edgenet holds is alive, whichever state directory this is.
+    let in_default_dir = |id: &str| {
+        id.parse::<crate::state::DeploymentId>()
+            .ok()
+            .and_then(|id| crate::orphan::owner_of(&id, Path::new(crate::state::DEFAULT_STATE_DIR)))
+            .is_some()
+    };
+    let beside: Vec<bool> = others
+        .iter()
+        .map(|o| o.whole().is_some() && (own.is_some() || in_default_dir(&o.id)))
+        .collect();
+
+    let mut found = Vec::new();
+    for (o, beside) in others.iter().zip(&beside) {
+        if !beside {
+            continue;
+        }
+        let bridge = o.whole().unwrap_or_default();
+        let tables: Vec<String> = o.tables.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        let nodes = o.links.len() - 1;
+        found.push(Found {
+            text: format!(
+                "another edgenet deployment (id {}) beside this one: bridge {bridge} with {nodes} node link(s) and nftables table(s) {}; it has its own state directory and its own `edgenet remove`; edgenet leaves it as it is",
+                o.id,
+                tables.join(", ")
+            ),
+            beside: true,
+        });
+    }
+    for (i, l) in &order {
+        if beside[*i] {
+            continue;
+        }
+        let id = &others[*i].id;
+        // An external switch's bridge holds the host's adapter, and the host's addresses
+        // moved to it: `remove --orphan` leaves it (what to give back was in the lost
+        // state), so the notice says what to do by hand.
+        let foreign_ports: Vec<&str> = links
+            .iter()
+            .filter(|p| {
+                p.master.as_deref() == Some(l.name.as_str())
+                    && p.alias.as_deref() != l.alias.as_deref()
+            })
+            .map(|p| p.name.as_str())
+            .collect();
+        found.push(Found::leftover(if !foreign_ports.is_empty() {
+            format!(
+                "bridge {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone), and holds {} (an external switch: the host's addresses and routes are on the bridge): edgenet leaves it; if that deployment is gone, move the addresses and routes back to {}, then `ip link del {}` (`edgenet remove --orphan {id}` deletes the rest of it, not this bridge), else its own `edgenet remove` does",
+                l.name,
+                foreign_ports.join(", "),
+                foreign_ports.join(", "),
+                l.name
+            )
+        } else {
+            format!(
+                "interface {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `ip link del {}`), else its own `edgenet remove` does",
+                l.name, l.name
+            )
+        }));
+    }
+    for (i, family, name) in &tables {
+        if beside[*i] {
+            continue;
+        }
+        let id = &others[*i].id;
+        found.push(Found::leftover(format!(
+            "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `nft delete table {family} {name}`), else its own `edgenet remove` does"
+        )));
+    }
+    for (o, beside) in others.iter().zip(&beside) {
+        if !beside {
+            found.extend(node_namespaces_of(&o.id).into_iter().map(Found::leftover));
         }
     }
-    found.extend(others.iter().flat_map(|id| node_namespaces_of(id)));
     found
 }
 

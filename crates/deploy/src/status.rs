@@ -84,7 +84,9 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
         if let Ok(mut nl) = kernel::open() {
             report
                 .notices
-                .extend(crate::leftovers::leftovers(&mut nl, None));
+                .extend(crate::leftovers::texts(crate::leftovers::leftovers(
+                    &mut nl, None,
+                )));
         }
         return Ok(report);
     };
@@ -477,7 +479,10 @@ fn fill(
     // elsewhere) looks the same as one whose state directory is gone.
     report
         .notices
-        .extend(crate::leftovers::leftovers(nl, Some(id.as_str())));
+        .extend(crate::leftovers::texts(crate::leftovers::leftovers(
+            nl,
+            Some(id.as_str()),
+        )));
     firewall_drift(report, &plan, id, &table)?;
     ip_forward_drift(report, &plan);
     // With its family, as `bridge_table` (and every message) names tables.

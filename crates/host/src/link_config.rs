@@ -134,7 +134,12 @@ impl LinkConfig {
 /// The descriptions (see [`LinkConfig::describe`]) of the items of `recorded` that `live` has
 /// something newer in place of, so they are not put back over it: an address when `live` has
 /// another of the same family and scope (a renewed lease), a route when `live` has one to the
-/// same destination, table and metric (a new gateway). Rules are never superseded.
+/// same destination, table and metric (a new gateway), and a default route when `live` has a
+/// default route of the same family and table that is not one of the recorded, whatever its
+/// metric (a DHCP client's `metric 100`, a new router): a second default route beside it would
+/// win over it. (A recorded default route gone beside another recorded one is still missing.)
+/// `live` is the one link's configuration: a default route through another interface never
+/// counts. Rules are never superseded.
 pub fn superseded(recorded: &LinkConfig, live: &LinkConfig) -> Vec<String> {
     let have = live.describe();
     let address_kind = |a: &AddressMessage| (a.header.family, u8::from(a.header.scope));
@@ -149,15 +154,33 @@ pub fn superseded(recorded: &LinkConfig, live: &LinkConfig) -> Vec<String> {
         .map(describe_address)
         .filter(|d| !have.contains(d))
         .collect();
+    let recorded_routes: Vec<String> = recorded.routes.iter().map(describe_route).collect();
     out.extend(
         recorded
             .routes
             .iter()
-            .filter(|r| live.routes.iter().any(|l| route_key(l) == route_key(r)))
+            .filter(|r| {
+                live.routes.iter().any(|l| route_key(l) == route_key(r))
+                    || (is_default(r)
+                        && live.routes.iter().any(|l| {
+                            newer_default(l, r) && !recorded_routes.contains(&describe_route(l))
+                        }))
+            })
             .map(describe_route)
             .filter(|d| !have.contains(d)),
     );
     out
+}
+
+fn is_default(r: &RouteMessage) -> bool {
+    r.header.destination_prefix_length == 0
+}
+
+/// Whether `live` is a default route in the slot of the recorded default route `r`: its
+/// family and table, any metric (see [`superseded`]).
+fn newer_default(live: &RouteMessage, r: &RouteMessage) -> bool {
+    let (key, recorded_key) = (route_key(live), route_key(r));
+    is_default(live) && (key.0, key.3) == (recorded_key.0, recorded_key.3)
 }
 
 /// A route's family, destination, table and metric: what makes two routes the same slot.
@@ -805,5 +828,51 @@ mod tests {
         assert!(superseded(&recorded, &live).is_empty());
         // What is there as recorded is present, not superseded.
         assert!(superseded(&recorded, &recorded).is_empty());
+    }
+
+    fn with_metric(mut r: RouteMessage, metric: u32) -> RouteMessage {
+        r.attributes.push(RouteAttribute::Priority(metric));
+        r
+    }
+
+    /// B21 N2: a default route of another metric on the link (a DHCP client's `metric 100`, a
+    /// new router) is the newer one; a recorded one beside another recorded one is not.
+    #[test]
+    fn a_default_route_of_another_metric_takes_the_recorded_ones_place() {
+        let recorded = LinkConfig {
+            routes: vec![default_via("198.18.0.1", 254)],
+            ..LinkConfig::default()
+        };
+        let live = LinkConfig {
+            routes: vec![with_metric(default_via("198.18.0.254", 254), 100)],
+            ..LinkConfig::default()
+        };
+        assert_eq!(superseded(&recorded, &live), ["default via 198.18.0.1"]);
+        // The same gateway from a DHCP client, metric 100.
+        let live = LinkConfig {
+            routes: vec![with_metric(default_via("198.18.0.1", 254), 100)],
+            ..LinkConfig::default()
+        };
+        assert_eq!(superseded(&recorded, &live), ["default via 198.18.0.1"]);
+        // Another table's default route takes no place in the main table.
+        let live = LinkConfig {
+            routes: vec![with_metric(default_via("198.18.0.254", 100), 100)],
+            ..LinkConfig::default()
+        };
+        assert!(superseded(&recorded, &live).is_empty());
+        // Two recorded default routes (a fallback of metric 200): the one still there is not
+        // newer than the one that went.
+        let recorded = LinkConfig {
+            routes: vec![
+                default_via("198.18.0.1", 254),
+                with_metric(default_via("198.18.0.2", 254), 200),
+            ],
+            ..LinkConfig::default()
+        };
+        let live = LinkConfig {
+            routes: vec![with_metric(default_via("198.18.0.2", 254), 200)],
+            ..LinkConfig::default()
+        };
+        assert!(superseded(&recorded, &live).is_empty());
     }
 }

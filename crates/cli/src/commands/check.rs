@@ -50,12 +50,13 @@ fn leftover_findings(cli: &Cli) -> Vec<edgenet_core::validate::Finding> {
         .map(|s| s.deployment_id.to_string());
     edgenet_deploy::leftovers::leftovers(&mut nl, own.as_deref())
         .into_iter()
-        .map(|text| {
-            edgenet_core::validate::Finding::warning(
-                edgenet_core::validate::Code::LeftoverObjects,
-                "",
-                text,
-            )
+        .map(|found| {
+            use edgenet_core::validate::{Code, Finding};
+            if found.beside {
+                Finding::notice(Code::AnotherDeployment, "", found.text)
+            } else {
+                Finding::warning(Code::LeftoverObjects, "", found.text)
+            }
         })
         .collect()
 }

@@ -197,6 +197,9 @@ fn checked_plan(
         &chosen.source
     };
     let findings = check(loaded, &ctx);
+    if let Some(refused) = adapter_not_there_yet(chosen, state, &findings) {
+        return Err(refused);
+    }
     super::refuse_errors_from(source, &findings, "nothing was changed")?;
     // What `check` warns about is said by deploy too (a renamed adapter kept, a subnet another
     // link now uses, a misspelt key): on stderr, every run, as long as it holds. Another
@@ -214,6 +217,52 @@ fn checked_plan(
     }
     plan::build(&loaded.config, &ctx)
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
+}
+
+/// The refusal when the only errors are that the adapter this deployment was made on (its
+/// record in `state`) is missing: at boot a NIC can come late (USB, a slow driver), which a
+/// retry mends, so it is exit 3 (the host), not exit 1 (the config), which the boot unit's
+/// `RestartPreventExitStatus=` does not retry. An adapter never deployed on stays exit 1.
+fn adapter_not_there_yet(
+    chosen: &Chosen,
+    state: Option<&DeploymentState>,
+    findings: &[Finding],
+) -> Option<CliError> {
+    use edgenet_core::validate::{Code, Severity};
+    let state = state?;
+    let adapter = chosen
+        .loaded
+        .config
+        .machines
+        .get(chosen.machine.unwrap_or(0))?
+        .adapter_name
+        .as_deref()?;
+    edgenet_deploy::switch::AdapterRecord::in_state(state, adapter)?;
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() || errors.iter().any(|f| f.code != Code::AdapterMissing) {
+        return None;
+    }
+    let style = crate::output::Style::for_stderr();
+    let listing: Vec<String> = errors
+        .iter()
+        .map(|f| crate::output::finding_text(f, style))
+        .collect();
+    Some(
+        CliError::new(
+            Exit::Host,
+            "adapter-not-there",
+            format!(
+                "the adapter {adapter:?} this deployment was made on is not there (yet); nothing was changed:\n{}",
+                listing.join("\n")
+            ),
+        )
+        .hint(format!(
+            "run deploy again once {adapter:?} is up (the boot unit retries by itself); if it was replaced or renamed for good, set NetworkConnection.AdapterName and deploy with -c"
+        )),
+    )
 }
 
 /// The plan made before the lock, when the lock was taken without waiting and loaded the very

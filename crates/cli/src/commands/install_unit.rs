@@ -101,9 +101,21 @@ fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliErr
 /// The unit for this command line: its config (absolute), machine, machine name and state
 /// directory, and the adapter of an external switch to wait for.
 fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
-    let loaded = super::load_config(cli)?;
+    // Without `-c` the unit deploys the recorded config again (see `deploy`): its adapter is
+    // the one to wait for, not the built-in default's (which has none).
+    let recorded = match cli.config {
+        None => super::recorded_deployment_config(
+            cli,
+            "name the config with -c FILE, or deploy again with -c FILE to record it",
+        )?,
+        Some(_) => None,
+    };
+    let (loaded, machine) = match recorded {
+        Some((loaded, index)) => (loaded, args.machine.or(Some(index))),
+        None => (super::load_config(cli)?, args.machine),
+    };
     let check = CheckArgs {
-        machine: args.machine,
+        machine,
         offline_check: false,
     };
     let facts = super::host_facts(cli, &check);

@@ -297,8 +297,17 @@ pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
         namespaces,
         ..Default::default()
     };
-    let mut rendered = edgenet_render::render(&plan, &opts)
-        .map_err(|e| CliError::new(Exit::Findings, "cannot-render", e.to_string()))?;
+    let mut rendered = edgenet_render::render(&plan, &opts).map_err(|e| {
+        use edgenet_render::RenderError;
+        // What the command line gave (the token file, the CA hash) is not usable: exit 2,
+        // as for an unreadable token file; nothing was rendered.
+        let code = match e {
+            RenderError::BadToken { .. } => "invalid-token",
+            RenderError::BadCaCertHash { .. } => "invalid-arguments",
+            _ => return CliError::new(Exit::Findings, "cannot-render", e.to_string()),
+        };
+        CliError::new(Exit::Unreadable, code, e.to_string())
+    })?;
     notices.append(&mut rendered.notices);
     rendered.notices = notices;
     match (&args.out, &args.target) {

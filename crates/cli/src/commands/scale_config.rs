@@ -70,6 +70,21 @@ pub fn run(cli: &Cli, args: &ScaleConfigArgs) -> Result<Exit, CliError> {
             ));
         }
     }
+    // Arguments missing from the command line are usage errors (exit 2), said before the
+    // cluster is looked for.
+    let missing = if args.linux_node_ip.is_none() && args.windows_node_ip.is_none() {
+        Some("scale-config needs the new machine's node: --linux-node-ip and/or --windows-node-ip")
+    } else if args.control_plane && args.linux_node_ip.is_none() {
+        Some("--control-plane needs a Linux node (--linux-node-ip)")
+    } else {
+        None
+    };
+    if let Some(missing) = missing {
+        return Err(
+            CliError::new(Exit::Unreadable, "invalid-arguments", missing)
+                .hint("e.g. `edgenet scale-config --linux-node-ip 192.168.1.172`"),
+        );
+    }
     // `--machine-name` (EDGENET_MACHINE_NAME) is this machine's: one given on the command line
     // was most likely meant for the new machine, as an earlier edgenet took it.
     let from_env = std::env::var("EDGENET_MACHINE_NAME").ok();

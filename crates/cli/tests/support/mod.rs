@@ -48,9 +48,24 @@ pub struct Machine {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
+/// As [`machine`], in a namespace named `{prefix}-{tag}-{pid}` (a helper's own prefix).
+pub fn machine_prefixed(prefix: &str, tag: &str) -> Option<Machine> {
+    if !is_root() {
+        eprintln!("skipped: needs root to create network namespaces");
+        return None;
+    }
+    Some(Machine::named(format!(
+        "{prefix}-{tag}-{}",
+        std::process::id()
+    )))
+}
+
 impl Machine {
     fn new(tag: &str) -> Machine {
-        let ns = format!("enm-{tag}-{}", std::process::id());
+        Machine::named(format!("enm-{tag}-{}", std::process::id()))
+    }
+
+    fn named(ns: String) -> Machine {
         // A namespace left by an earlier run of this test that was killed.
         let _ = Command::new("ip")
             .args(["netns", "del", &ns])

@@ -209,7 +209,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             out.push(finding);
         }
     }
-    if let Some(lan) = crate::addressing::lan_subnet(config) {
+    if let Some(lan) = super::checked_lan(config) {
         // Deployed, the adapter's addresses are on the switch it is a port of.
         let on_switch = link.master.as_deref() == Some(switch);
         let held: Vec<Ipv4Net> = facts

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use super::{Code, Finding};
-use crate::addressing::{lan_subnet, range_end};
+use crate::addressing::range_end;
 use crate::config::Config;
 
 /// Largest LoadBalancer range (SPEC §2).
@@ -96,7 +96,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         return;
     }
 
-    let lan = lan_subnet(config);
+    let lan = super::checked_lan(config);
     let gateway = config.network.ip4_gateway_address;
     if let Some(gw) = gateway {
         if !not_unicast(out, "Network.Ip4GatewayAddress", gw) {

@@ -10,6 +10,12 @@ use crate::host_firewall::{fix_subnet, forward_drops, plan_traffic, switch_flows
 pub const OWN_TABLE_PREFIX: &str = "edgenet_";
 
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    // The walk and its fix name the switch's subnet: not one the config must not have.
+    if super::refused(config, "Network.Ip4AddressPrefix")
+        || super::refused(config, "Network.Ip4PrefixLength")
+    {
+        return;
+    }
     let Some(facts) = ctx.facts() else { return };
     let Some(ruleset) = &facts.firewall.ruleset else {
         return;

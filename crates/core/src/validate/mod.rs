@@ -43,6 +43,29 @@ pub(crate) fn refused(config: &Config, path: &str) -> bool {
     })
 }
 
+/// Marks as refused (see [`refused`]) each field of `config` whose path ends with one of
+/// `paths` that `found` (the findings of one rule) has an error at. Copies the config only
+/// then: a config without errors is never copied (deploy checks it every run).
+fn refuse_values(config: &mut std::borrow::Cow<'_, Config>, found: &[Finding], paths: &[&str]) {
+    for f in found {
+        if f.severity == Severity::Error
+            && paths.iter().any(|p| f.path.ends_with(p))
+            && !config.invalid_paths.contains(&f.path)
+        {
+            config.to_mut().invalid_paths.insert(f.path.clone());
+        }
+    }
+}
+
+/// The scalable cluster's LAN (see [`crate::addressing::lan_subnet`]), none when its gateway
+/// or prefix length was refused: nothing is placed in a LAN the config must not have.
+pub(crate) fn checked_lan(config: &Config) -> Option<ipnet::Ipv4Net> {
+    if refused(config, "Network.Ip4PrefixLength") || refused(config, "Network.Ip4GatewayAddress") {
+        return None;
+    }
+    crate::addressing::lan_subnet(config)
+}
+
 /// Runs rule groups 2–12 (and the structural part of 1) over a loaded config.
 pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -60,19 +83,35 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
         );
         return out;
     }
-    structure::check(config, ctx, &mut out);
-    addresses::check(config, &mut out);
-    subnet::check(config, &mut out);
-    overlap::check(config, ctx, &mut out);
-    macs::check(config, &mut out);
-    mtu::check(config, ctx, &mut out);
-    dns::check(config, ctx, &mut out);
-    proxy::check(config, &mut out);
-    cluster::check(config, &mut out);
-    adapter::check(config, ctx, &mut out);
-    host_firewall::check(config, ctx, &mut out);
-    probe::check(config, ctx, &mut out);
-    vm::check(config, ctx, &mut out);
+    // A value a rule refuses is, for the rules after it, as the loader's refusals (see
+    // [`refused`]): one error per mistake, no findings (or hints) about a value the config
+    // must not have. The subnet's prefix length comes first for that: the addresses are placed
+    // in the LAN it makes.
+    let mut config = std::borrow::Cow::Borrowed(config);
+    structure::check(&config, ctx, &mut out);
+    let from = out.len();
+    subnet::check(&config, &mut out);
+    refuse_values(&mut config, &out[from..], &["Network.Ip4PrefixLength"]);
+    addresses::check(&config, &mut out);
+    let from = out.len();
+    overlap::check(&config, ctx, &mut out);
+    refuse_values(&mut config, &out[from..], &["Network.Ip4AddressPrefix"]);
+    macs::check(&config, &mut out);
+    mtu::check(&config, ctx, &mut out);
+    dns::check(&config, ctx, &mut out);
+    proxy::check(&config, &mut out);
+    cluster::check(&config, &mut out);
+    let from = out.len();
+    adapter::check(&config, ctx, &mut out);
+    refuse_values(
+        &mut config,
+        &out[from..],
+        &[".NetworkConnection.AdapterName"],
+    );
+    host_firewall::check(&config, ctx, &mut out);
+    probe::check(&config, ctx, &mut out);
+    vm::check(&config, ctx, &mut out);
+    let config: &Config = &config;
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
             Finding::notice(

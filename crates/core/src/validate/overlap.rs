@@ -4,7 +4,7 @@
 use ipnet::Ipv4Net;
 
 use super::{resolve_subnet, Code, Context, Finding, ResolvedSubnet};
-use crate::addressing::{self, lan_subnet, overlaps, range_end};
+use crate::addressing::{self, overlaps, range_end};
 use crate::config::Config;
 
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
@@ -26,7 +26,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     };
 
     if config.is_scalable() {
-        if let Some(lan) = lan_subnet(config) {
+        if let Some(lan) = super::checked_lan(config) {
             let path = if config.network.ip4_prefix_length.is_some() {
                 "Network.Ip4PrefixLength"
             } else {

@@ -107,6 +107,14 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         out.push(Finding::notice(Code::ProbeNotRun, path, "the address-free probe (rule 12) did not run: no machine of the config was chosen (--machine N)"));
         return;
     };
+    // No probe on an adapter refused (missing, down, …): that error says it all.
+    if config
+        .invalid_paths
+        .iter()
+        .any(|p| p.ends_with(".NetworkConnection.AdapterName"))
+    {
+        return;
+    }
     match &ctx.probe {
         ProbeView::NotRun(reason) => out.push(Finding::notice(
             Code::ProbeNotRun,
