@@ -48,9 +48,21 @@ pub struct Machine {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
+/// As [`machine`], with the machine namespace named `ns` exactly.
+pub fn machine_named(ns: &str) -> Option<Machine> {
+    if !is_root() {
+        eprintln!("skipped: needs root to create network namespaces");
+        return None;
+    }
+    Some(Machine::named(ns.to_string()))
+}
+
 impl Machine {
     fn new(tag: &str) -> Machine {
-        let ns = format!("enm-{tag}-{}", std::process::id());
+        Machine::named(format!("enm-{tag}-{}", std::process::id()))
+    }
+
+    fn named(ns: String) -> Machine {
         // A namespace left by an earlier run of this test that was killed.
         let _ = Command::new("ip")
             .args(["netns", "del", &ns])
