@@ -97,6 +97,8 @@ pub enum Code {
     LanMismatch,
     /// Objects of another edgenet deployment that nothing records any more.
     LeftoverObjects,
+    /// A configured DNS server did not answer a query from this host (`SkipDnsCheck` off).
+    DnsSilent,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
@@ -178,6 +180,7 @@ impl Code {
             AdapterManaged => "adapter-managed",
             LanMismatch => "lan-mismatch",
             LeftoverObjects => "leftover-objects",
+            DnsSilent => "dns-silent",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -209,7 +212,7 @@ impl Code {
             OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet | AddressIsHost => 5,
             InvalidMac | MacNotUnicast | MacDuplicate => 6,
             MtuRange | MtuAboveAdapter => 7,
-            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate => 8,
+            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate | DnsSilent => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterRenamed | AdapterDown | AdapterEnslaved
