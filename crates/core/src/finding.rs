@@ -97,6 +97,9 @@ pub enum Code {
     LanMismatch,
     /// Objects of another edgenet deployment that nothing records any more.
     LeftoverObjects,
+    /// `--machine-name`/`EDGENET_MACHINE_NAME` differs from this machine's written
+    /// `Machines[N].MachineName`, and wins.
+    MachineNameOverridden,
     /// A configured DNS server did not answer a query from this host (`SkipDnsCheck` off).
     DnsSilent,
     // Rule 12: address-free probe.
@@ -181,6 +184,7 @@ impl Code {
             LanMismatch => "lan-mismatch",
             LeftoverObjects => "leftover-objects",
             DnsSilent => "dns-silent",
+            MachineNameOverridden => "machine-name-overridden",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -196,11 +200,27 @@ impl Code {
     pub fn rule(self) -> u8 {
         use Code::*;
         match self {
-            WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
-            | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
-            | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields | WrongFile | NotAConfig | PowershellShape
-            | UnknownSchemaVersion => 1,
+            WrongType
+            | UnknownValue
+            | MisspeltKey
+            | RequiredField
+            | ForbiddenField
+            | IgnoredField
+            | LegacyField
+            | MachineCount
+            | NodeMissing
+            | WindowsControlPlane
+            | InvalidName
+            | Placeholder
+            | KeyCase
+            | DuplicateKey
+            | NotApplied
+            | ConflictingFields
+            | WrongFile
+            | NotAConfig
+            | PowershellShape
+            | UnknownSchemaVersion
+            | MachineNameOverridden => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

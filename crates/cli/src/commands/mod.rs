@@ -431,15 +431,29 @@ pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> 
 /// `--machine N` within the config's machines, or exit 2 (a wrong command line).
 pub fn machine_index_in_range(machine: Option<usize>, count: usize) -> Result<(), CliError> {
     match machine {
-        Some(i) if i >= count => Err(CliError::new(
-            Exit::Unreadable,
-            "invalid-arguments",
-            format!(
-                "--machine {i} is out of range: the config lists {count} machine(s) (0 to {})",
-                count.saturating_sub(1)
-            ),
-        )
-        .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))),
+        Some(i) if i >= count => {
+            // "0 to 0" for one machine reads oddly (B21 N9).
+            let (listed, hint) = match count {
+                0 => (
+                    "no machines".to_string(),
+                    "add an entry to Machines".to_string(),
+                ),
+                1 => (
+                    "1 machine (0)".to_string(),
+                    "use --machine 0, or leave --machine out".to_string(),
+                ),
+                n => (
+                    format!("{n} machines (0 to {})", n - 1),
+                    format!("use --machine 0 to {}", n - 1),
+                ),
+            };
+            Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!("--machine {i} is out of range: the config lists {listed}"),
+            )
+            .hint(hint))
+        }
         _ => Ok(()),
     }
 }
