@@ -2,6 +2,8 @@
 //! range on a one-machine config, and a notice when `--machine-name`/`EDGENET_MACHINE_NAME`
 //! replaces the config's `Machines[N].MachineName`. `check --offline-check`: no root needed.
 
+mod support;
+
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
@@ -101,4 +103,69 @@ fn a_machine_name_from_the_command_line_that_replaces_the_configs_is_noticed() {
     // The same name, or none given: nothing to say.
     assert!(notices(&edgenet(&cfg, &args, &[("EDGENET_MACHINE_NAME", "m2")])).is_empty());
     assert!(notices(&edgenet(&cfg, &args, &[])).is_empty());
+}
+
+/// B21 N9: the adapter renamed while the bridge is gone (and another NIC under its old name):
+/// status's drift does not say the adapter "has MAC X, not the recorded X".
+#[test]
+fn drift_after_a_rename_with_the_bridge_gone_does_not_contradict_itself() {
+    let pid = std::process::id();
+    let Some(m) = support::machine_named(&format!("s21-rn-{pid}")) else {
+        return;
+    };
+    let lan = format!("s21-rn-lan-{pid}");
+    let _lan = Lan(lan.clone());
+    let ns = &m.ns;
+    support::sh(&format!(
+        "ip netns add {lan} && ip -n {lan} link set lo up && ip -n {lan} link add lan0 type bridge && \
+         ip -n {lan} addr add 198.18.0.1/24 dev lan0 && ip -n {lan} link set lan0 up && \
+         ip -n {lan} link add m0 type veth peer name up0 netns {ns} && ip -n {lan} link set m0 master lan0 up && \
+         ip -n {ns} link set up0 up && ip -n {ns} addr add 198.18.0.11/24 dev up0 && \
+         ip -n {ns} route add default via 198.18.0.1 dev up0"
+    ));
+    let mut cfg = scalable(1);
+    cfg["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("up0");
+    cfg["Network"]["SkipDnsCheck"] = json!(true);
+    cfg["Machines"][0]["LinuxNode"]["Ip4Address"] = json!("198.18.0.101");
+    let cfg = m.write_config("c.json", &cfg);
+    m.ok(&["deploy", "-q", "-c", &cfg]);
+    for step in [
+        "link del aksedgesw-ext",
+        "link set up0 down",
+        "link set up0 name enp3s0",
+        "link add up0 type veth peer name s21p0",
+    ] {
+        support::sh_out(&format!("ip -n {ns} {step}"));
+    }
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift: Vec<String> = status["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        drift.iter().any(|d| d.contains("aksedgesw-ext")),
+        "{drift:#?}"
+    );
+    for d in &drift {
+        // "(enp3s0 has MAC <m>, not the recorded <m>, …)": the same MAC twice.
+        if let Some(rest) = d.split(" has MAC ").nth(1) {
+            let have = rest.split(',').next().unwrap();
+            let recorded = rest
+                .split("not the recorded ")
+                .nth(1)
+                .and_then(|r| r.split(',').next());
+            assert_ne!(Some(have), recorded, "contradictory: {d}");
+        }
+    }
+}
+
+struct Lan(String);
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
 }
