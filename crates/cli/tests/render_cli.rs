@@ -328,3 +328,56 @@ fn a_join_token_in_the_config_is_named_as_unused() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("K10fromconfig"));
 }
+
+/// B21 N9: `render --help` and the "no file" hint name the same targets, and every file a
+/// render lists (K3s and K8s, Linux and Windows nodes) has one of them.
+#[test]
+fn help_and_the_no_file_hint_list_the_same_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = edgenet(dir.path(), &["render", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    let help: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let listed = help
+        .split("instead of writing them all: ")
+        .nth(1)
+        .and_then(|t| t.split(" (").next())
+        .unwrap_or_else(|| panic!("no target list in {help}"));
+    let targets: Vec<&str> = listed.split(", ").collect();
+    assert!(targets.contains(&"node-exec"), "{help}");
+    let out = edgenet(dir.path(), &["render", "no-such-thing"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let every = err
+        .split("every target")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{err}"));
+    for t in &targets {
+        assert!(every.contains(t), "{t} missing from the hint: {err}");
+    }
+    let mut config = base_config();
+    config["Machines"][0]["WindowsNode"] = json!({});
+    for distribution in ["K3s", "K8s"] {
+        config["Edgenet"]["Distribution"] = json!(distribution);
+        let out_dir = dir.path().join(format!("out-{distribution}"));
+        let out = edgenet_with(
+            dir.path(),
+            config.clone(),
+            &[
+                "--output",
+                "json",
+                "render",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for f in listing["files"].as_array().unwrap() {
+            let t = f["target"].as_str().unwrap_or_else(|| panic!("{f}"));
+            assert!(targets.contains(&t), "{t} not in --help: {listed}");
+        }
+    }
+}

@@ -153,3 +153,91 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// B21 N3: on a deployed internal switch (a Linux and a Windows node), a host whose
+/// `inet filter forward` has policy drop, with the rendered file loaded as the README says,
+/// lets a node open a TCP connection to the other node — the frames between the nodes are
+/// untracked (edgenet's own table notracks them), so a `ct state` rule for the replies never
+/// matched — and `status` then reports no firewall drift (the file is what status proposes).
+#[test]
+fn rendered_file_lets_node_to_node_connections_through_and_status_has_no_drift() {
+    let Some(m) = support::machine_named(&format!("s21-fw-{}", std::process::id())) else {
+        return;
+    };
+    let br_nf = Command::new("ip")
+        .args(["netns", "exec", &m.ns, "sysctl", "-qw"])
+        .arg("net.bridge.bridge-nf-call-iptables=1")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !br_nf {
+        eprintln!("skipped: needs br_netfilter (bridge-nf-call-iptables)");
+        return;
+    }
+    let cfg = m.write_config(
+        "c.json",
+        &json!({
+            "Network": {"DnsServers": ["192.0.2.53"], "SkipDnsCheck": true},
+            "Machines": [{"LinuxNode": {}, "WindowsNode": {}}],
+            "Edgenet": {"MachineName": "s21fw"}
+        }),
+    );
+    m.ok(&["deploy", "-q", "-c", &cfg]);
+    let file = m.ok(&["render", "nftables"]);
+    let path = m.dir.path().join("edgenet-kubernetes-ports.nft");
+    std::fs::write(&path, &file).unwrap();
+    let id = m.state_id().expect("a deployment");
+    let linux = m.linux_node_namespace();
+    let windows = m
+        .node_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&format!("-wedge-{id}")))
+        .expect("the Windows node's namespace");
+    // The Linux node's address on the switch (its only global IPv4 address).
+    let linux_addr = support::Machine::ip_json_in(&linux, "-4 addr show scope global")[0]
+        ["addr_info"][0]["local"]
+        .as_str()
+        .expect("the Linux node's address")
+        .to_string();
+    sh(&format!(
+        "ip netns exec {} nft -f - <<'X'\n\
+         table inet filter {{\n\
+           chain input {{ type filter hook input priority 0; policy accept; }}\n\
+           chain forward {{ type filter hook forward priority 0; policy drop; }}\n\
+           chain output {{ type filter hook output priority 0; policy accept; }}\n\
+         }}\nX",
+        m.ns
+    ));
+    let listener = Command::new("ip")
+        .args(["netns", "exec", &linux, "busybox", "sh", "-c"])
+        .arg("while true; do echo hello | busybox nc -l -p 6443; done")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _kill = KillOnDrop(vec![listener]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !connects(&windows, &linux_addr, 6443),
+        "forward drop did not drop"
+    );
+    sh_out(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
+    let ok = (0..10).any(|_| {
+        let ok = connects(&windows, &linux_addr, 6443);
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        ok
+    });
+    assert!(
+        ok,
+        "no TCP connection windows → linux 6443 after loading:\n{file}\n{}",
+        sh_out(&format!("ip netns exec {} nft list ruleset", m.ns))
+    );
+    let out = m.edgenet(&["status", "--output", "json"]);
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        out.status.success() && !after["drift"].to_string().contains("firewall"),
+        "status reports drift after loading the rendered file:\n{:#}\n{file}",
+        after["drift"]
+    );
+}

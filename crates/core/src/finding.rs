@@ -99,6 +99,11 @@ pub enum Code {
     LeftoverObjects,
     /// A whole other edgenet deployment in this network namespace (a notice).
     AnotherDeployment,
+    /// `--machine-name`/`EDGENET_MACHINE_NAME` differs from this machine's written
+    /// `Machines[N].MachineName`, and wins.
+    MachineNameOverridden,
+    /// A configured DNS server did not answer a query from this host (`SkipDnsCheck` off).
+    DnsSilent,
     // Rule 12: address-free probe.
     ProbeNotRun,
     AddressInUse,
@@ -181,6 +186,8 @@ impl Code {
             LanMismatch => "lan-mismatch",
             LeftoverObjects => "leftover-objects",
             AnotherDeployment => "another-deployment",
+            DnsSilent => "dns-silent",
+            MachineNameOverridden => "machine-name-overridden",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -196,11 +203,27 @@ impl Code {
     pub fn rule(self) -> u8 {
         use Code::*;
         match self {
-            WrongType | UnknownValue | MisspeltKey | RequiredField | ForbiddenField
-            | IgnoredField | LegacyField | MachineCount | NodeMissing | WindowsControlPlane
-            | InvalidName | Placeholder | KeyCase | DuplicateKey | NotApplied
-            | ConflictingFields | WrongFile | NotAConfig | PowershellShape
-            | UnknownSchemaVersion => 1,
+            WrongType
+            | UnknownValue
+            | MisspeltKey
+            | RequiredField
+            | ForbiddenField
+            | IgnoredField
+            | LegacyField
+            | MachineCount
+            | NodeMissing
+            | WindowsControlPlane
+            | InvalidName
+            | Placeholder
+            | KeyCase
+            | DuplicateKey
+            | NotApplied
+            | ConflictingFields
+            | WrongFile
+            | NotAConfig
+            | PowershellShape
+            | UnknownSchemaVersion
+            | MachineNameOverridden => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet
@@ -212,7 +235,7 @@ impl Code {
             OverlapsKubernetes | OverlapsHostNetwork | NoFreeSubnet | AddressIsHost => 5,
             InvalidMac | MacNotUnicast | MacDuplicate => 6,
             MtuRange | MtuAboveAdapter => 7,
-            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate => 8,
+            DnsLoopback | DnsNotFound | DnsEmpty | DnsTooMany | DnsDuplicate | DnsSilent => 8,
             ProxyUrl | NoProxyEntry | ProxyWhileOffline => 9,
             PluginMismatch | ControlPlaneCount => 10,
             SwitchName | AdapterMissing | AdapterRenamed | AdapterDown | AdapterEnslaved

@@ -134,6 +134,21 @@ pub fn fix_subnet(plan: &crate::plan::Plan) -> Option<String> {
         .then(|| plan.switch.subnet.trunc().to_string())
 }
 
+/// The accept rules (nft syntax, what follows `insert rule <chain>`) that let the switch's
+/// traffic through a forward chain that drops it: `status`/`check` propose them as the fix, and
+/// `render` writes them into its host firewall file, so both agree. None relies on conntrack
+/// state for frames within the switch: an internal switch's own table keeps them untracked.
+/// `subnet` as [`fix_subnet`] gives it.
+pub fn forward_accept_rules(bridge: &str, subnet: Option<&str>) -> Vec<String> {
+    match subnet {
+        Some(s) => vec![
+            format!("iifname \"{bridge}\" ip saddr {s} accept"),
+            format!("oifname \"{bridge}\" ip daddr {s} ct state established,related accept"),
+        ],
+        None => vec![format!("iifname \"{bridge}\" oifname \"{bridge}\" accept")],
+    }
+}
+
 /// The packets an edgenet switch must see through the host's hooks.
 pub fn switch_flows(t: &SwitchTraffic) -> Vec<Flow> {
     let bridge = t.bridge.as_str();
@@ -398,12 +413,9 @@ impl ForwardDrop {
             (FirewallTool::Firewalld, None) => format!(
                 "firewall-cmd --permanent --zone=$(firewall-cmd --get-zone-of-interface={bridge}) --add-forward && firewall-cmd --reload"
             ),
-            (FirewallTool::Other | FirewallTool::Iptables, Some(s)) => format!(
-                "nft insert rule {f} {t} {c} iifname \"{bridge}\" ip saddr {s} accept && nft insert rule {f} {t} {c} oifname \"{bridge}\" ip daddr {s} ct state established,related accept (and the same in the file your firewall loads at boot)"
-            ),
-            (FirewallTool::Other | FirewallTool::Iptables, None) => format!(
-                "nft insert rule {f} {t} {c} iifname \"{bridge}\" oifname \"{bridge}\" accept (and the same in the file your firewall loads at boot)"
-            ),
+            (FirewallTool::Other | FirewallTool::Iptables, _) => {
+                nft(&forward_accept_rules(bridge, subnet))
+            }
         }
     }
 }

@@ -179,6 +179,9 @@ pub struct NodePlan {
     pub mtu: Option<u32>,
     pub dns_servers: Vec<Ipv4Addr>,
     pub dns_source: DnsSource,
+    /// `Network.SkipDnsCheck`: no DNS reachability check (check, deploy, doctor).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_dns_check: bool,
     pub proxy: ProxyEnv,
     #[serde(default, skip_serializing_if = "NodeSize::is_empty")]
     pub size: NodeSize,
@@ -440,6 +443,7 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
                 mtu: switch.mtu,
                 dns_servers: dns_servers.clone(),
                 dns_source,
+                skip_dns_check: config.network.skip_dns_check,
                 proxy: proxy.clone(),
                 size: node.map_or(NodeSize::default(), |n| NodeSize {
                     cpu_count: n.cpu_count,

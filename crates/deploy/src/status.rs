@@ -306,9 +306,11 @@ fn fill(
             Some(a) if a.master.as_deref() != Some(plan.switch.name.as_str()) => {
                 let mut line = format!("adapter {adapter} is not a port of {}", plan.switch.name);
                 // The name another NIC's now and the recorded MAC not found as one adapter:
-                // say where that MAC is.
+                // say where that MAC is — never of the adapter that has it (B21 N9: "has MAC
+                // X, not the recorded X").
                 if let (Some(_), Some(mac)) = (name_taken, recorded_mac) {
-                    if adapter_now.as_deref().is_none_or(|now| now == adapter) {
+                    if a.mac != Some(mac) && adapter_now.as_deref().is_none_or(|now| now == adapter)
+                    {
                         let on: Vec<String> = nl
                             .links()?
                             .into_iter()

@@ -711,6 +711,11 @@ fn node_checks(
     }
     for server in &n.dns_servers {
         let check = "dns";
+        // Declared unreachable on purpose (an air-gapped site): not a failure (B21 N4).
+        if n.skip_dns_check {
+            out.push(Check::skip(scope, check, "not run: Network.SkipDnsCheck is true").at(server));
+            continue;
+        }
         if let Some(why) = blocked(*server) {
             out.push(Check::skip(scope, check, format!("not run: {why}")).at(server));
             continue;

@@ -115,11 +115,21 @@ pub fn nft_snippet_for(plan: &Plan, lb: LbProvider, chain: &str) -> String {
          # bridged, with bridge-nf-call-iptables = 1) and never reaches the host's input chain.\n\
          # For another table or chain replace `{chain}` below, then load with `nft -f FILE`.\n"
     ));
-    // The nodes' replies leave through the switch; without this a forward policy drop ends
-    // every connection the rules below let in.
-    text.push_str(&format!(
-        "insert rule {chain} iifname \"{switch}\" ip saddr {subnet} ct state established,related accept comment \"edgenet: replies from the nodes\"\n"
-    ));
+    // The switch's own traffic, exactly as status/check propose it for a forward chain that
+    // drops: frames between the nodes of an internal switch are untracked (edgenet's table
+    // notracks them), so no `ct state` rule would match their replies (B21 N3).
+    let fix_subnet = edgenet_core::host_firewall::fix_subnet(plan);
+    for r in edgenet_core::host_firewall::forward_accept_rules(switch, fix_subnet.as_deref()) {
+        text.push_str(&format!(
+            "insert rule {chain} {r} comment \"edgenet: the switch's own traffic\"\n"
+        ));
+    }
+    if fix_subnet.is_none() {
+        // Replies to clients routed from outside the switch (tracked: they leave it).
+        text.push_str(&format!(
+            "insert rule {chain} iifname \"{switch}\" ip saddr {subnet} ct state established,related accept comment \"edgenet: replies from the nodes\"\n"
+        ));
+    }
     for r in ports(plan.distribution, lb) {
         text.push_str(&format!(
             "insert rule {chain} oifname \"{switch}\" ip daddr {subnet} {} dport {} accept comment \"edgenet: {}\"\n",

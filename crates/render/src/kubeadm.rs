@@ -147,8 +147,19 @@ pub fn calico_installation(plan: &Plan, opts: &RenderOptions) -> Installation {
             calico_network: CalicoNetwork {
                 bgp: "Disabled".to_string(),
                 mtu: plan.switch.mtu.map(|m| m.saturating_sub(VXLAN_OVERHEAD)),
-                node_address_autodetection_v4: NodeAddressAutodetection {
-                    interface: opts.node_interface.clone(),
+                // The setting is cluster-wide and reaches calico-node-windows too, whose
+                // adapter is `Ethernet`, never the Linux interface name (B21 N8): with a
+                // Windows node, the switch's subnet, where every node's address lies.
+                node_address_autodetection_v4: if windows {
+                    NodeAddressAutodetection {
+                        interface: None,
+                        cidrs: Some(vec![plan.switch.subnet.trunc().to_string()]),
+                    }
+                } else {
+                    NodeAddressAutodetection {
+                        interface: Some(opts.node_interface.clone()),
+                        cidrs: None,
+                    }
                 },
                 ip_pools: vec![IpPool {
                     name: "default-ipv4-ippool".to_string(),

@@ -369,8 +369,9 @@ fn kubeadm_v1beta4_calico_and_no_proxy_agree_on_the_pod_network() {
         inst.spec
             .calico_network
             .node_address_autodetection_v4
-            .interface,
-        "eth0"
+            .interface
+            .as_deref(),
+        Some("eth0")
     );
     assert!(plan.nodes[0].proxy.no_proxy.split(',').any(|e| e == pod));
     assert_eq!(
@@ -895,6 +896,16 @@ fn calico_installation_enables_windows_only_with_a_windows_node() {
             assert_eq!(inst.spec.service_cidrs, Some(vec![service.clone()]));
             assert_eq!(doc["spec"]["serviceCIDRs"][0], service.as_str());
             assert_eq!(doc["spec"]["calicoNetwork"]["windowsDataplane"], "HNS");
+            // Autodetection valid on the Windows node too: the switch's subnet, no
+            // Linux interface name (B21 N8).
+            let subnet = plan.switch.subnet.trunc().to_string();
+            let detect = &doc["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"];
+            assert_eq!(detect["cidrs"][0], subnet.as_str(), "{doc}");
+            assert!(detect.get("interface").is_none(), "{doc}");
+            assert!(plan
+                .nodes
+                .iter()
+                .all(|n| plan.switch.subnet.contains(&n.address.addr())));
         } else {
             assert_eq!(inst.spec.calico_network.windows_dataplane, None);
             assert_eq!(inst.spec.service_cidrs, None);

@@ -94,6 +94,12 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     if !args.offline_check {
         findings.extend(adapter_owner_finding(&loaded.config, &ctx));
         findings.extend(leftover_findings(cli));
+        // The plan says which DNS servers the nodes get (and whether the check is off).
+        if !findings.iter().any(|f| f.severity == Severity::Error) {
+            if let Ok(plan) = edgenet_core::plan::build(&loaded.config, &ctx) {
+                findings.extend(super::dns_findings(&plan));
+            }
+        }
     }
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
     let exit = if failed { Exit::Findings } else { Exit::Ok };

@@ -461,6 +461,16 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let config = Some(std::sync::Arc::new(chosen.loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan, config) {
         Ok(report) => {
+            // After a deploy that changed something only: a no-change redeploy (the hot path)
+            // sends nothing; the servers were asked when this plan was deployed.
+            if !report.changes.is_empty() {
+                let dns = super::dns_findings(&plan);
+                let style = crate::output::Style::for_stderr();
+                for f in &dns {
+                    errln!("{}", crate::output::finding_text(f, style));
+                }
+                warnings.extend(dns);
+            }
             match cli.output {
                 Output::Json => {
                     let mut v = serde_json::to_value(&report).expect("reports serialize");

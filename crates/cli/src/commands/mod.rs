@@ -439,15 +439,29 @@ pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> 
 /// `--machine N` within the config's machines, or exit 2 (a wrong command line).
 pub fn machine_index_in_range(machine: Option<usize>, count: usize) -> Result<(), CliError> {
     match machine {
-        Some(i) if i >= count => Err(CliError::new(
-            Exit::Unreadable,
-            "invalid-arguments",
-            format!(
-                "--machine {i} is out of range: the config lists {count} machine(s) (0 to {})",
-                count.saturating_sub(1)
-            ),
-        )
-        .hint(format!("use --machine 0 to {}", count.saturating_sub(1)))),
+        Some(i) if i >= count => {
+            // "0 to 0" for one machine reads oddly (B21 N9).
+            let (listed, hint) = match count {
+                0 => (
+                    "no machines".to_string(),
+                    "add an entry to Machines".to_string(),
+                ),
+                1 => (
+                    "1 machine (0)".to_string(),
+                    "use --machine 0, or leave --machine out".to_string(),
+                ),
+                n => (
+                    format!("{n} machines (0 to {})", n - 1),
+                    format!("use --machine 0 to {}", n - 1),
+                ),
+            };
+            Err(CliError::new(
+                Exit::Unreadable,
+                "invalid-arguments",
+                format!("--machine {i} is out of range: the config lists {listed}"),
+            )
+            .hint(hint))
+        }
         _ => Ok(()),
     }
 }
@@ -498,6 +512,72 @@ fn shorten_name(text: &str, name: &str) -> String {
     }
     text.replace(&format!("{name:?}"), &short)
         .replace(name, &short)
+}
+
+/// How long `check` and a changing `deploy` wait for the configured DNS servers (all asked at
+/// once, so this bounds the whole check).
+const DNS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// AKS EE's DNS check (B21 N4): each configured DNS server (`Network.DnsServers`, never the
+/// host's own resolvers) is asked one query for the root from this host, and one that does not
+/// answer is a warning (a typo in DnsServers is a common field error), never a refusal. Off with
+/// `Network.SkipDnsCheck` and, as in AKS EE, offline (`InternetDisabled`). A server inside an
+/// internal switch's subnet is on the switch itself, which this host may not have yet: `doctor`
+/// asks it from the node.
+pub fn dns_findings(plan: &edgenet_core::plan::Plan) -> Vec<Finding> {
+    use edgenet_core::plan::{DnsSource, Outbound, SwitchKind};
+    use edgenet_core::validate::Code;
+    let Some(node) = plan.nodes.first() else {
+        return Vec::new();
+    };
+    if node.skip_dns_check
+        || node.dns_source != DnsSource::Configured
+        || plan.switch.outbound == Outbound::Offline
+    {
+        return Vec::new();
+    }
+    let internal = plan.switch.kind == SwitchKind::Internal;
+    let servers: Vec<(usize, std::net::Ipv4Addr)> = node
+        .dns_servers
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| !(internal && plan.switch.subnet.contains(s)))
+        .collect();
+    let replies: Vec<_> = std::thread::scope(|scope| {
+        let asked: Vec<_> = servers
+            .iter()
+            .map(|&(i, server)| {
+                scope.spawn(move || {
+                    let reply = edgenet_host::probes::dns_query(
+                        server,
+                        ".",
+                        edgenet_host::probes::DNS_TYPE_NS,
+                        DNS_CHECK_TIMEOUT,
+                    );
+                    (i, server, reply)
+                })
+            })
+            .collect();
+        asked.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    replies
+        .into_iter()
+        .filter_map(|(i, server, reply)| {
+            let e = reply.err()?;
+            Some(
+                Finding::warning(
+                    Code::DnsSilent,
+                    format!("Network.DnsServers[{i}]"),
+                    format!(
+                        "DNS server {server} does not answer a query from this host within {} s ({e})",
+                        DNS_CHECK_TIMEOUT.as_secs()
+                    ),
+                )
+                .hint("check the address; if it is unreachable on purpose (an air-gapped site), set Network.SkipDnsCheck: true"),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,12 +20,10 @@ use crate::exit::{CliError, Exit};
 #[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args, Clone)]
 pub struct RenderArgs {
-    /// Print this one file to standard output instead of writing them all: k3s-config,
-    /// k3s-token, resolv, proxy-env, kube-vip, lb, kubeadm, calico, unit, node-network,
-    /// nftables, powershell, ports, readme.
+    // The help names the same targets as the errors (one list, B21 N9).
     // Not `required_unless_present`: clap's message for it names the argument on a second
     // line, which the JSON usage error leaves out; `run` says what is missing instead.
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub target: Option<String>,
 
     /// Write every file under DIR/<node name>/<absolute path on the node>, plus DIR/README.
@@ -268,7 +266,17 @@ fn read_token(path: &Path) -> Result<String, CliError> {
 }
 
 /// The targets `render TARGET` knows (with the node's files, more than a config may produce).
-const TARGETS: &str = "k3s-config, k3s-token, resolv, proxy-env, kube-vip, lb, kubeadm, calico, unit, node-network, nftables, powershell, ports, readme";
+macro_rules! targets {
+    () => {
+        "k3s-config, k3s-token, resolv, proxy-env, kube-vip, lb, kubeadm, calico, unit, node-exec, node-network, nftables, powershell, ports, readme"
+    };
+}
+const TARGETS: &str = targets!();
+const TARGET_HELP: &str = concat!(
+    "Print this one file to standard output instead of writing them all: ",
+    targets!(),
+    " (which exist depends on the distribution, the nodes and whether the node is deployed)"
+);
 
 pub fn run(cli: &Cli, args: &RenderArgs) -> Result<Exit, CliError> {
     if args.target.is_none() && args.out.is_none() {
@@ -528,7 +536,10 @@ fn print_one(
                             plan.machine.name
                         ),
                     )
-                    .hint(format!("targets here: {}", known.join(", "))));
+                    .hint(format!(
+                        "targets here: {}; every target (some only with another distribution, a Windows node or a deployed node): {TARGETS}",
+                        known.join(", ")
+                    )));
                 }
                 [one] => one.contents.clone(),
                 many => many

@@ -50,14 +50,16 @@ pub struct Machine {
 
 /// As [`machine`], in a namespace named `{prefix}-{tag}-{pid}` (a helper's own prefix).
 pub fn machine_prefixed(prefix: &str, tag: &str) -> Option<Machine> {
+    machine_named(&format!("{prefix}-{tag}-{}", std::process::id()))
+}
+
+/// As [`machine`], with the machine namespace named `ns` exactly.
+pub fn machine_named(ns: &str) -> Option<Machine> {
     if !is_root() {
         eprintln!("skipped: needs root to create network namespaces");
         return None;
     }
-    Some(Machine::named(format!(
-        "{prefix}-{tag}-{}",
-        std::process::id()
-    )))
+    Some(Machine::named(ns.to_string()))
 }
 
 impl Machine {

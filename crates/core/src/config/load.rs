@@ -235,11 +235,7 @@ pub fn parse_text(bytes: &[u8]) -> Result<Value, LoadError> {
     let (text, _) = relax(&text);
     super::json::parse(&text)
         .map(|(value, _)| value)
-        .map_err(|e| LoadError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: syntax_message(&e),
-        })
+        .map_err(|e| syntax_error(bytes, &text, &e))
 }
 
 /// Parses a deployment file. Problems with individual fields become findings (all of them);
@@ -250,11 +246,8 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     }
     let (text, ansi) = decode(bytes)?;
     let (text, relaxed) = relax(&text);
-    let (value, duplicates) = super::json::parse(&text).map_err(|e| LoadError::Syntax {
-        line: e.line(),
-        column: e.column(),
-        message: syntax_message(&e),
-    })?;
+    let (value, duplicates) =
+        super::json::parse(&text).map_err(|e| syntax_error(bytes, &text, &e))?;
     let Value::Object(map) = &value else {
         return Err(LoadError::NotAnObject {
             found: match value {
@@ -330,9 +323,38 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
             source_paths: r.aliases,
             ..config
         },
-        findings: r.findings,
+        findings: grouped_key_case(r.findings),
         source: value,
     })
+}
+
+/// More key-case notices than this become one (a config written in lower case has dozens).
+const KEY_CASE_SINGLY: usize = 5;
+
+/// Many `key-case` notices as one, at the first one's path, naming a few keys (B21 N9).
+fn grouped_key_case(findings: Vec<Finding>) -> Vec<Finding> {
+    let is_case = |f: &Finding| f.code == Code::KeyCase;
+    if findings.iter().filter(|f| is_case(f)).count() <= KEY_CASE_SINGLY {
+        return findings;
+    }
+    // In the first one's place.
+    let at = findings.iter().take_while(|f| !is_case(f)).count();
+    let (case, mut rest): (Vec<Finding>, Vec<Finding>) =
+        findings.into_iter().partition(|f| is_case(f));
+    let named: Vec<&str> = case.iter().take(3).map(|f| f.path.as_str()).collect();
+    let grouped = Finding::notice(
+        Code::KeyCase,
+        &case[0].path,
+        format!(
+            "{} keys are written in another case than AKS Edge Essentials spells them ({}, and {} more); they are read case-insensitively, as in PowerShell",
+            case.len(),
+            named.join(", "),
+            case.len() - named.len()
+        ),
+    )
+    .hint("spell the keys as New-AksEdgeConfig writes them (`edgenet config new` writes every key)");
+    rest.insert(at, grouped);
+    rest
 }
 
 /// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`true`: Windows
@@ -512,6 +534,55 @@ fn relax(text: &str) -> (String, Vec<&'static str>) {
         return (text.to_string(), what);
     }
     (out.into_iter().collect(), what)
+}
+
+/// A syntax error, naming what an operator cannot see at the position (B21 N9): a UTF-32 file
+/// (PowerShell's `-Encoding UTF32`), or a typographic quote pasted from a document.
+fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error) -> LoadError {
+    let mut message = syntax_message(e);
+    if let Some(which) = utf32(bytes) {
+        message.push_str(&format!(
+            " (the file is UTF-32{which} text; save it as UTF-8: PowerShell Set-Content -Encoding utf8)"
+        ));
+    } else if let Some(c) = typographic_quote(text, e.line(), e.column()) {
+        message.push_str(&format!(
+            " (the character there is {c} U+{:04X}, a typographic quote; JSON needs the straight quote \")",
+            c as u32
+        ));
+    }
+    LoadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message,
+    }
+}
+
+/// `Some(" LE")`/`Some(" BE")` when `bytes` look UTF-32: its BOM, or JSON's first ASCII
+/// character followed (LE) or preceded (BE) by three zero bytes.
+fn utf32(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0xff, 0xfe, 0, 0, ..] => Some(" LE"),
+        [0, 0, 0xfe, 0xff, ..] => Some(" BE"),
+        [c, 0, 0, 0, ..] if *c != 0 && c.is_ascii() => Some(" LE"),
+        [0, 0, 0, c, ..] if *c != 0 && c.is_ascii() => Some(" BE"),
+        _ => None,
+    }
+}
+
+/// A typographic quote at (or just before) `line`/`column` (serde_json's, 1-based; the column
+/// counts bytes) of `text`.
+fn typographic_quote(text: &str, line: usize, column: usize) -> Option<char> {
+    const QUOTES: [char; 8] = [
+        '\u{201C}', '\u{201D}', '\u{201E}', '\u{2018}', '\u{2019}', '\u{201A}', '\u{00AB}',
+        '\u{00BB}',
+    ];
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let end = l
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .find(|&i| i >= column)
+        .unwrap_or(l.len());
+    l[..end].chars().rev().take(2).find(|c| QUOTES.contains(c))
 }
 
 fn syntax_message(e: &serde_json::Error) -> String {

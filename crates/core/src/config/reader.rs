@@ -467,6 +467,11 @@ impl Reader {
             Some(Value::Array(items)) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
+                    if let Value::String(s) = item {
+                        if self.semicolon_list(&format!("{path}[{i}]"), s) {
+                            continue;
+                        }
+                    }
                     if let Some(ip) = self.ipv4_value(&format!("{path}[{i}]"), item) {
                         out.push(ip);
                     }
@@ -474,6 +479,9 @@ impl Reader {
                 Some(out)
             }
             Some(Value::String(s)) => {
+                if self.semicolon_list(&path, s) {
+                    return None;
+                }
                 let mut out = Vec::new();
                 for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     if let Some(ip) = self.ipv4_value(&path, &Value::String(part.to_string())) {
@@ -487,6 +495,37 @@ impl Reader {
                 None
             }
         }
+    }
+
+    /// A list of addresses separated by `;` as Windows writes lists (`Proxy.No` gets the same
+    /// hint): one finding naming the separator, with the list to write, instead of a generic
+    /// "not an IPv4 address". `false` (nothing said) when `s` is not such a list.
+    fn semicolon_list(&mut self, path: &str, s: &str) -> bool {
+        if !s.contains(';') {
+            return false;
+        }
+        let parts: Vec<&str> = s
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() || parts.iter().any(|p| p.parse::<Ipv4Addr>().is_err()) {
+            return false;
+        }
+        let list: Vec<String> = parts.iter().map(|p| format!("{p:?}")).collect();
+        self.invalid(
+            path,
+            Finding::error(
+                Code::InvalidIpv4,
+                path,
+                format!(
+                    "{path} is {}, separated by ';' as Windows writes lists; the addresses are separated by commas",
+                    crate::finding::excerpt(s)
+                ),
+            )
+            .hint(format!("write a JSON array: [{}]", list.join(", "))),
+        );
+        true
     }
 
     pub fn cidr(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Net> {

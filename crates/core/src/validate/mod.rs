@@ -112,6 +112,7 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
     probe::check(&config, ctx, &mut out);
     vm::check(&config, ctx, &mut out);
     let config: &Config = &config;
+    machine_name_overridden(config, ctx, &mut out);
     if let HostView::Skipped(reason) = &ctx.host {
         out.push(
             Finding::notice(
@@ -133,6 +134,36 @@ pub fn validate(config: &Config, ctx: &Context<'_>) -> Vec<Finding> {
 }
 
 /// Loader findings plus [`validate`], ordered by rule group (stable within a group).
+/// An explicit machine name silently replacing the one the config writes for this machine
+/// would give a cloned host's nodes another machine's names (B21 N9).
+fn machine_name_overridden(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(given) = ctx.machine_name.as_deref() else {
+        return;
+    };
+    let Some(i) = ctx.machine.or((config.machines.len() == 1).then_some(0)) else {
+        return;
+    };
+    let Some(written) = config
+        .machines
+        .get(i)
+        .and_then(|m| m.machine_name.as_deref())
+    else {
+        return;
+    };
+    if written != given {
+        out.push(
+            Finding::notice(
+                Code::MachineNameOverridden,
+                format!("Machines[{i}].MachineName"),
+                format!(
+                    "Machines[{i}].MachineName is {written:?}, but --machine-name (or EDGENET_MACHINE_NAME) names this machine {given:?}, which wins: the nodes are {given}-ledge…, not {written}-ledge…"
+                ),
+            )
+            .hint("leave --machine-name and EDGENET_MACHINE_NAME unset to use the config's name, or make them agree"),
+        );
+    }
+}
+
 pub fn check(loaded: &crate::config::Loaded, ctx: &Context<'_>) -> Vec<Finding> {
     let mut all = loaded.findings.clone();
     // The rules name current-schema paths; point them at what the file wrote instead.

@@ -251,6 +251,7 @@ pub(crate) mod tests {
             mtu: Some(1500),
             dns_servers: vec!["192.168.0.1".parse().unwrap()],
             dns_source: DnsSource::Host,
+            skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: None,
                 https_proxy: None,

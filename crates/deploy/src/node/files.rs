@@ -164,6 +164,7 @@ mod tests {
             mtu: Some(1500),
             dns_servers: dns.iter().map(|s| s.parse().unwrap()).collect(),
             dns_source: DnsSource::Configured,
+            skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: http.map(String::from),
                 https_proxy: None,

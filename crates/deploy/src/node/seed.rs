@@ -163,6 +163,7 @@ mod tests {
             mtu: Some(1400),
             dns_servers: vec!["192.168.0.1".parse().unwrap()],
             dns_source: DnsSource::Configured,
+            skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: Some("http://proxy:3128".into()),
                 https_proxy: None,

@@ -53,7 +53,13 @@ pub struct CalicoNetwork {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeAddressAutodetection {
-    pub interface: String,
+    /// The node's interface by name: Linux-only clusters (no Windows interface has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The first address inside one of these: valid on Linux and Windows nodes alike
+    /// (`CIDRS []string json:"cidrs"` in the operator's type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidrs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
