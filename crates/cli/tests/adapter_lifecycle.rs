@@ -14,40 +14,29 @@ use support::*;
 
 const BRIDGE: &str = "aksedgesw-ext";
 
-/// A LAN namespace (`lan0` = 198.18.0.1/24, the gateway), a LAN host (198.18.0.254) and one
-/// machine whose adapter `up0` is 198.18.0.11/24 with a default route via .1.
+/// A machine whose adapter `up0` is 198.18.0.11/24 with a default route via .1 on a LAN
+/// with a LAN host (198.18.0.254): see [`adapter_lan`].
 pub struct Site {
     pub m: Machine,
     pub lan: String,
     pub peer: String,
     pub cfg: String,
+    _lan: AdapterLan,
 }
 
 impl Site {
     pub fn new(tag: &str) -> Option<Site> {
         let m = machine(&format!("h8a{tag}"))?;
-        let lan = format!("h8a-{tag}-lan-{}", std::process::id());
-        let peer = format!("h8a-{tag}-peer-{}", std::process::id());
-        for ns in [&lan, &peer] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let ns = &m.ns;
-        sh(&format!(
-            "ip netns add {lan} && ip -n {lan} link set lo up && ip -n {lan} link add lan0 type bridge && \
-             ip -n {lan} addr add 198.18.0.1/24 dev lan0 && ip -n {lan} link set lan0 up && \
-             ip netns add {peer} && ip -n {lan} link add peer type veth peer name eth0 netns {peer} && \
-             ip -n {lan} link set peer master lan0 up && ip -n {peer} addr add 198.18.0.254/24 dev eth0 && \
-             ip -n {peer} link set eth0 up && ip -n {peer} link set lo up && \
-             ip -n {lan} link add m0 type veth peer name up0 netns {ns} && ip -n {lan} link set m0 master lan0 up && \
-             ip -n {ns} link set up0 up && ip -n {ns} addr add 198.18.0.11/24 dev up0 && \
-             ip -n {ns} route add default via 198.18.0.1 dev up0"
-        ));
-        std::fs::write(&m.resolv, "nameserver 198.18.0.1\n").unwrap();
+        let net = adapter_lan(&m, true);
+        let (lan, peer) = (net.lan.0.clone(), net.peer.as_ref().unwrap().0.clone());
         let cfg = m.write_config("c.json", &config("m0"));
-        Some(Site { m, lan, peer, cfg })
+        Some(Site {
+            m,
+            lan,
+            peer,
+            cfg,
+            _lan: net,
+        })
     }
 
     pub fn deploy(&self) -> Value {
@@ -95,26 +84,11 @@ impl Site {
     }
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        for ns in [&self.peer, &self.lan] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
 pub fn config(name: &str) -> Value {
-    json!({
-        "DeploymentType": "ScalableCluster",
-        "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
-        "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-        "Machines": [{
-            "MachineName": name,
-            "NetworkConnection": {"AdapterName": "up0", "Mtu": 0},
-            "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
-            "WindowsNode": {"Ip4Address": "198.18.0.151"},
-        }],
-    })
+    let mut c = site_config("up0");
+    c["Machines"][0]["MachineName"] = json!(name);
+    c["Machines"][0]["WindowsNode"] = json!({"Ip4Address": "198.18.0.151"});
+    c
 }
 
 /// The finite lifetimes (seconds) of `dev`'s addresses.

@@ -11,14 +11,6 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use support::*;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A second deployment in the machine's namespace, with its own state directory; removed on
 /// drop.
 struct Beside<'a> {
@@ -321,13 +313,6 @@ fn a_remove_that_cannot_delete_a_file_keeps_the_state_and_a_rerun_finishes() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["found"], true, "{v}");
     assert!(!m.state.exists(), "state directory left: {}", text(&out));
-}
-
-struct NsGuard(String);
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use support::*;
 
 /// The upstream namespace: 203.0.113.1 (dnsmasq) on a veth to the machine's `up0`.
 struct Upstream {
-    ns: String,
+    ns: NsGuard,
     dnsmasq: Option<Child>,
 }
 
@@ -23,7 +23,6 @@ impl Drop for Upstream {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -32,25 +31,13 @@ const DNSMASQ: &str = "203.0.113.1";
 const SILENT: &str = "203.0.113.9";
 
 fn upstream(m: &Machine) -> Option<Upstream> {
-    let ns = format!("{}-up", m.ns);
-    let _ = Command::new("ip")
-        .args(["netns", "del", &ns])
-        .stderr(Stdio::null())
-        .status();
-    sh(&format!(
-        "ip netns add {ns} && ip -n {ns} link set lo up && \
-         ip -n {ns} link add wan0 type veth peer name up0 netns {m} && \
-         ip -n {ns} addr add {DNSMASQ}/24 dev wan0 && ip -n {ns} link set wan0 up && \
-         ip -n {m} addr add 203.0.113.2/24 dev up0 && ip -n {m} link set up0 up && \
-         ip -n {m} route add default via {DNSMASQ}",
-        m = m.ns
-    ));
+    let ns = uplink(m, "up");
     let mut up = Upstream { ns, dnsmasq: None };
     let child = Command::new("ip")
         .args([
             "netns",
             "exec",
-            &up.ns,
+            up.ns.name(),
             "dnsmasq",
             "--conf-file=/dev/null",
             "--no-hosts",

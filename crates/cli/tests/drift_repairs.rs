@@ -7,14 +7,6 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-fn status(m: &Machine) -> (Option<i32>, Value) {
-    let out = m.edgenet(&["status", "--output", "json"]);
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap(),
-    )
-}
-
 /// The gateway of the node's default route, as the kernel has it.
 fn node_gateway(netns: &str) -> String {
     Machine::ip_json_in(netns, "route show default")[0]["gateway"]
@@ -39,7 +31,7 @@ fn a_deleted_host_veth_is_the_nodes_link_gone_and_deploy_makes_it_again() {
     // The kernel took the node's eth0 with it; the namespace stays.
     assert!(link(&Machine::ip_json_in(&netns, "link show"), "eth0").is_none());
 
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let drift: Vec<&str> = st["drift"]
         .as_array()
@@ -67,7 +59,7 @@ fn a_deleted_host_veth_is_the_nodes_link_gone_and_deploy_makes_it_again() {
     assert_eq!(host["master"], "aksedgesw-int");
     let addrs = Machine::ip_json_in(&netns, "addr show");
     assert!(!ipv4_of(&addrs, "eth0").is_empty(), "{addrs:#}");
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
 }
 
@@ -79,19 +71,7 @@ fn a_deleted_host_veth_is_the_nodes_link_gone_and_deploy_makes_it_again() {
 fn a_deleted_connected_route_of_the_external_bridge_is_drift_and_deploy_adds_it_back() {
     let Some(lan) = lan("x15cr", 1) else { return };
     let m = &lan.machines[0];
-    let cfg = m.write_config(
-        "c.json",
-        &serde_json::json!({
-            "DeploymentType": "ScalableCluster",
-            "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{
-                "MachineName": "m0",
-                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
-                "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
-            }],
-        }),
-    );
+    let cfg = m.write_config("c.json", &site_config("eth0"));
     m.deploy(Some(&cfg));
     let bridge = "aksedgesw-ext";
     let connected = || {
@@ -184,7 +164,7 @@ fn hand_edited_node_files_are_drift_and_stray_node_routes_a_notice() {
          ip -n {netns} route add 10.42.0.0/16 via 192.168.0.1 dev eth0 proto bird"
     ));
 
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let drift: Vec<String> = st["drift"]
         .as_array()
@@ -218,7 +198,7 @@ fn hand_edited_node_files_are_drift_and_stray_node_routes_a_notice() {
     assert!(has("10.42.0.0/16"), "{:#}", routes());
     assert!(has("default"), "{:#}", routes());
     assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
     assert!(notices(&st).contains(stray), "{st:#}");
 }
@@ -263,7 +243,7 @@ fn a_deleted_connected_route_of_a_node_is_drift_and_deploy_adds_it_back() {
     sh(&format!("ip -n {netns} route del {dst} dev eth0"));
     assert!(connected().is_none());
 
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let name = linux_node_name(&st, &netns);
     let drift: Vec<&str> = st["drift"]
@@ -295,7 +275,7 @@ fn a_deleted_connected_route_of_a_node_is_drift_and_deploy_adds_it_back() {
         "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
     ));
     assert_eq!(m.deploy(None)["changes"], serde_json::json!([]));
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
 }
 
@@ -326,7 +306,7 @@ fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs
     };
     assert_eq!(kernel_routes(), 0, "no route for the address");
 
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     assert!(
         st["drift"].to_string().contains("proto kernel scope link"),
@@ -337,7 +317,7 @@ fn a_node_address_without_its_route_by_noprefixroute_is_drift_and_deploy_repairs
     sh(&format!(
         "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
     ));
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
 }
 
@@ -364,7 +344,7 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     let blackhole = "blackhole default metric 200".to_string();
     let prohibit = "prohibit 10.6.0.0/16 table 100".to_string();
 
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
     let name = linux_node_name(&st, &netns);
     let notices: Vec<String> = st["notices"]
@@ -394,7 +374,7 @@ fn a_second_default_route_or_another_table_in_a_node_is_a_notice_deploy_leaves()
     assert_eq!(defaults.as_array().unwrap().len(), 3, "{defaults:#}");
     let table = Machine::ip_json_in(&netns, "route show table 100");
     assert_eq!(table.as_array().unwrap().len(), 3, "{table:#}");
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
 
     // The typed routes' commands delete exactly them.
@@ -446,7 +426,7 @@ fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_
         "unreachable 128.0.0.0/1".to_string(),
     ];
     let narrow = ["prohibit 10.9.0.0/16", "blackhole 10.8.0.0/16"];
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let name = linux_node_name(&st, &netns);
     let list = |key: &str| -> Vec<String> {
@@ -512,7 +492,7 @@ fn a_dropping_route_that_cuts_a_node_off_is_drift_deploy_deletes_a_narrower_one_
         Some(gateway.as_str()),
         "{picked:#}"
     );
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(0), "{st:#}");
     assert_eq!(doctor_default_route(&m)["status"], "PASS");
 }
@@ -529,7 +509,7 @@ fn a_blackhole_default_in_place_of_deploys_is_said_to_be_replaced_and_is() {
     sh(&format!(
         "ip -n {netns} route del default && ip -n {netns} route add blackhole default"
     ));
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let notices: Vec<String> = st["notices"]
         .as_array()
@@ -559,13 +539,13 @@ fn a_blackhole_default_in_place_of_deploys_is_said_to_be_replaced_and_is() {
 fn a_foreign_bridge_under_the_switchs_name_is_said_foreign_not_our_bridge_down() {
     let Some(m) = machine("o18fbr") else { return };
     m.deploy(None);
-    let (_, st) = status(&m);
+    let (_, st) = m.status();
     let bridge = st["plan"]["switch"]["name"].as_str().unwrap().to_string();
     sh(&format!(
         "ip -n {0} link del {bridge} && ip -n {0} link add {bridge} type bridge",
         m.ns
     ));
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     let drift: Vec<String> = st["drift"]
         .as_array()
@@ -675,7 +655,7 @@ fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_rep
             .len()
     };
     assert_eq!(routes_on_bridge(), 0);
-    let (code, st) = status(&m);
+    let (code, st) = m.status();
     assert_eq!(code, Some(1), "{st:#}");
     assert!(
         st["drift"].to_string().contains("lacks the kernel's route"),
@@ -687,7 +667,7 @@ fn the_switch_address_without_its_route_by_noprefixroute_is_drift_and_deploy_rep
     sh(&format!(
         "ip netns exec {netns} ping -c1 -W2 {gateway} >/dev/null"
     ));
-    assert_eq!(status(&m).0, Some(0));
+    assert_eq!(m.status().0, Some(0));
 }
 
 /// `ip_forward` already back at the value edgenet found (a rollback that put it back but could

@@ -6,18 +6,9 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 
 use serde_json::{json, Value};
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

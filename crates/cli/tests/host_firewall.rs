@@ -61,52 +61,6 @@ const UFW: &str = "*filter
 COMMIT
 ";
 
-/// The machine plus an "internet" namespace: `up0` 203.0.113.2/24 in the machine, default
-/// route via 203.0.113.1, the far end of the veth.
-struct Wan {
-    ns: String,
-}
-
-impl Wan {
-    fn new(m: &Machine) -> Wan {
-        // One per machine: tests run in parallel in one process.
-        let ns = format!("{}-wan", m.ns);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(Stdio::null())
-            .status();
-        sh(&format!(
-            "ip netns add {ns} && ip -n {ns} link set lo up && \
-             ip -n {ns} link add wan0 type veth peer name up0 netns {m} && \
-             ip -n {ns} addr add 203.0.113.1/24 dev wan0 && ip -n {ns} link set wan0 up && \
-             ip -n {m} addr add 203.0.113.2/24 dev up0 && ip -n {m} link set up0 up && \
-             ip -n {m} route add default via 203.0.113.1",
-            m = m.ns
-        ));
-        Wan { ns }
-    }
-}
-
-impl Drop for Wan {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-fn ping_from(ns: &str, target: &str) -> bool {
-    let ping = |args: &[&str]| {
-        Command::new("ip")
-            .args(["netns", "exec", ns, "ping"])
-            .args(args)
-            .arg(target)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
-    ping(&["-c1", "-W1"]) || ping(&["-c3", "-i0.2", "-W1"])
-}
-
 fn load_ruleset(m: &Machine, rules: &str) {
     let path = m.dir.path().join("rules.v4");
     std::fs::write(&path, rules).unwrap();
@@ -123,11 +77,8 @@ fn iptables_s(m: &Machine) -> String {
 }
 
 fn status(m: &Machine) -> (bool, Value) {
-    let out = m.edgenet(&["status", "--output", "json"]);
-    (
-        out.status.success(),
-        serde_json::from_slice(&out.stdout).unwrap(),
-    )
+    let (code, report) = m.status();
+    (code == Some(0), report)
 }
 
 fn linux_node_ns(m: &Machine) -> String {
@@ -147,14 +98,6 @@ fn findings(m: &Machine, config: Option<&str>) -> Vec<Value> {
         .clone()
 }
 
-fn has_iptables() -> bool {
-    Command::new("iptables-nft")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn docker_installed_after_deploy_cuts_the_nodes_off_until_deploy_opens_docker_user() {
     let Some(m) = machine("h8bdock") else { return };
@@ -162,7 +105,7 @@ fn docker_installed_after_deploy_cuts_the_nodes_off_until_deploy_opens_docker_us
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     m.deploy(None);
     let node = linux_node_ns(&m);
     assert!(
@@ -241,14 +184,7 @@ fn docker_drop_of_bridged_frames_on_an_external_switch_is_opened_by_deploy() {
     let m = &lan.machines[0];
     assert_eq!(m.sysctl("net.bridge.bridge-nf-call-iptables"), "1");
     load_ruleset(m, DOCKER);
-    let cfg = m.write_config(
-        "c.json",
-        &json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
-        }),
-    );
+    let cfg = m.write_config("c.json", &lan_config());
     let f = findings(m, Some(&cfg));
     assert!(
         f.iter().any(|f| f["code"] == "host-firewall-drops"
@@ -282,7 +218,7 @@ fn ufw_forward_drop_is_refused_with_the_exact_command_until_routes_are_allowed()
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     load_ruleset(&m, UFW);
     let host = |m: &Machine| {
         let d = m.dump();
@@ -344,7 +280,7 @@ const FIREWALLD: &str = r#"table inet firewalld {
 #[test]
 fn firewalld_reject_is_refused_until_the_switch_is_trusted() {
     let Some(m) = machine("h8bfwd") else { return };
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     let path = m.dir.path().join("firewalld.nft");
     std::fs::write(&path, FIREWALLD).unwrap();
     sh(&format!("ip netns exec {} nft -f {}", m.ns, path.display()));
@@ -409,20 +345,16 @@ fn curl_ok(ns: &str, url: &str) -> bool {
 /// A container on Docker's bridge: `docker0` 172.17.0.1/16 in the machine, a namespace at
 /// 172.17.0.2 serving HTTP on 8080 (a port no one published).
 struct Container {
-    ns: String,
+    _ns: NsGuard,
     server: std::process::Child,
 }
 
 impl Container {
     fn new(m: &Machine) -> Container {
-        let ns = format!("f8b-ctr-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(Stdio::null())
-            .status();
+        let guard = NsGuard::create(&format!("f8b-ctr-{}", std::process::id()));
+        let ns = guard.name();
         sh(&format!(
-            "ip netns add {ns} && ip -n {ns} link set lo up && \
-             ip -n {m} link add docker0 type bridge && ip -n {m} addr add 172.17.0.1/16 dev docker0 && \
+            "ip -n {m} link add docker0 type bridge && ip -n {m} addr add 172.17.0.1/16 dev docker0 && \
              ip -n {m} link set docker0 up && \
              ip -n {m} link add vethc type veth peer name eth0 netns {ns} && \
              ip -n {m} link set vethc master docker0 up && \
@@ -432,7 +364,7 @@ impl Container {
             m = m.ns
         ));
         let server = Command::new("ip")
-            .args(["netns", "exec", &ns, "python3", "-m", "http.server", "8080"])
+            .args(["netns", "exec", ns, "python3", "-m", "http.server", "8080"])
             .args(["--bind", "172.17.0.2"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -448,7 +380,7 @@ impl Container {
             curl_ok(&m.ns, "http://172.17.0.2:8080/"),
             "the container's server did not come up"
         );
-        Container { ns, server }
+        Container { _ns: guard, server }
     }
 }
 
@@ -456,7 +388,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -474,14 +405,7 @@ fn docker_user_rules_let_the_switch_through_but_not_the_lan_to_containers() {
     load_ruleset(m, DOCKER);
     let ctr = Container::new(m);
     let _ = &ctr;
-    let cfg = m.write_config(
-        "c.json",
-        &json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
-        }),
-    );
+    let cfg = m.write_config("c.json", &lan_config());
     m.ok(&["deploy", "-c", &cfg]);
     let node = linux_node_ns(m);
     assert!(ping_from(&node, "198.18.0.254"), "the node is cut off");
@@ -519,7 +443,7 @@ fn docker_starting_after_deploy_at_boot_finds_edgenets_accepts() {
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     let dockerd = m.dir.path().join("dockerd");
     std::fs::write(&dockerd, "").unwrap();
     let dockerd = dockerd.display().to_string();
@@ -576,7 +500,7 @@ fn docker_starting_after_deploy_at_boot_finds_edgenets_accepts() {
 #[test]
 fn address_uplink_vmap_icmp_and_input_drops_are_reported() {
     let Some(m) = machine("f8bwalk") else { return };
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     m.deploy(None);
     let node = linux_node_ns(&m);
     assert!(ping_from(&node, "203.0.113.1"));
@@ -695,12 +619,12 @@ fn pings_answered(ns: &str, target: &str, count: u32) -> u32 {
 #[test]
 fn negated_port_output_nat_and_netdev_drops_are_reported_and_a_rate_limit_is_a_warning() {
     let Some(m) = machine("f18walk") else { return };
-    let wan = Wan::new(&m);
+    let wan = uplink(&m, "wan");
     let mut server = Command::new("ip")
         .args([
             "netns",
             "exec",
-            &wan.ns,
+            wan.name(),
             "python3",
             "-m",
             "http.server",
@@ -840,7 +764,7 @@ fn a_plain_iptables_nft_firewall_gets_a_fix_iptables_can_still_read() {
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     load_ruleset(
         &m,
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -i up0 -o up0 -j ACCEPT\nCOMMIT\n",
@@ -913,9 +837,12 @@ fn user_drop_inserted_above_edgenets_docker_user_rules_is_passed_by_deploy() {
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let wan = Wan::new(&m);
+    let wan = uplink(&m, "wan");
     // A host beyond the uplink's subnet, which the user's rule is about.
-    sh(&format!("ip -n {} addr add 198.51.100.1/32 dev lo", wan.ns));
+    sh(&format!(
+        "ip -n {} addr add 198.51.100.1/32 dev lo",
+        wan.name()
+    ));
     load_ruleset(&m, DOCKER);
     m.deploy(None);
     let node = linux_node_ns(&m);
@@ -1014,7 +941,7 @@ fn remove_restores_forwarding_off_that_a_started_docker_had_but_not_for_a_later_
         eprintln!("skipped: needs iptables-nft (scripts/deps.sh installs it)");
         return;
     }
-    let _wan = Wan::new(&m);
+    let _wan = uplink(&m, "wan");
     load_ruleset(&m, DOCKER);
     sh(&format!(
         "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",

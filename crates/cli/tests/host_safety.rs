@@ -22,14 +22,6 @@ fn proxied() -> Value {
     })
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn assert_redacted(what: &str, out: &Output) {
     let t = text(out);
     assert!(
@@ -224,10 +216,6 @@ fn remove_text(m: &Machine) -> String {
     text(&out)
 }
 
-fn netns_exists(name: &str) -> bool {
-    std::path::Path::new(&format!("/run/netns/{name}")).exists()
-}
-
 #[test]
 fn a_namespace_that_merely_carries_the_id_is_neither_adopted_nor_deleted() {
     let Some(m) = machine("h8bownns") else { return };
@@ -238,7 +226,7 @@ fn a_namespace_that_merely_carries_the_id_is_neither_adopted_nor_deleted() {
     sh(&format!(
         "ip netns add {theirs} && ip -n {theirs} link add keep0 type veth peer name keep0p"
     ));
-    let guard = scopeguard(&theirs);
+    let guard = NsGuard::adopt(&theirs);
     let node = m
         .node_namespaces()
         .into_iter()
@@ -246,7 +234,7 @@ fn a_namespace_that_merely_carries_the_id_is_neither_adopted_nor_deleted() {
         .unwrap();
     // The node namespace replaced by a foreign one with the same name.
     sh(&format!("ip netns del {node} && ip netns add {node} && ip -n {node} link add keep1 type veth peer name keep1p"));
-    let guard2 = scopeguard(&node);
+    let guard2 = NsGuard::adopt(&node);
     let out = m.edgenet(&["deploy"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -302,18 +290,6 @@ fn a_veth_or_table_that_merely_has_our_name_is_neither_adopted_nor_deleted() {
     ));
     // The run before leaves nothing of ours: the bridge and the node went.
     assert!(m.node_namespaces().is_empty());
-}
-
-struct NsGuard(String);
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-fn scopeguard(ns: &str) -> NsGuard {
-    NsGuard(ns.to_string())
 }
 
 #[test]

@@ -7,14 +7,6 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 
-fn status(m: &Machine) -> (Option<i32>, Value) {
-    let out = m.edgenet(&["status", "--output", "json"]);
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap(),
-    )
-}
-
 fn is_up(links: &Value, name: &str) -> bool {
     link(links, name).unwrap()["flags"]
         .as_array()
@@ -27,7 +19,7 @@ fn is_up(links: &Value, name: &str) -> bool {
 fn a_node_link_set_down_is_drift_and_deploy_says_it_brought_it_up() {
     let Some(m) = machine("f2ld") else { return };
     m.deploy(None);
-    let (_, st) = status(&m);
+    let (_, st) = m.status();
     let node = st["nodes"]
         .as_array()
         .unwrap()
@@ -56,7 +48,7 @@ fn a_node_link_set_down_is_drift_and_deploy_says_it_brought_it_up() {
     for (ns, dev, named) in &cases {
         sh(&format!("ip -n {ns} link set {dev} down"));
         assert!(!is_up(&Machine::ip_json_in(ns, "link show"), dev));
-        let (code, st) = status(&m);
+        let (code, st) = m.status();
         let drift = st["drift"].to_string();
         assert_eq!(code, Some(1), "{dev} down: {st:#}");
         assert!(drift.contains(&format!("{dev} ")), "{dev} down: {drift}");
@@ -72,7 +64,7 @@ fn a_node_link_set_down_is_drift_and_deploy_says_it_brought_it_up() {
         );
         assert!(is_up(&Machine::ip_json_in(ns, "link show"), dev), "{dev}");
         assert_eq!(m.deploy(None)["changes"], json!([]), "{dev}: then nothing");
-        let (code, st) = status(&m);
+        let (code, st) = m.status();
         assert_eq!(code, Some(0), "{dev}: {st:#}");
     }
 }

@@ -222,19 +222,7 @@ fn remove_takes_a_config_file_left_without_records() {
 fn scale_config_over_a_config_file_that_is_not_a_config_is_no_config() {
     let Some(lan) = lan("x16sc", 1) else { return };
     let m = &lan.machines[0];
-    let cfg = m.write_config(
-        "c.json",
-        &serde_json::json!({
-            "DeploymentType": "ScalableCluster",
-            "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{
-                "MachineName": "m0",
-                "NetworkConnection": {"AdapterName": "eth0", "Mtu": 0},
-                "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
-            }],
-        }),
-    );
+    let cfg = m.write_config("c.json", &site_config("eth0"));
     m.deploy(Some(&cfg));
     let file = m.state.join("config.json");
     let scale = || {

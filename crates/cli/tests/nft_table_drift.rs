@@ -5,29 +5,8 @@
 
 mod support;
 
-use std::process::Output;
-
 use serde_json::Value;
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn drift(m: &Machine) -> Vec<String> {
-    let out = m.edgenet(&["status", "--output", "json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect()
-}
 
 fn nft(m: &Machine, cmd: &str) {
     sh(&format!("ip netns exec {} nft {cmd}", m.ns));
@@ -78,7 +57,7 @@ fn doctor_firewall(m: &Machine) -> (String, String) {
 /// Status reports the change as drift naming the table and the fix, exits 1, and a deploy
 /// brings the table back to exactly the plan's.
 fn drift_then_repair(m: &Machine, table: &str, what: &str, backend: &str) {
-    let d = drift(m).join("\n");
+    let d = m.drift().join("\n");
     assert!(
         d.contains(&format!("nftables table {table} differs from the plan"))
             && d.contains("run edgenet deploy"),
@@ -99,7 +78,7 @@ fn drift_then_repair(m: &Machine, table: &str, what: &str, backend: &str) {
         "{what} ({backend}): {}",
         text(&out)
     );
-    assert!(drift(m).is_empty(), "{what}: {:?}", drift(m));
+    assert!(m.drift().is_empty(), "{what}: {:?}", m.drift());
 }
 
 #[test]
@@ -109,7 +88,7 @@ fn status_reports_and_deploy_repairs_changes_inside_edgenets_tables() {
     let id = m.state_id().unwrap();
     let ip = format!("ip edgenet_{id}");
     let br = format!("bridge edgenet_{id}");
-    assert!(drift(&m).is_empty(), "{:?}", drift(&m));
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
     let pristine = listing(&m, &ip);
 
     assert_eq!(doctor_firewall(&m).0, "PASS", "{:?}", doctor_firewall(&m));
@@ -194,7 +173,7 @@ fn a_flushed_table_the_deployment_made_is_repaired_and_removed() {
     let pristine = (listing(&m, &ip), listing(&m, &br));
 
     nft(&m, &format!("flush table {ip}"));
-    let d = drift(&m).join("\n");
+    let d = m.drift().join("\n");
     assert!(
         d.contains(&format!("{ip} differs from the plan")) && !d.contains("not this deployment's"),
         "{d}"
@@ -260,16 +239,6 @@ fn an_unknown_edgenet_nft_value_exits_2_naming_it() {
     }
 }
 
-/// A network namespace of this test, deleted on drop.
-struct NsGuard(String);
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
 #[test]
 fn a_dormant_table_lets_outside_packets_reach_the_nodes_until_deploy() {
     let Some(m) = machine("f12btr") else { return };
@@ -306,10 +275,10 @@ fn a_dormant_table_lets_outside_packets_reach_the_nodes_until_deploy() {
         reaches(),
         "the dormant table still filters (the test proves nothing)"
     );
-    assert!(!drift(&m).is_empty());
+    assert!(!m.drift().is_empty());
     m.ok(&["deploy"]);
     assert!(!reaches(), "deploy left the table dormant");
-    assert!(drift(&m).is_empty(), "{:?}", drift(&m));
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
 }
 
 /// Operator test of round 13: a first deploy whose id names a table someone else made (no

@@ -7,18 +7,8 @@
 
 mod support;
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn netns_listed(name: &str) -> bool {
     sh_out("ip netns list")
@@ -49,14 +39,6 @@ fn link_names(ns: &str) -> Vec<String> {
         .collect()
 }
 
-/// A pod's namespace, deleted on drop.
-struct PodNs(String);
-impl Drop for PodNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// What a CNI (flannel over the bridge plugin) makes inside node namespace `node`: the bridge
 /// `cni0` with the pod subnet's gateway, the VXLAN `flannel.1` over `eth0` with a route to
 /// another node's pods, and a pod whose veth is a port of `cni0`, its other end in `pod`.
@@ -80,7 +62,7 @@ fn a_node_running_pods_stays_the_deployments_through_status_deploy_and_remove() 
     let Some(m) = machine("f1-pods") else { return };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = PodNs(format!("f1-pod-{}", std::process::id()));
+    let pod = NsGuard(format!("f1-pod-{}", std::process::id()));
     run_pods(&node, &pod.0);
     let inside = link_names(&node);
     for l in ["cni0", "flannel.1", "vethf1pod", "eth0"] {
@@ -166,8 +148,8 @@ fn a_namespace_under_the_node_name_with_pods_but_an_unmarked_eth0_stays_foreign(
          ip -n {node} link set en{id}l netns {ns} && ip -n {node} link set eth0 up",
         ns = m.ns
     ));
-    let _node_guard = PodNs(node.clone());
-    let pod = PodNs(format!("f1-podf-{}", std::process::id()));
+    let _node_guard = NsGuard(node.clone());
+    let pod = NsGuard(format!("f1-podf-{}", std::process::id()));
     run_pods(&node, &pod.0);
     let before = link_names(&node);
 
@@ -212,7 +194,7 @@ fn a_node_running_pods_is_found_again_when_the_records_are_lost() {
     let Some(m) = machine("f1-podl") else { return };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = PodNs(format!("f1-podl-{}", std::process::id()));
+    let pod = NsGuard(format!("f1-podl-{}", std::process::id()));
     run_pods(&node, &pod.0);
     std::fs::remove_file(m.state.join("state.json")).unwrap();
     let out = m.edgenet(&["remove", "--output", "json"]);
@@ -239,7 +221,7 @@ fn a_node_running_pods_whose_veth_was_deleted_gets_a_new_one() {
     };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = PodNs(format!("f14-pod-{}", std::process::id()));
+    let pod = NsGuard(format!("f14-pod-{}", std::process::id()));
     run_pods(&node, &pod.0);
     let links = m.ip_json("link show");
     let veth = links

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
 use serde_json::{json, Value};
 use support::*;
 
@@ -15,39 +13,21 @@ struct Site {
     m: Machine,
     lan: String,
     cfg: String,
+    _lan: AdapterLan,
 }
 
 impl Site {
     fn new(tag: &str) -> Option<Site> {
         let m = machine_prefixed("p21", tag)?;
-        let lan = format!("p21-{tag}-lan-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &lan])
-            .stderr(Stdio::null())
-            .status();
-        let ns = &m.ns;
-        sh(&format!(
-            "ip netns add {lan} && ip -n {lan} link set lo up && ip -n {lan} link add lan0 type bridge && \
-             ip -n {lan} addr add 198.18.0.1/24 dev lan0 && ip -n {lan} link set lan0 up && \
-             ip -n {lan} link add m0 type veth peer name up0 netns {ns} && ip -n {lan} link set m0 master lan0 up && \
-             ip -n {ns} link set up0 up && ip -n {ns} addr add 198.18.0.11/24 dev up0 && \
-             ip -n {ns} route add default via 198.18.0.1 dev up0"
-        ));
-        std::fs::write(&m.resolv, "nameserver 198.18.0.1\n").unwrap();
-        let cfg = m.write_config(
-            "c.json",
-            &json!({
-                "DeploymentType": "ScalableCluster",
-                "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
-                "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-                "Machines": [{
-                    "MachineName": "m0",
-                    "NetworkConnection": {"AdapterName": "up0", "Mtu": 0},
-                    "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
-                }],
-            }),
-        );
-        Some(Site { m, lan, cfg })
+        let net = adapter_lan(&m, false);
+        let lan = net.lan.0.clone();
+        let cfg = m.write_config("c.json", &site_config("up0"));
+        Some(Site {
+            m,
+            lan,
+            cfg,
+            _lan: net,
+        })
     }
 
     fn ip(&self, args: &str) {
@@ -61,23 +41,6 @@ impl Site {
             .cloned()
             .unwrap_or_default()
     }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.lan])
-            .status();
-    }
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// N1: the unit written without `-c` over a recorded scalable deployment waits for its
@@ -109,11 +72,11 @@ fn the_boot_unit_without_c_waits_for_the_adapter_and_a_late_adapter_is_retried()
     sh(&format!("ip netns exec {} nft flush ruleset", s.m.ns));
     s.ip(&format!("link set up0 netns {}", s.lan));
     let out = s.m.edgenet(&["deploy", "--wait", "5"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", described(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("adapter-missing"), "{err}");
     let json = s.m.edgenet(&["deploy", "-o", "json"]);
-    assert_eq!(json.status.code(), Some(3), "{}", text(&json));
+    assert_eq!(json.status.code(), Some(3), "{}", described(&json));
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["error"]["code"], "adapter-not-there", "{v}");
     // The adapter comes: the retry deploys.
@@ -127,7 +90,7 @@ fn the_boot_unit_without_c_waits_for_the_adapter_and_a_late_adapter_is_retried()
     other["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("Ethernet");
     let other = s.m.write_config("other.json", &other);
     let out = s.m.edgenet(&["deploy", "-c", &other]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", described(&out));
     s.m.ok(&["remove"]);
 }
 
@@ -143,7 +106,7 @@ fn a_default_route_of_another_metric_on_the_bridge_is_not_drift_nor_put_back() {
         "route add default via 198.18.0.254 dev {BRIDGE} metric 100"
     ));
     let out = s.m.edgenet(&["status"]);
-    assert!(out.status.success(), "no drift: {}", text(&out));
+    assert!(out.status.success(), "no drift: {}", described(&out));
     s.m.ok(&["deploy", "-q"]);
     let routes = s.default_routes();
     assert_eq!(routes.len(), 1, "no second default route: {routes:?}");
@@ -154,13 +117,13 @@ fn a_default_route_of_another_metric_on_the_bridge_is_not_drift_nor_put_back() {
         "route add default via 198.18.0.1 dev {BRIDGE} proto dhcp metric 100"
     ));
     let out = s.m.edgenet(&["status"]);
-    assert!(out.status.success(), "no drift: {}", text(&out));
+    assert!(out.status.success(), "no drift: {}", described(&out));
     s.m.ok(&["deploy", "-q"]);
     assert_eq!(s.default_routes().len(), 1, "{:?}", s.default_routes());
     // No default route left on the bridge at all: that is drift, and deploy puts it back.
     s.ip("route del default");
     let out = s.m.edgenet(&["status"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", described(&out));
     s.m.ok(&["deploy", "-q"]);
     let routes = s.default_routes();
     assert_eq!(routes.len(), 1, "{routes:?}");
@@ -187,7 +150,7 @@ fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
         }
     }
     let out = m.edgenet_env(&["deploy", "-c", &cb], &b_env);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", described(&out));
     let _b = RemoveB(&m, b_env);
     let destructive = [
         "ip link del",
@@ -198,7 +161,7 @@ fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
     ];
 
     let out = m.edgenet(&["check", "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", described(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings: Vec<&Value> = v["findings"].as_array().unwrap().iter().collect();
     assert!(
@@ -219,7 +182,7 @@ fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
     assert!(!destructive.iter().any(|d| said.contains(d)), "{said}");
 
     let out = m.edgenet(&["deploy", "-c", &m.default_config()]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", described(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!destructive.iter().any(|d| err.contains(d)), "{err}");
 
@@ -275,35 +238,17 @@ fn a_whole_deployment_beside_is_named_once_and_its_parts_are_leftovers() {
     );
 }
 
-fn fixture(name: &str) -> String {
-    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs edgenet (no root needed) with a state directory of its own.
-fn run(args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("EDGENET_STATE_DIR", dir.path().join("state"))
-        .env("NO_COLOR", "1")
-        .env_remove("EDGENET_CONFIG")
-        .output()
-        .unwrap();
-    (out, dir)
-}
-
 /// N7: command-line mistakes exit 2 (README's table), with the envelope under -o json.
 #[test]
 fn scale_config_without_a_node_ip_is_a_usage_error() {
-    let cluster = fixture("aksee-scalable-first.json");
+    let cluster = fixture_path("aksee-scalable-first.json");
     for json in [false, true] {
         let mut args = vec!["-c", cluster.as_str(), "scale-config"];
         if json {
             args.extend(["-o", "json"]);
         }
-        let (out, _dir) = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let (out, _dir) = run_in_temp(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", described(&out));
         if json {
             let v: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["error"]["code"], "invalid-arguments", "{v:#}");
@@ -313,7 +258,7 @@ fn scale_config_without_a_node_ip_is_a_usage_error() {
             assert!(err.contains("--linux-node-ip"), "{err}");
         }
     }
-    let (out, _dir) = run(&[
+    let (out, _dir) = run_in_temp(&[
         "-c",
         &cluster,
         "scale-config",
@@ -321,7 +266,7 @@ fn scale_config_without_a_node_ip_is_a_usage_error() {
         "192.168.1.180",
         "--control-plane",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", described(&out));
 }
 
 #[test]
@@ -330,7 +275,7 @@ fn render_with_a_malformed_token_is_a_usage_error() {
     let token = dir.path().join("tok");
     // A K3s-style token where kubeadm needs `[a-z0-9]{6}.[a-z0-9]{16}`.
     std::fs::write(&token, "K10abcdef::server:0123456789abcdef\n").unwrap();
-    let cfg = fixture("k8s-calico.json");
+    let cfg = fixture_path("k8s-calico.json");
     let token = token.to_str().unwrap();
     for json in [false, true] {
         let mut args = vec![
@@ -345,8 +290,8 @@ fn render_with_a_malformed_token_is_a_usage_error() {
         if json {
             args.extend(["-o", "json"]);
         }
-        let (out, _dir) = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let (out, _dir) = run_in_temp(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", described(&out));
         if json {
             let v: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["error"]["code"], "invalid-token", "{v:#}");

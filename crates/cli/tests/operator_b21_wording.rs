@@ -4,26 +4,13 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
 fn edgenet(config: &Value, args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
-    cmd.arg("-c")
-        .arg(&path)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("EDGENET_MACHINE_NAME");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+    support::run_with_config(dir.path(), config, args, env)
 }
 
 fn scalable(machines: usize) -> Value {
@@ -113,16 +100,8 @@ fn drift_after_a_rename_with_the_bridge_gone_does_not_contradict_itself() {
     let Some(m) = support::machine_named(&format!("s21-rn-{pid}")) else {
         return;
     };
-    let lan = format!("s21-rn-lan-{pid}");
-    let _lan = Lan(lan.clone());
+    let _lan = support::adapter_lan(&m, false);
     let ns = &m.ns;
-    support::sh(&format!(
-        "ip netns add {lan} && ip -n {lan} link set lo up && ip -n {lan} link add lan0 type bridge && \
-         ip -n {lan} addr add 198.18.0.1/24 dev lan0 && ip -n {lan} link set lan0 up && \
-         ip -n {lan} link add m0 type veth peer name up0 netns {ns} && ip -n {lan} link set m0 master lan0 up && \
-         ip -n {ns} link set up0 up && ip -n {ns} addr add 198.18.0.11/24 dev up0 && \
-         ip -n {ns} route add default via 198.18.0.1 dev up0"
-    ));
     let mut cfg = scalable(1);
     cfg["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("up0");
     cfg["Network"]["SkipDnsCheck"] = json!(true);
@@ -159,13 +138,5 @@ fn drift_after_a_rename_with_the_bridge_gone_does_not_contradict_itself() {
                 .and_then(|r| r.split(',').next());
             assert_ne!(Some(have), recorded, "contradictory: {d}");
         }
-    }
-}
-
-struct Lan(String);
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }

@@ -4,22 +4,7 @@
 
 mod support;
 
-use std::process::Output;
-
-use serde_json::Value;
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
-}
 
 /// Lost state directory: status points at `--orphan`, which leaves the namespace as it was
 /// before the deploy (forwarding back to 0), and a second run finds nothing.
@@ -36,7 +21,7 @@ fn an_orphan_is_removed_by_its_id() {
     std::fs::remove_dir_all(&m.state).unwrap();
 
     let out = m.edgenet(&["status", "-o", "json"]);
-    let notices = json(&out)["notices"].to_string();
+    let notices = stdout_json(&out)["notices"].to_string();
     assert!(
         notices.contains(&format!("edgenet remove --orphan {id}")),
         "{notices}"
@@ -52,7 +37,7 @@ fn an_orphan_is_removed_by_its_id() {
 
     let out = m.edgenet(&["remove", "--orphan", &id, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
-    let report = json(&out);
+    let report = stdout_json(&out);
     assert_eq!(report["schema"], "edgenet.remove/v1", "{report:#}");
     assert_eq!(report["orphan"], true, "{report:#}");
     assert_eq!(report["found"], true, "{report:#}");
@@ -79,7 +64,7 @@ fn an_orphan_is_removed_by_its_id() {
     }
     let out = m.edgenet(&["status", "-o", "json"]);
     assert!(
-        !json(&out)["notices"].to_string().contains(&id),
+        !stdout_json(&out)["notices"].to_string().contains(&id),
         "{}",
         text(&out)
     );
@@ -117,11 +102,16 @@ fn an_orphan_beside_a_live_deployment_leaves_it_and_forwarding() {
 
     let out = m.edgenet(&["remove", "--orphan", &live, "-o", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert_eq!(json(&out)["error"]["code"], "not-orphan", "{}", text(&out));
+    assert_eq!(
+        stdout_json(&out)["error"]["code"],
+        "not-orphan",
+        "{}",
+        text(&out)
+    );
     let out = m.edgenet(&["remove", "--orphan", "XYZ", "-o", "json"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(
-        json(&out)["error"]["code"],
+        stdout_json(&out)["error"]["code"],
         "invalid-arguments",
         "{}",
         text(&out)
@@ -129,7 +119,7 @@ fn an_orphan_beside_a_live_deployment_leaves_it_and_forwarding() {
 
     let out = m.edgenet(&["remove", "--orphan", &orphan, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
-    let report = json(&out);
+    let report = stdout_json(&out);
     assert!(
         report["removed"]
             .to_string()
@@ -145,7 +135,7 @@ fn an_orphan_beside_a_live_deployment_leaves_it_and_forwarding() {
     assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
     let out = m.edgenet(&["status", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
-    let st = json(&out);
+    let st = stdout_json(&out);
     assert_eq!(st["drift"], serde_json::json!([]), "{st:#}");
     assert!(!st["notices"].to_string().contains(&orphan), "{st:#}");
     // The live deployment's remove then puts forwarding back.

@@ -7,18 +7,10 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// An `nft -i` in the machine holding `table FAMILY NAME { flags owner; }` while it runs; killed
 /// (by its own pid) on drop, which releases the table.

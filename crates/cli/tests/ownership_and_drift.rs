@@ -4,53 +4,13 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
-
 use serde_json::Value;
 use support::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn netns_exists(name: &str) -> bool {
-    std::path::Path::new(&format!("/run/netns/{name}")).exists()
-}
 
 fn phase(m: &Machine) -> Option<String> {
     let text = std::fs::read_to_string(m.state.join("state.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v["phase"].as_str().map(String::from)
-}
-
-fn drift(m: &Machine) -> Vec<String> {
-    let out = m.edgenet(&["status", "--output", "json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["drift"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn has_iptables() -> bool {
-    Command::new("iptables-nft")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct NsGuard(String);
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 #[test]
@@ -255,7 +215,7 @@ fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployme
         "{c}"
     );
     // status says why the nodes are cut off; remove takes edgenet's accepts out.
-    assert!(drift(&m).join("\n").contains("FORWARD"), "{:?}", drift(&m));
+    assert!(m.drift().join("\n").contains("FORWARD"), "{:?}", m.drift());
     let out = m.edgenet(&["remove"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!sh_out(&format!("ip netns exec {} iptables-nft -S", m.ns)).contains("edgenet:"));
@@ -266,14 +226,14 @@ fn status_sees_foreign_tables_and_host_addresses_that_are_the_nodes() {
     let Some(m) = machine("f8ast") else { return };
     m.deploy(None);
     let id = m.state_id().unwrap();
-    assert!(drift(&m).is_empty(), "{:?}", drift(&m));
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
     // Look-alikes holding a rule that is not edgenet's (an empty one could be ours, flushed).
     sh(&format!(
         "ip netns exec {ns} nft delete table ip edgenet_{id} && ip netns exec {ns} nft 'add table ip edgenet_{id}; add chain ip edgenet_{id} c; add rule ip edgenet_{id} c counter' && \
          ip netns exec {ns} nft delete table bridge edgenet_{id} && ip netns exec {ns} nft 'add table bridge edgenet_{id}; add chain bridge edgenet_{id} c; add rule bridge edgenet_{id} c counter'",
         ns = m.ns
     ));
-    let d = drift(&m).join("\n");
+    let d = m.drift().join("\n");
     assert!(
         d.contains(&format!("ip edgenet_{id}")) && d.contains("not this deployment's"),
         "{d}"
@@ -303,10 +263,10 @@ fn status_sees_foreign_tables_and_host_addresses_that_are_the_nodes() {
         m.ns
     ));
     m.deploy(None);
-    assert!(drift(&m).is_empty(), "{:?}", drift(&m));
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
     // The host takes a node's address.
     sh(&format!("ip -n {} addr add 192.168.0.2/32 dev lo", m.ns));
-    let d = drift(&m).join("\n");
+    let d = m.drift().join("\n");
     assert!(d.contains("192.168.0.2") && d.contains("lo"), "{d}");
     sh(&format!("ip -n {} addr del 192.168.0.2/32 dev lo", m.ns));
     // The node's MAC changed.
@@ -314,6 +274,6 @@ fn status_sees_foreign_tables_and_host_addresses_that_are_the_nodes() {
     sh(&format!(
         "ip -n {node} link set eth0 address 02:f8:a0:00:00:01"
     ));
-    let d = drift(&m).join("\n");
+    let d = m.drift().join("\n");
     assert!(d.contains("02:f8:a0:00:00:01"), "{d}");
 }

@@ -396,14 +396,7 @@ fn only_ipv4_and_arp_from_the_lan_reach_a_node_port() {
         return;
     };
     let m = &lan.machines[0];
-    let cfg = m.write_config(
-        "c.json",
-        &json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
-        }),
-    );
+    let cfg = m.write_config("c.json", &lan_config());
     m.ok(&["deploy", "-c", &cfg]);
     let node = nodes(m).0;
     let peer = lan.peer_ns();
@@ -463,14 +456,7 @@ fn frames_not_from_a_node_port_leave_the_port_checks_at_the_first_rule() {
         return;
     };
     let m = &lan.machines[0];
-    let cfg = m.write_config(
-        "c.json",
-        &json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
-        }),
-    );
+    let cfg = m.write_config("c.json", &lan_config());
     m.ok(&["deploy", "-c", &cfg]);
     let ruleset = m.nft_json();
     let rules: Vec<&Value> = ruleset["nftables"]

@@ -8,20 +8,12 @@
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const CACHE: &str = "ruleset-cache.json";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `deploy -vv`: (exit code, everything it printed).
 fn deploy_vv(m: &Machine) -> (Option<i32>, String) {

@@ -27,22 +27,6 @@ fn config(machines: usize) -> Value {
     })
 }
 
-/// One ping, and if that is lost, three more: reachability, not a single packet's luck on a
-/// loaded test machine.
-fn ping_from(ns: &str, target: &str) -> bool {
-    let ping = |args: &[&str]| {
-        Command::new("ip")
-            .args(["netns", "exec", ns, "ping"])
-            .args(args)
-            .arg(target)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
-    ping(&["-c1", "-W1"]) || ping(&["-c3", "-i0.2", "-W1"])
-}
-
 fn deploy(m: &Machine, cfg: &str, machine: usize) -> Value {
     serde_json::from_str(&m.ok(&[
         "deploy",

@@ -8,7 +8,6 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use serde_json::json;
 use support::*;
 
 /// `query <ifname> <src mac> <src ip>`: an IGMPv2 general query from the LAN's querier, then
@@ -66,14 +65,7 @@ fn the_switch_does_not_snoop_multicast_and_floods_it_to_its_nodes() {
         return;
     };
     let m = &lan.machines[0];
-    let cfg = m.write_config(
-        "c.json",
-        &json!({
-            "DeploymentType": "ScalableCluster",
-            "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
-            "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
-        }),
-    );
+    let cfg = m.write_config("c.json", &lan_config());
     m.ok(&["deploy", "-c", &cfg]);
     // The kernel's view of the switch.
     let info = &m.ip_json("-d link show aksedgesw-ext")[0]["linkinfo"]["info_data"];

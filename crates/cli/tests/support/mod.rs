@@ -608,3 +608,236 @@ pub fn guest_image() -> Option<PathBuf> {
     );
     Some(dir)
 }
+
+/// A network namespace of the test's own, deleted on drop (also when the test panics).
+pub struct NsGuard(pub String);
+
+impl NsGuard {
+    /// Creates namespace `name` with `lo` up, after deleting a leftover of an earlier run that
+    /// was killed.
+    pub fn create(name: &str) -> NsGuard {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let guard = NsGuard(name.to_string());
+        sh(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ));
+        guard
+    }
+
+    /// Deletes `name` on drop (a namespace the test or edgenet makes itself).
+    pub fn adopt(name: &str) -> NsGuard {
+        NsGuard(name.to_string())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+pub fn netns_exists(name: &str) -> bool {
+    Path::new(&format!("/run/netns/{name}")).exists()
+}
+
+/// Whether `iptables-nft` is installed.
+pub fn has_iptables() -> bool {
+    Command::new("iptables-nft")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Everything a run printed: stdout, then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A run for a failure message: its exit status, stdout and stderr.
+pub fn described(out: &Output) -> String {
+    format!(
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// stdout parsed as JSON; a failure names what the run printed.
+pub fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// A file of the repository's tests/fixtures.
+pub fn fixture_path(name: &str) -> String {
+    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `edgenet` outside any machine namespace (commands that change nothing on the host), with
+/// no colour and no config, machine name or failpoint from the test's environment.
+pub fn edgenet_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
+    cmd.env("NO_COLOR", "1")
+        .env_remove("EDGENET_CONFIG")
+        .env_remove("EDGENET_MACHINE_NAME")
+        .env_remove("EDGENET_FAILPOINT");
+    cmd
+}
+
+/// `edgenet ARGS` (see [`edgenet_cmd`]) in a temp dir of its own, which is its working
+/// directory and holds its state directory `state`; the dir is returned to keep it.
+pub fn run_in_temp(args: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgenet_cmd()
+        .args(args)
+        .current_dir(dir.path())
+        .env("EDGENET_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+/// `edgenet -c FILE --state-dir DIR ARGS` (see [`edgenet_cmd`]) with `config` written to
+/// `dir`/config.json, the state directory `dir`/state, and `env` set.
+pub fn run_with_config(dir: &Path, config: &Value, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut cmd = edgenet_cmd();
+    cmd.arg("-c")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+impl Machine {
+    /// `edgenet ARGS --output json`: its exit code and the JSON it printed.
+    pub fn json(&self, args: &[&str]) -> (Option<i32>, Value) {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.edgenet(&all);
+        (out.status.code(), stdout_json(&out))
+    }
+
+    /// `status --output json`: its exit code and report.
+    pub fn status(&self) -> (Option<i32>, Value) {
+        self.json(&["status"])
+    }
+
+    /// The drift `status` reports, as text lines.
+    pub fn drift(&self) -> Vec<String> {
+        self.status().1["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// The config of a one-machine scalable site on the LAN 198.18.0.0/24 (gateway and DNS .1):
+/// machine `m0` on `adapter`, its Linux node 198.18.0.101 the control plane, the endpoint .100
+/// and ten service addresses from .200.
+pub fn site_config(adapter: &str) -> Value {
+    serde_json::json!({
+        "DeploymentType": "ScalableCluster",
+        "Init": {"ServiceIPRangeStart": "198.18.0.200", "ServiceIPRangeSize": 10},
+        "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+        "Machines": [{
+            "MachineName": "m0",
+            "NetworkConnection": {"AdapterName": adapter, "Mtu": 0},
+            "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true},
+        }],
+    })
+}
+
+/// The machine's LAN: namespace `{machine}-lan` with the bridge `lan0` (198.18.0.1/24, the
+/// gateway) and the machine's adapter `up0` (198.18.0.11/24, default via .1), a veth whose far
+/// end is `m0` on `lan0`; with `peer`, a LAN host (198.18.0.254) in `{machine}-peer`. The
+/// machine's resolver names the gateway. Deleted on drop.
+pub struct AdapterLan {
+    pub lan: NsGuard,
+    pub peer: Option<NsGuard>,
+}
+
+pub fn adapter_lan(m: &Machine, peer: bool) -> AdapterLan {
+    let lan = NsGuard::create(&format!("{}-lan", m.ns));
+    let (l, ns) = (lan.name(), &m.ns);
+    sh(&format!(
+        "ip -n {l} link add lan0 type bridge && \
+         ip -n {l} addr add 198.18.0.1/24 dev lan0 && ip -n {l} link set lan0 up && \
+         ip -n {l} link add m0 type veth peer name up0 netns {ns} && ip -n {l} link set m0 master lan0 up && \
+         ip -n {ns} link set up0 up && ip -n {ns} addr add 198.18.0.11/24 dev up0 && \
+         ip -n {ns} route add default via 198.18.0.1 dev up0"
+    ));
+    let peer = peer.then(|| {
+        let p = NsGuard::create(&format!("{}-peer", m.ns));
+        sh(&format!(
+            "ip -n {l} link add peer type veth peer name eth0 netns {p} && \
+             ip -n {l} link set peer master lan0 up && ip -n {p} addr add 198.18.0.254/24 dev eth0 && \
+             ip -n {p} link set eth0 up",
+            p = p.name()
+        ));
+        p
+    });
+    std::fs::write(&m.resolv, "nameserver 198.18.0.1\n").unwrap();
+    AdapterLan { lan, peer }
+}
+
+/// An "internet" beside the machine: namespace `{machine}-{suffix}` whose `wan0`
+/// (203.0.113.1/24) is a veth to the machine's `up0` (203.0.113.2/24, default via .1).
+/// Deleted on drop.
+pub fn uplink(m: &Machine, suffix: &str) -> NsGuard {
+    let wan = NsGuard::create(&format!("{}-{suffix}", m.ns));
+    sh(&format!(
+        "ip -n {ns} link add wan0 type veth peer name up0 netns {m} && \
+         ip -n {ns} addr add 203.0.113.1/24 dev wan0 && ip -n {ns} link set wan0 up && \
+         ip -n {m} addr add 203.0.113.2/24 dev up0 && ip -n {m} link set up0 up && \
+         ip -n {m} route add default via 203.0.113.1",
+        ns = wan.name(),
+        m = m.ns
+    ));
+    wan
+}
+
+/// One ping from namespace `ns`, and if that is lost, three more: reachability, not a single
+/// packet's luck on a loaded test machine.
+pub fn ping_from(ns: &str, target: &str) -> bool {
+    let ping = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "ping"])
+            .args(args)
+            .arg(target)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    ping(&["-c1", "-W1"]) || ping(&["-c3", "-i0.2", "-W1"])
+}
+
+/// The config of a one-machine scalable cluster on the LAN of [`lan`] (machine `m0` on
+/// `eth0`, its Linux node 198.18.0.101 the control plane).
+pub fn lan_config() -> Value {
+    serde_json::json!({
+        "DeploymentType": "ScalableCluster",
+        "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
+        "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
+    })
+}
