@@ -100,7 +100,7 @@ fn check(m: &Machine, cfg: &str) -> (bool, Value) {
 
 #[test]
 fn a_silent_dns_server_is_a_warning_unless_skip_dns_check_and_doctor_skips_it() {
-    let Some(m) = machine_named(&format!("s21-dns-{}", std::process::id())) else {
+    let Some(m) = machine_prefixed("s21", "dns") else {
         return;
     };
     if Command::new("dnsmasq").arg("--version").output().is_err() {

@@ -351,7 +351,7 @@ struct Container {
 
 impl Container {
     fn new(m: &Machine) -> Container {
-        let guard = NsGuard::create(&format!("f8b-ctr-{}", std::process::id()));
+        let guard = NsGuard::create(&run_name("f8b", "ctr"));
         let ns = guard.name();
         sh(&format!(
             "ip -n {m} link add docker0 type bridge && ip -n {m} addr add 172.17.0.1/16 dev docker0 && \

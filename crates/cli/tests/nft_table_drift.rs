@@ -248,7 +248,7 @@ fn a_dormant_table_lets_outside_packets_reach_the_nodes_until_deploy() {
     let subnet = plan["switch"]["subnet"].as_str().unwrap().to_string();
     let id = m.state_id().unwrap();
     // A peer outside the switch, routed to it through the machine.
-    let peer = format!("f12bpeer{}", std::process::id());
+    let peer = run_name("f12b", "peer");
     sh(&format!("ip netns add {peer}"));
     let _peer = NsGuard(peer.clone());
     sh(&format!(
@@ -290,20 +290,17 @@ fn a_foreign_table_under_the_deployments_name_is_refused_before_anything_changes
     let Some(m) = machine("f13fortab") else {
         return;
     };
-    std::fs::create_dir_all(&m.state).unwrap();
-    std::fs::write(
-        m.state.join("identity.json"),
-        r#"{"deployment_id":"c0ffee","macs":{},"auto_subnet":null}"#,
-    )
-    .unwrap();
+    let id = forged_id(0);
+    m.forge_identity(&id);
+    let table = format!("edgenet_{id}");
     for family in ["ip", "bridge"] {
-        nft(&m, &format!("add table {family} edgenet_c0ffee"));
-        nft(&m, &format!("add chain {family} edgenet_c0ffee mine"));
-        let before = listing(&m, &format!("{family} edgenet_c0ffee"));
+        nft(&m, &format!("add table {family} {table}"));
+        nft(&m, &format!("add chain {family} {table} mine"));
+        let before = listing(&m, &format!("{family} {table}"));
         let out = m.edgenet(&["deploy"]);
         assert_eq!(out.status.code(), Some(3), "{family}: {}", text(&out));
         let t = text(&out);
-        assert!(t.contains("edgenet_c0ffee"), "{family}: {t}");
+        assert!(t.contains(&table), "{family}: {t}");
         assert!(
             !t.contains("rolled back"),
             "{family}: nothing to roll back: {t}"
@@ -313,14 +310,14 @@ fn a_foreign_table_under_the_deployments_name_is_refused_before_anything_changes
         let links = m.ip_json("link show");
         assert!(link(&links, "aksedgesw-int").is_none(), "{family}: {links}");
         assert!(
-            !sh_out("ip netns list").contains("-c0ffee"),
+            !sh_out("ip netns list").contains(&format!("-{id}")),
             "{family}: a node namespace was made"
         );
-        assert_eq!(listing(&m, &format!("{family} edgenet_c0ffee")), before);
-        nft(&m, &format!("delete table {family} edgenet_c0ffee"));
+        assert_eq!(listing(&m, &format!("{family} {table}")), before);
+        nft(&m, &format!("delete table {family} {table}"));
     }
     // Without it, the same deploy goes through.
     let out = m.edgenet(&["deploy"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!listing(&m, "ip edgenet_c0ffee").is_empty());
+    assert!(!listing(&m, &format!("ip {table}")).is_empty());
 }

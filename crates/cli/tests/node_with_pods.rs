@@ -62,7 +62,7 @@ fn a_node_running_pods_stays_the_deployments_through_status_deploy_and_remove() 
     let Some(m) = machine("f1-pods") else { return };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = NsGuard(format!("f1-pod-{}", std::process::id()));
+    let pod = NsGuard(run_name("f1", "pod"));
     run_pods(&node, &pod.0);
     let inside = link_names(&node);
     for l in ["cni0", "flannel.1", "vethf1pod", "eth0"] {
@@ -149,7 +149,7 @@ fn a_namespace_under_the_node_name_with_pods_but_an_unmarked_eth0_stays_foreign(
         ns = m.ns
     ));
     let _node_guard = NsGuard(node.clone());
-    let pod = NsGuard(format!("f1-podf-{}", std::process::id()));
+    let pod = NsGuard(run_name("f1", "podf"));
     run_pods(&node, &pod.0);
     let before = link_names(&node);
 
@@ -194,7 +194,7 @@ fn a_node_running_pods_is_found_again_when_the_records_are_lost() {
     let Some(m) = machine("f1-podl") else { return };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = NsGuard(format!("f1-podl-{}", std::process::id()));
+    let pod = NsGuard(run_name("f1", "podl"));
     run_pods(&node, &pod.0);
     std::fs::remove_file(m.state.join("state.json")).unwrap();
     let out = m.edgenet(&["remove", "--output", "json"]);
@@ -221,7 +221,7 @@ fn a_node_running_pods_whose_veth_was_deleted_gets_a_new_one() {
     };
     m.deploy(None);
     let node = m.node_namespaces().into_iter().next().unwrap();
-    let pod = NsGuard(format!("f14-pod-{}", std::process::id()));
+    let pod = NsGuard(run_name("f14", "pod"));
     run_pods(&node, &pod.0);
     let links = m.ip_json("link show");
     let veth = links

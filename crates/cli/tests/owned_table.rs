@@ -98,30 +98,27 @@ fn assert_refused(t: &str, family: &str, table: &str, pid: u32, what: &str) {
 #[test]
 fn a_table_another_process_owns_is_refused_before_a_first_deploy_changes_anything() {
     let Some(m) = machine("d14own1") else { return };
-    std::fs::create_dir_all(&m.state).unwrap();
-    std::fs::write(
-        m.state.join("identity.json"),
-        r#"{"deployment_id":"c0ffee","macs":{},"auto_subnet":null}"#,
-    )
-    .unwrap();
+    let id = forged_id(0);
+    m.forge_identity(&id);
+    let table = format!("edgenet_{id}");
     for family in ["ip", "bridge"] {
-        let holder = Holder::new(&m.ns, family, "edgenet_c0ffee");
-        let before = listing(&m, &format!("{family} edgenet_c0ffee"));
+        let holder = Holder::new(&m.ns, family, &table);
+        let before = listing(&m, &format!("{family} {table}"));
         let links_before = m.ip_json("link show");
         let out = m.edgenet(&["deploy"]);
         assert_eq!(out.status.code(), Some(3), "{family}: {}", text(&out));
-        assert_refused(&text(&out), family, "edgenet_c0ffee", holder.pid(), family);
+        assert_refused(&text(&out), family, &table, holder.pid(), family);
         // Nothing was made: no link, no node namespace, the table as it was, no other table.
         assert_eq!(m.ip_json("link show"), links_before, "{family}");
         assert!(
-            !sh_out("ip netns list").contains("-c0ffee"),
+            !sh_out("ip netns list").contains(&format!("-{id}")),
             "{family}: a node namespace was made"
         );
-        assert_eq!(listing(&m, &format!("{family} edgenet_c0ffee")), before);
+        assert_eq!(listing(&m, &format!("{family} {table}")), before);
         let tables = sh_out(&format!("ip netns exec {} nft list tables", m.ns));
         assert_eq!(tables.lines().count(), 1, "{family}: {tables}");
         drop(holder);
-        assert!(listing(&m, &format!("{family} edgenet_c0ffee")).is_empty());
+        assert!(listing(&m, &format!("{family} {table}")).is_empty());
     }
     // With the owner gone, the same deploy goes through.
     let out = m.edgenet(&["deploy"]);

@@ -106,7 +106,7 @@ fn the_debian_package_installs_deploys_and_purges() {
     }
 
     // The installed edgenet deploys and removes, in a namespace of the test's own.
-    let ns = format!("h8a-pkg-{}", std::process::id());
+    let ns = run_name("h8a", "pkg");
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
     let dir = tempfile::tempdir().unwrap();

@@ -216,7 +216,7 @@ fn kube_vip_can_move_the_control_plane_vip_and_service_ips_to_a_node() {
 #[test]
 fn offline_internal_switch_is_offline_for_ipv6_too() {
     let Some(m) = machine("h8boff6") else { return };
-    let wan = format!("h8b-w6-{}", std::process::id());
+    let wan = run_name("h8b", "w6");
     let _ = Command::new("ip")
         .args(["netns", "del", &wan])
         .stderr(Stdio::null())

@@ -12,16 +12,6 @@ use std::process::Command;
 use serde_json::json;
 use support::{is_root, sh, sh_out};
 
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
 fn render_nftables(dir: &std::path::Path) -> String {
     let config = json!({
         "DeploymentType": "SingleMachineCluster",
@@ -72,16 +62,12 @@ fn rendered_ports_file_lets_a_tcp_connection_through_a_dropping_forward_chain() 
     let path = dir.path().join("edgenet-kubernetes-ports.nft");
     std::fs::write(&path, &file).unwrap();
 
-    let pid = std::process::id();
     let (host, node, client) = (
-        format!("r18-{pid}-fwh"),
-        format!("r18-{pid}-fwn"),
-        format!("r18-{pid}-fwc"),
+        support::run_name("r18", "fwh"),
+        support::run_name("r18", "fwn"),
+        support::run_name("r18", "fwc"),
     );
-    let _guard = Namespaces(vec![host.clone(), node.clone(), client.clone()]);
-    for ns in [&host, &node, &client] {
-        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
-    }
+    let _guard = [&host, &node, &client].map(|ns| support::NsGuard::create(ns));
     // host: the switch's bridge with the node's veth on it, and a routed link to the client.
     sh(&format!(
         "ip -n {host} link add aksedgesw-int type bridge && ip -n {host} addr add 192.168.77.1/24 dev aksedgesw-int && ip -n {host} link set aksedgesw-int up \
@@ -161,7 +147,7 @@ impl Drop for KillOnDrop {
 /// matched — and `status` then reports no firewall drift (the file is what status proposes).
 #[test]
 fn rendered_file_lets_node_to_node_connections_through_and_status_has_no_drift() {
-    let Some(m) = support::machine_named(&format!("s21-fw-{}", std::process::id())) else {
+    let Some(m) = support::machine_prefixed("s21", "fw") else {
         return;
     };
     let br_nf = Command::new("ip")

@@ -95,7 +95,7 @@ struct Internet(String);
 
 impl Internet {
     fn new(m: &Machine) -> Internet {
-        let ns = format!("h11i-{}", std::process::id());
+        let ns = run_name("h11", "i");
         let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         sh(&format!(
             "ip netns add {ns} && ip -n {ns} link set lo up && \

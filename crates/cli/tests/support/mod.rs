@@ -30,6 +30,15 @@ pub fn failpoints() -> bool {
     cfg!(feature = "failpoints")
 }
 
+/// The name of a namespace (or other machine-wide object) of this test run: `{prefix}-{tag}-{pid}`.
+/// The process id tells runs apart (two runs of the suite at once, a run beside a killed one's
+/// leftovers); `tag`, the tests of one run (they run at once in one process). Network
+/// namespaces are files in /run/netns, shared by the whole machine: a name without the process
+/// id meets the same test of another run.
+pub fn run_name(prefix: &str, tag: &str) -> String {
+    format!("{prefix}-{tag}-{}", std::process::id())
+}
+
 /// Returns `None` (after saying so) when the test cannot run here.
 pub fn machine(tag: &str) -> Option<Machine> {
     if !is_root() {
@@ -50,7 +59,7 @@ pub struct Machine {
 
 /// As [`machine`], in a namespace named `{prefix}-{tag}-{pid}` (a helper's own prefix).
 pub fn machine_prefixed(prefix: &str, tag: &str) -> Option<Machine> {
-    machine_named(&format!("{prefix}-{tag}-{}", std::process::id()))
+    machine_named(&run_name(prefix, tag))
 }
 
 /// As [`machine`], with the machine namespace named `ns` exactly.
@@ -64,7 +73,7 @@ pub fn machine_named(ns: &str) -> Option<Machine> {
 
 impl Machine {
     fn new(tag: &str) -> Machine {
-        Machine::named(format!("enm-{tag}-{}", std::process::id()))
+        Machine::named(run_name("enm", tag))
     }
 
     fn named(ns: String) -> Machine {
@@ -490,7 +499,7 @@ pub fn lan(tag: &str, machines: usize) -> Option<Lan> {
         eprintln!("skipped: needs root to create network namespaces");
         return None;
     }
-    let prefix = format!("ens-{tag}-{}", std::process::id());
+    let prefix = run_name("ens", tag);
     let lan = Lan {
         prefix: prefix.clone(),
         machines: Vec::new(),
@@ -840,4 +849,26 @@ pub fn lan_config() -> Value {
         "Network": {"ControlPlaneEndpointIp": "198.18.0.100", "Ip4GatewayAddress": "198.18.0.1", "Ip4PrefixLength": 24, "DnsServers": ["198.18.0.1"]},
         "Machines": [{"MachineName": "m0", "NetworkConnection": {"AdapterName": "eth0"}, "LinuxNode": {"Ip4Address": "198.18.0.101", "ControlPlane": true}}],
     })
+}
+
+/// A deployment id for state a test forges, unique to this run and `n` (0 to 15: tests of one
+/// test binary run at once): from the process id, not a fixed one. Node namespaces carry the id
+/// in their names, and /run/netns is the whole machine's: a fixed id made two runs of the suite
+/// at once (two worktrees, CI beside a developer) meet each other's namespaces.
+pub fn forged_id(n: u32) -> String {
+    assert!(n < 16, "forged_id takes 0 to 15");
+    format!("{:06x}", ((std::process::id() << 4) | n) & 0xff_ffff)
+}
+
+impl Machine {
+    /// The identity a first deploy writes before anything else, forged with deployment id `id`
+    /// (and no MACs yet): the next deploy is that deployment's first.
+    pub fn forge_identity(&self, id: &str) {
+        std::fs::create_dir_all(&self.state).unwrap();
+        std::fs::write(
+            self.state.join("identity.json"),
+            format!(r#"{{"deployment_id":"{id}","macs":{{}},"auto_subnet":null}}"#),
+        )
+        .unwrap();
+    }
 }
