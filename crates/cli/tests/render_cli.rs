@@ -2,8 +2,10 @@
 //! secrets 0600; `render TARGET` prints one file (never the token); unknown targets name the
 //! known ones. Changes nothing on the host: no root needed.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
@@ -22,17 +24,7 @@ fn edgenet(dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn edgenet_with(dir: &std::path::Path, config: Value, args: &[&str]) -> Output {
-    let path = dir.join("config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_edgenet"))
-        .arg("-c")
-        .arg(&path)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    support::run_with_config(dir, &config, args, &[])
 }
 
 #[test]

@@ -20,17 +20,7 @@ fn render_nftables(dir: &std::path::Path) -> String {
         "Machines": [{"LinuxNode": {}}],
         "Edgenet": {"MachineName": "edge01"}
     });
-    let path = dir.join("config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edgenet"))
-        .arg("-c")
-        .arg(&path)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["render", "--from-config", "nftables"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = support::run_with_config(dir, &config, &["render", "--from-config", "nftables"], &[]);
     assert!(
         out.status.success(),
         "{}",
