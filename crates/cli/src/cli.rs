@@ -83,16 +83,6 @@ pub struct Cli {
 impl Cli {
     /// Options given after the command override those before it (and the environment).
     pub fn merge_command_options(&mut self) {
-        if let Command::Completions(c) = &self.command {
-            if let Some(o) = c.output {
-                self.output = o;
-            }
-        }
-        if let Command::Man(m) = &self.command {
-            if let Some(o) = m.output {
-                self.output = o;
-            }
-        }
         let (config, output, state, host) = match &self.command {
             Command::Check(c) => (
                 Some(&c.config),
@@ -129,7 +119,8 @@ impl Cli {
             Command::Lab(LabCommand::Up(c)) => (Some(&c.config), Some(&c.output), None, None),
             Command::Lab(LabCommand::Status(c)) => (None, Some(&c.output), None, None),
             Command::Lab(LabCommand::Down(c)) => (None, Some(&c.output), None, None),
-            Command::Completions(_) | Command::Man(_) => (None, None, None, None),
+            Command::Completions(c) => (None, Some(&c.output), None, None),
+            Command::Man(c) => (None, Some(&c.output), None, None),
         };
         let (config, output, state, host) = (
             config.and_then(|c| c.config.clone()),
@@ -271,24 +262,20 @@ pub enum Command {
     /// Check from inside each node that the network works as planned.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(mut_arg("output", |a| a.help("Output format: text only (a completion script has no JSON form)")))]
     Completions(CompletionsArgs),
     /// Print the manual page edgenet(1) in roff (`edgenet man | man -l -`).
+    #[command(mut_arg("output", |a| a.help("Output format: text only (a manual page has no JSON form)")))]
     Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// Text only (a manual page has no JSON form): taken here as before the command, so that
-    /// `man -o json` is refused as `-o json man` is, not as an unknown option.
-    #[arg(
-        short,
-        long,
-        value_enum,
-        ignore_case = true,
-        value_name = "FORMAT",
-        overrides_with = "output"
-    )]
-    pub output: Option<Output>,
+    /// `-o` as every command takes it, here as before the command: text only (a manual page
+    /// has no JSON form), so `man -o json` is refused as `-o json man` is, not as an unknown
+    /// option.
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Args)]
@@ -296,17 +283,10 @@ pub struct CompletionsArgs {
     /// The shell to complete for (`edgenet completions bash > /etc/bash_completion.d/edgenet`).
     #[arg(value_enum, ignore_case = true)]
     pub shell: clap_complete::Shell,
-    /// Text only (a completion script has no JSON form): taken here as before the command, so
-    /// that `-o json` is refused saying so, not as an unknown option.
-    #[arg(
-        short,
-        long,
-        value_enum,
-        ignore_case = true,
-        value_name = "FORMAT",
-        overrides_with = "output"
-    )]
-    pub output: Option<Output>,
+    /// `-o` as every command takes it, here as before the command: text only (a completion
+    /// script has no JSON form), so `-o json` is refused saying so, not as an unknown option.
+    #[command(flatten)]
+    pub output: OutputOpt,
 }
 
 #[derive(Debug, Args)]

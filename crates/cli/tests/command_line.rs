@@ -481,6 +481,37 @@ fn completions_and_man_refuse_other_formats() {
     assert_eq!(stdout(&before), stdout(&after));
 }
 
+/// `man` and `completions` take `-o` as every command does (the one definition), with a help
+/// line that says what they write: text only, not the JSON envelope of every other command.
+#[test]
+fn man_and_completions_help_say_text_only() {
+    for (args, what) in [
+        (&["man", "--help"][..], "a manual page"),
+        (&["completions", "--help"], "a completion script"),
+    ] {
+        let out = edgenet(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        let help = stdout(&out);
+        // `-h`: the option and its help on one line.
+        let short = stdout(&edgenet(&[args[0], "-h"]));
+        let line = short
+            .lines()
+            .find(|l| l.trim_start().starts_with("-o, --output <FORMAT>"))
+            .unwrap_or_else(|| panic!("{args:?}: no -o: {short}"));
+        assert!(
+            line.contains("text only") && line.contains(what),
+            "{args:?}: {line}"
+        );
+        assert!(
+            !help.contains("one envelope per report"),
+            "{args:?}: {help}"
+        );
+    }
+    // Every other command keeps the one help line.
+    let status = stdout(&edgenet(&["status", "--help"]));
+    assert!(status.contains("one envelope per report"), "{status}");
+}
+
 fn json_or_text_code(out: &Output) -> String {
     match serde_json::from_slice::<Value>(&out.stdout) {
         Ok(v) => v["error"]["code"].as_str().unwrap_or("").to_string(),
