@@ -42,6 +42,9 @@ pub enum Code {
     PowershellShape,
     /// A `SchemaVersion` no AKS Edge Essentials release edgenet knows wrote.
     UnknownSchemaVersion,
+    /// The file is JSON with comments or trailing commas, not strict JSON: read (as PowerShell
+    /// 7's `ConvertFrom-Json` reads it), though other tools refuse it.
+    JsonExtension,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -143,6 +146,7 @@ impl Code {
             NotAConfig => "not-a-config",
             PowershellShape => "powershell-shape",
             UnknownSchemaVersion => "unknown-schema-version",
+            JsonExtension => "json-extension",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -223,6 +227,7 @@ impl Code {
             | NotAConfig
             | PowershellShape
             | UnknownSchemaVersion
+            | JsonExtension
             | MachineNameOverridden => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,

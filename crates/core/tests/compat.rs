@@ -74,6 +74,25 @@ fn trailing_commas_and_comments_are_read_with_a_notice() {
         "{notes:?}"
     );
     assert!(notes.iter().any(|m| m.contains("comments")), "{notes:?}");
+    // Each with its own stable code (B21): a notice, the file is read; not an older form
+    // (`legacy-field`).
+    for f in &loaded.findings {
+        assert_eq!(f.code.as_str(), "json-extension", "{f:?}");
+        assert_eq!(f.severity, Severity::Notice, "{f:?}");
+        assert_eq!(f.rule, 1, "{f:?}");
+        assert!(f.message.contains("PowerShell 5.1"), "{f:?}");
+    }
+    assert_eq!(loaded.findings.len(), 2, "{:?}", loaded.findings);
+    // Strict JSON: none.
+    let strict = load(br#"{"DeploymentType": "SingleMachineCluster"}"#).unwrap();
+    assert!(
+        strict
+            .findings
+            .iter()
+            .all(|f| f.code.as_str() != "json-extension"),
+        "{:?}",
+        strict.findings
+    );
     let at = |text: &[u8]| match load(text) {
         Err(LoadError::Syntax { line, column, .. }) => (line, column),
         other => panic!("{other:?}"),

@@ -274,9 +274,9 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     for what in relaxed {
         r.findings.push(
             Finding::notice(
-                Code::LegacyField,
+                Code::JsonExtension,
                 "",
-                format!("the file has {what}: read as PowerShell 7's ConvertFrom-Json reads them, though strict JSON (and Windows PowerShell 5.1) refuses them"),
+                format!("the file has {what}, which strict JSON does not allow: read as PowerShell 7's ConvertFrom-Json reads them, though other tools refuse the file (Windows PowerShell 5.1's ConvertFrom-Json, which AKS Edge Essentials' own cmdlets run on, among them)"),
             )
             .hint(format!("remove the {what} so that every tool reads the file")),
         );
