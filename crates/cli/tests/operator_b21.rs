@@ -94,6 +94,94 @@ fn the_boot_unit_without_c_waits_for_the_adapter_and_a_late_adapter_is_retried()
     s.m.ok(&["remove"]);
 }
 
+/// The adapter of an exit-3 `adapter-not-there` refusal: what a boot deploy prints while the
+/// adapter is late (reboot: the switch, nodes and tables gone; the adapter `name` moved into
+/// the LAN namespace), then the adapter back under `name`.
+fn late_adapter(s: &Site, name: &str, args: &[&str]) -> std::process::Output {
+    for ns in s.m.node_namespaces() {
+        sh(&format!("ip netns del {ns}"));
+    }
+    // (Gone already when the deploy before was refused.)
+    sh(&format!(
+        "ip -n {} link del {BRIDGE} 2>/dev/null; true",
+        s.m.ns
+    ));
+    sh(&format!("ip netns exec {} nft flush ruleset", s.m.ns));
+    s.ip(&format!("link set {name} netns {}", s.lan));
+    let out = s.m.edgenet(args);
+    sh(&format!(
+        "ip -n {} link set {name} netns {} && ip -n {} link set {name} up",
+        s.lan, s.m.ns, s.m.ns
+    ));
+    out
+}
+
+/// B21 nit: the exit-3 refusal of a late adapter says that deploy is retried until the adapter
+/// is there (and how to change the config when it was renamed), not check's "name one of this
+/// host's wired adapters", which is the fix of a config naming a wrong adapter.
+#[test]
+fn a_late_adapters_refusal_says_it_is_retried_not_to_name_another_adapter() {
+    let Some(s) = Site::new("n10h") else { return };
+    s.m.ok(&["deploy", "-c", &s.cfg, "-q"]);
+    let out = late_adapter(&s, "up0", &["deploy", "--wait", "5"]);
+    assert_eq!(out.status.code(), Some(3), "{}", described(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("adapter-missing"), "{err}");
+    assert!(!err.contains("wired adapters"), "{err}");
+    assert!(err.contains("retries"), "{err}");
+    assert!(err.contains("NetworkConnection.AdapterName"), "{err}");
+    // JSON: the error's hint is the one fix.
+    let out = late_adapter(&s, "up0", &["deploy", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "adapter-not-there", "{v}");
+    assert!(!v.to_string().contains("wired adapters"), "{v}");
+    assert!(
+        v["error"]["hint"].as_str().unwrap().contains("retries"),
+        "{v}"
+    );
+    s.m.ok(&["deploy", "-q"]);
+    s.m.ok(&["remove"]);
+}
+
+/// B21 nit: the adapter renamed while deployed, deploy following it by its MAC (its record
+/// has the new name; the recorded config still gives the old one), and then late at a boot:
+/// exit 3 `adapter-not-there` like any recorded adapter not there yet (the boot unit retries),
+/// not exit 1 (a config naming an adapter the deployment never had).
+#[test]
+fn a_followed_rename_then_a_late_adapter_is_exit_3_and_retried() {
+    let Some(s) = Site::new("n10r") else { return };
+    s.m.ok(&["deploy", "-c", &s.cfg, "-q"]);
+    s.ip("link set up0 down");
+    s.ip("link set up0 name enp7s0");
+    s.ip("link set enp7s0 up");
+    s.m.ok(&["deploy", "-q"]);
+    for args in [
+        &["deploy", "--wait", "5"][..],
+        &["deploy", "--wait", "5", "-c", &s.cfg],
+    ] {
+        let out = late_adapter(&s, "enp7s0", args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", described(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("adapter-missing"), "{err}");
+        assert!(err.contains("enp7s0"), "the name it had last: {err}");
+        let out = late_adapter(&s, "enp7s0", &["deploy", "-o", "json"]);
+        assert_eq!(out.status.code(), Some(3), "{}", described(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], "adapter-not-there", "{v}");
+        // The adapter back: the retry deploys, on it.
+        s.m.ok(&["deploy", "-q"]);
+        let port = s.m.ip_json("link show enp7s0");
+        assert_eq!(port[0]["master"], BRIDGE, "{port}");
+    }
+    // A name neither the deployment's adapter nor its recorded config ever had: exit 1.
+    let mut other = site_config("eth9");
+    other["Machines"][0]["NetworkConnection"]["AdapterName"] = json!("eth9");
+    let other = s.m.write_config("other.json", &other);
+    let out = s.m.edgenet(&["deploy", "-c", &other]);
+    assert_eq!(out.status.code(), Some(1), "{}", described(&out));
+    s.m.ok(&["remove"]);
+}
+
 /// N2: a default route on the bridge with another metric (a new router, a DHCP client's
 /// `metric 100`) is the newer one: no drift, and deploy adds no second default route.
 #[test]

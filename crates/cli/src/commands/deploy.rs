@@ -222,13 +222,20 @@ fn checked_plan(
 /// The refusal when the only errors are that the adapter this deployment was made on (its
 /// record in `state`) is missing: at boot a NIC can come late (USB, a slow driver), which a
 /// retry mends, so it is exit 3 (the host), not exit 1 (the config), which the boot unit's
-/// `RestartPreventExitStatus=` does not retry. An adapter never deployed on stays exit 1.
+/// `RestartPreventExitStatus=` does not retry. An adapter never deployed on stays exit 1. The
+/// adapter is the deployment's when recorded under the config's name, or when its one record
+/// has another name that deploy followed it to (renamed while deployed, found by its MAC) and
+/// the deployment's recorded config still gives the config's name, as [`Context::adapter_now`]
+/// follows it when it is there.
+///
+/// [`Context::adapter_now`]: edgenet_core::validate::Context::adapter_now
 fn adapter_not_there_yet(
     chosen: &Chosen,
     state: Option<&DeploymentState>,
     findings: &[Finding],
 ) -> Option<CliError> {
     use edgenet_core::validate::{Code, Severity};
+    use edgenet_deploy::switch::AdapterRecord;
     let state = state?;
     let adapter = chosen
         .loaded
@@ -237,7 +244,21 @@ fn adapter_not_there_yet(
         .get(chosen.machine.unwrap_or(0))?
         .adapter_name
         .as_deref()?;
-    edgenet_deploy::switch::AdapterRecord::in_state(state, adapter)?;
+    // The name the deployment's adapter had last, when it is not `adapter`.
+    let last_name = match AdapterRecord::in_state(state, adapter) {
+        Some(_) => None,
+        None => {
+            let records: Vec<AdapterRecord> =
+                state.objects.iter().filter_map(AdapterRecord::of).collect();
+            let [record] = records.as_slice() else {
+                return None;
+            };
+            if recorded_adapter_name(chosen, state).as_deref() != Some(adapter) {
+                return None;
+            }
+            Some(record.adapter.name.clone())
+        }
+    };
     let errors: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -245,24 +266,56 @@ fn adapter_not_there_yet(
     if errors.is_empty() || errors.iter().any(|f| f.code != Code::AdapterMissing) {
         return None;
     }
+    // Without their hints: check's fix of a config naming a wrong adapter ("name one of this
+    // host's wired adapters") is not the fix of an adapter that is late; the refusal's is.
     let style = crate::output::Style::for_stderr();
     let listing: Vec<String> = errors
         .iter()
-        .map(|f| crate::output::finding_text(f, style))
+        .map(|f| {
+            let mut f = (*f).clone();
+            f.hint = None;
+            crate::output::finding_text(&f, style)
+        })
         .collect();
+    let which = match &last_name {
+        Some(now) => format!("{adapter:?} (called {now:?} when last deployed)"),
+        None => format!("{adapter:?}"),
+    };
     Some(
         CliError::new(
             Exit::Host,
             "adapter-not-there",
             format!(
-                "the adapter {adapter:?} this deployment was made on is not there (yet); nothing was changed:\n{}",
+                "the adapter {which} this deployment was made on is not there (yet); nothing was changed:\n{}",
                 listing.join("\n")
             ),
         )
-        .hint(format!(
-            "run deploy again once {adapter:?} is up (the boot unit retries by itself); if it was replaced or renamed for good, set NetworkConnection.AdapterName and deploy with -c"
-        )),
+        .hint(
+            "deploy again once it is up: the boot unit retries by itself until it appears (`edgenet install-unit`); if it was replaced or renamed for good, set NetworkConnection.AdapterName to its name now and deploy with -c",
+        ),
     )
+}
+
+/// The adapter name the deployment's recorded config gives this machine (the config `chosen`
+/// when it is that one, else the one recorded in `state`).
+fn recorded_adapter_name(chosen: &Chosen, state: &DeploymentState) -> Option<String> {
+    let plan = state
+        .applied_plan
+        .as_ref()
+        .or(state.pending_plan.as_ref())?;
+    let loaded;
+    let config = match chosen.recorded_in(state) {
+        Some(l) => &l.config,
+        None => {
+            loaded = super::recorded_config::loaded_config(state.config.as_deref()?).ok()?;
+            &loaded.config
+        }
+    };
+    config
+        .machines
+        .get(plan.machine.index)?
+        .adapter_name
+        .clone()
 }
 
 /// The plan made before the lock, when the lock was taken without waiting and loaded the very
