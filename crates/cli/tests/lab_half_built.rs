@@ -6,21 +6,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::*;
 
 fn lab(name: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgenet"))
-        .arg("lab")
-        .args(args)
-        .args(["--name", name, "--lab-dir", dir.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .env_remove("EDGENET_CONFIG")
-        .env_remove("EDGENET_LAB")
-        .env_remove("EDGENET_LAB_DIR")
-        .output()
-        .unwrap()
+    lab_cmd(name, dir, args).output().unwrap()
 }
 
 fn status_json(name: &str, dir: &Path) -> (Option<i32>, serde_json::Value) {
@@ -35,15 +26,6 @@ fn status_json(name: &str, dir: &Path) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), report)
 }
 
-/// Takes the lab down when the test ends, passed or failed.
-struct Down<'a>(&'a str, &'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = lab(self.0, self.1, &["down"]);
-    }
-}
-
 #[test]
 fn status_of_a_half_built_lab_reports_the_missing_parts_with_exit_1() {
     if !is_root() {
@@ -51,8 +33,8 @@ fn status_of_a_half_built_lab_reports_the_missing_parts_with_exit_1() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("hb{}", std::process::id() % 100_000);
-    let _down = Down(&name, dir.path());
+    let name = lab_name("hb");
+    let _down = LabDown(&name, dir.path());
     let up = lab(&name, dir.path(), &["up", "--scalable", "2", "--no-status"]);
     assert!(
         up.status.success(),

@@ -33,26 +33,9 @@ fn processes_with(needle: &str, word: &str) -> Vec<u32> {
 }
 
 fn lab(name: &str, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
-    cmd.args(["lab"])
-        .args(args)
-        .args(["--name", name, "--lab-dir", dir.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .env_remove("EDGENET_CONFIG")
-        .env_remove("EDGENET_LAB")
-        .env_remove("EDGENET_LAB_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = lab_cmd(name, dir, args);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
     cmd
-}
-
-/// Takes the lab down when the test ends, passed or failed (before its directory goes).
-struct Down<'a>(&'a str, &'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = lab(self.0, self.1, &["down"]).status();
-    }
 }
 
 #[test]
@@ -62,8 +45,8 @@ fn a_killed_lab_up_takes_its_deploys_with_it_and_down_cleans_everything() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("k13{}", std::process::id() % 100_000);
-    let _down = Down(&name, dir.path());
+    let name = lab_name("k13");
+    let _down = LabDown(&name, dir.path());
     let mut caught = false;
     for attempt in 0..4 {
         let mut up = lab(
@@ -148,8 +131,8 @@ fn lab_down_deletes_a_node_namespace_placeholder_a_killed_deploy_left() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("d9{}", std::process::id() % 100_000);
-    let _down = Down(&name, dir.path());
+    let name = lab_name("d9");
+    let _down = LabDown(&name, dir.path());
     let status = lab(&name, dir.path(), &["up", "--scalable", "2", "--no-status"])
         .status()
         .unwrap();

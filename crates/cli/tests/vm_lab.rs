@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use support::is_root;
+use support::{is_root, lab_name};
 
 fn config() -> Value {
     let machine = |i: usize, runtime: &str| {
@@ -131,7 +131,7 @@ fn a_vm_node_and_a_netns_node_on_two_machines_reach_each_other_and_doctor_passes
         return;
     }
     let started = Instant::now();
-    let name = format!("vml{}", std::process::id() % 100_000);
+    let name = lab_name("vml");
     let tmp = tempfile::tempdir().unwrap();
     let labs = tmp.path().join("labs");
     let labs_s = labs.display().to_string();
@@ -289,7 +289,7 @@ fn a_single_machine_lab_with_a_vm_node_has_nat_egress_and_inbound_closed() {
         return;
     }
     let started = Instant::now();
-    let name = format!("vms{}", std::process::id() % 100_000);
+    let name = lab_name("vms");
     let tmp = tempfile::tempdir().unwrap();
     let labs = tmp.path().join("labs");
     let labs_s = labs.display().to_string();

@@ -39,6 +39,13 @@ pub fn run_name(prefix: &str, tag: &str) -> String {
     format!("{prefix}-{tag}-{}", std::process::id())
 }
 
+/// A lab name of this test run: `{prefix}{pid}` (lab names are letters and digits only, at
+/// most 32 bytes). The whole process id, not a part of it: two runs whose ids share their last
+/// digits must not share a lab.
+pub fn lab_name(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id())
+}
+
 /// Returns `None` (after saying so) when the test cannot run here.
 pub fn machine(tag: &str) -> Option<Machine> {
     if !is_root() {
@@ -870,5 +877,32 @@ impl Machine {
             format!(r#"{{"deployment_id":"{id}","macs":{{}},"auto_subnet":null}}"#),
         )
         .unwrap();
+    }
+}
+
+/// `edgenet lab ARGS --name NAME --lab-dir DIR`, with no colour and no config or lab from the
+/// test's environment.
+pub fn lab_cmd(name: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgenet"));
+    cmd.arg("lab")
+        .args(args)
+        .args(["--name", name, "--lab-dir", dir.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env_remove("EDGENET_CONFIG")
+        .env_remove("EDGENET_LAB")
+        .env_remove("EDGENET_LAB_DIR");
+    cmd
+}
+
+/// Takes the lab down when the test ends, passed or failed (before its directory goes: declare
+/// it after the directory).
+pub struct LabDown<'a>(pub &'a str, pub &'a Path);
+
+impl Drop for LabDown<'_> {
+    fn drop(&mut self) {
+        let _ = lab_cmd(self.0, self.1, &["down"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
