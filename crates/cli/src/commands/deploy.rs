@@ -253,7 +253,9 @@ fn adapter_not_there_yet(
             let [record] = records.as_slice() else {
                 return None;
             };
-            if recorded_adapter_name(chosen, state).as_deref() != Some(adapter) {
+            if super::recorded_adapter_name(state, chosen.recorded_in(state)).as_deref()
+                != Some(adapter)
+            {
                 return None;
             }
             Some(record.adapter.name.clone())
@@ -294,28 +296,6 @@ fn adapter_not_there_yet(
             "deploy again once it is up: the boot unit retries by itself until it appears (`edgenet install-unit`); if it was replaced or renamed for good, set NetworkConnection.AdapterName to its name now and deploy with -c",
         ),
     )
-}
-
-/// The adapter name the deployment's recorded config gives this machine (the config `chosen`
-/// when it is that one, else the one recorded in `state`).
-fn recorded_adapter_name(chosen: &Chosen, state: &DeploymentState) -> Option<String> {
-    let plan = state
-        .applied_plan
-        .as_ref()
-        .or(state.pending_plan.as_ref())?;
-    let loaded;
-    let config = match chosen.recorded_in(state) {
-        Some(l) => &l.config,
-        None => {
-            loaded = super::recorded_config::loaded_config(state.config.as_deref()?).ok()?;
-            &loaded.config
-        }
-    };
-    config
-        .machines
-        .get(plan.machine.index)?
-        .adapter_name
-        .clone()
 }
 
 /// The plan made before the lock, when the lock was taken without waiting and loaded the very

@@ -185,31 +185,38 @@ pub fn deployed_adapters(
 ) -> Vec<(String, String)> {
     let mut found = edgenet_deploy::switch::adapter::deployed_in_facts(state, facts);
     if let [(was, now)] = found.as_slice() {
-        let named = state
-            .applied_plan
-            .as_ref()
-            .or(state.pending_plan.as_ref())
-            .and_then(|plan| {
-                let loaded;
-                let config = match recorded {
-                    Some(config) => &config.config,
-                    None => {
-                        loaded = recorded_config::loaded_config(state.config.as_deref()?).ok()?;
-                        &loaded.config
-                    }
-                };
-                config
-                    .machines
-                    .get(plan.machine.index)?
-                    .adapter_name
-                    .clone()
-            });
+        let named = recorded_adapter_name(state, recorded);
         if let Some(name) = named.filter(|n| n != was && n != now) {
             let now = now.clone();
             found.push((name, now));
         }
     }
     found
+}
+
+/// The adapter name the deployment's recorded config gives this machine (the machine of its
+/// plan). `recorded`: that config already loaded from `state`, else it is loaded from it.
+pub fn recorded_adapter_name(
+    state: &edgenet_deploy::state::DeploymentState,
+    recorded: Option<&Loaded>,
+) -> Option<String> {
+    let plan = state
+        .applied_plan
+        .as_ref()
+        .or(state.pending_plan.as_ref())?;
+    let loaded;
+    let config = match recorded {
+        Some(config) => &config.config,
+        None => {
+            loaded = recorded_config::loaded_config(state.config.as_deref()?).ok()?;
+            &loaded.config
+        }
+    };
+    config
+        .machines
+        .get(plan.machine.index)?
+        .adapter_name
+        .clone()
 }
 
 /// The live host, or why it was not read.
