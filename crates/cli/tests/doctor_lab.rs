@@ -8,101 +8,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use edgenet_lab::{Lab, LabMachine, LabSpec};
+use edgenet_lab::Lab;
 use serde_json::{json, Value};
-use support::is_root;
-
-struct TestLab {
-    lab: Option<Lab>,
-    _dir: tempfile::TempDir,
-    machine: LabMachine,
-    extra_netns: Vec<String>,
-}
-
-fn edgenet_on(m: &LabMachine, args: &[&str]) -> Output {
-    let mut cmd = m.command(env!("CARGO_BIN_EXE_edgenet")).unwrap();
-    cmd.args([
-        "--state-dir",
-        m.state_dir.to_str().unwrap(),
-        "--resolv-conf",
-        m.resolv_conf.to_str().unwrap(),
-        "--machine-name",
-        &m.name,
-    ])
-    .args(args)
-    .env("NO_COLOR", "1")
-    .env_remove("EDGENET_CONFIG");
-    cmd.output().unwrap()
-}
+use support::{edgenet_on, lab_name, test_lab, TestLab};
 
 fn lab(tag: &str, config: Value) -> Option<TestLab> {
-    if !is_root() {
-        eprintln!("skipped: needs root to build a lab");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("config.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let name = format!("h9{tag}{}", std::process::id());
-    let spec = LabSpec::new(&name, dir.path().join(&name));
-    let deploy = |m: &LabMachine| -> Result<(), String> {
-        let upstream = m.dir.join("upstream-resolv.conf");
-        let out = edgenet_on(
-            m,
-            &[
-                "deploy",
-                "-c",
-                config_path.to_str().unwrap(),
-                "--upstream-resolv-conf",
-                upstream.to_str().unwrap(),
-            ],
-        );
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("deploy: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    let lab = match Lab::up(&spec, deploy) {
-        Ok(lab) => lab,
-        Err(e) => {
-            if let Some(lab) = e.lab {
-                let _ = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) });
-            }
-            panic!("lab up: {}", e.error);
-        }
-    };
-    let machine = lab.machines().remove(0);
-    Some(TestLab {
-        lab: Some(lab),
-        _dir: dir,
-        machine,
-        extra_netns: Vec::new(),
-    })
-}
-
-fn remove(m: &LabMachine) -> Result<(), String> {
-    let out = edgenet_on(m, &["remove"]);
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-impl Drop for TestLab {
-    fn drop(&mut self) {
-        for ns in &self.extra_netns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        if let Some(lab) = self.lab.take() {
-            if let Err(e) = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) }) {
-                eprintln!("lab down: {e}");
-            }
-        }
-    }
+    test_lab(&lab_name(&format!("h9{tag}")), Some(config), |_| {})
 }
 
 /// Runs a command that must succeed.
@@ -130,6 +43,7 @@ impl TestLab {
                 "--timeout",
                 "1",
             ],
+            &[],
         );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -637,10 +551,11 @@ fn doctor_finds_each_fault_and_only_it() {
         &[
             "deploy",
             "-c",
-            t._dir.path().join("config.json").to_str().unwrap(),
+            t.dir.path().join("config.json").to_str().unwrap(),
             "--upstream-resolv-conf",
             t.machine.dir.join("upstream-resolv.conf").to_str().unwrap(),
         ],
+        &[],
     );
     assert!(
         out.status.success(),

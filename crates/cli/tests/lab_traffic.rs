@@ -7,36 +7,9 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use edgenet_lab::{Expectations, Lab, LabMachine, LabSpec, Row};
+use edgenet_lab::{Expectations, Lab, LabMachine, Row};
 use serde_json::{json, Value};
-use support::is_root;
-
-/// A lab with one machine on which `edgenet deploy` ran; brought down (with `edgenet remove`
-/// on the machine) on drop.
-struct TestLab {
-    lab: Option<Lab>,
-    _dir: tempfile::TempDir,
-    machine: LabMachine,
-}
-
-fn edgenet_on(m: &LabMachine, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut cmd = m.command(env!("CARGO_BIN_EXE_edgenet")).unwrap();
-    cmd.args([
-        "--state-dir",
-        m.state_dir.to_str().unwrap(),
-        "--resolv-conf",
-        m.resolv_conf.to_str().unwrap(),
-        "--machine-name",
-        &m.name,
-    ])
-    .args(args)
-    .env("NO_COLOR", "1")
-    .env_remove("EDGENET_CONFIG");
-    for (k, v) in extra {
-        cmd.arg(format!("--{k}")).arg(v);
-    }
-    cmd.output().unwrap()
-}
+use support::{edgenet_on, is_root, lab_name, test_lab, TestLab};
 
 fn lab(tag: &str, config: Option<Value>) -> Option<TestLab> {
     lab_with(tag, config, |_| {})
@@ -44,72 +17,7 @@ fn lab(tag: &str, config: Option<Value>) -> Option<TestLab> {
 
 /// `prepare` runs on the machine before deploy (e.g. to change its resolv.conf).
 fn lab_with(tag: &str, config: Option<Value>, prepare: impl Fn(&LabMachine)) -> Option<TestLab> {
-    if !is_root() {
-        eprintln!("skipped: needs root to build a lab");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = config.map(|c| {
-        let p = dir.path().join("config.json");
-        std::fs::write(&p, c.to_string()).unwrap();
-        p
-    });
-    let name = format!("t{tag}{}", std::process::id());
-    let spec = LabSpec::new(&name, dir.path().join("lab"));
-    let deploy = |m: &LabMachine| -> Result<(), String> {
-        prepare(m);
-        let mut args = vec!["deploy"];
-        let c;
-        if let Some(p) = &config_path {
-            c = p.display().to_string();
-            args.extend(["-c", &c]);
-        }
-        let upstream = m.dir.join("upstream-resolv.conf");
-        let out = edgenet_on(
-            m,
-            &args,
-            &[("upstream-resolv-conf", upstream.to_str().unwrap())],
-        );
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("deploy: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    let lab = match Lab::up(&spec, deploy) {
-        Ok(lab) => lab,
-        Err(e) => {
-            if let Some(lab) = e.lab {
-                let _ = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) });
-            }
-            panic!("lab up: {}", e.error);
-        }
-    };
-    let machine = lab.machines().remove(0);
-    Some(TestLab {
-        lab: Some(lab),
-        _dir: dir,
-        machine,
-    })
-}
-
-fn remove(m: &LabMachine) -> Result<(), String> {
-    let out = edgenet_on(m, &["remove"], &[]);
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-impl Drop for TestLab {
-    fn drop(&mut self) {
-        if let Some(lab) = self.lab.take() {
-            if let Err(e) = lab.down(|m: &LabMachine| -> Result<(), String> { remove(m) }) {
-                eprintln!("lab down: {e}");
-            }
-        }
-    }
+    test_lab(&lab_name(&format!("t{tag}")), config, prepare)
 }
 
 impl TestLab {

@@ -906,3 +906,115 @@ impl Drop for LabDown<'_> {
             .status();
     }
 }
+
+/// `edgenet ARGS` on a lab machine (in its namespace, with its state directory, resolver file
+/// and name), and `--KEY VALUE` for each of `extra`.
+pub fn edgenet_on(m: &edgenet_lab::LabMachine, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = m.command(env!("CARGO_BIN_EXE_edgenet")).unwrap();
+    cmd.args([
+        "--state-dir",
+        m.state_dir.to_str().unwrap(),
+        "--resolv-conf",
+        m.resolv_conf.to_str().unwrap(),
+        "--machine-name",
+        &m.name,
+    ])
+    .args(args)
+    .env("NO_COLOR", "1")
+    .env_remove("EDGENET_CONFIG");
+    for (k, v) in extra {
+        cmd.arg(format!("--{k}")).arg(v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `edgenet remove` on a lab machine, as `Lab::down` takes it.
+pub fn lab_remove(m: &edgenet_lab::LabMachine) -> Result<(), String> {
+    let out = edgenet_on(m, &["remove"], &[]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A lab of one machine on which `edgenet deploy` ran; brought down (with `edgenet remove` on
+/// the machine) on drop, and the namespaces in `extra_netns` deleted.
+pub struct TestLab {
+    pub lab: Option<edgenet_lab::Lab>,
+    /// Holds the config (`config.json`) and the lab.
+    pub dir: tempfile::TempDir,
+    pub machine: edgenet_lab::LabMachine,
+    pub extra_netns: Vec<String>,
+}
+
+/// [`TestLab`] named `name` (see [`lab_name`]), deployed with `config` (none: edgenet's
+/// default); `prepare` runs on the machine before deploy (e.g. to change its resolv.conf).
+/// `None` (said) without root.
+pub fn test_lab(
+    name: &str,
+    config: Option<Value>,
+    prepare: impl Fn(&edgenet_lab::LabMachine),
+) -> Option<TestLab> {
+    use edgenet_lab::{Lab, LabMachine, LabSpec};
+    if !is_root() {
+        eprintln!("skipped: needs root to build a lab");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = config.map(|c| {
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, c.to_string()).unwrap();
+        p
+    });
+    let spec = LabSpec::new(name, dir.path().join(name));
+    let deploy = |m: &LabMachine| -> Result<(), String> {
+        prepare(m);
+        let mut args = vec!["deploy"];
+        let c;
+        if let Some(p) = &config_path {
+            c = p.display().to_string();
+            args.extend(["-c", &c]);
+        }
+        let upstream = m.dir.join("upstream-resolv.conf");
+        let out = edgenet_on(
+            m,
+            &args,
+            &[("upstream-resolv-conf", upstream.to_str().unwrap())],
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("deploy: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let lab = match Lab::up(&spec, deploy) {
+        Ok(lab) => lab,
+        Err(e) => {
+            if let Some(lab) = e.lab {
+                let _ = lab.down(lab_remove);
+            }
+            panic!("lab up: {}", e.error);
+        }
+    };
+    let machine = lab.machines().remove(0);
+    Some(TestLab {
+        lab: Some(lab),
+        dir,
+        machine,
+        extra_netns: Vec::new(),
+    })
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        for ns in &self.extra_netns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if let Some(lab) = self.lab.take() {
+            if let Err(e) = lab.down(lab_remove) {
+                eprintln!("lab down: {e}");
+            }
+        }
+    }
+}
