@@ -235,7 +235,7 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
                         })
                     });
                     if !exists {
-                        items.push(serde_json::json!({ "table": body }));
+                        items.push(listed("table", body));
                     }
                 }
                 ("delete", "table") => {
@@ -243,7 +243,7 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
                     items.retain(|i| !in_table(i, family, name));
                 }
                 ("add" | "create", _) if body.get("table").is_some() => {
-                    items.push(serde_json::json!({ kind.clone(): body }));
+                    items.push(listed(kind, body));
                 }
                 _ => return None,
             }
@@ -259,6 +259,15 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
         ),
         None => forget_ruleset(),
     }
+}
+
+/// `{kind: body}`, as a listing has it: the body cloned (`json!` would serialise it into a new
+/// value, several times the work for a rule's expressions).
+fn listed(kind: &str, body: &Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(
+        kind.to_string(),
+        body.clone(),
+    )]))
 }
 
 /// Whether a listed item (`{"table": …}`, `{"chain": …}`, …) belongs to table `family name`.
