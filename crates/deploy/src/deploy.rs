@@ -1200,7 +1200,7 @@ impl Run<'_> {
         });
         match result {
             Ok(()) => {
-                driver.note_applied(&document);
+                driver.note_applied(document);
                 let at = lane.at.min(self.changes.len());
                 let changes = lane.changes;
                 for change in &changes {
@@ -1211,7 +1211,7 @@ impl Run<'_> {
             }
             Err(LaneFailure::Failpoint(hit)) => {
                 // The tables are written: said, the session follows, the rollback finds them.
-                driver.note_applied(&document);
+                driver.note_applied(document);
                 let at = lane.at.min(self.changes.len());
                 self.changes.splice(at..at, lane.changes);
                 Err(hit.into())
