@@ -267,8 +267,8 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
         }
         _ => args,
     };
-    // (The command tree is freed here, not left to the process's end: the run's allocations
-    // reuse its memory, which spares them ~15 fresh pages, each a page fault.)
+    // The command tree is freed here, not left to `_exit`: the run's allocations reuse its
+    // ~200 KB (left alone, a redeploy took ~18 more page faults than it saved in frees).
     let matches = Cli::command().color(color).try_get_matches_from(args);
     // The matches are taken apart, not copied first (`from_arg_matches` would clone them).
     let err = match matches.and_then(|mut m| Cli::from_arg_matches_mut(&mut m)) {
