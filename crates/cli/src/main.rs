@@ -117,6 +117,13 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Deploy(_) | Command::Remove(_)) {
         edgenet_host::nft::use_ruleset_cache(cli.state_dir.join(edgenet_host::nft::CACHE_FILE));
     }
+    // A deploy's ruleset session (begun first thing in `run_deploy`) nests inside this one,
+    // which is never ended: the ruleset read (hundreds of JSON maps) goes with the process at
+    // its `_exit` below instead of being freed piece by piece when the command returns (~3.5 %
+    // of a no-change redeploy's instructions).
+    if matches!(cli.command, Command::Deploy(_)) {
+        std::mem::forget(edgenet_host::nft::RulesetSession::begin());
+    }
     // What a remove deletes is decided on the kernel's listing: a file that says the tables
     // are gone must not leave them behind.
     if matches!(cli.command, Command::Remove(_)) {
@@ -260,8 +267,11 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
         }
         _ => args,
     };
+    // The command tree is freed here, not left to `_exit`: the run's allocations reuse its
+    // ~200 KB (left alone, a redeploy took ~18 more page faults than it saved in frees).
     let matches = Cli::command().color(color).try_get_matches_from(args);
-    let err = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+    // The matches are taken apart, not copied first (`from_arg_matches` would clone them).
+    let err = match matches.and_then(|mut m| Cli::from_arg_matches_mut(&mut m)) {
         Ok(cli) => return Ok(cli),
         Err(e) => e,
     };

@@ -177,7 +177,7 @@ impl NftablesDriver {
     }
 
     /// Tells this thread's ruleset session that another thread applied `document`.
-    pub fn note_applied(&self, document: &Value) {
+    pub fn note_applied(&self, document: Value) {
         self.nft.note_applied(document);
     }
 

@@ -147,14 +147,19 @@ impl StateDir {
     /// Safe because writers replace the file atomically: a reader sees the old or the new
     /// state, never a mix.
     pub fn peek(&self) -> Result<Option<DeploymentState>, StateError> {
-        Ok(read_dir_state(&self.path, true)?.state)
+        let raw = RawFiles::read(&self.path, true)?;
+        let read = parse_dir_state(&self.path, &raw)?;
+        let state = read.state.clone();
+        remember_peek(&self.path, raw, read);
+        Ok(state)
     }
 
     /// [`Self::peek`] without the deployment config (`config` is `None` unless an earlier
     /// edgenet kept it in `state.json`): for readers that need only the records (a lab reads
     /// every machine's).
     pub fn peek_records(&self) -> Result<Option<DeploymentState>, StateError> {
-        Ok(read_dir_state(&self.path, false)?.state)
+        let raw = RawFiles::read(&self.path, false)?;
+        Ok(parse_dir_state(&self.path, &raw)?.state)
     }
 
     /// `config.json` on its own (read as `-c` reads a file; `None` when missing or damaged):
@@ -191,7 +196,13 @@ impl StateLock {
     /// The stored state (with the journal of an interrupted run replayed); `None` when none
     /// was saved yet (or it was cleared by remove).
     pub fn load(&self) -> Result<Option<DeploymentState>, StateError> {
-        let read = read_dir_state(&self.dir.path, true)?;
+        let raw = RawFiles::read(&self.dir.path, true)?;
+        // The files as the run's peek found them (the usual case: its peek was taken under the
+        // network namespace's lock a moment ago): the same bytes parse to the same state.
+        let read = match peeked_as(&self.dir.path, &raw) {
+            Some(read) => read,
+            None => parse_dir_state(&self.dir.path, &raw)?,
+        };
         let mut files = self.files();
         files.base = read.base;
         files.config_hash = read.config_hash;
@@ -599,6 +610,7 @@ fn content_hash(bytes: Option<&[u8]>) -> u64 {
 }
 
 /// A state directory as read: the state (journal replayed), and what the lock needs to write.
+#[derive(Clone)]
 struct ReadState {
     state: Option<DeploymentState>,
     on_disk: Option<DeploymentState>,
@@ -607,6 +619,8 @@ struct ReadState {
     needs_newline: bool,
     identity: Option<Identity>,
     config_hash: u64,
+    /// The state was rebuilt from the kernel's marks (`state.json` gone, `identity.json` kept).
+    rebuilt: bool,
 }
 
 /// The largest state file read: a 255-machine cluster's state is ~60 kB; anything near this
@@ -648,19 +662,70 @@ fn warn_once(message: String) {
     }
 }
 
-/// `with_config`: the deployment config too (from `config.json`, when the records do not hold
-/// it as an earlier edgenet wrote them).
-fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError> {
+/// The bytes of a state directory's files, as read for one [`ReadState`].
+#[derive(PartialEq, Eq)]
+struct RawFiles {
+    state: Option<Vec<u8>>,
+    identity: Option<Vec<u8>>,
+    journal: Option<Vec<u8>>,
+    /// `None` as well when the config was not asked for.
+    config: Option<Vec<u8>>,
+    with_config: bool,
+}
+
+impl RawFiles {
+    /// `with_config`: the deployment config too (from `config.json`, when the records do not
+    /// hold it as an earlier edgenet wrote them).
+    fn read(dir: &Path, with_config: bool) -> Result<RawFiles, StateError> {
+        let state = read_optional(&dir.join(STATE_FILE))?;
+        let identity = read_aid(&dir.join(IDENTITY_FILE));
+        let journal = read_optional(&dir.join(JOURNAL_FILE))?;
+        let config = if with_config {
+            read_aid(&dir.join(CONFIG_FILE))
+        } else {
+            None
+        };
+        Ok(RawFiles {
+            state,
+            identity,
+            journal,
+            config,
+            with_config,
+        })
+    }
+}
+
+/// The last peek of this process: its directory, the bytes it read and what they parsed to.
+/// Only a state read from the files alone is kept (not one rebuilt from the kernel's marks).
+type Peeked = (PathBuf, RawFiles, ReadState);
+static LAST_PEEK: std::sync::Mutex<Option<Peeked>> = std::sync::Mutex::new(None);
+
+fn remember_peek(dir: &Path, raw: RawFiles, read: ReadState) {
+    let mut last = LAST_PEEK.lock().unwrap_or_else(|e| e.into_inner());
+    *last = (!read.rebuilt).then(|| (dir.to_path_buf(), raw, read));
+}
+
+/// What the last peek of `dir` parsed, when `raw` is byte for byte what it read (taken: a
+/// state directory is loaded once per lock).
+fn peeked_as(dir: &Path, raw: &RawFiles) -> Option<ReadState> {
+    let mut last = LAST_PEEK.lock().unwrap_or_else(|e| e.into_inner());
+    match last.take() {
+        Some((d, r, read)) if d == dir && r == *raw => Some(read),
+        _ => None,
+    }
+}
+
+fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> {
     let state_path = dir.join(STATE_FILE);
-    let bytes = read_optional(&state_path)?;
-    let identity = read_aid(&dir.join(IDENTITY_FILE))
-        .and_then(|b| serde_json::from_slice::<Identity>(&b).ok());
-    let base = content_hash(bytes.as_deref());
-    // What a power cut leaves of a replaced file on a filesystem without ext4's heuristics.
-    let lost = bytes
+    let bytes = raw.state.as_deref();
+    let identity = raw
+        .identity
         .as_deref()
-        .is_some_and(|b| b.iter().all(|c| *c == 0 || c.is_ascii_whitespace()));
-    let on_disk = match &bytes {
+        .and_then(|b| serde_json::from_slice::<Identity>(b).ok());
+    let base = content_hash(bytes);
+    // What a power cut leaves of a replaced file on a filesystem without ext4's heuristics.
+    let lost = bytes.is_some_and(|b| b.iter().all(|c| *c == 0 || c.is_ascii_whitespace()));
+    let on_disk = match bytes {
         Some(b) if lost && identity.is_some() => {
             tracing::warn!(
                 "{} is empty (a power cut?); using the deployment's identity from {IDENTITY_FILE}",
@@ -672,19 +737,19 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
         Some(b) => Some(parse_state(&state_path, b)?),
         None => None,
     };
-    let journal = read_optional(&dir.join(JOURNAL_FILE))?.unwrap_or_default();
+    let journal = raw.journal.as_deref().unwrap_or_default();
     let needs_newline = journal.last().is_some_and(|c| *c != b'\n');
-    let replayed = replay(&journal, base);
+    let replayed = replay(journal, base);
     let mut on_disk = on_disk;
     let mut config_hash = 0;
     let mut config = None;
-    if with_config {
-        if let Some(bytes) = read_aid(&dir.join(CONFIG_FILE)) {
-            config_hash = content_hash(Some(&bytes));
+    if raw.with_config {
+        if let Some(bytes) = raw.config.as_deref() {
+            config_hash = content_hash(Some(bytes));
             // Read as `-c` reads a file (a BOM, comments, UTF-16: an operator may have edited
             // it in a Windows editor). A damaged one must not stop a remove or status; deploy
             // and scale-config without `-c` refuse it (`no-config`), `-c` writes it again.
-            match edgenet_core::config::parse_text(&bytes) {
+            match edgenet_core::config::parse_text(bytes) {
                 Ok(value) => config = Some(Arc::new(value)),
                 Err(e) => warn_once(format!(
                     "{} is damaged ({e}): deploy without -c refuses it (no-config); deploy -c FILE records a config again",
@@ -707,6 +772,8 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
     if let Some(s) = on_disk.as_mut() {
         fill(s);
     }
+    // Rebuilt from the kernel's marks, not from the files alone (a peek's is not reused).
+    let rebuilt = replayed.is_none() && on_disk.is_none() && identity.is_some();
     let state = match (replayed, &on_disk) {
         (Some(s), _) => Some(s),
         (None, Some(s)) => Some(s.clone()),
@@ -731,6 +798,7 @@ fn read_dir_state(dir: &Path, with_config: bool) -> Result<ReadState, StateError
         needs_newline,
         identity,
         config_hash,
+        rebuilt,
     })
 }
 
@@ -1205,6 +1273,56 @@ mod tests {
         assert_eq!(names.len(), 3, "lock, state, identity: {names:?}");
         lock.clear().unwrap();
         assert!(lock.load().unwrap().is_none());
+    }
+
+    /// A load takes over what the peek before it parsed only while every file is byte for byte
+    /// what the peek read: a state, journal or config written in between is read.
+    #[test]
+    fn a_load_reads_what_changed_since_the_peek() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::new(dir.path());
+        let mut state = DeploymentState::new(id("0a1b2c"));
+        state.begin_deploy(&sample_plan());
+        state.config = Some(Arc::new(serde_json::json!({"SchemaVersion": "1.16"})));
+        state.finish_deploy();
+        lock_in(dir.path()).save(&state).unwrap();
+        // Unchanged: the same state (its config the very value the peek read).
+        let peeked = state_dir.peek().unwrap().unwrap();
+        let loaded = lock_in(dir.path()).load().unwrap().unwrap();
+        assert_eq!(loaded, peeked);
+        assert!(Arc::ptr_eq(
+            peeked.config.as_ref().unwrap(),
+            loaded.config.as_ref().unwrap()
+        ));
+        // `state.json` replaced between the peek and the load, with as many bytes.
+        state_dir.peek().unwrap();
+        let file = dir.path().join(STATE_FILE);
+        let text = fs::read_to_string(&file).unwrap();
+        let changed = text.replace("\"phase\": \"deployed\"", "\"phase\": \"removing\"");
+        assert_eq!(changed.len(), text.len(), "{text}");
+        fs::write(&file, changed).unwrap();
+        assert_eq!(
+            lock_in(dir.path()).load().unwrap().unwrap().phase,
+            crate::state::Phase::Removing
+        );
+        // A journal line, then a config, written between the peek and the load.
+        state_dir.peek().unwrap();
+        let lock = lock_in(dir.path());
+        let mut journaled = lock.load().unwrap().unwrap();
+        journaled.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        lock.save_journal(&journaled).unwrap();
+        drop(lock);
+        assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), journaled);
+        state_dir.peek().unwrap();
+        fs::write(
+            dir.path().join(CONFIG_FILE),
+            "{\"SchemaVersion\":\"1.17\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            *lock_in(dir.path()).load().unwrap().unwrap().config.unwrap(),
+            serde_json::json!({"SchemaVersion": "1.17"})
+        );
     }
 
     /// A reader never sees a partial file while a writer keeps replacing it.

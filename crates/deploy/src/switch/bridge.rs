@@ -168,11 +168,15 @@ pub(crate) fn delete_bridge(
 /// pending, a bridge in the deployment's link group, without an alias. Deploy finishes it.
 pub fn unmarked_own_bridge(state: &DeploymentState) -> Option<String> {
     let group = crate::names::link_group(&state.deployment_id);
-    let mut k = crate::kernel::open().ok()?;
-    state
+    let mut pending = state
         .objects
         .iter()
         .filter(|o| o.kind == ObjectKind::Bridge && o.status == ObjectStatus::Pending)
+        .peekable();
+    // No socket for a state without one (every run but one stopped mid-deploy).
+    pending.peek()?;
+    let mut k = crate::kernel::open().ok()?;
+    pending
         .find(|o| {
             k.link(&o.name).ok().flatten().is_some_and(|l| {
                 l.kind.as_deref() == Some("bridge") && l.alias.is_none() && l.group == group

@@ -52,7 +52,7 @@ pub use persist::{
 pub use session::{forget_ruleset, session_epoch, table_in, RulesetSession};
 use session::{
     session_active, session_has_ruleset, session_keep, session_keep_at, session_shared,
-    session_shared_any, session_wrote, with_session_ruleset,
+    session_shared_any, session_wrote, session_wrote_owned, with_session_ruleset,
 };
 
 /// What went wrong running `nft`. Every failure of nft itself carries its stderr, which names the
@@ -502,8 +502,9 @@ impl Nft {
 
     /// Tells the current session (if any) that `document` was applied: a caller that had it
     /// written on another thread, whose session is its own.
-    pub fn note_applied(&self, document: &Value) {
-        session_wrote(&self.program, document);
+    /// The document's objects are moved into the session's ruleset, not copied.
+    pub fn note_applied(&self, document: Value) {
+        session_wrote_owned(document);
     }
 
     /// Tells the current session (if any) that table `family name` is gone: a caller that had

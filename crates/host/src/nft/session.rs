@@ -215,42 +215,23 @@ fn session_take() -> Option<(Arc<Value>, Option<Generation>)> {
 /// Folds a document nft has just applied into the kept ruleset: `add`/`create` of a table or of
 /// an object in one, `delete` of a table. Anything else forgets the kept read.
 pub(super) fn session_wrote(_program: &Path, document: &Value) {
+    fold_written(std::borrow::Cow::Borrowed(document));
+}
+
+/// [`session_wrote`] of a document the caller gives away: its objects are moved into the kept
+/// ruleset, not copied (a first deploy's document is most of its ruleset).
+pub(super) fn session_wrote_owned(document: Value) {
+    fold_written(std::borrow::Cow::Owned(document));
+}
+
+fn fold_written(document: std::borrow::Cow<'_, Value>) {
     // Taken out and put back changed (or dropped): copied only while a reader (the host
     // facts) still holds the read.
     let Some((ruleset, gen)) = session_take() else {
         return;
     };
     let mut ruleset = Arc::unwrap_or_clone(ruleset);
-    let ok = (|| {
-        let items = ruleset.get_mut("nftables")?.as_array_mut()?;
-        for cmd in document.get("nftables")?.as_array()? {
-            let (verb, object) = cmd.as_object()?.iter().next()?;
-            let (kind, body) = object.as_object()?.iter().next()?;
-            match (verb.as_str(), kind.as_str()) {
-                ("add" | "create", "table") => {
-                    let (family, name) = (body.get("family")?, body.get("name")?);
-                    let exists = items.iter().any(|i| {
-                        i.get("table").is_some_and(|t| {
-                            t.get("family") == Some(family) && t.get("name") == Some(name)
-                        })
-                    });
-                    if !exists {
-                        items.push(serde_json::json!({ "table": body }));
-                    }
-                }
-                ("delete", "table") => {
-                    let (family, name) = (body.get("family")?, body.get("name")?);
-                    items.retain(|i| !in_table(i, family, name));
-                }
-                ("add" | "create", _) if body.get("table").is_some() => {
-                    items.push(serde_json::json!({ kind.clone(): body }));
-                }
-                _ => return None,
-            }
-        }
-        Some(())
-    })();
-    match ok {
+    match fold(&mut ruleset, document) {
         // One more transaction of ours on top of the generation read.
         Some(()) => session_keep_at(
             Arc::new(ruleset),
@@ -259,6 +240,60 @@ pub(super) fn session_wrote(_program: &Path, document: &Value) {
         ),
         None => forget_ruleset(),
     }
+}
+
+/// `document`'s commands applied to the listing `ruleset`; `None` at a command it cannot
+/// follow.
+fn fold(ruleset: &mut Value, document: std::borrow::Cow<'_, Value>) -> Option<()> {
+    let items = ruleset.get_mut("nftables")?.as_array_mut()?;
+    let commands = match document {
+        std::borrow::Cow::Owned(Value::Object(mut document)) => {
+            match document.swap_remove("nftables")? {
+                Value::Array(commands) => commands,
+                _ => return None,
+            }
+        }
+        std::borrow::Cow::Owned(_) => return None,
+        std::borrow::Cow::Borrowed(document) => document.get("nftables")?.as_array()?.clone(),
+    };
+    for command in commands {
+        let Value::Object(command) = command else {
+            return None;
+        };
+        let (verb, object) = command.into_iter().next()?;
+        let Value::Object(object) = object else {
+            return None;
+        };
+        let (kind, body) = object.into_iter().next()?;
+        match (verb.as_str(), kind.as_str()) {
+            ("add" | "create", "table") => {
+                let (family, name) = (body.get("family")?, body.get("name")?);
+                let exists = items.iter().any(|i| {
+                    i.get("table").is_some_and(|t| {
+                        t.get("family") == Some(family) && t.get("name") == Some(name)
+                    })
+                });
+                if !exists {
+                    items.push(listed(kind, body));
+                }
+            }
+            ("delete", "table") => {
+                let (family, name) = (body.get("family")?, body.get("name")?);
+                items.retain(|i| !in_table(i, family, name));
+            }
+            ("add" | "create", _) if body.get("table").is_some() => {
+                items.push(listed(kind, body));
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// `{kind: body}`, as a listing has it (built in place: `json!` would serialise the body into a
+/// new value).
+fn listed(kind: String, body: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(kind, body)]))
 }
 
 /// Whether a listed item (`{"table": …}`, `{"chain": …}`, …) belongs to table `family name`.
@@ -290,4 +325,50 @@ pub fn table_in(ruleset: &Value, family: &str, name: &str) -> Option<Value> {
         document.insert("nftables".to_string(), Value::Array(mine));
         Value::Object(document)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    /// A document given away folds exactly as one lent: tables added once, objects added in
+    /// order as a listing has them, a deleted table gone with its objects, anything else
+    /// refused.
+    #[test]
+    fn a_written_document_folds_alike_owned_or_lent() {
+        let listing = json!({"nftables": [
+            {"metainfo": {"json_schema_version": 1}},
+            {"table": {"family": "ip", "name": "other"}},
+            {"chain": {"family": "ip", "table": "other", "name": "c"}},
+            {"table": {"family": "ip", "name": "old"}},
+            {"chain": {"family": "ip", "table": "old", "name": "c"}},
+        ]});
+        let document = json!({"nftables": [
+            {"create": {"table": {"family": "ip", "name": "t"}}},
+            {"add": {"table": {"family": "ip", "name": "other"}}},
+            {"add": {"chain": {"family": "ip", "table": "t", "name": "forward", "hook": "forward"}}},
+            {"add": {"rule": {"family": "ip", "table": "t", "chain": "forward", "expr": [{"accept": null}]}}},
+            {"delete": {"table": {"family": "ip", "name": "old"}}},
+        ]});
+        let want = json!({"nftables": [
+            {"metainfo": {"json_schema_version": 1}},
+            {"table": {"family": "ip", "name": "other"}},
+            {"chain": {"family": "ip", "table": "other", "name": "c"}},
+            {"table": {"family": "ip", "name": "t"}},
+            {"chain": {"family": "ip", "table": "t", "name": "forward", "hook": "forward"}},
+            {"rule": {"family": "ip", "table": "t", "chain": "forward", "expr": [{"accept": null}]}},
+        ]});
+        let mut lent = listing.clone();
+        assert_eq!(fold(&mut lent, Cow::Borrowed(&document)), Some(()));
+        assert_eq!(lent, want);
+        let mut owned = listing.clone();
+        assert_eq!(fold(&mut owned, Cow::Owned(document)), Some(()));
+        assert_eq!(owned, want);
+        let flush = json!({"nftables": [{"flush": {"ruleset": null}}]});
+        assert_eq!(fold(&mut listing.clone(), Cow::Borrowed(&flush)), None);
+        assert_eq!(fold(&mut listing.clone(), Cow::Owned(flush)), None);
+        assert_eq!(fold(&mut listing.clone(), Cow::Owned(json!([]))), None);
+    }
 }
