@@ -101,6 +101,14 @@ pub fn machine_name(index: u8) -> String {
     format!("m{index}")
 }
 
+/// The name a deploy on lab `lab`'s machine `machine` gives that machine when the lab names
+/// it (`<lab>-<machine>`): its nodes are `<it>-ledge`/`-wedge` and their namespaces
+/// `<it>-ledge-<deployment id>`, so every namespace a lab's deploys make carries the lab's
+/// name, as the lab's own (`enl-<lab>-…`) do.
+pub fn deployed_machine_name(lab: &str, machine: &str) -> String {
+    format!("{lab}-{machine}")
+}
+
 /// `http://203.0.113.80/`
 pub fn http_url_by_address() -> String {
     format!("http://{HTTP_SERVER}/")
