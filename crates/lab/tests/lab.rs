@@ -616,3 +616,54 @@ fn the_router_and_each_machine_know_each_others_mac_from_the_wiring() -> TestRes
         .map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// `up_with` deploys on the machines already wired while it wires the others: when wiring
+/// a later machine fails (here its namespace's name is taken), the first machines have
+/// been deployed on, the error is the wiring's, the machines never wired are not deployed
+/// on, and `down` undeploys the ones that were and removes everything the lab made.
+#[test]
+fn side_by_side_deploys_begin_while_later_machines_are_wired() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("w"))? else {
+        return Ok(());
+    };
+    let taken = format!("enl-{name}-m20");
+    netns::create(&taken).map_err(|e| e.to_string())?;
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 20;
+    spec.proxy = false;
+    let deployed = Mutex::new(Vec::new());
+    let up = Lab::up_with(&spec, 4, |m| {
+        deployed.lock().unwrap().push(m.index);
+        Ok::<(), String>(())
+    });
+    let _ = netns::delete(&taken);
+    let err = match up {
+        Ok(_) => panic!("up must fail when a machine cannot be wired"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err.error, LabError::Host { .. }) && err.error.to_string().contains(&taken),
+        "{}",
+        err.error
+    );
+    let mut deployed = deployed.into_inner().unwrap();
+    deployed.sort_unstable();
+    assert!(
+        !deployed.is_empty(),
+        "the first machines deploy while the others are wired"
+    );
+    assert!(!deployed.contains(&20), "{deployed:?}");
+    let lab = err.lab.expect("the partial lab is handed back");
+    let services = lab.services().to_vec();
+    let undeployed = Mutex::new(Vec::new());
+    lab.down(|m| {
+        undeployed.lock().unwrap().push(m.index);
+        Ok::<(), String>(())
+    })
+    .map_err(|e| e.to_string())?;
+    let mut undeployed = undeployed.into_inner().unwrap();
+    undeployed.sort_unstable();
+    assert_eq!(undeployed, deployed, "exactly the machines deployed on");
+    assert_gone(&name, &services);
+    Ok(())
+}
