@@ -734,41 +734,10 @@ impl Lab {
         let wiring = Wiring::default();
         let lab = &*self;
         let (wired, outcomes) = std::thread::scope(|scope| {
-            let wirer = scope.spawn(|| {
-                let total = lab.state.machines.len();
-                let mut done = 0;
-                while done < total && !wiring.stopped() {
-                    let batch = done..(done + MACHINE_WORKERS).min(total);
-                    let end = batch.end;
-                    if let Err(e) = lab.wire_machines(&lan, batch) {
-                        wiring.stop();
-                        return Err(e);
-                    }
-                    wiring.wired(end);
-                    done = end;
-                }
-                tracing::debug!(lab = %lab.state.name, took = ?started.elapsed(), "machines built");
-                Ok(())
-            });
+            let wirer = scope.spawn(|| lab.wire_in_batches(&lan, &wiring, started));
             let outcomes = lab.wait_ready(&lan, &ready).map(|()| {
                 tracing::debug!(lab = %lab.state.name, took = ?started.elapsed(), "services ready");
-                let deploys = Instant::now();
-                let machines = lab.machines();
-                let outcomes = crate::pool::map(machines.iter().enumerate().collect(), workers, |(i, m)| {
-                    if !wiring.wait_for(i) {
-                        return Err(None);
-                    }
-                    lab.wait_machine(m).map_err(Some)?;
-                    deploy(m).map_err(|e| {
-                        Some(LabError::Deploy {
-                            machine: m.name.clone(),
-                            netns: m.netns.clone(),
-                            source: e.into(),
-                        })
-                    })
-                });
-                tracing::debug!(lab = %lab.state.name, took = ?deploys.elapsed(), "machines deployed");
-                outcomes
+                lab.deploy_when_wired(&wiring, workers, deploy)
             });
             if outcomes.is_err() {
                 wiring.stop();
@@ -792,11 +761,11 @@ impl Lab {
         let mut unmarked = false;
         for (record, outcome) in self.state.machines.iter_mut().zip(outcomes) {
             match outcome {
-                Ok(()) => {}
-                Err(Some(e @ LabError::Deploy { .. })) => {
+                Deploy::Done => {}
+                Deploy::Failed(e) => {
                     first.get_or_insert(e);
                 }
-                Err(e) => {
+                Deploy::NeverBegan(e) => {
                     record.deploy_started = false;
                     unmarked = true;
                     if let Some(e) = e {
@@ -810,6 +779,61 @@ impl Lab {
             let _ = self.save();
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Wires every recorded machine, [`MACHINE_WORKERS`] at a time, telling `wiring` after
+    /// each batch; stops early when `wiring` was stopped.
+    fn wire_in_batches(
+        &self,
+        lan: &NetNs,
+        wiring: &Wiring,
+        started: Instant,
+    ) -> Result<(), LabError> {
+        let total = self.state.machines.len();
+        let mut done = 0;
+        while done < total && !wiring.stopped() {
+            let batch = done..(done + MACHINE_WORKERS).min(total);
+            let end = batch.end;
+            if let Err(e) = self.wire_machines(lan, batch) {
+                wiring.stop();
+                return Err(e);
+            }
+            wiring.wired(end);
+            done = end;
+        }
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
+        Ok(())
+    }
+
+    /// Deploys on every machine, `workers` at once, each once it is wired and its network
+    /// answers.
+    fn deploy_when_wired<E: Into<CallbackError>>(
+        &self,
+        wiring: &Wiring,
+        workers: usize,
+        deploy: &(impl Fn(&LabMachine) -> Result<(), E> + Sync),
+    ) -> Vec<Deploy> {
+        let started = Instant::now();
+        let machines = self.machines();
+        let outcomes =
+            crate::pool::map(machines.iter().enumerate().collect(), workers, |(i, m)| {
+                if !wiring.wait_for(i) {
+                    return Deploy::NeverBegan(None);
+                }
+                if let Err(e) = self.wait_machine(m) {
+                    return Deploy::NeverBegan(Some(e));
+                }
+                match deploy(m) {
+                    Ok(()) => Deploy::Done,
+                    Err(e) => Deploy::Failed(LabError::Deploy {
+                        machine: m.name.clone(),
+                        netns: m.netns.clone(),
+                        source: e.into(),
+                    }),
+                }
+            });
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines deployed");
+        outcomes
     }
 
     /// Starts a service and records it (state and pid file) at once.
@@ -988,6 +1012,16 @@ impl Drop for Lab {
             tracing::warn!(lab = %self.state.name, "lab drop: {e}");
         }
     }
+}
+
+/// What became of one machine's deploy in [`Lab::build_while_deploying`].
+enum Deploy {
+    Done,
+    /// The deploy ran and failed.
+    Failed(LabError),
+    /// The deploy never began: the machine was not wired (`None`: the wiring's error is
+    /// reported), or its network did not answer.
+    NeverBegan(Option<LabError>),
 }
 
 /// How far the wiring thread of [`Lab::build_while_deploying`] got: the machines below
