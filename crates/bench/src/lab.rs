@@ -11,10 +11,8 @@
 //! open meanwhile), i.e. until the kernel has dismantled every machine namespace.
 //!
 //! The phases come from the lab's debug log (`EDGENET_LOG=edgenet_lab=debug`): for `up`, the
-//! sandbox (until the services answer; since issue 10's twelfth step the machines are wired
-//! in batches beside it and beside the first deploys) and the deploys (each machine, once
-//! wired, its network checked, then its deploy); for `down`, the undeploys and the
-//! namespaces deleted.
+//! sandbox (namespaces, adapters, services answering) and the deploys (each machine's network
+//! checked, then its deploy); for `down`, the undeploys and the namespaces deleted.
 //!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a

@@ -4,7 +4,6 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
@@ -142,10 +141,9 @@ impl Lab {
 
     /// As [`Lab::up`], with the deploys side by side: `deploy` (which returns once the
     /// machine's deploy has finished) is called on `workers` threads, each machine's as soon
-    /// as that machine is wired and its network answers, so the deploys of the first
-    /// machines overlap the wiring and readiness checks of the last. Every machine's deploy
-    /// is tried; the error is the wiring's, else the first machine's (in machine order) that
-    /// failed.
+    /// as that machine's network answers, so the deploys of the first machines overlap the
+    /// readiness checks of the last. Every machine's deploy is tried; the error is the first
+    /// machine's (in machine order) that failed.
     pub fn up_with<E>(
         spec: &LabSpec,
         workers: usize,
@@ -155,7 +153,10 @@ impl Lab {
         E: Into<CallbackError>,
     {
         let mut lab = Lab::prepare(spec)?;
-        match lab.build_while_deploying(spec.machine_files_in_memory, workers, &deploy) {
+        match lab
+            .build(spec.machine_files_in_memory)
+            .and_then(|()| lab.deploy_all_side_by_side(workers, &deploy))
+        {
             Ok(()) => Ok(lab),
             Err(error) => Err(Box::new(UpError {
                 error,
@@ -392,25 +393,8 @@ impl Lab {
 
     // ---- up ----
 
-    /// Builds the whole sandbox, machines included, and waits until every service answers.
     fn build(&mut self, machine_files_in_memory: bool) -> Result<(), LabError> {
         let started = Instant::now();
-        let (lan, ready) = self.build_services(machine_files_in_memory)?;
-        self.record_machines()?;
-        self.wire_machines(&lan, 0..self.state.machines.len())?;
-        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
-        self.wait_ready(&lan, &ready)?;
-        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "services ready");
-        Ok(())
-    }
-
-    /// The lab without its machines: directories, the internet, LAN and peer namespaces and
-    /// their wiring, and the services started (not yet waited for). Returns the LAN and the
-    /// services to wait for.
-    fn build_services(
-        &mut self,
-        machine_files_in_memory: bool,
-    ) -> Result<(NetNs, Vec<&'static str>), LabError> {
         let root = self.dir.path().to_path_buf();
         for sub in ["logs", "run", "www", "machines"] {
             let path = root.join(sub);
@@ -456,7 +440,11 @@ impl Lab {
             self.start(&lan_name, services::proxy(&root, &config, &resolv))?;
             ready.push(services::PROXY);
         }
-        Ok((lan, ready))
+        self.add_machines(&lan)?;
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
+        self.wait_ready(&lan, &ready)?;
+        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "services ready");
+        Ok(())
     }
 
     /// Waits for every machine's network at once (bounded pool), so many machines take
@@ -590,37 +578,29 @@ impl Lab {
         Ok(nl)
     }
 
-    /// Records every machine (its files made, the intent for all of them in one state
-    /// write) before any of them is built.
-    fn record_machines(&mut self) -> Result<(), LabError> {
+    /// The machines, in O(N) kernel work and without waits: the intent for all of them is
+    /// recorded in one state write, their namespaces are made on a bounded pool, each
+    /// adapter is a veth made from the LAN side (one netlink handle) with its peer created
+    /// directly in the machine's namespace, and each machine's own side (address, default
+    /// route) is configured on the pool again.
+    fn add_machines(&mut self, lan: &NetNs) -> Result<(), LabError> {
         let machines: Vec<LabMachine> = (1..=self.state.machines_wanted)
             .map(|index| self.machine_files(index))
             .collect::<Result<_, _>>()?;
-        for machine in machines {
+        for machine in &machines {
             self.state.namespaces.push(machine.netns.clone());
             self.state.machines.push(MachineRecord {
-                machine,
+                machine: machine.clone(),
                 deploy_started: false,
             });
         }
-        self.save()
-    }
-
-    /// Builds the recorded machines `range`, in O(N) kernel work and without waits: their
-    /// namespaces are made on a bounded pool, each adapter is a veth made from the LAN side
-    /// (one netlink handle) with its peer created directly in the machine's namespace and
-    /// the router's ARP entry for it, and each machine's own side (address, default route,
-    /// its ARP entry for the router) is configured on the pool again.
-    fn wire_machines(&self, lan: &NetNs, range: std::ops::Range<usize>) -> Result<(), LabError> {
-        let machines: Vec<&LabMachine> = self.state.machines[range]
-            .iter()
-            .map(|record| &record.machine)
-            .collect();
-        let namespaces: Vec<NetNs> = crate::pool::map(machines.clone(), MACHINE_WORKERS, |m| {
-            self.host(make_netns(&m.netns))
-        })
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+        self.save()?;
+        let namespaces: Vec<NetNs> =
+            crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
+                self.host(make_netns(&m.netns))
+            })
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
         for (machine, ns) in machines.iter().zip(&namespaces) {
             let mac = machine_mac(machine.index);
@@ -628,7 +608,7 @@ impl Lab {
             self.host(lan_nl.learn_neighbour(LAN_BRIDGE, machine.address.addr(), mac))?;
         }
         crate::pool::map(
-            machines.into_iter().zip(&namespaces).collect(),
+            machines.iter().zip(&namespaces).collect(),
             MACHINE_WORKERS,
             |(machine, ns)| {
                 let mut nl = self.configure_adapter(ns, machine.address.addr())?;
@@ -710,130 +690,50 @@ impl Lab {
         Ok(())
     }
 
-    /// Builds the lab while its machines deploy: the services and every machine's record
-    /// first; then one thread wires the machines in batches of [`MACHINE_WORKERS`] while,
-    /// once the services answer, `workers` threads take the machines in order, each as soon
-    /// as its batch is wired, wait for its network and deploy on it. The sandbox's kernel
-    /// work (namespaces, veths, most of it one RTNL holder at a time) then overlaps the
-    /// first deploys' own work instead of leaving a core idle before them. The intent for
-    /// every machine is recorded in one state write before the first deploy; machines whose
-    /// deploy never began (not wired, or their network did not answer) are unmarked again.
-    fn build_while_deploying<E: Into<CallbackError>>(
+    /// Waits for each machine's network and then deploys on it, `workers` machines at once;
+    /// every machine is tried. The intent for every machine is recorded in one state write
+    /// before the first deploy; machines whose deploy never began (their network did not
+    /// answer) are unmarked again.
+    fn deploy_all_side_by_side<E: Into<CallbackError>>(
         &mut self,
-        machine_files_in_memory: bool,
         workers: usize,
         deploy: &(impl Fn(&LabMachine) -> Result<(), E> + Sync),
     ) -> Result<(), LabError> {
-        let started = Instant::now();
-        let (lan, ready) = self.build_services(machine_files_in_memory)?;
-        self.record_machines()?;
         for record in &mut self.state.machines {
             record.deploy_started = true;
         }
         self.save()?;
-        let wiring = Wiring::default();
-        let lab = &*self;
-        let (wired, outcomes) = std::thread::scope(|scope| {
-            let wirer = scope.spawn(|| lab.wire_in_batches(&lan, &wiring, started));
-            let outcomes = lab.wait_ready(&lan, &ready).map(|()| {
-                tracing::debug!(lab = %lab.state.name, took = ?started.elapsed(), "services ready");
-                lab.deploy_when_wired(&wiring, workers, deploy)
-            });
-            if outcomes.is_err() {
-                wiring.stop();
-            }
-            let wired = wirer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (wired, outcomes)
-        });
-        let outcomes = match outcomes {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                for record in &mut self.state.machines {
-                    record.deploy_started = false;
-                }
-                let _ = self.save();
-                return Err(wired.err().unwrap_or(e));
-            }
-        };
-        let mut first = wired.err();
-        let mut unmarked = false;
-        for (record, outcome) in self.state.machines.iter_mut().zip(outcomes) {
-            match outcome {
-                Deploy::Done => {}
-                Deploy::Failed(e) => {
-                    first.get_or_insert(e);
-                }
-                Deploy::NeverBegan(e) => {
-                    record.deploy_started = false;
-                    unmarked = true;
-                    if let Some(e) = e {
-                        first.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        if unmarked || first.is_some() {
-            // Best effort: the error to report is the wiring's or the first machine's.
-            let _ = self.save();
-        }
-        first.map_or(Ok(()), Err)
-    }
-
-    /// Wires every recorded machine, [`MACHINE_WORKERS`] at a time, telling `wiring` after
-    /// each batch; stops early when `wiring` was stopped.
-    fn wire_in_batches(
-        &self,
-        lan: &NetNs,
-        wiring: &Wiring,
-        started: Instant,
-    ) -> Result<(), LabError> {
-        let total = self.state.machines.len();
-        let mut done = 0;
-        while done < total && !wiring.stopped() {
-            let batch = done..(done + MACHINE_WORKERS).min(total);
-            let end = batch.end;
-            if let Err(e) = self.wire_machines(lan, batch) {
-                wiring.stop();
-                return Err(e);
-            }
-            wiring.wired(end);
-            done = end;
-        }
-        tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines built");
-        Ok(())
-    }
-
-    /// Deploys on every machine, `workers` at once, each once it is wired and its network
-    /// answers.
-    fn deploy_when_wired<E: Into<CallbackError>>(
-        &self,
-        wiring: &Wiring,
-        workers: usize,
-        deploy: &(impl Fn(&LabMachine) -> Result<(), E> + Sync),
-    ) -> Vec<Deploy> {
         let started = Instant::now();
         let machines = self.machines();
-        let outcomes =
-            crate::pool::map(machines.iter().enumerate().collect(), workers, |(i, m)| {
-                if !wiring.wait_for(i) {
-                    return Deploy::NeverBegan(None);
-                }
-                if let Err(e) = self.wait_machine(m) {
-                    return Deploy::NeverBegan(Some(e));
-                }
-                match deploy(m) {
-                    Ok(()) => Deploy::Done,
-                    Err(e) => Deploy::Failed(LabError::Deploy {
-                        machine: m.name.clone(),
-                        netns: m.netns.clone(),
-                        source: e.into(),
-                    }),
-                }
-            });
+        let outcomes = crate::pool::map(machines.iter().collect(), workers, |m| {
+            self.wait_machine(m)?;
+            deploy(m).map_err(|e| LabError::Deploy {
+                machine: m.name.clone(),
+                netns: m.netns.clone(),
+                source: e.into(),
+            })
+        });
         tracing::debug!(lab = %self.state.name, took = ?started.elapsed(), "machines deployed");
-        outcomes
+        let mut first = None;
+        for (record, outcome) in self.state.machines.iter_mut().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(e) => {
+                    if !matches!(e, LabError::Deploy { .. }) {
+                        record.deploy_started = false;
+                    }
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(e) => {
+                // Best effort: the error to report is the first machine's.
+                let _ = self.save();
+                Err(e)
+            }
+        }
     }
 
     /// Starts a service and records it (state and pid file) at once.
@@ -1010,73 +910,6 @@ impl Drop for Lab {
         self.teardown(&mut errors);
         for e in errors {
             tracing::warn!(lab = %self.state.name, "lab drop: {e}");
-        }
-    }
-}
-
-/// What became of one machine's deploy in [`Lab::build_while_deploying`].
-enum Deploy {
-    Done,
-    /// The deploy ran and failed.
-    Failed(LabError),
-    /// The deploy never began: the machine was not wired (`None`: the wiring's error is
-    /// reported), or its network did not answer.
-    NeverBegan(Option<LabError>),
-}
-
-/// How far the wiring thread of [`Lab::build_while_deploying`] got: the machines below
-/// `wired` can be used; `stopped` once it failed (or the services did not answer), so
-/// nobody waits for the rest.
-#[derive(Default)]
-struct Wiring {
-    progress: Mutex<WiringProgress>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct WiringProgress {
-    wired: usize,
-    stopped: bool,
-}
-
-impl Wiring {
-    fn wired(&self, count: usize) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .wired = count;
-        self.changed.notify_all();
-    }
-
-    fn stop(&self) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stopped = true;
-        self.changed.notify_all();
-    }
-
-    fn stopped(&self) -> bool {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stopped
-    }
-
-    /// Waits until machine `index` (0-based) is wired: false when it never will be.
-    fn wait_for(&self, index: usize) -> bool {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if progress.wired > index {
-                return true;
-            }
-            if progress.stopped {
-                return false;
-            }
-            progress = self
-                .changed
-                .wait(progress)
-                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }

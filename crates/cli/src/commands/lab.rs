@@ -236,10 +236,9 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         cli,
         &format!("building lab {} in {} …", args.lab.name, dir.display()),
     );
-    // Machines deploy side by side, each as soon as it is wired and its network answers
-    // (the later machines are wired meanwhile); the lab's pool bounds how many deploys run
-    // at once (DEPLOY_WORKERS: more only queue on the RTNL lock and the two cores while
-    // costing memory and scheduling).
+    // Machines deploy side by side, each as soon as its network answers; the lab's pool
+    // bounds how many deploys run at once (DEPLOY_WORKERS: more only queue on the RTNL lock
+    // and the two cores while costing memory and scheduling).
     let failures = std::sync::Mutex::new(Vec::new());
     let deploy = |m: &LabMachine| -> Result<(), CallbackError> {
         progress(
