@@ -92,7 +92,9 @@ fn status_of_a_half_built_lab_reports_the_missing_parts_with_exit_1() {
     assert!(
         cells
             .iter()
-            .any(|c| c["from"] == "m1-ledge" && c["to"] == "198.18.0.1" && c["ok"] == true),
+            .any(|c| c["from"] == format!("{name}-m1-ledge").as_str()
+                && c["to"] == "198.18.0.1"
+                && c["ok"] == true),
         "m1's node still measured: {report:#}"
     );
 

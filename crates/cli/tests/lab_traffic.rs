@@ -294,6 +294,16 @@ impl CliLab {
         state["deployment_id"].as_str().unwrap().to_string()
     }
 
+    /// The named namespaces (`ip netns list`) of deployment `id`: `…-<id>`.
+    fn namespaces_of(&self, id: &str) -> Vec<String> {
+        support::sh_out("ip netns list")
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.ends_with(&format!("-{id}")))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// `lab down` succeeds and leaves no namespace of the lab, of these node namespace
     /// suffixes (`-<deployment id>`), and none of the lab's files. `remove_each`: with
     /// `--remove-each`, a real `edgenet remove` ran on every machine; without, none did (the
@@ -355,7 +365,12 @@ fn lab_command_up_status_down_leaves_nothing() {
         .iter()
         .all(|c| c["ok"] == true));
     let id = lab.deployment_id(1);
-    assert!(support::sh_out("ip netns list").contains(&format!("m1-ledge-{id}")));
+    // The machine the config does not name is named by the lab: its node's namespace
+    // carries the lab's name.
+    assert_eq!(
+        lab.namespaces_of(&id),
+        [format!("{}-m1-ledge-{id}", lab.name)]
+    );
     let status = run(&["lab", "status"]);
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("LAN→node"));
@@ -400,6 +415,16 @@ fn scalable_lab(machines: u8, config: Option<&Path>, remove_each: bool) {
         .filter(|c| c["row"] == "lan-to-node")
         .all(|c| c["actual"] == "reachable"));
     let ids: Vec<String> = (1..=machines).map(|i| lab.deployment_id(i)).collect();
+    if config.is_none() {
+        // `--scalable`: the lab names the machines of the config it writes, and every node
+        // namespace carries the lab's name.
+        for (i, id) in (1..=machines).zip(&ids) {
+            assert_eq!(
+                lab.namespaces_of(id),
+                [format!("{}-m{i}-ledge-{id}", lab.name)]
+            );
+        }
+    }
     lab.down_leaves_nothing(&ids, remove_each);
 }
 
@@ -449,7 +474,10 @@ fn lab_up_deploys_the_config_of_c_and_edgenet_config() {
             String::from_utf8_lossy(&up.stderr)
         );
         let id = lab.deployment_id(1);
-        let addrs = support::sh_out(&format!("ip -n m1-ledge-{id} -j -4 addr show dev eth0"));
+        let addrs = support::sh_out(&format!(
+            "ip -n {}-m1-ledge-{id} -j -4 addr show dev eth0",
+            lab.name
+        ));
         assert!(addrs.contains("172.31.77.2"), "{how}: {addrs}");
         // `-c`: every machine runs `edgenet remove`; EDGENET_CONFIG: none does.
         lab.down_leaves_nothing(&[id], how == "-c");

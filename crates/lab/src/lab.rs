@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
+use edgenet_core::mac::MacAddr;
 use edgenet_host::netlink::{BridgeSpec, Netlink, RouteSpec, VethSpec};
 use edgenet_host::netns::{self, NetNs, NETNS_RUN_DIR};
 use edgenet_host::sysctl;
@@ -18,9 +19,6 @@ use crate::process;
 use crate::services::{self, ServiceSpec};
 use crate::state::{LabDir, LabState, MachineRecord, ServiceRecord, STATE_FILE};
 use crate::topology::*;
-
-/// The LAN router's MAC (locally administered; each lab's LAN is a namespace of its own).
-const LAN_ROUTER_MAC: &str = "02:ed:9e:1a:00:01";
 
 /// tinyproxy's config, in the lab directory.
 const PROXY_CONFIG: &str = "tinyproxy.conf";
@@ -507,7 +505,7 @@ impl Lab {
         // takes its lowest port's, so a machine leaving the LAN changed the router's MAC under
         // every other machine's ARP cache, cutting their way out for up to a minute.
         let mut bridge = BridgeSpec::new(LAN_BRIDGE);
-        bridge.mac = Some(LAN_ROUTER_MAC.parse().expect("a valid MAC"));
+        bridge.mac = Some(LAN_ROUTER_MAC);
         self.host(nl.create_bridge(&bridge))?;
         self.host(nl.add_address(LAN_BRIDGE, with_prefix(LAN_ROUTER, LAN_SUBNET)))?;
         self.host(nl.set_up(LAN_BRIDGE, true))?;
@@ -548,27 +546,36 @@ impl Lab {
         address: Ipv4Addr,
     ) -> Result<(), LabError> {
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
-        self.plug(&mut lan_nl, host, port)?;
-        self.configure_adapter(host, address)
+        self.plug(&mut lan_nl, host, port, None)?;
+        self.configure_adapter(host, address).map(drop)
     }
 
     /// The LAN side of a host's adapter: a veth whose end `port` is a port of the LAN
-    /// bridge, up, and whose peer `eth0` is created directly in `host`.
-    fn plug(&self, lan_nl: &mut Netlink, host: &NetNs, port: &str) -> Result<(), LabError> {
+    /// bridge, up, and whose peer `eth0` (with `mac`, else one the kernel picks) is created
+    /// directly in `host`.
+    fn plug(
+        &self,
+        lan_nl: &mut Netlink,
+        host: &NetNs,
+        port: &str,
+        mac: Option<MacAddr>,
+    ) -> Result<(), LabError> {
         let mut veth = VethSpec::new(port, ADAPTER);
         veth.peer_netns = Some(std::os::fd::AsFd::as_fd(host));
+        veth.peer_mac = mac;
         self.host(lan_nl.create_veth(&veth))?;
         self.host(lan_nl.set_master(port, Some(LAN_BRIDGE)))?;
         self.host(lan_nl.set_up(port, true))
     }
 
     /// The host side of its adapter: `eth0` with `address` on the LAN, up, default route via
-    /// the router.
-    fn configure_adapter(&self, host: &NetNs, address: Ipv4Addr) -> Result<(), LabError> {
+    /// the router. Returns the handle on `host`.
+    fn configure_adapter(&self, host: &NetNs, address: Ipv4Addr) -> Result<Netlink, LabError> {
         let mut nl = self.host(Netlink::open_in(host))?;
         self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
         self.host(nl.set_up(ADAPTER, true))?;
-        self.host(nl.add_route(&default_via(LAN_ROUTER)))
+        self.host(nl.add_route(&default_via(LAN_ROUTER)))?;
+        Ok(nl)
     }
 
     /// The machines, in O(N) kernel work and without waits: the intent for all of them is
@@ -596,12 +603,17 @@ impl Lab {
             .collect::<Result<_, _>>()?;
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
         for (machine, ns) in machines.iter().zip(&namespaces) {
-            self.plug(&mut lan_nl, ns, &machine.name)?;
+            let mac = machine_mac(machine.index);
+            self.plug(&mut lan_nl, ns, &machine.name, Some(mac))?;
+            self.host(lan_nl.learn_neighbour(LAN_BRIDGE, machine.address.addr(), mac))?;
         }
         crate::pool::map(
             machines.iter().zip(&namespaces).collect(),
             MACHINE_WORKERS,
-            |(machine, ns)| self.configure_adapter(ns, machine.address.addr()),
+            |(machine, ns)| {
+                let mut nl = self.configure_adapter(ns, machine.address.addr())?;
+                self.host(nl.learn_neighbour(ADAPTER, LAN_ROUTER, LAN_ROUTER_MAC))
+            },
         )
         .into_iter()
         .collect()

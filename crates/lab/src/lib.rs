@@ -43,7 +43,7 @@ pub use lab::{Lab, LabSpec, Undeploy, UpError, DEFAULT_TIMEOUT};
 pub use machine::LabMachine;
 pub use matrix::{Cell, Expectations, Matrix, NodeInfo, Reach, Row};
 pub use matrix_probes::PROBE_TIMEOUT;
-pub use scalable::{scalable_config, ScalableLayout};
+pub use scalable::{lab_scalable_config, scalable_config, ScalableLayout};
 pub use state::ServiceRecord;
 pub use status::{NODE_PAIRS_MAX, PROBE_WORKERS};
 pub use topology::check_name;

@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
-use crate::topology::{machine_name, ADAPTER, LAN_ROUTER};
+use crate::topology::{deployed_machine_name, machine_name, ADAPTER, LAN_ROUTER};
 
 /// Most machines whose scalable config uses the compact /24 layout.
 pub const COMPACT_MAX_MACHINES: u8 = 40;
@@ -169,6 +169,19 @@ pub fn scalable_config(machines: u8, windows: bool) -> Value {
         "Machines": list,
         "Edgenet": { "NodeRuntime": "netns" },
     })
+}
+
+/// [`scalable_config`] as `edgenet lab up --scalable` deploys it in lab `lab`: machine `m<i>`
+/// is named [`deployed_machine_name`] (`<lab>-m<i>`), so its nodes and their namespaces carry
+/// the lab's name.
+pub fn lab_scalable_config(lab: &str, machines: u8, windows: bool) -> Value {
+    let mut config = scalable_config(machines, windows);
+    if let Some(list) = config["Machines"].as_array_mut() {
+        for (index, machine) in (1..=machines).zip(list) {
+            machine["MachineName"] = deployed_machine_name(lab, &machine_name(index)).into();
+        }
+    }
+    config
 }
 
 #[cfg(test)]

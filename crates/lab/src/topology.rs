@@ -26,6 +26,7 @@
 
 use std::net::Ipv4Addr;
 
+use edgenet_core::mac::MacAddr;
 use ipnet::Ipv4Net;
 
 /// Prefix of every namespace a lab creates: `enl-<lab>-<role>`.
@@ -35,6 +36,8 @@ pub const NETNS_PREFIX: &str = "enl-";
 pub const LAN_SUBNET: Ipv4Net = net(198, 18, 0, 0, 22);
 /// The LAN router: gateway of the machines, the LAN DNS (a dnsmasq forwarder) and the proxy.
 pub const LAN_ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The LAN router's MAC (locally administered; each lab's LAN is a namespace of its own).
+pub const LAN_ROUTER_MAC: MacAddr = MacAddr([0x02, 0xed, 0x9e, 0x1a, 0x00, 0x01]);
 /// The LAN host that tries to open connections to nodes (the "LAN→node" row).
 pub const LAN_PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 /// First machine gets `.11`, the N-th `.10 + N`, up to [`FIRST_LAN_MACHINES`].
@@ -87,9 +90,23 @@ pub fn machine_address(index: u8) -> Ipv4Addr {
     }
 }
 
+/// The MAC of machine `index`'s adapter (locally administered, `02:ed:9e:1b:00:<index>`):
+/// fixed when the lab wires it, so the router's ARP entry for the machine is written at once.
+pub fn machine_mac(index: u8) -> MacAddr {
+    MacAddr([0x02, 0xed, 0x9e, 0x1b, 0x00, index])
+}
+
 /// The machine's name inside the lab (`m1`, `m2`, …), also its LAN bridge port name.
 pub fn machine_name(index: u8) -> String {
     format!("m{index}")
+}
+
+/// The name a deploy on lab `lab`'s machine `machine` gives that machine when the lab names
+/// it (`<lab>-<machine>`): its nodes are `<it>-ledge`/`-wedge` and their namespaces
+/// `<it>-ledge-<deployment id>`, so every namespace a lab's deploys make carries the lab's
+/// name, as the lab's own (`enl-<lab>-…`) do.
+pub fn deployed_machine_name(lab: &str, machine: &str) -> String {
+    format!("{lab}-{machine}")
 }
 
 /// `http://203.0.113.80/`

@@ -547,3 +547,72 @@ fn bad_input_touches_nothing() {
         Err(LabError::NotFound { .. })
     ));
 }
+
+/// `ip -j neigh show ADDRESS dev LINK` in `netns`: the entry, if the kernel has one.
+fn neighbour(netns: &str, link: &str, address: Ipv4Addr) -> Result<serde_json::Value, String> {
+    let out = run(Command::new("ip").args([
+        "-n",
+        netns,
+        "-j",
+        "neigh",
+        "show",
+        &address.to_string(),
+        "dev",
+        link,
+    ]))?;
+    let entries: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(entries[0].clone())
+}
+
+/// `ip -j link show LINK` in `netns`: its MAC.
+fn mac_of(netns: &str, link: &str) -> Result<String, String> {
+    let out = run(Command::new("ip").args(["-n", netns, "-j", "link", "show", link]))?;
+    let links: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    links[0]["address"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{link} in {netns} has no MAC"))
+}
+
+/// The lab wires each machine knowing both MACs of its link to the router, and writes them
+/// into both ARP caches (stale, `proto static`: used without a broadcast request, confirmed
+/// and replaced as learned ones are), so no machine's first packet to its gateway floods
+/// the LAN. The entries carry the real MACs: traffic crosses both ways at once.
+#[test]
+fn the_router_and_each_machine_know_each_others_mac_from_the_wiring() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("n"))? else {
+        return Ok(());
+    };
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 2;
+    spec.proxy = false;
+    let lab = Lab::up(&spec, |_| Ok::<(), String>(())).map_err(|e| e.to_string())?;
+    let lan = lab.lan_netns();
+    let router_mac = mac_of(&lan, "lan0")?;
+    for m in lab.machines() {
+        let machine_mac = mac_of(&m.netns, &m.adapter)?;
+        let at_router = neighbour(&lan, "lan0", m.address.addr())?;
+        assert_eq!(at_router["lladdr"], machine_mac.as_str(), "{at_router}");
+        assert_eq!(at_router["protocol"], "static", "{at_router}");
+        let at_machine = neighbour(&m.netns, &m.adapter, LAN_ROUTER)?;
+        assert_eq!(at_machine["lladdr"], router_mac.as_str(), "{at_machine}");
+        assert_eq!(at_machine["protocol"], "static", "{at_machine}");
+        for (from, to) in [(&m.netns, LAN_ROUTER), (&lan, m.address.addr())] {
+            run(Command::new("ip").args([
+                "netns",
+                "exec",
+                from,
+                "ping",
+                "-c1",
+                "-W1",
+                &to.to_string(),
+            ]))
+            .map_err(|e| format!("ping {to} from {from}: {e}"))?;
+        }
+    }
+    lab.down(|_| Ok::<(), String>(()))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

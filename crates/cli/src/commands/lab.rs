@@ -203,8 +203,8 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 .lab
                 .lab_dir
                 .join(format!("{}-scalable-{n}.json", args.lab.name));
-            let text = serde_json::to_string_pretty(&edgenet_lab::scalable_config(n, false))
-                .expect("serializes");
+            let generated = edgenet_lab::lab_scalable_config(&args.lab.name, n, false);
+            let text = serde_json::to_string_pretty(&generated).expect("serializes");
             std::fs::write(&path, text).map_err(lab_error)?;
             Some(path)
         }
@@ -261,7 +261,11 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                 .machines
                 .get(index)
                 .is_some_and(|c| c.machine_name.is_some());
-        let mut cmd = edgenet_cmd(m, (!named).then_some(m.name.as_str())).map_err(|e| e.message)?;
+        // A machine the config does not name is named by the lab, with the lab's name in it
+        // (so are its nodes and their namespaces).
+        let lab_named =
+            (!named).then(|| edgenet_lab::topology::deployed_machine_name(&args.lab.name, &m.name));
+        let mut cmd = edgenet_cmd(m, lab_named.as_deref()).map_err(|e| e.message)?;
         let out = cmd.args(&a).output();
         let failure = match out {
             Ok(out) if out.status.success() => {

@@ -11,9 +11,10 @@
 //!
 //! Layout (as netavark's `netlink.rs` + `netlink_route.rs` and rtnetlink's `link/`, `addr/`,
 //! `route/`): this file holds the handle; `socket` the request/ack/dump loop and the
-//! parsing of whole datagrams; `link`, `addr`, `route` and `rule` one object kind each, its
-//! values, its operations and the parser from the kernel's message to the value. Replies are
-//! read with `netlink-packet-route`'s message types and NLA iterators only.
+//! parsing of whole datagrams; `link`, `addr`, `route`, `rule` and `neighbour` one object
+//! kind each, its values, its operations and the parser from the kernel's message to the
+//! value. Replies are read with `netlink-packet-route`'s message types and NLA iterators
+//! only.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ pub mod connected_route;
 mod detached;
 pub mod dropping_route;
 mod link;
+mod neighbour;
 mod route;
 mod rule;
 mod socket;
