@@ -243,6 +243,12 @@ pub fn restore_adapter(
         .into_iter()
         .map(|m| format!("moved {m} from {bridge} back to {}", snap.name))
         .collect();
+    done.extend(moved.beside().iter().map(|b| {
+        format!(
+            "kept {b} as it is (not edgenet's); the route moved back to {} went beside it",
+            snap.name
+        )
+    }));
     if link.master.as_deref() == Some(bridge) {
         k.set_master(&snap.name, None)?;
         done.push(format!("released {} from {bridge}", snap.name));
@@ -504,6 +510,11 @@ pub fn move_addressing(
     for item in moved.describe() {
         j.changed(format!("moved {item} from {adapter} to {bridge}"));
     }
+    for b in moved.beside() {
+        j.changed(format!(
+            "kept {b} as it is (not edgenet's); the route moved to {bridge} went beside it, and the kernel uses the one that came first"
+        ));
+    }
     for warning in moved.skipped() {
         j.warn(warning.clone());
     }
@@ -756,6 +767,9 @@ pub fn keep_host_config(
                 "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
             ))
             .collect();
+        changes.extend(back.beside().iter().map(|b| {
+            format!("kept {b} as it is (not edgenet's); the route put back on {bridge} went beside it")
+        }));
         changes.extend(
             back.skipped()
                 .iter()
