@@ -199,3 +199,123 @@ fn the_switch_subnet_route_is_added_back_beside_an_administrators_route() {
     s.m.ok(&["remove", "-q"]);
     assert_eq!(s.routes_to(&net), [route("", "10.77.0.1", "vpn0")]);
 }
+
+/// The IPv4 addresses on `dev` in the machine's namespace.
+fn addresses_of(s: &Site, dev: &str) -> Vec<String> {
+    ipv4_of(&s.m.ip_json("addr"), dev)
+}
+
+/// 10: the host's address gone from the bridge to another up NIC is not put back on the bridge
+/// too (the same address on two NICs); deploy says so and status names the NIC.
+#[test]
+fn an_address_another_nic_has_now_is_not_put_back_on_the_bridge() {
+    let Some(s) = Site::new("a10") else { return };
+    s.ip("route add default via 198.18.0.1 dev up0 metric 100");
+    s.m.ok(&["deploy", "-c", &s.cfg, "-q"]);
+    s.ip(&format!("addr del 198.18.0.11/24 dev {BRIDGE}"));
+    s.ip("addr add 198.18.0.11/24 dev vpn0");
+    let status = s.m.edgenet(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        status.contains("another NIC has them now: deploy leaves address 198.18.0.11/24 on vpn0"),
+        "{status}"
+    );
+    let out = s.m.edgenet(&["deploy"]);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(addresses_of(&s, BRIDGE).is_empty(), "{text}");
+    assert_eq!(addresses_of(&s, "vpn0"), ["10.77.0.2/24", "198.18.0.11/24"], "{text}");
+    assert!(
+        text.contains("left address 198.18.0.11/24 on vpn0, which has it now: not put on aksedgesw-ext too"),
+        "{text}"
+    );
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn link_names(s: &Site) -> Vec<String> {
+    s.m.ip_json("link")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// 2: a link someone put in the deployment's link group without its mark is left by remove
+/// and by remove --orphan (which delete the deployment's own links one by one then), and
+/// reported.
+#[test]
+fn a_foreign_link_in_the_deployments_link_group_is_never_deleted() {
+    let Some(s) = Site::new("g2") else { return };
+    let cfg = s.m.write_config(
+        "int.json",
+        &json!({"Network": {"SkipDnsCheck": true}, "Edgenet": {"SwitchName": "f22sw2", "MachineName": "f22c2"}}),
+    );
+    for orphan in [false, true] {
+        s.m.ok(&["deploy", "-c", &cfg, "-q"]);
+        let group = s.m.ip_json("-d link show f22sw2")[0]["group"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let _ = Command::new("ip")
+            .args(["-n", &s.m.ns, "link", "del", "f22f0"])
+            .stderr(Stdio::null())
+            .status();
+        s.ip("link add f22f0 type veth peer name f22f1");
+        s.ip(&format!("link set f22f0 group {group}"));
+        s.ip(&format!("link set f22f1 group {group}"));
+        let out = if orphan {
+            let id = s.m.state_id().unwrap();
+            std::fs::remove_dir_all(&s.m.state).unwrap();
+            s.m.edgenet(&["remove", "--orphan", &id])
+        } else {
+            s.m.edgenet(&["remove"])
+        };
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        let links = link_names(&s);
+        assert!(links.contains(&"f22f0".to_string()), "orphan {orphan}: {links:?}\n{text}");
+        assert!(links.contains(&"f22f1".to_string()), "orphan {orphan}: {links:?}\n{text}");
+        assert!(!links.contains(&"f22sw2".to_string()), "orphan {orphan}: {links:?}\n{text}");
+        assert!(
+            text.contains("interface f22f0: it is in this deployment's link group"),
+            "{text}"
+        );
+    }
+}
+
+/// 3: remove --orphan of a lost external deployment whose adapter is gone leaves the bridge
+/// that carries the host's address and default route (as plain remove does), and says so.
+#[test]
+fn an_orphan_remove_leaves_a_bridge_with_the_hosts_network_when_the_adapter_is_gone() {
+    let Some(s) = Site::new("o3") else { return };
+    s.ip("route add default via 198.18.0.1 dev up0 metric 100");
+    s.m.ok(&["deploy", "-c", &s.cfg, "-q"]);
+    let id = s.m.state_id().unwrap();
+    s.ip(&format!("link set up0 netns {}", s.lan));
+    std::fs::remove_dir_all(&s.m.state).unwrap();
+    let out = s.m.edgenet(&["remove", "--orphan", &id]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(addresses_of(&s, BRIDGE), ["198.18.0.11/24"], "{text}");
+    assert_eq!(
+        s.routes_to("default"),
+        [route("", "198.18.0.1", BRIDGE)],
+        "{text}"
+    );
+    assert!(text.contains(&format!("bridge {BRIDGE}: it carries the host's network")), "{text}");
+    // The node's veth and namespace went.
+    assert!(s.m.node_namespaces().is_empty(), "{text}");
+}

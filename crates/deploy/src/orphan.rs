@@ -81,7 +81,15 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
         }
         None => Vec::new(),
     };
-    let ours: Vec<_> = links.iter().filter(|l| own.owns(l)).cloned().collect();
+    // Only what carries the mark: a link someone put in the deployment's link group without
+    // it is not the deployment's (there is no state to say a run was killed making it).
+    let marked = |l: &edgenet_host::netlink::Link| l.alias.as_deref() == Some(own.alias.as_str());
+    for name in crate::remove::group_members(&links, &own, |_| false).foreign {
+        report
+            .left
+            .push(crate::remove::foreign_group_member(&name, &own));
+    }
+    let ours: Vec<_> = links.iter().filter(|l| marked(l)).cloned().collect();
     let tables = marked_tables(&own_table, &mut report);
     let here = !ours.is_empty() || !tables.is_empty();
 
@@ -116,7 +124,7 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
         for b in bridges {
             let foreign_ports: Vec<&str> = links
                 .iter()
-                .filter(|p| p.master.as_deref() == Some(b.name.as_str()) && !own.owns(p))
+                .filter(|p| p.master.as_deref() == Some(b.name.as_str()) && !marked(p))
                 .map(|p| p.name.as_str())
                 .collect();
             if !foreign_ports.is_empty() {
@@ -126,6 +134,15 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
                     foreign_ports.join(", "),
                     b.name
                 ));
+                continue;
+            }
+            // The host's configuration on a bridge whose adapter is gone (unplugged, its
+            // driver not loaded): an internal switch's bridge has only its own address and
+            // the kernel's route of it; routes through it (the host's default route) or a
+            // DHCP address say it is an external switch's, carrying the host's network.
+            // Nothing can take them back: the bridge stays, as plain remove leaves it.
+            if let Some(line) = carries_host_config(nl, &b.name) {
+                report.left.push(line);
                 continue;
             }
             delete_link(nl, &b.name, &mut report);
@@ -314,4 +331,30 @@ fn forwarding_back(
         )),
         Err(e) => report.errors.push(e.to_string()),
     }
+}
+
+/// The report line of a marked bridge without ports of the host that carries the host's
+/// configuration (routes through it other than the kernel's, or an address with a lifetime,
+/// i.e. from DHCP or router advertisements); `None` for a bridge without any.
+fn carries_host_config(nl: &mut dyn Kernel, bridge: &str) -> Option<String> {
+    let config = nl.link_config(bridge).ok()?;
+    let routes = config.describe();
+    let routes: Vec<&String> = routes
+        .iter()
+        .filter(|d| !d.starts_with("address ") && !d.starts_with("rule "))
+        .collect();
+    let dynamic = config.addresses.iter().any(|a| {
+        a.attributes.iter().any(|x| {
+            matches!(x, netlink_packet_route::address::AddressAttribute::CacheInfo(ci) if ci.ifa_valid != u32::MAX)
+        })
+    });
+    if routes.is_empty() && !dynamic {
+        return None;
+    }
+    let mut what = config.address_strings();
+    what.extend(routes.into_iter().cloned());
+    Some(format!(
+        "bridge {bridge}: it carries the host's network ({}) and no port of it is the host's adapter (unplugged, or its driver not loaded?), so nothing can take it back; move the addresses and routes to the adapter when it is back (and set `net.ipv6.conf.<adapter>.disable_ipv6` back to 0), or delete the bridge (`ip link del {bridge}`) once the host has its network on another link",
+        what.join(", ")
+    ))
 }

@@ -394,11 +394,35 @@ fn fill(
             && nl.link_config(&plan.switch.name)?.addresses.is_empty()
             && nl.link_config(adapter)?.addresses.is_empty()
         {
-            report.drift.push(format!(
-                "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
-                recorded.join(", "),
-                plan.switch.name
-            ));
+            let held = match saved.as_ref() {
+                Some(saved) => switch::adapter::held_elsewhere(
+                    nl,
+                    saved,
+                    &plan.switch.name,
+                    &plan.switch.name,
+                    adapter,
+                )?,
+                None => Vec::new(),
+            };
+            let held: Vec<String> = held
+                .into_iter()
+                .filter(|(item, _)| item.starts_with("address "))
+                .map(|(_, line)| line.strip_prefix("left ").unwrap_or(&line).to_string())
+                .collect();
+            if held.is_empty() {
+                report.drift.push(format!(
+                    "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
+                    recorded.join(", "),
+                    plan.switch.name
+                ));
+            } else {
+                report.drift.push(format!(
+                    "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}, and another NIC has them now: deploy leaves {}; to give them back to the switch, delete them from that NIC and run deploy",
+                    recorded.join(", "),
+                    plan.switch.name,
+                    held.join("; ")
+                ));
+            }
         } else if let Some(saved) = saved.as_ref().filter(|_| sw.present && sw.ours && is_port) {
             // Part of it gone (the bridge set down by hand: the kernel flushed its routes, the
             // default route with them): the host may have lost its uplink.
