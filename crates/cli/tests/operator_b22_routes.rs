@@ -319,3 +319,41 @@ fn an_orphan_remove_leaves_a_bridge_with_the_hosts_network_when_the_adapter_is_g
     // The node's veth and namespace went.
     assert!(s.m.node_namespaces().is_empty(), "{text}");
 }
+
+/// 5: the temp files of killed runs in the state directory (the ruleset cache's
+/// `ruleset-cache.json.tmp-PID`, a state file's `.state.json.….tmp`) are deleted by remove,
+/// listed in `leftover_files`, and the state directory goes.
+#[test]
+fn remove_deletes_the_temp_files_of_killed_runs_and_the_state_directory() {
+    let Some(s) = Site::new("t5") else { return };
+    let cfg = s.m.write_config(
+        "int.json",
+        &json!({"Network": {"SkipDnsCheck": true}, "Edgenet": {"SwitchName": "f22sw5", "MachineName": "f22c5"}}),
+    );
+    s.m.ok(&["deploy", "-c", &cfg, "-q"]);
+    // PIDs no process has (above the kernel's pid_max limit of 2^22).
+    let cache_tmp = s.m.state.join("ruleset-cache.json.tmp-4194399");
+    let state_tmp = s.m.state.join(".state.json.Ab12Z.tmp");
+    std::fs::write(&cache_tmp, "{}").unwrap();
+    std::fs::write(&state_tmp, "").unwrap();
+    let out = s.m.edgenet(&["remove", "-o", "json"]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<&str> = v["leftover_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&cache_tmp.to_str().unwrap()), "{text}");
+    assert!(listed.contains(&state_tmp.to_str().unwrap()), "{text}");
+    assert!(!s.m.state.exists(), "{text}");
+    // With nothing recorded, the same.
+    std::fs::create_dir_all(&s.m.state).unwrap();
+    std::fs::write(&cache_tmp, "{}").unwrap();
+    let out = s.m.edgenet(&["remove", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["leftover_files"], json!([cache_tmp.to_str().unwrap()]), "{}", output_text(&out));
+    assert!(!s.m.state.exists());
+}

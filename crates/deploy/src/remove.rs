@@ -34,7 +34,9 @@ pub struct RemoveReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vm_notes: Vec<String>,
     /// With no deployment recorded: the files a deploy stopped before its first record left
-    /// in the state directory (`config.json`, node files), deleted.
+    /// in the state directory (`config.json`, node files), deleted. Always: the temp files of
+    /// runs killed while writing a file of the state directory (`.state.json.….tmp`,
+    /// `ruleset-cache.json.tmp-PID`), deleted.
     #[serde(default)]
     pub leftover_files: Vec<String>,
     /// `remove --orphan ID`: a deployment no state directory holds, found by its mark.
@@ -78,6 +80,7 @@ pub fn remove_loaded(
         report.leftover_files = found
             .into_iter()
             .filter(|p| !p.exists())
+            .chain(lock.stale_temp_files_removed())
             .map(|p| p.display().to_string())
             .collect();
         return Ok(report);
@@ -87,6 +90,11 @@ pub fn remove_loaded(
     let mut report = RemoveReport {
         found: true,
         deployment_id: Some(id.to_string()),
+        leftover_files: lock
+            .stale_temp_files_removed()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         ..RemoveReport::default()
     };
     state.begin_remove();
