@@ -357,3 +357,56 @@ fn remove_deletes_the_temp_files_of_killed_runs_and_the_state_directory() {
     assert_eq!(v["leftover_files"], json!([cache_tmp.to_str().unwrap()]), "{}", output_text(&out));
     assert!(!s.m.state.exists());
 }
+
+/// 7: deploy over a lost external deployment whose bridge still holds the adapter gives the
+/// advice that works (by hand: addresses and routes back, IPv6 back on the adapter, the
+/// bridge deleted), not only `remove --orphan`, which leaves that bridge; --orphan's line
+/// names the adapter's IPv6 too.
+#[test]
+fn the_hint_for_a_lost_external_deployment_gives_the_way_out_that_works() {
+    let Some(s) = Site::new("h7") else { return };
+    s.ip("route add default via 198.18.0.1 dev up0 metric 100");
+    s.m.ok(&["deploy", "-c", &s.cfg, "-q"]);
+    let id = s.m.state_id().unwrap();
+    std::fs::remove_dir_all(&s.m.state).unwrap();
+    let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("move the addresses and routes back to up0"), "{text}");
+    assert!(text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"), "{text}");
+    assert!(text.contains(&format!("`ip link del {BRIDGE}`")), "{text}");
+    let out = s.m.edgenet(&["remove", "--orphan", &id]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"), "{text}");
+    // The bridge and the host's network on it stay.
+    assert_eq!(addresses_of(&s, BRIDGE), ["198.18.0.11/24"], "{text}");
+}
+
+/// 6: remove --orphan leaves IPv4 forwarding on when the host forwarded before the deployment
+/// came (nothing says it turned it on), and sets it back when its deploy noted that it did.
+#[test]
+fn an_orphan_remove_sets_forwarding_back_only_with_evidence() {
+    let Some(s) = Site::new("f6") else { return };
+    let cfg = s.m.write_config(
+        "int.json",
+        &json!({"Network": {"SkipDnsCheck": true}, "Edgenet": {"SwitchName": "f22sw6", "MachineName": "f22c6"}}),
+    );
+    for before in ["1", "0"] {
+        sh(&format!(
+            "ip netns exec {} sysctl -qw net.ipv4.ip_forward={before}",
+            s.m.ns
+        ));
+        s.m.ok(&["deploy", "-c", &cfg, "-q"]);
+        assert_eq!(s.m.sysctl("net.ipv4.ip_forward").trim(), "1");
+        let id = s.m.state_id().unwrap();
+        std::fs::remove_dir_all(&s.m.state).unwrap();
+        let out = s.m.edgenet(&["remove", "--orphan", &id]);
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(s.m.sysctl("net.ipv4.ip_forward").trim(), before, "{text}");
+        if before == "1" {
+            assert!(text.contains("nothing says this deployment turned it on"), "{text}");
+        }
+    }
+}

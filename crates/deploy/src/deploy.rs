@@ -1350,6 +1350,8 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
             forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
         }
         sysctl::write(IP_FORWARD, "1")?;
+        // Outside the state directory too: evidence for `remove --orphan` if it is lost.
+        forwarding::note_enabled_by(&run.state.deployment_id.to_string(), live.trim());
         run.changed(format!(
             "enabled IPv4 forwarding ({IP_FORWARD} was {})",
             live.trim()

@@ -14,6 +14,40 @@ fn handover_path() -> Option<std::path::PathBuf> {
     Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward")))
 }
 
+/// Where deploy notes that deployment `id` turned forwarding on, and its value before, outside
+/// the state directory (in /run, keyed by the namespace: gone at reboot, as the sysctl is), so
+/// `remove --orphan` of that deployment has evidence once the state directory is lost.
+fn enabled_by_path(id: &str) -> Option<std::path::PathBuf> {
+    let key = edgenet_host::lock::network_namespace_key().ok()?;
+    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward.{id}")))
+}
+
+/// Deploy of `id` turned forwarding on; it was `previous`.
+pub fn note_enabled_by(id: &str, previous: &str) {
+    let Some(path) = enabled_by_path(id) else { return };
+    let written = std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
+        .and_then(|()| std::fs::write(&path, previous));
+    if let Err(e) = written {
+        tracing::debug!("{}: {e}", path.display());
+    }
+}
+
+/// The value forwarding had before deployment `id` turned it on, when [`note_enabled_by`]
+/// noted it (since the last boot); the note is used up.
+pub fn take_enabled_by(id: &str) -> Option<String> {
+    let path = enabled_by_path(id)?;
+    let previous = std::fs::read_to_string(&path).ok()?;
+    let _ = std::fs::remove_file(&path);
+    Some(previous.trim().to_string()).filter(|p| !p.is_empty())
+}
+
+/// The note of [`note_enabled_by`] goes (the deployment is removed).
+pub fn forget_enabled_by(id: &str) {
+    if let Some(path) = enabled_by_path(id) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Leaves `previous` for the last deployment of this namespace (the first hand-over wins:
 /// it holds the value from before any edgenet deployment).
 pub fn hand_over(previous: &str) {

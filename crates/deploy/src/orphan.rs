@@ -129,9 +129,10 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
                 .collect();
             if !foreign_ports.is_empty() {
                 report.left.push(format!(
-                    "bridge {}: it holds {} (the host's adapter of an external switch, with the host's addresses and routes on the bridge); how to give them back was recorded in the lost state directory: move the addresses and routes back to the adapter, then `ip link del {}`",
+                    "bridge {}: it holds {} (the host's adapter of an external switch, with the host's addresses and routes on the bridge); how to give them back was recorded in the lost state directory: move the addresses and routes back to the adapter, set `net.ipv6.conf.{}.disable_ipv6` back to 0 (edgenet turned IPv6 off on the port; its value from before was in the lost state), then `ip link del {}`",
                     b.name,
                     foreign_ports.join(", "),
+                    foreign_ports[0],
                     b.name
                 ));
                 continue;
@@ -190,7 +191,7 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
     // Only once something of the deployment was here: an id that matched nothing says
     // nothing about who turned forwarding on.
     if !report.removed.is_empty() {
-        forwarding_back(&own_table, nl.as_mut(), state_dir, &mut report);
+        forwarding_back(id, &own_table, nl.as_mut(), state_dir, &mut report);
     }
     Ok(report)
 }
@@ -270,10 +271,13 @@ fn node_has_eth0(name: &str) -> bool {
 }
 
 /// Forwarding goes back as the leftover notice says, once nothing else needs it: the value
-/// handed over by an earlier remove in this namespace, else 0 — unless another edgenet
-/// deployment (this state directory's, or one marked here), Docker or another router's chain
-/// still forwards.
+/// handed over by an earlier remove in this namespace, else the value its deploy noted in
+/// /run/edgenet when it turned forwarding on — unless another edgenet deployment (this state
+/// directory's, or one marked here), Docker or another router's chain still forwards. Without
+/// either, nothing says the deployment turned it on (a router's host forwarded before): it
+/// stays on, and the report says how to turn it off.
 fn forwarding_back(
+    id: &DeploymentId,
     own_table: &str,
     nl: Option<&mut edgenet_host::netlink::Netlink>,
     state_dir: &Path,
@@ -304,12 +308,16 @@ fn forwarding_back(
         )),
         (None, None) => forwarding::other_forwarding_user(own_table),
     };
+    // What forwarding was before this deployment turned it on, when its deploy noted that
+    // outside the state directory; without that note, nothing says it did (it may have been
+    // on before: a router, a VPN gateway), and it is left on.
+    let before = forwarding::take_enabled_by(&id.to_string());
     if let Some(user) = user {
         // The last edgenet deployment here puts it back when it goes, as after a remove
         // beside it (its own records say "was 1": the orphan's doing, maybe).
-        let handed_over = user.starts_with(forwarding::ANOTHER_DEPLOYMENT);
-        if handed_over {
-            forwarding::hand_over("0");
+        let handed_over = user.starts_with(forwarding::ANOTHER_DEPLOYMENT) && before.is_some();
+        if let Some(before) = before.as_deref().filter(|_| handed_over) {
+            forwarding::hand_over(before);
         }
         report.left.push(format!(
             "{IP_FORWARD} at 1 (not set back: {user} forwards through this host{})",
@@ -325,9 +333,17 @@ fn forwarding_back(
         report.restored.push(restored);
         return;
     }
-    match sysctl::write(IP_FORWARD, "0") {
+    let Some(before) = before else {
+        report.left.push(format!(
+            "{IP_FORWARD} at 1: nothing says this deployment turned it on (it was on when the deployment came, or the note its deploy left in {} went with a reboot), so it stays; if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`",
+            edgenet_host::lock::RUN_DIR
+        ));
+        return;
+    };
+    match sysctl::write(IP_FORWARD, &before) {
         Ok(()) => report.restored.push(format!(
-            "{IP_FORWARD} to 0 (the deployment may have turned it on, its value from before went with its state directory, and nothing else forwards through this host)"
+            "{IP_FORWARD} to {before} (its value before this deployment turned it on, noted in {}; nothing else forwards through this host)",
+            edgenet_host::lock::RUN_DIR
         )),
         Err(e) => report.errors.push(e.to_string()),
     }

@@ -401,6 +401,7 @@ pub fn remove_loaded(
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
+        crate::forwarding::forget_enabled_by(&id.to_string());
         lock.release_and_delete();
     } else {
         lock.save(&state)?;
