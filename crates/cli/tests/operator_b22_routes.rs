@@ -124,12 +124,18 @@ fn routes_of_another_interface_in_the_same_slot_stay_through_deploy_and_remove()
     let out = s.m.ok(&["remove"]);
     assert_eq!(
         s.routes_to("default"),
-        [route("", "10.77.0.1", "vpn0"), route("", "198.18.0.1", "up0")],
+        [
+            route("", "10.77.0.1", "vpn0"),
+            route("", "198.18.0.1", "up0")
+        ],
         "{out}"
     );
     assert_eq!(
         s.routes_to("10.50.0.0/16"),
-        [route("", "10.77.0.1", "vpn0"), route("", "198.18.0.1", "up0")],
+        [
+            route("", "10.77.0.1", "vpn0"),
+            route("", "198.18.0.1", "up0")
+        ],
         "{out}"
     );
 }
@@ -146,10 +152,7 @@ fn a_recorded_route_is_put_back_beside_a_vpn_route_and_a_blackhole() {
     s.ip("route append blackhole default metric 100");
     assert_eq!(
         s.routes_to("default"),
-        [
-            route("", "10.77.0.1", "vpn0"),
-            route("blackhole", "", "")
-        ]
+        [route("", "10.77.0.1", "vpn0"), route("blackhole", "", "")]
     );
     let out = s.m.ok(&["deploy"]);
     assert_eq!(
@@ -161,7 +164,10 @@ fn a_recorded_route_is_put_back_beside_a_vpn_route_and_a_blackhole() {
         ],
         "{out}"
     );
-    assert!(out.contains("put back default via 198.18.0.1 metric 100 (beside "), "{out}");
+    assert!(
+        out.contains("put back default via 198.18.0.1 metric 100 (beside "),
+        "{out}"
+    );
     assert!(out.contains("blackhole default metric 100"), "{out}");
     s.m.ok(&["remove", "-q"]);
     assert_eq!(
@@ -195,7 +201,10 @@ fn the_switch_subnet_route_is_added_back_beside_an_administrators_route() {
         [route("", "10.77.0.1", "vpn0"), route("", "", "f22sw1")],
         "{out}"
     );
-    assert!(out.contains(&format!("beside {net} via 10.77.0.1 dev vpn0")), "{out}");
+    assert!(
+        out.contains(&format!("beside {net} via 10.77.0.1 dev vpn0")),
+        "{out}"
+    );
     s.m.ok(&["remove", "-q"]);
     assert_eq!(s.routes_to(&net), [route("", "10.77.0.1", "vpn0")]);
 }
@@ -228,9 +237,15 @@ fn an_address_another_nic_has_now_is_not_put_back_on_the_bridge() {
     );
     assert!(out.status.success(), "{text}");
     assert!(addresses_of(&s, BRIDGE).is_empty(), "{text}");
-    assert_eq!(addresses_of(&s, "vpn0"), ["10.77.0.2/24", "198.18.0.11/24"], "{text}");
+    assert_eq!(
+        addresses_of(&s, "vpn0"),
+        ["10.77.0.2/24", "198.18.0.11/24"],
+        "{text}"
+    );
     assert!(
-        text.contains("left address 198.18.0.11/24 on vpn0, which has it now: not put on aksedgesw-ext too"),
+        text.contains(
+            "left address 198.18.0.11/24 on vpn0, which has it now: not put on aksedgesw-ext too"
+        ),
         "{text}"
     );
 }
@@ -276,6 +291,14 @@ fn a_foreign_link_in_the_deployments_link_group_is_never_deleted() {
         s.ip("link add f22f0 type veth peer name f22f1");
         s.ip(&format!("link set f22f0 group {group}"));
         s.ip(&format!("link set f22f1 group {group}"));
+        if !orphan {
+            let status = s.m.edgenet(&["status"]);
+            let status = output_text(&status);
+            assert!(
+                status.contains("interface f22f0: it is in this deployment's link group"),
+                "{status}"
+            );
+        }
         let out = if orphan {
             let id = s.m.state_id().unwrap();
             std::fs::remove_dir_all(&s.m.state).unwrap();
@@ -286,9 +309,18 @@ fn a_foreign_link_in_the_deployments_link_group_is_never_deleted() {
         let text = output_text(&out);
         assert!(out.status.success(), "{text}");
         let links = link_names(&s);
-        assert!(links.contains(&"f22f0".to_string()), "orphan {orphan}: {links:?}\n{text}");
-        assert!(links.contains(&"f22f1".to_string()), "orphan {orphan}: {links:?}\n{text}");
-        assert!(!links.contains(&"f22sw2".to_string()), "orphan {orphan}: {links:?}\n{text}");
+        assert!(
+            links.contains(&"f22f0".to_string()),
+            "orphan {orphan}: {links:?}\n{text}"
+        );
+        assert!(
+            links.contains(&"f22f1".to_string()),
+            "orphan {orphan}: {links:?}\n{text}"
+        );
+        assert!(
+            !links.contains(&"f22sw2".to_string()),
+            "orphan {orphan}: {links:?}\n{text}"
+        );
         assert!(
             text.contains("interface f22f0: it is in this deployment's link group"),
             "{text}"
@@ -315,7 +347,10 @@ fn an_orphan_remove_leaves_a_bridge_with_the_hosts_network_when_the_adapter_is_g
         [route("", "198.18.0.1", BRIDGE)],
         "{text}"
     );
-    assert!(text.contains(&format!("bridge {BRIDGE}: it carries the host's network")), "{text}");
+    assert!(
+        text.contains(&format!("bridge {BRIDGE}: it carries the host's network")),
+        "{text}"
+    );
     // The node's veth and namespace went.
     assert!(s.m.node_namespaces().is_empty(), "{text}");
 }
@@ -354,7 +389,12 @@ fn remove_deletes_the_temp_files_of_killed_runs_and_the_state_directory() {
     std::fs::write(&cache_tmp, "{}").unwrap();
     let out = s.m.edgenet(&["remove", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["leftover_files"], json!([cache_tmp.to_str().unwrap()]), "{}", output_text(&out));
+    assert_eq!(
+        v["leftover_files"],
+        json!([cache_tmp.to_str().unwrap()]),
+        "{}",
+        output_text(&out)
+    );
     assert!(!s.m.state.exists());
 }
 
@@ -372,13 +412,22 @@ fn the_hint_for_a_lost_external_deployment_gives_the_way_out_that_works() {
     let out = s.m.edgenet(&["deploy", "-c", &s.cfg]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("move the addresses and routes back to up0"), "{text}");
-    assert!(text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"), "{text}");
+    assert!(
+        text.contains("move the addresses and routes back to up0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"),
+        "{text}"
+    );
     assert!(text.contains(&format!("`ip link del {BRIDGE}`")), "{text}");
     let out = s.m.edgenet(&["remove", "--orphan", &id]);
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"), "{text}");
+    assert!(
+        text.contains("net.ipv6.conf.up0.disable_ipv6` back to 0"),
+        "{text}"
+    );
     // The bridge and the host's network on it stay.
     assert_eq!(addresses_of(&s, BRIDGE), ["198.18.0.11/24"], "{text}");
 }
@@ -406,7 +455,10 @@ fn an_orphan_remove_sets_forwarding_back_only_with_evidence() {
         assert!(out.status.success(), "{text}");
         assert_eq!(s.m.sysctl("net.ipv4.ip_forward").trim(), before, "{text}");
         if before == "1" {
-            assert!(text.contains("nothing says this deployment turned it on"), "{text}");
+            assert!(
+                text.contains("nothing says this deployment turned it on"),
+                "{text}"
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ fn enabled_by_path(id: &str) -> Option<std::path::PathBuf> {
 
 /// Deploy of `id` turned forwarding on; it was `previous`.
 pub fn note_enabled_by(id: &str, previous: &str) {
-    let Some(path) = enabled_by_path(id) else { return };
+    let Some(path) = enabled_by_path(id) else {
+        return;
+    };
     let written = std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
         .and_then(|()| std::fs::write(&path, previous));
     if let Err(e) = written {

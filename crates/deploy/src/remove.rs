@@ -185,8 +185,10 @@ pub fn remove_loaded(
     // deleted; then the group is not deleted as a whole, only its marked members one by one.
     let recorded_link = |name: &str| {
         state.objects.iter().any(|o| {
-            matches!(o.kind, ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap)
-                && o.name == name
+            matches!(
+                o.kind,
+                ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
+            ) && o.name == name
                 && o.netns.is_none()
         })
     };

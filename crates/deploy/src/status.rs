@@ -160,6 +160,24 @@ fn fill(
     let nl: &mut dyn Kernel = &mut nl;
 
     let sw = switch::driver(&plan.switch, state).live(nl, &plan.switch.name, &own)?;
+    // A link someone put in the deployment's link group without its mark: remove leaves it.
+    {
+        let links = nl.links()?;
+        let recorded = |name: &str| {
+            state.objects.iter().any(|o| {
+                matches!(
+                    o.kind,
+                    ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
+                ) && o.name == name
+                    && o.netns.is_none()
+            })
+        };
+        for name in crate::remove::group_members(&links, &own, recorded).foreign {
+            report
+                .notices
+                .push(crate::remove::foreign_group_member(&name, &own));
+        }
+    }
     let drift = &mut report.drift;
     if !sw.present {
         drift.push(format!("bridge {} is missing", plan.switch.name));

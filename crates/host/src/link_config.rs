@@ -429,7 +429,10 @@ impl Netlink {
             match self.add_link_config(&item, link, None) {
                 Ok((r, beside)) if r.is_empty() => done.push(match beside.as_slice() {
                     [] => what,
-                    b => format!("{what} (beside {}, not edgenet's: left as it is)", b.join("; ")),
+                    b => format!(
+                        "{what} (beside {}, not edgenet's: left as it is)",
+                        b.join("; ")
+                    ),
                 }),
                 Ok((r, _)) => {
                     refused.extend(r.into_iter().map(|(_, why)| format!("{what}: {why}")))
@@ -577,7 +580,10 @@ impl Netlink {
 
 /// A route of another interface as `ip route` shows it: its type when not unicast, and its
 /// device(s).
-fn describe_foreign_route(r: &RouteMessage, names: &std::collections::HashMap<u32, String>) -> String {
+fn describe_foreign_route(
+    r: &RouteMessage,
+    names: &std::collections::HashMap<u32, String>,
+) -> String {
     use netlink_packet_route::route::RouteType;
     let mut s = String::new();
     let kind = match r.header.kind {
@@ -595,11 +601,15 @@ fn describe_foreign_route(r: &RouteMessage, names: &std::collections::HashMap<u3
     let mut devices: Vec<String> = Vec::new();
     for a in &r.attributes {
         match a {
-            RouteAttribute::Oif(i) => devices.push(names.get(i).cloned().unwrap_or_else(|| format!("if{i}"))),
-            RouteAttribute::MultiPath(hops) => devices.extend(
-                hops.iter()
-                    .map(|h| names.get(&h.interface_index).cloned().unwrap_or_else(|| format!("if{}", h.interface_index))),
-            ),
+            RouteAttribute::Oif(i) => {
+                devices.push(names.get(i).cloned().unwrap_or_else(|| format!("if{i}")))
+            }
+            RouteAttribute::MultiPath(hops) => devices.extend(hops.iter().map(|h| {
+                names
+                    .get(&h.interface_index)
+                    .cloned()
+                    .unwrap_or_else(|| format!("if{}", h.interface_index))
+            })),
             _ => {}
         }
     }
@@ -842,6 +852,7 @@ mod tests {
             routes: vec![r],
             rules: vec![],
             skipped: vec![],
+            beside: vec![],
         };
         let saved = SavedLinkConfig::save(&config, "br0", 7);
         let text = serde_json::to_string(&saved).unwrap();
@@ -866,6 +877,7 @@ mod tests {
             routes: vec![r],
             rules: vec![rule],
             skipped: vec![],
+            beside: vec![],
         };
         let t = translate(&config, "up0", "br0", 9, Some(7));
         assert_eq!(t.addresses[0].header.index, 9);

@@ -467,8 +467,7 @@ impl StateLock {
                 || name.starts_with(IDENTITY_TEMP_PREFIX)
                 || name.starts_with(CONFIG_TEMP_PREFIX))
                 && name.ends_with(TEMP_SUFFIX);
-            if (state_temp || is_stale_cache_temp(&name)) && fs::remove_file(entry.path()).is_ok()
-            {
+            if (state_temp || is_stale_cache_temp(&name)) && fs::remove_file(entry.path()).is_ok() {
                 removed.push(entry.path());
             }
         }

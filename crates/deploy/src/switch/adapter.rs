@@ -778,7 +778,11 @@ pub fn keep_host_config(
                     "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
                 ))
                 .collect();
-            changes.extend(elsewhere.into_iter().map(|(_, line)| format!("warning: {line}")));
+            changes.extend(
+                elsewhere
+                    .into_iter()
+                    .map(|(_, line)| format!("warning: {line}")),
+            );
             changes.extend(
                 refused
                     .into_iter()
@@ -796,7 +800,9 @@ pub fn keep_host_config(
             ))
             .collect();
         changes.extend(back.beside().iter().map(|b| {
-            format!("kept {b} as it is (not edgenet's); the route put back on {bridge} went beside it")
+            format!(
+                "kept {b} as it is (not edgenet's); the route put back on {bridge} went beside it"
+            )
         }));
         changes.extend(
             back.skipped()

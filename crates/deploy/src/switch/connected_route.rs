@@ -18,8 +18,7 @@ pub fn foreign_in_slot(
     bridge: &str,
     route: &ConnectedRoute,
 ) -> Result<Vec<String>, DeployError> {
-    Ok(k
-        .routes()?
+    Ok(k.routes()?
         .into_iter()
         .filter(|r| {
             r.destination == route.network
