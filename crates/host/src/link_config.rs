@@ -26,6 +26,9 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::error::HostError;
 use crate::netlink::Netlink;
 
+/// Routes the kernel refused on a link: their index in the configuration, and why.
+type Refused = Vec<(usize, String)>;
+
 /// USER_HZ (`sysconf(_SC_CLK_TCK)`): route lifetimes are dumped in clock ticks and set in
 /// seconds.
 fn clock_ticks_per_second() -> u32 {
@@ -468,7 +471,7 @@ impl Netlink {
         config: &LinkConfig,
         link: &str,
         moving_from: Option<u32>,
-    ) -> Result<(Vec<(usize, String)>, Vec<String>), HostError> {
+    ) -> Result<(Refused, Vec<String>), HostError> {
         // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
         // address first: adding them in dump order, IPv6 reversed, keeps the order.
         let v4 = config
