@@ -462,3 +462,50 @@ fn an_orphan_remove_sets_forwarding_back_only_with_evidence() {
         }
     }
 }
+
+/// 1, IPv6: a VPN's IPv6 default route of the same metric is a sibling hop of the adapter's
+/// (the kernel makes one multipath route of them): only the adapter's hop moves to the bridge
+/// and back, the VPN's stays.
+#[test]
+fn an_ipv6_sibling_hop_of_another_interface_stays_through_deploy_and_remove() {
+    let Some(s) = Site::new("r6") else { return };
+    s.ip("route add default via 198.18.0.1 dev up0 metric 100");
+    s.ip("addr add fd00:2::11/64 dev up0 nodad");
+    s.ip("addr add fd00:7::2/64 dev vpn0 nodad");
+    s.ip("-6 route add default via fd00:2::1 dev up0 metric 1024");
+    s.ip("-6 route append default via fd00:7::1 dev vpn0 metric 1024");
+    let hops = || -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in s.m.ip_json("-6 route show default").as_array().unwrap() {
+            let hop = |h: &serde_json::Value| {
+                (
+                    h["gateway"].as_str().unwrap_or("").to_string(),
+                    h["dev"].as_str().unwrap_or("").to_string(),
+                )
+            };
+            match r["nexthops"].as_array() {
+                Some(hs) => out.extend(hs.iter().map(hop)),
+                None => out.push(hop(r)),
+            }
+        }
+        out.sort();
+        out
+    };
+    let pair = |g: &str, d: &str| (g.to_string(), d.to_string());
+    assert_eq!(
+        hops(),
+        [pair("fd00:2::1", "up0"), pair("fd00:7::1", "vpn0")]
+    );
+    let out = s.m.ok(&["deploy", "-c", &s.cfg]);
+    assert_eq!(
+        hops(),
+        [pair("fd00:2::1", BRIDGE), pair("fd00:7::1", "vpn0")],
+        "{out}"
+    );
+    let out = s.m.ok(&["remove"]);
+    assert_eq!(
+        hops(),
+        [pair("fd00:2::1", "up0"), pair("fd00:7::1", "vpn0")],
+        "{out}"
+    );
+}

@@ -292,6 +292,12 @@ impl Netlink {
         let to_index = self.link_index(to)?;
         let from_index = self.link_index(from).ok();
         let mut moved = translate(&have, from, to, to_index, from_index);
+        // IPv6 keeps each hop of a multipath route as a route of its own (siblings): only the
+        // hops through `from` are added on `to` and deleted, so a sibling through another
+        // device (a VPN's default route of the same metric) is never touched.
+        for r in &mut moved.routes {
+            only_hops_through(r, to_index);
+        }
         let (refused, beside) = self.add_link_config(&moved, to, from_index)?;
         moved.beside = beside;
         // Off `from`: routes (those not already replaced in place), rules, then addresses,
@@ -303,6 +309,9 @@ impl Netlink {
             }
             let mut del = r.clone();
             strip_route_output(&mut del);
+            if let Some(from_index) = from_index {
+                only_hops_through(&mut del, from_index);
+            }
             match self.ack_request(
                 RouteNetlinkMessage::DelRoute(del),
                 NLM_F_REQUEST | NLM_F_ACK,
@@ -620,6 +629,21 @@ fn describe_foreign_route(
         s.push_str(&format!(" dev {}", devices.join(",")));
     }
     s
+}
+
+/// An IPv6 multipath route cut down to its hops through link `index` (IPv4 multipath routes
+/// are one route, moved whole with the other hops as they are).
+fn only_hops_through(r: &mut RouteMessage, index: u32) {
+    if r.header.address_family != AddressFamily::Inet6 {
+        return;
+    }
+    for a in &mut r.attributes {
+        if let RouteAttribute::MultiPath(hops) = a {
+            if hops.iter().any(|h| h.interface_index == index) {
+                hops.retain(|h| h.interface_index == index);
+            }
+        }
+    }
 }
 
 fn route_uses(r: &RouteMessage, index: u32) -> bool {
