@@ -195,6 +195,13 @@ fn the_switch_subnet_route_is_added_back_beside_an_administrators_route() {
     let net = connected[0]["dst"].as_str().unwrap().to_string();
     s.ip(&format!("route del {net} dev f22sw1"));
     s.ip(&format!("route add {net} via 10.77.0.1 dev vpn0"));
+    let status = output_text(&s.m.edgenet(&["status"]));
+    assert!(
+        status.contains(&format!(
+            "(beside {net} via 10.77.0.1 dev vpn0, not edgenet's"
+        )),
+        "{status}"
+    );
     let out = s.m.ok(&["deploy"]);
     assert_eq!(
         s.routes_to(&net),

@@ -201,7 +201,16 @@ fn fill(
         if sw.up && sw.ours {
             let own: Vec<_> = plan.switch.host_address.into_iter().collect();
             for route in nl.missing_connected_routes(&plan.switch.name, &own)? {
-                drift.push(switch::connected_route::describe(&plan.switch.name, &route));
+                let mut line = switch::connected_route::describe(&plan.switch.name, &route);
+                let beside =
+                    switch::connected_route::foreign_in_slot(nl, &plan.switch.name, &route)?;
+                if !beside.is_empty() {
+                    line.push_str(&format!(
+                        " (beside {}, not edgenet's: deploy leaves it, and the kernel uses it first while it is there)",
+                        beside.join("; ")
+                    ));
+                }
+                drift.push(line);
             }
         }
         if let (Some(want), Some(have), false) = (plan.switch.mtu, sw.mtu, foreign) {
