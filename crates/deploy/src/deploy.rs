@@ -1355,6 +1355,8 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
             forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
         }
         sysctl::write(IP_FORWARD, "1")?;
+        // Outside the state directory too: evidence for `remove --orphan` if it is lost.
+        forwarding::note_enabled_by(&run.state.deployment_id.to_string(), live.trim());
         run.changed(format!(
             "enabled IPv4 forwarding ({IP_FORWARD} was {})",
             live.trim()
@@ -1375,6 +1377,7 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
             }
             if live.trim() == change.value && other.is_none() {
                 sysctl::write(IP_FORWARD, &change.previous)?;
+                forwarding::forget_enabled_by(&run.state.deployment_id.to_string());
                 run.changed(format!("restored {IP_FORWARD} to {}", change.previous));
             }
             run.lock.save_journal(&run.state)?;
@@ -1496,7 +1499,12 @@ fn roll_back_with(run: &mut Run<'_>, k: &mut dyn Kernel) -> (Vec<String>, Vec<St
     for key in run.new_sysctls.clone() {
         if let Some(change) = run.state.forget_sysctl(&key, None) {
             match sysctl::write(&key, &change.previous) {
-                Ok(()) => done.push(format!("put {key} back to {}", change.previous)),
+                Ok(()) => {
+                    if key == IP_FORWARD {
+                        forwarding::forget_enabled_by(&run.state.deployment_id.to_string());
+                    }
+                    done.push(format!("put {key} back to {}", change.previous))
+                }
                 Err(e) => errors.push(e.to_string()),
             }
         }

@@ -14,6 +14,71 @@ fn handover_path() -> Option<std::path::PathBuf> {
     Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward")))
 }
 
+/// Where deploy notes which deployments turned forwarding on, and its value before, outside
+/// the state directory (in /run, one file per network namespace: gone at reboot, as the sysctl
+/// is), so `remove --orphan` of such a deployment has evidence once its state directory is
+/// lost. One line per deployment: `ID VALUE`.
+fn enabled_by_path() -> Option<std::path::PathBuf> {
+    let key = edgenet_host::lock::network_namespace_key().ok()?;
+    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward.by")))
+}
+
+/// The notes but `id`'s, and `id`'s value, if any.
+fn notes_without(path: &std::path::Path, id: &str) -> (Vec<String>, Option<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut others = Vec::new();
+    let mut mine = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some((who, value)) if who == id => mine = Some(value.trim().to_string()),
+            Some(_) => others.push(line.to_string()),
+            None => {}
+        }
+    }
+    (others, mine.filter(|v| !v.is_empty()))
+}
+
+fn write_notes(path: &std::path::Path, lines: &[String]) {
+    let done = if lines.is_empty() {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    } else {
+        std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
+            .and_then(|()| std::fs::write(path, format!("{}\n", lines.join("\n"))))
+    };
+    if let Err(e) = done {
+        tracing::debug!("{}: {e}", path.display());
+    }
+}
+
+/// Deploy of `id` turned forwarding on; it was `previous`. (Runs hold the namespace lock.)
+pub fn note_enabled_by(id: &str, previous: &str) {
+    let Some(path) = enabled_by_path() else {
+        return;
+    };
+    let (mut lines, _) = notes_without(&path, id);
+    lines.push(format!("{id} {previous}"));
+    write_notes(&path, &lines);
+}
+
+/// The value forwarding had before deployment `id` turned it on, when [`note_enabled_by`]
+/// noted it (since the last boot); the note is used up.
+pub fn take_enabled_by(id: &str) -> Option<String> {
+    let path = enabled_by_path()?;
+    let (lines, mine) = notes_without(&path, id);
+    if mine.is_some() {
+        write_notes(&path, &lines);
+    }
+    mine
+}
+
+/// The note of [`note_enabled_by`] goes (the deployment is removed, or set forwarding back).
+pub fn forget_enabled_by(id: &str) {
+    let _ = take_enabled_by(id);
+}
+
 /// Leaves `previous` for the last deployment of this namespace (the first hand-over wins:
 /// it holds the value from before any edgenet deployment).
 pub fn hand_over(previous: &str) {

@@ -182,10 +182,11 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found>
             .collect();
         found.push(Found::leftover(if !foreign_ports.is_empty() {
             format!(
-                "bridge {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone), and holds {} (an external switch: the host's addresses and routes are on the bridge): edgenet leaves it; if that deployment is gone, move the addresses and routes back to {}, then `ip link del {}` (`edgenet remove --orphan {id}` deletes the rest of it, not this bridge), else its own `edgenet remove` does",
+                "bridge {} carries the mark of edgenet deployment {id}, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone), and holds {} (an external switch: the host's addresses and routes are on the bridge): edgenet leaves it; if that deployment is gone, move the addresses and routes back to {}, set `net.ipv6.conf.{}.disable_ipv6` back to 0, then `ip link del {}` (`edgenet remove --orphan {id}` deletes the rest of it, not this bridge), else its own `edgenet remove` does",
                 l.name,
                 foreign_ports.join(", "),
                 foreign_ports.join(", "),
+                foreign_ports[0],
                 l.name
             )
         } else {
@@ -240,7 +241,7 @@ fn node_namespaces_of(id: &str) -> Vec<String> {
     let forwarding = edgenet_host::sysctl::read(crate::forwarding::IP_FORWARD).unwrap_or_default();
     if forwarding.trim() == "1" {
         found.push(format!(
-            "{} is 1: edgenet deployment {id} may have turned it on, and the value from before it is recorded only in its state directory; if that deployment is gone, `edgenet remove --orphan {id}` sets it back once nothing else routes through this host (by hand: `sysctl -w {}=0`)",
+            "{} is 1: edgenet deployment {id} may have turned it on, and the value from before it is recorded only in its state directory; if that deployment is gone, `edgenet remove --orphan {id}` sets it back once nothing else routes through this host, if that deployment's deploy noted that it turned it on (in /run/edgenet, since the last boot), else leaves it on (by hand: `sysctl -w {}=0`)",
             crate::forwarding::IP_FORWARD,
             crate::forwarding::IP_FORWARD
         ));

@@ -81,7 +81,15 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
         }
         None => Vec::new(),
     };
-    let ours: Vec<_> = links.iter().filter(|l| own.owns(l)).cloned().collect();
+    // Only what carries the mark: a link someone put in the deployment's link group without
+    // it is not the deployment's (there is no state to say a run was killed making it).
+    let marked = |l: &edgenet_host::netlink::Link| l.alias.as_deref() == Some(own.alias.as_str());
+    for name in crate::remove::group_members(&links, &own, |_| false).foreign {
+        report
+            .left
+            .push(crate::remove::foreign_group_member(&name, &own));
+    }
+    let ours: Vec<_> = links.iter().filter(|l| marked(l)).cloned().collect();
     let tables = marked_tables(&own_table, &mut report);
     let here = !ours.is_empty() || !tables.is_empty();
 
@@ -116,16 +124,26 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
         for b in bridges {
             let foreign_ports: Vec<&str> = links
                 .iter()
-                .filter(|p| p.master.as_deref() == Some(b.name.as_str()) && !own.owns(p))
+                .filter(|p| p.master.as_deref() == Some(b.name.as_str()) && !marked(p))
                 .map(|p| p.name.as_str())
                 .collect();
             if !foreign_ports.is_empty() {
                 report.left.push(format!(
-                    "bridge {}: it holds {} (the host's adapter of an external switch, with the host's addresses and routes on the bridge); how to give them back was recorded in the lost state directory: move the addresses and routes back to the adapter, then `ip link del {}`",
+                    "bridge {}: it holds {} (the host's adapter of an external switch, with the host's addresses and routes on the bridge); how to give them back was recorded in the lost state directory: move the addresses and routes back to the adapter, set `net.ipv6.conf.{}.disable_ipv6` back to 0 (edgenet turned IPv6 off on the port; its value from before was in the lost state), then `ip link del {}`",
                     b.name,
                     foreign_ports.join(", "),
+                    foreign_ports[0],
                     b.name
                 ));
+                continue;
+            }
+            // The host's configuration on a bridge whose adapter is gone (unplugged, its
+            // driver not loaded): an internal switch's bridge has only its own address and
+            // the kernel's route of it; routes through it (the host's default route) or a
+            // DHCP address say it is an external switch's, carrying the host's network.
+            // Nothing can take them back: the bridge stays, as plain remove leaves it.
+            if let Some(line) = carries_host_config(nl, &b.name) {
+                report.left.push(line);
                 continue;
             }
             delete_link(nl, &b.name, &mut report);
@@ -173,7 +191,7 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
     // Only once something of the deployment was here: an id that matched nothing says
     // nothing about who turned forwarding on.
     if !report.removed.is_empty() {
-        forwarding_back(&own_table, nl.as_mut(), state_dir, &mut report);
+        forwarding_back(id, &own_table, nl.as_mut(), state_dir, &mut report);
     }
     Ok(report)
 }
@@ -253,10 +271,13 @@ fn node_has_eth0(name: &str) -> bool {
 }
 
 /// Forwarding goes back as the leftover notice says, once nothing else needs it: the value
-/// handed over by an earlier remove in this namespace, else 0 — unless another edgenet
-/// deployment (this state directory's, or one marked here), Docker or another router's chain
-/// still forwards.
+/// handed over by an earlier remove in this namespace, else the value its deploy noted in
+/// /run/edgenet when it turned forwarding on — unless another edgenet deployment (this state
+/// directory's, or one marked here), Docker or another router's chain still forwards. Without
+/// either, nothing says the deployment turned it on (a router's host forwarded before): it
+/// stays on, and the report says how to turn it off.
 fn forwarding_back(
+    id: &DeploymentId,
     own_table: &str,
     nl: Option<&mut edgenet_host::netlink::Netlink>,
     state_dir: &Path,
@@ -287,12 +308,16 @@ fn forwarding_back(
         )),
         (None, None) => forwarding::other_forwarding_user(own_table),
     };
+    // What forwarding was before this deployment turned it on, when its deploy noted that
+    // outside the state directory; without that note, nothing says it did (it may have been
+    // on before: a router, a VPN gateway), and it is left on.
+    let before = forwarding::take_enabled_by(&id.to_string());
     if let Some(user) = user {
         // The last edgenet deployment here puts it back when it goes, as after a remove
         // beside it (its own records say "was 1": the orphan's doing, maybe).
-        let handed_over = user.starts_with(forwarding::ANOTHER_DEPLOYMENT);
-        if handed_over {
-            forwarding::hand_over("0");
+        let handed_over = user.starts_with(forwarding::ANOTHER_DEPLOYMENT) && before.is_some();
+        if let Some(before) = before.as_deref().filter(|_| handed_over) {
+            forwarding::hand_over(before);
         }
         report.left.push(format!(
             "{IP_FORWARD} at 1 (not set back: {user} forwards through this host{})",
@@ -308,10 +333,44 @@ fn forwarding_back(
         report.restored.push(restored);
         return;
     }
-    match sysctl::write(IP_FORWARD, "0") {
+    let Some(before) = before else {
+        report.left.push(format!(
+            "{IP_FORWARD} at 1: nothing says this deployment turned it on (it was on when the deployment came, or the note its deploy left in {} went with a reboot), so it stays; if nothing on this host needs forwarding, `sysctl -w {IP_FORWARD}=0`",
+            edgenet_host::lock::RUN_DIR
+        ));
+        return;
+    };
+    match sysctl::write(IP_FORWARD, &before) {
         Ok(()) => report.restored.push(format!(
-            "{IP_FORWARD} to 0 (the deployment may have turned it on, its value from before went with its state directory, and nothing else forwards through this host)"
+            "{IP_FORWARD} to {before} (its value before this deployment turned it on, noted in {}; nothing else forwards through this host)",
+            edgenet_host::lock::RUN_DIR
         )),
         Err(e) => report.errors.push(e.to_string()),
     }
+}
+
+/// The report line of a marked bridge without ports of the host that carries the host's
+/// configuration (routes through it other than the kernel's, or an address with a lifetime,
+/// i.e. from DHCP or router advertisements); `None` for a bridge without any.
+fn carries_host_config(nl: &mut dyn Kernel, bridge: &str) -> Option<String> {
+    let config = nl.link_config(bridge).ok()?;
+    let routes = config.describe();
+    let routes: Vec<&String> = routes
+        .iter()
+        .filter(|d| !d.starts_with("address ") && !d.starts_with("rule "))
+        .collect();
+    let dynamic = config.addresses.iter().any(|a| {
+        a.attributes.iter().any(|x| {
+            matches!(x, netlink_packet_route::address::AddressAttribute::CacheInfo(ci) if ci.ifa_valid != u32::MAX)
+        })
+    });
+    if routes.is_empty() && !dynamic {
+        return None;
+    }
+    let mut what = config.address_strings();
+    what.extend(routes.into_iter().cloned());
+    Some(format!(
+        "bridge {bridge}: it carries the host's network ({}) and no port of it is the host's adapter (unplugged, or its driver not loaded?), so nothing can take it back; move the addresses and routes to the adapter when it is back (and set `net.ipv6.conf.<adapter>.disable_ipv6` back to 0), or delete the bridge (`ip link del {bridge}`) once the host has its network on another link",
+        what.join(", ")
+    ))
 }

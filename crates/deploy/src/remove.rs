@@ -34,7 +34,9 @@ pub struct RemoveReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vm_notes: Vec<String>,
     /// With no deployment recorded: the files a deploy stopped before its first record left
-    /// in the state directory (`config.json`, node files), deleted.
+    /// in the state directory (`config.json`, node files), deleted. Always: the temp files of
+    /// runs killed while writing a file of the state directory (`.state.json.….tmp`,
+    /// `ruleset-cache.json.tmp-PID`), deleted.
     #[serde(default)]
     pub leftover_files: Vec<String>,
     /// `remove --orphan ID`: a deployment no state directory holds, found by its mark.
@@ -78,6 +80,7 @@ pub fn remove_loaded(
         report.leftover_files = found
             .into_iter()
             .filter(|p| !p.exists())
+            .chain(lock.stale_temp_files_removed())
             .map(|p| p.display().to_string())
             .collect();
         return Ok(report);
@@ -87,6 +90,11 @@ pub fn remove_loaded(
     let mut report = RemoveReport {
         found: true,
         deployment_id: Some(id.to_string()),
+        leftover_files: lock
+            .stale_temp_files_removed()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         ..RemoveReport::default()
     };
     state.begin_remove();
@@ -171,7 +179,24 @@ pub fn remove_loaded(
         .collect();
     // What existed before anything was deleted: a recorded object absent here was already
     // gone, and is said so rather than "removed".
-    let links_before: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    let links_now = nl.links()?;
+    // The deployment's link group holds only what edgenet made — unless someone put a link of
+    // theirs in it (`ip link set X group N`): one without the mark and not recorded is never
+    // deleted; then the group is not deleted as a whole, only its marked members one by one.
+    let recorded_link = |name: &str| {
+        state.objects.iter().any(|o| {
+            matches!(
+                o.kind,
+                ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
+            ) && o.name == name
+                && o.netns.is_none()
+        })
+    };
+    let group = group_members(&links_now, &own, recorded_link);
+    for name in &group.foreign {
+        report.left.push(foreign_group_member(name, &own));
+    }
+    let links_before: Vec<String> = links_now.into_iter().map(|l| l.name).collect();
     let netns_before: Vec<String> = state
         .objects
         .iter()
@@ -243,7 +268,7 @@ pub fn remove_loaded(
                 }
             });
         }
-        fast_path(&mut nl, &teardown, &adapters, tables_side)
+        fast_path(&mut nl, &teardown, &adapters, &group, tables_side)
     });
     let side = &fast.tables;
     for (name, why) in &side.foreign {
@@ -378,6 +403,7 @@ pub fn remove_loaded(
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
+        crate::forwarding::forget_enabled_by(&id.to_string());
         lock.release_and_delete();
     } else {
         lock.save(&state)?;
@@ -505,6 +531,7 @@ fn fast_path(
     k: &mut dyn Kernel,
     teardown: &Teardown<'_>,
     adapters: &[KernelObject],
+    group: &GroupMembers,
     tables_side: std::thread::JoinHandle<TablesSide>,
 ) -> FastPath {
     {
@@ -529,9 +556,17 @@ fn fast_path(
                 }
             }
         }
-        if let Err(e) = k.delete_group_detached(teardown.own.group) {
-            fast.errors
-                .push(format!("links of group {}: {e}", teardown.own.group));
+        if group.foreign.is_empty() {
+            if let Err(e) = k.delete_group_detached(teardown.own.group) {
+                fast.errors
+                    .push(format!("links of group {}: {e}", teardown.own.group));
+            }
+        } else {
+            for name in &group.ours {
+                if let Err(e) = k.delete_link(name) {
+                    fast.errors.push(format!("interface {name}: {e}"));
+                }
+            }
         }
         // A thread that panicked said nothing: the per-object pass checks and deletes the
         // tables one by one.
@@ -605,6 +640,41 @@ fn not_our_mark(link: &edgenet_host::netlink::Link, own: &Ownership) -> String {
         ),
         _ => format!("it does not carry the mark {}", own.alias),
     }
+}
+
+/// The links of a deployment's link group, read just before it is deleted.
+pub(crate) struct GroupMembers {
+    /// Marked (alias), or recorded by the deployment (a link made by a run killed before
+    /// it was marked).
+    pub ours: Vec<String>,
+    /// Neither: someone else's link put in the group; never deleted.
+    pub foreign: Vec<String>,
+}
+
+/// Sorts the members of `own.group` among `links` into ours and foreign (see
+/// [`GroupMembers`]). `recorded`: whether the deployment records a link of that name.
+pub(crate) fn group_members(
+    links: &[edgenet_host::netlink::Link],
+    own: &Ownership,
+    recorded: impl Fn(&str) -> bool,
+) -> GroupMembers {
+    let (mut ours, mut foreign) = (Vec::new(), Vec::new());
+    for l in links.iter().filter(|l| l.group == own.group) {
+        if l.alias.as_deref() == Some(own.alias.as_str()) || recorded(&l.name) {
+            ours.push(l.name.clone());
+        } else {
+            foreign.push(l.name.clone());
+        }
+    }
+    GroupMembers { ours, foreign }
+}
+
+/// The report line of a link in the deployment's group without its mark.
+pub(crate) fn foreign_group_member(name: &str, own: &Ownership) -> String {
+    format!(
+        "interface {name}: it is in this deployment's link group ({}) but does not carry its mark (alias {}), so it is not edgenet's and stays; take it out of the group with `ip link set {name} group default`",
+        own.group, own.alias
+    )
 }
 
 /// An object as messages name it.

@@ -160,6 +160,24 @@ fn fill(
     let nl: &mut dyn Kernel = &mut nl;
 
     let sw = switch::driver(&plan.switch, state).live(nl, &plan.switch.name, &own)?;
+    // A link someone put in the deployment's link group without its mark: remove leaves it.
+    {
+        let links = nl.links()?;
+        let recorded = |name: &str| {
+            state.objects.iter().any(|o| {
+                matches!(
+                    o.kind,
+                    ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
+                ) && o.name == name
+                    && o.netns.is_none()
+            })
+        };
+        for name in crate::remove::group_members(&links, &own, recorded).foreign {
+            report
+                .notices
+                .push(crate::remove::foreign_group_member(&name, &own));
+        }
+    }
     let drift = &mut report.drift;
     if !sw.present {
         drift.push(format!("bridge {} is missing", plan.switch.name));
@@ -183,7 +201,16 @@ fn fill(
         if sw.up && sw.ours {
             let own: Vec<_> = plan.switch.host_address.into_iter().collect();
             for route in nl.missing_connected_routes(&plan.switch.name, &own)? {
-                drift.push(switch::connected_route::describe(&plan.switch.name, &route));
+                let mut line = switch::connected_route::describe(&plan.switch.name, &route);
+                let beside =
+                    switch::connected_route::foreign_in_slot(nl, &plan.switch.name, &route)?;
+                if !beside.is_empty() {
+                    line.push_str(&format!(
+                        " (beside {}, not edgenet's: deploy leaves it, and the kernel uses it first while it is there)",
+                        beside.join("; ")
+                    ));
+                }
+                drift.push(line);
             }
         }
         if let (Some(want), Some(have), false) = (plan.switch.mtu, sw.mtu, foreign) {
@@ -394,11 +421,35 @@ fn fill(
             && nl.link_config(&plan.switch.name)?.addresses.is_empty()
             && nl.link_config(adapter)?.addresses.is_empty()
         {
-            report.drift.push(format!(
-                "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
-                recorded.join(", "),
-                plan.switch.name
-            ));
+            let held = match saved.as_ref() {
+                Some(saved) => switch::adapter::held_elsewhere(
+                    nl,
+                    saved,
+                    &plan.switch.name,
+                    &plan.switch.name,
+                    adapter,
+                )?,
+                None => Vec::new(),
+            };
+            let held: Vec<String> = held
+                .into_iter()
+                .filter(|(item, _)| item.starts_with("address "))
+                .map(|(_, line)| line.strip_prefix("left ").unwrap_or(&line).to_string())
+                .collect();
+            if held.is_empty() {
+                report.drift.push(format!(
+                    "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}: run deploy to put them back on the bridge",
+                    recorded.join(", "),
+                    plan.switch.name
+                ));
+            } else {
+                report.drift.push(format!(
+                    "the host's addresses recorded for the adapter ({}) are on neither the bridge {} nor the adapter {adapter}, and another NIC has them now: deploy leaves {}; to give them back to the switch, delete them from that NIC and run deploy",
+                    recorded.join(", "),
+                    plan.switch.name,
+                    held.join("; ")
+                ));
+            }
         } else if let Some(saved) = saved.as_ref().filter(|_| sw.present && sw.ours && is_port) {
             // Part of it gone (the bridge set down by hand: the kernel flushed its routes, the
             // default route with them): the host may have lost its uplink.

@@ -12,7 +12,8 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{
-    Emitable, Parseable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    Emitable, Parseable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::route::{
@@ -24,6 +25,9 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::HostError;
 use crate::netlink::Netlink;
+
+/// Routes the kernel refused on a link: their index in the configuration, and why.
+type Refused = Vec<(usize, String)>;
 
 /// USER_HZ (`sysconf(_SC_CLK_TCK)`): route lifetimes are dumped in clock ticks and set in
 /// seconds.
@@ -49,6 +53,10 @@ pub struct LinkConfig {
     /// After a move: routes the kernel refused on the destination (a gateway not on-link
     /// there, a nexthop object, ...), each with why; they stay where they were.
     pub skipped: Vec<String>,
+    /// After a move or a put-back: what the routes went beside — routes of other interfaces
+    /// (a VPN's, a second uplink's, an administrator's blackhole) to the same destination,
+    /// table and metric, which stay as they are (see [`Netlink::apply_link_config`]).
+    pub beside: Vec<String>,
 }
 
 /// A [`LinkConfig`] kept in the state: the kernel's messages as they were dumped (hex), so a
@@ -103,6 +111,7 @@ impl SavedLinkConfig {
             routes: each(&self.routes, |b| RouteMessage::parse(b).ok()),
             rules: each(&self.rules, |b| RuleMessage::parse(b).ok()),
             skipped: Vec::new(),
+            beside: Vec::new(),
         }
     }
 }
@@ -115,6 +124,11 @@ impl LinkConfig {
     /// The skipped routes as warnings naming what to do.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// What the routes went beside (see [`LinkConfig::beside`]), one line each.
+    pub fn beside(&self) -> &[String] {
+        &self.beside
     }
 
     /// One line per item, like `ip` prints them (for reports and drift).
@@ -258,9 +272,11 @@ impl Netlink {
     }
 
     /// Moves everything on `from` to `to` (see the module documentation) and returns what was
-    /// moved, as it now is on `to`. Each item is put on `to` before it is taken off `from`, and
-    /// routes are replaced in place, so the host stays reachable. Nothing is ever deleted from
-    /// `to`. Rerunning it after an interruption finishes the move.
+    /// moved, as it now is on `to`. Each item is put on `to` before it is taken off `from`, so
+    /// the host stays reachable; a route goes on `to` beside whatever holds its destination
+    /// (see [`Netlink::apply_link_config`]) and only the very route through `from` (its device,
+    /// gateway, type, protocol) is deleted. Nothing is ever deleted from `to`, nor from any
+    /// other link. Rerunning it after an interruption finishes the move.
     pub fn move_link_config(&mut self, from: &str, to: &str) -> Result<LinkConfig, HostError> {
         if from == to {
             return Err(HostError::new(
@@ -276,7 +292,14 @@ impl Netlink {
         let to_index = self.link_index(to)?;
         let from_index = self.link_index(from).ok();
         let mut moved = translate(&have, from, to, to_index, from_index);
-        let refused = self.apply_link_config(&moved, to)?;
+        // IPv6 keeps each hop of a multipath route as a route of its own (siblings): only the
+        // hops through `from` are added on `to` and deleted, so a sibling through another
+        // device (a VPN's default route of the same metric) is never touched.
+        for r in &mut moved.routes {
+            only_hops_through(r, to_index);
+        }
+        let (refused, beside) = self.add_link_config(&moved, to, from_index)?;
+        moved.beside = beside;
         // Off `from`: routes (those not already replaced in place), rules, then addresses,
         // IPv4 secondaries before their primary (deleting a primary takes its secondaries).
         // A route the kernel refused on `to` stays on `from`.
@@ -286,6 +309,9 @@ impl Netlink {
             }
             let mut del = r.clone();
             strip_route_output(&mut del);
+            if let Some(from_index) = from_index {
+                only_hops_through(&mut del, from_index);
+            }
             match self.ack_request(
                 RouteNetlinkMessage::DelRoute(del),
                 NLM_F_REQUEST | NLM_F_ACK,
@@ -342,7 +368,8 @@ impl Netlink {
         let index = self.link_index(&saved.link)?;
         let config = saved.load();
         let mut config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
-        let refused = self.apply_link_config(&config, &saved.link)?;
+        let (refused, beside) = self.add_link_config(&config, &saved.link, None)?;
+        config.beside = beside;
         // What the kernel refused is not claimed put back: it is listed as skipped.
         config.skipped = refused
             .iter()
@@ -411,9 +438,17 @@ impl Netlink {
             if present.contains(&what) {
                 continue;
             }
-            match self.apply_link_config(&item, link) {
-                Ok(r) if r.is_empty() => done.push(what),
-                Ok(r) => refused.extend(r.into_iter().map(|(_, why)| format!("{what}: {why}"))),
+            match self.add_link_config(&item, link, None) {
+                Ok((r, beside)) if r.is_empty() => done.push(match beside.as_slice() {
+                    [] => what,
+                    b => format!(
+                        "{what} (beside {}, not edgenet's: left as it is)",
+                        b.join("; ")
+                    ),
+                }),
+                Ok((r, _)) => {
+                    refused.extend(r.into_iter().map(|(_, why)| format!("{what}: {why}")))
+                }
                 Err(e) => refused.push(format!("{what}: {e}")),
             }
         }
@@ -421,8 +456,12 @@ impl Netlink {
     }
 
     /// Puts `config` (already naming `link`) on `link`; what is there already is left as it
-    /// is or updated in place. Used by a move, and after a link was released from a bridge to
-    /// put back anything the kernel dropped meanwhile.
+    /// is. Used by a move, and after a link was released from a bridge to put back anything
+    /// the kernel dropped meanwhile.
+    /// A route is *added beside* the routes that hold its destination, table and metric
+    /// (`ip route append`): one through another interface (a VPN, a second uplink) or of
+    /// another type (an administrator's blackhole) is never replaced; the kernel keeps using
+    /// whichever came first. An identical route there already counts as put on.
     /// Returns the routes the kernel refused as such (by their index in `config.routes`, with
     /// why): they are skipped rather than failing the whole move.
     pub fn apply_link_config(
@@ -430,6 +469,18 @@ impl Netlink {
         config: &LinkConfig,
         link: &str,
     ) -> Result<Vec<(usize, String)>, HostError> {
+        Ok(self.add_link_config(config, link, None)?.0)
+    }
+
+    /// [`Netlink::apply_link_config`], also returning what the routes went beside: one line
+    /// per route of another interface or type in the slot (destination, table, metric) of a
+    /// route put on `link`, but those through link `moving_from` (whose routes move to `link`).
+    fn add_link_config(
+        &mut self,
+        config: &LinkConfig,
+        link: &str,
+        moving_from: Option<u32>,
+    ) -> Result<(Refused, Vec<String>), HostError> {
         // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
         // address first: adding them in dump order, IPv6 reversed, keeps the order.
         let v4 = config
@@ -448,16 +499,24 @@ impl Netlink {
             )
             .map_err(|f| f.into_host(&format!("add {} to", describe_address(a)), link))?;
         }
+        let beside = if config.routes.is_empty() {
+            Vec::new()
+        } else {
+            self.routes_beside(&config.routes, link, moving_from)?
+        };
         // Routes a gateway depends on (host and link scope) before routes through gateways.
         let mut routes: Vec<(usize, &RouteMessage)> = config.routes.iter().enumerate().collect();
         routes.sort_by_key(|(_, r)| std::cmp::Reverse(u8::from(r.header.scope)));
         let mut refused = Vec::new();
         for (i, r) in routes {
+            // Never NLM_F_REPLACE: it takes the first route of the slot, whatever its device.
             match self.ack_request(
                 RouteNetlinkMessage::NewRoute(r.clone()),
-                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
             ) {
                 Ok(_) => {}
+                // The very same route is there already (a rerun after an interruption).
+                Err(f) if f.errno() == Some(libc::EEXIST) => {}
                 // The route itself does not fit the link (a gateway not on-link there, a
                 // nexthop object, a hop through another device): skipped, said so.
                 Err(f)
@@ -496,7 +555,94 @@ impl Netlink {
                 Err(f) => return Err(f.into_host("add", &describe_rule(r))),
             }
         }
-        Ok(refused)
+        Ok((refused, beside))
+    }
+
+    /// The routes not through `link` that hold the slot (family, destination, table, metric,
+    /// TOS) of one of `routes`, as `ip route` lists them with their device: what `routes` go
+    /// beside on `link`, left as they are.
+    fn routes_beside(
+        &mut self,
+        routes: &[RouteMessage],
+        link: &str,
+        moving_from: Option<u32>,
+    ) -> Result<Vec<String>, HostError> {
+        let index = self.link_index(link)?;
+        let live = self
+            .route_messages(AddressFamily::Unspec)
+            .map_err(|f| f.into_host("dump routes beside", link))?;
+        let names = self.link_names()?;
+        let slot = |r: &RouteMessage| (route_key(r), r.header.tos);
+        let mut out: Vec<String> = Vec::new();
+        for l in live.iter().filter(|l| {
+            l.header.protocol != RouteProtocol::Kernel
+                && !l.header.flags.contains(RouteFlags::Cloned)
+                && !route_uses(l, index)
+                && !moving_from.is_some_and(|from| route_uses(l, from))
+                && routes.iter().any(|r| slot(r) == slot(l))
+        }) {
+            let line = describe_foreign_route(l, &names);
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A route of another interface as `ip route` shows it: its type when not unicast, and its
+/// device(s).
+fn describe_foreign_route(
+    r: &RouteMessage,
+    names: &std::collections::HashMap<u32, String>,
+) -> String {
+    use netlink_packet_route::route::RouteType;
+    let mut s = String::new();
+    let kind = match r.header.kind {
+        RouteType::BlackHole => Some("blackhole"),
+        RouteType::Unreachable => Some("unreachable"),
+        RouteType::Prohibit => Some("prohibit"),
+        RouteType::Throw => Some("throw"),
+        _ => None,
+    };
+    if let Some(k) = kind {
+        s.push_str(k);
+        s.push(' ');
+    }
+    s.push_str(&describe_route(r));
+    let mut devices: Vec<String> = Vec::new();
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Oif(i) => {
+                devices.push(names.get(i).cloned().unwrap_or_else(|| format!("if{i}")))
+            }
+            RouteAttribute::MultiPath(hops) => devices.extend(hops.iter().map(|h| {
+                names
+                    .get(&h.interface_index)
+                    .cloned()
+                    .unwrap_or_else(|| format!("if{}", h.interface_index))
+            })),
+            _ => {}
+        }
+    }
+    if !devices.is_empty() {
+        s.push_str(&format!(" dev {}", devices.join(",")));
+    }
+    s
+}
+
+/// An IPv6 multipath route cut down to its hops through link `index` (IPv4 multipath routes
+/// are one route, moved whole with the other hops as they are).
+fn only_hops_through(r: &mut RouteMessage, index: u32) {
+    if r.header.address_family != AddressFamily::Inet6 {
+        return;
+    }
+    for a in &mut r.attributes {
+        if let RouteAttribute::MultiPath(hops) = a {
+            if hops.iter().any(|h| h.interface_index == index) {
+                hops.retain(|h| h.interface_index == index);
+            }
+        }
     }
 }
 
@@ -594,6 +740,7 @@ fn translate(
         routes,
         rules,
         skipped: Vec::new(),
+        beside: Vec::new(),
     }
 }
 
@@ -732,6 +879,7 @@ mod tests {
             routes: vec![r],
             rules: vec![],
             skipped: vec![],
+            beside: vec![],
         };
         let saved = SavedLinkConfig::save(&config, "br0", 7);
         let text = serde_json::to_string(&saved).unwrap();
@@ -756,6 +904,7 @@ mod tests {
             routes: vec![r],
             rules: vec![rule],
             skipped: vec![],
+            beside: vec![],
         };
         let t = translate(&config, "up0", "br0", 9, Some(7));
         assert_eq!(t.addresses[0].header.index, 9);

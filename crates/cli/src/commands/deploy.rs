@@ -699,6 +699,11 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for r in &report.removed {
                 outln!("  removed {r}");
             }
+            if report.found {
+                for f in &report.leftover_files {
+                    outln!("  removed {f} (a temp file of an interrupted run)");
+                }
+            }
             for r in &report.already_gone {
                 outln!("  already gone: {r}");
             }

@@ -315,6 +315,17 @@ fn switch_name_in_use(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>
                 .hint(match mark.strip_prefix("edgenet:").filter(|id| {
                     id.len() == 6 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
                 }) {
+                    // An external switch's bridge holds the host's adapter (a port without
+                    // the mark) and the host's addresses and routes: `remove --orphan` leaves
+                    // it, so the way out is by hand.
+                    Some(id) if !foreign_ports(facts, switch, mark).is_empty() => {
+                        let ports = foreign_ports(facts, switch, mark);
+                        let port = ports[0];
+                        format!(
+                            "run `edgenet remove` with that deployment's --state-dir; if that deployment is gone, the bridge holds {} (an external switch: the host's addresses and routes are on the bridge, which `edgenet remove --orphan {id}` leaves): move the addresses and routes back to {port} (`ip addr add … dev {port}`, `ip route add … dev {port}`), set `net.ipv6.conf.{port}.disable_ipv6` back to 0, then `ip link del {switch}` and `edgenet remove --orphan {id}` for the rest of it; or set Edgenet.SwitchName to another name",
+                            ports.join(", ")
+                        )
+                    }
                     Some(id) => format!(
                         "run `edgenet remove` with that deployment's --state-dir, or if that deployment is gone `edgenet remove --orphan {id}` (everything carrying its mark here: the bridge, its veths, tables and node namespaces), or set Edgenet.SwitchName to another name"
                     ),
@@ -363,4 +374,19 @@ fn own_words(ctx: &Context<'_>) -> String {
         Some(id) => format!("; this state directory holds deployment {id}"),
         None => "; this state directory holds no deployment".to_string(),
     }
+}
+
+/// The ports of bridge `switch` that do not carry its mark `mark` (the host's adapter of an
+/// external switch).
+fn foreign_ports<'a>(
+    facts: &'a crate::host_facts::HostFacts,
+    switch: &str,
+    mark: &str,
+) -> Vec<&'a str> {
+    facts
+        .links
+        .iter()
+        .filter(|l| l.master.as_deref() == Some(switch) && l.alias.as_deref() != Some(mark))
+        .map(|l| l.name.as_str())
+        .collect()
 }

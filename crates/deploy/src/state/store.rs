@@ -425,6 +425,7 @@ impl StateLock {
         *files = Files {
             loaded: true,
             base: content_hash(None),
+            stale_temp: std::mem::take(&mut files.stale_temp),
             ..Files::default()
         };
         // The identity first: a remove that stops half-way keeps the state that lists what is
@@ -462,22 +463,33 @@ impl StateLock {
         let _ = fs::remove_dir(self.dir.path());
     }
 
-    /// Temp files left by a run that crashed mid-save. Only safe while holding the lock.
+    /// Temp files left by a run that crashed mid-save (of the state files, and of the
+    /// nftables ruleset cache, `ruleset-cache.json.tmp-PID`, of a process that is gone), kept
+    /// for [`StateLock::stale_temp_files_removed`]. Only safe while holding the lock.
     pub(super) fn remove_stale_temp_files(&self) {
         let Ok(entries) = fs::read_dir(self.dir.path()) else {
             return;
         };
+        let mut removed = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if (name.starts_with(TEMP_PREFIX)
+            let state_temp = (name.starts_with(TEMP_PREFIX)
                 || name.starts_with(IDENTITY_TEMP_PREFIX)
                 || name.starts_with(CONFIG_TEMP_PREFIX))
-                && name.ends_with(TEMP_SUFFIX)
-            {
-                let _ = fs::remove_file(entry.path());
+                && name.ends_with(TEMP_SUFFIX);
+            if (state_temp || is_stale_cache_temp(&name)) && fs::remove_file(entry.path()).is_ok() {
+                removed.push(entry.path());
             }
         }
+        if !removed.is_empty() {
+            self.files().stale_temp = removed;
+        }
+    }
+
+    /// The temp files [`StateLock::remove_stale_temp_files`] deleted when the lock was taken.
+    pub fn stale_temp_files_removed(&self) -> Vec<PathBuf> {
+        self.files().stale_temp.clone()
     }
 }
 
@@ -498,6 +510,8 @@ pub(crate) struct Files {
     needs_newline: bool,
     /// What `identity.json` holds.
     durable_identity: Option<Identity>,
+    /// Temp files of crashed runs deleted when the lock was taken.
+    stale_temp: Vec<PathBuf>,
     /// The hash of `config.json`'s bytes (0: none, or not read).
     config_hash: u64,
     /// The config last found equal to `config.json`'s (compared by address, no serialising).
@@ -560,6 +574,17 @@ fn replace_file(path: &Path, prefix: &str, bytes: &[u8], sync: Fsync) -> io::Res
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// `ruleset-cache.json.tmp-PID` (see [`edgenet_host::nft`]'s cache) of a process that is no
+/// longer running: a run killed between writing it and renaming it.
+fn is_stale_cache_temp(name: &str) -> bool {
+    name.strip_prefix(edgenet_host::nft::CACHE_FILE)
+        .and_then(|rest| rest.strip_prefix(".tmp-"))
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        })
 }
 
 /// Always durable: see the module doc.

@@ -243,6 +243,12 @@ pub fn restore_adapter(
         .into_iter()
         .map(|m| format!("moved {m} from {bridge} back to {}", snap.name))
         .collect();
+    done.extend(moved.beside().iter().map(|b| {
+        format!(
+            "kept {b} as it is (not edgenet's); the route moved back to {} went beside it",
+            snap.name
+        )
+    }));
     if link.master.as_deref() == Some(bridge) {
         k.set_master(&snap.name, None)?;
         done.push(format!("released {} from {bridge}", snap.name));
@@ -325,7 +331,7 @@ pub fn restore_adapter(
 /// through that address's subnet (its gateway or destination there: without the address, the
 /// adapter cannot reach it). Returns (description, what to report: a line starting "left ")
 /// for each. `was`: the adapter's recorded name (the holder may have it now).
-fn held_elsewhere(
+pub(crate) fn held_elsewhere(
     k: &mut dyn Kernel,
     saved: &SavedLinkConfig,
     adapter: &str,
@@ -504,6 +510,11 @@ pub fn move_addressing(
     for item in moved.describe() {
         j.changed(format!("moved {item} from {adapter} to {bridge}"));
     }
+    for b in moved.beside() {
+        j.changed(format!(
+            "kept {b} as it is (not edgenet's); the route moved to {bridge} went beside it, and the kernel uses the one that came first"
+        ));
+    }
     for warning in moved.skipped() {
         j.warn(warning.clone());
     }
@@ -543,9 +554,17 @@ pub fn restore_on_bridge(
     adapter: &str,
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
-    let (missing, present) = missing_on_bridge(k, recorded, bridge)?;
+    let (missing, mut present) = missing_on_bridge(k, recorded, bridge)?;
     if missing.is_empty() {
         return Ok(());
+    }
+    // What another up NIC has now stays there: not put on the bridge too (the same address
+    // on two NICs), said so.
+    for (item, line) in held_elsewhere(k, recorded, bridge, bridge, adapter)? {
+        if missing.contains(&item) {
+            j.warn(line);
+        }
+        present.push(item);
     }
     let (back, refused) = k.apply_saved_onto(recorded, bridge, &present)?;
     for item in back {
@@ -748,6 +767,30 @@ pub fn keep_host_config(
         let Some(saved) = record.moved.as_ref().filter(|m| !m.addresses.is_empty()) else {
             return Ok((lapsed, false));
         };
+        // What another up NIC has now stays there: not put on the bridge too.
+        let elsewhere = held_elsewhere(k, saved, bridge, bridge, adapter)?;
+        if !elsewhere.is_empty() {
+            let present: Vec<String> = elsewhere.iter().map(|(item, _)| item.clone()).collect();
+            let (back, refused) = k.apply_saved_onto(saved, bridge, &present)?;
+            let mut changes: Vec<String> = back
+                .into_iter()
+                .map(|item| format!(
+                    "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
+                ))
+                .collect();
+            changes.extend(
+                elsewhere
+                    .into_iter()
+                    .map(|(_, line)| format!("warning: {line}")),
+            );
+            changes.extend(
+                refused
+                    .into_iter()
+                    .map(|r| format!("warning: could not put back {r} on {bridge}")),
+            );
+            changes.extend(lapsed);
+            return Ok((changes, false));
+        }
         let back = k.apply_saved(saved)?;
         let mut changes: Vec<String> = back
             .describe()
@@ -756,6 +799,11 @@ pub fn keep_host_config(
                 "put back {item} on {bridge}, as recorded when {adapter}'s configuration moved there (it was on neither link)"
             ))
             .collect();
+        changes.extend(back.beside().iter().map(|b| {
+            format!(
+                "kept {b} as it is (not edgenet's); the route put back on {bridge} went beside it"
+            )
+        }));
         changes.extend(
             back.skipped()
                 .iter()

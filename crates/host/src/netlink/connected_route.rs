@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -111,7 +111,9 @@ impl Netlink {
     }
 
     /// Adds `route` through `link` as the kernel makes it for an address (main table, `proto
-    /// kernel`, `scope link`, `src`, no metric).
+    /// kernel`, `scope link`, `src`, no metric), *beside* any route another interface holds
+    /// to that network (an administrator's `N via G dev eth0`): never in its place. The very
+    /// same route there already counts as added.
     pub fn add_connected_route(
         &mut self,
         link: &str,
@@ -131,12 +133,14 @@ impl Netlink {
             RouteAttribute::Oif(index),
         ]);
         let object = format!("{route} dev {link}");
-        self.ack_request(
+        match self.ack_request(
             RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-        .map_err(|f| f.into_host("add route", &object))?;
-        Ok(())
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+        ) {
+            Ok(_) => Ok(()),
+            Err(f) if f.errno() == Some(libc::EEXIST) => Ok(()),
+            Err(f) => Err(f.into_host("add route", &object)),
+        }
     }
 }
 

@@ -104,7 +104,7 @@ impl Netlink {
     }
 
     /// Index → name of every link, for the dumps that only carry indexes.
-    fn link_names(&mut self) -> Result<HashMap<u32, String>, HostError> {
+    pub(crate) fn link_names(&mut self) -> Result<HashMap<u32, String>, HostError> {
         Ok(names_of(&self.links()?))
     }
 }
