@@ -99,7 +99,7 @@ fn chosen_without_c(
     // the last completed deploy's (applied plan), or an interrupted first deploy's (pending).
     // A redeploy stopped part-way leaves the deployment before it recorded: applied again.
     let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
-    super::check_machine_name(cli)?;
+    super::check_host_options(cli)?;
     let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
     // Nothing recorded but `config.json`: a first deploy interrupted before its first record
     // (the file is written first; `remove` deletes it): its config, as README says, whether

@@ -72,10 +72,11 @@ fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliErr
     if args.force {
         return Ok(());
     }
-    let text = match std::fs::read_to_string(path) {
+    // A unit file is a few hundred bytes; something else in its place is named, not read.
+    let text = match edgenet_host::small_file::read(path, 1 << 20) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error("read", path, e)),
+        Err(edgenet_host::small_file::SmallFileError::Missing) => return Ok(()),
+        Err(e) => return Err(io_error("read", path, e.into_io())),
     };
     if is_ours(&text) {
         return Ok(());

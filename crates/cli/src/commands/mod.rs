@@ -42,7 +42,7 @@ pub fn is_stdin(path: &Path) -> bool {
 
 /// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
 pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
-    check_machine_name(cli)?;
+    check_host_options(cli)?;
     load_config_at(cli.config.as_deref())
 }
 
@@ -74,6 +74,58 @@ pub fn recorded_deployment_config(
         )
         .hint(hint)),
     }
+}
+
+/// The options that describe this host (`--machine-name`, `--resolv-conf`,
+/// `--upstream-resolv-conf`), refused before anything is read when they cannot be right (exit 2).
+pub fn check_host_options(cli: &Cli) -> Result<(), CliError> {
+    check_machine_name(cli)?;
+    check_resolver_paths(cli)
+}
+
+/// A resolver file named on the command line (or in EDGENET_RESOLV_CONF /
+/// EDGENET_UPSTREAM_RESOLV_CONF) that does not exist, is not a regular file or is larger than
+/// edgenet reads is a mistake on the command line (exit 2), not a finding about the host. At
+/// their default paths the same are facts of the host (`dns-not-found` when DNS is needed):
+/// a host without systemd-resolved has no upstream list.
+pub fn check_resolver_paths(cli: &Cli) -> Result<(), CliError> {
+    use edgenet_host::resolv::{ETC_RESOLV_CONF, MAX_RESOLV_CONF_BYTES, SYSTEMD_RESOLV_CONF};
+    use edgenet_host::small_file::file_kind;
+    for (flag, env, path, default) in [
+        ("--resolv-conf", "EDGENET_RESOLV_CONF", &cli.resolv_conf, ETC_RESOLV_CONF),
+        (
+            "--upstream-resolv-conf",
+            "EDGENET_UPSTREAM_RESOLV_CONF",
+            &cli.upstream_resolv_conf,
+            SYSTEMD_RESOLV_CONF,
+        ),
+    ] {
+        if path.as_os_str() == default {
+            continue;
+        }
+        let shown = path.display();
+        let problem = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read: {e}"),
+            Ok(meta) => match file_kind(&meta) {
+                Some(kind) => format!("is not a regular file (it is {kind})"),
+                None if meta.len() > MAX_RESOLV_CONF_BYTES => format!(
+                    "is {} bytes; edgenet reads at most {MAX_RESOLV_CONF_BYTES} bytes (1 MiB) of a resolver file",
+                    meta.len()
+                ),
+                None => continue,
+            },
+        };
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("{flag} {shown}: {problem}; nothing was read or changed"),
+        )
+        .hint(format!(
+            "give {flag} (or {env}) the path of a resolver file with `nameserver` lines, or leave it out to read {default}"
+        )));
+    }
+    Ok(())
 }
 
 /// A `--machine-name` that cannot name nodes is refused (exit 2).
