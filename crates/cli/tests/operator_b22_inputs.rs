@@ -62,15 +62,38 @@ fn resolver_files_that_are_not_regular_files_are_refused_as_command_line_mistake
     let missing = dir.path().join("none").display().to_string();
     let state = dir.path().join("state").display().to_string();
     for (flag, path, why) in [
-        ("--resolv-conf", "/dev/zero", "is not a regular file (it is a character device)"),
-        ("--resolv-conf", fifo.as_str(), "is not a regular file (it is a FIFO)"),
+        (
+            "--resolv-conf",
+            "/dev/zero",
+            "is not a regular file (it is a character device)",
+        ),
+        (
+            "--resolv-conf",
+            fifo.as_str(),
+            "is not a regular file (it is a FIFO)",
+        ),
         ("--resolv-conf", missing.as_str(), "does not exist"),
-        ("--upstream-resolv-conf", "/dev/zero", "is not a regular file (it is a character device)"),
-        ("--upstream-resolv-conf", fifo.as_str(), "is not a regular file (it is a FIFO)"),
+        (
+            "--upstream-resolv-conf",
+            "/dev/zero",
+            "is not a regular file (it is a character device)",
+        ),
+        (
+            "--upstream-resolv-conf",
+            fifo.as_str(),
+            "is not a regular file (it is a FIFO)",
+        ),
     ] {
         for command in ["check", "plan", "deploy"] {
-            let out = edgenet_capped(&m.ns, &["--state-dir", &state, command, flag, path, "-o", "json"]);
-            assert_eq!(out.status.code(), Some(2), "{command} {flag} {path}: {out:?}");
+            let out = edgenet_capped(
+                &m.ns,
+                &["--state-dir", &state, command, flag, path, "-o", "json"],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {flag} {path}: {out:?}"
+            );
             let v = json(&out);
             assert_eq!(v["error"]["code"], "invalid-arguments", "{v}");
             let message = v["error"]["message"].as_str().unwrap();
@@ -80,7 +103,10 @@ fn resolver_files_that_are_not_regular_files_are_refused_as_command_line_mistake
                 "{v}"
             );
             assert!(v["error"]["hint"].as_str().unwrap().contains(flag), "{v}");
-            assert!(!std::path::Path::new(&state).exists(), "{command} made {state}");
+            assert!(
+                !std::path::Path::new(&state).exists(),
+                "{command} made {state}"
+            );
         }
     }
 }
@@ -96,7 +122,17 @@ fn an_oversized_resolver_file_is_refused() {
     text.push_str(&"#".repeat(2 << 20));
     std::fs::write(&big, text).unwrap();
     let big = big.display().to_string();
-    let out = edgenet_capped(&m.ns, &["check", "--offline-check", "--resolv-conf", &big, "-o", "json"]);
+    let out = edgenet_capped(
+        &m.ns,
+        &[
+            "check",
+            "--offline-check",
+            "--resolv-conf",
+            &big,
+            "-o",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let v = json(&out);
     assert!(

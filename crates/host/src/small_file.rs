@@ -116,11 +116,17 @@ mod tests {
     #[test]
     fn a_device_is_refused_and_a_large_file_is_not_read() {
         let err = read(Path::new("/dev/zero"), 1024).unwrap_err();
-        assert_eq!(err.to_string(), "is not a regular file (it is a character device)");
+        assert_eq!(
+            err.to_string(),
+            "is not a regular file (it is a character device)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'#'; 1025]).unwrap();
-        assert!(matches!(read(&big, 1024), Err(SmallFileError::TooLarge(1024))));
+        assert!(matches!(
+            read(&big, 1024),
+            Err(SmallFileError::TooLarge(1024))
+        ));
         std::fs::write(&big, b"nameserver 192.0.2.1\n").unwrap();
         assert_eq!(read(&big, 1024).unwrap(), "nameserver 192.0.2.1\n");
         assert!(matches!(

@@ -463,6 +463,17 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Ok(report) => {
             // After a deploy that changed something only: a no-change redeploy (the hot path)
             // sends nothing; the servers were asked when this plan was deployed.
+            // Another deployment met: a finding as `check` and `status` give it, not a log line.
+            let others: Vec<_> = report
+                .others
+                .iter()
+                .map(super::check::other_deployment_finding)
+                .collect();
+            let style = crate::output::Style::for_stderr();
+            for f in &others {
+                errln!("{}", crate::output::finding_text(f, style));
+            }
+            warnings.extend(others);
             if !report.changes.is_empty() {
                 let dns = super::dns_findings(&plan);
                 let style = crate::output::Style::for_stderr();

@@ -92,7 +92,12 @@ pub fn check_resolver_paths(cli: &Cli) -> Result<(), CliError> {
     use edgenet_host::resolv::{ETC_RESOLV_CONF, MAX_RESOLV_CONF_BYTES, SYSTEMD_RESOLV_CONF};
     use edgenet_host::small_file::file_kind;
     for (flag, env, path, default) in [
-        ("--resolv-conf", "EDGENET_RESOLV_CONF", &cli.resolv_conf, ETC_RESOLV_CONF),
+        (
+            "--resolv-conf",
+            "EDGENET_RESOLV_CONF",
+            &cli.resolv_conf,
+            ETC_RESOLV_CONF,
+        ),
         (
             "--upstream-resolv-conf",
             "EDGENET_UPSTREAM_RESOLV_CONF",
