@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use support::*;
@@ -95,4 +95,92 @@ fn deploy_reports_another_deployment_as_a_notice_in_its_report() {
         !v["warnings"].to_string().contains("another-deployment"),
         "{v}"
     );
+}
+
+fn has_iptables_nft() -> bool {
+    let found = Command::new("iptables-nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: needs iptables-nft");
+    }
+    found
+}
+
+/// B22 finding 9: a user's rule in DOCKER-USER that names the switch and drops its traffic,
+/// inserted above edgenet's accepts after a deploy. edgenet leaves such a rule above its own
+/// (a decision about the switch it does not override), so `check` says it is an error and
+/// `deploy` refuses it with exit 1 before changing anything (it used to change the host, fail
+/// with exit 3 and roll back, while check said "passes").
+#[test]
+fn a_docker_user_rule_naming_the_switch_is_refused_by_check_and_deploy_alike() {
+    if !is_root() || !has_iptables_nft() {
+        return;
+    }
+    let Some(m) = machine_prefixed("g22", "dockeruser") else {
+        return;
+    };
+    let ns = m.ns.clone();
+    sh(&format!(
+        "ip netns exec {ns} sh -c 'iptables-nft -N DOCKER-USER && iptables-nft -P FORWARD DROP && \
+         iptables-nft -A FORWARD -j DOCKER-USER && iptables-nft -A DOCKER-USER -j RETURN'"
+    ));
+    let c1 = internal(&m, "c1.json", "g22sw9", "g22c9");
+    m.deploy(Some(&c1));
+    sh(&format!(
+        "ip netns exec {ns} iptables-nft -I DOCKER-USER -i g22sw9 ! -s 10.0.0.0/8 -j DROP"
+    ));
+    let rules = || sh_out(&format!("ip netns exec {ns} iptables-nft -S DOCKER-USER"));
+    let snapshot = || {
+        (
+            m.nft_json(),
+            m.ip_json("link"),
+            m.ip_json("addr"),
+            m.ip_json("route"),
+        )
+    };
+    let (rules_before, before) = (rules(), snapshot());
+
+    let check = m.edgenet(&["check", "-c", &c1, "-o", "json"]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let errors: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "host-firewall-drops" && f["severity"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{v}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "below `-A DOCKER-USER ! -s 10.0.0.0/8 -i g22sw9 -j DROP` (rule 1 of the chain)"
+        ),
+        "{message}"
+    );
+
+    let deploy = m.edgenet(&["deploy", "-c", &c1]);
+    assert_eq!(deploy.status.code(), Some(1), "{deploy:?}");
+    let err = stderr(&deploy);
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains(message),
+        "deploy and check say the same:\n{err}"
+    );
+    // Nothing changed: the chain (the user's rule still first), the ruleset, links, addresses.
+    let rules_after = rules();
+    assert_eq!(rules_before, rules_after);
+    assert!(before == snapshot(), "deploy changed the namespace");
+    assert_eq!(
+        rules_after.lines().nth(1),
+        Some("-A DOCKER-USER ! -s 10.0.0.0/8 -i g22sw9 -j DROP"),
+        "{rules_after}"
+    );
+
+    // Deleted, deploy goes through and says nothing about it.
+    sh(&format!(
+        "ip netns exec {ns} iptables-nft -D DOCKER-USER -i g22sw9 ! -s 10.0.0.0/8 -j DROP"
+    ));
+    m.ok(&["deploy", "-c", &c1]);
 }
