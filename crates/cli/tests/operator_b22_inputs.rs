@@ -143,3 +143,117 @@ fn an_oversized_resolver_file_is_refused() {
         "{v}"
     );
 }
+
+/// B22 finding 11: install-unit refuses what would make a unit that cannot work, with deploy's
+/// exit codes, and writes nothing then.
+#[test]
+fn install_unit_refuses_a_unit_that_cannot_work_and_writes_nothing() {
+    let Some(m) = machine_prefixed("g22", "unit") else {
+        return;
+    };
+    let units = m.dir.path().join("units");
+    let unit = units.join("edgenet.service");
+    let state = m.state.display().to_string();
+    let units_arg = units.display().to_string();
+    let good = m.write_config(
+        "good.json",
+        &serde_json::json!({"Network": {"SkipDnsCheck": true}, "Edgenet": {"SwitchName": "g22u", "MachineName": "g22u"}}),
+    );
+    let dup = m.dir.path().join("dup.json");
+    std::fs::write(
+        &dup,
+        r#"{"Network":{"SkipDnsCheck":true},"Edgenet":{"SwitchName":"g22u","SwitchName":"g22v","MachineName":"g22u"}}"#,
+    )
+    .unwrap();
+    let dup = dup.display().to_string();
+    let not_exec = m.dir.path().join("edgenet-copy");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    let not_exec = not_exec.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--state-dir",
+            &state,
+            "install-unit",
+            "--unit-dir",
+            &units_arg,
+        ];
+        args.extend_from_slice(extra);
+        edgenet_capped(&m.ns, &args)
+    };
+    let cases: [(&[&str], i32, &str, &str); 6] = [
+        (
+            &["-c", &dup],
+            1,
+            "has 1 error(s); no unit was written",
+            "error[duplicate-key]",
+        ),
+        (
+            &["-c", &good, "--binary", "relative/edgenet"],
+            2,
+            "--binary relative/edgenet: not an absolute path",
+            "hint: give the absolute path",
+        ),
+        (
+            &["-c", &good, "--binary", "/nonexistent-g22/edgenet"],
+            2,
+            "--binary /nonexistent-g22/edgenet: does not exist",
+            "no unit was written",
+        ),
+        (
+            &["-c", &good, "--binary", &not_exec],
+            2,
+            "is not executable",
+            "no unit was written",
+        ),
+        (
+            &["-c", &good, "--machine", "3"],
+            2,
+            "--machine 3 is out of range",
+            "use --machine 0",
+        ),
+        (
+            &["-c", &good, "--binary", "/tmp"],
+            2,
+            "--binary /tmp: is not a regular file",
+            "no unit was written",
+        ),
+    ];
+    for (extra, code, said, also) in cases {
+        let out = run(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {err}");
+        assert!(err.contains(said) && err.contains(also), "{extra:?}: {err}");
+        assert!(!units.exists(), "{extra:?} wrote {}", units.display());
+    }
+
+    // A foreign unit in the way: exit 3 (`foreign-unit`), left as it was.
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(&unit, "[Unit]\nDescription=theirs\n").unwrap();
+    let out = run(&["-c", &good]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&unit).unwrap(),
+        "[Unit]\nDescription=theirs\n"
+    );
+    std::fs::remove_file(&unit).unwrap();
+
+    // The "at boot it runs" line quotes a path with a space, `%` and `$` as a shell reads it.
+    let odd_dir = m.dir.path().join("d dir%n$x");
+    std::fs::create_dir_all(&odd_dir).unwrap();
+    let odd = odd_dir.join("site 1.json");
+    std::fs::copy(&good, &odd).unwrap();
+    let odd = odd.display().to_string();
+    let out = run(&["-c", &odd]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(" --config '{odd}' --wait 300")),
+        "{said}"
+    );
+    let written = std::fs::read_to_string(&unit).unwrap();
+    let expected = odd.replace('%', "%%").replace('$', "$$");
+    assert!(
+        written.contains(&format!("--config \"{expected}\"")),
+        "{written}"
+    );
+}
