@@ -184,3 +184,162 @@ fn a_docker_user_rule_naming_the_switch_is_refused_by_check_and_deploy_alike() {
     ));
     m.ok(&["deploy", "-c", &c1]);
 }
+
+/// A process of our own killed (by its pid) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `pid` holds a `flock` of some file (its line in /proc/locks).
+fn holds_a_flock(pid: u32) -> bool {
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(1) == Some(&"FLOCK") && w.get(4) == Some(&pid.to_string().as_str())
+        })
+}
+
+/// B22 finding 12: `locked` names the holder of the namespace lock, as docs/json-output.md
+/// says (`flock(1)` holds it here, on the namespace's own file, as edgenet does).
+#[test]
+fn locked_names_the_holder_of_the_namespace_lock() {
+    let Some(m) = machine_prefixed("g22", "holder") else {
+        return;
+    };
+    let holder = Killed(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .args(["flock", "/proc/self/ns/net", "sleep", "120"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    let start = std::time::Instant::now();
+    while !holds_a_flock(pid) {
+        assert!(start.elapsed().as_secs() < 30, "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let c1 = internal(&m, "c1.json", "g22sw4", "g22c4");
+    let out = m.edgenet(&["deploy", "-c", &c1, "--wait", "0", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "locked", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(": flock (pid {pid}) holds its lock")),
+        "{message}"
+    );
+    // Nothing was made.
+    assert!(bridges(&m.ns).is_empty());
+    assert!(!m.state.join("state.json").exists());
+}
+
+fn silent_and_refusing_servers(m: &Machine) {
+    // 10.9.9.9 sits behind a veth whose peer has no address (queries vanish: silent);
+    // 10.9.8.1 is this namespace's own address, where nothing listens on port 53 (the kernel
+    // refuses at once: ICMP port unreachable).
+    sh(&format!(
+        "ip -n {ns} link add g22dns type veth peer name g22dnsp && ip -n {ns} link set g22dns up && \
+         ip -n {ns} link set g22dnsp up && ip -n {ns} addr add 10.9.9.1/24 dev g22dns && \
+         ip -n {ns} neigh add 10.9.9.9 lladdr 02:00:00:00:00:99 dev g22dns nud permanent && \
+         ip -n {ns} addr add 10.9.8.1/24 dev g22dns",
+        ns = m.ns
+    ));
+}
+
+/// B22 finding 13: a server that refused the query at once is not said to be silent.
+#[test]
+fn a_refusing_dns_server_is_called_refusing_not_silent() {
+    let Some(m) = machine_prefixed("g22", "dnsref") else {
+        return;
+    };
+    silent_and_refusing_servers(&m);
+    let c = m.write_config(
+        "c.json",
+        &json!({"Network": {"DnsServers": ["10.9.8.1", "10.9.9.9"]}, "Edgenet": {"SwitchName": "g22sw5", "MachineName": "g22c5"}}),
+    );
+    let out = m.edgenet(&["check", "-c", &c, "-o", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = |i: usize| -> String {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "dns-silent" && f["path"] == format!("Network.DnsServers[{i}]"))
+            .unwrap_or_else(|| panic!("no dns-silent for server {i}: {v}"))["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let refused = message(0);
+    assert!(
+        refused.starts_with("DNS server 10.9.8.1 refuses a query from this host"),
+        "{refused}"
+    );
+    assert!(!refused.contains("within 1 s"), "{refused}");
+    let silent = message(1);
+    assert!(
+        silent.starts_with("DNS server 10.9.9.9 does not answer a query from this host within 1 s"),
+        "{silent}"
+    );
+}
+
+/// B22 finding 12 (related): the DNS check of a changing deploy (up to 1 s) runs after the
+/// namespace and state locks are let go, and after the changes are printed.
+#[test]
+fn the_dns_check_of_a_deploy_runs_after_its_report_without_the_locks() {
+    let Some(m) = machine_prefixed("g22", "dnsafter") else {
+        return;
+    };
+    silent_and_refusing_servers(&m);
+    let c = m.write_config(
+        "c.json",
+        &json!({"Network": {"DnsServers": ["10.9.9.9"]}, "Edgenet": {"SwitchName": "g22sw6", "MachineName": "g22c6"}}),
+    );
+    use std::io::{BufRead, BufReader};
+    // stdout and stderr into one pipe, in the order the process wrote them.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Killed(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .arg(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["deploy", "-c", &c])
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env("NO_COLOR", "1")
+            .env_remove("EDGENET_FAILPOINT")
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut lines = Vec::new();
+    let mut held_after_report = None;
+    for line in BufReader::new(reader).lines() {
+        let line = line.unwrap();
+        if line.starts_with("Deployed ") {
+            // Still in its DNS check (the silent server takes 1 s): no lock held by then.
+            held_after_report = Some(holds_a_flock(pid));
+        }
+        lines.push(line);
+    }
+    assert!(child.0.wait().unwrap().success(), "{lines:#?}");
+    let deployed = lines
+        .iter()
+        .position(|l| l.starts_with("Deployed "))
+        .unwrap();
+    let warned = lines
+        .iter()
+        .position(|l| l.starts_with("warning[dns-silent]"))
+        .unwrap_or_else(|| panic!("no dns-silent warning: {lines:#?}"));
+    assert!(deployed < warned, "the report comes first: {lines:#?}");
+    assert_eq!(held_after_report, Some(false), "{lines:#?}");
+}

@@ -311,9 +311,14 @@ fn netns_lock(wait: u64, command: &str) -> Result<Option<std::fs::File>, CliErro
         Err(LockError::Busy { waited }) => Err(CliError::new(
             Exit::Host,
             "locked",
-            format!(
-                "another edgenet deploy or remove is running in this network namespace (waited {waited:?}); nothing was changed"
-            ),
+            match edgenet_host::lock::network_namespace_holder() {
+                Some(holder) => format!(
+                    "another edgenet deploy or remove is running in this network namespace: {holder} holds its lock (waited {waited:?}); nothing was changed"
+                ),
+                None => format!(
+                    "another edgenet deploy or remove is running in this network namespace (waited {waited:?}); nothing was changed"
+                ),
+            },
         )
         .hint(format!("run {command} again when it is done, or wait longer with --wait SECONDS"))),
         Err(LockError::Io(e)) => {
@@ -363,7 +368,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // free. Held to the end of the deploy (the bridge has its address then); taken before the
     // state lock, always in this order, and before the state directory is made (a run that
     // gives up here leaves nothing). Taking it first spares a second read of the host.
-    let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
+    let netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
     refuse_odd_files(cli)?;
@@ -461,8 +466,12 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let config = Some(std::sync::Arc::new(chosen.loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan, config) {
         Ok(report) => {
-            // After a deploy that changed something only: a no-change redeploy (the hot path)
-            // sends nothing; the servers were asked when this plan was deployed.
+            // Done with the host: the locks go before the DNS check (up to 1 s of waiting for
+            // silent servers), so other deploys and removes in this namespace need not wait
+            // for it, and in text the changes are printed before it, so a run stopped in that
+            // second has said what it did.
+            drop(lock);
+            drop(netns_lock);
             // Another deployment met: a finding as `check` and `status` give it, not a log line.
             let others: Vec<_> = report
                 .others
@@ -474,16 +483,20 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                 errln!("{}", crate::output::finding_text(f, style));
             }
             warnings.extend(others);
-            if !report.changes.is_empty() {
-                let dns = super::dns_findings(&plan);
-                let style = crate::output::Style::for_stderr();
-                for f in &dns {
-                    errln!("{}", crate::output::finding_text(f, style));
+            // After a deploy that changed something only: a no-change redeploy (the hot path)
+            // sends nothing; the servers were asked when this plan was deployed.
+            let dns_check = |warnings: &mut Vec<Finding>| {
+                if !report.changes.is_empty() {
+                    let dns = super::dns_findings(&plan);
+                    for f in &dns {
+                        errln!("{}", crate::output::finding_text(f, style));
+                    }
+                    warnings.extend(dns);
                 }
-                warnings.extend(dns);
-            }
+            };
             match cli.output {
                 Output::Json => {
+                    dns_check(&mut warnings);
                     let mut v = serde_json::to_value(&report).expect("reports serialize");
                     v["source"] = source.into();
                     v["warnings"] = serde_json::to_value(&warnings).expect("findings serialize");
@@ -507,6 +520,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                             report.state_dir.display()
                         );
                     }
+                    dns_check(&mut warnings);
                 }
             }
             Ok(Exit::Ok)

@@ -581,6 +581,24 @@ const DNS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1)
 /// `Network.SkipDnsCheck` and, as in AKS EE, offline (`InternetDisabled`). A server inside an
 /// internal switch's subnet is on the switch itself, which this host may not have yet: `doctor`
 /// asks it from the node.
+/// What a failed query says about its server: refused or unreachable at once (an ICMP error
+/// came back) is not silence.
+fn dns_failure_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => format!(
+            "refuses a query from this host: its host answered at once that nothing takes DNS on port 53 there ({e})"
+        ),
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            format!("is unreachable from this host ({e})")
+        }
+        _ => format!(
+            "does not answer a query from this host within {} s ({e})",
+            DNS_CHECK_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 pub fn dns_findings(plan: &edgenet_core::plan::Plan) -> Vec<Finding> {
     use edgenet_core::plan::{DnsSource, Outbound, SwitchKind};
     use edgenet_core::validate::Code;
@@ -626,10 +644,7 @@ pub fn dns_findings(plan: &edgenet_core::plan::Plan) -> Vec<Finding> {
                 Finding::warning(
                     Code::DnsSilent,
                     format!("Network.DnsServers[{i}]"),
-                    format!(
-                        "DNS server {server} does not answer a query from this host within {} s ({e})",
-                        DNS_CHECK_TIMEOUT.as_secs()
-                    ),
+                    format!("DNS server {server} {}", dns_failure_words(&e)),
                 )
                 .hint("check the address; if it is unreachable on purpose (an air-gapped site), set Network.SkipDnsCheck: true"),
             )
