@@ -257,3 +257,64 @@ fn install_unit_refuses_a_unit_that_cannot_work_and_writes_nothing() {
         "{written}"
     );
 }
+
+/// B22 finding 13: `remove --orphan` takes an id in capitals as the same id, and does not say
+/// "Removed" when it removed nothing (only an unmarked look-alike, which it leaves).
+#[test]
+fn remove_orphan_takes_capitals_and_says_when_nothing_was_removed() {
+    let Some(m) = machine_prefixed("g22", "orphan") else {
+        return;
+    };
+    sh(&format!(
+        "ip netns exec {} nft 'add table ip edgenet_abcdef; add chain ip edgenet_abcdef c; add rule ip edgenet_abcdef c counter'",
+        m.ns
+    ));
+    let out = m.edgenet(&["remove", "--orphan", "ABCDEF"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(said.contains("  left "), "{said}");
+    assert!(
+        said.contains("Nothing was removed: nothing in this network namespace carries the mark of deployment abcdef any more; what is listed as left is not edgenet's to delete."),
+        "{said}"
+    );
+    assert!(!said.contains("Removed what deployment"), "{said}");
+    // The look-alike is still there.
+    let tables = sh_out(&format!("ip netns exec {} nft list tables", m.ns));
+    assert!(tables.contains("table ip edgenet_abcdef"), "{tables}");
+}
+
+/// B22 finding 13: a `--state-dir` that names a file is a command-line mistake (exit 2, with
+/// a hint), for every command that reads a state directory.
+#[test]
+fn a_state_dir_that_is_a_file_is_a_command_line_mistake() {
+    let Some(m) = machine_prefixed("g22", "statefile") else {
+        return;
+    };
+    let file = m.write_config(
+        "c.json",
+        &serde_json::json!({"Network": {"SkipDnsCheck": true}, "Edgenet": {"SwitchName": "g22sf", "MachineName": "g22sf"}}),
+    );
+    let before = std::fs::read(&file).unwrap();
+    for command in [&["deploy"][..], &["remove"], &["status"], &["check"]] {
+        let mut args = vec!["--state-dir", file.as_str(), "-o", "json"];
+        args.extend_from_slice(command);
+        let out = edgenet_capped(&m.ns, &args);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {out:?}");
+        let v = json(&out);
+        assert_eq!(v["error"]["code"], "invalid-arguments", "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!("--state-dir {file}: is a regular file, not a directory; nothing was read or changed"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("a config goes to -c"),
+            "{v}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert!(bridges(&m.ns).is_empty());
+}

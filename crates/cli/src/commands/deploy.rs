@@ -597,6 +597,8 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
 /// state directory is gone (see `edgenet_deploy::orphan`).
 pub fn run_remove_orphan(cli: &Cli, args: &LockArgs, id: &str) -> Result<Exit, CliError> {
     refuse_config_option(cli)?;
+    // Ids are written in lower-case hex (`edgenet:fcfe7e`); one typed in capitals is the same id.
+    let id = id.to_ascii_lowercase();
     let id: edgenet_deploy::state::DeploymentId = id.parse().map_err(|e: String| {
         CliError::new(Exit::Unreadable, "invalid-arguments", format!("--orphan: {e}")).hint(
             "give the id `edgenet status` names in its leftover notices (`edgenet:<id>`, `edgenet_<id>`)",
@@ -703,7 +705,18 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for e in &report.errors {
                 errln!("edgenet: remove: {e}");
             }
-            if report.found && !failed && report.orphan {
+            if report.found && !failed && report.orphan && report.removed.is_empty() && report.restored.is_empty() {
+                // Only unmarked look-alikes (left, above) or what was gone already.
+                outln!(
+                    "Nothing was removed: nothing in this network namespace carries the mark of deployment {} any more{}.",
+                    report.deployment_id.as_deref().unwrap_or("?"),
+                    if report.left.is_empty() {
+                        ""
+                    } else {
+                        "; what is listed as left is not edgenet's to delete"
+                    }
+                );
+            } else if report.found && !failed && report.orphan {
                 outln!(
                     "Removed what deployment {} left in this network namespace.",
                     report.deployment_id.as_deref().unwrap_or("?")

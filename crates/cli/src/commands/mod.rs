@@ -133,6 +133,26 @@ pub fn check_resolver_paths(cli: &Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A `--state-dir` (or EDGENET_STATE_DIR) that names something other than a directory — a
+/// config file given by mistake — is a mistake on the command line (exit 2), said before
+/// anything is read or made. One that does not exist yet is fine: deploy makes it.
+pub fn check_state_dir(cli: &Cli) -> Result<(), CliError> {
+    let what = match std::fs::metadata(&cli.state_dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(meta) => edgenet_host::small_file::file_kind(&meta).unwrap_or("a regular file"),
+        Err(_) => return Ok(()),
+    };
+    Err(CliError::new(
+        Exit::Unreadable,
+        "invalid-arguments",
+        format!(
+            "--state-dir {}: is {what}, not a directory; nothing was read or changed",
+            cli.state_dir.display()
+        ),
+    )
+    .hint("give --state-dir (or EDGENET_STATE_DIR) the deployment's state directory (default /var/lib/edgenet; deploy makes it), not a file in it; a config goes to -c"))
+}
+
 /// A `--machine-name` that cannot name nodes is refused (exit 2).
 pub fn check_machine_name(cli: &Cli) -> Result<(), CliError> {
     if let Some(name) = &cli.machine_name {
