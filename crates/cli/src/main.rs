@@ -95,6 +95,22 @@ fn main() -> ExitCode {
     }
     if matches!(
         cli.command,
+        Command::Check(_)
+            | Command::Deploy(_)
+            | Command::Remove(_)
+            | Command::Status(_)
+            | Command::Node(_)
+            | Command::ScaleConfig(_)
+            | Command::InstallUnit(_)
+            | Command::Render(_)
+            | Command::Doctor(_)
+    ) {
+        if let Err(e) = commands::check_state_dir(&cli) {
+            return fail(&cli, &schema, e);
+        }
+    }
+    if matches!(
+        cli.command,
         Command::Deploy(_)
             | Command::Remove(_)
             | Command::Lab(LabCommand::Up(_) | LabCommand::Down(_))

@@ -172,7 +172,7 @@ fn check_refuses_a_bridge_left_by_another_deployment_and_deploy_leaves_no_stuck_
 }
 
 #[test]
-fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployment_back() {
+fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_keeps_the_deployment() {
     let Some(m) = machine("f8adrop") else { return };
     if !has_iptables() {
         eprintln!("skipped: needs iptables-nft");
@@ -190,18 +190,17 @@ fn a_redeploy_refused_by_a_docker_user_drop_names_the_drop_and_puts_the_deployme
     ));
     let out = m.edgenet(&["deploy"]);
     let t = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{t}");
+    // B22 finding 9: refused by the checks before anything changes (exit 1), as check says.
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("nothing was changed"), "{t}");
     assert!(!t.contains("already exists and was not made"), "{t}");
-    assert!(
-        t.contains("host firewall chain ip filter FORWARD drops"),
-        "{t}"
-    );
+    assert!(t.contains("ip filter chain FORWARD"), "{t}");
     assert!(!t.contains("rollback error"), "{t}");
     // B19 D3: a rule aimed at every packet stays above edgenet's (the user's decision), and
     // the fix does not ask for the accepts that are already there.
     assert!(
         t.contains(
-            "hint: edgenet's ACCEPT rules for aksedgesw-int are present in DOCKER-USER but below `-A DOCKER-USER -j DROP` (rule 1)"
+            "edgenet's ACCEPT rules for aksedgesw-int are present in DOCKER-USER but below `-A DOCKER-USER -j DROP` (rule 1 of the chain)"
         ),
         "{t}"
     );

@@ -30,6 +30,8 @@ pub enum Code {
     NodeMissing,
     WindowsControlPlane,
     InvalidName,
+    /// A machine name in capitals (Windows' COMPUTERNAME is), read in lower case.
+    MachineNameCase,
     Placeholder,
     KeyCase,
     DuplicateKey,
@@ -137,6 +139,7 @@ impl Code {
             NodeMissing => "node-missing",
             WindowsControlPlane => "windows-control-plane",
             InvalidName => "invalid-name",
+            MachineNameCase => "machine-name-case",
             Placeholder => "placeholder",
             KeyCase => "key-case",
             DuplicateKey => "duplicate-key",
@@ -218,6 +221,7 @@ impl Code {
             | NodeMissing
             | WindowsControlPlane
             | InvalidName
+            | MachineNameCase
             | Placeholder
             | KeyCase
             | DuplicateKey

@@ -29,6 +29,11 @@ pub struct DeployReport {
     /// Every change made to the host, in order; empty when it already matched the plan.
     pub changes: Vec<String>,
     pub plan: Plan,
+    /// Another deployment's objects met (beside this one, or left by one whose state is gone),
+    /// said once: the CLI reports them as `check` does (`another-deployment`,
+    /// `leftover-objects`), on stderr and in `-o json`'s `warnings`.
+    #[serde(skip)]
+    pub others: Vec<crate::leftovers::Found>,
 }
 
 /// A deploy that stopped: the error, what it had changed, and how the rollback went.
@@ -58,6 +63,8 @@ struct Run<'a> {
     lock: &'a StateLock,
     state: DeploymentState,
     changes: Vec<String>,
+    /// See [`DeployReport::others`].
+    others: Vec<crate::leftovers::Found>,
     /// Objects first recorded by this run, in creation order: what a rollback undoes.
     new_objects: Vec<(ObjectKind, String, Option<String>)>,
     /// Sysctls this run changed first (a rollback puts them back).
@@ -259,6 +266,7 @@ pub fn deploy(
         lock,
         state,
         changes: Vec::new(),
+        others: Vec::new(),
         new_objects: Vec::new(),
         new_sysctls: Vec::new(),
         rolling_back: false,
@@ -279,6 +287,7 @@ pub fn deploy(
             state_dir: lock.dir().path().to_path_buf(),
             changes: run.changes,
             plan: plan.clone(),
+            others: run.others,
         }),
         Err(error) => {
             if previous.is_none() && run.state.phase == Phase::Deployed {
@@ -568,7 +577,9 @@ fn apply_steps(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
             crate::leftovers::leftovers_in_kernel(&mut nl, Some(id.as_str()))
         };
         for leftover in leftovers {
-            run.warn(leftover.text);
+            if run.state.warn_once(&leftover.text) {
+                run.others.push(leftover);
+            }
         }
     }
 

@@ -25,6 +25,7 @@ pub mod procfs;
 pub mod qemu;
 pub mod qmp;
 pub mod resolv;
+pub mod small_file;
 pub mod sysctl;
 pub mod sysfs;
 pub mod tap;

@@ -95,6 +95,58 @@ pub fn is_held(file: &File) -> bool {
     }
 }
 
+/// Who holds the exclusive lock of the calling thread's network namespace (see
+/// [`network_namespace`]), e.g. `edgenet deploy (pid 1234)`: the lock is a `flock` on the
+/// namespace's file, so the holder is read from the kernel's table of locks (`/proc/locks`,
+/// pids as this process's PID namespace sees them) and its command line. `None` when it cannot
+/// be told (no /proc, the holder gone meanwhile, or in a PID namespace that does not see it).
+pub fn network_namespace_holder() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata(OWN_NETNS).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = flock_holder(&locks, ns.dev(), ns.ino())?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    Some(format!("{} (pid {pid})", command_words(&cmdline)))
+}
+
+/// The pid of the exclusive `flock` on the file `dev`/`ino` in a `/proc/locks` text (lines like
+/// `1: FLOCK  ADVISORY  WRITE 1234 00:04:4026531840 0 EOF`; waiters, `1: -> FLOCK …`, skipped).
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let file = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::libc::major(dev),
+        nix::libc::minor(dev)
+    );
+    locks.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [_, "FLOCK", _, "WRITE", pid, f, ..] if *f == file => pid.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// A holder's command in a few words: its program's name and the edgenet command it runs
+/// (`edgenet deploy`), or the program alone.
+fn command_words(cmdline: &[u8]) -> String {
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let Some(program) = args.first() else {
+        return "a process".to_string();
+    };
+    let name = program.rsplit('/').next().unwrap_or(program).to_string();
+    match args[1..]
+        .iter()
+        .find(|a| matches!(a.as_str(), "deploy" | "remove" | "lab"))
+    {
+        Some(command) => format!("{name} {command}"),
+        None => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,12 @@
 //! [`discover`] is pure (texts in, [`HostDns`] out) so every case is unit-tested;
 //! [`read_host_dns`] only reads the two files.
 
-use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use edgenet_core::host_facts::HostDns;
+
+use crate::small_file::{self, SmallFileError};
 
 /// The resolver configuration the host's own programs use.
 pub const ETC_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -97,28 +98,49 @@ pub fn discover_from(
     dns
 }
 
+/// The most of a resolver file that is read: a resolv.conf is a few hundred bytes (glibc uses
+/// three `nameserver` lines); 1 MiB leaves room for any comments and refuses `/dev/zero` or a
+/// huge file before it costs memory.
+pub const MAX_RESOLV_CONF_BYTES: u64 = 1 << 20;
+
+/// Reads one resolver file: a regular file of at most [`MAX_RESOLV_CONF_BYTES`]
+/// ([`small_file::read`]: a FIFO or device is named, never read).
+pub fn read_resolver_file(path: &Path) -> Result<String, SmallFileError> {
+    small_file::read(path, MAX_RESOLV_CONF_BYTES)
+}
+
 /// Reads `etc_resolv` and, if present, `upstream` and applies [`discover_from`]. An
 /// unreadable resolv.conf is reported in `problem`, not as an error: missing DNS is a
-/// finding for `check`, not a reason to stop gathering facts.
+/// finding for `check`, not a reason to stop gathering facts. Both files are read with
+/// [`read_resolver_file`] (capped, regular files only).
 pub fn read_host_dns(etc_resolv: &Path, upstream: &Path) -> HostDns {
-    let text = match std::fs::read_to_string(etc_resolv) {
+    let text = match read_resolver_file(etc_resolv) {
         Ok(t) => t,
         Err(e) => {
             return HostDns {
-                problem: Some(format!("cannot read {}: {}", etc_resolv.display(), e)),
+                problem: Some(format!("{} {e}", etc_resolv.display())),
                 ..HostDns::default()
             }
         }
     };
-    let upstream_text = match std::fs::read_to_string(upstream) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+    let (upstream_text, upstream_err) = match read_resolver_file(upstream) {
+        Ok(t) => (Some(t), None),
+        Err(SmallFileError::Missing) => (None, None),
         Err(e) => {
-            tracing::debug!("cannot read {}: {e}", upstream.display());
-            None
+            tracing::debug!("{} {e}", upstream.display());
+            (None, Some(e))
         }
     };
-    discover_from(&text, etc_resolv, upstream_text.as_deref(), upstream)
+    let mut dns = discover_from(&text, etc_resolv, upstream_text.as_deref(), upstream);
+    // The upstream list was needed (the problem names it as missing) but is there and could
+    // not be read: say that, not "does not exist".
+    if let (Some(e), Some(problem)) = (upstream_err, dns.problem.as_mut()) {
+        let missing = format!("{} does not exist", upstream.display());
+        if problem.contains(&missing) {
+            *problem = problem.replace(&missing, &format!("{} {e}", upstream.display()));
+        }
+    }
+    dns
 }
 
 /// The `nameserver` lines of one file.
@@ -319,7 +341,6 @@ mod tests {
         let dns = read_host_dns(&missing, &upstream);
         assert!(dns.servers.is_empty());
         let problem = dns.problem.unwrap();
-        assert!(problem.starts_with("cannot read"), "{problem}");
-        assert!(problem.contains("missing.conf"), "{problem}");
+        assert!(problem.ends_with("missing.conf does not exist"), "{problem}");
     }
 }

@@ -49,16 +49,22 @@ fn leftover_findings(cli: &Cli) -> Vec<edgenet_core::validate::Finding> {
         .flatten()
         .map(|s| s.deployment_id.to_string());
     edgenet_deploy::leftovers::leftovers(&mut nl, own.as_deref())
-        .into_iter()
-        .map(|found| {
-            use edgenet_core::validate::{Code, Finding};
-            if found.beside {
-                Finding::notice(Code::AnotherDeployment, "", found.text)
-            } else {
-                Finding::warning(Code::LeftoverObjects, "", found.text)
-            }
-        })
+        .iter()
+        .map(other_deployment_finding)
         .collect()
+}
+
+/// Another deployment's objects, as `check` and `deploy` report them: a whole one beside this
+/// one is a notice (`another-deployment`), leftovers a warning (`leftover-objects`).
+pub fn other_deployment_finding(
+    found: &edgenet_deploy::leftovers::Found,
+) -> edgenet_core::validate::Finding {
+    use edgenet_core::validate::{Code, Finding};
+    if found.beside {
+        Finding::notice(Code::AnotherDeployment, "", found.text.clone())
+    } else {
+        Finding::warning(Code::LeftoverObjects, "", found.text.clone())
+    }
 }
 
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {

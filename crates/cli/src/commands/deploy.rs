@@ -99,7 +99,7 @@ fn chosen_without_c(
     // the last completed deploy's (applied plan), or an interrupted first deploy's (pending).
     // A redeploy stopped part-way leaves the deployment before it recorded: applied again.
     let plan = peeked.and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()));
-    super::check_machine_name(cli)?;
+    super::check_host_options(cli)?;
     let hint = "name the config to deploy with -c FILE (`edgenet config new -f FILE` writes the built-in default), or run `edgenet remove` first";
     // Nothing recorded but `config.json`: a first deploy interrupted before its first record
     // (the file is written first; `remove` deletes it): its config, as README says, whether
@@ -344,9 +344,14 @@ fn netns_lock(wait: u64, command: &str) -> Result<Option<std::fs::File>, CliErro
         Err(LockError::Busy { waited }) => Err(CliError::new(
             Exit::Host,
             "locked",
-            format!(
-                "another edgenet deploy or remove is running in this network namespace (waited {waited:?}); nothing was changed"
-            ),
+            match edgenet_host::lock::network_namespace_holder() {
+                Some(holder) => format!(
+                    "another edgenet deploy or remove is running in this network namespace: {holder} holds its lock (waited {waited:?}); nothing was changed"
+                ),
+                None => format!(
+                    "another edgenet deploy or remove is running in this network namespace (waited {waited:?}); nothing was changed"
+                ),
+            },
         )
         .hint(format!("run {command} again when it is done, or wait longer with --wait SECONDS"))),
         Err(LockError::Io(e)) => {
@@ -396,7 +401,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // free. Held to the end of the deploy (the bridge has its address then); taken before the
     // state lock, always in this order, and before the state directory is made (a run that
     // gives up here leaves nothing). Taking it first spares a second read of the host.
-    let _netns_lock = netns_lock(args.lock.wait, "deploy")?;
+    let netns_lock = netns_lock(args.lock.wait, "deploy")?;
     let mut peeked = peek()?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
     refuse_odd_files(cli)?;
@@ -494,18 +499,37 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let config = Some(std::sync::Arc::new(chosen.loaded.source));
     match edgenet_deploy::deploy(&lock, Some(state), &plan, config) {
         Ok(report) => {
+            // Done with the host: the locks go before the DNS check (up to 1 s of waiting for
+            // silent servers), so other deploys and removes in this namespace need not wait
+            // for it, and in text the changes are printed before it, so a run stopped in that
+            // second has said what it did.
+            drop(lock);
+            drop(netns_lock);
+            // Another deployment met: a finding as `check` and `status` give it, not a log line.
+            let others: Vec<_> = report
+                .others
+                .iter()
+                .map(super::check::other_deployment_finding)
+                .collect();
+            let style = crate::output::Style::for_stderr();
+            for f in &others {
+                errln!("{}", crate::output::finding_text(f, style));
+            }
+            warnings.extend(others);
             // After a deploy that changed something only: a no-change redeploy (the hot path)
             // sends nothing; the servers were asked when this plan was deployed.
-            if !report.changes.is_empty() {
-                let dns = super::dns_findings(&plan);
-                let style = crate::output::Style::for_stderr();
-                for f in &dns {
-                    errln!("{}", crate::output::finding_text(f, style));
+            let dns_check = |warnings: &mut Vec<Finding>| {
+                if !report.changes.is_empty() {
+                    let dns = super::dns_findings(&plan);
+                    for f in &dns {
+                        errln!("{}", crate::output::finding_text(f, style));
+                    }
+                    warnings.extend(dns);
                 }
-                warnings.extend(dns);
-            }
+            };
             match cli.output {
                 Output::Json => {
+                    dns_check(&mut warnings);
                     let mut v = serde_json::to_value(&report).expect("reports serialize");
                     v["source"] = source.into();
                     v["warnings"] = serde_json::to_value(&warnings).expect("findings serialize");
@@ -529,6 +553,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
                             report.state_dir.display()
                         );
                     }
+                    dns_check(&mut warnings);
                 }
             }
             Ok(Exit::Ok)
@@ -605,6 +630,8 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
 /// state directory is gone (see `edgenet_deploy::orphan`).
 pub fn run_remove_orphan(cli: &Cli, args: &LockArgs, id: &str) -> Result<Exit, CliError> {
     refuse_config_option(cli)?;
+    // Ids are written in lower-case hex (`edgenet:fcfe7e`); one typed in capitals is the same id.
+    let id = id.to_ascii_lowercase();
     let id: edgenet_deploy::state::DeploymentId = id.parse().map_err(|e: String| {
         CliError::new(Exit::Unreadable, "invalid-arguments", format!("--orphan: {e}")).hint(
             "give the id `edgenet status` names in its leftover notices (`edgenet:<id>`, `edgenet_<id>`)",
@@ -716,7 +743,18 @@ fn report_remove(cli: &Cli, report: edgenet_deploy::RemoveReport) -> Result<Exit
             for e in &report.errors {
                 errln!("edgenet: remove: {e}");
             }
-            if report.found && !failed && report.orphan {
+            if report.found && !failed && report.orphan && report.removed.is_empty() && report.restored.is_empty() {
+                // Only unmarked look-alikes (left, above) or what was gone already.
+                outln!(
+                    "Nothing was removed: nothing in this network namespace carries the mark of deployment {} any more{}.",
+                    report.deployment_id.as_deref().unwrap_or("?"),
+                    if report.left.is_empty() {
+                        ""
+                    } else {
+                        "; what is listed as left is not edgenet's to delete"
+                    }
+                );
+            } else if report.found && !failed && report.orphan {
                 outln!(
                     "Removed what deployment {} left in this network namespace.",
                     report.deployment_id.as_deref().unwrap_or("?")

@@ -55,7 +55,9 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
     std::fs::write(&tmp, &text).map_err(|e| io_error("write", &tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_error("write", &path, e))?;
     println!("Wrote {}: at boot it runs", path.display());
-    println!("  {}", unit.command().join(" "));
+    // Each word as a shell would take it (the unit holds the same words in systemd's quoting).
+    let words: Vec<String> = unit.command().iter().map(|w| shell_quote(w)).collect();
+    println!("  {}", words.join(" "));
     if args.enable {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", UNIT_NAME])?;
@@ -72,10 +74,11 @@ fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliErr
     if args.force {
         return Ok(());
     }
-    let text = match std::fs::read_to_string(path) {
+    // A unit file is a few hundred bytes; something else in its place is named, not read.
+    let text = match edgenet_host::small_file::read(path, 1 << 20) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error("read", path, e)),
+        Err(edgenet_host::small_file::SmallFileError::Missing) => return Ok(()),
+        Err(e) => return Err(io_error("read", path, e.into_io())),
     };
     if is_ours(&text) {
         return Ok(());
@@ -85,8 +88,9 @@ fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliErr
     } else {
         "overwrite"
     };
+    // A foreign object in the way: exit 3, as README's exit table and json-output.md say.
     Err(CliError::new(
-        Exit::Findings,
+        Exit::Host,
         "foreign-unit",
         format!(
             "{} was not written by edgenet (it has no `{MARK}` line); not going to {what} it. Nothing was changed",
@@ -110,9 +114,19 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
         )?,
         Some(_) => None,
     };
+    let source = match (&cli.config, &recorded) {
+        (None, Some(_)) => "the recorded config".to_string(),
+        _ => super::config_source(cli),
+    };
     let (loaded, machine) = match recorded {
         Some((loaded, index)) => (loaded, args.machine.or(Some(index))),
         None => (super::load_config(cli)?, args.machine),
+    };
+    // The same refusal, code and exit as deploy's (`invalid-arguments`, 2).
+    super::machine_index_in_range(machine, loaded.config.machines.len())?;
+    let binary = match &args.binary {
+        Some(b) => checked_binary(b)?,
+        None => std::env::current_exe().map_err(|e| io_error("find", Path::new("edgenet"), e))?,
     };
     let check = CheckArgs {
         machine,
@@ -120,6 +134,7 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
     };
     let facts = super::host_facts(cli, &check);
     let ctx = super::context(cli, &facts, &check);
+    refuse_config_errors(&source, &loaded, &ctx)?;
     let plan = edgenet_core::plan::build(&loaded.config, &ctx).map_err(|e| {
         CliError::new(Exit::Findings, "no-plan", e.to_string())
             .hint("`edgenet check` lists every problem; fix the config, then install the unit")
@@ -127,10 +142,6 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
     let config = match &cli.config {
         Some(p) => Some(std::fs::canonicalize(p).map_err(|e| io_error("find", p, e))?),
         None => None,
-    };
-    let binary = match &args.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe().map_err(|e| io_error("find", Path::new("edgenet"), e))?,
     };
     let absolute =
         |p: &Path| -> PathBuf { std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()) };
@@ -190,6 +201,68 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
         environment,
         packaged: false,
     })
+}
+
+/// The unit runs this deploy at every boot: a config it refuses (exit 1, which the unit's
+/// `RestartPreventExitStatus=` does not retry) is refused now, with deploy's words, and no
+/// unit is written. The checks are deploy's on the host as it is now, without the ARP and DNS
+/// probes (they describe the moment, not the config); an adapter that is missing is not
+/// refused: the unit waits for it at boot.
+fn refuse_config_errors(
+    source: &str,
+    loaded: &edgenet_core::config::Loaded,
+    ctx: &edgenet_core::validate::Context<'_>,
+) -> Result<(), CliError> {
+    use edgenet_core::validate::Code;
+    let findings: Vec<_> = edgenet_core::validate::check(loaded, ctx)
+        .into_iter()
+        .filter(|f| f.code != Code::AdapterMissing)
+        .collect();
+    super::refuse_errors_from(source, &findings, "no unit was written").map_err(|e| {
+        e.hint("`edgenet check` lists every problem; fix the config, then install the unit")
+    })
+}
+
+/// `--binary`: systemd runs `ExecStart=` only from an absolute path, and the unit is useless
+/// if nothing executable is there (exit 2, nothing written).
+fn checked_binary(path: &Path) -> Result<PathBuf, CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = |problem: String| {
+        CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("--binary {}: {problem}; no unit was written", path.display()),
+        )
+        .hint("give the absolute path of the edgenet to run at boot, e.g. --binary /usr/local/bin/edgenet (`command -v edgenet` prints it), or leave --binary out to use this one")
+    };
+    if !path.is_absolute() {
+        return Err(refuse(
+            "not an absolute path (systemd runs ExecStart= only from one)".into(),
+        ));
+    }
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse("does not exist".into())),
+        Err(e) => Err(refuse(format!("cannot be read: {e}"))),
+        Ok(meta) if !meta.is_file() => Err(refuse("is not a regular file".into())),
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
+            Err(refuse("is not executable".into()))
+        }
+        Ok(_) => Ok(path.to_path_buf()),
+    }
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it has nothing the shell would take
+/// apart, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn systemctl(args: &[&str]) -> Result<(), CliError> {

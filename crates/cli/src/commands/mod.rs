@@ -42,7 +42,7 @@ pub fn is_stdin(path: &Path) -> bool {
 
 /// The config named by `-c`, or the built-in default. Unreadable or unparseable: exit 2.
 pub fn load_config(cli: &Cli) -> Result<Loaded, CliError> {
-    check_machine_name(cli)?;
+    check_host_options(cli)?;
     load_config_at(cli.config.as_deref())
 }
 
@@ -74,6 +74,83 @@ pub fn recorded_deployment_config(
         )
         .hint(hint)),
     }
+}
+
+/// The options that describe this host (`--machine-name`, `--resolv-conf`,
+/// `--upstream-resolv-conf`), refused before anything is read when they cannot be right (exit 2).
+pub fn check_host_options(cli: &Cli) -> Result<(), CliError> {
+    check_machine_name(cli)?;
+    check_resolver_paths(cli)
+}
+
+/// A resolver file named on the command line (or in EDGENET_RESOLV_CONF /
+/// EDGENET_UPSTREAM_RESOLV_CONF) that does not exist, is not a regular file or is larger than
+/// edgenet reads is a mistake on the command line (exit 2), not a finding about the host. At
+/// their default paths the same are facts of the host (`dns-not-found` when DNS is needed):
+/// a host without systemd-resolved has no upstream list.
+pub fn check_resolver_paths(cli: &Cli) -> Result<(), CliError> {
+    use edgenet_host::resolv::{ETC_RESOLV_CONF, MAX_RESOLV_CONF_BYTES, SYSTEMD_RESOLV_CONF};
+    use edgenet_host::small_file::file_kind;
+    for (flag, env, path, default) in [
+        (
+            "--resolv-conf",
+            "EDGENET_RESOLV_CONF",
+            &cli.resolv_conf,
+            ETC_RESOLV_CONF,
+        ),
+        (
+            "--upstream-resolv-conf",
+            "EDGENET_UPSTREAM_RESOLV_CONF",
+            &cli.upstream_resolv_conf,
+            SYSTEMD_RESOLV_CONF,
+        ),
+    ] {
+        if path.as_os_str() == default {
+            continue;
+        }
+        let shown = path.display();
+        let problem = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read: {e}"),
+            Ok(meta) => match file_kind(&meta) {
+                Some(kind) => format!("is not a regular file (it is {kind})"),
+                None if meta.len() > MAX_RESOLV_CONF_BYTES => format!(
+                    "is {} bytes; edgenet reads at most {MAX_RESOLV_CONF_BYTES} bytes (1 MiB) of a resolver file",
+                    meta.len()
+                ),
+                None => continue,
+            },
+        };
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            format!("{flag} {shown}: {problem}; nothing was read or changed"),
+        )
+        .hint(format!(
+            "give {flag} (or {env}) the path of a resolver file with `nameserver` lines, or leave it out to read {default}"
+        )));
+    }
+    Ok(())
+}
+
+/// A `--state-dir` (or EDGENET_STATE_DIR) that names something other than a directory — a
+/// config file given by mistake — is a mistake on the command line (exit 2), said before
+/// anything is read or made. One that does not exist yet is fine: deploy makes it.
+pub fn check_state_dir(cli: &Cli) -> Result<(), CliError> {
+    let what = match std::fs::metadata(&cli.state_dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(meta) => edgenet_host::small_file::file_kind(&meta).unwrap_or("a regular file"),
+        Err(_) => return Ok(()),
+    };
+    Err(CliError::new(
+        Exit::Unreadable,
+        "invalid-arguments",
+        format!(
+            "--state-dir {}: is {what}, not a directory; nothing was read or changed",
+            cli.state_dir.display()
+        ),
+    )
+    .hint("give --state-dir (or EDGENET_STATE_DIR) the deployment's state directory (default /var/lib/edgenet; deploy makes it), not a file in it; a config goes to -c"))
 }
 
 /// A `--machine-name` that cannot name nodes is refused (exit 2).
@@ -531,6 +608,24 @@ const DNS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1)
 /// `Network.SkipDnsCheck` and, as in AKS EE, offline (`InternetDisabled`). A server inside an
 /// internal switch's subnet is on the switch itself, which this host may not have yet: `doctor`
 /// asks it from the node.
+/// What a failed query says about its server: refused or unreachable at once (an ICMP error
+/// came back) is not silence.
+fn dns_failure_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => format!(
+            "refuses a query from this host: its host answered at once that nothing takes DNS on port 53 there ({e})"
+        ),
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            format!("is unreachable from this host ({e})")
+        }
+        _ => format!(
+            "does not answer a query from this host within {} s ({e})",
+            DNS_CHECK_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 pub fn dns_findings(plan: &edgenet_core::plan::Plan) -> Vec<Finding> {
     use edgenet_core::plan::{DnsSource, Outbound, SwitchKind};
     use edgenet_core::validate::Code;
@@ -576,10 +671,7 @@ pub fn dns_findings(plan: &edgenet_core::plan::Plan) -> Vec<Finding> {
                 Finding::warning(
                     Code::DnsSilent,
                     format!("Network.DnsServers[{i}]"),
-                    format!(
-                        "DNS server {server} does not answer a query from this host within {} s ({e})",
-                        DNS_CHECK_TIMEOUT.as_secs()
-                    ),
+                    format!("DNS server {server} {}", dns_failure_words(&e)),
                 )
                 .hint("check the address; if it is unreachable on purpose (an air-gapped site), set Network.SkipDnsCheck: true"),
             )

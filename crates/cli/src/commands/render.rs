@@ -246,7 +246,8 @@ fn namespaces_of(cli: &Cli, plan: &Plan, id: &DeploymentId) -> BTreeMap<String, 
 }
 
 fn read_token(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    // A token is a line; a FIFO or /dev/zero is named, not read (for ever, or until memory ends).
+    let text = edgenet_host::small_file::read(path, 1 << 20).map_err(|e| {
         CliError::new(
             Exit::Unreadable,
             "unreadable-token",
@@ -341,7 +342,9 @@ pub const MANIFEST: &str = ".edgenet-render.json";
 /// A non-empty directory without a manifest is refused unless `force`.
 fn previous_render(dir: &Path, force: bool) -> Result<Vec<String>, CliError> {
     let manifest = dir.join(MANIFEST);
-    match std::fs::read_to_string(&manifest) {
+    match edgenet_host::small_file::read(&manifest, edgenet_core::config::MAX_CONFIG_BYTES as u64)
+        .map_err(edgenet_host::small_file::SmallFileError::into_io)
+    {
         Ok(text) => {
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 CliError::new(

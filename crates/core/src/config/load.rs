@@ -544,6 +544,10 @@ fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error) -> LoadError {
         message.push_str(&format!(
             " (the file is UTF-32{which} text; save it as UTF-8: PowerShell Set-Content -Encoding utf8)"
         ));
+    } else if utf16_be_without_bom(bytes) {
+        message.push_str(
+            " (the file is UTF-16 BE text without a byte-order mark; save it as UTF-8: PowerShell Set-Content -Encoding utf8, or as UTF-16 with its BOM)",
+        );
     } else if let Some(c) = typographic_quote(text, e.line(), e.column()) {
         message.push_str(&format!(
             " (the character there is {c} U+{:04X}, a typographic quote; JSON needs the straight quote \")",
@@ -567,6 +571,12 @@ fn utf32(bytes: &[u8]) -> Option<&'static str> {
         [0, 0, 0, c, ..] if *c != 0 && c.is_ascii() => Some(" BE"),
         _ => None,
     }
+}
+
+/// Whether `bytes` look UTF-16 BE without its BOM: JSON's first ASCII character after one
+/// zero byte (with a BOM, or LE without one, the file is read as UTF-16; UTF-32 is named first).
+fn utf16_be_without_bom(bytes: &[u8]) -> bool {
+    matches!(bytes, [0, c, ..] if *c != 0 && c.is_ascii())
 }
 
 /// A typographic quote at (or just before) `line`/`column` (serde_json's, 1-based; the column
@@ -879,10 +889,34 @@ fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
     }
 }
 
+/// `MachineName`, with capitals read in lower case (a notice): Windows' `COMPUTERNAME` is
+/// upper-case, AKS Edge Essentials files carry it as it is, and nodes are named in lower case
+/// (`<machine>-ledge`), as Kubernetes node names must be. A name that lower case does not mend
+/// is kept as written, for the `invalid-name` error.
+fn machine_name(r: &mut Reader, obj: &Obj<'_>) -> Option<String> {
+    let name = r.string(obj, "MachineName")?;
+    let lower = name.to_ascii_lowercase();
+    if lower == name || crate::validate::machine_name_problem(&lower).is_some() {
+        return Some(name);
+    }
+    let path = r.at(obj, "MachineName");
+    r.findings.push(
+        Finding::notice(
+            Code::MachineNameCase,
+            &path,
+            format!(
+                "{path} is {name:?}; read as {lower:?} (node names are lower-case: {lower}-ledge)"
+            ),
+        )
+        .hint(format!("write it as \"{lower}\"")),
+    );
+    Some(lower)
+}
+
 pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
     r.check_keys(m, MACHINE_KEYS, MACHINE_ACCEPTED);
     let mut machine = Machine {
-        machine_name: r.string(m, "MachineName"),
+        machine_name: machine_name(r, m),
         node_runtime: r.enumeration(
             m,
             "NodeRuntime",
@@ -1021,7 +1055,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
         )
         .unwrap_or_default();
     out.switch_name = r.string(e, "SwitchName");
-    out.machine_name = r.string(e, "MachineName");
+    out.machine_name = machine_name(r, e);
     out.vm_image = r.string(e, "VmImage").filter(|s| !s.is_empty());
     out.vm_kernel = r.string(e, "VmKernel").filter(|s| !s.is_empty());
     out.vm_initrd = r.string(e, "VmInitrd").filter(|s| !s.is_empty());

@@ -51,11 +51,32 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
             crate::host_firewall::docker_user_below(&facts.firewall, &drop, bridge)
         {
             // edgenet's accepts are there already: adding them again (the plain fix) would
-            // not help; the same words as status and deploy.
-            out.push(
+            // not help; the same words as status and deploy. A rule above them that applies
+            // to the switch's traffic too (it names the switch, no interface or a negated one)
+            // is the admin's decision about the switch: deploy does not move its accepts above
+            // it, and the nodes would be cut off, so deploy refuses it before changing
+            // anything (an error, exit 1), as it refuses ufw's or firewalld's drops. Any other
+            // is moved below edgenet's accepts by deploy: a warning.
+            let aimed = facts
+                .firewall
+                .docker_user
+                .as_deref()
+                .and_then(|lines| crate::host_firewall::foreign_above_own(lines, None, bridge))
+                .is_some_and(|(_, rule)| crate::host_firewall::aimed_at_switch(&rule, bridge));
+            out.push(if aimed {
+                Finding::error(
+                    Code::HostFirewallDrops,
+                    path,
+                    format!("{drop}: the nodes on {bridge} would be cut off; {below}"),
+                )
+                .hint(format!(
+                    "delete that rule from {} (or insert it again below edgenet's rules) if the nodes should get through; deploy refuses while it drops the switch's traffic",
+                    crate::host_firewall::DOCKER_USER
+                ))
+            } else {
                 Finding::warning(Code::HostFirewallDrops, path, format!("{drop}: {below}"))
-                    .hint(below),
-            );
+                    .hint(below)
+            });
         } else if drop.tool == FirewallTool::Docker
             && drop.hook == "forward"
             && drop.family != "bridge"
