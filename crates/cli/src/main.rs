@@ -6,6 +6,7 @@ mod commands;
 mod envelope;
 mod exit;
 mod interrupt;
+mod lab_child;
 mod logging;
 mod output;
 
@@ -84,6 +85,10 @@ fn main() -> ExitCode {
     }
     output::set_color(cli.color);
     let schema = report_schema(&cli.command);
+    // Still one thread: a run the lab started enters its machine's namespace here.
+    if let Err(e) = lab_child::enter_from_env() {
+        return fail(&cli, &schema, e);
+    }
     if let Err(e) = logging::init(cli.verbose, cli.quiet) {
         return fail(&cli, &schema, e);
     }

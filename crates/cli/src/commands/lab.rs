@@ -71,9 +71,11 @@ fn verbosity_args(verbose: u8) -> Vec<std::ffi::OsString> {
 }
 
 /// `edgenet` in the lab machine's network namespace, with its state directory and resolv.conf.
+/// The run enters the namespace itself and dies with the lab (see `lab_child`), so the lab
+/// spawns it without forking itself.
 fn edgenet_cmd(m: &LabMachine, name: Option<&str>) -> Result<std::process::Command, CliError> {
     let exe = std::env::current_exe().map_err(lab_error)?;
-    let mut cmd = m.command(exe).map_err(lab_error)?;
+    let mut cmd = std::process::Command::new(exe);
     cmd.arg("--state-dir")
         .arg(&m.state_dir)
         .arg("--resolv-conf")
@@ -88,18 +90,10 @@ fn edgenet_cmd(m: &LabMachine, name: Option<&str>) -> Result<std::process::Comma
     // making objects while the next `lab down` takes the machines apart (a killed deploy is
     // one the next remove cleans). The thread that starts a run waits for it, so the signal
     // comes only when the lab process itself is gone.
-    let lab = nix::unistd::getpid();
-    // SAFETY: prctl and getppid are async-signal-safe; the closure allocates nothing.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-            if nix::unistd::getppid() != lab {
-                return Err(std::io::Error::other("the lab run that started it is gone"));
-            }
-            Ok(())
-        });
-    }
+    cmd.envs(crate::lab_child::handover_env(
+        &m.netns_path,
+        std::process::id(),
+    ));
     Ok(cmd)
 }
 
