@@ -341,6 +341,9 @@ mod tests {
         let dns = read_host_dns(&missing, &upstream);
         assert!(dns.servers.is_empty());
         let problem = dns.problem.unwrap();
-        assert!(problem.ends_with("missing.conf does not exist"), "{problem}");
+        assert!(
+            problem.ends_with("missing.conf does not exist"),
+            "{problem}"
+        );
     }
 }
