@@ -487,7 +487,7 @@ impl StateLock {
         }
     }
 
-    /// The temp files [`StateLock::remove_stale_temp_files`] deleted when the lock was taken.
+    /// The temp files `StateLock::remove_stale_temp_files` deleted when the lock was taken.
     pub fn stale_temp_files_removed(&self) -> Vec<PathBuf> {
         self.files().stale_temp.clone()
     }
