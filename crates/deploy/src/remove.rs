@@ -183,16 +183,7 @@ pub fn remove_loaded(
     // The deployment's link group holds only what edgenet made — unless someone put a link of
     // theirs in it (`ip link set X group N`): one without the mark and not recorded is never
     // deleted; then the group is not deleted as a whole, only its marked members one by one.
-    let recorded_link = |name: &str| {
-        state.objects.iter().any(|o| {
-            matches!(
-                o.kind,
-                ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
-            ) && o.name == name
-                && o.netns.is_none()
-        })
-    };
-    let group = group_members(&links_now, &own, recorded_link);
+    let group = group_members(&links_now, &own, |name| records_link(&state, name));
     for name in &group.foreign {
         report.left.push(foreign_group_member(name, &own));
     }
@@ -649,6 +640,18 @@ pub(crate) struct GroupMembers {
     pub ours: Vec<String>,
     /// Neither: someone else's link put in the group; never deleted.
     pub foreign: Vec<String>,
+}
+
+/// Whether `state` records a link named `name` in the machine's namespace (a bridge, veth or
+/// tap the deployment made).
+pub(crate) fn records_link(state: &crate::state::DeploymentState, name: &str) -> bool {
+    state.objects.iter().any(|o| {
+        matches!(
+            o.kind,
+            ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
+        ) && o.name == name
+            && o.netns.is_none()
+    })
 }
 
 /// Sorts the members of `own.group` among `links` into ours and foreign (see

@@ -163,15 +163,7 @@ fn fill(
     // A link someone put in the deployment's link group without its mark: remove leaves it.
     {
         let links = nl.links()?;
-        let recorded = |name: &str| {
-            state.objects.iter().any(|o| {
-                matches!(
-                    o.kind,
-                    ObjectKind::Bridge | ObjectKind::Veth | ObjectKind::Tap
-                ) && o.name == name
-                    && o.netns.is_none()
-            })
-        };
+        let recorded = |name: &str| crate::remove::records_link(state, name);
         for name in crate::remove::group_members(&links, &own, recorded).foreign {
             report
                 .notices
