@@ -969,6 +969,11 @@ pub fn test_lab(
     });
     let spec = LabSpec::new(name, dir.path().join(name));
     let deploy = |m: &LabMachine| -> Result<(), String> {
+        // The machine's own upstream resolver file, so that the host's is never read: empty
+        // unless `prepare` fills it (a stub resolver's upstream). A path given explicitly must
+        // name a file.
+        let upstream = m.dir.join("upstream-resolv.conf");
+        std::fs::write(&upstream, "").unwrap();
         prepare(m);
         let mut args = vec!["deploy"];
         let c;
@@ -976,7 +981,6 @@ pub fn test_lab(
             c = p.display().to_string();
             args.extend(["-c", &c]);
         }
-        let upstream = m.dir.join("upstream-resolv.conf");
         let out = edgenet_on(
             m,
             &args,
