@@ -100,7 +100,7 @@ impl Cli {
             Command::Remove(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::Status(c) => (None, Some(&c.output), Some(&c.state), None),
             Command::Node(NodeCommand::Addr(c)) => (None, Some(&c.output), Some(&c.state), None),
-            Command::Node(NodeCommand::Exec(c)) => (None, None, Some(&c.state), None),
+            Command::Node(NodeCommand::Exec(c)) => (None, Some(&c.output), Some(&c.state), None),
             Command::ScaleConfig(c) => (
                 Some(&c.config),
                 Some(&c.output),
@@ -148,6 +148,25 @@ impl Cli {
                 self.machine_name = Some(m);
             }
         }
+    }
+
+    /// A `--machine-name` (or `EDGENET_MACHINE_NAME`) in capitals, as Windows' `COMPUTERNAME`
+    /// is, read in lower case as `MachineName` in a file is (B23 F7): the notice that says so.
+    /// A name that is not valid in lower case either is left for the refusal.
+    pub fn lower_machine_name(&mut self) -> Option<String> {
+        let name = self.machine_name.as_ref()?;
+        if !name.chars().any(|c| c.is_ascii_uppercase()) {
+            return None;
+        }
+        let lower = name.to_ascii_lowercase();
+        if edgenet_core::validate::machine_name_problem(&lower).is_some() {
+            return None;
+        }
+        let note = format!(
+            "notice[machine-name-case] --machine-name (or EDGENET_MACHINE_NAME) is {name:?}; read as {lower:?} (node names are lower-case: {lower}-ledge)\n  hint: give it as \"{lower}\""
+        );
+        self.machine_name = Some(lower);
+        Some(note)
     }
 }
 
@@ -483,6 +502,9 @@ pub struct NodeExecArgs {
     pub node_type: NodeKindArg,
     #[command(flatten)]
     pub state: StateOpt,
+
+    #[command(flatten)]
+    pub output: OutputOpt,
 
     /// Exit 0 even when the command fails (its status is still printed on stderr).
     #[arg(long)]

@@ -92,6 +92,11 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(cli.verbose, cli.quiet) {
         return fail(&cli, &schema, e);
     }
+    if let Some(note) = cli.lower_machine_name() {
+        if !cli.quiet {
+            eprintln!("{note}");
+        }
+    }
     if let Err(e) = commands::picture::check_format(&cli) {
         return fail(&cli, &schema, e);
     }

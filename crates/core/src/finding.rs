@@ -107,6 +107,9 @@ pub enum Code {
     /// `--machine-name`/`EDGENET_MACHINE_NAME` differs from this machine's written
     /// `Machines[N].MachineName`, and wins.
     MachineNameOverridden,
+    /// `deploy -c FILE` without `--machine-name` on a deployment recorded under another name
+    /// than the file or the host name gives: the recorded name is kept (a notice).
+    MachineNameKept,
     /// A configured DNS server did not answer a query from this host (`SkipDnsCheck` off).
     DnsSilent,
     // Rule 12: address-free probe.
@@ -195,6 +198,7 @@ impl Code {
             AnotherDeployment => "another-deployment",
             DnsSilent => "dns-silent",
             MachineNameOverridden => "machine-name-overridden",
+            MachineNameKept => "machine-name-kept",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -232,7 +236,8 @@ impl Code {
             | PowershellShape
             | UnknownSchemaVersion
             | JsonExtension
-            | MachineNameOverridden => 1,
+            | MachineNameOverridden
+            | MachineNameKept => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

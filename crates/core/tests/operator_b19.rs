@@ -311,8 +311,14 @@ fn a_windows_adapter_name_is_not_a_linux_interface_name() {
         "Machines[0].NetworkConnection.AdapterName",
         Severity::Error,
     );
-    // Offline, a file written on Windows is not refused for it (rule 11 needs the host).
-    assert!(!codes(&run_offline(&short)).contains(&"invalid-name"));
+    // Offline too (B23 F2): whether a name can be a Linux interface name does not depend on
+    // the host, and the offline check is the one run before the file goes to the site.
+    assert_has(
+        &run_offline(&short),
+        "invalid-name",
+        "Machines[0].NetworkConnection.AdapterName",
+        Severity::Error,
+    );
 }
 
 /// B20 D9: a numeric field of the wrong type says the field's real range, not "≥ 0".

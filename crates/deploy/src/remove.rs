@@ -194,6 +194,12 @@ pub fn remove_loaded(
         .filter(|o| o.kind == ObjectKind::Netns && netns::exists(&o.name))
         .map(|o| o.name.clone())
         .collect();
+    // The node namespaces' identities, taken while their names are there: the processes still
+    // in them once they are removed are named (K3s from the rendered unit keeps them alive).
+    let node_namespaces: Vec<(String, (u64, u64))> = netns_before
+        .iter()
+        .filter_map(|n| crate::node::processes::netns_identity(n).map(|id| (n.clone(), id)))
+        .collect();
     // Read by the nftables thread; asked here only when it could not say.
     let forwarding_user = std::cell::OnceCell::new();
     let other_forwarding_user = || {
@@ -383,6 +389,18 @@ pub fn remove_loaded(
                 Err(e) => report.errors.push(e.to_string()),
             }
         }
+    }
+
+    // Processes that keep a node namespace alive after its name went (B23 F16): said, with
+    // the fix; remove does not stop them (they are not edgenet's) and completes.
+    for (name, processes) in
+        crate::node::processes::processes_in(std::path::Path::new("/proc"), &node_namespaces)
+    {
+        report.left.push(crate::node::processes::still_running(
+            &name,
+            &processes,
+            !netns::exists(&name),
+        ));
     }
 
     // The files go before the state does: one that cannot be deleted keeps the state, so

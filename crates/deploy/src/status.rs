@@ -92,6 +92,23 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
     };
     let holder = state.interrupted().and_then(|_| dir.holder());
     fill(&mut report, &state, holder)?;
+    // What runs in the node namespaces (K3s, the kubelet): `remove` would leave it running
+    // cut off (B23 F16), so it is named here before.
+    let namespaces: Vec<(String, (u64, u64))> = state
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Netns)
+        .filter_map(|o| {
+            crate::node::processes::netns_identity(&o.name).map(|id| (o.name.clone(), id))
+        })
+        .collect();
+    for (name, processes) in
+        crate::node::processes::processes_in(std::path::Path::new("/proc"), &namespaces)
+    {
+        report.notices.push(crate::node::processes::still_running(
+            &name, &processes, false,
+        ));
+    }
     Ok(report)
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use edgenet_core::plan::NodeKind;
+use edgenet_core::plan::{NodeKind, Outbound, SwitchKind};
 
 /// A node to probe, as the deployment reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +77,25 @@ impl Expectations {
         lan_to_node: true,
         node_to_node_across_machines: true,
     };
+    /// Scalable cluster with `InternetDisabled`: a node's IPv4 may go to the LAN subnet only
+    /// (README "Offline is offline") — the LAN is the cluster's subnet, where its router, the
+    /// other machines' nodes and any LAN host are, so all of them reach each other as on an
+    /// online cluster (a cluster whose LAN could not reach its nodes could not even form);
+    /// only the internet beyond the router is cut off.
+    pub const SCALABLE_OFFLINE: Expectations = Expectations {
+        node_to_internet: false,
+        ..Expectations::SCALABLE
+    };
+
+    /// What a deployment of this switch kind and outbound promises.
+    pub fn of(switch: SwitchKind, outbound: Outbound) -> Expectations {
+        match (switch, outbound) {
+            (SwitchKind::External, Outbound::Offline) => Expectations::SCALABLE_OFFLINE,
+            (SwitchKind::External, _) => Expectations::SCALABLE,
+            (SwitchKind::Internal, Outbound::Offline) => Expectations::OFFLINE,
+            (SwitchKind::Internal, _) => Expectations::NAT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +260,29 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// B23 F9: an offline scalable cluster's LAN is its subnet: LAN→node and node→node across
+    /// machines are reachable there, only the internet is not (the lab marked every offline
+    /// scalable cluster FAILED when it expected the single machine's offline matrix).
+    #[test]
+    fn an_offline_scalable_cluster_expects_its_lan_to_reach_its_nodes() {
+        let e = Expectations::of(SwitchKind::External, Outbound::Offline);
+        assert!(e.lan_to_node);
+        assert!(e.node_to_node && e.node_to_node_across_machines && e.node_to_host);
+        assert!(!e.node_to_internet);
+        assert_eq!(
+            Expectations::of(SwitchKind::External, Outbound::Direct),
+            Expectations::SCALABLE
+        );
+        assert_eq!(
+            Expectations::of(SwitchKind::Internal, Outbound::Offline),
+            Expectations::OFFLINE
+        );
+        assert_eq!(
+            Expectations::of(SwitchKind::Internal, Outbound::Nat),
+            Expectations::NAT
+        );
+    }
 
     #[test]
     fn notes_are_rendered_and_always_in_json() {

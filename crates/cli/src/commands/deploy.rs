@@ -170,6 +170,10 @@ fn checked_plan(
     let mut ctx = edgenet_core::validate::Context::live(facts);
     ctx.machine = chosen.machine;
     ctx.machine_name = chosen.machine_name.clone();
+    let kept = kept_machine_name(chosen, state, &ctx);
+    if let Some((name, _)) = &kept {
+        ctx.machine_name = Some(name.clone());
+    }
     ctx.deployed_subnet = state.and_then(|s| s.auto_subnet);
     ctx.own_mark = state.map(|s| edgenet_deploy::names::alias(&s.deployment_id));
     ctx.own_unmarked_switch = state.and_then(edgenet_deploy::switch::bridge::unmarked_own_bridge);
@@ -212,11 +216,58 @@ fn checked_plan(
                 && f.code != edgenet_core::validate::Code::LeftoverObjects
         })
         .collect();
+    warnings.extend(kept.map(|(_, notice)| notice));
     for f in warnings.iter() {
         errln!("{}", crate::output::finding_text(f, style));
     }
-    plan::build(&loaded.config, &ctx)
-        .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))
+    plan::build(&loaded.config, &ctx).map_err(super::plan_error)
+}
+
+/// `deploy -c FILE` without `--machine-name` (nor `EDGENET_MACHINE_NAME`) on a deployment
+/// recorded under a machine name that neither the file (`Machines[N].MachineName`,
+/// `Edgenet.MachineName`) nor the host name gives: re-applying the site file (a DNS change)
+/// must not rename the nodes and their namespaces to the host name (B23 F8), as a deploy
+/// without `-c` keeps the name too. The name kept and the notice that says so; `None` when
+/// nothing is kept.
+fn kept_machine_name(
+    chosen: &Chosen,
+    state: Option<&DeploymentState>,
+    ctx: &edgenet_core::validate::Context<'_>,
+) -> Option<(String, Finding)> {
+    use edgenet_core::validate::Code;
+    if chosen.recorded() || ctx.machine_name.is_some() {
+        return None;
+    }
+    let state = state?;
+    let recorded = state
+        .applied_plan
+        .as_ref()
+        .or(state.pending_plan.as_ref())?;
+    let config = &chosen.loaded.config;
+    let index = chosen
+        .machine
+        .or((config.machines.len() == 1).then_some(0))?;
+    let written =
+        config.machines.get(index)?.machine_name.is_some() || config.edgenet.machine_name.is_some();
+    let from_host = edgenet_core::context::machine_name(config, index, &ctx.hostname);
+    let name = &recorded.machine.name;
+    if written || *name == from_host {
+        return None;
+    }
+    Some((
+        name.clone(),
+        Finding::notice(
+            Code::MachineNameKept,
+            "Edgenet.MachineName",
+            format!(
+                "kept the machine name {name:?} this deployment was made with: {} names no machine name, and the host name would rename the nodes {name}-ledge… to {from_host}-ledge…",
+                chosen.source
+            ),
+        )
+        .hint(format!(
+            "to rename the nodes, deploy with --machine-name {from_host} (or set Edgenet.MachineName in the file); to keep {name:?} for good, set Edgenet.MachineName to it"
+        )),
+    ))
 }
 
 /// The refusal when the only errors are that the adapter this deployment was made on (its

@@ -135,9 +135,12 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
     let facts = super::host_facts(cli, &check);
     let ctx = super::context(cli, &facts, &check);
     refuse_config_errors(&source, &loaded, &ctx)?;
-    let plan = edgenet_core::plan::build(&loaded.config, &ctx).map_err(|e| {
-        CliError::new(Exit::Findings, "no-plan", e.to_string())
-            .hint("`edgenet check` lists every problem; fix the config, then install the unit")
+    let plan = edgenet_core::plan::build(&loaded.config, &ctx).map_err(|e| match e {
+        edgenet_core::plan::PlanError::Invalid(_) => {
+            CliError::new(Exit::Findings, "no-plan", e.to_string())
+                .hint("`edgenet check` lists every problem; fix the config, then install the unit")
+        }
+        other => super::plan_error(other),
     })?;
     let config = match &cli.config {
         Some(p) => Some(std::fs::canonicalize(p).map_err(|e| io_error("find", p, e))?),

@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use edgenet_core::plan::Outbound;
 use edgenet_deploy::names;
 use edgenet_deploy::node::files;
 use edgenet_deploy::state::StateDir;
@@ -380,11 +379,8 @@ fn lab_nodes(lab: &Lab) -> Result<(Vec<NodeInfo>, Expectations, Vec<String>), Cl
             undeployed.push(m.name.clone());
             continue;
         };
-        if plan.switch.outbound == Outbound::Offline {
-            expect = Expectations::OFFLINE;
-        } else if plan.switch.kind == edgenet_core::plan::SwitchKind::External {
-            expect = Expectations::SCALABLE;
-        }
+        // One lab, one deployment type: any machine's plan says what the matrix expects.
+        expect = Expectations::of(plan.switch.kind, plan.switch.outbound);
         for n in &plan.nodes {
             let guest = names::node_netns(&n.name, &state.deployment_id);
             // A VM node is probed inside its guest, through its agent.

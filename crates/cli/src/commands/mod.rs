@@ -520,6 +520,25 @@ pub fn machine_in_range(args: &CheckArgs, count: usize) -> Result<(), CliError> 
     machine_index_in_range(args.machine, count)
 }
 
+/// Why no plan was made, as a CLI error: a multi-machine config without `--machine` is a
+/// command-line omission (exit 2, `invalid-arguments`, as a `--machine` out of range is; B23
+/// F7), anything else `no-plan` (exit 1).
+pub fn plan_error(e: edgenet_core::plan::PlanError) -> CliError {
+    use edgenet_core::plan::PlanError;
+    match e {
+        PlanError::MachineNotChosen { count } => {
+            CliError::new(Exit::Unreadable, "invalid-arguments", e.to_string()).hint(format!(
+                "add --machine N (0 to {}): this host's entry in Machines",
+                count.saturating_sub(1)
+            ))
+        }
+        PlanError::MachineOutOfRange { .. } => {
+            CliError::new(Exit::Unreadable, "invalid-arguments", e.to_string())
+        }
+        PlanError::Invalid(_) => CliError::new(Exit::Findings, "no-plan", e.to_string()),
+    }
+}
+
 /// `--machine N` within the config's machines, or exit 2 (a wrong command line).
 pub fn machine_index_in_range(machine: Option<usize>, count: usize) -> Result<(), CliError> {
     match machine {

@@ -15,8 +15,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let facts = super::host_facts(cli, args);
     let ctx = super::context(cli, &facts, args);
     super::refuse_errors(cli, &check(&loaded, &ctx), "no plan was made")?;
-    let plan = plan::build(&loaded.config, &ctx)
-        .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
+    let plan = plan::build(&loaded.config, &ctx).map_err(super::plan_error)?;
     match cli.output {
         Output::Json => crate::envelope::print(&crate::envelope::PLAN, &plan),
         Output::Text => println!(
@@ -26,6 +25,16 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         _ => super::picture::print(cli, &edgenet_viz::from_plan(&plan))?,
     }
     Ok(Exit::Ok)
+}
+
+/// An adapter name as the text shows it: quoted and escaped as `check` does when it holds a
+/// control character (a NUL would reach the terminal raw), else as it is.
+fn shown(adapter: Option<&str>) -> String {
+    match adapter {
+        None => "?".into(),
+        Some(a) if a.chars().any(char::is_control) => format!("{a:?}"),
+        Some(a) => a.into(),
+    }
 }
 
 fn render(p: &Plan, style: Style) -> String {
@@ -54,14 +63,12 @@ fn render(p: &Plan, style: Style) -> String {
         (SwitchKind::Internal, _) => {
             "internal, offline: nodes reach the host and each other only".to_string()
         }
-        (SwitchKind::External, Outbound::Offline) => format!(
-            "external on {}, offline",
-            s.adapter.as_deref().unwrap_or("?")
-        ),
-        (SwitchKind::External, _) => format!(
-            "external, bound to adapter {}",
-            s.adapter.as_deref().unwrap_or("?")
-        ),
+        (SwitchKind::External, Outbound::Offline) => {
+            format!("external on {}, offline", shown(s.adapter.as_deref()))
+        }
+        (SwitchKind::External, _) => {
+            format!("external, bound to adapter {}", shown(s.adapter.as_deref()))
+        }
     };
     let source = match s.subnet_source {
         SubnetSource::Configured => "Network.Ip4AddressPrefix",
@@ -119,7 +126,14 @@ fn render(p: &Plan, style: Style) -> String {
                 )
             })
             .collect();
-        rows.push(vec!["Port forwards".into(), forwards.join(", ")]);
+        // Loopback is not forwarded (docs/config.md, B23 F10): said where the forwards are.
+        rows.push(vec![
+            "Port forwards".into(),
+            format!(
+                "{} (at the host's addresses, not at 127.0.0.1: loopback is not forwarded)",
+                forwards.join(", ")
+            ),
+        ]);
     }
     out.push(table(&["SETTING", "VALUE"], &rows, style));
     out.push(String::new());

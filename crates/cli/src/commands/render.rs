@@ -140,8 +140,7 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
     // The automatic subnet deploy chose (the config's plan would now avoid it as taken).
     ctx.deployed_subnet = state.as_ref().and_then(|s| s.auto_subnet);
     super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was rendered")?;
-    let mut plan = plan::build(&loaded.config, &ctx)
-        .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
+    let mut plan = plan::build(&loaded.config, &ctx).map_err(super::plan_error)?;
     let config = &loaded.config;
     let creates_cluster = !config.join
         && config.machines.iter().position(|m| m.linux_node.is_some()) == Some(plan.machine.index);

@@ -540,7 +540,23 @@ fn relax(text: &str) -> (String, Vec<&'static str>) {
 /// (PowerShell's `-Encoding UTF32`), or a typographic quote pasted from a document.
 fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error) -> LoadError {
     let mut message = syntax_message(e);
-    if let Some(which) = utf32(bytes) {
+    if text.trim().is_empty() {
+        // B23 F7: "EOF while parsing a value" for a file with nothing in it.
+        message = if text.is_empty() {
+            "the file is empty".to_string()
+        } else {
+            "the file holds only white space".to_string()
+        };
+        message.push_str(
+            " (a config is one JSON object: `edgenet config new -f FILE` writes the default)",
+        );
+    } else if text.starts_with('\u{feff}') {
+        // The first byte-order mark is dropped by [`decode`]; a second one (a file saved with
+        // a BOM by a tool that added one to text that had one) is not JSON.
+        message.push_str(
+            " (the file starts with a second byte-order mark, U+FEFF, after the first: save it as UTF-8 without them)",
+        );
+    } else if let Some(which) = utf32(bytes) {
         message.push_str(&format!(
             " (the file is UTF-32{which} text; save it as UTF-8: PowerShell Set-Content -Encoding utf8)"
         ));
@@ -710,6 +726,14 @@ fn schema_version(r: &mut Reader, root: &Obj<'_>) {
         other => super::reader::show(other),
     };
     if KNOWN_SCHEMA_VERSIONS.contains(&written.as_str()) {
+        return;
+    }
+    // AksEdgeDeploy's user config (it names the product or the deployment config) numbers its
+    // own schema (1.0–1.3…), not the deployment config's (B23 F7): not unknown.
+    if ["AksEdgeProduct", "AksEdgeConfigFile", "AksEdgeConfig"]
+        .iter()
+        .any(|k| root.get(k).is_some())
+    {
         return;
     }
     r.findings.push(

@@ -150,7 +150,12 @@ impl Reader {
             Finding::error(
                 Code::WrongType,
                 path,
-                format!("{path} is {} ({}), expected {expected}", kind(v), show(v)),
+                // `null` is its own kind and value: said once (B23 F7).
+                if v.is_null() {
+                    format!("{path} is null, expected {expected}")
+                } else {
+                    format!("{path} is {} ({}), expected {expected}", kind(v), show(v))
+                },
             )
             .hint(hint),
         );

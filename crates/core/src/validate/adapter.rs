@@ -7,6 +7,29 @@ use super::{Code, Context, Finding};
 use crate::config::Config;
 use crate::ifname::interface_name_problem;
 
+/// `invalid-name` when `adapter`, machine `i`'s AdapterName, is no Linux interface name;
+/// whether it was.
+fn invalid_adapter_name(i: usize, adapter: &str, out: &mut Vec<Finding>) -> bool {
+    let Some(problem) = adapter_name_problem(adapter) else {
+        return false;
+    };
+    let path = format!("Machines[{i}].NetworkConnection.AdapterName");
+    out.push(
+        Finding::error(
+            Code::InvalidName,
+            &path,
+            format!(
+                "{path} is {}, which is not a valid Linux interface name ({problem})",
+                super::excerpt(adapter)
+            ),
+        )
+        .hint(
+            "a Windows adapter name such as \"Ethernet 2\" or \"vEthernet (Ethernet)\" must become the Linux name of the wired adapter: list them with `ip -br link` (e.g. eth0, enp3s0)",
+        ),
+    );
+    true
+}
+
 pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if let Some(name) = &config.edgenet.switch_name {
         if let Some(problem) = interface_name_problem(name) {
@@ -24,6 +47,18 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
     if !config.is_scalable() {
         return;
     }
+    // Whether a name can be a Linux interface name does not depend on the host (B23 F2): the
+    // offline check, run before the file goes to the site, says it of every machine; with the
+    // host read, of this machine (said in place of "no such interface", and of the kernel's
+    // words for such a name).
+    if ctx.facts().is_none() {
+        for (i, m) in config.machines.iter().enumerate() {
+            if let Some(adapter) = m.adapter_name.as_deref() {
+                invalid_adapter_name(i, adapter, out);
+            }
+        }
+        return;
+    }
     let Some(i) = ctx.this_machine(config) else {
         return;
     };
@@ -32,23 +67,7 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
         return;
     };
     let path = format!("Machines[{i}].NetworkConnection.AdapterName");
-    // Said in place of "no such interface" (and of the kernel's words for such a name). A
-    // host-dependent rule like the rest of 11: offline, a file written on Windows is not
-    // refused for a name that the Linux host it is meant for will tell.
-    if let Some(problem) = adapter_name_problem(adapter) {
-        out.push(
-            Finding::error(
-                Code::InvalidName,
-                &path,
-                format!(
-                    "{path} is {}, which is not a valid Linux interface name ({problem})",
-                    super::excerpt(adapter)
-                ),
-            )
-            .hint(
-                "a Windows adapter name such as \"Ethernet 2\" or \"vEthernet (Ethernet)\" must become the Linux name of the wired adapter: list them with `ip -br link` (e.g. eth0, enp3s0)",
-            ),
-        );
+    if invalid_adapter_name(i, adapter, out) {
         return;
     }
     let switch = config.switch_name();

@@ -11,7 +11,37 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         (config.edgenet.distribution, config.network.network_plugin)
     {
         let expected = distro.ranges().network_plugin;
-        if plugin != expected {
+        // AksEdgeDeploy's user config names the product ("AKS Edge Essentials - K8s (Public
+        // Preview)"), not the distribution, and its template writes `NetworkPlugin: flannel`
+        // with either product (B23 F1): the author did not contradict the plugin, edgenet
+        // derived the distribution. The product is what is installed (the installer, not the
+        // file, chooses the distribution), so it stays, and its plugin is used: a warning.
+        let derived = config
+            .written_path("Edgenet.Distribution")
+            .ends_with("AksEdgeProduct");
+        if plugin != expected && derived {
+            out.push(
+                Finding::warning(
+                    Code::PluginMismatch,
+                    "Network.NetworkPlugin",
+                    format!(
+                        "Network.NetworkPlugin is {:?}, but AksEdgeProduct names {}, which runs {}: the cluster is planned as {} with {} ({:?} is not used)",
+                        plugin.as_str(),
+                        distro.as_str(),
+                        expected.as_str(),
+                        distro.as_str(),
+                        expected.as_str(),
+                        plugin.as_str(),
+                    ),
+                )
+                .hint(format!(
+                    "set Network.NetworkPlugin to {:?} to agree with the product (AksEdgeDeploy's template writes \"flannel\" with either product), or name the {} product if the cluster is {}",
+                    expected.as_str(),
+                    if distro == crate::config::Distribution::K3s { "K8s" } else { "K3s" },
+                    if distro == crate::config::Distribution::K3s { "K8s" } else { "K3s" },
+                )),
+            );
+        } else if plugin != expected {
             out.push(
                 Finding::error(
                     Code::PluginMismatch,

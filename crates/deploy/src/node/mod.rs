@@ -5,6 +5,7 @@
 pub mod connected_route;
 pub mod files;
 pub(crate) mod netns;
+pub mod processes;
 pub mod seed;
 pub mod stray_routes;
 pub mod vm;

@@ -75,7 +75,12 @@ pub fn ensure_sole_owner(
     let Some(first) = managers.first() else {
         return Ok(());
     };
-    let addresses = nl.link_config(adapter)?.address_strings();
+    let config = nl.link_config(adapter)?;
+    let addresses = config.address_strings();
+    let ipv4 = match first {
+        Manager::NetworkManager => nm_ipv4(&config, &host_dns_from_env()),
+        _ => String::new(),
+    };
     Err(DeployError::AdapterManaged {
         message: format!(
             "{} configures {adapter}{}; as the port of {bridge} the adapter cannot keep its configuration, and two owners would fight over it. Nothing was changed",
@@ -93,8 +98,88 @@ pub fn ensure_sole_owner(
                 String::new()
             }
         ),
-        fix: fix(first, adapter, bridge, link.mac, &addresses),
+        fix: fix(first, adapter, bridge, link.mac, &addresses, &ipv4),
     })
+}
+
+/// The host's DNS servers for a NetworkManager recipe: the resolver files deploy reads
+/// (`EDGENET_RESOLV_CONF`, `EDGENET_UPSTREAM_RESOLV_CONF`, else the system's), loopback
+/// resolvers set aside (systemd-resolved's upstream list followed).
+fn host_dns_from_env() -> Vec<std::net::Ipv4Addr> {
+    let path = |var: &str, default: &str| {
+        std::path::PathBuf::from(
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.into()),
+        )
+    };
+    edgenet_host::resolv::read_host_dns(
+        &path("EDGENET_RESOLV_CONF", edgenet_host::resolv::ETC_RESOLV_CONF),
+        &path(
+            "EDGENET_UPSTREAM_RESOLV_CONF",
+            edgenet_host::resolv::SYSTEMD_RESOLV_CONF,
+        ),
+    )
+    .servers
+}
+
+/// The `ipv4.*` settings of NetworkManager's bridge connection that keep the adapter's IPv4
+/// addressing (B23 F12): `ipv4.method manual` with its addresses, default gateway and the
+/// host's DNS servers when every IPv4 address on it is permanent (configured statically: a
+/// bridge on `auto` would move the host to DHCP and lose its address); `auto` when one is
+/// dynamic (a lease) or it has none.
+fn nm_ipv4(config: &edgenet_host::link_config::LinkConfig, dns: &[std::net::Ipv4Addr]) -> String {
+    use netlink_packet_route::address::AddressAttribute;
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+    use netlink_packet_route::AddressFamily;
+    let v4: Vec<_> = config
+        .addresses
+        .iter()
+        .filter(|a| a.header.family == AddressFamily::Inet)
+        .collect();
+    let dynamic = v4.iter().any(|a| {
+        a.attributes
+            .iter()
+            .any(|x| matches!(x, AddressAttribute::CacheInfo(ci) if ci.ifa_valid != u32::MAX))
+    });
+    if v4.is_empty() || dynamic {
+        return "ipv4.method auto".into();
+    }
+    let addresses: Vec<String> = v4
+        .iter()
+        .filter_map(|a| {
+            let ip = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })?;
+            Some(format!("{ip}/{}", a.header.prefix_len))
+        })
+        .collect();
+    let gateway = config.routes.iter().find_map(|r| {
+        if r.header.address_family != AddressFamily::Inet || r.header.destination_prefix_length != 0
+        {
+            return None;
+        }
+        let mut table = u32::from(r.header.table);
+        let mut via = None;
+        for x in &r.attributes {
+            match x {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = Some(*g),
+                _ => {}
+            }
+        }
+        via.filter(|_| table == 254)
+    });
+    let mut out = format!("ipv4.method manual ipv4.addresses {}", addresses.join(","));
+    if let Some(g) = gateway {
+        out.push_str(&format!(" ipv4.gateway {g}"));
+    }
+    if !dns.is_empty() {
+        let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+        out.push_str(&format!(" ipv4.dns {}", dns.join(",")));
+    }
+    out
 }
 
 /// `remove` deletes the bridge of an external switch it made: a DHCP client started on that
@@ -149,6 +234,7 @@ fn fix(
     bridge: &str,
     mac: Option<MacAddr>,
     addresses: &[String],
+    nm_ipv4: &str,
 ) -> String {
     let mac = mac
         .map(|m| m.to_string())
@@ -157,10 +243,15 @@ fn fix(
     match m {
         Manager::NetworkManager => format!(
             "let NetworkManager own the bridge, with {adapter} as its port and {adapter}'s addressing on it:\n  \
-             nmcli connection add type bridge ifname {bridge} con-name {bridge} bridge.stp no bridge.mac-address {mac} ipv4.method auto\n  \
+             nmcli connection add type bridge ifname {bridge} con-name {bridge} bridge.stp no bridge.mac-address {mac} {nm_ipv4}\n  \
              nmcli connection add type bridge-slave ifname {adapter} master {bridge}\n  \
              nmcli connection up {bridge}\n\
-             (for a static address use ipv4.method manual ipv4.addresses ... ipv4.gateway ... instead of auto); {then}"
+             ({}); {then}",
+            if nm_ipv4.starts_with("ipv4.method manual") {
+                format!("{adapter}'s addresses are static: the bridge keeps them, its gateway and DNS")
+            } else {
+                format!("{adapter} has no static IPv4 address: the bridge asks DHCP with {adapter}'s MAC, so a lease stays the same")
+            }
         ),
         Manager::Networkd { network_file } => format!(
             "let systemd-networkd own the bridge: write /etc/systemd/network/50-{bridge}.netdev:\n  \
@@ -221,7 +312,7 @@ mod tests {
             pid: 42,
             command: "udhcpc -f -i up0 -s /x".into(),
         };
-        let text = fix(&m, "up0", "br0", None, &["198.18.0.50/24".into()]);
+        let text = fix(&m, "up0", "br0", None, &["198.18.0.50/24".into()], "");
         assert!(text.contains("kill 42"), "{text}");
         assert!(text.contains("`udhcpc -f -i br0 -s /x`"), "{text}");
         assert!(text.contains("198.18.0.50/24"), "{text}");
@@ -229,7 +320,7 @@ mod tests {
             stanza: "iface up0 inet static".into(),
             file: "/etc/network/interfaces".into(),
         };
-        let text = fix(&m, "up0", "br0", None, &[]);
+        let text = fix(&m, "up0", "br0", None, &[], "");
         assert!(text.contains("over SSH"), "{text}");
         assert!(
             text.contains("systemd-run --unit=edgenet-ifswitch sh -c 'ifdown up0 && ifup br0'"),
@@ -243,7 +334,7 @@ mod tests {
             stanza: "iface up0 inet dhcp".into(),
             file: "/etc/network/interfaces".into(),
         };
-        let text = fix(&m, "up0", "br0", None, &[]);
+        let text = fix(&m, "up0", "br0", None, &[], "");
         assert!(text.contains("iface br0 inet dhcp"), "{text}");
         assert!(text.contains("bridge_ports up0"), "{text}");
     }
