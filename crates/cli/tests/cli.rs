@@ -255,7 +255,8 @@ fn several_machines_need_machine_flag() {
     });
     let file = write_temp(&dir, "two.json", &bytes);
     let out = edgenet(&["plan", "--offline-check", "-c", &file]);
-    assert_eq!(code(&out), 1);
+    // A command-line omission, as a --machine out of range is: exit 2 (B23 F7).
+    assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--machine"));
     let out = edgenet(&[
         "plan",

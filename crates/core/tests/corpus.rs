@@ -431,13 +431,13 @@ fn cases() -> Vec<Case> {
             // (inclusive: .151 to .160 is 10).
             file: "v1.1-preview-scalable-size-zero.json",
             machine: 0,
-            // Its Windows adapter name is no Linux interface name: the site's must replace it
-            // (B23 F2: said offline too).
-            errors: &[("invalid-name", "Network.VSwitch.AdapterName")],
+            // Its adapter is the Linux host's (a Windows name such as "Ethernet 2" is refused,
+            // offline too: B23 F2).
+            errors: &[],
             notes: &[("legacy-field", "Network.ServiceIPRangeSize")],
             plan: Some(json!({
                 "deployment_type": "ScalableCluster",
-                "switch": {"adapter": "Ethernet 2", "subnet": "10.20.0.0/24"},
+                "switch": {"adapter": "enp2s0", "subnet": "10.20.0.0/24"},
                 "nodes": [{"address": "10.20.0.171/24"}],
                 "control_plane_endpoint": "10.20.0.191",
                 "service_range": {"start": "10.20.0.151", "end": "10.20.0.160", "size": 10},
