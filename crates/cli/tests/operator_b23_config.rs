@@ -399,6 +399,27 @@ fn the_nits_of_b23() {
         !found.contains(&"unknown-schema-version".to_string()),
         "{report:#}"
     );
+    // `render` names no unused token for the `""` that `scale-config` writes (not set).
+    let dir = tempfile::tempdir().unwrap();
+    let mut join = json!({
+        "DeploymentType": "SingleMachineCluster",
+        "Network": {"DnsServers": ["192.0.2.53"], "Ip4AddressPrefix": "192.168.77.0/24"},
+        "Machines": [{"LinuxNode": {}}],
+        "Edgenet": {"MachineName": "g3edge"}
+    });
+    join["Join"] =
+        json!({"ClusterJoinToken": "", "DiscoveryTokenHash": "", "CertificateKey": null});
+    let out = run_with_config(dir.path(), &join, &["render", "k3s-config"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("is not used"), "{err}");
+    join["Join"]["ClusterJoinToken"] = json!("K10fromconfig");
+    let out = run_with_config(dir.path(), &join, &["render", "k3s-config"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Join.ClusterJoinToken in the config is not used"),
+        "{err}"
+    );
+    assert!(!err.contains("Join.DiscoveryTokenHash"), "{err}");
     // `-o json` after `node exec` (json-output.md: before or after the command).
     let out = edgenet_cmd()
         .args([

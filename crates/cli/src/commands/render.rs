@@ -128,7 +128,14 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
             .as_object()
             .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Join")))
             .and_then(|(_, v)| v.as_object());
-        if join.is_some_and(|j| j.keys().any(|k| k.eq_ignore_ascii_case(key))) {
+        // `""` or `null` is "not set" (docs/config.md), as `scale-config` itself writes them
+        // (B23 F7): nothing unused to name.
+        let set = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::String(s) => !s.trim().is_empty(),
+            _ => true,
+        };
+        if join.is_some_and(|j| j.iter().any(|(k, v)| k.eq_ignore_ascii_case(key) && set(v))) {
             secret_notices.push(format!(
                 "Join.{key} in the config is not used: edgenet reads no secrets from the config; give the token with --token-file FILE (and the CA hash with --ca-cert-hash)"
             ));
