@@ -438,3 +438,40 @@ fn the_nits_of_b23() {
     assert_eq!(report["schema"], "edgenet.error/v1", "{report:#}");
     assert_ne!(report["error"]["code"], "usage", "{report:#}");
 }
+
+/// F7/F8: `deploy -c` of a multi-machine file without `--machine` is a command-line omission
+/// (exit 2, nothing changed), and the hint names the machine this state directory deployed.
+#[test]
+fn a_multi_machine_deploy_without_machine_names_the_deployed_one() {
+    let Some(m) = machine_prefixed("g3", "mm") else {
+        return;
+    };
+    let _lan = adapter_lan(&m, false);
+    let mut two = site_config("up0");
+    let mut second = two["Machines"][0].clone();
+    second["MachineName"] = json!("m1");
+    second["LinuxNode"]["Ip4Address"] = json!("198.18.0.102");
+    second["LinuxNode"]["ControlPlane"] = json!(false);
+    two["Machines"].as_array_mut().unwrap().push(second);
+    two["Machines"][0]["LinuxNode"]["ControlPlane"] = json!(true);
+    two["Machines"][1]["LinuxNode"]["ControlPlane"] = json!(true);
+    let mut third = two["Machines"][1].clone();
+    third["MachineName"] = json!("m2");
+    third["LinuxNode"]["Ip4Address"] = json!("198.18.0.103");
+    two["Machines"].as_array_mut().unwrap().push(third);
+    let file = m.write_config("three.json", &two);
+    m.ok(&["deploy", "-c", &file, "--machine", "0"]);
+    let before = m.dump();
+    let out = m.edgenet(&["deploy", "-c", &file, "-o", "json"]);
+    let report = json_out(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(report["error"]["code"], "invalid-arguments");
+    assert!(
+        report["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("machine 0 (m0), so --machine 0"),
+        "{report:#}"
+    );
+    assert_eq!(m.dump(), before);
+}

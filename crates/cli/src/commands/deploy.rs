@@ -220,7 +220,19 @@ fn checked_plan(
     for f in warnings.iter() {
         errln!("{}", crate::output::finding_text(f, style));
     }
-    plan::build(&loaded.config, &ctx).map_err(super::plan_error)
+    plan::build(&loaded.config, &ctx).map_err(|e| {
+        // The machine this state directory's deployment is: the likely answer.
+        let recorded = state
+            .and_then(|s| s.applied_plan.as_ref().or(s.pending_plan.as_ref()))
+            .map(|p| (p.machine.index, p.machine.name.clone()));
+        match (&e, recorded) {
+            (plan::PlanError::MachineNotChosen { .. }, Some((i, name))) => super::plan_error(e)
+                .hint(format!(
+                    "add --machine N: the deployment in this state directory is machine {i} ({name}), so --machine {i} to re-apply it"
+                )),
+            _ => super::plan_error(e),
+        }
+    })
 }
 
 /// `deploy -c FILE` without `--machine-name` (nor `EDGENET_MACHINE_NAME`) on a deployment
