@@ -29,6 +29,10 @@ use crate::netlink::Netlink;
 /// Routes the kernel refused on a link: their index in the configuration, and why.
 type Refused = Vec<(usize, String)>;
 
+/// What routes put on a link went beside (see [`LinkConfig::beside`] and
+/// [`LinkConfig::beside_hops`]): routes, then hops.
+type Beside = (Vec<String>, Vec<String>);
+
 /// USER_HZ (`sysconf(_SC_CLK_TCK)`): route lifetimes are dumped in clock ticks and set in
 /// seconds.
 fn clock_ticks_per_second() -> u32 {
@@ -493,7 +497,7 @@ impl Netlink {
         config: &LinkConfig,
         link: &str,
         moving_from: Option<u32>,
-    ) -> Result<(Refused, (Vec<String>, Vec<String>)), HostError> {
+    ) -> Result<(Refused, Beside), HostError> {
         // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
         // address first: adding them in dump order, IPv6 reversed, keeps the order.
         let v4 = config
@@ -581,14 +585,14 @@ impl Netlink {
         routes: &[RouteMessage],
         link: &str,
         moving_from: Option<u32>,
-    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+    ) -> Result<Beside, HostError> {
         let index = self.link_index(link)?;
         let live = self
             .route_messages(AddressFamily::Unspec)
             .map_err(|f| f.into_host("dump routes beside", link))?;
         let names = self.link_names()?;
         let slot = |r: &RouteMessage| (route_key(r), r.header.tos);
-        let (mut out, mut hops): (Vec<String>, Vec<String>) = Default::default();
+        let (mut out, mut hops): Beside = Default::default();
         for l in live.iter().filter(|l| {
             l.header.protocol != RouteProtocol::Kernel
                 && !l.header.flags.contains(RouteFlags::Cloned)
