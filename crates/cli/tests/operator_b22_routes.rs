@@ -154,6 +154,14 @@ fn a_recorded_route_is_put_back_beside_a_vpn_route_and_a_blackhole() {
         s.routes_to("default"),
         [route("", "10.77.0.1", "vpn0"), route("blackhole", "", "")]
     );
+    // status names what holds the slot of the missing recorded route (deploy leaves them).
+    let status = output_text(&s.m.edgenet(&["status"]));
+    assert!(
+        status.contains(
+            "default via 198.18.0.1 metric 100 (beside default via 10.77.0.1 metric 100 dev vpn0; blackhole default metric 100, not edgenet's)"
+        ),
+        "{status}"
+    );
     let out = s.m.ok(&["deploy"]);
     assert_eq!(
         s.routes_to("default"),
@@ -509,10 +517,15 @@ fn an_ipv6_sibling_hop_of_another_interface_stays_through_deploy_and_remove() {
         [pair("fd00:2::1", BRIDGE), pair("fd00:7::1", "vpn0")],
         "{out}"
     );
+    // The change list names the hop it left, as it names a route of another interface.
+    let kept =
+        "kept the hop default (IPv6) via fd00:7::1 metric 1024 dev vpn0 as it is (not edgenet's)";
+    assert!(out.contains(kept), "{out}");
     let out = s.m.ok(&["remove"]);
     assert_eq!(
         hops(),
         [pair("fd00:2::1", "up0"), pair("fd00:7::1", "vpn0")],
         "{out}"
     );
+    assert!(out.contains(kept), "{out}");
 }

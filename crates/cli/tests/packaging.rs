@@ -209,6 +209,6 @@ impl Drop for Deployments {
                     .output();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        del_netns(&self.ns);
     }
 }

@@ -487,14 +487,31 @@ pub fn aimed_at_switch(line: &str, bridge: &str) -> bool {
 }
 
 /// Whether `ruleset` has, in `ip filter DOCKER-USER`, a rule that neither accepts nor returns
-/// above an accepting one: only then is the chain worth reading with `iptables -S` (edgenet's
-/// accepts may be present but below a user's rule). Pure and cheap: most Docker hosts have
-/// only `RETURN` there, or edgenet's accepts first.
+/// above an accepting one, or such a rule while none of edgenet's is there yet: only then is
+/// the chain worth reading with `iptables -S` (edgenet's accepts may be present but below a
+/// user's rule, or a first deploy would put them above one that is aimed at the switch).
+/// edgenet's rules carry a comment (`edgenet:<id>`), which the listing shows as a rule comment
+/// or, from iptables-nft, as an `xt` comment match without its text: a rule with either counts
+/// as edgenet's here. Pure and cheap: most Docker hosts have only `RETURN` there, or
+/// edgenet's accepts first.
 pub fn docker_user_out_of_order(ruleset: &Value) -> bool {
     let Some(items) = ruleset["nftables"].as_array() else {
         return false;
     };
     let mut other_before = false;
+    let own = items.iter().any(|item| {
+        let r = &item["rule"];
+        r["family"] == "ip"
+            && r["table"] == "filter"
+            && r["chain"] == DOCKER_USER
+            && (r["comment"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("edgenet:"))
+                || r["expr"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|x| x["xt"]["type"] == "match" && x["xt"]["name"] == "comment")
+                }))
+    });
     for item in items {
         let r = &item["rule"];
         if r["family"] != "ip" || r["table"] != "filter" || r["chain"] != DOCKER_USER {
@@ -509,10 +526,53 @@ pub fn docker_user_out_of_order(ruleset: &Value) -> bool {
         match verdict.as_str() {
             "accept" if other_before => return true,
             "accept" | "return" | "counter" => {}
+            _ if !own => return true,
             _ => other_before = true,
         }
     }
     false
+}
+
+/// For a Docker drop in `DOCKER-USER` while none of edgenet's rules for `bridge` is there yet
+/// (a first deploy): the first rule there that drops or rejects and applies to `bridge`'s
+/// traffic too ([`aimed_at_switch`]), with its position (1-based). Deploy would insert its
+/// accepts above it, overriding a decision about the switch that a later deploy leaves above
+/// them and refuses ([`docker_user_below_words`]): so a first deploy refuses it as well.
+/// `None` when the chain was not read or holds no such rule.
+pub fn docker_user_drop_before_first_deploy(
+    fw: &HostFirewall,
+    drop: &ForwardDrop,
+    bridge: &str,
+) -> Option<(usize, String)> {
+    let docker_forward =
+        drop.tool == FirewallTool::Docker && drop.hook == "forward" && drop.family != "bridge";
+    if !docker_forward || !drop.reason.ends_with(&format!("(chain {DOCKER_USER})")) {
+        return None;
+    }
+    let lines = fw.docker_user.as_deref()?;
+    if lines.iter().any(|l| is_own(l, None, bridge)) {
+        return None;
+    }
+    let drops = |l: &str| {
+        l.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w[0] == "-j" && matches!(w[1], "DROP" | "REJECT"))
+    };
+    lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| drops(l) && aimed_at_switch(l, bridge))
+        .map(|(i, l)| (i + 1, l.clone()))
+}
+
+/// The words of [`docker_user_drop_before_first_deploy`] for the rule `rule` at position `pos`.
+pub fn docker_user_drop_words(pos: usize, rule: &str, bridge: &str) -> String {
+    format!(
+        "`{rule}` (rule {pos} of {DOCKER_USER}) applies to {bridge}'s traffic too, so edgenet \
+         does not put its ACCEPT rules for {bridge} above it: if the nodes should get through, \
+         delete it (after a deploy it may go back below edgenet's rules)"
+    )
 }
 
 /// For a Docker drop in `DOCKER-USER` while edgenet's accepts for `bridge` are there but
@@ -2015,19 +2075,38 @@ mod docker_user_order_tests {
             "expr": [{"counter": {"packets": 0, "bytes": 0}}, {verdict: null}]}})
     }
 
+    fn own(verdict: &str) -> serde_json::Value {
+        let mut r = rule(verdict);
+        r["rule"]["comment"] = json!("edgenet:0a1b2c");
+        r
+    }
+
     #[test]
-    fn only_a_non_accept_above_an_accept_is_out_of_order() {
+    fn only_a_non_accept_above_an_accept_or_before_a_first_deploy_is_out_of_order() {
         let set = |items: Vec<serde_json::Value>| json!({ "nftables": items });
         assert!(docker_user_out_of_order(&set(vec![
             rule("drop"),
-            rule("accept"),
+            own("accept"),
             rule("return")
         ])));
         assert!(!docker_user_out_of_order(&set(vec![
-            rule("accept"),
-            rule("accept"),
+            own("accept"),
+            own("accept"),
             rule("drop")
         ])));
         assert!(!docker_user_out_of_order(&set(vec![rule("return")])));
+        // A drop while none of edgenet's rules is there (a first deploy): read too.
+        assert!(docker_user_out_of_order(&set(vec![
+            rule("drop"),
+            rule("return")
+        ])));
+        // iptables-nft's comment match, as `nft -j` lists it (no text).
+        let own = json!({"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER",
+            "expr": [{"xt": {"type": "match", "name": "comment"}}, {"accept": null}]}});
+        assert!(!docker_user_out_of_order(&set(vec![
+            own,
+            rule("drop"),
+            rule("return")
+        ])));
     }
 }

@@ -8,24 +8,25 @@ pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
 
 /// Where a deployment removed while another one in the same network namespace still routes
 /// leaves the value forwarding had before edgenet (that one's state directory is unknown to
-/// it): in /run, keyed by the namespace (gone at reboot, as the sysctl is).
+/// it): in /run, keyed by the namespace (gone at reboot, as the sysctl is) and headed by its
+/// cookie (see [`edgenet_host::lock::read_namespace_note`]).
 fn handover_path() -> Option<std::path::PathBuf> {
-    let key = edgenet_host::lock::network_namespace_key().ok()?;
-    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward")))
+    edgenet_host::lock::namespace_note_path("ip_forward").ok()
 }
 
 /// Where deploy notes which deployments turned forwarding on, and its value before, outside
 /// the state directory (in /run, one file per network namespace: gone at reboot, as the sysctl
 /// is), so `remove --orphan` of such a deployment has evidence once its state directory is
-/// lost. One line per deployment: `ID VALUE`.
+/// lost. One line per deployment: `ID VALUE`, after the namespace's cookie: a note that a
+/// deleted namespace of the same inode left is not this namespace's evidence (see
+/// [`edgenet_host::lock::read_namespace_note`]).
 fn enabled_by_path() -> Option<std::path::PathBuf> {
-    let key = edgenet_host::lock::network_namespace_key().ok()?;
-    Some(std::path::Path::new(edgenet_host::lock::RUN_DIR).join(format!("{key}.ip_forward.by")))
+    edgenet_host::lock::namespace_note_path("ip_forward.by").ok()
 }
 
 /// The notes but `id`'s, and `id`'s value, if any.
 fn notes_without(path: &std::path::Path, id: &str) -> (Vec<String>, Option<String>) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = edgenet_host::lock::read_namespace_note(path).unwrap_or_default();
     let mut others = Vec::new();
     let mut mine = None;
     for line in text.lines() {
@@ -45,8 +46,7 @@ fn write_notes(path: &std::path::Path, lines: &[String]) {
             other => other,
         }
     } else {
-        std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
-            .and_then(|()| std::fs::write(path, format!("{}\n", lines.join("\n"))))
+        edgenet_host::lock::write_namespace_note(path, &format!("{}\n", lines.join("\n")))
     };
     if let Err(e) = done {
         tracing::debug!("{}: {e}", path.display());
@@ -83,11 +83,10 @@ pub fn forget_enabled_by(id: &str) {
 /// it holds the value from before any edgenet deployment).
 pub fn hand_over(previous: &str) {
     let Some(path) = handover_path() else { return };
-    if path.exists() {
+    if edgenet_host::lock::read_namespace_note(&path).is_some() {
         return;
     }
-    let written = std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
-        .and_then(|()| std::fs::write(&path, previous));
+    let written = edgenet_host::lock::write_namespace_note(&path, previous);
     if let Err(e) = written {
         tracing::debug!("{}: {e}", path.display());
     }
@@ -98,7 +97,7 @@ pub fn hand_over(previous: &str) {
 /// on. What it did, in words.
 pub fn restore_handed_over(own_table: &str) -> Option<String> {
     let path = handover_path()?;
-    let previous = std::fs::read_to_string(&path).ok()?;
+    let previous = edgenet_host::lock::read_namespace_note(&path)?;
     let previous = previous.trim();
     if other_forwarding_user(own_table).is_some() {
         return None;
@@ -122,20 +121,19 @@ pub fn other_forwarding_user(own_table: &str) -> Option<String> {
     let ruleset = edgenet_host::facts::host_firewall().ruleset?;
     // Asked when forwarding is about to be put back (remove, or a plan that no longer
     // routes): the note is used up (a later deploy that turns forwarding on notes again).
-    let docker_counts =
-        docker_idle_path(own_table).is_none_or(|p| std::fs::remove_file(p).is_err());
+    let docker_counts = docker_idle_path(own_table).is_none_or(|p| {
+        let noted = edgenet_host::lock::read_namespace_note(&p).is_some();
+        let _ = std::fs::remove_file(p);
+        !noted
+    });
     forwarding_user_in(&ruleset, own_table, docker_counts)
 }
 
 /// Where deploy notes that Docker's chains were there while forwarding was off when it turned
 /// forwarding on: in /run, keyed by the namespace and the deployment (gone at reboot, as the
-/// sysctl is).
+/// sysctl is), headed by the namespace's cookie.
 fn docker_idle_path(own_table: &str) -> Option<std::path::PathBuf> {
-    let key = edgenet_host::lock::network_namespace_key().ok()?;
-    Some(
-        std::path::Path::new(edgenet_host::lock::RUN_DIR)
-            .join(format!("{key}.{own_table}.docker-not-forwarding")),
-    )
+    edgenet_host::lock::namespace_note_path(&format!("{own_table}.docker-not-forwarding")).ok()
 }
 
 /// Docker's own chains (not `DOCKER-USER`, which edgenet prepares itself when Docker is only
@@ -167,8 +165,7 @@ pub fn note_docker_at_enable(own_table: &str) {
         .ruleset
         .is_some_and(|r| docker_started(&r));
     let result = if started {
-        std::fs::create_dir_all(edgenet_host::lock::RUN_DIR)
-            .and_then(|()| std::fs::write(&path, "0\n"))
+        edgenet_host::lock::write_namespace_note(&path, "0\n")
     } else {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

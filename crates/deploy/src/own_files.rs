@@ -6,6 +6,8 @@
 use std::io::{self, Read};
 use std::path::Path;
 
+use edgenet_host::small_file::file_kind;
+
 /// The contents of `path`, or `None` when it does not exist; an error when it is not a regular
 /// file or holds more than `cap` bytes.
 pub fn read(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
@@ -16,7 +18,7 @@ pub fn read(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
         Ok(m) => {
             return Err(io::Error::other(format!(
                 "not a regular file ({})",
-                what_it_is(&m.file_type())
+                file_kind(&m).unwrap_or("not a file")
             )))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -45,29 +47,33 @@ pub fn read(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// What a file that is not a regular file is, in words (`a directory`, `a FIFO`, …).
-pub fn what_it_is(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else {
-        "a regular file"
-    }
-}
-
 /// What is at `path` when it is there but not a regular file (looked at without following a
 /// link or opening it): `Some("a directory")`, …; `None` for a regular file or nothing.
 pub fn odd(path: &Path) -> Option<&'static str> {
     std::fs::symlink_metadata(path)
         .ok()
-        .filter(|m| !m.is_file())
-        .map(|m| what_it_is(&m.file_type()))
+        .and_then(|m| file_kind(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn what_is_in_the_place_of_an_own_file_is_said_as_the_host_layer_says_it() {
+        // One word per kind, as `edgenet_host::small_file` says it for any small file.
+        assert_eq!(
+            super::odd(Path::new("/dev/null")),
+            Some("a character device")
+        );
+        assert_eq!(super::odd(Path::new("/")), Some("a directory"));
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        assert_eq!(super::odd(&link), Some("a symbolic link"));
+        let err = super::read(&link, 1024).unwrap_err().to_string();
+        assert_eq!(err, "not a regular file (a symbolic link)");
+        std::fs::write(dir.path().join("file"), "{}").unwrap();
+        assert_eq!(super::odd(&dir.path().join("file")), None);
+    }
 }

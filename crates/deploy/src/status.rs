@@ -464,10 +464,33 @@ fn fill(
             // default route with them): the host may have lost its uplink.
             let (missing, _) = switch::adapter::missing_on_bridge(nl, saved, &plan.switch.name)?;
             if !missing.is_empty() {
+                // A route of another interface in the slot of a missing one (a VPN's default
+                // route): deploy puts the recorded one back beside it, and the kernel keeps
+                // using the one that came first, so it is named.
+                let routes = nl.routes()?;
+                let mut any_beside = false;
+                let missing: Vec<String> = missing
+                    .into_iter()
+                    .map(|m| {
+                        let beside =
+                            foreign_in_recorded_slot(&routes, &m, &plan.switch.name, adapter);
+                        if beside.is_empty() {
+                            m
+                        } else {
+                            any_beside = true;
+                            format!("{m} (beside {}, not edgenet's)", beside.join("; "))
+                        }
+                    })
+                    .collect();
                 report.drift.push(format!(
-                    "the bridge {} lacks the host's {} recorded when {adapter}'s configuration moved there: run deploy to put it back",
+                    "the bridge {} lacks the host's {} recorded when {adapter}'s configuration moved there: run deploy to put it back{}",
                     plan.switch.name,
-                    missing.join(", ")
+                    missing.join(", "),
+                    if any_beside {
+                        " (beside those routes, which deploy leaves: the kernel keeps using the route that came first)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -896,6 +919,63 @@ pub fn host_config_missing(
         }));
     }
     Ok(Some(missing))
+}
+
+/// The routes of other interfaces (not `bridge`'s, not `adapter`'s) in `routes` that hold the
+/// slot (IPv4 destination, metric) of the recorded route `recorded` describes (`default via
+/// G metric M`, `NET/LEN via G`, as [`edgenet_host::link_config`] describes them), as `ip route`
+/// lists them; none for anything else (an address, an IPv6 route, another table).
+fn foreign_in_recorded_slot(
+    routes: &[edgenet_host::netlink::Route],
+    recorded: &str,
+    bridge: &str,
+    adapter: &str,
+) -> Vec<String> {
+    let words: Vec<&str> = recorded.split_whitespace().collect();
+    let destination = match words.first() {
+        Some(&"default") if words.get(1) != Some(&"(IPv6)") => ipnet::Ipv4Net::default(),
+        Some(w) => match w.parse::<ipnet::Ipv4Net>() {
+            Ok(net) => net,
+            Err(_) => return Vec::new(),
+        },
+        None => return Vec::new(),
+    };
+    if words.contains(&"table") || words.contains(&"scope") {
+        return Vec::new();
+    }
+    let metric = words
+        .windows(2)
+        .find(|w| w[0] == "metric")
+        .and_then(|w| w[1].parse::<u32>().ok())
+        .unwrap_or(0);
+    routes
+        .iter()
+        .filter(|r| {
+            r.destination == destination
+                && r.metric.unwrap_or(0) == metric
+                && !r.is_connected()
+                && r.link.as_deref() != Some(bridge)
+                && r.link.as_deref() != Some(adapter)
+        })
+        .map(|r| {
+            let mut s = r.type_word().map(|w| format!("{w} ")).unwrap_or_default();
+            if r.destination.prefix_len() == 0 {
+                s.push_str("default");
+            } else {
+                s.push_str(&r.destination.to_string());
+            }
+            if let Some(g) = r.gateway {
+                s.push_str(&format!(" via {g}"));
+            }
+            if let Some(m) = r.metric.filter(|m| *m != 0) {
+                s.push_str(&format!(" metric {m}"));
+            }
+            if let Some(l) = &r.link {
+                s.push_str(&format!(" dev {l}"));
+            }
+            s
+        })
+        .collect()
 }
 
 /// The addresses of `live` other than `wanted`.

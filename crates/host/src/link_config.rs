@@ -29,6 +29,10 @@ use crate::netlink::Netlink;
 /// Routes the kernel refused on a link: their index in the configuration, and why.
 type Refused = Vec<(usize, String)>;
 
+/// What routes put on a link went beside (see [`LinkConfig::beside`] and
+/// [`LinkConfig::beside_hops`]): routes, then hops.
+type Beside = (Vec<String>, Vec<String>);
+
 /// USER_HZ (`sysconf(_SC_CLK_TCK)`): route lifetimes are dumped in clock ticks and set in
 /// seconds.
 fn clock_ticks_per_second() -> u32 {
@@ -57,6 +61,10 @@ pub struct LinkConfig {
     /// (a VPN's, a second uplink's, an administrator's blackhole) to the same destination,
     /// table and metric, which stay as they are (see [`Netlink::apply_link_config`]).
     pub beside: Vec<String>,
+    /// After a move: the hops through other interfaces of an IPv6 multipath route whose hop
+    /// through the link moved (IPv6 keeps the routes of one destination, table and metric as
+    /// hops of one route): they stay as they are, and the moved hop is one beside them.
+    pub beside_hops: Vec<String>,
 }
 
 /// A [`LinkConfig`] kept in the state: the kernel's messages as they were dumped (hex), so a
@@ -112,6 +120,7 @@ impl SavedLinkConfig {
             rules: each(&self.rules, |b| RuleMessage::parse(b).ok()),
             skipped: Vec::new(),
             beside: Vec::new(),
+            beside_hops: Vec::new(),
         }
     }
 }
@@ -129,6 +138,12 @@ impl LinkConfig {
     /// What the routes went beside (see [`LinkConfig::beside`]), one line each.
     pub fn beside(&self) -> &[String] {
         &self.beside
+    }
+
+    /// The other interfaces' hops of the IPv6 multipath routes a hop moved out of (see
+    /// [`LinkConfig::beside_hops`]), one line each.
+    pub fn beside_hops(&self) -> &[String] {
+        &self.beside_hops
     }
 
     /// One line per item, like `ip` prints them (for reports and drift).
@@ -298,8 +313,9 @@ impl Netlink {
         for r in &mut moved.routes {
             only_hops_through(r, to_index);
         }
-        let (refused, beside) = self.add_link_config(&moved, to, from_index)?;
+        let (refused, (beside, hops)) = self.add_link_config(&moved, to, from_index)?;
         moved.beside = beside;
+        moved.beside_hops = hops;
         // Off `from`: routes (those not already replaced in place), rules, then addresses,
         // IPv4 secondaries before their primary (deleting a primary takes its secondaries).
         // A route the kernel refused on `to` stays on `from`.
@@ -368,7 +384,7 @@ impl Netlink {
         let index = self.link_index(&saved.link)?;
         let config = saved.load();
         let mut config = translate(&config, &saved.link, &saved.link, index, Some(saved.index));
-        let (refused, beside) = self.add_link_config(&config, &saved.link, None)?;
+        let (refused, (beside, _)) = self.add_link_config(&config, &saved.link, None)?;
         config.beside = beside;
         // What the kernel refused is not claimed put back: it is listed as skipped.
         config.skipped = refused
@@ -439,7 +455,7 @@ impl Netlink {
                 continue;
             }
             match self.add_link_config(&item, link, None) {
-                Ok((r, beside)) if r.is_empty() => done.push(match beside.as_slice() {
+                Ok((r, (beside, _))) if r.is_empty() => done.push(match beside.as_slice() {
                     [] => what,
                     b => format!(
                         "{what} (beside {}, not edgenet's: left as it is)",
@@ -474,13 +490,14 @@ impl Netlink {
 
     /// [`Netlink::apply_link_config`], also returning what the routes went beside: one line
     /// per route of another interface or type in the slot (destination, table, metric) of a
-    /// route put on `link`, but those through link `moving_from` (whose routes move to `link`).
+    /// route put on `link`, but those through link `moving_from` (whose routes move to `link`),
+    /// and one per hop through another interface of an IPv6 multipath route through either.
     fn add_link_config(
         &mut self,
         config: &LinkConfig,
         link: &str,
         moving_from: Option<u32>,
-    ) -> Result<(Refused, Vec<String>), HostError> {
+    ) -> Result<(Refused, Beside), HostError> {
         // The kernel appends IPv4 addresses (primary, then secondaries) and puts each new IPv6
         // address first: adding them in dump order, IPv6 reversed, keeps the order.
         let v4 = config
@@ -500,7 +517,7 @@ impl Netlink {
             .map_err(|f| f.into_host(&format!("add {} to", describe_address(a)), link))?;
         }
         let beside = if config.routes.is_empty() {
-            Vec::new()
+            Default::default()
         } else {
             self.routes_beside(&config.routes, link, moving_from)?
         };
@@ -560,33 +577,66 @@ impl Netlink {
 
     /// The routes not through `link` that hold the slot (family, destination, table, metric,
     /// TOS) of one of `routes`, as `ip route` lists them with their device: what `routes` go
-    /// beside on `link`, left as they are.
+    /// beside on `link`, left as they are; and the hops through other devices of an IPv6
+    /// multipath route in such a slot through `link` or `moving_from`, each as a route of its
+    /// own.
     fn routes_beside(
         &mut self,
         routes: &[RouteMessage],
         link: &str,
         moving_from: Option<u32>,
-    ) -> Result<Vec<String>, HostError> {
+    ) -> Result<Beside, HostError> {
         let index = self.link_index(link)?;
         let live = self
             .route_messages(AddressFamily::Unspec)
             .map_err(|f| f.into_host("dump routes beside", link))?;
         let names = self.link_names()?;
         let slot = |r: &RouteMessage| (route_key(r), r.header.tos);
-        let mut out: Vec<String> = Vec::new();
+        let (mut out, mut hops): Beside = Default::default();
         for l in live.iter().filter(|l| {
             l.header.protocol != RouteProtocol::Kernel
                 && !l.header.flags.contains(RouteFlags::Cloned)
-                && !route_uses(l, index)
-                && !moving_from.is_some_and(|from| route_uses(l, from))
                 && routes.iter().any(|r| slot(r) == slot(l))
         }) {
-            let line = describe_foreign_route(l, &names);
-            if !out.contains(&line) {
-                out.push(line);
+            let ours = |i: u32| i == index || moving_from == Some(i);
+            if !route_uses(l, index) && !moving_from.is_some_and(|from| route_uses(l, from)) {
+                let line = describe_foreign_route(l, &names);
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            } else if l.header.address_family == AddressFamily::Inet6 {
+                for hop in l.attributes.iter().flat_map(|a| match a {
+                    RouteAttribute::MultiPath(hops) => hops.as_slice(),
+                    _ => &[],
+                }) {
+                    if ours(hop.interface_index) {
+                        continue;
+                    }
+                    let mut one = l.clone();
+                    one.attributes.retain(|a| {
+                        !matches!(
+                            a,
+                            RouteAttribute::MultiPath(_)
+                                | RouteAttribute::Oif(_)
+                                | RouteAttribute::Gateway(_)
+                        )
+                    });
+                    one.attributes
+                        .push(RouteAttribute::Oif(hop.interface_index));
+                    one.attributes.extend(
+                        hop.attributes
+                            .iter()
+                            .filter(|a| matches!(a, RouteAttribute::Gateway(_)))
+                            .cloned(),
+                    );
+                    let line = describe_foreign_route(&one, &names);
+                    if !hops.contains(&line) {
+                        hops.push(line);
+                    }
+                }
             }
         }
-        Ok(out)
+        Ok((out, hops))
     }
 }
 
@@ -741,6 +791,7 @@ fn translate(
         rules,
         skipped: Vec::new(),
         beside: Vec::new(),
+        beside_hops: Vec::new(),
     }
 }
 
@@ -880,6 +931,7 @@ mod tests {
             rules: vec![],
             skipped: vec![],
             beside: vec![],
+            beside_hops: vec![],
         };
         let saved = SavedLinkConfig::save(&config, "br0", 7);
         let text = serde_json::to_string(&saved).unwrap();
@@ -905,6 +957,7 @@ mod tests {
             rules: vec![rule],
             skipped: vec![],
             beside: vec![],
+            beside_hops: vec![],
         };
         let t = translate(&config, "up0", "br0", 9, Some(7));
         assert_eq!(t.addresses[0].header.index, 9);

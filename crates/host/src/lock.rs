@@ -72,6 +72,108 @@ pub fn network_namespace_key() -> io::Result<String> {
     Ok(format!("netns-{}-{}", ns.dev(), ns.ino()))
 }
 
+/// The cookie of the calling thread's network namespace (`SO_NETNS_COOKIE` of a socket made
+/// in it, Linux ≥ 5.14): unlike its inode, never given to another namespace until the next
+/// boot. `None` on an older kernel.
+pub fn network_namespace_cookie() -> Option<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the descriptor is owned (and closed) at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a new descriptor of ours.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the option's value is a u64, `len` its size.
+    let got = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    (got == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
+}
+
+/// `SO_NETNS_COOKIE` (asm-generic/socket.h; x86, arm and the others that use it).
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The first line of a note of [`write_namespace_note`]: the namespace's cookie.
+const COOKIE_LINE: &str = "netns-cookie ";
+
+/// Where the note `suffix` about the calling thread's network namespace is kept:
+/// `/run/edgenet/netns-DEV-INO.<suffix>` (see [`network_namespace_key`]).
+pub fn namespace_note_path(suffix: &str) -> io::Result<std::path::PathBuf> {
+    Ok(std::path::Path::new(RUN_DIR).join(format!("{}.{suffix}", network_namespace_key()?)))
+}
+
+/// Writes `body` as a note about the calling thread's network namespace at `path` (from
+/// [`namespace_note_path`]), headed by the namespace's cookie, so that
+/// [`read_namespace_note`] tells it from a note a deleted namespace left under the same inode.
+pub fn write_namespace_note(path: &std::path::Path, body: &str) -> io::Result<()> {
+    std::fs::create_dir_all(RUN_DIR)?;
+    let text = match network_namespace_cookie() {
+        Some(cookie) => format!("{COOKIE_LINE}{cookie}\n{body}"),
+        None => body.to_string(),
+    };
+    std::fs::write(path, text)
+}
+
+/// The body of the note at `path` when it is this namespace's (written by
+/// [`write_namespace_note`] in the calling thread's namespace): `None` when there is none, or
+/// when it is another namespace's — one that had the same inode and was deleted without its
+/// note, or one without the cookie edgenet writes — which is deleted then, never taken as
+/// this namespace's. On a kernel without namespace cookies a note has no cookie line and is
+/// taken as it is.
+pub fn read_namespace_note(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let cookie = network_namespace_cookie();
+    let body = match (text.split_once('\n'), cookie) {
+        (Some((first, body)), Some(cookie))
+            if first.strip_prefix(COOKIE_LINE) == Some(cookie.to_string().as_str()) =>
+        {
+            Some(body)
+        }
+        (_, None) if !text.starts_with(COOKIE_LINE) => Some(text.as_str()),
+        _ => None,
+    };
+    match body {
+        Some(body) => Some(body.to_string()),
+        None => {
+            tracing::debug!(
+                "{}: a note of another network namespace (same inode, cookie not {cookie:?}): deleted",
+                path.display()
+            );
+            let _ = std::fs::remove_file(path);
+            None
+        }
+    }
+}
+
+/// Deletes the notes about the network namespace whose file (`/run/netns/NAME`, or an open
+/// handle's) has device `dev` and inode `ino` (see [`crate::netns::NetNs::id`]): what deletes a
+/// namespace calls it first (the inode may be given to the next namespace). Returns how many
+/// went.
+pub fn forget_namespace_notes(dev: u64, ino: u64) -> usize {
+    let prefix = format!("netns-{dev}-{ino}.");
+    let Ok(entries) = std::fs::read_dir(RUN_DIR) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Takes the exclusive lock of the calling thread's network namespace, waiting up to
 /// `timeout`: what deploys in one namespace choose from what they see there (the automatic
 /// subnet) is chosen one at a time. The lock is a `flock` on the namespace's own file

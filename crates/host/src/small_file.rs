@@ -45,13 +45,16 @@ impl SmallFileError {
     }
 }
 
-/// What a path is, in words, when it is not a regular file (`None` for a regular file).
+/// What a path is, in words, when it is not a regular file (`None` for a regular file); a
+/// symbolic link when `meta` is of the link itself (`symlink_metadata`).
 pub fn file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
     let t = meta.file_type();
     if t.is_file() {
         None
     } else if t.is_dir() {
         Some("a directory")
+    } else if t.is_symlink() {
+        Some("a symbolic link")
     } else if t.is_fifo() {
         Some("a FIFO")
     } else if t.is_char_device() {

@@ -35,12 +35,7 @@ pub fn file(path: &Path) -> FileFacts {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileFacts::Missing,
         Err(e) => return FileFacts::Unreadable(e.to_string()),
     };
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "a device, socket or pipe"
-        };
+    if let Some(what) = crate::small_file::file_kind(&meta) {
         return FileFacts::NotAFile(what.into());
     }
     let mut head = Vec::with_capacity(4096);

@@ -55,6 +55,16 @@ pub enum LabError {
     #[error("a lab ({name}) is already recorded in {}: run `down` on it first", dir.display())]
     Exists { dir: PathBuf, name: String },
 
+    /// A namespace of the name the lab would give one of its own exists already: it is not
+    /// the lab's (another lab's, a leftover, anybody's), and the lab never touches it.
+    /// `before_build`: found before the lab built anything (else it appeared meanwhile).
+    #[error("lab {lab}: network namespace {netns} exists already and is not this lab's; {}{netns} is left as it is", if *.before_build { "nothing was built, and " } else { "" })]
+    NamespaceTaken {
+        lab: String,
+        netns: String,
+        before_build: bool,
+    },
+
     #[error("lab in {} is in use by another process (lock {} held)", dir.display(), lock.display())]
     Locked { dir: PathBuf, lock: PathBuf },
 

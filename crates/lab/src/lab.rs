@@ -189,6 +189,23 @@ impl Lab {
                 name: existing.name,
             }));
         }
+        // Every name the lab will give a namespace of its own is free: one that exists is
+        // somebody else's (a lab only records names it is about to create, and `down` deletes
+        // what it recorded), so the lab refuses before recording or building anything.
+        let roles = ["inet", "lan", "peer"].map(String::from);
+        let machines = (1..=spec.machines).map(machine_name);
+        if let Some(netns) = roles
+            .into_iter()
+            .chain(machines)
+            .map(|role| format!("{}{role}", prefix(&spec.name)))
+            .find(|name| netns::exists(name))
+        {
+            return Err(early(LabError::NamespaceTaken {
+                lab: spec.name.clone(),
+                netns,
+                before_build: true,
+            }));
+        }
         let timeout_ms = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
         let state = LabState::new(&spec.name, spec.machines, spec.proxy, timeout_ms);
         dir.write(&state).map_err(early)?;
@@ -484,12 +501,34 @@ impl Lab {
         }
     }
 
-    /// Records the namespace, then creates it with loopback up.
+    /// Records the namespace, then creates it with loopback up; a namespace it could not
+    /// create (one of that name exists: somebody else's) is not the lab's and is taken out of
+    /// the record again, so `down` never deletes it.
     fn create_netns(&mut self, role: &str) -> Result<NetNs, LabError> {
         let name = self.ns_name(role);
         self.state.namespaces.push(name.clone());
         self.save()?;
-        self.host(make_netns(&name))
+        match make_netns(&name) {
+            Ok(ns) => Ok(ns),
+            Err(Made::Not(e)) => Err(self.not_made(&[name], e)),
+            Err(Made::Partly(e)) => Err(LabError::host(&format!("lab {}", self.state.name), e)),
+        }
+    }
+
+    /// Takes `names` (whose creation failed) out of the lab's record again (best effort: the
+    /// error to report is the creation's); the error for the first.
+    fn not_made(&mut self, names: &[String], e: edgenet_host::netlink::HostError) -> LabError {
+        self.state.namespaces.retain(|n| !names.contains(n));
+        let _ = self.save();
+        if e.is_exists() {
+            LabError::NamespaceTaken {
+                lab: self.state.name.clone(),
+                netns: names[0].clone(),
+                before_build: false,
+            }
+        } else {
+            LabError::host(&format!("lab {}", self.state.name), e)
+        }
     }
 
     /// The LAN: bridge `lan0` with the router address, uplink `wan0` ↔ the internet's `eth0`,
@@ -595,12 +634,33 @@ impl Lab {
             });
         }
         self.save()?;
-        let namespaces: Vec<NetNs> =
-            crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
-                self.host(make_netns(&m.netns))
-            })
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let made = crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
+            make_netns(&m.netns)
+        });
+        let (mut namespaces, mut not_made, mut failed) = (Vec::new(), Vec::new(), None);
+        for (machine, outcome) in machines.iter().zip(made) {
+            match outcome {
+                Ok(ns) => namespaces.push(ns),
+                Err(Made::Not(e)) => {
+                    not_made.push(machine.netns.clone());
+                    failed.get_or_insert(Made::Not(e));
+                }
+                Err(Made::Partly(e)) => {
+                    failed.get_or_insert(Made::Partly(e));
+                }
+            }
+        }
+        match failed {
+            None => {}
+            Some(Made::Not(e)) => return Err(self.not_made(&not_made, e)),
+            Some(Made::Partly(e)) => {
+                if !not_made.is_empty() {
+                    self.state.namespaces.retain(|n| !not_made.contains(n));
+                    self.save()?;
+                }
+                return Err(LabError::host(&format!("lab {}", self.state.name), e));
+            }
+        }
         let mut lan_nl = self.host(Netlink::open_in(lan))?;
         for (machine, ns) in machines.iter().zip(&namespaces) {
             let mac = machine_mac(machine.index);
@@ -835,9 +895,13 @@ impl Lab {
         let by_netns = process::processes_by_netns();
         let namespaces = std::mem::take(&mut self.state.namespaces);
         let outcomes = crate::pool::map(namespaces.iter().collect(), MACHINE_WORKERS, |name| {
-            let users: Vec<u32> = NetNs::open(name)
-                .ok()
-                .and_then(|ns| ns.id().ok())
+            let id = NetNs::open(name).ok().and_then(|ns| ns.id().ok());
+            // What a deploy on a machine noted about its namespace in /run/edgenet (forwarding
+            // evidence) goes with it: the inode may be the next namespace's.
+            if let Some((dev, ino)) = id {
+                edgenet_host::lock::forget_namespace_notes(dev, ino);
+            }
+            let users: Vec<u32> = id
                 .and_then(|id| by_netns.get(&id))
                 .cloned()
                 .unwrap_or_default();
@@ -984,11 +1048,20 @@ fn mld_snooping_switch() -> Result<(), edgenet_host::nft::NftError> {
     edgenet_host::nft::Nft::new().apply(&document)
 }
 
+/// Why [`make_netns`] failed: the namespace was not created (`EEXIST`: one of that name is
+/// there, somebody else's), or it was and setting it up failed.
+enum Made {
+    Not(edgenet_host::netlink::HostError),
+    Partly(edgenet_host::netlink::HostError),
+}
+
 /// Creates the named namespace and brings its loopback up.
-fn make_netns(name: &str) -> Result<NetNs, edgenet_host::netlink::HostError> {
-    netns::create(name)?;
-    let ns = NetNs::open(name)?;
-    Netlink::open_in(&ns)?.set_up("lo", true)?;
+fn make_netns(name: &str) -> Result<NetNs, Made> {
+    netns::create(name).map_err(Made::Not)?;
+    let ns = NetNs::open(name).map_err(Made::Partly)?;
+    Netlink::open_in(&ns)
+        .and_then(|mut nl| nl.set_up("lo", true))
+        .map_err(Made::Partly)?;
     Ok(ns)
 }
 

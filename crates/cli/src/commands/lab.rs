@@ -324,13 +324,25 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
         }
         Err(e) => {
             let message = e.error.to_string();
+            let hint = match &e.error {
+                edgenet_lab::LabError::NamespaceTaken {
+                    netns,
+                    before_build,
+                    ..
+                } => format!(
+                    "{}give the lab another name (--name), or delete {netns} (`ip netns del {netns}`) if it is a leftover of yours; edgenet never deletes a namespace it did not make",
+                    if *before_build {
+                        String::new()
+                    } else {
+                        format!("`{}` removes what was built; then ", args.lab.down_command())
+                    }
+                ),
+                _ => format!("`{}` removes what was built", args.lab.down_command()),
+            };
             if let Some(lab) = e.lab {
                 lab.detach();
             }
-            Err(lab_error(format!("lab up failed: {message}")).hint(format!(
-                "`{}` removes what was built",
-                args.lab.down_command()
-            )))
+            Err(lab_error(format!("lab up failed: {message}")).hint(hint))
         }
     }
 }

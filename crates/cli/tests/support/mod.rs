@@ -85,10 +85,7 @@ impl Machine {
 
     fn named(ns: String) -> Machine {
         // A namespace left by an earlier run of this test that was killed.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(std::process::Stdio::null())
-            .status();
+        del_netns(&ns);
         // No IPv6 duplicate address detection: its timers would make before/after dumps of
         // the namespace differ by when they were taken, not by what edgenet did.
         sh(&format!(
@@ -278,8 +275,23 @@ impl Drop for Machine {
         for ns in self.node_namespaces() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        del_netns(&self.ns);
     }
+}
+
+/// Deletes the named namespace `name` (nothing there is fine) and, first, the notes edgenet
+/// keeps about it in /run/edgenet (the forwarding evidence of a deploy there, keyed by the
+/// namespace's inode): a test that deletes a namespace without `edgenet remove` leaves none.
+pub fn del_netns(name: &str) {
+    let path = format!("/run/netns/{name}");
+    if let Ok(meta) = std::fs::metadata(&path) {
+        use std::os::unix::fs::MetadataExt;
+        edgenet_host::lock::forget_namespace_notes(meta.dev(), meta.ino());
+    }
+    let _ = Command::new("ip")
+        .args(["netns", "del", name])
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 pub fn sh(script: &str) {
@@ -545,7 +557,7 @@ impl Drop for Lan {
         // Machines first (their own drop runs `edgenet remove`), then the LAN.
         self.machines.clear();
         for ns in [self.peer_ns(), self.lan_ns()] {
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            del_netns(&ns);
         }
     }
 }
@@ -632,10 +644,7 @@ impl NsGuard {
     /// Creates namespace `name` with `lo` up, after deleting a leftover of an earlier run that
     /// was killed.
     pub fn create(name: &str) -> NsGuard {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(std::process::Stdio::null())
-            .status();
+        del_netns(name);
         let guard = NsGuard(name.to_string());
         sh(&format!(
             "ip netns add {name} && ip -n {name} link set lo up"
@@ -655,7 +664,7 @@ impl NsGuard {
 
 impl Drop for NsGuard {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        del_netns(&self.0);
     }
 }
 
@@ -1013,7 +1022,7 @@ pub fn test_lab(
 impl Drop for TestLab {
     fn drop(&mut self) {
         for ns in &self.extra_netns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            del_netns(ns);
         }
         if let Some(lab) = self.lab.take() {
             if let Err(e) = lab.down(lab_remove) {

@@ -77,6 +77,28 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
                 Finding::warning(Code::HostFirewallDrops, path, format!("{drop}: {below}"))
                     .hint(below)
             });
+        } else if let Some((pos, rule)) = crate::host_firewall::docker_user_drop_before_first_deploy(
+            &facts.firewall,
+            &drop,
+            bridge,
+        ) {
+            // None of edgenet's accepts is there yet: deploy would insert them above a rule
+            // that applies to the switch's traffic, a decision a later deploy leaves above
+            // its accepts and refuses. The first deploy refuses it alike (exit 1).
+            out.push(
+                Finding::error(
+                    Code::HostFirewallDrops,
+                    path,
+                    format!(
+                        "{drop}: the nodes on {bridge} would be cut off; {}",
+                        crate::host_firewall::docker_user_drop_words(pos, &rule, bridge)
+                    ),
+                )
+                .hint(format!(
+                    "delete that rule from {} if the nodes should get through; deploy refuses while it drops the switch's traffic",
+                    crate::host_firewall::DOCKER_USER
+                )),
+            );
         } else if drop.tool == FirewallTool::Docker
             && drop.hook == "forward"
             && drop.family != "bridge"

@@ -249,6 +249,12 @@ pub fn restore_adapter(
             snap.name
         )
     }));
+    done.extend(moved.beside_hops().iter().map(|h| {
+        format!(
+            "kept the hop {h} as it is (not edgenet's); the hop moved back to {} is beside it in the same IPv6 multipath route",
+            snap.name
+        )
+    }));
     if link.master.as_deref() == Some(bridge) {
         k.set_master(&snap.name, None)?;
         done.push(format!("released {} from {bridge}", snap.name));
@@ -513,6 +519,11 @@ pub fn move_addressing(
     for b in moved.beside() {
         j.changed(format!(
             "kept {b} as it is (not edgenet's); the route moved to {bridge} went beside it, and the kernel uses the one that came first"
+        ));
+    }
+    for h in moved.beside_hops() {
+        j.changed(format!(
+            "kept the hop {h} as it is (not edgenet's); the hop moved to {bridge} is beside it in the same IPv6 multipath route, and the kernel spreads the traffic over both"
         ));
     }
     for warning in moved.skipped() {
