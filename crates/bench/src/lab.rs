@@ -14,6 +14,19 @@
 //! sandbox (namespaces, adapters, services answering) and the deploys (each machine's network
 //! checked, then its deploy); for `down`, the undeploys and the namespaces deleted.
 //!
+//! The machines this bench runs on differ by 1.5–2× in kernel speed, so an absolute time says
+//! little across them. Each run therefore also builds the lab's **floor**, interleaved with the
+//! lab (after its `down`, in the same run): the same kernel objects an `up` makes — the machine
+//! namespaces wired to a LAN bridge (a veth each, address, default route) and, in each
+//! machine, what its deploy makes: the switch (a bridge with the adapter as its port and the
+//! adapter's address), the node namespace with its veth, address and default route, and the
+//! switch's bridge nft table (node port checks) — built by the standard tools the cheap way
+//! (`ip -batch` for the namespaces and the LAN, then per machine one `ip -n M -batch`, one
+//! `ip -n NODE -batch` and one `nsenter --net=… nft -f`, `2 × cores` machines at once), without
+//! the lab's services, probes and state. "up/floor" is the median of the runs' up ÷ floor:
+//! comparable across machines. `EDGENET_BENCH_LAB_FLOOR=0` skips it,
+//! `EDGENET_BENCH_LAB_FLOOR_WORKERS` sets how many machines are built at once.
+//!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a
 //! small host); `EDGENET_BENCH_LAB_NAME` names the lab (`<it><pid>`, default `bench<pid>`).
@@ -124,6 +137,185 @@ fn wait_machines_dismantled(lan: &File) {
     panic!("the kernel did not dismantle the lab's machines within 120 s");
 }
 
+/// The lab's floor of `n` machines, its namespaces named `<prefix>-…`: see the module doc.
+struct Floor {
+    prefix: String,
+    n: u8,
+}
+
+/// The bridge table a lab machine's deploy makes for its node port (`enl`), as nft text.
+fn floor_table(node: std::net::Ipv4Addr, mac: &str) -> String {
+    format!(
+        "table bridge edgenet_floor {{
+  chain prerouting {{ type filter hook prerouting priority filter; policy accept;
+    iifname != \"enl\" accept
+    iifname \"enl\" ether type != {{ ip, arp }} drop
+    iifname \"enl\" ether saddr != {mac} drop
+    iifname \"enl\" arp saddr ether != {mac} drop
+    iifname \"enl\" arp saddr ip != {{ 0.0.0.0, {node} }} drop
+    iifname \"enl\" ip saddr != {{ 10.42.0.0/16, {node} }} drop
+  }}
+  chain forward {{ type filter hook forward priority filter; policy accept;
+    oifname \"enl\" ether type != {{ ip, arp }} drop
+  }}
+}}
+"
+    )
+}
+
+/// Runs `argv` with `input` on its standard input; panics with its output when it fails.
+fn feed(argv: &[&str], input: &str) {
+    use std::io::Write;
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Floor {
+    fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    /// Builds it; returns how long that took.
+    fn up(&self, workers: usize) -> Duration {
+        let started = Instant::now();
+        let lan = self.ns("lan");
+        let mut batch = format!("netns add {lan}\n");
+        for i in 1..=self.n {
+            batch += &format!(
+                "netns add {}\nnetns add {}\n",
+                self.ns(&format!("m{i}")),
+                self.ns(&format!("n{i}"))
+            );
+        }
+        feed(&["ip", "-batch", "-"], &batch);
+        let mut batch = String::from(
+            "link set lo up\nlink add lan0 type bridge\nlink set lan0 up\naddr add 198.18.0.1/22 dev lan0\n",
+        );
+        for i in 1..=self.n {
+            batch += &format!(
+                "link add m{i} type veth peer name eth0 netns {}\nlink set m{i} master lan0 up\n",
+                self.ns(&format!("m{i}"))
+            );
+        }
+        feed(&["ip", "-n", &lan, "-batch", "-"], &batch);
+        let next = std::sync::atomic::AtomicUsize::new(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers.max(1) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i > usize::from(self.n) {
+                        break;
+                    }
+                    self.machine(i);
+                });
+            }
+        });
+        started.elapsed()
+    }
+
+    /// One machine: the lab's wiring of its adapter, then what its deploy makes.
+    fn machine(&self, i: usize) {
+        let (m, node) = (self.ns(&format!("m{i}")), self.ns(&format!("n{i}")));
+        let ip = |host: usize| {
+            let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
+            std::net::Ipv4Addr::from(base + u32::try_from(host).expect("a lab address"))
+        };
+        let (address, node_address) = (ip(10 + i), ip(512 + i));
+        let mac = format!("02:ed:9e:1c:{:02x}:{:02x}", i / 256, i % 256);
+        let machine = format!(
+            "link set lo up
+addr add {address}/22 dev eth0
+link set eth0 up
+route add default via 198.18.0.1
+link add aksedgesw-ext type bridge
+link set eth0 master aksedgesw-ext
+addr del {address}/22 dev eth0
+addr add {address}/22 dev aksedgesw-ext
+link set aksedgesw-ext up
+route add default via 198.18.0.1
+link add enl type veth peer name eth0 address {mac} netns {node}
+link set enl master aksedgesw-ext up
+"
+        );
+        feed(&["ip", "-n", &m, "-batch", "-"], &machine);
+        let inside = format!(
+            "link set lo up\nlink set eth0 up\naddr add {node_address}/22 dev eth0\nroute add default via 198.18.0.1\n"
+        );
+        feed(&["ip", "-n", &node, "-batch", "-"], &inside);
+        let net = format!("--net=/run/netns/{m}");
+        feed(
+            &["nsenter", &net, "nft", "-f", "-"],
+            &floor_table(node_address, &mac),
+        );
+    }
+
+    /// Deletes its namespaces and waits until the kernel has dismantled the machines.
+    fn down(&self) {
+        let lan = File::open(format!("/run/netns/{}", self.ns("lan"))).ok();
+        let _ = self.delete();
+        if let Some(lan) = lan {
+            wait_machines_dismantled(&lan);
+        }
+    }
+
+    fn delete(&self) -> std::io::Result<std::process::Output> {
+        let mut batch = String::new();
+        for role in std::iter::once("lan".to_string())
+            .chain((1..=self.n).flat_map(|i| [format!("m{i}"), format!("n{i}")]))
+        {
+            let name = self.ns(&role);
+            if Path::new("/run/netns").join(&name).exists() {
+                batch += &format!("netns del {name}\n");
+            }
+        }
+        let mut child = Command::new("ip")
+            .args(["-force", "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(batch.as_bytes())?;
+        child.wait_with_output()
+    }
+}
+
+impl Drop for Floor {
+    /// Nothing of a floor outlives the bench, even when a step failed.
+    fn drop(&mut self) {
+        let _ = self.delete();
+    }
+}
+
+/// Whether the floor can be built here (`ip`, `nft` and `nsenter` installed).
+fn floor_tools() -> bool {
+    ["ip", "nft", "nsenter"].iter().all(|tool| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// Machine counts from the command line (`lab 1 10 255`), else [`DEFAULT_COUNTS`].
 fn counts() -> Vec<u8> {
     let given: Vec<u8> = std::env::args()
@@ -209,14 +401,34 @@ pub fn bench() {
             ""
         }
     );
+    let floor_workers = env_number(
+        "EDGENET_BENCH_LAB_FLOOR_WORKERS",
+        2 * std::thread::available_parallelism().map_or(1, usize::from),
+    );
+    let with_floor = env_number("EDGENET_BENCH_LAB_FLOOR", 1) != 0 && {
+        let ok = floor_tools();
+        if !ok {
+            eprintln!("edgenet-bench lab: no floor (it needs ip, nft and nsenter)");
+        }
+        ok
+    };
     println!(
-        "{:>9} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10}",
-        "machines", "up", "up/machine", "status", "down", "down/machine", "kernel"
+        "{:>9} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9}",
+        "machines",
+        "up",
+        "up/machine",
+        "status",
+        "down",
+        "down/machine",
+        "kernel",
+        "floor",
+        "up/floor"
     );
     for n in counts() {
         let count = n.to_string();
         let (mut ups, mut statuses, mut downs, mut kernel) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut floors, mut ratios) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             ups.push(edgenet(
                 &bin,
@@ -238,6 +450,17 @@ pub fn bench() {
                 !lab_dir.join("lab.json").exists(),
                 "lab down left its state"
             );
+            if with_floor {
+                let floor = Floor {
+                    prefix: format!("{name}f"),
+                    n,
+                };
+                let took = floor.up(floor_workers);
+                floor.down();
+                let up = ups.last().expect("an up was measured").took;
+                ratios.push(up.as_secs_f64() / took.as_secs_f64());
+                floors.push(took);
+            }
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let up = median(ups.iter().map(|r| r.took).collect());
@@ -247,8 +470,17 @@ pub fn bench() {
         } else {
             "-".into()
         };
+        let (floor, ratio) = if floors.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
+            ratios.sort_by(f64::total_cmp);
+            (
+                format!("{:.0}ms", ms(median(floors))),
+                format!("{:.2}", ratios[ratios.len() / 2]),
+            )
+        };
         println!(
-            "{n:>9} {:>8.0}ms {:>10.1}ms {status:>10} {:>8.0}ms {:>10.1}ms {:>8.0}ms",
+            "{n:>9} {:>8.0}ms {:>10.1}ms {status:>10} {:>8.0}ms {:>10.1}ms {:>8.0}ms {floor:>10} {ratio:>9}",
             ms(up),
             ms(up) / f64::from(n),
             ms(down),

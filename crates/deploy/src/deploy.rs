@@ -243,7 +243,11 @@ pub fn deploy(
     // One read of the ruleset for the whole run (see `RulesetSession`).
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     preflight(plan).map_err(fail)?;
-    check_adapter_owner(plan).map_err(fail)?;
+    // A run that checked just before it locked (`check_adapter_owner_before_deploy`) is not
+    // asked again, unless it waited for the lock: the scan of every process is the costly part.
+    if !checked_before_lock(plan) || lock.waited() {
+        check_adapter_owner(plan).map_err(fail)?;
+    }
     let state = match state {
         Some(s) => s,
         None => lock.load_or_new().map_err(|e| fail(e.into()))?,
@@ -367,6 +371,31 @@ pub fn check_adapter_owner(plan: &Plan) -> Result<(), DeployError> {
     let paths = crate::switch::adapter_owner::paths_from_env();
     let mut nl = kernel::open()?;
     crate::switch::adapter_owner::ensure_sole_owner(&mut nl, adapter, &plan.switch.name, &paths)
+}
+
+/// [`check_adapter_owner`] by a run about to lock its state directory and call [`deploy`]:
+/// when nothing else configures the adapter, that deploy does not ask again (each check of
+/// a DHCP client reads every process of the host), unless taking the lock waited for another
+/// run; a client started between this check and the lock is not seen (nor is one started
+/// right after the check a deploy makes itself).
+pub fn check_adapter_owner_before_deploy(plan: &Plan) -> Result<(), DeployError> {
+    check_adapter_owner(plan)?;
+    if let (SwitchKind::External, Some(adapter)) =
+        (plan.switch.kind, plan.switch.adapter.as_deref())
+    {
+        crate::switch::adapter_owner::note_cleared(adapter, &plan.switch.name);
+    }
+    Ok(())
+}
+
+/// Whether this run cleared the adapter of `plan` just before it locked (used up here).
+fn checked_before_lock(plan: &Plan) -> bool {
+    match (plan.switch.kind, plan.switch.adapter.as_deref()) {
+        (SwitchKind::External, Some(adapter)) => {
+            crate::switch::adapter_owner::take_cleared(adapter, &plan.switch.name)
+        }
+        _ => false,
+    }
 }
 
 /// What must hold before anything is touched.

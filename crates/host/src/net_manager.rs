@@ -7,6 +7,8 @@
 //! their own.
 
 use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// Where each manager keeps what tells that it owns a link.
@@ -228,31 +230,73 @@ fn expand(base: &Path, pattern: &str) -> Vec<PathBuf> {
 const DHCP_CLIENTS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
 
 /// DHCP client processes of this network namespace naming `ifname` on their command line.
+///
+/// Every process of the host is looked at (one system call each where it is in another
+/// namespace), on every deploy: the kernel has no cheaper answer. Asking it first whether any
+/// DHCP client socket exists in the namespace would not do: `udhcpc` holds no socket at all
+/// once it has its lease (busybox closes its packet socket on entering BOUND and opens a UDP
+/// one only to renew), and a bound client is the one that configured the adapter. (`dhclient`
+/// keeps both its packet socket and UDP port 68 open while bound.)
 pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
     let own_ns = fs::read_link(proc.join("self/ns/net")).ok();
     // Outside the namespace of PID 1 (a lab machine, a container) most processes are in
     // other namespaces, and a link is cheaper to read than another process's memory: the
     // namespace is asked first there. In the host's, most processes share it: the command
     // line first. The same processes are found either way.
-    let other_ns = |e: &fs::DirEntry| {
-        own_ns.is_some() && fs::read_link(e.path().join("ns/net")).ok() != own_ns
-    };
     let ns_first = own_ns.is_some() && fs::read_link(proc.join("1/ns/net")).ok() != own_ns;
+    let own_ns = own_ns.map(|p| p.into_os_string().into_vec());
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(proc) else {
+    // The entries, and a handle on the directory to read each process's files relative to it.
+    let (Ok(entries), Ok(dir)) = (fs::read_dir(proc), fs::File::open(proc)) else {
         return out;
     };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
+    let dirfd = dir.as_raw_fd();
+    let own_pid = std::process::id();
+    // Reused for every process: the paths relative to procfs and the command lines.
+    let mut path = Vec::with_capacity(32);
+    let mut link = [0u8; 64];
+    let mut raw = Vec::with_capacity(4096);
+    // A client in another network namespace configures another link of that name.
+    let other_ns = |path: &mut Vec<u8>, link: &mut [u8; 64], pid: &[u8]| {
+        let Some(own) = own_ns.as_deref() else {
+            return false;
         };
-        // A client in another network namespace configures another link of that name.
-        if ns_first && other_ns(&e) {
+        at(path, pid, b"/ns/net");
+        // SAFETY: `path` is NUL-terminated, `link` is writable for its length.
+        let n = unsafe {
+            libc::readlinkat(
+                dirfd,
+                path.as_ptr().cast(),
+                link.as_mut_ptr().cast(),
+                link.len(),
+            )
+        };
+        // Unreadable (gone, not permitted): not this namespace's, as a failed read_link was.
+        n < 0 || link.get(..n as usize) != Some(own)
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().into_vec();
+        let name = name.as_slice();
+        if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
             continue;
         }
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+        let Some(pid) = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
+        // This process is no DHCP client.
+        if pid == own_pid && proc == Path::new("/proc") {
+            continue;
+        }
+        if ns_first && other_ns(&mut path, &mut link, name) {
+            continue;
+        }
+        at(&mut path, name, b"/cmdline");
+        if read_at(dirfd, &path, &mut raw).is_err() {
+            continue;
+        }
         // Words only for a DHCP client's: the other processes cost no allocation.
         let client = |word: &&[u8]| {
             let base = word.rsplit(|b| *b == b'/').next().unwrap_or(word);
@@ -277,7 +321,7 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         }) else {
             continue;
         };
-        if !names_interface(&args, ifname) || (!ns_first && other_ns(&e)) {
+        if !names_interface(&args, ifname) || (!ns_first && other_ns(&mut path, &mut link, name)) {
             continue;
         }
         out.push(Manager::DhcpClient {
@@ -291,6 +335,34 @@ pub fn dhcp_clients(proc: &Path, ifname: &str) -> Vec<Manager> {
         _ => 0,
     });
     out
+}
+
+/// `PID<tail>` and a NUL in `path`.
+fn at(path: &mut Vec<u8>, pid: &[u8], tail: &[u8]) {
+    path.clear();
+    path.extend_from_slice(pid);
+    path.extend_from_slice(tail);
+    path.push(0);
+}
+
+/// Reads the whole file at `path` (NUL-terminated, relative to `dirfd`) into `buf`.
+fn read_at(dirfd: std::os::fd::RawFd, path: &[u8], buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    buf.clear();
+    // SAFETY: `path` is NUL-terminated; the descriptor is owned by the File from here on.
+    let fd = unsafe {
+        libc::openat(
+            dirfd,
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut file = unsafe { fs::File::from_raw_fd(fd) };
+    file.read_to_end(buf).map(|_| ())
 }
 
 /// `-i IF`, `-iIF`, `--interface IF`, `--interface=IF`, or IF as a word of its own (dhclient,

@@ -520,7 +520,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         }
     };
     // Before the lock, which makes the state directory: a refusal changes nothing.
-    edgenet_deploy::deploy::check_adapter_owner(&first).map_err(host_error)?;
+    edgenet_deploy::deploy::check_adapter_owner_before_deploy(&first).map_err(host_error)?;
     if first.node_runtime == edgenet_core::config::NodeRuntime::Vm {
         // QEMU's tools and the image, before the state directory exists.
         edgenet_deploy::node::vm::Image::from_plan(&first).map_err(host_error)?;

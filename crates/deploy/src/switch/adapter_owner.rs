@@ -17,6 +17,32 @@ use crate::kernel::Kernel;
 /// cannot see (e.g. a `.network` file with `KeepConfiguration=`); edgenet then takes it over.
 pub const IGNORE_ENV: &str = "EDGENET_IGNORE_ADAPTER_MANAGER";
 
+thread_local! {
+    /// The adapter, bridge and network namespace a run found no other owner of just before it
+    /// locked its state directory ([`note_cleared`]), until its deploy takes it.
+    static CLEARED: std::cell::RefCell<Option<Cleared>> = const { std::cell::RefCell::new(None) };
+}
+
+type Cleared = (String, String, Option<(u64, u64)>);
+
+/// Records that nothing else configures `adapter` (for `bridge`) in this network namespace,
+/// as found a moment ago by a run about to lock its state directory and deploy: that deploy
+/// then does not scan every process of the host again (see [`take_cleared`]).
+pub fn note_cleared(adapter: &str, bridge: &str) {
+    let here = edgenet_host::netns::current_id().ok();
+    CLEARED.with(|c| *c.borrow_mut() = Some((adapter.into(), bridge.into(), here)));
+}
+
+/// Whether this thread's run found no other owner of `adapter` (for `bridge`) in this network
+/// namespace just before it locked ([`note_cleared`]); the record is used up either way, so
+/// each check serves one deploy.
+pub fn take_cleared(adapter: &str, bridge: &str) -> bool {
+    let Some((a, b, ns)) = CLEARED.with(|c| c.borrow_mut().take()) else {
+        return false;
+    };
+    a == adapter && b == bridge && ns.is_some() && ns == edgenet_host::netns::current_id().ok()
+}
+
 /// The places read, from the environment (for tests and unusual installs) or the defaults.
 pub fn paths_from_env() -> ManagerPaths {
     let mut p = ManagerPaths::default();
@@ -304,6 +330,32 @@ fn on_bridge(command: &str, adapter: &str, bridge: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check made just before the lock serves the one deploy of the same adapter and bridge
+    /// in the same network namespace that follows it on this thread, and no other.
+    #[test]
+    fn a_check_before_the_lock_serves_one_deploy_of_the_same_adapter() {
+        std::thread::spawn(|| {
+            assert!(!take_cleared("up0", "br0"), "nothing noted");
+            note_cleared("up0", "br0");
+            assert!(take_cleared("up0", "br0"));
+            assert!(!take_cleared("up0", "br0"), "used up");
+            note_cleared("up0", "br0");
+            assert!(!take_cleared("up1", "br0"), "another adapter");
+            assert!(!take_cleared("up0", "br0"), "used up by the other");
+            note_cleared("up0", "br0");
+            assert!(!take_cleared("up0", "br1"), "another bridge");
+            note_cleared("up0", "br0");
+            std::thread::spawn(|| assert!(!take_cleared("up0", "br0"), "another thread"))
+                .join()
+                .unwrap();
+            // Another network namespace (this thread's own, gone with it).
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            assert!(!take_cleared("up0", "br0"), "another network namespace");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn the_client_fix_names_the_same_command_on_the_bridge() {
