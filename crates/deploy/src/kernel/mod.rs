@@ -16,7 +16,9 @@ mod reconcile_tests;
 use edgenet_core::mac::MacAddr;
 use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
 use edgenet_host::netlink::connected_route::ConnectedRoute;
-use edgenet_host::netlink::{Address, BridgeSpec, Link, Netlink, Route, RouteSpec, VethSpec};
+use edgenet_host::netlink::{
+    Address, BridgeSpec, Link, Neighbour, Netlink, Route, RouteSpec, VethSpec,
+};
 use edgenet_host::netns::{self, NetNs};
 use edgenet_host::HostError;
 use ipnet::Ipv4Net;
@@ -50,6 +52,11 @@ pub trait Kernel {
     fn set_master(&mut self, name: &str, master: Option<&str>) -> Result<(), HostError>;
     fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), HostError>;
     fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError>;
+    /// [`Kernel::set_alias`] for a new bridge port that is not up yet: also no IPv6 link-local
+    /// address of its own (see [`edgenet_host::netlink::Netlink::set_port_alias`]).
+    fn set_port_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        self.set_alias(name, alias)
+    }
     fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError>;
     /// `Ok(false)` when there was no such link.
     fn delete_link(&mut self, name: &str) -> Result<bool, HostError>;
@@ -93,6 +100,24 @@ pub trait Kernel {
     }
     fn add_connected_route(&mut self, _link: &str, _r: &ConnectedRoute) -> Result<(), HostError> {
         Ok(())
+    }
+
+    /// The neighbour entries of `link` that move with its addresses, and putting them on
+    /// another link: (put, refused) (see [`edgenet_host::netlink::Netlink::movable_neighbours`]).
+    /// (The fake has none.)
+    fn movable_neighbours(
+        &mut self,
+        _link: &str,
+        _port: Option<&str>,
+    ) -> Result<Vec<Neighbour>, HostError> {
+        Ok(Vec::new())
+    }
+    fn put_neighbours(
+        &mut self,
+        _link: &str,
+        _entries: &[Neighbour],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        Ok(Default::default())
     }
 
     /// Named network namespaces (`ip netns`).
@@ -162,6 +187,9 @@ impl Kernel for Netlink {
     fn set_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
         Netlink::set_alias(self, name, alias)
     }
+    fn set_port_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        Netlink::set_port_alias(self, name, alias)
+    }
     fn set_group(&mut self, name: &str, group: u32) -> Result<(), HostError> {
         Netlink::set_group(self, name, group)
     }
@@ -219,6 +247,20 @@ impl Kernel for Netlink {
     }
     fn add_connected_route(&mut self, link: &str, r: &ConnectedRoute) -> Result<(), HostError> {
         Netlink::add_connected_route(self, link, r)
+    }
+    fn movable_neighbours(
+        &mut self,
+        link: &str,
+        port: Option<&str>,
+    ) -> Result<Vec<Neighbour>, HostError> {
+        Netlink::movable_neighbours(self, link, port)
+    }
+    fn put_neighbours(
+        &mut self,
+        link: &str,
+        entries: &[Neighbour],
+    ) -> Result<(Vec<String>, Vec<String>), HostError> {
+        Netlink::put_neighbours(self, link, entries)
     }
     fn netns_exists(&mut self, name: &str) -> bool {
         netns::exists(name)

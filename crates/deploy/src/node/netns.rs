@@ -124,7 +124,7 @@ impl NodeRuntime for NetnsRuntime {
                     Some(ns_name),
                 )?;
                 j.step("node-link-made")?;
-                nl.set_alias(veth, &own.alias)?;
+                nl.set_port_alias(veth, &own.alias)?;
                 j.created(ObjectKind::Veth, veth, None)?;
                 j.changed(format!(
                     "created veth {veth} ↔ {ns_name}:{NODE_IFNAME} (MAC {}, MTU {})",
@@ -146,7 +146,7 @@ impl NodeRuntime for NetnsRuntime {
             Some(link) => {
                 // In our group but unmarked: a run was stopped between creating it and marking it.
                 if link.alias.as_deref() != Some(own.alias.as_str()) {
-                    nl.set_alias(veth, &own.alias)?;
+                    nl.set_port_alias(veth, &own.alias)?;
                     j.created(ObjectKind::Veth, veth, None)?;
                 }
                 if link.mtu != node.mtu {

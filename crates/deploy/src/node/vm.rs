@@ -202,7 +202,7 @@ impl VmRuntime {
                 j.will_make(ObjectKind::Tap, name, None)?;
                 tap::create(name)?;
                 nl.set_group(name, own.group)?;
-                nl.set_alias(name, &own.alias)?;
+                nl.set_port_alias(name, &own.alias)?;
                 nl.set_mtu(name, node.mtu)?;
                 j.created(ObjectKind::Tap, name, None)?;
                 j.changed(format!(

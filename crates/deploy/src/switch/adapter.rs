@@ -233,6 +233,13 @@ pub fn restore_adapter(
             edgenet_host::sysctl::write(&key, previous)?;
         }
     }
+    // The bridge's neighbour entries before its addresses go (the kernel flushes them with
+    // the last one), but those of the nodes behind its other ports: they go with the bridge.
+    let neighbours = if ours && !bridge_gone {
+        k.movable_neighbours(bridge, Some(&snap.name))?
+    } else {
+        Vec::new()
+    };
     let moved = if ours {
         k.move_link_config(bridge, &snap.name)?
     } else {
@@ -267,6 +274,9 @@ pub fn restore_adapter(
     if link.up != snap.up {
         k.set_up(&snap.name, snap.up)?;
     }
+    // Released: the adapter takes the neighbour entries back (with its IPv6 back first: the
+    // kernel takes no IPv6 entry on a link without it).
+    carry_neighbours(k, &neighbours, bridge, &snap.name)?;
     // Leaving the bridge can drop routes through the adapter; put back any that went. Routes
     // the adapter refused while it was a port (an IPv6 gateway not reachable through a port)
     // stayed on the bridge: they move now that it is not one.
@@ -511,8 +521,12 @@ pub fn move_addressing(
     j: &mut dyn Journal,
 ) -> Result<bool, DeployError> {
     let adapter = snap.name.as_str();
+    // The neighbour entries first: the kernel flushes a link's ARP entries with its last IPv4
+    // address, and its IPv6 ones with its IPv6.
+    let neighbours = k.movable_neighbours(adapter, None)?;
     let moved = k.move_link_config(adapter, bridge)?;
     let any = !moved.describe().is_empty();
+    carry_neighbours(k, &neighbours, adapter, bridge)?;
     for item in moved.describe() {
         j.changed(format!("moved {item} from {adapter} to {bridge}"));
     }
@@ -533,6 +547,30 @@ pub fn move_addressing(
         port_without_ipv6(adapter, bridge, j)?;
     }
     Ok(any)
+}
+
+/// Puts the neighbour entries `from` had (its ARP and IPv6 neighbour cache: the router's and
+/// the other neighbours' MACs) on `to`, which takes over its addresses on the same LAN, so the
+/// host does not ask for each again by broadcast (see [`edgenet_host::netlink::Neighbour`]).
+/// A cache: what the kernel refuses is logged and left for it to learn again, never an error,
+/// and nothing is recorded. `from` keeps its entries until the kernel drops them with its
+/// addresses (it does not use them as a port); an entry `to` has already is left as it is.
+fn carry_neighbours(
+    k: &mut dyn Kernel,
+    entries: &[edgenet_host::netlink::Neighbour],
+    from: &str,
+    to: &str,
+) -> Result<(), DeployError> {
+    let (put, refused) = k.put_neighbours(to, entries)?;
+    for n in put {
+        tracing::info!("moved neighbour entry {n} from {from} to {to}");
+    }
+    for r in refused {
+        tracing::warn!(
+            "could not move neighbour entry {r} (the host learns it again when it needs it)"
+        );
+    }
+    Ok(())
 }
 
 /// What the record of the host's configuration on the bridge holds that the bridge lacks now

@@ -11,8 +11,9 @@ use netlink_packet_core::{
     NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{
-    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkInfo, LinkLayerType, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+    InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader,
+    LinkInfo, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -309,6 +310,30 @@ impl Netlink {
         msg.attributes
             .push(LinkAttribute::IfAlias(alias.to_string()));
         self.set_link(msg, &format!("set alias {alias:?} on"), name)
+    }
+
+    /// Gives a new bridge port `alias` and, in the same request, no IPv6 link-local address
+    /// of its own (`addrgenmode none`, as systemd-networkd leaves a bridge port): a port carries
+    /// no address, and its link-local one would only send duplicate address detection, MLD
+    /// reports and router solicitations down the port when it comes up. Before the link is up
+    /// (the address is made when it comes up). Without IPv6 on the link (IPv6 off in the
+    /// kernel, an MTU below 1280) the alias alone.
+    pub fn set_port_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes.extend([
+            LinkAttribute::IfAlias(alias.to_string()),
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+                In6AddrGenMode::None,
+            )])]),
+        ]);
+        match self.set_link(
+            msg,
+            &format!("set alias {alias:?} (addrgenmode none) on"),
+            name,
+        ) {
+            Err(e) if e.errno() == Some(libc::EAFNOSUPPORT) => self.set_alias(name, alias),
+            r => r,
+        }
     }
 
     /// Gives the link `alias` and brings it up, in one request (the kernel sets the alias

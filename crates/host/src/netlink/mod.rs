@@ -36,6 +36,7 @@ pub use crate::error::HostError;
 pub use addr::Address;
 pub use detached::{deletions_finishing, DELETING_PROCESS_NAME};
 pub use link::{BridgeSpec, Link, VethSpec};
+pub use neighbour::Neighbour;
 pub use route::{Route, RouteSpec};
 
 pub(crate) use socket::Failure;
