@@ -948,11 +948,11 @@ fn a_dhcp_lease_keeps_renewing_on_the_bridge_and_comes_back() {
     let acks = dhcp.acks("198.18.0.50");
     on_bridge.signal("USR1");
     wait_for("a renewal acknowledged", || dhcp.acks("198.18.0.50") > acks);
-    assert_eq!(
-        dhcp.leases(),
-        [(mac.clone(), "198.18.0.50".to_string())],
-        "one lease, the adapter's MAC"
-    );
+    // dnsmasq rewrites its lease file in place after it logs the ACK: a read in between sees
+    // it empty, so wait for the file rather than read it once.
+    let one_lease = [(mac.clone(), "198.18.0.50".to_string())];
+    wait_for("the lease file written", || !dhcp.leases().is_empty());
+    assert_eq!(dhcp.leases(), one_lease, "one lease, the adapter's MAC");
     assert_eq!(v4(BRIDGE), ["198.18.0.50/24"]);
     assert!(v4("up0").is_empty());
     assert!(s.reachable("198.18.0.50"));
