@@ -422,6 +422,18 @@ fn restore_sysctls(
         .iter()
         .any(|c| c.key == IP_FORWARD && c.netns.is_none());
     for change in state.sysctls.clone() {
+        // Only what deploy itself records is ever written back: IPv4 forwarding of the
+        // deployment's namespace. Any other key in `state.sysctls` (a state file edited by
+        // someone else, B23 F11) is said and left as it is.
+        if !(change.key == IP_FORWARD && change.netns.is_none()) {
+            lines.left.push(format!(
+                "{}{} at its value (state.json lists it, but edgenet never changes it: not written)",
+                change.key,
+                change.netns.as_deref().map(|n| format!(" in {n}")).unwrap_or_default()
+            ));
+            state.forget_sysctl(&change.key, change.netns.as_deref());
+            continue;
+        }
         // Forwarding stays on while another user of it is on the host (Docker, another
         // router's firewall, another deployment beside this one): turning it off would cut
         // them off.
