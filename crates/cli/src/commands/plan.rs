@@ -19,7 +19,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::new(Exit::Findings, "no-plan", e.to_string()))?;
     match cli.output {
         Output::Json => crate::envelope::print(&crate::envelope::PLAN, &plan),
-        Output::Text => println!(
+        Output::Text => crate::output::outln!(
             "{}",
             edgenet_core::redact::redact_credentials(&render(&plan, Style::for_stdout()))
         ),
