@@ -177,3 +177,80 @@ fn a_damaged_state_file_is_set_aside_by_remove_which_removes_everything() {
     after["state_files"] = before["state_files"].clone();
     assert_eq!(after, before);
 }
+
+fn this_boot() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// What a reboot does to the record (the kernel's boot id cannot be faked): the state keeps the
+/// boot id the record was taken in; this rewrites it to another boot's.
+fn record_from_an_earlier_boot(m: &Machine) {
+    let mut state = state_json(m);
+    let sysctls = state["sysctls"].as_array_mut().unwrap();
+    assert_eq!(sysctls.len(), 1, "{sysctls:?}");
+    assert_eq!(
+        sysctls[0]["boot_id"],
+        this_boot().as_str(),
+        "recorded with its boot"
+    );
+    sysctls[0]["boot_id"] = "00000000-0000-4000-8000-000000000000".into();
+    write_state_json(m, &state);
+}
+
+/// F13: forwarding was 0 when edgenet turned it on, in an earlier boot; this boot turned it on
+/// itself (a router's sysctl.d). remove leaves it on: the value of an earlier boot is not put
+/// back.
+#[test]
+fn remove_does_not_put_back_forwarding_recorded_in_an_earlier_boot() {
+    let Some(m) = machine_prefixed("e3", "boot") else {
+        return;
+    };
+    m.deploy(None);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    record_from_an_earlier_boot(&m);
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        m.sysctl("net.ipv4.ip_forward"),
+        "1",
+        "left as this boot set it"
+    );
+    let report = stdout_json(&out);
+    assert!(
+        report["left"].to_string().contains("earlier boot"),
+        "{report}"
+    );
+    set_forwarding(&m, "0");
+}
+
+/// F13: the boot unit's deploy in the new boot drops the earlier boot's record (it changed
+/// nothing in this boot); a deploy that does turn forwarding on in this boot records this
+/// boot's value, which remove puts back.
+#[test]
+fn a_deploy_in_a_new_boot_records_only_what_it_changes_in_this_boot() {
+    let Some(m) = machine_prefixed("e3", "boot2") else {
+        return;
+    };
+    m.deploy(None);
+    record_from_an_earlier_boot(&m);
+    m.ok(&["deploy"]);
+    assert_eq!(state_json(&m)["sysctls"], serde_json::json!([]), "dropped");
+    m.ok(&["remove"]);
+    assert_eq!(
+        m.sysctl("net.ipv4.ip_forward"),
+        "1",
+        "left as this boot set it"
+    );
+    // Off in this boot: deploy turns it on and records 0 with this boot; remove puts 0 back.
+    set_forwarding(&m, "0");
+    m.deploy(None);
+    assert_eq!(
+        state_json(&m)["sysctls"][0]["boot_id"],
+        this_boot().as_str()
+    );
+    m.ok(&["remove"]);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0");
+}

@@ -1351,6 +1351,24 @@ fn ensure_host_firewall(
 fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let needed = plan.switch.outbound == Outbound::Nat || !plan.port_forwards.is_empty();
     let live = sysctl::read(IP_FORWARD)?;
+    // The value found before a deploy of an earlier boot went with that boot (the reboot reset
+    // the sysctl, and this boot's configuration set it): it is not put back. This boot's deploy
+    // records what it finds, if it changes it (B23 F13).
+    let boot = forwarding::boot_id();
+    if let Some(stale) = run
+        .state
+        .sysctls
+        .iter()
+        .find(|c| c.key == IP_FORWARD && c.netns.is_none() && c.of_earlier_boot(boot))
+        .cloned()
+    {
+        run.state.forget_sysctl(IP_FORWARD, None);
+        run.state.note(format!(
+            "dropped the record of {IP_FORWARD} (was {}) of an earlier boot: this boot's value is not edgenet's",
+            stale.previous
+        ));
+        run.lock.save_journal(&run.state)?;
+    }
     if needed && live.trim() != "1" {
         if !run
             .state
@@ -1360,7 +1378,8 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         {
             run.new_sysctls.push(IP_FORWARD.to_string());
         }
-        run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
+        run.state
+            .record_sysctl(IP_FORWARD, None, live.trim(), "1", boot);
         run.lock.save_journal(&run.state)?;
         if live.trim() == "0" {
             forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));

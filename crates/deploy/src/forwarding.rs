@@ -3,6 +3,19 @@
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
+/// The kernel's id of this boot (read once): what a sysctl record is valid for (see
+/// [`crate::state::SysctlChange::boot_id`]). `None` when it cannot be read.
+pub fn boot_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
 /// How [`other_forwarding_user`] names another edgenet deployment.
 pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
 

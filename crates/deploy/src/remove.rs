@@ -434,6 +434,19 @@ fn restore_sysctls(
             state.forget_sysctl(&change.key, change.netns.as_deref());
             continue;
         }
+        // Recorded in an earlier boot: the reboot reset the sysctl and this boot set what it
+        // is now; edgenet did not change it in this boot (B23 F13).
+        if change.of_earlier_boot(forwarding::boot_id()) {
+            let live = sysctl::read(&change.key).unwrap_or_default();
+            lines.left.push(format!(
+                "{} at {} (edgenet found it at {} in an earlier boot; this boot set it, not edgenet)",
+                change.key,
+                live.trim(),
+                change.previous
+            ));
+            state.forget_sysctl(&change.key, None);
+            continue;
+        }
         // Forwarding stays on while another user of it is on the host (Docker, another
         // router's firewall, another deployment beside this one): turning it off would cut
         // them off.

@@ -1414,7 +1414,7 @@ mod tests {
         state
             .record_object(ObjectKind::Bridge, "aksedgesw-int", None)
             .status = ObjectStatus::Created;
-        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1", None);
         state.finish_deploy();
         lock.save(&state).unwrap();
         assert_eq!(lock.load().unwrap().unwrap(), state);
@@ -1467,7 +1467,7 @@ mod tests {
         state_dir.peek().unwrap();
         let lock = lock_in(dir.path());
         let mut journaled = lock.load().unwrap().unwrap();
-        journaled.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        journaled.record_sysctl("net.ipv4.ip_forward", None, "0", "1", None);
         lock.save_journal(&journaled).unwrap();
         drop(lock);
         assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), journaled);
