@@ -1370,16 +1370,30 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
         run.lock.save_journal(&run.state)?;
     }
     if needed && live.trim() != "1" {
-        if !run
+        let first = !run
             .state
             .sysctls
             .iter()
-            .any(|c| c.key == IP_FORWARD && c.netns.is_none())
-        {
+            .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+        if first {
             run.new_sysctls.push(IP_FORWARD.to_string());
         }
         run.state
             .record_sysctl(IP_FORWARD, None, live.trim(), "1", boot);
+        // What would count as another user of forwarding is there while it is off: it forwards
+        // nothing, and remove does not keep forwarding on for it (B23 F3, F5).
+        if first && live.trim() == "0" {
+            let idle =
+                forwarding::forwarding_users_now(&firewall::table_name(&run.state.deployment_id));
+            if let Some(c) = run
+                .state
+                .sysctls
+                .iter_mut()
+                .find(|c| c.key == IP_FORWARD && c.netns.is_none())
+            {
+                c.idle_users = idle;
+            }
+        }
         run.lock.save_journal(&run.state)?;
         if live.trim() == "0" {
             forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
@@ -1394,8 +1408,10 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
             // Left on while another router (Docker, ...) forwards through the host.
-            let other =
-                forwarding::other_forwarding_user(&firewall::table_name(&run.state.deployment_id));
+            let other = forwarding::other_forwarding_user_besides(
+                &firewall::table_name(&run.state.deployment_id),
+                &change.idle_users,
+            );
             if let Some(user) = &other {
                 if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
                     forwarding::hand_over(&change.previous);

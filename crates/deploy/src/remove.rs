@@ -6,7 +6,7 @@ use edgenet_host::{netns, sysctl};
 
 use crate::error::DeployError;
 use crate::firewall::NftablesDriver;
-use crate::forwarding::{self, other_forwarding_user, IP_FORWARD};
+use crate::forwarding::{self, IP_FORWARD};
 use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
@@ -117,9 +117,20 @@ pub fn remove_loaded(
     // The thread also says, from the ruleset it reads anyway, whether another user of IPv4
     // forwarding is on the host, as soon as it knows (before it deletes our tables).
     let (forwarding_user_tx, forwarding_user_rx) = std::sync::mpsc::channel();
+    // Users of forwarding that were there while it was off when this deployment turned it on
+    // forwarded nothing then: not counted (B23 F3, F5).
+    let idle_users: Vec<String> = state
+        .sysctls
+        .iter()
+        .find(|c| c.key == IP_FORWARD && c.netns.is_none())
+        .map(|c| c.idle_users.clone())
+        .unwrap_or_default();
     let tables_side = {
         let own_table = own_table.clone();
-        std::thread::spawn(move || tables_side(recorded_tables, &own_table, forwarding_user_tx))
+        let idle_users = idle_users.clone();
+        std::thread::spawn(move || {
+            tables_side(recorded_tables, &own_table, &idle_users, forwarding_user_tx)
+        })
     };
 
     let mut nl = kernel::open()?;
@@ -199,9 +210,9 @@ pub fn remove_loaded(
     let other_forwarding_user = || {
         forwarding_user
             .get_or_init(|| {
-                forwarding_user_rx
-                    .recv()
-                    .unwrap_or_else(|_| other_forwarding_user(&own_table))
+                forwarding_user_rx.recv().unwrap_or_else(|_| {
+                    forwarding::other_forwarding_user_besides(&own_table, &idle_users)
+                })
             })
             .clone()
     };
@@ -618,6 +629,7 @@ struct TablesSide {
 fn tables_side(
     recorded: Vec<String>,
     own_table: &str,
+    idle_users: &[String],
     forwarding_user: std::sync::mpsc::Sender<Option<String>>,
 ) -> TablesSide {
     use crate::firewall::FirewallDriver;
@@ -635,7 +647,7 @@ fn tables_side(
         }
     }
     // Our own tables are never counted: the answer is the same before and after they go.
-    let user = other_forwarding_user(own_table);
+    let user = forwarding::other_forwarding_user_besides(own_table, idle_users);
     let _ = forwarding_user.send(user.clone());
     side.other_forwarding_user = Some(user);
     if !side.ours.is_empty() {

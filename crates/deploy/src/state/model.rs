@@ -168,6 +168,11 @@ pub struct SysctlChange {
     /// `None` in records of an earlier edgenet: taken for this boot's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// Forwarding only: the other users of forwarding (as `forwarding` names them: a forward
+    /// chain, Docker) that were there while it was off when deploy turned it on. They forwarded
+    /// nothing then, so remove does not keep forwarding on for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle_users: Vec<String>,
 }
 
 impl SysctlChange {
@@ -411,6 +416,7 @@ impl DeploymentState {
                 previous: previous.to_string(),
                 value: value.to_string(),
                 boot_id: boot_id.map(String::from),
+                idle_users: Vec::new(),
             }),
         }
     }
