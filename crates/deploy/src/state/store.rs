@@ -103,9 +103,14 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
         if m.is_dir() {
             for name in [STATE_FILE, CONFIG_FILE, IDENTITY_FILE, JOURNAL_FILE] {
                 let file = real.join(name);
+                // Only a regular file is ever read (a link, a FIFO, a directory in its place
+                // is said and never followed or opened: see `own_files`).
                 let Ok(f) = fs::symlink_metadata(&file) else {
                     continue;
                 };
+                if !f.is_file() {
+                    continue;
+                }
                 if !trusted_owner(f.uid()) || f.mode() & 0o022 != 0 {
                     let shown = file.display();
                     return Some((
