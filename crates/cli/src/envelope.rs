@@ -208,6 +208,19 @@ pub fn print_error(schema: &Schema, err: &CliError, partial: &impl Serialize) {
     emit(&wrap(schema, err.exit, Some(error), partial));
 }
 
+/// The envelope of an error that could not go to stdout (it is what failed: see
+/// `output::stdout_failed`), on stderr.
+pub fn print_error_to_stderr(schema: &Schema, err: &CliError) {
+    let error = error_object(err.code, &err.message, err.hint.as_deref(), err.exit);
+    let value = wrap(schema, err.exit, Some(error), &Value::Null);
+    crate::output::errln!(
+        "{}",
+        edgenet_core::redact::redact_credentials(
+            &serde_json::to_string_pretty(&value).expect("reports serialize")
+        )
+    );
+}
+
 /// Every JSON report goes through here: proxy passwords are redacted (`user:***@`).
 fn emit(value: &Value) {
     crate::interrupt::reporting();

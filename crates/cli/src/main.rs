@@ -191,18 +191,23 @@ fn main() -> ExitCode {
             .hint("leave out -o"))
         }
         Command::Completions(args) => {
-            clap_complete::generate(
-                args.shell,
-                &mut Cli::command(),
-                "edgenet",
-                &mut std::io::stdout(),
-            );
+            // Into memory first: clap_complete panics on a write that fails.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "edgenet", &mut script);
+            output::out_bytes(&script);
             Ok(Exit::Ok)
         }
-        Command::Man(_) => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map(|()| Exit::Ok)
-            .map_err(|e| CliError::new(Exit::Host, "write", e.to_string())),
+        // Into memory first, then out as every report (a failed write is said once, below).
+        Command::Man(_) => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map(|()| {
+                    output::out_bytes(&page);
+                    Exit::Ok
+                })
+                .map_err(|e| CliError::new(Exit::Host, "write", e.to_string()))
+        }
     };
     // The run is over (what it changed is said or about to be): a signal from here on is not
     // an interruption.
@@ -220,12 +225,39 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Deploy(_)) && !matches!(result, Ok(Exit::Ok)) {
         edgenet_host::nft::forget_ruleset_cache();
     }
+    let already_said = matches!(&result, Err(e) if e.code == "write");
     let exit = match result {
         Ok(code) => code,
         Err(e) => {
             e.report(cli.output, &schema);
             e.exit_code()
         }
+    };
+    // A report that could not be written (a full disk behind `> file`) is an error of its
+    // own, said on stderr: never a panic, never exit 0 (B23 F15).
+    let exit = match output::stdout_failed() {
+        Some(e) if !already_said => {
+            let err = CliError::new(
+                Exit::Host,
+                "write",
+                format!(
+                    "cannot write the report to standard output: {e}; the report is lost (the command itself ended with exit status {})",
+                    exit as u8
+                ),
+            )
+            .hint("make room where standard output goes (or send it elsewhere) and run the command again; `edgenet status` shows what is deployed");
+            match cli.output {
+                cli::Output::Json => envelope::print_error_to_stderr(&schema, &err),
+                _ => {
+                    output::errln!("edgenet: {}", err.message);
+                    if let Some(hint) = &err.hint {
+                        output::errln!("  hint: {hint}");
+                    }
+                }
+            }
+            Exit::Host
+        }
+        _ => exit,
     };
     // A deploy, redeploy or remove is over once its report is out: what is still allocated (the
     // ruleset and the tables parsed from it, the host facts, the plan) is handed back with the

@@ -9,16 +9,61 @@ use edgenet_core::validate::{Finding, Severity};
 
 use crate::cli::ColorChoice;
 
-/// `println!` for what `deploy` and `remove` print: with SIGPIPE ignored (see `main`), a
-/// reader that went away makes the write fail, which must not panic (exit 101) once the host
-/// is changed; the text is lost and the exit status stays the run's.
+/// `println!` for every report on standard output. A write that fails must not panic (exit
+/// 101, as `println!` does): a full disk (`status > /dev/full`) is remembered and said once the
+/// command is over (error `write`, exit 3: see [`stdout_failed`]). A reader that went away is
+/// not an error: SIGPIPE ends the process first, except in `deploy` and `remove`, which ignore
+/// it once the host is changed (see `main`): their text is lost and the exit status stays the
+/// run's.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        $crate::output::note_write(writeln!(std::io::stdout().lock(), $($arg)*));
     }};
 }
 pub(crate) use outln;
+
+/// [`outln!`] without the newline (`print!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        $crate::output::note_write(write!(std::io::stdout().lock(), $($arg)*));
+    }};
+}
+pub(crate) use out;
+
+/// The first error a write to standard output met (see [`outln!`]).
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Remembers the first failed write to standard output (a closed pipe is not one: see
+/// [`outln!`]).
+pub fn note_write(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return;
+        }
+        let mut first = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(e);
+    }
+}
+
+/// Writes `bytes` to standard output as [`out!`] does.
+pub fn out_bytes(bytes: &[u8]) {
+    use std::io::Write as _;
+    note_write(std::io::stdout().lock().write_all(bytes));
+}
+
+/// Flushes standard output; the first write that failed (or this flush), if any: the report
+/// is lost, which the command must say (`status -o json > /dev/full` exiting 0 would read as
+/// "no drift" to a script).
+pub fn stdout_failed() -> Option<std::io::Error> {
+    use std::io::Write as _;
+    note_write(std::io::stdout().lock().flush());
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
 
 /// [`outln!`] for standard error.
 macro_rules! errln {

@@ -117,11 +117,12 @@ fn remove_leaves_forwarding_on_while_another_router_uses_it() {
         "ip netns exec {} nft delete table inet f8arouter && ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
         m.ns, m.ns
     ));
-    // Docker's rules: likewise.
+    // Docker's rules (a started Docker: its own DOCKER chain is there; DOCKER-USER alone is
+    // not a running Docker, B23 F5): likewise.
     if has_iptables() {
         m.deploy(None);
         sh(&format!(
-            "printf '*filter\\n:FORWARD DROP [0:0]\\n:DOCKER-USER - [0:0]\\n-A FORWARD -j DOCKER-USER\\n-A DOCKER-USER -j RETURN\\nCOMMIT\\n' | ip netns exec {} iptables-nft-restore",
+            "printf '*filter\\n:FORWARD DROP [0:0]\\n:DOCKER - [0:0]\\n:DOCKER-USER - [0:0]\\n-A FORWARD -j DOCKER-USER\\n-A DOCKER-USER -j RETURN\\nCOMMIT\\n' | ip netns exec {} iptables-nft-restore",
             m.ns
         ));
         let t = text(&m.edgenet(&["remove"]));

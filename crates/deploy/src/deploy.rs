@@ -1380,16 +1380,49 @@ fn ensure_host_firewall(
 fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> {
     let needed = plan.switch.outbound == Outbound::Nat || !plan.port_forwards.is_empty();
     let live = sysctl::read(IP_FORWARD)?;
+    // The value found before a deploy of an earlier boot went with that boot (the reboot reset
+    // the sysctl, and this boot's configuration set it): it is not put back. This boot's deploy
+    // records what it finds, if it changes it (B23 F13).
+    let boot = forwarding::boot_id();
+    if let Some(stale) = run
+        .state
+        .sysctls
+        .iter()
+        .find(|c| c.key == IP_FORWARD && c.netns.is_none() && c.of_earlier_boot(boot))
+        .cloned()
+    {
+        run.state.forget_sysctl(IP_FORWARD, None);
+        run.state.note(format!(
+            "dropped the record of {IP_FORWARD} (was {}) of an earlier boot: this boot's value is not edgenet's",
+            stale.previous
+        ));
+        run.lock.save_journal(&run.state)?;
+    }
     if needed && live.trim() != "1" {
-        if !run
+        let first = !run
             .state
             .sysctls
             .iter()
-            .any(|c| c.key == IP_FORWARD && c.netns.is_none())
-        {
+            .any(|c| c.key == IP_FORWARD && c.netns.is_none());
+        if first {
             run.new_sysctls.push(IP_FORWARD.to_string());
         }
-        run.state.record_sysctl(IP_FORWARD, None, live.trim(), "1");
+        run.state
+            .record_sysctl(IP_FORWARD, None, live.trim(), "1", boot);
+        // What would count as another user of forwarding is there while it is off: it forwards
+        // nothing, and remove does not keep forwarding on for it (B23 F3, F5).
+        if first && live.trim() == "0" {
+            let idle =
+                forwarding::forwarding_users_now(&firewall::table_name(&run.state.deployment_id));
+            if let Some(c) = run
+                .state
+                .sysctls
+                .iter_mut()
+                .find(|c| c.key == IP_FORWARD && c.netns.is_none())
+            {
+                c.idle_users = idle;
+            }
+        }
         run.lock.save_journal(&run.state)?;
         if live.trim() == "0" {
             forwarding::note_docker_at_enable(&firewall::table_name(&run.state.deployment_id));
@@ -1404,8 +1437,10 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
     } else if !needed {
         if let Some(change) = run.state.forget_sysctl(IP_FORWARD, None) {
             // Left on while another router (Docker, ...) forwards through the host.
-            let other =
-                forwarding::other_forwarding_user(&firewall::table_name(&run.state.deployment_id));
+            let other = forwarding::other_forwarding_user_besides(
+                &firewall::table_name(&run.state.deployment_id),
+                &change.idle_users,
+            );
             if let Some(user) = &other {
                 if user.starts_with(forwarding::ANOTHER_DEPLOYMENT) {
                     forwarding::hand_over(&change.previous);

@@ -71,6 +71,14 @@ impl DeployError {
                 "wait for the other edgenet run to finish, or give this one its own --state-dir"
                     .into(),
             ),
+            DeployError::State(StateError::Corrupt { path, .. }) => {
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                Some(format!(
+                    "`edgenet remove --state-dir {dir}` removes the deployment all the same: it moves the damaged file aside (to {path}.damaged) and rebuilds the records from identity.json and the marks of the objects in the kernel; to keep the deployment instead, `mv {path} {path}.damaged` and deploy again (the records are rebuilt the same way). Either way the value net.ipv4.ip_forward had before edgenet is lost (remove then leaves it as it is)",
+                    dir = dir.display(),
+                    path = path.display()
+                ))
+            }
             DeployError::Host(e) if e.io_error().kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("run edgenet as root".into())
             }

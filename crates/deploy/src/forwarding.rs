@@ -3,6 +3,19 @@
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
+/// The kernel's id of this boot (read once): what a sysctl record is valid for (see
+/// [`crate::state::SysctlChange::boot_id`]). `None` when it cannot be read.
+pub fn boot_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
 /// How [`other_forwarding_user`] names another edgenet deployment.
 pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
 
@@ -118,6 +131,14 @@ pub fn restore_handed_over(own_table: &str) -> Option<String> {
 /// `own_table` is this deployment's table, never counted. `None` when the ruleset cannot be
 /// read.
 pub fn other_forwarding_user(own_table: &str) -> Option<String> {
+    other_forwarding_user_besides(own_table, &[])
+}
+
+/// [`other_forwarding_user`], not counting `idle`: the users that were there while forwarding
+/// was off when this deployment turned it on ([`forwarding_users_now`], recorded with the
+/// change): with forwarding off they forwarded nothing, so they do not need it now (B23 F3,
+/// F5). One that came after still counts.
+pub fn other_forwarding_user_besides(own_table: &str, idle: &[String]) -> Option<String> {
     let ruleset = edgenet_host::facts::host_firewall().ruleset?;
     // Asked when forwarding is about to be put back (remove, or a plan that no longer
     // routes): the note is used up (a later deploy that turns forwarding on notes again).
@@ -126,7 +147,23 @@ pub fn other_forwarding_user(own_table: &str) -> Option<String> {
         let _ = std::fs::remove_file(p);
         !noted
     });
-    forwarding_user_in(&ruleset, own_table, docker_counts)
+    forwarding_users_in(&ruleset, own_table, docker_counts)
+        .into_iter()
+        .find(|user| !idle.contains(user))
+}
+
+/// Every user of forwarding [`other_forwarding_user`] would name, as it names them: asked by
+/// deploy as it turns forwarding on (it was off), so remove can tell them from later ones.
+pub fn forwarding_users_now(own_table: &str) -> Vec<String> {
+    edgenet_host::facts::host_firewall()
+        .ruleset
+        .map(|r| forwarding_users_in(&r, own_table, true))
+        .unwrap_or_default()
+        .into_iter()
+        // Another deployment beside this one keeps its own part (the hand-over, see
+        // `hand_over`): never taken for idle.
+        .filter(|u| !u.starts_with(ANOTHER_DEPLOYMENT))
+        .collect()
 }
 
 /// Where deploy notes that Docker's chains were there while forwarding was off when it turned
@@ -188,17 +225,53 @@ fn forwarding_user_in(
     own_table: &str,
     docker_counts: bool,
 ) -> Option<String> {
-    if docker_counts && crate::firewall::host_rules::docker_present(ruleset) {
-        return Some("Docker (chain DOCKER-USER in table ip filter)".into());
+    forwarding_users_in(ruleset, own_table, docker_counts)
+        .into_iter()
+        .next()
+}
+
+/// Whether a rule (of `nft -j`) can let a packet through or translate it: a verdict that
+/// accepts or hands it on (`accept`, `jump`, `goto`), a NAT statement, or a statement nft
+/// cannot show (`xt`: an iptables target). A rule that only counts, logs, drops or returns is
+/// accounting or filtering, not routing (B23 F3). A rule shown without its statements counts.
+fn rule_passes(rule: &serde_json::Value) -> bool {
+    let Some(exprs) = rule["expr"].as_array() else {
+        return true;
+    };
+    exprs.iter().any(|e| {
+        e.as_object().is_some_and(|o| {
+            o.keys().any(|k| {
+                matches!(
+                    k.as_str(),
+                    "accept" | "jump" | "goto" | "masquerade" | "snat" | "dnat" | "redirect" | "xt"
+                )
+            })
+        })
+    })
+}
+
+/// Every user of forwarding in `ruleset`, in words (see [`other_forwarding_user`]).
+fn forwarding_users_in(
+    ruleset: &serde_json::Value,
+    own_table: &str,
+    docker_counts: bool,
+) -> Vec<String> {
+    let mut users = Vec::new();
+    // Docker that has started (its own chains are there): `DOCKER-USER` alone is a chain an
+    // admin or edgenet prepared for an installed Docker that is not running (B23 F5).
+    if docker_counts && docker_started(ruleset) {
+        users.push("Docker (chain DOCKER-USER in table ip filter)".into());
     }
-    let items = ruleset["nftables"].as_array()?;
+    let Some(items) = ruleset["nftables"].as_array() else {
+        return users;
+    };
     let has_rules = |family: &str, table: &str, chain: &str| {
         items.iter().any(|i| {
             let r = &i["rule"];
-            r["family"] == family && r["table"] == table && r["chain"] == chain
+            r["family"] == family && r["table"] == table && r["chain"] == chain && rule_passes(r)
         })
     };
-    items.iter().find_map(|i| {
+    users.extend(items.iter().filter_map(|i| {
         let c = &i["chain"];
         let (family, table, name) = (
             c["family"].as_str()?,
@@ -222,7 +295,8 @@ fn forwarding_user_in(
         } else {
             format!("chain {name} of table {family} {table}")
         })
-    })
+    }));
+    users
 }
 
 #[cfg(test)]
@@ -264,10 +338,51 @@ mod tests {
         assert!(forwarding_user_of(&router, "edgenet_0a1b2c")
             .unwrap()
             .contains("ip nat"));
-        let docker = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        let docker = json!({"nftables": [
+            chain("ip", "filter", "DOCKER", "", ""),
+            chain("ip", "filter", "DOCKER-USER", "", ""),
+        ]});
         assert!(forwarding_user_of(&docker, "edgenet_0a1b2c")
             .unwrap()
             .contains("Docker"));
+        // DOCKER-USER alone: a chain prepared for a Docker that has not started (B23 F5).
+        let prepared = json!({"nftables": [chain("ip", "filter", "DOCKER-USER", "", "")]});
+        assert_eq!(forwarding_user_of(&prepared, "edgenet_0a1b2c"), None);
+    }
+
+    /// B23 F3: a forward chain whose rules only count, log or drop routes nothing.
+    #[test]
+    fn a_chain_that_only_counts_or_drops_is_not_a_forwarding_user() {
+        let with = |expr: serde_json::Value| {
+            json!({"nftables": [
+                chain("inet", "admin", "fw", "forward", "filter"),
+                {"rule": {"family": "inet", "table": "admin", "chain": "fw", "expr": expr}},
+            ]})
+        };
+        for expr in [
+            json!([{"counter": {"packets": 0, "bytes": 0}}]),
+            json!([{"log": {"prefix": "fwd "}}, {"counter": null}]),
+            json!([{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "eth9"}}, {"drop": null}]),
+            json!([{"return": null}]),
+        ] {
+            assert_eq!(
+                forwarding_user_of(&with(expr.clone()), "edgenet_0a1b2c"),
+                None,
+                "{expr}"
+            );
+        }
+        for expr in [
+            json!([{"counter": null}, {"accept": null}]),
+            json!([{"jump": {"target": "other"}}]),
+            json!([{"masquerade": null}]),
+            json!([{"xt": {"type": "target", "name": "TCPMSS"}}]),
+        ] {
+            assert_eq!(
+                forwarding_user_of(&with(expr.clone()), "edgenet_0a1b2c").as_deref(),
+                Some("chain fw of table inet admin"),
+                "{expr}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use edgenet_host::{netns, sysctl};
 
 use crate::error::DeployError;
 use crate::firewall::NftablesDriver;
-use crate::forwarding::{self, other_forwarding_user, IP_FORWARD};
+use crate::forwarding::{self, IP_FORWARD};
 use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
 use crate::state::{KernelObject, ObjectKind, ObjectStatus, StateLock};
@@ -117,9 +117,20 @@ pub fn remove_loaded(
     // The thread also says, from the ruleset it reads anyway, whether another user of IPv4
     // forwarding is on the host, as soon as it knows (before it deletes our tables).
     let (forwarding_user_tx, forwarding_user_rx) = std::sync::mpsc::channel();
+    // Users of forwarding that were there while it was off when this deployment turned it on
+    // forwarded nothing then: not counted (B23 F3, F5).
+    let idle_users: Vec<String> = state
+        .sysctls
+        .iter()
+        .find(|c| c.key == IP_FORWARD && c.netns.is_none())
+        .map(|c| c.idle_users.clone())
+        .unwrap_or_default();
     let tables_side = {
         let own_table = own_table.clone();
-        std::thread::spawn(move || tables_side(recorded_tables, &own_table, forwarding_user_tx))
+        let idle_users = idle_users.clone();
+        std::thread::spawn(move || {
+            tables_side(recorded_tables, &own_table, &idle_users, forwarding_user_tx)
+        })
     };
 
     let mut nl = kernel::open()?;
@@ -205,9 +216,9 @@ pub fn remove_loaded(
     let other_forwarding_user = || {
         forwarding_user
             .get_or_init(|| {
-                forwarding_user_rx
-                    .recv()
-                    .unwrap_or_else(|_| other_forwarding_user(&own_table))
+                forwarding_user_rx.recv().unwrap_or_else(|_| {
+                    forwarding::other_forwarding_user_besides(&own_table, &idle_users)
+                })
             })
             .clone()
     };
@@ -440,6 +451,31 @@ fn restore_sysctls(
         .iter()
         .any(|c| c.key == IP_FORWARD && c.netns.is_none());
     for change in state.sysctls.clone() {
+        // Only what deploy itself records is ever written back: IPv4 forwarding of the
+        // deployment's namespace. Any other key in `state.sysctls` (a state file edited by
+        // someone else, B23 F11) is said and left as it is.
+        if !(change.key == IP_FORWARD && change.netns.is_none()) {
+            lines.left.push(format!(
+                "{}{} at its value (state.json lists it, but edgenet never changes it: not written)",
+                change.key,
+                change.netns.as_deref().map(|n| format!(" in {n}")).unwrap_or_default()
+            ));
+            state.forget_sysctl(&change.key, change.netns.as_deref());
+            continue;
+        }
+        // Recorded in an earlier boot: the reboot reset the sysctl and this boot set what it
+        // is now; edgenet did not change it in this boot (B23 F13).
+        if change.of_earlier_boot(forwarding::boot_id()) {
+            let live = sysctl::read(&change.key).unwrap_or_default();
+            lines.left.push(format!(
+                "{} at {} (edgenet found it at {} in an earlier boot; this boot set it, not edgenet)",
+                change.key,
+                live.trim(),
+                change.previous
+            ));
+            state.forget_sysctl(&change.key, None);
+            continue;
+        }
         // Forwarding stays on while another user of it is on the host (Docker, another
         // router's firewall, another deployment beside this one): turning it off would cut
         // them off.
@@ -611,6 +647,7 @@ struct TablesSide {
 fn tables_side(
     recorded: Vec<String>,
     own_table: &str,
+    idle_users: &[String],
     forwarding_user: std::sync::mpsc::Sender<Option<String>>,
 ) -> TablesSide {
     use crate::firewall::FirewallDriver;
@@ -628,7 +665,7 @@ fn tables_side(
         }
     }
     // Our own tables are never counted: the answer is the same before and after they go.
-    let user = other_forwarding_user(own_table);
+    let user = forwarding::other_forwarding_user_besides(own_table, idle_users);
     let _ = forwarding_user.send(user.clone());
     side.other_forwarding_user = Some(user);
     if !side.ours.is_empty() {

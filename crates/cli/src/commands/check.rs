@@ -142,10 +142,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
         _ => {
             let style = Style::for_stdout();
             for f in &findings {
-                println!("{}", finding_text(f, style));
+                crate::output::outln!("{}", finding_text(f, style));
             }
             let verdict = if failed { "fails" } else { "passes" };
-            println!(
+            crate::output::outln!(
                 "{} {verdict}: {}",
                 super::config_source(cli),
                 summary(&findings)

@@ -82,7 +82,7 @@ pub fn write_out(
     private: bool,
 ) -> Result<(), CliError> {
     let Some(path) = out else {
-        print!("{text}");
+        crate::output::out!("{text}");
         return Ok(());
     };
     // A config holding a proxy password or a join secret is for root's eyes only (like the

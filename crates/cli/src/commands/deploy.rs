@@ -676,7 +676,47 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
     // is decided on a namespace no deploy is half-way through.
     let _netns_lock = netns_lock(args.wait, "remove")?;
     let lock = lock(cli, args, "edgenet remove")?;
-    let state = lock.load().map_err(|e| host_error(e.into()))?;
+    // A damaged `state.json` (a torn write, a full disk, an edit) does not stop a remove: it
+    // is moved aside and the records are rebuilt from `identity.json` and the objects' marks,
+    // as when `state.json` is lost (B23 F6). Said in the report; only what the records alone
+    // held (forwarding's value before edgenet) is lost.
+    let mut damaged = None;
+    let state = match lock.load() {
+        Err(StateError::Corrupt { path, reason }) if path == lock.dir().state_file() => {
+            let aside = lock.set_aside_damaged().map_err(|e| host_error(e.into()))?;
+            match lock.load() {
+                Ok(Some(state)) => {
+                    damaged = Some(format!(
+                        "{}: damaged ({reason}), kept as {}; the records were rebuilt from identity.json and the marks of the objects in the kernel (what only the records held, such as the value net.ipv4.ip_forward had before edgenet, is lost)",
+                        path.display(),
+                        aside.display()
+                    ));
+                    Some(state)
+                }
+                other => {
+                    lock.put_back_damaged(&aside);
+                    let e = match other {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "no identity.json beside it to rebuild the records from".into(),
+                    };
+                    return Err(CliError::new(
+                        Exit::Host,
+                        "state",
+                        format!(
+                            "{} is not a valid edgenet state file ({reason}), and the records cannot be rebuilt without it ({e}); nothing was changed",
+                            path.display()
+                        ),
+                    )
+                    .hint(format!(
+                        "`edgenet status --state-dir {dir}` after `mv {p} {p}.damaged` names what is left in the kernel by its mark, and `edgenet remove --orphan ID` removes it",
+                        dir = lock.dir().path().display(),
+                        p = path.display()
+                    )));
+                }
+            }
+        }
+        other => other.map_err(|e| host_error(e.into()))?,
+    };
     super::refuse_other_netns(state.as_ref(), "remove")?;
     if !force {
         if let Some(state) = &state {
@@ -685,7 +725,10 @@ pub fn run_remove(cli: &Cli, args: &LockArgs, force: bool) -> Result<Exit, CliEr
                 .map_err(host_error)?;
         }
     }
-    let report = edgenet_deploy::remove::remove_loaded(&lock, state).map_err(host_error)?;
+    let mut report = edgenet_deploy::remove::remove_loaded(&lock, state).map_err(host_error)?;
+    if let Some(line) = damaged {
+        report.left.insert(0, line);
+    }
     report_remove(cli, report)
 }
 

@@ -160,7 +160,7 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<Exit, CliError> {
             };
             crate::envelope::print_result(&crate::envelope::DOCTOR, result, &report)
         }
-        _ => print!("{}", report.text()),
+        _ => crate::output::out!("{}", report.text()),
     }
     Ok(if report.failed() {
         Exit::Findings

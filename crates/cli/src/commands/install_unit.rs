@@ -29,9 +29,9 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
             systemctl(&["disable", UNIT_NAME])?;
         }
         match std::fs::remove_file(&path) {
-            Ok(()) => println!("Removed {}.", path.display()),
+            Ok(()) => crate::output::outln!("Removed {}.", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!("Nothing to remove: {} does not exist.", path.display())
+                crate::output::outln!("Nothing to remove: {} does not exist.", path.display())
             }
             Err(e) => return Err(io_error("delete", &path, e)),
         }
@@ -47,23 +47,25 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
     };
     let text = unit.render();
     if args.print {
-        print!("{text}");
+        crate::output::out!("{text}");
         return Ok(Exit::Ok);
     }
     std::fs::create_dir_all(&args.unit_dir).map_err(|e| io_error("create", &args.unit_dir, e))?;
     let tmp = args.unit_dir.join(format!(".{UNIT_NAME}.tmp"));
     std::fs::write(&tmp, &text).map_err(|e| io_error("write", &tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_error("write", &path, e))?;
-    println!("Wrote {}: at boot it runs", path.display());
+    crate::output::outln!("Wrote {}: at boot it runs", path.display());
     // Each word as a shell would take it (the unit holds the same words in systemd's quoting).
     let words: Vec<String> = unit.command().iter().map(|w| shell_quote(w)).collect();
-    println!("  {}", words.join(" "));
+    crate::output::outln!("  {}", words.join(" "));
     if args.enable {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", UNIT_NAME])?;
-        println!("Enabled {UNIT_NAME}.");
+        crate::output::outln!("Enabled {UNIT_NAME}.");
     } else {
-        println!("Enable it with: systemctl daemon-reload && systemctl enable {UNIT_NAME}");
+        crate::output::outln!(
+            "Enable it with: systemctl daemon-reload && systemctl enable {UNIT_NAME}"
+        );
     }
     Ok(Exit::Ok)
 }

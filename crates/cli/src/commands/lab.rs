@@ -310,7 +310,7 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
                         &serde_json::json!({"lab": args.lab.name, "up": true}),
                     );
                 } else {
-                    println!(
+                    crate::output::outln!(
                         "Lab {} is up; `{}` measures it.",
                         args.lab.name,
                         args.lab.command("status")
@@ -515,17 +515,17 @@ fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Resu
             envelope::print_result(&envelope::LAB_STATUS, result, &report)
         }
         Format::Text => {
-            print!(
+            crate::output::out!(
                 "{}",
                 matrix.render_report(undeployed.len(), lab.machines().len())
             );
-            print!("{}", super::doctor::lab_doctor_text(&doctor));
+            crate::output::out!("{}", super::doctor::lab_doctor_text(&doctor));
         }
         Format::Svg | Format::Dot | Format::Html => {
             let topo = edgenet_viz::from_lab(lab.name(), &lab_views(lab)?, &matrix);
             if cli.output == Format::Html {
                 let svg = super::picture::svg(&topo)?;
-                print!("{}", edgenet_viz::html::lab_page(&topo, &matrix, &svg));
+                crate::output::out!("{}", edgenet_viz::html::lab_page(&topo, &matrix, &svg));
             } else {
                 super::picture::print(cli, &topo)?;
             }
@@ -555,7 +555,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
                 &serde_json::json!({"lab": args.name, "removed": false, "remove_runs": 0}),
             );
         } else {
-            println!("No lab {} in {}.", args.name, dir.display());
+            crate::output::outln!("No lab {} in {}.", args.name, dir.display());
         }
         return Ok(Exit::Ok);
     }
@@ -616,7 +616,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
                     }),
                 );
             } else {
-                println!("Lab {} removed.", args.name);
+                crate::output::outln!("Lab {} removed.", args.name);
             }
             Ok(Exit::Ok)
         }

@@ -138,9 +138,10 @@ pub fn check_resolver_paths(cli: &Cli) -> Result<(), CliError> {
 /// anything is read or made. One that does not exist yet is fine: deploy makes it.
 pub fn check_state_dir(cli: &Cli) -> Result<(), CliError> {
     let what = match std::fs::metadata(&cli.state_dir) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(meta) if meta.is_dir() => return check_state_dir_trusted(cli),
         Ok(meta) => edgenet_host::small_file::file_kind(&meta).unwrap_or("a regular file"),
-        Err(_) => return Ok(()),
+        // Not there yet: deploy makes it, in the nearest directory that exists.
+        Err(_) => return check_state_dir_trusted(cli),
     };
     Err(CliError::new(
         Exit::Unreadable,
@@ -151,6 +152,18 @@ pub fn check_state_dir(cli: &Cli) -> Result<(), CliError> {
         ),
     )
     .hint("give --state-dir (or EDGENET_STATE_DIR) the deployment's state directory (default /var/lib/edgenet; deploy makes it), not a file in it; a config goes to -c"))
+}
+
+/// A state directory another user owns or may write (or a file in it, or a directory on the
+/// way to it) is refused before anything is read (exit 2, `unsafe-state-dir`): root would
+/// deploy the config and records that user put there (B23 F11).
+fn check_state_dir_trusted(cli: &Cli) -> Result<(), CliError> {
+    match edgenet_deploy::state::untrusted(&cli.state_dir) {
+        None => Ok(()),
+        Some((message, hint)) => {
+            Err(CliError::new(Exit::Unreadable, "unsafe-state-dir", message).hint(hint))
+        }
+    }
 }
 
 /// A `--machine-name` that cannot name nodes is refused (exit 2).

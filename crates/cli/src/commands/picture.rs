@@ -58,8 +58,8 @@ pub fn svg(topo: &Topology) -> Result<String, CliError> {
 /// Prints the topology as SVG or DOT, as `--output` asks.
 pub fn print(cli: &Cli, topo: &Topology) -> Result<(), CliError> {
     match cli.output {
-        Output::Dot => print!("{}", edgenet_viz::dot::to_dot(topo)),
-        _ => print!("{}", svg(topo)?),
+        Output::Dot => crate::output::out!("{}", edgenet_viz::dot::to_dot(topo)),
+        _ => crate::output::out!("{}", svg(topo)?),
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<Exit, CliError> {
     let plan = plan::build(&loaded.config, &ctx).map_err(super::plan_error)?;
     match cli.output {
         Output::Json => crate::envelope::print(&crate::envelope::PLAN, &plan),
-        Output::Text => println!(
+        Output::Text => crate::output::outln!(
             "{}",
             edgenet_core::redact::redact_credentials(&render(&plan, Style::for_stdout()))
         ),

@@ -466,15 +466,15 @@ fn write_all(cli: &Cli, dir: &Path, rendered: &Rendered, force: bool) -> Result<
         ),
         _ => {
             for f in &rendered.files {
-                println!(
+                crate::output::outln!(
                     "{:<64} {}",
                     dir.join(f.relative_out_path()).display(),
                     f.consumer
                 );
             }
-            println!("{:<64} what goes where", readme.display());
+            crate::output::outln!("{:<64} what goes where", readme.display());
             for r in &removed {
-                println!("{:<64} removed (no longer rendered)", dir.join(r).display());
+                crate::output::outln!("{:<64} removed (no longer rendered)", dir.join(r).display());
             }
             for n in &rendered.notices {
                 eprintln!("notice: {n}");
@@ -586,7 +586,7 @@ fn print_one(
                 "contents": text,
             }),
         ),
-        _ => print!("{text}"),
+        _ => crate::output::out!("{text}"),
     }
     Ok(Exit::Ok)
 }

@@ -46,7 +46,7 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                 match &report.deployment_id {
                     // Records rebuilt without a plan, or a run stopped before it had one.
                     Some(id) if !report.drift.is_empty() || !report.notices.is_empty() => {
-                        println!(
+                        crate::output::outln!(
                             "{}",
                             style.bold(&format!(
                                 "Deployment {id} ({:?}), no plan recorded — state in {}",
@@ -55,23 +55,23 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                             ))
                         );
                     }
-                    _ => println!(
+                    _ => crate::output::outln!(
                         "Nothing deployed (state directory {}).",
                         cli.state_dir.display()
                     ),
                 }
                 for n in &report.notices {
-                    println!("Notice: {n}");
+                    crate::output::outln!("Notice: {n}");
                 }
                 if drift {
-                    println!("Drift:");
+                    crate::output::outln!("Drift:");
                     for d in &report.drift {
-                        println!("  {d}");
+                        crate::output::outln!("  {d}");
                     }
                 }
                 return Ok(if drift { Exit::Findings } else { Exit::Ok });
             };
-            println!(
+            crate::output::outln!(
                 "{}",
                 style.bold(&format!(
                     "Deployment {} ({:?}) of machine {} — state in {}",
@@ -94,7 +94,7 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                     (Some(a), Some(true)) => format!(", adapter {a}: carrier"),
                     _ => String::new(),
                 };
-                println!(
+                crate::output::outln!(
                     "Switch {}: {}, {}, subnet {}, MTU {}, address {}{carrier}",
                     sw.name,
                     if sw.present {
@@ -130,13 +130,13 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
             } else {
                 "no ip table (an external switch routes nothing)".to_string()
             };
-            println!(
+            crate::output::outln!(
                 "Firewall: {ip_table}; nftables table {} {}; IPv4 forwarding {}",
                 report.bridge_table.as_deref().unwrap_or("-"),
                 presence(report.bridge_table_present, report.bridge_table_foreign),
                 report.ip_forward.as_deref().unwrap_or("?")
             );
-            println!(
+            crate::output::outln!(
                 "Control plane {}; service IPs {}",
                 plan.control_plane_endpoint,
                 plan.service_range.map_or("none".into(), |r| format!(
@@ -181,7 +181,7 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                     ]
                 })
                 .collect();
-            println!(
+            crate::output::outln!(
                 "{}",
                 table(
                     &["NODE", "NETNS", "STATE", "ADDRESS", "MAC", "MTU", "GATEWAY"],
@@ -190,15 +190,15 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                 )
             );
             for n in &report.notices {
-                println!("Notice: {n}");
+                crate::output::outln!("Notice: {n}");
             }
             if drift {
-                println!("Drift:");
+                crate::output::outln!("Drift:");
                 for d in &report.drift {
-                    println!("  {d}");
+                    crate::output::outln!("  {d}");
                 }
             } else {
-                println!("No drift: the kernel matches the plan.");
+                crate::output::outln!("No drift: the kernel matches the plan.");
             }
         }
     }
@@ -367,7 +367,7 @@ pub fn run_addr(cli: &Cli, args: &NodeArgs) -> Result<Exit, CliError> {
                 "node": node.name, "netns": netns, "ip": ip, "addresses": addrs, "mac": mac.map(|m| m.to_string()),
             }),
         ),
-        _ => println!(
+        _ => crate::output::outln!(
             "{} {}",
             ip.as_deref().unwrap_or("-"),
             mac.map_or("-".into(), |m| m.to_string())
@@ -505,9 +505,8 @@ fn exec_in_vm(
             ));
         }
     };
-    let _ = std::io::stdout().write_all(&out.stdout);
+    crate::output::out_bytes(&out.stdout);
     let _ = std::io::stderr().write_all(&out.stderr);
-    let _ = std::io::stdout().flush();
     if out.truncated {
         eprintln!("edgenet: the output was cut at 16 MiB per stream by the guest agent (qemu-guest-agent keeps no more); redirect it to a file in the guest for more");
     }

@@ -162,6 +162,24 @@ pub struct SysctlChange {
     pub netns: Option<String>,
     pub previous: String,
     pub value: String,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) of the boot the change was
+    /// made in: a sysctl does not survive a reboot, so neither does what edgenet found before
+    /// it (a record of an earlier boot is dropped by deploy and never put back by remove).
+    /// `None` in records of an earlier edgenet: taken for this boot's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// Forwarding only: the other users of forwarding (as `forwarding` names them: a forward
+    /// chain, Docker) that were there while it was off when deploy turned it on. They forwarded
+    /// nothing then, so remove does not keep forwarding on for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle_users: Vec<String>,
+}
+
+impl SysctlChange {
+    /// Recorded in another boot than `boot` (this one's: [`crate::forwarding::boot_id`]).
+    pub fn of_earlier_boot(&self, boot: Option<&str>) -> bool {
+        matches!((self.boot_id.as_deref(), boot), (Some(then), Some(now)) if then != now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,7 +395,15 @@ impl DeploymentState {
 
     /// Records a sysctl change. The first `previous` recorded wins: a second deploy reads
     /// edgenet's own value back, and remove must restore the value from before the first one.
-    pub fn record_sysctl(&mut self, key: &str, netns: Option<&str>, previous: &str, value: &str) {
+    /// `boot_id`: the boot it is made in (see [`SysctlChange::boot_id`]).
+    pub fn record_sysctl(
+        &mut self,
+        key: &str,
+        netns: Option<&str>,
+        previous: &str,
+        value: &str,
+        boot_id: Option<&str>,
+    ) {
         match self
             .sysctls
             .iter_mut()
@@ -389,6 +415,8 @@ impl DeploymentState {
                 netns: netns.map(String::from),
                 previous: previous.to_string(),
                 value: value.to_string(),
+                boot_id: boot_id.map(String::from),
+                idle_users: Vec::new(),
             }),
         }
     }
@@ -464,10 +492,10 @@ mod tests {
     #[test]
     fn sysctl_keeps_the_value_from_before_the_first_deploy() {
         let mut state = DeploymentState::new(id("0a1b2c"));
-        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1", None);
         // Second deploy reads back edgenet's own "1".
-        state.record_sysctl("net.ipv4.ip_forward", None, "1", "1");
-        state.record_sysctl("net.ipv4.ip_forward", Some("m1"), "1", "1");
+        state.record_sysctl("net.ipv4.ip_forward", None, "1", "1", None);
+        state.record_sysctl("net.ipv4.ip_forward", Some("m1"), "1", "1", None);
         assert_eq!(state.sysctls.len(), 2);
         assert_eq!(state.sysctls[0].previous, "0");
         assert_eq!(

@@ -54,6 +54,105 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Why the state directory at `path` cannot be trusted, when it cannot: root applies the
+/// config and records it holds (`deploy` without `-c`, the boot unit), so a directory or file
+/// that another user owns or may write (group or others), or a directory on the way to it
+/// that another user may rename it in, lets that user steer root's next deploy. As ssh's
+/// StrictModes and sudo refuse such files, the command refuses before reading anything. A
+/// directory that does not exist yet is judged by its nearest existing parent (deploy makes
+/// it 0700). `None`: trusted; else the message (what, its owner and mode) and the fix.
+pub fn untrusted(path: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
+    // The user's name from /etc/passwd when it is there (said, not trusted).
+    let owner = |uid: u32| {
+        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let name = passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        });
+        match name {
+            Some(name) => format!("{name} (uid {uid})"),
+            None => format!("uid {uid}"),
+        }
+    };
+    let describe =
+        |m: &fs::Metadata| format!("owner {}, mode {:04o}", owner(m.uid()), m.mode() & 0o7777);
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // The directory itself, when it is there (links followed: the directory it names).
+    let existing = absolute.ancestors().find(|p| p.exists())?.to_path_buf();
+    let real = fs::canonicalize(&existing).unwrap_or(existing.clone());
+    if existing == absolute {
+        let m = fs::metadata(&real).ok()?;
+        if m.is_dir() && (!trusted_owner(m.uid()) || m.mode() & 0o022 != 0) {
+            let shown = real.display();
+            return Some((
+                format!(
+                    "state directory {shown} ({}) is {}: another user could replace the config and records that root deploys from; nothing was read or changed",
+                    describe(&m),
+                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
+                ),
+                format!(
+                    "if the directory and what is in it are what edgenet wrote: `chown -R root:root {shown} && chmod 700 {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
+                ),
+            ));
+        }
+        if m.is_dir() {
+            for name in [STATE_FILE, CONFIG_FILE, IDENTITY_FILE, JOURNAL_FILE] {
+                let file = real.join(name);
+                // Only a regular file is ever read (a link, a FIFO, a directory in its place
+                // is said and never followed or opened: see `own_files`).
+                let Ok(f) = fs::symlink_metadata(&file) else {
+                    continue;
+                };
+                if !f.is_file() {
+                    continue;
+                }
+                if !trusted_owner(f.uid()) || f.mode() & 0o022 != 0 {
+                    let shown = file.display();
+                    return Some((
+                        format!(
+                            "{shown} ({}) is {}: it may not hold what edgenet wrote there; nothing was read or changed",
+                            describe(&f),
+                            if trusted_owner(f.uid()) { "writable by group or others" } else { "owned by another user" }
+                        ),
+                        format!(
+                            "if it is what edgenet wrote: `chown root:root {shown} && chmod 600 {shown}`; else move it away (root must not deploy a file someone else wrote)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    // The directories on the way: one another user may write (without the sticky bit, which
+    // keeps others from renaming what is not theirs, as /tmp has) lets them move the state
+    // directory away and put theirs in its place.
+    for parent in real.ancestors().skip(usize::from(existing == absolute)) {
+        let Ok(m) = fs::metadata(parent) else {
+            continue;
+        };
+        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
+        if !trusted_owner(m.uid()) || open {
+            let shown = parent.display();
+            return Some((
+                format!(
+                    "{shown}, a directory on the way to state directory {} ({}), is {}: another user could put their own state directory in its place; nothing was read or changed",
+                    absolute.display(),
+                    describe(&m),
+                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
+                ),
+                format!(
+                    "`chown root:root {shown} && chmod go-w {shown}` (or `chmod +t` for a shared directory, as /tmp has), or use a state directory only root can write (the default /var/lib/edgenet)"
+                ),
+            ));
+        }
+    }
+    None
+}
+
 /// `remove` empties the state directory and deletes it, except the package's own
 /// /var/lib/edgenet (dpkg installed it, 0700, and checks it is there: `dpkg -V`).
 pub fn keeps_dir(path: &Path) -> bool {
@@ -104,10 +203,7 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "{path} is not a valid edgenet state file ({reason}); restore or fix it — moving it aside \
-         makes edgenet forget the kernel objects it created"
-    )]
+    #[error("{path} is not a valid edgenet state file ({reason}); nothing was changed")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
         "{path} was written by a newer edgenet (state schema {found}, this edgenet understands up \
@@ -451,6 +547,48 @@ impl StateLock {
             }
         }
         Ok(())
+    }
+
+    /// Moves a damaged `state.json` (one [`StateError::Corrupt`] names) out of the way, to
+    /// `state.json.damaged` (`.damaged.1`, … when that is taken), so the next [`Self::load`]
+    /// rebuilds the records from `identity.json` and the marks of the objects in the kernel, as
+    /// after a `state.json` lost to a power cut. The file is kept (remove never deletes it:
+    /// the directory stays while it is there). Returns where it went.
+    pub fn set_aside_damaged(&self) -> Result<PathBuf, StateError> {
+        let from = self.dir.state_file();
+        let aside = (0..1000)
+            .map(|n| match n {
+                0 => self.dir.path().join(format!("{STATE_FILE}.damaged")),
+                n => self.dir.path().join(format!("{STATE_FILE}.damaged.{n}")),
+            })
+            .find(|p| fs::symlink_metadata(p).is_err())
+            .ok_or_else(|| StateError::Write {
+                path: from.clone(),
+                source: io::Error::other("too many state.json.damaged files: move them away"),
+            })?;
+        fs::rename(&from, &aside).map_err(|source| StateError::Write {
+            path: from.clone(),
+            source,
+        })?;
+        let _ = sync_dir(self.dir.path());
+        self.forget_files();
+        Ok(aside)
+    }
+
+    /// Puts a file [`Self::set_aside_damaged`] moved back (nothing could be rebuilt without it).
+    pub fn put_back_damaged(&self, aside: &Path) {
+        let _ = fs::rename(aside, self.dir.state_file());
+        self.forget_files();
+    }
+
+    /// What the lock knew of the files goes (they changed under it): the next load reads them.
+    fn forget_files(&self) {
+        let mut files = self.files();
+        let stale_temp = std::mem::take(&mut files.stale_temp);
+        *files = Files {
+            stale_temp,
+            ..Files::default()
+        };
     }
 
     /// The end of a complete `remove`: deletes the lock file (still held, so nobody can take it
@@ -1281,7 +1419,7 @@ mod tests {
         state
             .record_object(ObjectKind::Bridge, "aksedgesw-int", None)
             .status = ObjectStatus::Created;
-        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        state.record_sysctl("net.ipv4.ip_forward", None, "0", "1", None);
         state.finish_deploy();
         lock.save(&state).unwrap();
         assert_eq!(lock.load().unwrap().unwrap(), state);
@@ -1334,7 +1472,7 @@ mod tests {
         state_dir.peek().unwrap();
         let lock = lock_in(dir.path());
         let mut journaled = lock.load().unwrap().unwrap();
-        journaled.record_sysctl("net.ipv4.ip_forward", None, "0", "1");
+        journaled.record_sysctl("net.ipv4.ip_forward", None, "0", "1", None);
         lock.save_journal(&journaled).unwrap();
         drop(lock);
         assert_eq!(lock_in(dir.path()).load().unwrap().unwrap(), journaled);
