@@ -166,26 +166,19 @@ fn covering_mount_here(path: &Path) -> Option<Mount> {
     if rc != 0 {
         return None;
     }
-    let word = |offset: usize| buf[offset / 8];
-    let half = |offset: usize| {
-        let w = word(offset & !7);
-        if offset % 8 == 0 {
-            w as u32
-        } else {
-            (w >> 32) as u32
-        }
-    };
-    let mask = word(8);
+    // SAFETY: `buf` is `bytes` long and initialised (zeroes, then what the kernel wrote).
+    let all = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), bytes) };
+    let u64_at = |o: usize| u64::from_ne_bytes(all[o..o + 8].try_into().expect("8 bytes"));
+    let u32_at = |o: usize| u32::from_ne_bytes(all[o..o + 4].try_into().expect("4 bytes"));
+    let mask = u64_at(8);
     if mask & (STATMOUNT_MNT_BASIC | STATMOUNT_MNT_POINT)
         != STATMOUNT_MNT_BASIC | STATMOUNT_MNT_POINT
     {
         return None;
     }
-    let (propagation, peer_group, master) = (word(72), word(80), word(88));
-    let size = (half(0) as usize).min(bytes);
-    // SAFETY: `buf` is `bytes` long; `size` is at most that.
-    let all = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), size) };
-    let start = STATMOUNT_STR.checked_add(half(108) as usize)?;
+    let (propagation, peer_group, master) = (u64_at(72), u64_at(80), u64_at(88));
+    let all = &all[..(u32_at(0) as usize).min(bytes)];
+    let start = STATMOUNT_STR.checked_add(u32_at(108) as usize)?;
     let text = all.get(start..)?;
     let point = &text[..text.iter().position(|b| *b == 0)?];
     Some(Mount {
