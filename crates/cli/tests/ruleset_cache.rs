@@ -361,3 +361,205 @@ fn remove_deletes_the_tables_whatever_the_cache_says() {
         "tables left behind: {listing}"
     );
 }
+
+/// A redeploy that found its own tables noted in the cache as planned (nothing read or
+/// compared).
+fn known(log: &str) -> bool {
+    log.contains("nftables tables known from the ruleset cache: as planned")
+}
+
+/// edgenet's two tables as the kernel lists them (`nft -j`), handles left out; `null` for one
+/// that is not there.
+fn own_tables(m: &Machine, id: &str) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.remove("handle");
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let list = |family: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &m.ns, "nft", "-j", "list", "table", family])
+            .arg(format!("edgenet_{id}"))
+            .output()
+            .unwrap();
+        let mut v: serde_json::Value = if out.status.success() {
+            serde_json::from_slice(&out.stdout).unwrap()
+        } else {
+            serde_json::Value::Null
+        };
+        if let Some(items) = v.get_mut("nftables").and_then(|i| i.as_array_mut()) {
+            items.retain(|i| i.get("metainfo").is_none());
+        }
+        strip(&mut v);
+        v
+    };
+    serde_json::json!({"ip": list("ip"), "bridge": list("bridge")})
+}
+
+/// What the last run noted of edgenet's tables in the cache stands only while the kernel's
+/// nf_tables generation proves nothing changed: a rule added by hand in either table, a table
+/// deleted, the ruleset flushed, another tool's table added — each redeploy after one reads the
+/// kernel, repairs or reports as before (the kernel's tables are the planned ones again), and
+/// the later redeploys know their tables from the cache again.
+#[test]
+fn own_tables_are_known_from_the_cache_only_while_nothing_changed_the_ruleset() {
+    let Some(m) = machine_prefixed("r3", "own") else {
+        return;
+    };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    let planned = own_tables(&m, &id);
+    assert!(!planned["ip"].is_null() && !planned["bridge"].is_null());
+    let (code, log) = deploy_vv(&m);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(known(&log), "a no-change redeploy after a deploy:\n{log}");
+    assert!(log.contains("No changes"), "{log}");
+    assert_eq!(own_tables(&m, &id), planned);
+
+    let changes: Vec<(String, Option<&str>)> = vec![
+        (
+            format!("add rule ip edgenet_{id} forward iifname \"x0\" accept"),
+            Some("wrote nftables table ip"),
+        ),
+        (
+            format!("add rule bridge edgenet_{id} forward counter"),
+            Some("wrote nftables table bridge"),
+        ),
+        (
+            format!("delete table bridge edgenet_{id}"),
+            Some("wrote nftables table bridge"),
+        ),
+        (
+            format!("delete table ip edgenet_{id}"),
+            Some("wrote nftables table ip"),
+        ),
+        ("flush ruleset".to_string(), Some("wrote nftables table ip")),
+        // Another tool's table that lets everything through: nothing of ours to repair.
+        ("add table inet r3other".to_string(), None),
+    ];
+    for (change, said) in changes {
+        // The bridge table's chain may be named otherwise: a rule in whatever it has.
+        let change = if change.starts_with("add rule bridge") {
+            let chain = planned["bridge"]["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|i| i["chain"]["name"].as_str())
+                .unwrap()
+                .to_string();
+            format!("add rule bridge edgenet_{id} {chain} counter")
+        } else {
+            change
+        };
+        nft(&m, &format!("'{change}'"));
+        if said.is_some() {
+            assert_ne!(own_tables(&m, &id), planned, "{change}: no change made");
+        }
+        let (code, log) = deploy_vv(&m);
+        assert_eq!(code, Some(0), "{change}: {log}");
+        assert!(!known(&log), "{change}: taken as unchanged:\n{log}");
+        match said {
+            Some(said) => assert!(log.contains(said), "{change}: not repaired:\n{log}"),
+            None => assert!(log.contains("No changes"), "{change}: {log}"),
+        }
+        assert_eq!(
+            own_tables(&m, &id),
+            planned,
+            "{change}: the kernel's tables"
+        );
+        // A ruleset read through libnftables (a hand-made rule the native reader does not
+        // decode) has no known generation, and is not cached: the next run reads the kernel
+        // once more; the one after knows its tables again.
+        for _ in 0..2 {
+            let (code, log) = deploy_vv(&m);
+            assert_eq!(code, Some(0), "{change}: {log}");
+            assert!(log.contains("No changes"), "{change}: {log}");
+        }
+        let (code, log) = deploy_vv(&m);
+        assert_eq!(code, Some(0), "{change}: {log}");
+        assert!(known(&log), "{change}: still read again:\n{log}");
+    }
+    nft(&m, "delete table inet r3other");
+    m.ok(&["remove"]);
+}
+
+/// Another config between two deploys, nothing changed in the kernel (its generation is the
+/// one the cache was stamped with): the tables noted are not the ones now planned, so they are
+/// built, compared and rewritten; another executable builds and compares them too; and going
+/// back to the first config rewrites them again.
+#[test]
+fn a_changed_plan_is_compared_and_written_though_the_ruleset_did_not_change() {
+    let Some(m) = machine_prefixed("r3", "plan") else {
+        return;
+    };
+    m.deploy(None);
+    let id = m.state_id().unwrap();
+    let plain = own_tables(&m, &id);
+    let forwards = m.write_config(
+        "forwards.json",
+        &serde_json::json!({"Machines": [{"LinuxNode": {}}], "Edgenet": {"PortForwards": [
+            {"Protocol": "tcp", "HostPort": 8080, "Node": "linux", "NodePort": 30080}
+        ]}}),
+    );
+    let out = m.edgenet(&["-vv", "deploy", "-c", &forwards]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(from_cache(&log), "the kernel did not change:\n{log}");
+    assert!(!known(&log), "other tables planned, taken as known:\n{log}");
+    assert!(
+        log.contains(&format!("wrote nftables table ip edgenet_{id}")),
+        "{log}"
+    );
+    let with = own_tables(&m, &id);
+    assert_ne!(with, plain);
+    assert!(with.to_string().contains("30080"), "{with}");
+    let (code, log) = deploy_vv(&m);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(known(&log), "{log}");
+    assert_eq!(own_tables(&m, &id), with);
+
+    // Another executable (a copy: another inode, as an upgrade gives) builds the tables anew
+    // and compares them; the next run of that same copy knows them.
+    let copy = m.dir.path().join("r3-edgenet-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_edgenet"), &copy).unwrap();
+    let by_copy = || {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", m.ns))
+            .arg(&copy)
+            .args(["-vv", "deploy"])
+            .env("EDGENET_STATE_DIR", &m.state)
+            .env("EDGENET_RESOLV_CONF", &m.resolv)
+            .env("NO_COLOR", "1")
+            .env_remove("EDGENET_FAILPOINT")
+            .env_remove("EDGENET_CONFIG")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    let (code, log) = by_copy();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(from_cache(&log), "the kernel did not change:\n{log}");
+    assert!(!known(&log), "another executable, taken as known:\n{log}");
+    assert!(log.contains("No changes"), "{log}");
+    let (code, log) = by_copy();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(known(&log), "{log}");
+    std::fs::remove_file(&copy).unwrap();
+
+    let default = m.default_config();
+    let out = m.edgenet(&["-vv", "deploy", "-c", &default]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(!known(&log), "{log}");
+    assert!(
+        log.contains(&format!("wrote nftables table ip edgenet_{id}")),
+        "{log}"
+    );
+    assert_eq!(own_tables(&m, &id), plain);
+    m.ok(&["remove"]);
+}

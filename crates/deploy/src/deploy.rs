@@ -910,27 +910,49 @@ fn ensure_tables(
         .object(ObjectKind::NftTable, &table, None)
         .is_some();
     let record = format!("{} {table}", bridge_rules::FAMILY);
+    let bridge_plan = BridgePlan::from_plan(plan, &table, ports);
+    let own = firewall::own_key(fw.as_ref(), &bridge_plan);
+    if fw.is_some() {
+        run.record_before(ObjectKind::NftTable, &[&table, &record], None, false)?;
+    } else {
+        if recorded && driver.remove(&table)? {
+            run.changed(format!("deleted nftables table ip {table}"));
+        }
+        run.will_create(ObjectKind::NftTable, &record, None)?;
+    }
+    // The last run left exactly the tables this plan makes (the same plan, built by the same
+    // executable, compared or written), and nothing changed the ruleset since (its nf_tables
+    // generation is the one that run ended with): nothing to build, read or compare.
+    if let (Some(own), Some(proven)) = (&own, edgenet_host::nft::own_tables_proven()) {
+        if own.as_str() == &*proven {
+            tracing::debug!("nftables tables known from the ruleset cache: as planned");
+            return record_tables_made(run, fw.is_some(), &table, &record, Some(own));
+        }
+    }
     let tables = Tables {
         ip_made: table_made(&run.state, &table),
         bridge_made: table_made(&run.state, &record),
-        bridge_want: bridge_rules::build(&BridgePlan::from_plan(plan, &table, ports)),
+        bridge_want: bridge_rules::build(&bridge_plan),
         ip_want: fw.as_ref().map(firewall::nft_rules::build),
         table,
         record,
+        own,
     };
-    if tables.ip_want.is_some() {
-        run.record_before(
-            ObjectKind::NftTable,
-            &[&tables.table, &tables.record],
-            None,
-            false,
-        )?;
+    // Only tables that carry edgenet's mark are noted: whether another is ours rests on the
+    // state, judged on a read every time.
+    let tables = if tables
+        .ip_want
+        .iter()
+        .chain([&tables.bridge_want])
+        .all(|w| w.is_marked())
+    {
+        tables
     } else {
-        if recorded && driver.remove(&tables.table)? {
-            run.changed(format!("deleted nftables table ip {}", tables.table));
+        Tables {
+            own: None,
+            ..tables
         }
-        run.will_create(ObjectKind::NftTable, &tables.record, None)?;
-    }
+    };
     let (commands, changes) = tables.commands(&driver)?;
     if commands.is_empty() {
         return tables.done(run, changes);
@@ -1114,6 +1136,8 @@ struct Tables {
     bridge_want: firewall::Ruleset,
     ip_made: bool,
     bridge_made: bool,
+    /// The plan of these tables as the ruleset cache notes them ([`firewall::own_key`]).
+    own: Option<String>,
 }
 
 impl Tables {
@@ -1192,15 +1216,36 @@ impl Tables {
     }
 
     fn recorded_made(self, run: &mut Run<'_>) -> Result<(), DeployError> {
-        if self.ip_want.is_some() {
-            run.created(ObjectKind::NftTable, &self.table, None)?;
-        } else {
-            run.state
-                .forget_object(ObjectKind::NftTable, &self.table, None);
-        }
-        run.created(ObjectKind::NftTable, &self.record, None)?;
-        Ok(())
+        record_tables_made(
+            run,
+            self.ip_want.is_some(),
+            &self.table,
+            &self.record,
+            self.own.as_deref(),
+        )
     }
+}
+
+/// The tables are as planned: recorded as made (the `ip` one forgotten when none is planned),
+/// and `own` ([`firewall::own_key`]) noted for the ruleset cache: the session's read now holds
+/// them so (compared, or written and the write folded in).
+fn record_tables_made(
+    run: &mut Run<'_>,
+    ip_planned: bool,
+    table: &str,
+    record: &str,
+    own: Option<&str>,
+) -> Result<(), DeployError> {
+    if let Some(own) = own {
+        edgenet_host::nft::note_own_tables(own);
+    }
+    if ip_planned {
+        run.created(ObjectKind::NftTable, table, None)?;
+    } else {
+        run.state.forget_object(ObjectKind::NftTable, table, None);
+    }
+    run.created(ObjectKind::NftTable, record, None)?;
+    Ok(())
 }
 
 /// Why the nftables thread stopped.

@@ -28,8 +28,8 @@ use ipnet::Ipv4Net;
 
 use crate::state::DeploymentId;
 
-pub use self::nftables::NftablesDriver;
 pub(crate) use self::nftables::{is_exists as nftables_is_exists, split_family};
+pub use self::nftables::{own_key, own_text_names, NftablesDriver};
 pub use nft_rules::Ruleset;
 
 /// Every table edgenet creates starts with this; a table without it is never touched.

@@ -120,6 +120,18 @@ impl NftablesDriver {
         made: bool,
     ) -> Result<(), FirewallError> {
         check_ours(name)?;
+        // The last run found this table carrying edgenet's mark, and nothing changed the
+        // ruleset since: not read again.
+        if edgenet_host::nft::own_tables_proven()
+            .is_some_and(|own| own_text_names(&own, family, name))
+        {
+            debug!(
+                family,
+                table = name,
+                "nftables table known from the ruleset cache"
+            );
+            return Ok(());
+        }
         let live = self.live_table(family, name)?;
         match live.as_deref() {
             Some(live) if !live.is_ours(made) => Err(FirewallError::NotMarked(
@@ -207,6 +219,43 @@ impl NftablesDriver {
         check_ours(name)?;
         Ok(self.live_table(family, name)?.map(|t| t.is_ours(recorded)))
     }
+}
+
+/// What a deploy notes in the ruleset cache of the tables it made sure of
+/// ([`edgenet_host::nft::note_own_tables`]): a line `table FAMILY NAME` for each, an empty line,
+/// then what they are built from: the executable that builds them (device, inode, change time
+/// and size of `/proc/self/exe`: a rebuilt or replaced binary is another one) and the two
+/// tables' plans. The tables are a function of these alone ([`nft_rules::build`],
+/// [`super::bridge_rules::build`]): two equal keys are two equal sets of tables, so a redeploy
+/// whose key is the one noted need not build them. `None` when the executable cannot be told.
+pub fn own_key(
+    fw: Option<&FirewallPlan>,
+    bridge: &super::bridge_rules::BridgePlan,
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata("/proc/self/exe").ok()?;
+    let mut key = String::new();
+    if let Some(fw) = fw {
+        key.push_str(&format!("table {FAMILY} {}\n", fw.table));
+    }
+    key.push_str(&format!(
+        "table {} {}\n\nexe {} {} {}.{:09} {}\n{fw:?}\n{bridge:?}\n",
+        super::bridge_rules::FAMILY,
+        bridge.table,
+        exe.dev(),
+        exe.ino(),
+        exe.ctime(),
+        exe.ctime_nsec(),
+        exe.size()
+    ));
+    Some(key)
+}
+
+/// Whether an [`own_key`] names table `family name`.
+pub fn own_text_names(own: &str, family: &str, name: &str) -> bool {
+    own.lines()
+        .take_while(|l| !l.is_empty())
+        .any(|l| l.strip_prefix("table ").and_then(|l| l.split_once(' ')) == Some((family, name)))
 }
 
 /// A table as the state records it: `edgenet_<id>` (family `ip`) or `bridge edgenet_<id>`.

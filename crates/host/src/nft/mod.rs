@@ -49,7 +49,9 @@ pub use persist::{
     forget_ruleset_cache, never_read_ruleset_cache, ruleset_cache_file, store_ruleset_cache,
     use_ruleset_cache, CACHE_FILE,
 };
-pub use session::{forget_ruleset, session_epoch, table_in, RulesetSession};
+pub use session::{
+    forget_ruleset, note_own_tables, own_tables_proven, session_epoch, table_in, RulesetSession,
+};
 use session::{
     session_active, session_has_ruleset, session_keep, session_keep_at, session_shared,
     session_shared_any, session_wrote, session_wrote_owned, with_session_ruleset,

@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Value};
 
 use super::native;
-use super::session::{session_keep_at, session_kept_with_gen, walk_scoped};
+use super::session::{session_keep_with, session_kept_with_gen, walk_scoped};
 
 /// The cache's file name in the state directory.
 pub const CACHE_FILE: &str = "ruleset-cache.json";
@@ -97,8 +97,8 @@ fn read_capped(path: &Path) -> Option<Vec<u8>> {
 
 fn load_from(path: &Path, whole: bool) -> Option<Arc<Value>> {
     let text = read_capped(path)?;
-    let (ruleset, gen) = match read_stamped(&text, current_gen) {
-        Cached::Current { ruleset, gen } => (ruleset, gen),
+    let (ruleset, gen, own) = match read_stamped(&text, current_gen) {
+        Cached::Current { ruleset, gen, own } => (ruleset, gen, own),
         Cached::Stale | Cached::Damaged => return None,
     };
     ruleset.get("nftables")?.as_array()?;
@@ -110,7 +110,12 @@ fn load_from(path: &Path, whole: bool) -> Option<Arc<Value>> {
         path.display()
     );
     let ruleset = Arc::new(ruleset);
-    session_keep_at(Arc::clone(&ruleset), Some((gen, 0)), true);
+    session_keep_with(
+        Arc::clone(&ruleset),
+        Some((gen, 0)),
+        true,
+        own.map(Arc::from),
+    );
     Some(ruleset)
 }
 
@@ -121,6 +126,9 @@ struct Stamp {
     boot: Option<String>,
     netns: Option<u64>,
     gen: Option<u64>,
+    /// What the run that wrote the file noted of edgenet's own tables in the ruleset
+    /// ([`super::session::note_own_tables`]); optional.
+    own: Option<String>,
 }
 
 /// The generation `stamp` proves the file's ruleset to be the kernel's now, if it does: this
@@ -139,6 +147,7 @@ enum Cached {
     Current {
         ruleset: Value,
         gen: u32,
+        own: Option<String>,
     },
     /// The stamp proves nothing: the ruleset after it was not parsed.
     Stale,
@@ -159,17 +168,17 @@ fn read_stamped(text: &[u8], proof: impl FnOnce(&Stamp) -> Option<u32>) -> Cache
         stale: &'s std::cell::Cell<bool>,
     }
     impl<'de, P: FnOnce(&Stamp) -> Option<u32>> DeserializeSeed<'de> for File<'_, P> {
-        type Value = (Value, u32);
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(Value, u32), D::Error> {
+        type Value = (Value, u32, Option<String>);
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_map(self)
         }
     }
     impl<'de, P: FnOnce(&Stamp) -> Option<u32>> Visitor<'de> for File<'_, P> {
-        type Value = (Value, u32);
+        type Value = (Value, u32, Option<String>);
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a ruleset cache")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Value, u32), A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut stamp = Stamp::default();
             while let Some(key) = map.next_key::<String>()? {
                 match key.as_str() {
@@ -177,6 +186,7 @@ fn read_stamped(text: &[u8], proof: impl FnOnce(&Stamp) -> Option<u32>) -> Cache
                     "boot" => stamp.boot = Some(map.next_value()?),
                     "netns" => stamp.netns = Some(map.next_value()?),
                     "gen" => stamp.gen = Some(map.next_value()?),
+                    "own" => stamp.own = Some(map.next_value()?),
                     "ruleset" => {
                         let Some(gen) = (self.proof)(&stamp) else {
                             self.stale.set(true);
@@ -185,7 +195,7 @@ fn read_stamped(text: &[u8], proof: impl FnOnce(&Stamp) -> Option<u32>) -> Cache
                         let ruleset: Value = map.next_value()?;
                         // Nothing may follow that a reader of the whole file would see.
                         return match map.next_key::<IgnoredAny>()? {
-                            None => Ok((ruleset, gen)),
+                            None => Ok((ruleset, gen, stamp.own)),
                             Some(_) => Err(A::Error::custom("a key after the ruleset")),
                         };
                     }
@@ -208,7 +218,7 @@ fn read_stamped(text: &[u8], proof: impl FnOnce(&Stamp) -> Option<u32>) -> Cache
     match read {
         // Whatever follows a stale stamp is not looked at.
         _ if stale.get() => Cached::Stale,
-        Ok((ruleset, gen)) if de.end().is_ok() => Cached::Current { ruleset, gen },
+        Ok((ruleset, gen, own)) if de.end().is_ok() => Cached::Current { ruleset, gen, own },
         _ => Cached::Damaged,
     }
 }
@@ -224,18 +234,27 @@ pub fn store_ruleset_cache() {
 
 fn store_to(path: &Path) {
     let kept = session_kept_with_gen();
-    // Taken from this very file and nothing written since: it says so already (and if the
-    // generation moved meanwhile, the next reader finds it stale all the same).
-    if let Some((_, Some((_, 0)), true)) = &kept {
-        return;
+    // Taken from this very file and nothing written or noted since: it says so already (and
+    // if the generation moved meanwhile, the next reader finds it stale all the same).
+    if let Some(k) = &kept {
+        if k.cached && matches!(k.gen, Some((_, 0))) && k.own == k.own_loaded {
+            return;
+        }
     }
     let proof = (|| {
-        let (ruleset, gen, cached) = kept?;
-        let (read_at, ours) = gen?;
+        let kept = kept?;
+        let (read_at, ours) = kept.gen?;
         let (now, cookie) = native::generation_now().ok()?;
-        (now == read_at.wrapping_add(ours)).then_some((ruleset, now, cookie?, cached && ours == 0))
+        let unchanged = kept.cached && ours == 0 && kept.own == kept.own_loaded;
+        (now == read_at.wrapping_add(ours)).then_some((
+            kept.ruleset,
+            now,
+            cookie?,
+            unchanged,
+            kept.own,
+        ))
     })();
-    let Some((ruleset, gen, cookie, unchanged)) = proof else {
+    let Some((ruleset, gen, cookie, unchanged, own)) = proof else {
         let _ = std::fs::remove_file(path);
         return;
     };
@@ -249,9 +268,12 @@ fn store_to(path: &Path) {
     };
     // Written around the ruleset, not through `json!`, which would copy the whole tree first
     // (that copy cost a first deploy as much as the rest of the write).
-    let mut text = json!({"version": VERSION, "boot": boot, "netns": cookie, "gen": gen})
-        .to_string()
-        .into_bytes();
+    let mut stamp = json!({"version": VERSION, "boot": boot, "netns": cookie, "gen": gen});
+    if let Some(own) = own {
+        // Part of the stamp (before the ruleset): judged with it, and only with it.
+        stamp["own"] = Value::from(own.as_ref());
+    }
+    let mut text = stamp.to_string().into_bytes();
     text.pop();
     text.extend_from_slice(b",\"ruleset\":");
     if serde_json::to_writer(&mut text, ruleset.as_ref()).is_err() {
@@ -358,7 +380,8 @@ mod tests {
             read_stamped(whole.as_bytes(), |_| Some(3)),
             Cached::Current {
                 ruleset: json!({"nftables": []}),
-                gen: 3
+                gen: 3,
+                own: None,
             }
         );
         // Nothing may follow the ruleset, inside the object or after it.

@@ -39,6 +39,10 @@ struct Kept {
     gen: Option<Generation>,
     /// Taken from the ruleset cache file, not read from the kernel.
     cached: bool,
+    /// What the cache file said of edgenet's own tables in it ([`own_tables_proven`]).
+    own_loaded: Option<Arc<str>>,
+    /// What this run found edgenet's own tables in this read to be ([`note_own_tables`]).
+    own: Option<Arc<str>>,
 }
 
 thread_local! {
@@ -172,6 +176,17 @@ pub(super) fn session_keep(ruleset: Arc<Value>) {
 /// Keeps `ruleset` as the calling thread's namespace's read, with the generation it is of
 /// (`gen`: read at, our transactions since) and whether it came from the cache file.
 pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<Generation>, cached: bool) {
+    session_keep_with(ruleset, gen, cached, None)
+}
+
+/// [`session_keep_at`] of a read taken from the cache file, with what the file said of
+/// edgenet's own tables in it.
+pub(super) fn session_keep_with(
+    ruleset: Arc<Value>,
+    gen: Option<Generation>,
+    cached: bool,
+    own: Option<Arc<str>>,
+) {
     bump_epoch();
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
@@ -184,18 +199,71 @@ pub(super) fn session_keep_at(ruleset: Arc<Value>, gen: Option<Generation>, cach
             ruleset,
             gen,
             cached,
+            own_loaded: own.clone(),
+            own,
         });
     });
 }
 
-/// The kept read of the calling thread's namespace with its generation and whether it came
-/// from the cache file (see [`Kept`]).
-pub(super) fn session_kept_with_gen() -> Option<(Arc<Value>, Option<Generation>, bool)> {
+/// Notes that edgenet's own tables in the kept read of the calling thread's namespace are
+/// exactly what `text` describes (the caller compared them, or wrote them and the write was
+/// folded in): stored with the read in the cache file, so the next run can know them without
+/// reading them ([`own_tables_proven`]). Any later change to the kept read drops the note.
+pub fn note_own_tables(text: &str) {
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        let (Some(session), Some(key)) = (s.as_mut(), netns_key()) else {
+            return;
+        };
+        if let Some(kept) = session.rulesets.iter_mut().find(|k| k.key == key) {
+            if kept.own.as_deref() != Some(text) {
+                kept.own = Some(Arc::from(text));
+            }
+        }
+    });
+}
+
+/// What the last run noted of edgenet's own tables ([`note_own_tables`]), when that is provably
+/// what the kernel holds now: the calling thread's kept read was taken from the cache file,
+/// whose stamp matched the namespace's nf_tables generation (nothing changed the ruleset since
+/// that run ended), and nothing has been written since it was taken. `None` otherwise: the
+/// caller reads and compares as usual.
+pub fn own_tables_proven() -> Option<Arc<str>> {
     SESSION.with(|s| {
         let s = s.borrow();
         let key = netns_key()?;
         let kept = s.as_ref()?.rulesets.iter().find(|k| k.key == key)?;
-        Some((Arc::clone(&kept.ruleset), kept.gen, kept.cached))
+        match kept.gen {
+            Some((_, 0)) if kept.cached => kept.own_loaded.clone(),
+            _ => None,
+        }
+    })
+}
+
+/// The kept read of the calling thread's namespace as the cache file stores it (see [`Kept`]).
+pub(super) struct KeptRead {
+    pub ruleset: Arc<Value>,
+    pub gen: Option<Generation>,
+    pub cached: bool,
+    /// What the file it came from said of edgenet's own tables, and what this run noted.
+    pub own_loaded: Option<Arc<str>>,
+    pub own: Option<Arc<str>>,
+}
+
+/// The kept read of the calling thread's namespace with its generation, whether it came from
+/// the cache file, and the notes on edgenet's own tables (see [`Kept`]).
+pub(super) fn session_kept_with_gen() -> Option<KeptRead> {
+    SESSION.with(|s| {
+        let s = s.borrow();
+        let key = netns_key()?;
+        let kept = s.as_ref()?.rulesets.iter().find(|k| k.key == key)?;
+        Some(KeptRead {
+            ruleset: Arc::clone(&kept.ruleset),
+            gen: kept.gen,
+            cached: kept.cached,
+            own_loaded: kept.own_loaded.clone(),
+            own: kept.own.clone(),
+        })
     })
 }
 
