@@ -518,12 +518,24 @@ pub fn move_addressing(
     k: &mut dyn Kernel,
     snap: &AdapterSnapshot,
     bridge: &str,
+    ours: &OwnAddresses,
     j: &mut dyn Journal,
 ) -> Result<bool, DeployError> {
     let adapter = snap.name.as_str();
     // The neighbour entries first: the kernel flushes a link's ARP entries with its last IPv4
-    // address, and its IPv6 ones with its IPv6.
-    let neighbours = k.movable_neighbours(adapter, None)?;
+    // address, and its IPv6 ones with its IPv6. An entry for one of the deployment's own
+    // addresses or MACs stays behind (see [`OwnAddresses`]).
+    let mut neighbours = k.movable_neighbours(adapter, None)?;
+    neighbours.retain(|n| {
+        let keep = !ours.holds(n);
+        if !keep {
+            tracing::info!(
+                "left neighbour entry {} on {adapter}: the address or MAC is this deployment's own (the host learns it afresh)",
+                n.describe()
+            );
+        }
+        keep
+    });
     let moved = k.move_link_config(adapter, bridge)?;
     let any = !moved.describe().is_empty();
     carry_neighbours(k, &neighbours, adapter, bridge)?;
@@ -547,6 +559,57 @@ pub fn move_addressing(
         port_without_ipv6(adapter, bridge, j)?;
     }
     Ok(any)
+}
+
+/// The addresses and MACs a deployment gives its own nodes (the nodes' addresses, the
+/// control-plane endpoint, the service range) and their MACs. An adapter's neighbour entry
+/// for one of them is someone else's that held it before (a replaced machine, an old VM):
+/// carried to the bridge it would make the host send to that MAC until the kernel let the
+/// node's own announcement replace it, so it is not carried.
+#[derive(Debug, Clone, Default)]
+pub struct OwnAddresses {
+    addresses: std::collections::HashSet<std::net::IpAddr>,
+    service_range: Option<edgenet_core::plan::ServiceRange>,
+    macs: std::collections::HashSet<[u8; 6]>,
+}
+
+impl OwnAddresses {
+    /// What `plan` gives this machine, with the node MACs the state recorded.
+    pub fn of(plan: Option<&edgenet_core::plan::Plan>, state: &DeploymentState) -> OwnAddresses {
+        let mut ours = OwnAddresses {
+            macs: state.macs.values().map(|m| m.0).collect(),
+            ..Default::default()
+        };
+        if let Some(plan) = plan {
+            ours.addresses.extend(
+                plan.nodes
+                    .iter()
+                    .map(|n| std::net::IpAddr::V4(n.address.addr())),
+            );
+            ours.addresses
+                .insert(std::net::IpAddr::V4(plan.control_plane_endpoint));
+            ours.service_range = plan.service_range;
+            for node in &plan.nodes {
+                if let edgenet_core::plan::MacAssignment::Static { address } = &node.mac {
+                    ours.macs.insert(address.0);
+                }
+            }
+        }
+        ours
+    }
+
+    /// Whether `n` is for one of these addresses or MACs.
+    pub fn holds(&self, n: &edgenet_host::netlink::Neighbour) -> bool {
+        let address = n.address().is_some_and(|a| {
+            self.addresses.contains(&a)
+                || matches!((a, &self.service_range), (std::net::IpAddr::V4(v4), Some(r)) if r.contains(v4))
+        });
+        let mac = n
+            .lladdr()
+            .and_then(|l| <[u8; 6]>::try_from(l).ok())
+            .is_some_and(|l| self.macs.contains(&l));
+        address || mac
+    }
 }
 
 /// Puts the neighbour entries `from` had (its ARP and IPv6 neighbour cache: the router's and

@@ -7,7 +7,7 @@ use edgenet_host::link_config::SavedLinkConfig;
 
 use super::adapter::{
     keep_host_config, move_addressing, restore_adapter, restore_on_bridge, AdapterRecord,
-    AdapterSnapshot,
+    AdapterSnapshot, OwnAddresses,
 };
 use super::bridge::{bridge_live, create_marked_bridge, delete_bridge};
 use super::{SwitchDriver, SwitchLive};
@@ -29,6 +29,9 @@ pub struct ExternalSwitch {
     /// Set by `ensure` when it made the bridge or moved the adapter's configuration to it:
     /// the record of the host's configuration is taken again (see [`keep_host_config`]).
     moved_now: std::cell::Cell<bool>,
+    /// The deployment's own addresses and MACs: the adapter's neighbour entries for them are
+    /// not carried to the bridge.
+    pub ours: OwnAddresses,
 }
 
 impl ExternalSwitch {
@@ -47,6 +50,10 @@ impl ExternalSwitch {
                 .is_some_and(|o| o.status == ObjectStatus::Adopted),
             moved: record.and_then(|r| r.moved),
             moved_now: std::cell::Cell::new(false),
+            ours: OwnAddresses::of(
+                state.pending_plan.as_ref().or(state.applied_plan.as_ref()),
+                state,
+            ),
         }
     }
 
@@ -59,6 +66,7 @@ impl ExternalSwitch {
             users_bridge: false,
             moved: record.moved.clone(),
             moved_now: std::cell::Cell::new(false),
+            ours: OwnAddresses::default(),
         }
     }
 
@@ -72,6 +80,10 @@ impl ExternalSwitch {
                 .is_some_and(|o| o.status == ObjectStatus::Adopted),
             moved: record.moved.clone(),
             moved_now: std::cell::Cell::new(false),
+            ours: OwnAddresses::of(
+                state.pending_plan.as_ref().or(state.applied_plan.as_ref()),
+                state,
+            ),
         }
     }
 }
@@ -166,7 +178,7 @@ impl SwitchDriver for ExternalSwitch {
         }
         j.step("switch-adapter")?;
 
-        if move_addressing(k, snap, name, j)? || !found {
+        if move_addressing(k, snap, name, &self.ours, j)? || !found {
             self.moved_now.set(true);
         }
         // A bridge set down by hand lost its routes (the kernel flushes them) and its IPv6

@@ -10,9 +10,10 @@
 //! the new link at once, instead of asking for each again by broadcast. Only entries that hold
 //! a neighbour's MAC move, each as the kernel would keep one it had learned a while ago
 //! (*stale*: used at once, confirmed by a unicast probe after its first use, replaced when the
-//! neighbour answers from another MAC); a permanent one stays permanent. Entries being
-//! resolved or failed, `noarp` ones (the kernel's own for multicast and broadcast), proxy
-//! entries and entries another program manages (`extern_learn`, `managed`) do not move. An
+//! neighbour answers from another MAC); a permanent one stays permanent, and a unicast `noarp`
+//! one (an administrator's static entry) stays `noarp`. Entries being resolved or failed,
+//! the kernel's own `noarp` ones (multicast and broadcast), proxy entries and entries another
+//! program manages (`extern_learn`, `managed`) do not move. An
 //! entry the destination already has for the same address is kept there as it is.
 
 use std::collections::HashSet;
@@ -46,7 +47,8 @@ impl Neighbour {
         })
     }
 
-    fn lladdr(&self) -> Option<&[u8]> {
+    /// The neighbour's MAC (link-layer address), when the entry holds one.
+    pub fn lladdr(&self) -> Option<&[u8]> {
         self.msg.attributes.iter().find_map(|a| match a {
             NeighbourAttribute::LinkLayerAddress(l) if !l.is_empty() => Some(l.as_slice()),
             _ => None,
@@ -79,17 +81,24 @@ impl Neighbour {
         if self.permanent() {
             out.push_str(" permanent");
         }
+        if self.msg.header.state == NeighbourState::Noarp {
+            out.push_str(" noarp");
+        }
         out
     }
 
     /// The entry as it goes on to another link: the neighbour's address and MAC (and the
-    /// router flag, and the protocol that made it), permanent when it was, else stale.
+    /// router flag, and the protocol that made it), permanent or `noarp` (an administrator's
+    /// static entry) when it was, else stale.
     fn moving_to(&self, ifindex: u32) -> NeighbourMessage {
         let mut msg = NeighbourMessage::default();
         msg.header.family = self.msg.header.family;
         msg.header.ifindex = ifindex;
-        msg.header.state = if self.permanent() {
-            NeighbourState::Permanent
+        msg.header.state = if matches!(
+            self.msg.header.state,
+            NeighbourState::Permanent | NeighbourState::Noarp
+        ) {
+            self.msg.header.state
         } else {
             NeighbourState::Stale
         };
@@ -122,6 +131,7 @@ impl Neighbour {
                 | NeighbourState::Delay
                 | NeighbourState::Probe
                 | NeighbourState::Permanent
+                | NeighbourState::Noarp
         );
         let theirs = msg
             .header
