@@ -132,3 +132,103 @@ fn deploy_refuses_a_proxy_url_with_a_newline_and_changes_nothing() {
     );
     assert!(!m.state.join("nodes").exists(), "node files were written");
 }
+
+/// F1: `--help` and `--version` are reports on standard output too: to a full disk they are a
+/// write error (exit 3, code `write` on stderr), not exit 0 with the text lost; written, they
+/// are what clap prints (exit 0).
+#[test]
+fn help_and_version_to_a_full_disk_are_write_errors() {
+    let full = || {
+        std::process::Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full"),
+        )
+    };
+    for args in [
+        vec!["--help"],
+        vec!["-h"],
+        vec!["--version"],
+        vec!["-V"],
+        vec!["deploy", "--help"],
+        vec!["help", "status"],
+    ] {
+        let out = edgenet_cmd().args(&args).stdout(full()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("edgenet: cannot write the")
+                && stderr.contains("No space left on device"),
+            "{args:?}: {stderr}"
+        );
+        let ok = edgenet_cmd().args(&args).output().unwrap();
+        assert_eq!(ok.status.code(), Some(0), "{args:?}: {}", text(&ok));
+        assert!(
+            !ok.stdout.is_empty() && ok.stderr.is_empty(),
+            "{}",
+            text(&ok)
+        );
+    }
+    let out = edgenet_cmd()
+        .args(["-o", "json", "--version"])
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(v["error"]["code"], "write", "{v}");
+    assert_eq!(v["exit"], 3, "{v}");
+}
+
+/// F2: after `deploy --machine-name NAME`, `render` without `-c` nor `--machine-name`
+/// renders the deployment as its machine, as `deploy` keeps the name: no "plan differs"
+/// notice telling to run a deploy that would change nothing; the files name NAME's nodes.
+#[test]
+fn render_uses_the_recorded_machine_name_as_deploy_does() {
+    let Some(m) = machine_prefixed("x3", "rname") else {
+        return;
+    };
+    m.ok(&["deploy", "--machine-name", "x3named"]);
+    let id = m.state_id().unwrap();
+    assert_eq!(m.node_namespaces(), vec![format!("x3named-ledge-{id}")]);
+    let deploy = m.edgenet(&["deploy", "-o", "json"]);
+    assert_eq!(deploy.status.code(), Some(0), "{}", text(&deploy));
+
+    let out = m.edgenet(&["render", "resolv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("differs"), "spurious notice: {stderr}");
+    let (code, report) = m.json(&["render", "k3s-config"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["machine"], "x3named", "{report:#}");
+    assert!(
+        report["notices"].as_array().is_none_or(|n| n.is_empty()),
+        "{report:#}"
+    );
+    let contents = report["contents"].as_str().unwrap_or_default();
+    assert!(contents.contains("x3named-ledge"), "{report:#}");
+    // The same with `-c` of a file that names no machine (the built-in default).
+    let cfg = m.default_config();
+    let out = m.edgenet(&["render", "resolv", "-c", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("differs"), "spurious notice: {stderr}");
+    // --machine-name still renders as the name given.
+    let (code, report) = m.json(&[
+        "render",
+        "k3s-config",
+        "--machine-name",
+        "x3other",
+        "--from-config",
+    ]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(
+        report["contents"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("x3other-ledge"),
+        "{report:#}"
+    );
+    m.ok(&["remove"]);
+}
