@@ -378,6 +378,48 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
             .hint("see edgenet --help")
             .report(cli::Output::Json, &envelope::ERROR);
     }
+    if !err.use_stderr() {
+        // `--help` and `--version` are reports on standard output like any other: one that
+        // cannot be written (`> /dev/full`) is a write error (exit 3), not exit 0 with the
+        // text lost (B23b F1). clap's own `print` ignores the failure, so the text is written
+        // here, styled as clap would (colour only on a terminal, or asked for).
+        use std::io::IsTerminal as _;
+        let styled = err.render();
+        let coloured = match color {
+            clap::ColorChoice::Always => true,
+            clap::ColorChoice::Never => false,
+            clap::ColorChoice::Auto => std::io::stdout().is_terminal(),
+        };
+        let text = if coloured {
+            styled.ansi().to_string()
+        } else {
+            styled.to_string()
+        };
+        output::out_bytes(text.as_bytes());
+        if let Some(e) = output::stdout_failed() {
+            let what = if err.kind() == ErrorKind::DisplayVersion {
+                "version"
+            } else {
+                "help"
+            };
+            let err = CliError::new(
+                Exit::Host,
+                "write",
+                format!("cannot write the {what} to standard output: {e}; the text is lost"),
+            )
+            .hint("make room where standard output goes (or send it elsewhere) and run the command again");
+            if json {
+                envelope::print_error_to_stderr(&envelope::ERROR, &err);
+            } else {
+                output::errln!("edgenet: {}", err.message);
+                if let Some(hint) = &err.hint {
+                    output::errln!("  hint: {hint}");
+                }
+            }
+            return Err(Exit::Host.into());
+        }
+        return Err(Exit::Ok.into());
+    }
     let _ = err.print();
     Err(if usage {
         Exit::Unreadable.into()

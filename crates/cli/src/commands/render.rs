@@ -146,6 +146,24 @@ pub fn source(cli: &Cli, machine: Option<usize>, from_config: bool) -> Result<So
     let state = StateDir::new(&cli.state_dir).peek().ok().flatten();
     // The automatic subnet deploy chose (the config's plan would now avoid it as taken).
     ctx.deployed_subnet = state.as_ref().and_then(|s| s.auto_subnet);
+    // Without --machine-name, the machine name the deployment was made with, as `deploy`
+    // keeps it (notice `machine-name-kept`), unless a `-c` file names one: the host name
+    // would make the config's plan differ from the deployed one in the node names only
+    // (B23b F2).
+    if ctx.machine_name.is_none() {
+        if let Some(deployed) = state.as_ref().and_then(|s| s.applied_plan.as_ref()) {
+            let config = &loaded.config;
+            let index = machine.or((config.machines.len() == 1).then_some(0));
+            let written = cli.config.is_some()
+                && (config.edgenet.machine_name.is_some()
+                    || index
+                        .and_then(|i| config.machines.get(i))
+                        .is_some_and(|m| m.machine_name.is_some()));
+            if index == Some(deployed.machine.index) && !written {
+                ctx.machine_name = Some(deployed.machine.name.clone());
+            }
+        }
+    }
     super::refuse_errors(cli, &check(&loaded, &ctx), "nothing was rendered")?;
     let mut plan = plan::build(&loaded.config, &ctx).map_err(super::plan_error)?;
     let config = &loaded.config;

@@ -14,6 +14,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             let hint = match why {
                 UrlProblem::Userinfo(_) => "percent-encode the user name and password (`/` as %2F, `#` as %23, `?` as %3F, space as %20, `@` as %40), e.g. \"http://user:p%2Fw@proxy.example.com:3128\"",
                 UrlProblem::Other(_) => "write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\"",
+                UrlProblem::Control(_) => "remove the control character, or percent-encode it if the proxy needs it (a newline as %0A, a carriage return as %0D, ESC as %1B), e.g. \"http://proxy.example.com:3128\"",
             };
             out.push(
                 Finding::error(
@@ -123,13 +124,16 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
 #[derive(Debug)]
 enum UrlProblem {
     Userinfo(String),
+    Control(String),
     Other(String),
 }
 
 impl std::fmt::Display for UrlProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UrlProblem::Userinfo(s) | UrlProblem::Other(s) => f.write_str(s),
+            UrlProblem::Userinfo(s) | UrlProblem::Control(s) | UrlProblem::Other(s) => {
+                f.write_str(s)
+            }
         }
     }
 }
@@ -181,7 +185,18 @@ fn host_name_problem(host: &str) -> Option<String> {
 /// 80, so a missing port is a trap). A user name or password must be percent-encoded: an
 /// unencoded `/`, `#`, `?` or space splits the URL differently in every tool (and would end up
 /// in the host or path, i.e. in logs).
+///
+/// No control character anywhere (C0, DEL, C1): the URL parser drops tabs and newlines and
+/// percent-encodes the rest, so the parsed URL looks fine, but the raw value is what goes into
+/// the node's `proxy.env` and the rendered environment files (a newline would start a variable
+/// of its own there, e.g. `LD_PRELOAD=`) and what `plan` prints.
 fn proxy_url_problem(raw: &str) -> Result<(), UrlProblem> {
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(UrlProblem::Control(format!(
+            "it contains the control character {:?} (U+{:04X}); it would be written as it is into the nodes' proxy environment files",
+            c, c as u32
+        )));
+    }
     let Some((_, rest)) = raw.split_once("://") else {
         return Err("it has no scheme; proxies are http:// or https://".into());
     };
@@ -300,6 +315,24 @@ mod tests {
         assert!(proxy_url_problem(&label).is_err());
         let ok = format!("http://{}.example:3128", "a".repeat(63));
         assert!(proxy_url_problem(&ok).is_ok());
+        // B23b F8: control characters anywhere (path and query too), which the URL parser
+        // drops or encodes but the env files would get raw.
+        for bad in [
+            "http://proxy.example.com:3128/\nLD_PRELOAD=/tmp/x.so\n",
+            "http://proxy.example.com:3128/x\rY",
+            "http://proxy.example.com:3128/\u{1b}[2J",
+            "http://proxy.example.com:3128/?q=\u{0}",
+            "http://proxy.example.com:3128/\t",
+            "http://proxy.example.com:3128/\u{7f}",
+            "http://proxy.example.com:3128/\u{85}",
+            "http://proxy.example.com:3128\n",
+        ] {
+            assert!(
+                matches!(proxy_url_problem(bad), Err(UrlProblem::Control(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(proxy_url_problem("http://proxy.example.com:3128/a%0Ab").is_ok());
     }
 
     #[test]
