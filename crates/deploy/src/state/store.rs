@@ -63,21 +63,23 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
 /// it 0700). `None`: trusted; else the message (what, its owner and mode) and the fix.
 pub fn untrusted(path: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = nix::unistd::geteuid().as_raw();
     let trusted_owner = |uid: u32| uid == 0 || uid == euid;
-    // The user's name from /etc/passwd when it is there (said, not trusted).
-    let owner = |uid: u32| {
-        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let name = passwd.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
-        });
-        match name {
-            Some(name) => format!("{name} (uid {uid})"),
-            None => format!("uid {uid}"),
+    // Why another user could replace what `m` describes, in words (`None`: they cannot).
+    // `sticky_ok`: a directory on the way whose sticky bit (as /tmp's) keeps others from
+    // renaming what is not theirs.
+    let flaw = |m: &fs::Metadata, sticky_ok: bool| {
+        let open = m.mode() & 0o022 != 0 && !(sticky_ok && m.mode() & 0o1000 != 0);
+        if !trusted_owner(m.uid()) {
+            Some("owned by another user")
+        } else {
+            open.then_some("writable by group or others")
         }
+    };
+    // The owner's name when the system knows it (said, not trusted).
+    let owner = |uid: u32| match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
     };
     let describe =
         |m: &fs::Metadata| format!("owner {}, mode {:04o}", owner(m.uid()), m.mode() & 0o7777);
@@ -87,13 +89,12 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
     let real = fs::canonicalize(&existing).unwrap_or(existing.clone());
     if existing == absolute {
         let m = fs::metadata(&real).ok()?;
-        if m.is_dir() && (!trusted_owner(m.uid()) || m.mode() & 0o022 != 0) {
+        if let (true, Some(flaw)) = (m.is_dir(), flaw(&m, false)) {
             let shown = real.display();
             return Some((
                 format!(
-                    "state directory {shown} ({}) is {}: another user could replace the config and records that root deploys from; nothing was read or changed",
+                    "state directory {shown} ({}) is {flaw}: another user could replace the config and records that root deploys from; nothing was read or changed",
                     describe(&m),
-                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
                 ),
                 format!(
                     "if the directory and what is in it are what edgenet wrote: `chown -R root:root {shown} && chmod 700 {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
@@ -111,13 +112,12 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
                 if !f.is_file() {
                     continue;
                 }
-                if !trusted_owner(f.uid()) || f.mode() & 0o022 != 0 {
+                if let Some(flaw) = flaw(&f, false) {
                     let shown = file.display();
                     return Some((
                         format!(
-                            "{shown} ({}) is {}: it may not hold what edgenet wrote there; nothing was read or changed",
+                            "{shown} ({}) is {flaw}: it may not hold what edgenet wrote there; nothing was read or changed",
                             describe(&f),
-                            if trusted_owner(f.uid()) { "writable by group or others" } else { "owned by another user" }
                         ),
                         format!(
                             "if it is what edgenet wrote: `chown root:root {shown} && chmod 600 {shown}`; else move it away (root must not deploy a file someone else wrote)"
@@ -134,15 +134,13 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
         let Ok(m) = fs::metadata(parent) else {
             continue;
         };
-        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
-        if !trusted_owner(m.uid()) || open {
+        if let Some(flaw) = flaw(&m, true) {
             let shown = parent.display();
             return Some((
                 format!(
-                    "{shown}, a directory on the way to state directory {} ({}), is {}: another user could put their own state directory in its place; nothing was read or changed",
+                    "{shown}, a directory on the way to state directory {} ({}), is {flaw}: another user could put their own state directory in its place; nothing was read or changed",
                     absolute.display(),
                     describe(&m),
-                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
                 ),
                 format!(
                     "`chown root:root {shown} && chmod go-w {shown}` (or `chmod +t` for a shared directory, as /tmp has), or use a state directory only root can write (the default /var/lib/edgenet)"
