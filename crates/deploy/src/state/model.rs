@@ -237,6 +237,12 @@ pub struct DeploymentState {
     /// one is still there are refused, instead of taking its objects for gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<(u64, u64)>,
+    /// The machine name the deployment was made with, from `identity.json`, when the records
+    /// (and the plans that name it) were lost: a deploy not given `--machine-name` keeps it
+    /// instead of renaming the nodes to the host name (B23b F5). Not saved in `state.json` (its
+    /// plans name the machine); `None` whenever a plan is there.
+    #[serde(skip)]
+    pub recovered_machine_name: Option<String>,
 }
 
 /// The `config` an earlier edgenet kept in `state.json`.
@@ -247,6 +253,16 @@ fn config_of_earlier_state<'de, D: serde::Deserializer<'de>>(
 }
 
 impl DeploymentState {
+    /// The machine name the deployment was made with: its last plan's (completed, else the
+    /// one in progress), else the one `identity.json` kept when the records were lost.
+    pub fn machine_name(&self) -> Option<&str> {
+        self.applied_plan
+            .as_ref()
+            .or(self.pending_plan.as_ref())
+            .map(|p| p.machine.name.as_str())
+            .or(self.recovered_machine_name.as_deref())
+    }
+
     pub fn new(deployment_id: DeploymentId) -> Self {
         let mut state = DeploymentState {
             schema_version: SCHEMA_VERSION,
@@ -261,6 +277,7 @@ impl DeploymentState {
             config: None,
             journal: Vec::new(),
             records_rebuilt: false,
+            recovered_machine_name: None,
             netns: None,
         };
         state.note(format!("deployment {} created", state.deployment_id));

@@ -663,6 +663,11 @@ pub(crate) struct Identity {
     macs: std::collections::BTreeMap<String, edgenet_core::mac::MacAddr>,
     #[serde(default)]
     auto_subnet: Option<ipnet::Ipv4Net>,
+    /// The machine name the nodes are named after (`--machine-name`, else the config's or the
+    /// host's): the records that name it may be lost, and a deploy that took the host name
+    /// instead would delete the node namespaces and give the nodes new MACs (B23b F5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    machine_name: Option<String>,
 }
 
 impl Identity {
@@ -671,6 +676,7 @@ impl Identity {
             deployment_id: state.deployment_id.clone(),
             macs: state.macs.clone(),
             auto_subnet: state.auto_subnet,
+            machine_name: state.machine_name().map(str::to_string),
         }
     }
 }
@@ -942,6 +948,7 @@ fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> 
             let mut s = DeploymentState::new(i.deployment_id.clone());
             s.macs = i.macs.clone();
             s.auto_subnet = i.auto_subnet;
+            s.recovered_machine_name.clone_from(&i.machine_name);
             // The records went with `state.json`; the objects keep their marks.
             super::recover::rebuild(&mut s);
             s

@@ -1,0 +1,56 @@
+//! B23b: recovering the state directory. A deployment made with `--machine-name` whose
+//! `state.json` was lost (moved aside as the hints say, emptied by a full disk) keeps its
+//! machine name from `identity.json` at the next deploy: its node namespace and the node's MAC
+//! stay (F5).
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+/// The node namespaces of deployment `m` with the MAC of their `eth0`, as the kernel has them.
+fn nodes_with_macs(m: &Machine) -> Vec<(String, String)> {
+    m.node_namespaces()
+        .into_iter()
+        .map(|n| {
+            let link: Value =
+                serde_json::from_str(&sh_out(&format!("ip -n {n} -j link show eth0"))).unwrap();
+            let mac = link[0]["address"].as_str().unwrap().to_string();
+            (n, mac)
+        })
+        .collect()
+}
+
+/// F5: `mv state.json state.json.damaged` and deploy again (without `--machine-name`): the
+/// deployment keeps the name it was made with (kept in `identity.json`), so the node namespace
+/// and whatever runs in it stay, with the node's MAC; nothing is named after the host.
+#[test]
+fn a_deploy_after_state_json_was_moved_aside_keeps_the_machine_name() {
+    let Some(m) = machine_prefixed("y3", "keep") else {
+        return;
+    };
+    m.ok(&["deploy", "-o", "json", "--machine-name", "y3m1"]);
+    let before = nodes_with_macs(&m);
+    assert_eq!(before.len(), 1, "one node namespace: {before:?}");
+    assert!(before[0].0.starts_with("y3m1-ledge-"), "{before:?}");
+    std::fs::rename(
+        m.state.join("state.json"),
+        m.state.join("state.json.damaged"),
+    )
+    .unwrap();
+    let out = m.edgenet(&["deploy", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        nodes_with_macs(&m),
+        before,
+        "the same node namespace, the same MAC: {}",
+        text(&out)
+    );
+    let plan: Value = serde_json::from_str(&m.ok(&["status", "-o", "json"])).unwrap();
+    assert!(
+        plan.to_string().contains("y3m1-ledge"),
+        "status names the kept node: {plan}"
+    );
+    m.ok(&["remove", "-o", "json"]);
+    assert_eq!(nodes_with_macs(&m), vec![], "remove removed the node");
+}
