@@ -1,7 +1,8 @@
 //! B23b: recovering the state directory. A deployment made with `--machine-name` whose
 //! `state.json` was lost (moved aside as the hints say, emptied by a full disk) keeps its
 //! machine name from `identity.json` at the next deploy: its node namespace and the node's MAC
-//! stay (F5).
+//! stay (F5). A forwarding value recorded in a network namespace since made anew is not put
+//! back in the new one (F9).
 
 mod support;
 
@@ -53,4 +54,36 @@ fn a_deploy_after_state_json_was_moved_aside_keeps_the_machine_name() {
     );
     m.ok(&["remove", "-o", "json"]);
     assert_eq!(nodes_with_macs(&m), vec![], "remove removed the node");
+}
+
+/// F9: the deployment's network namespace made anew in the same boot (a container restarted,
+/// the state directory kept) with forwarding on by its own configuration: deploy and remove
+/// leave it on. The value found before the first deploy (0) was the old namespace's, recorded
+/// with its cookie, and is not put back in the new one.
+#[test]
+fn remove_does_not_put_back_forwarding_recorded_in_a_namespace_since_made_anew() {
+    let Some(m) = machine_prefixed("y3", "fwd") else {
+        return;
+    };
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "0", "a new namespace");
+    m.deploy(None);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    // The namespace made anew: its node namespaces go with the deployment's links.
+    for n in m.node_namespaces() {
+        sh(&format!("ip netns del {n}"));
+    }
+    sh(&format!(
+        "ip netns del {ns} && ip netns add {ns} && ip -n {ns} link set lo up && ip netns exec {ns} sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'",
+        ns = m.ns
+    ));
+    m.ok(&["deploy"]);
+    assert_eq!(m.sysctl("net.ipv4.ip_forward"), "1");
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        m.sysctl("net.ipv4.ip_forward"),
+        "1",
+        "left as the new namespace had it: {}",
+        text(&out)
+    );
 }
