@@ -87,3 +87,33 @@ fn remove_does_not_put_back_forwarding_recorded_in_a_namespace_since_made_anew()
         text(&out)
     );
 }
+
+/// F4: the state directory reached through a symbolic link another user owns (they could
+/// point it at a directory of theirs): refused before anything is read (exit 2, naming the
+/// link, its owner and the fix); the same link owned by root is fine.
+#[test]
+fn a_state_directory_through_a_link_another_user_owns_is_refused() {
+    let Some(m) = machine_prefixed("y3", "link") else {
+        return;
+    };
+    m.deploy(None);
+    let before = m.dump();
+    let link = m.dir.path().join("y3link");
+    std::os::unix::fs::symlink(&m.state, &link).unwrap();
+    let link_s = link.display().to_string();
+    let status = |env: &[(&str, &str)]| m.edgenet_env(&["status", "-o", "json"], env);
+    let ok = status(&[("EDGENET_STATE_DIR", &link_s)]);
+    assert_eq!(ok.status.code(), Some(0), "root's link: {}", text(&ok));
+    sh(&format!("chown -h 65534 {link_s}"));
+    let out = status(&[("EDGENET_STATE_DIR", &link_s)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let error = stdout_json(&out)["error"].to_string();
+    assert!(error.contains("unsafe-state-dir"), "{error}");
+    assert!(
+        error.contains(&link_s) && error.contains("uid 65534"),
+        "{error}"
+    );
+    assert!(error.contains("chown -h root:root"), "the fix: {error}");
+    assert_eq!(m.dump(), before, "nothing changed");
+    std::fs::remove_file(&link).unwrap();
+}

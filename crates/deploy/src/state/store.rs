@@ -84,6 +84,27 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
     let describe =
         |m: &fs::Metadata| format!("owner {}, mode {:04o}", owner(m.uid()), m.mode() & 0o7777);
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // A symbolic link on the way (the directory itself or one above it): its owner may point it
+    // elsewhere whatever its mode (a link's is always 0777), so only its owner is judged;
+    // where it leads is judged below (B23b F4).
+    for link in absolute.ancestors() {
+        let Ok(l) = fs::symlink_metadata(link) else {
+            continue;
+        };
+        if l.is_symlink() && !trusted_owner(l.uid()) {
+            let shown = link.display();
+            return Some((
+                format!(
+                    "{shown}, a symbolic link on the way to state directory {} (owner {}), is owned by another user: they could point it at a state directory of theirs; nothing was read or changed",
+                    absolute.display(),
+                    owner(l.uid()),
+                ),
+                format!(
+                    "if it points where it should: `chown -h root:root {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
+                ),
+            ));
+        }
+    }
     // The directory itself, when it is there (links followed: the directory it names).
     let existing = absolute.ancestors().find(|p| p.exists())?.to_path_buf();
     let real = fs::canonicalize(&existing).unwrap_or(existing.clone());
