@@ -2,7 +2,8 @@
 //! `state.json` was lost (moved aside as the hints say, emptied by a full disk) keeps its
 //! machine name from `identity.json` at the next deploy: its node namespace and the node's MAC
 //! stay (F5). A forwarding value recorded in a network namespace since made anew is not put
-//! back in the new one (F9).
+//! back in the new one (F9). A state directory reached through a link another user owns (F4)
+//! and an `install-unit --binary` another user could replace (F3) are refused.
 
 mod support;
 
@@ -116,4 +117,52 @@ fn a_state_directory_through_a_link_another_user_owns_is_refused() {
     assert!(error.contains("chown -h root:root"), "the fix: {error}");
     assert_eq!(m.dump(), before, "nothing changed");
     std::fs::remove_file(&link).unwrap();
+}
+
+/// F3: `install-unit --binary` naming an edgenet another user could replace (the file or its
+/// directory writable by others) is refused (exit 2, `unsafe-binary`: the path, its mode and
+/// the fix), and no unit is written; the same binary made root's only is accepted.
+#[test]
+fn install_unit_refuses_a_binary_another_user_could_replace() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("y3bin").tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    let unit_dir = dir.path().join("units");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&unit_dir).unwrap();
+    let bin = bin_dir.join("edgenet");
+    std::fs::copy(env!("CARGO_BIN_EXE_edgenet"), &bin).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgenet"))
+            .args(["install-unit", "--unit-dir"])
+            .arg(&unit_dir)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--binary")
+            .arg(&bin)
+            .output()
+            .unwrap()
+    };
+    for (what, path, mode) in [("file", &bin, 0o777), ("directory", &bin_dir, 0o777)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = run();
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out));
+        let error = text(&out);
+        assert!(
+            error.contains("another user could replace"),
+            "{what}: {error}"
+        );
+        assert!(
+            error.contains(&path.display().to_string()) && error.contains("0777"),
+            "{what}: {error}"
+        );
+        assert!(error.contains("chmod go-w"), "{what}: {error}");
+        assert_eq!(std::fs::read_dir(&unit_dir).unwrap().count(), 0, "no unit");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "root's own: {}", text(&out));
 }

@@ -172,6 +172,68 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
     None
 }
 
+/// Why another user could replace the executable at `path` (install-unit's `--binary`, which
+/// root runs at every boot), judged as [`untrusted`] judges a state directory: a link on the
+/// way owned by another user, the file or a directory on the way (the sticky bit excepted)
+/// owned by another user or writable by group or others. `None`: trusted, or not there (said
+/// elsewhere). Else the message and the fix.
+pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
+    let real = fs::canonicalize(path).ok()?;
+    let mut on_the_way: Vec<(PathBuf, fs::Metadata, bool)> = path
+        .ancestors()
+        .filter_map(|p| Some((p.to_path_buf(), fs::symlink_metadata(p).ok()?, false)))
+        .filter(|(_, l, _)| l.is_symlink())
+        .collect();
+    on_the_way.retain(|(_, l, _)| !trusted_owner(l.uid()));
+    if let Some((link, l, _)) = on_the_way.first() {
+        return Some((
+            format!(
+                "{}, a symbolic link on the way to --binary {} (owner uid {}), is owned by another user: they could point it at a program of theirs that root runs at every boot; no unit was written",
+                link.display(),
+                path.display(),
+                l.uid()
+            ),
+            format!("`chown -h root:root {}`, or give the path of an edgenet only root can replace (e.g. /usr/local/bin/edgenet)", link.display()),
+        ));
+    }
+    for (i, p) in real.ancestors().enumerate() {
+        let Ok(m) = fs::metadata(p) else {
+            continue;
+        };
+        let open = m.mode() & 0o022 != 0 && !(i > 0 && m.mode() & 0o1000 != 0);
+        let flaw = if !trusted_owner(m.uid()) {
+            "owned by another user"
+        } else if open {
+            "writable by group or others"
+        } else {
+            continue;
+        };
+        let shown = p.display();
+        let what = if i == 0 {
+            format!("--binary {shown}")
+        } else {
+            format!(
+                "{shown}, a directory on the way to --binary {}",
+                real.display()
+            )
+        };
+        return Some((
+            format!(
+                "{what} (owner uid {}, mode {:04o}) is {flaw}: another user could replace what root runs at every boot; no unit was written",
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+            format!(
+                "`chown root:root {shown} && chmod go-w {shown}`, or give the path of an edgenet only root can replace (e.g. /usr/local/bin/edgenet)"
+            ),
+        ));
+    }
+    None
+}
+
 /// `remove` empties the state directory and deletes it, except the package's own
 /// /var/lib/edgenet (dpkg installed it, 0700, and checks it is there: `dpkg -V`).
 pub fn keeps_dir(path: &Path) -> bool {
