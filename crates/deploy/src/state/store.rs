@@ -54,6 +54,32 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Root or the user running edgenet: an owner that cannot be another user.
+fn trusted_owner(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+/// Why another user could replace what `m` describes, in words (`None`: they cannot).
+/// `sticky_ok`: a directory on the way whose sticky bit (as /tmp's) keeps others from renaming
+/// what is not theirs.
+fn flaw(m: &fs::Metadata, sticky_ok: bool) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let open = m.mode() & 0o022 != 0 && !(sticky_ok && m.mode() & 0o1000 != 0);
+    if !trusted_owner(m.uid()) {
+        Some("owned by another user")
+    } else {
+        open.then_some("writable by group or others")
+    }
+}
+
+/// The owner's name when the system knows it (said, not trusted).
+fn owner_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
+    }
+}
+
 /// Why the state directory at `path` cannot be trusted, when it cannot: root applies the
 /// config and records it holds (`deploy` without `-c`, the boot unit), so a directory or file
 /// that another user owns or may write (group or others), or a directory on the way to it
@@ -63,26 +89,13 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
 /// it 0700). `None`: trusted; else the message (what, its owner and mode) and the fix.
 pub fn untrusted(path: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
-    let euid = nix::unistd::geteuid().as_raw();
-    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
-    // Why another user could replace what `m` describes, in words (`None`: they cannot).
-    // `sticky_ok`: a directory on the way whose sticky bit (as /tmp's) keeps others from
-    // renaming what is not theirs.
-    let flaw = |m: &fs::Metadata, sticky_ok: bool| {
-        let open = m.mode() & 0o022 != 0 && !(sticky_ok && m.mode() & 0o1000 != 0);
-        if !trusted_owner(m.uid()) {
-            Some("owned by another user")
-        } else {
-            open.then_some("writable by group or others")
-        }
+    let describe = |m: &fs::Metadata| {
+        format!(
+            "owner {}, mode {:04o}",
+            owner_name(m.uid()),
+            m.mode() & 0o7777
+        )
     };
-    // The owner's name when the system knows it (said, not trusted).
-    let owner = |uid: u32| match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
-        _ => format!("uid {uid}"),
-    };
-    let describe =
-        |m: &fs::Metadata| format!("owner {}, mode {:04o}", owner(m.uid()), m.mode() & 0o7777);
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     // A symbolic link on the way (the directory itself or one above it): its owner may point it
     // elsewhere whatever its mode (a link's is always 0777), so only its owner is judged;
@@ -97,7 +110,7 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
                 format!(
                     "{shown}, a symbolic link on the way to state directory {} (owner {}), is owned by another user: they could point it at a state directory of theirs; nothing was read or changed",
                     absolute.display(),
-                    owner(l.uid()),
+                    owner_name(l.uid()),
                 ),
                 format!(
                     "if it points where it should: `chown -h root:root {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
@@ -179,8 +192,6 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
 /// elsewhere). Else the message and the fix.
 pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
-    let euid = nix::unistd::geteuid().as_raw();
-    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
     let real = fs::canonicalize(path).ok()?;
     let mut on_the_way: Vec<(PathBuf, fs::Metadata, bool)> = path
         .ancestors()
@@ -191,10 +202,10 @@ pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
     if let Some((link, l, _)) = on_the_way.first() {
         return Some((
             format!(
-                "{}, a symbolic link on the way to --binary {} (owner uid {}), is owned by another user: they could point it at a program of theirs that root runs at every boot; no unit was written",
+                "{}, a symbolic link on the way to --binary {} (owner {}), is owned by another user: they could point it at a program of theirs that root runs at every boot; no unit was written",
                 link.display(),
                 path.display(),
-                l.uid()
+                owner_name(l.uid())
             ),
             format!("`chown -h root:root {}`, or give the path of an edgenet only root can replace (e.g. /usr/local/bin/edgenet)", link.display()),
         ));
@@ -203,12 +214,7 @@ pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
         let Ok(m) = fs::metadata(p) else {
             continue;
         };
-        let open = m.mode() & 0o022 != 0 && !(i > 0 && m.mode() & 0o1000 != 0);
-        let flaw = if !trusted_owner(m.uid()) {
-            "owned by another user"
-        } else if open {
-            "writable by group or others"
-        } else {
+        let Some(flaw) = flaw(&m, i > 0) else {
             continue;
         };
         let shown = p.display();
@@ -222,8 +228,8 @@ pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
         };
         return Some((
             format!(
-                "{what} (owner uid {}, mode {:04o}) is {flaw}: another user could replace what root runs at every boot; no unit was written",
-                m.uid(),
+                "{what} (owner {}, mode {:04o}) is {flaw}: another user could replace what root runs at every boot; no unit was written",
+                owner_name(m.uid()),
                 m.mode() & 0o7777
             ),
             format!(
