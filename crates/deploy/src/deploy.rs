@@ -1429,16 +1429,20 @@ fn ensure_forwarding(run: &mut Run<'_>, plan: &Plan) -> Result<(), DeployError> 
     // the sysctl, and this boot's configuration set it): it is not put back. This boot's deploy
     // records what it finds, if it changes it (B23 F13).
     let boot = forwarding::boot_id();
+    // The same for a namespace made anew in this boot (B23b F9).
+    let cookie = edgenet_host::lock::network_namespace_cookie();
     if let Some(stale) = run
         .state
         .sysctls
         .iter()
-        .find(|c| c.key == IP_FORWARD && c.netns.is_none() && c.of_earlier_boot(boot))
+        .find(|c| {
+            c.key == IP_FORWARD && c.netns.is_none() && c.of_another_boot_or_namespace(boot, cookie)
+        })
         .cloned()
     {
         run.state.forget_sysctl(IP_FORWARD, None);
         run.state.note(format!(
-            "dropped the record of {IP_FORWARD} (was {}) of an earlier boot: this boot's value is not edgenet's",
+            "dropped the record of {IP_FORWARD} (was {}) of an earlier boot or network namespace: this one's value is not edgenet's",
             stale.previous
         ));
         run.lock.save_journal(&run.state)?;

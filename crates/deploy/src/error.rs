@@ -74,7 +74,7 @@ impl DeployError {
             DeployError::State(StateError::Corrupt { path, .. }) => {
                 let dir = path.parent().unwrap_or(std::path::Path::new("."));
                 Some(format!(
-                    "`edgenet remove --state-dir {dir}` removes the deployment all the same: it moves the damaged file aside (to {path}.damaged) and rebuilds the records from identity.json and the marks of the objects in the kernel; to keep the deployment instead, `mv {path} {path}.damaged` and deploy again (the records are rebuilt the same way). Either way the value net.ipv4.ip_forward had before edgenet is lost (remove then leaves it as it is)",
+                    "`edgenet remove --state-dir {dir}` removes the deployment all the same: it moves the damaged file aside (to {path}.damaged) and rebuilds the records from identity.json and the marks of the objects in the kernel; to keep the deployment instead, `mv {path} {path}.damaged` and deploy again (the records are rebuilt the same way, and the machine name from identity.json; give --machine-name NAME if the deployment was made with one by an edgenet whose identity.json does not hold it). Either way the value net.ipv4.ip_forward had before edgenet is lost (remove then leaves it as it is)",
                     dir = dir.display(),
                     path = path.display()
                 ))

@@ -465,10 +465,14 @@ fn restore_sysctls(
         }
         // Recorded in an earlier boot: the reboot reset the sysctl and this boot set what it
         // is now; edgenet did not change it in this boot (B23 F13).
-        if change.of_earlier_boot(forwarding::boot_id()) {
+        // The same for a namespace made anew in this boot (B23b F9).
+        if change.of_another_boot_or_namespace(
+            forwarding::boot_id(),
+            edgenet_host::lock::network_namespace_cookie(),
+        ) {
             let live = sysctl::read(&change.key).unwrap_or_default();
             lines.left.push(format!(
-                "{} at {} (edgenet found it at {} in an earlier boot; this boot set it, not edgenet)",
+                "{} at {} (edgenet found it at {} in an earlier boot or network namespace; it was set here since, not by edgenet)",
                 change.key,
                 live.trim(),
                 change.previous

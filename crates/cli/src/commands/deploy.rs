@@ -116,10 +116,12 @@ fn chosen_without_c(
             recorded: true,
             recorded_from: peeked.and_then(|s| s.config.clone()),
             machine: args.machine.or(plan.map(|p| p.machine.index)),
-            machine_name: cli
-                .machine_name
-                .clone()
-                .or(plan.map(|p| p.machine.name.clone())),
+            // The records lost (`state.json` moved aside, emptied): the name `identity.json`
+            // kept, not the host's (B23b F5).
+            machine_name: cli.machine_name.clone().or_else(|| {
+                plan.map(|p| p.machine.name.clone())
+                    .or_else(|| peeked?.machine_name().map(str::to_string))
+            }),
         }),
         None => Ok(Chosen {
             loaded: super::load_config(cli)?,
@@ -250,11 +252,7 @@ fn kept_machine_name(
     if chosen.recorded() || ctx.machine_name.is_some() {
         return None;
     }
-    let state = state?;
-    let recorded = state
-        .applied_plan
-        .as_ref()
-        .or(state.pending_plan.as_ref())?;
+    let name = state?.machine_name()?;
     let config = &chosen.loaded.config;
     let index = chosen
         .machine
@@ -262,12 +260,11 @@ fn kept_machine_name(
     let written =
         config.machines.get(index)?.machine_name.is_some() || config.edgenet.machine_name.is_some();
     let from_host = edgenet_core::context::machine_name(config, index, &ctx.hostname);
-    let name = &recorded.machine.name;
-    if written || *name == from_host {
+    if written || name == from_host {
         return None;
     }
     Some((
-        name.clone(),
+        name.to_string(),
         Finding::notice(
             Code::MachineNameKept,
             "Edgenet.MachineName",

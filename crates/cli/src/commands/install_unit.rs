@@ -252,7 +252,13 @@ fn checked_binary(path: &Path) -> Result<PathBuf, CliError> {
         Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
             Err(refuse("is not executable".into()))
         }
-        Ok(_) => Ok(path.to_path_buf()),
+        // Root runs it at every boot: one another user could replace is refused (B23b F3).
+        Ok(_) => match edgenet_deploy::state::untrusted_executable(path) {
+            Some((message, hint)) => {
+                Err(CliError::new(Exit::Unreadable, "unsafe-binary", message).hint(hint))
+            }
+            None => Ok(path.to_path_buf()),
+        },
     }
 }
 

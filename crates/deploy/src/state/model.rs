@@ -168,6 +168,13 @@ pub struct SysctlChange {
     /// `None` in records of an earlier edgenet: taken for this boot's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// The cookie (`SO_NETNS_COOKIE`, never reused until the next boot) of the network
+    /// namespace the change was made in, for a change in the deployment's own namespace
+    /// (`netns` `None`): a namespace made anew in the same boot (a container restarted) starts
+    /// with its sysctls at their defaults, so what edgenet found in the old one is not put back
+    /// in it (B23b F9). `None` in records of an earlier edgenet or on a kernel before 5.14.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
     /// Forwarding only: the other users of forwarding (as `forwarding` names them: a forward
     /// chain, Docker) that were there while it was off when deploy turned it on. They forwarded
     /// nothing then, so remove does not keep forwarding on for them.
@@ -179,6 +186,14 @@ impl SysctlChange {
     /// Recorded in another boot than `boot` (this one's: [`crate::forwarding::boot_id`]).
     pub fn of_earlier_boot(&self, boot: Option<&str>) -> bool {
         matches!((self.boot_id.as_deref(), boot), (Some(then), Some(now)) if then != now)
+    }
+
+    /// Recorded in another boot than `boot`, or in another network namespace than the one
+    /// whose cookie is `cookie` (this one's: [`edgenet_host::lock::network_namespace_cookie`]):
+    /// either way the value edgenet found went with it, and is not put back.
+    pub fn of_another_boot_or_namespace(&self, boot: Option<&str>, cookie: Option<u64>) -> bool {
+        self.of_earlier_boot(boot)
+            || matches!((self.netns_cookie, cookie), (Some(then), Some(now)) if then != now)
     }
 }
 
@@ -237,6 +252,12 @@ pub struct DeploymentState {
     /// one is still there are refused, instead of taking its objects for gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<(u64, u64)>,
+    /// The machine name the deployment was made with, from `identity.json`, when the records
+    /// (and the plans that name it) were lost: a deploy not given `--machine-name` keeps it
+    /// instead of renaming the nodes to the host name (B23b F5). Not saved in `state.json` (its
+    /// plans name the machine); `None` whenever a plan is there.
+    #[serde(skip)]
+    pub recovered_machine_name: Option<String>,
 }
 
 /// The `config` an earlier edgenet kept in `state.json`.
@@ -247,6 +268,16 @@ fn config_of_earlier_state<'de, D: serde::Deserializer<'de>>(
 }
 
 impl DeploymentState {
+    /// The machine name the deployment was made with: its last plan's (completed, else the
+    /// one in progress), else the one `identity.json` kept when the records were lost.
+    pub fn machine_name(&self) -> Option<&str> {
+        self.applied_plan
+            .as_ref()
+            .or(self.pending_plan.as_ref())
+            .map(|p| p.machine.name.as_str())
+            .or(self.recovered_machine_name.as_deref())
+    }
+
     pub fn new(deployment_id: DeploymentId) -> Self {
         let mut state = DeploymentState {
             schema_version: SCHEMA_VERSION,
@@ -261,6 +292,7 @@ impl DeploymentState {
             config: None,
             journal: Vec::new(),
             records_rebuilt: false,
+            recovered_machine_name: None,
             netns: None,
         };
         state.note(format!("deployment {} created", state.deployment_id));
@@ -416,6 +448,10 @@ impl DeploymentState {
                 previous: previous.to_string(),
                 value: value.to_string(),
                 boot_id: boot_id.map(String::from),
+                netns_cookie: netns
+                    .is_none()
+                    .then(edgenet_host::lock::network_namespace_cookie)
+                    .flatten(),
                 idle_users: Vec::new(),
             }),
         }

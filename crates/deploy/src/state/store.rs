@@ -54,6 +54,32 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Root or the user running edgenet: an owner that cannot be another user.
+fn trusted_owner(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+/// Why another user could replace what `m` describes, in words (`None`: they cannot).
+/// `sticky_ok`: a directory on the way whose sticky bit (as /tmp's) keeps others from renaming
+/// what is not theirs.
+fn flaw(m: &fs::Metadata, sticky_ok: bool) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let open = m.mode() & 0o022 != 0 && !(sticky_ok && m.mode() & 0o1000 != 0);
+    if !trusted_owner(m.uid()) {
+        Some("owned by another user")
+    } else {
+        open.then_some("writable by group or others")
+    }
+}
+
+/// The owner's name when the system knows it (said, not trusted).
+fn owner_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
+    }
+}
+
 /// Why the state directory at `path` cannot be trusted, when it cannot: root applies the
 /// config and records it holds (`deploy` without `-c`, the boot unit), so a directory or file
 /// that another user owns or may write (group or others), or a directory on the way to it
@@ -63,37 +89,46 @@ pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
 /// it 0700). `None`: trusted; else the message (what, its owner and mode) and the fix.
 pub fn untrusted(path: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let trusted_owner = |uid: u32| uid == 0 || uid == euid;
-    // The user's name from /etc/passwd when it is there (said, not trusted).
-    let owner = |uid: u32| {
-        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let name = passwd.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
-        });
-        match name {
-            Some(name) => format!("{name} (uid {uid})"),
-            None => format!("uid {uid}"),
-        }
+    let describe = |m: &fs::Metadata| {
+        format!(
+            "owner {}, mode {:04o}",
+            owner_name(m.uid()),
+            m.mode() & 0o7777
+        )
     };
-    let describe =
-        |m: &fs::Metadata| format!("owner {}, mode {:04o}", owner(m.uid()), m.mode() & 0o7777);
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // A symbolic link on the way (the directory itself or one above it): its owner may point it
+    // elsewhere whatever its mode (a link's is always 0777), so only its owner is judged;
+    // where it leads is judged below (B23b F4).
+    for link in absolute.ancestors() {
+        let Ok(l) = fs::symlink_metadata(link) else {
+            continue;
+        };
+        if l.is_symlink() && !trusted_owner(l.uid()) {
+            let shown = link.display();
+            return Some((
+                format!(
+                    "{shown}, a symbolic link on the way to state directory {} (owner {}), is owned by another user: they could point it at a state directory of theirs; nothing was read or changed",
+                    absolute.display(),
+                    owner_name(l.uid()),
+                ),
+                format!(
+                    "if it points where it should: `chown -h root:root {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
+                ),
+            ));
+        }
+    }
     // The directory itself, when it is there (links followed: the directory it names).
     let existing = absolute.ancestors().find(|p| p.exists())?.to_path_buf();
     let real = fs::canonicalize(&existing).unwrap_or(existing.clone());
     if existing == absolute {
         let m = fs::metadata(&real).ok()?;
-        if m.is_dir() && (!trusted_owner(m.uid()) || m.mode() & 0o022 != 0) {
+        if let (true, Some(flaw)) = (m.is_dir(), flaw(&m, false)) {
             let shown = real.display();
             return Some((
                 format!(
-                    "state directory {shown} ({}) is {}: another user could replace the config and records that root deploys from; nothing was read or changed",
+                    "state directory {shown} ({}) is {flaw}: another user could replace the config and records that root deploys from; nothing was read or changed",
                     describe(&m),
-                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
                 ),
                 format!(
                     "if the directory and what is in it are what edgenet wrote: `chown -R root:root {shown} && chmod 700 {shown}`; else use a state directory only root can write (the default /var/lib/edgenet)"
@@ -111,13 +146,12 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
                 if !f.is_file() {
                     continue;
                 }
-                if !trusted_owner(f.uid()) || f.mode() & 0o022 != 0 {
+                if let Some(flaw) = flaw(&f, false) {
                     let shown = file.display();
                     return Some((
                         format!(
-                            "{shown} ({}) is {}: it may not hold what edgenet wrote there; nothing was read or changed",
+                            "{shown} ({}) is {flaw}: it may not hold what edgenet wrote there; nothing was read or changed",
                             describe(&f),
-                            if trusted_owner(f.uid()) { "writable by group or others" } else { "owned by another user" }
                         ),
                         format!(
                             "if it is what edgenet wrote: `chown root:root {shown} && chmod 600 {shown}`; else move it away (root must not deploy a file someone else wrote)"
@@ -134,21 +168,74 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
         let Ok(m) = fs::metadata(parent) else {
             continue;
         };
-        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
-        if !trusted_owner(m.uid()) || open {
+        if let Some(flaw) = flaw(&m, true) {
             let shown = parent.display();
             return Some((
                 format!(
-                    "{shown}, a directory on the way to state directory {} ({}), is {}: another user could put their own state directory in its place; nothing was read or changed",
+                    "{shown}, a directory on the way to state directory {} ({}), is {flaw}: another user could put their own state directory in its place; nothing was read or changed",
                     absolute.display(),
                     describe(&m),
-                    if trusted_owner(m.uid()) { "writable by group or others" } else { "owned by another user" }
                 ),
                 format!(
                     "`chown root:root {shown} && chmod go-w {shown}` (or `chmod +t` for a shared directory, as /tmp has), or use a state directory only root can write (the default /var/lib/edgenet)"
                 ),
             ));
         }
+    }
+    None
+}
+
+/// Why another user could replace the executable at `path` (install-unit's `--binary`, which
+/// root runs at every boot), judged as [`untrusted`] judges a state directory: a link on the
+/// way owned by another user, the file or a directory on the way (the sticky bit excepted)
+/// owned by another user or writable by group or others. `None`: trusted, or not there (said
+/// elsewhere). Else the message and the fix.
+pub fn untrusted_executable(path: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let real = fs::canonicalize(path).ok()?;
+    let mut on_the_way: Vec<(PathBuf, fs::Metadata, bool)> = path
+        .ancestors()
+        .filter_map(|p| Some((p.to_path_buf(), fs::symlink_metadata(p).ok()?, false)))
+        .filter(|(_, l, _)| l.is_symlink())
+        .collect();
+    on_the_way.retain(|(_, l, _)| !trusted_owner(l.uid()));
+    if let Some((link, l, _)) = on_the_way.first() {
+        return Some((
+            format!(
+                "{}, a symbolic link on the way to --binary {} (owner {}), is owned by another user: they could point it at a program of theirs that root runs at every boot; no unit was written",
+                link.display(),
+                path.display(),
+                owner_name(l.uid())
+            ),
+            format!("`chown -h root:root {}`, or give the path of an edgenet only root can replace (e.g. /usr/local/bin/edgenet)", link.display()),
+        ));
+    }
+    for (i, p) in real.ancestors().enumerate() {
+        let Ok(m) = fs::metadata(p) else {
+            continue;
+        };
+        let Some(flaw) = flaw(&m, i > 0) else {
+            continue;
+        };
+        let shown = p.display();
+        let what = if i == 0 {
+            format!("--binary {shown}")
+        } else {
+            format!(
+                "{shown}, a directory on the way to --binary {}",
+                real.display()
+            )
+        };
+        return Some((
+            format!(
+                "{what} (owner {}, mode {:04o}) is {flaw}: another user could replace what root runs at every boot; no unit was written",
+                owner_name(m.uid()),
+                m.mode() & 0o7777
+            ),
+            format!(
+                "`chown root:root {shown} && chmod go-w {shown}`, or give the path of an edgenet only root can replace (e.g. /usr/local/bin/edgenet)"
+            ),
+        ));
     }
     None
 }
@@ -665,6 +752,11 @@ pub(crate) struct Identity {
     macs: std::collections::BTreeMap<String, edgenet_core::mac::MacAddr>,
     #[serde(default)]
     auto_subnet: Option<ipnet::Ipv4Net>,
+    /// The machine name the nodes are named after (`--machine-name`, else the config's or the
+    /// host's): the records that name it may be lost, and a deploy that took the host name
+    /// instead would delete the node namespaces and give the nodes new MACs (B23b F5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    machine_name: Option<String>,
 }
 
 impl Identity {
@@ -673,6 +765,7 @@ impl Identity {
             deployment_id: state.deployment_id.clone(),
             macs: state.macs.clone(),
             auto_subnet: state.auto_subnet,
+            machine_name: state.machine_name().map(str::to_string),
         }
     }
 }
@@ -944,6 +1037,7 @@ fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> 
             let mut s = DeploymentState::new(i.deployment_id.clone());
             s.macs = i.macs.clone();
             s.auto_subnet = i.auto_subnet;
+            s.recovered_machine_name.clone_from(&i.machine_name);
             // The records went with `state.json`; the objects keep their marks.
             super::recover::rebuild(&mut s);
             s
