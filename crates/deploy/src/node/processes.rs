@@ -134,6 +134,13 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // Until its exec is through, the child's command line is not yet `sleep 30`.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let started = std::time::Instant::now();
+        while std::fs::read(&cmdline).unwrap_or_default() != b"sleep\x0030\x00" {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let found = processes_in(Path::new("/proc"), &[("here".into(), id)]);
         let _ = child.kill();
         let _ = child.wait();

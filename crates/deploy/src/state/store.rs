@@ -951,24 +951,28 @@ impl RawFiles {
     }
 }
 
-/// The last peek of this process: its directory, the bytes it read and what they parsed to.
+/// The last peek of this thread: its directory, the bytes it read and what they parsed to.
 /// Only a state read from the files alone is kept (not one rebuilt from the kernel's marks).
+/// Per thread, since a run peeks and loads on one thread, while threads side by side (tests)
+/// peek other directories: a process-wide slot let them take each other's peek away.
 type Peeked = (PathBuf, RawFiles, ReadState);
-static LAST_PEEK: std::sync::Mutex<Option<Peeked>> = std::sync::Mutex::new(None);
-
-fn remember_peek(dir: &Path, raw: RawFiles, read: ReadState) {
-    let mut last = LAST_PEEK.lock().unwrap_or_else(|e| e.into_inner());
-    *last = (!read.rebuilt).then(|| (dir.to_path_buf(), raw, read));
+thread_local! {
+    static LAST_PEEK: std::cell::RefCell<Option<Peeked>> = const { std::cell::RefCell::new(None) };
 }
 
-/// What the last peek of `dir` parsed, when `raw` is byte for byte what it read (taken: a
-/// state directory is loaded once per lock).
+fn remember_peek(dir: &Path, raw: RawFiles, read: ReadState) {
+    LAST_PEEK.with_borrow_mut(|last| {
+        *last = (!read.rebuilt).then(|| (dir.to_path_buf(), raw, read));
+    });
+}
+
+/// What the last peek of `dir` on this thread parsed, when `raw` is byte for byte what it
+/// read (taken: a state directory is loaded once per lock).
 fn peeked_as(dir: &Path, raw: &RawFiles) -> Option<ReadState> {
-    let mut last = LAST_PEEK.lock().unwrap_or_else(|e| e.into_inner());
-    match last.take() {
+    LAST_PEEK.with_borrow_mut(|last| match last.take() {
         Some((d, r, read)) if d == dir && r == *raw => Some(read),
         _ => None,
-    }
+    })
 }
 
 fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> {
