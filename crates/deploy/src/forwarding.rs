@@ -3,18 +3,9 @@
 
 pub const IP_FORWARD: &str = "net.ipv4.ip_forward";
 
-/// The kernel's id of this boot (read once): what a sysctl record is valid for (see
-/// [`crate::state::SysctlChange::boot_id`]). `None` when it cannot be read.
-pub fn boot_id() -> Option<&'static str> {
-    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    })
-    .as_deref()
-}
+/// The kernel's id of this boot: what a sysctl record is valid for (see
+/// [`crate::state::SysctlChange::boot_id`]).
+pub use edgenet_host::sysctl::boot_id;
 
 /// How [`other_forwarding_user`] names another edgenet deployment.
 pub const ANOTHER_DEPLOYMENT: &str = "another edgenet deployment";
@@ -139,7 +130,7 @@ pub fn other_forwarding_user(own_table: &str) -> Option<String> {
 /// change): with forwarding off they forwarded nothing, so they do not need it now (B23 F3,
 /// F5). One that came after still counts.
 pub fn other_forwarding_user_besides(own_table: &str, idle: &[String]) -> Option<String> {
-    let ruleset = edgenet_host::facts::host_firewall().ruleset?;
+    let ruleset = edgenet_host::facts::host_ruleset()?;
     // Asked when forwarding is about to be put back (remove, or a plan that no longer
     // routes): the note is used up (a later deploy that turns forwarding on notes again).
     let docker_counts = docker_idle_path(own_table).is_none_or(|p| {
@@ -155,8 +146,7 @@ pub fn other_forwarding_user_besides(own_table: &str, idle: &[String]) -> Option
 /// Every user of forwarding [`other_forwarding_user`] would name, as it names them: asked by
 /// deploy as it turns forwarding on (it was off), so remove can tell them from later ones.
 pub fn forwarding_users_now(own_table: &str) -> Vec<String> {
-    edgenet_host::facts::host_firewall()
-        .ruleset
+    edgenet_host::facts::host_ruleset()
         .map(|r| forwarding_users_in(&r, own_table, true))
         .unwrap_or_default()
         .into_iter()
@@ -198,9 +188,7 @@ pub fn note_docker_at_enable(own_table: &str) {
     let Some(path) = docker_idle_path(own_table) else {
         return;
     };
-    let started = edgenet_host::facts::host_firewall()
-        .ruleset
-        .is_some_and(|r| docker_started(&r));
+    let started = edgenet_host::facts::host_ruleset().is_some_and(|r| docker_started(&r));
     let result = if started {
         edgenet_host::lock::write_namespace_note(&path, "0\n")
     } else {

@@ -103,6 +103,13 @@ fn from_snapshot(
     }
 }
 
+/// The ruleset of the calling thread's namespace as [`host_firewall`] reads it (one read per
+/// command, kept in the session), for callers that need nothing else of it: no sysctl and no
+/// route table read. `None` when it cannot be read.
+pub fn host_ruleset() -> Option<std::sync::Arc<serde_json::Value>> {
+    crate::nft::Nft::new().list_ruleset_for_walk().ok()
+}
+
 /// The host's nftables ruleset (iptables-nft rules included) and whether bridged IPv4 frames
 /// pass the IP hooks, in the calling thread's network namespace. Never an error: what could
 /// not be read is said in `problem`, and the firewall rules are then not checked.

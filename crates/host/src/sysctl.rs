@@ -32,6 +32,19 @@ pub fn path_of(name: &str) -> Result<PathBuf, HostError> {
     Ok(PathBuf::from(PROC_SYS).join(relative))
 }
 
+/// The kernel's id of this boot (`kernel.random.boot_id`), read once per process: what a
+/// record that is valid only until the next boot carries. `None` when it cannot be read.
+pub fn boot_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        read("kernel.random.boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
 /// The current value, without the trailing newline.
 pub fn read(name: &str) -> Result<String, HostError> {
     let path = path_of(name)?;

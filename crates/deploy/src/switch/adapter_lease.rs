@@ -30,16 +30,10 @@ pub struct Stamp {
 impl Stamp {
     pub fn now() -> Option<Stamp> {
         Some(Stamp {
-            boot_id: boot_id()?,
+            boot_id: edgenet_host::sysctl::boot_id()?.to_string(),
             at: SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs(),
         })
     }
-}
-
-fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 /// Adds the stamp of now to a record's JSON (called as it is stored).

@@ -59,12 +59,6 @@ pub fn ruleset_cache_file() -> Option<&'static PathBuf> {
     PATH.get()
 }
 
-fn boot_id() -> Option<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let id = id.trim();
-    (!id.is_empty()).then(|| id.to_string())
-}
-
 /// The cached ruleset when it is provably the kernel's now; kept in the session (at its
 /// generation, marked as cached). `whole`: the reader needs a complete listing (not the walk's).
 pub(super) fn load(whole: bool) -> Option<Arc<Value>> {
@@ -135,7 +129,7 @@ struct Stamp {
 /// form, this boot, and the namespace's generation and cookie (one `NFT_MSG_GETGEN`).
 fn current_gen(stamp: &Stamp) -> Option<u32> {
     let gen = u32::try_from(stamp.gen?).ok()?;
-    if stamp.version? != VERSION || stamp.boot.as_deref()? != boot_id()?.as_str() {
+    if stamp.version? != VERSION || stamp.boot.as_deref()? != crate::sysctl::boot_id()? {
         return None;
     }
     let (now, cookie) = native::generation_now().ok()?;
@@ -262,7 +256,7 @@ fn store_to(path: &Path) {
     if unchanged {
         return;
     }
-    let Some(boot) = boot_id() else {
+    let Some(boot) = crate::sysctl::boot_id() else {
         let _ = std::fs::remove_file(path);
         return;
     };
@@ -338,7 +332,7 @@ mod tests {
         let path = dir.path().join(CACHE_FILE);
         let _session = RulesetSession::begin();
         assert!(load_from(&path, false).is_none(), "no file");
-        let boot = boot_id().unwrap_or_default();
+        let boot = crate::sysctl::boot_id().unwrap_or_default();
         for text in [
             String::new(),
             "{\"version\": 1, \"gen\"".to_string(),
