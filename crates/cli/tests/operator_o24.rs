@@ -105,3 +105,96 @@ fn a_deploy_on_a_host_with_a_too_long_name_says_it_shortened_it() {
     let nodes = m.node_namespaces();
     assert!(nodes.contains(&format!("{short}-ledge-{id}")), "{nodes:?}");
 }
+
+/// The node's resolv.conf carries the host's `search` list and the options that mean the same
+/// in a node (not `trust-ad`, which trusts only the host's own stub), whether its servers are
+/// the host's or the config's; a short name then resolves in the node through a real dnsmasq
+/// (in an upstream namespace of the test's own) as on the host.
+#[test]
+fn a_node_resolves_short_names_with_the_hosts_search_list() {
+    let Some(m) = machine_prefixed("o24", "search") else {
+        return;
+    };
+    if std::process::Command::new("dnsmasq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: needs dnsmasq");
+        return;
+    }
+    let up = uplink(&m, "up");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _dnsmasq = Kill(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                up.name(),
+                "dnsmasq",
+                "--conf-file=/dev/null",
+            ])
+            .args([
+                "--no-hosts",
+                "--no-resolv",
+                "--no-daemon",
+                "--bind-interfaces",
+            ])
+            .args(["--pid-file=", "--listen-address=203.0.113.1"])
+            .arg("--address=/web.o24.example/192.0.2.80")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::fs::write(
+        &m.resolv,
+        "# the host's\nsearch o24.example lab.o24.example\nnameserver 203.0.113.1\n\
+         options ndots:1 trust-ad timeout:2\noptions attempts:3\n",
+    )
+    .unwrap();
+    m.deploy(None);
+    let inside = m.ok(&["node", "exec", "--", "cat", "/etc/resolv.conf"]);
+    let lines: Vec<&str> = inside.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "nameserver 203.0.113.1",
+            "search o24.example lab.o24.example",
+            "options ndots:1 timeout:2 attempts:3"
+        ],
+        "{inside}"
+    );
+    // A real lookup of a short name: glibc in the node tries web.o24.example first.
+    let mut answer = String::new();
+    for _ in 0..30 {
+        let out = m.edgenet(&["node", "exec", "--", "getent", "hosts", "web"]);
+        answer = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(answer.starts_with("192.0.2.80"), "{answer:?}");
+    assert!(answer.contains("web.o24.example"), "{answer:?}");
+
+    // The config's own servers: the same search list and options with them.
+    let cfg = m.write_config(
+        "own.json",
+        &serde_json::json!({"Network": {"DnsServers": ["203.0.113.1"], "SkipDnsCheck": true}, "Machines": [{"LinuxNode": {}}]}),
+    );
+    m.deploy(Some(&cfg));
+    let inside = m.ok(&["node", "exec", "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        inside.contains(
+            "\nsearch o24.example lab.o24.example\noptions ndots:1 timeout:2 attempts:3\n"
+        ),
+        "{inside}"
+    );
+}
