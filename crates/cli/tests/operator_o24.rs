@@ -198,3 +198,71 @@ fn a_node_resolves_short_names_with_the_hosts_search_list() {
         "{inside}"
     );
 }
+
+/// `remove --orphan` names the processes still running in a node namespace it removed, as
+/// plain `remove` does (with the fix), and completes.
+#[test]
+fn remove_orphan_names_the_processes_left_in_a_node_namespace() {
+    let Some(m) = machine_prefixed("o24", "orphproc") else {
+        return;
+    };
+    let id = m.deploy(None)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ns = m.linux_node_namespace();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Kill(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args(["sleep", "300"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    // Until its exec is done the process is `nsenter`: wait until it is `sleep` in the node.
+    let inode = |p: &str| std::fs::read_link(p).map(|l| l.display().to_string()).ok();
+    let node_ns = sh_out(&format!("ip netns exec {ns} readlink /proc/self/ns/net"));
+    for _ in 0..200 {
+        if inode(&format!("/proc/{pid}/ns/net")).as_deref() == Some(node_ns.trim())
+            && std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+                == b"sleep\x00300\x00"
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::remove_dir_all(&m.state).unwrap();
+
+    let out = m.edgenet(&["remove", "--orphan", &id, "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["orphan"], true, "{report:#}");
+    let said = format!("sleep 300 (pid {pid})");
+    let line = report["left"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .find(|l| l.contains(&said))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(
+        line.contains(&format!("network namespace {ns}: its name is gone"))
+            && line.contains(&format!("kill {pid}")),
+        "{line}"
+    );
+    // What the kernel shows: the name is gone, the namespace lives on with the process.
+    assert!(!netns_exists(&ns));
+    assert_eq!(
+        inode(&format!("/proc/{pid}/ns/net")).as_deref(),
+        Some(node_ns.trim())
+    );
+    drop(child);
+}
