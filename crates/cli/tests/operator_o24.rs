@@ -266,3 +266,59 @@ fn remove_orphan_names_the_processes_left_in_a_node_namespace() {
     );
     drop(child);
 }
+
+/// The error envelope of a run refused before it read the state names the state directory
+/// (`state_dir`) when one is known — an unsafe one, bad arguments, an unreadable config —, and
+/// leaves it `null` only when there is none: `--state-dir` naming a file.
+#[test]
+fn refusals_before_the_state_is_read_name_the_state_directory() {
+    let Some(m) = machine_prefixed("o24", "statedir") else {
+        return;
+    };
+    let unsafe_dir = m.dir.path().join("unsafe");
+    std::fs::create_dir(&unsafe_dir).unwrap();
+    std::fs::set_permissions(&unsafe_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let a_file = m.dir.path().join("a-file");
+    std::fs::write(&a_file, "{}").unwrap();
+    let fine = m.dir.path().join("fine");
+    let missing = m.dir.path().join("missing.json");
+    let (unsafe_dir, a_file, fine, missing) = (
+        unsafe_dir.to_str().unwrap(),
+        a_file.to_str().unwrap(),
+        fine.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    );
+    for (args, code, state_dir) in [
+        (vec!["status"], "unsafe-state-dir", Some(unsafe_dir)),
+        (vec!["deploy"], "unsafe-state-dir", Some(unsafe_dir)),
+        (vec!["status"], "invalid-arguments", None),
+        (
+            vec!["deploy", "--machine", "3"],
+            "invalid-arguments",
+            Some(fine),
+        ),
+        (
+            vec!["deploy", "-c", missing],
+            "unreadable-config",
+            Some(fine),
+        ),
+    ] {
+        let dir = match (code, state_dir) {
+            ("invalid-arguments", None) => a_file,
+            (_, Some(d)) => d,
+            _ => unreachable!(),
+        };
+        let mut all = vec!["-o", "json", "--state-dir", dir];
+        all.extend(&args);
+        let out = m.edgenet(&all);
+        let report = stdout_json(&out);
+        assert_eq!(report["error"]["code"], code, "{all:?}: {report:#}");
+        assert_eq!(
+            report["state_dir"],
+            state_dir.map_or(serde_json::Value::Null, serde_json::Value::from),
+            "{all:?}: {report:#}"
+        );
+    }
+    // Nothing was made: the directory deploy would have made is not there.
+    assert!(!std::path::Path::new(fine).exists());
+}
