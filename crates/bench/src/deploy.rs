@@ -2,10 +2,11 @@
 //! Linux + Windows config inside a throwaway machine namespace, against the kernel floor — the
 //! same objects made by one `ip -batch` and one `nft -f` — and the peak RSS of `edgenet deploy`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::sys::{del_netns, feed};
 
 const RUNS: usize = 15;
 
@@ -13,10 +14,7 @@ pub(crate) struct Ns(pub(crate) String);
 
 impl Ns {
     pub(crate) fn new(name: &str) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
+        del_netns(name);
         run("ip", &["netns", "add", name]);
         run("ip", &["-n", name, "link", "set", "lo", "up"]);
         Ns(name.to_string())
@@ -25,7 +23,7 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        del_netns(&self.0);
     }
 }
 
@@ -91,10 +89,7 @@ struct FloorCleanup<'a>(&'a str);
 impl Drop for FloorCleanup<'_> {
     fn drop(&mut self) {
         for tag in ["l", "w"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &format!("{}-floor{tag}", self.0)])
-                .stderr(Stdio::null())
-                .status();
+            del_netns(&format!("{}-floor{tag}", self.0));
         }
         let _ = Command::new("nsenter")
             .args([
@@ -112,7 +107,7 @@ fn timed_floor(ns: &str, windows: bool) -> Duration {
     let (ip, inner, nft) = floor_batch(ns, windows);
     let _cleanup = FloorCleanup(ns);
     let start = Instant::now();
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{ns}"),
@@ -123,9 +118,9 @@ fn timed_floor(ns: &str, windows: bool) -> Duration {
         &ip,
     );
     for (node_ns, batch) in &inner {
-        pipe(&["ip", "-n", node_ns, "-batch", "-"], batch);
+        feed(&["ip", "-n", node_ns, "-batch", "-"], batch);
     }
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{ns}"),
@@ -136,21 +131,6 @@ fn timed_floor(ns: &str, windows: bool) -> Duration {
         &nft,
     );
     start.elapsed()
-}
-
-fn pipe(argv: &[&str], input: &str) {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{argv:?}");
 }
 
 pub(crate) fn median(mut v: Vec<Duration>) -> Duration {

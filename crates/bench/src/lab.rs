@@ -37,6 +37,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::sys::feed;
+
 /// Machine counts measured when none are given.
 const DEFAULT_COUNTS: [u8; 5] = [1, 10, 50, 100, 255];
 
@@ -163,30 +165,6 @@ fn floor_table(node: std::net::Ipv4Addr, mac: &str) -> String {
     )
 }
 
-/// Runs `argv` with `input` on its standard input; panics with its output when it fails.
-fn feed(argv: &[&str], input: &str) {
-    use std::io::Write;
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Floor {
     fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
@@ -282,6 +260,7 @@ link set enl master aksedgesw-ext up
         {
             let name = self.ns(&role);
             if Path::new("/run/netns").join(&name).exists() {
+                crate::sys::forget_notes(&name);
                 batch += &format!("netns del {name}\n");
             }
         }

@@ -9,6 +9,7 @@ mod dataplane;
 mod deploy;
 mod lab;
 mod peers;
+mod sys;
 mod vm;
 
 use std::hint::black_box;

@@ -23,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::deploy::{edgenet_bin, median, ms, Ns};
+use crate::sys::{del_netns, feed, forget_notes};
 
 /// What one build or teardown cost in work rather than time, summed over every process the tool
 /// ran (the kernel adds a reaped child's usage, its own reaped children's included, to its
@@ -133,22 +134,6 @@ fn node_ip(i: usize) -> String {
     format!("192.168.0.{}", i + 2)
 }
 
-pub(crate) fn pipe(argv: &[&str], input: &str) {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{argv:?}");
-}
-
 fn in_machine<'a>(ns: &'a str, argv: &[&'a str]) -> Vec<String> {
     let mut v = vec!["nsenter".to_string(), format!("--net=/run/netns/{ns}")];
     v.extend(argv.iter().map(|s| s.to_string()));
@@ -219,14 +204,17 @@ fn add_node_namespaces(machine: &str, k: usize) {
     let batch: String = (0..k)
         .map(|i| format!("netns add {}\n", node_ns(machine, i)))
         .collect();
-    pipe(&["ip", "-batch", "-"], &batch);
+    feed(&["ip", "-batch", "-"], &batch);
 }
 
 fn del_node_namespaces(machine: &str, k: usize) {
     let batch: String = (0..k)
-        .map(|i| format!("netns del {}\n", node_ns(machine, i)))
+        .map(|i| {
+            forget_notes(&node_ns(machine, i));
+            format!("netns del {}\n", node_ns(machine, i))
+        })
         .collect();
-    pipe(&["ip", "-force", "-batch", "-"], &batch);
+    feed(&["ip", "-force", "-batch", "-"], &batch);
 }
 
 fn floor_nft() -> String {
@@ -257,7 +245,7 @@ fn floor_up(machine: &str, k: usize, group: bool) {
             ))
         ));
     }
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{machine}"),
@@ -268,7 +256,7 @@ fn floor_up(machine: &str, k: usize, group: bool) {
         &ip,
     );
     for i in 0..k {
-        pipe(
+        feed(
             &["ip", "-n", &node_ns(machine, i), "-batch", "-"],
             &format!(
                 "link set lo up\nlink set eth0 up\naddr add {}/24 dev eth0\nroute add default via {GATEWAY}\n",
@@ -276,7 +264,7 @@ fn floor_up(machine: &str, k: usize, group: bool) {
             ),
         );
     }
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{machine}"),
@@ -298,7 +286,7 @@ fn floor_down(machine: &str, k: usize, group: bool) {
         }
         ip.push_str(&format!("link del {BRIDGE}\n"));
     }
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{machine}"),
@@ -308,7 +296,7 @@ fn floor_down(machine: &str, k: usize, group: bool) {
         ],
         &ip,
     );
-    pipe(
+    feed(
         &[
             "nsenter",
             &format!("--net=/run/netns/{machine}"),
@@ -574,10 +562,7 @@ struct MachineGuard {
 impl Drop for MachineGuard {
     fn drop(&mut self) {
         for i in 0..self.k {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &node_ns(&self.name, i)])
-                .stderr(Stdio::null())
-                .status();
+            del_netns(&node_ns(&self.name, i));
         }
         drop(self.ns.take());
     }

@@ -84,10 +84,7 @@ pub fn bench() {
         let (mut deploys, mut answers, mut removes) = (Vec::new(), Vec::new(), Vec::new());
         let mut failed = false;
         for _ in 0..RUNS {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &ns])
-                .stderr(Stdio::null())
-                .status();
+            crate::sys::del_netns(&ns);
             Command::new("ip")
                 .args(["netns", "add", &ns])
                 .status()
@@ -112,7 +109,7 @@ pub fn bench() {
             let r = Instant::now();
             edgenet(&ns, &state, &["remove"], None);
             removes.push(r.elapsed());
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            crate::sys::del_netns(&ns);
             match answered {
                 Some(t) => answers.push(t),
                 None => {

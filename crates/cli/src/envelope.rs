@@ -155,8 +155,24 @@ pub fn error_object(code: &str, message: &str, hint: Option<&str>, exit: Exit) -
     serde_json::json!({"code": code, "message": message, "hint": hint, "exit": exit as u8})
 }
 
+/// This run's state directory, once the command line is read (see [`know_state_dir`]).
+static STATE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Says which state directory this run works on (`--state-dir`, `EDGENET_STATE_DIR` or the
+/// default), so that a report with a `state_dir` key names it even when the run was refused
+/// before it read the state (an unsafe directory, a bad argument, a lock, an interruption).
+/// Not called — the key stays `null` — when the path is empty or names something that is not a
+/// directory (then there is no state directory to name).
+pub fn know_state_dir(path: &std::path::Path) {
+    if path.as_os_str().is_empty() || std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+        return;
+    }
+    let _ = STATE_DIR.set(path.to_path_buf());
+}
+
 /// The envelope around `report` (an object whose keys are the schema's; missing ones become
-/// `null`, unknown ones are a bug caught by the tests).
+/// `null`, unknown ones are a bug caught by the tests). A `state_dir` the report leaves `null`
+/// is this run's state directory when it is known ([`know_state_dir`]).
 pub fn wrap(schema: &Schema, exit: Exit, error: Option<Value>, report: &impl Serialize) -> Value {
     let report = serde_json::to_value(report).expect("reports serialize");
     let mut fields = match report {
@@ -179,10 +195,13 @@ pub fn wrap(schema: &Schema, exit: Exit, error: Option<Value>, report: &impl Ser
     out.insert("exit".into(), Value::from(exit as u8));
     out.insert("error".into(), error.unwrap_or(Value::Null));
     for key in schema.keys {
-        out.insert(
-            (*key).to_string(),
-            fields.remove(*key).unwrap_or(Value::Null),
-        );
+        let mut value = fields.remove(*key).unwrap_or(Value::Null);
+        if *key == "state_dir" && value.is_null() {
+            if let Some(dir) = STATE_DIR.get() {
+                value = Value::from(dir.to_string_lossy().into_owned());
+            }
+        }
+        out.insert((*key).to_string(), value);
     }
     Value::Object(out)
 }

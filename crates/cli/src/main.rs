@@ -50,6 +50,8 @@ fn main() -> ExitCode {
     // that changes the host gets its handler before they are let through, so one sent at
     // once is said too. Ctrl-C during it: said, not silent.
     if let Ok(cli) = &parsed {
+        // Before the interrupt handler's envelopes are made: they name it too.
+        envelope::know_state_dir(&cli.state_dir);
         let run = match cli.command {
             Command::Deploy(_) => Some("deploy"),
             Command::Remove(_) => Some("remove"),

@@ -180,8 +180,20 @@ pub fn resolve_subnet(config: &Config, ctx: &Context<'_>) -> ResolvedSubnet {
     }
 }
 
-/// A Kubernetes-node-name-safe form of a host name (lower case, `[a-z0-9-]`).
+/// A Kubernetes-node-name-safe form of a host name (lower case, `[a-z0-9-]`), at most
+/// [`MAX_MACHINE_NAME`] characters.
 fn sanitize_hostname(hostname: &str) -> String {
+    sanitized(hostname, MAX_MACHINE_NAME)
+}
+
+/// The machine name a host name gives when it is shortened to [`MAX_MACHINE_NAME`]: `Some`
+/// only when shortening changed it (the first label is longer than a machine name may be).
+pub fn hostname_shortened(hostname: &str) -> Option<String> {
+    let short = sanitize_hostname(hostname);
+    (sanitized(hostname, usize::MAX) != short).then_some(short)
+}
+
+fn sanitized(hostname: &str, max: usize) -> String {
     let mut s: String = hostname
         .split('.')
         .next()
@@ -194,7 +206,7 @@ fn sanitize_hostname(hostname: &str) -> String {
                 '-'
             }
         })
-        .take(MAX_MACHINE_NAME)
+        .take(max)
         .collect();
     while s.ends_with('-') {
         s.pop();

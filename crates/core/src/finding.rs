@@ -110,6 +110,9 @@ pub enum Code {
     /// `deploy -c FILE` without `--machine-name` on a deployment recorded under another name
     /// than the file or the host name gives: the recorded name is kept (a notice).
     MachineNameKept,
+    /// The machine is named after a host name longer than a machine name may be: shortened
+    /// (a notice).
+    MachineNameShortened,
     /// A configured DNS server did not answer a query from this host (`SkipDnsCheck` off).
     DnsSilent,
     // Rule 12: address-free probe.
@@ -199,6 +202,7 @@ impl Code {
             DnsSilent => "dns-silent",
             MachineNameOverridden => "machine-name-overridden",
             MachineNameKept => "machine-name-kept",
+            MachineNameShortened => "machine-name-shortened",
             ProbeNotRun => "probe-not-run",
             AddressInUse => "address-in-use",
             GatewaySilent => "gateway-silent",
@@ -237,7 +241,8 @@ impl Code {
             | UnknownSchemaVersion
             | JsonExtension
             | MachineNameOverridden
-            | MachineNameKept => 1,
+            | MachineNameKept
+            | MachineNameShortened => 1,
             InvalidIpv4 | Ipv6NotSupported | AddressNotUnicast => 2,
             InvalidCidr | PrefixHostBits | SubnetTooSmall => 3,
             AddressOutsideSubnet

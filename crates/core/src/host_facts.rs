@@ -72,6 +72,16 @@ pub struct HostDns {
     pub loopback_skipped: Vec<Ipv4Addr>,
     /// Why no servers were found, when none were.
     pub problem: Option<String>,
+    /// The host's search list (its resolv.conf's last `search` or `domain` line), which nodes
+    /// get too: short names resolve in a node as on the host.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// The resolver options of the file the servers came from that mean the same in a node
+    /// (`ndots:2`, `timeout:1`, `rotate`, `edns0`, …), without `trust-ad` (trusts the AD bit of
+    /// a resolver on a trusted path — the host's own stub —, not of servers across the network)
+    /// and glibc's removed IPv6 ones.
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 impl HostFacts {

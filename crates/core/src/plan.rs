@@ -179,12 +179,34 @@ pub struct NodePlan {
     pub mtu: Option<u32>,
     pub dns_servers: Vec<Ipv4Addr>,
     pub dns_source: DnsSource,
+    /// The host's search list, for the node's resolv.conf `search` line (empty: none, or no
+    /// DNS server; a plan made without the host read has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// The host's resolver options that mean the same in a node (`options` line), see
+    /// `edgenet_host::resolv::node_options`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
     /// `Network.SkipDnsCheck`: no DNS reachability check (check, deploy, doctor).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_dns_check: bool,
     pub proxy: ProxyEnv,
     #[serde(default, skip_serializing_if = "NodeSize::is_empty")]
     pub size: NodeSize,
+}
+
+impl NodePlan {
+    /// The `search` and `options` lines of the node's resolv.conf (empty when it has none).
+    pub fn resolver_lines(&self) -> String {
+        let mut s = String::new();
+        if !self.dns_search.is_empty() {
+            s.push_str(&format!("search {}\n", self.dns_search.join(" ")));
+        }
+        if !self.dns_options.is_empty() {
+            s.push_str(&format!("options {}\n", self.dns_options.join(" ")));
+        }
+        s
+    }
 }
 
 /// The proxy environment handed to a node (`http_proxy`, `https_proxy`, `no_proxy` and the
@@ -402,6 +424,15 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
         (None, Some(facts)) => (facts.dns.servers.clone(), DnsSource::Host),
         (None, None) => (Vec::new(), DnsSource::HostAtDeploy),
     };
+    // Whichever servers the node gets, it resolves short names as the host does: the host's
+    // search list and its options (the ones a node can use), as kubelet hands a host's
+    // resolv.conf to pods. Nothing without a server to ask.
+    let (dns_search, dns_options) = match ctx.facts() {
+        Some(facts) if !dns_servers.is_empty() => {
+            (facts.dns.search.clone(), facts.dns.options.clone())
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     let proxy = ProxyEnv {
         http_proxy: config.network.proxy.http.clone(),
         https_proxy: config.network.proxy.https.clone(),
@@ -443,6 +474,8 @@ pub fn build(config: &Config, ctx: &Context<'_>) -> Result<Plan, PlanError> {
                 mtu: switch.mtu,
                 dns_servers: dns_servers.clone(),
                 dns_source,
+                dns_search: dns_search.clone(),
+                dns_options: dns_options.clone(),
                 skip_dns_check: config.network.skip_dns_check,
                 proxy: proxy.clone(),
                 size: node.map_or(NodeSize::default(), |n| NodeSize {

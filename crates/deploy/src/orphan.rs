@@ -152,6 +152,7 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
 
     // Node namespaces `<node>-<id>` with the mark.
     let suffix = format!("-{id}");
+    let mut deleted: Vec<(String, (u64, u64))> = Vec::new();
     for name in netns::list().unwrap_or_default() {
         if !name.ends_with(&suffix) {
             continue;
@@ -181,11 +182,25 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
             ));
             continue;
         }
+        // Its identity while its name is there: the processes still in it once the name goes
+        // are named, as plain `remove` names them.
+        if let Some(identity) = crate::node::processes::netns_identity(&name) {
+            deleted.push((name.clone(), identity));
+        }
         match netns::delete(&name) {
             Ok(true) => report.removed.push(format!("network namespace {name}")),
             Ok(false) => {}
             Err(e) => report.errors.push(format!("network namespace {name}: {e}")),
         }
+    }
+    for (name, processes) in
+        crate::node::processes::processes_in(std::path::Path::new("/proc"), &deleted)
+    {
+        report.left.push(crate::node::processes::still_running(
+            &name,
+            &processes,
+            !netns::exists(&name),
+        ));
     }
     report.found = !report.removed.is_empty() || !report.left.is_empty();
     // Only once something of the deployment was here: an id that matched nothing says

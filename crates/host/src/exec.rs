@@ -133,6 +133,105 @@ fn prepared<S: AsRef<OsStr>>(
     Ok((cmd, label))
 }
 
+/// A command that could not be started, in the terms of shells, `env`, `chroot`, `nsenter`
+/// and `ip netns exec`: exit status 127 when it is not found, 126 when it is found but cannot
+/// be run (not executable, a directory, a missing `#!` interpreter, not a program).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotStarted {
+    /// 127 or 126.
+    pub code: i32,
+    /// What the command is and why it did not start, e.g. `frob: command not found (no such
+    /// file in PATH /usr/sbin:/usr/bin)`.
+    pub message: String,
+}
+
+/// Judges an error of spawning `program` (searched in `path`, the `PATH` the child had, as
+/// `execvp` searches it): [`NotStarted`] when the program itself is what failed, `None` when
+/// the error is something else (entering the namespace, a bind mount), which stays a host
+/// error. The program is looked up again here, since the error number alone cannot tell a
+/// missing program from a missing interpreter or a failed mount.
+pub fn not_started(program: &OsStr, path: Option<&OsStr>, error: &io::Error) -> Option<NotStarted> {
+    let errno = error.raw_os_error()?;
+    if ![libc::ENOENT, libc::EACCES, libc::ENOEXEC, libc::EISDIR].contains(&errno) {
+        return None;
+    }
+    let shown = program.to_string_lossy();
+    let has_slash = program.as_bytes().contains(&b'/');
+    let candidates: Vec<PathBuf> = if has_slash {
+        vec![PathBuf::from(program)]
+    } else {
+        let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+        std::env::split_paths(path)
+            .map(|dir| {
+                // An empty entry is the current directory, as for execvp.
+                if dir.as_os_str().is_empty() {
+                    PathBuf::from(".").join(program)
+                } else {
+                    dir.join(program)
+                }
+            })
+            .collect()
+    };
+    let found: Vec<(PathBuf, std::fs::Metadata)> = candidates
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m)))
+        .collect();
+    let Some((file, meta)) = found.first() else {
+        if errno != libc::ENOENT {
+            return None;
+        }
+        let message = if has_slash {
+            format!("{shown}: No such file or directory")
+        } else {
+            let path = path.map_or("(unset)".into(), |p| p.to_string_lossy().to_string());
+            format!("{shown}: command not found (no such file in PATH {path})")
+        };
+        return Some(NotStarted { code: 127, message });
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    let why = if meta.is_dir() {
+        "Is a directory".to_string()
+    } else if mode & 0o111 == 0 {
+        format!(
+            "Permission denied (not executable: mode {:04o})",
+            mode & 0o7777
+        )
+    } else if errno == libc::ENOEXEC {
+        "cannot execute: Exec format error (not a program this system runs)".to_string()
+    } else if errno == libc::ENOENT {
+        match interpreter(file) {
+            Some(interp) => format!("{interp}: bad interpreter: No such file or directory"),
+            None => "cannot execute: required file not found (its ELF interpreter or a library)"
+                .to_string(),
+        }
+    } else if errno == libc::EACCES {
+        "Permission denied (the file system may be mounted noexec)".to_string()
+    } else {
+        return None;
+    };
+    let named = if has_slash {
+        shown.to_string()
+    } else {
+        format!("{shown} ({})", file.display())
+    };
+    Some(NotStarted {
+        code: 126,
+        message: format!("{named}: {why}"),
+    })
+}
+
+/// The interpreter a script's `#!` line names.
+fn interpreter(file: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let text = String::from_utf8_lossy(line);
+    text.split_whitespace().next().map(str::to_string)
+}
+
 fn c_path(path: &Path, object: &str) -> Result<CString, HostError> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         HostError::new(
@@ -196,4 +295,80 @@ fn enter(ns_fd: i32, binds: &[(CString, CString)], mount_sysfs: bool) -> io::Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn err(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn a_command_not_found_is_127_and_one_not_executable_126() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().as_os_str();
+        let missing =
+            not_started(OsStr::new("o24-nothing"), Some(path), &err(libc::ENOENT)).unwrap();
+        assert_eq!(missing.code, 127);
+        assert!(
+            missing
+                .message
+                .starts_with("o24-nothing: command not found"),
+            "{missing:?}"
+        );
+        assert!(
+            missing.message.contains(&dir.path().display().to_string()),
+            "{missing:?}"
+        );
+
+        let script = dir.path().join("plain");
+        std::fs::write(&script, "echo hi\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let plain = not_started(script.as_os_str(), None, &err(libc::EACCES)).unwrap();
+        assert_eq!(plain.code, 126);
+        assert!(
+            plain
+                .message
+                .contains("Permission denied (not executable: mode 0644)"),
+            "{plain:?}"
+        );
+
+        let by_name = not_started(OsStr::new("plain"), Some(path), &err(libc::EACCES)).unwrap();
+        assert_eq!(by_name.code, 126);
+        assert!(
+            by_name
+                .message
+                .starts_with(&format!("plain ({})", script.display())),
+            "{by_name:?}"
+        );
+
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "#!/o24/no/such/sh -e\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let interp = not_started(bad.as_os_str(), None, &err(libc::ENOENT)).unwrap();
+        assert_eq!(interp.code, 126);
+        assert!(
+            interp.message.contains("/o24/no/such/sh: bad interpreter"),
+            "{interp:?}"
+        );
+
+        let folder = not_started(dir.path().as_os_str(), None, &err(libc::EACCES)).unwrap();
+        assert_eq!(
+            (folder.code, folder.message.ends_with("Is a directory")),
+            (126, true)
+        );
+
+        let gone = dir.path().join("gone");
+        assert_eq!(
+            not_started(gone.as_os_str(), None, &err(libc::ENOENT))
+                .unwrap()
+                .code,
+            127
+        );
+        // Not about the program: entering the namespace failed.
+        assert_eq!(not_started(OsStr::new("sh"), None, &err(libc::EPERM)), None);
+    }
 }

@@ -5,6 +5,10 @@
 //! the host uses such a local resolver, systemd-resolved's own upstream list is followed
 //! instead (kubeadm does the same). IPv6 servers are ignored: edgenet is IPv4 only.
 //!
+//! Nodes also get the host's `search` list (short names resolve in a node as on the host) and
+//! the `options` of the file their servers come from, less those that mean something only for
+//! the host's own resolver (see [`node_options`]).
+//!
 //! [`discover`] is pure (texts in, [`HostDns`] out) so every case is unit-tested;
 //! [`read_host_dns`] only reads the two files.
 
@@ -49,6 +53,8 @@ pub fn discover_from(
     let (usable, local) = split_local(&main.ipv4);
     let mut dns = HostDns {
         loopback_skipped: local.clone(),
+        search: main.search.clone(),
+        options: node_options(&main.options),
         ..HostDns::default()
     };
 
@@ -65,6 +71,9 @@ pub fn discover_from(
             if !up_usable.is_empty() {
                 dns.servers = up_usable;
                 dns.source = Some(systemd_upstream_path.display().to_string());
+                // resolv.conf's options are the local stub's (systemd-resolved writes `edns0
+                // trust-ad` for 127.0.0.53); the servers' own file has the ones for them.
+                dns.options = node_options(&upstream.options);
                 return dns;
             }
             upstream_state = Some(upstream);
@@ -143,10 +152,36 @@ pub fn read_host_dns(etc_resolv: &Path, upstream: &Path) -> HostDns {
     dns
 }
 
-/// The `nameserver` lines of one file.
+/// Options that do not go to nodes: `trust-ad` makes glibc trust the AD ("authenticated
+/// data") bit of the answers, which is sound only for a resolver on a trusted path — the
+/// host's own stub on loopback, for which systemd-resolved writes it —, not for servers the
+/// node reaches across the network; `inet6`, `ip6-bytestring` and `ip6-dotint` were removed
+/// from glibc (2.25/2.26) and edgenet's nodes are IPv4 only.
+const HOST_ONLY_OPTIONS: [&str; 4] = ["trust-ad", "inet6", "ip6-bytestring", "ip6-dotint"];
+
+/// The `options` a node gets: each once (the last of one name wins, as glibc reads them),
+/// without [`HOST_ONLY_OPTIONS`].
+pub fn node_options(options: &[String]) -> Vec<String> {
+    let name = |o: &str| o.split(':').next().unwrap_or(o).to_string();
+    let mut out: Vec<String> = Vec::new();
+    for option in options {
+        if HOST_ONLY_OPTIONS.contains(&option.as_str()) {
+            continue;
+        }
+        out.retain(|o| name(o) != name(option));
+        out.push(option.clone());
+    }
+    out
+}
+
+/// The `nameserver`, `search`/`domain` and `options` lines of one file.
 struct Nameservers {
     ipv4: Vec<Ipv4Addr>,
     ipv6: usize,
+    /// The last `search` or `domain` line's names (glibc: the last of them wins).
+    search: Vec<String>,
+    /// Every `options` line's words, in order.
+    options: Vec<String>,
 }
 
 impl Nameservers {
@@ -154,12 +189,23 @@ impl Nameservers {
         let mut out = Nameservers {
             ipv4: Vec::new(),
             ipv6: 0,
+            search: Vec::new(),
+            options: Vec::new(),
         };
         for line in text.lines() {
             let line = line.split(['#', ';']).next().unwrap_or_default();
             let mut words = line.split_whitespace();
-            if words.next() != Some("nameserver") {
-                continue;
+            match words.next() {
+                Some("nameserver") => {}
+                Some("search" | "domain") => {
+                    out.search = words.map(str::to_string).collect();
+                    continue;
+                }
+                Some("options") => {
+                    out.options.extend(words.map(str::to_string));
+                    continue;
+                }
+                _ => continue,
             }
             let Some(addr) = words.next() else {
                 continue;
@@ -317,6 +363,42 @@ mod tests {
         let dns = discover(text, None);
         assert_eq!(dns.servers, vec![ip("198.51.100.1")]);
         assert_eq!(dns.loopback_skipped, vec![ip("0.0.0.0")]);
+    }
+
+    #[test]
+    fn search_and_the_options_that_mean_the_same_in_a_node_are_carried() {
+        // Plain resolv.conf: its search list (the last of search/domain) and options, less
+        // trust-ad and glibc's removed IPv6 ones; the last of one name wins.
+        let dns = discover(
+            "domain old.example\nsearch corp.example lab.corp.example\nnameserver 198.51.100.1\n\
+             options ndots:2 trust-ad timeout:1\noptions rotate inet6 timeout:3 edns0\n",
+            None,
+        );
+        assert_eq!(dns.search, vec!["corp.example", "lab.corp.example"]);
+        assert_eq!(dns.options, vec!["ndots:2", "rotate", "timeout:3", "edns0"]);
+        let dns = discover(
+            "search a.example\ndomain b.example\nnameserver 198.51.100.1\n",
+            None,
+        );
+        assert_eq!(dns.search, vec!["b.example"]);
+
+        // The stub: its options are the stub's (edns0 trust-ad for 127.0.0.53); the servers
+        // come from the upstream list, and so do the options (none here).
+        let dns = discover(STUB, Some(UPSTREAM));
+        assert_eq!(dns.search, vec!["lan"]);
+        assert!(dns.options.is_empty(), "{:?}", dns.options);
+        let dns = discover(
+            STUB,
+            Some(&format!("{UPSTREAM}options attempts:4 trust-ad\n")),
+        );
+        assert_eq!(dns.options, vec!["attempts:4"]);
+        // The stub without usable upstream servers: the stub's own options, filtered.
+        let dns = discover(
+            "nameserver 127.0.1.1\nnameserver 198.18.0.53\noptions edns0 trust-ad\n",
+            None,
+        );
+        assert_eq!(dns.options, vec!["edns0"]);
+        assert!(dns.search.is_empty());
     }
 
     #[test]

@@ -11,11 +11,16 @@ use crate::model::kubeadm::{
 use crate::yaml::to_yaml;
 use crate::{endpoint, node_file, usable_dns, RenderError, RenderOptions, RenderedFile};
 
-/// resolv.conf with the planned DNS servers (never a loopback stub).
+/// resolv.conf with the planned DNS servers (never a loopback stub), and the host's search
+/// list and options the plan carries.
 pub fn resolv_conf(plan: &Plan, node: &NodePlan) -> Result<String, RenderError> {
     let mut text = String::from("# Written by edgenet render: the node's planned DNS servers.\n");
-    for server in usable_dns(plan, node)? {
+    let servers = usable_dns(plan, node)?;
+    for server in &servers {
         text.push_str(&format!("nameserver {server}\n"));
+    }
+    if !servers.is_empty() {
+        text.push_str(&node.resolver_lines());
     }
     Ok(text)
 }

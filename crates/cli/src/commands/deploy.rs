@@ -214,8 +214,11 @@ fn checked_plan(
     *warnings = findings
         .into_iter()
         .filter(|f| {
-            f.severity == edgenet_core::validate::Severity::Warning
-                && f.code != edgenet_core::validate::Code::LeftoverObjects
+            use edgenet_core::validate::Code;
+            // The one notice said here: the name the nodes get is not the host name.
+            (f.severity == edgenet_core::validate::Severity::Warning
+                && f.code != Code::LeftoverObjects)
+                || f.code == Code::MachineNameShortened
         })
         .collect();
     warnings.extend(kept.map(|(_, notice)| notice));

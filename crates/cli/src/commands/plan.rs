@@ -152,7 +152,12 @@ fn render(p: &Plan, style: Style) -> String {
                     } else {
                         "host"
                     };
-                    format!("{} ({from})", list.join(", "))
+                    let search = if n.dns_search.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", search {}", n.dns_search.join(" "))
+                    };
+                    format!("{} ({from}){search}", list.join(", "))
                 }
             };
             vec![

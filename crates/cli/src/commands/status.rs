@@ -542,7 +542,25 @@ pub fn run_exec(cli: &Cli, args: &NodeExecArgs) -> Result<Exit, CliError> {
             .collect(),
         mount_sysfs: false,
     };
+    let path = opts
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var_os("PATH"));
     let status = edgenet_host::exec::status_in(&netns, &args.command, &opts).map_err(|e| {
+        // Only the spawn itself ("run"): not opening the namespace or finding a bind source.
+        let program = args.command.first().filter(|_| e.op() == "run");
+        if let Some(ns) =
+            program.and_then(|p| edgenet_host::exec::not_started(p, path.as_deref(), e.io_error()))
+        {
+            // The shell's codes (as `ip netns exec`, `nsenter`, `env` give them): 127 not
+            // found, 126 found but not runnable; the command's own status is passed through
+            // the same way, so no envelope either.
+            eprintln!("edgenet: node {}: {}", node.name, ns.message);
+            std::process::exit(ns.code);
+        }
         CliError::new(
             Exit::Host,
             "exec",

@@ -242,6 +242,7 @@ fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
             check_one(format!("Machines[{i}].MachineName"), name);
         }
     }
+    machine_name_shortened(config, ctx, out);
     if config.machines.len() > 1 {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for i in 0..config.machines.len() {
@@ -268,6 +269,37 @@ fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// This machine is named after the host name, which is longer than a machine name may be:
+/// say what it became and how to choose another, rather than shortening it without a word.
+fn machine_name_shortened(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(i) = ctx.machine.or((config.machines.len() == 1).then_some(0)) else {
+        return;
+    };
+    let written = config
+        .machines
+        .get(i)
+        .is_some_and(|m| m.machine_name.is_some())
+        || config.edgenet.machine_name.is_some()
+        || ctx.machine_name.is_some();
+    if written {
+        return;
+    }
+    let Some(short) = crate::context::hostname_shortened(&ctx.hostname) else {
+        return;
+    };
+    out.push(
+        Finding::notice(
+            Code::MachineNameShortened,
+            "Edgenet.MachineName",
+            format!(
+                "the host name {:?} is longer than a machine name may be ({MAX_MACHINE_NAME} characters, so that the node names <machine>-ledge and <machine>-wedge fit a 63-character host name): the machine is named {short:?}, its nodes {short}-ledge…",
+                ctx.hostname
+            ),
+        )
+        .hint("to choose the name, set Edgenet.MachineName (or Machines[N].MachineName) in the config, or give --machine-name NAME (EDGENET_MACHINE_NAME)"),
+    );
 }
 
 /// Why `name` cannot name a machine (RFC 1123 label, short enough for `-ledge`), if it cannot.

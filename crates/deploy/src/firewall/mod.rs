@@ -251,6 +251,8 @@ pub(crate) mod tests {
             mtu: Some(1500),
             dns_servers: vec!["192.168.0.1".parse().unwrap()],
             dns_source: DnsSource::Host,
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
             skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: None,

@@ -19,10 +19,11 @@ pub fn node_dir(state_dir: &Path, node_name: &str) -> PathBuf {
 }
 
 pub fn resolv_conf(node: &NodePlan) -> String {
-    let mut s = String::from("# Written by edgenet: the node's DNS servers (Network.DnsServers, else the host's upstream ones).\n");
+    let mut s = String::from("# Written by edgenet: the node's DNS servers (Network.DnsServers, else the host's upstream ones); the host's search list and options that mean the same in a node.\n");
     for server in &node.dns_servers {
         s.push_str(&format!("nameserver {server}\n"));
     }
+    s.push_str(&node.resolver_lines());
     if node.dns_servers.is_empty() {
         s.push_str("# no DNS server: the cluster is offline and none was configured\n");
     }
@@ -164,6 +165,8 @@ mod tests {
             mtu: Some(1500),
             dns_servers: dns.iter().map(|s| s.parse().unwrap()).collect(),
             dns_source: DnsSource::Configured,
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
             skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: http.map(String::from),
@@ -182,6 +185,20 @@ mod tests {
             .filter_map(|l| l.strip_prefix("nameserver "))
             .collect();
         assert_eq!(servers, ["1.1.1.1", "9.9.9.9"]);
+        assert!(
+            !text.contains("\nsearch") && !text.contains("\noptions"),
+            "{text}"
+        );
+        let mut n = node(&["1.1.1.1"], None);
+        n.dns_search = vec!["corp.example".into(), "lab.example".into()];
+        n.dns_options = vec!["ndots:2".into(), "rotate".into()];
+        let text = resolv_conf(&n);
+        assert!(
+            text.ends_with(
+                "nameserver 1.1.1.1\nsearch corp.example lab.example\noptions ndots:2 rotate\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -100,6 +100,12 @@ pub fn build(node: &NodePlan, mac: MacAddr, mtu: u32, files: &[SeedFile]) -> See
         for s in &node.dns_servers {
             net.push_str(&format!("        - {s}\n"));
         }
+        if !node.dns_search.is_empty() {
+            net.push_str("      search:\n");
+            for d in &node.dns_search {
+                net.push_str(&format!("        - {}\n", q(d)));
+            }
+        }
     }
 
     let mut user = String::from("#cloud-config\n");
@@ -163,6 +169,8 @@ mod tests {
             mtu: Some(1400),
             dns_servers: vec!["192.168.0.1".parse().unwrap()],
             dns_source: DnsSource::Configured,
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
             skip_dns_check: false,
             proxy: ProxyEnv {
                 http_proxy: Some("http://proxy:3128".into()),
