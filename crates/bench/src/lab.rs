@@ -27,6 +27,12 @@
 //! comparable across machines. `EDGENET_BENCH_LAB_FLOOR=0` skips it,
 //! `EDGENET_BENCH_LAB_FLOOR_WORKERS` sets how many machines are built at once.
 //!
+//! "up cpu" and "floor cpu" split the whole machine's CPU time during an up (and a floor) by
+//! kind, from /proc/stat (medians of the runs): on a machine of few cores the wall time is
+//! about their sum ÷ cores, and `softirq` is mostly the frames flooded over the LAN (every
+//! broadcast of one machine reaches all of them: it grows as N²). Meaningful only on an
+//! otherwise quiet machine.
+//!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a
 //! small host); `EDGENET_BENCH_LAB_NAME` names the lab (`<it><pid>`, default `bench<pid>`).
@@ -37,7 +43,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::sys::feed;
+use crate::sys::{feed, CpuTimes};
 
 /// Machine counts measured when none are given.
 const DEFAULT_COUNTS: [u8; 5] = [1, 10, 50, 100, 255];
@@ -321,6 +327,21 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The median of each kind on its own (the machine's CPU during each run).
+fn median_cpu(runs: &[CpuTimes]) -> CpuTimes {
+    let mid = |f: fn(&CpuTimes) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    CpuTimes {
+        user: mid(|c| c.user),
+        system: mid(|c| c.system),
+        softirq: mid(|c| c.softirq),
+        idle: mid(|c| c.idle),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
     v[v.len() / 2]
@@ -408,7 +429,9 @@ pub fn bench() {
         let (mut ups, mut statuses, mut downs, mut kernel) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut floors, mut ratios) = (Vec::new(), Vec::new());
+        let (mut up_cpu, mut floor_cpu) = (Vec::new(), Vec::new());
         for _ in 0..runs {
+            let before = CpuTimes::now();
             ups.push(edgenet(
                 &bin,
                 &name,
@@ -416,6 +439,7 @@ pub fn bench() {
                 &["lab", "up", "--scalable", &count, "--no-status"],
                 &UP_PHASES,
             ));
+            up_cpu.push(CpuTimes::now().since(before));
             if with_status {
                 statuses.push(edgenet(&bin, &name, &dir, &["lab", "status"], &[]).took);
             }
@@ -434,7 +458,9 @@ pub fn bench() {
                     prefix: format!("{name}f"),
                     n,
                 };
+                let before = CpuTimes::now();
                 let took = floor.up(floor_workers);
+                floor_cpu.push(CpuTimes::now().since(before));
                 floor.down();
                 let up = ups.last().expect("an up was measured").took;
                 ratios.push(up.as_secs_f64() / took.as_secs_f64());
@@ -472,6 +498,10 @@ pub fn bench() {
             phases_line(&ups),
             phases_line(&downs)
         );
+        println!("{:>9} up cpu: {}", "", median_cpu(&up_cpu).line());
+        if !floor_cpu.is_empty() {
+            println!("{:>9} floor cpu: {}", "", median_cpu(&floor_cpu).line());
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -105,3 +105,92 @@ mod tests {
         assert!(!left, "{} is left", note.display());
     }
 }
+
+/// The whole machine's CPU time by kind, from the first line of /proc/stat (every process and
+/// the kernel's own work, so only meaningful on an otherwise quiet machine). What the wall time
+/// of a many-process run on a few cores is made of: `softirq` is mostly received frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+    pub softirq: f64,
+    pub idle: f64,
+}
+
+impl CpuTimes {
+    /// Now, in seconds since boot (summed over all CPUs); zero when /proc/stat is unreadable.
+    pub fn now() -> CpuTimes {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| CpuTimes::parse(&s))
+            .unwrap_or_default()
+    }
+
+    fn parse(stat: &str) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        let t = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        // SAFETY: sysconf reads a constant of the C library.
+        let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+            n if n > 0 => n as f64,
+            _ => 100.0,
+        };
+        // user nice system idle iowait irq softirq steal
+        Some(CpuTimes {
+            user: (t(0) + t(1)) / hz,
+            system: t(2) / hz,
+            softirq: (t(5) + t(6)) / hz,
+            idle: (t(3) + t(4) + t(7)) / hz,
+        })
+    }
+
+    /// The time spent between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+            softirq: self.softirq - earlier.softirq,
+            idle: self.idle - earlier.idle,
+        }
+    }
+
+    /// "user 2.4 s, sys 5.4 s, softirq 4.1 s, idle 0.7 s".
+    pub fn line(&self) -> String {
+        format!(
+            "user {:.1} s, sys {:.1} s, softirq {:.1} s, idle {:.1} s",
+            self.user, self.system, self.softirq, self.idle
+        )
+    }
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::CpuTimes;
+
+    #[test]
+    fn the_first_cpu_line_is_read_by_kind() {
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let stat = "cpu  100 20 300 4000 50 6 70 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let t = CpuTimes::parse(stat).unwrap();
+        assert_eq!(t.user, 120.0 / hz);
+        assert_eq!(t.system, 300.0 / hz);
+        assert_eq!(t.softirq, 76.0 / hz);
+        assert_eq!(t.idle, 4058.0 / hz);
+        let later = CpuTimes::parse("cpu  200 20 400 4100 50 6 80 8 0 0\n").unwrap();
+        let d = later.since(t);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(
+            close(d.user, 100.0 / hz) && close(d.system, 100.0 / hz),
+            "{d:?}"
+        );
+        assert!(
+            close(d.softirq, 10.0 / hz) && close(d.idle, 100.0 / hz),
+            "{d:?}"
+        );
+        assert!(CpuTimes::parse("intr 1 2\n").is_none());
+    }
+}
