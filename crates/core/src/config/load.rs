@@ -1203,3 +1203,318 @@ fn port(r: &mut Reader, f: &Obj<'_>, key: &str) -> Option<u16> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `relax` as it was written before it went by bytes (a character at a time, every
+    /// character copied): the reference the byte scan must match character for character.
+    fn relax_by_chars(text: &str) -> (String, Vec<&'static str>) {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = chars.clone();
+        let (mut comments, mut commas) = (false, false);
+        let mut in_string = false;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if in_string {
+                match c {
+                    '\\' => i += 1,
+                    '"' => in_string = false,
+                    _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '/' if chars.get(i + 1) == Some(&'/') => {
+                    comments = true;
+                    while i < chars.len() && chars[i] != '\n' {
+                        out[i] = ' ';
+                        i += 1;
+                    }
+                    continue;
+                }
+                '/' if chars.get(i + 1) == Some(&'*') => {
+                    comments = true;
+                    let start = i;
+                    i += 2;
+                    while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                        i += 1;
+                    }
+                    let end = (i + 2).min(chars.len());
+                    for o in &mut out[start..end] {
+                        if *o != '\n' {
+                            *o = ' ';
+                        }
+                    }
+                    i = end;
+                    continue;
+                }
+                ',' => {
+                    let mut j = i + 1;
+                    while j < chars.len() && (out[j].is_whitespace() || chars[j] == '/') {
+                        if chars[j] == '/' {
+                            match chars.get(j + 1) {
+                                Some('/') => {
+                                    while j < chars.len() && chars[j] != '\n' {
+                                        j += 1;
+                                    }
+                                    continue;
+                                }
+                                Some('*') => {
+                                    j += 2;
+                                    while j < chars.len()
+                                        && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
+                                    {
+                                        j += 1;
+                                    }
+                                    j += 2;
+                                    continue;
+                                }
+                                _ => break,
+                            }
+                        }
+                        j += 1;
+                    }
+                    if matches!(chars.get(j), Some('}') | Some(']')) {
+                        out[i] = ' ';
+                        commas = true;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut what = Vec::new();
+        if commas {
+            what.push("trailing commas");
+        }
+        if comments {
+            what.push("comments");
+        }
+        (out.into_iter().collect(), what)
+    }
+
+    const RELAXED: &[&str] = &[
+        "{\"A\": [1, 2,], \"B\": {\"c\": 1,}}",
+        "{\"A\": \"a//b\", \"B\": \"/* no */\", \"C\": \",]\", \"D\": \",}\"}",
+        "{\"A\": \"q\\\"//not\", /* é */ \"B\": 1,}",
+        "{ // ééé 日本 «»\n  \"A\": 1 /* ∞\n ü */ , \"B\": [1, // x\n /* y */ ]}",
+        "{\"A\": [1,\u{a0}]}",
+        "{\"A\": [1,\u{2028}\u{3000}]}",
+        "{\"A\": [1,\r\n // c\r\n]}\r\n",
+        "{\"A\": 1} /* never closed, ] é",
+        "{\"A\": [1, /* never closed ] é",
+        "{\"A\": [1,/]}",
+        "{\"A\": [1,",
+        "{\"A\": 1}/",
+        "// only a comment é",
+        "/*/ x */ {\"A\": [1 ,/**/]}",
+        "{\"A\": \"\\\\\", // c\n\"B\": 2,\n}",
+        "{\"A\": \"é\\é\", \"B\": [\"日\",]}",
+        "",
+    ];
+
+    #[test]
+    fn relax_blanks_what_the_character_scan_blanked() {
+        for text in RELAXED {
+            let (relaxed, what) = relax(text);
+            let (expected, expected_what) = relax_by_chars(text);
+            assert_eq!(relaxed, expected, "{text:?}");
+            assert_eq!(what, expected_what, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn relax_keeps_a_character_per_character_of_a_comment() {
+        // Three two-byte characters and two three-byte ones: five spaces, as serde_json's
+        // column of a later error counted before.
+        let (relaxed, what) = relax("{ // ééé日本\n\"A\": 1 /* ü\n∞ */ ,}");
+        assert_eq!(relaxed, "{         \n\"A\": 1     \n      }");
+        assert_eq!(what, ["trailing commas", "comments"]);
+    }
+
+    #[test]
+    fn strict_json_is_not_copied_by_relax() {
+        let text = "{\"A\": \"a//b ,]\", \"B\": [1, 2], \"C\": \"/*\"}";
+        let (relaxed, what) = relax(text);
+        assert!(matches!(relaxed, Cow::Borrowed(t) if t == text));
+        assert!(what.is_empty());
+        let (relaxed, _) = relax("{\"A\": [1,]}");
+        assert!(matches!(relaxed, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn a_syntax_error_after_comments_with_utf8_is_where_it_was() {
+        let e = load("{ // ééé 日本\n  \"A\": 1 /* ü */ oops }".as_bytes()).unwrap_err();
+        let LoadError::Syntax { line, column, .. } = e else {
+            panic!("{e:?}")
+        };
+        // Line 2 as written; the column counts the comment's characters (one blank each).
+        assert_eq!((line, column), (2, 18));
+        let e = load("{\"A\": [1,\u{a0}]}".as_bytes()).unwrap_err();
+        let LoadError::Syntax { line, column, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((line, column), (1, 10));
+    }
+
+    fn loaded(text: &str) -> Loaded {
+        load(text.as_bytes()).unwrap()
+    }
+
+    fn aliases(l: &Loaded) -> Vec<(&str, &str)> {
+        l.config
+            .source_paths
+            .iter()
+            .map(|(c, w)| (c.as_str(), w.as_str()))
+            .collect()
+    }
+
+    const SCALABLE: &str = r#"{"DeploymentType": "ScalableCluster",
+        "Network": {"Ip4GatewayAddress": "10.0.0.1", "Ip4PrefixLength": 24},
+        "Machines": [{"MachineName": "a", "NetworkConnection": {"AdapterName": "eth0"},
+                      "LinuxNode": {"Ip4Address": "10.0.0.5"}}]}"#;
+
+    #[test]
+    fn a_file_in_the_schema_spelling_has_no_aliases() {
+        let l = loaded(SCALABLE);
+        assert!(l.config.source_paths.is_empty(), "{:?}", aliases(&l));
+    }
+
+    #[test]
+    fn keys_in_another_case_are_aliased_key_by_key() {
+        let l = loaded(
+            &SCALABLE
+                .replace("\"Network\"", "\"network\"")
+                .replace("\"Ip4Address\"", "\"ip4address\""),
+        );
+        let a = aliases(&l);
+        // The object in another case, and every field read in it (absent ones too).
+        for expected in [
+            ("Network", "network"),
+            ("Network.Ip4GatewayAddress", "network.Ip4GatewayAddress"),
+            ("Network.DnsServers", "network.DnsServers"),
+            ("Network.Proxy", "network.Proxy"),
+            (
+                "Machines[0].LinuxNode.Ip4Address",
+                "Machines[0].LinuxNode.ip4address",
+            ),
+        ] {
+            assert!(a.contains(&expected), "{expected:?} in {a:?}");
+        }
+        // A field in the schema's case in an object in the schema's case: none.
+        assert!(
+            !a.iter()
+                .any(|(c, _)| c.starts_with("Machines[0].LinuxNode.M")
+                    || c.starts_with("Machines[0].NetworkConnection")),
+            "{a:?}"
+        );
+        assert_eq!(a.len(), 16, "{a:?}");
+    }
+
+    #[test]
+    fn findings_in_objects_of_another_case_name_the_written_path() {
+        let l = loaded(
+            &SCALABLE
+                .replace("\"Machines\"", "\"machines\"")
+                .replace("\"LinuxNode\"", "\"linuxNODE\"")
+                .replace("\"10.0.0.5\"", "\"10.0.0.05\"")
+                .replace(
+                    "\"AdapterName\": \"eth0\"",
+                    "\"AdapterName\": \"eth0\", \"MTU\": 1.5",
+                ),
+        );
+        let paths: Vec<(&str, &str)> = l
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.path.as_str()))
+            .collect();
+        assert!(
+            paths.contains(&("invalid-ipv4", "machines[0].linuxNODE.Ip4Address")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("wrong-type", "machines[0].NetworkConnection.MTU")),
+            "{paths:?}"
+        );
+        let mtu = l
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "wrong-type")
+            .unwrap();
+        assert_eq!(
+            mtu.message,
+            "machines[0].NetworkConnection.MTU is 1.5, not a whole number; expected 0 (the default) or a whole number from 1280 to 9216"
+        );
+        // Later rules ask by canonical path.
+        assert!(l
+            .config
+            .invalid_paths
+            .contains("Machines[0].LinuxNode.Ip4Address"));
+        assert!(l
+            .config
+            .invalid_paths
+            .contains("Machines[0].NetworkConnection.Mtu"));
+        assert_eq!(
+            l.config.written_path("Machines[0].LinuxNode.Ip4Address"),
+            "machines[0].linuxNODE.Ip4Address"
+        );
+    }
+
+    #[test]
+    fn an_older_node_mtu_is_named_as_written() {
+        let l = loaded(&SCALABLE.replace("\"10.0.0.5\"", "\"10.0.0.5\", \"mtu\": 1400"));
+        assert_eq!(l.config.machines[0].mtu, Some(1400));
+        let f = l
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "legacy-field")
+            .unwrap();
+        assert_eq!(f.path, "Machines[0].LinuxNode.mtu");
+        assert_eq!(
+            f.message,
+            "Machines[0].LinuxNode.mtu is the older form; read as Machines[0].NetworkConnection.Mtu"
+        );
+        assert_eq!(
+            l.config.written_path("Machines[0].NetworkConnection.Mtu"),
+            "Machines[0].LinuxNode.mtu"
+        );
+    }
+
+    #[test]
+    fn an_inline_deployment_config_is_aliased_under_its_key() {
+        let l = loaded(&format!(r#"{{"aksEdgeConfig": {SCALABLE}}}"#));
+        assert_eq!(
+            l.config.written_path("Machines[0].LinuxNode.Ip4Address"),
+            "aksEdgeConfig.Machines[0].LinuxNode.Ip4Address"
+        );
+        let a = aliases(&l);
+        assert!(
+            a.contains(&(
+                "Machines[0].LinuxNode.Ip4Address",
+                "aksEdgeConfig.Machines[0].LinuxNode.Ip4Address"
+            )),
+            "{a:?}"
+        );
+        assert!(a.contains(&("Network", "aksEdgeConfig.Network")), "{a:?}");
+    }
+
+    #[test]
+    fn a_machine_name_in_capitals_is_read_in_lower_case_said_once() {
+        let l = loaded(&SCALABLE.replace("\"MachineName\": \"a\"", "\"machinename\": \"EDGE-A\""));
+        assert_eq!(l.config.machines[0].machine_name.as_deref(), Some("edge-a"));
+        let f: Vec<&Finding> = l
+            .findings
+            .iter()
+            .filter(|f| f.code.as_str() == "machine-name-case")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", l.findings);
+        assert_eq!(f[0].path, "Machines[0].machinename");
+        // Already in lower case: nothing said.
+        assert!(loaded(SCALABLE).findings.is_empty());
+    }
+}
