@@ -480,21 +480,39 @@ fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
         *copied = to;
     };
     let (mut comments, mut commas) = (false, false);
-    let mut in_string = false;
     let mut i = 0;
     while i < len {
-        let c = bytes[i];
-        if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
+        // To the next byte that matters outside a string.
+        match bytes[i..]
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'/' | b','))
+        {
+            Some(p) => i += p,
+            None => break,
         }
-        match c {
-            b'"' => in_string = true,
+        match bytes[i] {
+            b'"' => {
+                // Past the string: to its closing quote, a backslash escaping the byte after it.
+                i += 1;
+                loop {
+                    let next = bytes
+                        .get(i..)
+                        .and_then(|rest| rest.iter().position(|&b| b == b'"' || b == b'\\'));
+                    let Some(p) = next else {
+                        // Not closed: the rest of the file is the string.
+                        i = len;
+                        break;
+                    };
+                    i += p;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+                if i >= len {
+                    break;
+                }
+            }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 comments = true;
                 let end = line_end(bytes, i);
@@ -1315,6 +1333,9 @@ mod tests {
         "/*/ x */ {\"A\": [1 ,/**/]}",
         "{\"A\": \"\\\\\", // c\n\"B\": 2,\n}",
         "{\"A\": \"é\\é\", \"B\": [\"日\",]}",
+        "{\"A\": \"never closed, // ]",
+        "{\"A\": \"ends in a backslash\\",
+        "{\"A\": [1,], \"B\": \"\\\\\", \"C\": [2,]}",
         "",
     ];
 
