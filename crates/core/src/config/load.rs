@@ -461,6 +461,9 @@ fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
 /// The scan goes by bytes: everything it looks for is ASCII, and no byte of a multi-byte UTF-8
 /// character is.
 fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
+    if plainly_strict(text) {
+        return (Cow::Borrowed(text), Vec::new());
+    }
     let bytes = text.as_bytes();
     let len = bytes.len();
     // What is written so far, up to `copied` of `text`; allocated at the first change.
@@ -572,6 +575,32 @@ fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
             (Cow::Owned(out), what)
         }
     }
+}
+
+/// Whether `text` certainly has neither a comment nor a trailing comma, found without a
+/// scan of every byte: a comment starts with `/`, and a trailing comma is a `,` before a `}`
+/// or `]` past blanks. Either character anywhere (in a string too), or a bracket after a comma
+/// or a non-ASCII character (which may be a blank), leaves it to [`relax`]'s scan.
+fn plainly_strict(text: &str) -> bool {
+    if text.contains('/') {
+        return false;
+    }
+    let bytes = text.as_bytes();
+    for close in ['}', ']'] {
+        let mut from = 0;
+        while let Some(p) = text[from..].find(close) {
+            let at = from + p;
+            let before = bytes[..at]
+                .iter()
+                .rev()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
+            if before.is_some_and(|&b| b == b',' || !b.is_ascii()) {
+                return false;
+            }
+            from = at + 1;
+        }
+    }
+    true
 }
 
 /// Where the `//` comment at `from` ends: at the line break (not included) or the end.
@@ -1346,6 +1375,31 @@ mod tests {
             let (expected, expected_what) = relax_by_chars(text);
             assert_eq!(relaxed, expected, "{text:?}");
             assert_eq!(what, expected_what, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn only_text_the_scan_leaves_alone_is_taken_as_strict_unscanned() {
+        for text in RELAXED {
+            if plainly_strict(text) {
+                assert!(relax_by_chars(text).1.is_empty(), "{text:?}");
+            }
+        }
+        // Strict files, pretty or not, skip the scan.
+        assert!(plainly_strict(
+            "{\"A\": [1, 2],\n  \"B\": {\"c\": \"日本\"}\n}"
+        ));
+        assert!(plainly_strict(""));
+        // Anything that may be a comment or a trailing comma goes through it.
+        for text in [
+            "{\"A\": [1,]}",
+            "{\"A\": [1,\n\t ]}",
+            "{\"A\": [1,\u{a0}]}",
+            "{\"A\": \"x/y\"}",
+            "{\"A\": 1} // c",
+            "{\"A\": \",}\"}",
+        ] {
+            assert!(!plainly_strict(text), "{text:?}");
         }
     }
 
