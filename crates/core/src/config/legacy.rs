@@ -32,11 +32,11 @@ impl ServiceRange {
             self.start
                 .push((At { value: v, init }, obj.at("ServiceIPRangeStart")));
         }
-        let size_words = format!(
+        let size_words = format_args!(
             "a whole number from 0 to {}",
             crate::validate::addresses::MAX_SERVICE_RANGE
         );
-        if let Some(v) = r.uint_in(obj, "ServiceIPRangeSize", &size_words) {
+        if let Some(v) = r.uint_in(obj, "ServiceIPRangeSize", size_words) {
             self.size
                 .push((At { value: v, init }, obj.at("ServiceIPRangeSize")));
         }
@@ -332,11 +332,7 @@ pub(super) fn preview(
     ] {
         let node = match vm {
             Some(vm) => {
-                let obj = Obj {
-                    path: vm.path.clone(),
-                    canon: format!("Machines[0].{key}"),
-                    map: vm.map,
-                };
+                let obj = Obj::new(vm.path.clone(), format!("Machines[0].{key}"), vm.map);
                 r.alias(format!("Machines[0].{key}"), vm.path.clone());
                 mapped.push(format!("{} → Machines[0].{key}", vm.path));
                 let node = read_node(r, &obj);

@@ -1,11 +1,23 @@
 //! JSON text → [`Config`], with the findings of rule group 1.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
 
 use super::legacy;
-use super::reader::{Obj, Reader};
+use super::reader::{self, Obj, Reader};
+
+/// How an MTU field's valid values are said (written out only for a finding).
+macro_rules! mtu_words {
+    () => {
+        format_args!(
+            "0 (the default) or a whole number from {} to {}",
+            crate::validate::mtu::MIN_MTU,
+            crate::validate::mtu::MAX_MTU
+        )
+    };
+}
 use super::*;
 use crate::finding::{Code, Finding};
 
@@ -232,10 +244,29 @@ pub fn parse_text(bytes: &[u8]) -> Result<Value, LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
     let (text, _) = decode(bytes)?;
-    let (text, _) = relax(&text);
-    super::json::parse(&text)
-        .map(|(value, _)| value)
-        .map_err(|e| syntax_error(bytes, &text, &e))
+    parse_relaxed(bytes, &text).map(|((value, _), _)| value)
+}
+
+/// The JSON of `text` (decoded from `bytes`), and which extensions of strict JSON it has
+/// ([`relax`]). Strict JSON, as almost every file, is parsed as it is: it has neither a comment
+/// nor a trailing comma outside its strings, which is all that `relax` blanks. Only a file that
+/// strict JSON refuses is relaxed and parsed again; its syntax error, if it still has one, is
+/// that of the relaxed text, as ever.
+#[allow(clippy::type_complexity)]
+fn parse_relaxed(
+    bytes: &[u8],
+    text: &str,
+) -> Result<((Value, Vec<super::json::Duplicate>), Vec<&'static str>), LoadError> {
+    let strict_error = match super::json::parse(text) {
+        Ok(parsed) => return Ok((parsed, Vec::new())),
+        Err(e) => e,
+    };
+    let (relaxed, what) = relax(text);
+    if what.is_empty() {
+        return Err(syntax_error(bytes, text, &strict_error));
+    }
+    let parsed = super::json::parse(&relaxed).map_err(|e| syntax_error(bytes, &relaxed, &e))?;
+    Ok((parsed, what))
 }
 
 /// Parses a deployment file. Problems with individual fields become findings (all of them);
@@ -245,9 +276,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
     let (text, ansi) = decode(bytes)?;
-    let (text, relaxed) = relax(&text);
-    let (value, duplicates) =
-        super::json::parse(&text).map_err(|e| syntax_error(bytes, &text, &e))?;
+    let ((value, duplicates), relaxed) = parse_relaxed(bytes, &text)?;
     let Value::Object(map) = &value else {
         return Err(LoadError::NotAnObject {
             found: match value {
@@ -360,7 +389,7 @@ fn grouped_key_case(findings: Vec<Finding>) -> Vec<Finding> {
 /// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`true`: Windows
 /// PowerShell 5.1's `Set-Content` writes the ANSI code page): Windows PowerShell 5.1's `Out-File`
 /// writes UTF-16LE, and files come from AKS Edge Essentials hosts.
-fn decode(bytes: &[u8]) -> Result<(String, bool), LoadError> {
+fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, bool), LoadError> {
     let utf16 = |le: bool| -> Result<String, LoadError> {
         let units = bytes[2..].chunks(2).map(|c| {
             let pair = [c[0], *c.get(1).unwrap_or(&0)];
@@ -376,20 +405,20 @@ fn decode(bytes: &[u8]) -> Result<(String, bool), LoadError> {
             .collect()
     };
     match bytes {
-        [0xff, 0xfe, ..] => utf16(true).map(|t| (t, false)),
-        [0xfe, 0xff, ..] => utf16(false).map(|t| (t, false)),
+        [0xff, 0xfe, ..] => utf16(true).map(|t| (Cow::Owned(t), false)),
+        [0xfe, 0xff, ..] => utf16(false).map(|t| (Cow::Owned(t), false)),
         // UTF-16LE without a BOM (`[IO.File]::WriteAllText(…, [Text.Encoding]::Unicode)` is
         // with one, but editors sometimes drop it): JSON starts with an ASCII character.
         [c, 0, ..] if *c != 0 && c.is_ascii() => {
             let mut with_bom = vec![0xff, 0xfe];
             with_bom.extend_from_slice(bytes);
-            decode(&with_bom)
+            decode(&with_bom).map(|(t, ansi)| (Cow::Owned(t.into_owned()), ansi))
         }
         _ => {
             let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
             match std::str::from_utf8(bytes) {
-                Ok(text) => Ok((text.to_string(), false)),
-                Err(_) => windows_1252(bytes).map(|t| (t, true)),
+                Ok(text) => Ok((Cow::Borrowed(text), false)),
+                Err(_) => windows_1252(bytes).map(|t| (Cow::Owned(t), true)),
             }
         }
     }
@@ -442,80 +471,103 @@ fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
 }
 
 /// `text` with `//` and `/* */` comments and trailing commas (before `}` or `]`) blanked out,
-/// keeping every line and column, and which of the two it had.
-fn relax(text: &str) -> (String, Vec<&'static str>) {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = chars.clone();
-    let (mut comments, mut commas) = (false, false);
-    let mut in_string = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_string {
-            match c {
-                '\\' => i += 1,
-                '"' => in_string = false,
-                _ => {}
+/// keeping every line and column, and which of the two it had. Each character of a comment
+/// becomes one space (a line break stays), as the file's characters are counted; `text` itself
+/// (not a copy) when it has neither, as almost every file.
+///
+/// The scan goes by bytes: everything it looks for is ASCII, and no byte of a multi-byte UTF-8
+/// character is.
+fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
+    let bytes = text.as_bytes();
+    let len = bytes.len();
+    // What is written so far, up to `copied` of `text`; allocated at the first change.
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    // `text[from..to]` blanked: a space for each character but a line break.
+    let blank = |out: &mut Option<String>, copied: &mut usize, from: usize, to: usize| {
+        let o = out.get_or_insert_with(|| String::with_capacity(len));
+        o.push_str(&text[*copied..from]);
+        for &b in &bytes[from..to] {
+            if b == b'\n' {
+                o.push('\n');
+            } else if b & 0xc0 != 0x80 {
+                o.push(' ');
             }
-            i += 1;
-            continue;
         }
-        match c {
-            '"' => in_string = true,
-            '/' if chars.get(i + 1) == Some(&'/') => {
-                comments = true;
-                while i < chars.len() && chars[i] != '\n' {
-                    out[i] = ' ';
-                    i += 1;
-                }
-                continue;
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                comments = true;
-                let start = i;
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    i += 1;
-                }
-                let end = (i + 2).min(chars.len());
-                for o in &mut out[start..end] {
-                    if *o != '\n' {
-                        *o = ' ';
+        *copied = to;
+    };
+    let (mut comments, mut commas) = (false, false);
+    let mut i = 0;
+    while i < len {
+        // To the next byte that matters outside a string.
+        match bytes[i..]
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'/' | b','))
+        {
+            Some(p) => i += p,
+            None => break,
+        }
+        match bytes[i] {
+            b'"' => {
+                // Past the string: to its closing quote, a backslash escaping the byte after it.
+                i += 1;
+                loop {
+                    let next = bytes
+                        .get(i..)
+                        .and_then(|rest| rest.iter().position(|&b| b == b'"' || b == b'\\'));
+                    let Some(p) = next else {
+                        // Not closed: the rest of the file is the string.
+                        i = len;
+                        break;
+                    };
+                    i += p;
+                    if bytes[i] == b'"' {
+                        break;
                     }
+                    i += 2;
                 }
+                if i >= len {
+                    break;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                comments = true;
+                let end = line_end(bytes, i);
+                blank(&mut out, &mut copied, i, end);
                 i = end;
                 continue;
             }
-            ',' => {
-                // A comma followed (past blanks and blanked comments) by a closing bracket.
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                comments = true;
+                let end = block_end(bytes, i + 2);
+                blank(&mut out, &mut copied, i, end);
+                i = end;
+                continue;
+            }
+            b',' => {
+                // A comma followed (past blanks and comments) by a closing bracket.
                 let mut j = i + 1;
-                while j < chars.len() && (out[j].is_whitespace() || chars[j] == '/') {
-                    if chars[j] == '/' {
-                        // Skip a comment (blanked later in this pass).
-                        match chars.get(j + 1) {
-                            Some('/') => {
-                                while j < chars.len() && chars[j] != '\n' {
-                                    j += 1;
-                                }
-                                continue;
-                            }
-                            Some('*') => {
-                                j += 2;
-                                while j < chars.len()
-                                    && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
-                                {
-                                    j += 1;
-                                }
-                                j += 2;
-                                continue;
-                            }
+                while j < len {
+                    match bytes[j] {
+                        b'/' => match bytes.get(j + 1) {
+                            Some(b'/') => j = line_end(bytes, j),
+                            Some(b'*') => j = block_end(bytes, j + 2),
                             _ => break,
+                        },
+                        b if b.is_ascii() => {
+                            if !char::from(b).is_whitespace() {
+                                break;
+                            }
+                            j += 1;
                         }
+                        _ => match text[j..].chars().next() {
+                            Some(w) if w.is_whitespace() => j += w.len_utf8(),
+                            _ => break,
+                        },
                     }
-                    j += 1;
                 }
-                if matches!(chars.get(j), Some('}') | Some(']')) {
-                    out[i] = ' ';
+                if matches!(bytes.get(j), Some(b'}' | b']')) {
+                    blank(&mut out, &mut copied, i, i + 1);
                     commas = true;
                 }
             }
@@ -530,10 +582,30 @@ fn relax(text: &str) -> (String, Vec<&'static str>) {
     if comments {
         what.push("comments");
     }
-    if what.is_empty() {
-        return (text.to_string(), what);
+    match out {
+        None => (Cow::Borrowed(text), what),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            (Cow::Owned(out), what)
+        }
     }
-    (out.into_iter().collect(), what)
+}
+
+/// Where the `//` comment at `from` ends: at the line break (not included) or the end.
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| from + p)
+}
+
+/// Where the `/* */` comment whose text starts at `from` ends: past its `*/`, or the end.
+fn block_end(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+        i += 1;
+    }
+    (i + 2).min(bytes.len())
 }
 
 /// A syntax error, naming what an operator cannot see at the position (B21 N9): a UTF-32 file
@@ -648,11 +720,7 @@ fn read_file(r: &mut Reader, root: &Obj<'_>) -> Config {
                     &["SchemaVersion", "Version", "AksEdgeConfig"],
                     ROOT_ACCEPTED,
                 );
-                let obj = Obj {
-                    path: key.to_string(),
-                    canon: String::new(),
-                    map: inner,
-                };
+                let obj = Obj::new(key.to_string(), String::new(), inner);
                 for k in ROOT_KEYS {
                     r.alias(*k, obj.at(k));
                 }
@@ -801,20 +869,17 @@ fn read_config(r: &mut Reader, root: &Obj<'_>) -> Config {
     let one_object = matches!(root.raw("Machines"), Some(Value::Object(_)));
     match machines {
         Some(items) if !items.is_empty() => {
+            let machines_at = root.at("Machines");
             for (i, item) in items.iter().enumerate() {
                 // As written: `Machines` itself when it was the one machine.
                 let path = if one_object {
-                    root.at("Machines").to_string()
+                    machines_at.clone()
                 } else {
-                    format!("{}[{i}]", root.at("Machines"))
+                    reader::index(&machines_at, i)
                 };
                 match item {
                     Value::Object(map) => {
-                        let obj = Obj {
-                            path,
-                            canon: format!("Machines[{i}]"),
-                            map,
-                        };
+                        let obj = Obj::new(path, reader::index("Machines", i), map);
                         let machine = read_machine(r, &obj);
                         config.machines.push(machine);
                     }
@@ -890,7 +955,11 @@ fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
         ],
     );
     n.ip4_gateway_address = r.ipv4(net, "Ip4GatewayAddress");
-    n.ip4_prefix_length = r.uint_in(net, "Ip4PrefixLength", "a whole number from 1 to 31");
+    n.ip4_prefix_length = r.uint_in(
+        net,
+        "Ip4PrefixLength",
+        format_args!("a whole number from 1 to 31"),
+    );
     n.ip4_address_prefix = r.cidr(net, "Ip4AddressPrefix");
     n.dns_servers = r.ipv4_list(net, "DnsServers");
     n.internet_disabled = r.bool(net, "InternetDisabled").unwrap_or(false);
@@ -919,6 +988,9 @@ fn read_network(r: &mut Reader, net: &Obj<'_>, config: &mut Config) {
 /// is kept as written, for the `invalid-name` error.
 fn machine_name(r: &mut Reader, obj: &Obj<'_>) -> Option<String> {
     let name = r.string(obj, "MachineName")?;
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(name);
+    }
     let lower = name.to_ascii_lowercase();
     if lower == name || crate::validate::machine_name_problem(&lower).is_some() {
         return Some(name);
@@ -952,13 +1024,13 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
         r.check_keys_warn_unknown(&conn, CONNECTION_KEYS, &[]);
         machine.adapter_name = r.string(&conn, "AdapterName");
         machine.mtu = r
-            .uint_in(&conn, "Mtu", &mtu_words())
+            .uint_in(&conn, "Mtu", mtu_words!())
             .filter(|&mtu| mtu != 0);
     }
     for (key, linux) in [("LinuxNode", true), ("WindowsNode", false)] {
         let Some(n) = r.object(m, key) else { continue };
         let node = read_node(r, &n);
-        node_mtu(r, &n, &m.canon, &mut machine);
+        node_mtu(r, &n, m.canon(), &mut machine);
         if linux {
             machine.linux_node = Some(node);
         } else {
@@ -977,7 +1049,7 @@ pub(super) fn read_machine(r: &mut Reader, m: &Obj<'_>) -> Machine {
 
 /// The node-level `Mtu` of older files, read as the machine's `NetworkConnection.Mtu`.
 pub(super) fn node_mtu(r: &mut Reader, n: &Obj<'_>, machine_canon: &str, machine: &mut Machine) {
-    let Some(mtu) = r.uint_in(n, "Mtu", &mtu_words()).filter(|&mtu| mtu != 0) else {
+    let Some(mtu) = r.uint_in(n, "Mtu", mtu_words!()).filter(|&mtu| mtu != 0) else {
         return;
     };
     let path = n.at("Mtu");
@@ -1042,12 +1114,12 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
         cpu_count: r.uint_in(
             n,
             "CpuCount",
-            &format!("a whole number from 1 to {}", crate::validate::vm::MAX_CPUS),
+            format_args!("a whole number from 1 to {}", crate::validate::vm::MAX_CPUS),
         ),
         memory_in_mb: r.uint_in(
             n,
             "MemoryInMB",
-            &format!(
+            format_args!(
                 "a whole number from {} to {} (MB)",
                 crate::validate::vm::MIN_MEMORY_MB,
                 crate::validate::vm::MAX_MEMORY_MB
@@ -1056,7 +1128,7 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
         data_size_in_gb: r.uint_in(
             n,
             "DataSizeInGB",
-            &format!(
+            format_args!(
                 "a whole number from 1 to {} (GB)",
                 crate::validate::vm::MAX_DATA_GB
             ),
@@ -1104,11 +1176,7 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
             );
             continue;
         };
-        let f = Obj {
-            path: path.clone(),
-            canon,
-            map,
-        };
+        let f = Obj::new(path.clone(), canon, map);
         r.check_keys_warn_unknown(&f, FORWARD_KEYS, &[]);
         let protocol = r.enumeration(
             &f,
@@ -1151,14 +1219,8 @@ fn read_edgenet(r: &mut Reader, e: &Obj<'_>, out: &mut Edgenet) {
     }
 }
 
-/// How an MTU field's valid values are said.
-fn mtu_words() -> String {
-    use crate::validate::mtu::{MAX_MTU, MIN_MTU};
-    format!("0 (the default) or a whole number from {MIN_MTU} to {MAX_MTU}")
-}
-
 fn port(r: &mut Reader, f: &Obj<'_>, key: &str) -> Option<u16> {
-    let n = r.uint_in(f, key, "a whole number from 1 to 65535")?;
+    let n = r.uint_in(f, key, format_args!("a whole number from 1 to 65535"))?;
     match u16::try_from(n) {
         Ok(p) if p > 0 => Some(p),
         _ => {
@@ -1174,5 +1236,343 @@ fn port(r: &mut Reader, f: &Obj<'_>, key: &str) -> Option<u16> {
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `relax` as it was written before it went by bytes (a character at a time, every
+    /// character copied): the reference the byte scan must match character for character.
+    fn relax_by_chars(text: &str) -> (String, Vec<&'static str>) {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = chars.clone();
+        let (mut comments, mut commas) = (false, false);
+        let mut in_string = false;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if in_string {
+                match c {
+                    '\\' => i += 1,
+                    '"' => in_string = false,
+                    _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '/' if chars.get(i + 1) == Some(&'/') => {
+                    comments = true;
+                    while i < chars.len() && chars[i] != '\n' {
+                        out[i] = ' ';
+                        i += 1;
+                    }
+                    continue;
+                }
+                '/' if chars.get(i + 1) == Some(&'*') => {
+                    comments = true;
+                    let start = i;
+                    i += 2;
+                    while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                        i += 1;
+                    }
+                    let end = (i + 2).min(chars.len());
+                    for o in &mut out[start..end] {
+                        if *o != '\n' {
+                            *o = ' ';
+                        }
+                    }
+                    i = end;
+                    continue;
+                }
+                ',' => {
+                    let mut j = i + 1;
+                    while j < chars.len() && (out[j].is_whitespace() || chars[j] == '/') {
+                        if chars[j] == '/' {
+                            match chars.get(j + 1) {
+                                Some('/') => {
+                                    while j < chars.len() && chars[j] != '\n' {
+                                        j += 1;
+                                    }
+                                    continue;
+                                }
+                                Some('*') => {
+                                    j += 2;
+                                    while j < chars.len()
+                                        && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
+                                    {
+                                        j += 1;
+                                    }
+                                    j += 2;
+                                    continue;
+                                }
+                                _ => break,
+                            }
+                        }
+                        j += 1;
+                    }
+                    if matches!(chars.get(j), Some('}') | Some(']')) {
+                        out[i] = ' ';
+                        commas = true;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut what = Vec::new();
+        if commas {
+            what.push("trailing commas");
+        }
+        if comments {
+            what.push("comments");
+        }
+        (out.into_iter().collect(), what)
+    }
+
+    const RELAXED: &[&str] = &[
+        "{\"A\": [1, 2,], \"B\": {\"c\": 1,}}",
+        "{\"A\": \"a//b\", \"B\": \"/* no */\", \"C\": \",]\", \"D\": \",}\"}",
+        "{\"A\": \"q\\\"//not\", /* é */ \"B\": 1,}",
+        "{ // ééé 日本 «»\n  \"A\": 1 /* ∞\n ü */ , \"B\": [1, // x\n /* y */ ]}",
+        "{\"A\": [1,\u{a0}]}",
+        "{\"A\": [1,\u{2028}\u{3000}]}",
+        "{\"A\": [1,\r\n // c\r\n]}\r\n",
+        "{\"A\": 1} /* never closed, ] é",
+        "{\"A\": [1, /* never closed ] é",
+        "{\"A\": [1,/]}",
+        "{\"A\": [1,",
+        "{\"A\": 1}/",
+        "// only a comment é",
+        "/*/ x */ {\"A\": [1 ,/**/]}",
+        "{\"A\": \"\\\\\", // c\n\"B\": 2,\n}",
+        "{\"A\": \"é\\é\", \"B\": [\"日\",]}",
+        "{\"A\": \"never closed, // ]",
+        "{\"A\": \"ends in a backslash\\",
+        "{\"A\": [1,], \"B\": \"\\\\\", \"C\": [2,]}",
+        "",
+    ];
+
+    #[test]
+    fn relax_blanks_what_the_character_scan_blanked() {
+        for text in RELAXED {
+            let (relaxed, what) = relax(text);
+            let (expected, expected_what) = relax_by_chars(text);
+            assert_eq!(relaxed, expected, "{text:?}");
+            assert_eq!(what, expected_what, "{text:?}");
+        }
+    }
+
+    /// What strict JSON reads, `relax` leaves alone: parsing it first, unrelaxed, changes
+    /// nothing.
+    #[test]
+    fn what_strict_json_reads_relax_leaves_alone() {
+        for text in RELAXED.iter().chain(&[
+            "{\"A\": \"a // b /* c */, ]\", \"B\": [1, 2], \"C\": {\"d\": \",}\"}}",
+            "[\"\\\"//\", \",]\"]",
+        ]) {
+            if super::super::json::parse(text).is_ok() {
+                let (relaxed, what) = relax(text);
+                assert!(what.is_empty(), "{text:?}");
+                assert_eq!(relaxed, *text);
+            }
+        }
+        // A file strict JSON refuses only for its comments and trailing commas is read relaxed.
+        let l = load(b"{\"DeploymentType\": \"ScalableCluster\", // c\n}").unwrap();
+        let codes: Vec<&str> = l.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["json-extension", "json-extension"]);
+    }
+
+    #[test]
+    fn relax_keeps_a_character_per_character_of_a_comment() {
+        // Three two-byte characters and two three-byte ones: five spaces, as serde_json's
+        // column of a later error counted before.
+        let (relaxed, what) = relax("{ // ééé日本\n\"A\": 1 /* ü\n∞ */ ,}");
+        assert_eq!(relaxed, "{         \n\"A\": 1     \n      }");
+        assert_eq!(what, ["trailing commas", "comments"]);
+    }
+
+    #[test]
+    fn strict_json_is_not_copied_by_relax() {
+        let text = "{\"A\": \"a//b ,]\", \"B\": [1, 2], \"C\": \"/*\"}";
+        let (relaxed, what) = relax(text);
+        assert!(matches!(relaxed, Cow::Borrowed(t) if t == text));
+        assert!(what.is_empty());
+        let (relaxed, _) = relax("{\"A\": [1,]}");
+        assert!(matches!(relaxed, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn a_syntax_error_after_comments_with_utf8_is_where_it_was() {
+        let e = load("{ // ééé 日本\n  \"A\": 1 /* ü */ oops }".as_bytes()).unwrap_err();
+        let LoadError::Syntax { line, column, .. } = e else {
+            panic!("{e:?}")
+        };
+        // Line 2 as written; the column counts the comment's characters (one blank each).
+        assert_eq!((line, column), (2, 18));
+        let e = load("{\"A\": [1,\u{a0}]}".as_bytes()).unwrap_err();
+        let LoadError::Syntax { line, column, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((line, column), (1, 10));
+    }
+
+    fn loaded(text: &str) -> Loaded {
+        load(text.as_bytes()).unwrap()
+    }
+
+    fn aliases(l: &Loaded) -> Vec<(&str, &str)> {
+        l.config
+            .source_paths
+            .iter()
+            .map(|(c, w)| (c.as_str(), w.as_str()))
+            .collect()
+    }
+
+    const SCALABLE: &str = r#"{"DeploymentType": "ScalableCluster",
+        "Network": {"Ip4GatewayAddress": "10.0.0.1", "Ip4PrefixLength": 24},
+        "Machines": [{"MachineName": "a", "NetworkConnection": {"AdapterName": "eth0"},
+                      "LinuxNode": {"Ip4Address": "10.0.0.5"}}]}"#;
+
+    #[test]
+    fn a_file_in_the_schema_spelling_has_no_aliases() {
+        let l = loaded(SCALABLE);
+        assert!(l.config.source_paths.is_empty(), "{:?}", aliases(&l));
+    }
+
+    #[test]
+    fn keys_in_another_case_are_aliased_key_by_key() {
+        let l = loaded(
+            &SCALABLE
+                .replace("\"Network\"", "\"network\"")
+                .replace("\"Ip4Address\"", "\"ip4address\""),
+        );
+        let a = aliases(&l);
+        // The object in another case, and every field read in it (absent ones too).
+        for expected in [
+            ("Network", "network"),
+            ("Network.Ip4GatewayAddress", "network.Ip4GatewayAddress"),
+            ("Network.DnsServers", "network.DnsServers"),
+            ("Network.Proxy", "network.Proxy"),
+            (
+                "Machines[0].LinuxNode.Ip4Address",
+                "Machines[0].LinuxNode.ip4address",
+            ),
+        ] {
+            assert!(a.contains(&expected), "{expected:?} in {a:?}");
+        }
+        // A field in the schema's case in an object in the schema's case: none.
+        assert!(
+            !a.iter()
+                .any(|(c, _)| c.starts_with("Machines[0].LinuxNode.M")
+                    || c.starts_with("Machines[0].NetworkConnection")),
+            "{a:?}"
+        );
+        assert_eq!(a.len(), 16, "{a:?}");
+    }
+
+    #[test]
+    fn findings_in_objects_of_another_case_name_the_written_path() {
+        let l = loaded(
+            &SCALABLE
+                .replace("\"Machines\"", "\"machines\"")
+                .replace("\"LinuxNode\"", "\"linuxNODE\"")
+                .replace("\"10.0.0.5\"", "\"10.0.0.05\"")
+                .replace(
+                    "\"AdapterName\": \"eth0\"",
+                    "\"AdapterName\": \"eth0\", \"MTU\": 1.5",
+                ),
+        );
+        let paths: Vec<(&str, &str)> = l
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.path.as_str()))
+            .collect();
+        assert!(
+            paths.contains(&("invalid-ipv4", "machines[0].linuxNODE.Ip4Address")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("wrong-type", "machines[0].NetworkConnection.MTU")),
+            "{paths:?}"
+        );
+        let mtu = l
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "wrong-type")
+            .unwrap();
+        assert_eq!(
+            mtu.message,
+            "machines[0].NetworkConnection.MTU is 1.5, not a whole number; expected 0 (the default) or a whole number from 1280 to 9216"
+        );
+        // Later rules ask by canonical path.
+        assert!(l
+            .config
+            .invalid_paths
+            .contains("Machines[0].LinuxNode.Ip4Address"));
+        assert!(l
+            .config
+            .invalid_paths
+            .contains("Machines[0].NetworkConnection.Mtu"));
+        assert_eq!(
+            l.config.written_path("Machines[0].LinuxNode.Ip4Address"),
+            "machines[0].linuxNODE.Ip4Address"
+        );
+    }
+
+    #[test]
+    fn an_older_node_mtu_is_named_as_written() {
+        let l = loaded(&SCALABLE.replace("\"10.0.0.5\"", "\"10.0.0.5\", \"mtu\": 1400"));
+        assert_eq!(l.config.machines[0].mtu, Some(1400));
+        let f = l
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "legacy-field")
+            .unwrap();
+        assert_eq!(f.path, "Machines[0].LinuxNode.mtu");
+        assert_eq!(
+            f.message,
+            "Machines[0].LinuxNode.mtu is the older form; read as Machines[0].NetworkConnection.Mtu"
+        );
+        assert_eq!(
+            l.config.written_path("Machines[0].NetworkConnection.Mtu"),
+            "Machines[0].LinuxNode.mtu"
+        );
+    }
+
+    #[test]
+    fn an_inline_deployment_config_is_aliased_under_its_key() {
+        let l = loaded(&format!(r#"{{"aksEdgeConfig": {SCALABLE}}}"#));
+        assert_eq!(
+            l.config.written_path("Machines[0].LinuxNode.Ip4Address"),
+            "aksEdgeConfig.Machines[0].LinuxNode.Ip4Address"
+        );
+        let a = aliases(&l);
+        assert!(
+            a.contains(&(
+                "Machines[0].LinuxNode.Ip4Address",
+                "aksEdgeConfig.Machines[0].LinuxNode.Ip4Address"
+            )),
+            "{a:?}"
+        );
+        assert!(a.contains(&("Network", "aksEdgeConfig.Network")), "{a:?}");
+    }
+
+    #[test]
+    fn a_machine_name_in_capitals_is_read_in_lower_case_said_once() {
+        let l = loaded(&SCALABLE.replace("\"MachineName\": \"a\"", "\"machinename\": \"EDGE-A\""));
+        assert_eq!(l.config.machines[0].machine_name.as_deref(), Some("edge-a"));
+        let f: Vec<&Finding> = l
+            .findings
+            .iter()
+            .filter(|f| f.code.as_str() == "machine-name-case")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", l.findings);
+        assert_eq!(f[0].path, "Machines[0].machinename");
+        // Already in lower case: nothing said.
+        assert!(loaded(SCALABLE).findings.is_empty());
     }
 }

@@ -4,6 +4,7 @@
 //! JSON path, so the loader reads a `serde_json::Value` field by field through this reader.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
@@ -18,50 +19,76 @@ use crate::mac::MacAddr;
 pub(super) struct Obj<'v> {
     /// The path as written in the file (the user's spelling, the schema version they used).
     pub path: String,
-    /// The same place in the current schema, which later rules name.
-    pub canon: String,
+    /// The same place in the current schema, which later rules name; `None` when it is `path`
+    /// (the common case: one string per object, not two).
+    canon: Option<String>,
     pub map: &'v Map<String, Value>,
 }
+
+/// Objects with more keys than this are searched by hash; below, one pass over the keys (which
+/// also finds a key written in another case) is cheaper than hashing the key.
+const SCAN_KEYS: usize = 16;
 
 impl<'v> Obj<'v> {
     /// The root object.
     pub fn root(map: &'v Map<String, Value>) -> Self {
         Obj {
             path: String::new(),
-            canon: String::new(),
+            canon: None,
             map,
         }
     }
 
+    /// The object `map` written at `path`, at `canon` in the current schema.
+    pub fn new(path: String, canon: String, map: &'v Map<String, Value>) -> Self {
+        let canon = (canon != path).then_some(canon);
+        Obj { path, canon, map }
+    }
+
+    /// Where this object sits in the current schema.
+    pub fn canon(&self) -> &str {
+        self.canon.as_deref().unwrap_or(&self.path)
+    }
+
+    /// The key as the file spells it and its value: exactly `key`, else `key` in another case.
+    pub fn entry(&self, key: &str) -> Option<(&'v str, &'v Value)> {
+        let map = self.map;
+        if map.len() > SCAN_KEYS {
+            if let Some((k, v)) = map.get_key_value(key) {
+                return Some((k.as_str(), v));
+            }
+            return map
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(k, v)| (k.as_str(), v));
+        }
+        let mut other = None;
+        for (k, v) in map {
+            if k == key {
+                return Some((k.as_str(), v));
+            }
+            if other.is_none() && k.eq_ignore_ascii_case(key) {
+                other = Some((k.as_str(), v));
+            }
+        }
+        other
+    }
+
     /// The key as the file spells it: exactly `key`, else `key` in another case.
     pub fn key(&self, key: &str) -> Option<&'v str> {
-        if let Some((k, _)) = self.map.get_key_value(key) {
-            return Some(k.as_str());
-        }
-        self.map
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(key))
-            .map(String::as_str)
+        self.entry(key).map(|(k, _)| k)
     }
 
     /// The raw value of `key` in any case (`null` included).
     pub fn raw(&self, key: &str) -> Option<&'v Value> {
-        self.key(key).and_then(|k| self.map.get(k))
+        self.entry(key).map(|(_, v)| v)
     }
 
     /// The value of `key`, with `null` and `""` meaning "not set" as AKS Edge Essentials writes.
     /// A `<…>` placeholder from `config new` also reads as unset; [`Reader::placeholders`]
     /// reports it.
     pub fn get(&self, key: &str) -> Option<&'v Value> {
-        match self.raw(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s))
-                if s.trim().is_empty() || (is_placeholder(s) && !windows_bypass(key, s)) =>
-            {
-                None
-            }
-            Some(v) => Some(v),
-        }
+        set(key, self.raw(key))
     }
 
     /// The path of `key` as written in the file (canonical spelling when absent).
@@ -71,7 +98,20 @@ impl<'v> Obj<'v> {
 
     /// The path of `key` in the current schema.
     pub fn canon_at(&self, key: &str) -> String {
-        join(&self.canon, key)
+        join(self.canon(), key)
+    }
+}
+
+/// `raw` (the value of `key`) unless it means "not set": `null`, `""`, a placeholder.
+fn set<'v>(key: &str, raw: Option<&'v Value>) -> Option<&'v Value> {
+    match raw {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s))
+            if s.trim().is_empty() || (is_placeholder(s) && !windows_bypass(key, s)) =>
+        {
+            None
+        }
+        Some(v) => Some(v),
     }
 }
 
@@ -79,8 +119,29 @@ pub(super) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()
     } else {
-        format!("{parent}.{key}")
+        let mut path = String::with_capacity(parent.len() + 1 + key.len());
+        path.push_str(parent);
+        path.push('.');
+        path.push_str(key);
+        path
     }
+}
+
+/// `parent[i]`.
+pub(super) fn index(parent: &str, i: usize) -> String {
+    let mut path = String::with_capacity(parent.len() + 6);
+    path.push_str(parent);
+    path.push('[');
+    push_decimal(&mut path, i);
+    path.push(']');
+    path
+}
+
+fn push_decimal(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -104,6 +165,20 @@ pub(super) fn show(v: &Value) -> String {
     }
 }
 
+/// Where a value was written: its object's path and the key as spelt there. The path itself is
+/// written out only for a finding.
+#[derive(Clone, Copy)]
+struct Written<'p, 'v> {
+    parent: &'p str,
+    key: &'v str,
+}
+
+impl Written<'_, '_> {
+    fn path(self) -> String {
+        join(self.parent, self.key)
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Reader {
     pub findings: Vec<Finding>,
@@ -113,14 +188,48 @@ pub(super) struct Reader {
 }
 
 impl Reader {
+    /// Notes where the canonical path of `key` in `obj` was written (`written`: the file's
+    /// spelling of the key, absent when the file has none), where the two differ. No path is
+    /// written out when they do not: the written and the canonical path of a key differ
+    /// exactly when the object's two paths do or the key is spelt otherwise (a key in another
+    /// case has the same length).
+    fn note(&mut self, obj: &Obj<'_>, key: &str, written: Option<&str>) {
+        if obj.canon.is_some() || written.is_some_and(|w| w != key) {
+            self.aliases
+                .insert(obj.canon_at(key), join(&obj.path, written.unwrap_or(key)));
+        }
+    }
+
+    /// The file's spelling of `key` in `obj` and its raw value (`null` included), noting
+    /// where its canonical path points.
+    fn find<'v>(&mut self, obj: &Obj<'v>, key: &str) -> Option<(&'v str, &'v Value)> {
+        let entry = obj.entry(key);
+        self.note(obj, key, entry.map(|(k, _)| k));
+        entry
+    }
+
+    /// The value of `key` in `obj` as [`Obj::get`] gives it, with the path it was written at
+    /// (for a finding about it), noting where its canonical path points.
+    fn value<'o, 'v>(
+        &mut self,
+        obj: &'o Obj<'v>,
+        key: &str,
+    ) -> Option<(Written<'o, 'v>, &'v Value)> {
+        let (written, raw) = self.find(obj, key)?;
+        let v = set(key, Some(raw))?;
+        Some((
+            Written {
+                parent: &obj.path,
+                key: written,
+            },
+            v,
+        ))
+    }
+
     /// The written path of `key` in `obj`, remembering where its canonical path points.
     pub fn at(&mut self, obj: &Obj<'_>, key: &str) -> String {
-        let at = obj.at(key);
-        let canon = obj.canon_at(key);
-        if at != canon {
-            self.aliases.insert(canon, at.clone());
-        }
-        at
+        let written = self.find(obj, key).map(|(k, _)| k);
+        join(&obj.path, written.unwrap_or(key))
     }
 
     /// Where the file wrote the canonical path `canon` (itself when not aliased).
@@ -168,15 +277,18 @@ impl Reader {
 
     /// An object-valued key; `null`/absent gives `None`.
     pub fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
-        let path = self.at(parent, key);
-        match parent.raw(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(Obj {
-                path,
-                canon: parent.canon_at(key),
-                map,
-            }),
-            Some(v) => {
+        let (written, v) = self.find(parent, key)?;
+        let path = join(&parent.path, written);
+        match v {
+            Value::Null => None,
+            Value::Object(map) => {
+                // The canonical path is the written one unless the parent's differ or the key
+                // is spelt otherwise (see `note`).
+                let canon =
+                    (parent.canon.is_some() || written != key).then(|| parent.canon_at(key));
+                Some(Obj { path, canon, map })
+            }
+            v => {
                 self.wrong_type(&path, v, "an object");
                 None
             }
@@ -184,11 +296,11 @@ impl Reader {
     }
 
     pub fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v Vec<Value>> {
-        let path = self.at(parent, key);
-        match parent.get(key)? {
+        let (at, v) = self.value(parent, key)?;
+        match v {
             Value::Array(items) => Some(items),
             v => {
-                self.wrong_type(&path, v, "an array");
+                self.wrong_type(&at.path(), v, "an array");
                 None
             }
         }
@@ -248,7 +360,7 @@ impl Reader {
                         &path,
                         format!("{path} is read as {canonical:?} (keys are case-insensitive, as in PowerShell)"),
                     )
-                    .hint(if obj.canon.starts_with("Edgenet") {
+                    .hint(if obj.canon().starts_with("Edgenet") {
                         format!("spell it {canonical:?}, as the Edgenet section defines it")
                     } else {
                         format!("spell it {canonical:?}, as New-AksEdgeConfig writes it")
@@ -293,20 +405,19 @@ impl Reader {
     }
 
     pub fn string(&mut self, obj: &Obj<'_>, key: &str) -> Option<String> {
-        self.at(obj, key);
-        match obj.get(key)? {
+        let (at, v) = self.value(obj, key)?;
+        match v {
             Value::String(s) => Some(s.trim().to_string()),
             v => {
-                let path = self.at(obj, key);
-                self.wrong_type(&path, v, "a string");
+                self.wrong_type(&at.path(), v, "a string");
                 None
             }
         }
     }
 
     pub fn bool(&mut self, obj: &Obj<'_>, key: &str) -> Option<bool> {
-        self.at(obj, key);
-        match obj.get(key)? {
+        let (at, v) = self.value(obj, key)?;
+        match v {
             Value::Bool(b) => Some(*b),
             // PowerShell-made files sometimes carry "true"/"false" as strings: read as the
             // word says, but said, since PowerShell itself (`if ($cfg.Network.InternetDisabled)`)
@@ -316,7 +427,7 @@ impl Reader {
                     || s.trim().eq_ignore_ascii_case("false") =>
             {
                 let took = s.trim().eq_ignore_ascii_case("true");
-                let path = self.at(obj, key);
+                let path = at.path();
                 self.findings.push(
                     Finding::warning(
                         Code::PowershellShape,
@@ -336,8 +447,7 @@ impl Reader {
                 Some(took)
             }
             v => {
-                let path = self.at(obj, key);
-                self.wrong_type(&path, v, "true or false");
+                self.wrong_type(&at.path(), v, "true or false");
                 None
             }
         }
@@ -348,9 +458,13 @@ impl Reader {
     /// number that is not one (`10.0`, `10.5`, `-1`, too large) is refused saying which and
     /// the field's real range, not merely "≥ 0" (B20 D9; the range itself is the field's
     /// rule's to check).
-    pub fn uint_in(&mut self, obj: &Obj<'_>, key: &str, expected: &str) -> Option<u32> {
-        self.at(obj, key);
-        let v = obj.get(key)?;
+    pub fn uint_in(
+        &mut self,
+        obj: &Obj<'_>,
+        key: &str,
+        expected: fmt::Arguments<'_>,
+    ) -> Option<u32> {
+        let (at, v) = self.value(obj, key)?;
         let n = match v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.trim().parse::<u64>().ok(),
@@ -359,7 +473,8 @@ impl Reader {
         if let Some(n) = n.and_then(|n| u32::try_from(n).ok()) {
             return Some(n);
         }
-        let path = self.at(obj, key);
+        let path = at.path();
+        let expected = &expected.to_string();
         let written = match v {
             Value::Number(n) => Some(n.to_string()),
             Value::String(s) => Some(s.trim().to_string()),
@@ -408,9 +523,14 @@ impl Reader {
     }
 
     pub fn ipv4(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Addr> {
-        let path = self.at(obj, key);
-        let v = obj.get(key)?;
-        self.ipv4_value(&path, v)
+        let (at, v) = self.value(obj, key)?;
+        if let Value::String(s) = v {
+            // The common case, without the path a finding would need.
+            if let Ok(ip) = s.trim().parse::<Ipv4Addr>() {
+                return Some(ip);
+            }
+        }
+        self.ipv4_value(&at.path(), v)
     }
 
     pub fn ipv4_value(&mut self, path: &str, v: &Value) -> Option<Ipv4Addr> {
@@ -473,11 +593,11 @@ impl Reader {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     if let Value::String(s) = item {
-                        if self.semicolon_list(&format!("{path}[{i}]"), s) {
+                        if self.semicolon_list(&index(&path, i), s) {
                             continue;
                         }
                     }
-                    if let Some(ip) = self.ipv4_value(&format!("{path}[{i}]"), item) {
+                    if let Some(ip) = self.ipv4_value(&index(&path, i), item) {
                         out.push(ip);
                     }
                 }
@@ -534,8 +654,8 @@ impl Reader {
     }
 
     pub fn cidr(&mut self, obj: &Obj<'_>, key: &str) -> Option<Ipv4Net> {
-        let path = self.at(obj, key);
-        let v = obj.get(key)?;
+        let (at, v) = self.value(obj, key)?;
+        let path = at.path();
         let Value::String(s) = v else {
             self.wrong_type(&path, v, "an IPv4 CIDR string such as \"192.168.0.0/24\"");
             return None;
@@ -593,8 +713,13 @@ impl Reader {
     }
 
     pub fn mac(&mut self, obj: &Obj<'_>, key: &str) -> Option<MacAddr> {
-        let path = self.at(obj, key);
-        let v = obj.get(key)?;
+        let (at, v) = self.value(obj, key)?;
+        if let Value::String(s) = v {
+            if let Ok(mac) = s.trim().parse::<MacAddr>() {
+                return Some(mac);
+            }
+        }
+        let path = at.path();
         let Value::String(s) = v else {
             self.wrong_type(
                 &path,
@@ -630,19 +755,21 @@ impl Reader {
         key: &str,
         options: &[(&str, T)],
     ) -> Option<T> {
-        let path = self.at(obj, key);
-        let v = obj.get(key)?;
+        let (at, v) = self.value(obj, key)?;
+        if let Value::String(s) = v {
+            if let Some((_, value)) = options
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(s.trim()))
+            {
+                return Some(*value);
+            }
+        }
+        let path = at.path();
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
         let Value::String(s) = v else {
             self.wrong_type(&path, v, &format!("one of {}", names.join(", ")));
             return None;
         };
-        if let Some((_, value)) = options
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(s.trim()))
-        {
-            return Some(*value);
-        }
         let mut finding = Finding::error(
             Code::UnknownValue,
             &path,

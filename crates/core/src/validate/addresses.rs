@@ -2,6 +2,7 @@
 //! network, broadcast or gateway address, and is used once across the whole cluster.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::{Code, Finding};
@@ -33,8 +34,25 @@ pub fn non_unicast_reason(ip: Ipv4Addr) -> Option<&'static str> {
 
 /// An address the config asks for, and where.
 pub(super) struct Claim {
-    pub path: String,
+    pub at: ClaimAt,
     pub ip: Ipv4Addr,
+}
+
+/// Where a [`Claim`] is written; its path is written out only for a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClaimAt {
+    Path(&'static str),
+    /// `Machines[i].<key>.Ip4Address`.
+    Node(usize, &'static str),
+}
+
+impl fmt::Display for ClaimAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClaimAt::Path(path) => f.write_str(path),
+            ClaimAt::Node(i, key) => write!(f, "Machines[{i}].{key}.Ip4Address"),
+        }
+    }
 }
 
 /// Node addresses and the control-plane endpoint of a scalable config, in file order.
@@ -42,7 +60,7 @@ pub(super) fn scalable_claims(config: &Config) -> Vec<Claim> {
     let mut claims = Vec::new();
     if let Some(ip) = config.network.control_plane_endpoint_ip {
         claims.push(Claim {
-            path: "Network.ControlPlaneEndpointIp".into(),
+            at: ClaimAt::Path("Network.ControlPlaneEndpointIp"),
             ip,
         });
     }
@@ -53,7 +71,7 @@ pub(super) fn scalable_claims(config: &Config) -> Vec<Claim> {
         ] {
             if let Some(ip) = node.as_ref().and_then(|n| n.ip4_address) {
                 claims.push(Claim {
-                    path: format!("Machines[{i}].{key}.Ip4Address"),
+                    at: ClaimAt::Node(i, key),
                     ip,
                 });
             }
@@ -63,13 +81,13 @@ pub(super) fn scalable_claims(config: &Config) -> Vec<Claim> {
 }
 
 pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
-    let not_unicast = |out: &mut Vec<Finding>, path: &str, ip: Ipv4Addr| -> bool {
+    let not_unicast = |out: &mut Vec<Finding>, path: ClaimAt, ip: Ipv4Addr| -> bool {
         match non_unicast_reason(ip) {
             Some(why) => {
                 out.push(
                     Finding::error(
                         Code::AddressNotUnicast,
-                        path,
+                        path.to_string(),
                         format!("{path} is {ip}, {why}"),
                     )
                     .hint("use a unicast address of your LAN"),
@@ -99,11 +117,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
     let lan = super::checked_lan(config);
     let gateway = config.network.ip4_gateway_address;
     if let Some(gw) = gateway {
-        if !not_unicast(out, "Network.Ip4GatewayAddress", gw) {
+        if !not_unicast(out, ClaimAt::Path("Network.Ip4GatewayAddress"), gw) {
             gateway_placement(out, gw, lan);
         }
     }
-    let placement = |out: &mut Vec<Finding>, path: &str, ip: Ipv4Addr| {
+    let placement = |out: &mut Vec<Finding>, path: ClaimAt, ip: Ipv4Addr| {
         let Some(lan) = lan else { return };
         let problem = if !lan.contains(&ip) {
             Some((
@@ -127,23 +145,23 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         };
         if let Some((code, why)) = problem {
             out.push(
-                Finding::error(code, path, format!("{path} is {ip}, {why}"))
+                Finding::error(code, path.to_string(), format!("{path} is {ip}, {why}"))
                     .hint(format!("choose a free host address inside {lan}")),
             );
         }
     };
 
     let claims = scalable_claims(config);
-    let mut seen: HashMap<Ipv4Addr, &str> = HashMap::with_capacity(claims.len());
+    let mut seen: HashMap<Ipv4Addr, ClaimAt> = HashMap::with_capacity(claims.len());
     for c in &claims {
-        if not_unicast(out, &c.path, c.ip) {
+        if not_unicast(out, c.at, c.ip) {
             continue;
         }
-        placement(out, &c.path, c.ip);
-        if let Some(first) = seen.insert(c.ip, &c.path) {
+        placement(out, c.at, c.ip);
+        if let Some(first) = seen.insert(c.ip, c.at) {
             seen.insert(c.ip, first);
             out.push(
-                Finding::error(Code::AddressDuplicate, &c.path, format!("{} is {}, already used by {first}", c.path, c.ip))
+                Finding::error(Code::AddressDuplicate, c.at.to_string(), format!("{} is {}, already used by {first}", c.at, c.ip))
                     .hint("every node address, the control-plane endpoint and every service IP must differ"),
             );
         }
@@ -173,13 +191,13 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
             )
         }
         Some(start) if size <= MAX_SERVICE_RANGE => {
-            if not_unicast(out, start_path, start) {
+            if not_unicast(out, ClaimAt::Path(start_path), start) {
                 return;
             }
             let Some(end) = range_end(start, size) else {
                 return;
             };
-            placement(out, start_path, start);
+            placement(out, ClaimAt::Path(start_path), start);
             if let Some(lan) = lan {
                 if lan.contains(&start) && (!lan.contains(&end) || end == lan.broadcast()) {
                     out.push(
@@ -209,8 +227,8 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                     out.push(
                         Finding::error(
                             Code::AddressDuplicate,
-                            &c.path,
-                            format!("{} is {}, inside the service range {start}–{end}", c.path, c.ip),
+                            c.at.to_string(),
+                            format!("{} is {}, inside the service range {start}–{end}", c.at, c.ip),
                         )
                         .hint("node addresses and the control-plane endpoint must lie outside the service range"),
                     );

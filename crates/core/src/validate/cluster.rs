@@ -78,8 +78,9 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
         return;
     }
     // A Linux node the loader refused cannot be counted: the count would be a guess.
-    let uncounted = (0..config.machines.len())
-        .any(|i| super::refused(config, &format!("Machines[{i}].LinuxNode")));
+    let uncounted = !config.invalid_paths.is_empty()
+        && (0..config.machines.len())
+            .any(|i| super::refused(config, &format!("Machines[{i}].LinuxNode")));
     if config.join || uncounted {
         return;
     }

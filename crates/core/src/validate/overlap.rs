@@ -144,9 +144,10 @@ fn host_addresses(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
             .find(|a| a.address.addr() == ip)
             .map(|a| a.link.clone())
     };
-    let mut claims: Vec<(String, std::net::Ipv4Addr)> = super::addresses::scalable_claims(config)
+    use super::addresses::ClaimAt;
+    let mut claims: Vec<(ClaimAt, std::net::Ipv4Addr)> = super::addresses::scalable_claims(config)
         .into_iter()
-        .map(|c| (c.path, c.ip))
+        .map(|c| (c.at, c.ip))
         .collect();
     let size = config.init.service_ip_range_size.unwrap_or(0);
     if let Some(start) = config.init.service_ip_range_start {
@@ -156,12 +157,13 @@ fn host_addresses(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 let Some(ip) = first.checked_add(i) else {
                     break;
                 };
-                claims.push(("Init.ServiceIPRangeStart".into(), ip.into()));
+                claims.push((ClaimAt::Path("Init.ServiceIPRangeStart"), ip.into()));
             }
         }
     }
-    for (path, ip) in claims {
+    for (at, ip) in claims {
         if let Some(link) = on_host(ip) {
+            let path = at.to_string();
             let what = if path == "Init.ServiceIPRangeStart" {
                 format!("the service range {path}+{size} contains {ip}")
             } else {

@@ -1,6 +1,7 @@
 //! Rule group 1 (the part that needs the whole config): required and forbidden fields per
 //! deployment type, machine and node counts, names.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::{planned_machine_name, Code, Context, Finding};
@@ -193,13 +194,15 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
 
     for (i, m) in config.machines.iter().enumerate() {
         // A node the loader refused (written as text by ConvertTo-Json, say) is not missing.
-        let node_refused = ["LinuxNode", "WindowsNode"]
-            .iter()
-            .any(|key| super::refused(config, &format!("Machines[{i}].{key}")));
+        let node_refused = || {
+            ["LinuxNode", "WindowsNode"]
+                .iter()
+                .any(|key| super::refused(config, &format!("Machines[{i}].{key}")))
+        };
         if m.linux_node.is_none()
             && m.windows_node.is_none()
             && config.is_scalable()
-            && !node_refused
+            && !node_refused()
         {
             out.push(
                 Finding::error(
@@ -226,8 +229,9 @@ pub(super) fn check(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) 
 }
 
 fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-    let mut check_one = |path: String, name: &str| {
+    let mut check_one = |path: &dyn Fn() -> String, name: &str| {
         if let Some(problem) = machine_name_problem(name) {
+            let path = path();
             out.push(
                 Finding::error(Code::InvalidName, &path, format!("{path} is {}: {problem}", super::excerpt(name)))
                     .hint("use lower-case letters, digits and '-', e.g. \"edge-01\" (nodes are named <machine>-ledge)"),
@@ -235,20 +239,26 @@ fn check_names(config: &Config, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
     };
     if let Some(name) = &config.edgenet.machine_name {
-        check_one("Edgenet.MachineName".into(), name);
+        check_one(&|| "Edgenet.MachineName".into(), name);
     }
     for (i, m) in config.machines.iter().enumerate() {
         if let Some(name) = &m.machine_name {
-            check_one(format!("Machines[{i}].MachineName"), name);
+            check_one(&|| format!("Machines[{i}].MachineName"), name);
         }
     }
     machine_name_shortened(config, ctx, out);
     if config.machines.len() > 1 {
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(config.machines.len());
         for i in 0..config.machines.len() {
             let name = planned_machine_name(config, i, ctx);
-            if let Some(first) = seen.insert(name.clone(), i) {
-                seen.insert(name.clone(), first);
+            let first = match seen.entry(name) {
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                    None
+                }
+                Entry::Occupied(o) => Some((*o.get(), o.key().clone())),
+            };
+            if let Some((first, name)) = first {
                 // Point at a name the file wrote (one of the two is, or the host gave both).
                 let named = |j: usize| config.machines[j].machine_name.is_some();
                 let path = if named(i) {
