@@ -160,7 +160,7 @@ pub fn read_host_dns(etc_resolv: &Path, upstream: &Path) -> HostDns {
 const HOST_ONLY_OPTIONS: [&str; 4] = ["trust-ad", "inet6", "ip6-bytestring", "ip6-dotint"];
 
 /// The `options` a node gets: each once (the last of one name wins, as glibc reads them),
-/// without [`HOST_ONLY_OPTIONS`].
+/// without the host-only ones (`trust-ad`, and the IPv6 ones glibc removed).
 pub fn node_options(options: &[String]) -> Vec<String> {
     let name = |o: &str| o.split(':').next().unwrap_or(o).to_string();
     let mut out: Vec<String> = Vec::new();
