@@ -1,0 +1,288 @@
+//! What a deploy sends to the whole LAN, counted by a bystander on it (an `AF_PACKET` socket on
+//! the LAN host of [`adapter_lan`]): every broadcast or multicast frame reaches every machine
+//! on the LAN, so a frame the deploy need not send is one no machine should have to handle.
+//!
+//! - The address-free probe (rule 12) asks the gateway by unicast when the host's neighbour
+//!   cache has its MAC, and by broadcast only when that goes unanswered (or no MAC is known).
+//! - The switch bridge takes the adapter's IPv6 link-local address, already checked on the
+//!   adapter, without a second duplicate address detection.
+
+mod support;
+
+use std::mem;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use support::*;
+
+const BRIDGE: &str = "aksedgesw-ext";
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// One frame the bystander received.
+#[derive(Debug, Clone)]
+struct Frame {
+    dst: [u8; 6],
+    src: [u8; 6],
+    ethertype: u16,
+    /// After the Ethernet header.
+    payload: Vec<u8>,
+}
+
+/// Frames arriving on one link of a namespace, counted from [`Bystander::listen`] until
+/// [`Bystander::frames`].
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Frame>>,
+}
+
+impl Bystander {
+    /// Listening on `ifname` in namespace `ns` once this returns.
+    fn listen(ns: &str, ifname: &str) -> Bystander {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (ns, ifname, stopped) = (ns.to_string(), ifname.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let fd = edgenet_host::netns::run_in(&ns, || packet_socket(&ifname))
+                .expect("enter the bystander's namespace");
+            ready_tx.send(()).unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0u8; 2048];
+            loop {
+                // SAFETY: `buf` is writable for its length.
+                let n =
+                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n < 0 {
+                    // The receive timeout: everything sent before `frames` was called is in.
+                    if stopped.load(Ordering::SeqCst) {
+                        return out;
+                    }
+                    continue;
+                }
+                let f = &buf[..n as usize];
+                if f.len() < 14 {
+                    continue;
+                }
+                out.push(Frame {
+                    dst: f[0..6].try_into().unwrap(),
+                    src: f[6..12].try_into().unwrap(),
+                    ethertype: u16::from_be_bytes([f[12], f[13]]),
+                    payload: f[14..].to_vec(),
+                });
+            }
+        });
+        ready_rx.recv().expect("bystander ready");
+        Bystander { stop, thread }
+    }
+
+    /// Everything received so far.
+    fn frames(self) -> Vec<Frame> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// An `AF_PACKET` socket taking every frame that arrives on `ifname` (of the calling thread's
+/// namespace), with a 50 ms receive timeout.
+fn packet_socket(ifname: &str) -> OwnedFd {
+    let cname = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    assert_ne!(index, 0, "{ifname}: {}", std::io::Error::last_os_error());
+    let all = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket(2); the descriptor is checked and owned by one OwnedFd.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all)) };
+    assert!(raw >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+    let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = all;
+    addr.sll_ifindex = index as i32;
+    // SAFETY: a valid sockaddr_ll and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    // SAFETY: a valid timeval and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    fd
+}
+
+fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
+    let text = json_of(&format!("ip -n {ns} -j link show dev {dev}"))[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The ARP requests from `from` for `target` among `frames`: (destination MAC, sender IP).
+fn arp_requests_for(frames: &[Frame], from: [u8; 6], target: Ipv4Addr) -> Vec<([u8; 6], Ipv4Addr)> {
+    frames
+        .iter()
+        .filter(|f| f.src == from && f.ethertype == 0x0806 && f.payload.len() >= 28)
+        .filter(|f| f.payload[6..8] == [0, 1] && f.payload[24..28] == target.octets())
+        .map(|f| {
+            let sender: [u8; 4] = f.payload[14..18].try_into().unwrap();
+            (f.dst, Ipv4Addr::from(sender))
+        })
+        .collect()
+}
+
+fn finding_codes(report: &Value, key: &str) -> Vec<String> {
+    report[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `edgenet check` (JSON) while the bystander listens: its findings' codes, and the frames.
+fn check_heard(m: &Machine, peer: &str, cfg: &str) -> (Vec<String>, Vec<Frame>) {
+    let ear = Bystander::listen(peer, "eth0");
+    let out = m.edgenet(&["check", "-c", cfg, "-o", "json"]);
+    let frames = ear.frames();
+    let report = stdout_json(&out);
+    (finding_codes(&report, "findings"), frames)
+}
+
+/// With the gateway's MAC in the host's neighbour cache — on the adapter before the deploy, on
+/// the bridge after (the take-over carried the entry there) — the probe asks the gateway at
+/// that MAC: the LAN sees no broadcast ARP for the gateway during `check` or `deploy`, and the
+/// gateway is still found (no `gateway-silent`). The node addresses are still broadcast probes,
+/// three rounds.
+#[test]
+fn a_cached_gateway_is_asked_by_unicast_not_by_broadcast() {
+    let Some(m) = machine_prefixed("q24", "gwc") else {
+        return;
+    };
+    let net = adapter_lan(&m, true);
+    let (lan, peer) = (net.lan.name(), net.peer.as_ref().unwrap().name());
+    let (router, own) = (mac_of(lan, "lan0"), mac_of(&m.ns, "up0"));
+    sh(&format!(
+        "ip -n {} neigh replace {GATEWAY} lladdr {} dev up0 nud stale",
+        m.ns,
+        mac_text(router)
+    ));
+    let cfg = m.write_config("c.json", &site_config("up0"));
+    let node: Ipv4Addr = "198.18.0.101".parse().unwrap();
+    let heard = |what: &str, codes: &[String], frames: &[Frame]| {
+        assert!(
+            !codes.iter().any(|c| c == "gateway-silent"),
+            "{what}: {codes:?}"
+        );
+        let to_gateway = arp_requests_for(frames, own, GATEWAY);
+        assert!(
+            !to_gateway.iter().any(|(dst, _)| *dst == BROADCAST),
+            "{what}: broadcast ARP for the gateway: {to_gateway:?}"
+        );
+        // The node's address is probed as ever: three broadcasts from 0.0.0.0 (a deploy's
+        // gratuitous ARP for it comes after).
+        let probes: Vec<_> = arp_requests_for(frames, own, node)
+            .into_iter()
+            .filter(|(_, sender)| sender.is_unspecified())
+            .collect();
+        assert_eq!(
+            probes,
+            vec![(BROADCAST, Ipv4Addr::UNSPECIFIED); 3],
+            "{what}"
+        );
+    };
+
+    let (codes, frames) = check_heard(&m, peer, &cfg);
+    heard("check on the adapter", &codes, &frames);
+
+    let ear = Bystander::listen(peer, "eth0");
+    let (code, deploy) = m.json(&["deploy", "-c", &cfg]);
+    let frames = ear.frames();
+    assert_eq!(code, Some(0), "{deploy:#}");
+    assert!(
+        !deploy["warnings"].to_string().contains("gateway-silent"),
+        "{deploy:#}"
+    );
+    heard("deploy", &[], &frames);
+
+    // Deployed: the host's address and the gateway's entry are on the bridge now.
+    let entry = json_of(&format!(
+        "ip -n {} -j neigh show {GATEWAY} dev {BRIDGE}",
+        m.ns
+    ));
+    assert_eq!(entry[0]["lladdr"], mac_text(router), "{entry}");
+    let (codes, frames) = check_heard(&m, peer, &cfg);
+    heard("check on the switch", &codes, &frames);
+    m.ok(&["remove"]);
+}
+
+/// A stale MAC in the cache (the router was replaced: another MAC answers for the gateway now):
+/// the unicast request goes unanswered, a broadcast follows, and the gateway is found. Without
+/// an entry the gateway is asked by broadcast, as without a cache.
+#[test]
+fn a_stale_gateway_mac_falls_back_to_broadcast_and_no_entry_broadcasts() {
+    let Some(m) = machine_prefixed("q24", "gws") else {
+        return;
+    };
+    let net = adapter_lan(&m, true);
+    let peer = net.peer.as_ref().unwrap().name();
+    let own = mac_of(&m.ns, "up0");
+    let gone = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x99];
+    let cfg = m.write_config("c.json", &site_config("up0"));
+    let probes = |frames: &[Frame]| -> Vec<[u8; 6]> {
+        arp_requests_for(frames, own, GATEWAY)
+            .into_iter()
+            .filter(|(_, sender)| sender.is_unspecified())
+            .map(|(dst, _)| dst)
+            .collect()
+    };
+
+    sh(&format!(
+        "ip -n {} neigh replace {GATEWAY} lladdr {} dev up0 nud stale",
+        m.ns,
+        mac_text(gone)
+    ));
+    let (codes, frames) = check_heard(&m, peer, &cfg);
+    assert!(!codes.iter().any(|c| c == "gateway-silent"), "{codes:?}");
+    // The LAN's switch floods a frame to an unknown MAC, so the bystander sees the unicast.
+    assert_eq!(probes(&frames), [gone, BROADCAST], "stale MAC");
+
+    sh(&format!("ip -n {} neigh flush dev up0", m.ns));
+    let (codes, frames) = check_heard(&m, peer, &cfg);
+    assert!(!codes.iter().any(|c| c == "gateway-silent"), "{codes:?}");
+    assert_eq!(probes(&frames), [BROADCAST], "no entry");
+}
