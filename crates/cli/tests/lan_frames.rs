@@ -531,3 +531,33 @@ fn the_bridge_takes_the_adapters_link_local_address_without_a_second_check() {
         .any(|a| a["local"] == address.to_string())));
     assert!(bridges(&m.ns).is_empty(), "{:?}", bridges(&m.ns));
 }
+
+/// An adapter whose link-local address is not made from its MAC (`addrgenmode stable_secret`:
+/// from a secret and the link's name, and so are its SLAAC addresses) hands nothing on: the
+/// bridge makes its own, as the kernel's defaults say, and keeps the privacy of its addresses.
+#[test]
+fn a_stable_privacy_adapter_leaves_the_bridge_its_own_link_local_address() {
+    let Some(m) = machine_prefixed("q24", "sp6") else {
+        return;
+    };
+    let _net = adapter_lan(&m, false);
+    sh(&format!(
+        "ip netns exec {ns} sysctl -qw net.ipv6.conf.up0.stable_secret=2001:db8::5ec && \
+         ip -n {ns} link set up0 addrgenmode stable_secret && \
+         ip -n {ns} link set up0 down && ip -n {ns} link set up0 up",
+        ns = m.ns
+    ));
+    let adapter_ll = link_locals(&m.ns, "up0");
+    assert_eq!(adapter_ll.len(), 1, "{adapter_ll:?}");
+    let cfg = m.write_config("c.json", &site_config("up0"));
+    m.ok(&["deploy", "-c", &cfg]);
+    let mode = json_of(&format!("ip -n {} -j -d link show dev {BRIDGE}", m.ns));
+    assert_ne!(mode[0]["inet6_addr_gen_mode"], "none", "{mode}");
+    let on_bridge = link_locals(&m.ns, BRIDGE);
+    assert_eq!(on_bridge.len(), 1, "{on_bridge:?}");
+    assert_ne!(
+        on_bridge[0]["local"], adapter_ll[0]["local"],
+        "{on_bridge:?}"
+    );
+    m.ok(&["remove"]);
+}
