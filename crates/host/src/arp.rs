@@ -4,7 +4,8 @@
 //! [`probe`] opens one `AF_PACKET` socket bound to one interface of the calling thread's
 //! network namespace, sends ARP probes (who-has TARGET, sender IP 0.0.0.0, broadcast) for all
 //! targets at once, a few rounds, and collects every host that answers for a target or claims
-//! it as its own sender address. Because the sender IP is 0.0.0.0, nobody on the link learns a
+//! it as its own sender address. [`probe_known`] asks a target whose MAC the host already
+//! knows (the gateway) by unicast first, and broadcasts only if that goes unanswered. Because the sender IP is 0.0.0.0, nobody on the link learns a
 //! neighbour entry from the probe, and nothing on the prober changes: no address, no route,
 //! no ARP cache entry is touched. Nothing but these ARP requests is ever sent.
 //!
@@ -144,9 +145,14 @@ impl ArpPacket {
 
     /// The whole Ethernet frame: broadcast from `source` (the interface's own MAC).
     fn to_frame(self, source: MacAddr) -> Vec<u8> {
+        self.to_frame_for(source, MacAddr(BROADCAST))
+    }
+
+    /// The whole Ethernet frame from `source` to `destination` (one host's MAC, or broadcast).
+    fn to_frame_for(self, source: MacAddr, destination: MacAddr) -> Vec<u8> {
         let ethernet = Ethernet2Header {
             source: source.0,
-            destination: BROADCAST,
+            destination: destination.0,
             ether_type: EtherType::ARP,
         };
         let mut frame = ethernet.to_bytes().to_vec();
@@ -233,6 +239,25 @@ pub fn probe(
     targets: &[Ipv4Addr],
     opts: &ProbeOptions,
 ) -> Result<Vec<ProbeAnswer>, HostError> {
+    probe_known(ifname, targets, &[], opts)
+}
+
+/// [`probe`], told the MACs the host already has for some targets (`known`: address, MAC —
+/// the gateway's entry in the neighbour cache, say). Such a target is asked first by unicast,
+/// to that MAC alone, as the kernel confirms an entry it holds: the other hosts of the LAN do
+/// not each handle one more broadcast. If it has not answered by the next round, that round
+/// and the later ones broadcast as for any other target (the MAC may be stale: a router
+/// replaced, a NIC changed). A probe of one round broadcasts only, so a stale MAC can never
+/// hide a target. Every target is still reported by whoever answers or claims it; a unicast
+/// request reaches only the host with that MAC, so `known` is for a target that is expected
+/// to answer (the gateway), not for an address that must be free. A MAC given for an address
+/// not among `targets`, or a multicast or zero one, is ignored.
+pub fn probe_known(
+    ifname: &str,
+    targets: &[Ipv4Addr],
+    known: &[(Ipv4Addr, MacAddr)],
+    opts: &ProbeOptions,
+) -> Result<Vec<ProbeAnswer>, HostError> {
     if targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -264,6 +289,16 @@ pub fn probe(
         .iter()
         .map(|t| ArpPacket::probe(mac, *t).to_frame(mac))
         .collect();
+    // The first round's frame of a target whose MAC is known: to that MAC (a later round is
+    // left to broadcast in).
+    let unicast: Vec<Option<Vec<u8>>> = order
+        .iter()
+        .map(|t| {
+            let (_, to) = known.iter().find(|(a, _)| a == t)?;
+            (count > 1 && !to.is_zero() && !to.is_multicast())
+                .then(|| ArpPacket::probe(mac, *t).to_frame_for(mac, *to))
+        })
+        .collect();
     let mut sent_ok = vec![false; order.len()];
     let mut last_send_error: Option<io::Error> = None;
     let mut answers = BTreeSet::new();
@@ -279,7 +314,11 @@ pub fn probe(
             if sent_ok[i] && answers.iter().any(|a| a.address == order[i]) {
                 continue;
             }
-            match sock.send_broadcast(frame) {
+            let frame = match &unicast[i] {
+                Some(to_one) if round == 0 => to_one,
+                _ => frame,
+            };
+            match sock.send_frame(frame) {
                 Ok(()) => sent_ok[i] = true,
                 // A full device queue (ENOBUFS) or similar: later rounds retry this target;
                 // only a target that never went out is an error.
@@ -310,7 +349,7 @@ pub fn probe(
 pub fn announce(ifname: &str, mac: MacAddr, ip: Ipv4Addr) -> Result<(), HostError> {
     let (index, own) = usable_link(ifname)?;
     let sock = PacketSocket::open(ifname, index, &[])?;
-    sock.send_broadcast(&ArpPacket::announcement(mac, ip).to_frame(own))
+    sock.send_frame(&ArpPacket::announcement(mac, ip).to_frame(own))
         .map_err(|e| HostError::new("send ARP announcement on", ifname, e))
 }
 
@@ -390,7 +429,7 @@ impl PacketSocket {
     }
 
     /// Sends one whole Ethernet frame out of the bound interface.
-    fn send_broadcast(&self, frame: &[u8]) -> io::Result<()> {
+    fn send_frame(&self, frame: &[u8]) -> io::Result<()> {
         loop {
             match self.sock.send(frame) {
                 Ok(_) => return Ok(()),
@@ -717,6 +756,17 @@ mod tests {
         let mut padded = frame.clone();
         padded.resize(60, 0);
         assert_eq!(ArpPacket::from_frame(&padded), Some(p));
+    }
+
+    #[test]
+    fn a_frame_for_one_host_goes_to_its_mac_with_the_same_probe() {
+        let (own, them) = (mac("02:00:5e:00:53:01"), mac("52:54:00:00:00:01"));
+        let p = ArpPacket::probe(own, ip("10.0.0.1"));
+        let frame = p.to_frame_for(own, them);
+        assert_eq!(&frame[0..6], &them.0, "to that host only");
+        assert_eq!(&frame[6..12], &own.0);
+        assert_eq!(frame[14..], p.to_frame(own)[14..], "the same ARP probe");
+        assert_eq!(ArpPacket::from_frame(&frame), Some(p));
     }
 
     #[test]

@@ -246,6 +246,97 @@ fn only_arp_probes_leave_the_prober() {
     assert_eq!(per_target, expected, "{} frames", frames.len());
 }
 
+/// A target whose MAC the host already knows (the gateway's entry in its ARP cache) is asked
+/// by unicast to that MAC in the first round, and no broadcast follows once it answered; with a
+/// stale MAC (the router was replaced) nobody answers the unicast and the next rounds
+/// broadcast, so the target is still found. Targets without a known MAC (and every target of a
+/// plain probe) are broadcast, three rounds.
+#[test]
+fn a_known_mac_is_asked_by_unicast_and_a_stale_one_falls_back_to_broadcast() {
+    let test = "a_known_mac_is_asked_by_unicast_and_a_stale_one_falls_back_to_broadcast";
+    if !root_or_skip(test) {
+        return;
+    }
+    let lan = lan("known", &["10.77.0.1"]);
+    let (prober_mac, peer_mac) = (lan.prober.mac_of(PROBER_IF), lan.peer.mac_of(PEER_IF));
+    let stale: MacAddr = "02:00:5e:00:53:99".parse().unwrap();
+    let (gateway, free) = (ip("10.77.0.1"), ip("10.77.0.11"));
+    let opts = ProbeOptions {
+        count: 3,
+        interval: Duration::from_millis(50),
+        wait: Duration::from_millis(100),
+    };
+    // (answers, [(destination MAC, target)] of every probe the peer's link carried)
+    let run = |known: &[(Ipv4Addr, MacAddr)]| {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            let capture = s.spawn(|| {
+                lan.peer.run(move || {
+                    capture_from(PEER_IF, prober_mac, ready_tx, Duration::from_millis(700))
+                })
+            });
+            ready_rx.recv().expect("capture ready");
+            let got = lan
+                .prober
+                .run(|| arp::probe_known(PROBER_IF, &[gateway, free], known, &opts))
+                .unwrap();
+            let sent: Vec<(MacAddr, Ipv4Addr)> = capture
+                .join()
+                .unwrap()
+                .into_iter()
+                .map(|(ethertype, dst, payload)| {
+                    assert_eq!(ethertype, 0x0806, "non-ARP frame: {payload:02x?}");
+                    let p = ArpPacket::parse(&payload).unwrap();
+                    assert_eq!(
+                        (p.operation, p.sender_ip, p.target_mac),
+                        (ARP_REQUEST, Ipv4Addr::UNSPECIFIED, MacAddr([0; 6])),
+                        "an RFC 5227 probe"
+                    );
+                    (MacAddr(dst), p.target_ip)
+                })
+                .collect();
+            (got, sent)
+        })
+    };
+    let broadcast = MacAddr([0xff; 6]);
+    let to = |mac: MacAddr, target: Ipv4Addr, n: usize| vec![(mac, target); n];
+    let of = |sent: &[(MacAddr, Ipv4Addr)], target: Ipv4Addr| -> Vec<(MacAddr, Ipv4Addr)> {
+        sent.iter().copied().filter(|(_, t)| *t == target).collect()
+    };
+
+    // The gateway's MAC known: one request, to it alone; it answers, so nothing is broadcast
+    // for it. The free address is broadcast every round, as ever.
+    let (got, sent) = run(&[(gateway, peer_mac)]);
+    assert_eq!(got, answers(&["10.77.0.1"], peer_mac));
+    assert_eq!(of(&sent, gateway), to(peer_mac, gateway, 1), "{sent:?}");
+    assert_eq!(of(&sent, free), to(broadcast, free, 3), "{sent:?}");
+
+    // A stale MAC: the unicast goes unanswered, the next two rounds broadcast and find it.
+    let (got, sent) = run(&[(gateway, stale)]);
+    assert_eq!(got, answers(&["10.77.0.1"], peer_mac));
+    assert_eq!(
+        of(&sent, gateway),
+        [to(stale, gateway, 1), to(broadcast, gateway, 1)].concat(),
+        "{sent:?}"
+    );
+
+    // No MAC known: broadcast, as a plain probe does.
+    let (got, sent) = run(&[]);
+    assert_eq!(got, answers(&["10.77.0.1"], peer_mac));
+    assert_eq!(of(&sent, gateway), to(broadcast, gateway, 1), "{sent:?}");
+
+    // One round only: nothing would be left to broadcast in, so the known MAC is not used.
+    let one = ProbeOptions {
+        count: 1,
+        ..opts.clone()
+    };
+    let got = lan
+        .prober
+        .run(|| arp::probe_known(PROBER_IF, &[gateway], &[(gateway, stale)], &one))
+        .unwrap();
+    assert_eq!(got, answers(&["10.77.0.1"], peer_mac));
+}
+
 /// Frames received on `ifname` whose Ethernet source is `from`, for `time`:
 /// (ethertype, destination MAC, payload).
 fn capture_from(

@@ -583,3 +583,90 @@ fn link_dumps_succeed_while_links_churn() {
     churn.join().unwrap();
     assert!(counts.iter().all(|c| *c == 300), "{counts:?}");
 }
+
+/// One ARP cache entry read back by address and link: its MAC when the kernel would use it
+/// without asking (reachable, stale, delay, probe, permanent), none for an entry being
+/// resolved or failed, a `noarp` one, another link's, an absent one or a missing link.
+#[test]
+fn a_neighbours_mac_is_read_only_from_an_entry_the_kernel_would_use() {
+    if !root_or_skip("a_neighbours_mac_is_read_only_from_an_entry_the_kernel_would_use") {
+        return;
+    }
+    let ns = TestNs::new("neighmac");
+    for (link, address) in [("enbr6", "198.18.6.1/24"), ("enbr7", "198.18.6.2/24")] {
+        ns.ip(&["link", "add", link, "type", "bridge"]);
+        ns.ip(&["addr", "add", address, "dev", link]);
+        ns.ip(&["link", "set", link, "up"]);
+    }
+    let entries = [
+        ("198.18.6.10", "02:00:00:00:06:10", "permanent"),
+        ("198.18.6.11", "02:00:00:00:06:11", "stale"),
+        ("198.18.6.12", "02:00:00:00:06:12", "reachable"),
+        ("198.18.6.13", "02:00:00:00:06:13", "delay"),
+        ("198.18.6.14", "02:00:00:00:06:14", "probe"),
+        ("198.18.6.15", "02:00:00:00:06:15", "noarp"),
+        ("198.18.6.16", "02:00:00:00:06:16", "failed"),
+    ];
+    for (address, lladdr, state) in entries {
+        ns.ip(&[
+            "neigh", "replace", address, "lladdr", lladdr, "dev", "enbr6", "nud", state,
+        ]);
+    }
+    ns.ip(&[
+        "neigh",
+        "replace",
+        "198.18.6.17",
+        "dev",
+        "enbr6",
+        "nud",
+        "incomplete",
+    ]);
+    ns.ip(&[
+        "neigh",
+        "replace",
+        "198.18.6.18",
+        "lladdr",
+        "02:00:00:00:06:18",
+        "dev",
+        "enbr7",
+        "nud",
+        "stale",
+    ]);
+    let states: Vec<String> = ns
+        .ip_json(&["neigh", "show", "nud", "all", "dev", "enbr6"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{} {}", n["dst"], n["state"]))
+        .collect();
+    let got: Vec<(u8, Option<MacAddr>)> = ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        let mut got: Vec<_> = (10..=19)
+            .map(|i| {
+                let address = std::net::Ipv4Addr::new(198, 18, 6, i);
+                (i, nl.neighbour_mac("enbr6", address).unwrap())
+            })
+            .collect();
+        got.push((
+            0,
+            nl.neighbour_mac("ennothere", "198.18.6.10".parse().unwrap())
+                .unwrap(),
+        ));
+        got
+    });
+    let want: Vec<(u8, Option<MacAddr>)> = vec![
+        (10, Some(mac("02:00:00:00:06:10"))),
+        (11, Some(mac("02:00:00:00:06:11"))),
+        (12, Some(mac("02:00:00:00:06:12"))),
+        (13, Some(mac("02:00:00:00:06:13"))),
+        (14, Some(mac("02:00:00:00:06:14"))),
+        (15, None),
+        (16, None),
+        (17, None),
+        // On the other link only.
+        (18, None),
+        (19, None),
+        (0, None),
+    ];
+    assert_eq!(got, want, "the kernel's entries: {states:?}");
+}

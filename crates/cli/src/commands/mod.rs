@@ -510,8 +510,13 @@ pub fn probe_view(
     let gateway = ctx
         .facts()
         .and_then(|f| edgenet_core::validate::gateway_probe_target(config, f));
+    let known: Vec<_> = gateway
+        .filter(|gw| !targets.contains(gw))
+        .and_then(|gw| Some((gw, gateway_mac(ctx, &adapter, gw)?)))
+        .into_iter()
+        .collect();
     targets.extend(gateway);
-    match edgenet_host::arp::probe(&adapter, &targets, &Default::default()) {
+    match edgenet_host::arp::probe_known(&adapter, &targets, &known, &Default::default()) {
         Ok(answers) => ProbeView::Ran {
             interface: adapter,
             answers: answers.into_iter().map(|a| (a.address, a.mac)).collect(),
@@ -525,6 +530,28 @@ pub fn probe_view(
         )),
         Err(e) => ProbeView::NotRun(shorten_name(&e.to_string(), &adapter)),
     }
+}
+
+/// The gateway's MAC in the host's neighbour cache, on the link that carries the host's
+/// address on the gateway's subnet: the adapter, or, once deployed, the switch it is a port of
+/// (the take-over moved the adapter's entries there). The probe asks the gateway at that MAC
+/// first, as the kernel confirms an entry it holds, instead of by broadcast to the whole LAN
+/// (it broadcasts when that goes unanswered). `None` — a broadcast as without a cache — when
+/// the host has no address there, no usable entry, or the cache cannot be read.
+fn gateway_mac(
+    ctx: &Context<'_>,
+    adapter: &str,
+    gateway: std::net::Ipv4Addr,
+) -> Option<edgenet_core::mac::MacAddr> {
+    let facts = ctx.facts()?;
+    let master = facts.link(adapter).and_then(|l| l.master.as_deref());
+    let on = facts.addresses.iter().find(|a| {
+        a.address.contains(&gateway) && (a.link == adapter || Some(a.link.as_str()) == master)
+    })?;
+    edgenet_host::netlink::Netlink::open()
+        .and_then(|mut nl| nl.neighbour_mac(&on.link, gateway))
+        .ok()
+        .flatten()
 }
 
 /// Refuses a `--machine` that the config does not have (a wrong command line: exit 2), before

@@ -17,7 +17,8 @@ use edgenet_core::mac::MacAddr;
 use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
 use edgenet_host::netlink::connected_route::ConnectedRoute;
 use edgenet_host::netlink::{
-    Address, BridgeSpec, Link, Neighbour, Netlink, Route, RouteSpec, VethSpec,
+    AddrGenMode, Address, BridgeSpec, Link, LinkLocal, Neighbour, Netlink, Route, RouteSpec,
+    VethSpec,
 };
 use edgenet_host::netns::{self, NetNs};
 use edgenet_host::HostError;
@@ -118,6 +119,23 @@ pub trait Kernel {
         _entries: &[Neighbour],
     ) -> Result<(Vec<String>, Vec<String>), HostError> {
         Ok(Default::default())
+    }
+
+    /// How the kernel makes `link`'s IPv6 link-local address, its link-local addresses, putting
+    /// one on a link without duplicate address detection, and setting the mode (see
+    /// [`edgenet_host::netlink::Netlink::ipv6_addr_gen_mode`] and
+    /// [`edgenet_host::netlink::Netlink::add_link_local`]). (The fake has no IPv6.)
+    fn ipv6_addr_gen_mode(&mut self, _link: &str) -> Result<Option<AddrGenMode>, HostError> {
+        Ok(None)
+    }
+    fn set_ipv6_addr_gen_mode(&mut self, _link: &str, _mode: AddrGenMode) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn ipv6_link_locals(&mut self, _link: &str) -> Result<Vec<LinkLocal>, HostError> {
+        Ok(Vec::new())
+    }
+    fn add_link_local(&mut self, _link: &str, _ll: &LinkLocal) -> Result<bool, HostError> {
+        Ok(true)
     }
 
     /// Named network namespaces (`ip netns`).
@@ -247,6 +265,18 @@ impl Kernel for Netlink {
     }
     fn add_connected_route(&mut self, link: &str, r: &ConnectedRoute) -> Result<(), HostError> {
         Netlink::add_connected_route(self, link, r)
+    }
+    fn ipv6_addr_gen_mode(&mut self, link: &str) -> Result<Option<AddrGenMode>, HostError> {
+        Netlink::ipv6_addr_gen_mode(self, link)
+    }
+    fn set_ipv6_addr_gen_mode(&mut self, link: &str, mode: AddrGenMode) -> Result<(), HostError> {
+        Netlink::set_ipv6_addr_gen_mode(self, link, mode)
+    }
+    fn ipv6_link_locals(&mut self, link: &str) -> Result<Vec<LinkLocal>, HostError> {
+        Netlink::ipv6_link_locals(self, link)
+    }
+    fn add_link_local(&mut self, link: &str, ll: &LinkLocal) -> Result<bool, HostError> {
+        Netlink::add_link_local(self, link, ll)
     }
     fn movable_neighbours(
         &mut self,

@@ -31,7 +31,7 @@ impl SwitchDriver for InternalSwitch {
         let mut made = false;
         match k.link(name)? {
             None => {
-                create_marked_bridge(k, name, mtu, self.mac, own, j, true)?;
+                create_marked_bridge(k, name, mtu, self.mac, own, j, NewBridge::Up)?;
                 j.changed(format!("created bridge {name} (MTU {mtu})"));
                 made = true;
             }
@@ -112,9 +112,20 @@ impl SwitchDriver for InternalSwitch {
 }
 
 /// Deletes the bridge `name` if it carries our mark; `Ok(false)` when it is gone already.
+/// What [`create_marked_bridge`] leaves the new bridge as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewBridge {
+    /// Up at once.
+    Up,
+    /// Down: the caller brings it up (a deploy that stops before finds it down and brings it
+    /// up). Without `own_link_local`, the mark goes on with `addrgenmode none` in the same
+    /// request: the bridge makes no IPv6 link-local address of its own when it comes up, and
+    /// takes the adapter's (see `super::external`).
+    Down { own_link_local: bool },
+}
+
 /// Creates bridge `name` with this deployment's mark and group, recorded before and after:
-/// the part both switch kinds share. Up at once when `up`; else the caller brings it up (a
-/// deploy that stops before finds it down and brings it up).
+/// the part both switch kinds share; up, or down, as `then` says.
 pub(crate) fn create_marked_bridge(
     k: &mut dyn Kernel,
     name: &str,
@@ -122,7 +133,7 @@ pub(crate) fn create_marked_bridge(
     mac: Option<MacAddr>,
     own: &Ownership,
     j: &mut dyn Journal,
-    up: bool,
+    then: NewBridge,
 ) -> Result<(), DeployError> {
     j.will_make(ObjectKind::Bridge, name, None)?;
     k.create_bridge(&BridgeSpec {
@@ -138,8 +149,13 @@ pub(crate) fn create_marked_bridge(
     // The kernel ignores an alias at creation: a kill here leaves the bridge with only the
     // group and a pending record, which the next deploy and remove know as ours.
     j.step("switch-made")?;
-    k.set_alias(name, &own.alias)?;
-    if up {
+    match then {
+        NewBridge::Down {
+            own_link_local: false,
+        } => k.set_port_alias(name, &own.alias)?,
+        _ => k.set_alias(name, &own.alias)?,
+    }
+    if then == NewBridge::Up {
         k.set_up(name, true)?;
     }
     j.created(ObjectKind::Bridge, name, None)?;

@@ -2,14 +2,18 @@
 //! The bridge takes the adapter's MAC and the host's configuration (see [`super::adapter`]),
 //! so the machine keeps its connectivity and its DHCP lease.
 
+use std::net::Ipv6Addr;
+
+use edgenet_core::mac::MacAddr;
 use edgenet_core::plan::SwitchPlan;
 use edgenet_host::link_config::SavedLinkConfig;
+use edgenet_host::netlink::{AddrGenMode, LinkLocal};
 
 use super::adapter::{
     keep_host_config, move_addressing, restore_adapter, restore_on_bridge, AdapterRecord,
     AdapterSnapshot, OwnAddresses,
 };
-use super::bridge::{bridge_live, create_marked_bridge, delete_bridge};
+use super::bridge::{bridge_live, create_marked_bridge, delete_bridge, NewBridge};
 use super::{SwitchDriver, SwitchLive};
 use crate::error::DeployError;
 use crate::journal::{Journal, Ownership};
@@ -125,10 +129,15 @@ impl SwitchDriver for ExternalSwitch {
         // waits for); up with its port it has carrier from the start.
         let mut bring_up = false;
         let mut found = false;
+        let mut taken = Vec::new();
         match k.link(name)? {
             None => {
+                taken = link_locals_to_take(k, adapter, mtu)?;
                 // The adapter's MAC: the LAN (and its DHCP server) keeps seeing the same host.
-                create_marked_bridge(k, name, mtu, snap.mac, own, j, false)?;
+                let then = NewBridge::Down {
+                    own_link_local: taken.is_empty(),
+                };
+                create_marked_bridge(k, name, mtu, snap.mac, own, j, then)?;
                 bring_up = true;
                 j.changed(format!(
                     "created bridge {name} with {adapter}'s MAC (MTU {mtu})"
@@ -175,6 +184,11 @@ impl SwitchDriver for ExternalSwitch {
         }
         if bring_up {
             k.set_up(name, true)?;
+        }
+        if !taken.is_empty() {
+            take_link_locals(k, name, adapter, &taken)?;
+        } else if found {
+            restore_link_local(k, name, snap.mac, j)?;
         }
         j.step("switch-adapter")?;
 
@@ -226,5 +240,142 @@ impl SwitchDriver for ExternalSwitch {
             return Ok((Vec::new(), false));
         }
         keep_host_config(k, state, plan, self.moved_now.get())
+    }
+}
+
+/// The IPv6 link-local addresses of the adapter that the new bridge takes as they are, with no
+/// duplicate address detection of its own: the bridge has the adapter's MAC, so the address
+/// the kernel would make on it is the very one the adapter already has, and the LAN already
+/// found free. Taken, they spare every host on the LAN a second neighbour solicitation, and the
+/// host has IPv6 on the bridge at once (a new address is tentative for a second or two). The
+/// bridge is then made without a link-local address of its own (`addrgenmode none`); the
+/// kernel still forms its SLAAC addresses from its MAC (EUI-64: the adapter's very ones) and
+/// still sends its router solicitation (as detection completes: at once, for an address that
+/// needs none). None — the bridge makes and checks its own, as the kernel does — unless all of:
+///
+/// - the adapter makes its link-local address from its MAC (`addrgenmode eui64`, the kernel's
+///   default), read from the adapter's own IPv6 settings. With `stable_secret` or `random` the
+///   address depends on the link (its name, a secret), and so do its SLAAC addresses: a bridge
+///   in mode `none` would form those from the MAC instead, giving away the privacy chosen for
+///   the adapter. With `none` the adapter has no kernel-made address to hand on, and the bridge
+///   does as the kernel's defaults say.
+/// - it has one that detection found free (neither tentative nor dadfailed): an address not
+///   yet, or not, found free must be checked by the bridge itself. Only those go.
+/// - the bridge can do IPv6 (an MTU of at least 1280).
+fn link_locals_to_take(
+    k: &mut dyn Kernel,
+    adapter: &str,
+    mtu: u32,
+) -> Result<Vec<LinkLocal>, DeployError> {
+    const IPV6_MIN_MTU: u32 = 1280;
+    if mtu < IPV6_MIN_MTU || k.ipv6_addr_gen_mode(adapter)? != Some(AddrGenMode::Eui64) {
+        return Ok(Vec::new());
+    }
+    Ok(k.ipv6_link_locals(adapter)?
+        .into_iter()
+        .filter(|ll| ll.usable)
+        .collect())
+}
+
+/// Puts the adapter's link-local addresses on the bridge, now up with the adapter as its port
+/// (see [`link_locals_to_take`]). One the kernel refuses (IPv6 off on the bridge) leaves the
+/// bridge making its own again (`addrgenmode eui64`), as it would have: when IPv6 comes on
+/// there, the kernel makes one. A cache of what the kernel would do: logged, not a change.
+fn take_link_locals(
+    k: &mut dyn Kernel,
+    bridge: &str,
+    adapter: &str,
+    taken: &[LinkLocal],
+) -> Result<(), DeployError> {
+    for ll in taken {
+        match k.add_link_local(bridge, ll) {
+            Ok(_) => tracing::info!(
+                "gave {bridge} {adapter}'s IPv6 link-local address {}/{} (found free by {adapter} already: no second duplicate address detection)",
+                ll.address,
+                ll.prefix_len
+            ),
+            Err(e) => {
+                tracing::info!(
+                    "{bridge} makes its own IPv6 link-local address: the kernel refused {adapter}'s ({e})"
+                );
+                k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A bridge made without a link-local address of its own (see [`link_locals_to_take`]) has
+/// none once it was set down (the kernel drops a link's IPv6 addresses when it goes down and,
+/// in mode `none`, makes none when it comes back up): the one the kernel would have made from
+/// its MAC — the adapter's — goes back. Nothing for a bridge in another mode (the kernel makes
+/// its own) or one that has a link-local address.
+fn restore_link_local(
+    k: &mut dyn Kernel,
+    bridge: &str,
+    mac: Option<MacAddr>,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    if !k.ipv6_link_locals(bridge)?.is_empty()
+        || k.ipv6_addr_gen_mode(bridge)? != Some(AddrGenMode::None)
+    {
+        return Ok(());
+    }
+    let Some(mac) = mac.filter(|m| !m.is_zero()) else {
+        return Ok(());
+    };
+    let ll = LinkLocal {
+        address: eui64_link_local(mac),
+        prefix_len: 64,
+        usable: true,
+    };
+    match k.add_link_local(bridge, &ll) {
+        Ok(_) => j.changed(format!(
+            "put back IPv6 link-local address {}/64 on {bridge} (it had none, as after being set down)",
+            ll.address
+        )),
+        Err(e) => {
+            tracing::info!(
+                "{bridge} makes its own IPv6 link-local address: the kernel refused {} ({e})",
+                ll.address
+            );
+            k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
+        }
+    }
+    Ok(())
+}
+
+/// The link-local address the kernel makes from `mac` in mode `eui64` (RFC 4291 appendix A:
+/// the universal/local bit flipped, `ff:fe` in the middle).
+fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_eui64_link_local_address_is_the_kernels() {
+        // As the kernel made it for a veth with this MAC: fe80::4886:53ff:fe44:e345.
+        let mac = "4a:86:53:44:e3:45".parse().unwrap();
+        assert_eq!(
+            super::eui64_link_local(mac).to_string(),
+            "fe80::4886:53ff:fe44:e345"
+        );
+        let local = "02:00:5e:00:53:01".parse().unwrap();
+        assert_eq!(
+            super::eui64_link_local(local).to_string(),
+            "fe80::5eff:fe00:5301"
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! IPv4 addresses: the [`Address`] value, the parser from the kernel's `RTM_NEWADDR`, the one
-//! dump every "addresses of this link" question goes through, and add/delete.
+//! dump every "addresses of this link" question goes through, and add/delete. And a link's
+//! IPv6 link-local addresses ([`LinkLocal`]): read, and put on another link as they are.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv4Net;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::socket::{clone_io, Failure};
@@ -23,7 +26,63 @@ pub struct Address {
     pub broadcast: Option<Ipv4Addr>,
 }
 
+/// An IPv6 link-local address (scope link) of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkLocal {
+    pub address: Ipv6Addr,
+    pub prefix_len: u8,
+    /// Duplicate address detection found it free (or was not asked for): neither `tentative`
+    /// (still being checked) nor `dadfailed` (another host on the link has it).
+    pub usable: bool,
+}
+
 impl Netlink {
+    /// The IPv6 link-local addresses of `link`, in the kernel's order; none when there is no
+    /// such link or it has no IPv6.
+    pub fn ipv6_link_locals(&mut self, link: &str) -> Result<Vec<LinkLocal>, HostError> {
+        let index = match self.link_index(link) {
+            Ok(i) => i,
+            Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let messages = self
+            .address_messages(AddressFamily::Inet6, Some(index))
+            .map_err(|f| f.into_host("dump IPv6 addresses of", link))?;
+        Ok(messages.iter().filter_map(parse_link_local).collect())
+    }
+
+    /// Puts `ll` on `link` as it is (its address and prefix, scope link) without duplicate
+    /// address detection (`nodad`): for an address already found free on the same LAN with the
+    /// same MAC. The kernel adds its prefix route (`fe80::/64 proto kernel`) as for any address
+    /// and, on an up link, sends its router solicitation and MLD reports at once, as when
+    /// detection completes. `Ok(false)` when the link has it already.
+    pub fn add_link_local(&mut self, link: &str, ll: &LinkLocal) -> Result<bool, HostError> {
+        let op = format!("add address {}/{} to", ll.address, ll.prefix_len);
+        let index = self
+            .link_index(link)
+            .map_err(|e| HostError::new(&op, link, clone_io(e.io_error())))?;
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        msg.header.prefix_len = ll.prefix_len;
+        msg.header.index = index;
+        msg.header.scope = AddressScope::Link;
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        let ip = IpAddr::V6(ll.address);
+        msg.attributes.extend([
+            AddressAttribute::Local(ip),
+            AddressAttribute::Address(ip),
+            AddressAttribute::Flags(AddressFlags::Nodad),
+        ]);
+        match self.ack_request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(_) => Ok(true),
+            Err(f) if f.errno() == Some(libc::EEXIST) => Ok(false),
+            Err(f) => Err(f.into_host(&op, link)),
+        }
+    }
+
     /// IPv4 addresses of all links.
     pub fn addresses(&mut self) -> Result<Vec<Address>, HostError> {
         let names = self.link_names()?;
@@ -176,6 +235,32 @@ pub(super) fn parse_address(msg: &AddressMessage) -> Option<(u32, Ipv4Net, Optio
     }
     let net = Ipv4Net::new(local.or(address)?, msg.header.prefix_len).ok()?;
     Some((msg.header.index, net, broadcast))
+}
+
+/// The IPv6 link-local address an address message describes; `None` for any other address.
+fn parse_link_local(msg: &AddressMessage) -> Option<LinkLocal> {
+    if msg.header.family != AddressFamily::Inet6 || msg.header.scope != AddressScope::Link {
+        return None;
+    }
+    let mut address = None;
+    // IFA_FLAGS (32 bits) when the kernel sends it, else the header's 8.
+    let mut flags = AddressFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Local(IpAddr::V6(ip)) => address = Some(*ip),
+            AddressAttribute::Address(IpAddr::V6(ip)) => {
+                address.get_or_insert(*ip);
+            }
+            AddressAttribute::Flags(f) => flags = *f,
+            _ => {}
+        }
+    }
+    let address = address.filter(|a| (a.segments()[0] & 0xffc0) == 0xfe80)?;
+    Some(LinkLocal {
+        address,
+        prefix_len: msg.header.prefix_len,
+        usable: !flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed),
+    })
 }
 
 #[cfg(test)]

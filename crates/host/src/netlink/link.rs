@@ -48,6 +48,43 @@ pub struct Link {
     pub hairpin: bool,
 }
 
+/// How the kernel makes a link's IPv6 link-local address (`IFLA_INET6_ADDR_GEN_MODE`; `ip -d
+/// link` shows it as `addrgenmode`): from the MAC (`eui64`, the default), none at all, from a
+/// secret and the link's name (`stable_secret`), or at random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrGenMode {
+    Eui64,
+    None,
+    StablePrivacy,
+    Random,
+    Other(u8),
+}
+
+impl From<&In6AddrGenMode> for AddrGenMode {
+    fn from(m: &In6AddrGenMode) -> Self {
+        match m {
+            In6AddrGenMode::Eui64 => AddrGenMode::Eui64,
+            In6AddrGenMode::None => AddrGenMode::None,
+            In6AddrGenMode::StablePrivacy => AddrGenMode::StablePrivacy,
+            In6AddrGenMode::Random => AddrGenMode::Random,
+            In6AddrGenMode::Other(v) => AddrGenMode::Other(*v),
+            other => AddrGenMode::Other(u8::from(other)),
+        }
+    }
+}
+
+impl From<AddrGenMode> for In6AddrGenMode {
+    fn from(m: AddrGenMode) -> Self {
+        match m {
+            AddrGenMode::Eui64 => In6AddrGenMode::Eui64,
+            AddrGenMode::None => In6AddrGenMode::None,
+            AddrGenMode::StablePrivacy => In6AddrGenMode::StablePrivacy,
+            AddrGenMode::Random => In6AddrGenMode::Random,
+            AddrGenMode::Other(v) => In6AddrGenMode::Other(v),
+        }
+    }
+}
+
 /// A bridge to create.
 #[derive(Debug, Clone, Copy)]
 pub struct BridgeSpec<'a> {
@@ -317,7 +354,10 @@ impl Netlink {
     /// no address, and its link-local one would only send duplicate address detection, MLD
     /// reports and router solicitations down the port when it comes up. Before the link is up
     /// (the address is made when it comes up). Without IPv6 on the link (IPv6 off in the
-    /// kernel, an MTU below 1280) the alias alone.
+    /// kernel, an MTU below 1280) the alias alone. (The external switch's bridge is made so
+    /// too when it takes the adapter's link-local address, already checked, instead of making
+    /// the same one and checking it again; the kernel refuses `addrgenmode` in the request
+    /// that creates a link.)
     pub fn set_port_alias(&mut self, name: &str, alias: &str) -> Result<(), HostError> {
         let mut msg = link_by_name(name);
         msg.attributes.extend([
@@ -334,6 +374,46 @@ impl Netlink {
             Err(e) if e.errno() == Some(libc::EAFNOSUPPORT) => self.set_alias(name, alias),
             r => r,
         }
+    }
+
+    /// How the kernel makes `name`'s IPv6 link-local address, as the link's own IPv6 settings
+    /// say (`IFLA_AF_SPEC`, not the `default` sysctl a new link starts from). `None` when the link
+    /// has no IPv6 (IPv6 off in the kernel, an MTU below 1280) or does not exist.
+    pub fn ipv6_addr_gen_mode(&mut self, name: &str) -> Result<Option<AddrGenMode>, HostError> {
+        let replies =
+            match self.ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK) {
+                Ok(r) => r,
+                Err(f) if f.errno() == Some(libc::ENODEV) => return Ok(None),
+                Err(f) => return Err(f.into_host("get link", name)),
+            };
+        Ok(replies.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::AfSpecUnspec(families) => families.iter().find_map(|f| match f {
+                    AfSpecUnspec::Inet6(settings) => settings.iter().find_map(|s| match s {
+                        AfSpecInet6::AddrGenMode(mode) => Some(AddrGenMode::from(mode)),
+                        _ => None,
+                    }),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+            _ => None,
+        }))
+    }
+
+    /// Sets how the kernel makes `name`'s IPv6 link-local address (`ip link set NAME addrgenmode
+    /// MODE`). It takes effect the next time the link comes up: an address already made stays.
+    pub fn set_ipv6_addr_gen_mode(
+        &mut self,
+        name: &str,
+        mode: AddrGenMode,
+    ) -> Result<(), HostError> {
+        let mut msg = link_by_name(name);
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(mode.into())],
+            )]));
+        self.set_link(msg, &format!("set addrgenmode {mode:?} on"), name)
     }
 
     /// Gives the link `alias` and brings it up, in one request (the kernel sets the alias

@@ -185,6 +185,60 @@ impl Netlink {
 }
 
 impl Netlink {
+    /// The MAC the host's ARP cache holds for `address` on `link`, when the entry is one the
+    /// kernel would send to without asking the LAN first: reachable, stale, delay, probe or
+    /// permanent (not one being resolved or failed, nor `noarp`). `None` without such an
+    /// entry, without the link, and on a kernel that cannot look one entry up (before 4.20):
+    /// the caller then asks by broadcast as it would without a cache.
+    pub fn neighbour_mac(
+        &mut self,
+        link: &str,
+        address: Ipv4Addr,
+    ) -> Result<Option<MacAddr>, HostError> {
+        let index = match self.link_index(link) {
+            Ok(i) => i,
+            Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = index;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                address,
+            )));
+        let replies = match self.ack_request(
+            RouteNetlinkMessage::GetNeighbour(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Ok(r) => r,
+            Err(f) if matches!(f.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP)) => {
+                return Ok(None)
+            }
+            Err(f) => return Err(f.into_host("get neighbour", &format!("{address} dev {link}"))),
+        };
+        Ok(replies.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewNeighbour(n)
+                if n.header.ifindex == index
+                    && matches!(
+                        n.header.state,
+                        NeighbourState::Reachable
+                            | NeighbourState::Stale
+                            | NeighbourState::Delay
+                            | NeighbourState::Probe
+                            | NeighbourState::Permanent
+                    ) =>
+            {
+                Neighbour { msg: n }
+                    .lladdr()
+                    .and_then(|l| <[u8; 6]>::try_from(l).ok())
+                    .map(MacAddr)
+                    .filter(|m| !m.is_zero() && !m.is_multicast())
+            }
+            _ => None,
+        }))
+    }
+
     /// The entries of `link` that move with its addresses (see the module documentation); none
     /// when the link is gone. With `port`, `link` is a bridge and `port` the one of its ports
     /// whose side the entries are going back to: an entry whose MAC the bridge has learned
