@@ -214,7 +214,8 @@ impl Floor {
         started.elapsed()
     }
 
-    /// One machine: the lab's wiring of its adapter, then what its deploy makes.
+    /// One machine: the lab's wiring of its adapter (its link-local address settled, as the lab
+    /// makes it), then what its deploy makes.
     fn machine(&self, i: usize) {
         let (m, node) = (self.ns(&format!("m{i}")), self.ns(&format!("n{i}")));
         let ip = |host: usize| {
@@ -238,6 +239,11 @@ link add enl type veth peer name eth0 address {mac} netns {node}
 link set enl master aksedgesw-ext up
 "
         );
+        // As the lab does: the adapter's link-local address settled at once (no DAD).
+        let ns = edgenet_host::netns::NetNs::open(&m).expect("the machine's namespace");
+        ns.run(|| edgenet_host::sysctl::write("net.ipv6.conf.eth0.accept_dad", "0"))
+            .expect("a thread in the machine's namespace")
+            .expect("accept_dad of the machine's adapter");
         feed(&["ip", "-n", &m, "-batch", "-"], &machine);
         let inside = format!(
             "link set lo up\nlink set eth0 up\naddr add {node_address}/22 dev eth0\nroute add default via 198.18.0.1\n"

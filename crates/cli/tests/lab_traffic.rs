@@ -414,6 +414,34 @@ fn scalable_lab(machines: u8, config: Option<&Path>, remove_each: bool) {
         .iter()
         .filter(|c| c["row"] == "lan-to-node")
         .all(|c| c["actual"] == "reachable"));
+    // A lab machine's adapter is settled (its link-local address not tentative), so each
+    // deploy's switch took that address over instead of making and checking its own: the
+    // bridge generates none (addrgenmode none) and has the adapter's, usable at once.
+    for i in 1..=machines {
+        let ns = format!("enl-{}-m{i}", lab.name);
+        let link: Value = serde_json::from_str(&support::sh_out(&format!(
+            "ip -n {ns} -j -d link show aksedgesw-ext"
+        )))
+        .unwrap();
+        assert_eq!(
+            link[0]["inet6_addr_gen_mode"], "none",
+            "machine {i}: {link}"
+        );
+        let addrs: Value = serde_json::from_str(&support::sh_out(&format!(
+            "ip -n {ns} -j -6 addr show dev aksedgesw-ext scope link"
+        )))
+        .unwrap();
+        let local = addrs[0]["addr_info"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(local.len(), 1, "machine {i}: {local:?}");
+        assert_eq!(local[0]["nodad"], true, "machine {i}: {local:?}");
+        assert!(
+            local[0].get("tentative").is_none(),
+            "machine {i}: {local:?}"
+        );
+    }
     let ids: Vec<String> = (1..=machines).map(|i| lab.deployment_id(i)).collect();
     if config.is_none() {
         // `--scalable`: the lab names the machines of the config it writes, and every node

@@ -610,6 +610,13 @@ impl Lab {
     /// The host side of its adapter: `eth0` with `address` on the LAN, up, default route via
     /// the router. Returns the handle on `host`.
     fn configure_adapter(&self, host: &NetNs, address: Ipv4Addr) -> Result<Netlink, LabError> {
+        // A lab machine stands for one that booted long before its deploy: its adapter's
+        // link-local address is settled, not still in duplicate address detection (which a
+        // machine made a moment ago would be when its deploy takes the adapter over: then the
+        // switch could not take that address and checked its own, a second solicitation
+        // flooded to every machine). The lab's MACs are unique, so are their link-locals.
+        let settled = format!("net.ipv6.conf.{ADAPTER}.accept_dad");
+        self.host(self.host(host.run(|| sysctl::write(&settled, "0")))?)?;
         let mut nl = self.host(Netlink::open_in(host))?;
         self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
         self.host(nl.set_up(ADAPTER, true))?;
