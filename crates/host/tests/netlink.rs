@@ -546,30 +546,30 @@ fn link_dumps_succeed_while_links_churn() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), batch.as_bytes()).unwrap();
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let churn = {
-        let (stop, name) = (stop.clone(), ns.name.clone());
-        std::thread::spawn(move || {
-            // One `ip` process fed without end: thousands of changes a second.
-            let script = format!(
-                "while :; do echo 'link add ch0 type veth peer name ch1'; echo 'link del ch0'; done | ip -n {name} -force -batch - 2>/dev/null"
-            );
-            let mut sh = std::process::Command::new("sh")
-                .args(["-c", &script])
-                .process_group(0)
-                .spawn()
-                .unwrap();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            // The shell and its pipeline, by the process group this test made.
+    /// The churning shell and its pipeline, killed by the process group the test made when
+    /// the test ends, a failed one too (it would churn on for ever, re-parented to init).
+    struct Churn(std::process::Child);
+    impl Drop for Churn {
+        fn drop(&mut self) {
             let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(sh.id() as i32),
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            let _ = sh.wait();
-        })
-    };
+            let _ = self.0.wait();
+        }
+    }
+    // One `ip` process fed without end: thousands of changes a second.
+    let script = format!(
+        "while :; do echo 'link add ch0 type veth peer name ch1'; echo 'link del ch0'; done | ip -n {} -force -batch - 2>/dev/null",
+        ns.name
+    );
+    let churn = Churn(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     let counts = ns.run(|| {
         let mut nl = Netlink::open().unwrap();
         (0..200)
@@ -579,8 +579,7 @@ fn link_dumps_succeed_while_links_churn() {
             })
             .collect::<Vec<_>>()
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    churn.join().unwrap();
+    drop(churn);
     assert!(counts.iter().all(|c| *c == 300), "{counts:?}");
 }
 
