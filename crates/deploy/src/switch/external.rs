@@ -278,9 +278,13 @@ fn link_locals_to_take(
 }
 
 /// Puts the adapter's link-local addresses on the bridge, now up with the adapter as its port
-/// (see [`link_locals_to_take`]). One the kernel refuses (IPv6 off on the bridge) leaves the
-/// bridge making its own again (`addrgenmode eui64`), as it would have: when IPv6 comes on
-/// there, the kernel makes one. A cache of what the kernel would do: logged, not a change.
+/// (see [`link_locals_to_take`]), then sets the bridge making its own again (`addrgenmode
+/// eui64`, as the adapter does): the mode takes effect the next time the bridge comes up, so
+/// the address carried over stays as it is (no second address, no detection), and a bridge set
+/// down and up later makes that very address again from its MAC, checked on the LAN as after
+/// any down/up. One the kernel refuses (IPv6 off on the bridge) leaves the bridge making its
+/// own as well: when IPv6 comes on there, the kernel makes one. A cache of what the kernel
+/// would do: logged, not a change.
 fn take_link_locals(
     k: &mut dyn Kernel,
     bridge: &str,
@@ -298,31 +302,33 @@ fn take_link_locals(
                 tracing::info!(
                     "{bridge} makes its own IPv6 link-local address: the kernel refused {adapter}'s ({e})"
                 );
-                k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
-                return Ok(());
+                break;
             }
         }
     }
+    k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
     Ok(())
 }
 
-/// A bridge made without a link-local address of its own (see [`link_locals_to_take`]) has
-/// none once it was set down (the kernel drops a link's IPv6 addresses when it goes down and,
-/// in mode `none`, makes none when it comes back up): the one the kernel would have made from
-/// its MAC — the adapter's — goes back. Nothing for a bridge in another mode (the kernel makes
-/// its own) or one that has a link-local address.
+/// A bridge left in mode `none` (made so by an earlier edgenet, which did not set it back to
+/// `eui64` after taking the adapter's address) has no link-local address once it was set down
+/// (the kernel drops a link's IPv6 addresses when it goes down and, in mode `none`, makes none
+/// when it comes back up): the one the kernel would have made from its MAC — the adapter's —
+/// goes back, and the bridge makes its own from then on (`eui64`), so a later down/up needs no
+/// deploy. A bridge in mode `none` that still has its address is only set to `eui64`. Nothing
+/// for a bridge in another mode: the kernel makes its own.
 fn restore_link_local(
     k: &mut dyn Kernel,
     bridge: &str,
     mac: Option<MacAddr>,
     j: &mut dyn Journal,
 ) -> Result<(), DeployError> {
-    if !k.ipv6_link_locals(bridge)?.is_empty()
-        || k.ipv6_addr_gen_mode(bridge)? != Some(AddrGenMode::None)
-    {
+    if k.ipv6_addr_gen_mode(bridge)? != Some(AddrGenMode::None) {
         return Ok(());
     }
-    let Some(mac) = mac.filter(|m| !m.is_zero()) else {
+    let mac = mac.filter(|m| !m.is_zero());
+    let (Some(mac), true) = (mac, k.ipv6_link_locals(bridge)?.is_empty()) else {
+        k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
         return Ok(());
     };
     let ll = LinkLocal {
@@ -340,9 +346,9 @@ fn restore_link_local(
                 "{bridge} makes its own IPv6 link-local address: the kernel refused {} ({e})",
                 ll.address
             );
-            k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
         }
     }
+    k.set_ipv6_addr_gen_mode(bridge, AddrGenMode::Eui64)?;
     Ok(())
 }
 
