@@ -590,3 +590,77 @@ fn a_stable_privacy_adapter_leaves_the_bridge_its_own_link_local_address() {
     );
     m.ok(&["remove"]);
 }
+
+/// `net.ipv6.conf.<dev>.disable_ipv6` in namespace `ns`, as the kernel has it.
+fn ipv6_disabled(ns: &str, dev: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-n"])
+        .arg(format!("net.ipv6.conf.{dev}.disable_ipv6"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An adapter with IPv6 off (B24 F2) hands that on to the bridge: off before the bridge comes
+/// up, so it has no IPv6 address and sends nothing over IPv6 on the LAN; turned on by hand,
+/// `status` reports it and a redeploy turns it off again; `remove` leaves the adapter with
+/// IPv6 off, as it was.
+#[test]
+fn an_adapter_with_ipv6_off_hands_that_on_to_the_bridge() {
+    let Some(m) = machine_prefixed("f24", "v6off") else {
+        return;
+    };
+    let net = adapter_lan(&m, true);
+    let peer = net.peer.as_ref().unwrap().name();
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv6.conf.up0.disable_ipv6=1",
+        m.ns
+    ));
+    let mac = mac_of(&m.ns, "up0");
+    let cfg = m.write_config("c.json", &site_config("up0"));
+
+    let ear = Bystander::listen(peer, "eth0");
+    m.ok(&["deploy", "-c", &cfg]);
+    assert_eq!(ipv6_disabled(&m.ns, BRIDGE), "1");
+    let addrs = json_of(&format!("ip -n {} -j -6 addr show dev {BRIDGE}", m.ns));
+    assert_eq!(addrs, serde_json::json!([]), "{addrs}");
+    // A link coming up with IPv6 sends its router solicitation within a few seconds (and its
+    // neighbour solicitation within one); a redeploy and status in between.
+    let (code, again) = m.json(&["deploy", "-c", &cfg]);
+    assert_eq!(
+        (code, &again["changes"]),
+        (Some(0), &serde_json::json!([])),
+        "{again:#}"
+    );
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let frames = ear.frames();
+    let sent: Vec<_> = frames
+        .iter()
+        .filter(|f| f.src == mac && f.ethertype == 0x86dd)
+        .collect();
+    assert!(sent.is_empty(), "IPv6 from the bridge: {sent:?}");
+
+    // Turned on by hand: status says so, and deploy turns it off again.
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv6.conf.{BRIDGE}.disable_ipv6=0",
+        m.ns
+    ));
+    assert!(
+        m.drift().iter().any(|d| d.contains("IPv6 is on on")),
+        "{:?}",
+        m.drift()
+    );
+    let (code, repaired) = m.json(&["deploy", "-c", &cfg]);
+    assert_eq!(code, Some(0), "{repaired:#}");
+    assert!(
+        repaired["changes"].to_string().contains("turned IPv6 off"),
+        "{repaired:#}"
+    );
+    assert_eq!(ipv6_disabled(&m.ns, BRIDGE), "1");
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
+
+    m.ok(&["remove"]);
+    assert_eq!(ipv6_disabled(&m.ns, "up0"), "1");
+    assert!(bridges(&m.ns).is_empty(), "{:?}", bridges(&m.ns));
+}

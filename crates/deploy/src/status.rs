@@ -320,9 +320,21 @@ fn fill(
     if let Some(adapter) = plan.switch.adapter.as_deref() {
         let adapter = adapter_now.as_deref().unwrap_or(adapter);
         // IPv6 on a port: deploy stops it (its SLAAC route would win over the bridge's).
-        let ipv6_managed =
-            AdapterRecord::in_state(state, plan.switch.adapter.as_deref().unwrap_or(adapter))
-                .is_some_and(|r| r.adapter.disable_ipv6.is_some());
+        let record =
+            AdapterRecord::in_state(state, plan.switch.adapter.as_deref().unwrap_or(adapter));
+        let ipv6_managed = record
+            .as_ref()
+            .is_some_and(|r| r.adapter.disable_ipv6.is_some());
+        // IPv6 off on the adapter before: the bridge has it off too (see deploy).
+        if record.is_some_and(|r| r.adapter.disable_ipv6.as_deref().map(str::trim) == Some("1")) {
+            let key = switch::adapter::ipv6_conf(&plan.switch.name, "disable_ipv6");
+            if sysctl::read(&key).is_ok_and(|v| v.trim() != "1") {
+                report.drift.push(format!(
+                    "IPv6 is on on {}, though {adapter} had it off before it became a port: run deploy to turn it off",
+                    plan.switch.name
+                ));
+            }
+        }
         let port_now = nl
             .link(adapter)?
             .is_some_and(|a| a.master.as_deref() == Some(plan.switch.name.as_str()));

@@ -10,8 +10,8 @@ use edgenet_host::link_config::SavedLinkConfig;
 use edgenet_host::netlink::{AddrGenMode, LinkLocal};
 
 use super::adapter::{
-    keep_host_config, move_addressing, restore_adapter, restore_on_bridge, AdapterRecord,
-    AdapterSnapshot, OwnAddresses,
+    ipv6_conf, keep_host_config, move_addressing, restore_adapter, restore_on_bridge,
+    AdapterRecord, AdapterSnapshot, OwnAddresses,
 };
 use super::bridge::{bridge_live, create_marked_bridge, delete_bridge, NewBridge};
 use super::{SwitchDriver, SwitchLive};
@@ -138,6 +138,8 @@ impl SwitchDriver for ExternalSwitch {
                     own_link_local: taken.is_empty(),
                 };
                 create_marked_bridge(k, name, mtu, snap.mac, own, j, then)?;
+                // Still down: with IPv6 off it never makes an address nor sends a frame.
+                inherit_ipv6_off(snap, name, j)?;
                 bring_up = true;
                 j.changed(format!(
                     "created bridge {name} with {adapter}'s MAC (MTU {mtu})"
@@ -157,6 +159,7 @@ impl SwitchDriver for ExternalSwitch {
                         link.mac.map(|m| m.to_string()).unwrap_or_else(|| "none".into())
                     ));
                 }
+                inherit_ipv6_off(snap, name, j)?;
                 if !link.up {
                     k.set_up(name, true)?;
                     j.changed(format!("brought {name} up"));
@@ -241,6 +244,37 @@ impl SwitchDriver for ExternalSwitch {
         }
         keep_host_config(k, state, plan, self.moved_now.get())
     }
+}
+
+/// An adapter with IPv6 off (`net.ipv6.conf.<adapter>.disable_ipv6=1` before edgenet made it a
+/// port, as recorded) hands that on to the bridge that takes its place on the LAN, as it hands
+/// on its MAC and its addresses: set while the bridge is still down, it never makes an IPv6
+/// address, never answers nor solicits on the LAN, never takes a router advertisement. A
+/// bridge found with IPv6 on again is set back (reported as a change, and by `status` as
+/// drift): the recorded adapter is what deploy reproduces, as a reboot would.
+pub(crate) fn inherit_ipv6_off(
+    snap: &AdapterSnapshot,
+    bridge: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
+    use edgenet_host::sysctl;
+    if snap.disable_ipv6.as_deref().map(str::trim) != Some("1") {
+        return Ok(());
+    }
+    let key = ipv6_conf(bridge, "disable_ipv6");
+    match sysctl::read(&key) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(_) => {
+            sysctl::write(&key, "1")?;
+            j.changed(format!(
+                "turned IPv6 off on {bridge}, as it was on {} before it became a port",
+                snap.name
+            ));
+        }
+        // No IPv6 in this kernel: nothing to turn off.
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 /// The IPv6 link-local addresses of the adapter that the new bridge takes as they are, with no
