@@ -39,6 +39,14 @@ fn node_exec_of_a_missing_or_unrunnable_command_exits_127_or_126() {
     );
     assert!(out.stdout.is_empty(), "nothing ran");
 
+    // An empty command name is not found (127), as `env ''` says, and no PATH directory is
+    // named (B24 F4: it was 126 "(/root/.cargo/bin/): Is a directory").
+    let out = m.edgenet(&["node", "exec", "--", ""]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("'': command not found"), "{err}");
+    assert!(!err.contains("directory"), "{err}");
+
     // The command's own status still passes through.
     let out = m.edgenet(&["node", "exec", "--", "sh", "-c", "exit 127"]);
     assert_eq!(out.status.code(), Some(127));

@@ -47,6 +47,8 @@ pub enum Code {
     /// The file is JSON with comments or trailing commas, not strict JSON: read (as PowerShell
     /// 7's `ConvertFrom-Json` reads it), though other tools refuse it.
     JsonExtension,
+    /// A file read as Windows-1252 because it is not UTF-8.
+    FileEncoding,
     // Rule 2: address syntax and class.
     InvalidIpv4,
     Ipv6NotSupported,
@@ -156,6 +158,7 @@ impl Code {
             PowershellShape => "powershell-shape",
             UnknownSchemaVersion => "unknown-schema-version",
             JsonExtension => "json-extension",
+            FileEncoding => "file-encoding",
             InvalidIpv4 => "invalid-ipv4",
             Ipv6NotSupported => "ipv6-not-supported",
             AddressNotUnicast => "address-not-unicast",
@@ -240,6 +243,7 @@ impl Code {
             | PowershellShape
             | UnknownSchemaVersion
             | JsonExtension
+            | FileEncoding
             | MachineNameOverridden
             | MachineNameKept
             | MachineNameShortened => 1,

@@ -155,6 +155,15 @@ pub fn not_started(program: &OsStr, path: Option<&OsStr>, error: &io::Error) -> 
     if ![libc::ENOENT, libc::EACCES, libc::ENOEXEC, libc::EISDIR].contains(&errno) {
         return None;
     }
+    if program.is_empty() {
+        // `bash -c '""'` and `env ''` say not found (127); no PATH entry is joined with it,
+        // which would name the directory itself.
+        return Some(NotStarted {
+            code: 127,
+            message: "'': command not found (the command name is empty; give one after `--`)"
+                .to_string(),
+        });
+    }
     let shown = program.to_string_lossy();
     let has_slash = program.as_bytes().contains(&b'/');
     let candidates: Vec<PathBuf> = if has_slash {
@@ -368,6 +377,17 @@ mod tests {
                 .code,
             127
         );
+        // An empty command name is not found (127), not the first PATH directory (126).
+        for errno in [libc::ENOENT, libc::EACCES] {
+            let empty = not_started(OsStr::new(""), Some(path), &err(errno)).unwrap();
+            assert_eq!(empty.code, 127, "{empty:?}");
+            assert!(
+                empty.message.starts_with("'': command not found"),
+                "{empty:?}"
+            );
+            assert!(!empty.message.contains("directory"), "{empty:?}");
+        }
+
         // Not about the program: entering the namespace failed.
         assert_eq!(not_started(OsStr::new("sh"), None, &err(libc::EPERM)), None);
     }

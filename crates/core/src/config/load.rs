@@ -261,11 +261,21 @@ fn parse_relaxed(
         Ok(parsed) => return Ok((parsed, Vec::new())),
         Err(e) => e,
     };
-    let (relaxed, what) = relax(text);
+    let (relaxed, what, open) = relax_noting_open(text);
     if what.is_empty() {
-        return Err(syntax_error(bytes, text, &strict_error));
+        return Err(syntax_error(bytes, text, &strict_error, false));
     }
-    let parsed = super::json::parse(&relaxed).map_err(|e| syntax_error(bytes, &relaxed, &e))?;
+    let parsed = super::json::parse(&relaxed).map_err(|e| {
+        let mut error = syntax_error(bytes, &relaxed, &e, what.contains(&"comments"));
+        if let (Some(start), LoadError::Syntax { message, .. }) = (open, &mut error) {
+            // B24 F6: an unclosed `/*` takes the rest of the file; name where it starts.
+            let (line, column) = line_column(text, start);
+            message.push_str(&format!(
+                " (the /* comment at line {line}, column {column} is never closed with */, so the rest of the file is in it)"
+            ));
+        }
+        error
+    })?;
     Ok((parsed, what))
 }
 
@@ -290,12 +300,14 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
     };
     let root = Obj::root(map);
     let mut r = Reader::default();
-    if ansi {
+    if let Some(offset) = ansi {
+        // B24 F6: its own code, not `legacy-field` (an older form of a field).
+        let byte = bytes.get(offset).copied().unwrap_or_default();
         r.findings.push(
             Finding::notice(
-                Code::LegacyField,
+                Code::FileEncoding,
                 "",
-                "the file is not UTF-8: read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)",
+                format!("the file is not UTF-8 (byte 0x{byte:02X} at offset {offset} is not): read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)"),
             )
             .hint("save it as UTF-8 (Set-Content -Encoding utf8) so that every tool reads it alike"),
         );
@@ -386,10 +398,11 @@ fn grouped_key_case(findings: Vec<Finding>) -> Vec<Finding> {
     rest
 }
 
-/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`true`: Windows
-/// PowerShell 5.1's `Set-Content` writes the ANSI code page): Windows PowerShell 5.1's `Out-File`
-/// writes UTF-16LE, and files come from AKS Edge Essentials hosts.
-fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, bool), LoadError> {
+/// UTF-8 (a leading BOM dropped), or UTF-16 with a BOM, or else Windows-1252 (`Some(offset)`
+/// of the first byte that is not UTF-8: Windows PowerShell 5.1's `Set-Content` writes the ANSI
+/// code page): Windows PowerShell 5.1's `Out-File` writes UTF-16LE, and files come from AKS
+/// Edge Essentials hosts.
+fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, Option<usize>), LoadError> {
     let utf16 = |le: bool| -> Result<String, LoadError> {
         let units = bytes[2..].chunks(2).map(|c| {
             let pair = [c[0], *c.get(1).unwrap_or(&0)];
@@ -405,8 +418,8 @@ fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, bool), LoadError> {
             .collect()
     };
     match bytes {
-        [0xff, 0xfe, ..] => utf16(true).map(|t| (Cow::Owned(t), false)),
-        [0xfe, 0xff, ..] => utf16(false).map(|t| (Cow::Owned(t), false)),
+        [0xff, 0xfe, ..] => utf16(true).map(|t| (Cow::Owned(t), None)),
+        [0xfe, 0xff, ..] => utf16(false).map(|t| (Cow::Owned(t), None)),
         // UTF-16LE without a BOM (`[IO.File]::WriteAllText(…, [Text.Encoding]::Unicode)` is
         // with one, but editors sometimes drop it): JSON starts with an ASCII character.
         [c, 0, ..] if *c != 0 && c.is_ascii() => {
@@ -415,10 +428,13 @@ fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, bool), LoadError> {
             decode(&with_bom).map(|(t, ansi)| (Cow::Owned(t.into_owned()), ansi))
         }
         _ => {
-            let bytes = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(bytes);
+            let (bom, bytes) = match bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
+                Some(rest) => (3, rest),
+                None => (0, bytes),
+            };
             match std::str::from_utf8(bytes) {
-                Ok(text) => Ok((Cow::Borrowed(text), false)),
-                Err(_) => windows_1252(bytes).map(|t| (Cow::Owned(t), true)),
+                Ok(text) => Ok((Cow::Borrowed(text), None)),
+                Err(e) => windows_1252(bytes).map(|t| (Cow::Owned(t), Some(bom + e.valid_up_to()))),
             }
         }
     }
@@ -477,7 +493,14 @@ fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
 ///
 /// The scan goes by bytes: everything it looks for is ASCII, and no byte of a multi-byte UTF-8
 /// character is.
+#[cfg(test)]
 fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
+    let (relaxed, what, _) = relax_noting_open(text);
+    (relaxed, what)
+}
+
+/// [`relax`], and where a `/* */` comment that is never closed starts (its byte offset).
+fn relax_noting_open(text: &str) -> (Cow<'_, str>, Vec<&'static str>, Option<usize>) {
     let bytes = text.as_bytes();
     let len = bytes.len();
     // What is written so far, up to `copied` of `text`; allocated at the first change.
@@ -497,6 +520,7 @@ fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
         *copied = to;
     };
     let (mut comments, mut commas) = (false, false);
+    let mut open = None;
     let mut i = 0;
     while i < len {
         // To the next byte that matters outside a string.
@@ -540,6 +564,9 @@ fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 comments = true;
                 let end = block_end(bytes, i + 2);
+                if !bytes[..end].ends_with(b"*/") || end < i + 4 {
+                    open = Some(i);
+                }
                 blank(&mut out, &mut copied, i, end);
                 i = end;
                 continue;
@@ -583,12 +610,23 @@ fn relax(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
         what.push("comments");
     }
     match out {
-        None => (Cow::Borrowed(text), what),
+        None => (Cow::Borrowed(text), what, open),
         Some(mut out) => {
             out.push_str(&text[copied..]);
-            (Cow::Owned(out), what)
+            (Cow::Owned(out), what, open)
         }
     }
+}
+
+/// The 1-based line and column (counting bytes, as serde_json's) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    (line, offset - line_start + 1)
 }
 
 /// Where the `//` comment at `from` ends: at the line break (not included) or the end.
@@ -610,12 +648,16 @@ fn block_end(bytes: &[u8], from: usize) -> usize {
 
 /// A syntax error, naming what an operator cannot see at the position (B21 N9): a UTF-32 file
 /// (PowerShell's `-Encoding UTF32`), or a typographic quote pasted from a document.
-fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error) -> LoadError {
+/// `commented`: `text` is the file with its comments blanked.
+fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error, commented: bool) -> LoadError {
     let mut message = syntax_message(e);
     if text.trim().is_empty() {
         // B23 F7: "EOF while parsing a value" for a file with nothing in it.
         message = if text.is_empty() {
             "the file is empty".to_string()
+        } else if commented {
+            // B24 F6: not "only white space" for a file holding a comment.
+            "the file holds no JSON, only comments and white space".to_string()
         } else {
             "the file holds only white space".to_string()
         };
@@ -1418,6 +1460,96 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!((line, column), (1, 10));
+    }
+
+    fn syntax_message_of(bytes: &[u8]) -> String {
+        match load(bytes).unwrap_err() {
+            LoadError::Syntax { message, .. } => message,
+            e => panic!("{e:?}"),
+        }
+    }
+
+    /// B24 F6: a file holding only a comment holds no JSON, not "only white space"; a file
+    /// holding only white space still says so.
+    #[test]
+    fn a_file_of_comments_only_is_said_to_hold_no_json() {
+        for text in ["// nothing\n", "  /* a */ // b\n\n"] {
+            assert_eq!(
+                syntax_message_of(text.as_bytes()),
+                "the file holds no JSON, only comments and white space (a config is one JSON object: `edgenet config new -f FILE` writes the default)",
+                "{text:?}"
+            );
+        }
+        assert!(syntax_message_of(b" \n\t").starts_with("the file holds only white space ("));
+    }
+
+    /// B24 F6: a `/*` never closed names where it starts (the rest of the file is in it).
+    #[test]
+    fn an_unclosed_block_comment_is_named_where_it_starts() {
+        let text = "{\n  \"A\": \"é\", // x\n  \"C\": 3, /* not closed\n  \"B\": 2\n}\n";
+        let e = load(text.as_bytes()).unwrap_err();
+        let LoadError::Syntax { line, message, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*line, 6, "{e}");
+        assert!(
+            message.ends_with(" (the /* comment at line 3, column 11 is never closed with */, so the rest of the file is in it)"),
+            "{message}"
+        );
+        // `/*/` does not close itself; a closed comment is not named.
+        assert!(
+            syntax_message_of(b"{\"A\": 1, /*/ }").contains("line 1, column 10 is never closed")
+        );
+        assert!(!syntax_message_of(b"{\"A\": 1 /**/ oops}").contains("never closed"));
+        // Only a comment, never closed: both said.
+        let only = syntax_message_of(b"/* x");
+        assert!(only.starts_with("the file holds no JSON"), "{only}");
+        assert!(only.contains("line 1, column 1 is never closed"), "{only}");
+    }
+
+    /// B24 F6: a file read as Windows-1252 has its own code (not `legacy-field`) and names the
+    /// first byte that is not UTF-8 and the fix.
+    #[test]
+    fn a_file_that_is_not_utf8_is_a_file_encoding_notice() {
+        for (bytes, offset) in [
+            (&b"{\"DeploymentType\": \"SingleMachineCluster\", \"Edgenet\": {\"MachineName\": \"caf\xe9\"}}"[..], 74),
+            (&b"\xef\xbb\xbf{\"DeploymentType\": \"SingleMachineCluster\", \"Edgenet\": {\"MachineName\": \"caf\xe9\"}}"[..], 77),
+        ] {
+            assert_eq!(bytes[offset], 0xe9);
+            let l = load(bytes).unwrap();
+            let f = l
+                .findings
+                .iter()
+                .find(|f| f.message.contains("Windows-1252"))
+                .unwrap();
+            assert_eq!(f.code.as_str(), "file-encoding");
+            assert_eq!(f.severity, crate::finding::Severity::Notice);
+            assert_eq!(
+                f.message,
+                format!("the file is not UTF-8 (byte 0xE9 at offset {offset} is not): read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)")
+            );
+            assert!(f.hint.as_deref().unwrap().starts_with("save it as UTF-8"));
+            assert!(l.findings.iter().all(|f| f.code.as_str() != "legacy-field"));
+        }
+        // UTF-8 and UTF-16 files get no such notice.
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(
+                "{\"DeploymentType\": \"SingleMachineCluster\"}"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        for bytes in [
+            &b"{\"DeploymentType\": \"SingleMachineCluster\"}"[..],
+            &utf16,
+        ] {
+            assert!(load(bytes)
+                .unwrap()
+                .findings
+                .iter()
+                .all(|f| f.code.as_str() != "file-encoding"));
+        }
     }
 
     fn loaded(text: &str) -> Loaded {

@@ -15,7 +15,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
                 UrlProblem::Userinfo(_) => "percent-encode the user name and password (`/` as %2F, `#` as %23, `?` as %3F, space as %20, `@` as %40), e.g. \"http://user:p%2Fw@proxy.example.com:3128\"",
                 UrlProblem::Other(_) => "write it as http://HOST:PORT, e.g. \"http://proxy.example.com:3128\"",
                 UrlProblem::Control(_) => "remove the control character, or percent-encode it if the proxy needs it (a newline as %0A, a carriage return as %0D, ESC as %1B), e.g. \"http://proxy.example.com:3128\"",
+                // B24 F6: the hint the other fields get for ConvertTo-Json's `@{…}` text.
+                UrlProblem::Depth(_) => "{path} is a PowerShell object written as text: ConvertTo-Json stopped at its -Depth; write the file with ConvertTo-Json -Depth 8",
             };
+            let hint = hint.replace("{path}", &path);
             out.push(
                 Finding::error(
                     Code::ProxyUrl,
@@ -124,6 +127,8 @@ pub(super) fn check(config: &Config, out: &mut Vec<Finding>) {
 #[derive(Debug)]
 enum UrlProblem {
     Userinfo(String),
+    /// PowerShell's ConvertTo-Json `@{…}` text of an object deeper than its -Depth.
+    Depth(String),
     Control(String),
     Other(String),
 }
@@ -131,9 +136,10 @@ enum UrlProblem {
 impl std::fmt::Display for UrlProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UrlProblem::Userinfo(s) | UrlProblem::Control(s) | UrlProblem::Other(s) => {
-                f.write_str(s)
-            }
+            UrlProblem::Userinfo(s)
+            | UrlProblem::Control(s)
+            | UrlProblem::Depth(s)
+            | UrlProblem::Other(s) => f.write_str(s),
         }
     }
 }
@@ -155,6 +161,8 @@ impl From<&str> for UrlProblem {
 fn safe_display(raw: &str) -> String {
     match raw.rsplit_once('@') {
         None => raw.to_string(),
+        // Nothing before the `@` (PowerShell's `@{…}` text): no user name or password to hide.
+        Some(("", _)) => raw.to_string(),
         Some((before, host)) => match before.find("://") {
             Some(i) => format!("{}://***@{host}", &before[..i]),
             None => format!("***@{host}"),
@@ -196,6 +204,11 @@ fn proxy_url_problem(raw: &str) -> Result<(), UrlProblem> {
             "it contains the control character {:?} (U+{:04X}); it would be written as it is into the nodes' proxy environment files",
             c, c as u32
         )));
+    }
+    if raw.trim_start().starts_with("@{") {
+        return Err(UrlProblem::Depth(
+            "not a URL but a PowerShell object written as text".to_string(),
+        ));
     }
     let Some((_, rest)) = raw.split_once("://") else {
         return Err("it has no scheme; proxies are http:// or https://".into());
@@ -282,6 +295,40 @@ fn no_proxy_entry_problem(entry: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// B24 F6: ConvertTo-Json's `@{…}` text in a proxy URL field is quoted as written (no
+    /// `***` in front of its `@`) and gets the -Depth hint the other fields get.
+    #[test]
+    fn a_powershell_object_as_a_proxy_url_gets_the_depth_hint() {
+        let loaded = crate::config::load(
+            br#"{"DeploymentType": "SingleMachineCluster", "Network": {"Proxy": {"Http": "@{Uri=http://p:3128}", "Https": "@{Uri=http://u:secret@p:3128}"}}}"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        check(&loaded.config, &mut out);
+        let http = out.iter().find(|f| f.path == "Network.Proxy.Http").unwrap();
+        assert_eq!(http.code, Code::ProxyUrl);
+        assert_eq!(
+            http.message,
+            "Network.Proxy.Http is \"@{Uri=http://p:3128}\": not a URL but a PowerShell object written as text"
+        );
+        assert_eq!(
+            http.hint.as_deref(),
+            Some("Network.Proxy.Http is a PowerShell object written as text: ConvertTo-Json stopped at its -Depth; write the file with ConvertTo-Json -Depth 8")
+        );
+        // A password inside it is still hidden.
+        let https = out
+            .iter()
+            .find(|f| f.path == "Network.Proxy.Https")
+            .unwrap();
+        assert!(!https.message.contains("secret"), "{}", https.message);
+        assert!(
+            https.message.contains("@{Uri=http://***@p:3128}"),
+            "{}",
+            https.message
+        );
+        assert!(https.hint.as_deref().unwrap().contains("-Depth 8"));
+    }
 
     #[test]
     fn proxy_urls() {
