@@ -486,6 +486,18 @@ fn windows_1252(bytes: &[u8]) -> Result<String, LoadError> {
         .collect()
 }
 
+/// What [`relax`] took out, as its notice names it.
+fn relaxed(commas: bool, comments: bool) -> Vec<&'static str> {
+    let mut what = Vec::new();
+    if commas {
+        what.push("trailing commas");
+    }
+    if comments {
+        what.push("comments");
+    }
+    what
+}
+
 /// `text` with `//` and `/* */` comments and trailing commas (before `}` or `]`) blanked out,
 /// keeping every line and column, and which of the two it had. Each character of a comment
 /// becomes one space (a line break stays), as the file's characters are counted; `text` itself
@@ -602,13 +614,7 @@ fn relax_noting_open(text: &str) -> (Cow<'_, str>, Vec<&'static str>, Option<usi
         }
         i += 1;
     }
-    let mut what = Vec::new();
-    if commas {
-        what.push("trailing commas");
-    }
-    if comments {
-        what.push("comments");
-    }
+    let what = relaxed(commas, comments);
     match out {
         None => (Cow::Borrowed(text), what, open),
         Some(mut out) => {
@@ -1365,14 +1371,7 @@ mod tests {
             }
             i += 1;
         }
-        let mut what = Vec::new();
-        if commas {
-            what.push("trailing commas");
-        }
-        if comments {
-            what.push("comments");
-        }
-        (out.into_iter().collect(), what)
+        (out.into_iter().collect(), relaxed(commas, comments))
     }
 
     const RELAXED: &[&str] = &[
