@@ -488,3 +488,35 @@ fn frames_not_from_a_node_port_leave_the_port_checks_at_the_first_rule() {
     assert_eq!(again["changes"], json!([]), "{again:#}");
     m.ok(&["remove"]);
 }
+
+/// A node's link carries no IPv6 link-local address (`addrgenmode none` before it comes up):
+/// its switch port passes only IPv4 and ARP, so the address's duplicate address detection,
+/// router solicitations and MLD reports would only be dropped there. IPv6 itself stays on in
+/// the node (its loopback keeps `::1`).
+#[test]
+fn a_node_link_has_no_ipv6_link_local_address() {
+    let Some(m) = machine("h8bnoll") else { return };
+    let cfg = m.write_config("c.json", &two_nodes(false));
+    m.ok(&["deploy", "-c", &cfg]);
+    let (linux, _, windows, _) = nodes(&m);
+    for node in [&linux, &windows] {
+        let link = json_of(&format!("ip -n {node} -j -d link show dev eth0"));
+        assert_eq!(link[0]["inet6_addr_gen_mode"], "none", "{node}: {link}");
+        assert!(
+            link[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+            "{node}: {link}"
+        );
+        let v6 = json_of(&format!("ip -n {node} -j -6 addr show dev eth0"));
+        let addrs: Vec<&Value> = v6
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().unwrap())
+            .collect();
+        assert!(addrs.is_empty(), "{node}: eth0 has IPv6 addresses {addrs:?}");
+        let lo = json_of(&format!("ip -n {node} -j -6 addr show dev lo"));
+        assert_eq!(lo[0]["addr_info"][0]["local"], "::1", "{node}: {lo}");
+        // IPv4 works as before.
+        assert!(ping(node, "192.168.0.1"));
+    }
+}

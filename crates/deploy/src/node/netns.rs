@@ -439,7 +439,13 @@ fn configure_made(
     alias: &str,
 ) -> Result<Vec<String>, DeployError> {
     nl.set_up("lo", true)?;
-    nl.set_up_with_alias(NODE_IFNAME, alias)?;
+    // Without an IPv6 link-local address: the node's switch port passes only IPv4 and ARP
+    // (firewall/bridge_rules.rs), so the address's duplicate address detection, router
+    // solicitations and MLD reports would only be dropped there. Set before the link is up
+    // (the kernel makes the address when it comes up, and applies the flags of a request
+    // before its IPv6 settings, so not in one request).
+    nl.set_port_alias(NODE_IFNAME, alias)?;
+    nl.set_up(NODE_IFNAME, true)?;
     nl.add_address(NODE_IFNAME, plan.address)?;
     nl.replace_route(&RouteSpec {
         destination: DEFAULT_ROUTE,

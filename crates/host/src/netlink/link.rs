@@ -349,10 +349,11 @@ impl Netlink {
         self.set_link(msg, &format!("set alias {alias:?} on"), name)
     }
 
-    /// Gives a new bridge port `alias` and, in the same request, no IPv6 link-local address
-    /// of its own (`addrgenmode none`, as systemd-networkd leaves a bridge port): a port carries
-    /// no address, and its link-local one would only send duplicate address detection, MLD
-    /// reports and router solicitations down the port when it comes up. Before the link is up
+    /// Gives a new bridge port (or a node's link, whose port passes no IPv6) `alias` and, in
+    /// the same request, no IPv6 link-local address of its own (`addrgenmode none`, as
+    /// systemd-networkd leaves a bridge port): a port carries no address, and its link-local
+    /// one would only send duplicate address detection, MLD reports and router solicitations
+    /// down the port when it comes up. Before the link is up
     /// (the address is made when it comes up). Without IPv6 on the link (IPv6 off in the
     /// kernel, an MTU below 1280) the alias alone. (The external switch's bridge is made so
     /// too when it takes the adapter's link-local address, already checked, instead of making
