@@ -478,16 +478,14 @@ impl Lab {
         ready
     }
 
-    /// Waits (bounded) until `machine` resolves the test name through the LAN DNS and gets
-    /// the page over the router, so a deploy starts on a machine whose network works.
+    /// Waits (bounded) until `machine`'s own wiring works (see [`services::check_machine`]:
+    /// its DNS through the router, its way out through the router), so a deploy starts on a
+    /// machine whose network works.
     fn wait_machine(&self, machine: &LabMachine) -> Result<(), LabError> {
         let timeout = self.timeout();
         let ns = self.host(NetNs::open(&machine.netns))?;
-        let lab = &self.state.name;
         let outcome =
-            self.host(ns.run(|| {
-                services::wait_ready(timeout, |t| services::check_machine(lab, t), || None)
-            }))?;
+            self.host(ns.run(|| services::wait_ready(timeout, services::check_machine, || None)))?;
         match outcome {
             Ok(()) => Ok(()),
             Err(services::NotReady::Exited(e)) => Err(*e),
