@@ -656,6 +656,15 @@ fn the_router_and_each_machine_know_each_others_mac_from_the_wiring() -> TestRes
         let at_machine = neighbour(&m.netns, &m.adapter, LAN_ROUTER)?;
         assert_eq!(at_machine["lladdr"], router_mac.as_str(), "{at_machine}");
         assert_eq!(at_machine["protocol"], "static", "{at_machine}");
+        // The machine's loopback is up, as a host's is.
+        let lo = run(Command::new("ip").args(["-n", &m.netns, "-j", "link", "show", "lo"]))?;
+        let lo: serde_json::Value = serde_json::from_slice(&lo.stdout)?;
+        assert!(
+            lo[0]["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "UP")),
+            "{lo}"
+        );
         for (from, to) in [(&m.netns, LAN_ROUTER), (&lan, m.address.addr())] {
             run(Command::new("ip").args([
                 "netns",
