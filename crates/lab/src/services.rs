@@ -38,8 +38,8 @@ pub(crate) const PROXY: &str = "proxy";
 /// Connections this process opens to the lab's HTTP server at once (all labs of the process
 /// together). busybox httpd listens with a backlog of 9 and accepts one connection per fork:
 /// a burst of more clients than that overflows its accept queue, the kernel drops their
-/// SYNs, and each of them then waits a whole second for the retransmission. Readiness
-/// checks and `curl` probes take a place here first.
+/// SYNs, and each of them then waits a whole second for the retransmission. The matrix's
+/// HTTP probes take a place here first.
 pub(crate) static HTTP_CLIENTS: crate::pool::Gate = crate::pool::Gate::new(HTTP_CLIENTS_MAX);
 pub(crate) const HTTP_CLIENTS_MAX: usize = 8;
 
