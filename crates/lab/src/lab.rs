@@ -478,16 +478,14 @@ impl Lab {
         ready
     }
 
-    /// Waits (bounded) until `machine` resolves the test name through the LAN DNS and gets
-    /// the page over the router, so a deploy starts on a machine whose network works.
+    /// Waits (bounded) until `machine`'s own wiring works (see [`services::check_machine`]:
+    /// its DNS through the router, its way out through the router), so a deploy starts on a
+    /// machine whose network works.
     fn wait_machine(&self, machine: &LabMachine) -> Result<(), LabError> {
         let timeout = self.timeout();
         let ns = self.host(NetNs::open(&machine.netns))?;
-        let lab = &self.state.name;
         let outcome =
-            self.host(ns.run(|| {
-                services::wait_ready(timeout, |t| services::check_machine(lab, t), || None)
-            }))?;
+            self.host(ns.run(|| services::wait_ready(timeout, services::check_machine, || None)))?;
         match outcome {
             Ok(()) => Ok(()),
             Err(services::NotReady::Exited(e)) => Err(*e),
@@ -616,8 +614,12 @@ impl Lab {
         // switch could not take that address and checked its own, a second solicitation
         // flooded to every machine). The lab's MACs are unique, so are their link-locals.
         let settled = format!("net.ipv6.conf.{ADAPTER}.accept_dad");
-        self.host(self.host(host.run(|| sysctl::write(&settled, "0")))?)?;
-        let mut nl = self.host(Netlink::open_in(host))?;
+        // One visit of the namespace for both: the sysctl, and the netlink handle (bound to
+        // the namespace it was made in) that does the rest.
+        let mut nl = self.host(self.host(host.run(|| {
+            sysctl::write(&settled, "0")?;
+            Netlink::open()
+        }))?)?;
         self.host(nl.add_address(ADAPTER, with_prefix(address, LAN_SUBNET)))?;
         self.host(nl.set_up(ADAPTER, true))?;
         self.host(nl.add_route(&default_via(LAN_ROUTER)))?;
@@ -627,8 +629,8 @@ impl Lab {
     /// The machines, in O(N) kernel work and without waits: the intent for all of them is
     /// recorded in one state write, their namespaces are made on a bounded pool, each
     /// adapter is a veth made from the LAN side (one netlink handle) with its peer created
-    /// directly in the machine's namespace, and each machine's own side (address, default
-    /// route) is configured on the pool again.
+    /// directly in the machine's namespace, and each machine's own side (loopback, address,
+    /// default route) is configured on the pool again, one netlink handle per machine.
     fn add_machines(&mut self, lan: &NetNs) -> Result<(), LabError> {
         let machines: Vec<LabMachine> = (1..=self.state.machines_wanted)
             .map(|index| self.machine_files(index))
@@ -642,7 +644,7 @@ impl Lab {
         }
         self.save()?;
         let made = crate::pool::map(machines.iter().collect(), MACHINE_WORKERS, |m| {
-            make_netns(&m.netns)
+            make_bare_netns(&m.netns)
         });
         let (mut namespaces, mut not_made, mut failed) = (Vec::new(), Vec::new(), None);
         for (machine, outcome) in machines.iter().zip(made) {
@@ -679,6 +681,7 @@ impl Lab {
             MACHINE_WORKERS,
             |(machine, ns)| {
                 let mut nl = self.configure_adapter(ns, machine.address.addr())?;
+                self.host(nl.set_up("lo", true))?;
                 self.host(nl.learn_neighbour(ADAPTER, LAN_ROUTER, LAN_ROUTER_MAC))
             },
         )
@@ -1064,12 +1067,18 @@ enum Made {
 
 /// Creates the named namespace and brings its loopback up.
 fn make_netns(name: &str) -> Result<NetNs, Made> {
-    netns::create(name).map_err(Made::Not)?;
-    let ns = NetNs::open(name).map_err(Made::Partly)?;
+    let ns = make_bare_netns(name)?;
     Netlink::open_in(&ns)
         .and_then(|mut nl| nl.set_up("lo", true))
         .map_err(Made::Partly)?;
     Ok(ns)
+}
+
+/// Creates the named namespace, loopback still down (a machine's comes up with its adapter,
+/// on the one netlink handle that configures both).
+fn make_bare_netns(name: &str) -> Result<NetNs, Made> {
+    netns::create(name).map_err(Made::Not)?;
+    NetNs::open(name).map_err(Made::Partly)
 }
 
 fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {

@@ -439,6 +439,63 @@ fn side_by_side_deploys_and_a_down_that_discards_them() -> TestResult {
     Ok(())
 }
 
+/// The check before each machine's deploy proves that machine's own wiring: a machine
+/// whose default route is gone (its DNS on the LAN still answers) or whose address is gone
+/// is not deployed, and the lab says which machine and what is missing.
+#[test]
+fn a_machine_whose_own_network_is_broken_is_not_deployed() -> TestResult {
+    let Some((name, dir, _cleanup)) = root_test(lab_name("w"))? else {
+        return Ok(());
+    };
+    let mut spec = LabSpec::new(&name, dir.path().join("lab"));
+    spec.machines = 3;
+    spec.proxy = false;
+    spec.timeout = Duration::from_secs(2);
+    let deployed = Mutex::new(Vec::new());
+    // One worker: m1's check and deploy, then m2's, then m3's. m1's "deploy" breaks the
+    // others before their checks.
+    let err = match Lab::up_with(&spec, 1, |m| {
+        deployed.lock().unwrap().push(m.index);
+        if m.index == 1 {
+            let m2 = format!("{}m2", topology::prefix(&name));
+            let m3 = format!("{}m3", topology::prefix(&name));
+            run(Command::new("ip").args(["-n", &m2, "route", "del", "default"]))?;
+            let address = format!(
+                "{}/{}",
+                topology::machine_address(3),
+                topology::LAN_SUBNET.prefix_len()
+            );
+            run(Command::new("ip").args(["-n", &m3, "addr", "del", &address, "dev", "eth0"]))?;
+        }
+        Ok::<_, String>(())
+    }) {
+        Ok(_) => panic!("up must fail when a machine's network is broken"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        deployed.into_inner().unwrap(),
+        [1],
+        "m2 and m3 are not deployed"
+    );
+    match &err.error {
+        LabError::NotReady { service, last, .. } => {
+            assert_eq!(service, "the network of machine m2");
+            assert!(
+                last.contains(&format!("no way out through the router {LAN_ROUTER}"))
+                    && last.contains(&HTTP_SERVER.to_string()),
+                "{last}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let lab = err.lab.expect("the partial lab is handed back");
+    let services = lab.services().to_vec();
+    lab.down(|_| Ok::<_, String>(()))
+        .map_err(|e| e.to_string())?;
+    assert_gone(&name, &services);
+    Ok(())
+}
+
 #[test]
 fn dropping_a_lab_tears_it_down() -> TestResult {
     let Some((name, dir, _cleanup)) = root_test(lab_name("c"))? else {
@@ -599,6 +656,15 @@ fn the_router_and_each_machine_know_each_others_mac_from_the_wiring() -> TestRes
         let at_machine = neighbour(&m.netns, &m.adapter, LAN_ROUTER)?;
         assert_eq!(at_machine["lladdr"], router_mac.as_str(), "{at_machine}");
         assert_eq!(at_machine["protocol"], "static", "{at_machine}");
+        // The machine's loopback is up, as a host's is.
+        let lo = run(Command::new("ip").args(["-n", &m.netns, "-j", "link", "show", "lo"]))?;
+        let lo: serde_json::Value = serde_json::from_slice(&lo.stdout)?;
+        assert!(
+            lo[0]["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "UP")),
+            "{lo}"
+        );
         for (from, to) in [(&m.netns, LAN_ROUTER), (&lan, m.address.addr())] {
             run(Command::new("ip").args([
                 "netns",
