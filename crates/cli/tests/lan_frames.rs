@@ -561,34 +561,160 @@ fn the_bridge_takes_the_adapters_link_local_address_without_a_second_check() {
     assert!(bridges(&m.ns).is_empty(), "{:?}", bridges(&m.ns));
 }
 
-/// An adapter whose link-local address is not made from its MAC (`addrgenmode stable_secret`:
-/// from a secret and the link's name, and so are its SLAAC addresses) hands nothing on: the
-/// bridge makes its own, as the kernel's defaults say, and keeps the privacy of its addresses.
+/// `net.ipv6.conf.<dev>.<key>` in namespace `ns`, as the kernel has it (empty when it cannot
+/// be read: `stable_secret` unset).
+fn ipv6_conf(ns: &str, dev: &str, key: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-n"])
+        .arg(format!("net.ipv6.conf.{dev}.{key}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The link-local address the kernel makes from `mac` in mode `eui64`.
+fn eui64_of(mac: [u8; 6]) -> Ipv6Addr {
+    let m = mac;
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 2, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
+
+/// B24 F3: an adapter whose addresses are made from a secret (`addrgenmode stable_secret`, as
+/// RFC 7217 and NetworkManager's default ask; or `random`) hands that on: the bridge makes its
+/// link-local address in the same mode, with the adapter's secret, never the EUI-64 one that
+/// gives the MAC away. Between two links with no permanent hardware address (the adapter is a
+/// veth, the bridge has none) the kernel's hash of the same secret is the very same address.
+/// `remove` leaves the adapter's mode, secret and address as they were.
 #[test]
-fn a_stable_privacy_adapter_leaves_the_bridge_its_own_link_local_address() {
-    let Some(m) = machine_prefixed("q24", "sp6") else {
+fn a_stable_privacy_adapter_hands_its_mode_and_secret_to_the_bridge() {
+    let Some(m) = machine_prefixed("f25", "sp6") else {
         return;
     };
     let _net = adapter_lan(&m, false);
+    let secret = "2001:db8:1:2:3:4:5:6";
     sh(&format!(
-        "ip netns exec {ns} sysctl -qw net.ipv6.conf.up0.stable_secret=2001:db8::5ec && \
+        "ip netns exec {ns} sysctl -qw net.ipv6.conf.up0.stable_secret={secret} && \
          ip -n {ns} link set up0 addrgenmode stable_secret && \
          ip -n {ns} link set up0 down && ip -n {ns} link set up0 up",
         ns = m.ns
     ));
     let adapter_ll = link_locals(&m.ns, "up0");
     assert_eq!(adapter_ll.len(), 1, "{adapter_ll:?}");
+    assert_eq!(adapter_ll[0]["stable-privacy"], true, "{adapter_ll:?}");
+    let address = adapter_ll[0]["local"].as_str().unwrap().to_string();
+    let mac = mac_of(&m.ns, "up0");
+    let kernels_secret = ipv6_conf(&m.ns, "up0", "stable_secret");
+    assert!(!kernels_secret.is_empty());
     let cfg = m.write_config("c.json", &site_config("up0"));
     m.ok(&["deploy", "-c", &cfg]);
-    let mode = json_of(&format!("ip -n {} -j -d link show dev {BRIDGE}", m.ns));
-    assert_ne!(mode[0]["inet6_addr_gen_mode"], "none", "{mode}");
-    let on_bridge = link_locals(&m.ns, BRIDGE);
-    assert_eq!(on_bridge.len(), 1, "{on_bridge:?}");
+
+    let link = json_of(&format!("ip -n {} -j -d link show dev {BRIDGE}", m.ns));
+    assert_eq!(link[0]["inet6_addr_gen_mode"], "stable_secret", "{link}");
+    assert_eq!(ipv6_conf(&m.ns, BRIDGE, "addr_gen_mode"), "2");
+    assert_eq!(ipv6_conf(&m.ns, BRIDGE, "stable_secret"), kernels_secret);
+    let made = || {
+        link_locals(&m.ns, BRIDGE)
+            .into_iter()
+            .filter(|a| !a["local"].is_null())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(5, || made().len() == 1 && made()[0]["tentative"].is_null()),
+        "{:?}",
+        made()
+    );
+    let on_bridge = made();
+    assert_eq!(on_bridge[0]["stable-privacy"], true, "{on_bridge:?}");
     assert_ne!(
-        on_bridge[0]["local"], adapter_ll[0]["local"],
+        on_bridge[0]["local"],
+        eui64_of(mac).to_string(),
+        "the MAC's address: {on_bridge:?}"
+    );
+    assert_eq!(on_bridge[0]["local"], address, "{on_bridge:?}");
+    // A redeploy changes nothing, status sees nothing amiss.
+    let (code, again) = m.json(&["deploy", "-c", &cfg]);
+    assert_eq!(
+        (code, &again["changes"]),
+        (Some(0), &serde_json::json!([])),
+        "{again:#}"
+    );
+    assert!(m.drift().is_empty(), "{:?}", m.drift());
+
+    m.ok(&["remove"]);
+    let adapter = json_of(&format!("ip -n {} -j -d link show dev up0", m.ns));
+    assert_eq!(
+        adapter[0]["inet6_addr_gen_mode"], "stable_secret",
+        "{adapter}"
+    );
+    assert_eq!(ipv6_conf(&m.ns, "up0", "stable_secret"), kernels_secret);
+    assert!(eventually(5, || link_locals(&m.ns, "up0")
+        .iter()
+        .any(|a| a["local"] == address)));
+    assert!(bridges(&m.ns).is_empty(), "{:?}", bridges(&m.ns));
+
+    // Random: the bridge draws its own secret (its address is neither the adapter's nor the
+    // MAC's).
+    sh(&format!(
+        "ip -n {ns} link set up0 addrgenmode random && \
+         ip -n {ns} link set up0 down && ip -n {ns} link set up0 up",
+        ns = m.ns
+    ));
+    m.ok(&["deploy", "-c", &cfg]);
+    let link = json_of(&format!("ip -n {} -j -d link show dev {BRIDGE}", m.ns));
+    assert_eq!(link[0]["inet6_addr_gen_mode"], "random", "{link}");
+    assert!(eventually(5, || made().len() == 1), "{:?}", made());
+    let on_bridge = made();
+    assert_eq!(on_bridge[0]["stable-privacy"], true, "{on_bridge:?}");
+    assert_ne!(
+        on_bridge[0]["local"],
+        eui64_of(mac).to_string(),
         "{on_bridge:?}"
     );
     m.ok(&["remove"]);
+    let adapter = json_of(&format!("ip -n {} -j -d link show dev up0", m.ns));
+    assert_eq!(adapter[0]["inet6_addr_gen_mode"], "random", "{adapter}");
+}
+
+/// Only the namespace's default secret (`net.ipv6.conf.default.stable_secret`, set after the
+/// adapter was made, which puts every link in stable-privacy mode): the adapter has none of its
+/// own to hand on, and the bridge, made afterwards, takes the default and its mode by itself.
+#[test]
+fn with_only_the_default_secret_the_bridge_is_stable_privacy_too() {
+    let Some(m) = machine_prefixed("f25", "sp6d") else {
+        return;
+    };
+    let _net = adapter_lan(&m, false);
+    sh(&format!(
+        "ip netns exec {ns} sysctl -qw net.ipv6.conf.default.stable_secret=2001:db8::5ec && \
+         ip -n {ns} link set up0 down && ip -n {ns} link set up0 up",
+        ns = m.ns
+    ));
+    assert_eq!(ipv6_conf(&m.ns, "up0", "addr_gen_mode"), "2");
+    assert_eq!(ipv6_conf(&m.ns, "up0", "stable_secret"), "");
+    let mac = mac_of(&m.ns, "up0");
+    let cfg = m.write_config("c.json", &site_config("up0"));
+    m.ok(&["deploy", "-c", &cfg]);
+    let link = json_of(&format!("ip -n {} -j -d link show dev {BRIDGE}", m.ns));
+    assert_eq!(link[0]["inet6_addr_gen_mode"], "stable_secret", "{link}");
+    let made = || {
+        link_locals(&m.ns, BRIDGE)
+            .into_iter()
+            .filter(|a| !a["local"].is_null())
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(5, || made().len() == 1), "{:?}", made());
+    assert_eq!(made()[0]["stable-privacy"], true, "{:?}", made());
+    assert_ne!(made()[0]["local"], eui64_of(mac).to_string());
+    m.ok(&["remove"]);
+    assert_eq!(ipv6_conf(&m.ns, "up0", "stable_secret"), "");
 }
 
 /// `net.ipv6.conf.<dev>.disable_ipv6` in namespace `ns`, as the kernel has it.

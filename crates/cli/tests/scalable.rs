@@ -502,3 +502,90 @@ fn deploy_without_c_applies_the_recorded_deployment_again() {
     assert_eq!(v["plan"]["switch"]["kind"], "internal", "{v:#}");
     m.ok(&["remove"]);
 }
+
+/// The names in directory `dir`.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// B24 F7: a first deploy records the config it is about to apply (`config.json`) before it
+/// probes the LAN, the longest wait before its first record. Killed there, a plain `deploy`
+/// applies that config — the external switch — not the built-in default. Refused there (the
+/// probe's failpoint as an error; an address another device answers for) it leaves nothing:
+/// no state directory, or the `config.json` an earlier killed run left, byte for byte.
+#[test]
+fn a_first_deploy_killed_during_the_probe_has_recorded_its_config() {
+    if !failpoints() {
+        return;
+    }
+    let Some(lan) = lan("f25pk", 1) else { return };
+    let m = &lan.machines[0];
+    let peer = lan.peer_ns();
+    let before = m.dump();
+    let cfg = m.write_config("c.json", &config(1));
+    let args = ["deploy", "-c", &cfg, "--machine", "0"];
+
+    // Refused: at the probe, and by what the probe found. Nothing left.
+    let out = m.edgenet_env(&args, &[("EDGENET_FAILPOINT", "probe")]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!m.state.exists(), "{:?}", listing(&m.state));
+    sh(&format!("ip -n {peer} addr add 198.18.0.101/32 dev eth0"));
+    let out = m.edgenet(&args);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("address-in-use"));
+    assert!(!m.state.exists(), "{:?}", listing(&m.state));
+    assert_eq!(m.dump(), before);
+    sh(&format!("ip -n {peer} addr del 198.18.0.101/32 dev eth0"));
+
+    // Killed at the probe: nothing in the kernel, the config recorded.
+    let out = m.edgenet_env(&args, &[("EDGENET_FAILPOINT", "probe:crash")]);
+    assert!(!out.status.success(), "{out:?}");
+    let recorded = std::fs::read(m.state.join("config.json")).expect("config.json recorded");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&recorded).unwrap(),
+        config(1)
+    );
+    let killed = m.dump();
+    assert_eq!(killed["links"], before["links"]);
+    assert_eq!(killed["netns"], before["netns"]);
+
+    // Another config refused over it leaves it as it was.
+    let mut other = config(1);
+    other["Machines"][0]["LinuxNode"]["Ip4Address"] = json!("198.18.0.121");
+    let other_cfg = m.write_config("other.json", &other);
+    sh(&format!("ip -n {peer} addr add 198.18.0.121/32 dev eth0"));
+    let out = m.edgenet(&["deploy", "-c", &other_cfg, "--machine", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    sh(&format!("ip -n {peer} addr del 198.18.0.121/32 dev eth0"));
+    assert_eq!(m.dump(), killed);
+    assert_eq!(
+        std::fs::read(m.state.join("config.json")).unwrap(),
+        recorded
+    );
+
+    // The plain re-run applies the recorded config: the external switch on eth0.
+    let again = m.deploy(None);
+    assert_eq!(again["source"], "recorded", "{again:#}");
+    let switch = again["plan"]["switch"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        link(&m.ip_json("link show"), "eth0").unwrap()["master"],
+        switch.as_str()
+    );
+    assert!(
+        again["plan"]["nodes"]
+            .to_string()
+            .contains("\"198.18.0.101"),
+        "{again:#}"
+    );
+    m.ok(&["remove"]);
+    assert!(!m.state.exists());
+}

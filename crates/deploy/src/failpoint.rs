@@ -41,6 +41,10 @@ pub const MID_STEPS: &[&str] = &[
 /// took the new name, before the old name is forgotten.
 pub const RENAME_STEPS: &[&str] = &["node-renamed"];
 
+/// Passed by `deploy` before the deploy proper, while it checks the config against the host:
+/// `probe`, as the address probe starts (a first deploy has recorded only its config then).
+pub const CHECK_STEPS: &[&str] = &["probe"];
+
 /// The steps of a deploy on an external (`true`) or internal switch.
 pub fn steps(external: bool) -> Vec<&'static str> {
     STEPS
@@ -82,11 +86,16 @@ fn check_spec(spec: &str) -> Result<(), String> {
         }
         None => spec,
     };
-    if STEPS.contains(&name) || MID_STEPS.contains(&name) || RENAME_STEPS.contains(&name) {
+    if STEPS.contains(&name)
+        || MID_STEPS.contains(&name)
+        || RENAME_STEPS.contains(&name)
+        || CHECK_STEPS.contains(&name)
+    {
         Ok(())
     } else {
         Err(format!(
-            "{ENV}={spec:?} names no step; the steps are {}, {}, {}",
+            "{ENV}={spec:?} names no step; the steps are {}, {}, {}, {}",
+            CHECK_STEPS.join(", "),
             STEPS.join(", "),
             MID_STEPS.join(", "),
             RENAME_STEPS.join(", ")

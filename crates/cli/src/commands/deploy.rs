@@ -134,6 +134,90 @@ fn chosen_without_c(
     }
 }
 
+/// The config of a first deploy with `-c`, recorded in the state directory (`config.json`, and
+/// the lock file) before the host is probed, under the state directory's lock, which is then
+/// the deploy's (B24 F7). Until the deploy proper starts, a refusal takes it all back as it was
+/// (the file's earlier bytes, or none; the lock file and directories this run made): a config
+/// refused changes nothing, the state directory included. Only a run killed meanwhile leaves
+/// it, as one killed before its first record leaves `config.json` (README): the next plain
+/// `deploy` applies it, and `remove` deletes it.
+struct EarlyRecord {
+    lock: Option<edgenet_deploy::state::StateLock>,
+    /// The config recorded, handed to the deploy (its first record finds the file written).
+    config: Option<std::sync::Arc<serde_json::Value>>,
+    /// Take the record back when dropped (a refusal).
+    undo: bool,
+    config_path: std::path::PathBuf,
+    previous: Option<Vec<u8>>,
+    lock_file: Option<std::path::PathBuf>,
+    /// The directories this run made, the state directory first.
+    made_dirs: Vec<std::path::PathBuf>,
+}
+
+impl EarlyRecord {
+    fn write(
+        cli: &Cli,
+        args: &LockArgs,
+        chosen: &mut Chosen,
+    ) -> Result<Option<EarlyRecord>, CliError> {
+        let dir = StateDir::new(&cli.state_dir);
+        let made_dirs: Vec<_> = dir
+            .path()
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+            .map(|p| p.to_path_buf())
+            .collect();
+        let lock_file = (!made_dirs.is_empty()
+            || std::fs::symlink_metadata(dir.lock_file()).is_err())
+        .then(|| dir.lock_file());
+        let config_path = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+        let mut record = EarlyRecord {
+            lock: None,
+            config: None,
+            undo: true,
+            previous: std::fs::read(&config_path).ok(),
+            config_path,
+            lock_file,
+            made_dirs,
+        };
+        let lock = lock(cli, args, "edgenet deploy")?;
+        // Another run deployed here while this one waited for the lock: its records stand.
+        if lock.load().map_err(|e| host_error(e.into()))?.is_some() {
+            record.undo = false;
+            record.lock = Some(lock);
+            return Ok(Some(record));
+        }
+        let config = std::sync::Arc::new(std::mem::take(&mut chosen.loaded.source));
+        record.lock = Some(lock);
+        record
+            .lock
+            .as_ref()
+            .expect("set above")
+            .record_config(&config)
+            .map_err(|e| host_error(e.into()))?;
+        record.config = Some(config);
+        Ok(Some(record))
+    }
+}
+
+impl Drop for EarlyRecord {
+    fn drop(&mut self) {
+        if !self.undo {
+            return;
+        }
+        let _ = match &self.previous {
+            Some(bytes) => std::fs::write(&self.config_path, bytes),
+            None => std::fs::remove_file(&self.config_path),
+        };
+        if let Some(lock_file) = &self.lock_file {
+            let _ = std::fs::remove_file(lock_file);
+        }
+        for dir in &self.made_dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// Refuses, before any change, a state directory where something that is not a regular file
 /// (a directory, a FIFO, a link) is in the place of `identity.json` or `config.json`: the deploy
 /// could not record its identity or config there. Without `-c`, an odd `config.json` is the
@@ -194,9 +278,16 @@ fn checked_plan(
     let own_macs = state
         .map(|s| s.macs.values().copied().collect())
         .unwrap_or_default();
-    ctx.probe = probe
-        .get_or_insert_with(|| super::probe_view(loaded, &ctx, own_macs))
-        .clone();
+    let probe = match probe {
+        Some(probe) => probe,
+        None => {
+            // Tests stop a deploy here (`EDGENET_FAILPOINT=probe`, or `probe:crash` as a kill).
+            edgenet_deploy::failpoint::hit("probe")
+                .map_err(|e| CliError::new(Exit::Host, "host", e.to_string()))?;
+            probe.insert(super::probe_view(loaded, &ctx, own_macs))
+        }
+    };
+    ctx.probe = probe.clone();
     let source = if chosen.recorded() {
         "the recorded config"
     } else {
@@ -433,7 +524,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // The host facts' ruleset read serves the deploy too (one `nft list ruleset` per run).
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
-    // directory.
+    // directory (a first deploy's early record of its config is taken back, see `EarlyRecord`).
     let peek = || {
         StateDir::new(&cli.state_dir)
             .peek()
@@ -469,13 +560,20 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
     refuse_odd_files(cli)?;
     // Read under the namespace lock: no other deploy or remove changes the record meanwhile.
-    let chosen = match given {
+    let mut chosen = match given {
         Some(chosen) => chosen,
         None => {
             let chosen = chosen_without_c(cli, args, peeked.as_ref())?;
             super::machine_index_in_range(chosen.machine, chosen.loaded.config.machines.len())?;
             chosen
         }
+    };
+    // B24 F7: a first deploy records the config it is about to apply before it probes the LAN
+    // (the longest wait before its first record): killed there, a plain `deploy` applies that
+    // config again, not the built-in default. Refused, it takes the record back.
+    let mut early = match cli.config.is_some() && peeked.is_none() {
+        true => EarlyRecord::write(cli, &args.lock, &mut chosen)?,
+        false => None,
     };
     let mut facts = gather()?;
     let mut probe = None;
@@ -497,7 +595,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             // A `remove` of this state directory may just have deleted its state (and then the
             // directory) while the objects it records were still there to be read: the refusal
             // is looked at again once, on what the host and the state say now.
-            let waited = wait_for_other_run(&cli.state_dir, Duration::from_secs(args.lock.wait));
+            // (No other run while this one holds the lock, for its early record.)
+            let holds = early.as_ref().is_some_and(|e| e.lock.is_some());
+            let waited =
+                !holds && wait_for_other_run(&cli.state_dir, Duration::from_secs(args.lock.wait));
             let now = peek()?;
             if !waited
                 && peeked.is_some()
@@ -519,10 +620,11 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             )?
         }
     };
-    // Before the lock, which makes the state directory: a refusal changes nothing.
+    // Before the lock, which makes the state directory (a first deploy with -c holds it
+    // already, with its config recorded, which a refusal takes back): a refusal changes nothing.
     edgenet_deploy::deploy::check_adapter_owner_before_deploy(&first).map_err(host_error)?;
     if first.node_runtime == edgenet_core::config::NodeRuntime::Vm {
-        // QEMU's tools and the image, before the state directory exists.
+        // QEMU's tools and the image, before anything is recorded for good.
         edgenet_deploy::node::vm::Image::from_plan(&first).map_err(host_error)?;
     }
     let terminal =
@@ -530,7 +632,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     if terminal {
         errln!("edgenet: deploying ({})…", chosen.said(cli));
     }
-    let lock = lock(cli, &args.lock, "edgenet deploy")?;
+    let lock = match early.as_mut().and_then(|e| e.lock.take()) {
+        Some(lock) => lock,
+        None => lock(cli, &args.lock, "edgenet deploy")?,
+    };
     let now = lock.load().map_err(|e| host_error(e.into()))?;
     super::refuse_other_netns(now.as_ref(), "deploy")?;
     let mut state = now.clone().unwrap_or_else(|| {
@@ -559,8 +664,15 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     };
     let said = chosen.said_if_chosen(cli);
     let source = chosen.source;
-    let config = Some(std::sync::Arc::new(chosen.loaded.source));
-    match edgenet_deploy::deploy(&lock, Some(state), &plan, config) {
+    let config = match early.as_mut().and_then(|e| e.config.take()) {
+        Some(recorded) => recorded,
+        None => std::sync::Arc::new(chosen.loaded.source),
+    };
+    // From here the deploy's own records keep the config.
+    if let Some(e) = early.as_mut() {
+        e.undo = false;
+    }
+    match edgenet_deploy::deploy(&lock, Some(state), &plan, Some(config)) {
         Ok(report) => {
             // Done with the host: the locks go before the DNS check (up to 1 s of waiting for
             // silent servers), so other deploys and removes in this namespace need not wait

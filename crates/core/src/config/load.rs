@@ -263,10 +263,10 @@ fn parse_relaxed(
     };
     let (relaxed, what, open) = relax_noting_open(text);
     if what.is_empty() {
-        return Err(syntax_error(bytes, text, &strict_error, false));
+        return Err(syntax_error(bytes, text, text, &strict_error, false));
     }
     let parsed = super::json::parse(&relaxed).map_err(|e| {
-        let mut error = syntax_error(bytes, &relaxed, &e, what.contains(&"comments"));
+        let mut error = syntax_error(bytes, text, &relaxed, &e, what.contains(&"comments"));
         if let (Some(start), LoadError::Syntax { message, .. }) = (open, &mut error) {
             // B24 F6: an unclosed `/*` takes the rest of the file; name where it starts.
             let (line, column) = line_column(text, start);
@@ -499,8 +499,9 @@ fn relaxed(commas: bool, comments: bool) -> Vec<&'static str> {
 }
 
 /// `text` with `//` and `/* */` comments and trailing commas (before `}` or `]`) blanked out,
-/// keeping every line and column, and which of the two it had. Each character of a comment
-/// becomes one space (a line break stays), as the file's characters are counted; `text` itself
+/// keeping every line and byte offset, and which of the two it had. Each byte of a comment
+/// becomes one space (a line break stays), so that a position in the result is the same byte
+/// of `text`, whose characters [`char_column`] counts for an error's column; `text` itself
 /// (not a copy) when it has neither, as almost every file.
 ///
 /// The scan goes by bytes: everything it looks for is ASCII, and no byte of a multi-byte UTF-8
@@ -518,16 +519,12 @@ fn relax_noting_open(text: &str) -> (Cow<'_, str>, Vec<&'static str>, Option<usi
     // What is written so far, up to `copied` of `text`; allocated at the first change.
     let mut out: Option<String> = None;
     let mut copied = 0;
-    // `text[from..to]` blanked: a space for each character but a line break.
+    // `text[from..to]` blanked: a space for each byte but a line break.
     let blank = |out: &mut Option<String>, copied: &mut usize, from: usize, to: usize| {
         let o = out.get_or_insert_with(|| String::with_capacity(len));
         o.push_str(&text[*copied..from]);
         for &b in &bytes[from..to] {
-            if b == b'\n' {
-                o.push('\n');
-            } else if b & 0xc0 != 0x80 {
-                o.push(' ');
-            }
+            o.push(if b == b'\n' { '\n' } else { ' ' });
         }
         *copied = to;
     };
@@ -624,7 +621,8 @@ fn relax_noting_open(text: &str) -> (Cow<'_, str>, Vec<&'static str>, Option<usi
     }
 }
 
-/// The 1-based line and column (counting bytes, as serde_json's) of byte `offset` of `text`.
+/// The 1-based line and column (counting characters, as an editor does) of byte `offset` of
+/// `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset];
     let line_start = before
@@ -632,7 +630,27 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
         .rposition(|&b| b == b'\n')
         .map_or(0, |p| p + 1);
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    (line, offset - line_start + 1)
+    (
+        line,
+        char_column(&text[line_start..], offset - line_start + 1),
+    )
+}
+
+/// The 1-based column, in characters as an editor counts them, of the byte at 1-based column
+/// `byte_column` of `line` (the text from a line's start: serde_json counts bytes, B24 F5). A
+/// byte inside a multi-byte character is that character's column; past the line's end, the
+/// column after its last character; 0 (serde_json's column at a line's very start, before any
+/// byte) stays 0. Only for an error: nothing is counted while a file is read.
+fn char_column(line: &str, byte_column: usize) -> usize {
+    let Some(index) = byte_column.checked_sub(1) else {
+        return 0;
+    };
+    let line = line.split('\n').next().unwrap_or_default();
+    let mut start = index.min(line.len());
+    while !line.is_char_boundary(start) {
+        start -= 1;
+    }
+    line[..start].chars().count() + 1
 }
 
 /// Where the `//` comment at `from` ends: at the line break (not included) or the end.
@@ -654,8 +672,15 @@ fn block_end(bytes: &[u8], from: usize) -> usize {
 
 /// A syntax error, naming what an operator cannot see at the position (B21 N9): a UTF-32 file
 /// (PowerShell's `-Encoding UTF32`), or a typographic quote pasted from a document.
-/// `commented`: `text` is the file with its comments blanked.
-fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error, commented: bool) -> LoadError {
+/// `text` is what serde_json read: `original`, or the file with its comments blanked
+/// (`commented`), byte for byte at the same offsets. The column counts `original`'s characters.
+fn syntax_error(
+    bytes: &[u8],
+    original: &str,
+    text: &str,
+    e: &serde_json::Error,
+    commented: bool,
+) -> LoadError {
     let mut message = syntax_message(e);
     if text.trim().is_empty() {
         // B23 F7: "EOF while parsing a value" for a file with nothing in it.
@@ -690,9 +715,10 @@ fn syntax_error(bytes: &[u8], text: &str, e: &serde_json::Error, commented: bool
             c as u32
         ));
     }
+    let line_text = original.split('\n').nth(e.line().saturating_sub(1));
     LoadError::Syntax {
         line: e.line(),
-        column: e.column(),
+        column: char_column(line_text.unwrap_or_default(), e.column()),
         message,
     }
 }
@@ -1292,7 +1318,8 @@ mod tests {
     use super::*;
 
     /// `relax` as it was written before it went by bytes (a character at a time, every
-    /// character copied): the reference the byte scan must match character for character.
+    /// character copied): the reference the byte scan must match character for character, a
+    /// blanked character being as many spaces as it has bytes (B24 F5: byte offsets kept).
     fn relax_by_chars(text: &str) -> (String, Vec<&'static str>) {
         let chars: Vec<char> = text.chars().collect();
         let mut out = chars.clone();
@@ -1371,7 +1398,18 @@ mod tests {
             }
             i += 1;
         }
-        (out.into_iter().collect(), relaxed(commas, comments))
+        let text: String = chars
+            .iter()
+            .zip(out)
+            .map(|(&c, o)| {
+                if o == c {
+                    c.to_string()
+                } else {
+                    " ".repeat(c.len_utf8())
+                }
+            })
+            .collect();
+        (text, relaxed(commas, comments))
     }
 
     const RELAXED: &[&str] = &[
@@ -1428,11 +1466,11 @@ mod tests {
     }
 
     #[test]
-    fn relax_keeps_a_character_per_character_of_a_comment() {
-        // Three two-byte characters and two three-byte ones: five spaces, as serde_json's
-        // column of a later error counted before.
+    fn relax_keeps_a_byte_per_byte_of_a_comment() {
+        // Three two-byte characters and two three-byte ones: twelve spaces, so that every
+        // position after them is the same byte of the file (its column is counted there).
         let (relaxed, what) = relax("{ // ééé日本\n\"A\": 1 /* ü\n∞ */ ,}");
-        assert_eq!(relaxed, "{         \n\"A\": 1     \n      }");
+        assert_eq!(relaxed, "{                \n\"A\": 1      \n        }");
         assert_eq!(what, ["trailing commas", "comments"]);
     }
 
@@ -1459,6 +1497,65 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!((line, column), (1, 10));
+    }
+
+    fn position_of(text: &str) -> (usize, usize) {
+        match load(text.as_bytes()).unwrap_err() {
+            LoadError::Syntax { line, column, .. } => (line, column),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    /// B24 F5: a syntax error's column counts characters, as an editor does, wherever the
+    /// multi-byte UTF-8 before it is: in a string, in a key, in a comment, or in both (strict
+    /// JSON and relaxed alike), on the first line and on a later one.
+    #[test]
+    fn a_syntax_errors_column_counts_characters_everywhere() {
+        // The error is at the `"` of "x": character 39 of B24's line (its byte 46).
+        let cases = [
+            r#"        "NetworkPlugin": "flännel✓日本" "x","#,
+            r#"        /* ✓ */ "NetworkPlugin": "flännel" "x","#,
+            r#"        "NetworkPlugin": /* ✓ */ "flännel" "x","#,
+            r#"        "NetworkPlugin": /* ✓✓ */ "flän" "x","#,
+            r#"        "NetworkPlügin": "fläñnél日" "x","#,
+        ];
+        for line in cases {
+            let column = line.chars().position(|c| c == 'x').unwrap();
+            assert_eq!(line.chars().nth(column - 1), Some('"'));
+            for text in [
+                format!("{{\n{line}\n}}"),
+                format!("{{ // ü\n{line}\n}}"),
+                format!("{{\"A\": \"日本\", /* ∞\n ✓ */\n{line},\n}}"),
+            ] {
+                assert_eq!(
+                    position_of(&text),
+                    (2 + text.matches("✓ */\n").count(), column),
+                    "{text}"
+                );
+            }
+        }
+        // On the first line, in a string (strict) and after a comment (relaxed).
+        assert_eq!(position_of("{\"A\": \"ä✓\", oops}"), (1, 13));
+        assert_eq!(position_of("{\"A\": \"ä✓\", /* ✓ */ oops}"), (1, 21));
+        assert_eq!(position_of("{/*日本*/\"ä\": 1 oops}"), (1, 15));
+        // A character that is not JSON: its own column, not that of one of its bytes.
+        assert_eq!(position_of("{\"ä\": ✓}"), (1, 7));
+        assert_eq!(position_of("{\"ä\": 1, // ✓\n ✓}"), (2, 2));
+        // An unclosed comment is named by characters too.
+        let message = syntax_message_of("{\"ä✓\": 1, /* never".as_bytes());
+        assert!(
+            message.contains("line 1, column 11 is never closed"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn char_column_counts_characters_to_the_byte() {
+        let line = "aä✓b";
+        // Bytes: a 1, ä 2-3, ✓ 4-6, b 7; past the end, the column after the last.
+        let columns: Vec<usize> = (0..=9).map(|b| char_column(line, b)).collect();
+        assert_eq!(columns, [0, 1, 2, 2, 3, 3, 3, 4, 5, 5]);
+        assert_eq!(char_column("ä\nä", 4), 2);
     }
 
     fn syntax_message_of(bytes: &[u8]) -> String {

@@ -568,12 +568,24 @@ impl StateLock {
         self.truncate_journal()
     }
 
+    /// `config.json` becomes `config` before anything else is recorded: the config a first
+    /// deploy is about to apply, as it starts checking the host (B24 F7: a deploy killed during
+    /// the address probe leaves it, which a plain `deploy` then applies). The first record finds
+    /// it written (the same value).
+    pub fn record_config(&self, config: &Arc<Value>) -> Result<(), StateError> {
+        self.write_config_value(config, false)
+    }
+
     /// `config.json` becomes the state's config when it differs (nothing without one: a state
     /// rebuilt from the kernel's marks keeps the file it has).
     fn write_config(&self, state: &DeploymentState, durable: bool) -> Result<(), StateError> {
-        let Some(config) = &state.config else {
-            return Ok(());
-        };
+        match &state.config {
+            Some(config) => self.write_config_value(config, durable),
+            None => Ok(()),
+        }
+    }
+
+    fn write_config_value(&self, config: &Arc<Value>, durable: bool) -> Result<(), StateError> {
         if let Some(seen) = &self.files().config_seen {
             if Arc::ptr_eq(seen, config) {
                 return Ok(());

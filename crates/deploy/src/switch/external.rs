@@ -132,14 +132,17 @@ impl SwitchDriver for ExternalSwitch {
         let mut taken = Vec::new();
         match k.link(name)? {
             None => {
-                taken = link_locals_to_take(k, adapter, mtu)?;
+                let mode = k.ipv6_addr_gen_mode(adapter)?;
+                taken = link_locals_to_take(k, adapter, mode, mtu)?;
                 // The adapter's MAC: the LAN (and its DHCP server) keeps seeing the same host.
                 let then = NewBridge::Down {
                     own_link_local: taken.is_empty(),
                 };
                 create_marked_bridge(k, name, mtu, snap.mac, own, j, then)?;
-                // Still down: with IPv6 off it never makes an address nor sends a frame.
+                // Still down: with IPv6 off it never makes an address nor sends a frame; it
+                // makes its addresses as the adapter does.
                 inherit_ipv6_off(snap, name, j)?;
+                inherit_addr_gen_mode(k, adapter, mode, name, mtu)?;
                 bring_up = true;
                 j.changed(format!(
                     "created bridge {name} with {adapter}'s MAC (MTU {mtu})"
@@ -277,6 +280,48 @@ pub(crate) fn inherit_ipv6_off(
     Ok(())
 }
 
+/// An adapter that makes its IPv6 addresses from a secret rather than from its MAC (`addr_gen_mode`
+/// 2, stable-privacy: NetworkManager's and RFC 7217's way; or 3, a random secret) hands that on
+/// to the new bridge, still down, so that the host's link-local and SLAAC addresses on the LAN
+/// never start giving its MAC away because a bridge took the adapter's place (B24 F3). For
+/// stable-privacy the bridge takes the adapter's own `stable_secret`, when it has one (writing
+/// it sets the mode as well); one that uses the namespace's (`net.ipv6.conf.default.
+/// stable_secret`) has nothing of its own, and the bridge, new, already has that one and its
+/// mode from the defaults. With the same secret the bridge's address is the adapter's when
+/// neither has a permanent hardware address (a veth; the kernel hashes that in, not the MAC),
+/// else another one from the same secret, never the MAC. Random: the bridge draws its own
+/// secret, as the kernel does for each link. Nothing is changed on the adapter, so `remove`
+/// leaves it as it was. A cache of what the kernel would make: logged, not a change.
+fn inherit_addr_gen_mode(
+    k: &mut dyn Kernel,
+    adapter: &str,
+    mode: Option<AddrGenMode>,
+    bridge: &str,
+    mtu: u32,
+) -> Result<(), DeployError> {
+    use edgenet_host::sysctl;
+    let Some(mode @ (AddrGenMode::StablePrivacy | AddrGenMode::Random)) = mode else {
+        return Ok(());
+    };
+    // Below IPv6's minimum MTU the bridge has no IPv6 to set.
+    if mtu < 1280 {
+        return Ok(());
+    }
+    if mode == AddrGenMode::StablePrivacy {
+        // Unset (EIO): the adapter uses the namespace's default, which the bridge has.
+        if let Ok(secret) = sysctl::read(&ipv6_conf(adapter, "stable_secret")) {
+            sysctl::write(&ipv6_conf(bridge, "stable_secret"), &secret)?;
+        }
+    }
+    if k.ipv6_addr_gen_mode(bridge)? != Some(mode) {
+        k.set_ipv6_addr_gen_mode(bridge, mode)?;
+    }
+    tracing::info!(
+        "{bridge} makes its IPv6 addresses as {adapter} does ({mode:?}), not from its MAC"
+    );
+    Ok(())
+}
+
 /// The IPv6 link-local addresses of the adapter that the new bridge takes as they are, with no
 /// duplicate address detection of its own: the bridge has the adapter's MAC, so the address
 /// the kernel would make on it is the very one the adapter already has, and the LAN already
@@ -289,20 +334,21 @@ pub(crate) fn inherit_ipv6_off(
 ///
 /// - the adapter makes its link-local address from its MAC (`addrgenmode eui64`, the kernel's
 ///   default), read from the adapter's own IPv6 settings. With `stable_secret` or `random` the
-///   address depends on the link (its name, a secret), and so do its SLAAC addresses: a bridge
-///   in mode `none` would form those from the MAC instead, giving away the privacy chosen for
-///   the adapter. With `none` the adapter has no kernel-made address to hand on, and the bridge
-///   does as the kernel's defaults say.
+///   address depends on a secret, and so do its SLAAC addresses: the bridge makes its own in
+///   the adapter's mode (see [`inherit_addr_gen_mode`]), not from the MAC. With `none` the
+///   adapter has no kernel-made address to hand on, and the bridge does as the kernel's
+///   defaults say.
 /// - it has one that detection found free (neither tentative nor dadfailed): an address not
 ///   yet, or not, found free must be checked by the bridge itself. Only those go.
 /// - the bridge can do IPv6 (an MTU of at least 1280).
 fn link_locals_to_take(
     k: &mut dyn Kernel,
     adapter: &str,
+    mode: Option<AddrGenMode>,
     mtu: u32,
 ) -> Result<Vec<LinkLocal>, DeployError> {
     const IPV6_MIN_MTU: u32 = 1280;
-    if mtu < IPV6_MIN_MTU || k.ipv6_addr_gen_mode(adapter)? != Some(AddrGenMode::Eui64) {
+    if mtu < IPV6_MIN_MTU || mode != Some(AddrGenMode::Eui64) {
         return Ok(Vec::new());
     }
     Ok(k.ipv6_link_locals(adapter)?
