@@ -92,8 +92,17 @@ impl Chosen {
     /// `-c`'s config, when `state` records it written alike (key for key, in the same order):
     /// the recorded config is then the one loaded, and the deploy records the value it has
     /// instead of an equal copy, which the state's saves would compare piece by piece.
+    /// Not for a file whose loading found errors (a key written twice): the recorded config
+    /// loads without them, and the deploy is refused anyway.
     fn same_as_recorded_in(&mut self, state: Option<&DeploymentState>) {
-        if self.recorded_from.is_some() {
+        use edgenet_core::validate::Severity;
+        if self.recorded_from.is_some()
+            || self
+                .loaded
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+        {
             return;
         }
         if let Some(config) = state.and_then(|s| s.config.as_ref()) {
@@ -1101,6 +1110,18 @@ mod tests {
             serde_json::to_string(&*to_record).unwrap(),
             reordered.to_string()
         );
+        // A file with a key written twice (its last value the recorded one): loading it finds
+        // an error the recorded config has not; not taken for it.
+        let mut twice = serde_json::to_string(&*recorded).unwrap();
+        let (key, value) = recorded.as_object().unwrap().iter().next().unwrap();
+        twice.insert_str(
+            1,
+            &format!("{}: {value},", serde_json::to_string(key).unwrap()),
+        );
+        let mut twice = given(&twice);
+        assert_eq!(*twice.config, *recorded);
+        twice.same_as_recorded_in(Some(&state));
+        assert!(twice.recorded_in(&state).is_none());
         // Nothing recorded: the file's value.
         let mut first = given(&text);
         first.same_as_recorded_in(None);
