@@ -40,19 +40,45 @@ pub fn host_error(e: DeployError) -> CliError {
 /// name unless `--machine`/`--machine-name` say otherwise); the built-in default only when no
 /// deployment is recorded.
 struct Chosen {
+    /// The config loaded; its `source` is in [`Self::config`].
     loaded: Loaded,
+    /// The config as written (`loaded.source`, taken out of it): shared with the state the
+    /// deploy records, compared by address.
+    config: std::sync::Arc<serde_json::Value>,
     /// For messages and the report's `source`: the file, `standard input`, `built-in default`
     /// or [`RECORDED`].
     source: String,
     /// The recorded deployment's config (not a `-c` file that happens to be named `recorded`).
     recorded: bool,
-    /// The state's config it was loaded from, when [`Self::recorded`].
+    /// The state's config it was loaded from, when [`Self::recorded`]; with `-c`, the state's
+    /// config when the file holds it exactly (see [`written_alike`]): the deploy records the
+    /// very same value then, and the recorded config is the one loaded.
     recorded_from: Option<std::sync::Arc<serde_json::Value>>,
     machine: Option<usize>,
     machine_name: Option<String>,
 }
 
 impl Chosen {
+    fn new(
+        mut loaded: Loaded,
+        source: String,
+        recorded: bool,
+        recorded_from: Option<std::sync::Arc<serde_json::Value>>,
+        machine: Option<usize>,
+        machine_name: Option<String>,
+    ) -> Chosen {
+        let config = std::sync::Arc::new(std::mem::take(&mut loaded.source));
+        Chosen {
+            loaded,
+            config,
+            source,
+            recorded,
+            recorded_from,
+            machine,
+            machine_name,
+        }
+    }
+
     fn recorded(&self) -> bool {
         self.recorded
     }
@@ -61,6 +87,46 @@ impl Chosen {
     fn recorded_in(&self, state: &DeploymentState) -> Option<&Loaded> {
         let (from, now) = (self.recorded_from.as_ref()?, state.config.as_ref()?);
         (std::sync::Arc::ptr_eq(from, now) || from == now).then_some(&self.loaded)
+    }
+
+    /// `-c`'s config, when `state` records it written alike (key for key, in the same order):
+    /// the recorded config is then the one loaded, and the deploy records the value it has
+    /// instead of an equal copy, which the state's saves would compare piece by piece.
+    /// Not for a file whose loading found errors (a key written twice): the recorded config
+    /// loads without them, and the deploy is refused anyway.
+    fn same_as_recorded_in(&mut self, state: Option<&DeploymentState>) {
+        use edgenet_core::validate::Severity;
+        if self.recorded_from.is_some()
+            || self
+                .loaded
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+        {
+            return;
+        }
+        if let Some(config) = state.and_then(|s| s.config.as_ref()) {
+            if std::sync::Arc::ptr_eq(config, &self.config) || written_alike(config, &self.config) {
+                self.recorded_from = Some(config.clone());
+            }
+        }
+    }
+
+    /// The config value the deploy records: the state's when it is written alike (shared,
+    /// compared by address), else the one loaded.
+    fn to_record(
+        recorded_from: Option<std::sync::Arc<serde_json::Value>>,
+        config: std::sync::Arc<serde_json::Value>,
+    ) -> std::sync::Arc<serde_json::Value> {
+        match recorded_from {
+            Some(recorded)
+                if std::sync::Arc::ptr_eq(&recorded, &config)
+                    || written_alike(&recorded, &config) =>
+            {
+                recorded
+            }
+            _ => config,
+        }
     }
 
     /// How text output names the config.
@@ -88,6 +154,26 @@ impl Chosen {
     }
 }
 
+/// Whether `a` and `b` are the same JSON written alike: the same keys in the same order, the
+/// same values (numbers as parsed). Such values serialize to the same bytes, so the one stands
+/// for the other in `config.json`; `==` ignores the order of keys, which the file keeps.
+fn written_alike(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b.iter())
+                    .all(|((ka, va), (kb, vb))| ka == kb && written_alike(va, vb))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| written_alike(a, b))
+        }
+        (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => false,
+        (a, b) => a == b,
+    }
+}
+
 /// [`Chosen`] without `-c`, from the state `peeked` (see [`crate::commands::recorded_config`]).
 fn chosen_without_c(
     cli: &Cli,
@@ -110,27 +196,27 @@ fn chosen_without_c(
     };
     let config = peeked.and_then(|s| s.config.as_deref()).or(alone.as_ref());
     match recorded(cli, config, plan, hint)? {
-        Some(loaded) => Ok(Chosen {
+        Some(loaded) => Ok(Chosen::new(
             loaded,
-            source: RECORDED.to_string(),
-            recorded: true,
-            recorded_from: peeked.and_then(|s| s.config.clone()),
-            machine: args.machine.or(plan.map(|p| p.machine.index)),
+            RECORDED.to_string(),
+            true,
+            peeked.and_then(|s| s.config.clone()),
+            args.machine.or(plan.map(|p| p.machine.index)),
             // The records lost (`state.json` moved aside, emptied): the name `identity.json`
             // kept, not the host's (B23b F5).
-            machine_name: cli.machine_name.clone().or_else(|| {
+            cli.machine_name.clone().or_else(|| {
                 plan.map(|p| p.machine.name.clone())
                     .or_else(|| peeked?.machine_name().map(str::to_string))
             }),
-        }),
-        None => Ok(Chosen {
-            loaded: super::load_config(cli)?,
-            source: super::config_source(cli),
-            recorded: false,
-            recorded_from: None,
-            machine: args.machine,
-            machine_name: cli.machine_name.clone(),
-        }),
+        )),
+        None => Ok(Chosen::new(
+            super::load_config(cli)?,
+            super::config_source(cli),
+            false,
+            None,
+            args.machine,
+            cli.machine_name.clone(),
+        )),
     }
 }
 
@@ -158,7 +244,7 @@ impl EarlyRecord {
     fn write(
         cli: &Cli,
         args: &LockArgs,
-        chosen: &mut Chosen,
+        chosen: &Chosen,
     ) -> Result<Option<EarlyRecord>, CliError> {
         let dir = StateDir::new(&cli.state_dir);
         let made_dirs: Vec<_> = dir
@@ -187,7 +273,7 @@ impl EarlyRecord {
             record.lock = Some(lock);
             return Ok(Some(record));
         }
-        let config = std::sync::Arc::new(std::mem::take(&mut chosen.loaded.source));
+        let config = chosen.config.clone();
         record.lock = Some(lock);
         record
             .lock
@@ -525,9 +611,10 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     // Validate before taking the lock: a config with errors must not even create the state
     // directory (a first deploy's early record of its config is taken back, see `EarlyRecord`).
-    let peek = || {
+    // Given the config the deploy will record: a `config.json` that holds it is not parsed.
+    let peek = |config: Option<&std::sync::Arc<serde_json::Value>>| {
         StateDir::new(&cli.state_dir)
-            .peek()
+            .peek_given(config)
             .map_err(|e| host_error(e.into()))
     };
     let gather = || {
@@ -539,14 +626,14 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         Some(_) => {
             let loaded = super::load_config(cli)?;
             super::machine_index_in_range(args.machine, loaded.config.machines.len())?;
-            Some(Chosen {
+            Some(Chosen::new(
                 loaded,
-                source: super::config_source(cli),
-                recorded: false,
-                recorded_from: None,
-                machine: args.machine,
-                machine_name: cli.machine_name.clone(),
-            })
+                super::config_source(cli),
+                false,
+                None,
+                args.machine,
+                cli.machine_name.clone(),
+            ))
         }
         None => None,
     };
@@ -556,7 +643,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // state lock, always in this order, and before the state directory is made (a run that
     // gives up here leaves nothing). Taking it first spares a second read of the host.
     let netns_lock = netns_lock(args.lock.wait, "deploy")?;
-    let mut peeked = peek()?;
+    let mut peeked = peek(given.as_ref().map(|c| &c.config))?;
     super::refuse_other_netns(peeked.as_ref(), "deploy")?;
     refuse_odd_files(cli)?;
     // Read under the namespace lock: no other deploy or remove changes the record meanwhile.
@@ -568,11 +655,12 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             chosen
         }
     };
+    chosen.same_as_recorded_in(peeked.as_ref());
     // B24 F7: a first deploy records the config it is about to apply before it probes the LAN
     // (the longest wait before its first record): killed there, a plain `deploy` applies that
     // config again, not the built-in default. Refused, it takes the record back.
     let mut early = match cli.config.is_some() && peeked.is_none() {
-        true => EarlyRecord::write(cli, &args.lock, &mut chosen)?,
+        true => EarlyRecord::write(cli, &args.lock, &chosen)?,
         false => None,
     };
     let mut facts = gather()?;
@@ -599,7 +687,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
             let holds = early.as_ref().is_some_and(|e| e.lock.is_some());
             let waited =
                 !holds && wait_for_other_run(&cli.state_dir, Duration::from_secs(args.lock.wait));
-            let now = peek()?;
+            let now = peek(Some(&chosen.config))?;
             if !waited
                 && peeked.is_some()
                 && serde_json::to_value(&peeked).ok() == serde_json::to_value(&now).ok()
@@ -666,19 +754,24 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     let source = chosen.source;
     let config = match early.as_mut().and_then(|e| e.config.take()) {
         Some(recorded) => recorded,
-        None => std::sync::Arc::new(chosen.loaded.source),
+        None => Chosen::to_record(chosen.recorded_from, chosen.config),
     };
     // From here the deploy's own records keep the config.
     if let Some(e) = early.as_mut() {
         e.undo = false;
     }
+    // The process ends with the command (`_exit`, see `main`): the config loaded and the
+    // states read go with it instead of being freed piece by piece (memory only).
+    std::mem::forget(chosen.loaded.config);
+    std::mem::forget((peeked, now));
     match edgenet_deploy::deploy(&lock, Some(state), &plan, Some(config)) {
         Ok(report) => {
             // Done with the host: the locks go before the DNS check (up to 1 s of waiting for
             // silent servers), so other deploys and removes in this namespace need not wait
             // for it, and in text the changes are printed before it, so a run stopped in that
-            // second has said what it did.
-            drop(lock);
+            // second has said what it did. What the lock kept in memory (the states, the
+            // config) goes with the process.
+            lock.release_leaving_memory();
             drop(netns_lock);
             // Another deployment met: a finding as `check` and `status` give it, not a log line.
             let others: Vec<_> = report
@@ -1057,13 +1150,15 @@ mod tests {
     fn the_loaded_recorded_config_serves_only_its_own_state() {
         let text = edgenet_core::config::builtin_default().to_string();
         let value = std::sync::Arc::new(serde_json::from_str::<serde_json::Value>(&text).unwrap());
-        let chosen = |recorded_from| Chosen {
-            loaded: edgenet_core::config::load(text.as_bytes()).unwrap(),
-            source: RECORDED.to_string(),
-            recorded: true,
-            recorded_from,
-            machine: None,
-            machine_name: None,
+        let chosen = |recorded_from| {
+            Chosen::new(
+                edgenet_core::config::load(text.as_bytes()).unwrap(),
+                RECORDED.to_string(),
+                true,
+                recorded_from,
+                None,
+                None,
+            )
         };
         let mut state = DeploymentState::new(DeploymentId::random());
         let recorded = chosen(Some(value.clone()));
@@ -1081,6 +1176,93 @@ mod tests {
             "another config recorded since"
         );
         assert!(chosen(None).recorded_in(&state).is_none(), "-c FILE");
+    }
+
+    /// `-c` naming the config the deployment recorded, written alike: the deploy records the
+    /// recorded value itself (the same bytes in `config.json`), and the config loaded answers
+    /// for the recorded one. Written otherwise (keys in another order, `1.0` for `1`): the
+    /// file's own value, whose bytes differ.
+    #[test]
+    fn a_file_written_as_the_recorded_config_records_the_same_value() {
+        use std::sync::Arc;
+        let text = edgenet_core::config::builtin_default().to_string();
+        let recorded = Arc::new(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        let mut state = DeploymentState::new(DeploymentId::random());
+        state.config = Some(recorded.clone());
+        let given = |text: &str| {
+            Chosen::new(
+                edgenet_core::config::load(text.as_bytes()).unwrap(),
+                "site.json".to_string(),
+                false,
+                None,
+                None,
+                None,
+            )
+        };
+        let mut same = given(&serde_json::to_string_pretty(&*recorded).unwrap());
+        same.same_as_recorded_in(Some(&state));
+        assert!(same.recorded_in(&state).is_some());
+        assert!(!same.recorded(), "still the file's config");
+        let to_record = Chosen::to_record(same.recorded_from.clone(), same.config);
+        assert!(Arc::ptr_eq(&to_record, &recorded));
+
+        // The same keys in another order: equal as JSON, but `config.json` keeps the order.
+        let mut reordered = (*recorded).clone();
+        let map = reordered.as_object_mut().unwrap();
+        let key = map.keys().next().unwrap().clone();
+        let value = map.shift_remove(&key).unwrap();
+        map.insert(key, value);
+        assert_eq!(reordered, *recorded);
+        let mut other = given(&reordered.to_string());
+        other.same_as_recorded_in(Some(&state));
+        assert!(other.recorded_in(&state).is_none());
+        let to_record = Chosen::to_record(Some(recorded.clone()), other.config);
+        assert!(!Arc::ptr_eq(&to_record, &recorded));
+        assert_eq!(
+            serde_json::to_string(&*to_record).unwrap(),
+            reordered.to_string()
+        );
+        // A file with a key written twice (its last value the recorded one): loading it finds
+        // an error the recorded config has not; not taken for it.
+        let mut twice = serde_json::to_string(&*recorded).unwrap();
+        let (key, value) = recorded.as_object().unwrap().iter().next().unwrap();
+        twice.insert_str(
+            1,
+            &format!("{}: {value},", serde_json::to_string(key).unwrap()),
+        );
+        let mut twice = given(&twice);
+        assert_eq!(*twice.config, *recorded);
+        twice.same_as_recorded_in(Some(&state));
+        assert!(twice.recorded_in(&state).is_none());
+        // Nothing recorded: the file's value.
+        let mut first = given(&text);
+        first.same_as_recorded_in(None);
+        assert!(first.recorded_from.is_none());
+    }
+
+    /// Values written alike serialize to the same bytes; values that are not differ in them.
+    #[test]
+    fn written_alike_means_the_same_bytes() {
+        use serde_json::json;
+        let alike = [
+            (json!({"a": 1, "b": [1, "x", null, {"c": true}]}), true),
+            (json!({"b": [1, "x", null, {"c": true}], "a": 1}), false),
+            (json!({"a": 1.0, "b": [1, "x", null, {"c": true}]}), false),
+            (json!({"a": 1, "b": [1, "x", null, {"c": false}]}), false),
+            (json!({"a": 1, "b": [1, "x", null]}), false),
+            (json!({"a": 1, "b": {"0": 1}}), false),
+            (json!({"a": "1", "b": [1, "x", null, {"c": true}]}), false),
+        ];
+        let base = &alike[0].0;
+        for (v, expected) in &alike {
+            assert_eq!(written_alike(base, v), *expected, "{v}");
+            assert_eq!(written_alike(v, base), *expected, "{v}");
+            assert_eq!(
+                serde_json::to_vec(base).unwrap() == serde_json::to_vec(v).unwrap(),
+                *expected,
+                "{v}"
+            );
+        }
     }
 
     #[test]

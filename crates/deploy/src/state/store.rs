@@ -330,8 +330,19 @@ impl StateDir {
     /// Safe because writers replace the file atomically: a reader sees the old or the new
     /// state, never a mix.
     pub fn peek(&self) -> Result<Option<DeploymentState>, StateError> {
+        self.peek_given(None)
+    }
+
+    /// [`Self::peek`] by a deploy about to record `config`: when `config.json` holds it as a
+    /// deploy writes it (byte for byte), the state gets that very value, not a parse of the
+    /// file (a cluster's config is thousands of values), and the lock that loads this peek
+    /// knows the file holds it.
+    pub fn peek_given(
+        &self,
+        config: Option<&Arc<Value>>,
+    ) -> Result<Option<DeploymentState>, StateError> {
         let raw = RawFiles::read(&self.path, true)?;
-        let read = parse_dir_state(&self.path, &raw)?;
+        let read = parse_dir_state_given(&self.path, &raw, config)?;
         let state = read.state.clone();
         remember_peek(&self.path, raw, read);
         Ok(state)
@@ -394,6 +405,7 @@ impl StateLock {
         files.journal_len = read.journal_len;
         files.needs_newline = read.needs_newline;
         files.durable_identity = read.identity;
+        files.config_seen = read.config_seen;
         files.loaded = true;
         Ok(read.state)
     }
@@ -593,8 +605,15 @@ impl StateLock {
         }
         let mut json = serde_json::to_vec(&**config).expect("a JSON value always serialises");
         json.push(b'\n');
-        let hash = content_hash(Some(&json));
-        if self.files().config_hash == hash {
+        // No `config.json` read (a first deploy): nothing to compare with, and nothing to
+        // remember but the address of the value written (a cluster's config is ~35 kB to hash).
+        let known = self.files().config_hash;
+        let hash = if known == 0 {
+            0
+        } else {
+            content_hash(Some(&json))
+        };
+        if known != 0 && known == hash {
             self.files().config_seen = Some(config.clone());
             return Ok(());
         }
@@ -722,6 +741,17 @@ impl StateLock {
         if !removed.is_empty() {
             self.files().stale_temp = removed;
         }
+    }
+
+    /// Releases the lock as dropping it does, leaving what it holds in memory (the states
+    /// read and written, the deployment config they share) unfreed: for a process that ends
+    /// with the command, where freeing a cluster's config piece by piece is wasted work. The
+    /// journal's file is closed; nothing else it holds is a resource.
+    pub fn release_leaving_memory(self) {
+        let mut files = std::mem::take(&mut *self.files());
+        drop(files.journal.take());
+        std::mem::forget(files);
+        drop(self);
     }
 
     /// The temp files `StateLock::remove_stale_temp_files` deleted when the lock was taken.
@@ -887,6 +917,8 @@ struct ReadState {
     needs_newline: bool,
     identity: Option<Identity>,
     config_hash: u64,
+    /// The config given to the read ([`StateDir::peek_given`]) when `config.json` holds it.
+    config_seen: Option<Arc<Value>>,
     /// The state was rebuilt from the kernel's marks (`state.json` gone, `identity.json` kept).
     rebuilt: bool,
 }
@@ -988,6 +1020,35 @@ fn peeked_as(dir: &Path, raw: &RawFiles) -> Option<ReadState> {
 }
 
 fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> {
+    parse_dir_state_given(dir, raw, None)
+}
+
+/// Whether `bytes` (of `config.json`) are `config` as [`StateLock`] writes it, and parse back
+/// to it: compact JSON and a newline, and no fractional number (serde_json parses those to the
+/// nearest value only within a unit in the last place).
+fn holds_exactly(bytes: &[u8], config: &Value) -> bool {
+    fn has_float(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.is_f64(),
+            Value::Array(a) => a.iter().any(has_float),
+            Value::Object(m) => m.values().any(has_float),
+            _ => false,
+        }
+    }
+    let Some(json) = bytes.strip_suffix(b"\n") else {
+        return false;
+    };
+    bytes.len() <= edgenet_core::config::MAX_CONFIG_BYTES
+        && !has_float(config)
+        && serde_json::to_vec(config).is_ok_and(|written| written == json)
+}
+
+/// [`parse_dir_state`], taking `given` for the config when `config.json` holds it exactly.
+fn parse_dir_state_given(
+    dir: &Path,
+    raw: &RawFiles,
+    given: Option<&Arc<Value>>,
+) -> Result<ReadState, StateError> {
     let state_path = dir.join(STATE_FILE);
     let bytes = raw.state.as_deref();
     let identity = raw
@@ -1015,7 +1076,17 @@ fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> 
     let mut on_disk = on_disk;
     let mut config_hash = 0;
     let mut config = None;
+    let mut config_seen = None;
     if raw.with_config {
+        if let Some(bytes) = raw.config.as_deref() {
+            // Compared by address from here on, never by its bytes (`config_hash` stays 0).
+            if let Some(given) = given.filter(|g| holds_exactly(bytes, g)) {
+                config = Some(given.clone());
+                config_seen = Some(given.clone());
+            }
+        }
+    }
+    if raw.with_config && config.is_none() {
         if let Some(bytes) = raw.config.as_deref() {
             config_hash = content_hash(Some(bytes));
             // Read as `-c` reads a file (a BOM, comments, UTF-16: an operator may have edited
@@ -1071,6 +1142,7 @@ fn parse_dir_state(dir: &Path, raw: &RawFiles) -> Result<ReadState, StateError> 
         needs_newline,
         identity,
         config_hash,
+        config_seen,
         rebuilt,
     })
 }
@@ -1393,6 +1465,97 @@ mod tests {
             assert!(!dir.path().join(f).exists(), "{f}");
         }
         assert!(lock.load().unwrap().is_none());
+    }
+
+    /// A lock released leaving its memory is released as a dropped one: the next run takes it
+    /// at once, the holder's line is gone, and what was saved is there.
+    #[test]
+    fn a_lock_released_leaving_its_memory_is_free_and_its_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_in(dir.path());
+        let mut state = lock.load_or_new().unwrap();
+        state.config = Some(Arc::new(serde_json::json!({ "Note": "kept" })));
+        state.begin_deploy(&sample_plan());
+        lock.save_journal(&state).unwrap();
+        state.record_object(ObjectKind::Veth, "en1", None);
+        lock.save_journal(&state).unwrap();
+        assert!(StateDir::new(dir.path()).holder().is_some());
+        lock.release_leaving_memory();
+        assert_eq!(StateDir::new(dir.path()).holder(), None);
+        assert_eq!(fs::read(dir.path().join(LOCK_FILE)).unwrap(), b"");
+        let again = StateDir::new(dir.path())
+            .lock("test", std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(again.load().unwrap().unwrap(), state);
+        let mut written = serde_json::to_vec(&**state.config.as_ref().unwrap()).unwrap();
+        written.push(b'\n');
+        assert_eq!(fs::read(dir.path().join(CONFIG_FILE)).unwrap(), written);
+        // The same config again, as another value (read back by the next run): compared by
+        // its bytes, not written again.
+        let config_file = dir.path().join(CONFIG_FILE);
+        let first = ino(&config_file);
+        let mut next = state.clone();
+        next.config = Some(Arc::new(serde_json::json!({ "Note": "kept" })));
+        next.finish_deploy();
+        again.finish(&next).unwrap();
+        assert_eq!(ino(&config_file), first);
+    }
+
+    /// A deploy given the config `config.json` holds (byte for byte as written) takes that
+    /// value instead of a parse of the file; any other config (keys in another order, a
+    /// fractional number, another value) is not taken: the file is parsed as ever.
+    #[test]
+    fn a_peek_given_the_recorded_config_takes_it_only_when_the_file_holds_it_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |config: serde_json::Value| {
+            let lock = lock_in(dir.path());
+            let mut state = lock.load_or_new().unwrap();
+            state.config = Some(Arc::new(config));
+            state.begin_deploy(&sample_plan());
+            lock.save(&state).unwrap();
+        };
+        let peek = |given: &Arc<Value>| {
+            StateDir::new(dir.path())
+                .peek_given(Some(given))
+                .unwrap()
+                .unwrap()
+                .config
+                .unwrap()
+        };
+        let config = serde_json::json!({ "A": 1, "B": [true, null, "x\u{1}\"é"], "C": {"D": -2} });
+        record(config.clone());
+        let given = Arc::new(config.clone());
+        assert!(Arc::ptr_eq(&peek(&given), &given));
+        // Loaded under the lock: the file is known to hold it, nothing is written again.
+        let config_file = dir.path().join(CONFIG_FILE);
+        let first = ino(&config_file);
+        let lock = lock_in(dir.path());
+        let mut state = lock.load().unwrap().unwrap();
+        assert!(Arc::ptr_eq(state.config.as_ref().unwrap(), &given));
+        state.record_object(ObjectKind::Veth, "en1", None);
+        lock.finish(&state).unwrap();
+        assert_eq!(ino(&config_file), first);
+        drop(lock);
+
+        let mut reordered = serde_json::json!({ "B": config["B"], "A": 1, "C": config["C"] });
+        assert_eq!(reordered, config);
+        let other = Arc::new(reordered.clone());
+        let read = peek(&other);
+        assert!(!Arc::ptr_eq(&read, &other));
+        assert_eq!(
+            serde_json::to_string(&*read).unwrap(),
+            serde_json::to_string(&config).unwrap()
+        );
+        reordered["A"] = serde_json::json!(2);
+        let read = peek(&Arc::new(reordered));
+        assert_eq!(*read, config);
+
+        let fractional = serde_json::json!({ "A": 0.30000000000000004 });
+        record(fractional.clone());
+        let given = Arc::new(fractional.clone());
+        let read = peek(&given);
+        assert!(!Arc::ptr_eq(&read, &given), "parsed, not taken");
+        assert_eq!(*read, fractional);
     }
 
     /// The deployment config lives in `config.json`, written once and again only when it
