@@ -86,8 +86,7 @@ impl Netlink {
     /// thread started for it: only for a thread of one's own that does nothing in a network
     /// namespace afterwards (its file I/O is the same in any).
     pub fn open_moving_into(ns: &NetNs) -> Result<Self, HostError> {
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| HostError::new("enter netns", "", e.into()))?;
+        crate::netns::enter_for_good(ns)?;
         Netlink::open()
     }
 
