@@ -35,7 +35,7 @@ mod socket;
 pub use crate::error::HostError;
 pub use addr::{Address, LinkLocal};
 pub use detached::{deletions_finishing, DELETING_PROCESS_NAME};
-pub use link::{AddrGenMode, BridgeSpec, Link, VethSpec};
+pub use link::{AddrGenMode, BridgeSpec, Ipv6Settings, Link, VethSpec};
 pub use neighbour::Neighbour;
 pub use route::{Route, RouteSpec};
 
