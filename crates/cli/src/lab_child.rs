@@ -13,9 +13,6 @@
 //! runs, so no process edgenet starts inherits them.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
-
-use nix::sched::{setns, CloneFlags};
 
 use crate::exit::{CliError, Exit};
 
@@ -48,10 +45,11 @@ pub fn enter_from_env() -> Result<(), CliError> {
     if let Some(path) = netns {
         let ns = edgenet_host::netns::NetNs::open_path(std::path::Path::new(&path))
             .map_err(|e| handover_error(e.to_string()))?;
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+        edgenet_host::netns::enter_for_good(&ns).map_err(|e| {
             handover_error(format!(
-                "cannot enter the lab machine's namespace {}: {e}",
-                ns.label()
+                "cannot enter the lab machine's namespace {}: {}",
+                ns.label(),
+                nix::errno::Errno::from_raw(e.io_error().raw_os_error().unwrap_or(0))
             ))
         })?;
     }

@@ -67,9 +67,8 @@ const OWN_NETNS: &str = "/proc/thread-self/ns/net";
 /// A name for the calling thread's network namespace, from its inode (`netns-DEV-INO`): files
 /// about the namespace under [`RUN_DIR`] carry it.
 pub fn network_namespace_key() -> io::Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata(OWN_NETNS)?;
-    Ok(format!("netns-{}-{}", ns.dev(), ns.ino()))
+    let (dev, ino) = crate::netns::current_id_io()?;
+    Ok(format!("netns-{dev}-{ino}"))
 }
 
 /// The cookie of the calling thread's network namespace (`SO_NETNS_COOKIE` of a socket made
@@ -203,10 +202,9 @@ pub fn is_held(file: &File) -> bool {
 /// pids as this process's PID namespace sees them) and its command line. `None` when it cannot
 /// be told (no /proc, the holder gone meanwhile, or in a PID namespace that does not see it).
 pub fn network_namespace_holder() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata(OWN_NETNS).ok()?;
+    let (dev, ino) = crate::netns::current_id().ok()?;
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let pid = flock_holder(&locks, ns.dev(), ns.ino())?;
+    let pid = flock_holder(&locks, dev, ino)?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     Some(format!("{} (pid {pid})", command_words(&cmdline)))
 }

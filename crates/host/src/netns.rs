@@ -7,12 +7,13 @@
 //! switched here: `ip netns exec` would also put the command in a slave mount namespace where
 //! namespaces it creates stay invisible to everybody else (see NOTES.md).
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -27,13 +28,77 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// this process, so two concurrent creates do not stack two bind mounts.
 static RUN_DIR_SETUP: Mutex<()> = Mutex::new(());
 
+/// The calling thread's own network namespace file.
+const OWN_NETNS: &str = "/proc/thread-self/ns/net";
+
 /// An open network namespace: holding the file keeps the namespace alive.
 #[derive(Debug)]
 pub struct NetNs {
     /// The name (`ip netns` name) or path it was opened by, for messages.
     label: String,
     path: PathBuf,
+    file: Arc<NsFile>,
+}
+
+/// A namespace file and its identity, asked of the kernel once (an `fstat`, no path).
+#[derive(Debug)]
+struct NsFile {
     file: File,
+    id: OnceLock<(u64, u64)>,
+}
+
+impl NsFile {
+    fn new(file: File) -> Arc<Self> {
+        Arc::new(NsFile {
+            file,
+            id: OnceLock::new(),
+        })
+    }
+
+    fn id(&self, label: &str) -> Result<(u64, u64), HostError> {
+        if let Some(id) = self.id.get() {
+            return Ok(*id);
+        }
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| HostError::new("stat netns", label, e))?;
+        Ok(*self.id.get_or_init(|| (meta.dev(), meta.ino())))
+    }
+}
+
+thread_local! {
+    /// The calling thread's network namespace, once asked: a handle on it (to come back to
+    /// after a visit) and its identity, so that neither costs a walk of
+    /// `/proc/thread-self/ns/net` (and an nsfs dentry and inode made and freed) again. Every
+    /// move of a thread between network namespaces goes through this module ([`NetNs::run`],
+    /// [`create`], [`enter_for_good`], [`unshare_thread`]), which keeps it up to date; `None`
+    /// until first asked, and while [`create`] has the thread in a namespace not named yet.
+    static HERE: RefCell<Option<Arc<NsFile>>> = const { RefCell::new(None) };
+}
+
+/// The calling thread's network namespace (see [`HERE`]).
+fn here() -> Result<Arc<NsFile>, HostError> {
+    here_io().map_err(|e| HostError::new("open netns", OWN_NETNS, e))
+}
+
+fn here_io() -> io::Result<Arc<NsFile>> {
+    if let Some(ns) = HERE.with_borrow(|h| h.clone()) {
+        // A move behind this module's back would leave a wrong answer here: debug builds (the
+        // tests) check every answer against the kernel.
+        #[cfg(debug_assertions)]
+        if let (Ok(now), Ok(kept)) = (std::fs::metadata(OWN_NETNS), ns.id(OWN_NETNS)) {
+            assert_eq!(
+                (now.dev(), now.ino()),
+                kept,
+                "the thread changed network namespace without edgenet_host::netns"
+            );
+        }
+        return Ok(ns);
+    }
+    let ns = NsFile::new(File::open(OWN_NETNS)?);
+    HERE.set(Some(Arc::clone(&ns)));
+    Ok(ns)
 }
 
 impl NetNs {
@@ -50,9 +115,13 @@ impl NetNs {
     }
 
     /// The calling thread's own network namespace (e.g. to create a veth peer back in it
-    /// from a handle opened elsewhere).
+    /// from a handle opened elsewhere): the handle the thread keeps on it, shared.
     pub fn current() -> Result<Self, HostError> {
-        Self::open_path(Path::new("/proc/thread-self/ns/net"))
+        Ok(NetNs {
+            label: OWN_NETNS.to_string(),
+            path: PathBuf::from(OWN_NETNS),
+            file: here()?,
+        })
     }
 
     fn open_labelled(label: String, path: PathBuf) -> Result<Self, HostError> {
@@ -67,7 +136,11 @@ impl NetNs {
                 ),
             ));
         }
-        Ok(NetNs { label, path, file })
+        Ok(NetNs {
+            label,
+            path,
+            file: NsFile::new(file),
+        })
     }
 
     pub fn label(&self) -> &str {
@@ -80,11 +153,7 @@ impl NetNs {
 
     /// Identity of the namespace (device, inode): equal for two handles on one namespace.
     pub fn id(&self) -> Result<(u64, u64), HostError> {
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| HostError::new("stat netns", &self.label, e))?;
-        Ok((meta.dev(), meta.ino()))
+        self.file.id(&self.label)
     }
 
     /// Runs `f` with the calling thread inside this namespace and puts the thread back into
@@ -96,45 +165,62 @@ impl NetNs {
     where
         F: FnOnce() -> T,
     {
-        let _back = Visit::enter(self.file.as_fd(), &self.label)?;
+        let _back = Visit::enter(&self.file, &self.label)?;
         Ok(f())
     }
 }
 
 /// The calling thread inside another network namespace; dropping it puts the thread back.
 struct Visit {
-    home: File,
+    home: Arc<NsFile>,
 }
 
 impl Visit {
     /// Enters `target`, remembering the thread's own namespace.
-    fn enter(target: BorrowedFd<'_>, label: &str) -> Result<Self, HostError> {
+    fn enter(target: &Arc<NsFile>, label: &str) -> Result<Self, HostError> {
         let home = Self::home(label)?;
-        setns(target, CloneFlags::CLONE_NEWNET)
+        setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| HostError::new("enter netns", label, e.into()))?;
+        HERE.set(Some(Arc::clone(target)));
         Ok(Visit { home })
     }
 
     /// The calling thread's namespace, to come back to.
-    fn home(label: &str) -> Result<File, HostError> {
-        File::open("/proc/thread-self/ns/net")
-            .map_err(|e| HostError::new("open own netns to visit", label, e))
+    fn home(label: &str) -> Result<Arc<NsFile>, HostError> {
+        here_io().map_err(|e| HostError::new("open own netns to visit", label, e))
     }
 }
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = setns(self.home.file.as_fd(), CloneFlags::CLONE_NEWNET) {
             // Going on would apply the rest of the run in the wrong namespace.
             eprintln!("edgenet: cannot return to the thread's own network namespace: {e}");
             std::process::abort();
         }
+        HERE.set(Some(Arc::clone(&self.home)));
     }
+}
+
+/// Moves the calling thread into `ns` for good (no way back kept): for a thread of one's own,
+/// or a process before it starts any thread.
+pub fn enter_for_good(ns: &NetNs) -> Result<(), HostError> {
+    setns(ns.file.file.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| HostError::new("enter netns", &ns.label, e.into()))?;
+    HERE.set(Some(Arc::clone(&ns.file)));
+    Ok(())
+}
+
+/// Moves the calling thread into a new network namespace of its own, for good (`unshare`): it
+/// goes away with the thread unless something else holds it.
+pub fn unshare_thread() -> Result<(), HostError> {
+    HERE.set(None);
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|e| HostError::new("unshare netns", "", e.into()))
 }
 
 impl AsFd for NetNs {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+        self.file.file.as_fd()
     }
 }
 
@@ -170,6 +256,9 @@ pub fn create(name: &str) -> Result<(), HostError> {
     // mount and goes back to its own (the visit's drop), leaving the mount as its only holder.
     let made = Visit::home(name).and_then(|home| {
         let visit = Visit { home };
+        // In a namespace with no handle yet: asked meanwhile, the kernel answers (the visit's
+        // drop names the thread's own again).
+        HERE.set(None);
         let made = unshare(CloneFlags::CLONE_NEWNET).and_then(|()| {
             mount(
                 Some("/proc/thread-self/ns/net"),
@@ -280,7 +369,14 @@ pub fn is_placeholder(name: &str) -> bool {
 
 /// The identity (device, inode) of the calling thread's network namespace.
 pub fn current_id() -> Result<(u64, u64), HostError> {
-    NetNs::current()?.id()
+    here()?.id(OWN_NETNS)
+}
+
+/// [`current_id`] with the bare OS error.
+pub(crate) fn current_id_io() -> io::Result<(u64, u64)> {
+    here_io()?
+        .id(OWN_NETNS)
+        .map_err(|e| io::Error::new(e.io_error().kind(), e.to_string()))
 }
 
 /// Where the network namespace with identity `id` can be entered, if it is still alive and

@@ -669,3 +669,49 @@ fn a_neighbours_mac_is_read_only_from_an_entry_the_kernel_would_use() {
     ];
     assert_eq!(got, want, "the kernel's entries: {states:?}");
 }
+
+/// A link's IPv6 settings read from the link itself are the values `/proc/sys` shows for it,
+/// 0 and 1 each (set through `/proc/sys` in a namespace of the test's own), and there are none
+/// where `/proc/sys/net/ipv6/conf/<link>` is missing too: a link without IPv6 (MTU below
+/// 1280) or no link at all.
+#[test]
+fn ipv6_settings_read_from_the_link_are_the_sysctl_values() {
+    if !root_or_skip("ipv6_settings_read_from_the_link_are_the_sysctl_values") {
+        return;
+    }
+    use edgenet_host::sysctl;
+    let ns = TestNs::new("v6set");
+    ns.ip(&[
+        "link", "add", "env6a", "type", "veth", "peer", "name", "env6c",
+    ]);
+    ns.ip(&[
+        "link", "add", "env6b", "mtu", "1200", "type", "veth", "peer", "name", "env6d",
+    ]);
+    ns.run(|| {
+        let mut nl = Netlink::open().unwrap();
+        let key = |k: &str| format!("net/ipv6/conf/env6a/{k}");
+        for (accept_ra, autoconf, disable_ipv6) in [("0", "1", "1"), ("1", "0", "0")] {
+            sysctl::write(&key("accept_ra"), accept_ra).unwrap();
+            sysctl::write(&key("autoconf"), autoconf).unwrap();
+            sysctl::write(&key("disable_ipv6"), disable_ipv6).unwrap();
+            let read = nl.ipv6_settings("env6a").unwrap().expect("env6a has IPv6");
+            let sysctl_of = |k: &str| sysctl::read(&key(k)).unwrap().trim().to_string();
+            assert_eq!(
+                (
+                    read.accept_ra.to_string(),
+                    read.autoconf.to_string(),
+                    read.disable_ipv6.to_string()
+                ),
+                (
+                    sysctl_of("accept_ra"),
+                    sysctl_of("autoconf"),
+                    sysctl_of("disable_ipv6")
+                )
+            );
+            assert_eq!(sysctl_of("disable_ipv6"), disable_ipv6);
+        }
+        assert!(sysctl::read("net/ipv6/conf/env6b/disable_ipv6").is_err());
+        assert_eq!(nl.ipv6_settings("env6b").unwrap(), None);
+        assert_eq!(nl.ipv6_settings("env6-none").unwrap(), None);
+    });
+}

@@ -118,6 +118,78 @@ fn run_in_runs_inside_the_namespace_and_brings_the_thread_back() {
     assert!(e.to_string().contains("enh-does-not-exist"), "{e}");
 }
 
+/// The identity of the calling thread's namespace is kept per thread (no walk of
+/// `/proc/thread-self/ns/net` on every ask): it must follow every move the thread makes,
+/// checked against the kernel's own answer each time.
+#[test]
+fn the_thread_namespace_identity_follows_every_move() {
+    if !root_or_skip("the_thread_namespace_identity_follows_every_move") {
+        return;
+    }
+    let own = || ns_id("/proc/thread-self/ns/net");
+    let ns = TestNs::new("idmove");
+    let other = TestNs::new("idmove2");
+    let home = own();
+    assert_eq!(netns::current_id().unwrap(), home);
+    assert_eq!(NetNs::current().unwrap().id().unwrap(), home);
+    let (inside, deeper, back) = netns::run_in(&ns.name, || {
+        let inside = (netns::current_id().unwrap(), own());
+        let deeper = netns::run_in(&other.name, || (netns::current_id().unwrap(), own())).unwrap();
+        (inside, deeper, (netns::current_id().unwrap(), own()))
+    })
+    .unwrap();
+    assert_eq!(inside.0, inside.1);
+    assert_eq!(inside.0, ns_id(&format!("/run/netns/{}", ns.name)));
+    assert_eq!(deeper.0, deeper.1);
+    assert_eq!(deeper.0, ns_id(&format!("/run/netns/{}", other.name)));
+    assert_eq!(back, inside);
+    assert_eq!((netns::current_id().unwrap(), own()), (home, home));
+    // After a panic inside a visit.
+    let _ = std::panic::catch_unwind(|| netns::run_in(&ns.name, || panic!("inside")));
+    assert_eq!((netns::current_id().unwrap(), own()), (home, home));
+    // Creating a namespace moves the thread into it and back.
+    let made = unique_name("idmade");
+    let _cleanup = Cleanup(made.clone());
+    netns::create(&made).unwrap();
+    assert_eq!((netns::current_id().unwrap(), own()), (home, home));
+    // A handle on the thread's own namespace, taken inside a visit, is the visited one.
+    let handle = netns::run_in(&ns.name, || NetNs::current().unwrap()).unwrap();
+    assert_eq!(handle.id().unwrap(), inside.0);
+    // Moves for good, on threads of their own.
+    let target = NetNs::open(&other.name).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(netns::current_id().unwrap(), home);
+            netns::enter_for_good(&target).unwrap();
+            assert_eq!((netns::current_id().unwrap(), own()), (deeper.0, deeper.0));
+            netns::unshare_thread().unwrap();
+            let fresh = own();
+            assert_ne!(fresh, deeper.0);
+            assert_eq!(netns::current_id().unwrap(), fresh);
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!((netns::current_id().unwrap(), own()), (home, home));
+}
+
+/// A thread moved behind the module's back (a bare `setns`/`unshare`) would leave a wrong
+/// identity kept: debug builds check every answer and stop there.
+#[cfg(debug_assertions)]
+#[test]
+fn a_move_behind_the_module_s_back_is_caught_in_debug_builds() {
+    if !root_or_skip("a_move_behind_the_module_s_back_is_caught_in_debug_builds") {
+        return;
+    }
+    let caught = std::thread::spawn(|| {
+        netns::current_id().unwrap();
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        netns::current_id()
+    })
+    .join();
+    assert!(caught.is_err(), "{caught:?}");
+}
+
 #[test]
 fn namespace_of_a_process_is_opened_by_path() {
     if !root_or_skip("namespace_of_a_process_is_opened_by_path") {

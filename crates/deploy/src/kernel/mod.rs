@@ -17,8 +17,8 @@ use edgenet_core::mac::MacAddr;
 use edgenet_host::link_config::{LinkConfig, SavedLinkConfig};
 use edgenet_host::netlink::connected_route::ConnectedRoute;
 use edgenet_host::netlink::{
-    AddrGenMode, Address, BridgeSpec, Link, LinkLocal, Neighbour, Netlink, Route, RouteSpec,
-    VethSpec,
+    AddrGenMode, Address, BridgeSpec, Ipv6Settings, Link, LinkLocal, Neighbour, Netlink, Route,
+    RouteSpec, VethSpec,
 };
 use edgenet_host::netns::{self, NetNs};
 use edgenet_host::HostError;
@@ -130,6 +130,10 @@ pub trait Kernel {
     }
     fn set_ipv6_addr_gen_mode(&mut self, _link: &str, _mode: AddrGenMode) -> Result<(), HostError> {
         Ok(())
+    }
+    /// `link`'s own IPv6 settings (see [`edgenet_host::netlink::Netlink::ipv6_settings`]).
+    fn ipv6_settings(&mut self, _link: &str) -> Result<Option<Ipv6Settings>, HostError> {
+        Ok(None)
     }
     fn ipv6_link_locals(&mut self, _link: &str) -> Result<Vec<LinkLocal>, HostError> {
         Ok(Vec::new())
@@ -268,6 +272,9 @@ impl Kernel for Netlink {
     }
     fn ipv6_addr_gen_mode(&mut self, link: &str) -> Result<Option<AddrGenMode>, HostError> {
         Netlink::ipv6_addr_gen_mode(self, link)
+    }
+    fn ipv6_settings(&mut self, link: &str) -> Result<Option<Ipv6Settings>, HostError> {
+        Netlink::ipv6_settings(self, link)
     }
     fn set_ipv6_addr_gen_mode(&mut self, link: &str, mode: AddrGenMode) -> Result<(), HostError> {
         Netlink::set_ipv6_addr_gen_mode(self, link, mode)

@@ -489,20 +489,39 @@ pub fn report_lines(what: &str, done: Vec<String>) -> (Vec<String>, Vec<String>)
 /// The bridge takes router advertisements as the adapter did (its `accept_ra`, `autoconf`),
 /// and the port stops doing IPv6: its SLAAC address and kernel prefix route would otherwise
 /// stay on the port and win over the bridge's, and IPv6 from the host would go nowhere.
-fn port_without_ipv6(adapter: &str, bridge: &str, j: &mut dyn Journal) -> Result<(), DeployError> {
+///
+/// The values are read from the two links (one netlink request each, the same values
+/// `/proc/sys/net/ipv6/conf/<link>/*` shows); only the writes go through `/proc/sys`.
+fn port_without_ipv6(
+    k: &mut dyn Kernel,
+    adapter: &str,
+    bridge: &str,
+    j: &mut dyn Journal,
+) -> Result<(), DeployError> {
     use edgenet_host::sysctl;
-    for key in ["accept_ra", "autoconf"] {
-        if let (Ok(want), Ok(have)) = (
-            sysctl::read(&ipv6_conf(adapter, key)),
-            sysctl::read(&ipv6_conf(bridge, key)),
-        ) {
-            if want.trim() != have.trim() {
-                sysctl::write(&ipv6_conf(bridge, key), &want)?;
+    let want = k.ipv6_settings(adapter)?;
+    let have = k.ipv6_settings(bridge)?;
+    if let (Some(want), Some(have)) = (want, have) {
+        for (key, want, have) in [
+            ("accept_ra", want.accept_ra, have.accept_ra),
+            ("autoconf", want.autoconf, have.autoconf),
+        ] {
+            if want != have {
+                sysctl::write(&ipv6_conf(bridge, key), &want.to_string())?;
             }
         }
     }
     let key = ipv6_conf(adapter, "disable_ipv6");
-    if sysctl::read(&key)?.trim() != "1" {
+    let Some(now) = want else {
+        // As a read of the missing /proc/sys file said.
+        return Err(edgenet_host::netlink::HostError::new(
+            "read sysctl",
+            key,
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        )
+        .into());
+    };
+    if now.disable_ipv6 != 1 {
         sysctl::write(&key, "1")?;
         j.changed(format!(
             "stopped IPv6 on {adapter}, a port of {bridge} (its router advertisements now configure {bridge})"
@@ -556,7 +575,7 @@ pub fn move_addressing(
         j.warn(warning.clone());
     }
     if snap.disable_ipv6.is_some() {
-        port_without_ipv6(adapter, bridge, j)?;
+        port_without_ipv6(k, adapter, bridge, j)?;
     }
     Ok(any)
 }

@@ -350,7 +350,7 @@ mod tests {
                 .join()
                 .unwrap();
             // Another network namespace (this thread's own, gone with it).
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            edgenet_host::netns::unshare_thread().unwrap();
             assert!(!take_cleared("up0", "br0"), "another network namespace");
         })
         .join()

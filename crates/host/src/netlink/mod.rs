@@ -35,7 +35,7 @@ mod socket;
 pub use crate::error::HostError;
 pub use addr::{Address, LinkLocal};
 pub use detached::{deletions_finishing, DELETING_PROCESS_NAME};
-pub use link::{AddrGenMode, BridgeSpec, Link, VethSpec};
+pub use link::{AddrGenMode, BridgeSpec, Ipv6Settings, Link, VethSpec};
 pub use neighbour::Neighbour;
 pub use route::{Route, RouteSpec};
 
@@ -86,8 +86,7 @@ impl Netlink {
     /// thread started for it: only for a thread of one's own that does nothing in a network
     /// namespace afterwards (its file I/O is the same in any).
     pub fn open_moving_into(ns: &NetNs) -> Result<Self, HostError> {
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| HostError::new("enter netns", "", e.into()))?;
+        crate::netns::enter_for_good(ns)?;
         Netlink::open()
     }
 

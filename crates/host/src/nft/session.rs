@@ -117,9 +117,7 @@ pub(super) fn session_active() -> bool {
 
 /// The calling thread's network namespace, as (device, inode).
 fn netns_key() -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
-    Some((m.dev(), m.ino()))
+    crate::netns::current_id().ok()
 }
 
 /// The ruleset kept for the calling thread's namespace, shared (no copy).
