@@ -503,7 +503,11 @@ fn a_node_link_has_no_ipv6_link_local_address() {
         let link = json_of(&format!("ip -n {node} -j -d link show dev eth0"));
         assert_eq!(link[0]["inet6_addr_gen_mode"], "none", "{node}: {link}");
         assert!(
-            link[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+            link[0]["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "UP"),
             "{node}: {link}"
         );
         let v6 = json_of(&format!("ip -n {node} -j -6 addr show dev eth0"));
@@ -513,7 +517,10 @@ fn a_node_link_has_no_ipv6_link_local_address() {
             .iter()
             .flat_map(|l| l["addr_info"].as_array().unwrap())
             .collect();
-        assert!(addrs.is_empty(), "{node}: eth0 has IPv6 addresses {addrs:?}");
+        assert!(
+            addrs.is_empty(),
+            "{node}: eth0 has IPv6 addresses {addrs:?}"
+        );
         let lo = json_of(&format!("ip -n {node} -j -6 addr show dev lo"));
         assert_eq!(lo[0]["addr_info"][0]["local"], "::1", "{node}: {lo}");
         // IPv4 works as before.

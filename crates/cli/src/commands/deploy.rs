@@ -241,11 +241,7 @@ struct EarlyRecord {
 }
 
 impl EarlyRecord {
-    fn write(
-        cli: &Cli,
-        args: &LockArgs,
-        chosen: &Chosen,
-    ) -> Result<Option<EarlyRecord>, CliError> {
+    fn write(cli: &Cli, args: &LockArgs, chosen: &Chosen) -> Result<Option<EarlyRecord>, CliError> {
         let dir = StateDir::new(&cli.state_dir);
         let made_dirs: Vec<_> = dir
             .path()
