@@ -589,3 +589,66 @@ fn a_first_deploy_killed_during_the_probe_has_recorded_its_config() {
     m.ok(&["remove"]);
     assert!(!m.state.exists());
 }
+
+/// B25 F1: the machine choice of a first deploy killed during the probe goes with its early
+/// record (`machine.json` beside `config.json`): a plain `deploy` then deploys the same machine
+/// of a multi-machine config, under the same machine name, instead of refusing ("choose this
+/// host's with --machine N"). A refusal over it leaves both files byte for byte.
+#[test]
+fn a_first_deploy_killed_during_the_probe_keeps_its_machine_choice() {
+    if !failpoints() {
+        return;
+    }
+    let Some(lan) = lan("x25mc", 1) else { return };
+    let m = &lan.machines[0];
+    let peer = lan.peer_ns();
+    let cfg = m.write_config("c.json", &config(3));
+    let args = [
+        "deploy",
+        "-c",
+        &cfg,
+        "--machine",
+        "1",
+        "--machine-name",
+        "x25mc",
+    ];
+
+    // Refused at the probe: nothing left.
+    let out = m.edgenet_env(&args, &[("EDGENET_FAILPOINT", "probe")]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!m.state.exists(), "{:?}", listing(&m.state));
+
+    // Killed at the probe: the config and the machine choice recorded.
+    let out = m.edgenet_env(&args, &[("EDGENET_FAILPOINT", "probe:crash")]);
+    assert!(!out.status.success(), "{out:?}");
+    let config_bytes = std::fs::read(m.state.join("config.json")).expect("config.json");
+    let machine_bytes = std::fs::read(m.state.join("machine.json")).expect("machine.json");
+
+    // Another machine refused over it (its address is taken) leaves both as they were.
+    sh(&format!("ip -n {peer} addr add 198.18.0.103/32 dev eth0"));
+    let out = m.edgenet(&["deploy", "-c", &cfg, "--machine", "2"]);
+    sh(&format!("ip -n {peer} addr del 198.18.0.103/32 dev eth0"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        std::fs::read(m.state.join("config.json")).unwrap(),
+        config_bytes
+    );
+    assert_eq!(
+        std::fs::read(m.state.join("machine.json")).unwrap(),
+        machine_bytes
+    );
+
+    // The plain re-run deploys machine 1, named x25mc: its Linux node has machine 1's address.
+    let again = m.deploy(None);
+    assert_eq!(again["source"], "recorded", "{again:#}");
+    let node = m.linux_node_namespace();
+    assert!(node.starts_with("x25mc-"), "{node}");
+    assert_eq!(
+        ipv4_of(&Machine::ip_json_in(&node, "addr show"), "eth0"),
+        vec!["198.18.0.102/24".to_string()]
+    );
+    // The records name the machine from here: `machine.json` is gone.
+    assert!(!m.state.join("machine.json").exists());
+    m.ok(&["remove"]);
+    assert!(!m.state.exists(), "{:?}", listing(&m.state));
+}

@@ -64,6 +64,7 @@ pub fn remove_loaded(
         // The lock is not listed: this run holds it (made it, maybe).
         let found: Vec<std::path::PathBuf> = [
             dir.path().join(crate::state::CONFIG_FILE),
+            dir.path().join(crate::state::MACHINE_FILE),
             dir.state_file(),
             dir.journal_file(),
             dir.identity_file(),

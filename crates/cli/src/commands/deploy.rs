@@ -56,6 +56,9 @@ struct Chosen {
     recorded_from: Option<std::sync::Arc<serde_json::Value>>,
     machine: Option<usize>,
     machine_name: Option<String>,
+    /// The machine choice came from `machine.json` (see [`EarlyRecord`]): deleted once the
+    /// deploy completes, its records naming the machine from then on.
+    machine_file: bool,
 }
 
 impl Chosen {
@@ -76,6 +79,7 @@ impl Chosen {
             recorded_from,
             machine,
             machine_name,
+            machine_file: false,
         }
     }
 
@@ -195,20 +199,34 @@ fn chosen_without_c(
         None => StateDir::new(&cli.state_dir).config_alone(),
     };
     let config = peeked.and_then(|s| s.config.as_deref()).or(alone.as_ref());
+    // With `config.json` alone, the machine choice that first deploy recorded with it (B25 F1).
+    let early_bytes = alone
+        .as_ref()
+        .and_then(|_| std::fs::read(cli.state_dir.join(edgenet_deploy::state::MACHINE_FILE)).ok());
+    let machine_file = early_bytes.is_some();
+    let early = early_bytes
+        .and_then(|b| serde_json::from_slice::<MachineChoice>(&b).ok())
+        .unwrap_or_default();
     match recorded(cli, config, plan, hint)? {
-        Some(loaded) => Ok(Chosen::new(
-            loaded,
-            RECORDED.to_string(),
-            true,
-            peeked.and_then(|s| s.config.clone()),
-            args.machine.or(plan.map(|p| p.machine.index)),
-            // The records lost (`state.json` moved aside, emptied): the name `identity.json`
-            // kept, not the host's (B23b F5).
-            cli.machine_name.clone().or_else(|| {
-                plan.map(|p| p.machine.name.clone())
-                    .or_else(|| peeked?.machine_name().map(str::to_string))
-            }),
-        )),
+        Some(loaded) => Ok(Chosen {
+            machine_file,
+            ..Chosen::new(
+                loaded,
+                RECORDED.to_string(),
+                true,
+                peeked.and_then(|s| s.config.clone()),
+                args.machine
+                    .or(plan.map(|p| p.machine.index))
+                    .or(early.machine),
+                // The records lost (`state.json` moved aside, emptied): the name `identity.json`
+                // kept, not the host's (B23b F5).
+                cli.machine_name.clone().or_else(|| {
+                    plan.map(|p| p.machine.name.clone())
+                        .or_else(|| peeked?.machine_name().map(str::to_string))
+                        .or(early.machine_name)
+                }),
+            )
+        }),
         None => Ok(Chosen::new(
             super::load_config(cli)?,
             super::config_source(cli),
@@ -220,13 +238,25 @@ fn chosen_without_c(
     }
 }
 
+/// What `machine.json` holds: the `--machine` and `--machine-name` of a first deploy that
+/// recorded its config early (see [`EarlyRecord`]), which no plan records yet.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct MachineChoice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    machine: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    machine_name: Option<String>,
+}
+
 /// The config of a first deploy with `-c`, recorded in the state directory (`config.json`, and
 /// the lock file) before the host is probed, under the state directory's lock, which is then
 /// the deploy's (B24 F7). Until the deploy proper starts, a refusal takes it all back as it was
 /// (the file's earlier bytes, or none; the lock file and directories this run made): a config
 /// refused changes nothing, the state directory included. Only a run killed meanwhile leaves
 /// it, as one killed before its first record leaves `config.json` (README): the next plain
-/// `deploy` applies it, and `remove` deletes it.
+/// `deploy` applies it, and `remove` deletes it. The machine choice (`--machine`,
+/// `--machine-name`) goes with it, in `machine.json` (B25 F1): a plain `deploy` then deploys
+/// the same machine of a multi-machine config. Deleted when the deploy completes.
 struct EarlyRecord {
     lock: Option<edgenet_deploy::state::StateLock>,
     /// The config recorded, handed to the deploy (its first record finds the file written).
@@ -235,6 +265,10 @@ struct EarlyRecord {
     undo: bool,
     config_path: std::path::PathBuf,
     previous: Option<Vec<u8>>,
+    machine_path: std::path::PathBuf,
+    machine_previous: Option<Vec<u8>>,
+    /// `machine.json` was written (deleted once the deploy has completed).
+    machine_written: bool,
     lock_file: Option<std::path::PathBuf>,
     /// The directories this run made, the state directory first.
     made_dirs: Vec<std::path::PathBuf>,
@@ -253,12 +287,16 @@ impl EarlyRecord {
             || std::fs::symlink_metadata(dir.lock_file()).is_err())
         .then(|| dir.lock_file());
         let config_path = cli.state_dir.join(edgenet_deploy::state::CONFIG_FILE);
+        let machine_path = cli.state_dir.join(edgenet_deploy::state::MACHINE_FILE);
         let mut record = EarlyRecord {
             lock: None,
             config: None,
             undo: true,
             previous: std::fs::read(&config_path).ok(),
             config_path,
+            machine_previous: std::fs::read(&machine_path).ok(),
+            machine_path,
+            machine_written: false,
             lock_file,
             made_dirs,
         };
@@ -278,6 +316,33 @@ impl EarlyRecord {
             .record_config(&config)
             .map_err(|e| host_error(e.into()))?;
         record.config = Some(config);
+        // The machine choice with it, or none (an earlier killed run's goes).
+        let choice = MachineChoice {
+            machine: chosen.machine,
+            machine_name: chosen.machine_name.clone(),
+        };
+        let written = match choice.machine.is_some() || choice.machine_name.is_some() {
+            true => {
+                let json = serde_json::to_vec(&choice).expect("a machine choice serialises");
+                record.machine_written = true;
+                std::fs::write(&record.machine_path, json)
+            }
+            false => match std::fs::remove_file(&record.machine_path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+        };
+        written.map_err(|e| {
+            CliError::new(
+                Exit::Host,
+                "state",
+                format!(
+                    "cannot record the deployment: {}: {e}",
+                    record.machine_path.display()
+                ),
+            )
+            .hint("nothing was changed")
+        })?;
         Ok(Some(record))
     }
 }
@@ -290,6 +355,10 @@ impl Drop for EarlyRecord {
         let _ = match &self.previous {
             Some(bytes) => std::fs::write(&self.config_path, bytes),
             None => std::fs::remove_file(&self.config_path),
+        };
+        let _ = match &self.machine_previous {
+            Some(bytes) => std::fs::write(&self.machine_path, bytes),
+            None => std::fs::remove_file(&self.machine_path),
         };
         if let Some(lock_file) = &self.lock_file {
             let _ = std::fs::remove_file(lock_file);
@@ -747,6 +816,7 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
         }
     };
     let said = chosen.said_if_chosen(cli);
+    let machine_file = chosen.machine_file || early.as_ref().is_some_and(|e| e.machine_written);
     let source = chosen.source;
     let config = match early.as_mut().and_then(|e| e.config.take()) {
         Some(recorded) => recorded,
@@ -762,6 +832,12 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     std::mem::forget((peeked, now));
     match edgenet_deploy::deploy(&lock, Some(state), &plan, Some(config)) {
         Ok(report) => {
+            // The deployment's records name the machine now (`machine.json` was for a plain
+            // `deploy` after a kill before them).
+            if machine_file {
+                let _ =
+                    std::fs::remove_file(cli.state_dir.join(edgenet_deploy::state::MACHINE_FILE));
+            }
             // Done with the host: the locks go before the DNS check (up to 1 s of waiting for
             // silent servers), so other deploys and removes in this namespace need not wait
             // for it, and in text the changes are printed before it, so a run stopped in that

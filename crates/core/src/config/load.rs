@@ -622,30 +622,46 @@ fn relax_noting_open(text: &str) -> (Cow<'_, str>, Vec<&'static str>, Option<usi
 }
 
 /// The 1-based line and column (counting characters, as an editor does) of byte `offset` of
-/// `text`.
+/// `text`. A line ends at LF, CRLF or a lone CR (classic Mac), as editors take them (B25 F5).
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset];
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let is_break = |i: usize| match before[i] {
+        b'\n' => true,
+        b'\r' => text.as_bytes().get(i + 1) != Some(&b'\n'),
+        _ => false,
+    };
+    let line_start = (0..before.len()).rposition(is_break).map_or(0, |p| p + 1);
+    let line = 1 + (0..before.len()).filter(|&i| is_break(i)).count();
     (
         line,
         char_column(&text[line_start..], offset - line_start + 1),
     )
 }
 
+/// The byte offset in `text` of serde_json's position (1-based `line`, counting LF only, and
+/// byte `column`, 0 at a line's very start before any byte).
+fn serde_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start = match line.checked_sub(2) {
+        None => 0,
+        Some(n) => text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .nth(n)
+            .map_or(text.len(), |(i, _)| i + 1),
+    };
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
 /// The 1-based column, in characters as an editor counts them, of the byte at 1-based column
 /// `byte_column` of `line` (the text from a line's start: serde_json counts bytes, B24 F5). A
 /// byte inside a multi-byte character is that character's column; past the line's end, the
 /// column after its last character; 0 (serde_json's column at a line's very start, before any
-/// byte) stays 0. Only for an error: nothing is counted while a file is read.
+/// byte) is column 1, where the line's first character goes. Only for an error: nothing is
+/// counted while a file is read.
 fn char_column(line: &str, byte_column: usize) -> usize {
-    let Some(index) = byte_column.checked_sub(1) else {
-        return 0;
-    };
-    let line = line.split('\n').next().unwrap_or_default();
+    let index = byte_column.saturating_sub(1);
+    let line = line.split(['\n', '\r']).next().unwrap_or_default();
     let mut start = index.min(line.len());
     while !line.is_char_boundary(start) {
         start -= 1;
@@ -653,11 +669,12 @@ fn char_column(line: &str, byte_column: usize) -> usize {
     line[..start].chars().count() + 1
 }
 
-/// Where the `//` comment at `from` ends: at the line break (not included) or the end.
+/// Where the `//` comment at `from` ends: at the line break (not included; LF, CRLF or a
+/// lone CR) or the end.
 fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
-        .position(|&b| b == b'\n')
+        .position(|&b| b == b'\n' || b == b'\r')
         .map_or(bytes.len(), |p| from + p)
 }
 
@@ -715,10 +732,17 @@ fn syntax_error(
             c as u32
         ));
     }
-    let line_text = original.split('\n').nth(e.line().saturating_sub(1));
+    // Where serde_json stopped, counted in `original` (a lone CR is a line break there too).
+    // The input ended: the position is after its last byte (serde_json's column names the
+    // last byte read, a lone CR on the last line included).
+    let offset = match e.classify() {
+        serde_json::error::Category::Eof => text.len(),
+        _ => serde_offset(text, e.line(), e.column()),
+    };
+    let (line, column) = line_column(original, offset);
     LoadError::Syntax {
-        line: e.line(),
-        column: char_column(line_text.unwrap_or_default(), e.column()),
+        line,
+        column,
         message,
     }
 }
@@ -1341,7 +1365,7 @@ mod tests {
                 '"' => in_string = true,
                 '/' if chars.get(i + 1) == Some(&'/') => {
                     comments = true;
-                    while i < chars.len() && chars[i] != '\n' {
+                    while i < chars.len() && !matches!(chars[i], '\n' | '\r') {
                         out[i] = ' ';
                         i += 1;
                     }
@@ -1369,7 +1393,7 @@ mod tests {
                         if chars[j] == '/' {
                             match chars.get(j + 1) {
                                 Some('/') => {
-                                    while j < chars.len() && chars[j] != '\n' {
+                                    while j < chars.len() && !matches!(chars[j], '\n' | '\r') {
                                         j += 1;
                                     }
                                     continue;
@@ -1420,6 +1444,7 @@ mod tests {
         "{\"A\": [1,\u{a0}]}",
         "{\"A\": [1,\u{2028}\u{3000}]}",
         "{\"A\": [1,\r\n // c\r\n]}\r\n",
+        "{\"A\": [1,\r // c\r]}\r",
         "{\"A\": 1} /* never closed, ] é",
         "{\"A\": [1, /* never closed ] é",
         "{\"A\": [1,/]}",
@@ -1554,8 +1579,53 @@ mod tests {
         let line = "aä✓b";
         // Bytes: a 1, ä 2-3, ✓ 4-6, b 7; past the end, the column after the last.
         let columns: Vec<usize> = (0..=9).map(|b| char_column(line, b)).collect();
-        assert_eq!(columns, [0, 1, 2, 2, 3, 3, 3, 4, 5, 5]);
+        // serde_json's 0 (a line's very start, before any byte) is column 1: columns are 1-based.
+        assert_eq!(columns, [1, 1, 2, 2, 3, 3, 3, 4, 5, 5]);
         assert_eq!(char_column("ä\nä", 4), 2);
+        assert_eq!(char_column("ä\rä", 4), 2);
+    }
+
+    /// B25 F5: a lone CR (classic Mac) ends a line, as LF and CRLF do: the same error is at the
+    /// same line and column whichever the file has.
+    #[test]
+    fn a_syntax_error_is_placed_alike_with_cr_crlf_and_lf_line_ends() {
+        for end in ["\r", "\r\n", "\n"] {
+            let text =
+                format!("{{{end}  \"Machines\": [ {{\"MachineName\": \"é\"}} @ ]{end}}}{end}");
+            assert_eq!(position_of(&text), (2, 38), "{text:?}");
+            // After a comment (relaxed), and at an unclosed comment's start.
+            let text = format!("{{ // ✓{end}{end}  \"A\": 1 /* ü */ oops }}{end}");
+            assert_eq!(position_of(&text), (3, 18), "{text:?}");
+            let text = format!("{{{end}  \"A\": 1, /* é{end}  \"B\": 2{end}}}{end}");
+            let message = syntax_message_of(text.as_bytes());
+            assert!(
+                message.contains("the /* comment at line 2, column 11 is never closed"),
+                "{text:?}: {message}"
+            );
+        }
+        assert_eq!(line_column("a\r\rb", 3), (3, 1));
+        assert_eq!(line_column("a\r\nb", 3), (2, 1));
+        assert_eq!(line_column("a\r\nb", 2), (1, 2));
+    }
+
+    /// B25 F5: columns are 1-based: an error at a line's very start (an empty file, the end of
+    /// a file after its last line break) is at column 1, never 0.
+    #[test]
+    fn an_error_at_a_lines_start_is_at_column_1() {
+        for (text, at) in [
+            ("", (1, 1)),
+            ("\n\n", (3, 1)),
+            ("{\"A\": 1,\n", (2, 1)),
+            ("{\"A\": 1, /* x\n\n\n", (4, 1)),
+            ("{\"A\": 1,\r", (2, 1)),
+        ] {
+            let e = load(text.as_bytes()).unwrap_err();
+            let LoadError::Syntax { line, column, .. } = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!((*line, *column), at, "{text:?}: {e}");
+            assert!(!e.to_string().contains("column 0"), "{e}");
+        }
     }
 
     fn syntax_message_of(bytes: &[u8]) -> String {
@@ -1588,6 +1658,7 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!(*line, 6, "{e}");
+        assert!(e.to_string().ends_with("at line 6, column 1"), "{e}");
         assert!(
             message.ends_with(" (the /* comment at line 3, column 11 is never closed with */, so the rest of the file is in it)"),
             "{message}"

@@ -136,7 +136,13 @@ pub fn untrusted(path: &Path) -> Option<(String, String)> {
             ));
         }
         if m.is_dir() {
-            for name in [STATE_FILE, CONFIG_FILE, IDENTITY_FILE, JOURNAL_FILE] {
+            for name in [
+                STATE_FILE,
+                CONFIG_FILE,
+                IDENTITY_FILE,
+                JOURNAL_FILE,
+                MACHINE_FILE,
+            ] {
                 let file = real.join(name);
                 // Only a regular file is ever read (a link, a FIFO, a directory in its place
                 // is said and never followed or opened: see `own_files`).
@@ -252,6 +258,10 @@ pub const LOCK_FILE: &str = "lock";
 pub const JOURNAL_FILE: &str = "state.journal";
 pub const IDENTITY_FILE: &str = "identity.json";
 pub const CONFIG_FILE: &str = "config.json";
+/// The machine choice (`--machine`, `--machine-name`) of a first deploy whose config was
+/// recorded before its first record (`config.json` alone): a plain `deploy` after it was killed
+/// deploys the same machine (B25 F1). Deleted once the deployment's records name the machine.
+pub const MACHINE_FILE: &str = "machine.json";
 /// How long a second deploy waits for the first before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -648,6 +658,7 @@ impl StateLock {
             self.dir.identity_file(),
             self.dir.journal_file(),
             self.dir.path().join(CONFIG_FILE),
+            self.dir.path().join(MACHINE_FILE),
             self.dir.state_file(),
         ] {
             match fs::remove_file(&path) {
