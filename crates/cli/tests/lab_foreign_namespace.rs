@@ -40,6 +40,10 @@ fn lab_up_refuses_a_foreign_namespace_of_its_machines_name_and_down_leaves_it() 
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&up.stderr);
+    // The refused up left nothing it made (B25 F6): no lock file, no generated config.
+    let lock = dir.path().join(&name).join("lab.lock");
+    let generated = dir.path().join(format!("{name}-scalable-2.json"));
+    let (lock_left, generated_left) = (lock.exists(), generated.exists());
     // Taken down (as its hint says), the foreign namespace stays the foreign one.
     let down = lab_cmd(&name, dir.path(), &["down"]).output().unwrap();
     assert!(
@@ -55,6 +59,8 @@ fn lab_up_refuses_a_foreign_namespace_of_its_machines_name_and_down_leaves_it() 
         "{err}"
     );
     assert!(err.contains("--name"), "{err}");
+    assert!(!lock_left, "{} left behind", lock.display());
+    assert!(!generated_left, "{} left behind", generated.display());
     // Nothing of the lab was made.
     for role in ["inet", "lan", "peer", "m1"] {
         assert!(

@@ -86,13 +86,15 @@ pub enum LabError {
         tail: String,
     },
 
-    #[error("{service} in netns {netns} did not answer within {timeout:?} (last: {last}); see {}", log.display())]
+    #[error("{service} in netns {netns} did not answer within {timeout:?} (last: {last}){}", see(log.as_deref()))]
     NotReady {
         service: String,
         netns: String,
         timeout: Duration,
         last: String,
-        log: PathBuf,
+        /// The log that tells more about `last`; `None` when no log does (a machine's
+        /// ICMP echo through the router: nothing of the lab logs it).
+        log: Option<PathBuf>,
     },
 
     #[error("stop {service} (pid {pid}): {reason}")]
@@ -180,4 +182,10 @@ fn join(errors: &[LabError]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n  ")
+}
+
+/// `; see LOG` for a message, empty without a log.
+fn see(log: Option<&std::path::Path>) -> String {
+    log.map(|l| format!("; see {}", l.display()))
+        .unwrap_or_default()
 }

@@ -182,6 +182,8 @@ impl Lab {
                 reason: "timeout must not be zero".into(),
             }));
         }
+        // A refused up leaves nothing it made: the lock file (and the directory) it created.
+        let made_dir = !spec.dir.exists();
         let dir = LabDir::lock(&spec.dir).map_err(early)?;
         if let Some(existing) = dir.read().map_err(early)? {
             return Err(early(LabError::Exists {
@@ -200,6 +202,7 @@ impl Lab {
             .map(|role| format!("{}{role}", prefix(&spec.name)))
             .find(|name| netns::exists(name))
         {
+            dir.discard(made_dir);
             return Err(early(LabError::NamespaceTaken {
                 lab: spec.name.clone(),
                 netns,
@@ -350,6 +353,13 @@ impl Lab {
             .collect()
     }
 
+    /// How many machines the lab is to have (its `lab up`'s count), recorded before any
+    /// of them is made: more than [`machines`](Lab::machines) has when that up was killed
+    /// or failed before it recorded them.
+    pub fn machines_wanted(&self) -> u8 {
+        self.state.machines_wanted
+    }
+
     /// Namespaces the lab created and has not deleted yet, in creation order.
     pub fn namespaces(&self) -> &[String] {
         &self.state.namespaces
@@ -493,8 +503,12 @@ impl Lab {
                 service: format!("the network of machine {}", machine.name),
                 netns: machine.netns.clone(),
                 timeout,
+                // Only a DNS failure is in the LAN DNS's log; an ICMP echo that got no
+                // answer is in no log of the lab.
+                log: last
+                    .starts_with(services::MACHINE_DNS_FAILURE)
+                    .then(|| self.log(services::DNS_LAN_SVC)),
                 last,
-                log: self.log(services::DNS_LAN_SVC),
             }),
         }
     }
@@ -806,7 +820,9 @@ impl Lab {
         }
     }
 
-    /// Starts a service and records it (state and pid file) at once.
+    /// Starts a service and records it in the state. Its pid file is written by the child
+    /// before it execs the daemon, so a kill between the spawn and this record leaves the
+    /// daemon named in a file `down` reads (see [`process::recover_unrecorded`]).
     fn start(&mut self, netns: &str, spec: ServiceSpec) -> Result<(), LabError> {
         let record = process::spawn_service(
             spec.name,
@@ -814,12 +830,38 @@ impl Lab {
             &spec.argv,
             &spec.log,
             spec.resolv_conf.as_deref(),
+            &self.pid_file(spec.name),
         )?;
-        self.state.services.push(record.clone());
-        self.save()?;
-        let pid_file = self.pid_file(spec.name);
-        std::fs::write(&pid_file, format!("{}\n", record.pid))
-            .map_err(|e| LabError::io("write", pid_file, e))
+        crate::failpoint::hit("lab-service-spawned");
+        self.state.services.push(record);
+        self.save()
+    }
+
+    /// Services whose pid file exists but which the state does not record (a `lab up`
+    /// killed right after their spawn), when provably ours and running.
+    fn unrecorded_services(&self) -> Vec<ServiceRecord> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("run")) else {
+            return Vec::new();
+        };
+        let logs = self.dir.path().join("logs");
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            if self.state.services.iter().any(|s| s.name == name) {
+                continue;
+            }
+            if let Some(record) = process::recover_unrecorded(name, &path, &logs) {
+                found.push(record);
+            }
+        }
+        found
     }
 
     fn pid_file(&self, service: &str) -> PathBuf {
@@ -863,7 +905,7 @@ impl Lab {
                         netns: record.netns.clone(),
                         timeout,
                         last,
-                        log: record.log.clone(),
+                        log: Some(record.log.clone()),
                     })
                 }
             }
@@ -880,7 +922,8 @@ impl Lab {
     /// namespace alive until they exit).
     fn teardown(&mut self, errors: &mut Vec<LabError>) {
         let started = Instant::now();
-        let records = std::mem::take(&mut self.state.services);
+        let mut records = std::mem::take(&mut self.state.services);
+        records.extend(self.unrecorded_services());
         let stopped = crate::pool::map(records.iter().collect(), records.len(), |record| {
             process::stop_service(record)
         });
@@ -903,6 +946,7 @@ impl Lab {
         // Deleting a namespace only drops its mount (the kernel dismantles it later, in one
         // batch with the others), so they go side by side, in no particular order.
         let by_netns = process::processes_by_netns();
+        let ours: Vec<u32> = self.state.services.iter().map(|s| s.pid).collect();
         let namespaces = std::mem::take(&mut self.state.namespaces);
         let outcomes = crate::pool::map(namespaces.iter().collect(), MACHINE_WORKERS, |name| {
             let id = NetNs::open(name).ok().and_then(|ns| ns.id().ok());
@@ -921,9 +965,19 @@ impl Lab {
                 .into_iter()
                 .filter(|&pid| !process::wait_for_deleting_child(pid, DELETING_CHILD_GRACE))
                 .collect::<Vec<_>>();
-            (users, netns::delete(name))
+            // A service of ours that could not be stopped keeps its namespace's name (and the
+            // state its record) for the next `down`: deleting the name would leave it running
+            // in a namespace nothing names any more.
+            if users.iter().any(|pid| ours.contains(pid)) {
+                return (users, None);
+            }
+            (users, Some(netns::delete(name)))
         });
         for (name, (users, deleted)) in namespaces.into_iter().zip(outcomes) {
+            let Some(deleted) = deleted else {
+                self.state.namespaces.push(name);
+                continue;
+            };
             for pid in users {
                 errors.push(LabError::ForeignProcess {
                     netns: name.clone(),

@@ -25,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod failpoint;
 mod lab;
 mod machine;
 mod matrix;

@@ -32,12 +32,18 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 const EXIT_POLL: Duration = Duration::from_millis(5);
 
 /// Starts `argv` in `netns` as service `name`, stdout and stderr appended to `log`.
+///
+/// The child writes its own pid to `pid_file` before it execs the daemon (a spawn whose
+/// pid file cannot be written fails): so a `lab up` killed between the spawn and the
+/// recording of the service in the lab's state leaves a record `down` can find
+/// ([`recover_unrecorded`]) — there is never a daemon of the lab that no file names.
 pub(crate) fn spawn_service(
     name: &str,
     netns: &str,
     argv: &[String],
     log: &Path,
     resolv_conf: Option<&Path>,
+    pid_file: &Path,
 ) -> Result<ServiceRecord, LabError> {
     let spawn_err = |source| LabError::Spawn {
         service: name.to_string(),
@@ -63,9 +69,16 @@ pub(crate) fn spawn_service(
     let err = out
         .try_clone()
         .map_err(|e| LabError::io("open service log", log, e))?;
+    let pid_path = std::ffi::CString::new(pid_file.as_os_str().as_encoded_bytes())
+        .map_err(|e| spawn_err(std::io::Error::other(e)))?;
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
+        // SAFETY: runs in the forked child before exec; only raw system calls on data
+        // prepared above and a stack buffer (no allocation, no locks): async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || write_own_pid(&pid_path));
+        }
     }
     cmd.args(args)
         .stdin(Stdio::null())
@@ -88,6 +101,73 @@ pub(crate) fn spawn_service(
         start_time,
         program: program.clone(),
         log: log.to_path_buf(),
+    })
+}
+
+/// In the child before exec: writes `PID\n` to `path` (created or truncated).
+fn write_own_pid(path: &std::ffi::CStr) -> std::io::Result<()> {
+    use nix::libc;
+    let mut buf = [0u8; 16];
+    let mut pid = std::process::id();
+    let mut at = buf.len() - 1;
+    buf[at] = b'\n';
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    // SAFETY: plain system calls on a NUL-terminated path and a stack buffer.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bytes = &buf[at..];
+        let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if written != bytes.len() as isize {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// A service whose child wrote its pid file (see [`spawn_service`]) but that the lab's state
+/// does not name (its `lab up` was killed in between): a record of it when the process is
+/// provably ours — the pid from a file only the lab and its children write, a process with
+/// that pid running, and its stdout open on a log file in the lab's `logs` directory.
+/// Anything else (no such process, a reused pid) gives `None`: never a stranger's process.
+pub(crate) fn recover_unrecorded(
+    name: &str,
+    pid_file: &Path,
+    logs: &Path,
+) -> Option<ServiceRecord> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Start time first: `stop_service` signals only a process with this very start time.
+    let start_time = start_time(pid)?;
+    let stdout = std::fs::read_link(format!("/proc/{pid}/fd/1")).ok()?;
+    if stdout.parent() != Some(logs) {
+        return None;
+    }
+    Some(ServiceRecord {
+        name: name.to_string(),
+        netns: "(not recorded)".into(),
+        pid,
+        start_time,
+        program: command_name(pid),
+        log: stdout,
     })
 }
 

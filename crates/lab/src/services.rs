@@ -191,6 +191,9 @@ pub(crate) fn check(service: &str, lab: &str, timeout: Duration) -> Result<(), S
     }
 }
 
+/// How a [`check_machine`] failure of the LAN DNS starts (the one its log can explain).
+pub(crate) const MACHINE_DNS_FAILURE: &str = "LAN DNS";
+
 /// A machine's own wiring, checked before its deploy: what differs from one machine to the
 /// next, and what its deploy and its nodes rely on.
 ///
@@ -208,9 +211,11 @@ pub(crate) fn check(service: &str, lab: &str, timeout: Duration) -> Result<(), S
 /// forked busybox child per machine.
 pub(crate) fn check_machine(timeout: Duration) -> Result<(), String> {
     let addrs = probe::dns_a(SocketAddrV4::new(LAN_ROUTER, 53), TEST_NAME, timeout)
-        .map_err(|e| format!("LAN DNS {LAN_ROUTER}: {e}"))?;
+        .map_err(|e| format!("{MACHINE_DNS_FAILURE} {LAN_ROUTER}: {e}"))?;
     if addrs != [HTTP_SERVER] {
-        return Err(format!("LAN DNS resolved {TEST_NAME} to {addrs:?}"));
+        return Err(format!(
+            "{MACHINE_DNS_FAILURE} resolved {TEST_NAME} to {addrs:?}"
+        ));
     }
     let way_out = |reason: String| {
         format!("no way out through the router {LAN_ROUTER}: ICMP echo to {HTTP_SERVER}: {reason}")

@@ -151,6 +151,15 @@ impl LabDir {
         Ok(())
     }
 
+    /// For an up refused before it recorded anything: removes the lock file (still held, so
+    /// no other lab run is working here) and, when `made_dir`, the directory if it is empty.
+    pub fn discard(self, made_dir: bool) {
+        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+        if made_dir {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+
     pub fn remove_state(&self) -> Result<(), LabError> {
         let path = self.state_path();
         match std::fs::remove_file(&path) {

@@ -478,8 +478,13 @@ fn a_machine_whose_own_network_is_broken_is_not_deployed() -> TestResult {
         "m2 and m3 are not deployed"
     );
     match &err.error {
-        LabError::NotReady { service, last, .. } => {
+        LabError::NotReady {
+            service, last, log, ..
+        } => {
             assert_eq!(service, "the network of machine m2");
+            // The LAN DNS's log says nothing about an ICMP echo: not pointed to.
+            assert_eq!(log, &None, "{}", err.error);
+            assert!(!err.error.to_string().contains("dns-lan"), "{}", err.error);
             assert!(
                 last.contains(&format!("no way out through the router {LAN_ROUTER}"))
                     && last.contains(&HTTP_SERVER.to_string()),

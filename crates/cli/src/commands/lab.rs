@@ -341,6 +341,16 @@ pub fn up(cli: &Cli, args: &LabUpArgs) -> Result<Exit, CliError> {
             };
             if let Some(lab) = e.lab {
                 lab.detach();
+            } else if matches!(
+                e.error,
+                edgenet_lab::LabError::NamespaceTaken {
+                    before_build: true,
+                    ..
+                }
+            ) {
+                // Refused before anything was recorded: the config this run generated beside
+                // the lab directory goes too (the lab took its own lock file and directory).
+                forget_generated_configs(&args.lab);
             }
             Err(lab_error(format!("lab up failed: {message}")).hint(hint))
         }
@@ -461,14 +471,22 @@ fn lab_views(lab: &Lab) -> Result<Vec<edgenet_viz::LabMachineView>, CliError> {
 
 /// `up`: `Some(true)` after `lab up`, `None` for `lab status` (JSON `null`).
 fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Result<Exit, CliError> {
-    let (nodes, expect, undeployed) = lab_nodes(lab)?;
+    let (nodes, expect, mut undeployed) = lab_nodes(lab)?;
+    // Machines a killed `lab up` never got to record are as undeployed as recorded ones.
+    let recorded: Vec<u8> = lab.machines().iter().map(|m| m.index).collect();
+    let wanted = usize::from(lab.machines_wanted()).max(recorded.len());
+    undeployed.extend(
+        (1..=lab.machines_wanted())
+            .filter(|i| !recorded.contains(i))
+            .map(edgenet_lab::topology::machine_name),
+    );
     let mut matrix = lab.status(&nodes, &expect).map_err(lab_error)?;
     if !undeployed.is_empty() {
         matrix.notes.push(format!(
             "DOWN: nothing deployed on {} of {} machines ({}); their nodes are not measured — \
              `{}` and `lab up` again",
             undeployed.len(),
-            lab.machines().len(),
+            wanted,
             undeployed.join(", "),
             args.down_command()
         ));
@@ -493,7 +511,7 @@ fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Resu
                     format!(
                         "nothing deployed on {} of {} lab machines: {}",
                         undeployed.len(),
-                        lab.machines().len(),
+                        wanted,
                         undeployed.join(", ")
                     ),
                 )),
@@ -515,10 +533,7 @@ fn report_matrix(cli: &Cli, lab: &Lab, args: &LabArgs, up: Option<bool>) -> Resu
             envelope::print_result(&envelope::LAB_STATUS, result, &report)
         }
         Format::Text => {
-            crate::output::out!(
-                "{}",
-                matrix.render_report(undeployed.len(), lab.machines().len())
-            );
+            crate::output::out!("{}", matrix.render_report(undeployed.len(), wanted));
             crate::output::out!("{}", super::doctor::lab_doctor_text(&doctor));
         }
         Format::Svg | Format::Dot | Format::Html => {
@@ -593,19 +608,7 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
             // The lab keeps its logs for a post-mortem of a failed run; a clean down leaves
             // nothing.
             let _ = std::fs::remove_dir_all(&dir);
-            if let Ok(entries) = std::fs::read_dir(&args.lab_dir) {
-                let generated = format!("{}-scalable-", args.name);
-                for e in entries.flatten() {
-                    let file = e.file_name().to_string_lossy().into_owned();
-                    if file.starts_with(&generated)
-                        || file == format!("{}-stdin.json", args.name)
-                        || file == format!("{}-vm.json", args.name)
-                    {
-                        let _ = std::fs::remove_file(e.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(&args.lab_dir);
+            forget_generated_configs(args);
             if cli.output == Format::Json {
                 envelope::print(
                     &envelope::LAB_DOWN,
@@ -623,6 +626,24 @@ pub fn down(cli: &Cli, down_args: &LabDownArgs) -> Result<Exit, CliError> {
         Err(e) => Err(lab_error(format!("lab down: {e}"))
             .hint("run `edgenet lab down` again; it carries on from what is left")),
     }
+}
+
+/// Removes the configs `lab up` generated beside the lab directory (`--scalable`, standard
+/// input, the test guest's), then that directory when it is left empty.
+fn forget_generated_configs(args: &LabArgs) {
+    if let Ok(entries) = std::fs::read_dir(&args.lab_dir) {
+        let generated = format!("{}-scalable-", args.name);
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&generated)
+                || file == format!("{}-stdin.json", args.name)
+                || file == format!("{}-vm.json", args.name)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(&args.lab_dir);
 }
 
 /// The named namespaces of the deployment on lab machine `m` when it can go with the
