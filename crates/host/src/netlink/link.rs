@@ -390,25 +390,10 @@ impl Netlink {
     /// say (`IFLA_AF_SPEC`, not the `default` sysctl a new link starts from). `None` when the link
     /// has no IPv6 (IPv6 off in the kernel, an MTU below 1280) or does not exist.
     pub fn ipv6_addr_gen_mode(&mut self, name: &str) -> Result<Option<AddrGenMode>, HostError> {
-        let replies =
-            match self.ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK) {
-                Ok(r) => r,
-                Err(f) if f.errno() == Some(libc::ENODEV) => return Ok(None),
-                Err(f) => return Err(f.into_host("get link", name)),
-            };
-        Ok(replies.iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
-                LinkAttribute::AfSpecUnspec(families) => families.iter().find_map(|f| match f {
-                    AfSpecUnspec::Inet6(settings) => settings.iter().find_map(|s| match s {
-                        AfSpecInet6::AddrGenMode(mode) => Some(AddrGenMode::from(mode)),
-                        _ => None,
-                    }),
-                    _ => None,
-                }),
-                _ => None,
-            }),
+        self.inet6_setting(name, |s| match s {
+            AfSpecInet6::AddrGenMode(mode) => Some(AddrGenMode::from(mode)),
             _ => None,
-        }))
+        })
     }
 
     /// `name`'s own IPv6 settings as the link reports them (`IFLA_AF_SPEC`, `AF_INET6`,
@@ -417,6 +402,23 @@ impl Netlink {
     /// namespaces on the host). `None` when the link has no IPv6 (IPv6 off in the kernel, an MTU
     /// below 1280: no `net/ipv6/conf/<name>` either) or does not exist.
     pub fn ipv6_settings(&mut self, name: &str) -> Result<Option<Ipv6Settings>, HostError> {
+        self.inet6_setting(name, |s| match s {
+            AfSpecInet6::DevConf(conf) => Some(Ipv6Settings {
+                accept_ra: conf.accept_ra,
+                autoconf: conf.autoconf,
+                disable_ipv6: conf.disable_ipv6,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The first of `name`'s `AF_INET6` link settings (`IFLA_AF_SPEC`) that `pick` takes, from
+    /// one request; `None` when the link has no IPv6 or does not exist.
+    fn inet6_setting<T>(
+        &mut self,
+        name: &str,
+        pick: impl Fn(&AfSpecInet6) -> Option<T>,
+    ) -> Result<Option<T>, HostError> {
         let replies =
             match self.ack_request(get_link(link_by_name(name)), NLM_F_REQUEST | NLM_F_ACK) {
                 Ok(r) => r,
@@ -426,14 +428,7 @@ impl Netlink {
         Ok(replies.iter().find_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
                 LinkAttribute::AfSpecUnspec(families) => families.iter().find_map(|f| match f {
-                    AfSpecUnspec::Inet6(settings) => settings.iter().find_map(|s| match s {
-                        AfSpecInet6::DevConf(conf) => Some(Ipv6Settings {
-                            accept_ra: conf.accept_ra,
-                            autoconf: conf.autoconf,
-                            disable_ipv6: conf.disable_ipv6,
-                        }),
-                        _ => None,
-                    }),
+                    AfSpecUnspec::Inet6(settings) => settings.iter().find_map(&pick),
                     _ => None,
                 }),
                 _ => None,
