@@ -263,9 +263,7 @@ struct EarlyRecord {
     config: Option<std::sync::Arc<serde_json::Value>>,
     /// Take the record back when dropped (a refusal).
     undo: bool,
-    config_path: std::path::PathBuf,
     previous: Option<Vec<u8>>,
-    machine_path: std::path::PathBuf,
     machine_previous: Option<Vec<u8>>,
     /// `machine.json` was written (deleted once the deploy has completed).
     machine_written: bool,
@@ -292,10 +290,8 @@ impl EarlyRecord {
             lock: None,
             config: None,
             undo: true,
-            previous: std::fs::read(&config_path).ok(),
-            config_path,
-            machine_previous: std::fs::read(&machine_path).ok(),
-            machine_path,
+            previous: std::fs::read(config_path).ok(),
+            machine_previous: std::fs::read(machine_path).ok(),
             machine_written: false,
             lock_file,
             made_dirs,
@@ -321,25 +317,15 @@ impl EarlyRecord {
             machine: chosen.machine,
             machine_name: chosen.machine_name.clone(),
         };
-        let written = match choice.machine.is_some() || choice.machine_name.is_some() {
-            true => {
-                let json = serde_json::to_vec(&choice).expect("a machine choice serialises");
-                record.machine_written = true;
-                std::fs::write(&record.machine_path, json)
-            }
-            false => match std::fs::remove_file(&record.machine_path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                r => r,
-            },
-        };
-        written.map_err(|e| {
+        let json = (choice.machine.is_some() || choice.machine_name.is_some())
+            .then(|| serde_json::to_vec(&choice).expect("a machine choice serialises"));
+        record.machine_written = json.is_some();
+        let lock = record.lock.as_ref().expect("set above");
+        lock.record_machine_choice(json.as_deref()).map_err(|e| {
             CliError::new(
                 Exit::Host,
                 "state",
-                format!(
-                    "cannot record the deployment: {}: {e}",
-                    record.machine_path.display()
-                ),
+                format!("cannot record the deployment: {e}"),
             )
             .hint("nothing was changed")
         })?;
@@ -352,14 +338,10 @@ impl Drop for EarlyRecord {
         if !self.undo {
             return;
         }
-        let _ = match &self.previous {
-            Some(bytes) => std::fs::write(&self.config_path, bytes),
-            None => std::fs::remove_file(&self.config_path),
-        };
-        let _ = match &self.machine_previous {
-            Some(bytes) => std::fs::write(&self.machine_path, bytes),
-            None => std::fs::remove_file(&self.machine_path),
-        };
+        if let Some(lock) = &self.lock {
+            let _ = lock
+                .take_back_early_record(self.previous.as_deref(), self.machine_previous.as_deref());
+        }
         if let Some(lock_file) = &self.lock_file {
             let _ = std::fs::remove_file(lock_file);
         }

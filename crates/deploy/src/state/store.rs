@@ -268,6 +268,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 const TEMP_PREFIX: &str = ".state.json.";
 const IDENTITY_TEMP_PREFIX: &str = ".identity.json.";
 const CONFIG_TEMP_PREFIX: &str = ".config.json.";
+const MACHINE_TEMP_PREFIX: &str = ".machine.json.";
 const TEMP_SUFFIX: &str = ".tmp";
 
 #[derive(Debug, thiserror::Error)]
@@ -598,6 +599,44 @@ impl StateLock {
         self.write_config_value(config, false)
     }
 
+    /// `machine.json` holds `json`, or is gone when `None`. Replaced through a temp file and a
+    /// rename, as every state file: a run killed mid-write leaves the old choice or the new.
+    pub fn record_machine_choice(&self, json: Option<&[u8]>) -> Result<(), StateError> {
+        self.put_file(MACHINE_FILE, MACHINE_TEMP_PREFIX, json)
+    }
+
+    /// `config.json` and `machine.json` put back as they were before a first deploy's early
+    /// record (their bytes, or absent): the record of a deploy that was refused goes, whole.
+    pub fn take_back_early_record(
+        &self,
+        config: Option<&[u8]>,
+        machine: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let config = self.put_file(CONFIG_FILE, CONFIG_TEMP_PREFIX, config);
+        let machine = self.record_machine_choice(machine);
+        let mut files = self.files();
+        files.config_hash = 0;
+        files.config_seen = None;
+        config.and(machine)
+    }
+
+    fn put_file(
+        &self,
+        name: &str,
+        temp_prefix: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let path = self.dir.path().join(name);
+        let done = match bytes {
+            Some(bytes) => replace_file(&path, temp_prefix, bytes, Fsync::None),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+        };
+        done.map_err(|source| StateError::Write { path, source })
+    }
+
     /// `config.json` becomes the state's config when it differs (nothing without one: a state
     /// rebuilt from the kernel's marks keeps the file it has).
     fn write_config(&self, state: &DeploymentState, durable: bool) -> Result<(), StateError> {
@@ -743,7 +782,8 @@ impl StateLock {
             let name = name.to_string_lossy();
             let state_temp = (name.starts_with(TEMP_PREFIX)
                 || name.starts_with(IDENTITY_TEMP_PREFIX)
-                || name.starts_with(CONFIG_TEMP_PREFIX))
+                || name.starts_with(CONFIG_TEMP_PREFIX)
+                || name.starts_with(MACHINE_TEMP_PREFIX))
                 && name.ends_with(TEMP_SUFFIX);
             if (state_temp || is_stale_cache_temp(&name)) && fs::remove_file(entry.path()).is_ok() {
                 removed.push(entry.path());
@@ -1822,6 +1862,49 @@ mod tests {
         let lock = state_dir.lock("t", Duration::ZERO).unwrap();
         assert!(!stale.exists());
         assert_eq!(lock.load().unwrap().unwrap(), state);
+    }
+
+    /// X25: `machine.json` goes through a temp file and a rename like every state file: what a
+    /// kill between the two leaves is cleaned by the next lock, and taking an early record
+    /// back restores both files' bytes or their absence.
+    #[test]
+    fn machine_choice_is_replaced_whole_and_an_early_record_goes_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::new(dir.path());
+        let machine = dir.path().join(MACHINE_FILE);
+        let config = dir.path().join(CONFIG_FILE);
+        let lock = state_dir.lock("t", Duration::ZERO).unwrap();
+        lock.record_machine_choice(Some(b"{\"machine\":1}"))
+            .unwrap();
+        assert_eq!(fs::read(&machine).unwrap(), b"{\"machine\":1}");
+        lock.record_machine_choice(Some(b"{\"machine\":2}"))
+            .unwrap();
+        assert_eq!(fs::read(&machine).unwrap(), b"{\"machine\":2}");
+        let temps = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(TEMP_SUFFIX)
+            })
+            .count();
+        assert_eq!(temps, 0);
+        lock.record_config(&Arc::new(serde_json::json!({"a": 1})))
+            .unwrap();
+        lock.take_back_early_record(Some(b"old\n"), None).unwrap();
+        assert_eq!(fs::read(&config).unwrap(), b"old\n");
+        assert!(!machine.exists());
+        lock.take_back_early_record(None, None).unwrap();
+        assert!(!config.exists());
+        drop(lock);
+        let stale = dir
+            .path()
+            .join(format!("{MACHINE_TEMP_PREFIX}Ab3{TEMP_SUFFIX}"));
+        fs::write(&stale, "{\"mach").unwrap();
+        let _lock = state_dir.lock("t", Duration::ZERO).unwrap();
+        assert!(!stale.exists());
     }
 
     #[test]
