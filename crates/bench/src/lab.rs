@@ -33,6 +33,12 @@
 //! broadcast of one machine reaches all of them: it grows as N²). Meaningful only on an
 //! otherwise quiet machine.
 //!
+//! Each run also brings the same lab up once more from the generated config with
+//! `Network.SkipAddressFreeCheck` set ("skip-check"): the same deploys without their RFC 5227
+//! address probes (SPEC §3.2; each node's announcement is still sent). At 255 machines those
+//! probes are three quarters of the broadcasts every machine receives, so the two ups side
+//! by side show what the check costs on this machine. `EDGENET_BENCH_LAB_SKIPCHECK=0` skips it.
+//!
 //! `EDGENET_BENCH_LAB_RUNS` (default 1) repeats every count and prints the median of each
 //! column; `EDGENET_BENCH_LAB_STATUS=0` skips `lab status` (minutes at 255 machines on a
 //! small host); `EDGENET_BENCH_LAB_NAME` names the lab (`<it><pid>`, default `bench<pid>`).
@@ -326,6 +332,17 @@ fn counts() -> Vec<u8> {
     }
 }
 
+/// The config `lab up --scalable N` generated, with `Network.SkipAddressFreeCheck` set.
+fn write_skip_check_config(generated: &Path, to: &Path) {
+    let text = std::fs::read_to_string(generated)
+        .unwrap_or_else(|e| panic!("lab up --scalable left no {}: {e}", generated.display()));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).expect("a generated config is JSON");
+    config["Network"]["SkipAddressFreeCheck"] = true.into();
+    std::fs::write(to, serde_json::to_vec_pretty(&config).expect("serializes"))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
+}
+
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -411,6 +428,7 @@ pub fn bench() {
         "EDGENET_BENCH_LAB_FLOOR_WORKERS",
         2 * std::thread::available_parallelism().map_or(1, usize::from),
     );
+    let with_skip_check = env_number("EDGENET_BENCH_LAB_SKIPCHECK", 1) != 0;
     let with_floor = env_number("EDGENET_BENCH_LAB_FLOOR", 1) != 0 && {
         let ok = floor_tools();
         if !ok {
@@ -436,6 +454,12 @@ pub fn bench() {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut floors, mut ratios) = (Vec::new(), Vec::new());
         let (mut up_cpu, mut floor_cpu) = (Vec::new(), Vec::new());
+        let (mut skip_ups, mut skip_cpu) = (Vec::new(), Vec::new());
+        // Outside the lab directory, which `lab down` deletes.
+        let skip_config = std::env::temp_dir().join(format!(
+            "edgenet-bench-skipcheck-{}-{n}.json",
+            std::process::id()
+        ));
         for _ in 0..runs {
             let before = CpuTimes::now();
             ups.push(edgenet(
@@ -446,6 +470,12 @@ pub fn bench() {
                 &UP_PHASES,
             ));
             up_cpu.push(CpuTimes::now().since(before));
+            if with_skip_check && !skip_config.exists() {
+                write_skip_check_config(
+                    &dir.join(format!("{name}-scalable-{n}.json")),
+                    &skip_config,
+                );
+            }
             if with_status {
                 statuses.push(edgenet(&bin, &name, &dir, &["lab", "status"], &[]).took);
             }
@@ -472,7 +502,26 @@ pub fn bench() {
                 ratios.push(up.as_secs_f64() / took.as_secs_f64());
                 floors.push(took);
             }
+            if with_skip_check {
+                let config = skip_config.to_str().expect("a temp path is UTF-8");
+                let before = CpuTimes::now();
+                skip_ups.push(
+                    edgenet(
+                        &bin,
+                        &name,
+                        &dir,
+                        &["lab", "up", config, "--no-status"],
+                        &UP_PHASES,
+                    )
+                    .took,
+                );
+                skip_cpu.push(CpuTimes::now().since(before));
+                let lan = File::open(format!("/run/netns/enl-{name}-lan")).unwrap();
+                edgenet(&bin, &name, &dir, down_args, &DOWN_PHASES);
+                wait_machines_dismantled(&lan);
+            }
         }
+        let _ = std::fs::remove_file(&skip_config);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let up = median(ups.iter().map(|r| r.took).collect());
         let down = median(downs.iter().map(|r| r.took).collect());
@@ -507,6 +556,16 @@ pub fn bench() {
         println!("{:>9} up cpu: {}", "", median_cpu(&up_cpu).line());
         if !floor_cpu.is_empty() {
             println!("{:>9} floor cpu: {}", "", median_cpu(&floor_cpu).line());
+        }
+        if !skip_ups.is_empty() {
+            let skip = median(skip_ups);
+            println!(
+                "{:>9} skip-check up: {:.0}ms ({:.2}x the up); cpu: {}",
+                "",
+                ms(skip),
+                skip.as_secs_f64() / up.as_secs_f64(),
+                median_cpu(&skip_cpu).line()
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
