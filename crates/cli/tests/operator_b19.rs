@@ -165,3 +165,54 @@ fn a_site_renumbered_under_the_deployment_is_said_by_check_deploy_and_status() {
     );
     m.ok(&["remove"]);
 }
+
+/// B26 note: a unit installed with a state directory (or config) that a reboot empties, or from
+/// inside a network namespace, would deploy anew or elsewhere at boot: said on stderr, the unit
+/// still printed. A directory that survives says nothing.
+#[test]
+fn install_unit_warns_of_what_a_reboot_takes_or_where_the_unit_runs() {
+    let under_tmp = tempfile::Builder::new()
+        .prefix("edgenet-b26-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = bin()
+        .args(["install-unit", "--print", "--state-dir"])
+        .arg(under_tmp.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ExecStart="));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the state directory")
+            && err.contains("/tmp, which is emptied at boot"),
+        "{err}"
+    );
+    // On disk, in the build's own directory: nothing to say about the state directory.
+    let kept = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = bin()
+        .args(["install-unit", "--print", "--state-dir"])
+        .arg(kept.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("state directory"), "{err}");
+    if !is_root() {
+        eprintln!("skipped (the network namespace part): needs root");
+        return;
+    }
+    let Some(m) = machine_prefixed("b26", "unit") else {
+        return;
+    };
+    let out = m.edgenet(&["install-unit", "--print"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "this command runs in the network namespace {},",
+            m.ns
+        )) || err.contains("a network namespace other than PID 1's"),
+        "{err}"
+    );
+}

@@ -46,6 +46,11 @@ pub fn run(cli: &Cli, args: &InstallUnitArgs) -> Result<Exit, CliError> {
         boot_unit(cli, args)?
     };
     let text = unit.render();
+    if !args.packaged {
+        for warning in boot_warnings(cli, &unit) {
+            crate::output::errln!("warning: {warning}");
+        }
+    }
     if args.print {
         crate::output::out!("{text}");
         return Ok(Exit::Ok);
@@ -206,6 +211,66 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
         environment,
         packaged: false,
     })
+}
+
+/// What makes the unit fail or deploy something else at boot, said before it is written (the
+/// unit is still written: the operator may know better, e.g. a /tmp that is kept).
+fn boot_warnings(cli: &Cli, unit: &BootUnit) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let state = std::path::absolute(&cli.state_dir).unwrap_or_else(|_| cli.state_dir.clone());
+    if let Some(why) = gone_at_boot(&state) {
+        warnings.push(format!(
+            "the state directory {} {why}: at boot the unit would find no deployment and make \
+             a new one beside what is left; use one that survives a reboot (the default {})",
+            state.display(),
+            edgenet_deploy::state::DEFAULT_STATE_DIR
+        ));
+    }
+    if let Some(config) = &unit.config {
+        if let Some(why) = gone_at_boot(config) {
+            warnings.push(format!(
+                "the config {} {why}: the unit's deploy would fail at boot; keep it somewhere \
+                 that survives a reboot (e.g. /etc/edgenet/)",
+                config.display()
+            ));
+        }
+    }
+    if let Some(namespace) = other_network_namespace() {
+        warnings.push(format!(
+            "this command runs in {namespace}, not the host's: systemd runs the unit in the \
+             host's network namespace, so at boot it deploys there, not in this one"
+        ));
+    }
+    warnings
+}
+
+/// Why `path` does not outlive a reboot, if it does not: under /tmp (systemd-tmpfiles empties
+/// it at boot), or on a tmpfs (its nearest existing directory).
+fn gone_at_boot(path: &Path) -> Option<&'static str> {
+    if path.starts_with("/tmp") {
+        return Some("is under /tmp, which is emptied at boot");
+    }
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let fs = nix::sys::statfs::statfs(existing).ok()?;
+    (fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        .then_some("is on a tmpfs, which is empty after a reboot")
+}
+
+/// The network namespace this process runs in when it is not PID 1's: said by PID 1's when it
+/// can be read, else only a named one (`ip netns add`, /run/netns) is recognised. `None` when
+/// it is PID 1's or cannot be told.
+fn other_network_namespace() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let own = id(std::fs::metadata("/proc/self/ns/net").ok()?);
+    if let Ok(init) = std::fs::metadata("/proc/1/ns/net") {
+        return (id(init) != own).then(|| "a network namespace other than PID 1's".to_string());
+    }
+    std::fs::read_dir("/run/netns")
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| id(m) == own))
+        .map(|e| format!("the network namespace {}", e.file_name().to_string_lossy()))
 }
 
 /// The unit runs this deploy at every boot: a config it refuses (exit 1, which the unit's
