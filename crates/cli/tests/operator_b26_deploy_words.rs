@@ -4,8 +4,122 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
 use serde_json::{json, Value};
 use support::*;
+
+/// `edgenet deploy` in `m`'s namespace stopped (`EDGENET_FAILPOINT=<step>:wait`) at `step`,
+/// then sent SIGTERM: (its stderr, its stdout). It must end by the signal.
+fn deploy_terminated_at(m: &Machine, step: &str) -> (String, String) {
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
+        .arg(env!("CARGO_BIN_EXE_edgenet"))
+        .arg("deploy")
+        .env("EDGENET_STATE_DIR", &m.state)
+        .env("EDGENET_RESOLV_CONF", &m.resolv)
+        .env("NO_COLOR", "1")
+        .env("EDGENET_FAILPOINT", format!("{step}:wait"))
+        .env_remove("EDGENET_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    // Until it waits at the step (it says so first).
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended before the failpoint: {said}"
+        );
+        said.push_str(&line);
+        if line.contains(&format!("failpoint {step}: waiting")) {
+            break;
+        }
+    }
+    // nsenter execs edgenet in the same process: the child's pid is edgenet's.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    stderr.read_to_string(&mut said).unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "{status:?}: {said}");
+    (said, out)
+}
+
+#[test]
+fn an_interrupted_deploy_lists_what_it_changed_so_far() {
+    if !failpoints() {
+        return;
+    }
+    let Some(m) = machine_prefixed("p26", "int") else {
+        return;
+    };
+    let (said, out) = deploy_terminated_at(&m, "node-netns");
+    assert!(
+        said.contains("deploy interrupted by SIGTERM part-way"),
+        "{said}"
+    );
+    assert!(out.is_empty(), "{out}");
+    // The switch was made before the nodes: said, and there in the kernel.
+    let changed: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("  changed: "))
+        .collect();
+    let bridge = changed
+        .iter()
+        .find_map(|c| c.strip_prefix("created bridge "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no bridge said: {said}"));
+    let links = m.ip_json("link show");
+    assert!(link(&links, bridge).is_some(), "{bridge}: {links:#}");
+    // Each change once, after the message.
+    let mut unique = changed.clone();
+    unique.dedup();
+    assert_eq!(unique, changed, "{said}");
+    let at = said.find("deploy interrupted").unwrap();
+    assert!(said.find("  changed: ").unwrap() > at, "{said}");
+    // The next deploy converges; remove cleans (the machine's drop).
+    m.deploy(None);
+    assert_eq!(m.edgenet(&["status"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_deploy_interrupted_before_its_first_change_says_it_told_none() {
+    if !failpoints() {
+        return;
+    }
+    let Some(m) = machine_prefixed("p26", "int0") else {
+        return;
+    };
+    let before = m.ip_json("link show");
+    let (said, _) = deploy_terminated_at(&m, "state");
+    assert!(
+        said.contains("deploy interrupted by SIGTERM part-way"),
+        "{said}"
+    );
+    assert!(
+        said.contains("  changed: nothing it could tell yet"),
+        "{said}"
+    );
+    assert!(said.contains("edgenet status"), "{said}");
+    assert_eq!(said.matches("  changed: ").count(), 1, "{said}");
+    // Indeed nothing in the kernel.
+    assert_eq!(m.ip_json("link show"), before);
+}
 
 /// A scalable VM config whose gateway does not answer ARP: a `vm` deploy checks the config
 /// twice (again under the lock), and said `gateway-silent` twice.

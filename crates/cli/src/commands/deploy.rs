@@ -816,6 +816,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // states read go with it instead of being freed piece by piece (memory only).
     std::mem::forget(chosen.loaded.config);
     std::mem::forget((peeked, now));
+    // Each change as it is made, for the message of a run interrupted before its report.
+    edgenet_deploy::deploy::on_change(crate::interrupt::changed);
     match edgenet_deploy::deploy(&lock, Some(state), &plan, Some(config)) {
         Ok(report) => {
             // The deployment's records name the machine now (`machine.json` was for a plain
