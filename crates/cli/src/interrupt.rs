@@ -7,8 +7,14 @@
 //! printed, or the command returned) a signal is ignored: the process ends with the report's
 //! status instead of contradicting it.
 //!
-//! Everything the handler writes is rendered before the handler is installed: it only calls
-//! `write(2)` and `raise(3)`, which are async-signal-safe.
+//! A `deploy`'s message lists what the run changed so far (B26 F1: its report, which lists the
+//! changes, is never printed): each change is told as it is made ([`changed`]), rendered into
+//! a line then, and appended to a list the handler reads without a lock.
+//!
+//! Everything the handler writes is rendered before the handler runs (the messages before it
+//! is installed, each change line when the change is made): it only reads atomics and calls
+//! `write(2)` and `raise(3)`, which are async-signal-safe. A SIGKILL ends the process without
+//! a word; then `edgenet status` shows what is on the host.
 //!
 //! From the process's first instruction of its own (a constructor run before `main`) until the
 //! command line is parsed, the three signals are blocked ([`hold_early`]): one that arrives
@@ -20,8 +26,8 @@
 //! silently.
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -37,6 +43,51 @@ struct Words {
     /// Per signal of [`SIGNALS`]: the stderr text, and the JSON envelope (`-o json`).
     text: [String; 3],
     json: [Option<String>; 3],
+    /// After the text: what the run changed so far ([`changed`]), or, if it told none, this.
+    none_changed: Option<String>,
+}
+
+/// One change line of the run, as the handler writes it. Lines are never freed (they live as
+/// long as the process), so the handler may follow `next` without a lock.
+struct Line {
+    text: &'static [u8],
+    next: AtomicPtr<Line>,
+}
+
+/// The run's first change line (null: none yet), and the last, where the next one goes: the
+/// handler reads the list from `FIRST`; only [`changed`] (never the handler) takes `LAST`.
+static FIRST: AtomicPtr<Line> = AtomicPtr::new(std::ptr::null_mut());
+static LAST: Mutex<Option<&'static Line>> = Mutex::new(None);
+
+/// Notes a change the run made (a `deploy`'s, told as it is made): an interrupted run lists
+/// them (B26 F1), as a failed one does, since its report, which lists them, is never printed.
+pub fn changed(what: &str) {
+    let line: &'static Line = Box::leak(Box::new(Line {
+        text: format!("  changed: {what}\n").into_bytes().leak(),
+        next: AtomicPtr::new(std::ptr::null_mut()),
+    }));
+    let ptr = line as *const Line as *mut Line;
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match *last {
+        None => FIRST.store(ptr, Ordering::Release),
+        Some(before) => before.next.store(ptr, Ordering::Release),
+    }
+    *last = Some(line);
+}
+
+/// Writes the change lines noted so far; whether there was one. Async-signal-safe: atomic
+/// loads and write(2).
+fn write_changes(fd: BorrowedFd<'_>) -> bool {
+    let mut at = FIRST.load(Ordering::Acquire);
+    let any = !at.is_null();
+    while !at.is_null() {
+        // SAFETY: every pointer in the list comes from `Box::leak` and is never freed; it is
+        // published (Release) only once the line it points to is complete.
+        let line = unsafe { &*at };
+        write_all(fd, line.text);
+        at = line.next.load(Ordering::Acquire);
+    }
+    any
 }
 
 static WORDS: OnceLock<Words> = OnceLock::new();
@@ -121,7 +172,18 @@ pub fn install(command: &'static str, schema: &Schema, json: bool) {
             )
         })
     });
-    if WORDS.set(Words { text, json }).is_err() {
+    // A deploy tells its changes as it makes them (see `changed`); said when it told none.
+    let none_changed = (command == "deploy").then(|| {
+        "  changed: nothing it could tell yet (a step under way may have begun: `edgenet status` shows what is on the host)\n".to_string()
+    });
+    if WORDS
+        .set(Words {
+            text,
+            json,
+            none_changed,
+        })
+        .is_err()
+    {
         return;
     }
     // Not SA_RESETHAND: `timeout` and a terminal send the signal to the process and to its
@@ -169,6 +231,11 @@ extern "C" fn on_signal(raw: nix::libc::c_int) {
             write_all(out, json.as_bytes());
         }
         write_all(err, words.text[i].as_bytes());
+        if !write_changes(err) {
+            if let Some(none) = &words.none_changed {
+                write_all(err, none.as_bytes());
+            }
+        }
     }
     // The other handled signals ignored (one already pending is discarded: the run is said to
     // end by this one), this one's default disposition, then this signal again: delivered when

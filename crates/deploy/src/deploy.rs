@@ -162,6 +162,9 @@ impl Journal for Run<'_> {
 
     fn changed(&mut self, what: String) {
         tracing::info!("{what}");
+        if !self.rolling_back {
+            tell(&what);
+        }
         self.changes.push(what);
     }
 
@@ -218,6 +221,23 @@ impl Journal for Run<'_> {
         self.state
             .object(kind, name, netns)
             .is_some_and(|o| o.status == ObjectStatus::Pending)
+    }
+}
+
+/// Told each change as a run makes it, before the run's report (which lists them all, in
+/// the plan's order) exists: the CLI keeps them for the message of a run interrupted part-way
+/// (B26 F1). Set once per process; the function must not block (it runs on the threads that
+/// change the host).
+static ON_CHANGE: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sets the function told each change a deploy makes (see [`ON_CHANGE`]); the first set wins.
+pub fn on_change(f: fn(&str)) {
+    let _ = ON_CHANGE.set(f);
+}
+
+fn tell(what: &str) {
+    if let Some(f) = ON_CHANGE.get() {
+        f(what);
     }
 }
 
@@ -1290,6 +1310,7 @@ impl Run<'_> {
                 let changes = lane.changes;
                 for change in &changes {
                     tracing::info!("{change}");
+                    tell(change);
                 }
                 self.changes.splice(at..at, changes);
                 lane.tables.recorded_made(self)
@@ -1297,6 +1318,7 @@ impl Run<'_> {
             Err(LaneFailure::Failpoint(hit)) => {
                 // The tables are written: said, the session follows, the rollback finds them.
                 driver.note_applied(document);
+                lane.changes.iter().for_each(|c| tell(c));
                 let at = lane.at.min(self.changes.len());
                 self.changes.splice(at..at, lane.changes);
                 Err(hit.into())

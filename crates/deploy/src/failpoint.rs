@@ -3,7 +3,8 @@
 //!
 //! `EDGENET_FAILPOINT=<step>` makes the step return an error (the deploy rolls back what it
 //! created); `EDGENET_FAILPOINT=<step>:crash` aborts the process on the spot, as a kill or a
-//! power cut would, leaving whatever was done.
+//! power cut would, leaving whatever was done; `EDGENET_FAILPOINT=<step>:wait` says so on
+//! stderr and waits there until a signal ends the process (a test's SIGTERM part-way).
 //!
 //! Only with the cargo feature `failpoints` (the test suite turns it on): a build without it
 //! (every release build) ignores `EDGENET_FAILPOINT`, so a stray variable in a production
@@ -78,10 +79,10 @@ pub fn validate() -> Result<(), String> {
 
 fn check_spec(spec: &str) -> Result<(), String> {
     let name = match spec.split_once(':') {
-        Some((name, "crash")) => name,
+        Some((name, "crash" | "wait")) => name,
         Some((_, how)) => {
             return Err(format!(
-                "{ENV}={spec:?}: unknown mode {how:?}; use <step> or <step>:crash"
+                "{ENV}={spec:?}: unknown mode {how:?}; use <step>, <step>:crash or <step>:wait"
             ))
         }
         None => spec,
@@ -115,16 +116,25 @@ fn hit_spec(spec: Option<&str>, step: &str) -> Result<(), FailpointHit> {
     let Some(spec) = spec else {
         return Ok(());
     };
-    let (name, crash) = match spec.split_once(':') {
-        Some((name, "crash")) => (name, true),
-        _ => (spec, false),
+    let (name, how) = match spec.split_once(':') {
+        Some((name, how @ ("crash" | "wait"))) => (name, how),
+        _ => (spec, ""),
     };
     if name != step {
         return Ok(());
     }
-    if crash {
-        eprintln!("edgenet: failpoint {step}: crashing on purpose");
-        std::process::abort();
+    match how {
+        "crash" => {
+            eprintln!("edgenet: failpoint {step}: crashing on purpose");
+            std::process::abort();
+        }
+        "wait" => {
+            eprintln!("edgenet: failpoint {step}: waiting for a signal on purpose");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        _ => {}
     }
     Err(FailpointHit(step.to_string()))
 }
@@ -137,6 +147,7 @@ mod tests {
     fn an_unknown_failpoint_is_an_error_naming_the_steps() {
         assert!(check_spec("switch").is_ok());
         assert!(check_spec("node-netns:crash").is_ok());
+        assert!(check_spec("node-netns:wait").is_ok());
         let e = check_spec("swtich").unwrap_err();
         assert!(e.contains("swtich") && e.contains("switch-adapter"), "{e}");
         assert!(check_spec("switch:boom").is_err());

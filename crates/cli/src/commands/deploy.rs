@@ -434,7 +434,11 @@ fn checked_plan(
     // What `check` warns about is said by deploy too (a renamed adapter kept, a subnet another
     // link now uses, a misspelt key): on stderr, every run, as long as it holds. Another
     // deployment's leftovers are said by the deploy itself (once).
+    // A deploy may check more than once (again under the lock, after a refusal looked at
+    // again, always for `vm` nodes): a warning said by an earlier check of this run is not
+    // said again (B26 F8; `-o json` lists the last check's once).
     let style = crate::output::Style::for_stderr();
+    let said = std::mem::take(warnings);
     *warnings = findings
         .into_iter()
         .filter(|f| {
@@ -446,7 +450,7 @@ fn checked_plan(
         })
         .collect();
     warnings.extend(kept.map(|(_, notice)| notice));
-    for f in warnings.iter() {
+    for f in warnings.iter().filter(|f| !said.contains(f)) {
         errln!("{}", crate::output::finding_text(f, style));
     }
     plan::build(&loaded.config, &ctx).map_err(|e| {
@@ -812,6 +816,8 @@ pub fn run_deploy(cli: &Cli, args: &DeployArgs) -> Result<Exit, CliError> {
     // states read go with it instead of being freed piece by piece (memory only).
     std::mem::forget(chosen.loaded.config);
     std::mem::forget((peeked, now));
+    // Each change as it is made, for the message of a run interrupted before its report.
+    edgenet_deploy::deploy::on_change(crate::interrupt::changed);
     match edgenet_deploy::deploy(&lock, Some(state), &plan, Some(config)) {
         Ok(report) => {
             // The deployment's records name the machine now (`machine.json` was for a plain

@@ -170,6 +170,8 @@ const NODE_ACCEPTED: &[&str] = &[
     // Network fields edgenet reads only to say it does not apply them (`not-applied`).
     "SecondaryNetworks",
     "GlobalIpv4Address",
+    // IPv6 is not configured by edgenet: a value is warned (`not-applied`), see `read_node`.
+    "GlobalIpv6Address",
     // Older files kept the MTU on the node; read as NetworkConnection.Mtu.
     "Mtu",
 ];
@@ -244,7 +246,21 @@ pub fn parse_text(bytes: &[u8]) -> Result<Value, LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
     let (text, _) = decode(bytes)?;
-    parse_relaxed(bytes, &text).map(|((value, _), _)| value)
+    let (text, _) = without_eof_mark(&text);
+    parse_relaxed(bytes, text).map(|((value, _), _)| value)
+}
+
+/// `text` without the DOS end-of-file mark, one Ctrl-Z (0x1A) as its last character (after
+/// the JSON and any white space; white space after it too, an editor's final line break),
+/// and whether it had one. `copy /b`, old DOS editors and some
+/// Windows tools still append it; it ends the text by their convention, and is not data. Two
+/// of them, or one before other text, are not that mark: they stay and are named by the
+/// syntax error (B26 F5).
+fn without_eof_mark(text: &str) -> (&str, bool) {
+    match text.trim_end().strip_suffix('\u{1a}') {
+        Some(rest) if !rest.trim_end().ends_with('\u{1a}') => (rest, true),
+        _ => (text, false),
+    }
 }
 
 /// The JSON of `text` (decoded from `bytes`), and which extensions of strict JSON it has
@@ -286,7 +302,8 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len() });
     }
     let (text, ansi) = decode(bytes)?;
-    let ((value, duplicates), relaxed) = parse_relaxed(bytes, &text)?;
+    let (text, eof_mark) = without_eof_mark(&text);
+    let ((value, duplicates), relaxed) = parse_relaxed(bytes, text)?;
     let Value::Object(map) = &value else {
         return Err(LoadError::NotAnObject {
             found: match value {
@@ -310,6 +327,16 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, LoadError> {
                 format!("the file is not UTF-8 (byte 0x{byte:02X} at offset {offset} is not): read as Windows-1252 (Windows PowerShell 5.1's Set-Content default)"),
             )
             .hint("save it as UTF-8 (Set-Content -Encoding utf8) so that every tool reads it alike"),
+        );
+    }
+    if eof_mark {
+        r.findings.push(
+            Finding::notice(
+                Code::FileEncoding,
+                "",
+                "the file ends with a Ctrl-Z (0x1A), the DOS end-of-file mark (`copy /b` and some Windows tools append it): read without it",
+            )
+            .hint("remove the last byte (editors show nothing there; `truncate -s -1 FILE`) so that every tool reads the file; strict JSON parsers refuse it"),
         );
     }
     for what in relaxed {
@@ -726,6 +753,8 @@ fn syntax_error(
         message.push_str(
             " (the file is UTF-16 BE text without a byte-order mark; save it as UTF-8: PowerShell Set-Content -Encoding utf8, or as UTF-16 with its BOM)",
         );
+    } else if let Some(after) = after_the_document(text, e) {
+        message = after;
     } else if let Some(c) = typographic_quote(text, e.line(), e.column()) {
         message.push_str(&format!(
             " (the character there is {c} U+{:04X}, a typographic quote; JSON needs the straight quote \")",
@@ -745,6 +774,55 @@ fn syntax_error(
         column,
         message,
     }
+}
+
+/// serde_json's "trailing characters" said with what they are (B26 F5): a Ctrl-Z (the DOS
+/// end-of-file mark, taken alone as the file's last character, see [`without_eof_mark`]),
+/// NUL bytes (a file padded with zeros: preallocated, or cut by a crash), another invisible
+/// control character, or visible text after the document.
+fn after_the_document(text: &str, e: &serde_json::Error) -> Option<String> {
+    if e.classify() != serde_json::error::Category::Syntax
+        || !e.to_string().starts_with("trailing characters")
+    {
+        return None;
+    }
+    let rest = text.get(serde_offset(text, e.line(), e.column())..)?;
+    let c = rest.chars().next()?;
+    // The position follows: "…, starting at line L, column C".
+    let remove = "remove everything after the document's closing }, starting";
+    Some(match c {
+        '\u{1a}' => {
+            let n = rest.chars().filter(|&c| c == '\u{1a}').count();
+            let others = rest.chars().any(|c| c != '\u{1a}' && !c.is_whitespace());
+            let what = if n == 1 {
+                "a Ctrl-Z (0x1A) character".to_string()
+            } else {
+                format!("{n} Ctrl-Z (0x1A) characters")
+            };
+            let tail = if others { " and more text" } else { "" };
+            format!(
+                "{what}{tail} after the JSON document, invisible in editors (a single Ctrl-Z at the very end is read as the DOS end-of-file mark, nothing else); {remove}"
+            )
+        }
+        '\0' => {
+            let n = rest.chars().take_while(|&c| c == '\0').count();
+            let what = if n == 1 {
+                "a NUL byte (0x00)".to_string()
+            } else {
+                format!("{n} NUL bytes (0x00)")
+            };
+            format!(
+                "{what} after the JSON document, invisible in editors (a file padded with zeros: preallocated, or cut short by a crash while it was written); {remove}"
+            )
+        }
+        c if c.is_control() || c == '\u{feff}' || c == '\u{200b}' => format!(
+            "the invisible character U+{:04X} after the JSON document; {remove}",
+            c as u32
+        ),
+        c => format!(
+            "more text after the JSON document, starting with {c:?} (a config is one JSON object); {remove}"
+        ),
+    })
 }
 
 /// `Some(" LE")`/`Some(" BE")` when `bytes` look UTF-32: its BOM, or JSON's first ASCII
@@ -1204,6 +1282,24 @@ pub(super) fn read_node(r: &mut Reader, n: &Obj<'_>) -> Node {
                 .hint(format!("remove {path}, or set it up by hand after deploy")),
             );
         }
+    }
+    // B26 F4: New-AksEdgeConfig writes the key (null); a value is an IPv6 address the node
+    // will not get. Said with the value, as IPv6 is not a field edgenet could apply later.
+    if let Some(v) = n.get("GlobalIpv6Address").filter(|v| !is_unset(v)) {
+        let path = n.at("GlobalIpv6Address");
+        r.findings.push(
+            Finding::warning(
+                Code::NotApplied,
+                &path,
+                format!(
+                    "{path} is {}, but edgenet does not configure IPv6 (it is IPv4 only): the node gets no IPv6 address",
+                    super::reader::show(v)
+                ),
+            )
+            .hint(format!(
+                "remove {path} (or set it to null), or give the node its IPv6 address by hand after deploy"
+            )),
+        );
     }
     Node {
         ip4_address: r.ipv4(n, "Ip4Address"),
@@ -1873,5 +1969,128 @@ mod tests {
         assert_eq!(f[0].path, "Machines[0].machinename");
         // Already in lower case: nothing said.
         assert!(loaded(SCALABLE).findings.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod b26_tests {
+    use super::*;
+
+    const SCALABLE: &str = r#"{"DeploymentType": "ScalableCluster",
+        "Network": {"Ip4GatewayAddress": "10.0.0.1", "Ip4PrefixLength": 24},
+        "Machines": [{"MachineName": "a", "NetworkConnection": {"AdapterName": "eth0"},
+                      "LinuxNode": {"Ip4Address": "10.0.0.5"IPV6}}]}"#;
+
+    fn with_ipv6(v: &str) -> Loaded {
+        let text = SCALABLE.replace("IPV6", &format!(", \"GlobalIpv6Address\": {v}"));
+        load(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_global_ipv6_address_is_warned_with_its_path_and_value() {
+        let l = with_ipv6("\"2001:db8::5\"");
+        let f: Vec<&Finding> = l
+            .findings
+            .iter()
+            .filter(|f| f.code.as_str() == "not-applied")
+            .collect();
+        assert_eq!(f.len(), 1, "{:#?}", l.findings);
+        assert_eq!(f[0].path, "Machines[0].LinuxNode.GlobalIpv6Address");
+        assert_eq!(f[0].severity, crate::finding::Severity::Warning);
+        assert!(f[0].message.contains("\"2001:db8::5\""), "{}", f[0].message);
+        assert!(f[0].message.contains("IPv6"), "{}", f[0].message);
+        // Not an unknown key besides.
+        assert_eq!(l.findings.len(), 1, "{:#?}", l.findings);
+        // In any case of the key, at the path as written.
+        let text = SCALABLE.replace("IPV6", ", \"globalipv6address\": \"fd00::1\"");
+        let l = load(text.as_bytes()).unwrap();
+        assert!(
+            l.findings.iter().any(|f| f.code.as_str() == "not-applied"
+                && f.path == "Machines[0].LinuxNode.globalipv6address"),
+            "{:#?}",
+            l.findings
+        );
+        // New-AksEdgeConfig's default (null) and an empty value set nothing: silent.
+        for unset in ["null", "\"\"", "\"  \""] {
+            let l = with_ipv6(unset);
+            assert!(l.findings.is_empty(), "{unset}: {:#?}", l.findings);
+        }
+    }
+
+    fn syntax(bytes: &[u8]) -> (usize, usize, String) {
+        match load(bytes).unwrap_err() {
+            LoadError::Syntax {
+                line,
+                column,
+                message,
+            } => (line, column, message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const SMALL: &str = "{\"DeploymentType\": \"SingleMachineCluster\"}\n";
+
+    #[test]
+    fn one_trailing_ctrl_z_is_the_dos_end_of_file_mark_read_with_a_notice() {
+        for text in [
+            format!("{SMALL}\u{1a}"),
+            SMALL.trim_end().to_string() + "\u{1a}",
+            format!("{SMALL}\u{1a}\r\n"),
+        ] {
+            let l = load(text.as_bytes()).unwrap();
+            let f: Vec<&Finding> = l
+                .findings
+                .iter()
+                .filter(|f| f.code.as_str() == "file-encoding")
+                .collect();
+            assert_eq!(f.len(), 1, "{:#?}", l.findings);
+            assert!(f[0].message.contains("Ctrl-Z (0x1A)"), "{}", f[0].message);
+            assert_eq!(f[0].severity, crate::finding::Severity::Notice);
+            assert_eq!(parse_text(text.as_bytes()).unwrap(), l.source);
+        }
+        // UTF-16 too (the mark is a character, not a byte).
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(
+                format!("{SMALL}\u{1a}")
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert!(load(&utf16).is_ok());
+        // Without it: no notice.
+        assert!(load(SMALL.as_bytes()).unwrap().findings.is_empty());
+    }
+
+    #[test]
+    fn trailing_ctrl_z_nul_and_text_are_named() {
+        let (line, column, m) = syntax(format!("{SMALL}\u{1a}\u{1a}").as_bytes());
+        assert_eq!((line, column), (2, 1), "{m}");
+        assert!(
+            m.contains("2 Ctrl-Z (0x1A) characters after the JSON document"),
+            "{m}"
+        );
+        assert!(m.contains("invisible in editors"), "{m}");
+        assert!(m.contains("closing }, starting"), "{m}");
+        let (_, _, m) = syntax(format!("{SMALL}\u{1a}x").as_bytes());
+        assert!(m.contains("a Ctrl-Z (0x1A) character and more text"), "{m}");
+        let (line, column, m) = syntax(format!("{SMALL}\0\0\0").as_bytes());
+        assert_eq!((line, column), (2, 1), "{m}");
+        assert!(
+            m.contains("3 NUL bytes (0x00) after the JSON document"),
+            "{m}"
+        );
+        let (_, _, m) = syntax(format!("{}\0", SMALL.trim_end()).as_bytes());
+        assert!(
+            m.contains("a NUL byte (0x00) after the JSON document"),
+            "{m}"
+        );
+        let (_, _, m) = syntax(format!("{SMALL}\u{7}").as_bytes());
+        assert!(m.contains("U+0007"), "{m}");
+        let (_, _, m) = syntax(format!("{SMALL}{SMALL}").as_bytes());
+        assert!(m.contains("starting with '{'"), "{m}");
+        // After a multi-byte character.
+        let (_, _, m) = syntax("{\"a\": \"é\"}é".as_bytes());
+        assert!(m.contains("starting with 'é'"), "{m}");
     }
 }
