@@ -626,9 +626,12 @@ fn fill(
                         runs.label(),
                         chosen.label(),
                         if std::env::var_os("EDGENET_VM_ACCEL").is_some() {
-                            "EDGENET_VM_ACCEL"
+                            "EDGENET_VM_ACCEL".to_string()
                         } else {
-                            "the KVM probe's answer, cached in <state dir>/vm/accel"
+                            format!(
+                                "the KVM probe's answer, cached in {}",
+                                report.state_dir.join("vm").join("accel").display()
+                            )
                         },
                         runs.label(),
                         chosen.label()
