@@ -360,3 +360,145 @@ fn a_killed_deploy_leaves_no_kvm_probe_and_leftovers_of_a_lost_state_dir_are_nam
     m.ok(&["remove"]);
     assert_eq!(qemus_naming(&m.state), Vec::<u32>::new());
 }
+
+/// The accelerator the VM's QEMU runs with, from its command line in /proc.
+fn accel_in_proc(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .collect();
+    let machine = args
+        .windows(2)
+        .find(|w| w[0] == "-machine")
+        .map(|w| w[1].clone())
+        .unwrap_or_default();
+    machine
+        .split(',')
+        .find_map(|o| o.strip_prefix("accel="))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn the_qemu(m: &Machine) -> u32 {
+    let q = qemus_of(&vm_dir(m).join("qemu.pid"));
+    assert_eq!(q.len(), 1, "one QEMU: {q:?}");
+    q[0]
+}
+
+/// The launch spec without its `accel` field, as the build before it wrote it.
+fn strip_accel(m: &Machine) {
+    let path = vm_dir(m).join("launch.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec.as_object_mut().unwrap().remove("accel");
+    std::fs::write(&path, spec.to_string()).unwrap();
+}
+
+/// B26 F2, F10, F7: a first deploy killed right after QEMU started leaves a VM the next deploy
+/// adopts (same QEMU); the accelerator is in the launch spec (a spec of the previous build,
+/// without it, is read, the accelerator taken from QEMU's command line); a deploy under another
+/// accelerator restarts the VM and says so, and `status` calls the difference drift and shows
+/// the accelerator; a deleted tap is "missing", not "no carrier".
+#[test]
+fn an_interrupted_first_deploy_s_vm_is_adopted_and_a_new_accelerator_restarts_it() {
+    let Some(m) = machine("v26ac") else { return };
+    let Some(image) = guest_image() else { return };
+    if !failpoints() {
+        return;
+    }
+    let tcg = [
+        ("EDGENET_MACHINE_NAME", "acc"),
+        ("EDGENET_VM_ACCEL", "tcg"),
+        ("EDGENET_VM_STOP_TIMEOUT", "3"),
+    ];
+    let cfg = m.write_config(
+        "a.json",
+        &config(&image, "02:11:22:33:44:88", 1, 2, "198.51.100.7"),
+    );
+    // Killed (abort) right after QEMU daemonized, before the run recorded anything more.
+    let mut crash = tcg.to_vec();
+    crash.push(("EDGENET_FAILPOINT", "node-vm-started:crash"));
+    let out = m.edgenet_env(&["deploy", "-c", &cfg], &crash);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(6), "{out:?}");
+    let first = the_qemu(&m);
+    let out = deploy(&m, &cfg, &tcg);
+    assert!(!out.contains("restarted VM"), "{out}");
+    assert_eq!(the_qemu(&m), first, "the interrupted deploy's QEMU adopted");
+
+    // status shows the accelerator (JSON and text).
+    let st = status(&m, &tcg);
+    assert_eq!(st["nodes"][0]["vm"]["accel"], "tcg", "{st:#}");
+    let text = m.edgenet_env(&["status"], &tcg);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains(&format!("running (QEMU {first}, TCG)")),
+        "{text}"
+    );
+
+    // A launch spec of the previous build (no accelerator): read, the accelerator taken from
+    // QEMU's command line, no restart, and the spec recorded whole.
+    strip_accel(&m);
+    let out = deploy(&m, &cfg, &tcg);
+    assert!(!out.contains("restarted VM"), "{out}");
+    assert_eq!(the_qemu(&m), first);
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(vm_dir(&m).join("launch.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["accel"], "tcg", "{spec}");
+
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
+        // Another accelerator (the old spec again, without the field): the VM restarts under it.
+        strip_accel(&m);
+        let kvm = [
+            ("EDGENET_MACHINE_NAME", "acc"),
+            ("EDGENET_VM_ACCEL", "kvm"),
+            ("EDGENET_VM_STOP_TIMEOUT", "3"),
+        ];
+        let out = deploy(&m, &cfg, &kvm);
+        assert!(out.contains("accelerator changed from TCG to KVM"), "{out}");
+        let second = the_qemu(&m);
+        assert_ne!(second, first);
+        assert_eq!(accel_in_proc(second), "kvm");
+        // status under the other choice: drift, as deploy would restart it.
+        let st = status(&m, &tcg);
+        assert_eq!(st["nodes"][0]["vm"]["accel"], "kvm", "{st:#}");
+        assert!(
+            st["drift"]
+                .to_string()
+                .contains("runs under KVM, but deploy starts it under TCG"),
+            "{st:#}"
+        );
+        let out = deploy(&m, &cfg, &tcg);
+        assert!(out.contains("accelerator changed from KVM to TCG"), "{out}");
+        let third = the_qemu(&m);
+        assert_eq!(accel_in_proc(third), "tcg");
+        assert_eq!(
+            guest(&m, &tcg, "true").0,
+            0,
+            "the guest boots again under TCG"
+        );
+        let st = status(&m, &tcg);
+        assert_eq!(st["drift"], json!([]), "{st:#}");
+    } else {
+        eprintln!("(no usable /dev/kvm: the KVM restart is not checked)");
+    }
+
+    // The tap deleted: status says it is missing (not "no carrier").
+    let id = m.state_id().unwrap();
+    sh(&format!("ip -n {} link del en{id}l", m.ns));
+    let st = status(&m, &tcg);
+    let drift = st["drift"].to_string();
+    assert!(
+        drift.contains(&format!("its tap en{id}l is missing")),
+        "{st:#}"
+    );
+    assert!(!drift.contains("no carrier"), "{st:#}");
+    m.ok(&["remove"]);
+    assert!(qemus_naming(&m.state).is_empty());
+}

@@ -42,6 +42,10 @@ pub const MID_STEPS: &[&str] = &[
 /// took the new name, before the old name is forgotten.
 pub const RENAME_STEPS: &[&str] = &["node-renamed"];
 
+/// Passed only by a run that starts a `vm` node's QEMU: right after QEMU daemonized, before
+/// the run records it (as a kill at that moment would leave it).
+pub const VM_STEPS: &[&str] = &["node-vm-started"];
+
 /// Passed by `deploy` before the deploy proper, while it checks the config against the host:
 /// `probe`, as the address probe starts (a first deploy has recorded only its config then).
 pub const CHECK_STEPS: &[&str] = &["probe"];
@@ -90,16 +94,18 @@ fn check_spec(spec: &str) -> Result<(), String> {
     if STEPS.contains(&name)
         || MID_STEPS.contains(&name)
         || RENAME_STEPS.contains(&name)
+        || VM_STEPS.contains(&name)
         || CHECK_STEPS.contains(&name)
     {
         Ok(())
     } else {
         Err(format!(
-            "{ENV}={spec:?} names no step; the steps are {}, {}, {}, {}",
+            "{ENV}={spec:?} names no step; the steps are {}, {}, {}, {}, {}",
             CHECK_STEPS.join(", "),
             STEPS.join(", "),
             MID_STEPS.join(", "),
-            RENAME_STEPS.join(", ")
+            RENAME_STEPS.join(", "),
+            VM_STEPS.join(", ")
         ))
     }
 }

@@ -616,6 +616,28 @@ fn fill(
         )?;
         if let Some(vm) = live.vm.as_ref() {
             vm_notes(report, &node.name, vm, live.present);
+            // What deploy restarts a running VM for, said as drift here too.
+            let chosen = crate::node::vm::chosen_accel(&report.state_dir);
+            if let (Some(runs), Some(chosen)) = (vm.accel, chosen) {
+                if runs != chosen {
+                    report.drift.push(format!(
+                        "node {}: its VM runs under {}, but deploy starts it under {} ({}): run deploy, which restarts it (accelerator changed from {} to {})",
+                        node.name,
+                        runs.label(),
+                        chosen.label(),
+                        if std::env::var_os("EDGENET_VM_ACCEL").is_some() {
+                            "EDGENET_VM_ACCEL".to_string()
+                        } else {
+                            format!(
+                                "the KVM probe's answer, cached in {}",
+                                report.state_dir.join("vm").join("accel").display()
+                            )
+                        },
+                        runs.label(),
+                        chosen.label()
+                    ));
+                }
+            }
         }
         let drift = &mut report.drift;
         // A namespace under the node's name that someone else made (the node's was deleted):
@@ -1008,6 +1030,12 @@ fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, pre
             "node {name}: its VM was not asked for its state: {}",
             vm.run_state
         ));
+    } else if !present && vm.run_state.starts_with("running, but") {
+        // QEMU runs: deploy repairs the tap and restarts the VM.
+        report.drift.push(format!(
+            "node {name}: its VM is {} (run deploy: it makes the tap again if needed and restarts the VM)",
+            vm.run_state
+        ));
     } else if !present {
         report.drift.push(format!(
             "node {name}: its VM is {} (run deploy to start it again)",
@@ -1024,9 +1052,18 @@ fn vm_notes(report: &mut StatusReport, name: &str, vm: &crate::node::VmLive, pre
             "node {name}: its guest agent socket is busy (another edgenet command uses it), so its network is not read"
         ));
     } else if !vm.agent {
-        report.drift.push(format!(
-            "node {name}: its VM runs but its guest agent does not answer {} s after QEMU started (no qemu-guest-agent in the image, or the guest is stuck: see its console.log), so its network is not read",
-            vm.uptime.unwrap_or(0)
+        // Not drift: deploy does not restart a running VM whose agent is silent (an image
+        // without qemu-guest-agent would restart on every deploy, a slow first boot be cut
+        // short); status and deploy agree that there is nothing for deploy to do.
+        let kvm = if vm.accel == Some(edgenet_host::qemu::Accel::Kvm) {
+            " It runs under KVM: where KVM does not run guests, `EDGENET_VM_ACCEL=tcg edgenet deploy` restarts it under TCG."
+        } else {
+            ""
+        };
+        report.notices.push(format!(
+            "node {name}: its VM runs but its guest agent does not answer {} s after QEMU started, so its network is not read: the image has no qemu-guest-agent, or the guest is stuck (see its console.log). deploy does not restart a running VM for this: to restart it, `kill {}` (QEMU quits, the disk stays) and run `edgenet deploy`.{kvm}",
+            vm.uptime.unwrap_or(0),
+            vm.pid.map_or("<QEMU pid>".into(), |p| p.to_string()),
         ));
     }
 }
@@ -1296,5 +1333,68 @@ fn ip_forward_drift(report: &mut StatusReport, plan: &Plan) {
             plan.switch.name
         )),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::VmLive;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            deployed: true,
+            state_dir: PathBuf::from("/nonexistent"),
+            deployment_id: None,
+            phase: None,
+            plan: None,
+            switch: None,
+            firewall_table: None,
+            firewall_present: false,
+            firewall_wanted: false,
+            firewall_foreign: false,
+            bridge_table: None,
+            bridge_table_present: false,
+            bridge_table_foreign: false,
+            ip_forward: None,
+            nodes: Vec::new(),
+            generated_macs: Default::default(),
+            drift: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// B26 F10: deploy does not restart a running VM whose guest agent is silent, so status
+    /// does not call it drift (they agree); it is a notice naming the remedies.
+    #[test]
+    fn a_running_vm_whose_agent_is_silent_past_the_boot_grace_is_a_notice_not_drift() {
+        let mut r = report();
+        let vm = VmLive {
+            pid: Some(4242),
+            accel: Some(edgenet_host::qemu::Accel::Kvm),
+            run_state: "running".into(),
+            agent: false,
+            agent_state: "not answering".into(),
+            uptime: Some(146),
+            seed_pending: false,
+        };
+        vm_notes(&mut r, "n1", &vm, true);
+        assert!(r.drift.is_empty(), "{:?}", r.drift);
+        let notice = r.notices.join("\n");
+        assert!(
+            notice.contains("does not answer 146 s after QEMU started"),
+            "{notice}"
+        );
+        assert!(notice.contains("`kill 4242`"), "{notice}");
+        assert!(notice.contains("EDGENET_VM_ACCEL=tcg"), "{notice}");
+        // A missing tap under a running QEMU is drift that deploy repairs, said as missing.
+        let mut r = report();
+        let vm = VmLive {
+            run_state: "running, but its tap en1l is missing (deleted, or the network namespace was made anew): the guest is cut off from the switch".into(),
+            ..vm
+        };
+        vm_notes(&mut r, "n1", &vm, false);
+        assert_eq!(r.drift.len(), 1, "{:?}", r.drift);
+        assert!(!r.drift[0].contains("start it again"), "{:?}", r.drift);
     }
 }

@@ -63,6 +63,59 @@ impl Accel {
             Accel::Tcg => "tcg",
         }
     }
+
+    /// `KVM` / `TCG`, as messages name them.
+    pub fn label(self) -> &'static str {
+        match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        }
+    }
+
+    /// `kvm` / `tcg` (what [`Accel::as_str`] writes); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Accel> {
+        match s {
+            "kvm" => Some(Accel::Kvm),
+            "tcg" => Some(Accel::Tcg),
+            _ => None,
+        }
+    }
+}
+
+/// The accelerator a running QEMU was started with, read from its command line in /proc
+/// (`-machine …,accel=X`, `-accel X` or `-enable-kvm`); `None` when it cannot be read or names
+/// none (QEMU then picks its default, which edgenet never relies on).
+pub fn running_accel(pid: u32) -> Option<Accel> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .collect();
+    accel_of_args(&args)
+}
+
+/// The accelerator QEMU's arguments `args` ask for (see [`running_accel`]); the last one wins,
+/// as in QEMU.
+pub fn accel_of_args(args: &[String]) -> Option<Accel> {
+    let mut accel = None;
+    for (i, a) in args.iter().enumerate() {
+        let value = args.get(i + 1).map(String::as_str).unwrap_or("");
+        match a.as_str() {
+            "-machine" | "-M" => {
+                if let Some(v) = value.split(',').find_map(|opt| opt.strip_prefix("accel=")) {
+                    // `accel=kvm:tcg` (a fallback list): the first is what QEMU tries.
+                    accel = Accel::parse(v.split(':').next().unwrap_or(v)).or(accel);
+                }
+            }
+            "-accel" => {
+                let v = value.split(',').next().unwrap_or("");
+                accel = Accel::parse(v.strip_prefix("accel=").unwrap_or(v)).or(accel);
+            }
+            "-enable-kvm" => accel = Some(Accel::Kvm),
+            _ => {}
+        }
+    }
+    accel
 }
 
 /// How to start one VM.
@@ -597,6 +650,42 @@ mod tests {
             vec!["/tmp/a,b/state/vm/n-1/qemu.pid"]
         );
         assert_eq!(after("-kernel", "/"), vec!["/img/k,1"]);
+    }
+
+    #[test]
+    fn the_accelerator_is_read_back_from_qemu_s_arguments() {
+        let files = VmFiles::new("/tmp/v/n-1");
+        for accel in [Accel::Kvm, Accel::Tcg] {
+            let spec = VmSpec {
+                name: "n",
+                files: &files,
+                accel,
+                cpus: 1,
+                memory_mb: 256,
+                kernel: None,
+                initrd: None,
+                tap: "en1l",
+                mac: "02:00:00:00:00:01".parse().unwrap(),
+            };
+            let mut a = vec![QEMU.to_string()];
+            a.extend(args(&spec));
+            assert_eq!(accel_of_args(&a), Some(accel));
+        }
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            accel_of_args(&v(&["qemu", "-accel", "kvm", "-m", "1"])),
+            Some(Accel::Kvm)
+        );
+        assert_eq!(
+            accel_of_args(&v(&["qemu", "-enable-kvm"])),
+            Some(Accel::Kvm)
+        );
+        assert_eq!(
+            accel_of_args(&v(&["qemu", "-machine", "q35,accel=tcg:kvm"])),
+            Some(Accel::Tcg)
+        );
+        assert_eq!(accel_of_args(&v(&["qemu", "-machine", "q35"])), None);
+        assert_eq!(running_accel(std::process::id()), None);
     }
 
     #[test]

@@ -282,6 +282,13 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Rendered, RenderError
         if node.kind == NodeKind::Linux {
             match opts.namespaces.get(&node.name) {
                 Some(ns) => out.extend(units::node_units(plan, node, ns, opts)),
+                // Its files go into the guest, not onto the host: no unit to wait for.
+                None if plan.node_runtime == edgenet_core::config::NodeRuntime::Vm => {
+                    notices.push(format!(
+                        "{} is a VM node (NodeRuntime vm): `edgenet deploy` delivers these files into its guest, in the guest's NoCloud seed (README \"VM nodes\"; rendered with the defaults, so what --token-file, --ca-cert-hash or --lb change is copied in by hand, e.g. `edgenet node exec -- sh -c 'cat > PATH' < FILE`); it needs no systemd unit on the host",
+                        node.name
+                    ))
+                }
                 None => notices.push(format!(
                     "no systemd units for {}: it is not deployed as a netns node on this host (run `edgenet deploy`, then render again)",
                     node.name

@@ -34,10 +34,14 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
     t.push("through `ip netns exec <namespace>` (the rendered /usr/local/sbin/edgenet-<node> does the same:".into());
     t.push("`sudo edgenet-<node> kubeadm init --config …`).".into());
     t.push(String::new());
+    let vm = plan.node_runtime == edgenet_core::config::NodeRuntime::Vm;
     for node in plan.nodes.iter().filter(|n| n.kind == NodeKind::Linux) {
         let first = is_first_server(node, opts);
+        let units = opts.namespaces.contains_key(&node.name);
         let exec = match opts.namespaces.get(&node.name) {
             Some(ns) => format!("sudo ip netns exec {} ", ns.netns),
+            // Inside the guest, through its agent (from this host).
+            None if vm => "sudo edgenet node exec -- ".to_string(),
             None => "sudo ".to_string(),
         };
         let server = node.role == edgenet_core::plan::NodeRole::ControlPlane;
@@ -49,17 +53,40 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
             )),
             Distribution::K8s => t.push(format!("Node {} (kubeadm):", node.name)),
         }
-        if !opts.namespaces.contains_key(&node.name) {
+        if vm {
+            t.push("  # a VM node: `edgenet deploy` put the files below into the guest (its NoCloud seed, rendered with".into());
+            t.push("  # the defaults: copy in by hand what --token-file, --ca-cert-hash or --lb change); no unit on the host.".into());
+            t.push("  # The commands run inside the guest, through its agent (`edgenet node exec --`).".into());
+        } else if !units {
             t.push("  # not deployed as a netns node here: run these on the node itself (no `ip netns exec`)".into());
         }
-        if plan.distribution == Distribution::K3s {
+        let installer_note = if units {
+            "installs the binary; the installer's unit is replaced by ours below"
+        } else {
+            "installs the binary and the installer's own unit, which reads the config below"
+        };
+        if plan.distribution == Distribution::K3s && vm {
+            t.push(format!(
+                "  {exec}sh -c 'curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -s - {}'",
+                if server { "server" } else { "agent" }
+            ));
+            t.push(format!("      # {installer_note}"));
+        } else if plan.distribution == Distribution::K3s {
             t.push("  curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -s - \\".into());
             t.push(format!(
-                "      {}   # installs the binary; the installer's unit is replaced by ours below",
+                "      {}   # {installer_note}",
                 if server { "server" } else { "agent" }
             ));
         }
         for f in rendered.files.iter().filter(|f| f.node == node.name) {
+            if vm {
+                t.push(format!(
+                    "  # in the guest: {} (DIR/{})",
+                    f.path,
+                    f.relative_out_path()
+                ));
+                continue;
+            }
             t.push(format!(
                 "  sudo install -D -m {:04o} DIR/{} {}",
                 f.mode,
@@ -70,9 +97,13 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
         match plan.distribution {
             Distribution::K3s => {
                 let unit = if server { "k3s" } else { "k3s-agent" };
-                t.push(format!(
-                    "  sudo systemctl daemon-reload && sudo systemctl enable --now {unit}"
-                ));
+                if vm {
+                    t.push(format!("  {exec}systemctl enable --now {unit}"));
+                } else {
+                    t.push(format!(
+                        "  sudo systemctl daemon-reload && sudo systemctl enable --now {unit}"
+                    ));
+                }
                 if server {
                     t.push(format!("  {exec}k3s kubectl get nodes -o wide"));
                 }
@@ -88,10 +119,14 @@ pub fn readme(plan: &Plan, opts: &RenderOptions, rendered: &Rendered) -> String 
                 }
             }
             Distribution::K8s => {
-                t.push(
-                    "  sudo systemctl daemon-reload && sudo systemctl restart containerd kubelet"
-                        .into(),
-                );
+                if vm {
+                    t.push(format!("  {exec}systemctl restart containerd kubelet"));
+                } else {
+                    t.push(
+                        "  sudo systemctl daemon-reload && sudo systemctl restart containerd kubelet"
+                            .into(),
+                    );
+                }
                 let kubectl = format!("{exec}kubectl --kubeconfig /etc/kubernetes/admin.conf");
                 if first {
                     t.push(format!("  {exec}kubeadm init --config /etc/kubernetes/edgenet/kubeadm.yaml --upload-certs"));

@@ -913,3 +913,59 @@ fn calico_installation_enables_windows_only_with_a_windows_node() {
         }
     }
 }
+
+/// B26 F3: a VM node's files go into its guest through the NoCloud seed; render neither sends
+/// the operator to deploy again nor promises a host unit that it does not render.
+#[test]
+fn a_vm_node_is_told_its_files_are_in_the_guest_s_seed_with_no_host_unit() {
+    for distribution in ["k3s", "k8s"] {
+        let mut config = single(distribution, false, 0);
+        config["Edgenet"]["NodeRuntime"] = serde_json::json!("vm");
+        config["Edgenet"]["VmImage"] = serde_json::json!("/images/guest.qcow2");
+        let plan = plan_of(&config, None);
+        assert_eq!(
+            plan.node_runtime,
+            edgenet_core::config::NodeRuntime::Vm,
+            "{distribution}"
+        );
+        let r = render(&plan, &RenderOptions::default()).unwrap();
+        let notices = r.notices.join("\n");
+        assert!(
+            !notices.contains("run `edgenet deploy`, then render again"),
+            "{distribution}: {notices}"
+        );
+        assert!(
+            notices.contains("is a VM node")
+                && notices.contains("NoCloud seed")
+                && notices.contains("no systemd unit on the host"),
+            "{distribution}: {notices}"
+        );
+        assert!(
+            !r.files
+                .iter()
+                .any(|f| f.target == "unit" || f.target == "node-exec"),
+            "{distribution}: a unit for a VM node"
+        );
+        assert!(
+            !r.readme.contains("replaced by ours below") && !r.readme.contains("netns node here"),
+            "{distribution}: {}",
+            r.readme
+        );
+        assert!(
+            r.readme.contains("sudo edgenet node exec -- "),
+            "{distribution}: {}",
+            r.readme
+        );
+        for f in r.files.iter().filter(|f| f.node == plan.nodes[0].name) {
+            assert!(
+                r.readme.contains(&format!("# in the guest: {}", f.path)),
+                "{distribution}: {}",
+                f.path
+            );
+        }
+    }
+    // A netns node that is not deployed: no unit either, and the readme does not promise one.
+    let plan = plan_of(&single("k3s", false, 0), None);
+    let r = render(&plan, &RenderOptions::default()).unwrap();
+    assert!(!r.readme.contains("replaced by ours below"), "{}", r.readme);
+}

@@ -160,8 +160,10 @@ pub fn run_status(cli: &Cli) -> Result<Exit, CliError> {
                             // QMP's run state, then the guest's (its agent, its eth0).
                             Some(vm) if !n.present => vm.run_state.clone(),
                             Some(vm) => format!(
-                                "running (QEMU {}), {}",
+                                "running (QEMU {}{}), {}",
                                 vm.pid.map_or("?".into(), |p| p.to_string()),
+                                vm.accel
+                                    .map_or(String::new(), |a| format!(", {}", a.label())),
                                 if !vm.agent {
                                     format!("agent {}", vm.agent_state)
                                 } else if n.up {

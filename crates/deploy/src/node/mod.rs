@@ -94,6 +94,9 @@ impl NodeLive {
 pub struct VmLive {
     /// QEMU's PID (from its pidfile, checked to be that QEMU); `None`: not running.
     pub pid: Option<u32>,
+    /// The accelerator its QEMU runs with (`kvm`/`tcg`, from its command line in /proc);
+    /// `None`: not running, or not readable.
+    pub accel: Option<edgenet_host::qemu::Accel>,
     /// QMP's run state (`running`, `paused`, `shutdown`, ...) or `not running`.
     pub run_state: String,
     /// The guest agent answered (the interface facts come from it).

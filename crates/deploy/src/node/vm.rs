@@ -122,6 +122,21 @@ impl Image {
     }
 }
 
+/// The accelerator a deploy would start a VM with, when that is known without the probe:
+/// `EDGENET_VM_ACCEL=kvm|tcg`, else the probe's answer cached in `<state dir>/vm/accel`.
+/// `None`: the next deploy probes (`status` runs no probe).
+pub fn chosen_accel(state_dir: &Path) -> Option<Accel> {
+    if let Some(accel) = std::env::var("EDGENET_VM_ACCEL")
+        .ok()
+        .and_then(|v| Accel::parse(&v))
+    {
+        return Some(accel);
+    }
+    std::fs::read_to_string(state_dir.join("vm").join("accel"))
+        .ok()
+        .and_then(|v| Accel::parse(v.trim()))
+}
+
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
@@ -142,17 +157,10 @@ impl VmRuntime {
     /// KVM when a guest really runs under it here, TCG otherwise; probed once per state
     /// directory (`EDGENET_VM_ACCEL=kvm|tcg` decides instead).
     pub fn accel(&self) -> Accel {
-        match std::env::var("EDGENET_VM_ACCEL").as_deref() {
-            Ok("kvm") => return Accel::Kvm,
-            Ok("tcg") => return Accel::Tcg,
-            _ => {}
+        if let Some(accel) = chosen_accel(&self.state_dir) {
+            return accel;
         }
         let cache = self.state_dir.join("vm").join("accel");
-        match std::fs::read_to_string(&cache).as_deref().map(str::trim) {
-            Ok("kvm") => return Accel::Kvm,
-            Ok("tcg") => return Accel::Tcg,
-            _ => {}
-        }
         // The guest's own kernel when it has one: a real-mode probe passes on hosts where a
         // Linux guest never boots under KVM.
         let kernel = self.image.as_ref().and_then(|i| i.kernel.as_deref());
@@ -367,7 +375,11 @@ impl NodeRuntime for VmRuntime {
         }
         j.step("node-seed")?;
 
+        // Chosen on every deploy (the probe runs once per state directory): a running VM
+        // started under another accelerator restarts under this one.
+        let accel = self.accel();
         let planned = LaunchSpec {
+            accel: Some(accel.as_str().to_string()),
             mac: node.mac.to_string(),
             tap: node.host_link.clone(),
             cpus: node.plan.size.cpu_count.unwrap_or(DEFAULT_CPUS),
@@ -402,6 +414,10 @@ impl NodeRuntime for VmRuntime {
                     }
                 ));
                 running = false;
+            } else if LaunchSpec::load(&dir).as_ref() != Some(&planned) {
+                // The same spec, recorded without what an older edgenet did not record (the
+                // accelerator, read from QEMU's command line): recorded whole now.
+                planned.save(&dir)?;
             }
         }
         if !running {
@@ -410,7 +426,6 @@ impl NodeRuntime for VmRuntime {
                 qemu::grow(&files.disk(), gb)?;
                 j.changed(format!("grew {name}'s disk to {gb} GB"));
             }
-            let accel = self.accel();
             let spec = VmSpec {
                 name,
                 files: &files,
@@ -422,11 +437,15 @@ impl NodeRuntime for VmRuntime {
                 tap: &node.host_link,
                 mac: node.mac,
             };
-            let pid = qemu::start(&spec)?;
+            // Recorded before QEMU starts: a deploy interrupted once QEMU runs leaves the spec
+            // of that QEMU, and the next deploy adopts it instead of restarting it. (A QEMU
+            // that then fails to start leaves a spec no QEMU runs with: never compared.)
             planned.save(&dir)?;
+            let pid = qemu::start(&spec)?;
+            j.step("node-vm-started")?;
             j.changed(format!(
                 "started VM {name} (QEMU pid {pid}, {})",
-                accel.as_str().to_uppercase()
+                accel.label()
             ));
         } else {
             // What deploy cannot change in a running guest is said, not hidden.
@@ -463,6 +482,7 @@ impl NodeRuntime for VmRuntime {
         let Some(pid) = qemu::running_pid(&files) else {
             live.vm = Some(VmLive {
                 pid: None,
+                accel: None,
                 run_state: "not running".into(),
                 agent: false,
                 agent_state: "-".into(),
@@ -492,12 +512,24 @@ impl NodeRuntime for VmRuntime {
             _ => format!("unknown ({e})"),
         });
         // A tap without carrier under a running QEMU: its NIC is bound to a deleted tap (the
-        // tap was made again), so the guest is cut off; deploy restarts it.
-        if run_state == "running" && !nl.link(node.host_link)?.is_some_and(|l| l.lower_up) {
-            run_state = format!(
-                "running, but its tap {} has no carrier (QEMU's NIC is not bound to it)",
-                node.host_link
-            );
+        // tap was made again), so the guest is cut off; deploy restarts it. A tap that is not
+        // there at all (deleted, or its network namespace made anew) is said as missing.
+        if run_state == "running" {
+            match nl.link(node.host_link)? {
+                None => {
+                    run_state = format!(
+                        "running, but its tap {} is missing (deleted, or the network namespace was made anew): the guest is cut off from the switch",
+                        node.host_link
+                    )
+                }
+                Some(l) if !l.lower_up => {
+                    run_state = format!(
+                        "running, but its tap {} has no carrier (QEMU's NIC is not bound to it)",
+                        node.host_link
+                    )
+                }
+                Some(_) => {}
+            }
         }
         live.present = run_state == "running";
         let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -506,6 +538,7 @@ impl NodeRuntime for VmRuntime {
         let seed_pending = matches!((modified(files.seed()), started), (Some(s), Some(q)) if s > q);
         let mut vm = VmLive {
             pid: Some(pid),
+            accel: qemu::running_accel(pid),
             run_state,
             agent: false,
             agent_state: "not answering".into(),
@@ -578,12 +611,28 @@ fn restart_reasons(
     j: &mut dyn Journal,
 ) -> Result<Vec<String>, DeployError> {
     let mut why = match LaunchSpec::load(&files.dir) {
-        Some(old) => old.changes_to(planned),
+        Some(mut old) => {
+            // A spec of an edgenet that did not record the accelerator: the QEMU's own
+            // command line says which it runs with (unreadable: not compared).
+            if old.accel.is_none() {
+                old.accel = qemu::running_pid(files)
+                    .and_then(qemu::running_accel)
+                    .map(|a| a.as_str().to_string());
+            }
+            old.changes_to(planned)
+        }
         None if !files.pidfile().exists() => vec![format!(
             "its files in {} were deleted while it ran",
             files.dir.display()
         )],
-        None => vec!["its launch spec was not recorded (started by an older edgenet)".into()],
+        None if files.dir.join("launch.json").exists() => vec![format!(
+            "its launch spec {} cannot be read",
+            files.dir.join("launch.json").display()
+        )],
+        None => vec![format!(
+            "its launch spec {} is missing (deleted, or the VM was started by an edgenet older than launch specs), so what it runs with is not known",
+            files.dir.join("launch.json").display()
+        )],
     };
     if let Some(gb) = grow_to {
         if !why.iter().any(|w| w.starts_with("disk size")) {

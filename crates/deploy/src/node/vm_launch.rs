@@ -1,7 +1,9 @@
 //! A `vm` node's launch spec: everything QEMU cannot change while it runs (the NIC's MAC and
-//! tap, CPUs, memory, kernel, initrd, the disk's size, the guest NIC's MTU and the seed the
-//! guest booted from). Recorded in the VM's directory when QEMU starts; a deploy whose planned
-//! spec differs restarts the VM, and says why. Pure apart from [`LaunchSpec::load`]/`save`.
+//! tap, CPUs, memory, kernel, initrd, the disk's size, the guest NIC's MTU, the seed the
+//! guest booted from and the accelerator). Recorded in the VM's directory just before QEMU
+//! starts (so the QEMU of a deploy interrupted right after is adopted, not restarted); a deploy
+//! whose planned spec differs restarts the VM, and says why. Pure apart from
+//! [`LaunchSpec::load`]/`save`.
 
 use std::path::Path;
 
@@ -25,6 +27,12 @@ pub struct LaunchSpec {
     pub mtu: u32,
     /// The seed's NoCloud instance id (a hash of its content).
     pub seed: String,
+    /// `kvm` or `tcg`. `None` in a spec written by an edgenet before 2026-12 (no such field):
+    /// the deploy that reads it takes the accelerator from QEMU's command line in /proc
+    /// ([`edgenet_host::qemu::running_accel`]), and when that cannot be read either, the
+    /// accelerator is not compared (no restart for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
 }
 
 const FILE: &str = "launch.json";
@@ -73,6 +81,16 @@ impl LaunchSpec {
         if self.seed != planned.seed {
             why.push("its cloud-init seed changed (network, DNS, proxy or files)".into());
         }
+        // Unknown on either side: not a reason (see the field).
+        if let (Some(old), Some(new)) = (&self.accel, &planned.accel) {
+            if old != new {
+                why.push(format!(
+                    "accelerator changed from {} to {}",
+                    old.to_uppercase(),
+                    new.to_uppercase()
+                ));
+            }
+        }
         why
     }
 }
@@ -101,6 +119,7 @@ mod tests {
             disk_gb: 2,
             mtu: 1500,
             seed: "n-00ff".into(),
+            accel: Some("tcg".into()),
         }
     }
 
@@ -120,6 +139,7 @@ mod tests {
         new.mtu = 1400;
         new.initrd = Some("/i".into());
         new.seed = "n-0100".into();
+        new.accel = Some("kvm".into());
         let why = old.changes_to(&new);
         assert_eq!(
             why,
@@ -131,8 +151,25 @@ mod tests {
                 "disk size (GB) changed from 2 to 3",
                 "MTU changed from 1500 to 1400",
                 "its cloud-init seed changed (network, DNS, proxy or files)",
+                "accelerator changed from TCG to KVM",
             ]
         );
+    }
+
+    #[test]
+    fn a_spec_of_the_previous_build_without_accelerator_is_read_and_compares_without_it() {
+        let dir = std::env::temp_dir().join(format!("edgenet-launch-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // launch.json as the build before this field wrote it.
+        std::fs::write(
+            dir.join(FILE),
+            r#"{"mac":"02:11:22:33:44:55","tap":"en1234l","cpus":1,"memory_mb":256,"kernel":"/k","disk_gb":2,"mtu":1500,"seed":"n-00ff"}"#,
+        )
+        .unwrap();
+        let old = LaunchSpec::load(&dir).expect("read");
+        assert_eq!(old.accel, None);
+        assert!(old.changes_to(&spec()).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
