@@ -223,6 +223,9 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
     if !report.removed.is_empty() {
         forwarding_back(id, &own_table, nl.as_mut(), state_dir, &mut report);
     }
+    if report.errors.is_empty() {
+        edgenet_host::lock::forget_notes_of_gone_namespaces();
+    }
     Ok(report)
 }
 

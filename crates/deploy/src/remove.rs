@@ -405,6 +405,9 @@ pub fn remove_loaded(
             report.errors.push(e.to_string());
         }
         crate::forwarding::forget_enabled_by(&id.to_string());
+        // Notes of network namespaces that are gone (this deployment's earlier one, deleted
+        // and made anew, B26 N1) are no one's evidence any more.
+        edgenet_host::lock::forget_notes_of_gone_namespaces();
         lock.release_and_delete();
     } else {
         lock.save(&state)?;
