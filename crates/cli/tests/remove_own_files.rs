@@ -202,3 +202,96 @@ fn remove_orphan_names_the_qemu_it_leaves_running() {
     let _ = qemu.kill();
     let _ = qemu.wait();
 }
+
+/// Whether a network namespace with inode `ino` is alive now: named under /run/netns, or a
+/// process's.
+fn netns_inode_alive(ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten();
+    let procs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    named
+        .map(|e| e.path())
+        .chain(procs.map(|e| e.path().join("ns/net")))
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+}
+
+/// B26 N1: a remove deletes the /run/edgenet notes of network namespaces that are gone (deleted
+/// without an edgenet run in them), and keeps those of live ones — named (bind-mounted) or held
+/// only by a process.
+#[test]
+fn remove_drops_the_notes_of_network_namespaces_that_are_gone() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(m) = machine("w26n1") else { return };
+    m.deploy(None);
+    let note = |dev: u64, ino: u64| {
+        let path =
+            std::path::PathBuf::from(format!("/run/edgenet/netns-{dev}-{ino}.ip_forward.by"));
+        std::fs::create_dir_all("/run/edgenet").unwrap();
+        std::fs::write(&path, "netns-cookie 1\nabcdef 0\n").unwrap();
+        path
+    };
+    let nsfs_dev = std::fs::metadata("/proc/self/ns/net").unwrap().dev();
+    // Named, with nothing in it.
+    let named_name = run_name("w26k", "n1");
+    let named = NsGuard::create(&named_name);
+    let named_ino = std::fs::metadata(format!("/run/netns/{named_name}"))
+        .unwrap()
+        .ino();
+    let named_note = note(nsfs_dev, named_ino);
+    // Held by a process alone.
+    let mut held = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "read x"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held_ino = (0..100)
+        .find_map(|_| {
+            let ino = std::fs::metadata(format!("/proc/{}/ns/net", held.id()))
+                .map(|m| m.ino())
+                .ok()
+                .filter(|i| *i != std::fs::metadata("/proc/self/ns/net").unwrap().ino());
+            if ino.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            ino
+        })
+        .expect("unshare made its namespace");
+    let held_note = note(nsfs_dev, held_ino);
+
+    // Gone: deleted by `ip netns del`, which leaves its notes (made last: the kernel gives a
+    // new namespace the lowest free inode, so one made after would take it).
+    let gone_name = run_name("w26g", "n1");
+    let (dev, gone_ino) = (0..20)
+        .find_map(|_| {
+            let gone = NsGuard::create(&gone_name);
+            let meta = std::fs::metadata(format!("/run/netns/{gone_name}")).unwrap();
+            sh(&format!("ip netns del {gone_name}"));
+            drop(gone);
+            // Taken at once by another namespace (another test's): try again.
+            (!netns_inode_alive(meta.ino())).then_some((meta.dev(), meta.ino()))
+        })
+        .expect("a namespace inode that stays free");
+    let gone_note = note(dev, gone_ino);
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Gone, unless the kernel gave its inode to a namespace made since (by another test).
+    assert!(
+        !gone_note.exists() || netns_inode_alive(gone_ino),
+        "{} survives",
+        gone_note.display()
+    );
+    assert!(named_note.exists(), "a named namespace's note goes");
+    assert!(
+        held_note.exists(),
+        "a namespace held by a process: its note goes"
+    );
+    let _ = held.kill();
+    let _ = held.wait();
+    let _ = std::fs::remove_file(&held_note);
+    let _ = std::fs::remove_file(&gone_note);
+    drop(named);
+    let _ = std::fs::remove_file(&named_note);
+}
