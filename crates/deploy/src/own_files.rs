@@ -296,7 +296,9 @@ fn classify(layout: Layout, name: &str, path: &Path, meta: &std::fs::Metadata) -
         }
         (Layout::Node, crate::node::files::PROXY_ENV) if file => own_if(text_is(path, |t| {
             t.lines().all(|l| {
-                l.split_once('=').is_some_and(|(k, _)| {
+                l.is_empty()
+                    || l.starts_with('#')
+                    || l.split_once('=').is_some_and(|(k, _)| {
                     matches!(
                         k.to_ascii_lowercase().as_str(),
                         "http_proxy" | "https_proxy" | "no_proxy"
@@ -396,5 +398,36 @@ mod tests {
         super::sweep_node_dirs(d, false, &mut out);
         assert!(d.join("vm/n1-abc123/console.log").exists(), "{out:?}");
         assert!(!d.join("vm/accel").exists(), "{out:?}");
+    }
+
+    #[test]
+    fn the_sweep_knows_every_file_name_of_a_vm_directory() {
+        // A name added to `VmFiles` must be added to the sweep's `Layout::Vm` too, else a
+        // remove leaves it (and the VM's directory) as not edgenet's.
+        let vm = edgenet_host::qemu::VmFiles::new("/x");
+        for p in [
+            vm.pidfile(),
+            vm.qmp(),
+            vm.agent(),
+            vm.console(),
+            vm.disk(),
+            vm.seed(),
+            vm.seed_dir(),
+        ] {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(
+                [
+                    "qemu.pid",
+                    "qmp.sock",
+                    "agent.sock",
+                    "console.log",
+                    "disk.qcow2",
+                    "seed.iso",
+                    "seed"
+                ]
+                .contains(&name),
+                "{name}"
+            );
+        }
     }
 }
