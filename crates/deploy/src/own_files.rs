@@ -324,7 +324,9 @@ fn classify(layout: Layout, name: &str, path: &Path, meta: &std::fs::Metadata) -
         (Layout::Vm, "disk.qcow2") if file => own_if(head(path, 4) == b"QFI\xfb"),
         (
             Layout::Vm,
-            "console.log" | "seed.iso" | "seed.iso.tmp" | "launch.json" | "launch.json.tmp",
+            "console.log" | "seed.iso" | "seed.iso.tmp" | "launch.json" | "launch.json.tmp"
+            // `guest_agent::take_turn`'s lock beside the agent socket.
+            | "agent.lock",
         ) if file => Entry::Own,
         (Layout::Vm, "seed") if dir => Entry::Dir(Layout::Seed),
         (Layout::Seed, "meta-data" | "network-config" | "user-data") if file => Entry::Own,
@@ -372,6 +374,7 @@ mod tests {
         }
         write("vm/n1-abc123/disk.qcow2", b"QFI\xfb\0\0\0\x03");
         write("vm/n1-abc123/seed/user-data", b"#cloud-config\n");
+        write("vm/n1-abc123/agent.lock", b"");
         write("vm/accel", b"tcg");
         write("nodes/n1/hosts", b"# Written by edgenet.\n");
         write("nodes/n1/proxy.env", b"");
