@@ -359,8 +359,12 @@ pub fn deploy(
                 if let Err(e) = lock.clear() {
                     rollback_errors.push(e.to_string());
                 }
-                // The node files it wrote go with it.
-                let _ = std::fs::remove_dir_all(files::node_dir(lock.dir().path(), ""));
+                // The node files it wrote go with it (edgenet's own files only).
+                crate::own_files::sweep_node_dirs(
+                    lock.dir().path(),
+                    true,
+                    &mut crate::own_files::Swept::default(),
+                );
             }
             Err(Box::new(DeployFailure {
                 error,
@@ -1578,7 +1582,12 @@ fn drop_nodes_not_in(
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !plan.nodes.iter().any(|p| p.name == name) {
-                let _ = std::fs::remove_dir_all(e.path());
+                // edgenet's files only: what else is there stays (B26 F6).
+                let mut swept = crate::own_files::Swept::default();
+                crate::own_files::sweep_node_dir(&e.path(), &mut swept);
+                for line in swept.left {
+                    run.warn(format!("left {line}"));
+                }
             }
         }
     }

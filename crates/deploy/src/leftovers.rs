@@ -15,8 +15,24 @@ use crate::firewall::TABLE_PREFIX;
 /// this one (see [`Found`]). `own`: this deployment's id (its objects are not leftovers);
 /// `None` when this state directory has no deployment.
 pub fn leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found> {
-    let mut found = leftovers_in_kernel(nl, own);
-    found.extend(orphan_qemus().into_iter().map(Found::leftover));
+    let (mut found, ids) = kernel_leftovers(nl, own);
+    found.extend(orphan_qemus().into_iter().map(|q| {
+        // Only what is still here is named as the rest to delete (B26 F9: after `remove
+        // --orphan` took the tap and tables, the notice still asked for them).
+        let rest = if q
+            .id
+            .as_deref()
+            .is_some_and(|id| ids.iter().any(|i| i == id))
+        {
+            format!(
+                "; the rest of that deployment named here goes with `edgenet remove --orphan {}`",
+                q.id.as_deref().unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
+        Found::leftover(format!("{}{rest}", q.text()))
+    }));
     found
 }
 
@@ -91,6 +107,12 @@ impl Other {
 /// neither, the whole one may be the deployment whose state directory this was (deleted), so
 /// its parts are listed as leftovers.
 pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found> {
+    kernel_leftovers(nl, own).0
+}
+
+/// [`leftovers_in_kernel`], and the ids of the deployments whose leftovers it lists (not those
+/// beside this one).
+fn kernel_leftovers(nl: &mut dyn Kernel, own: Option<&str>) -> (Vec<Found>, Vec<String>) {
     let mut others: Vec<Other> = Vec::new();
     let mut other = |id: &str| -> Option<usize> {
         if own == Some(id) {
@@ -205,12 +227,14 @@ pub fn leftovers_in_kernel(nl: &mut dyn Kernel, own: Option<&str>) -> Vec<Found>
             "nftables table {family} {name} is edgenet deployment {id}'s, not this state directory's (a deployment beside this one with its own state directory, or one whose state directory is gone): edgenet leaves it; if that deployment is gone, `edgenet remove --orphan {id}` deletes everything carrying its mark here (this one by hand: `nft delete table {family} {name}`), else its own `edgenet remove` does"
         )));
     }
+    let mut ids = Vec::new();
     for (o, beside) in others.iter().zip(&beside) {
         if !beside {
             found.extend(node_namespaces_of(&o.id).into_iter().map(Found::leftover));
+            ids.push(o.id.clone());
         }
     }
-    found
+    (found, ids)
 }
 
 /// The node namespaces (`<node>-<id>`, marked `edgenet:<id>` on their `eth0`) of a deployment
@@ -249,9 +273,34 @@ fn node_namespaces_of(id: &str) -> Vec<String> {
     found
 }
 
+/// A QEMU of a `vm` node whose state directory no longer holds its deployment (see
+/// [`orphan_qemus`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanQemu {
+    pub pid: u32,
+    /// Its VM's directory name, `<node>-<id>`.
+    pub guest: String,
+    /// The deployment id its directory name ends in, when it has one.
+    pub id: Option<String>,
+    pub state_dir: std::path::PathBuf,
+}
+
+impl OrphanQemu {
+    /// The leftover notice, with the command that stops it.
+    pub fn text(&self) -> String {
+        format!(
+            "QEMU (pid {}) runs VM {} of a deployment that state directory {} no longer holds (it was deleted), so no edgenet run stops it: stop it (`kill {}`)",
+            self.pid,
+            self.guest,
+            self.state_dir.display(),
+            self.pid
+        )
+    }
+}
+
 /// QEMU processes in this network namespace started by edgenet for a `vm` node (pidfile
 /// `<state dir>/vm/<guest>/qemu.pid`) whose state directory no longer holds a deployment.
-fn orphan_qemus() -> Vec<String> {
+pub fn orphan_qemus() -> Vec<OrphanQemu> {
     let netns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
     let ours = netns("self");
     let mut found = Vec::new();
@@ -281,19 +330,25 @@ fn orphan_qemus() -> Vec<String> {
             .ok()
             .flatten()
             .map(|s| s.deployment_id.to_string());
-        let guest = vm_dir.file_name().unwrap_or_default().to_string_lossy();
+        let guest = vm_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let still_recorded = recorded.is_some_and(|id| guest.ends_with(&format!("-{id}")));
         if still_recorded || netns(&pid.to_string()) != ours {
             continue;
         }
-        found.push(format!(
-            "QEMU (pid {pid}) runs VM {} of a deployment that state directory {} no longer holds (it was deleted), so no edgenet run stops it: stop it (`kill {pid}`), then delete that deployment's tap and nftables tables named here",
-            vm_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            state_dir.display()
-        ));
+        let id = guest
+            .rsplit_once('-')
+            .map(|(_, id)| id.to_string())
+            .filter(|id| id.parse::<crate::state::DeploymentId>().is_ok());
+        found.push(OrphanQemu {
+            pid,
+            guest,
+            id,
+            state_dir: state_dir.to_path_buf(),
+        });
     }
     found
 }

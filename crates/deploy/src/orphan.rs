@@ -202,11 +202,29 @@ pub fn remove_orphan(id: &DeploymentId, state_dir: &Path) -> Result<RemoveReport
             !netns::exists(&name),
         ));
     }
+    // QEMUs of the deployment's `vm` nodes are not stopped (their guests may hold data; a
+    // QEMU is not found by a mark), but named with the command that stops each (B26 F9).
+    let id_text = id.to_string();
+    for q in crate::leftovers::orphan_qemus() {
+        if q.id.as_deref() != Some(id_text.as_str()) {
+            continue;
+        }
+        report.left.push(format!(
+            "QEMU (pid {}) of VM {}: remove --orphan does not stop a VM (its state directory {} is gone, and with it what told edgenet how to power it off); its network is gone: stop it with `kill {}`",
+            q.pid,
+            q.guest,
+            q.state_dir.display(),
+            q.pid
+        ));
+    }
     report.found = !report.removed.is_empty() || !report.left.is_empty();
     // Only once something of the deployment was here: an id that matched nothing says
     // nothing about who turned forwarding on.
     if !report.removed.is_empty() {
         forwarding_back(id, &own_table, nl.as_mut(), state_dir, &mut report);
+    }
+    if report.errors.is_empty() {
+        edgenet_host::lock::forget_notes_of_gone_namespaces();
     }
     Ok(report)
 }

@@ -57,34 +57,7 @@ pub fn remove_loaded(
     // One read of the ruleset for the ownership checks and the forwarding-user check.
     let _ruleset = edgenet_host::nft::RulesetSession::begin();
     let Some(mut state) = state else {
-        // No records, but what a run killed before its first record left (`config.json`, the
-        // lock) or an earlier edgenet's remove did not know of (`config.json`) goes all the same.
-        let mut report = RemoveReport::default();
-        let dir = lock.dir();
-        // The lock is not listed: this run holds it (made it, maybe).
-        let found: Vec<std::path::PathBuf> = [
-            dir.path().join(crate::state::CONFIG_FILE),
-            dir.path().join(crate::state::MACHINE_FILE),
-            dir.state_file(),
-            dir.journal_file(),
-            dir.identity_file(),
-            dir.path().join("nodes"),
-            dir.path().join("vm"),
-        ]
-        .into_iter()
-        .filter(|p| p.exists())
-        .collect();
-        if let Err(e) = lock.clear() {
-            report.errors.push(e.to_string());
-        }
-        cleanup_dir(lock, &mut report.errors);
-        report.leftover_files = found
-            .into_iter()
-            .filter(|p| !p.exists())
-            .chain(lock.stale_temp_files_removed())
-            .map(|p| p.display().to_string())
-            .collect();
-        return Ok(report);
+        return Ok(remove_undeployed(lock));
     };
     let id = state.deployment_id.clone();
     let own_table = crate::firewall::table_name(&id);
@@ -265,8 +238,15 @@ pub fn remove_loaded(
     };
     let fast = std::thread::scope(|scope| {
         if early_files {
-            let nodes = lock.dir().path().join("nodes");
-            scope.spawn(move || std::fs::remove_dir_all(nodes));
+            let dir = lock.dir().path().to_path_buf();
+            // What it leaves (not edgenet's) is said by the sweep at the end.
+            scope.spawn(move || {
+                crate::own_files::sweep_node_dirs(
+                    &dir,
+                    true,
+                    &mut crate::own_files::Swept::default(),
+                )
+            });
         }
         if !early_netns.is_empty() {
             scope.spawn(|| {
@@ -418,13 +398,16 @@ pub fn remove_loaded(
     // The files go before the state does: one that cannot be deleted keeps the state, so
     // `edgenet remove` run again retries (as the failure's hint says).
     if report.errors.is_empty() {
-        remove_files(lock, &mut report.errors);
+        remove_files(lock, &mut report.left, &mut report.errors);
     }
     if report.errors.is_empty() {
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
         crate::forwarding::forget_enabled_by(&id.to_string());
+        // Notes of network namespaces that are gone (this deployment's earlier one, deleted
+        // and made anew, B26 N1) are no one's evidence any more.
+        edgenet_host::lock::forget_notes_of_gone_namespaces();
         lock.release_and_delete();
     } else {
         lock.save(&state)?;
@@ -787,23 +770,144 @@ fn adapters_gone(
     Ok(())
 }
 
-/// Leaves the state directory as it was before the first deploy: node files, the lock file
-/// and the directory itself go when nothing else is in it.
-fn cleanup_dir(lock: &StateLock, errors: &mut Vec<String>) {
-    remove_files(lock, errors);
-    lock.release_and_delete();
-}
-
-/// The node files and VM directories under the state directory.
-fn remove_files(lock: &StateLock, errors: &mut Vec<String>) {
+/// `remove` of a state directory that holds no deployment: what a run killed before its first
+/// record left (`config.json` and `machine.json` as a deploy writes them, the lock) or an
+/// earlier edgenet's remove did not know of (`config.json`) goes, and so does what edgenet
+/// writes under `nodes/` and `vm/` (see [`crate::own_files::sweep_node_dirs`]). Nothing else:
+/// a file under one of those names that is not what edgenet writes there (a damaged
+/// `config.json`, someone's file), and every other entry, is left and named in `left` (B26
+/// F6: a mistyped `--state-dir` lost whole directories).
+fn remove_undeployed(lock: &StateLock) -> RemoveReport {
+    use crate::state::{
+        CONFIG_FILE, IDENTITY_FILE, JOURNAL_FILE, LOCK_FILE, MACHINE_FILE, STATE_FILE,
+    };
+    let mut report = RemoveReport::default();
     let dir = lock.dir().path();
-    // `vm`: what is left of the VM directories once every VM is gone (the accelerator probe).
-    for sub in ["nodes", "vm"] {
-        let path = dir.join(sub);
-        if path.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                errors.push(format!("{}: {e}", path.display()));
+    let mut swept = crate::own_files::Swept::default();
+    let mut named: Vec<&str> = vec![LOCK_FILE, "nodes", "vm", edgenet_host::nft::CACHE_FILE];
+    for name in [
+        CONFIG_FILE,
+        MACHINE_FILE,
+        JOURNAL_FILE,
+        IDENTITY_FILE,
+        STATE_FILE,
+    ] {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        named.push(name);
+        let bytes = meta
+            .is_file()
+            .then(|| {
+                crate::own_files::read(&path, edgenet_core::config::MAX_CONFIG_BYTES as u64 + 1)
+            })
+            .and_then(|r| r.ok().flatten());
+        let why = match (name, &bytes) {
+            (_, None) => Some(match edgenet_host::small_file::file_kind(&meta) {
+                Some(kind) => format!("{kind}, not a file edgenet writes"),
+                None => "unreadable, or larger than edgenet writes it".to_string(),
+            }),
+            (CONFIG_FILE, Some(b)) if !is_recorded_config(b) => Some(
+                "not a config as a deploy records it (compact JSON on one line): damaged, edited or not edgenet's"
+                    .to_string(),
+            ),
+            (MACHINE_FILE, Some(b)) if !is_machine_choice(b) => {
+                Some("not a machine choice as a deploy records it".to_string())
             }
+            (JOURNAL_FILE, Some(b))
+                if !b.split(|c| *c == b'\n').all(|l| {
+                    l.iter().all(u8::is_ascii_whitespace)
+                        || serde_json::from_slice::<serde_json::Value>(l).is_ok()
+                }) =>
+            {
+                Some("not a journal as edgenet writes it".to_string())
+            }
+            // With no deployment loaded, these hold none: damaged, or not edgenet's.
+            (IDENTITY_FILE | STATE_FILE, Some(_)) => Some(
+                "no deployment can be read from it (damaged, or not edgenet's)".to_string(),
+            ),
+            _ => None,
+        };
+        match why {
+            Some(why) => report.left.push(format!(
+                "{}: {why}; left as it is (the state directory stays)",
+                path.display()
+            )),
+            None => match std::fs::remove_file(&path) {
+                Ok(()) => swept.removed.push(path),
+                Err(e) => swept.errors.push(format!("{}: {e}", path.display())),
+            },
         }
     }
+    crate::own_files::sweep_node_dirs(dir, false, &mut swept);
+    // Everything else in the directory is not edgenet's (a mistyped --state-dir): named, left.
+    let mut others: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| {
+                    !named.contains(&n.as_str()) && !n.starts_with(&format!("{STATE_FILE}.damaged"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !others.is_empty() {
+        others.sort();
+        let count = others.len();
+        let mut shown: Vec<String> = others.into_iter().take(5).collect();
+        if count > 5 {
+            shown.push(format!("and {} more", count - 5));
+        }
+        report.left.push(format!(
+            "{}: holds {count} entr{} edgenet never writes ({}): not edgenet's, left as is, and the directory with {} (is this the right --state-dir?)",
+            dir.display(),
+            if count == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if count == 1 { "it" } else { "them" }
+        ));
+    }
+    report.left.extend(swept.left);
+    report.errors.extend(swept.errors);
+    report.leftover_files = swept
+        .removed
+        .into_iter()
+        .chain(lock.stale_temp_files_removed())
+        .map(|p| p.display().to_string())
+        .collect();
+    lock.release_and_delete();
+    report
+}
+
+/// Whether `bytes` are a config as a deploy records it in `config.json`: a JSON object,
+/// serialised compactly, and a newline.
+fn is_recorded_config(bytes: &[u8]) -> bool {
+    let Some(json) = bytes.strip_suffix(b"\n") else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(json)
+        .is_ok_and(|v| v.is_object() && serde_json::to_vec(&v).is_ok_and(|again| again == json))
+}
+
+/// Whether `bytes` are a `machine.json` as a deploy writes it: `{"machine":N}`,
+/// `{"machine_name":"…"}` or both.
+fn is_machine_choice(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes).is_ok_and(|m| {
+        !m.is_empty()
+            && m.iter().all(|(k, v)| match k.as_str() {
+                "machine" => v.is_u64(),
+                "machine_name" => v.is_string(),
+                _ => false,
+            })
+    })
+}
+
+/// The node files and VM directories under the state directory: edgenet's own files, and the
+/// directories they empty (see [`crate::own_files::sweep_node_dirs`]); what else is in them is
+/// left, in `left`.
+fn remove_files(lock: &StateLock, left: &mut Vec<String>, errors: &mut Vec<String>) {
+    let mut swept = crate::own_files::Swept::default();
+    crate::own_files::sweep_node_dirs(lock.dir().path(), true, &mut swept);
+    left.extend(swept.left);
+    errors.extend(swept.errors);
 }

@@ -173,6 +173,146 @@ pub fn forget_namespace_notes(dev: u64, ino: u64) -> usize {
         .count()
 }
 
+/// The inode of the initial PID namespace (`PROC_PID_INIT_INO`).
+const INITIAL_PID_NS_INO: u64 = 0xEFFF_FFFC;
+
+/// Deletes the notes under [`RUN_DIR`] of network namespaces that are gone (B26 N1: a note of a
+/// namespace deleted without an edgenet run in it stayed until the reboot). A namespace is
+/// alive while a process (any thread) is in it, a file of it is open, or it is bind-mounted
+/// (in any mount namespace); the note of an inode that none of these names is of a namespace
+/// that no longer exists, and goes (a later namespace given that inode would have found it
+/// another namespace's and deleted it itself). Not done from a PID namespace other than the
+/// initial one: it does not see every process. A namespace kept alive only by a socket made in
+/// it is not seen: its note goes too, and what it was evidence of (forwarding's value before an
+/// edgenet deployment there) is then unknown, which leaves forwarding on, as without a note.
+/// Returns how many notes went.
+pub fn forget_notes_of_gone_namespaces() -> usize {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(RUN_DIR) else {
+        return 0;
+    };
+    let notes: Vec<(std::path::PathBuf, (u64, u64))> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let (key, _) = name.strip_prefix("netns-")?.split_once('.')?;
+            let (dev, ino) = key.split_once('-')?;
+            Some((e.path(), (dev.parse().ok()?, ino.parse().ok()?)))
+        })
+        .collect();
+    let own = crate::netns::current_id_io().ok();
+    let mut unseen: BTreeSet<(u64, u64)> = notes
+        .iter()
+        .map(|(_, id)| *id)
+        .filter(|id| Some(*id) != own)
+        .collect();
+    if unseen.is_empty() {
+        return 0;
+    }
+    let in_initial_pid_ns =
+        std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS_INO);
+    if !in_initial_pid_ns {
+        return 0;
+    }
+    let Some(own) = own else {
+        return 0;
+    };
+    // Namespace files are all on nsfs: one device; a bind mount shows as `net:[INO]`.
+    let nsfs_dev = own.0;
+    let seen = |ino: u64, unseen: &mut BTreeSet<(u64, u64)>| {
+        unseen.remove(&(nsfs_dev, ino));
+        unseen.is_empty()
+    };
+    let mounted = |mountinfo: &str, unseen: &mut BTreeSet<(u64, u64)>| -> bool {
+        for line in mountinfo.lines() {
+            let Some(ino) = line
+                .split_whitespace()
+                .nth(3)
+                .and_then(|root| root.strip_prefix("net:["))
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|i| i.parse().ok())
+            else {
+                continue;
+            };
+            if seen(ino, unseen) {
+                return true;
+            }
+        }
+        false
+    };
+    // The cheap looks first: this mount namespace's bind mounts (/run/netns), each process.
+    if mounted(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        &mut unseen,
+    ) {
+        return 0;
+    }
+    let pids: Vec<u32> = crate::procfs::pids().collect();
+    for pid in &pids {
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            if m.dev() == nsfs_dev && seen(m.ino(), &mut unseen) {
+                return 0;
+            }
+        }
+    }
+    // Then threads in other namespaces, open namespace files, other mount namespaces' mounts.
+    let own_mnt = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).ok();
+    let mut mount_namespaces = BTreeSet::new();
+    for pid in &pids {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(m) = std::fs::metadata(task.path().join("ns/net")) {
+                if m.dev() == nsfs_dev && seen(m.ino(), &mut unseen) {
+                    return 0;
+                }
+            }
+        }
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let ino = std::fs::read_link(fd.path()).ok().and_then(|t| {
+                t.to_str()?
+                    .strip_prefix("net:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()
+            });
+            if let Some(ino) = ino {
+                if seen(ino, &mut unseen) {
+                    return 0;
+                }
+            }
+        }
+        let mnt = std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .map(|m| m.ino())
+            .ok();
+        if mnt.is_some() && mnt != own_mnt && mount_namespaces.insert(mnt) {
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+            if mounted(&info, &mut unseen) {
+                return 0;
+            }
+        }
+    }
+    notes
+        .iter()
+        .filter(|(_, id)| unseen.contains(id))
+        .filter(|(path, _)| {
+            tracing::debug!(
+                "{}: a note of a network namespace that is gone: deleted",
+                path.display()
+            );
+            std::fs::remove_file(path).is_ok()
+        })
+        .count()
+}
+
 /// Takes the exclusive lock of the calling thread's network namespace, waiting up to
 /// `timeout`: what deploys in one namespace choose from what they see there (the automatic
 /// subnet) is chosen one at a time. The lock is a `flock` on the namespace's own file

@@ -782,9 +782,19 @@ pub fn stop(dir: &Path) -> Result<bool, DeployError> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let stopped = shutdown(&files, &name, stop_timeout())?;
-    // Only a directory that is a VM's (edgenet's files in it) is deleted.
+    // Only edgenet's files of a VM's directory are deleted, and the directory once empty:
+    // anything else someone put there stays (`remove` names it in `left`, B26 F6).
     if existed && dir.parent().and_then(Path::file_name) == Some("vm".as_ref()) {
-        std::fs::remove_dir_all(dir).map_err(io_err("delete", dir))?;
+        let mut swept = crate::own_files::Swept::default();
+        crate::own_files::sweep_vm_dir(dir, &mut swept);
+        for line in &swept.left {
+            tracing::info!("left {line}");
+        }
+        if let Some(e) = swept.errors.into_iter().next() {
+            return Err(DeployError::Unsupported(format!(
+                "deleting VM {name}'s files: {e}"
+            )));
+        }
     }
     Ok(existed || stopped.is_some())
 }

@@ -1,0 +1,297 @@
+//! `remove` deletes only what edgenet can tell is its own in a state directory (B26 F6): its
+//! file names with what it writes under them, its `nodes/` and `vm/` layout, directories once
+//! empty — never a recursive delete. What else is there stays and is named in `left`. And
+//! `remove --orphan` names the QEMU of the orphan's VM it does not stop (B26 F9).
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// B26 F6's reproduction: a directory that never held a deployment (a mistyped `--state-dir`)
+/// with a `vm/` of disk images, a `nodes/` of web files and a `config.json` that is no config
+/// edgenet recorded: remove deletes nothing of them, names each in `left`, exit 0 and "Nothing
+/// to remove". Beside them, what edgenet does write there (the accelerator probe's cache, a
+/// `machine.json` of a killed first deploy) goes and is listed in `leftover_files`.
+#[test]
+fn remove_without_a_deployment_leaves_what_edgenet_did_not_write() {
+    let Some(m) = machine("w26f6") else { return };
+    let s = &m.state;
+    std::fs::create_dir_all(s.join("vm/guest1")).unwrap();
+    std::fs::create_dir_all(s.join("nodes/web")).unwrap();
+    std::fs::write(s.join("vm/guest1/disk.qcow2"), "data\n").unwrap();
+    std::fs::write(s.join("nodes/web/index.html"), "x\n").unwrap();
+    std::fs::write(s.join("config.json"), "y\n").unwrap();
+    std::fs::write(s.join("mynotes.txt"), "mine\n").unwrap();
+    std::fs::write(s.join("vm/accel"), "tcg").unwrap();
+    std::fs::write(s.join("machine.json"), r#"{"machine":0}"#).unwrap();
+    let foreign = [
+        "config.json",
+        "mynotes.txt",
+        "nodes",
+        "nodes/web",
+        "nodes/web/index.html",
+        "vm",
+        "vm/guest1",
+        "vm/guest1/disk.qcow2",
+    ];
+
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["found"], false, "{report:#}");
+    assert_eq!(files_under(s), foreign, "{report:#}");
+    assert_eq!(
+        report["leftover_files"],
+        serde_json::json!([
+            s.join("machine.json").display().to_string(),
+            s.join("vm/accel").display().to_string()
+        ]),
+        "{report:#}"
+    );
+    let left = report["left"].to_string();
+    for named in [
+        "config.json: not a config as a deploy records it",
+        "index.html",
+        "guest1/",
+        "mynotes.txt",
+    ] {
+        assert!(left.contains(named), "{named}: {report:#}");
+    }
+
+    // In text: nothing removed, what is left named.
+    let out = m.edgenet(&["remove"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("Nothing to remove"), "{said}");
+    assert!(!said.contains("Removed the state files"), "{said}");
+    assert!(
+        said.contains("left ") && said.contains("index.html"),
+        "{said}"
+    );
+    assert_eq!(files_under(s), foreign, "{said}");
+}
+
+/// A real deployment's `remove`: a file someone put in a node's directory (`nodes/<node>/`)
+/// and a directory beside the nodes' stay, named in `left`; the node's own files go, the
+/// deployment is removed (exit 0).
+#[test]
+fn remove_of_a_deployment_leaves_a_foreign_file_in_its_node_directory() {
+    let Some(m) = machine("w26f6d") else { return };
+    let id = m.deploy(None)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nodes = m.state.join("nodes");
+    let node = std::fs::read_dir(&nodes)
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a node directory")
+        .path();
+    assert!(node.join("hosts").exists());
+    std::fs::write(node.join("notes.txt"), "mine\n").unwrap();
+    std::fs::create_dir_all(nodes.join("web")).unwrap();
+    std::fs::write(nodes.join("web/index.html"), "x\n").unwrap();
+
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["deployment_id"], id.as_str(), "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!([]), "{report:#}");
+    let node_name = node.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(
+        files_under(&m.state),
+        vec![
+            "nodes".to_string(),
+            format!("nodes/{node_name}"),
+            format!("nodes/{node_name}/notes.txt"),
+            "nodes/web".to_string(),
+            "nodes/web/index.html".to_string(),
+        ],
+        "{report:#}"
+    );
+    let left = report["left"].to_string();
+    assert!(left.contains("notes.txt"), "{report:#}");
+    assert!(left.contains("index.html"), "{report:#}");
+    // The deployment itself is gone: nothing in the kernel carries its mark.
+    let links = m.ip_json("-d link show").to_string();
+    assert!(!links.contains(&format!("edgenet:{id}")), "{links}");
+    assert!(m.node_namespaces().is_empty());
+}
+
+/// B26 F9: `remove --orphan ID` of a deployment whose VM's QEMU still runs names that QEMU in
+/// `left` with the `kill PID` that stops it (it does not stop it); `status` after it names the
+/// QEMU without asking for the tap and tables already removed.
+#[test]
+fn remove_orphan_names_the_qemu_it_leaves_running() {
+    let Some(m) = machine("w26f9") else { return };
+    let id = m.deploy(None)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The state directory is lost while a QEMU of the deployment's VM runs: a stand-in whose
+    // command line is a QEMU's (`qemu-system-x86_64 … -pidfile <state>/vm/<node>-<id>/qemu.pid`),
+    // in the machine's network namespace, waiting on its stdin.
+    std::fs::remove_dir_all(&m.state).unwrap();
+    let pidfile = m.state.join(format!("vm/w26n-ledge-{id}/qemu.pid"));
+    let mut qemu = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
+        .args([
+            "bash",
+            "-c",
+            "exec -a qemu-system-x86_64 bash -c 'read x' -pidfile \"$0\"",
+        ])
+        .arg(&pidfile)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = qemu.id();
+    let seen = (0..100).any(|_| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"qemu-system-x86_64\0") {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        false
+    });
+    assert!(seen, "the stand-in QEMU runs");
+
+    let out = m.edgenet(&["status", "-o", "json"]);
+    let notices = stdout_json(&out)["notices"].to_string();
+    assert!(notices.contains(&format!("kill {pid}")), "{notices}");
+
+    let out = m.edgenet(&["remove", "--orphan", &id, "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let left = report["left"].to_string();
+    assert!(
+        left.contains(&format!("QEMU (pid {pid})")) && left.contains(&format!("`kill {pid}`")),
+        "{report:#}"
+    );
+    assert!(
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .starts_with(b"qemu-system-x86_64\0"),
+        "remove --orphan does not stop it"
+    );
+    let out = m.edgenet(&["status", "-o", "json"]);
+    let notices = stdout_json(&out)["notices"].to_string();
+    assert!(notices.contains(&format!("kill {pid}")), "{notices}");
+    assert!(
+        !notices.contains("tap and nftables tables") && !notices.contains("--orphan"),
+        "{notices}"
+    );
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+}
+
+/// Whether a network namespace with inode `ino` is alive now: named under /run/netns, or a
+/// process's.
+fn netns_inode_alive(ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten();
+    let procs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    named
+        .map(|e| e.path())
+        .chain(procs.map(|e| e.path().join("ns/net")))
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+}
+
+/// B26 N1: a remove deletes the /run/edgenet notes of network namespaces that are gone (deleted
+/// without an edgenet run in them), and keeps those of live ones — named (bind-mounted) or held
+/// only by a process.
+#[test]
+fn remove_drops_the_notes_of_network_namespaces_that_are_gone() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(m) = machine("w26n1") else { return };
+    m.deploy(None);
+    let note = |dev: u64, ino: u64| {
+        let path =
+            std::path::PathBuf::from(format!("/run/edgenet/netns-{dev}-{ino}.ip_forward.by"));
+        std::fs::create_dir_all("/run/edgenet").unwrap();
+        std::fs::write(&path, "netns-cookie 1\nabcdef 0\n").unwrap();
+        path
+    };
+    let nsfs_dev = std::fs::metadata("/proc/self/ns/net").unwrap().dev();
+    // Named, with nothing in it.
+    let named_name = run_name("w26k", "n1");
+    let named = NsGuard::create(&named_name);
+    let named_ino = std::fs::metadata(format!("/run/netns/{named_name}"))
+        .unwrap()
+        .ino();
+    let named_note = note(nsfs_dev, named_ino);
+    // Held by a process alone.
+    let mut held = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "read x"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held_ino = (0..100)
+        .find_map(|_| {
+            let ino = std::fs::metadata(format!("/proc/{}/ns/net", held.id()))
+                .map(|m| m.ino())
+                .ok()
+                .filter(|i| *i != std::fs::metadata("/proc/self/ns/net").unwrap().ino());
+            if ino.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            ino
+        })
+        .expect("unshare made its namespace");
+    let held_note = note(nsfs_dev, held_ino);
+
+    // Gone: deleted by `ip netns del`, which leaves its notes (made last: the kernel gives a
+    // new namespace the lowest free inode, so one made after would take it).
+    let gone_name = run_name("w26g", "n1");
+    let (dev, gone_ino) = (0..20)
+        .find_map(|_| {
+            let gone = NsGuard::create(&gone_name);
+            let meta = std::fs::metadata(format!("/run/netns/{gone_name}")).unwrap();
+            sh(&format!("ip netns del {gone_name}"));
+            drop(gone);
+            // Taken at once by another namespace (another test's): try again.
+            (!netns_inode_alive(meta.ino())).then_some((meta.dev(), meta.ino()))
+        })
+        .expect("a namespace inode that stays free");
+    let gone_note = note(dev, gone_ino);
+    let out = m.edgenet(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Gone, unless the kernel gave its inode to a namespace made since (by another test).
+    assert!(
+        !gone_note.exists() || netns_inode_alive(gone_ino),
+        "{} survives",
+        gone_note.display()
+    );
+    assert!(named_note.exists(), "a named namespace's note goes");
+    assert!(
+        held_note.exists(),
+        "a namespace held by a process: its note goes"
+    );
+    let _ = held.kill();
+    let _ = held.wait();
+    let _ = std::fs::remove_file(&held_note);
+    let _ = std::fs::remove_file(&gone_note);
+    drop(named);
+    let _ = std::fs::remove_file(&named_note);
+}
