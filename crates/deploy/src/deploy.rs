@@ -230,7 +230,7 @@ impl Journal for Run<'_> {
 /// change the host).
 static ON_CHANGE: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
 
-/// Sets the function told each change a deploy makes (see [`ON_CHANGE`]); the first set wins.
+/// Sets the function told each change a deploy makes (see `ON_CHANGE`); the first set wins.
 pub fn on_change(f: fn(&str)) {
     let _ = ON_CHANGE.set(f);
 }

@@ -55,7 +55,7 @@ pub fn odd(path: &Path) -> Option<&'static str> {
         .and_then(|m| file_kind(&m))
 }
 
-/// What [`sweep_state_dir`] did: the paths it deleted (a directory emptied and deleted stands
+/// What a sweep ([`sweep_node_dirs`], [`sweep_node_dir`], [`sweep_vm_dir`]) did: the paths it deleted (a directory emptied and deleted stands
 /// for what was in it), one line per directory it left because something edgenet does not
 /// write is in it (naming what and why), and what failed.
 #[derive(Debug, Default)]
