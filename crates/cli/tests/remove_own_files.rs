@@ -89,6 +89,41 @@ fn remove_without_a_deployment_leaves_what_edgenet_did_not_write() {
     assert_eq!(files_under(s), foreign, "{said}");
 }
 
+/// B27 F2: without a deployment, a one-line JSON `config.json` of another tool stays (named);
+/// one of deployment-config sections, as a killed first deploy records it, goes.
+#[test]
+fn remove_without_a_deployment_deletes_only_a_config_json_edgenet_could_have_recorded() {
+    let Some(m) = machine("b27f2") else { return };
+    let config = m.state.join("config.json");
+    std::fs::create_dir_all(&m.state).unwrap();
+    std::fs::write(
+        &config,
+        "{\"name\":\"my-npm-project\",\"version\":\"1.0.0\"}\n",
+    )
+    .unwrap();
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(config.exists(), "{report:#}");
+    assert!(
+        report["left"].to_string().contains("config.json"),
+        "{report:#}"
+    );
+    std::fs::write(
+        &config,
+        "{\"DeploymentType\":\"SingleMachineCluster\",\"Network\":{}}\n",
+    )
+    .unwrap();
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(!config.exists(), "{report:#}");
+    assert!(
+        report["leftover_files"].to_string().contains("config.json"),
+        "{report:#}"
+    );
+}
+
 /// A real deployment's `remove`: a file someone put in a node's directory (`nodes/<node>/`)
 /// and a directory beside the nodes' stay, named in `left`; the node's own files go, the
 /// deployment is removed (exit 0).
@@ -110,6 +145,8 @@ fn remove_of_a_deployment_leaves_a_foreign_file_in_its_node_directory() {
     std::fs::write(node.join("notes.txt"), "mine\n").unwrap();
     std::fs::create_dir_all(nodes.join("web")).unwrap();
     std::fs::write(nodes.join("web/index.html"), "x\n").unwrap();
+    // B27 F5: and a file in the state directory itself.
+    std::fs::write(m.state.join("big.bin"), "mine too\n").unwrap();
 
     let out = m.edgenet(&["remove", "-o", "json"]);
     let report = stdout_json(&out);
@@ -120,6 +157,7 @@ fn remove_of_a_deployment_leaves_a_foreign_file_in_its_node_directory() {
     assert_eq!(
         files_under(&m.state),
         vec![
+            "big.bin".to_string(),
             "nodes".to_string(),
             format!("nodes/{node_name}"),
             format!("nodes/{node_name}/notes.txt"),
@@ -131,6 +169,7 @@ fn remove_of_a_deployment_leaves_a_foreign_file_in_its_node_directory() {
     let left = report["left"].to_string();
     assert!(left.contains("notes.txt"), "{report:#}");
     assert!(left.contains("index.html"), "{report:#}");
+    assert!(left.contains("big.bin"), "{report:#}");
     // The deployment itself is gone: nothing in the kernel carries its mark.
     let links = m.ip_json("-d link show").to_string();
     assert!(!links.contains(&format!("edgenet:{id}")), "{links}");

@@ -404,6 +404,14 @@ pub fn remove_loaded(
         if let Err(e) = lock.clear() {
             report.errors.push(e.to_string());
         }
+        // What else is in the state directory is not edgenet's: it stays, named (B27 F5), as
+        // without a deployment. `nodes/` and `vm/` left non-empty are named by `remove_files`.
+        report.left.extend(foreign_entries(lock.dir().path(), |n| {
+            n == crate::state::LOCK_FILE
+                || n == edgenet_host::nft::CACHE_FILE
+                || n == "nodes"
+                || n == "vm"
+        }));
         crate::forwarding::forget_enabled_by(&id.to_string());
         // Notes of network namespaces that are gone (this deployment's earlier one, deleted
         // and made anew, B26 N1) are no one's evidence any more.
@@ -809,7 +817,7 @@ fn remove_undeployed(lock: &StateLock) -> RemoveReport {
                 None => "unreadable, or larger than edgenet writes it".to_string(),
             }),
             (CONFIG_FILE, Some(b)) if !is_recorded_config(b) => Some(
-                "not a config as a deploy records it (compact JSON on one line): damaged, edited or not edgenet's"
+                "not a config as a deploy records it (compact JSON of config sections on one line): damaged, edited or not edgenet's"
                     .to_string(),
             ),
             (MACHINE_FILE, Some(b)) if !is_machine_choice(b) => {
@@ -842,31 +850,9 @@ fn remove_undeployed(lock: &StateLock) -> RemoveReport {
     }
     crate::own_files::sweep_node_dirs(dir, false, &mut swept);
     // Everything else in the directory is not edgenet's (a mistyped --state-dir): named, left.
-    let mut others: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| {
-                    !named.contains(&n.as_str()) && !n.starts_with(&format!("{STATE_FILE}.damaged"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if !others.is_empty() {
-        others.sort();
-        let count = others.len();
-        let mut shown: Vec<String> = others.into_iter().take(5).collect();
-        if count > 5 {
-            shown.push(format!("and {} more", count - 5));
-        }
-        report.left.push(format!(
-            "{}: holds {count} entr{} edgenet never writes ({}): not edgenet's, left as is, and the directory with {} (is this the right --state-dir?)",
-            dir.display(),
-            if count == 1 { "y" } else { "ies" },
-            shown.join(", "),
-            if count == 1 { "it" } else { "them" }
-        ));
-    }
+    report
+        .left
+        .extend(foreign_entries(dir, |n| named.contains(&n)));
     report.left.extend(swept.left);
     report.errors.extend(swept.errors);
     report.leftover_files = swept
@@ -879,14 +865,45 @@ fn remove_undeployed(lock: &StateLock) -> RemoveReport {
     report
 }
 
-/// Whether `bytes` are a config as a deploy records it in `config.json`: a JSON object,
+/// The entries of state directory `dir` that edgenet never writes there (not `is_own`, not a
+/// damaged state set aside), named in one `left` line: they stay, and the directory with them.
+fn foreign_entries(dir: &std::path::Path, is_own: impl Fn(&str) -> bool) -> Option<String> {
+    let mut others: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !is_own(n) && !n.starts_with(&format!("{}.damaged", crate::state::STATE_FILE)))
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    others.sort();
+    let count = others.len();
+    let mut shown: Vec<String> = others.into_iter().take(5).collect();
+    if count > 5 {
+        shown.push(format!("and {} more", count - 5));
+    }
+    Some(format!(
+        "{}: holds {count} entr{} edgenet never writes ({}): not edgenet's, left as is, and the directory with {} (is this the right --state-dir?)",
+        dir.display(),
+        if count == 1 { "y" } else { "ies" },
+        shown.join(", "),
+        if count == 1 { "it" } else { "them" }
+    ))
+}
+
+/// Whether `bytes` are a config as a deploy records it in `config.json`: a JSON object of
+/// deployment-config sections only (B27 F2: another tool's one-line `config.json` is not),
 /// serialised compactly, and a newline.
 fn is_recorded_config(bytes: &[u8]) -> bool {
     let Some(json) = bytes.strip_suffix(b"\n") else {
         return false;
     };
-    serde_json::from_slice::<serde_json::Value>(json)
-        .is_ok_and(|v| v.is_object() && serde_json::to_vec(&v).is_ok_and(|again| again == json))
+    serde_json::from_slice::<serde_json::Value>(json).is_ok_and(|v| {
+        v.as_object()
+            .is_some_and(|m| m.keys().all(|k| edgenet_core::config::is_root_key(k)))
+            && serde_json::to_vec(&v).is_ok_and(|again| again == json)
+    })
 }
 
 /// Whether `bytes` are a `machine.json` as a deploy writes it: `{"machine":N}`,

@@ -199,6 +199,15 @@ const EDGENET_KEYS: &[&str] = &[
 ];
 const FORWARD_KEYS: &[&str] = &["Protocol", "HostPort", "Node", "NodePort"];
 
+/// Whether `key` names a top-level section of a deployment config as the loader reads it (any
+/// case): for telling a config edgenet recorded from another JSON file of the same name.
+pub fn is_root_key(key: &str) -> bool {
+    ROOT_KEYS
+        .iter()
+        .chain(ROOT_ACCEPTED)
+        .any(|k| k.eq_ignore_ascii_case(key))
+}
+
 /// `v` with every key that is a schema key in another case spelt as the schema spells it
 /// (`network.dnsServers` → `Network.DnsServers`), for tools that build new configs from a
 /// user's file.

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::mac::MacAddr;
 
-pub use load::{load, parse_text, with_canonical_keys, LoadError, Loaded, MAX_CONFIG_BYTES};
+pub use load::{
+    is_root_key, load, parse_text, with_canonical_keys, LoadError, Loaded, MAX_CONFIG_BYTES,
+};
 
 /// The config every command uses without `-c FILE`: a single-machine cluster with a Linux node
 /// on K3s, exactly what `edgenet config new` writes for those choices.
