@@ -198,6 +198,26 @@ fn install_unit_warns_of_what_a_reboot_takes_or_where_the_unit_runs() {
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("state directory"), "{err}");
+    // B27 F8: reached through a link, /tmp is still /tmp.
+    let link = kept.path().join("to-tmp");
+    std::os::unix::fs::symlink(under_tmp.path(), &link).unwrap();
+    let out = bin()
+        .args(["install-unit", "--print", "--state-dir"])
+        .arg(link.join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/tmp, which is emptied at boot"), "{err}");
+    // B27 F9: the unit cannot read standard input at boot.
+    let out = bin()
+        .args(["install-unit", "--print", "-c", "-", "--state-dir"])
+        .arg(kept.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-c - (standard input)"), "{err}");
     if !is_root() {
         eprintln!("skipped (the network namespace part): needs root");
         return;

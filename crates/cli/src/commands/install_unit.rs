@@ -112,6 +112,15 @@ fn refuse_foreign_unit(path: &Path, args: &InstallUnitArgs) -> Result<(), CliErr
 /// The unit for this command line: its config (absolute), machine, machine name and state
 /// directory, and the adapter of an external switch to wait for.
 fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
+    // The unit reads its config at every boot: standard input is not there then (B27 F9).
+    if cli.config.as_deref().is_some_and(super::is_stdin) {
+        return Err(CliError::new(
+            Exit::Unreadable,
+            "invalid-arguments",
+            "install-unit cannot use -c - (standard input): the unit reads its config at every boot",
+        )
+        .hint("write the config to a file that survives a reboot (e.g. /etc/edgenet/site.json) and give -c FILE; nothing was written"));
+    }
     // Without `-c` the unit deploys the recorded config again (see `deploy`): its adapter is
     // the one to wait for, not the built-in default's (which has none).
     let recorded = match cli.config {
@@ -217,7 +226,7 @@ fn boot_unit(cli: &Cli, args: &InstallUnitArgs) -> Result<BootUnit, CliError> {
 /// unit is still written: the operator may know better, e.g. a /tmp that is kept).
 fn boot_warnings(cli: &Cli, unit: &BootUnit) -> Vec<String> {
     let mut warnings = Vec::new();
-    let state = std::path::absolute(&cli.state_dir).unwrap_or_else(|_| cli.state_dir.clone());
+    let state = resolved(&cli.state_dir);
     if let Some(why) = gone_at_boot(&state) {
         warnings.push(format!(
             "the state directory {} {why}: at boot the unit would find no deployment and make \
@@ -242,6 +251,23 @@ fn boot_warnings(cli: &Cli, unit: &BootUnit) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// `path` as the file system resolves it (links followed, B27 F8: a link into /tmp is /tmp),
+/// as far as it exists; the part that does not exist yet kept as given.
+fn resolved(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for existing in path.ancestors() {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let rest = path.strip_prefix(existing).unwrap_or(Path::new(""));
+            return if rest.as_os_str().is_empty() {
+                real
+            } else {
+                real.join(rest)
+            };
+        }
+    }
+    path
 }
 
 /// Why `path` does not outlive a reboot, if it does not: under /tmp (systemd-tmpfiles empties
