@@ -75,7 +75,11 @@ pub fn validate() -> Result<(), String> {
         return Ok(());
     };
     if !ENABLED {
-        tracing::warn!("{ENV}={spec:?} is ignored: this edgenet is built without failpoints");
+        // Validated by the command and again by the deploy it runs: said once (B27 F6).
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!("{ENV}={spec:?} is ignored: this edgenet is built without failpoints")
+        });
         return Ok(());
     }
     check_spec(&spec)
