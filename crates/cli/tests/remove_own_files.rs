@@ -334,3 +334,45 @@ fn remove_drops_the_notes_of_network_namespaces_that_are_gone() {
     drop(named);
     let _ = std::fs::remove_file(&named_note);
 }
+
+/// B27 F14: without a deployment, a VM directory whose QEMU still runs is named with that
+/// QEMU's pid and its `kill`, not only as a directory to delete by hand.
+#[test]
+fn remove_without_a_deployment_names_the_qemu_still_running_in_a_vm_directory() {
+    let Some(m) = machine("b27f14") else { return };
+    let vm = m.state.join("vm/k-ledge-0a1b2c");
+    std::fs::create_dir_all(&vm).unwrap();
+    let pidfile = vm.join("qemu.pid");
+    /// The QEMU this test starts, killed by its pid however the test ends.
+    struct Qemu(std::process::Child);
+    impl Drop for Qemu {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let qemu = Qemu(
+        std::process::Command::new("qemu-system-x86_64")
+            .args(["-M", "none", "-display", "none", "-S", "-pidfile"])
+            .arg(&pidfile)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("qemu-system-x86_64 is installed"),
+    );
+    let pid = qemu.0.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pidfile.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = m.edgenet(&["remove", "-o", "json"]);
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let left = report["left"].to_string();
+    assert!(
+        left.contains(&format!("QEMU (pid {pid}) still runs"))
+            && left.contains(&format!("kill {pid}")),
+        "{report:#}"
+    );
+    assert!(pidfile.exists(), "{report:#}");
+    drop(qemu);
+}

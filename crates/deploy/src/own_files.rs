@@ -186,6 +186,16 @@ fn sweep(dir: &Path, layout: Layout, out: &mut Swept) -> bool {
                     kept = true;
                 }
             }
+            // A lost deployment's VM whose QEMU still runs (B27 F14): said with its `kill`, so
+            // that nobody deletes a live guest's disk on the word of the line below.
+            Entry::Foreign(_)
+                if layout == Layout::VmsOfNoDeployment
+                    && meta.is_dir()
+                    && is_vm_dir_name(&name)
+                    && qemu_running_in(&path, out) =>
+            {
+                kept = true;
+            }
             Entry::Foreign(why) => {
                 let shown = if meta.is_dir() {
                     format!("{name}/")
@@ -214,6 +224,18 @@ fn sweep(dir: &Path, layout: Layout, out: &mut Swept) -> bool {
             false
         }
     }
+}
+
+/// Whether the QEMU of VM directory `dir` runs; if so, said in `left` with how to stop it.
+fn qemu_running_in(dir: &Path, out: &mut Swept) -> bool {
+    let Some(pid) = edgenet_host::qemu::running_pid(&edgenet_host::qemu::VmFiles::new(dir)) else {
+        return false;
+    };
+    out.left.push(format!(
+        "{}: a VM's directory of a deployment this state directory no longer records, and its QEMU (pid {pid}) still runs: its disk is in use; stop it (`kill {pid}`) before deleting anything there",
+        dir.display()
+    ));
+    true
 }
 
 /// How many entries of a directory a `left` line names.
