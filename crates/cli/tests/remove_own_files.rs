@@ -376,3 +376,49 @@ fn remove_without_a_deployment_names_the_qemu_still_running_in_a_vm_directory() 
     assert!(pidfile.exists(), "{report:#}");
     drop(qemu);
 }
+
+/// B27 F1: a `lock` that is a symbolic or hard link to a file outside the state directory is
+/// never opened through nor emptied: `remove` and `deploy` refuse (exit 3, `state`) naming it,
+/// the file keeps its content, the namespace gets nothing; `status` says why.
+#[test]
+fn a_lock_that_is_a_link_is_refused_and_what_it_points_to_kept() {
+    let Some(m) = machine("z27lock") else { return };
+    let s = &m.state;
+    std::fs::create_dir_all(s).unwrap();
+    let victim = m.dir.path().join("precious");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let links_before = m.ip_json("link");
+    for link in ["symbolic", "hard"] {
+        let _ = std::fs::remove_file(s.join("lock"));
+        match link {
+            "symbolic" => std::os::unix::fs::symlink(&victim, s.join("lock")).unwrap(),
+            _ => std::fs::hard_link(&victim, s.join("lock")).unwrap(),
+        }
+        for command in ["remove", "deploy"] {
+            let (code, report) = m.json(&[command]);
+            assert_eq!(code, Some(3), "{link} {command}: {report:#}");
+            assert_eq!(report["error"]["code"], "state", "{report:#}");
+            let message = report["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&s.join("lock").display().to_string())
+                    && message.contains("nothing was changed"),
+                "{message}"
+            );
+            assert_eq!(
+                std::fs::read(&victim).unwrap(),
+                b"precious\n",
+                "{link} {command}"
+            );
+            assert_eq!(files_under(s), ["lock"], "{link} {command}");
+        }
+        let (code, report) = m.status();
+        assert_eq!(code, Some(0), "{report:#}");
+        assert!(
+            report["notices"]
+                .to_string()
+                .contains("not the lock file edgenet writes"),
+            "{report:#}"
+        );
+    }
+    assert_eq!(m.ip_json("link"), links_before);
+}

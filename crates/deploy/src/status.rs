@@ -13,7 +13,9 @@ use crate::journal::Ownership;
 use crate::kernel::{self, Kernel};
 use crate::names::{self, NODE_IFNAME};
 use crate::node::{NodeLive, NodeRef};
-use crate::state::{DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir};
+use crate::state::{
+    DeploymentId, DeploymentState, ObjectKind, ObjectStatus, Phase, StateDir, StateError,
+};
 use crate::switch::{self, AdapterRecord, SwitchLive};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,6 +78,12 @@ pub fn status(dir: &StateDir) -> Result<StatusReport, DeployError> {
     for (path, what) in dir.odd_files() {
         report.notices.push(format!(
             "{} is {what}, not a file edgenet wrote: deploy refuses until it is moved away; remove works without it",
+            path.display()
+        ));
+    }
+    if let Some(StateError::LockFile { path, what, .. }) = dir.lock_file_problem() {
+        report.notices.push(format!(
+            "{} is {what}, not the lock file edgenet writes there: deploy and remove refuse (and change nothing) until it is moved away",
             path.display()
         ));
     }

@@ -279,6 +279,21 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// Something that is not edgenet's lock file is at `lock` (a link, a directory, someone's
+    /// file): never opened through, never emptied (B27 F1).
+    #[error(
+        "{path} is {what}, not the lock file edgenet writes there (empty, or one `PID PURPOSE` \
+         line); nothing was changed: move it away, or check that {dir} is the state directory \
+         you meant"
+    )]
+    LockFile {
+        /// The state directory.
+        dir: PathBuf,
+        /// Its `lock`.
+        path: PathBuf,
+        /// `a symbolic link`, `a directory`, `a file with 1 other hard link`, ….
+        what: String,
+    },
     #[error(
         "the state in {path} is locked by {holder}: another edgenet deploy or remove is running \
          (waited {}s; wait for it to finish, or stop it)", waited.as_secs()
@@ -762,7 +777,7 @@ impl StateLock {
     /// The end of a complete `remove`: deletes the lock file (still held, so nobody can take it
     /// meanwhile; waiters notice it is gone and start over) and the directory if it is empty.
     pub fn release_and_delete(&self) {
-        let _ = fs::remove_file(self.dir.lock_file());
+        self.delete_lock_file();
         if keeps_dir(self.dir.path()) {
             return;
         }
