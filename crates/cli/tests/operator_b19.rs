@@ -188,8 +188,22 @@ fn install_unit_warns_of_what_a_reboot_takes_or_where_the_unit_runs() {
             && err.contains("/tmp, which is emptied at boot"),
         "{err}"
     );
-    // On disk, in the build's own directory: nothing to say about the state directory.
-    let kept = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // On a disk that a reboot keeps: nothing to say about the state directory. The build's
+    // own directory may itself be under /tmp (a clone there), so the first place that is not.
+    let Some(kept) = [env!("CARGO_TARGET_TMPDIR"), "/var/tmp", "/var/lib"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| survives_reboot(p))
+        .and_then(|p| {
+            tempfile::Builder::new()
+                .prefix("edgenet-b26-")
+                .tempdir_in(p)
+                .ok()
+        })
+    else {
+        eprintln!("skipped (the part with a kept directory): no directory here survives a reboot");
+        return;
+    };
     let out = bin()
         .args(["install-unit", "--print", "--state-dir"])
         .arg(kept.path().join("state"))
@@ -235,4 +249,14 @@ fn install_unit_warns_of_what_a_reboot_takes_or_where_the_unit_runs() {
         )) || err.contains("a network namespace other than PID 1's"),
         "{err}"
     );
+}
+
+/// Whether `dir` is neither under /tmp nor on a tmpfs (as `install-unit` judges it).
+fn survives_reboot(dir: &std::path::Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    !real.starts_with("/tmp")
+        && nix::sys::statfs::statfs(&real)
+            .is_ok_and(|fs| fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC)
 }
